@@ -1,0 +1,115 @@
+"""One typed, frozen settings object for the whole engine.
+
+Values come, highest priority first, from keyword arguments, ``TAILORBOT_*`` environment
+variables, an optional TOML file (``TAILORBOT_CONFIG`` or ``Settings.load(config_file=...)``),
+then the defaults below. Backends are chosen by URL scheme, the way SQLAlchemy does it::
+
+    TAILORBOT_LOG_URL=sqlite:///var/lib/tailorbot/log.db   # embedded default (under data_dir)
+    TAILORBOT_LOG_URL=redis://127.0.0.1:6379/0             # Redis Streams
+    TAILORBOT_LOG_URL=kafka://broker1:9092,broker2:9092    # Kafka protocol
+    TAILORBOT_STORE_URL=redis://127.0.0.1:6379/0
+
+>>> s = Settings.load(data_dir="/tmp/tb")
+>>> s.resolved_log_url()
+'sqlite:////tmp/tb/log.db'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAILORBOT_", frozen=True, extra="forbid")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(Path(".tailorbot"), description="Embedded backends and models live here.")
+    log_url: str | None = Field(None, description="Event log URL; default sqlite under data_dir.")
+    store_url: str | None = Field(None, description="Online store URL; default sqlite under data_dir.")
+    archive_url: str | None = Field(None, description="PostgreSQL archive URL; none by default.")
+    partitions: int = Field(8, ge=1, le=1024, description="Event-log partitions (by user id).")
+
+    # --- API -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(None, description="When set, required as X-API-Key.")
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    max_batch_events: int = Field(1000, ge=1)
+    max_text_chars: int = Field(5000, ge=1)
+    max_metadata_keys: int = Field(32, ge=0)
+    max_metadata_value_chars: int = Field(512, ge=1)
+    max_future_skew_s: float = Field(300.0, ge=0, description="Reject timestamps further ahead.")
+    max_event_age_s: float = Field(30 * 86400.0, gt=0, description="Reject older timestamps.")
+    backpressure_max_lag: int = Field(200_000, ge=1, description="Answer 429 past this lag.")
+
+    # --- privacy ---------------------------------------------------------------------
+    redact: bool = True
+    redact_kinds: tuple[str, ...] = REDACTABLE_KINDS
+
+    # --- stream processor ------------------------------------------------------------
+    consumer_group: str = "tailorbot-features"
+    lateness_s: float = Field(600.0, ge=0, description="Out-of-order bound for windows.")
+    recent_intents: int = Field(10, ge=1, description="How many last intents to keep.")
+    csat_ewma_alpha: float = Field(0.3, gt=0, le=1)
+    worker_batch: int = Field(2000, ge=1)
+    worker_poll_s: float = Field(0.002, gt=0, description="Sleep when the log is idle.")
+    run_worker_in_server: bool = True
+
+    def resolved_log_url(self) -> str:
+        return self.log_url or f"sqlite:///{self.data_dir / 'log.db'}"
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from kwargs > env > TOML file > defaults. Unset kwargs are ignored."""
+        kwargs = {k: v for k, v in overrides.items() if v is not None}
+        toml = config_file or os.environ.get("TAILORBOT_CONFIG")
+        if toml is None:
+            return cls(**kwargs)
+        path = Path(toml)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return _with_toml(path)(**kwargs)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _with_toml(path: Path) -> type[Settings]:
+    """A Settings subclass that also reads ``path`` (below env vars in priority)."""
+
+    class _TomlSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    return _TomlSettings

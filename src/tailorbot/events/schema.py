@@ -1,0 +1,187 @@
+"""The event schema: one pydantic model per event type, discriminated by ``type``.
+
+Bounds that depend on settings (timestamp skew, metadata size) are checked against a
+validation context built by :func:`validation_context`; without a context only the
+static rules apply (handy for reading back events that were already accepted).
+
+>>> ev = EVENT_ADAPTER.validate_python({
+...     "type": "rating", "user_id": "u1", "session_id": "s1",
+...     "timestamp": "2026-01-01T10:00:00Z", "score": 5})
+>>> ev.type, ev.score, ev.timestamp.isoformat()
+('rating', 5, '2026-01-01T10:00:00+00:00')
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+MetadataValue = str | int | float | bool | None
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def validation_context(
+    *,
+    now: datetime | None = None,
+    max_future_skew_s: float = 300.0,
+    max_event_age_s: float = 30 * 86400.0,
+    max_metadata_keys: int = 32,
+    max_metadata_value_chars: int = 512,
+) -> dict[str, Any]:
+    """The context :data:`EVENT_ADAPTER` validates against at the door."""
+    return {
+        "now": now or datetime.now(UTC),
+        "max_future": timedelta(seconds=max_future_skew_s),
+        "max_age": timedelta(seconds=max_event_age_s),
+        "max_metadata_keys": max_metadata_keys,
+        "max_metadata_value_chars": max_metadata_value_chars,
+    }
+
+
+class EventBase(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Identifier = Field(
+        default_factory=new_event_id, description="Client-supplied for idempotency, else assigned."
+    )
+    user_id: Identifier
+    session_id: Identifier
+    timestamp: AwareDatetime = Field(description="UTC ISO-8601, e.g. 2026-01-01T10:00:00Z.")
+    channel: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "chat"
+    metadata: dict[Annotated[str, Field(max_length=64)], MetadataValue] = Field(
+        default_factory=dict, description="Bounded free key/value pairs."
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_in_bounds(cls, value: datetime, info: ValidationInfo) -> datetime:
+        value = value.astimezone(UTC)
+        ctx = info.context
+        if ctx:
+            now: datetime = ctx["now"]
+            if value > now + ctx["max_future"]:
+                raise ValueError(
+                    f"timestamp is {(value - now).total_seconds():.0f}s in the future; "
+                    f"at most {ctx['max_future'].total_seconds():.0f}s is accepted"
+                )
+            if value < now - ctx["max_age"]:
+                raise ValueError(
+                    f"timestamp is older than the accepted "
+                    f"{ctx['max_age'].total_seconds() / 86400:g} days"
+                )
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_bounded(
+        cls, value: dict[str, MetadataValue], info: ValidationInfo
+    ) -> dict[str, MetadataValue]:
+        ctx = info.context or {}
+        max_keys = ctx.get("max_metadata_keys", 32)
+        max_chars = ctx.get("max_metadata_value_chars", 512)
+        if len(value) > max_keys:
+            raise ValueError(f"metadata has {len(value)} keys; at most {max_keys} are accepted")
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > max_chars:
+                raise ValueError(f"metadata[{key!r}] is longer than {max_chars} characters")
+        return value
+
+
+class SessionStarted(EventBase):
+    type: Literal["session_started"] = "session_started"
+
+
+class Message(EventBase):
+    type: Literal["message"] = "message"
+    role: Literal["customer", "bot", "agent"]
+    text: str = Field(min_length=1)
+    intent: Identifier | None = None
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class ArticleViewed(EventBase):
+    type: Literal["article_viewed"] = "article_viewed"
+    article_id: Identifier
+
+
+class ArticleFeedback(EventBase):
+    type: Literal["article_feedback"] = "article_feedback"
+    article_id: Identifier
+    helpful: bool
+
+
+class Rating(EventBase):
+    type: Literal["rating"] = "rating"
+    score: int = Field(ge=1, le=5, description="CSAT, 1 (bad) to 5 (good).")
+
+
+class Resolution(EventBase):
+    type: Literal["resolution"] = "resolution"
+    resolved: bool
+    article_id: Identifier | None = Field(None, description="The article that resolved it, if any.")
+
+
+class Handoff(EventBase):
+    type: Literal["handoff"] = "handoff"
+    reason: str = Field("", max_length=1000)
+
+
+class SessionEnded(EventBase):
+    type: Literal["session_ended"] = "session_ended"
+
+
+EVENT_TYPES: tuple[type[EventBase], ...] = (
+    SessionStarted,
+    Message,
+    ArticleViewed,
+    ArticleFeedback,
+    Rating,
+    Resolution,
+    Handoff,
+    SessionEnded,
+)
+
+Event = Annotated[
+    SessionStarted
+    | Message
+    | ArticleViewed
+    | ArticleFeedback
+    | Rating
+    | Resolution
+    | Handoff
+    | SessionEnded,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+# Free-text fields that redaction scans (metadata string values are scanned too).
+FREE_TEXT_FIELDS = ("text", "reason")
+
+
+def event_type_names() -> list[str]:
+    return [t.model_fields["type"].default for t in EVENT_TYPES]
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every event type, keyed by type name (served at GET /v1/schema)."""
+    return {
+        t.model_fields["type"].default: t.model_json_schema(mode="validation") for t in EVENT_TYPES
+    }
