@@ -1,0 +1,32 @@
+"""How an accepted event is stored in the log: its JSON form, encoded with orjson.
+
+>>> from tailorbot.events.schema import EVENT_ADAPTER
+>>> ev = EVENT_ADAPTER.validate_python({"type": "session_ended", "event_id": "e1",
+...     "user_id": "u1", "session_id": "s1", "timestamp": "2026-01-01T10:00:00Z"})
+>>> decode_event(encode_event(ev))["timestamp"]
+'2026-01-01T10:00:00Z'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tailorbot.events.schema import EventBase
+
+
+def encode_event(event: EventBase) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode_event(value: bytes) -> dict[str, Any]:
+    """The event as a plain dict (``timestamp`` stays an ISO-8601 string)."""
+    result: dict[str, Any] = orjson.loads(value)
+    return result
+
+
+def event_epoch(event: dict[str, Any]) -> float:
+    """Epoch seconds of a decoded event's timestamp."""
+    return datetime.fromisoformat(event["timestamp"]).timestamp()

@@ -1,0 +1,56 @@
+"""Prometheus metrics of one engine, on a registry of its own (nothing global at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_ingested = Counter(
+            "tailorbot_events_ingested", "Events accepted, by type", ["type"], registry=r
+        )
+        self.events_rejected = Counter(
+            "tailorbot_events_rejected", "Events rejected at the door, by reason", ["reason"], registry=r
+        )
+        self.events_applied = Counter(
+            "tailorbot_events_applied", "Events applied to feature state", registry=r
+        )
+        self.events_skipped = Counter(
+            "tailorbot_events_skipped",
+            "Events not applied, by reason (duplicate, late, no_consent, erased)",
+            ["reason"],
+            registry=r,
+        )
+        self.processor_lag = Gauge(
+            "tailorbot_processor_lag", "Records not yet applied, per partition", ["partition"], registry=r
+        )
+        self.apply_latency = Histogram(
+            "tailorbot_apply_latency_seconds",
+            "Time to apply one polled batch (state load, apply, store write, commit)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.freshness = Histogram(
+            "tailorbot_event_to_feature_seconds",
+            "Wall time from ingestion to the feature write, per event",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "tailorbot_request_latency_seconds",
+            "API request latency, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "tailorbot_decisions", "Personalize decisions, by outcome", ["outcome"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
