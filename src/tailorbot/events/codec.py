@@ -17,12 +17,18 @@ import orjson
 from tailorbot.events.schema import EventBase
 
 
-def encode_event(event: EventBase) -> bytes:
-    return orjson.dumps(event.model_dump(mode="json"))
+def encode_event(event: EventBase, ingested_at: float | None = None) -> bytes:
+    """The stored form; ``ingested_at`` (epoch seconds at the door) lets the stream processor
+    measure event-to-feature freshness."""
+    body = event.model_dump(mode="json")
+    if ingested_at is not None:
+        body["ingested_at"] = ingested_at
+    return orjson.dumps(body)
 
 
 def decode_event(value: bytes) -> dict[str, Any]:
-    """The event as a plain dict (``timestamp`` stays an ISO-8601 string)."""
+    """The event as a plain dict (``timestamp`` stays an ISO-8601 string; ``ingested_at`` is
+    present when the encoder was given it)."""
     result: dict[str, Any] = orjson.loads(value)
     return result
 
