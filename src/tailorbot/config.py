@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(0.002, gt=0, description="Sleep when the log is idle.")
     run_worker_in_server: bool = True
 
+    # --- decision plane --------------------------------------------------------------
+    kb_dir: Path | None = Field(None, description="Knowledge base; default: the bundled demo KB.")
+    bandit: str = Field("linucb", pattern="^(linucb|thompson)$", description="Variant policy.")
+    bandit_alpha: float = Field(1.0, ge=0, description="Exploration strength.")
+    bandit_epsilon: float = Field(0.05, ge=0, le=1, description="Exploration floor.")
+    bandit_sync_s: float = Field(1.0, ge=0, description="Reload shared bandit statistics this often.")
+    seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
+    recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
+
     def resolved_log_url(self) -> str:
         return self.log_url or f"sqlite:///{self.data_dir / 'log.db'}"
 

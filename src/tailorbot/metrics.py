@@ -5,6 +5,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Finer buckets where the targets sit (freshness p99 <= 50 ms), so quantiles read off the
+# histogram (Prometheus' histogram_quantile) are close to exact.
+FRESHNESS_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
+    0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
 
 
 class Metrics:
@@ -38,7 +44,7 @@ class Metrics:
         self.freshness = Histogram(
             "tailorbot_event_to_feature_seconds",
             "Wall time from ingestion to the feature write, per event",
-            buckets=LATENCY_BUCKETS,
+            buckets=FRESHNESS_BUCKETS,
             registry=r,
         )
         self.request_latency = Histogram(

@@ -1,0 +1,108 @@
+"""Shared pieces of the benchmark scripts: a real `tailorbot serve` process and its metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+@contextlib.contextmanager
+def tailorbot_server(
+    *, workers: int = 1, env: dict[str, str] | None = None, data_dir: str | None = None
+) -> Iterator[str]:
+    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
+        args = [
+            str(Path(sys.executable).parent / "tailorbot"), "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--data-dir", data_dir or tmp, "--workers", str(workers),
+        ]
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{err[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("server did not become healthy in time")
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$')
+
+
+def scrape(url: str) -> list[tuple[str, str, float]]:
+    """(name, labels, value) of every sample of GET /metrics."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2) or "", float(m.group(3))))
+    return out
+
+
+def metric_sum(samples: list[tuple[str, str, float]], name: str) -> float:
+    return sum(v for n, _, v in samples if n == name)
+
+
+def histogram_quantile(samples: list[tuple[str, str, float]], name: str, q: float) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding q."""
+    buckets = []
+    for n, labels, v in samples:
+        if n == name + "_bucket":
+            le = re.search(r'le="([^"]+)"', labels)
+            if le:
+                buckets.append((float(le.group(1)), v))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            span = count - prev_count
+            return prev_le + (le - prev_le) * ((rank - prev_count) / span if span else 0)
+        prev_le, prev_count = le, count
+    return buckets[-1][0]

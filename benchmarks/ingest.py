@@ -1,0 +1,83 @@
+"""HTTP ingestion throughput: batches of 100 events into one `tailorbot serve` process.
+
+Closed loop with a few keep-alive connections (the point here is the ceiling, not latency):
+measures how fast events are *accepted* (2xx) and how fast they are *applied* by the stream
+processor running inside the same server (events_applied reaching the total).
+
+    .venv/bin/python benchmarks/ingest.py --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from _harness import machine, metric_sum, scrape, tailorbot_server
+from events_gen import batches, make_events
+from loadgen import _Connection, build_request
+
+
+async def send_all(url: str, bodies: list[bytes], connections: int) -> tuple[float, int]:
+    host, port = url.removeprefix("http://").split(":")
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    throttled = 0
+
+    async def sender() -> None:
+        nonlocal throttled
+        reader, writer = await asyncio.open_connection(host, int(port))
+        conn = _Connection(reader, writer)
+        while not queue.empty():
+            body = queue.get_nowait()
+            while True:
+                status = await conn.request(build_request(host, "/v1/events", body))
+                if status == 429:  # backpressure: the processor lags; retry shortly
+                    throttled += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                if status >= 300:
+                    raise RuntimeError(f"ingestion answered {status}")
+                break
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    return time.perf_counter() - start, throttled
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args()
+
+    events = make_events(args.events, args.users)
+    bodies = batches(events, args.batch)
+    with tailorbot_server() as url:
+        t0 = time.perf_counter()
+        accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
+        while metric_sum(scrape(url), "tailorbot_events_applied_total") < args.events:
+            if time.perf_counter() - t0 > 600:
+                raise RuntimeError("events were not applied within 10 minutes")
+            time.sleep(0.05)
+        applied_s = time.perf_counter() - t0
+    print(json.dumps({
+        "benchmark": "ingest",
+        "machine": machine(),
+        "events": args.events,
+        "batch": args.batch,
+        "users": args.users,
+        "connections": args.connections,
+        "accepted_events_per_s": round(args.events / accept_s),
+        "accepted_and_applied_events_per_s": round(args.events / applied_s),
+        "throttled_429": throttled,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
