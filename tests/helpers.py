@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,3 +30,40 @@ def require_server(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(message + " (CI=true: backend tests never skip; .ci/run starts the servers)")
     pytest.skip(message)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def redis_namespace() -> Iterator[str]:
+    """A fresh key prefix on the shared Redis server (which is never flushed); every key under
+    it is deleted afterwards. Skips (fails under CI) when Redis is down."""
+    import redis
+
+    require_server("redis", "127.0.0.1", 6379)
+    prefix = f"tbtest-{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 10.0) -> None:
+    """Poll ``condition`` until true; the limit only stops a hung test (no timing assertion)."""
+    stop = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > stop:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (to test the unreachable-server paths)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

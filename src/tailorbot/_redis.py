@@ -1,0 +1,143 @@
+"""What the Redis backends share: URL options, the client, and error translation.
+
+A backend URL is redis-py's own (``redis://[user:password@]host:port/db`` or ``rediss://``
+for TLS) plus tailorbot's query options, which are taken out before redis-py sees the URL
+(keyword arguments of ``from_url`` override them):
+
+* ``prefix`` (default ``tailorbot``): the key namespace; every key starts with ``{prefix}:``.
+* ``socket_timeout`` / ``connect_timeout`` (seconds, default 5 / 2).
+* backend options (``session_timeout`` for the log, ``record_ttl`` and ``decision_ttl`` for
+  the store), each documented by its backend.
+
+>>> url = "redis://127.0.0.1:6379/0?prefix=shop&session_timeout=5"
+>>> client, options = parse_url(url, {"session_timeout": positive_float})
+>>> options
+{'prefix': 'shop', 'session_timeout': 5.0}
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tailorbot.log.base import LogRecord
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def positive_float(text: str | float) -> float:
+    """A duration option: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def optional_seconds(text: str | float | None) -> float | None:
+    """A duration option where empty (or ``none``) means never."""
+    if text is None or str(text).strip().lower() in {"", "none"}:
+        return None
+    return positive_float(text)
+
+
+def plain_prefix(text: str) -> str:
+    """A key namespace: non-empty, no spaces or glob characters (it is used in SCAN patterns)."""
+    if not text or any(c.isspace() or c in "*?[]" for c in text):
+        raise ValueError("must be a non-empty word without spaces or * ? [ ]")
+    return text
+
+
+CONNECTION_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "prefix": plain_prefix,
+    "socket_timeout": positive_float,
+    "connect_timeout": positive_float,
+}
+
+
+def parse_url(
+    url: str,
+    known: Mapping[str, Callable[[str], Any]],
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[redis.Redis, dict[str, Any]]:
+    """A client for ``url`` and the backend's typed options (``known`` ones and ``prefix``),
+    keyword ``overrides`` winning over the URL's query; unknown names are errors."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ValueError(f"not a Redis URL: {url!r} (expected redis://host:port/db)")
+    converters = {**CONNECTION_OPTIONS, **known}
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(query) - set(converters))
+    if unknown:
+        raise ValueError(
+            f"unknown Redis URL option(s) {unknown}; expected some of {sorted(converters)}"
+        )
+    options: dict[str, Any] = {}
+    for name, text in query.items():
+        try:
+            options[name] = converters[name](text)
+        except ValueError as exc:
+            raise ValueError(f"Redis URL option {name}={text!r}: {exc}") from exc
+    options.update(overrides or {})
+    client = connect(
+        urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+        options.pop("socket_timeout", 5.0),
+        options.pop("connect_timeout", 2.0),
+    )
+    return client, options
+
+
+def connect(address: str, socket_timeout: float, connect_timeout: float) -> redis.Redis:
+    """A client (connections open lazily, at the first command).
+
+    Commands are never retried by the client: a retried append or increment whose first
+    attempt reached the server would be applied twice. Idle pooled connections are
+    health-checked instead, so a restarted server costs no failed request.
+    """
+    return redis.Redis.from_url(
+        address,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=15,
+    )
+
+
+def translate_errors(error: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a backend method so that any redis-py failure surfaces as ``error``
+    (``LogError`` / ``StoreError``), which the API turns into HTTP 503."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except redis.RedisError as exc:
+                raise error(f"redis: {type(exc).__name__}: {exc}") from exc
+
+        return wrapper
+
+    return decorate
+
+
+def stream_record(partition: int, entry: Any) -> LogRecord:
+    """The log record of a stream entry: entry id ``{offset+1}-0``, fields ``k`` and ``v``."""
+    entry_id, fields = entry
+    return LogRecord(
+        partition=partition,
+        offset=int(entry_id.split(b"-", 1)[0]) - 1,
+        key=fields[b"k"].decode(),
+        value=fields[b"v"],
+    )
+
+
+def key_text(value: Any) -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
