@@ -1,0 +1,297 @@
+"""The contextual-bandit interface and the linear statistics every linear policy shares.
+
+A policy picks one arm (a response variant) for a context (a dict of named floats) and logs
+the probability it had of picking that arm, so that decisions can later be evaluated off-policy
+(inverse propensity scoring needs a non-zero propensity for every arm a target policy may take).
+
+**Features.** The model declares its feature names once (constructor argument ``features``);
+a context is mapped onto that fixed order plus a trailing bias term of 1.0. Names the model
+does not know are ignored, missing names count as 0.0, and a non-finite value is an error.
+
+**Shared state.** Each arm keeps the additive sufficient statistics of a ridge regression:
+
+* ``arm/<arm>/A/<i>/<j>`` for ``i <= j``: the sum of ``x_i * x_j`` (the Gram matrix, upper
+  triangle; the ridge prior is *not* included, it is a constructor argument, not data);
+* ``arm/<arm>/b/<i>``: the sum of ``reward * x_i``;
+* ``arm/<arm>/n``: the number of updates.
+
+Indices refer to positions in ``features`` (the bias is index ``len(features)``).
+:meth:`ContextualBandit.statistics_delta` returns what one update adds; since addition
+commutes, many server processes can each add their deltas to one store's counters
+(``OnlineStore.increment``) and rebuild the model from the sums with
+:meth:`ContextualBandit.load_statistics`. Keys that do not start with ``arm/`` are ignored, so
+a namespace may carry other bookkeeping. Put :meth:`ContextualBandit.feature_signature` in the
+namespace name so that a model with a different feature list starts from fresh counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ARM_PREFIX = "arm/"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What :meth:`ContextualBandit.select` picked.
+
+    ``propensity`` is the probability the policy had of picking ``arm``; ``scores`` holds the
+    value each offered arm was ranked by (documented per policy).
+    """
+
+    arm: str
+    propensity: float
+    scores: dict[str, float]
+
+
+class ContextualBandit(ABC):
+    """A contextual bandit over linear per-arm statistics (disjoint models, one per arm).
+
+    Subclasses implement :meth:`probabilities`: the selection distribution over the offered
+    arms. :meth:`select` draws from it, so the logged propensity is the probability the arm
+    actually had.
+    """
+
+    # Subclasses set these in their constructor (stored verbatim, River style).
+    features: Sequence[str]
+    ridge: float
+    epsilon: float
+    seed: int | None
+
+    def _init_state(self) -> None:
+        if isinstance(self.features, str):
+            raise TypeError("features must be a sequence of names, not a single string")
+        names = list(self.features)
+        if len(set(names)) != len(names):
+            raise ValueError("features must not contain duplicate names")
+        if not (self.ridge > 0 and math.isfinite(self.ridge)):
+            raise ValueError(f"ridge must be a positive number, got {self.ridge!r}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be within [0, 1], got {self.epsilon!r}")
+        self._index = {name: i for i, name in enumerate(names)}
+        self._dim = len(names) + 1  # + bias
+        self._rng = np.random.default_rng(self.seed)
+        self._gram: dict[str, np.ndarray] = {}
+        self._xr: dict[str, np.ndarray] = {}
+        self._count: dict[str, int] = {}
+        self._posterior: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # --- the policy --------------------------------------------------------------------
+    @abstractmethod
+    def probabilities(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        rng: np.random.Generator | None = None,
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The selection probability of each arm (summing to 1) and each arm's score."""
+
+    def select(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        rng: np.random.Generator | None = None,
+    ) -> Choice:
+        """Pick one of ``arms`` for ``context``; ``rng`` defaults to the model's seeded one."""
+        rng = rng if rng is not None else self._rng
+        probs, scores = self.probabilities(context, arms, rng)
+        p = np.fromiter(probs.values(), dtype=float, count=len(probs))
+        arm = list(probs)[int(rng.choice(len(p), p=p / p.sum()))]
+        return Choice(arm=arm, propensity=probs[arm], scores=scores)
+
+    def learn_one(self, context: Mapping[str, float], arm: str, reward: float) -> None:
+        """Update ``arm``'s statistics with the ``reward`` observed for ``context``."""
+        _check_arm(arm)
+        reward = _check_reward(reward)
+        x = self.vector(context)
+        gram, xr = self._arm_state(arm)
+        gram += np.outer(x, x)
+        xr += reward * x
+        self._count[arm] += 1
+        self._posterior.pop(arm, None)
+
+    # --- features ----------------------------------------------------------------------
+    def vector(self, context: Mapping[str, float]) -> np.ndarray:
+        """``context`` in the model's feature order, with the bias 1.0 last."""
+        x = np.zeros(self._dim)
+        x[-1] = 1.0
+        for name, value in context.items():
+            i = self._index.get(name)
+            if i is None:
+                continue
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"context feature {name!r} is not a finite number: {value!r}")
+            x[i] = value
+        return x
+
+    def feature_signature(self) -> str:
+        """A short digest of the feature list, to put in a shared counters' namespace."""
+        return hashlib.sha256("\n".join(self.features).encode()).hexdigest()[:12]
+
+    # --- shared statistics -------------------------------------------------------------
+    def statistics_delta(
+        self, context: Mapping[str, float], arm: str, reward: float
+    ) -> dict[str, float]:
+        """What :meth:`learn_one` would add, as flat counters (zero entries left out)."""
+        _check_arm(arm)
+        reward = _check_reward(reward)
+        x = self.vector(context)
+        delta = _flatten(arm, np.outer(x, x), reward * x)
+        delta[f"{ARM_PREFIX}{arm}/n"] = 1.0
+        return delta
+
+    def statistics(self) -> dict[str, float]:
+        """The model's whole state as counters (what the summed deltas of its updates are)."""
+        out: dict[str, float] = {}
+        for arm in self._gram:
+            out.update(_flatten(arm, self._gram[arm], self._xr[arm]))
+            out[f"{ARM_PREFIX}{arm}/n"] = float(self._count[arm])
+        return out
+
+    def load_statistics(self, counters: Mapping[str, float]) -> None:
+        """Replace the learned state with the one the summed ``counters`` describe.
+
+        On a bad key or value nothing changes and a ``ValueError`` names the key.
+        """
+        gram: dict[str, np.ndarray] = {}
+        xr: dict[str, np.ndarray] = {}
+        count: dict[str, int] = {}
+        for key, raw in counters.items():
+            if not key.startswith(ARM_PREFIX):
+                continue
+            arm, kind, idx = _parse_key(key, self._dim)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(f"bandit statistics key {key!r} is not finite: {raw!r}")
+            if arm not in gram:
+                gram[arm], xr[arm], count[arm] = self._empty_state()
+            if kind == "A":
+                i, j = idx
+                gram[arm][i, j] = gram[arm][j, i] = value
+            elif kind == "b":
+                xr[arm][idx[0]] = value
+            else:
+                count[arm] = int(round(value))
+        self._gram, self._xr, self._count, self._posterior = gram, xr, count, {}
+
+    # --- learned state -----------------------------------------------------------------
+    @property
+    def arms(self) -> list[str]:
+        """Arms that have statistics (learned or loaded)."""
+        return list(self._gram)
+
+    def n_updates(self, arm: str) -> int:
+        return self._count.get(arm, 0)
+
+    def coefficients(self, arm: str) -> dict[str, float]:
+        """The ridge-regression weights of ``arm`` by feature name (``"bias"`` last)."""
+        _, theta = self._solve(arm)
+        names = [*self.features, "bias"]
+        return {name: float(w) for name, w in zip(names, theta, strict=True)}
+
+    def _arm_state(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
+        if arm not in self._gram:
+            self._gram[arm], self._xr[arm], self._count[arm] = self._empty_state()
+        return self._gram[arm], self._xr[arm]
+
+    def _empty_state(self) -> tuple[np.ndarray, np.ndarray, int]:
+        return np.zeros((self._dim, self._dim)), np.zeros(self._dim), 0
+
+    def _solve(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(A^-1, theta)`` of ``arm``, ``A = ridge * I + gram``; an unseen arm gets the prior."""
+        cached = self._posterior.get(arm)
+        if cached is not None:
+            return cached
+        gram = self._gram.get(arm)
+        xr = self._xr.get(arm)
+        a = self.ridge * np.eye(self._dim) + (gram if gram is not None else 0.0)
+        a_inv = np.linalg.inv(a)
+        theta = a_inv @ xr if xr is not None else np.zeros(self._dim)
+        self._posterior[arm] = (a_inv, theta)
+        return a_inv, theta
+
+    def _posterior_moments(
+        self, x: np.ndarray, arms: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``."""
+        means = np.empty(len(arms))
+        widths = np.empty(len(arms))
+        for k, arm in enumerate(arms):
+            a_inv, theta = self._solve(arm)
+            means[k] = x @ theta
+            widths[k] = math.sqrt(max(float(x @ a_inv @ x), 0.0))
+        return means, widths
+
+    def _mix_epsilon(self, greedy: np.ndarray) -> np.ndarray:
+        """Blend a policy's distribution with the uniform one: the epsilon floor."""
+        return self.epsilon / len(greedy) + (1.0 - self.epsilon) * greedy
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(features={list(self.features)!r}, arms={self.arms!r})"
+
+
+def check_arms(arms: Sequence[str]) -> list[str]:
+    """Offered arms as a list: non-empty, unique, valid names."""
+    if isinstance(arms, str):
+        raise TypeError("arms must be a sequence of names, not a single string")
+    arms = list(arms)
+    if not arms:
+        raise ValueError("at least one arm must be offered")
+    if len(set(arms)) != len(arms):
+        raise ValueError("offered arms must be unique")
+    for arm in arms:
+        _check_arm(arm)
+    return arms
+
+
+def _check_arm(arm: str) -> None:
+    if not isinstance(arm, str) or not arm or "/" in arm:
+        raise ValueError(f"arm names must be non-empty strings without '/', got {arm!r}")
+
+
+def _check_reward(reward: float) -> float:
+    reward = float(reward)
+    if not math.isfinite(reward):
+        raise ValueError(f"reward must be a finite number, got {reward!r}")
+    return reward
+
+
+def _flatten(arm: str, gram: np.ndarray, xr: np.ndarray) -> dict[str, float]:
+    prefix = f"{ARM_PREFIX}{arm}"
+    out: dict[str, float] = {}
+    rows, cols = np.triu_indices(len(xr))
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        if gram[i, j] != 0.0:
+            out[f"{prefix}/A/{i}/{j}"] = float(gram[i, j])
+    for i in np.flatnonzero(xr).tolist():
+        out[f"{prefix}/b/{i}"] = float(xr[i])
+    return out
+
+
+def _parse_key(key: str, dim: int) -> tuple[str, str, tuple[int, ...]]:
+    """``arm/<arm>/A/i/j`` | ``arm/<arm>/b/i`` | ``arm/<arm>/n`` -> (arm, kind, indices)."""
+    parts = key.split("/")
+    try:
+        if len(parts) == 5 and parts[2] == "A":
+            idx: tuple[int, ...] = (int(parts[3]), int(parts[4]))
+        elif len(parts) == 4 and parts[2] == "b":
+            idx = (int(parts[3]),)
+        elif len(parts) == 3 and parts[2] == "n":
+            idx = ()
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"malformed bandit statistics key {key!r}") from None
+    if not parts[1] or any(not 0 <= i < dim for i in idx):
+        raise ValueError(
+            f"bandit statistics key {key!r} does not fit a model with {dim - 1} features "
+            "(was the feature list changed? use feature_signature() in the namespace)"
+        )
+    return parts[1], parts[2], idx

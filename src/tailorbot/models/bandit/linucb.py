@@ -1,0 +1,89 @@
+"""Disjoint LinUCB (Li et al., 2010) with an epsilon-greedy floor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tailorbot.models.bandit.base import ContextualBandit, check_arms
+
+# Scores this close to the best one count as tied (floating-point noise, not preference).
+TIE_TOLERANCE = 1e-9
+
+
+class LinUCB(ContextualBandit):
+    """Disjoint LinUCB: one ridge regression per arm, ranked by an upper confidence bound.
+
+    Each arm's score is ``x . theta + alpha * sqrt(x A^-1 x)`` with
+    ``A = ridge * I + sum x x^T`` and ``theta = A^-1 sum reward * x``. The policy plays the
+    best-scoring arm (ties, within ``1e-9`` relative, split uniformly) with probability
+    ``1 - epsilon`` and a uniformly random arm with probability ``epsilon``, so the exact
+    selection probability of an arm among ``K`` offered ones is::
+
+        epsilon / K + (1 - epsilon) * [arm is among the best] / (number of best arms)
+
+    The epsilon floor keeps every arm's propensity at least ``epsilon / K``: logged decisions
+    stay usable for off-policy evaluation of any other policy, and an arm that looked bad
+    early still gets an occasional second chance. ``Choice.scores`` holds the UCB scores.
+
+    Parameters
+    ----------
+    features
+        Names of the context features, in a fixed order (a bias term is added).
+    alpha
+        Exploration weight of the confidence width.
+    ridge
+        Ridge (L2) prior strength: ``A`` starts at ``ridge * I``.
+    epsilon
+        Probability of playing a uniformly random arm (the propensity floor).
+    seed
+        Seed of the model's own random generator (used when ``select`` gets no ``rng``).
+
+    Examples
+    --------
+    >>> bandit = LinUCB(features=["vip"], alpha=0.5, epsilon=0.1, seed=42)
+    >>> for _ in range(50):
+    ...     bandit.learn_one({"vip": 1.0}, "concise", 1.0)
+    ...     bandit.learn_one({"vip": 1.0}, "empathetic", 0.0)
+    >>> probs, _ = bandit.probabilities({"vip": 1.0}, ["concise", "empathetic"])
+    >>> {arm: round(p, 3) for arm, p in probs.items()}
+    {'concise': 0.95, 'empathetic': 0.05}
+    >>> choice = bandit.select({"vip": 1.0}, ["concise", "empathetic"])
+    >>> choice.arm, round(choice.propensity, 3)
+    ('concise', 0.95)
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        alpha: float = 1.0,
+        ridge: float = 1.0,
+        epsilon: float = 0.05,
+        seed: int | None = None,
+    ) -> None:
+        self.features = features
+        self.alpha = alpha
+        self.ridge = ridge
+        self.epsilon = epsilon
+        self.seed = seed
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+        self._init_state()
+
+    def probabilities(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        rng: np.random.Generator | None = None,
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Exact selection probabilities (``rng`` is unused: LinUCB scores are deterministic)."""
+        arms = check_arms(arms)
+        means, widths = self._posterior_moments(self.vector(context), arms)
+        ucb = means + self.alpha * widths
+        best = ucb >= ucb.max() - TIE_TOLERANCE * (1.0 + abs(ucb.max()))
+        probs = self._mix_epsilon(best / best.sum())
+        return (
+            dict(zip(arms, probs.tolist(), strict=True)),
+            dict(zip(arms, ucb.tolist(), strict=True)),
+        )

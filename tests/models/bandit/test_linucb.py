@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+
+from tailorbot.models.bandit import LinUCB, linucb
+
+
+def test_docstring_example_runs():
+    assert doctest.testmod(linucb).failed == 0
+
+
+def test_fresh_model_ties_every_arm():
+    probs, scores = LinUCB(["x"], epsilon=0.3).probabilities({"x": 1.0}, ["a", "b", "c", "d"])
+    assert probs == pytest.approx(dict.fromkeys("abcd", 0.25))
+    assert len(set(scores.values())) == 1
+
+
+def test_exact_propensities_with_a_tie_and_a_loser():
+    bandit = LinUCB(["x"], alpha=0.0, epsilon=0.2)
+    for _ in range(10):
+        bandit.learn_one({"x": 1.0}, "a", 1.0)
+        bandit.learn_one({"x": 1.0}, "b", 1.0)
+        bandit.learn_one({"x": 1.0}, "c", 0.0)
+    probs, scores = bandit.probabilities({"x": 1.0}, ["a", "b", "c"])
+    # Floor 0.2 / 3 for everyone; the remaining 0.8 split between the tied best arms a and b.
+    assert probs == pytest.approx({"a": 0.2 / 3 + 0.4, "b": 0.2 / 3 + 0.4, "c": 0.2 / 3})
+    assert scores["a"] == scores["b"] > scores["c"]
+
+
+def test_ucb_score_is_mean_plus_alpha_times_width():
+    bandit = LinUCB(["x"], alpha=2.0, ridge=1.0)
+    bandit.learn_one({"x": 1.0}, "a", 1.0)
+    # A = I + [[1,1],[1,1]] for x = (1, bias 1); b = (1, 1).
+    a = np.eye(2) + np.ones((2, 2))
+    x = np.array([1.0, 1.0])
+    expected = x @ np.linalg.solve(a, x) + 2.0 * math.sqrt(x @ np.linalg.inv(a) @ x)
+    _, scores = bandit.probabilities({"x": 1.0}, ["a"])
+    assert scores["a"] == pytest.approx(expected)
+
+
+def test_logged_propensity_matches_the_observed_frequency():
+    bandit = LinUCB(["x"], alpha=0.0, epsilon=0.3, seed=11)
+    for _ in range(5):
+        bandit.learn_one({}, "good", 1.0)
+    choices = [bandit.select({}, ["good", "bad"]) for _ in range(4000)]
+    share = np.mean([c.arm == "bad" for c in choices])
+    logged = {c.arm: c.propensity for c in choices}
+    assert logged["bad"] == pytest.approx(0.15)
+    assert logged["good"] == pytest.approx(0.85)
+    assert abs(share - 0.15) < 0.03  # about 5 standard deviations
