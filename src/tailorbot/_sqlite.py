@@ -1,0 +1,282 @@
+"""What the embedded (SQLite) log and store share: URL parsing and one file's connections.
+
+A :class:`SqliteFile` serves many threads and processes at once. Every thread reads on a
+connection of its own (WAL lets readers run beside the writer); this process writes through
+one writer connection behind a lock, so threads queue on the lock and only *other
+processes* wait on SQLite's busy timeout. ``secure_delete`` is on for every connection, and
+:meth:`SqliteFile.scrub` checkpoints and truncates the WAL, so that deleted rows leave no
+bytes behind in any file (erasure).
+
+>>> import tempfile
+>>> path, options = parse_sqlite_url(f"sqlite:///{tempfile.mkdtemp()}/x.db?synchronous=full")
+>>> path.name, options
+('x.db', {'synchronous': 'full'})
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
+
+
+def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
+    """``sqlite:///rel.db`` (relative) or ``sqlite:////abs/x.db`` -> path and query options."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    location, _, query = rest.partition("?")
+    if not location.startswith("/") or location == "/":
+        raise ValueError(f"sqlite URL {url!r} names no file (expected sqlite:///path/to/file.db)")
+    path = location[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+    if path == ":memory:":
+        raise ValueError("an in-memory sqlite database cannot be shared by threads and processes")
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    return Path(path), options
+
+
+def merge_options(
+    url_options: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    known: Mapping[str, Callable[[str], Any]],
+) -> dict[str, Any]:
+    """Typed options from a URL query, keyword ``overrides`` winning; unknown names are errors."""
+    unknown = sorted(set(url_options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown sqlite URL option(s) {unknown}; expected some of {sorted(known)}"
+        )
+    out: dict[str, Any] = {}
+    for name, text in url_options.items():
+        try:
+            out[name] = known[name](text)
+        except ValueError as exc:
+            raise ValueError(f"sqlite URL option {name}={text!r}: {exc}") from exc
+    out.update(overrides)
+    return out
+
+
+def synchronous_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise ValueError(f"expected one of {list(SYNCHRONOUS_LEVELS)}")
+    return level
+
+
+def positive_float(text: str | float) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+class SqliteFile:
+    """Connections to one SQLite database file, safe to share across threads.
+
+    ``error`` is the exception type (the backend's ``LogError``/``StoreError``) that any
+    SQLite failure is turned into, so callers see one clear error type.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        error: type[Exception],
+        synchronous: str = "normal",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = path
+        self.schema = schema
+        self.error = error
+        self.synchronous = synchronous_level(synchronous)
+        self.busy_timeout = positive_float(busy_timeout)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise error(f"cannot create the directory of {path}: {exc}") from exc
+        with self._translated():
+            self._writer = self._connect()
+            if self._writer.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._writer.execute("PRAGMA journal_mode=WAL").fetchall()
+            self._writer.executescript(schema)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted bytes are zeroed, not just unlinked
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self.error(f"sqlite {self.path}: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise self.error(f"sqlite {self.path} is closed")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, in autocommit: each statement sees the latest commit.
+
+        Fetch results completely (``fetchall``) so that no read snapshot stays open.
+        """
+        self._check_open()
+        with self._translated():
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._connect()
+            yield conn
+
+    @contextmanager
+    def write(self, then: Callable[[], None] | None = None) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the writer: committed, or rolled back on error.
+
+        ``then`` runs after the commit while this process's writes are still held back (cache
+        evictions: no reader can take a new cache generation before it is done).
+        """
+        with self._write_lock:
+            self._check_open()
+            with self._translated():
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writer
+                    self._writer.execute("COMMIT")
+                except BaseException:
+                    if self._writer.in_transaction:  # SQLite may have rolled back already
+                        self._writer.execute("ROLLBACK")
+                    raise
+            if then is not None:
+                then()
+
+    def data_version(self, wait: bool = True) -> int | None:
+        """A number that changes when another process commits to the file, None when busy.
+
+        Asked on the writer, which makes this process's own writes invisible to it: callers
+        track those themselves. With ``wait=False`` it answers None instead of waiting for a
+        write of this process in progress.
+        """
+        if not self._write_lock.acquire(blocking=wait):
+            return None
+        try:
+            self._check_open()
+            with self._translated():
+                return int(self._writer.execute("PRAGMA data_version").fetchone()[0])
+        finally:
+            self._write_lock.release()
+
+    def scrub(self) -> None:
+        """Make deleted rows unrecoverable from every file of the database.
+
+        ``secure_delete`` (on since the file's first write) zeroed them, and every freed cell
+        or page before them, in their pages; this copies those pages into the main file and
+        truncates the WAL, which still holds the old page images. Raises ``error`` when
+        readers of other processes keep the WAL busy past the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            with self._write_lock, self._translated():
+                self._check_open()
+                busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            if time.monotonic() >= deadline:
+                raise self.error(
+                    f"sqlite {self.path}: the WAL stayed busy for {self.busy_timeout}s; deleted "
+                    "data may remain in it until the next checkpoint (retry the erasure)"
+                )
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Close every connection of every thread; later use raises ``error``."""
+        with self._write_lock:
+            self._closed = True
+            with self._connections_lock:
+                connections, self._connections = self._connections, []
+            for conn in connections:
+                conn.close()
+
+
+class VersionedCache:
+    """An in-process read cache over a :class:`SqliteFile`, right across processes.
+
+    It empties itself whenever another process committed to the file (``PRAGMA data_version``
+    on the writer, checked at every :meth:`generation`). Writes of this process go through
+    the writer, where they do not show in ``data_version``: the writer calls :meth:`evict`
+    with the keys it changed, after its commit. Every eviction starts a new *generation*, and
+    a :meth:`fill` carries the generation it was read under, so a value read before a commit
+    can never land in the cache after the eviction that commit caused. Values should be
+    immutable (raw rows): callers decode a fresh object per read.
+    """
+
+    def __init__(self, file: SqliteFile, max_entries: int = 100_000) -> None:
+        self.file = file
+        self.max_entries = max_entries
+        self._entries: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._generation = 0
+
+    def generation(self) -> int | None:
+        """The generation to read and fill under, or None to bypass the cache this time (it
+        is off, or a write of this process is in flight)."""
+        if self.max_entries <= 0:
+            return None
+        version = self.file.data_version(wait=False)
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+                self._generation += 1
+            return self._generation
+
+    def lookup(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            return self._entries.get(key, default)
+
+    def fill(self, generation: int, items: Mapping[Any, Any]) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            for key, value in items.items():
+                while key not in self._entries and len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]  # oldest first out
+                self._entries[key] = value
+
+    def evict(self, keys: Iterable[Any]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+            self._generation += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+    def __len__(self) -> int:
+        return len(self._entries)

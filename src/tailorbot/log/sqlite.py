@@ -1,0 +1,378 @@
+"""The embedded event log: one SQLite file (WAL mode) shared by the server and its workers.
+
+Records live in a ``WITHOUT ROWID`` table keyed ``(partition, offset)``; each partition's next
+offset is kept in a table of its own, so offsets are never reused, not even after erasure
+deleted the newest records. The partition count is stored in the file: reopening it with
+another count is an error, since it would move users to other partitions.
+
+Any number of threads and processes (the server, ``tailorbot worker`` processes) share the
+file; an append is one short transaction. Consumer groups live in the file too: a member is
+a row with an expiry that polls renew; the partitions are spread over the sorted ids of the
+live members, so every member computes the same assignment. :meth:`SqliteEventLog.erase_user`
+deletes the user's records and scrubs the files (``secure_delete`` plus a truncating WAL
+checkpoint), so no byte of them stays on disk.
+
+URL: ``sqlite:///relative/log.db`` or ``sqlite:////absolute/log.db`` (parent directories are
+created), with optional query options:
+
+* ``synchronous`` — ``normal`` (default: an appended batch survives a crash of the process;
+  a power loss may drop the last batches) or ``full``/``extra`` (fsync at every append).
+* ``busy_timeout`` — seconds to wait while another process writes (default 5).
+* ``session_timeout`` — seconds a consumer stays in its group without a heartbeat (default 10).
+
+>>> import tempfile
+>>> log = SqliteEventLog.from_url(f"sqlite:///{tempfile.mkdtemp()}/log.db", partitions=4)
+>>> log.append([("u1", b"hello"), ("u1", b"again")])
+[(2, 0), (2, 1)]
+>>> consumer = log.consumer("features")
+>>> [r.value for r in consumer.poll(10)]
+[b'hello', b'again']
+>>> consumer.commit({2: 2})
+>>> log.lag("features")[2]
+0
+>>> log.close()
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+import weakref
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tailorbot._sqlite import SqliteFile, merge_options, parse_sqlite_url, positive_float
+from tailorbot.log.base import Consumer, EventLog, LogError, LogRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_meta (
+    name TEXT PRIMARY KEY, value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partitions (
+    partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    partition INTEGER NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (partition, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_offsets (
+    grp TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (grp, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_members (
+    grp TEXT NOT NULL, member_id TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (grp, member_id)
+) WITHOUT ROWID;
+"""
+
+URL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "synchronous": str, "busy_timeout": positive_float, "session_timeout": positive_float
+}
+BLOB_TYPES = (bytes, bytearray, memoryview)
+IDLE_SLEEP_S = 0.005  # between empty polls while waiting for records
+
+
+class SqliteEventLog(EventLog):
+    """A user-partitioned event log in one SQLite file, with consumer groups."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        partitions: int = 8,
+        synchronous: str = "normal",
+        busy_timeout: float = 5.0,
+        session_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"partitions must be a positive integer, got {partitions!r}")
+        self.path = path
+        self.num_partitions = partitions
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self.session_timeout = positive_float(session_timeout)
+        self._file = SqliteFile(Path(path), SCHEMA, LogError, synchronous, busy_timeout)
+        self._consumers: weakref.WeakSet[SqliteConsumer] = weakref.WeakSet()
+        try:
+            self._init_partitions()
+        except BaseException:
+            self._file.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, partitions: int = 8, **options: Any) -> SqliteEventLog:
+        """Open ``sqlite:///path?option=value``; keyword ``options`` override the URL's."""
+        path, url_options = parse_sqlite_url(url)
+        return cls(path, partitions=partitions, **merge_options(url_options, options, URL_OPTIONS))
+
+    def _init_partitions(self) -> None:
+        with self._file.write() as conn:
+            row = conn.execute("SELECT value FROM log_meta WHERE name = 'partitions'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO log_meta VALUES ('partitions', ?)", (str(self.num_partitions),)
+                )
+                conn.executemany(
+                    "INSERT INTO partitions VALUES (?, 0)",
+                    [(p,) for p in range(self.num_partitions)],
+                )
+            elif int(row[0]) != self.num_partitions:
+                raise ValueError(
+                    f"the event log {self.path} has {row[0]} partitions, opened with "
+                    f"{self.num_partitions}: users would change partitions; open it with "
+                    f"partitions={row[0]} (TAILORBOT_PARTITIONS) or start a new log file"
+                )
+
+    # --- writing ---------------------------------------------------------------------
+    def append(self, items: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+        if not items:
+            return []
+        n = self.num_partitions
+        try:
+            parts = [zlib.crc32(key.encode()) % n for key, _ in items]  # = partition_for
+        except AttributeError:
+            parts = []
+        if len(parts) != len(items) or not all(isinstance(v, BLOB_TYPES) for _, v in items):
+            bad = next(
+                (key, value) for key, value in items
+                if not isinstance(key, str) or not isinstance(value, BLOB_TYPES)
+            )
+            raise TypeError(f"log items are (str key, bytes value) pairs, got {bad!r:.200}")
+        touched = sorted(set(parts))
+        marks = ",".join("?" * len(touched))
+        with self._file.write() as conn:
+            next_offset = dict(
+                conn.execute(
+                    f"SELECT partition, next_offset FROM partitions WHERE partition IN ({marks})",
+                    touched,
+                ).fetchall()
+            )
+            placed: list[tuple[int, int]] = []
+            for p in parts:
+                offset = next_offset[p]
+                next_offset[p] = offset + 1
+                placed.append((p, offset))
+            conn.executemany(
+                "INSERT INTO records VALUES (?, ?, ?, ?)",
+                [(p, off, k, v) for (p, off), (k, v) in zip(placed, items, strict=True)],
+            )
+            conn.executemany(
+                "UPDATE partitions SET next_offset = ? WHERE partition = ?",
+                [(next_offset[p], p) for p in touched],
+            )
+        return placed
+
+    def erase_user(self, user_id: str) -> int:
+        # The user's offsets are found by a scan of its partition on a reader, beside the
+        # appends; only the delete (by primary key) holds the write lock. A per-record index on
+        # the key would make erasure instant, but it costs about half the append throughput:
+        # each batch would dirty ~one random index page per record.
+        p = self.partition_for(user_id)
+        with self._file.read() as conn:
+            conn.execute("BEGIN")
+            try:
+                (scanned_to,) = conn.execute(
+                    "SELECT next_offset FROM partitions WHERE partition = ?", (p,)
+                ).fetchone()
+                found = conn.execute(
+                    "SELECT offset FROM records WHERE partition = ? AND offset < ? AND key = ?",
+                    (p, scanned_to, user_id),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        with self._file.write() as conn:
+            conn.executemany(
+                "DELETE FROM records WHERE partition = ? AND offset = ?",
+                [(p, offset) for (offset,) in found],
+            )
+            conn.execute(  # what was appended during the scan
+                "DELETE FROM records WHERE partition = ? AND offset >= ? AND key = ?",
+                (p, scanned_to, user_id),
+            )
+            (end,) = conn.execute(
+                "SELECT next_offset FROM partitions WHERE partition = ?", (p,)
+            ).fetchone()
+        self._file.scrub()
+        return int(end)
+
+    # --- reading ---------------------------------------------------------------------
+    def read(self, partition: int, offset: int, max_records: int) -> list[LogRecord]:
+        if not 0 <= partition < self.num_partitions:
+            raise ValueError(f"partition {partition} out of range 0..{self.num_partitions - 1}")
+        if max_records < 1:
+            return []
+        with self._file.read() as conn:
+            rows = conn.execute(
+                "SELECT offset, key, value FROM records WHERE partition = ? AND offset >= ? "
+                "ORDER BY offset LIMIT ?",
+                (partition, offset, max_records),
+            ).fetchall()
+        return [LogRecord(partition, off, key, bytes(value)) for off, key, value in rows]
+
+    def end_offsets(self) -> dict[int, int]:
+        with self._file.read() as conn:
+            rows = conn.execute("SELECT partition, next_offset FROM partitions").fetchall()
+        return {int(p): int(end) for p, end in rows}
+
+    def committed(self, group: str) -> dict[int, int]:
+        with self._file.read() as conn:
+            rows = conn.execute(
+                "SELECT partition, next_offset FROM group_offsets WHERE grp = ?", (group,)
+            ).fetchall()
+        done = dict.fromkeys(range(self.num_partitions), 0)
+        done.update((int(p), int(off)) for p, off in rows)
+        return done
+
+    # --- groups ----------------------------------------------------------------------
+    def consumer(self, group: str, member_id: str | None = None) -> SqliteConsumer:
+        if member_id is None:
+            member_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        member = SqliteConsumer(self, group, member_id)
+        self._consumers.add(member)
+        return member
+
+    def _members(self, group: str, heartbeat_of: str | None = None) -> list[str]:
+        """Live members of ``group``, sorted; renews ``heartbeat_of`` first when given."""
+        now = time.time()
+        if heartbeat_of is None:
+            with self._file.read() as conn:
+                rows = conn.execute(
+                    "SELECT member_id FROM group_members WHERE grp = ? AND expires_at > ? "
+                    "ORDER BY member_id",
+                    (group, now),
+                ).fetchall()
+            return [member for (member,) in rows]
+        with self._file.write() as conn:
+            conn.execute(
+                "INSERT INTO group_members VALUES (?, ?, ?) "
+                "ON CONFLICT (grp, member_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (group, heartbeat_of, now + self.session_timeout),
+            )
+            conn.execute(
+                "DELETE FROM group_members WHERE grp = ? AND expires_at <= ?", (group, now)
+            )
+            rows = conn.execute(
+                "SELECT member_id FROM group_members WHERE grp = ? ORDER BY member_id", (group,)
+            ).fetchall()
+        return [member for (member,) in rows]
+
+    def _owned_by(self, members: list[str], member_id: str) -> frozenset[int]:
+        """Deterministic spread: partition p goes to the (p mod k)-th of k sorted live members."""
+        if member_id not in members:
+            return frozenset()
+        return frozenset(range(members.index(member_id), self.num_partitions, len(members)))
+
+    def _commit(self, group: str, member_id: str, offsets: Mapping[int, int]) -> None:
+        with self._file.write() as conn:
+            rows = conn.execute(
+                "SELECT member_id FROM group_members WHERE grp = ? AND expires_at > ? "
+                "ORDER BY member_id",
+                (group, time.time()),
+            ).fetchall()
+            owned = self._owned_by([member for (member,) in rows], member_id)
+            conn.executemany(
+                "INSERT INTO group_offsets VALUES (?, ?, ?) "
+                "ON CONFLICT (grp, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                [(group, p, int(off)) for p, off in offsets.items() if p in owned],
+            )
+
+    def _leave(self, group: str, member_id: str) -> None:
+        with self._file.write() as conn:
+            conn.execute(
+                "DELETE FROM group_members WHERE grp = ? AND member_id = ?", (group, member_id)
+            )
+
+    # --- lifecycle -------------------------------------------------------------------
+    def ping(self) -> None:
+        with self._file.read() as conn:
+            conn.execute("SELECT 1").fetchall()
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        for member in list(self._consumers):
+            member.close()
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteEventLog(path={str(self.path)!r}, partitions={self.num_partitions})"
+
+
+class SqliteConsumer(Consumer):
+    """A member of a consumer group of a :class:`SqliteEventLog`.
+
+    Membership is a row with an expiry that :meth:`assignment` (called by every poll) renews
+    a few times per session timeout; members whose row expired are gone from the group.
+    """
+
+    def __init__(self, log: SqliteEventLog, group: str, member_id: str) -> None:
+        self.log = log
+        self.group = group
+        self.member_id = member_id
+        self._owned: frozenset[int] = frozenset()
+        self._positions: dict[int, int] = {}
+        self._last_heartbeat = self._next_heartbeat = 0.0
+        self._polls = 0  # rotates which partition a poll reads first, so none starves
+        self._closed = False
+        self.assignment()  # join now, so that the others make room at their next poll
+
+    def assignment(self) -> frozenset[int]:
+        if self._closed:
+            raise LogError(f"consumer {self.member_id} of group {self.group!r} is closed")
+        now = time.monotonic()
+        renew = now >= self._next_heartbeat
+        # Silent past the session timeout: the group may have moved on without us, even if
+        # we get the same partitions back.
+        lapsed = renew and now - self._last_heartbeat >= self.log.session_timeout
+        members = self.log._members(self.group, heartbeat_of=self.member_id if renew else None)
+        if renew:
+            self._last_heartbeat = now
+            self._next_heartbeat = now + self.log.session_timeout / 4
+        owned = self.log._owned_by(members, self.member_id)
+        if owned != self._owned or lapsed:
+            # A rebalance: every owned partition resumes from the group's committed offset.
+            committed = self.log.committed(self.group)
+            self._owned = owned
+            self._positions = {p: committed[p] for p in owned}
+        return owned
+
+    def poll(self, max_records: int, timeout_s: float = 0.0) -> list[LogRecord]:
+        if max_records < 1:
+            raise ValueError(f"max_records must be >= 1, got {max_records}")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out: list[LogRecord] = []
+            order = sorted(self.assignment())
+            self._polls += 1
+            first = self._polls % len(order) if order else 0
+            for p in order[first:] + order[:first]:
+                if len(out) >= max_records:
+                    break
+                chunk = self.log.read(p, self._positions[p], max_records - len(out))
+                if chunk:
+                    self._positions[p] = chunk[-1].offset + 1
+                    out.extend(chunk)
+            remaining = deadline - time.monotonic()
+            if out or remaining <= 0:
+                return out
+            time.sleep(min(IDLE_SLEEP_S, remaining))
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        if self._closed:
+            raise LogError(f"consumer {self.member_id} of group {self.group!r} is closed")
+        mine = {p: off for p, off in offsets.items() if p in self._owned}
+        if mine:
+            self.log._commit(self.group, self.member_id, mine)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self.log._file.closed:
+            self.log._leave(self.group, self.member_id)
+
+    def __repr__(self) -> str:
+        return f"SqliteConsumer(group={self.group!r}, member_id={self.member_id!r})"
