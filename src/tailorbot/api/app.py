@@ -1,0 +1,126 @@
+"""The FastAPI app factory.
+
+``create_app(settings)`` builds an app whose lifespan opens an :class:`~tailorbot.engine.Engine`
+(and its stream worker, when ``settings.run_worker_in_server``) and stops it on shutdown.
+Under ``uvicorn --factory`` (several worker processes) each process calls ``create_app()``
+with no argument and reads the same settings from ``TAILORBOT_*`` variables.
+
+Adding a router: write ``routers/<name>.py`` with a module-level ``router`` and add one line
+to :data:`ROUTERS`.
+
+>>> import tempfile
+>>> from fastapi.testclient import TestClient
+>>> from tailorbot.config import Settings
+from tailorbot.decide import DecisionService, ModelMissing, build_decision_service
+>>> app = create_app(Settings.load(data_dir=tempfile.mkdtemp(), run_worker_in_server=False))
+>>> with TestClient(app) as client:
+...     client.get("/healthz").json()["status"]
+'ok'
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from tailorbot import __version__
+from tailorbot.api.deps import ApiKey
+from tailorbot.api.errors import install_error_handlers
+from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from tailorbot.api.routers import decisions, events, health, metrics, schema, users
+from tailorbot.api.schemas import events_openapi
+from tailorbot.config import Settings
+from tailorbot.decide import DecisionService, ModelMissing, build_decision_service
+from tailorbot.engine import Engine
+from tailorbot.metrics import Metrics
+
+# (router, needs the API key when one is configured). One line per router.
+ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
+    (health.router, False),
+    (events.router, True),
+    (users.router, True),
+    (decisions.router, True),
+    (schema.router, True),
+    (metrics.router, True),
+)
+
+DESCRIPTION = """\
+Real-time personalization for customer-support chatbots.
+
+Send conversation events to **POST /v1/events**; they are validated, stripped of PII and
+appended to a user-partitioned log. A stream processor turns them into per-user features
+within milliseconds, served by **GET /v1/users/{user_id}/features**.
+
+Errors always have the shape `{"error": code, "message": ..., "problems": [{index, field,
+reason}]}`. When the server has an API key, send it as `X-API-Key` (all routes but
+`/healthz` and `/readyz`).
+"""
+
+TAGS = [
+    {"name": "events", "description": "Ingest conversation events; their schemas."},
+    {"name": "users", "description": "Profiles, real-time features, erasure."},
+    {"name": "decisions", "description": "Personalize an answer; report how it went; A/B."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
+def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> FastAPI:
+    """A new app serving ``settings`` (from ``TAILORBOT_*`` variables when omitted)."""
+    settings = settings if settings is not None else Settings.load()
+    metrics = metrics if metrics is not None else Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await run_in_threadpool(Engine, settings, metrics)
+        app.state.engine = engine
+        app.state.decider, app.state.decider_error = await run_in_threadpool(_decider, engine)
+        try:
+            engine.start_worker()
+            yield
+        finally:
+            await run_in_threadpool(engine.stop)
+
+    app = FastAPI(
+        title="tailorbot",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    for router, protected in ROUTERS:
+        app.include_router(router, dependencies=[ApiKey] if protected else [])
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _decider(engine: Engine) -> tuple[DecisionService | None, Exception | None]:
+    """The decision service, or the error that explains why there is none (no model yet)."""
+    try:
+        return build_decision_service(engine), None
+    except ModelMissing as exc:
+        return None, exc
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the event models that ``POST /v1/events`` refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(events_openapi()[1])
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,121 @@
+"""Exception handlers: every error becomes ``{"error", "message", "problems"}``, never a trace.
+
+:class:`~tailorbot.errors.EngineError` carries its own status; FastAPI's request validation
+becomes 422 (or 400 for a body that is not JSON); an unreachable backend becomes 503 with
+``Retry-After``; anything unexpected becomes a 500 whose details go to the server log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tailorbot.api.responses import OrjsonResponse
+from tailorbot.api.schemas import ErrorResponse
+from tailorbot.errors import RETRY_AFTER_S, EngineError, Problem
+from tailorbot.log.base import LogError
+from tailorbot.store.base import StoreError
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "overloaded",
+    503: "unavailable",
+}
+
+# For route decorators: `responses=error_responses(404, 503)` documents the error shape.
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON.",
+    401: "The X-API-Key header is missing.",
+    403: "The X-API-Key header is wrong.",
+    404: "Not found.",
+    413: "Body, batch or a text is too large.",
+    422: "Invalid input; `problems` lists each field and reason.",
+    429: "Too far behind; retry after `Retry-After` seconds.",
+    503: "A backend is unreachable; retry after `Retry-After` seconds.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    problems: Iterable[Problem] = (),
+    retry_after: int | None = None,
+) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    body = {"error": code, "message": message, "problems": [p.as_dict() for p in problems]}
+    return OrjsonResponse(body, status_code=status, headers=headers)
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    exc = cast(EngineError, exc)  # registered for this type only
+    return error_response(exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after)
+
+
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    what = "event log" if isinstance(exc, LogError) else "online store"
+    return error_response(503, "unavailable", f"{what} unavailable: {exc}", (), RETRY_AFTER_S)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    exc = cast(HTTPException, exc)
+    code = HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    response = error_response(exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    where, *path = loc or ("body",)
+    dotted = ".".join(str(part) for part in path)
+    if where == "body":
+        return dotted or "(body)"
+    return f"{dotted} ({where})" if dotted else str(where)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    errors = cast(RequestValidationError, exc).errors()
+    for item in errors:
+        if item.get("type") == "json_invalid":
+            reason = item.get("ctx", {}).get("error", "invalid JSON")
+            return error_response(400, "bad_request", f"request body is not valid JSON: {reason}")
+    problems = [
+        Problem(None, _field_of(item.get("loc", ())), str(item.get("msg", "invalid")))
+        for item in errors
+    ]
+    return error_response(422, "invalid_input", "invalid request", problems)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal error; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(EngineError, _engine_error)
+    app.add_exception_handler(LogError, _backend_error)
+    app.add_exception_handler(StoreError, _backend_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,78 @@
+"""Pure ASGI middleware: the request-body limit and per-route latency.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request cost to a function call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tailorbot.api.errors import error_response
+from tailorbot.metrics import Metrics
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to a body over ``max_body_bytes``: at once when ``Content-Length`` says so,
+    else as soon as the streamed body (chunked, or lying about its length) passes the limit,
+    before any handler has used it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self, size: str) -> str:
+        return f"request body is {size} bytes; at most {self.max_body_bytes} are accepted"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    response = error_response(400, "bad_request", "invalid Content-Length header")
+                    await response(scope, receive, send)
+                    return
+                if int(value) > limit:
+                    response = error_response(
+                        413, "payload_too_large", self._too_large(value.decode())
+                    )
+                    await response(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # HTTPException passes through FastAPI's body parsing to the handlers.
+                    raise HTTPException(413, self._too_large(f"more than {limit}"))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class RequestMetricsMiddleware:
+    """Observe each request's latency under its route template (``/v1/users/{user_id}``)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.request_latency.labels(route=label).observe(time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""One router per resource; :data:`tailorbot.api.app.ROUTERS` registers them."""

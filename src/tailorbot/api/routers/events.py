@@ -1,0 +1,90 @@
+"""``POST /v1/events``: validate, redact and append conversation events to the log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tailorbot.api.deps import EngineDep
+from tailorbot.api.errors import error_responses
+from tailorbot.api.responses import OrjsonResponse
+from tailorbot.api.schemas import IngestResponse, events_openapi
+from tailorbot.errors import BadRequest, InvalidInput, Problem
+
+router = APIRouter(tags=["events"])
+
+_BODY_HELP = 'send one event object or {"events": [...]}'
+
+
+def parse_events_body(body: bytes) -> list[Any]:
+    """The raw events of a request body: one object, ``{"events": [...]}`` or a JSON array."""
+    if not body.strip():
+        raise BadRequest(f"request body is empty; {_BODY_HELP}")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict):
+        raise InvalidInput(
+            f"request body must be a JSON object; {_BODY_HELP}",
+            problems=[Problem(None, "(body)", f"got a JSON {type(document).__name__}")],
+        )
+    if "events" not in document or "type" in document:
+        return [document]
+    extra = sorted(set(document) - {"events"})
+    if extra:
+        raise InvalidInput(
+            "a batch body has only the key 'events'",
+            problems=[Problem(None, name, "not allowed beside 'events'") for name in extra],
+        )
+    events = document["events"]
+    if not isinstance(events, list):
+        raise InvalidInput(
+            "'events' must be a list of event objects",
+            problems=[Problem(None, "events", "must be a JSON array")],
+        )
+    return events
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Ingest conversation events",
+    response_model=IngestResponse,
+    responses={
+        200: {"model": IngestResponse, "description": "With `?partial=true`: per-event status."},
+        **error_responses(400, 401, 403, 413, 422, 429, 503),
+    },
+    openapi_extra={"requestBody": events_openapi()[0]},
+)
+async def post_events(
+    request: Request,
+    engine: EngineDep,
+    partial: Annotated[
+        bool,
+        Query(
+            description="Store the valid events and report each invalid one, instead of "
+            "rejecting the whole batch."
+        ),
+    ] = False,
+) -> Response:
+    """Validate each event against its type's schema, redact PII (e-mails, phone numbers,
+    cards, IBANs, IP addresses) from free text, and append the batch to the event log.
+
+    By default a batch is all-or-nothing: one bad event rejects it (422 listing every
+    `{index, field, reason}`; 413 when a text is too long) and nothing is stored. With
+    `?partial=true` the valid events are stored and the answer (200) has a status per
+    event. Accepted events are durable when the answer arrives; features follow within
+    milliseconds (see `freshness` on the features endpoint).
+    """
+    raw_events = parse_events_body(await request.body())
+    # In a thread: a slow backend must not stall the event loop (and with it /healthz).
+    result = await run_in_threadpool(engine.ingest, raw_events, partial=partial)
+    body = {"accepted": result.accepted, "rejected": result.rejected, "results": result.results}
+    return OrjsonResponse(body, status_code=200 if partial else 202)

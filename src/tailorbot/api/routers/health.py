@@ -1,0 +1,33 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: backends reachable)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tailorbot import __version__
+from tailorbot.api.deps import EngineDep
+from tailorbot.api.responses import OrjsonResponse
+from tailorbot.api.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness", response_model=Health)
+async def healthz() -> Response:
+    """Always 200 while the process serves requests (no API key needed)."""
+    return OrjsonResponse({"status": "ok", "version": __version__})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A backend is unreachable."}},
+)
+async def readyz(engine: EngineDep) -> Response:
+    """200 when the event log and the online store answer (no API key needed); the body
+    also reports the stream processor's lag and whether its worker runs here."""
+    report = await run_in_threadpool(engine.readiness)
+    return OrjsonResponse(report, status_code=200 if report["ready"] else 503)

@@ -1,0 +1,103 @@
+"""What the commands share: options, settings loading, error reporting, the HTTP client."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from tailorbot.config import Settings
+from tailorbot.errors import EngineError
+from tailorbot.log.base import LogError
+from tailorbot.store.base import StoreError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (else TAILORBOT_CONFIG, if set)."),
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the embedded backends keep their files.")
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Base URL of a tailorbot server (default: http://HOST:PORT of the settings)."
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", help="X-API-Key to send (default: the configured api_key)."),
+]
+
+
+class CliError(Exception):
+    """A failure to report as one line (no traceback) with a non-zero exit."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _describe_validation(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(p) for p in item["loc"]) or "settings"
+        parts.append(f"{name}: {item['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors a user can cause or fix into one clear line and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ValidationError as exc:
+            fail(_describe_validation(exc))
+        except EngineError as exc:
+            fail(exc.message)
+        except (CliError, LogError, StoreError, FileNotFoundError, ValueError, OSError) as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def load_settings(config: Path | None, **overrides: Any) -> Settings:
+    """Settings from CLI options > environment > TOML file > defaults (None = not given)."""
+    return Settings.load(config, **overrides)
+
+
+def server_url(settings: Settings, url: str | None) -> str:
+    return (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def api_headers(settings: Settings, api_key: str | None) -> dict[str, str]:
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    return {"X-API-Key": key} if key else {}
+
+
+def describe_response(response: Any) -> str:
+    """The server's error message (with its problems) or the raw status line."""
+    try:
+        body = response.json()
+        message = body["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    problems = body.get("problems") or []
+    details = "; ".join(
+        f"{'event ' + str(p['index']) + ' ' if p.get('index') is not None else ''}"
+        f"{p.get('field')}: {p.get('reason')}"
+        for p in problems[:5]
+    )
+    return f"HTTP {response.status_code}: {message}" + (f" ({details})" if details else "")

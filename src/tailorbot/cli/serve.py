@@ -1,0 +1,133 @@
+"""``tailorbot serve`` (the HTTP API) and ``tailorbot worker`` (a standalone stream worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from tailorbot.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    fail,
+    load_settings,
+    reports_errors,
+)
+from tailorbot.config import Settings
+
+# The import string uvicorn's worker processes build the app from (each its own engine).
+APP_FACTORY = "tailorbot.api.app:create_app"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``TAILORBOT_*`` variables that rebuild ``settings`` in a child process."""
+    env = {}
+    for name in type(settings).model_fields:
+        value: Any = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, tuple | list | dict):
+            value = json.dumps(list(value) if isinstance(value, tuple) else value)
+        env[f"TAILORBOT_{name.upper()}"] = str(value)
+    return env
+
+
+def _preflight(settings: Settings) -> None:
+    """Open the backends once, so that a bad URL or a down server is one clear line."""
+    from tailorbot.engine import Engine
+
+    engine = Engine(settings)
+    try:
+        report = engine.readiness()
+    finally:
+        engine.stop()
+    broken = [
+        f"{name} {state}" for name, state in report["checks"].items() if "unreachable" in str(state)
+    ]
+    if broken:
+        fail("; ".join(broken))
+
+
+@reports_errors
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
+    data_dir: DataDirOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API.
+
+    Each server process also runs a stream worker unless run_worker_in_server is false.
+    """
+    import uvicorn
+
+    settings = load_settings(config, host=host, port=port, data_dir=data_dir)
+    _preflight(settings)
+    typer.echo(
+        f"tailorbot {'with ' + str(workers) + ' processes ' if workers > 1 else ''}on "
+        f"http://{settings.host}:{settings.port} (docs at /docs; data in {settings.data_dir})"
+    )
+    if workers == 1:
+        from tailorbot.api.app import create_app
+
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level=log_level
+        )
+        return
+    # Each process calls create_app() and rebuilds the same settings from the environment.
+    os.environ.update(settings_env(settings))
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+@reports_errors
+def worker(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Run a stream worker until SIGINT/SIGTERM.
+
+    It applies logged events to the feature store, sharing the work with the other workers
+    of its consumer group.
+    """
+    from tailorbot.log import open_log
+    from tailorbot.metrics import Metrics
+    from tailorbot.store import open_store
+    from tailorbot.stream.worker import StreamWorker
+
+    settings = load_settings(config, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    store = open_store(settings.resolved_store_url())
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stream_worker = StreamWorker(log, store, settings, metrics=Metrics())
+    typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
+    try:
+        stream_worker.run(stop)
+    finally:
+        stream_worker.close()
+        log.close()
+        store.close()
+    typer.echo("worker stopped")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)

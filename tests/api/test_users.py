@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import log_ends
+from tests.api.support import event, message, wait_until
+
+
+def _fresh_features(client: TestClient, user_id: str, offset: int) -> dict | None:
+    """The features once the worker applied the event at ``offset`` (None before)."""
+    response = client.get(f"/v1/users/{user_id}/features")
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    return body if body["freshness"]["offset"] >= offset else None
+
+
+def test_features_round_trip_through_the_worker(live_client: TestClient) -> None:
+    batch = [
+        event("session_started", "alice"),
+        message("alice", "my card has not arrived", intent="card_arrival"),
+        event("rating", "alice", score=2),
+    ]
+    last = live_client.post("/v1/events", json={"events": batch}).json()["results"][-1]
+    body = wait_until(lambda: _fresh_features(live_client, "alice", last["offset"]), "features")
+    assert body["user_id"] == "alice"
+    assert body["freshness"]["partition"] == last["partition"]
+    assert body["freshness"]["event_time"].endswith("Z")
+    assert body["freshness"]["updated_at"].endswith("Z")
+    assert body["features"]["recent_intents"] == ["card_arrival"]
+    assert body["features"]["events_1h"] == 3
+
+
+def test_unknown_user_is_404(client: TestClient) -> None:
+    response = client.get("/v1/users/nobody/features")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "no features for user 'nobody'" in response.json()["message"]
+
+
+def test_invalid_user_id_in_the_path_is_422(client: TestClient) -> None:
+    response = client.get("/v1/users/bad%20id/features")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "user_id (path)"
+
+
+def test_put_profile_and_validation(client: TestClient) -> None:
+    profile = {"tier": "gold", "language": "de", "products": ["card"]}
+    response = client.put("/v1/users/u1", json=profile)
+    assert response.status_code == 200
+    assert response.json()["profile"]["tier"] == "gold"
+    assert client.app.state.engine.store.get_profile("u1")["language"] == "de"
+
+    bad = client.put("/v1/users/u1", json={"tier": "", "consent": {"personalization": "maybe"}})
+    assert bad.status_code == 422
+    fields = {p["field"] for p in bad.json()["problems"]}
+    assert fields == {"tier", "consent.personalization"}
+    broken = client.put(
+        "/v1/users/u1", content=b"{tier:", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
+    assert client.app.state.engine.store.get_profile("u1")["tier"] == "gold"
+
+
+def test_withdrawing_consent_deletes_the_feature_record(live_client: TestClient) -> None:
+    last = live_client.post("/v1/events", json=message("bob")).json()["results"][0]
+    wait_until(lambda: _fresh_features(live_client, "bob", last["offset"]), "features")
+    response = live_client.put("/v1/users/bob", json={"consent": {"personalization": False}})
+    assert response.status_code == 200
+    assert live_client.get("/v1/users/bob/features").status_code == 404
+    profile = live_client.app.state.engine.store.get_profile("bob")
+    assert profile["consent"]["personalization"] is False
+    # New events of the user are logged but build no features while consent is withheld.
+    newer = live_client.post("/v1/events", json=message("bob")).json()["results"][0]
+    engine = live_client.app.state.engine
+    wait_until(
+        lambda: (
+            engine.log.committed(engine.settings.consumer_group).get(newer["partition"], 0)
+            > newer["offset"]
+        ),
+        "the worker to pass the new event",
+    )
+    assert live_client.get("/v1/users/bob/features").status_code == 404
+
+
+def test_delete_user_erases_log_records_and_features(live_client: TestClient) -> None:
+    engine = live_client.app.state.engine
+    live_client.put("/v1/users/carol", json={"tier": "gold"})
+    last = live_client.post("/v1/events", json=[message("carol"), message("dave")]).json()
+    carol = last["results"][0]
+    wait_until(lambda: _fresh_features(live_client, "carol", carol["offset"]), "features")
+    ends = log_ends(live_client)
+    assert live_client.delete("/v1/users/carol").status_code == 204
+    assert live_client.get("/v1/users/carol/features").status_code == 404
+    assert engine.store.get_profile("carol") is None
+    remaining = engine.log.read_all(carol["partition"])
+    assert all(record.key != "carol" for record in remaining)
+    assert log_ends(live_client) == ends  # offsets are never reused
+    assert live_client.delete("/v1/users/carol").status_code == 204  # idempotent
+    assert live_client.delete("/v1/users/never-seen").status_code == 204

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tailorbot.cli import app
+from tailorbot.cli.serve import settings_env
+from tailorbot.config import Settings
+from tailorbot.engine import Engine
+from tests.api.support import event, message, wait_until
+
+TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(args: list[str], data_dir: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILORBOT_")}
+    return subprocess.Popen(
+        [TAILORBOT, *args, "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, str]:
+    """Signal the process and collect its exit status and output. (uvicorn exits 0 on
+    SIGINT; on SIGTERM it shuts down just as gracefully, then dies of the signal.)"""
+    if process.poll() is None:
+        process.send_signal(signum)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return process.returncode, output
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `tailorbot serve` process (with its in-process stream worker)."""
+    port = _free_port()
+    process = _start(["serve", "--port", str(port)], tmp_path_factory.mktemp("serve"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        assert process.poll() is None, _stop(process)[1]
+        yield url
+    finally:
+        code, output = _stop(process)
+        assert code == 0, output
+        assert "Traceback" not in output
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "worker", "replay", "features"):
+        assert command in result.output
+
+
+def test_settings_survive_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings.load(
+        data_dir=tmp_path, port=9001, api_key="k", redact_kinds=("email", "ip"), redact=False
+    )
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert Settings.load() == settings
+
+
+def test_bad_settings_are_one_clear_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["serve", "--config", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 1
+    assert "error: config file not found" in missing.output
+    bad_port = runner.invoke(app, ["serve", "--port", "70000", "--data-dir", str(tmp_path)])
+    assert bad_port.exit_code == 1
+    assert "invalid settings: port: Input should be less than or equal to 65535" in bad_port.output
+    config = tmp_path / "tailorbot.toml"
+    config.write_text('log_url = "redis://127.0.0.1:1/0?connect_timeout=0.5"\n')
+    down = runner.invoke(app, ["serve", "--config", str(config), "--data-dir", str(tmp_path)])
+    assert down.exit_code == 1
+    assert "error: log unreachable" in down.output
+    assert "Traceback" not in missing.output + bad_port.output + down.output
+
+
+def test_replay_reports_bad_lines_and_features_prints_json(server: str, tmp_path: Path) -> None:
+    lines = [
+        orjson.dumps(message("replay-u1", "hello", intent="card_arrival")),
+        orjson.dumps(event("rating", "replay-u1", score=5)),
+        b"",
+        b'{"type": "message", "user_id": ',
+        orjson.dumps(event("sneeze", "replay-u1")),
+        b"[1, 2]",
+        orjson.dumps(message("replay-u2")),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = runner.invoke(app, ["replay", str(path), "--url", server, "--batch", "2"])
+    assert result.exit_code == 1, result.output
+    assert "3 events accepted, 3 bad lines" in result.output
+    assert "line 4: invalid JSON" in result.output
+    assert "line 5: type: unknown event type 'sneeze'" in result.output
+    assert "line 6: expected a JSON object, got list" in result.output
+
+    def shown() -> dict | None:
+        outcome = runner.invoke(app, ["features", "replay-u1", "--url", server])
+        return orjson.loads(outcome.stdout) if outcome.exit_code == 0 else None
+
+    body = wait_until(shown, "features of replay-u1")
+    assert body["user_id"] == "replay-u1"
+    assert body["features"]["recent_intents"] == ["card_arrival"]
+
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(orjson.dumps(message("replay-u3")) + b"\n")
+    ok = runner.invoke(app, ["replay", str(clean), "--url", server])
+    assert ok.exit_code == 0 and "1 events accepted, 0 bad lines" in ok.output
+
+
+def test_features_of_an_unknown_user(server: str) -> None:
+    result = runner.invoke(app, ["features", "nobody-here", "--url", server])
+    assert result.exit_code == 1
+    assert "HTTP 404: no features for user 'nobody-here'" in result.output
+
+
+def test_client_commands_explain_an_unreachable_server(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(message()) + b"\n")
+    url = f"http://127.0.0.1:{_free_port()}"
+    replay = runner.invoke(app, ["replay", str(path), "--url", url])
+    assert replay.exit_code == 1 and f"error: cannot reach {url}/v1/events" in replay.output
+    features = runner.invoke(app, ["features", "u1", "--url", url])
+    assert features.exit_code == 1 and "error: cannot reach" in features.output
+    missing = runner.invoke(app, ["replay", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_worker_applies_events_and_stops_on_sigterm(tmp_path: Path) -> None:
+    process = _start(["worker"], tmp_path)
+    engine = Engine(Settings.load(data_dir=tmp_path, run_worker_in_server=False))
+    try:
+        engine.ingest([message("worker-u1")])
+        wait_until(lambda: engine.store.get("worker-u1"), "the standalone worker")
+    finally:
+        engine.stop()
+        code, output = _stop(process, signal.SIGTERM)
+    assert code == 0, output
+    assert "worker stopped" in output and "Traceback" not in output
+
+
+def test_serve_with_two_processes(tmp_path: Path) -> None:
+    port = _free_port()
+    process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "two server processes")
+        assert process.poll() is None
+        response = httpx.post(url + "/v1/events", json=[message("multi-u1")], timeout=10)
+        assert response.status_code == 202
+        wait_until(
+            lambda: httpx.get(url + "/v1/users/multi-u1/features", timeout=5).status_code == 200,
+            "features served by either process",
+        )
+    finally:
+        code, output = _stop(process)
+    assert code == 0, output
+    assert "Traceback" not in output
