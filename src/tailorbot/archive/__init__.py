@@ -1,0 +1,39 @@
+"""Archives: the interface and its backends, opened by URL scheme (imported lazily).
+
+>>> open_archive("mysql://db/x")
+Traceback (most recent call last):
+...
+ValueError: unknown archive URL scheme 'mysql'; expected one of ['postgres', 'postgresql']
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tailorbot.archive.base import ArchiveError, EventArchive
+
+# URL scheme -> "module:class". One module per backend, imported only when used.
+BACKENDS: dict[str, str] = {
+    "postgresql": "tailorbot.archive.postgres:PostgresArchive",
+    "postgres": "tailorbot.archive.postgres:PostgresArchive",
+}
+
+
+def open_archive(url: str) -> EventArchive:
+    """Open the archive at ``url`` (``postgresql://user@host:port/db[?schema=name]``)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in BACKENDS:
+        raise ValueError(
+            f"unknown archive URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}"
+        )
+    module, cls = BACKENDS[scheme].split(":")
+    try:
+        backend = getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise ImportError(
+            f"the {scheme} archive needs an extra: pip install 'tailorbot[postgres]' ({exc})"
+        ) from exc
+    return backend.from_url(url)  # type: ignore[no-any-return]
+
+
+__all__ = ["BACKENDS", "ArchiveError", "EventArchive", "open_archive"]
