@@ -1,0 +1,194 @@
+"""Stream-processor throughput: events applied per second, with and without the backends.
+
+* ``apply``: decode + group by user + ``apply_outcome`` on in-memory states (the pure
+  feature-state cost; no log, no store).
+* ``worker``: a real ``StreamWorker`` draining a pre-filled SQLite log into a SQLite store
+  (poll, decode, store.get_many / erasure_watermarks / get_profiles, apply, put_many, commit).
+
+A shared machine makes wall-clock rates noisy; the CPU-time rate (this process's CPU seconds,
+SQLite included) is the steadier figure.
+
+Events come from ``events_gen.make_events`` with timestamps spread over ``--days`` days in
+arrival order (plus a little jitter, so some arrive out of order), as encoded in the log.
+
+    .venv/bin/python benchmarks/stream_apply.py --events 200000 --users 5000
+    .venv/bin/python benchmarks/stream_apply.py --mode worker --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from _harness import machine
+from events_gen import make_events
+
+from tailorbot.config import Settings
+from tailorbot.stream.params import FeatureParams
+from tailorbot.stream.state import apply_outcome, new_state
+
+
+def encoded_events(
+    n: int, users: int, days: float, session_events: int = 6, seed: int = 11
+) -> list[tuple[str, bytes]]:
+    """``make_events`` content, re-timed over ``days`` days up to now (each event up to a
+    minute early, so some arrive out of order) and re-sessioned: a user's session changes
+    after about ``session_events`` events."""
+    rng = random.Random(seed)
+    end = time.time()
+    start = end - days * 86400.0
+    sessions: dict[str, int] = {}
+    out = []
+    for i, ev in enumerate(make_events(n, users, seed=seed, prefix="apply")):
+        ts = start + (end - start) * i / n - rng.random() * 60.0
+        ev["timestamp"] = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+        ev["ingested_at"] = ts
+        user = ev["user_id"]
+        if user not in sessions or rng.random() < 1 / session_events:
+            sessions[user] = i
+        ev["session_id"] = f"{user}-{sessions[user]}"
+        out.append((user, orjson.dumps(ev)))
+    return out
+
+
+def bench_apply(items: list[tuple[str, bytes]], batch: int) -> float:
+    params = FeatureParams.of(Settings())
+    states: dict[str, dict] = {}
+    started = time.perf_counter()
+    for lo in range(0, len(items), batch):
+        by_user: dict[str, list] = {}
+        for _, value in items[lo : lo + batch]:
+            ev = orjson.loads(value)
+            ts = datetime.fromisoformat(ev["timestamp"]).timestamp()
+            by_user.setdefault(ev["user_id"], []).append((ev, ts))
+        for user, evs in by_user.items():
+            state = states.get(user)
+            if state is None:
+                state = states[user] = new_state()
+            for ev, ts in evs:
+                apply_outcome(state, ev, params, ts)
+    return time.perf_counter() - started
+
+
+def bench_worker(
+    items: list[tuple[str, bytes]],
+    batch: int,
+    partitions: int,
+    phases: dict[str, float] | None = None,
+    profiler: cProfile.Profile | None = None,
+) -> float:
+    """Seconds to drain ``items`` from a SQLite log into a SQLite store. ``phases`` (if given)
+    gets the time spent in each step of the batches; ``profiler`` runs during the drain only."""
+    from tailorbot.log import open_log
+    from tailorbot.store import open_store
+    from tailorbot.stream.worker import StreamWorker
+
+    with tempfile.TemporaryDirectory(prefix="tb-stream-") as tmp:
+        settings = Settings(data_dir=tmp, worker_batch=batch, partitions=partitions)
+        log = open_log(settings.resolved_log_url(), settings.partitions)
+        store = open_store(settings.resolved_store_url())
+        for lo in range(0, len(items), 5000):
+            log.append(items[lo : lo + 5000])
+        worker = StreamWorker(log, store, settings)
+        if phases is not None:
+            _time_phases(worker, phases)
+        if profiler is not None:
+            profiler.enable()
+        started = time.perf_counter()
+        handled = 0
+        while handled < len(items):
+            handled += worker.run_once()
+        elapsed = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+        worker.close()
+        log.close()
+        store.close()
+    return elapsed
+
+
+# The steps of a worker batch, timed by wrapping the objects' methods (label, owner, method).
+PHASES = (
+    ("log poll", "consumer", "poll"),
+    ("decode + group by user", "worker", "_decode"),
+    ("store: read records", "store", "get_many"),
+    ("store: erasure watermarks", "store", "erasure_watermarks"),
+    ("store: read profiles", "store", "get_profiles"),
+    ("apply events (state)", "worker", "_apply_user"),
+    ("store: write records", "store", "put_many"),
+    ("log commit", "consumer", "commit"),
+)
+
+
+def _time_phases(worker: Any, phases: dict[str, float]) -> None:
+    owners = {"worker": worker, "store": worker.store, "consumer": worker._join()}
+    for label, owner, name in PHASES:
+        target = owners[owner]
+        setattr(target, name, _timed(getattr(target, name), label, phases))
+
+
+def _timed(fn: Any, label: str, phases: dict[str, float]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phases[label] = phases.get(label, 0.0) + time.perf_counter() - started
+
+    return timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--mode", choices=("apply", "worker", "both"), default="both")
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--users", type=int, default=5_000)
+    ap.add_argument("--days", type=float, default=30.0)
+    ap.add_argument("--session-events", type=int, default=6, help="mean events per session")
+    ap.add_argument("--batch", type=int, default=2000, help="records per poll (worker_batch)")
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=1, help="report the best of this many runs")
+    ap.add_argument("--profile", action="store_true", help="where the time goes (cProfile)")
+    args = ap.parse_args()
+
+    items = encoded_events(args.events, args.users, args.days, args.session_events)
+    print(f"machine: {machine()}; {args.events} events, {args.users} users, batch {args.batch}")
+    modes = ("apply", "worker") if args.mode == "both" else (args.mode,)
+    for mode in modes:
+        best_wall = best_cpu = float("inf")
+        for _ in range(args.repeat):
+            cpu = time.process_time()
+            if mode == "apply":
+                wall = bench_apply(items, args.batch)
+            else:
+                wall = bench_worker(items, args.batch, args.partitions)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+            best_wall = min(best_wall, wall)
+        print(
+            f"{mode:>6}: {args.events / best_wall:,.0f} events/s wall ({best_wall:.2f} s), "
+            f"{args.events / best_cpu:,.0f} events per CPU-second ({best_cpu:.2f} s)"
+        )
+        if args.profile:
+            profiler = cProfile.Profile()
+            phases: dict[str, float] = {}
+            if mode == "apply":
+                profiler.enable()
+                elapsed = bench_apply(items, args.batch)
+                profiler.disable()
+            else:
+                elapsed = bench_worker(items, args.batch, args.partitions, phases, profiler)
+            print(f"  profiled run: {elapsed:.2f} s wall (slower: cProfile is on)")
+            for label, spent in sorted(phases.items(), key=lambda kv: -kv[1]):
+                print(f"    {label:<28} {spent:6.2f} s  {spent / elapsed:6.1%}")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()

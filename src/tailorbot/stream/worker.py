@@ -1,0 +1,285 @@
+"""The stream worker: log records in, per-user feature records out, offsets committed after.
+
+One :meth:`StreamWorker.run_once` polls up to ``settings.worker_batch`` records, groups them
+by user, loads those users' feature records, erasure watermarks and profiles in three
+batched store calls, applies the events, writes the changed records with one
+``store.put_many`` and only *then* commits the next offsets to the log. A crash anywhere
+before the commit re-delivers the batch; nothing is counted twice because
+
+* a record at or below the offset stored with the user's feature record was applied already
+  (the record is written before the commit), and
+* :func:`~tailorbot.stream.state.apply_outcome` ignores an event id it has seen.
+
+Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (already applied),
+``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
+consent: no feature state is built), ``erased`` (below the user's erasure watermark) and
+``malformed`` (undecodable; logged, since retrying cannot fix it).
+
+>>> import tempfile
+>>> from tailorbot.config import Settings
+>>> from tailorbot.log import open_log
+>>> from tailorbot.store import open_store
+>>> d = tempfile.mkdtemp()
+>>> settings = Settings(data_dir=d)
+>>> worker = StreamWorker(open_log(settings.resolved_log_url(), settings.partitions),
+...                       open_store(settings.resolved_store_url()), settings)
+>>> worker.run_once()
+0
+>>> worker.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tailorbot.config import Settings
+from tailorbot.events.profile import consents_to_personalization
+from tailorbot.log.base import Consumer, EventLog, LogRecord
+from tailorbot.metrics import Metrics
+from tailorbot.store.base import FeatureRecord, OnlineStore
+from tailorbot.stream.params import FeatureParams
+from tailorbot.stream.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
+LAG_EVERY_S = 1.0  # how often the processor_lag gauge is refreshed
+SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
+
+# One decoded record: (log record, event dict, event time in epoch seconds).
+Item = tuple[LogRecord, dict[str, Any], float]
+
+
+class StreamWorker:
+    """Applies the event log to the online store as one member of ``settings.consumer_group``.
+
+    ``metrics`` (optional) receives events_applied, events_skipped, processor_lag,
+    apply_latency and freshness; ``member_id`` names this member (the log picks one if None).
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: OnlineStore,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        member_id: str | None = None,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.member_id = member_id
+        self._params = FeatureParams.of(settings)
+        self._consumer: Consumer | None = None
+        self._lag_at = 0.0
+        self._closed = False
+        self.errors = 0  # batches that failed (see run)
+        self.counts: dict[str, int] = dict.fromkeys((APPLIED, *SKIP_REASONS), 0)
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Poll, apply, write, commit one batch; return how many log records it handled."""
+        consumer = self._join()
+        records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
+        if not records:
+            self._refresh_lag(consumer)
+            return 0
+        started = time.perf_counter()
+        counts = dict.fromkeys(self.counts, 0)
+        by_user = self._decode(records, counts)
+        writes, ingested = self._apply(by_user, counts)
+        if writes:
+            self.store.put_many(writes)
+        # Counted once written: a batch re-read after a failed commit counts as duplicates.
+        self._count(counts, ingested, written_at=time.time())
+        offsets: dict[int, int] = {}
+        for record in records:  # each partition's records come in offset order
+            offsets[record.partition] = record.offset + 1
+        consumer.commit(offsets)
+        if self.metrics is not None:
+            self.metrics.apply_latency.observe(time.perf_counter() - started)
+        self._refresh_lag(consumer)
+        return len(records)
+
+    def _decode(
+        self, records: Sequence[LogRecord], counts: dict[str, int]
+    ) -> dict[str, list[Item]]:
+        by_user: dict[str, list[Item]] = {}
+        loads, parse = orjson.loads, datetime.fromisoformat
+        for record in records:
+            try:
+                event = loads(record.value)
+                ts = parse(event["timestamp"]).timestamp()
+                user = event["user_id"]
+                # The rest of the fields apply_outcome reads unconditionally.
+                if type(user) is not str or not (
+                    event["event_id"] and event["session_id"] and event["type"]
+                ):
+                    raise ValueError("user_id, event_id, session_id and type must be set")
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                counts["malformed"] += 1
+                logger.error(
+                    "skipping malformed log record partition=%s offset=%s: %s",
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                continue
+            items = by_user.get(user)
+            if items is None:
+                by_user[user] = [(record, event, ts)]
+            else:
+                items.append((record, event, ts))
+        return by_user
+
+    def _apply(
+        self, by_user: dict[str, list[Item]], counts: dict[str, int]
+    ) -> tuple[list[FeatureRecord], list[float]]:
+        if not by_user:
+            return [], []
+        users = list(by_user)
+        stored = self.store.get_many(users)
+        watermarks = self.store.erasure_watermarks(users)
+        profiles = self.store.get_profiles(users)
+        writes: list[FeatureRecord] = []
+        ingested: list[float] = []
+        for user, items in by_user.items():
+            if not consents_to_personalization(profiles.get(user)):
+                counts["no_consent"] += len(items)
+                continue
+            record = self._apply_user(
+                user, items, stored.get(user), watermarks.get(user), counts, ingested
+            )
+            if record is not None:
+                writes.append(record)
+        return writes, ingested
+
+    def _apply_user(
+        self,
+        user: str,
+        items: list[Item],
+        stored: FeatureRecord | None,
+        watermark: int | None,
+        counts: dict[str, int],
+        ingested: list[float],
+    ) -> FeatureRecord | None:
+        params = self._params
+        state = stored.state if stored is not None else new_state()
+        changed = False
+        for record, event, ts in items:
+            if watermark is not None and record.offset < watermark:
+                counts["erased"] += 1
+                continue
+            if (
+                stored is not None
+                and record.partition == stored.partition
+                and (record.offset <= stored.offset)
+            ):
+                counts["duplicate"] += 1  # applied before a crash or a rebalance
+                continue
+            outcome = apply_outcome(state, event, params, ts)
+            counts[outcome] += 1
+            if outcome == APPLIED:
+                at = event.get("ingested_at")
+                if at is not None:
+                    ingested.append(at)
+            changed = changed or outcome != DUPLICATE
+        if not changed:
+            return None
+        last = items[-1][0]
+        return FeatureRecord(
+            user_id=user,
+            state=state,
+            partition=last.partition,
+            offset=last.offset,
+            event_time=state["newest"] if state["newest"] is not None else 0.0,
+            updated_at=time.time(),
+            version=STATE_VERSION,
+        )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(self, stop_event: threading.Event) -> None:
+        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle.
+
+        A failing batch (log or store unreachable...) goes to :meth:`_on_error`: logged,
+        counted, and retried after a growing pause, from the last committed offsets.
+        """
+        backoff = 0.0
+        while not stop_event.is_set() and not self._closed:
+            try:
+                handled = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - one handler for every batch failure
+                backoff = self._on_error(exc, backoff)
+                stop_event.wait(backoff)
+                continue
+            backoff = 0.0
+            if handled == 0:
+                stop_event.wait(self.settings.worker_poll_s)
+
+    def _on_error(self, exc: Exception, backoff: float) -> float:
+        """Log and count ``exc``; leave the group so the batch is read again; next pause."""
+        self.errors += 1
+        pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
+        logger.error(
+            "stream worker batch failed (error %s); re-reading it in %.2f s: %r",
+            self.errors,
+            pause,
+            exc,
+        )
+        self._leave()
+        return pause
+
+    def close(self) -> None:
+        """Leave the consumer group (the log and store stay open: the caller owns them)."""
+        self._closed = True
+        self._leave()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _join(self) -> Consumer:
+        if self._closed:
+            raise RuntimeError("the stream worker is closed")
+        if self._consumer is None:
+            self._consumer = self.log.consumer(self.settings.consumer_group, self.member_id)
+        return self._consumer
+
+    def _leave(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close()
+            except Exception as exc:  # noqa: BLE001 - a dead connection cannot stop a retry
+                logger.warning("could not leave the consumer group cleanly: %r", exc)
+
+    def _count(self, counts: dict[str, int], ingested: list[float], written_at: float) -> None:
+        for reason, n in counts.items():
+            self.counts[reason] += n
+        metrics = self.metrics
+        if metrics is None:
+            return
+        if counts[APPLIED]:
+            metrics.events_applied.inc(counts[APPLIED])
+        for reason in SKIP_REASONS:
+            if counts[reason]:
+                metrics.events_skipped.labels(reason=reason).inc(counts[reason])
+        observe = metrics.freshness.observe
+        for at in ingested:
+            observe(max(0.0, written_at - at))
+
+    def _refresh_lag(self, consumer: Consumer) -> None:
+        if self.metrics is None or time.monotonic() - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = time.monotonic()
+        lag = self.log.lag(self.settings.consumer_group)
+        for partition in consumer.assignment():
+            self.metrics.processor_lag.labels(partition=str(partition)).set(lag.get(partition, 0))

@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tailorbot.config import Settings
+from tailorbot.events.codec import event_epoch
+from tailorbot.log import EventLog, open_log
+from tailorbot.metrics import Metrics
+from tailorbot.store import OnlineStore, open_store
+from tailorbot.stream.features import feature_view
+from tailorbot.stream.state import recompute
+from tailorbot.stream.worker import StreamWorker
+from tests.stream.eventgen import DAY, INTENTS, T0, make_event
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = ("message", "message", "rating", "resolution", "article_viewed", "handoff")
+
+
+def synthetic(n: int, users: int, seed: int) -> list[dict]:
+    """``n`` events of ``users`` users over 10 days, in time order."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        u = rng.randrange(users)
+        kind = rng.choice(KINDS)
+        fields: dict = {}
+        if kind == "message":
+            fields = {"intent": rng.choice(INTENTS), "role": rng.choice(("customer", "bot"))}
+        elif kind == "rating":
+            fields = {"score": rng.randint(1, 5)}
+        elif kind == "resolution":
+            fields = {"resolved": rng.random() < 0.6, "article_id": f"kb-{rng.randrange(5)}"}
+        ts = T0 + 10 * DAY * i / n
+        out.append(
+            make_event(
+                kind, ts, event_id=f"ev{i}", user_id=f"u{u}", session_id=f"u{u}-{i // 40}", **fields
+            )
+        )
+    return out
+
+
+def arrival_order(events: list[dict], lateness: float, seed: int, redeliver: int = 0) -> list[dict]:
+    """Shuffled within ``lateness``, with ``redeliver`` events sent twice (same event_id)."""
+    rng = random.Random(seed)
+    copies = events + [dict(rng.choice(events)) for _ in range(redeliver)]
+    return sorted(copies, key=lambda e: event_epoch(e) + rng.random() * lateness)
+
+
+def append(log: EventLog, events: list[dict]) -> None:
+    items = [(e["user_id"], orjson.dumps({**e, "ingested_at": time.time()})) for e in events]
+    for lo in range(0, len(items), 1000):
+        log.append(items[lo : lo + 1000])
+
+
+def drain(worker: StreamWorker) -> int:
+    handled = 0
+    while n := worker.run_once():
+        handled += n
+    return handled
+
+
+def assert_matches_recompute(store: OnlineStore, events: list[dict], settings: Settings) -> None:
+    by_user: dict[str, list[dict]] = {}
+    for e in events:
+        by_user.setdefault(e["user_id"], []).append(e)
+    for user, evs in by_user.items():
+        record = store.get(user)
+        assert record is not None, user
+        now = max(event_epoch(e) for e in evs) + 60
+        got = feature_view(record, None, now)
+        expected = feature_view(
+            record.__class__(user, recompute(evs, settings), 0, 0, 0, 0), None, now
+        )
+        for key in ("state_event_time", "state_updated_at"):
+            got.pop(key), expected.pop(key)
+        assert got == expected, user
+
+
+@pytest.fixture
+def backends(tmp_path: Path) -> Iterator[tuple[EventLog, OnlineStore, Settings]]:
+    settings = Settings(data_dir=tmp_path, partitions=4, worker_batch=150)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    store = open_store(settings.resolved_store_url())
+    yield log, store, settings
+    log.close()
+    store.close()
+
+
+def test_worker_applies_everything_once_and_commits(backends) -> None:
+    log, store, settings = backends
+    events = synthetic(1500, users=12, seed=1)
+    append(log, arrival_order(events, settings.lateness_s, seed=2, redeliver=40))
+    metrics = Metrics()
+    worker = StreamWorker(log, store, settings, metrics=metrics, member_id="w1")
+    assert drain(worker) == 1540
+    worker.close()
+    assert sum(log.lag(settings.consumer_group).values()) == 0
+    assert worker.counts["applied"] == 1500 and worker.counts["duplicate"] == 40
+    sample = metrics.registry.get_sample_value
+    assert sample("tailorbot_events_applied_total") == 1500
+    assert sample("tailorbot_events_skipped_total", {"reason": "duplicate"}) == 40
+    assert sample("tailorbot_event_to_feature_seconds_count") == 1500
+    assert sample("tailorbot_processor_lag", {"partition": "0"}) is not None
+    assert_matches_recompute(store, events, settings)
+    record = store.get("u0")
+    assert record is not None and record.event_time == record.state["newest"]
+
+
+def test_users_without_consent_get_no_state(backends) -> None:
+    log, store, settings = backends
+    store.put_profile("u1", {"consent": {"personalization": False}})
+    events = synthetic(300, users=3, seed=3)
+    append(log, events)
+    worker = StreamWorker(log, store, settings)
+    assert drain(worker) == 300
+    assert store.get("u1") is None and store.get("u0") is not None
+    assert worker.counts["no_consent"] == sum(e["user_id"] == "u1" for e in events)
+    assert sum(log.lag(settings.consumer_group).values()) == 0
+
+
+def test_records_below_the_erasure_watermark_are_dropped(backends) -> None:
+    log, store, settings = backends
+    before = [make_event("message", T0 + i, event_id=f"a{i}", user_id="gone") for i in range(5)]
+    append(log, before)
+    partition = log.partition_for("gone")
+    store.erase_user("gone", partition, log.end_offsets()[partition])  # events still in flight
+    after = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="gone") for i in range(3)]
+    append(log, after)
+    worker = StreamWorker(log, store, settings)
+    drain(worker)
+    assert worker.counts["erased"] == 5
+    assert_matches_recompute(store, after, settings)
+
+
+def test_malformed_records_are_skipped_and_the_rest_applied(backends) -> None:
+    log, store, settings = backends
+    good = synthetic(50, users=2, seed=4)
+    append(log, good[:20])
+    log.append([("u0", b"{not json"), ("u0", orjson.dumps({"type": "message", "user_id": "u0"}))])
+    append(log, good[20:])
+    worker = StreamWorker(log, store, settings)
+    assert drain(worker) == 52
+    assert worker.counts["malformed"] == 2 and worker.counts["applied"] == 50
+    assert_matches_recompute(store, good, settings)
+
+
+def test_a_failed_commit_is_retried_without_losing_or_double_counting(
+    backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, store, settings = backends
+    events = synthetic(600, users=5, seed=5)
+    append(log, events)
+    worker = StreamWorker(log, store, settings, metrics=Metrics())
+    consumer_class = type(log.consumer("probe", "probe"))
+    real_commit = consumer_class.commit
+    failures = iter([True, True])
+
+    def flaky_commit(self, offsets):  # the store write went through; the commit did not
+        if next(failures, False):
+            raise OSError("log unreachable")
+        return real_commit(self, offsets)
+
+    monkeypatch.setattr(consumer_class, "commit", flaky_commit)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while sum(log.lag(settings.consumer_group).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join()
+    worker.close()
+    assert worker.errors == 2
+    assert worker.counts["applied"] == 600
+    assert worker.counts["duplicate"] > 0  # the batches read again
+    assert_matches_recompute(store, events, settings)
+
+
+CHILD = """
+import sys, threading
+from tailorbot.config import Settings
+from tailorbot.log import open_log
+from tailorbot.store import open_store
+from tailorbot.stream.worker import StreamWorker
+settings = Settings(log_url=sys.argv[1], store_url=sys.argv[2], partitions=4, worker_batch=50)
+worker = StreamWorker(open_log(settings.resolved_log_url(), settings.partitions),
+                      open_store(settings.resolved_store_url()), settings)
+worker.run(threading.Event())
+"""
+
+
+def test_sigkilled_worker_resumes_without_losing_or_double_counting(tmp_path: Path) -> None:
+    # A killed member keeps its partitions until its session times out: make that quick.
+    log_url = f"sqlite:///{tmp_path}/log.db?session_timeout=0.5"
+    store_url = f"sqlite:///{tmp_path}/store.db"
+    settings = Settings(log_url=log_url, store_url=store_url, partitions=4, worker_batch=50)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    store = open_store(settings.resolved_store_url())
+    events = synthetic(6000, users=40, seed=6)
+    append(log, arrival_order(events, settings.lateness_s, seed=7, redeliver=200))
+    group, total = settings.consumer_group, 6200
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    rng = random.Random(8)
+    for _ in range(5):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, log_url, store_url], env=env)
+        start = sum(log.committed(group).values())
+        deadline = time.monotonic() + 60
+        while sum(log.committed(group).values()) < start + 300:
+            assert child.poll() is None, "the worker died on its own"
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.005)
+        time.sleep(rng.random() * 0.02)  # land anywhere in a batch
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    done = sum(log.committed(group).values())
+    assert 0 < done < total, "the kills should land mid-stream"
+    worker = StreamWorker(log, store, settings)
+    deadline = time.monotonic() + 60
+    while sum(log.lag(group).values()) and time.monotonic() < deadline:
+        if not worker.run_once():
+            time.sleep(0.05)  # until the killed members' partitions come to this one
+    worker.close()
+    assert sum(log.lag(group).values()) == 0
+    assert worker.counts["applied"] < total  # the killed workers did part of the work
+    assert_matches_recompute(store, events, settings)
+    log.close()
+    store.close()
