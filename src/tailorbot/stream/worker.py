@@ -44,6 +44,7 @@ from tailorbot.events.profile import consents_to_personalization
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, OnlineStore
+from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.params import FeatureParams
 from tailorbot.stream.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
 
@@ -78,6 +79,7 @@ class StreamWorker:
         self.metrics = metrics
         self.member_id = member_id
         self._params = FeatureParams.of(settings)
+        self._article_stats = ArticleStatsCollector()
         self._consumer: Consumer | None = None
         self._lag_at = 0.0
         self._closed = False
@@ -99,6 +101,7 @@ class StreamWorker:
         writes, ingested = self._apply(by_user, counts)
         if writes:
             self.store.put_many(writes)
+        self._article_stats.flush(self.store)
         # Counted once written: a batch re-read after a failed commit counts as duplicates.
         self._count(counts, ingested, written_at=time.time())
         offsets: dict[int, int] = {}
@@ -157,7 +160,13 @@ class StreamWorker:
                 counts["no_consent"] += len(items)
                 continue
             record = self._apply_user(
-                user, items, stored.get(user), watermarks.get(user), counts, ingested
+                user,
+                items,
+                stored.get(user),
+                watermarks.get(user),
+                counts,
+                ingested,
+                profiles.get(user),
             )
             if record is not None:
                 writes.append(record)
@@ -171,6 +180,7 @@ class StreamWorker:
         watermark: int | None,
         counts: dict[str, int],
         ingested: list[float],
+        profile: dict[str, Any] | None = None,
     ) -> FeatureRecord | None:
         params = self._params
         state = stored.state if stored is not None else new_state()
@@ -189,6 +199,7 @@ class StreamWorker:
             outcome = apply_outcome(state, event, params, ts)
             counts[outcome] += 1
             if outcome == APPLIED:
+                self._article_stats.observe(user, state, profile, event, ts)
                 at = event.get("ingested_at")
                 if at is not None:
                     ingested.append(at)
@@ -229,6 +240,7 @@ class StreamWorker:
     def _on_error(self, exc: Exception, backoff: float) -> float:
         """Log and count ``exc``; leave the group so the batch is read again; next pause."""
         self.errors += 1
+        self._article_stats.discard()
         pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
         logger.error(
             "stream worker batch failed (error %s); re-reading it in %.2f s: %r",
