@@ -16,6 +16,7 @@ then the defaults below. Backends are chosen by URL scheme, the way SQLAlchemy d
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ class Settings(BaseSettings):
     bandit_alpha: float = Field(1.0, ge=0, description="Exploration strength.")
     bandit_epsilon: float = Field(0.05, ge=0, le=1, description="Exploration floor.")
     bandit_sync_s: float = Field(1.0, ge=0, description="Reload shared bandit statistics this often.")
+    context_attributes: tuple[str, ...] = Field(
+        (),
+        description="Profile attributes the bandit also sees: 'name' (a bool or a number in "
+        "[0, 1]) or 'name=value' (1.0 when the attribute equals value).",
+    )
+    experiment_name: str = Field("default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    experiment_holdout: float = Field(
+        0.0, ge=0, le=1, description="Share of users (by id hash) served by the control policy."
+    )
+    control_variant: str | None = Field(
+        None, description="Variant the control policy always uses; default: a template's first."
+    )
     seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
 
@@ -81,6 +94,22 @@ class Settings(BaseSettings):
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    def to_env(self) -> dict[str, str]:
+        """``TAILORBOT_*`` variables that rebuild these settings in a child process."""
+        env = {}
+        for name in type(self).model_fields:
+            value: Any = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, tuple | list | dict):
+                value = json.dumps(list(value) if isinstance(value, tuple) else value)
+            env[f"TAILORBOT_{name.upper()}"] = str(value)
+        return env
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
