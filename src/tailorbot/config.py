@@ -36,9 +36,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAILORBOT_", frozen=True, extra="forbid")
 
     # --- where things live -------------------------------------------------------------
-    data_dir: Path = Field(Path(".tailorbot"), description="Embedded backends and models live here.")
+    data_dir: Path = Field(
+        Path(".tailorbot"), description="Embedded backends and models live here."
+    )
     log_url: str | None = Field(None, description="Event log URL; default sqlite under data_dir.")
-    store_url: str | None = Field(None, description="Online store URL; default sqlite under data_dir.")
+    store_url: str | None = Field(
+        None, description="Online store URL; default sqlite under data_dir."
+    )
     archive_url: str | None = Field(None, description="PostgreSQL archive URL; none by default.")
     partitions: int = Field(8, ge=1, le=1024, description="Event-log partitions (by user id).")
 
@@ -73,7 +77,9 @@ class Settings(BaseSettings):
     bandit: str = Field("linucb", pattern="^(linucb|thompson)$", description="Variant policy.")
     bandit_alpha: float = Field(1.0, ge=0, description="Exploration strength.")
     bandit_epsilon: float = Field(0.05, ge=0, le=1, description="Exploration floor.")
-    bandit_sync_s: float = Field(1.0, ge=0, description="Reload shared bandit statistics this often.")
+    bandit_sync_s: float = Field(
+        1.0, ge=0, description="Reload shared bandit statistics this often."
+    )
     context_attributes: tuple[str, ...] = Field(
         (),
         description="Profile attributes the bandit also sees: 'name' (a bool or a number in "

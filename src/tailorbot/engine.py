@@ -5,6 +5,11 @@ it validates and redacts events at the door, appends them to the log in one batc
 feature records, applies profile changes and erasure, reports readiness and, when
 ``settings.run_worker_in_server`` is on, runs a stream worker in a background thread.
 
+With ``settings.archive_url`` it also opens the archive: an archive worker thread copies the
+log into it (next to the stream worker), :meth:`Engine.archive_decision` and
+:meth:`Engine.archive_feedback` queue records for a background writer, and erasure reaches
+the archive too.
+
 Errors are :class:`tailorbot.errors.EngineError` subclasses carrying the HTTP status they map
 to, so every caller (API handler, CLI) reports them the same way.
 
@@ -21,7 +26,6 @@ to, so every caller (API handler, CLI) reports them the same way.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,6 +35,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tailorbot.archive import ArchiveError, EventArchive, open_archive
+from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
 from tailorbot.errors import (
     RETRY_AFTER_S,
@@ -55,10 +61,13 @@ from tailorbot.events.schema import (
 from tailorbot.log import EventLog, LogError, open_log
 from tailorbot.metrics import Metrics
 from tailorbot.store import OnlineStore, StoreError, open_store
+from tailorbot.stream.archiver import ArchiveWorker, archive_group
+from tailorbot.stream.thread import WorkerThread
 
 logger = logging.getLogger(__name__)
 
 LAG_CACHE_S = 0.1  # backpressure reads the group's lag at most this often
+ARCHIVE_FLUSH_S = 5.0  # erasure waits this long for queued decision records to be written
 
 
 @dataclass(slots=True)
@@ -138,13 +147,21 @@ class Engine:
         except Exception:
             self.log.close()
             raise
+        self.archive: EventArchive | None = None
+        self._archive_writer: ArchiveWriter | None = None
+        if settings.archive_url is not None:
+            try:
+                with backend_errors():
+                    self.archive = open_archive(settings.archive_url)
+            except Exception:
+                self.log.close()
+                self.store.close()
+                raise
+            self._archive_writer = ArchiveWriter(self.archive)
         self._lag_total = 0
         self._lag_read_at = float("-inf")
         self._erase_hooks: list[Callable[[str], None]] = []
-        self._worker: Any = None
-        self._worker_thread: threading.Thread | None = None
-        self._worker_stop = threading.Event()
-        self._worker_error: BaseException | None = None
+        self._threads: dict[str, WorkerThread] = {}  # "worker" and "archiver", when running
         self._closed = False
 
     # --- ingestion ------------------------------------------------------------------------
@@ -315,11 +332,20 @@ class Engine:
         self._run_erase_hooks(user_id)
 
     def erase_user(self, user_id: str) -> None:
-        """Forget a user everywhere: log records, feature record, profile, decisions."""
+        """Forget a user everywhere: log records, feature record, profile, decisions and,
+        with an archive, the user's archived events, decisions and feedback."""
         with backend_errors():
             watermark = self.log.erase_user(user_id)
             self.store.erase_user(user_id, self.log.partition_for(user_id), watermark)
+            if self.archive is not None:
+                self._erase_archived(user_id)
         self._run_erase_hooks(user_id)
+
+    def _erase_archived(self, user_id: str) -> None:
+        # Queued decision records of the user must land before the delete, not after it.
+        if self._archive_writer is not None and not self._archive_writer.flush(ARCHIVE_FLUSH_S):
+            raise ArchiveError("queued decision records could not be written in time")
+        self.archive.erase_user(user_id)  # type: ignore[union-attr]
 
     def on_erase(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(user_id)`` after a user is erased (to drop in-memory caches)."""
@@ -328,6 +354,21 @@ class Engine:
     def _run_erase_hooks(self, user_id: str) -> None:
         for hook in self._erase_hooks:
             hook(user_id)
+
+    # --- archive --------------------------------------------------------------------------
+
+    def archive_decision(self, record: dict[str, Any]) -> None:
+        """Queue a decision record for the archive (a no-op without one)."""
+        self._to_archive("decision", record)
+
+    def archive_feedback(self, record: dict[str, Any]) -> None:
+        """Queue a feedback record for the archive (a no-op without one)."""
+        self._to_archive("feedback", record)
+
+    def _to_archive(self, kind: str, record: dict[str, Any]) -> None:
+        if self._archive_writer is not None:
+            with backend_errors():  # only when the queue is full and the direct write fails
+                self._archive_writer.put(kind, record)
 
     # --- health ---------------------------------------------------------------------------
 
@@ -340,6 +381,8 @@ class Engine:
             lag = self.log.lag(self.settings.consumer_group)
             checks["log"] = "ok"
             checks["lag"] = sum(lag.values())
+            if self.archive is not None:
+                checks["archive_lag"] = sum(self.log.lag(archive_group(self.settings)).values())
         except LogError as exc:
             ready = False
             checks["log"] = f"unreachable: {exc}"
@@ -349,51 +392,58 @@ class Engine:
         except StoreError as exc:
             ready = False
             checks["store"] = f"unreachable: {exc}"
+        if self.archive is not None:
+            # Reported, not gating: serving works without the archive (it catches up later).
+            try:
+                self.archive.ping()
+                checks["archive"] = "ok"
+            except ArchiveError as exc:
+                checks["archive"] = f"unreachable: {exc}"
         checks["worker"] = self.worker_state()
-        if self._worker_error is not None:
+        if self.archive is not None:
+            checks["archiver"] = self.worker_state("archiver")
+        if any(thread.error is not None for thread in self._threads.values()):
             ready = False
         return {"ready": ready, "checks": checks}
 
-    def worker_state(self) -> str:
-        if self._worker_error is not None:
-            return f"failed: {self._worker_error}"
-        if self._worker_thread is not None and self._worker_thread.is_alive():
-            return "running"
-        return "not running in this process"
+    def worker_state(self, name: str = "worker") -> str:
+        """State of the stream worker thread (or of the ``archiver`` thread)."""
+        thread = self._threads.get(name)
+        if thread is None:
+            return "not running in this process"
+        return thread.state()
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start_worker(self) -> None:
-        """Run a stream worker in a background thread (when the settings ask for it)."""
-        if not self.settings.run_worker_in_server or self._worker_thread is not None:
+        """Run a stream worker and, with an archive, an archive worker in background threads
+        (when the settings ask for it)."""
+        if not self.settings.run_worker_in_server or self._threads:
             return
         from tailorbot.stream.worker import StreamWorker
 
-        self._worker = StreamWorker(self.log, self.store, self.settings, metrics=self.metrics)
-        self._worker_stop.clear()
-        self._worker_thread = threading.Thread(
-            target=self._run_worker, name="tailorbot-stream-worker", daemon=True
-        )
-        self._worker_thread.start()
-
-    def _run_worker(self) -> None:
-        try:
-            self._worker.run(self._worker_stop)
-        except BaseException as exc:  # reported by readiness; the API keeps serving
-            self._worker_error = exc
-            logger.exception("the stream worker stopped on an error")
+        worker = StreamWorker(self.log, self.store, self.settings, metrics=self.metrics)
+        self._threads["worker"] = WorkerThread(worker, "tailorbot-stream-worker")
+        if self.archive is not None:
+            archiver = ArchiveWorker(
+                self.log, self.archive, self.store, self.settings, metrics=self.metrics
+            )
+            self._threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
+        for thread in self._threads.values():
+            thread.start()
 
     def stop(self) -> None:
-        """Stop the worker (if any) and release the log and the store. Idempotent."""
-        if self._worker_thread is not None:
-            self._worker_stop.set()
-            self._worker_thread.join()
-            self._worker_thread = None
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        """Stop the workers (if any), write the queued archive records and release the log,
+        the store and the archive. Idempotent."""
+        threads, self._threads = self._threads, {}
+        for thread in threads.values():
+            thread.stop()
         if not self._closed:
             self._closed = True
+            if self._archive_writer is not None:
+                self._archive_writer.close()
+            if self.archive is not None:
+                self.archive.close()
             self.log.close()
             self.store.close()
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from tailorbot.archive.base import ArchiveError
 from tailorbot.log.base import LogError
 from tailorbot.store.base import StoreError
 
@@ -86,10 +87,13 @@ class Problem:
 
 @contextmanager
 def backend_errors() -> Iterator[None]:
-    """Turn :class:`LogError` / :class:`StoreError` into :class:`Unavailable` (503)."""
+    """Turn :class:`LogError` / :class:`StoreError` / :class:`ArchiveError` into
+    :class:`Unavailable` (503)."""
     try:
         yield
     except LogError as exc:
         raise Unavailable(f"event log unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
     except StoreError as exc:
         raise Unavailable(f"online store unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
+    except ArchiveError as exc:
+        raise Unavailable(f"archive unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc

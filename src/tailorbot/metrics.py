@@ -8,8 +8,27 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # Finer buckets where the targets sit (freshness p99 <= 50 ms), so quantiles read off the
 # histogram (Prometheus' histogram_quantile) are close to exact.
 FRESHNESS_BUCKETS = (
-    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
-    0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 
@@ -21,7 +40,10 @@ class Metrics:
             "tailorbot_events_ingested", "Events accepted, by type", ["type"], registry=r
         )
         self.events_rejected = Counter(
-            "tailorbot_events_rejected", "Events rejected at the door, by reason", ["reason"], registry=r
+            "tailorbot_events_rejected",
+            "Events rejected at the door, by reason",
+            ["reason"],
+            registry=r,
         )
         self.events_applied = Counter(
             "tailorbot_events_applied", "Events applied to feature state", registry=r
@@ -33,7 +55,10 @@ class Metrics:
             registry=r,
         )
         self.processor_lag = Gauge(
-            "tailorbot_processor_lag", "Records not yet applied, per partition", ["partition"], registry=r
+            "tailorbot_processor_lag",
+            "Records not yet applied, per partition",
+            ["partition"],
+            registry=r,
         )
         self.apply_latency = Histogram(
             "tailorbot_apply_latency_seconds",
@@ -45,6 +70,15 @@ class Metrics:
             "tailorbot_event_to_feature_seconds",
             "Wall time from ingestion to the feature write, per event",
             buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        )
+        self.events_archived = Counter(
+            "tailorbot_events_archived", "Events written to the archive (new rows)", registry=r
+        )
+        self.archive_lag = Gauge(
+            "tailorbot_archive_lag",
+            "Records not yet archived, per partition",
+            ["partition"],
             registry=r,
         )
         self.request_latency = Histogram(

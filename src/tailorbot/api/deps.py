@@ -12,9 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from tailorbot.config import Settings
-from tailorbot.decide import DecisionService, ModelMissing
+from tailorbot.decide import DecisionService, build_decision_service
 from tailorbot.engine import Engine
 from tailorbot.metrics import Metrics
 
@@ -27,10 +28,14 @@ async def get_engine(request: Request) -> Engine:
 
 
 async def get_decider(request: Request) -> DecisionService:
-    """The decision service; 503 (saying how to train one) while no intent model exists."""
-    decider: DecisionService | None = request.app.state.decider
-    if decider is None:
-        raise ModelMissing(str(request.app.state.decider_error))
+    """The decision service; 503 (saying how to train one) while no intent model exists.
+
+    Without a model at start-up each call looks again, so a model trained while the server
+    runs is picked up without a restart."""
+    state = request.app.state
+    if state.decider is None:
+        state.decider = await run_in_threadpool(build_decision_service, state.engine)
+    decider: DecisionService = state.decider
     return decider
 
 

@@ -103,26 +103,47 @@ def worker(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     """Run a stream worker until SIGINT/SIGTERM.
 
     It applies logged events to the feature store, sharing the work with the other workers
-    of its consumer group.
+    of its consumer group. With archive_url set it also runs an archive worker, which copies
+    the log into the archive in a consumer group of its own.
     """
+    from tailorbot.archive import EventArchive, open_archive
+    from tailorbot.errors import backend_errors
     from tailorbot.log import open_log
     from tailorbot.metrics import Metrics
     from tailorbot.store import open_store
+    from tailorbot.stream.archiver import ArchiveWorker, archive_group
+    from tailorbot.stream.thread import WorkerThread
     from tailorbot.stream.worker import StreamWorker
 
     settings = load_settings(config, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = open_log(settings.resolved_log_url(), settings.partitions)
     store = open_store(settings.resolved_store_url())
+    metrics = Metrics()
+    archive: EventArchive | None = None
+    archiver: WorkerThread | None = None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stream_worker = StreamWorker(log, store, settings, metrics=Metrics())
+    stream_worker = StreamWorker(log, store, settings, metrics=metrics)
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
     try:
+        if settings.archive_url is not None:
+            with backend_errors():
+                archive = open_archive(settings.archive_url)
+            archiver = WorkerThread(
+                ArchiveWorker(log, archive, store, settings, metrics=metrics),
+                "tailorbot-archive-worker",
+            )
+            archiver.start()
+            typer.echo(f"archiving in group {archive_group(settings)!r}")
         stream_worker.run(stop)
     finally:
         stream_worker.close()
+        if archiver is not None:
+            archiver.stop()
+        if archive is not None:
+            archive.close()
         log.close()
         store.close()
     typer.echo("worker stopped")

@@ -26,12 +26,16 @@ def open_log(url: str, partitions: int) -> EventLog:
     """Open the event log at ``url`` (``sqlite://``, ``redis://`` or ``kafka://``)."""
     scheme = url.split("://", 1)[0].lower()
     if scheme not in BACKENDS:
-        raise ValueError(f"unknown event-log URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}")
+        raise ValueError(
+            f"unknown event-log URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}"
+        )
     module, cls = BACKENDS[scheme].split(":")
     try:
         backend = getattr(importlib.import_module(module), cls)
     except ImportError as exc:
-        raise ImportError(f"the {scheme} event log needs an extra: pip install 'tailorbot[{scheme}]' ({exc})") from exc
+        raise ImportError(
+            f"the {scheme} event log needs an extra: pip install 'tailorbot[{scheme}]' ({exc})"
+        ) from exc
     return backend.from_url(url, partitions=partitions)
 
 

@@ -21,7 +21,9 @@ def open_store(url: str) -> OnlineStore:
     try:
         backend = getattr(importlib.import_module(module), cls)
     except ImportError as exc:
-        raise ImportError(f"the {scheme} store needs an extra: pip install 'tailorbot[{scheme}]' ({exc})") from exc
+        raise ImportError(
+            f"the {scheme} store needs an extra: pip install 'tailorbot[{scheme}]' ({exc})"
+        ) from exc
     return backend.from_url(url)
 
 
