@@ -1,0 +1,137 @@
+"""``tailorbot evaluate-recs``: replay the event log and score the article recommender.
+
+For every session that ended resolved by an article, the hybrid recommender (statistics
+learned from earlier events only) and the intent-only baseline are asked for their top k at
+the session's first customer message; the command prints hit rate@k and NDCG@k of both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tailorbot.cli.common import (
+    CliError,
+    ConfigOption,
+    DataDirOption,
+    load_settings,
+    reports_errors,
+)
+
+LogUrlOption = Annotated[
+    str | None,
+    typer.Option("--log-url", help="Event log to replay (default: the data dir's sqlite log)."),
+]
+StoreUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store-url",
+        help="Online store to read user profiles (tier, language) from; default: the data "
+        "dir's, when it exists.",
+    ),
+]
+KbOption = Annotated[
+    Path | None,
+    typer.Option("--kb", help="Knowledge-base folder (default: the configured or bundled KB)."),
+]
+
+
+@reports_errors
+def evaluate_recs(
+    data_dir: DataDirOption = None,
+    log_url: LogUrlOption = None,
+    store_url: StoreUrlOption = None,
+    kb_dir: KbOption = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Length of the list.")] = 3,
+    config: ConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Hit rate@k and NDCG@k of the hybrid recommender beside the intent-only baseline."""
+    from tailorbot.kb import default_kb_dir, load_kb
+    from tailorbot.log import open_log
+    from tailorbot.models.recommend.evaluation import evaluate_recommendations
+    from tailorbot.store import open_store
+    from tailorbot.stream.params import FeatureParams
+
+    settings = load_settings(config, data_dir=data_dir, log_url=log_url, store_url=store_url)
+    kb = load_kb(kb_dir or settings.kb_dir or default_kb_dir())
+    url = settings.resolved_log_url()
+    _require_sqlite_file(url, "event log")
+    log = open_log(url, settings.partitions)
+    store = None
+    if _exists(settings.resolved_store_url()):
+        store = open_store(settings.resolved_store_url())
+    try:
+        result = evaluate_recommendations(
+            log,
+            kb,
+            k=k,
+            profiles=store,
+            intent_fn=_intent_fn(settings.data_dir),
+            params=FeatureParams.of(settings),
+        )
+    finally:
+        log.close()
+        if store is not None:
+            store.close()
+    if json_output:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    typer.echo(
+        f"replayed {result.events} events from {url}: {result.sessions} sessions resolved by "
+        f"an article (k={result.k})"
+    )
+    typer.echo(f"  {'policy':<12} {'hit_rate@' + str(k):>11} {'ndcg@' + str(k):>8}")
+    for name, score in result.policies.items():
+        typer.echo(f"  {name:<12} {score.hit_rate:>11.4f} {score.ndcg:>8.4f}")
+    typer.echo(f"  lift: hit rate {result.lift('hit_rate'):+.4f}, NDCG {result.lift('ndcg'):+.4f}")
+    notes = {
+        "resolved sessions without a customer message before (not counted)": result.unasked,
+        "counted sessions resolved by an article the KB does not hold": result.unknown_articles,
+        "counted sessions asked without an intent": result.without_intent,
+        "counted sessions resolved by an article the user had marked unhelpful before "
+        "(the hybrid never re-offers it)": result.vetoed,
+    }
+    for text, count in notes.items():
+        if count:
+            typer.echo(f"note: {count} {text}", err=True)
+
+
+def _exists(url: str) -> bool:
+    """False for a sqlite URL whose file is missing (opening it would create an empty one)."""
+    from tailorbot._sqlite import parse_sqlite_url
+
+    if not url.lower().startswith("sqlite://"):
+        return True
+    return parse_sqlite_url(url)[0].is_file()
+
+
+def _require_sqlite_file(url: str, what: str) -> None:
+    if not _exists(url):
+        raise CliError(f"no {what} at {url} (give --data-dir or --log-url of an existing log)")
+
+
+def _intent_fn(data_dir: Path) -> Any:
+    """The newest saved intent model as ``text -> (intent, confidence)``, if there is one;
+    it labels customer messages that were logged without an intent."""
+    from tailorbot.models import registry
+
+    try:
+        model = registry.latest(data_dir, kind="intent").model
+    except (registry.ModelNotFoundError, registry.ModelLoadError):
+        return None
+
+    def predict(text: str) -> tuple[str | None, float]:
+        prediction = model.predict_one(text)
+        if prediction.fallback.reason == "out_of_scope":
+            return None, 0.0
+        return prediction.name, float(prediction.confidence)
+
+    return predict
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate-recs")(evaluate_recs)

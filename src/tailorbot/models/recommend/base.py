@@ -1,0 +1,116 @@
+"""What every article recommender answers, and the slice of a user's feature view it reads.
+
+>>> rec = Recommendation("kb-card-arrival", "Where is my card?", 1.8, ["matches intent x (0.93)"])
+>>> rec.to_dict()["reasons"]
+['matches intent x (0.93)']
+>>> UserContext.from_view(None).personalized
+False
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One ranked article, with its score and the reasons for it in words."""
+
+    article_id: str
+    title: str
+    score: float
+    reasons: list[str]
+    signals: dict[str, float] = field(default_factory=dict)  # weighted score components
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "title": self.title,
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "signals": dict(self.signals),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What the recommender uses of one user's feature view (``stream.features.feature_view``).
+
+    Kept in one place so that the view's layout is read by one function only.
+    """
+
+    personalized: bool = False
+    tier: str | None = None
+    segment: str | None = None
+    language: str | None = None
+    session_intent: str | None = None
+    viewed: frozenset[str] = frozenset()
+    helpful: frozenset[str] = frozenset()
+    unhelpful: frozenset[str] = frozenset()
+    resolved: frozenset[str] = frozenset()
+    resolved_by_intent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_view(cls, view: Mapping[str, Any] | None) -> UserContext:
+        """Read a feature view (docs/features.md); None or an empty view: not personalized.
+
+        ``session_intent`` is the intent of the user's latest customer message, the issue a
+        resolution or an article vote that follows it is about.
+        """
+        if not view:
+            return cls()
+        recent = view.get("recent_intents") or []
+        resolved = view.get("articles_resolved_by_intent") or {}
+        return cls(
+            personalized=bool(view.get("personalization", True)),
+            tier=_text(view.get("tier")),
+            segment=_text(view.get("segment")),
+            language=_text(view.get("language")),
+            session_intent=_text(recent[-1]) if recent else None,
+            viewed=frozenset(view.get("articles_viewed") or ()),
+            helpful=frozenset(view.get("articles_helpful") or ()),
+            unhelpful=frozenset(view.get("articles_unhelpful") or ()),
+            resolved=frozenset(view.get("articles_resolved") or ()),
+            resolved_by_intent={str(k): tuple(v) for k, v in dict(resolved).items()},
+        )
+
+    def helped(self) -> frozenset[str]:
+        """Articles that already helped this user: marked helpful, or resolved an issue."""
+        return self.helpful | self.resolved
+
+    def cohorts(self) -> list[tuple[str, str]]:
+        """``(kind, value)`` groups of similar customers: the tier and the segment."""
+        out = []
+        if self.tier:
+            out.append(("tier", self.tier))
+        if self.segment:
+            out.append(("segment", self.segment))
+        return out
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+class Recommender(ABC):
+    """Ranks knowledge-base articles for one customer message."""
+
+    @abstractmethod
+    def recommend(
+        self,
+        user_view: Mapping[str, Any] | None,
+        message: str,
+        intent: str | None,
+        intent_confidence: float,
+        k: int = 3,
+        *,
+        tier: str | None = None,
+        language: str | None = None,
+    ) -> list[Recommendation]:
+        """The best ``k`` articles, best first; ``user_view`` None means not personalized.
+
+        ``tier`` and ``language`` pick the audience (default: the view's).
+        """

@@ -1,0 +1,320 @@
+"""What other customers' sessions say about articles, kept as additive counters.
+
+Every statistic is a sum, so the stream worker can turn each applied event into counter
+deltas (:func:`deltas_for_event`) and add them with ``OnlineStore.increment`` from any number
+of processes; readers rebuild a :class:`CollaborativeStats` from ``OnlineStore.counters``.
+Offline replay uses :meth:`CollaborativeStats.learn_one`, which applies the same deltas in
+memory, so both paths hold the same numbers.
+
+Namespaces and keys (parts joined by ``|``; a ``|`` inside a part is replaced by ``/``):
+
+* ``recs:intent`` — all customers: ``{intent}|issues`` (resolution events of sessions about
+  the intent) and ``{intent}|{article}|{kind}`` with kind ``res`` (resolved the issue),
+  ``up``/``down`` (helpful / unhelpful feedback), ``view`` (article opened).
+* ``recs:segment_intent`` — the same per group of similar customers, the group written
+  ``tier=gold`` or ``segment=business``: ``{group}|{intent}|issues``,
+  ``{group}|{intent}|{article}|{kind}``. Segment popularity is summed from it at load.
+* ``recs:cooc`` — item-item: ``{a}`` counts articles that helped (helpful feedback or a
+  resolution) and ``{a}|{b}`` (``a < b``) pairs that helped the same customer.
+
+``user_view`` is the user's feature view (``stream.features.feature_view``) *before* the
+event is applied; only ``tier``, ``segment``, ``recent_intents`` (the latest is the issue a
+resolution or a vote is about), ``articles_helpful`` and ``articles_resolved`` are read, so
+any mapping with those keys will do.
+
+>>> view = {"tier": "gold", "recent_intents": ["card_arrival"], "articles_helpful": ["kb-1"]}
+>>> event = {"type": "resolution", "resolved": True, "article_id": "kb-2"}
+>>> deltas = deltas_for_event(event, view)
+>>> sorted(deltas["recs:intent"].items())
+[('card_arrival|issues', 1.0), ('card_arrival|kb-2|res', 1.0)]
+>>> deltas["recs:cooc"]
+{'kb-2': 1.0, 'kb-1|kb-2': 1.0}
+>>> stats = CollaborativeStats().learn_one(event, view)
+>>> stats.resolution_rate("card_arrival", "kb-2", [("tier", "gold")]).hits
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tailorbot.models.recommend.base import UserContext
+
+NS_INTENT = "recs:intent"
+NS_SEGMENT_INTENT = "recs:segment_intent"
+NS_COOC = "recs:cooc"
+NAMESPACES = (NS_INTENT, NS_SEGMENT_INTENT, NS_COOC)
+# The only event types with deltas: a caller can skip building a view for the others.
+ARTICLE_EVENT_TYPES = frozenset({"resolution", "article_feedback", "article_viewed"})
+
+Deltas = dict[str, dict[str, float]]
+Group = tuple[str, str]  # ("tier", "gold"), ("segment", "business")
+ALL: Group = ("all", "")
+
+
+def _part(value: str) -> str:
+    return value.replace("|", "/")
+
+
+def _group_key(group: Group) -> str:
+    return f"{_part(group[0])}={_part(group[1])}"
+
+
+def _parse_group(text: str) -> Group:
+    kind, _, value = text.partition("=")
+    return kind, value
+
+
+def deltas_for_event(event: Mapping[str, Any], user_view: Mapping[str, Any] | None) -> Deltas:
+    """Counter deltas for one decoded event (empty for events that say nothing about articles).
+
+    Cheap by design: a handful of string keys, no store access.
+    """
+    kind = event.get("type")
+    article = event.get("article_id")
+    if kind == "resolution":
+        signals = ["issues"] + (["res"] if event.get("resolved") and article else [])
+    elif kind == "article_feedback" and article:
+        signals = ["up" if event.get("helpful") else "down"]
+    elif kind == "article_viewed" and article:
+        signals = ["view"]
+    else:
+        return {}
+    user = UserContext.from_view(user_view)
+    intent = _part(user.session_intent or "")
+    groups = [_group_key(g) for g in user.cohorts()]
+    out: Deltas = {}
+    for signal in signals:
+        suffix = "issues" if signal == "issues" else f"{_part(str(article))}|{signal}"
+        out.setdefault(NS_INTENT, {})[f"{intent}|{suffix}"] = 1.0
+        for group in groups:
+            out.setdefault(NS_SEGMENT_INTENT, {})[f"{group}|{intent}|{suffix}"] = 1.0
+    helped = user.helped()
+    if article and signals[-1] in ("res", "up") and article not in helped:
+        cooc = out.setdefault(NS_COOC, {})
+        cooc[_part(article)] = 1.0
+        for other in sorted(helped):
+            a, b = sorted((_part(article), _part(other)))
+            cooc[f"{a}|{b}"] = 1.0
+    return out
+
+
+def add_deltas(total: Deltas, deltas: Mapping[str, Mapping[str, float]]) -> Deltas:
+    """Sum ``deltas`` into ``total`` (in place; returned), so that a batch of events costs
+    one ``store.increment`` per namespace.
+
+    >>> add_deltas({"recs:cooc": {"kb-1": 1.0}}, {"recs:cooc": {"kb-1": 1.0, "kb-2": 1.0}})
+    {'recs:cooc': {'kb-1': 2.0, 'kb-2': 1.0}}
+    """
+    for namespace, items in deltas.items():
+        target = total.setdefault(namespace, {})
+        for key, value in items.items():
+            target[key] = target.get(key, 0.0) + value
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRate:
+    """A smoothed rate and the raw evidence behind it (for the reason text)."""
+
+    rate: float
+    group: Group = ALL
+    hits: float = 0.0  # resolutions, or net helpful votes
+    trials: float = 0.0  # issues, or readers
+
+
+class CollaborativeStats:
+    """Article statistics of all customers, by intent and by group of similar customers.
+
+    Parameters
+    ----------
+    prior_strength
+        Pseudo-count of the hierarchical smoothing: a group's rate is pulled towards the
+        all-customer rate, and that towards 0, by this many imaginary issues.
+    """
+
+    def __init__(self, prior_strength: float = 5.0) -> None:
+        if prior_strength <= 0:
+            raise ValueError("prior_strength must be > 0")
+        self.prior_strength = prior_strength
+        self._raw: dict[str, dict[str, float]] = {ns: defaultdict(float) for ns in NAMESPACES}
+        # (group, intent) -> issues; (group, intent) -> article -> kind -> count
+        self._issues: dict[tuple[Group, str], float] = defaultdict(float)
+        self._articles: dict[tuple[Group, str], dict[str, dict[str, float]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(float))
+        )
+        self._popular: dict[Group, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._popular_max: dict[Group, float] = defaultdict(float)
+        self._helped: dict[str, float] = defaultdict(float)
+        self._pairs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    # --- building ----------------------------------------------------------------------
+    @classmethod
+    def from_counters(
+        cls, counters: Mapping[str, Mapping[str, float]], prior_strength: float = 5.0
+    ) -> CollaborativeStats:
+        """Rebuild from ``{namespace: {key: value}}`` (what the store's counters hold)."""
+        stats = cls(prior_strength=prior_strength)
+        stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
+        return stats
+
+    @classmethod
+    def load(cls, store: Any, prior_strength: float = 5.0) -> CollaborativeStats:
+        """Read the shared counters of an ``OnlineStore``."""
+        return cls.from_counters({ns: store.counters(ns) for ns in NAMESPACES}, prior_strength)
+
+    def learn_one(
+        self, event: Mapping[str, Any], user_view: Mapping[str, Any] | None
+    ) -> CollaborativeStats:
+        """Apply one event in memory (offline replay); same numbers as the store path."""
+        self.apply(deltas_for_event(event, user_view))
+        return self
+
+    def apply(self, deltas: Mapping[str, Mapping[str, float]]) -> None:
+        """Add counter deltas (unknown namespaces are ignored)."""
+        for namespace, items in deltas.items():
+            if namespace not in self._raw:
+                continue
+            for key, value in items.items():
+                self._raw[namespace][key] += value
+                self._index(namespace, key.split("|"), value)
+
+    def _index(self, namespace: str, parts: list[str], value: float) -> None:
+        if namespace == NS_COOC:
+            if len(parts) == 1:
+                self._helped[parts[0]] += value
+            elif len(parts) == 2:
+                self._pairs[parts[0]][parts[1]] += value
+                self._pairs[parts[1]][parts[0]] += value
+            return
+        if namespace == NS_SEGMENT_INTENT:
+            if len(parts) < 3:
+                return
+            group, parts = _parse_group(parts[0]), parts[1:]
+        else:
+            group = ALL
+        if len(parts) == 2 and parts[1] == "issues":
+            self._issues[(group, parts[0])] += value
+        elif len(parts) == 3:
+            intent, article, kind = parts
+            self._articles[(group, intent)][article][kind] += value
+            if kind in ("res", "up"):
+                counts = self._popular[group]
+                counts[article] += value
+                # Deltas only ever add, so the running maximum stays exact.
+                self._popular_max[group] = max(self._popular_max[group], counts[article])
+
+    def to_counters(self) -> dict[str, dict[str, float]]:
+        """The raw counters, as the store would hold them."""
+        return {ns: dict(items) for ns, items in self._raw.items()}
+
+    # --- reading -----------------------------------------------------------------------
+    def _smoothed(self, hits: float, trials: float, prior: float, group: Group) -> GroupRate:
+        m = self.prior_strength
+        return GroupRate((hits + m * prior) / (trials + m), group, hits, trials)
+
+    def _votes(self, counts: Mapping[str, float], prior: float, group: Group) -> GroupRate:
+        up, down = counts.get("up", 0.0), counts.get("down", 0.0)
+        readers = max(counts.get("view", 0.0), up + down)
+        return self._smoothed(up - down, readers, prior, group)
+
+    def _entries(self, intent: str, groups: Iterable[Group]) -> list[tuple[Group, float, Any]]:
+        """``(group, issues, article counts)`` of all customers, then of each group."""
+        return [
+            (g, self._issues.get((g, intent), 0.0), self._articles.get((g, intent), {}))
+            for g in (ALL, *groups)
+        ]
+
+    def _evidence(self, article: str, entries: list[tuple[Group, float, Any]]) -> ArticleEvidence:
+        (_, issues, per_article), *by_group = entries
+        counts = per_article.get(article, _EMPTY)
+        overall = self._smoothed(counts.get("res", 0.0), issues, 0.0, ALL)
+        votes = self._votes(counts, 0.0, ALL)
+        rates, group_votes = [], []
+        for group, group_issues, group_articles in by_group:
+            counts = group_articles.get(article, _EMPTY)
+            rates.append(self._smoothed(counts.get("res", 0.0), group_issues, overall.rate, group))
+            group_votes.append(self._votes(counts, votes.rate, group))
+        return ArticleEvidence(_summary(overall, rates), _summary(votes, group_votes))
+
+    def evidence(self, intent: str, groups: Iterable[Group]) -> dict[str, ArticleEvidence]:
+        """Rates of every article counted under ``intent``; an article missing here has a
+        resolution rate and a helpfulness of 0."""
+        entries = self._entries(intent, groups)
+        articles = sorted(set().union(*(per_article for _, _, per_article in entries)))
+        return {a: self._evidence(a, entries) for a in articles}
+
+    def resolution_rate(self, intent: str, article: str, groups: Iterable[Group]) -> GroupRate:
+        """Share of ``intent`` issues the article resolved, for these groups of customers.
+
+        The average of the groups' smoothed rates (all customers when no group is given);
+        ``group``/``hits``/``trials`` describe the group with resolutions and the best rate.
+        """
+        return self._evidence(article, self._entries(intent, groups)).resolution
+
+    def helpfulness(self, intent: str, article: str, groups: Iterable[Group]) -> GroupRate:
+        """Net helpful votes per reader, in (-1, 1), smoothed like :meth:`resolution_rate`."""
+        return self._evidence(article, self._entries(intent, groups)).feedback
+
+    def popularity_map(self, groups: Iterable[Group]) -> dict[str, float]:
+        """Per article: how often it helped these groups (resolutions and helpful votes, any
+        intent) over their most helpful article's count plus the prior, averaged over groups."""
+        groups = list(groups) or [ALL]
+        out: dict[str, float] = {}
+        for group in groups:
+            counts = self._popular.get(group)
+            if not counts:
+                continue
+            scale = 1.0 / ((self._popular_max[group] + self.prior_strength) * len(groups))
+            for article, count in counts.items():
+                out[article] = out.get(article, 0.0) + count * scale
+        return out
+
+    def popularity(self, article: str, groups: Iterable[Group]) -> float:
+        return self.popularity_map(groups).get(article, 0.0)
+
+    def cooccurrence_map(self, basket: Iterable[str]) -> dict[str, tuple[float, str]]:
+        """Per article linked to the basket (articles that helped the user): the strongest
+        link ``n(a, b) / (sqrt(n(a) n(b)) + 1)`` and its partner ``b``."""
+        out: dict[str, tuple[float, str]] = {}
+        for other in sorted(basket):
+            links = self._pairs.get(other)
+            if not links:
+                continue
+            n_other = self._helped.get(other, 1.0)
+            for article, together in links.items():
+                n_article = self._helped.get(article, 0.0)
+                if not n_article or article == other:
+                    continue
+                score = together / (math.sqrt(n_article * n_other) + 1.0)
+                if score > out.get(article, (0.0, ""))[0]:
+                    out[article] = (score, other)
+        return out
+
+    def cooccurrence(self, article: str, basket: Iterable[str]) -> tuple[float, str | None]:
+        """Strongest link from the articles that helped the user to ``article``."""
+        return self.cooccurrence_map(basket).get(article, (0.0, None))
+
+
+_EMPTY: dict[str, float] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleEvidence:
+    resolution: GroupRate
+    feedback: GroupRate
+
+
+def _summary(overall: GroupRate, rates: list[GroupRate]) -> GroupRate:
+    """The mean of the groups' rates; the evidence shown is that of the group with evidence
+    and the best rate (the one that lifts the article most), else all customers'."""
+    if not rates:
+        return overall
+    with_evidence = [r for r in rates if r.hits]
+    evidence = max(with_evidence, key=lambda r: (r.rate, r.trials)) if with_evidence else overall
+    mean = sum(r.rate for r in rates) / len(rates)
+    return GroupRate(mean, evidence.group, evidence.hits, evidence.trials)

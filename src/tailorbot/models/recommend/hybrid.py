@@ -1,0 +1,302 @@
+"""The hybrid article recommender: text, intent, other customers and the user's own history.
+
+An article's score is a weighted sum of signals, each in a small fixed range:
+
+=================  ========  =====================================================================
+signal             range     what it is
+=================  ========  =====================================================================
+``text``           0..1      BM25 of the message against title, body, steps and tags, over the best
+``intent``         0..1      the intent confidence when the article serves the predicted intent
+``collaborative``  0..1      smoothed share of similar customers' issues of this intent it resolved
+``feedback``       -1..1     net helpful votes per reader (similar customers, this intent)
+``cooccurrence``   0..1      link to articles that already helped this user (item-item)
+``popularity``     0..1      how often it helped the user's tier and segment, over the top article
+``history``        0..1      it resolved the user's issue of this intent before (1), or the user
+                             found it helpful and it is on topic (text or intent) (0.5)
+=================  ========  =====================================================================
+
+Hard rules come before scores: an article the user marked unhelpful is never offered again,
+and an article is offered only to the tiers and languages of its audience. An article whose
+score is not positive is not offered (the list may be shorter than ``k``). Ties are broken
+by article id, so the ranking is deterministic.
+
+>>> from tailorbot.kb.model import Article, KnowledgeBase
+>>> kb = KnowledgeBase([
+...     Article(id="kb-card", title="Where is my card?", body="Cards arrive within a week.",
+...             intents=["card_arrival"]),
+...     Article(id="kb-pin", title="Change your PIN", body="At any cash machine.",
+...             intents=["change_pin"])])
+>>> best = HybridRecommender(kb).recommend(None, "my card has not arrived", "card_arrival", 0.93)[0]
+>>> best.article_id, best.reasons
+('kb-card', ['matches intent card_arrival (0.93)', 'your message mentions card, arrived'])
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailorbot.models.recommend.base import Recommendation, Recommender, UserContext
+from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
+from tailorbot.models.recommend.text import BM25Index, tokenize
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "text": 1.0,
+    "intent": 1.5,
+    "collaborative": 1.5,
+    "feedback": 0.5,
+    "cooccurrence": 0.3,
+    "popularity": 0.3,
+    "history": 1.0,
+}
+# The control policy: no per-user and no collaborative signal.
+INTENT_ONLY_WEIGHTS: dict[str, float] = {
+    **dict.fromkeys(DEFAULT_WEIGHTS, 0.0),
+    "text": 1.0,
+    "intent": 1.5,
+}
+
+# A signal is named among the reasons when its weighted contribution reaches this.
+REASON_MIN = 0.1
+
+
+class HybridRecommender(Recommender):
+    """Ranks a knowledge base's articles for one message and one user.
+
+    Parameters
+    ----------
+    kb
+        The :class:`tailorbot.kb.KnowledgeBase`; its text index is built here, once.
+    weights
+        Weight of each signal (missing names take :data:`DEFAULT_WEIGHTS`).
+    stats
+        Collaborative statistics (:class:`CollaborativeStats`); None: no collaborative,
+        co-occurrence or popularity signal. Replace ``stats`` to refresh it.
+    title_boost
+        How many times the title counts in the text index.
+    """
+
+    def __init__(
+        self,
+        kb: Any,
+        weights: Mapping[str, float] | None = None,
+        stats: CollaborativeStats | None = None,
+        title_boost: int = 2,
+    ) -> None:
+        unknown = set(weights or {}) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ValueError(
+                f"unknown recommender weights {sorted(unknown)}; expected {sorted(DEFAULT_WEIGHTS)}"
+            )
+        self.kb = kb
+        self.weights = weights
+        self.stats = stats
+        self.title_boost = title_boost
+        self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self._terms = {a.id: set(tokenize(_document(a, 1))) for a in kb.articles}
+        self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
+
+    @classmethod
+    def intent_only(cls, kb: Any) -> HybridRecommender:
+        """The non-personalized baseline: intent match and text relevance only."""
+        return cls(kb, weights=INTENT_ONLY_WEIGHTS)
+
+    def recommend(
+        self,
+        user_view: Mapping[str, Any] | None,
+        message: str,
+        intent: str | None,
+        intent_confidence: float,
+        k: int = 3,
+        *,
+        tier: str | None = None,
+        language: str | None = None,
+    ) -> list[Recommendation]:
+        """The best ``k`` articles, best first.
+
+        ``tier`` and ``language`` (default: the view's) pick the audience (``Audience.matches``
+        of the KB: an unknown tier or language does not filter).
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if not 0.0 <= intent_confidence <= 1.0 or math.isnan(intent_confidence):
+            raise ValueError(f"intent_confidence must be within [0, 1], got {intent_confidence}")
+        user = UserContext.from_view(user_view)
+        tier = tier or user.tier
+        language = language or user.language
+        evidence = _Evidence.gather(self.stats, user, intent, self._weights)
+        text = self._index.normalized(message) if self._weights["text"] else {}
+        weights = self._weights
+        ranked = []
+        for article_id in self._candidates(user, text, intent, evidence):
+            article = self.kb.article(article_id)
+            if article is None or article_id in user.unhelpful:
+                continue
+            if not article.audience.matches(tier, language):
+                continue
+            signals = self._signals(article, user, text, intent, intent_confidence, evidence)
+            weighted = {n: weights[n] * v for n, v in signals.items() if weights[n] * v}
+            score = sum(weighted.values())
+            if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
+                ranked.append((-score, article.id, article, weighted))
+        words = _message_words(message)
+        return [
+            Recommendation(
+                article.id,
+                article.title,
+                round(-negative, 6),
+                self._reasons(article, weighted, user, words, intent, intent_confidence, evidence),
+                weighted,
+            )
+            for negative, _, article, weighted in heapq.nsmallest(k, ranked, key=lambda r: r[:2])
+        ]
+
+    def _candidates(
+        self,
+        user: UserContext,
+        text: Mapping[str, float],
+        intent: str | None,
+        evidence: _Evidence,
+    ) -> set[str]:
+        """Articles with at least one signal (the others score 0 and are never offered)."""
+        found = set(text).union(evidence.rates, evidence.links, evidence.popularity)
+        if intent:
+            found.update(a.id for a in self.kb.articles_for(intent))
+        if user.personalized:
+            found.update(user.helpful, user.resolved_by_intent.get(intent or "", ()))
+        return found
+
+    def _signals(
+        self,
+        article: Any,
+        user: UserContext,
+        text: Mapping[str, float],
+        intent: str | None,
+        confidence: float,
+        evidence: _Evidence,
+    ) -> dict[str, float]:
+        """Every signal of one article, unweighted (numbers only: reasons are worded for the
+        top ``k`` alone)."""
+        article_id = article.id
+        signals: dict[str, float] = {}
+        if article_id in text:
+            signals["text"] = text[article_id]
+        if intent and intent in article.intents:
+            signals["intent"] = confidence
+        if user.personalized:
+            if intent and article_id in user.resolved_by_intent.get(intent, ()):
+                signals["history"] = 1.0
+            elif article_id in user.helpful and signals:
+                # Helpful for this message's topic (text or intent), not for any old issue.
+                signals["history"] = 0.5
+        found = evidence.rates.get(article_id)
+        if found is not None:
+            signals["collaborative"] = found.resolution.rate
+            signals["feedback"] = found.feedback.rate
+        link = evidence.links.get(article_id)
+        if link is not None:
+            signals["cooccurrence"] = link[0]
+        if article_id in evidence.popularity:
+            signals["popularity"] = evidence.popularity[article_id]
+        return signals
+
+    def _reasons(
+        self,
+        article: Any,
+        weighted: Mapping[str, float],
+        user: UserContext,
+        words: list[tuple[str, str]],
+        intent: str | None,
+        confidence: float,
+        evidence: _Evidence,
+    ) -> list[str]:
+        """The signals that mattered (weighted contribution >= REASON_MIN), strongest first."""
+        reasons: list[tuple[float, str]] = []
+
+        def add(signal: str, text: str) -> None:
+            contribution = weighted.get(signal, 0.0)
+            if abs(contribution) >= REASON_MIN:
+                reasons.append((-abs(contribution), text))
+
+        matched = [word for word, stemmed in words if stemmed in self._terms[article.id]]
+        if matched:
+            add("text", "your message mentions " + ", ".join(matched[:4]))
+        add("intent", f"matches intent {intent} ({confidence:.2f})")
+        if intent and article.id in user.resolved_by_intent.get(intent, ()):
+            add("history", f"it resolved your {intent} issue before")
+        else:
+            add("history", "you found it helpful before")
+        found = evidence.rates.get(article.id)
+        if found is not None:
+            rate, votes = found.resolution, found.feedback
+            if rate.hits > 0 and rate.trials > 0:
+                share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
+                add("collaborative", f"resolved {share} of {_who(rate.group)}' {intent} issues")
+            if votes.hits > 0:
+                add("feedback", f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)")
+            elif votes.hits < 0:
+                add("feedback", f"{_who(votes.group)} found it unhelpful")
+        link = evidence.links.get(article.id)
+        if link is not None:
+            partner = self.kb.article(link[1])
+            title = partner.title if partner is not None else link[1]
+            add("cooccurrence", f'helped customers who also found "{title}" helpful')
+        groups = user.cohorts()
+        add("popularity", f"popular with {_who(groups[0] if groups else ALL)}")
+        reasons.sort(key=lambda r: r[0])  # stable: equal contributions keep this order
+        return [text for _, text in reasons]
+
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """Collaborative evidence for one request, gathered once for all articles."""
+
+    rates: Mapping[str, ArticleEvidence] = field(default_factory=dict)
+    links: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    popularity: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def gather(
+        cls,
+        stats: CollaborativeStats | None,
+        user: UserContext,
+        intent: str | None,
+        weights: Mapping[str, float],
+    ) -> _Evidence:
+        if stats is None:
+            return cls()
+        groups = user.cohorts()
+        wants_rates = intent and (weights["collaborative"] or weights["feedback"])
+        wants_links = user.personalized and weights["cooccurrence"]
+        return cls(
+            rates=stats.evidence(intent, groups) if wants_rates and intent else {},
+            links=stats.cooccurrence_map(user.helped()) if wants_links else {},
+            popularity=stats.popularity_map(groups) if weights["popularity"] else {},
+        )
+
+
+def _document(article: Any, title_boost: int) -> str:
+    """The indexed text: the title (``title_boost`` times), body, troubleshooting steps, tags."""
+    parts = [article.title] * max(1, title_boost) + [article.body, *article.steps, *article.tags]
+    return " ".join(parts)
+
+
+def _message_words(message: str) -> list[tuple[str, str]]:
+    """Distinct content words of the message with their stems, in order of appearance."""
+    seen: dict[str, str] = {}
+    for word in message.lower().replace("_", " ").split():
+        word = word.strip(".,!?;:'\"()[]")
+        tokens = tokenize(word)
+        if len(tokens) == 1 and word not in seen:
+            seen[word] = tokens[0]
+    return list(seen.items())
+
+
+def _who(group: tuple[str, str]) -> str:
+    kind, value = group
+    if kind in ("tier", "segment"):
+        return f"similar {value.replace('_', ' ')} customers"
+    return "all customers"

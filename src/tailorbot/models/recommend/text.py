@@ -1,0 +1,135 @@
+"""Text relevance of a customer message to knowledge-base articles: Okapi BM25.
+
+Documents are tokenized once at fit time (lower-cased words, a short stop list, a light
+suffix stemmer so that "arrived" meets "arrival"); a query only walks the posting lists of
+its own terms, so scoring costs O(matching postings), not O(articles).
+
+>>> index = BM25Index().fit([
+...     ("a1", "Where is my card? Card delivery usually takes a week."),
+...     ("a2", "Exchange rates are set daily."),
+... ])
+>>> scores = index.scores("my card has not arrived yet")
+>>> sorted(scores)
+['a1']
+>>> index.normalized("exchange rate")["a2"]
+1.0
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+_STOP_TEXT = """
+    a about an and are as at be been but by can could did do does doing for from had has
+    have how i if in into is it its me my myself no not of on or our please so than that the
+    their them then there these they this to too us was we were what when where which who
+    why will with would you your yours am im ive id hi hello hey thanks thank t s d ll re ve
+    m don doesn didn isn wasn hasn haven won cant
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+
+# Longest first; one suffix at most is stripped, then a trailing "e" (so "charge"/"charges"
+# and "decline"/"declined" meet).
+_SUFFIXES = ("ational", "ation", "ness", "ment", "ing", "ies", "ied", "es", "ed", "al", "ly", "s")
+_MIN_STEM = 3
+
+
+@functools.lru_cache(maxsize=65536)  # a vocabulary is small; messages repeat its words
+def stem(word: str) -> str:
+    """A deliberately small suffix stripper (no dependency; good enough for short FAQs).
+
+    >>> [stem(w) for w in ("arrived", "arrival", "cards", "charges", "charge", "pending")]
+    ['arriv', 'arriv', 'card', 'charg', 'charg', 'pend']
+    """
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
+            word = word[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                word += "y"
+            break
+    if word.endswith("e") and len(word) > _MIN_STEM:
+        word = word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content words of ``text`` (underscores split words: "card_arrival")."""
+    return [stem(w) for w in _WORD.findall(text.lower().replace("_", " ")) if w not in STOP_WORDS]
+
+
+class BM25Index:
+    """Okapi BM25 over a fixed set of documents.
+
+    Parameters
+    ----------
+    k1
+        Term-frequency saturation.
+    b
+        Length normalisation (0: none, 1: full).
+    """
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
+        if k1 < 0 or not 0.0 <= b <= 1.0:
+            raise ValueError("BM25 needs k1 >= 0 and 0 <= b <= 1")
+        self.k1 = k1
+        self.b = b
+        self._postings: dict[str, list[tuple[str, float]]] = {}
+        self._idf: dict[str, float] = {}
+        self._doc_ids: list[str] = []
+
+    def fit(self, documents: Iterable[tuple[str, str]]) -> BM25Index:
+        """Index ``(doc_id, text)`` pairs, replacing whatever was indexed before."""
+        term_counts: dict[str, Counter[str]] = {}
+        for doc_id, text in documents:
+            if doc_id in term_counts:
+                raise ValueError(f"duplicate document id {doc_id!r}")
+            term_counts[doc_id] = Counter(tokenize(text))
+        self._doc_ids = list(term_counts)
+        n_docs = len(term_counts)
+        lengths = {d: sum(c.values()) for d, c in term_counts.items()}
+        avg_len = (sum(lengths.values()) / n_docs) if n_docs else 0.0
+        doc_freq: Counter[str] = Counter()
+        for counts in term_counts.values():
+            doc_freq.update(counts.keys())
+        # Lucene's idf: always positive, so a term in most documents still counts a little.
+        self._idf = {
+            t: math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)) for t, df in doc_freq.items()
+        }
+        postings: dict[str, list[tuple[str, float]]] = {}
+        for doc_id, counts in term_counts.items():
+            norm = self.k1 * (1.0 - self.b + self.b * lengths[doc_id] / avg_len) if avg_len else 0
+            for term, tf in counts.items():
+                # The document half of BM25 is fixed at fit time; a query only multiplies idf.
+                weight = tf * (self.k1 + 1.0) / (tf + norm)
+                postings.setdefault(term, []).append((doc_id, weight))
+        self._postings = postings
+        return self
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return list(self._doc_ids)
+
+    def scores(self, query: str) -> dict[str, float]:
+        """BM25 score of every document sharing a term with ``query`` (others score 0)."""
+        out: dict[str, float] = {}
+        for term, qtf in Counter(tokenize(query)).items():
+            idf = self._idf.get(term)
+            if idf is None:
+                continue
+            for doc_id, weight in self._postings[term]:
+                out[doc_id] = out.get(doc_id, 0.0) + qtf * idf * weight
+        return out
+
+    def normalized(self, query: str) -> dict[str, float]:
+        """Scores divided by the best one, so the top match is 1.0 and weights stay comparable."""
+        raw = self.scores(query)
+        best = max(raw.values(), default=0.0)
+        if best <= 0.0:
+            return {}
+        return {d: s / best for d, s in raw.items()}

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tailorbot.cli import app
+from tailorbot.config import Settings
+from tailorbot.log import open_log
+from tailorbot.store import open_store
+from tests.models.recommend.test_evaluation import START, session_events, write
+
+KB_YAML = """
+articles:
+  - id: kb-where-is-my-card
+    title: Where is my card?
+    intents: [card_arrival]
+    body: Your card arrives within a week. Card delivery can be tracked in the app.
+  - id: kb-express-courier
+    title: Express courier
+    intents: [card_arrival]
+    body: Ask for an express courier; it brings it the next day.
+"""
+
+runner = CliRunner()
+
+
+def make_kb(tmp_path: Path) -> Path:
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "articles.yaml").write_text(KB_YAML)
+    return kb_dir
+
+
+def test_evaluate_recs_reports_both_policies(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings.load(data_dir=data_dir)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    store = open_store(settings.resolved_store_url())
+    events = []
+    for i in range(24):
+        user = f"u{i % 6}"
+        gold = i % 6 < 3
+        store.put_profile(user, {"tier": "gold" if gold else "standard"})
+        article = "kb-express-courier" if gold else "kb-where-is-my-card"
+        events += session_events(user, f"s{i}", START + timedelta(hours=i), article)
+    write(log, events)
+    log.close()
+    store.close()
+    kb = str(make_kb(tmp_path))
+
+    result = runner.invoke(
+        app, ["evaluate-recs", "--data-dir", str(data_dir), "--kb", kb, "--k", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["sessions"] == 24 and report["k"] == 1
+    hybrid, baseline = report["policies"]["hybrid"], report["policies"]["intent_only"]
+    assert baseline["hit_rate"] == 0.5
+    assert hybrid["hit_rate"] > baseline["hit_rate"]
+
+    text = runner.invoke(app, ["evaluate-recs", "--data-dir", str(data_dir), "--kb", kb])
+    assert text.exit_code == 0, text.output
+    assert "hybrid" in text.stdout and "intent_only" in text.stdout and "hit_rate@3" in text.stdout
+
+
+def test_missing_or_empty_log_is_a_clear_error(tmp_path: Path) -> None:
+    kb = str(make_kb(tmp_path))
+    missing = runner.invoke(
+        app, ["evaluate-recs", "--data-dir", str(tmp_path / "none"), "--kb", kb]
+    )
+    assert missing.exit_code == 1
+    assert "no event log at" in missing.stderr and "Traceback" not in missing.output
+
+    url = f"sqlite:///{tmp_path}/empty.db"
+    open_log(url, 8).close()
+    empty = runner.invoke(app, ["evaluate-recs", "--log-url", url, "--kb", kb])
+    assert empty.exit_code == 1
+    assert "event log is empty" in empty.stderr
+
+    write_log = open_log(url, 8)
+    write(write_log, session_events("u1", "s1", START, None))
+    write_log.close()
+    unresolved = runner.invoke(app, ["evaluate-recs", "--log-url", url, "--kb", kb])
+    assert unresolved.exit_code == 1
+    assert "no session to evaluate" in unresolved.stderr

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import pytest
+
+from tailorbot.kb.model import Article, Audience, KnowledgeBase
+from tailorbot.models.recommend.collaborative import CollaborativeStats
+from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, HybridRecommender
+
+KB = KnowledgeBase(
+    [
+        Article(
+            id="kb-card-arrival",
+            title="Where is my new card?",
+            body="A new card arrives within 5 working days. Track the delivery in the app.",
+            intents=["card_arrival"],
+            tags=["card", "delivery"],
+        ),
+        Article(
+            id="kb-card-delivery-express",
+            title="Express card delivery",
+            body="Gold customers can ask for express delivery of a card by courier.",
+            intents=["card_arrival", "card_delivery_estimate"],
+            tags=["card"],
+        ),
+        Article(
+            id="kb-exchange-rate",
+            title="Which exchange rate do you use?",
+            body="We use the daily interbank exchange rate for every currency conversion.",
+            intents=["exchange_rate"],
+        ),
+        Article(
+            id="kb-vip-concierge",
+            title="Your concierge line",
+            body="VIP customers reach a personal concierge for card and delivery questions.",
+            intents=["card_arrival"],
+            audience=Audience(tiers=["vip"]),
+        ),
+        Article(
+            id="kb-card-arrival-es",
+            title="¿Dónde está mi tarjeta?",
+            body="Su tarjeta nueva llega en 5 días hábiles.",
+            intents=["card_arrival"],
+            audience=Audience(languages=["es"]),
+        ),
+    ]
+)
+MESSAGE = "I ordered a card two weeks ago and it still has not arrived"
+
+
+def view(**overrides: object) -> dict:
+    base = {
+        "personalization": True,
+        "tier": "standard",
+        "language": "en",
+        "segment": "regular",
+        "recent_intents": [],
+        "articles_viewed": [],
+        "articles_helpful": [],
+        "articles_unhelpful": [],
+        "articles_resolved": [],
+        "articles_resolved_by_intent": {},
+    }
+    return {**base, **overrides}
+
+
+def ids(recs: list) -> list[str]:
+    return [r.article_id for r in recs]
+
+
+def test_intent_matching_article_ranks_first_for_a_clear_message() -> None:
+    recs = HybridRecommender(KB).recommend(view(), MESSAGE, "card_arrival", 0.93, k=3)
+    assert recs[0].article_id == "kb-card-arrival"
+    assert "matches intent card_arrival (0.93)" in recs[0].reasons
+    assert any(r.startswith("your message mentions card") for r in recs[0].reasons)
+    assert "kb-exchange-rate" not in ids(recs)
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    assert recs[0].signals["intent"] == pytest.approx(DEFAULT_WEIGHTS["intent"] * 0.93)
+
+
+def test_text_alone_finds_the_article_when_the_intent_is_unknown() -> None:
+    recs = HybridRecommender(KB).recommend(None, "what exchange rate for currency", None, 0.0)
+    assert recs[0].article_id == "kb-exchange-rate"
+    assert recs[0].reasons == ["your message mentions exchange, rate, currency"]
+
+
+def test_an_article_marked_unhelpful_is_never_offered_again() -> None:
+    recommender = HybridRecommender(KB, stats=CollaborativeStats())
+    user = view(articles_unhelpful=["kb-card-arrival"], articles_helpful=["kb-card-arrival"])
+    for k in (1, 3, 10):
+        assert "kb-card-arrival" not in ids(
+            recommender.recommend(user, MESSAGE, "card_arrival", 1.0, k)
+        )
+    # Others' resolutions cannot bring it back either.
+    stats = recommender.stats
+    for _ in range(20):
+        stats.learn_one(
+            {"type": "resolution", "resolved": True, "article_id": "kb-card-arrival"},
+            view(recent_intents=["card_arrival"]),
+        )
+    assert "kb-card-arrival" not in ids(
+        recommender.recommend(user, MESSAGE, "card_arrival", 1.0, 10)
+    )
+
+
+def test_audience_filters_tier_and_language() -> None:
+    recommender = HybridRecommender(KB)
+    standard = ids(recommender.recommend(view(), MESSAGE, "card_arrival", 0.9, k=10))
+    assert "kb-vip-concierge" not in standard and "kb-card-arrival-es" not in standard
+    vip = ids(recommender.recommend(view(tier="vip"), MESSAGE, "card_arrival", 0.9, k=10))
+    assert "kb-vip-concierge" in vip
+    spanish = ids(recommender.recommend(view(language="es"), "tarjeta", "card_arrival", 0.9, k=10))
+    assert spanish[0] == "kb-card-arrival-es"
+    # Explicit arguments override the view (the API's request context).
+    assert "kb-vip-concierge" in ids(
+        recommender.recommend(None, MESSAGE, "card_arrival", 0.9, k=10, tier="vip")
+    )
+
+
+def test_collaborative_signal_changes_the_ranking_after_feedback() -> None:
+    stats = CollaborativeStats()
+    recommender = HybridRecommender(KB, stats=stats)
+    gold = view(tier="gold", segment="vip")
+    before = recommender.recommend(gold, MESSAGE, "card_arrival", 0.9, k=2)
+    assert before[0].article_id == "kb-card-arrival"
+    # Gold customers' card_arrival issues get resolved by the express-delivery article.
+    others = view(tier="gold", segment="vip", recent_intents=["card_arrival"])
+    for _ in range(8):
+        stats.learn_one(
+            {"type": "article_viewed", "article_id": "kb-card-delivery-express"}, others
+        )
+        stats.learn_one(
+            {"type": "article_feedback", "article_id": "kb-card-delivery-express", "helpful": True},
+            others,
+        )
+        stats.learn_one(
+            {"type": "resolution", "resolved": True, "article_id": "kb-card-delivery-express"},
+            others,
+        )
+    after = recommender.recommend(gold, MESSAGE, "card_arrival", 0.9, k=2)
+    assert after[0].article_id == "kb-card-delivery-express"
+    assert (
+        "resolved 100% (8 of 8) of similar gold customers' card_arrival issues" in after[0].reasons
+    )
+    assert any("found it helpful" in r for r in after[0].reasons)
+    # The intent-only baseline ignores what others did.
+    baseline = HybridRecommender.intent_only(KB)
+    assert baseline.recommend(gold, MESSAGE, "card_arrival", 0.9)[0].article_id == "kb-card-arrival"
+
+
+def test_own_history_boosts_what_resolved_the_same_issue_before() -> None:
+    recommender = HybridRecommender(KB)
+    user = view(
+        articles_resolved_by_intent={"card_arrival": ["kb-card-delivery-express"]},
+        articles_resolved=["kb-card-delivery-express"],
+    )
+    top = recommender.recommend(user, MESSAGE, "card_arrival", 0.9)[0]
+    assert top.article_id == "kb-card-delivery-express"
+    assert "it resolved your card_arrival issue before" in top.reasons
+    helpful = view(articles_helpful=["kb-card-delivery-express"])
+    plain = recommender.recommend(view(), MESSAGE, "card_arrival", 0.9)
+    boosted = recommender.recommend(helpful, MESSAGE, "card_arrival", 0.9)
+    express = next(r for r in boosted if r.article_id == "kb-card-delivery-express")
+    assert "you found it helpful before" in express.reasons
+    assert express.score > next(r.score for r in plain if r.article_id == express.article_id)
+    # Without personalization consent the history is not used.
+    anonymous = {**user, "personalization": False}
+    assert recommender.recommend(anonymous, MESSAGE, "card_arrival", 0.9)[0].article_id == (
+        "kb-card-arrival"
+    )
+
+
+def test_every_result_has_reasons_and_ties_break_by_id() -> None:
+    twins = KnowledgeBase(
+        [
+            Article(id=f"kb-{name}", title="Same title", body="Same body.", intents=["x"])
+            for name in ("b", "c", "a")
+        ]
+    )
+    recs = HybridRecommender(twins).recommend(None, "same title", "x", 0.5, k=3)
+    assert ids(recs) == ["kb-a", "kb-b", "kb-c"]
+    assert all(r.reasons for r in recs)
+    assert len({r.score for r in recs}) == 1
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown recommender weights"):
+        HybridRecommender(KB, weights={"txt": 1.0})
+    recommender = HybridRecommender(KB)
+    with pytest.raises(ValueError, match="k must be"):
+        recommender.recommend(None, MESSAGE, None, 0.0, k=0)
+    with pytest.raises(ValueError, match="intent_confidence"):
+        recommender.recommend(None, MESSAGE, "card_arrival", 1.5)
