@@ -196,10 +196,12 @@ class StreamWorker:
             ):
                 counts["duplicate"] += 1  # applied before a crash or a rebalance
                 continue
+            view = self._article_stats.view_before(user, state, profile, event, ts)
             outcome = apply_outcome(state, event, params, ts)
             counts[outcome] += 1
             if outcome == APPLIED:
-                self._article_stats.observe(user, state, profile, event, ts)
+                if view is not None:
+                    self._article_stats.add(event, view)
                 at = event.get("ingested_at")
                 if at is not None:
                     ingested.append(at)
