@@ -1,0 +1,165 @@
+"""Knowledge-base records (pydantic) and the loaded :class:`KnowledgeBase` with its lookups.
+
+A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates:`` lists.
+
+* An **article** answers one or more intents: ``id``, ``title``, Markdown ``body``,
+  ``intents``, optional ``tags``, ``audience`` (``tiers`` / ``languages``; empty = everyone)
+  and, for troubleshooting, ordered ``steps``.
+* A **response template** words the bot's reply for some intents in three variants
+  (``concise``, ``step_by_step``, ``empathetic``: the arms the bandit picks from) with
+  placeholders such as ``{name}`` and ``{article_title}`` (:mod:`tailorbot.kb.render`).
+  It may name the ``article`` it is written around; one template may be the ``default``,
+  used for intents without a template of their own, and the template with id ``fallback``
+  words the hand-over when the intent model's fallback fires (it needs no intents).
+
+>>> kb = KnowledgeBase(
+...     [Article(id="kb-card-arrival", title="Where is my card?", body="Cards take 3-5 days.",
+...              intents=["card_arrival"])],
+...     [ResponseTemplate(id="t-default", default=True, variants=Variants(
+...         concise="See {article_title}.", step_by_step="1. Open {article_title}.",
+...         empathetic="Sorry {name}! See {article_title}."))])
+>>> [a.id for a in kb.articles_for("card_arrival", tier="gold", language="en")]
+['kb-card-arrival']
+>>> kb.template_for("card_arrival").render("empathetic", {"article_title": "Where is my card?"})
+'Sorry there! See Where is my card?.'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tailorbot.kb.render import placeholders, render
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+VARIANTS = ("concise", "step_by_step", "empathetic")
+NO_ARTICLE_INTENTS = frozenset({"out_of_scope"})  # the bot hands over; nothing to answer with
+FALLBACK_TEMPLATE_ID = "fallback"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Audience(_Record):
+    """Who an article is for; an empty list means everyone."""
+
+    tiers: list[Label] = Field(default_factory=list)
+    languages: list[Label] = Field(default_factory=list)
+
+    def matches(self, tier: str | None = None, language: str | None = None) -> bool:
+        """True when the article suits that tier and language (None = not known: any)."""
+        tier_ok = tier is None or not self.tiers or tier in self.tiers
+        language_ok = language is None or not self.languages or language in self.languages
+        return tier_ok and language_ok
+
+
+class Article(_Record):
+    id: Identifier
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[str, Field(min_length=1, description="Markdown.")]
+    intents: Annotated[list[Identifier], Field(min_length=1)]
+    tags: list[Label] = Field(default_factory=list)
+    audience: Audience = Field(default_factory=Audience)
+    steps: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="Ordered troubleshooting steps."
+    )
+
+
+class Variants(_Record):
+    concise: Annotated[str, Field(min_length=1)]
+    step_by_step: Annotated[str, Field(min_length=1)]
+    empathetic: Annotated[str, Field(min_length=1)]
+
+    @field_validator("concise", "step_by_step", "empathetic")
+    @classmethod
+    def _placeholders_are_known(cls, text: str) -> str:
+        placeholders(text)  # raises PlaceholderError (a ValueError) naming the problem
+        return text
+
+    def text(self, variant: str) -> str:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        return str(getattr(self, variant))
+
+
+class ResponseTemplate(_Record):
+    id: Identifier
+    intents: list[Identifier] = Field(default_factory=list)
+    default: bool = Field(False, description="Used for intents without a template of their own.")
+    article: Identifier | None = Field(
+        None, description="The article this reply is written around."
+    )
+    variants: Variants
+
+    def render(self, variant: str, context: Mapping[str, object] | None = None) -> str:
+        """The variant's text with placeholders filled (:func:`tailorbot.kb.render.render`)."""
+        return render(self.variants.text(variant), context)
+
+
+class KnowledgeBase:
+    """Articles and templates with lookups by id and by intent.
+
+    Build it with :func:`tailorbot.kb.loader.load_kb` (which validates cross-references); the
+    constructor only indexes what it is given.
+    """
+
+    def __init__(
+        self,
+        articles: Iterable[Article] = (),
+        templates: Iterable[ResponseTemplate] = (),
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
+        self.articles: tuple[Article, ...] = tuple(articles)
+        self.templates: tuple[ResponseTemplate, ...] = tuple(templates)
+        self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
+        self._articles = {a.id: a for a in self.articles}
+        self._templates = {t.id: t for t in self.templates}
+        self._by_intent: dict[str, list[Article]] = {}
+        for article in self.articles:
+            for intent in article.intents:
+                self._by_intent.setdefault(intent, []).append(article)
+        self._template_by_intent: dict[str, ResponseTemplate] = {}
+        for template in self.templates:
+            for intent in template.intents:
+                self._template_by_intent.setdefault(intent, template)
+        self.default_template = next((t for t in self.templates if t.default), None)
+        self.fallback_template = self._templates.get(FALLBACK_TEMPLATE_ID)
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({len(self.articles)} articles, {len(self.templates)} templates)"
+
+    def article(self, article_id: str) -> Article | None:
+        return self._articles.get(article_id)
+
+    def template(self, template_id: str) -> ResponseTemplate | None:
+        return self._templates.get(template_id)
+
+    def articles_for(
+        self, intent: str, *, tier: str | None = None, language: str | None = None
+    ) -> list[Article]:
+        """Articles answering ``intent`` that suit the audience, in KB order."""
+        return [a for a in self._by_intent.get(intent, ()) if a.audience.matches(tier, language)]
+
+    def template_for(self, intent: str) -> ResponseTemplate | None:
+        """The intent's own template, else the default one (None when there is neither)."""
+        return self._template_by_intent.get(intent, self.default_template)
+
+    def intents(self) -> set[str]:
+        """Intents that have at least one article."""
+        return set(self._by_intent)
+
+    def templated_intents(self) -> set[str]:
+        """Intents with a template of their own."""
+        return set(self._template_by_intent)
+
+    def uncovered(self, labels: Sequence[str]) -> list[str]:
+        """Labels without any article (``out_of_scope`` aside)."""
+        return [
+            label
+            for label in labels
+            if label not in NO_ARTICLE_INTENTS and label not in self._by_intent
+        ]

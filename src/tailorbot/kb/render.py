@@ -1,0 +1,88 @@
+"""Fill response-template placeholders, safely.
+
+A placeholder is ``{name}`` with ``name`` one of :data:`PLACEHOLDERS`; ``{{`` and ``}}`` are
+literal braces. Nothing else is interpreted: no attribute or index access, no format specs,
+no conversions (``str.format`` would allow ``{name.__class__}`` or ``{name:>999999}``), so a
+template can never reach into an object or blow up. A missing or empty value gets the
+placeholder's default; anything malformed is left as written (``kb check`` reports it).
+
+>>> render("Hi {name}, your {tier} card ({{beta}})", {"tier": "gold"})
+'Hi there, your gold card ({beta})'
+>>> render("{name.__class__} {name:>9}", {"name": "Ada"})
+'{name.__class__} {name:>9}'
+>>> placeholders("See {article_title}, {name}.")
+['article_title', 'name']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+PLACEHOLDERS: dict[str, str] = {
+    "name": "there",
+    "tier": "standard",
+    "product": "account",
+    "article_title": "our help article",
+    "last_article_title": "the article you looked at earlier",
+    "bank": "Tailor Bank",
+}
+"""Known placeholders and the text used when the context has no value for one."""
+
+MAX_VALUE_CHARS = 200
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class PlaceholderError(ValueError):
+    """A template uses a placeholder that is malformed or unknown."""
+
+
+def placeholders(text: str) -> list[str]:
+    """Placeholder names used by ``text``, in order; raises :class:`PlaceholderError`."""
+    names = []
+    for match in _TOKEN.finditer(text):
+        inner = match.group(1)
+        if inner is None:
+            continue  # an escaped brace
+        if not _NAME.match(inner):
+            raise PlaceholderError(
+                f"bad placeholder {{{inner}}}: only plain names like {{name}} are allowed"
+            )
+        if inner not in PLACEHOLDERS:
+            known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
+            raise PlaceholderError(f"unknown placeholder {{{inner}}}; known: {known}")
+        names.append(inner)
+    stray = _TOKEN.sub("", text)
+    if "{" in stray or "}" in stray:
+        raise PlaceholderError("unbalanced brace; write {{ or }} for a literal brace")
+    return names
+
+
+def render(template_variant: str, context: Mapping[str, object] | None = None) -> str:
+    """Fill ``template_variant`` from ``context``; never raises for missing values."""
+    context = context or {}
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        name = match.group(1)
+        if not _NAME.match(name):
+            return token
+        value = _clean(context.get(name))
+        return value if value else PLACEHOLDERS.get(name, "")
+
+    return _TOKEN.sub(fill, template_variant)
+
+
+def _clean(value: object) -> str:
+    """One line of at most :data:`MAX_VALUE_CHARS` characters (values come from users)."""
+    if value is None:
+        return ""
+    text = _WHITESPACE.sub(" ", str(value)).strip()
+    return text[:MAX_VALUE_CHARS]

@@ -1,0 +1,94 @@
+"""What every intent model answers: a top intent, a top-5 ranking and a fallback decision.
+
+>>> p = IntentPrediction("card_arrival", 0.91, [("card_arrival", 0.91), ("card_linking", 0.04)],
+...                      FallbackDecision(False))
+>>> p.to_dict()["fallback"]
+{'triggered': False, 'reason': None}
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tailorbot.models.intent.fallback import FallbackPolicy
+
+OUT_OF_SCOPE = "out_of_scope"
+"""Training rows with this label are negatives: messages the bot must not answer."""
+
+RANKING_SIZE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackDecision:
+    """Whether the bot should hand over instead of answering, and why.
+
+    ``reason`` is ``"out_of_scope"`` (the model's top class is the negative class),
+    ``"low_confidence"`` (top probability under the threshold) or ``"small_margin"`` (the
+    top two intents are too close to call); ``None`` when not triggered.
+    """
+
+    triggered: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntentPrediction:
+    """The model's answer for one message; ``ranking`` holds the top-5 ``(intent, probability)``."""
+
+    name: str
+    confidence: float
+    ranking: list[tuple[str, float]]
+    fallback: FallbackDecision
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "confidence": self.confidence,
+            "ranking": [{"name": n, "confidence": p} for n, p in self.ranking],
+            "fallback": {"triggered": self.fallback.triggered, "reason": self.fallback.reason},
+        }
+
+
+class IntentModel(ABC):
+    """A text classifier with calibrated probabilities and a fallback policy.
+
+    Subclasses implement :meth:`predict_proba` (batch, for training and evaluation) and
+    :meth:`predict_one` (the serving path, tuned for single-message latency).
+    """
+
+    fallback: FallbackPolicy
+
+    @property
+    @abstractmethod
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in the column order of :meth:`predict_proba`."""
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(labels))``, rows summing to 1."""
+
+    @abstractmethod
+    def predict_one(self, text: str) -> IntentPrediction:
+        """The prediction for one message (the serving path)."""
+
+    def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Predictions for many messages through the batch path."""
+        probs = self.predict_proba(texts)
+        return [prediction_from_proba(row, self.labels, self.fallback) for row in probs]
+
+
+def prediction_from_proba(
+    probs: np.ndarray, labels: Sequence[str], fallback: FallbackPolicy
+) -> IntentPrediction:
+    """Build an :class:`IntentPrediction` from one row of probabilities."""
+    k = min(RANKING_SIZE, len(labels))
+    top = np.argpartition(-probs, k - 1)[:k] if len(labels) > k else np.arange(len(labels))
+    top = top[np.argsort(-probs[top], kind="stable")]
+    ranking = [(labels[i], float(probs[i])) for i in top]
+    return IntentPrediction(ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking))

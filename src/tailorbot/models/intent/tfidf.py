@@ -1,0 +1,234 @@
+"""The default intent model: TF-IDF word and character n-grams into a linear SVM.
+
+Word (1-2)-grams (one-letter words kept) and ``char_wb`` (2-5)-grams, each TF-IDF weighted
+(sublinear tf, l2 norm), feed a multiclass (Crammer-Singer) ``LinearSVC``; on Banking77 it
+measured about half a point better than one-vs-rest at the same training time. Its decision
+values become probabilities through a softmax with one temperature, fitted on held-out data
+by :meth:`TfidfIntentModel.calibrate` (temperature scaling: it keeps the ranking and fixes the
+confidence scale). On Banking77 this scores about 91.7 % test accuracy and trains in seconds
+(``benchmarks/intent_model.py``).
+
+:meth:`~TfidfIntentModel.predict_one` skips scikit-learn's per-call machinery: it runs the
+fitted analyzers, looks n-grams up in the fitted vocabularies and takes the sparse dot product
+with the coefficient rows itself. It gives the same numbers as the batch path (tested).
+
+>>> model = TfidfIntentModel().fit(
+...     ["where is my new card", "my card has not arrived yet", "how do I top up",
+...      "add money to my account", "what's the weather", "tell me a joke"],
+...     ["card_arrival", "card_arrival", "top_up", "top_up", "out_of_scope", "out_of_scope"])
+>>> model.predict_one("my card still hasn't arrived").name
+'card_arrival'
+>>> model.predict_one("tell me a joke please").fallback.reason
+'out_of_scope'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.sparse import hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from tailorbot.models.intent.base import IntentModel, IntentPrediction, prediction_from_proba
+from tailorbot.models.intent.fallback import FallbackPolicy
+
+TEMPERATURE_BOUNDS = (1e-3, 10.0)
+WORD_PATTERN = r"(?u)\b\w+\b"  # keeps one-letter words ("i", "a") that carry intent here
+
+
+class TfidfIntentModel(IntentModel):
+    """TF-IDF n-grams + linear SVM + temperature-scaled softmax.
+
+    Parameters
+    ----------
+    C
+        Inverse regularization strength of the SVM.
+    tol
+        Stopping tolerance of the SVM solver (5e-2 scores like 1e-4 on Banking77, ~8x faster).
+    word_ngram_range, char_ngram_range
+        N-gram sizes of the word and the ``char_wb`` features.
+    char_min_df
+        Character n-grams seen in fewer training texts are dropped (keeps the model small).
+    fallback
+        The fallback rule applied by :meth:`predict_one`; training replaces it with the
+        calibrated one.
+    """
+
+    def __init__(
+        self,
+        C: float = 0.7,
+        tol: float = 5e-2,
+        word_ngram_range: tuple[int, int] = (1, 2),
+        char_ngram_range: tuple[int, int] = (2, 5),
+        char_min_df: int = 2,
+        fallback: FallbackPolicy | None = None,
+    ) -> None:
+        self.C = C
+        self.tol = tol
+        self.word_ngram_range = word_ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.char_min_df = char_min_df
+        self.fallback = fallback if fallback is not None else FallbackPolicy()
+        self._labels: tuple[str, ...] = ()
+        self._vectorizers: list[TfidfVectorizer] = []
+        self._coef_t: np.ndarray | None = None  # (n_features, n_classes), rows gathered per query
+        self._intercept: np.ndarray | None = None
+        self._temperature = 1.0
+        self._single: list[_SingleTextTfidf] | None = None  # built lazily, never pickled
+
+    # -- training -------------------------------------------------------------------------
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[str], temperature: float | None = None
+    ) -> TfidfIntentModel:
+        """Fit on labelled texts; ``temperature`` keeps one learned elsewhere (else 1.0)."""
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError(f"training needs at least 2 distinct intents, got {classes}")
+        vectorizers = [
+            TfidfVectorizer(
+                ngram_range=self.word_ngram_range, sublinear_tf=True, token_pattern=WORD_PATTERN
+            ),
+            TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=self.char_ngram_range,
+                min_df=min(self.char_min_df, len(texts)),
+                sublinear_tf=True,
+            ),
+        ]
+        try:
+            features = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        except ValueError as exc:  # e.g. texts made only of punctuation
+            raise ValueError(f"no usable features in the training texts: {exc}") from None
+        svm = LinearSVC(C=self.C, multi_class="crammer_singer", tol=self.tol, random_state=0).fit(
+            features, labels
+        )
+        coef, intercept = svm.coef_, svm.intercept_
+        if coef.shape[0] == 1:  # binary: one score d becomes (-d/2, d/2), softmax = sigmoid(d)
+            coef = np.vstack([-coef, coef]) / 2
+            intercept = np.concatenate([-intercept, intercept]) / 2
+        for v in vectorizers:
+            v.stop_words_ = None  # introspection only; large when pickled (scikit-learn docs)
+        self._labels = tuple(str(c) for c in svm.classes_)
+        self._vectorizers = vectorizers
+        # float32 halves the model file (~13 MB on Banking77) and loses nothing that matters
+        self._coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)
+        self._intercept = np.asarray(intercept, dtype=np.float64)
+        self._temperature = 1.0 if temperature is None else float(temperature)
+        self._single = None
+        return self
+
+    def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> TfidfIntentModel:
+        """Fit the softmax temperature on held-out rows (minimum negative log-likelihood).
+
+        Rows whose label the model does not know are ignored.
+        """
+        index = {name: i for i, name in enumerate(self.labels)}
+        keep = [i for i, label in enumerate(labels) if label in index]
+        if not keep:
+            raise ValueError("no held-out row has an intent the model knows")
+        scores = self.decision_scores([texts[i] for i in keep])
+        gold = np.asarray([index[labels[i]] for i in keep])
+
+        def nll(log_t: float) -> float:
+            z = scores / math.exp(log_t)
+            z -= z.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(z).sum(axis=1))
+            return float((log_norm - z[np.arange(len(gold)), gold]).mean())
+
+        low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
+        result = minimize_scalar(nll, bounds=(low, high), method="bounded")
+        self._temperature = float(math.exp(result.x))
+        return self
+
+    # -- prediction -----------------------------------------------------------------------
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    def decision_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw SVM scores, shape ``(len(texts), len(labels))`` (batch path)."""
+        coef_t, intercept = self._fitted()
+        features = hstack([v.transform(texts) for v in self._vectorizers]).tocsr()
+        return np.asarray(features @ coef_t) + intercept
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return _softmax(self.decision_scores(texts) / self._temperature)
+
+    def predict_one(self, text: str) -> IntentPrediction:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        coef_t, intercept = self._fitted()
+        if self._single is None:
+            offsets = np.cumsum([0] + [len(v.vocabulary_) for v in self._vectorizers])
+            self._single = [
+                _SingleTextTfidf(v, int(o))
+                for v, o in zip(self._vectorizers, offsets[:-1], strict=True)
+            ]
+        parts = [s.features(text) for s in self._single]
+        idx = np.concatenate([p[0] for p in parts])
+        vals = np.concatenate([p[1] for p in parts])
+        scores = vals @ coef_t[idx] + intercept
+        probs = _softmax(scores / self._temperature)
+        return prediction_from_proba(probs, self._labels, self.fallback)
+
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._coef_t is None or self._intercept is None:
+            raise RuntimeError("the model is not fitted; call fit() first")
+        return self._coef_t, self._intercept
+
+    # -- pickling: the analyzers are closures, rebuilt after loading ---------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_single"] = None
+        return state
+
+
+class _SingleTextTfidf:
+    """``TfidfVectorizer.transform`` of one text as ``(indices, values)``, without scipy.
+
+    Supports the settings :class:`TfidfIntentModel` uses (l2 norm, idf, optional sublinear tf).
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
+        if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
+            raise ValueError("only l2-normalized, idf-weighted, non-binary TF-IDF is supported")
+        self._analyze = vectorizer.build_analyzer()
+        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+        self._sublinear = bool(vectorizer.sublinear_tf)
+        self._offset = offset
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        counts: dict[int, int] = {}
+        vocabulary = self._vocabulary
+        for gram in self._analyze(text):
+            j = vocabulary.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        n = len(counts)
+        idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        vals = tf * self._idf[idx]
+        norm = math.sqrt(float(vals @ vals))
+        if norm > 0:
+            vals /= norm
+        return idx + self._offset, vals
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,157 @@
+"""Versioned models on disk: ``DATA_DIR/models/<kind>/<version>/{model.pkl,metadata.json}``.
+
+A version is the UTC save time (``20260101T100000123456Z``), so versions sort in save order
+and :func:`latest` is the last one. A version is written into a hidden temporary folder and
+renamed into place, so a reader never sees a half-written model.
+
+**Model files are trusted input.** They are pickles: loading one runs code. Only load from a
+data directory you control, as you would with any scikit-learn model file.
+
+>>> import tempfile
+>>> root = tempfile.mkdtemp()
+>>> saved = save(root, {"weights": [1, 2]}, {"metrics": {"accuracy": 0.9}}, kind="demo")
+>>> latest(root, kind="demo").model, latest(root, kind="demo").metadata["metrics"]
+({'weights': [1, 2]}, {'accuracy': 0.9})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.pkl"
+METADATA_FILE = "metadata.json"
+_KIND = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSION = re.compile(r"^\d{8}T\d{12}Z(-\d+)?$")
+
+
+class ModelNotFoundError(LookupError):
+    """No saved model of that kind (or version) under the data directory."""
+
+
+class ModelLoadError(RuntimeError):
+    """A saved version whose files cannot be read back (corrupt, or from incompatible code)."""
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    kind: str
+    version: str
+    path: Path
+    model: Any
+    metadata: dict[str, Any]
+
+
+def kind_dir(data_dir: str | Path, kind: str) -> Path:
+    if not _KIND.match(kind):
+        raise ValueError(f"model kind must match {_KIND.pattern}, got {kind!r}")
+    return Path(data_dir) / "models" / kind
+
+
+def save(
+    data_dir: str | Path,
+    model: Any,
+    metadata: Mapping[str, Any],
+    kind: str = "intent",
+    now: datetime | None = None,
+) -> SavedModel:
+    """Store ``model`` and ``metadata`` as a new version; adds kind, version and created_at."""
+    root = kind_dir(data_dir, kind)
+    root.mkdir(parents=True, exist_ok=True)
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    base = created.strftime("%Y%m%dT%H%M%S%fZ")
+    meta = {**metadata, "kind": kind, "created_at": created.isoformat()}
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    staging.chmod(0o755)  # mkdtemp makes it private; a model is no secret
+    try:
+        with (staging / MODEL_FILE).open("wb") as handle:
+            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for _ in range(100):
+            version = _next_version(_newest_name(root), base)
+            meta["version"] = version
+            (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+            try:
+                os.rename(staging, root / version)
+            except OSError:
+                if (root / version).exists():
+                    continue  # another process took that name first
+                raise
+            return SavedModel(kind, version, root / version, model, meta)
+        raise RuntimeError(f"could not find a free version name under {root}")
+    finally:
+        if staging.exists():
+            for child in staging.iterdir():
+                child.unlink()
+            staging.rmdir()
+
+
+def versions(data_dir: str | Path, kind: str = "intent") -> list[str]:
+    """Complete versions of ``kind``, oldest first."""
+    root = kind_dir(data_dir, kind)
+    if not root.is_dir():
+        return []
+    found = [
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and _VERSION.match(p.name) and (p / METADATA_FILE).is_file()
+    ]
+    return sorted(found, key=_version_key)
+
+
+def load(data_dir: str | Path, version: str, kind: str = "intent") -> SavedModel:
+    """Load one version (the model file is trusted input: see the module doc)."""
+    if not _VERSION.match(version):
+        raise ModelNotFoundError(f"not a model version: {version!r}")
+    path = kind_dir(data_dir, kind) / version
+    if not (path / METADATA_FILE).is_file():
+        raise ModelNotFoundError(f"no {kind} model version {version} under {Path(data_dir)}")
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+        with (path / MODEL_FILE).open("rb") as handle:
+            model = pickle.load(handle)  # noqa: S301 - trusted input, see the module doc
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+        AttributeError,
+        ImportError,
+    ) as exc:
+        raise ModelLoadError(f"cannot load {kind} model {path}: {exc}") from exc
+    return SavedModel(kind, version, path, model, metadata)
+
+
+def latest(data_dir: str | Path, kind: str = "intent") -> SavedModel:
+    """The newest version of ``kind``; raises :class:`ModelNotFoundError` when there is none."""
+    found = versions(data_dir, kind)
+    if not found:
+        raise ModelNotFoundError(
+            f"no {kind} model under {kind_dir(data_dir, kind)}; train one with `tailorbot train`"
+        )
+    return load(data_dir, found[-1], kind)
+
+
+def _version_key(version: str) -> tuple[str, int]:
+    base, _, suffix = version.partition("-")
+    return base, int(suffix or 0)
+
+
+def _newest_name(root: Path) -> str | None:
+    names = [p.name for p in root.iterdir() if _VERSION.match(p.name)]
+    return max(names, key=_version_key) if names else None
+
+
+def _next_version(newest: str | None, base: str) -> str:
+    """``base``, unless it would not sort after ``newest`` (clock went back, same instant)."""
+    if newest is None or _version_key(newest) < _version_key(base):
+        return base
+    newest_base, newest_suffix = _version_key(newest)
+    return f"{newest_base}-{newest_suffix + 1}"

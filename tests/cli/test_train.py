@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tailorbot.cli import app
+from tailorbot.models import registry
+from tailorbot.models.intent import METRIC_NAMES, OUT_OF_SCOPE, IntentDataset
+from tests.models.intent.support import small_dataset, write_csv
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-train")
+    data = write_csv(root / "train.csv", small_dataset(), label_column="category")
+    result = runner.invoke(app, ["train", "--data", str(data), "--data-dir", str(root / "dd")])
+    assert result.exit_code == 0, result.output
+    assert "trained intent model" in result.output
+    assert "saved to" in result.output
+    return root / "dd"
+
+
+@pytest.fixture(scope="module")
+def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("cli-test") / "test.csv", small_dataset("test"))
+
+
+def test_train_saves_a_version(trained_dir: Path) -> None:
+    saved = registry.latest(trained_dir)
+    assert OUT_OF_SCOPE in saved.metadata["labels"]
+    assert {"version", "created_at", "metrics", "thresholds", "training_data_hash"} <= set(
+        saved.metadata
+    )
+
+
+def test_evaluate_prints_all_metrics(trained_dir: Path, test_file: Path) -> None:
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(test_file), "--data-dir", str(trained_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    for name in METRIC_NAMES:
+        assert name in result.output
+
+
+def test_evaluate_json_names(trained_dir: Path, test_file: Path) -> None:
+    args = ["evaluate", "--data", str(test_file), "--data-dir", str(trained_dir), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert list(metrics) == list(METRIC_NAMES)
+    assert all(0.0 <= metrics[name] <= 1.0 for name in METRIC_NAMES)
+    assert metrics["accuracy"] > 0.85
+
+
+def test_evaluate_without_out_of_scope_rows(
+    trained_dir: Path, tmp_path: Path, test_file: Path
+) -> None:
+    test = small_dataset("test")
+    keep = [i for i, label in enumerate(test.labels) if label != OUT_OF_SCOPE]
+    jsonl = tmp_path / "in_scope.jsonl"
+    jsonl.write_text(
+        "".join(json.dumps({"text": test.texts[i], "intent": test.labels[i]}) + "\n" for i in keep)
+    )
+    human = runner.invoke(app, ["evaluate", "--data", str(jsonl), "--data-dir", str(trained_dir)])
+    assert human.exit_code == 0, human.output
+    assert "accuracy" in human.output
+    assert "oos_recall" not in human.output
+    args = ["evaluate", "--data", str(jsonl), "--data-dir", str(trained_dir), "--json"]
+    metrics = json.loads(runner.invoke(app, args).stdout)
+    assert metrics["oos_recall"] is None and metrics["in_scope_accuracy"] is None
+
+
+def test_evaluate_notes_unknown_intents(trained_dir: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "odd.csv", IntentDataset(("where is my card",), ("brand_new",)))
+    args = ["evaluate", "--data", str(path), "--data-dir", str(trained_dir), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    assert "1 of 1 rows have intents the model does not know" in result.stderr
+    assert json.loads(result.stdout)["accuracy"] == 0.0
+
+
+def test_evaluate_without_a_model(tmp_path: Path, test_file: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--data", str(test_file), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no intent model" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("rows.xlsx", "text,intent\nx,y\n", "unknown format"),
+        ("rows.csv", "", "empty file"),
+        ("rows.csv", "sentence,label\nhello,greet\n", "missing columns"),
+        ("rows.csv", "text,intent\n", "no rows"),
+    ],
+)
+def test_bad_files_are_clear_errors(
+    trained_dir: Path, tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    for command in ("train", "evaluate"):
+        args = [command, "--data", str(path), "--data-dir", str(trained_dir)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (command, result.output)
+        assert message in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_train_rejects_data_too_small_to_validate(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "tiny.csv", IntentDataset(("a b", "c d"), ("x", "y")))
+    result = runner.invoke(app, ["train", "--data", str(path), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no row left for validation" in result.stderr

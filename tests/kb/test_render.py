@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tailorbot.kb import PLACEHOLDERS, PlaceholderError, placeholders, render
+
+
+def test_fills_known_placeholders_and_defaults() -> None:
+    text = "Hi {name}, your {tier} plan. See {article_title}."
+    assert render(text, {"name": "Ada", "tier": "gold", "article_title": "Fees"}) == (
+        "Hi Ada, your gold plan. See Fees."
+    )
+    assert render(text, {}) == (
+        f"Hi {PLACEHOLDERS['name']}, your {PLACEHOLDERS['tier']} plan. "
+        f"See {PLACEHOLDERS['article_title']}."
+    )
+    assert render(text) == render(text, {"name": None, "tier": "", "article_title": "   "})
+
+
+def test_escaped_braces_and_malformed_placeholders_stay_literal() -> None:
+    assert render("{{name}} is {name}", {"name": "Ada"}) == "{name} is Ada"
+    assert render("{name.__class__} {name[0]} {name!r} {name:>20} {0} {}", {"name": "Ada"}) == (
+        "{name.__class__} {name[0]} {name!r} {name:>20} {0} {}"
+    )
+    assert render("lone { and } braces", {}) == "lone { and } braces"
+
+
+def test_values_are_cleaned() -> None:
+    assert render("Hi {name}", {"name": "Ada\n\tLovelace "}) == "Hi Ada Lovelace"
+    assert render("{name}", {"name": "x" * 1000}) == "x" * 200
+    assert render("{tier}", {"tier": 3}) == "3"
+    # a value that looks like a placeholder is not expanded again
+    assert render("{name}", {"name": "{tier}"}) == "{tier}"
+
+
+def test_unknown_name_in_context_or_not() -> None:
+    assert render("a{foo}b", {}) == "ab"
+    assert render("a{foo}b", {"foo": "X"}) == "aXb"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Hi {nme}", "unknown placeholder {nme}"),
+        ("{name.upper}", "bad placeholder"),
+        ("{name:>10}", "bad placeholder"),
+        ("{0}", "bad placeholder"),
+        ("{}", "bad placeholder"),
+        ("a } b", "unbalanced brace"),
+        ("a { b", "unbalanced brace"),
+    ],
+)
+def test_placeholders_reports_problems(text: str, message: str) -> None:
+    with pytest.raises(PlaceholderError, match=message):
+        placeholders(text)
+
+
+def test_placeholders_lists_names() -> None:
+    assert placeholders("{name}{{x}} {bank} {name}") == ["name", "bank", "name"]
+
+
+@given(st.text(max_size=200), st.dictionaries(st.sampled_from(list(PLACEHOLDERS)), st.text()))
+def test_render_never_raises(text: str, context: dict[str, str]) -> None:
+    assert isinstance(render(text, context), str)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tailorbot.models.intent import (
+    OUT_OF_SCOPE,
+    FallbackDecision,
+    FallbackPolicy,
+    calibrate_fallback,
+)
+
+LABELS = ("a", "b", OUT_OF_SCOPE)
+
+
+def test_decide_reasons_in_order() -> None:
+    policy = FallbackPolicy(threshold=0.5, margin=0.2)
+    assert policy.decide([(OUT_OF_SCOPE, 0.9), ("a", 0.1)]) == FallbackDecision(
+        True, "out_of_scope"
+    )
+    assert policy.decide([("a", 0.4), (OUT_OF_SCOPE, 0.1)]).reason == "low_confidence"
+    assert policy.decide([("a", 0.55), ("b", 0.45)]).reason == "small_margin"
+    assert policy.decide([("a", 0.8), ("b", 0.1)]) == FallbackDecision(False, None)
+    assert policy.decide([("a", 0.8)]) == FallbackDecision(False, None)
+    with pytest.raises(ValueError, match="empty"):
+        policy.decide([])
+
+
+def test_default_policy_fires_only_on_out_of_scope() -> None:
+    policy = FallbackPolicy()
+    assert not policy.decide([("a", 0.34), ("b", 0.33)]).triggered
+    assert policy.decide([(OUT_OF_SCOPE, 0.34), ("b", 0.33)]).triggered
+
+
+def test_fires_matches_decide_row_by_row() -> None:
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(len(LABELS)) * 0.7, size=300)
+    policy = FallbackPolicy(threshold=0.45, margin=0.15)
+    fired = policy.fires(probs, LABELS)
+    for row, flag in zip(probs, fired, strict=True):
+        order = np.argsort(-row)
+        ranking = [(LABELS[i], float(row[i])) for i in order]
+        assert policy.decide(ranking).triggered == bool(flag)
+
+
+def test_calibration_raises_threshold_to_catch_unsure_out_of_scope_rows() -> None:
+    # in-scope rows are confident and right; OOS rows look like unsure in-scope guesses
+    probs = np.array([[0.9, 0.05, 0.05]] * 10 + [[0.4, 0.35, 0.25]] * 5)
+    gold = ["a"] * 10 + [OUT_OF_SCOPE] * 5
+    result = calibrate_fallback(probs, gold, LABELS)
+    assert result.policy.fires(probs, LABELS).tolist() == [False] * 10 + [True] * 5
+    assert result.in_scope_accuracy == 1.0
+    assert result.oos_recall == 1.0
+    assert result.objective == pytest.approx(2.0)
+
+
+def test_calibration_keeps_zero_thresholds_when_nothing_is_gained() -> None:
+    probs = np.array([[0.6, 0.3, 0.1]] * 6 + [[0.1, 0.1, 0.8]] * 3)
+    gold = ["a"] * 6 + [OUT_OF_SCOPE] * 3
+    result = calibrate_fallback(probs, gold, LABELS)
+    assert (result.policy.threshold, result.policy.margin) == (0.0, 0.0)
+    assert result.oos_recall == 1.0
+
+
+def test_wrong_answer_cost_holds_back_unsure_wrong_answers() -> None:
+    # no OOS rows: the unsure rows are the wrong ones
+    probs = np.array([[0.95, 0.04, 0.01]] * 8 + [[0.3, 0.45, 0.25]] * 4)
+    gold = ["a"] * 8 + ["a"] * 4
+    free = calibrate_fallback(probs, gold, LABELS, wrong_answer_cost=0.0)
+    priced = calibrate_fallback(probs, gold, LABELS, wrong_answer_cost=1.0)
+    assert (free.policy.threshold, free.policy.margin) == (0.0, 0.0)
+    assert free.oos_recall is None
+    assert priced.policy.fires(probs, LABELS).tolist() == [False] * 8 + [True] * 4
+    assert priced.wrong_answer_rate == 0.0
+    assert priced.in_scope_accuracy == pytest.approx(8 / 12)
+
+
+def test_calibration_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        calibrate_fallback(np.ones((2, 2)), ["a", "b"], LABELS)
+    with pytest.raises(ValueError, match="empty"):
+        calibrate_fallback(np.ones((0, 3)), [], LABELS)
+    with pytest.raises(ValueError, match="wrong_answer_cost"):
+        calibrate_fallback(np.ones((1, 3)) / 3, ["a"], LABELS, wrong_answer_cost=-1)
