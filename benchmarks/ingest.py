@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 
-from _harness import machine, metric_sum, scrape, tailorbot_server
+from _harness import machine, metric_sum, scrape, server_for
 from events_gen import batches, make_events
 from loadgen import _Connection, build_request
 
@@ -54,11 +54,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument(
+        "--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' for a Tansu broker"
+    )
+    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
     args = ap.parse_args()
 
     events = make_events(args.events, args.users)
     bodies = batches(events, args.batch)
-    with tailorbot_server() as url:
+    with server_for(args) as (url, backends):
         t0 = time.perf_counter()
         accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
         while metric_sum(scrape(url), "tailorbot_events_applied_total") < args.events:
@@ -66,17 +70,23 @@ def main() -> None:
                 raise RuntimeError("events were not applied within 10 minutes")
             time.sleep(0.05)
         applied_s = time.perf_counter() - t0
-    print(json.dumps({
-        "benchmark": "ingest",
-        "machine": machine(),
-        "events": args.events,
-        "batch": args.batch,
-        "users": args.users,
-        "connections": args.connections,
-        "accepted_events_per_s": round(args.events / accept_s),
-        "accepted_and_applied_events_per_s": round(args.events / applied_s),
-        "throttled_429": throttled,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "machine": machine(),
+                "backends": backends,
+                "events": args.events,
+                "batch": args.batch,
+                "users": args.users,
+                "connections": args.connections,
+                "accepted_events_per_s": round(args.events / accept_s),
+                "accepted_and_applied_events_per_s": round(args.events / applied_s),
+                "throttled_429": throttled,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

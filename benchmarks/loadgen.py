@@ -31,7 +31,9 @@ class LoadResult:
     elapsed_s: float = 0.0
 
     def percentile_ms(self, q: float) -> float:
-        return float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
+        return (
+            float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
+        )
 
     def summary(self) -> dict[str, float | int | dict[int, int]]:
         done = len(self.latencies_s)
@@ -72,7 +74,9 @@ class _Connection:
         return status
 
 
-def build_request(host: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+def build_request(
+    host: str, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> bytes:
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"

@@ -81,8 +81,12 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         app.state.decider, app.state.decider_error = await run_in_threadpool(_decider, engine)
         try:
             engine.start_worker()
+            if app.state.decider is not None:
+                await run_in_threadpool(app.state.decider.start)
             yield
         finally:
+            if app.state.decider is not None:
+                app.state.decider.close()
             await run_in_threadpool(engine.stop)
 
     app = FastAPI(

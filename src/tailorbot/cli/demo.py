@@ -1,0 +1,208 @@
+"""``tailorbot demo`` (the README's main job) and ``tailorbot simulate``."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tailorbot.cli.common import (
+    ApiKeyOption,
+    ConfigOption,
+    DataDirOption,
+    UrlOption,
+    load_settings,
+    reports_errors,
+)
+
+CustomersOption = Annotated[int, typer.Option("--customers", min=1, help="Simulated customers.")]
+ContactsOption = Annotated[int, typer.Option("--contacts", min=1, help="Conversations to replay.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulation.")]
+
+
+@reports_errors
+def demo(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    customers: CustomersOption = 400,
+    contacts: ContactsOption = 3000,
+    seed: SeedOption = 0,
+    holdout: Annotated[
+        float, typer.Option("--holdout", min=0.0, max=1.0, help="Share of users in the control.")
+    ] = 0.5,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep the server running afterwards.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Train on Banking77, start the engine, replay simulated customers, print what it learned."""
+    from tailorbot.sim.demo import demo_settings, run_demo
+
+    directory = data_dir or Path(tempfile.mkdtemp(prefix="tailorbot-demo-"))
+    settings = demo_settings(load_settings(config, data_dir=directory), holdout, seed)
+    say = (lambda _msg: None) if json_output else typer.echo
+    started = _clock()
+    with typer.progressbar(length=contacts, label="simulated conversations", file=None) as bar:
+        done = [0]
+
+        def on_contact(n: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
+
+        report = run_demo(
+            settings,
+            customers=customers,
+            contacts=contacts,
+            seed=seed,
+            say=say,
+            on_contact=None if json_output else on_contact,
+            keep_serving=_keep_serving if serve else None,
+        )
+    summary = _summary(report, _clock() - started)
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print(summary)
+
+
+def _keep_serving(server: Any) -> None:
+    typer.echo(f"\nserving at {server.url} (API docs: {server.url}/docs); Ctrl-C to stop")
+    server.wait()
+
+
+@reports_errors
+def simulate(
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    config: ConfigOption = None,
+    customers: CustomersOption = 200,
+    contacts: ContactsOption = 1000,
+    seed: SeedOption = 0,
+) -> None:
+    """Replay simulated customers against a running server (try a policy offline)."""
+    from tailorbot.client import Client
+    from tailorbot.kb.loader import default_kb_dir, load_kb
+    from tailorbot.models.intent import default_dataset
+    from tailorbot.sim.customers import CustomerPopulation
+    from tailorbot.sim.messages import MessageSource
+    from tailorbot.sim.outcomes import OutcomeModel
+    from tailorbot.sim.runner import Simulation
+
+    settings = load_settings(config)
+    base = url or f"http://{settings.host}:{settings.port}"
+    kb = load_kb(settings.kb_dir or default_kb_dir())
+    test = default_dataset("test")
+    messages = MessageSource(zip(test.texts, test.labels, strict=True))
+    population = CustomerPopulation(
+        size=customers, seed=seed, intents=[i for i in messages.intents if i != "out_of_scope"]
+    )
+
+    def serves(article_id: str) -> list[str] | None:
+        article = kb.article(article_id)
+        return list(article.intents) if article is not None else None
+
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    with Client(base, api_key=key) as client:
+        sim = Simulation(client, population, messages, OutcomeModel(serves), seed=seed)
+        with typer.progressbar(length=contacts, label="simulated conversations") as bar:
+            result = sim.run(contacts, lambda n: bar.update(1))
+        experiment = client.experiment().model_dump()
+    typer.echo(json.dumps({**_simulation_summary(result), "experiment": experiment}, indent=2))
+
+
+def _clock() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def _simulation_summary(result: Any) -> dict[str, Any]:
+    n = len(result.contacts)
+    quarter = max(1, n // 4)
+    return {
+        "conversations": n,
+        "seconds": round(result.elapsed_s, 1),
+        "intent_accuracy": round(result.intent_accuracy(), 4),
+        "fallback_rate": round(result.fallback_rate(), 4),
+        "oos_recall": None if result.oos_recall() is None else round(result.oos_recall(), 4),
+        "personalize_p50_ms": round(result.latency_ms(50), 2),
+        "personalize_p99_ms": round(result.latency_ms(99), 2),
+        "preferred_variant_share": {
+            "personalized_first_quarter": result.preferred_variant_share(
+                "personalized", slice(0, quarter)
+            ),
+            "personalized_last_quarter": result.preferred_variant_share(
+                "personalized", slice(-quarter, None)
+            ),
+            "control": result.preferred_variant_share("control", slice(None)),
+        },
+    }
+
+
+def _summary(report: Any, seconds: float) -> dict[str, Any]:
+    metrics = report.training.get("metrics", {})
+    return {
+        "intent_model": {
+            "version": report.training.get("version"),
+            "validation_accuracy": metrics.get("accuracy"),
+            "validation_macro_f1": metrics.get("macro_f1"),
+        },
+        **_simulation_summary(report.simulation),
+        "events_processed": report.events_processed,
+        "experiment": report.experiment,
+        "total_seconds": round(seconds, 1),
+    }
+
+
+def _fmt_ci(est: dict[str, Any], pct: bool = False) -> str:
+    if est is None or est.get("mean") is None:
+        return "n/a"
+    scale, unit = (100, " %") if pct else (1, "")
+    mean = est["mean"] * scale
+    if est.get("ci95") is None:
+        return f"{mean:.2f}{unit}"
+    lo, hi = (v * scale for v in est["ci95"])
+    return f"{mean:.2f}{unit} [{lo:.2f}, {hi:.2f}]"
+
+
+def _print(s: dict[str, Any]) -> None:
+    exp = s["experiment"]
+    mine, ctrl = exp["arms"]["personalized"], exp["arms"]["control"]
+    share = s["preferred_variant_share"]
+    oos = s["oos_recall"]
+    lines = [
+        "",
+        "tailorbot demo — results",
+        f"  conversations        {s['conversations']:,} in {s['seconds']} s",
+        f"  intent accuracy      {s['intent_accuracy'] * 100:.1f} % (Banking77 test messages)",
+        f"  fallback rate        {s['fallback_rate'] * 100:.1f} %"
+        + (f" (out-of-scope messages caught: {oos * 100:.1f} %)" if oos is not None else ""),
+        f"  personalize latency  p50 {s['personalize_p50_ms']} ms, "
+        f"p99 {s['personalize_p99_ms']} ms (over HTTP, as the chatbot saw it)",
+        f"  events processed     {s['events_processed']:,}",
+        "",
+        f"  A/B test, 95 % CI    personalized (n={mine['feedback']})  vs  "
+        f"control (n={ctrl['feedback']}: fixed variant, intent-only articles)",
+        f"    CSAT (1-5)         {_fmt_ci(mine['csat'])}  vs  {_fmt_ci(ctrl['csat'])}",
+        f"    resolution rate    {_fmt_ci(mine['resolution_rate'], True)}  vs  "
+        f"{_fmt_ci(ctrl['resolution_rate'], True)}",
+        f"    CSAT lift          {_fmt_ci(exp['csat_lift'])}",
+        f"    resolution lift    {_fmt_ci(exp['resolution_lift'], True)}",
+    ]
+    if share["personalized_first_quarter"] is not None:
+        lines.append(
+            "  bandit learning      customer's preferred variant given "
+            f"{share['personalized_first_quarter'] * 100:.0f} % (first quarter) -> "
+            f"{share['personalized_last_quarter'] * 100:.0f} % (last quarter); "
+            f"control {(share['control'] or 0) * 100:.0f} %"
+        )
+    lines.append(f"  total time           {s['total_seconds']} s")
+    typer.echo("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+    app.command()(simulate)

@@ -1,0 +1,120 @@
+"""Request and response models of the decision plane (POST /v1/personalize, /v1/feedback)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tailorbot.events.schema import Identifier
+
+
+class PersonalizeContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "chat"
+    language: Annotated[str, Field(max_length=16)] | None = None
+    product: Annotated[str, Field(max_length=64)] | None = None
+    metadata: dict[Annotated[str, Field(max_length=64)], str | int | float | bool | None] = Field(
+        default_factory=dict, max_length=32
+    )
+
+
+class PersonalizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Identifier
+    session_id: Identifier
+    message: str = Field(
+        min_length=1, description="The customer's message (redacted before logging)."
+    )
+    context: PersonalizeContext = Field(default_factory=PersonalizeContext)
+
+
+class IntentRank(BaseModel):
+    name: str
+    confidence: float
+
+
+class IntentOut(BaseModel):
+    name: str
+    confidence: float
+    ranking: list[IntentRank]
+
+
+class FallbackOut(BaseModel):
+    triggered: bool
+    reason: str | None = Field(None, description="low_confidence, small_margin or out_of_scope.")
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    score: float
+    reasons: list[str]
+
+
+class ResponseOut(BaseModel):
+    template_id: str
+    variant: str
+    text: str
+    propensity: float = Field(description="Probability the policy had of choosing this variant.")
+
+
+class UserOut(BaseModel):
+    segment: str | None
+    consent: bool = Field(description="Personalization consent; false: no per-user features used.")
+    personalized: bool
+
+
+class PersonalizeResponse(BaseModel):
+    decision_id: str
+    intent: IntentOut
+    fallback: FallbackOut
+    articles: list[ArticleOut]
+    response: ResponseOut
+    user: UserOut
+    experiment_arm: str = Field(description="personalized, or control (the A/B holdout).")
+    model_versions: dict[str, str]
+    timings_ms: dict[str, float]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: Identifier
+    rating: int | None = Field(None, ge=1, le=5, description="CSAT 1-5.")
+    resolved: bool | None = None
+    helpful_article_id: Identifier | None = None
+    unhelpful_article_id: Identifier | None = None
+    clicked_article_id: Identifier | None = None
+
+    def signals(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"decision_id"}, exclude_none=True)
+
+
+class FeedbackResponse(BaseModel):
+    decision_id: str
+    applied: bool = Field(description="False when this decision already had feedback (idempotent).")
+    reward: float | None = Field(None, description="Reward the variant policy learned from.")
+
+
+class MeanEstimate(BaseModel):
+    n: int
+    mean: float | None
+    ci95: tuple[float, float] | None = Field(default=None, description="95 % confidence interval.")
+
+
+class ArmReport(BaseModel):
+    feedback: int = Field(description="Decisions of this arm with feedback.")
+    csat: MeanEstimate = Field(description="Mean rating (1-5).")
+    resolution_rate: MeanEstimate = Field(description="Share of resolved=true (Wilson interval).")
+    reward: MeanEstimate = Field(description="Mean bandit reward in [0, 1].")
+
+
+class ExperimentReport(BaseModel):
+    name: str
+    holdout: float = Field(description="Share of users served by the non-personalized control.")
+    arms: dict[str, ArmReport]
+    csat_lift: MeanEstimate | None = Field(None, description="personalized - control, with CI.")
+    resolution_lift: MeanEstimate | None = None
