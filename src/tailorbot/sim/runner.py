@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
 from tailorbot.client import Client
-from tailorbot.sim.customers import CustomerPopulation
+from tailorbot.sim.customers import Customer, CustomerPopulation
 from tailorbot.sim.messages import MessageSource
 from tailorbot.sim.outcomes import OutcomeModel
 
@@ -69,7 +70,12 @@ class SimulationResult:
 
 
 class Simulation:
-    """Simulated customers talking to the server behind ``client``."""
+    """Simulated customers talking to the server behind ``client``.
+
+    The plan (who writes, what, and the seed of their reaction) is drawn up front from
+    ``seed``, then ``concurrency`` conversations run at a time, as several chatbot sessions
+    would; each reaction draws from its own generator seeded by ``(seed, n)``.
+    """
 
     def __init__(
         self,
@@ -78,37 +84,51 @@ class Simulation:
         messages: MessageSource,
         outcomes: OutcomeModel,
         seed: int = 0,
+        concurrency: int = 4,
     ) -> None:
         self.client = client
         self.population = population
         self.messages = messages
         self.outcomes = outcomes
         self.seed = seed
+        self.concurrency = concurrency
         self._rng = np.random.default_rng(seed)
-        self._known: set[str] = set()
+
+    def plan(self, contacts: int) -> list[tuple[int, Customer, str, str]]:
+        rng = self._rng
+        out = []
+        for n in range(contacts):
+            customer = self.population.next_customer(rng)
+            text, intent = self.messages.draw(rng, customer.intents)
+            out.append((n, customer, text, intent))
+        return out
 
     def run(
         self, contacts: int, on_contact: Callable[[int], None] | None = None
     ) -> SimulationResult:
+        plan = self.plan(contacts)
+        for user_id in sorted({customer.user_id for _, customer, _, _ in plan}):
+            customer = self.population.get(user_id)
+            if customer is not None:
+                self.client.put_user(user_id, customer.profile())
         result = SimulationResult()
+        done = 0
         start = time.perf_counter()
-        for n in range(contacts):
-            result.contacts.append(self.contact(n))
-            if on_contact is not None:
-                on_contact(n + 1)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for record in pool.map(self.contact, plan):
+                result.contacts.append(record)
+                done += 1
+                if on_contact is not None:
+                    on_contact(done)
         result.elapsed_s = time.perf_counter() - start
         return result
 
-    def contact(self, n: int) -> ContactRecord:
-        rng = self._rng
-        customer = self.population.next_customer(rng)
+    def contact(self, step: tuple[int, Customer, str, str]) -> ContactRecord:
+        n, customer, text, true_intent = step
+        rng = np.random.default_rng([self.seed, n])
         user = customer.user_id
-        if user not in self._known:
-            self.client.put_user(user, customer.profile())
-            self._known.add(user)
         session = f"{user}-c{n}"
         self.client.send_events([_event("session_started", user, session)])
-        text, true_intent = self.messages.draw(rng, customer.intents)
 
         t0 = time.perf_counter()
         decision = self.client.personalize(user, session, text)
