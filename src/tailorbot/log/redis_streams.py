@@ -25,6 +25,12 @@ the server: a member commits only partitions that are its own at that moment, so
 member that lost its session cannot move the offsets. The consumer lives in
 :mod:`tailorbot.log.redis_consumer`.
 
+Erasure and memory: ``XDEL`` makes the entries unreadable by every command at once, but Redis
+frees a stream node's bytes only when the whole node is deleted, so the erased values can stay
+in memory (and in RDB/AOF files) until their node goes. Run the Redis that holds the log with
+``stream-node-max-entries 1`` to free them immediately (at some memory cost per entry), and
+rewrite the AOF after erasures (docs/deploy.md).
+
 Cluster mode is not supported (scripts touch keys of several partitions); use a single
 primary, with replicas or Sentinel for failover. ``session_timeout`` (URL option, seconds,
 default 10) is how long a member that stopped polling keeps its partitions.
