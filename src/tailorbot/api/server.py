@@ -1,4 +1,6 @@
-"""Run the API in a background thread of this process (the demo, tests, notebooks).
+"""Run the API beside other work: in a thread of this process (:class:`EmbeddedServer`: tests,
+notebooks) or as a `tailorbot serve` child process (:class:`ServerProcess`: the demo, whose
+simulated customers then get a core of their own).
 
 >>> import tempfile
 >>> from tailorbot.config import Settings
@@ -10,10 +12,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import uvicorn
 
 from tailorbot.api.app import create_app
@@ -68,6 +75,71 @@ class EmbeddedServer:
             self.stop()
 
     def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """``python -m tailorbot serve`` with ``settings`` (passed as ``TAILORBOT_*`` variables)."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.settings = settings
+        self.host = host
+        self.port = port or free_port(host)
+        self.url = f"http://{self.host}:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120.0) -> ServerProcess:
+        env = {**os.environ, **self.settings.to_env()}
+        args = [
+            sys.executable,
+            "-m",
+            "tailorbot",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        self._proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the API server exited with status {self._proc.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the API server on {self.url} did not start in {timeout_s}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl-C stops it)."""
+        try:
+            while self._proc is not None and self._proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -39,7 +39,7 @@ def demo(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Train on Banking77, start the engine, replay simulated customers, print what it learned."""
-    from tailorbot.sim.demo import demo_settings, run_demo
+    from tailorbot.sim.demo import demo_settings, ensure_model, run_demo
 
     directory = data_dir or Path(tempfile.mkdtemp(prefix="tailorbot-demo-"))
     settings = demo_settings(load_settings(config, data_dir=directory), holdout, seed)

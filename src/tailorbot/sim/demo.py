@@ -1,7 +1,7 @@
 """The demo: train, start the engine on embedded defaults, replay simulated customers, report.
 
 Everything runs for real: the intent model is trained on the bundled Banking77 data, the API
-server runs in this process on a free port with its stream worker, and the simulated
+server runs as a `tailorbot serve` process on a free port with its stream worker, and the simulated
 customers talk to it over HTTP through :class:`tailorbot.client.Client`. Half of the customers
 (by a hash of their id) are served by the non-personalized control policy, so the report's
 A/B comparison is measured, not assumed.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tailorbot.api.server import EmbeddedServer
+from tailorbot.api.server import ServerProcess
 from tailorbot.client import Client
 from tailorbot.config import Settings
 from tailorbot.kb.loader import default_kb_dir, load_kb
@@ -73,7 +73,7 @@ def run_demo(
     seed: int,
     say: Callable[[str], None],
     on_contact: Callable[[int], None] | None = None,
-    keep_serving: Callable[[EmbeddedServer], None] | None = None,
+    keep_serving: Callable[[ServerProcess], None] | None = None,
 ) -> DemoReport:
     training = ensure_model(settings, say)
     kb = load_kb(settings.kb_dir or default_kb_dir())
@@ -83,7 +83,7 @@ def run_demo(
     population = CustomerPopulation(size=customers, seed=seed, intents=in_scope)
     outcomes = OutcomeModel(article_intents=lambda a: _intents_of(kb, a))
 
-    server = EmbeddedServer(settings).start()
+    server = ServerProcess(settings).start()
     say(f"engine running at {server.url} (data in {settings.data_dir})")
     try:
         with Client(server.url, api_key=_key(settings)) as client:
