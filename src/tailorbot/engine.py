@@ -338,14 +338,14 @@ class Engine:
             watermark = self.log.erase_user(user_id)
             self.store.erase_user(user_id, self.log.partition_for(user_id), watermark)
             if self.archive is not None:
-                self._erase_archived(user_id)
+                self._erase_archived(self.archive, user_id)
         self._run_erase_hooks(user_id)
 
-    def _erase_archived(self, user_id: str) -> None:
+    def _erase_archived(self, archive: EventArchive, user_id: str) -> None:
         # Queued decision records of the user must land before the delete, not after it.
         if self._archive_writer is not None and not self._archive_writer.flush(ARCHIVE_FLUSH_S):
             raise ArchiveError("queued decision records could not be written in time")
-        self.archive.erase_user(user_id)  # type: ignore[union-attr]
+        archive.erase_user(user_id)
 
     def on_erase(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(user_id)`` after a user is erased (to drop in-memory caches)."""

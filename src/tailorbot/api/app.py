@@ -11,7 +11,6 @@ to :data:`ROUTERS`.
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
 >>> from tailorbot.config import Settings
-from tailorbot.decide import DecisionService, ModelMissing, build_decision_service
 >>> app = create_app(Settings.load(data_dir=tempfile.mkdtemp(), run_worker_in_server=False))
 >>> with TestClient(app) as client:
 ...     client.get("/healthz").json()["status"]
@@ -20,6 +19,8 @@ from tailorbot.decide import DecisionService, ModelMissing, build_decision_servi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,13 +30,13 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot import __version__
-from tailorbot.api.deps import ApiKey
+from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
 from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from tailorbot.api.routers import decisions, events, health, metrics, schema, users
 from tailorbot.api.schemas import events_openapi
 from tailorbot.config import Settings
-from tailorbot.decide import DecisionService, ModelMissing, build_decision_service
+from tailorbot.decide import ModelMissing
 from tailorbot.engine import Engine
 from tailorbot.metrics import Metrics
 
@@ -78,11 +79,12 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await run_in_threadpool(Engine, settings, metrics)
         app.state.engine = engine
-        app.state.decider, app.state.decider_error = await run_in_threadpool(_decider, engine)
+        app.state.decider = None
+        app.state.decider_lock = asyncio.Lock()
         try:
             engine.start_worker()
-            if app.state.decider is not None:
-                await run_in_threadpool(app.state.decider.start)
+            with contextlib.suppress(ModelMissing):  # personalize answers 503 until trained
+                await load_decider(app)
             yield
         finally:
             if app.state.decider is not None:
@@ -105,14 +107,6 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _decider(engine: Engine) -> tuple[DecisionService | None, Exception | None]:
-    """The decision service, or the error that explains why there is none (no model yet)."""
-    try:
-        return build_decision_service(engine), None
-    except ModelMissing as exc:
-        return None, exc
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -8,7 +8,7 @@ instead of hopping to its thread pool for each one.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
@@ -27,16 +27,26 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
-async def get_decider(request: Request) -> DecisionService:
-    """The decision service; 503 (saying how to train one) while no intent model exists.
+async def load_decider(app: Any) -> DecisionService:
+    """Build and start the app's decision service once; raises ``ModelMissing`` (503, saying
+    how to train one) while the data directory has no intent model."""
+    state = app.state
+    async with state.decider_lock:
+        if state.decider is None:
+            decider = await run_in_threadpool(build_decision_service, state.engine)
+            await run_in_threadpool(decider.start)
+            state.decider = decider
+    loaded: DecisionService = state.decider
+    return loaded
 
-    Without a model at start-up each call looks again, so a model trained while the server
-    runs is picked up without a restart."""
-    state = request.app.state
-    if state.decider is None:
-        state.decider = await run_in_threadpool(build_decision_service, state.engine)
-    decider: DecisionService = state.decider
-    return decider
+
+async def get_decider(request: Request) -> DecisionService:
+    """The decision service. Without a model at start-up each call looks again, so a model
+    trained while the server runs is picked up without a restart."""
+    decider: DecisionService | None = request.app.state.decider
+    if decider is not None:
+        return decider
+    return await load_decider(request.app)
 
 
 def get_settings(request: Request) -> Settings:
