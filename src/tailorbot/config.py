@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -90,10 +90,18 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1, description="Share of users (by id hash) served by the control policy."
     )
     control_variant: str | None = Field(
-        None, description="Variant the control policy always uses; default: a template's first."
+        None,
+        pattern="^(concise|step_by_step|empathetic)$",
+        description="Variant the control policy always uses; default: a template's first.",
     )
     seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
+
+    @model_validator(mode="after")
+    def _bandit_params_fit(self) -> Settings:
+        if self.bandit == "thompson" and self.bandit_alpha <= 0:
+            raise ValueError("bandit_alpha (the posterior scale v) must be > 0 with thompson")
+        return self
 
     def resolved_log_url(self) -> str:
         return self.log_url or f"sqlite:///{self.data_dir / 'log.db'}"

@@ -11,7 +11,7 @@ import pytest
 from tailorbot.decide import DecisionService
 from tailorbot.decide.schemas import FeedbackRequest
 from tailorbot.engine import Engine
-from tailorbot.errors import NotFound, PayloadTooLarge
+from tailorbot.errors import NotFound, PayloadTooLarge, Unavailable
 from tailorbot.events.codec import decode_event
 from tailorbot.events.profile import Consent, UserProfile
 from tailorbot.kb.model import VARIANTS
@@ -328,3 +328,28 @@ def test_servers_sharing_a_store_learn_as_one(make_service: Any) -> None:
     picks = [ask(learner, f"l{i}", CARD_MESSAGE).response for i in range(40)]
     assert sum(p.variant == "empathetic" for p in picks) >= 32
     assert learner.policy.bandit.n_updates("empathetic") > 0
+
+
+def test_feedback_refused_by_the_log_can_be_retried(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feedback whose events the log refuses (503) records nothing, so the retry applies."""
+    answer = ask(service, "u9", CARD_MESSAGE)
+    real_ingest = service.engine.ingest
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("log down (injected)")
+
+    monkeypatch.setattr(service.engine, "ingest", refuse)
+    with pytest.raises(Unavailable):
+        tell(service, answer.decision_id, rating=4, resolved=True)
+    assert service.engine.store.counters(service.experiment.namespace) == {}
+    monkeypatch.setattr(service.engine, "ingest", real_ingest)
+    assert tell(service, answer.decision_id, rating=4, resolved=True).applied
+    kinds = Counter(
+        decode_event(r.value)["type"]
+        for p in range(service.engine.log.num_partitions)
+        for r in service.engine.log.read_all(p)
+        if decode_event(r.value)["user_id"] == "u9"
+    )
+    assert kinds["rating"] == 1 and kinds["resolution"] == 1

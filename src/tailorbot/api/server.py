@@ -34,22 +34,28 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedServer:
-    """A uvicorn server for ``settings`` on ``host:port`` (a free port when 0)."""
+    """A uvicorn server for ``settings`` on ``host:port`` (a free port when 0).
+
+    The listening socket is bound here, before the server thread starts, so the port cannot
+    be taken by someone else between choosing it and serving on it.
+    """
 
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
         self.settings = settings
         self.host = host
-        self.port = port or free_port(host)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = int(self._socket.getsockname()[1])
         self.url = f"http://{self.host}:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-        )
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="tailorbot-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="tailorbot-api",
+            daemon=True,
+        )
 
     def start(self, timeout_s: float = 60.0) -> EmbeddedServer:
         self._thread.start()
@@ -64,7 +70,9 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._socket.close()
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl-C)."""

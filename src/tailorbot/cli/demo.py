@@ -45,22 +45,29 @@ def demo(
     settings = demo_settings(load_settings(config, data_dir=directory), holdout, seed)
     say = (lambda _msg: None) if json_output else typer.echo
     started = _clock()
-    with typer.progressbar(length=contacts, label="simulated conversations", file=None) as bar:
-        done = [0]
-
-        def on_contact(n: int) -> None:
-            bar.update(n - done[0])
-            done[0] = n
-
+    ensure_model(settings, say)  # before the progress bar, so training shows on its own line
+    keep = _keep_serving if serve else None
+    if json_output:
         report = run_demo(
-            settings,
-            customers=customers,
-            contacts=contacts,
-            seed=seed,
-            say=say,
-            on_contact=None if json_output else on_contact,
-            keep_serving=_keep_serving if serve else None,
+            settings, customers=customers, contacts=contacts, seed=seed, say=say, keep_serving=keep
         )
+    else:
+        with typer.progressbar(length=contacts, label="simulated conversations") as bar:
+            done = [0]
+
+            def on_contact(n: int) -> None:
+                bar.update(n - done[0])
+                done[0] = n
+
+            report = run_demo(
+                settings,
+                customers=customers,
+                contacts=contacts,
+                seed=seed,
+                say=say,
+                on_contact=on_contact,
+                keep_serving=keep,
+            )
     summary = _summary(report, _clock() - started)
     if json_output:
         typer.echo(json.dumps(summary, indent=2))

@@ -132,30 +132,31 @@ class DecisionService:
         timings["response"] = _ms_since(mark)
 
         decision_id = uuid.uuid4().hex
+        record = {
+            "decision_id": decision_id,
+            "user_id": request.user_id,
+            "session_id": request.session_id,
+            "channel": request.context.channel,
+            "intent": prediction.name,
+            "confidence": prediction.confidence,
+            "fallback": fallback.reason,
+            "articles": [a.article_id for a in articles],
+            "template_id": template.id,
+            "variant": variant,
+            "propensity": propensity,
+            "context": context,
+            "arm": arm,
+            "personalized": view is not None and personalized,
+            "model_versions": self.model_versions,
+            "created_at": _now_iso(),
+        }
         mark = time.perf_counter()
-        with backend_errors():
-            store.put_decision(
-                decision_id,
-                request.user_id,
-                {
-                    "user_id": request.user_id,
-                    "session_id": request.session_id,
-                    "channel": request.context.channel,
-                    "intent": prediction.name,
-                    "confidence": prediction.confidence,
-                    "fallback": fallback.reason,
-                    "articles": [a.article_id for a in articles],
-                    "template_id": template.id,
-                    "variant": variant,
-                    "propensity": propensity,
-                    "context": context,
-                    "arm": arm,
-                    "personalized": view is not None and personalized,
-                    "model_versions": self.model_versions,
-                    "created_at": _now_iso(),
-                },
-            )
+        # The message goes to the log first: if the log refuses it (429/503) nothing is
+        # stored, and the chatbot's retry starts clean.
         self.engine.ingest([self._message_event(decision_id, request, prediction)])
+        with backend_errors():
+            store.put_decision(decision_id, request.user_id, record)
+        self.engine.archive_decision(record)
         timings["record"] = _ms_since(mark)
         timings["total"] = _ms_since(started)
         self.engine.metrics.decisions.labels(
@@ -235,6 +236,13 @@ class DecisionService:
         reward = self.reward.reward(
             rating=request.rating, resolved=request.resolved, helpful=helpful
         )
+        if decision.get("feedback") is not None:
+            return FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
+        # Events first: their ids derive from the decision, so a retry after a refused append
+        # (429/503) re-sends the same events, which the stream processor counts once.
+        events = _feedback_events(request, decision)
+        if events:
+            self.engine.ingest(events)
         with backend_errors():
             first = store.record_feedback(request.decision_id, {**signals, "reward": reward})
         if not first:
@@ -246,9 +254,15 @@ class DecisionService:
             )
             if reward is not None and arm == "personalized":
                 self.policy.learn(decision.get("context", {}), decision["variant"], reward)
-        events = _feedback_events(request, decision)
-        if events:
-            self.engine.ingest(events)
+        self.engine.archive_feedback(
+            {
+                "decision_id": request.decision_id,
+                "user_id": decision["user_id"],
+                **signals,
+                "reward": reward,
+                "created_at": _now_iso(),
+            }
+        )
         return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
 
 
