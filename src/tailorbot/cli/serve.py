@@ -99,7 +99,19 @@ def serve(
 
 
 @reports_errors
-def worker(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+def worker(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics on http://HOST:PORT/metrics.",
+        ),
+    ] = None,
+) -> None:
     """Run a stream worker until SIGINT/SIGTERM.
 
     It applies logged events to the feature store, sharing the work with the other workers
@@ -127,6 +139,11 @@ def worker(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
     stream_worker = StreamWorker(log, store, settings, metrics=metrics)
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+        typer.echo(f"metrics on http://{settings.host}:{metrics_port}/metrics")
     try:
         if settings.archive_url is not None:
             with backend_errors():

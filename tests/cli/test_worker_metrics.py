@@ -1,0 +1,44 @@
+"""`tailorbot worker --metrics-port`: a standalone worker serves its own Prometheus metrics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tailorbot.api.server import free_port
+from tailorbot.config import Settings
+from tailorbot.engine import Engine
+from tests.helpers import wait_until
+
+
+def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False)
+    engine = Engine(settings)
+    now = datetime.now(UTC).isoformat()
+    engine.ingest(
+        [{"type": "session_started", "user_id": "u1", "session_id": "s1", "timestamp": now}]
+    )
+    port = free_port()
+    cli = Path(sys.executable).parent / "tailorbot"
+    proc = subprocess.Popen(
+        [str(cli), "worker", "--data-dir", str(tmp_path), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+
+        def applied() -> bool:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+            except httpx.HTTPError:
+                return False
+            return "tailorbot_events_applied_total 1.0" in text
+
+        wait_until(applied, "the worker's metrics to show the applied event", limit_s=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        engine.stop()
