@@ -85,8 +85,13 @@ def server_for(
             args.log_url = f"kafka://{bootstrap}?topic=bench-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
         env, label = backend_env(args)
         stack.callback(cleanup_redis, env)
-        url = stack.enter_context(tailorbot_server(workers=workers, env=env, data_dir=data_dir))
-        yield url, label
+        separate = bool(getattr(args, "separate_worker", False))
+        url, metrics_url = stack.enter_context(
+            tailorbot_server(workers=workers, env=env, data_dir=data_dir, separate_worker=separate)
+        )
+        if separate:
+            label += ", worker in its own process"
+        yield url, metrics_url, label
 
 
 def machine() -> str:
@@ -95,47 +100,75 @@ def machine() -> str:
 
 @contextlib.contextmanager
 def tailorbot_server(
-    *, workers: int = 1, env: dict[str, str] | None = None, data_dir: str | None = None
-) -> Iterator[str]:
-    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield its base URL."""
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    data_dir: str | None = None,
+    separate_worker: bool = False,
+) -> Iterator[tuple[str, str]]:
+    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield (base URL, metrics URL).
+
+    With ``separate_worker`` the stream worker runs as its own `tailorbot worker` process (the
+    production shape, one more core) instead of a thread of the server, and the metrics URL is
+    the worker's."""
     port = free_port()
+    cli = str(Path(sys.executable).parent / "tailorbot")
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
+        directory = data_dir or tmp
         args = [
-            str(Path(sys.executable).parent / "tailorbot"),
+            cli,
             "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--data-dir",
-            data_dir or tmp,
+            directory,
             "--workers",
             str(workers),
+            "--log-level",
+            "warning",
         ]
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen(
-            args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        if separate_worker:
+            full_env["TAILORBOT_RUN_WORKER_IN_SERVER"] = "false"
+        procs = [
+            subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ]
         url = f"http://127.0.0.1:{port}"
+        metrics_url = url
         try:
-            wait_ready(url, proc)
-            yield url
+            wait_ready(url + "/healthz", procs[0])
+            if separate_worker:
+                mport = free_port()
+                procs.append(
+                    subprocess.Popen(
+                        [cli, "worker", "--data-dir", directory, "--metrics-port", str(mport)],
+                        env=full_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                )
+                metrics_url = f"http://127.0.0.1:{mport}"
+                wait_ready(metrics_url + "/metrics", procs[1])
+            yield url, metrics_url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            for proc in reversed(procs):
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+def wait_ready(probe: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise RuntimeError(f"server exited with {proc.returncode}:\n{err[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(probe, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError("server did not become healthy in time")
@@ -145,7 +178,7 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa
 
 
 def scrape(url: str) -> list[tuple[str, str, float]]:
-    """(name, labels, value) of every sample of GET /metrics."""
+    """(name, labels, value) of every sample of GET {url}/metrics."""
     text = httpx.get(url + "/metrics", timeout=10).text
     out = []
     for line in text.splitlines():

@@ -34,11 +34,14 @@ def main() -> None:
         "--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' for a Tansu broker"
     )
     ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
+    ap.add_argument(
+        "--separate-worker", action="store_true", help="run the stream worker as its own process"
+    )
     args = ap.parse_args()
 
     total = int(args.rate * args.seconds)
     bodies = batches(make_events(total, args.users, prefix="fresh"), args.batch)
-    with server_for(args) as (url, backends):
+    with server_for(args) as (url, metrics_url, backends):
         host, port = url.removeprefix("http://").split(":")
         load = asyncio.run(
             run_open_loop(
@@ -51,11 +54,11 @@ def main() -> None:
             )
         )
         deadline = time.monotonic() + 60
-        while metric_sum(scrape(url), "tailorbot_events_applied_total") < total:
+        while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < total:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        samples = scrape(url)
+        samples = scrape(metrics_url)
     req = load.summary()
     print(
         json.dumps(

@@ -58,14 +58,17 @@ def main() -> None:
         "--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' for a Tansu broker"
     )
     ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
+    ap.add_argument(
+        "--separate-worker", action="store_true", help="run the stream worker as its own process"
+    )
     args = ap.parse_args()
 
     events = make_events(args.events, args.users)
     bodies = batches(events, args.batch)
-    with server_for(args) as (url, backends):
+    with server_for(args) as (url, metrics_url, backends):
         t0 = time.perf_counter()
         accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
-        while metric_sum(scrape(url), "tailorbot_events_applied_total") < args.events:
+        while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < args.events:
             if time.perf_counter() - t0 > 600:
                 raise RuntimeError("events were not applied within 10 minutes")
             time.sleep(0.05)

@@ -62,7 +62,11 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
         shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
-        with server_for(args, workers=args.workers, data_dir=data_dir) as (url, backends):
+        with server_for(args, workers=args.workers, data_dir=data_dir) as (
+            url,
+            metrics_url,
+            backends,
+        ):
             host, port = url.removeprefix("http://").split(":")
 
             def body(i: int) -> bytes:

@@ -205,8 +205,16 @@ class TwoProcesses:
             pids = member_pids(live_members(self.log, self.settings.consumer_group))
             return len(pids) == 2 and self.server.pid not in pids
 
+        def serving() -> bool:
+            # uvicorn's children listen only once their start-up (which joins the group) ends.
+            try:
+                return self.call("GET", "/healthz").status_code == 200
+            except httpx.ConnectError:
+                return False
+
         # Each server process runs its own stream worker: two members of one group.
         wait_until(workers_in_group, "a stream worker in each server process", WAIT_S)
+        wait_until(serving, "the server to accept connections", WAIT_S)
         start = time.time() - 86400
         events = make_events(1200, users=25, seed=12, start=start, span_s=86000, tag="s")
         accepted: list[str] = []
