@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -24,6 +25,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def add_backend_args(ap: argparse.ArgumentParser) -> None:
+    """The backend options every server benchmark takes."""
+    ap.add_argument("--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' (Tansu broker)")
+    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
+    ap.add_argument(
+        "--separate-worker", action="store_true", help="run the stream worker as its own process"
+    )
 
 
 def backend_env(args: object) -> tuple[dict[str, str], str]:

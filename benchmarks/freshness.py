@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 
-from _harness import histogram_quantile, machine, metric_sum, scrape, server_for
+from _harness import add_backend_args, histogram_quantile, machine, metric_sum, scrape, server_for
 from events_gen import batches, make_events
 from loadgen import run_open_loop
 
@@ -30,13 +30,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10, help="events per request")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--users", type=int, default=20_000)
-    ap.add_argument(
-        "--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' for a Tansu broker"
-    )
-    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
-    ap.add_argument(
-        "--separate-worker", action="store_true", help="run the stream worker as its own process"
-    )
+    add_backend_args(ap)
     args = ap.parse_args()
 
     total = int(args.rate * args.seconds)

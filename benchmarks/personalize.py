@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 import orjson
-from _harness import machine, server_for
-from loadgen import run_open_loop
+from _harness import add_backend_args, machine, server_for
+from loadgen import LoadResult, run_open_loop
 
 from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model
@@ -44,8 +44,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
-    ap.add_argument("--log-url")
-    ap.add_argument("--store-url")
+    add_backend_args(ap)
     args = ap.parse_args()
 
     ensure_model(Path(args.model_dir))
@@ -69,29 +68,20 @@ def main() -> None:
         ):
             host, port = url.removeprefix("http://").split(":")
 
-            def body(i: int) -> bytes:
-                return bodies[i % len(bodies)]
+            def load(seconds: float) -> LoadResult:
+                return asyncio.run(
+                    run_open_loop(
+                        host,
+                        int(port),
+                        "/v1/personalize",
+                        lambda i: bodies[i % len(bodies)],
+                        rate=args.rate,
+                        duration_s=seconds,
+                    )
+                )
 
-            asyncio.run(
-                run_open_loop(
-                    host,
-                    int(port),
-                    "/v1/personalize",
-                    body,
-                    rate=args.rate,
-                    duration_s=args.warmup_seconds,
-                )
-            )
-            result = asyncio.run(
-                run_open_loop(
-                    host,
-                    int(port),
-                    "/v1/personalize",
-                    body,
-                    rate=args.rate,
-                    duration_s=args.seconds,
-                )
-            )
+            load(args.warmup_seconds)  # first requests pay for lazy imports and caches
+            result = load(args.seconds)
     print(
         json.dumps(
             {

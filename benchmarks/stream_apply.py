@@ -159,7 +159,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000, help="records per poll (worker_batch)")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument(
-        "--state-cache", type=int, default=None,
+        "--state-cache",
+        type=int,
+        default=None,
         help="the worker's state_cache_size (default: its default; 0 turns the cache off)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="report the best of this many runs")

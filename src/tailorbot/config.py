@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -135,7 +136,10 @@ class Settings(BaseSettings):
         path = Path(toml)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        return _with_toml(path)(**kwargs)
+        # The file sits below the environment: values set there win over the file's.
+        from_file = TomlConfigSettingsSource(cls, path)()
+        from_env = EnvSettingsSource(cls)()
+        return cls(**{**from_file, **from_env, **kwargs})
 
     @classmethod
     def settings_customise_sources(
@@ -148,20 +152,3 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings)
 
-
-def _with_toml(path: Path) -> type[Settings]:
-    """A Settings subclass that also reads ``path`` (below env vars in priority)."""
-
-    class _TomlSettings(Settings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
-
-    return _TomlSettings

@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tailorbot.cli import app
-from tailorbot.cli.serve import settings_env
 from tailorbot.config import Settings
 from tailorbot.engine import Engine
 from tests.api.support import event, message, wait_until
@@ -87,7 +86,7 @@ def test_settings_survive_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     settings = Settings.load(
         data_dir=tmp_path, port=9001, api_key="k", redact_kinds=("email", "ip"), redact=False
     )
-    for name, value in settings_env(settings).items():
+    for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     assert Settings.load() == settings
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,23 +20,6 @@ from tailorbot.config import Settings
 
 # The import string uvicorn's worker processes build the app from (each its own engine).
 APP_FACTORY = "tailorbot.api.app:create_app"
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``TAILORBOT_*`` variables that rebuild ``settings`` in a child process."""
-    env = {}
-    for name in type(settings).model_fields:
-        value: Any = getattr(settings, name)
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, tuple | list | dict):
-            value = json.dumps(list(value) if isinstance(value, tuple) else value)
-        env[f"TAILORBOT_{name.upper()}"] = str(value)
-    return env
 
 
 def _preflight(settings: Settings) -> None:
@@ -87,7 +69,7 @@ def serve(
         )
         return
     # Each process calls create_app() and rebuilds the same settings from the environment.
-    os.environ.update(settings_env(settings))
+    os.environ.update(settings.to_env())
     uvicorn.run(
         APP_FACTORY,
         factory=True,
