@@ -3,7 +3,8 @@
 Every server process keeps its own copy of the bandit for fast selection. Learning adds the
 update's sufficient statistics to the store's shared counters (addition commutes, so
 concurrent processes never lose an update) and to the local copy; every ``sync_s`` seconds the
-local copy is rebuilt from the shared sums, which also brings in what other processes learned.
+local copy is rebuilt from the shared sums (off the request path, by the decision service's
+background refresh), which also brings in what other processes learned.
 """
 
 from __future__ import annotations
@@ -59,5 +60,7 @@ class VariantPolicy:
             self._synced_at = time.monotonic()
 
     def _maybe_sync(self) -> None:
-        if time.monotonic() - self._synced_at >= self.sync_s:
+        # With sync_s > 0 the service's background refresh calls sync(); this only catches a
+        # refresh that stalled (twice the period), and sync_s == 0 reloads before every choice.
+        if time.monotonic() - self._synced_at >= 2 * self.sync_s:
             self.sync()

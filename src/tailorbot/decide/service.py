@@ -74,9 +74,9 @@ class DecisionService:
         self.experiment = experiment
         self.control_variant = control_variant
         self.reward = reward or FeedbackReward()
-        self._refresh = PeriodicRefresh(
-            [recommenders.refresh], engine.settings.bandit_sync_s or STATS_REFRESH_S
-        )
+        sync_s = engine.settings.bandit_sync_s
+        refreshers = [recommenders.refresh] + ([policy.sync] if sync_s > 0 else [])
+        self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
 
     def start(self) -> None:
         """Load the shared article statistics and keep them fresh in the background."""

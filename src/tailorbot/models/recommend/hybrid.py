@@ -59,6 +59,8 @@ INTENT_ONLY_WEIGHTS: dict[str, float] = {
     "intent": 1.5,
 }
 
+# Text-only candidates: the best this many text matches (see _candidates).
+TEXT_CANDIDATES = 20
 # A signal is named among the reasons when its weighted contribution reaches this.
 REASON_MIN = 0.1
 
@@ -161,8 +163,15 @@ class HybridRecommender(Recommender):
         intent: str | None,
         evidence: _Evidence,
     ) -> set[str]:
-        """Articles with at least one signal (the others score 0 and are never offered)."""
-        found = set(text).union(evidence.rates, evidence.links, evidence.popularity)
+        """The best text matches and the articles with a signal about this issue (intent,
+        collaborative rates, co-occurrence, the user's history).
+
+        Almost every article shares some word with a message, and popularity covers every
+        article a group ever used: scoring all of them would cost a millisecond per decision,
+        and an article in the text tail or with popularity alone never reaches the top k.
+        """
+        best_text = heapq.nlargest(TEXT_CANDIDATES, text, key=text.__getitem__)
+        found = set(best_text).union(evidence.rates, evidence.links)
         if intent:
             found.update(a.id for a in self.kb.articles_for(intent))
         if user.personalized:
