@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     csat_ewma_alpha: float = Field(0.3, gt=0, le=1)
     worker_batch: int = Field(2000, ge=1)
     worker_poll_s: float = Field(0.002, gt=0, description="Sleep when the log is idle.")
+    worker_linger_s: float = Field(
+        0.005, ge=0, description="Wait after a batch that was not full, so the next one fills."
+    )
     run_worker_in_server: bool = True
 
     # --- decision plane --------------------------------------------------------------

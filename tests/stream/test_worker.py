@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +19,9 @@ from tailorbot.config import Settings
 from tailorbot.events.codec import event_epoch
 from tailorbot.log import EventLog, open_log
 from tailorbot.metrics import Metrics
+from tailorbot.models.recommend.collaborative import NAMESPACES
 from tailorbot.store import OnlineStore, open_store
+from tailorbot.store.base import StoreError
 from tailorbot.stream.features import feature_view
 from tailorbot.stream.state import recompute
 from tailorbot.stream.worker import StreamWorker
@@ -68,6 +72,19 @@ def drain(worker: StreamWorker) -> int:
     while n := worker.run_once():
         handled += n
     return handled
+
+
+def run_until_caught_up(worker: StreamWorker, log: EventLog, settings: Settings) -> None:
+    """``worker.run`` (which retries failed batches) in a thread until the lag is 0; close."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while sum(log.lag(settings.consumer_group).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join()
+    worker.close()
 
 
 def assert_matches_recompute(store: OnlineStore, events: list[dict], settings: Settings) -> None:
@@ -172,19 +189,184 @@ def test_a_failed_commit_is_retried_without_losing_or_double_counting(
         return real_commit(self, offsets)
 
     monkeypatch.setattr(consumer_class, "commit", flaky_commit)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    deadline = time.monotonic() + 60
-    while sum(log.lag(settings.consumer_group).values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    thread.join()
-    worker.close()
+    run_until_caught_up(worker, log, settings)
     assert worker.errors == 2
     assert worker.counts["applied"] == 600
     assert worker.counts["duplicate"] > 0  # the batches read again
     assert_matches_recompute(store, events, settings)
+
+
+# --- the state cache (stream/state_cache.py) ---------------------------------------------
+
+
+def erase_in_store(log: EventLog, store: OnlineStore, user: str) -> None:
+    """What DELETE /v1/users and a consent withdrawal do to the store: record gone, and a
+    watermark at the partition's end."""
+    partition = log.partition_for(user)
+    store.erase_user(user, partition, log.end_offsets()[partition])
+
+
+def test_a_cached_state_is_not_reused_once_the_user_is_erased(backends) -> None:
+    log, store, settings = backends
+    old = [make_event("message", T0 + i, event_id=f"a{i}", user_id="u") for i in range(5)]
+    append(log, old)
+    worker = StreamWorker(log, store, settings)
+    drain(worker)
+    assert "u" in worker._states  # the next batch of "u" would start from it
+    erase_in_store(log, store, "u")
+    new = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="u") for i in range(3)]
+    append(log, new)
+    drain(worker)
+    worker.close()
+    assert_matches_recompute(store, new, settings)  # the new record holds the new events only
+
+
+def test_a_cached_state_is_not_reused_after_consent_was_withdrawn_and_given_again(
+    backends,
+) -> None:
+    log, store, settings = backends
+    append(log, [make_event("message", T0 + i, event_id=f"a{i}", user_id="u") for i in range(4)])
+    worker = StreamWorker(log, store, settings)
+    drain(worker)
+    assert "u" in worker._states
+    store.put_profile("u", {"consent": {"personalization": False}})  # as Engine.put_profile
+    erase_in_store(log, store, "u")
+    store.put_profile("u", {"consent": {"personalization": False}})
+    store.put_profile("u", {"consent": {"personalization": True}})  # no event in between
+    new = [make_event("rating", T0 + 10, event_id="b0", user_id="u")]
+    append(log, new)
+    drain(worker)
+    worker.close()
+    assert_matches_recompute(store, new, settings)
+
+
+def test_a_failed_batch_drops_the_cached_states_it_touched(backends, monkeypatch) -> None:
+    log, store, settings = backends
+    first = [make_event("message", T0, event_id=f"{u}0", user_id=u) for u in ("ua", "ub")]
+    append(log, first)
+    worker = StreamWorker(log, store, settings)
+    drain(worker)
+    assert "ua" in worker._states and "ub" in worker._states
+    then = [make_event("rating", T0 + 1, event_id="ua1", user_id="ua")]
+    append(log, then)
+
+    def unreachable(records: Any) -> None:
+        raise StoreError("store unreachable")
+
+    monkeypatch.setattr(store, "put_many", unreachable)
+    with pytest.raises(StoreError):
+        worker.run_once()  # "ua"'s cached state was updated in place, never written
+    assert "ua" not in worker._states and "ub" in worker._states
+    monkeypatch.undo()
+    worker._leave()  # what run() does after a failed batch: the batch is read again
+    drain(worker)
+    worker.close()
+    assert_matches_recompute(store, first + then, settings)
+
+
+def test_a_partition_another_member_moved_on_is_read_from_the_store_again(backends) -> None:
+    log, store, settings = backends
+    events = synthetic(900, users=12, seed=21)
+    append(log, events[:300])
+    w1 = StreamWorker(log, store, settings, member_id="w1")
+    drain(w1)
+    append(log, events[300:600])
+    # w2 joins while w1 sits between two batches, takes partitions 1 and 3 and leaves:
+    # w1 never sees its assignment change, and reads those partitions on from where it was.
+    w2 = StreamWorker(log, store, settings, member_id="w2")
+    drain(w2)
+    w2.close()
+    append(log, events[600:])
+    drain(w1)
+    w1.close()
+    assert w2.counts["applied"] > 0 and w1.counts["duplicate"] > 0
+    assert w1.counts["applied"] + w2.counts["applied"] == 900  # nothing applied twice
+    assert_matches_recompute(store, events, settings)
+
+
+def cache_scenario(tmp_path: Path, state_cache_size: int) -> dict[str, Any]:
+    """Batches with re-deliveries, an erasure, a consent withdrawal, a second member coming
+    and going, and a failing store write, run to the end; what the store holds then."""
+    settings = Settings(data_dir=tmp_path, partitions=4, worker_batch=70)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    store = open_store(settings.resolved_store_url())
+    reads: list[int] = []
+    get_many = store.get_many
+    store.get_many = lambda users: reads.append(len(users)) or get_many(users)  # type: ignore[method-assign]
+    events = arrival_order(synthetic(1200, users=10, seed=31), 600.0, seed=32, redeliver=60)
+    w1 = StreamWorker(log, store, settings, member_id="w1", state_cache_size=state_cache_size)
+    append(log, events[:400])
+    drain(w1)
+    erase_in_store(log, store, "u3")
+    for step in ("profile", "erase", "profile"):  # a consent withdrawal (Engine.put_profile)
+        if step == "erase":
+            erase_in_store(log, store, "u4")
+        else:
+            store.put_profile("u4", {"consent": {"personalization": False}})
+    append(log, events[400:700])
+    drain(w1)
+    store.put_profile("u4", {"consent": {"personalization": True}})
+    append(log, events[700:900])
+    w2 = StreamWorker(log, store, settings, member_id="w2", state_cache_size=state_cache_size)
+    drain(w2)
+    w2.close()
+    append(log, events[900:])
+    failures = iter([False, False, True])  # after w1 caught up with w2's partitions
+    put_many = store.put_many
+
+    def flaky_put_many(records: Any) -> None:
+        if next(failures, False):
+            put_many(records[: len(records) // 2])  # half of it landed
+            raise StoreError("store unreachable")
+        put_many(records)
+
+    store.put_many = flaky_put_many  # type: ignore[method-assign]
+    run_until_caught_up(w1, log, settings)
+    users = {e["user_id"] for e in events}
+    records = {u: store.get(u) for u in users}
+    out = {
+        "records": {
+            u: r and (orjson.dumps(r.state), r.partition, r.offset, r.version)
+            for u, r in records.items()
+        },
+        "counters": {ns: store.counters(ns) for ns in NAMESPACES},
+        "counts": {k: w1.counts[k] + w2.counts[k] for k in w1.counts},
+        "errors": w1.errors,
+        "users_read": sum(reads),
+    }
+    log.close()
+    store.close()
+    return out
+
+
+def test_the_state_cache_changes_nothing_the_store_holds(tmp_path: Path) -> None:
+    uncached = cache_scenario(tmp_path / "uncached", state_cache_size=0)
+    cached = cache_scenario(tmp_path / "cached", state_cache_size=100)
+    assert cached["errors"] == uncached["errors"] == 1
+    assert cached["users_read"] < uncached["users_read"] / 2  # the cache did answer
+    for key in ("records", "counters", "counts"):
+        assert cached[key] == uncached[key], key
+    assert uncached["counts"]["no_consent"] > 0 and uncached["counts"]["duplicate"] > 0
+
+
+def test_garbage_collection_is_paused_during_a_batch_only(backends) -> None:
+    log, store, settings = backends
+    append(log, synthetic(20, users=2, seed=41))
+    seen: list[bool] = []
+    put_many = store.put_many
+    store.put_many = lambda records: seen.append(gc.isenabled()) or put_many(records)  # type: ignore[method-assign]
+    worker = StreamWorker(log, store, settings)
+    assert gc.isenabled()
+    drain(worker)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # whoever turned it off keeps it off
+    try:
+        append(log, synthetic(20, users=2, seed=42))
+        drain(worker)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    worker.close()
 
 
 CHILD = """

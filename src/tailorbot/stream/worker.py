@@ -10,6 +10,12 @@ before the commit re-delivers the batch; nothing is counted twice because
   (the record is written before the commit), and
 * :func:`~tailorbot.stream.state.apply_outcome` ignores an event id it has seen.
 
+The records a worker wrote are kept in a :class:`~tailorbot.stream.state_cache.StateCache`
+(``state_cache_size`` users), so that the next batch of the same users reads neither the store
+nor decodes their states again; the cache answers only while this member's own writes are
+provably the latest (see that module). Cyclic garbage collection is paused during a batch
+(:func:`collection_paused`).
+
 Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (already applied),
 ``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
 consent: no feature state is built), ``erased`` (below the user's erasure watermark) and
@@ -30,10 +36,12 @@ consent: no feature state is built), ``erased`` (below the user's erasure waterm
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,11 +55,13 @@ from tailorbot.store.base import FeatureRecord, OnlineStore
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.params import FeatureParams
 from tailorbot.stream.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
+from tailorbot.stream.state_cache import StateCache
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
 LAG_EVERY_S = 1.0  # how often the processor_lag gauge is refreshed
+STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
 SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
 
 # One decoded record: (log record, event dict, event time in epoch seconds).
@@ -62,7 +72,9 @@ class StreamWorker:
     """Applies the event log to the online store as one member of ``settings.consumer_group``.
 
     ``metrics`` (optional) receives events_applied, events_skipped, processor_lag,
-    apply_latency and freshness; ``member_id`` names this member (the log picks one if None).
+    apply_latency and freshness; ``member_id`` names this member (the log picks one if None);
+    ``state_cache_size`` is how many users' written records are kept for their next batches
+    (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes).
     """
 
     def __init__(
@@ -72,13 +84,16 @@ class StreamWorker:
         settings: Settings,
         metrics: Metrics | None = None,
         member_id: str | None = None,
+        state_cache_size: int = STATE_CACHE_SIZE,
     ) -> None:
         self.log = log
         self.store = store
         self.settings = settings
         self.metrics = metrics
         self.member_id = member_id
+        self.state_cache_size = state_cache_size
         self._params = FeatureParams.of(settings)
+        self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
         self._consumer: Consumer | None = None
         self._lag_at = 0.0
@@ -90,6 +105,10 @@ class StreamWorker:
 
     def run_once(self) -> int:
         """Poll, apply, write, commit one batch; return how many log records it handled."""
+        with collection_paused():
+            return self._run_batch()
+
+    def _run_batch(self) -> int:
         consumer = self._join()
         records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
         if not records:
@@ -98,16 +117,32 @@ class StreamWorker:
         started = time.perf_counter()
         counts = dict.fromkeys(self.counts, 0)
         by_user = self._decode(records, counts)
-        writes, ingested = self._apply(by_user, counts)
-        if writes:
-            self.store.put_many(writes)
-        self._article_stats.flush(self.store)
-        # Counted once written: a batch re-read after a failed commit counts as duplicates.
-        self._count(counts, ingested, written_at=time.time())
+        first: dict[int, int] = {}
         offsets: dict[int, int] = {}
         for record in records:  # each partition's records come in offset order
+            if record.partition not in first:
+                first[record.partition] = record.offset
             offsets[record.partition] = record.offset + 1
-        consumer.commit(offsets)
+        states = self._states
+        try:
+            owned = consumer.assignment()
+            # Whether anyone else committed our partitions since our last batch (one cheap
+            # read; only the cache needs it).
+            committed = self.log.committed(self.settings.consumer_group) if len(states) else {}
+            states.begin(owned, committed, first)
+            writes, ingested = self._apply(by_user, counts)
+            if writes:
+                self.store.put_many(writes)
+            self._article_stats.flush(self.store)
+            # Counted once written: a batch re-read after a failed commit counts as duplicates.
+            self._count(counts, ingested, written_at=time.time())
+            consumer.commit(offsets)
+        except BaseException:
+            # The batch is read again: its users' cached states may be half-applied, or
+            # ahead of the store.
+            states.discard(by_user)
+            raise
+        states.keep(writes, offsets)
         if self.metrics is not None:
             self.metrics.apply_latency.observe(time.perf_counter() - started)
         self._refresh_lag(consumer)
@@ -150,14 +185,30 @@ class StreamWorker:
         if not by_user:
             return [], []
         users = list(by_user)
-        stored = self.store.get_many(users)
         watermarks = self.store.erasure_watermarks(users)
         profiles = self.store.get_profiles(users)
+        stored: dict[str, FeatureRecord] = {}
+        missing: list[str] = []
+        states = self._states
+        for user, items in by_user.items():
+            record = states.get(user, items[0][0].partition)
+            if record is None:
+                missing.append(user)
+                continue
+            mark = watermarks.get(user)
+            if mark is not None and record.offset < mark:
+                states.discard((user,))  # erased since it was cached: read what is left
+                missing.append(user)
+            else:
+                stored[user] = record
+        if missing:
+            stored.update(self.store.get_many(missing))
         writes: list[FeatureRecord] = []
         ingested: list[float] = []
         for user, items in by_user.items():
             if not consents_to_personalization(profiles.get(user)):
                 counts["no_consent"] += len(items)
+                states.discard((user,))
                 continue
             record = self._apply_user(
                 user,
@@ -222,7 +273,8 @@ class StreamWorker:
     # --- the loop -----------------------------------------------------------------------
 
     def run(self, stop_event: threading.Event) -> None:
-        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle.
+        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle and
+        ``worker_linger_s`` after a batch that was not full.
 
         A failing batch (log or store unreachable...) goes to :meth:`_on_error`: logged,
         counted, and retried after a growing pause, from the last committed offsets.
@@ -238,6 +290,11 @@ class StreamWorker:
             backoff = 0.0
             if handled == 0:
                 stop_event.wait(self.settings.worker_poll_s)
+            elif handled < self.settings.worker_batch:
+                # A trickle of events: let the next batch fill a little. Each batch pays a
+                # fixed cost (store reads and writes, commit), so a few milliseconds of
+                # freshness buy much more throughput (like Kafka's fetch.max.wait.ms).
+                stop_event.wait(self.settings.worker_linger_s)
 
     def _on_error(self, exc: Exception, backoff: float) -> float:
         """Log and count ``exc``; leave the group so the batch is read again; next pause."""
@@ -257,6 +314,7 @@ class StreamWorker:
         """Leave the consumer group (the log and store stay open: the caller owns them)."""
         self._closed = True
         self._leave()
+        self._states.clear()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -264,6 +322,8 @@ class StreamWorker:
         if self._closed:
             raise RuntimeError("the stream worker is closed")
         if self._consumer is None:
+            # Others may have owned our partitions while we were out of the group.
+            self._states.clear()
             self._consumer = self.log.consumer(self.settings.consumer_group, self.member_id)
         return self._consumer
 
@@ -297,3 +357,22 @@ class StreamWorker:
         lag = self.log.lag(self.settings.consumer_group)
         for partition in consumer.assignment():
             self.metrics.processor_lag.labels(partition=str(partition)).set(lag.get(partition, 0))
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (process-wide; restored after, if it was on).
+
+    A batch allocates tens of thousands of containers (events, states) that are acyclic and
+    die by reference counting; collecting in the middle only promotes the live ones, which
+    then make full collections, each rescanning every cached state, frequent. Pausing for
+    the batch (~0.1-0.5 s) costs other threads nothing but the delay of their collection.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

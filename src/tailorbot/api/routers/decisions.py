@@ -25,7 +25,7 @@ router = APIRouter(tags=["decisions"])
     response_model=PersonalizeResponse,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def personalize(request: PersonalizeRequest, decider: DeciderDep) -> Response:
+async def personalize(request: PersonalizeRequest, decider: DeciderDep) -> Response:
     """For this customer's message: the intent (top 5, with confidence) and whether to fall
     back or hand off; the knowledge articles most likely to solve it, each with its score and
     reasons; the response variant chosen by the contextual bandit, rendered, with the
