@@ -106,18 +106,34 @@ async def run_open_loop(
     async def one(i: int, due: float) -> None:
         nonlocal open_count
         async with slots:
+            raw = build_request(host, path, next_body(i), headers)
             conn = idle.pop() if idle else None
-            try:
-                if conn is None:
+            status = None
+            if conn is not None:
+                try:
+                    status = await conn.request(raw)
+                except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                    # The server closed this idle keep-alive connection: a real client
+                    # reconnects, and so do we (the latency still counts from the due time).
+                    conn.writer.close()
+                    conn = None
+            if status is None:
+                try:
                     reader, writer = await asyncio.open_connection(host, port)
                     open_count += 1
                     conn = _Connection(reader, writer)
-                status = await conn.request(build_request(host, path, next_body(i), headers))
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
-                result.errors += 1
-                if conn is not None:
-                    conn.writer.close()
-                return
+                    status = await conn.request(raw)
+                except (
+                    OSError,
+                    ConnectionError,
+                    asyncio.IncompleteReadError,
+                    ValueError,
+                    IndexError,
+                ):
+                    result.errors += 1
+                    if conn is not None:
+                        conn.writer.close()
+                    return
             result.latencies_s.append(time.perf_counter() - due)
             result.statuses[status] = result.statuses.get(status, 0) + 1
             idle.append(conn)

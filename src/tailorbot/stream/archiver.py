@@ -25,7 +25,6 @@ Counts (``counts``): ``archived`` (new rows), ``duplicate`` (archived before: a 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +35,10 @@ from tailorbot.events.codec import decode_event, event_epoch
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import OnlineStore
+from tailorbot.stream.loop import ConsumerLoop
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
 LAG_EVERY_S = 1.0  # how often the archive_lag gauge is refreshed
 COUNTS = ("archived", "duplicate", "erased", "malformed")
 _REQUIRED = ("event_id", "session_id", "type")
@@ -53,13 +52,15 @@ def archive_group(settings: Settings) -> str:
     return f"{settings.consumer_group}-archive"
 
 
-class ArchiveWorker:
+class ArchiveWorker(ConsumerLoop):
     """Copies the event log into ``archive`` as one member of :func:`archive_group`.
 
     ``store`` supplies the erasure watermarks; ``metrics`` (optional) receives
     events_archived and archive_lag; ``member_id`` names this member (the log picks one if
     None).
     """
+
+    name = "archive worker"
 
     def __init__(
         self,
@@ -70,17 +71,11 @@ class ArchiveWorker:
         metrics: Metrics | None = None,
         member_id: str | None = None,
     ) -> None:
-        self.log = log
+        super().__init__(log, settings, archive_group(settings), member_id)
         self.archive = archive
         self.store = store
-        self.settings = settings
         self.metrics = metrics
-        self.member_id = member_id
-        self.group = archive_group(settings)
-        self._consumer: Consumer | None = None
         self._lag_at = 0.0
-        self._closed = False
-        self.errors = 0  # batches that failed (see run)
         self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
 
     # --- one batch --------------------------------------------------------------------------
@@ -148,55 +143,6 @@ class ArchiveWorker:
         for record in records:  # each partition's records come in offset order
             offsets[record.partition] = record.offset + 1
         consumer.commit(offsets)
-
-    # --- the loop -----------------------------------------------------------------------
-
-    def run(self, stop_event: threading.Event) -> None:
-        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle.
-
-        A failing batch (log, store or archive unreachable...) is logged, counted and
-        retried after a growing pause from the last committed offsets.
-        """
-        backoff = 0.0
-        while not stop_event.is_set() and not self._closed:
-            try:
-                handled = self.run_once()
-            except Exception as exc:  # noqa: BLE001 - one handler for every batch failure
-                backoff = self._on_error(exc, backoff)
-                stop_event.wait(backoff)
-                continue
-            backoff = 0.0
-            if handled == 0:
-                stop_event.wait(self.settings.worker_poll_s)
-
-    def _on_error(self, exc: Exception, backoff: float) -> float:
-        """Log and count ``exc``; leave the group so the batch is read again; next pause."""
-        self.errors += 1
-        logger.error("archive worker batch failed (%s in a row), retrying: %r", self.errors, exc)
-        self._leave()
-        return min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
-
-    def close(self) -> None:
-        """Leave the consumer group (log, store and archive stay open: the caller owns them)."""
-        self._closed = True
-        self._leave()
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    def _join(self) -> Consumer:
-        if self._closed:
-            raise RuntimeError("the archive worker is closed")
-        if self._consumer is None:
-            self._consumer = self.log.consumer(self.group, self.member_id)
-        return self._consumer
-
-    def _leave(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                consumer.close()
-            except Exception as exc:  # noqa: BLE001 - a dead connection cannot stop a retry
-                logger.warning("could not leave the consumer group cleanly: %r", exc)
 
     def _count(self, counts: dict[str, int]) -> None:
         for name, n in counts.items():

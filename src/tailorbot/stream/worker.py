@@ -53,13 +53,13 @@ from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, OnlineStore
 from tailorbot.stream.article_stats import ArticleStatsCollector
+from tailorbot.stream.loop import ConsumerLoop
 from tailorbot.stream.params import FeatureParams
 from tailorbot.stream.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
 from tailorbot.stream.state_cache import StateCache
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
 LAG_EVERY_S = 1.0  # how often the processor_lag gauge is refreshed
 STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
 SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
@@ -68,7 +68,7 @@ SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
 Item = tuple[LogRecord, dict[str, Any], float]
 
 
-class StreamWorker:
+class StreamWorker(ConsumerLoop):
     """Applies the event log to the online store as one member of ``settings.consumer_group``.
 
     ``metrics`` (optional) receives events_applied, events_skipped, processor_lag,
@@ -76,6 +76,8 @@ class StreamWorker:
     ``state_cache_size`` is how many users' written records are kept for their next batches
     (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes).
     """
+
+    name = "stream worker"
 
     def __init__(
         self,
@@ -86,19 +88,14 @@ class StreamWorker:
         member_id: str | None = None,
         state_cache_size: int = STATE_CACHE_SIZE,
     ) -> None:
-        self.log = log
+        super().__init__(log, settings, settings.consumer_group, member_id)
         self.store = store
-        self.settings = settings
         self.metrics = metrics
-        self.member_id = member_id
         self.state_cache_size = state_cache_size
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
-        self._consumer: Consumer | None = None
         self._lag_at = 0.0
-        self._closed = False
-        self.errors = 0  # batches that failed (see run)
         self.counts: dict[str, int] = dict.fromkeys((APPLIED, *SKIP_REASONS), 0)
 
     # --- one batch --------------------------------------------------------------------------
@@ -272,68 +269,25 @@ class StreamWorker:
 
     # --- the loop -----------------------------------------------------------------------
 
-    def run(self, stop_event: threading.Event) -> None:
-        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle and
-        ``worker_linger_s`` after a batch that was not full.
+    def _linger_after(self, handled: int, stop_event: threading.Event) -> None:
+        if handled < self.settings.worker_batch:
+            # A trickle of events: let the next batch fill a little. Each batch pays a fixed
+            # cost (store reads and writes, commit), so a few milliseconds of freshness buy
+            # much more throughput (like Kafka's fetch.max.wait.ms).
+            stop_event.wait(self.settings.worker_linger_s)
 
-        A failing batch (log or store unreachable...) goes to :meth:`_on_error`: logged,
-        counted, and retried after a growing pause, from the last committed offsets.
-        """
-        backoff = 0.0
-        while not stop_event.is_set() and not self._closed:
-            try:
-                handled = self.run_once()
-            except Exception as exc:  # noqa: BLE001 - one handler for every batch failure
-                backoff = self._on_error(exc, backoff)
-                stop_event.wait(backoff)
-                continue
-            backoff = 0.0
-            if handled == 0:
-                stop_event.wait(self.settings.worker_poll_s)
-            elif handled < self.settings.worker_batch:
-                # A trickle of events: let the next batch fill a little. Each batch pays a
-                # fixed cost (store reads and writes, commit), so a few milliseconds of
-                # freshness buy much more throughput (like Kafka's fetch.max.wait.ms).
-                stop_event.wait(self.settings.worker_linger_s)
-
-    def _on_error(self, exc: Exception, backoff: float) -> float:
-        """Log and count ``exc``; leave the group so the batch is read again; next pause."""
-        self.errors += 1
+    def _discard(self) -> None:
         self._article_stats.discard()
-        pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
-        logger.error(
-            "stream worker batch failed (error %s); re-reading it in %.2f s: %r",
-            self.errors,
-            pause,
-            exc,
-        )
-        self._leave()
-        return pause
+
+    def _on_join(self) -> None:
+        # Others may have owned our partitions while we were out of the group.
+        self._states.clear()
 
     def close(self) -> None:
-        """Leave the consumer group (the log and store stay open: the caller owns them)."""
-        self._closed = True
-        self._leave()
+        super().close()
         self._states.clear()
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _join(self) -> Consumer:
-        if self._closed:
-            raise RuntimeError("the stream worker is closed")
-        if self._consumer is None:
-            # Others may have owned our partitions while we were out of the group.
-            self._states.clear()
-            self._consumer = self.log.consumer(self.settings.consumer_group, self.member_id)
-        return self._consumer
-
-    def _leave(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                consumer.close()
-            except Exception as exc:  # noqa: BLE001 - a dead connection cannot stop a retry
-                logger.warning("could not leave the consumer group cleanly: %r", exc)
 
     def _count(self, counts: dict[str, int], ingested: list[float], written_at: float) -> None:
         for reason, n in counts.items():
