@@ -279,9 +279,11 @@ class KafkaEventLog(EventLog):
                 deadline,
                 functools.partial(report, index),
             )
-        producer.flush(max(0.0, deadline - time.monotonic()))
-        with done:
-            done.wait_for(lambda: pending[0] == 0, max(0.0, deadline - time.monotonic()))
+        # Wait for this call's own delivery reports only: flush() would also wait for what
+        # other threads keep producing meanwhile, so under load every append would wait
+        # for all the others (a convoy).
+        while pending[0] and time.monotonic() < deadline:
+            producer.poll(0.001)
         if errors:
             if any(e.fatal() for e in errors):
                 self._producer = self._new_producer()  # a fatal error ends a producer
