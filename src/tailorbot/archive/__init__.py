@@ -8,8 +8,7 @@ ValueError: unknown archive URL scheme 'mysql'; expected one of ['postgres', 'po
 
 from __future__ import annotations
 
-import importlib
-
+from tailorbot._backends import backend_class
 from tailorbot.archive.base import ArchiveError, EventArchive
 
 # URL scheme -> "module:class". One module per backend, imported only when used.
@@ -21,18 +20,7 @@ BACKENDS: dict[str, str] = {
 
 def open_archive(url: str) -> EventArchive:
     """Open the archive at ``url`` (``postgresql://user@host:port/db[?schema=name]``)."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in BACKENDS:
-        raise ValueError(
-            f"unknown archive URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}"
-        )
-    module, cls = BACKENDS[scheme].split(":")
-    try:
-        backend = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise ImportError(
-            f"the {scheme} archive needs an extra: pip install 'tailorbot[postgres]' ({exc})"
-        ) from exc
+    backend = backend_class(url, BACKENDS, "archive")
     return backend.from_url(url)  # type: ignore[no-any-return]
 
 

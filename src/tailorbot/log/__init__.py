@@ -10,8 +10,7 @@ Backends are imported lazily so that Redis and Kafka stay optional extras.
 
 from __future__ import annotations
 
-import importlib
-
+from tailorbot._backends import backend_class
 from tailorbot.log.base import Consumer, EventLog, LogError, LogRecord, partition_for
 
 # URL scheme -> "module:class". One module per backend, imported only when used.
@@ -24,18 +23,7 @@ BACKENDS: dict[str, str] = {
 
 def open_log(url: str, partitions: int) -> EventLog:
     """Open the event log at ``url`` (``sqlite://``, ``redis://`` or ``kafka://``)."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in BACKENDS:
-        raise ValueError(
-            f"unknown event-log URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}"
-        )
-    module, cls = BACKENDS[scheme].split(":")
-    try:
-        backend = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise ImportError(
-            f"the {scheme} event log needs an extra: pip install 'tailorbot[{scheme}]' ({exc})"
-        ) from exc
+    backend = backend_class(url, BACKENDS, "event log")
     return backend.from_url(url, partitions=partitions)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from tailorbot._backends import backend_class
 from tailorbot.store.base import FeatureRecord, OnlineStore, StoreError, user_digest
 
 BACKENDS: dict[str, str] = {
@@ -14,16 +13,7 @@ BACKENDS: dict[str, str] = {
 
 def open_store(url: str) -> OnlineStore:
     """Open the online store at ``url`` (``sqlite://`` or ``redis://``)."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in BACKENDS:
-        raise ValueError(f"unknown store URL scheme {scheme!r}; expected one of {sorted(BACKENDS)}")
-    module, cls = BACKENDS[scheme].split(":")
-    try:
-        backend = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise ImportError(
-            f"the {scheme} store needs an extra: pip install 'tailorbot[{scheme}]' ({exc})"
-        ) from exc
+    backend = backend_class(url, BACKENDS, "online store")
     return backend.from_url(url)
 
 
