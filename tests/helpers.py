@@ -33,6 +33,7 @@ def require_server(name: str, host: str, port: int) -> None:
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @contextmanager

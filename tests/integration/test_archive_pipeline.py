@@ -7,7 +7,6 @@ the log and the store are SQLite files in the test's directory.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,27 +24,18 @@ from tailorbot.log.base import LogRecord
 from tailorbot.stream.archiver import ArchiveWorker, archive_group
 from tailorbot.stream.thread import WorkerThread
 from tests.api.support import message, wait_until
-from tests.helpers import closed_port, require_server
+from tests.helpers import POSTGRES_URL as SERVER
+from tests.helpers import closed_port
 from tests.integration.cluster import TAILORBOT, Process, tailorbot_env
 
 pytestmark = pytest.mark.integration
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 PII = {
     "jo.smith@example.com": "<EMAIL>",
     "+44 20 7946 0958": "<PHONE>",
     "4111 1111 1111 1111": "<CARD>",
     "10.20.30.40": "<IP>",
 }
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_server("postgresql", "127.0.0.1", 5432)
-    name = f"tbtest_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Each test works in a schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,20 +17,10 @@ from tailorbot.archive import ArchiveError, open_archive
 from tailorbot.archive.postgres import PostgresArchive
 from tailorbot.events.codec import decode_event, encode_event
 from tailorbot.events.schema import EVENT_ADAPTER
-from tests.helpers import closed_port, require_server
+from tests.helpers import POSTGRES_URL as SERVER
+from tests.helpers import closed_port
 
 pytestmark = pytest.mark.integration
-
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    require_server("postgresql", "127.0.0.1", 5432)
-    name = f"tbtest_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture
