@@ -132,7 +132,7 @@ class DecisionService:
         timings["response"] = _ms_since(mark)
 
         decision_id = uuid.uuid4().hex
-        record = {
+        decision = {
             "decision_id": decision_id,
             "user_id": request.user_id,
             "session_id": request.session_id,
@@ -155,8 +155,8 @@ class DecisionService:
         # stored, and the chatbot's retry starts clean.
         self.engine.ingest([self._message_event(decision_id, request, prediction)])
         with backend_errors():
-            store.put_decision(decision_id, request.user_id, record)
-        self.engine.archive_decision(record)
+            store.put_decision(decision_id, request.user_id, decision)
+        self.engine.archive_decision(decision)
         timings["record"] = _ms_since(mark)
         timings["total"] = _ms_since(started)
         self.engine.metrics.decisions.labels(

@@ -29,7 +29,7 @@ class UserProfile(BaseModel):
     language: ShortText = "en"
     region: ShortText | None = None
     products: list[ShortText] = Field(default_factory=list, max_length=50)
-    consent: Consent = Field(default_factory=Consent)
+    consent: Consent = Consent()  # frozen: one shared default is safe
     attributes: dict[ShortText, str | int | float | bool | None] = Field(
         default_factory=dict, max_length=32, description="Free extra attributes."
     )
