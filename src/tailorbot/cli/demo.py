@@ -45,11 +45,17 @@ def demo(
     settings = demo_settings(load_settings(config, data_dir=directory), holdout, seed)
     say = (lambda _msg: None) if json_output else typer.echo
     started = _clock()
-    ensure_model(settings, say)  # before the progress bar, so training shows on its own line
+    training = ensure_model(settings, say)  # before the progress bar: training has its own line
     keep = _keep_serving if serve else None
     if json_output:
         report = run_demo(
-            settings, customers=customers, contacts=contacts, seed=seed, say=say, keep_serving=keep
+            settings,
+            customers=customers,
+            contacts=contacts,
+            seed=seed,
+            say=say,
+            training=training,
+            keep_serving=keep,
         )
     else:
         with typer.progressbar(length=contacts, label="simulated conversations") as bar:
@@ -65,6 +71,7 @@ def demo(
                 contacts=contacts,
                 seed=seed,
                 say=say,
+                training=training,
                 on_contact=on_contact,
                 keep_serving=keep,
             )
@@ -91,29 +98,13 @@ def simulate(
 ) -> None:
     """Replay simulated customers against a running server (try a policy offline)."""
     from tailorbot.client import Client
-    from tailorbot.kb.loader import default_kb_dir, load_kb
-    from tailorbot.models.intent import default_dataset
-    from tailorbot.sim.customers import CustomerPopulation
-    from tailorbot.sim.messages import MessageSource
-    from tailorbot.sim.outcomes import OutcomeModel
-    from tailorbot.sim.runner import Simulation
+    from tailorbot.sim.demo import api_key_of, build_simulation
 
     settings = load_settings(config)
     base = url or f"http://{settings.host}:{settings.port}"
-    kb = load_kb(settings.kb_dir or default_kb_dir())
-    test = default_dataset("test")
-    messages = MessageSource(zip(test.texts, test.labels, strict=True))
-    population = CustomerPopulation(
-        size=customers, seed=seed, intents=[i for i in messages.intents if i != "out_of_scope"]
-    )
-
-    def serves(article_id: str) -> list[str] | None:
-        article = kb.article(article_id)
-        return list(article.intents) if article is not None else None
-
-    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    key = api_key or api_key_of(settings)
     with Client(base, api_key=key) as client:
-        sim = Simulation(client, population, messages, OutcomeModel(serves), seed=seed)
+        sim = build_simulation(client, settings, customers=customers, seed=seed)
         with typer.progressbar(length=contacts, label="simulated conversations") as bar:
             result = sim.run(contacts, lambda n: bar.update(1))
         experiment = client.experiment().model_dump()

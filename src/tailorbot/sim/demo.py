@@ -65,6 +65,20 @@ def ensure_model(settings: Settings, say: Callable[[str], None]) -> dict[str, An
     return dict(saved.metadata)
 
 
+def build_simulation(
+    client: Client, settings: Settings, *, customers: int, seed: int
+) -> Simulation:
+    """Simulated customers for the server behind ``client``: messages from the bundled
+    Banking77 and out-of-scope test rows, reactions judged against the settings' KB."""
+    kb = load_kb(settings.kb_dir or default_kb_dir())
+    test = default_dataset("test")
+    messages = MessageSource(zip(test.texts, test.labels, strict=True))
+    in_scope = [i for i in messages.intents if i != "out_of_scope"]
+    population = CustomerPopulation(size=customers, seed=seed, intents=in_scope)
+    outcomes = OutcomeModel(article_intents=lambda a: _intents_of(kb, a))
+    return Simulation(client, population, messages, outcomes, seed=seed)
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -72,22 +86,17 @@ def run_demo(
     contacts: int,
     seed: int,
     say: Callable[[str], None],
+    training: dict[str, Any] | None = None,
     on_contact: Callable[[int], None] | None = None,
     keep_serving: Callable[[ServerProcess], None] | None = None,
 ) -> DemoReport:
-    training = ensure_model(settings, say)
-    kb = load_kb(settings.kb_dir or default_kb_dir())
-    test = default_dataset("test")
-    messages = MessageSource(zip(test.texts, test.labels, strict=True), recurring_share=0.8)
-    in_scope = [i for i in messages.intents if i != "out_of_scope"]
-    population = CustomerPopulation(size=customers, seed=seed, intents=in_scope)
-    outcomes = OutcomeModel(article_intents=lambda a: _intents_of(kb, a))
-
+    """``training``: the model metadata of :func:`ensure_model`, when the caller already ran it."""
+    training = training if training is not None else ensure_model(settings, say)
     server = ServerProcess(settings).start()
     say(f"engine running at {server.url} (data in {settings.data_dir})")
     try:
-        with Client(server.url, api_key=_key(settings)) as client:
-            sim = Simulation(client, population, messages, outcomes, seed=seed)
+        with Client(server.url, api_key=api_key_of(settings)) as client:
+            sim = build_simulation(client, settings, customers=customers, seed=seed)
             result = sim.run(contacts, on_contact)
             experiment = client.experiment().model_dump()
             processed = _events_processed(client)
@@ -104,7 +113,7 @@ def _intents_of(kb: Any, article_id: str) -> list[str] | None:
     return list(article.intents) if article is not None else None
 
 
-def _key(settings: Settings) -> str | None:
+def api_key_of(settings: Settings) -> str | None:
     return settings.api_key.get_secret_value() if settings.api_key else None
 
 
