@@ -69,6 +69,14 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(exc.message)
         except (CliError, LogError, StoreError, FileNotFoundError, ValueError, OSError) as exc:
             fail(str(exc))
+        except Exception as exc:
+            # The HTTP client's errors (commands that talk to a server); imported here so
+            # that `tailorbot --help` does not load the client.
+            from tailorbot.client import TailorbotError
+
+            if isinstance(exc, TailorbotError):
+                fail(exc.message)
+            raise
 
     return wrapper
 

@@ -1,0 +1,49 @@
+"""`tailorbot demo` and `tailorbot simulate` end to end, on a small model (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tailorbot.api.server import EmbeddedServer
+from tailorbot.cli import app
+from tests.decide.conftest import save_model, settings_for
+
+
+def test_demo_reports_a_measured_ab_comparison(tmp_path: Path) -> None:
+    save_model(tmp_path)  # the demo uses it instead of training on all of Banking77
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--data-dir", str(tmp_path), "--customers", "20", "--contacts", "60", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["conversations"] == 60
+    arms = report["experiment"]["arms"]
+    assert arms["personalized"]["feedback"] + arms["control"]["feedback"] == 60
+    assert arms["personalized"]["feedback"] > 0 and arms["control"]["feedback"] > 0
+    assert 0.0 <= report["intent_accuracy"] <= 1.0
+    assert report["events_processed"] > 60  # sessions, messages and feedback events
+
+
+def test_simulate_drives_a_running_server(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    with EmbeddedServer(settings_for(tmp_path)) as server:
+        result = CliRunner().invoke(
+            app, ["simulate", "--url", server.url, "--customers", "5", "--contacts", "12"]
+        )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["conversations"] == 12
+    assert report["experiment"]["arms"]["personalized"]["feedback"] == 12
+
+
+def test_simulate_without_a_server_is_one_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--url", "http://127.0.0.1:9", "--contacts", "1", "--customers", "1"]
+    )
+    assert result.exit_code != 0
+    assert "cannot reach the tailorbot server" in result.output
+    assert "Traceback" not in result.output
