@@ -7,7 +7,6 @@ import contextlib
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,13 +17,9 @@ from pathlib import Path
 
 import httpx
 
+from tailorbot.api.server import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def add_backend_args(ap: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
 * ``apply``: decode + group by user + ``apply_outcome`` on in-memory states (the pure
   feature-state cost; no log, no store).
 * ``worker``: a real ``StreamWorker`` draining a pre-filled SQLite log into a SQLite store
-  (poll, decode, store.get_many / erasure_watermarks / get_profiles, apply, put_many, commit);
+  (poll, decode, features.get_many / erasure_watermarks / profiles.get_many, apply, put_many,
+  commit);
   ``--state-cache 0`` turns its state cache off (docs/features.md, "The worker").
 
 A shared machine makes wall-clock rates noisy; the CPU-time rate (this process's CPU seconds,
@@ -32,8 +33,8 @@ from _harness import machine
 from events_gen import make_events
 
 from tailorbot.config import Settings
-from tailorbot.stream.params import FeatureParams
-from tailorbot.stream.state import apply_outcome, new_state
+from tailorbot.features.params import FeatureParams
+from tailorbot.features.state import apply_outcome, new_state
 
 
 def encoded_events(
@@ -91,17 +92,17 @@ def bench_worker(
     default; 0: off). ``phases`` (if given) gets the time spent in each step of the batches;
     ``profiler`` runs during the drain only."""
     from tailorbot.log import open_log
-    from tailorbot.store import open_store
+    from tailorbot.store import open_stores
     from tailorbot.stream.worker import StreamWorker
 
     with tempfile.TemporaryDirectory(prefix="tb-stream-") as tmp:
         settings = Settings(data_dir=tmp, worker_batch=batch, partitions=partitions)
         log = open_log(settings.resolved_log_url(), settings.partitions)
-        store = open_store(settings.resolved_store_url())
+        stores = open_stores(settings.resolved_store_url())
         for lo in range(0, len(items), 5000):
             log.append(items[lo : lo + 5000])
         extra = {} if state_cache is None else {"state_cache_size": state_cache}
-        worker = StreamWorker(log, store, settings, **extra)
+        worker = StreamWorker(log, stores, settings, **extra)
         if phases is not None:
             _time_phases(worker, phases)
         if profiler is not None:
@@ -115,21 +116,21 @@ def bench_worker(
             profiler.disable()
         worker.close()
         log.close()
-        store.close()
+        stores.close()
     return elapsed, cpu
 
 
 # The steps of a worker batch, timed by wrapping the objects' methods (label, owner, method).
 PHASES = (
     ("log poll", "consumer", "poll"),
-    ("decode + group by user", "worker", "_decode"),
-    ("store: read records", "store", "get_many"),
-    ("store: erasure watermarks", "store", "erasure_watermarks"),
-    ("store: read profiles", "store", "get_profiles"),
+    ("decode", "worker_module", "decode_records"),
+    ("store: read records", "features", "get_many"),
+    ("store: erasure watermarks", "features", "erasure_watermarks"),
+    ("store: read profiles", "profiles", "get_many"),
     ("apply events (state)", "worker", "_apply_user"),
     ("  of which: user view for stats", "stats", "view_before"),
     ("  of which: stats deltas", "stats", "add"),
-    ("store: write records", "store", "put_many"),
+    ("store: write records", "features", "put_many"),
     ("store: add article stats", "stats", "flush"),
     ("log: committed offsets (cache check)", "log", "committed"),
     ("log commit", "consumer", "commit"),
@@ -138,9 +139,13 @@ PHASES = (
 
 def _time_phases(worker: Any, phases: dict[str, float]) -> None:
     phases.update(dict.fromkeys((label for label, _, _ in PHASES), 0.0))
+    from tailorbot.stream import worker as worker_module
+
     owners = {
         "worker": worker,
-        "store": worker.store,
+        "worker_module": worker_module,
+        "features": worker.stores.features,
+        "profiles": worker.stores.profiles,
         "log": worker.log,
         "consumer": worker._join(),
         "stats": worker._article_stats,

@@ -20,10 +20,14 @@ from tailorbot.client import (
     UnavailableError,
 )
 from tailorbot.config import Settings
-from tailorbot.decide.schemas import ExperimentReport, FeedbackResponse, PersonalizeResponse
+from tailorbot.services.decisions.schemas import (
+    ExperimentReport,
+    FeedbackResponse,
+    PersonalizeResponse,
+)
 from tests.api.support import event, message, wait_until
-from tests.decide.conftest import save_model, settings_for
 from tests.helpers import closed_port
+from tests.services.decisions.conftest import save_model, settings_for
 
 CARD = "my new card has still not arrived"
 KEY = "client-test-key"

@@ -18,7 +18,6 @@ for TLS) plus tailorbot's query options, which are taken out before redis-py see
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -27,18 +26,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tailorbot.log.base import LogRecord
+from tailorbot._backends import positive_float, typed_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def positive_float(text: str | float) -> float:
-    """A duration option: a finite number > 0."""
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise ValueError("must be a positive number")
-    return value
 
 
 def optional_seconds(text: str | float | None) -> float | None:
@@ -74,18 +65,7 @@ def parse_url(
         raise ValueError(f"not a Redis URL: {url!r} (expected redis://host:port/db)")
     converters = {**CONNECTION_OPTIONS, **known}
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(query) - set(converters))
-    if unknown:
-        raise ValueError(
-            f"unknown Redis URL option(s) {unknown}; expected some of {sorted(converters)}"
-        )
-    options: dict[str, Any] = {}
-    for name, text in query.items():
-        try:
-            options[name] = converters[name](text)
-        except ValueError as exc:
-            raise ValueError(f"Redis URL option {name}={text!r}: {exc}") from exc
-    options.update(overrides or {})
+    options = typed_options(query, overrides or {}, converters, "Redis")
     client = connect(
         urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
         options.pop("socket_timeout", 5.0),
@@ -125,17 +105,6 @@ def translate_errors(error: type[Exception]) -> Callable[[Callable[P, R]], Calla
         return wrapper
 
     return decorate
-
-
-def stream_record(partition: int, entry: Any) -> LogRecord:
-    """The log record of a stream entry: entry id ``{offset+1}-0``, fields ``k`` and ``v``."""
-    entry_id, fields = entry
-    return LogRecord(
-        partition=partition,
-        offset=int(entry_id.split(b"-", 1)[0]) - 1,
-        key=fields[b"k"].decode(),
-        value=fields[b"v"],
-    )
 
 
 def key_text(value: Any) -> str:

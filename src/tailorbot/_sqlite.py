@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tailorbot._backends import positive_float, typed_options
+
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 
 
@@ -47,20 +49,9 @@ def merge_options(
     overrides: Mapping[str, Any],
     known: Mapping[str, Callable[[str], Any]],
 ) -> dict[str, Any]:
-    """Typed options from a URL query, keyword ``overrides`` winning; unknown names are errors."""
-    unknown = sorted(set(url_options) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown sqlite URL option(s) {unknown}; expected some of {sorted(known)}"
-        )
-    out: dict[str, Any] = {}
-    for name, text in url_options.items():
-        try:
-            out[name] = known[name](text)
-        except ValueError as exc:
-            raise ValueError(f"sqlite URL option {name}={text!r}: {exc}") from exc
-    out.update(overrides)
-    return out
+    """Typed options from a sqlite URL query, keyword ``overrides`` winning (see
+    :func:`tailorbot._backends.typed_options`)."""
+    return typed_options(url_options, overrides, known, "sqlite")
 
 
 def synchronous_level(text: str) -> str:
@@ -68,13 +59,6 @@ def synchronous_level(text: str) -> str:
     if level not in SYNCHRONOUS_LEVELS:
         raise ValueError(f"expected one of {list(SYNCHRONOUS_LEVELS)}")
     return level
-
-
-def positive_float(text: str | float) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number")
-    return value
 
 
 class SqliteFile:

@@ -22,7 +22,11 @@ import httpx
 from pydantic import BaseModel
 
 from tailorbot.api.schemas import FeaturesResponse, IngestResponse, ProfileResponse, Readiness
-from tailorbot.decide.schemas import ExperimentReport, FeedbackResponse, PersonalizeResponse
+from tailorbot.services.decisions.schemas import (
+    ExperimentReport,
+    FeedbackResponse,
+    PersonalizeResponse,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 API_KEY_HEADER = "X-API-Key"

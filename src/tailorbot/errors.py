@@ -1,4 +1,4 @@
-"""Errors of the engine, each carrying the HTTP status it maps to.
+"""Errors of tailorbot, each carrying the HTTP status it maps to.
 
 The API turns any :class:`EngineError` into ``{"error": code, "message": ..., "problems": [...]}``
 with its ``http_status`` (and a ``Retry-After`` header when ``retry_after`` is set); the CLI
@@ -15,10 +15,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-from tailorbot.archive.base import ArchiveError
-from tailorbot.log.base import LogError
-from tailorbot.store.base import StoreError
 
 RETRY_AFTER_S = 1  # what 429 and 503 answers suggest
 
@@ -85,15 +81,30 @@ class Problem:
         return {"index": self.index, "field": self.field, "reason": self.reason}
 
 
+class BackendError(Exception):
+    """A backend (log, store, archive) is unreachable or refused an operation.
+
+    Each family subclasses it (``LogError``, ``StoreError``, ``ArchiveError``) and names
+    itself in ``what``; :func:`backend_errors` turns any of them into a 503.
+    """
+
+    what = "backend"
+
+
 @contextmanager
 def backend_errors() -> Iterator[None]:
-    """Turn :class:`LogError` / :class:`StoreError` / :class:`ArchiveError` into
-    :class:`Unavailable` (503)."""
+    """Turn any :class:`BackendError` into :class:`Unavailable` (503).
+
+    >>> class StoreDown(BackendError):
+    ...     what = "online store"
+    >>> try:
+    ...     with backend_errors():
+    ...         raise StoreDown("connection refused")
+    ... except Unavailable as exc:
+    ...     print(exc.http_status, exc.message)
+    503 online store unavailable: connection refused
+    """
     try:
         yield
-    except LogError as exc:
-        raise Unavailable(f"event log unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
-    except StoreError as exc:
-        raise Unavailable(f"online store unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
-    except ArchiveError as exc:
-        raise Unavailable(f"archive unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
+    except BackendError as exc:
+        raise Unavailable(f"{exc.what} unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc

@@ -30,4 +30,4 @@ def live_client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def log_ends(test_client: TestClient) -> dict[int, int]:
-    return test_client.app.state.engine.log.end_offsets()
+    return test_client.app.state.runtime.log.end_offsets()

@@ -1,4 +1,4 @@
-"""Helpers shared by the engine, API and CLI tests: event builders, polling, file scans."""
+"""Helpers shared by the runtime, API and CLI tests: event builders, polling, file scans."""
 
 from __future__ import annotations
 

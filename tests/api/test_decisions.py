@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from tailorbot.events.codec import decode_event
 from tests.api.conftest import make_client
 from tests.api.support import wait_until
-from tests.decide.conftest import SEED, save_model
+from tests.services.decisions.conftest import SEED, save_model
 
 CARD = "my new card has still not arrived"
 TOP_LEVEL = {
@@ -72,18 +72,18 @@ def test_personalize_round_trip(api: TestClient) -> None:
     assert set(body["model_versions"]) == {"intent", "bandit", "kb"}
     assert body["timings_ms"]["total"] >= 0
 
-    decision = api.app.state.engine.store.get_decision(body["decision_id"])
+    decision = api.app.state.runtime.stores.decisions.get(body["decision_id"])
     assert decision["channel"] == "web" and decision["user_id"] == "ada"
 
 
 def test_the_message_is_logged_redacted_and_fills_the_features(api: TestClient) -> None:
     email = "ada.l@example.org"
     body = personalize(api, "u-log", f"my card never arrived, mail me at {email}").json()
-    engine = api.app.state.engine
-    partition = engine.log.partition_for("u-log")
+    runtime = api.app.state.runtime
+    partition = runtime.log.partition_for("u-log")
     (event,) = [
         decode_event(record.value)
-        for record in engine.log.read_all(partition)
+        for record in runtime.log.read_all(partition)
         if record.key == "u-log"
     ]
     assert event["type"] == "message" and event["intent"] == body["intent"]["name"]
@@ -105,7 +105,7 @@ def test_without_consent_nothing_personal_is_used(api: TestClient) -> None:
     api.put("/v1/users/shy", json={"consent": {"personalization": False}})
     body = personalize(api, "shy").json()
     assert body["user"] == {"segment": None, "consent": False, "personalized": False}
-    assert api.app.state.engine.store.get_decision(body["decision_id"])["context"] == {}
+    assert api.app.state.runtime.stores.decisions.get(body["decision_id"])["context"] == {}
 
 
 def test_out_of_scope_falls_back(api: TestClient) -> None:
@@ -176,7 +176,7 @@ def test_a_bad_personalize_body_is_422_naming_the_field(api: TestClient) -> None
         assert response.status_code == 422, body
         assert response.json()["error"] == "invalid_input"
         assert fields_of(response) == {field}, body
-    assert not any(api.app.state.engine.log.end_offsets().values()), "nothing was logged"
+    assert not any(api.app.state.runtime.log.end_offsets().values()), "nothing was logged"
 
 
 def test_bad_feedback_bodies_are_422(api: TestClient) -> None:

@@ -23,7 +23,7 @@ def test_one_event_is_accepted_and_logged(client: TestClient) -> None:
     status = body["results"][0]
     assert status["status"] == "accepted" and status["event_id"] == "e-1"
     assert log_ends(client)[status["partition"]] == before[status["partition"]] + 1
-    record = client.app.state.engine.log.read(status["partition"], status["offset"], 1)[0]
+    record = client.app.state.runtime.log.read(status["partition"], status["offset"], 1)[0]
     stored = decode_event(record.value)
     assert (record.key, stored["text"], stored["event_id"]) == ("u1", "hello", "e-1")
     assert stored["ingested_at"] > 0
@@ -70,7 +70,7 @@ def test_pii_is_redacted_before_it_is_logged(client: TestClient) -> None:
     text = "mail me at jane@example.com or +44 20 7946 0958"
     response = client.post("/v1/events", json=message("u1", text, metadata={"ip": "10.1.2.3"}))
     status = response.json()["results"][0]
-    record = client.app.state.engine.log.read(status["partition"], status["offset"], 1)[0]
+    record = client.app.state.runtime.log.read(status["partition"], status["offset"], 1)[0]
     stored = decode_event(record.value)
     assert stored["text"] == "mail me at <EMAIL> or <PHONE>"
     assert stored["metadata"] == {"ip": "<IP>"}
@@ -198,7 +198,7 @@ def test_body_over_the_limit_is_413_when_streamed(tmp_path: Path) -> None:
 def test_backpressure_answers_429_with_retry_after(tmp_path: Path) -> None:
     with make_client(tmp_path, run_worker_in_server=False, backpressure_max_lag=2) as client:
         assert client.post("/v1/events", json=[message()] * 3).status_code == 202
-        time.sleep(0.15)  # let the engine's lag cache (100 ms) expire
+        time.sleep(0.15)  # let the runtime's lag cache (100 ms) expire
         before = log_ends(client)
         response = client.post("/v1/events", json=message())
         assert response.status_code == 429

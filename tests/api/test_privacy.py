@@ -20,8 +20,8 @@ PII = {
 
 
 def _settled(client: TestClient) -> bool:
-    engine = client.app.state.engine
-    return sum(engine.log.lag(engine.settings.consumer_group).values()) == 0
+    runtime = client.app.state.runtime
+    return sum(runtime.log.lag(runtime.settings.consumer_group).values()) == 0
 
 
 def _features(client: TestClient, user_id: str) -> bool:

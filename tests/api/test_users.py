@@ -49,7 +49,7 @@ def test_put_profile_and_validation(client: TestClient) -> None:
     response = client.put("/v1/users/u1", json=profile)
     assert response.status_code == 200
     assert response.json()["profile"]["tier"] == "gold"
-    assert client.app.state.engine.store.get_profile("u1")["language"] == "de"
+    assert client.app.state.runtime.stores.profiles.get("u1")["language"] == "de"
 
     bad = client.put("/v1/users/u1", json={"tier": "", "consent": {"personalization": "maybe"}})
     assert bad.status_code == 422
@@ -59,7 +59,7 @@ def test_put_profile_and_validation(client: TestClient) -> None:
         "/v1/users/u1", content=b"{tier:", headers={"content-type": "application/json"}
     )
     assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
-    assert client.app.state.engine.store.get_profile("u1")["tier"] == "gold"
+    assert client.app.state.runtime.stores.profiles.get("u1")["tier"] == "gold"
 
 
 def test_withdrawing_consent_deletes_the_feature_record(live_client: TestClient) -> None:
@@ -68,14 +68,14 @@ def test_withdrawing_consent_deletes_the_feature_record(live_client: TestClient)
     response = live_client.put("/v1/users/bob", json={"consent": {"personalization": False}})
     assert response.status_code == 200
     assert live_client.get("/v1/users/bob/features").status_code == 404
-    profile = live_client.app.state.engine.store.get_profile("bob")
+    profile = live_client.app.state.runtime.stores.profiles.get("bob")
     assert profile["consent"]["personalization"] is False
     # New events of the user are logged but build no features while consent is withheld.
     newer = live_client.post("/v1/events", json=message("bob")).json()["results"][0]
-    engine = live_client.app.state.engine
+    runtime = live_client.app.state.runtime
     wait_until(
         lambda: (
-            engine.log.committed(engine.settings.consumer_group).get(newer["partition"], 0)
+            runtime.log.committed(runtime.settings.consumer_group).get(newer["partition"], 0)
             > newer["offset"]
         ),
         "the worker to pass the new event",
@@ -84,7 +84,7 @@ def test_withdrawing_consent_deletes_the_feature_record(live_client: TestClient)
 
 
 def test_delete_user_erases_log_records_and_features(live_client: TestClient) -> None:
-    engine = live_client.app.state.engine
+    runtime = live_client.app.state.runtime
     live_client.put("/v1/users/carol", json={"tier": "gold"})
     last = live_client.post("/v1/events", json=[message("carol"), message("dave")]).json()
     carol = last["results"][0]
@@ -92,8 +92,8 @@ def test_delete_user_erases_log_records_and_features(live_client: TestClient) ->
     ends = log_ends(live_client)
     assert live_client.delete("/v1/users/carol").status_code == 204
     assert live_client.get("/v1/users/carol/features").status_code == 404
-    assert engine.store.get_profile("carol") is None
-    remaining = engine.log.read_all(carol["partition"])
+    assert runtime.stores.profiles.get("carol") is None
+    remaining = runtime.log.read_all(carol["partition"])
     assert all(record.key != "carol" for record in remaining)
     assert log_ends(live_client) == ends  # offsets are never reused
     assert live_client.delete("/v1/users/carol").status_code == 204  # idempotent

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,19 +12,14 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tailorbot.api.server import free_port
 from tailorbot.cli import app
 from tailorbot.config import Settings
-from tailorbot.engine import Engine
+from tailorbot.runtime import Runtime
 from tests.api.support import event, message, wait_until
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(args: list[str], data_dir: Path) -> subprocess.Popen[str]:
@@ -62,7 +56,7 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `tailorbot serve` process (with its in-process stream worker)."""
-    port = _free_port()
+    port = free_port()
     process = _start(["serve", "--port", str(port)], tmp_path_factory.mktemp("serve"))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -148,7 +142,7 @@ def test_features_of_an_unknown_user(server: str) -> None:
 def test_client_commands_explain_an_unreachable_server(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(orjson.dumps(message()) + b"\n")
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     replay = runner.invoke(app, ["replay", str(path), "--url", url])
     assert replay.exit_code == 1 and f"error: cannot reach {url}/v1/events" in replay.output
     features = runner.invoke(app, ["features", "u1", "--url", url])
@@ -159,19 +153,19 @@ def test_client_commands_explain_an_unreachable_server(tmp_path: Path) -> None:
 
 def test_worker_applies_events_and_stops_on_sigterm(tmp_path: Path) -> None:
     process = _start(["worker"], tmp_path)
-    engine = Engine(Settings.load(data_dir=tmp_path, run_worker_in_server=False))
+    runtime = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False))
     try:
-        engine.ingest([message("worker-u1")])
-        wait_until(lambda: engine.store.get("worker-u1"), "the standalone worker")
+        runtime.ingestion.ingest([message("worker-u1")])
+        wait_until(lambda: runtime.stores.features.get("worker-u1"), "the standalone worker")
     finally:
-        engine.stop()
+        runtime.stop()
         code, output = _stop(process, signal.SIGTERM)
     assert code == 0, output
     assert "worker stopped" in output and "Traceback" not in output
 
 
 def test_serve_with_two_processes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:

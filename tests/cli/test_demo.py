@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.cli import app
-from tests.decide.conftest import save_model, settings_for
+from tests.services.decisions.conftest import save_model, settings_for
 
 
 def test_demo_reports_a_measured_ab_comparison(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from tailorbot.cli import app
 from tailorbot.config import Settings
 from tailorbot.log import open_log
-from tailorbot.store import open_store
+from tailorbot.store import open_stores
 from tests.models.recommend.test_evaluation import START, session_events, write
 
 KB_YAML = """
@@ -38,17 +38,17 @@ def test_evaluate_recs_reports_both_policies(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     settings = Settings.load(data_dir=data_dir)
     log = open_log(settings.resolved_log_url(), settings.partitions)
-    store = open_store(settings.resolved_store_url())
+    stores = open_stores(settings.resolved_store_url())
     events = []
     for i in range(24):
         user = f"u{i % 6}"
         gold = i % 6 < 3
-        store.put_profile(user, {"tier": "gold" if gold else "standard"})
+        stores.profiles.put(user, {"tier": "gold" if gold else "standard"})
         article = "kb-express-courier" if gold else "kb-where-is-my-card"
         events += session_events(user, f"s{i}", START + timedelta(hours=i), article)
     write(log, events)
     log.close()
-    store.close()
+    stores.close()
     kb = str(make_kb(tmp_path))
 
     result = runner.invoke(

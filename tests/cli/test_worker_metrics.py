@@ -11,15 +11,15 @@ import httpx
 
 from tailorbot.api.server import free_port
 from tailorbot.config import Settings
-from tailorbot.engine import Engine
+from tailorbot.runtime import Runtime
 from tests.helpers import wait_until
 
 
 def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
     settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False)
-    engine = Engine(settings)
+    runtime = Runtime(settings)
     now = datetime.now(UTC).isoformat()
-    engine.ingest(
+    runtime.ingestion.ingest(
         [{"type": "session_started", "user_id": "u1", "session_id": "s1", "timestamp": now}]
     )
     port = free_port()
@@ -41,4 +41,4 @@ def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        engine.stop()
+        runtime.stop()

@@ -1,17 +1,22 @@
 """One behaviour suite for every backend, the way Feast runs its universal tests.
 
 A backend joins the suite with one line in :data:`LOG_FACTORIES` or :data:`STORE_FACTORIES`.
+The online-store suites (one file per interface: features, profiles, decisions, counters)
+each run against every backend in :data:`STORE_FACTORIES`.
 A *factory* takes pytest's ``request`` (to reach other fixtures with
 ``request.getfixturevalue`` or add finalizers) and the test's ``tmp_path``, and returns an
 *opener*: a callable that opens — and, called again, reopens — the same fresh storage that
-no other test sees. Log openers take ``partitions`` (default 4) and ``session_timeout``
-(seconds, default 10). A factory for a server backend calls
-``tests.helpers.require_server`` first (skip on a laptop, fail under CI=true) and cleans up
+no other test sees. Store openers return the backend's :class:`Stores`; log openers take
+``partitions`` (default 4) and ``session_timeout`` (seconds, default 10). A factory for a
+server backend calls ``tests.helpers.require_server`` first (skip on a laptop, fail under
+CI=true) and cleans up
 after itself. The fixtures close whatever their openers opened.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,12 +24,19 @@ from pathlib import Path
 import pytest
 
 from tailorbot.log.base import EventLog
-from tailorbot.store.base import OnlineStore
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    FeatureRecord,
+    FeatureStore,
+    ProfileStore,
+    Stores,
+)
 from tests.helpers import REDIS_URL, redis_namespace
 from tests.integration.kafka_broker import kafka_bootstrap, kafka_log  # noqa: F401 (fixture)
 
 LogOpener = Callable[..., EventLog]  # (partitions=4, session_timeout=10.0) -> EventLog
-StoreOpener = Callable[[], OnlineStore]
+StoreOpener = Callable[[], Stores]
 
 
 def sqlite_log(request: pytest.FixtureRequest, tmp_path: Path) -> LogOpener:
@@ -39,10 +51,10 @@ def sqlite_log(request: pytest.FixtureRequest, tmp_path: Path) -> LogOpener:
 
 
 def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    from tailorbot.store.sqlite import SqliteOnlineStore
+    from tailorbot.store.sqlite import open_stores
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    return lambda: SqliteOnlineStore.from_url(url)
+    return lambda: open_stores(url)
 
 
 def redis_prefix(request: pytest.FixtureRequest) -> str:
@@ -67,10 +79,10 @@ def redis_log(request: pytest.FixtureRequest, tmp_path: Path) -> LogOpener:
 
 
 def redis_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    from tailorbot.store.redis import RedisOnlineStore
+    from tailorbot.store.redis import open_stores
 
     url = f"{REDIS_URL}?prefix={redis_prefix(request)}"
-    return lambda: RedisOnlineStore.from_url(url)
+    return lambda: open_stores(url)
 
 
 # Backend name (the test id) -> factory. Add a backend here; every contract test runs on it.
@@ -107,21 +119,55 @@ def event_log(open_event_log: LogOpener) -> EventLog:
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-def open_online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
-    """Opens (again) this test's store; ``online_store`` is its first opening."""
+def open_online_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    """Opens (again) this test's stores; ``online_stores`` is their first opening."""
     opener = STORE_FACTORIES[request.param](request, tmp_path)
-    opened: list[OnlineStore] = []
+    opened: list[Stores] = []
 
-    def open_tracked() -> OnlineStore:
-        store = opener()
-        opened.append(store)
-        return store
+    def open_tracked() -> Stores:
+        stores = opener()
+        opened.append(stores)
+        return stores
 
     yield open_tracked
-    for store in reversed(opened):
-        store.close()
+    for stores in reversed(opened):
+        stores.close()
 
 
 @pytest.fixture
-def online_store(open_online_store: StoreOpener) -> OnlineStore:
-    return open_online_store()
+def online_stores(open_online_stores: StoreOpener) -> Stores:
+    return open_online_stores()
+
+
+@pytest.fixture
+def feature_store(online_stores: Stores) -> FeatureStore:
+    return online_stores.features
+
+
+@pytest.fixture
+def profile_store(online_stores: Stores) -> ProfileStore:
+    return online_stores.profiles
+
+
+@pytest.fixture
+def decision_store(online_stores: Stores) -> DecisionStore:
+    return online_stores.decisions
+
+
+@pytest.fixture
+def counter_store(online_stores: Stores) -> CounterStore:
+    return online_stores.counters
+
+
+def record(user_id: str, offset: int, partition: int = 0, **state: object) -> FeatureRecord:
+    """A feature record at ``offset`` whose state is ``state``."""
+    event_time = 1_700_000_000.0 + offset
+    return FeatureRecord(user_id, dict(state), partition, offset, event_time, time.time())
+
+
+def run_threads(count: int, work: Callable[[int], None]) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -22,10 +22,10 @@ import redis
 
 from tailorbot.config import Settings
 from tailorbot.events.codec import decode_event
+from tailorbot.features.state import recompute
+from tailorbot.features.view import feature_view
 from tailorbot.log import EventLog
-from tailorbot.store import FeatureRecord, OnlineStore
-from tailorbot.stream.features import feature_view
-from tailorbot.stream.state import recompute
+from tailorbot.store import FeatureRecord, Stores
 from tests.helpers import IN_CI, require_server, wait_until
 
 # The console script of the venv that runs the tests (pip puts it next to the interpreter).
@@ -160,7 +160,7 @@ def live_members(log: EventLog, group: str) -> list[str]:
     from tailorbot.log.sqlite import SqliteEventLog
 
     if isinstance(log, SqliteEventLog):
-        return log._members(group)
+        return log.groups.members(group)
     if isinstance(log, RedisStreamsEventLog):
         seconds, micros = log.client.time()
         now_ms = seconds * 1000 + micros // 1000
@@ -248,15 +248,15 @@ def _without_write_fields(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def assert_features_match_log(
-    log: EventLog, store: OnlineStore, settings: Settings, now: float
+    log: EventLog, stores: Stores, settings: Settings, now: float
 ) -> dict[str, int]:
     """Every user's stored features equal the from-scratch recomputation over the events in
     the log (at one fixed ``now``); returns each user's applied-event count."""
     totals = {}
     for user, events in logged_events(log).items():
-        record = store.get(user)
+        record = stores.features.get(user)
         assert record is not None, f"no feature record for {user}"
-        profile = store.get_profile(user)
+        profile = stores.profiles.get(user)
         got = _without_write_fields(feature_view(record, profile, now))
         assert got == expected_view(user, events, profile, settings, now), user
         totals[user] = got["events_total"]

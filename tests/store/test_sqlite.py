@@ -1,6 +1,6 @@
-"""SQLite online store: behaviour specific to the embedded backend (the shared contract is in
-tests/contract): URLs, the read cache against writes of other processes and threads, and
-erasure that leaves no byte of the user in any file."""
+"""SQLite online stores: behaviour specific to the embedded backend (the shared contracts are
+in tests/contract): URLs, one file shared by the four stores, the read caches against writes
+of other processes and threads, and erasure that leaves no byte of the user in any file."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tailorbot.store import StoreError, open_store
+from tailorbot.store import StoreError, Stores, open_stores
 from tailorbot.store.base import FeatureRecord
-from tailorbot.store.sqlite import SqliteOnlineStore
+from tailorbot.store.sqlite import SqliteFeatureStore, SqliteProfileStore
 
 
-def open_sqlite_store(path: Path, **options: object) -> SqliteOnlineStore:
-    return SqliteOnlineStore.from_url(f"sqlite:///{path}", **options)
+def open_sqlite_stores(path: Path, **options: object) -> Stores:
+    from tailorbot.store.sqlite import open_stores as open_sqlite
+
+    return open_sqlite(f"sqlite:///{path}", **options)
 
 
 def record(user_id: str, offset: int, **state: object) -> FeatureRecord:
@@ -29,51 +31,74 @@ def test_relative_urls_work_and_parent_directories_are_created(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = open_store("sqlite:///nested/dir/store.db?read_cache=10")
-    store.put_profile("u1", {"tier": "gold"})
-    store.close()
+    stores = open_stores("sqlite:///nested/dir/store.db?read_cache=10&busy_timeout=2")
+    stores.profiles.put("u1", {"tier": "gold"})
+    stores.close()
     assert (tmp_path / "nested" / "dir" / "store.db").is_file()
     with pytest.raises(ValueError, match="read_cache='many'"):
-        open_store("sqlite:///store.db?read_cache=many")
+        open_stores("sqlite:///store.db?read_cache=many")
+    with pytest.raises(ValueError, match="read_cache must be >= 0"):
+        open_stores("sqlite:///store.db?read_cache=-1")
     with pytest.raises(ValueError, match=r"unknown sqlite URL option\(s\) \['ttl'\]"):
-        open_store("sqlite:///store.db?ttl=5")
+        open_stores("sqlite:///store.db?ttl=5")
+    for bad in ("0", "inf", "nan"):
+        with pytest.raises(ValueError, match=f"busy_timeout='{bad}': must be a positive"):
+            open_stores(f"sqlite:///store.db?busy_timeout={bad}")
+    with pytest.raises(TypeError, match="unexpected sqlite option"):
+        open_sqlite_stores(tmp_path / "store.db", ttl=5)
+
+
+def test_the_four_stores_share_one_file_closed_once(tmp_path: Path) -> None:
+    stores = open_sqlite_stores(tmp_path / "store.db")
+    assert isinstance(stores.features, SqliteFeatureStore)
+    concerns = (stores.features, stores.profiles, stores.decisions, stores.counters)
+    files = {getattr(store, "file", None) for store in concerns}
+    assert len(files) == 1 and None not in files
+    stores.ping()
+    stores.close()
+    assert stores.features.file.closed
 
 
 WRITER = """
 import sys, time
 from tailorbot.store.base import FeatureRecord
-from tailorbot.store.sqlite import SqliteOnlineStore
-store = SqliteOnlineStore.from_url("sqlite:///" + sys.argv[1])
-store.put_many([FeatureRecord("u1", {"seen": "by the other process"}, 0, 2, 1.0, time.time())])
-store.put_profile("u1", {"tier": "platinum"})
-store.erase_user("u2", 0, 5)
-store.close()
+from tailorbot.store.sqlite import open_stores
+stores = open_stores("sqlite:///" + sys.argv[1])
+stores.features.put_many([FeatureRecord("u1", {"seen": "by the other process"}, 0, 2, 1.0,
+                                        time.time())])
+stores.profiles.put("u1", {"tier": "platinum"})
+stores.features.erase("u2", 0, 5)
+stores.close()
 """
 
 
 @pytest.mark.parametrize("read_cache", [100_000, 0])
 def test_reads_see_the_writes_of_another_process(tmp_path: Path, read_cache: int) -> None:
     path = tmp_path / "store.db"
-    store = open_sqlite_store(path, read_cache=read_cache)
-    store.put_many([record("u1", 1, seen="here"), record("u2", 1)])
-    store.put_profile("u1", {"tier": "gold"})
+    stores = open_sqlite_stores(path, read_cache=read_cache)
+    features, profiles = stores.features, stores.profiles
+    assert isinstance(features, SqliteFeatureStore) and isinstance(profiles, SqliteProfileStore)
+    features.put_many([record("u1", 1, seen="here"), record("u2", 1)])
+    profiles.put("u1", {"tier": "gold"})
     for _ in range(2):  # read twice: the second read is a cache hit where there is a cache
-        assert store.get("u1").state == {"seen": "here"}
-        assert store.get_profile("u1") == {"tier": "gold"}
-        assert store.get_many(["u2"])["u2"].offset == 1
-    assert len(store._cache) == (3 if read_cache else 0)
+        assert features.get("u1").state == {"seen": "here"}
+        assert profiles.get("u1") == {"tier": "gold"}
+        assert features.get_many(["u2"])["u2"].offset == 1
+    assert len(features._rows.cache) == (2 if read_cache else 0)
+    assert len(profiles._rows.cache) == (1 if read_cache else 0)
 
     subprocess.run([sys.executable, "-c", WRITER, str(path)], check=True, timeout=60)
-    assert store.get("u1").state == {"seen": "by the other process"}
-    assert store.get_profile("u1") == {"tier": "platinum"}
-    assert store.get_many(["u1", "u2"]).keys() == {"u1"}
-    assert store.erasure_watermarks(["u2"]) == {"u2": 5}
-    store.close()
+    assert features.get("u1").state == {"seen": "by the other process"}
+    assert profiles.get("u1") == {"tier": "platinum"}
+    assert features.get_many(["u1", "u2"]).keys() == {"u1"}
+    assert features.erasure_watermarks(["u2"]) == {"u2": 5}
+    stores.close()
 
 
 def test_cached_reads_stay_right_while_threads_write(tmp_path: Path) -> None:
-    store = open_sqlite_store(tmp_path / "store.db")
-    writer_store = open_sqlite_store(tmp_path / "store.db")  # like another process
+    stores = open_sqlite_stores(tmp_path / "store.db")
+    writer_stores = open_sqlite_stores(tmp_path / "store.db")  # like another process
+    store, writer_store = stores.features, writer_stores.features
     last = 300
     seen: list[list[int]] = [[] for _ in range(3)]
     done = threading.Event()
@@ -100,33 +125,55 @@ def test_cached_reads_stay_right_while_threads_write(tmp_path: Path) -> None:
         assert offsets == sorted(offsets)
     assert store.get("hot").state == {"n": last}  # ... and the cache holds the last write
     assert writer_store.get("hot").state == {"n": last}
-    writer_store.close()
-    store.close()
+    writer_stores.close()
+    stores.close()
 
 
-def test_erasure_keeps_the_highest_watermark(tmp_path: Path) -> None:
-    store = open_sqlite_store(tmp_path / "store.db")
-    store.erase_user("u1", 0, 9)
-    store.erase_user("u1", 0, 5)
-    assert store.erasure_watermarks(["u1"]) == {"u1": 9}
-    store.close()
+def test_data_written_by_the_old_single_store_still_reads(tmp_path: Path) -> None:
+    """Same file, same tables: a file of the former SqliteOnlineStore opens unchanged."""
+    import sqlite3
+
+    from tailorbot.store.sqlite import SCHEMA
+
+    path = tmp_path / "store.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    conn.execute(
+        "INSERT INTO feature_records VALUES ('u1', '{\"n\":1}', 0, 3, 1.0, 2.0, 1)"
+    )
+    conn.execute("INSERT INTO counters VALUES ('bandit', 'a', 2.5)")
+    conn.commit()
+    conn.close()
+    stores = open_sqlite_stores(path)
+    assert stores.features.get("u1") == FeatureRecord("u1", {"n": 1}, 0, 3, 1.0, 2.0, 1)
+    assert stores.counters.counters("bandit") == {"a": 2.5}
+    stores.close()
 
 
 def test_values_must_be_json(tmp_path: Path) -> None:
-    store = open_sqlite_store(tmp_path / "store.db")
+    stores = open_sqlite_stores(tmp_path / "store.db")
     with pytest.raises(TypeError, match="JSON-serialisable"):
-        store.put_profile("u1", {"when": object()})
+        stores.profiles.put("u1", {"when": object()})
     with pytest.raises(TypeError, match="JSON-serialisable"):
-        store.put_many([record("u1", 1, when=object())])
-    assert store.get_profile("u1") is None and store.get("u1") is None
-    store.close()
+        stores.features.put_many([record("u1", 1, when=object())])
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        stores.decisions.put("d1", "u1", {"when": object()})
+    assert stores.profiles.get("u1") is None and stores.features.get("u1") is None
+    stores.close()
 
 
-def test_a_closed_store_answers_with_store_errors(tmp_path: Path) -> None:
-    store = open_sqlite_store(tmp_path / "store.db")
-    store.close()
-    store.close()
-    for call in (lambda: store.get("u1"), store.ping, lambda: store.counters("n")):
+def test_closed_stores_answer_with_store_errors(tmp_path: Path) -> None:
+    stores = open_sqlite_stores(tmp_path / "store.db")
+    stores.close()
+    stores.close()
+    calls = (
+        lambda: stores.features.get("u1"),
+        lambda: stores.profiles.get("u1"),
+        lambda: stores.decisions.get("d1"),
+        lambda: stores.counters.counters("n"),
+        stores.ping,
+    )
+    for call in calls:
         with pytest.raises(StoreError, match="closed"):
             call()
 
@@ -137,27 +184,49 @@ def files_mentioning(directory: Path, needle: bytes) -> list[str]:
 
 def test_erasure_leaves_no_byte_of_the_user_in_any_file(tmp_path: Path) -> None:
     directory = tmp_path / "storedir"
-    store = open_sqlite_store(directory / "store.db")
-    other = open_sqlite_store(directory / "store.db")  # another client holding the file open
+    stores = open_sqlite_stores(directory / "store.db")
+    other = open_sqlite_stores(directory / "store.db")  # another client holding the file open
     victim = "victim-7731"
     filler = "lorem ipsum " * 20
     for offset in range(1, 25):  # rewritten again and again: old versions freed on the way
         bystanders = [
             record(f"user-{offset}-{i}", offset, note=f"bystander-text {filler}") for i in range(30)
         ]
-        store.put_many([record(victim, offset, note=f"victim-planted-text {offset}"), *bystanders])
-        store.put_profile(victim, {"name": f"victim-planted-name {offset}", "tier": "gold"})
-        store.put_decision(f"d-{offset}", victim, {"message": f"victim-planted-text {filler}"})
-        store.record_feedback(f"d-{offset}", {"comment": "victim-planted-text"})
-    store.increment("bandit", {"short": 1.0})
-    assert other.get(victim) is not None and other.get_profile(victim) is not None
+        stores.features.put_many(
+            [record(victim, offset, note=f"victim-planted-text {offset}"), *bystanders]
+        )
+        stores.profiles.put(victim, {"name": f"victim-planted-name {offset}", "tier": "gold"})
+        stores.decisions.put(f"d-{offset}", victim, {"message": f"victim-planted-text {filler}"})
+        stores.decisions.record_feedback(f"d-{offset}", {"comment": "victim-planted-text"})
+    stores.counters.increment("bandit", {"short": 1.0})
+    assert other.features.get(victim) is not None and other.profiles.get(victim) is not None
     assert files_mentioning(directory, b"victim-planted-text")
 
-    store.erase_user(victim, 0, 25)
+    stores.features.erase(victim, 0, 25)
+    stores.profiles.delete(victim)
+    stores.decisions.erase_user(victim)
     assert files_mentioning(directory, victim.encode()) == []
     assert files_mentioning(directory, b"victim-planted") == []
     assert files_mentioning(directory, b"bystander-text") == ["store.db"]  # the scan works
-    assert other.get(victim) is None and other.get_profile(victim) is None
-    assert other.erasure_watermarks([victim]) == {victim: 25}
+    assert other.features.get(victim) is None and other.profiles.get(victim) is None
+    assert other.features.erasure_watermarks([victim]) == {victim: 25}
     other.close()
-    store.close()
+    stores.close()
+
+
+@pytest.mark.parametrize("concern", ["features", "profiles", "decisions"])
+def test_each_concern_scrubs_what_it_erases(tmp_path: Path, concern: str) -> None:
+    directory = tmp_path / "storedir"
+    stores = open_sqlite_stores(directory / "store.db")
+    stores.features.put_many([record("victim", 1, note="victim-planted-text")])
+    stores.profiles.put("victim", {"note": "victim-planted-text"})
+    stores.decisions.put("d1", "victim", {"note": "victim-planted-text"})
+    {
+        "features": lambda: stores.features.erase("victim", 0, 2),
+        "profiles": lambda: stores.profiles.delete("victim"),
+        "decisions": lambda: stores.decisions.erase_user("victim"),
+    }[concern]()
+    # The other two concerns still hold their copies: two mentions left, in the main file.
+    stored = b"".join(p.read_bytes() for p in directory.iterdir() if p.is_file())
+    assert stored.count(b"victim-planted-text") == 2
+    stores.close()

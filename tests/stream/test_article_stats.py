@@ -36,19 +36,19 @@ def _session(user: str, n: int, article: str, resolved: bool) -> list[dict]:
 
 
 def test_applied_article_events_reach_the_shared_counters_once(backends) -> None:  # noqa: F811
-    log, store, settings = backends
+    log, stores, settings = backends
     events = [e for n in range(6) for e in _session(f"u{n % 3}", n, "kb-card", n % 2 == 0)]
     append(log, events)
-    drain(StreamWorker(log, store, settings))
-    counters = store.counters(NS_INTENT)
+    drain(StreamWorker(log, stores, settings))
+    counters = stores.counters.counters(NS_INTENT)
     assert counters["card_arrival|issues"] == 6
     assert counters["card_arrival|kb-card|res"] == 3
     assert counters["card_arrival|kb-card|view"] == 6
 
     # A re-delivery (same event ids, new offsets) changes neither state nor statistics.
     append(log, events)
-    drain(StreamWorker(log, store, settings))
-    assert store.counters(NS_INTENT) == counters
-    stats = CollaborativeStats.load(store)
+    drain(StreamWorker(log, stores, settings))
+    assert stores.counters.counters(NS_INTENT) == counters
+    stats = CollaborativeStats.load(stores.counters)
     rate = stats.resolution_rate("card_arrival", "kb-card", [])
     assert 0 < rate.rate < 1

@@ -17,13 +17,13 @@ import pytest
 
 from tailorbot.config import Settings
 from tailorbot.events.codec import event_epoch
+from tailorbot.features.state import recompute
+from tailorbot.features.view import feature_view
 from tailorbot.log import EventLog, open_log
 from tailorbot.metrics import Metrics
 from tailorbot.models.recommend.collaborative import NAMESPACES
-from tailorbot.store import OnlineStore, open_store
+from tailorbot.store import Stores, open_stores
 from tailorbot.store.base import StoreError
-from tailorbot.stream.features import feature_view
-from tailorbot.stream.state import recompute
 from tailorbot.stream.worker import StreamWorker
 from tests.stream.eventgen import DAY, INTENTS, T0, make_event
 
@@ -87,12 +87,12 @@ def run_until_caught_up(worker: StreamWorker, log: EventLog, settings: Settings)
     worker.close()
 
 
-def assert_matches_recompute(store: OnlineStore, events: list[dict], settings: Settings) -> None:
+def assert_matches_recompute(stores: Stores, events: list[dict], settings: Settings) -> None:
     by_user: dict[str, list[dict]] = {}
     for e in events:
         by_user.setdefault(e["user_id"], []).append(e)
     for user, evs in by_user.items():
-        record = store.get(user)
+        record = stores.features.get(user)
         assert record is not None, user
         now = max(event_epoch(e) for e in evs) + 60
         got = feature_view(record, None, now)
@@ -105,21 +105,21 @@ def assert_matches_recompute(store: OnlineStore, events: list[dict], settings: S
 
 
 @pytest.fixture
-def backends(tmp_path: Path) -> Iterator[tuple[EventLog, OnlineStore, Settings]]:
+def backends(tmp_path: Path) -> Iterator[tuple[EventLog, Stores, Settings]]:
     settings = Settings(data_dir=tmp_path, partitions=4, worker_batch=150)
     log = open_log(settings.resolved_log_url(), settings.partitions)
-    store = open_store(settings.resolved_store_url())
-    yield log, store, settings
+    stores = open_stores(settings.resolved_store_url())
+    yield log, stores, settings
     log.close()
-    store.close()
+    stores.close()
 
 
 def test_worker_applies_everything_once_and_commits(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     events = synthetic(1500, users=12, seed=1)
     append(log, arrival_order(events, settings.lateness_s, seed=2, redeliver=40))
     metrics = Metrics()
-    worker = StreamWorker(log, store, settings, metrics=metrics, member_id="w1")
+    worker = StreamWorker(log, stores, settings, metrics=metrics, member_id="w1")
     assert drain(worker) == 1540
     worker.close()
     assert sum(log.lag(settings.consumer_group).values()) == 0
@@ -129,61 +129,61 @@ def test_worker_applies_everything_once_and_commits(backends) -> None:
     assert sample("tailorbot_events_skipped_total", {"reason": "duplicate"}) == 40
     assert sample("tailorbot_event_to_feature_seconds_count") == 1500
     assert sample("tailorbot_processor_lag", {"partition": "0"}) is not None
-    assert_matches_recompute(store, events, settings)
-    record = store.get("u0")
+    assert_matches_recompute(stores, events, settings)
+    record = stores.features.get("u0")
     assert record is not None and record.event_time == record.state["newest"]
 
 
 def test_users_without_consent_get_no_state(backends) -> None:
-    log, store, settings = backends
-    store.put_profile("u1", {"consent": {"personalization": False}})
+    log, stores, settings = backends
+    stores.profiles.put("u1", {"consent": {"personalization": False}})
     events = synthetic(300, users=3, seed=3)
     append(log, events)
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     assert drain(worker) == 300
-    assert store.get("u1") is None and store.get("u0") is not None
+    assert stores.features.get("u1") is None and stores.features.get("u0") is not None
     assert worker.counts["no_consent"] == sum(e["user_id"] == "u1" for e in events)
     assert sum(log.lag(settings.consumer_group).values()) == 0
 
 
 def test_records_below_the_erasure_watermark_are_dropped(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     before = [make_event("message", T0 + i, event_id=f"a{i}", user_id="gone") for i in range(5)]
     append(log, before)
     partition = log.partition_for("gone")
-    store.erase_user("gone", partition, log.end_offsets()[partition])  # events still in flight
+    stores.features.erase("gone", partition, log.end_offsets()[partition])  # events still in flight
     after = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="gone") for i in range(3)]
     append(log, after)
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert worker.counts["erased"] == 5
-    assert_matches_recompute(store, after, settings)
+    assert_matches_recompute(stores, after, settings)
 
 
 def test_malformed_records_are_skipped_and_the_rest_applied(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     good = synthetic(50, users=2, seed=4)
     append(log, good[:20])
     log.append([("u0", b"{not json"), ("u0", orjson.dumps({"type": "message", "user_id": "u0"}))])
     append(log, good[20:])
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     assert drain(worker) == 52
     assert worker.counts["malformed"] == 2 and worker.counts["applied"] == 50
-    assert_matches_recompute(store, good, settings)
+    assert_matches_recompute(stores, good, settings)
 
 
 def test_a_failed_commit_is_retried_without_losing_or_double_counting(
     backends, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     events = synthetic(600, users=5, seed=5)
     append(log, events)
-    worker = StreamWorker(log, store, settings, metrics=Metrics())
+    worker = StreamWorker(log, stores, settings, metrics=Metrics())
     consumer_class = type(log.consumer("probe", "probe"))
     real_commit = consumer_class.commit
     failures = iter([True, True])
 
-    def flaky_commit(self, offsets):  # the store write went through; the commit did not
+    def flaky_commit(self, offsets):  # the stores write went through; the commit did not
         if next(failures, False):
             raise OSError("log unreachable")
         return real_commit(self, offsets)
@@ -193,67 +193,67 @@ def test_a_failed_commit_is_retried_without_losing_or_double_counting(
     assert worker.errors == 2
     assert worker.counts["applied"] == 600
     assert worker.counts["duplicate"] > 0  # the batches read again
-    assert_matches_recompute(store, events, settings)
+    assert_matches_recompute(stores, events, settings)
 
 
 # --- the state cache (stream/state_cache.py) ---------------------------------------------
 
 
-def erase_in_store(log: EventLog, store: OnlineStore, user: str) -> None:
-    """What DELETE /v1/users and a consent withdrawal do to the store: record gone, and a
+def erase_in_store(log: EventLog, stores: Stores, user: str) -> None:
+    """What DELETE /v1/users and a consent withdrawal do to the stores: record gone, and a
     watermark at the partition's end."""
     partition = log.partition_for(user)
-    store.erase_user(user, partition, log.end_offsets()[partition])
+    stores.features.erase(user, partition, log.end_offsets()[partition])
 
 
 def test_a_cached_state_is_not_reused_once_the_user_is_erased(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     old = [make_event("message", T0 + i, event_id=f"a{i}", user_id="u") for i in range(5)]
     append(log, old)
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert "u" in worker._states  # the next batch of "u" would start from it
-    erase_in_store(log, store, "u")
+    erase_in_store(log, stores, "u")
     new = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="u") for i in range(3)]
     append(log, new)
     drain(worker)
     worker.close()
-    assert_matches_recompute(store, new, settings)  # the new record holds the new events only
+    assert_matches_recompute(stores, new, settings)  # the new record holds the new events only
 
 
 def test_a_cached_state_is_not_reused_after_consent_was_withdrawn_and_given_again(
     backends,
 ) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     append(log, [make_event("message", T0 + i, event_id=f"a{i}", user_id="u") for i in range(4)])
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert "u" in worker._states
-    store.put_profile("u", {"consent": {"personalization": False}})  # as Engine.put_profile
-    erase_in_store(log, store, "u")
-    store.put_profile("u", {"consent": {"personalization": False}})
-    store.put_profile("u", {"consent": {"personalization": True}})  # no event in between
+    stores.profiles.put("u", {"consent": {"personalization": False}})  # as Runtime.put_profile
+    erase_in_store(log, stores, "u")
+    stores.profiles.put("u", {"consent": {"personalization": False}})
+    stores.profiles.put("u", {"consent": {"personalization": True}})  # no event in between
     new = [make_event("rating", T0 + 10, event_id="b0", user_id="u")]
     append(log, new)
     drain(worker)
     worker.close()
-    assert_matches_recompute(store, new, settings)
+    assert_matches_recompute(stores, new, settings)
 
 
 def test_a_failed_batch_drops_the_cached_states_it_touched(backends, monkeypatch) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     first = [make_event("message", T0, event_id=f"{u}0", user_id=u) for u in ("ua", "ub")]
     append(log, first)
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert "ua" in worker._states and "ub" in worker._states
     then = [make_event("rating", T0 + 1, event_id="ua1", user_id="ua")]
     append(log, then)
 
     def unreachable(records: Any) -> None:
-        raise StoreError("store unreachable")
+        raise StoreError("stores unreachable")
 
-    monkeypatch.setattr(store, "put_many", unreachable)
+    monkeypatch.setattr(stores.features, "put_many", unreachable)
     with pytest.raises(StoreError):
         worker.run_once()  # "ua"'s cached state was updated in place, never written
     assert "ua" not in worker._states and "ub" in worker._states
@@ -261,19 +261,19 @@ def test_a_failed_batch_drops_the_cached_states_it_touched(backends, monkeypatch
     worker._leave()  # what run() does after a failed batch: the batch is read again
     drain(worker)
     worker.close()
-    assert_matches_recompute(store, first + then, settings)
+    assert_matches_recompute(stores, first + then, settings)
 
 
 def test_a_partition_another_member_moved_on_is_read_from_the_store_again(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     events = synthetic(900, users=12, seed=21)
     append(log, events[:300])
-    w1 = StreamWorker(log, store, settings, member_id="w1")
+    w1 = StreamWorker(log, stores, settings, member_id="w1")
     drain(w1)
     append(log, events[300:600])
     # w2 joins while w1 sits between two batches, takes partitions 1 and 3 and leaves:
     # w1 never sees its assignment change, and reads those partitions on from where it was.
-    w2 = StreamWorker(log, store, settings, member_id="w2")
+    w2 = StreamWorker(log, stores, settings, member_id="w2")
     drain(w2)
     w2.close()
     append(log, events[600:])
@@ -281,61 +281,61 @@ def test_a_partition_another_member_moved_on_is_read_from_the_store_again(backen
     w1.close()
     assert w2.counts["applied"] > 0 and w1.counts["duplicate"] > 0
     assert w1.counts["applied"] + w2.counts["applied"] == 900  # nothing applied twice
-    assert_matches_recompute(store, events, settings)
+    assert_matches_recompute(stores, events, settings)
 
 
 def cache_scenario(tmp_path: Path, state_cache_size: int) -> dict[str, Any]:
     """Batches with re-deliveries, an erasure, a consent withdrawal, a second member coming
-    and going, and a failing store write, run to the end; what the store holds then."""
+    and going, and a failing stores write, run to the end; what the stores holds then."""
     settings = Settings(data_dir=tmp_path, partitions=4, worker_batch=70)
     log = open_log(settings.resolved_log_url(), settings.partitions)
-    store = open_store(settings.resolved_store_url())
+    stores = open_stores(settings.resolved_store_url())
     reads: list[int] = []
-    get_many = store.get_many
-    store.get_many = lambda users: reads.append(len(users)) or get_many(users)  # type: ignore[method-assign]
+    get_many = stores.features.get_many
+    stores.features.get_many = lambda users: reads.append(len(users)) or get_many(users)  # type: ignore[method-assign]
     events = arrival_order(synthetic(1200, users=10, seed=31), 600.0, seed=32, redeliver=60)
-    w1 = StreamWorker(log, store, settings, member_id="w1", state_cache_size=state_cache_size)
+    w1 = StreamWorker(log, stores, settings, member_id="w1", state_cache_size=state_cache_size)
     append(log, events[:400])
     drain(w1)
-    erase_in_store(log, store, "u3")
-    for step in ("profile", "erase", "profile"):  # a consent withdrawal (Engine.put_profile)
+    erase_in_store(log, stores, "u3")
+    for step in ("profile", "erase", "profile"):  # a consent withdrawal (Runtime.put_profile)
         if step == "erase":
-            erase_in_store(log, store, "u4")
+            erase_in_store(log, stores, "u4")
         else:
-            store.put_profile("u4", {"consent": {"personalization": False}})
+            stores.profiles.put("u4", {"consent": {"personalization": False}})
     append(log, events[400:700])
     drain(w1)
-    store.put_profile("u4", {"consent": {"personalization": True}})
+    stores.profiles.put("u4", {"consent": {"personalization": True}})
     append(log, events[700:900])
-    w2 = StreamWorker(log, store, settings, member_id="w2", state_cache_size=state_cache_size)
+    w2 = StreamWorker(log, stores, settings, member_id="w2", state_cache_size=state_cache_size)
     drain(w2)
     w2.close()
     append(log, events[900:])
     failures = iter([False, False, True])  # after w1 caught up with w2's partitions
-    put_many = store.put_many
+    put_many = stores.features.put_many
 
     def flaky_put_many(records: Any) -> None:
         if next(failures, False):
             put_many(records[: len(records) // 2])  # half of it landed
-            raise StoreError("store unreachable")
+            raise StoreError("stores unreachable")
         put_many(records)
 
-    store.put_many = flaky_put_many  # type: ignore[method-assign]
+    stores.features.put_many = flaky_put_many  # type: ignore[method-assign]
     run_until_caught_up(w1, log, settings)
     users = {e["user_id"] for e in events}
-    records = {u: store.get(u) for u in users}
+    records = {u: stores.features.get(u) for u in users}
     out = {
         "records": {
             u: r and (orjson.dumps(r.state), r.partition, r.offset, r.version)
             for u, r in records.items()
         },
-        "counters": {ns: store.counters(ns) for ns in NAMESPACES},
+        "counters": {ns: stores.counters.counters(ns) for ns in NAMESPACES},
         "counts": {k: w1.counts[k] + w2.counts[k] for k in w1.counts},
         "errors": w1.errors,
         "users_read": sum(reads),
     }
     log.close()
-    store.close()
+    stores.close()
     return out
 
 
@@ -350,12 +350,12 @@ def test_the_state_cache_changes_nothing_the_store_holds(tmp_path: Path) -> None
 
 
 def test_garbage_collection_is_paused_during_a_batch_only(backends) -> None:
-    log, store, settings = backends
+    log, stores, settings = backends
     append(log, synthetic(20, users=2, seed=41))
     seen: list[bool] = []
-    put_many = store.put_many
-    store.put_many = lambda records: seen.append(gc.isenabled()) or put_many(records)  # type: ignore[method-assign]
-    worker = StreamWorker(log, store, settings)
+    put_many = stores.features.put_many
+    stores.features.put_many = lambda records: seen.append(gc.isenabled()) or put_many(records)  # type: ignore[method-assign]
+    worker = StreamWorker(log, stores, settings)
     assert gc.isenabled()
     drain(worker)
     assert seen == [False] and gc.isenabled()
@@ -373,11 +373,11 @@ CHILD = """
 import sys, threading
 from tailorbot.config import Settings
 from tailorbot.log import open_log
-from tailorbot.store import open_store
+from tailorbot.store import open_stores
 from tailorbot.stream.worker import StreamWorker
 settings = Settings(log_url=sys.argv[1], store_url=sys.argv[2], partitions=4, worker_batch=50)
 worker = StreamWorker(open_log(settings.resolved_log_url(), settings.partitions),
-                      open_store(settings.resolved_store_url()), settings)
+                      open_stores(settings.resolved_store_url()), settings)
 worker.run(threading.Event())
 """
 
@@ -388,7 +388,7 @@ def test_sigkilled_worker_resumes_without_losing_or_double_counting(tmp_path: Pa
     store_url = f"sqlite:///{tmp_path}/store.db"
     settings = Settings(log_url=log_url, store_url=store_url, partitions=4, worker_batch=50)
     log = open_log(settings.resolved_log_url(), settings.partitions)
-    store = open_store(settings.resolved_store_url())
+    stores = open_stores(settings.resolved_store_url())
     events = synthetic(6000, users=40, seed=6)
     append(log, arrival_order(events, settings.lateness_s, seed=7, redeliver=200))
     group, total = settings.consumer_group, 6200
@@ -407,7 +407,7 @@ def test_sigkilled_worker_resumes_without_losing_or_double_counting(tmp_path: Pa
         child.wait()
     done = sum(log.committed(group).values())
     assert 0 < done < total, "the kills should land mid-stream"
-    worker = StreamWorker(log, store, settings)
+    worker = StreamWorker(log, stores, settings)
     deadline = time.monotonic() + 60
     while sum(log.lag(group).values()) and time.monotonic() < deadline:
         if not worker.run_once():
@@ -415,6 +415,6 @@ def test_sigkilled_worker_resumes_without_losing_or_double_counting(tmp_path: Pa
     worker.close()
     assert sum(log.lag(group).values()) == 0
     assert worker.counts["applied"] < total  # the killed workers did part of the work
-    assert_matches_recompute(store, events, settings)
+    assert_matches_recompute(stores, events, settings)
     log.close()
-    store.close()
+    stores.close()

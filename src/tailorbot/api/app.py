@@ -1,7 +1,7 @@
 """The FastAPI app factory.
 
-``create_app(settings)`` builds an app whose lifespan opens an :class:`~tailorbot.engine.Engine`
-(and its stream worker, when ``settings.run_worker_in_server``) and stops it on shutdown.
+``create_app(settings)`` builds an app whose lifespan opens a :class:`~tailorbot.runtime.Runtime`
+(and its worker threads, when ``settings.run_worker_in_server``) and stops it on shutdown.
 Under ``uvicorn --factory`` (several worker processes) each process calls ``create_app()``
 with no argument and reads the same settings from ``TAILORBOT_*`` variables.
 
@@ -36,9 +36,9 @@ from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddlewa
 from tailorbot.api.routers import decisions, events, health, metrics, schema, users
 from tailorbot.api.schemas import events_openapi
 from tailorbot.config import Settings
-from tailorbot.decide import ModelMissing
-from tailorbot.engine import Engine
 from tailorbot.metrics import Metrics
+from tailorbot.runtime import Runtime
+from tailorbot.services.decisions import ModelMissing
 
 # (router, needs the API key when one is configured). One line per router.
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -77,19 +77,19 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await run_in_threadpool(Engine, settings, metrics)
-        app.state.engine = engine
+        runtime = await run_in_threadpool(Runtime, settings, metrics)
+        app.state.runtime = runtime
         app.state.decider = None
         app.state.decider_lock = asyncio.Lock()
         try:
-            engine.start_worker()
+            runtime.start_workers()
             with contextlib.suppress(ModelMissing):  # personalize answers 503 until trained
                 await load_decider(app)
             yield
         finally:
             if app.state.decider is not None:
                 app.state.decider.close()
-            await run_in_threadpool(engine.stop)
+            await run_in_threadpool(runtime.stop)
 
     app = FastAPI(
         title="tailorbot",

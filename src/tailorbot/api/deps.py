@@ -1,8 +1,9 @@
-"""Dependencies, as ``Annotated`` aliases: ``def route(engine: EngineDep, user_id: UserId)``.
+"""Dependencies, as ``Annotated`` aliases: ``def route(users: UsersDep, user_id: UserId)``.
 
-The engine and settings live on ``app.state`` (built by the app's lifespan), so a route
-never reaches for globals. The providers are ``async`` only so that FastAPI calls them inline
-instead of hopping to its thread pool for each one.
+The runtime (the composition root) and the settings live on ``app.state`` (built by the
+app's lifespan), so a route never reaches for globals and takes only the service it uses.
+The providers are ``async`` so that FastAPI calls them inline instead of hopping to its
+thread pool for each one.
 """
 
 from __future__ import annotations
@@ -15,16 +16,31 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot.config import Settings
-from tailorbot.decide import DecisionService, build_decision_service
-from tailorbot.engine import Engine
 from tailorbot.metrics import Metrics
+from tailorbot.runtime import Runtime
+from tailorbot.services.decisions import DecisionService
+from tailorbot.services.health import HealthService
+from tailorbot.services.ingestion import IngestionService
+from tailorbot.services.users import UserService
 
 API_KEY_HEADER = "X-API-Key"
 
 
-async def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_ingestion(request: Request) -> IngestionService:
+    return _runtime(request).ingestion
+
+
+async def get_users(request: Request) -> UserService:
+    return _runtime(request).users
+
+
+async def get_health(request: Request) -> HealthService:
+    return _runtime(request).health
 
 
 async def load_decider(app: Any) -> DecisionService:
@@ -33,9 +49,7 @@ async def load_decider(app: Any) -> DecisionService:
     state = app.state
     async with state.decider_lock:
         if state.decider is None:
-            decider = await run_in_threadpool(build_decision_service, state.engine)
-            await run_in_threadpool(decider.start)
-            state.decider = decider
+            state.decider = await run_in_threadpool(state.runtime.load_decisions)
     loaded: DecisionService = state.decider
     return loaded
 
@@ -49,7 +63,7 @@ async def get_decider(request: Request) -> DecisionService:
     return await load_decider(request.app)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -79,7 +93,9 @@ async def require_api_key(
         raise HTTPException(403, f"invalid API key in the {API_KEY_HEADER} header")
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+IngestionDep = Annotated[IngestionService, Depends(get_ingestion)]
+UsersDep = Annotated[UserService, Depends(get_users)]
+HealthDep = Annotated[HealthService, Depends(get_health)]
 DeciderDep = Annotated[DecisionService, Depends(get_decider)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -18,9 +18,7 @@ from starlette.responses import Response
 
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import ErrorResponse
-from tailorbot.errors import RETRY_AFTER_S, EngineError, Problem
-from tailorbot.log.base import LogError
-from tailorbot.store.base import StoreError
+from tailorbot.errors import RETRY_AFTER_S, BackendError, EngineError, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ async def _engine_error(request: Request, exc: Exception) -> Response:
 
 
 async def _backend_error(request: Request, exc: Exception) -> Response:
-    what = "event log" if isinstance(exc, LogError) else "online store"
+    what = cast(BackendError, exc).what  # registered for this type only
     return error_response(503, "unavailable", f"{what} unavailable: {exc}", (), RETRY_AFTER_S)
 
 
@@ -114,8 +112,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_error)
-    app.add_exception_handler(LogError, _backend_error)
-    app.add_exception_handler(StoreError, _backend_error)
+    app.add_exception_handler(BackendError, _backend_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

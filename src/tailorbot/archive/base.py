@@ -27,9 +27,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from tailorbot.errors import BackendError
 
-class ArchiveError(Exception):
+
+class ArchiveError(BackendError):
     """The archive is unreachable or refused an operation (maps to HTTP 503)."""
+
+    what = "archive"
 
 
 class EventArchive(ABC):

@@ -11,9 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from tailorbot.config import Settings
-from tailorbot.errors import EngineError
-from tailorbot.log.base import LogError
-from tailorbot.store.base import StoreError
+from tailorbot.errors import BackendError, EngineError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,7 +65,7 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(_describe_validation(exc))
         except EngineError as exc:
             fail(exc.message)
-        except (CliError, LogError, StoreError, FileNotFoundError, ValueError, OSError) as exc:
+        except (CliError, BackendError, FileNotFoundError, ValueError, OSError) as exc:
             fail(str(exc))
         except Exception as exc:
             # The HTTP client's errors (commands that talk to a server); imported here so

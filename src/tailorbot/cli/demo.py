@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -39,47 +40,49 @@ def demo(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Train on Banking77, start the engine, replay simulated customers, print what it learned."""
-    from tailorbot.sim.demo import demo_settings, ensure_model, run_demo
+    from tailorbot.api.server import ServerProcess
+    from tailorbot.client import Client
+    from tailorbot.sim.demo import api_key_of, demo_settings, ensure_model, run_demo
 
     directory = data_dir or Path(tempfile.mkdtemp(prefix="tailorbot-demo-"))
     settings = demo_settings(load_settings(config, data_dir=directory), holdout, seed)
     say = (lambda _msg: None) if json_output else typer.echo
     started = _clock()
     training = ensure_model(settings, say)  # before the progress bar: training has its own line
-    keep = _keep_serving if serve else None
-    if json_output:
-        report = run_demo(
-            settings,
-            customers=customers,
-            contacts=contacts,
-            seed=seed,
-            say=say,
-            training=training,
-            keep_serving=keep,
-        )
-    else:
-        with typer.progressbar(length=contacts, label="simulated conversations") as bar:
-            done = [0]
-
-            def on_contact(n: int) -> None:
-                bar.update(n - done[0])
-                done[0] = n
-
-            report = run_demo(
+    server = ServerProcess(settings).start()
+    say(f"engine running at {server.url} (data in {settings.data_dir})")
+    try:
+        with Client(server.url, api_key=api_key_of(settings)) as client:
+            run = functools.partial(
+                run_demo,
+                client,
                 settings,
                 customers=customers,
                 contacts=contacts,
                 seed=seed,
-                say=say,
                 training=training,
-                on_contact=on_contact,
-                keep_serving=keep,
             )
-    summary = _summary(report, _clock() - started)
-    if json_output:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        _print(summary)
+            report = run() if json_output else _with_progress(run, contacts)
+        summary = _summary(report, _clock() - started)
+        if json_output:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            _print(summary)
+        if serve:
+            _keep_serving(server)
+    finally:
+        server.stop()
+
+
+def _with_progress(run: Any, contacts: int) -> Any:
+    with typer.progressbar(length=contacts, label="simulated conversations") as bar:
+        done = [0]
+
+        def on_contact(n: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
+
+        return run(on_contact=on_contact)
 
 
 def _keep_serving(server: Any) -> None:

@@ -50,33 +50,33 @@ def evaluate_recs(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Hit rate@k and NDCG@k of the hybrid recommender beside the intent-only baseline."""
+    from tailorbot.features.params import FeatureParams
     from tailorbot.kb import default_kb_dir, load_kb
     from tailorbot.log import open_log
     from tailorbot.models.recommend.evaluation import evaluate_recommendations
-    from tailorbot.store import open_store
-    from tailorbot.stream.params import FeatureParams
+    from tailorbot.store import open_stores
 
     settings = load_settings(config, data_dir=data_dir, log_url=log_url, store_url=store_url)
     kb = load_kb(kb_dir or settings.kb_dir or default_kb_dir())
     url = settings.resolved_log_url()
     _require_sqlite_file(url, "event log")
     log = open_log(url, settings.partitions)
-    store = None
+    stores = None
     if _exists(settings.resolved_store_url()):
-        store = open_store(settings.resolved_store_url())
+        stores = open_stores(settings.resolved_store_url())
     try:
         result = evaluate_recommendations(
             log,
             kb,
             k=k,
-            profiles=store,
+            profiles=stores.profiles if stores is not None else None,
             intent_fn=_intent_fn(settings.data_dir),
             params=FeatureParams.of(settings),
         )
     finally:
         log.close()
-        if store is not None:
-            store.close()
+        if stores is not None:
+            stores.close()
     if json_output:
         typer.echo(json.dumps(result.to_dict()))
         return

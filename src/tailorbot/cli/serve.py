@@ -24,13 +24,13 @@ APP_FACTORY = "tailorbot.api.app:create_app"
 
 def _preflight(settings: Settings) -> None:
     """Open the backends once, so that a bad URL or a down server is one clear line."""
-    from tailorbot.engine import Engine
+    from tailorbot.runtime import Runtime
 
-    engine = Engine(settings)
+    runtime = Runtime(settings)
     try:
-        report = engine.readiness()
+        report = runtime.health.readiness()
     finally:
-        engine.stop()
+        runtime.stop()
     broken = [
         f"{name} {state}" for name, state in report["checks"].items() if "unreachable" in str(state)
     ]
@@ -100,51 +100,32 @@ def worker(
     of its consumer group. With archive_url set it also runs an archive worker, which copies
     the log into the archive in a consumer group of its own.
     """
-    from tailorbot.archive import EventArchive, open_archive
-    from tailorbot.errors import backend_errors
-    from tailorbot.log import open_log
-    from tailorbot.metrics import Metrics
-    from tailorbot.store import open_store
-    from tailorbot.stream.archiver import ArchiveWorker, archive_group
+    from tailorbot.runtime import Runtime
+    from tailorbot.stream.archiver import archive_group
     from tailorbot.stream.thread import WorkerThread
-    from tailorbot.stream.worker import StreamWorker
 
     settings = load_settings(config, data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = open_log(settings.resolved_log_url(), settings.partitions)
-    store = open_store(settings.resolved_store_url())
-    metrics = Metrics()
-    archive: EventArchive | None = None
-    archiver: WorkerThread | None = None
+    runtime = Runtime(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stream_worker = StreamWorker(log, store, settings, metrics=metrics)
+    stream_worker = runtime.stream_worker()
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+        start_http_server(metrics_port, addr=settings.host, registry=runtime.metrics.registry)
         typer.echo(f"metrics on http://{settings.host}:{metrics_port}/metrics")
+    archiver = runtime.archive_worker()
     try:
-        if settings.archive_url is not None:
-            with backend_errors():
-                archive = open_archive(settings.archive_url)
-            archiver = WorkerThread(
-                ArchiveWorker(log, archive, store, settings, metrics=metrics),
-                "tailorbot-archive-worker",
-            )
-            archiver.start()
+        if archiver is not None:
+            runtime.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
+            runtime.threads["archiver"].start()
             typer.echo(f"archiving in group {archive_group(settings)!r}")
         stream_worker.run(stop)
     finally:
         stream_worker.close()
-        if archiver is not None:
-            archiver.stop()
-        if archive is not None:
-            archive.close()
-        log.close()
-        store.close()
+        runtime.stop()
     typer.echo("worker stopped")
 
 

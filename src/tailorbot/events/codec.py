@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,3 +37,8 @@ def decode_event(value: bytes) -> dict[str, Any]:
 def event_epoch(event: dict[str, Any]) -> float:
     """Epoch seconds of a decoded event's timestamp."""
     return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO-8601 string, as events and decision records carry it."""
+    return datetime.now(UTC).isoformat()

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +36,7 @@ class UserProfile(BaseModel):
     )
 
 
-def consents_to_personalization(profile: dict | None) -> bool:
+def consents_to_personalization(profile: Mapping[str, Any] | None) -> bool:
     """Consent is assumed until the user says otherwise (the default of :class:`Consent`)."""
     if not profile:
         return True

@@ -16,9 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from tailorbot.errors import BackendError
 
-class LogError(Exception):
+
+class LogError(BackendError):
     """The log is unreachable or refused an operation (maps to HTTP 503)."""
+
+    what = "event log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class EventLog(ABC):
 
     def partition_for(self, key: str) -> int:
         return partition_for(key, self.num_partitions)
+
+    def check_partition(self, partition: int) -> None:
+        """Raise ValueError unless ``partition`` is one of this log's."""
+        if not 0 <= partition < self.num_partitions:
+            raise ValueError(f"partition {partition} out of range 0..{self.num_partitions - 1}")
 
     @abstractmethod
     def append(self, items: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:

@@ -38,7 +38,7 @@ user and password go before the hosts (``kafka://user:password@host:port``):
 Erasure — Kafka cannot delete single records, so :meth:`KafkaEventLog.erase_user` *masks*:
 it measures W, the exact end offset of the user's partition, and writes a marker
 ``sha256(user) -> W`` to the erasures topic (one partition, ``cleanup.policy=compact``,
-``retention.ms=-1``; the key is :func:`tailorbot.store.base.user_digest`, never the user
+``retention.ms=-1``; the key is :func:`tailorbot.events.erasure.user_digest`, never the user
 id). What is guaranteed:
 
 * every record of the user acknowledged before ``erase_user`` was called has an offset
@@ -46,7 +46,7 @@ id). What is guaranteed:
 * group consumers drop them too: a member loads every marker before its first records;
   markers written later by another process arrive asynchronously (about 0.1 s), so the
   stream processor also drops events below the watermark the online store keeps
-  (``OnlineStore.erase_user``);
+  (``FeatureStore.erase``);
 * the bytes stay in the broker until retention deletes their segment: set ``retention.ms``
   on the events topic (e.g. 7 days: ``retention_ms=604800000``) to bound how long erased
   data physically remains; broker backups, mirrors and tiered storage are not covered;
@@ -174,7 +174,7 @@ class KafkaEventLog(EventLog):
 
     # --- reading ----------------------------------------------------------------------
     def read(self, partition: int, offset: int, max_records: int) -> list[LogRecord]:
-        self._check_partition(partition)
+        self.check_partition(partition)
         if max_records <= 0:
             return []
         offset = max(0, offset)
@@ -377,7 +377,3 @@ class KafkaEventLog(EventLog):
         if topic is None or topic.error is not None:
             return None
         return len(topic.partitions)
-
-    def _check_partition(self, partition: int) -> None:
-        if not 0 <= partition < self.num_partitions:
-            raise ValueError(f"partition {partition} out of range 0..{self.num_partitions - 1}")

@@ -20,8 +20,8 @@ import orjson
 from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
+from tailorbot.events.erasure import user_digest
 from tailorbot.log.base import LogError, LogRecord
-from tailorbot.store.base import user_digest
 
 logger = logging.getLogger(__name__)
 

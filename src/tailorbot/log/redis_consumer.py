@@ -17,11 +17,23 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tailorbot._redis import stream_record, translate_errors
+from tailorbot._redis import translate_errors
 from tailorbot.log.base import Consumer, LogError, LogRecord
 
 if TYPE_CHECKING:
     from tailorbot.log.redis_streams import RedisStreamsEventLog
+
+
+def stream_record(partition: int, entry: Any) -> LogRecord:
+    """The log record of a stream entry: entry id ``{offset+1}-0``, fields ``k`` and ``v``."""
+    entry_id, fields = entry
+    return LogRecord(
+        partition=partition,
+        offset=int(entry_id.split(b"-", 1)[0]) - 1,
+        key=fields[b"k"].decode(),
+        value=fields[b"v"],
+    )
+
 
 _guard = translate_errors(LogError)
 
@@ -129,7 +141,7 @@ class RedisStreamsConsumer(Consumer):
         log = self.log
         args: list[str | int] = [self.member_id, int(log.session_timeout * 1000)]
         for p, o in offsets.items():
-            log._check_partition(p)
+            log.check_partition(p)
             args += [p, int(o)]
         keys = [log.group_key(self.group, "members"), log.group_key(self.group, "offsets")]
         self._commit(keys=keys, args=args)

@@ -53,15 +53,10 @@ from typing import Any
 
 import redis
 
-from tailorbot._redis import (
-    parse_url,
-    plain_prefix,
-    positive_float,
-    stream_record,
-    translate_errors,
-)
+from tailorbot._backends import positive_float
+from tailorbot._redis import parse_url, plain_prefix, translate_errors
 from tailorbot.log.base import EventLog, LogError, LogRecord
-from tailorbot.log.redis_consumer import RedisStreamsConsumer
+from tailorbot.log.redis_consumer import RedisStreamsConsumer, stream_record
 
 _guard = translate_errors(LogError)
 
@@ -203,7 +198,7 @@ class RedisStreamsEventLog(EventLog):
 
     @_guard
     def read(self, partition: int, offset: int, max_records: int) -> list[LogRecord]:
-        self._check_partition(partition)
+        self.check_partition(partition)
         if max_records <= 0:
             return []
         entries: Any = self.client.xrange(
@@ -250,7 +245,3 @@ class RedisStreamsEventLog(EventLog):
 
     def __repr__(self) -> str:
         return f"RedisStreamsEventLog(prefix={self.prefix!r}, partitions={self.num_partitions})"
-
-    def _check_partition(self, partition: int) -> None:
-        if not 0 <= partition < self.num_partitions:
-            raise ValueError(f"partition must be in [0, {self.num_partitions}), got {partition}")

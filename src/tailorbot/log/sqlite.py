@@ -37,16 +37,17 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tailorbot._sqlite import SqliteFile, merge_options, parse_sqlite_url, positive_float
-from tailorbot.log.base import Consumer, EventLog, LogError, LogRecord
+from tailorbot._backends import positive_float
+from tailorbot._sqlite import SqliteFile, merge_options, parse_sqlite_url
+from tailorbot.log.base import EventLog, LogError, LogRecord
+from tailorbot.log.sqlite_groups import SqliteConsumer, SqliteGroups
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_meta (
@@ -73,7 +74,6 @@ URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "synchronous": str, "busy_timeout": positive_float, "session_timeout": positive_float
 }
 BLOB_TYPES = (bytes, bytearray, memoryview)
-IDLE_SLEEP_S = 0.005  # between empty polls while waiting for records
 
 
 class SqliteEventLog(EventLog):
@@ -95,6 +95,7 @@ class SqliteEventLog(EventLog):
         self.busy_timeout = busy_timeout
         self.session_timeout = positive_float(session_timeout)
         self._file = SqliteFile(Path(path), SCHEMA, LogError, synchronous, busy_timeout)
+        self.groups = SqliteGroups(self._file, partitions, self.session_timeout)
         self._consumers: weakref.WeakSet[SqliteConsumer] = weakref.WeakSet()
         try:
             self._init_partitions()
@@ -200,8 +201,7 @@ class SqliteEventLog(EventLog):
 
     # --- reading ---------------------------------------------------------------------
     def read(self, partition: int, offset: int, max_records: int) -> list[LogRecord]:
-        if not 0 <= partition < self.num_partitions:
-            raise ValueError(f"partition {partition} out of range 0..{self.num_partitions - 1}")
+        self.check_partition(partition)
         if max_records < 1:
             return []
         with self._file.read() as conn:
@@ -234,57 +234,6 @@ class SqliteEventLog(EventLog):
         self._consumers.add(member)
         return member
 
-    def _members(self, group: str, heartbeat_of: str | None = None) -> list[str]:
-        """Live members of ``group``, sorted; renews ``heartbeat_of`` first when given."""
-        now = time.time()
-        if heartbeat_of is None:
-            with self._file.read() as conn:
-                rows = conn.execute(
-                    "SELECT member_id FROM group_members WHERE grp = ? AND expires_at > ? "
-                    "ORDER BY member_id",
-                    (group, now),
-                ).fetchall()
-            return [member for (member,) in rows]
-        with self._file.write() as conn:
-            conn.execute(
-                "INSERT INTO group_members VALUES (?, ?, ?) "
-                "ON CONFLICT (grp, member_id) DO UPDATE SET expires_at = excluded.expires_at",
-                (group, heartbeat_of, now + self.session_timeout),
-            )
-            conn.execute(
-                "DELETE FROM group_members WHERE grp = ? AND expires_at <= ?", (group, now)
-            )
-            rows = conn.execute(
-                "SELECT member_id FROM group_members WHERE grp = ? ORDER BY member_id", (group,)
-            ).fetchall()
-        return [member for (member,) in rows]
-
-    def _owned_by(self, members: list[str], member_id: str) -> frozenset[int]:
-        """Deterministic spread: partition p goes to the (p mod k)-th of k sorted live members."""
-        if member_id not in members:
-            return frozenset()
-        return frozenset(range(members.index(member_id), self.num_partitions, len(members)))
-
-    def _commit(self, group: str, member_id: str, offsets: Mapping[int, int]) -> None:
-        with self._file.write() as conn:
-            rows = conn.execute(
-                "SELECT member_id FROM group_members WHERE grp = ? AND expires_at > ? "
-                "ORDER BY member_id",
-                (group, time.time()),
-            ).fetchall()
-            owned = self._owned_by([member for (member,) in rows], member_id)
-            conn.executemany(
-                "INSERT INTO group_offsets VALUES (?, ?, ?) "
-                "ON CONFLICT (grp, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                [(group, p, int(off)) for p, off in offsets.items() if p in owned],
-            )
-
-    def _leave(self, group: str, member_id: str) -> None:
-        with self._file.write() as conn:
-            conn.execute(
-                "DELETE FROM group_members WHERE grp = ? AND member_id = ?", (group, member_id)
-            )
-
     # --- lifecycle -------------------------------------------------------------------
     def ping(self) -> None:
         with self._file.read() as conn:
@@ -299,80 +248,3 @@ class SqliteEventLog(EventLog):
 
     def __repr__(self) -> str:
         return f"SqliteEventLog(path={str(self.path)!r}, partitions={self.num_partitions})"
-
-
-class SqliteConsumer(Consumer):
-    """A member of a consumer group of a :class:`SqliteEventLog`.
-
-    Membership is a row with an expiry that :meth:`assignment` (called by every poll) renews
-    a few times per session timeout; members whose row expired are gone from the group.
-    """
-
-    def __init__(self, log: SqliteEventLog, group: str, member_id: str) -> None:
-        self.log = log
-        self.group = group
-        self.member_id = member_id
-        self._owned: frozenset[int] = frozenset()
-        self._positions: dict[int, int] = {}
-        self._last_heartbeat = self._next_heartbeat = 0.0
-        self._polls = 0  # rotates which partition a poll reads first, so none starves
-        self._closed = False
-        self.assignment()  # join now, so that the others make room at their next poll
-
-    def assignment(self) -> frozenset[int]:
-        if self._closed:
-            raise LogError(f"consumer {self.member_id} of group {self.group!r} is closed")
-        now = time.monotonic()
-        renew = now >= self._next_heartbeat
-        # Silent past the session timeout: the group may have moved on without us, even if
-        # we get the same partitions back.
-        lapsed = renew and now - self._last_heartbeat >= self.log.session_timeout
-        members = self.log._members(self.group, heartbeat_of=self.member_id if renew else None)
-        if renew:
-            self._last_heartbeat = now
-            self._next_heartbeat = now + self.log.session_timeout / 4
-        owned = self.log._owned_by(members, self.member_id)
-        if owned != self._owned or lapsed:
-            # A rebalance: every owned partition resumes from the group's committed offset.
-            committed = self.log.committed(self.group)
-            self._owned = owned
-            self._positions = {p: committed[p] for p in owned}
-        return owned
-
-    def poll(self, max_records: int, timeout_s: float = 0.0) -> list[LogRecord]:
-        if max_records < 1:
-            raise ValueError(f"max_records must be >= 1, got {max_records}")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            out: list[LogRecord] = []
-            order = sorted(self.assignment())
-            self._polls += 1
-            first = self._polls % len(order) if order else 0
-            for p in order[first:] + order[:first]:
-                if len(out) >= max_records:
-                    break
-                chunk = self.log.read(p, self._positions[p], max_records - len(out))
-                if chunk:
-                    self._positions[p] = chunk[-1].offset + 1
-                    out.extend(chunk)
-            remaining = deadline - time.monotonic()
-            if out or remaining <= 0:
-                return out
-            time.sleep(min(IDLE_SLEEP_S, remaining))
-
-    def commit(self, offsets: Mapping[int, int]) -> None:
-        if self._closed:
-            raise LogError(f"consumer {self.member_id} of group {self.group!r} is closed")
-        mine = {p: off for p, off in offsets.items() if p in self._owned}
-        if mine:
-            self.log._commit(self.group, self.member_id, mine)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self.log._file.closed:
-            self.log._leave(self.group, self.member_id)
-
-    def __repr__(self) -> str:
-        return f"SqliteConsumer(group={self.group!r}, member_id={self.member_id!r})"

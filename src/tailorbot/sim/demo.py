@@ -1,10 +1,10 @@
-"""The demo: train, start the engine on embedded defaults, replay simulated customers, report.
+"""The demo: train, replay simulated customers against a running server, report.
 
 Everything runs for real: the intent model is trained on the bundled Banking77 data, the API
-server runs as a `tailorbot serve` process on a free port with its stream worker, and the simulated
-customers talk to it over HTTP through :class:`tailorbot.client.Client`. Half of the customers
-(by a hash of their id) are served by the non-personalized control policy, so the report's
-A/B comparison is measured, not assumed.
+server runs as a `tailorbot serve` process with its stream worker (``tailorbot demo`` starts
+it), and the simulated customers talk to it over HTTP through
+:class:`tailorbot.client.Client`. Half of the customers (by a hash of their id) are served by
+the non-personalized control policy, so the report's A/B comparison is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tailorbot.api.server import ServerProcess
 from tailorbot.client import Client
 from tailorbot.config import Settings
 from tailorbot.kb.loader import default_kb_dir, load_kb
@@ -80,32 +79,22 @@ def build_simulation(
 
 
 def run_demo(
+    client: Client,
     settings: Settings,
     *,
     customers: int,
     contacts: int,
     seed: int,
-    say: Callable[[str], None],
-    training: dict[str, Any] | None = None,
+    training: dict[str, Any],
     on_contact: Callable[[int], None] | None = None,
-    keep_serving: Callable[[ServerProcess], None] | None = None,
 ) -> DemoReport:
-    """``training``: the model metadata of :func:`ensure_model`, when the caller already ran it."""
-    training = training if training is not None else ensure_model(settings, say)
-    server = ServerProcess(settings).start()
-    say(f"engine running at {server.url} (data in {settings.data_dir})")
-    try:
-        with Client(server.url, api_key=api_key_of(settings)) as client:
-            sim = build_simulation(client, settings, customers=customers, seed=seed)
-            result = sim.run(contacts, on_contact)
-            experiment = client.experiment().model_dump()
-            processed = _events_processed(client)
-        report = DemoReport(training, result, experiment, processed, server.url)
-        if keep_serving is not None:
-            keep_serving(server)
-        return report
-    finally:
-        server.stop()
+    """Replay ``contacts`` conversations against the server behind ``client``; ``training``
+    is the model metadata of :func:`ensure_model`."""
+    sim = build_simulation(client, settings, customers=customers, seed=seed)
+    result = sim.run(contacts, on_contact)
+    experiment = client.experiment().model_dump()
+    processed = _events_processed(client)
+    return DemoReport(training, result, experiment, processed, client.base_url)
 
 
 def _intents_of(kb: Any, article_id: str) -> list[str] | None:

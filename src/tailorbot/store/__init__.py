@@ -1,20 +1,47 @@
-"""Online stores: the interface and its backends, opened by URL scheme (imported lazily)."""
+"""Online stores: the interfaces and their backends, opened by URL scheme (imported lazily).
+
+>>> import tempfile
+>>> stores = open_stores(f"sqlite:///{tempfile.mkdtemp()}/store.db")
+>>> stores.counters.increment("bandit", {"arm-a": 1.0}); stores.counters.counters("bandit")
+{'arm-a': 1.0}
+>>> stores.close()
+"""
 
 from __future__ import annotations
 
 from tailorbot._backends import backend_class
-from tailorbot.store.base import FeatureRecord, OnlineStore, StoreError, user_digest
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    FeatureRecord,
+    FeatureStore,
+    ProfileStore,
+    StoreError,
+    Stores,
+)
 
+# URL scheme -> "module:function" returning the backend's Stores; imported only when used.
 BACKENDS: dict[str, str] = {
-    "sqlite": "tailorbot.store.sqlite:SqliteOnlineStore",
-    "redis": "tailorbot.store.redis:RedisOnlineStore",
+    "sqlite": "tailorbot.store.sqlite:open_stores",
+    "redis": "tailorbot.store.redis:open_stores",
 }
 
 
-def open_store(url: str) -> OnlineStore:
-    """Open the online store at ``url`` (``sqlite://`` or ``redis://``)."""
-    backend = backend_class(url, BACKENDS, "online store")
-    return backend.from_url(url)
+def open_stores(url: str) -> Stores:
+    """Open the online stores at ``url`` (``sqlite://`` or ``redis://``)."""
+    opener = backend_class(url, BACKENDS, "online store")
+    stores: Stores = opener(url)
+    return stores
 
 
-__all__ = ["BACKENDS", "FeatureRecord", "OnlineStore", "StoreError", "open_store", "user_digest"]
+__all__ = [
+    "BACKENDS",
+    "CounterStore",
+    "DecisionStore",
+    "FeatureRecord",
+    "FeatureStore",
+    "ProfileStore",
+    "StoreError",
+    "Stores",
+    "open_stores",
+]

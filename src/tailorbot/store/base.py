@@ -1,37 +1,35 @@
-"""The online-store interface: per-user feature records and shared decision state.
+"""The online-store interfaces: one small ABC per concern, like Feast's online stores.
 
-A backend keeps four things:
+* :class:`FeatureStore` — the stream processor's per-user feature records, with their
+  freshness (log partition/offset and time of the last applied event). Writes are atomic per
+  user and *fenced*: a record whose offset is not newer than the stored one is ignored, and so
+  is one below the user's erasure watermark, so neither a stale worker after a rebalance nor an
+  event of an erased user still in flight can bring old state back. It also keeps the erasure
+  watermarks (under a one-way digest of the user id), since the fence reads them.
+* :class:`ProfileStore` — user attributes set with ``PUT /v1/users/{id}`` (tier, consent...).
+* :class:`DecisionStore` — what ``/v1/personalize`` answered, kept for ``/v1/feedback``.
+* :class:`CounterStore` — additive float statistics shared by every server process (bandit
+  sufficient statistics, article statistics); additions commute, so none is lost.
 
-* **feature records** — the stream processor's per-user state, with its freshness (the log
-  partition/offset and time of the last applied event). Writes are atomic per user and
-  *fenced*: a record older (by offset) than the stored one is ignored, so a stale worker
-  cannot overwrite a newer state after a rebalance.
-* **profiles** — user attributes set with ``PUT /v1/users/{id}`` (tier, language, consent...).
-* **decisions** — what ``/v1/personalize`` answered, kept for ``/v1/feedback``.
-* **counters** — additive float statistics shared by every server worker (bandit sufficient
-  statistics, article co-occurrence); addition commutes, so concurrent workers never lose
-  an update.
-
-Erasure removes the user's record, profile and decisions, and keeps only a one-way hash of
-the user id with a log watermark, so that in-flight events of the erased user are dropped.
+A backend module implements all four over one connection (one SQLite file, one Redis
+client) and returns them as :class:`Stores` from its ``open_stores(url)``. Services take only
+the interfaces they use.
 """
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tailorbot.errors import BackendError
 
-class StoreError(Exception):
+
+class StoreError(BackendError):
     """The store is unreachable or refused an operation (maps to HTTP 503)."""
 
-
-def user_digest(user_id: str) -> str:
-    """One-way id for erasure tombstones: the user id itself is never kept after erasure."""
-    return hashlib.sha256(b"tailorbot-erasure:" + user_id.encode()).hexdigest()
+    what = "online store"
 
 
 @dataclass(slots=True)
@@ -45,8 +43,18 @@ class FeatureRecord:
     version: int = field(default=1)  # bumps when the state layout changes
 
 
-class OnlineStore(ABC):
-    # --- feature records -------------------------------------------------------------
+class _Reachable(ABC):
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the store is reachable."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what this view holds (the shared connection is closed by :class:`Stores`)."""
+
+
+class FeatureStore(_Reachable):
+    """Per-user feature records, fenced writes, erasure watermarks."""
+
     @abstractmethod
     def get(self, user_id: str) -> FeatureRecord | None: ...
 
@@ -55,50 +63,81 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def put_many(self, records: Sequence[FeatureRecord]) -> None:
-        """Write records, each atomically; skip one whose offset is not newer than stored."""
-
-    # --- profiles --------------------------------------------------------------------
-    @abstractmethod
-    def get_profile(self, user_id: str) -> dict[str, Any] | None: ...
+        """Write records, each atomically; skip one whose offset is not newer than stored, or
+        is below the user's erasure watermark in that partition."""
 
     @abstractmethod
-    def get_profiles(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
-
-    @abstractmethod
-    def put_profile(self, user_id: str, profile: Mapping[str, Any]) -> None: ...
-
-    # --- decisions -------------------------------------------------------------------
-    @abstractmethod
-    def put_decision(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None: ...
-
-    @abstractmethod
-    def get_decision(self, decision_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
-        """Attach feedback to a decision; True the first time, False when already given."""
-
-    # --- shared counters -------------------------------------------------------------
-    @abstractmethod
-    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
-        """Atomically add ``deltas`` to the named counters of ``namespace``."""
-
-    @abstractmethod
-    def counters(self, namespace: str) -> dict[str, float]: ...
-
-    # --- privacy ---------------------------------------------------------------------
-    @abstractmethod
-    def erase_user(self, user_id: str, partition: int, watermark: int) -> None:
-        """Delete everything about the user; remember ``watermark`` under its digest."""
+    def erase(self, user_id: str, partition: int, watermark: int) -> None:
+        """Delete the user's record; remember ``watermark`` (it only grows) under its digest."""
 
     @abstractmethod
     def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
         """For erased users among ``user_ids``: log offset below which to drop their events."""
 
-    # --- lifecycle -------------------------------------------------------------------
-    @abstractmethod
-    def ping(self) -> None:
-        """Raise :class:`StoreError` unless the store is reachable."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and files."""
+class ProfileStore(_Reachable):
+    """User profiles (attributes and consent) as JSON objects."""
+
+    @abstractmethod
+    def get(self, user_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def put(self, user_id: str, profile: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def delete(self, user_id: str) -> None: ...
+
+
+class DecisionStore(_Reachable):
+    """Decision records awaiting feedback, indexed by user for erasure."""
+
+    @abstractmethod
+    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        """The decision as put; once feedback was recorded, also under ``"feedback"``."""
+
+    @abstractmethod
+    def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
+        """Attach feedback to a decision; True the first time, False when already given or
+        the decision is unknown."""
+
+    @abstractmethod
+    def erase_user(self, user_id: str) -> None:
+        """Delete every decision of the user."""
+
+
+class CounterStore(_Reachable):
+    """Named namespaces of additive float counters."""
+
+    @abstractmethod
+    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
+        """Atomically add ``deltas`` (finite numbers) to the named counters of ``namespace``."""
+
+    @abstractmethod
+    def counters(self, namespace: str) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The four stores of one backend, sharing its connection (closed by :meth:`close`)."""
+
+    features: FeatureStore
+    profiles: ProfileStore
+    decisions: DecisionStore
+    counters: CounterStore
+    closer: Callable[[], None] | None = None
+
+    def ping(self) -> None:
+        for store in (self.features, self.profiles, self.decisions, self.counters):
+            store.ping()
+
+    def close(self) -> None:
+        for store in (self.features, self.profiles, self.decisions, self.counters):
+            store.close()
+        if self.closer is not None:
+            self.closer()

@@ -1,4 +1,4 @@
-"""The online store on Redis: one hash per user record, fenced writes in Lua, pipelined reads.
+"""The online stores on Redis: one small class per concern over one shared client.
 
 Keys (``{prefix}`` from the URL, default ``tailorbot``):
 
@@ -7,21 +7,24 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   each record only when its offset is newer than the stored one (read with ``GETRANGE``) and
   not below the user's erasure watermark, so neither a stale worker nor an event of an erased
   user still in flight can bring old state back.
+* ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark. Nothing else about
+  an erased user is kept. The feature erase script deletes the record and raises the
+  watermark (it only grows) in one step.
 * ``{prefix}:profile:{user_id}`` — the profile (JSON).
 * ``{prefix}:decision:{decision_id}`` — hash: ``u`` user, ``r`` record, ``f`` feedback (JSON);
-  ``{prefix}:user:{user_id}:decisions`` — the user's decision ids, for erasure.
+  ``{prefix}:user:{user_id}:decisions`` — the user's decision ids; the decisions erase script
+  deletes every decision listed there, and the set.
 * ``{prefix}:counters:{namespace}`` — hash of floats, added to with ``HINCRBYFLOAT`` (additions
   commute: concurrent workers lose nothing).
-* ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark. Nothing else about
-  an erased user is kept.
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features) and ``decision_ttl`` (seconds; feedback can arrive until
 then). Both default to never. Single primary only (no Cluster: scripts span users' keys).
 
->>> store = RedisOnlineStore.from_url("redis://127.0.0.1:6379/0?prefix=doc&decision_ttl=86400")
->>> store.decision_ttl
-86400.0
+>>> stores = open_stores("redis://127.0.0.1:6379/0?prefix=doc&decision_ttl=86400")
+>>> stores.decisions.decision_ttl, stores.features.record_ttl
+(86400.0, None)
+>>> stores.close()
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ from typing import Any
 import orjson
 import redis
 
-from tailorbot._redis import (
-    key_text,
-    optional_seconds,
-    parse_url,
-    plain_prefix,
-    translate_errors,
+from tailorbot._redis import key_text, optional_seconds, parse_url, plain_prefix, translate_errors
+from tailorbot.events.erasure import user_digest
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    FeatureRecord,
+    FeatureStore,
+    ProfileStore,
+    StoreError,
+    Stores,
 )
-from tailorbot.store.base import FeatureRecord, OnlineStore, StoreError, user_digest
 
 _guard = translate_errors(StoreError)
 
@@ -70,74 +76,80 @@ end
 return written
 """
 
+# KEYS: record, erased hash. ARGV: digest, watermark. The watermark only grows.
+_ERASE_FEATURES = """
+redis.call('DEL', KEYS[1])
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old or tonumber(ARGV[2]) > tonumber(old) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
+
 # KEYS: decision. ARGV: feedback. 1 when attached now, 0 when given before or no decision.
 _FEEDBACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSETNX', KEYS[1], 'f', ARGV[1])
 """
 
-# KEYS: record, profile, decision index, erased hash. ARGV: digest, watermark, decision key
-# prefix. The watermark only grows.
-_ERASE = """
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  redis.call('DEL', ARGV[3] .. id)
+# KEYS: the user's decision index. ARGV: decision key prefix.
+_ERASE_DECISIONS = """
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. id)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-local old = redis.call('HGET', KEYS[4], ARGV[1])
-if not old or tonumber(ARGV[2]) > tonumber(old) then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-end
+redis.call('DEL', KEYS[1])
 return 1
 """
 
 
-class RedisOnlineStore(OnlineStore):
-    """An :class:`OnlineStore` on Redis (see the module docstring for the layout)."""
+def open_stores(url: str, **options: Any) -> Stores:
+    """Open ``redis://host:port/db?prefix=tailorbot&record_ttl=...&decision_ttl=...`` with one
+    client for all four stores; keyword ``options`` override the URL's."""
+    known = {"record_ttl": optional_seconds, "decision_ttl": optional_seconds}
+    client, typed = parse_url(url, known, options)
+    prefix = typed.get("prefix", "tailorbot")
+    try:
+        return Stores(
+            features=RedisFeatureStore(client, prefix, typed.get("record_ttl")),
+            profiles=RedisProfileStore(client, prefix),
+            decisions=RedisDecisionStore(client, prefix, typed.get("decision_ttl")),
+            counters=RedisCounterStore(client, prefix),
+            closer=client.close,
+        )
+    except BaseException:
+        client.close()
+        raise
+
+
+class _RedisConcern:
+    """What every concern does with the shared client: keys under its prefix, ping."""
+
+    client: redis.Redis
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @_guard
+    def ping(self) -> None:
+        self.client.ping()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.prefix!r})"
+
+
+class RedisFeatureStore(_RedisConcern, FeatureStore):
+    """Feature records (fenced in Lua) and erasure watermarks."""
 
     def __init__(
-        self,
-        client: redis.Redis,
-        prefix: str = "tailorbot",
-        record_ttl: float | None = None,
-        decision_ttl: float | None = None,
+        self, client: redis.Redis, prefix: str = "tailorbot", record_ttl: float | None = None
     ) -> None:
         self.client = client
         self.prefix = plain_prefix(prefix)
         self.record_ttl = optional_seconds(record_ttl)
-        self.decision_ttl = optional_seconds(decision_ttl)
         self._put = client.register_script(_PUT)
-        self._feedback = client.register_script(_FEEDBACK)
-        self._erase = client.register_script(_ERASE)
+        self._erase = client.register_script(_ERASE_FEATURES)
 
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisOnlineStore:
-        """Open ``redis://host:port/db?prefix=tailorbot&record_ttl=...&decision_ttl=...``;
-        keyword ``options`` override the URL's."""
-        known = {"record_ttl": optional_seconds, "decision_ttl": optional_seconds}
-        client, typed = parse_url(url, known, options)
-        return cls(client, **typed)
-
-    # --- key names ------------------------------------------------------------------
-    def record_key(self, user_id: str) -> str:
-        return f"{self.prefix}:rec:{user_id}"
-
-    def profile_key(self, user_id: str) -> str:
-        return f"{self.prefix}:profile:{user_id}"
-
-    def decision_key(self, decision_id: str) -> str:
-        return f"{self.prefix}:decision:{decision_id}"
-
-    def decisions_of_key(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:decisions"
-
-    def counters_key(self, namespace: str) -> str:
-        return f"{self.prefix}:counters:{namespace}"
-
-    @property
-    def erased_key(self) -> str:
-        return f"{self.prefix}:erased"
-
-    # --- feature records -------------------------------------------------------------
     def get(self, user_id: str) -> FeatureRecord | None:
         return self.get_many([user_id]).get(user_id)
 
@@ -146,7 +158,7 @@ class RedisOnlineStore(OnlineStore):
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        blobs: list[Any] = self.client.mget([self.record_key(user_id) for user_id in ids])
+        blobs: list[Any] = self.client.mget([self.key("rec", user_id) for user_id in ids])
         return {
             user_id: _decode_record(user_id, blob)
             for user_id, blob in zip(ids, blobs, strict=True)
@@ -159,7 +171,7 @@ class RedisOnlineStore(OnlineStore):
         pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(records), PUT_CHUNK):
             chunk = records[start : start + PUT_CHUNK]
-            keys = [self.erased_key] + [self.record_key(r.user_id) for r in chunk]
+            keys = [self.key("erased")] + [self.key("rec", r.user_id) for r in chunk]
             args: list[str | int | bytes] = [ttl_ms]
             for r in chunk:
                 args += [user_digest(r.user_id), int(r.offset), _encode_record(r)]
@@ -167,26 +179,62 @@ class RedisOnlineStore(OnlineStore):
         if records:
             pipe.execute()
 
-    # --- profiles --------------------------------------------------------------------
-    def get_profile(self, user_id: str) -> dict[str, Any] | None:
-        return self.get_profiles([user_id]).get(user_id)
+    @_guard
+    def erase(self, user_id: str, partition: int, watermark: int) -> None:
+        keys = [self.key("rec", user_id), self.key("erased")]
+        self._erase(keys=keys, args=[user_digest(user_id), int(watermark)])
 
     @_guard
-    def get_profiles(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        blobs = self.client.mget([self.profile_key(u) for u in ids])
+        marks = self.client.hmget(self.key("erased"), [user_digest(u) for u in ids])
+        return {u: int(m) for u, m in zip(ids, marks, strict=True) if m is not None}
+
+
+class RedisProfileStore(_RedisConcern, ProfileStore):
+    """User profiles, one JSON string per user."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
+        self.client = client
+        self.prefix = plain_prefix(prefix)
+
+    def get(self, user_id: str) -> dict[str, Any] | None:
+        return self.get_many([user_id]).get(user_id)
+
+    @_guard
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        blobs = self.client.mget([self.key("profile", u) for u in ids])
         return {u: orjson.loads(b) for u, b in zip(ids, blobs, strict=True) if b is not None}
 
     @_guard
-    def put_profile(self, user_id: str, profile: Mapping[str, Any]) -> None:
-        self.client.set(self.profile_key(user_id), orjson.dumps(dict(profile)))
+    def put(self, user_id: str, profile: Mapping[str, Any]) -> None:
+        self.client.set(self.key("profile", user_id), orjson.dumps(dict(profile)))
 
-    # --- decisions -------------------------------------------------------------------
     @_guard
-    def put_decision(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
-        key, index = self.decision_key(decision_id), self.decisions_of_key(user_id)
+    def delete(self, user_id: str) -> None:
+        self.client.delete(self.key("profile", user_id))
+
+
+class RedisDecisionStore(_RedisConcern, DecisionStore):
+    """Decisions (hashes) awaiting feedback, with a per-user index set for erasure."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str = "tailorbot", decision_ttl: float | None = None
+    ) -> None:
+        self.client = client
+        self.prefix = plain_prefix(prefix)
+        self.decision_ttl = optional_seconds(decision_ttl)
+        self._feedback = client.register_script(_FEEDBACK)
+        self._erase = client.register_script(_ERASE_DECISIONS)
+
+    @_guard
+    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
+        key, index = self.key("decision", decision_id), self.key("user", user_id, "decisions")
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, mapping={"u": user_id, "r": orjson.dumps(dict(record))})
         pipe.sadd(index, decision_id)
@@ -197,8 +245,8 @@ class RedisOnlineStore(OnlineStore):
         pipe.execute()
 
     @_guard
-    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
-        blob, feedback = self.client.hmget(self.decision_key(decision_id), ["r", "f"])
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        blob, feedback = self.client.hmget(self.key("decision", decision_id), ["r", "f"])
         if blob is None:
             return None
         decision: dict[str, Any] = orjson.loads(blob)
@@ -208,10 +256,22 @@ class RedisOnlineStore(OnlineStore):
 
     @_guard
     def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
-        keys = [self.decision_key(decision_id)]
+        keys = [self.key("decision", decision_id)]
         return bool(self._feedback(keys=keys, args=[orjson.dumps(dict(feedback))]))
 
-    # --- shared counters -------------------------------------------------------------
+    @_guard
+    def erase_user(self, user_id: str) -> None:
+        keys = [self.key("user", user_id, "decisions")]
+        self._erase(keys=keys, args=[self.key("decision", "")])
+
+
+class RedisCounterStore(_RedisConcern, CounterStore):
+    """Hashes of floats added to with ``HINCRBYFLOAT``."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
+        self.client = client
+        self.prefix = plain_prefix(prefix)
+
     @_guard
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
         bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
@@ -219,7 +279,7 @@ class RedisOnlineStore(OnlineStore):
             raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
         if not deltas:
             return
-        key = self.counters_key(namespace)
+        key = self.key("counters", namespace)
         pipe = self.client.pipeline(transaction=True)
         for name, delta in deltas.items():
             pipe.hincrbyfloat(key, name, float(delta))
@@ -227,38 +287,8 @@ class RedisOnlineStore(OnlineStore):
 
     @_guard
     def counters(self, namespace: str) -> dict[str, float]:
-        stored = self.client.hgetall(self.counters_key(namespace))
+        stored = self.client.hgetall(self.key("counters", namespace))
         return {key_text(name): float(value) for name, value in stored.items()}
-
-    # --- privacy ---------------------------------------------------------------------
-    @_guard
-    def erase_user(self, user_id: str, partition: int, watermark: int) -> None:
-        keys = [
-            self.record_key(user_id),
-            self.profile_key(user_id),
-            self.decisions_of_key(user_id),
-            self.erased_key,
-        ]
-        self._erase(keys=keys, args=[user_digest(user_id), int(watermark), self.decision_key("")])
-
-    @_guard
-    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(dict.fromkeys(user_ids))
-        if not ids:
-            return {}
-        marks = self.client.hmget(self.erased_key, [user_digest(u) for u in ids])
-        return {u: int(m) for u, m in zip(ids, marks, strict=True) if m is not None}
-
-    # --- lifecycle -------------------------------------------------------------------
-    @_guard
-    def ping(self) -> None:
-        self.client.ping()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __repr__(self) -> str:
-        return f"RedisOnlineStore(prefix={self.prefix!r})"
 
 
 def _encode_record(record: FeatureRecord) -> bytes:

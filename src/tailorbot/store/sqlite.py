@@ -1,27 +1,33 @@
-"""The embedded online store: one SQLite file (WAL mode) shared by the API and its workers.
+"""The embedded online stores: one SQLite file (WAL mode) shared by the API and its workers.
 
-Feature records, profiles, decisions, counters and erasure tombstones each have a table.
-States and profiles are stored as orjson; reads of records and profiles go through an
-in-process cache that empties itself when another process commits to the file, so a hot
-``get`` costs microseconds and is never stale. Every read decodes a fresh object: callers
-may mutate what they get.
+Feature records, profiles, decisions, counters and erasure watermarks each have a table of
+one file; each concern is a small class over the one shared :class:`SqliteFile`, and
+:func:`open_stores` opens the file once for all four. States and profiles are stored as
+orjson; reads of records and profiles go through an in-process cache per concern that
+empties itself when another process commits to the file, so a hot ``get`` costs
+microseconds and is never stale. Every read decodes a fresh object: callers may mutate what
+they get. Erasing deletes with ``secure_delete`` and then scrubs the WAL, so no byte of an
+erased row stays in any file.
 
 URL: ``sqlite:///relative/store.db`` or ``sqlite:////absolute/store.db`` (parent directories
 are created), with optional query options:
 
 * ``synchronous`` — ``normal`` (default: a write survives a crash of the process) or ``full``.
 * ``busy_timeout`` — seconds to wait while another process writes (default 5).
-* ``read_cache`` — most records and profiles kept in memory (default 100000; 0 turns it off).
+* ``read_cache`` — most records and profiles kept in memory per concern (default 100000;
+  0 turns it off).
 
 >>> import tempfile
->>> store = SqliteOnlineStore.from_url(f"sqlite:///{tempfile.mkdtemp()}/store.db")
->>> store.put_many([FeatureRecord("u1", {"messages": 3}, partition=2, offset=7,
-...                               event_time=1.0, updated_at=2.0)])
->>> store.get("u1").state
+>>> stores = open_stores(f"sqlite:///{tempfile.mkdtemp()}/store.db")
+>>> stores.features.put_many([FeatureRecord("u1", {"messages": 3}, partition=2, offset=7,
+...                                         event_time=1.0, updated_at=2.0)])
+>>> stores.features.get("u1").state
 {'messages': 3}
->>> store.increment("bandit", {"arm-a": 1.0}); store.counters("bandit")
+>>> stores.features.erase("u1", partition=2, watermark=8); stores.features.get("u1") is None
+True
+>>> stores.counters.increment("bandit", {"arm-a": 1.0}); stores.counters.counters("bandit")
 {'arm-a': 1.0}
->>> store.close()
+>>> stores.close()
 """
 
 from __future__ import annotations
@@ -34,14 +40,18 @@ from typing import Any
 
 import orjson
 
-from tailorbot._sqlite import (
-    SqliteFile,
-    VersionedCache,
-    merge_options,
-    parse_sqlite_url,
-    positive_float,
+from tailorbot._backends import positive_float
+from tailorbot._sqlite import SqliteFile, VersionedCache, merge_options, parse_sqlite_url
+from tailorbot.events.erasure import user_digest
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    FeatureRecord,
+    FeatureStore,
+    ProfileStore,
+    StoreError,
+    Stores,
 )
-from tailorbot.store.base import FeatureRecord, OnlineStore, StoreError, user_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_records (
@@ -79,12 +89,16 @@ ON CONFLICT (user_id) DO UPDATE SET
     event_time = excluded.event_time, updated_at = excluded.updated_at, version = excluded.version
 WHERE excluded.offset > feature_records.offset
 """
+RAISE_WATERMARK = (
+    "INSERT INTO erasures VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
+    "partition = excluded.partition, watermark = max(watermark, excluded.watermark)"
+)
 SELECT_RECORDS = (
     "SELECT user_id, state, partition, offset, event_time, updated_at, version "
     "FROM feature_records WHERE user_id IN ({marks})"
 )
 SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({marks})"
-RECORD, PROFILE = "record", "profile"  # the two kinds of cached rows
+SELECT_WATERMARKS = "SELECT digest, watermark FROM erasures WHERE digest IN ({marks})"
 MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "synchronous": str, "busy_timeout": positive_float, "read_cache": int
@@ -92,66 +106,83 @@ URL_OPTIONS: dict[str, Callable[[str], Any]] = {
 _UNCACHED = object()
 
 
-class SqliteOnlineStore(OnlineStore):
-    """Per-user feature records and shared decision state in one SQLite file."""
+def open_stores(url: str, **options: Any) -> Stores:
+    """Open ``sqlite:///path?option=value`` once for all four stores; keyword ``options``
+    (``synchronous``, ``busy_timeout``, ``read_cache``) override the URL's."""
+    path, url_options = parse_sqlite_url(url)
+    typed = merge_options(url_options, options, URL_OPTIONS)
+    read_cache = typed.pop("read_cache", 100_000)
+    if read_cache < 0:
+        raise ValueError(f"read_cache must be >= 0 (0 turns the cache off), got {read_cache}")
+    file = open_file(path, **typed)
+    return Stores(
+        features=SqliteFeatureStore(file, read_cache),
+        profiles=SqliteProfileStore(file, read_cache),
+        decisions=SqliteDecisionStore(file),
+        counters=SqliteCounterStore(file),
+        closer=file.close,
+    )
 
-    def __init__(
-        self,
-        path: str | Path,
-        synchronous: str = "normal",
-        busy_timeout: float = 5.0,
-        read_cache: int = 100_000,
-    ) -> None:
-        if read_cache < 0:
-            raise ValueError(f"read_cache must be >= 0 (0 turns the cache off), got {read_cache}")
-        self.path = path
-        self.synchronous = synchronous
-        self.busy_timeout = busy_timeout
-        self.read_cache = read_cache
-        self._file = SqliteFile(Path(path), SCHEMA, StoreError, synchronous, busy_timeout)
-        self._cache = VersionedCache(self._file, read_cache)
 
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> SqliteOnlineStore:
-        """Open ``sqlite:///path?option=value``; keyword ``options`` override the URL's."""
-        path, url_options = parse_sqlite_url(url)
-        return cls(path, **merge_options(url_options, options, URL_OPTIONS))
+def open_file(
+    path: str | Path, synchronous: str = "normal", busy_timeout: float = 5.0
+) -> SqliteFile:
+    """The store's SQLite file (created with its tables when new), for the classes below."""
+    return SqliteFile(Path(path), SCHEMA, StoreError, synchronous, busy_timeout)
 
-    # --- cached reads ----------------------------------------------------------------
-    def _rows(self, kind: str, user_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-        """Rows of ``kind`` by user id, from the cache where it can answer (absent: omitted)."""
-        generation = self._cache.generation()  # before reading: rows are at least this new
+
+class _CachedRows:
+    """Rows of one table by user id, read through a :class:`VersionedCache` (absent rows are
+    cached too, as None). Rows are raw tuples: callers decode a fresh object per read."""
+
+    def __init__(self, file: SqliteFile, query: str, max_entries: int) -> None:
+        self.file = file
+        self.query = query
+        self.cache = VersionedCache(file, max_entries)
+
+    def rows(self, user_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        generation = self.cache.generation()  # before reading: rows are at least this new
         found: dict[str, tuple[Any, ...]] = {}
         missing: list[str] = []
         for user_id in dict.fromkeys(user_ids):
-            row: Any = _UNCACHED
-            if generation is not None:
-                row = self._cache.lookup((kind, user_id), _UNCACHED)
+            row: Any = _UNCACHED if generation is None else self.cache.lookup(user_id, _UNCACHED)
             if row is _UNCACHED:
                 missing.append(user_id)
             elif row is not None:
                 found[user_id] = row
         if not missing:
             return found
-        query = SELECT_RECORDS if kind == RECORD else SELECT_PROFILES
-        read: dict[str, tuple[Any, ...]] = {}
-        with self._file.read() as conn:
-            for start in range(0, len(missing), MAX_MARKS):
-                chunk = missing[start : start + MAX_MARKS]
-                sql = query.format(marks=",".join("?" * len(chunk)))
-                read.update((row[0], row) for row in conn.execute(sql, chunk).fetchall())
+        read = {row[0]: row for row in _select_in(self.file, self.query, missing)}
         if generation is not None:
-            self._cache.fill(generation, {(kind, u): read.get(u) for u in missing})
+            self.cache.fill(generation, {u: read.get(u) for u in missing})
         found.update(read)
         return found
 
-    # --- feature records -------------------------------------------------------------
+
+class _SqliteConcern:
+    """What every concern does with the shared file: ping it."""
+
+    file: SqliteFile
+
+    def ping(self) -> None:
+        with self.file.read() as conn:
+            conn.execute("SELECT 1").fetchall()
+
+
+class SqliteFeatureStore(_SqliteConcern, FeatureStore):
+    """Feature records (fenced writes) and erasure watermarks in the shared file."""
+
+    def __init__(self, file: SqliteFile, read_cache: int = 100_000) -> None:
+        self.file = file
+        self.read_cache = read_cache
+        self._rows = _CachedRows(file, SELECT_RECORDS, read_cache)
+
     def get(self, user_id: str) -> FeatureRecord | None:
-        row = self._rows(RECORD, (user_id,)).get(user_id)
+        row = self._rows.rows((user_id,)).get(user_id)
         return None if row is None else _record(row)
 
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
-        return {u: _record(row) for u, row in self._rows(RECORD, user_ids).items()}
+        return {u: _record(row) for u, row in self._rows.rows(user_ids).items()}
 
     def put_many(self, records: Sequence[FeatureRecord]) -> None:
         if not records:
@@ -163,39 +194,80 @@ class SqliteOnlineStore(OnlineStore):
             )
             for r in records
         ]
-        written = [(RECORD, r.user_id) for r in records]
-        with self._file.write(then=lambda: self._cache.evict(written)) as conn:
+        written = [r.user_id for r in records]
+        with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
             conn.executemany(PUT_RECORD, rows)
 
-    # --- profiles --------------------------------------------------------------------
-    def get_profile(self, user_id: str) -> dict[str, Any] | None:
-        row = self._rows(PROFILE, (user_id,)).get(user_id)
+    def erase(self, user_id: str, partition: int, watermark: int) -> None:
+        with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
+            conn.execute("DELETE FROM feature_records WHERE user_id = ?", (user_id,))
+            conn.execute(RAISE_WATERMARK, (user_digest(user_id), partition, watermark))
+        self.file.scrub()
+
+    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
+        by_digest = {user_digest(u): u for u in user_ids}
+        rows = _select_in(self.file, SELECT_WATERMARKS, list(by_digest))
+        return {by_digest[digest]: int(mark) for digest, mark in rows}
+
+    def close(self) -> None:
+        self._rows.cache.clear()
+
+    def __repr__(self) -> str:
+        return f"SqliteFeatureStore(path={str(self.file.path)!r})"
+
+
+class SqliteProfileStore(_SqliteConcern, ProfileStore):
+    """User profiles (JSON) in the shared file."""
+
+    def __init__(self, file: SqliteFile, read_cache: int = 100_000) -> None:
+        self.file = file
+        self.read_cache = read_cache
+        self._rows = _CachedRows(file, SELECT_PROFILES, read_cache)
+
+    def get(self, user_id: str) -> dict[str, Any] | None:
+        row = self._rows.rows((user_id,)).get(user_id)
         return None if row is None else orjson.loads(row[1])
 
-    def get_profiles(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return {u: orjson.loads(row[1]) for u, row in self._rows(PROFILE, user_ids).items()}
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {u: orjson.loads(row[1]) for u, row in self._rows.rows(user_ids).items()}
 
-    def put_profile(self, user_id: str, profile: Mapping[str, Any]) -> None:
+    def put(self, user_id: str, profile: Mapping[str, Any]) -> None:
         blob = _dumps(profile)
-        with self._file.write(then=lambda: self._cache.evict([(PROFILE, user_id)])) as conn:
+        with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
             conn.execute(
                 "INSERT INTO profiles VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET profile = excluded.profile",
                 (user_id, blob),
             )
 
-    # --- decisions -------------------------------------------------------------------
-    def put_decision(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
-        with self._file.write() as conn:
+    def delete(self, user_id: str) -> None:
+        with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
+            conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+        self.file.scrub()
+
+    def close(self) -> None:
+        self._rows.cache.clear()
+
+    def __repr__(self) -> str:
+        return f"SqliteProfileStore(path={str(self.file.path)!r})"
+
+
+class SqliteDecisionStore(_SqliteConcern, DecisionStore):
+    """Decisions awaiting feedback in the shared file (indexed by user for erasure)."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
+        with self.file.write() as conn:
             conn.execute(
                 "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
                 "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
                 (decision_id, user_id, _dumps(record), time.time()),
             )
 
-    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
-        """The decision as put; once feedback was recorded, also under ``"feedback"``."""
-        with self._file.read() as conn:
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        with self.file.read() as conn:
             row = conn.execute(
                 "SELECT record, feedback FROM decisions WHERE decision_id = ?", (decision_id,)
             ).fetchall()
@@ -208,15 +280,28 @@ class SqliteOnlineStore(OnlineStore):
         return decision
 
     def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
-        """True the first time; False when given already or the decision is unknown."""
-        with self._file.write() as conn:
+        with self.file.write() as conn:
             cursor = conn.execute(
                 "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
                 (_dumps(feedback), decision_id),
             )
             return cursor.rowcount == 1
 
-    # --- shared counters -------------------------------------------------------------
+    def erase_user(self, user_id: str) -> None:
+        with self.file.write() as conn:
+            conn.execute("DELETE FROM decisions WHERE user_id = ?", (user_id,))
+        self.file.scrub()
+
+    def __repr__(self) -> str:
+        return f"SqliteDecisionStore(path={str(self.file.path)!r})"
+
+
+class SqliteCounterStore(_SqliteConcern, CounterStore):
+    """Additive float counters in the shared file (an upsert adds: nothing is lost)."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
         rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
         bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
@@ -224,7 +309,7 @@ class SqliteOnlineStore(OnlineStore):
             raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
         if not rows:
             return
-        with self._file.write() as conn:
+        with self.file.write() as conn:
             conn.executemany(
                 "INSERT INTO counters VALUES (?, ?, ?) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value",
@@ -232,50 +317,24 @@ class SqliteOnlineStore(OnlineStore):
             )
 
     def counters(self, namespace: str) -> dict[str, float]:
-        with self._file.read() as conn:
+        with self.file.read() as conn:
             rows = conn.execute(
                 "SELECT key, value FROM counters WHERE namespace = ?", (namespace,)
             ).fetchall()
         return {key: float(value) for key, value in rows}
 
-    # --- privacy ---------------------------------------------------------------------
-    def erase_user(self, user_id: str, partition: int, watermark: int) -> None:
-        forget = [(RECORD, user_id), (PROFILE, user_id)]
-        with self._file.write(then=lambda: self._cache.evict(forget)) as conn:
-            for table in ("feature_records", "profiles", "decisions"):
-                conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-            conn.execute(
-                "INSERT INTO erasures VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
-                "partition = excluded.partition, watermark = max(watermark, excluded.watermark)",
-                (user_digest(user_id), partition, watermark),
-            )
-        self._file.scrub()
-
-    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
-        by_digest = {user_digest(u): u for u in user_ids}
-        digests = list(by_digest)
-        out: dict[str, int] = {}
-        with self._file.read() as conn:
-            for start in range(0, len(digests), MAX_MARKS):
-                chunk = digests[start : start + MAX_MARKS]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT digest, watermark FROM erasures WHERE digest IN ({marks})", chunk
-                ).fetchall()
-                out.update((by_digest[digest], int(mark)) for digest, mark in rows)
-        return out
-
-    # --- lifecycle -------------------------------------------------------------------
-    def ping(self) -> None:
-        with self._file.read() as conn:
-            conn.execute("SELECT 1").fetchall()
-
-    def close(self) -> None:
-        self._cache.clear()
-        self._file.close()
-
     def __repr__(self) -> str:
-        return f"SqliteOnlineStore(path={str(self.path)!r})"
+        return f"SqliteCounterStore(path={str(self.file.path)!r})"
+
+
+def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
+    rows: list[tuple[Any, ...]] = []
+    with file.read() as conn:
+        for start in range(0, len(keys), MAX_MARKS):
+            chunk = keys[start : start + MAX_MARKS]
+            rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
 
 
 def _record(row: tuple[Any, ...]) -> FeatureRecord:

@@ -24,27 +24,16 @@ Counts (``counts``): ``archived`` (new rows), ``duplicate`` (archived before: a 
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from tailorbot.archive.base import EventArchive
 from tailorbot.config import Settings
-from tailorbot.events.codec import decode_event, event_epoch
-from tailorbot.log.base import Consumer, EventLog, LogRecord
+from tailorbot.log.base import EventLog
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import OnlineStore
-from tailorbot.stream.loop import ConsumerLoop
+from tailorbot.store.base import FeatureStore
+from tailorbot.stream.loop import ConsumerLoop, Item, decode_records
 
-logger = logging.getLogger(__name__)
-
-LAG_EVERY_S = 1.0  # how often the archive_lag gauge is refreshed
 COUNTS = ("archived", "duplicate", "erased", "malformed")
-_REQUIRED = ("event_id", "session_id", "type")
-
-# One decoded record: (log record, event dict).
-Item = tuple[LogRecord, dict[str, Any]]
 
 
 def archive_group(settings: Settings) -> str:
@@ -55,9 +44,9 @@ def archive_group(settings: Settings) -> str:
 class ArchiveWorker(ConsumerLoop):
     """Copies the event log into ``archive`` as one member of :func:`archive_group`.
 
-    ``store`` supplies the erasure watermarks; ``metrics`` (optional) receives
-    events_archived and archive_lag; ``member_id`` names this member (the log picks one if
-    None).
+    ``watermarks`` (the feature store) supplies the erasure watermarks; ``metrics``
+    (optional) receives events_archived and archive_lag; ``member_id`` names this member (the
+    log picks one if None).
     """
 
     name = "archive worker"
@@ -66,57 +55,34 @@ class ArchiveWorker(ConsumerLoop):
         self,
         log: EventLog,
         archive: EventArchive,
-        store: OnlineStore,
+        watermarks: FeatureStore,
         settings: Settings,
         metrics: Metrics | None = None,
         member_id: str | None = None,
     ) -> None:
-        super().__init__(log, settings, archive_group(settings), member_id)
+        lag_gauge = metrics.archive_lag if metrics is not None else None
+        super().__init__(log, settings, archive_group(settings), member_id, COUNTS, lag_gauge)
         self.archive = archive
-        self.store = store
+        self.watermarks = watermarks
         self.metrics = metrics
-        self._lag_at = 0.0
-        self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
-
-    # --- one batch --------------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Poll, archive, commit one batch; return how many log records it handled."""
         consumer = self._join()
         records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
         if records:
-            counts = dict.fromkeys(COUNTS, 0)
-            self._archive(self._decode(records, counts), counts)
+            counts = self._new_counts()
+            self._archive(decode_records(records, counts), counts)
             self._commit(consumer, records)
-            self._count(counts)  # once committed: a redelivered batch counts as duplicates
+            self._add_counts(counts)
+            if self.metrics is not None and counts["archived"]:
+                self.metrics.events_archived.inc(counts["archived"])
         self._refresh_lag(consumer)
         return len(records)
 
-    def _decode(self, records: Sequence[LogRecord], counts: dict[str, int]) -> list[Item]:
-        items: list[Item] = []
-        for record in records:
-            try:
-                event = decode_event(record.value)
-                event_epoch(event)  # the archive needs a readable timestamp
-                if type(event.get("user_id")) is not str or not all(
-                    event.get(name) for name in _REQUIRED
-                ):
-                    raise ValueError("user_id, event_id, session_id and type must be set")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                counts["malformed"] += 1
-                logger.error(
-                    "not archiving malformed log record partition=%s offset=%s: %s",
-                    record.partition,
-                    record.offset,
-                    exc,
-                )
-                continue
-            items.append((record, event))
-        return items
-
-    def _archive(self, items: list[Item], counts: dict[str, int]) -> None:
-        users = {event["user_id"] for _, event in items}
-        before = self.store.erasure_watermarks(users) if users else {}
+    def _archive(self, items: Sequence[Item], counts: dict[str, int]) -> None:
+        users = {event["user_id"] for _, event, _ in items}
+        before = self.watermarks.erasure_watermarks(users) if users else {}
         kept = _unerased(items, before)
         counts["erased"] += len(items) - len(kept)
         new = self._write_events(kept) if kept else 0
@@ -126,45 +92,22 @@ class ArchiveWorker(ConsumerLoop):
             return
         # An erasure between the first read and the write may have deleted the user's rows
         # before this write re-created them: erase again, then re-write what is after it.
-        after = self.store.erasure_watermarks(users)
+        after = self.watermarks.erasure_watermarks(users)
         for user, watermark in after.items():
             if before.get(user) == watermark:
                 continue
             self.archive.erase_user(user)
             survivors = _unerased([item for item in kept if item[1]["user_id"] == user], after)
             if survivors:
-                self.archive.write_events([event for _, event in survivors])
+                self.archive.write_events([event for _, event, _ in survivors])
 
-    def _write_events(self, items: list[Item]) -> int:
-        return self.archive.write_events([event for _, event in items])
-
-    def _commit(self, consumer: Consumer, records: Sequence[LogRecord]) -> None:
-        offsets: dict[int, int] = {}
-        for record in records:  # each partition's records come in offset order
-            offsets[record.partition] = record.offset + 1
-        consumer.commit(offsets)
-
-    def _count(self, counts: dict[str, int]) -> None:
-        for name, n in counts.items():
-            self.counts[name] += n
-        if self.metrics is not None and counts["archived"]:
-            self.metrics.events_archived.inc(counts["archived"])
-
-    def _refresh_lag(self, consumer: Consumer) -> None:
-        if self.metrics is None or time.monotonic() - self._lag_at < LAG_EVERY_S:
-            return
-        self._lag_at = time.monotonic()
-        lag = self.log.lag(self.group)
-        for partition in consumer.assignment():
-            self.metrics.archive_lag.labels(partition=str(partition)).set(lag.get(partition, 0))
+    def _write_events(self, items: Sequence[Item]) -> int:
+        """Write the events of ``items``; how many were new (the rest were archived before)."""
+        return self.archive.write_events([event for _, event, _ in items])
 
 
-def _unerased(items: list[Item], watermarks: dict[str, int]) -> list[Item]:
+def _unerased(items: Sequence[Item], watermarks: dict[str, int]) -> list[Item]:
     """The items not below their user's erasure watermark."""
     if not watermarks:
-        return items
-    return [
-        (record, event)
-        for record, event in items
-        if record.offset >= watermarks.get(event["user_id"], -1)
-    ]
+        return list(items)
+    return [item for item in items if item[0].offset >= watermarks.get(item[1]["user_id"], -1)]

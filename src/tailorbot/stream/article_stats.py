@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tailorbot.features.view import feature_view
 from tailorbot.models.recommend.collaborative import (
     ARTICLE_EVENT_TYPES,
     Deltas,
     add_deltas,
     deltas_for_event,
 )
-from tailorbot.store.base import FeatureRecord, OnlineStore
-from tailorbot.stream.features import feature_view
+from tailorbot.store.base import CounterStore, FeatureRecord
 
 
 class ArticleStatsCollector:
@@ -47,7 +47,7 @@ class ArticleStatsCollector:
         """Count an event that was applied (call only then)."""
         add_deltas(self._pending, deltas_for_event(event, view))
 
-    def flush(self, store: OnlineStore) -> None:
+    def flush(self, store: CounterStore) -> None:
         pending, self._pending = self._pending, {}
         for namespace, deltas in pending.items():
             if deltas:

@@ -1,23 +1,77 @@
-"""What every consumer-group worker shares: the batch loop, the one error handler, and
-joining and leaving the group.
+"""What every consumer-group worker shares: the batch loop, the one error handler, joining
+and leaving the group, decoding records, committing offsets, counting and the lag gauge.
 
 A subclass implements :meth:`ConsumerLoop.run_once` (poll one batch, apply it, and only then
 commit) and may hook :meth:`_discard` (drop what a failed batch collected), :meth:`_on_join`
 (before joining: partitions may have moved meanwhile) and :meth:`_linger_after`.
+
+>>> record = LogRecord(0, 7, "u1", b'{"event_id": "e1", "user_id": "u1", "session_id": "s1",'
+...                    b' "type": "session_started", "timestamp": "2026-01-01T00:00:00Z"}')
+>>> counts = {"malformed": 0}
+>>> [(r.offset, ts) for r, _, ts in decode_records([record, LogRecord(0, 8, "u1", b"{")], counts)]
+[(7, 1767225600.0)]
+>>> counts, next_offsets([record])
+({'malformed': 1}, {0: 8})
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from prometheus_client import Gauge
 
 from tailorbot.config import Settings
-from tailorbot.log.base import Consumer, EventLog
+from tailorbot.log.base import Consumer, EventLog, LogRecord
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
+LAG_EVERY_S = 1.0  # how often the lag gauge is refreshed
+
+# One decoded record: (log record, event dict, event time in epoch seconds).
+Item = tuple[LogRecord, dict[str, Any], float]
+
+
+def decode_records(records: Sequence[LogRecord], counts: dict[str, int]) -> list[Item]:
+    """Decoded events with their epoch time; an undecodable record (or one without
+    ``user_id``, ``event_id``, ``session_id``, ``type`` or a readable ``timestamp``) is
+    logged and counted under ``counts["malformed"]``, since retrying cannot fix it."""
+    items: list[Item] = []
+    loads, parse = orjson.loads, datetime.fromisoformat
+    for record in records:
+        try:
+            event = loads(record.value)
+            ts = parse(event["timestamp"]).timestamp()
+            if type(event["user_id"]) is not str or not (
+                event["event_id"] and event["session_id"] and event["type"]
+            ):
+                raise ValueError("user_id, event_id, session_id and type must be set")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            counts["malformed"] += 1
+            logger.error(
+                "skipping malformed log record partition=%s offset=%s: %s",
+                record.partition,
+                record.offset,
+                exc,
+            )
+            continue
+        items.append((record, event, ts))
+    return items
+
+
+def next_offsets(records: Sequence[LogRecord]) -> dict[int, int]:
+    """Per partition, the offset after the batch's last record (what to commit)."""
+    offsets: dict[int, int] = {}
+    for record in records:  # each partition's records come in offset order
+        offsets[record.partition] = record.offset + 1
+    return offsets
 
 
 class ConsumerLoop(ABC):
@@ -26,14 +80,23 @@ class ConsumerLoop(ABC):
     name = "worker"  # in log messages
 
     def __init__(
-        self, log: EventLog, settings: Settings, group: str, member_id: str | None
+        self,
+        log: EventLog,
+        settings: Settings,
+        group: str,
+        member_id: str | None,
+        counts: Sequence[str],
+        lag_gauge: Gauge | None = None,
     ) -> None:
         self.log = log
         self.settings = settings
         self.group = group
         self.member_id = member_id
+        self.lag_gauge = lag_gauge
+        self.counts: dict[str, int] = dict.fromkeys(counts, 0)  # totals, once committed
         self._consumer: Consumer | None = None
         self._closed = False
+        self._lag_at = 0.0
         self.errors = 0  # batches that failed (see run)
 
     @abstractmethod
@@ -59,6 +122,28 @@ class ConsumerLoop(ABC):
                 stop_event.wait(self.settings.worker_poll_s)
             else:
                 self._linger_after(handled, stop_event)
+
+    def _new_counts(self) -> dict[str, int]:
+        return dict.fromkeys(self.counts, 0)
+
+    def _add_counts(self, counts: dict[str, int]) -> None:
+        """Add a committed batch's counts to the totals (a redelivered batch counts again,
+        as duplicates)."""
+        for name, n in counts.items():
+            self.counts[name] += n
+
+    def _commit(self, consumer: Consumer, records: Sequence[LogRecord]) -> None:
+        """Commit the offsets after ``records`` (only once the batch was applied)."""
+        consumer.commit(next_offsets(records))
+
+    def _refresh_lag(self, consumer: Consumer) -> None:
+        """Set the lag gauge of the owned partitions, at most every ``LAG_EVERY_S``."""
+        if self.lag_gauge is None or time.monotonic() - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = time.monotonic()
+        lag = self.log.lag(self.group)
+        for partition in consumer.assignment():
+            self.lag_gauge.labels(partition=str(partition)).set(lag.get(partition, 0))
 
     def _linger_after(self, handled: int, stop_event: threading.Event) -> None:  # noqa: B027
         """Called after a batch of ``handled`` records; a subclass may wait a little."""

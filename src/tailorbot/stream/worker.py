@@ -3,12 +3,12 @@
 One :meth:`StreamWorker.run_once` polls up to ``settings.worker_batch`` records, groups them
 by user, loads those users' feature records, erasure watermarks and profiles in three
 batched store calls, applies the events, writes the changed records with one
-``store.put_many`` and only *then* commits the next offsets to the log. A crash anywhere
+``put_many`` and only *then* commits the next offsets to the log. A crash anywhere
 before the commit re-delivers the batch; nothing is counted twice because
 
 * a record at or below the offset stored with the user's feature record was applied already
   (the record is written before the commit), and
-* :func:`~tailorbot.stream.state.apply_outcome` ignores an event id it has seen.
+* :func:`~tailorbot.features.state.apply_outcome` ignores an event id it has seen.
 
 The records a worker wrote are kept in a :class:`~tailorbot.stream.state_cache.StateCache`
 (``state_cache_size`` users), so that the next batch of the same users reads neither the store
@@ -24,48 +24,38 @@ consent: no feature state is built), ``erased`` (below the user's erasure waterm
 >>> import tempfile
 >>> from tailorbot.config import Settings
 >>> from tailorbot.log import open_log
->>> from tailorbot.store import open_store
->>> d = tempfile.mkdtemp()
->>> settings = Settings(data_dir=d)
->>> worker = StreamWorker(open_log(settings.resolved_log_url(), settings.partitions),
-...                       open_store(settings.resolved_store_url()), settings)
+>>> from tailorbot.store import open_stores
+>>> settings = Settings(data_dir=tempfile.mkdtemp())
+>>> log = open_log(settings.resolved_log_url(), settings.partitions)
+>>> stores = open_stores(settings.resolved_store_url())
+>>> worker = StreamWorker(log, stores, settings)
 >>> worker.run_once()
 0
->>> worker.close()
+>>> worker.close(); log.close(); stores.close()
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
-
-import orjson
 
 from tailorbot.config import Settings
 from tailorbot.events.profile import consents_to_personalization
-from tailorbot.log.base import Consumer, EventLog, LogRecord
+from tailorbot.features.params import FeatureParams
+from tailorbot.features.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
+from tailorbot.log.base import EventLog
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import FeatureRecord, OnlineStore
+from tailorbot.store.base import FeatureRecord, Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
-from tailorbot.stream.loop import ConsumerLoop
-from tailorbot.stream.params import FeatureParams
-from tailorbot.stream.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
+from tailorbot.stream.loop import ConsumerLoop, Item, decode_records, next_offsets
 from tailorbot.stream.state_cache import StateCache
 
-logger = logging.getLogger(__name__)
-
-LAG_EVERY_S = 1.0  # how often the processor_lag gauge is refreshed
 STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
 SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
-
-# One decoded record: (log record, event dict, event time in epoch seconds).
-Item = tuple[LogRecord, dict[str, Any], float]
 
 
 class StreamWorker(ConsumerLoop):
@@ -82,21 +72,22 @@ class StreamWorker(ConsumerLoop):
     def __init__(
         self,
         log: EventLog,
-        store: OnlineStore,
+        stores: Stores,
         settings: Settings,
         metrics: Metrics | None = None,
         member_id: str | None = None,
         state_cache_size: int = STATE_CACHE_SIZE,
     ) -> None:
-        super().__init__(log, settings, settings.consumer_group, member_id)
-        self.store = store
+        lag_gauge = metrics.processor_lag if metrics is not None else None
+        super().__init__(
+            log, settings, settings.consumer_group, member_id, (APPLIED, *SKIP_REASONS), lag_gauge
+        )
+        self.stores = stores
         self.metrics = metrics
         self.state_cache_size = state_cache_size
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
-        self._lag_at = 0.0
-        self.counts: dict[str, int] = dict.fromkeys((APPLIED, *SKIP_REASONS), 0)
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -112,14 +103,14 @@ class StreamWorker(ConsumerLoop):
             self._refresh_lag(consumer)
             return 0
         started = time.perf_counter()
-        counts = dict.fromkeys(self.counts, 0)
-        by_user = self._decode(records, counts)
+        counts = self._new_counts()
+        by_user: dict[str, list[Item]] = {}
+        for item in decode_records(records, counts):
+            by_user.setdefault(item[1]["user_id"], []).append(item)
         first: dict[int, int] = {}
-        offsets: dict[int, int] = {}
         for record in records:  # each partition's records come in offset order
-            if record.partition not in first:
-                first[record.partition] = record.offset
-            offsets[record.partition] = record.offset + 1
+            first.setdefault(record.partition, record.offset)
+        offsets = next_offsets(records)
         states = self._states
         try:
             owned = consumer.assignment()
@@ -129,11 +120,11 @@ class StreamWorker(ConsumerLoop):
             states.begin(owned, committed, first)
             writes, ingested = self._apply(by_user, counts)
             if writes:
-                self.store.put_many(writes)
-            self._article_stats.flush(self.store)
+                self.stores.features.put_many(writes)
+            self._article_stats.flush(self.stores.counters)
             # Counted once written: a batch re-read after a failed commit counts as duplicates.
             self._count(counts, ingested, written_at=time.time())
-            consumer.commit(offsets)
+            self._commit(consumer, records)
         except BaseException:
             # The batch is read again: its users' cached states may be half-applied, or
             # ahead of the store.
@@ -145,45 +136,15 @@ class StreamWorker(ConsumerLoop):
         self._refresh_lag(consumer)
         return len(records)
 
-    def _decode(
-        self, records: Sequence[LogRecord], counts: dict[str, int]
-    ) -> dict[str, list[Item]]:
-        by_user: dict[str, list[Item]] = {}
-        loads, parse = orjson.loads, datetime.fromisoformat
-        for record in records:
-            try:
-                event = loads(record.value)
-                ts = parse(event["timestamp"]).timestamp()
-                user = event["user_id"]
-                # The rest of the fields apply_outcome reads unconditionally.
-                if type(user) is not str or not (
-                    event["event_id"] and event["session_id"] and event["type"]
-                ):
-                    raise ValueError("user_id, event_id, session_id and type must be set")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                counts["malformed"] += 1
-                logger.error(
-                    "skipping malformed log record partition=%s offset=%s: %s",
-                    record.partition,
-                    record.offset,
-                    exc,
-                )
-                continue
-            items = by_user.get(user)
-            if items is None:
-                by_user[user] = [(record, event, ts)]
-            else:
-                items.append((record, event, ts))
-        return by_user
-
     def _apply(
         self, by_user: dict[str, list[Item]], counts: dict[str, int]
     ) -> tuple[list[FeatureRecord], list[float]]:
         if not by_user:
             return [], []
         users = list(by_user)
-        watermarks = self.store.erasure_watermarks(users)
-        profiles = self.store.get_profiles(users)
+        features = self.stores.features
+        watermarks = features.erasure_watermarks(users)
+        profiles = self.stores.profiles.get_many(users)
         stored: dict[str, FeatureRecord] = {}
         missing: list[str] = []
         states = self._states
@@ -199,7 +160,7 @@ class StreamWorker(ConsumerLoop):
             else:
                 stored[user] = record
         if missing:
-            stored.update(self.store.get_many(missing))
+            stored.update(features.get_many(missing))
         writes: list[FeatureRecord] = []
         ingested: list[float] = []
         for user, items in by_user.items():
@@ -290,8 +251,7 @@ class StreamWorker(ConsumerLoop):
     # --- helpers ----------------------------------------------------------------------------
 
     def _count(self, counts: dict[str, int], ingested: list[float], written_at: float) -> None:
-        for reason, n in counts.items():
-            self.counts[reason] += n
+        self._add_counts(counts)
         metrics = self.metrics
         if metrics is None:
             return
@@ -303,14 +263,6 @@ class StreamWorker(ConsumerLoop):
         observe = metrics.freshness.observe
         for at in ingested:
             observe(max(0.0, written_at - at))
-
-    def _refresh_lag(self, consumer: Consumer) -> None:
-        if self.metrics is None or time.monotonic() - self._lag_at < LAG_EVERY_S:
-            return
-        self._lag_at = time.monotonic()
-        lag = self.log.lag(self.settings.consumer_group)
-        for partition in consumer.assignment():
-            self.metrics.processor_lag.labels(partition=str(partition)).set(lag.get(partition, 0))
 
 
 @contextlib.contextmanager

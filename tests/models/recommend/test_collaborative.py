@@ -10,7 +10,7 @@ from tailorbot.models.recommend.collaborative import (
     CollaborativeStats,
     deltas_for_event,
 )
-from tailorbot.store import open_store
+from tailorbot.store import open_stores
 
 GOLD = {"tier": "gold", "segment": "vip", "recent_intents": ["card_arrival"]}
 STANDARD = {"tier": "standard", "segment": "regular", "recent_intents": ["card_arrival"]}
@@ -130,7 +130,7 @@ def test_store_counters_round_trip_gives_the_same_statistics() -> None:
 
 
 def test_the_online_store_path_holds_the_same_numbers(tmp_path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    stores = open_stores(f"sqlite:///{tmp_path}/store.db")
     learned = CollaborativeStats()
     events = [
         (resolution("kb-a"), GOLD),
@@ -141,9 +141,9 @@ def test_the_online_store_path_holds_the_same_numbers(tmp_path) -> None:
     for event, view in events:
         learned.learn_one(event, view)
         for namespace, deltas in deltas_for_event(event, view).items():
-            store.increment(namespace, deltas)
-    loaded = CollaborativeStats.load(store)
-    store.close()
+            stores.counters.increment(namespace, deltas)
+    loaded = CollaborativeStats.load(stores.counters)
+    stores.close()
     assert loaded.to_counters() == learned.to_counters()
     gold = [("tier", "gold"), ("segment", "vip")]
     assert loaded.evidence("card_arrival", gold) == learned.evidence("card_arrival", gold)

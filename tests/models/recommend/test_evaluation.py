@@ -15,7 +15,7 @@ from tailorbot.models.recommend.evaluation import (
     evaluate_recommendations,
     ndcg_at_k,
 )
-from tailorbot.store import open_store
+from tailorbot.store import open_stores
 
 KB = KnowledgeBase(
     [
@@ -119,13 +119,13 @@ def test_personalized_policy_beats_the_baseline_on_a_planted_pattern(tmp_path: P
 
 def test_profiles_can_come_from_the_online_store(tmp_path: Path) -> None:
     log, profiles = planted_log(tmp_path)
-    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    stores = open_stores(f"sqlite:///{tmp_path}/store.db")
     for user, profile in profiles.items():
-        store.put_profile(user, profile)
-    from_store = evaluate_recommendations(log, KB, k=1, profiles=store)
+        stores.profiles.put(user, profile)
+    from_store = evaluate_recommendations(log, KB, k=1, profiles=stores.profiles)
     from_mapping = evaluate_recommendations(log, KB, k=1, profiles=profiles)
     assert from_store.to_dict() == from_mapping.to_dict()
-    store.close()
+    stores.close()
 
 
 def test_nothing_leaks_from_the_session_being_evaluated(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from tailorbot.api.deps import DeciderDep
 from tailorbot.api.errors import error_responses
 from tailorbot.api.responses import OrjsonResponse
-from tailorbot.decide.schemas import (
+from tailorbot.services.decisions.schemas import (
     ExperimentReport,
     FeedbackRequest,
     FeedbackResponse,

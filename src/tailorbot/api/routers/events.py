@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tailorbot.api.deps import EngineDep
+from tailorbot.api.deps import IngestionDep
 from tailorbot.api.errors import error_responses
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import IngestResponse, events_openapi
@@ -65,7 +65,7 @@ def parse_events_body(body: bytes) -> list[Any]:
 )
 async def post_events(
     request: Request,
-    engine: EngineDep,
+    ingestion: IngestionDep,
     partial: Annotated[
         bool,
         Query(
@@ -85,6 +85,6 @@ async def post_events(
     """
     raw_events = parse_events_body(await request.body())
     # In a thread: a slow backend must not stall the event loop (and with it /healthz).
-    result = await run_in_threadpool(engine.ingest, raw_events, partial=partial)
+    result = await run_in_threadpool(ingestion.ingest, raw_events, partial=partial)
     body = {"accepted": result.accepted, "rejected": result.rejected, "results": result.results}
     return OrjsonResponse(body, status_code=200 if partial else 202)

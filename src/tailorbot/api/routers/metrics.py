@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text exposition of this process's engine."""
+"""``GET /metrics``: Prometheus text exposition of this process's metrics."""
 
 from __future__ import annotations
 

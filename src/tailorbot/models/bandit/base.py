@@ -18,7 +18,7 @@ does not know are ignored, missing names count as 0.0, and a non-finite value is
 Indices refer to positions in ``features`` (the bias is index ``len(features)``).
 :meth:`ContextualBandit.statistics_delta` returns what one update adds; since addition
 commutes, many server processes can each add their deltas to one store's counters
-(``OnlineStore.increment``) and rebuild the model from the sums with
+(``CounterStore.increment``) and rebuild the model from the sums with
 :meth:`ContextualBandit.load_statistics`. Keys that do not start with ``arm/`` are ignored, so
 a namespace may carry other bookkeeping. Put :meth:`ContextualBandit.feature_signature` in the
 namespace name so that a model with a different feature list starts from fresh counters.

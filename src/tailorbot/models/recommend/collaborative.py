@@ -1,8 +1,8 @@
 """What other customers' sessions say about articles, kept as additive counters.
 
 Every statistic is a sum, so the stream worker can turn each applied event into counter
-deltas (:func:`deltas_for_event`) and add them with ``OnlineStore.increment`` from any number
-of processes; readers rebuild a :class:`CollaborativeStats` from ``OnlineStore.counters``.
+deltas (:func:`deltas_for_event`) and add them with ``CounterStore.increment`` from any number
+of processes; readers rebuild a :class:`CollaborativeStats` from ``CounterStore.counters``.
 Offline replay uses :meth:`CollaborativeStats.learn_one`, which applies the same deltas in
 memory, so both paths hold the same numbers.
 
@@ -164,7 +164,7 @@ class CollaborativeStats:
 
     @classmethod
     def load(cls, store: Any, prior_strength: float = 5.0) -> CollaborativeStats:
-        """Read the shared counters of an ``OnlineStore``."""
+        """Read the shared counters of a ``CounterStore``."""
         return cls.from_counters({ns: store.counters(ns) for ns in NAMESPACES}, prior_strength)
 
     def learn_one(

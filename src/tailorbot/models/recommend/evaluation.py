@@ -2,7 +2,7 @@
 
 Every event of the log is replayed once, in event-time order across all partitions (ties by
 partition and offset), through the real per-user feature state
-(:mod:`tailorbot.stream.state`) and the collaborative statistics. At the *first customer
+(:mod:`tailorbot.features.state`) and the collaborative statistics. At the *first customer
 message* of each session both policies are asked for their top ``k``: the hybrid recommender
 with the statistics learned from the events before that message, and the intent-only
 baseline. A session counts when its latest ``resolution`` says ``resolved: true`` and names an
@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailorbot.events.codec import decode_event, event_epoch
+from tailorbot.features.params import FeatureParams
+from tailorbot.features.state import APPLIED, apply_outcome, new_state
+from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
 from tailorbot.models.recommend.base import Recommender
 from tailorbot.models.recommend.collaborative import ARTICLE_EVENT_TYPES, CollaborativeStats
 from tailorbot.models.recommend.hybrid import HybridRecommender
-from tailorbot.store.base import FeatureRecord, OnlineStore
-from tailorbot.stream.features import feature_view
-from tailorbot.stream.params import FeatureParams
-from tailorbot.stream.state import APPLIED, apply_outcome, new_state
+from tailorbot.store.base import FeatureRecord, ProfileStore
 
 IntentFn = Callable[[str], tuple[str | None, float]]
 
@@ -113,7 +113,7 @@ def evaluate_recommendations(
     log: EventLog,
     kb: Any,
     k: int = 3,
-    profiles: Mapping[str, Mapping[str, Any]] | OnlineStore | None = None,
+    profiles: Mapping[str, Mapping[str, Any]] | ProfileStore | None = None,
     weights: Mapping[str, float] | None = None,
     intent_fn: IntentFn | None = None,
     params: FeatureParams | None = None,
@@ -123,7 +123,7 @@ def evaluate_recommendations(
     Parameters
     ----------
     profiles
-        User profiles (tier, language, consent) by user id, or the online store to read
+        User profiles (tier, language, consent) by user id, or the profile store to read
         them from; a user without one gets the default profile.
     weights
         Weights of the hybrid recommender (default: its defaults).
@@ -138,86 +138,123 @@ def evaluate_recommendations(
     if not events:
         raise EvaluationError("the event log is empty: nothing to evaluate")
     params = params or FeatureParams()
-    if isinstance(profiles, OnlineStore):
-        profiles = profiles.get_profiles({event["user_id"] for *_, event in events})
+    if isinstance(profiles, ProfileStore):
+        profiles = profiles.get_many({event["user_id"] for *_, event in events})
     profiles = profiles or {}
     stats = CollaborativeStats()
-    policies: dict[str, Recommender] = {
-        "hybrid": HybridRecommender(kb, weights=weights, stats=stats),
-        "intent_only": HybridRecommender.intent_only(kb),
-    }
-    states: dict[str, dict[str, Any]] = {}
-    asked: dict[tuple[str, str], dict[str, list[str]]] = {}
-    no_intent: set[tuple[str, str]] = set()
-    unhelpful: dict[tuple[str, str], frozenset[str]] = {}  # the user's vetoes when asked
-    outcome: dict[tuple[str, str], str | None] = {}  # latest resolution's article, if resolved
-
+    replay = _Replay(
+        {
+            "hybrid": HybridRecommender(kb, weights=weights, stats=stats),
+            "intent_only": HybridRecommender.intent_only(kb),
+        },
+        stats,
+        profiles or {},
+        params,
+        intent_fn,
+        k,
+    )
     for ts, partition, offset, event in events:
-        user_id = event["user_id"]
-        state = states.setdefault(user_id, new_state())
-        profile = profiles.get(user_id)
-        kind = event["type"]
+        replay.apply(ts, partition, offset, event)
+    return replay.score(kb, len(events))
+
+
+Session = tuple[str, str]
+
+
+class _Replay:
+    """The log replayed in time order: each session's first customer message asks every
+    policy for ``k`` articles, with the user's features as of that moment."""
+
+    def __init__(
+        self,
+        policies: dict[str, Recommender],
+        stats: CollaborativeStats,
+        profiles: Mapping[str, Mapping[str, Any]],
+        params: FeatureParams,
+        intent_fn: IntentFn | None,
+        k: int,
+    ) -> None:
+        self.policies = policies
+        self.stats = stats
+        self.profiles = profiles
+        self.params = params
+        self.intent_fn = intent_fn
+        self.k = k
+        self.states: dict[str, dict[str, Any]] = {}
+        self.asked: dict[Session, dict[str, list[str]]] = {}
+        self.no_intent: set[Session] = set()
+        self.unhelpful: dict[Session, frozenset[str]] = {}  # the user's vetoes when asked
+        self.outcome: dict[Session, str | None] = {}  # latest resolution's article, if resolved
+
+    def apply(self, ts: float, partition: int, offset: int, event: dict[str, Any]) -> None:
+        user_id, kind = event["user_id"], event["type"]
+        state = self.states.setdefault(user_id, new_state())
+        profile = self.profiles.get(user_id)
         session = (user_id, event["session_id"])
         before = None
         if kind in ARTICLE_EVENT_TYPES:
             before = _view(user_id, state, profile, ts, partition, offset)
-        if apply_outcome(state, event, params, ts) != APPLIED:
-            continue
+        if apply_outcome(state, event, self.params, ts) != APPLIED:
+            return
         if before is not None:
-            stats.learn_one(event, before)
+            self.stats.learn_one(event, before)
         if kind == "resolution":
             resolved = event.get("resolved") and event.get("article_id")
-            outcome[session] = event["article_id"] if resolved else None
-        elif kind == "message" and event.get("role") == "customer" and session not in asked:
-            intent, confidence = event.get("intent"), event.get("confidence")
-            if intent is None and intent_fn is not None:
-                intent, confidence = intent_fn(event["text"])
-            if confidence is None:
-                confidence = 1.0 if intent else 0.0
-            if not intent:
-                no_intent.add(session)
+            self.outcome[session] = event["article_id"] if resolved else None
+        elif kind == "message" and event.get("role") == "customer" and session not in self.asked:
             view = _view(user_id, state, profile, ts, partition, offset)
-            if view["articles_unhelpful"]:
-                unhelpful[session] = frozenset(view["articles_unhelpful"])
-            asked[session] = {
-                name: [
-                    r.article_id
-                    for r in policy.recommend(
-                        view if name == "hybrid" else None,
-                        event["text"],
-                        intent,
-                        float(confidence),
-                        k,
-                        tier=view.get("tier"),
-                        language=view.get("language"),
-                    )
-                ]
-                for name, policy in policies.items()
-            }
+            self._ask(session, event, view)
 
-    resolved_sessions = {s: a for s, a in outcome.items() if a is not None}
-    counted = [(s, a) for s, a in resolved_sessions.items() if s in asked]
-    if not counted:
-        raise EvaluationError(
-            f"no session to evaluate among {len(events)} events: none ended with a resolution "
-            "that says resolved=true and names an article_id after a customer message"
+    def _ask(self, session: Session, event: dict[str, Any], view: dict[str, Any]) -> None:
+        intent, confidence = event.get("intent"), event.get("confidence")
+        if intent is None and self.intent_fn is not None:
+            intent, confidence = self.intent_fn(event["text"])
+        if confidence is None:
+            confidence = 1.0 if intent else 0.0
+        if not intent:
+            self.no_intent.add(session)
+        if view["articles_unhelpful"]:
+            self.unhelpful[session] = frozenset(view["articles_unhelpful"])
+        self.asked[session] = {
+            name: [
+                r.article_id
+                for r in policy.recommend(
+                    view if name == "hybrid" else None,
+                    event["text"],
+                    intent,
+                    float(confidence),
+                    self.k,
+                    tier=view.get("tier"),
+                    language=view.get("language"),
+                )
+            ]
+            for name, policy in self.policies.items()
+        }
+
+    def score(self, kb: Any, events: int) -> RecsEvaluation:
+        resolved_sessions = {s: a for s, a in self.outcome.items() if a is not None}
+        counted = [(s, a) for s, a in resolved_sessions.items() if s in self.asked]
+        if not counted:
+            raise EvaluationError(
+                f"no session to evaluate among {events} events: none ended with a resolution "
+                "that says resolved=true and names an article_id after a customer message"
+            )
+        known = {a.id for a in kb.articles}
+        scores = {}
+        for name in self.policies:
+            hits = sum(1 for s, a in counted if a in self.asked[s][name])
+            ndcg = sum(ndcg_at_k(self.asked[s][name], a, self.k) for s, a in counted)
+            scores[name] = PolicyScore(hits / len(counted), ndcg / len(counted), hits)
+        return RecsEvaluation(
+            k=self.k,
+            events=events,
+            sessions=len(counted),
+            unasked=len(resolved_sessions) - len(counted),
+            unknown_articles=sum(1 for _, a in counted if a not in known),
+            without_intent=sum(1 for s, _ in counted if s in self.no_intent),
+            vetoed=sum(1 for s, a in counted if a in self.unhelpful.get(s, ())),
+            policies=scores,
         )
-    known = {a.id for a in kb.articles}
-    scores = {}
-    for name in policies:
-        hits = sum(1 for s, a in counted if a in asked[s][name])
-        ndcg = sum(ndcg_at_k(asked[s][name], a, k) for s, a in counted)
-        scores[name] = PolicyScore(hits / len(counted), ndcg / len(counted), hits)
-    return RecsEvaluation(
-        k=k,
-        events=len(events),
-        sessions=len(counted),
-        unasked=len(resolved_sessions) - len(counted),
-        unknown_articles=sum(1 for _, a in counted if a not in known),
-        without_intent=sum(1 for s, _ in counted if s in no_intent),
-        vetoed=sum(1 for s, a in counted if a in unhelpful.get(s, ())),
-        policies=scores,
-    )
 
 
 def _view(

@@ -1,0 +1,233 @@
+"""The served feature view of one user, and the bandit's small numeric context.
+
+:func:`feature_view` turns a stored state (plus the user's profile) into the JSON-ready record
+served by ``GET /v1/users/{id}/features`` and read by the decision service. Windowed features
+are evaluated *as of* ``now``; docs/features.md defines every field exactly.
+
+>>> from tailorbot.store.base import FeatureRecord
+>>> from tailorbot.features.state import apply_event, new_state
+>>> state = new_state()
+>>> _ = apply_event(state, {"type": "message", "event_id": "e1", "user_id": "u1",
+...     "session_id": "s1", "timestamp": "2026-01-01T10:00:00Z", "role": "customer",
+...     "text": "hi", "intent": "card_arrival"}, None)
+>>> record = FeatureRecord("u1", state, partition=0, offset=0, event_time=0.0, updated_at=0.0)
+>>> view = feature_view(record, {"tier": "gold"}, now=1767263400.0)  # 10:30Z
+>>> view["events_1h"], view["events_24h"], view["recent_intents"], view["segment"]
+(1, 1, ['card_arrival'], 'vip')
+>>> sorted(context_vector(view).items())[:3]
+[('bias', 1.0), ('csat', 0.5), ('csat_known', 0.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tailorbot.events.profile import consents_to_personalization
+from tailorbot.features import sessions as sess
+from tailorbot.features.params import DAY_S
+from tailorbot.features.segments import SEGMENTS, SegmentRules
+from tailorbot.features.state import ewma, new_state
+from tailorbot.features.windows import EVENT_WINDOWS, SESSION_WINDOWS, count_in_window, window_slice
+from tailorbot.store.base import FeatureRecord
+
+DEFAULT_RULES = SegmentRules()
+RATE_WINDOW_S = SESSION_WINDOWS["30d"]
+
+
+def feature_view(
+    record: FeatureRecord | None,
+    profile: Mapping[str, Any] | None,
+    now: float,
+    rules: SegmentRules = DEFAULT_RULES,
+) -> dict[str, Any]:
+    """The user's features as of ``now`` (epoch seconds).
+
+    Without personalization consent the view carries the profile only: every behavioural
+    feature reads as for a user without events.
+    """
+    personalized = consents_to_personalization(dict(profile) if profile else None)
+    state = record.state if record is not None and personalized else new_state()
+    view: dict[str, Any] = {
+        "user_id": record.user_id if record is not None else None,
+        "as_of": now,
+        "personalization": personalized,
+        "events_total": state["n"],
+    }
+    for name, width in EVENT_WINDOWS.items():
+        view[f"events_{name}"] = count_in_window(state["ts"], now, width)
+    view["customer_messages_total"] = state["n_cm"]
+    for name, width in EVENT_WINDOWS.items():
+        view[f"customer_messages_{name}"] = count_in_window(state["cm_ts"], now, width)
+    newest = state["newest"]
+    view["first_seen"] = state["first"]
+    view["last_event_time"] = newest
+    view["time_since_last_contact_s"] = None if newest is None else max(0.0, now - newest)
+    view.update(_intent_features(state, now))
+    view.update(_csat_features(state))
+    view.update(_session_features(state, now))
+    view.update(_article_features(state))
+    view["preferred_channel"] = _preferred_channel(state["channels"])
+    view["late_events"] = state["late"]
+    view["history_capped"] = state["cut_cap"] is not None
+    view.update(_profile_features(profile))
+    view["segments"] = rules.segments(view)
+    view["segment"] = view["segments"][0]
+    view["state_event_time"] = record.event_time if record is not None else None
+    view["state_updated_at"] = record.updated_at if record is not None else None
+    return view
+
+
+def _intent_features(state: dict[str, Any], now: float) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for intent in state["cm_intent"][window_slice(state["cm_ts"], now, RATE_WINDOW_S)]:
+        if intent:
+            counts[intent] = counts.get(intent, 0) + 1
+    ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {
+        "recent_intents": [intent for _, intent in state["intents"]],
+        "intent_counts_30d": ranked,
+        "top_intent_30d": next(iter(ranked), None),
+    }
+
+
+def _csat_features(state: dict[str, Any]) -> dict[str, Any]:
+    n = state["csat_n"]
+    return {
+        "csat_count": n,
+        "csat_avg": state["csat_sum"] / n if n else None,
+        "csat_ewma": ewma(state["ewma"], state["alpha"] or 0.0, state["ratings"]),
+    }
+
+
+def _session_features(state: dict[str, Any], now: float) -> dict[str, Any]:
+    sessions = state["sessions"]
+    out: dict[str, Any] = {}
+    for name, width in SESSION_WINDOWS.items():
+        out[f"sessions_{name}"] = sum(
+            1 for s in sessions.values() if now - width < sess.start(s) <= now
+        )
+    recent = sorted(
+        (
+            (sess.start(s), sid, s)
+            for sid, s in sessions.items()
+            if now - RATE_WINDOW_S < sess.start(s) <= now
+        ),
+        key=lambda item: item[:2],
+    )
+    outcomes = [s[sess.RESOLVED] for _, _, s in recent if s[sess.RESOLVED] is not None]
+    streak = 0
+    for resolved in reversed(outcomes):
+        if resolved:
+            break
+        streak += 1
+    n = len(recent)
+    out["resolution_rate_30d"] = sum(outcomes) / len(outcomes) if outcomes else None
+    out["handoff_rate_30d"] = sum(1 for _, _, s in recent if s[sess.HANDOFFS]) / n if n else None
+    out["unresolved_streak"] = streak
+    out["avg_session_length_s_30d"] = (
+        math.fsum(max(0.0, sess.end(s) - start) for start, _, s in recent) / n if n else None
+    )
+    return out
+
+
+def _article_features(state: dict[str, Any]) -> dict[str, Any]:
+    views = state["views"]
+    feedback = state["feedback"]
+    resolved: dict[str, dict[str, int]] = {i: dict(a) for i, a in state["resolved"].items()}
+    for session in state["sessions"].values():
+        found = sess.resolution(session)
+        if found is not None:
+            articles = resolved.setdefault(found[0], {})
+            articles[found[1]] = articles.get(found[1], 0) + 1
+    overall: dict[str, int] = {}
+    for articles in resolved.values():
+        for article, n in articles.items():
+            overall[article] = overall.get(article, 0) + n
+    return {
+        "articles_viewed": sorted(views, key=lambda a: (-views[a], a)),
+        "articles_helpful": sorted(a for a, vote in feedback.items() if vote[1]),
+        "articles_unhelpful": sorted(a for a, vote in feedback.items() if not vote[1]),
+        "articles_resolved": _by_count(overall),
+        "articles_resolved_by_intent": {
+            intent: _by_count(articles) for intent, articles in sorted(resolved.items()) if intent
+        },
+    }
+
+
+def _by_count(counts: Mapping[str, int]) -> list[str]:
+    return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+def _preferred_channel(channels: Mapping[str, list[float]]) -> str | None:
+    if not channels:
+        return None
+    return min(channels, key=lambda c: (-channels[c][0], -channels[c][1], c))
+
+
+def _profile_features(profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    profile = profile or {}
+    return {
+        "name": profile.get("name"),
+        "tier": profile.get("tier", "standard"),
+        "language": profile.get("language", "en"),
+        "region": profile.get("region"),
+        "products": list(profile.get("products", [])),
+        "attributes": dict(profile.get("attributes", {})),
+    }
+
+
+# --- the bandit's context -----------------------------------------------------------------
+
+TIER_GROUPS = ("standard", "vip", "other")
+CONTEXT_KEYS: tuple[str, ...] = (
+    "bias",
+    "events_24h_log",
+    "sessions_30d_log",
+    "recency",
+    "csat",
+    "csat_known",
+    "resolution_rate",
+    "handoff_rate",
+    *(f"segment_{s}" for s in SEGMENTS),
+    *(f"tier_{t}" for t in TIER_GROUPS),
+)
+# log1p(count) is divided by log1p(cap) and clipped to 1.
+EVENTS_24H_CAP = 50
+SESSIONS_30D_CAP = 30
+RECENCY_SCALE_S = 7 * DAY_S
+
+
+def context_vector(
+    view: Mapping[str, Any], rules: SegmentRules = DEFAULT_RULES
+) -> dict[str, float]:
+    """A fixed set of features in [0, 1], keyed by :data:`CONTEXT_KEYS` (in that order)."""
+    csat = view["csat_ewma"]
+    resolution = view["resolution_rate_30d"]
+    handoff = view["handoff_rate_30d"]
+    since = view["time_since_last_contact_s"]
+    tier = view.get("tier")
+    tier_group = (
+        "vip" if rules.is_vip_tier(tier) else ("standard" if tier == "standard" else "other")
+    )
+    vector = {
+        "bias": 1.0,
+        "events_24h_log": _log_scaled(view["events_24h"], EVENTS_24H_CAP),
+        "sessions_30d_log": _log_scaled(view["sessions_30d"], SESSIONS_30D_CAP),
+        "recency": 0.0 if since is None else math.exp(-since / RECENCY_SCALE_S),
+        "csat": 0.5 if csat is None else (csat - 1.0) / 4.0,
+        "csat_known": 0.0 if csat is None else 1.0,
+        "resolution_rate": 0.5 if resolution is None else float(resolution),
+        "handoff_rate": 0.0 if handoff is None else float(handoff),
+    }
+    matched = set(view["segments"])
+    for segment in SEGMENTS:
+        vector[f"segment_{segment}"] = 1.0 if segment in matched else 0.0
+    for group in TIER_GROUPS:
+        vector[f"tier_{group}"] = 1.0 if group == tier_group else 0.0
+    return vector
+
+
+def _log_scaled(count: float, cap: float) -> float:
+    return min(1.0, math.log1p(max(0.0, count)) / math.log1p(cap))

@@ -1,0 +1,162 @@
+"""The composition root: settings → backends → services, built once.
+
+``tailorbot serve`` (each server process), ``tailorbot worker``, the CLI commands and the
+tests all build what they need here, so the wiring exists in one place:
+
+* backends from the settings' URLs: the event log, the online stores and, with
+  ``archive_url``, the archive and the background writer of decision and feedback records;
+* services over them: :attr:`Runtime.ingestion`, :attr:`Runtime.users`,
+  :attr:`Runtime.health` and, once an intent model exists, the decision service
+  (:meth:`Runtime.load_decisions`);
+* the workers: a stream worker and, with an archive, an archive worker, as threads of this
+  process (:meth:`Runtime.start_workers`) or run by ``tailorbot worker``.
+
+>>> import tempfile
+>>> from tailorbot.config import Settings
+>>> from tailorbot.events.codec import now_iso
+>>> runtime = Runtime(Settings.load(data_dir=tempfile.mkdtemp(), run_worker_in_server=False))
+>>> runtime.ingestion.ingest([{"type": "session_started", "user_id": "u1",
+...     "session_id": "s1", "timestamp": now_iso()}]).accepted
+1
+>>> runtime.health.readiness()["ready"]
+True
+>>> runtime.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tailorbot.archive import EventArchive, open_archive
+from tailorbot.archive.writer import ArchiveWriter
+from tailorbot.config import Settings
+from tailorbot.errors import backend_errors
+from tailorbot.events.redact import Redactor
+from tailorbot.log import EventLog, open_log
+from tailorbot.metrics import Metrics
+from tailorbot.services.decisions import (
+    DecisionService,
+    experiment_for,
+    load_decision_models,
+)
+from tailorbot.services.health import HealthService
+from tailorbot.services.ingestion import IngestionService
+from tailorbot.services.users import UserService
+from tailorbot.store import Stores, open_stores
+from tailorbot.stream.archiver import ArchiveWorker, archive_group
+from tailorbot.stream.thread import WorkerThread
+from tailorbot.stream.worker import StreamWorker
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Everything one process (or one CLI command) runs, opened from ``settings``.
+
+    An unreachable backend raises at construction (what was opened is closed again).
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log: EventLog = open_log(settings.resolved_log_url(), settings.partitions)
+        self.archive: EventArchive | None = None
+        self.archive_writer: ArchiveWriter | None = None
+        try:
+            self.stores: Stores = open_stores(settings.resolved_store_url())
+            if settings.archive_url is not None:
+                with backend_errors():
+                    self.archive = open_archive(settings.archive_url)
+                self.archive_writer = ArchiveWriter(self.archive)
+        except BaseException:
+            self._close_backends()
+            raise
+        self.threads: dict[str, WorkerThread] = {}  # "worker", "archiver" when running here
+        self.ingestion = IngestionService(
+            self.log, Redactor.from_settings(settings), settings, self.metrics
+        )
+        self.users = UserService(self.log, self.stores, self.archive, self.archive_writer)
+        self.health = HealthService(
+            self.log,
+            self.stores,
+            settings.consumer_group,
+            archive=self.archive,
+            archive_group=archive_group(settings),
+            threads=self.threads,
+        )
+        self._closed = False
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def load_decisions(self) -> DecisionService:
+        """A started decision service over this runtime's models and stores.
+
+        Raises :class:`~tailorbot.services.decisions.ModelMissing` (503) while the data
+        directory has no intent model.
+        """
+        models = load_decision_models(self.settings, self.stores.counters)
+        service = DecisionService(
+            models,
+            events=self.ingestion,
+            stores=self.stores,
+            settings=self.settings,
+            experiment=experiment_for(self.settings),
+            metrics=self.metrics,
+            archive=self.archive_writer,
+        )
+        service.start()
+        return service
+
+    # --- workers --------------------------------------------------------------------------
+
+    def stream_worker(self, member_id: str | None = None) -> StreamWorker:
+        return StreamWorker(self.log, self.stores, self.settings, self.metrics, member_id)
+
+    def archive_worker(self, member_id: str | None = None) -> ArchiveWorker | None:
+        """An archive worker, or None without an archive."""
+        if self.archive is None:
+            return None
+        return ArchiveWorker(
+            self.log, self.archive, self.stores.features, self.settings, self.metrics, member_id
+        )
+
+    def start_workers(self) -> None:
+        """When ``settings.run_worker_in_server``: run a stream worker and, with an archive,
+        an archive worker as background threads of this process. Idempotent."""
+        if not self.settings.run_worker_in_server or self.threads:
+            return
+        self.threads["worker"] = WorkerThread(self.stream_worker(), "tailorbot-stream-worker")
+        archiver = self.archive_worker()
+        if archiver is not None:
+            self.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
+        for thread in self.threads.values():
+            thread.start()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the worker threads, write the queued archive records and close the
+        backends. Idempotent."""
+        threads = list(self.threads.values())
+        self.threads.clear()
+        for thread in threads:
+            thread.stop()
+        if not self._closed:
+            self._closed = True
+            self._close_backends()
+
+    def _close_backends(self) -> None:
+        closers = [
+            getattr(self.archive_writer, "close", None),
+            getattr(self.archive, "close", None),
+            self.log.close,
+            getattr(getattr(self, "stores", None), "close", None),
+        ]
+        for close in closers:
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - close the rest; the first error is logged
+                logger.exception("closing a backend failed")

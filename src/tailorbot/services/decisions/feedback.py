@@ -1,0 +1,87 @@
+"""What feedback means: the helpful signal for the reward, and the events it is logged as.
+
+Event ids derive from the decision id, so a retried feedback re-sends the same events and the
+stream processor counts them once.
+
+>>> from tailorbot.services.decisions.schemas import FeedbackRequest
+>>> request = FeedbackRequest(decision_id="d1", rating=5, clicked_article_id="a1")
+>>> helpful_signal(request, offered=["a1", "a2"])
+True
+>>> [e["event_id"] for e in feedback_events(request, {"user_id": "u1", "session_id": "s1"})]
+['d1-click', 'd1-rating']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tailorbot.events.codec import now_iso
+from tailorbot.services.decisions.schemas import FeedbackRequest
+
+
+def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
+    if request.helpful_article_id is not None:
+        return True
+    if request.unhelpful_article_id is not None:
+        return False
+    if request.clicked_article_id in offered:
+        return True  # a click on an offered article; a click elsewhere says nothing of ours
+    return None
+
+
+def feedback_events(request: FeedbackRequest, decision: Mapping[str, Any]) -> list[dict]:
+    base = {
+        "user_id": decision["user_id"],
+        "session_id": decision["session_id"],
+        "timestamp": now_iso(),
+        "channel": decision.get("channel", "chat"),
+        "metadata": {"decision_id": request.decision_id},
+    }
+    prefix = request.decision_id
+    events: list[dict] = []
+    if request.clicked_article_id is not None:
+        events.append(
+            {
+                **base,
+                "type": "article_viewed",
+                "event_id": f"{prefix}-click",
+                "article_id": request.clicked_article_id,
+            }
+        )
+    if request.helpful_article_id is not None:
+        events.append(
+            {
+                **base,
+                "type": "article_feedback",
+                "event_id": f"{prefix}-helpful",
+                "article_id": request.helpful_article_id,
+                "helpful": True,
+            }
+        )
+    if request.unhelpful_article_id is not None:
+        events.append(
+            {
+                **base,
+                "type": "article_feedback",
+                "event_id": f"{prefix}-unhelpful",
+                "article_id": request.unhelpful_article_id,
+                "helpful": False,
+            }
+        )
+    if request.rating is not None:
+        events.append(
+            {**base, "type": "rating", "event_id": f"{prefix}-rating", "score": request.rating}
+        )
+    if request.resolved is not None:
+        article = request.helpful_article_id or request.clicked_article_id
+        events.append(
+            {
+                **base,
+                "type": "resolution",
+                "event_id": f"{prefix}-resolution",
+                "resolved": request.resolved,
+                "article_id": article if request.resolved else None,
+            }
+        )
+    return events

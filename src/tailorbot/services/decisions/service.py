@@ -1,0 +1,337 @@
+"""The decision service: what to answer this customer, and learning from how it went.
+
+``personalize`` predicts the intent (with fallback), reads the user's features (only with
+personalization consent), ranks knowledge articles, lets the bandit pick the response variant,
+renders it, keeps the decision for feedback and logs the (redacted) message event with its
+predicted intent, so the user's intent features fill. ``feedback`` turns ratings, resolutions
+and article clicks into one reward for the bandit (once per decision) and logs them as events.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailorbot.config import Settings
+from tailorbot.errors import NotFound, PayloadTooLarge, Problem, backend_errors
+from tailorbot.events.codec import now_iso
+from tailorbot.events.profile import consents_to_personalization
+from tailorbot.features.context import AttributeContext, decision_context
+from tailorbot.features.view import feature_view
+from tailorbot.metrics import Metrics
+from tailorbot.models.bandit import FeedbackReward
+from tailorbot.models.intent.base import IntentModel
+from tailorbot.services.decisions.experiment import Experiment
+from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
+from tailorbot.services.decisions.policy import VariantPolicy
+from tailorbot.services.decisions.recommenders import SharedRecommenders
+from tailorbot.services.decisions.refresh import PeriodicRefresh
+from tailorbot.services.decisions.responses import ResponseComposer
+from tailorbot.services.decisions.schemas import (
+    ArticleOut,
+    ExperimentReport,
+    FallbackOut,
+    FeedbackRequest,
+    FeedbackResponse,
+    IntentOut,
+    IntentRank,
+    PersonalizeRequest,
+    PersonalizeResponse,
+    ResponseOut,
+    UserOut,
+)
+from tailorbot.services.ports import EventSink, RecordArchive
+from tailorbot.store.base import Stores
+
+STATS_REFRESH_S = 1.0  # article statistics re-read period when bandit_sync_s is 0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionModels:
+    """What a decision is made with: the loaded models, the KB's composer and their versions."""
+
+    intent: IntentModel
+    recommenders: SharedRecommenders
+    policy: VariantPolicy
+    composer: ResponseComposer
+    attributes: AttributeContext
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+class DecisionService:
+    """Personalize and feedback.
+
+    ``events`` receives the message and feedback events (the ingestion service fits);
+    ``stores`` holds profiles, feature records, decisions and the shared counters;
+    ``archive`` (optional) queues decision and feedback records for training data.
+    """
+
+    def __init__(
+        self,
+        models: DecisionModels,
+        events: EventSink,
+        stores: Stores,
+        settings: Settings,
+        experiment: Experiment,
+        metrics: Metrics | None = None,
+        archive: RecordArchive | None = None,
+        reward: FeedbackReward | None = None,
+    ) -> None:
+        self.models = models
+        self.events = events
+        self.stores = stores
+        self.settings = settings
+        self.experiment = experiment
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.archive = archive
+        self.reward = reward or FeedbackReward()
+        sync_s = settings.bandit_sync_s
+        policy = models.policy
+        refreshers = [models.recommenders.refresh] + ([policy.sync] if sync_s > 0 else [])
+        self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
+
+    def start(self) -> None:
+        """Load the shared article statistics and keep them fresh in the background."""
+        self._refresh.start()
+
+    def close(self) -> None:
+        self._refresh.stop()
+
+    # --- personalize ------------------------------------------------------------------
+    def personalize(self, request: PersonalizeRequest) -> PersonalizeResponse:
+        self._check_length(request.message)
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        prediction = self.models.intent.predict_one(request.message)
+        timings["intent"] = _ms_since(started)
+
+        mark = time.perf_counter()
+        profile, view = self._read_user(request.user_id)
+        timings["features"] = _ms_since(mark)
+
+        arm = self.experiment.arm_for(request.user_id)
+        personalized = arm == "personalized"
+        mark = time.perf_counter()
+        articles = self._articles(request, prediction, view, profile, personalized)
+        timings["recommend"] = _ms_since(mark)
+
+        mark = time.perf_counter()
+        decision = self._decide(request, prediction, view, profile, arm, articles)
+        timings["response"] = _ms_since(mark)
+
+        mark = time.perf_counter()
+        self._record(request, prediction, decision["record"])
+        timings["record"] = _ms_since(mark)
+        timings["total"] = _ms_since(started)
+        return _personalize_response(decision, prediction, articles, view, profile, timings)
+
+    def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The user's profile and, with personalization consent, their feature view."""
+        with backend_errors():
+            profile = self.stores.profiles.get(user_id)
+            if not consents_to_personalization(profile):
+                return profile, None
+            record = self.stores.features.get(user_id)
+        return profile, feature_view(record, profile, time.time())
+
+    def _articles(
+        self,
+        request: PersonalizeRequest,
+        prediction: Any,
+        view: Mapping[str, Any] | None,
+        profile: Mapping[str, Any] | None,
+        personalized: bool,
+    ) -> list[Any]:
+        if prediction.fallback.reason == "out_of_scope":
+            return []
+        return self.models.recommenders.recommend(
+            view,
+            request.message,
+            prediction.name,
+            prediction.confidence,
+            k=self.settings.recommendations,
+            personalized=personalized,
+            tier=(profile or {}).get("tier"),
+            language=request.context.language or (profile or {}).get("language"),
+        )
+
+    def _decide(
+        self,
+        request: PersonalizeRequest,
+        prediction: Any,
+        view: Mapping[str, Any] | None,
+        profile: Mapping[str, Any] | None,
+        arm: str,
+        articles: list[Any],
+    ) -> dict[str, Any]:
+        """The response variant (bandit or control), its text and the decision record."""
+        models = self.models
+        fallback = prediction.fallback
+        context = decision_context(view, profile, models.attributes)
+        template = models.composer.template_for(prediction.name, fallback.triggered)
+        variants = models.composer.variant_names
+        if arm == "personalized":
+            choice = models.policy.choose(context, variants)
+            variant, propensity = choice.arm, choice.propensity
+        else:
+            variant, propensity = self._control_variant(variants), 1.0
+        text = models.composer.render(template, variant, view, profile, request.context, articles)
+        decision_id = uuid.uuid4().hex
+        record = {
+            "decision_id": decision_id,
+            "user_id": request.user_id,
+            "session_id": request.session_id,
+            "channel": request.context.channel,
+            "intent": prediction.name,
+            "confidence": prediction.confidence,
+            "fallback": fallback.reason,
+            "articles": [a.article_id for a in articles],
+            "template_id": template.id,
+            "variant": variant,
+            "propensity": propensity,
+            "context": context,
+            "arm": arm,
+            "personalized": view is not None and arm == "personalized",
+            "model_versions": dict(models.versions),
+            "created_at": now_iso(),
+        }
+        return {"record": record, "text": text}
+
+    def _record(self, request: PersonalizeRequest, prediction: Any, record: dict) -> None:
+        # The message goes to the log first: if the log refuses it (429/503) nothing is
+        # stored, and the chatbot's retry starts clean.
+        decision_id = record["decision_id"]
+        self.events.ingest([_message_event(decision_id, request, prediction)])
+        with backend_errors():
+            self.stores.decisions.put(decision_id, request.user_id, record)
+            if self.archive is not None:  # only when its queue is full and the write fails
+                self.archive.put("decision", record)
+        outcome = "fallback" if prediction.fallback.triggered else "answered"
+        self.metrics.decisions.labels(outcome=outcome).inc()
+
+    def _check_length(self, message: str) -> None:
+        """413 before anything is predicted or stored (the message event would be refused)."""
+        limit = self.settings.max_text_chars
+        if len(message) > limit:
+            reason = f"message is {len(message)} characters; at most {limit} are accepted"
+            raise PayloadTooLarge(reason, problems=[Problem(None, "message", reason)])
+
+    def _control_variant(self, variants: list[str]) -> str:
+        control = self.settings.control_variant
+        return control if control in variants else variants[0]
+
+    def experiment_report(self) -> ExperimentReport:
+        with backend_errors():
+            return self.experiment.report(self.stores.counters)
+
+    # --- feedback ---------------------------------------------------------------------
+    def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        decisions = self.stores.decisions
+        with backend_errors():
+            decision = decisions.get(request.decision_id)
+        if decision is None:
+            raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
+        not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
+        if decision.get("feedback") is not None:
+            return not_applied
+        signals = request.signals()
+        helpful = helpful_signal(request, decision.get("articles", []))
+        reward = self.reward.reward(
+            rating=request.rating, resolved=request.resolved, helpful=helpful
+        )
+        # Events first: their ids derive from the decision, so a retry after a refused append
+        # (429/503) re-sends the same events, which the stream processor counts once.
+        events = feedback_events(request, decision)
+        if events:
+            self.events.ingest(events)
+        with backend_errors():
+            if not decisions.record_feedback(request.decision_id, {**signals, "reward": reward}):
+                return not_applied
+            self._learn(decision, request, reward)
+            if self.archive is not None:
+                self.archive.put(
+                    "feedback",
+                    {
+                        "decision_id": request.decision_id,
+                        "user_id": decision["user_id"],
+                        **signals,
+                        "reward": reward,
+                        "created_at": now_iso(),
+                    },
+                )
+        return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _learn(self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any) -> None:
+        arm = decision.get("arm", "personalized")
+        self.experiment.record(
+            self.stores.counters,
+            arm,
+            rating=request.rating,
+            resolved=request.resolved,
+            reward=reward,
+        )
+        if reward is not None and arm == "personalized":
+            self.models.policy.learn(decision.get("context", {}), decision["variant"], reward)
+
+
+def _personalize_response(
+    decision: dict[str, Any],
+    prediction: Any,
+    articles: list[Any],
+    view: Mapping[str, Any] | None,
+    profile: Mapping[str, Any] | None,
+    timings: dict[str, float],
+) -> PersonalizeResponse:
+    record = decision["record"]
+    return PersonalizeResponse(
+        decision_id=record["decision_id"],
+        intent=IntentOut(
+            name=prediction.name,
+            confidence=prediction.confidence,
+            ranking=[IntentRank(name=n, confidence=p) for n, p in prediction.ranking],
+        ),
+        fallback=FallbackOut(
+            triggered=prediction.fallback.triggered, reason=prediction.fallback.reason
+        ),
+        articles=[
+            ArticleOut(id=a.article_id, title=a.title, score=a.score, reasons=a.reasons)
+            for a in articles
+        ],
+        response=ResponseOut(
+            template_id=record["template_id"],
+            variant=record["variant"],
+            text=decision["text"],
+            propensity=record["propensity"],
+        ),
+        user=UserOut(
+            segment=view["segment"] if view is not None else None,
+            consent=consents_to_personalization(profile),
+            personalized=record["personalized"],
+        ),
+        experiment_arm=record["arm"],
+        model_versions=record["model_versions"],
+        timings_ms=timings,
+    )
+
+
+def _message_event(decision_id: str, request: PersonalizeRequest, prediction: Any) -> dict:
+    return {
+        "type": "message",
+        "event_id": f"{decision_id}-message",
+        "user_id": request.user_id,
+        "session_id": request.session_id,
+        "timestamp": now_iso(),
+        "channel": request.context.channel,
+        "role": "customer",
+        "text": request.message,
+        "intent": prediction.name,
+        "confidence": round(float(prediction.confidence), 6),
+        "metadata": {"decision_id": decision_id},
+    }
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,0 +1,97 @@
+"""Health: can this process serve? Backends reachable, the stream lag, its worker threads.
+
+The log and the store gate readiness; the archive is reported but does not (serving works
+without it, and its worker catches up later); a worker thread that died on an error makes the
+process unready.
+
+>>> import tempfile
+>>> from tailorbot.log import open_log
+>>> from tailorbot.store import open_stores
+>>> data = tempfile.mkdtemp()
+>>> log, stores = open_log(f"sqlite:///{data}/log.db", 4), open_stores(f"sqlite:///{data}/s.db")
+>>> health = HealthService(log, stores, consumer_group="features")
+>>> report = health.readiness()
+>>> report["ready"], report["checks"]["store"], report["checks"]["worker"]
+(True, 'ok', 'not running in this process')
+>>> log.close(); stores.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from tailorbot.archive.base import ArchiveError, EventArchive
+from tailorbot.log.base import EventLog, LogError
+from tailorbot.store.base import StoreError, Stores
+
+
+class Threaded(Protocol):
+    """A background worker as health sees it (WorkerThread fits)."""
+
+    error: BaseException | None
+
+    def state(self) -> str: ...
+
+
+class HealthService:
+    """``threads`` maps a name (``worker``, ``archiver``) to the threads running here; it is
+    read at each call, so threads started later show up."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        stores: Stores,
+        consumer_group: str,
+        archive: EventArchive | None = None,
+        archive_group: str | None = None,
+        threads: Mapping[str, Threaded] | None = None,
+    ) -> None:
+        self.log = log
+        self.stores = stores
+        self.consumer_group = consumer_group
+        self.archive = archive
+        self.archive_group = archive_group
+        self.threads = threads if threads is not None else {}
+
+    def readiness(self) -> dict[str, Any]:
+        """``{"ready": bool, "checks": {...}}``."""
+        checks: dict[str, Any] = {}
+        ready = self._check_log(checks)
+        try:
+            self.stores.ping()
+            checks["store"] = "ok"
+        except StoreError as exc:
+            ready = False
+            checks["store"] = f"unreachable: {exc}"
+        if self.archive is not None:
+            try:
+                self.archive.ping()
+                checks["archive"] = "ok"
+            except ArchiveError as exc:
+                checks["archive"] = f"unreachable: {exc}"
+        checks["worker"] = self.thread_state("worker")
+        if self.archive is not None:
+            checks["archiver"] = self.thread_state("archiver")
+        if any(thread.error is not None for thread in self.threads.values()):
+            ready = False
+        return {"ready": ready, "checks": checks}
+
+    def _check_log(self, checks: dict[str, Any]) -> bool:
+        try:
+            self.log.ping()
+            checks["log"] = "ok"
+            checks["lag"] = sum(self.log.lag(self.consumer_group).values())
+            if self.archive is not None and self.archive_group is not None:
+                checks["archive_lag"] = sum(self.log.lag(self.archive_group).values())
+        except LogError as exc:
+            checks["log"] = f"unreachable: {exc}"
+            return False
+        return True
+
+    def thread_state(self, name: str) -> str:
+        """State of the ``worker`` (or ``archiver``) thread of this process."""
+        thread = self.threads.get(name)
+        if thread is None:
+            return "not running in this process"
+        return thread.state()

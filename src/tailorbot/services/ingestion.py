@@ -1,0 +1,230 @@
+"""Ingestion: validate, redact and append events to the log, with backpressure.
+
+All-or-nothing by default; with ``partial=True`` the valid events are stored and each invalid
+one gets its errors. Returns only once the accepted events are durable.
+
+>>> import tempfile
+>>> from tailorbot.config import Settings
+>>> from tailorbot.events.codec import now_iso
+>>> from tailorbot.events.redact import Redactor
+>>> from tailorbot.log import open_log
+>>> settings = Settings.load(data_dir=tempfile.mkdtemp())
+>>> log = open_log(f"sqlite:///{settings.data_dir}/log.db", partitions=4)
+>>> ingestion = IngestionService(log, Redactor.from_settings(settings), settings)
+>>> result = ingestion.ingest([{"type": "message", "role": "customer", "text": "hi, jo@ex.com",
+...     "user_id": "u1", "session_id": "s1", "timestamp": now_iso()}])
+>>> result.accepted, result.results[0]["status"]
+(1, 'accepted')
+>>> log.close()
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from tailorbot.config import Settings
+from tailorbot.errors import (
+    RETRY_AFTER_S,
+    InvalidInput,
+    Overloaded,
+    PayloadTooLarge,
+    Problem,
+    Unavailable,
+    backend_errors,
+)
+from tailorbot.events.codec import encode_event
+from tailorbot.events.redact import Redactor
+from tailorbot.events.schema import (
+    EVENT_ADAPTER,
+    FREE_TEXT_FIELDS,
+    EventBase,
+    event_type_names,
+    validation_context,
+)
+from tailorbot.log.base import EventLog
+from tailorbot.metrics import Metrics
+from tailorbot.services.ports import IngestResult
+
+LAG_CACHE_S = 0.1  # backpressure reads the group's lag at most this often
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
+class IngestionService:
+    """The door of the log: ``ingest`` raw events (dicts, as parsed from JSON)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        redactor: Redactor,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.log = log
+        self.redactor = redactor
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._lag_total = 0
+        self._lag_read_at = float("-inf")
+
+    def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult:
+        """Validate, redact and append a batch.
+
+        Raises :class:`InvalidInput` (422) listing every problem or, when a text is too long,
+        :class:`PayloadTooLarge` (413); :class:`Overloaded` (429) past the lag limit;
+        :class:`Unavailable` (503) when the log cannot be reached.
+        """
+        self._check_size(raw_events)
+        self._check_backpressure()
+        events, problems = self._validate(raw_events)
+        if problems:
+            self._count_rejections(problems)
+            if not partial:
+                _raise_for(problems, len(raw_events))
+        positions = self._append([event for _, event in events]) if events else []
+        for kind, count in Counter(event.type for _, event in events).items():  # type: ignore[attr-defined]
+            self.metrics.events_ingested.labels(type=kind).inc(count)
+        return _result(len(raw_events), events, positions, problems)
+
+    def _check_size(self, raw_events: Sequence[Any]) -> None:
+        if not raw_events:
+            raise InvalidInput(
+                'no events: send one event object or {"events": [...]} with at least one',
+                problems=[Problem(None, "events", "empty batch")],
+            )
+        limit = self.settings.max_batch_events
+        if len(raw_events) > limit:
+            raise PayloadTooLarge(
+                f"batch has {len(raw_events)} events; at most {limit} per request",
+                problems=[Problem(None, "events", "too many events")],
+            )
+
+    def _validate(
+        self, raw_events: Sequence[Any]
+    ) -> tuple[list[tuple[int, EventBase]], list[Problem]]:
+        settings = self.settings
+        context = validation_context(
+            max_future_skew_s=settings.max_future_skew_s,
+            max_event_age_s=settings.max_event_age_s,
+            max_metadata_keys=settings.max_metadata_keys,
+            max_metadata_value_chars=settings.max_metadata_value_chars,
+        )
+        events: list[tuple[int, EventBase]] = []
+        problems: list[Problem] = []
+        for index, raw in enumerate(raw_events):
+            found = self._precheck(index, raw)
+            if found:
+                problems.extend(found)
+                continue
+            try:
+                event = EVENT_ADAPTER.validate_python(raw, context=context)
+            except ValidationError as exc:
+                problems.extend(_problems_of(index, exc))
+                continue
+            events.append((index, self.redactor.redact_event(event)))
+        return events, problems
+
+    def _precheck(self, index: int, raw: Any) -> list[Problem]:
+        """Problems found before schema validation: shape and text length (413)."""
+        if not isinstance(raw, dict):
+            return [Problem(index, "(event)", "each event must be a JSON object")]
+        limit = self.settings.max_text_chars
+        return [
+            Problem(
+                index,
+                name,
+                f"text is {len(raw[name])} characters; at most {limit} are accepted",
+                too_large=True,
+            )
+            for name in FREE_TEXT_FIELDS
+            if isinstance(raw.get(name), str) and len(raw[name]) > limit
+        ]
+
+    def _append(self, events: list[EventBase]) -> list[tuple[int, int]]:
+        ingested_at = time.time()
+        items = [(event.user_id, encode_event(event, ingested_at)) for event in events]
+        try:
+            with backend_errors():
+                return self.log.append(items)
+        except Unavailable:
+            self.metrics.events_rejected.labels(reason="unavailable").inc(len(items))
+            raise
+
+    def _count_rejections(self, problems: list[Problem]) -> None:
+        by_index = {p.index: p.too_large for p in problems}
+        too_large = sum(by_index.values())
+        if too_large:
+            self.metrics.events_rejected.labels(reason="too_large").inc(too_large)
+        if len(by_index) > too_large:
+            self.metrics.events_rejected.labels(reason="invalid").inc(len(by_index) - too_large)
+
+    def _check_backpressure(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_read_at > LAG_CACHE_S:
+            with backend_errors():
+                self._lag_total = sum(self.log.lag(self.settings.consumer_group).values())
+            self._lag_read_at = now
+        if self._lag_total > self.settings.backpressure_max_lag:
+            self.metrics.events_rejected.labels(reason="backpressure").inc()
+            raise Overloaded(
+                f"the stream processor is {self._lag_total} events behind (limit "
+                f"{self.settings.backpressure_max_lag}); retry later",
+                retry_after=RETRY_AFTER_S,
+            )
+
+
+def _problems_of(index: int, error: ValidationError) -> list[Problem]:
+    """Readable problems from a pydantic error of the event union (loc[0] is the type tag)."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        kind, loc = item["type"], item["loc"]
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            allowed = ", ".join(event_type_names())
+            got = item.get("ctx", {}).get("tag")
+            reason = (
+                f"unknown event type {got!r}; allowed types: {allowed}"
+                if kind == "union_tag_invalid"
+                else f"missing; allowed types: {allowed}"
+            )
+            problems.append(Problem(index, "type", reason))
+            continue
+        path = ".".join(str(part) for part in loc[1:]) or "(event)"
+        message = item["msg"].removeprefix(_VALUE_ERROR_PREFIX)
+        problems.append(Problem(index, path, message))
+    return problems
+
+
+def _raise_for(problems: list[Problem], total: int) -> None:
+    """Raise the error that fits a list of problems: 413 if a text is too long, else 422."""
+    indexes = {p.index for p in problems}
+    summary = f"{len(indexes)} of {total} event(s) rejected; nothing was stored"
+    if any(p.too_large for p in problems):
+        raise PayloadTooLarge(f"text too long: {summary}", problems=problems)
+    raise InvalidInput(f"invalid events: {summary}", problems=problems)
+
+
+def _result(
+    total: int,
+    events: list[tuple[int, EventBase]],
+    positions: list[tuple[int, int]],
+    problems: list[Problem],
+) -> IngestResult:
+    results: list[dict[str, Any]] = [{} for _ in range(total)]
+    for (index, event), (partition, offset) in zip(events, positions, strict=True):
+        results[index] = {
+            "index": index,
+            "status": "accepted",
+            "event_id": event.event_id,
+            "partition": partition,
+            "offset": offset,
+        }
+    for problem in problems:
+        status = results[problem.index]  # type: ignore[index]
+        if not status:
+            status.update(index=problem.index, status="rejected", errors=[])
+        status["errors"].append({"field": problem.field, "reason": problem.reason})
+    return IngestResult(len(events), total - len(events), results)

@@ -1,0 +1,40 @@
+"""The narrow interfaces services take from each other (structural: any object that fits).
+
+>>> from tailorbot.services.ingestion import IngestionService
+>>> issubclass(IngestionService, EventSink)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """Counts and one status dict per submitted event, in order.
+
+    An accepted event's status has its ``event_id``, ``partition`` and ``offset``; a rejected
+    one (partial mode only) has ``errors``: ``[{"field", "reason"}]``.
+    """
+
+    accepted: int
+    rejected: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where raw events go: validated, redacted and appended (see IngestionService)."""
+
+    def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult: ...
+
+
+class RecordArchive(Protocol):
+    """Where decision and feedback records go for training data (ArchiveWriter fits)."""
+
+    def put(self, kind: str, record: Mapping[str, Any]) -> None: ...
+
+    def flush(self, timeout_s: float) -> bool: ...

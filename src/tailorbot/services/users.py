@@ -1,0 +1,122 @@
+"""Users: served features, profiles, consent and erasure across every backend.
+
+Erasure reaches the log (records removed or masked; the watermark it returns fences what is
+still in flight), the feature store (record deleted, watermark kept under a one-way digest),
+the profile and decision stores, and the archive when there is one (after writing the queued
+decision records, so none lands after the delete).
+
+>>> import tempfile
+>>> from tailorbot.events.profile import UserProfile
+>>> from tailorbot.log import open_log
+>>> from tailorbot.store import open_stores
+>>> data = tempfile.mkdtemp()
+>>> log, stores = open_log(f"sqlite:///{data}/log.db", 4), open_stores(f"sqlite:///{data}/s.db")
+>>> users = UserService(log, stores)
+>>> users.put_profile("u1", UserProfile(tier="gold"))
+>>> stores.profiles.get("u1")["tier"]
+'gold'
+>>> users.erase_user("u1"); stores.profiles.get("u1") is None
+True
+>>> log.close(); stores.close()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tailorbot.archive.base import ArchiveError, EventArchive
+from tailorbot.errors import NotFound, backend_errors
+from tailorbot.events.profile import UserProfile
+from tailorbot.features.view import feature_view
+from tailorbot.log.base import EventLog
+from tailorbot.services.ports import RecordArchive
+from tailorbot.store.base import Stores
+
+ARCHIVE_FLUSH_S = 5.0  # erasure waits this long for queued decision records to be written
+
+
+class UserService:
+    """``archive`` (optional) is erased too, after ``queued`` (its record writer) is flushed."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        stores: Stores,
+        archive: EventArchive | None = None,
+        queued: RecordArchive | None = None,
+    ) -> None:
+        self.log = log
+        self.stores = stores
+        self.archive = archive
+        self.queued = queued
+        self._erase_hooks: list[Callable[[str], None]] = []
+
+    def features(self, user_id: str) -> dict[str, Any]:
+        """``{user_id, features, freshness}`` of a user; :class:`NotFound` when there is none."""
+        with backend_errors():
+            record = self.stores.features.get(user_id)
+            if record is None:
+                raise NotFound(
+                    f"no features for user {user_id!r}: unknown user, no event processed yet, "
+                    "or no personalization consent"
+                )
+            profile = self.stores.profiles.get(user_id)
+        return {
+            "user_id": user_id,
+            "features": feature_view(record, profile, time.time()),
+            "freshness": {
+                "partition": record.partition,
+                "offset": record.offset,
+                "event_time": _iso(record.event_time),
+                "updated_at": _iso(record.updated_at),
+            },
+        }
+
+    def put_profile(self, user_id: str, profile: UserProfile) -> None:
+        """Store the user's attributes; withdrawing personalization consent deletes the
+        user's feature record and decisions (and the events it was built from stop counting)."""
+        body = profile.model_dump(mode="json")
+        stores = self.stores
+        with backend_errors():
+            # Written first, so that the worker already skips the user's new events.
+            stores.profiles.put(user_id, body)
+            if profile.consent.personalization or stores.features.get(user_id) is None:
+                return
+            # The watermark at the log's end: earlier events never count again.
+            partition = self.log.partition_for(user_id)
+            stores.features.erase(user_id, partition, self.log.end_offsets().get(partition, 0))
+            stores.decisions.erase_user(user_id)
+        self._run_erase_hooks(user_id)
+
+    def erase_user(self, user_id: str) -> None:
+        """Forget a user everywhere: log records, feature record, profile, decisions and,
+        with an archive, the user's archived events, decisions and feedback."""
+        stores = self.stores
+        with backend_errors():
+            watermark = self.log.erase_user(user_id)
+            stores.features.erase(user_id, self.log.partition_for(user_id), watermark)
+            stores.profiles.delete(user_id)
+            stores.decisions.erase_user(user_id)
+            if self.archive is not None:
+                self._erase_archived(self.archive, user_id)
+        self._run_erase_hooks(user_id)
+
+    def _erase_archived(self, archive: EventArchive, user_id: str) -> None:
+        if self.queued is not None and not self.queued.flush(ARCHIVE_FLUSH_S):
+            raise ArchiveError("queued decision records could not be written in time")
+        archive.erase_user(user_id)
+
+    def on_erase(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(user_id)`` after a user is erased (to drop in-memory caches)."""
+        self._erase_hooks.append(hook)
+
+    def _run_erase_hooks(self, user_id: str) -> None:
+        for hook in self._erase_hooks:
+            hook(user_id)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,48 @@
+"""The DecisionStore contract: every backend in STORE_FACTORIES must pass all of it."""
+
+from __future__ import annotations
+
+from tailorbot.store.base import DecisionStore
+from tests.contract.conftest import StoreOpener, run_threads
+
+
+def test_decisions_take_feedback_once(decision_store: DecisionStore) -> None:
+    assert decision_store.get("d1") is None
+    decision = {"variant": "short", "articles": ["a1", "a2"], "context": {"tier_gold": 1.0}}
+    decision_store.put("d1", "u1", decision)
+    assert decision_store.get("d1") == decision
+    assert decision_store.record_feedback("d1", {"rating": 5}) is True
+    assert decision_store.record_feedback("d1", {"rating": 1}) is False
+    assert decision_store.get("d1") == {**decision, "feedback": {"rating": 5}}
+    assert decision_store.record_feedback("unknown", {"rating": 5}) is False
+    assert decision_store.get("unknown") is None
+
+
+def test_racing_feedback_is_taken_exactly_once(open_online_stores: StoreOpener) -> None:
+    stores = [open_online_stores().decisions, open_online_stores().decisions]
+    stores[0].put("d1", "u1", {"variant": "short"})
+    wins: list[bool] = []
+
+    def give(i: int) -> None:
+        wins.append(stores[i % 2].record_feedback("d1", {"rating": i}))
+
+    run_threads(8, give)
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_erase_user_deletes_every_decision_of_that_user(decision_store: DecisionStore) -> None:
+    decision_store.put("dv1", "victim", {"variant": "short"})
+    decision_store.put("dv2", "victim", {"variant": "long"})
+    decision_store.record_feedback("dv1", {"rating": 2})
+    decision_store.put("db", "bystander", {"variant": "long"})
+    decision_store.erase_user("victim")
+    decision_store.erase_user("nobody")
+    assert decision_store.get("dv1") is None and decision_store.get("dv2") is None
+    assert decision_store.record_feedback("dv2", {"rating": 5}) is False
+    assert decision_store.get("db") == {"variant": "long"}
+    decision_store.put("dv3", "victim", {"variant": "new"})  # the user may come back
+    assert decision_store.get("dv3") == {"variant": "new"}
+
+
+def test_ping_answers_when_the_store_is_up(decision_store: DecisionStore) -> None:
+    decision_store.ping()

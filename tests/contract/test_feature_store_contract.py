@@ -1,0 +1,89 @@
+"""The FeatureStore contract: every backend in STORE_FACTORIES must pass all of it."""
+
+from __future__ import annotations
+
+from tailorbot.store.base import FeatureRecord, FeatureStore
+from tests.contract.conftest import StoreOpener, record
+
+
+def test_get_returns_the_record_as_put(feature_store: FeatureStore) -> None:
+    assert feature_store.get("u1") is None
+    put = FeatureRecord(
+        "u1", {"messages": 3, "intents": ["card_lost", "pin"], "csat": {"ewma": 0.75}},
+        partition=2, offset=7, event_time=1_700_000_000.5, updated_at=1_700_000_001.25, version=2,
+    )
+    feature_store.put_many([put])
+    assert feature_store.get("u1") == put
+    feature_store.put_many([])
+
+
+def test_writes_are_fenced_by_offset(feature_store: FeatureStore) -> None:
+    feature_store.put_many([record("u1", 5, seen="five")])
+    feature_store.put_many([record("u1", 3, seen="three")])  # older: ignored
+    feature_store.put_many([record("u1", 5, seen="again")])  # not newer: ignored
+    assert feature_store.get("u1").state == {"seen": "five"}
+    feature_store.put_many([record("u1", 6, seen="six"), record("u2", 1)])
+    assert feature_store.get("u1").state == {"seen": "six"}
+    assert feature_store.get("u2").offset == 1
+    feature_store.put_many([record("u3", 2, seen="two"), record("u3", 1, seen="one")])
+    assert feature_store.get("u3").state == {"seen": "two"}
+
+
+def test_get_many_returns_the_stored_ones(feature_store: FeatureStore) -> None:
+    feature_store.put_many([record("u1", 1, n=1), record("u2", 2, n=2), record("u3", 3, n=3)])
+    got = feature_store.get_many(["u1", "missing", "u3", "u1"])
+    assert sorted(got) == ["u1", "u3"]
+    assert got["u3"] == feature_store.get("u3")
+    assert feature_store.get_many([]) == {}
+
+
+def test_callers_may_mutate_what_they_read(feature_store: FeatureStore) -> None:
+    feature_store.put_many([record("u1", 1, intents=["a"])])
+    for _ in range(2):  # the second round reads whatever a cache kept
+        feature_store.get("u1").state["intents"].append("mutated")
+        feature_store.get_many(["u1"])["u1"].state["extra"] = True
+    assert feature_store.get("u1").state == {"intents": ["a"]}
+
+
+def test_a_second_handle_sees_every_write_at_once(open_online_stores: StoreOpener) -> None:
+    reader, writer = open_online_stores().features, open_online_stores().features
+    writer.put_many([record("u1", 1, seen="first")])
+    assert reader.get("u1").state == {"seen": "first"}  # read, and possibly cached now
+    assert reader.get_many(["u2"]) == {}  # an absent user, possibly cached as absent
+    writer.put_many([record("u1", 2, seen="second"), record("u2", 1)])
+    assert reader.get("u1").state == {"seen": "second"}
+    assert reader.get_many(["u2"]).keys() == {"u2"}
+    writer.erase("u1", partition=0, watermark=3)
+    assert reader.get("u1") is None
+    assert reader.erasure_watermarks(["u1"]) == {"u1": 3}
+
+
+def test_erasure_forgets_the_user_and_keeps_a_watermark(feature_store: FeatureStore) -> None:
+    feature_store.put_many([record("victim", 4, partition=1), record("bystander", 4, partition=1)])
+    assert feature_store.get("victim") is not None  # (and now possibly cached)
+
+    feature_store.erase("victim", partition=1, watermark=9)
+    assert feature_store.get("victim") is None
+    assert feature_store.get_many(["victim"]) == {}
+    assert feature_store.get("bystander").offset == 4
+    assert feature_store.erasure_watermarks(["victim", "bystander", "nobody"]) == {"victim": 9}
+    assert feature_store.erasure_watermarks([]) == {}
+
+    # An in-flight write from before the erasure cannot bring the user back ...
+    feature_store.put_many([record("victim", 8, partition=1, stale=True)])
+    assert feature_store.get("victim") is None
+    # ... but events from the watermark on build a new record.
+    feature_store.put_many([record("victim", 9, partition=1, fresh=True)])
+    assert feature_store.get("victim").state == {"fresh": True}
+
+
+def test_a_second_erasure_never_lowers_the_watermark(feature_store: FeatureStore) -> None:
+    feature_store.erase("u1", partition=0, watermark=10)
+    feature_store.erase("u1", partition=0, watermark=4)
+    assert feature_store.erasure_watermarks(["u1"]) == {"u1": 10}
+    feature_store.put_many([record("u1", 7, stale=True)])
+    assert feature_store.get("u1") is None
+
+
+def test_ping_answers_when_the_store_is_up(feature_store: FeatureStore) -> None:
+    feature_store.ping()

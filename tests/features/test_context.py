@@ -1,0 +1,84 @@
+"""The bandit's decision context: the user's context vector plus declared profile attributes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tailorbot.events.profile import UserProfile
+from tailorbot.features.context import AttributeContext, decision_context, feature_names
+from tailorbot.features.view import CONTEXT_KEYS, feature_view
+from tests.services.decisions.conftest import ask, runtime_of
+
+
+def test_attributes_read_as_numbers_in_zero_one() -> None:
+    ctx = AttributeContext(("new_account", "score", "segment=business", "vip", "label"))
+    assert ctx.specs == ("new_account", "score", "segment=business", "vip", "label")
+    profile = {
+        "attributes": {
+            "new_account": True,
+            "score": 7,  # clipped to 1.0
+            "segment": "business",
+            "vip": float("nan"),  # not a number one can use: 0.0
+            "label": "text",  # a plain spec reads bools and numbers only
+        }
+    }
+    assert ctx.values(profile) == {
+        "attr_new_account": 1.0,
+        "attr_score": 1.0,
+        "attr_segment=business": 1.0,
+        "attr_vip": 0.0,
+        "attr_label": 0.0,
+    }
+    assert ctx.values({"attributes": {"score": -3, "segment": "consumer"}}) == {
+        "attr_new_account": 0.0,
+        "attr_score": 0.0,
+        "attr_segment=business": 0.0,
+        "attr_vip": 0.0,
+        "attr_label": 0.0,
+    }
+    assert ctx.values({"attributes": {"score": 0.25}})["attr_score"] == 0.25
+    assert set(ctx.values(None).values()) == {0.0}
+
+
+def test_an_equality_spec_compares_as_text() -> None:
+    ctx = AttributeContext(("plan=3", "beta=True"))
+    assert ctx.values({"attributes": {"plan": 3, "beta": True}}) == {
+        "attr_plan=3": 1.0,
+        "attr_beta=True": 1.0,
+    }
+    assert ctx.values({"attributes": {"plan": None}})["attr_plan=3"] == 0.0
+
+
+def test_feature_names_are_the_context_vector_and_the_attributes() -> None:
+    names = feature_names(AttributeContext(("new_account",)))
+    assert "bias" not in names  # the bandit adds its own
+    assert names == [*(k for k in CONTEXT_KEYS if k != "bias"), "attr_new_account"]
+
+
+def test_the_decision_context_is_empty_without_a_view() -> None:
+    ctx = AttributeContext(("new_account",))
+    profile = {"attributes": {"new_account": True}}
+    assert decision_context(None, profile, ctx) == {}, "no consent: the bias alone"
+
+    view = feature_view(None, profile, time.time())
+    context = decision_context(view, profile, ctx)
+    assert set(context) == set(CONTEXT_KEYS) | {"attr_new_account"}
+    assert context["attr_new_account"] == 1.0
+    assert all(0.0 <= value <= 1.0 for value in context.values())
+
+
+def test_declared_attributes_reach_the_stored_decision(make_service: Any) -> None:
+    _, service = make_service(context_attributes=("new_account", "segment=business"))
+    runtime_of(service).users.put_profile(
+        "biz", UserProfile(tier="gold", attributes={"new_account": True, "segment": "business"})
+    )
+    answer = ask(service, "biz", "my card has not arrived")
+    context = runtime_of(service).stores.decisions.get(answer.decision_id)["context"]
+    assert context["attr_new_account"] == 1.0
+    assert context["attr_segment=business"] == 1.0
+    assert context["tier_vip"] == 1.0  # gold counts as a VIP tier
+    assert list(service.models.policy.bandit.features)[-2:] == [
+        "attr_new_account",
+        "attr_segment=business",
+    ]

@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import copy
+import random
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailorbot.config import Settings
+from tailorbot.events.codec import event_epoch
+from tailorbot.features import state as state_module
+from tailorbot.features.params import RETENTION_S, FeatureParams
+from tailorbot.features.sessions import LAST
+from tailorbot.features.state import (
+    APPLIED,
+    DUPLICATE,
+    LATE,
+    apply_event,
+    apply_outcome,
+    cut_of,
+    new_state,
+    prune,
+    recompute,
+)
+from tailorbot.features.view import feature_view
+from tailorbot.store.base import FeatureRecord
+from tests.stream.eventgen import DAY, T0, event_streams, make_event
+
+PARAMS = FeatureParams(lateness_s=600.0, recent_intents=3, csat_ewma_alpha=0.3)
+
+
+def view_of(state: dict, now: float) -> dict:
+    return feature_view(FeatureRecord("u", state, 0, 0, 0.0, 0.0), None, now)
+
+
+def roundtrip(state: dict) -> dict:
+    """What the store does to a state between two batches."""
+    return orjson.loads(orjson.dumps(state))
+
+
+# --- idempotency and the late policy --------------------------------------------------------
+
+
+def test_duplicate_is_not_applied_twice_and_leaves_state_unchanged() -> None:
+    state = new_state()
+    ev = make_event("rating", T0, event_id="e1", score=2)
+    assert apply_outcome(state, ev, PARAMS) == APPLIED
+    before = copy.deepcopy(state)
+    assert apply_outcome(state, ev, PARAMS) == DUPLICATE
+    assert apply_event(roundtrip(state), ev, PARAMS) is False
+    assert state == before
+    assert state["csat_n"] == 1 and state["n"] == 1
+
+
+def test_apply_event_takes_settings_or_params() -> None:
+    state = new_state()
+    ev = make_event("message", T0, event_id="e1", intent="lost_card")
+    assert apply_event(state, ev, Settings(recent_intents=1, csat_ewma_alpha=0.5)) is True
+    assert state["alpha"] == 0.5
+
+
+def test_event_at_or_below_the_cut_is_late_and_counted() -> None:
+    state = new_state()
+    apply_event(state, make_event("session_started", T0, event_id="new"), PARAMS)
+    cut = T0 - RETENTION_S - PARAMS.lateness_s
+    assert cut_of(state, PARAMS) == cut
+    assert apply_outcome(state, make_event("rating", cut, event_id="at"), PARAMS) == LATE
+    assert apply_outcome(state, make_event("rating", cut + 0.001, event_id="in"), PARAMS) == APPLIED
+    assert state["late"] == 1
+    assert view_of(state, T0)["late_events"] == 1
+    assert state["csat_n"] == 1
+
+
+def test_late_by_days_but_inside_retention_is_applied_exactly() -> None:
+    """Order only matters past the cut: a rating 20 days behind still lands in its slot."""
+    params = PARAMS
+    times = [T0, T0 + 1 * DAY, T0 + 20 * DAY]
+    ratings = [
+        make_event("rating", t, event_id=f"r{i}", score=s)
+        for i, (t, s) in enumerate(zip(times, (5, 1, 4), strict=True))
+    ]
+    in_order = recompute(ratings, params)
+    out_of_order = new_state()
+    for ev in reversed(ratings):
+        assert apply_event(out_of_order, ev, params)
+    assert view_of(out_of_order, T0 + 21 * DAY) == view_of(in_order, T0 + 21 * DAY)
+
+
+def test_recompute_counts_a_repeated_event_id_once() -> None:
+    ev = make_event("message", T0, event_id="e1")
+    assert recompute([ev, ev, dict(ev)], PARAMS)["n_cm"] == 1
+
+
+# --- bounded memory ---------------------------------------------------------------------------
+
+
+def hourly_events(days: int) -> list[dict]:
+    out = []
+    for h in range(days * 24):
+        t = T0 + h * 3600.0
+        out.append(
+            make_event("message", t, event_id=f"m{h}", session_id=f"s{h // 6}", intent="lost_card")
+        )
+        if h % 6 == 5:
+            out.append(
+                make_event(
+                    "resolution",
+                    t + 1,
+                    event_id=f"r{h}",
+                    session_id=f"s{h // 6}",
+                    resolved=True,
+                    article_id="kb-9",
+                )
+            )
+    return out
+
+
+def test_detail_is_kept_only_inside_the_retention_horizon() -> None:
+    events = hourly_events(60)
+    state = new_state()
+    for ev in events:
+        apply_event(state, ev, PARAMS)
+    newest = state["newest"]
+    keep_from = newest - PARAMS.horizon_s - state_module.PRUNE_EVERY_S
+    assert min(state["ts"]) > keep_from
+    assert len(state["seen"]) == len(state["ts"]) < len(events) / 1.5
+    assert all(s[LAST] > keep_from for s in state["sessions"].values())
+    # Folded sessions still count towards the resolved-article memory.
+    view = view_of(state, newest)
+    assert view["articles_resolved_by_intent"] == {"lost_card": ["kb-9"]}
+    assert state["resolved"]["lost_card"]["kb-9"] > 0
+    assert view["events_total"] == len(events)
+
+
+def test_prune_never_changes_the_view() -> None:
+    state = new_state()
+    for ev in hourly_events(50):
+        apply_event(state, ev, PARAMS)
+        if random.Random(ev["event_id"]).random() < 0.05:
+            before = view_of(state, state["newest"])
+            prune(state, PARAMS)
+            assert view_of(state, state["newest"]) == before
+
+
+def test_hard_cap_raises_the_cut_and_keeps_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "MAX_EVENTS", 50)
+    events = [make_event("session_started", T0 + i, event_id=f"e{i}") for i in range(60)]
+    state = new_state()
+    for ev in events:
+        apply_event(state, ev, PARAMS)
+    assert len(state["ts"]) <= 50 and len(state["seen"]) == len(state["ts"])
+    cut = cut_of(state, PARAMS)
+    assert cut is not None and cut >= T0
+    # An evicted event delivered again is not counted twice: it is below the cut now.
+    assert apply_outcome(state, events[0], PARAMS) == LATE
+    assert state["n"] == 60
+    assert view_of(state, T0 + 100)["history_capped"] is True
+
+
+def test_rating_cap_folds_oldest_ratings_into_the_ewma(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "MAX_RATINGS", 20)
+    events = [make_event("rating", T0 + i, event_id=f"r{i}", score=1 + i % 5) for i in range(30)]
+    capped = recompute(events, PARAMS)
+    monkeypatch.setattr(state_module, "MAX_RATINGS", 1000)
+    uncapped = recompute(events, PARAMS)
+    assert len(capped["ratings"]) <= 20 and capped["ewma"] is not None
+    assert view_of(capped, T0 + 60)["csat_ewma"] == pytest.approx(
+        view_of(uncapped, T0 + 60)["csat_ewma"], abs=1e-12
+    )
+
+
+def test_state_is_json_serializable() -> None:
+    state = recompute(hourly_events(2), PARAMS)
+    assert roundtrip(state) == state
+
+
+# --- incremental == recompute -----------------------------------------------------------------
+
+
+def by_user(events: list[dict]) -> dict[str, list[dict]]:
+    users: dict[str, list[dict]] = {}
+    for ev in events:
+        users.setdefault(ev["user_id"], []).append(ev)
+    return users
+
+
+def apply_in_chunks(arrivals: list[dict], cuts: list[int], prune_between: bool) -> dict:
+    states: dict[str, dict] = {}
+    bounds = [0, *sorted(cuts), len(arrivals)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for ev in arrivals[lo:hi]:
+            apply_event(states.setdefault(ev["user_id"], new_state()), ev, PARAMS)
+        states = {u: roundtrip(s) for u, s in states.items()}
+        if prune_between:
+            for s in states.values():
+                prune(s, PARAMS)
+    return states
+
+
+def assert_same_views(events: list[dict], states: dict, extra_nows: list[float]) -> None:
+    for user, evs in by_user(events).items():
+        expected = recompute(evs, PARAMS)
+        newest = max(event_epoch(e) for e in evs)
+        nows = [newest, newest - PARAMS.lateness_s, *[newest + x for x in extra_nows]]
+        nows += [event_epoch(evs[0]) + w for w in (3600.0, DAY, 7 * DAY)]  # window edges
+        for now in nows:
+            assert view_of(states[user], now) == view_of(expected, now), (user, now)
+
+
+def with_redeliveries(events: list[dict], data: st.DataObject) -> list[dict]:
+    """``events`` plus up to 8 of them delivered again (equal copies)."""
+    again = data.draw(st.lists(st.integers(0, len(events) - 1), max_size=8))
+    return events + [dict(events[i]) for i in again]
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=event_streams(span_days=45.0), data=st.data())
+def test_shuffled_within_lateness_chunked_with_duplicates_equals_recompute(
+    events: list[dict], data: st.DataObject
+) -> None:
+    copies = with_redeliveries(events, data)
+    jitter = st.floats(0, PARAMS.lateness_s, allow_nan=False)
+    delays = data.draw(st.lists(jitter, min_size=len(copies), max_size=len(copies)))
+    keys = [event_epoch(e) + d for e, d in zip(copies, delays, strict=True)]
+    arrivals = [e for _, _, e in sorted(zip(keys, range(len(copies)), copies, strict=True))]
+    cuts = data.draw(st.lists(st.integers(0, len(arrivals)), max_size=5))
+    states = apply_in_chunks(arrivals, cuts, data.draw(st.booleans()))
+    assert_same_views(events, states, [data.draw(st.floats(0, 40 * DAY, allow_nan=False))])
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=event_streams(span_days=29.0), data=st.data())
+def test_any_arrival_order_inside_retention_equals_recompute(
+    events: list[dict], data: st.DataObject
+) -> None:
+    copies = with_redeliveries(events, data)
+    arrivals = data.draw(st.permutations(copies))
+    cuts = data.draw(st.lists(st.integers(0, len(arrivals)), max_size=5))
+    states = apply_in_chunks(arrivals, cuts, data.draw(st.booleans()))
+    assert_same_views(events, states, [data.draw(st.floats(0, 40 * DAY, allow_nan=False))])

@@ -1,0 +1,105 @@
+"""VariantPolicy: a bandit whose statistics are additive counters shared through the store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tailorbot.config import Settings
+from tailorbot.features.context import AttributeContext
+from tailorbot.models.bandit import LinearThompson, LinUCB
+from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
+from tailorbot.store import CounterStore, open_stores
+
+VARIANTS = ["concise", "step_by_step", "empathetic"]
+VIP = {"tier_vip": 1.0, "csat": 0.75}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[CounterStore]:
+    opened = open_stores(f"sqlite:///{tmp_path / 'store.db'}")
+    yield opened.counters
+    opened.close()
+
+
+def policy(store: CounterStore, sync_s: float = 0.0, **settings: object) -> VariantPolicy:
+    values = {"data_dir": Path("unused"), "seed": 3, **settings}
+    bandit = make_bandit(Settings.load(**values), AttributeContext(("new_account",)))
+    return VariantPolicy(bandit, store, sync_s)
+
+
+def test_make_bandit_follows_the_settings(store: CounterStore) -> None:
+    linucb = policy(store, bandit_alpha=0.7, bandit_epsilon=0.2).bandit
+    assert isinstance(linucb, LinUCB)
+    assert (linucb.alpha, linucb.epsilon, linucb.seed) == (0.7, 0.2, 3)
+    assert "attr_new_account" in linucb.features and "bias" not in linucb.features
+    thompson = policy(store, bandit="thompson", bandit_alpha=0.3).bandit
+    assert isinstance(thompson, LinearThompson) and thompson.v == 0.3
+
+
+def test_the_namespace_names_the_model_and_its_features(store: CounterStore) -> None:
+    a = policy(store)
+    assert a.namespace.startswith("bandit:linucb:")
+    assert policy(store).namespace == a.namespace
+    assert policy(store, bandit="thompson").namespace.startswith("bandit:linearthompson:")
+    other = VariantPolicy(
+        make_bandit(Settings.load(data_dir=Path("x")), AttributeContext(("segment=business",))),
+        store,
+    )
+    assert other.namespace != a.namespace, "another feature list starts from fresh counters"
+
+
+def test_learning_adds_the_update_to_the_shared_counters(store: CounterStore) -> None:
+    p = policy(store)
+    p.learn(VIP, "concise", 1.0)
+    p.learn(VIP, "concise", 0.5)
+    counters = store.counters(p.namespace)
+    assert counters == p.bandit.statistics()
+    assert counters["arm/concise/n"] == 2.0
+    assert p.bandit.n_updates("concise") == 2
+
+
+def test_a_second_process_learns_through_the_store(store: CounterStore) -> None:
+    teacher, learner = policy(store), policy(store)
+    for _ in range(30):
+        teacher.learn(VIP, "empathetic", 1.0)
+        teacher.learn(VIP, "concise", 0.0)
+        teacher.learn(VIP, "step_by_step", 0.0)
+    choice = learner.choose(VIP, VARIANTS)  # sync_s=0: reloads the sums first
+    assert learner.bandit.n_updates("empathetic") == 30
+    assert choice.arm in VARIANTS and 0.0 < choice.propensity <= 1.0
+    picks = [learner.choose(VIP, VARIANTS).arm for _ in range(100)]
+    assert picks.count("empathetic") >= 90
+
+
+def test_the_local_copy_is_reloaded_only_every_sync_s(store: CounterStore) -> None:
+    slow = policy(store, sync_s=3600.0)
+    slow.choose(VIP, VARIANTS)  # the first choice always loads
+    policy(store).learn(VIP, "concise", 1.0)
+    slow.choose(VIP, VARIANTS)
+    assert slow.bandit.n_updates("concise") == 0, "not reloaded within sync_s"
+    slow.sync()
+    assert slow.bandit.n_updates("concise") == 1
+
+
+def test_concurrent_learners_never_lose_an_update(store: CounterStore) -> None:
+    policies = [policy(store) for _ in range(4)]
+
+    def learn(p: VariantPolicy) -> None:
+        for i in range(50):
+            p.learn({"csat": i / 50}, VARIANTS[i % 3], (i % 5) / 4)
+            p.choose(VIP, VARIANTS)
+
+    threads = [threading.Thread(target=learn, args=(p,)) for p in policies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counters = store.counters(policies[0].namespace)
+    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 200
+    fresh = policy(store)
+    fresh.sync()
+    assert sum(fresh.bandit.n_updates(v) for v in VARIANTS) == 200

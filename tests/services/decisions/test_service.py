@@ -1,0 +1,357 @@
+"""DecisionService: personalize and feedback over a real runtime (SQLite log and store)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tailorbot.errors import NotFound, PayloadTooLarge, Unavailable
+from tailorbot.events.codec import decode_event
+from tailorbot.events.profile import Consent, UserProfile
+from tailorbot.kb.model import VARIANTS
+from tailorbot.models import registry
+from tailorbot.runtime import Runtime
+from tailorbot.services.decisions import DecisionService
+from tailorbot.services.decisions.schemas import FeedbackRequest
+from tests.api.support import wait_until
+from tests.services.decisions.conftest import OUT_OF_SCOPE_MESSAGES, ask, runtime_of, tell
+
+CARD_MESSAGE = "my new card has still not arrived, where is it?"
+SIMILAR_CARD_MESSAGE = "where is my card? it has not arrived yet"
+
+
+def logged_events(runtime: Runtime) -> list[dict[str, Any]]:
+    """Every event of the log, decoded, in partition and offset order."""
+    return [
+        decode_event(record.value)
+        for partition in range(runtime.settings.partitions)
+        for record in runtime.log.read_all(partition)
+    ]
+
+
+def events_of(runtime: Runtime, decision_id: str) -> list[dict[str, Any]]:
+    return [e for e in logged_events(runtime) if e["metadata"].get("decision_id") == decision_id]
+
+
+def caught_up(runtime: Runtime) -> bool:
+    return not any(runtime.log.lag(runtime.settings.consumer_group).values())
+
+
+def features_of(runtime: Runtime, user_id: str) -> dict[str, Any] | None:
+    try:
+        return runtime.users.features(user_id)["features"]
+    except NotFound:
+        return None
+
+
+# --- personalize ----------------------------------------------------------------------------
+
+
+def test_personalize_answers_with_intent_articles_and_a_variant(
+    service: DecisionService, data_dir: Path
+) -> None:
+    answer = ask(service, "u1", CARD_MESSAGE)
+
+    assert answer.intent.name == "card_arrival"
+    ranking = [r.confidence for r in answer.intent.ranking]
+    assert len(ranking) == 5
+    assert ranking == sorted(ranking, reverse=True)
+    assert answer.intent.ranking[0].name == answer.intent.name
+    assert 0.0 < sum(ranking) <= 1.0 + 1e-9
+    assert not answer.fallback.triggered and answer.fallback.reason is None
+
+    assert answer.articles, "an in-scope message gets articles"
+    assert len(answer.articles) <= runtime_of(service).settings.recommendations
+    scores = [a.score for a in answer.articles]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+    assert all(a.reasons for a in answer.articles)
+    assert answer.articles[0].id == "kb-card-arrival"
+    assert any("card_arrival" in reason for reason in answer.articles[0].reasons)
+
+    response = answer.response
+    assert response.template_id == "tpl-card-arrival"
+    assert response.variant in VARIANTS
+    assert 0.0 < response.propensity <= 1.0
+    assert response.text.strip() and "{" not in response.text
+
+    assert answer.user.consent and answer.user.personalized
+    assert answer.experiment_arm == "personalized"
+    assert answer.model_versions["intent"] == registry.latest(data_dir).version
+    assert answer.model_versions["bandit"] == service.models.policy.namespace
+    assert {"intent", "features", "recommend", "response", "record", "total"} <= set(
+        answer.timings_ms
+    )
+
+    stored = runtime_of(service).stores.decisions.get(answer.decision_id)
+    assert stored is not None
+    assert stored["variant"] == response.variant
+    assert stored["propensity"] == response.propensity
+    assert stored["articles"] == [a.id for a in answer.articles]
+    assert stored["arm"] == "personalized" and stored["personalized"] is True
+    assert stored["context"], "a consenting user's decision keeps the context it was made in"
+
+
+def test_the_reply_is_rendered_with_the_users_profile(service: DecisionService) -> None:
+    runtime_of(service).users.put_profile("ada", UserProfile(name="Ada Lovelace", tier="gold"))
+    answer = ask(service, "ada", CARD_MESSAGE)
+    assert "Ada Lovelace" in answer.response.text
+    assert answer.user.segment is not None
+
+
+def test_the_message_is_logged_redacted_with_its_intent(service: DecisionService) -> None:
+    email = "jo.doe@example.com"
+    answer = ask(service, "u2", f"my card has not arrived, write to {email}", session_id="s9")
+
+    (event,) = events_of(runtime_of(service), answer.decision_id)
+    assert event["type"] == "message" and event["role"] == "customer"
+    assert event["user_id"] == "u2" and event["session_id"] == "s9"
+    assert event["intent"] == answer.intent.name == "card_arrival"
+    assert event["confidence"] == pytest.approx(answer.intent.confidence, abs=1e-6)
+    assert email not in event["text"]
+    assert "<EMAIL>" in event["text"]
+    assert all(email not in str(e) for e in logged_events(runtime_of(service)))
+
+
+def test_the_users_intent_features_fill(live_service: DecisionService) -> None:
+    runtime = runtime_of(live_service)
+    first = ask(live_service, "u3", CARD_MESSAGE)
+    second = ask(live_service, "u3", "my top up failed again")
+    assert second.intent.name == "top_up_failed"
+
+    def both_intents() -> dict[str, Any] | None:
+        view = features_of(runtime, "u3")
+        wanted = {first.intent.name, second.intent.name}
+        return view if view and wanted <= set(view["recent_intents"]) else None
+
+    view = wait_until(both_intents, "the personalize messages in the user's features")
+    assert view["recent_intents"] == ["card_arrival", "top_up_failed"]  # oldest first
+    assert view["customer_messages_total"] == 2
+
+
+def test_too_long_a_message_is_refused_before_anything_is_stored(
+    service: DecisionService,
+) -> None:
+    limit = runtime_of(service).settings.max_text_chars
+    with pytest.raises(PayloadTooLarge) as caught:
+        ask(service, "u4", "card " * limit)
+    assert caught.value.problems[0].field == "message"
+    assert str(limit) in caught.value.message
+    assert logged_events(runtime_of(service)) == []
+
+
+# --- fallback -------------------------------------------------------------------------------
+
+
+def test_out_of_scope_messages_fall_back_without_articles(service: DecisionService) -> None:
+    for message in OUT_OF_SCOPE_MESSAGES:
+        answer = ask(service, "u5", message)
+        assert answer.intent.name == "out_of_scope", message
+        assert answer.fallback.triggered and answer.fallback.reason == "out_of_scope"
+        assert answer.articles == []
+        assert runtime_of(service).stores.decisions.get(answer.decision_id)["articles"] == []
+        # The hand-over wording, not an intent's reply promising an article.
+        assert answer.response.template_id == "fallback"
+        assert "help article" not in answer.response.text
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+
+def test_feedback_teaches_the_bandit_and_is_logged(service: DecisionService) -> None:
+    store = runtime_of(service).stores.counters
+    answer = ask(service, "u6", CARD_MESSAGE)
+    offered = answer.articles[0].id
+    assert store.counters(service.models.policy.namespace) == {}
+
+    result = tell(
+        service,
+        answer.decision_id,
+        rating=5,
+        resolved=True,
+        helpful_article_id=offered,
+        clicked_article_id=offered,
+    )
+    assert result.applied and result.reward == pytest.approx(1.0)
+
+    counters = store.counters(service.models.policy.namespace)
+    assert counters[f"arm/{answer.response.variant}/n"] == 1.0
+    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 1.0
+    # The bias term (last index) times the reward: b/<bias> grows by 1.0.
+    bias = len(service.models.policy.bandit.features)
+    assert counters[f"arm/{answer.response.variant}/b/{bias}"] == pytest.approx(1.0)
+
+    kinds = Counter(e["type"] for e in events_of(runtime_of(service), answer.decision_id))
+    assert kinds == {
+        "message": 1,
+        "rating": 1,
+        "resolution": 1,
+        "article_feedback": 1,
+        "article_viewed": 1,
+    }
+    (resolution,) = [
+        e for e in events_of(runtime_of(service), answer.decision_id) if e["type"] == "resolution"
+    ]
+    assert resolution["resolved"] is True and resolution["article_id"] == offered
+
+
+def test_repeated_feedback_changes_nothing(service: DecisionService) -> None:
+    store, log = runtime_of(service).stores.counters, runtime_of(service).log
+    answer = ask(service, "u7", CARD_MESSAGE)
+    assert tell(service, answer.decision_id, rating=2).applied
+    counters = store.counters(service.models.policy.namespace)
+    experiment = store.counters(service.experiment.namespace)
+    ends = log.end_offsets()
+
+    again = tell(service, answer.decision_id, rating=5, resolved=True)
+    assert not again.applied and again.reward is None
+    assert store.counters(service.models.policy.namespace) == counters
+    assert store.counters(service.experiment.namespace) == experiment
+    assert log.end_offsets() == ends
+
+
+def test_feedback_for_an_unknown_or_erased_decision_is_not_found(
+    service: DecisionService,
+) -> None:
+    with pytest.raises(NotFound, match="no decision 'nope'"):
+        tell(service, "nope", rating=3)
+    answer = ask(service, "u8", CARD_MESSAGE)
+    runtime_of(service).users.erase_user("u8")
+    with pytest.raises(NotFound):
+        tell(service, answer.decision_id, rating=3)
+
+
+REWARDS = [  # (feedback signals, the reward they are worth)
+    ({"resolved": True, "rating": 2}, (0.5 * 1 + 0.4 * 0.25) / 0.9),
+    ({"rating": 1, "clicked_article_id": "offered"}, 0.1 / 0.5),
+    ({"rating": 5, "clicked_article_id": "kb-not-offered"}, 1.0),  # says nothing of ours
+    ({"rating": 5, "unhelpful_article_id": "offered"}, 0.4 / 0.5),
+    ({"resolved": False, "helpful_article_id": "offered"}, 0.1 / 0.6),
+    ({}, None),  # no signal, nothing to learn
+]
+
+
+def test_the_reward_weighs_the_signals_that_arrived(service: DecisionService) -> None:
+    for signals, reward in REWARDS:
+        answer = ask(service, "u9", CARD_MESSAGE)
+        offered = answer.articles[0].id
+        request = {k: offered if v == "offered" else v for k, v in signals.items()}
+        before = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
+        result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, **request))
+        assert result.applied, signals
+        counters = runtime_of(service).stores.counters
+        learned = counters.counters(service.models.policy.namespace) != before
+        if reward is None:
+            assert result.reward is None and not learned
+        else:
+            assert result.reward == pytest.approx(reward), signals
+            assert learned, signals
+
+
+def test_articles_marked_unhelpful_are_not_offered_again(live_service: DecisionService) -> None:
+    runtime = runtime_of(live_service)
+    first = ask(live_service, "u10", CARD_MESSAGE)
+    unhelpful = first.articles[0].id
+    tell(live_service, first.decision_id, unhelpful_article_id=unhelpful, rating=1)
+
+    wait_until(
+        lambda: unhelpful in (features_of(runtime, "u10") or {}).get("articles_unhelpful", []),
+        "the unhelpful vote in the user's features",
+    )
+    again = ask(live_service, "u10", SIMILAR_CARD_MESSAGE)
+    assert again.intent.name == first.intent.name
+    assert again.articles, "other articles still answer the question"
+    assert unhelpful not in [a.id for a in again.articles]
+    # Another customer asking the same still gets it: the rule is per user.
+    assert unhelpful in [a.id for a in ask(live_service, "u11", SIMILAR_CARD_MESSAGE).articles]
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+def test_without_consent_no_feature_record_is_used(live_service: DecisionService) -> None:
+    runtime = runtime_of(live_service)
+    first = ask(live_service, "u12", CARD_MESSAGE)
+    unhelpful = first.articles[0].id
+    tell(live_service, first.decision_id, unhelpful_article_id=unhelpful)
+    wait_until(
+        lambda: unhelpful in (features_of(runtime, "u12") or {}).get("articles_unhelpful", []),
+        "the unhelpful vote in the user's features",
+    )
+    assert unhelpful not in [a.id for a in ask(live_service, "u12", CARD_MESSAGE).articles]
+
+    runtime.users.put_profile("u12", UserProfile(consent=Consent(personalization=False)))
+    answer = ask(live_service, "u12", CARD_MESSAGE)
+    assert answer.user.consent is False and answer.user.personalized is False
+    assert answer.user.segment is None
+    # The user's history (the unhelpful vote) is not consulted: the article is back.
+    assert unhelpful in [a.id for a in answer.articles]
+    stored = runtime.stores.decisions.get(answer.decision_id)
+    assert stored["context"] == {} and stored["personalized"] is False
+
+    # The message is still logged, but no feature record is built from it.
+    wait_until(lambda: caught_up(runtime), "the worker to catch up")
+    assert runtime.stores.features.get("u12") is None
+
+
+# --- learning -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bandit", ["linucb", "thompson"])
+def test_the_bandit_converges_to_the_best_variant(make_service: Any, bandit: str) -> None:
+    """Simulated customers rate "concise" 5 and every other variant 1."""
+    _, service = make_service(bandit=bandit)
+    messages = (CARD_MESSAGE, "my top up failed", "I lost my card", "how do I change my pin")
+    chosen = []
+    for i in range(240):
+        answer = ask(service, f"sim{i % 12}", messages[i % len(messages)])
+        variant = answer.response.variant
+        chosen.append(variant)
+        tell(service, answer.decision_id, rating=5 if variant == "concise" else 1)
+    assert set(chosen[:40]) == set(VARIANTS), "every variant is tried early on"
+    share = chosen[-100:].count("concise") / 100
+    assert share >= 0.8, f"concise chosen {share:.0%} of the last 100 decisions"
+    counters = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
+    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 240
+
+
+def test_servers_sharing_a_store_learn_as_one(make_service: Any) -> None:
+    """Two services over one data directory (two server processes): feedback through one
+    teaches the other, through the store's shared counters."""
+    _, teacher = make_service()
+    _, learner = make_service()
+    for i in range(60):
+        answer = ask(teacher, f"t{i % 6}", CARD_MESSAGE)
+        variant = answer.response.variant
+        tell(teacher, answer.decision_id, rating=5 if variant == "empathetic" else 1)
+    picks = [ask(learner, f"l{i}", CARD_MESSAGE).response for i in range(40)]
+    assert sum(p.variant == "empathetic" for p in picks) >= 32
+    assert learner.models.policy.bandit.n_updates("empathetic") > 0
+
+
+def test_feedback_refused_by_the_log_can_be_retried(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feedback whose events the log refuses (503) records nothing, so the retry applies."""
+    answer = ask(service, "u9", CARD_MESSAGE)
+    ingestion = runtime_of(service).ingestion
+    real_ingest = ingestion.ingest
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("log down (injected)")
+
+    monkeypatch.setattr(ingestion, "ingest", refuse)
+    with pytest.raises(Unavailable):
+        tell(service, answer.decision_id, rating=4, resolved=True)
+    assert runtime_of(service).stores.counters.counters(service.experiment.namespace) == {}
+    monkeypatch.setattr(ingestion, "ingest", real_ingest)
+    assert tell(service, answer.decision_id, rating=4, resolved=True).applied
+    kinds = Counter(
+        decode_event(r.value)["type"]
+        for p in range(runtime_of(service).log.num_partitions)
+        for r in runtime_of(service).log.read_all(p)
+        if decode_event(r.value)["user_id"] == "u9"
+    )
+    assert kinds["rating"] == 1 and kinds["resolution"] == 1
