@@ -83,7 +83,8 @@ def server_for(
     args: object, workers: int = 1, data_dir: str | None = None
 ) -> Iterator[tuple[str, str]]:
     """A `tailorbot serve` on the backends the --log-url/--store-url arguments name; yields
-    (base URL, backends label). Redis keys and the Kafka broker are cleaned up afterwards."""
+    (base URL, metrics URL, backends label, server pid). Redis keys and the Kafka broker are
+    cleaned up afterwards."""
     with contextlib.ExitStack() as stack:
         if getattr(args, "log_url", None) == "kafka":
             bootstrap = stack.enter_context(kafka_broker())
@@ -91,12 +92,12 @@ def server_for(
         env, label = backend_env(args)
         stack.callback(cleanup_redis, env)
         separate = bool(getattr(args, "separate_worker", False))
-        url, metrics_url = stack.enter_context(
+        url, metrics_url, pid = stack.enter_context(
             tailorbot_server(workers=workers, env=env, data_dir=data_dir, separate_worker=separate)
         )
         if separate:
             label += ", worker in its own process"
-        yield url, metrics_url, label
+        yield url, metrics_url, label, pid
 
 
 def machine() -> str:
@@ -110,8 +111,9 @@ def tailorbot_server(
     env: dict[str, str] | None = None,
     data_dir: str | None = None,
     separate_worker: bool = False,
-) -> Iterator[tuple[str, str]]:
-    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield (base URL, metrics URL).
+) -> Iterator[tuple[str, str, int]]:
+    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield (base URL, metrics URL,
+    server pid).
 
     With ``separate_worker`` the stream worker runs as its own `tailorbot worker` process (the
     production shape, one more core) instead of a thread of the server, and the metrics URL is
@@ -156,7 +158,7 @@ def tailorbot_server(
                 )
                 metrics_url = f"http://127.0.0.1:{mport}"
                 wait_ready(metrics_url + "/metrics", procs[1])
-            yield url, metrics_url
+            yield url, metrics_url, procs[0].pid
         finally:
             for proc in reversed(procs):
                 proc.terminate()

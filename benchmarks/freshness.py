@@ -35,7 +35,7 @@ def main() -> None:
 
     total = int(args.rate * args.seconds)
     bodies = batches(make_events(total, args.users, prefix="fresh"), args.batch)
-    with server_for(args) as (url, metrics_url, backends):
+    with server_for(args) as (url, metrics_url, backends, _pid):
         host, port = url.removeprefix("http://").split(":")
         load = asyncio.run(
             run_open_loop(

@@ -59,7 +59,7 @@ def main() -> None:
 
     events = make_events(args.events, args.users)
     bodies = batches(events, args.batch)
-    with server_for(args) as (url, metrics_url, backends):
+    with server_for(args) as (url, metrics_url, backends, _pid):
         t0 = time.perf_counter()
         accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
         while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < args.events:

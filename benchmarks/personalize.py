@@ -6,6 +6,10 @@ open-loop generator of loadgen.py: each request's latency counts from when it wa
 queueing shows (no coordinated omission). Messages are Banking77 test sentences; users are
 spread over ``--users`` ids, a share of which already have features.
 
+Beside it, in the same run, a trivial FastAPI route (reference_app.py) takes the same load;
+each server's CPU time per request (its process tree, from /proc) and their ratio are the
+figures that hold on a shared machine. ``--rounds N`` alternates the two N times (medians).
+
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
     .venv/bin/python benchmarks/personalize.py --rate 1000 --workers 2 \
         --log-url redis://127.0.0.1:6379/0 --store-url redis://127.0.0.1:6379/0
@@ -15,15 +19,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from _harness import add_backend_args, machine, server_for
+from _harness import add_backend_args, machine, server_for, wait_ready
+from cpu import tree_cpu_seconds
 from loadgen import LoadResult, run_open_loop
 
+from tailorbot.api.server import free_port
 from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model
 
@@ -36,6 +47,55 @@ def ensure_model(model_dir: Path) -> None:
         registry.save(model_dir, trained.model, trained.metadata, kind="intent")
 
 
+def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """The trivial FastAPI route of reference_app.py under uvicorn: (base URL, pid)."""
+
+    @contextlib.contextmanager
+    def run() -> Iterator[tuple[str, int]]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "reference_app:app", "--app-dir",
+                str(Path(__file__).parent), "--port", str(port), "--workers", str(workers),
+                "--log-level", "warning",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/docs", proc)
+            yield f"http://127.0.0.1:{port}", proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+    return run()
+
+
+def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -> dict:
+    """Open-loop load on ``url``: latency figures and the server's CPU per request."""
+    host, port = url.removeprefix("http://").split(":")
+
+    def load(seconds: float) -> LoadResult:
+        return asyncio.run(
+            run_open_loop(
+                host,
+                int(port),
+                "/v1/personalize",
+                lambda i: bodies[i % len(bodies)],
+                rate=args.rate,
+                duration_s=seconds,
+            )
+        )
+
+    load(args.warmup_seconds)  # first requests pay for lazy imports and caches
+    cpu = tree_cpu_seconds(pid)
+    result = load(args.seconds)
+    cpu = tree_cpu_seconds(pid) - cpu
+    served = max(1, len(result.latencies_s))
+    return {**result.summary(), "server_cpu_us_per_request": round(cpu / served * 1e6, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rate", type=float, default=500.0)
@@ -44,6 +104,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="alternating reference/tailorbot rounds (median)"
+    )
+    ap.add_argument("--no-reference", action="store_true", help="skip the trivial FastAPI route")
     add_backend_args(ap)
     args = ap.parse_args()
 
@@ -59,42 +123,42 @@ def main() -> None:
         )
         for i in range(len(texts) * 3)
     ]
-    with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
-        shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
-        with server_for(args, workers=args.workers, data_dir=data_dir) as (
-            url,
-            metrics_url,
-            backends,
-        ):
-            host, port = url.removeprefix("http://").split(":")
+    rounds: dict[str, list[dict]] = {"reference": [], "tailorbot": []}
+    backends = ""
+    for _ in range(args.rounds):
+        if not args.no_reference:
+            with reference_server(args.workers) as (url, pid):
+                rounds["reference"].append(measure(url, pid, bodies, args))
+        with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
+            shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
+            with server_for(args, workers=args.workers, data_dir=data_dir) as served:
+                url, _, backends, pid = served
+                rounds["tailorbot"].append(measure(url, pid, bodies, args))
+    report: dict = {
+        "benchmark": "personalize",
+        "machine": machine(),
+        "server_workers": args.workers,
+        "backends": backends,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+    for name, results in rounds.items():
+        if results:
+            report[name] = _median_round(results)
+    if rounds["reference"]:
+        ref = report["reference"]["server_cpu_us_per_request"]
+        own = report["tailorbot"]["server_cpu_us_per_request"]
+        report["cpu_ratio_to_reference"] = round(own / ref, 2)
+    print(json.dumps(report, indent=2))
 
-            def load(seconds: float) -> LoadResult:
-                return asyncio.run(
-                    run_open_loop(
-                        host,
-                        int(port),
-                        "/v1/personalize",
-                        lambda i: bodies[i % len(bodies)],
-                        rate=args.rate,
-                        duration_s=seconds,
-                    )
-                )
 
-            load(args.warmup_seconds)  # first requests pay for lazy imports and caches
-            result = load(args.seconds)
-    print(
-        json.dumps(
-            {
-                "benchmark": "personalize",
-                "machine": machine(),
-                "server_workers": args.workers,
-                "backends": backends,
-                "seconds": args.seconds,
-                **result.summary(),
-            },
-            indent=2,
-        )
-    )
+def _median_round(results: list[dict]) -> dict:
+    """Per figure, the median over the rounds (statuses from the first round)."""
+    out = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, int | float):
+            out[key] = statistics.median(r[key] for r in results)
+    return out
 
 
 if __name__ == "__main__":

@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
+    record_flush_s: float = Field(
+        0.005,
+        gt=0,
+        le=1,
+        description="Decisions are written in batches this often (off the request path); a "
+        "crash loses at most this much of them.",
+    )
+    record_max_pending: int = Field(
+        10_000, ge=1, description="Decisions waiting to be written before personalize answers 503."
+    )
+    decision_wait_s: float = Field(
+        0.25,
+        ge=0,
+        description="How long feedback waits for a decision another process has not written "
+        "yet before answering 404.",
+    )
 
     @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:

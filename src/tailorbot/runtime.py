@@ -39,6 +39,7 @@ from tailorbot.services.decisions import (
     experiment_for,
     load_decision_models,
 )
+from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.health import HealthService
 from tailorbot.services.ingestion import IngestionService
 from tailorbot.services.users import UserService
@@ -76,7 +77,16 @@ class Runtime:
         self.ingestion = IngestionService(
             self.log, Redactor.from_settings(settings), settings, self.metrics
         )
-        self.users = UserService(self.log, self.stores, self.archive, self.archive_writer)
+        self.recorder = DecisionRecorder(
+            self.ingestion,
+            self.stores.decisions,
+            self.archive_writer,
+            flush_s=settings.record_flush_s,
+            max_pending=settings.record_max_pending,
+        )
+        self.recorder.start()
+        queued = [self.recorder] + ([self.archive_writer] if self.archive_writer else [])
+        self.users = UserService(self.log, self.stores, self.archive, queued)
         self.health = HealthService(
             self.log,
             self.stores,
@@ -99,6 +109,7 @@ class Runtime:
         service = DecisionService(
             models,
             events=self.ingestion,
+            recorder=self.recorder,
             stores=self.stores,
             settings=self.settings,
             experiment=experiment_for(self.settings),
@@ -144,6 +155,7 @@ class Runtime:
             thread.stop()
         if not self._closed:
             self._closed = True
+            self.recorder.close()
             self._close_backends()
 
     def _close_backends(self) -> None:

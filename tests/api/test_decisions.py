@@ -28,6 +28,14 @@ TOP_LEVEL = {
 }
 
 
+def written_decision(api: TestClient, decision_id: str) -> dict[str, Any]:
+    """The stored decision, once the server's recorder wrote it (it batches off the request)."""
+    runtime = api.app.state.runtime
+    assert runtime.recorder.wait_written(decision_id, timeout_s=30.0)
+    decision: dict[str, Any] = runtime.stores.decisions.get(decision_id)
+    return decision
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
     """A server with the small intent model and its stream worker running."""
@@ -72,7 +80,7 @@ def test_personalize_round_trip(api: TestClient) -> None:
     assert set(body["model_versions"]) == {"intent", "bandit", "kb"}
     assert body["timings_ms"]["total"] >= 0
 
-    decision = api.app.state.runtime.stores.decisions.get(body["decision_id"])
+    decision = written_decision(api, body["decision_id"])
     assert decision["channel"] == "web" and decision["user_id"] == "ada"
 
 
@@ -80,6 +88,7 @@ def test_the_message_is_logged_redacted_and_fills_the_features(api: TestClient) 
     email = "ada.l@example.org"
     body = personalize(api, "u-log", f"my card never arrived, mail me at {email}").json()
     runtime = api.app.state.runtime
+    written_decision(api, body["decision_id"])  # its message event is appended first
     partition = runtime.log.partition_for("u-log")
     (event,) = [
         decode_event(record.value)
@@ -105,7 +114,7 @@ def test_without_consent_nothing_personal_is_used(api: TestClient) -> None:
     api.put("/v1/users/shy", json={"consent": {"personalization": False}})
     body = personalize(api, "shy").json()
     assert body["user"] == {"segment": None, "consent": False, "personalized": False}
-    assert api.app.state.runtime.stores.decisions.get(body["decision_id"])["context"] == {}
+    assert written_decision(api, body["decision_id"])["context"] == {}
 
 
 def test_out_of_scope_falls_back(api: TestClient) -> None:

@@ -81,12 +81,16 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         app.state.runtime = runtime
         app.state.decider = None
         app.state.decider_lock = asyncio.Lock()
+        # Models load in the background: /healthz answers at once, and decisions that arrive
+        # meanwhile wait for the load (the same lock) instead of failing.
+        loading = asyncio.create_task(_load_quietly(app))
         try:
             runtime.start_workers()
-            with contextlib.suppress(ModelMissing):  # personalize answers 503 until trained
-                await load_decider(app)
             yield
         finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
             if app.state.decider is not None:
                 app.state.decider.close()
             await run_in_threadpool(runtime.stop)
@@ -107,6 +111,11 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _load_quietly(app: FastAPI) -> None:
+    with contextlib.suppress(ModelMissing):  # personalize answers 503 until trained
+        await load_decider(app)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

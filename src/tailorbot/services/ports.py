@@ -32,6 +32,12 @@ class EventSink(Protocol):
     def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult: ...
 
 
+class Flushable(Protocol):
+    """A queue that can be written out (the decision recorder, the archive's writer)."""
+
+    def flush(self, timeout_s: float) -> bool: ...
+
+
 class RecordArchive(Protocol):
     """Where decision and feedback records go for training data (ArchiveWriter fits)."""
 

@@ -2,8 +2,9 @@
 
 Erasure reaches the log (records removed or masked; the watermark it returns fences what is
 still in flight), the feature store (record deleted, watermark kept under a one-way digest),
-the profile and decision stores, and the archive when there is one (after writing the queued
-decision records, so none lands after the delete).
+the profile and decision stores, and the archive when there is one. What is queued for
+writing (decisions and their message events, archive records) is written first, so none
+lands after the delete.
 
 >>> import tempfile
 >>> from tailorbot.events.profile import UserProfile
@@ -23,35 +24,36 @@ True
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tailorbot.archive.base import ArchiveError, EventArchive
-from tailorbot.errors import NotFound, backend_errors
+from tailorbot.archive.base import EventArchive
+from tailorbot.errors import RETRY_AFTER_S, NotFound, Unavailable, backend_errors
 from tailorbot.events.profile import UserProfile
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
-from tailorbot.services.ports import RecordArchive
+from tailorbot.services.ports import Flushable
 from tailorbot.store.base import Stores
 
-ARCHIVE_FLUSH_S = 5.0  # erasure waits this long for queued decision records to be written
+QUEUE_FLUSH_S = 5.0  # erasure waits this long for queued records to be written
 
 
 class UserService:
-    """``archive`` (optional) is erased too, after ``queued`` (its record writer) is flushed."""
+    """``archive`` (optional) is erased too; ``queued`` are written before any erasure, in
+    order (the decision recorder, then the archive's record writer)."""
 
     def __init__(
         self,
         log: EventLog,
         stores: Stores,
         archive: EventArchive | None = None,
-        queued: RecordArchive | None = None,
+        queued: Sequence[Flushable] = (),
     ) -> None:
         self.log = log
         self.stores = stores
         self.archive = archive
-        self.queued = queued
+        self.queued = tuple(queued)
         self._erase_hooks: list[Callable[[str], None]] = []
 
     def features(self, user_id: str) -> dict[str, Any]:
@@ -80,6 +82,8 @@ class UserService:
         user's feature record and decisions (and the events it was built from stop counting)."""
         body = profile.model_dump(mode="json")
         stores = self.stores
+        if not profile.consent.personalization:
+            self._write_queued()
         with backend_errors():
             # Written first, so that the worker already skips the user's new events.
             stores.profiles.put(user_id, body)
@@ -95,19 +99,23 @@ class UserService:
         """Forget a user everywhere: log records, feature record, profile, decisions and,
         with an archive, the user's archived events, decisions and feedback."""
         stores = self.stores
+        self._write_queued()
         with backend_errors():
             watermark = self.log.erase_user(user_id)
             stores.features.erase(user_id, self.log.partition_for(user_id), watermark)
             stores.profiles.delete(user_id)
             stores.decisions.erase_user(user_id)
             if self.archive is not None:
-                self._erase_archived(self.archive, user_id)
+                self.archive.erase_user(user_id)
         self._run_erase_hooks(user_id)
 
-    def _erase_archived(self, archive: EventArchive, user_id: str) -> None:
-        if self.queued is not None and not self.queued.flush(ARCHIVE_FLUSH_S):
-            raise ArchiveError("queued decision records could not be written in time")
-        archive.erase_user(user_id)
+    def _write_queued(self) -> None:
+        for queue in self.queued:
+            if not queue.flush(QUEUE_FLUSH_S):
+                raise Unavailable(
+                    "queued records could not be written in time; retry the erasure",
+                    retry_after=RETRY_AFTER_S,
+                )
 
     def on_erase(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(user_id)`` after a user is erased (to drop in-memory caches)."""

@@ -95,7 +95,12 @@ class DecisionStore(_Reachable):
     """Decision records awaiting feedback, indexed by user for erasure."""
 
     @abstractmethod
-    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None: ...
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """Write ``(decision_id, user_id, record)`` items in one round trip (a batch of the
+        decision recorder); a decision written again replaces its record."""
+
+    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
+        self.put_many([(decision_id, user_id, record)])
 
     @abstractmethod
     def get(self, decision_id: str) -> dict[str, Any] | None:

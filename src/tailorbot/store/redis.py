@@ -233,15 +233,19 @@ class RedisDecisionStore(_RedisConcern, DecisionStore):
         self._erase = client.register_script(_ERASE_DECISIONS)
 
     @_guard
-    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
-        key, index = self.key("decision", decision_id), self.key("user", user_id, "decisions")
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        if not decisions:
+            return
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={"u": user_id, "r": orjson.dumps(dict(record))})
-        pipe.sadd(index, decision_id)
-        if self.decision_ttl:
-            ttl_ms = int(self.decision_ttl * 1000)
-            pipe.pexpire(key, ttl_ms)
-            pipe.pexpire(index, ttl_ms)  # the newest decision keeps the index alive
+        for decision_id, user_id, record in decisions:
+            key = self.key("decision", decision_id)
+            index = self.key("user", user_id, "decisions")
+            pipe.hset(key, mapping={"u": user_id, "r": orjson.dumps(dict(record))})
+            pipe.sadd(index, decision_id)
+            if self.decision_ttl:
+                ttl_ms = int(self.decision_ttl * 1000)
+                pipe.pexpire(key, ttl_ms)
+                pipe.pexpire(index, ttl_ms)  # the newest decision keeps the index alive
         pipe.execute()
 
     @_guard

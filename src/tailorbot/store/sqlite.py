@@ -258,12 +258,16 @@ class SqliteDecisionStore(_SqliteConcern, DecisionStore):
     def __init__(self, file: SqliteFile) -> None:
         self.file = file
 
-    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        if not decisions:
+            return
+        now = time.time()
+        rows = [(d, u, _dumps(record), now) for d, u, record in decisions]
         with self.file.write() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
                 "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
-                (decision_id, user_id, _dumps(record), time.time()),
+                rows,
             )
 
     def get(self, decision_id: str) -> dict[str, Any] | None:

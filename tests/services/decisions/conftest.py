@@ -46,6 +46,8 @@ INTENTS = (
     "wrong_amount_of_cash_received",
 )
 ROWS_PER_INTENT = 40
+WAIT_S = 30.0  # generous bound for a background write on a busy machine
+CARD_MESSAGE = "my new card has still not arrived, where is it?"
 SEED = 7
 
 # Clearly not about banking: the small model sends each of these to out_of_scope.
@@ -87,9 +89,12 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
 def ask(
     service: DecisionService, user_id: str, message: str, session_id: str = "s1"
 ) -> PersonalizeResponse:
-    return service.personalize(
+    """Personalize, and wait until the recorder wrote the decision (tests then read it)."""
+    answer = service.personalize(
         PersonalizeRequest(user_id=user_id, session_id=session_id, message=message)
     )
+    assert service.recorder.wait_written(answer.decision_id, timeout_s=WAIT_S)
+    return answer
 
 
 def tell(service: DecisionService, decision_id: str, **signals: Any) -> Any:

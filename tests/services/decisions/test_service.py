@@ -17,9 +17,14 @@ from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
 from tailorbot.services.decisions.schemas import FeedbackRequest
 from tests.api.support import wait_until
-from tests.services.decisions.conftest import OUT_OF_SCOPE_MESSAGES, ask, runtime_of, tell
+from tests.services.decisions.conftest import (
+    CARD_MESSAGE,
+    OUT_OF_SCOPE_MESSAGES,
+    ask,
+    runtime_of,
+    tell,
+)
 
-CARD_MESSAGE = "my new card has still not arrived, where is it?"
 SIMILAR_CARD_MESSAGE = "where is my card? it has not arrived yet"
 
 

@@ -28,6 +28,7 @@ from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
+from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.refresh import PeriodicRefresh
 from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.services.decisions.schemas import (
@@ -64,15 +65,17 @@ class DecisionModels:
 class DecisionService:
     """Personalize and feedback.
 
-    ``events`` receives the message and feedback events (the ingestion service fits);
+    ``events`` receives the feedback events (the ingestion service fits); ``recorder``
+    writes the decisions and their message events in batches, off the request path;
     ``stores`` holds profiles, feature records, decisions and the shared counters;
-    ``archive`` (optional) queues decision and feedback records for training data.
+    ``archive`` (optional) queues feedback records for training data.
     """
 
     def __init__(
         self,
         models: DecisionModels,
         events: EventSink,
+        recorder: DecisionRecorder,
         stores: Stores,
         settings: Settings,
         experiment: Experiment,
@@ -82,6 +85,7 @@ class DecisionService:
     ) -> None:
         self.models = models
         self.events = events
+        self.recorder = recorder
         self.stores = stores
         self.settings = settings
         self.experiment = experiment
@@ -201,14 +205,9 @@ class DecisionService:
         return {"record": record, "text": text}
 
     def _record(self, request: PersonalizeRequest, prediction: Any, record: dict) -> None:
-        # The message goes to the log first: if the log refuses it (429/503) nothing is
-        # stored, and the chatbot's retry starts clean.
-        decision_id = record["decision_id"]
-        self.events.ingest([_message_event(decision_id, request, prediction)])
-        with backend_errors():
-            self.stores.decisions.put(decision_id, request.user_id, record)
-            if self.archive is not None:  # only when its queue is full and the write fails
-                self.archive.put("decision", record)
+        # Queued: the recorder appends the message event, then stores the decision, in a
+        # batch with others (see recorder.py for what a crash can lose).
+        self.recorder.record(record, _message_event(record["decision_id"], request, prediction))
         outcome = "fallback" if prediction.fallback.triggered else "answered"
         self.metrics.decisions.labels(outcome=outcome).inc()
 
@@ -230,8 +229,7 @@ class DecisionService:
     # --- feedback ---------------------------------------------------------------------
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
         decisions = self.stores.decisions
-        with backend_errors():
-            decision = decisions.get(request.decision_id)
+        decision = self._written_decision(request.decision_id)
         if decision is None:
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
@@ -263,6 +261,19 @@ class DecisionService:
                     },
                 )
         return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _written_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The stored decision; one queued here is written first, and one another process
+        made may still be on its way (``decision_wait_s``)."""
+        wait_s = self.settings.decision_wait_s
+        self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0))
+        deadline = time.monotonic() + wait_s
+        while True:
+            with backend_errors():
+                decision = self.stores.decisions.get(decision_id)
+            if decision is not None or time.monotonic() >= deadline:
+                return decision
+            time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
 
     def _learn(self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any) -> None:
         arm = decision.get("arm", "personalized")

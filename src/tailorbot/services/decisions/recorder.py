@@ -1,0 +1,239 @@
+"""Recording decisions off the request path: a bounded queue written in batches.
+
+``/v1/personalize`` answers once its decision is *queued*; a background thread writes the
+queued decisions every ``flush_s`` (or as soon as ``batch`` are waiting): one log append for
+all their message events (validated and redacted by the ingestion service), then one
+decision-store write, then the archive queue. Many decisions share one SQLite transaction
+(one Redis pipeline, one producer flush), which costs far less per decision than two writes
+each on the request path.
+
+What a crash can lose: decisions queued and not yet written (at most ``flush_s`` worth, plus
+a batch being retried while a backend is down); their feedback then answers 404 and their
+message events never reach the features. Events accepted by ``POST /v1/events`` are not
+affected: that path still answers only once its events are durable. The queue is bounded:
+when it is full (a backend down for long), ``record`` refuses with 503 at once rather than
+letting memory grow.
+
+Feedback may only follow a written decision: :meth:`DecisionRecorder.wait_written` flushes
+a decision still queued in this process before its feedback is applied, and ``erase_user``
+flushes the queue first, so a queued decision never lands after its user's erasure.
+
+>>> import tempfile
+>>> from tailorbot.config import Settings
+>>> from tailorbot.events.codec import now_iso
+>>> from tailorbot.events.redact import Redactor
+>>> from tailorbot.log import open_log
+>>> from tailorbot.services.ingestion import IngestionService
+>>> from tailorbot.store import open_stores
+>>> settings = Settings.load(data_dir=tempfile.mkdtemp())
+>>> log = open_log(settings.resolved_log_url(), 4)
+>>> stores = open_stores(settings.resolved_store_url())
+>>> recorder = DecisionRecorder(IngestionService(log, Redactor.from_settings(settings), settings),
+...                             stores.decisions, flush_s=0.01)
+>>> recorder.start()
+>>> message = {"type": "message", "event_id": "d1-message", "user_id": "u1", "session_id": "s1",
+...            "timestamp": now_iso(), "role": "customer", "text": "hi"}
+>>> recorder.record({"decision_id": "d1", "user_id": "u1"}, message)
+>>> recorder.wait_written("d1", timeout_s=5.0), stores.decisions.get("d1")["user_id"]
+(True, 'u1')
+>>> recorder.close(); log.close(); stores.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailorbot.errors import RETRY_AFTER_S, EngineError, Unavailable
+from tailorbot.services.ports import EventSink, RecordArchive
+from tailorbot.store.base import DecisionStore
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 2.0  # the longest pause between retries of a failed batch
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Decisions taken off the queue together; ``appended`` once their events are in the log
+    (a retry then writes only what is left)."""
+
+    records: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    appended: bool = False
+    stored: bool = False
+    ids: set[str] = field(default_factory=set)
+
+
+class DecisionRecorder:
+    """Writes decision records and their message events in batches from a daemon thread.
+
+    ``events`` receives the message events (the ingestion service); ``decisions`` stores the
+    records; ``archive`` (optional) queues them for the archive. ``max_pending`` bounds the
+    queue; ``batch`` is the most decisions one write takes.
+    """
+
+    def __init__(
+        self,
+        events: EventSink,
+        decisions: DecisionStore,
+        archive: RecordArchive | None = None,
+        flush_s: float = 0.005,
+        max_pending: int = 10_000,
+        batch: int = 500,
+    ) -> None:
+        self.events = events
+        self.decisions = decisions
+        self.archive = archive
+        self.flush_s = flush_s
+        self.max_pending = max_pending
+        self.batch = batch
+        self._queue: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()
+        self._queued_ids: set[str] = set()  # queued or in the batch being written
+        self._cond = threading.Condition()
+        self._urgent = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="tailorbot-decision-recorder", daemon=True
+            )
+            self._thread.start()
+
+    # --- the request side ---------------------------------------------------------------
+
+    def record(self, record: dict[str, Any], message_event: dict[str, Any]) -> None:
+        """Queue a decision and its message event; 503 when the queue is full."""
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the decision recorder is closed", retry_after=RETRY_AFTER_S)
+            if len(self._queued_ids) >= self.max_pending:
+                raise Unavailable(
+                    f"{len(self._queued_ids)} decisions are waiting to be written (limit "
+                    f"{self.max_pending}): a backend is slow or down; retry later",
+                    retry_after=RETRY_AFTER_S,
+                )
+            self._queue.append((record, message_event))
+            self._queued_ids.add(record["decision_id"])
+            if len(self._queue) == 1 or len(self._queue) >= self.batch:
+                self._cond.notify_all()  # the first starts the linger, a full batch ends it
+
+    def wait_written(self, decision_id: str, timeout_s: float) -> bool:
+        """Flush at once if ``decision_id`` is still queued here and wait until it is written;
+        False if that took longer than ``timeout_s``. True for a decision not queued here."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while decision_id in self._queued_ids:
+                self._urgent = True
+                self._cond.notify_all()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    return decision_id not in self._queued_ids
+            return True
+
+    def flush(self, timeout_s: float) -> bool:
+        """Write everything queued now; False if that took longer than ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._queued_ids:
+                if self._thread is None or not self._thread.is_alive():
+                    return False
+                self._urgent = True
+                self._cond.notify_all()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queued_ids)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued (within ``timeout_s``), then stop the thread. Idempotent."""
+        if self._thread is not None:
+            self.flush(timeout_s)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        lost = self.pending()
+        if lost:
+            logger.error("%d queued decisions could not be written before closing", lost)
+
+    # --- the writer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.0
+        batch: _Batch | None = None
+        while True:
+            with self._cond:
+                if batch is None:
+                    if not self._queue and not self._closed:
+                        self._cond.wait_for(lambda: self._closed or bool(self._queue))
+                    if not self._queue and self._closed:
+                        return
+                    if not self._urgent and len(self._queue) < self.batch:
+                        # Let a few more requests join this batch (like Kafka's linger.ms).
+                        self._cond.wait_for(
+                            lambda: self._urgent or self._closed or len(self._queue) >= self.batch,
+                            timeout=self.flush_s,
+                        )
+                    batch = self._take()
+                self._urgent = False
+            try:
+                self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - kept and retried; never dropped
+                self.failures += 1
+                backoff = min(MAX_BACKOFF_S, max(self.flush_s, backoff * 2 or 0.05))
+                logger.error("writing %d decisions failed; retrying in %.2f s: %r",
+                             len(batch.records), backoff, exc)  # fmt: skip
+                with self._cond:
+                    self._cond.wait(backoff)
+                continue
+            backoff = 0.0
+            with self._cond:
+                self._queued_ids -= batch.ids
+                self.written += len(batch.records)
+                self._cond.notify_all()
+            batch = None
+
+    def _take(self) -> _Batch:
+        records: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        while self._queue and len(records) < self.batch:
+            record, event = self._queue.popleft()
+            records.append(record)
+            events.append(event)
+        return _Batch(records, events, ids={r["decision_id"] for r in records})
+
+    def _write(self, batch: _Batch) -> None:
+        if not batch.appended:
+            try:
+                self.events.ingest(batch.events)
+            except EngineError as exc:
+                if exc.http_status < 500 and exc.http_status != 429:
+                    # Refused for good (a bug: the service built these events): say so, keep
+                    # the decisions, drop only the events.
+                    logger.error("message events of %d decisions refused: %s",
+                                 len(batch.events), exc.message)  # fmt: skip
+                else:
+                    raise
+            batch.appended = True
+        if not batch.stored:
+            self.decisions.put_many([(r["decision_id"], r["user_id"], r) for r in batch.records])
+            batch.stored = True
+        if self.archive is not None:
+            for record in batch.records:
+                self.archive.put("decision", record)

@@ -1,0 +1,121 @@
+"""DecisionRecorder: decisions written in batches off the request path, never lost while the
+process lives, never after their user's erasure, and feedback only after its decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tailorbot.config import Settings
+from tailorbot.errors import Unavailable
+from tailorbot.events.codec import decode_event, now_iso
+from tailorbot.runtime import Runtime
+from tailorbot.services.decisions import DecisionService
+from tailorbot.services.decisions.recorder import DecisionRecorder
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
+from tests.services.decisions.conftest import CARD_MESSAGE, runtime_of
+
+WAIT_S = 30.0
+
+
+def message_event(decision_id: str, user_id: str = "u1") -> dict[str, Any]:
+    return {
+        "type": "message",
+        "event_id": f"{decision_id}-message",
+        "user_id": user_id,
+        "session_id": "s1",
+        "timestamp": now_iso(),
+        "role": "customer",
+        "text": "my card has not arrived",
+    }
+
+
+def logged_types(runtime: Runtime, user_id: str) -> list[str]:
+    partition = runtime.log.partition_for(user_id)
+    return [
+        decode_event(r.value)["type"] for r in runtime.log.read_all(partition) if r.key == user_id
+    ]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Any:
+    built = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, partitions=4))
+    yield built
+    built.stop()
+
+
+def test_many_decisions_share_a_write(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
+    writes: list[int] = []
+    put_many = runtime.stores.decisions.put_many
+    runtime.stores.decisions.put_many = lambda items: writes.append(len(items)) or put_many(items)  # type: ignore[method-assign]
+    for i in range(40):  # queued before the thread starts: one linger collects them all
+        recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    recorder.close()
+    assert sum(writes) == 40 and len(writes) < 40
+    assert all(runtime.stores.decisions.get(f"d{i}") is not None for i in range(40))
+    assert logged_types(runtime, "u1") == ["message"] * 40
+
+
+def test_a_failing_write_is_retried_and_events_are_not_appended_twice(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.01)
+    failures = [2]
+    put_many = runtime.stores.decisions.put_many
+
+    def flaky(items: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise Unavailable("store down (injected)")
+        put_many(items)
+
+    runtime.stores.decisions.put_many = flaky  # type: ignore[method-assign]
+    recorder.start()
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
+    assert recorder.wait_written("d1", WAIT_S)
+    recorder.close()
+    assert recorder.failures == 2 and runtime.stores.decisions.get("d1") is not None
+    assert logged_types(runtime, "u1") == ["message"]
+
+
+def test_a_full_queue_answers_503_at_once(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, max_pending=2)
+    for i in range(2):  # not started: nothing drains the queue
+        recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+    with pytest.raises(Unavailable, match="waiting to be written") as caught:
+        recorder.record({"decision_id": "d2", "user_id": "u1"}, message_event("d2"))
+    assert caught.value.http_status == 503 and caught.value.retry_after == 1
+    recorder.start()
+    recorder.close()
+    assert runtime.stores.decisions.get("d1") is not None
+
+
+def test_feedback_right_after_the_answer_waits_for_its_decision(
+    service: DecisionService,
+) -> None:
+    runtime = runtime_of(service)
+    runtime.recorder.flush_s = 5.0  # a long linger: the decision is surely still queued
+    answer = service.personalize(
+        PersonalizeRequest(user_id="u1", session_id="s1", message=CARD_MESSAGE)
+    )
+    assert runtime.recorder.pending() == 1
+    result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, rating=5))
+    assert result.applied and runtime.recorder.pending() == 0
+
+
+def test_erasure_writes_the_queue_first_so_nothing_lands_after_it(
+    service: DecisionService,
+) -> None:
+    runtime = runtime_of(service)
+    runtime.recorder.flush_s = 5.0
+    answer = service.personalize(
+        PersonalizeRequest(user_id="gone", session_id="s1", message=CARD_MESSAGE)
+    )
+    assert runtime.recorder.pending() == 1
+    runtime.users.erase_user("gone")
+    assert runtime.recorder.pending() == 0
+    assert runtime.stores.decisions.get(answer.decision_id) is None
+    assert logged_types(runtime, "gone") == []
