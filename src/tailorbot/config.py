@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         0.005, ge=0, description="Wait after a batch that was not full, so the next one fills."
     )
     run_worker_in_server: bool = True
+    worker_metrics_url: str | None = Field(
+        None,
+        description="Metrics endpoint of this server's worker process (set by `tailorbot serve`); "
+        "its metrics are included in /metrics and its state in /readyz.",
+    )
 
     # --- decision plane --------------------------------------------------------------
     kb_dir: Path | None = Field(None, description="Knowledge base; default: the bundled demo KB.")
@@ -100,6 +105,11 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
+    fast_routes: bool = Field(
+        True,
+        description="Serve POST /v1/personalize on the lean ASGI path (api/fast.py); off: "
+        "through FastAPI's routing like every other route.",
+    )
     record_flush_s: float = Field(
         0.005,
         gt=0,

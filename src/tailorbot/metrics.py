@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Finer buckets where the targets sit (freshness p99 <= 50 ms), so quantiles read off the
@@ -94,3 +98,30 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def merged_exposition(local: CollectorRegistry, remote: str) -> bytes:
+    """``local``'s metrics with the families of ``remote`` (the text exposition of another
+    process, e.g. the stream worker) in place of the local families of the same name.
+
+    >>> mine, theirs = Metrics(), Metrics()
+    >>> theirs.events_applied.inc(5)
+    >>> text = merged_exposition(mine.registry, theirs.render().decode()).decode()
+    >>> "tailorbot_events_applied_total 5.0" in text
+    True
+    """
+    families = list(text_string_to_metric_families(remote))
+    names = {family.name for family in families}
+    merged = CollectorRegistry()
+    merged.register(_Families(families + [f for f in local.collect() if f.name not in names]))
+    return generate_latest(merged)
+
+
+class _Families:
+    """A collector yielding fixed, already collected families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

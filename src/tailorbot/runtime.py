@@ -94,6 +94,7 @@ class Runtime:
             archive=self.archive,
             archive_group=archive_group(settings),
             threads=self.threads,
+            worker_url=settings.worker_metrics_url,
         )
         self._closed = False
 

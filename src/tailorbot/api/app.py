@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from tailorbot import __version__
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
+from tailorbot.api.fast import FastPersonalize
 from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from tailorbot.api.routers import decisions, events, health, metrics, schema, users
 from tailorbot.api.schemas import events_openapi
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     install_error_handlers(app)
+    if settings.fast_routes:
+        app.add_middleware(FastPersonalize)  # innermost: the body limit and metrics apply
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

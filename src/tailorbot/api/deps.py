@@ -57,10 +57,14 @@ async def load_decider(app: Any) -> DecisionService:
 async def get_decider(request: Request) -> DecisionService:
     """The decision service. Without a model at start-up each call looks again, so a model
     trained while the server runs is picked up without a restart."""
-    decider: DecisionService | None = request.app.state.decider
+    return await get_decider_of(request.app)
+
+
+async def get_decider_of(app: Any) -> DecisionService:
+    decider: DecisionService | None = app.state.decider
     if decider is not None:
         return decider
-    return await load_decider(request.app)
+    return await load_decider(app)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -85,12 +89,20 @@ async def require_api_key(
     key: Annotated[str | None, Security(_api_key_scheme)],
 ) -> None:
     """401 without the header, 403 with a wrong key; a no-op when no key is configured."""
+    refused = api_key_refusal(settings, key)
+    if refused is not None:
+        raise refused
+
+
+def api_key_refusal(settings: Settings, key: str | None) -> HTTPException | None:
+    """Why ``key`` is refused (401 missing, 403 wrong), or None when it may pass."""
     if settings.api_key is None:
-        return
+        return None
     if not key:
-        raise HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header")
+        return HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header")
     if not secrets.compare_digest(key.encode(), settings.api_key.get_secret_value().encode()):
-        raise HTTPException(403, f"invalid API key in the {API_KEY_HEADER} header")
+        return HTTPException(403, f"invalid API key in the {API_KEY_HEADER} header")
+    return None
 
 
 IngestionDep = Annotated[IngestionService, Depends(get_ingestion)]

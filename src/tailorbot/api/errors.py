@@ -8,7 +8,7 @@ becomes 422 (or 400 for a body that is not JSON); an unreachable backend becomes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -64,24 +64,30 @@ def error_response(
     return OrjsonResponse(body, status_code=status, headers=headers)
 
 
-async def _engine_error(request: Request, exc: Exception) -> Response:
-    exc = cast(EngineError, exc)  # registered for this type only
-    return error_response(exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after)
+def response_for_error(exc: Exception, method: str, path: str) -> Response:
+    """The answer to an error raised while serving ``method path`` (one mapping for the
+    FastAPI handlers and the fast routes)."""
+    if isinstance(exc, EngineError):
+        return error_response(
+            exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after
+        )
+    if isinstance(exc, BackendError):
+        return error_response(
+            503, "unavailable", f"{exc.what} unavailable: {exc}", (), RETRY_AFTER_S
+        )
+    if isinstance(exc, HTTPException):
+        code = HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        response = error_response(exc.status_code, code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return error_response(500, "internal", "internal error; the server log has the details")
 
 
-async def _backend_error(request: Request, exc: Exception) -> Response:
-    what = cast(BackendError, exc).what  # registered for this type only
-    return error_response(503, "unavailable", f"{what} unavailable: {exc}", (), RETRY_AFTER_S)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    exc = cast(HTTPException, exc)
-    code = HTTP_CODES.get(exc.status_code, "error")
-    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    response = error_response(exc.status_code, code, message)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+async def _error(request: Request, exc: Exception) -> Response:
+    return response_for_error(exc, request.method, request.url.path)
 
 
 def _field_of(loc: Sequence[Any]) -> str:
@@ -92,8 +98,9 @@ def _field_of(loc: Sequence[Any]) -> str:
     return f"{dotted} ({where})" if dotted else str(where)
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    errors = cast(RequestValidationError, exc).errors()
+def validation_response(errors: Sequence[Mapping[str, Any]]) -> Response:
+    """400 for a body that is not JSON, else 422 listing each field (pydantic's errors, with
+    ``loc`` starting at ``"body"`` as FastAPI reports them)."""
     for item in errors:
         if item.get("type") == "json_invalid":
             reason = item.get("ctx", {}).get("error", "invalid JSON")
@@ -105,14 +112,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(422, "invalid_input", "invalid request", problems)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal", "internal error; the server log has the details")
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    return validation_response(cast(RequestValidationError, exc).errors())
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(EngineError, _engine_error)
-    app.add_exception_handler(BackendError, _backend_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    for kind in (EngineError, BackendError, HTTPException, Exception):
+        app.add_exception_handler(kind, _error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,8 +19,14 @@ from tailorbot.cli.common import (
 )
 from tailorbot.config import Settings
 
-# The import string uvicorn's worker processes build the app from (each its own engine).
+# The import string uvicorn's worker processes build the app from (each its own runtime).
 APP_FACTORY = "tailorbot.api.app:create_app"
+
+
+class WorkerMode(enum.StrEnum):
+    process = "process"
+    thread = "thread"
+    none = "none"
 
 
 def _preflight(settings: Settings) -> None:
@@ -48,15 +55,42 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    worker_mode: Annotated[
+        WorkerMode,
+        typer.Option(
+            "--worker",
+            help="Where the stream worker runs: its own process (default), a thread of each "
+            "server process, or none (run `tailorbot worker` yourself)."
+        ),
+    ] = WorkerMode.process,
 ) -> None:
-    """Serve the HTTP API.
-
-    Each server process also runs a stream worker unless run_worker_in_server is false.
-    """
+    """Serve the HTTP API, with a stream worker in a process of its own."""
     import uvicorn
 
     settings = load_settings(config, host=host, port=port, data_dir=data_dir)
     _preflight(settings)
+    supervised = None
+    if worker_mode is WorkerMode.process:
+        from tailorbot.api.server import free_port
+        from tailorbot.cli.supervise import WorkerProcess
+
+        supervised = WorkerProcess(settings, free_port())
+        settings = settings.model_copy(
+            update={"run_worker_in_server": False, "worker_metrics_url": supervised.metrics_url}
+        )
+        supervised.start()
+    elif worker_mode is WorkerMode.none:
+        settings = settings.model_copy(update={"run_worker_in_server": False})
+    elif worker_mode is WorkerMode.thread:
+        settings = settings.model_copy(update={"run_worker_in_server": True})
+    try:
+        _run_servers(uvicorn, settings, workers, log_level)
+    finally:
+        if supervised is not None:
+            supervised.stop()
+
+
+def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str) -> None:
     typer.echo(
         f"tailorbot {'with ' + str(workers) + ' processes ' if workers > 1 else ''}on "
         f"http://{settings.host}:{settings.port} (docs at /docs; data in {settings.data_dir})"

@@ -21,9 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import httpx
+
 from tailorbot.archive.base import ArchiveError, EventArchive
 from tailorbot.log.base import EventLog, LogError
 from tailorbot.store.base import StoreError, Stores
+
+WORKER_PROBE_S = 1.0  # how long readiness waits for the worker process's metrics endpoint
 
 
 class Threaded(Protocol):
@@ -36,7 +40,9 @@ class Threaded(Protocol):
 
 class HealthService:
     """``threads`` maps a name (``worker``, ``archiver``) to the threads running here; it is
-    read at each call, so threads started later show up."""
+    read at each call, so threads started later show up. ``worker_url`` is the metrics
+    endpoint of a worker *process* serving this server (reported, not gating: decisions
+    are still answered while it restarts, only with staler features)."""
 
     def __init__(
         self,
@@ -46,6 +52,7 @@ class HealthService:
         archive: EventArchive | None = None,
         archive_group: str | None = None,
         threads: Mapping[str, Threaded] | None = None,
+        worker_url: str | None = None,
     ) -> None:
         self.log = log
         self.stores = stores
@@ -53,6 +60,7 @@ class HealthService:
         self.archive = archive
         self.archive_group = archive_group
         self.threads = threads if threads is not None else {}
+        self.worker_url = worker_url
 
     def readiness(self) -> dict[str, Any]:
         """``{"ready": bool, "checks": {...}}``."""
@@ -90,8 +98,19 @@ class HealthService:
         return True
 
     def thread_state(self, name: str) -> str:
-        """State of the ``worker`` (or ``archiver``) thread of this process."""
+        """State of the ``worker`` (or ``archiver``) thread of this process, or of the worker
+        process when there is one."""
         thread = self.threads.get(name)
-        if thread is None:
-            return "not running in this process"
-        return thread.state()
+        if thread is not None:
+            return thread.state()
+        if name == "worker" and self.worker_url is not None:
+            return self._process_state(self.worker_url)
+        return "not running in this process"
+
+    @staticmethod
+    def _process_state(url: str) -> str:
+        try:
+            httpx.get(url + "/metrics", timeout=WORKER_PROBE_S).raise_for_status()
+        except httpx.HTTPError as exc:
+            return f"worker process unreachable: {type(exc).__name__}"
+        return "running (own process)"

@@ -1,0 +1,82 @@
+"""The stream worker as a child process of ``tailorbot serve``, restarted if it dies.
+
+By default ``tailorbot serve`` runs the HTTP API in its process(es) and the stream worker in
+a process of its own: the worker applies events on its own core instead of sharing the API's
+interpreter lock, and a crash of one does not take the other down. The child is a plain
+``tailorbot worker`` with the same settings (passed as ``TAILORBOT_*`` variables) and a
+metrics port on 127.0.0.1 that the API's ``/metrics`` includes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from tailorbot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_RESTART_PAUSE_S = 30.0  # the longest pause before restarting a worker that keeps dying
+
+
+class WorkerProcess:
+    """Runs ``tailorbot worker --metrics-port PORT`` for ``settings`` until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, metrics_port: int) -> None:
+        self.settings = settings
+        self.metrics_port = metrics_port
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        env = {**os.environ, **self.settings.to_env()}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tailorbot", "worker", "--metrics-port", str(self.metrics_port)],
+            env=env,
+        )
+
+    def _watch(self) -> None:
+        pause = 1.0
+        while not self._stop.wait(0.5):
+            proc = self._proc
+            if proc is None or proc.poll() is None:
+                continue
+            logger.error("the stream worker exited with %s; restarting in %.0f s",
+                         proc.returncode, pause)  # fmt: skip
+            if self._stop.wait(pause):
+                return
+            started = time.monotonic()
+            self._spawn()
+            self.restarts += 1
+            # A worker that ran a while before dying starts the back-off afresh.
+            pause = 1.0 if time.monotonic() - started > 60 else min(MAX_RESTART_PAUSE_S, pause * 2)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the worker (it finishes its batch and commits), SIGKILL past ``timeout_s``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,58 @@
+"""POST /v1/personalize answers the same on the lean ASGI path (api/fast.py) as through
+FastAPI's routing: the same body shape, the same errors, the same metrics label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.api.conftest import make_client
+from tests.services.decisions.conftest import SEED, save_model
+
+CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
+    ("ok", {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}, {}),
+    ("missing field", {"user_id": "u1", "message": "hi"}, {}),
+    ("extra field", {"user_id": "u1", "session_id": "s1", "message": "hi", "x": 1}, {}),
+    ("bad id", {"user_id": "", "session_id": "s1", "message": "hi"}, {}),
+    ("not json", b"{nope", {"content-type": "application/json"}),
+    ("not an object", [1, 2], {}),
+    ("no key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": ""}),
+    ("wrong key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": "bad"}),
+    ("too long", {"user_id": "u1", "session_id": "s1", "message": "x" * 5000}, {}),
+]
+
+
+def answers(data_dir: Path, fast: bool) -> dict[str, tuple[int, Any]]:
+    save_model(data_dir)
+    out = {}
+    with make_client(
+        data_dir, seed=SEED, run_worker_in_server=False, fast_routes=fast, api_key="k",
+        max_text_chars=4000,
+    ) as client:  # fmt: skip
+        for what, body, headers in CASES:
+            sent = {"x-api-key": "k", **headers}
+            if isinstance(body, bytes):
+                response = client.post("/v1/personalize", content=body, headers=sent)
+            else:
+                response = client.post("/v1/personalize", json=body, headers=sent)
+            payload = response.json()
+            if response.status_code == 200:  # compare the shape, not ids and timings
+                payload = sorted(payload)
+            elif response.status_code == 400:  # the JSON parsers word their reasons apart
+                payload["message"] = payload["message"].split(":")[0]
+            out[what] = (response.status_code, payload)
+        metrics = client.get("/metrics", headers={"x-api-key": "k"}).text
+        assert 'tailorbot_request_latency_seconds_count{route="/v1/personalize"}' in metrics
+    return out
+
+
+def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
+    fast, slow = answers(tmp_path / "a", fast=True), answers(tmp_path / "b", fast=False)
+    assert fast.keys() == slow.keys()
+    for what in fast:
+        assert fast[what] == slow[what], what
+    assert fast["ok"][0] == 200
+    assert [fast[w][0] for w in ("missing field", "extra field", "bad id")] == [422] * 3
+    assert fast["not json"][0] == 400 and fast["not an object"][0] == 422
+    assert fast["no key"][0] == 401 and fast["wrong key"][0] == 403
+    assert fast["too long"][0] == 413

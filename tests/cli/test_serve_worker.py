@@ -1,0 +1,70 @@
+"""`tailorbot serve` runs the stream worker in a process of its own, supervised: its metrics
+appear in the API's /metrics, its state in /readyz, and a killed worker comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+
+from tailorbot.api.server import free_port
+from tests.api.support import message, wait_until
+from tests.cli.test_cli import _healthy, _start, _stop
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _applied(url: str) -> float:
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("tailorbot_events_applied_total "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path: Path) -> None:
+    port = free_port()
+    process = _start(["serve", "--port", str(port)], tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        assert process.poll() is None
+        ready = wait_until(
+            lambda: (r := httpx.get(url + "/readyz", timeout=5).json())["checks"]["worker"]
+            == "running (own process)"
+            and r,
+            "the worker process in /readyz",
+        )
+        assert ready["ready"] is True
+        (worker,) = _children(process.pid)
+
+        assert httpx.post(url + "/v1/events", json=[message("p-u1")], timeout=10).status_code == 202
+        wait_until(lambda: _applied(url) >= 1, "the worker's applied count in the API's /metrics")
+
+        os.kill(worker, signal.SIGKILL)
+        wait_until(
+            lambda: (kids := _children(process.pid)) and kids != [worker],
+            "the supervisor to start a new worker",
+        )
+        assert httpx.post(url + "/v1/events", json=[message("p-u2")], timeout=10).status_code == 202
+        wait_until(
+            lambda: httpx.get(url + "/v1/users/p-u2/features", timeout=5).status_code == 200,
+            "the new worker to apply the next event",
+        )
+    finally:
+        code, output = _stop(process)
+    assert code == 0, output
+    assert "Traceback" not in output
