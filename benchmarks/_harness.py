@@ -27,7 +27,10 @@ def add_backend_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--log-url", help="e.g. redis://127.0.0.1:6379/0, or 'kafka' (Tansu broker)")
     ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0")
     ap.add_argument(
-        "--separate-worker", action="store_true", help="run the stream worker as its own process"
+        "--worker",
+        choices=("process", "thread"),
+        default="process",
+        help="where `tailorbot serve` runs the stream worker (default: its own process)",
     )
 
 
@@ -91,12 +94,11 @@ def server_for(
             args.log_url = f"kafka://{bootstrap}?topic=bench-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
         env, label = backend_env(args)
         stack.callback(cleanup_redis, env)
-        separate = bool(getattr(args, "separate_worker", False))
+        mode = getattr(args, "worker", "process")
         url, metrics_url, pid = stack.enter_context(
-            tailorbot_server(workers=workers, env=env, data_dir=data_dir, separate_worker=separate)
+            tailorbot_server(workers=workers, env=env, data_dir=data_dir, worker=mode)
         )
-        if separate:
-            label += ", worker in its own process"
+        label += ", worker in its own process" if mode == "process" else ", worker thread"
         yield url, metrics_url, label, pid
 
 
@@ -110,62 +112,32 @@ def tailorbot_server(
     workers: int = 1,
     env: dict[str, str] | None = None,
     data_dir: str | None = None,
-    separate_worker: bool = False,
+    worker: str = "process",
 ) -> Iterator[tuple[str, str, int]]:
-    """Run `tailorbot serve` in a subprocess on a fresh data dir; yield (base URL, metrics URL,
-    server pid).
-
-    With ``separate_worker`` the stream worker runs as its own `tailorbot worker` process (the
-    production shape, one more core) instead of a thread of the server, and the metrics URL is
-    the worker's."""
+    """Run `tailorbot serve --worker WORKER` in a subprocess on a fresh data dir; yield (base
+    URL, metrics URL, server pid). The worker's metrics are part of the server's /metrics."""
     port = free_port()
     cli = str(Path(sys.executable).parent / "tailorbot")
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
         directory = data_dir or tmp
         args = [
-            cli,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            directory,
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ]
+            cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", directory,
+            "--workers", str(workers), "--log-level", "warning", "--worker", worker,
+        ]  # fmt: skip
         full_env = {**os.environ, **(env or {})}
-        if separate_worker:
-            full_env["TAILORBOT_RUN_WORKER_IN_SERVER"] = "false"
-        procs = [
-            subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        ]
+        proc = subprocess.Popen(
+            args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         url = f"http://127.0.0.1:{port}"
-        metrics_url = url
         try:
-            wait_ready(url + "/healthz", procs[0])
-            if separate_worker:
-                mport = free_port()
-                procs.append(
-                    subprocess.Popen(
-                        [cli, "worker", "--data-dir", directory, "--metrics-port", str(mport)],
-                        env=full_env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                    )
-                )
-                metrics_url = f"http://127.0.0.1:{mport}"
-                wait_ready(metrics_url + "/metrics", procs[1])
-            yield url, metrics_url, procs[0].pid
+            wait_ready(url + "/healthz", proc)
+            yield url, url, proc.pid
         finally:
-            for proc in reversed(procs):
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def wait_ready(probe: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

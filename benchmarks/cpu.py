@@ -25,8 +25,9 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return ppid, (utime + stime) / TICKS
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of ``root`` and every live descendant (uvicorn's worker processes)."""
+def tree_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds of ``root`` and its live descendants: ``api`` (the server processes) and
+    ``worker`` (a `tailorbot worker` child of `tailorbot serve`, and its descendants)."""
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
@@ -34,9 +35,20 @@ def tree_cpu_seconds(root: int) -> float:
             found = _stat(int(entry.name))
             if found is not None:
                 parents[int(entry.name)], cpu[int(entry.name)] = found
-    total, todo = 0.0, [root]
+    totals = {"api": 0.0, "worker": 0.0}
+    todo = [(root, "api")]
     while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+        pid, role = todo.pop()
+        if role == "api" and _is_worker(pid):
+            role = "worker"
+        totals[role] += cpu.get(pid, 0.0)
+        todo.extend((child, role) for child, parent in parents.items() if parent == pid)
+    return totals
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"worker" in args and any(b"tailorbot" in a for a in args)

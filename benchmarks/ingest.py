@@ -15,6 +15,7 @@ import json
 import time
 
 from _harness import add_backend_args, machine, metric_sum, scrape, server_for
+from cpu import tree_cpu_seconds
 from events_gen import batches, make_events
 from loadgen import _Connection, build_request
 
@@ -59,7 +60,8 @@ def main() -> None:
 
     events = make_events(args.events, args.users)
     bodies = batches(events, args.batch)
-    with server_for(args) as (url, metrics_url, backends, _pid):
+    with server_for(args) as (url, metrics_url, backends, pid):
+        cpu = tree_cpu_seconds(pid)
         t0 = time.perf_counter()
         accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
         while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < args.events:
@@ -67,6 +69,7 @@ def main() -> None:
                 raise RuntimeError("events were not applied within 10 minutes")
             time.sleep(0.05)
         applied_s = time.perf_counter() - t0
+        used = {role: seconds - cpu[role] for role, seconds in tree_cpu_seconds(pid).items()}
     print(
         json.dumps(
             {
@@ -80,6 +83,11 @@ def main() -> None:
                 "accepted_events_per_s": round(args.events / accept_s),
                 "accepted_and_applied_events_per_s": round(args.events / applied_s),
                 "throttled_429": throttled,
+                # Per CPU-second of each side: what one core would sustain on a quiet machine.
+                "api_events_per_cpu_s": round(args.events / used["api"]) if used["api"] else None,
+                "worker_events_per_cpu_s": (
+                    round(args.events / used["worker"]) if used["worker"] else None
+                ),
             },
             indent=2,
         )

@@ -7,7 +7,8 @@ queueing shows (no coordinated omission). Messages are Banking77 test sentences;
 spread over ``--users`` ids, a share of which already have features.
 
 Beside it, in the same run, a trivial FastAPI route (reference_app.py) takes the same load;
-each server's CPU time per request (its process tree, from /proc) and their ratio are the
+each server's CPU time per request (its processes, from /proc; the stream worker's process,
+which applies the decisions' message events, is reported apart) and their ratio are the
 figures that hold on a shared machine. ``--rounds N`` alternates the two N times (medians).
 
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
@@ -89,11 +90,16 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         )
 
     load(args.warmup_seconds)  # first requests pay for lazy imports and caches
-    cpu = tree_cpu_seconds(pid)
+    before = tree_cpu_seconds(pid)
     result = load(args.seconds)
-    cpu = tree_cpu_seconds(pid) - cpu
+    after = tree_cpu_seconds(pid)
     served = max(1, len(result.latencies_s))
-    return {**result.summary(), "server_cpu_us_per_request": round(cpu / served * 1e6, 1)}
+    per_request = {role: (after[role] - before[role]) / served * 1e6 for role in after}
+    return {
+        **result.summary(),
+        "server_cpu_us_per_request": round(per_request["api"], 1),
+        "worker_process_cpu_us_per_request": round(per_request["worker"], 1),
+    }
 
 
 def main() -> None:
