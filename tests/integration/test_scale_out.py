@@ -159,7 +159,8 @@ def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: P
         )
         assert trained.returncode == 0, trained.stdout + trained.stderr
         server = Process(
-            [TAILORBOT, "serve", "--workers", "2", "--log-level", "warning"],
+            # A worker thread in each server process: two members of one consumer group.
+            [TAILORBOT, "serve", "--workers", "2", "--worker", "thread", "--log-level", "warning"],
             env,
             tmp_path / "serve.out",
         )
