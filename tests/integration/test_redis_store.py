@@ -6,9 +6,7 @@ Talks to the shared Redis on 127.0.0.1:6379 under a fresh key prefix, deleted af
 from __future__ import annotations
 
 import random
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,8 +14,8 @@ import redis
 from tailorbot.events.erasure import user_digest
 from tailorbot.log import open_log
 from tailorbot.store import StoreError, Stores, open_stores
-from tailorbot.store.base import FeatureRecord
 from tailorbot.store.redis import RedisDecisionStore, RedisFeatureStore
+from tests.contract.conftest import record, run_threads
 from tests.helpers import REDIS_URL, closed_port, redis_namespace, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,18 +32,6 @@ def open_redis_stores(prefix: str, **options: str) -> Stores:
     stores = open_stores(f"{REDIS_URL}?prefix={prefix}{query}")
     assert isinstance(stores.features, RedisFeatureStore)
     return stores
-
-
-def record(user_id: str, offset: int, **state: object) -> FeatureRecord:
-    return FeatureRecord(user_id, dict(state), 0, offset, 1_700_000_000.0, time.time())
-
-
-def run_threads(count: int, work: Callable[[int], None]) -> None:
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def test_racing_fenced_writes_keep_the_newest_offset(prefix: str) -> None:

@@ -1,4 +1,5 @@
-"""Online stores: the interfaces and their backends, opened by URL scheme (imported lazily).
+"""Online stores: the bundle of one backend's stores, opened by URL scheme (imported lazily);
+the interfaces are in :mod:`tailorbot.store.base`.
 
 >>> import tempfile
 >>> stores = open_stores(f"sqlite:///{tempfile.mkdtemp()}/store.db")
@@ -10,15 +11,7 @@
 from __future__ import annotations
 
 from tailorbot._backends import backend_class
-from tailorbot.store.base import (
-    CounterStore,
-    DecisionStore,
-    FeatureRecord,
-    FeatureStore,
-    ProfileStore,
-    StoreError,
-    Stores,
-)
+from tailorbot.store.base import FeatureRecord, StoreError, Stores
 
 # URL scheme -> "module:function" returning the backend's Stores; imported only when used.
 BACKENDS: dict[str, str] = {
@@ -34,14 +27,4 @@ def open_stores(url: str) -> Stores:
     return stores
 
 
-__all__ = [
-    "BACKENDS",
-    "CounterStore",
-    "DecisionStore",
-    "FeatureRecord",
-    "FeatureStore",
-    "ProfileStore",
-    "StoreError",
-    "Stores",
-    "open_stores",
-]
+__all__ = ["BACKENDS", "FeatureRecord", "StoreError", "Stores", "open_stores"]

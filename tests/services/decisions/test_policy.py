@@ -12,7 +12,8 @@ from tailorbot.config import Settings
 from tailorbot.features.context import AttributeContext
 from tailorbot.models.bandit import LinearThompson, LinUCB
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
-from tailorbot.store import CounterStore, open_stores
+from tailorbot.store import open_stores
+from tailorbot.store.base import CounterStore
 
 VARIANTS = ["concise", "step_by_step", "empathetic"]
 VIP = {"tier_vip": 1.0, "csat": 0.75}
