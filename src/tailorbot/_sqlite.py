@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tailorbot._backends import positive_float, typed_options
+from tailorbot._backends import positive_float
 
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 
@@ -42,16 +42,6 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
         raise ValueError("an in-memory sqlite database cannot be shared by threads and processes")
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     return Path(path), options
-
-
-def merge_options(
-    url_options: Mapping[str, str],
-    overrides: Mapping[str, Any],
-    known: Mapping[str, Callable[[str], Any]],
-) -> dict[str, Any]:
-    """Typed options from a sqlite URL query, keyword ``overrides`` winning (see
-    :func:`tailorbot._backends.typed_options`)."""
-    return typed_options(url_options, overrides, known, "sqlite")
 
 
 def synchronous_level(text: str) -> str:

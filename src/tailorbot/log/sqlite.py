@@ -44,8 +44,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tailorbot._backends import positive_float
-from tailorbot._sqlite import SqliteFile, merge_options, parse_sqlite_url
+from tailorbot._backends import positive_float, typed_options
+from tailorbot._sqlite import SqliteFile, parse_sqlite_url
 from tailorbot.log.base import EventLog, LogError, LogRecord
 from tailorbot.log.sqlite_groups import SqliteConsumer, SqliteGroups
 
@@ -107,7 +107,8 @@ class SqliteEventLog(EventLog):
     def from_url(cls, url: str, partitions: int = 8, **options: Any) -> SqliteEventLog:
         """Open ``sqlite:///path?option=value``; keyword ``options`` override the URL's."""
         path, url_options = parse_sqlite_url(url)
-        return cls(path, partitions=partitions, **merge_options(url_options, options, URL_OPTIONS))
+        typed = typed_options(url_options, options, URL_OPTIONS, "sqlite")
+        return cls(path, partitions=partitions, **typed)
 
     def _init_partitions(self) -> None:
         with self._file.write() as conn:

@@ -40,8 +40,8 @@ from typing import Any
 
 import orjson
 
-from tailorbot._backends import positive_float
-from tailorbot._sqlite import SqliteFile, VersionedCache, merge_options, parse_sqlite_url
+from tailorbot._backends import positive_float, typed_options
+from tailorbot._sqlite import SqliteFile, VersionedCache, parse_sqlite_url
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
@@ -110,7 +110,7 @@ def open_stores(url: str, **options: Any) -> Stores:
     """Open ``sqlite:///path?option=value`` once for all four stores; keyword ``options``
     (``synchronous``, ``busy_timeout``, ``read_cache``) override the URL's."""
     path, url_options = parse_sqlite_url(url)
-    typed = merge_options(url_options, options, URL_OPTIONS)
+    typed = typed_options(url_options, options, URL_OPTIONS, "sqlite")
     read_cache = typed.pop("read_cache", 100_000)
     if read_cache < 0:
         raise ValueError(f"read_cache must be >= 0 (0 turns the cache off), got {read_cache}")
