@@ -6,7 +6,14 @@ import time
 from typing import Any
 
 from tailorbot.events.profile import UserProfile
-from tailorbot.features.context import AttributeContext, decision_context, feature_names
+from tailorbot.features.context import (
+    ACTION_KEYS,
+    AttributeContext,
+    action_features,
+    decision_context,
+    feature_names,
+)
+from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import CONTEXT_KEYS, feature_view
 from tests.services.decisions.conftest import ask, runtime_of
 
@@ -53,7 +60,11 @@ def test_an_equality_spec_compares_as_text() -> None:
 def test_feature_names_are_the_context_vector_and_the_attributes() -> None:
     names = feature_names(AttributeContext(("new_account",)))
     assert "bias" not in names  # the bandit adds its own
-    assert names == [*(k for k in CONTEXT_KEYS if k != "bias"), "attr_new_account"]
+    assert names == [
+        *(k for k in CONTEXT_KEYS if k != "bias"),
+        "attr_new_account",
+        *ACTION_KEYS,
+    ]
 
 
 def test_the_decision_context_is_empty_without_a_view() -> None:
@@ -78,7 +89,41 @@ def test_declared_attributes_reach_the_stored_decision(make_service: Any) -> Non
     assert context["attr_new_account"] == 1.0
     assert context["attr_segment=business"] == 1.0
     assert context["tier_vip"] == 1.0  # gold counts as a VIP tier
-    assert list(service.models.policy.bandit.features)[-2:] == [
+    assert list(service.models.policy.bandit.features)[-5:] == [
         "attr_new_account",
         "attr_segment=business",
+        *ACTION_KEYS,
     ]
+    # The chosen variant's action features are logged with the context (learned from).
+    assert set(ACTION_KEYS) <= set(context)
+
+
+def test_a_customer_with_history_reads_their_own_memory_a_new_one_their_segments() -> None:
+    segments = SegmentVariantStats.from_counters(
+        {
+            "vip|concise|n": 50,
+            "vip|concise|sum": 45,
+            "vip|empathetic|n": 50,
+            "vip|empathetic|sum": 10,
+            "all|concise|n": 50,
+            "all|concise|sum": 45,
+            "all|empathetic|n": 50,
+            "all|empathetic|sum": 10,
+        }
+    )
+    new = action_features(
+        {"segment": "vip", "variant_rewards": {}}, ["concise", "empathetic"], segments
+    )
+    assert new["concise"]["own_reward"] > new["empathetic"]["own_reward"]
+    assert new["concise"]["own_evidence"] == 0.0
+    memory = {
+        "empathetic": {"recent_weight": 8.0, "recent_mean": 1.0},
+        "concise": {"recent_weight": 8.0, "recent_mean": 0.0},
+    }
+    known = action_features(
+        {"segment": "vip", "variant_rewards": memory}, ["concise", "empathetic"], segments
+    )
+    assert known["empathetic"]["own_reward"] > known["concise"]["own_reward"]
+    assert known["empathetic"]["own_evidence"] == 0.8
+    assert all(0.0 <= v <= 1.0 for f in known.values() for v in f.values())
+    assert action_features(None, ["concise"], segments) == {"concise": {}}

@@ -240,3 +240,53 @@ def test_any_arrival_order_inside_retention_equals_recompute(
     cuts = data.draw(st.lists(st.integers(0, len(arrivals)), max_size=5))
     states = apply_in_chunks(arrivals, cuts, data.draw(st.booleans()))
     assert_same_views(events, states, [data.draw(st.floats(0, 40 * DAY, allow_nan=False))])
+
+
+# --- per-customer memory ---------------------------------------------------------------------
+
+
+def feedback(kind: str, ts: float, event_id: str, **fields: object) -> dict:
+    return make_event(kind, ts, event_id=event_id, **fields)
+
+
+def test_outcomes_count_per_variant_and_article_and_decay_with_age() -> None:
+    meta = {"decision_id": "d1", "variant": "step_by_step", "article": "kb-2"}
+    events = [
+        feedback("rating", T0, "r1", score=5, metadata=meta),
+        feedback("resolution", T0 + 1, "x1", resolved=False, metadata=meta),
+        feedback("article_feedback", T0 + 2, "h1", article_id="kb-3", helpful=True),
+        feedback("rating", T0 + 3, "r2", score=3),  # no decision behind it: no outcome
+    ]
+    state = recompute(events, PARAMS)
+    view = view_of(state, T0 + 7 * DAY + 3)
+    step = view["variant_rewards"]["step_by_step"]
+    assert (step["n"], step["mean"]) == (2, 0.5)
+    assert step["recent_weight"] == pytest.approx(2 * 0.5, rel=1e-4)  # a week old: half weight each
+    assert step["recent_mean"] == pytest.approx(0.5)
+    assert set(view["variant_rewards"]) == {"step_by_step"}
+    assert view["article_rewards"]["kb-2"]["n"] == 2
+    assert view["article_rewards"]["kb-3"] == {
+        "n": 1,
+        "mean": 1.0,
+        "recent_weight": pytest.approx(0.5, rel=1e-4),
+        "recent_mean": 1.0,
+    }
+
+
+def test_outcomes_past_the_retention_are_folded_into_all_time_totals() -> None:
+    meta = {"variant": "concise"}
+    events = [feedback("rating", T0, "r1", score=1, metadata=meta)]
+    events += [feedback("rating", T0 + 40 * DAY, "r2", score=5, metadata=meta)]
+    state = recompute(events, PARAMS)
+    prune(state, PARAMS)
+    assert len(state["outcomes"]) == 1 and state["outcome_totals"]["v"]["concise"] == [1, 0.0]
+    concise = view_of(state, T0 + 40 * DAY)["variant_rewards"]["concise"]
+    assert (concise["n"], concise["mean"], concise["recent_mean"]) == (2, 0.5, 1.0)
+
+
+def test_a_state_written_before_the_memory_existed_still_reads_and_applies() -> None:
+    old = new_state()
+    del old["outcomes"], old["outcome_totals"]
+    assert view_of(old, T0)["variant_rewards"] == {}
+    apply_event(old, feedback("rating", T0, "r1", score=4, metadata={"variant": "x"}), PARAMS)
+    assert view_of(old, T0)["variant_rewards"]["x"]["n"] == 1

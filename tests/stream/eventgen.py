@@ -12,6 +12,12 @@ DAY = 86400.0
 INTENTS = ("card_arrival", "lost_card", "top_up_failed", "exchange_rate")
 ARTICLES = ("kb-1", "kb-2", "kb-3", "kb-4")
 CHANNELS = ("chat", "email", "app")
+VARIANTS = ("concise", "step_by_step", "empathetic")
+# What the decision service writes into feedback events: the variant and the reply's article.
+_DECISION_METADATA = st.just({}) | st.fixed_dictionaries(
+    {"decision_id": st.just("d"), "variant": st.sampled_from(VARIANTS)},
+    optional={"article": st.sampled_from(ARTICLES)},
+)
 
 
 def iso(ts: float) -> str:
@@ -64,9 +70,13 @@ _FIELDS = {
     "article_feedback": st.fixed_dictionaries(
         {"article_id": st.sampled_from(ARTICLES), "helpful": st.booleans()}
     ),
-    "rating": st.fixed_dictionaries({"score": st.integers(1, 5)}),
+    "rating": st.fixed_dictionaries({"score": st.integers(1, 5), "metadata": _DECISION_METADATA}),
     "resolution": st.fixed_dictionaries(
-        {"resolved": st.booleans(), "article_id": st.none() | st.sampled_from(ARTICLES)}
+        {
+            "resolved": st.booleans(),
+            "article_id": st.none() | st.sampled_from(ARTICLES),
+            "metadata": _DECISION_METADATA,
+        }
     ),
     "handoff": st.just({}),
 }

@@ -1,4 +1,5 @@
-"""The bandit's context: the stream processor's context vector plus chosen profile attributes.
+"""The bandit's context: the stream processor's context vector plus chosen profile attributes,
+and per candidate variant the customer's own memory of it (action features).
 
 >>> ctx = AttributeContext(("new_account", "segment=business"))
 >>> ctx.names
@@ -13,7 +14,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import CONTEXT_KEYS, context_vector
+
+# Per candidate variant (cb_explore_adf-style action features), each in [0, 1]:
+# own_reward: the customer's recency-weighted mean reward with the variant, shrunk towards the
+#   segment's mean by OWN_PRIOR_WEIGHT pseudo-outcomes (so a cold-start customer reads as
+#   their segment); own_evidence: weight / (weight + OWN_PRIOR_WEIGHT); segment_reward: the
+#   segment's smoothed mean reward with the variant.
+ACTION_KEYS: tuple[str, ...] = ("own_reward", "own_evidence", "segment_reward")
+OWN_PRIOR_WEIGHT = 2.0
+NO_SEGMENT_STATS = SegmentVariantStats()
 
 
 class AttributeContext:
@@ -46,7 +57,7 @@ class AttributeContext:
 
 def feature_names(attributes: AttributeContext) -> list[str]:
     """The bandit's declared features (it adds its own bias term)."""
-    return [k for k in CONTEXT_KEYS if k != "bias"] + list(attributes.names)
+    return [k for k in CONTEXT_KEYS if k != "bias"] + list(attributes.names) + list(ACTION_KEYS)
 
 
 def decision_context(
@@ -58,3 +69,36 @@ def decision_context(
     if view is None:
         return {}
     return {**context_vector(view), **attributes.values(profile)}
+
+
+def action_features(
+    view: Mapping[str, Any] | None,
+    variants: Sequence[str],
+    segments: SegmentVariantStats = NO_SEGMENT_STATS,
+) -> dict[str, dict[str, float]]:
+    """Per variant: :data:`ACTION_KEYS`. Without a view (no personalization consent) every
+    variant gets none: the decision is made on the bias alone, as the context is.
+
+    >>> view = {"segment": "vip", "variant_rewards": {"step_by_step": {"recent_weight": 2.0,
+    ...     "recent_mean": 1.0}}}
+    >>> feats = action_features(view, ["concise", "step_by_step"])
+    >>> feats["step_by_step"]["own_reward"], feats["concise"]["own_reward"]
+    (0.75, 0.5)
+    """
+    if view is None:
+        return {variant: {} for variant in variants}
+    memory = view.get("variant_rewards") or {}
+    segment = view.get("segment")
+    out: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        prior = segments.mean(segment, variant)
+        own = memory.get(variant) or {}
+        recent = own.get("recent_mean")
+        weight = float(own["recent_weight"]) if recent is not None else 0.0
+        mean = float(recent) if recent is not None else prior
+        out[variant] = {
+            "own_reward": (weight * mean + OWN_PRIOR_WEIGHT * prior) / (weight + OWN_PRIOR_WEIGHT),
+            "own_evidence": weight / (weight + OWN_PRIOR_WEIGHT),
+            "segment_reward": prior,
+        }
+    return out

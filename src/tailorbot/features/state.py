@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tailorbot.events.codec import event_epoch
+from tailorbot.features import memory
 from tailorbot.features import sessions as sess
 from tailorbot.features.params import RETENTION_S, FeatureParams
 
@@ -84,6 +85,7 @@ def new_state() -> State:
         "views": {},  # article_id -> newest view time
         "feedback": {},  # article_id -> newest [time, helpful]
         "channels": {},  # channel -> [events, newest time]
+        **memory.new_memory(),  # outcomes per variant and article (features/memory.py)
     }
 
 
@@ -205,6 +207,7 @@ def _on_article_viewed(state: State, s: Session, ev: dict[str, Any], ts: float, 
 
 def _on_article_feedback(state: State, s: Session, ev: dict[str, Any], ts: float, p: Any) -> None:
     _keep_newest(state["feedback"], ev["article_id"], [ts, bool(ev["helpful"])])
+    memory.record_outcome(state, ev, ts)
 
 
 def _keep_newest(by_article: dict[str, Any], article: str, value: Any) -> None:
@@ -222,10 +225,12 @@ def _on_rating(state: State, s: Session, ev: dict[str, Any], ts: float, p: Any) 
     insort(state["ratings"], [ts, score])
     state["csat_sum"] += score
     state["csat_n"] += 1
+    memory.record_outcome(state, ev, ts)
 
 
 def _on_resolution(state: State, s: Session, ev: dict[str, Any], ts: float, p: Any) -> None:
     sess.set_outcome(s, ts, bool(ev["resolved"]), ev.get("article_id"))
+    memory.record_outcome(state, ev, ts)
 
 
 def _on_handoff(state: State, s: Session, ev: dict[str, Any], ts: float, p: Any) -> None:
@@ -341,6 +346,7 @@ def prune(state: State, settings_or_params: Any) -> None:
     if k:
         state["ewma"] = ewma(state["ewma"], state["alpha"], ratings[:k])
         del ratings[:k]
+    memory.fold_until(state, cut)
     horizon_cut = state["newest"] - params.horizon_s
     sessions = state["sessions"]
     for session_id in [sid for sid, s in sessions.items() if s[sess.LAST] <= horizon_cut]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features import sessions as sess
+from tailorbot.features.memory import memory_view
 from tailorbot.features.params import DAY_S
 from tailorbot.features.segments import SEGMENTS, SegmentRules
 from tailorbot.features.state import ewma, new_state
@@ -68,6 +69,7 @@ def feature_view(
     view.update(_csat_features(state))
     view.update(_session_features(state, now))
     view.update(_article_features(state))
+    view.update(memory_view(state, now))
     view["preferred_channel"] = _preferred_channel(state["channels"])
     view["late_events"] = state["late"]
     view["history_capped"] = state["cut_cap"] is not None

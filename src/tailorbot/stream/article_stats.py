@@ -8,12 +8,17 @@ add, given the user's features just *before* the event, and adds the batch's sum
 the feature records. A crash between the two loses that batch's statistics rather than counting
 them twice (the events are then duplicates for the feature state): at most once, which is the
 right side to err on for aggregate rates.
+
+The same pass counts the segment-level memory of the response variants
+(:func:`tailorbot.features.memory.segment_deltas`: per segment and variant, the outcomes of
+feedback events naming a variant), the cold-start prior of each customer's own memory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tailorbot.features.memory import OUTCOME_EVENT_TYPES, segment_deltas
 from tailorbot.features.view import feature_view
 from tailorbot.models.recommend.collaborative import (
     ARTICLE_EVENT_TYPES,
@@ -38,7 +43,8 @@ class ArticleStatsCollector:
     ) -> dict[str, Any] | None:
         """The user's view before ``event`` is applied; None when the event is not about
         articles (most events: no view is built for them)."""
-        if event.get("type") not in ARTICLE_EVENT_TYPES:
+        kind = event.get("type")
+        if kind not in ARTICLE_EVENT_TYPES and kind not in OUTCOME_EVENT_TYPES:
             return None
         record = FeatureRecord(user_id, state, partition=0, offset=0, event_time=ts, updated_at=ts)
         return feature_view(record, profile, ts)
@@ -46,6 +52,7 @@ class ArticleStatsCollector:
     def add(self, event: dict[str, Any], view: dict[str, Any]) -> None:
         """Count an event that was applied (call only then)."""
         add_deltas(self._pending, deltas_for_event(event, view))
+        add_deltas(self._pending, segment_deltas(event, view))
 
     def flush(self, store: CounterStore) -> None:
         pending, self._pending = self._pending, {}

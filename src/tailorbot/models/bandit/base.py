@@ -8,6 +8,13 @@ the probability it had of picking that arm, so that decisions can later be evalu
 a context is mapped onto that fixed order plus a trailing bias term of 1.0. Names the model
 does not know are ignored, missing names count as 0.0, and a non-finite value is an error.
 
+**Action features.** ``select`` and ``probabilities`` take optional ``arm_features``: per
+offered arm, features of that action (as in Vowpal Wabbit's ``cb_explore_adf``: e.g. this
+customer's past reward with that response variant). Arm ``a`` is scored on the context
+merged with ``arm_features[a]``; learn from the merged context of the arm that was played.
+The offered arms may differ from call to call (each template has its own variants); an arm
+never seen scores with the prior.
+
 **Shared state.** Each arm keeps the additive sufficient statistics of a ridge regression:
 
 * ``arm/<arm>/A/<i>/<j>`` for ``i <= j``: the sum of ``x_i * x_j`` (the Gram matrix, upper
@@ -35,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ARM_PREFIX = "arm/"
+ArmFeatures = Mapping[str, Mapping[str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,7 @@ class ContextualBandit(ABC):
         context: Mapping[str, float],
         arms: Sequence[str],
         rng: np.random.Generator | None = None,
+        arm_features: ArmFeatures | None = None,
     ) -> tuple[dict[str, float], dict[str, float]]:
         """The selection probability of each arm (summing to 1) and each arm's score."""
 
@@ -97,10 +106,11 @@ class ContextualBandit(ABC):
         context: Mapping[str, float],
         arms: Sequence[str],
         rng: np.random.Generator | None = None,
+        arm_features: ArmFeatures | None = None,
     ) -> Choice:
         """Pick one of ``arms`` for ``context``; ``rng`` defaults to the model's seeded one."""
         rng = rng if rng is not None else self._rng
-        probs, scores = self.probabilities(context, arms, rng)
+        probs, scores = self.probabilities(context, arms, rng, arm_features)
         p = np.fromiter(probs.values(), dtype=float, count=len(probs))
         arm = list(probs)[int(rng.choice(len(p), p=p / p.sum()))]
         return Choice(arm=arm, propensity=probs[arm], scores=scores)
@@ -130,6 +140,27 @@ class ContextualBandit(ABC):
                 raise ValueError(f"context feature {name!r} is not a finite number: {value!r}")
             x[i] = value
         return x
+
+    def arm_vectors(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        arm_features: ArmFeatures | None = None,
+    ) -> np.ndarray:
+        """One row per arm: ``context`` (merged with the arm's own features, if given)."""
+        x = self.vector(context)
+        if not arm_features:
+            return x
+        rows = np.tile(x, (len(arms), 1))
+        for k, arm in enumerate(arms):
+            for name, value in arm_features.get(arm, {}).items():
+                i = self._index.get(name)
+                if i is not None:
+                    value = float(value)
+                    if not math.isfinite(value):
+                        raise ValueError(f"action feature {name!r} of arm {arm!r} is {value!r}")
+                    rows[k, i] = value
+        return rows
 
     def feature_signature(self) -> str:
         """A short digest of the feature list, to put in a shared counters' namespace."""
@@ -220,11 +251,15 @@ class ContextualBandit(ABC):
     def _posterior_moments(
         self, x: np.ndarray, arms: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``."""
+        """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``; ``x``
+        is one vector for all arms or one row per arm (:meth:`arm_vectors`)."""
         means = np.empty(len(arms))
         widths = np.empty(len(arms))
+        rows = x if x.ndim == 2 else None
         for k, arm in enumerate(arms):
             a_inv, theta = self._solve(arm)
+            if rows is not None:
+                x = rows[k]
             means[k] = x @ theta
             widths[k] = math.sqrt(max(float(x @ a_inv @ x), 0.0))
         return means, widths

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tailorbot.models.bandit.base import ContextualBandit, check_arms
+from tailorbot.models.bandit.base import ArmFeatures, ContextualBandit, check_arms
 
 # Scores this close to the best one count as tied (floating-point noise, not preference).
 TIE_TOLERANCE = 1e-9
@@ -76,10 +76,11 @@ class LinUCB(ContextualBandit):
         context: Mapping[str, float],
         arms: Sequence[str],
         rng: np.random.Generator | None = None,
+        arm_features: ArmFeatures | None = None,
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Exact selection probabilities (``rng`` is unused: LinUCB scores are deterministic)."""
         arms = check_arms(arms)
-        means, widths = self._posterior_moments(self.vector(context), arms)
+        means, widths = self._posterior_moments(self.arm_vectors(context, arms, arm_features), arms)
         ucb = means + self.alpha * widths
         best = ucb >= ucb.max() - TIE_TOLERANCE * (1.0 + abs(ucb.max()))
         probs = self._mix_epsilon(best / best.sum())

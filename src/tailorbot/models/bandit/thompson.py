@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tailorbot.models.bandit.base import ContextualBandit, check_arms
+from tailorbot.models.bandit.base import ArmFeatures, ContextualBandit, check_arms
 
 
 class LinearThompson(ContextualBandit):
@@ -82,11 +82,12 @@ class LinearThompson(ContextualBandit):
         context: Mapping[str, float],
         arms: Sequence[str],
         rng: np.random.Generator | None = None,
+        arm_features: ArmFeatures | None = None,
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Monte-Carlo estimated selection probabilities and the posterior means."""
         arms = check_arms(arms)
         rng = rng if rng is not None else self._rng
-        means, widths = self._posterior_moments(self.vector(context), arms)
+        means, widths = self._posterior_moments(self.arm_vectors(context, arms, arm_features), arms)
         draws = rng.normal(means, self.v * widths, size=(self.n_draws, len(arms)))
         wins = np.bincount(draws.argmax(axis=1), minlength=len(arms))
         probs = self._mix_epsilon(wins / self.n_draws)

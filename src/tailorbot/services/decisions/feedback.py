@@ -7,8 +7,10 @@ stream processor counts them once.
 >>> request = FeedbackRequest(decision_id="d1", rating=5, clicked_article_id="a1")
 >>> helpful_signal(request, offered=["a1", "a2"])
 True
->>> [e["event_id"] for e in feedback_events(request, {"user_id": "u1", "session_id": "s1"})]
-['d1-click', 'd1-rating']
+>>> decision = {"user_id": "u1", "session_id": "s1", "variant": "concise", "articles": ["a1"]}
+>>> events = feedback_events(request, decision)
+>>> [e["event_id"] for e in events], events[-1]["metadata"]
+(['d1-click', 'd1-rating'], {'decision_id': 'd1', 'variant': 'concise', 'article': 'a1'})
 """
 
 from __future__ import annotations
@@ -30,13 +32,26 @@ def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
     return None
 
 
+def decision_metadata(decision_id: str, decision: Mapping[str, Any]) -> dict[str, str]:
+    """What the stream worker needs to credit the outcome (features/memory.py): the variant
+    shown and the article the reply was about."""
+    meta = {"decision_id": decision_id}
+    if decision.get("variant"):
+        meta["variant"] = str(decision["variant"])
+    articles = decision.get("articles") or []
+    article = decision.get("reply_article") or (articles[0] if articles else None)
+    if article:
+        meta["article"] = str(article)
+    return meta
+
+
 def feedback_events(request: FeedbackRequest, decision: Mapping[str, Any]) -> list[dict]:
     base = {
         "user_id": decision["user_id"],
         "session_id": decision["session_id"],
         "timestamp": now_iso(),
         "channel": decision.get("channel", "chat"),
-        "metadata": {"decision_id": request.decision_id},
+        "metadata": decision_metadata(request.decision_id, decision),
     }
     prefix = request.decision_id
     events: list[dict] = []

@@ -5,6 +5,10 @@ update's sufficient statistics to the store's shared counters (addition commutes
 concurrent processes never lose an update) and to the local copy; every ``sync_s`` seconds the
 local copy is rebuilt from the shared sums (off the request path, by the decision service's
 background refresh), which also brings in what other processes learned.
+
+The arms offered are the template's own variants. Each is scored on the context plus its
+action features (features/context.py: this customer's memory of the variant, and their
+segment's, read from the shared ``memory:segment_variant`` counters at each sync).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tailorbot.config import Settings
-from tailorbot.features.context import AttributeContext, feature_names
+from tailorbot.features.context import AttributeContext, action_features, feature_names
+from tailorbot.features.memory import NS_SEGMENT_VARIANT
+from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.models.bandit import Choice, ContextualBandit, LinearThompson, LinUCB
 from tailorbot.store.base import CounterStore
 
@@ -41,11 +48,28 @@ class VariantPolicy:
         self.namespace = f"bandit:{type(bandit).__name__.lower()}:{bandit.feature_signature()}"
         self._lock = threading.Lock()
         self._synced_at = float("-inf")
+        self._segments = SegmentVariantStats()
 
-    def choose(self, context: Mapping[str, float], arms: Sequence[str]) -> Choice:
+    def choose(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        arm_features: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> Choice:
         self._maybe_sync()
         with self._lock:
-            return self.bandit.select(context, arms)
+            return self.bandit.select(context, arms, arm_features=arm_features)
+
+    def choose_for(
+        self, view: Mapping[str, Any] | None, context: Mapping[str, float], arms: Sequence[str]
+    ) -> tuple[Choice, dict[str, float]]:
+        """The choice among ``arms`` with the customer's memory of each as action features,
+        and the context to learn from (``context`` with the chosen arm's features)."""
+        self._maybe_sync()
+        features = action_features(view, arms, self._segments)
+        with self._lock:
+            choice = self.bandit.select(context, arms, arm_features=features)
+        return choice, {**context, **features[choice.arm]}
 
     def learn(self, context: Mapping[str, float], arm: str, reward: float) -> None:
         self.store.increment(self.namespace, self.bandit.statistics_delta(context, arm, reward))
@@ -55,8 +79,10 @@ class VariantPolicy:
     def sync(self) -> None:
         """Rebuild the local bandit from the shared statistics."""
         counters = self.store.counters(self.namespace)
+        segments = SegmentVariantStats.from_counters(self.store.counters(NS_SEGMENT_VARIANT))
         with self._lock:
             self.bandit.load_statistics(counters)
+            self._segments = segments
             self._synced_at = time.monotonic()
 
     def _maybe_sync(self) -> None:
