@@ -79,5 +79,15 @@ def test_article_validation(bad: dict) -> None:
 def test_variant_placeholders_are_validated() -> None:
     with pytest.raises(ValidationError, match="unknown placeholder"):
         Variants(concise="Hi {nme}", step_by_step="x", empathetic="x")
-    with pytest.raises(ValidationError, match="Field required"):
-        Variants.model_validate({"concise": "x", "step_by_step": "x"})
+    with pytest.raises(ValidationError, match="at least one variant"):
+        Variants.model_validate({})
+    with pytest.raises(ValidationError, match="variant name"):
+        Variants.model_validate({"two words": "x"})
+
+
+def test_a_template_declares_any_number_of_variants_with_any_names() -> None:
+    variants = Variants.model_validate({"short": "Hi.", "formal_de": "Guten Tag, {name}."})
+    assert variants.names == ["short", "formal_de"]
+    assert variants.text("formal_de") == "Guten Tag, {name}."
+    with pytest.raises(ValueError, match="unknown variant 'concise'"):
+        variants.text("concise")

@@ -5,8 +5,9 @@ A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates
 * An **article** answers one or more intents: ``id``, ``title``, Markdown ``body``,
   ``intents``, optional ``tags``, ``audience`` (``tiers`` / ``languages``; empty = everyone)
   and, for troubleshooting, ordered ``steps``.
-* A **response template** words the bot's reply for some intents in three variants
-  (``concise``, ``step_by_step``, ``empathetic``: the arms the bandit picks from) with
+* A **response template** words the bot's reply for some intents in one or more named
+  variants (the bundled KB uses ``concise``, ``step_by_step``, ``empathetic``; the
+  template's variants are the arms the bandit picks from) with
   placeholders such as ``{name}`` and ``{article_title}`` (:mod:`tailorbot.kb.render`).
   It may name the ``article`` it is written around; one template may be the ``default``,
   used for intents without a template of their own, and the template with id ``fallback``
@@ -26,16 +27,18 @@ A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tailorbot.kb.render import placeholders, render
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
-VARIANTS = ("concise", "step_by_step", "empathetic")
+VARIANTS = ("concise", "step_by_step", "empathetic")  # the bundled KB's variants
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 NO_ARTICLE_INTENTS = frozenset({"out_of_scope"})  # the bot hands over; nothing to answer with
 FALLBACK_TEMPLATE_ID = "fallback"
 
@@ -69,21 +72,50 @@ class Article(_Record):
     )
 
 
-class Variants(_Record):
-    concise: Annotated[str, Field(min_length=1)]
-    step_by_step: Annotated[str, Field(min_length=1)]
-    empathetic: Annotated[str, Field(min_length=1)]
+def _known_placeholders(text: str) -> str:
+    placeholders(text)  # raises PlaceholderError (a ValueError) naming the problem
+    return text
 
-    @field_validator("concise", "step_by_step", "empathetic")
-    @classmethod
-    def _placeholders_are_known(cls, text: str) -> str:
-        placeholders(text)  # raises PlaceholderError (a ValueError) naming the problem
-        return text
+
+VariantText = Annotated[str, Field(min_length=1), AfterValidator(_known_placeholders)]
+
+
+class Variants(BaseModel):
+    """The wordings of one template, by variant name: as many as the template needs, with any
+    names (``concise``, ``step_by_step``, ``formal_de``, ...). They are the arms the bandit
+    picks from for this template; a name shared by several templates is one style, and
+    shares the bandit's statistics across them.
+
+    >>> Variants(short="Hi.", detailed="Hello! {article_title}").names
+    ['short', 'detailed']
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+    __pydantic_extra__: dict[str, VariantText]
+
+    @model_validator(mode="after")
+    def _valid(self) -> Variants:
+        extra = self.__pydantic_extra__ or {}
+        if not extra:
+            raise ValueError("a template needs at least one variant")
+        for name in extra:
+            if not VARIANT_NAME.match(name):
+                raise ValueError(
+                    f"variant name {name!r} must match {VARIANT_NAME.pattern} (letters, "
+                    "digits, '_', '-', '.'; at most 64)"
+                )
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """Variant names in the order the KB declares them."""
+        return list(self.__pydantic_extra__ or {})
 
     def text(self, variant: str) -> str:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        return str(getattr(self, variant))
+        extra = self.__pydantic_extra__ or {}
+        if variant not in extra:
+            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(extra)}")
+        return str(extra[variant])
 
 
 class ResponseTemplate(_Record):

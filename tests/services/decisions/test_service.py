@@ -360,3 +360,56 @@ def test_feedback_refused_by_the_log_can_be_retried(
         if decode_event(r.value)["user_id"] == "u9"
     )
     assert kinds["rating"] == 1 and kinds["resolution"] == 1
+
+
+def test_each_customer_is_answered_in_the_variant_their_own_history_prefers(
+    make_service: Any,
+) -> None:
+    """Two customers with the same profile and the same generic features: one rates
+    step-by-step answers 5 and the rest 1, the other empathetic ones. Only their own memory
+    (features/memory.py, via the action features) tells them apart."""
+    runtime, service = make_service(worker=True, bandit_alpha=0.2)
+    likes = {f"steps{i}": "step_by_step" for i in range(4)}
+    likes.update({f"warm{i}": "empathetic" for i in range(4)})
+    late: dict[str, list[str]] = {user: [] for user in likes}
+    for round_ in range(30):
+        for user, liked in likes.items():
+            answer = ask(service, user, CARD_MESSAGE)
+            if round_ >= 20:
+                late[user].append(answer.response.variant)
+            tell(service, answer.decision_id, rating=5 if answer.response.variant == liked else 1)
+        wait_until(lambda: caught_up(runtime), "the worker to catch up")
+    memory = features_of(runtime, "steps0")["variant_rewards"]
+    assert memory["step_by_step"]["mean"] == 1.0
+    for user, liked in likes.items():
+        share = late[user].count(liked) / len(late[user])
+        assert share >= 0.7, f"{user} got {liked} in {share:.0%} of the last 10 answers"
+
+
+def test_a_templates_own_variants_are_the_arms(make_service: Any, tmp_path: Any) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "kb.yaml").write_text(
+        """
+articles:
+  - id: kb-card
+    title: Where is my card?
+    body: Cards arrive in a week.
+    intents: [card_arrival]
+templates:
+  - id: t-card
+    intents: [card_arrival]
+    variants:
+      short: "See {article_title}."
+      bullet_points: "- {article_title}"
+      formal: "Dear customer."
+  - id: t-default
+    default: true
+    variants: {plain: "See {article_title}."}
+"""
+    )
+    _, service = make_service(kb_dir=str(kb))
+    seen = {ask(service, f"u{i}", CARD_MESSAGE).response.variant for i in range(60)}
+    assert seen == {"short", "bullet_points", "formal"}
+    other = ask(service, "u-other", "how do I change my pin")
+    assert other.response.variant == "plain" and other.response.propensity == 1.0

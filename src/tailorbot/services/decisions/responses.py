@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tailorbot.kb.model import FALLBACK_TEMPLATE_ID, VARIANTS, KnowledgeBase, ResponseTemplate
+from tailorbot.kb.model import FALLBACK_TEMPLATE_ID, KnowledgeBase, ResponseTemplate
 
 
 class ResponseComposer:
@@ -23,7 +23,10 @@ class ResponseComposer:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
-        self.variant_names: list[str] = list(VARIANTS)
+        # Every variant name of the KB, first-declared first (each template offers its own).
+        self.variant_names: list[str] = list(
+            dict.fromkeys(name for t in kb.templates for name in t.variants.names)
+        )
         if kb.default_template is None:
             raise ValueError("the knowledge base needs a default template (default: true)")
 

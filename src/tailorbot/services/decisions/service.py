@@ -176,9 +176,9 @@ class DecisionService:
         fallback = prediction.fallback
         context = decision_context(view, profile, models.attributes)
         template = models.composer.template_for(prediction.name, fallback.triggered)
-        variants = models.composer.variant_names
+        variants = template.variants.names
         if arm == "personalized":
-            choice = models.policy.choose(context, variants)
+            choice, context = models.policy.choose_for(view, context, variants)
             variant, propensity = choice.arm, choice.propensity
         else:
             variant, propensity = self._control_variant(variants), 1.0
