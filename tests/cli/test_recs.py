@@ -86,3 +86,26 @@ def test_missing_or_empty_log_is_a_clear_error(tmp_path: Path) -> None:
     unresolved = runner.invoke(app, ["evaluate-recs", "--log-url", url, "--kb", kb])
     assert unresolved.exit_code == 1
     assert "no session to evaluate" in unresolved.stderr
+
+
+def test_train_recs_saves_a_cf_model_in_the_registry(tmp_path: Path) -> None:
+    from tailorbot.models import registry
+
+    data_dir = tmp_path / "data"
+    settings = Settings.load(data_dir=data_dir)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    events = []
+    for i in range(12):
+        article = "kb-express-courier" if (i // 4) % 2 else "kb-where-is-my-card"
+        events += session_events(f"u{i % 4}", f"s{i}", START + timedelta(hours=i), article)
+    write(log, events)
+    log.close()
+    result = runner.invoke(app, ["train-recs", "--data-dir", str(data_dir), "--shrinkage", "1"])
+    assert result.exit_code == 0, result.output
+    assert "4 users, 8 user-article interactions" in result.stdout
+    saved = registry.latest(data_dir, kind="item_knn")
+    assert saved.metadata["params"]["shrinkage"] == 1.0
+    assert "kb-express-courier" in saved.model.neighbours_of("kb-where-is-my-card")
+
+    missing = runner.invoke(app, ["train-recs", "--data-dir", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no event log at" in missing.stderr

@@ -133,5 +133,41 @@ def _intent_fn(data_dir: Path) -> Any:
     return predict
 
 
+@reports_errors
+def train_recs(
+    data_dir: DataDirOption = None,
+    log_url: LogUrlOption = None,
+    neighbours: Annotated[
+        int, typer.Option("--neighbours", min=1, max=1000, help="Neighbours kept per article.")
+    ] = 20,
+    shrinkage: Annotated[
+        float, typer.Option("--shrinkage", min=0.0, help="Pseudo-count shrinking similarities.")
+    ] = 10.0,
+    config: ConfigOption = None,
+) -> None:
+    """Train the collaborative-filtering model (item-kNN) on the event log and save it in the
+    data dir's model registry; a running server picks it up without a restart."""
+    from tailorbot.log import open_log
+    from tailorbot.models.recommend.cf_training import save_cf, train_from_log
+
+    settings = load_settings(config, data_dir=data_dir, log_url=log_url)
+    url = settings.resolved_log_url()
+    _require_sqlite_file(url, "event log")
+    log = open_log(url, settings.partitions)
+    try:
+        model, metadata = train_from_log(log, neighbours=neighbours, shrinkage=shrinkage)
+    finally:
+        log.close()
+    if not metadata["interactions"]:
+        raise CliError(f"no article interactions in {url}: nothing to learn from")
+    saved = save_cf(settings.data_dir, model, metadata)
+    typer.echo(
+        f"saved item_knn model {saved.version}: {metadata['users']} users, "
+        f"{metadata['interactions']} user-article interactions, "
+        f"{metadata['articles_with_neighbours']} articles with neighbours"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("evaluate-recs")(evaluate_recs)
+    app.command("train-recs")(train_recs)

@@ -413,3 +413,31 @@ templates:
     assert seen == {"short", "bullet_points", "formal"}
     other = ask(service, "u-other", "how do I change my pin")
     assert other.response.variant == "plain" and other.response.propensity == 1.0
+
+
+def test_a_newly_trained_cf_model_is_served_without_a_restart(make_service: Any) -> None:
+    from tailorbot.events.codec import now_iso
+    from tailorbot.models.recommend.cf_training import save_cf
+    from tailorbot.models.recommend.item_knn import ItemKNN
+
+    runtime, service = make_service(worker=True)
+    viewed = {
+        "type": "article_viewed",
+        "event_id": "v1",
+        "user_id": "cf-user",
+        "session_id": "s0",
+        "timestamp": now_iso(),
+        "article_id": "kb-atm-support",
+    }
+    service.events.ingest([viewed])
+    wait_until(lambda: caught_up(runtime), "the worker to catch up")
+    before = ask(service, "cf-user", CARD_MESSAGE)
+    assert not any("also used it" in r for a in before.articles for r in a.reasons)
+
+    pairs = [(f"u{i}", a, 1.0) for i in range(30) for a in ("kb-atm-support", "kb-pin-blocked")]
+    save_cf(runtime.settings.data_dir, ItemKNN().fit(pairs), {"events": 60})
+    service.models.recommenders.refresh()  # what the background refresh runs every second
+    assert service.models.recommenders.cf_version is not None
+    after = ask(service, "cf-user", "my pin is blocked")
+    reasons = {a.id: a.reasons for a in after.articles}
+    assert any("also used it" in r for r in reasons.get("kb-pin-blocked", [])), reasons

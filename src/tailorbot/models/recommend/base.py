@@ -81,6 +81,10 @@ class UserContext:
         """Articles that already helped this user: marked helpful, or resolved an issue."""
         return self.helpful | self.resolved
 
+    def basket(self) -> frozenset[str]:
+        """Articles the user interacted with (viewed, helpful, resolved), less the vetoed."""
+        return (self.viewed | self.helpful | self.resolved) - self.unhelpful
+
     def cohorts(self) -> list[tuple[str, str]]:
         """``(kind, value)`` groups of similar customers: the tier and the segment."""
         out = []

@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailorbot.events.codec import decode_event, event_epoch
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import APPLIED, apply_outcome, new_state
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
 from tailorbot.models.recommend.base import Recommender
+from tailorbot.models.recommend.cf_training import events_in_time_order
 from tailorbot.models.recommend.collaborative import ARTICLE_EVENT_TYPES, CollaborativeStats
 from tailorbot.models.recommend.hybrid import HybridRecommender
 from tailorbot.store.base import FeatureRecord, ProfileStore
@@ -99,16 +99,6 @@ def ndcg_at_k(ranked: list[str], relevant: str, k: int) -> float:
     return 0.0
 
 
-def _replay_order(log: EventLog) -> list[tuple[float, int, int, dict[str, Any]]]:
-    items = []
-    for partition in range(log.num_partitions):
-        for record in log.read_all(partition):
-            event = decode_event(record.value)
-            items.append((event_epoch(event), partition, record.offset, event))
-    items.sort(key=lambda item: item[:3])
-    return items
-
-
 def evaluate_recommendations(
     log: EventLog,
     kb: Any,
@@ -134,7 +124,7 @@ def evaluate_recommendations(
     """
     if k < 1:
         raise EvaluationError(f"k must be >= 1, got {k}")
-    events = _replay_order(log)
+    events = events_in_time_order(log)
     if not events:
         raise EvaluationError("the event log is empty: nothing to evaluate")
     params = params or FeatureParams()

@@ -2,18 +2,22 @@
 
 An article's score is a weighted sum of signals, each in a small fixed range:
 
-=================  ========  =====================================================================
-signal             range     what it is
-=================  ========  =====================================================================
-``text``           0..1      BM25 of the message against title, body, steps and tags, over the best
-``intent``         0..1      the intent confidence when the article serves the predicted intent
-``collaborative``  0..1      smoothed share of similar customers' issues of this intent it resolved
-``feedback``       -1..1     net helpful votes per reader (similar customers, this intent)
-``cooccurrence``   0..1      link to articles that already helped this user (item-item)
-``popularity``     0..1      how often it helped the user's tier and segment, over the top article
-``history``        0..1      it resolved the user's issue of this intent before (1), or the user
-                             found it helpful and it is on topic (text or intent) (0.5)
-=================  ========  =====================================================================
+===========================  =====  ===========================================================
+signal                       range  what it is
+===========================  =====  ===========================================================
+``text``                     0..1   BM25 of the message against title, body, steps and tags,
+                                    over the best (an off-intent article needs real evidence)
+``intent``                   0..1   the intent confidence when the article serves the intent
+``segment_resolution_rate``  0..1   smoothed share of this intent's issues it resolved for
+                                    customers of the user's tier and segment
+``segment_helpfulness``      -1..1  net helpful votes per reader (same groups, this intent)
+``cooccurrence``             0..1   link to articles that already helped this user (counters)
+``item_knn``                 0..1   collaborative filtering: similarity (item-kNN trained on
+                                    the log, :mod:`.item_knn`) to the articles the user used
+``popularity``               0..1   how often it helped the user's tier and segment
+``history``                  0..1   it resolved the user's issue of this intent before (1), or
+                                    the user found it helpful and it is on topic (0.5)
+===========================  =====  ===========================================================
 
 Hard rules come before scores: an article the user marked unhelpful is never offered again,
 and an article is offered only to the tiers and languages of its audience. An article whose
@@ -41,14 +45,16 @@ from typing import Any
 
 from tailorbot.models.recommend.base import Recommendation, Recommender, UserContext
 from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
+from tailorbot.models.recommend.item_knn import ItemKNN
 from tailorbot.models.recommend.text import BM25Index, tokenize
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "text": 1.0,
     "intent": 1.5,
-    "collaborative": 1.5,
-    "feedback": 0.5,
+    "segment_resolution_rate": 1.5,
+    "segment_helpfulness": 0.5,
     "cooccurrence": 0.3,
+    "item_knn": 0.5,
     "popularity": 0.3,
     "history": 1.0,
 }
@@ -79,6 +85,9 @@ class HybridRecommender(Recommender):
         co-occurrence or popularity signal. Replace ``stats`` to refresh it.
     title_boost
         How many times the title counts in the text index.
+    cf
+        The collaborative-filtering model (:class:`ItemKNN`, trained by ``tailorbot
+        train-recs``); None: no ``item_knn`` signal. Replace ``cf`` to refresh it.
     """
 
     def __init__(
@@ -87,6 +96,7 @@ class HybridRecommender(Recommender):
         weights: Mapping[str, float] | None = None,
         stats: CollaborativeStats | None = None,
         title_boost: int = 2,
+        cf: ItemKNN | None = None,
     ) -> None:
         unknown = set(weights or {}) - set(DEFAULT_WEIGHTS)
         if unknown:
@@ -97,6 +107,7 @@ class HybridRecommender(Recommender):
         self.weights = weights
         self.stats = stats
         self.title_boost = title_boost
+        self.cf = cf
         self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self._terms = {a.id: set(tokenize(_document(a, 1))) for a in kb.articles}
         self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
@@ -129,7 +140,7 @@ class HybridRecommender(Recommender):
         user = UserContext.from_view(user_view)
         tier = tier or user.tier
         language = language or user.language
-        evidence = _Evidence.gather(self.stats, user, intent, self._weights)
+        evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
         text = self._index.normalized(message) if self._weights["text"] else {}
         weights = self._weights
         ranked = []
@@ -171,7 +182,7 @@ class HybridRecommender(Recommender):
         and an article in the text tail or with popularity alone never reaches the top k.
         """
         best_text = heapq.nlargest(TEXT_CANDIDATES, text, key=text.__getitem__)
-        found = set(best_text).union(evidence.rates, evidence.links)
+        found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
         if intent:
             found.update(a.id for a in self.kb.articles_for(intent))
         if user.personalized:
@@ -203,11 +214,13 @@ class HybridRecommender(Recommender):
                 signals["history"] = 0.5
         found = evidence.rates.get(article_id)
         if found is not None:
-            signals["collaborative"] = found.resolution.rate
-            signals["feedback"] = found.feedback.rate
+            signals["segment_resolution_rate"] = found.resolution.rate
+            signals["segment_helpfulness"] = found.feedback.rate
         link = evidence.links.get(article_id)
         if link is not None:
             signals["cooccurrence"] = link[0]
+        if article_id in evidence.similar:
+            signals["item_knn"] = evidence.similar[article_id]
         if article_id in evidence.popularity:
             signals["popularity"] = evidence.popularity[article_id]
         return signals
@@ -243,16 +256,27 @@ class HybridRecommender(Recommender):
             rate, votes = found.resolution, found.feedback
             if rate.hits > 0 and rate.trials > 0:
                 share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
-                add("collaborative", f"resolved {share} of {_who(rate.group)}' {intent} issues")
+                add(
+                    "segment_resolution_rate",
+                    f"resolved {share} of {_who(rate.group)}' {intent} issues",
+                )
             if votes.hits > 0:
-                add("feedback", f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)")
+                add(
+                    "segment_helpfulness",
+                    f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)",
+                )
             elif votes.hits < 0:
-                add("feedback", f"{_who(votes.group)} found it unhelpful")
+                add("segment_helpfulness", f"{_who(votes.group)} found it unhelpful")
         link = evidence.links.get(article.id)
         if link is not None:
             partner = self.kb.article(link[1])
             title = partner.title if partner is not None else link[1]
             add("cooccurrence", f'helped customers who also found "{title}" helpful')
+        if "item_knn" in weighted and self.cf is not None:
+            partner_id = self.cf.best_link(article.id, user.basket())
+            partner = self.kb.article(partner_id) if partner_id else None
+            if partner is not None:
+                add("item_knn", f'customers who used "{partner.title}" also used it')
         groups = user.cohorts()
         add("popularity", f"popular with {_who(groups[0] if groups else ALL)}")
         reasons.sort(key=lambda r: r[0])  # stable: equal contributions keep this order
@@ -266,21 +290,29 @@ class _Evidence:
     rates: Mapping[str, ArticleEvidence] = field(default_factory=dict)
     links: Mapping[str, tuple[float, str]] = field(default_factory=dict)
     popularity: Mapping[str, float] = field(default_factory=dict)
+    similar: Mapping[str, float] = field(default_factory=dict)  # item-kNN scores
 
     @classmethod
     def gather(
         cls,
         stats: CollaborativeStats | None,
+        cf: ItemKNN | None,
         user: UserContext,
         intent: str | None,
         weights: Mapping[str, float],
     ) -> _Evidence:
+        similar: Mapping[str, float] = {}
+        if cf is not None and user.personalized and weights["item_knn"]:
+            similar = cf.scores(user.basket())
         if stats is None:
-            return cls()
+            return cls(similar=similar)
         groups = user.cohorts()
-        wants_rates = intent and (weights["collaborative"] or weights["feedback"])
+        wants_rates = intent and (
+            weights["segment_resolution_rate"] or weights["segment_helpfulness"]
+        )
         wants_links = user.personalized and weights["cooccurrence"]
         return cls(
+            similar=similar,
             rates=stats.evidence(intent, groups) if wants_rates and intent else {},
             links=stats.cooccurrence_map(user.helped()) if wants_links else {},
             popularity=stats.popularity_map(groups) if weights["popularity"] else {},

@@ -40,7 +40,7 @@ def load_decision_models(settings: Settings, counters: CounterStore) -> Decision
     policy = VariantPolicy(make_bandit(settings, attributes), counters, settings.bandit_sync_s)
     return DecisionModels(
         intent=saved.model,
-        recommenders=SharedRecommenders(kb, counters),
+        recommenders=SharedRecommenders(kb, counters, settings.data_dir),
         policy=policy,
         composer=ResponseComposer(kb),
         attributes=attributes,

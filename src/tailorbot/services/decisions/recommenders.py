@@ -4,29 +4,47 @@ The personalized ranker uses every signal; the control ranker (the A/B baseline)
 relevance and intent match. The collaborative statistics are additive counters in the store
 (the stream worker adds to them as events arrive); :meth:`SharedRecommenders.refresh` re-reads
 them and is called off the request path (see :mod:`tailorbot.services.decisions.refresh`).
+The same refresh picks up a newer collaborative-filtering model (``tailorbot train-recs``)
+from the data directory's model registry, so a retrained model is served without a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.models.recommend import HybridRecommender, Recommendation
+from tailorbot.models.recommend.cf_training import CFLoader
 from tailorbot.models.recommend.collaborative import CollaborativeStats
 from tailorbot.store.base import CounterStore
 
 
 class SharedRecommenders:
-    def __init__(self, kb: KnowledgeBase, store: CounterStore) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, store: CounterStore, data_dir: str | Path | None = None
+    ) -> None:
         self.kb = kb
         self.store = store
+        self.data_dir = data_dir
         self._personalized = HybridRecommender(kb)
         self._control = HybridRecommender.intent_only(kb)
+        self._cf = CFLoader(data_dir) if data_dir is not None else None
+
+    @property
+    def cf_version(self) -> str | None:
+        """The registry version of the collaborative-filtering model in use (None: none)."""
+        return self._cf.version if self._cf is not None else None
 
     def refresh(self) -> None:
-        """Swap in the current shared statistics (one attribute assignment: atomic)."""
+        """Swap in the current shared statistics and a newer CF model, if one was saved
+        (attribute assignments: atomic)."""
         self._personalized.stats = CollaborativeStats.load(self.store)
+        if self._cf is not None:
+            model = self._cf.poll()
+            if model is not None:
+                self._personalized.cf = model
 
     def recommend(
         self,
