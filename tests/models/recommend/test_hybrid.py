@@ -190,3 +190,45 @@ def test_bad_arguments_are_refused() -> None:
         recommender.recommend(None, MESSAGE, None, 0.0, k=0)
     with pytest.raises(ValueError, match="intent_confidence"):
         recommender.recommend(None, MESSAGE, "card_arrival", 1.5)
+
+
+# --- text relevance needs real evidence (the bundled KB) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled() -> HybridRecommender:
+    from tailorbot.kb import default_kb_dir, load_kb
+
+    return HybridRecommender(load_kb(default_kb_dir()))
+
+
+@pytest.mark.parametrize("confidence", [0.3, 0.6, 0.9])
+def test_a_filler_word_does_not_pick_the_article(
+    bundled: HybridRecommender, confidence: float
+) -> None:
+    """'yet' is in the message and in "I was charged twice…": coincidence, not relevance."""
+    recs = bundled.recommend(None, "my crad hasnt arived yet", "card_arrival", confidence)
+    assert recs, "the intent's own articles are offered"
+    for rec in recs:
+        assert "card_arrival" in bundled.kb.article(rec.article_id).intents, rec
+    assert all("yet" not in reason for rec in recs for reason in rec.reasons)
+
+
+@pytest.mark.parametrize("intent", [None, "contactless_not_working"])
+def test_asking_for_a_human_gets_no_article_because_of_want(
+    bundled: HybridRecommender, intent: str | None
+) -> None:
+    recs = bundled.recommend(None, "I want to talk to a human", intent, 0.2)
+    assert all(intent in bundled.kb.article(r.article_id).intents for r in recs)
+    if intent is None:
+        assert recs == []
+
+
+def test_an_off_intent_article_with_real_evidence_is_still_offered(
+    bundled: HybridRecommender,
+) -> None:
+    recs = bundled.recommend(
+        None, "my card has not arrived and I was charged twice", "card_arrival", 0.3
+    )
+    assert "kb-charged-twice" in [r.article_id for r in recs]
+    assert bundled.recommend(None, "refund", None, 0.0)[0].article_id == "kb-request-refund"

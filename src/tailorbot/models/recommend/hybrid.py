@@ -67,6 +67,10 @@ INTENT_ONLY_WEIGHTS: dict[str, float] = {
 
 # Text-only candidates: the best this many text matches (see _candidates).
 TEXT_CANDIDATES = 20
+# An article that does not serve the predicted intent gets a text signal only when it shares
+# at least this many distinct content words with the message (fewer when the message has
+# fewer): one shared word is coincidence, not evidence enough to outrank the intent's own.
+MIN_SHARED_TERMS = 2
 # A signal is named among the reasons when its weighted contribution reaches this.
 REASON_MIN = 0.1
 
@@ -142,6 +146,8 @@ class HybridRecommender(Recommender):
         language = language or user.language
         evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
         text = self._index.normalized(message) if self._weights["text"] else {}
+        if text:
+            text = self._with_evidence(text, message, intent)
         weights = self._weights
         ranked = []
         for article_id in self._candidates(user, text, intent, evidence):
@@ -166,6 +172,20 @@ class HybridRecommender(Recommender):
             )
             for negative, _, article, weighted in heapq.nsmallest(k, ranked, key=lambda r: r[:2])
         ]
+
+    def _with_evidence(
+        self, text: Mapping[str, float], message: str, intent: str | None
+    ) -> dict[str, float]:
+        """Text scores, less those of off-intent articles sharing too few message words."""
+        terms = set(tokenize(message))
+        need = min(MIN_SHARED_TERMS, len(terms))
+        kept = {}
+        for article_id, score in text.items():
+            article = self.kb.article(article_id)
+            on_intent = article is not None and intent is not None and intent in article.intents
+            if on_intent or len(terms & self._terms.get(article_id, set())) >= need:
+                kept[article_id] = score
+        return kept
 
     def _candidates(
         self,

@@ -1,6 +1,7 @@
 """Text relevance of a customer message to knowledge-base articles: Okapi BM25.
 
-Documents are tokenized once at fit time (lower-cased words, a short stop list, a light
+Documents are tokenized once at fit time (lower-cased words, a stop list of function words
+and chat fillers, a light
 suffix stemmer so that "arrived" meets "arrival"); a query only walks the posting lists of
 its own terms, so scoring costs O(matching postings), not O(articles).
 
@@ -32,7 +33,21 @@ _STOP_TEXT = """
     why will with would you your yours am im ive id hi hello hey thanks thank t s d ll re ve
     m don doesn didn isn wasn hasn haven won cant
 """
-STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Fillers of chat messages: words that say how the customer feels about the question, not what
+# it is about. One of them shared with an article is coincidence, never relevance
+# ("my card hasn't arrived yet" is not about an article that says "not yet").
+_FILLER_TEXT = """
+    yet still already just really also even ever again anymore now today soon
+    want wants wanted wanna need needs needed like would should could might may must shall
+    get gets got getting gotten know knew think thought tell told let lets
+    help helps helped please pls plz ok okay sure yes yeah oh well hmm
+    hasnt havent hadnt isnt arent wasnt werent dont doesnt didnt wont wouldnt shouldnt
+    couldnt cannot youre theyre thats whats ill ive id im
+    something anything nothing someone anyone somebody anybody thing things stuff
+    very much some any every
+"""
+FILLER_WORDS = frozenset(_FILLER_TEXT.split())
+STOP_WORDS = frozenset(_STOP_TEXT.split()) | FILLER_WORDS
 
 # Longest first; one suffix at most is stripped, then a trailing "e" (so "charge"/"charges"
 # and "decline"/"declined" meet).

@@ -38,6 +38,24 @@ class ResponseComposer:
         found = self.kb.template_for(intent)
         return found if found is not None else self.kb.default_template  # type: ignore[return-value]
 
+    def reply_article(
+        self, template: ResponseTemplate, intent: str | None, articles: Sequence[Any]
+    ) -> Any | None:
+        """The offered article the reply names (``{article_title}``): the one the template is
+        written around when it is offered, else the first offered article serving the
+        intent, else the first offered one (None when none is offered)."""
+        if not articles:
+            return None
+        if template.article is not None:
+            for offered in articles:
+                if offered.article_id == template.article:
+                    return offered
+        for offered in articles:
+            article = self.kb.article(offered.article_id)
+            if article is not None and intent is not None and intent in article.intents:
+                return offered
+        return articles[0]
+
     def render(
         self,
         template: ResponseTemplate,
@@ -46,8 +64,12 @@ class ResponseComposer:
         profile: Mapping[str, Any] | None,
         context: Any,
         articles: Sequence[Any],
+        reply_article: Any | None = None,
     ) -> str:
+        """``reply_article`` (default: the first of ``articles``) fills ``{article_title}``."""
         profile = profile or {}
+        if reply_article is None and articles:
+            reply_article = articles[0]
         products = profile.get("products") or []
         product = getattr(context, "product", None) or (products[0] if products else None)
         last_title = None
@@ -58,7 +80,7 @@ class ResponseComposer:
             "name": profile.get("name"),
             "tier": profile.get("tier"),
             "product": product,
-            "article_title": articles[0].title if articles else None,
+            "article_title": reply_article.title if reply_article is not None else None,
             "last_article_title": last_title,
         }
         return template.render(variant, values)

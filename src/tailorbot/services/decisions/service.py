@@ -182,7 +182,10 @@ class DecisionService:
             variant, propensity = choice.arm, choice.propensity
         else:
             variant, propensity = self._control_variant(variants), 1.0
-        text = models.composer.render(template, variant, view, profile, request.context, articles)
+        about = models.composer.reply_article(template, prediction.name, articles)
+        text = models.composer.render(
+            template, variant, view, profile, request.context, articles, about
+        )
         decision_id = uuid.uuid4().hex
         record = {
             "decision_id": decision_id,
@@ -193,6 +196,7 @@ class DecisionService:
             "confidence": prediction.confidence,
             "fallback": fallback.reason,
             "articles": [a.article_id for a in articles],
+            "reply_article": about.article_id if about is not None else None,
             "template_id": template.id,
             "variant": variant,
             "propensity": propensity,
