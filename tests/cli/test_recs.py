@@ -109,3 +109,27 @@ def test_train_recs_saves_a_cf_model_in_the_registry(tmp_path: Path) -> None:
 
     missing = runner.invoke(app, ["train-recs", "--data-dir", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no event log at" in missing.stderr
+
+
+def test_evaluate_recs_time_split_reports_three_policies_with_intervals(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings.load(data_dir=data_dir)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    events = []
+    for i in range(40):
+        article = "kb-express-courier" if i % 2 else "kb-where-is-my-card"
+        events += session_events(f"u{i % 8}", f"s{i}", START + timedelta(hours=i), article)
+    write(log, events)
+    log.close()
+    kb = str(make_kb(tmp_path))
+    args = ["evaluate-recs", "--data-dir", str(data_dir), "--kb", kb, "--split", "time"]
+    result = runner.invoke(app, [*args, "--json", "--bootstrap", "200"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["split"]["train_share"] == 0.7 and report["sessions"] < 40
+    assert set(report["policies"]) == {"hybrid", "intent_only", "popularity"}
+    assert len(report["policies"]["popularity"]["ci95"]["ndcg"]) == 2
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0 and "time split" in text.stdout and "popularity" in text.stdout
+    bad = runner.invoke(app, ["evaluate-recs", "--data-dir", str(data_dir), "--split", "random"])
+    assert bad.exit_code == 1 and "--split" in bad.stderr and "Traceback" not in bad.output

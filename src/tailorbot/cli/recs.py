@@ -1,8 +1,11 @@
-"""``tailorbot evaluate-recs``: replay the event log and score the article recommender.
+"""``tailorbot evaluate-recs``: replay the event log and score the article recommender;
+``tailorbot train-recs``: train the collaborative-filtering model on the log.
 
 For every session that ended resolved by an article, the hybrid recommender (statistics
-learned from earlier events only) and the intent-only baseline are asked for their top k at
-the session's first customer message; the command prints hit rate@k and NDCG@k of both.
+learned from earlier events only), the intent-only baseline and the popularity baseline are
+asked for their top k at the session's first customer message; the command prints hit
+rate@k and NDCG@k of each with 95 % user-bootstrap intervals. ``--split time`` trains the
+CF model on the first 70 % of the log by time and counts only the sessions after it.
 """
 
 from __future__ import annotations
@@ -46,10 +49,26 @@ def evaluate_recs(
     store_url: StoreUrlOption = None,
     kb_dir: KbOption = None,
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Length of the list.")] = 3,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="'none': every session, no CF model; 'time': train the CF model on the first "
+            "--train-share of the log by time, score the sessions after it.",
+        ),
+    ] = "none",
+    train_share: Annotated[
+        float, typer.Option("--train-share", min=0.05, max=0.95, help="With --split time.")
+    ] = 0.7,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, max=100_000, help="User-level resamples.")
+    ] = 1000,
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Hit rate@k and NDCG@k of the hybrid recommender beside the intent-only baseline."""
+    """Hit rate@k and NDCG@k of the hybrid recommender beside intent-only and popularity."""
+    if split not in ("none", "time"):
+        raise CliError(f"--split: expected 'none' or 'time', got {split!r}")
     from tailorbot.features.params import FeatureParams
     from tailorbot.kb import default_kb_dir, load_kb
     from tailorbot.log import open_log
@@ -72,6 +91,9 @@ def evaluate_recs(
             profiles=stores.profiles if stores is not None else None,
             intent_fn=_intent_fn(settings.data_dir),
             params=FeatureParams.of(settings),
+            train_share=train_share if split == "time" else None,
+            bootstrap=bootstrap,
+            seed=settings.seed or 0,
         )
     finally:
         log.close()
@@ -80,14 +102,7 @@ def evaluate_recs(
     if json_output:
         typer.echo(json.dumps(result.to_dict()))
         return
-    typer.echo(
-        f"replayed {result.events} events from {url}: {result.sessions} sessions resolved by "
-        f"an article (k={result.k})"
-    )
-    typer.echo(f"  {'policy':<12} {'hit_rate@' + str(k):>11} {'ndcg@' + str(k):>8}")
-    for name, score in result.policies.items():
-        typer.echo(f"  {name:<12} {score.hit_rate:>11.4f} {score.ndcg:>8.4f}")
-    typer.echo(f"  lift: hit rate {result.lift('hit_rate'):+.4f}, NDCG {result.lift('ndcg'):+.4f}")
+    _print_report(result, url, k)
     notes = {
         "resolved sessions without a customer message before (not counted)": result.unasked,
         "counted sessions resolved by an article the KB does not hold": result.unknown_articles,
@@ -98,6 +113,33 @@ def evaluate_recs(
     for text, count in notes.items():
         if count:
             typer.echo(f"note: {count} {text}", err=True)
+
+
+def _print_report(result: Any, url: str, k: int) -> None:
+    typer.echo(
+        f"replayed {result.events} events from {url}: {result.sessions} sessions of "
+        f"{result.users} users resolved by an article (k={result.k})"
+    )
+    if result.split:
+        typer.echo(
+            f"time split: CF trained on the first {result.split['train_events']} events "
+            f"({result.split['train_share']:.0%}); sessions after them scored"
+        )
+    typer.echo(f"  {'policy':<12} {'hit_rate@' + str(k):>11} {'95% CI':>17} {'ndcg@' + str(k):>8}")
+    for name, score in result.policies.items():
+        hit, ndcg = (result.intervals.get(name, {}).get(m) for m in ("hit_rate", "ndcg"))
+        typer.echo(
+            f"  {name:<12} {score.hit_rate:>11.4f} {_ci(hit):>17} {score.ndcg:>8.4f} {_ci(ndcg)}"
+        )
+    lift = result.lift_intervals
+    typer.echo(
+        f"  lift over intent_only: hit rate {result.lift('hit_rate'):+.4f} "
+        f"{_ci(lift.get('hit_rate'))}, NDCG {result.lift('ndcg'):+.4f} {_ci(lift.get('ndcg'))}"
+    )
+
+
+def _ci(pair: list[float] | None) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
 
 
 def _exists(url: str) -> bool:

@@ -187,3 +187,52 @@ def test_an_article_the_user_vetoed_is_not_offered_in_replay_either(tmp_path: Pa
     assert result.sessions == 1 and result.vetoed == 1
     assert result.policies["hybrid"].hits == 0  # never re-offered, even in a list of 3
     assert result.policies["intent_only"].hits == 1
+
+
+def test_time_split_scores_only_later_sessions_with_user_bootstrap_intervals(
+    tmp_path: Path,
+) -> None:
+    log, profiles = planted_log(tmp_path, sessions=100)
+    result = evaluate_recommendations(log, KB, k=1, profiles=profiles, train_share=0.7)
+    report = result.to_dict()
+    # 100 sessions of 7 events (resolved ones) in time order: the last 30 % are ~30 sessions.
+    assert 25 <= result.sessions <= 31 and result.split["train_sessions_skipped"] >= 69
+    assert result.split["train_events"] == int(0.7 * result.events)
+    assert set(report["policies"]) == {"hybrid", "intent_only", "popularity"}
+    assert result.users == 12
+    for name, score in result.policies.items():
+        lo, hi = result.intervals[name]["hit_rate"]
+        assert lo <= score.hit_rate <= hi, name
+    lo, hi = result.lift_intervals["hit_rate"]
+    assert lo <= result.lift("hit_rate") <= hi and lo > 0  # the planted pattern is learned
+    # Every later session counts under no split too, so there are more of them.
+    assert evaluate_recommendations(log, KB, k=1, profiles=profiles).sessions == 100
+    with pytest.raises(EvaluationError, match="train_share"):
+        evaluate_recommendations(log, KB, train_share=1.0)
+
+
+def test_the_cf_model_trained_before_the_split_lifts_the_hybrid(tmp_path: Path) -> None:
+    """Every user resolved by the express courier is, in a later session about the same
+    message, resolved by the card-fees article: off-intent, sharing one word with the message,
+    so only collaborative filtering brings it into the list."""
+    log = open_log(f"sqlite:///{tmp_path}/log.db", partitions=2)
+    events = []
+    for i in range(40):
+        user = f"u{i:02d}"
+        at = START + timedelta(hours=i)
+        events += session_events(user, f"a{i}", at, "kb-express-courier")
+        events += session_events(user, f"b{i}", at + timedelta(minutes=30), "kb-card-fees")
+    write(log, events)
+    weights = {
+        "segment_resolution_rate": 0.0,
+        "segment_helpfulness": 0.0,
+        "popularity": 0.0,
+        "cooccurrence": 0.0,
+    }
+    with_cf = evaluate_recommendations(log, KB, k=3, weights=weights, train_share=0.7)
+    no_cf = evaluate_recommendations(
+        log, KB, k=3, weights={**weights, "item_knn": 0.0}, train_share=0.7
+    )
+    assert no_cf.policies["hybrid"].hit_rate == pytest.approx(0.5)  # the "a" sessions only
+    assert with_cf.policies["hybrid"].hit_rate == 1.0
+    assert with_cf.split["articles_with_neighbours"] == 2

@@ -11,7 +11,19 @@ feedback on that very article, are learned only after the question was asked, so
 leaks.
 
 Metrics, over the counted sessions: **hit rate@k** (the resolving article is in the top k)
-and **NDCG@k** (with one relevant article: ``1 / log2(rank + 1)``, rank from 1, 0 past k).
+and **NDCG@k** (with one relevant article: ``1 / log2(rank + 1)``, rank from 1, 0 past k),
+each with a 95 % percentile-bootstrap interval over *users* (a user's sessions are not
+independent), and the same for the hybrid's lift over intent-only.
+
+Three policies: ``hybrid`` (every signal), ``intent_only`` (text and intent: the A/B control)
+and ``popularity`` (the articles that helped most customers so far, the same for everyone).
+
+**Time split** (``train_share=0.7``): the collaborative-filtering model (item-kNN) is trained
+on the first 70 % of the events by time and frozen; only sessions whose first customer
+message comes after that point are counted. The online statistics (segment rates,
+co-occurrence, popularity, each user's features) keep learning from the replayed events, as
+they do when serving, but only ever from events before the question. Without a split no CF
+model is used (training it on the whole log would leak the answers).
 
 From Python: ``evaluate_recommendations(open_log(url, partitions), load_kb(dir), k=3,
 profiles=store).to_dict()`` (see tests/models/recommend/test_evaluation.py).
@@ -24,14 +36,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import APPLIED, apply_outcome, new_state
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
 from tailorbot.models.recommend.base import Recommender
-from tailorbot.models.recommend.cf_training import events_in_time_order
+from tailorbot.models.recommend.bootstrap import user_bootstrap
+from tailorbot.models.recommend.cf_training import events_in_time_order, train_item_knn
 from tailorbot.models.recommend.collaborative import ARTICLE_EVENT_TYPES, CollaborativeStats
 from tailorbot.models.recommend.hybrid import HybridRecommender
+from tailorbot.models.recommend.item_knn import ItemKNN
+from tailorbot.models.recommend.popularity import PopularityRecommender
 from tailorbot.store.base import FeatureRecord, ProfileStore
 
 IntentFn = Callable[[str], tuple[str | None, float]]
@@ -65,6 +82,11 @@ class RecsEvaluation:
     # hybrid never re-offers it (a customer in a memoryless simulator may still click it)
     vetoed: int
     policies: dict[str, PolicyScore] = field(default_factory=dict)
+    users: int = 0  # users with a counted session (the bootstrap's units)
+    split: dict[str, Any] = field(default_factory=dict)  # the time split, when one was made
+    # 95 % user-bootstrap intervals: {policy: {metric: [lo, hi]}}, and of the lift
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    lift_intervals: dict[str, list[float]] = field(default_factory=dict)
 
     def lift(
         self, metric: str = "hit_rate", policy: str = "hybrid", over: str = "intent_only"
@@ -80,10 +102,16 @@ class RecsEvaluation:
             "unknown_articles": self.unknown_articles,
             "without_intent": self.without_intent,
             "vetoed": self.vetoed,
-            "policies": {name: score.to_dict() for name, score in self.policies.items()},
+            "users": self.users,
+            "split": dict(self.split),
+            "policies": {
+                name: {**score.to_dict(), "ci95": self.intervals.get(name, {})}
+                for name, score in self.policies.items()
+            },
             "lift": {"hit_rate": self.lift("hit_rate"), "ndcg": self.lift("ndcg")}
             if {"hybrid", "intent_only"} <= set(self.policies)
             else {},
+            "lift_ci95": dict(self.lift_intervals),
         }
 
 
@@ -107,8 +135,12 @@ def evaluate_recommendations(
     weights: Mapping[str, float] | None = None,
     intent_fn: IntentFn | None = None,
     params: FeatureParams | None = None,
+    train_share: float | None = None,
+    cf_params: Mapping[str, Any] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> RecsEvaluation:
-    """Replay ``log`` and score the hybrid recommender against the intent-only baseline.
+    """Replay ``log`` and score the hybrid recommender against intent-only and popularity.
 
     Parameters
     ----------
@@ -121,31 +153,50 @@ def evaluate_recommendations(
         ``text -> (intent, confidence)`` for customer messages logged without an intent.
     params
         Feature-state parameters (default: the defaults of :class:`FeatureParams`).
+    train_share
+        Time split: train the CF model on this share of the events (by time) and count only
+        sessions asked after them (None: no split, no CF model, every session counts).
+    cf_params
+        Arguments of :class:`~tailorbot.models.recommend.item_knn.ItemKNN`.
+    bootstrap, seed
+        User-level bootstrap resamples for the intervals, and their seed.
     """
     if k < 1:
         raise EvaluationError(f"k must be >= 1, got {k}")
+    if train_share is not None and not 0.0 < train_share < 1.0:
+        raise EvaluationError(f"train_share must be within (0, 1), got {train_share}")
     events = events_in_time_order(log)
     if not events:
         raise EvaluationError("the event log is empty: nothing to evaluate")
     params = params or FeatureParams()
     if isinstance(profiles, ProfileStore):
         profiles = profiles.get_many({event["user_id"] for *_, event in events})
-    profiles = profiles or {}
+    cf: ItemKNN | None = None
+    ask_after = -math.inf
+    split: dict[str, Any] = {}
+    if train_share is not None:
+        n_train = max(1, int(len(events) * train_share))
+        ask_after = events[n_train - 1][0]
+        cf = train_item_knn((e for *_, e in events[:n_train]), **dict(cf_params or {}))
+        split = {"train_share": train_share, "train_events": n_train, "train_until": ask_after}
+        split.update(cf.summary())
     stats = CollaborativeStats()
     replay = _Replay(
         {
-            "hybrid": HybridRecommender(kb, weights=weights, stats=stats),
+            "hybrid": HybridRecommender(kb, weights=weights, stats=stats, cf=cf),
             "intent_only": HybridRecommender.intent_only(kb),
+            "popularity": PopularityRecommender(kb, stats),
         },
         stats,
         profiles or {},
         params,
         intent_fn,
         k,
+        ask_after,
     )
     for ts, partition, offset, event in events:
         replay.apply(ts, partition, offset, event)
-    return replay.score(kb, len(events))
+    return replay.score(kb, len(events), split, bootstrap, seed)
 
 
 Session = tuple[str, str]
@@ -163,8 +214,11 @@ class _Replay:
         params: FeatureParams,
         intent_fn: IntentFn | None,
         k: int,
+        ask_after: float = -math.inf,
     ) -> None:
         self.policies = policies
+        self.ask_after = ask_after  # sessions first asked at or before this are not counted
+        self.before_split: set[Session] = set()
         self.stats = stats
         self.profiles = profiles
         self.params = params
@@ -192,6 +246,10 @@ class _Replay:
             resolved = event.get("resolved") and event.get("article_id")
             self.outcome[session] = event["article_id"] if resolved else None
         elif kind == "message" and event.get("role") == "customer" and session not in self.asked:
+            if ts <= self.ask_after:
+                self.before_split.add(session)
+                self.asked[session] = {}
+                return
             view = _view(user_id, state, profile, ts, partition, offset)
             self._ask(session, event, view)
 
@@ -221,30 +279,86 @@ class _Replay:
             for name, policy in self.policies.items()
         }
 
-    def score(self, kb: Any, events: int) -> RecsEvaluation:
+    def score(
+        self, kb: Any, events: int, split: dict[str, Any], bootstrap: int, seed: int
+    ) -> RecsEvaluation:
         resolved_sessions = {s: a for s, a in self.outcome.items() if a is not None}
-        counted = [(s, a) for s, a in resolved_sessions.items() if s in self.asked]
+        counted = [
+            (s, a)
+            for s, a in resolved_sessions.items()
+            if s in self.asked and s not in self.before_split
+        ]
         if not counted:
+            where = " after the time split" if split else ""
             raise EvaluationError(
-                f"no session to evaluate among {events} events: none ended with a resolution "
-                "that says resolved=true and names an article_id after a customer message"
+                f"no session to evaluate among {events} events{where}: none ended with a "
+                "resolution that says resolved=true and names an article_id after a customer "
+                "message"
             )
         known = {a.id for a in kb.articles}
-        scores = {}
-        for name in self.policies:
-            hits = sum(1 for s, a in counted if a in self.asked[s][name])
-            ndcg = sum(ndcg_at_k(self.asked[s][name], a, self.k) for s, a in counted)
-            scores[name] = PolicyScore(hits / len(counted), ndcg / len(counted), hits)
+        names = list(self.policies)
+        # Per session: hit and NDCG of each policy, in columns (hit_p1, ndcg_p1, hit_p2, ...).
+        rows = np.array(
+            [
+                [
+                    value
+                    for name in names
+                    for value in (
+                        float(a in self.asked[s][name]),
+                        ndcg_at_k(self.asked[s][name], a, self.k),
+                    )
+                ]
+                for s, a in counted
+            ]
+        )
+        means = rows.mean(axis=0)
+        scores = {
+            name: PolicyScore(
+                float(means[2 * i]), float(means[2 * i + 1]), int(rows[:, 2 * i].sum())
+            )
+            for i, name in enumerate(names)
+        }
+        intervals, lift = _intervals(names, rows, [s[0] for s, _ in counted], bootstrap, seed)
+        skipped = sum(1 for s in resolved_sessions if s in self.before_split)
         return RecsEvaluation(
             k=self.k,
             events=events,
             sessions=len(counted),
-            unasked=len(resolved_sessions) - len(counted),
+            unasked=len(resolved_sessions) - len(counted) - skipped,
             unknown_articles=sum(1 for _, a in counted if a not in known),
             without_intent=sum(1 for s, _ in counted if s in self.no_intent),
             vetoed=sum(1 for s, a in counted if a in self.unhelpful.get(s, ())),
             policies=scores,
+            users=len({s[0] for s, _ in counted}),
+            split={**split, "train_sessions_skipped": skipped} if split else {},
+            intervals=intervals,
+            lift_intervals=lift,
         )
+
+
+def _intervals(
+    names: list[str], rows: np.ndarray, users: list[str], reps: int, seed: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """User-bootstrap 95 % intervals of each policy's metrics and of hybrid − intent_only."""
+    index = {u: i for i, u in enumerate(dict.fromkeys(users))}
+    of_user = np.array([index[u] for u in users])
+    columns = rows
+    lift_cols: list[str] = []
+    if {"hybrid", "intent_only"} <= set(names):
+        h, b = names.index("hybrid"), names.index("intent_only")
+        diff = rows[:, [2 * h, 2 * h + 1]] - rows[:, [2 * b, 2 * b + 1]]
+        columns = np.hstack([rows, diff])
+        lift_cols = ["hit_rate", "ndcg"]
+    sums = np.zeros((len(index), columns.shape[1]))
+    np.add.at(sums, of_user, columns)
+    counts = np.bincount(of_user, minlength=len(index)).astype(float)
+    lo, hi = user_bootstrap(sums, counts, reps=reps, seed=seed)
+    pairs = [[round(float(a), 6), round(float(b), 6)] for a, b in zip(lo, hi, strict=True)]
+    intervals = {
+        name: {"hit_rate": pairs[2 * i], "ndcg": pairs[2 * i + 1]} for i, name in enumerate(names)
+    }
+    lift = {m: pairs[2 * len(names) + j] for j, m in enumerate(lift_cols)}
+    return intervals, lift
 
 
 def _view(
