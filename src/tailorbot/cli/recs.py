@@ -132,6 +132,9 @@ def _print_report(result: Any, url: str, k: int) -> None:
             f"  {name:<12} {score.hit_rate:>11.4f} {_ci(hit):>17} {score.ndcg:>8.4f} {_ci(ndcg)}"
         )
     lift = result.lift_intervals
+    if result.vetoed:
+        kept = {n: f"{v['hit_rate']:.4f}" for n, v in result.without_vetoed.items()}
+        typer.echo(f"  hit_rate@{k} without the vetoed sessions (below): {kept}")
     typer.echo(
         f"  lift over intent_only: hit rate {result.lift('hit_rate'):+.4f} "
         f"{_ci(lift.get('hit_rate'))}, NDCG {result.lift('ndcg'):+.4f} {_ci(lift.get('ndcg'))}"

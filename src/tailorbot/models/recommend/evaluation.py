@@ -87,6 +87,8 @@ class RecsEvaluation:
     # 95 % user-bootstrap intervals: {policy: {metric: [lo, hi]}}, and of the lift
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     lift_intervals: dict[str, list[float]] = field(default_factory=dict)
+    # hit rate and NDCG over the counted sessions not resolved by a vetoed article
+    without_vetoed: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def lift(
         self, metric: str = "hit_rate", policy: str = "hybrid", over: str = "intent_only"
@@ -112,6 +114,7 @@ class RecsEvaluation:
             if {"hybrid", "intent_only"} <= set(self.policies)
             else {},
             "lift_ci95": dict(self.lift_intervals),
+            "without_vetoed": dict(self.without_vetoed),
         }
 
 
@@ -320,6 +323,16 @@ class _Replay:
         }
         intervals, lift = _intervals(names, rows, [s[0] for s, _ in counted], bootstrap, seed)
         skipped = sum(1 for s in resolved_sessions if s in self.before_split)
+        kept = np.array([a not in self.unhelpful.get(s, ()) for s, a in counted])
+        kept_means = rows[kept].mean(axis=0) if kept.any() else np.full(rows.shape[1], np.nan)
+        without_vetoed = {
+            name: {
+                "hit_rate": float(kept_means[2 * i]),
+                "ndcg": float(kept_means[2 * i + 1]),
+                "sessions": int(kept.sum()),
+            }
+            for i, name in enumerate(names)
+        }
         return RecsEvaluation(
             k=self.k,
             events=events,
@@ -333,6 +346,7 @@ class _Replay:
             split={**split, "train_sessions_skipped": skipped} if split else {},
             intervals=intervals,
             lift_intervals=lift,
+            without_vetoed=without_vetoed,
         )
 
 
