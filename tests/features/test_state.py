@@ -290,3 +290,18 @@ def test_a_state_written_before_the_memory_existed_still_reads_and_applies() -> 
     assert view_of(old, T0)["variant_rewards"] == {}
     apply_event(old, feedback("rating", T0, "r1", score=4, metadata={"variant": "x"}), PARAMS)
     assert view_of(old, T0)["variant_rewards"]["x"]["n"] == 1
+
+
+def test_outcomes_past_the_cap_are_folded_and_still_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tailorbot.features import memory
+
+    monkeypatch.setattr(memory, "MAX_OUTCOMES", 3)
+    state = new_state()
+    for i in range(5):
+        meta = {"variant": "concise"}
+        apply_event(state, feedback("rating", T0 + i, f"r{i}", score=5, metadata=meta), PARAMS)
+    assert len(state["outcomes"]) == 3 and state["outcome_totals"]["v"]["concise"] == [2, 2.0]
+    concise = view_of(state, T0 + 5)["variant_rewards"]["concise"]
+    assert concise["n"] == 5 and concise["recent_weight"] == pytest.approx(3.0, rel=1e-4)

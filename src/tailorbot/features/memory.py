@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 from tailorbot.features.params import DAY_S, RETENTION_S
 
 HALF_LIFE_S = 7 * DAY_S  # the weight of an outcome halves every week
-MAX_OUTCOMES = 500  # retained outcomes per user; the oldest beyond are folded early
+MAX_OUTCOMES = 200  # retained outcomes per user; the oldest beyond are folded early
+_DECAY = math.log(2.0) / HALF_LIFE_S
 MAX_KEYS = 200  # variants, and articles, in the folded totals (the smallest count goes)
 
 # Outcome fields.
@@ -117,18 +119,26 @@ def memory_view(state: Mapping[str, Any], now: float) -> dict[str, Any]:
     by_article: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["a"].items()}
     oldest = now - RETENTION_S
     for ts, variant, article, reward in state.get("outcomes", ()):
-        weight = 0.5 ** ((now - ts) / HALF_LIFE_S) if oldest < ts <= now else 0.0
-        for key, table in ((variant, by_variant), (article, by_article)):
-            if key:
-                entry = table.setdefault(key, [0, 0.0, 0.0, 0.0])
-                entry[0] += 1
-                entry[1] += reward
-                entry[2] += weight
-                entry[3] += weight * reward
+        weight = math.exp((ts - now) * _DECAY) if oldest < ts <= now else 0.0
+        if variant:
+            _count(by_variant, variant, reward, weight)
+        if article:
+            _count(by_article, article, reward, weight)
     return {
         "variant_rewards": {k: _summary(v) for k, v in sorted(by_variant.items())},
         "article_rewards": {k: _summary(v) for k, v in sorted(by_article.items())},
     }
+
+
+def _count(table: dict[str, list[float]], key: str, reward: float, weight: float) -> None:
+    entry = table.get(key)
+    if entry is None:
+        table[key] = [1, reward, weight, weight * reward]
+    else:
+        entry[0] += 1
+        entry[1] += reward
+        entry[2] += weight
+        entry[3] += weight * reward
 
 
 def _summary(entry: list[float]) -> dict[str, Any]:

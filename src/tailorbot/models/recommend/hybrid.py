@@ -71,6 +71,8 @@ TEXT_CANDIDATES = 20
 # at least this many distinct content words with the message (fewer when the message has
 # fewer): one shared word is coincidence, not evidence enough to outrank the intent's own.
 MIN_SHARED_TERMS = 2
+# Collaborative-filtering candidates: the articles most similar to the user's basket.
+CF_CANDIDATES = 10
 # A signal is named among the reasons when its weighted contribution reaches this.
 REASON_MIN = 0.1
 
@@ -323,7 +325,10 @@ class _Evidence:
     ) -> _Evidence:
         similar: Mapping[str, float] = {}
         if cf is not None and user.personalized and weights["item_knn"]:
-            similar = cf.scores(user.basket())
+            scores = cf.scores(user.basket())
+            # The strongest few: the tail cannot reach the top k, and each costs a scoring.
+            best = heapq.nlargest(CF_CANDIDATES, scores.items(), key=lambda kv: (kv[1], kv[0]))
+            similar = dict(best)
         if stats is None:
             return cls(similar=similar)
         groups = user.cohorts()
