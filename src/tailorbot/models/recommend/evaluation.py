@@ -354,6 +354,8 @@ def _intervals(
     names: list[str], rows: np.ndarray, users: list[str], reps: int, seed: int
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
     """User-bootstrap 95 % intervals of each policy's metrics and of hybrid − intent_only."""
+    if reps < 1:
+        return {}, {}
     index = {u: i for i, u in enumerate(dict.fromkeys(users))}
     of_user = np.array([index[u] for u in users])
     columns = rows
