@@ -58,7 +58,7 @@ def test_placeholders_reports_problems(text: str, message: str) -> None:
 
 
 def test_placeholders_lists_names() -> None:
-    assert placeholders("{name}{{x}} {bank} {name}") == ["name", "bank", "name"]
+    assert placeholders("{name}{{x}} {brand} {name}") == ["name", "brand", "name"]
 
 
 @given(st.text(max_size=200), st.dictionaries(st.sampled_from(list(PLACEHOLDERS)), st.text()))

@@ -1,6 +1,7 @@
 """The knowledge base: articles and response templates in YAML, validated and rendered."""
 
 from tailorbot.kb.loader import KBError, default_kb_dir, default_labels_file, load_kb, read_labels
+from tailorbot.kb.manifest import MANIFEST_FILE, Brand, CustomPlaceholder, KBManifest
 from tailorbot.kb.model import (
     FALLBACK_TEMPLATE_ID,
     VARIANTS,
@@ -19,6 +20,10 @@ __all__ = [
     "VARIANTS",
     "Article",
     "Audience",
+    "Brand",
+    "CustomPlaceholder",
+    "KBManifest",
+    "MANIFEST_FILE",
     "KBError",
     "KBIssue",
     "KBReport",

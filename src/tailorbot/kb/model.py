@@ -3,8 +3,9 @@
 A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates:`` lists.
 
 * An **article** answers one or more intents: ``id``, ``title``, Markdown ``body``,
-  ``intents``, optional ``tags``, ``audience`` (``tiers`` / ``languages``; empty = everyone)
-  and, for troubleshooting, ordered ``steps``.
+  ``intents``, optional ``tags``, ``audience`` (``tiers`` / ``languages``; empty = everyone),
+  for troubleshooting ordered ``steps``, and for citing it (a RAG prompt, a link in the
+  chat) a public ``url`` and a short ``snippet`` (default: the body's first sentences).
 * A **response template** words the bot's reply for some intents in one or more named
   variants (the bundled KB uses ``concise``, ``step_by_step``, ``empathetic``; the
   template's variants are the arms the bandit picks from) with
@@ -12,6 +13,8 @@ A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates
   It may name the ``article`` it is written around; one template may be the ``default``,
   used for intents without a template of their own, and the template with id ``fallback``
   words the hand-over when the intent model's fallback fires (it needs no intents).
+* The root ``kb.yaml`` may also name the **brand** and the KB's own **placeholders**
+  (:mod:`tailorbot.kb.manifest`).
 
 >>> kb = KnowledgeBase(
 ...     [Article(id="kb-card-arrival", title="Where is my card?", body="Cards take 3-5 days.",
@@ -23,16 +26,19 @@ A KB is a folder of YAML files; each file holds ``articles:`` and/or ``templates
 ['kb-card-arrival']
 >>> kb.template_for("card_arrival").render("empathetic", {"article_title": "Where is my card?"})
 'Sorry there! See Where is my card?.'
+>>> kb.article_snippet(kb.article("kb-card-arrival"))
+'Cards take 3-5 days.'
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from tailorbot.kb.manifest import KBManifest, Url
 from tailorbot.kb.render import placeholders, render
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
@@ -41,6 +47,11 @@ VARIANTS = ("concise", "step_by_step", "empathetic")  # the bundled KB's variant
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 NO_ARTICLE_INTENTS = frozenset({"out_of_scope"})  # the bot hands over; nothing to answer with
 FALLBACK_TEMPLATE_ID = "fallback"
+SNIPPET_CHARS = 300
+KNOWN_PLACEHOLDERS = "known_placeholders"  # validation-context key: the KB's placeholder names
+
+_MARKDOWN = re.compile(r"[*_`#>\[\]]|\(https?://[^)]*\)")
+_WHITESPACE = re.compile(r"\s+")
 
 
 class _Record(BaseModel):
@@ -70,10 +81,16 @@ class Article(_Record):
     steps: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Ordered troubleshooting steps."
     )
+    url: Url | None = Field(None, description="Public page of the article.")
+    snippet: Annotated[str, Field(min_length=1, max_length=SNIPPET_CHARS)] | None = Field(
+        None, description="A short plain-text summary to cite; default: from the body."
+    )
 
 
-def _known_placeholders(text: str) -> str:
-    placeholders(text)  # raises PlaceholderError (a ValueError) naming the problem
+def _known_placeholders(text: str, info: ValidationInfo) -> str:
+    # The KB's own placeholders come through the validation context (kb check); without
+    # one only the built-in names are allowed.
+    placeholders(text, (info.context or {}).get(KNOWN_PLACEHOLDERS))  # PlaceholderError names it
     return text
 
 
@@ -127,9 +144,14 @@ class ResponseTemplate(_Record):
     )
     variants: Variants
 
-    def render(self, variant: str, context: Mapping[str, object] | None = None) -> str:
+    def render(
+        self,
+        variant: str,
+        context: Mapping[str, object] | None = None,
+        defaults: Mapping[str, str] | None = None,
+    ) -> str:
         """The variant's text with placeholders filled (:func:`tailorbot.kb.render.render`)."""
-        return render(self.variants.text(variant), context)
+        return render(self.variants.text(variant), context, defaults)
 
 
 class KnowledgeBase:
@@ -144,7 +166,9 @@ class KnowledgeBase:
         articles: Iterable[Article] = (),
         templates: Iterable[ResponseTemplate] = (),
         sources: Mapping[str, str] | None = None,
+        manifest: KBManifest | None = None,
     ) -> None:
+        self.manifest = manifest or KBManifest()
         self.articles: tuple[Article, ...] = tuple(articles)
         self.templates: tuple[ResponseTemplate, ...] = tuple(templates)
         self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
@@ -166,6 +190,39 @@ class KnowledgeBase:
 
     def article(self, article_id: str) -> Article | None:
         return self._articles.get(article_id)
+
+    def article_url(self, article: Article) -> str | None:
+        """The article's own ``url``, else one below the brand's ``help_url`` (or None)."""
+        return article.url or self.manifest.article_url(article.id)
+
+    def article_snippet(self, article: Article) -> str:
+        """The article's ``snippet``, else its body's opening as one line of plain text."""
+        if article.snippet:
+            return article.snippet
+        text = _WHITESPACE.sub(" ", _MARKDOWN.sub("", article.body)).strip()
+        if len(text) <= SNIPPET_CHARS:
+            return text
+        cut = text[: SNIPPET_CHARS - 1]
+        sentence_end = cut.rfind(". ")
+        if sentence_end >= SNIPPET_CHARS // 3:
+            return cut[: sentence_end + 1]
+        return cut[: cut.rfind(" ")].rstrip(",;:") + "…"
+
+    def placeholder_values(self, profile: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The KB's own placeholders filled from the customer's profile."""
+        return self.manifest.values(profile)
+
+    def render(
+        self,
+        template: ResponseTemplate,
+        variant: str,
+        context: Mapping[str, object],
+        profile: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Render with this KB's brand and placeholders: ``context`` (built-in placeholders)
+        wins over the profile's values, which win over the KB's defaults."""
+        values = {**self.placeholder_values(profile), **context}
+        return template.render(variant, values, self.manifest.defaults())
 
     def template(self, template_id: str) -> ResponseTemplate | None:
         return self._templates.get(template_id)

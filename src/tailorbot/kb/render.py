@@ -1,10 +1,12 @@
 """Fill response-template placeholders, safely.
 
-A placeholder is ``{name}`` with ``name`` one of :data:`PLACEHOLDERS`; ``{{`` and ``}}`` are
-literal braces. Nothing else is interpreted: no attribute or index access, no format specs,
-no conversions (``str.format`` would allow ``{name.__class__}`` or ``{name:>999999}``), so a
-template can never reach into an object or blow up. A missing or empty value gets the
-placeholder's default; anything malformed is left as written (``kb check`` reports it).
+A placeholder is ``{name}`` with ``name`` one of :data:`PLACEHOLDERS` or one the KB declares
+in its ``kb.yaml`` (:mod:`tailorbot.kb.manifest`); ``{{`` and ``}}`` are literal braces.
+Nothing else is interpreted: no attribute or index access, no format specs, no conversions
+(``str.format`` would allow ``{name.__class__}`` or ``{name:>999999}``), so a template can
+never reach into an object or blow up. A missing or empty value gets the
+placeholder's default (the KB's own defaults first, then :data:`PLACEHOLDERS`); anything
+malformed is left as written (``kb check`` reports it).
 
 >>> render("Hi {name}, your {tier} card ({{beta}})", {"tier": "gold"})
 'Hi there, your gold card ({beta})'
@@ -12,12 +14,16 @@ placeholder's default; anything malformed is left as written (``kb check`` repor
 '{name.__class__} {name:>9}'
 >>> placeholders("See {article_title}, {name}.")
 ['article_title', 'name']
+>>> render("{brand}: your {plan}", {}, defaults={"brand": "Tailor Telecom", "plan": "plan"})
+'Tailor Telecom: your plan'
+>>> placeholders("{plan}", known={"plan"})
+['plan']
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 PLACEHOLDERS: dict[str, str] = {
     "name": "there",
@@ -25,9 +31,12 @@ PLACEHOLDERS: dict[str, str] = {
     "product": "account",
     "article_title": "our help article",
     "last_article_title": "the article you looked at earlier",
-    "bank": "Tailor Bank",
+    # The brand's own values come from the KB's kb.yaml; these are neutral stand-ins.
+    "brand": "our team",
+    "support_hours": "our opening hours",
+    "handoff_text": "A member of our team will take it from here.",
 }
-"""Known placeholders and the text used when the context has no value for one."""
+"""Built-in placeholders and the text used when neither the context nor the KB has a value."""
 
 MAX_VALUE_CHARS = 200
 
@@ -40,8 +49,12 @@ class PlaceholderError(ValueError):
     """A template uses a placeholder that is malformed or unknown."""
 
 
-def placeholders(text: str) -> list[str]:
-    """Placeholder names used by ``text``, in order; raises :class:`PlaceholderError`."""
+def placeholders(text: str, known: Collection[str] | None = None) -> list[str]:
+    """Placeholder names used by ``text``, in order; raises :class:`PlaceholderError`.
+
+    ``known`` is the set of allowed names (default: the built-in :data:`PLACEHOLDERS`).
+    """
+    allowed = PLACEHOLDERS if known is None else known
     names = []
     for match in _TOKEN.finditer(text):
         inner = match.group(1)
@@ -51,9 +64,9 @@ def placeholders(text: str) -> list[str]:
             raise PlaceholderError(
                 f"bad placeholder {{{inner}}}: only plain names like {{name}} are allowed"
             )
-        if inner not in PLACEHOLDERS:
-            known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
-            raise PlaceholderError(f"unknown placeholder {{{inner}}}; known: {known}")
+        if inner not in allowed:
+            listed = ", ".join("{" + n + "}" for n in sorted(allowed))
+            raise PlaceholderError(f"unknown placeholder {{{inner}}}; known: {listed}")
         names.append(inner)
     stray = _TOKEN.sub("", text)
     if "{" in stray or "}" in stray:
@@ -61,9 +74,15 @@ def placeholders(text: str) -> list[str]:
     return names
 
 
-def render(template_variant: str, context: Mapping[str, object] | None = None) -> str:
-    """Fill ``template_variant`` from ``context``; never raises for missing values."""
+def render(
+    template_variant: str,
+    context: Mapping[str, object] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> str:
+    """Fill ``template_variant`` from ``context``, else ``defaults``, else the built-in
+    defaults; never raises for missing values."""
     context = context or {}
+    defaults = defaults or {}
 
     def fill(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -75,7 +94,9 @@ def render(template_variant: str, context: Mapping[str, object] | None = None) -
         if not _NAME.match(name):
             return token
         value = _clean(context.get(name))
-        return value if value else PLACEHOLDERS.get(name, "")
+        if value:
+            return value
+        return _clean(defaults.get(name)) or PLACEHOLDERS.get(name, "")
 
     return _TOKEN.sub(fill, template_variant)
 

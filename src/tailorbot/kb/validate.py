@@ -1,10 +1,12 @@
 """Read a KB folder and report every problem as ``file: field: reason``.
 
 Checks, per file: YAML syntax, the ``articles``/``templates`` sections, each record's fields
-(required, types, ids, placeholders). Across files: duplicate ids, templates naming an
-unknown article, an intent claimed by two templates, more than one default template, a
-template with no intents (unless it is the default or the ``fallback`` one) and, when a
-label set is given, intents it does not know. Warnings (not errors): labels without any
+(required, types, ids, placeholders: the built-in ones and those the root ``kb.yaml``
+declares), and the ``brand``/``placeholders`` sections, allowed in the root ``kb.yaml``
+only. Across files: duplicate ids, templates naming an unknown article, an intent claimed
+by two templates, more than one default template, a template with no intents (unless it is
+the default or the ``fallback`` one) and, when a label set is given, intents it does not
+know. Warnings (not errors): labels without any
 article, no default template, no ``fallback`` template.
 
 >>> import pathlib, tempfile
@@ -28,8 +30,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tailorbot.kb.manifest import MANIFEST_FILE, MANIFEST_SECTIONS, KBManifest
 from tailorbot.kb.model import (
     FALLBACK_TEMPLATE_ID,
+    KNOWN_PLACEHOLDERS,
     NO_ARTICLE_INTENTS,
     Article,
     KnowledgeBase,
@@ -87,10 +91,13 @@ def check_kb(directory: str | Path, labels: Iterable[str] | None = None) -> KBRe
         report.errors.append(KBIssue(str(root), "-", "no .yaml or .yml files"))
         return report
     located: dict[str, list[_Located]] = {name: [] for name in SECTIONS}
-    for path in paths:
-        name = path.relative_to(root).as_posix()
+    names = [path.relative_to(root).as_posix() for path in paths]
+    documents = {name: _load(path, name, report) for path, name in zip(paths, names, strict=True)}
+    manifest = _read_manifest(documents.get(MANIFEST_FILE), report)
+    context = {KNOWN_PLACEHOLDERS: manifest.known()}
+    for name, document in documents.items():
         report.files.append(name)
-        _read_file(path, name, located, report)
+        _read_document(document, name, located, report, context)
     label_set = {str(label) for label in labels} if labels is not None else None
     _check_articles(located["articles"], label_set, report)
     _check_templates(located["templates"], located["articles"], label_set, report)
@@ -104,6 +111,7 @@ def check_kb(directory: str | Path, labels: Iterable[str] | None = None) -> KBRe
             (item.record for item in located["articles"]),
             (item.record for item in located["templates"]),
             sources,
+            manifest,
         )
         report.kb = kb
         if kb.default_template is None:
@@ -133,17 +141,47 @@ def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def _read_file(path: Path, name: str, located: dict[str, list[_Located]], report: KBReport) -> None:
+class _Unreadable:
+    """A file that could not be parsed (its error is already reported)."""
+
+
+_UNREADABLE = _Unreadable()
+
+
+def _load(path: Path, name: str, report: KBReport) -> Any:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         report.errors.append(KBIssue(name, "-", f"not UTF-8 text ({exc.reason})"))
-        return
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         report.errors.append(KBIssue(name, "-", f"invalid YAML{where}: {problem}"))
+    return _UNREADABLE
+
+
+def _read_manifest(document: Any, report: KBReport) -> KBManifest:
+    """The root kb.yaml's brand and placeholders (an empty manifest when it has none)."""
+    if not isinstance(document, dict):
+        return KBManifest()
+    sections = {key: document[key] for key in MANIFEST_SECTIONS if key in document}
+    try:
+        return KBManifest.model_validate(sections)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            report.errors.append(KBIssue(MANIFEST_FILE, _loc(error["loc"])[1:], _message(error)))
+        return KBManifest()
+
+
+def _read_document(
+    document: Any,
+    name: str,
+    located: dict[str, list[_Located]],
+    report: KBReport,
+    context: dict[str, Any],
+) -> None:
+    if document is _UNREADABLE:
         return
     if document is None:
         report.warnings.append(KBIssue(name, "-", "empty file"))
@@ -154,11 +192,16 @@ def _read_file(path: Path, name: str, located: dict[str, list[_Located]], report
         )
         return
     for key, items in document.items():
+        if key in MANIFEST_SECTIONS:
+            if name != MANIFEST_FILE:
+                report.errors.append(
+                    KBIssue(name, str(key), f"allowed only in {MANIFEST_FILE} at the KB root")
+                )
+            continue
         model = SECTIONS.get(str(key))
         if model is None:
-            report.errors.append(
-                KBIssue(name, str(key), "unknown section; expected 'articles' or 'templates'")
-            )
+            expected = "', '".join([*SECTIONS, *MANIFEST_SECTIONS])
+            report.errors.append(KBIssue(name, str(key), f"unknown section; expected '{expected}'"))
             continue
         if not isinstance(items, list):
             report.errors.append(KBIssue(name, str(key), "must be a list"))
@@ -169,7 +212,7 @@ def _read_file(path: Path, name: str, located: dict[str, list[_Located]], report
                 report.errors.append(KBIssue(name, where, "must be a mapping"))
                 continue
             try:
-                record = model.model_validate(item)
+                record = model.model_validate(item, context=context)
             except ValidationError as exc:
                 for error in exc.errors(include_url=False):
                     report.errors.append(KBIssue(name, where + _loc(error["loc"]), _message(error)))
