@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from tailorbot.errors import InvalidInput
+from tailorbot.integrations.nlg import nlg_response, parse_nlg_request
+
+
+def rasa_nlg_request(**change: object) -> dict:
+    """The body Rasa 3.x posts to its NLG endpoint (from Rasa's NLG-server docs)."""
+    body = {
+        "response": "utter_card_arrival",
+        "arguments": {},
+        "id": "variation-2",
+        "tracker": {
+            "sender_id": "user_0",
+            "slots": {"plan": "gold"},
+            "latest_message": {
+                "intent": {
+                    "id": 3014457480322877053,
+                    "name": "card_arrival",
+                    "confidence": 0.9999994039535522,
+                },
+                "entities": [],
+                "text": "Where is my card?",
+                "message_id": "94838d6f49ff4366b254b6f6d23a90cf",
+                "metadata": {},
+                "intent_ranking": [],
+            },
+            "latest_event_time": 1599476297.694504,
+            "followup_action": None,
+            "paused": False,
+            "events": [{"event": "session_started", "timestamp": 1599476297.6878452}],
+            "latest_input_channel": "rest",
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        },
+        "channel": {"name": "collector"},
+    }
+    body.update(change)
+    return body
+
+
+def test_reads_rasa_request() -> None:
+    request = parse_nlg_request(rasa_nlg_request())
+    assert request.response == "utter_card_arrival"
+    assert (request.user_id, request.session_id) == ("user_0", "user_0")
+    assert request.text == "Where is my card?"
+    assert request.intent == "card_arrival" and request.confidence == pytest.approx(1.0)
+    assert request.channel == "collector" and request.variation_id == "variation-2"
+    assert request.slots == {"plan": "gold"}
+
+
+def test_rasa_2_called_it_template_and_latest_message_may_be_empty() -> None:
+    body = rasa_nlg_request(template="utter_greet")
+    del body["response"]
+    body["tracker"]["latest_message"] = {}
+    body["channel"] = None
+    request = parse_nlg_request(body)
+    assert request.response == "utter_greet"
+    assert request.text is None and request.intent is None and request.channel == "rasa"
+
+
+def test_bad_requests_name_the_field() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_nlg_request({"arguments": {}})
+    assert [p.field for p in caught.value.problems] == ["response", "tracker", "tracker.sender_id"]
+    with pytest.raises(InvalidInput):
+        parse_nlg_request(["utter_greet"])
+
+
+def test_response_shape() -> None:
+    assert nlg_response("Hi Ada") == {
+        "text": "Hi Ada",
+        "buttons": [],
+        "image": None,
+        "elements": [],
+        "attachments": [],
+        "custom": {},
+    }
