@@ -1,0 +1,222 @@
+"""Read Rasa's event broker topic (Kafka protocol) into tailorbot, as a consumer group.
+
+Rasa's Kafka event broker writes one JSON event per record to a topic (default
+``rasa_core_events``). :class:`RasaBrokerConsumer` joins a consumer group on it, maps each
+batch with :class:`~tailorbot.integrations.rasa.RasaEventMapper`, hands the events and the
+slot-derived profile fields to a :class:`RasaSink` (the ingestion and user services), and
+commits the batch's offsets only *after* the sink has them: a crash re-reads the batch, and
+the derived event ids make the re-read harmless. A record that is not JSON or not a Rasa
+event is logged and skipped (counted in ``skipped``) so one bad record never blocks a
+partition; a sink that is unavailable (backend down, 429/503) stops the batch, which is
+retried from the last commit after a growing pause.
+
+Run it with ``tailorbot rasa consume --bootstrap HOST:PORT --topic rasa_core_events``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tailorbot.errors import InvalidInput, Overloaded, Unavailable
+from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper
+
+if TYPE_CHECKING:
+    from confluent_kafka import Message
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 5.0
+
+
+class RasaSink(Protocol):
+    """Where mapped events go: the ingestion service and the profile store."""
+
+    def ingest(self, events: list[dict[str, Any]]) -> int:
+        """Append the valid events (the invalid ones are reported, not stored); return how
+        many were accepted. Raise :class:`Overloaded` / :class:`Unavailable` to retry."""
+
+    def update_profile(self, user_id: str, fields: Mapping[str, Any]) -> None:
+        """Merge ``fields`` (``tier``, ``attributes.<name>``...) into the user's profile."""
+
+
+class RasaBrokerConsumer:
+    """One member of a consumer group on Rasa's event topic.
+
+    Parameters
+    ----------
+    bootstrap
+        Kafka bootstrap servers, ``host:port[,host:port]``.
+    topic
+        Rasa's event topic.
+    sink
+        Receives the mapped events and profile fields.
+    mapper
+        How Rasa events become tailorbot events.
+    group
+        Consumer group id; members of one group share the topic's partitions.
+    batch
+        Records read per turn.
+    config
+        Extra librdkafka properties (security, timeouts).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        sink: RasaSink,
+        mapper: RasaEventMapper | None = None,
+        group: str = "tailorbot-rasa",
+        batch: int = 500,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.sink = sink
+        self.mapper = mapper or RasaEventMapper()
+        self.group = group
+        self.batch = batch
+        self.config = dict(config or {})
+        self.ingested = 0  # tailorbot events handed to the sink
+        self.skipped = 0  # records that were not usable Rasa events
+        self.committed = 0  # records whose offsets were committed
+        self._stop = threading.Event()
+        self._consumer: Any = None
+
+    def run(self, max_idle_s: float | None = None) -> None:
+        """Consume until :meth:`stop` (or ``max_idle_s`` without a record, for tests/CLI)."""
+        from confluent_kafka import Consumer
+
+        settings = {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **self.config,
+        }
+        self._consumer = Consumer(settings)
+        self._consumer.subscribe([self.topic])
+        idle_since = time.monotonic()
+        pause = 0.1
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self.batch, 0.5)
+                records = [m for m in messages if not self._is_error(m)]
+                if not records:
+                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                        return
+                    continue
+                idle_since = time.monotonic()
+                if self._process(records):
+                    pause = 0.1
+                else:
+                    self._rewind(records)
+                    self._stop.wait(pause)
+                    pause = min(pause * 2, MAX_BACKOFF_S)
+        finally:
+            self._consumer.close()
+            self._consumer = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- one batch --------------------------------------------------------------------
+    def _process(self, records: list[Message]) -> bool:
+        """Map, hand over, commit; False when the sink was unavailable (nothing committed)."""
+        batch = RasaBatch()
+        for record in records:
+            self._map_record(record, batch)
+        try:
+            if batch.events:
+                self._ingest(batch.events)
+            for user_id, fields in batch.profiles.items():
+                self.sink.update_profile(user_id, fields)
+        except (Overloaded, Unavailable) as exc:
+            logger.warning("rasa consumer: %s; retrying the batch", exc.message)
+            return False
+        self._commit(records)
+        return True
+
+    def _map_record(self, record: Message, batch: RasaBatch) -> None:
+        try:
+            raw = json.loads(record.value() or b"")
+            mapped = self.mapper.map([raw])
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self._skip(record, f"not JSON: {exc}")
+            return
+        except InvalidInput as exc:
+            self._skip(record, "; ".join(f"{p.field}: {p.reason}" for p in exc.problems))
+            return
+        batch.events.extend(mapped.events)
+        for user_id, fields in mapped.profiles.items():
+            batch.profiles.setdefault(user_id, {}).update(fields)
+
+    def _ingest(self, events: list[dict[str, Any]]) -> None:
+        accepted = self.sink.ingest(events)
+        self.ingested += accepted
+        if accepted < len(events):
+            # An event the schema refuses will not get better on a retry: skip it.
+            self.skipped += len(events) - accepted
+            logger.warning("rasa consumer: %d event(s) refused", len(events) - accepted)
+
+    def _skip(self, record: Message, reason: str) -> None:
+        self.skipped += 1
+        logger.warning(
+            "rasa consumer: skipped %s[%s]@%s: %s",
+            record.topic(),
+            record.partition(),
+            record.offset(),
+            reason,
+        )
+
+    def _commit(self, records: list[Message]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        latest: dict[int, int] = {}
+        for record in records:
+            partition, offset = _position(record)
+            latest[partition] = max(latest.get(partition, -1), offset)
+        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in latest.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Lost the partition in a rebalance: its new owner re-reads from the last commit.
+            logger.warning("rasa consumer: commit failed (%s); the batch may be re-read", exc)
+            return
+        self.committed += len(records)
+
+    def _rewind(self, records: list[Message]) -> None:
+        """Seek back to the batch's first records so the next turn reads it again."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        first: dict[int, int] = {}
+        for record in records:
+            partition, offset = _position(record)
+            first[partition] = min(first.get(partition, offset), offset)
+        for partition, offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as exc:  # revoked meanwhile: its new owner re-reads it
+                logger.warning("rasa consumer: cannot rewind partition %d: %s", partition, exc)
+
+    @staticmethod
+    def _is_error(message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        if error.fatal():
+            raise Unavailable(f"kafka consumer failed: {error.str()}")
+        logger.warning("rasa consumer: %s", error.str())
+        return True
+
+
+def _position(record: Message) -> tuple[int, int]:
+    partition, offset = record.partition(), record.offset()
+    if partition is None or offset is None:
+        raise Unavailable("kafka returned a record without partition or offset")
+    return partition, offset
