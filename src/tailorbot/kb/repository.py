@@ -1,0 +1,227 @@
+"""The live knowledge base of a deployment: versioned snapshots that every process polls.
+
+``GET/PUT/DELETE /v1/kb/articles/{id}`` (and ``/v1/kb/templates/{id}``) change the KB of a
+running deployment. The KB lives under ``<data_dir>/kb/`` as numbered snapshots
+(``v000001/``, ``v000002/``...: a complete KB folder each) and a ``CURRENT`` file naming the
+one in force. A change is written as a new snapshot, validated like ``tailorbot kb check``
+(nothing is published when it has errors), then published by replacing ``CURRENT``
+atomically; a file lock serializes writers across processes. Server processes compare
+``CURRENT`` with the version they loaded (a cheap read, every ``kb_poll_s``) and swap in the
+new KB without a restart.
+
+The first snapshot is a copy of the configured ``kb_dir`` (or the bundled KB); when that
+folder's content changes later (a deploy shipping a new KB), it is copied in again as a new
+snapshot, so editing the files and restarting keeps working.
+
+>>> import tempfile
+>>> from tailorbot.kb.loader import default_kb_dir
+>>> repo = KBRepository(tempfile.mkdtemp(), default_kb_dir())
+>>> version, kb = repo.load()
+>>> new_version = repo.put("article", "kb-new", {"title": "New", "body": "B.",
+...                                              "intents": ["card_arrival"]})
+>>> new_version == version + 1, repo.get("article", "kb-new")["title"]
+(True, 'New')
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tailorbot.errors import InvalidInput, NotFound, Problem
+from tailorbot.kb.loader import load_kb
+from tailorbot.kb.manifest import MANIFEST_FILE
+from tailorbot.kb.model import KnowledgeBase
+from tailorbot.kb.validate import SUFFIXES, check_kb
+
+KINDS = {"article": "articles", "template": "templates"}
+KEEP_SNAPSHOTS = 5  # older ones are deleted (a process still reading one has it loaded)
+
+
+class KBRepository:
+    """Versioned KB snapshots under ``root``, seeded from ``seed_dir``."""
+
+    def __init__(
+        self, root: str | Path, seed_dir: str | Path, labels: Iterable[str] | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.seed_dir = Path(seed_dir)
+        self.labels = list(labels) if labels is not None else None
+
+    # --- reading ------------------------------------------------------------------------
+    def version(self) -> int:
+        """The version in force (0 before the first snapshot)."""
+        try:
+            return int((self.root / "CURRENT").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def load(self) -> tuple[int, KnowledgeBase]:
+        """The version in force and its KB (seeding or re-seeding first when needed)."""
+        self._seed_if_needed()
+        version = self.version()
+        return version, load_kb(self._snapshot(version), self.labels)
+
+    def get(self, kind: str, record_id: str) -> dict[str, Any]:
+        """One record as stored; :class:`NotFound` when there is none."""
+        _, kb = self.load()
+        record = kb.article(record_id) if _section(kind) == "articles" else kb.template(record_id)
+        if record is None:
+            raise NotFound(f"no {kind} {record_id!r} in the knowledge base")
+        return record.model_dump(mode="json", exclude_defaults=True)
+
+    # --- changing -----------------------------------------------------------------------
+    def put(self, kind: str, record_id: str, body: Any) -> int:
+        """Create or replace a record; returns the new version. :class:`InvalidInput` (422)
+        lists every problem of the resulting KB and publishes nothing."""
+        section = _section(kind)
+        if not isinstance(body, dict):
+            raise InvalidInput(
+                f"the {kind} must be a JSON object",
+                problems=[Problem(None, "(body)", f"got a JSON {type(body).__name__}")],
+            )
+        if body.get("id", record_id) != record_id:
+            raise InvalidInput(
+                "the id in the body differs from the one in the path",
+                problems=[Problem(None, "id", f"expected {record_id!r}")],
+            )
+        record = {**body, "id": record_id}
+
+        def change(records: dict[str, list[dict[str, Any]]]) -> None:
+            items = records[section]
+            for index, item in enumerate(items):
+                if item.get("id") == record_id:
+                    items[index] = record
+                    return
+            items.append(record)
+
+        return self._change(change)
+
+    def delete(self, kind: str, record_id: str) -> int:
+        """Remove a record; :class:`NotFound` when there is none, :class:`InvalidInput` when
+        the KB would break (e.g. a template still names the article)."""
+        section = _section(kind)
+
+        def change(records: dict[str, list[dict[str, Any]]]) -> None:
+            kept = [item for item in records[section] if item.get("id") != record_id]
+            if len(kept) == len(records[section]):
+                raise NotFound(f"no {kind} {record_id!r} in the knowledge base")
+            records[section] = kept
+
+        return self._change(change)
+
+    # --- internals ----------------------------------------------------------------------
+    def _change(self, change: Any) -> int:
+        self._seed_if_needed()
+        with self._locked():
+            version = self.version()
+            manifest, records = _read_snapshot(self._snapshot(version))
+            change(records)
+            return self._publish(version + 1, manifest, records)
+
+    def _publish(
+        self, version: int, manifest: dict[str, Any], records: dict[str, list[dict[str, Any]]]
+    ) -> int:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            _write_yaml(staging / MANIFEST_FILE, manifest)
+            for section, items in records.items():
+                _write_yaml(staging / f"{section}.yaml", {section: items})
+            report = check_kb(staging, self.labels)
+            if report.errors:
+                raise InvalidInput(
+                    f"the knowledge base would have {len(report.errors)} error(s); "
+                    "nothing was changed",
+                    problems=[Problem(None, e.field, e.reason) for e in report.errors],
+                )
+            staging.rename(self._snapshot(version))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._set_current(version)
+        return version
+
+    def _seed_if_needed(self) -> None:
+        digest = _folder_digest(self.seed_dir)
+        seed_file = self.root / "SEED"
+        if self.version() and seed_file.exists() and seed_file.read_text().strip() == digest:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if self.version() and seed_file.exists() and seed_file.read_text() == digest:
+                return  # another process seeded meanwhile
+            load_kb(self.seed_dir, self.labels)  # the configured KB must be valid as it is
+            version = self.version() + 1
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+            shutil.copytree(self.seed_dir, staging, dirs_exist_ok=True)
+            staging.rename(self._snapshot(version))
+            self._set_current(version)
+            _replace_text(seed_file, digest)
+
+    def _set_current(self, version: int) -> None:
+        _replace_text(self.root / "CURRENT", str(version))
+        for old in sorted(self.root.glob("v[0-9]*")):
+            if old.is_dir() and int(old.name[1:]) <= version - KEEP_SNAPSHOTS:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _snapshot(self, version: int) -> Path:
+        return self.root / f"v{version:06d}"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _section(kind: str) -> str:
+    section = KINDS.get(kind)
+    if section is None:
+        raise NotFound(f"unknown KB record kind {kind!r}; expected article or template")
+    return section
+
+
+def _read_snapshot(folder: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The manifest sections and every record of a snapshot, as plain data."""
+    manifest: dict[str, Any] = {}
+    records: dict[str, list[dict[str, Any]]] = {section: [] for section in KINDS.values()}
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for key, value in document.items():
+            if key in records:
+                records[key].extend(value or [])
+            elif path.parent == folder and path.name == MANIFEST_FILE:
+                manifest[key] = value
+    return manifest, records
+
+
+def _write_yaml(path: Path, document: dict[str, Any]) -> None:
+    if document:
+        text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100)
+        path.write_text(text, encoding="utf-8")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _folder_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
