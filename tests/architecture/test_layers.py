@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"sim"}),
     frozenset({"api", "client"}),
     frozenset({"runtime"}),
-    frozenset({"services", "stream"}),
+    frozenset({"services", "stream", "integrations"}),
     frozenset({"models", "features", "kb"}),
     frozenset({"log", "store", "archive", "_backends", "_sqlite", "_redis"}),
     frozenset({"events", "config", "errors", "metrics", "_lazy", "__init__", "data", "py"}),

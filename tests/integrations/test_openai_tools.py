@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tailorbot.decide.schemas import FeedbackRequest, PersonalizeRequest
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 from tailorbot.errors import InvalidInput
 from tailorbot.integrations.openai_tools import request_for, tool_definitions
 
