@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip")
+PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
 
 
 class Settings(BaseSettings):
@@ -126,12 +127,55 @@ class Settings(BaseSettings):
         description="How long feedback waits for a decision another process has not written "
         "yet before answering 404.",
     )
+    kb_poll_s: float = Field(
+        2.0, ge=0, description="How often a server looks for a new live-KB version (0: never)."
+    )
+
+    # --- integrations (docs/integrations.md) ------------------------------------------------
+    chatwoot_url: str | None = Field(
+        None, pattern=r"^https?://", description="Base URL of the Chatwoot installation."
+    )
+    chatwoot_token: SecretStr | None = Field(
+        None, description="The Chatwoot agent bot's access token (api_access_token)."
+    )
+    chatwoot_secret: SecretStr | None = Field(
+        None, description="Chatwoot webhook secret; unset: webhook signatures are not checked."
+    )
+    rasa_slot_attributes: tuple[str, ...] = Field(
+        (),
+        description="Rasa slots copied into profiles: 'slot=field', field one of name, tier, "
+        "language, region or attributes.<name>.",
+    )
+    rasa_handoff_actions: tuple[str, ...] = Field(
+        ("*handoff*", "action_*human*"),
+        description="Rasa action names (shell patterns) that mean a human takes over.",
+    )
 
     @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:
         if self.bandit == "thompson" and self.bandit_alpha <= 0:
             raise ValueError("bandit_alpha (the posterior scale v) must be > 0 with thompson")
         return self
+
+    @model_validator(mode="after")
+    def _rasa_slots_are_pairs(self) -> Settings:
+        self.rasa_slots()  # raises ValueError naming the bad entry
+        return self
+
+    def rasa_slots(self) -> dict[str, str]:
+        """``rasa_slot_attributes`` as ``{slot: profile field}``."""
+        found = {}
+        for entry in self.rasa_slot_attributes:
+            slot, _, target = entry.partition("=")
+            prefix, _, attribute = target.partition(".")
+            valid_target = target in PROFILE_FIELDS or (prefix == "attributes" and attribute)
+            if not slot or not valid_target:
+                raise ValueError(
+                    f"rasa_slot_attributes: {entry!r} is not 'slot=field' with field one of "
+                    f"{', '.join(PROFILE_FIELDS)} or attributes.<name>"
+                )
+            found[slot] = target
+        return found
 
     def resolved_log_url(self) -> str:
         return self.log_url or f"sqlite:///{self.data_dir / 'log.db'}"
@@ -180,4 +224,3 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings)
-

@@ -32,6 +32,10 @@ from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
 from tailorbot.errors import backend_errors
 from tailorbot.events.redact import Redactor
+from tailorbot.integrations.chatwoot_client import ChatwootClient
+from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.kb.loader import default_kb_dir
+from tailorbot.kb.repository import KBRepository
 from tailorbot.log import EventLog, open_log
 from tailorbot.metrics import Metrics
 from tailorbot.services.decisions import (
@@ -39,6 +43,7 @@ from tailorbot.services.decisions import (
     experiment_for,
     load_decision_models,
 )
+from tailorbot.services.decisions.live_kb import KBReloader
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.health import HealthService
 from tailorbot.services.ingestion import IngestionService
@@ -96,6 +101,14 @@ class Runtime:
             threads=self.threads,
             worker_url=settings.worker_metrics_url,
         )
+        # The live KB (versioned under the data dir, seeded from kb_dir): every process polls it.
+        self.kb = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
+        self.kb_reloaders: list[KBReloader] = []
+        self.chatwoot: ChatwootClient | None = None
+        if settings.chatwoot_url is not None and settings.chatwoot_token is not None:
+            self.chatwoot = ChatwootClient(
+                settings.chatwoot_url, settings.chatwoot_token.get_secret_value()
+            )
         self._closed = False
 
     # --- decisions ------------------------------------------------------------------------
@@ -106,7 +119,7 @@ class Runtime:
         Raises :class:`~tailorbot.services.decisions.ModelMissing` (503) while the data
         directory has no intent model.
         """
-        models = load_decision_models(self.settings, self.stores.counters)
+        models = load_decision_models(self.settings, self.stores.counters, self.kb)
         service = DecisionService(
             models,
             events=self.ingestion,
@@ -118,7 +131,22 @@ class Runtime:
             archive=self.archive_writer,
         )
         service.start()
+        if self.settings.kb_poll_s > 0:
+            loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
+            reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
+            reloader.start()
+            self.kb_reloaders.append(reloader)
         return service
+
+    def reload_kb(self) -> None:
+        """Serve the live KB's newest version now (after a change through the API)."""
+        for reloader in self.kb_reloaders:
+            reloader.check()
+
+    # --- integrations ---------------------------------------------------------------------
+
+    def rasa_mapper(self) -> RasaEventMapper:
+        return RasaEventMapper(self.settings.rasa_slots(), self.settings.rasa_handoff_actions)
 
     # --- workers --------------------------------------------------------------------------
 
@@ -150,6 +178,11 @@ class Runtime:
     def stop(self) -> None:
         """Stop the worker threads, write the queued archive records and close the
         backends. Idempotent."""
+        for reloader in self.kb_reloaders:
+            reloader.stop()
+        self.kb_reloaders.clear()
+        if self.chatwoot is not None:
+            self.chatwoot.close()  # sends what is queued first (bounded wait)
         threads = list(self.threads.values())
         self.threads.clear()
         for thread in threads:

@@ -139,7 +139,9 @@ def test_client_posts_in_order_with_the_token_and_retries() -> None:
 def test_client_gives_up_after_max_attempts_and_drops_when_full() -> None:
     with RecordingChatwoot() as chatwoot:
         chatwoot.fail_next = 100
-        client = ChatwootClient(chatwoot.url, "t", max_attempts=3, backoff_s=0.01, max_pending=1)
+        client = ChatwootClient(
+            chatwoot.url, "t", max_attempts=3, backoff_s=0.01, max_pending=1, autostart=False
+        )
         assert client.send_message(1, 10, "one")
         assert not client.send_message(1, 10, "two")  # queue full, thread not started
         client.start()

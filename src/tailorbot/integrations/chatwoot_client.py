@@ -56,6 +56,8 @@ class ChatwootClient:
         First pause between tries; it doubles each time, up to 5 s.
     timeout_s
         Per-request timeout.
+    autostart
+        Start the sending thread with the first call (else call :meth:`start`).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class ChatwootClient:
         max_attempts: int = 5,
         backoff_s: float = 0.2,
         timeout_s: float = 5.0,
+        autostart: bool = True,
     ) -> None:
         if max_pending < 1 or max_attempts < 1:
             raise ValueError("max_pending and max_attempts must be >= 1")
@@ -75,6 +78,7 @@ class ChatwootClient:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.autostart = autostart
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -95,6 +99,7 @@ class ChatwootClient:
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
+        """Start the sending thread (idempotent)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="chatwoot-client", daemon=True)
             self._thread.start()
@@ -114,9 +119,12 @@ class ChatwootClient:
         self._stopping.set()
         self._thread.join(timeout_s)
         self._thread = None
+        self._stopping.clear()
 
     # --- the thread -------------------------------------------------------------------
     def _put(self, call: Call) -> bool:
+        if self.autostart:
+            self.start()  # with the first call, not when the runtime is built
         try:
             self._queue.put_nowait(call)
         except queue.Full:

@@ -12,8 +12,10 @@ from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
 from tailorbot.features.context import AttributeContext
 from tailorbot.kb.loader import default_kb_dir, load_kb
+from tailorbot.kb.repository import KBRepository
 from tailorbot.models.registry import ModelNotFoundError, latest
 from tailorbot.services.decisions.experiment import Experiment
+from tailorbot.services.decisions.live_kb import kb_version_label
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.responses import ResponseComposer
@@ -25,8 +27,13 @@ class ModelMissing(Unavailable):
     code = "no_model"
 
 
-def load_decision_models(settings: Settings, counters: CounterStore) -> DecisionModels:
-    """Raises :class:`ModelMissing` (503) when the data directory has no intent model."""
+def load_decision_models(
+    settings: Settings, counters: CounterStore, kb_source: KBRepository | None = None
+) -> DecisionModels:
+    """Raises :class:`ModelMissing` (503) when the data directory has no intent model.
+
+    With ``kb_source`` the KB is the live one (its version in force), else ``kb_dir``'s.
+    """
     try:
         saved = latest(settings.data_dir, kind="intent")
     except ModelNotFoundError as exc:
@@ -35,7 +42,11 @@ def load_decision_models(settings: Settings, counters: CounterStore) -> Decision
             f"`tailorbot train --data-dir {settings.data_dir}` (bundled Banking77 by default)"
         ) from exc
     kb_dir = settings.kb_dir or default_kb_dir()
-    kb = load_kb(kb_dir)
+    if kb_source is not None:
+        version, kb = kb_source.load()
+        kb_version = kb_version_label(version)
+    else:
+        kb, kb_version = load_kb(kb_dir), kb_digest(kb_dir)
     attributes = AttributeContext(settings.context_attributes)
     policy = VariantPolicy(make_bandit(settings, attributes), counters, settings.bandit_sync_s)
     return DecisionModels(
@@ -44,7 +55,7 @@ def load_decision_models(settings: Settings, counters: CounterStore) -> Decision
         policy=policy,
         composer=ResponseComposer(kb),
         attributes=attributes,
-        versions={"intent": saved.version, "bandit": policy.namespace, "kb": kb_digest(kb_dir)},
+        versions={"intent": saved.version, "bandit": policy.namespace, "kb": kb_version},
     )
 
 

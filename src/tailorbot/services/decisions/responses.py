@@ -83,4 +83,5 @@ class ResponseComposer:
             "article_title": reply_article.title if reply_article is not None else None,
             "last_article_title": last_title,
         }
-        return template.render(variant, values)
+        # The KB fills its brand and its own placeholders (kb.yaml) from the profile.
+        return self.kb.render(template, variant, values, profile)

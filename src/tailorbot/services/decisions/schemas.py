@@ -52,6 +52,8 @@ class ArticleOut(BaseModel):
     title: str
     score: float
     reasons: list[str]
+    url: str | None = Field(None, description="The article's public page, to link or cite.")
+    snippet: str = Field("", description="A short plain-text summary, e.g. for a RAG prompt.")
 
 
 class ResponseOut(BaseModel):

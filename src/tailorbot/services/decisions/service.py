@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tailorbot.config import Settings
@@ -21,6 +21,7 @@ from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
 from tailorbot.features.view import feature_view
+from tailorbot.kb.model import KnowledgeBase
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import IntentModel
@@ -94,8 +95,23 @@ class DecisionService:
         self.reward = reward or FeedbackReward()
         sync_s = settings.bandit_sync_s
         policy = models.policy
-        refreshers = [models.recommenders.refresh] + ([policy.sync] if sync_s > 0 else [])
+        # Through self.models: use_kb swaps the recommenders while the refresher runs.
+        refreshers = [self._refresh_articles] + ([policy.sync] if sync_s > 0 else [])
         self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
+
+    def _refresh_articles(self) -> None:
+        self.models.recommenders.refresh()
+
+    def use_kb(self, kb: KnowledgeBase, version: str) -> None:
+        """Serve from ``kb`` from now on (a new live-KB version): one atomic swap."""
+        recommenders = SharedRecommenders(kb, self.stores.counters)
+        recommenders.refresh()
+        self.models = replace(
+            self.models,
+            recommenders=recommenders,
+            composer=ResponseComposer(kb),
+            versions={**self.models.versions, "kb": version},
+        )
 
     def start(self) -> None:
         """Load the shared article statistics and keep them fresh in the background."""
@@ -130,7 +146,9 @@ class DecisionService:
         self._record(request, prediction, decision["record"])
         timings["record"] = _ms_since(mark)
         timings["total"] = _ms_since(started)
-        return _personalize_response(decision, prediction, articles, view, profile, timings)
+        return _personalize_response(
+            decision, prediction, _cited(articles, self.models.composer.kb), view, profile, timings
+        )
 
     def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The user's profile and, with personalization consent, their feature view."""
@@ -295,7 +313,7 @@ class DecisionService:
 def _personalize_response(
     decision: dict[str, Any],
     prediction: Any,
-    articles: list[Any],
+    articles: list[tuple[Any, str | None, str]],
     view: Mapping[str, Any] | None,
     profile: Mapping[str, Any] | None,
     timings: dict[str, float],
@@ -312,8 +330,15 @@ def _personalize_response(
             triggered=prediction.fallback.triggered, reason=prediction.fallback.reason
         ),
         articles=[
-            ArticleOut(id=a.article_id, title=a.title, score=a.score, reasons=a.reasons)
-            for a in articles
+            ArticleOut(
+                id=a.article_id,
+                title=a.title,
+                score=a.score,
+                reasons=a.reasons,
+                url=url,
+                snippet=snippet,
+            )
+            for a, url, snippet in articles
         ],
         response=ResponseOut(
             template_id=record["template_id"],
@@ -330,6 +355,18 @@ def _personalize_response(
         model_versions=record["model_versions"],
         timings_ms=timings,
     )
+
+
+def _cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:
+    """Each recommended article with its url and snippet, for the bot to link or cite."""
+    cited: list[tuple[Any, str | None, str]] = []
+    for recommendation in articles:
+        article = kb.article(recommendation.article_id)
+        if article is None:
+            cited.append((recommendation, None, ""))
+        else:
+            cited.append((recommendation, kb.article_url(article), kb.article_snippet(article)))
+    return cited
 
 
 def _message_event(decision_id: str, request: PersonalizeRequest, prediction: Any) -> dict:
