@@ -69,8 +69,11 @@ def test_personalize_round_trip(api: TestClient) -> None:
     assert body["fallback"] == {"triggered": False, "reason": None}
     assert body["articles"]
     for article in body["articles"]:
-        assert set(article) == {"id", "title", "score", "reasons"}
+        assert set(article) == {"id", "title", "score", "reasons", "url", "snippet"}
         assert article["score"] > 0 and article["reasons"]
+        # the bundled KB's kb.yaml names a help centre: every article links below it
+        assert article["url"] == f"https://help.tailorbank.example/articles/{article['id']}"
+        assert 0 < len(article["snippet"]) <= 300
     response_part = body["response"]
     assert set(response_part) == {"template_id", "variant", "text", "propensity"}
     assert 0 < response_part["propensity"] <= 1
