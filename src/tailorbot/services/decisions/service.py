@@ -21,7 +21,7 @@ from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
 from tailorbot.features.view import feature_view
-from tailorbot.kb.model import KnowledgeBase
+from tailorbot.kb.model import KnowledgeBase, ResponseTemplate
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import IntentModel
@@ -30,20 +30,15 @@ from tailorbot.services.decisions.feedback import feedback_events, helpful_signa
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.recorder import DecisionRecorder
+from tailorbot.services.decisions.records import cited, message_event, personalize_response
 from tailorbot.services.decisions.refresh import PeriodicRefresh
 from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.services.decisions.schemas import (
-    ArticleOut,
     ExperimentReport,
-    FallbackOut,
     FeedbackRequest,
     FeedbackResponse,
-    IntentOut,
-    IntentRank,
     PersonalizeRequest,
     PersonalizeResponse,
-    ResponseOut,
-    UserOut,
 )
 from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
@@ -121,7 +116,16 @@ class DecisionService:
         self._refresh.stop()
 
     # --- personalize ------------------------------------------------------------------
-    def personalize(self, request: PersonalizeRequest) -> PersonalizeResponse:
+    def personalize(
+        self,
+        request: PersonalizeRequest,
+        *,
+        template_id: str | None = None,
+        message_event_id: str | None = None,
+    ) -> PersonalizeResponse:
+        """``template_id`` (a KB template) overrides the intent's template (Rasa's NLG names
+        the response); ``message_event_id`` is the id of the message event it logs (the
+        chatbot's own, so the same message arriving as an event too counts once)."""
         self._check_length(request.message)
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -139,15 +143,16 @@ class DecisionService:
         timings["recommend"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        decision = self._decide(request, prediction, view, profile, arm, articles)
+        template = self._template(template_id, prediction)
+        decision = self._decide(request, prediction, view, profile, arm, articles, template)
         timings["response"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        self._record(request, prediction, decision["record"])
+        self._record(request, prediction, decision["record"], message_event_id)
         timings["record"] = _ms_since(mark)
         timings["total"] = _ms_since(started)
-        return _personalize_response(
-            decision, prediction, _cited(articles, self.models.composer.kb), view, profile, timings
+        return personalize_response(
+            decision, prediction, cited(articles, self.models.composer.kb), view, profile, timings
         )
 
     def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -188,18 +193,14 @@ class DecisionService:
         profile: Mapping[str, Any] | None,
         arm: str,
         articles: list[Any],
+        template: ResponseTemplate,
     ) -> dict[str, Any]:
         """The response variant (bandit or control), its text and the decision record."""
         models = self.models
         fallback = prediction.fallback
         context = decision_context(view, profile, models.attributes)
-        template = models.composer.template_for(prediction.name, fallback.triggered)
         variants = template.variants.names
-        if arm == "personalized":
-            choice, context = models.policy.choose_for(view, context, variants)
-            variant, propensity = choice.arm, choice.propensity
-        else:
-            variant, propensity = self._control_variant(variants), 1.0
+        variant, propensity, context = self._variant(arm, view, context, variants)
         about = models.composer.reply_article(template, prediction.name, articles)
         text = models.composer.render(
             template, variant, view, profile, request.context, articles, about
@@ -226,12 +227,79 @@ class DecisionService:
         }
         return {"record": record, "text": text}
 
-    def _record(self, request: PersonalizeRequest, prediction: Any, record: dict) -> None:
+    def _template(self, template_id: str | None, prediction: Any) -> ResponseTemplate:
+        composer = self.models.composer
+        chosen = composer.kb.template(template_id) if template_id is not None else None
+        if chosen is not None:
+            return chosen
+        return composer.template_for(prediction.name, prediction.fallback.triggered)
+
+    def _variant(
+        self,
+        arm: str,
+        view: Mapping[str, Any] | None,
+        context: dict[str, float],
+        variants: list[str],
+    ) -> tuple[str, float, dict[str, float]]:
+        """The variant (bandit or control), its propensity and the context it was chosen in."""
+        if arm == "personalized":
+            choice, context = self.models.policy.choose_for(view, context, variants)
+            return choice.arm, choice.propensity, context
+        return self._control_variant(variants), 1.0, context
+
+    def _record(
+        self,
+        request: PersonalizeRequest,
+        prediction: Any,
+        record: dict,
+        message_event_id: str | None = None,
+    ) -> None:
         # Queued: the recorder appends the message event, then stores the decision, in a
         # batch with others (see recorder.py for what a crash can lose).
-        self.recorder.record(record, _message_event(record["decision_id"], request, prediction))
+        event = message_event(record["decision_id"], request, prediction)
+        if message_event_id is not None:
+            event["event_id"] = message_event_id
+        self.recorder.record(record, event)
         outcome = "fallback" if prediction.fallback.triggered else "answered"
         self.metrics.decisions.labels(outcome=outcome).inc()
+
+    def respond(
+        self, user_id: str, session_id: str, template_id: str | None, channel: str = "chat"
+    ) -> dict[str, Any]:
+        """A reply with no customer message to read (a greeting, a follow-up): the template
+        ``template_id`` (else the default one) in the variant the bandit picks for this
+        customer, recorded as a decision for feedback. Returns the decision record plus
+        ``text``."""
+        profile, view = self._read_user(user_id)
+        arm = self.experiment.arm_for(user_id)
+        composer = self.models.composer
+        named = composer.kb.template(template_id) if template_id else None
+        template = named or composer.template_for("", fallback=False)  # "": the default
+        context = decision_context(view, profile, self.models.attributes)
+        variant, propensity, context = self._variant(arm, view, context, template.variants.names)
+        text = composer.render(template, variant, view, profile, None, [])
+        decision_id = uuid.uuid4().hex
+        record: dict[str, Any] = {
+            "decision_id": decision_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "channel": channel,
+            "intent": None,
+            "articles": [],
+            "template_id": template.id,
+            "variant": variant,
+            "propensity": propensity,
+            "context": context,
+            "arm": arm,
+            "personalized": view is not None and arm == "personalized",
+            "model_versions": dict(self.models.versions),
+            "created_at": now_iso(),
+        }
+        with backend_errors():
+            self.stores.decisions.put(decision_id, user_id, record)
+            if self.archive is not None:
+                self.archive.put("decision", record)
+        return {**record, "text": text}
 
     def _check_length(self, message: str) -> None:
         """413 before anything is predicted or stored (the message event would be refused)."""
@@ -308,81 +376,6 @@ class DecisionService:
         )
         if reward is not None and arm == "personalized":
             self.models.policy.learn(decision.get("context", {}), decision["variant"], reward)
-
-
-def _personalize_response(
-    decision: dict[str, Any],
-    prediction: Any,
-    articles: list[tuple[Any, str | None, str]],
-    view: Mapping[str, Any] | None,
-    profile: Mapping[str, Any] | None,
-    timings: dict[str, float],
-) -> PersonalizeResponse:
-    record = decision["record"]
-    return PersonalizeResponse(
-        decision_id=record["decision_id"],
-        intent=IntentOut(
-            name=prediction.name,
-            confidence=prediction.confidence,
-            ranking=[IntentRank(name=n, confidence=p) for n, p in prediction.ranking],
-        ),
-        fallback=FallbackOut(
-            triggered=prediction.fallback.triggered, reason=prediction.fallback.reason
-        ),
-        articles=[
-            ArticleOut(
-                id=a.article_id,
-                title=a.title,
-                score=a.score,
-                reasons=a.reasons,
-                url=url,
-                snippet=snippet,
-            )
-            for a, url, snippet in articles
-        ],
-        response=ResponseOut(
-            template_id=record["template_id"],
-            variant=record["variant"],
-            text=decision["text"],
-            propensity=record["propensity"],
-        ),
-        user=UserOut(
-            segment=view["segment"] if view is not None else None,
-            consent=consents_to_personalization(profile),
-            personalized=record["personalized"],
-        ),
-        experiment_arm=record["arm"],
-        model_versions=record["model_versions"],
-        timings_ms=timings,
-    )
-
-
-def _cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:
-    """Each recommended article with its url and snippet, for the bot to link or cite."""
-    cited: list[tuple[Any, str | None, str]] = []
-    for recommendation in articles:
-        article = kb.article(recommendation.article_id)
-        if article is None:
-            cited.append((recommendation, None, ""))
-        else:
-            cited.append((recommendation, kb.article_url(article), kb.article_snippet(article)))
-    return cited
-
-
-def _message_event(decision_id: str, request: PersonalizeRequest, prediction: Any) -> dict:
-    return {
-        "type": "message",
-        "event_id": f"{decision_id}-message",
-        "user_id": request.user_id,
-        "session_id": request.session_id,
-        "timestamp": now_iso(),
-        "channel": request.context.channel,
-        "role": "customer",
-        "text": request.message,
-        "intent": prediction.name,
-        "confidence": round(float(prediction.confidence), 6),
-        "metadata": {"decision_id": decision_id},
-    }
 
 
 def _ms_since(start: float) -> float:

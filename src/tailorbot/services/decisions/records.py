@@ -1,0 +1,98 @@
+"""What a decision returns and logs: the personalize response and the message event.
+
+Split from :mod:`tailorbot.services.decisions.service` so that the service keeps the flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tailorbot.events.codec import now_iso
+from tailorbot.events.profile import consents_to_personalization
+from tailorbot.kb.model import KnowledgeBase
+from tailorbot.services.decisions.schemas import (
+    ArticleOut,
+    FallbackOut,
+    IntentOut,
+    IntentRank,
+    PersonalizeRequest,
+    PersonalizeResponse,
+    ResponseOut,
+    UserOut,
+)
+
+
+def personalize_response(
+    decision: dict[str, Any],
+    prediction: Any,
+    articles: list[tuple[Any, str | None, str]],
+    view: Mapping[str, Any] | None,
+    profile: Mapping[str, Any] | None,
+    timings: dict[str, float],
+) -> PersonalizeResponse:
+    record = decision["record"]
+    return PersonalizeResponse(
+        decision_id=record["decision_id"],
+        intent=IntentOut(
+            name=prediction.name,
+            confidence=prediction.confidence,
+            ranking=[IntentRank(name=n, confidence=p) for n, p in prediction.ranking],
+        ),
+        fallback=FallbackOut(
+            triggered=prediction.fallback.triggered, reason=prediction.fallback.reason
+        ),
+        articles=[
+            ArticleOut(
+                id=a.article_id,
+                title=a.title,
+                score=a.score,
+                reasons=a.reasons,
+                url=url,
+                snippet=snippet,
+            )
+            for a, url, snippet in articles
+        ],
+        response=ResponseOut(
+            template_id=record["template_id"],
+            variant=record["variant"],
+            text=decision["text"],
+            propensity=record["propensity"],
+        ),
+        user=UserOut(
+            segment=view["segment"] if view is not None else None,
+            consent=consents_to_personalization(profile),
+            personalized=record["personalized"],
+        ),
+        experiment_arm=record["arm"],
+        model_versions=record["model_versions"],
+        timings_ms=timings,
+    )
+
+
+def cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:
+    """Each recommended article with its url and snippet, for the bot to link or cite."""
+    cited: list[tuple[Any, str | None, str]] = []
+    for recommendation in articles:
+        article = kb.article(recommendation.article_id)
+        if article is None:
+            cited.append((recommendation, None, ""))
+        else:
+            cited.append((recommendation, kb.article_url(article), kb.article_snippet(article)))
+    return cited
+
+
+def message_event(decision_id: str, request: PersonalizeRequest, prediction: Any) -> dict:
+    return {
+        "type": "message",
+        "event_id": f"{decision_id}-message",
+        "user_id": request.user_id,
+        "session_id": request.session_id,
+        "timestamp": now_iso(),
+        "channel": request.context.channel,
+        "role": "customer",
+        "text": request.message,
+        "intent": prediction.name,
+        "confidence": round(float(prediction.confidence), 6),
+        "metadata": {"decision_id": decision_id},
+    }
