@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
+from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 _CHANNEL = re.compile(r"[^a-z0-9_\-]+")
@@ -47,6 +49,7 @@ class NLGRequest:
     variation_id: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)
+    user_event: dict[str, Any] | None = None  # the tracker's last ``user`` event, as Rasa has it
 
     @property
     def session_id(self) -> str:
@@ -92,7 +95,17 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         variation_id=str(body["id"]) if body.get("id") is not None else None,
         slots=_object(tracker.get("slots")),
         arguments=_object(body.get("arguments")),
+        user_event=_last_user_event(tracker.get("events"), str(sender)),
     )
+
+
+def _last_user_event(events: Any, sender: str) -> dict[str, Any] | None:
+    if not isinstance(events, list):
+        return None
+    for event in reversed(events):
+        if isinstance(event, dict) and event.get("event") == "user":
+            return {**event, "sender_id": sender}
+    return None
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -121,3 +134,68 @@ def _intent(intent: Any) -> tuple[str | None, float | None]:
     if isinstance(confidence, int | float) and 0.0 <= confidence <= 1.0:
         return name, float(confidence)
     return name, None
+
+
+@dataclass(frozen=True)
+class NLGAnswer:
+    """The text Rasa gets, and the decision it came from (for logs and tests: Rasa shows
+    whatever it finds in a response, so only ``text`` goes back)."""
+
+    text: str
+    decision_id: str
+    template_id: str
+    variant: str
+    handoff: bool = False
+
+
+class NLGResponder:
+    """Answer Rasa's NLG requests with tailorbot decisions.
+
+    ``decider`` is the decision service; ``mapper`` derives the id of the customer's message
+    event exactly as :class:`~tailorbot.integrations.rasa.RasaEventMapper` does for the
+    broker's copy, so a message that reaches tailorbot both ways is counted once.
+    """
+
+    def __init__(self, decider: Any, mapper: RasaEventMapper | None = None) -> None:
+        self.decider = decider
+        self.mapper = mapper or RasaEventMapper()
+
+    def answer(self, request: NLGRequest) -> NLGAnswer:
+        """The text for Rasa and the decision behind it."""
+        kb = self.decider.models.composer.kb
+        template_id = request.response if kb.template(request.response) is not None else None
+        if template_id is None and request.intent in kb.templated_intents():
+            template_id = kb.template_for(request.intent).id
+        if request.text is None:
+            decided = self.decider.respond(
+                request.user_id, request.session_id, template_id, request.channel
+            )
+            return NLGAnswer(
+                decided["text"], decided["decision_id"], decided["template_id"], decided["variant"]
+            )
+        decision = self.decider.personalize(
+            PersonalizeRequest(
+                user_id=request.user_id,
+                session_id=request.session_id,
+                message=request.text,
+                context=PersonalizeContext(channel=request.channel),
+            ),
+            template_id=template_id,
+            message_event_id=self._message_event_id(request),
+        )
+        return NLGAnswer(
+            decision.response.text,
+            decision.decision_id,
+            decision.response.template_id,
+            decision.response.variant,
+            handoff=decision.fallback.triggered,
+        )
+
+    def _message_event_id(self, request: NLGRequest) -> str | None:
+        if request.user_event is None:
+            return None
+        try:
+            events = self.mapper.map([request.user_event]).events
+        except InvalidInput:
+            return None
+        return str(events[0]["event_id"]) if events else None
