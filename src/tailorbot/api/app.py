@@ -34,7 +34,18 @@ from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
 from tailorbot.api.fast import FastPersonalize
 from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from tailorbot.api.routers import decisions, events, health, metrics, schema, users
+from tailorbot.api.routers import (
+    chatwoot,
+    decisions,
+    events,
+    health,
+    kb,
+    llm_tools,
+    metrics,
+    rasa,
+    schema,
+    users,
+)
 from tailorbot.api.schemas import events_openapi
 from tailorbot.config import Settings
 from tailorbot.metrics import Metrics
@@ -49,6 +60,10 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (decisions.router, True),
     (schema.router, True),
     (metrics.router, True),
+    (rasa.router, True),
+    (chatwoot.router, False),  # authenticated by its webhook signature (chatwoot_secret)
+    (llm_tools.router, True),
+    (kb.router, True),
 )
 
 DESCRIPTION = """\
@@ -60,7 +75,7 @@ within milliseconds, served by **GET /v1/users/{user_id}/features**.
 
 Errors always have the shape `{"error": code, "message": ..., "problems": [{index, field,
 reason}]}`. When the server has an API key, send it as `X-API-Key` (all routes but
-`/healthz` and `/readyz`).
+`/healthz`, `/readyz` and the Chatwoot webhook, which its signature authenticates).
 """
 
 TAGS = [
@@ -68,6 +83,8 @@ TAGS = [
     {"name": "users", "description": "Profiles, real-time features, erasure."},
     {"name": "decisions", "description": "Personalize an answer; report how it went; A/B."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "integrations", "description": "Rasa, Chatwoot and LLM bots (docs/integrations.md)."},
+    {"name": "kb", "description": "The live knowledge base: read and change it without a restart."},
 ]
 
 

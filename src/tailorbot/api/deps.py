@@ -9,6 +9,7 @@ thread pool for each one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, Security
@@ -16,6 +17,11 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot.config import Settings
+from tailorbot.errors import Unavailable
+from tailorbot.integrations.chatwoot_bot import ChatwootBot
+from tailorbot.integrations.profiles import ProfileUpdater
+from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.kb.repository import KBRepository
 from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
@@ -67,6 +73,42 @@ async def get_decider_of(app: Any) -> DecisionService:
     return await load_decider(app)
 
 
+async def get_kb(request: Request) -> KBRepository:
+    return _runtime(request).kb
+
+
+async def get_kb_reload(request: Request) -> Callable[[], None]:
+    """Makes this process serve the live KB's newest version now."""
+    return _runtime(request).reload_kb
+
+
+async def get_rasa_mapper(request: Request) -> RasaEventMapper:
+    return _runtime(request).rasa_mapper()
+
+
+async def get_profile_updater(request: Request) -> ProfileUpdater:
+    runtime = _runtime(request)
+    return ProfileUpdater(runtime.stores.profiles, runtime.users)
+
+
+async def get_chatwoot_bot(request: Request) -> ChatwootBot:
+    """The Chatwoot Agent Bot; 503 until ``chatwoot_url`` and ``chatwoot_token`` are set."""
+    runtime = _runtime(request)
+    if runtime.chatwoot is None:
+        raise Unavailable(
+            "the Chatwoot integration is not configured: set TAILORBOT_CHATWOOT_URL and "
+            "TAILORBOT_CHATWOOT_TOKEN"
+        )
+    decider = await get_decider(request)
+    return ChatwootBot(
+        decider,
+        runtime.chatwoot,
+        runtime.ingestion,
+        ProfileUpdater(runtime.stores.profiles, runtime.users),
+        runtime.stores.decisions,
+    )
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -106,6 +148,10 @@ def api_key_refusal(settings: Settings, key: str | None) -> HTTPException | None
 
 
 IngestionDep = Annotated[IngestionService, Depends(get_ingestion)]
+KBDep = Annotated[KBRepository, Depends(get_kb)]
+KBReloadDep = Annotated[Callable[[], None], Depends(get_kb_reload)]
+RasaMapperDep = Annotated[RasaEventMapper, Depends(get_rasa_mapper)]
+ProfileUpdaterDep = Annotated[ProfileUpdater, Depends(get_profile_updater)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 HealthDep = Annotated[HealthService, Depends(get_health)]
 DeciderDep = Annotated[DecisionService, Depends(get_decider)]

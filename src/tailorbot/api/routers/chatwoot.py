@@ -1,0 +1,58 @@
+"""``POST /v1/integrations/chatwoot/webhook``: tailorbot as a Chatwoot Agent Bot.
+
+Not behind the API key (Chatwoot cannot send one): with ``chatwoot_secret`` set, the
+webhook signature authenticates each request instead.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tailorbot.api.deps import SettingsDep, get_chatwoot_bot
+from tailorbot.api.errors import error_responses
+from tailorbot.api.responses import OrjsonResponse
+from tailorbot.errors import BadRequest
+from tailorbot.integrations.chatwoot import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Ignored,
+    parse_webhook,
+    verify_signature,
+)
+
+router = APIRouter(tags=["integrations"])
+
+
+@router.post(
+    "/v1/integrations/chatwoot/webhook",
+    summary="Chatwoot Agent Bot webhook",
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+)
+async def chatwoot_webhook(request: Request, settings: SettingsDep) -> Response:
+    """Chatwoot's webhook payloads. An incoming message is personalized and answered through
+    Chatwoot's API (in the background, with retries); a fallback also hands the conversation
+    to the agents (`toggle_status` open); a CSAT answer is feedback on the conversation's
+    last decision; `conversation_resolved` is logged as a resolution. Anything else is
+    answered `{"action": "ignored"}`. With `chatwoot_secret` set, a missing, wrong or stale
+    `X-Chatwoot-Signature` is a 401 and nothing is stored."""
+    raw = await request.body()
+    if settings.chatwoot_secret is not None:
+        verify_signature(
+            settings.chatwoot_secret.get_secret_value(),
+            raw,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+        )
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    action = parse_webhook(payload)
+    if isinstance(action, Ignored):
+        return OrjsonResponse({"action": "ignored", "reason": action.reason})
+    # Only now: the signature is checked first, and ignored events need no bot.
+    bot = await get_chatwoot_bot(request)
+    return OrjsonResponse(await run_in_threadpool(bot.handle, action))

@@ -1,0 +1,80 @@
+"""``/v1/kb/...``: the live knowledge base, changed without a restart."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tailorbot.api.deps import KBDep, KBReloadDep
+from tailorbot.api.errors import error_responses
+from tailorbot.api.responses import OrjsonResponse
+
+router = APIRouter(tags=["kb"])
+
+Kind = Annotated[
+    str,
+    Path(pattern="^(articles|templates)$", description="articles or templates"),
+]
+RecordId = Annotated[
+    str,
+    Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$"),
+]
+
+
+@router.get(
+    "/v1/kb", summary="The live KB: version and record ids", responses=error_responses(401, 403)
+)
+def get_kb(kb: KBDep) -> Response:
+    """The version in force and the ids of its articles and templates."""
+    version, loaded = kb.load()
+    return OrjsonResponse(
+        {
+            "version": version,
+            "brand": loaded.manifest.brand.name if loaded.manifest.brand else None,
+            "articles": [a.id for a in loaded.articles],
+            "templates": [t.id for t in loaded.templates],
+        }
+    )
+
+
+@router.get(
+    "/v1/kb/{kind}/{record_id}",
+    summary="Read an article or a template",
+    responses=error_responses(401, 403, 404),
+)
+def get_record(kind: Kind, record_id: RecordId, kb: KBDep) -> Response:
+    return OrjsonResponse(kb.get(kind.removesuffix("s"), record_id))
+
+
+@router.put(
+    "/v1/kb/{kind}/{record_id}",
+    summary="Create or replace an article or a template",
+    responses=error_responses(400, 401, 403, 404, 413, 422),
+)
+async def put_record(
+    kind: Kind, record_id: RecordId, body: dict[str, Any], kb: KBDep, reload: KBReloadDep
+) -> Response:
+    """Validated like `tailorbot kb check` against the whole KB (a 422 lists each `field`
+    and `reason`, and nothing changes); then published as a new KB version that every
+    server process serves within `kb_poll_s` seconds (this one at once)."""
+    version = await run_in_threadpool(kb.put, kind.removesuffix("s"), record_id, body)
+    await run_in_threadpool(reload)
+    return OrjsonResponse({"id": record_id, "version": version})
+
+
+@router.delete(
+    "/v1/kb/{kind}/{record_id}",
+    summary="Delete an article or a template",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def delete_record(
+    kind: Kind, record_id: RecordId, kb: KBDep, reload: KBReloadDep
+) -> Response:
+    """404 when there is no such record; 422 when the KB would break (e.g. a template still
+    names the article)."""
+    version = await run_in_threadpool(kb.delete, kind.removesuffix("s"), record_id)
+    await run_in_threadpool(reload)
+    return OrjsonResponse({"id": record_id, "version": version})
