@@ -110,7 +110,8 @@ def test_template_references(tmp_path: Path) -> None:
         "kb.yaml: templates[t2].intents[0]: "
         "intent 'card_arrival' already has template 't1' (kb.yaml)",
         "kb.yaml: templates[t3].default: a second default template (first: 't0' in kb.yaml)",
-        "kb.yaml: templates[t4].intents: give intents, set default: true, or use id 'fallback'",
+        "kb.yaml: templates[t4].intents: give intents, set default: true, use id 'fallback', "
+        "or name it after a chatbot response (utter_...)",
     ]
 
 

@@ -5,8 +5,8 @@ Checks, per file: YAML syntax, the ``articles``/``templates`` sections, each rec
 declares), and the ``brand``/``placeholders`` sections, allowed in the root ``kb.yaml``
 only. Across files: duplicate ids, templates naming an unknown article, an intent claimed
 by two templates, more than one default template, a template with no intents (unless it is
-the default or the ``fallback`` one) and, when a label set is given, intents it does not
-know. Warnings (not errors): labels without any
+the default, the ``fallback`` one or one named after a chatbot response, ``utter_...``) and,
+when a label set is given, intents it does not know. Warnings (not errors): labels without any
 article, no default template, no ``fallback`` template.
 
 >>> import pathlib, tempfile
@@ -42,6 +42,7 @@ from tailorbot.kb.model import (
 
 SECTIONS: dict[str, type[BaseModel]] = {"articles": Article, "templates": ResponseTemplate}
 SUFFIXES = (".yaml", ".yml")
+RESPONSE_PREFIX = "utter_"  # templates named after a Rasa response need no intents
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +243,13 @@ def _check_templates(
             report.errors.append(
                 KBIssue(item.file, f"{item.where}.article", f"unknown article {template.article!r}")
             )
-        if not template.intents and not template.default and template.id != FALLBACK_TEMPLATE_ID:
+        if not template.intents and not _stands_alone(template):
             report.errors.append(
                 KBIssue(
                     item.file,
                     f"{item.where}.intents",
-                    f"give intents, set default: true, or use id {FALLBACK_TEMPLATE_ID!r}",
+                    f"give intents, set default: true, use id {FALLBACK_TEMPLATE_ID!r}, or "
+                    f"name it after a chatbot response ({RESPONSE_PREFIX}...)",
                 )
             )
         if template.default:
@@ -274,6 +276,16 @@ def _check_templates(
                         f"{first.record.id!r} ({first.file})",
                     )
                 )
+
+
+def _stands_alone(template: ResponseTemplate) -> bool:
+    """Templates used without an intent: the default, the fallback, and those a chatbot asks
+    for by name (Rasa's NLG endpoint asks for ``utter_*`` responses)."""
+    return (
+        template.default
+        or template.id == FALLBACK_TEMPLATE_ID
+        or template.id.startswith(RESPONSE_PREFIX)
+    )
 
 
 def _check_unique(items: list[_Located], kind: str, report: KBReport) -> None:
