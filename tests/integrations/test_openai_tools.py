@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 from tailorbot.errors import InvalidInput
 from tailorbot.integrations.openai_tools import request_for, tool_definitions
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
 
 def test_tools_follow_the_function_calling_schema() -> None:

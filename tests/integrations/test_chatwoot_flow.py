@@ -1,0 +1,157 @@
+"""A Chatwoot conversation end to end: tailorbot's webhook, the decision service, and a real
+HTTP server standing in for Chatwoot's API that records what tailorbot calls."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tailorbot.integrations.chatwoot import sign
+from tests.api.conftest import make_client
+from tests.api.support import wait_until
+from tests.integrations.chatwoot_server import RecordingChatwoot
+from tests.integrations.payloads import conversation_resolved, csat_submitted, message_created
+from tests.integrations.test_api_rasa import logged_events
+from tests.services.decisions.conftest import OUT_OF_SCOPE_MESSAGES, SEED, save_model
+
+SECRET = "cw-webhook-secret"
+MESSAGES = "/api/v1/accounts/1/conversations/{}/messages"
+TOGGLE = "/api/v1/accounts/1/conversations/{}/toggle_status"
+
+
+@pytest.fixture
+def chatwoot() -> Iterator[RecordingChatwoot]:
+    with RecordingChatwoot() as server:
+        yield server
+
+
+@pytest.fixture
+def api(tmp_path: Path, chatwoot: RecordingChatwoot) -> Iterator[TestClient]:
+    save_model(tmp_path)
+    with make_client(
+        tmp_path,
+        seed=SEED,
+        bandit_sync_s=0.0,
+        chatwoot_url=chatwoot.url,
+        chatwoot_token="bot-token",
+        chatwoot_secret=SECRET,
+        api_key="tailorbot-key",  # the webhook does not need it: its signature counts
+    ) as client:
+        yield client
+
+
+def post_webhook(client: TestClient, payload: dict, *, secret: str = SECRET, age_s: float = 0):
+    body = json.dumps(payload).encode()
+    timestamp = str(int(time.time() - age_s))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Chatwoot-Timestamp": timestamp,
+        "X-Chatwoot-Signature": sign(secret, body, timestamp),
+    }
+    return client.post("/v1/integrations/chatwoot/webhook", content=body, headers=headers)
+
+
+def calls_to(chatwoot: RecordingChatwoot, path: str, count: int) -> list:
+    return wait_until(
+        lambda: (
+            (found := [c for c in chatwoot.calls if c.path == path])
+            and len(found) >= count
+            and found
+        ),
+        f"{count} call(s) to {path}",
+    )
+
+
+def test_a_conversation(api: TestClient, chatwoot: RecordingChatwoot) -> None:
+    runtime = api.app.state.runtime
+    # 1. the customer writes: personalized reply through Chatwoot's messages API
+    answer = post_webhook(
+        api, message_created("my new card has still not arrived", custom={"plan": "metal"})
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["action"] == "replied"
+    decision_id = answer.json()["decision_id"]
+    (reply,) = calls_to(chatwoot, MESSAGES.format(10), 1)
+    assert reply.token == "bot-token"
+    assert reply.body["message_type"] == "outgoing" and reply.body["private"] is False
+    decision = runtime.stores.decisions.get(decision_id)
+    assert decision["intent"] == "card_arrival"
+    assert (decision["user_id"], decision["session_id"]) == ("chatwoot-14", "chatwoot-1-10")
+    assert "Ada" in reply.body["content"]  # the contact's name went into the profile
+    profile = runtime.stores.profiles.get("chatwoot-14")
+    assert profile["name"] == "Ada" and profile["attributes"] == {"plan": "metal"}
+
+    # 2. the CSAT survey answer: a reward for the bandit on that decision
+    namespace = api.app.state.decider.models.policy.namespace
+    before = runtime.stores.counters.counters(namespace)
+    csat = post_webhook(api, csat_submitted(5))
+    assert csat.json() == {"action": "feedback", "decision_id": decision_id, "applied": True}
+    stored = runtime.stores.decisions.get(decision_id)
+    assert stored["feedback"]["rating"] == 5 and stored["feedback"]["reward"] > 0
+    after = runtime.stores.counters.counters(namespace)
+    assert after != before  # the bandit's shared statistics learned from the rating
+    assert post_webhook(api, csat_submitted(1)).json()["applied"] is False  # once per decision
+
+    # 3. resolved: a resolution event in the log
+    resolved = post_webhook(api, conversation_resolved())
+    assert resolved.json()["action"] == "resolved"
+    types = [e["type"] for e in logged_events(api, "chatwoot-14")]
+    assert types.count("resolution") == 1 and "rating" in types
+
+
+def test_fallback_hands_over_to_the_agents(api: TestClient, chatwoot: RecordingChatwoot) -> None:
+    answer = post_webhook(api, message_created(OUT_OF_SCOPE_MESSAGES[0], conversation_id=11))
+    assert answer.json()["action"] == "handoff"
+    (reply,) = calls_to(chatwoot, MESSAGES.format(11), 1)
+    (toggle,) = calls_to(chatwoot, TOGGLE.format(11), 1)
+    assert toggle.body == {"status": "open"} and toggle.token == "bot-token"
+    assert "Tailor Bank" in reply.body["content"]  # the KB's brand, from its kb.yaml
+    order = [c.path for c in chatwoot.calls]
+    assert order.index(MESSAGES.format(11)) < order.index(TOGGLE.format(11))
+    types = [e["type"] for e in logged_events(api, "chatwoot-14")]
+    assert "handoff" in types
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"secret": "wrong-secret"}, {"age_s": 3600}, {"unsigned": True}],
+)
+def test_bad_signatures_are_refused_and_nothing_is_stored(
+    api: TestClient, chatwoot: RecordingChatwoot, change: dict
+) -> None:
+    payload = message_created("my new card has still not arrived", contact_id=99)
+    if change.get("unsigned"):
+        answer = api.post("/v1/integrations/chatwoot/webhook", json=payload)
+    else:
+        answer = post_webhook(api, payload, **change)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "unauthorized"
+    time.sleep(0.2)
+    assert chatwoot.calls == []
+    assert logged_events(api, "chatwoot-99") == []
+    assert api.app.state.runtime.stores.profiles.get("chatwoot-99") is None
+
+
+def test_the_bots_own_messages_are_ignored(api: TestClient, chatwoot: RecordingChatwoot) -> None:
+    outgoing = {**message_created("Hi Ada, this should help"), "message_type": "outgoing"}
+    answer = post_webhook(api, outgoing)
+    assert answer.status_code == 200
+    assert answer.json()["action"] == "ignored"
+    assert post_webhook(api, csat_submitted(4, conversation_id=77)).json()["action"] == "ignored"
+    time.sleep(0.2)
+    assert chatwoot.calls == []
+
+
+def test_without_a_chatwoot_configuration(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    with make_client(tmp_path, seed=SEED) as client:
+        answer = client.post(
+            "/v1/integrations/chatwoot/webhook", json=message_created("card not arrived")
+        )
+        assert answer.status_code == 503
+        assert "TAILORBOT_CHATWOOT_URL" in answer.json()["message"]
