@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tailorbot.errors import InvalidInput, Overloaded, Unavailable
+from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper
+from tailorbot.services.ports import EventSink
 
 if TYPE_CHECKING:
     from confluent_kafka import Message
@@ -220,3 +222,28 @@ def _position(record: Message) -> tuple[int, int]:
     if partition is None or offset is None:
         raise Unavailable("kafka returned a record without partition or offset")
     return partition, offset
+
+
+class ServiceSink:
+    """The sink of a deployment: the ingestion service and the profile updater.
+
+    Events the schema refuses are dropped (counted, logged) rather than retried: they would
+    fail the same way every time.
+    """
+
+    def __init__(self, events: EventSink, profiles: ProfileUpdater) -> None:
+        self.events = events
+        self.profiles = profiles
+
+    def ingest(self, events: list[dict[str, Any]]) -> int:
+        result = self.events.ingest(events, partial=True)
+        for status in result.results:
+            if status.get("errors"):
+                logger.warning("rasa consumer: event refused: %s", status["errors"])
+        return result.accepted
+
+    def update_profile(self, user_id: str, fields: Mapping[str, Any]) -> None:
+        try:
+            self.profiles.update(user_id, fields)
+        except InvalidInput as exc:
+            logger.warning("rasa consumer: profile fields of %s not stored: %s", user_id, exc)

@@ -1,0 +1,76 @@
+"""``tailorbot rasa consume``: Rasa's event-broker topic into tailorbot."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from tailorbot.cli.common import ConfigOption, DataDirOption, fail, load_settings, reports_errors
+
+rasa_app = typer.Typer(help="Rasa integration (docs/integrations.md).", no_args_is_help=True)
+
+
+@rasa_app.command("consume")
+@reports_errors
+def consume(
+    bootstrap: Annotated[
+        str, typer.Option("--bootstrap", help="Kafka bootstrap servers of Rasa's event broker.")
+    ],
+    topic: Annotated[str, typer.Option("--topic", help="Rasa's event topic.")] = "rasa_core_events",
+    group: Annotated[
+        str, typer.Option("--group", help="Consumer group; members share the partitions.")
+    ] = "tailorbot-rasa",
+    kafka_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kafka-option",
+            "-X",
+            help="librdkafka property KEY=VALUE (security, timeouts); repeatable.",
+        ),
+    ] = None,
+    max_idle_s: Annotated[
+        float | None,
+        typer.Option("--max-idle-s", min=0, help="Stop after this long without a record."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Read Rasa's tracker events from its Kafka event broker into tailorbot's event log.
+
+    Runs until SIGINT/SIGTERM as one member of a consumer group; offsets are committed only
+    after the events are in tailorbot's log. Slots named in rasa_slot_attributes update
+    profiles. The features follow as tailorbot's stream workers apply the events.
+    """
+    from tailorbot.integrations.profiles import ProfileUpdater
+    from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
+    from tailorbot.runtime import Runtime
+
+    extra = {}
+    for option in kafka_option or []:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            fail(f"--kafka-option {option!r}: expected KEY=VALUE")
+        extra[key.strip()] = value.strip()
+    settings = load_settings(config, data_dir=data_dir)
+    runtime = Runtime(settings)
+    sink = ServiceSink(runtime.ingestion, ProfileUpdater(runtime.stores.profiles, runtime.users))
+    consumer = RasaBrokerConsumer(
+        bootstrap, topic, sink, runtime.rasa_mapper(), group=group, config=extra
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: consumer.stop())
+    typer.echo(f"reading {topic!r} at {bootstrap} in group {group!r}; Ctrl-C stops")
+    try:
+        consumer.run(max_idle_s=max_idle_s)
+    finally:
+        runtime.stop()
+    typer.echo(
+        f"events ingested: {consumer.ingested}, records skipped: {consumer.skipped}, "
+        f"records committed: {consumer.committed}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rasa_app, name="rasa")

@@ -1,0 +1,91 @@
+"""`tailorbot rasa consume` against a real Kafka-protocol broker (the session's Tansu): Rasa's
+event-broker records become tailorbot events, offsets are committed after the append, and a
+second run of the same group reads nothing again."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from typer.testing import CliRunner
+
+from tailorbot.cli import app
+from tailorbot.config import Settings
+from tailorbot.events.codec import decode_event
+from tailorbot.runtime import Runtime
+from tests.integration.kafka_broker import TEST_CONSUMER_CONFIG
+from tests.integrations.test_rasa import classic_tracker
+
+pytestmark = pytest.mark.integration
+
+
+def publish_like_rasa(bootstrap: str, topic: str, records: list[bytes], keys: list[str]) -> None:
+    """What Rasa's Kafka event broker does with partition_by_sender: JSON, keyed by sender."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=2)]).values():
+        future.result(timeout=10)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value in zip(keys, records, strict=True):
+        producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(10) == 0
+
+
+def consume(bootstrap: str, topic: str, group: str, data_dir: Path) -> str:
+    options = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
+    result = CliRunner().invoke(
+        app,
+        [
+            "rasa",
+            "consume",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--max-idle-s",
+            "8",
+            "--data-dir",
+            str(data_dir),
+            *options,
+        ],
+        env={"TAILORBOT_RASA_SLOT_ATTRIBUTES": '["plan=attributes.plan"]'},
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_rasa_broker_topic_into_the_log(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = f"rasa-{uuid.uuid4().hex[:10]}"
+    group = f"tb-rasa-{uuid.uuid4().hex[:8]}"
+    t0 = time.time() - 60
+    events = classic_tracker("c-1", t0) + classic_tracker("c-2", t0)
+    records = [json.dumps(e).encode() for e in events] + [b"not json"]
+    publish_like_rasa(kafka_bootstrap, topic, records, [e["sender_id"] for e in events] + ["c-1"])
+
+    out = consume(kafka_bootstrap, topic, group, tmp_path)
+    assert "events ingested: 10, records skipped: 1, records committed: 19" in out
+
+    runtime = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False))
+    try:
+        logged = [
+            decode_event(r.value)
+            for partition in range(runtime.log.num_partitions)
+            for r in runtime.log.read_all(partition)
+        ]
+        assert sorted(e["type"] for e in logged if e["user_id"] == "c-1") == sorted(
+            ["session_started", "message", "message", "handoff", "session_ended"]
+        )
+        profile = runtime.stores.profiles.get("c-2")
+        assert profile["attributes"] == {"plan": "Unlimited 5G"}
+    finally:
+        runtime.stop()
+
+    # the offsets were committed: the same group reads nothing again
+    again = consume(kafka_bootstrap, topic, group, tmp_path)
+    assert "events ingested: 0, records skipped: 0, records committed: 0" in again
