@@ -105,3 +105,24 @@ def test_kb_routes_need_the_api_key(tmp_path: Path) -> None:
     with make_client(tmp_path, api_key="k", run_worker_in_server=False) as client:
         assert client.put("/v1/kb/articles/a", json=ARTICLE).status_code == 401
         assert client.get("/v1/kb", headers={"X-API-Key": "k"}).status_code == 200
+
+
+def test_a_kb_with_its_own_brand_and_variants(tmp_path: Path) -> None:
+    """The telecom example KB served: its brand, placeholders and variant names (the bandit's
+    arms) reach the replies."""
+    save_model(tmp_path)
+    kb_dir = Path(__file__).resolve().parents[2] / "examples" / "telecom" / "kb"
+    with make_client(tmp_path, seed=SEED, bandit_sync_s=0.0, kb_dir=kb_dir) as client:
+        client.put("/v1/users/ada", json={"name": "Ada", "attributes": {"plan": "Unlimited 5G"}})
+        variants = set()
+        for i in range(12):
+            answer = client.post(
+                "/v1/personalize",
+                json={"user_id": "ada", "session_id": f"s{i}", "message": "tell me a joke"},
+            ).json()
+            variants.add(answer["response"]["variant"])
+            assert "Tailor Telecom" in answer["response"]["text"]  # the fallback's hand-over
+            decision_id = answer["decision_id"]
+            assert client.post("/v1/feedback", json={"decision_id": decision_id, "rating": 4})
+        assert variants <= {"brief", "guided", "warm"} and variants
+        assert client.get("/v1/kb").json()["brand"] == "Tailor Telecom"

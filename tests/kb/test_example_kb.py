@@ -27,9 +27,10 @@ def test_telecom_templates_render_with_brand_and_profile() -> None:
     assert kb.manifest.brand is not None and kb.manifest.brand.name == "Tailor Telecom"
     profile = {"name": "Ada", "region": "Japan", "attributes": {"plan": "Unlimited 5G"}}
     roaming = kb.template_for("roaming_charges")
-    text = kb.render(roaming, "concise", {"name": "Ada"}, profile)
+    assert roaming.variants.names == ["brief", "guided", "warm"]  # the KB's own names
+    text = kb.render(roaming, "brief", {"name": "Ada"}, profile)
     assert text.startswith("Hi Ada, in the EU your Unlimited 5G works as at home; in Japan")
-    fallback = kb.render(kb.fallback_template, "empathetic", {"name": "Ada"}, profile)
+    fallback = kb.render(kb.fallback_template, "warm", {"name": "Ada"}, profile)
     assert "Tailor Telecom agent" in fallback and "Bank" not in fallback
     article = kb.article("tt-roaming")
     assert kb.article_url(article) == "https://help.tailortelecom.example/articles/tt-roaming"

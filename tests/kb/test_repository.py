@@ -47,9 +47,9 @@ def test_templates_too(tmp_path: Path, seed: Path) -> None:
         "intents": ["network_outage"],
         "article": "tt-network-status",
         "variants": {
-            "concise": "{brand}: see {article_title}",
-            "step_by_step": "1. Wait",
-            "empathetic": "Sorry {name}",
+            "brief": "{brand}: see {article_title}",
+            "guided": "1. Wait",
+            "warm": "Sorry {name}",
         },
     }
     repo.put("template", "tt-outage", template)
@@ -70,7 +70,7 @@ def test_an_invalid_change_publishes_nothing(tmp_path: Path, seed: Path) -> None
         repo.delete("article", "tt-roaming")
     assert "unknown article 'tt-roaming'" in caught.value.problems[0].reason
     bad_placeholder = {
-        "variants": {"concise": "{plan_name}", "step_by_step": "x", "empathetic": "x"},
+        "variants": {"brief": "{plan_name}", "guided": "x", "warm": "x"},
         "intents": ["port_in_number"],
     }
     with pytest.raises(InvalidInput, match="1 error"):
