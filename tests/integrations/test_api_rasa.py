@@ -91,7 +91,11 @@ def test_nlg_answers_with_a_personalized_variant(api: TestClient) -> None:
     assert set(answer) == {"text", "buttons", "image", "elements", "attachments", "custom"}
     assert "Ada" in answer["text"]
     decisions = api.app.state.runtime.stores.decisions
-    messages = [e for e in logged_events(api, "user_0") if e["type"] == "message"]
+    # the decision and its message event are written in batches, off the request path
+    messages = wait_until(
+        lambda: [e for e in logged_events(api, "user_0") if e["type"] == "message"],
+        "the message event in the log",
+    )
     assert len(messages) == 1
     decision = decisions.get(messages[0]["metadata"]["decision_id"])
     assert decision["intent"] == "card_arrival" and decision["variant"] in (
