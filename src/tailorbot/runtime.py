@@ -26,11 +26,12 @@ True
 from __future__ import annotations
 
 import logging
+import threading
 
 from tailorbot.archive import EventArchive, open_archive
 from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
-from tailorbot.errors import backend_errors
+from tailorbot.errors import RETRY_AFTER_S, Unavailable, backend_errors
 from tailorbot.events.redact import Redactor
 from tailorbot.integrations.chatwoot_client import ChatwootClient
 from tailorbot.integrations.rasa import RasaEventMapper
@@ -104,6 +105,9 @@ class Runtime:
         # The live KB (versioned under the data dir, seeded from kb_dir): every process polls it.
         self.kb = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
         self.kb_reloaders: list[KBReloader] = []
+        self._services: list[DecisionService] = []  # closed by stop()
+        self._lifecycle = threading.Lock()
+        self._stopping = False
         self.chatwoot: ChatwootClient | None = None
         if settings.chatwoot_url is not None and settings.chatwoot_token is not None:
             self.chatwoot = ChatwootClient(
@@ -131,12 +135,23 @@ class Runtime:
             archive=self.archive_writer,
         )
         service.start()
+        reloader = None
         if self.settings.kb_poll_s > 0:
             loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
             reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
             reloader.start()
-            self.kb_reloaders.append(reloader)
-        return service
+        with self._lifecycle:
+            if not self._stopping:
+                self._services.append(service)
+                if reloader is not None:
+                    self.kb_reloaders.append(reloader)
+                return service
+        # Loaded while the runtime was stopping (a server shut down during start-up): its
+        # threads must not outlive the backends.
+        if reloader is not None:
+            reloader.stop()
+        service.close()
+        raise Unavailable("tailorbot is shutting down", retry_after=RETRY_AFTER_S)
 
     def reload_kb(self) -> None:
         """Serve the live KB's newest version now (after a change through the API)."""
@@ -178,9 +193,14 @@ class Runtime:
     def stop(self) -> None:
         """Stop the worker threads, write the queued archive records and close the
         backends. Idempotent."""
-        for reloader in self.kb_reloaders:
+        with self._lifecycle:
+            self._stopping = True
+            services, self._services = self._services, []
+            reloaders, self.kb_reloaders = self.kb_reloaders, []
+        for reloader in reloaders:
             reloader.stop()
-        self.kb_reloaders.clear()
+        for service in services:  # idempotent: the app closes its decider too
+            service.close()
         if self.chatwoot is not None:
             self.chatwoot.close()  # sends what is queued first (bounded wait)
         threads = list(self.threads.values())
