@@ -1,6 +1,7 @@
 """Latency of the chatbot integrations over real HTTP, one request at a time (closed loop).
 
-Starts `tailorbot serve` (a trained Banking77 model, embedded backends) with a Chatwoot
+Starts `tailorbot serve` (a trained Banking77 model, embedded backends, the stream worker in
+its own process) with a Chatwoot
 stand-in: an HTTP server in this process that records the bot's API calls. Then, for each
 of ``--requests`` customer messages:
 
@@ -114,7 +115,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tb-bench-integ-") as data_dir:
         shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
         with (
-            tailorbot_server(env=env, data_dir=data_dir) as (url, _),
+            tailorbot_server(env=env, data_dir=data_dir) as (url, _, _),
             httpx.Client(base_url=url, timeout=30) as client,
         ):
             for i in range(20):  # warm-up: lazy imports, caches
