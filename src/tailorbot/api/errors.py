@@ -68,7 +68,9 @@ def response_for_error(exc: Exception, method: str, path: str) -> Response:
     """The answer to an error raised while serving ``method path`` (one mapping for the
     FastAPI handlers and the fast routes)."""
     if isinstance(exc, EngineError):
-        return error_response(exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after)
+        return error_response(
+            exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after
+        )
     if isinstance(exc, BackendError):
         return error_response(
             503, "unavailable", f"{exc.what} unavailable: {exc}", (), RETRY_AFTER_S
