@@ -113,6 +113,11 @@ class Runtime:
             self.chatwoot = ChatwootClient(
                 settings.chatwoot_url, settings.chatwoot_token.get_secret_value()
             )
+            if settings.chatwoot_secret is None:
+                logger.warning(
+                    "the Chatwoot webhook has no secret (TAILORBOT_CHATWOOT_SECRET): it is not "
+                    "behind the API key, so anyone who can reach it can post to it"
+                )
         self._closed = False
 
     # --- decisions ------------------------------------------------------------------------
