@@ -1,8 +1,20 @@
-"""Prometheus metrics of one engine, on a registry of its own (nothing global at import)."""
+"""Prometheus metrics of one engine, on a registry of its own (nothing global at import).
+
+Besides the serving and stream figures, the model and data health ones: what the intent model
+predicts (intents, confidence, message length: the inputs of the drift check), why it falls
+back, which response variant the bandit picks and how often it explores, and the customers'
+ratings and resolutions per experiment arm. ``tailorbot_drift_psi`` is set by a drift monitor
+from these counters; monitors hook in with :meth:`Metrics.before_render`.
+
+>>> m = Metrics()
+>>> m.observe_decision("card_arrival", 0.9, 40, None, "personalized", "concise", explored=False)
+>>> m.intent_predictions.labels(intent="card_arrival")._value.get()
+1.0
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -34,6 +46,10 @@ FRESHNESS_BUCKETS = (
     5.0,
     10.0,
 )
+
+# Bins of the drift check's numeric inputs; the training reference uses the same edges.
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+MESSAGE_CHARS_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 512)
 
 
 class Metrics:
@@ -96,7 +112,118 @@ class Metrics:
             "tailorbot_decisions", "Personalize decisions, by outcome", ["outcome"], registry=r
         )
 
+        self.responses = Counter(
+            "tailorbot_responses",
+            "API responses, by route and status code",
+            ["route", "status"],
+            registry=r,
+        )
+        self._health_metrics(r)
+        self._hooks: list[Callable[[], object]] = []
+
+    def _health_metrics(self, r: CollectorRegistry) -> None:
+        """Model and data health: the drift inputs, fallbacks, the bandit, outcomes by arm."""
+        self.intent_predictions = Counter(
+            "tailorbot_intent_predictions", "Predicted intents of decisions", ["intent"], registry=r
+        )
+        self.intent_confidence = Histogram(
+            "tailorbot_intent_confidence",
+            "Top-intent probability of decisions",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.message_chars = Histogram(
+            "tailorbot_message_chars",
+            "Length of the personalized messages, in characters",
+            buckets=MESSAGE_CHARS_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "tailorbot_fallbacks", "Decisions that fell back, by reason", ["reason"], registry=r
+        )
+        self.variant_choices = Counter(
+            "tailorbot_variant_choices",
+            "Response variants served, by experiment arm",
+            ["arm", "variant"],
+            registry=r,
+        )
+        self.bandit_explorations = Counter(
+            "tailorbot_bandit_explorations",
+            "Personalized decisions whose variant was not the bandit's best-scored one",
+            registry=r,
+        )
+        self.feedback_ratings = Counter(
+            "tailorbot_feedback_ratings", "CSAT ratings received, by arm", ["arm"], registry=r
+        )
+        self.feedback_rating_points = Counter(
+            "tailorbot_feedback_rating_points",
+            "Sum of the CSAT ratings (1-5) received, by arm",
+            ["arm"],
+            registry=r,
+        )
+        self.feedback_resolutions = Counter(
+            "tailorbot_feedback_resolutions",
+            "Resolution reports, by arm and outcome",
+            ["arm", "resolved"],
+            registry=r,
+        )
+        self.drift_psi = Gauge(
+            "tailorbot_drift_psi",
+            "Population stability index of a model input over the recent window against "
+            "the training reference (NaN until the window has enough decisions)",
+            ["feature"],
+            registry=r,
+        )
+        self.archive_dead_letters = Counter(
+            "tailorbot_archive_dead_letters",
+            "Log records the archive worker skipped as undecodable",
+            registry=r,
+        )
+        self.worker_batch_errors = Counter(
+            "tailorbot_worker_batch_errors",
+            "Worker batches that failed and were retried, by worker",
+            ["worker"],
+            registry=r,
+        )
+
+    def observe_decision(
+        self,
+        intent: str,
+        confidence: float,
+        message_chars: int,
+        fallback: str | None,
+        arm: str,
+        variant: str,
+        *,
+        explored: bool,
+    ) -> None:
+        """Count one decision for the health figures (a few counter increments)."""
+        self.intent_predictions.labels(intent=intent).inc()
+        self.intent_confidence.observe(confidence)
+        self.message_chars.observe(message_chars)
+        if fallback is not None:
+            self.fallbacks.labels(reason=fallback).inc()
+        self.variant_choices.labels(arm=arm, variant=variant).inc()
+        if explored:
+            self.bandit_explorations.inc()
+
+    def observe_feedback(self, arm: str, rating: int | None, resolved: bool | None) -> None:
+        if rating is not None:
+            self.feedback_ratings.labels(arm=arm).inc()
+            self.feedback_rating_points.labels(arm=arm).inc(rating)
+        if resolved is not None:
+            self.feedback_resolutions.labels(arm=arm, resolved=str(resolved).lower()).inc()
+
+    def before_render(self, hook: Callable[[], object]) -> None:
+        """Call ``hook`` before each exposition (a monitor refreshing its gauges)."""
+        self._hooks.append(hook)
+
+    def refresh(self) -> None:
+        for hook in list(self._hooks):
+            hook()
+
     def render(self) -> bytes:
+        self.refresh()
         return generate_latest(self.registry)
 
 

@@ -39,6 +39,7 @@ from tailorbot.kb.loader import default_kb_dir
 from tailorbot.kb.repository import KBRepository
 from tailorbot.log import EventLog, open_log
 from tailorbot.metrics import Metrics
+from tailorbot.models.drift import DriftMonitor
 from tailorbot.services.decisions import (
     DecisionService,
     experiment_for,
@@ -79,6 +80,7 @@ class Runtime:
         except BaseException:
             self._close_backends()
             raise
+        self.drift: DriftMonitor | None = None  # once the decision service is loaded
         self.threads: dict[str, WorkerThread] = {}  # "worker", "archiver" when running here
         self.ingestion = IngestionService(
             self.log, Redactor.from_settings(settings), settings, self.metrics
@@ -145,6 +147,9 @@ class Runtime:
             loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
             reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
             reloader.start()
+        if self.drift is None:
+            self.drift = DriftMonitor(models.metadata.get("reference"), self.metrics)
+            self.metrics.before_render(self.drift.refresh)
         with self._lifecycle:
             if not self._stopping:
                 self._services.append(service)

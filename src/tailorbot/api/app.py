@@ -30,12 +30,14 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot import __version__
+from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
 from tailorbot.api.fast import FastPersonalize
 from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from tailorbot.api.routers import (
     chatwoot,
+    dashboard,
     decisions,
     events,
     health,
@@ -64,6 +66,7 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (chatwoot.router, False),  # authenticated by its webhook signature (chatwoot_secret)
     (llm_tools.router, True),
     (kb.router, True),
+    (dashboard.router, False),  # signs in by header or cookie (see routers/dashboard.py)
 )
 
 DESCRIPTION = """\
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.dashboard = DashboardData(metrics)
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     install_error_handlers(app)

@@ -152,7 +152,9 @@ class Simulation:
             key = "helpful_article_id" if outcome.helpful else "unhelpful_article_id"
             signals[key] = outcome.clicked_article
         self.client.feedback(decision.decision_id, **signals)
-        self.client.send_events([_event("session_ended", user, session)])
+        # The simulated chatbot hands out-of-scope questions to a human and says so.
+        closing = [_event("handoff", user, session)] if handoff else []
+        self.client.send_events([*closing, _event("session_ended", user, session)])
         return ContactRecord(
             user_id=user,
             arm=decision.experiment_arm,

@@ -65,6 +65,8 @@ class ArchiveWorker(ConsumerLoop):
         self.archive = archive
         self.watermarks = watermarks
         self.metrics = metrics
+        if metrics is not None:
+            self.error_counter = metrics.worker_batch_errors.labels(worker="archiver")
 
     def run_once(self) -> int:
         """Poll, archive, commit one batch; return how many log records it handled."""
@@ -75,8 +77,9 @@ class ArchiveWorker(ConsumerLoop):
             self._archive(decode_records(records, counts), counts)
             self._commit(consumer, records)
             self._add_counts(counts)
-            if self.metrics is not None and counts["archived"]:
+            if self.metrics is not None:
                 self.metrics.events_archived.inc(counts["archived"])
+                self.metrics.archive_dead_letters.inc(counts["malformed"])
         self._refresh_lag(consumer)
         return len(records)
 

@@ -98,6 +98,7 @@ class ConsumerLoop(ABC):
         self._closed = False
         self._lag_at = 0.0
         self.errors = 0  # batches that failed (see run)
+        self.error_counter: Any = None  # a subclass's Prometheus counter of failed batches
 
     @abstractmethod
     def run_once(self) -> int:
@@ -151,6 +152,8 @@ class ConsumerLoop(ABC):
     def _on_error(self, exc: Exception, backoff: float) -> float:
         """Log and count ``exc``; leave the group so the batch is read again; next pause."""
         self.errors += 1
+        if self.error_counter is not None:
+            self.error_counter.inc()
         self._discard()
         pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
         logger.error(

@@ -84,6 +84,8 @@ class StreamWorker(ConsumerLoop):
         )
         self.stores = stores
         self.metrics = metrics
+        if metrics is not None:
+            self.error_counter = metrics.worker_batch_errors.labels(worker="stream")
         self.state_cache_size = state_cache_size
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tailorbot.models.drift import reference_of
 from tailorbot.models.intent.dataset import IntentDataset
 from tailorbot.models.intent.evaluation import evaluate_intent_model
 from tailorbot.models.intent.fallback import calibrate_fallback
@@ -92,6 +93,11 @@ def train_intent_model(
     )
     model.fallback = calibration.policy
     metrics = evaluate_intent_model(model, validation.texts, validation.labels)
+    # What serving will be compared with for drift: the validation rows as the model saw them.
+    top = probs.argmax(axis=1)
+    reference = reference_of(
+        [model.labels[i] for i in top], probs.max(axis=1).tolist(), validation.texts
+    )
     if refit:
         final = make_model().fit(dataset.texts, dataset.labels, temperature=model.temperature)
         final.fallback = calibration.policy
@@ -121,6 +127,7 @@ def train_intent_model(
             "wrong_answer_cost": calibration.wrong_answer_cost,
         },
         "temperature": model.temperature,
+        "reference": reference,
         "training_data_hash": "sha256:" + dataset.content_hash(),
         "training": {
             "source": dataset.source,

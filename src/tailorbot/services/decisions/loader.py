@@ -56,6 +56,7 @@ def load_decision_models(
         composer=ResponseComposer(kb),
         attributes=attributes,
         versions={"intent": saved.version, "bandit": policy.namespace, "kb": kb_version},
+        metadata=saved.metadata,
     )
 
 

@@ -56,6 +56,7 @@ class DecisionModels:
     composer: ResponseComposer
     attributes: AttributeContext
     versions: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # the intent model's, as saved
 
 
 class DecisionService:
@@ -150,6 +151,7 @@ class DecisionService:
         mark = time.perf_counter()
         self._record(request, prediction, decision["record"], message_event_id)
         timings["record"] = _ms_since(mark)
+        self._observe(request, decision)
         timings["total"] = _ms_since(started)
         return personalize_response(
             decision, prediction, cited(articles, self.models.composer.kb), view, profile, timings
@@ -200,7 +202,7 @@ class DecisionService:
         fallback = prediction.fallback
         context = decision_context(view, profile, models.attributes)
         variants = template.variants.names
-        variant, propensity, context = self._variant(arm, view, context, variants)
+        variant, propensity, context, explored = self._variant(arm, view, context, variants)
         about = models.composer.reply_article(template, prediction.name, articles)
         text = models.composer.render(
             template, variant, view, profile, request.context, articles, about
@@ -225,7 +227,7 @@ class DecisionService:
             "model_versions": dict(models.versions),
             "created_at": now_iso(),
         }
-        return {"record": record, "text": text}
+        return {"record": record, "text": text, "explored": explored}
 
     def _template(self, template_id: str | None, prediction: Any) -> ResponseTemplate:
         composer = self.models.composer
@@ -240,12 +242,15 @@ class DecisionService:
         view: Mapping[str, Any] | None,
         context: dict[str, float],
         variants: list[str],
-    ) -> tuple[str, float, dict[str, float]]:
-        """The variant (bandit or control), its propensity and the context it was chosen in."""
+    ) -> tuple[str, float, dict[str, float], bool]:
+        """The variant (bandit or control), its propensity, the context it was chosen in, and
+        whether the bandit explored (chose other than its best-scored variant)."""
         if arm == "personalized":
             choice, context = self.models.policy.choose_for(view, context, variants)
-            return choice.arm, choice.propensity, context
-        return self._control_variant(variants), 1.0, context
+            scores = choice.scores
+            explored = bool(scores) and choice.arm != max(scores, key=scores.__getitem__)
+            return choice.arm, choice.propensity, context, explored
+        return self._control_variant(variants), 1.0, context, False
 
     def _record(
         self,
@@ -276,7 +281,9 @@ class DecisionService:
         named = composer.kb.template(template_id) if template_id else None
         template = named or composer.template_for("", fallback=False)  # "": the default
         context = decision_context(view, profile, self.models.attributes)
-        variant, propensity, context = self._variant(arm, view, context, template.variants.names)
+        variant, propensity, context, _ = self._variant(
+            arm, view, context, template.variants.names
+        )
         text = composer.render(template, variant, view, profile, None, [])
         decision_id = uuid.uuid4().hex
         record: dict[str, Any] = {
@@ -300,6 +307,19 @@ class DecisionService:
             if self.archive is not None:
                 self.archive.put("decision", record)
         return {**record, "text": text}
+
+    def _observe(self, request: PersonalizeRequest, decision: dict[str, Any]) -> None:
+        """The decision's health figures: intent, confidence, length (drift), fallback, variant."""
+        record = decision["record"]
+        self.metrics.observe_decision(
+            record["intent"],
+            record["confidence"],
+            len(request.message),
+            record["fallback"],
+            record["arm"],
+            record["variant"],
+            explored=decision["explored"],
+        )
 
     def _check_length(self, message: str) -> None:
         """413 before anything is predicted or stored (the message event would be refused)."""
@@ -367,6 +387,7 @@ class DecisionService:
 
     def _learn(self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any) -> None:
         arm = decision.get("arm", "personalized")
+        self.metrics.observe_feedback(arm, request.rating, request.resolved)
         self.experiment.record(
             self.stores.counters,
             arm,

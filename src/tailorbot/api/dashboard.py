@@ -1,0 +1,193 @@
+"""What the dashboard shows, aggregated from this process's Prometheus registry.
+
+:class:`DashboardData` never reads the log or the stores per request, apart from the
+experiment report (one read of the shared counters): it reads the cumulative counters and
+histograms of :class:`~tailorbot.metrics.Metrics`, keeps a snapshot of them at most every
+``min_step_s`` seconds (up to ``history`` of them) and turns consecutive snapshots into rates:
+decisions per second, latency percentiles of ``/v1/personalize``, fallback, hand-off and
+exploration rates and the bandit's variant shares, over time. The history starts with the
+first poll of the page.
+
+>>> from tailorbot.metrics import Metrics
+>>> metrics = Metrics()
+>>> data = DashboardData(metrics, min_step_s=0.0)
+>>> metrics.observe_decision("card_arrival", 0.9, 30, None, "personalized", "concise",
+...                          explored=False)
+>>> metrics.decisions.labels(outcome="answered").inc()
+>>> snap = data.snapshot()
+>>> snap["totals"]["decisions"], snap["intents"][0]["name"]
+(1.0, 'card_arrival')
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from tailorbot.metrics import Metrics
+
+PERSONALIZE_ROUTE = "/v1/personalize"
+RATE_SPAN_S = 10.0  # each point's rates are taken over at least this much time, for smoothness
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+class DashboardData:
+    """Snapshots of ``metrics`` turned into the dashboard's JSON (see the module doc)."""
+
+    def __init__(self, metrics: Metrics, min_step_s: float = 1.0, history: int = 900) -> None:
+        self.metrics = metrics
+        self.min_step_s = min_step_s
+        self.history = history
+        self._snapshots: deque[dict[str, Any]] = deque(maxlen=history)
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Take a snapshot (throttled) and return the series, mixes and gauges."""
+        now = time.time()
+        with self._lock:
+            if not self._snapshots or now - self._snapshots[-1]["t"] >= self.min_step_s:
+                self._snapshots.append(self._read(now))
+            snapshots = list(self._snapshots)
+        latest = snapshots[-1]
+        return {
+            "time": now,
+            "series": _series(snapshots),
+            "intents": _top_intents(snapshots[0], latest),
+            "totals": {
+                "decisions": latest["decisions"],
+                "fallbacks": latest["fallbacks"],
+                "handoffs": latest["handoffs"],
+                "feedback": sum(latest["ratings"].values()),
+            },
+            "fallback_reasons": latest["fallback_reasons"],
+            "lag": {
+                "stream": _by_label(self.metrics.processor_lag, "partition"),
+                "archive": _by_label(self.metrics.archive_lag, "partition"),
+            },
+            "drift": {
+                k: (None if math.isnan(v) else v)
+                for k, v in _by_label(self.metrics.drift_psi, "feature").items()
+            },
+        }
+
+    def _read(self, now: float) -> dict[str, Any]:
+        m = self.metrics
+        outcomes = _by_label(m.decisions, "outcome")
+        variants = _samples(m.variant_choices, "_total")
+        return {
+            "t": now,
+            "decisions": sum(outcomes.values()),
+            "fallbacks": outcomes.get("fallback", 0.0),
+            "fallback_reasons": _by_label(m.fallbacks, "reason"),
+            "handoffs": _by_label(m.events_ingested, "type").get("handoff", 0.0),
+            "explorations": _samples(m.bandit_explorations, "_total").get((), 0.0),
+            "variants": {
+                labels["variant"]: v
+                for k, v in variants.items()
+                if (labels := dict(k))["arm"] == "personalized"
+            },
+            "intents": _by_label(m.intent_predictions, "intent"),
+            "ratings": _by_label(m.feedback_ratings, "arm"),
+            "latency": _buckets(m.request_latency, PERSONALIZE_ROUTE),
+        }
+
+
+def _samples(metric: Any, suffix: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Sample values of ``metric`` whose name ends in ``suffix``, keyed by sorted labels."""
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in metric.collect()
+        for s in family.samples
+        if s.name.endswith(suffix)
+    }
+
+
+def _by_label(metric: Any, label: str) -> dict[str, float]:
+    suffix = "_total" if type(metric).__name__ == "Counter" else ""
+    out: dict[str, float] = {}
+    for family in metric.collect():
+        for s in family.samples:
+            if s.name == family.name + suffix and label in s.labels:
+                out[s.labels[label]] = s.value
+    return out
+
+
+def _buckets(histogram: Any, route: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) buckets of ``histogram`` for ``route``."""
+    return [
+        (float(s.labels["le"]), s.value)
+        for family in histogram.collect()
+        for s in family.samples
+        if s.name.endswith("_bucket") and s.labels.get("route") == route
+    ]
+
+
+def _series(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One point per snapshot after the first, its rates over at least ``RATE_SPAN_S``."""
+    points = []
+    start = 0
+    for i in range(1, len(snapshots)):
+        while start < i - 1 and snapshots[i]["t"] - snapshots[start + 1]["t"] >= RATE_SPAN_S:
+            start += 1
+        points.append(_point(snapshots[start], snapshots[i]))
+    return points
+
+
+def _point(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    seconds = max(new["t"] - old["t"], 1e-9)
+    decisions = new["decisions"] - old["decisions"]
+    variants = {k: v - old["variants"].get(k, 0.0) for k, v in new["variants"].items()}
+    personalized = sum(variants.values())
+    latency = _delta_buckets(old["latency"], new["latency"])
+    return {
+        "t": new["t"],
+        "decisions_per_s": decisions / seconds,
+        "latency_ms": {f"p{round(q * 100)}": _ms(_quantile(q, latency)) for q in QUANTILES},
+        "fallback_rate": _ratio(new["fallbacks"] - old["fallbacks"], decisions),
+        "handoff_rate": _ratio(new["handoffs"] - old["handoffs"], decisions),
+        "exploration_rate": _ratio(new["explorations"] - old["explorations"], personalized),
+        "variant_shares": {k: _ratio(v, personalized) for k, v in sorted(variants.items())},
+    }
+
+
+def _delta_buckets(
+    old: list[tuple[float, float]], new: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    before = dict(old)
+    return [(le, count - before.get(le, 0.0)) for le, count in new]
+
+
+def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Like Prometheus' histogram_quantile: linear within the bucket holding the rank."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return lower
+            return lower + (le - lower) * ((rank - below) / max(count - below, 1e-12))
+        lower, below = le, count
+    return lower
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _top_intents(old: Mapping[str, Any], new: Mapping[str, Any], n: int = 12) -> list[dict]:
+    """The most predicted intents since the first snapshot (all time if that is all there is)."""
+    counts = {k: v - old["intents"].get(k, 0.0) for k, v in new["intents"].items()}
+    if not any(v > 0 for v in counts.values()):
+        counts = dict(new["intents"])
+    top = sorted(((v, k) for k, v in counts.items() if v > 0), reverse=True)[:n]
+    return [{"name": k, "count": v} for v, k in top]
