@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the servers the integration tests talk to are up on 127.0.0.1.
+# Make sure the servers the integration tests talk to are up on 127.0.0.1, and that the
+# browser the dashboard test drives is installed.
 # Redis :6379 and PostgreSQL :5432 (database `test`) are expected; start them when they are down.
 # The Kafka-protocol broker (Tansu) is started by the tests themselves (tests/integration/conftest.py).
 set -uo pipefail
@@ -18,6 +19,12 @@ if ! up 5432; then
   echo "services: starting PostgreSQL on :5432"
   if ! command -v pg_ctlcluster >/dev/null; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; fi
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+
+# The dashboard's browser test (tests/browser) drives Debian's headless Chromium.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "services: installing chromium and chromium-driver (the dashboard's browser test)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 for i in $(seq 1 30); do

@@ -6,7 +6,8 @@ Prometheus registry (:class:`~tailorbot.api.dashboard.DashboardData`), the exper
 (the shared counters) and the loaded models; nothing scans the log.
 
 When the server has an API key, every dashboard route needs it: as ``X-API-Key``, or as the
-cookie that the page's small sign-in form (``POST /dashboard/login``) sets, an HMAC of the key
+cookie that the small sign-in form (``/dashboard/login``, where ``/dashboard`` redirects a
+browser without it) sets, an HMAC of the key
 (HttpOnly, SameSite=Strict), so a browser can open the page without sending headers.
 """
 
@@ -70,9 +71,15 @@ def _static(name: str) -> bytes:
 
 @router.get("/dashboard", include_in_schema=False)
 def dashboard_page(request: Request, settings: SettingsDep) -> Response:
+    """The page; without the key, a redirect to the sign-in form."""
     if not _signed_in(request, settings):
-        return HTMLResponse(_static("login.html"), status_code=401)
+        return RedirectResponse("/dashboard/login", status_code=303)
     return HTMLResponse(_static("dashboard.html"))
+
+
+@router.get("/dashboard/login", include_in_schema=False)
+def dashboard_login_form() -> Response:
+    return HTMLResponse(_static("login.html"))
 
 
 @router.post("/dashboard/login", include_in_schema=False)

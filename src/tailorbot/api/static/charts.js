@@ -40,6 +40,10 @@ const Charts = (() => {
     return v.toFixed(2);
   }
 
+  function short(text) {
+    return text.length > 27 ? text.slice(0, 26) + "…" : text;
+  }
+
   function legend(container, names) {
     const div = document.createElement("div");
     div.className = "legend";
@@ -68,7 +72,7 @@ const Charts = (() => {
   function timeAxis(svg, t0, t1) {
     const x = (t) => M.left + (W - M.left - M.right) * ((t - t0) / (t1 - t0 || 1));
     el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }, svg);
-    [t0, t1].forEach((t, i) => {
+    (t1 > t0 ? [t0, t1] : [t1]).forEach((t, i) => {
       const label = el("text", { x: x(t), y: H - 6, "text-anchor": i ? "end" : "start",
                                  class: "tick" }, svg);
       label.textContent = new Date(t * 1000).toLocaleTimeString();
@@ -94,8 +98,12 @@ const Charts = (() => {
         d += `${pen}${x(t).toFixed(1)},${y(v).toFixed(1)} `;
         pen = "L";
       }
-      if (d) el("path", { d, fill: "none", stroke: PALETTE[i % PALETTE.length],
-                          "stroke-width": 1.8, class: "series" }, svg);
+      const color = PALETTE[i % PALETTE.length];
+      if (d) el("path", { d, fill: "none", stroke: color, "stroke-width": 1.8, class: "series" }, svg);
+      const drawn = s.points.filter((p) => p[1] !== null && p[1] !== undefined);
+      if (drawn.length < 30) {  // few points: mark them, a lone one has no line
+        for (const [t, v] of drawn) el("circle", { cx: x(t), cy: y(v), r: 2.5, fill: color }, svg);
+      }
     });
     legend(container, series.map((s) => s.name));
     container.dataset.points = String(all.length);
@@ -130,14 +138,14 @@ const Charts = (() => {
     if (!shown.length) return empty(container, opts.emptyText);
     const row = 18, height = M.top + row * shown.length + 14;
     const svg = frame(container, height);
-    const left = 150, right = W - 60;
+    const left = 190, right = W - 60;
     const limits = (opts.thresholds || []).map((t) => t.value);
     const hi = Math.max(...shown.map((it) => it.value), ...limits) || 1;
     const x = (v) => left + (right - left) * (Math.max(v, 0) / hi);
     shown.forEach((it, i) => {
       const yy = M.top + i * row;
       const label = el("text", { x: left - 6, y: yy + 12, "text-anchor": "end", class: "label" }, svg);
-      label.textContent = it.label;
+      label.textContent = short(it.label);
       el("rect", { x: left, y: yy + 2, width: Math.max(x(it.value) - left, 1), height: row - 5,
                    fill: PALETTE[(opts.color || 0) % PALETTE.length], class: "series" }, svg);
       const value = el("text", { x: x(it.value) + 4, y: yy + 12, class: "tick" }, svg);
@@ -160,7 +168,7 @@ const Charts = (() => {
     if (!shown.length) return empty(container, "no feedback yet");
     const row = 28, height = M.top + row * shown.length + 14;
     const svg = frame(container, height);
-    const left = 150, right = W - 70;
+    const left = 130, right = W - 110;
     const values = shown.flatMap((it) => [it.lo ?? it.mean, it.hi ?? it.mean]);
     const lo = opts.min !== undefined ? opts.min : Math.min(0, ...values);
     const hi = opts.max !== undefined ? opts.max : Math.max(...values);

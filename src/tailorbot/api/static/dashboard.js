@@ -86,7 +86,7 @@ async function poll() {
   const status = byId("status");
   try {
     const response = await fetch("/v1/dashboard/data", { credentials: "same-origin" });
-    if (response.status === 401) { window.location.assign("/dashboard"); return; }
+    if (response.status === 401) { window.location.assign("/dashboard/login"); return; }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     draw(await response.json());
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
