@@ -174,6 +174,12 @@ class Metrics:
             ["feature"],
             registry=r,
         )
+        self.model_info = Gauge(
+            "tailorbot_model_info",
+            "1 for each loaded model version (intent, bandit namespace, knowledge base)",
+            ["kind", "version"],
+            registry=r,
+        )
         self.archive_dead_letters = Counter(
             "tailorbot_archive_dead_letters",
             "Log records the archive worker skipped as undecodable",

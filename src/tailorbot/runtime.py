@@ -147,6 +147,8 @@ class Runtime:
             loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
             reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
             reloader.start()
+        for kind, version in models.versions.items():
+            self.metrics.model_info.labels(kind=kind, version=version).set(1)
         if self.drift is None:
             self.drift = DriftMonitor(models.metadata.get("reference"), self.metrics)
             self.metrics.before_render(self.drift.refresh)
