@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     max_event_age_s: float = Field(30 * 86400.0, gt=0, description="Reject older timestamps.")
     backpressure_max_lag: int = Field(200_000, ge=1, description="Answer 429 past this lag.")
 
+    # --- operations -------------------------------------------------------------------
+    log_format: str = Field(
+        "json", pattern="^(json|human)$", description="json: one object per line; human."
+    )
+    log_level: str = Field("info", pattern="(?i)^(debug|info|warning|error|critical)$")
+    access_log: bool = Field(True, description="One log line per API request.")
+
     # --- privacy ---------------------------------------------------------------------
     redact: bool = True
     redact_kinds: tuple[str, ...] = REDACTABLE_KINDS

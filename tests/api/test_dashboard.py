@@ -45,8 +45,10 @@ def test_signing_in_sets_a_cookie_that_is_not_the_key(keyed: TestClient) -> None
     assert "httponly" in signed.headers["set-cookie"].lower()
     assert "samesite=strict" in signed.headers["set-cookie"].lower()
     assert keyed.get("/dashboard").status_code == 200  # the client keeps the cookie
-    assert keyed.get("/dashboard/static/dashboard.js").headers["content-type"].startswith(
-        "text/javascript"
+    assert (
+        keyed.get("/dashboard/static/dashboard.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
     )
     assert keyed.get("/v1/dashboard/data").status_code == 200
     keyed.cookies.clear()

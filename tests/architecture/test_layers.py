@@ -28,7 +28,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"services", "stream", "integrations"}),
     frozenset({"models", "features", "kb"}),
     frozenset({"log", "store", "archive", "_backends", "_sqlite", "_redis"}),
-    frozenset({"events", "config", "errors", "metrics", "_lazy", "__init__", "data", "py"}),
+    frozenset(
+        {"events", "config", "errors", "metrics", "telemetry", "_lazy", "__init__", "data", "py"}
+    ),
 )
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

@@ -53,6 +53,7 @@ from tailorbot.config import Settings
 from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import ModelMissing
+from tailorbot.telemetry.logs import configure_logging
 
 # (router, needs the API key when one is configured). One line per router.
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -92,8 +93,11 @@ TAGS = [
 
 
 def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> FastAPI:
-    """A new app serving ``settings`` (from ``TAILORBOT_*`` variables when omitted)."""
-    settings = settings if settings is not None else Settings.load()
+    """A new app serving ``settings`` (from ``TAILORBOT_*`` variables when omitted: then this
+    is a server process of ``tailorbot serve --workers N``, which also sets up its logs)."""
+    if settings is None:
+        settings = Settings.load()
+        configure_logging(settings)
     metrics = metrics if metrics is not None else Metrics()
 
     @asynccontextmanager

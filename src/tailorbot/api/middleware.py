@@ -5,6 +5,7 @@ Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request cost to a function 
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.exceptions import HTTPException
@@ -12,6 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tailorbot.api.errors import error_response
 from tailorbot.metrics import Metrics
+from tailorbot.telemetry.logs import open_request
+
+access_logger = logging.getLogger("tailorbot.access")
 
 
 class BodyLimitMiddleware:
@@ -60,7 +64,9 @@ class BodyLimitMiddleware:
 
 class RequestMetricsMiddleware:
     """Observe each request's latency and count its status code under its route template
-    (``/v1/users/{user_id}``): the 5xx, 429 and 503 rates the alert rules watch."""
+    (``/v1/users/{user_id}``): the 5xx, 429 and 503 rates the alert rules watch. Opens the
+    request's log context (its ``X-Request-ID``, echoed in the response, and
+    ``traceparent``) and writes the access line (route template, never the path)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -72,11 +78,17 @@ class RequestMetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500  # what the server answers when the app raises before responding
+        context = open_request(scope["headers"])
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # A new list: a response may hand out the same header list twice.
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", context.request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -84,5 +96,20 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            self.metrics.request_latency.labels(route=label).observe(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.metrics.request_latency.labels(route=label).observe(seconds)
             self.metrics.responses.labels(route=label, status=str(status)).inc()
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "%s %s %s",
+                    scope["method"],
+                    label,
+                    status,
+                    extra={
+                        "event": "request",
+                        "method": scope["method"],
+                        "route": label,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                    },
+                )

@@ -67,7 +67,10 @@ def serve(
     """Serve the HTTP API, with a stream worker in a process of its own."""
     import uvicorn
 
+    from tailorbot.telemetry.logs import configure_logging
+
     settings = load_settings(config, host=host, port=port, data_dir=data_dir)
+    configure_logging(settings)
     _preflight(settings)
     supervised = None
     if worker_mode is WorkerMode.process:
@@ -99,7 +102,12 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
         from tailorbot.api.app import create_app
 
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level=log_level
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            log_config=None,  # uvicorn's loggers go through configure_logging's handler
+            access_log=False,  # the middleware writes the access line (no raw paths)
         )
         return
     # Each process calls create_app() and rebuilds the same settings from the environment.
@@ -111,6 +119,8 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
         port=settings.port,
         workers=workers,
         log_level=log_level,
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -137,8 +147,10 @@ def worker(
     from tailorbot.runtime import Runtime
     from tailorbot.stream.archiver import archive_group
     from tailorbot.stream.thread import WorkerThread
+    from tailorbot.telemetry.logs import configure_logging
 
     settings = load_settings(config, data_dir=data_dir)
+    configure_logging(settings)
     runtime = Runtime(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
