@@ -47,6 +47,7 @@ from tailorbot.services.decisions import (
 )
 from tailorbot.services.decisions.live_kb import KBReloader
 from tailorbot.services.decisions.recorder import DecisionRecorder
+from tailorbot.services.decisions.tracing import trace_decisions
 from tailorbot.services.health import HealthService
 from tailorbot.services.ingestion import IngestionService
 from tailorbot.services.users import UserService
@@ -54,6 +55,7 @@ from tailorbot.store import Stores, open_stores
 from tailorbot.stream.archiver import ArchiveWorker, archive_group
 from tailorbot.stream.thread import WorkerThread
 from tailorbot.stream.worker import StreamWorker
+from tailorbot.telemetry.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,12 @@ class Runtime:
     An unreachable backend raises at construction (what was opened is closed again).
     """
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
+        self.tracing = tracing
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log: EventLog = open_log(settings.resolved_log_url(), settings.partitions)
         self.archive: EventArchive | None = None
@@ -121,6 +126,14 @@ class Runtime:
                     "behind the API key, so anyone who can reach it can post to it"
                 )
         self._closed = False
+        if tracing is not None:
+            self._trace_backends(tracing)
+
+    def _trace_backends(self, tracing: Tracing) -> None:
+        """Spans around the log append and the feature write; events carry the trace."""
+        tracing.wrap(self.log, "append", "log append")
+        tracing.wrap(self.stores.features, "put_many", "feature write")
+        self.ingestion.stamp_trace = tracing.stamp_events
 
     # --- decisions ------------------------------------------------------------------------
 
@@ -142,6 +155,8 @@ class Runtime:
             archive=self.archive_writer,
         )
         service.start()
+        if self.tracing is not None:
+            trace_decisions(service, self.tracing)
         reloader = None
         if self.settings.kb_poll_s > 0:
             loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
@@ -178,7 +193,10 @@ class Runtime:
     # --- workers --------------------------------------------------------------------------
 
     def stream_worker(self, member_id: str | None = None) -> StreamWorker:
-        return StreamWorker(self.log, self.stores, self.settings, self.metrics, member_id)
+        worker = StreamWorker(self.log, self.stores, self.settings, self.metrics, member_id)
+        if self.tracing is not None:
+            worker.trace_batch = self.tracing.batch_span
+        return worker
 
     def archive_worker(self, member_id: str | None = None) -> ArchiveWorker | None:
         """An archive worker, or None without an archive."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,7 +35,11 @@ from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
 from tailorbot.api.fast import FastPersonalize
-from tailorbot.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from tailorbot.api.middleware import (
+    BodyLimitMiddleware,
+    RequestMetricsMiddleware,
+    TracingMiddleware,
+)
 from tailorbot.api.routers import (
     chatwoot,
     dashboard,
@@ -54,6 +59,8 @@ from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import ModelMissing
 from tailorbot.telemetry.logs import configure_logging
+from tailorbot.telemetry.tracing import Tracing
+from tailorbot.telemetry.tracing import requested as tracing_requested
 
 # (router, needs the API key when one is configured). One line per router.
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -92,17 +99,26 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
     """A new app serving ``settings`` (from ``TAILORBOT_*`` variables when omitted: then this
     is a server process of ``tailorbot serve --workers N``, which also sets up its logs)."""
     if settings is None:
         settings = Settings.load()
         configure_logging(settings)
     metrics = metrics if metrics is not None else Metrics()
+    # Tracing from the OTEL_* variables unless given; None (off) by default.
+    owned_tracing = tracing is None and tracing_requested()
+    if owned_tracing:
+        tracing = Tracing.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await run_in_threadpool(Runtime, settings, metrics)
+        runtime = await run_in_threadpool(functools.partial(Runtime, settings, metrics, tracing))
         app.state.runtime = runtime
         app.state.decider = None
         app.state.decider_lock = asyncio.Lock()
@@ -119,6 +135,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
             if app.state.decider is not None:
                 app.state.decider.close()
             await run_in_threadpool(runtime.stop)
+            if owned_tracing and tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="tailorbot",
@@ -137,6 +155,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         app.add_middleware(FastPersonalize)  # innermost: the body limit and metrics apply
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    if tracing is not None:  # outermost: the span covers the whole request
+        app.add_middleware(TracingMiddleware, tracing=tracing)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

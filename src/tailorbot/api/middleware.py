@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tailorbot.api.errors import error_response
 from tailorbot.metrics import Metrics
 from tailorbot.telemetry.logs import open_request
+from tailorbot.telemetry.tracing import Tracing
 
 access_logger = logging.getLogger("tailorbot.access")
 
@@ -113,3 +114,53 @@ class RequestMetricsMiddleware:
                         "duration_ms": round(seconds * 1000, 3),
                     },
                 )
+
+
+class TracingMiddleware:
+    """A server span per HTTP request, named ``{method} {route}`` with the HTTP semantic
+    convention attributes. Installed only when tracing is on. The route template stands in
+    for the path everywhere (``url.path`` is left out), so no user id reaches a span."""
+
+    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
+        self.app = app
+        self.tracing = tracing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        server = scope.get("server") or ("", None)
+        attributes = {
+            "http.request.method": method,
+            "url.scheme": scope.get("scheme", "http"),
+            "server.address": server[0],
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+        with self.tracing.span(
+            method,
+            context=self.tracing.extract(headers),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        ) as span:
+
+            async def send_traced(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_traced)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:
+                    span.set_attribute("http.route", route)
+                    span.update_name(f"{method} {route}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -70,6 +70,8 @@ class IngestionService:
         self.metrics = metrics if metrics is not None else Metrics()
         self._lag_total = 0
         self._lag_read_at = float("-inf")
+        # Set by the runtime when tracing is on: writes the trace context into the events.
+        self.stamp_trace: Callable[[list[EventBase]], None] | None = None
 
     def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult:
         """Validate, redact and append a batch.
@@ -145,6 +147,8 @@ class IngestionService:
         ]
 
     def _append(self, events: list[EventBase]) -> list[tuple[int, int]]:
+        if self.stamp_trace is not None:
+            self.stamp_trace(events)
         ingested_at = time.time()
         items = [(event.user_id, encode_event(event, ingested_at)) for event in events]
         try:

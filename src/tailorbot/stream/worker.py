@@ -40,7 +40,7 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tailorbot.config import Settings
@@ -90,6 +90,8 @@ class StreamWorker(ConsumerLoop):
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
+        # The runtime sets a span per batch when tracing is on (telemetry/tracing.py).
+        self.trace_batch: Callable[[Iterable[dict[str, Any]], int], Any] = _untraced
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -120,9 +122,11 @@ class StreamWorker(ConsumerLoop):
             # read; only the cache needs it).
             committed = self.log.committed(self.settings.consumer_group) if len(states) else {}
             states.begin(owned, committed, first)
-            writes, ingested = self._apply(by_user, counts)
-            if writes:
-                self.stores.features.put_many(writes)
+            events = (item[1] for items in by_user.values() for item in items)
+            with self.trace_batch(events, len(records)):
+                writes, ingested = self._apply(by_user, counts)
+                if writes:
+                    self.stores.features.put_many(writes)
             self._article_stats.flush(self.stores.counters)
             # Counted once written: a batch re-read after a failed commit counts as duplicates.
             self._count(counts, ingested, written_at=time.time())
@@ -284,3 +288,7 @@ def collection_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _untraced(events: Iterable[dict[str, Any]], count: int) -> contextlib.nullcontext[None]:
+    return contextlib.nullcontext()

@@ -1,0 +1,32 @@
+"""The stages of a decision as trace spans, when tracing is on (see telemetry/tracing.py).
+
+The decision code itself has no tracing in it, so that with tracing off it pays nothing:
+:func:`trace_decisions` wraps the stage methods of one running service instead. The stages:
+``intent`` (the intent model and fallback), ``features`` (profile and feature view),
+``recommend`` (article ranking), ``bandit`` (the variant policy's choice; personalized arm
+only), ``record`` (the decision record and the message event, whose ``log append`` span the
+runtime adds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tailorbot.services.decisions.service import DecisionService
+
+STAGES = (
+    ("intent", "models.intent", "predict_one"),
+    ("features", "", "_read_user"),
+    ("recommend", "", "_articles"),
+    ("bandit", "models.policy", "choose"),
+    ("record", "", "_record"),
+)
+
+
+def trace_decisions(service: DecisionService, tracing: Any) -> None:
+    """Run each stage of ``service``'s decisions in a span named after it."""
+    for span_name, path, method in STAGES:
+        target: Any = service
+        for part in filter(None, path.split(".")):
+            target = getattr(target, part)
+        tracing.wrap(target, method, span_name, {"tailorbot.stage": span_name})

@@ -1,0 +1,159 @@
+"""OpenTelemetry tracing with an in-memory exporter: the trace of one personalize request
+with its stage spans, and of one event from ingestion to the feature write (run with -s to
+see them printed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+pytest.importorskip("opentelemetry.sdk", reason="the tracing extra (installed by dev)")
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+    InMemorySpanExporter,
+)
+
+from tailorbot.api.app import create_app  # noqa: E402
+from tailorbot.api.middleware import TracingMiddleware  # noqa: E402
+from tailorbot.events.codec import now_iso  # noqa: E402
+from tailorbot.telemetry.tracing import Tracing, TracingUnavailable  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
+from tests.services.decisions.conftest import save_model, settings_for  # noqa: E402
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE}-{PARENT}-01"
+
+
+@pytest.fixture
+def traced(tmp_path: Path) -> Iterator[tuple[TestClient, InMemorySpanExporter]]:
+    save_model(tmp_path)
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.to(exporter)
+    app = create_app(settings_for(tmp_path), tracing=tracing)
+    with TestClient(app) as client:
+        yield client, exporter
+    tracing.shutdown()
+
+
+def tree(spans: Any, root: Any) -> str:
+    """The spans under ``root`` as an indented outline with durations and links."""
+    children: dict[int, list[Any]] = {}
+    for span in spans:
+        if span.parent is not None:
+            children.setdefault(span.parent.span_id, []).append(span)
+    lines = []
+
+    def walk(span: Any, depth: int) -> None:
+        ms = (span.end_time - span.start_time) / 1e6
+        links = "".join(
+            f" → link to {link.context.trace_id:032x}/{link.context.span_id:016x}"
+            for link in span.links
+        )
+        lines.append(f"{'  ' * depth}{span.name} ({ms:.2f} ms){links}")
+        for child in sorted(children.get(span.context.span_id, []), key=lambda s: s.start_time):
+            walk(child, depth + 1)
+
+    walk(root, 0)
+    return "\n".join(lines)
+
+
+def named(spans: Any, name: str) -> list[Any]:
+    return [s for s in spans if s.name == name]
+
+
+def test_a_personalize_request_is_one_trace_with_a_span_per_stage(traced: Any) -> None:
+    client, exporter = traced
+    response = client.post(
+        "/v1/personalize",
+        json={"user_id": "u_secret", "session_id": "s1", "message": "my card has not arrived"},
+        headers={"traceparent": TRACEPARENT},
+    )
+    assert response.status_code == 200
+    spans = exporter.get_finished_spans()
+    (server,) = named(spans, "POST /v1/personalize")
+    print("\n" + tree(spans, server))
+    assert f"{server.context.trace_id:032x}" == TRACE  # continues the caller's trace
+    assert f"{server.parent.span_id:016x}" == PARENT
+    attributes = dict(server.attributes)
+    assert attributes["http.request.method"] == "POST"
+    assert attributes["http.route"] == "/v1/personalize"
+    assert attributes["http.response.status_code"] == 200
+    by_name = {s.name: s for s in spans if s.context.trace_id == server.context.trace_id}
+    for stage in ("intent", "features", "recommend", "bandit", "record"):
+        assert by_name[stage].parent.span_id == server.context.span_id, stage
+    assert by_name["log append"].parent.span_id == by_name["record"].context.span_id
+
+
+def test_an_event_is_traced_from_ingestion_to_the_feature_write(traced: Any) -> None:
+    client, exporter = traced
+    event = {
+        "type": "session_started",
+        "user_id": "u_secret",
+        "session_id": "s9",
+        "timestamp": now_iso(),
+    }
+    assert client.post("/v1/events", json=event).status_code == 202
+    (server,) = named(exporter.get_finished_spans(), "POST /v1/events")
+    wait_until(
+        lambda: any(
+            link.context.span_id == server.context.span_id
+            for span in named(exporter.get_finished_spans(), "stream apply")
+            for link in span.links
+        ),
+        "the worker's span linked to the ingestion request",
+    )
+    spans = exporter.get_finished_spans()
+    (apply,) = [
+        s
+        for s in named(spans, "stream apply")
+        if any(link.context.span_id == server.context.span_id for link in s.links)
+    ]
+    print("\n" + tree(spans, server) + "\n" + tree(spans, apply))
+    (append,) = [s for s in named(spans, "log append") if s.parent == server.context]
+    (write,) = [s for s in named(spans, "feature write") if s.parent == apply.context]
+    assert append.end_time <= apply.start_time <= write.start_time
+    assert dict(apply.attributes)["messaging.batch.message_count"] >= 1
+
+
+def test_no_user_id_reaches_a_span(traced: Any) -> None:
+    client, exporter = traced
+    client.get("/v1/users/u_secret/features")
+    client.get("/v1/nowhere/u_secret")
+    spans = exporter.get_finished_spans()
+    assert {s.name for s in spans} >= {"GET /v1/users/{user_id}/features", "GET"}
+    for span in spans:
+        text = span.name + repr(dict(span.attributes or {}))
+        assert "u_secret" not in text, span.name
+
+
+def test_off_by_default_nothing_is_wrapped(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    save_model(tmp_path)
+    app = create_app(settings_for(tmp_path))
+    assert all(m.cls is not TracingMiddleware for m in app.user_middleware)
+    with TestClient(app) as client:
+        runtime = app.state.runtime
+        decided = client.post(
+            "/v1/personalize", json={"user_id": "u1", "session_id": "s", "message": "top up failed"}
+        )
+        assert decided.status_code == 200
+        assert "append" not in vars(runtime.log)  # the class's method, unwrapped
+        assert runtime.ingestion.stamp_trace is None
+        assert "predict_one" not in vars(app.state.decider.models.intent)
+
+
+def test_the_exporter_comes_from_the_standard_variable(capfd: Any) -> None:
+    assert Tracing.from_env({}) is None
+    assert Tracing.from_env({"OTEL_TRACES_EXPORTER": "none"}) is None
+    with pytest.raises(TracingUnavailable, match="zipkin"):
+        Tracing.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
+    console = Tracing.from_env({"OTEL_TRACES_EXPORTER": "console"})
+    assert console is not None
+    with console.span("hello"):
+        pass
+    console.shutdown()
+    assert '"name": "hello"' in capfd.readouterr().out
