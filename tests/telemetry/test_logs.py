@@ -63,6 +63,7 @@ def test_every_request_line_has_the_request_and_trace_ids_and_no_user_id(
     assert first["route"] == "/v1/users/{user_id}/features" and first["method"] == "GET"
     assert first["status"] == sent.status_code and first["duration_ms"] >= 0
     assert second["request_id"] == fresh.headers["x-request-id"]
+    assert len(second["trace_id"]) == 32 and second["trace_id"] != TRACE  # made for it
     assert all(
         {"time", "level", "logger", "message", "request_id", "trace_id"} <= set(line)
         for line in logged

@@ -146,7 +146,7 @@ def test_off_by_default_nothing_is_wrapped(tmp_path: Path, monkeypatch: Any) -> 
         assert "predict_one" not in vars(app.state.decider.models.intent)
 
 
-def test_the_exporter_comes_from_the_standard_variable(capfd: Any) -> None:
+def test_the_exporter_comes_from_the_standard_variable(capsys: Any) -> None:
     assert Tracing.from_env({}) is None
     assert Tracing.from_env({"OTEL_TRACES_EXPORTER": "none"}) is None
     with pytest.raises(TracingUnavailable, match="zipkin"):
@@ -156,4 +156,4 @@ def test_the_exporter_comes_from_the_standard_variable(capfd: Any) -> None:
     with console.span("hello"):
         pass
     console.shutdown()
-    assert '"name": "hello"' in capfd.readouterr().out
+    assert '"name": "hello"' in capsys.readouterr().out

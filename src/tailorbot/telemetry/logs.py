@@ -57,10 +57,11 @@ _sequence = itertools.count(1)
 class RequestContext:
     """What the log lines of one request share; the ids are made only when first needed."""
 
-    __slots__ = ("_request_id", "traceparent")
+    __slots__ = ("_request_id", "_trace_id", "traceparent")
 
     def __init__(self, request_id: str | None, traceparent: str | None) -> None:
         self._request_id = request_id
+        self._trace_id: str | None = None
         self.traceparent = traceparent
 
     @property
@@ -69,10 +70,13 @@ class RequestContext:
             self._request_id = f"{_prefix}-{next(_sequence):x}"
         return self._request_id
 
-    def trace_id(self) -> str | None:
-        """The trace id from the ``traceparent`` header, if one came."""
-        match = TRACEPARENT.match(self.traceparent or "")
-        return match.group(1) if match else None
+    def trace_id(self) -> str:
+        """The trace id of the ``traceparent`` header; without one, a new random id (W3C
+        format), so that the request's lines still share a trace id."""
+        if self._trace_id is None:
+            match = TRACEPARENT.match(self.traceparent or "")
+            self._trace_id = match.group(1) if match else secrets.token_hex(16)
+        return self._trace_id
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("tailorbot_request", default=None)
