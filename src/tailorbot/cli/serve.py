@@ -21,6 +21,7 @@ from tailorbot.config import Settings
 
 # The import string uvicorn's worker processes build the app from (each its own runtime).
 APP_FACTORY = "tailorbot.api.app:create_app"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class WorkerMode(enum.StrEnum):
@@ -54,7 +55,12 @@ def serve(
     data_dir: DataDirOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="Log level (default: the log_level setting, info; access lines are info)."
+        ),
+    ] = None,
     worker_mode: Annotated[
         WorkerMode,
         typer.Option(
@@ -70,7 +76,10 @@ def serve(
     from tailorbot.telemetry.logs import configure_logging
 
     settings = load_settings(config, host=host, port=port, data_dir=data_dir)
-    configure_logging(settings)
+    log_level = (log_level or settings.log_level).lower()
+    if log_level not in LOG_LEVELS:
+        fail(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    configure_logging(settings, level=log_level)
     _preflight(settings)
     supervised = None
     if worker_mode is WorkerMode.process:

@@ -162,8 +162,11 @@ class HumanFormatter(logging.Formatter):
         return self.redactor.redact(f"{text} {extras}" if extras else text)
 
 
-def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler:
-    """Route every log record to ``stream`` (stderr) in the settings' format; idempotent."""
+def configure_logging(
+    settings: Settings, stream: Any = None, level: str | None = None
+) -> logging.Handler:
+    """Route every log record to ``stream`` (stderr) in the settings' format, at ``level``
+    (default ``settings.log_level``; the access lines are at info); idempotent."""
     redactor = Redactor.from_settings(settings)
     formatter: logging.Formatter = (
         HumanFormatter(redactor) if settings.log_format == "human" else JsonFormatter(redactor)
@@ -175,7 +178,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
+    root.setLevel((level or settings.log_level).upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
