@@ -131,8 +131,8 @@ class Runtime:
 
     def _trace_backends(self, tracing: Tracing) -> None:
         """Spans around the log append and the feature write; events carry the trace."""
-        tracing.wrap(self.log, "append", "log append")
-        tracing.wrap(self.stores.features, "put_many", "feature write")
+        tracing.wrap(self.log, "append", "log append", only_in_trace=True)
+        tracing.wrap(self.stores.features, "put_many", "feature write", only_in_trace=True)
         self.ingestion.stamp_trace = tracing.stamp_events
 
     # --- decisions ------------------------------------------------------------------------

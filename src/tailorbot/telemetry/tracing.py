@@ -114,15 +114,26 @@ class Tracing:
         return self.tracer.start_as_current_span(name, **kwargs)
 
     def wrap(
-        self, obj: Any, method: str, span_name: str, attributes: Mapping[str, Any] | None = None
+        self,
+        obj: Any,
+        method: str,
+        span_name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        only_in_trace: bool = False,
     ) -> None:
-        """Replace ``obj.method`` (on this instance only) by a version run in a span."""
+        """Replace ``obj.method`` (on this instance only) by a version run in a span; with
+        ``only_in_trace``, only when called inside a span (a background thread's calls, such
+        as the decision recorder's batched appends, then make no root span each)."""
         original = getattr(obj, method)
         start = self.tracer.start_as_current_span
+        current = self._trace.get_current_span
         attrs = dict(attributes or {})
 
         @functools.wraps(original)
         def traced(*args: Any, **kwargs: Any) -> Any:
+            if only_in_trace and not current().get_span_context().is_valid:
+                return original(*args, **kwargs)
             with start(span_name, attributes=attrs):
                 return original(*args, **kwargs)
 
@@ -143,6 +154,14 @@ class Tracing:
         return self._propagator.extract(headers)
 
     # --- propagation through the log ------------------------------------------------------
+    def stamp_dicts(self, events: Iterable[dict[str, Any]]) -> None:
+        """:meth:`stamp_events` for events still as dicts (the decision's message event)."""
+        traceparent = self.traceparent()
+        if traceparent is None:
+            return
+        for event in events:
+            event.setdefault("metadata", {}).setdefault("traceparent", traceparent)
+
     def stamp_events(self, events: Iterable[Any]) -> None:
         """Write the current ``traceparent`` into each event's metadata (kept if already
         there), so that the worker that applies the event can link to this trace."""

@@ -4,8 +4,11 @@ The decision code itself has no tracing in it, so that with tracing off it pays 
 :func:`trace_decisions` wraps the stage methods of one running service instead. The stages:
 ``intent`` (the intent model and fallback), ``features`` (profile and feature view),
 ``recommend`` (article ranking), ``bandit`` (the variant policy's choice; personalized arm
-only), ``record`` (the decision record and the message event, whose ``log append`` span the
-runtime adds).
+only), ``record`` (queueing the decision record and the message event for the recorder).
+
+The recorder writes them later, from its own thread, outside the request's trace; so the
+message event gets the request's ``traceparent`` in its metadata when it is queued, and the
+stream worker's span that applies it links back to the request.
 """
 
 from __future__ import annotations
@@ -30,3 +33,11 @@ def trace_decisions(service: DecisionService, tracing: Any) -> None:
         for part in filter(None, path.split(".")):
             target = getattr(target, part)
         tracing.wrap(target, method, span_name, {"tailorbot.stage": span_name})
+    recorder = service.recorder
+    queue = recorder.record
+
+    def record(decision: dict[str, Any], message_event: dict[str, Any]) -> None:
+        tracing.stamp_dicts([message_event])
+        queue(decision, message_event)
+
+    recorder.record = record  # type: ignore[method-assign, assignment]
