@@ -129,8 +129,9 @@ def create_app(
             runtime.start_workers()
             yield
         finally:
-            loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Not cancelled: the loading thread would finish anyway and leave a started decision
+            # service (its refresh thread polling closed stores) that nobody closes.
+            with contextlib.suppress(Exception):
                 await loading
             if app.state.decider is not None:
                 app.state.decider.close()
