@@ -79,8 +79,8 @@ def serve(
     log_level = (log_level or settings.log_level).lower()
     if log_level not in LOG_LEVELS:
         fail(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    configure_logging(settings, level=log_level)
     _preflight(settings)
+    configure_logging(settings, level=log_level)  # once it will serve (not for a failed start)
     supervised = None
     if worker_mode is WorkerMode.process:
         from tailorbot.api.server import free_port
@@ -159,8 +159,8 @@ def worker(
     from tailorbot.telemetry.logs import configure_logging
 
     settings = load_settings(config, data_dir=data_dir)
-    configure_logging(settings)
     runtime = Runtime(settings)
+    configure_logging(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
