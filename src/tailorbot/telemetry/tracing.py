@@ -26,6 +26,7 @@ current span into the event's ``metadata``.
 42
 >>> [(s.name, s.parent is not None) for s in exporter.get_finished_spans()]
 [('intent', True), ('POST /v1/personalize', False)]
+>>> tracing.shutdown()
 """
 
 from __future__ import annotations
