@@ -96,6 +96,26 @@ class DashboardData:
         }
 
 
+def lag_from_exposition(text: str) -> dict[str, dict[str, float]]:
+    """The stream and archive lag per partition in another process's metrics text (the
+    stream worker's, when it runs in a process of its own).
+
+    >>> lag_from_exposition('tailorbot_processor_lag{partition="0"} 3.0\\n')
+    {'stream': {'0': 3.0}, 'archive': {}}
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    lag: dict[str, dict[str, float]] = {"stream": {}, "archive": {}}
+    names = {"tailorbot_processor_lag": "stream", "tailorbot_archive_lag": "archive"}
+    for family in text_string_to_metric_families(text):
+        kind = names.get(family.name)
+        if kind is None:
+            continue
+        for sample in family.samples:
+            lag[kind][sample.labels["partition"]] = sample.value
+    return lag
+
+
 def _samples(metric: Any, suffix: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Sample values of ``metric`` whose name ends in ``suffix``, keyed by sorted labels."""
     return {

@@ -159,7 +159,9 @@ def worker(
     from tailorbot.telemetry.logs import configure_logging
 
     settings = load_settings(config, data_dir=data_dir)
-    runtime = Runtime(settings)
+    from tailorbot.telemetry.tracing import Tracing
+
+    runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -181,6 +183,8 @@ def worker(
     finally:
         stream_worker.close()
         runtime.stop()
+        if runtime.tracing is not None:
+            runtime.tracing.shutdown()  # export the buffered spans
     typer.echo("worker stopped")
 
 

@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from tailorbot.api.dashboard import DashboardData
+from tailorbot.api.dashboard import DashboardData, lag_from_exposition
 from tailorbot.api.deps import API_KEY_HEADER, SettingsDep
 from tailorbot.api.errors import error_responses
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.config import Settings
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
+WORKER_TIMEOUT_S = 1.0
 
 COOKIE = "tailorbot_dashboard"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
@@ -139,6 +143,9 @@ def dashboard_data(request: Request) -> Response:
     data: DashboardData = state.dashboard
     state.metrics.refresh()  # drift and other monitors
     body = data.snapshot()
+    worker_url = state.settings.worker_metrics_url
+    if worker_url is not None:  # the stream worker runs in a process of its own
+        body["lag"] = _worker_lag(worker_url, body["lag"])
     runtime = state.runtime
     decider = state.decider
     drift = runtime.drift
@@ -150,6 +157,15 @@ def dashboard_data(request: Request) -> Response:
         body["experiment"] = decider.experiment_report().model_dump(mode="json")
         body["models"] = _models(decider.models.versions, decider.models.metadata)
     return OrjsonResponse(body)
+
+
+def _worker_lag(url: str, local: dict[str, Any]) -> dict[str, Any]:
+    try:
+        text = httpx.get(url + "/metrics", timeout=WORKER_TIMEOUT_S).text
+    except httpx.HTTPError as exc:
+        logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
+        return local
+    return lag_from_exposition(text)
 
 
 def _models(versions: Any, metadata: Any) -> dict[str, Any]:

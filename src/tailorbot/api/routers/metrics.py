@@ -37,4 +37,5 @@ def get_metrics(metrics: MetricsDep, settings: SettingsDep) -> Response:
     except httpx.HTTPError as exc:
         logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    metrics.refresh()  # the monitors' gauges (drift), as render() does
     return Response(merged_exposition(metrics.registry, remote), media_type=CONTENT_TYPE_LATEST)

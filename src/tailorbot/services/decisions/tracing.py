@@ -21,7 +21,7 @@ STAGES = (
     ("intent", "models.intent", "predict_one"),
     ("features", "", "_read_user"),
     ("recommend", "", "_articles"),
-    ("bandit", "models.policy", "choose"),
+    ("bandit", "models.policy", "choose_for"),
     ("record", "", "_record"),
 )
 
