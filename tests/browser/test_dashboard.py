@@ -63,7 +63,7 @@ def browser() -> Iterator[Any]:
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(arg)
-    options.add_argument("--window-size=1400,1200")
+    options.add_argument("--window-size=1400,1400")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
