@@ -15,6 +15,7 @@ from these counters; monitors hook in with :meth:`Metrics.before_render`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -50,6 +51,7 @@ FRESHNESS_BUCKETS = (
 # Bins of the drift check's numeric inputs; the training reference uses the same edges.
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MESSAGE_CHARS_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 512)
+MAX_CACHED_CHILDREN = 10_000  # (intent, fallback, arm, variant) combinations kept
 
 
 class Metrics:
@@ -120,6 +122,7 @@ class Metrics:
         )
         self._health_metrics(r)
         self._hooks: list[Callable[[], object]] = []
+        self._children: dict[tuple[str, str | None, str, str], tuple[Any, Any, Any]] = {}
 
     def _health_metrics(self, r: CollectorRegistry) -> None:
         """Model and data health: the drift inputs, fallbacks, the bandit, outcomes by arm."""
@@ -203,13 +206,26 @@ class Metrics:
         *,
         explored: bool,
     ) -> None:
-        """Count one decision for the health figures (a few counter increments)."""
-        self.intent_predictions.labels(intent=intent).inc()
+        """Count one decision for the health figures (a few counter increments; the labelled
+        children are cached, since ``labels()`` costs more than the increment)."""
+        children = self._children
+        key = (intent, fallback, arm, variant)
+        cached = children.get(key)
+        if cached is None:
+            cached = (
+                self.intent_predictions.labels(intent=intent),
+                self.fallbacks.labels(reason=fallback) if fallback is not None else None,
+                self.variant_choices.labels(arm=arm, variant=variant),
+            )
+            if len(children) < MAX_CACHED_CHILDREN:
+                children[key] = cached
+        intent_child, fallback_child, variant_child = cached
+        intent_child.inc()
+        if fallback_child is not None:
+            fallback_child.inc()
+        variant_child.inc()
         self.intent_confidence.observe(confidence)
         self.message_chars.observe(message_chars)
-        if fallback is not None:
-            self.fallbacks.labels(reason=fallback).inc()
-        self.variant_choices.labels(arm=arm, variant=variant).inc()
         if explored:
             self.bandit_explorations.inc()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,6 +73,7 @@ class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._responses: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +101,11 @@ class RequestMetricsMiddleware:
             label = getattr(route, "path", None) or "unmatched"
             seconds = time.perf_counter() - start
             self.metrics.request_latency.labels(route=label).observe(seconds)
-            self.metrics.responses.labels(route=label, status=str(status)).inc()
+            counter = self._responses.get((label, status))
+            if counter is None:  # labels() costs more than the increment: keep the child
+                counter = self.metrics.responses.labels(route=label, status=str(status))
+                self._responses[(label, status)] = counter
+            counter.inc()
             if access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     "%s %s %s",
