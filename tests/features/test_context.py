@@ -8,13 +8,16 @@ from typing import Any
 from tailorbot.events.profile import UserProfile
 from tailorbot.features.context import (
     ACTION_KEYS,
+    REQUEST_KEYS,
     AttributeContext,
     action_features,
     decision_context,
     feature_names,
+    request_features,
 )
 from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import CONTEXT_KEYS, feature_view
+from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 from tests.services.decisions.conftest import ask, runtime_of
 
 
@@ -62,6 +65,7 @@ def test_feature_names_are_the_context_vector_and_the_attributes() -> None:
     assert "bias" not in names  # the bandit adds its own
     assert names == [
         *(k for k in CONTEXT_KEYS if k != "bias"),
+        *REQUEST_KEYS,
         "attr_new_account",
         *ACTION_KEYS,
     ]
@@ -74,7 +78,8 @@ def test_the_decision_context_is_empty_without_a_view() -> None:
 
     view = feature_view(None, profile, time.time())
     context = decision_context(view, profile, ctx)
-    assert set(context) == set(CONTEXT_KEYS) | {"attr_new_account"}
+    assert set(context) == set(CONTEXT_KEYS) | set(REQUEST_KEYS) | {"attr_new_account"}
+    assert context["channel_chat"] == 1.0 and context["language_non_default"] == 0.0
     assert context["attr_new_account"] == 1.0
     assert all(0.0 <= value <= 1.0 for value in context.values())
 
@@ -127,3 +132,31 @@ def test_a_customer_with_history_reads_their_own_memory_a_new_one_their_segments
     assert known["empathetic"]["own_evidence"] == 0.8
     assert all(0.0 <= v <= 1.0 for f in known.values() for v in f.values())
     assert action_features(None, ["concise"], segments) == {"concise": {}}
+
+
+def test_request_features_read_the_channel_and_the_language() -> None:
+    assert request_features({"channel": "voice", "language": "EN"}, {"language": "de"}) == {
+        "channel_chat": 0.0,
+        "channel_email": 0.0,
+        "channel_voice": 1.0,
+        "channel_messaging": 0.0,
+        "language_non_default": 0.0,  # the request's language wins over the profile's
+    }
+    unknown = request_features({"channel": "fax"}, None)
+    assert sum(unknown.values()) == 0.0  # an unknown channel and the default language
+    assert request_features(None, {"language": "fr"})["language_non_default"] == 1.0
+    assert request_features(None, None)["channel_chat"] == 1.0  # the request default
+
+
+def test_the_channel_and_language_reach_the_stored_decision(make_service: Any) -> None:
+    _, service = make_service()
+    request = PersonalizeRequest(
+        user_id="anna",
+        session_id="s1",
+        message="my card has not arrived",
+        context=PersonalizeContext(channel="email", language="es"),
+    )
+    answer = service.personalize(request)
+    context = runtime_of(service).stores.decisions.get(answer.decision_id)["context"]
+    assert context["channel_email"] == 1.0 and context["channel_chat"] == 0.0
+    assert context["language_non_default"] == 1.0

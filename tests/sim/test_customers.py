@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from tailorbot.events.profile import UserProfile
-from tailorbot.sim import CONTEXT_FEATURES, VARIANTS, CustomerPopulation, customers, typical_variant
+from tailorbot.sim import (
+    NULL_UTILITIES,
+    PERSONAS,
+    VARIANTS,
+    CustomerPopulation,
+    customers,
+    persona_probabilities,
+)
+from tailorbot.sim.customers import INDIVIDUAL_SD, PERSONA_UTILITIES
 
 INTENTS = [f"intent_{k}" for k in range(12)]
 
@@ -40,40 +48,61 @@ def test_population_proportions(population):
     assert tiers["vip"] / n == pytest.approx(0.07, abs=0.03)
     languages = Counter(c.language for c in population)
     assert languages["en"] / n == pytest.approx(0.6, abs=0.03)
-    assert sum(c.segment == "business" for c in population) / n == pytest.approx(0.2, abs=0.03)
+    assert sum(c.channel == "email" for c in population) / n == pytest.approx(0.25, abs=0.03)
     assert sum(c.frequent for c in population) / n == pytest.approx(0.1, abs=0.03)
     # Account ages are exponential with mean 400 days: P(age < 90) = 1 - exp(-89 / 400) = 0.2.
     assert sum(c.new_account for c in population) / n == pytest.approx(0.2, abs=0.03)
     assert min(c.patience for c in population) > 0.0 and max(c.patience for c in population) < 1.0
 
 
-def test_preferences_follow_the_observable_rule_with_noise(population):
-    follows = [
-        c.preferred_variant == typical_variant(c.tier, c.segment, c.account_age_days)
-        for c in population
-    ]
-    assert np.mean(follows) == pytest.approx(0.8, abs=0.03)
-    assert {c.preferred_variant for c in population} == set(VARIANTS)
-    # The rule depends on what a policy can observe: preferences differ between groups.
-    new = Counter(c.preferred_variant for c in population if c.new_account)
-    vip = Counter(c.preferred_variant for c in population if c.tier == "vip" and not c.new_account)
-    assert new.most_common(1)[0][0] == "step_by_step"
-    assert vip.most_common(1)[0][0] == "concise"
-
-
-def test_typical_variant_rule():
-    assert typical_variant("vip", "consumer", 30) == "step_by_step"
-    assert typical_variant("gold", "consumer", 400) == "concise"
-    assert typical_variant("standard", "business", 400) == "concise"
-    assert typical_variant("standard", "consumer", 400) == "empathetic"
-
-
-def test_no_preference_noise_means_the_rule_exactly():
-    population = CustomerPopulation(size=300, seed=1, preference_noise=0.0)
-    assert all(
-        c.preferred_variant == typical_variant(c.tier, c.segment, c.account_age_days)
-        for c in population
+def test_preferences_follow_the_observable_attributes_in_part(population):
+    # The persona's odds follow the observable attributes (docs/simulator.md, "Customers").
+    new = Counter(c.persona for c in population if c.new_account)
+    premium_email = Counter(
+        c.persona for c in population if c.tier != "standard" and c.channel == "email"
     )
+    assert new.most_common(1)[0][0] == "guided"
+    assert premium_email.most_common(1)[0][0] == "brisk"
+    # ... but do not decide them: every persona occurs among new accounts.
+    assert set(new) == set(PERSONAS)
+    assert {c.preferred_variant for c in population} == set(VARIANTS)
+
+
+def test_part_of_each_preference_is_individual(population):
+    # Within one persona, utilities still differ by customer: the individual effect.
+    warm = np.array([c.utilities for c in population if c.persona == "warm"])
+    assert warm.std(axis=0) == pytest.approx([INDIVIDUAL_SD] * 3, abs=0.03)
+    effects = np.array([c.individual_effects for c in population])
+    assert effects.mean(axis=0) == pytest.approx([0.0] * 3, abs=0.02)
+    for c in list(population)[:50]:
+        expected = np.array(PERSONA_UTILITIES[c.persona]) + np.array(c.individual_effects)
+        assert c.utilities == pytest.approx(tuple(expected), abs=1e-6)
+        assert c.preferred_variant == VARIANTS[int(np.argmax(c.utilities))]
+
+
+def test_persona_probabilities_are_a_softmax_of_the_documented_logits():
+    odds = persona_probabilities({"bias": 1.0, "new_account": 1.0})
+    assert sum(odds.values()) == pytest.approx(1.0)
+    logits = np.array([1.5, -0.5, 0.5])
+    expected = np.exp(logits) / np.exp(logits).sum()
+    assert [odds[p] for p in PERSONAS] == pytest.approx(expected.tolist())
+
+
+def test_null_world_has_the_same_customers_with_the_same_preferences():
+    default = CustomerPopulation(size=200, seed=3, intents=INTENTS)
+    null = CustomerPopulation(size=200, seed=3, intents=INTENTS, null_world=True)
+    assert {c.utilities for c in null} == {NULL_UTILITIES}
+    assert {c.preferred_variant for c in null} == {"empathetic"}
+    for a, b in zip(default, null, strict=True):
+        assert (a.tier, a.language, a.channel, a.account_age_days) == (
+            b.tier, b.language, b.channel, b.account_age_days,
+        )  # fmt: skip
+        assert (a.contact_rate, a.intents, a.patience) == (b.contact_rate, b.intents, b.patience)
+
+
+def test_no_individual_effect_means_persona_utilities_exactly():
+    population = CustomerPopulation(size=300, seed=1, individual_sd=0.0)
+    assert all(c.utilities == PERSONA_UTILITIES[c.persona] for c in population)
     assert all(c.intents == () for c in population)
 
 
@@ -87,16 +116,16 @@ def test_frequent_contacters_get_in_touch_more_often(population):
     assert [population.next_customer(rng_again) for _ in range(50)] == contacts[:50]
 
 
-def test_recurring_intents_profile_and_context(population):
+def test_recurring_intents_profile_and_request_context(population):
     customer = population[0]
     assert len(customer.intents) == 3 and len(set(customer.intents)) == 3
     assert set(customer.intents) <= set(INTENTS)
     profile = UserProfile.model_validate(customer.profile())
     assert profile.tier == customer.tier and profile.language == customer.language
     assert profile.attributes["account_age_days"] == customer.account_age_days
-    context = customer.context()
-    assert tuple(context) == CONTEXT_FEATURES
-    assert context["account_new"] == float(customer.account_age_days < 90)
+    asked = customer.request_context()
+    assert asked == {"channel": customer.channel, "language": customer.language}
+    assert customer.observables()["new_account"] == float(customer.account_age_days < 90)
     assert population.get(customer.user_id) is customer and population.get("nobody") is None
 
 
@@ -104,7 +133,7 @@ def test_recurring_intents_profile_and_context(population):
     ("kwargs", "message"),
     [
         ({"size": 0}, "size"),
-        ({"size": 5, "preference_noise": 2.0}, "preference_noise"),
+        ({"size": 5, "individual_sd": -1.0}, "individual_sd"),
         ({"size": 5, "frequent_share": -0.1}, "frequent_share"),
         ({"size": 5, "recurring_intents": 0}, "recurring_intents"),
         ({"size": 5, "tier_shares": {"gold": -1.0}}, "tier_shares"),

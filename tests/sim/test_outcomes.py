@@ -8,7 +8,6 @@ import pytest
 
 from tailorbot.models.bandit import LinUCB, feedback_reward
 from tailorbot.sim import (
-    CONTEXT_FEATURES,
     VARIANTS,
     Customer,
     CustomerPopulation,
@@ -17,12 +16,15 @@ from tailorbot.sim import (
 )
 
 INTENTS = [f"intent_{k}" for k in range(10)]
+FEATURES = ["new_account", "non_english", "premium_tier", "email", "messaging"]
 ARTICLE_INTENTS = {f"kb-{k}": f"intent_{k}" for k in range(10)}
 
 
 @pytest.fixture(scope="module")
 def customer() -> Customer:
-    return CustomerPopulation(size=1, seed=0, intents=INTENTS)[0]
+    # Known utilities: concise 0.6, step_by_step -0.4, empathetic 0.0.
+    drawn = CustomerPopulation(size=1, seed=0, intents=INTENTS)[0]
+    return dataclasses.replace(drawn, utilities=(0.6, -0.4, 0.0))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def model() -> OutcomeModel:
 
 
 def other_variant(customer: Customer) -> str:
-    return next(v for v in VARIANTS if v != customer.preferred_variant)
+    return "step_by_step"  # utility -0.4, one point below the preferred "concise"
 
 
 def reactions(model, customer, n, seed, **kwargs):
@@ -60,10 +62,11 @@ def test_same_seed_same_outcomes(model, customer):
 def test_fitting_variant_is_rated_higher_and_resolves_more(model, customer):
     fit = reactions(model, customer, 3000, seed=1)
     misfit = reactions(model, customer, 3000, seed=2, variant=other_variant(customer))
-    # Documented: +0.8 vs -0.3 on the latent rating, 0.80 vs 0.65 resolution (intent correct).
+    # Documented: 1.0 * utility on the latent rating (1.0 apart, of which resolving more adds
+    # to it), 0.7 + 0.1 * utility resolution (intent correct): 0.76 vs 0.66.
     assert mean(fit, "rating") > mean(misfit, "rating") + 0.8
-    assert mean(fit, "resolved") == pytest.approx(0.80, abs=0.03)
-    assert mean(misfit, "resolved") == pytest.approx(0.65, abs=0.03)
+    assert mean(fit, "resolved") == pytest.approx(0.76, abs=0.03)
+    assert mean(misfit, "resolved") == pytest.approx(0.66, abs=0.03)
     assert all(o.rating in range(1, 6) for o in fit + misfit)
 
 
@@ -111,12 +114,13 @@ def test_resolve_probability_formula(model, customer):
     fit = customer.preferred_variant
     assert model.resolve_probability(
         customer, variant=fit, helpful=False, **kwargs
-    ) == pytest.approx(0.8)
+    ) == pytest.approx(0.76)
     with_article = model.resolve_probability(customer, variant=fit, helpful=True, **kwargs)
-    assert with_article == pytest.approx(1 - 0.2 * 0.4)
+    assert with_article == pytest.approx(1 - 0.24 * 0.4)
+    # An unknown variant counts as the customer's least liked one (utility -0.4).
     assert model.resolve_probability(
         customer, variant="unknown_variant", helpful=False, **kwargs
-    ) == pytest.approx(0.65)
+    ) == pytest.approx(0.66)
 
 
 def test_article_intents_as_callable_or_collections(customer):
@@ -167,10 +171,10 @@ def run_policy(choose, learn, rounds: int, seed: int) -> tuple[float, float]:
 
 
 def test_a_contextual_bandit_learns_the_simulated_preferences():
-    bandit = LinUCB(CONTEXT_FEATURES, alpha=1.0, seed=0)
+    bandit = LinUCB(FEATURES, alpha=1.0, seed=0)
     learned_reward, learned_fit = run_policy(
-        lambda c, rng: bandit.select(c.context(), VARIANTS, rng).arm,
-        lambda c, variant, reward: bandit.learn_one(c.context(), variant, reward),
+        lambda c, rng: bandit.select(c.observables(), VARIANTS, rng).arm,
+        lambda c, variant, reward: bandit.learn_one(c.observables(), variant, reward),
         rounds=3000,
         seed=0,
     )
@@ -180,7 +184,8 @@ def test_a_contextual_bandit_learns_the_simulated_preferences():
         rounds=3000,
         seed=0,
     )
-    # 80% of customers follow the observable rule, so about 0.8 is the best a policy can do.
+    # The observables explain only part of each preference (docs/simulator.md): a policy
+    # that sees them all serves about half of the contacts their preferred variant.
     assert uniform_fit == pytest.approx(1 / 3, abs=0.05)
-    assert learned_fit >= 0.6
-    assert learned_reward > uniform_reward + 0.03
+    assert learned_fit >= 0.45
+    assert learned_reward > uniform_reward + 0.01

@@ -22,6 +22,12 @@ from tailorbot.cli.common import (
 CustomersOption = Annotated[int, typer.Option("--customers", min=1, help="Simulated customers.")]
 ContactsOption = Annotated[int, typer.Option("--contacts", min=1, help="Conversations to replay.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulation.")]
+NullWorldOption = Annotated[
+    bool,
+    typer.Option(
+        "--null-world", help="Every simulated customer has the same preferences (no lift to find)."
+    ),
+]
 
 
 @reports_errors
@@ -38,6 +44,7 @@ def demo(
         bool, typer.Option("--serve", help="Keep the server running afterwards.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    null_world: NullWorldOption = False,
 ) -> None:
     """Train on Banking77, start the engine, replay simulated customers, print what it learned."""
     from tailorbot.api.server import ServerProcess
@@ -61,6 +68,7 @@ def demo(
                 contacts=contacts,
                 seed=seed,
                 training=training,
+                null_world=null_world,
             )
             report = run() if json_output else _with_progress(run, contacts)
         summary = _summary(report, _clock() - started)
@@ -98,6 +106,7 @@ def simulate(
     customers: CustomersOption = 200,
     contacts: ContactsOption = 1000,
     seed: SeedOption = 0,
+    null_world: NullWorldOption = False,
 ) -> None:
     """Replay simulated customers against a running server (try a policy offline)."""
     from tailorbot.client import Client
@@ -107,7 +116,9 @@ def simulate(
     base = url or f"http://{settings.host}:{settings.port}"
     key = api_key or api_key_of(settings)
     with Client(base, api_key=key) as client:
-        sim = build_simulation(client, settings, customers=customers, seed=seed)
+        sim = build_simulation(
+            client, settings, customers=customers, seed=seed, null_world=null_world
+        )
         with typer.progressbar(length=contacts, label="simulated conversations") as bar:
             result = sim.run(contacts, lambda n: bar.update(1))
         experiment = client.experiment().model_dump()

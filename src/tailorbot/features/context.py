@@ -1,11 +1,15 @@
-"""The bandit's context: the stream processor's context vector plus chosen profile attributes,
-and per candidate variant the customer's own memory of it (action features).
+"""The bandit's context: the stream processor's context vector, the conversation's channel and
+language (what every chatbot sends with a message), chosen profile attributes, and per
+candidate variant the customer's own memory of it (action features).
 
 >>> ctx = AttributeContext(("new_account", "segment=business"))
 >>> ctx.names
 ('attr_new_account', 'attr_segment=business')
 >>> ctx.values({"attributes": {"new_account": True, "segment": "consumer"}})
 {'attr_new_account': 1.0, 'attr_segment=business': 0.0}
+>>> asked = request_features({"channel": "email"}, {"language": "es"})
+>>> asked["channel_email"], asked["channel_chat"], asked["language_non_default"]
+(1.0, 0.0, 1.0)
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from tailorbot.features.view import CONTEXT_KEYS, context_vector
 ACTION_KEYS: tuple[str, ...] = ("own_reward", "own_evidence", "segment_reward")
 OWN_PRIOR_WEIGHT = 2.0
 NO_SEGMENT_STATS = SegmentVariantStats()
+
+# Support channels every deployment knows; any other channel reads 0 on all four.
+CHANNELS = ("chat", "email", "voice", "messaging")
+DEFAULT_LANGUAGE = "en"  # the profile's default language (events.profile.UserProfile)
+REQUEST_KEYS = (*(f"channel_{c}" for c in CHANNELS), "language_non_default")
 
 
 class AttributeContext:
@@ -57,18 +66,38 @@ class AttributeContext:
 
 def feature_names(attributes: AttributeContext) -> list[str]:
     """The bandit's declared features (it adds its own bias term)."""
-    return [k for k in CONTEXT_KEYS if k != "bias"] + list(attributes.names) + list(ACTION_KEYS)
+    generic = [k for k in CONTEXT_KEYS if k != "bias"] + list(REQUEST_KEYS)
+    return generic + list(attributes.names) + list(ACTION_KEYS)
+
+
+def request_features(
+    request: Mapping[str, Any] | None, profile: Mapping[str, Any] | None
+) -> dict[str, float]:
+    """The conversation's channel (one-hot over :data:`CHANNELS`) and whether its language
+    (the request's, else the profile's) differs from the default one."""
+    request = request or {}
+    channel = request.get("channel") or "chat"
+    language = request.get("language") or (profile or {}).get("language") or DEFAULT_LANGUAGE
+    out = {f"channel_{c}": 1.0 if channel == c else 0.0 for c in CHANNELS}
+    out["language_non_default"] = 0.0 if str(language).lower() == DEFAULT_LANGUAGE else 1.0
+    return out
 
 
 def decision_context(
     view: Mapping[str, Any] | None,
     profile: Mapping[str, Any] | None,
     attributes: AttributeContext,
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Without a view (no personalization consent) the context is empty: the bias alone."""
+    """Without a view (no personalization consent) the context is empty: the bias alone.
+    ``request`` is the personalize request's context (``channel``, ``language``)."""
     if view is None:
         return {}
-    return {**context_vector(view), **attributes.values(profile)}
+    return {
+        **context_vector(view),
+        **request_features(request, profile),
+        **attributes.values(profile),
+    }
 
 
 def action_features(

@@ -1,13 +1,18 @@
-"""A population of simulated customers (see docs/simulator.md for the full model).
+"""A population of simulated customers (docs/simulator.md defines the model exactly).
 
-Every customer has observable attributes (tier, language, segment, account age), which a
-chatbot would know from the user profile, and hidden ones the policy has to learn: the
-preferred response variant, patience, and how often they get in touch. The preferred
-variant follows a rule on the observable attributes, broken for a share of customers by
-individual taste, so a contextual policy can learn it and a context-free one cannot.
+Every customer has **observable** attributes a chatbot knows (tier and language from the
+profile, the channel of the conversation, the account's age) and **hidden** ones: a hidden
+segment (a *persona*), a per-customer random effect on each response variant, patience and
+how often they get in touch. How much a customer likes each response variant (their
+*utility*) is the persona's utility plus the individual effect. The persona's odds depend on
+the observable attributes, so part of the preference follows what a chatbot can see; the
+individual effect is visible only through the customer's own feedback. With
+``null_world=True`` every customer has the same utilities (:data:`NULL_UTILITIES`), so no
+policy can beat the best fixed variant.
 
 Customer ``i`` of a population depends only on ``(seed, i)``: a population of 100 is the
-first 100 customers of the same seed's population of 1000.
+first 100 customers of the same seed's population of 1000, and the null world has the same
+customers (attributes, contact rates, intents) with the preferences flattened.
 
 >>> population = CustomerPopulation(size=3, seed=1, intents=["card_arrival", "top_up_failed"])
 >>> [c.user_id for c in population]
@@ -15,8 +20,11 @@ first 100 customers of the same seed's population of 1000.
 >>> population[0] == CustomerPopulation(size=10, seed=1,
 ...                                     intents=["card_arrival", "top_up_failed"])[0]
 True
->>> sorted(population[0].profile())
-['attributes', 'language', 'tier']
+>>> sorted(population[0].profile()), sorted(population[0].request_context())
+(['attributes', 'language', 'tier'], ['channel', 'language'])
+>>> flat = CustomerPopulation(size=3, seed=1, intents=["card_arrival"], null_world=True)
+>>> len({c.utilities for c in flat})
+1
 """
 
 from __future__ import annotations
@@ -30,32 +38,46 @@ import numpy as np
 VARIANTS = ("concise", "step_by_step", "empathetic")
 TIER_SHARES = {"standard": 0.75, "gold": 0.18, "vip": 0.07}
 LANGUAGE_SHARES = {"en": 0.6, "es": 0.15, "de": 0.1, "fr": 0.1, "pt": 0.05}
-SEGMENT_SHARES = {"consumer": 0.8, "business": 0.2}
+CHANNEL_SHARES = {"chat": 0.65, "email": 0.25, "messaging": 0.10}
 NEW_ACCOUNT_DAYS = 90
 MEAN_ACCOUNT_AGE_DAYS = 400.0
 PATIENCE_BETA = (4.0, 2.0)  # mean patience 2/3
 FREQUENT_RATE_FACTOR = 8.0
 
-# Observable features a policy can use offline (``Customer.context``), in a fixed order.
-CONTEXT_FEATURES = (
-    "tier_gold",
-    "tier_vip",
-    "segment_business",
-    "account_new",
-    "account_age_years",
-)
+# The hidden segment. Its log-odds are linear in the observable indicators below, so the
+# observable attributes shift who is who without deciding it.
+PERSONAS = ("guided", "brisk", "warm")
+PERSONA_LOGITS: dict[str, dict[str, float]] = {
+    "guided": {"bias": -0.5, "new_account": 2.0, "non_english": 1.0},
+    "brisk": {"bias": -0.5, "premium_tier": 1.5, "email": 1.5},
+    "warm": {"bias": 0.5, "messaging": 1.0},
+}
+# Each persona's utility of each variant (added to the rating's latent satisfaction and,
+# scaled, to the resolution probability; see outcomes.py).
+PERSONA_UTILITIES: dict[str, tuple[float, float, float]] = {
+    #          concise  step_by_step  empathetic
+    "guided": (-0.4, 0.6, -0.2),
+    "brisk": (0.6, -0.4, -0.2),
+    "warm": (-0.3, -0.1, 0.4),
+}
+INDIVIDUAL_SD = 0.35
+# The null world: the default world's average utilities (rounded), the same for everyone.
+NULL_UTILITIES = (-0.05, 0.0, 0.05)
+NULL_PERSONA = "average"
 
 
 @dataclass(frozen=True, slots=True)
 class Customer:
     user_id: str
-    # observable (what the chatbot's profile holds)
+    # observable (what the chatbot's profile and the conversation carry)
     tier: str
     language: str
-    segment: str
+    channel: str
     account_age_days: int
-    # hidden (what a policy has to learn)
-    preferred_variant: str
+    # hidden (what a policy has to learn from feedback)
+    persona: str  # the hidden segment
+    individual_effects: tuple[float, ...]  # per variant of VARIANTS, this customer's own taste
+    utilities: tuple[float, ...]  # per variant of VARIANTS: persona utility + individual effect
     patience: float  # 0 (leaves at the first hiccup) .. 1 (unbothered)
     contact_rate: float  # expected conversations per day
     frequent: bool  # one of the frequent contacters
@@ -65,40 +87,43 @@ class Customer:
     def new_account(self) -> bool:
         return self.account_age_days < NEW_ACCOUNT_DAYS
 
+    @property
+    def preferred_variant(self) -> str:
+        """The variant with the highest utility."""
+        return VARIANTS[int(np.argmax(self.utilities))]
+
+    def utility(self, variant: str) -> float:
+        """How much the customer likes ``variant``; one the simulator does not know counts as
+        the customer's least liked."""
+        if variant in VARIANTS:
+            return self.utilities[VARIANTS.index(variant)]
+        return min(self.utilities)
+
     def profile(self) -> dict[str, object]:
-        """The observable attributes as a ``PUT /v1/users/{id}`` body."""
+        """The observable profile as a ``PUT /v1/users/{id}`` body."""
         return {
             "tier": self.tier,
             "language": self.language,
-            "attributes": {
-                "segment": self.segment,
-                "account_age_days": self.account_age_days,
-                "new_account": self.new_account,
-            },
+            "attributes": {"account_age_days": self.account_age_days},
         }
 
-    def context(self) -> dict[str, float]:
-        """The observable attributes as named floats (:data:`CONTEXT_FEATURES`)."""
-        return {
-            "tier_gold": float(self.tier == "gold"),
-            "tier_vip": float(self.tier == "vip"),
-            "segment_business": float(self.segment == "business"),
-            "account_new": float(self.new_account),
-            "account_age_years": self.account_age_days / 365.0,
-        }
+    def request_context(self) -> dict[str, str]:
+        """What the chatbot sends with each message (``PersonalizeRequest.context``)."""
+        return {"channel": self.channel, "language": self.language}
+
+    def observables(self) -> dict[str, float]:
+        """The observable indicators the persona's odds depend on (:data:`PERSONA_LOGITS`)."""
+        observable = {"tier": self.tier, "language": self.language, "channel": self.channel}
+        return _indicators(observable, self.new_account)
 
 
-def typical_variant(tier: str, segment: str, account_age_days: int) -> str:
-    """The variant the population rule prefers for these observable attributes.
-
-    New accounts want guidance (``step_by_step``); established gold/VIP or business customers
-    want to be done quickly (``concise``); everyone else wants to be heard (``empathetic``).
-    """
-    if account_age_days < NEW_ACCOUNT_DAYS:
-        return "step_by_step"
-    if tier in ("gold", "vip") or segment == "business":
-        return "concise"
-    return "empathetic"
+def persona_probabilities(observables: Mapping[str, float]) -> dict[str, float]:
+    """P(persona | observable indicators): a softmax of :data:`PERSONA_LOGITS`."""
+    logits = np.array(
+        [sum(w * observables.get(k, 0.0) for k, w in PERSONA_LOGITS[p].items()) for p in PERSONAS]
+    )
+    weights = np.exp(logits - logits.max())
+    return dict(zip(PERSONAS, (weights / weights.sum()).tolist(), strict=True))
 
 
 class CustomerPopulation:
@@ -112,11 +137,12 @@ class CustomerPopulation:
         Seed: the same seed, size and intents give the same customers.
     intents
         The intents customers may ask about; each customer gets ``recurring_intents`` of them.
-    tier_shares, language_shares, segment_shares
+    tier_shares, language_shares, channel_shares
         Probability of each value (normalised).
-    preference_noise
-        Share of customers whose preferred variant ignores the population rule and is drawn
-        uniformly from the other variants instead.
+    individual_sd
+        Standard deviation of each customer's own effect on each variant's utility.
+    null_world
+        Every customer gets :data:`NULL_UTILITIES` (no persona, no individual effect).
     frequent_share
         Share of frequent contacters, whose contact rate is multiplied by 8.
     recurring_intents
@@ -132,8 +158,9 @@ class CustomerPopulation:
         intents: Sequence[str] = (),
         tier_shares: Mapping[str, float] = TIER_SHARES,
         language_shares: Mapping[str, float] = LANGUAGE_SHARES,
-        segment_shares: Mapping[str, float] = SEGMENT_SHARES,
-        preference_noise: float = 0.2,
+        channel_shares: Mapping[str, float] = CHANNEL_SHARES,
+        individual_sd: float = INDIVIDUAL_SD,
+        null_world: bool = False,
         frequent_share: float = 0.1,
         recurring_intents: int = 3,
         id_prefix: str = "sim",
@@ -143,22 +170,23 @@ class CustomerPopulation:
         self.intents = intents
         self.tier_shares = tier_shares
         self.language_shares = language_shares
-        self.segment_shares = segment_shares
-        self.preference_noise = preference_noise
+        self.channel_shares = channel_shares
+        self.individual_sd = individual_sd
+        self.null_world = null_world
         self.frequent_share = frequent_share
         self.recurring_intents = recurring_intents
         self.id_prefix = id_prefix
         if not (isinstance(size, int) and size >= 1):
             raise ValueError(f"size must be a positive integer, got {size!r}")
-        if not 0.0 <= preference_noise <= 1.0:
-            raise ValueError(f"preference_noise must be within [0, 1], got {preference_noise!r}")
+        if not (math.isfinite(individual_sd) and individual_sd >= 0):
+            raise ValueError(f"individual_sd must be a number >= 0, got {individual_sd!r}")
         if not 0.0 <= frequent_share <= 1.0:
             raise ValueError(f"frequent_share must be within [0, 1], got {frequent_share!r}")
         if recurring_intents < 1:
             raise ValueError(f"recurring_intents must be >= 1, got {recurring_intents!r}")
         self._tiers = _shares("tier_shares", tier_shares)
         self._languages = _shares("language_shares", language_shares)
-        self._segments = _shares("segment_shares", segment_shares)
+        self._channels = _shares("channel_shares", channel_shares)
         self._intents = tuple(dict.fromkeys(intents))
         self._customers = [self._make(i) for i in range(size)]
         self._by_id = {c.user_id: c for c in self._customers}
@@ -181,15 +209,24 @@ class CustomerPopulation:
         return self._customers[_pick(rng, self._contact_cdf)]
 
     def _make(self, i: int) -> Customer:
+        # Every draw happens in the same order in both worlds, so customer i of the null
+        # world is customer i of the default world with flattened preferences.
         rng = np.random.default_rng([self.seed, i])
         tier = _draw(rng, self._tiers)
         language = _draw(rng, self._languages)
-        segment = _draw(rng, self._segments)
+        channel = _draw(rng, self._channels)
         account_age_days = 1 + int(rng.exponential(MEAN_ACCOUNT_AGE_DAYS))
-        preferred = typical_variant(tier, segment, account_age_days)
-        if rng.random() < self.preference_noise:
-            others = [v for v in VARIANTS if v != preferred]
-            preferred = others[int(rng.integers(len(others)))]
+        observable = {"tier": tier, "language": language, "channel": channel}
+        persona_odds = persona_probabilities(
+            _indicators(observable, account_age_days < NEW_ACCOUNT_DAYS)
+        )
+        persona = PERSONAS[_pick(rng, _cdf(np.array(list(persona_odds.values()))))]
+        effects = rng.normal(0.0, 1.0, size=len(VARIANTS)) * self.individual_sd
+        if self.null_world:
+            persona, effects = NULL_PERSONA, np.zeros(len(VARIANTS))
+            utilities = np.array(NULL_UTILITIES)
+        else:
+            utilities = np.array(PERSONA_UTILITIES[persona]) + effects
         patience = float(rng.beta(*PATIENCE_BETA))
         frequent = bool(rng.random() < self.frequent_share)
         # Log-normal spread around one conversation a month, times 8 for frequent contacters.
@@ -202,9 +239,11 @@ class CustomerPopulation:
             user_id=f"{self.id_prefix}-{i:05d}",
             tier=tier,
             language=language,
-            segment=segment,
+            channel=channel,
             account_age_days=account_age_days,
-            preferred_variant=preferred,
+            persona=persona,
+            individual_effects=tuple(float(e) for e in effects),
+            utilities=tuple(round(float(u), 6) for u in utilities),
             patience=patience,
             contact_rate=contact_rate,
             frequent=frequent,
@@ -212,7 +251,19 @@ class CustomerPopulation:
         )
 
     def __repr__(self) -> str:
-        return f"CustomerPopulation(size={self.size}, seed={self.seed})"
+        world = ", null_world=True" if self.null_world else ""
+        return f"CustomerPopulation(size={self.size}, seed={self.seed}{world})"
+
+
+def _indicators(observable: Mapping[str, str], new_account: bool) -> dict[str, float]:
+    return {
+        "bias": 1.0,
+        "new_account": float(new_account),
+        "non_english": float(observable["language"] != "en"),
+        "premium_tier": float(observable["tier"] in ("gold", "vip")),
+        "email": float(observable["channel"] == "email"),
+        "messaging": float(observable["channel"] == "messaging"),
+    }
 
 
 def _shares(name: str, shares: Mapping[str, float]) -> tuple[list[str], np.ndarray]:

@@ -24,9 +24,6 @@ from tailorbot.sim.messages import MessageSource
 from tailorbot.sim.outcomes import OutcomeModel
 from tailorbot.sim.runner import Simulation, SimulationResult
 
-# What the simulated chatbot knows of its customers and lets the bandit see.
-DEMO_CONTEXT_ATTRIBUTES = ("new_account", "segment=business")
-
 
 @dataclass
 class DemoReport:
@@ -38,11 +35,12 @@ class DemoReport:
 
 
 def demo_settings(base: Settings, holdout: float, seed: int) -> Settings:
-    """The demo's settings: the caller's, plus an A/B holdout and the simulated attributes."""
+    """The demo's settings: the caller's, plus an A/B holdout. The bandit sees only the
+    generic decision context (the caller's ``context_attributes``, none by default): nothing
+    is picked to match the simulator's hidden rules."""
     return base.model_copy(
         update={
             "experiment_holdout": holdout,
-            "context_attributes": base.context_attributes or DEMO_CONTEXT_ATTRIBUTES,
             "seed": seed if base.seed is None else base.seed,
             "bandit_sync_s": min(base.bandit_sync_s, 0.5),
         }
@@ -65,15 +63,18 @@ def ensure_model(settings: Settings, say: Callable[[str], None]) -> dict[str, An
 
 
 def build_simulation(
-    client: Client, settings: Settings, *, customers: int, seed: int
+    client: Client, settings: Settings, *, customers: int, seed: int, null_world: bool = False
 ) -> Simulation:
     """Simulated customers for the server behind ``client``: messages from the bundled
-    Banking77 and out-of-scope test rows, reactions judged against the settings' KB."""
+    Banking77 and out-of-scope test rows, reactions judged against the settings' KB.
+    ``null_world``: every customer has the same preferences (docs/simulator.md)."""
     kb = load_kb(settings.kb_dir or default_kb_dir())
     test = default_dataset("test")
     messages = MessageSource(zip(test.texts, test.labels, strict=True))
     in_scope = [i for i in messages.intents if i != "out_of_scope"]
-    population = CustomerPopulation(size=customers, seed=seed, intents=in_scope)
+    population = CustomerPopulation(
+        size=customers, seed=seed, intents=in_scope, null_world=null_world
+    )
     outcomes = OutcomeModel(article_intents=lambda a: _intents_of(kb, a))
     return Simulation(client, population, messages, outcomes, seed=seed)
 
@@ -87,10 +88,11 @@ def run_demo(
     seed: int,
     training: dict[str, Any],
     on_contact: Callable[[int], None] | None = None,
+    null_world: bool = False,
 ) -> DemoReport:
     """Replay ``contacts`` conversations against the server behind ``client``; ``training``
     is the model metadata of :func:`ensure_model`."""
-    sim = build_simulation(client, settings, customers=customers, seed=seed)
+    sim = build_simulation(client, settings, customers=customers, seed=seed, null_world=null_world)
     result = sim.run(contacts, on_contact)
     experiment = client.experiment().model_dump()
     processed = _events_processed(client)

@@ -10,16 +10,17 @@ One conversation turn is judged in three steps, each drawn from a seeded generat
 2. **Resolution.** The base probability depends on what the bot did: ``resolve_handoff``
    (a human took over), ``resolve_correct`` (intent understood), ``resolve_fallback`` (the
    bot asked to rephrase) or ``resolve_wrong`` (it answered the wrong intent). Unless there
-   was a handoff, the response variant adds ``fit_resolve`` when it is the customer's
-   preferred one and subtracts ``misfit_resolve`` otherwise. A helpful article then closes
-   ``helpful_resolve_lift`` of the remaining gap: ``p = 1 - (1 - p) * (1 - lift)``.
+   was a handoff, the response variant adds ``fit_resolve * u`` where ``u`` is the
+   customer's utility of the variant (:meth:`Customer.utility`, roughly -1..1). A helpful
+   article then closes ``helpful_resolve_lift`` of the remaining gap:
+   ``p = 1 - (1 - p) * (1 - lift)``.
 3. **Rating.** A latent satisfaction ``rating_base``, plus ``rating_resolved`` or minus
-   ``rating_unresolved``, plus ``rating_fit`` or minus ``rating_misfit`` for the variant
-   (not on handoff), minus ``rating_friction * (1 - patience)`` when the bot fell back,
+   ``rating_unresolved``, plus ``rating_fit * u`` for the variant (not on handoff), minus
+   ``rating_friction * (1 - patience)`` when the bot fell back,
    handed off or misread the intent, plus ``rating_helpful`` for a helpful article, plus
    Gaussian noise of scale ``rating_noise``; rounded and clipped to 1..5.
 
-A variant the simulator does not know is simply not the preferred one.
+The model reads nothing but the customer and what the bot answered: never the policy's state.
 
 >>> from tailorbot.sim.customers import CustomerPopulation
 >>> customer = CustomerPopulation(size=1, seed=3, intents=["card_arrival"])[0]
@@ -74,13 +75,11 @@ class OutcomeModel:
         resolve_fallback: float = 0.2,
         resolve_wrong: float = 0.05,
         fit_resolve: float = 0.1,
-        misfit_resolve: float = 0.05,
         helpful_resolve_lift: float = 0.6,
         rating_base: float = 3.0,
         rating_resolved: float = 1.2,
         rating_unresolved: float = 1.0,
-        rating_fit: float = 0.8,
-        rating_misfit: float = 0.3,
+        rating_fit: float = 1.0,
         rating_friction: float = 1.0,
         rating_helpful: float = 0.3,
         rating_noise: float = 0.6,
@@ -96,25 +95,25 @@ class OutcomeModel:
         self.resolve_fallback = resolve_fallback
         self.resolve_wrong = resolve_wrong
         self.fit_resolve = fit_resolve
-        self.misfit_resolve = misfit_resolve
         self.helpful_resolve_lift = helpful_resolve_lift
         self.rating_base = rating_base
         self.rating_resolved = rating_resolved
         self.rating_unresolved = rating_unresolved
         self.rating_fit = rating_fit
-        self.rating_misfit = rating_misfit
         self.rating_friction = rating_friction
         self.rating_helpful = rating_helpful
         self.rating_noise = rating_noise
         probabilities = (
             "click_serving", "click_rank_decay", "helpful_serving", "click_other",
             "helpful_other", "resolve_handoff", "resolve_correct", "resolve_fallback",
-            "resolve_wrong", "fit_resolve", "misfit_resolve", "helpful_resolve_lift",
+            "resolve_wrong", "fit_resolve", "helpful_resolve_lift",
         )  # fmt: skip
         for name in probabilities:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability within [0, 1], got {value!r}")
+        if not rating_fit >= 0:
+            raise ValueError(f"rating_fit must be >= 0, got {rating_fit!r}")
         if rating_noise < 0:
             raise ValueError(f"rating_noise must be >= 0, got {rating_noise!r}")
         if not (callable(article_intents) or isinstance(article_intents, Mapping)):
@@ -150,8 +149,7 @@ class OutcomeModel:
                 p = self.resolve_correct
             else:
                 p = self.resolve_wrong
-            fits = variant == customer.preferred_variant
-            p = p + self.fit_resolve if fits else p - self.misfit_resolve
+            p += self.fit_resolve * customer.utility(variant)
         p = min(max(p, 0.0), 1.0)
         if helpful:
             p = 1.0 - (1.0 - p) * (1.0 - self.helpful_resolve_lift)
@@ -190,8 +188,7 @@ class OutcomeModel:
         satisfaction = self.rating_base
         satisfaction += self.rating_resolved if resolved else -self.rating_unresolved
         if not handoff:
-            fits = variant == customer.preferred_variant
-            satisfaction += self.rating_fit if fits else -self.rating_misfit
+            satisfaction += self.rating_fit * customer.utility(variant)
         if handoff or not intent_correct:
             satisfaction -= self.rating_friction * (1.0 - customer.patience)
         if helpful:

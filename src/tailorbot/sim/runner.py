@@ -128,10 +128,10 @@ class Simulation:
         rng = np.random.default_rng([self.seed, n])
         user = customer.user_id
         session = f"{user}-c{n}"
-        self.client.send_events([_event("session_started", user, session)])
+        self.client.send_events([_event("session_started", user, session, customer.channel)])
 
         t0 = time.perf_counter()
-        decision = self.client.personalize(user, session, text)
+        decision = self.client.personalize(user, session, text, customer.request_context())
         latency = time.perf_counter() - t0
 
         reason = decision.fallback.reason if decision.fallback.triggered else None
@@ -153,8 +153,9 @@ class Simulation:
             signals[key] = outcome.clicked_article
         self.client.feedback(decision.decision_id, **signals)
         # The simulated chatbot hands out-of-scope questions to a human and says so.
-        closing = [_event("handoff", user, session)] if handoff else []
-        self.client.send_events([*closing, _event("session_ended", user, session)])
+        closing = [_event("handoff", user, session, customer.channel)] if handoff else []
+        ending = _event("session_ended", user, session, customer.channel)
+        self.client.send_events([*closing, ending])
         return ContactRecord(
             user_id=user,
             arm=decision.experiment_arm,
@@ -169,9 +170,10 @@ class Simulation:
         )
 
 
-def _event(kind: str, user: str, session: str) -> dict[str, object]:
+def _event(kind: str, user: str, session: str, channel: str) -> dict[str, object]:
     return {
         "type": kind,
+        "channel": channel,
         "event_id": f"{session}-{kind}",
         "user_id": user,
         "session_id": session,

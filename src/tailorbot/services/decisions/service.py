@@ -200,7 +200,8 @@ class DecisionService:
         """The response variant (bandit or control), its text and the decision record."""
         models = self.models
         fallback = prediction.fallback
-        context = decision_context(view, profile, models.attributes)
+        asked = {"channel": request.context.channel, "language": request.context.language}
+        context = decision_context(view, profile, models.attributes, asked)
         variants = template.variants.names
         variant, propensity, context, explored = self._variant(arm, view, context, variants)
         about = models.composer.reply_article(template, prediction.name, articles)
