@@ -1,0 +1,2 @@
+"""Evaluating decisions: A/B statistics on clustered data (``stats``) and off-policy
+evaluation of response-variant policies from logged decisions (``ope``)."""
