@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,13 @@ class Settings(BaseSettings):
     control_variant: str | None = Field(
         None,
         pattern="^(concise|step_by_step|empathetic)$",
-        description="Variant the control policy always uses; default: a template's first.",
+        description="A fixed variant for the control policy; default (none): a context-free "
+        "bandit over the same variants, learning the globally best one.",
+    )
+    experiment_start: datetime | None = Field(
+        None,
+        description="When the experiment starts (ISO 8601); before it everyone gets the control "
+        "and outcomes are the pre-period (CUPED's covariate). None: no pre-period.",
     )
     seed: int | None = Field(None, description="Seed for exploration (tests, simulations).")
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")

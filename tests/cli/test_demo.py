@@ -26,6 +26,30 @@ def test_demo_reports_a_measured_ab_comparison(tmp_path: Path) -> None:
     assert arms["personalized"]["feedback"] > 0 and arms["control"]["feedback"] > 0
     assert 0.0 <= report["intent_accuracy"] <= 1.0
     assert report["events_processed"] > 60  # sessions, messages and feedback events
+    ab = report["ab"]
+    assert ab["control"] == "context_free_bandit"
+    assert ab["clusters"].startswith("users")
+    for lift in (ab["csat_lift"], ab["resolution_lift"]):
+        low, high = lift["ci95"]
+        assert low <= lift["estimate"] <= high
+        assert lift["always_valid_ci95"][0] <= low and high <= lift["always_valid_ci95"][1]
+
+
+def test_demo_in_the_null_world_with_a_named_control(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    config = tmp_path / "tailorbot.toml"
+    config.write_text('control_variant = "empathetic"\n')
+    result = CliRunner().invoke(
+        app,
+        [
+            "demo", "--data-dir", str(tmp_path), "--config", str(config), "--customers", "10",
+            "--contacts", "30", "--json", "--null-world", "--seed", "2",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ab"]["control"] == "fixed_variant:empathetic"
+    assert report["preferred_variant_share"]["control"] == 1.0  # everyone prefers empathetic
 
 
 def test_simulate_drives_a_running_server(tmp_path: Path) -> None:

@@ -164,20 +164,53 @@ def _summary(report: Any, seconds: float) -> dict[str, Any]:
         },
         **_simulation_summary(report.simulation),
         "events_processed": report.events_processed,
+        "ab": _ab(report.experiment),
         "experiment": report.experiment,
         "total_seconds": round(seconds, 1),
     }
 
 
-def _fmt_ci(est: dict[str, Any], pct: bool = False) -> str:
-    if est is None or est.get("mean") is None:
+def _ab(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The A/B result in short: the control, and each lift with its user-clustered interval."""
+
+    def lift(name: str) -> dict[str, Any] | None:
+        found = experiment.get(name)
+        if found is None:
+            return None
+        keys = ("estimate", "ci95", "always_valid_ci95", "cuped")
+        return {k: found.get(k) for k in keys}
+
+    return {
+        "control": experiment["control"],
+        "clusters": experiment["clusters"],
+        "csat_lift": lift("csat_lift"),
+        "resolution_lift": lift("resolution_lift"),
+    }
+
+
+def _fmt_ci(est: dict[str, Any] | None, pct: bool = False) -> str:
+    value = None if est is None else est.get("mean", est.get("estimate"))
+    if est is None or value is None:
         return "n/a"
     scale, unit = (100, " %") if pct else (1, "")
-    mean = est["mean"] * scale
+    mean = value * scale
     if est.get("ci95") is None:
         return f"{mean:.2f}{unit}"
     lo, hi = (v * scale for v in est["ci95"])
     return f"{mean:.2f}{unit} [{lo:.2f}, {hi:.2f}]"
+
+
+def _control_words(control: str) -> str:
+    if control == "context_free_bandit":
+        return "context-free bandit, the globally best variant"
+    return control.replace("fixed_variant:", "fixed variant ")
+
+
+def _fmt_always_valid(lift: dict[str, Any] | None) -> str:
+    if lift is None or lift.get("always_valid_ci95") is None:
+        return "n/a"
+    low, high = lift["always_valid_ci95"]
+    return f"[{low:.2f}, {high:.2f}]"
 
 
 def _print(s: dict[str, Any]) -> None:
@@ -197,12 +230,15 @@ def _print(s: dict[str, Any]) -> None:
         f"  events processed     {s['events_processed']:,}",
         "",
         f"  A/B test, 95 % CI    personalized (n={mine['feedback']})  vs  "
-        f"control (n={ctrl['feedback']}: fixed variant, intent-only articles)",
+        f"control (n={ctrl['feedback']}: {_control_words(exp['control'])}, "
+        "intent-only articles); intervals clustered by user",
         f"    CSAT (1-5)         {_fmt_ci(mine['csat'])}  vs  {_fmt_ci(ctrl['csat'])}",
         f"    resolution rate    {_fmt_ci(mine['resolution_rate'], True)}  vs  "
         f"{_fmt_ci(ctrl['resolution_rate'], True)}",
         f"    CSAT lift          {_fmt_ci(exp['csat_lift'])}",
         f"    resolution lift    {_fmt_ci(exp['resolution_lift'], True)}",
+        f"    CSAT lift, always-valid interval (for repeated looks) "
+        f"{_fmt_always_valid(exp['csat_lift'])}",
     ]
     if share["personalized_first_quarter"] is not None:
         lines.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -39,65 +40,111 @@ def test_the_split_is_stable_and_follows_the_holdout() -> None:
 # --- the report -----------------------------------------------------------------------------
 
 
-def _report_of(outcomes: list[tuple[str, dict[str, Any]]], holdout: float = 0.5) -> Any:
-    experiment = Experiment("demo", holdout=holdout)
+def _report_of(outcomes: list[tuple[str, str, dict[str, Any]]], holdout: float = 0.5) -> Any:
+    experiment = Experiment("demo", holdout=holdout, control="fixed_variant:concise")
     totals: dict[str, float] = {}
-    for arm, outcome in outcomes:
-        for key, value in experiment.outcome_deltas(arm, **outcome).items():
+    for arm, user, outcome in outcomes:
+        for key, value in experiment.outcome_deltas(arm, user, **outcome).items():
             totals[key] = totals.get(key, 0.0) + value
     return experiment.report_from(totals)
 
 
-def test_the_report_counts_each_arm_with_intervals_around_the_mean() -> None:
+def test_the_report_counts_each_arm_with_user_clustered_intervals() -> None:
     ratings = {"personalized": [5, 4, 3, 5], "control": [2, 3, 4]}
     resolved = {"personalized": [True, True, True, False], "control": [True, False, False]}
     outcomes = []
     for arm in ratings:
-        for rating, ok in zip(ratings[arm], resolved[arm], strict=True):
-            outcomes.append((arm, {"rating": rating, "resolved": ok, "reward": (rating - 1) / 4}))
-    outcomes.append(("control", {"rating": None, "resolved": None, "reward": None}))
+        for i, (rating, ok) in enumerate(zip(ratings[arm], resolved[arm], strict=True)):
+            signals = {"rating": rating, "resolved": ok, "reward": (rating - 1) / 4}
+            outcomes.append((arm, f"{arm}-{i}", signals))
+    outcomes.append(("control", "control-0", {"rating": None, "resolved": None, "reward": None}))
     report = _report_of(outcomes)
+    assert report.control == "fixed_variant:concise"
+    assert report.clusters == "users, in 256 hash buckets"
 
     p, c = report.arms["personalized"], report.arms["control"]
     assert (p.feedback, c.feedback) == (4, 4)  # feedback without a signal counts too
     assert (p.csat.n, c.csat.n) == (4, 3)
     assert p.csat.mean == pytest.approx(4.25) and c.csat.mean == pytest.approx(3.0)
-    # Sample sd of (2, 3, 4) is 1: half-width 1.96 / sqrt(3).
-    assert c.csat.ci95 == pytest.approx((3 - 1.959964 / math.sqrt(3), 3 + 1.959964 / math.sqrt(3)))
     for estimate in (p.csat, c.csat, p.resolution_rate, c.resolution_rate, p.reward, c.reward):
         assert contains(estimate, estimate.mean)
-    # Wilson interval of 3 successes in 4, worked by hand: centre 0.6275, half-width 0.3269.
-    assert p.resolution_rate.mean == 0.75
-    assert p.resolution_rate.ci95 == pytest.approx((0.3006, 0.9544), abs=2e-4)
+    # One user per bucket (no two of these ids share one): the cluster-robust variance of the
+    # control's mean is G / (G - 1) * sum((y - mean)^2) / n^2 = 3/2 * 2 / 9.
+    half = 1.959964 * math.sqrt(1.5 * 2 / 9)
+    assert c.csat.ci95 == pytest.approx((3 - half, 3 + half))
 
     lift = report.csat_lift
-    assert lift is not None and lift.mean == pytest.approx(1.25)
-    half = math.hypot((p.csat.ci95[1] - p.csat.ci95[0]) / 2, (c.csat.ci95[1] - c.csat.ci95[0]) / 2)
-    assert lift.ci95 == pytest.approx((1.25 - half, 1.25 + half))
+    assert lift is not None and lift.estimate == pytest.approx(1.25)
+    assert lift.n == 7 and lift.clusters == 7
+    assert lift.ci95[0] < 1.25 < lift.ci95[1]
+    assert lift.always_valid_ci95 is not None
+    assert lift.always_valid_ci95[0] < lift.ci95[0] and lift.always_valid_ci95[1] > lift.ci95[1]
+    assert lift.cuped is None  # no pre-period
     assert report.resolution_lift is not None
-    assert report.resolution_lift.mean == pytest.approx(0.75 - 1 / 3)
+    assert report.resolution_lift.estimate == pytest.approx(0.75 - 1 / 3)
+
+
+def test_one_users_contacts_share_a_bucket_so_they_count_as_one_cluster() -> None:
+    many = [("control", "loyal", {"rating": r, "resolved": None, "reward": None}) for r in (1, 5)]
+    many += [("control", "other", {"rating": 3, "resolved": None, "reward": None})]
+    many += [
+        ("personalized", f"p{i}", {"rating": 4, "resolved": None, "reward": None}) for i in range(3)
+    ]
+    report = _report_of(many)
+    assert report.csat_lift is not None and report.csat_lift.clusters == 2 + 3
+
+
+def test_pre_period_outcomes_feed_cuped() -> None:
+    experiment = Experiment("demo", holdout=0.5)
+    totals: dict[str, float] = {}
+
+    def add(arm: str, user: str, rating: int) -> None:
+        deltas = experiment.outcome_deltas(arm, user, rating=rating, resolved=None, reward=None)
+        for key, value in deltas.items():
+            totals[key] = totals.get(key, 0.0) + value
+
+    for i in range(60):
+        user = f"u{i}"
+        taste = 1 + i % 5  # a persistent user effect: pre and post ratings agree
+        add("pre_period", user, taste)
+        add(experiment.assigned_arm(user), user, taste)
+    report = experiment.report_from(totals)
+    lift = report.csat_lift
+    assert lift is not None and lift.cuped is not None
+    # Pre-period outcomes are not experiment outcomes...
+    assert report.arms["control"].csat.n + report.arms["personalized"].csat.n == 60
+    # ... and with post = pre exactly, CUPED removes all the noise: a zero-width interval.
+    assert lift.cuped.estimate == pytest.approx(0.0, abs=1e-9)
+    assert lift.cuped.ci95[1] - lift.cuped.ci95[0] == pytest.approx(0.0, abs=1e-9)
+    assert lift.ci95[1] - lift.ci95[0] > 0.5
+
+
+def test_before_the_start_everyone_is_in_the_pre_period() -> None:
+    future = Experiment("x", holdout=0.5, start=time.time() + 3600)
+    assert {future.arm_for(f"u{i}") for i in range(50)} == {"pre_period"}
+    past = Experiment("x", holdout=0.5, start=time.time() - 1)
+    assert {past.arm_for(f"u{i}") for i in range(50)} == {"control", "personalized"}
 
 
 def test_an_empty_or_thin_report_has_no_intervals() -> None:
     empty = _report_of([])
     assert empty.arms["control"].csat == MeanEstimate(n=0, mean=None, ci95=None)
     assert empty.csat_lift is None and empty.resolution_lift is None
-    one = _report_of([("personalized", {"rating": 4, "resolved": None, "reward": None})])
+    one = _report_of([("personalized", "u1", {"rating": 4, "resolved": None, "reward": None})])
     assert one.arms["personalized"].csat == MeanEstimate(n=1, mean=4.0, ci95=None)
     assert one.csat_lift is None
 
 
-def test_a_unanimous_proportion_keeps_a_wilson_interval_inside_zero_one() -> None:
-    report = _report_of([("control", {"rating": None, "resolved": False, "reward": None})] * 5)
-    rate = report.arms["control"].resolution_rate
-    assert rate.mean == 0.0 and rate.ci95 is not None
-    assert rate.ci95[0] == pytest.approx(0.0, abs=1e-12) and 0.0 < rate.ci95[1] < 0.6
+def test_counters_of_another_layout_are_ignored() -> None:
+    experiment = Experiment("demo", holdout=0.5)
+    old = {"control/rating_n": 3.0, "control/rating_sum": 9.0, "control/999/rating_n": 1.0}
+    assert experiment.report_from(old).arms["control"].feedback == 0
 
 
 # --- through the service --------------------------------------------------------------------
 
 
-def test_full_holdout_serves_the_fixed_control_variant(make_service: Any) -> None:
+def test_a_named_control_variant_is_served_fixed(make_service: Any) -> None:
     _, service = make_service(experiment_holdout=1.0, control_variant="empathetic")
     store = runtime_of(service).stores.counters
     for i in range(12):
@@ -110,8 +157,9 @@ def test_full_holdout_serves_the_fixed_control_variant(make_service: Any) -> Non
         tell(service, answer.decision_id, rating=2 + i % 3, resolved=i % 2 == 0)
     # The bandit learns only from the personalized arm: the control stays a fixed baseline.
     assert store.counters(service.models.policy.namespace) == {}
+    assert service.models.control is None
     report = service.experiment_report()
-    assert report.holdout == 1.0
+    assert report.holdout == 1.0 and report.control == "fixed_variant:empathetic"
     assert report.arms["control"].feedback == 12 and report.arms["personalized"].feedback == 0
     assert report.arms["control"].csat.mean == pytest.approx(3.0)
     assert contains(report.arms["control"].csat, 3.0)
@@ -119,9 +167,36 @@ def test_full_holdout_serves_the_fixed_control_variant(make_service: Any) -> Non
     assert report.csat_lift is None
 
 
-def test_the_control_variant_defaults_to_the_first(make_service: Any) -> None:
-    _, service = make_service(experiment_holdout=1.0)
-    assert ask(service, "c1", CARD_MESSAGE).response.variant == "concise"
+def test_the_default_control_is_a_context_free_bandit_learning_the_best_variant(
+    make_service: Any,
+) -> None:
+    _, service = make_service(experiment_holdout=1.0, bandit_epsilon=0.3)
+    control = service.models.control
+    assert control is not None and control.namespace != service.models.policy.namespace
+    assert control.namespace.startswith("control:") and control.bandit.features == []
+    store = runtime_of(service).stores.counters
+    served = []
+    for i in range(80):
+        answer = ask(service, f"c{i % 20}", CARD_MESSAGE, session_id=f"s{i}")
+        assert answer.experiment_arm == "control" and answer.user.personalized is False
+        assert 0.0 < answer.response.propensity <= 1.0
+        variant = answer.response.variant
+        served.append(variant)
+        # Everyone likes "step_by_step" best: the control must find it without any context.
+        tell(service, answer.decision_id, rating=5 if variant == "step_by_step" else 1)
+    assert store.counters(service.models.policy.namespace) == {}, "personalized bandit untouched"
+    assert sum(v.endswith("/n") and c > 0 for v, c in store.counters(control.namespace).items())
+    assert served[-20:].count("step_by_step") >= 12
+    assert service.experiment_report().control == "context_free_bandit"
+
+
+def test_a_control_variant_the_kb_lacks_is_a_clear_error() -> None:
+    from tailorbot.config import Settings
+    from tailorbot.services.decisions.loader import control_policy
+
+    settings = Settings.load(control_variant="empathetic")
+    with pytest.raises(ValueError, match="control_variant 'empathetic' is not a variant"):
+        control_policy(settings, None, ["short", "long"])  # type: ignore[arg-type]
 
 
 def test_no_holdout_personalizes_everyone(make_service: Any) -> None:
@@ -148,7 +223,7 @@ def test_a_split_experiment_reports_both_arms(make_service: Any) -> None:
         assert report.arms[arm].csat.mean == pytest.approx(sum(ratings) / len(ratings))
         assert contains(report.arms[arm].csat, report.arms[arm].csat.mean)
     assert report.csat_lift is not None
-    assert report.csat_lift.mean == pytest.approx(
+    assert report.csat_lift.estimate == pytest.approx(
         report.arms["personalized"].csat.mean - report.arms["control"].csat.mean
     )
     counters = runtime_of(service).stores.counters.counters(service.models.policy.namespace)

@@ -6,6 +6,7 @@ the shared variant policy and the experiment.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from pathlib import Path
 
 from tailorbot.config import Settings
@@ -49,19 +50,52 @@ def load_decision_models(
         kb, kb_version = load_kb(kb_dir), kb_digest(kb_dir)
     attributes = AttributeContext(settings.context_attributes)
     policy = VariantPolicy(make_bandit(settings, attributes), counters, settings.bandit_sync_s)
+    composer = ResponseComposer(kb)
     return DecisionModels(
+        control=control_policy(settings, counters, composer.variant_names),
         intent=saved.model,
         recommenders=SharedRecommenders(kb, counters, settings.data_dir),
         policy=policy,
-        composer=ResponseComposer(kb),
+        composer=composer,
         attributes=attributes,
         versions={"intent": saved.version, "bandit": policy.namespace, "kb": kb_version},
         metadata=saved.metadata,
     )
 
 
+def control_policy(
+    settings: Settings, counters: CounterStore, variants: list[str]
+) -> VariantPolicy | None:
+    """The A/B control: a context-free bandit over the same variants (default), or ``None``
+    when the operator names a fixed ``control_variant`` (which the KB must have)."""
+    if settings.control_variant is None:
+        bandit = make_bandit(settings, None)
+        return VariantPolicy(bandit, counters, settings.bandit_sync_s, name="control")
+    if settings.control_variant not in variants:
+        raise ValueError(
+            f"control_variant {settings.control_variant!r} is not a variant of the knowledge "
+            f"base's templates ({', '.join(variants)})"
+        )
+    return None
+
+
+def control_name(settings: Settings) -> str:
+    """What the control policy is, as ``GET /v1/experiment`` reports it."""
+    if settings.control_variant is None:
+        return "context_free_bandit"
+    return f"fixed_variant:{settings.control_variant}"
+
+
 def experiment_for(settings: Settings) -> Experiment:
-    return Experiment(settings.experiment_name, settings.experiment_holdout)
+    start = settings.experiment_start
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)  # a start without a zone is UTC, like event times
+    return Experiment(
+        settings.experiment_name,
+        settings.experiment_holdout,
+        control=control_name(settings),
+        start=start.timestamp() if start is not None else None,
+    )
 
 
 def kb_digest(kb_dir: str | Path) -> str:

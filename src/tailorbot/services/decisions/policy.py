@@ -26,9 +26,11 @@ from tailorbot.models.bandit import Choice, ContextualBandit, LinearThompson, Li
 from tailorbot.store.base import CounterStore
 
 
-def make_bandit(settings: Settings, attributes: AttributeContext) -> ContextualBandit:
-    """The bandit the settings ask for, over the decision context's features."""
-    features = feature_names(attributes)
+def make_bandit(settings: Settings, attributes: AttributeContext | None) -> ContextualBandit:
+    """The bandit the settings ask for, over the decision context's features; without
+    ``attributes``, the context-free one (the bias alone: a per-variant mean reward) that the
+    A/B test's control uses."""
+    features = feature_names(attributes) if attributes is not None else []
     if settings.bandit == "thompson":
         return LinearThompson(
             features, v=settings.bandit_alpha, epsilon=settings.bandit_epsilon, seed=settings.seed
@@ -39,13 +41,25 @@ def make_bandit(settings: Settings, attributes: AttributeContext) -> ContextualB
 
 
 class VariantPolicy:
-    """Chooses response variants and learns from rewards, sharing state through ``store``."""
+    """Chooses response variants and learns from rewards, sharing state through ``store``.
 
-    def __init__(self, bandit: ContextualBandit, store: CounterStore, sync_s: float = 1.0) -> None:
+    ``name`` starts the counters' namespace: the personalized policy's ``bandit``, the A/B
+    control's ``control``, so the two never share statistics.
+    """
+
+    def __init__(
+        self,
+        bandit: ContextualBandit,
+        store: CounterStore,
+        sync_s: float = 1.0,
+        name: str = "bandit",
+    ) -> None:
         self.bandit = bandit
         self.store = store
         self.sync_s = sync_s
-        self.namespace = f"bandit:{type(bandit).__name__.lower()}:{bandit.feature_signature()}"
+        self.name = name
+        kind = type(bandit).__name__.lower()
+        self.namespace = f"{name}:{kind}:{bandit.feature_signature()}"
         self._lock = threading.Lock()
         self._synced_at = float("-inf")
         self._segments = SegmentVariantStats()

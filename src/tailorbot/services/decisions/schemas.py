@@ -76,7 +76,9 @@ class PersonalizeResponse(BaseModel):
     articles: list[ArticleOut]
     response: ResponseOut
     user: UserOut
-    experiment_arm: str = Field(description="personalized, or control (the A/B holdout).")
+    experiment_arm: str = Field(
+        description="personalized, control (the A/B holdout) or pre_period (before the start)."
+    )
     model_versions: dict[str, str]
     timings_ms: dict[str, float]
 
@@ -109,14 +111,41 @@ class MeanEstimate(BaseModel):
 
 class ArmReport(BaseModel):
     feedback: int = Field(description="Decisions of this arm with feedback.")
-    csat: MeanEstimate = Field(description="Mean rating (1-5).")
-    resolution_rate: MeanEstimate = Field(description="Share of resolved=true (Wilson interval).")
+    csat: MeanEstimate = Field(description="Mean rating (1-5), user-clustered interval.")
+    resolution_rate: MeanEstimate = Field(description="Share of resolved=true.")
     reward: MeanEstimate = Field(description="Mean bandit reward in [0, 1].")
+
+
+class CupedLift(BaseModel):
+    estimate: float
+    ci95: tuple[float, float]
+    always_valid_ci95: tuple[float, float] | None = None
+
+
+class Lift(BaseModel):
+    estimate: float = Field(description="personalized - control, per-contact means.")
+    ci95: tuple[float, float] = Field(description="95 % interval, clustered by user.")
+    always_valid_ci95: tuple[float, float] | None = Field(
+        None, description="95 % confidence sequence: valid however often one looks."
+    )
+    se: float | None = None
+    n: int = Field(description="Outcomes in both arms.")
+    clusters: int = Field(description="User buckets with outcomes in both arms.")
+    cuped: CupedLift | None = Field(
+        None, description="Adjusted with the users' pre-period outcomes; null without one."
+    )
 
 
 class ExperimentReport(BaseModel):
     name: str
     holdout: float = Field(description="Share of users served by the non-personalized control.")
+    control: str = Field(
+        description="The control policy: context_free_bandit (learns the globally best variant "
+        "from the control arm's feedback) or fixed_variant:<name>."
+    )
+    clusters: str = Field(description="What the intervals are clustered by.")
+    pre_period: bool = Field(False, description="Whether the experiment has a start time.")
     arms: dict[str, ArmReport]
-    csat_lift: MeanEstimate | None = Field(None, description="personalized - control, with CI.")
-    resolution_lift: MeanEstimate | None = None
+    csat_lift: Lift | None = Field(None, description="personalized - control CSAT.")
+    resolution_lift: Lift | None = None
+    reward_lift: Lift | None = None

@@ -57,6 +57,7 @@ class DecisionModels:
     attributes: AttributeContext
     versions: Mapping[str, str] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)  # the intent model's, as saved
+    control: VariantPolicy | None = None  # the A/B control's bandit; None: a fixed variant
 
 
 class DecisionService:
@@ -92,7 +93,8 @@ class DecisionService:
         sync_s = settings.bandit_sync_s
         policy = models.policy
         # Through self.models: use_kb swaps the recommenders while the refresher runs.
-        refreshers = [self._refresh_articles] + ([policy.sync] if sync_s > 0 else [])
+        policies = [policy] + ([models.control] if models.control is not None else [])
+        refreshers = [self._refresh_articles] + ([p.sync for p in policies] if sync_s > 0 else [])
         self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
 
     def _refresh_articles(self) -> None:
@@ -251,7 +253,8 @@ class DecisionService:
             scores = choice.scores
             explored = bool(scores) and choice.arm != max(scores, key=scores.__getitem__)
             return choice.arm, choice.propensity, context, explored
-        return self._control_variant(variants), 1.0, context, False
+        variant, propensity = self._control_choice(variants)  # also during the pre-period
+        return variant, propensity, context, False
 
     def _record(
         self,
@@ -329,9 +332,13 @@ class DecisionService:
             reason = f"message is {len(message)} characters; at most {limit} are accepted"
             raise PayloadTooLarge(reason, problems=[Problem(None, "message", reason)])
 
-    def _control_variant(self, variants: list[str]) -> str:
-        control = self.settings.control_variant
-        return control if control in variants else variants[0]
+    def _control_choice(self, variants: list[str]) -> tuple[str, float]:
+        control = self.models.control
+        if control is None:
+            fixed = self.settings.control_variant
+            return (fixed if fixed in variants else variants[0]), 1.0
+        choice = control.choose({}, variants)  # context-free: the bias alone
+        return choice.arm, choice.propensity
 
     def experiment_report(self) -> ExperimentReport:
         with backend_errors():
@@ -392,12 +399,17 @@ class DecisionService:
         self.experiment.record(
             self.stores.counters,
             arm,
+            decision["user_id"],
             rating=request.rating,
             resolved=request.resolved,
             reward=reward,
         )
-        if reward is not None and arm == "personalized":
+        if reward is None:
+            return
+        if arm == "personalized":
             self.models.policy.learn(decision.get("context", {}), decision["variant"], reward)
+        elif self.models.control is not None:  # the control learns from its own users only
+            self.models.control.learn({}, decision["variant"], reward)
 
 
 def _ms_since(start: float) -> float:
