@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tailorbot.store.base import DecisionStore
 from tests.contract.conftest import StoreOpener, run_threads
 
@@ -46,3 +48,21 @@ def test_erase_user_deletes_every_decision_of_that_user(decision_store: Decision
 
 def test_ping_answers_when_the_store_is_up(decision_store: DecisionStore) -> None:
     decision_store.ping()
+
+
+def test_scan_returns_every_decision_oldest_first_with_its_feedback(
+    decision_store: DecisionStore,
+) -> None:
+    assert list(decision_store.scan()) == []
+    decision_store.put("s1", "u1", {"variant": "short", "n": 1})
+    time.sleep(0.01)
+    middle = time.time()
+    decision_store.put("s2", "u2", {"variant": "long", "n": 2})
+    decision_store.put("s3", "u1", {"variant": "short", "n": 3})
+    decision_store.record_feedback("s2", {"rating": 4})
+    assert [d["n"] for d in decision_store.scan()] == [1, 2, 3]
+    since = list(decision_store.scan(since=middle))
+    assert [d["n"] for d in since] == [2, 3]
+    assert since[0]["feedback"] == {"rating": 4} and "feedback" not in since[1]
+    decision_store.erase_user("u1")
+    assert [d["n"] for d in decision_store.scan()] == [2]

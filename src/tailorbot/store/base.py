@@ -19,7 +19,7 @@ the interfaces they use.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,11 @@ class DecisionStore(_Reachable):
     @abstractmethod
     def erase_user(self, user_id: str) -> None:
         """Delete every decision of the user."""
+
+    @abstractmethod
+    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every decision stored at or after ``since`` (epoch seconds), oldest first, each with
+        its feedback under ``"feedback"`` when given (off-policy evaluation reads this)."""
 
 
 class CounterStore(_Reachable):

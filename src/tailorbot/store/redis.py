@@ -30,7 +30,8 @@ then). Both default to never. Single primary only (no Cluster: scripts span user
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -237,10 +238,12 @@ class RedisDecisionStore(_RedisConcern, DecisionStore):
         if not decisions:
             return
         pipe = self.client.pipeline(transaction=True)
+        stored_at = time.time()
         for decision_id, user_id, record in decisions:
             key = self.key("decision", decision_id)
             index = self.key("user", user_id, "decisions")
-            pipe.hset(key, mapping={"u": user_id, "r": orjson.dumps(dict(record))})
+            mapping = {"u": user_id, "r": orjson.dumps(dict(record)), "t": stored_at}
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             pipe.sadd(index, decision_id)
             if self.decision_ttl:
                 ttl_ms = int(self.decision_ttl * 1000)
@@ -267,6 +270,31 @@ class RedisDecisionStore(_RedisConcern, DecisionStore):
     def erase_user(self, user_id: str) -> None:
         keys = [self.key("user", user_id, "decisions")]
         self._erase(keys=keys, args=[self.key("decision", "")])
+
+    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """SCAN over the decision keys (a full pass, for offline evaluation), sorted by time."""
+        found = []
+        for key in self._scan_keys(self.key("decision", "*")):
+            blob, feedback, stored_at = self._hmget(key, ["r", "f", "t"])
+            if blob is None:
+                continue  # expired or erased since the SCAN saw it
+            at = float(stored_at) if stored_at is not None else 0.0
+            if since is not None and at < since:
+                continue
+            decision: dict[str, Any] = orjson.loads(blob)
+            if feedback is not None:
+                decision["feedback"] = orjson.loads(feedback)
+            found.append((at, decision))
+        found.sort(key=lambda pair: pair[0])
+        return iter([decision for _, decision in found])
+
+    @_guard
+    def _scan_keys(self, pattern: str) -> list[Any]:
+        return list(self.client.scan_iter(match=pattern, count=1000))
+
+    @_guard
+    def _hmget(self, key: Any, fields: list[str]) -> list[Any]:
+        return list(self.client.hmget(key, fields))
 
 
 class RedisCounterStore(_RedisConcern, CounterStore):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +303,19 @@ class SqliteDecisionStore(_SqliteConcern, DecisionStore):
         with self.file.write() as conn:
             conn.execute("DELETE FROM decisions WHERE user_id = ?", (user_id,))
         self.file.scrub()
+
+    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        with self.file.read() as conn:
+            rows = conn.execute(
+                "SELECT record, feedback FROM decisions WHERE created_at >= ? "
+                "ORDER BY created_at, rowid",
+                (since if since is not None else float("-inf"),),
+            ).fetchall()
+        for record, feedback in rows:
+            decision: dict[str, Any] = orjson.loads(record)
+            if feedback is not None:
+                decision["feedback"] = orjson.loads(feedback)
+            yield decision
 
     def __repr__(self) -> str:
         return f"SqliteDecisionStore(path={str(self.file.path)!r})"
