@@ -1,0 +1,38 @@
+"""Inverse propensity scoring (Horvitz-Thompson)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tailorbot.models.evaluation.ope.base import OffPolicyEstimator, PolicyValue, mean_with_interval
+
+
+class InverseProbabilityWeighting(OffPolicyEstimator):
+    """``mean(w * reward)`` with ``w = pi(a|x) / pscore``: unbiased when every action the
+    target takes had a non-zero logging propensity, but its variance grows with the weights.
+
+    >>> import numpy as np
+    >>> ips = InverseProbabilityWeighting()
+    >>> reward, action = np.array([1.0, 0.0, 1.0, 0.0]), np.array([0, 1, 0, 1])
+    >>> pscore = np.full(4, 0.5)
+    >>> always_first = np.array([[1.0, 0.0]] * 4)
+    >>> ips.estimate_policy_value(reward, action, pscore, always_first).value
+    1.0
+    """
+
+    name = "ips"
+
+    def __init__(self, clip: float | None = None) -> None:
+        self.clip = clip
+
+    def estimate_policy_value(
+        self,
+        reward: np.ndarray,
+        action: np.ndarray,
+        pscore: np.ndarray,
+        action_dist: np.ndarray,
+        estimated_rewards: np.ndarray | None = None,
+        clusters: np.ndarray | None = None,
+    ) -> PolicyValue:
+        weights = self._weights(action, pscore, action_dist)
+        return mean_with_interval(weights * reward, weights, clusters)
