@@ -1,0 +1,179 @@
+"""``tailorbot evaluate-policy``: what other response-variant policies would have achieved,
+estimated off-policy from the logged decisions (docs/ope.md).
+
+The decisions come from the archive when one is configured (``archive_url``: it keeps every
+decision), else from the online store's decision records (``DecisionStore.scan``; a Redis
+store keeps them only ``decision_ttl`` seconds).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from tailorbot.cli.common import (
+    CliError,
+    ConfigOption,
+    DataDirOption,
+    load_settings,
+    reports_errors,
+)
+
+ESTIMATORS = ("ips", "snips", "dr")
+LOW_ESS = 100  # below this many effective decisions an estimate is a rough guess
+
+
+@reports_errors
+def evaluate_policy(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
+    ] = None,
+    estimator: Annotated[str, typer.Option("--estimator", help="ips, snips, dr or all.")] = "all",
+    folds: Annotated[
+        int, typer.Option("--folds", min=2, max=20, help="Cross-fitting folds (by user).")
+    ] = 2,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Estimate the value (reward, CSAT, resolution) of candidate variant policies from the log."""
+    from tailorbot.models.evaluation.ope import LoggedDecisions, evaluate_policies
+
+    settings = load_settings(config, data_dir=data_dir)
+    estimators = _estimators(estimator)
+    start = _parse_since(since)
+    records = _decision_records(settings, start)
+    log = LoggedDecisions.from_records(records, actions=_kb_variants(settings))
+    if len(log) < 2:
+        raise CliError(
+            f"only {len(log)} logged decisions with feedback and a propensity"
+            f"{' since ' + since if since else ''}: nothing to evaluate"
+        )
+    found = evaluate_policies(log, _candidates(settings, log.actions), estimators, folds=folds)
+    rows = [_row(e) for e in found]
+    if json_output:
+        typer.echo(json.dumps({"decisions": len(log), "policies": rows}))
+        return
+    _print(rows, len(log))
+
+
+def _estimators(name: str) -> list[Any]:
+    from tailorbot.models.evaluation.ope import (
+        DoublyRobust,
+        InverseProbabilityWeighting,
+        SelfNormalizedIPS,
+    )
+
+    every = {
+        "ips": InverseProbabilityWeighting(),
+        "snips": SelfNormalizedIPS(),
+        "dr": DoublyRobust(),
+    }
+    if name == "all":
+        return list(every.values())
+    if name not in every:
+        raise CliError(f"--estimator: {name!r} is not one of ips, snips, dr, all")
+    return [every[name]]
+
+
+def _parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(since)
+    except ValueError:
+        raise CliError(f"--since: {since!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _decision_records(settings: Any, start: datetime | None) -> list[dict[str, Any]]:
+    if settings.archive_url is not None:
+        from tailorbot.archive import open_archive
+
+        archive = open_archive(settings.archive_url)
+        try:
+            return list(archive.iter_decisions(since=start))
+        finally:
+            archive.close()
+    from tailorbot.cli.recs import _exists
+    from tailorbot.store import open_stores
+
+    url = settings.resolved_store_url()
+    if not _exists(url):
+        raise CliError(f"no decision store at {url} (give --data-dir of a server's data)")
+    stores = open_stores(url)
+    try:
+        return list(stores.decisions.scan(start.timestamp() if start is not None else None))
+    finally:
+        stores.close()
+
+
+def _kb_variants(settings: Any) -> list[str]:
+    from tailorbot.kb.model import VARIANTS
+
+    return list(VARIANTS)
+
+
+def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
+    """Each fixed variant, the A/B control's context-free bandit, and the contextual bandit
+    with the configured settings and two others."""
+    from tailorbot.features.context import AttributeContext, feature_names
+    from tailorbot.models.bandit import LinUCB
+    from tailorbot.models.evaluation.ope import FixedVariant, LearnedBandit
+
+    features = feature_names(AttributeContext(settings.context_attributes))
+    alpha, epsilon, seed = settings.bandit_alpha, settings.bandit_epsilon, settings.seed
+    candidates: list[Any] = [FixedVariant(v) for v in actions]
+    candidates.append(
+        LearnedBandit(
+            "context_free_bandit",
+            lambda: LinUCB([], alpha=alpha, epsilon=epsilon, seed=seed),
+            contextual=False,
+        )
+    )
+    for a, e in dict.fromkeys([(alpha, epsilon), (0.0, epsilon), (alpha, 0.2)]):
+        make = functools.partial(LinUCB, features, alpha=a, epsilon=e, seed=seed)
+        candidates.append(LearnedBandit(f"contextual_bandit(alpha={a:g},epsilon={e:g})", make))
+    return candidates
+
+
+def _row(estimate: Any) -> dict[str, Any]:
+    return {
+        "name": estimate.policy,
+        "estimator": estimate.estimator,
+        "metric": estimate.metric,
+        "value": round(estimate.value, 5),
+        "ci95": [round(estimate.ci95[0], 5), round(estimate.ci95[1], 5)],
+        "n": estimate.n,
+        "ess": round(estimate.ess, 1),
+        "unsupported": round(estimate.unsupported, 4),
+    }
+
+
+def _print(rows: list[dict[str, Any]], decisions: int) -> None:
+    typer.echo(f"{decisions} logged decisions with feedback; 95 % intervals clustered by user")
+    for metric in dict.fromkeys(r["metric"] for r in rows):
+        typer.echo(f"\n{metric}")
+        typer.echo(
+            f"  {'policy':<42} {'estimator':<9} {'value':>7}  {'95 % interval':<18} {'ess':>7}"
+        )
+        for r in (r for r in rows if r["metric"] == metric):
+            low, high = r["ci95"]
+            warn = ""
+            if r["unsupported"] > 0:
+                warn = f"  ! {r['unsupported']:.0%} of its choices never logged: biased"
+            elif r["ess"] < LOW_ESS:
+                warn = "  ! low ESS: do not trust"
+            typer.echo(
+                f"  {r['name']:<42} {r['estimator']:<9} {r['value']:>7.3f}  "
+                f"[{low:.3f}, {high:.3f}]{'':<2} {r['ess']:>7.0f}{warn}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate-policy")(evaluate_policy)

@@ -1,0 +1,68 @@
+"""`tailorbot evaluate-policy` on the log of a small demo run (a real server, real records)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tailorbot.cli import app
+from tests.services.decisions.conftest import save_model
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    save_model(directory)
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--data-dir", str(directory), "--customers", "30", "--contacts", "120", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+def test_evaluate_policy_estimates_every_candidate_with_intervals(demo_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(demo_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["decisions"] == 120
+    rows = report["policies"]
+    names = {r["name"] for r in rows}
+    assert {"logged", "fixed:concise", "fixed:step_by_step", "fixed:empathetic"} <= names
+    assert "context_free_bandit" in names
+    assert sum(n.startswith("contextual_bandit(") for n in names) == 3
+    assert {r["estimator"] for r in rows} == {"on_policy", "ips", "snips", "dr"}
+    assert {r["metric"] for r in rows} == {"reward", "csat", "resolution"}
+    for r in rows:
+        assert set(r) >= {"name", "estimator", "value", "ci95", "n", "ess"}
+        assert r["ci95"][0] <= r["value"] <= r["ci95"][1]
+        assert 0 < r["ess"] <= r["n"] <= 120
+    logged = next(r for r in rows if r["name"] == "logged" and r["metric"] == "reward")
+    assert logged["ess"] == logged["n"] == 120
+
+
+def test_evaluate_policy_since_later_than_the_log_is_one_clear_error(demo_dir: Path) -> None:
+    args = ["evaluate-policy", "--data-dir", str(demo_dir), "--since", "2999-01-01T00:00:00Z"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "0 logged decisions" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "--since: 'yesterday' is not an ISO 8601 time"),
+        (["--estimator", "magic"], "--estimator: 'magic' is not one of"),
+    ],
+)
+def test_bad_options_are_one_line_errors(demo_dir: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(demo_dir), *args])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_a_data_dir_without_decisions_is_one_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "no decision store" in result.output
