@@ -44,6 +44,18 @@ def test_evaluate_policy_estimates_every_candidate_with_intervals(demo_dir: Path
     assert logged["ess"] == logged["n"] == 120
 
 
+def test_evaluate_policy_on_one_arm(demo_dir: Path) -> None:
+    args = ["evaluate-policy", "--data-dir", str(demo_dir), "--arm", "control", "--json"]
+    result = CliRunner().invoke(app, [*args, "--estimator", "dr"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["policies"]
+    assert {r["estimator"] for r in rows} == {"on_policy", "dr"}
+    logged = next(r for r in rows if r["name"] == "logged" and r["metric"] == "reward")
+    assert 0 < logged["n"] < 120  # the control arm's share of the decisions
+    nobody = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(demo_dir), "--arm", "x"])
+    assert nobody.exit_code == 1 and "in arm x" in nobody.output
+
+
 def test_evaluate_policy_since_later_than_the_log_is_one_clear_error(demo_dir: Path) -> None:
     args = ["evaluate-policy", "--data-dir", str(demo_dir), "--since", "2999-01-01T00:00:00Z"]
     result = CliRunner().invoke(app, args)

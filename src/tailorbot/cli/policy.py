@@ -36,6 +36,10 @@ def evaluate_policy(
         typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
     ] = None,
     estimator: Annotated[str, typer.Option("--estimator", help="ips, snips, dr or all.")] = "all",
+    arm: Annotated[
+        str | None,
+        typer.Option("--arm", help="Only decisions of this A/B arm (personalized or control)."),
+    ] = None,
     folds: Annotated[
         int, typer.Option("--folds", min=2, max=20, help="Cross-fitting folds (by user).")
     ] = 2,
@@ -48,11 +52,14 @@ def evaluate_policy(
     estimators = _estimators(estimator)
     start = _parse_since(since)
     records = _decision_records(settings, start)
+    if arm is not None:
+        records = [r for r in records if r.get("arm") == arm]
     log = LoggedDecisions.from_records(records, actions=_kb_variants(settings))
     if len(log) < 2:
         raise CliError(
             f"only {len(log)} logged decisions with feedback and a propensity"
-            f"{' since ' + since if since else ''}: nothing to evaluate"
+            f"{' since ' + since if since else ''}{' in arm ' + arm if arm else ''}: "
+            "nothing to evaluate"
         )
     found = evaluate_policies(log, _candidates(settings, log.actions), estimators, folds=folds)
     rows = [_row(e) for e in found]
