@@ -9,13 +9,8 @@ from tests.contract.conftest import StoreOpener, record
 def test_get_returns_the_record_as_put(feature_store: FeatureStore) -> None:
     assert feature_store.get("u1") is None
     put = FeatureRecord(
-        "u1",
-        {"messages": 3, "intents": ["card_lost", "pin"], "csat": {"ewma": 0.75}},
-        partition=2,
-        offset=7,
-        event_time=1_700_000_000.5,
-        updated_at=1_700_000_001.25,
-        version=2,
+        "u1", {"messages": 3, "intents": ["card_lost", "pin"], "csat": {"ewma": 0.75}},
+        partition=2, offset=7, event_time=1_700_000_000.5, updated_at=1_700_000_001.25, version=2,
     )
     feature_store.put_many([put])
     assert feature_store.get("u1") == put

@@ -91,9 +91,7 @@ def test_read_starts_at_an_offset_and_returns_at_most_max_records(event_log: Eve
     p = event_log.partition_for("alice")
     got = event_log.read(p, 4, 3)
     assert [(r.partition, r.offset, r.key, r.value) for r in got] == [
-        (p, 4, "alice", b"4"),
-        (p, 5, "alice", b"5"),
-        (p, 6, "alice", b"6"),
+        (p, 4, "alice", b"4"), (p, 5, "alice", b"5"), (p, 6, "alice", b"6"),
     ]
     assert [r.value for r in event_log.read(p, 8, 100)] == [b"8", b"9"]
     assert event_log.read(p, 10, 5) == []

@@ -18,7 +18,7 @@ from tailorbot.features.context import (
 from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import CONTEXT_KEYS, feature_view
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
-from tests.services.decisions.conftest import ask, runtime_of
+from tests.services.decisions.conftest import WAIT_S, ask, runtime_of
 
 
 def test_attributes_read_as_numbers_in_zero_one() -> None:
@@ -157,6 +157,7 @@ def test_the_channel_and_language_reach_the_stored_decision(make_service: Any) -
         context=PersonalizeContext(channel="email", language="es"),
     )
     answer = service.personalize(request)
+    assert service.recorder.wait_written(answer.decision_id, timeout_s=WAIT_S)
     context = runtime_of(service).stores.decisions.get(answer.decision_id)["context"]
     assert context["channel_email"] == 1.0 and context["channel_chat"] == 0.0
     assert context["language_non_default"] == 1.0
