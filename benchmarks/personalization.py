@@ -32,6 +32,7 @@ from typing import Any
 from _harness import machine
 
 VARIANTS = ("concise", "step_by_step", "empathetic")
+CUSTOMERS = [400]  # set from --customers (the ceilings use the demo's population)
 
 
 def tailorbot(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -84,6 +85,15 @@ def lift_table(runs: dict[str, list[dict[str, Any]]], seeds: list[int]) -> None:
                 f"{fmt(ab['resolution_lift'])} | {'yes' if covers else 'no'} |"
             )
         print(f"| {world} | | | | | **{covering} of {len(reports)}** |")
+    print("\nutility ceilings of the default world (rating points; gain over the best fixed):")
+    for seed in seeds:
+        c = ceilings(seed, CUSTOMERS[0])
+        print(
+            f"  seed {seed}: best fixed {c['best_fixed']:+.3f}; generic context "
+            f"{c['generic_context'] - c['best_fixed']:+.3f}; + tenure "
+            f"{c['generic_and_tenure'] - c['best_fixed']:+.3f}; oracle "
+            f"{c['oracle'] - c['best_fixed']:+.3f}"
+        )
     print("\npreferred-variant share (personalized first quarter -> last quarter; control):")
     for world, reports in runs.items():
         for seed, report in zip(seeds, reports, strict=True):
@@ -92,6 +102,39 @@ def lift_table(runs: dict[str, list[dict[str, Any]]], seeds: list[int]) -> None:
                 f"  {world} seed {seed}: {share['personalized_first_quarter']:.3f} -> "
                 f"{share['personalized_last_quarter']:.3f}; control {share['control']:.3f}"
             )
+
+
+def ceilings(seed: int, customers: int) -> dict[str, float]:
+    """What a variant policy can gain at most in this seed's population, in rating points of
+    utility (contacts weighted by contact rate): the best fixed variant, the best policy that
+    knows what the engine's generic context carries (tier group, channel, language), one that
+    also knows the tenure, and an oracle that knows each customer's utilities."""
+    from collections import defaultdict
+
+    import numpy as np
+
+    from tailorbot.sim import CustomerPopulation
+
+    population = list(CustomerPopulation(size=customers, seed=seed, intents=["x"]))
+    weight = np.array([c.contact_rate for c in population])
+    weight /= weight.sum()
+    utility = np.array([c.utilities for c in population])
+
+    def best_per_cell(key: Any) -> float:
+        cells: dict[Any, list[int]] = defaultdict(list)
+        for i, c in enumerate(population):
+            cells[key(c)].append(i)
+        return sum(float((weight[ix, None] * utility[ix]).sum(0).max()) for ix in cells.values())
+
+    def generic(c: Any) -> tuple[Any, ...]:
+        return (c.tier != "standard", c.channel, c.language != "en")
+
+    return {
+        "best_fixed": best_per_cell(lambda c: 0),
+        "generic_context": best_per_cell(generic),
+        "generic_and_tenure": best_per_cell(lambda c: (*generic(c), c.new_account)),
+        "oracle": float((weight * utility.max(1)).sum()),
+    }
 
 
 def ope_rows(directory: Path, arm: str | None) -> dict[tuple[str, str], dict[str, Any]]:
@@ -135,8 +178,12 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=400)
     ap.add_argument("--onpolicy-contacts", type=int, default=2000, help="per fixed-variant run")
     ap.add_argument("--skip-ope", action="store_true", help="only the A/B lift figure")
+    ap.add_argument(
+        "--long-contacts", type=int, default=0, help="also one default-world run this long (seed 0)"
+    )
     ap.add_argument("--json", help="also write every raw result to this file")
     args = ap.parse_args()
+    CUSTOMERS[0] = args.customers
     print(f"# personalization evidence ({machine()})")
     raw: dict[str, Any] = {"lift": {}, "ope": []}
     with tempfile.TemporaryDirectory(prefix="tb-personal-") as tmp:
@@ -156,6 +203,18 @@ def main() -> None:
                 runs[world].append(demo(directory, seed, args, *extra))
         raw["lift"] = runs
         lift_table(runs, args.seeds)
+        if args.long_contacts:
+            directory = fresh_dir(root, model_dir, "long")
+            long = demo(directory, args.seeds[0], args, "--contacts", str(args.long_contacts))
+            raw["long"] = long
+            share = long["preferred_variant_share"]
+            print(
+                f"\nlong run ({args.long_contacts} contacts, seed {args.seeds[0]}): CSAT lift "
+                f"{fmt(long['ab']['csat_lift'])}, resolution lift "
+                f"{fmt(long['ab']['resolution_lift'])}; preferred-variant share "
+                f"{share['personalized_first_quarter']:.3f} -> "
+                f"{share['personalized_last_quarter']:.3f} (control {share['control']:.3f})"
+            )
         if not args.skip_ope:
             for seed in args.seeds:
                 logged = root / f"default-{seed}"
