@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import doctest
 import time
 from typing import Any
 
 from tailorbot.events.profile import UserProfile
+from tailorbot.features import context as context_module
 from tailorbot.features.context import (
     ACTION_KEYS,
     REQUEST_KEYS,
@@ -19,6 +21,10 @@ from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import CONTEXT_KEYS, feature_view
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 from tests.services.decisions.conftest import WAIT_S, ask, runtime_of
+
+
+def test_docstring_example_runs() -> None:
+    assert doctest.testmod(context_module).failed == 0
 
 
 def test_attributes_read_as_numbers_in_zero_one() -> None:

@@ -24,6 +24,7 @@ from tailorbot.models.evaluation.ope import (
     base,
     data,
     dr,
+    evaluate,
     evaluate_policies,
     ips,
     policies,
@@ -88,7 +89,7 @@ def on_policy_value(seed: int, variant: str, contacts: int) -> float:
 
 
 def test_docstring_examples_run() -> None:
-    for module in (ope, base, data, dr, ips, policies, reward_model, snips):
+    for module in (ope, base, data, dr, evaluate, ips, policies, reward_model, snips):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 import time
 from typing import Any
 
 import pytest
 
+from tailorbot.services.decisions import experiment as experiment_module
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.schemas import MeanEstimate
 from tests.services.decisions.conftest import ask, runtime_of, tell
@@ -19,6 +21,10 @@ def contains(estimate: MeanEstimate, value: float) -> bool:
     assert estimate.ci95 is not None
     low, high = estimate.ci95
     return low <= value <= high
+
+
+def test_docstring_example_runs() -> None:
+    assert doctest.testmod(experiment_module).failed == 0
 
 
 # --- the split ------------------------------------------------------------------------------

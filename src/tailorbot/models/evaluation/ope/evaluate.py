@@ -4,6 +4,14 @@ The log is split into ``folds`` by user. For each fold, the reward model (doubly
 every learning policy are fit on the other folds and applied to this one, so no decision is
 scored by a model that saw it. The logged policy itself needs no weights: its value is the
 mean observed outcome (estimator ``on_policy``).
+
+>>> from tailorbot.models.evaluation.ope import FixedVariant, LoggedDecisions, SelfNormalizedIPS
+>>> records = [{"user_id": f"u{i}", "variant": "ab"[i % 2], "propensity": 0.5, "context": {},
+...             "feedback": {"reward": float(i % 2)}} for i in range(40)]
+>>> found = evaluate_policies(LoggedDecisions.from_records(records), [FixedVariant("b")],
+...                           [SelfNormalizedIPS()], metrics=["reward"])
+>>> [(e.policy, e.estimator, e.value, e.n) for e in found]
+[('logged', 'on_policy', 0.5, 40), ('fixed:b', 'snips', 1.0, 40)]
 """
 
 from __future__ import annotations
