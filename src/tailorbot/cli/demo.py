@@ -230,14 +230,14 @@ def _print(s: dict[str, Any]) -> None:
         f"  events processed     {s['events_processed']:,}",
         "",
         f"  A/B test, 95 % CI    personalized (n={mine['feedback']})  vs  "
-        f"control (n={ctrl['feedback']}: {_control_words(exp['control'])}, "
-        "intent-only articles); intervals clustered by user",
+        f"control (n={ctrl['feedback']}), intervals clustered by user",
+        f"    control policy     {_control_words(exp['control'])}, intent-only articles",
         f"    CSAT (1-5)         {_fmt_ci(mine['csat'])}  vs  {_fmt_ci(ctrl['csat'])}",
         f"    resolution rate    {_fmt_ci(mine['resolution_rate'], True)}  vs  "
         f"{_fmt_ci(ctrl['resolution_rate'], True)}",
         f"    CSAT lift          {_fmt_ci(exp['csat_lift'])}",
         f"    resolution lift    {_fmt_ci(exp['resolution_lift'], True)}",
-        f"    CSAT lift, always-valid interval (for repeated looks) "
+        f"    CSAT lift, always-valid interval (valid at every look) "
         f"{_fmt_always_valid(exp['csat_lift'])}",
     ]
     if share["personalized_first_quarter"] is not None:
