@@ -25,7 +25,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_policy_estimates_every_candidate_with_intervals(demo_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(demo_dir), "--json"])
+    args = ["evaluate-policy", "--data-dir", str(demo_dir), "--json", "--estimator", "all"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["decisions"] == 120
@@ -46,7 +47,7 @@ def test_evaluate_policy_estimates_every_candidate_with_intervals(demo_dir: Path
 
 def test_evaluate_policy_on_one_arm(demo_dir: Path) -> None:
     args = ["evaluate-policy", "--data-dir", str(demo_dir), "--arm", "control", "--json"]
-    result = CliRunner().invoke(app, [*args, "--estimator", "dr"])
+    result = CliRunner().invoke(app, args)  # the default estimator: doubly robust
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)["policies"]
     assert {r["estimator"] for r in rows} == {"on_policy", "dr"}

@@ -35,7 +35,9 @@ def evaluate_policy(
         str | None,
         typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
     ] = None,
-    estimator: Annotated[str, typer.Option("--estimator", help="ips, snips, dr or all.")] = "all",
+    estimator: Annotated[
+        str, typer.Option("--estimator", help="dr (doubly robust, default), snips, ips or all.")
+    ] = "dr",
     arm: Annotated[
         str | None,
         typer.Option("--arm", help="Only decisions of this A/B arm (personalized or control)."),
