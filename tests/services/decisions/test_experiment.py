@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -235,3 +236,22 @@ def test_a_split_experiment_reports_both_arms(make_service: Any) -> None:
     counters = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
     n_personalized = sum(v for k, v in counters.items() if k.endswith("/n"))
     assert n_personalized == len(arms["personalized"])
+
+
+def test_before_the_start_the_service_serves_the_control_and_keeps_a_pre_period(
+    make_service: Any,
+) -> None:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    _, service = make_service(experiment_holdout=0.5, experiment_start=start)
+    for i in range(6):
+        answer = ask(service, f"early{i}", CARD_MESSAGE)
+        assert answer.experiment_arm == "pre_period"
+        assert answer.user.personalized is False
+        tell(service, answer.decision_id, rating=4)
+    report = service.experiment_report()
+    assert report.pre_period is True
+    assert report.arms["control"].feedback == report.arms["personalized"].feedback == 0
+    counters = runtime_of(service).stores.counters.counters(service.experiment.namespace)
+    assert sum(v for k, v in counters.items() if k.endswith("/pre/rating_n")) == 6
+    # The control's bandit served (and learned from) the pre-period; the personalized did not.
+    assert runtime_of(service).stores.counters.counters(service.models.policy.namespace) == {}
