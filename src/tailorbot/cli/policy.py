@@ -131,11 +131,14 @@ def _kb_variants(settings: Any) -> list[str]:
 def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
     """Each fixed variant, the A/B control's context-free bandit, and the contextual bandit
     with the configured settings and two others."""
-    from tailorbot.features.context import AttributeContext, feature_names
+    from tailorbot.features.context import ACTION_KEYS, AttributeContext, feature_names
     from tailorbot.models.bandit import LinUCB
     from tailorbot.models.evaluation.ope import FixedVariant, LearnedBandit
 
-    features = feature_names(AttributeContext(settings.context_attributes))
+    # The log keeps the chosen variant's action features only (its memory of the customer),
+    # not those of the variants it did not choose: the off-line candidates see the rest.
+    declared = feature_names(AttributeContext(settings.context_attributes))
+    features = [name for name in declared if name not in ACTION_KEYS]
     alpha, epsilon, seed = settings.bandit_alpha, settings.bandit_epsilon, settings.seed
     candidates: list[Any] = [FixedVariant(v) for v in actions]
     candidates.append(

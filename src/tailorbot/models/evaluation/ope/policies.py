@@ -58,6 +58,7 @@ class LearnedBandit(TargetPolicy):
     """A bandit (built by ``make``) that learns from ``train``'s logged rewards, then acts.
 
     ``contextual=False`` hides the context from it (the A/B control's context-free bandit).
+    Only the features the bandit declares are read from the logged contexts.
     """
 
     def __init__(
