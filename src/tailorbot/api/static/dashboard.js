@@ -9,9 +9,11 @@ function seriesOf(points, name, pick) {
 }
 
 function estimate(label, est) {
-  if (!est || est.mean === null) return { label, mean: null };
+  // An arm's mean is `mean`; a lift (personalized - control) is `estimate`.
+  const mean = est ? (est.mean !== undefined ? est.mean : est.estimate) : null;
+  if (mean === null || mean === undefined) return { label, mean: null };
   const ci = est.ci95 || [null, null];
-  return { label, mean: est.mean, lo: ci[0], hi: ci[1], n: est.n };
+  return { label, mean, lo: ci[0], hi: ci[1], n: est.n };
 }
 
 function drawTimeSeries(series) {
