@@ -14,6 +14,7 @@ from tailorbot.models.intent import (
     load_dataset,
     normalize_label,
 )
+from tailorbot.models.intent.dataset import BUILTIN_INTENTS
 
 
 def test_csv_with_intent_or_category_header(tmp_path: Path) -> None:
@@ -106,7 +107,8 @@ def test_bundled_out_of_scope_split_is_disjoint_and_stable() -> None:
 
 def test_default_dataset_and_hash() -> None:
     data = default_dataset("test")
-    assert len(data) == 3080 + len(bundled_dataset("out_of_scope", "test"))
+    builtin = bundled_dataset("builtin_intents", "test")
+    assert len(data) == 3080 + len(builtin) + len(bundled_dataset("out_of_scope", "test"))
     assert data.content_hash() == default_dataset("test").content_hash()
     other = IntentDataset(data.texts[:-1], data.labels[:-1])
     assert other.content_hash() != data.content_hash()
@@ -117,3 +119,17 @@ def test_unknown_bundled_name_or_split() -> None:
         bundled_dataset("clinc", "train")
     with pytest.raises(ValueError, match="split"):
         bundled_dataset("banking77", "dev")
+
+
+def test_builtin_intents_are_all_present_and_can_be_switched_off() -> None:
+    train = bundled_dataset("builtin_intents", "train")
+    test = bundled_dataset("builtin_intents", "test")
+    assert set(train.labels) == set(test.labels) == set(BUILTIN_INTENTS)
+    assert not set(train.texts) & set(test.texts)
+    assert len(train) + len(test) >= 300
+    only_handoff = default_dataset("train", builtin_intents=["human_handoff"])
+    assert "greeting" not in only_handoff.labels and "human_handoff" in only_handoff.labels
+    greeting = train.texts[train.labels.index("greeting")]
+    assert only_handoff.labels[only_handoff.texts.index(greeting)] == OUT_OF_SCOPE
+    with pytest.raises(ValueError, match="unknown built-in intents"):
+        default_dataset("train", builtin_intents=["smalltalk"])

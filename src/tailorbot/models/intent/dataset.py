@@ -13,6 +13,14 @@ Banking77's ``reverted_card_payment?`` becomes ``reverted_card_payment``.
 ('refund_not_showing_up', 'reverted_card_payment')
 >>> len(bundled_dataset("banking77", "test")), bundled_dataset("out_of_scope", "test").labels[0]
 (3080, 'out_of_scope')
+
+The built-in conversational intents (``human_handoff``, ``greeting``, ``goodbye``, ``thanks``,
+``affirm``, ``deny``; rows written for this project) join Banking77 in :func:`default_dataset`;
+an intent switched off there is trained as ``out_of_scope`` instead, so ``hi`` then falls back:
+
+>>> sorted(set(default_dataset("test", builtin_intents=("greeting",)).labels) - set(
+...     bundled_dataset("banking77", "test").labels))
+['greeting', 'out_of_scope']
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ LABEL_COLUMNS = ("intent", "category")
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 OOS_TEST_SHARE = 0.3  # of the bundled out-of-scope rows, chosen by a hash of the text
+BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
+BUNDLED = ("banking77", "out_of_scope", "builtin_intents")
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_.:@\-]+")
 
@@ -110,10 +120,10 @@ def load_dataset(path: str | Path) -> IntentDataset:
 
 
 def bundled_dataset(name: str, split: str) -> IntentDataset:
-    """A bundled data set, ``banking77`` or ``out_of_scope``, split ``train`` or ``test``.
+    """A bundled data set (one of ``BUNDLED``), split ``train`` or ``test``.
 
-    The out-of-scope rows are split by a hash of their text (``OOS_TEST_SHARE`` to test), so
-    the split never changes when rows are added elsewhere in the file.
+    The out-of-scope and built-in rows are split by a hash of their text (``OOS_TEST_SHARE`` to
+    test), so the split never changes when rows are added elsewhere in the file.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -122,8 +132,8 @@ def bundled_dataset(name: str, split: str) -> IntentDataset:
         with resources.as_file(data.joinpath("banking77", f"{split}.csv")) as path:
             dataset = load_dataset(path)
         return IntentDataset(dataset.texts, dataset.labels, f"banking77/{split}", dataset.renamed)
-    if name == "out_of_scope":
-        with resources.as_file(data.joinpath("out_of_scope.csv")) as path:
+    if name in ("out_of_scope", "builtin_intents"):
+        with resources.as_file(data.joinpath(f"{name}.csv")) as path:
             dataset = load_dataset(path)
         keep = [
             i for i, text in enumerate(dataset.texts) if _in_test_share(text) == (split == "test")
@@ -131,14 +141,28 @@ def bundled_dataset(name: str, split: str) -> IntentDataset:
         return IntentDataset(
             tuple(dataset.texts[i] for i in keep),
             tuple(dataset.labels[i] for i in keep),
-            f"out_of_scope/{split}",
+            f"{name}/{split}",
         )
-    raise ValueError(f"unknown bundled data set {name!r}; known: banking77, out_of_scope")
+    raise ValueError(f"unknown bundled data set {name!r}; known: {', '.join(BUNDLED)}")
 
 
-def default_dataset(split: str) -> IntentDataset:
-    """Banking77 plus the bundled out-of-scope rows, both of the same split."""
-    return bundled_dataset("banking77", split) + bundled_dataset("out_of_scope", split)
+def default_dataset(
+    split: str, builtin_intents: Iterable[str] = BUILTIN_INTENTS
+) -> IntentDataset:
+    """Banking77, the built-in intents and the out-of-scope rows, all of the same split.
+
+    Built-in intents not in ``builtin_intents`` are relabelled ``out_of_scope``.
+    """
+    enabled = set(builtin_intents)
+    unknown = sorted(enabled - set(BUILTIN_INTENTS))
+    if unknown:
+        raise ValueError(f"unknown built-in intents {unknown}; known: {list(BUILTIN_INTENTS)}")
+    builtin = bundled_dataset("builtin_intents", split)
+    relabelled = tuple(label if label in enabled else OUT_OF_SCOPE for label in builtin.labels)
+    builtin = IntentDataset(builtin.texts, relabelled, builtin.source)
+    return (
+        bundled_dataset("banking77", split) + builtin + bundled_dataset("out_of_scope", split)
+    )
 
 
 def _in_test_share(text: str) -> bool:
