@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip")
 PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
+BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
 
 
 class Settings(BaseSettings):
@@ -164,6 +165,41 @@ class Settings(BaseSettings):
         ("*handoff*", "action_*human*"),
         description="Rasa action names (shell patterns) that mean a human takes over.",
     )
+
+    # --- intent model (what `tailorbot train` builds) --------------------------------
+    intent_model: str = Field(
+        "hybrid",
+        pattern="^(hybrid|tfidf)$",
+        description="hybrid: TF-IDF + WordLlama static embeddings; tfidf: n-grams only.",
+    )
+    builtin_intents: tuple[str, ...] = Field(
+        BUILTIN_INTENTS,
+        description="Built-in conversational intents trained with the bundled data; one "
+        "left out is trained as out_of_scope.",
+    )
+    fallback_target_recall: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Out-of-scope recall the fallback must reach on validation (the best "
+        "in-scope accuracy among thresholds that reach it); default: the cost objective.",
+    )
+    intent_language: str = Field(
+        "en", pattern="^[a-z]{2}$", description="Language of the bundled training data."
+    )
+    detect_languages: tuple[str, ...] = Field(
+        ("en", "de", "fr", "es", "it", "nl", "pt"),
+        description="Languages the message-language detector chooses among; empty: off.",
+    )
+
+    @model_validator(mode="after")
+    def _intent_settings_fit(self) -> Settings:
+        unknown = sorted(set(self.builtin_intents) - set(BUILTIN_INTENTS))
+        if unknown:
+            raise ValueError(f"builtin_intents: unknown {unknown}; known: {list(BUILTIN_INTENTS)}")
+        if self.detect_languages and self.intent_language not in self.detect_languages:
+            raise ValueError("detect_languages must include intent_language")
+        return self
 
     @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:

@@ -2,8 +2,10 @@
 
 Data files are CSV (``text,intent``, or Banking77's ``text,category``) or JSONL
 (``{"text": ..., "intent": ...}``); rows labelled ``out_of_scope`` are negatives. Without
-``--data``, ``train`` uses the bundled Banking77 train split plus the bundled out-of-scope
-train rows, and ``evaluate`` the matching test splits.
+``--data``, ``train`` uses the bundled Banking77 train split, the built-in conversational
+intents the settings keep (``builtin_intents``) and the bundled out-of-scope train rows, and
+``evaluate`` the matching test splits. ``--language-data de=german.csv`` (repeatable) trains
+one more model per language; messages are routed by their detected language.
 """
 
 from __future__ import annotations
@@ -37,15 +39,45 @@ def train(
         float,
         typer.Option("--validation-fraction", min=0.01, max=0.9, help="Held-out share per intent."),
     ] = 0.15,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="hybrid or tfidf; default: the intent_model setting."),
+    ] = None,
+    language_data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--language-data",
+            help="LANG=FILE: a model for messages detected in LANG (repeatable).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Train an intent model, calibrate its fallback and save it as a new version."""
     from tailorbot.models import registry
-    from tailorbot.models.intent import default_dataset, load_dataset, train_intent_model
+    from tailorbot.models.intent import default_dataset, load_dataset
+    from tailorbot.models.intent.training import INTENT_MODELS, train_language_routed_model
 
     settings = load_settings(config, data_dir=data_dir)
-    dataset = load_dataset(data) if data is not None else default_dataset("train")
-    trained = train_intent_model(dataset, seed=seed, validation_fraction=validation_fraction)
+    kind = model or settings.intent_model
+    if kind not in INTENT_MODELS:
+        fail(f"--model: unknown intent model {kind!r}; choose one of {sorted(INTENT_MODELS)}")
+    extra = _language_files(language_data or [], settings.intent_language)
+    dataset = (
+        load_dataset(data)
+        if data is not None
+        else default_dataset("train", builtin_intents=settings.builtin_intents)
+    )
+    datasets = {settings.intent_language: dataset}
+    datasets.update({language: load_dataset(path) for language, path in extra.items()})
+    trained = train_language_routed_model(
+        datasets,
+        default_language=settings.intent_language,
+        detect_languages=settings.detect_languages,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        target_oos_recall=settings.fallback_target_recall,
+        make_model=INTENT_MODELS[kind],
+    )
     saved = registry.save(settings.data_dir, trained.model, trained.metadata, kind="intent")
     meta = saved.metadata
     if json_output:
@@ -67,6 +99,9 @@ def train(
         f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g} "
         f"(maximizing {thresholds['objective']}, cost {thresholds['wrong_answer_cost']:g})"
     )
+    for language in sorted(extra):
+        typer.echo(f"{language} model, validation:")
+        _print_metrics(meta["languages"][language]["metrics"])
     typer.echo(f"saved to {saved.path}")
 
 
@@ -105,6 +140,18 @@ def evaluate(
         f"({metrics.n} rows, {metrics.n_out_of_scope} out_of_scope)"
     )
     _print_metrics(metrics.to_dict())
+
+
+def _language_files(specs: list[str], default_language: str) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for spec in specs:
+        language, sep, path = spec.partition("=")
+        if not sep or not path or len(language) != 2 or not language.isalpha():
+            fail(f"--language-data: expected LANG=FILE with a 2-letter code, got {spec!r}")
+        if language == default_language or language in files:
+            fail(f"--language-data: {language!r} given twice (or is the default language)")
+        files[language.lower()] = Path(path)
+    return files
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:

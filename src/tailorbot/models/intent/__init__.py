@@ -30,11 +30,17 @@ if TYPE_CHECKING:
         metrics_from_predictions,
     )
     from tailorbot.models.intent.fallback import FallbackPolicy, calibrate_fallback
+    from tailorbot.models.intent.hybrid import HybridIntentModel
+    from tailorbot.models.intent.language import LanguageDetector
+    from tailorbot.models.intent.routed import UNSUPPORTED_LANGUAGE, LanguageRoutedIntentModel
+    from tailorbot.models.intent.static_embeddings import WordLlamaEmbeddings
     from tailorbot.models.intent.tfidf import TfidfIntentModel
     from tailorbot.models.intent.training import (
+        INTENT_MODELS,
         TrainedIntentModel,
         stratified_split,
         train_intent_model,
+        train_language_routed_model,
     )
 
 __getattr__, __dir__ = lazy_exports(
@@ -56,25 +62,38 @@ __getattr__, __dir__ = lazy_exports(
         "metrics_from_predictions": ".evaluation",
         "FallbackPolicy": ".fallback",
         "calibrate_fallback": ".fallback",
+        "HybridIntentModel": ".hybrid",
+        "LanguageDetector": ".language",
+        "UNSUPPORTED_LANGUAGE": ".routed",
+        "LanguageRoutedIntentModel": ".routed",
+        "WordLlamaEmbeddings": ".static_embeddings",
         "TfidfIntentModel": ".tfidf",
+        "INTENT_MODELS": ".training",
         "TrainedIntentModel": ".training",
         "stratified_split": ".training",
         "train_intent_model": ".training",
+        "train_language_routed_model": ".training",
     },
 )
 
 __all__ = [
+    "INTENT_MODELS",
     "METRIC_NAMES",
     "OUT_OF_SCOPE",
+    "UNSUPPORTED_LANGUAGE",
     "DatasetError",
     "FallbackDecision",
     "FallbackPolicy",
+    "HybridIntentModel",
     "IntentDataset",
     "IntentMetrics",
     "IntentModel",
     "IntentPrediction",
+    "LanguageDetector",
+    "LanguageRoutedIntentModel",
     "TfidfIntentModel",
     "TrainedIntentModel",
+    "WordLlamaEmbeddings",
     "bundled_dataset",
     "calibrate_fallback",
     "default_dataset",
@@ -84,4 +103,5 @@ __all__ = [
     "normalize_label",
     "stratified_split",
     "train_intent_model",
+    "train_language_routed_model",
 ]

@@ -4,6 +4,8 @@
 ...                      FallbackDecision(False))
 >>> p.to_dict()["fallback"]
 {'triggered': False, 'reason': None}
+>>> p.to_dict()["language"] is None  # set by a language-routed model
+True
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ class FallbackDecision:
     """Whether the bot should hand over instead of answering, and why.
 
     ``reason`` is ``"out_of_scope"`` (the model's top class is the negative class),
-    ``"low_confidence"`` (top probability under the threshold) or ``"small_margin"`` (the
-    top two intents are too close to call); ``None`` when not triggered.
+    ``"low_confidence"`` (top probability under the threshold), ``"small_margin"`` (the
+    top two intents are too close to call) or ``"unsupported_language"`` (the message is in a
+    language no trained model reads); ``None`` when not triggered.
     """
 
     triggered: bool
@@ -39,12 +42,17 @@ class FallbackDecision:
 
 @dataclass(frozen=True, slots=True)
 class IntentPrediction:
-    """The model's answer for one message; ``ranking`` holds the top-5 ``(intent, probability)``."""
+    """The model's answer for one message; ``ranking`` holds the top-5 ``(intent, probability)``.
+
+    ``language`` is the detected ISO 639-1 code of the message (``None`` when the model does
+    not detect languages).
+    """
 
     name: str
     confidence: float
     ranking: list[tuple[str, float]]
     fallback: FallbackDecision
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,7 @@ class IntentPrediction:
             "confidence": self.confidence,
             "ranking": [{"name": n, "confidence": p} for n, p in self.ranking],
             "fallback": {"triggered": self.fallback.triggered, "reason": self.fallback.reason},
+            "language": self.language,
         }
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from tailorbot.config import BUILTIN_INTENTS
 from tailorbot.models.intent.base import OUT_OF_SCOPE
 
 TEXT_COLUMN = "text"
@@ -41,7 +42,6 @@ LABEL_COLUMNS = ("intent", "category")
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 OOS_TEST_SHARE = 0.3  # of the bundled out-of-scope rows, chosen by a hash of the text
-BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
 BUNDLED = ("banking77", "out_of_scope", "builtin_intents")
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_.:@\-]+")
@@ -146,9 +146,7 @@ def bundled_dataset(name: str, split: str) -> IntentDataset:
     raise ValueError(f"unknown bundled data set {name!r}; known: {', '.join(BUNDLED)}")
 
 
-def default_dataset(
-    split: str, builtin_intents: Iterable[str] = BUILTIN_INTENTS
-) -> IntentDataset:
+def default_dataset(split: str, builtin_intents: Iterable[str] = BUILTIN_INTENTS) -> IntentDataset:
     """Banking77, the built-in intents and the out-of-scope rows, all of the same split.
 
     Built-in intents not in ``builtin_intents`` are relabelled ``out_of_scope``.
@@ -160,9 +158,7 @@ def default_dataset(
     builtin = bundled_dataset("builtin_intents", split)
     relabelled = tuple(label if label in enabled else OUT_OF_SCOPE for label in builtin.labels)
     builtin = IntentDataset(builtin.texts, relabelled, builtin.source)
-    return (
-        bundled_dataset("banking77", split) + builtin + bundled_dataset("out_of_scope", split)
-    )
+    return bundled_dataset("banking77", split) + builtin + bundled_dataset("out_of_scope", split)
 
 
 def _in_test_share(text: str) -> bool:

@@ -21,6 +21,12 @@ default cost 0.25, training on Banking77 + the bundled OOS rows picks a threshol
 more likely wrong than right (about 13 %). All terms are rates, so no class size dominates;
 ties go to the smaller threshold and margin (answer more often).
 
+An operator who would rather state the trade-off directly passes ``target_oos_recall`` (the
+``fallback_target_recall`` setting): among the grid points whose validation OOS recall reaches
+it, the one with the best in-scope accuracy wins (ties: the smaller threshold and margin);
+when none reaches it, the one with the highest recall. Without ``out_of_scope`` rows in
+validation the target cannot be measured and the objective above is used.
+
 >>> policy = FallbackPolicy(threshold=0.5, margin=0.1)
 >>> policy.decide([("card_arrival", 0.45), ("card_linking", 0.3)])
 FallbackDecision(triggered=True, reason='low_confidence')
@@ -79,6 +85,7 @@ class FallbackCalibration:
 
     policy: FallbackPolicy
     objective: float
+    target_oos_recall: float | None
     in_scope_accuracy: float
     oos_recall: float | None  # None when validation had no out_of_scope row
     wrong_answer_rate: float
@@ -91,11 +98,12 @@ def calibrate_fallback(
     labels: Sequence[str],
     *,
     wrong_answer_cost: float = 0.25,
+    target_oos_recall: float | None = None,
     oos_label: str = OUT_OF_SCOPE,
     thresholds: Sequence[float] = THRESHOLD_GRID,
     margins: Sequence[float] = MARGIN_GRID,
 ) -> FallbackCalibration:
-    """Pick threshold and margin maximizing the objective of the module doc."""
+    """Pick threshold and margin by the objective, or the recall target, of the module doc."""
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 2 or probs.shape[0] != len(gold) or probs.shape[1] != len(labels):
         raise ValueError(f"probs has shape {probs.shape}; expected ({len(gold)}, {len(labels)})")
@@ -103,6 +111,8 @@ def calibrate_fallback(
         raise ValueError("cannot calibrate the fallback on an empty validation set")
     if wrong_answer_cost < 0:
         raise ValueError(f"wrong_answer_cost must be >= 0, got {wrong_answer_cost!r}")
+    if target_oos_recall is not None and not 0.0 <= target_oos_recall <= 1.0:
+        raise ValueError(f"target_oos_recall must be in [0, 1], got {target_oos_recall!r}")
     top1, p1, p2 = _top_two(probs)
     names = np.asarray(labels, dtype=object)[top1]
     gold_arr = np.asarray(gold, dtype=object)
@@ -117,10 +127,18 @@ def calibrate_fallback(
     wrong = _rate(answered & ~correct, in_scope)
     recall = _rate(~answered, is_oos)
     objective = accuracy + recall - wrong_answer_cost * wrong
-    i, j = np.unravel_index(int(np.argmax(objective)), objective.shape)  # first max: smallest
+    target = target_oos_recall if is_oos.any() else None
+    if target is None:
+        score = objective
+    elif (recall >= target - 1e-12).any():
+        score = np.where(recall >= target - 1e-12, accuracy, -np.inf)
+    else:
+        score = recall
+    i, j = np.unravel_index(int(np.argmax(score)), score.shape)  # first max: smallest
     return FallbackCalibration(
         policy=FallbackPolicy(float(thresholds[int(i)]), float(margins[int(j)]), oos_label),
         objective=float(objective[i, j]),
+        target_oos_recall=target,
         in_scope_accuracy=float(accuracy[i, j]),
         oos_recall=float(recall[i, j]) if is_oos.any() else None,
         wrong_answer_rate=float(wrong[i, j]),

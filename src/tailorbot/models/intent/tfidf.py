@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.sparse import hstack
+from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
@@ -79,6 +79,7 @@ class TfidfIntentModel(IntentModel):
         self._coef_t: np.ndarray | None = None  # (n_features, n_classes), rows gathered per query
         self._intercept: np.ndarray | None = None
         self._temperature = 1.0
+        self._n_sparse = 0  # TF-IDF columns; the dense features (subclasses) follow them
         self._single: list[_SingleTextTfidf] | None = None  # built lazily, never pickled
 
     # -- training -------------------------------------------------------------------------
@@ -103,9 +104,11 @@ class TfidfIntentModel(IntentModel):
             ),
         ]
         try:
-            features = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+            blocks = [v.fit_transform(texts) for v in vectorizers]
         except ValueError as exc:  # e.g. texts made only of punctuation
             raise ValueError(f"no usable features in the training texts: {exc}") from None
+        dense = self._dense_features(texts)
+        features = hstack(blocks + ([csr_matrix(dense)] if dense is not None else [])).tocsr()
         svm = LinearSVC(C=self.C, multi_class="crammer_singer", tol=self.tol, random_state=0).fit(
             features, labels
         )
@@ -117,6 +120,7 @@ class TfidfIntentModel(IntentModel):
             v.stop_words_ = None  # introspection only; large when pickled (scikit-learn docs)
         self._labels = tuple(str(c) for c in svm.classes_)
         self._vectorizers = vectorizers
+        self._n_sparse = sum(len(v.vocabulary_) for v in vectorizers)
         # float32 halves the model file (~13 MB on Banking77) and loses nothing that matters
         self._coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)
         self._intercept = np.asarray(intercept, dtype=np.float64)
@@ -160,7 +164,11 @@ class TfidfIntentModel(IntentModel):
         """Raw SVM scores, shape ``(len(texts), len(labels))`` (batch path)."""
         coef_t, intercept = self._fitted()
         features = hstack([v.transform(texts) for v in self._vectorizers]).tocsr()
-        return np.asarray(features @ coef_t) + intercept
+        scores = np.asarray(features @ coef_t[: self._n_sparse]) + intercept
+        dense = self._dense_features(texts)
+        if dense is not None:
+            scores += dense @ coef_t[self._n_sparse :]
+        return scores
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return _softmax(self.decision_scores(texts) / self._temperature)
@@ -179,8 +187,30 @@ class TfidfIntentModel(IntentModel):
         idx = np.concatenate([p[0] for p in parts])
         vals = np.concatenate([p[1] for p in parts])
         scores = vals @ coef_t[idx] + intercept
+        dense = self._dense_one(text)
+        if dense is not None:
+            scores += dense @ coef_t[self._n_sparse :]
         probs = _softmax(scores / self._temperature)
         return prediction_from_proba(probs, self._labels, self.fallback)
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments that shape the model (for the model card)."""
+        return {
+            "C": self.C,
+            "tol": self.tol,
+            "word_ngram_range": list(self.word_ngram_range),
+            "char_ngram_range": list(self.char_ngram_range),
+            "char_min_df": self.char_min_df,
+        }
+
+    # -- dense features appended after the TF-IDF columns (none here; see hybrid.py) -----
+    def _dense_features(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Dense features of many texts, shape ``(len(texts), d)``, or ``None``."""
+        return None
+
+    def _dense_one(self, text: str) -> np.ndarray | None:
+        """Dense features of one text, shape ``(d,)``, or ``None`` (the serving path)."""
+        return None
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if self._coef_t is None or self._intercept is None:
@@ -192,6 +222,12 @@ class TfidfIntentModel(IntentModel):
         state = self.__dict__.copy()
         state["_single"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        coef_t = state.get("_coef_t")
+        # models saved before dense features existed: every column is a TF-IDF column
+        state.setdefault("_n_sparse", 0 if coef_t is None else coef_t.shape[0])
+        self.__dict__.update(state)
 
 
 class _SingleTextTfidf:

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +32,22 @@ from tailorbot.models.drift import reference_of
 from tailorbot.models.intent.dataset import IntentDataset
 from tailorbot.models.intent.evaluation import evaluate_intent_model
 from tailorbot.models.intent.fallback import calibrate_fallback
+from tailorbot.models.intent.hybrid import HybridIntentModel
+from tailorbot.models.intent.language import LanguageDetector
+from tailorbot.models.intent.routed import LanguageRoutedIntentModel
 from tailorbot.models.intent.tfidf import TfidfIntentModel
+
+INTENT_MODELS: dict[str, Callable[[], TfidfIntentModel]] = {
+    "hybrid": HybridIntentModel,
+    "tfidf": TfidfIntentModel,
+}
 
 
 @dataclass(frozen=True)
 class TrainedIntentModel:
     """The fitted model and the metadata the registry stores next to it."""
 
-    model: TfidfIntentModel
+    model: TfidfIntentModel | LanguageRoutedIntentModel
     metadata: dict[str, Any]
 
 
@@ -74,7 +82,8 @@ def train_intent_model(
     validation_fraction: float = 0.15,
     refit: bool = True,
     wrong_answer_cost: float = 0.25,
-    make_model: Callable[[], TfidfIntentModel] = TfidfIntentModel,
+    target_oos_recall: float | None = None,
+    make_model: Callable[[], TfidfIntentModel] = HybridIntentModel,
 ) -> TrainedIntentModel:
     """Train, calibrate and measure a model on ``dataset`` (see the module doc for the steps)."""
     started = time.perf_counter()
@@ -89,7 +98,11 @@ def train_intent_model(
     )
     probs = model.predict_proba(validation.texts)
     calibration = calibrate_fallback(
-        probs, validation.labels, model.labels, wrong_answer_cost=wrong_answer_cost
+        probs,
+        validation.labels,
+        model.labels,
+        wrong_answer_cost=wrong_answer_cost,
+        target_oos_recall=target_oos_recall,
     )
     model.fallback = calibration.policy
     metrics = evaluate_intent_model(model, validation.texts, validation.labels)
@@ -105,13 +118,7 @@ def train_intent_model(
     seconds = time.perf_counter() - started
     metadata = {
         "model": type(model).__name__,
-        "params": {
-            "C": model.C,
-            "tol": model.tol,
-            "word_ngram_range": list(model.word_ngram_range),
-            "char_ngram_range": list(model.char_ngram_range),
-            "char_min_df": model.char_min_df,
-        },
+        "params": model.params(),
         "labels": list(model.labels),
         "metrics": {
             **metrics.to_dict(),
@@ -124,6 +131,7 @@ def train_intent_model(
             **calibration.policy.to_dict(),
             "objective": "in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate",
             "objective_value": calibration.objective,
+            "target_oos_recall": calibration.target_oos_recall,
             "wrong_answer_cost": calibration.wrong_answer_cost,
         },
         "temperature": model.temperature,
@@ -138,6 +146,37 @@ def train_intent_model(
             "validation_fraction": validation_fraction,
             "refit_on_all_rows": refit,
             "seconds": round(seconds, 3),
+        },
+    }
+    return TrainedIntentModel(model, metadata)
+
+
+def train_language_routed_model(
+    datasets: Mapping[str, IntentDataset],
+    *,
+    default_language: str = "en",
+    detect_languages: Sequence[str] = (),
+    **options: Any,
+) -> TrainedIntentModel:
+    """One model per language (each by :func:`train_intent_model` with ``options``), routed by
+    the detected language of each message; the metadata is the default language's, plus the
+    validation metrics of every language under ``languages``."""
+    trained = {language: train_intent_model(data, **options) for language, data in datasets.items()}
+    if default_language not in trained:
+        raise ValueError(f"no training data for the default language {default_language!r}")
+    detector = LanguageDetector(tuple(detect_languages)) if len(detect_languages) >= 2 else None
+    model = LanguageRoutedIntentModel(
+        {language: t.model for language, t in trained.items()}, default_language, detector
+    )
+    metadata = {
+        **trained[default_language].metadata,
+        "model": type(model).__name__,
+        "default_model": trained[default_language].metadata["model"],
+        "default_language": default_language,
+        "detect_languages": list(detect_languages),
+        "languages": {
+            language: {"metrics": t.metadata["metrics"], "training": t.metadata["training"]}
+            for language, t in trained.items()
         },
     }
     return TrainedIntentModel(model, metadata)

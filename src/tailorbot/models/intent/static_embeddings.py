@@ -1,0 +1,115 @@
+"""Static sentence embeddings from the token table the ``wordllama`` package ships.
+
+WordLlama (``l2_supercat``) distils the input-token embeddings of several large language
+models into one table: 32,000 Llama-2 tokens x 256 dimensions (Matryoshka-trained, so the
+first 64/128 dimensions are usable embeddings on their own), 16 MB in float16, carried in
+the PyPI wheel. A text's embedding is the mean of its tokens' rows, L2-normalized; no
+network, no torch, about 20 microseconds per short message.
+
+The package's own loader looks for the tokenizer file in the wrong folder and then tries
+to download it, so this module reads the two files from the installed package directly
+(without importing it).
+
+>>> embeddings = WordLlamaEmbeddings(dim=64)
+>>> vectors = embeddings.embed(["where is my card", "my card has not arrived", "hello"])
+>>> vectors.shape
+(3, 64)
+>>> bool(vectors[0] @ vectors[1] > vectors[0] @ vectors[2])
+True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGE = "wordllama"
+CONFIGURATIONS = {"l2_supercat": 256}  # the configuration the wheel carries -> its width
+
+
+class EmbeddingsUnavailable(RuntimeError):
+    """The package carrying the embedding table is not installed or lacks its files."""
+
+
+class WordLlamaEmbeddings:
+    """Mean-pooled, L2-normalized WordLlama token embeddings.
+
+    Parameters
+    ----------
+    config
+        The WordLlama configuration whose files the wheel carries.
+    dim
+        Leading dimensions kept (Matryoshka truncation): 64, 128 or 256.
+    """
+
+    def __init__(self, config: str = "l2_supercat", dim: int = 256) -> None:
+        if config not in CONFIGURATIONS:
+            raise ValueError(f"unknown WordLlama configuration {config!r}; known: {CONFIGURATIONS}")
+        if not 1 <= dim <= CONFIGURATIONS[config]:
+            raise ValueError(f"dim must be in [1, {CONFIGURATIONS[config]}], got {dim}")
+        self.config = config
+        self.dim = dim
+        self._table: np.ndarray | None = None  # (vocabulary, dim) float16; loaded lazily
+        self._tokenizer: Any = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of many texts, shape ``(len(texts), dim)``, float32."""
+        table, tokenizer = self._loaded()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, encoding in enumerate(tokenizer.encode_batch(list(texts))):
+            if encoding.ids:
+                out[row] = table[encoding.ids].mean(axis=0, dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """The embedding of one text, shape ``(dim,)`` (the serving path)."""
+        table, tokenizer = self._loaded()
+        ids = tokenizer.encode(text).ids
+        if not ids:
+            return np.zeros(self.dim, dtype=np.float32)
+        vector = table[ids].mean(axis=0, dtype=np.float32)
+        norm = float(np.sqrt(vector @ vector))
+        return vector / norm if norm > 0 else vector
+
+    def _loaded(self) -> tuple[np.ndarray, Any]:
+        if self._table is None or self._tokenizer is None:
+            self._table, self._tokenizer = _load(self.config, self.dim)
+        return self._table, self._tokenizer
+
+    # the table comes back from the installed package, never from the pickle
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "dim": self.dim, "_table": None, "_tokenizer": None}
+
+
+def _package_dir() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingsUnavailable(
+            f"the {PACKAGE!r} package is not installed: pip install tailorbot (it is a "
+            "dependency) or choose the 'tfidf' intent model"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _load(config: str, dim: int) -> tuple[np.ndarray, Any]:
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    root = _package_dir()
+    weights = root / "weights" / f"{config}_{CONFIGURATIONS[config]}.safetensors"
+    tokenizer_file = root / "tokenizers" / f"{config}_tokenizer_config.json"
+    for path in (weights, tokenizer_file):
+        if not path.is_file():
+            raise EmbeddingsUnavailable(f"{path}: missing from the installed {PACKAGE} package")
+    table = np.ascontiguousarray(load_file(str(weights))["embedding.weight"][:, :dim])
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    # WordLlama encodes without special tokens (no <s>), like its own inference code
+    tokenizer.post_processor = None
+    return table, tokenizer
