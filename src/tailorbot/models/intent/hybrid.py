@@ -32,7 +32,7 @@ class HybridIntentModel(TfidfIntentModel):
 
     Parameters
     ----------
-    C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback
+    C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback, correct_typos
         As for :class:`TfidfIntentModel` (``C`` chosen on Banking77 validation rows).
     embedding_dim
         Leading embedding dimensions used (64, 128 or 256; Matryoshka-trained).
@@ -50,8 +50,11 @@ class HybridIntentModel(TfidfIntentModel):
         embedding_dim: int = 256,
         embedding_weight: float = 1.0,
         fallback: FallbackPolicy | None = None,
+        correct_typos: bool = True,
     ) -> None:
-        super().__init__(C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback)
+        super().__init__(
+            C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback, correct_typos
+        )
         self.embedding_dim = embedding_dim
         self.embedding_weight = embedding_weight
         self._embeddings = WordLlamaEmbeddings(dim=embedding_dim)

@@ -36,6 +36,7 @@ from sklearn.svm import LinearSVC
 
 from tailorbot.models.intent.base import IntentModel, IntentPrediction, prediction_from_proba
 from tailorbot.models.intent.fallback import FallbackPolicy
+from tailorbot.models.intent.spelling import TypoCorrector
 
 TEMPERATURE_BOUNDS = (1e-3, 10.0)
 WORD_PATTERN = r"(?u)\b\w+\b"  # keeps one-letter words ("i", "a") that carry intent here
@@ -54,6 +55,9 @@ class TfidfIntentModel(IntentModel):
         N-gram sizes of the word and the ``char_wb`` features.
     char_min_df
         Character n-grams seen in fewer training texts are dropped (keeps the model small).
+    correct_typos
+        Replace words the training texts never contain by their closest training word
+        (:class:`~tailorbot.models.intent.spelling.TypoCorrector`) before featurizing.
     fallback
         The fallback rule applied by :meth:`predict_one`; training replaces it with the
         calibrated one.
@@ -67,12 +71,14 @@ class TfidfIntentModel(IntentModel):
         char_ngram_range: tuple[int, int] = (2, 5),
         char_min_df: int = 2,
         fallback: FallbackPolicy | None = None,
+        correct_typos: bool = True,
     ) -> None:
         self.C = C
         self.tol = tol
         self.word_ngram_range = word_ngram_range
         self.char_ngram_range = char_ngram_range
         self.char_min_df = char_min_df
+        self.correct_typos = correct_typos
         self.fallback = fallback if fallback is not None else FallbackPolicy()
         self._labels: tuple[str, ...] = ()
         self._vectorizers: list[TfidfVectorizer] = []
@@ -80,6 +86,7 @@ class TfidfIntentModel(IntentModel):
         self._intercept: np.ndarray | None = None
         self._temperature = 1.0
         self._n_sparse = 0  # TF-IDF columns; the dense features (subclasses) follow them
+        self._corrector: TypoCorrector | None = None
         self._single: list[_SingleTextTfidf] | None = None  # built lazily, never pickled
 
     # -- training -------------------------------------------------------------------------
@@ -92,6 +99,8 @@ class TfidfIntentModel(IntentModel):
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise ValueError(f"training needs at least 2 distinct intents, got {classes}")
+        self._corrector = TypoCorrector().fit(texts) if self.correct_typos else None
+        texts = self._corrected(texts)
         vectorizers = [
             TfidfVectorizer(
                 ngram_range=self.word_ngram_range, sublinear_tf=True, token_pattern=WORD_PATTERN
@@ -163,6 +172,7 @@ class TfidfIntentModel(IntentModel):
     def decision_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Raw SVM scores, shape ``(len(texts), len(labels))`` (batch path)."""
         coef_t, intercept = self._fitted()
+        texts = self._corrected(texts)
         features = hstack([v.transform(texts) for v in self._vectorizers]).tocsr()
         scores = np.asarray(features @ coef_t[: self._n_sparse]) + intercept
         dense = self._dense_features(texts)
@@ -183,6 +193,8 @@ class TfidfIntentModel(IntentModel):
                 _SingleTextTfidf(v, int(o))
                 for v, o in zip(self._vectorizers, offsets[:-1], strict=True)
             ]
+        if self._corrector is not None:
+            text = self._corrector.expand(text)
         parts = [s.features(text) for s in self._single]
         idx = np.concatenate([p[0] for p in parts])
         vals = np.concatenate([p[1] for p in parts])
@@ -201,6 +213,7 @@ class TfidfIntentModel(IntentModel):
             "word_ngram_range": list(self.word_ngram_range),
             "char_ngram_range": list(self.char_ngram_range),
             "char_min_df": self.char_min_df,
+            "correct_typos": self.correct_typos,
         }
 
     # -- dense features appended after the TF-IDF columns (none here; see hybrid.py) -----
@@ -211,6 +224,10 @@ class TfidfIntentModel(IntentModel):
     def _dense_one(self, text: str) -> np.ndarray | None:
         """Dense features of one text, shape ``(d,)``, or ``None`` (the serving path)."""
         return None
+
+    def _corrected(self, texts: Sequence[str]) -> Sequence[str]:
+        corrector = self._corrector
+        return texts if corrector is None else [corrector.expand(t) for t in texts]
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if self._coef_t is None or self._intercept is None:
@@ -227,6 +244,8 @@ class TfidfIntentModel(IntentModel):
         coef_t = state.get("_coef_t")
         # models saved before dense features existed: every column is a TF-IDF column
         state.setdefault("_n_sparse", 0 if coef_t is None else coef_t.shape[0])
+        state.setdefault("correct_typos", False)
+        state.setdefault("_corrector", None)
         self.__dict__.update(state)
 
 

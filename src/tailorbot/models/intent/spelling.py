@@ -1,0 +1,129 @@
+"""Typo correction against the training vocabulary (SymSpell-style delete index).
+
+A word the training texts never contain is replaced by the most frequent training word
+within optimal-string-alignment distance ``max_distance`` (a swap of two neighbouring letters
+counts 1), found through an index of every vocabulary word with one letter deleted: two
+words within distance 2 share a one-deletion form, or one is a deletion of the other. Short
+words (under ``min_length``) and words with digits are left alone, because there a single
+edit turns one real word into another. The index is rebuilt from the word counts after
+unpickling, so the model file only carries the counts.
+
+>>> corrector = TypoCorrector().fit(["how do I change my pin", "what is my pin number"])
+>>> corrector.correct("how do i chnage my pin numbr")
+'how do i change my pin number'
+>>> corrector.expand("chnage my pin")
+'chnage my pin change'
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+_WORD = re.compile(r"[a-z]+|[^a-z]+")
+
+
+class TypoCorrector:
+    """Replaces out-of-vocabulary words by their closest frequent in-vocabulary word.
+
+    Parameters
+    ----------
+    max_distance
+        Largest optimal-string-alignment distance corrected (1 or 2).
+    min_length
+        Shorter words are never corrected.
+    """
+
+    def __init__(self, max_distance: int = 1, min_length: int = 4) -> None:
+        if max_distance not in (1, 2):
+            raise ValueError(f"max_distance must be 1 or 2, got {max_distance}")
+        self.max_distance = max_distance
+        self.min_length = min_length
+        self._counts: dict[str, int] = {}
+        self._index: dict[str, list[str]] | None = None  # deletion form -> words; lazily built
+        self._cache: dict[str, str] = {}
+
+    def fit(self, texts: Iterable[str]) -> TypoCorrector:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(w for w in _WORD.findall(text.lower()) if w.isalpha())
+        self._counts = dict(counts)
+        self._index = None
+        self._cache = {}
+        return self
+
+    def correct(self, text: str) -> str:
+        """``text`` lower-cased, each unknown word replaced by its correction (if any)."""
+        parts = _WORD.findall(text.lower())
+        return "".join(self.correct_word(p) if p.isalpha() else p for p in parts)
+
+    def expand(self, text: str) -> str:
+        """``text`` followed by the corrections of its unknown words (``text`` itself when
+        nothing was corrected): the original wording keeps its features, the corrected
+        words add theirs."""
+        lowered = text.lower()
+        fixes = [
+            fixed
+            for word in _WORD.findall(lowered)
+            if word.isalpha() and (fixed := self.correct_word(word)) != word
+        ]
+        return f"{text} {' '.join(fixes)}" if fixes else text
+
+    def correct_word(self, word: str) -> str:
+        if word in self._counts or len(word) < self.min_length:
+            return word
+        cached = self._cache.get(word)
+        if cached is None:
+            cached = self._cache[word] = self._closest(word)
+            if len(self._cache) > 100_000:  # unbounded inputs: keep memory bounded
+                self._cache.clear()
+        return cached
+
+    def _closest(self, word: str) -> str:
+        index = self._built()
+        candidates: set[str] = set(index.get(word, ()))
+        for form in _deletions(word):
+            if form in self._counts:
+                candidates.add(form)
+            candidates.update(index.get(form, ()))
+        best, best_key = word, (self.max_distance + 1, 0)
+        for candidate in candidates:
+            distance = _osa_distance(word, candidate)
+            key = (distance, -self._counts[candidate])
+            if distance <= self.max_distance and key < best_key:
+                best, best_key = candidate, key
+        return best
+
+    def _built(self) -> dict[str, list[str]]:
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for word in self._counts:
+                if len(word) >= self.min_length - 1:
+                    for form in _deletions(word):
+                        index.setdefault(form, []).append(word)
+            self._index = index
+        return self._index
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_index": None, "_cache": {}}
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _osa_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus adjacent transpositions)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
