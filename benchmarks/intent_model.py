@@ -1,134 +1,279 @@
-"""Intent model figures: train time, test quality, fallback behaviour, single-query latency.
+"""Intent model figures: one table per model, and the out-of-scope detectors compared.
 
-Trains the default model on the bundled Banking77 train split + the bundled out-of-scope
-train rows (exactly what ``tailorbot train`` does without ``--data``), then reports
+For each model (``tfidf``: n-grams + linear SVM; ``hybrid``: the same plus WordLlama static
+embeddings, the default; ``hybrid+lang``: hybrid behind the language router, what
+``tailorbot train`` saves) it trains on the bundled training data (Banking77 train + built-in
+intents + out-of-scope train rows, exactly what ``tailorbot train`` does without ``--data``)
+and reports, once, on the Banking77 test split: accuracy and macro-F1 of the top intent; the
+``predict_one`` CPU time per query (one call at a time, thread CPU time, after a warm-up) at
+p50 and p99; the resident memory the loaded model adds (a fresh process loads the pickle and
+answers 200 queries); the pickle size; and the install size of the packages the model needs
+beyond scikit-learn.
 
-* train time (split, fit, calibrate, refit on all rows);
-* on the Banking77 test split: accuracy and macro-F1 (the published figure to compare with,
-  ~93 % for fine-tuned BERT), plus how often the fallback fires there;
-* on Banking77 test + the out-of-scope test rows: in_scope_accuracy, oos_recall,
-  oos_precision (definitions in ``tailorbot.models.intent.evaluation``);
-* ``predict_one`` latency over every test query, one call at a time (time.perf_counter),
-  after a warm-up pass: p50, p99, max, plus the same percentiles in thread CPU time. With
-  ``--sklearn`` also the latency of the same prediction through scikit-learn's
-  ``transform`` (the batch path called with one text).
+Then the out-of-scope table: a hybrid model trained on the training part of the split
+only; each detector's threshold is chosen on the validation rows (the recall target
+``--target-recall``, best in-scope accuracy among the thresholds that reach it) and the
+result is reported on Banking77 test + built-in test + out-of-scope test rows: in-scope
+accuracy (answered and right) beside the no-fallback accuracy, and OOS recall.
 
     .venv/bin/python benchmarks/intent_model.py
-    .venv/bin/python benchmarks/intent_model.py --json --sklearn
+    .venv/bin/python benchmarks/intent_model.py --target-recall 0.9 --json
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _harness import machine
 
 from tailorbot.models.intent import (
+    OUT_OF_SCOPE,
+    HybridIntentModel,
+    LanguageDetector,
+    LanguageRoutedIntentModel,
+    TfidfIntentModel,
     bundled_dataset,
     default_dataset,
-    evaluate_intent_model,
+    metrics_from_predictions,
+    stratified_split,
     train_intent_model,
 )
 
+EXTRA_PACKAGES = {
+    "tfidf": (),
+    "hybrid": ("wordllama", "tokenizers", "safetensors"),
+    "hybrid+lang": ("wordllama", "tokenizers", "safetensors", "py3langid"),
+}
+LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
+RSS_PROBE = """
+import pickle, sys
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+import tailorbot.models.intent  # the code, before the model
+before = rss()
+model = pickle.load(open(sys.argv[1], 'rb'))
+for text in sys.argv[2:]:
+    model.predict_one(text)
+print(rss() - before)
+"""
 
-def latency_ms(predict: Callable[[str], object], texts: list[str], rounds: int) -> dict[str, float]:
-    """Per-call wall time (perf_counter) and CPU time of this thread (thread_time).
 
-    On a busy shared machine the wall-clock tail includes time spent waiting for a core;
-    the CPU-time tail is what the code itself costs.
-    """
+def cpu_latency_ms(predict: Callable[[str], object], texts: list[str]) -> dict[str, float]:
+    """Thread CPU time per call (a busy shared machine's waits for a core are left out)."""
     for text in texts[:200]:
-        predict(text)  # warm-up: lazy analyzers, caches
-    wall, cpu = [], []
+        predict(text)  # warm-up: lazy tables, analyzers, the language model
     gc.collect()
-    for _ in range(rounds):
-        for text in texts:
-            started, started_cpu = time.perf_counter(), time.thread_time()
-            predict(text)
-            cpu.append(time.thread_time() - started_cpu)
-            wall.append(time.perf_counter() - started)
-    wall_ms, cpu_ms = np.asarray(wall) * 1e3, np.asarray(cpu) * 1e3
+    cpu = []
+    for text in texts:
+        started = time.thread_time()
+        predict(text)
+        cpu.append(time.thread_time() - started)
+    ms = np.asarray(cpu) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def rss_mb(model: object, texts: list[str]) -> tuple[float, float]:
+    """(RSS the loaded model adds in a fresh process, pickle size), both in MB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pkl"
+        path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_PROBE, str(path), *texts[:200]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout.strip()), path.stat().st_size / 2**20
+
+
+def install_mb(packages: tuple[str, ...]) -> float:
+    total = 0
+    for name in packages:
+        for file in importlib.metadata.files(name) or ():
+            located = Path(str(file.locate()))
+            if located.is_file():
+                total += located.stat().st_size
+    return total / 2**20
+
+
+def model_table(train: Any, test: Any, seed: int) -> list[dict[str, Any]]:
+    rows = []
+    trained_hybrid = None
+    for name, make in (("tfidf", TfidfIntentModel), ("hybrid", HybridIntentModel)):
+        started = time.perf_counter()
+        trained = train_intent_model(train, seed=seed, make_model=make)
+        seconds = time.perf_counter() - started
+        rows.append(measure(name, trained.model, test, seconds))
+        trained_hybrid = trained.model
+    routed = LanguageRoutedIntentModel({"en": trained_hybrid}, "en", LanguageDetector(LANGUAGES))
+    rows.append(measure("hybrid+lang", routed, test, rows[-1]["train_s"]))
+    return rows
+
+
+def measure(name: str, model: Any, test: Any, train_s: float) -> dict[str, Any]:
+    predictions = model.predict_many(test.texts)
+    predicted = [p.name for p in predictions]
+    fired = [p.fallback.triggered for p in predictions]
+    metrics = metrics_from_predictions(test.labels, predicted, fired)
+    texts = list(test.texts)
+    rss, size = rss_mb(model, texts)
     return {
-        "queries": len(wall_ms),
-        "p50_ms": float(np.percentile(wall_ms, 50)),
-        "p99_ms": float(np.percentile(wall_ms, 99)),
-        "max_ms": float(wall_ms.max()),
-        "mean_ms": float(wall_ms.mean()),
-        "cpu_p50_ms": float(np.percentile(cpu_ms, 50)),
-        "cpu_p99_ms": float(np.percentile(cpu_ms, 99)),
+        "model": name,
+        "train_s": round(train_s, 1),
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
+        "fallback_rate": metrics.fallback_rate,
+        "unsupported_language": sum(
+            p.fallback.reason == "unsupported_language" for p in predictions
+        ),
+        **cpu_latency_ms(model.predict_one, texts),
+        "rss_mb": rss,
+        "file_mb": size,
+        "extra_install_mb": install_mb(EXTRA_PACKAGES[name]),
     }
+
+
+def choose_threshold(
+    values: np.ndarray, base: np.ndarray, is_oos: np.ndarray, correct: np.ndarray, target: float
+) -> float:
+    """Fire when ``base`` or ``values < t``: the t reaching ``target`` OOS recall on these
+    (validation) rows with the best in-scope accuracy; the highest-recall t otherwise."""
+    candidates = np.unique(np.concatenate([[-np.inf], np.quantile(values, np.linspace(0, 1, 201))]))
+    best, best_key = -np.inf, (-1.0, -1.0)
+    for t in candidates:
+        fired = base | (values < t)
+        recall = fired[is_oos].mean()
+        accuracy = (correct & ~fired)[~is_oos].mean()
+        key = (1.0, accuracy) if recall >= target else (0.0, recall)
+        if key > best_key:
+            best, best_key = float(t), key
+    return best
+
+
+def oos_table(train: Any, test: Any, seed: int, target: float) -> list[dict[str, Any]]:
+    fit_rows, validation = stratified_split(train, 0.15, seed)
+    model = HybridIntentModel().fit(fit_rows.texts, fit_rows.labels)
+    model.calibrate(validation.texts, validation.labels)
+    keep = [i for i, label in enumerate(fit_rows.labels) if label != OUT_OF_SCOPE]
+    in_scope_rows = fit_rows.subset(keep)
+    no_oos = HybridIntentModel().fit(in_scope_rows.texts, in_scope_rows.labels)
+    no_oos.calibrate(validation.texts, validation.labels)
+    train_embeddings = model._embeddings.embed(in_scope_rows.texts)
+
+    def signals(data: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """detector -> (fires without threshold, value (fires below t), top intent right)."""
+        gold = np.asarray(data.labels, dtype=object)
+        out = {}
+        for name, m in (("with", model), ("without", no_oos)):
+            probs = m.predict_proba(data.texts)
+            order = np.sort(probs, axis=1)
+            top = np.asarray(m.labels, dtype=object)[probs.argmax(axis=1)]
+            out[name] = (
+                top == OUT_OF_SCOPE,
+                order[:, -1],
+                order[:, -1] - order[:, -2],
+                top == gold,
+            )
+        similarity = (model._embeddings.embed(data.texts) @ train_embeddings.T).max(axis=1)
+        base, p1, margin, right = out["with"]
+        never = np.zeros(len(gold), dtype=bool)
+        _, p1_without, _, right_without = out["without"]
+        return {
+            "OOS class only": (base, np.zeros(len(gold)), right),
+            "OOS class + max-probability": (base, p1, right),
+            "OOS class + margin": (base, margin, right),
+            "OOS class + k-NN similarity": (base, similarity, right),
+            "max-probability, no OOS class": (never, p1_without, right_without),
+            "k-NN similarity, no OOS class": (never, similarity, right_without),
+        }
+
+    val_is_oos = np.asarray(validation.labels) == OUT_OF_SCOPE
+    test_is_oos = np.asarray(test.labels) == OUT_OF_SCOPE
+    on_validation, on_test = signals(validation), signals(test)
+    rows = []
+    for name, (base, values, correct) in on_validation.items():
+        threshold = (
+            -np.inf
+            if name == "OOS class only"
+            else choose_threshold(values, base, val_is_oos, correct, target)
+        )
+        t_base, t_values, t_correct = on_test[name]
+        fired = t_base | (t_values < threshold)
+        rows.append(
+            {
+                "detector": name,
+                "threshold": threshold,
+                "no_fallback_accuracy": float(t_correct[~test_is_oos].mean()),
+                "in_scope_accuracy": float((t_correct & ~fired)[~test_is_oos].mean()),
+                "oos_recall": float(fired[test_is_oos].mean()),
+            }
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the test queries")
-    parser.add_argument("--sklearn", action="store_true", help="also time the sklearn path")
+    parser.add_argument(
+        "--target-recall",
+        type=float,
+        default=0.9,
+        help="OOS recall the detectors' thresholds must reach on validation",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-
     train = default_dataset("train")
-    started = time.perf_counter()
-    trained = train_intent_model(train, seed=args.seed)
-    train_s = time.perf_counter() - started
-    model = trained.model
-
     banking = bundled_dataset("banking77", "test")
-    with_oos = default_dataset("test")
-    b77 = evaluate_intent_model(model, banking.texts, banking.labels)
-    mixed = evaluate_intent_model(model, with_oos.texts, with_oos.labels)
-    texts = list(with_oos.texts)
-    result: dict[str, Any] = {
+    result = {
         "machine": machine(),
         "train_rows": len(train),
-        "train_s": round(train_s, 2),
-        "thresholds": {k: trained.metadata["thresholds"][k] for k in ("threshold", "margin")},
-        "temperature": round(model.temperature, 4),
-        "banking77_test": {
-            "rows": b77.n,
-            "accuracy": b77.accuracy,
-            "macro_f1": b77.macro_f1,
-            "fallback_rate": b77.fallback_rate,
-        },
-        "banking77_plus_oos_test": {
-            "rows": mixed.n,
-            "out_of_scope_rows": mixed.n_out_of_scope,
-            **mixed.to_dict(),
-            "fallback_rate": mixed.fallback_rate,
-        },
-        "predict_one": latency_ms(model.predict_one, texts, args.rounds),
+        "models": model_table(train, banking, args.seed),
+        "target_recall": args.target_recall,
+        "out_of_scope": oos_table(train, default_dataset("test"), args.seed, args.target_recall),
     }
-    if args.sklearn:
-        result["predict_proba_one_text"] = latency_ms(
-            lambda text: model.predict_proba([text]), texts, args.rounds
-        )
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"machine: {result['machine']}")
-    print(f"train: {len(train)} rows in {train_s:.1f} s; fallback {result['thresholds']}")
     print(
-        f"Banking77 test ({b77.n} rows): accuracy {b77.accuracy:.4f}, macro-F1 {b77.macro_f1:.4f}, "
-        f"fallback fires on {b77.fallback_rate:.1%}"
+        f"machine: {result['machine']}; training rows: {len(train)}; Banking77 test rows: "
+        f"{len(banking)}"
     )
     print(
-        f"Banking77 + OOS test ({mixed.n} rows, {mixed.n_out_of_scope} OOS): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in mixed.to_dict().items() if v is not None)
+        "| model | accuracy | macro-F1 | p50 CPU ms | p99 CPU ms | RSS MB | file MB "
+        "| extra install MB | train s |"
     )
-    for name in ("predict_one", "predict_proba_one_text"):
-        if name in result:
-            lat = result[name]
-            print(
-                f"{name}: {lat['queries']} queries, p50 {lat['p50_ms']:.3f} ms, "
-                f"p99 {lat['p99_ms']:.3f} ms, max {lat['max_ms']:.3f} ms "
-                f"(CPU time: p50 {lat['cpu_p50_ms']:.3f} ms, p99 {lat['cpu_p99_ms']:.3f} ms)"
-            )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in result["models"]:
+        print(
+            f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['p50_ms']:.3f} "
+            f"| {r['p99_ms']:.3f} | {r['rss_mb']:.1f} | {r['file_mb']:.1f} "
+            f"| {r['extra_install_mb']:.1f} | {r['train_s']:.1f} |"
+        )
+    print(
+        f"\nout-of-scope detection (thresholds for >= {args.target_recall:.0%} OOS recall on "
+        "validation; test = Banking77 + built-in + out-of-scope test rows)"
+    )
+    print("| detector | no-fallback in-scope acc | in-scope acc | OOS recall |")
+    print("|---|---|---|---|")
+    for r in result["out_of_scope"]:
+        print(
+            f"| {r['detector']} | {r['no_fallback_accuracy']:.4f} "
+            f"| {r['in_scope_accuracy']:.4f} | {r['oos_recall']:.4f} |"
+        )
 
 
 if __name__ == "__main__":
