@@ -82,3 +82,40 @@ def test_calibration_rejects_bad_input() -> None:
         calibrate_fallback(np.ones((0, 3)), [], LABELS)
     with pytest.raises(ValueError, match="wrong_answer_cost"):
         calibrate_fallback(np.ones((1, 3)) / 3, ["a"], LABELS, wrong_answer_cost=-1)
+
+
+def _trade_off_case() -> tuple[np.ndarray, list[str]]:
+    """In-scope rows: confident and right, or unsure and wrong; OOS rows: unsure 'a'."""
+    probs = np.array(
+        [[0.9, 0.05, 0.05]] * 6  # in scope, right
+        + [[0.5, 0.45, 0.05]] * 2  # in scope, gold b: wrong, unsure
+        + [[0.3, 0.2, 0.5]]  # OOS caught by the class
+        + [[0.6, 0.3, 0.1]] * 2  # OOS looking like "a" at 0.6
+        + [[0.92, 0.05, 0.03]]  # OOS looking like a confident "a"
+    )
+    gold = ["a"] * 6 + ["b"] * 2 + [OUT_OF_SCOPE] * 4
+    return probs, gold
+
+
+def test_target_recall_picks_the_best_accuracy_that_reaches_it() -> None:
+    probs, gold = _trade_off_case()
+    half = calibrate_fallback(probs, gold, LABELS, target_oos_recall=0.5, margins=(0.0,))
+    assert half.oos_recall is not None and half.oos_recall >= 0.5
+    assert half.in_scope_accuracy == 6 / 8  # the confident right answers are all kept
+    assert half.target_oos_recall == 0.5
+    strict = calibrate_fallback(probs, gold, LABELS, target_oos_recall=1.0, margins=(0.0,))
+    assert strict.oos_recall == 1.0 and strict.policy.threshold > 0.92
+    assert strict.in_scope_accuracy < half.in_scope_accuracy  # the price of full recall
+
+
+def test_unreachable_target_takes_the_highest_recall_and_bad_targets_fail() -> None:
+    probs, gold = _trade_off_case()
+    grid = (0.0, 0.5, 0.7)
+    best = calibrate_fallback(
+        probs, gold, LABELS, target_oos_recall=1.0, thresholds=grid, margins=(0.0,)
+    )
+    assert best.oos_recall == 0.75 and best.policy.threshold == 0.7
+    with pytest.raises(ValueError, match="target_oos_recall"):
+        calibrate_fallback(probs, gold, LABELS, target_oos_recall=1.5)
+    no_oos = calibrate_fallback(probs[:8], gold[:8], LABELS, target_oos_recall=0.9)
+    assert no_oos.target_oos_recall is None and no_oos.oos_recall is None

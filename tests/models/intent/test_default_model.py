@@ -1,0 +1,150 @@
+"""The issue's conversation cases on the default model (see conftest.default_model)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from tailorbot.models.intent import (
+    OUT_OF_SCOPE,
+    UNSUPPORTED_LANGUAGE,
+    LanguageRoutedIntentModel,
+    TfidfIntentModel,
+    bundled_dataset,
+    default_dataset,
+    evaluate_intent_model,
+)
+
+TRAINING_TEXTS = set(default_dataset("train").texts)
+
+
+def answer(model, text: str):
+    prediction = model.predict_one(text)
+    return prediction.name, prediction.fallback.triggered
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to talk to a human",
+        "let me speak to an agent NOW this is useless",
+        # not in the training rows:
+        "can I please chat with an actual human being",
+        "this robot is hopeless, put me through to a real agent",
+    ],
+)
+def test_asking_for_a_person_is_a_hand_off(default_model, text: str) -> None:
+    assert answer(default_model.model, text) == ("human_handoff", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "intents"),
+    [
+        ("hi", {"greeting"}),
+        ("hey there, good evening", {"greeting"}),
+        ("thanks, bye", {"thanks", "goodbye"}),
+        ("thanks a million for your help", {"thanks"}),
+        ("yes", {"affirm"}),
+        ("yes, please go ahead", {"affirm"}),
+        ("nope, not that", {"deny"}),
+    ],
+)
+def test_small_talk_is_understood_not_out_of_scope(default_model, text, intents) -> None:
+    name, fired = answer(default_model.model, text)
+    assert name in intents and not fired
+
+
+def test_unseen_phrasings_really_are_unseen() -> None:
+    for text in (
+        "can I please chat with an actual human being",
+        "hey there, good evening",
+        "thanks a million for your help",
+        "yes, please go ahead",
+        "nope, not that",
+    ):
+        assert text not in TRAINING_TEXTS
+
+
+def test_a_typo_ridden_question_finds_its_intent(default_model) -> None:
+    assert answer(default_model.model, "how do i chnage my pin numbr") == ("change_pin", False)
+
+
+def test_builtin_test_rows_are_recognized(default_model) -> None:
+    test = bundled_dataset("builtin_intents", "test")
+    assert not set(test.texts) & TRAINING_TEXTS
+    metrics = evaluate_intent_model(default_model.model, test.texts, test.labels)
+    assert metrics.accuracy >= 0.85
+
+
+def test_out_of_scope_still_falls_back(default_model) -> None:
+    prediction = default_model.model.predict_one("what's the weather like in Lisbon tomorrow")
+    assert prediction.fallback.reason == OUT_OF_SCOPE
+
+
+def test_a_german_card_question_is_marked_unsupported_not_out_of_scope(default_model) -> None:
+    prediction = default_model.model.predict_one(
+        "Meine Karte ist immer noch nicht angekommen, wo bleibt sie?"
+    )
+    assert prediction.language == "de"
+    assert prediction.fallback.reason == UNSUPPORTED_LANGUAGE
+    english = default_model.model.predict_one("my card still hasn't arrived, where is it?")
+    assert english.language == "en" and english.name == "card_arrival"
+
+
+GERMAN = {
+    "card_arrival": [
+        "Meine Karte ist noch nicht angekommen",
+        "Wann kommt meine neue Karte an?",
+        "Ich warte immer noch auf meine Karte",
+        "Die Karte wurde nicht geliefert",
+        "Wo bleibt meine Bankkarte?",
+    ],
+    "change_pin": [
+        "Wie ändere ich meine PIN?",
+        "Ich möchte meine Geheimzahl ändern",
+        "Neue PIN festlegen",
+        "Kann ich die PIN meiner Karte wechseln?",
+        "PIN Nummer ändern bitte",
+    ],
+    "lost_or_stolen_card": [
+        "Meine Karte wurde gestohlen",
+        "Ich habe meine Karte verloren",
+        "Karte weg, bitte sperren",
+        "Jemand hat mein Portemonnaie mit der Karte gestohlen",
+        "Ich finde meine Karte nicht mehr",
+    ],
+}
+
+
+def test_a_german_model_answers_german_questions(default_model) -> None:
+    texts = [t for rows in GERMAN.values() for t in rows]
+    labels = [label for label, rows in GERMAN.items() for _ in rows]
+    german = TfidfIntentModel().fit(texts, labels)
+    english = default_model.model.default_model
+    routed = LanguageRoutedIntentModel(
+        {"en": english, "de": german}, "en", default_model.model.detector
+    )
+    prediction = routed.predict_one("Meine neue Karte ist bis heute nicht angekommen")
+    assert (prediction.language, prediction.name) == ("de", "card_arrival")
+    assert not prediction.fallback.triggered
+    assert routed.predict_one("I want to talk to a human").name == "human_handoff"
+    with pytest.raises(ValueError, match="lacks"):
+        LanguageRoutedIntentModel({"en": german, "de": english}, "en")
+
+
+def test_the_saved_model_round_trips_without_its_tables(default_model) -> None:
+    blob = pickle.dumps(default_model.model)
+    assert len(blob) < 30 * 2**20  # the 16 MB embedding table and the language model stay out
+    loaded = pickle.loads(blob)
+    for text in ("hi", "how do i chnage my pin numbr", "Wo ist meine Karte? Bitte helfen Sie"):
+        assert loaded.predict_one(text) == default_model.model.predict_one(text)
+
+
+def test_metadata_names_the_router_and_the_model(default_model) -> None:
+    meta = default_model.metadata
+    assert meta["model"] == "LanguageRoutedIntentModel"
+    assert meta["default_model"] == "HybridIntentModel"
+    assert meta["params"]["embeddings"] == "wordllama/l2_supercat"
+    assert "de" in meta["detect_languages"]
+    assert set(meta["labels"]) >= {"human_handoff", "greeting", OUT_OF_SCOPE}
