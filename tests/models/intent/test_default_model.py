@@ -15,6 +15,7 @@ from tailorbot.models.intent import (
     default_dataset,
     evaluate_intent_model,
 )
+from tailorbot.models.intent.followup import FollowUpResolver
 
 TRAINING_TEXTS = set(default_dataset("train").texts)
 
@@ -148,3 +149,27 @@ def test_metadata_names_the_router_and_the_model(default_model) -> None:
     assert meta["params"]["embeddings"] == "wordllama/l2_supercat"
     assert "de" in meta["detect_languages"]
     assert set(meta["labels"]) >= {"human_handoff", "greeting", OUT_OF_SCOPE}
+
+
+@pytest.mark.parametrize(
+    ("text", "previous", "expected"),
+    [
+        ("yes", "card_arrival", ("card_arrival", "affirm")),
+        ("no", "card_arrival", ("card_arrival", "deny")),
+        ("it still hasn't", "card_arrival", ("card_arrival", "continuation")),
+        ("the same as before", "card_arrival", ("card_arrival", "continuation")),
+        ("how long?", "card_arrival", ("card_arrival", "continuation")),
+        # new turns: a confident question, small talk, no topic to follow
+        ("my card was stolen yesterday", "card_arrival", ("lost_or_stolen_card", None)),
+        ("thanks", "card_arrival", ("thanks", None)),
+        ("yes", "greeting", ("affirm", None)),
+        ("yes", None, ("affirm", None)),
+        ("what's the weather in Rome", "card_arrival", ("out_of_scope", None)),
+    ],
+)
+def test_short_replies_follow_the_previous_intent(default_model, text, previous, expected):
+    resolver = FollowUpResolver()
+    prediction = resolver.resolve(default_model.model.predict_one(text), text, previous)
+    assert (prediction.name, prediction.follow_up) == expected
+    if prediction.follow_up is not None:
+        assert not prediction.fallback.triggered

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         metrics_from_predictions,
     )
     from tailorbot.models.intent.fallback import FallbackPolicy, calibrate_fallback
+    from tailorbot.models.intent.followup import FollowUpResolver
     from tailorbot.models.intent.hybrid import HybridIntentModel
     from tailorbot.models.intent.language import LanguageDetector
     from tailorbot.models.intent.routed import UNSUPPORTED_LANGUAGE, LanguageRoutedIntentModel
@@ -62,6 +63,7 @@ __getattr__, __dir__ = lazy_exports(
         "metrics_from_predictions": ".evaluation",
         "FallbackPolicy": ".fallback",
         "calibrate_fallback": ".fallback",
+        "FollowUpResolver": ".followup",
         "HybridIntentModel": ".hybrid",
         "LanguageDetector": ".language",
         "UNSUPPORTED_LANGUAGE": ".routed",
@@ -84,6 +86,7 @@ __all__ = [
     "DatasetError",
     "FallbackDecision",
     "FallbackPolicy",
+    "FollowUpResolver",
     "HybridIntentModel",
     "IntentDataset",
     "IntentMetrics",

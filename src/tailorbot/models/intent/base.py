@@ -45,7 +45,9 @@ class IntentPrediction:
     """The model's answer for one message; ``ranking`` holds the top-5 ``(intent, probability)``.
 
     ``language`` is the detected ISO 639-1 code of the message (``None`` when the model does
-    not detect languages).
+    not detect languages). ``follow_up`` is set when a short reply was read in the context of
+    the previous intent (``"affirm"``, ``"deny"`` or ``"continuation"``; see
+    :mod:`tailorbot.models.intent.followup`); ``name`` is then that previous intent.
     """
 
     name: str
@@ -53,6 +55,7 @@ class IntentPrediction:
     ranking: list[tuple[str, float]]
     fallback: FallbackDecision
     language: str | None = None
+    follow_up: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class IntentPrediction:
             "ranking": [{"name": n, "confidence": p} for n, p in self.ranking],
             "fallback": {"triggered": self.fallback.triggered, "reason": self.fallback.reason},
             "language": self.language,
+            "follow_up": self.follow_up,
         }
 
 
