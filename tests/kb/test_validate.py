@@ -102,6 +102,10 @@ def test_template_references(tmp_path: Path) -> None:
     variants: {concise: c, step_by_step: s, empathetic: e}
   - id: t4
     variants: {concise: c, step_by_step: s, empathetic: e}
+  - id: fallback-de
+    variants: {concise: c, step_by_step: s, empathetic: e}
+  - id: fallback-deutsch
+    variants: {concise: c, step_by_step: s, empathetic: e}
 """
     )
     errors = _errors(tmp_path, **{"kb.yaml": text})
@@ -110,8 +114,12 @@ def test_template_references(tmp_path: Path) -> None:
         "kb.yaml: templates[t2].intents[0]: "
         "intent 'card_arrival' already has template 't1' (kb.yaml)",
         "kb.yaml: templates[t3].default: a second default template (first: 't0' in kb.yaml)",
-        "kb.yaml: templates[t4].intents: give intents, set default: true, use id 'fallback', "
-        "or name it after a chatbot response (utter_...)",
+        "kb.yaml: templates[t4].intents: give intents, set default: true, use id 'fallback' "
+        "(or 'fallback-<language>', e.g. 'fallback-de'), or name it after a chatbot response "
+        "(utter_...)",
+        "kb.yaml: templates[fallback-deutsch].intents: give intents, set default: true, use id "
+        "'fallback' (or 'fallback-<language>', e.g. 'fallback-de'), or name it after a chatbot "
+        "response (utter_...)",
     ]
 
 

@@ -38,6 +38,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from tailorbot.config import BUILTIN_INTENTS
 from tailorbot.kb.manifest import KBManifest, Url
 from tailorbot.kb.render import placeholders, render
 
@@ -45,13 +46,20 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 VARIANTS = ("concise", "step_by_step", "empathetic")  # the bundled KB's variants
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-NO_ARTICLE_INTENTS = frozenset({"out_of_scope"})  # the bot hands over; nothing to answer with
+# out_of_scope: the bot hands over; the built-in conversational intents get a template answer
+NO_ARTICLE_INTENTS = frozenset({"out_of_scope", *BUILTIN_INTENTS})
 FALLBACK_TEMPLATE_ID = "fallback"
 SNIPPET_CHARS = 300
 KNOWN_PLACEHOLDERS = "known_placeholders"  # validation-context key: the KB's placeholder names
 
 _MARKDOWN = re.compile(r"[*_`#>\[\]]|\(https?://[^)]*\)")
 _WHITESPACE = re.compile(r"\s+")
+_LANGUAGE_FALLBACK = re.compile(r"^fallback-[a-z]{2}$")  # fallback-de: the fallback in German
+
+
+def is_fallback_template_id(template_id: str) -> bool:
+    """``fallback``, or ``fallback-<language>`` (an ISO 639-1 code) for one language."""
+    return template_id == FALLBACK_TEMPLATE_ID or bool(_LANGUAGE_FALLBACK.match(template_id))
 
 
 class _Record(BaseModel):

@@ -38,6 +38,7 @@ from tailorbot.kb.model import (
     Article,
     KnowledgeBase,
     ResponseTemplate,
+    is_fallback_template_id,
 )
 
 SECTIONS: dict[str, type[BaseModel]] = {"articles": Article, "templates": ResponseTemplate}
@@ -248,8 +249,9 @@ def _check_templates(
                 KBIssue(
                     item.file,
                     f"{item.where}.intents",
-                    f"give intents, set default: true, use id {FALLBACK_TEMPLATE_ID!r}, or "
-                    f"name it after a chatbot response ({RESPONSE_PREFIX}...)",
+                    f"give intents, set default: true, use id {FALLBACK_TEMPLATE_ID!r} (or "
+                    f"'fallback-<language>', e.g. 'fallback-de'), or name it after a chatbot "
+                    f"response ({RESPONSE_PREFIX}...)",
                 )
             )
         if template.default:
@@ -279,11 +281,12 @@ def _check_templates(
 
 
 def _stands_alone(template: ResponseTemplate) -> bool:
-    """Templates used without an intent: the default, the fallback, and those a chatbot asks
-    for by name (Rasa's NLG endpoint asks for ``utter_*`` responses)."""
+    """Templates used without an intent: the default, the fallback (``fallback`` or one per
+    language, ``fallback-de``), and those a chatbot asks for by name (Rasa's NLG endpoint
+    asks for ``utter_*`` responses)."""
     return (
         template.default
-        or template.id == FALLBACK_TEMPLATE_ID
+        or is_fallback_template_id(template.id)
         or template.id.startswith(RESPONSE_PREFIX)
     )
 

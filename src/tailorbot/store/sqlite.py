@@ -101,7 +101,9 @@ SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({mark
 SELECT_WATERMARKS = "SELECT digest, watermark FROM erasures WHERE digest IN ({marks})"
 MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "synchronous": str, "busy_timeout": positive_float, "read_cache": int
+    "synchronous": str,
+    "busy_timeout": positive_float,
+    "read_cache": int,
 }
 _UNCACHED = object()
 

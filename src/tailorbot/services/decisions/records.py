@@ -38,6 +38,8 @@ def personalize_response(
             name=prediction.name,
             confidence=prediction.confidence,
             ranking=[IntentRank(name=n, confidence=p) for n, p in prediction.ranking],
+            language=prediction.language,
+            follow_up=prediction.follow_up,
         ),
         fallback=FallbackOut(
             triggered=prediction.fallback.triggered, reason=prediction.fallback.reason

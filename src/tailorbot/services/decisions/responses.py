@@ -17,9 +17,16 @@ from typing import Any
 
 from tailorbot.kb.model import FALLBACK_TEMPLATE_ID, KnowledgeBase, ResponseTemplate
 
+OWN_TEMPLATE_REASONS = ("human_handoff",)  # fallbacks the intent's own template answers
+
 
 class ResponseComposer:
-    """Templates of one knowledge base; ``fallback`` answers use the template ``fallback``."""
+    """Templates of one knowledge base.
+
+    A fallback answer uses ``fallback-<language>`` when the message's language has one (the
+    hand-over in the customer's language), else ``fallback``; a hand-off the customer asked
+    for (reason ``human_handoff``) uses that intent's own template.
+    """
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
@@ -30,11 +37,21 @@ class ResponseComposer:
         if kb.default_template is None:
             raise ValueError("the knowledge base needs a default template (default: true)")
 
-    def template_for(self, intent: str, fallback: bool) -> ResponseTemplate:
-        if fallback:
-            template = self.kb.template(FALLBACK_TEMPLATE_ID)
-            if template is not None:
-                return template
+    def template_for(
+        self,
+        intent: str,
+        fallback: bool,
+        reason: str | None = None,
+        language: str | None = None,
+    ) -> ResponseTemplate:
+        if fallback and reason not in OWN_TEMPLATE_REASONS:
+            ids = ([f"{FALLBACK_TEMPLATE_ID}-{language}"] if language else []) + [
+                FALLBACK_TEMPLATE_ID
+            ]
+            for template_id in ids:
+                template = self.kb.template(template_id)
+                if template is not None:
+                    return template
         found = self.kb.template_for(intent)
         return found if found is not None else self.kb.default_template  # type: ignore[return-value]
 

@@ -40,11 +40,21 @@ class IntentOut(BaseModel):
     name: str
     confidence: float
     ranking: list[IntentRank]
+    language: str | None = Field(None, description="Detected language of the message.")
+    follow_up: str | None = Field(
+        None,
+        description="affirm, deny or continuation when a short reply was read with the "
+        "previous intent (then name is that intent).",
+    )
 
 
 class FallbackOut(BaseModel):
     triggered: bool
-    reason: str | None = Field(None, description="low_confidence, small_margin or out_of_scope.")
+    reason: str | None = Field(
+        None,
+        description="low_confidence, small_margin, out_of_scope, unsupported_language or "
+        "human_handoff (the customer asked for a person).",
+    )
 
 
 class ArticleOut(BaseModel):

@@ -21,10 +21,11 @@ from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
 from tailorbot.features.view import feature_view
-from tailorbot.kb.model import KnowledgeBase, ResponseTemplate
+from tailorbot.kb.model import NO_ARTICLE_INTENTS, KnowledgeBase, ResponseTemplate
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import IntentModel
+from tailorbot.services.decisions.conversation import ConversationRules
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
 from tailorbot.services.decisions.policy import VariantPolicy
@@ -44,6 +45,7 @@ from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
 
 STATS_REFRESH_S = 1.0  # article statistics re-read period when bandit_sync_s is 0
+NO_ARTICLE_REASONS = ("out_of_scope", "unsupported_language", "human_handoff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class DecisionService:
         self.metrics = metrics if metrics is not None else Metrics()
         self.archive = archive
         self.reward = reward or FeedbackReward()
+        self.conversation = ConversationRules()
         sync_s = settings.bandit_sync_s
         policy = models.policy
         # Through self.models: use_kb swaps the recommenders while the refresher runs.
@@ -137,6 +140,7 @@ class DecisionService:
 
         mark = time.perf_counter()
         profile, view = self._read_user(request.user_id)
+        prediction = self.conversation.apply(prediction, request.message, view)
         timings["features"] = _ms_since(mark)
 
         arm = self.experiment.arm_for(request.user_id)
@@ -176,7 +180,10 @@ class DecisionService:
         profile: Mapping[str, Any] | None,
         personalized: bool,
     ) -> list[Any]:
-        if prediction.fallback.reason == "out_of_scope":
+        if (
+            prediction.fallback.reason in NO_ARTICLE_REASONS
+            or prediction.name in NO_ARTICLE_INTENTS
+        ):
             return []
         return self.models.recommenders.recommend(
             view,
@@ -219,6 +226,8 @@ class DecisionService:
             "intent": prediction.name,
             "confidence": prediction.confidence,
             "fallback": fallback.reason,
+            "language": prediction.language,
+            "follow_up": prediction.follow_up,
             "articles": [a.article_id for a in articles],
             "reply_article": about.article_id if about is not None else None,
             "template_id": template.id,
@@ -237,7 +246,10 @@ class DecisionService:
         chosen = composer.kb.template(template_id) if template_id is not None else None
         if chosen is not None:
             return chosen
-        return composer.template_for(prediction.name, prediction.fallback.triggered)
+        fallback = prediction.fallback
+        return composer.template_for(
+            prediction.name, fallback.triggered, fallback.reason, prediction.language
+        )
 
     def _variant(
         self,
