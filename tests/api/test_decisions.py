@@ -62,8 +62,9 @@ def test_personalize_round_trip(api: TestClient) -> None:
     assert set(body) == TOP_LEVEL
 
     intent = body["intent"]
-    assert set(intent) == {"name", "confidence", "ranking"}
+    assert set(intent) == {"name", "confidence", "ranking", "language", "follow_up"}
     assert intent["name"] == "card_arrival" and 0 < intent["confidence"] <= 1
+    assert intent["follow_up"] is None  # the user's first message: nothing to follow
     assert len(intent["ranking"]) == 5
     assert all(set(r) == {"name", "confidence"} for r in intent["ranking"])
     assert body["fallback"] == {"triggered": False, "reason": None}
