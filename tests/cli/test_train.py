@@ -118,3 +118,66 @@ def test_train_rejects_data_too_small_to_validate(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--data", str(path), "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "no row left for validation" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "bert"], "--model: unknown intent model 'bert'"),
+        (["--language-data", "german"], "--language-data: expected LANG=FILE"),
+        (["--language-data", "en=x.csv"], "--language-data: 'en' given twice"),
+    ],
+)
+def test_train_rejects_bad_model_and_language_options(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path), *args])
+    assert result.exit_code == 1 and message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_train_with_a_second_language_and_a_recall_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    english = write_csv(tmp_path / "en.csv", small_dataset())
+    german_rows = IntentDataset(
+        (
+            "Meine Karte ist noch nicht angekommen",
+            "Wann kommt meine neue Karte an?",
+            "Ich warte immer noch auf meine Karte",
+            "Die Karte wurde nicht geliefert",
+            "Wo bleibt meine Bankkarte?",
+            "Seit zwei Wochen keine Karte bekommen",
+            "Ich habe meine Karte verloren",
+            "Meine Karte wurde gestohlen",
+            "Karte weg, bitte sperren",
+            "Jemand hat meine Karte gestohlen",
+            "Ich finde meine Karte nicht mehr",
+            "Portemonnaie mit Karte verloren",
+        ),
+        ("card_arrival",) * 6 + ("lost_or_stolen_card",) * 6,
+    )
+    german = write_csv(tmp_path / "de.csv", german_rows)
+    monkeypatch.setenv("TAILORBOT_FALLBACK_TARGET_RECALL", "0.9")
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(english),
+            "--model",
+            "tfidf",
+            "--language-data",
+            f"de={german}",
+            "--data-dir",
+            str(tmp_path / "dd"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "de model, validation:" in result.output
+    assert "at oos_recall >= 0.9" in result.output
+    saved = registry.latest(tmp_path / "dd")
+    assert set(saved.metadata["languages"]) == {"en", "de"}
+    assert saved.metadata["default_model"] == "TfidfIntentModel"
+    answer = saved.model.predict_one("Meine neue Karte ist bis heute nicht angekommen")
+    assert (answer.language, answer.name) == ("de", "card_arrival")

@@ -97,7 +97,12 @@ def train(
     thresholds = meta["thresholds"]
     typer.echo(
         f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g} "
-        f"(maximizing {thresholds['objective']}, cost {thresholds['wrong_answer_cost']:g})"
+        f"(maximizing {thresholds['objective']}"
+        + (
+            f", cost {thresholds['wrong_answer_cost']:g})"
+            if thresholds.get("target_oos_recall") is None
+            else ")"
+        )
     )
     for language in sorted(extra):
         typer.echo(f"{language} model, validation:")

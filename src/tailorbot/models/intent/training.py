@@ -129,7 +129,11 @@ def train_intent_model(
         },
         "thresholds": {
             **calibration.policy.to_dict(),
-            "objective": "in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate",
+            "objective": (
+                "in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate"
+                if calibration.target_oos_recall is None
+                else f"in_scope_accuracy at oos_recall >= {calibration.target_oos_recall:g}"
+            ),
             "objective_value": calibration.objective,
             "target_oos_recall": calibration.target_oos_recall,
             "wrong_answer_cost": calibration.wrong_answer_cost,
