@@ -71,9 +71,7 @@ CREATE TABLE IF NOT EXISTS group_members (
 """
 
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "synchronous": str,
-    "busy_timeout": positive_float,
-    "session_timeout": positive_float,
+    "synchronous": str, "busy_timeout": positive_float, "session_timeout": positive_float
 }
 BLOB_TYPES = (bytes, bytearray, memoryview)
 
@@ -141,8 +139,7 @@ class SqliteEventLog(EventLog):
             parts = []
         if len(parts) != len(items) or not all(isinstance(v, BLOB_TYPES) for _, v in items):
             bad = next(
-                (key, value)
-                for key, value in items
+                (key, value) for key, value in items
                 if not isinstance(key, str) or not isinstance(value, BLOB_TYPES)
             )
             raise TypeError(f"log items are (str key, bytes value) pairs, got {bad!r:.200}")

@@ -101,9 +101,7 @@ SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({mark
 SELECT_WATERMARKS = "SELECT digest, watermark FROM erasures WHERE digest IN ({marks})"
 MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "synchronous": str,
-    "busy_timeout": positive_float,
-    "read_cache": int,
+    "synchronous": str, "busy_timeout": positive_float, "read_cache": int
 }
 _UNCACHED = object()
 
@@ -191,14 +189,8 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
             return
         rows = [
             (
-                r.user_id,
-                _dumps(r.state),
-                r.partition,
-                r.offset,
-                r.event_time,
-                r.updated_at,
-                r.version,
-                user_digest(r.user_id),
+                r.user_id, _dumps(r.state), r.partition, r.offset, r.event_time, r.updated_at,
+                r.version, user_digest(r.user_id),
             )
             for r in records
         ]
