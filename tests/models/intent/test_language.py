@@ -56,6 +56,7 @@ def test_typo_corrector() -> None:
     assert corrector.correct("teh pni") == "teh pni"  # under 4 letters: left alone
     assert corrector.correct("zzzzzz") == "zzzzzz"  # nothing within 1 edit
     assert corrector.expand("my card") == "my card"  # nothing unknown: unchanged
+    assert corrector.correct("a" * 5000) == "a" * 5000  # far too long for a word: left alone
     assert corrector.expand("crad numbr") == "crad numbr card number"
     assert pickle.loads(pickle.dumps(corrector)).correct("chnage") == "change"
     with pytest.raises(ValueError, match="max_distance"):

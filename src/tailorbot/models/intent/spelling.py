@@ -5,8 +5,10 @@ within optimal-string-alignment distance ``max_distance`` (a swap of two neighbo
 counts 1), found through an index of every vocabulary word with one letter deleted: two
 words within distance 2 share a one-deletion form, or one is a deletion of the other. Short
 words (under ``min_length``) and words with digits are left alone, because there a single
-edit turns one real word into another. The index is rebuilt from the word counts after
-unpickling, so the model file only carries the counts.
+edit turns one real word into another; so are words longer than ``MAX_WORD_LENGTH`` (no
+real word is; a 5,000-letter "word" would cost 5,000 deletions on the serving path). The
+index is rebuilt from the word counts after unpickling, so the model file only carries the
+counts.
 
 >>> corrector = TypoCorrector().fit(["how do I change my pin", "what is my pin number"])
 >>> corrector.correct("how do i chnage my pin numbr")
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 _WORD = re.compile(r"[a-z]+|[^a-z]+")
+MAX_WORD_LENGTH = 30
 
 
 class TypoCorrector:
@@ -72,7 +75,7 @@ class TypoCorrector:
         return f"{text} {' '.join(fixes)}" if fixes else text
 
     def correct_word(self, word: str) -> str:
-        if word in self._counts or len(word) < self.min_length:
+        if word in self._counts or not self.min_length <= len(word) <= MAX_WORD_LENGTH:
             return word
         cached = self._cache.get(word)
         if cached is None:
