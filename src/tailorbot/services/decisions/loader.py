@@ -42,6 +42,9 @@ def load_decision_models(
             f"no intent model in {settings.data_dir}: train one with "
             f"`tailorbot train --data-dir {settings.data_dir}` (bundled Banking77 by default)"
         ) from exc
+    # the first prediction loads the embedding table, the tokenizer and the language model
+    # (about a second): pay it here, not in the first customer's request
+    saved.model.predict_one("warm up")
     kb_dir = settings.kb_dir or default_kb_dir()
     if kb_source is not None:
         version, kb = kb_source.load()
