@@ -44,14 +44,34 @@ def validation_context(
     max_metadata_keys: int = 32,
     max_metadata_value_chars: int = 512,
 ) -> dict[str, Any]:
-    """The context :data:`EVENT_ADAPTER` validates against at the door."""
+    """The context :data:`EVENT_ADAPTER` validates against at the door.
+
+    Bounds wider than the calendar can hold (``max_event_age_s=1e15``) mean "no bound".
+
+    >>> ctx = validation_context(now=datetime(2026, 1, 1, tzinfo=UTC), max_event_age_s=1e15)
+    >>> ctx["earliest"].year, ctx["latest"].isoformat()
+    (1, '2026-01-01T00:05:00+00:00')
+    """
+    now = now or datetime.now(UTC)
     return {
-        "now": now or datetime.now(UTC),
-        "max_future": timedelta(seconds=max_future_skew_s),
-        "max_age": timedelta(seconds=max_event_age_s),
+        "now": now,
+        "earliest": _shifted(now, -max_event_age_s),
+        "latest": _shifted(now, max_future_skew_s),
         "max_metadata_keys": max_metadata_keys,
         "max_metadata_value_chars": max_metadata_value_chars,
     }
+
+
+def _shifted(moment: datetime, seconds: float) -> datetime:
+    """``moment`` plus ``seconds``, clamped to the representable UTC range."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        return _UTC_MAX if seconds > 0 else _UTC_MIN
+
+
+_UTC_MIN = datetime.min.replace(tzinfo=UTC)
+_UTC_MAX = datetime.max.replace(tzinfo=UTC)
 
 
 class EventBase(BaseModel):
@@ -73,19 +93,26 @@ class EventBase(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _timestamp_in_bounds(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:59:59-14:00 is past year 9999 once in UTC: no datetime holds it
+            raise ValueError(
+                "timestamp is outside the range 0001-01-01T00:00:00Z to "
+                "9999-12-31T23:59:59Z once converted to UTC"
+            ) from None
         ctx = info.context
         if ctx:
             now: datetime = ctx["now"]
-            if value > now + ctx["max_future"]:
+            if value > ctx["latest"]:
                 raise ValueError(
                     f"timestamp is {(value - now).total_seconds():.0f}s in the future; "
-                    f"at most {ctx['max_future'].total_seconds():.0f}s is accepted"
+                    f"at most {(ctx['latest'] - now).total_seconds():.0f}s is accepted"
                 )
-            if value < now - ctx["max_age"]:
+            if value < ctx["earliest"]:
                 raise ValueError(
                     f"timestamp is older than the accepted "
-                    f"{ctx['max_age'].total_seconds() / 86400:g} days"
+                    f"{(now - ctx['earliest']).total_seconds() / 86400:g} days"
                 )
         return value
 

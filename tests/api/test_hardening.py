@@ -1,0 +1,35 @@
+"""Hostile and odd input at the HTTP door: a clear 4xx per event, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import log_ends
+from tests.api.support import event, message
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_out_of_range_timestamp_is_a_422_naming_the_field(
+    client: TestClient, timestamp: str
+) -> None:
+    before = log_ends(client)
+    response = client.post("/v1/events", json=[message(), message(timestamp=timestamp)])
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert (problem["index"], problem["field"]) == (1, "timestamp")
+    assert "outside the range" in problem["reason"]
+    assert log_ends(client) == before
+
+
+def test_partial_mode_keeps_the_valid_events_next_to_an_out_of_range_timestamp(
+    client: TestClient,
+) -> None:
+    batch = [message("u1"), event("rating", score=4, timestamp="9999-12-31T23:59:59-14:00")]
+    response = client.post("/v1/events?partial=true", json={"events": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+    assert body["results"][1]["errors"][0]["field"] == "timestamp"
+    assert sum(log_ends(client).values()) == 1
