@@ -34,6 +34,10 @@ from pydantic_settings import (
 REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip")
 PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
 BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
+# What the published schema of a profile allows; settings may only lower these bounds.
+PROFILE_ATTRIBUTES_CEILING = 32
+PROFILE_KEY_CHARS_CEILING = 64
+PROFILE_VALUE_CHARS_CEILING = 1024
 
 
 class Settings(BaseSettings):
@@ -62,6 +66,21 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(300.0, ge=0, description="Reject timestamps further ahead.")
     max_event_age_s: float = Field(30 * 86400.0, gt=0, description="Reject older timestamps.")
     backpressure_max_lag: int = Field(200_000, ge=1, description="Answer 429 past this lag.")
+    max_profile_attributes: int = Field(
+        PROFILE_ATTRIBUTES_CEILING,
+        ge=0,
+        le=PROFILE_ATTRIBUTES_CEILING,
+        description="Free attributes per user profile.",
+    )
+    max_profile_key_chars: int = Field(
+        PROFILE_KEY_CHARS_CEILING, ge=1, le=PROFILE_KEY_CHARS_CEILING
+    )
+    max_profile_value_chars: int = Field(
+        PROFILE_VALUE_CHARS_CEILING,
+        ge=1,
+        le=PROFILE_VALUE_CHARS_CEILING,
+        description="Characters of a string attribute value.",
+    )
 
     # --- operations -------------------------------------------------------------------
     log_format: str = Field(

@@ -33,3 +33,27 @@ def test_partial_mode_keeps_the_valid_events_next_to_an_out_of_range_timestamp(
     assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
     assert body["results"][1]["errors"][0]["field"] == "timestamp"
     assert sum(log_ends(client).values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("attributes", "words"),
+    [
+        ({"big": 1180591620717411303424}, "64-bit"),
+        ({"note": "x" * 100_000}, "1024"),
+        ({f"k{i}": i for i in range(40)}, "at most 32"),
+    ],
+)
+def test_profile_attributes_out_of_bounds_are_a_422_naming_the_field(
+    client: TestClient, attributes: dict, words: str
+) -> None:
+    response = client.put("/v1/users/u1", json={"attributes": attributes})
+    assert response.status_code == 422, response.text
+    problems = response.json()["problems"]
+    assert any(p["field"].startswith("attributes") and words in p["reason"] for p in problems)
+
+
+@pytest.mark.parametrize("score", [True, "5"])
+def test_a_rating_is_not_coerced(client: TestClient, score: object) -> None:
+    response = client.post("/v1/events", json=event("rating", score=score))
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == "score"

@@ -46,3 +46,52 @@ def test_huge_age_and_skew_bounds_do_not_overflow() -> None:
         {**BASE, "timestamp": "0002-01-01T00:00:00Z"}, context=context
     )
     assert event.timestamp.year == 2
+
+
+def _field_errors(raw: dict) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        EVENT_ADAPTER.validate_python(
+            {**BASE, "timestamp": "2026-01-01T10:00:00Z", **raw}, context=None
+        )
+    return [(str(e["loc"][1]), e["msg"]) for e in caught.value.errors(include_url=False)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"type": "rating", "score": True}, "score"),  # was stored as CSAT 1
+        ({"type": "rating", "score": "5"}, "score"),  # was stored as 5
+        ({"type": "rating", "score": 4.0}, "score"),
+        ({"type": "article_feedback", "article_id": "a1", "helpful": "yes"}, "helpful"),
+        ({"type": "article_feedback", "article_id": "a1", "helpful": 1}, "helpful"),
+        ({"type": "resolution", "resolved": "false"}, "resolved"),
+        ({"type": "message", "role": "bot", "text": "x", "confidence": "0.5"}, "confidence"),
+    ],
+)
+def test_values_are_not_coerced_from_other_types(raw: dict, field: str) -> None:
+    assert [name for name, _ in _field_errors(raw)] == [field]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (2**64, "64-bit"),
+        (-(2**63) - 1, "64-bit"),
+        (float("nan"), "finite"),
+        (float("inf"), "finite"),
+    ],
+)
+def test_metadata_numbers_must_fit_what_the_log_keeps(value: float, words: str) -> None:
+    # orjson reads back at most 64-bit integers (a bigger one silently becomes a float)
+    errors = _field_errors({"metadata": {"big": value}})
+    assert len(errors) == 1 and errors[0][0] == "metadata"
+    assert "metadata['big']" in errors[0][1] and words in errors[0][1]
+
+
+def test_metadata_numbers_inside_the_range_keep_their_type() -> None:
+    metadata = {"max": 2**63 - 1, "min": -(2**63), "flag": True, "ratio": 0.5, "s": "5"}
+    event = EVENT_ADAPTER.validate_python(
+        {**BASE, "timestamp": "2026-01-01T10:00:00Z", "metadata": metadata}
+    )
+    assert event.metadata == metadata
+    assert [type(v) for v in event.metadata.values()] == [int, int, bool, float, str]

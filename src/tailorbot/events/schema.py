@@ -22,13 +22,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     TypeAdapter,
     ValidationInfo,
     field_validator,
 )
 
+from tailorbot.events.values import free_pairs_problem
+
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 MetadataValue = str | int | float | bool | None
+METADATA_KEY_CHARS = 64
 
 
 def new_event_id() -> str:
@@ -86,7 +92,7 @@ class EventBase(BaseModel):
     session_id: Identifier
     timestamp: AwareDatetime = Field(description="UTC ISO-8601, e.g. 2026-01-01T10:00:00Z.")
     channel: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "chat"
-    metadata: dict[Annotated[str, Field(max_length=64)], MetadataValue] = Field(
+    metadata: dict[Annotated[str, Field(max_length=METADATA_KEY_CHARS)], MetadataValue] = Field(
         default_factory=dict, description="Bounded free key/value pairs."
     )
 
@@ -116,19 +122,20 @@ class EventBase(BaseModel):
                 )
         return value
 
-    @field_validator("metadata")
+    @field_validator("metadata", mode="before")
     @classmethod
-    def _metadata_bounded(
-        cls, value: dict[str, MetadataValue], info: ValidationInfo
-    ) -> dict[str, MetadataValue]:
+    def _metadata_bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        # before pydantic's union: it would turn a 2**70 into a float, a NaN into null
         ctx = info.context or {}
-        max_keys = ctx.get("max_metadata_keys", 32)
-        max_chars = ctx.get("max_metadata_value_chars", 512)
-        if len(value) > max_keys:
-            raise ValueError(f"metadata has {len(value)} keys; at most {max_keys} are accepted")
-        for key, item in value.items():
-            if isinstance(item, str) and len(item) > max_chars:
-                raise ValueError(f"metadata[{key!r}] is longer than {max_chars} characters")
+        problem = free_pairs_problem(
+            "metadata",
+            value,
+            max_keys=ctx.get("max_metadata_keys", 32),
+            max_key_chars=METADATA_KEY_CHARS,
+            max_value_chars=ctx.get("max_metadata_value_chars", 512),
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -141,7 +148,7 @@ class Message(EventBase):
     role: Literal["customer", "bot", "agent"]
     text: str = Field(min_length=1)
     intent: Identifier | None = None
-    confidence: float | None = Field(None, ge=0.0, le=1.0)
+    confidence: StrictFloat | None = Field(None, ge=0.0, le=1.0)
 
 
 class ArticleViewed(EventBase):
@@ -152,17 +159,17 @@ class ArticleViewed(EventBase):
 class ArticleFeedback(EventBase):
     type: Literal["article_feedback"] = "article_feedback"
     article_id: Identifier
-    helpful: bool
+    helpful: StrictBool
 
 
 class Rating(EventBase):
     type: Literal["rating"] = "rating"
-    score: int = Field(ge=1, le=5, description="CSAT, 1 (bad) to 5 (good).")
+    score: StrictInt = Field(ge=1, le=5, description="CSAT, 1 (bad) to 5 (good).")
 
 
 class Resolution(EventBase):
     type: Literal["resolution"] = "resolution"
-    resolved: bool
+    resolved: StrictBool
     article_id: Identifier | None = Field(None, description="The article that resolved it, if any.")
 
 

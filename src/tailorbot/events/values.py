@@ -1,0 +1,65 @@
+"""Free key/value pairs (event metadata, profile attributes): bounds checked before pydantic
+coerces anything, so a value is kept with the JSON type it came with or refused by name.
+
+The log and the stores read JSON back with orjson, which keeps integers only up to 64 bits
+(a bigger one silently comes back as a float) and has no NaN or infinity: such numbers are
+refused at the door instead.
+
+>>> free_pairs_problem("metadata", {"n": 2**64}, max_keys=4, max_key_chars=8, max_value_chars=8)
+"metadata['n'] is an integer outside the signed 64-bit range the stores keep"
+>>> free_pairs_problem("metadata", {"n": 1}, max_keys=4, max_key_chars=8, max_value_chars=8)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def scalar_problem(value: Any) -> str | None:
+    """Why a JSON scalar cannot be kept as it is, or ``None``.
+
+    >>> scalar_problem(float("nan")), scalar_problem(True), scalar_problem(2**63 - 1)
+    ('is not a finite number', None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return "is an integer outside the signed 64-bit range the stores keep"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "is not a finite number"
+    return None
+
+
+def free_pairs_problem(
+    name: str,
+    pairs: Any,
+    *,
+    max_keys: int,
+    max_key_chars: int,
+    max_value_chars: int,
+) -> str | None:
+    """The first reason ``pairs`` (a dict, as parsed from JSON) break the bounds, or ``None``.
+
+    Anything that is not a dict is left to the schema's own type check.
+    """
+    if not isinstance(pairs, dict):
+        return None
+    if len(pairs) > max_keys:
+        return f"{name} has {len(pairs)} keys; at most {max_keys} are accepted"
+    for key, value in pairs.items():
+        if not isinstance(key, str):
+            continue
+        if not key:
+            return f"{name} has an empty key"
+        if len(key) > max_key_chars:
+            return f"{name} key {key[:16]!r}... is longer than {max_key_chars} characters"
+        if isinstance(value, str) and len(value) > max_value_chars:
+            return f"{name}[{key!r}] is longer than {max_value_chars} characters"
+        problem = scalar_problem(value)
+        if problem is not None:
+            return f"{name}[{key!r}] {problem}"
+    return None
