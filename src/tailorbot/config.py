@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -31,9 +32,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip")
 PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
 BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
+REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip", "ssn")
+_RECOGNIZER_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # What the published schema of a profile allows; settings may only lower these bounds.
 PROFILE_ATTRIBUTES_CEILING = 32
 PROFILE_KEY_CHARS_CEILING = 64
@@ -92,6 +94,15 @@ class Settings(BaseSettings):
     # --- privacy ---------------------------------------------------------------------
     redact: bool = True
     redact_kinds: tuple[str, ...] = REDACTABLE_KINDS
+    redact_recognizers: tuple[str, ...] = Field(
+        (),
+        description="More kinds of PII: 'package.module:Name' of a "
+        "tailorbot.events.recognizers.Recognizer, run after the built-in kinds.",
+    )
+    redact_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description="More kinds of PII as {kind: regular expression}; a match becomes <KIND>.",
+    )
 
     # --- stream processor ------------------------------------------------------------
     consumer_group: str = "tailorbot-features"
@@ -219,6 +230,32 @@ class Settings(BaseSettings):
         if self.detect_languages and self.intent_language not in self.detect_languages:
             raise ValueError("detect_languages must include intent_language")
         return self
+    @field_validator("redact_recognizers")
+    @classmethod
+    def _recognizers_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            module, colon, attribute = spec.partition(":")
+            if not (colon and module and attribute):
+                raise ValueError(f"{spec!r}: expected 'package.module:Name'")
+        return value
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in value.items():
+            if not _RECOGNIZER_KIND.match(kind):
+                raise ValueError(f"kind {kind!r}: expected lower-case [a-z][a-z0-9_]*, <= 32")
+            if kind in REDACTABLE_KINDS:
+                raise ValueError(f"kind {kind!r} is built-in; choose it in redact_kinds")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{kind}: {pattern!r} is not a valid regular expression: {exc}"
+                ) from None
+            if compiled.fullmatch("") is not None:
+                raise ValueError(f"{kind}: {pattern!r} matches the empty string")
+        return value
 
     @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:

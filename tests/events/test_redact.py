@@ -79,6 +79,43 @@ POSITIVES = [
     ),
 ]
 
+VARIANTS = [
+    # cards written with no-break / thin / narrow spaces, dots, full-width digits
+    ("card 4111\u00a01111\u00a01111\u00a01111 ok", "card <CARD> ok"),
+    ("4111\u202f1111\u202f1111\u202f1111", "<CARD>"),
+    ("4111\u20091111\u20091111\u20091111", "<CARD>"),
+    ("card 4111.1111.1111.1111.", "card <CARD>."),
+    ("\uff14\uff11\uff11\uff11 1111 1111 1111", "<CARD>"),
+    # phones with no-break spaces, non-breaking hyphens, extensions
+    ("call +44\u00a020\u00a07946\u00a00958 now", "call <PHONE> now"),
+    ("415\u2011555\u20112671", "<PHONE>"),
+    ("+1 415 555 2671 x123, thanks", "<PHONE>, thanks"),
+    ("415-555-2671x9", "<PHONE>"),
+    ("(415) 555-2671 ext. 1234", "<PHONE>"),
+    ("+44 20 7946 0958 extension 12", "<PHONE>"),
+    ("020\u00a07946\u00a00958 ext 7", "<PHONE>"),
+    # URL-encoded and full-width e-mails
+    ("jane%40example.com", "<EMAIL>"),
+    ("mailto:jane.doe%40example.co.uk?subject=hi", "mailto:<EMAIL>?subject=hi"),
+    ("/unsubscribe?email=jane%40example.com&x=1", "/unsubscribe?email=<EMAIL>&x=1"),
+    ("jane\uff20example.com", "<EMAIL>"),
+    # US social security numbers
+    ("my ssn is 123-45-6789.", "my ssn is <SSN>."),
+    ("SSN 078 05 1120", "SSN <SSN>"),
+    ("SSN: 123456789", "SSN: <SSN>"),
+    ("social security number 123456789, thanks", "social security number <SSN>, thanks"),
+]
+
+VARIANT_NEGATIVES = [
+    "prix\u00a0: 12\u00a0\u20ac, d\u00e9lai\u00a03\u00a0jours",  # French spacing stays as is
+    "1.234.567.890.123 EUR",  # a dotted amount is not a card
+    "3.14159265358979",
+    "666-12-3456 900-12-3456 123-00-4567 123-45-0000",  # never-issued SSNs
+    "order 123456789 shipped",  # a bare 9-digit run without the word SSN
+    "x-ray 415 or box x123",
+    "100%40 of it",  # not an e-mail
+]
+
 NEGATIVES = [
     "no pii here, just words",
     "user@localhost or @handle or a@b",
@@ -107,6 +144,21 @@ def test_leaves_non_pii_alone(text: str) -> None:
     assert REDACTOR.redact(text) == text
 
 
+@pytest.mark.parametrize(("text", "expected"), VARIANTS)
+def test_redacts_variant_formats(text: str, expected: str) -> None:
+    assert REDACTOR.redact(text) == expected
+
+
+@pytest.mark.parametrize("text", VARIANT_NEGATIVES)
+def test_leaves_variant_lookalikes_alone(text: str) -> None:
+    assert REDACTOR.redact(text) == text
+
+
+def test_text_around_a_variant_keeps_its_own_characters() -> None:
+    text = "n\u00b0\u00a042 : 4111\u00a01111\u00a01111\u00a01111 \uff08ok\uff09"
+    assert REDACTOR.redact(text) == "n\u00b0\u00a042 : <CARD> \uff08ok\uff09"
+
+
 def test_kinds_select_what_is_redacted() -> None:
     text = "bob@example.com +44 20 7946 0958 4111111111111111 GB82WEST12345698765432 10.0.0.1"
     assert Redactor(kinds=("email", "ip")).redact(text) == (
@@ -117,8 +169,8 @@ def test_kinds_select_what_is_redacted() -> None:
 
 
 def test_unknown_kind_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown redaction kinds \\['ssn'\\]"):
-        Redactor(kinds=("email", "ssn"))
+    with pytest.raises(ValueError, match="unknown redaction kinds \\['passport'\\]"):
+        Redactor(kinds=("email", "passport"))
 
 
 def test_from_settings(tmp_path) -> None:
@@ -138,11 +190,11 @@ def test_redact_event_covers_free_text_and_string_metadata() -> None:
         type="message",
         role="customer",
         text="I am bob@example.com",
-        metadata={"contact": "+44 20 7946 0958", "count": 4111111111111111, "ok": "fine"},
+        metadata={"contact": "+44 20 7946 0958", "count": 12, "ok": "fine"},
     )
     redacted = REDACTOR.redact_event(event)
     assert redacted.text == "I am <EMAIL>"
-    assert redacted.metadata == {"contact": "<PHONE>", "count": 4111111111111111, "ok": "fine"}
+    assert redacted.metadata == {"contact": "<PHONE>", "count": 12, "ok": "fine"}
     assert event.text == "I am bob@example.com"  # the original is frozen, not mutated
     handoff = REDACTOR.redact_event(_event(type="handoff", reason="card 4111-1111-1111-1111"))
     assert handoff.reason == "card <CARD>"
@@ -198,3 +250,40 @@ def test_any_ipv4_is_redacted(address) -> None:
 @given(st.ip_addresses(v=6))
 def test_any_ipv6_is_redacted(address) -> None:
     assert REDACTOR.redact(f"from {address} now") == "from <IP> now"
+
+
+def test_metadata_keys_are_redacted_too() -> None:
+    event = _event(
+        type="session_started",
+        metadata={"jane@example.com": "vip", "+44 20 7946 0958": 1, "plan": "gold"},
+    )
+    redacted = REDACTOR.redact_event(event)
+    assert redacted.metadata == {"<EMAIL>": "vip", "<PHONE>": 1, "plan": "gold"}
+
+
+def test_keys_that_redact_to_the_same_placeholder_are_all_kept() -> None:
+    event = _event(
+        type="session_started",
+        metadata={"a@example.com": 1, "b@example.com": 2, "<EMAIL>": 3},
+    )
+    redacted = REDACTOR.redact_event(event).metadata
+    assert sorted(redacted.values()) == [1, 2, 3]
+    assert not any("example.com" in key for key in redacted)
+    assert all(key.startswith("<EMAIL>") for key in redacted)
+
+
+def test_a_card_number_sent_as_a_json_integer_is_redacted() -> None:
+    event = _event(
+        type="session_started",
+        metadata={"card": 4111111111111111, "order": 4111111111111112, "n": 7, "ok": True},
+    )
+    redacted = REDACTOR.redact_event(event).metadata
+    assert redacted == {"card": "<CARD>", "order": 4111111111111112, "n": 7, "ok": True}
+
+
+def test_variants_are_redacted_in_events() -> None:
+    event = _event(
+        type="handoff",
+        reason="call 415\u00a0555\u00a02671 x12 or jane%40example.com, SSN 123-45-6789",
+    )
+    assert REDACTOR.redact_event(event).reason == "call <PHONE> or <EMAIL>, SSN <SSN>"

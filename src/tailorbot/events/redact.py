@@ -1,283 +1,65 @@
-"""PII redaction: typed placeholders for e-mails, phone numbers, cards, IBANs and IP addresses.
+"""PII redaction: typed placeholders for e-mails, phone numbers, cards, IBANs, IP addresses,
+US social security numbers and any kind a pluggable recognizer adds.
 
-Redaction runs at the door, before an event is stored anywhere. Every kind is one precompiled
-regular expression plus, where a pattern alone over-matches, a checksum (Luhn for cards,
-ISO 13616 mod-97 for IBANs, :mod:`ipaddress` for IPv6). Kinds run in a fixed order so that a
-more specific kind wins (an e-mail's digits are never taken for a phone number), and a pass
-only runs when its cheap precondition holds (an ``@`` for e-mails, a digit for numbers...).
-
-What counts as a phone number: a number with a ``+`` (or ``00``) country prefix, a North
-American ``(415) 555-2671`` / ``415-555-2671`` number, or a trunk-prefixed national number
-written in groups (``020 7946 0958``, ``06 12 34 56 78``). A bare digit run (an order number)
-or an amount is not a phone number.
+Redaction runs at the door, before an event is stored anywhere. The built-in kinds
+(:mod:`tailorbot.events.pii`) run in a fixed order so that a more specific kind wins (an
+e-mail's digits are never taken for a phone number), each only when its cheap precondition
+holds (an ``@`` for e-mails, enough digits for numbers...); they match look-alike characters
+too (no-break spaces, full-width digits, ``%40`` for ``@``). Recognizers named in settings
+(:mod:`tailorbot.events.recognizers`) run after them. In an event, free-text fields, metadata
+keys and metadata values (strings, and integers that are card numbers) are redacted.
 
 >>> r = Redactor()
 >>> r.redact("mail jane.doe@example.com or call +44 20 7946 0958")
 'mail <EMAIL> or call <PHONE>'
 >>> r.redact("card 4111 1111 1111 1111, not 4111 1111 1111 1112")
 'card <CARD>, not 4111 1111 1111 1112'
+>>> r.redact("jane%40example.com, 415\\u00a0555\\u00a02671 x12, SSN 078-05-1120")
+'<EMAIL>, <PHONE>, SSN <SSN>'
 >>> Redactor(kinds=("ip",)).redact("from 10.0.0.7, bob@example.com")
 'from <IP>, bob@example.com'
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from tailorbot.config import REDACTABLE_KINDS
-from tailorbot.events.schema import FREE_TEXT_FIELDS, EventBase
+from tailorbot.events.pii import PLACEHOLDERS, RULES, ascii_digits, fold, iban_valid, luhn_valid
+from tailorbot.events.recognizers import Recognizer, recognizers_from_settings
+from tailorbot.events.schema import FREE_TEXT_FIELDS, EventBase, MetadataValue
 
-PLACEHOLDERS = {
-    "email": "<EMAIL>",
-    "phone": "<PHONE>",
-    "card": "<CARD>",
-    "iban": "<IBAN>",
-    "ip": "<IP>",
-}
+__all__ = ["PLACEHOLDERS", "Redactor", "iban_valid", "luhn_valid"]
 
-_DIGITS = "0123456789"
-_SEPARATOR = re.compile(r"[ \-.]")
-
-_EMAIL = re.compile(
-    r"(?<![\w.%+\-])[\w%+\-](?:[\w.%+\-]*[\w%+\-])?"  # local part, not starting mid-word
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w\-])"
-)
-_IBAN = re.compile(
-    # country, check digits, then 11-30 alphanumerics, optionally in space/dash groups
-    r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"
-)
-_IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
-    r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4})(?:%[A-Za-z0-9]+)?(?![\w:]|\.[0-9])"
-)
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.[0-9])")
-_CARD = re.compile(r"(?<![\w+\-.])[0-9](?:[ \-]?[0-9]){12,}(?![\w])")  # 13+ digits
-_PHONE = re.compile(
-    r"(?<![\w+\-.(])(?:"
-    # international: +CC or 00CC, then digit groups or an (area) group
-    r"(?:\+|00)[0-9]++(?:[ \-.]?\([0-9]{1,4}\)[ \-.]?[0-9]++|[ \-.][0-9]++)*+"
-    # North American: (415) 555-2671, 415-555-2671, 1-800-555-0199
-    r"|(?:1[ \-.])?(?:\([0-9]{3}\)[ ]?[0-9]{3}[ \-.]|[0-9]{3}(?P<nsep>[ \-.])[0-9]{3}(?P=nsep))"
-    r"[0-9]{4}"
-    # trunk-prefixed national, groups with one consistent separator: 020 7946 0958
-    r"|\(0[0-9]{1,4}\)[ ]?[0-9]++(?:[ \-.][0-9]++)*+"
-    r"|0[0-9]++(?P<tsep>[ \-.])[0-9]++(?:(?P=tsep)[0-9]++)*+"
-    r")(?![\w])"
-)
-
-_IBAN_LENGTHS = range(15, 35)
-# ISO 13616 registry: IBAN length by country (a country not listed needs a whole match).
-IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
-    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
-    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
-    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
-    "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23,
-    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
-_E164_DIGITS = range(7, 16)
-_NATIONAL_DIGITS = range(9, 13)
+_CARD_MIN_DIGITS = 13  # an integer metadata value shorter than this cannot be a card
 
 
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of ASCII digits.
-
-    >>> luhn_valid("4111111111111111"), luhn_valid("4111111111111112")
-    (True, False)
-    """
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+def _splice(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
+    parts: list[str] = []
+    position = 0
+    for start, end in spans:
+        parts.append(text[position:start])
+        parts.append(placeholder)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
-def iban_valid(candidate: str) -> bool:
-    """ISO 13616 check (mod 97 == 1) of a compact, upper-case IBAN.
-
-    >>> iban_valid("GB82WEST12345698765432"), iban_valid("GB82WEST12345698765433")
-    (True, False)
-    """
-    if len(candidate) not in _IBAN_LENGTHS or not candidate[2:4].isdigit():
-        return False
-    rearranged = candidate[4:] + candidate[:4]
-    remainder = 0
-    for char in rearranged:
-        value = int(char, 36)  # digits keep their value, A=10 ... Z=35
-        remainder = (remainder * (100 if value > 9 else 10) + value) % 97
-    return remainder == 1
-
-
-def _digit_count(text: str) -> int:
-    return sum(char.isdigit() for char in text)
-
-
-def _prefixes_at_separators(text: str) -> Iterable[str]:
-    """``text`` then its prefixes cut before each separator, longest first."""
-    yield text
-    for match in reversed(list(_SEPARATOR.finditer(text))):
-        yield text[: match.start()]
-
-
-Span = tuple[int, int] | None  # where, in a candidate, the PII is (None: nowhere)
-_DIGIT_RUN = re.compile(r"[0-9]+")
-
-
-class _Check(Protocol):
-    def __call__(self, candidate: str) -> Span: ...
-
-
-def _card_shaped(lengths: list[int]) -> bool:
-    """Digit-group lengths as cards are written: one run, 4-4-4-4(-x), or 4-6-5 / 4-6-4."""
-    if len(lengths) == 1:
-        return True
-    if all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4:
-        return True
-    return lengths in ([4, 6, 5], [4, 6, 4])
-
-
-def _card_check(candidate: str) -> Span:
-    """The whole run of digit groups when it is, or holds, a Luhn-valid 13-19 digit card.
-
-    A card inside a longer run (next to a phone number, a quantity...) must be written in
-    groups the way cards are; the run is then redacted whole, since which neighbouring
-    digits belong to the card cannot be told apart.
-    """
-    groups = [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(candidate)]
-    lengths = [end - start for start, end in groups]
-    if sum(lengths) <= 19 and luhn_valid(_compact(candidate)):
-        return 0, len(candidate)
-    for first in range(len(groups)):
-        count = 0
-        for last in range(first, len(groups)):
-            count += lengths[last]
-            if count > 19:
-                break
-            if (
-                count >= 13
-                and _card_shaped(lengths[first : last + 1])
-                and luhn_valid(_compact(candidate[groups[first][0] : groups[last][1]]))
-            ):
-                return 0, len(candidate)
-    return None
-
-
-def _compact(text: str) -> str:
-    return text.replace(" ", "").replace("-", "")
-
-
-def _iban_check(candidate: str) -> Span:
-    """The prefix that is a valid IBAN of its country's length, ending at a group boundary
-    (the pattern may run on into the next words)."""
-    compact_positions = [i for i, char in enumerate(candidate) if char not in " -"]
-    compact = "".join(candidate[i] for i in compact_positions).upper()
-    length = IBAN_LENGTHS.get(compact[:2], len(compact))
-    if length > len(compact) or not iban_valid(compact[:length]):
-        return None
-    end = compact_positions[length - 1] + 1
-    if end < len(candidate) and candidate[end] not in " -":
-        return None
-    return 0, end
-
-
-def _phone_check(candidate: str) -> Span:
-    """The longest whole-group prefix with a plausible digit count for its format."""
-    international = candidate[0] == "+" or candidate.startswith("00")
-    if international and candidate[0] == "0" and not _SEPARATOR.search(candidate):
-        return None  # 00 followed by a bare digit run reads as an identifier, not a number
-    for prefix in _prefixes_at_separators(candidate):
-        digits = _digit_count(prefix) - (2 if prefix.startswith("00") else 0)
-        if international:
-            if digits in _E164_DIGITS:
-                return 0, len(prefix)
-        elif prefix[0] == "(" or prefix[0] == "0":
-            if digits in _NATIONAL_DIGITS:
-                return 0, len(prefix)
-        elif digits in (10, 11):  # North American, with or without the leading 1
-            return 0, len(prefix)
-    return None
-
-
-def _ipv6_check(candidate: str) -> Span:
-    """The candidate (less stray trailing colons) when it parses as IPv6."""
-    trimmed = candidate
-    while trimmed:
-        try:
-            ipaddress.IPv6Address(trimmed)
-        except ValueError:
-            if not trimmed.endswith(":"):
-                return None
-            trimmed = trimmed[:-1]
+def _merged(spans: Iterable[tuple[int, int]], length: int, kind: str) -> list[tuple[int, int]]:
+    """Spans sorted, overlapping ones joined; a span outside the text is a recognizer bug."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if not 0 <= start < end <= length:
+            raise ValueError(
+                f"recognizer {kind!r} returned the span {(start, end)} for a text of "
+                f"{length} characters"
+            )
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            return 0, len(trimmed)
-    return None
-
-
-def _always(candidate: str) -> Span:
-    return 0, len(candidate)
-
-
-class _Rule:
-    """One kind: a pattern, a check locating the PII inside each match, a precondition.
-
-    After a hit the scan resumes right behind it, so a match that ran on into the next
-    number or word (``020 7946 0958 020 7946 0959``) is searched again.
-    """
-
-    def __init__(
-        self,
-        placeholder: str,
-        pattern: re.Pattern[str],
-        check: _Check,
-        needs: str = "",
-        min_digits: int = 0,
-    ) -> None:
-        self.placeholder = placeholder
-        self.pattern = pattern
-        self.check = check
-        self.needs = needs  # a character every match contains
-        self.min_digits = min_digits  # digits every match contains
-
-    def apply(self, text: str) -> str:
-        search, check = self.pattern.search, self.check
-        parts: list[str] = []
-        position = 0
-        match = search(text)
-        while match is not None:
-            span = check(match.group())
-            if span is None:
-                resume = match.end()
-            else:
-                parts.append(text[position : match.start() + span[0]])
-                parts.append(self.placeholder)
-                position = resume = match.start() + span[1]
-            match = search(text, resume)
-        if not parts:
-            return text
-        parts.append(text[position:])
-        return "".join(parts)
-
-
-# Order matters: specific kinds first, so that their digits are gone before the number passes.
-_RULES: tuple[tuple[str, _Rule], ...] = (
-    ("email", _Rule(PLACEHOLDERS["email"], _EMAIL, _always, needs="@")),
-    ("iban", _Rule(PLACEHOLDERS["iban"], _IBAN, _iban_check, min_digits=2)),
-    ("ip", _Rule(PLACEHOLDERS["ip"], _IPV6, _ipv6_check, needs=":")),
-    ("ip", _Rule(PLACEHOLDERS["ip"], _IPV4, _always, needs=".", min_digits=4)),
-    ("card", _Rule(PLACEHOLDERS["card"], _CARD, _card_check, min_digits=13)),
-    ("phone", _Rule(PLACEHOLDERS["phone"], _PHONE, _phone_check, min_digits=7)),
-)
+            merged.append((start, end))
+    return merged
 
 
 class Redactor:
@@ -286,46 +68,73 @@ class Redactor:
     Parameters
     ----------
     kinds
-        Which kinds to redact, among ``email``, ``phone``, ``card``, ``iban`` and ``ip``.
+        Which built-in kinds to redact, among ``email``, ``phone``, ``card``, ``iban``,
+        ``ip`` and ``ssn``.
     enabled
-        ``False`` turns the redactor into a pass-through.
+        ``False`` turns the redactor into a pass-through (recognizers included).
+    recognizers
+        More kinds (:class:`~tailorbot.events.recognizers.Recognizer`), run in order after
+        the built-in ones.
 
     >>> Redactor(kinds=("email",)).redact("jo@example.org, +1 415 555 2671")
     '<EMAIL>, +1 415 555 2671'
     """
 
-    def __init__(self, kinds: Iterable[str] = REDACTABLE_KINDS, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        kinds: Iterable[str] = REDACTABLE_KINDS,
+        enabled: bool = True,
+        recognizers: Iterable[Recognizer] = (),
+    ) -> None:
         self.kinds = tuple(kinds)
         self.enabled = enabled
+        self.recognizers = tuple(recognizers)
         unknown = sorted(set(self.kinds) - set(PLACEHOLDERS))
         if unknown:
             raise ValueError(
                 f"unknown redaction kinds {unknown}; expected some of {sorted(PLACEHOLDERS)}"
             )
         wanted = set(self.kinds) if enabled else set()
-        self._rules = tuple(rule for kind, rule in _RULES if kind in wanted)
+        self._rules = tuple(rule for kind, rule in RULES if kind in wanted)
+        self._recognizers = self.recognizers if enabled else ()
+        self._active = bool(self._rules or self._recognizers)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Redactor:
-        """Configured by ``settings.redact`` and ``settings.redact_kinds``."""
-        return cls(kinds=settings.redact_kinds, enabled=settings.redact)
+        """Configured by ``settings.redact``, ``redact_kinds``, ``redact_recognizers`` and
+        ``redact_patterns`` (a recognizer that cannot be loaded is a :class:`ValueError`)."""
+        recognizers = recognizers_from_settings(settings) if settings.redact else []
+        return cls(kinds=settings.redact_kinds, enabled=settings.redact, recognizers=recognizers)
 
     def redact(self, text: str) -> str:
         """``text`` with every enabled kind of PII replaced by its placeholder."""
-        digits = sum(map(text.count, _DIGITS))
-        if digits < 2 and "@" not in text and ":" not in text:
+        if self._rules:
+            text = self._redact_built_in(text)
+        for recognizer in self._recognizers:
+            spans = _merged(recognizer.find(text), len(text), recognizer.kind)
+            if spans:
+                text = _splice(text, spans, recognizer.placeholder)
+        return text
+
+    def _redact_built_in(self, text: str) -> str:
+        folded = fold(text)
+        digits = ascii_digits(folded)
+        if digits < 2 and "@" not in folded and ":" not in folded:
             return text  # the common case: no kind can match
         for rule in self._rules:
-            if digits >= rule.min_digits and rule.needs in text:
-                text = rule.apply(text)
+            if digits >= rule.min_digits and rule.needs in folded:
+                spans = rule.spans(folded)
+                if spans:
+                    text = _splice(text, spans, rule.placeholder)
+                    folded = _splice(folded, spans, rule.placeholder)
         return text
 
     def redact_event(self, event: EventBase) -> EventBase:
-        """The event with its free-text fields and string metadata values redacted.
+        """The event with its free-text fields and its metadata keys and values redacted.
 
         Returns the same object when there was nothing to redact (events are frozen).
         """
-        if not self._rules:
+        if not self._active:
             return event
         changes: dict[str, Any] = {}
         fields = event.__dict__  # what getattr reads, minus pydantic's slow miss path
@@ -336,10 +145,42 @@ class Redactor:
                 if redacted != value:
                     changes[name] = redacted
         if event.metadata:
-            metadata = {
-                key: self.redact(value) if isinstance(value, str) else value
-                for key, value in event.metadata.items()
-            }
-            if metadata != event.metadata:
+            metadata = self._redact_metadata(event.metadata)
+            if metadata is not None:
                 changes["metadata"] = metadata
         return event.model_copy(update=changes) if changes else event
+
+    def _redact_metadata(
+        self, metadata: dict[str, MetadataValue]
+    ) -> dict[str, MetadataValue] | None:
+        """The redacted metadata, or ``None`` when nothing in it changed."""
+        redacted: dict[str, MetadataValue] = {}
+        changed = False
+        for key, value in metadata.items():
+            new_value = self._redact_value(value)
+            new_key = self.redact(key)
+            if new_key != key:
+                new_key = _free_key(new_key, redacted, metadata)
+            changed = changed or new_key != key or new_value is not value
+            redacted[new_key] = new_value
+        return redacted if changed else None
+
+    def _redact_value(self, value: MetadataValue) -> MetadataValue:
+        if isinstance(value, str):
+            redacted = self.redact(value)
+            return value if redacted == value else redacted
+        if type(value) is int and abs(value) >= 10 ** (_CARD_MIN_DIGITS - 1):
+            # a card number sent as a JSON number is a bare digit run like any other
+            text = str(value)
+            redacted = self.redact(text)
+            return value if redacted == text else redacted
+        return value
+
+
+def _free_key(key: str, taken: dict[str, Any], original: dict[str, Any]) -> str:
+    """``key``, or ``key#2``, ``key#3``... when two keys redact to the same placeholder."""
+    candidate, number = key, 1
+    while candidate in taken or candidate in original:
+        number += 1
+        candidate = f"{key}#{number}"
+    return candidate
