@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import log_ends
+from tests.api.conftest import log_ends, make_client
 from tests.api.support import event, message
+from tests.decide.conftest import save_model
 
 
 @pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
@@ -57,3 +60,31 @@ def test_a_rating_is_not_coerced(client: TestClient, score: object) -> None:
     response = client.post("/v1/events", json=event("rating", score=score))
     assert response.status_code == 422, response.text
     assert response.json()["problems"][0]["field"] == "score"
+
+
+@pytest.mark.parametrize("user_id", ["jane@example.com", "415-555-2671", "078-05-1120"])
+def test_a_pii_shaped_user_id_is_a_422_and_never_logged(client: TestClient, user_id: str) -> None:
+    before = log_ends(client)
+    response = client.post("/v1/events", json=message(user_id))
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "user_id" and "pseudonymous" in problem["reason"]
+    assert user_id not in response.text
+    assert log_ends(client) == before
+
+
+def test_decision_requests_refuse_pii_shaped_ids(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    with make_client(tmp_path, run_worker_in_server=False) as client:
+        _refuse_pii_shaped_decision_ids(client)
+
+
+def _refuse_pii_shaped_decision_ids(client: TestClient) -> None:
+    body = {"user_id": "jane@example.com", "session_id": "s1", "message": "hi"}
+    response = client.post("/v1/personalize", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == "user_id"
+    body = {"decision_id": "d1", "clicked_article_id": "4111111111111111"}
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == "clicked_article_id"

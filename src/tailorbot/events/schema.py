@@ -30,9 +30,10 @@ from pydantic import (
     field_validator,
 )
 
+from tailorbot.events.identifiers import Identifier
 from tailorbot.events.values import free_pairs_problem
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+__all__ = ["EVENT_ADAPTER", "EVENT_TYPES", "Event", "EventBase", "Identifier", "json_schemas"]
 MetadataValue = str | int | float | bool | None
 METADATA_KEY_CHARS = 64
 

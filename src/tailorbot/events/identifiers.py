@@ -1,0 +1,74 @@
+"""Identifiers (user, session, event, article, decision ids) must be pseudonymous.
+
+Ids are keys: they reach the log, the store, the archive and Kafka as they are, so they
+cannot be redacted like text. An id in which a built-in kind of PII is recognized (an
+e-mail, a phone number, a card, an IBAN, an IP address, a US SSN: the same patterns and
+checks as redaction, :mod:`tailorbot.events.pii`) is refused with a reason that names the
+kind, never the value. The chatbot sends its own pseudonymous ids (a database key, a UUID,
+or a keyed hash of an e-mail); tailorbot never needs the person behind them.
+
+UUIDs (``8-4-4-4-12`` hex) and hex tokens of 32, 40 or 64 characters (random ids, hashes)
+are never taken for PII: one UUID in a few hundred would otherwise pass the IBAN or card
+checks by chance.
+
+Not caught: a name (``jane-doe``), a kind only a recognizer from settings knows, PII split
+by separators the patterns do not read as one number.
+
+>>> pii_kind_of("jane@example.com"), pii_kind_of("cust-000123")
+('email', None)
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from tailorbot.events.pii import RULES, ascii_digits
+
+KIND_NAMES = {
+    "email": "an e-mail address",
+    "phone": "a phone number",
+    "card": "a payment card number",
+    "iban": "an IBAN",
+    "ip": "an IP address",
+    "ssn": "a US social security number",
+}
+ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+_RANDOM_TOKEN = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}"
+)
+
+
+@lru_cache(maxsize=65_536)  # the same user and session ids come back event after event
+def pii_kind_of(identifier: str) -> str | None:
+    """The first built-in kind of PII found in ``identifier`` (an ASCII id), or ``None``."""
+    digits = ascii_digits(identifier)
+    if digits < 2 and "@" not in identifier and ":" not in identifier:
+        return None
+    if _RANDOM_TOKEN.fullmatch(identifier):
+        return None
+    for kind, rule in RULES:
+        if digits >= rule.min_digits and rule.needs in identifier and rule.spans(identifier):
+            return kind
+    return None
+
+
+def _pseudonymous(identifier: str) -> str:
+    kind = pii_kind_of(identifier)
+    if kind is not None:
+        raise ValueError(
+            f"looks like {KIND_NAMES[kind]}; identifiers must not carry personal data: "
+            "send a pseudonymous id (e.g. your own key for the person, or a keyed hash)"
+        )
+    return identifier
+
+
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=ID_PATTERN),
+    AfterValidator(_pseudonymous),
+]

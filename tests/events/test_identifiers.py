@@ -1,0 +1,76 @@
+"""Identifiers that look like personal data are refused (the choice documented in
+docs/architecture.md, "Privacy"): ids travel into the log, the store, the archive and
+metric-free logs unredacted, so only pseudonymous ids are accepted."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from tailorbot.events.identifiers import pii_kind_of
+from tailorbot.events.schema import EVENT_ADAPTER
+
+PII_SHAPED = [
+    ("jane.doe@example.com", "email"),
+    ("00-44-20-7946-0958", "phone"),
+    ("415-555-2671", "phone"),
+    ("020.7946.0958", "phone"),
+    ("4111111111111111", "card"),
+    ("4111-1111-1111-1111", "card"),
+    ("GB82WEST12345698765432", "iban"),
+    ("10.1.2.3", "ip"),
+    ("2001:db8::1", "ip"),
+    ("078-05-1120", "ssn"),
+    ("user:jane@example.com", "email"),
+]
+
+PSEUDONYMOUS = [
+    "u1",
+    "user-4155552671",  # digits inside a longer id are no phone number
+    "cust_000123",
+    "sess:2026-01-01",
+    "conversation:123:message:456",
+    "4155552671",  # a bare digit run, like an order number
+    "a1b2c3d4-e5f6-4711-8899-aabbccddeeff",
+    "article-reset-password",
+]
+
+
+@pytest.mark.parametrize(("identifier", "kind"), PII_SHAPED)
+def test_pii_shaped_ids_are_recognized(identifier: str, kind: str) -> None:
+    assert pii_kind_of(identifier) == kind
+
+
+@pytest.mark.parametrize("identifier", PSEUDONYMOUS)
+def test_pseudonymous_ids_pass(identifier: str) -> None:
+    assert pii_kind_of(identifier) is None
+
+
+@pytest.mark.parametrize("field", ["user_id", "session_id", "event_id", "article_id"])
+def test_an_event_with_a_pii_shaped_id_is_refused_naming_the_field(field: str) -> None:
+    raw = {
+        "type": "article_viewed",
+        "user_id": "u1",
+        "session_id": "s1",
+        "article_id": "a1",
+        "timestamp": "2026-01-01T10:00:00Z",
+        field: "jane@example.com",
+    }
+    with pytest.raises(ValidationError) as caught:
+        EVENT_ADAPTER.validate_python(raw)
+    (error,) = caught.value.errors(include_url=False)
+    assert error["loc"][-1] == field
+    assert "looks like an e-mail address" in error["msg"]
+    assert "jane" not in error["msg"]  # the reason never echoes the personal data
+
+
+def test_generated_and_uuid_ids_are_never_refused() -> None:
+    rng = random.Random(13)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(20_000)]
+    ids += [uuid.UUID(int=rng.getrandbits(128), version=4).hex for _ in range(20_000)]
+    ids += [secrets.token_hex(16) for _ in range(5_000)]
+    assert [i for i in ids if pii_kind_of(i)] == []
