@@ -60,3 +60,31 @@ def test_erasure_leaves_no_trace_on_disk(tmp_path: Path) -> None:
     found = files_containing(tmp_path, [user, "sess-erin-1", "Erin Q", *texts, "kiwiphrase"])
     assert found.pop("kiwiphrase"), "other users' events stay"
     assert found == {needle: [] for needle in found}
+
+
+VARIANT_PII = {
+    "card_nbsp": "4111\u00a01111\u00a01111\u00a01111",
+    "card_dots": "5500.0000.0000.0004",
+    "phone_ext": "+1 415 555 2671 x123",
+    "phone_nbsp": "020\u00a07946\u00a00958",
+    "email_url": "yolanda%40example.org",
+    "ssn": "078-05-1120",
+    "key_email": "xavier@example.net",
+}
+
+
+def test_variant_spellings_and_metadata_keys_never_reach_disk(tmp_path: Path) -> None:
+    marker = "wombatmarker"
+    text = f"{marker} " + " ".join(v for k, v in VARIANT_PII.items() if k != "key_email")
+    events = [
+        message("v-user", text, metadata={VARIANT_PII["key_email"]: "vip", "n": 4111111111111111}),
+        event("handoff", "v-user", reason=f"{marker} {VARIANT_PII['phone_ext']}"),
+    ]
+    with make_client(tmp_path, run_worker_in_server=True) as client:
+        response = client.post("/v1/events", json={"events": events})
+        assert response.status_code == 202, response.text
+        wait_until(lambda: _features(client, "v-user") and _settled(client), "the worker")
+    needles = [marker, *VARIANT_PII.values(), "4111111111111111", "x123", "yolanda"]
+    found = files_containing(tmp_path, needles)
+    assert found.pop(marker), "the stored events should be visible to the scan"
+    assert found == {needle: [] for needle in needles[1:]}

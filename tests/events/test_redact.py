@@ -85,6 +85,9 @@ VARIANTS = [
     ("4111\u202f1111\u202f1111\u202f1111", "<CARD>"),
     ("4111\u20091111\u20091111\u20091111", "<CARD>"),
     ("card 4111.1111.1111.1111.", "card <CARD>."),
+    ("4111 1111 1111 1111 5500.0000.0000.0004 ok", "<CARD> ok"),
+    # 14159265358976 alone is Luhn-valid: a decimal part is still no card
+    ("pi 3.14159265358976 and 5500.0000.0000.0004", "pi 3.14159265358976 and <CARD>"),
     ("\uff14\uff11\uff11\uff11 1111 1111 1111", "<CARD>"),
     # phones with no-break spaces, non-breaking hyphens, extensions
     ("call +44\u00a020\u00a07946\u00a00958 now", "call <PHONE> now"),

@@ -209,14 +209,12 @@ def _card_check(candidate: str) -> Span:
     A card inside a longer run (next to a phone number, a quantity...) must be written in
     groups the way cards are; the run is then redacted whole, since which neighbouring
     digits belong to the card cannot be told apart. Dotted runs are amounts and decimals
-    more often than cards: they count only when the whole run is grouped like a card.
+    more often than cards: in them only digits grouped the way cards are count.
     """
     groups = [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(candidate)]
     lengths = [end - start for start, end in groups]
-    if "." in candidate:
-        whole = len(lengths) > 1 and _card_shaped(lengths) and 13 <= sum(lengths) <= 19
-        return (0, len(candidate)) if whole and luhn_valid(_compact(candidate)) else None
-    if sum(lengths) <= 19 and luhn_valid(_compact(candidate)):
+    dotted = "." in candidate
+    if not dotted and sum(lengths) <= 19 and luhn_valid(_compact(candidate)):
         return 0, len(candidate)
     for first in range(len(groups)):
         count = 0
@@ -226,6 +224,7 @@ def _card_check(candidate: str) -> Span:
                 break
             if (
                 count >= 13
+                and not (dotted and first == last)  # 3.14159265358979 is no card
                 and _card_shaped(lengths[first : last + 1])
                 and luhn_valid(_compact(candidate[groups[first][0] : groups[last][1]]))
             ):
