@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import log_ends, make_client
 from tests.api.support import event, message
-from tests.decide.conftest import save_model
+from tests.services.decisions.conftest import save_model
 
 
 @pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
