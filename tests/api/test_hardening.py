@@ -88,3 +88,28 @@ def _refuse_pii_shaped_decision_ids(client: TestClient) -> None:
     response = client.post("/v1/feedback", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["problems"][0]["field"] == "clicked_article_id"
+
+
+def test_a_repeated_event_id_in_one_batch_is_stored_once_and_said_so(client: TestClient) -> None:
+    first = message("u1", event_id="e-dup")
+    response = client.post("/v1/events", json=[first, message("u2"), first])
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 0)
+    repeat = body["results"][2]
+    assert repeat["status"] == "duplicate" and repeat["duplicate_of"] == 0
+    assert repeat["event_id"] == "e-dup" and "offset" not in repeat
+    assert sum(log_ends(client).values()) == 2
+
+
+def test_a_repeated_event_id_on_other_content_is_rejected(client: TestClient) -> None:
+    batch = [message("u1", "hi", event_id="e-x"), message("u1", "bye", event_id="e-x")]
+    response = client.post("/v1/events", json=batch)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert (problem["index"], problem["field"]) == (1, "event_id")
+    assert "repeats the event_id of event 0" in problem["reason"]
+    assert sum(log_ends(client).values()) == 0
+    partial = client.post("/v1/events?partial=true", json=batch).json()
+    assert [r["status"] for r in partial["results"]] == ["accepted", "rejected"]
+    assert sum(log_ends(client).values()) == 1

@@ -37,8 +37,11 @@ class FieldError(BaseModel):
 
 class EventStatus(BaseModel):
     index: int
-    status: Literal["accepted", "rejected"]
+    status: Literal["accepted", "rejected", "duplicate"]
     event_id: str | None = None
+    duplicate_of: int | None = Field(
+        None, description="A duplicate: the index of the same event earlier in the batch."
+    )
     partition: int | None = Field(None, description="Log partition the event went to.")
     offset: int | None = Field(None, description="Its offset in that partition.")
     errors: list[FieldError] | None = Field(None, description="Why it was rejected.")
@@ -47,6 +50,9 @@ class EventStatus(BaseModel):
 class IngestResponse(BaseModel):
     accepted: int
     rejected: int
+    duplicates: int = Field(
+        0, description="Repeats of an earlier event of the batch (same event_id and content)."
+    )
     results: list[EventStatus] = Field(description="One status per submitted event, in order.")
 
 

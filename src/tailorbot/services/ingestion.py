@@ -37,6 +37,7 @@ from tailorbot.errors import (
     Unavailable,
     backend_errors,
 )
+from tailorbot.events.batch import Repeats, conflict_reason, find_repeats
 from tailorbot.events.codec import encode_event
 from tailorbot.events.redact import Redactor
 from tailorbot.events.schema import (
@@ -83,6 +84,12 @@ class IngestionService:
         self._check_size(raw_events)
         self._check_backpressure()
         events, problems = self._validate(raw_events)
+        repeats = find_repeats(events)
+        events = repeats.unique
+        problems.extend(
+            Problem(index, "event_id", conflict_reason(first))
+            for index, first in repeats.conflicts.items()
+        )
         if problems:
             self._count_rejections(problems)
             if not partial:
@@ -90,7 +97,7 @@ class IngestionService:
         positions = self._append([event for _, event in events]) if events else []
         for kind, count in Counter(event.type for _, event in events).items():  # type: ignore[attr-defined]
             self.metrics.events_ingested.labels(type=kind).inc(count)
-        return _result(len(raw_events), events, positions, problems)
+        return _result(len(raw_events), events, positions, problems, repeats)
 
     def _check_size(self, raw_events: Sequence[Any]) -> None:
         if not raw_events:
@@ -216,6 +223,7 @@ def _result(
     events: list[tuple[int, EventBase]],
     positions: list[tuple[int, int]],
     problems: list[Problem],
+    repeats: Repeats,
 ) -> IngestResult:
     results: list[dict[str, Any]] = [{} for _ in range(total)]
     for (index, event), (partition, offset) in zip(events, positions, strict=True):
@@ -226,9 +234,17 @@ def _result(
             "partition": partition,
             "offset": offset,
         }
+    for index, first in repeats.duplicates.items():
+        results[index] = {
+            "index": index,
+            "status": "duplicate",
+            "event_id": results[first]["event_id"],
+            "duplicate_of": first,
+        }
     for problem in problems:
         status = results[problem.index]  # type: ignore[index]
         if not status:
             status.update(index=problem.index, status="rejected", errors=[])
         status["errors"].append({"field": problem.field, "reason": problem.reason})
-    return IngestResult(len(events), total - len(events), results)
+    duplicates = len(repeats.duplicates)
+    return IngestResult(len(events), total - len(events) - duplicates, results, duplicates)

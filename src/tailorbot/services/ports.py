@@ -17,12 +17,15 @@ class IngestResult:
     """Counts and one status dict per submitted event, in order.
 
     An accepted event's status has its ``event_id``, ``partition`` and ``offset``; a rejected
-    one (partial mode only) has ``errors``: ``[{"field", "reason"}]``.
+    one (partial mode only) has ``errors``: ``[{"field", "reason"}]``; a ``duplicate`` (the
+    same event as an earlier one of the batch, stored once) has ``duplicate_of``, that one's
+    index.
     """
 
     accepted: int
     rejected: int
     results: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
 
 
 @runtime_checkable

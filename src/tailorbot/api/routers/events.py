@@ -86,5 +86,10 @@ async def post_events(
     raw_events = parse_events_body(await request.body())
     # In a thread: a slow backend must not stall the event loop (and with it /healthz).
     result = await run_in_threadpool(ingestion.ingest, raw_events, partial=partial)
-    body = {"accepted": result.accepted, "rejected": result.rejected, "results": result.results}
+    body = {
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "duplicates": result.duplicates,
+        "results": result.results,
+    }
     return OrjsonResponse(body, status_code=200 if partial else 202)
