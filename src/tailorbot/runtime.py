@@ -32,6 +32,7 @@ from tailorbot.archive import EventArchive, open_archive
 from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
 from tailorbot.errors import RETRY_AFTER_S, Unavailable, backend_errors
+from tailorbot.events.profile import profile_validation_context
 from tailorbot.events.redact import Redactor
 from tailorbot.integrations.chatwoot_client import ChatwootClient
 from tailorbot.integrations.rasa import RasaEventMapper
@@ -99,7 +100,13 @@ class Runtime:
         )
         self.recorder.start()
         queued = [self.recorder] + ([self.archive_writer] if self.archive_writer else [])
-        self.users = UserService(self.log, self.stores, self.archive, queued)
+        self.users = UserService(
+            self.log,
+            self.stores,
+            self.archive,
+            queued,
+            profile_bounds=profile_validation_context(settings),
+        )
         self.health = HealthService(
             self.log,
             self.stores,

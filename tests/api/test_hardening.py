@@ -113,3 +113,37 @@ def test_a_repeated_event_id_on_other_content_is_rejected(client: TestClient) ->
     partial = client.post("/v1/events?partial=true", json=batch).json()
     assert [r["status"] for r in partial["results"]] == ["accepted", "rejected"]
     assert sum(log_ends(client).values()) == 1
+
+
+def test_profile_bounds_from_settings_apply_at_the_door(tmp_path: Path) -> None:
+    with make_client(
+        tmp_path, run_worker_in_server=False, max_profile_attributes=2, max_profile_value_chars=8
+    ) as client:
+        too_many = client.put("/v1/users/u1", json={"attributes": {"a": 1, "b": 2, "c": 3}})
+        assert too_many.status_code == 422, too_many.text
+        (problem,) = too_many.json()["problems"]
+        assert problem["field"] == "attributes" and "at most 2" in problem["reason"]
+        too_long = client.put("/v1/users/u1", json={"attributes": {"a": "123456789"}})
+        assert too_long.status_code == 422 and "longer than 8" in too_long.text
+        ok = client.put("/v1/users/u1", json={"attributes": {"a": "12345678", "b": 2}})
+        assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("path", ["/v1/users/jane@example.com", "/v1/users/078-05-1120/features"])
+def test_a_pii_shaped_user_id_in_the_path_is_a_422(client: TestClient, path: str) -> None:
+    response = client.put(path, json={}) if path.count("/") == 3 else client.get(path)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "user_id (path)" and "pseudonymous" in problem["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"rating": True}, "rating"), ({"rating": "5"}, "rating"), ({"resolved": "yes"}, "resolved")],
+)
+def test_feedback_values_are_not_coerced(tmp_path: Path, body: dict, field: str) -> None:
+    save_model(tmp_path)
+    with make_client(tmp_path, run_worker_in_server=False) as client:
+        response = client.post("/v1/feedback", json={"decision_id": "d1", **body})
+        assert response.status_code == 422, response.text
+        assert response.json()["problems"][0]["field"] == field

@@ -14,10 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
+from tailorbot.events.identifiers import ID_PATTERN, check_pseudonymous
 from tailorbot.integrations.chatwoot_bot import ChatwootBot
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaEventMapper
@@ -164,8 +166,9 @@ UserId = Annotated[
     Path(
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.:@\-]+$",
-        description="The user's id, as sent in events.",
+        pattern=ID_PATTERN,
+        description="The user's id, as sent in events (pseudonymous: never PII-shaped).",
         examples=["u_123"],
     ),
+    AfterValidator(check_pseudonymous),
 ]

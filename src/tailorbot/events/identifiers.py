@@ -57,7 +57,8 @@ def pii_kind_of(identifier: str) -> str | None:
     return None
 
 
-def _pseudonymous(identifier: str) -> str:
+def check_pseudonymous(identifier: str) -> str:
+    """``identifier`` itself, or :class:`ValueError` naming the kind of PII it looks like."""
     kind = pii_kind_of(identifier)
     if kind is not None:
         raise ValueError(
@@ -70,5 +71,5 @@ def _pseudonymous(identifier: str) -> str:
 Identifier = Annotated[
     str,
     Field(min_length=1, max_length=128, pattern=ID_PATTERN),
-    AfterValidator(_pseudonymous),
+    AfterValidator(check_pseudonymous),
 ]

@@ -78,17 +78,27 @@ class UserProfile(BaseModel):
     @classmethod
     def _attributes_bounded(cls, value: Any, info: ValidationInfo) -> Any:
         # before pydantic's union, which would turn a 2**70 into a float
-        ctx = info.context or {}
-        problem = free_pairs_problem(
-            "attributes",
-            value,
-            max_keys=ctx.get("max_attributes", PROFILE_ATTRIBUTES_CEILING),
-            max_key_chars=ctx.get("max_key_chars", PROFILE_KEY_CHARS_CEILING),
-            max_value_chars=ctx.get("max_value_chars", PROFILE_VALUE_CHARS_CEILING),
-        )
+        problem = attributes_problem(value, info.context)
         if problem is not None:
             raise ValueError(problem)
         return value
+
+
+def attributes_problem(attributes: Any, context: Mapping[str, int] | None) -> str | None:
+    """Why ``attributes`` break the bounds of ``context`` (a :func:`profile_validation_context`;
+    the published ceilings without one), or ``None``.
+
+    >>> attributes_problem({"a": 1, "b": 2}, {"max_attributes": 1})
+    'attributes has 2 keys; at most 1 are accepted'
+    """
+    context = context or {}
+    return free_pairs_problem(
+        "attributes",
+        attributes,
+        max_keys=context.get("max_attributes", PROFILE_ATTRIBUTES_CEILING),
+        max_key_chars=context.get("max_key_chars", PROFILE_KEY_CHARS_CEILING),
+        max_value_chars=context.get("max_value_chars", PROFILE_VALUE_CHARS_CEILING),
+    )
 
 
 def consents_to_personalization(profile: Mapping[str, Any] | None) -> bool:

@@ -24,13 +24,20 @@ True
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tailorbot.archive.base import EventArchive
-from tailorbot.errors import RETRY_AFTER_S, NotFound, Unavailable, backend_errors
-from tailorbot.events.profile import UserProfile
+from tailorbot.errors import (
+    RETRY_AFTER_S,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unavailable,
+    backend_errors,
+)
+from tailorbot.events.profile import UserProfile, attributes_problem
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
 from tailorbot.services.ports import Flushable
@@ -41,7 +48,9 @@ QUEUE_FLUSH_S = 5.0  # erasure waits this long for queued records to be written
 
 class UserService:
     """``archive`` (optional) is erased too; ``queued`` are written before any erasure, in
-    order (the decision recorder, then the archive's record writer)."""
+    order (the decision recorder, then the archive's record writer); ``profile_bounds`` (a
+    :func:`~tailorbot.events.profile.profile_validation_context`) bound the free attributes
+    of a profile (the published ceilings when omitted)."""
 
     def __init__(
         self,
@@ -49,11 +58,13 @@ class UserService:
         stores: Stores,
         archive: EventArchive | None = None,
         queued: Sequence[Flushable] = (),
+        profile_bounds: Mapping[str, int] | None = None,
     ) -> None:
         self.log = log
         self.stores = stores
         self.archive = archive
         self.queued = tuple(queued)
+        self.profile_bounds = profile_bounds
         self._erase_hooks: list[Callable[[str], None]] = []
 
     def features(self, user_id: str) -> dict[str, Any]:
@@ -79,7 +90,15 @@ class UserService:
 
     def put_profile(self, user_id: str, profile: UserProfile) -> None:
         """Store the user's attributes; withdrawing personalization consent deletes the
-        user's feature record and decisions (and the events it was built from stop counting)."""
+        user's feature record and decisions (and the events it was built from stop counting).
+
+        :class:`InvalidInput` (422) when the attributes break ``profile_bounds``.
+        """
+        problem = attributes_problem(profile.attributes, self.profile_bounds)
+        if problem is not None:
+            raise InvalidInput(
+                f"invalid profile: {problem}", problems=[Problem(None, "attributes", problem)]
+            )
         body = profile.model_dump(mode="json")
         stores = self.stores
         if not profile.consent.personalization:

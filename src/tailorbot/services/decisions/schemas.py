@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from tailorbot.events.schema import Identifier
 
@@ -97,8 +97,9 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision_id: Identifier
-    rating: int | None = Field(None, ge=1, le=5, description="CSAT 1-5.")
-    resolved: bool | None = None
+    # strict: a true or "5" is refused, never learned from as CSAT 1 or 5
+    rating: StrictInt | None = Field(None, ge=1, le=5, description="CSAT 1-5.")
+    resolved: StrictBool | None = None
     helpful_article_id: Identifier | None = None
     unhelpful_article_id: Identifier | None = None
     clicked_article_id: Identifier | None = None
