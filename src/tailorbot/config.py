@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(300.0, ge=0, description="Reject timestamps further ahead.")
     max_event_age_s: float = Field(30 * 86400.0, gt=0, description="Reject older timestamps.")
     backpressure_max_lag: int = Field(200_000, ge=1, description="Answer 429 past this lag.")
+    blocking_threads: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Threads per server process for store, log and archive calls (off the "
+        "event loop).",
+    )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,
         ge=0,

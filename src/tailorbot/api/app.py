@@ -40,6 +40,7 @@ from tailorbot.api.middleware import (
     RequestMetricsMiddleware,
     TracingMiddleware,
 )
+from tailorbot.api.offload import make_limiter
 from tailorbot.api.routers import (
     chatwoot,
     dashboard,
@@ -120,6 +121,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(functools.partial(Runtime, settings, metrics, tracing))
         app.state.runtime = runtime
+        app.state.blocking = make_limiter(settings.blocking_threads)
         app.state.decider = None
         app.state.decider_lock = asyncio.Lock()
         # Models load in the background: /healthz answers at once, and decisions that arrive

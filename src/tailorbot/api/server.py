@@ -48,7 +48,8 @@ class EmbeddedServer:
         self._socket.bind((host, port))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://{self.host}:{self.port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,

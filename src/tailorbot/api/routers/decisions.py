@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tailorbot.api.deps import DeciderDep
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
@@ -25,14 +26,17 @@ router = APIRouter(tags=["decisions"])
     response_model=PersonalizeResponse,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-async def personalize(request: PersonalizeRequest, decider: DeciderDep) -> Response:
+async def personalize(
+    request: Request, body: PersonalizeRequest, decider: DeciderDep
+) -> Response:
     """For this customer's message: the intent (top 5, with confidence) and whether to fall
     back or hand off; the knowledge articles most likely to solve it, each with its score and
     reasons; the response variant chosen by the contextual bandit, rendered, with the
     probability it had of being chosen. Without personalization consent no per-user feature
     is used (`user.personalized` is false). The message is logged (redacted) with its intent.
     503 until an intent model is trained (`tailorbot train`)."""
-    return OrjsonResponse(decider.personalize(request).model_dump(mode="json"))
+    answer = await off_loop(request, decider.personalize, body)
+    return OrjsonResponse(answer.model_dump(mode="json"))
 
 
 @router.post(
@@ -41,11 +45,12 @@ async def personalize(request: PersonalizeRequest, decider: DeciderDep) -> Respo
     response_model=FeedbackResponse,
     responses=error_responses(401, 403, 404, 422, 429, 503),
 )
-def feedback(request: FeedbackRequest, decider: DeciderDep) -> Response:
+async def feedback(request: Request, body: FeedbackRequest, decider: DeciderDep) -> Response:
     """Rating (CSAT 1-5), resolution, and helpful / unhelpful / clicked article for a
     `decision_id`. The first feedback of a decision teaches the bandit and is logged as events;
     repeating it changes nothing (`applied: false`). 404 for an unknown decision."""
-    return OrjsonResponse(decider.feedback(request).model_dump(mode="json"))
+    answer = await off_loop(request, decider.feedback, body)
+    return OrjsonResponse(answer.model_dump(mode="json"))
 
 
 @router.get(
@@ -54,7 +59,8 @@ def feedback(request: FeedbackRequest, decider: DeciderDep) -> Response:
     response_model=ExperimentReport,
     responses=error_responses(401, 403, 503),
 )
-def experiment(decider: DeciderDep) -> Response:
+async def experiment(request: Request, decider: DeciderDep) -> Response:
     """CSAT, resolution rate and reward of each arm with 95 % confidence intervals, and the
     lift of the personalized policy over the control (see `experiment_holdout`)."""
-    return OrjsonResponse(decider.experiment_report().model_dump(mode="json"))
+    report = await off_loop(request, decider.experiment_report)
+    return OrjsonResponse(report.model_dump(mode="json"))

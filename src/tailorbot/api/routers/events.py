@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tailorbot.api.deps import IngestionDep
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import IngestResponse, events_openapi
 from tailorbot.errors import BadRequest, InvalidInput, Problem
+from tailorbot.services.ingestion import IngestionService
+from tailorbot.services.ports import IngestResult
 
 router = APIRouter(tags=["events"])
 
@@ -52,6 +54,10 @@ def parse_events_body(body: bytes) -> list[Any]:
     return events
 
 
+def _ingest(ingestion: IngestionService, body: bytes, partial: bool) -> IngestResult:
+    return ingestion.ingest(parse_events_body(body), partial=partial)
+
+
 @router.post(
     "/v1/events",
     status_code=202,
@@ -83,9 +89,10 @@ async def post_events(
     event. Accepted events are durable when the answer arrives; features follow within
     milliseconds (see `freshness` on the features endpoint).
     """
-    raw_events = parse_events_body(await request.body())
-    # In a thread: a slow backend must not stall the event loop (and with it /healthz).
-    result = await run_in_threadpool(ingestion.ingest, raw_events, partial=partial)
+    raw = await request.body()
+    # In a thread: parsing a large batch and a slow backend must not stall the event loop
+    # (and with it /healthz).
+    result = await off_loop(request, _ingest, ingestion, raw, partial)
     body = {
         "accepted": result.accepted,
         "rejected": result.rejected,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tailorbot import __version__
 from tailorbot.api.deps import HealthDep
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import Health, Readiness
 
@@ -26,8 +26,8 @@ async def healthz() -> Response:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "A backend is unreachable."}},
 )
-async def readyz(health: HealthDep) -> Response:
+async def readyz(request: Request, health: HealthDep) -> Response:
     """200 when the event log and the online store answer (no API key needed); the body
     also reports the stream processor's lag and whether its worker runs here."""
-    report = await run_in_threadpool(health.readiness)
+    report = await off_loop(request, health.readiness)
     return OrjsonResponse(report, status_code=200 if report["ready"] else 503)

@@ -1,0 +1,33 @@
+"""Backend work off the event loop, through one bounded pool per server process.
+
+Every handler that reaches a store, the log or the archive runs that work with
+:func:`off_loop`: in a worker thread, at most ``settings.blocking_threads`` at once (an
+:class:`anyio.CapacityLimiter` made in the app's lifespan). The event loop itself only
+parses requests and writes answers, so ``/healthz`` answers while a backend stalls, and a
+stalled backend holds at most that many threads (the requests beyond wait for a token, and
+are shed by the admission bound long before they pile up).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request
+
+T = TypeVar("T")
+
+
+def make_limiter(threads: int) -> anyio.CapacityLimiter:
+    """The pool's bound; call inside the running event loop (the app's lifespan)."""
+    return anyio.CapacityLimiter(threads)
+
+
+async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` in a worker thread of the app's bounded pool."""
+    limiter: anyio.CapacityLimiter = request.app.state.blocking
+    return await anyio.to_thread.run_sync(
+        functools.partial(func, *args, **kwargs), limiter=limiter
+    )
