@@ -26,6 +26,7 @@ PII_SHAPED = [
     ("2001:db8::1", "ip"),
     ("078-05-1120", "ssn"),
     ("user:jane@example.com", "email"),
+    ("jane@example.com:0123456789abcdef0123456789abcdef", "email"),  # a token beside PII
 ]
 
 PSEUDONYMOUS = [
@@ -73,4 +74,6 @@ def test_generated_and_uuid_ids_are_never_refused() -> None:
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(20_000)]
     ids += [uuid.UUID(int=rng.getrandbits(128), version=4).hex for _ in range(20_000)]
     ids += [secrets.token_hex(16) for _ in range(5_000)]
+    # the decision service's own event ids: "<uuid4 hex>-message", "<uuid4 hex>-rating"...
+    ids += [f"{uuid.UUID(int=rng.getrandbits(128), version=4).hex}-message" for _ in range(20_000)]
     assert [i for i in ids if pii_kind_of(i)] == []

@@ -7,9 +7,9 @@ checks as redaction, :mod:`tailorbot.events.pii`) is refused with a reason that 
 kind, never the value. The chatbot sends its own pseudonymous ids (a database key, a UUID,
 or a keyed hash of an e-mail); tailorbot never needs the person behind them.
 
-UUIDs (``8-4-4-4-12`` hex) and hex tokens of 32, 40 or 64 characters (random ids, hashes)
-are never taken for PII: one UUID in a few hundred would otherwise pass the IBAN or card
-checks by chance.
+UUIDs (``8-4-4-4-12`` hex) and hex tokens of 32, 40 or 64 characters (random ids, hashes),
+whole or as a part of an id between separators (``<uuid4 hex>-message``), are never taken
+for PII: one UUID in a few hundred would otherwise pass the IBAN or card checks by chance.
 
 Not caught: a name (``jane-doe``), a kind only a recognizer from settings knows, PII split
 by separators the patterns do not read as one number.
@@ -38,18 +38,20 @@ KIND_NAMES = {
 }
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
 _RANDOM_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z])(?:"
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-    r"|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}"
+    r"|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32}"
+    r")(?![0-9A-Za-z])"
 )
 
 
 @lru_cache(maxsize=65_536)  # the same user and session ids come back event after event
 def pii_kind_of(identifier: str) -> str | None:
     """The first built-in kind of PII found in ``identifier`` (an ASCII id), or ``None``."""
+    # random tokens inside an id ("<uuid4 hex>-message") are no PII; the rest still counts
+    identifier = _RANDOM_TOKEN.sub("_", identifier)
     digits = ascii_digits(identifier)
     if digits < 2 and "@" not in identifier and ":" not in identifier:
-        return None
-    if _RANDOM_TOKEN.fullmatch(identifier):
         return None
     for kind, rule in RULES:
         if digits >= rule.min_digits and rule.needs in identifier and rule.spans(identifier):
