@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(300.0, ge=0, description="Reject timestamps further ahead.")
     max_event_age_s: float = Field(30 * 86400.0, gt=0, description="Reject older timestamps.")
     backpressure_max_lag: int = Field(200_000, ge=1, description="Answer 429 past this lag.")
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Requests one API process handles at once; more: 503 at once."
+    )
+    max_inflight_body_bytes: int = Field(
+        64_000_000,
+        ge=1024,
+        description="Request-body bytes one API process holds at once; more: 503 at once.",
+    )
+    body_read_timeout_s: float = Field(
+        30.0, gt=0, description="A request body must arrive within this (408 otherwise)."
+    )
+    shed_retry_after_s: int = Field(1, ge=1, description="Retry-After of a shed request.")
     blocking_threads: int = Field(
         32,
         ge=1,
@@ -263,6 +275,15 @@ class Settings(BaseSettings):
             if compiled.fullmatch("") is not None:
                 raise ValueError(f"{kind}: {pattern!r} matches the empty string")
         return value
+
+    @model_validator(mode="after")
+    def _one_body_fits_in_flight(self) -> Settings:
+        if self.max_inflight_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_inflight_body_bytes ({self.max_inflight_body_bytes}) must be at least "
+                f"max_body_bytes ({self.max_body_bytes}), or no large request is ever admitted"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:

@@ -113,6 +113,15 @@ class Metrics:
         self.decisions = Counter(
             "tailorbot_decisions", "Personalize decisions, by outcome", ["outcome"], registry=r
         )
+        self.requests_shed = Counter(
+            "tailorbot_requests_shed",
+            "Requests answered 503 at admission: concurrency or body_bytes bound",
+            ["reason"],
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "tailorbot_requests_in_flight", "Requests admitted and not yet answered", registry=r
+        )
 
         self.responses = Counter(
             "tailorbot_responses",

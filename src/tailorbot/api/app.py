@@ -55,6 +55,7 @@ from tailorbot.api.routers import (
     users,
 )
 from tailorbot.api.schemas import events_openapi
+from tailorbot.api.shedding import LoadShedMiddleware
 from tailorbot.config import Settings
 from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
@@ -155,7 +156,17 @@ def create_app(
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     install_error_handlers(app)
     if settings.fast_routes:
-        app.add_middleware(FastPersonalize)  # innermost: the body limit and metrics apply
+        app.add_middleware(FastPersonalize)  # innermost: admission, body limit, metrics apply
+    # Starlette runs the last added outermost: metrics, then the body limit (a body over
+    # max_body_bytes is a 413, never shed), then admission.
+    app.add_middleware(
+        LoadShedMiddleware,
+        max_concurrent_requests=settings.max_concurrent_requests,
+        max_inflight_body_bytes=settings.max_inflight_body_bytes,
+        body_read_timeout_s=settings.body_read_timeout_s,
+        retry_after_s=settings.shed_retry_after_s,
+        metrics=metrics,
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     if tracing is not None:  # outermost: the span covers the whole request

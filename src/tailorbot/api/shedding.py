@@ -1,0 +1,181 @@
+"""Load shedding: a fast 503 instead of a queue that grows until every request times out.
+
+Per process, :class:`LoadShedMiddleware` admits at most ``max_concurrent_requests`` requests
+at a time and holds at most ``max_inflight_body_bytes`` of request bodies; past either bound
+a request is answered at once with 503 and ``Retry-After`` (counted in
+``tailorbot_requests_shed_total{reason}``) before its body is read. A body must arrive within
+``body_read_timeout_s`` of the request's start (408 otherwise), so slow senders cannot hold
+admission slots. A body sent with a ``Content-Type`` other than JSON is a 415.
+
+Probes and metrics (``/healthz``, ``/readyz``, ``/metrics``) are never shed: liveness must
+answer exactly when the process is busy.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request cost to a function call; one
+event loop per process means the counters need no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tailorbot.api.errors import error_response
+from tailorbot.metrics import Metrics
+
+NEVER_SHED = frozenset({"/healthz", "/readyz", "/metrics"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def json_content_type(value: bytes) -> bool:
+    """Whether a ``Content-Type`` header value names JSON (``application/json``, ``+json``).
+
+    >>> json_content_type(b"application/json; charset=utf-8"), json_content_type(b"text/plain")
+    (True, False)
+    >>> json_content_type(b"application/problem+json")
+    True
+    """
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class LoadShedMiddleware:
+    """Admission control for one server process (see the module docstring).
+
+    Parameters
+    ----------
+    app
+        The ASGI app it guards.
+    max_concurrent_requests
+        Requests in progress at once; one more is answered 503.
+    max_inflight_body_bytes
+        Bytes of request bodies held at once (declared by ``Content-Length``, or received so
+        far when streamed); a request that would pass it is answered 503.
+    body_read_timeout_s
+        Seconds from the request's start by which its whole body must have arrived.
+    retry_after_s
+        The ``Retry-After`` of a shed request.
+    metrics
+        Where ``requests_shed`` is counted.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_concurrent_requests: int,
+        max_inflight_body_bytes: int,
+        body_read_timeout_s: float,
+        retry_after_s: int,
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.max_concurrent_requests = max_concurrent_requests
+        self.max_inflight_body_bytes = max_inflight_body_bytes
+        self.body_read_timeout_s = body_read_timeout_s
+        self.retry_after_s = retry_after_s
+        self.metrics = metrics
+        self._active = 0
+        self._body_bytes = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in NEVER_SHED:
+            await self.app(scope, receive, send)
+            return
+        declared, content_type = _body_headers(scope)
+        if (
+            content_type is not None
+            and scope["method"] in _BODY_METHODS
+            and not json_content_type(content_type)
+        ):
+            media = content_type.split(b";", 1)[0].decode("latin-1").strip()
+            message = f"unsupported Content-Type {media!r}: send application/json"
+            await error_response(415, "unsupported_media_type", message)(scope, receive, send)
+            return
+        if self._active >= self.max_concurrent_requests:
+            await self._shed("concurrency", scope, receive, send)
+            return
+        if self._body_bytes + declared > self.max_inflight_body_bytes:
+            await self._shed("body_bytes", scope, receive, send)
+            return
+        self._active += 1
+        self._body_bytes += declared
+        self.metrics.requests_in_flight.inc()
+        deadline = asyncio.get_running_loop().time() + self.body_read_timeout_s
+        guarded = _GuardedReceive(self, receive, declared, deadline)
+        try:
+            await self.app(scope, guarded.receive, send)
+        finally:
+            self._active -= 1
+            self._body_bytes -= guarded.accounted
+            self.metrics.requests_in_flight.dec()
+
+    async def _shed(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.requests_shed.labels(reason=reason).inc()
+        response = error_response(
+            503,
+            "overloaded",
+            "the server is at capacity; retry after the Retry-After delay",
+        )
+        response.headers["Retry-After"] = str(self.retry_after_s)
+        await response(scope, receive, send)
+
+    def _take_body_bytes(self, count: int) -> None:
+        """Account ``count`` more streamed bytes, or shed the request mid-body (503)."""
+        if self._body_bytes + count > self.max_inflight_body_bytes:
+            self.metrics.requests_shed.labels(reason="body_bytes").inc()
+            raise HTTPException(
+                503,
+                "the server is at capacity; retry after the Retry-After delay",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+        self._body_bytes += count
+
+
+class _GuardedReceive:
+    """``receive`` with the body deadline and the streamed-bytes accounting."""
+
+    def __init__(
+        self, owner: LoadShedMiddleware, receive: Receive, declared: int, deadline: float
+    ) -> None:
+        self.owner = owner
+        self.inner = receive
+        self.deadline = deadline
+        self.accounted = declared  # bytes this request holds in the owner's total
+        self.received = 0
+        self.complete = False
+
+    async def receive(self) -> Message:
+        if self.complete:  # after the body: disconnect polling, no deadline
+            return await self.inner()
+        remaining = self.deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self.inner(), timeout=max(remaining, 0.0))
+        except TimeoutError:
+            raise HTTPException(
+                408,
+                f"request body not received within {self.owner.body_read_timeout_s:g}s",
+            ) from None
+        if message["type"] != "http.request":
+            self.complete = True
+            return message
+        self.received += len(message.get("body", b""))
+        if self.received > self.accounted:  # streamed, or more than Content-Length said
+            self.owner._take_body_bytes(self.received - self.accounted)
+            self.accounted = self.received
+        self.complete = not message.get("more_body", False)
+        return message
+
+
+def _body_headers(scope: Scope) -> tuple[int, bytes | None]:
+    """``Content-Length`` (0 when absent or not a number; the body limit answers that) and
+    ``Content-Type`` (None when absent)."""
+    length, content_type = 0, None
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        elif name == b"content-type":
+            content_type = value
+    return length, content_type
