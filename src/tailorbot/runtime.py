@@ -199,8 +199,12 @@ class Runtime:
 
     # --- workers --------------------------------------------------------------------------
 
-    def stream_worker(self, member_id: str | None = None) -> StreamWorker:
-        worker = StreamWorker(self.log, self.stores, self.settings, self.metrics, member_id)
+    def stream_worker(self, member_id: str | None = None, pause_gc: bool = False) -> StreamWorker:
+        """A stream worker; ``pause_gc`` only for a worker that is a process of its own (GC
+        is process-wide: a worker thread must not turn it off under the API)."""
+        worker = StreamWorker(
+            self.log, self.stores, self.settings, self.metrics, member_id, pause_gc=pause_gc
+        )
         if self.tracing is not None:
             worker.trace_batch = self.tracing.batch_span
         return worker

@@ -350,12 +350,13 @@ def test_the_state_cache_changes_nothing_the_store_holds(tmp_path: Path) -> None
 
 
 def test_garbage_collection_is_paused_during_a_batch_only(backends) -> None:
+    """With ``pause_gc`` (a worker process of its own; see tests/stream/test_gc.py)."""
     log, stores, settings = backends
     append(log, synthetic(20, users=2, seed=41))
     seen: list[bool] = []
     put_many = stores.features.put_many
     stores.features.put_many = lambda records: seen.append(gc.isenabled()) or put_many(records)  # type: ignore[method-assign]
-    worker = StreamWorker(log, stores, settings)
+    worker = StreamWorker(log, stores, settings, pause_gc=True)
     assert gc.isenabled()
     drain(worker)
     assert seen == [False] and gc.isenabled()

@@ -166,7 +166,7 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stream_worker = runtime.stream_worker()
+    stream_worker = runtime.stream_worker(pause_gc=True)  # this process is the worker's own
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
     if metrics_port is not None:
         from prometheus_client import start_http_server

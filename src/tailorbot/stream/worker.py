@@ -13,8 +13,8 @@ before the commit re-delivers the batch; nothing is counted twice because
 The records a worker wrote are kept in a :class:`~tailorbot.stream.state_cache.StateCache`
 (``state_cache_size`` users), so that the next batch of the same users reads neither the store
 nor decodes their states again; the cache answers only while this member's own writes are
-provably the latest (see that module). Cyclic garbage collection is paused during a batch
-(:func:`collection_paused`).
+provably the latest (see that module). A worker that is a process of its own pauses cyclic
+garbage collection during a batch (``pause_gc``, :func:`collection_paused`).
 
 Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (already applied),
 ``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
@@ -65,6 +65,9 @@ class StreamWorker(ConsumerLoop):
     apply_latency and freshness; ``member_id`` names this member (the log picks one if None);
     ``state_cache_size`` is how many users' written records are kept for their next batches
     (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes).
+    ``pause_gc`` pauses cyclic garbage collection during each batch (:func:`collection_paused`):
+    for a worker that is a process of its own (``tailorbot worker``), never for the worker
+    thread of an API process, whose handlers would lose the collector meanwhile.
     """
 
     name = "stream worker"
@@ -77,6 +80,7 @@ class StreamWorker(ConsumerLoop):
         metrics: Metrics | None = None,
         member_id: str | None = None,
         state_cache_size: int = STATE_CACHE_SIZE,
+        pause_gc: bool = False,
     ) -> None:
         lag_gauge = metrics.processor_lag if metrics is not None else None
         super().__init__(
@@ -87,6 +91,7 @@ class StreamWorker(ConsumerLoop):
         if metrics is not None:
             self.error_counter = metrics.worker_batch_errors.labels(worker="stream")
         self.state_cache_size = state_cache_size
+        self.pause_gc = pause_gc
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
@@ -97,6 +102,8 @@ class StreamWorker(ConsumerLoop):
 
     def run_once(self) -> int:
         """Poll, apply, write, commit one batch; return how many log records it handled."""
+        if not self.pause_gc:
+            return self._run_batch()
         with collection_paused():
             return self._run_batch()
 
