@@ -113,6 +113,12 @@ class Metrics:
         self.decisions = Counter(
             "tailorbot_decisions", "Personalize decisions, by outcome", ["outcome"], registry=r
         )
+        self.dead_letters = Counter(
+            "tailorbot_dead_letters",
+            "Log records put in the dead letters (refused for good), by consumer group",
+            ["group"],
+            registry=r,
+        )
         self.requests_shed = Counter(
             "tailorbot_requests_shed",
             "Requests answered 503 at admission: concurrency or body_bytes bound",

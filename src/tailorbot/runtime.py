@@ -31,6 +31,7 @@ import threading
 from tailorbot.archive import EventArchive, open_archive
 from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
+from tailorbot.dlq import DeadLetterStore, open_dead_letters
 from tailorbot.errors import RETRY_AFTER_S, Unavailable, backend_errors
 from tailorbot.events.profile import profile_validation_context
 from tailorbot.events.redact import Redactor
@@ -79,6 +80,7 @@ class Runtime:
         self.archive_writer: ArchiveWriter | None = None
         try:
             self.stores: Stores = open_stores(settings.resolved_store_url())
+            self.dead_letters: DeadLetterStore = open_dead_letters(settings.resolved_store_url())
             if settings.archive_url is not None:
                 with backend_errors():
                     self.archive = open_archive(settings.archive_url)
@@ -203,7 +205,13 @@ class Runtime:
         """A stream worker; ``pause_gc`` only for a worker that is a process of its own (GC
         is process-wide: a worker thread must not turn it off under the API)."""
         worker = StreamWorker(
-            self.log, self.stores, self.settings, self.metrics, member_id, pause_gc=pause_gc
+            self.log,
+            self.stores,
+            self.settings,
+            self.metrics,
+            member_id,
+            pause_gc=pause_gc,
+            dead_letters=self.dead_letters,
         )
         if self.tracing is not None:
             worker.trace_batch = self.tracing.batch_span
@@ -214,7 +222,13 @@ class Runtime:
         if self.archive is None:
             return None
         return ArchiveWorker(
-            self.log, self.archive, self.stores.features, self.settings, self.metrics, member_id
+            self.log,
+            self.archive,
+            self.stores.features,
+            self.settings,
+            self.metrics,
+            member_id,
+            dead_letters=self.dead_letters,
         )
 
     def start_workers(self) -> None:
@@ -259,6 +273,7 @@ class Runtime:
             getattr(self.archive, "close", None),
             self.log.close,
             getattr(getattr(self, "stores", None), "close", None),
+            getattr(getattr(self, "dead_letters", None), "close", None),
         ]
         for close in closers:
             if close is None:

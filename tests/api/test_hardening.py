@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tailorbot.events.codec import decode_event
 from tests.api.conftest import log_ends, make_client
 from tests.api.support import event, message
 from tests.services.decisions.conftest import save_model
@@ -147,3 +148,11 @@ def test_feedback_values_are_not_coerced(tmp_path: Path, body: dict, field: str)
         response = client.post("/v1/feedback", json={"decision_id": "d1", **body})
         assert response.status_code == 422, response.text
         assert response.json()["problems"][0]["field"] == field
+
+
+def test_nul_characters_are_removed_at_the_door(client: TestClient) -> None:
+    body = message("u1", "a\u0000b", metadata={"k\u0000": "v\u0000"})
+    status = client.post("/v1/events", json=body).json()["results"][0]
+    record = client.app.state.runtime.log.read(status["partition"], status["offset"], 1)[0]
+    stored = decode_event(record.value)
+    assert (stored["text"], stored["metadata"]) == ("ab", {"k": "v"})

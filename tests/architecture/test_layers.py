@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"runtime"}),
     frozenset({"services", "stream", "integrations"}),
     frozenset({"models", "features", "kb"}),
-    frozenset({"log", "store", "archive", "_backends", "_sqlite", "_redis"}),
+    frozenset({"log", "store", "archive", "dlq", "_backends", "_sqlite", "_redis"}),
     frozenset(
         {"events", "config", "errors", "metrics", "telemetry", "_lazy", "__init__", "data", "py"}
     ),

@@ -36,6 +36,11 @@ class ArchiveError(BackendError):
     what = "archive"
 
 
+class RecordRefused(ArchiveError):
+    """The archive refuses these records for good (their data, not its state): retrying
+    cannot help, the records go to the dead letters."""
+
+
 class EventArchive(ABC):
     # --- writing ---------------------------------------------------------------------
     @abstractmethod

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tailorbot.archive.base import ArchiveError, EventArchive
+from tailorbot.archive.base import ArchiveError, EventArchive, RecordRefused
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _EVENT_COLUMNS = (
@@ -334,6 +334,10 @@ class PostgresArchive(EventArchive):
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                detail = exc.diag.message_detail
+                reason = f"{exc}" + (f" ({detail})" if detail and detail not in str(exc) else "")
+                raise RecordRefused(f"postgresql archive refused the records: {reason}") from exc
             except psycopg.OperationalError as exc:
                 self._conn = None  # broken: reconnect on the next call
                 conn.close()

@@ -12,7 +12,7 @@ import importlib
 import typer
 
 # Modules of tailorbot.cli that register commands, in the order of `tailorbot --help`.
-COMMAND_MODULES = ("demo", "serve", "data", "train", "kb", "recs", "policy", "rasa")
+COMMAND_MODULES = ("demo", "serve", "data", "train", "kb", "recs", "policy", "rasa", "dlq")
 
 app = typer.Typer(
     name="tailorbot",

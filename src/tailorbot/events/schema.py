@@ -28,10 +28,11 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from tailorbot.events.identifiers import Identifier
-from tailorbot.events.values import free_pairs_problem
+from tailorbot.events.values import free_pairs_problem, without_nul
 
 __all__ = ["EVENT_ADAPTER", "EVENT_TYPES", "Event", "EventBase", "Identifier", "json_schemas"]
 MetadataValue = str | int | float | bool | None
@@ -96,6 +97,12 @@ class EventBase(BaseModel):
     metadata: dict[Annotated[str, Field(max_length=METADATA_KEY_CHARS)], MetadataValue] = Field(
         default_factory=dict, description="Bounded free key/value pairs."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # U+0000 has no meaning in a chat and PostgreSQL's jsonb refuses it: removed here
+        return without_nul(value) if isinstance(value, dict) else value
 
     @field_validator("timestamp")
     @classmethod

@@ -63,3 +63,21 @@ def free_pairs_problem(
         if problem is not None:
             return f"{name}[{key!r}] {problem}"
     return None
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every U+0000 removed from its strings (keys too), recursively.
+
+    PostgreSQL's ``jsonb`` (the archive) refuses U+0000 in a text, and no chat message
+    needs one, so the door removes it.
+
+    >>> without_nul({"text": "a\\x00b", "metadata": {"k\\x00": ["\\x00"]}, "n": 1})
+    {'text': 'ab', 'metadata': {'k': ['']}, 'n': 1}
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value

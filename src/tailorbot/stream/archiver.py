@@ -16,6 +16,11 @@ and the user's rows are erased once more.
 Counts (``counts``): ``archived`` (new rows), ``duplicate`` (archived before: a redelivery),
 ``erased`` and ``malformed`` (undecodable; logged, since retrying cannot fix it).
 
+Poison records: a record the archive refuses for good (:class:`RecordRefused`, e.g. a U+0000
+that PostgreSQL's jsonb cannot hold) or cannot decode goes, with ``dead_letters``, to the
+dead letters with the reason (``tailorbot_dead_letters_total{group}``) and the rest of the
+batch is archived and committed; without, the batch fails and is retried as before.
+
 >>> import tempfile
 >>> from tailorbot.config import Settings
 >>> archive_group(Settings(data_dir=tempfile.mkdtemp()))
@@ -26,9 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tailorbot.archive.base import EventArchive
+from tailorbot.archive.base import EventArchive, RecordRefused
 from tailorbot.config import Settings
-from tailorbot.log.base import EventLog
+from tailorbot.dlq.base import DeadLetterStore
+from tailorbot.log.base import EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureStore
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records
@@ -59,9 +65,19 @@ class ArchiveWorker(ConsumerLoop):
         settings: Settings,
         metrics: Metrics | None = None,
         member_id: str | None = None,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         lag_gauge = metrics.archive_lag if metrics is not None else None
-        super().__init__(log, settings, archive_group(settings), member_id, COUNTS, lag_gauge)
+        super().__init__(
+            log,
+            settings,
+            archive_group(settings),
+            member_id,
+            COUNTS,
+            lag_gauge,
+            dead_letters,
+            metrics.dead_letters if metrics is not None else None,
+        )
         self.archive = archive
         self.watermarks = watermarks
         self.metrics = metrics
@@ -74,7 +90,11 @@ class ArchiveWorker(ConsumerLoop):
         records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
         if records:
             counts = self._new_counts()
-            self._archive(decode_records(records, counts), counts)
+            refused: list[tuple[LogRecord, str]] = []
+            items = decode_records(records, counts, refused)
+            for record, reason in refused:
+                self._dead_letter(record, reason)
+            self._archive(items, counts)
             self._commit(consumer, records)
             self._add_counts(counts)
             if self.metrics is not None:
@@ -105,8 +125,22 @@ class ArchiveWorker(ConsumerLoop):
                 self.archive.write_events([event for _, event, _ in survivors])
 
     def _write_events(self, items: Sequence[Item]) -> int:
-        """Write the events of ``items``; how many were new (the rest were archived before)."""
-        return self.archive.write_events([event for _, event, _ in items])
+        """Write the events of ``items``; how many were new (the rest were archived before).
+
+        When the archive refuses the batch for good (:class:`RecordRefused`), halves are
+        written until each refused record is alone: it goes to the dead letters, the rest is
+        written (a poison record costs about 2·log2(batch) extra writes)."""
+        try:
+            return self.archive.write_events([event for _, event, _ in items])
+        except RecordRefused as exc:
+            if len(items) == 1:
+                if not self._dead_letter(items[0][0], f"archive refused it: {exc}"):
+                    raise
+                return 0
+            if self.dead_letters is None:
+                raise
+            middle = len(items) // 2
+            return self._write_events(items[:middle]) + self._write_events(items[middle:])
 
 
 def _unerased(items: Sequence[Item], watermarks: dict[str, int]) -> list[Item]:

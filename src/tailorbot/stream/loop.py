@@ -25,9 +25,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from tailorbot.config import Settings
+from tailorbot.dlq.base import DeadLetter, DeadLetterStore
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,15 @@ LAG_EVERY_S = 1.0  # how often the lag gauge is refreshed
 Item = tuple[LogRecord, dict[str, Any], float]
 
 
-def decode_records(records: Sequence[LogRecord], counts: dict[str, int]) -> list[Item]:
+def decode_records(
+    records: Sequence[LogRecord],
+    counts: dict[str, int],
+    refused: list[tuple[LogRecord, str]] | None = None,
+) -> list[Item]:
     """Decoded events with their epoch time; an undecodable record (or one without
     ``user_id``, ``event_id``, ``session_id``, ``type`` or a readable ``timestamp``) is
-    logged and counted under ``counts["malformed"]``, since retrying cannot fix it."""
+    logged, counted under ``counts["malformed"]`` and, with ``refused``, listed there with
+    the reason, since retrying cannot fix it."""
     items: list[Item] = []
     loads, parse = orjson.loads, datetime.fromisoformat
     for record in records:
@@ -55,6 +61,8 @@ def decode_records(records: Sequence[LogRecord], counts: dict[str, int]) -> list
                 raise ValueError("user_id, event_id, session_id and type must be set")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             counts["malformed"] += 1
+            if refused is not None:
+                refused.append((record, f"undecodable: {exc}"))
             logger.error(
                 "skipping malformed log record partition=%s offset=%s: %s",
                 record.partition,
@@ -87,6 +95,8 @@ class ConsumerLoop(ABC):
         member_id: str | None,
         counts: Sequence[str],
         lag_gauge: Gauge | None = None,
+        dead_letters: DeadLetterStore | None = None,
+        dead_letter_counter: Counter | None = None,
     ) -> None:
         self.log = log
         self.settings = settings
@@ -99,6 +109,9 @@ class ConsumerLoop(ABC):
         self._lag_at = 0.0
         self.errors = 0  # batches that failed (see run)
         self.error_counter: Any = None  # a subclass's Prometheus counter of failed batches
+        self.dead_letters = dead_letters
+        self.dead_letter_counter = dead_letter_counter
+        self._letters: list[DeadLetter] = []  # of the current batch, kept before its commit
 
     @abstractmethod
     def run_once(self) -> int:
@@ -134,8 +147,41 @@ class ConsumerLoop(ABC):
             self.counts[name] += n
 
     def _commit(self, consumer: Consumer, records: Sequence[LogRecord]) -> None:
-        """Commit the offsets after ``records`` (only once the batch was applied)."""
+        """Keep the batch's dead letters, then commit the offsets after ``records`` (only
+        once the batch was applied): a crash in between re-reads the batch and puts the same
+        letters again (they replace themselves)."""
+        letters, self._letters = self._letters, []
+        if letters and self.dead_letters is not None:
+            self.dead_letters.put(letters)
+            if self.dead_letter_counter is not None:
+                self.dead_letter_counter.labels(group=self.group).inc(len(letters))
+            for letter in letters:
+                logger.error(
+                    "%s: record partition=%s offset=%s put in the dead letters: %s",
+                    self.name,
+                    letter.partition,
+                    letter.offset,
+                    letter.reason,
+                )
         consumer.commit(next_offsets(records))
+
+    def _dead_letter(self, record: LogRecord, reason: str) -> bool:
+        """Set ``record`` aside for the dead letters at the batch's commit; False when this
+        worker has no dead-letter store (the caller then fails the batch, as before)."""
+        if self.dead_letters is None:
+            return False
+        self._letters.append(
+            DeadLetter(
+                self.group,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                reason,
+                time.time(),
+            )
+        )
+        return True
 
     def _refresh_lag(self, consumer: Consumer) -> None:
         """Set the lag gauge of the owned partitions, at most every ``LAG_EVERY_S``."""
@@ -154,6 +200,7 @@ class ConsumerLoop(ABC):
         self.errors += 1
         if self.error_counter is not None:
             self.error_counter.inc()
+        self._letters.clear()
         self._discard()
         pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
         logger.error(

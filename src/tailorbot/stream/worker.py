@@ -44,10 +44,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tailorbot.config import Settings
+from tailorbot.dlq.base import DeadLetterStore
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
-from tailorbot.log.base import EventLog
+from tailorbot.log.base import EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
@@ -81,10 +82,18 @@ class StreamWorker(ConsumerLoop):
         member_id: str | None = None,
         state_cache_size: int = STATE_CACHE_SIZE,
         pause_gc: bool = False,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         lag_gauge = metrics.processor_lag if metrics is not None else None
         super().__init__(
-            log, settings, settings.consumer_group, member_id, (APPLIED, *SKIP_REASONS), lag_gauge
+            log,
+            settings,
+            settings.consumer_group,
+            member_id,
+            (APPLIED, *SKIP_REASONS),
+            lag_gauge,
+            dead_letters,
+            metrics.dead_letters if metrics is not None else None,
         )
         self.stores = stores
         self.metrics = metrics
@@ -116,8 +125,11 @@ class StreamWorker(ConsumerLoop):
         started = time.perf_counter()
         counts = self._new_counts()
         by_user: dict[str, list[Item]] = {}
-        for item in decode_records(records, counts):
+        refused: list[tuple[LogRecord, str]] = []
+        for item in decode_records(records, counts, refused):
             by_user.setdefault(item[1]["user_id"], []).append(item)
+        for record, reason in refused:
+            self._dead_letter(record, reason)
         first: dict[int, int] = {}
         for record in records:  # each partition's records come in offset order
             first.setdefault(record.partition, record.offset)
