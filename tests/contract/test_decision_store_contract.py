@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tailorbot.store.base import DecisionStore
 from tests.contract.conftest import StoreOpener, run_threads
 
@@ -66,3 +68,22 @@ def test_scan_returns_every_decision_oldest_first_with_its_feedback(
     assert since[0]["feedback"] == {"rating": 4} and "feedback" not in since[1]
     decision_store.erase_user("u1")
     assert [d["n"] for d in decision_store.scan()] == [2]
+def test_feedback_and_its_counters_are_one_write(open_online_stores: StoreOpener) -> None:
+    """Racing feedback with increments: the counters move exactly once, with the mark."""
+    opened = [open_online_stores(), open_online_stores()]
+    opened[0].decisions.put("d1", "u1", {"variant": "short"})
+    increments = {"exp": {"personalized/feedback": 1.0, "personalized/reward_sum": 0.75}}
+    wins: list[bool] = []
+
+    def give(i: int) -> None:
+        wins.append(opened[i % 2].decisions.record_feedback("d1", {"rating": i}, increments))
+
+    run_threads(8, give)
+    assert sorted(wins) == [False] * 7 + [True]
+    assert opened[0].counters.counters("exp") == increments["exp"]
+    assert not opened[0].decisions.record_feedback("unknown", {"rating": 1}, increments)
+    assert opened[1].counters.counters("exp") == increments["exp"]
+    with pytest.raises(ValueError, match="finite"):
+        opened[0].decisions.put("d2", "u1", {"variant": "short"})
+        opened[0].decisions.record_feedback("d2", {}, {"exp": {"x": float("nan")}})
+    assert opened[0].decisions.get("d2") == {"variant": "short"}  # nothing marked

@@ -107,9 +107,16 @@ class DecisionStore(_Reachable):
         """The decision as put; once feedback was recorded, also under ``"feedback"``."""
 
     @abstractmethod
-    def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
-        """Attach feedback to a decision; True the first time, False when already given or
-        the decision is unknown."""
+    def record_feedback(
+        self,
+        decision_id: str,
+        feedback: Mapping[str, Any],
+        increments: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> bool:
+        """Attach feedback to a decision and, in the same atomic write, add ``increments``
+        (namespace -> counter deltas, as :meth:`CounterStore.increment`) to the counters;
+        True the first time, False (nothing written) when already given or the decision is
+        unknown. The feedback mark is the idempotency key of what was learned from it."""
 
     @abstractmethod
     def erase_user(self, user_id: str) -> None:

@@ -88,9 +88,21 @@ return 1
 """
 
 # KEYS: decision. ARGV: feedback. 1 when attached now, 0 when given before or no decision.
+# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, then per
+# namespace its number of counters and their name/delta pairs. Mark and counters: one step.
 _FEEDBACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], 'f', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
+local i = 2
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+end
+return 1
 """
 
 # KEYS: the user's decision index. ARGV: decision key prefix.
@@ -262,9 +274,23 @@ class RedisDecisionStore(_RedisConcern, DecisionStore):
         return decision
 
     @_guard
-    def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
+    def record_feedback(
+        self,
+        decision_id: str,
+        feedback: Mapping[str, Any],
+        increments: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> bool:
         keys = [self.key("decision", decision_id)]
-        return bool(self._feedback(keys=keys, args=[orjson.dumps(dict(feedback))]))
+        args: list[Any] = [orjson.dumps(dict(feedback))]
+        for namespace, deltas in (increments or {}).items():
+            bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
+            if bad:
+                raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+            keys.append(self.key("counters", namespace))
+            args.append(len(deltas))
+            for name, delta in deltas.items():
+                args.extend((name, repr(float(delta))))
+        return bool(self._feedback(keys=keys, args=args))
 
     @_guard
     def erase_user(self, user_id: str) -> None:

@@ -101,7 +101,9 @@ SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({mark
 SELECT_WATERMARKS = "SELECT digest, watermark FROM erasures WHERE digest IN ({marks})"
 MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "synchronous": str, "busy_timeout": positive_float, "read_cache": int
+    "synchronous": str,
+    "busy_timeout": positive_float,
+    "read_cache": int,
 }
 _UNCACHED = object()
 
@@ -189,8 +191,14 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
             return
         rows = [
             (
-                r.user_id, _dumps(r.state), r.partition, r.offset, r.event_time, r.updated_at,
-                r.version, user_digest(r.user_id),
+                r.user_id,
+                _dumps(r.state),
+                r.partition,
+                r.offset,
+                r.event_time,
+                r.updated_at,
+                r.version,
+                user_digest(r.user_id),
             )
             for r in records
         ]
@@ -283,13 +291,26 @@ class SqliteDecisionStore(_SqliteConcern, DecisionStore):
             decision["feedback"] = orjson.loads(feedback)
         return decision
 
-    def record_feedback(self, decision_id: str, feedback: Mapping[str, Any]) -> bool:
-        with self.file.write() as conn:
+    def record_feedback(
+        self,
+        decision_id: str,
+        feedback: Mapping[str, Any],
+        increments: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> bool:
+        rows = [
+            row
+            for namespace, deltas in (increments or {}).items()
+            for row in _counter_rows(namespace, deltas)
+        ]
+        with self.file.write() as conn:  # one transaction: the mark and the counters
             cursor = conn.execute(
                 "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
                 (_dumps(feedback), decision_id),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            conn.executemany(_ADD_COUNTER, rows)
+            return True
 
     def erase_user(self, user_id: str) -> None:
         with self.file.write() as conn:
@@ -320,18 +341,11 @@ class SqliteCounterStore(_SqliteConcern, CounterStore):
         self.file = file
 
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
-        rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
-        bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
-        if bad:
-            raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+        rows = _counter_rows(namespace, deltas)
         if not rows:
             return
         with self.file.write() as conn:
-            conn.executemany(
-                "INSERT INTO counters VALUES (?, ?, ?) "
-                "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value",
-                rows,
-            )
+            conn.executemany(_ADD_COUNTER, rows)
 
     def counters(self, namespace: str) -> dict[str, float]:
         with self.file.read() as conn:
@@ -342,6 +356,21 @@ class SqliteCounterStore(_SqliteConcern, CounterStore):
 
     def __repr__(self) -> str:
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
+
+
+_ADD_COUNTER = (
+    "INSERT INTO counters VALUES (?, ?, ?) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
+)
+
+
+def _counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
+    """Rows for :data:`_ADD_COUNTER`; :class:`ValueError` for a delta that is not finite."""
+    rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
+    bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
+    if bad:
+        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+    return rows
 
 
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:

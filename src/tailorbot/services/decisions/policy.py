@@ -86,7 +86,17 @@ class VariantPolicy:
         return choice, {**context, **features[choice.arm]}
 
     def learn(self, context: Mapping[str, float], arm: str, reward: float) -> None:
-        self.store.increment(self.namespace, self.bandit.statistics_delta(context, arm, reward))
+        self.store.increment(self.namespace, self.statistics_delta(context, arm, reward))
+        self.learn_locally(context, arm, reward)
+
+    def statistics_delta(
+        self, context: Mapping[str, float], arm: str, reward: float
+    ) -> dict[str, float]:
+        """What learning from ``reward`` adds to the shared statistics (see :meth:`learn`)."""
+        return dict(self.bandit.statistics_delta(context, arm, reward))
+
+    def learn_locally(self, context: Mapping[str, float], arm: str, reward: float) -> None:
+        """Learn in this process only, once the shared statistics hold the update."""
         with self._lock:
             self.bandit.learn_one(context, arm, reward)
 

@@ -375,10 +375,18 @@ class DecisionService:
         events = feedback_events(request, decision)
         if events:
             self.events.ingest(events)
+        increments, learned = self._learning(decision, request, reward)
         with backend_errors():
-            if not decisions.record_feedback(request.decision_id, {**signals, "reward": reward}):
+            # The mark and what is learned from it in one atomic write: exactly once.
+            feedback = {**signals, "reward": reward}
+            if not decisions.record_feedback(request.decision_id, feedback, increments):
                 return not_applied
-            self._learn(decision, request, reward)
+            if learned is not None:
+                policy, context, variant, learned_reward = learned
+                policy.learn_locally(context, variant, learned_reward)
+            self.metrics.observe_feedback(
+                decision.get("arm", "personalized"), request.rating, request.resolved
+            )
             if self.archive is not None:
                 self.archive.put(
                     "feedback",
@@ -405,23 +413,36 @@ class DecisionService:
                 return decision
             time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
 
-    def _learn(self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any) -> None:
+    def _learning(
+        self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any
+    ) -> tuple[
+        dict[str, dict[str, float]],
+        tuple[VariantPolicy, Mapping[str, float], str, float] | None,
+    ]:
+        """The counter increments of this feedback (experiment outcomes; the statistics of
+        the bandit of its arm) and what that bandit then learns locally."""
         arm = decision.get("arm", "personalized")
-        self.metrics.observe_feedback(arm, request.rating, request.resolved)
-        self.experiment.record(
-            self.stores.counters,
-            arm,
-            decision["user_id"],
-            rating=request.rating,
-            resolved=request.resolved,
-            reward=reward,
-        )
+        experiment = self.experiment
+        increments = {
+            experiment.namespace: experiment.outcome_deltas(
+                arm,
+                decision["user_id"],
+                rating=request.rating,
+                resolved=request.resolved,
+                reward=reward,
+            )
+        }
         if reward is None:
-            return
+            return increments, None
         if arm == "personalized":
-            self.models.policy.learn(decision.get("context", {}), decision["variant"], reward)
+            policy, context = self.models.policy, decision.get("context", {})
         elif self.models.control is not None:  # the control learns from its own users only
-            self.models.control.learn({}, decision["variant"], reward)
+            policy, context = self.models.control, {}
+        else:
+            return increments, None
+        variant = decision["variant"]
+        increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
+        return increments, (policy, context, variant, reward)
 
 
 def _ms_since(start: float) -> float:
