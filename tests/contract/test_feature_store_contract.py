@@ -9,8 +9,13 @@ from tests.contract.conftest import StoreOpener, record
 def test_get_returns_the_record_as_put(feature_store: FeatureStore) -> None:
     assert feature_store.get("u1") is None
     put = FeatureRecord(
-        "u1", {"messages": 3, "intents": ["card_lost", "pin"], "csat": {"ewma": 0.75}},
-        partition=2, offset=7, event_time=1_700_000_000.5, updated_at=1_700_000_001.25, version=2,
+        "u1",
+        {"messages": 3, "intents": ["card_lost", "pin"], "csat": {"ewma": 0.75}},
+        partition=2,
+        offset=7,
+        event_time=1_700_000_000.5,
+        updated_at=1_700_000_001.25,
+        version=2,
     )
     feature_store.put_many([put])
     assert feature_store.get("u1") == put
@@ -87,3 +92,22 @@ def test_a_second_erasure_never_lowers_the_watermark(feature_store: FeatureStore
 
 def test_ping_answers_when_the_store_is_up(feature_store: FeatureStore) -> None:
     feature_store.ping()
+
+
+def test_counters_ride_with_their_record_once(open_online_stores: StoreOpener) -> None:
+    """Increments of a record's events are added with it, only for events after the offset
+    the store held; a record the fence skips adds nothing (a partition hand-over)."""
+    stores = open_online_stores()
+    one = {"ns": {"views": 1.0}}
+    stores.features.put_many([record("u1", offset=5)], {"u1": [(3, one), (5, one)]})
+    assert stores.counters.counters("ns") == {"views": 2.0}
+    # a stale owner rewrites up to 5: skipped by the fence, nothing added
+    stores.features.put_many([record("u1", offset=5)], {"u1": [(3, one), (5, one)]})
+    # the new owner read the state before offset 5 and goes on to 8: only 6 and 8 count
+    stores.features.put_many([record("u1", offset=8)], {"u1": [(3, one), (6, one), (8, one)]})
+    assert stores.counters.counters("ns") == {"views": 4.0}
+    assert stores.features.get("u1").offset == 8
+    # other users in the same call without increments are written as before
+    stores.features.put_many([record("u2", offset=1), record("u1", offset=9)], {"u1": [(9, one)]})
+    assert stores.features.get("u2") is not None
+    assert stores.counters.counters("ns") == {"views": 5.0}

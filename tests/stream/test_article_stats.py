@@ -52,3 +52,52 @@ def test_applied_article_events_reach_the_shared_counters_once(backends) -> None
     stats = CollaborativeStats.load(stores.counters)
     rate = stats.resolution_rate("card_arrival", "kb-card", [])
     assert 0 < rate.rate < 1
+
+
+class _PausingFeatures:
+    """The real feature store; the first ``get_many`` runs ``meanwhile`` before it returns,
+    so this worker holds states read *before* another worker's write (a hand-over)."""
+
+    def __init__(self, inner, meanwhile) -> None:
+        self.inner = inner
+        self.meanwhile = meanwhile
+
+    def get_many(self, user_ids):
+        found = self.inner.get_many(user_ids)
+        if self.meanwhile is not None:
+            run, self.meanwhile = self.meanwhile, None
+            run()
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _handover(log, stores, settings) -> dict[str, float]:
+    """Two workers both own the partition (two groups stand in for the old and the new
+    owner): the second reads the users' states, the first applies and writes the same
+    events, then the second applies them on its stale states and writes too."""
+    from dataclasses import replace
+
+    first = StreamWorker(log, stores, settings.model_copy(update={"consumer_group": "old"}))
+    second_stores = replace(
+        stores, features=_PausingFeatures(stores.features, lambda: drain(first))
+    )
+    second = StreamWorker(
+        log,
+        second_stores,
+        settings.model_copy(update={"consumer_group": "new"}),
+        state_cache_size=0,
+    )
+    drain(second)
+    return stores.counters.counters(NS_INTENT)
+
+
+def test_a_partition_hand_over_counts_each_article_event_once(backends) -> None:  # noqa: F811
+    log, stores, settings = backends
+    events = [e for n in range(4) for e in _session(f"h{n % 2}", n, "kb-card", True)]
+    append(log, events)
+    counters = _handover(log, stores, settings)
+    assert counters["card_arrival|issues"] == 4
+    assert counters["card_arrival|kb-card|res"] == 4
+    assert counters["card_arrival|kb-card|view"] == 4

@@ -250,7 +250,7 @@ def test_a_failed_batch_drops_the_cached_states_it_touched(backends, monkeypatch
     then = [make_event("rating", T0 + 1, event_id="ua1", user_id="ua")]
     append(log, then)
 
-    def unreachable(records: Any) -> None:
+    def unreachable(records: Any, increments: Any = None) -> None:
         raise StoreError("stores unreachable")
 
     monkeypatch.setattr(stores.features, "put_many", unreachable)
@@ -314,11 +314,11 @@ def cache_scenario(tmp_path: Path, state_cache_size: int) -> dict[str, Any]:
     failures = iter([False, False, True])  # after w1 caught up with w2's partitions
     put_many = stores.features.put_many
 
-    def flaky_put_many(records: Any) -> None:
+    def flaky_put_many(records: Any, increments: Any = None) -> None:
         if next(failures, False):
             put_many(records[: len(records) // 2])  # half of it landed
             raise StoreError("stores unreachable")
-        put_many(records)
+        put_many(records, increments)
 
     stores.features.put_many = flaky_put_many  # type: ignore[method-assign]
     run_until_caught_up(w1, log, settings)
@@ -355,7 +355,9 @@ def test_garbage_collection_is_paused_during_a_batch_only(backends) -> None:
     append(log, synthetic(20, users=2, seed=41))
     seen: list[bool] = []
     put_many = stores.features.put_many
-    stores.features.put_many = lambda records: seen.append(gc.isenabled()) or put_many(records)  # type: ignore[method-assign]
+    stores.features.put_many = lambda records, increments=None: (  # type: ignore[method-assign]
+        seen.append(gc.isenabled()) or put_many(records, increments)
+    )
     worker = StreamWorker(log, stores, settings, pause_gc=True)
     assert gc.isenabled()
     drain(worker)

@@ -52,6 +52,10 @@ class _Reachable(ABC):
         """Release what this view holds (the shared connection is closed by :class:`Stores`)."""
 
 
+# One applied event's additions to the shared counters: (its log offset, namespace -> deltas).
+EventIncrement = tuple[int, Mapping[str, Mapping[str, float]]]
+
+
 class FeatureStore(_Reachable):
     """Per-user feature records, fenced writes, erasure watermarks."""
 
@@ -62,9 +66,19 @@ class FeatureStore(_Reachable):
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]: ...
 
     @abstractmethod
-    def put_many(self, records: Sequence[FeatureRecord]) -> None:
+    def put_many(
+        self,
+        records: Sequence[FeatureRecord],
+        increments: Mapping[str, Sequence[EventIncrement]] | None = None,
+    ) -> None:
         """Write records, each atomically; skip one whose offset is not newer than stored, or
-        is below the user's erasure watermark in that partition."""
+        is below the user's erasure watermark in that partition.
+
+        ``increments`` (user id -> ``(event offset, {namespace: {counter: delta}})``) are
+        added to the shared counters in the same atomic write as the user's record, and only
+        those of events after the offset stored before it: events another worker already
+        wrote (a partition hand-over) are counted once, and a skipped record adds nothing.
+        """
 
     @abstractmethod
     def erase(self, user_id: str, partition: int, watermark: int) -> None:

@@ -42,6 +42,7 @@ from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
     DecisionStore,
+    EventIncrement,
     FeatureRecord,
     FeatureStore,
     ProfileStore,
@@ -75,6 +76,39 @@ for i = 2, #KEYS do
   end
 end
 return written
+"""
+
+# One user's record and the counters of its events, in one step. KEYS: erased hash, record,
+# then one counters hash per (event, namespace). ARGV: ttl, digest, offset, record, then per
+# counters hash: the event's offset, the number of counters and their name/delta pairs.
+# Only the events after the stored offset add: another worker's write already counted the rest.
+_PUT_COUNTED = """
+local ttl = tonumber(ARGV[1])
+local offset = tonumber(ARGV[3])
+local stored = redis.call('GETRANGE', KEYS[2], 0, 19)
+local erased = redis.call('HGET', KEYS[1], ARGV[2])
+if stored ~= '' and offset <= tonumber(stored) then return 0 end
+if erased and offset < tonumber(erased) then return 0 end
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+local seen = -1
+if stored ~= '' then seen = tonumber(stored) end
+local i = 5
+for k = 3, #KEYS do
+  local event_offset = tonumber(ARGV[i])
+  local n = tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, n do
+    if event_offset > seen then
+      redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
+    end
+    i = i + 2
+  end
+end
+return 1
 """
 
 # KEYS: record, erased hash. ARGV: digest, watermark. The watermark only grows.
@@ -160,6 +194,7 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
         self.client = client
         self.prefix = plain_prefix(prefix)
         self.record_ttl = optional_seconds(record_ttl)
+        self._put_counted = client.register_script(_PUT_COUNTED)
         self._put = client.register_script(_PUT)
         self._erase = client.register_script(_ERASE_FEATURES)
 
@@ -179,18 +214,45 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
         }
 
     @_guard
-    def put_many(self, records: Sequence[FeatureRecord]) -> None:
+    def put_many(
+        self,
+        records: Sequence[FeatureRecord],
+        increments: Mapping[str, Sequence[EventIncrement]] | None = None,
+    ) -> None:
+        increments = increments or {}
         ttl_ms = int(self.record_ttl * 1000) if self.record_ttl else 0
+        plain = [r for r in records if not increments.get(r.user_id)]
         pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(records), PUT_CHUNK):
-            chunk = records[start : start + PUT_CHUNK]
+        for start in range(0, len(plain), PUT_CHUNK):
+            chunk = plain[start : start + PUT_CHUNK]
             keys = [self.key("erased")] + [self.key("rec", r.user_id) for r in chunk]
             args: list[str | int | bytes] = [ttl_ms]
             for r in chunk:
                 args += [user_digest(r.user_id), int(r.offset), _encode_record(r)]
             self._put(keys=keys, args=args, client=pipe)
+        for r in records:
+            if increments.get(r.user_id):
+                keys, args = self._counted_call(r, increments[r.user_id], ttl_ms)
+                self._put_counted(keys=keys, args=args, client=pipe)
         if records:
             pipe.execute()
+
+    def _counted_call(
+        self, record: FeatureRecord, events: Sequence[EventIncrement], ttl_ms: int
+    ) -> tuple[list[str], list[Any]]:
+        keys = [self.key("erased"), self.key("rec", record.user_id)]
+        args: list[Any] = [ttl_ms, user_digest(record.user_id), int(record.offset)]
+        args.append(_encode_record(record))
+        for offset, by_namespace in events:
+            for namespace, deltas in by_namespace.items():
+                bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
+                if bad:
+                    raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+                keys.append(self.key("counters", namespace))
+                args += [int(offset), len(deltas)]
+                for name, delta in deltas.items():
+                    args += [name, repr(float(delta))]
+        return keys, args
 
     @_guard
     def erase(self, user_id: str, partition: int, watermark: int) -> None:

@@ -46,6 +46,7 @@ from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
     DecisionStore,
+    EventIncrement,
     FeatureRecord,
     FeatureStore,
     ProfileStore,
@@ -186,25 +187,35 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
         return {u: _record(row) for u, row in self._rows.rows(user_ids).items()}
 
-    def put_many(self, records: Sequence[FeatureRecord]) -> None:
+    def put_many(
+        self,
+        records: Sequence[FeatureRecord],
+        increments: Mapping[str, Sequence[EventIncrement]] | None = None,
+    ) -> None:
         if not records:
             return
-        rows = [
-            (
-                r.user_id,
-                _dumps(r.state),
-                r.partition,
-                r.offset,
-                r.event_time,
-                r.updated_at,
-                r.version,
-                user_digest(r.user_id),
-            )
-            for r in records
-        ]
+        increments = increments or {}
+        plain = [_record_row(r) for r in records if not increments.get(r.user_id)]
+        counted = [r for r in records if increments.get(r.user_id)]
         written = [r.user_id for r in records]
         with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
-            conn.executemany(PUT_RECORD, rows)
+            conn.executemany(PUT_RECORD, plain)
+            for record in counted:  # one transaction: records and their counters
+                before = conn.execute(
+                    "SELECT partition, offset FROM feature_records WHERE user_id = ?",
+                    (record.user_id,),
+                ).fetchone()
+                if conn.execute(PUT_RECORD, _record_row(record)).rowcount != 1:
+                    continue  # not newer, or erased: its events were counted, or never count
+                seen = before[1] if before is not None and before[0] == record.partition else -1
+                rows = [
+                    row
+                    for offset, by_namespace in increments[record.user_id]
+                    if offset > seen
+                    for namespace, deltas in by_namespace.items()
+                    for row in _counter_rows(namespace, deltas)
+                ]
+                conn.executemany(_ADD_COUNTER, rows)
 
     def erase(self, user_id: str, partition: int, watermark: int) -> None:
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
@@ -371,6 +382,19 @@ def _counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str
     if bad:
         raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
     return rows
+
+
+def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
+    return (
+        r.user_id,
+        _dumps(r.state),
+        r.partition,
+        r.offset,
+        r.event_time,
+        r.updated_at,
+        r.version,
+        user_digest(r.user_id),
+    )
 
 
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:

@@ -4,14 +4,17 @@ The recommender's collaborative signal (what resolved, or helped, customers of t
 and segment with the same intent; which articles help together) lives in the store's additive
 counters. For each *newly applied* ``resolution``, ``article_feedback`` and ``article_viewed``
 event the worker asks :func:`tailorbot.models.recommend.collaborative.deltas_for_event` what to
-add, given the user's features just *before* the event, and adds the batch's sum after writing
-the feature records. A crash between the two loses that batch's statistics rather than counting
-them twice (the events are then duplicates for the feature state): at most once, which is the
-right side to err on for aggregate rates.
+add, given the user's features just *before* the event, and hands them, per user and event
+offset, to :meth:`FeatureStore.put_many <tailorbot.store.base.FeatureStore.put_many>`: they are
+added in the same atomic write as the user's record, and only for events after the offset the
+store held. A crash before the write adds nothing (the batch is re-read and counted then); two
+workers owning a partition during a hand-over count each event once; a stale worker's record,
+skipped by the store, adds nothing. Exactly once with respect to the log.
 
 The same pass counts the segment-level memory of the response variants
 (:func:`tailorbot.features.memory.segment_deltas`: per segment and variant, the outcomes of
-feedback events naming a variant), the cold-start prior of each customer's own memory.
+feedback events naming a variant), the cold-start prior of each customer's own memory; those
+counters ride the same atomic write.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from tailorbot.models.recommend.collaborative import (
     add_deltas,
     deltas_for_event,
 )
-from tailorbot.store.base import CounterStore, FeatureRecord
+from tailorbot.store.base import EventIncrement, FeatureRecord
 
 
 class ArticleStatsCollector:
     def __init__(self) -> None:
-        self._pending: Deltas = {}
+        self._pending: dict[str, list[EventIncrement]] = {}
 
     @staticmethod
     def view_before(
@@ -49,16 +52,18 @@ class ArticleStatsCollector:
         record = FeatureRecord(user_id, state, partition=0, offset=0, event_time=ts, updated_at=ts)
         return feature_view(record, profile, ts)
 
-    def add(self, event: dict[str, Any], view: dict[str, Any]) -> None:
-        """Count an event that was applied (call only then)."""
-        add_deltas(self._pending, deltas_for_event(event, view))
-        add_deltas(self._pending, segment_deltas(event, view))
+    def add(self, user_id: str, offset: int, event: dict[str, Any], view: dict[str, Any]) -> None:
+        """Count an event that was applied (call only then), found at ``offset`` of the log."""
+        deltas: Deltas = {}
+        add_deltas(deltas, deltas_for_event(event, view))
+        add_deltas(deltas, segment_deltas(event, view))
+        if any(deltas.values()):
+            self._pending.setdefault(user_id, []).append((offset, deltas))
 
-    def flush(self, store: CounterStore) -> None:
+    def take(self) -> dict[str, list[EventIncrement]]:
+        """What the batch collected, per user (for ``put_many``); empties the collector."""
         pending, self._pending = self._pending, {}
-        for namespace, deltas in pending.items():
-            if deltas:
-                store.increment(namespace, deltas)
+        return pending
 
     def discard(self) -> None:
         """Drop what a failed batch collected (it will be re-read)."""

@@ -144,9 +144,10 @@ class StreamWorker(ConsumerLoop):
             events = (item[1] for items in by_user.values() for item in items)
             with self.trace_batch(events, len(records)):
                 writes, ingested = self._apply(by_user, counts)
+                increments = self._article_stats.take()
                 if writes:
-                    self.stores.features.put_many(writes)
-            self._article_stats.flush(self.stores.counters)
+                    # article counters in the same atomic write as their users' records
+                    self.stores.features.put_many(writes, increments)
             # Counted once written: a batch re-read after a failed commit counts as duplicates.
             self._count(counts, ingested, written_at=time.time())
             self._commit(consumer, records)
@@ -235,7 +236,7 @@ class StreamWorker(ConsumerLoop):
             counts[outcome] += 1
             if outcome == APPLIED:
                 if view is not None:
-                    self._article_stats.add(event, view)
+                    self._article_stats.add(user, record.offset, event, view)
                 at = event.get("ingested_at")
                 if at is not None:
                     ingested.append(at)
