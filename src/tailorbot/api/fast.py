@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
+from tailorbot.api.offload import run_blocking
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
@@ -68,7 +69,9 @@ class FastPersonalize:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             return validation_response(errors)
         decider = await get_decider_of(scope["app"])
-        return OrjsonResponse(decider.personalize(request).model_dump(mode="json"))
+        # Off the event loop: the decision reads the stores and appends to the log.
+        answer = await run_blocking(state, decider.personalize, request)
+        return OrjsonResponse(answer.model_dump(mode="json"))
 
 
 async def _read_body(receive: Receive) -> bytes:

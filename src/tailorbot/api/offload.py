@@ -27,7 +27,12 @@ def make_limiter(threads: int) -> anyio.CapacityLimiter:
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``func(*args, **kwargs)`` in a worker thread of the app's bounded pool."""
-    limiter: anyio.CapacityLimiter = request.app.state.blocking
+    return await run_blocking(request.app.state, func, *args, **kwargs)
+
+
+async def run_blocking(state: Any, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As :func:`off_loop`, for plain ASGI code that has the app's ``state``."""
+    limiter: anyio.CapacityLimiter = state.blocking
     return await anyio.to_thread.run_sync(
         functools.partial(func, *args, **kwargs), limiter=limiter
     )
