@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     log_level: str = Field("info", pattern="(?i)^(debug|info|warning|error|critical)$")
     access_log: bool = Field(True, description="One log line per API request.")
 
+    # --- retention -------------------------------------------------------------------
+    log_retention_s: float | None = Field(
+        None, gt=0, description="Trim log records older than this (by ingestion time)."
+    )
+    log_retention_records: int | None = Field(
+        None, ge=1, description="Keep at most this many records per log partition."
+    )
+    decision_retention_s: float | None = Field(
+        None, gt=0, description="Delete decision records older than this (feedback after: 404)."
+    )
+    retention_every_s: float = Field(60.0, gt=0, description="How often retention runs.")
+
     # --- privacy ---------------------------------------------------------------------
     redact: bool = True
     redact_kinds: tuple[str, ...] = REDACTABLE_KINDS

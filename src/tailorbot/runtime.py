@@ -55,6 +55,7 @@ from tailorbot.services.ingestion import IngestionService
 from tailorbot.services.users import UserService
 from tailorbot.store import Stores, open_stores
 from tailorbot.stream.archiver import ArchiveWorker, archive_group
+from tailorbot.stream.retention import Retention
 from tailorbot.stream.thread import WorkerThread
 from tailorbot.stream.worker import StreamWorker
 from tailorbot.telemetry.tracing import Tracing
@@ -212,10 +213,27 @@ class Runtime:
             member_id,
             pause_gc=pause_gc,
             dead_letters=self.dead_letters,
+            retention=self.retention(),
         )
         if self.tracing is not None:
             worker.trace_batch = self.tracing.batch_span
         return worker
+
+    def retention(self) -> Retention | None:
+        """Retention of the log (for the stream and archive groups) and of the decisions,
+        when the settings ask for any."""
+        settings = self.settings
+        wanted = (
+            settings.log_retention_s,
+            settings.log_retention_records,
+            settings.decision_retention_s,
+        )
+        if all(value is None for value in wanted):
+            return None
+        groups = [settings.consumer_group]
+        if self.archive is not None:
+            groups.append(archive_group(settings))
+        return Retention(self.log, self.stores.decisions, settings, groups)
 
     def archive_worker(self, member_id: str | None = None) -> ArchiveWorker | None:
         """An archive worker, or None without an archive."""

@@ -91,7 +91,9 @@ def test_read_starts_at_an_offset_and_returns_at_most_max_records(event_log: Eve
     p = event_log.partition_for("alice")
     got = event_log.read(p, 4, 3)
     assert [(r.partition, r.offset, r.key, r.value) for r in got] == [
-        (p, 4, "alice", b"4"), (p, 5, "alice", b"5"), (p, 6, "alice", b"6"),
+        (p, 4, "alice", b"4"),
+        (p, 5, "alice", b"5"),
+        (p, 6, "alice", b"6"),
     ]
     assert [r.value for r in event_log.read(p, 8, 100)] == [b"8", b"9"]
     assert event_log.read(p, 10, 5) == []
@@ -205,3 +207,17 @@ def test_lag_counts_what_the_group_has_not_committed(event_log: EventLog) -> Non
 
 def test_ping_answers_when_the_log_is_up(event_log: EventLog) -> None:
     event_log.ping()
+
+
+def test_trim_deletes_below_an_offset_and_offsets_do_not_move(event_log: EventLog) -> None:
+    """Retention's primitive; a log with a retention of its own (Kafka) says so instead."""
+    placed = event_log.append([("u1", f"r{i}".encode()) for i in range(6)])
+    partition = placed[0][0]
+    try:
+        removed = event_log.trim(partition, 4)
+    except NotImplementedError:
+        return
+    assert removed == 4
+    assert [r.offset for r in event_log.read_all(partition)] == [4, 5]
+    assert event_log.append([("u1", b"r6")])[0] == (partition, 6)
+    assert event_log.trim(partition, 4) == 0  # idempotent

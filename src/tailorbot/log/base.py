@@ -116,6 +116,15 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
+    def trim(self, partition: int, before: int) -> int:
+        """Delete the records of ``partition`` below offset ``before`` (retention); how many.
+
+        Offsets do not move: the next record keeps its offset. A backend whose log has a
+        retention of its own (Kafka: the topic's ``retention.ms`` / ``retention.bytes``)
+        raises :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps its own retention")
+
     def lag(self, group: str) -> dict[int, int]:
         """Per partition, records appended but not yet committed by ``group``."""
         ends = self.end_offsets()

@@ -227,6 +227,13 @@ class RedisStreamsEventLog(EventLog):
         return consumer
 
     @_guard
+    def trim(self, partition: int, before: int) -> int:
+        self.check_partition(partition)
+        # entry ids are "<offset + 1>-0": MINID keeps the entries from offset `before` on
+        key, minid = self.stream_key(partition), f"{before + 1}-0"
+        return int(self.client.xtrim(key, minid=minid, approximate=False))
+
+    @_guard
     def erase_user(self, user_id: str) -> int:
         p = self.partition_for(user_id)
         keys = [self.stream_key(p), self.end_key(p), self.user_key(user_id)]

@@ -71,7 +71,9 @@ CREATE TABLE IF NOT EXISTS group_members (
 """
 
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "synchronous": str, "busy_timeout": positive_float, "session_timeout": positive_float
+    "synchronous": str,
+    "busy_timeout": positive_float,
+    "session_timeout": positive_float,
 }
 BLOB_TYPES = (bytes, bytearray, memoryview)
 
@@ -139,7 +141,8 @@ class SqliteEventLog(EventLog):
             parts = []
         if len(parts) != len(items) or not all(isinstance(v, BLOB_TYPES) for _, v in items):
             bad = next(
-                (key, value) for key, value in items
+                (key, value)
+                for key, value in items
                 if not isinstance(key, str) or not isinstance(value, BLOB_TYPES)
             )
             raise TypeError(f"log items are (str key, bytes value) pairs, got {bad!r:.200}")
@@ -166,6 +169,14 @@ class SqliteEventLog(EventLog):
                 [(next_offset[p], p) for p in touched],
             )
         return placed
+
+    def trim(self, partition: int, before: int) -> int:
+        self.check_partition(partition)
+        with self._file.write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM records WHERE partition = ? AND offset < ?", (partition, before)
+            )
+            return cursor.rowcount
 
     def erase_user(self, user_id: str) -> int:
         # The user's offsets are found by a scan of its partition on a reader, beside the

@@ -141,6 +141,12 @@ class DecisionStore(_Reachable):
         """Every decision stored at or after ``since`` (epoch seconds), oldest first, each with
         its feedback under ``"feedback"`` when given (off-policy evaluation reads this)."""
 
+    def purge(self, created_before: float) -> int:
+        """Delete the decisions made before ``created_before`` (epoch s; retention); how
+        many. A backend whose decisions expire by themselves (Redis ``decision_ttl``) keeps
+        none longer than that and returns 0."""
+        return 0
+
 
 class CounterStore(_Reachable):
     """Named namespaces of additive float counters."""

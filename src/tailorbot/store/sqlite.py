@@ -341,6 +341,11 @@ class SqliteDecisionStore(_SqliteConcern, DecisionStore):
                 decision["feedback"] = orjson.loads(feedback)
             yield decision
 
+    def purge(self, created_before: float) -> int:
+        with self.file.write() as conn:
+            cursor = conn.execute("DELETE FROM decisions WHERE created_at < ?", (created_before,))
+            return cursor.rowcount
+
     def __repr__(self) -> str:
         return f"SqliteDecisionStore(path={str(self.file.path)!r})"
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -53,7 +54,10 @@ from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records, next_offsets
+from tailorbot.stream.retention import Retention
 from tailorbot.stream.state_cache import StateCache
+
+logger = logging.getLogger(__name__)
 
 STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
 SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
@@ -83,6 +87,7 @@ class StreamWorker(ConsumerLoop):
         state_cache_size: int = STATE_CACHE_SIZE,
         pause_gc: bool = False,
         dead_letters: DeadLetterStore | None = None,
+        retention: Retention | None = None,
     ) -> None:
         lag_gauge = metrics.processor_lag if metrics is not None else None
         super().__init__(
@@ -101,6 +106,7 @@ class StreamWorker(ConsumerLoop):
             self.error_counter = metrics.worker_batch_errors.labels(worker="stream")
         self.state_cache_size = state_cache_size
         self.pause_gc = pause_gc
+        self.retention = retention
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
         self._article_stats = ArticleStatsCollector()
@@ -112,9 +118,32 @@ class StreamWorker(ConsumerLoop):
     def run_once(self) -> int:
         """Poll, apply, write, commit one batch; return how many log records it handled."""
         if not self.pause_gc:
-            return self._run_batch()
-        with collection_paused():
-            return self._run_batch()
+            handled = self._run_batch()
+        else:
+            with collection_paused():
+                handled = self._run_batch()
+        self._maybe_retain()
+        return handled
+
+    def _maybe_retain(self) -> None:
+        """Run retention when due; a failure is logged and retried at the next period (the
+        batches go on: retention is housekeeping)."""
+        now = time.time()
+        if self.retention is None or not self.retention.due(now):
+            return
+        try:
+            done = self.retention.run(now)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must not stop the worker
+            logger.warning(
+                "retention failed; retrying in %.0f s: %r", self.settings.retention_every_s, exc
+            )
+            return
+        if any(done.values()):
+            logger.info(
+                "retention removed %s log records and %s decisions",
+                done["log_records"],
+                done["decisions"],
+            )
 
     def _run_batch(self) -> int:
         consumer = self._join()
