@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(None, description="When set, required as X-API-Key.")
+    public_docs: bool = Field(
+        False, description="Serve /docs and /openapi.json without the API key when one is set."
+    )
+    ready_requires_model: bool = Field(
+        True, description="/readyz is not ready while no intent model is trained."
+    )
     max_body_bytes: int = Field(5_000_000, ge=1024)
     max_batch_events: int = Field(1000, ge=1)
     max_text_chars: int = Field(5000, ge=1)

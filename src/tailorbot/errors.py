@@ -11,6 +11,7 @@ prints the message and exits non-zero. Raise these from any data-plane or decisi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 
 RETRY_AFTER_S = 1  # what 429 and 503 answers suggest
 
+
+logger = logging.getLogger(__name__)
 
 class EngineError(Exception):
     """An error with the HTTP status it maps to and, optionally, per-event problems."""
@@ -102,9 +105,11 @@ def backend_errors() -> Iterator[None]:
     ...         raise StoreDown("connection refused")
     ... except Unavailable as exc:
     ...     print(exc.http_status, exc.message)
-    503 online store unavailable: connection refused
+    503 online store unavailable
     """
     try:
         yield
     except BackendError as exc:
-        raise Unavailable(f"{exc.what} unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
+        # the detail (a file path, host:port) is for the operator's log, not the client
+        logger.warning("%s unavailable: %s", exc.what, exc)
+        raise Unavailable(f"{exc.what} unavailable", retry_after=RETRY_AFTER_S) from exc

@@ -48,9 +48,10 @@ def test_the_right_key_is_accepted(keyed: TestClient) -> None:
 
 def test_health_routes_are_open(keyed: TestClient) -> None:
     assert keyed.get("/healthz").status_code == 200
-    assert keyed.get("/readyz").status_code == 200
+    # open, though not ready without an intent model (tests/api/test_exposure.py)
+    assert keyed.get("/readyz").json()["checks"]["log"] == "ok"
 
 
 def test_openapi_declares_the_key(keyed: TestClient) -> None:
-    spec = keyed.get("/openapi.json").json()
+    spec = keyed.get("/openapi.json", headers={"X-API-Key": KEY}).json()
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"

@@ -1,17 +1,27 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tailorbot import __version__
 from tailorbot.events.schema import event_type_names
+from tests.api.conftest import make_client
 from tests.api.support import event, message
+from tests.services.decisions.conftest import save_model
 
 
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "version": __version__}
 
 
-def test_readyz_reports_backends_lag_and_worker(client: TestClient) -> None:
+def test_readyz_reports_backends_lag_and_worker(tmp_path: Path) -> None:
+    save_model(tmp_path)  # not ready without one (tests/api/test_exposure.py)
+    with make_client(tmp_path, run_worker_in_server=False) as client:
+        _readyz_reports_backends_lag_and_worker(client)
+
+
+def _readyz_reports_backends_lag_and_worker(client: TestClient) -> None:
     client.post("/v1/events", json=[message(), message()])
     response = client.get("/readyz")
     assert response.status_code == 200

@@ -66,7 +66,8 @@ def test_past_the_concurrency_bound_a_request_is_shed_at_once(tmp_path: Path) ->
             assert response.headers["Retry-After"] == "1"
             assert response.json()["error"] == "overloaded"
             assert httpx.get(running.url + "/healthz", timeout=5).status_code == 200
-            assert httpx.get(running.url + "/readyz", timeout=5).status_code == 200
+            ready = httpx.get(running.url + "/readyz", timeout=5)  # answered, not shed
+            assert ready.json()["checks"]["log"] == "ok"
             assert _shed_count(running, "concurrency") == 1.0
         # the stalled one is gone: room again
         for _ in range(200):

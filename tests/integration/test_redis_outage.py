@@ -65,6 +65,7 @@ def app_settings(server: RedisServer, tmp_path: Path) -> Settings:
         worker_batch=100,
         log_url=f"{server.url}?prefix=tb&{timeouts}&session_timeout=2",
         store_url=f"{server.url}?prefix=tb&{timeouts}",
+        ready_requires_model=False,  # readiness of the backends only: no model in this test
     )
 
 

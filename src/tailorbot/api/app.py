@@ -45,6 +45,7 @@ from tailorbot.api.routers import (
     chatwoot,
     dashboard,
     decisions,
+    docs,
     events,
     health,
     kb,
@@ -148,12 +149,16 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        openapi_url=None,  # served by routers/docs.py, behind the key when one is set
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.dashboard = DashboardData(metrics)
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])
+    app.include_router(docs.router, dependencies=[] if settings.public_docs else [ApiKey])
     install_error_handlers(app)
     if settings.fast_routes:
         app.add_middleware(FastPersonalize)  # innermost: admission, body limit, metrics apply

@@ -72,9 +72,8 @@ def response_for_error(exc: Exception, method: str, path: str) -> Response:
             exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after
         )
     if isinstance(exc, BackendError):
-        return error_response(
-            503, "unavailable", f"{exc.what} unavailable: {exc}", (), RETRY_AFTER_S
-        )
+        logger.warning("%s unavailable on %s %s: %s", exc.what, method, path, exc)
+        return error_response(503, "unavailable", f"{exc.what} unavailable", (), RETRY_AFTER_S)
     if isinstance(exc, HTTPException):
         code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")

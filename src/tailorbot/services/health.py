@@ -18,6 +18,7 @@ process unready.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -29,6 +30,8 @@ from tailorbot.store.base import StoreError, Stores
 
 WORKER_PROBE_S = 1.0  # how long readiness waits for the worker process's metrics endpoint
 
+
+logger = logging.getLogger(__name__)
 
 class Threaded(Protocol):
     """A background worker as health sees it (WorkerThread fits)."""
@@ -71,13 +74,13 @@ class HealthService:
             checks["store"] = "ok"
         except StoreError as exc:
             ready = False
-            checks["store"] = f"unreachable: {exc}"
+            checks["store"] = _unreachable("store", exc)
         if self.archive is not None:
             try:
                 self.archive.ping()
                 checks["archive"] = "ok"
             except ArchiveError as exc:
-                checks["archive"] = f"unreachable: {exc}"
+                checks["archive"] = _unreachable("archive", exc)
         checks["worker"] = self.thread_state("worker")
         if self.archive is not None:
             checks["archiver"] = self.thread_state("archiver")
@@ -93,7 +96,7 @@ class HealthService:
             if self.archive is not None and self.archive_group is not None:
                 checks["archive_lag"] = sum(self.log.lag(self.archive_group).values())
         except LogError as exc:
-            checks["log"] = f"unreachable: {exc}"
+            checks["log"] = _unreachable("log", exc)
             return False
         return True
 
@@ -114,3 +117,9 @@ class HealthService:
         except httpx.HTTPError as exc:
             return f"worker process unreachable: {type(exc).__name__}"
         return "running (own process)"
+
+
+def _unreachable(what: str, exc: Exception) -> str:
+    """The reason /readyz gives (public: no path or host:port); the detail goes to the log."""
+    logger.warning("readiness: %s unreachable: %s", what, exc)
+    return "unreachable"

@@ -6,6 +6,7 @@ the shared variant policy and the experiment.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.services.decisions.service import DecisionModels
 from tailorbot.store.base import CounterStore
 
+logger = logging.getLogger(__name__)
 
 class ModelMissing(Unavailable):
     code = "no_model"
@@ -38,9 +40,11 @@ def load_decision_models(
     try:
         saved = latest(settings.data_dir, kind="intent")
     except ModelNotFoundError as exc:
+        logger.warning("no intent model in %s: %s", settings.data_dir, exc)
+        # no path in the answer: it goes to clients (and to an unauthenticated /readyz)
         raise ModelMissing(
-            f"no intent model in {settings.data_dir}: train one with "
-            f"`tailorbot train --data-dir {settings.data_dir}` (bundled Banking77 by default)"
+            "no intent model: train one with `tailorbot train` in the server's data "
+            "directory (bundled Banking77 by default)"
         ) from exc
     # the first prediction loads the embedding table, the tokenizer and the language model
     # (about a second): pay it here, not in the first customer's request
