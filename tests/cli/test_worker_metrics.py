@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,6 +16,16 @@ from tailorbot.runtime import Runtime
 from tests.helpers import wait_until
 
 
+def _listening_address(port: int) -> str | None:
+    """The local IPv4 address a socket listens on at ``port`` (from /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+            return ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+    return None
+
+
 def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
     settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False)
     runtime = Runtime(settings)
@@ -24,9 +35,12 @@ def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
     )
     port = free_port()
     cli = Path(sys.executable).parent / "tailorbot"
+    # the API's host is public here; the worker's metrics must stay on loopback by default
+    env = {**os.environ, "TAILORBOT_HOST": "0.0.0.0"}
     proc = subprocess.Popen(
         [str(cli), "worker", "--data-dir", str(tmp_path), "--metrics-port", str(port)],
         stdout=subprocess.DEVNULL,
+        env=env,
     )
     try:
 
@@ -38,6 +52,7 @@ def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
             return "tailorbot_events_applied_total 1.0" in text
 
         wait_until(applied, "the worker's metrics to show the applied event", limit_s=30)
+        assert _listening_address(port) == "127.0.0.1"
     finally:
         proc.terminate()
         proc.wait(timeout=15)

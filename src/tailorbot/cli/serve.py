@@ -143,9 +143,16 @@ def worker(
             "--metrics-port",
             min=1,
             max=65535,
-            help="Serve this worker's Prometheus metrics on http://HOST:PORT/metrics.",
+            help="Serve this worker's Prometheus metrics on http://METRICS_HOST:PORT/metrics.",
         ),
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            help="Address the metrics listen on (loopback by default: not the API's host).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a stream worker until SIGINT/SIGTERM.
 
@@ -171,8 +178,8 @@ def worker(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=settings.host, registry=runtime.metrics.registry)
-        typer.echo(f"metrics on http://{settings.host}:{metrics_port}/metrics")
+        start_http_server(metrics_port, addr=metrics_host, registry=runtime.metrics.registry)
+        typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     archiver = runtime.archive_worker()
     try:
         if archiver is not None:
