@@ -42,6 +42,7 @@ from tailorbot.kb.repository import KBRepository
 from tailorbot.log import EventLog, open_log
 from tailorbot.metrics import Metrics
 from tailorbot.models.drift import DriftMonitor
+from tailorbot.services.articles import KnowledgeArticles
 from tailorbot.services.decisions import (
     DecisionService,
     experiment_for,
@@ -92,7 +93,10 @@ class Runtime:
         self.drift: DriftMonitor | None = None  # once the decision service is loaded
         self.threads: dict[str, WorkerThread] = {}  # "worker", "archiver" when running here
         self.ingestion = IngestionService(
-            self.log, Redactor.from_settings(settings), settings, self.metrics
+            self.log,
+            Redactor.from_settings(settings),
+            settings,
+            self.metrics,
         )
         self.recorder = DecisionRecorder(
             self.ingestion,
@@ -121,6 +125,8 @@ class Runtime:
         )
         # The live KB (versioned under the data dir, seeded from kb_dir): every process polls it.
         self.kb = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
+        # the door refuses article ids the live KB does not have (shared-counter keys)
+        self.ingestion.article_ids = KnowledgeArticles(self.kb, max(settings.kb_poll_s, 1.0))
         self.kb_reloaders: list[KBReloader] = []
         self._services: list[DecisionService] = []  # closed by stop()
         self._lifecycle = threading.Lock()

@@ -156,3 +156,37 @@ def test_nul_characters_are_removed_at_the_door(client: TestClient) -> None:
     record = client.app.state.runtime.log.read(status["partition"], status["offset"], 1)[0]
     stored = decode_event(record.value)
     assert (stored["text"], stored["metadata"]) == ("ab", {"k": "v"})
+
+
+KNOWN_ARTICLE = "kb-verify-identity"  # in the bundled knowledge base
+
+
+@pytest.mark.parametrize(
+    "bad_event",
+    [
+        event("article_viewed", article_id="kb-nope"),
+        event("article_feedback", article_id="made-up-1", helpful=True),
+        event("resolution", resolved=True, article_id="kb-missing"),
+    ],
+)
+def test_article_ids_must_be_in_the_knowledge_base(client: TestClient, bad_event: dict) -> None:
+    response = client.post("/v1/events", json=[bad_event])
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "article_id" and "knowledge base" in problem["reason"]
+    ok = dict(bad_event, article_id=KNOWN_ARTICLE)
+    assert client.post("/v1/events", json=[ok]).status_code == 202
+
+
+def test_feedback_article_ids_must_be_in_the_knowledge_base(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    with make_client(tmp_path, run_worker_in_server=False) as client:
+        answer = client.post(
+            "/v1/personalize", json={"user_id": "u1", "session_id": "s1", "message": "hello"}
+        ).json()
+        body = {"decision_id": answer["decision_id"], "clicked_article_id": "kb-invented"}
+        response = client.post("/v1/feedback", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["problems"][0]["field"] == "clicked_article_id"
+        body["clicked_article_id"] = KNOWN_ARTICLE
+        assert client.post("/v1/feedback", json=body).status_code == 200

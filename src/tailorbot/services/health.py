@@ -33,6 +33,7 @@ WORKER_PROBE_S = 1.0  # how long readiness waits for the worker process's metric
 
 logger = logging.getLogger(__name__)
 
+
 class Threaded(Protocol):
     """A background worker as health sees it (WorkerThread fits)."""
 

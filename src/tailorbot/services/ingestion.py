@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -64,11 +64,13 @@ class IngestionService:
         redactor: Redactor,
         settings: Settings,
         metrics: Metrics | None = None,
+        article_ids: Container[str] | None = None,
     ) -> None:
         self.log = log
         self.redactor = redactor
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
+        self.article_ids = article_ids  # the knowledge base's; None: not checked
         self._lag_total = 0
         self._lag_read_at = float("-inf")
         # Set by the runtime when tracing is on: writes the trace context into the events.
@@ -134,8 +136,22 @@ class IngestionService:
             except ValidationError as exc:
                 problems.extend(_problems_of(index, exc))
                 continue
+            unknown = self._unknown_article(index, event)
+            if unknown is not None:
+                problems.append(unknown)
+                continue
             events.append((index, self.redactor.redact_event(event)))
         return events, problems
+
+    def _unknown_article(self, index: int, event: EventBase) -> Problem | None:
+        """An ``article_id`` the knowledge base does not have: refused, since article ids
+        become keys of the shared counters (which would otherwise grow without bound)."""
+        article_id = getattr(event, "article_id", None)
+        if article_id is None or self.article_ids is None or article_id in self.article_ids:
+            return None
+        return Problem(
+            index, "article_id", f"unknown article {article_id!r}: not in the knowledge base"
+        )
 
     def _precheck(self, index: int, raw: Any) -> list[Problem]:
         """Problems found before schema validation: shape and text length (413)."""

@@ -231,7 +231,7 @@ def test_feedback_for_an_unknown_or_erased_decision_is_not_found(
 REWARDS = [  # (feedback signals, the reward they are worth)
     ({"resolved": True, "rating": 2}, (0.5 * 1 + 0.4 * 0.25) / 0.9),
     ({"rating": 1, "clicked_article_id": "offered"}, 0.1 / 0.5),
-    ({"rating": 5, "clicked_article_id": "kb-not-offered"}, 1.0),  # says nothing of ours
+    ({"rating": 5, "clicked_article_id": "not-offered"}, 1.0),  # says nothing of ours
     ({"rating": 5, "unhelpful_article_id": "offered"}, 0.4 / 0.5),
     ({"resolved": False, "helpful_article_id": "offered"}, 0.1 / 0.6),
     ({}, None),  # no signal, nothing to learn
@@ -242,7 +242,14 @@ def test_the_reward_weighs_the_signals_that_arrived(service: DecisionService) ->
     for signals, reward in REWARDS:
         answer = ask(service, "u9", CARD_MESSAGE)
         offered = answer.articles[0].id
-        request = {k: offered if v == "offered" else v for k, v in signals.items()}
+        # a knowledge-base article this decision did not offer (unknown ones are a 422)
+        other = next(
+            a.id
+            for a in service.models.composer.kb.articles
+            if a.id not in {o.id for o in answer.articles}
+        )
+        picks = {"offered": offered, "not-offered": other}
+        request = {k: picks.get(v, v) if isinstance(v, str) else v for k, v in signals.items()}
         before = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
         result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, **request))
         assert result.applied, signals

@@ -26,6 +26,7 @@ from tailorbot.store.base import CounterStore
 
 logger = logging.getLogger(__name__)
 
+
 class ModelMissing(Unavailable):
     code = "no_model"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tailorbot.config import Settings
-from tailorbot.errors import NotFound, PayloadTooLarge, Problem, backend_errors
+from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
@@ -365,6 +365,7 @@ class DecisionService:
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
         if decision.get("feedback") is not None:
             return not_applied
+        self._check_articles(request)
         signals = request.signals()
         helpful = helpful_signal(request, decision.get("articles", []))
         reward = self.reward.reward(
@@ -399,6 +400,18 @@ class DecisionService:
                     },
                 )
         return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _check_articles(self, request: FeedbackRequest) -> None:
+        """422 for an article id the knowledge base does not have (it would become a key of
+        the shared counters)."""
+        kb = self.models.composer.kb
+        problems = [
+            Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
+            for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
+            if (value := getattr(request, name)) is not None and kb.article(value) is None
+        ]
+        if problems:
+            raise InvalidInput("unknown article in the feedback", problems=problems)
 
     def _written_decision(self, decision_id: str) -> dict[str, Any] | None:
         """The stored decision; one queued here is written first, and one another process
