@@ -31,6 +31,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from tailorbot import __version__
+from tailorbot.api.access_log import keep_user_ids_out_of_access_logs
 from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
@@ -156,6 +157,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.dashboard = DashboardData(metrics)
+    keep_user_ids_out_of_access_logs()
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     app.include_router(docs.router, dependencies=[] if settings.public_docs else [ApiKey])
