@@ -28,6 +28,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
@@ -41,10 +42,13 @@ _DESCRIPTIONS = {
     401: "The X-API-Key header is missing.",
     403: "The X-API-Key header is wrong.",
     404: "Not found.",
+    408: "The body did not arrive within `body_read_timeout_s`.",
     413: "Body, batch or a text is too large.",
+    415: "The body's Content-Type is not JSON.",
     422: "Invalid input; `problems` lists each field and reason.",
     429: "Too far behind; retry after `Retry-After` seconds.",
-    503: "A backend is unreachable; retry after `Retry-After` seconds.",
+    503: "A backend is unreachable, or the process is at capacity; retry after `Retry-After` "
+    "seconds.",
 }
 
 

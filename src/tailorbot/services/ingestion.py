@@ -94,7 +94,7 @@ class IngestionService:
         )
         if problems:
             self._count_rejections(problems)
-            if not partial:
+            if not partial or not events:  # partial, but nothing valid: the whole is refused
                 _raise_for(problems, len(raw_events))
         positions = self._append([event for _, event in events]) if events else []
         for kind, count in Counter(event.type for _, event in events).items():  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ router = APIRouter(tags=["decisions"])
     "/v1/personalize",
     summary="Decide what to answer this customer",
     response_model=PersonalizeResponse,
-    responses=error_responses(401, 403, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503),
 )
 async def personalize(
     request: Request, body: PersonalizeRequest, decider: DeciderDep
@@ -43,7 +43,7 @@ async def personalize(
     "/v1/feedback",
     summary="Report how a decision went",
     response_model=FeedbackResponse,
-    responses=error_responses(401, 403, 404, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 404, 408, 413, 415, 422, 429, 503),
 )
 async def feedback(request: Request, body: FeedbackRequest, decider: DeciderDep) -> Response:
     """Rating (CSAT 1-5), resolution, and helpful / unhelpful / clicked article for a

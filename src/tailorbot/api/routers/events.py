@@ -65,7 +65,7 @@ def _ingest(ingestion: IngestionService, body: bytes, partial: bool) -> IngestRe
     response_model=IngestResponse,
     responses={
         200: {"model": IngestResponse, "description": "With `?partial=true`: per-event status."},
-        **error_responses(400, 401, 403, 413, 422, 429, 503),
+        **error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503),
     },
     openapi_extra={"requestBody": events_openapi()[0]},
 )

@@ -21,7 +21,7 @@ _event_schemas = functools.cache(json_schemas)  # static; built on first use
     "/v1/schema",
     summary="Event schemas",
     response_model=SchemaResponse,
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 503),
 )
 def get_schema(settings: SettingsDep) -> Response:
     """What `POST /v1/events` accepts: each event type's JSON Schema, the free-text fields

@@ -19,7 +19,7 @@ router = APIRouter(tags=["users"])
     "/v1/users/{user_id}",
     summary="Set a user's profile",
     response_model=ProfileResponse,
-    responses=error_responses(400, 401, 403, 413, 422, 503),
+    responses=error_responses(400, 401, 403, 408, 413, 415, 422, 503),
 )
 async def put_user(
     request: Request, user_id: UserId, profile: UserProfile, users: UsersDep
