@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -19,6 +21,13 @@ from tailorbot.services.ports import IngestResult
 
 router = APIRouter(tags=["events"])
 
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")  # a 64-bit integer has at most 19 digits
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 _BODY_HELP = 'send one event object or {"events": [...]}'
 
 
@@ -28,7 +37,11 @@ def parse_events_body(body: bytes) -> list[Any]:
         raise BadRequest(f"request body is empty; {_BODY_HELP}")
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        if _LONG_NUMBER.search(body):
+            # orjson reads an integer beyond 64 bits as a float, silently: read such a body
+            # with the json module, which keeps it an int, so the schema can refuse it
+            document = json.loads(body, parse_constant=_no_constant)
+    except (orjson.JSONDecodeError, ValueError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
     if isinstance(document, list):
         return document
