@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tailorbot._backends import positive_float
-from tailorbot._sqlite import SqliteFile, merge_options, parse_sqlite_url, synchronous_level
+from tailorbot._backends import positive_float, typed_options
+from tailorbot._sqlite import SqliteFile, parse_sqlite_url, synchronous_level
 from tailorbot.dlq.base import DeadLetter, DeadLetterError, DeadLetterStore
 
 SCHEMA = """
@@ -73,5 +73,5 @@ def open_dead_letters(url: str, **options: Any) -> SqliteDeadLetters:
     store's ``synchronous`` and ``busy_timeout`` options apply, the others are the store's)."""
     path, url_options = parse_sqlite_url(url)
     shared = {k: v for k, v in url_options.items() if k in URL_OPTIONS}
-    typed = merge_options(shared, options, URL_OPTIONS)
+    typed = typed_options(shared, options, URL_OPTIONS, "sqlite")
     return SqliteDeadLetters(SqliteFile(path, SCHEMA, DeadLetterError, **typed))
