@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.object_authorization  # noqa: F401 - see below
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
@@ -18,6 +19,9 @@ from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tests.services.decisions.conftest import SEED, save_model
 
+# A check imports that module lazily, while the server's threads run; pytest's assertion
+# rewriting then calls ast.parse, which CPython 3.11 can fail under threads ("AST constructor
+# recursion depth mismatch"). Imported here, before any thread starts.
 MAX_EXAMPLES = 25  # per operation and mode: bounded for CI
 KEY = "schemathesis-key"
 # Left out, on purpose: positive_data_acceptance (the server checks more than the schema

@@ -48,7 +48,9 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
             and r,
             "the worker process in /readyz",
         )
-        assert ready["ready"] is True
+        # the backends answer; ready only once a model is trained (none in this test)
+        assert ready["checks"]["log"] == ready["checks"]["store"] == "ok"
+        assert ready["checks"]["intent_model"].startswith("missing")
         (worker,) = _children(process.pid)
 
         assert httpx.post(url + "/v1/events", json=[message("p-u1")], timeout=10).status_code == 202

@@ -32,7 +32,8 @@ from tests.helpers import IN_CI, require_server, wait_until
 TAILORBOT = Path(sys.executable).with_name("tailorbot")
 STOP_WAIT_S = 20.0  # a process that ignores SIGTERM this long is killed (bound, not a check)
 INTENTS = ("card_arrival", "lost_card", "top_up_failed", "exchange_rate")
-ARTICLES = ("kb-1", "kb-2", "kb-3", "kb-4")
+# articles of the bundled knowledge base: the door refuses ids the KB does not have
+ARTICLES = ("kb-verify-identity", "kb-age-limit", "kb-why-verify", "kb-activate-card")
 KINDS = ("message", "message", "message", "rating", "resolution", "article_viewed",
          "article_feedback", "handoff", "session_started")  # fmt: skip
 # Not part of a feature's definition: when and where the stored state was written.
