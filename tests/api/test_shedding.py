@@ -130,3 +130,14 @@ def test_a_body_that_is_not_json_is_a_415(
         assert response.status_code == 415, response.text
         assert "application/json" in response.json()["message"]
         assert httpx.get(running.url + "/metrics", timeout=5).status_code == 200
+
+
+def test_the_dashboard_sign_in_form_is_not_a_415(tmp_path: Path) -> None:
+    with server(tmp_path, api_key="k") as running:
+        response = httpx.post(
+            running.url + "/dashboard/login",
+            content=b"key=k",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+        assert response.status_code == 303, response.text

@@ -5,7 +5,7 @@ at a time and holds at most ``max_inflight_body_bytes`` of request bodies; past 
 a request is answered at once with 503 and ``Retry-After`` (counted in
 ``tailorbot_requests_shed_total{reason}``) before its body is read. A body must arrive within
 ``body_read_timeout_s`` of the request's start (408 otherwise), so slow senders cannot hold
-admission slots. A body sent with a ``Content-Type`` other than JSON is a 415.
+admission slots. A body sent to ``/v1/`` with a ``Content-Type`` other than JSON is a 415.
 
 Probes and metrics (``/healthz``, ``/readyz``, ``/metrics``) are never shed: liveness must
 answer exactly when the process is busy.
@@ -26,6 +26,7 @@ from tailorbot.metrics import Metrics
 
 NEVER_SHED = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+JSON_API = "/v1/"  # JSON bodies only (the dashboard's sign-in is an HTML form)
 
 
 def json_content_type(value: bytes) -> bool:
@@ -88,6 +89,7 @@ class LoadShedMiddleware:
         if (
             content_type is not None
             and scope["method"] in _BODY_METHODS
+            and scope["path"].startswith(JSON_API)
             and not json_content_type(content_type)
         ):
             media = content_type.split(b";", 1)[0].decode("latin-1").strip()
