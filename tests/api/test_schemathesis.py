@@ -42,6 +42,8 @@ schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
     max_examples=MAX_EXAMPLES,
     deterministic=True,
+    # unknown query parameters are ignored, as HTTP APIs do; not a negative case here
+    allow_extra_parameters=False,
 )
 
 
