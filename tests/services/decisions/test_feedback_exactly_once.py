@@ -30,11 +30,15 @@ class FailingCounters:
 
 
 def _learned(service: DecisionService) -> tuple[dict[str, float], dict[str, float]]:
+    """The experiment's outcome counters summed over its buckets ("personalized/17/feedback"
+    counts as "personalized/feedback"), and the bandit's statistics."""
     counters = runtime_of(service).stores.counters
-    return (
-        counters.counters(service.experiment.namespace),
-        counters.counters(service.models.policy.namespace),
-    )
+    experiment: dict[str, float] = {}
+    for key, value in counters.counters(service.experiment.namespace).items():
+        parts = key.split("/")
+        name = f"{parts[0]}/{parts[-1]}"
+        experiment[name] = experiment.get(name, 0.0) + value
+    return experiment, counters.counters(service.models.policy.namespace)
 
 
 def test_a_counter_failure_after_the_mark_loses_no_reward(service: DecisionService) -> None:
