@@ -202,6 +202,6 @@ def configure_logging(
     # uvicorn one would print the raw path, which may hold a user id.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("tailorbot.access").disabled = not settings.access_log
-    for name in ("httpx", "httpcore"):  # their INFO lines hold full URLs, so user ids
+    for name in ("httpx", "httpx2", "httpcore"):  # INFO lines with full URLs, so user ids
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler
