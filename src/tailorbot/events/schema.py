@@ -190,6 +190,30 @@ class SessionEnded(EventBase):
     type: Literal["session_ended"] = "session_ended"
 
 
+class IntentLabel(EventBase):
+    """An agent or an annotation tool confirms or corrects the intent of a logged message.
+
+    It names the message by its ``event_id`` (``message_event_id``) or by the decision that
+    answered it (``decision_id``); ``user_id`` and ``session_id`` are the message's. The
+    newest label of a message wins. It is an annotation, not customer activity: the feature
+    state does not count it.
+    """
+
+    type: Literal["intent_label"] = "intent_label"
+    intent: Identifier
+    message_event_id: Identifier | None = None
+    decision_id: Identifier | None = None
+    source: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = (
+        "agent"
+    )
+
+    @model_validator(mode="after")
+    def _names_a_message(self) -> IntentLabel:
+        if self.message_event_id is None and self.decision_id is None:
+            raise ValueError("an intent_label needs message_event_id or decision_id")
+        return self
+
+
 EVENT_TYPES: tuple[type[EventBase], ...] = (
     SessionStarted,
     Message,
@@ -199,6 +223,7 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     Resolution,
     Handoff,
     SessionEnded,
+    IntentLabel,
 )
 
 Event = Annotated[
@@ -209,7 +234,8 @@ Event = Annotated[
     | Rating
     | Resolution
     | Handoff
-    | SessionEnded,
+    | SessionEnded
+    | IntentLabel,
     Field(discriminator="type"),
 ]
 
@@ -217,6 +243,8 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 # Free-text fields that redaction scans (metadata string values are scanned too).
 FREE_TEXT_FIELDS = ("text", "reason")
+# Events about other events (annotations): logged and archived, not customer activity.
+ANNOTATION_TYPES = frozenset({"intent_label"})
 
 
 def event_type_names() -> list[str]:

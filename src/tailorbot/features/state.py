@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tailorbot.events.codec import event_epoch
+from tailorbot.events.schema import ANNOTATION_TYPES
 from tailorbot.features import memory
 from tailorbot.features import sessions as sess
 from tailorbot.features.params import RETENTION_S, FeatureParams
@@ -40,6 +41,7 @@ STATE_VERSION = 1
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 LATE = "late"
+ANNOTATION = "annotation"  # an event about another event (a label): not user activity
 
 # Memory bounds (per user). Exceeding MAX_EVENTS or MAX_RATINGS raises the cut to the newest
 # evicted timestamp, so that exactly-once still holds; the other caps only forget.
@@ -102,10 +104,12 @@ def cut_of(state: State, params: FeatureParams) -> float | None:
 def apply_outcome(
     state: State, event: dict[str, Any], params: FeatureParams, epoch: float | None = None
 ) -> str:
-    """Apply one decoded event in place; return APPLIED, DUPLICATE or LATE.
+    """Apply one decoded event in place; return APPLIED, DUPLICATE, LATE or ANNOTATION.
 
     ``epoch`` is the event's timestamp in epoch seconds when the caller parsed it already.
     """
+    if event["type"] in ANNOTATION_TYPES:
+        return ANNOTATION
     ts = event_epoch(event) if epoch is None else epoch
     horizon = RETENTION_S + params.lateness_s
     newest = state["newest"]

@@ -48,7 +48,14 @@ from tailorbot.config import Settings
 from tailorbot.dlq.base import DeadLetterStore
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.params import FeatureParams
-from tailorbot.features.state import APPLIED, DUPLICATE, STATE_VERSION, apply_outcome, new_state
+from tailorbot.features.state import (
+    ANNOTATION,
+    APPLIED,
+    DUPLICATE,
+    STATE_VERSION,
+    apply_outcome,
+    new_state,
+)
 from tailorbot.log.base import EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, Stores
@@ -60,7 +67,7 @@ from tailorbot.stream.state_cache import StateCache
 logger = logging.getLogger(__name__)
 
 STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
-SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed")
+SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed", "annotation")
 
 
 class StreamWorker(ConsumerLoop):
@@ -269,7 +276,7 @@ class StreamWorker(ConsumerLoop):
                 at = event.get("ingested_at")
                 if at is not None:
                     ingested.append(at)
-            changed = changed or outcome != DUPLICATE
+            changed = changed or outcome not in (DUPLICATE, ANNOTATION)
         if not changed:
             return None
         last = items[-1][0]

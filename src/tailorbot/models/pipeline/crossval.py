@@ -1,0 +1,136 @@
+"""Score one set of intent-model hyperparameters by stratified k-fold cross-validation.
+
+Each fold fits :class:`~tailorbot.models.intent.tfidf.TfidfIntentModel` on the other folds,
+fits the softmax temperature on the held-out fold (one scalar: it leaves the ranking, hence
+accuracy and macro-F1, unchanged and only sets the probability scale the fallback reads), and
+applies the fallback rule ``(threshold, margin)``. The figure model selection maximizes is the
+fallback calibration's objective (:mod:`tailorbot.models.intent.fallback`)::
+
+    answer_score = in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate
+
+(``oos_recall`` is 0 when the data has no ``out_of_scope`` row), so the search weighs the
+n-grams and C against the fallback's thresholds in one number.
+
+>>> texts = ["where is my card", "card not here", "card still missing", "no card yet",
+...          "top up please", "add money", "top up failed", "how to add funds"] * 2
+>>> labels = ["card", "card", "card", "card", "top_up", "top_up", "top_up", "top_up"] * 2
+>>> scores = cross_validate(IntentParams(), texts, labels, k=2)
+>>> sorted(scores.folds[0])
+['accuracy', 'answer_score', 'fallback_rate', 'macro_f1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tailorbot.models.pipeline.splits import kfold_indices
+
+DEFAULT_WRONG_ANSWER_COST = 0.25
+SELECTION_METRIC = "answer_score"
+
+
+@dataclass(frozen=True)
+class IntentParams:
+    """The searched hyperparameters; the defaults are the model's own."""
+
+    C: float = 0.7
+    word_ngram_max: int = 2
+    char_ngram_range: tuple[int, int] = (2, 5)
+    char_min_df: int = 2
+    threshold: float = 0.0
+    margin: float = 0.0
+
+    def make_model(self) -> Any:
+        from tailorbot.models.intent import FallbackPolicy, TfidfIntentModel
+
+        return TfidfIntentModel(
+            C=self.C,
+            word_ngram_range=(1, self.word_ngram_max),
+            char_ngram_range=tuple(self.char_ngram_range),  # type: ignore[arg-type]
+            char_min_df=self.char_min_df,
+            fallback=FallbackPolicy(self.threshold, self.margin),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["char_ngram_range"] = list(self.char_ngram_range)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> IntentParams:
+        values = dict(values)
+        if "char_ngram_range" in values:
+            values["char_ngram_range"] = tuple(values["char_ngram_range"])
+        return cls(**values)
+
+
+@dataclass
+class CVScores:
+    folds: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean and (sample) standard deviation of each metric over the folds."""
+        out = {}
+        for name in self.folds[0] if self.folds else ():
+            values = np.asarray([f[name] for f in self.folds], dtype=float)
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            out[name] = {"mean": float(values.mean()), "std": std}
+        return out
+
+    def mean(self, name: str = SELECTION_METRIC) -> float:
+        return float(np.mean([f[name] for f in self.folds]))
+
+
+def fold_metrics(
+    model: Any, texts: Sequence[str], gold: Sequence[str], wrong_answer_cost: float
+) -> dict[str, float]:
+    """Accuracy, macro-F1, fallback rate and the answer score of a fitted model."""
+    from tailorbot.models.intent import OUT_OF_SCOPE, metrics_from_predictions
+
+    probs = model.predict_proba(texts)
+    names = np.asarray(model.labels, dtype=object)[probs.argmax(axis=1)]
+    fired = model.fallback.fires(probs, model.labels)
+    m = metrics_from_predictions(gold, names, fired)
+    gold_arr = np.asarray(gold, dtype=object)
+    in_scope = gold_arr != OUT_OF_SCOPE
+    answered = ~fired
+    n_in = max(1, int(in_scope.sum()))
+    right = float((answered & (names == gold_arr) & in_scope).sum()) / n_in
+    wrong = float((answered & (names != gold_arr) & in_scope).sum()) / n_in
+    caught = float((fired & ~in_scope).sum()) / max(1, int((~in_scope).sum()))
+    return {
+        "accuracy": m.accuracy,
+        "macro_f1": m.macro_f1,
+        "fallback_rate": m.fallback_rate,
+        "answer_score": right + caught - wrong_answer_cost * wrong,
+    }
+
+
+def cross_validate(
+    params: IntentParams,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    k: int = 5,
+    seed: int = 0,
+    wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
+    after_fold: Callable[[int, CVScores], None] | None = None,
+) -> CVScores:
+    """Score ``params`` on ``k`` stratified folds; ``after_fold(i, scores)`` may raise to stop
+    early (the search's pruner does)."""
+    scores = CVScores()
+    texts = list(texts)
+    for i, (train, val) in enumerate(kfold_indices(labels, k, seed)):
+        fold_train = [texts[j] for j in train]
+        fold_val = [texts[j] for j in val]
+        gold_train = [labels[j] for j in train]
+        gold_val = [labels[j] for j in val]
+        model = params.make_model().fit(fold_train, gold_train).calibrate(fold_val, gold_val)
+        scores.folds.append(fold_metrics(model, fold_val, gold_val, wrong_answer_cost))
+        if after_fold is not None:
+            after_fold(i, scores)
+    return scores

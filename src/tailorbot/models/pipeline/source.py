@@ -1,0 +1,46 @@
+"""Where training data comes from: every decoded event of the log or the archive in a window.
+
+>>> import tempfile
+>>> from tailorbot.log import open_log
+>>> log = open_log(f"sqlite:///{tempfile.mkdtemp()}/log.db", 2)
+>>> _ = log.append([("u1", b'{"type": "session_started", "event_id": "e1", "user_id": "u1",'
+...                 b' "session_id": "s1", "timestamp": "2026-01-01T10:00:00Z"}')])
+>>> [e["event_id"] for e in log_events(log)]
+['e1']
+>>> log.close()
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tailorbot.archive.base import EventArchive
+from tailorbot.events.codec import decode_event
+from tailorbot.log.base import EventLog
+
+
+def log_events(
+    log: EventLog, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Events of every partition with ``since <= timestamp < until``, in event-time order."""
+    low = since.timestamp() if since is not None else float("-inf")
+    high = until.timestamp() if until is not None else float("inf")
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for partition in range(log.num_partitions):
+        for record in log.read_all(partition):
+            event = decode_event(record.value)
+            ts = datetime.fromisoformat(event["timestamp"]).timestamp()
+            if low <= ts < high:
+                found.append((ts, event["event_id"], event))
+    found.sort(key=lambda item: item[:2])
+    return [event for _, _, event in found]
+
+
+def archive_events(
+    archive: EventArchive, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Archived events with ``since <= timestamp < until``, in event-time order."""
+    events = list(archive.iter_events(since, until))
+    events.sort(key=lambda e: (datetime.fromisoformat(e["timestamp"]).timestamp(), e["event_id"]))
+    return events

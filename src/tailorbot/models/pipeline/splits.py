@@ -1,0 +1,99 @@
+"""Held-out data: a 70/15/15 train/validation/test split and stratified k-fold.
+
+:func:`split_rows` splits within each label, so every split has the label mix of the data.
+With ``by_time`` (rows from a log, carrying ``epoch``), each label's rows are taken in time
+order: the oldest 70 % train, the next 15 % validate, the newest 15 % test, as the model will
+meet the future. Otherwise rows are shuffled with ``seed``. A label with too few rows for three
+splits keeps them in train (a model cannot be measured on a label it never saw).
+:func:`kfold_indices` gives stratified folds (scikit-learn's ``StratifiedKFold``) over
+train + validation for model selection; the test split is kept for the one final report.
+
+>>> rows = [{"text": str(i), "intent": "a" if i % 2 else "b", "epoch": i} for i in range(40)]
+>>> split = split_rows(rows, by_time=True)
+>>> len(split.train), len(split.validation), len(split.test)
+(28, 6, 6)
+>>> max(r["epoch"] for r in split.train) < min(r["epoch"] for r in split.test)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Row = Mapping[str, Any]
+DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Row]
+    validation: list[Row]
+    test: list[Row]
+
+    @property
+    def selection(self) -> list[Row]:
+        """Train + validation: what k-fold model selection may see."""
+        return [*self.train, *self.validation]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def split_rows(
+    rows: Sequence[Row],
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    *,
+    by_time: bool = False,
+    seed: int = 0,
+) -> Split:
+    """Stratified train/validation/test split (see the module doc)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three shares summing to 1, got {fractions!r}")
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_label.setdefault(str(row["intent"]), []).append(i)
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for label in sorted(by_label):
+        members = by_label[label]
+        if by_time:
+            members = sorted(members, key=lambda i: (rows[i]["epoch"], i))
+        else:
+            members = [members[int(k)] for k in rng.permutation(len(members))]
+        n = len(members)
+        n_val = round(fractions[1] * n)
+        n_test = round(fractions[2] * n)
+        if n - n_val - n_test < 1 or n < 3:  # too few: all to train
+            n_val = n_test = 0
+        n_train = n - n_val - n_test
+        parts[0].extend(members[:n_train])
+        parts[1].extend(members[n_train : n_train + n_val])
+        parts[2].extend(members[n_train + n_val :])
+    return Split(*([rows[i] for i in sorted(part)] for part in parts))
+
+
+def kfold_indices(
+    labels: Sequence[str], k: int = 5, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified ``(train_idx, val_idx)`` pairs; labels rarer than ``k`` stay in training."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    labels_arr = np.asarray(labels, dtype=object)
+    names, counts = np.unique(labels_arr, return_counts=True)
+    common = set(names[counts >= k])
+    foldable = np.asarray([label in common for label in labels_arr])
+    idx = np.flatnonzero(foldable)
+    always_train = np.flatnonzero(~foldable)
+    if len(set(labels_arr[idx])) < 2:
+        raise ValueError(f"k-fold needs at least 2 labels with {k} or more rows each")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for train, val in folds.split(idx, labels_arr[idx].astype(str)):
+        out.append((np.sort(np.concatenate([idx[train], always_train])), idx[val]))
+    return out
