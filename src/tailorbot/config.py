@@ -232,6 +232,34 @@ class Settings(BaseSettings):
         ("*handoff*", "action_*human*"),
         description="Rasa action names (shell patterns) that mean a human takes over.",
     )
+    # --- learning loop ---------------------------------------------------------------
+    model_poll_s: float = Field(
+        2.0, ge=0, description="Check the registry's current intent version this often (0: never)."
+    )
+    promotion_tolerance: float = Field(
+        0.01, ge=0, le=1, description="A candidate may score this much below current and pass."
+    )
+    audit_max_gap: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Audit gate: no segment's intent accuracy confidently this far below overall.",
+    )
+    audit_min_rows: int = Field(
+        30, ge=1, description="Segments with fewer labelled rows are flagged, not judged."
+    )
+    audit_attributes: tuple[str, ...] = Field(
+        (), description="Profile attributes the audit also segments by."
+    )
+    retrain_min_labels: int = Field(
+        200, ge=1, description="Retrain once this many new labels arrived."
+    )
+    retrain_interval_s: float = Field(
+        0.0, ge=0, description="Also retrain on this schedule, labels or not (0: off)."
+    )
+    retrain_in_worker: bool = Field(
+        False, description="`tailorbot worker` also runs the retraining watch loop."
+    )
 
     # --- intent model (what `tailorbot train` builds) --------------------------------
     intent_model: str = Field(

@@ -203,9 +203,7 @@ class IntentLabel(EventBase):
     intent: Identifier
     message_event_id: Identifier | None = None
     decision_id: Identifier | None = None
-    source: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = (
-        "agent"
-    )
+    source: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "agent"
 
     @model_validator(mode="after")
     def _names_a_message(self) -> IntentLabel:

@@ -155,3 +155,101 @@ def _next_version(newest: str | None, base: str) -> str:
         return base
     newest_base, newest_suffix = _version_key(newest)
     return f"{newest_base}-{newest_suffix + 1}"
+
+
+# --- the current version: what servers load, moved only by promotion and rollback ---------
+#
+# ``DATA_DIR/models/<kind>/CURRENT`` names the served version; ``HISTORY.jsonl`` lists every
+# move of it (promote, rollback) with its reason. Without a CURRENT file the newest version is
+# current, as before there was promotion. Servers poll :func:`current_version` off the
+# request path and load a new current version when it changes (hot swap).
+
+CURRENT_FILE = "CURRENT"
+HISTORY_FILE = "HISTORY.jsonl"
+HELDOUT_FILE = "heldout.jsonl"
+
+
+def current_version(data_dir: str | Path, kind: str = "intent") -> str | None:
+    """The served version of ``kind`` (None when there is no version at all)."""
+    pointer = kind_dir(data_dir, kind) / CURRENT_FILE
+    try:
+        version = pointer.read_text().strip()
+    except FileNotFoundError:
+        found = versions(data_dir, kind)
+        return found[-1] if found else None
+    return version or None
+
+
+def load_current(data_dir: str | Path, kind: str = "intent") -> SavedModel:
+    """The current version, loaded; raises :class:`ModelNotFoundError` when there is none."""
+    version = current_version(data_dir, kind)
+    if version is None:
+        hint = (
+            "promote one with `tailorbot models promote`"
+            if versions(data_dir, kind)
+            else ("train one with `tailorbot train`")
+        )
+        raise ModelNotFoundError(
+            f"no current {kind} model under {kind_dir(data_dir, kind)}; {hint}"
+        )
+    return load(data_dir, version, kind)
+
+
+def set_current(
+    data_dir: str | Path, version: str, kind: str = "intent", *, action: str, reason: str
+) -> None:
+    """Point CURRENT at ``version`` (atomically) and record the move in the history."""
+    if version not in versions(data_dir, kind):
+        raise ModelNotFoundError(f"no {kind} model version {version} under {Path(data_dir)}")
+    root = kind_dir(data_dir, kind)
+    previous = current_version(data_dir, kind)
+    _write_atomic(root / CURRENT_FILE, version + "\n")
+    entry = {
+        "at": datetime.now(UTC).isoformat(),
+        "action": action,
+        "version": version,
+        "previous": previous,
+        "reason": reason,
+    }
+    with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def pin_current(data_dir: str | Path, kind: str = "intent") -> str | None:
+    """Make the implicit current version (the newest) explicit, so that versions saved from
+    now on stay candidates until promoted; an empty pointer when there is none yet."""
+    root = kind_dir(data_dir, kind)
+    if (root / CURRENT_FILE).is_file():
+        return current_version(data_dir, kind)
+    root.mkdir(parents=True, exist_ok=True)
+    version = current_version(data_dir, kind)
+    _write_atomic(root / CURRENT_FILE, (version or "") + "\n")
+    return version
+
+
+def history(data_dir: str | Path, kind: str = "intent") -> list[dict[str, Any]]:
+    """Every move of CURRENT, oldest first."""
+    path = kind_dir(data_dir, kind) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def update_metadata(
+    data_dir: str | Path, version: str, extra: Mapping[str, Any], kind: str = "intent"
+) -> dict[str, Any]:
+    """Merge ``extra`` into a version's metadata (e.g. its audit result); returns it."""
+    path = kind_dir(data_dir, kind) / version / METADATA_FILE
+    if not path.is_file():
+        raise ModelNotFoundError(f"no {kind} model version {version} under {Path(data_dir)}")
+    metadata = {**json.loads(path.read_text()), **extra}
+    _write_atomic(path, json.dumps(metadata, indent=2, sort_keys=True))
+    return metadata
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, staging = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.chmod(staging, 0o644)
+    os.replace(staging, path)

@@ -34,6 +34,11 @@ class DemoReport:
     url: str
 
 
+# Share of conversations an agent reviews and labels (intent_label events): the training
+# data `tailorbot dataset build` finds in the demo's log.
+LABEL_SHARE = 0.5
+
+
 def demo_settings(base: Settings, holdout: float, seed: int) -> Settings:
     """The demo's settings: the caller's, plus an A/B holdout. The bandit sees only the
     generic decision context (the caller's ``context_attributes``, none by default): nothing
@@ -76,7 +81,7 @@ def build_simulation(
         size=customers, seed=seed, intents=in_scope, null_world=null_world
     )
     outcomes = OutcomeModel(article_intents=lambda a: _intents_of(kb, a))
-    return Simulation(client, population, messages, outcomes, seed=seed)
+    return Simulation(client, population, messages, outcomes, seed=seed, label_share=LABEL_SHARE)
 
 
 def run_demo(

@@ -85,13 +85,17 @@ class Simulation:
         outcomes: OutcomeModel,
         seed: int = 0,
         concurrency: int = 4,
+        label_share: float = 0.0,
     ) -> None:
+        if not 0.0 <= label_share <= 1.0:
+            raise ValueError(f"label_share must be within [0, 1], got {label_share!r}")
         self.client = client
         self.population = population
         self.messages = messages
         self.outcomes = outcomes
         self.seed = seed
         self.concurrency = concurrency
+        self.label_share = label_share
         self._rng = np.random.default_rng(seed)
 
     def plan(self, contacts: int) -> list[tuple[int, Customer, str, str]]:
@@ -154,8 +158,12 @@ class Simulation:
         self.client.feedback(decision.decision_id, **signals)
         # The simulated chatbot hands out-of-scope questions to a human and says so.
         closing = [_event("handoff", user, session, customer.channel)] if handoff else []
-        ending = _event("session_ended", user, session, customer.channel)
-        self.client.send_events([*closing, ending])
+        closing.append(_event("session_ended", user, session, customer.channel))
+        if rng.random() < self.label_share:  # an agent reviews the conversation
+            closing.append(
+                _label(decision.decision_id, true_intent, user, session, customer.channel)
+            )
+        self.client.send_events(closing)
         return ContactRecord(
             user_id=user,
             arm=decision.experiment_arm,
@@ -168,6 +176,18 @@ class Simulation:
             resolved=outcome.resolved,
             latency_s=latency,
         )
+
+
+def _label(
+    decision_id: str, intent: str, user: str, session: str, channel: str
+) -> dict[str, object]:
+    """The true intent, as an agent reviewing the conversation would record it."""
+    return {
+        **_event("intent_label", user, session, channel),
+        "intent": intent,
+        "decision_id": decision_id,
+        "source": "agent",
+    }
 
 
 def _event(kind: str, user: str, session: str, channel: str) -> dict[str, object]:

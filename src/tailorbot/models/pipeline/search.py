@@ -117,7 +117,12 @@ def search_intent_params(
                 raise optuna.TrialPruned()
 
         scores = cross_validate(
-            params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost,
+            params,
+            texts,
+            labels,
+            k=k,
+            seed=seed,
+            wrong_answer_cost=wrong_answer_cost,
             after_fold=report,
         )
         folds[trial.number] = scores

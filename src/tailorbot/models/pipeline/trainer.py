@@ -85,7 +85,9 @@ def train_intent(
         search_report = result.to_dict()
     else:
         params = IntentParams()
-        cv = cross_validate(params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost)
+        cv = cross_validate(
+            params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost
+        )
     train_x, train_y = _xy(split.train)
     val_x, val_y = _xy(split.validation)
     first = params.make_model().fit(train_x, train_y).calibrate(val_x, val_y)
@@ -94,8 +96,9 @@ def train_intent(
         fallback = calibrate_fallback(
             first.predict_proba(val_x), val_y, first.labels, wrong_answer_cost=wrong_answer_cost
         ).policy
-        params = IntentParams(**{**params.__dict__, "threshold": fallback.threshold,
-                                 "margin": fallback.margin})
+        params = IntentParams(
+            **{**params.__dict__, "threshold": fallback.threshold, "margin": fallback.margin}
+        )
     model = params.make_model().fit(texts, labels, temperature=first.temperature)
     model.fallback = fallback
     test_x, test_y = _xy(split.test)
@@ -118,8 +121,11 @@ def train_intent(
             "window": _window(rows),
             "hash": "sha256:" + _rows_hash(rows),
         },
-        "training": {"seconds": round(time.perf_counter() - started, 1), "seed": seed,
-                     "wrong_answer_cost": wrong_answer_cost},
+        "training": {
+            "seconds": round(time.perf_counter() - started, 1),
+            "seed": seed,
+            "wrong_answer_cost": wrong_answer_cost,
+        },
     }
     return TrainingRun(model, card, list(split.test))
 
