@@ -128,6 +128,26 @@ class Metrics:
         self.requests_in_flight = Gauge(
             "tailorbot_requests_in_flight", "Requests admitted and not yet answered", registry=r
         )
+        self.model_version = Gauge(
+            "tailorbot_model_version_info",
+            "1 for the model version this process serves, by kind",
+            ["kind", "version"],
+            registry=r,
+        )
+        self.model_swaps = Counter(
+            "tailorbot_model_swaps", "New current model versions loaded without restart", registry=r
+        )
+        self.retrain_last = Gauge(
+            "tailorbot_retrain_last_info",
+            "1 for the last retraining outcome (promoted, kept, failed) and its version",
+            ["outcome", "version"],
+            registry=r,
+        )
+        self.retrain_last_time = Gauge(
+            "tailorbot_retrain_last_timestamp_seconds",
+            "When the last retraining finished (epoch seconds)",
+            registry=r,
+        )
 
         self.responses = Counter(
             "tailorbot_responses",

@@ -12,7 +12,22 @@ import importlib
 import typer
 
 # Modules of tailorbot.cli that register commands, in the order of `tailorbot --help`.
-COMMAND_MODULES = ("demo", "serve", "data", "train", "kb", "recs", "policy", "rasa", "dlq")
+COMMAND_MODULES = (
+    "demo",
+    "serve",
+    "data",
+    "train",
+    "kb",
+    "recs",
+    "policy",
+    "rasa",
+    "dlq",
+    "label",
+    "dataset",
+    "models",
+    "audit",
+    "retrain",
+)
 
 app = typer.Typer(
     name="tailorbot",

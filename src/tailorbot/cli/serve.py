@@ -186,6 +186,15 @@ def worker(
             runtime.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
             runtime.threads["archiver"].start()
             typer.echo(f"archiving in group {archive_group(settings)!r}")
+        if settings.retrain_in_worker:
+            from tailorbot.stream.retrainer import RetrainWorker
+
+            retrainer = RetrainWorker(
+                runtime.log, runtime.stores.profiles, settings, runtime.metrics
+            )
+            runtime.threads["retrainer"] = WorkerThread(retrainer, "tailorbot-retrainer")
+            runtime.threads["retrainer"].start()
+            typer.echo(f"retraining after {settings.retrain_min_labels} new labels")
         stream_worker.run(stop)
     finally:
         stream_worker.close()

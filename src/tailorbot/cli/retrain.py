@@ -1,0 +1,64 @@
+"""``tailorbot retrain``: retrain when enough new labels arrived (or on a schedule), run the
+promotion gate, promote or keep, and say why; ``--watch`` keeps checking."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from tailorbot.cli.common import ConfigOption, DataDirOption, load_settings, reports_errors
+
+
+@reports_errors
+def retrain(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep checking until Ctrl-C.")] = False,
+    every: Annotated[
+        float, typer.Option("--every", min=1, help="Seconds between checks with --watch.")
+    ] = 60.0,
+    force: Annotated[bool, typer.Option("--force", help="Retrain now, due or not.")] = False,
+    min_labels: Annotated[
+        int | None, typer.Option("--min-labels", min=1, help="New labels that trigger it.")
+    ] = None,
+    search: Annotated[bool, typer.Option("--search/--no-search")] = True,
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 6,
+    timeout: Annotated[float, typer.Option("--timeout", min=1)] = 120.0,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check once (or keep watching): retrain if due, gate, promote or keep."""
+    from tailorbot.runtime import Runtime
+    from tailorbot.stream.retrainer import RetrainWorker
+
+    settings = load_settings(config, data_dir=data_dir, retrain_min_labels=min_labels)
+    runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
+    options = {"search": search, "n_trials": trials, "timeout_s": timeout}
+    worker = RetrainWorker(
+        runtime.log,
+        runtime.stores.profiles,
+        settings,
+        runtime.metrics,
+        check_s=every,
+        train_options=options,
+        on_outcome=lambda o: typer.echo(
+            f"{o.outcome}: {o.why}" + (f" [{o.version}]" if o.version else "")
+        ),
+    )
+    try:
+        if not watch:
+            worker.check(force=force)
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        if force:
+            worker.check(force=True)
+        worker.run(stop)
+    finally:
+        runtime.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(retrain)
