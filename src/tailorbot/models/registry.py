@@ -183,16 +183,14 @@ def current_version(data_dir: str | Path, kind: str = "intent") -> str | None:
 def load_current(data_dir: str | Path, kind: str = "intent") -> SavedModel:
     """The current version, loaded; raises :class:`ModelNotFoundError` when there is none."""
     version = current_version(data_dir, kind)
-    if version is None:
-        hint = (
-            "promote one with `tailorbot models promote`"
-            if versions(data_dir, kind)
-            else ("train one with `tailorbot train`")
-        )
+    if version is not None:
+        return load(data_dir, version, kind)
+    where = kind_dir(data_dir, kind)
+    if versions(data_dir, kind):
         raise ModelNotFoundError(
-            f"no current {kind} model under {kind_dir(data_dir, kind)}; {hint}"
+            f"no {kind} model promoted under {where}; promote one with `tailorbot models promote`"
         )
-    return load(data_dir, version, kind)
+    raise ModelNotFoundError(f"no {kind} model under {where}; train one with `tailorbot train`")
 
 
 def set_current(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +71,7 @@ def _record(data_dir: str | Path, outcome: RetrainOutcome, kind: str) -> None:
 
 def retrain_once(
     data_dir: str | Path,
-    events: list[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
     profiles: Mapping[str, Mapping[str, Any]],
     *,
     policy: RetrainPolicy,

@@ -67,7 +67,8 @@ def train_intent(
     split = split_rows(rows, by_time=by_time, seed=seed)
     if not split.validation or not split.test:
         raise ValueError(
-            f"{len(rows)} rows leave no validation or test data: each intent needs 3+ rows"
+            f"no row left for validation or test in {len(rows)} rows: "
+            "give each intent at least 3 examples"
         )
     texts, labels = _xy(split.selection)
     search_report: dict[str, Any] | None = None
@@ -113,13 +114,13 @@ def train_intent(
         "search": search_report,
         "test": {**test, "n": len(test_y)},
         "metrics": {**test, "split": "test", "n": len(test_y)},
+        "training_data_hash": "sha256:" + _rows_hash(rows),
         "data": {
             "source": source,
             "rows": len(rows),
             "splits": split.sizes(),
             "by_time": by_time,
             "window": _window(rows),
-            "hash": "sha256:" + _rows_hash(rows),
         },
         "training": {
             "seconds": round(time.perf_counter() - started, 1),

@@ -1,6 +1,6 @@
-"""Load what decisions are made with, from the settings: the newest intent model of the data
-directory, the knowledge base, the recommenders (personalized and the intent-only control),
-the shared variant policy and the experiment.
+"""Load what decisions are made with, from the settings: the current intent model of the data
+directory (the promoted one, else the newest), the knowledge base, the recommenders
+(personalized and the intent-only control), the shared variant policy and the experiment.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tailorbot.errors import Unavailable
 from tailorbot.features.context import AttributeContext
 from tailorbot.kb.loader import default_kb_dir, load_kb
 from tailorbot.kb.repository import KBRepository
-from tailorbot.models.registry import ModelNotFoundError, latest
+from tailorbot.models.registry import ModelNotFoundError, load_current
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.live_kb import kb_version_label
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
@@ -39,7 +39,7 @@ def load_decision_models(
     With ``kb_source`` the KB is the live one (its version in force), else ``kb_dir``'s.
     """
     try:
-        saved = latest(settings.data_dir, kind="intent")
+        saved = load_current(settings.data_dir, kind="intent")
     except ModelNotFoundError as exc:
         logger.warning("no intent model in %s: %s", settings.data_dir, exc)
         # no path in the answer: it goes to clients (and to an unauthenticated /readyz)

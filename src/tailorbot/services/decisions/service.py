@@ -28,6 +28,7 @@ from tailorbot.models.intent.base import IntentModel
 from tailorbot.services.decisions.conversation import ConversationRules
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
+from tailorbot.services.decisions.model_swap import CurrentModelWatcher
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.recorder import DecisionRecorder
@@ -99,6 +100,10 @@ class DecisionService:
         policies = [policy] + ([models.control] if models.control is not None else [])
         refreshers = [self._refresh_articles] + ([p.sync for p in policies] if sync_s > 0 else [])
         self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
+        watcher = CurrentModelWatcher(
+            settings.data_dir, models.versions.get("intent"), self._swap_intent_model
+        )
+        self._model_watch = PeriodicRefresh([watcher.refresh], settings.model_poll_s)
 
     def _refresh_articles(self) -> None:
         self.models.recommenders.refresh()
@@ -117,9 +122,23 @@ class DecisionService:
     def start(self) -> None:
         """Load the shared article statistics and keep them fresh in the background."""
         self._refresh.start()
+        self.metrics.model_version.labels("intent", self.models.versions.get("intent", "")).set(1)
+        if self.settings.model_poll_s > 0:
+            self._model_watch.start()
 
     def close(self) -> None:
         self._refresh.stop()
+        self._model_watch.stop()
+
+    def _swap_intent_model(self, saved: Any) -> None:
+        """A new current version: one assignment, so a request sees the old set or the new."""
+        old = self.models
+        self.models = replace(
+            old, intent=saved.model, versions={**old.versions, "intent": saved.version}
+        )
+        self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
+        self.metrics.model_version.labels("intent", saved.version).set(1)
+        self.metrics.model_swaps.inc()
 
     # --- personalize ------------------------------------------------------------------
     def personalize(
@@ -135,7 +154,8 @@ class DecisionService:
         self._check_length(request.message)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        prediction = self.models.intent.predict_one(request.message)
+        models = self.models  # one set for the whole decision, even across a hot swap
+        prediction = models.intent.predict_one(request.message)
         timings["intent"] = _ms_since(started)
 
         mark = time.perf_counter()
@@ -151,7 +171,9 @@ class DecisionService:
 
         mark = time.perf_counter()
         template = self._template(template_id, prediction)
-        decision = self._decide(request, prediction, view, profile, arm, articles, template)
+        decision = self._decide(
+            request, prediction, view, profile, arm, articles, template, models
+        )
         timings["response"] = _ms_since(mark)
 
         mark = time.perf_counter()
@@ -205,9 +227,9 @@ class DecisionService:
         arm: str,
         articles: list[Any],
         template: ResponseTemplate,
+        models: DecisionModels,
     ) -> dict[str, Any]:
         """The response variant (bandit or control), its text and the decision record."""
-        models = self.models
         fallback = prediction.fallback
         asked = {"channel": request.context.channel, "language": request.context.language}
         context = decision_context(view, profile, models.attributes, asked)

@@ -1,0 +1,51 @@
+"""Hot swap: pick up a new current intent model version without a restart.
+
+:class:`CurrentModelWatcher.refresh` runs on the decision service's background refresh thread
+(never on a request): it reads the registry's current pointer (one small file) and, when it
+names another version, loads that version and hands it to ``on_new``. The service then
+replaces its :class:`DecisionModels` in one attribute assignment, so a request uses either the
+old set or the new one, whole; requests in flight finish with the set they started with. A
+version that fails to load is logged and retried at the next tick; the old model keeps
+serving.
+
+>>> import tempfile
+>>> from tailorbot.models import registry
+>>> root = tempfile.mkdtemp()
+>>> first = registry.save(root, "model-a", {}, kind="intent")
+>>> seen = []
+>>> watcher = CurrentModelWatcher(root, first.version, lambda saved: seen.append(saved.model))
+>>> watcher.refresh(); seen
+[]
+>>> _ = registry.save(root, "model-b", {}, kind="intent")
+>>> watcher.refresh(); seen
+['model-b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tailorbot.models import registry
+
+
+class CurrentModelWatcher:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        version: str | None,
+        on_new: Callable[[registry.SavedModel], None],
+        kind: str = "intent",
+    ) -> None:
+        self.data_dir = data_dir
+        self.version = version
+        self.on_new = on_new
+        self.kind = kind
+
+    def refresh(self) -> None:
+        current = registry.current_version(self.data_dir, self.kind)
+        if current is None or current == self.version:
+            return
+        saved = registry.load(self.data_dir, current, self.kind)
+        self.on_new(saved)
+        self.version = current
