@@ -1,17 +1,19 @@
 """Candidates, promotion and rollback: the registry side of the pipeline.
 
-A trained model is saved as a **candidate** version with its card (:mod:`.trainer`) and its
-held-out test rows (``heldout.jsonl`` next to the model). It becomes **current** (what every
-server loads, :func:`tailorbot.models.registry.current_version`) only through
-:func:`promote`, which passes when
+A trained model is saved as a **candidate** version with its card (:mod:`.trainer`), its
+held-out test rows (``heldout.jsonl``) and digests of the texts it trained on
+(``trained.txt``). It becomes **current** (what every server loads,
+:func:`tailorbot.models.registry.current_version`) only through :func:`promote`, which
+passes when
 
-1. the candidate is not worse than the current version on the *same* held-out rows (the
-   candidate's test split): its answer score is at least the current one's minus
-   ``tolerance``; and
+1. the candidate is not worse than the current version on the *same* held-out rows: the
+   candidate's test split plus the current version's test rows the candidate never trained
+   on (so a candidate trained on less data, say without one language, still meets the rows it
+   left out); its answer score must be at least the current one's minus ``tolerance``; and
 2. the audit of the candidate's predictions on those rows passes the :class:`AuditGate`.
 
-Caveat: the current version may have trained on some of those rows (an older window of the
-same log), which favours it; the gate errs on the side of keeping what runs.
+Caveat: the current version may have trained on some of the candidate's test rows (an older
+window of the same log), which favours it; the gate errs on the side of keeping what runs.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import Any
 from tailorbot.models import registry
 from tailorbot.models.pipeline.audit import BASE_DIMENSIONS, AuditGate, audit
 from tailorbot.models.pipeline.crossval import DEFAULT_WRONG_ANSWER_COST, fold_metrics
-from tailorbot.models.pipeline.trainer import TrainingRun
+from tailorbot.models.pipeline.trainer import TrainingRun, text_key
 
 KIND = "intent"
+TRAINED_FILE = "trained.txt"
 
 
 class PromotionRefused(Exception):
@@ -62,7 +65,25 @@ def save_candidate(data_dir: str | Path, run: TrainingRun, kind: str = KIND) -> 
         for row in run.test_rows:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
     staging.replace(path)
+    keys = saved.path / TRAINED_FILE
+    keys.with_name(".trained.tmp").write_text("\n".join(sorted(run.trained_keys)) + "\n")
+    keys.with_name(".trained.tmp").replace(keys)
     return saved
+
+
+def gate_rows(data_dir: str | Path, version: str, against: str | None, kind: str = KIND) -> list:
+    """The candidate's test rows plus the ``against`` version's test rows it never saw."""
+    rows = heldout_rows(data_dir, version, kind)
+    if against is None:
+        return rows
+    root = registry.kind_dir(data_dir, kind)
+    try:
+        theirs = heldout_rows(data_dir, against, kind)
+        seen = set((root / version / TRAINED_FILE).read_text().split())
+    except (PromotionRefused, FileNotFoundError):
+        return rows  # the current version was not trained by the pipeline
+    seen |= {text_key(str(r["text"])) for r in rows}
+    return rows + [r for r in theirs if text_key(str(r["text"])) not in seen]
 
 
 def heldout_rows(data_dir: str | Path, version: str, kind: str = KIND) -> list[dict[str, Any]]:
@@ -143,7 +164,7 @@ def promote(
     result = run_gate(
         candidate.model,
         current,
-        heldout_rows(data_dir, version, kind),
+        gate_rows(data_dir, version, current_name, kind),
         gate,
         tolerance=tolerance,
         attributes=attributes,

@@ -94,8 +94,12 @@ def search_intent_params(
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
 ) -> SearchResult:
     """Run the study (see the module doc); the best trial's folds are kept for the report."""
-    import optuna
-
+    try:
+        import optuna
+    except ImportError:
+        raise RuntimeError(
+            "the search needs optuna: pip install 'tailorbot[learning]' (or use --no-search)"
+        ) from None
     if n_trials < 1 or timeout_s <= 0:
         raise ValueError("the search needs n_trials >= 1 and timeout_s > 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

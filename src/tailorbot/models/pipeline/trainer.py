@@ -39,6 +39,12 @@ class TrainingRun:
     model: Any
     card: dict[str, Any]
     test_rows: list[Mapping[str, Any]]
+    trained_keys: frozenset[str]  # :func:`text_key` of every row the model saw
+
+
+def text_key(text: str) -> str:
+    """A short digest of a text: how the gate tells rows a model saw from rows it did not."""
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def train_intent(
@@ -52,8 +58,10 @@ def train_intent(
     by_time: bool | None = None,
     source: str = "rows",
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
+    params: IntentParams | None = None,
 ) -> TrainingRun:
-    """Run the steps of the module doc; ``by_time`` defaults to "rows carry ``epoch``"."""
+    """Run the steps of the module doc; ``by_time`` defaults to "rows carry ``epoch``";
+    without search, ``params`` replaces the defaults."""
     from tailorbot.models.intent import calibrate_fallback
     from tailorbot.models.pipeline.search import (
         DEFAULT_TIMEOUT_S,
@@ -68,7 +76,7 @@ def train_intent(
     if not split.validation or not split.test:
         raise ValueError(
             f"no row left for validation or test in {len(rows)} rows: "
-            "give each intent at least 3 examples"
+            "give each intent at least 4 examples"
         )
     texts, labels = _xy(split.selection)
     search_report: dict[str, Any] | None = None
@@ -85,7 +93,7 @@ def train_intent(
         params, cv = result.best, result.best_scores
         search_report = result.to_dict()
     else:
-        params = IntentParams()
+        params = params or IntentParams()
         cv = cross_validate(
             params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost
         )
@@ -128,7 +136,7 @@ def train_intent(
             "wrong_answer_cost": wrong_answer_cost,
         },
     }
-    return TrainingRun(model, card, list(split.test))
+    return TrainingRun(model, card, list(split.test), frozenset(text_key(t) for t in texts))
 
 
 def _xy(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tailorbot.models import registry
+from tailorbot.models.pipeline import promotion
+from tailorbot.models.pipeline.audit import AuditGate
+from tailorbot.models.pipeline.dataset import build_dataset
+from tailorbot.models.pipeline.trainer import TrainingRun, train_intent
+from tests.models.intent.support import small_dataset
+from tests.models.pipeline.support import support_log
+
+GATE = AuditGate(max_gap=0.10, min_rows=20)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    events, profiles = support_log(users=80, contacts=6, seed=3)
+    return build_dataset(events, profiles)
+
+
+@pytest.fixture(scope="module")
+def fair(rows: list[dict]) -> TrainingRun:
+    return train_intent(rows, search=False, k=3)
+
+
+def test_the_card_reports_cv_test_data_and_params(fair: TrainingRun, rows: list[dict]) -> None:
+    card = fair.card
+    assert card["data"]["rows"] == len(rows) and card["data"]["by_time"] is True
+    assert card["data"]["window"]["first"] <= card["data"]["window"]["last"]
+    assert 0 <= card["cv"]["accuracy"]["std"] < card["cv"]["accuracy"]["mean"] <= 1
+    assert card["test"]["n"] == card["data"]["splits"]["test"] == len(fair.test_rows)
+    assert {"C", "word_ngram_max", "threshold", "margin"} <= set(card["params"])
+    tested = {r["message_event_id"] for r in fair.test_rows}
+    newest_train = max(r["epoch"] for r in rows if r["message_event_id"] not in tested)
+    assert len(tested) == len(fair.test_rows) and newest_train > 0
+
+
+def test_first_candidate_is_promoted_then_rolled_back_to_nothing_refused(
+    tmp_path: Path, fair: TrainingRun
+) -> None:
+    saved = promotion.save_candidate(tmp_path, fair)
+    assert registry.current_version(tmp_path) is None  # a candidate is not served unpromoted
+    result = promotion.promote(tmp_path, saved.version, GATE)
+    assert result.passed and registry.current_version(tmp_path) == saved.version
+    assert registry.load(tmp_path, saved.version).metadata["audit"]["passed"] is True
+    with pytest.raises(promotion.PromotionRefused, match="current version already"):
+        promotion.promote(tmp_path, saved.version, GATE)
+    with pytest.raises(promotion.PromotionRefused, match="nothing to roll back to"):
+        promotion.rollback(tmp_path)
+
+
+def test_a_worse_candidate_is_refused_and_the_current_stays(tmp_path: Path) -> None:
+    data = small_dataset(per_intent=30)
+    banking = [{"text": t, "intent": i} for t, i in zip(data.texts, data.labels, strict=True)]
+    first = promotion.save_candidate(tmp_path, train_intent(banking, search=False, k=3))
+    promotion.promote(tmp_path, first.version, GATE)
+    # Five rows per intent: it meets the current version's held-out rows it never saw.
+    few: dict[str, list[dict]] = {}
+    for row in banking:
+        few.setdefault(row["intent"], []).append(row)
+    scarce = [r for rows_ in few.values() for r in rows_[:5]]
+    second = promotion.save_candidate(tmp_path, train_intent(scarce, search=False, k=2))
+    assert second.metadata["parent"] == first.version
+    with pytest.raises(promotion.PromotionRefused, match="below the current version"):
+        promotion.promote(tmp_path, second.version, GATE)
+    assert registry.current_version(tmp_path) == first.version
+    assert registry.load(tmp_path, second.version).metadata["gate"]["passed"] is False
+
+
+def test_a_candidate_trained_without_german_is_refused_by_the_audit(
+    tmp_path: Path, fair: TrainingRun, rows: list[dict]
+) -> None:
+    current = promotion.save_candidate(tmp_path, fair)
+    promotion.promote(tmp_path, current.version, GATE)
+    english_only = train_intent([r for r in rows if r["language"] == "en"], search=False, k=3)
+    planted = promotion.save_candidate(tmp_path, english_only)
+    # Tolerance 1.0 switches the comparison off: the audit alone must refuse it.
+    with pytest.raises(promotion.PromotionRefused, match="audit: language=de"):
+        promotion.promote(tmp_path, planted.version, GATE, tolerance=1.0)
+    assert registry.current_version(tmp_path) == current.version
+
+
+def test_promote_then_rollback_moves_the_pointer_back(tmp_path: Path, fair: TrainingRun) -> None:
+    first = promotion.save_candidate(tmp_path, fair)
+    promotion.promote(tmp_path, first.version, GATE)
+    second = promotion.save_candidate(tmp_path, fair)
+    promotion.promote(tmp_path, second.version, GATE, tolerance=0.05)
+    assert registry.current_version(tmp_path) == second.version
+    assert promotion.rollback(tmp_path) == first.version
+    assert registry.current_version(tmp_path) == first.version
+    assert [h["action"] for h in registry.history(tmp_path)] == ["promote", "promote", "rollback"]

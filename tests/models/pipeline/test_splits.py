@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from tailorbot.models.pipeline.splits import kfold_indices, split_rows
+
+
+def _rows(n: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [
+        {"text": str(i), "intent": f"i{i % 4}", "epoch": float(rng.integers(10_000))}
+        for i in range(n)
+    ]
+
+
+def test_split_is_70_15_15_per_label_and_disjoint() -> None:
+    rows = _rows(400)
+    split = split_rows(rows, seed=1)
+    assert split.sizes() == {"train": 280, "validation": 60, "test": 60}
+    for part in (split.train, split.validation, split.test):
+        assert set(Counter(r["intent"] for r in part).values()) == {len(part) // 4}
+    ids = [r["text"] for r in split.train + split.validation + split.test]
+    assert len(ids) == len(set(ids)) == 400
+
+
+def test_split_by_time_tests_on_the_newest_rows_of_each_label() -> None:
+    split = split_rows(_rows(400), by_time=True)
+    for label in ("i0", "i1", "i2", "i3"):
+        train = [r["epoch"] for r in split.train if r["intent"] == label]
+        val = [r["epoch"] for r in split.validation if r["intent"] == label]
+        test = [r["epoch"] for r in split.test if r["intent"] == label]
+        assert max(train) <= min(val) and max(val) <= min(test)
+
+
+def test_kfold_is_stratified_and_covers_every_row_once() -> None:
+    labels = [f"i{i % 4}" for i in range(100)] + ["rare"] * 2
+    folds = kfold_indices(labels, k=5)
+    held = np.concatenate([val for _, val in folds])
+    assert sorted(held.tolist()) == list(range(100))  # the rare rows stay in training
+    for train, val in folds:
+        assert not set(train) & set(val)
+        assert {100, 101} <= set(train.tolist())
+        assert set(Counter(labels[i] for i in val).values()) == {5}
+
+
+def test_bad_fractions_are_refused() -> None:
+    with pytest.raises(ValueError, match="summing to 1"):
+        split_rows(_rows(10), (0.5, 0.2, 0.2))
