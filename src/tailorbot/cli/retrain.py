@@ -25,16 +25,20 @@ def retrain(
     search: Annotated[bool, typer.Option("--search/--no-search")] = True,
     trials: Annotated[int, typer.Option("--trials", min=1)] = 6,
     timeout: Annotated[float, typer.Option("--timeout", min=1)] = 120.0,
+    base: Annotated[
+        str | None, typer.Option("--base", help="'bundled' or a file: training side only.")
+    ] = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Check once (or keep watching): retrain if due, gate, promote or keep."""
+    from tailorbot.cli.train import base_rows
     from tailorbot.runtime import Runtime
     from tailorbot.stream.retrainer import RetrainWorker
 
     settings = load_settings(config, data_dir=data_dir, retrain_min_labels=min_labels)
     runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
-    options = {"search": search, "n_trials": trials, "timeout_s": timeout}
+    options = {"search": search, "n_trials": trials, "timeout_s": timeout, "base": base_rows(base)}
     worker = RetrainWorker(
         runtime.log,
         runtime.stores.profiles,

@@ -119,15 +119,17 @@ def cross_validate(
     seed: int = 0,
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
     after_fold: Callable[[int, CVScores], None] | None = None,
+    base: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> CVScores:
     """Score ``params`` on ``k`` stratified folds; ``after_fold(i, scores)`` may raise to stop
-    early (the search's pruner does)."""
+    early (the search's pruner does). ``base`` (texts, labels) joins every fold's training
+    side, never a validation fold: a base corpus the logged labels add to."""
     scores = CVScores()
     texts = list(texts)
     for i, (train, val) in enumerate(kfold_indices(labels, k, seed)):
-        fold_train = [texts[j] for j in train]
+        fold_train = [texts[j] for j in train] + list(base[0])
         fold_val = [texts[j] for j in val]
-        gold_train = [labels[j] for j in train]
+        gold_train = [labels[j] for j in train] + list(base[1])
         gold_val = [labels[j] for j in val]
         model = params.make_model().fit(fold_train, gold_train).calibrate(fold_val, gold_val)
         scores.folds.append(fold_metrics(model, fold_val, gold_val, wrong_answer_cost))

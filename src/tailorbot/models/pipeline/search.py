@@ -92,6 +92,7 @@ def search_intent_params(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     seed: int = 0,
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
+    base: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> SearchResult:
     """Run the study (see the module doc); the best trial's folds are kept for the report."""
     try:
@@ -128,6 +129,7 @@ def search_intent_params(
             seed=seed,
             wrong_answer_cost=wrong_answer_cost,
             after_fold=report,
+            base=base,
         )
         folds[trial.number] = scores
         return scores.mean()

@@ -1,6 +1,8 @@
 """One training run of the intent model, from rows to a model and its card.
 
-1. Split the rows 70/15/15 (:mod:`.splits`; by time when they come from a log).
+1. Split the rows 70/15/15 (:mod:`.splits`; by time when they come from a log). Rows of a
+   ``base`` corpus (e.g. the bundled Banking77 data the first model was trained on) join the
+   training side only: validation, the CV folds and the test are the logged rows alone.
 2. Select hyperparameters on train + validation: an Optuna search over k folds
    (:mod:`.search`), or the defaults scored by the same k-fold CV (``search=False``; the
    fallback's threshold and margin are then calibrated on the validation split).
@@ -59,6 +61,7 @@ def train_intent(
     source: str = "rows",
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
     params: IntentParams | None = None,
+    base: Sequence[Mapping[str, Any]] = (),
 ) -> TrainingRun:
     """Run the steps of the module doc; ``by_time`` defaults to "rows carry ``epoch``";
     without search, ``params`` replaces the defaults."""
@@ -79,6 +82,7 @@ def train_intent(
             "give each intent at least 4 examples"
         )
     texts, labels = _xy(split.selection)
+    base_xy = _xy(base)
     search_report: dict[str, Any] | None = None
     if search:
         result = search_intent_params(
@@ -89,17 +93,21 @@ def train_intent(
             timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
             seed=seed,
             wrong_answer_cost=wrong_answer_cost,
+            base=base_xy,
         )
         params, cv = result.best, result.best_scores
         search_report = result.to_dict()
     else:
         params = params or IntentParams()
         cv = cross_validate(
-            params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost
-        )
+            params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost,
+            base=base_xy,
+        )  # fmt: skip
     train_x, train_y = _xy(split.train)
     val_x, val_y = _xy(split.validation)
-    first = params.make_model().fit(train_x, train_y).calibrate(val_x, val_y)
+    first = (
+        params.make_model().fit(train_x + base_xy[0], train_y + base_xy[1]).calibrate(val_x, val_y)
+    )
     fallback = first.fallback
     if not search:  # the model's own procedure: the fallback calibrated on validation
         fallback = calibrate_fallback(
@@ -108,7 +116,9 @@ def train_intent(
         params = IntentParams(
             **{**params.__dict__, "threshold": fallback.threshold, "margin": fallback.margin}
         )
-    model = params.make_model().fit(texts, labels, temperature=first.temperature)
+    model = params.make_model().fit(
+        texts + base_xy[0], labels + base_xy[1], temperature=first.temperature
+    )
     model.fallback = fallback
     test_x, test_y = _xy(split.test)
     test = fold_metrics(model, test_x, test_y, wrong_answer_cost)
@@ -126,6 +136,7 @@ def train_intent(
         "data": {
             "source": source,
             "rows": len(rows),
+            "base_rows": len(base),
             "splits": split.sizes(),
             "by_time": by_time,
             "window": _window(rows),
@@ -136,7 +147,8 @@ def train_intent(
             "wrong_answer_cost": wrong_answer_cost,
         },
     }
-    return TrainingRun(model, card, list(split.test), frozenset(text_key(t) for t in texts))
+    seen = frozenset(text_key(t) for t in texts + base_xy[0])
+    return TrainingRun(model, card, list(split.test), seen)
 
 
 def _xy(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
