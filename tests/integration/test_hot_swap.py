@@ -1,0 +1,115 @@
+"""Hot swap under load: ``tailorbot serve --workers 2`` keeps answering while a new intent
+model version is promoted, and both processes move to it without a restart.
+
+Requests open a new connection each (no keep-alive), so they spread over both processes; the
+test promotes mid-load and then waits until a long run of answers all carry the new version.
+No request may fail, before, during or after the swap.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tailorbot.models import registry
+from tailorbot.models.pipeline import promotion
+from tailorbot.models.pipeline.audit import AuditGate
+from tailorbot.models.pipeline.crossval import IntentParams
+from tailorbot.models.pipeline.trainer import train_intent
+from tests.helpers import closed_port, wait_until
+from tests.integration.cluster import TAILORBOT, Process, tailorbot_env
+from tests.models.intent.support import small_dataset
+
+pytestmark = pytest.mark.integration
+GATE = AuditGate(max_gap=0.10, min_rows=30)
+WAIT_S = 60.0
+RUN_OF_NEW = 60  # consecutive answers with the new version that end the test
+
+
+class Load:
+    """Threads posting /v1/personalize until stopped; every answer's status and version."""
+
+    def __init__(self, base_url: str, threads: int = 4) -> None:
+        self.base_url = base_url
+        self.answers: list[tuple[int, str | None]] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, n: int) -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=self.base_url, timeout=30, limits=limits) as client:
+            i = 0
+            while not self._stop.is_set():
+                body = {"user_id": f"u{n}-{i % 7}", "session_id": f"s{n}", "message": "my card?"}
+                try:
+                    response = client.post("/v1/personalize", json=body)
+                except httpx.HTTPError as exc:
+                    with self._lock:
+                        self.errors.append(repr(exc))
+                    continue
+                version = None
+                if response.status_code == 200:
+                    version = response.json()["model_versions"]["intent"]
+                with self._lock:
+                    self.answers.append((response.status_code, version))
+                i += 1
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def last_versions(self, n: int) -> list[str | None]:
+        with self._lock:
+            return [v for _, v in self.answers[-n:]]
+
+
+def test_promotion_swaps_both_server_processes_without_a_failed_request(tmp_path: Path) -> None:
+    data = small_dataset(per_intent=20)
+    rows = [{"text": t, "intent": i} for t, i in zip(data.texts, data.labels, strict=True)]
+    first = promotion.save_candidate(tmp_path, train_intent(rows, search=False, k=3))
+    promotion.promote(tmp_path, first.version, GATE)
+    other = train_intent(rows, search=False, k=3, params=IntentParams(C=1.0))
+    second = promotion.save_candidate(tmp_path, other)
+    port = closed_port()
+    env = tailorbot_env(data_dir=tmp_path, port=port, partitions=2, model_poll_s=0.5)
+    server = Process([TAILORBOT, "serve", "--workers", "2", "--log-level", "warning"], env,
+                     tmp_path / "serve.out")  # fmt: skip
+    load = Load(f"http://127.0.0.1:{port}")
+    try:
+
+        def serving() -> bool:
+            assert server.alive(), server.tail()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(serving, "the server to accept connections", WAIT_S)
+        load.start()
+        wait_until(lambda: len(load.answers) >= 100, "answers from the old version", WAIT_S)
+        promotion.promote(tmp_path, second.version, GATE, tolerance=1.0)
+        assert registry.current_version(tmp_path) == second.version
+        wait_until(
+            lambda: load.last_versions(RUN_OF_NEW) == [second.version] * RUN_OF_NEW,
+            "both processes to answer with the new version",
+            WAIT_S,
+        )
+    finally:
+        load.stop()
+        server.stop()
+    assert load.errors == []
+    assert {status for status, _ in load.answers} == {200}, server.tail()
+    versions = [v for _, v in load.answers]
+    assert versions[0] == first.version and versions[-1] == second.version
+    switched = versions.index(second.version)
+    assert set(versions[:switched]) == {first.version}
