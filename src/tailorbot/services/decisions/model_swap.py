@@ -24,9 +24,12 @@ serving.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
+from tailorbot.metrics import Metrics
 from tailorbot.models import registry
+from tailorbot.models.pipeline.retrain import STATE_FILE, last_outcome
 
 
 class CurrentModelWatcher:
@@ -49,3 +52,30 @@ class CurrentModelWatcher:
         saved = registry.load(self.data_dir, current, self.kind)
         self.on_new(saved)
         self.version = current
+
+
+class RetrainOutcomeReader:
+    """Shows the last retraining outcome (written by whichever process retrained) in this
+    process's metrics; reads the small state file only when it changed."""
+
+    def __init__(self, data_dir: str | Path, metrics: Metrics, kind: str = "intent") -> None:
+        self.data_dir = data_dir
+        self.metrics = metrics
+        self.kind = kind
+        self._seen: float | None = None
+
+    def refresh(self) -> None:
+        path = registry.kind_dir(self.data_dir, self.kind) / STATE_FILE
+        try:
+            changed = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if changed == self._seen:
+            return
+        outcome = last_outcome(self.data_dir, self.kind)
+        self._seen = changed
+        if outcome is None:
+            return
+        self.metrics.retrain_last.clear()
+        self.metrics.retrain_last.labels(outcome["outcome"], outcome.get("version") or "").set(1)
+        self.metrics.retrain_last_time.set(datetime.fromisoformat(outcome["at"]).timestamp())

@@ -28,7 +28,7 @@ from tailorbot.models.intent.base import IntentModel
 from tailorbot.services.decisions.conversation import ConversationRules
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
-from tailorbot.services.decisions.model_swap import CurrentModelWatcher
+from tailorbot.services.decisions.model_swap import CurrentModelWatcher, RetrainOutcomeReader
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.recorder import DecisionRecorder
@@ -103,7 +103,10 @@ class DecisionService:
         watcher = CurrentModelWatcher(
             settings.data_dir, models.versions.get("intent"), self._swap_intent_model
         )
-        self._model_watch = PeriodicRefresh([watcher.refresh], settings.model_poll_s)
+        retrain = RetrainOutcomeReader(settings.data_dir, self.metrics)
+        self._model_watch = PeriodicRefresh(
+            [watcher.refresh, retrain.refresh], settings.model_poll_s
+        )
 
     def _refresh_articles(self) -> None:
         self.models.recommenders.refresh()
