@@ -55,8 +55,11 @@ def test_bad_values_name_the_field(overrides: dict, field: str) -> None:
 
 def test_to_env_rebuilds_the_same_settings(tmp_path: Path, monkeypatch) -> None:
     settings = Settings.load(
-        data_dir=tmp_path, api_key="k", context_attributes=("new_account", "segment=business"),
-        experiment_holdout=0.25, redact=False,
+        data_dir=tmp_path,
+        api_key="k",
+        context_attributes=("new_account", "segment=business"),
+        experiment_holdout=0.25,
+        redact=False,
     )
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)

@@ -111,5 +111,3 @@ def test_imports_are_found_inside_functions_too(tmp_path: Path) -> None:
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from tailorbot.runtime import Runtime\n")
     assert imported_top_levels(module) == {("runtime", 2)}
-
-

@@ -14,7 +14,8 @@ def test_profiles_are_replaced_whole(profile_store: ProfileStore) -> None:
     profile_store.put("u2", {"language": "de"})
     assert profile_store.get("u1") == {"tier": "standard"}
     assert profile_store.get_many(["u1", "u2", "nobody", "u1"]) == {
-        "u1": {"tier": "standard"}, "u2": {"language": "de"},
+        "u1": {"tier": "standard"},
+        "u2": {"language": "de"},
     }
     assert profile_store.get_many([]) == {}
 

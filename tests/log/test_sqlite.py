@@ -166,7 +166,9 @@ def test_a_member_in_another_process_takes_a_share_and_gives_it_back(tmp_path: P
     assert local.assignment() == {0, 1, 2, 3}
     remote = subprocess.Popen(
         [sys.executable, "-c", MEMBER, str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         # Sorted ids: "member-local" < "member-remote", so the remote member gets 1 and 3.

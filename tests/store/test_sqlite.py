@@ -138,9 +138,7 @@ def test_data_written_by_the_old_single_store_still_reads(tmp_path: Path) -> Non
     path = tmp_path / "store.db"
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA)
-    conn.execute(
-        "INSERT INTO feature_records VALUES ('u1', '{\"n\":1}', 0, 3, 1.0, 2.0, 1)"
-    )
+    conn.execute("INSERT INTO feature_records VALUES ('u1', '{\"n\":1}', 0, 3, 1.0, 2.0, 1)")
     conn.execute("INSERT INTO counters VALUES ('bandit', 'a', 2.5)")
     conn.commit()
     conn.close()

@@ -53,13 +53,18 @@ def text_for(rng: np.random.Generator, language: str, intent: str) -> str:
     )
 
 
+AMBIGUOUS = {"en": "hi, it is about the same thing again", "de": "hallo, es geht wieder darum"}
+
+
 def support_log(
     users: int = 40, contacts: int = 6, label_share: float = 1.0, seed: int = 0,
-    languages: tuple[str, ...] = ("en", "de"),
+    languages: tuple[str, ...] = ("en", "de"), ambiguous_share: float = 0.0,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:  # fmt: skip
     """Events (time-ordered) and profiles: each contact is a session with one customer
     message (a decision id in its metadata), a rating and, for ``label_share`` of them, an
-    agent's intent_label an hour later."""
+    agent's intent_label an hour later. With ``ambiguous_share``, each customer has one
+    recurring intent and that share of their follow-up messages says only "it is about the
+    same thing again": ambiguous alone, clear with the customer's history."""
     rng = np.random.default_rng(seed)
     events: list[dict[str, Any]] = []
     profiles = {}
@@ -67,16 +72,24 @@ def support_log(
         user = f"u{u}"
         language = languages[u % len(languages)]
         profiles[user] = {"tier": "gold" if u % 3 == 0 else "standard", "language": language}
+        recurring = INTENTS[int(rng.integers(len(INTENTS)))]
+        days = sorted(int(d) for d in rng.integers(20, size=contacts))
         for c in range(contacts):
-            at = START + timedelta(days=int(rng.integers(20)), minutes=int(rng.integers(1440)))
+            at = START + timedelta(days=days[c], minutes=int(rng.integers(1440)))
             session, decision = f"{user}-s{c}", f"d-{user}-{c}"
             intent = INTENTS[int(rng.integers(len(INTENTS)))]
+            text = text_for(rng, language, intent)
+            if ambiguous_share > 0:
+                intent = recurring
+                text = text_for(rng, language, intent)
+                if c > 0 and rng.random() < ambiguous_share:
+                    text = AMBIGUOUS[language]
             base = {"user_id": user, "session_id": session}
             events.append({**base, "type": "session_started", "event_id": f"{session}-start",
                            "timestamp": at.isoformat()})  # fmt: skip
             events.append({**base, "type": "message", "event_id": f"{decision}-message",
                            "timestamp": (at + timedelta(seconds=5)).isoformat(),
-                           "role": "customer", "text": text_for(rng, language, intent),
+                           "role": "customer", "text": text,
                            "intent": intent, "confidence": float(rng.uniform(0.2, 1.0)),
                            "metadata": {"decision_id": decision}})  # fmt: skip
             events.append({**base, "type": "rating", "event_id": f"{decision}-rating",

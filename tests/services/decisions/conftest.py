@@ -146,7 +146,6 @@ def make_service(data_dir: Path) -> Iterator[Any]:
         runtime.stop()
 
 
-
 @pytest.fixture
 def service(make_service: Any) -> DecisionService:
     """A decision service without a stream worker (feature records stay empty)."""
