@@ -88,7 +88,7 @@ def retrain_once(
     from tailorbot.models.pipeline.dataset import build_dataset
     from tailorbot.models.pipeline.trainer import train_intent
 
-    labels_total = sum(1 for e in events if e.get("type") == "intent_label")
+    labels_total = len({e["event_id"] for e in events if e.get("type") == "intent_label"})
     last = last_outcome(data_dir, kind)
     since_last = None
     if last is not None:
