@@ -165,7 +165,7 @@ def _intent_fn(data_dir: Path) -> Any:
     from tailorbot.models import registry
 
     try:
-        model = registry.latest(data_dir, kind="intent").model
+        model = registry.load_current(data_dir, kind="intent").model
     except (registry.ModelNotFoundError, registry.ModelLoadError):
         return None
 

@@ -55,7 +55,7 @@ def demo_settings(base: Settings, holdout: float, seed: int) -> Settings:
 def ensure_model(settings: Settings, say: Callable[[str], None]) -> dict[str, Any]:
     """Train on the bundled data unless the data directory already has a model."""
     try:
-        saved = registry.latest(settings.data_dir, kind="intent")
+        saved = registry.load_current(settings.data_dir, kind="intent")
         say(f"using intent model {saved.version} from {settings.data_dir}")
         return dict(saved.metadata)
     except registry.ModelNotFoundError:
