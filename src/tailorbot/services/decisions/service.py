@@ -9,6 +9,7 @@ and article clicks into one reward for the bandit (once per decision) and logs t
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -103,6 +104,9 @@ class DecisionService:
         watcher = CurrentModelWatcher(
             settings.data_dir, models.versions.get("intent"), self._swap_intent_model
         )
+        # The KB and the intent model are swapped by two background threads; the lock keeps
+        # one swap from overwriting the other's (requests never take it).
+        self._swap_lock = threading.Lock()
         retrain = RetrainOutcomeReader(settings.data_dir, self.metrics)
         self._model_watch = PeriodicRefresh(
             [watcher.refresh, retrain.refresh], settings.model_poll_s
@@ -115,12 +119,13 @@ class DecisionService:
         """Serve from ``kb`` from now on (a new live-KB version): one atomic swap."""
         recommenders = SharedRecommenders(kb, self.stores.counters)
         recommenders.refresh()
-        self.models = replace(
-            self.models,
-            recommenders=recommenders,
-            composer=ResponseComposer(kb),
-            versions={**self.models.versions, "kb": version},
-        )
+        with self._swap_lock:
+            self.models = replace(
+                self.models,
+                recommenders=recommenders,
+                composer=ResponseComposer(kb),
+                versions={**self.models.versions, "kb": version},
+            )
 
     def start(self) -> None:
         """Load the shared article statistics and keep them fresh in the background."""
@@ -135,10 +140,11 @@ class DecisionService:
 
     def _swap_intent_model(self, saved: Any) -> None:
         """A new current version: one assignment, so a request sees the old set or the new."""
-        old = self.models
-        self.models = replace(
-            old, intent=saved.model, versions={**old.versions, "intent": saved.version}
-        )
+        with self._swap_lock:
+            old = self.models
+            self.models = replace(
+                old, intent=saved.model, versions={**old.versions, "intent": saved.version}
+            )
         self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
         self.metrics.model_version.labels("intent", saved.version).set(1)
         self.metrics.model_swaps.inc()
