@@ -94,14 +94,14 @@ def test_bad_inputs_are_one_line_errors(data_dir: Path, tmp_path: Path) -> None:
 def test_train_promote_list_rollback_and_audit(data_dir: Path, tmp_path: Path) -> None:
     built = tmp_path / "rows.jsonl"
     assert _run("dataset", "build", "--data-dir", data_dir, "--out", built).exit_code == 0
-    first = _run("train", "--data", built, "--data-dir", data_dir, "--no-search", "--folds", "3")
+    first = _run("learn", "--data", built, "--data-dir", data_dir, "--no-search", "--folds", "3")
     assert first.exit_code == 0, first.output
     assert "3-fold CV" in first.output and "by time" in first.output
     assert "is now current" in first.output
     current = registry.current_version(data_dir)
     again = _run("models", "promote", current, "--data-dir", data_dir)
     assert again.exit_code == 1 and "current version already" in again.stderr
-    second = _run("train", "--data", built, "--data-dir", data_dir, "--no-search", "--folds",
+    second = _run("learn", "--data", built, "--data-dir", data_dir, "--no-search", "--folds",
                   "3", "--no-promote")  # fmt: skip
     assert second.exit_code == 0 and "promotion" not in second.output
     listed = json.loads(_run("models", "list", "--data-dir", data_dir, "--json").stdout)

@@ -18,8 +18,7 @@ runner = CliRunner()
 def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-train")
     data = write_csv(root / "train.csv", small_dataset(), label_column="category")
-    args = ["train", "--data", str(data), "--data-dir", str(root / "dd"), "--no-search"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, ["train", "--data", str(data), "--data-dir", str(root / "dd")])
     assert result.exit_code == 0, result.output
     assert "trained intent model" in result.output
     assert "saved to" in result.output

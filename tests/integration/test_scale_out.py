@@ -155,10 +155,7 @@ def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: P
         # A small intent model (seconds to train), so that /v1/personalize serves.
         data = write_csv(tmp_path / "intents.csv", small_dataset())
         trained = subprocess.run(
-            [TAILORBOT, "train", "--data", data, "--no-search"],
-            env=env,
-            capture_output=True,
-            text=True,
+            [TAILORBOT, "train", "--data", data], env=env, capture_output=True, text=True
         )
         assert trained.returncode == 0, trained.stdout + trained.stderr
         server = Process(
