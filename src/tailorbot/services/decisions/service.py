@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tailorbot.config import Settings
-from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem, backend_errors
+from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
@@ -28,7 +28,7 @@ from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import IntentModel
 from tailorbot.services.decisions.conversation import ConversationRules
 from tailorbot.services.decisions.experiment import Experiment
-from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
+from tailorbot.services.decisions.feedback_handler import FeedbackHandler
 from tailorbot.services.decisions.model_swap import CurrentModelWatcher, RetrainOutcomeReader
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
@@ -95,6 +95,10 @@ class DecisionService:
         self.archive = archive
         self.reward = reward or FeedbackReward()
         self.conversation = ConversationRules()
+        self._feedback = FeedbackHandler(
+            lambda: self.models, events, recorder, stores, settings, experiment,
+            self.metrics, archive, self.reward,
+        )  # fmt: skip
         sync_s = settings.bandit_sync_s
         policy = models.policy
         # Through self.models: use_kb swaps the recommenders while the refresher runs.
@@ -389,104 +393,8 @@ class DecisionService:
 
     # --- feedback ---------------------------------------------------------------------
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
-        decisions = self.stores.decisions
-        decision = self._written_decision(request.decision_id)
-        if decision is None:
-            raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
-        not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
-        if decision.get("feedback") is not None:
-            return not_applied
-        self._check_articles(request)
-        signals = request.signals()
-        helpful = helpful_signal(request, decision.get("articles", []))
-        reward = self.reward.reward(
-            rating=request.rating, resolved=request.resolved, helpful=helpful
-        )
-        # Events first: their ids derive from the decision, so a retry after a refused append
-        # (429/503) re-sends the same events, which the stream processor counts once.
-        events = feedback_events(request, decision)
-        if events:
-            self.events.ingest(events)
-        increments, learned = self._learning(decision, request, reward)
-        with backend_errors():
-            # The mark and what is learned from it in one atomic write: exactly once.
-            feedback = {**signals, "reward": reward}
-            if not decisions.record_feedback(request.decision_id, feedback, increments):
-                return not_applied
-            if learned is not None:
-                policy, context, variant, learned_reward = learned
-                policy.learn_locally(context, variant, learned_reward)
-            self.metrics.observe_feedback(
-                decision.get("arm", "personalized"), request.rating, request.resolved
-            )
-            if self.archive is not None:
-                self.archive.put(
-                    "feedback",
-                    {
-                        "decision_id": request.decision_id,
-                        "user_id": decision["user_id"],
-                        **signals,
-                        "reward": reward,
-                        "created_at": now_iso(),
-                    },
-                )
-        return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
-
-    def _check_articles(self, request: FeedbackRequest) -> None:
-        """422 for an article id the knowledge base does not have (it would become a key of
-        the shared counters)."""
-        kb = self.models.composer.kb
-        problems = [
-            Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
-            for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
-            if (value := getattr(request, name)) is not None and kb.article(value) is None
-        ]
-        if problems:
-            raise InvalidInput("unknown article in the feedback", problems=problems)
-
-    def _written_decision(self, decision_id: str) -> dict[str, Any] | None:
-        """The stored decision; one queued here is written first, and one another process
-        made may still be on its way (``decision_wait_s``)."""
-        wait_s = self.settings.decision_wait_s
-        self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0))
-        deadline = time.monotonic() + wait_s
-        while True:
-            with backend_errors():
-                decision = self.stores.decisions.get(decision_id)
-            if decision is not None or time.monotonic() >= deadline:
-                return decision
-            time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
-
-    def _learning(
-        self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any
-    ) -> tuple[
-        dict[str, dict[str, float]],
-        tuple[VariantPolicy, Mapping[str, float], str, float] | None,
-    ]:
-        """The counter increments of this feedback (experiment outcomes; the statistics of
-        the bandit of its arm) and what that bandit then learns locally."""
-        arm = decision.get("arm", "personalized")
-        experiment = self.experiment
-        increments = {
-            experiment.namespace: experiment.outcome_deltas(
-                arm,
-                decision["user_id"],
-                rating=request.rating,
-                resolved=request.resolved,
-                reward=reward,
-            )
-        }
-        if reward is None:
-            return increments, None
-        if arm == "personalized":
-            policy, context = self.models.policy, decision.get("context", {})
-        elif self.models.control is not None:  # the control learns from its own users only
-            policy, context = self.models.control, {}
-        else:
-            return increments, None
-        variant = decision["variant"]
-        increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
-        return increments, (policy, context, variant, reward)
+        """Apply feedback to its decision, once (see :mod:`.feedback_handler`)."""
+        return self._feedback.apply(request)
 
 
 def _ms_since(start: float) -> float:

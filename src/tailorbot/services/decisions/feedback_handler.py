@@ -1,0 +1,156 @@
+"""Feedback: the reward of a decision, its events, and what the bandits and the experiment
+learn from it, exactly once.
+
+The decision's feedback mark and the counters it adds (experiment outcomes, the statistics of
+the bandit of its arm) are one atomic write, so a retry or a concurrent duplicate changes
+nothing; the feedback events go to the log first, with ids derived from the decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tailorbot.config import Settings
+from tailorbot.errors import InvalidInput, NotFound, Problem, backend_errors
+from tailorbot.events.codec import now_iso
+from tailorbot.metrics import Metrics
+from tailorbot.models.bandit import FeedbackReward
+from tailorbot.services.decisions.experiment import Experiment
+from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
+from tailorbot.services.decisions.policy import VariantPolicy
+from tailorbot.services.decisions.recorder import DecisionRecorder
+from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
+from tailorbot.services.ports import EventSink, RecordArchive
+from tailorbot.store.base import Stores
+
+if TYPE_CHECKING:
+    from tailorbot.services.decisions.service import DecisionModels
+
+
+class FeedbackHandler:
+    """``models`` returns the decision service's current models (they are swapped live)."""
+
+    def __init__(
+        self,
+        models: Callable[[], DecisionModels],
+        events: EventSink,
+        recorder: DecisionRecorder,
+        stores: Stores,
+        settings: Settings,
+        experiment: Experiment,
+        metrics: Metrics,
+        archive: RecordArchive | None,
+        reward: FeedbackReward,
+    ) -> None:
+        self.models = models
+        self.events = events
+        self.recorder = recorder
+        self.stores = stores
+        self.settings = settings
+        self.experiment = experiment
+        self.metrics = metrics
+        self.archive = archive
+        self.reward = reward
+
+    def apply(self, request: FeedbackRequest) -> FeedbackResponse:
+        decisions = self.stores.decisions
+        decision = self._written_decision(request.decision_id)
+        if decision is None:
+            raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
+        not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
+        if decision.get("feedback") is not None:
+            return not_applied
+        self._check_articles(request)
+        signals = request.signals()
+        helpful = helpful_signal(request, decision.get("articles", []))
+        reward = self.reward.reward(
+            rating=request.rating, resolved=request.resolved, helpful=helpful
+        )
+        # Events first: their ids derive from the decision, so a retry after a refused append
+        # (429/503) re-sends the same events, which the stream processor counts once.
+        events = feedback_events(request, decision)
+        if events:
+            self.events.ingest(events)
+        increments, learned = self._learning(decision, request, reward)
+        with backend_errors():
+            # The mark and what is learned from it in one atomic write: exactly once.
+            feedback = {**signals, "reward": reward}
+            if not decisions.record_feedback(request.decision_id, feedback, increments):
+                return not_applied
+            if learned is not None:
+                policy, context, variant, learned_reward = learned
+                policy.learn_locally(context, variant, learned_reward)
+            self.metrics.observe_feedback(
+                decision.get("arm", "personalized"), request.rating, request.resolved
+            )
+            if self.archive is not None:
+                self.archive.put(
+                    "feedback",
+                    {
+                        "decision_id": request.decision_id,
+                        "user_id": decision["user_id"],
+                        **signals,
+                        "reward": reward,
+                        "created_at": now_iso(),
+                    },
+                )
+        return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _check_articles(self, request: FeedbackRequest) -> None:
+        """422 for an article id the knowledge base does not have (it would become a key of
+        the shared counters)."""
+        kb = self.models().composer.kb
+        problems = [
+            Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
+            for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
+            if (value := getattr(request, name)) is not None and kb.article(value) is None
+        ]
+        if problems:
+            raise InvalidInput("unknown article in the feedback", problems=problems)
+
+    def _written_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The stored decision; one queued here is written first, and one another process
+        made may still be on its way (``decision_wait_s``)."""
+        wait_s = self.settings.decision_wait_s
+        self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0))
+        deadline = time.monotonic() + wait_s
+        while True:
+            with backend_errors():
+                decision = self.stores.decisions.get(decision_id)
+            if decision is not None or time.monotonic() >= deadline:
+                return decision
+            time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
+
+    def _learning(
+        self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any
+    ) -> tuple[
+        dict[str, dict[str, float]],
+        tuple[VariantPolicy, Mapping[str, float], str, float] | None,
+    ]:
+        """The counter increments of this feedback (experiment outcomes; the statistics of
+        the bandit of its arm) and what that bandit then learns locally."""
+        arm = decision.get("arm", "personalized")
+        experiment = self.experiment
+        increments = {
+            experiment.namespace: experiment.outcome_deltas(
+                arm,
+                decision["user_id"],
+                rating=request.rating,
+                resolved=request.resolved,
+                reward=reward,
+            )
+        }
+        if reward is None:
+            return increments, None
+        models = self.models()
+        policy: VariantPolicy | None = models.policy
+        context: Mapping[str, float] = decision.get("context", {})
+        if arm != "personalized":  # the control learns from its own users only
+            policy, context = models.control, {}
+        if policy is None:  # a fixed control variant learns nothing
+            return increments, None
+        variant = decision["variant"]
+        increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
+        return increments, (policy, context, variant, reward)
