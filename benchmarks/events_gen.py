@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import UTC, datetime
 
 import orjson
 
+from tailorbot.kb.loader import default_kb_dir, load_kb
+
 INTENTS = ["card_arrival", "lost_or_stolen_card", "top_up_failed", "exchange_rate", "pin_blocked"]
+
+
+@functools.cache
+def kb_articles() -> list[str]:
+    """Articles of the bundled KB (the door refuses article ids the knowledge base lacks)."""
+    return [article.id for article in load_kb(default_kb_dir()).articles][:40]
 TEXTS = [
     "I am still waiting on my card, it has been a week",
     "my top up did not go through, what happened?",
@@ -41,7 +50,7 @@ def make_events(n: int, users: int, seed: int = 7, prefix: str = "bench") -> lis
                 "intent": INTENTS[j],
             }
         elif kind < 0.65:
-            base |= {"type": "article_viewed", "article_id": f"kb-{rng.randrange(40)}"}
+            base |= {"type": "article_viewed", "article_id": rng.choice(kb_articles())}
         elif kind < 0.75:
             base |= {"type": "rating", "score": rng.randint(1, 5)}
         elif kind < 0.85:

@@ -90,6 +90,18 @@ class Runtime:
         except BaseException:
             self._close_backends()
             raise
+        self.kb_reloaders: list[KBReloader] = []
+        self._services: list[DecisionService] = []  # closed by stop()
+        self._lifecycle = threading.Lock()
+        self._stopping = False
+        self._build_services(settings)
+        self.chatwoot = _chatwoot_client(settings)
+        self._closed = False
+        if tracing is not None:
+            self._trace_backends(tracing)
+
+    def _build_services(self, settings: Settings) -> None:
+        """The services over the opened backends (the decision service comes later)."""
         self.drift: DriftMonitor | None = None  # once the decision service is loaded
         self.threads: dict[str, WorkerThread] = {}  # "worker", "archiver" when running here
         self.ingestion = IngestionService(
@@ -127,23 +139,6 @@ class Runtime:
         self.kb = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
         # the door refuses article ids the live KB does not have (shared-counter keys)
         self.ingestion.article_ids = KnowledgeArticles(self.kb, max(settings.kb_poll_s, 1.0))
-        self.kb_reloaders: list[KBReloader] = []
-        self._services: list[DecisionService] = []  # closed by stop()
-        self._lifecycle = threading.Lock()
-        self._stopping = False
-        self.chatwoot: ChatwootClient | None = None
-        if settings.chatwoot_url is not None and settings.chatwoot_token is not None:
-            self.chatwoot = ChatwootClient(
-                settings.chatwoot_url, settings.chatwoot_token.get_secret_value()
-            )
-            if settings.chatwoot_secret is None:
-                logger.warning(
-                    "the Chatwoot webhook has no secret (TAILORBOT_CHATWOOT_SECRET): it is not "
-                    "behind the API key, so anyone who can reach it can post to it"
-                )
-        self._closed = False
-        if tracing is not None:
-            self._trace_backends(tracing)
 
     def _trace_backends(self, tracing: Tracing) -> None:
         """Spans around the log append and the feature write; events carry the trace."""
@@ -306,3 +301,15 @@ class Runtime:
                 close()
             except Exception:  # noqa: BLE001 - close the rest; the first error is logged
                 logger.exception("closing a backend failed")
+
+
+def _chatwoot_client(settings: Settings) -> ChatwootClient | None:
+    """The outbound Chatwoot client when its URL and token are set."""
+    if settings.chatwoot_url is None or settings.chatwoot_token is None:
+        return None
+    if settings.chatwoot_secret is None:
+        logger.warning(
+            "the Chatwoot webhook has no secret (TAILORBOT_CHATWOOT_SECRET): it is not "
+            "behind the API key, so anyone who can reach it can post to it"
+        )
+    return ChatwootClient(settings.chatwoot_url, settings.chatwoot_token.get_secret_value())

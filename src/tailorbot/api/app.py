@@ -162,6 +162,14 @@ def create_app(
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     app.include_router(docs.router, dependencies=[] if settings.public_docs else [ApiKey])
     install_error_handlers(app)
+    _add_middleware(app, settings, metrics, tracing)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _add_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, tracing: Tracing | None
+) -> None:
     if settings.fast_routes:
         app.add_middleware(FastPersonalize)  # innermost: admission, body limit, metrics apply
     # Starlette runs the last added outermost: metrics, then the body limit (a body over
@@ -178,8 +186,6 @@ def create_app(
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     if tracing is not None:  # outermost: the span covers the whole request
         app.add_middleware(TracingMiddleware, tracing=tracing)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
 
 
 async def _load_quietly(app: FastAPI) -> None:
