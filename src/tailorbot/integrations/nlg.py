@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
-from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -81,7 +81,7 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         raise InvalidInput("the NLG request is not one Rasa sends", problems=problems)
     latest: dict[str, Any] = _object(tracker.get("latest_message"))
     text = latest.get("text") if isinstance(latest.get("text"), str) else None
-    intent, confidence = _intent(latest.get("intent"))
+    intent, confidence = rasa_intent(latest.get("intent"))
     channel_body = body.get("channel")
     channel_name = channel_body.get("name") if isinstance(channel_body, dict) else None
     channel = _CHANNEL.sub("-", str(channel_name or "").lower()).strip("-")[:32] or "rasa"
@@ -122,18 +122,6 @@ def nlg_response(text: str, custom: dict[str, Any] | None = None) -> dict[str, A
         "attachments": [],
         "custom": custom or {},
     }
-
-
-def _intent(intent: Any) -> tuple[str | None, float | None]:
-    if not isinstance(intent, dict):
-        return None, None
-    name = intent.get("name")
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        return None, None
-    confidence = intent.get("confidence")
-    if isinstance(confidence, int | float) and 0.0 <= confidence <= 1.0:
-        return name, float(confidence)
-    return name, None
 
 
 @dataclass(frozen=True)

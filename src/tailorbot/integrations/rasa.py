@@ -241,6 +241,15 @@ def _intent(body: Mapping[str, Any]) -> tuple[str | None, float | None]:
     if not isinstance(intent, dict):
         parse_data = body.get("parse_data")
         intent = parse_data.get("intent") if isinstance(parse_data, dict) else None
+    return rasa_intent(intent)
+
+
+def rasa_intent(intent: Any) -> tuple[str | None, float | None]:
+    """``(name, confidence)`` of a Rasa ``intent`` object; None for what is missing or invalid.
+
+    >>> rasa_intent({"name": "card_arrival", "confidence": 0.93})
+    ('card_arrival', 0.93)
+    """
     if not isinstance(intent, dict):
         return None, None
     name = intent.get("name")
