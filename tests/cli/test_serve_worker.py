@@ -79,3 +79,27 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         code, output = _stop(process)
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def test_a_server_killed_outright_takes_its_worker_down(tmp_path: Path) -> None:
+    """SIGKILL leaves no time to stop the worker: the kernel signals it (PR_SET_PDEATHSIG)."""
+    port = free_port()
+    process = _start(["serve", "--port", str(port)], tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        (worker,) = wait_until(lambda: _children(process.pid), "the worker process")
+        process.kill()
+        process.wait(timeout=30)
+        wait_until(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker),
+                   "the orphaned worker to stop")  # fmt: skip
+    finally:
+        _stop(process)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"

@@ -9,8 +9,10 @@ metrics port on 127.0.0.1 that the API's ``/metrics`` includes.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from tailorbot.config import Settings
 
 logger = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 MAX_RESTART_PAUSE_S = 30.0  # the longest pause before restarting a worker that keeps dying
 
 
@@ -48,6 +51,7 @@ class WorkerProcess:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tailorbot", "worker", "--metrics-port", str(self.metrics_port)],
             env=env,
+            preexec_fn=_end_with_parent,  # noqa: PLW1509 - only an async-signal-safe prctl
         )
 
     def _watch(self) -> None:
@@ -80,3 +84,10 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM it when ``serve`` dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so a killed server leaves no orphaned worker behind."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
