@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,14 +24,20 @@ runner = CliRunner()
 
 
 def _start(args: list[str], data_dir: Path) -> subprocess.Popen[str]:
+    """Run ``tailorbot ARGS --data-dir DATA_DIR`` with its output in a file: a pipe nobody
+    reads while the test runs would fill with log lines and stall the server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAILORBOT_")}
-    return subprocess.Popen(
-        [TAILORBOT, *args, "--data-dir", str(data_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    path = Path(tempfile.mkdtemp(prefix="tailorbot-cli-")) / "output.log"
+    with path.open("w") as output:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [TAILORBOT, *args, "--data-dir", str(data_dir)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    _OUTPUTS[process.pid] = path
+    return process
 
 
 def _stop(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, str]:
@@ -39,11 +46,15 @@ def _stop(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[
     if process.poll() is None:
         process.send_signal(signum)
     try:
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
-    return process.returncode, output
+        process.wait()
+    path = _OUTPUTS.pop(process.pid, None)
+    return process.returncode, path.read_text() if path is not None else ""
+
+
+_OUTPUTS: dict[int, Path] = {}  # pid -> the file its output goes to
 
 
 def _healthy(url: str) -> bool:
