@@ -59,9 +59,8 @@ OUT_OF_SCOPE_MESSAGES = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def small_intent_model() -> TrainedIntentModel:
-    """Trained once per test session (the cache), shared read-only by every test."""
+def banking_slice() -> IntentDataset:
+    """The first ``ROWS_PER_INTENT`` Banking77 training rows of each of ``INTENTS``."""
     banking = bundled_dataset("banking77", "train")
     taken: dict[str, int] = {}
     rows = []
@@ -69,7 +68,13 @@ def small_intent_model() -> TrainedIntentModel:
         if label in INTENTS and taken.get(label, 0) < ROWS_PER_INTENT:
             rows.append(i)
             taken[label] = taken.get(label, 0) + 1
-    data: IntentDataset = banking.subset(rows) + bundled_dataset("out_of_scope", "train")
+    return banking.subset(rows)
+
+
+@functools.lru_cache(maxsize=1)
+def small_intent_model() -> TrainedIntentModel:
+    """Trained once per test session (the cache), shared read-only by every test."""
+    data = banking_slice() + bundled_dataset("out_of_scope", "train")
     return train_intent_model(data, seed=SEED)
 
 

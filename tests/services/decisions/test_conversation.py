@@ -18,21 +18,14 @@ from tailorbot.models.intent import (
 from tailorbot.models.intent.training import TrainedIntentModel
 from tailorbot.services.decisions import DecisionService
 from tests.helpers import wait_until
-from tests.services.decisions.conftest import INTENTS, ROWS_PER_INTENT, SEED, ask, runtime_of
+from tests.services.decisions.conftest import SEED, ask, banking_slice, runtime_of
 
 
 @functools.lru_cache(maxsize=1)
 def conversational_model() -> TrainedIntentModel:
     """The conftest's 15-intent slice plus the built-in intents, routed by language."""
-    banking = bundled_dataset("banking77", "train")
-    taken: dict[str, int] = {}
-    rows = []
-    for i, label in enumerate(banking.labels):
-        if label in INTENTS and taken.get(label, 0) < ROWS_PER_INTENT:
-            rows.append(i)
-            taken[label] = taken.get(label, 0) + 1
     data = (
-        banking.subset(rows)
+        banking_slice()
         + bundled_dataset("builtin_intents", "train")
         + bundled_dataset("out_of_scope", "train")
     )
