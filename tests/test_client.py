@@ -79,6 +79,9 @@ def test_every_call_returns_a_typed_result(server: str) -> None:
         assert isinstance(decision, PersonalizeResponse)
         assert decision.intent.name == "card_arrival" and decision.articles
         assert "Ada" in decision.response.text
+        asked = "Has your new card arrived yet?"
+        reply = tb.personalize("ada", "s1", "it still hasn't", last_bot_message=asked)
+        assert (reply.intent.name, reply.intent.follow_up) == ("card_arrival", "continuation")
 
         result = tb.feedback(decision.decision_id, rating=5, resolved=True, clicked_article_id=None)
         assert isinstance(result, FeedbackResponse) and result.applied and result.reward == 1.0
@@ -173,7 +176,7 @@ def test_the_async_client_makes_the_same_calls(server: str, guarded: str) -> Non
             assert (await tb.ready()).ready
             await tb.put_user("bo", {"name": "Bo"})
             assert (await tb.send_events([message("bo", "hi")])).accepted == 1
-            decision = await tb.personalize("bo", "s2", "my top up failed")
+            decision = await tb.personalize("bo", "s2", "my top up failed", last_bot_message="")
             assert isinstance(decision, PersonalizeResponse)
             assert decision.intent.name == "top_up_failed"
             first = await tb.feedback(decision.decision_id, rating=4)

@@ -115,10 +115,16 @@ def _events_body(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _personalize_body(
-    user_id: str, session_id: str, message: str, context: Mapping[str, Any] | None
+    user_id: str,
+    session_id: str,
+    message: str,
+    context: Mapping[str, Any] | None,
+    last_bot_message: str | None,
 ) -> dict[str, Any]:
     # Validation is the server's: a bad value comes back as InvalidRequest naming the field.
-    body = {"user_id": user_id, "session_id": session_id, "message": message}
+    body: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "message": message}
+    if last_bot_message is not None:
+        body["last_bot_message"] = last_bot_message
     return body if context is None else {**body, "context": dict(context)}
 
 
@@ -168,9 +174,15 @@ class Client:
         _raise_for(self._call("DELETE", f"/v1/users/{user_id}"))
 
     def personalize(
-        self, user_id: str, session_id: str, message: str, context: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        last_bot_message: str | None = None,
     ) -> PersonalizeResponse:
-        body = _personalize_body(user_id, session_id, message, context)
+        """``last_bot_message``: the bot's message the customer replies to (see the API)."""
+        body = _personalize_body(user_id, session_id, message, context, last_bot_message)
         return _parse(PersonalizeResponse, self._call("POST", "/v1/personalize", json=body))
 
     def feedback(self, decision_id: str, **signals: Any) -> FeedbackResponse:
@@ -239,9 +251,15 @@ class AsyncClient:
         _raise_for(await self._call("DELETE", f"/v1/users/{user_id}"))
 
     async def personalize(
-        self, user_id: str, session_id: str, message: str, context: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        last_bot_message: str | None = None,
     ) -> PersonalizeResponse:
-        body = _personalize_body(user_id, session_id, message, context)
+        """``last_bot_message``: the bot's message the customer replies to (see the API)."""
+        body = _personalize_body(user_id, session_id, message, context, last_bot_message)
         return _parse(PersonalizeResponse, await self._call("POST", "/v1/personalize", json=body))
 
     async def feedback(self, decision_id: str, **signals: Any) -> FeedbackResponse:

@@ -19,7 +19,13 @@ CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
     ("no key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": ""}),
     ("wrong key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": "bad"}),
     ("too long", {"user_id": "u1", "session_id": "s1", "message": "x" * 5000}, {}),
-]
+    ("bot question", {"user_id": "u2", "session_id": "s1", "message": "it still hasn't",
+                      "last_bot_message": "Has your new card arrived yet?"}, {}),
+    ("bot not a string", {"user_id": "u2", "session_id": "s1", "message": "no",
+                          "last_bot_message": 7}, {}),
+    ("bot too long", {"user_id": "u2", "session_id": "s1", "message": "no",
+                      "last_bot_message": "x" * 5000}, {}),
+]  # fmt: skip
 
 
 def answers(data_dir: Path, fast: bool) -> dict[str, tuple[int, Any]]:
@@ -36,8 +42,9 @@ def answers(data_dir: Path, fast: bool) -> dict[str, tuple[int, Any]]:
             else:
                 response = client.post("/v1/personalize", json=body, headers=sent)
             payload = response.json()
-            if response.status_code == 200:  # compare the shape, not ids and timings
-                payload = sorted(payload)
+            if response.status_code == 200:  # compare the shape and the intent, not ids
+                intent = payload["intent"]
+                payload = (sorted(payload), intent["name"], intent["follow_up"])
             else:  # JSON-mode and Python-mode validation word their reasons apart
                 payload["message"] = payload["message"].split(":")[0]
                 payload["problems"] = sorted(p["field"] for p in payload["problems"])
@@ -57,3 +64,6 @@ def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["not json"][0] == 400 and fast["not an object"][0] == 422
     assert fast["no key"][0] == 401 and fast["wrong key"][0] == 403
     assert fast["too long"][0] == 413
+    assert fast["bot question"] == (200, (fast["ok"][1][0], "card_arrival", "continuation"))
+    assert fast["bot not a string"][0] == 422 and fast["bot too long"][0] == 413
+    assert fast["bot too long"][1]["problems"] == ["last_bot_message"]

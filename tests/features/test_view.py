@@ -84,6 +84,32 @@ def test_recent_intents_keep_the_last_n_by_event_time_whatever_the_arrival() -> 
     assert b.view(reverse=True)["recent_intents"] == ["c", "d", "e"]
 
 
+def test_the_last_bot_message_is_kept_until_the_customer_replies() -> None:
+    b = Builder().add("message", NOW - 90, text="hi", intent="greeting")
+    b.add("message", NOW - 60, role="bot", text="Has your card arrived yet?", session="s2")
+    b.add("message", NOW - 70, role="bot", text="An older question?")
+    b.add("message", NOW - 80, role="agent", text="an agent's words are not the bot's")
+    for reverse in (False, True):
+        assert b.view(reverse=reverse)["last_bot_message"] == {
+            "time": NOW - 60, "session_id": "s2", "text": "Has your card arrived yet?"
+        }  # fmt: skip
+    b.add("message", NOW - 30, text="no")  # the customer answered it
+    assert b.view()["last_bot_message"] is None
+    long = Builder().add("message", NOW - 5, role="bot", text="x" * 900 + " Did it help?")
+    kept = long.view()["last_bot_message"]["text"]
+    assert len(kept) == 500 and kept.endswith("Did it help?")
+
+
+def test_a_state_written_before_bot_messages_were_kept_still_reads_and_applies() -> None:
+    state = new_state()
+    del state["bot"]
+    record = FeatureRecord("u1", state, 0, 0, 0.0, 0.0)
+    assert feature_view(record, None, NOW)["last_bot_message"] is None
+    event = make_event("message", NOW - 5, event_id="b1", role="bot", text="Anything else?")
+    apply_event(state, event, PARAMS)
+    assert feature_view(record, None, NOW)["last_bot_message"]["text"] == "Anything else?"
+
+
 def test_intent_counts_cover_customer_messages_of_the_last_30_days() -> None:
     b = Builder().add("message", NOW - 31 * DAY, intent="old")
     for intent in ("x", "y", "x"):

@@ -110,6 +110,24 @@ def test_nlg_answers_with_a_personalized_variant(api: TestClient) -> None:
     assert broker.json()["event_ids"] == [messages[0]["event_id"]]
 
 
+def test_nlg_reads_a_short_reply_as_the_answer_to_the_bots_question(api: TestClient) -> None:
+    request = rasa_nlg_request(response="utter_anything")
+    reply = "it still hasn't"  # alone: an unsure guess (the small model has no deny intent)
+    request["tracker"]["latest_message"] = {"text": reply}
+    request["tracker"]["events"] += [
+        {"event": "bot", "timestamp": time.time() - 5, "text": "Has your new card arrived yet?"},
+        {"event": "user", "timestamp": time.time(), "text": reply},
+    ]
+    response = api.post("/v1/integrations/rasa/nlg", json=request)
+    assert response.status_code == 200, response.text
+    messages = wait_until(
+        lambda: [e for e in logged_events(api, "user_0") if e["type"] == "message"],
+        "the message event in the log",
+    )
+    decision = api.app.state.runtime.stores.decisions.get(messages[0]["metadata"]["decision_id"])
+    assert (decision["intent"], decision["follow_up"]) == ("card_arrival", "continuation")
+
+
 def test_nlg_uses_the_template_named_like_the_response(api: TestClient) -> None:
     template = {
         "intents": [],

@@ -61,6 +61,28 @@ def test_rasa_2_called_it_template_and_latest_message_may_be_empty() -> None:
     assert request.text is None and request.intent is None and request.channel == "rasa"
 
 
+def with_events(*events: dict) -> dict:
+    body = rasa_nlg_request()
+    body["tracker"]["events"] = [{"event": "session_started", "timestamp": 1.0}, *events]
+    return body
+
+
+def test_the_bots_last_utterance_before_the_customer_message_is_read() -> None:
+    asked = {"event": "bot", "timestamp": 2.0, "text": "Has your card arrived yet?"}
+    older = {"event": "bot", "timestamp": 1.5, "text": "Hello! How can I help?"}
+    user = {"event": "user", "timestamp": 3.0, "text": "no"}
+    after = {"event": "bot", "timestamp": 4.0, "text": "Let me check."}  # after the message
+    assert parse_nlg_request(with_events(older, asked, user, after)).bot_text == asked["text"]
+    # an utterance without text (an image) asked nothing; no bot event: none known
+    image = {"event": "bot", "timestamp": 2.5, "text": None}
+    assert parse_nlg_request(with_events(asked, image, user)).bot_text is None
+    assert parse_nlg_request(with_events(user)).bot_text is None
+    assert parse_nlg_request(rasa_nlg_request()).bot_text is None  # no user event either
+    long = {"event": "bot", "timestamp": 2.0, "text": "x" * 2000 + " Did it arrive?"}
+    assert parse_nlg_request(with_events(long, user)).bot_text.endswith("Did it arrive?")
+    assert len(parse_nlg_request(with_events(long, user)).bot_text) == 500
+
+
 def test_bad_requests_name_the_field() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_nlg_request({"arguments": {}})

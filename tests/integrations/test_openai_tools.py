@@ -31,6 +31,7 @@ def test_every_tool_argument_is_accepted_by_the_api() -> None:
         "user_id": "u1",
         "session_id": "s1",
         "message": "card?",
+        "last_bot_message": "How can I help?",
         "channel": "whatsapp",
         "language": "en",
         "product": "card",
@@ -39,6 +40,7 @@ def test_every_tool_argument_is_accepted_by_the_api() -> None:
     assert path == "/v1/personalize"
     request = PersonalizeRequest.model_validate(body)
     assert request.context.channel == "whatsapp" and request.context.product == "card"
+    assert request.last_bot_message == "How can I help?"
     properties = tool_definitions()[0]["function"]["parameters"]["properties"]
     assert set(properties) == set(personalize)
 

@@ -52,6 +52,7 @@ MAX_ARTICLES = 200  # viewed articles, and articles with feedback
 MAX_CHANNELS = 32  # distinct channels counted
 MAX_RESOLVED_INTENTS = 100  # intents in the folded resolved-articles map
 MAX_RESOLVED_PER_INTENT = 50  # articles per intent there
+BOT_TEXT_CHARS = 500  # of the newest bot message, kept to read a reply in its context
 # Eviction drops to this share of a cap, so that it runs rarely.
 EVICT_TO = 0.9
 # Expired detail is dropped lazily, each time the newest event time advanced this much.
@@ -78,6 +79,7 @@ def new_state() -> State:
         "cm_ts": [],  # sorted customer-message times above the cut
         "cm_intent": [],  # their intents (None when absent), parallel to cm_ts
         "intents": [],  # last N customer intents: sorted [time, intent]
+        "bot": None,  # the newest bot message: [time, session_id, text]
         "ratings": [],  # ratings above the cut, not yet folded: sorted [time, score]
         "ewma": None,  # CSAT EWMA over the folded ratings
         "csat_sum": 0,
@@ -189,6 +191,12 @@ def _on_session_ended(state: State, s: Session, ev: dict[str, Any], ts: float, p
 
 
 def _on_message(state: State, s: Session, ev: dict[str, Any], ts: float, p: FeatureParams) -> None:
+    if ev.get("role") == "bot":
+        # the text's end: where a bot's question usually is; ties by content (any order)
+        newest = [ts, ev["session_id"], ev["text"][-BOT_TEXT_CHARS:]]
+        if state.get("bot") is None or newest > state["bot"]:  # records older than the key
+            state["bot"] = newest
+        return
     if ev.get("role") != "customer":
         return
     state["n_cm"] += 1

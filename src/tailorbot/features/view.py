@@ -91,7 +91,16 @@ def _intent_features(state: dict[str, Any], now: float) -> dict[str, Any]:
         "recent_intents": [intent for _, intent in state["intents"]],
         "intent_counts_30d": ranked,
         "top_intent_30d": next(iter(ranked), None),
+        "last_bot_message": _unanswered_bot_message(state),
     }
+
+
+def _unanswered_bot_message(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest bot message, unless a customer message came after it (it was answered)."""
+    bot = state.get("bot")  # records written before the key existed have none
+    if bot is None or (state["cm_ts"] and state["cm_ts"][-1] > bot[0]):
+        return None
+    return {"time": bot[0], "session_id": bot[1], "text": bot[2]}
 
 
 def _csat_features(state: dict[str, Any]) -> dict[str, Any]:

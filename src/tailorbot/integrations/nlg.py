@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
+from tailorbot.features.state import BOT_TEXT_CHARS
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 
@@ -50,6 +51,7 @@ class NLGRequest:
     slots: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)
     user_event: dict[str, Any] | None = None  # the tracker's last ``user`` event, as Rasa has it
+    bot_text: str | None = None  # the bot's last utterance before that event (what it answers)
 
     @property
     def session_id(self) -> str:
@@ -96,6 +98,7 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         slots=_object(tracker.get("slots")),
         arguments=_object(body.get("arguments")),
         user_event=_last_user_event(tracker.get("events"), str(sender)),
+        bot_text=_bot_text_before_user(tracker.get("events")),
     )
 
 
@@ -105,6 +108,24 @@ def _last_user_event(events: Any, sender: str) -> dict[str, Any] | None:
     for event in reversed(events):
         if isinstance(event, dict) and event.get("event") == "user":
             return {**event, "sender_id": sender}
+    return None
+
+
+def _bot_text_before_user(events: Any) -> str | None:
+    """The text of the last ``bot`` event before the tracker's last ``user`` event (None
+    when the tracker has none: Rasa's events start at the session, so none was said)."""
+    if not isinstance(events, list):
+        return None
+    seen_user = False
+    for event in reversed(events):
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "user":
+            seen_user = True
+        elif seen_user and event.get("event") == "bot":
+            text = event.get("text")  # None for an image or buttons alone: nothing asked
+            # its end, where a question is: the whole could pass the request's length limit
+            return text[-BOT_TEXT_CHARS:] if isinstance(text, str) else None
     return None
 
 
@@ -166,6 +187,7 @@ class NLGResponder:
                 user_id=request.user_id,
                 session_id=request.session_id,
                 message=request.text,
+                last_bot_message=request.bot_text,
                 context=PersonalizeContext(channel=request.channel),
             ),
             template_id=template_id,

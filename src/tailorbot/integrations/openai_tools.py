@@ -43,6 +43,11 @@ PERSONALIZE = {
             "user_id": {**ID, "description": "Stable id of the customer."},
             "session_id": {**ID, "description": "Id of this conversation."},
             "message": {"type": "string", "description": "The customer's message, verbatim."},
+            "last_bot_message": {
+                "type": "string",
+                "description": "Your own last message to the customer, verbatim: a short reply "
+                "such as 'yes' or 'it still hasn't' is read as the answer to it.",
+            },
             "channel": {
                 "type": "string",
                 "pattern": "^[a-z0-9_\\-]{1,32}$",

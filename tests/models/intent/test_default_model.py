@@ -173,3 +173,33 @@ def test_short_replies_follow_the_previous_intent(default_model, text, previous,
     assert (prediction.name, prediction.follow_up) == expected
     if prediction.follow_up is not None:
         assert not prediction.fallback.triggered
+
+
+@pytest.mark.parametrize(
+    ("text", "previous", "bot", "expected"),
+    [
+        # the bot's question names the topic: no previous intent needed
+        ("yes", None, "Has your card arrived yet?", ("card_arrival", "affirm")),
+        ("no", None, "Has your new card arrived yet?", ("card_arrival", "deny")),
+        ("it still hasn't", None, "Has your card arrived yet?", ("card_arrival", "continuation")),
+        ("yes", "greeting", "Is your card lost or stolen?", ("lost_or_stolen_card", "affirm")),
+        # the newest turn wins: the question's topic over the previous intent
+        ("yes", "card_arrival", "Is your card lost or stolen?", ("lost_or_stolen_card", "affirm")),
+        # a question that names no topic: the previous intent's
+        ("yes", "card_arrival", "Is there anything else I can help you with?",
+         ("card_arrival", "affirm")),
+        ("yes", None, "Is there anything else I can help you with?", ("affirm", None)),
+        # after a statement a yes or no answers nothing: classified alone
+        ("yes", "card_arrival", "Your card was posted on Monday.", ("affirm", None)),
+        ("no", "card_arrival", "Your card was posted on Monday.", ("deny", None)),
+        # ... while a reply that means nothing alone still continues the topic
+        ("the same as before", "card_arrival", "Your card was posted on Monday.",
+         ("card_arrival", "continuation")),
+    ],
+)  # fmt: skip
+def test_short_replies_answer_the_bots_last_question(default_model, text, previous, bot, expected):
+    model = default_model.model
+    prediction = FollowUpResolver().resolve(model.predict_one(text), text, previous, bot, model)
+    assert (prediction.name, prediction.follow_up) == expected
+    if prediction.follow_up is not None:
+        assert not prediction.fallback.triggered

@@ -28,6 +28,12 @@ class PersonalizeRequest(BaseModel):
     message: str = Field(
         min_length=1, description="The customer's message (redacted before logging)."
     )
+    last_bot_message: str | None = Field(
+        None,
+        description="The bot's last message before this one, as the customer saw it: a short "
+        "reply (yes, no, it still hasn't) is read as the answer to it. Null: not known (the "
+        "bot's logged messages are used); empty: the bot has said nothing yet. Not logged.",
+    )
     context: PersonalizeContext = Field(default_factory=PersonalizeContext)
 
 
@@ -43,8 +49,9 @@ class IntentOut(BaseModel):
     language: str | None = Field(None, description="Detected language of the message.")
     follow_up: str | None = Field(
         None,
-        description="affirm, deny or continuation when a short reply was read with the "
-        "previous intent (then name is that intent).",
+        description="affirm, deny or continuation when a short reply was read in the "
+        "conversation's context (then name is its topic: the intent the bot's question "
+        "names, else the previous intent).",
     )
 
 

@@ -26,7 +26,7 @@ from tailorbot.kb.model import NO_ARTICLE_INTENTS, KnowledgeBase, ResponseTempla
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import IntentModel
-from tailorbot.services.decisions.conversation import ConversationRules
+from tailorbot.services.decisions.conversation import ConversationRules, Turn
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback_handler import FeedbackHandler
 from tailorbot.services.decisions.model_swap import CurrentModelWatcher, RetrainOutcomeReader
@@ -164,7 +164,7 @@ class DecisionService:
         """``template_id`` (a KB template) overrides the intent's template (Rasa's NLG names
         the response); ``message_event_id`` is the id of the message event it logs (the
         chatbot's own, so the same message arriving as an event too counts once)."""
-        self._check_length(request.message)
+        self._check_length(request)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         models = self.models  # one set for the whole decision, even across a hot swap
@@ -173,7 +173,8 @@ class DecisionService:
 
         mark = time.perf_counter()
         profile, view = self._read_user(request.user_id)
-        prediction = self.conversation.apply(prediction, request.message, view)
+        turn = Turn(request.session_id, request.message, request.last_bot_message)
+        prediction = self.conversation.apply(prediction, turn, view, models.intent)
         timings["features"] = _ms_since(mark)
 
         arm = self.experiment.arm_for(request.user_id)
@@ -372,12 +373,14 @@ class DecisionService:
             explored=decision["explored"],
         )
 
-    def _check_length(self, message: str) -> None:
+    def _check_length(self, request: PersonalizeRequest) -> None:
         """413 before anything is predicted or stored (the message event would be refused)."""
         limit = self.settings.max_text_chars
-        if len(message) > limit:
-            reason = f"message is {len(message)} characters; at most {limit} are accepted"
-            raise PayloadTooLarge(reason, problems=[Problem(None, "message", reason)])
+        for name in ("message", "last_bot_message"):
+            text = getattr(request, name) or ""
+            if len(text) > limit:
+                reason = f"{name} is {len(text)} characters; at most {limit} are accepted"
+                raise PayloadTooLarge(reason, problems=[Problem(None, name, reason)])
 
     def _control_choice(self, variants: list[str]) -> tuple[str, float]:
         control = self.models.control
