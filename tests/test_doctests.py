@@ -15,8 +15,10 @@ INTENT = (
     "base", "dataset", "evaluation", "fallback", "followup", "hybrid", "language", "routed",
     "spelling", "static_embeddings", "tfidf", "training",
 )  # fmt: skip
+PIPELINE = ("audit", "cf", "crossval", "judge", "reward", "routed", "search", "trainer")
 MODULES = (
     *(f"tailorbot.models.intent.{name}" for name in INTENT),
+    *(f"tailorbot.models.pipeline.{name}" for name in PIPELINE),
     "tailorbot.services.decisions.conversation",
     "tailorbot.integrations.rasa",
     "tailorbot.integrations.nlg",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tailorbot.api.server import EmbeddedServer
@@ -71,3 +72,26 @@ def test_simulate_without_a_server_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "cannot reach the tailorbot server" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_demos_first_model_goes_through_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty data dir: the demo trains its model through the pipeline (a slice of the
+    bundled data here, for time) and promotes it through the gate before serving it."""
+    from tailorbot.config import Settings
+    from tailorbot.models import registry
+    from tailorbot.sim import demo as sim_demo
+    from tests.models.intent.support import small_dataset
+
+    monkeypatch.setattr(sim_demo, "default_dataset", lambda *_, **__: small_dataset(per_intent=20))
+    said: list[str] = []
+    card = sim_demo.ensure_model(Settings.load(data_dir=tmp_path), said.append)
+    assert "70/15/15 split, 5-fold CV, one test" in said[0]
+    saved = registry.load_current(tmp_path)
+    assert card["version"] == saved.version and card["gate"]["passed"] is True
+    assert card["metrics"]["split"] == "test" and card["cv"]["k"] == 5
+    assert card["default_model"] == "HybridIntentModel"  # the served kind (intent_model)
+    assert (saved.path / registry.HELDOUT_FILE).is_file()
+    assert sim_demo.ensure_model(Settings.load(data_dir=tmp_path), said.append) == card
+    assert said[-1] == f"using intent model {saved.version} from {tmp_path}"

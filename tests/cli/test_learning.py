@@ -7,35 +7,21 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from tailorbot.cli import app
-from tailorbot.config import Settings
-from tailorbot.events.codec import encode_event
-from tailorbot.events.schema import EVENT_ADAPTER
 from tailorbot.metrics import Metrics
 from tailorbot.models import registry
-from tailorbot.runtime import Runtime
 from tailorbot.services.decisions.model_swap import RetrainOutcomeReader
-from tests.models.pipeline.support import support_log
+from tests.models.pipeline.support import INTENTS, text_for, write_support_log
 
 runner = CliRunner()
 
 
 def _logged(data_dir: Path, label_share: float) -> dict[str, str]:
-    """A data dir whose log holds the bilingual support log; returns message id → intent."""
-    events, profiles = support_log(users=60, contacts=5, label_share=label_share, seed=4)
-    runtime = Runtime(Settings.load(data_dir=data_dir, run_worker_in_server=False))
-    try:
-        for user, profile in profiles.items():
-            runtime.stores.profiles.put(user, profile)
-        runtime.log.append(
-            [(e["user_id"], encode_event(EVENT_ADAPTER.validate_python(e))) for e in events]
-        )
-    finally:
-        runtime.stop()
-    return {e["event_id"]: e["intent"] for e in events if e["type"] == "message"}
+    return write_support_log(data_dir, label_share)
 
 
 def _run(*args: str) -> object:
@@ -94,17 +80,19 @@ def test_bad_inputs_are_one_line_errors(data_dir: Path, tmp_path: Path) -> None:
 def test_train_promote_list_rollback_and_audit(data_dir: Path, tmp_path: Path) -> None:
     built = tmp_path / "rows.jsonl"
     assert _run("dataset", "build", "--data-dir", data_dir, "--out", built).exit_code == 0
-    first = _run("learn", "--data", built, "--data-dir", data_dir, "--no-search", "--folds", "3")
+    first = _run("train", "--data", built, "--data-dir", data_dir, "--no-search", "--folds", "3")
     assert first.exit_code == 0, first.output
     assert "3-fold CV" in first.output and "by time" in first.output
     assert "is now current" in first.output
     current = registry.current_version(data_dir)
     again = _run("models", "promote", current, "--data-dir", data_dir)
     assert again.exit_code == 1 and "current version already" in again.stderr
-    second = _run("learn", "--data", built, "--data-dir", data_dir, "--no-search", "--folds",
+    second = _run("train", "--data", built, "--data-dir", data_dir, "--no-search", "--folds",
                   "3", "--no-promote")  # fmt: skip
     assert second.exit_code == 0 and "promotion" not in second.output
-    listed = json.loads(_run("models", "list", "--data-dir", data_dir, "--json").stdout)
+    listed = json.loads(
+        _run("models", "list", "--kind", "intent", "--data-dir", data_dir, "--json").stdout
+    )
     assert listed["current"] == current and len(listed["versions"]) == 2
     candidate = listed["versions"][1]["version"]
     promoted = _run("models", "promote", candidate, "--data-dir", data_dir)
@@ -131,3 +119,37 @@ def test_retrain_waits_for_labels_then_records_why(tmp_path: Path) -> None:
     RetrainOutcomeReader(tmp_path, metrics).refresh()
     text = metrics.render().decode()
     assert 'tailorbot_retrain_last_info{outcome="promoted"' in text
+
+
+def _language_file(path: Path, language: str, per_intent: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        for intent in INTENTS:
+            writer.writerows([text_for(rng, language, intent), intent] for _ in range(per_intent))
+    return path
+
+
+def test_a_candidate_without_the_german_model_is_refused_by_the_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted unfair candidate, through the commands: the current version routes German
+    messages to a German model; the candidate was trained without the German data. Its own
+    test rows are English only, but the gate also scores it on the current version's German
+    test rows, and the audit refuses it on language=de even with the score comparison off."""
+    english = _language_file(tmp_path / "en.csv", "en", 120, seed=1)
+    german = _language_file(tmp_path / "de.csv", "de", 120, seed=2)
+    common = ("--data-dir", tmp_path / "dd", "--no-search", "--folds", "3")
+    fair = _run("train", "--data", english, "--language-data", f"de={german}", *common)
+    assert fair.exit_code == 0 and "is now current" in fair.output, fair.output
+    current = registry.current_version(tmp_path / "dd")
+    monkeypatch.setenv("TAILORBOT_PROMOTION_TOLERANCE", "1.0")  # the comparison switched off
+    planted = _run("train", "--data", english, *common)
+    assert planted.exit_code == 0, planted.output
+    assert "kept the current version" in planted.output and "audit: language=de" in planted.output
+    assert registry.current_version(tmp_path / "dd") == current
+    candidate = registry.versions(tmp_path / "dd")[-1]
+    card = registry.load(tmp_path / "dd", candidate).metadata
+    assert card["gate"]["passed"] is False and card["audit"]["passed"] is False
+    assert card["audit"]["segments"]["language=de"] < card["audit"]["segments"]["language=en"]

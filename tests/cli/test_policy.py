@@ -79,3 +79,31 @@ def test_bad_options_are_one_line_errors(demo_dir: Path, args: list[str], messag
 def test_a_data_dir_without_decisions_is_one_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate-policy", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1 and "no decision store" in result.output
+
+
+def test_train_reward_and_train_recs_on_the_demo_log_reach_the_registry(demo_dir: Path) -> None:
+    run = CliRunner().invoke(app, ["train-reward", "--data-dir", str(demo_dir), "--json"])
+    assert run.exit_code == 0, run.output
+    card = json.loads(run.output)
+    assert card["data"]["splits"] == {"train": 84, "validation": 18, "test": 18}
+    assert card["validation"]["candidates"] == 5 and card["test"]["n"] == 18
+    assert card["promotion"]["promoted"] is True  # the first version: nothing to beat
+    recs = CliRunner().invoke(app, ["train-recs", "--data-dir", str(demo_dir), "--json"])
+    assert recs.exit_code == 0, recs.output
+    assert json.loads(recs.output)["data"]["by_time"] is True
+    listed = CliRunner().invoke(app, ["models", "list", "--data-dir", str(demo_dir), "--json"])
+    kinds = json.loads(listed.output)
+    assert kinds["reward"]["current"] == card["version"]
+    assert kinds["item_knn"]["versions"] and kinds["intent"]["versions"]
+    flat = ["train-reward", "--data-dir", str(demo_dir), "--no-search", "--ridge", "1e9"]
+    again = CliRunner().invoke(app, [*flat, "--json"])
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.output)
+    assert second["gate"]["metric"] == "rmse" and second["gate"]["against"] == card["version"]
+    back = CliRunner().invoke(
+        app, ["models", "rollback", "--kind", "reward", "--data-dir", str(demo_dir)]
+    )
+    if second["promotion"]["promoted"]:
+        assert back.exit_code == 0 and card["version"] in back.output
+    else:
+        assert back.exit_code == 1 and "nothing to roll back to" in back.stderr

@@ -88,7 +88,7 @@ def test_missing_or_empty_log_is_a_clear_error(tmp_path: Path) -> None:
     assert "no session to evaluate" in unresolved.stderr
 
 
-def test_train_recs_saves_a_cf_model_in_the_registry(tmp_path: Path) -> None:
+def test_train_recs_trains_through_the_pipeline_and_promotes(tmp_path: Path) -> None:
     from tailorbot.models import registry
 
     data_dir = tmp_path / "data"
@@ -100,13 +100,22 @@ def test_train_recs_saves_a_cf_model_in_the_registry(tmp_path: Path) -> None:
         events += session_events(f"u{i % 4}", f"s{i}", START + timedelta(hours=i), article)
     write(log, events)
     log.close()
-    result = runner.invoke(app, ["train-recs", "--data-dir", str(data_dir), "--shrinkage", "1"])
+    args = ["train-recs", "--data-dir", str(data_dir), "--no-search", "--shrinkage", "1"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "4 users, 8 user-article interactions" in result.stdout
-    saved = registry.latest(data_dir, kind="item_knn")
-    assert saved.metadata["params"]["shrinkage"] == 1.0
+    assert "selection on validation (1 candidates" in result.stdout
+    assert "touched once" in result.stdout and "is now current" in result.stdout
+    saved = registry.load_current(data_dir, kind="item_knn")
+    assert saved.metadata["params"]["shrinkage"] == 1.0 and saved.metadata["parent"] is None
+    assert saved.metadata["data"]["splits"]["test"] == saved.metadata["test"]["n"] > 0
     assert "kb-express-courier" in saved.model.neighbours_of("kb-where-is-my-card")
+    searched = runner.invoke(app, ["train-recs", "--data-dir", str(data_dir), "--json"])
+    assert searched.exit_code == 0, searched.output
+    card = json.loads(searched.stdout)
+    assert card["validation"]["candidates"] == 32 and card["parent"] == saved.version
 
+    fixed = runner.invoke(app, ["train-recs", "--data-dir", str(data_dir), "--shrinkage", "1"])
+    assert fixed.exit_code == 1 and "add --no-search" in fixed.stderr
     missing = runner.invoke(app, ["train-recs", "--data-dir", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no event log at" in missing.stderr
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from tailorbot.cli import app
 from tailorbot.models import registry
 from tailorbot.models.intent import METRIC_NAMES, OUT_OF_SCOPE, IntentDataset
+from tailorbot.models.pipeline import promotion
 from tests.models.intent.support import small_dataset, write_csv
 
 runner = CliRunner()
@@ -18,10 +19,13 @@ runner = CliRunner()
 def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-train")
     data = write_csv(root / "train.csv", small_dataset(), label_column="category")
-    result = runner.invoke(app, ["train", "--data", str(data), "--data-dir", str(root / "dd")])
+    args = ["train", "--data", str(data), "--data-dir", str(root / "dd"), "--no-search"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "trained intent model" in result.output
-    assert "saved to" in result.output
+    assert "trained intent model" in result.output and "(HybridIntentModel)" in result.output
+    assert "5-fold CV on train+validation (mean ± std)" in result.output
+    assert "test (" in result.output and "touched once" in result.output
+    assert "saved to" in result.output and "is now current" in result.output
     return root / "dd"
 
 
@@ -30,12 +34,15 @@ def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_csv(tmp_path_factory.mktemp("cli-test") / "test.csv", small_dataset("test"))
 
 
-def test_train_saves_a_version(trained_dir: Path) -> None:
-    saved = registry.latest(trained_dir)
+def test_train_saves_a_current_version_with_its_card(trained_dir: Path) -> None:
+    saved = registry.load_current(trained_dir)
     assert OUT_OF_SCOPE in saved.metadata["labels"]
-    assert {"version", "created_at", "metrics", "thresholds", "training_data_hash"} <= set(
-        saved.metadata
-    )
+    assert {"version", "created_at", "metrics", "thresholds", "training_data_hash", "cv",
+            "test", "reference", "data", "parent", "gate"} <= set(saved.metadata)  # fmt: skip
+    assert saved.metadata["model"] == "LanguageRoutedIntentModel"  # what `train` always served
+    assert saved.metadata["default_model"] == "HybridIntentModel"
+    assert saved.metadata["metrics"]["split"] == "test"
+    assert (saved.path / registry.HELDOUT_FILE).is_file()
 
 
 def test_evaluate_prints_all_metrics(trained_dir: Path, test_file: Path) -> None:
@@ -117,7 +124,20 @@ def test_train_rejects_data_too_small_to_validate(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "tiny.csv", IntentDataset(("a b", "c d"), ("x", "y")))
     result = runner.invoke(app, ["train", "--data", str(path), "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "no row left for validation" in result.stderr
+    assert "no row left for validation or test" in result.stderr
+
+
+def test_train_with_a_search_reports_it(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "train.csv", small_dataset(per_intent=20))
+    args = ["train", "--data", str(data), "--data-dir", str(tmp_path / "dd"), "--model",
+            "tfidf", "--trials", "2", "--folds", "3", "--no-promote", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert card["default_model"] == "TfidfIntentModel" and card["promotion"] is None
+    assert card["search"]["trials"] == 2 and card["cv"]["k"] == 3
+    assert {"class_weight", "C", "threshold"} <= set(card["params"])
+    assert registry.current_version(tmp_path / "dd") is None  # a candidate, not promoted
 
 
 @pytest.mark.parametrize(
@@ -169,15 +189,22 @@ def test_train_with_a_second_language_and_a_recall_target(
             "tfidf",
             "--language-data",
             f"de={german}",
+            "--no-search",
+            "--folds",
+            "3",
             "--data-dir",
             str(tmp_path / "dd"),
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "de model, validation:" in result.output
+    assert "[de] 12 rows from" in result.output and "every language, routed" in result.output
     assert "at oos_recall >= 0.9" in result.output
-    saved = registry.latest(tmp_path / "dd")
+    saved = registry.load_current(tmp_path / "dd")
     assert set(saved.metadata["languages"]) == {"en", "de"}
     assert saved.metadata["default_model"] == "TfidfIntentModel"
+    german = saved.metadata["languages"]["de"]
+    assert german["data"]["splits"]["test"] == 2 and german["test"]["n"] == 2  # its own test
+    heldout = promotion.heldout_rows(tmp_path / "dd", saved.version)
+    assert {r["language"] for r in heldout} == {"en", "de"}
     answer = saved.model.predict_one("Meine neue Karte ist bis heute nicht angekommen")
     assert (answer.language, answer.name) == ("de", "card_arrival")

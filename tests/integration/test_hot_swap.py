@@ -1,5 +1,6 @@
-"""Hot swap under load: ``tailorbot serve --workers 2`` keeps answering while a new intent
-model version is promoted, and both processes move to it without a restart.
+"""The learning loop on a logged history, under load: ``tailorbot serve --workers 2`` keeps
+answering while ``dataset build`` → ``train`` (with a search) → ``audit`` → ``models
+promote`` run, and both processes move to the new version without a restart.
 
 Requests open a new connection each (no keep-alive), so they spread over both processes; the
 test promotes mid-load and then waits until a long run of answers all carry the new version.
@@ -8,23 +9,21 @@ No request may fail, before, during or after the swap.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from tailorbot.cli import app
 from tailorbot.models import registry
-from tailorbot.models.pipeline import promotion
-from tailorbot.models.pipeline.audit import AuditGate
-from tailorbot.models.pipeline.crossval import IntentParams
-from tailorbot.models.pipeline.trainer import train_intent
 from tests.helpers import closed_port, wait_until
 from tests.integration.cluster import TAILORBOT, Process, tailorbot_env
-from tests.models.intent.support import small_dataset
+from tests.models.pipeline.support import write_support_log
 
 pytestmark = pytest.mark.integration
-GATE = AuditGate(max_gap=0.10, min_rows=30)
 WAIT_S = 60.0
 RUN_OF_NEW = 60  # consecutive answers with the new version that end the test
 
@@ -73,15 +72,23 @@ class Load:
             return [v for _, v in self.answers[-n:]]
 
 
-def test_promotion_swaps_both_server_processes_without_a_failed_request(tmp_path: Path) -> None:
-    data = small_dataset(per_intent=20)
-    rows = [{"text": t, "intent": i} for t, i in zip(data.texts, data.labels, strict=True)]
-    first = promotion.save_candidate(tmp_path, train_intent(rows, search=False, k=3))
-    promotion.promote(tmp_path, first.version, GATE)
-    other = train_intent(rows, search=False, k=3, params=IntentParams(C=1.0))
-    second = promotion.save_candidate(tmp_path, other)
+def _tailorbot(*args: object) -> str:
+    """A command in this process (the server processes are the ones under test); its output."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return str(result.stdout)
+
+
+def test_the_loop_swaps_both_server_processes_without_a_failed_request(tmp_path: Path) -> None:
+    write_support_log(tmp_path, label_share=0.6)
+    built = tmp_path / "rows.jsonl"
+    _tailorbot("dataset", "build", "--data-dir", tmp_path, "--out", built)
+    first_run = _tailorbot("train", "--data", built, "--data-dir", tmp_path, "--no-search",
+                           "--folds", "3")  # fmt: skip
+    assert "is now current" in first_run
+    first = registry.current_version(tmp_path)
     port = closed_port()
-    env = tailorbot_env(data_dir=tmp_path, port=port, partitions=2, model_poll_s=0.5)
+    env = tailorbot_env(data_dir=tmp_path, port=port, model_poll_s=0.5)
     server = Process([TAILORBOT, "serve", "--workers", "2", "--log-level", "warning"], env,
                      tmp_path / "serve.out")  # fmt: skip
     load = Load(f"http://127.0.0.1:{port}")
@@ -97,10 +104,18 @@ def test_promotion_swaps_both_server_processes_without_a_failed_request(tmp_path
         wait_until(serving, "the server to accept connections", WAIT_S)
         load.start()
         wait_until(lambda: len(load.answers) >= 100, "answers from the old version", WAIT_S)
-        promotion.promote(tmp_path, second.version, GATE, tolerance=1.0)
-        assert registry.current_version(tmp_path) == second.version
+        searched = _tailorbot("train", "--data", built, "--data-dir", tmp_path, "--trials", "3",
+                              "--folds", "3", "--no-promote", "--json")  # fmt: skip
+        trained = json.loads(searched)
+        second = trained["version"]
+        assert trained["search"]["trials"] == 3 and registry.current_version(tmp_path) == first
+        audited = json.loads(_tailorbot("audit", "--data-dir", tmp_path, "--model", second,
+                                        "--json", "--gate"))  # fmt: skip
+        assert audited["gate"]["passed"] is True
+        assert "is now current" in _tailorbot("models", "promote", second, "--data-dir", tmp_path)
+        assert registry.current_version(tmp_path) == second
         wait_until(
-            lambda: load.last_versions(RUN_OF_NEW) == [second.version] * RUN_OF_NEW,
+            lambda: load.last_versions(RUN_OF_NEW) == [second] * RUN_OF_NEW,
             "both processes to answer with the new version",
             WAIT_S,
         )
@@ -110,6 +125,6 @@ def test_promotion_swaps_both_server_processes_without_a_failed_request(tmp_path
     assert load.errors == []
     assert {status for status, _ in load.answers} == {200}, server.tail()
     versions = [v for _, v in load.answers]
-    assert versions[0] == first.version and versions[-1] == second.version
-    switched = versions.index(second.version)
-    assert set(versions[:switched]) == {first.version}
+    assert versions[0] == first and versions[-1] == second
+    switched = versions.index(second)
+    assert set(versions[:switched]) == {first}

@@ -22,7 +22,6 @@ COMMAND_MODULES = (
     "policy",
     "rasa",
     "dlq",
-    "learn",
     "label",
     "dataset",
     "models",

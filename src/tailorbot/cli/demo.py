@@ -156,11 +156,12 @@ def _simulation_summary(result: Any) -> dict[str, Any]:
 
 def _summary(report: Any, seconds: float) -> dict[str, Any]:
     metrics = report.training.get("metrics", {})
+    split = metrics.get("split", "validation")  # models saved before the pipeline: validation
     return {
         "intent_model": {
             "version": report.training.get("version"),
-            "validation_accuracy": metrics.get("accuracy"),
-            "validation_macro_f1": metrics.get("macro_f1"),
+            f"{split}_accuracy": metrics.get("accuracy"),
+            f"{split}_macro_f1": metrics.get("macro_f1"),
         },
         **_simulation_summary(report.simulation),
         "events_processed": report.events_processed,

@@ -1,5 +1,7 @@
 """``tailorbot evaluate-policy``: what other response-variant policies would have achieved,
-estimated off-policy from the logged decisions (docs/ope.md).
+estimated off-policy from the logged decisions (docs/ope.md); ``tailorbot train-reward``: the
+reward model (a ridge regression per variant, the doubly robust estimator's) through the
+learning pipeline, kept in the model registry (kind ``reward``).
 
 The decisions come from the archive when one is configured (``archive_url``: it keeps every
 decision), else from the online store's decision records (``DecisionStore.scan``; a Redis
@@ -187,5 +189,67 @@ def _print(rows: list[dict[str, Any]], decisions: int) -> None:
             )
 
 
+@reports_errors
+def train_reward(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
+    ] = None,
+    search: Annotated[
+        bool, typer.Option("--search/--no-search", help="Select the ridge on validation.")
+    ] = True,
+    ridge: Annotated[
+        float | None, typer.Option("--ridge", min=0.0, help="With --no-search: the penalty.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Run the promotion gate after.")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train the reward model on the logged decisions with feedback: time split 70/15/15,
+    the ridge penalty selected on validation, one test, a candidate and the promotion gate."""
+    from tailorbot.cli.models import card_of, promotion_verdict
+    from tailorbot.models.pipeline import promotion
+    from tailorbot.models.pipeline.reward import train_reward as train
+
+    if search and ridge is not None:
+        raise CliError("--ridge fixes the penalty: add --no-search")
+    settings = load_settings(config, data_dir=data_dir)
+    records = _decision_records(settings, _parse_since(since))
+    source = "archive" if settings.archive_url is not None else "decision store"
+    run = train(records, search=search, ridge=ridge, source=source)
+    saved = promotion.save_candidate(settings.data_dir, run, kind="reward")
+    verdict = promotion_verdict(settings, saved.version, "reward") if promote else None
+    if json_output:
+        card = card_of(settings, saved.version, "reward")
+        typer.echo(json.dumps({**card, "promotion": verdict}))
+        return
+    _print_reward_card(saved.version, saved.metadata)
+    typer.echo(f"saved to {saved.path}")
+    if verdict is not None:
+        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+
+
+def _print_reward_card(version: str, card: dict[str, Any]) -> None:
+    data, selection, test = card["data"], card["validation"], card["test"]
+    splits = data["splits"]
+    typer.echo(
+        f"trained reward model {version} on {data['rows']} decisions with a reward from the "
+        f"{data['source']} (by time {splits['train']}/{splits['validation']}/{splits['test']}), "
+        f"variants {', '.join(card['actions'])}"
+    )
+    typer.echo(
+        f"selection on validation ({selection['candidates']} candidates): ridge "
+        f"{card['params']['ridge']:g}, RMSE {selection['best']['rmse']:.4f}"
+    )
+    typer.echo(
+        f"test ({test['n']} decisions, touched once): RMSE {test['rmse']:.4f}, MAE "
+        f"{test['mae']:.4f}; the mean reward as a constant: RMSE {test['baseline_rmse']:.4f}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("evaluate-policy")(evaluate_policy)
+    app.command("train-reward")(train_reward)

@@ -1,5 +1,6 @@
 """``tailorbot evaluate-recs``: replay the event log and score the article recommender;
-``tailorbot train-recs``: train the collaborative-filtering model on the log.
+``tailorbot train-recs``: train the collaborative-filtering model through the learning
+pipeline (time split of the log, selection on validation, one test, the promotion gate).
 
 For every session that ended resolved by an article, the hybrid recommender (statistics
 learned from earlier events only), the intent-only baseline and the popularity baseline are
@@ -23,6 +24,7 @@ from tailorbot.cli.common import (
     load_settings,
     reports_errors,
 )
+from tailorbot.cli.history import FromOption, SinceOption, UntilOption
 
 LogUrlOption = Annotated[
     str | None,
@@ -182,34 +184,79 @@ def _intent_fn(data_dir: Path) -> Any:
 def train_recs(
     data_dir: DataDirOption = None,
     log_url: LogUrlOption = None,
+    source: FromOption = "log",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    search: Annotated[
+        bool,
+        typer.Option("--search/--no-search", help="Select the parameters on validation."),
+    ] = True,
     neighbours: Annotated[
-        int, typer.Option("--neighbours", min=1, max=1000, help="Neighbours kept per article.")
-    ] = 20,
+        int | None,
+        typer.Option("--neighbours", min=1, max=1000, help="With --no-search: neighbours kept."),
+    ] = None,
     shrinkage: Annotated[
-        float, typer.Option("--shrinkage", min=0.0, help="Pseudo-count shrinking similarities.")
-    ] = 10.0,
+        float | None, typer.Option("--shrinkage", min=0.0, help="With --no-search: shrinkage.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Run the promotion gate after.")
+    ] = True,
     config: ConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Train the collaborative-filtering model (item-kNN) on the event log and save it in the
-    data dir's model registry; a running server picks it up without a restart."""
-    from tailorbot.log import open_log
-    from tailorbot.models.recommend.cf_training import save_cf, train_from_log
+    """Train the collaborative-filtering model (item-kNN) through the learning pipeline: time
+    split 70/15/15 of the log, selection on validation, one test, a candidate in the model
+    registry and the promotion gate; a running server picks a promoted one up."""
+    from tailorbot.cli.history import open_history, parse_time
+    from tailorbot.cli.models import card_of, promotion_verdict
+    from tailorbot.events.codec import event_epoch
+    from tailorbot.models.pipeline import promotion
+    from tailorbot.models.pipeline.cf import train_cf
+    from tailorbot.models.recommend.cf_training import CF_KIND
 
+    given = {"neighbours": neighbours, "shrinkage": shrinkage}
+    fixed = {name: value for name, value in given.items() if value is not None}
+    if search and fixed:
+        raise CliError("--neighbours and --shrinkage fix the parameters: add --no-search")
     settings = load_settings(config, data_dir=data_dir, log_url=log_url)
-    url = settings.resolved_log_url()
-    _require_sqlite_file(url, "event log")
-    log = open_log(url, settings.partitions)
-    try:
-        model, metadata = train_from_log(log, neighbours=neighbours, shrinkage=shrinkage)
-    finally:
-        log.close()
-    if not metadata["interactions"]:
-        raise CliError(f"no article interactions in {url}: nothing to learn from")
-    saved = save_cf(settings.data_dir, model, metadata)
+    if source == "log":
+        _require_sqlite_file(settings.resolved_log_url(), "event log")
+    low = parse_time(since, "--since")
+    with open_history(settings, source, since, until) as history:
+        events = [e for e in history.events if low is None or event_epoch(e) >= low.timestamp()]
+    run = train_cf(events, search=search, params=fixed, source=source)
+    saved = promotion.save_candidate(settings.data_dir, run, kind=CF_KIND)
+    verdict = promotion_verdict(settings, saved.version, CF_KIND) if promote else None
+    if json_output:
+        card = card_of(settings, saved.version, CF_KIND)
+        typer.echo(json.dumps({**card, "promotion": verdict}))
+        return
+    _print_cf_card(saved.version, saved.metadata)
+    typer.echo(f"saved to {saved.path}")
+    if verdict is not None:
+        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+
+
+def _print_cf_card(version: str, card: dict[str, Any]) -> None:
+    data, selection, test = card["data"], card["validation"], card["test"]
+    splits = data["splits"]
     typer.echo(
-        f"saved item_knn model {saved.version}: {metadata['users']} users, "
-        f"{metadata['interactions']} user-article interactions, "
-        f"{metadata['articles_with_neighbours']} articles with neighbours"
+        f"trained item_knn model {version} on {data['events']} events from {data['source']}: "
+        f"{card['users']} users, {card['interactions']} user-article interactions, "
+        f"{card['articles_with_neighbours']} articles with neighbours; sessions resolved after "
+        f"an article history, by time: {splits['train']} in the fitting window, "
+        f"{splits['validation']} validate, {splits['test']} test"
+    )
+    best, defaults = selection["best"], selection["defaults"]
+    typer.echo(
+        f"selection on validation ({selection['candidates']} candidates, {selection['metric']}):"
+        f" {best['hit_rate']:.4f} (NDCG {best['ndcg']:.4f})"
+        + ("" if defaults is None else f", defaults {defaults['hit_rate']:.4f}")
+    )
+    typer.echo("parameters: " + ", ".join(f"{k}={v}" for k, v in card["params"].items()))
+    typer.echo(
+        f"test ({test['n']} sessions, touched once): hit_rate@{card['k']} {test['hit_rate']:.4f},"
+        f" ndcg@{card['k']} {test['ndcg']:.4f}; popularity {test['popularity_hit_rate']:.4f}"
     )
 
 

@@ -32,7 +32,7 @@ def retrain(
     config: ConfigOption = None,
 ) -> None:
     """Check once (or keep watching): retrain if due, gate, promote or keep."""
-    from tailorbot.cli.learn import base_rows
+    from tailorbot.cli.train import base_rows
     from tailorbot.runtime import Runtime
     from tailorbot.stream.retrainer import RetrainWorker
 

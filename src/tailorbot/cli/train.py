@@ -1,11 +1,19 @@
-"""``tailorbot train`` and ``tailorbot evaluate``: the intent model from labelled data.
+"""``tailorbot train`` and ``tailorbot evaluate``: the intent model through the learning
+pipeline.
 
-Data files are CSV (``text,intent``, or Banking77's ``text,category``) or JSONL
-(``{"text": ..., "intent": ...}``); rows labelled ``out_of_scope`` are negatives. Without
-``--data``, ``train`` uses the bundled Banking77 train split, the built-in conversational
-intents the settings keep (``builtin_intents``) and the bundled out-of-scope train rows, and
-``evaluate`` the matching test splits. ``--language-data de=german.csv`` (repeatable) trains
-one more model per language; messages are routed by their detected language.
+Data files are CSV (``text,intent``, or Banking77's ``text,category``), JSONL
+(``{"text": ..., "intent": ...}``) or a training set built by ``tailorbot dataset build``
+(split by time); rows labelled ``out_of_scope`` are negatives. Without ``--data``, ``train``
+uses the bundled Banking77 train split, the built-in conversational intents the settings keep
+(``builtin_intents``) and the bundled out-of-scope train rows, and ``evaluate`` the matching
+test splits. ``--language-data de=german.csv`` (repeatable) trains one more model per
+language, each through the pipeline on its own; messages are routed by their detected
+language. ``--model`` picks the model kind (default: the ``intent_model`` setting, the hybrid
+TF-IDF ⊕ static embeddings model).
+
+``train`` runs :mod:`tailorbot.models.pipeline`: a 70/15/15 split, k-fold cross-validation
+with an Optuna search (or the defaults with ``--no-search``), one final test, a candidate
+version with its card, then the promotion gate (``--no-promote`` leaves it a candidate).
 """
 
 from __future__ import annotations
@@ -22,11 +30,33 @@ DataOption = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="CSV (text,intent or text,category) or JSONL file; default: the bundled data.",
+        help="CSV (text,intent or text,category), JSONL, or a built dataset; default: bundled.",
         dir_okay=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="hybrid or tfidf; default: the intent_model setting.")
+]
+LanguageDataOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--language-data", help="LANG=FILE: a model for messages detected in LANG (repeatable)."
+    ),
+]
+SearchOption = Annotated[
+    bool, typer.Option("--search/--no-search", help="Optuna search, or the defaults.")
+]
+BaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base", help="'bundled' or a CSV/JSONL file: a corpus added to the training side only."
+    ),
+]
+PromoteOption = Annotated[
+    bool, typer.Option("--promote/--no-promote", help="Run the promotion gate after.")
+]
+FIGURES = ("answer_score", "accuracy", "macro_f1", "fallback_rate")
 
 
 @reports_errors
@@ -34,80 +64,148 @@ def train(
     data: DataOption = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the validation split.")] = 0,
-    validation_fraction: Annotated[
-        float,
-        typer.Option("--validation-fraction", min=0.01, max=0.9, help="Held-out share per intent."),
-    ] = 0.15,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="hybrid or tfidf; default: the intent_model setting."),
-    ] = None,
-    language_data: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--language-data",
-            help="LANG=FILE: a model for messages detected in LANG (repeatable).",
-        ),
-    ] = None,
+    model: ModelOption = None,
+    language_data: LanguageDataOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the splits and the search.")] = 0,
+    search: SearchOption = True,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trial budget.")] = 12,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Search time budget, seconds.")
+    ] = 240.0,
+    folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="k of k-fold CV.")] = 5,
+    base: BaseOption = None,
+    promote: PromoteOption = True,
     json_output: JsonOption = False,
 ) -> None:
-    """Train an intent model, calibrate its fallback and save it as a new version."""
-    from tailorbot.models import registry
-    from tailorbot.models.intent import default_dataset, load_dataset
-    from tailorbot.models.intent.training import INTENT_MODELS, train_language_routed_model
+    """Train an intent model (CV + search), save it as a candidate and run the gate."""
+    from tailorbot.cli.models import card_of, promotion_verdict
+    from tailorbot.models.pipeline import promotion
+    from tailorbot.models.pipeline.routed import train_routed
 
     settings = load_settings(config, data_dir=data_dir)
-    kind = model or settings.intent_model
-    if kind not in INTENT_MODELS:
-        fail(f"--model: unknown intent model {kind!r}; choose one of {sorted(INTENT_MODELS)}")
-    extra = _language_files(language_data or [], settings.intent_language)
-    dataset = (
-        load_dataset(data)
-        if data is not None
-        else default_dataset("train", builtin_intents=settings.builtin_intents)
-    )
-    datasets = {settings.intent_language: dataset}
-    datasets.update({language: load_dataset(path) for language, path in extra.items()})
-    trained = train_language_routed_model(
-        datasets,
-        default_language=settings.intent_language,
-        detect_languages=settings.detect_languages,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        target_oos_recall=settings.fallback_target_recall,
-        make_model=INTENT_MODELS[kind],
-    )
-    saved = registry.save(settings.data_dir, trained.model, trained.metadata, kind="intent")
-    meta = saved.metadata
+    kind = _model_kind(model or settings.intent_model)
+    files = {settings.intent_language: data, **_language_files(language_data or [], settings)}
+    loaded = {language: training_rows(path, settings.builtin_intents)
+              for language, path in files.items()}  # fmt: skip
+    try:
+        run = train_routed(
+            {language: rows for language, (rows, _, _) in loaded.items()},
+            default_language=settings.intent_language, detect_languages=settings.detect_languages,
+            sources={language: source for language, (_, source, _) in loaded.items()},
+            search=search, k=folds, n_trials=trials, timeout_s=timeout, seed=seed,
+            base=base_rows(base), model=kind, target_oos_recall=settings.fallback_target_recall,
+        )  # fmt: skip
+    except RuntimeError as exc:  # optuna missing, or no trial finished within the budget
+        fail(str(exc))
+    saved = promotion.save_candidate(settings.data_dir, run)
+    verdict = promotion_verdict(settings, saved.version, "intent") if promote else None
     if json_output:
-        typer.echo(json.dumps({"version": saved.version, "path": str(saved.path), **meta}))
+        card = card_of(settings, saved.version, "intent")
+        typer.echo(json.dumps({**card, "path": str(saved.path), "promotion": verdict}))
         return
-    in_scope = [label for label in meta["labels"] if label != "out_of_scope"]
+    print_card(saved.version, saved.metadata)
+    for language, (_, _, renamed) in loaded.items():
+        for original, new in sorted(renamed.items()):
+            typer.echo(f"note: {language} intent {original!r} renamed to {new!r} (identifiers)")
+    typer.echo(f"saved to {saved.path}")
+    if verdict is not None:
+        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+
+
+def _model_kind(name: str) -> str:
+    from tailorbot.models.intent.training import INTENT_MODELS
+
+    if name not in INTENT_MODELS:
+        fail(f"--model: unknown intent model {name!r}; choose one of {sorted(INTENT_MODELS)}")
+    return name
+
+
+def training_rows(
+    data: Path | None, builtin_intents: Any = None
+) -> tuple[list[dict[str, Any]], str, dict[str, str]]:
+    """Rows, their source and the renamed labels: a built dataset as it is, a CSV/JSONL file
+    (labels normalized), or the bundled training data."""
+    from tailorbot.models.intent import default_dataset, load_dataset
+    from tailorbot.models.intent.dataset import BUILTIN_INTENTS
+    from tailorbot.models.pipeline.dataset import read_rows
+
+    if data is not None and data.suffix in (".jsonl", ".ndjson") and _is_built(data):
+        return read_rows(data), str(data), {}
+    if data is not None:
+        dataset = load_dataset(data)
+    else:
+        dataset = default_dataset("train", builtin_intents=builtin_intents or BUILTIN_INTENTS)
+    rows = [{"text": t, "intent": i} for t, i in zip(dataset.texts, dataset.labels, strict=True)]
+    return rows, dataset.source, dict(dataset.renamed)
+
+
+def base_rows(base: str | None) -> list[dict[str, Any]]:
+    """The ``--base`` corpus as rows: none, the bundled training data, or a file."""
+    if base is None:
+        return []
+    return training_rows(None if base == "bundled" else Path(base))[0]
+
+
+def _is_built(path: Path) -> bool:
+    """A file written by `tailorbot dataset build` (its rows carry the event time)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    return "epoch" in json.loads(line)
+                except ValueError:
+                    return False
+    return False
+
+
+def print_card(version: str, card: dict[str, Any]) -> None:
+    """The card of an intent model version, for people."""
+    data = card["data"]
+    extra = f" + {data['base_rows']} base rows" if data.get("base_rows") else ""
+    splits = data["splits"]
     typer.echo(
-        f"trained intent model {saved.version} on {len(dataset)} rows "
-        f"({len(in_scope)} intents, {dataset.n_out_of_scope} out_of_scope) "
-        f"in {meta['training']['seconds']:.1f} s"
+        f"trained intent model {version} ({card.get('default_model', card['model'])}) on "
+        f"{data['rows']} rows from {data['source']}{extra} (train/validation/test "
+        f"{splits['train']}/{splits['validation']}/{splits['test']}"
+        f"{', by time' if data['by_time'] else ''}) in {card['training']['seconds']:.1f} s"
     )
-    for original, renamed in sorted(dataset.renamed.items()):
-        typer.echo(f"note: intent {original!r} renamed to {renamed!r} (intents are identifiers)")
-    metrics = meta["metrics"]
-    typer.echo(f"validation ({metrics['n_validation']} rows held out, then refit on all rows):")
-    _print_metrics(metrics)
-    thresholds = meta["thresholds"]
+    languages = card.get("languages") or {}
+    for language, figures in languages.items():
+        if len(languages) > 1:
+            typer.echo(f"[{language}] {figures['data']['rows']} rows from "
+                       f"{figures['data']['source']}")  # fmt: skip
+        _print_selection(figures)
+    test = card["test"]
+    typer.echo(f"test ({test['n']} rows, touched once"
+               f"{', every language, routed' if len(languages) > 1 else ''}):")  # fmt: skip
+    for name in (*FIGURES, "in_scope_accuracy", "oos_recall", "oos_precision"):
+        if test.get(name) is not None:
+            typer.echo(f"  {name:<18} {test[name]:.4f}")
+
+
+def _print_selection(card: dict[str, Any]) -> None:
+    cv = card["cv"]
+    typer.echo(f"{cv['k']}-fold CV on train+validation (mean ± std):")
+    for name in FIGURES:
+        typer.echo(f"  {name:<18} {cv[name]['mean']:.4f} ± {cv[name]['std']:.4f}")
+    search = card.get("search")
+    if search:
+        gain = search["gain_over_defaults"]
+        typer.echo(
+            f"search: {search['trials']} trials ({search['pruned']} pruned) in "
+            f"{search['seconds']:.0f} s; CV answer score {search['best_answer_score']:.4f}"
+            + ("" if gain is None else f", {gain:+.4f} over the defaults")
+        )
+    typer.echo("parameters: " + ", ".join(f"{k}={v}" for k, v in card["params"].items()))
+    thresholds = card["thresholds"]
     typer.echo(
         f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g} "
-        f"(maximizing {thresholds['objective']}"
-        + (
-            f", cost {thresholds['wrong_answer_cost']:g})"
-            if thresholds.get("target_oos_recall") is None
-            else ")"
-        )
+        f"(chosen on the {thresholds['chosen_on']}"
+        + (f", maximizing {thresholds['objective']})" if thresholds.get("objective") else ")")
     )
-    for language in sorted(extra):
-        typer.echo(f"{language} model, validation:")
-        _print_metrics(meta["languages"][language]["metrics"])
-    typer.echo(f"saved to {saved.path}")
+    test = card["test"]
+    typer.echo(f"  own test split: accuracy {test['accuracy']:.4f}, answer score "
+               f"{test['answer_score']:.4f} ({test['n']} rows)")  # fmt: skip
 
 
 @reports_errors
@@ -117,14 +215,14 @@ def evaluate(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Evaluate the newest intent model on labelled data (default: the bundled test splits)."""
+    """Evaluate the current intent model on labelled data (default: the bundled test splits)."""
     from tailorbot.models import registry
     from tailorbot.models.intent import default_dataset, evaluate_intent_model, load_dataset
 
     settings = load_settings(config, data_dir=data_dir)
     dataset = load_dataset(data) if data is not None else default_dataset("test")
     try:
-        saved = registry.latest(settings.data_dir, kind="intent")
+        saved = registry.load_current(settings.data_dir, kind="intent")
     except (registry.ModelNotFoundError, registry.ModelLoadError) as exc:
         fail(str(exc))
     model = saved.model
@@ -147,15 +245,16 @@ def evaluate(
     _print_metrics(metrics.to_dict())
 
 
-def _language_files(specs: list[str], default_language: str) -> dict[str, Path]:
+def _language_files(specs: list[str], settings: Any) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for spec in specs:
         language, sep, path = spec.partition("=")
         if not sep or not path or len(language) != 2 or not language.isalpha():
             fail(f"--language-data: expected LANG=FILE with a 2-letter code, got {spec!r}")
-        if language == default_language or language in files:
+        language = language.lower()
+        if language == settings.intent_language or language in files:
             fail(f"--language-data: {language!r} given twice (or is the default language)")
-        files[language.lower()] = Path(path)
+        files[language] = Path(path)
     return files
 
 

@@ -18,7 +18,7 @@ from tailorbot.client import Client
 from tailorbot.config import Settings
 from tailorbot.kb.loader import default_kb_dir, load_kb
 from tailorbot.models import registry
-from tailorbot.models.intent import default_dataset, train_intent_model
+from tailorbot.models.intent import default_dataset
 from tailorbot.sim.customers import CustomerPopulation
 from tailorbot.sim.messages import MessageSource
 from tailorbot.sim.outcomes import OutcomeModel
@@ -53,18 +53,42 @@ def demo_settings(base: Settings, holdout: float, seed: int) -> Settings:
 
 
 def ensure_model(settings: Settings, say: Callable[[str], None]) -> dict[str, Any]:
-    """Train on the bundled data unless the data directory already has a model."""
+    """Train on the bundled data unless the data directory already has a model: through the
+    learning pipeline (70/15/15, 5-fold CV of the defaults, one test), promoted by the gate
+    (the first version has no current one to beat; the audit still runs)."""
+    from tailorbot.models.pipeline import promotion
+    from tailorbot.models.pipeline.audit import AuditGate
+    from tailorbot.models.pipeline.routed import served_model_options, train_routed
+
     try:
         saved = registry.load_current(settings.data_dir, kind="intent")
         say(f"using intent model {saved.version} from {settings.data_dir}")
         return dict(saved.metadata)
     except registry.ModelNotFoundError:
         pass
-    dataset = default_dataset("train")
-    say(f"training the intent model on {len(dataset):,} bundled rows (Banking77 + out-of-scope)…")
-    trained = train_intent_model(dataset)
-    saved = registry.save(settings.data_dir, trained.model, trained.metadata, kind="intent")
-    return dict(saved.metadata)
+    dataset = default_dataset("train", builtin_intents=settings.builtin_intents)
+    rows = [{"text": t, "intent": i} for t, i in zip(dataset.texts, dataset.labels, strict=True)]
+    say(
+        f"training the intent model on {len(rows):,} bundled rows (Banking77, built-in intents, "
+        "out-of-scope) through the pipeline: 70/15/15 split, 5-fold CV, one test…"
+    )
+    options = served_model_options(settings)
+    language = options["default_language"]
+    run = train_routed(
+        {language: rows},
+        search=False,
+        seed=settings.seed or 0,
+        sources={language: dataset.source},
+        **options,
+    )
+    candidate = promotion.save_candidate(settings.data_dir, run)
+    gate = AuditGate(settings.audit_max_gap, settings.audit_min_rows)
+    try:
+        promotion.promote(settings.data_dir, candidate.version, gate,
+                          tolerance=settings.promotion_tolerance)  # fmt: skip
+    except promotion.PromotionRefused as exc:
+        raise RuntimeError(f"the demo's first intent model was refused: {exc}") from None
+    return dict(registry.load_current(settings.data_dir, kind="intent").metadata)
 
 
 def build_simulation(

@@ -18,6 +18,7 @@ from tailorbot.log.base import EventLog
 from tailorbot.metrics import Metrics
 from tailorbot.models.pipeline.audit import AuditGate
 from tailorbot.models.pipeline.retrain import RetrainOutcome, RetrainPolicy, retrain_once
+from tailorbot.models.pipeline.routed import served_model_options
 from tailorbot.models.pipeline.source import log_events
 from tailorbot.store.base import ProfileStore
 
@@ -58,8 +59,9 @@ class RetrainWorker:
             policy=RetrainPolicy(settings.retrain_min_labels, settings.retrain_interval_s),
             gate=AuditGate(settings.audit_max_gap, settings.audit_min_rows),
             tolerance=settings.promotion_tolerance,
-            train_options=self.train_options,
+            train_options={**served_model_options(settings), **(self.train_options or {})},
             force=force,
+            attributes=settings.audit_attributes,
         )
         if outcome.outcome != "skipped":
             self.metrics.retrain_last.clear()

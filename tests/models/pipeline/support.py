@@ -4,6 +4,7 @@ about four intents, some messages labelled by an agent."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,3 +103,25 @@ def support_log(
                                "intent": intent, "decision_id": decision})  # fmt: skip
     events.sort(key=lambda e: (e["timestamp"], e["event_id"]))
     return events, profiles
+
+
+def write_support_log(data_dir: Path, label_share: float, **settings: Any) -> dict[str, str]:
+    """A data dir whose log and profile store hold the bilingual support log (60 customers,
+    5 contacts each); returns message event id → intent. ``settings`` as the server's."""
+    from tailorbot.config import Settings
+    from tailorbot.events.codec import encode_event
+    from tailorbot.events.schema import EVENT_ADAPTER
+    from tailorbot.runtime import Runtime
+
+    events, profiles = support_log(users=60, contacts=5, label_share=label_share, seed=4)
+    config = Settings.load(data_dir=data_dir, run_worker_in_server=False, **settings)
+    runtime = Runtime(config)
+    try:
+        for user, profile in profiles.items():
+            runtime.stores.profiles.put(user, profile)
+        runtime.log.append(
+            [(e["user_id"], encode_event(EVENT_ADAPTER.validate_python(e))) for e in events]
+        )
+    finally:
+        runtime.stop()
+    return {e["event_id"]: e["intent"] for e in events if e["type"] == "message"}

@@ -37,7 +37,7 @@ WORKER_TIMEOUT_S = 1.0
 
 COOKIE = "tailorbot_dashboard"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
-# The intent model's validation figures worth a glance (names as its metadata has them; the
+# The intent model's held-out figures worth a glance (names as its metadata has them; the
 # evaluation module is not imported: it would load scikit-learn with the API).
 MODEL_FIGURES = (
     "accuracy",
@@ -171,13 +171,15 @@ def _worker_lag(url: str, local: dict[str, Any]) -> dict[str, Any]:
 def _models(versions: Any, metadata: Any) -> dict[str, Any]:
     metrics = metadata.get("metrics", {})
     training = metadata.get("training", {})
+    data = metadata.get("data") or {}  # the pipeline's card; older versions: training only
     return {
         "versions": dict(versions),
         "intent_training": {
             "version": versions.get("intent"),
-            "source": training.get("source"),
-            "rows": training.get("n_rows"),
+            "source": data.get("source", training.get("source")),
+            "rows": data.get("rows", training.get("n_rows")),
             "seconds": training.get("seconds"),
-            "validation": {k: metrics.get(k) for k in MODEL_FIGURES if k in metrics},
+            "split": metrics.get("split", "validation"),
+            "figures": {k: metrics.get(k) for k in MODEL_FIGURES if k in metrics},
         },
     }

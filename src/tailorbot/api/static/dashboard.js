@@ -70,7 +70,7 @@ function drawModels(models) {
   for (const [k, v] of Object.entries(models.versions)) row(`${k} version`, v);
   const t = models.intent_training;
   row("last training", `${t.source ?? "?"}: ${t.rows ?? "?"} rows in ${t.seconds ?? "?"} s`);
-  for (const [k, v] of Object.entries(t.validation)) row(`validation ${k}`, Charts.fmt(v, "%"));
+  for (const [k, v] of Object.entries(t.figures)) row(`${t.split} ${k}`, Charts.fmt(v, "%"));
   box.appendChild(table);
 }
 

@@ -32,7 +32,7 @@ class HybridIntentModel(TfidfIntentModel):
 
     Parameters
     ----------
-    C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback, correct_typos
+    C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback, correct_typos, class_weight
         As for :class:`TfidfIntentModel` (``C`` chosen on Banking77 validation rows).
     embedding_dim
         Leading embedding dimensions used (64, 128 or 256; Matryoshka-trained).
@@ -51,9 +51,17 @@ class HybridIntentModel(TfidfIntentModel):
         embedding_weight: float = 1.0,
         fallback: FallbackPolicy | None = None,
         correct_typos: bool = True,
+        class_weight: str | None = None,
     ) -> None:
         super().__init__(
-            C, tol, word_ngram_range, char_ngram_range, char_min_df, fallback, correct_typos
+            C,
+            tol,
+            word_ngram_range,
+            char_ngram_range,
+            char_min_df,
+            fallback,
+            correct_typos,
+            class_weight,
         )
         self.embedding_dim = embedding_dim
         self.embedding_weight = embedding_weight

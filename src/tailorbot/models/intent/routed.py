@@ -67,6 +67,18 @@ class LanguageRoutedIntentModel(IntentModel):
         self.default_language = default_language
         self.detector = detector
 
+    @classmethod
+    def detecting(
+        cls,
+        models: Mapping[str, IntentModel],
+        default_language: str = "en",
+        detect_languages: Sequence[str] = (),
+    ) -> LanguageRoutedIntentModel:
+        """Routed by a detector over ``detect_languages`` (none with fewer than two)."""
+        languages = tuple(detect_languages)
+        detector = LanguageDetector(languages) if len(languages) >= 2 else None
+        return cls(models, default_language, detector)
+
     @property
     def default_model(self) -> IntentModel:
         return self.models[self.default_language]

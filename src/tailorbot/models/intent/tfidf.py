@@ -58,6 +58,9 @@ class TfidfIntentModel(IntentModel):
     correct_typos
         Replace words the training texts never contain by their closest training word
         (:class:`~tailorbot.models.intent.spelling.TypoCorrector`) before featurizing.
+    class_weight
+        ``None`` (every row counts the same) or ``"balanced"`` (each intent's rows weighted
+        inversely to its frequency), as scikit-learn's SVM takes it.
     fallback
         The fallback rule applied by :meth:`predict_one`; training replaces it with the
         calibrated one.
@@ -72,6 +75,7 @@ class TfidfIntentModel(IntentModel):
         char_min_df: int = 2,
         fallback: FallbackPolicy | None = None,
         correct_typos: bool = True,
+        class_weight: str | None = None,
     ) -> None:
         self.C = C
         self.tol = tol
@@ -79,6 +83,7 @@ class TfidfIntentModel(IntentModel):
         self.char_ngram_range = char_ngram_range
         self.char_min_df = char_min_df
         self.correct_typos = correct_typos
+        self.class_weight = class_weight
         self.fallback = fallback if fallback is not None else FallbackPolicy()
         self._labels: tuple[str, ...] = ()
         self._vectorizers: list[TfidfVectorizer] = []
@@ -91,11 +96,18 @@ class TfidfIntentModel(IntentModel):
 
     # -- training -------------------------------------------------------------------------
     def fit(
-        self, texts: Sequence[str], labels: Sequence[str], temperature: float | None = None
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        temperature: float | None = None,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
     ) -> TfidfIntentModel:
-        """Fit on labelled texts; ``temperature`` keeps one learned elsewhere (else 1.0)."""
+        """Fit on labelled texts; ``temperature`` keeps one learned elsewhere (else 1.0);
+        ``sample_weight`` weighs each row's loss (e.g. recency weights of logged rows)."""
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        if sample_weight is not None and len(sample_weight) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(sample_weight)} sample weights")
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise ValueError(f"training needs at least 2 distinct intents, got {classes}")
@@ -118,9 +130,13 @@ class TfidfIntentModel(IntentModel):
             raise ValueError(f"no usable features in the training texts: {exc}") from None
         dense = self._dense_features(texts)
         features = hstack(blocks + ([csr_matrix(dense)] if dense is not None else [])).tocsr()
-        svm = LinearSVC(C=self.C, multi_class="crammer_singer", tol=self.tol, random_state=0).fit(
-            features, labels
-        )
+        svm = LinearSVC(
+            C=self.C,
+            multi_class="crammer_singer",
+            tol=self.tol,
+            class_weight=self.class_weight,
+            random_state=0,
+        ).fit(features, labels, sample_weight=sample_weight)
         coef, intercept = svm.coef_, svm.intercept_
         if coef.shape[0] == 1:  # binary: one score d becomes (-d/2, d/2), softmax = sigmoid(d)
             coef = np.vstack([-coef, coef]) / 2
@@ -214,6 +230,7 @@ class TfidfIntentModel(IntentModel):
             "char_ngram_range": list(self.char_ngram_range),
             "char_min_df": self.char_min_df,
             "correct_typos": self.correct_typos,
+            "class_weight": self.class_weight,
         }
 
     # -- dense features appended after the TF-IDF columns (none here; see hybrid.py) -----
@@ -245,6 +262,7 @@ class TfidfIntentModel(IntentModel):
         # models saved before dense features existed: every column is a TF-IDF column
         state.setdefault("_n_sparse", 0 if coef_t is None else coef_t.shape[0])
         state.setdefault("correct_typos", False)
+        state.setdefault("class_weight", None)
         state.setdefault("_corrector", None)
         self.__dict__.update(state)
 

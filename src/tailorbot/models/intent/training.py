@@ -33,7 +33,6 @@ from tailorbot.models.intent.dataset import IntentDataset
 from tailorbot.models.intent.evaluation import evaluate_intent_model
 from tailorbot.models.intent.fallback import calibrate_fallback
 from tailorbot.models.intent.hybrid import HybridIntentModel
-from tailorbot.models.intent.language import LanguageDetector
 from tailorbot.models.intent.routed import LanguageRoutedIntentModel
 from tailorbot.models.intent.tfidf import TfidfIntentModel
 
@@ -168,9 +167,8 @@ def train_language_routed_model(
     trained = {language: train_intent_model(data, **options) for language, data in datasets.items()}
     if default_language not in trained:
         raise ValueError(f"no training data for the default language {default_language!r}")
-    detector = LanguageDetector(tuple(detect_languages)) if len(detect_languages) >= 2 else None
-    model = LanguageRoutedIntentModel(
-        {language: t.model for language, t in trained.items()}, default_language, detector
+    model = LanguageRoutedIntentModel.detecting(
+        {language: t.model for language, t in trained.items()}, default_language, detect_languages
     )
     metadata = {
         **trained[default_language].metadata,

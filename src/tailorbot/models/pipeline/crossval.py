@@ -1,10 +1,11 @@
 """Score one set of intent-model hyperparameters by stratified k-fold cross-validation.
 
-Each fold fits :class:`~tailorbot.models.intent.tfidf.TfidfIntentModel` on the other folds,
-fits the softmax temperature on the held-out fold (one scalar: it leaves the ranking, hence
-accuracy and macro-F1, unchanged and only sets the probability scale the fallback reads), and
-applies the fallback rule ``(threshold, margin)``. The figure model selection maximizes is the
-fallback calibration's objective (:mod:`tailorbot.models.intent.fallback`)::
+Each fold fits the intent model (the served kind: the hybrid TF-IDF ⊕ static embeddings
+model by default, or TF-IDF alone) on the other folds, fits the softmax temperature on the
+held-out fold (one scalar: it leaves the ranking, hence accuracy and macro-F1, unchanged and
+only sets the probability scale the fallback reads), and applies the fallback rule
+``(threshold, margin)``. The figure model selection maximizes is the fallback calibration's
+objective (:mod:`tailorbot.models.intent.fallback`)::
 
     answer_score = in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate
 
@@ -14,15 +15,16 @@ n-grams and C against the fallback's thresholds in one number.
 >>> texts = ["where is my card", "card not here", "card still missing", "no card yet",
 ...          "top up please", "add money", "top up failed", "how to add funds"] * 2
 >>> labels = ["card", "card", "card", "card", "top_up", "top_up", "top_up", "top_up"] * 2
->>> scores = cross_validate(IntentParams(), texts, labels, k=2)
->>> sorted(scores.folds[0])
+>>> scores = cross_validate(IntentParams(model="tfidf"), texts, labels, k=2)
+>>> sorted(scores.summary())
 ['accuracy', 'answer_score', 'fallback_rate', 'macro_f1']
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,28 +37,57 @@ SELECTION_METRIC = "answer_score"
 
 @dataclass(frozen=True)
 class IntentParams:
-    """The searched hyperparameters; the defaults are the model's own."""
+    """The searched hyperparameters of one intent-model kind (``model``: ``hybrid``, the
+    served default, or ``tfidf``); ``C=None`` is the kind's own default. ``half_life_days``
+    weighs each logged row by ``0.5 ** (age / half_life)`` (None: every row counts the same);
+    ``class_weight`` is ``None`` or ``"balanced"``."""
 
-    C: float = 0.7
+    model: str = "hybrid"
+    C: float | None = None
     word_ngram_max: int = 2
     char_ngram_range: tuple[int, int] = (2, 5)
     char_min_df: int = 2
+    class_weight: str | None = None
+    half_life_days: float | None = None
     threshold: float = 0.0
     margin: float = 0.0
 
-    def make_model(self) -> Any:
-        from tailorbot.models.intent import FallbackPolicy, TfidfIntentModel
+    def model_class(self) -> Any:
+        from tailorbot.models.intent.training import INTENT_MODELS
 
-        return TfidfIntentModel(
-            C=self.C,
+        if self.model not in INTENT_MODELS:
+            raise ValueError(
+                f"unknown intent model {self.model!r}; choose one of {sorted(INTENT_MODELS)}"
+            )
+        return INTENT_MODELS[self.model]
+
+    def resolved(self) -> IntentParams:
+        """These parameters with ``C`` filled in from the model kind's default."""
+        if self.C is not None:
+            return self
+        default = inspect.signature(self.model_class()).parameters["C"].default
+        return replace(self, C=float(default))
+
+    def make_model(self) -> Any:
+        from tailorbot.models.intent import FallbackPolicy
+
+        return self.model_class()(
+            C=self.resolved().C,
             word_ngram_range=(1, self.word_ngram_max),
-            char_ngram_range=tuple(self.char_ngram_range),  # type: ignore[arg-type]
+            char_ngram_range=tuple(self.char_ngram_range),
             char_min_df=self.char_min_df,
+            class_weight=self.class_weight,
             fallback=FallbackPolicy(self.threshold, self.margin),
         )
 
+    def weights(self, ages_days: Sequence[float] | None) -> np.ndarray | None:
+        """Recency weights of rows ``ages_days`` old (None: unweighted)."""
+        if self.half_life_days is None or ages_days is None:
+            return None
+        return np.power(0.5, np.asarray(ages_days, dtype=float) / self.half_life_days)
+
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = asdict(self.resolved())
         values["char_ngram_range"] = list(self.char_ngram_range)
         return values
 
@@ -76,7 +107,10 @@ class CVScores:
         """Mean and (sample) standard deviation of each metric over the folds."""
         out = {}
         for name in self.folds[0] if self.folds else ():
-            values = np.asarray([f[name] for f in self.folds], dtype=float)
+            found = [f[name] for f in self.folds if f.get(name) is not None]
+            if not found:  # e.g. oos_recall without out_of_scope rows
+                continue
+            values = np.asarray(found, dtype=float)
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             out[name] = {"mean": float(values.mean()), "std": std}
         return out
@@ -87,8 +121,10 @@ class CVScores:
 
 def fold_metrics(
     model: Any, texts: Sequence[str], gold: Sequence[str], wrong_answer_cost: float
-) -> dict[str, float]:
-    """Accuracy, macro-F1, fallback rate and the answer score of a fitted model."""
+) -> dict[str, Any]:
+    """The intent metrics (:data:`~tailorbot.models.intent.METRIC_NAMES`; the out-of-scope
+    ones None without ``out_of_scope`` rows), the fallback rate and the answer score of a
+    fitted model."""
     from tailorbot.models.intent import OUT_OF_SCOPE, metrics_from_predictions
 
     probs = model.predict_proba(texts)
@@ -103,8 +139,7 @@ def fold_metrics(
     wrong = float((answered & (names != gold_arr) & in_scope).sum()) / n_in
     caught = float((fired & ~in_scope).sum()) / max(1, int((~in_scope).sum()))
     return {
-        "accuracy": m.accuracy,
-        "macro_f1": m.macro_f1,
+        **m.to_dict(),
         "fallback_rate": m.fallback_rate,
         "answer_score": right + caught - wrong_answer_cost * wrong,
     }
@@ -120,18 +155,26 @@ def cross_validate(
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
     after_fold: Callable[[int, CVScores], None] | None = None,
     base: tuple[Sequence[str], Sequence[str]] = ((), ()),
+    ages_days: Sequence[float] | None = None,
 ) -> CVScores:
     """Score ``params`` on ``k`` stratified folds; ``after_fold(i, scores)`` may raise to stop
     early (the search's pruner does). ``base`` (texts, labels) joins every fold's training
-    side, never a validation fold: a base corpus the logged labels add to."""
+    side, never a validation fold: a base corpus the logged labels add to (weight 1).
+    ``ages_days`` (one per text) feeds the recency weights of ``params``; validation folds are
+    scored unweighted."""
     scores = CVScores()
     texts = list(texts)
+    weights = params.weights(ages_days)
     for i, (train, val) in enumerate(kfold_indices(labels, k, seed)):
         fold_train = [texts[j] for j in train] + list(base[0])
         fold_val = [texts[j] for j in val]
         gold_train = [labels[j] for j in train] + list(base[1])
         gold_val = [labels[j] for j in val]
-        model = params.make_model().fit(fold_train, gold_train).calibrate(fold_val, gold_val)
+        fold_weights = None
+        if weights is not None:
+            fold_weights = np.concatenate([weights[train], np.ones(len(base[0]))])
+        model = params.make_model().fit(fold_train, gold_train, sample_weight=fold_weights)
+        model.calibrate(fold_val, gold_val)
         scores.folds.append(fold_metrics(model, fold_val, gold_val, wrong_answer_cost))
         if after_fold is not None:
             after_fold(i, scores)

@@ -1,16 +1,23 @@
-"""Candidates, promotion and rollback: the registry side of the pipeline.
+"""Candidates, promotion and rollback: the registry side of the pipeline, for every kind.
 
-A trained model is saved as a **candidate** version with its card (:mod:`.trainer`), its
-held-out test rows (``heldout.jsonl``) and digests of the texts it trained on
-(``trained.txt``). It becomes **current** (what every server loads,
-:func:`tailorbot.models.registry.current_version`) only through :func:`promote`, which
-passes when
+A trained model is saved as a **candidate** version with its card (the trainers of
+:mod:`.trainer`, :mod:`.cf`, :mod:`.reward`), its held-out test rows (``heldout.jsonl``)
+and, for intent models, digests of the texts it trained on (``trained.txt``). It becomes
+**current** (what every server loads, :func:`tailorbot.models.registry.current_version`)
+only through :func:`promote`, which passes when
 
 1. the candidate is not worse than the current version on the *same* held-out rows: the
-   candidate's test split plus the current version's test rows the candidate never trained
-   on (so a candidate trained on less data, say without one language, still meets the rows it
-   left out); its answer score must be at least the current one's minus ``tolerance``; and
-2. the audit of the candidate's predictions on those rows passes the :class:`AuditGate`.
+   candidate's test rows, each scored by both models, plus (intent models) the current
+   version's test rows the candidate never trained on, so that a candidate trained on less
+   data, say without one language, still meets the rows it left out. Its figure (the kind's
+   :class:`~tailorbot.models.pipeline.judge.Judge` metric) may be worse than the current
+   one's by at most ``tolerance``. A current version saved without held-out rows (by an older
+   path) is scored on the candidate's rows alone; and
+2. for intent models, the audit of the candidate's predictions on those rows passes the
+   :class:`AuditGate`.
+
+When no comparison is possible (the candidate has no held-out rows, the current version
+cannot be loaded or cannot score the rows) the promotion is refused and the refusal says why.
 
 Caveat: the current version may have trained on some of the candidate's test rows (an older
 window of the same log), which favours it; the gate errs on the side of keeping what runs.
@@ -26,7 +33,7 @@ from typing import Any
 
 from tailorbot.models import registry
 from tailorbot.models.pipeline.audit import BASE_DIMENSIONS, AuditGate, audit
-from tailorbot.models.pipeline.crossval import DEFAULT_WRONG_ANSWER_COST, fold_metrics
+from tailorbot.models.pipeline.judge import Judge, judge_for
 from tailorbot.models.pipeline.trainer import TrainingRun, text_key
 
 KIND = "intent"
@@ -41,14 +48,18 @@ class PromotionRefused(Exception):
 class GateResult:
     passed: bool
     reasons: list[str]
-    candidate: dict[str, float]
-    current: dict[str, float] | None
-    audit: dict[str, Any] = field(repr=False)
+    candidate: dict[str, Any]
+    current: dict[str, Any] | None
+    audit: dict[str, Any] | None = field(repr=False, default=None)
+    metric: str = "answer_score"
+    compared_on: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "reasons": self.reasons,
+            "metric": self.metric,
+            "compared_on": self.compared_on,
             "candidate": self.candidate,
             "current": self.current,
         }
@@ -65,34 +76,48 @@ def save_candidate(data_dir: str | Path, run: TrainingRun, kind: str = KIND) -> 
         for row in run.test_rows:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
     staging.replace(path)
-    keys = saved.path / TRAINED_FILE
-    keys.with_name(".trained.tmp").write_text("\n".join(sorted(run.trained_keys)) + "\n")
-    keys.with_name(".trained.tmp").replace(keys)
+    if run.trained_keys:
+        keys = saved.path / TRAINED_FILE
+        keys.with_name(".trained.tmp").write_text("\n".join(sorted(run.trained_keys)) + "\n")
+        keys.with_name(".trained.tmp").replace(keys)
     return saved
 
 
-def gate_rows(data_dir: str | Path, version: str, against: str | None, kind: str = KIND) -> list:
-    """The candidate's test rows plus the ``against`` version's test rows it never saw."""
+def gate_rows(
+    data_dir: str | Path, version: str, against: str | None, kind: str = KIND
+) -> tuple[list[dict[str, Any]], str]:
+    """The rows to compare on and how they were chosen: the candidate's test rows plus, when
+    both versions allow it, the ``against`` version's test rows the candidate never saw."""
     rows = heldout_rows(data_dir, version, kind)
+    mine = f"the candidate's {len(rows)} test rows"
     if against is None:
-        return rows
+        return rows, mine
     root = registry.kind_dir(data_dir, kind)
-    try:
-        theirs = heldout_rows(data_dir, against, kind)
-        seen = set((root / version / TRAINED_FILE).read_text().split())
-    except (PromotionRefused, FileNotFoundError):
-        return rows  # the current version was not trained by the pipeline
-    seen |= {text_key(str(r["text"])) for r in rows}
-    return rows + [r for r in theirs if text_key(str(r["text"])) not in seen]
+    if not (root / against / registry.HELDOUT_FILE).is_file():
+        return rows, f"{mine} (the current version {against} has no held-out rows of its own)"
+    seen_file = root / version / TRAINED_FILE
+    if not seen_file.is_file():
+        return rows, mine  # a time-split kind: the current's test rows may be its training rows
+    seen = set(seen_file.read_text().split()) | {text_key(str(r["text"])) for r in rows}
+    theirs = [
+        r for r in heldout_rows(data_dir, against, kind) if text_key(str(r["text"])) not in seen
+    ]
+    return rows + theirs, f"{mine} + {len(theirs)} of the current version's it never saw"
 
 
 def heldout_rows(data_dir: str | Path, version: str, kind: str = KIND) -> list[dict[str, Any]]:
     path = registry.kind_dir(data_dir, kind) / version / registry.HELDOUT_FILE
     if not path.is_file():
         raise PromotionRefused(
-            f"version {version} has no held-out rows (not trained by the pipeline)"
+            f"cannot compare {version} with the current version: it has no held-out test rows "
+            "(saved by an older path, before the pipeline); train it again with the pipeline "
+            f"(`tailorbot {_command(kind)}`) to get a model card and held-out rows"
         )
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _command(kind: str) -> str:
+    return {"intent": "train", "item_knn": "train-recs", "reward": "train-reward"}.get(kind, kind)
 
 
 def predicted_rows(model: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -112,31 +137,39 @@ def run_gate(
     *,
     tolerance: float = 0.01,
     attributes: Sequence[str] = (),
-    wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
+    judge: Judge | None = None,
+    compared_on: str = "",
 ) -> GateResult:
-    """Compare ``candidate`` with ``current`` (a fitted model or None) on ``rows`` and audit it."""
+    """Compare ``candidate`` with ``current`` (a fitted model or None) on ``rows`` and, for
+    an audited kind, audit the candidate."""
+    judge = judge or judge_for(KIND)
     if not rows:
-        raise PromotionRefused("no held-out rows to compare on")
-    texts, gold = [str(r["text"]) for r in rows], [str(r["intent"]) for r in rows]
-    mine = fold_metrics(candidate, texts, gold, wrong_answer_cost)
-    theirs = fold_metrics(current, texts, gold, wrong_answer_cost) if current is not None else None
+        raise PromotionRefused("cannot compare: no held-out rows to compare on")
+    mine = judge.score(candidate, rows)
+    theirs = None
+    if current is not None:
+        try:
+            theirs = judge.score(current, rows)
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            raise PromotionRefused(
+                f"cannot compare: the current version cannot score the held-out rows ({exc})"
+            ) from None
     reasons = []
-    if theirs is not None and mine["answer_score"] < theirs["answer_score"] - tolerance:
+    if theirs is not None and judge.worse_by(mine[judge.metric], theirs[judge.metric]) > tolerance:
+        direction = "below" if judge.higher_is_better else "above"
         reasons.append(
-            f"answer score {mine['answer_score']:.4f} is below the current version's "
-            f"{theirs['answer_score']:.4f} by more than the tolerance {tolerance:g} "
+            f"{judge.metric} {mine[judge.metric]:.4f} is {direction} the current version's "
+            f"{theirs[judge.metric]:.4f} by more than the tolerance {tolerance:g} "
             f"on the same {len(rows)} held-out rows"
         )
-    report = audit(
-        predicted_rows(candidate, rows),
-        [],
-        dimensions=(*BASE_DIMENSIONS, *attributes),
-        min_rows=gate.min_rows,
-    )
-    audit_ok, audit_reasons = gate.check(report)
-    if not audit_ok:
-        reasons.extend(f"audit: {r}" for r in audit_reasons)
-    return GateResult(not reasons, reasons, mine, theirs, report)
+    report = None
+    if judge.audited:
+        dimensions = (*BASE_DIMENSIONS, *attributes)
+        report = audit(predicted_rows(candidate, rows), [], dimensions=dimensions,
+                       min_rows=gate.min_rows)  # fmt: skip
+        audit_ok, audit_reasons = gate.check(report)
+        reasons.extend(f"audit: {r}" for r in audit_reasons if not audit_ok)
+    return GateResult(not reasons, reasons, mine, theirs, report, judge.metric, compared_on)
 
 
 def promote(
@@ -150,31 +183,25 @@ def promote(
 ) -> GateResult:
     """Run the gate for ``version`` and make it current when it passes.
 
-    Raises :class:`PromotionRefused` (with the first reason) when it does not, or when it is
-    current already; the gate's result is written to the version's card either way.
+    Raises :class:`PromotionRefused` (with the first reason) when it does not, when it is
+    current already, or when no comparison is possible; the gate's result is written to the
+    version's card whenever the gate ran.
     """
+    judge = judge_for(kind)
     registry.pin_current(data_dir, kind)
     current_name = registry.current_version(data_dir, kind)
     if current_name == version:
         raise PromotionRefused(f"{version} is the current version already")
     candidate = registry.load(data_dir, version, kind)
-    current = None
-    if current_name is not None and current_name != version:
-        current = registry.load(data_dir, current_name, kind).model
+    rows, compared_on = gate_rows(data_dir, version, current_name, kind)
     result = run_gate(
-        candidate.model,
-        current,
-        gate_rows(data_dir, version, current_name, kind),
-        gate,
-        tolerance=tolerance,
-        attributes=attributes,
-    )
-    registry.update_metadata(
-        data_dir,
-        version,
-        {"gate": {**result.to_dict(), "against": current_name}, "audit": _audit_summary(result)},
-        kind,
-    )
+        candidate.model, _load_current(data_dir, current_name, kind), rows, gate,
+        tolerance=tolerance, attributes=attributes, judge=judge, compared_on=compared_on,
+    )  # fmt: skip
+    extra: dict[str, Any] = {"gate": {**result.to_dict(), "against": current_name}}
+    if result.audit is not None:
+        extra["audit"] = _audit_summary(result)
+    registry.update_metadata(data_dir, version, extra, kind)
     if not result.passed:
         raise PromotionRefused(f"{version} refused: {result.reasons[0]}")
     registry.set_current(
@@ -183,13 +210,27 @@ def promote(
     return result
 
 
+def _load_current(data_dir: str | Path, name: str | None, kind: str) -> Any | None:
+    if name is None:
+        return None
+    try:
+        return registry.load(data_dir, name, kind).model
+    except (registry.ModelNotFoundError, registry.ModelLoadError) as exc:
+        raise PromotionRefused(
+            f"cannot compare with the current version {name}: it cannot be loaded ({exc})"
+        ) from None
+
+
 def rollback(data_dir: str | Path, kind: str = KIND) -> str:
     """Make the version before the current one current again; returns it."""
     moves = registry.history(data_dir, kind)
     current = registry.current_version(data_dir, kind)
     previous = moves[-1]["previous"] if moves else None
     if not moves or moves[-1]["version"] != current or previous is None:
-        raise PromotionRefused(f"nothing to roll back to: {current} has no recorded predecessor")
+        raise PromotionRefused(
+            f"nothing to roll back to: the current {kind} version {current} has no recorded "
+            "predecessor"
+        )
     registry.set_current(
         data_dir, previous, kind, action="rollback", reason=f"rolled back {current}"
     )
@@ -198,13 +239,14 @@ def rollback(data_dir: str | Path, kind: str = KIND) -> str:
 
 def _audit_summary(result: GateResult) -> dict[str, Any]:
     """The card keeps the gate's verdict and each judged segment's accuracy."""
+    report = result.audit or {"dimensions": {}, "overall": {"intent_accuracy": None}}
     segments = {
         f"{dim}={s['segment']}": round(s["intent_accuracy"]["value"], 4)
-        for dim, items in result.audit["dimensions"].items()
+        for dim, items in report["dimensions"].items()
         for s in items
         if s["intent_accuracy"] is not None and not s["small"]
     }
-    overall = result.audit["overall"]["intent_accuracy"]
+    overall = report["overall"]["intent_accuracy"]
     return {
         "passed": not any(r.startswith("audit:") for r in result.reasons),
         "overall_accuracy": None if overall is None else overall["value"],

@@ -81,12 +81,15 @@ def retrain_once(
     force: bool = False,
     kind: str = "intent",
     clock: Callable[[], float] = time.time,
+    attributes: Sequence[str] = (),
 ) -> RetrainOutcome:
     """One check: retrain if due (or ``force``), gate, promote or keep; the outcome is
-    recorded unless it is a skip."""
+    recorded unless it is a skip. ``train_options`` go to
+    :func:`~tailorbot.models.pipeline.routed.train_routed` (the logged rows are the default
+    language's: a log's texts are whatever its customers wrote)."""
     from tailorbot.models.pipeline import promotion
     from tailorbot.models.pipeline.dataset import build_dataset
-    from tailorbot.models.pipeline.trainer import train_intent
+    from tailorbot.models.pipeline.routed import train_routed
 
     labels_total = len({e["event_id"] for e in events if e.get("type") == "intent_label"})
     last = last_outcome(data_dir, kind)
@@ -100,14 +103,17 @@ def retrain_once(
         return RetrainOutcome("skipped", why, labels_total, at=now)
     try:
         rows = build_dataset(events, profiles)
-        run = train_intent(rows, source="log", **dict(train_options or {}))
+        options = dict(train_options or {})
+        run = train_routed({options.get("default_language", "en"): rows}, source="log", **options)
     except (ValueError, RuntimeError) as exc:
         outcome = RetrainOutcome("failed", f"{why}; training failed: {exc}", labels_total, at=now)
         _record(data_dir, outcome, kind)
         return outcome
     saved = promotion.save_candidate(data_dir, run, kind)
     try:
-        promotion.promote(data_dir, saved.version, gate, tolerance=tolerance, kind=kind)
+        promotion.promote(
+            data_dir, saved.version, gate, tolerance=tolerance, kind=kind, attributes=attributes
+        )
         outcome = RetrainOutcome(
             "promoted", f"{why}; gate passed", labels_total, saved.version, now
         )

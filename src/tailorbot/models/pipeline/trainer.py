@@ -5,16 +5,22 @@
    training side only: validation, the CV folds and the test are the logged rows alone.
 2. Select hyperparameters on train + validation: an Optuna search over k folds
    (:mod:`.search`), or the defaults scored by the same k-fold CV (``search=False``; the
-   fallback's threshold and margin are then calibrated on the validation split).
-3. Fit on train, fit the temperature on validation, refit on train + validation keeping it.
+   fallback's threshold and margin are then calibrated on the validation split, as they are
+   whenever a ``target_oos_recall`` is set).
+3. Fit on train, fit the temperature on validation (and take the drift reference there),
+   refit on train + validation keeping it. Rows from a log are weighted by recency when the
+   chosen parameters have a half-life (age measured back from the newest row).
 4. Score the refitted model once on the test split: the card's ``test`` figures.
+
+The model is the served kind (``params.model``: the hybrid TF-IDF ⊕ static embeddings model
+by default, or ``tfidf``).
 
 >>> rows = [{"text": t, "intent": i} for t, i in [
 ...     ("where is my card", "card"), ("card not here", "card"), ("no card yet", "card"),
 ...     ("card still missing", "card"), ("my card?", "card"), ("card late", "card"),
 ...     ("top up please", "top_up"), ("add money", "top_up"), ("top up failed", "top_up"),
 ...     ("how to add funds", "top_up"), ("topping up", "top_up"), ("load money", "top_up")]] * 3
->>> run = train_intent(rows, search=False, k=2)
+>>> run = train_intent(rows, search=False, k=2, model="tfidf")
 >>> sorted(run.card)[:4], run.card["data"]["splits"]
 (['cv', 'data', 'labels', 'metrics'], {'train': 24, 'validation': 6, 'test': 6})
 """
@@ -24,23 +30,27 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tailorbot.models.pipeline.crossval import (
     DEFAULT_WRONG_ANSWER_COST,
+    CVScores,
     IntentParams,
     cross_validate,
     fold_metrics,
 )
-from tailorbot.models.pipeline.splits import split_rows
+from tailorbot.models.pipeline.splits import Split, split_rows
+
+DAY_S = 86_400.0
+Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class TrainingRun:
     model: Any
     card: dict[str, Any]
-    test_rows: list[Mapping[str, Any]]
+    test_rows: Sequence[Row]
     trained_keys: frozenset[str]  # :func:`text_key` of every row the model saw
 
 
@@ -49,8 +59,32 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The split, the base corpus and the newest row's time (ages are measured from it)."""
+
+    split: Split
+    base: tuple[list[str], list[str]]
+    newest: float | None  # None: rows without time, no recency weights
+
+    def ages(self, rows: Sequence[Row]) -> list[float] | None:
+        if self.newest is None:
+            return None
+        return [max(0.0, self.newest - float(r["epoch"])) / DAY_S for r in rows]
+
+    def fit(self, params: IntentParams, rows: Sequence[Row], temperature: float | None) -> Any:
+        """``params``' model fitted on ``rows`` + the base corpus (weight 1)."""
+        texts, labels = _xy(rows)
+        recency = params.weights(self.ages(rows))
+        weights = None if recency is None else [*recency, *[1.0] * len(self.base[0])]
+        return params.make_model().fit(
+            texts + self.base[0], labels + self.base[1], temperature=temperature,
+            sample_weight=weights,
+        )  # fmt: skip
+
+
 def train_intent(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     *,
     search: bool = True,
     k: int = 5,
@@ -61,17 +95,12 @@ def train_intent(
     source: str = "rows",
     wrong_answer_cost: float = DEFAULT_WRONG_ANSWER_COST,
     params: IntentParams | None = None,
-    base: Sequence[Mapping[str, Any]] = (),
+    base: Sequence[Row] = (),
+    model: str = "hybrid",
+    target_oos_recall: float | None = None,
 ) -> TrainingRun:
     """Run the steps of the module doc; ``by_time`` defaults to "rows carry ``epoch``";
-    without search, ``params`` replaces the defaults."""
-    from tailorbot.models.intent import calibrate_fallback
-    from tailorbot.models.pipeline.search import (
-        DEFAULT_TIMEOUT_S,
-        DEFAULT_TRIALS,
-        search_intent_params,
-    )
-
+    without search, ``params`` replaces the defaults of ``model``."""
     started = time.perf_counter()
     if by_time is None:
         by_time = bool(rows) and all("epoch" in r for r in rows)
@@ -81,86 +110,129 @@ def train_intent(
             f"no row left for validation or test in {len(rows)} rows: "
             "give each intent at least 4 examples"
         )
-    texts, labels = _xy(split.selection)
-    base_xy = _xy(base)
-    search_report: dict[str, Any] | None = None
+    newest = max(float(r["epoch"]) for r in rows) if by_time else None
+    parts = _Parts(split, _xy(base), newest)
+    params = params or IntentParams(model=model)
     if search:
-        result = search_intent_params(
-            texts,
-            labels,
-            k=k,
-            n_trials=n_trials or DEFAULT_TRIALS,
-            timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
-            seed=seed,
-            wrong_answer_cost=wrong_answer_cost,
-            base=base_xy,
-        )
-        params, cv = result.best, result.best_scores
-        search_report = result.to_dict()
+        chosen, cv, report = _search(parts, params.model, k, n_trials, timeout_s, seed,
+                                     wrong_answer_cost)  # fmt: skip
     else:
-        params = params or IntentParams()
-        cv = cross_validate(
-            params, texts, labels, k=k, seed=seed, wrong_answer_cost=wrong_answer_cost,
-            base=base_xy,
-        )  # fmt: skip
-    train_x, train_y = _xy(split.train)
-    val_x, val_y = _xy(split.validation)
-    first = (
-        params.make_model().fit(train_x + base_xy[0], train_y + base_xy[1]).calibrate(val_x, val_y)
-    )
-    fallback = first.fallback
-    if not search:  # the model's own procedure: the fallback calibrated on validation
-        fallback = calibrate_fallback(
-            first.predict_proba(val_x), val_y, first.labels, wrong_answer_cost=wrong_answer_cost
-        ).policy
-        params = IntentParams(
-            **{**params.__dict__, "threshold": fallback.threshold, "margin": fallback.margin}
-        )
-    model = params.make_model().fit(
-        texts + base_xy[0], labels + base_xy[1], temperature=first.temperature
-    )
-    model.fallback = fallback
+        chosen, cv, report = params, _cv(parts, params, k, seed, wrong_answer_cost), None
+    calibrate = not search or target_oos_recall is not None
+    fitted, chosen, fitting = _fit(parts, chosen, calibrate, wrong_answer_cost, target_oos_recall)
     test_x, test_y = _xy(split.test)
-    test = fold_metrics(model, test_x, test_y, wrong_answer_cost)
+    test = {**fold_metrics(fitted, test_x, test_y, wrong_answer_cost), "n": len(test_y)}
     card = {
+        **_card(fitted, chosen, cv, k, report, test, fitting),
+        "training_data_hash": "sha256:" + _rows_hash(rows),
+        "data": {"source": source, "rows": len(rows), "base_rows": len(base),
+                 "splits": split.sizes(), "by_time": by_time, "window": _window(rows)},
+        "training": {"seconds": round(time.perf_counter() - started, 1), "seed": seed,
+                     "wrong_answer_cost": wrong_answer_cost},
+    }  # fmt: skip
+    seen = frozenset(text_key(t) for t in _xy(split.selection)[0] + parts.base[0])
+    return TrainingRun(fitted, card, list(split.test), seen)
+
+
+def _search(
+    parts: _Parts, model: str, k: int, n_trials: int | None, timeout_s: float | None, seed: int,
+    cost: float,
+) -> tuple[IntentParams, CVScores, dict[str, Any]]:  # fmt: skip
+    from tailorbot.models.pipeline.search import (
+        DEFAULT_TIMEOUT_S,
+        DEFAULT_TRIALS,
+        search_intent_params,
+    )
+
+    texts, labels = _xy(parts.split.selection)
+    result = search_intent_params(
+        texts, labels, k=k, n_trials=n_trials or DEFAULT_TRIALS,
+        timeout_s=timeout_s or DEFAULT_TIMEOUT_S, seed=seed, wrong_answer_cost=cost,
+        base=parts.base, model=model, ages_days=parts.ages(parts.split.selection),
+    )  # fmt: skip
+    return result.best, result.best_scores, result.to_dict()
+
+
+def _cv(parts: _Parts, params: IntentParams, k: int, seed: int, cost: float) -> CVScores:
+    texts, labels = _xy(parts.split.selection)
+    return cross_validate(
+        params, texts, labels, k=k, seed=seed, wrong_answer_cost=cost, base=parts.base,
+        ages_days=parts.ages(parts.split.selection),
+    )  # fmt: skip
+
+
+def _fit(
+    parts: _Parts,
+    params: IntentParams,
+    calibrate: bool,
+    cost: float,
+    target_oos_recall: float | None,
+) -> tuple[Any, IntentParams, dict[str, Any]]:
+    """Steps 3 (see the module doc): the final model, the parameters it was fitted with (the
+    calibrated threshold and margin when ``calibrate``) and what the fit learned on the
+    validation split (thresholds, drift reference)."""
+    from tailorbot.models.drift import reference_of
+    from tailorbot.models.intent import calibrate_fallback
+
+    val_x, val_y = _xy(parts.split.validation)
+    first = parts.fit(params, parts.split.train, None).calibrate(val_x, val_y)
+    probs = first.predict_proba(val_x)
+    thresholds: dict[str, Any] = {"chosen_on": "cross-validation (searched)"}
+    if calibrate:
+        found = calibrate_fallback(
+            probs, val_y, first.labels, wrong_answer_cost=cost, target_oos_recall=target_oos_recall
+        )
+        params = replace(params, threshold=found.policy.threshold, margin=found.policy.margin)
+        thresholds = {
+            "chosen_on": "validation split",
+            "objective": (
+                "in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate"
+                if found.target_oos_recall is None
+                else f"in_scope_accuracy at oos_recall >= {found.target_oos_recall:g}"
+            ),
+            "target_oos_recall": found.target_oos_recall,
+        }
+    top = probs.argmax(axis=1)
+    reference = reference_of([first.labels[i] for i in top], probs.max(axis=1).tolist(), val_x)
+    model = parts.fit(params, parts.split.selection, first.temperature)
+    model.fallback = params.make_model().fallback
+    thresholds.update(threshold=params.threshold, margin=params.margin, wrong_answer_cost=cost)
+    return model, params, {"thresholds": thresholds, "reference": reference}
+
+
+def _card(
+    model: Any,
+    params: IntentParams,
+    cv: CVScores,
+    k: int,
+    search: dict[str, Any] | None,
+    test: dict[str, Any],
+    fitting: dict[str, Any],
+) -> dict[str, Any]:
+    return {
         "model": type(model).__name__,
         "params": params.to_dict(),
+        "model_params": model.params(),
         "labels": list(model.labels),
         "temperature": model.temperature,
-        "thresholds": {"threshold": fallback.threshold, "margin": fallback.margin},
         "cv": {"k": k, "selection_metric": "answer_score", **cv.summary()},
-        "search": search_report,
-        "test": {**test, "n": len(test_y)},
-        "metrics": {**test, "split": "test", "n": len(test_y)},
-        "training_data_hash": "sha256:" + _rows_hash(rows),
-        "data": {
-            "source": source,
-            "rows": len(rows),
-            "base_rows": len(base),
-            "splits": split.sizes(),
-            "by_time": by_time,
-            "window": _window(rows),
-        },
-        "training": {
-            "seconds": round(time.perf_counter() - started, 1),
-            "seed": seed,
-            "wrong_answer_cost": wrong_answer_cost,
-        },
+        "search": search,
+        "test": test,
+        "metrics": {**test, "split": "test"},
+        **fitting,
     }
-    seen = frozenset(text_key(t) for t in texts + base_xy[0])
-    return TrainingRun(model, card, list(split.test), seen)
 
 
-def _xy(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+def _xy(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
     return [str(r["text"]) for r in rows], [str(r["intent"]) for r in rows]
 
 
-def _window(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def _window(rows: Sequence[Row]) -> dict[str, Any] | None:
     stamps = [r["timestamp"] for r in rows if r.get("timestamp")]
     return {"first": min(stamps), "last": max(stamps)} if stamps else None
 
 
-def _rows_hash(rows: Sequence[Mapping[str, Any]]) -> str:
+def _rows_hash(rows: Sequence[Row]) -> str:
     digest = hashlib.sha256()
     for row in rows:
         digest.update(f"{row['text']}\t{row['intent']}\n".encode())

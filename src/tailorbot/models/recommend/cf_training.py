@@ -1,8 +1,10 @@
 """Train the collaborative-filtering model from the event log and keep it in the registry.
 
-``tailorbot train-recs`` runs :func:`train_from_log` and :func:`save_cf`; the decision service
-picks the newest saved version up without a restart (:class:`CFLoader`, polled by its
-background refresh).
+``tailorbot train-recs`` trains through the learning pipeline
+(:mod:`tailorbot.models.pipeline.cf`: time split, selection on validation, one test, a
+candidate version, the promotion gate); the decision service picks the *current* version up
+without a restart (:class:`CFLoader`, polled by its background refresh). Without a CURRENT
+pointer (registries from before promotion) the newest version is current.
 
 >>> import tempfile
 >>> model = ItemKNN(min_common=1).fit([("u1", "a", 1.0), ("u1", "b", 1.0)])
@@ -71,10 +73,11 @@ def save_cf(data_dir: str | Path, model: ItemKNN, metadata: Mapping[str, Any]) -
 
 
 class CFLoader:
-    """Watches the registry for a newer collaborative-filtering model (off the request path).
+    """Watches the registry for a newly current collaborative-filtering model (off the request
+    path).
 
-    :meth:`poll` lists the versions (one directory read) and loads the newest when it is not
-    the one loaded last; it returns the new model, or None when nothing changed or the newest
+    :meth:`poll` reads the current version (one small file) and loads it when it is not the
+    one loaded last; it returns the new model, or None when nothing changed or the version
     cannot be loaded (the last good model stays in use).
     """
 
@@ -88,11 +91,11 @@ class CFLoader:
         return self._version
 
     def poll(self) -> ItemKNN | None:
-        found = registry.versions(self.data_dir, CF_KIND)
-        if not found or found[-1] == self._version:
+        current = registry.current_version(self.data_dir, CF_KIND)
+        if current is None or current == self._version:
             return None
         try:
-            saved = registry.load(self.data_dir, found[-1], CF_KIND)
+            saved = registry.load(self.data_dir, current, CF_KIND)
         except (registry.ModelNotFoundError, registry.ModelLoadError):
             return None
         if not isinstance(saved.model, ItemKNN):

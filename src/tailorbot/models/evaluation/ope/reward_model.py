@@ -55,3 +55,54 @@ class RidgeRewardModel:
     def predict(self, contexts: Sequence[Mapping[str, float]]) -> np.ndarray:
         """``n x K`` predicted rewards."""
         return self.vectors(contexts) @ self._theta.T
+
+
+class VariantRewardModel:
+    """A :class:`RidgeRewardModel` over named response variants: what the learning pipeline
+    trains on logged decisions and keeps in the registry (kind ``reward``). A variant it never
+    saw is predicted the mean reward it was fitted on.
+
+    >>> model = VariantRewardModel(ridge=1e-6).fit(
+    ...     [{"vip": 1.0}, {"vip": 0.0}, {"vip": 1.0}], ["a", "a", "b"], [1.0, 0.0, 0.5])
+    >>> model.predict([{"vip": 1.0}, {"vip": 1.0}], ["a", "new"]).round(2).tolist()
+    [1.0, 0.5]
+    """
+
+    def __init__(self, ridge: float = 1.0) -> None:
+        self.ridge = ridge
+        self._actions: tuple[str, ...] = ()
+        self._model: RidgeRewardModel | None = None
+        self._mean = 0.0
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self._actions
+
+    def fit(
+        self,
+        contexts: Sequence[Mapping[str, float]],
+        variants: Sequence[str],
+        rewards: Sequence[float],
+    ) -> VariantRewardModel:
+        self._actions = tuple(sorted(set(variants)))
+        index = {name: i for i, name in enumerate(self._actions)}
+        features = sorted({name for context in contexts for name in context})
+        model = RidgeRewardModel(features, len(self._actions), self.ridge)
+        self._model = model.fit(contexts, [index[v] for v in variants], rewards)
+        self._mean = float(np.mean(rewards)) if len(rewards) else 0.0
+        return self
+
+    def predict(
+        self, contexts: Sequence[Mapping[str, float]], variants: Sequence[str]
+    ) -> np.ndarray:
+        """The predicted reward of each context's variant."""
+        if self._model is None:
+            raise RuntimeError("the model is not fitted; call fit() first")
+        index = {name: i for i, name in enumerate(self._actions)}
+        all_rewards = self._model.predict(contexts)
+        return np.array(
+            [
+                all_rewards[row, index[v]] if v in index else self._mean
+                for row, v in enumerate(variants)
+            ]
+        )
