@@ -125,12 +125,14 @@ def tailorbot_server(
             "--workers", str(workers), "--log-level", "warning", "--worker", worker,
         ]  # fmt: skip
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen(
-            args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # the access log goes to stderr at info level: a file, never an unread pipe (a full
+        # pipe stalls the server after a few hundred requests)
+        log = Path(tmp) / "serve.log"
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(args, env=full_env, stdout=sink, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(url + "/healthz", proc)
+            wait_ready(url + "/healthz", proc, log)
             yield url, url, proc.pid
         finally:
             proc.terminate()
@@ -140,11 +142,16 @@ def tailorbot_server(
                 proc.kill()
 
 
-def wait_ready(probe: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+def wait_ready(
+    probe: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout_s: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            if log is not None:
+                err = log.read_text(errors="replace")
+            else:
+                err = proc.stderr.read().decode() if proc.stderr else ""
             raise RuntimeError(f"server exited with {proc.returncode}:\n{err[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(probe, timeout=1).status_code == 200:

@@ -54,7 +54,7 @@ def audit(
         labelled = build_dataset(history.events, history.profiles, since=low)
         window = [e for e in history.events if low is None or event_epoch(e) >= low.timestamp()]
         decisions = decision_rows(window, history.profiles, history.decision_of)
-    labelled = _with_predictions(settings, labelled, model)
+    labelled, trained_on = _with_predictions(settings, labelled, model)
     report = audit_mod.audit(
         labelled,
         decisions,
@@ -63,7 +63,7 @@ def audit(
     )
     passed, reasons = checker.check(report)
     report["gate"] = {"passed": passed, "reasons": reasons, "max_gap": checker.max_gap,
-                      "model": model}  # fmt: skip
+                      "model": model, "left_out_trained_rows": trained_on}  # fmt: skip
     if json_output:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -72,12 +72,18 @@ def audit(
         raise typer.Exit(1)
 
 
-def _with_predictions(settings: Any, rows: list[dict[str, Any]], model: str) -> list[dict]:
+def _with_predictions(
+    settings: Any, rows: list[dict[str, Any]], model: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows with the intent ``model`` predicts (``logged``: what was served), less the
+    rows a pipeline version trained on (auditing a model on its training rows flatters it);
+    and how many were left out."""
     from tailorbot.models import registry
-    from tailorbot.models.pipeline.promotion import predicted_rows
+    from tailorbot.models.pipeline.promotion import TRAINED_FILE, predicted_rows
+    from tailorbot.models.pipeline.trainer import text_key
 
     if model == "logged":
-        return [{**r, "predicted": r.get("logged_intent")} for r in rows]
+        return [{**r, "predicted": r.get("logged_intent")} for r in rows], 0
     try:
         if model == "current":
             saved = registry.load_current(settings.data_dir)
@@ -85,7 +91,10 @@ def _with_predictions(settings: Any, rows: list[dict[str, Any]], model: str) -> 
             saved = registry.load(settings.data_dir, model)
     except registry.ModelNotFoundError as exc:
         raise CliError(f"--model: {exc}") from None
-    return predicted_rows(saved.model, rows)
+    trained_file = saved.path / TRAINED_FILE
+    seen = set(trained_file.read_text().split()) if trained_file.is_file() else set()
+    unseen = [r for r in rows if text_key(str(r["text"])) not in seen]
+    return predicted_rows(saved.model, unseen), len(rows) - len(unseen)
 
 
 def _fmt(figure: dict[str, Any] | None, digits: int = 3) -> str:
@@ -125,6 +134,9 @@ def _print_report(report: dict[str, Any]) -> None:
                 f"{_value(s['recommendation_hit_rate']):>6}"
             )
     gate = report["gate"]
+    if gate["left_out_trained_rows"]:
+        typer.echo(f"\n(model {gate['model']}: {gate['left_out_trained_rows']} labelled rows it "
+                   "trained on left out of the accuracy figures)")  # fmt: skip
     verdict = "passed" if gate["passed"] else "FAILED"
     typer.echo(f"\ngate (max gap {gate['max_gap']:.2f}, min rows {report['min_rows']}): {verdict}")
     for reason in gate["reasons"]:

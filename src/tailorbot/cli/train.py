@@ -196,16 +196,20 @@ def _print_selection(card: dict[str, Any]) -> None:
             f"{search['seconds']:.0f} s; CV answer score {search['best_answer_score']:.4f}"
             + ("" if gain is None else f", {gain:+.4f} over the defaults")
         )
-    typer.echo("parameters: " + ", ".join(f"{k}={v}" for k, v in card["params"].items()))
+    typer.echo("parameters: " + ", ".join(f"{k}={_short(v)}" for k, v in card["params"].items()))
     thresholds = card["thresholds"]
     typer.echo(
         f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g} "
-        f"(chosen on the {thresholds['chosen_on']}"
+        f"(chosen on {thresholds['chosen_on']}"
         + (f", maximizing {thresholds['objective']})" if thresholds.get("objective") else ")")
     )
     test = card["test"]
     typer.echo(f"  own test split: accuracy {test['accuracy']:.4f}, answer score "
                f"{test['answer_score']:.4f} ({test['n']} rows)")  # fmt: skip
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @reports_errors

@@ -177,14 +177,14 @@ def _fit(
     val_x, val_y = _xy(parts.split.validation)
     first = parts.fit(params, parts.split.train, None).calibrate(val_x, val_y)
     probs = first.predict_proba(val_x)
-    thresholds: dict[str, Any] = {"chosen_on": "cross-validation (searched)"}
+    thresholds: dict[str, Any] = {"chosen_on": "cross-validation, by the search"}
     if calibrate:
         found = calibrate_fallback(
             probs, val_y, first.labels, wrong_answer_cost=cost, target_oos_recall=target_oos_recall
         )
         params = replace(params, threshold=found.policy.threshold, margin=found.policy.margin)
         thresholds = {
-            "chosen_on": "validation split",
+            "chosen_on": "the validation split",
             "objective": (
                 "in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate"
                 if found.target_oos_recall is None

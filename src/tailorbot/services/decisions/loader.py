@@ -18,6 +18,7 @@ from tailorbot.kb.repository import KBRepository
 from tailorbot.models.registry import ModelNotFoundError, load_current
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.live_kb import kb_version_label
+from tailorbot.services.decisions.model_swap import warm_up
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.responses import ResponseComposer
@@ -47,9 +48,7 @@ def load_decision_models(
             "no intent model: train one with `tailorbot train` in the server's data "
             "directory (bundled Banking77 by default)"
         ) from exc
-    # the first prediction loads the embedding table, the tokenizer and the language model
-    # (about a second): pay it here, not in the first customer's request
-    saved.model.predict_one("warm up")
+    warm_up(saved.model)  # the lazy tables load here, not in the first customer's request
     kb_dir = settings.kb_dir or default_kb_dir()
     if kb_source is not None:
         version, kb = kb_source.load()

@@ -2,7 +2,8 @@
 
 :class:`CurrentModelWatcher.refresh` runs on the decision service's background refresh thread
 (never on a request): it reads the registry's current pointer (one small file) and, when it
-names another version, loads that version and hands it to ``on_new``. The service then
+names another version, loads that version, makes one prediction with it (the lazy tables
+load there, not in a request) and hands it to ``on_new``. The service then
 replaces its :class:`DecisionModels` in one attribute assignment, so a request uses either the
 old set or the new one, whole; requests in flight finish with the set they started with. A
 version that fails to load is logged and retried at the next tick; the old model keeps
@@ -31,6 +32,17 @@ from tailorbot.metrics import Metrics
 from tailorbot.models import registry
 from tailorbot.models.pipeline.retrain import STATE_FILE, last_outcome
 
+# Long enough for the language detector to run (it skips messages under 8 characters).
+WARM_UP_TEXT = "where is my card, please?"
+
+
+def warm_up(model: object) -> None:
+    """One prediction: it loads the embedding table, the tokenizer and the language model
+    (about a second), which a model loads lazily: pay it here, not in the first request."""
+    predict_one = getattr(model, "predict_one", None)
+    if predict_one is not None:
+        predict_one(WARM_UP_TEXT)
+
 
 class CurrentModelWatcher:
     def __init__(
@@ -50,6 +62,7 @@ class CurrentModelWatcher:
         if current is None or current == self.version:
             return
         saved = registry.load(self.data_dir, current, self.kind)
+        warm_up(saved.model)
         self.on_new(saved)
         self.version = current
 
