@@ -1,5 +1,9 @@
 """Train an intent model end to end: split, fit, calibrate, measure, refit.
 
+This is the model's own quick procedure (test fixtures, the intent-model benchmarks);
+``tailorbot train`` runs the learning pipeline instead (:mod:`tailorbot.models.pipeline`:
+70/15/15, k-fold CV and search, one test, the promotion gate).
+
 1. Hold out a stratified validation split (``validation_fraction`` of each intent; intents
    with a single row stay in training).
 2. Fit on the rest, fit the softmax temperature on validation, then calibrate the fallback
