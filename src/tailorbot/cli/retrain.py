@@ -38,7 +38,12 @@ def retrain(
 
     settings = load_settings(config, data_dir=data_dir, retrain_min_labels=min_labels)
     runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
-    options = {"search": search, "n_trials": trials, "timeout_s": timeout, "base": base_rows(base)}
+    options = {
+        "search": search,
+        "n_trials": trials,
+        "timeout_s": timeout,
+        "base": base_rows(base, settings.builtin_intents),
+    }
     worker = RetrainWorker(
         runtime.log,
         runtime.stores.profiles,

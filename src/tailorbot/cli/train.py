@@ -92,8 +92,9 @@ def train(
             {language: rows for language, (rows, _, _) in loaded.items()},
             default_language=settings.intent_language, detect_languages=settings.detect_languages,
             sources={language: source for language, (_, source, _) in loaded.items()},
-            search=search, k=folds, n_trials=trials, timeout_s=timeout, seed=seed,
-            base=base_rows(base), model=kind, target_oos_recall=settings.fallback_target_recall,
+            search=search, k=folds, n_trials=trials, timeout_s=timeout, seed=seed, model=kind,
+            base=base_rows(base, settings.builtin_intents),
+            target_oos_recall=settings.fallback_target_recall,
         )  # fmt: skip
     except RuntimeError as exc:  # optuna missing, or no trial finished within the budget
         fail(str(exc))
@@ -139,11 +140,11 @@ def training_rows(
     return rows, dataset.source, dict(dataset.renamed)
 
 
-def base_rows(base: str | None) -> list[dict[str, Any]]:
+def base_rows(base: str | None, builtin_intents: Any = None) -> list[dict[str, Any]]:
     """The ``--base`` corpus as rows: none, the bundled training data, or a file."""
     if base is None:
         return []
-    return training_rows(None if base == "bundled" else Path(base))[0]
+    return training_rows(None if base == "bundled" else Path(base), builtin_intents)[0]
 
 
 def _is_built(path: Path) -> bool:
