@@ -8,6 +8,7 @@ version) is one line on stderr and exit status 1.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -119,6 +120,31 @@ def show(
     if not path.is_file():
         raise CliError(f"no {kind} model version {version}")
     typer.echo(path.read_text())
+
+
+def report_candidate(
+    settings: Any,
+    run: Any,
+    kind: str,
+    *,
+    promote: bool,
+    json_output: bool,
+    print_card: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """Save a training ``run`` as a candidate of ``kind``, run the promotion gate (unless
+    ``promote`` is off) and print the card and the verdict, or both as one JSON object."""
+    from tailorbot.models.pipeline import promotion
+
+    saved = promotion.save_candidate(settings.data_dir, run, kind=kind)
+    verdict = promotion_verdict(settings, saved.version, kind) if promote else None
+    if json_output:
+        card = card_of(settings, saved.version, kind)
+        typer.echo(json.dumps({**card, "path": str(saved.path), "promotion": verdict}))
+        return
+    print_card(saved.version, saved.metadata)
+    typer.echo(f"saved to {saved.path}")
+    if verdict is not None:
+        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
 
 
 def card_of(settings: Any, version: str, kind: str) -> dict[str, Any]:

@@ -210,8 +210,7 @@ def train_reward(
 ) -> None:
     """Train the reward model on the logged decisions with feedback: time split 70/15/15,
     the ridge penalty selected on validation, one test, a candidate and the promotion gate."""
-    from tailorbot.cli.models import card_of, promotion_verdict
-    from tailorbot.models.pipeline import promotion
+    from tailorbot.cli.models import report_candidate
     from tailorbot.models.pipeline.reward import train_reward as train
 
     if search and ridge is not None:
@@ -220,16 +219,8 @@ def train_reward(
     records = _decision_records(settings, _parse_since(since))
     source = "archive" if settings.archive_url is not None else "decision store"
     run = train(records, search=search, ridge=ridge, source=source)
-    saved = promotion.save_candidate(settings.data_dir, run, kind="reward")
-    verdict = promotion_verdict(settings, saved.version, "reward") if promote else None
-    if json_output:
-        card = card_of(settings, saved.version, "reward")
-        typer.echo(json.dumps({**card, "promotion": verdict}))
-        return
-    _print_reward_card(saved.version, saved.metadata)
-    typer.echo(f"saved to {saved.path}")
-    if verdict is not None:
-        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+    report_candidate(settings, run, "reward", promote=promote, json_output=json_output,
+                     print_card=_print_reward_card)  # fmt: skip
 
 
 def _print_reward_card(version: str, card: dict[str, Any]) -> None:

@@ -208,9 +208,8 @@ def train_recs(
     split 70/15/15 of the log, selection on validation, one test, a candidate in the model
     registry and the promotion gate; a running server picks a promoted one up."""
     from tailorbot.cli.history import open_history, parse_time
-    from tailorbot.cli.models import card_of, promotion_verdict
+    from tailorbot.cli.models import report_candidate
     from tailorbot.events.codec import event_epoch
-    from tailorbot.models.pipeline import promotion
     from tailorbot.models.pipeline.cf import train_cf
     from tailorbot.models.recommend.cf_training import CF_KIND
 
@@ -225,16 +224,8 @@ def train_recs(
     with open_history(settings, source, since, until) as history:
         events = [e for e in history.events if low is None or event_epoch(e) >= low.timestamp()]
     run = train_cf(events, search=search, params=fixed, source=source)
-    saved = promotion.save_candidate(settings.data_dir, run, kind=CF_KIND)
-    verdict = promotion_verdict(settings, saved.version, CF_KIND) if promote else None
-    if json_output:
-        card = card_of(settings, saved.version, CF_KIND)
-        typer.echo(json.dumps({**card, "promotion": verdict}))
-        return
-    _print_cf_card(saved.version, saved.metadata)
-    typer.echo(f"saved to {saved.path}")
-    if verdict is not None:
-        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+    report_candidate(settings, run, CF_KIND, promote=promote, json_output=json_output,
+                     print_card=_print_cf_card)  # fmt: skip
 
 
 def _print_cf_card(version: str, card: dict[str, Any]) -> None:

@@ -78,8 +78,7 @@ def train(
     json_output: JsonOption = False,
 ) -> None:
     """Train an intent model (CV + search), save it as a candidate and run the gate."""
-    from tailorbot.cli.models import card_of, promotion_verdict
-    from tailorbot.models.pipeline import promotion
+    from tailorbot.cli.models import report_candidate
     from tailorbot.models.pipeline.routed import train_routed
 
     settings = load_settings(config, data_dir=data_dir)
@@ -98,19 +97,14 @@ def train(
         )  # fmt: skip
     except RuntimeError as exc:  # optuna missing, or no trial finished within the budget
         fail(str(exc))
-    saved = promotion.save_candidate(settings.data_dir, run)
-    verdict = promotion_verdict(settings, saved.version, "intent") if promote else None
-    if json_output:
-        card = card_of(settings, saved.version, "intent")
-        typer.echo(json.dumps({**card, "path": str(saved.path), "promotion": verdict}))
-        return
-    print_card(saved.version, saved.metadata)
-    for language, (_, _, renamed) in loaded.items():
-        for original, new in sorted(renamed.items()):
-            typer.echo(f"note: {language} intent {original!r} renamed to {new!r} (identifiers)")
-    typer.echo(f"saved to {saved.path}")
-    if verdict is not None:
-        typer.echo(f"promotion: {verdict['outcome']} ({verdict['why']})")
+    def print_with_notes(version: str, card: dict[str, Any]) -> None:
+        print_card(version, card)
+        for language, (_, _, renamed) in loaded.items():
+            for original, new in sorted(renamed.items()):
+                typer.echo(f"note: {language} intent {original!r} renamed to {new!r} (identifiers)")
+
+    report_candidate(settings, run, "intent", promote=promote, json_output=json_output,
+                     print_card=print_with_notes)  # fmt: skip
 
 
 def _model_kind(name: str) -> str:
