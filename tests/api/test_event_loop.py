@@ -8,8 +8,10 @@ ran out. ``benchmarks/loop_stall.py`` measures the latency itself."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,10 @@ from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tailorbot.store.base import Stores
 from tests.api.support import message
+from tests.helpers import wait_until
+from tests.integrations.chatwoot_server import RecordingChatwoot
+from tests.integrations.payloads import message_created
+from tests.integrations.test_nlg import rasa_nlg_request
 from tests.services.decisions.conftest import SEED, save_model
 
 STALL_S = 3.0
@@ -28,15 +34,21 @@ class StallingStore:
     """A real store whose ``get`` stalls until released (at most ``STALL_S``): a backend
     that hangs. Every other call goes straight to the real store."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, stall_s: float = STALL_S) -> None:
         self.inner = inner
+        self.stall_s = stall_s
         self.entered = threading.Event()
+        self.entries = 0  # calls that reached the store
         self.released = threading.Event()
         self.stalled_through = False  # True once a stall ran out without a release
+        self._lock = threading.Lock()
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.entries += 1
         self.entered.set()
-        self.stalled_through = not self.released.wait(STALL_S)
+        if not self.released.wait(self.stall_s):
+            self.stalled_through = True
         return self.inner.get(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -44,10 +56,12 @@ class StallingStore:
 
 
 @contextmanager
-def stalled(server: EmbeddedServer, which: str) -> Iterator[StallingStore]:
+def stalled(
+    server: EmbeddedServer, which: str, stall_s: float = STALL_S
+) -> Iterator[StallingStore]:
     stores: Stores = server.app.state.runtime.stores
     real = getattr(stores, which)
-    stall = StallingStore(real)
+    stall = StallingStore(real, stall_s)
     # Stores is frozen for the application; the test swaps one store to inject the fault.
     object.__setattr__(stores, which, stall)
     try:
@@ -116,3 +130,95 @@ def test_events_are_ingested_while_personalize_stalls(server: EmbeddedServer) ->
         assert not stall.stalled_through
         stall.released.set()
         thread.join(30)
+
+
+# --- the integration routes: on the same bounded pool -------------------------------------
+
+BOUND = 2  # blocking_threads of the server below
+
+
+@pytest.fixture(scope="module")
+def bounded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """Two blocking threads; Chatwoot configured (a recording server stands in for its API,
+    which gets the replies in the background) and a Rasa slot mapped to the profile."""
+    data_dir = tmp_path_factory.mktemp("bounded")
+    save_model(data_dir)
+    with RecordingChatwoot() as chatwoot:
+        settings = Settings.load(
+            data_dir=data_dir,
+            seed=SEED,
+            run_worker_in_server=False,
+            blocking_threads=BOUND,
+            chatwoot_url=chatwoot.url,
+            chatwoot_token="bot-token",
+            rasa_slot_attributes=("plan=attributes.plan",),
+        )
+        with EmbeddedServer(settings) as running:
+            yield running
+
+
+def _rasa_slot(url: str, user: str) -> httpx.Response:
+    event = {"sender_id": user, "event": "slot", "timestamp": time.time(), "name": "plan",
+             "value": "gold"}  # fmt: skip
+    return httpx.post(url + "/v1/integrations/rasa/events", json=[event], timeout=60)
+
+
+def _rasa_nlg(url: str, user: str) -> httpx.Response:
+    body = rasa_nlg_request()
+    body["tracker"]["sender_id"] = user  # type: ignore[index]
+    return httpx.post(url + "/v1/integrations/rasa/nlg", json=body, timeout=60)
+
+
+def _chatwoot(url: str, user: str) -> httpx.Response:
+    contact = int(user.rsplit("-", 1)[1])
+    payload = message_created("my card has not arrived", contact_id=contact, message_id=contact)
+    return httpx.post(url + "/v1/integrations/chatwoot/webhook", json=payload, timeout=60)
+
+
+# Each reads the customer's profile in its blocking part (a profile update, or the decision).
+INTEGRATION_CALLS: dict[str, Callable[[str, str], httpx.Response]] = {
+    "rasa-events": _rasa_slot,
+    "rasa-nlg": _rasa_nlg,
+    "chatwoot-webhook": _chatwoot,
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGRATION_CALLS))
+def test_integration_routes_use_the_bounded_pool(bounded_server: EmbeddedServer, name: str) -> None:
+    """With the profile store stalled, ``BOUND + 1`` calls of an integration route: ``BOUND``
+    of them hold the pool's threads in the store, the one beyond waits for a thread (on
+    Starlette's own pool of 40 it would reach the store too), and ``/healthz`` answers."""
+    call, url = INTEGRATION_CALLS[name], bounded_server.url
+    limiter = bounded_server.app.state.blocking
+    assert call(url, "warm-1").status_code < 500  # the decision service loaded, imports done
+    # released by the test; the long bound only keeps a broken test from hanging
+    with stalled(bounded_server, "profiles", stall_s=60) as stall:
+        started = [_in_thread(lambda i=i: call(url, f"{name}-{100 + i}")) for i in range(BOUND + 1)]
+
+        def one_waits() -> bool:
+            return stall.entries >= BOUND and limiter.statistics().tasks_waiting >= 1
+
+        wait_until(one_waits, f"{BOUND} calls in the store and one waiting for a thread", 30)
+        health = httpx.get(url + "/healthz", timeout=30)
+        assert health.status_code == 200
+        assert stall.entries == BOUND, "a call beyond blocking_threads reached the store"
+        stall.released.set()
+        for thread, _ in started:
+            thread.join(60)
+    assert not stall.stalled_through
+    for _, answers in started:
+        assert answers and answers[0].status_code < 500, answers
+
+
+def test_threads_are_handed_work_in_one_place() -> None:
+    """api/offload.py is the only module of the API that hands work to a thread pool."""
+    import tailorbot.api
+
+    root = Path(tailorbot.api.__file__).parent
+    others = [
+        path.relative_to(root).as_posix()
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "offload.py"
+        and any(name in path.read_text() for name in ("run_in_threadpool", "to_thread"))
+    ]
+    assert others == []

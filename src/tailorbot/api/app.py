@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.concurrency import run_in_threadpool
 
 from tailorbot import __version__
 from tailorbot.api.access_log import keep_user_ids_out_of_access_logs
@@ -41,7 +39,7 @@ from tailorbot.api.middleware import (
     RequestMetricsMiddleware,
     TracingMiddleware,
 )
-from tailorbot.api.offload import make_limiter
+from tailorbot.api.offload import make_limiter, run_blocking
 from tailorbot.api.routers import (
     chatwoot,
     dashboard,
@@ -122,9 +120,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await run_in_threadpool(functools.partial(Runtime, settings, metrics, tracing))
-        app.state.runtime = runtime
         app.state.blocking = make_limiter(settings.blocking_threads)
+        runtime = await run_blocking(app.state, Runtime, settings, metrics, tracing)
+        app.state.runtime = runtime
         app.state.decider = None
         app.state.decider_lock = asyncio.Lock()
         # Models load in the background: /healthz answers at once, and decisions that arrive
@@ -140,7 +138,7 @@ def create_app(
                 await loading
             if app.state.decider is not None:
                 app.state.decider.close()
-            await run_in_threadpool(runtime.stop)
+            await run_blocking(app.state, runtime.stop)
             if owned_tracing and tracing is not None:
                 tracing.shutdown()
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator
-from starlette.concurrency import run_in_threadpool
 
+from tailorbot.api.offload import run_blocking
 from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
 from tailorbot.events.identifiers import ID_PATTERN, check_pseudonymous
@@ -57,7 +57,7 @@ async def load_decider(app: Any) -> DecisionService:
     state = app.state
     async with state.decider_lock:
         if state.decider is None:
-            state.decider = await run_in_threadpool(state.runtime.load_decisions)
+            state.decider = await run_blocking(state, state.runtime.load_decisions)
     loaded: DecisionService = state.decider
     return loaded
 

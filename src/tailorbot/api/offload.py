@@ -6,6 +6,12 @@ Every handler that reaches a store, the log or the archive runs that work with
 parses requests and writes answers, so ``/healthz`` answers while a backend stalls, and a
 stalled backend holds at most that many threads (the requests beyond wait for a token, and
 are shed by the admission bound long before they pile up).
+
+This is the one place that hands work to threads: the integration webhooks (Rasa, Chatwoot),
+the live KB, the dashboard's data and the app's start and stop use it too, never Starlette's
+own pool (``run_in_threadpool``), whose 40 threads no setting bounds. Handlers declared with a
+plain ``def`` still run in that pool; only those that touch no backend and no file keep that
+form (``/metrics``, the schema, the dashboard's static assets).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tailorbot.api.deps import SettingsDep, get_chatwoot_bot
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.errors import BadRequest
 from tailorbot.integrations.chatwoot import (
@@ -55,4 +55,4 @@ async def chatwoot_webhook(request: Request, settings: SettingsDep) -> Response:
         return OrjsonResponse({"action": "ignored", "reason": action.reason})
     # Only now: the signature is checked first, and ignored events need no bot.
     bot = await get_chatwoot_bot(request)
-    return OrjsonResponse(await run_in_threadpool(bot.handle, action))
+    return OrjsonResponse(await off_loop(request, bot.handle, action))

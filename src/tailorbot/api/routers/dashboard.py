@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tailorbot.api.dashboard import DashboardData, lag_from_exposition
 from tailorbot.api.deps import API_KEY_HEADER, SettingsDep
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.config import Settings
 
@@ -133,13 +134,17 @@ def dashboard_static(name: Annotated[str, Path(pattern=r"^[a-z0-9_\-]+\.(js|css)
     dependencies=[DashboardKey],
     responses=error_responses(401),
 )
-def dashboard_data(request: Request) -> Response:
+async def dashboard_data(request: Request) -> Response:
     """Rates over time (decisions/s, personalize latency percentiles, fallback, hand-off and
     exploration rates, the bandit's variant shares), the intent mix, drift (PSI), stream and
     archive lag per partition, the A/B report with 95 % intervals and the loaded models. Read
     from this process's metrics: with several server processes each shows its own rates (the
     A/B report is shared); Grafana (deploy/grafana) sums them all."""
-    state = request.app.state
+    # the A/B report reads the shared counters, the lag may ask the worker over HTTP
+    return OrjsonResponse(await off_loop(request, _dashboard_body, request.app.state))
+
+
+def _dashboard_body(state: Any) -> dict[str, Any]:
     data: DashboardData = state.dashboard
     state.metrics.refresh()  # drift and other monitors
     body = data.snapshot()
@@ -156,7 +161,7 @@ def dashboard_data(request: Request) -> Response:
     if decider is not None:
         body["experiment"] = decider.experiment_report().model_dump(mode="json")
         body["models"] = _models(decider.models.versions, decider.models.metadata)
-    return OrjsonResponse(body)
+    return body
 
 
 def _worker_lag(url: str, local: dict[str, Any]) -> dict[str, Any]:

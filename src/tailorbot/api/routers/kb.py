@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from tailorbot.api.deps import KBDep, KBReloadDep
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 
 router = APIRouter(tags=["kb"])
@@ -27,9 +27,9 @@ RecordId = Annotated[
 @router.get(
     "/v1/kb", summary="The live KB: version and record ids", responses=error_responses(401, 403)
 )
-def get_kb(kb: KBDep) -> Response:
+async def get_kb(request: Request, kb: KBDep) -> Response:
     """The version in force and the ids of its articles and templates."""
-    version, loaded = kb.load()
+    version, loaded = await off_loop(request, kb.load)
     return OrjsonResponse(
         {
             "version": version,
@@ -45,8 +45,8 @@ def get_kb(kb: KBDep) -> Response:
     summary="Read an article or a template",
     responses=error_responses(401, 403, 404),
 )
-def get_record(kind: Kind, record_id: RecordId, kb: KBDep) -> Response:
-    return OrjsonResponse(kb.get(kind.removesuffix("s"), record_id))
+async def get_record(request: Request, kind: Kind, record_id: RecordId, kb: KBDep) -> Response:
+    return OrjsonResponse(await off_loop(request, kb.get, kind.removesuffix("s"), record_id))
 
 
 @router.put(
@@ -55,13 +55,18 @@ def get_record(kind: Kind, record_id: RecordId, kb: KBDep) -> Response:
     responses=error_responses(400, 401, 403, 404, 413, 422),
 )
 async def put_record(
-    kind: Kind, record_id: RecordId, body: dict[str, Any], kb: KBDep, reload: KBReloadDep
+    request: Request,
+    kind: Kind,
+    record_id: RecordId,
+    body: dict[str, Any],
+    kb: KBDep,
+    reload: KBReloadDep,
 ) -> Response:
     """Validated like `tailorbot kb check` against the whole KB (a 422 lists each `field`
     and `reason`, and nothing changes); then published as a new KB version that every
     server process serves within `kb_poll_s` seconds (this one at once)."""
-    version = await run_in_threadpool(kb.put, kind.removesuffix("s"), record_id, body)
-    await run_in_threadpool(reload)
+    version = await off_loop(request, kb.put, kind.removesuffix("s"), record_id, body)
+    await off_loop(request, reload)
     return OrjsonResponse({"id": record_id, "version": version})
 
 
@@ -71,10 +76,10 @@ async def put_record(
     responses=error_responses(401, 403, 404, 422),
 )
 async def delete_record(
-    kind: Kind, record_id: RecordId, kb: KBDep, reload: KBReloadDep
+    request: Request, kind: Kind, record_id: RecordId, kb: KBDep, reload: KBReloadDep
 ) -> Response:
     """404 when there is no such record; 422 when the KB would break (e.g. a template still
     names the article)."""
-    version = await run_in_threadpool(kb.delete, kind.removesuffix("s"), record_id)
-    await run_in_threadpool(reload)
+    version = await off_loop(request, kb.delete, kind.removesuffix("s"), record_id)
+    await off_loop(request, reload)
     return OrjsonResponse({"id": record_id, "version": version})

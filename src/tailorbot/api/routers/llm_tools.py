@@ -19,7 +19,7 @@ router = APIRouter(tags=["integrations"])
     summary="Function-calling tool definitions for LLM bots",
     responses=error_responses(401, 403, 422),
 )
-def openai_tools(
+async def openai_tools(
     style: Annotated[
         str,
         Query(
@@ -31,4 +31,5 @@ def openai_tools(
     """A JSON list of tool definitions (OpenAI function-calling schema) for
     `tailorbot_personalize` and `tailorbot_feedback`: give them to the model, and turn its
     tool calls into `POST /v1/personalize` / `POST /v1/feedback` (docs/integrations.md)."""
+    # constant definitions, built in microseconds: on the loop, no thread needed
     return OrjsonResponse(tool_definitions(style))

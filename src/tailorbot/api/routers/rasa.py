@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tailorbot.api.deps import DeciderDep, IngestionDep, ProfileUpdaterDep, RasaMapperDep
 from tailorbot.api.errors import error_responses
+from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.routers.events import parse_events_body
 from tailorbot.integrations.nlg import NLGResponder, nlg_response, parse_nlg_request
@@ -39,11 +39,11 @@ async def rasa_events(
     batch = mapper.map(raw)
     accepted = 0
     if batch.events:
-        result = await run_in_threadpool(ingestion.ingest, batch.events)
+        result = await off_loop(request, ingestion.ingest, batch.events)
         accepted = result.accepted
     updated = 0
     for user_id, fields in batch.profiles.items():
-        updated += await run_in_threadpool(profiles.update, user_id, fields)
+        updated += await off_loop(request, profiles.update, user_id, fields)
     body = {
         "accepted": accepted,
         "skipped": batch.skipped,
@@ -58,12 +58,15 @@ async def rasa_events(
     summary="Rasa NLG endpoint: the personalized text of a response",
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
-def rasa_nlg(body: dict[str, Any], decider: DeciderDep, mapper: RasaMapperDep) -> Response:
+async def rasa_nlg(
+    request: Request, body: dict[str, Any], decider: DeciderDep, mapper: RasaMapperDep
+) -> Response:
     """Rasa's NLG-server request (`response`, `arguments`, `tracker`, `channel`) answered
     with Rasa's NLG response (`{"text": ...}` plus empty rich-response keys): the variant
     tailorbot's bandit chose for this customer (`tracker.sender_id`) of the KB template named
     like the response (e.g. `utter_card_arrival`), else of the intent's template. The choice
     is recorded as a decision; the customer's message is logged once even when Rasa's
     event broker sends it too."""
-    answer = NLGResponder(decider, mapper).answer(parse_nlg_request(body))
+    nlg_request = parse_nlg_request(body)
+    answer = await off_loop(request, NLGResponder(decider, mapper).answer, nlg_request)
     return OrjsonResponse(nlg_response(answer.text))
