@@ -16,8 +16,10 @@ bytes behind in any file (erasure).
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +27,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tailorbot._backends import positive_float
+from tailorbot.config import READ_CACHE_BYTES
 
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
+# An ordered dict's node (links, hash, key and value pointers) and the (value, size) tuple.
+ENTRY_OVERHEAD_BYTES = 150
 
 
 def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
@@ -203,54 +208,103 @@ class VersionedCache:
     a :meth:`fill` carries the generation it was read under, so a value read before a commit
     can never land in the cache after the eviction that commit caused. Values should be
     immutable (raw rows): callers decode a fresh object per read.
+
+    Bounded twice: at most ``max_entries`` entries and ``max_bytes`` bytes (:func:`entry_bytes`
+    of each); past either, the least recently used entries go first. A value larger than
+    ``max_bytes`` on its own is never cached. Either bound at 0 turns the cache off.
     """
 
-    def __init__(self, file: SqliteFile, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, file: SqliteFile, max_entries: int = 100_000, max_bytes: int = READ_CACHE_BYTES
+    ) -> None:
         self.file = file
         self.max_entries = max_entries
-        self._entries: dict[Any, Any] = {}
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Any, tuple[Any, int]] = OrderedDict()  # key: (value, bytes)
+        self._bytes = 0
         self._lock = threading.Lock()
         self._version: int | None = None
         self._generation = 0
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes the entries hold now, by :func:`entry_bytes`."""
+        return self._bytes
+
     def generation(self) -> int | None:
         """The generation to read and fill under, or None to bypass the cache this time (it
         is off, or a write of this process is in flight)."""
-        if self.max_entries <= 0:
+        if self.max_entries <= 0 or self.max_bytes <= 0:
             return None
         version = self.file.data_version(wait=False)
         if version is None:
             return None
         with self._lock:
             if version != self._version:
-                self._entries.clear()
+                self._drop_all()
                 self._version = version
                 self._generation += 1
             return self._generation
 
     def lookup(self, key: Any, default: Any = None) -> Any:
         with self._lock:
-            return self._entries.get(key, default)
+            found = self._entries.get(key)
+            if found is None:
+                return default
+            self._entries.move_to_end(key)  # recently used: evicted last
+            return found[0]
 
     def fill(self, generation: int, items: Mapping[Any, Any]) -> None:
         with self._lock:
             if generation != self._generation:
                 return
             for key, value in items.items():
-                while key not in self._entries and len(self._entries) >= self.max_entries:
-                    del self._entries[next(iter(self._entries))]  # oldest first out
-                self._entries[key] = value
+                self._pop(key)
+                size = entry_bytes(key, value)
+                if size > self.max_bytes:
+                    continue  # would push out everything else; read from the file each time
+                while self._entries and (
+                    len(self._entries) >= self.max_entries or self._bytes + size > self.max_bytes
+                ):
+                    self._pop(next(iter(self._entries)))  # least recently used first out
+                self._entries[key] = (value, size)
+                self._bytes += size
 
     def evict(self, keys: Iterable[Any]) -> None:
         with self._lock:
             for key in keys:
-                self._entries.pop(key, None)
+                self._pop(key)
             self._generation += 1
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._drop_all()
             self._generation += 1
+
+    def _pop(self, key: Any) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= found[1]
+
+    def _drop_all(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def entry_bytes(key: Any, value: Any) -> int:
+    """About what one cache entry holds in memory: CPython's size of the key, of the value
+    (a row tuple) and of each of its fields, plus the ordered dict's node and the size record.
+
+    >>> entry_bytes("u1", ("u1", b"x" * 1000)) > 1000
+    True
+    """
+    fields = value if isinstance(value, tuple) else ()
+    return (
+        ENTRY_OVERHEAD_BYTES
+        + sys.getsizeof(key)
+        + sys.getsizeof(value)
+        + sum(sys.getsizeof(field) for field in fields)
+    )

@@ -40,6 +40,8 @@ _RECOGNIZER_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 PROFILE_ATTRIBUTES_CEILING = 32
 PROFILE_KEY_CHARS_CEILING = 64
 PROFILE_VALUE_CHARS_CEILING = 1024
+# Bytes of rows the embedded store keeps in memory per concern (feature records; profiles).
+READ_CACHE_BYTES = 64_000_000
 
 
 class Settings(BaseSettings):
@@ -55,6 +57,12 @@ class Settings(BaseSettings):
     )
     archive_url: str | None = Field(None, description="PostgreSQL archive URL; none by default.")
     partitions: int = Field(8, ge=1, le=1024, description="Event-log partitions (by user id).")
+    store_read_cache_bytes: int = Field(
+        READ_CACHE_BYTES,
+        ge=0,
+        description="Bytes of feature records, and as many of profiles, that each process keeps "
+        "in memory from the embedded (SQLite) store; least recently used out first; 0: none.",
+    )
 
     # --- API -------------------------------------------------------------------------
     host: str = "127.0.0.1"

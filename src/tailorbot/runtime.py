@@ -81,7 +81,9 @@ class Runtime:
         self.archive: EventArchive | None = None
         self.archive_writer: ArchiveWriter | None = None
         try:
-            self.stores: Stores = open_stores(settings.resolved_store_url())
+            self.stores: Stores = open_stores(
+                settings.resolved_store_url(), settings.store_read_cache_bytes
+            )
             self.dead_letters: DeadLetterStore = open_dead_letters(settings.resolved_store_url())
             if settings.archive_url is not None:
                 with backend_errors():

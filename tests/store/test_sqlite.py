@@ -4,14 +4,18 @@ of other processes and threads, and erasure that leaves no byte of the user in a
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
+from tailorbot.config import Settings
+from tailorbot.runtime import Runtime
 from tailorbot.store import StoreError, Stores, open_stores
 from tailorbot.store.base import FeatureRecord
 from tailorbot.store.sqlite import SqliteFeatureStore, SqliteProfileStore
@@ -228,3 +232,60 @@ def test_each_concern_scrubs_what_it_erases(tmp_path: Path, concern: str) -> Non
     stored = b"".join(p.read_bytes() for p in directory.iterdir() if p.is_file())
     assert stored.count(b"victim-planted-text") == 2
     stores.close()
+
+
+CACHE_BYTES = 300_000  # about nine of the profiles below
+_MISSING = object()
+
+
+def large_profile(n: int) -> dict:
+    """The most a profile may hold: 32 attributes of 1024 characters (~33 KB as JSON)."""
+    values = {f"a{k:02d}": f"{n:04d}-{k:02d}-".ljust(1024, "x") for k in range(32)}
+    return {"tier": "gold", "attributes": values}
+
+
+def test_the_profile_cache_stays_under_its_byte_bound(tmp_path: Path) -> None:
+    stores = open_sqlite_stores(tmp_path / "store.db", read_cache_bytes=CACHE_BYTES)
+    profiles = stores.profiles
+    assert isinstance(profiles, SqliteProfileStore)
+    written = {f"u{n:03d}": large_profile(n) for n in range(200)}  # 6.6 MB of profiles
+    for user, profile in written.items():
+        profiles.put(user, profile)
+    blob_bytes = min(len(orjson.dumps(profile)) for profile in written.values())
+    cache = profiles._rows.cache
+    order = list(written) + random.Random(5).sample(list(written), k=len(written))
+    for i, user in enumerate(order):
+        if i % 2:
+            assert profiles.get(user) == written[user]
+        else:
+            assert profiles.get_many([user, "nobody"]) == {user: written[user]}
+        # each cached profile holds its JSON at least: counted apart from the cache's sizes
+        assert len(cache) * blob_bytes <= CACHE_BYTES
+        assert cache.nbytes <= CACHE_BYTES
+    capacity = len(cache)
+    assert capacity >= 5  # it still caches
+
+    # Least recently used out first: the oldest entry, read again, outlives a newer one.
+    users = [f"v{n}" for n in range(capacity + 3)]
+    for user in users:
+        profiles.put(user, large_profile(1))
+        profiles.get(user)
+    oldest, second = users[3], users[4]  # the first three were pushed out already
+    assert profiles.get(oldest) == large_profile(1)  # a hit: now the most recent
+    profiles.put("newest", large_profile(2))
+    profiles.get("newest")
+    assert cache.lookup(oldest, _MISSING) is not _MISSING
+    assert cache.lookup(second, _MISSING) is _MISSING
+    stores.close()
+
+
+def test_the_read_cache_bytes_setting_reaches_the_store(tmp_path: Path) -> None:
+    runtime = Runtime(Settings.load(data_dir=tmp_path, store_read_cache_bytes=12_345))
+    try:
+        for concern in (runtime.stores.features, runtime.stores.profiles):
+            assert isinstance(concern, SqliteFeatureStore | SqliteProfileStore)
+            assert concern._rows.cache.max_bytes == 12_345
+    finally:
+        runtime.stop()
+    with pytest.raises(ValueError, match="read_cache_bytes must be >= 0"):
+        open_sqlite_stores(tmp_path / "store.db", read_cache_bytes=-1)

@@ -84,7 +84,7 @@ def evaluate_recs(
     log = open_log(url, settings.partitions)
     stores = None
     if _exists(settings.resolved_store_url()):
-        stores = open_stores(settings.resolved_store_url())
+        stores = open_stores(settings.resolved_store_url(), settings.store_read_cache_bytes)
     try:
         result = evaluate_recommendations(
             log,

@@ -20,10 +20,19 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def open_stores(url: str) -> Stores:
-    """Open the online stores at ``url`` (``sqlite://`` or ``redis://``)."""
+# Backends that keep an in-process read cache (``read_cache_bytes`` bounds it); Redis has none.
+READ_CACHED = frozenset({"sqlite"})
+
+
+def open_stores(url: str, read_cache_bytes: int | None = None) -> Stores:
+    """Open the online stores at ``url`` (``sqlite://`` or ``redis://``); ``read_cache_bytes``
+    bounds the read cache of a backend that keeps one (None: the backend's default)."""
     opener = backend_class(url, BACKENDS, "online store")
-    stores: Stores = opener(url)
+    scheme = url.split("://", 1)[0].lower()
+    if read_cache_bytes is None or scheme not in READ_CACHED:
+        stores: Stores = opener(url)
+    else:
+        stores = opener(url, read_cache_bytes=read_cache_bytes)
     return stores
 
 

@@ -17,6 +17,10 @@ are created), with optional query options:
 * ``read_cache`` — most records and profiles kept in memory per concern (default 100000;
   0 turns it off).
 
+The keyword ``read_cache_bytes`` (the ``store_read_cache_bytes`` setting) bounds the same
+caches in bytes, each (default 64 MB; least recently used out first): profiles and states
+vary in size by orders of magnitude, so a count alone bounds no memory.
+
 >>> import tempfile
 >>> stores = open_stores(f"sqlite:///{tempfile.mkdtemp()}/store.db")
 >>> stores.features.put_many([FeatureRecord("u1", {"messages": 3}, partition=2, offset=7,
@@ -42,6 +46,7 @@ import orjson
 
 from tailorbot._backends import positive_float, typed_options
 from tailorbot._sqlite import SqliteFile, VersionedCache, parse_sqlite_url
+from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
@@ -109,18 +114,19 @@ URL_OPTIONS: dict[str, Callable[[str], Any]] = {
 _UNCACHED = object()
 
 
-def open_stores(url: str, **options: Any) -> Stores:
+def open_stores(url: str, read_cache_bytes: int = READ_CACHE_BYTES, **options: Any) -> Stores:
     """Open ``sqlite:///path?option=value`` once for all four stores; keyword ``options``
     (``synchronous``, ``busy_timeout``, ``read_cache``) override the URL's."""
     path, url_options = parse_sqlite_url(url)
     typed = typed_options(url_options, options, URL_OPTIONS, "sqlite")
     read_cache = typed.pop("read_cache", 100_000)
-    if read_cache < 0:
-        raise ValueError(f"read_cache must be >= 0 (0 turns the cache off), got {read_cache}")
+    for name, bound in (("read_cache", read_cache), ("read_cache_bytes", read_cache_bytes)):
+        if bound < 0:
+            raise ValueError(f"{name} must be >= 0 (0 turns the cache off), got {bound}")
     file = open_file(path, **typed)
     return Stores(
-        features=SqliteFeatureStore(file, read_cache),
-        profiles=SqliteProfileStore(file, read_cache),
+        features=SqliteFeatureStore(file, read_cache, read_cache_bytes),
+        profiles=SqliteProfileStore(file, read_cache, read_cache_bytes),
         decisions=SqliteDecisionStore(file),
         counters=SqliteCounterStore(file),
         closer=file.close,
@@ -138,10 +144,10 @@ class _CachedRows:
     """Rows of one table by user id, read through a :class:`VersionedCache` (absent rows are
     cached too, as None). Rows are raw tuples: callers decode a fresh object per read."""
 
-    def __init__(self, file: SqliteFile, query: str, max_entries: int) -> None:
+    def __init__(self, file: SqliteFile, query: str, max_entries: int, max_bytes: int) -> None:
         self.file = file
         self.query = query
-        self.cache = VersionedCache(file, max_entries)
+        self.cache = VersionedCache(file, max_entries, max_bytes)
 
     def rows(self, user_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         generation = self.cache.generation()  # before reading: rows are at least this new
@@ -175,10 +181,13 @@ class _SqliteConcern:
 class SqliteFeatureStore(_SqliteConcern, FeatureStore):
     """Feature records (fenced writes) and erasure watermarks in the shared file."""
 
-    def __init__(self, file: SqliteFile, read_cache: int = 100_000) -> None:
+    def __init__(
+        self, file: SqliteFile, read_cache: int = 100_000, read_cache_bytes: int = READ_CACHE_BYTES
+    ) -> None:
         self.file = file
         self.read_cache = read_cache
-        self._rows = _CachedRows(file, SELECT_RECORDS, read_cache)
+        self.read_cache_bytes = read_cache_bytes
+        self._rows = _CachedRows(file, SELECT_RECORDS, read_cache, read_cache_bytes)
 
     def get(self, user_id: str) -> FeatureRecord | None:
         row = self._rows.rows((user_id,)).get(user_id)
@@ -238,10 +247,13 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
 class SqliteProfileStore(_SqliteConcern, ProfileStore):
     """User profiles (JSON) in the shared file."""
 
-    def __init__(self, file: SqliteFile, read_cache: int = 100_000) -> None:
+    def __init__(
+        self, file: SqliteFile, read_cache: int = 100_000, read_cache_bytes: int = READ_CACHE_BYTES
+    ) -> None:
         self.file = file
         self.read_cache = read_cache
-        self._rows = _CachedRows(file, SELECT_PROFILES, read_cache)
+        self.read_cache_bytes = read_cache_bytes
+        self._rows = _CachedRows(file, SELECT_PROFILES, read_cache, read_cache_bytes)
 
     def get(self, user_id: str) -> dict[str, Any] | None:
         row = self._rows.rows((user_id,)).get(user_id)
