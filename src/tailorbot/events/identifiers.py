@@ -20,13 +20,12 @@ by separators the patterns do not read as one number.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from tailorbot.events.pii import RULES, ascii_digits
+from tailorbot.events.pii import RANDOM_TOKEN, RULES, ascii_digits
 
 KIND_NAMES = {
     "email": "an e-mail address",
@@ -37,19 +36,13 @@ KIND_NAMES = {
     "ssn": "a US social security number",
 }
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
-_RANDOM_TOKEN = re.compile(
-    r"(?<![0-9A-Za-z])(?:"
-    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-    r"|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32}"
-    r")(?![0-9A-Za-z])"
-)
 
 
 @lru_cache(maxsize=65_536)  # the same user and session ids come back event after event
 def pii_kind_of(identifier: str) -> str | None:
     """The first built-in kind of PII found in ``identifier`` (an ASCII id), or ``None``."""
     # random tokens inside an id ("<uuid4 hex>-message") are no PII; the rest still counts
-    identifier = _RANDOM_TOKEN.sub("_", identifier)
+    identifier = RANDOM_TOKEN.sub("_", identifier)
     digits = ascii_digits(identifier)
     if digits < 2 and "@" not in identifier and ":" not in identifier:
         return None

@@ -7,7 +7,8 @@ e-mail's digits are never taken for a phone number), each only when its cheap pr
 holds (an ``@`` for e-mails, enough digits for numbers...); they match look-alike characters
 too (no-break spaces, full-width digits, ``%40`` for ``@``). Recognizers named in settings
 (:mod:`tailorbot.events.recognizers`) run after them. In an event, free-text fields, metadata
-keys and metadata values (strings, and integers that are card numbers) are redacted.
+keys and metadata values (strings, and integers that are card numbers) are redacted; a
+metadata value that is a UUID or a 32/40/64-character hex token is an id and stays as it is.
 
 >>> r = Redactor()
 >>> r.redact("mail jane.doe@example.com or call +44 20 7946 0958")
@@ -26,7 +27,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from tailorbot.config import REDACTABLE_KINDS
-from tailorbot.events.pii import PLACEHOLDERS, RULES, ascii_digits, fold, iban_valid, luhn_valid
+from tailorbot.events.pii import (
+    PLACEHOLDERS,
+    RANDOM_TOKEN,
+    RULES,
+    ascii_digits,
+    fold,
+    iban_valid,
+    luhn_valid,
+)
 from tailorbot.events.recognizers import Recognizer, recognizers_from_settings
 from tailorbot.events.schema import FREE_TEXT_FIELDS, EventBase, MetadataValue
 
@@ -167,6 +176,8 @@ class Redactor:
 
     def _redact_value(self, value: MetadataValue) -> MetadataValue:
         if isinstance(value, str):
+            if RANDOM_TOKEN.fullmatch(value):
+                return value  # an id (the decision id tailorbot writes here), not PII
             redacted = self.redact(value)
             return value if redacted == value else redacted
         if type(value) is int and abs(value) >= 10 ** (_CARD_MIN_DIGITS - 1):
