@@ -31,6 +31,8 @@ from tests.helpers import IN_CI, require_server, wait_until
 # The console script of the venv that runs the tests (pip puts it next to the interpreter).
 TAILORBOT = Path(sys.executable).with_name("tailorbot")
 STOP_WAIT_S = 20.0  # a process that ignores SIGTERM this long is killed (bound, not a check)
+WAIT_S = 60.0  # bound on each wait for the workers (a hung test fails; no timing check)
+SESSION_TIMEOUT_S = 1  # a killed member keeps its partitions until its session lapses
 INTENTS = ("card_arrival", "lost_card", "top_up_failed", "exchange_rate")
 # articles of the bundled knowledge base: the door refuses ids the KB does not have
 ARTICLES = ("kb-verify-identity", "kb-age-limit", "kb-why-verify", "kb-activate-card")

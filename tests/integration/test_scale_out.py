@@ -1,17 +1,13 @@
-"""Scale-out on real processes: stream workers sharing one consumer group, a worker killed
-mid-stream, and ``tailorbot serve --workers 2`` sharing one Redis log and stores (features,
-profiles, erasure, decisions and their feedback).
-
-Each test checks the end state against a from-scratch recomputation over the events in the
-log: every accepted event counted, none twice.
+"""``tailorbot serve --workers 2`` on real processes, sharing one Redis log and stores
+(features, profiles, erasure, decisions and their feedback). The end state is checked against
+a from-scratch recomputation over the events in the log: every accepted event counted, none
+twice. (Stream workers killed mid-batch: test_killed_members.py.)
 """
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,13 +15,13 @@ import pytest
 
 from tailorbot.config import Settings
 from tailorbot.log import EventLog, open_log
-from tailorbot.runtime import Runtime
 from tailorbot.store import Stores, open_stores
 from tests.helpers import REDIS_URL, closed_port, redis_namespace, wait_until
 from tests.integration.cluster import (
+    SESSION_TIMEOUT_S,
     TAILORBOT,
+    WAIT_S,
     Process,
-    assert_features_match_log,
     batches,
     expected_view,
     lag,
@@ -38,106 +34,6 @@ from tests.integration.cluster import (
 from tests.models.intent.support import small_dataset, write_csv
 
 pytestmark = pytest.mark.integration
-
-# A killed member keeps its partitions until its session lapses: keep that short.
-SESSION_TIMEOUT_S = 1
-WAIT_S = 60.0  # bound on each wait for the workers (a hung test fails; no timing check)
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def backend_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Log and stores URLs: SQLite files in one data dir, or Redis under a fresh prefix."""
-    if request.param == "sqlite":
-        yield {
-            "log_url": f"sqlite:///{tmp_path}/log.db?session_timeout={SESSION_TIMEOUT_S}",
-            "store_url": f"sqlite:///{tmp_path}/store.db",
-        }
-        return
-    with redis_namespace() as prefix:  # require_server: skips on a laptop, fails under CI
-        yield {
-            "log_url": f"{REDIS_URL}?prefix={prefix}&session_timeout={SESSION_TIMEOUT_S}",
-            "store_url": f"{REDIS_URL}?prefix={prefix}",
-        }
-
-
-def start_worker(settings: Settings, output: Path) -> Process:
-    env = tailorbot_env(
-        data_dir=settings.data_dir,
-        log_url=settings.log_url,
-        store_url=settings.store_url,
-        partitions=settings.partitions,
-        worker_batch=settings.worker_batch,
-    )
-    return Process([TAILORBOT, "worker"], env, output)
-
-
-def accepted_ids(runtime: Runtime, events: list[dict]) -> list[str]:
-    ids = []
-    for batch in batches(events, 200):
-        result = runtime.ingestion.ingest(list(batch))
-        assert result.rejected == 0, result.results
-        ids += [status["event_id"] for status in result.results]
-    return ids
-
-
-def test_a_killed_worker_s_partitions_go_to_the_survivor_and_nothing_is_lost_or_doubled(
-    backend_urls: dict[str, str], tmp_path: Path
-) -> None:
-    settings = Settings.load(
-        data_dir=tmp_path, partitions=8, worker_batch=50, run_worker_in_server=False,
-        **backend_urls,
-    )  # fmt: skip
-    runtime = Runtime(settings)
-    try:
-        accepted = kill_one_of_two_workers(runtime, settings, tmp_path)
-        log, group = runtime.log, settings.consumer_group
-        assert log.committed(group) == log.end_offsets()
-        logged = [e["event_id"] for evs in logged_events(log).values() for e in evs]
-        assert sorted(logged) == sorted(accepted)  # nothing lost between the door and the log
-        totals = assert_features_match_log(log, runtime.stores, settings, now=time.time())
-        assert sum(totals.values()) == len(set(accepted))  # none counted twice
-    finally:
-        runtime.stop()
-
-
-def kill_one_of_two_workers(runtime: Runtime, settings: Settings, tmp_path: Path) -> list[str]:
-    """Two ``tailorbot worker`` processes share the group; one is SIGKILLed with work in
-    flight while events keep coming; the survivor drains the log. Returns the ids of every
-    accepted event (re-sent ones twice)."""
-    log, group = runtime.log, settings.consumer_group
-    start = time.time() - 2 * 86400
-    events = make_events(4000, users=40, seed=11, start=start, span_s=2 * 86400, tag="w")
-    accepted = accepted_ids(runtime, events[:1500])
-    workers = [start_worker(settings, tmp_path / f"worker{i}.out") for i in range(2)]
-    victim, survivor = workers
-
-    def both_in_group() -> bool:
-        assert all(w.alive() for w in workers), "\n".join(w.tail() for w in workers)
-        return member_pids(live_members(log, group)) == {w.pid for w in workers}
-
-    def drained() -> bool:
-        assert survivor.alive(), survivor.tail()
-        return lag(log, settings) == 0
-
-    try:
-        wait_until(both_in_group, "both workers in the consumer group", WAIT_S)
-        wait_until(lambda: sum(log.committed(group).values()) >= 300, "progress", WAIT_S)
-        # Append more and kill at once: the victim dies with work in flight (polled, maybe
-        # written to the stores, not committed).
-        accepted += accepted_ids(runtime, events[1500:2500])
-        victim.signal(signal.SIGKILL)
-        victim.popen.wait()
-        assert lag(log, settings) > 0, "the kill should land mid-stream"
-        # The chatbot goes on, and re-sends some events it already sent (same event_id).
-        accepted += accepted_ids(runtime, events[2500:] + events[100:400])
-        # The victim's partitions come to the survivor once the victim's session lapses.
-        wait_until(drained, "the survivor to process every partition", WAIT_S)
-        assert member_pids(live_members(log, group)) == {survivor.pid}
-    finally:
-        for worker in workers:
-            worker.stop()
-    assert len(set(accepted)) == len(events)
-    return accepted
 
 
 def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: Path) -> None:
