@@ -20,6 +20,9 @@ from tailorbot.runtime import Runtime
 from tests.api.support import event, message, wait_until
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
+# Bound on a server's start (several processes on a busy 2-core machine took 21 s before the
+# heavy imports became lazy): readiness is polled, so only a hung start waits this long.
+START_S = 120.0
 runner = CliRunner()
 
 
@@ -71,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = _start(["serve", "--port", str(port)], tmp_path_factory.mktemp("serve"))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
         assert process.poll() is None, _stop(process)[1]
         yield url
     finally:
@@ -180,7 +183,9 @@ def test_serve_with_two_processes(tmp_path: Path) -> None:
     process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, "two server processes")
+        wait_until(
+            lambda: _healthy(url) or process.poll() is not None, "two server processes", START_S
+        )
         assert process.poll() is None
         response = httpx.post(url + "/v1/events", json=[message("multi-u1")], timeout=10)
         assert response.status_code == 202

@@ -9,10 +9,11 @@ import secrets
 import uuid
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tailorbot.events.identifiers import pii_kind_of
-from tailorbot.events.schema import EVENT_ADAPTER
+from tailorbot.events.schema import EVENT_ADAPTER, EVENT_TYPES
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
 PII_SHAPED = [
     ("jane.doe@example.com", "email"),
@@ -77,3 +78,50 @@ def test_generated_and_uuid_ids_are_never_refused() -> None:
     # the decision service's own event ids: "<uuid4 hex>-message", "<uuid4 hex>-rating"...
     ids += [f"{uuid.UUID(int=rng.getrandbits(128), version=4).hex}-message" for _ in range(20_000)]
     assert [i for i in ids if pii_kind_of(i)] == []
+
+
+# The smallest valid body of each event type (besides the common fields), with every id set.
+BODIES = {
+    "message": {"role": "customer", "text": "hi", "intent": "card_arrival"},
+    "article_viewed": {"article_id": "a1"},
+    "article_feedback": {"article_id": "a1", "helpful": True},
+    "rating": {"score": 4},
+    "resolution": {"resolved": True, "article_id": "a1"},
+    "intent_label": {"intent": "card_arrival", "message_event_id": "m1", "decision_id": "d1"},
+}
+
+
+def _id_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name in model.model_fields if name.endswith("_id") or name == "intent"]
+
+
+EVENT_IDS = [
+    (model.model_fields["type"].default, field)
+    for model in EVENT_TYPES
+    for field in _id_fields(model)
+]
+REQUEST_IDS = [
+    (model, field) for model in (PersonalizeRequest, FeedbackRequest) for field in _id_fields(model)
+]
+
+
+@pytest.mark.parametrize(("kind", "field"), EVENT_IDS)
+def test_every_id_of_every_event_type_is_checked(kind: str, field: str) -> None:
+    common = {"event_id": "e1", "user_id": "u1", "session_id": "s1"}
+    raw = {"type": kind, "timestamp": "2026-01-01T10:00:00Z", **common, **BODIES.get(kind, {})}
+    EVENT_ADAPTER.validate_python(raw)  # valid as it is
+    with pytest.raises(ValidationError) as caught:
+        EVENT_ADAPTER.validate_python({**raw, field: "jane@example.com"})
+    (error,) = caught.value.errors(include_url=False)
+    assert error["loc"][-1] == field and "looks like an e-mail address" in error["msg"]
+
+
+@pytest.mark.parametrize(("model", "field"), REQUEST_IDS)
+def test_every_id_of_a_decision_request_is_checked(model: type[BaseModel], field: str) -> None:
+    raw = {"user_id": "u1", "session_id": "s1", "message": "hi", "decision_id": "d1"}
+    raw = {k: v for k, v in raw.items() if k in model.model_fields}
+    model.model_validate(raw)
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate({**raw, field: "078-05-1120"})
+    (error,) = caught.value.errors(include_url=False)
+    assert error["loc"][-1] == field and "social security" in error["msg"]

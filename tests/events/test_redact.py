@@ -89,6 +89,9 @@ VARIANTS = [
     # 14159265358976 alone is Luhn-valid: a decimal part is still no card
     ("pi 3.14159265358976 and 5500.0000.0000.0004", "pi 3.14159265358976 and <CARD>"),
     ("\uff14\uff11\uff11\uff11 1111 1111 1111", "<CARD>"),
+    # other decimal digits: Arabic-Indic (a card), Devanagari (a phone)
+    ("\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 1111", "<CARD>"),
+    ("\u0966\u0968\u0966 \u096d\u096f\u096a\u096c \u0966\u096f\u096b\u096e", "<PHONE>"),
     # phones with no-break spaces, non-breaking hyphens, extensions
     ("call +44\u00a020\u00a07946\u00a00958 now", "call <PHONE> now"),
     ("415\u2011555\u20112671", "<PHONE>"),
@@ -131,6 +134,7 @@ NEGATIVES = [
     "1234 5678 9012 3456 7890 1234 5678",  # no Luhn-valid card-shaped window
     "4111111111111112",
     "GB82 WEST 1234 5698 7654 33",  # bad IBAN check digits
+    "DE543704004405320130001",  # good check digits, but 23 characters: a German IBAN has 22
     "std::vector and a:b:c and 12:30:45",
     "room 42, floor 3, zip 94103, 3-5 days, 100-200 units",
     "model XR12 3456 is fine",

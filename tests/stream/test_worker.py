@@ -172,6 +172,31 @@ def test_malformed_records_are_skipped_and_the_rest_applied(backends) -> None:
     assert_matches_recompute(stores, good, settings)
 
 
+def test_undecodable_records_go_to_the_dead_letters(backends) -> None:
+    """With a dead-letter store, an undecodable record is kept there with the reason and the
+    partition moves on past it."""
+    from tailorbot.dlq import open_dead_letters
+
+    log, stores, settings = backends
+    letters = open_dead_letters(settings.resolved_store_url())
+    good = synthetic(30, users=1, seed=6)  # one user: one partition
+    append(log, good[:10])
+    log.append([("u0", b"{not json")])
+    append(log, good[10:])
+    metrics = Metrics()
+    worker = StreamWorker(log, stores, settings, metrics=metrics, dead_letters=letters)
+    assert drain(worker) == 31
+    worker.close()
+    group = settings.consumer_group
+    assert sum(log.lag(group).values()) == 0
+    (letter,) = letters.list()
+    assert (letter.group, letter.offset, letter.value) == (group, 10, b"{not json")
+    assert letter.reason.startswith("undecodable")
+    assert metrics.registry.get_sample_value("tailorbot_dead_letters_total", {"group": group}) == 1
+    assert_matches_recompute(stores, good, settings)
+    letters.close()
+
+
 def test_a_failed_commit_is_retried_without_losing_or_double_counting(
     backends, monkeypatch: pytest.MonkeyPatch
 ) -> None:
