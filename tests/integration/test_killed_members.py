@@ -248,8 +248,13 @@ class KilledMembers:
             logged = feedback_in_log(self.log)
             return [d for d in logged if (decisions.get(d) or {}).get("feedback") is None]
 
-        # the sender loads its model first: wait for its first feedback
-        wait_until(lambda: feedback_in_log(self.log), "the sender's first feedback", WAIT_S)
+        def marked() -> int:
+            return sum(1 for d in feedback_in_log(self.log)
+                       if (decisions.get(d) or {}).get("feedback") is not None)  # fmt: skip
+
+        # The sender loads its model first: wait until it applied a few feedbacks, so the
+        # kill lands mid-way (on a busy machine the first one could be caught otherwise).
+        wait_until(lambda: marked() >= 3, "the sender's first feedbacks", WAIT_S)
         caught = catch_and_kill(sender, logged_not_marked, "between a feedback's events and mark")
         assert caught
 
