@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -13,7 +15,11 @@ from pydantic import ValidationError
 from tailorbot.config import Settings
 from tailorbot.errors import BackendError, EngineError
 
+if TYPE_CHECKING:
+    from tailorbot.stream.thread import LoopWorker
+
 P = ParamSpec("P")
+SIGNAL_CHECK_S = 0.1  # how soon a worker command notices SIGINT/SIGTERM
 R = TypeVar("R")
 
 ConfigOption = Annotated[
@@ -107,3 +113,29 @@ def describe_response(response: Any) -> str:
         for p in problems[:5]
     )
     return f"HTTP {response.status_code}: {message}" + (f" ({details})" if details else "")
+
+
+def run_until_signalled(loop: LoopWorker, name: str) -> None:
+    """Run ``loop`` (``run(stop_event)``, ``close()``) in a thread until SIGINT or SIGTERM,
+    then stop it (its batch finishes and commits) and close it; an error that ended the loop
+    is raised here.
+
+    The signal handler only notes the signal, and this thread sets the stop event: setting
+    a ``threading.Event`` *in* the handler can deadlock, since the handler runs in the main
+    thread, which may hold that very Event's lock at that instant (inside ``Event.wait``), and
+    a worker SIGTERMed then hung for good.
+    """
+    from tailorbot.stream.thread import WorkerThread
+
+    signalled: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: signalled.append(number))
+    thread = WorkerThread(loop, name)
+    thread.start()
+    try:
+        while not signalled and thread.state() == "running":
+            time.sleep(SIGNAL_CHECK_S)
+    finally:
+        thread.stop()
+    if thread.error is not None:
+        raise thread.error

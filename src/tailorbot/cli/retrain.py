@@ -3,13 +3,17 @@ promotion gate, promote or keep, and say why; ``--watch`` keeps checking."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Annotated
 
 import typer
 
-from tailorbot.cli.common import ConfigOption, DataDirOption, load_settings, reports_errors
+from tailorbot.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    load_settings,
+    reports_errors,
+    run_until_signalled,
+)
 
 
 @reports_errors
@@ -59,12 +63,9 @@ def retrain(
         if not watch:
             worker.check(force=force)
             return
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         if force:
             worker.check(force=True)
-        worker.run(stop)
+        run_until_signalled(worker, "tailorbot-retrainer")
     finally:
         runtime.stop()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import enum
 import os
-import signal
-import threading
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +14,7 @@ from tailorbot.cli.common import (
     fail,
     load_settings,
     reports_errors,
+    run_until_signalled,
 )
 from tailorbot.config import Settings
 
@@ -170,9 +169,6 @@ def worker(
 
     runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     stream_worker = runtime.stream_worker(pause_gc=True)  # this process is the worker's own
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
     if metrics_port is not None:
@@ -195,7 +191,7 @@ def worker(
             runtime.threads["retrainer"] = WorkerThread(retrainer, "tailorbot-retrainer")
             runtime.threads["retrainer"].start()
             typer.echo(f"retraining after {settings.retrain_min_labels} new labels")
-        stream_worker.run(stop)
+        run_until_signalled(stream_worker, "tailorbot-stream-worker")
     finally:
         stream_worker.close()
         runtime.stop()

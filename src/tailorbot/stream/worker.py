@@ -14,7 +14,8 @@ The records a worker wrote are kept in a :class:`~tailorbot.stream.state_cache.S
 (``state_cache_size`` users), so that the next batch of the same users reads neither the store
 nor decodes their states again; the cache answers only while this member's own writes are
 provably the latest (see that module). A worker that is a process of its own pauses cyclic
-garbage collection during a batch (``pause_gc``, :func:`collection_paused`).
+garbage collection during a batch and freezes the batch's survivors after it (``pause_gc``,
+stream/collector.py).
 
 Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (already applied),
 ``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
@@ -37,11 +38,10 @@ consent: no feature state is built), ``erased`` (below the user's erasure waterm
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tailorbot.config import Settings
@@ -56,10 +56,11 @@ from tailorbot.features.state import (
     apply_outcome,
     new_state,
 )
-from tailorbot.log.base import EventLog, LogRecord
+from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
 from tailorbot.store.base import FeatureRecord, Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
+from tailorbot.stream.collector import BatchCollector
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records, next_offsets
 from tailorbot.stream.retention import Retention
 from tailorbot.stream.state_cache import StateCache
@@ -77,9 +78,10 @@ class StreamWorker(ConsumerLoop):
     apply_latency and freshness; ``member_id`` names this member (the log picks one if None);
     ``state_cache_size`` is how many users' written records are kept for their next batches
     (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes).
-    ``pause_gc`` pauses cyclic garbage collection during each batch (:func:`collection_paused`):
-    for a worker that is a process of its own (``tailorbot worker``), never for the worker
-    thread of an API process, whose handlers would lose the collector meanwhile.
+    ``pause_gc`` pauses cyclic garbage collection during each batch and freezes its survivors
+    after it (:class:`~tailorbot.stream.collector.BatchCollector`): for a worker that is a
+    process of its own (``tailorbot worker``), never for the worker thread of an API process,
+    whose handlers would lose the collector meanwhile.
     """
 
     name = "stream worker"
@@ -113,6 +115,7 @@ class StreamWorker(ConsumerLoop):
             self.error_counter = metrics.worker_batch_errors.labels(worker="stream")
         self.state_cache_size = state_cache_size
         self.pause_gc = pause_gc
+        self._collector = BatchCollector() if pause_gc else None
         self.retention = retention
         self._params = FeatureParams.of(settings)
         self._states = StateCache(state_cache_size)
@@ -122,15 +125,20 @@ class StreamWorker(ConsumerLoop):
 
     # --- one batch --------------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Poll, apply, write, commit one batch; return how many log records it handled."""
-        if not self.pause_gc:
-            handled = self._run_batch()
+    def run_once(self, wait_s: float = 0.0) -> int:
+        """Poll (waiting up to ``wait_s`` for records), apply, write, commit one batch;
+        return how many log records it handled."""
+        consumer = self._join()
+        records = consumer.poll(self.settings.worker_batch, timeout_s=wait_s)
+        if not records:
+            self._refresh_lag(consumer)
+        elif self._collector is None:
+            self._run_batch(consumer, records)
         else:
-            with collection_paused():
-                handled = self._run_batch()
+            with self._collector.batch():
+                self._run_batch(consumer, records)
         self._maybe_retain()
-        return handled
+        return len(records)
 
     def _maybe_retain(self) -> None:
         """Run retention when due; a failure is logged and retried at the next period (the
@@ -152,12 +160,7 @@ class StreamWorker(ConsumerLoop):
                 done["decisions"],
             )
 
-    def _run_batch(self) -> int:
-        consumer = self._join()
-        records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
-        if not records:
-            self._refresh_lag(consumer)
-            return 0
+    def _run_batch(self, consumer: Consumer, records: list[LogRecord]) -> None:
         started = time.perf_counter()
         counts = self._new_counts()
         by_user: dict[str, list[Item]] = {}
@@ -196,7 +199,6 @@ class StreamWorker(ConsumerLoop):
         if self.metrics is not None:
             self.metrics.apply_latency.observe(time.perf_counter() - started)
         self._refresh_lag(consumer)
-        return len(records)
 
     def _apply(
         self, by_user: dict[str, list[Item]], counts: dict[str, int]
@@ -325,25 +327,6 @@ class StreamWorker(ConsumerLoop):
         observe = metrics.freshness.observe
         for at in ingested:
             observe(max(0.0, written_at - at))
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (process-wide; restored after, if it was on).
-
-    A batch allocates tens of thousands of containers (events, states) that are acyclic and
-    die by reference counting; collecting in the middle only promotes the live ones, which
-    then make full collections, each rescanning every cached state, frequent. Pausing for
-    the batch (~0.1-0.5 s) costs other threads nothing but the delay of their collection.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _untraced(events: Iterable[dict[str, Any]], count: int) -> contextlib.nullcontext[None]:
