@@ -155,7 +155,11 @@ class Settings(BaseSettings):
     recent_intents: int = Field(10, ge=1, description="How many last intents to keep.")
     csat_ewma_alpha: float = Field(0.3, gt=0, le=1)
     worker_batch: int = Field(2000, ge=1)
-    worker_poll_s: float = Field(0.002, gt=0, description="Sleep when the log is idle.")
+    worker_poll_s: float = Field(
+        0.1,
+        gt=0,
+        description="Longest wait of one poll of an idle log (new records end it at once).",
+    )
     worker_linger_s: float = Field(
         0.005, ge=0, description="Wait after a batch that was not full, so the next one fills."
     )

@@ -198,11 +198,13 @@ def test_lag_counts_what_the_group_has_not_committed(event_log: EventLog) -> Non
     users = user_per_partition()
     event_log.append([(users[p], b"x") for p in ALL for _ in range(3)])
     assert event_log.lag("g") == dict.fromkeys(ALL, 3)
+    assert event_log.total_lag("g") == 3 * len(ALL) and event_log.total_lag("other") == 12
     consumer = event_log.consumer("g")
     got = drain(consumer, 12)
     first_partition = min(ALL)
     consumer.commit({p: off for p, off in next_offsets(got).items() if p == first_partition})
     assert event_log.lag("g") == {p: 0 if p == first_partition else 3 for p in ALL}
+    assert event_log.total_lag("g") == 3 * (len(ALL) - 1)
 
 
 def test_ping_answers_when_the_log_is_up(event_log: EventLog) -> None:

@@ -235,3 +235,68 @@ def test_erasure_leaves_no_byte_of_the_user_in_any_file(tmp_path: Path) -> None:
     assert len([r for p in range(4) for r in reader.read_all(p)]) == 30 * 40
     reader.close()
     log.close()
+
+
+def test_an_idle_poll_reads_no_partition_until_someone_commits(tmp_path: Path) -> None:
+    """A dry poll notes the file's change token; the next polls only compare it (the cheap
+    wake-up check of an idle worker) until a commit by this process or by another
+    connection (as another process would) changes it."""
+    path = tmp_path / "log.db"
+    log = open_sqlite_log(path)
+    other = open_sqlite_log(path)  # a connection of its own, like another process
+    consumer = log.consumer("g")
+    reads: list[int] = []
+    read = log.read
+
+    def counted(partition: int, offset: int, max_records: int) -> list:
+        reads.append(partition)
+        return read(partition, offset, max_records)
+
+    log.read = counted  # type: ignore[method-assign]
+    assert consumer.poll(100) == []
+    assert len(reads) == 4  # a first, dry, read of every partition
+    assert consumer.poll(100) == [] and consumer.poll(100, timeout_s=0.02) == []
+    assert len(reads) == 4, "nothing was committed: the partitions were not read again"
+    other.append([("u1", b"from another connection")])
+    assert [r.value for r in consumer.poll(100)] == [b"from another connection"]
+    log.append([("u2", b"from this process")])
+    assert [r.value for r in consumer.poll(100)] == [b"from this process"]
+    other.close()
+    log.close()
+
+
+def test_a_waiting_poll_wakes_up_when_another_connection_appends(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = open_sqlite_log(path)
+    other = open_sqlite_log(path)
+    consumer = log.consumer("g")
+    assert consumer.poll(100) == []
+    appender = threading.Timer(0.05, lambda: other.append([("u1", b"late")]))
+    appender.start()
+    try:
+        # Within the wait the record arrives: the poll returns it, not an empty batch.
+        assert [r.value for r in consumer.poll(100, timeout_s=30)] == [b"late"]
+    finally:
+        appender.join()
+    other.close()
+    log.close()
+
+
+def test_an_append_waits_for_another_process_s_write_lock_then_gives_up(tmp_path: Path) -> None:
+    """The writer waits for a write lock held elsewhere (by retrying, with short pauses) and
+    goes on as soon as it is released; past ``busy_timeout`` it answers a LogError."""
+    log = open_sqlite_log(tmp_path / "log.db", busy_timeout=0.2)
+    holder = sqlite3.connect(tmp_path / "log.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(LogError, match="locked"):
+        log.append([("u1", b"refused")])
+    holder.execute("COMMIT")
+    log_wide = open_sqlite_log(tmp_path / "log.db", busy_timeout=30)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.05, lambda: holder.execute("COMMIT"))
+    release.start()
+    assert log_wide.append([("u1", b"after the release")]) == [(log.partition_for("u1"), 0)]
+    release.join()
+    holder.close()
+    log_wide.close()
+    log.close()

@@ -131,6 +131,11 @@ class EventLog(ABC):
         done = self.committed(group)
         return {p: max(0, ends.get(p, 0) - done.get(p, 0)) for p in range(self.num_partitions)}
 
+    def total_lag(self, group: str) -> int:
+        """Records appended but not yet committed by ``group``, over all partitions (what
+        backpressure reads; a backend may answer it in one round trip)."""
+        return sum(self.lag(group).values())
+
     def read_all(self, partition: int, batch: int = 5000) -> list[LogRecord]:
         """Every record of a partition (for recomputation, evaluation and replay)."""
         out: list[LogRecord] = []

@@ -6,11 +6,12 @@ deleted the newest records. The partition count is stored in the file: reopening
 another count is an error, since it would move users to other partitions.
 
 Any number of threads and processes (the server, ``tailorbot worker`` processes) share the
-file; an append is one short transaction. Consumer groups live in the file too: a member is
-a row with an expiry that polls renew; the partitions are spread over the sorted ids of the
-live members, so every member computes the same assignment. :meth:`SqliteEventLog.erase_user`
-deletes the user's records and scrubs the files (``secure_delete`` plus a truncating WAL
-checkpoint), so no byte of them stays on disk.
+file; an append is one short transaction, shared by the appends of other threads that
+arrive while one runs (group commit, log/group_commit.py). Consumer groups live in the file
+too: a member is a row with an expiry that polls renew; the partitions are spread over the
+sorted ids of the live members, so every member computes the same assignment.
+:meth:`SqliteEventLog.erase_user` deletes the user's records and scrubs the files
+(``secure_delete`` plus a truncating WAL checkpoint), so no byte of them stays on disk.
 
 URL: ``sqlite:///relative/log.db`` or ``sqlite:////absolute/log.db`` (parent directories are
 created), with optional query options:
@@ -44,9 +45,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tailorbot._backends import positive_float, typed_options
-from tailorbot._sqlite import SqliteFile, parse_sqlite_url
+from tailorbot._sqlite import SqliteFile, execute_rows, parse_sqlite_url
 from tailorbot.log.base import EventLog, LogError, LogRecord
+from tailorbot.log.group_commit import GroupCommit
 from tailorbot.log.sqlite_groups import SqliteConsumer, SqliteGroups
 
 SCHEMA = """
@@ -70,6 +74,13 @@ CREATE TABLE IF NOT EXISTS group_members (
 ) WITHOUT ROWID;
 """
 
+# Every partition's next offset in one row (one SQLite step, see _sqlite.execute_rows).
+SELECT_ENDS = "SELECT json_group_object(partition, next_offset) FROM partitions"
+# The records a group has not committed, summed over the partitions (one row).
+SELECT_TOTAL_LAG = (
+    "SELECT coalesce(sum(max(0, p.next_offset - coalesce(g.next_offset, 0))), 0) "
+    "FROM partitions p LEFT JOIN group_offsets g ON g.grp = ? AND g.partition = p.partition"
+)
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "synchronous": str,
     "busy_timeout": positive_float,
@@ -99,6 +110,7 @@ class SqliteEventLog(EventLog):
         self._file = SqliteFile(Path(path), SCHEMA, LogError, synchronous, busy_timeout)
         self.groups = SqliteGroups(self._file, partitions, self.session_timeout)
         self._consumers: weakref.WeakSet[SqliteConsumer] = weakref.WeakSet()
+        self._appends = GroupCommit(self._write_appends)
         try:
             self._init_partitions()
         except BaseException:
@@ -146,27 +158,35 @@ class SqliteEventLog(EventLog):
                 if not isinstance(key, str) or not isinstance(value, BLOB_TYPES)
             )
             raise TypeError(f"log items are (str key, bytes value) pairs, got {bad!r:.200}")
-        touched = sorted(set(parts))
-        marks = ",".join("?" * len(touched))
+        return self._appends.submit((parts, items))
+
+    def _write_appends(
+        self, jobs: Sequence[tuple[list[int], Sequence[tuple[str, bytes]]]]
+    ) -> list[list[tuple[int, int]]]:
+        """One transaction for the appends of several threads (group commit): each job's
+        ``(partitions, items)`` get consecutive offsets in their partitions, in job order."""
+        placed: list[list[tuple[int, int]]] = []
+        rows: list[tuple[int, int, str, bytes]] = []
+        # One statement per step of the transaction, whatever the number of rows (see
+        # execute_rows): an append holds the write lock for a handful of SQLite steps.
         with self._file.write() as conn:
-            next_offset = dict(
-                conn.execute(
-                    f"SELECT partition, next_offset FROM partitions WHERE partition IN ({marks})",
-                    touched,
-                ).fetchall()
-            )
-            placed: list[tuple[int, int]] = []
-            for p in parts:
-                offset = next_offset[p]
-                next_offset[p] = offset + 1
-                placed.append((p, offset))
-            conn.executemany(
-                "INSERT INTO records VALUES (?, ?, ?, ?)",
-                [(p, off, k, v) for (p, off), (k, v) in zip(placed, items, strict=True)],
-            )
-            conn.executemany(
-                "UPDATE partitions SET next_offset = ? WHERE partition = ?",
-                [(next_offset[p], p) for p in touched],
+            (ends,) = conn.execute(SELECT_ENDS).fetchone()
+            next_offset = {int(p): end for p, end in orjson.loads(ends).items()}
+            touched = {p for parts, _ in jobs for p in parts}
+            for parts, items in jobs:
+                positions = []
+                for p, (key, value) in zip(parts, items, strict=True):
+                    offset = next_offset[p]
+                    next_offset[p] = offset + 1
+                    positions.append((p, offset))
+                    rows.append((p, offset, key, value))
+                placed.append(positions)
+            execute_rows(conn, "INSERT INTO records", rows)
+            execute_rows(
+                conn,
+                "INSERT INTO partitions",
+                [(p, next_offset[p]) for p in sorted(touched)],
+                "ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset",
             )
         return placed
 
@@ -224,10 +244,19 @@ class SqliteEventLog(EventLog):
             ).fetchall()
         return [LogRecord(partition, off, key, bytes(value)) for off, key, value in rows]
 
+    def change_token(self) -> tuple[int, int]:
+        """Changes whenever anyone commits to the log file (see ``SqliteFile.change_token``)."""
+        return self._file.change_token()
+
     def end_offsets(self) -> dict[int, int]:
         with self._file.read() as conn:
-            rows = conn.execute("SELECT partition, next_offset FROM partitions").fetchall()
-        return {int(p): int(end) for p, end in rows}
+            (ends,) = conn.execute(SELECT_ENDS).fetchone()
+        return {int(p): int(end) for p, end in orjson.loads(ends).items()}
+
+    def total_lag(self, group: str) -> int:
+        with self._file.read() as conn:
+            (lag,) = conn.execute(SELECT_TOTAL_LAG, (group,)).fetchone()
+        return int(lag)
 
     def committed(self, group: str) -> dict[int, int]:
         with self._file.read() as conn:

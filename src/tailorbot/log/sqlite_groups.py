@@ -18,7 +18,9 @@ from tailorbot.log.base import Consumer, LogError, LogRecord
 if TYPE_CHECKING:
     from tailorbot.log.sqlite import SqliteEventLog
 
-IDLE_SLEEP_S = 0.005  # between empty polls while waiting for records
+# Between two checks of an idle log while a poll waits for records: a check reads the
+# file's change token only (microseconds), so it can be frequent: this is the wake-up delay.
+IDLE_SLEEP_S = 0.001
 
 
 class SqliteGroups:
@@ -28,18 +30,26 @@ class SqliteGroups:
         self.file = file
         self.num_partitions = num_partitions
         self.session_timeout = session_timeout
+        # group -> (change token, (member, expiry) rows): read again after any commit
+        self._rows: dict[str, tuple[tuple[int, int], list[tuple[str, float]]]] = {}
 
     def members(self, group: str, heartbeat_of: str | None = None) -> list[str]:
         """Live members of ``group``, sorted; renews ``heartbeat_of`` first when given."""
         now = time.time()
         if heartbeat_of is None:
-            with self.file.read() as conn:
-                rows = conn.execute(
-                    "SELECT member_id FROM group_members WHERE grp = ? AND expires_at > ? "
-                    "ORDER BY member_id",
-                    (group, now),
-                ).fetchall()
-            return [member for (member,) in rows]
+            # Members change only by commits (a join, a heartbeat, a leave) or by expiring:
+            # the rows are read again when the file changed, the expiry is checked here.
+            token = self.file.change_token()
+            cached = self._rows.get(group)
+            if cached is None or cached[0] != token:
+                with self.file.read() as conn:
+                    rows = conn.execute(
+                        "SELECT member_id, expires_at FROM group_members WHERE grp = ? "
+                        "ORDER BY member_id",
+                        (group,),
+                    ).fetchall()
+                cached = self._rows[group] = (token, rows)
+            return [member for member, expires_at in cached[1] if expires_at > now]
         with self.file.write() as conn:
             conn.execute(
                 "INSERT INTO group_members VALUES (?, ?, ?) "
@@ -96,6 +106,7 @@ class SqliteConsumer(Consumer):
         self._positions: dict[int, int] = {}
         self._last_heartbeat = self._next_heartbeat = 0.0
         self._polls = 0  # rotates which partition a poll reads first, so none starves
+        self._idle_at: tuple[int, int] | None = None  # the file's change token at a dry poll
         self._closed = False
         self.assignment()  # join now, so that the others make room at their next poll
 
@@ -118,28 +129,40 @@ class SqliteConsumer(Consumer):
             committed = self.log.committed(self.group)
             self._owned = owned
             self._positions = {p: committed[p] for p in owned}
+            self._idle_at = None
         return owned
 
     def poll(self, max_records: int, timeout_s: float = 0.0) -> list[LogRecord]:
+        """Records of the owned partitions; with ``timeout_s``, wait that long for some,
+        checking the file's change token every :data:`IDLE_SLEEP_S` (the partitions are
+        read again only once someone committed to the file since the last dry read)."""
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records}")
         deadline = time.monotonic() + timeout_s
         while True:
-            out: list[LogRecord] = []
             order = sorted(self.assignment())
-            self._polls += 1
-            first = self._polls % len(order) if order else 0
-            for p in order[first:] + order[:first]:
-                if len(out) >= max_records:
-                    break
-                chunk = self.log.read(p, self._positions[p], max_records - len(out))
-                if chunk:
-                    self._positions[p] = chunk[-1].offset + 1
-                    out.extend(chunk)
+            token = self.log.change_token()  # before reading: a later commit changes it
+            out = [] if token == self._idle_at else self._read(order, max_records)
+            self._idle_at = None if out else token
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
             time.sleep(min(IDLE_SLEEP_S, remaining))
+
+    def _read(self, order: list[int], max_records: int) -> list[LogRecord]:
+        """Up to ``max_records`` from the partitions of ``order``, starting at a different
+        partition each time, so that none starves."""
+        out: list[LogRecord] = []
+        self._polls += 1
+        first = self._polls % len(order) if order else 0
+        for p in order[first:] + order[:first]:
+            if len(out) >= max_records:
+                break
+            chunk = self.log.read(p, self._positions[p], max_records - len(out))
+            if chunk:
+                self._positions[p] = chunk[-1].offset + 1
+                out.extend(chunk)
+        return out
 
     def commit(self, offsets: Mapping[int, int]) -> None:
         if self._closed:

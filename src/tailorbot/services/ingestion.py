@@ -193,7 +193,7 @@ class IngestionService:
         now = time.monotonic()
         if now - self._lag_read_at > LAG_CACHE_S:
             with backend_errors():
-                self._lag_total = sum(self.log.lag(self.settings.consumer_group).values())
+                self._lag_total = self.log.total_lag(self.settings.consumer_group)
             self._lag_read_at = now
         if self._lag_total > self.settings.backpressure_max_lag:
             self.metrics.events_rejected.labels(reason="backpressure").inc()

@@ -84,10 +84,11 @@ class ArchiveWorker(ConsumerLoop):
         if metrics is not None:
             self.error_counter = metrics.worker_batch_errors.labels(worker="archiver")
 
-    def run_once(self) -> int:
-        """Poll, archive, commit one batch; return how many log records it handled."""
+    def run_once(self, wait_s: float = 0.0) -> int:
+        """Poll (waiting up to ``wait_s`` for records), archive, commit one batch; return how
+        many log records it handled."""
         consumer = self._join()
-        records = consumer.poll(self.settings.worker_batch, timeout_s=0.0)
+        records = consumer.poll(self.settings.worker_batch, timeout_s=wait_s)
         if records:
             counts = self._new_counts()
             refused: list[tuple[LogRecord, str]] = []

@@ -33,6 +33,7 @@ from tailorbot.log.base import Consumer, EventLog, LogRecord
 
 logger = logging.getLogger(__name__)
 
+FIRST_BACKOFF_S = 0.05  # the pause after a first failing batch (it doubles after each)
 MAX_BACKOFF_S = 5.0  # the longest pause after failing batches
 LAG_EVERY_S = 1.0  # how often the lag gauge is refreshed
 
@@ -114,27 +115,29 @@ class ConsumerLoop(ABC):
         self._letters: list[DeadLetter] = []  # of the current batch, kept before its commit
 
     @abstractmethod
-    def run_once(self) -> int:
-        """Poll, apply, commit one batch; return how many log records it handled."""
+    def run_once(self, wait_s: float = 0.0) -> int:
+        """Poll (waiting up to ``wait_s`` for records while there are none), apply, commit
+        one batch; return how many log records it handled."""
 
     def run(self, stop_event: threading.Event) -> None:
-        """Run batches until ``stop_event`` is set; sleep ``worker_poll_s`` when idle.
+        """Run batches until ``stop_event`` is set.
 
-        A failing batch (a backend unreachable...) goes to :meth:`_on_error`: logged, counted,
-        and retried after a growing pause, from the last committed offsets.
+        An idle worker waits inside the log's poll, which returns as soon as records arrive
+        (Redis blocks on the streams, Kafka on its fetch, SQLite checks the file's change
+        counter every millisecond), for at most ``worker_poll_s`` at a time. A failing batch
+        (a backend unreachable...) goes to :meth:`_on_error`: logged, counted, and retried
+        after a growing pause, from the last committed offsets.
         """
         backoff = 0.0
         while not stop_event.is_set() and not self._closed:
             try:
-                handled = self.run_once()
+                handled = self.run_once(self.settings.worker_poll_s)
             except Exception as exc:  # noqa: BLE001 - one handler for every batch failure
                 backoff = self._on_error(exc, backoff)
                 stop_event.wait(backoff)
                 continue
             backoff = 0.0
-            if handled == 0:
-                stop_event.wait(self.settings.worker_poll_s)
-            else:
+            if handled:
                 self._linger_after(handled, stop_event)
 
     def _new_counts(self) -> dict[str, int]:
@@ -202,7 +205,7 @@ class ConsumerLoop(ABC):
             self.error_counter.inc()
         self._letters.clear()
         self._discard()
-        pause = min(MAX_BACKOFF_S, max(self.settings.worker_poll_s, backoff * 2 or 0.05))
+        pause = min(MAX_BACKOFF_S, backoff * 2 or FIRST_BACKOFF_S)
         logger.error(
             "%s batch failed (error %s); re-reading it in %.2f s: %r",
             self.name,
