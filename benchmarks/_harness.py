@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import platform
 import re
@@ -100,6 +101,22 @@ def server_for(
         )
         label += ", worker in its own process" if mode == "process" else ", worker thread"
         yield url, metrics_url, label, pid
+
+
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """The load generator's own garbage collector off while it sends: a full collection
+    of its heap (the prepared bodies, thousands of finished tasks) stalled it for up to
+    0.5 s, and an open-loop generator then fires the overdue requests at once, a burst the
+    server never saw from a real client. Set-up garbage is collected and frozen first."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def machine() -> str:

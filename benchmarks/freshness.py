@@ -17,7 +17,15 @@ import asyncio
 import json
 import time
 
-from _harness import add_backend_args, histogram_quantile, machine, metric_sum, scrape, server_for
+from _harness import (
+    add_backend_args,
+    histogram_quantile,
+    machine,
+    metric_sum,
+    quiet_collector,
+    scrape,
+    server_for,
+)
 from events_gen import batches, make_events
 from loadgen import run_open_loop
 
@@ -37,16 +45,17 @@ def main() -> None:
     bodies = batches(make_events(total, args.users, prefix="fresh"), args.batch)
     with server_for(args) as (url, metrics_url, backends, _pid):
         host, port = url.removeprefix("http://").split(":")
-        load = asyncio.run(
-            run_open_loop(
-                host,
-                int(port),
-                "/v1/events",
-                lambda i: bodies[i % len(bodies)],
-                rate=args.rate / args.batch,
-                duration_s=args.seconds,
+        with quiet_collector():
+            load = asyncio.run(
+                run_open_loop(
+                    host,
+                    int(port),
+                    "/v1/events",
+                    lambda i: bodies[i % len(bodies)],
+                    rate=args.rate / args.batch,
+                    duration_s=args.seconds,
+                )
             )
-        )
         deadline = time.monotonic() + 60
         while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < total:
             if time.monotonic() > deadline:

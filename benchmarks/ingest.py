@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 
-from _harness import add_backend_args, machine, metric_sum, scrape, server_for
+from _harness import add_backend_args, machine, metric_sum, quiet_collector, scrape, server_for
 from cpu import tree_cpu_seconds
 from events_gen import batches, make_events
 from loadgen import _Connection, build_request
@@ -63,7 +63,8 @@ def main() -> None:
     with server_for(args) as (url, metrics_url, backends, pid):
         cpu = tree_cpu_seconds(pid)
         t0 = time.perf_counter()
-        accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
+        with quiet_collector():
+            accept_s, throttled = asyncio.run(send_all(url, bodies, args.connections))
         while metric_sum(scrape(metrics_url), "tailorbot_events_applied_total") < args.events:
             if time.perf_counter() - t0 > 600:
                 raise RuntimeError("events were not applied within 10 minutes")

@@ -130,8 +130,7 @@ PHASES = (
     ("apply events (state)", "worker", "_apply_user"),
     ("  of which: user view for stats", "stats", "view_before"),
     ("  of which: stats deltas", "stats", "add"),
-    ("store: write records", "features", "put_many"),
-    ("store: add article stats", "stats", "flush"),
+    ("store: write records and counters", "features", "put_many"),
     ("log: committed offsets (cache check)", "log", "committed"),
     ("log commit", "consumer", "commit"),
 )
