@@ -4,12 +4,20 @@ import math
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import apply_event, new_state, recompute
-from tailorbot.features.view import CONTEXT_KEYS, context_vector, feature_view
+from tailorbot.features.view import (
+    CONTEXT_KEYS,
+    COUNTER_VIEW_KEYS,
+    context_vector,
+    counter_view,
+    feature_view,
+)
 from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import DAY, T0, make_event
+from tests.stream.eventgen import DAY, T0, event_streams, make_event
 
 HOUR = 3600.0
 PARAMS = FeatureParams(lateness_s=600.0, recent_intents=3, csat_ewma_alpha=0.5)
@@ -266,3 +274,28 @@ def test_ties_in_event_time_are_broken_by_content_not_arrival() -> None:
     assert v["articles_helpful"] == ["kb-1"]  # a tied vote: helpful wins
     assert v["recent_intents"] == ["card", "pin"]
     assert v["csat_ewma"] == pytest.approx(0.5 * 5 + 0.5 * 1)  # ties: lower score first
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=event_streams(max_users=1),
+    tier=st.sampled_from(("standard", "gold", "other")),
+    consent=st.booleans(),
+    hours_after=st.integers(0, 24 * 40),
+)
+def test_the_counter_view_is_the_feature_view_s_keys_with_the_same_values(
+    events: list[dict], tier: str, consent: bool, hours_after: int
+) -> None:
+    """What the stream worker builds before each article and outcome event (instead of the
+    whole view): equal on every key the counters and the segment rules read."""
+    state = new_state()
+    for event in events:
+        apply_event(state, event, None)
+    record = FeatureRecord("u0", state, partition=0, offset=0, event_time=0.0, updated_at=0.0)
+    profile = {"tier": tier, "consent": {"personalization": consent}}
+    now = T0 + hours_after * 3600.0
+    full = feature_view(record, profile, now)
+    assert counter_view(record, profile, now) == {k: full[k] for k in COUNTER_VIEW_KEYS}
+    assert counter_view(None, None, now) == {
+        k: feature_view(None, None, now)[k] for k in COUNTER_VIEW_KEYS
+    }

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from tailorbot.features.memory import OUTCOME_EVENT_TYPES, segment_deltas
-from tailorbot.features.view import feature_view
+from tailorbot.features.view import counter_view
 from tailorbot.models.recommend.collaborative import (
     ARTICLE_EVENT_TYPES,
     Deltas,
@@ -44,13 +44,14 @@ class ArticleStatsCollector:
         event: dict[str, Any],
         ts: float,
     ) -> dict[str, Any] | None:
-        """The user's view before ``event`` is applied; None when the event is not about
-        articles (most events: no view is built for them)."""
+        """The part of the user's view the counters read (``counter_view``), before
+        ``event`` is applied; None when the event is not about articles (most events: no
+        view is built for them)."""
         kind = event.get("type")
         if kind not in ARTICLE_EVENT_TYPES and kind not in OUTCOME_EVENT_TYPES:
             return None
         record = FeatureRecord(user_id, state, partition=0, offset=0, event_time=ts, updated_at=ts)
-        return feature_view(record, profile, ts)
+        return counter_view(record, profile, ts)
 
     def add(self, user_id: str, offset: int, event: dict[str, Any], view: dict[str, Any]) -> None:
         """Count an event that was applied (call only then), found at ``offset`` of the log."""
