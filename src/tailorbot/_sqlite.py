@@ -50,13 +50,12 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
 
 
 MAX_ROWS_PER_STATEMENT = 512
-BUSY_PAUSE_MIN_S = 0.0001  # first pause while another process holds the write lock
-BUSY_PAUSE_MAX_S = 0.001  # the pauses double up to this
+BUSY_SLICE_MS = 2  # the writer's SQLite busy timeout; _begin repeats it up to busy_timeout
 
 
 def execute_rows(
     conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
+) -> list[Any]:
     """Run ``{head} VALUES (?, ...), (?, ...) {tail}`` for ``rows`` in few statements.
 
     ``executemany`` steps SQLite once per row, and the sqlite3 module releases the
@@ -65,24 +64,29 @@ def execute_rows(
     hold the file's write lock for 100 such waits. A multi-row statement is one step. Rows go
     in chunks whose sizes are powers of two (at most :data:`MAX_ROWS_PER_STATEMENT`): a few
     statements per call, and a few distinct SQL texts, which stay prepared in the cache.
+    Returns the rows the statements return (``RETURNING``), in order.
 
     >>> conn = sqlite3.connect(":memory:")
     >>> _ = conn.execute("CREATE TABLE t (a, b)")
     >>> execute_rows(conn, "INSERT INTO t", [(i, i * i) for i in range(1000)])
+    []
     >>> conn.execute("SELECT count(*), sum(b) FROM t").fetchone()
     (1000, 332833500)
     """
+    returned: list[Any] = []
     if not rows:
-        return
+        return returned
     width = len(rows[0])
     row_marks = "(" + ",".join("?" * width) + ")"
     start, left = 0, len(rows)
     while left:
         size = min(MAX_ROWS_PER_STATEMENT, 1 << (left.bit_length() - 1))
         sql = f"{head} VALUES {','.join([row_marks] * size)} {tail}"
-        conn.execute(sql, [value for row in rows[start : start + size] for value in row])
+        params = [value for row in rows[start : start + size] for value in row]
+        returned += conn.execute(sql, params).fetchall()
         start += size
         left -= size
+    return returned
 
 
 def synchronous_level(text: str) -> str:
@@ -127,8 +131,9 @@ class SqliteFile:
             if self._writer.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._writer.execute("PRAGMA journal_mode=WAL").fetchall()
             self._writer.executescript(schema)
-            # From now on the writer waits for other processes' write locks itself (_begin).
-            self._writer.execute("PRAGMA busy_timeout = 0")
+            # From now on the writer waits for other processes' write locks in short slices
+            # (_begin).
+            self._writer.execute(f"PRAGMA busy_timeout = {BUSY_SLICE_MS}")
 
     @property
     def closed(self) -> bool:
@@ -210,12 +215,13 @@ class SqliteFile:
         """``BEGIN IMMEDIATE``, retried while another process holds the write lock, for up to
         ``busy_timeout`` seconds.
 
-        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between attempts, so
-        a write lock held for 2 ms by another process (the worker's commit, an API's append)
-        cost its waiter 3 to 8 ms, on every contended write. Here the pauses start at 0.1 ms
-        and stay under :data:`BUSY_PAUSE_MAX_S`: the lock changes hands within a millisecond.
+        SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between attempts, so
+        once a wait lasted a few attempts, the lock could stay free for up to 25-100 ms
+        before the waiter looked again. The writer's busy timeout is a slice of
+        :data:`BUSY_SLICE_MS` (SQLite then sleeps 1 ms, 1 ms, outside the interpreter lock)
+        and the slices are repeated here: the lock changes hands within about a millisecond.
         """
-        pause, deadline = BUSY_PAUSE_MIN_S, 0.0
+        deadline = 0.0
         while True:
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
@@ -227,8 +233,6 @@ class SqliteFile:
                 deadline = deadline or now + self.busy_timeout
                 if now >= deadline:
                     raise
-            time.sleep(pause)
-            pause = min(pause * 2, BUSY_PAUSE_MAX_S)
 
     def change_token(self) -> tuple[int, int]:
         """A value that changes whenever anyone commits to the file: this process (counted

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from tailorbot._backends import positive_float, typed_options
-from tailorbot._sqlite import SqliteFile, VersionedCache, parse_sqlite_url
+from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sqlite_url
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
@@ -83,18 +83,27 @@ CREATE TABLE IF NOT EXISTS erasures (
 """
 
 # Fenced per user, and never below an erasure watermark: a worker that read the user's
-# events before the erasure cannot bring the user back.
-PUT_RECORD = """
-INSERT INTO feature_records (user_id, state, partition, offset, event_time, updated_at, version)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+# events before the erasure cannot bring the user back. Many records in one statement (rows
+# of 8 values, the 8th the user's erasure digest, as a VALUES list: _sqlite.execute_rows);
+# returns the users whose record it wrote.
+PUT_HEAD = (
+    "INSERT INTO feature_records (user_id, state, partition, offset, event_time, updated_at, "
+    "version) SELECT column1, column2, column3, column4, column5, column6, column7 FROM ("
+)
+PUT_TAIL = """) AS v
 WHERE NOT EXISTS (
-    SELECT 1 FROM erasures WHERE digest = ?8 AND partition = ?3 AND watermark > ?4
+    SELECT 1 FROM erasures e
+    WHERE e.digest = v.column8 AND e.partition = v.column3 AND e.watermark > v.column4
 )
 ON CONFLICT (user_id) DO UPDATE SET
     state = excluded.state, partition = excluded.partition, offset = excluded.offset,
     event_time = excluded.event_time, updated_at = excluded.updated_at, version = excluded.version
 WHERE excluded.offset > feature_records.offset
+RETURNING user_id
 """
+SELECT_POSITIONS = (
+    "SELECT user_id, partition, offset FROM feature_records WHERE user_id IN ({marks})"
+)
 RAISE_WATERMARK = (
     "INSERT INTO erasures VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
     "partition = excluded.partition, watermark = max(watermark, excluded.watermark)"
@@ -204,27 +213,34 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
         if not records:
             return
         increments = increments or {}
-        plain = [_record_row(r) for r in records if not increments.get(r.user_id)]
+        rows = [_record_row(r) for r in records]
         counted = [r for r in records if increments.get(r.user_id)]
         written = [r.user_id for r in records]
+        # One transaction for the records and their counters, in a handful of statements:
+        # where the counted users' records stood, the fenced writes (which say what they
+        # wrote), then the counters of the events after what the store held.
         with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
-            conn.executemany(PUT_RECORD, plain)
-            for record in counted:  # one transaction: records and their counters
-                before = conn.execute(
-                    "SELECT partition, offset FROM feature_records WHERE user_id = ?",
-                    (record.user_id,),
-                ).fetchone()
-                if conn.execute(PUT_RECORD, _record_row(record)).rowcount != 1:
+            before = {
+                user: (partition, offset)
+                for user, partition, offset in _select_in_conn(
+                    conn, SELECT_POSITIONS, [r.user_id for r in counted]
+                )
+            }
+            put = {user for (user,) in execute_rows(conn, PUT_HEAD, rows, PUT_TAIL)}
+            counters: list[tuple[str, str, float]] = []
+            for record in counted:
+                if record.user_id not in put:
                     continue  # not newer, or erased: its events were counted, or never count
-                seen = before[1] if before is not None and before[0] == record.partition else -1
-                rows = [
+                held = before.get(record.user_id)
+                seen = held[1] if held is not None and held[0] == record.partition else -1
+                counters += [
                     row
                     for offset, by_namespace in increments[record.user_id]
                     if offset > seen
                     for namespace, deltas in by_namespace.items()
                     for row in _counter_rows(namespace, deltas)
                 ]
-                conn.executemany(_ADD_COUNTER, rows)
+            execute_rows(conn, "INSERT INTO counters", counters, _ADD_COUNTER_TAIL)
 
     def erase(self, user_id: str, partition: int, watermark: int) -> None:
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
@@ -386,10 +402,8 @@ class SqliteCounterStore(_SqliteConcern, CounterStore):
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
 
 
-_ADD_COUNTER = (
-    "INSERT INTO counters VALUES (?, ?, ?) "
-    "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
-)
+_ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
+_ADD_COUNTER = f"INSERT INTO counters VALUES (?, ?, ?) {_ADD_COUNTER_TAIL}"
 
 
 def _counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
@@ -416,11 +430,15 @@ def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
 
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
     """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
-    rows: list[tuple[Any, ...]] = []
     with file.read() as conn:
-        for start in range(0, len(keys), MAX_MARKS):
-            chunk = keys[start : start + MAX_MARKS]
-            rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return _select_in_conn(conn, query, keys)
+
+
+def _select_in_conn(conn: Any, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), MAX_MARKS):
+        chunk = keys[start : start + MAX_MARKS]
+        rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
     return rows
 
 
