@@ -150,6 +150,7 @@ def tailorbot_server(
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url + "/healthz", proc, log)
+            wait_worker(url, proc)
             yield url, url, proc.pid
         finally:
             proc.terminate()
@@ -177,6 +178,22 @@ def wait_ready(
     raise RuntimeError("server did not become healthy in time")
 
 
+def wait_worker(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Wait until the server's stream worker runs (``/readyz``): a worker process starts
+    a second or two after the API answers, and a load sent meanwhile would measure that
+    start-up (its first batch held ~1 s of events: most of a 20 s run's p99)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            state = httpx.get(url + "/readyz", timeout=5).json()["checks"].get("worker", "")
+            if str(state).startswith("running"):
+                return
+        time.sleep(0.1)
+    raise RuntimeError("the stream worker did not start in time")
+
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
 
 
@@ -195,15 +212,19 @@ def metric_sum(samples: list[tuple[str, str, float]], name: str) -> float:
     return sum(v for n, _, v in samples if n == name)
 
 
-def histogram_quantile(samples: list[tuple[str, str, float]], name: str, q: float) -> float:
-    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding q."""
-    buckets = []
-    for n, labels, v in samples:
-        if n == name + "_bucket":
-            le = re.search(r'le="([^"]+)"', labels)
-            if le:
-                buckets.append((float(le.group(1)), v))
-    buckets.sort()
+def histogram_quantile(
+    samples: list[tuple[str, str, float]],
+    name: str,
+    q: float,
+    before: list[tuple[str, str, float]] | None = None,
+) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding q;
+    with ``before`` (an earlier scrape), of what was observed between the two scrapes."""
+    counts = _buckets(samples, name)
+    if before is not None:
+        earlier = _buckets(before, name)
+        counts = {le: v - earlier.get(le, 0.0) for le, v in counts.items()}
+    buckets = sorted(counts.items())
     if not buckets or buckets[-1][1] == 0:
         return float("nan")
     rank = q * buckets[-1][1]
@@ -216,3 +237,14 @@ def histogram_quantile(samples: list[tuple[str, str, float]], name: str, q: floa
             return prev_le + (le - prev_le) * ((rank - prev_count) / span if span else 0)
         prev_le, prev_count = le, count
     return buckets[-1][0]
+
+
+def _buckets(samples: list[tuple[str, str, float]], name: str) -> dict[float, float]:
+    """Cumulative bucket counts of histogram ``name`` by upper bound (summed over labels)."""
+    counts: dict[float, float] = {}
+    for n, labels, v in samples:
+        if n == name + "_bucket":
+            le = re.search(r'le="([^"]+)"', labels)
+            if le:
+                counts[float(le.group(1))] = counts.get(float(le.group(1)), 0.0) + v
+    return counts

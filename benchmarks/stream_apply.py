@@ -5,7 +5,9 @@
 * ``worker``: a real ``StreamWorker`` draining a pre-filled SQLite log into a SQLite store
   (poll, decode, features.get_many / erasure_watermarks / profiles.get_many, apply, put_many,
   commit);
-  ``--state-cache 0`` turns its state cache off (docs/features.md, "The worker").
+  ``--state-cache 0`` turns its state cache off (docs/features.md, "The worker"); garbage
+  collection is handled as in a ``tailorbot worker`` process (``--gc thread``: as in the
+  worker thread of a server, where it is left alone).
 
 A shared machine makes wall-clock rates noisy; the CPU-time rate (this process's CPU seconds,
 SQLite included) is the steadier figure.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import random
 import tempfile
@@ -86,11 +89,13 @@ def bench_worker(
     state_cache: int | None = None,
     phases: dict[str, float] | None = None,
     profiler: cProfile.Profile | None = None,
+    pause_gc: bool = True,
 ) -> tuple[float, float]:
     """(wall, CPU) seconds to drain ``items`` from a SQLite log into a SQLite store (filling
     the log is not counted). ``state_cache``: the worker's state_cache_size (None: its
     default; 0: off). ``phases`` (if given) gets the time spent in each step of the batches;
-    ``profiler`` runs during the drain only."""
+    ``profiler`` runs during the drain only. ``pause_gc``: as in `tailorbot worker` (the
+    default deployment); False: as the worker thread of a server process."""
     from tailorbot.log import open_log
     from tailorbot.store import open_stores
     from tailorbot.stream.worker import StreamWorker
@@ -101,8 +106,8 @@ def bench_worker(
         stores = open_stores(settings.resolved_store_url())
         for lo in range(0, len(items), 5000):
             log.append(items[lo : lo + 5000])
-        extra = {} if state_cache is None else {"state_cache_size": state_cache}
-        worker = StreamWorker(log, stores, settings, **extra)
+        extra: dict[str, Any] = {} if state_cache is None else {"state_cache_size": state_cache}
+        worker = StreamWorker(log, stores, settings, pause_gc=pause_gc, **extra)
         if phases is not None:
             _time_phases(worker, phases)
         if profiler is not None:
@@ -117,6 +122,7 @@ def bench_worker(
         worker.close()
         log.close()
         stores.close()
+    gc.unfreeze()  # what the worker's batches froze (pause_gc), before the next round
     return elapsed, cpu
 
 
@@ -180,12 +186,22 @@ def main() -> None:
         default=None,
         help="the worker's state_cache_size (default: its default; 0 turns the cache off)",
     )
+    ap.add_argument(
+        "--gc",
+        choices=("process", "thread"),
+        default="process",
+        help="garbage collection as in a worker process of its own (default: paused during "
+        "batches, survivors frozen) or as in the worker thread of a server (left alone)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="report the best of this many runs")
     ap.add_argument("--profile", action="store_true", help="where the time goes (cProfile)")
     args = ap.parse_args()
 
     items = encoded_events(args.events, args.users, args.days, args.session_events)
-    print(f"machine: {machine()}; {args.events} events, {args.users} users, batch {args.batch}")
+    print(
+        f"machine: {machine()}; {args.events} events, {args.users} users, batch {args.batch}, "
+        f"garbage collection as in a worker {args.gc}"
+    )
     modes = ("apply", "worker") if args.mode == "both" else (args.mode,)
     for mode in modes:
         best_wall = best_cpu = float("inf")
@@ -195,7 +211,13 @@ def main() -> None:
                 wall = bench_apply(items, args.batch)
                 cpu = time.process_time() - cpu
             else:
-                wall, cpu = bench_worker(items, args.batch, args.partitions, args.state_cache)
+                wall, cpu = bench_worker(
+                    items,
+                    args.batch,
+                    args.partitions,
+                    args.state_cache,
+                    pause_gc=args.gc == "process",
+                )
             best_cpu = min(best_cpu, cpu)
             best_wall = min(best_wall, wall)
         print(
@@ -211,7 +233,13 @@ def main() -> None:
                 profiler.disable()
             else:
                 elapsed, _ = bench_worker(
-                    items, args.batch, args.partitions, args.state_cache, phases, profiler
+                    items,
+                    args.batch,
+                    args.partitions,
+                    args.state_cache,
+                    phases,
+                    profiler,
+                    pause_gc=args.gc == "process",
                 )
             print(f"  profiled run: {elapsed:.2f} s wall (slower: cProfile is on)")
             for label, spent in phases.items():  # in PHASES order ("of which" nests)
