@@ -20,6 +20,7 @@ one gets its errors. Returns only once the accepted events are durable.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
@@ -73,6 +74,7 @@ class IngestionService:
         self.article_ids = article_ids  # the knowledge base's; None: not checked
         self._lag_total = 0
         self._lag_read_at = float("-inf")
+        self._lag_reading = threading.Lock()  # one request reads the lag; others use the last
         # Set by the runtime when tracing is on: writes the trace context into the events.
         self.stamp_trace: Callable[[list[EventBase]], None] | None = None
 
@@ -192,11 +194,19 @@ class IngestionService:
             self.metrics.events_rejected.labels(reason="invalid").inc(len(by_index) - too_large)
 
     def _check_backpressure(self) -> None:
-        now = time.monotonic()
-        if now - self._lag_read_at > LAG_CACHE_S:
-            with backend_errors():
-                self._lag_total = self.log.total_lag(self.settings.consumer_group)
-            self._lag_read_at = now
+        # When the cached lag is stale, one request reads it again while the concurrent ones
+        # go on with the last value: they all used to read it at once, and on a slow backend
+        # (Kafka: ListOffsets and the group's offsets, a round trip each) every request then
+        # waited for several reads in a row.
+        if time.monotonic() - self._lag_read_at > LAG_CACHE_S and self._lag_reading.acquire(
+            blocking=False
+        ):
+            try:
+                with backend_errors():
+                    self._lag_total = self.log.total_lag(self.settings.consumer_group)
+                self._lag_read_at = time.monotonic()  # from the end of the read
+            finally:
+                self._lag_reading.release()
         if self._lag_total > self.settings.backpressure_max_lag:
             self.metrics.events_rejected.labels(reason="backpressure").inc()
             raise Overloaded(
