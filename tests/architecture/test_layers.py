@@ -29,7 +29,18 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"models", "features", "kb"}),
     frozenset({"log", "store", "archive", "dlq", "_backends", "_sqlite", "_redis"}),
     frozenset(
-        {"events", "config", "errors", "metrics", "telemetry", "_lazy", "__init__", "data", "py"}
+        {
+            "events",
+            "config",
+            "errors",
+            "metrics",
+            "telemetry",
+            "_lazy",
+            "_heap",
+            "__init__",
+            "data",
+            "py",
+        }
     ),
 )
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}

@@ -4,9 +4,10 @@ A chatbot calls ``/v1/personalize`` for every customer message, inside its own r
 FastAPI's per-request machinery (the dependency graph, body parsing through its request
 model, its exception middleware) costs more CPU than the decision itself, so this
 middleware answers that one route directly: the API key check, ``model_validate_json`` of
-the same request model, the decision service, and an orjson body — with the same error
-shapes as every other route (``api/errors.py``). The FastAPI route stays registered: it
-documents the route in the OpenAPI schema and serves it when ``fast_routes`` is off.
+the same request model, the decision service's answer as plain data, and an orjson body —
+with the same error shapes as every other route (``api/errors.py``). The FastAPI route stays
+registered: it documents the route in the OpenAPI schema and serves it when ``fast_routes``
+is off.
 
 It sits inside the body-limit and metrics middleware, so both still apply.
 """
@@ -70,8 +71,8 @@ class FastPersonalize:
             return validation_response(errors)
         decider = await get_decider_of(scope["app"])
         # Off the event loop: the decision reads the stores and appends to the log.
-        answer = await run_blocking(state, decider.personalize, request)
-        return OrjsonResponse(answer.model_dump(mode="json"))
+        answer = await run_blocking(state, decider.personalize_payload, request)
+        return OrjsonResponse(answer)
 
 
 async def _read_body(receive: Receive) -> bytes:

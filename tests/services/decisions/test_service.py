@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tailorbot.errors import NotFound, PayloadTooLarge, Unavailable
@@ -15,7 +16,11 @@ from tailorbot.kb.model import VARIANTS
 from tailorbot.models import registry
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
-from tailorbot.services.decisions.schemas import FeedbackRequest
+from tailorbot.services.decisions.schemas import (
+    FeedbackRequest,
+    PersonalizeRequest,
+    PersonalizeResponse,
+)
 from tests.api.support import wait_until
 from tests.services.decisions.conftest import (
     CARD_MESSAGE,
@@ -97,6 +102,20 @@ def test_personalize_answers_with_intent_articles_and_a_variant(
     assert stored["articles"] == [a.id for a in answer.articles]
     assert stored["arm"] == "personalized" and stored["personalized"] is True
     assert stored["context"], "a consenting user's decision keeps the context it was made in"
+
+
+@pytest.mark.parametrize(
+    "message", [CARD_MESSAGE, SIMILAR_CARD_MESSAGE, OUT_OF_SCOPE_MESSAGES[0], "hi", "yes"]
+)
+def test_the_lean_routes_plain_answer_is_the_response_models_json(
+    service: DecisionService, message: str
+) -> None:
+    # The lean route writes personalize_payload as it is: it must be exactly what the
+    # response model would have written (keys, nesting, types), answered or fallen back.
+    request = PersonalizeRequest(user_id="u-json", session_id="s1", message=message)
+    payload = service.personalize_payload(request)
+    assert PersonalizeResponse.model_validate(payload).model_dump(mode="json") == payload
+    assert orjson.loads(orjson.dumps(payload)) == payload
 
 
 def test_the_reply_is_rendered_with_the_users_profile(service: DecisionService) -> None:

@@ -38,8 +38,9 @@ by article id, so the ranking is deterministic.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,12 +148,13 @@ class HybridRecommender(Recommender):
         tier = tier or user.tier
         language = language or user.language
         evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
-        text = self._index.normalized(message) if self._weights["text"] else {}
-        if text:
-            text = self._with_evidence(text, message, intent)
+        matches = self._index.normalized(message) if self._weights["text"] else {}
+        relevant = self._relevance_check(message, intent)
+        candidates = self._candidates(user, matches, relevant, intent, evidence)
+        text = {a: matches[a] for a in candidates if a in matches and relevant(a)}
         weights = self._weights
         ranked = []
-        for article_id in self._candidates(user, text, intent, evidence):
+        for article_id in candidates:
             article = self.kb.article(article_id)
             if article is None or article_id in user.unhelpful:
                 continue
@@ -175,35 +177,40 @@ class HybridRecommender(Recommender):
             for negative, _, article, weighted in heapq.nsmallest(k, ranked, key=lambda r: r[:2])
         ]
 
-    def _with_evidence(
-        self, text: Mapping[str, float], message: str, intent: str | None
-    ) -> dict[str, float]:
-        """Text scores, less those of off-intent articles sharing too few message words."""
+    def _relevance_check(self, message: str, intent: str | None) -> Callable[[str], bool]:
+        """Whether an article's text score counts: on-intent articles always, off-intent ones
+        only when they share enough of the message's words. Asked of the candidates alone
+        (most articles share some word with a message; few are candidates)."""
         terms = set(tokenize(message))
         need = min(MIN_SHARED_TERMS, len(terms))
-        kept = {}
-        for article_id, score in text.items():
+
+        def relevant(article_id: str) -> bool:
             article = self.kb.article(article_id)
-            on_intent = article is not None and intent is not None and intent in article.intents
-            if on_intent or len(terms & self._terms.get(article_id, set())) >= need:
-                kept[article_id] = score
-        return kept
+            if article is not None and intent is not None and intent in article.intents:
+                return True
+            return len(terms & self._terms.get(article_id, set())) >= need
+
+        return relevant
 
     def _candidates(
         self,
         user: UserContext,
-        text: Mapping[str, float],
+        matches: Mapping[str, float],
+        relevant: Callable[[str], bool],
         intent: str | None,
         evidence: _Evidence,
     ) -> set[str]:
-        """The best text matches and the articles with a signal about this issue (intent,
-        collaborative rates, co-occurrence, the user's history).
+        """The best relevant text matches and the articles with a signal about this issue
+        (intent, collaborative rates, co-occurrence, the user's history).
 
         Almost every article shares some word with a message, and popularity covers every
         article a group ever used: scoring all of them would cost a millisecond per decision,
         and an article in the text tail or with popularity alone never reaches the top k.
         """
-        best_text = heapq.nlargest(TEXT_CANDIDATES, text, key=text.__getitem__)
+        best_text = itertools.islice(
+            (a for a in sorted(matches, key=matches.__getitem__, reverse=True) if relevant(a)),
+            TEXT_CANDIDATES,
+        )
         found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
         if intent:
             found.update(a.id for a in self.kb.articles_for(intent))

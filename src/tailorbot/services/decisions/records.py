@@ -11,65 +11,65 @@ from typing import Any
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.kb.model import KnowledgeBase
-from tailorbot.services.decisions.schemas import (
-    ArticleOut,
-    FallbackOut,
-    IntentOut,
-    IntentRank,
-    PersonalizeRequest,
-    PersonalizeResponse,
-    ResponseOut,
-    UserOut,
-)
+from tailorbot.services.decisions.schemas import PersonalizeRequest, PersonalizeResponse
 
 
-def personalize_response(
+def personalize_payload(
     decision: dict[str, Any],
     prediction: Any,
     articles: list[tuple[Any, str | None, str]],
     view: Mapping[str, Any] | None,
     profile: Mapping[str, Any] | None,
     timings: dict[str, float],
-) -> PersonalizeResponse:
+) -> dict[str, Any]:
+    """The answer in :class:`PersonalizeResponse`'s JSON shape, built as plain data: the hot
+    route writes it as it is (a dozen nested pydantic models cost more than the bandit);
+    :func:`personalize_response` validates it into the model for every other caller."""
     record = decision["record"]
-    return PersonalizeResponse(
-        decision_id=record["decision_id"],
-        intent=IntentOut(
-            name=prediction.name,
-            confidence=prediction.confidence,
-            ranking=[IntentRank(name=n, confidence=p) for n, p in prediction.ranking],
-            language=prediction.language,
-            follow_up=prediction.follow_up,
-        ),
-        fallback=FallbackOut(
-            triggered=prediction.fallback.triggered, reason=prediction.fallback.reason
-        ),
-        articles=[
-            ArticleOut(
-                id=a.article_id,
-                title=a.title,
-                score=a.score,
-                reasons=a.reasons,
-                url=url,
-                snippet=snippet,
-            )
+    return {
+        "decision_id": record["decision_id"],
+        "intent": {
+            "name": prediction.name,
+            "confidence": float(prediction.confidence),
+            "ranking": [{"name": n, "confidence": float(p)} for n, p in prediction.ranking],
+            "language": prediction.language,
+            "follow_up": prediction.follow_up,
+        },
+        "fallback": {
+            "triggered": bool(prediction.fallback.triggered),
+            "reason": prediction.fallback.reason,
+        },
+        "articles": [
+            {
+                "id": a.article_id,
+                "title": a.title,
+                "score": float(a.score),
+                "reasons": list(a.reasons),
+                "url": url,
+                "snippet": snippet,
+            }
             for a, url, snippet in articles
         ],
-        response=ResponseOut(
-            template_id=record["template_id"],
-            variant=record["variant"],
-            text=decision["text"],
-            propensity=record["propensity"],
-        ),
-        user=UserOut(
-            segment=view["segment"] if view is not None else None,
-            consent=consents_to_personalization(profile),
-            personalized=record["personalized"],
-        ),
-        experiment_arm=record["arm"],
-        model_versions=record["model_versions"],
-        timings_ms=timings,
-    )
+        "response": {
+            "template_id": record["template_id"],
+            "variant": record["variant"],
+            "text": decision["text"],
+            "propensity": float(record["propensity"]),
+        },
+        "user": {
+            "segment": view["segment"] if view is not None else None,
+            "consent": consents_to_personalization(profile),
+            "personalized": record["personalized"],
+        },
+        "experiment_arm": record["arm"],
+        "model_versions": record["model_versions"],
+        "timings_ms": timings,
+    }
+
+
+def personalize_response(payload: Mapping[str, Any]) -> PersonalizeResponse:
+    """:func:`personalize_payload`'s answer as the response model."""
+    return PersonalizeResponse.model_validate(payload)
 
 
 def cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tailorbot._heap import freeze_long_lived
 from tailorbot.config import Settings
 from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.codec import now_iso
@@ -33,7 +34,12 @@ from tailorbot.services.decisions.model_swap import CurrentModelWatcher, Retrain
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.recorder import DecisionRecorder
-from tailorbot.services.decisions.records import cited, message_event, personalize_response
+from tailorbot.services.decisions.records import (
+    cited,
+    message_event,
+    personalize_payload,
+    personalize_response,
+)
 from tailorbot.services.decisions.refresh import PeriodicRefresh
 from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.services.decisions.schemas import (
@@ -152,6 +158,7 @@ class DecisionService:
         self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
         self.metrics.model_version.labels("intent", saved.version).set(1)
         self.metrics.model_swaps.inc()
+        freeze_long_lived()  # the new model is as long-lived as the one it replaced
 
     # --- personalize ------------------------------------------------------------------
     def personalize(
@@ -164,6 +171,20 @@ class DecisionService:
         """``template_id`` (a KB template) overrides the intent's template (Rasa's NLG names
         the response); ``message_event_id`` is the id of the message event it logs (the
         chatbot's own, so the same message arriving as an event too counts once)."""
+        return personalize_response(
+            self.personalize_payload(
+                request, template_id=template_id, message_event_id=message_event_id
+            )
+        )
+
+    def personalize_payload(
+        self,
+        request: PersonalizeRequest,
+        *,
+        template_id: str | None = None,
+        message_event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`personalize`'s answer as JSON-ready data (what the lean route writes)."""
         self._check_length(request)
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -195,7 +216,7 @@ class DecisionService:
         timings["record"] = _ms_since(mark)
         self._observe(request, decision)
         timings["total"] = _ms_since(started)
-        return personalize_response(
+        return personalize_payload(
             decision, prediction, cited(articles, self.models.composer.kb), view, profile, timings
         )
 

@@ -1,0 +1,166 @@
+"""Where a `POST /v1/personalize` spends its CPU, in one process, without the network.
+
+Builds the real app (embedded backends, the Banking77 model of personalize.py, trained once
+into --model-dir), then answers ``--requests`` Banking77 test messages from ``--users``
+users in two ways:
+
+* the decision alone (``DecisionService.personalize``): CPU µs per decision, and the median
+  of each stage the response's ``timings`` report (intent, features, recommend, response,
+  record);
+* the whole ASGI app (middleware, the lean route, the bounded thread pool, the decision,
+  the JSON body), driven by an in-process ASGI client: CPU µs per request.
+
+Beside them, in the same run, the trivial FastAPI route of reference_app.py through the
+same ASGI client: the ratio to it is the figure that holds across machines. ``--profile``
+prints cProfile's top functions by own time over the decisions.
+
+    .venv/bin/python benchmarks/decision_profile.py --requests 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from personalize import ensure_model
+from reference_app import app as reference_app
+
+from tailorbot.api.app import create_app
+from tailorbot.api.deps import load_decider
+from tailorbot.config import Settings
+from tailorbot.models.intent import default_dataset
+from tailorbot.services.decisions.schemas import PersonalizeRequest
+
+STAGES = ("intent", "features", "recommend", "response", "record", "total")
+Asgi = Callable[..., Awaitable[None]]
+
+
+def bodies(n: int, users: int) -> list[bytes]:
+    texts = list(default_dataset("test").texts)
+    return [
+        orjson.dumps(
+            {"user_id": f"user-{i % users}", "session_id": f"s-{i % users}",
+             "message": texts[i % len(texts)]}
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+async def call(app: Asgi, path: str, body: bytes) -> tuple[int, bytes]:
+    """One request through ``app`` as uvicorn would send it: (status, body)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+async def cpu_per_request(app: Asgi, path: str, payloads: list[bytes]) -> float:
+    """CPU µs per request of the whole process (the pool's threads included)."""
+    for body in payloads[:200]:  # warm-up
+        await call(app, path, body)
+    start = time.process_time()
+    for body in payloads:
+        status, _ = await call(app, path, body)
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status}")
+    return (time.process_time() - start) / len(payloads) * 1e6
+
+
+def decision_alone(decider: Any, payloads: list[bytes]) -> tuple[float, dict[str, float]]:
+    requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
+    for request in requests[:200]:
+        decider.personalize(request)
+    timings: dict[str, list[float]] = {s: [] for s in STAGES}
+    start = time.process_time()
+    for request in requests:
+        answer = decider.personalize(request)
+        for stage in STAGES:
+            timings[stage].append(answer.timings_ms.get(stage, 0.0))
+    cpu = (time.process_time() - start) / len(requests) * 1e6
+    return cpu, {s: statistics.median(v) * 1000 for s, v in timings.items()}
+
+
+async def run(args: argparse.Namespace) -> None:
+    ensure_model(args.model_dir)
+    with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
+        shutil.copytree(args.model_dir / "models", Path(tmp) / "models")
+        app = create_app(Settings(data_dir=Path(tmp), model_poll_s=0))
+        async with app.router.lifespan_context(app):
+            decider = await load_decider(app)
+            payloads = bodies(args.requests, args.users)
+            cpu, stages = decision_alone(decider, payloads)
+            print(f"decision alone: {cpu:,.0f} µs CPU per decision; stage medians (µs):")
+            print("  " + ", ".join(f"{s} {stages[s]:,.0f}" for s in STAGES))
+            rounds: list[tuple[float, float]] = []
+            for _ in range(args.rounds):
+                ours = await cpu_per_request(app, "/v1/personalize", payloads)
+                ref = await cpu_per_request(reference_app, "/v1/personalize", payloads)
+                rounds.append((ours, ref))
+            ours = statistics.median(r[0] for r in rounds)
+            ref = statistics.median(r[1] for r in rounds)
+            print(f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
+                  f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)")
+            if args.profile:
+                print(top_functions(decider, payloads, args.profile))
+
+
+def top_functions(decider: Any, payloads: list[bytes], n: int) -> str:
+    """cProfile's top ``n`` functions by own time over the decisions alone."""
+    requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for request in requests:
+        decider.personalize(request)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(n)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    args = ap.parse_args(argv)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
