@@ -5,6 +5,7 @@ Split from :mod:`tailorbot.services.decisions.service` so that the service keeps
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,38 @@ from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.services.decisions.schemas import PersonalizeRequest, PersonalizeResponse
+
+
+def decision_record(
+    user_id: str,
+    session_id: str,
+    channel: str,
+    template_id: str,
+    choice: tuple[str, float, dict[str, float]],
+    arm: str,
+    personalized: bool,
+    versions: Mapping[str, str],
+    **message: Any,
+) -> dict[str, Any]:
+    """A decision as stored for its feedback: a new id, who, the template and the chosen
+    ``(variant, propensity, context)``, the A/B arm and model versions; ``message`` holds
+    what was read from the customer's message (intent, articles, ...), when there was one."""
+    variant, propensity, context = choice
+    return {
+        "decision_id": uuid.uuid4().hex,
+        "user_id": user_id,
+        "session_id": session_id,
+        "channel": channel,
+        **message,
+        "template_id": template_id,
+        "variant": variant,
+        "propensity": propensity,
+        "context": context,
+        "arm": arm,
+        "personalized": personalized,
+        "model_versions": dict(versions),
+        "created_at": now_iso(),
+    }
 
 
 def personalize_payload(

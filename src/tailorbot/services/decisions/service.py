@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 from tailorbot._heap import freeze_long_lived
 from tailorbot.config import Settings
 from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
-from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import AttributeContext, decision_context
 from tailorbot.features.view import feature_view
@@ -36,6 +34,7 @@ from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.records import (
     cited,
+    decision_record,
     message_event,
     personalize_payload,
     personalize_response,
@@ -274,28 +273,18 @@ class DecisionService:
         text = models.composer.render(
             template, variant, view, profile, request.context, articles, about
         )
-        decision_id = uuid.uuid4().hex
-        record = {
-            "decision_id": decision_id,
-            "user_id": request.user_id,
-            "session_id": request.session_id,
-            "channel": request.context.channel,
-            "intent": prediction.name,
-            "confidence": prediction.confidence,
-            "fallback": fallback.reason,
-            "language": prediction.language,
-            "follow_up": prediction.follow_up,
-            "articles": [a.article_id for a in articles],
-            "reply_article": about.article_id if about is not None else None,
-            "template_id": template.id,
-            "variant": variant,
-            "propensity": propensity,
-            "context": context,
-            "arm": arm,
-            "personalized": view is not None and arm == "personalized",
-            "model_versions": dict(models.versions),
-            "created_at": now_iso(),
-        }
+        record = decision_record(
+            request.user_id, request.session_id, request.context.channel, template.id,
+            (variant, propensity, context), arm, view is not None and arm == "personalized",
+            models.versions,
+            intent=prediction.name,
+            confidence=prediction.confidence,
+            fallback=fallback.reason,
+            language=prediction.language,
+            follow_up=prediction.follow_up,
+            articles=[a.article_id for a in articles],
+            reply_article=about.article_id if about is not None else None,
+        )  # fmt: skip
         return {"record": record, "text": text, "explored": explored}
 
     def _template(self, template_id: str | None, prediction: Any) -> ResponseTemplate:
@@ -358,25 +347,13 @@ class DecisionService:
             arm, view, context, template.variants.names
         )
         text = composer.render(template, variant, view, profile, None, [])
-        decision_id = uuid.uuid4().hex
-        record: dict[str, Any] = {
-            "decision_id": decision_id,
-            "user_id": user_id,
-            "session_id": session_id,
-            "channel": channel,
-            "intent": None,
-            "articles": [],
-            "template_id": template.id,
-            "variant": variant,
-            "propensity": propensity,
-            "context": context,
-            "arm": arm,
-            "personalized": view is not None and arm == "personalized",
-            "model_versions": dict(self.models.versions),
-            "created_at": now_iso(),
-        }
+        record = decision_record(
+            user_id, session_id, channel, template.id, (variant, propensity, context), arm,
+            view is not None and arm == "personalized", self.models.versions,
+            intent=None, articles=[],
+        )  # fmt: skip
         with backend_errors():
-            self.stores.decisions.put(decision_id, user_id, record)
+            self.stores.decisions.put(record["decision_id"], user_id, record)
             if self.archive is not None:
                 self.archive.put("decision", record)
         return {**record, "text": text}
