@@ -29,11 +29,10 @@ CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
 
 
 def shape(value: Any) -> Any:
-    """The JSON's structure: keys and the types of the values, lists by their items."""
+    """The JSON's structure: keys and the types of the values (a list's items may differ
+    between two trained models; tests/services checks them against the response model)."""
     if isinstance(value, dict):
         return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return sorted({repr(shape(v)) for v in value})
     return type(value).__name__
 
 
