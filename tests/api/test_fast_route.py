@@ -72,6 +72,7 @@ def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["not json"][0] == 400 and fast["not an object"][0] == 422
     assert fast["no key"][0] == 401 and fast["wrong key"][0] == 403
     assert fast["too long"][0] == 413
-    assert fast["bot question"] == (200, (fast["ok"][1][0], "card_arrival", "continuation"))
+    assert fast["bot question"][0] == 200
+    assert fast["bot question"][1][1:] == ("card_arrival", "continuation")
     assert fast["bot not a string"][0] == 422 and fast["bot too long"][0] == 413
     assert fast["bot too long"][1]["problems"] == ["last_bot_message"]
