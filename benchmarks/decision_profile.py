@@ -118,7 +118,8 @@ async def run(args: argparse.Namespace) -> None:
     ensure_model(args.model_dir)
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
         shutil.copytree(args.model_dir / "models", Path(tmp) / "models")
-        app = create_app(Settings(data_dir=Path(tmp), model_poll_s=0))
+        # the stream worker runs in a process of its own under `tailorbot serve`: not here
+        app = create_app(Settings(data_dir=Path(tmp), model_poll_s=0, run_worker_in_server=False))
         async with app.router.lifespan_context(app):
             decider = await load_decider(app)
             payloads = bodies(args.requests, args.users)
