@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="Threads per server process for store, log and archive calls (off the "
         "event loop).",
     )
+    decision_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Decisions (personalize) computed at once per server process, within the "
+        "blocking threads; more queue on the event loop (CPU-bound Python: more threads only "
+        "contend for the interpreter lock).",
+    )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,
         ge=0,

@@ -222,3 +222,22 @@ def test_threads_are_handed_work_in_one_place() -> None:
         and any(name in path.read_text() for name in ("run_in_threadpool", "to_thread"))
     ]
     assert others == []
+
+
+# --- decisions: at most decision_threads at once, the rest wait on the loop ------------------
+
+
+def test_at_most_decision_threads_decisions_run_at_once(server: EmbeddedServer) -> None:
+    # The server's decision_threads is the default, 2: with the profile store stalled, two
+    # decisions reach it and the others wait for a decision slot (not for a pool thread).
+    limit = server.app.state.settings.decision_threads
+    which, call = CALLS["personalize"]
+    with stalled(server, which, stall_s=30) as stall:
+        threads = [_in_thread(lambda: call(server.url)) for _ in range(limit + 3)]
+        slots = server.app.state.decisions
+        wait_until(lambda: slots.statistics().tasks_waiting == 3, "3 decisions queued", 30)
+        assert stall.entries == limit == slots.borrowed_tokens
+        stall.released.set()
+        for thread, _ in threads:
+            thread.join(30)
+    assert [answers[0].status_code for _, answers in threads] == [200] * (limit + 3)

@@ -121,6 +121,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.blocking = make_limiter(settings.blocking_threads)
+        app.state.decisions = make_limiter(settings.decision_threads)
         runtime = await run_blocking(app.state, Runtime, settings, metrics, tracing)
         app.state.runtime = runtime
         app.state.decider = None

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
-from tailorbot.api.offload import run_blocking
+from tailorbot.api.offload import run_decision
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
@@ -71,7 +71,7 @@ class FastPersonalize:
             return validation_response(errors)
         decider = await get_decider_of(scope["app"])
         # Off the event loop: the decision reads the stores and appends to the log.
-        answer = await run_blocking(state, decider.personalize_payload, request)
+        answer = await run_decision(state, decider.personalize_payload, request)
         return OrjsonResponse(answer)
 
 

@@ -12,6 +12,12 @@ the live KB, the dashboard's data and the app's start and stop use it too, never
 own pool (``run_in_threadpool``), whose 40 threads no setting bounds. Handlers declared with a
 plain ``def`` still run in that pool; only those that touch no backend and no file keep that
 form (``/metrics``, the schema, the dashboard's static assets).
+
+Decisions (``/v1/personalize``) are CPU-bound Python: threads beyond a couple only take turns
+at the interpreter lock, and each hand-over costs CPU. So :func:`run_decision` lets at most
+``settings.decision_threads`` of them into the pool at once (two: one can read a store while
+the other computes) and queues the rest on the event loop, where waiting costs nothing and
+the admission bound (api/shedding.py) still sheds what cannot be served in time.
 """
 
 from __future__ import annotations
@@ -42,3 +48,10 @@ async def run_blocking(state: Any, func: Callable[..., T], *args: Any, **kwargs:
     return await anyio.to_thread.run_sync(
         functools.partial(func, *args, **kwargs), limiter=limiter
     )
+
+
+async def run_decision(state: Any, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As :func:`run_blocking`, with at most ``decision_threads`` decisions at once."""
+    async with state.decisions:
+        return await run_blocking(state, func, *args, **kwargs)
+

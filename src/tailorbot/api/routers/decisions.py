@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from tailorbot.api.deps import DeciderDep
 from tailorbot.api.errors import error_responses
-from tailorbot.api.offload import off_loop
+from tailorbot.api.offload import off_loop, run_decision
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
@@ -35,7 +35,7 @@ async def personalize(
     probability it had of being chosen. Without personalization consent no per-user feature
     is used (`user.personalized` is false). The message is logged (redacted) with its intent.
     503 until an intent model is trained (`tailorbot train`)."""
-    answer = await off_loop(request, decider.personalize, body)
+    answer = await run_decision(request.app.state, decider.personalize, body)
     return OrjsonResponse(answer.model_dump(mode="json"))
 
 
