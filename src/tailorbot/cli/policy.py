@@ -27,16 +27,17 @@ from tailorbot.cli.common import (
 
 ESTIMATORS = ("ips", "snips", "dr")
 LOW_ESS = 100  # below this many effective decisions an estimate is a rough guess
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
+]
 
 
 @reports_errors
 def evaluate_policy(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
-    ] = None,
+    since: SinceOption = None,
     estimator: Annotated[
         str, typer.Option("--estimator", help="dr (doubly robust, default), snips, ips or all.")
     ] = "dr",
@@ -193,10 +194,7 @@ def _print(rows: list[dict[str, Any]], decisions: int) -> None:
 def train_reward(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
-    ] = None,
+    since: SinceOption = None,
     search: Annotated[
         bool, typer.Option("--search/--no-search", help="Select the ridge on validation.")
     ] = True,
