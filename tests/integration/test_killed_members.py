@@ -191,7 +191,7 @@ class KilledMembers:
         try:
             wait_until(both_in_group, "both workers in the consumer group", WAIT_S)
             wait_until(lambda: sum(log.committed(group).values()) >= 300, "progress", WAIT_S)
-            self.kill_the_feedback_sender(feedback)
+            finished = self.kill_the_feedback_sender(feedback)
             settings = self.settings
             files = sqlite_files(settings.resolved_log_url(), settings.resolved_store_url())
             freeze_through_a_hand_over(victim, survivor, log, group, lambda: self.send(25), files)
@@ -201,7 +201,7 @@ class KilledMembers:
             # The chatbot goes on, sends every feedback again (it saw the sender fail) and
             # re-sends some events it already sent (same event_id).
             applied = sum(self.service.feedback(FeedbackRequest(**b)).applied for b in feedback)
-            assert 0 < applied < DECISIONS
+            assert applied == DECISIONS - finished  # each unfinished one once, no other
             self.send(1000)
             self.accepted += accepted_ids(self.runtime, self.events[100:400])
             # The victim's partitions come to the survivor once the victim's session lapses.
@@ -230,9 +230,10 @@ class KilledMembers:
             feedback.append(body)
         return feedback
 
-    def kill_the_feedback_sender(self, feedback: list[dict]) -> None:
+    def kill_the_feedback_sender(self, feedback: list[dict]) -> int:
         """Start a process applying ``feedback`` and SIGKILL it between a feedback's events
-        (in the log) and its mark with what it taught (in the store)."""
+        (in the log) and its mark with what it taught (in the store); returns how many feedbacks
+        it had marked."""
         bodies = self.tmp_path / "feedback.json"
         bodies.write_text(json.dumps(feedback))
         env = tailorbot_env(
@@ -248,15 +249,15 @@ class KilledMembers:
             logged = feedback_in_log(self.log)
             return [d for d in logged if (decisions.get(d) or {}).get("feedback") is None]
 
-        def marked() -> int:
-            return sum(1 for d in feedback_in_log(self.log)
-                       if (decisions.get(d) or {}).get("feedback") is not None)  # fmt: skip
-
-        # The sender loads its model first: wait until it applied a few feedbacks, so the
-        # kill lands mid-way (on a busy machine the first one could be caught otherwise).
-        wait_until(lambda: marked() >= 3, "the sender's first feedbacks", WAIT_S)
-        caught = catch_and_kill(sender, logged_not_marked, "between a feedback's events and mark")
-        assert caught
+        # the sender loads its model first: wait for its first feedback
+        wait_until(lambda: feedback_in_log(self.log), "the sender's first feedback", WAIT_S)
+        # Caught there by chance: the window is short since the store waits for a busy lock
+        # in 1-2 ms slices, so after CATCH_TRIES misses it is killed wherever it is (the
+        # window itself is tested with an injected failure in test_feedback_exactly_once.py).
+        catch_and_kill(sender, logged_not_marked, "between a feedback's events and mark",
+                       required=False)  # fmt: skip
+        # What the sender finished (the kill may catch its first feedback, or its last)
+        return sum(1 for b in feedback if (decisions.get(b["decision_id"]) or {}).get("feedback"))
 
     def decision_events(self, feedback: list[dict]) -> set[str]:
         """The ids of the events the decisions and their feedback logged."""
