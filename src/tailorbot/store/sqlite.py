@@ -2,12 +2,13 @@
 
 Feature records, profiles, decisions, counters and erasure watermarks each have a table of
 one file; each concern is a small class over the one shared :class:`SqliteFile`, and
-:func:`open_stores` opens the file once for all four. States and profiles are stored as
-orjson; reads of records and profiles go through an in-process cache per concern that
-empties itself when another process commits to the file, so a hot ``get`` costs
-microseconds and is never stale. Every read decodes a fresh object: callers may mutate what
-they get. Erasing deletes with ``secure_delete`` and then scrubs the WAL, so no byte of an
-erased row stays in any file.
+:func:`open_stores` opens the file once for all four (decisions and counters, which a
+feedback writes in one transaction, live in :mod:`tailorbot.store.sqlite_shared`). States
+and profiles are stored as orjson; reads of records and profiles go through an in-process
+cache per concern that empties itself when another process commits to the file, so a hot
+``get`` costs microseconds and is never stale. Every read decodes a fresh object: callers
+may mutate what they get. Erasing deletes with ``secure_delete`` and then scrubs the WAL, so
+no byte of an erased row stays in any file.
 
 URL: ``sqlite:///relative/store.db`` or ``sqlite:////absolute/store.db`` (parent directories
 are created), with optional query options:
@@ -36,9 +37,7 @@ True
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +48,20 @@ from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sq
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
-    CounterStore,
-    DecisionStore,
     EventIncrement,
     FeatureRecord,
     FeatureStore,
     ProfileStore,
     StoreError,
     Stores,
+)
+from tailorbot.store.sqlite_shared import (
+    ADD_COUNTER_TAIL,
+    SqliteConcern,
+    SqliteCounterStore,
+    SqliteDecisionStore,
+    counter_rows,
+    dumps,
 )
 
 SCHEMA = """
@@ -177,17 +182,7 @@ class _CachedRows:
         return found
 
 
-class _SqliteConcern:
-    """What every concern does with the shared file: ping it."""
-
-    file: SqliteFile
-
-    def ping(self) -> None:
-        with self.file.read() as conn:
-            conn.execute("SELECT 1").fetchall()
-
-
-class SqliteFeatureStore(_SqliteConcern, FeatureStore):
+class SqliteFeatureStore(SqliteConcern, FeatureStore):
     """Feature records (fenced writes) and erasure watermarks in the shared file."""
 
     def __init__(
@@ -238,9 +233,9 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
                     for offset, by_namespace in increments[record.user_id]
                     if offset > seen
                     for namespace, deltas in by_namespace.items()
-                    for row in _counter_rows(namespace, deltas)
+                    for row in counter_rows(namespace, deltas)
                 ]
-            execute_rows(conn, "INSERT INTO counters", counters, _ADD_COUNTER_TAIL)
+            execute_rows(conn, "INSERT INTO counters", counters, ADD_COUNTER_TAIL)
 
     def erase(self, user_id: str, partition: int, watermark: int) -> None:
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
@@ -260,7 +255,7 @@ class SqliteFeatureStore(_SqliteConcern, FeatureStore):
         return f"SqliteFeatureStore(path={str(self.file.path)!r})"
 
 
-class SqliteProfileStore(_SqliteConcern, ProfileStore):
+class SqliteProfileStore(SqliteConcern, ProfileStore):
     """User profiles (JSON) in the shared file."""
 
     def __init__(
@@ -279,7 +274,7 @@ class SqliteProfileStore(_SqliteConcern, ProfileStore):
         return {u: orjson.loads(row[1]) for u, row in self._rows.rows(user_ids).items()}
 
     def put(self, user_id: str, profile: Mapping[str, Any]) -> None:
-        blob = _dumps(profile)
+        blob = dumps(profile)
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
             conn.execute(
                 "INSERT INTO profiles VALUES (?, ?) "
@@ -299,126 +294,10 @@ class SqliteProfileStore(_SqliteConcern, ProfileStore):
         return f"SqliteProfileStore(path={str(self.file.path)!r})"
 
 
-class SqliteDecisionStore(_SqliteConcern, DecisionStore):
-    """Decisions awaiting feedback in the shared file (indexed by user for erasure)."""
-
-    def __init__(self, file: SqliteFile) -> None:
-        self.file = file
-
-    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
-        if not decisions:
-            return
-        now = time.time()
-        rows = [(d, u, _dumps(record), now) for d, u, record in decisions]
-        with self.file.write() as conn:
-            conn.executemany(
-                "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
-                "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
-                rows,
-            )
-
-    def get(self, decision_id: str) -> dict[str, Any] | None:
-        with self.file.read() as conn:
-            row = conn.execute(
-                "SELECT record, feedback FROM decisions WHERE decision_id = ?", (decision_id,)
-            ).fetchall()
-        if not row:
-            return None
-        record, feedback = row[0]
-        decision: dict[str, Any] = orjson.loads(record)
-        if feedback is not None:
-            decision["feedback"] = orjson.loads(feedback)
-        return decision
-
-    def record_feedback(
-        self,
-        decision_id: str,
-        feedback: Mapping[str, Any],
-        increments: Mapping[str, Mapping[str, float]] | None = None,
-    ) -> bool:
-        rows = [
-            row
-            for namespace, deltas in (increments or {}).items()
-            for row in _counter_rows(namespace, deltas)
-        ]
-        with self.file.write() as conn:  # one transaction: the mark and the counters
-            cursor = conn.execute(
-                "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
-                (_dumps(feedback), decision_id),
-            )
-            if cursor.rowcount != 1:
-                return False
-            conn.executemany(_ADD_COUNTER, rows)
-            return True
-
-    def erase_user(self, user_id: str) -> None:
-        with self.file.write() as conn:
-            conn.execute("DELETE FROM decisions WHERE user_id = ?", (user_id,))
-        self.file.scrub()
-
-    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
-        with self.file.read() as conn:
-            rows = conn.execute(
-                "SELECT record, feedback FROM decisions WHERE created_at >= ? "
-                "ORDER BY created_at, rowid",
-                (since if since is not None else float("-inf"),),
-            ).fetchall()
-        for record, feedback in rows:
-            decision: dict[str, Any] = orjson.loads(record)
-            if feedback is not None:
-                decision["feedback"] = orjson.loads(feedback)
-            yield decision
-
-    def purge(self, created_before: float) -> int:
-        with self.file.write() as conn:
-            cursor = conn.execute("DELETE FROM decisions WHERE created_at < ?", (created_before,))
-            return cursor.rowcount
-
-    def __repr__(self) -> str:
-        return f"SqliteDecisionStore(path={str(self.file.path)!r})"
-
-
-class SqliteCounterStore(_SqliteConcern, CounterStore):
-    """Additive float counters in the shared file (an upsert adds: nothing is lost)."""
-
-    def __init__(self, file: SqliteFile) -> None:
-        self.file = file
-
-    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
-        rows = _counter_rows(namespace, deltas)
-        if not rows:
-            return
-        with self.file.write() as conn:
-            conn.executemany(_ADD_COUNTER, rows)
-
-    def counters(self, namespace: str) -> dict[str, float]:
-        with self.file.read() as conn:
-            rows = conn.execute(
-                "SELECT key, value FROM counters WHERE namespace = ?", (namespace,)
-            ).fetchall()
-        return {key: float(value) for key, value in rows}
-
-    def __repr__(self) -> str:
-        return f"SqliteCounterStore(path={str(self.file.path)!r})"
-
-
-_ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
-_ADD_COUNTER = f"INSERT INTO counters VALUES (?, ?, ?) {_ADD_COUNTER_TAIL}"
-
-
-def _counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
-    """Rows for :data:`_ADD_COUNTER`; :class:`ValueError` for a delta that is not finite."""
-    rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
-    bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
-    if bad:
-        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
-    return rows
-
-
 def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
     return (
         r.user_id,
-        _dumps(r.state),
+        dumps(r.state),
         r.partition,
         r.offset,
         r.event_time,
@@ -447,12 +326,3 @@ def _record(row: tuple[Any, ...]) -> FeatureRecord:
     return FeatureRecord(
         user_id, orjson.loads(state), partition, offset, event_time, updated_at, version
     )
-
-
-def _dumps(value: Any) -> bytes:
-    if isinstance(value, Mapping) and not isinstance(value, dict):
-        value = dict(value)
-    try:
-        return orjson.dumps(value)
-    except TypeError as exc:
-        raise TypeError(f"store values must be JSON-serialisable: {exc}") from exc

@@ -1,0 +1,158 @@
+"""The SQLite concerns the decision plane writes: decisions awaiting feedback and the shared
+additive counters (a feedback's mark and what it taught go in one transaction), and what
+every concern of the shared store file has in common (ping, the JSON encoding, counter rows).
+:func:`tailorbot.store.sqlite.open_stores` opens them with the others over one file.
+
+>>> counter_rows("bandit", {"arm-a/n": 1})
+[('bandit', 'arm-a/n', 1.0)]
+>>> counter_rows("bandit", {"arm-a/n": float("nan")})
+Traceback (most recent call last):
+ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from tailorbot._sqlite import SqliteFile
+from tailorbot.store.base import CounterStore, DecisionStore
+
+
+class SqliteConcern:
+    """What every concern does with the shared file: ping it."""
+
+    file: SqliteFile
+
+    def ping(self) -> None:
+        with self.file.read() as conn:
+            conn.execute("SELECT 1").fetchall()
+
+
+class SqliteDecisionStore(SqliteConcern, DecisionStore):
+    """Decisions awaiting feedback in the shared file (indexed by user for erasure)."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        if not decisions:
+            return
+        now = time.time()
+        rows = [(d, u, dumps(record), now) for d, u, record in decisions]
+        with self.file.write() as conn:
+            conn.executemany(
+                "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
+                "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
+                rows,
+            )
+
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        with self.file.read() as conn:
+            row = conn.execute(
+                "SELECT record, feedback FROM decisions WHERE decision_id = ?", (decision_id,)
+            ).fetchall()
+        if not row:
+            return None
+        record, feedback = row[0]
+        decision: dict[str, Any] = orjson.loads(record)
+        if feedback is not None:
+            decision["feedback"] = orjson.loads(feedback)
+        return decision
+
+    def record_feedback(
+        self,
+        decision_id: str,
+        feedback: Mapping[str, Any],
+        increments: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> bool:
+        rows = [
+            row
+            for namespace, deltas in (increments or {}).items()
+            for row in counter_rows(namespace, deltas)
+        ]
+        with self.file.write() as conn:  # one transaction: the mark and the counters
+            cursor = conn.execute(
+                "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
+                (dumps(feedback), decision_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.executemany(ADD_COUNTER, rows)
+            return True
+
+    def erase_user(self, user_id: str) -> None:
+        with self.file.write() as conn:
+            conn.execute("DELETE FROM decisions WHERE user_id = ?", (user_id,))
+        self.file.scrub()
+
+    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        with self.file.read() as conn:
+            rows = conn.execute(
+                "SELECT record, feedback FROM decisions WHERE created_at >= ? "
+                "ORDER BY created_at, rowid",
+                (since if since is not None else float("-inf"),),
+            ).fetchall()
+        for record, feedback in rows:
+            decision: dict[str, Any] = orjson.loads(record)
+            if feedback is not None:
+                decision["feedback"] = orjson.loads(feedback)
+            yield decision
+
+    def purge(self, created_before: float) -> int:
+        with self.file.write() as conn:
+            cursor = conn.execute("DELETE FROM decisions WHERE created_at < ?", (created_before,))
+            return cursor.rowcount
+
+    def __repr__(self) -> str:
+        return f"SqliteDecisionStore(path={str(self.file.path)!r})"
+
+
+class SqliteCounterStore(SqliteConcern, CounterStore):
+    """Additive float counters in the shared file (an upsert adds: nothing is lost)."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
+        rows = counter_rows(namespace, deltas)
+        if not rows:
+            return
+        with self.file.write() as conn:
+            conn.executemany(ADD_COUNTER, rows)
+
+    def counters(self, namespace: str) -> dict[str, float]:
+        with self.file.read() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM counters WHERE namespace = ?", (namespace,)
+            ).fetchall()
+        return {key: float(value) for key, value in rows}
+
+    def __repr__(self) -> str:
+        return f"SqliteCounterStore(path={str(self.file.path)!r})"
+
+
+ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
+ADD_COUNTER = f"INSERT INTO counters VALUES (?, ?, ?) {ADD_COUNTER_TAIL}"
+
+
+def counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
+    """Rows for :data:`ADD_COUNTER`; :class:`ValueError` for a delta that is not finite."""
+    rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
+    bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
+    if bad:
+        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+    return rows
+
+
+def dumps(value: Any) -> bytes:
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"store values must be JSON-serialisable: {exc}") from exc
