@@ -40,6 +40,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tailorbot._heap import freeze_long_lived
+
 RECLAIM_EVERY_S = 3600.0  # a full collection of the frozen objects, this often
 
 
@@ -67,7 +69,7 @@ class BatchCollector:
             now = time.monotonic()
             if now >= self._reclaim_at:
                 self._reclaim_at = now + self.reclaim_every_s
-                gc.unfreeze()
-                gc.collect()
-            gc.freeze()
+                freeze_long_lived()  # unfreeze, one full collection, freeze again
+            else:
+                gc.freeze()
             gc.enable()
