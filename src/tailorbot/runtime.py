@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from tailorbot._heap import freeze_long_lived
 from tailorbot.archive import EventArchive, open_archive
 from tailorbot.archive.writer import ArchiveWriter
 from tailorbot.config import Settings
@@ -186,7 +185,6 @@ class Runtime:
                 self._services.append(service)
                 if reloader is not None:
                     self.kb_reloaders.append(reloader)
-                freeze_long_lived()  # the models and KB stay: no full collection rescans them
                 return service
         # Loaded while the runtime was stopping (a server shut down during start-up): its
         # threads must not outlive the backends.

@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator
 
+from tailorbot._heap import freeze_long_lived
 from tailorbot.api.offload import run_blocking
 from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
@@ -57,9 +58,17 @@ async def load_decider(app: Any) -> DecisionService:
     state = app.state
     async with state.decider_lock:
         if state.decider is None:
-            state.decider = await run_blocking(state, state.runtime.load_decisions)
+            state.decider = await run_blocking(state, _load_for_serving, state.runtime)
     loaded: DecisionService = state.decider
     return loaded
+
+
+def _load_for_serving(runtime: Runtime) -> DecisionService:
+    """The decision service, with the server process's heap frozen after it: the models and
+    the KB stay, and no full collection should rescan them (see _heap.py)."""
+    service = runtime.load_decisions()
+    freeze_long_lived()
+    return service
 
 
 async def get_decider(request: Request) -> DecisionService:
