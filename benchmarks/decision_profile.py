@@ -33,29 +33,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-from personalize import ensure_model
+from personalize import ensure_model, request_bodies
 from reference_app import app as reference_app
 
 from tailorbot.api.app import create_app
 from tailorbot.api.deps import load_decider
 from tailorbot.config import Settings
-from tailorbot.models.intent import default_dataset
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
 Asgi = Callable[..., Awaitable[None]]
-
-
-def bodies(n: int, users: int) -> list[bytes]:
-    texts = list(default_dataset("test").texts)
-    return [
-        orjson.dumps(
-            {"user_id": f"user-{i % users}", "session_id": f"s-{i % users}",
-             "message": texts[i % len(texts)]}
-        )  # fmt: skip
-        for i in range(n)
-    ]
 
 
 async def call(app: Asgi, path: str, body: bytes) -> tuple[int, bytes]:
@@ -122,7 +109,7 @@ async def run(args: argparse.Namespace) -> None:
         app = create_app(Settings(data_dir=Path(tmp), model_poll_s=0, run_worker_in_server=False))
         async with app.router.lifespan_context(app):
             decider = await load_decider(app)
-            payloads = bodies(args.requests, args.users)
+            payloads = request_bodies(args.users, args.requests)
             cpu, stages = decision_alone(decider, payloads)
             print(f"decision alone: {cpu:,.0f} µs CPU per decision; stage medians (µs):")
             print("  " + ", ".join(f"{s} {stages[s]:,.0f}" for s in STAGES))

@@ -48,6 +48,22 @@ def ensure_model(model_dir: Path) -> None:
         registry.save(model_dir, trained.model, trained.metadata, kind="intent")
 
 
+def request_bodies(users: int, count: int | None = None) -> list[bytes]:
+    """``POST /v1/personalize`` bodies: Banking77 test messages from ``users`` users in turn
+    (default count: each message three times)."""
+    texts = list(default_dataset("test").texts)
+    return [
+        orjson.dumps(
+            {
+                "user_id": f"bench-{i % users}",
+                "session_id": f"s-{i % users}",
+                "message": texts[i % len(texts)],
+            }
+        )
+        for i in range(count if count is not None else len(texts) * 3)
+    ]
+
+
 def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[str, int]]:
     """The trivial FastAPI route of reference_app.py under uvicorn: (base URL, pid)."""
 
@@ -118,17 +134,7 @@ def main() -> None:
     args = ap.parse_args()
 
     ensure_model(Path(args.model_dir))
-    texts = list(default_dataset("test").texts)
-    bodies = [
-        orjson.dumps(
-            {
-                "user_id": f"bench-{i % args.users}",
-                "session_id": f"s-{i % args.users}",
-                "message": texts[i % len(texts)],
-            }
-        )
-        for i in range(len(texts) * 3)
-    ]
+    bodies = request_bodies(args.users)
     rounds: dict[str, list[dict]] = {"reference": [], "tailorbot": []}
     backends = ""
     for _ in range(args.rounds):
