@@ -67,7 +67,7 @@ def test_evaluate_policy_since_later_than_the_log_is_one_clear_error(demo_dir: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", "yesterday"], "--since: 'yesterday' is not an ISO 8601 time"),
+        (["--since", "yesterday"], "--since: not an ISO-8601 date or time: 'yesterday'"),
         (["--estimator", "magic"], "--estimator: 'magic' is not one of"),
     ],
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -24,13 +24,10 @@ from tailorbot.cli.common import (
     load_settings,
     reports_errors,
 )
+from tailorbot.cli.history import SinceOption, parse_time
 
 ESTIMATORS = ("ips", "snips", "dr")
 LOW_ESS = 100  # below this many effective decisions an estimate is a rough guess
-SinceOption = Annotated[
-    str | None,
-    typer.Option("--since", help="Only decisions made at or after this ISO 8601 time."),
-]
 
 
 @reports_errors
@@ -55,7 +52,7 @@ def evaluate_policy(
 
     settings = load_settings(config, data_dir=data_dir)
     estimators = _estimators(estimator)
-    start = _parse_since(since)
+    start = parse_time(since, "--since")
     records = _decision_records(settings, start)
     if arm is not None:
         records = [r for r in records if r.get("arm") == arm]
@@ -91,16 +88,6 @@ def _estimators(name: str) -> list[Any]:
     if name not in every:
         raise CliError(f"--estimator: {name!r} is not one of ips, snips, dr, all")
     return [every[name]]
-
-
-def _parse_since(since: str | None) -> datetime | None:
-    if since is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(since)
-    except ValueError:
-        raise CliError(f"--since: {since!r} is not an ISO 8601 time") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _decision_records(settings: Any, start: datetime | None) -> list[dict[str, Any]]:
@@ -214,7 +201,7 @@ def train_reward(
     if search and ridge is not None:
         raise CliError("--ridge fixes the penalty: add --no-search")
     settings = load_settings(config, data_dir=data_dir)
-    records = _decision_records(settings, _parse_since(since))
+    records = _decision_records(settings, parse_time(since, "--since"))
     source = "archive" if settings.archive_url is not None else "decision store"
     run = train(records, search=search, ridge=ridge, source=source)
     report_candidate(settings, run, "reward", promote=promote, json_output=json_output,
