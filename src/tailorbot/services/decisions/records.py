@@ -12,7 +12,7 @@ from typing import Any
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.kb.model import KnowledgeBase
-from tailorbot.services.decisions.schemas import PersonalizeRequest, PersonalizeResponse
+from tailorbot.services.decisions.schemas import PersonalizeRequest
 
 
 def decision_record(
@@ -57,7 +57,7 @@ def personalize_payload(
 ) -> dict[str, Any]:
     """The answer in :class:`PersonalizeResponse`'s JSON shape, built as plain data: the hot
     route writes it as it is (a dozen nested pydantic models cost more than the bandit);
-    :func:`personalize_response` validates it into the model for every other caller."""
+    :meth:`DecisionService.personalize` validates it into the model for every other caller."""
     record = decision["record"]
     return {
         "decision_id": record["decision_id"],
@@ -98,11 +98,6 @@ def personalize_payload(
         "model_versions": record["model_versions"],
         "timings_ms": timings,
     }
-
-
-def personalize_response(payload: Mapping[str, Any]) -> PersonalizeResponse:
-    """:func:`personalize_payload`'s answer as the response model."""
-    return PersonalizeResponse.model_validate(payload)
 
 
 def cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:

@@ -37,7 +37,6 @@ from tailorbot.services.decisions.records import (
     decision_record,
     message_event,
     personalize_payload,
-    personalize_response,
 )
 from tailorbot.services.decisions.refresh import PeriodicRefresh
 from tailorbot.services.decisions.responses import ResponseComposer
@@ -170,7 +169,7 @@ class DecisionService:
         """``template_id`` (a KB template) overrides the intent's template (Rasa's NLG names
         the response); ``message_event_id`` is the id of the message event it logs (the
         chatbot's own, so the same message arriving as an event too counts once)."""
-        return personalize_response(
+        return PersonalizeResponse.model_validate(
             self.personalize_payload(
                 request, template_id=template_id, message_event_id=message_event_id
             )
