@@ -39,7 +39,9 @@ class OffPolicyEstimator(ABC):
     """
 
     name: str
-    clip: float | None
+
+    def __init__(self, clip: float | None = None) -> None:
+        self.clip = clip
 
     @abstractmethod
     def estimate_policy_value(

@@ -29,9 +29,6 @@ class DoublyRobust(OffPolicyEstimator):
 
     name = "dr"
 
-    def __init__(self, clip: float | None = None) -> None:
-        self.clip = clip
-
     def estimate_policy_value(
         self,
         reward: np.ndarray,

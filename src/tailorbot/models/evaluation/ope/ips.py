@@ -22,9 +22,6 @@ class InverseProbabilityWeighting(OffPolicyEstimator):
 
     name = "ips"
 
-    def __init__(self, clip: float | None = None) -> None:
-        self.clip = clip
-
     def estimate_policy_value(
         self,
         reward: np.ndarray,

@@ -23,9 +23,6 @@ class SelfNormalizedIPS(OffPolicyEstimator):
 
     name = "snips"
 
-    def __init__(self, clip: float | None = None) -> None:
-        self.clip = clip
-
     def estimate_policy_value(
         self,
         reward: np.ndarray,
