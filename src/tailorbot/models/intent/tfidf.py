@@ -25,7 +25,9 @@ with the coefficient rows itself. It gives the same numbers as the batch path (t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,7 @@ from tailorbot.models.intent.spelling import TypoCorrector
 
 TEMPERATURE_BOUNDS = (1e-3, 10.0)
 WORD_PATTERN = r"(?u)\b\w+\b"  # keeps one-letter words ("i", "a") that carry intent here
+WORD_CACHE = 50_000  # words whose character n-gram ids the serving path keeps
 
 
 class TfidfIntentModel(IntentModel):
@@ -271,24 +274,20 @@ class _SingleTextTfidf:
     """``TfidfVectorizer.transform`` of one text as ``(indices, values)``, without scipy.
 
     Supports the settings :class:`TfidfIntentModel` uses (l2 norm, idf, optional sublinear tf).
+    The n-grams are looked up in the vocabulary in the analyzer's order, so the indices come
+    in the same order (first occurrence) and the values are the same, bit for bit.
     """
 
     def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
         if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
             raise ValueError("only l2-normalized, idf-weighted, non-binary TF-IDF is supported")
-        self._analyze = vectorizer.build_analyzer()
-        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._gram_ids = _gram_ids(vectorizer)
         self._idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         self._sublinear = bool(vectorizer.sublinear_tf)
         self._offset = offset
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        counts: dict[int, int] = {}
-        vocabulary = self._vocabulary
-        for gram in self._analyze(text):
-            j = vocabulary.get(gram)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
+        counts = Counter(self._gram_ids(text))  # keys in order of first occurrence
         n = len(counts)
         idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
         tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
@@ -299,6 +298,46 @@ class _SingleTextTfidf:
         if norm > 0:
             vals /= norm
         return idx + self._offset, vals
+
+
+def _gram_ids(vectorizer: TfidfVectorizer) -> Callable[[str], Iterable[int]]:
+    """The vocabulary ids of a text's n-grams, in the analyzer's order (unknown ones left out).
+
+    ``char_wb`` n-grams never cross a word, so a word's ids are looked up once and kept
+    (``WORD_CACHE`` words at most): a message costs a dictionary lookup per word instead of
+    a slice and a lookup per n-gram. Other analyzers run as scikit-learn builds them.
+    """
+    vocabulary: dict[str, int] = vectorizer.vocabulary_
+    analyze = vectorizer.build_analyzer()
+    plain = (
+        vectorizer.analyzer == "char_wb"
+        and vectorizer.preprocessor is None
+        and not vectorizer.strip_accents
+        and vectorizer.input == "content"
+    )
+    if not plain:
+        return lambda text: _known(vocabulary, analyze(text))
+    words: dict[str, tuple[int, ...]] = {}
+    lower = vectorizer.lowercase
+    squeeze = vectorizer._white_spaces.sub  # the analyzer's own whitespace rule
+
+    def word_ids(word: str) -> tuple[int, ...]:
+        ids = words.get(word)
+        if ids is None:
+            if len(words) >= WORD_CACHE:  # unbounded inputs: keep memory bounded
+                words.clear()
+            ids = words[word] = tuple(_known(vocabulary, vectorizer._char_wb_ngrams(word)))
+        return ids
+
+    def gram_ids(text: str) -> Iterable[int]:
+        text = text.lower() if lower else text
+        return chain.from_iterable(map(word_ids, squeeze(" ", text).split()))
+
+    return gram_ids
+
+
+def _known(vocabulary: dict[str, int], grams: Iterable[str]) -> Iterator[int]:
+    return (j for j in map(vocabulary.get, grams) if j is not None)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
