@@ -181,6 +181,7 @@ class KnowledgeBase:
         self.templates: tuple[ResponseTemplate, ...] = tuple(templates)
         self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
         self._articles = {a.id: a for a in self.articles}
+        self._snippets: dict[str, str] = {}
         self._templates = {t.id: t for t in self.templates}
         self._by_intent: dict[str, list[Article]] = {}
         for article in self.articles:
@@ -207,14 +208,13 @@ class KnowledgeBase:
         """The article's ``snippet``, else its body's opening as one line of plain text."""
         if article.snippet:
             return article.snippet
-        text = _WHITESPACE.sub(" ", _MARKDOWN.sub("", article.body)).strip()
-        if len(text) <= SNIPPET_CHARS:
-            return text
-        cut = text[: SNIPPET_CHARS - 1]
-        sentence_end = cut.rfind(". ")
-        if sentence_end >= SNIPPET_CHARS // 3:
-            return cut[: sentence_end + 1]
-        return cut[: cut.rfind(" ")].rstrip(",;:") + "…"
+        if self._articles.get(article.id) is not article:
+            return _snippet(article.body)
+        # One of this KB's own (frozen) articles: cut once, cited on every decision.
+        snippet = self._snippets.get(article.id)
+        if snippet is None:
+            snippet = self._snippets[article.id] = _snippet(article.body)
+        return snippet
 
     def placeholder_values(self, profile: Mapping[str, Any] | None) -> dict[str, Any]:
         """The KB's own placeholders filled from the customer's profile."""
@@ -260,3 +260,15 @@ class KnowledgeBase:
             for label in labels
             if label not in NO_ARTICLE_INTENTS and label not in self._by_intent
         ]
+
+
+def _snippet(body: str) -> str:
+    """A body's opening as one line of plain text, cut at a sentence end when one is near."""
+    text = _WHITESPACE.sub(" ", _MARKDOWN.sub("", body)).strip()
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text[: SNIPPET_CHARS - 1]
+    sentence_end = cut.rfind(". ")
+    if sentence_end >= SNIPPET_CHARS // 3:
+        return cut[: sentence_end + 1]
+    return cut[: cut.rfind(" ")].rstrip(",;:") + "…"

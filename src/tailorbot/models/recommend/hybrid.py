@@ -37,10 +37,12 @@ by article id, so the ranking is deterministic.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +78,7 @@ MIN_SHARED_TERMS = 2
 CF_CANDIDATES = 10
 # A signal is named among the reasons when its weighted contribution reaches this.
 REASON_MIN = 0.1
+_NONE: frozenset[str] = frozenset()
 
 
 class HybridRecommender(Recommender):
@@ -116,7 +119,15 @@ class HybridRecommender(Recommender):
         self.title_boost = title_boost
         self.cf = cf
         self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-        self._terms = {a.id: set(tokenize(_document(a, 1))) for a in kb.articles}
+        self._terms = {a.id: frozenset(tokenize(_document(a, 1))) for a in kb.articles}
+        self._with_term: dict[str, list[str]] = {}  # term -> the articles that contain it
+        for article_id, terms in self._terms.items():
+            for term in terms:
+                self._with_term.setdefault(term, []).append(article_id)
+        self._on_intent: dict[str, set[str]] = {}  # intent -> the articles that answer it
+        for article in kb.articles:
+            for name in article.intents:
+                self._on_intent.setdefault(name, set()).add(article.id)
         self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
 
     @classmethod
@@ -148,10 +159,11 @@ class HybridRecommender(Recommender):
         tier = tier or user.tier
         language = language or user.language
         evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
-        matches = self._index.normalized(message) if self._weights["text"] else {}
-        relevant = self._relevance_check(message, intent)
+        terms = tokenize(message)
+        matches = self._index.normalized(message, terms) if self._weights["text"] else {}
+        relevant = self._relevant(set(terms), intent, matches)
         candidates = self._candidates(user, matches, relevant, intent, evidence)
-        text = {a: matches[a] for a in candidates if a in matches and relevant(a)}
+        text = {a: matches[a] for a in candidates if a in relevant}
         weights = self._weights
         ranked = []
         for article_id in candidates:
@@ -177,26 +189,20 @@ class HybridRecommender(Recommender):
             for negative, _, article, weighted in heapq.nsmallest(k, ranked, key=lambda r: r[:2])
         ]
 
-    def _relevance_check(self, message: str, intent: str | None) -> Callable[[str], bool]:
-        """Whether an article's text score counts: on-intent articles always, off-intent ones
-        only when they share enough of the message's words. Asked of the candidates alone
-        (most articles share some word with a message; few are candidates)."""
-        terms = set(tokenize(message))
+    def _relevant(self, terms: set[str], intent: str | None, matches: Iterable[str]) -> set[str]:
+        """The text matches whose score counts: on-intent articles always, off-intent ones
+        only when they share enough of the message's words (``terms``)."""
         need = min(MIN_SHARED_TERMS, len(terms))
-
-        def relevant(article_id: str) -> bool:
-            article = self.kb.article(article_id)
-            if article is not None and intent is not None and intent in article.intents:
-                return True
-            return len(terms & self._terms.get(article_id, set())) >= need
-
-        return relevant
+        with_term = self._with_term
+        shared = Counter(itertools.chain.from_iterable(with_term.get(t, ()) for t in terms))
+        on_intent = self._on_intent.get(intent, _NONE) if intent is not None else _NONE
+        return {a for a in matches if a in on_intent or shared[a] >= need}
 
     def _candidates(
         self,
         user: UserContext,
         matches: Mapping[str, float],
-        relevant: Callable[[str], bool],
+        relevant: set[str],
         intent: str | None,
         evidence: _Evidence,
     ) -> set[str]:
@@ -208,7 +214,7 @@ class HybridRecommender(Recommender):
         and an article in the text tail or with popularity alone never reaches the top k.
         """
         best_text = itertools.islice(
-            (a for a in sorted(matches, key=matches.__getitem__, reverse=True) if relevant(a)),
+            (a for a in sorted(matches, key=matches.__getitem__, reverse=True) if a in relevant),
             TEXT_CANDIDATES,
         )
         found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
@@ -362,10 +368,17 @@ def _message_words(message: str) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for word in message.lower().replace("_", " ").split():
         word = word.strip(".,!?;:'\"()[]")
-        tokens = tokenize(word)
-        if len(tokens) == 1 and word not in seen:
-            seen[word] = tokens[0]
+        stemmed = _content_stem(word)
+        if stemmed is not None and word not in seen:
+            seen[word] = stemmed
     return list(seen.items())
+
+
+@functools.lru_cache(maxsize=65536)  # messages repeat their words
+def _content_stem(word: str) -> str | None:
+    """The stem of a word that is one content word (None: a stop word, or several tokens)."""
+    tokens = tokenize(word)
+    return tokens[0] if len(tokens) == 1 else None
 
 
 def _who(group: tuple[str, str]) -> str:

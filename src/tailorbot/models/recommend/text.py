@@ -130,10 +130,11 @@ class BM25Index:
     def doc_ids(self) -> list[str]:
         return list(self._doc_ids)
 
-    def scores(self, query: str) -> dict[str, float]:
-        """BM25 score of every document sharing a term with ``query`` (others score 0)."""
+    def scores(self, query: str, terms: list[str] | None = None) -> dict[str, float]:
+        """BM25 score of every document sharing a term with ``query`` (others score 0);
+        ``terms``: the query's :func:`tokenize`, when the caller has it already."""
         out: dict[str, float] = {}
-        for term, qtf in Counter(tokenize(query)).items():
+        for term, qtf in Counter(tokenize(query) if terms is None else terms).items():
             idf = self._idf.get(term)
             if idf is None:
                 continue
@@ -141,9 +142,9 @@ class BM25Index:
                 out[doc_id] = out.get(doc_id, 0.0) + qtf * idf * weight
         return out
 
-    def normalized(self, query: str) -> dict[str, float]:
+    def normalized(self, query: str, terms: list[str] | None = None) -> dict[str, float]:
         """Scores divided by the best one, so the top match is 1.0 and weights stay comparable."""
-        raw = self.scores(query)
+        raw = self.scores(query, terms)
         best = max(raw.values(), default=0.0)
         if best <= 0.0:
             return {}
