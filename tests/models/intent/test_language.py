@@ -5,7 +5,6 @@ import pickle
 import pytest
 
 from tailorbot.models.intent import LanguageDetector, bundled_dataset
-from tailorbot.models.intent.spelling import TypoCorrector
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +47,3 @@ def test_pickles_without_its_model(detector) -> None:
     detector.detect("warm up the identifier please")
     assert len(pickle.dumps(detector)) < 10_000
     assert pickle.loads(pickle.dumps(detector)).detect("Meine Karte wurde gestohlen") == "de"
-
-
-def test_typo_corrector() -> None:
-    corrector = TypoCorrector().fit(["how do I change my pin", "what is my card number"])
-    assert corrector.correct("chnage my pinn numbr") == "change my pin number"
-    assert corrector.correct("teh pni") == "teh pni"  # under 4 letters: left alone
-    assert corrector.correct("zzzzzz") == "zzzzzz"  # nothing within 1 edit
-    assert corrector.expand("my card") == "my card"  # nothing unknown: unchanged
-    assert corrector.correct("a" * 5000) == "a" * 5000  # far too long for a word: left alone
-    assert corrector.expand("crad numbr") == "crad numbr card number"
-    assert pickle.loads(pickle.dumps(corrector)).correct("chnage") == "change"
-    with pytest.raises(ValueError, match="max_distance"):
-        TypoCorrector(max_distance=3)

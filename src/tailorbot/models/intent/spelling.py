@@ -2,13 +2,13 @@
 
 A word the training texts never contain is replaced by the most frequent training word
 within optimal-string-alignment distance ``max_distance`` (a swap of two neighbouring letters
-counts 1), found through an index of every vocabulary word with one letter deleted: two
-words within distance 2 share a one-deletion form, or one is a deletion of the other. Short
-words (under ``min_length``) and words with digits are left alone, because there a single
-edit turns one real word into another; so are words longer than ``MAX_WORD_LENGTH`` (no
-real word is; a 5,000-letter "word" would cost 5,000 deletions on the serving path). The
-index is rebuilt from the word counts after unpickling, so the model file only carries the
-counts.
+counts 1; among equally close, equally frequent words, the alphabetically first), found
+through an index of every vocabulary word with one letter deleted: two words within
+distance 2 share a one-deletion form, or one is a deletion of the other. Short words (under
+``min_length``) and words with digits are left alone, because there a single edit turns one
+real word into another; so are words longer than ``MAX_WORD_LENGTH`` (no real word is; a
+5,000-letter "word" would cost 5,000 deletions on the serving path). The index is rebuilt
+from the word counts after unpickling, so the model file only carries the counts.
 
 >>> corrector = TypoCorrector().fit(["how do I change my pin", "what is my pin number"])
 >>> corrector.correct("how do i chnage my pin numbr")
@@ -91,10 +91,13 @@ class TypoCorrector:
             if form in self._counts:
                 candidates.add(form)
             candidates.update(index.get(form, ()))
-        best, best_key = word, (self.max_distance + 1, 0)
+        # Ties on distance and count go to the alphabetically first word: the candidates
+        # come out of a set, whose order changes with PYTHONHASHSEED, and two server
+        # processes must correct a word the same way.
+        best, best_key = word, (self.max_distance + 1, 0, "")
         for candidate in candidates:
             distance = _osa_distance(word, candidate)
-            key = (distance, -self._counts[candidate])
+            key = (distance, -self._counts[candidate], candidate)
             if distance <= self.max_distance and key < best_key:
                 best, best_key = candidate, key
         return best
