@@ -1,4 +1,6 @@
-"""The online stores on Redis: one small class per concern over one shared client.
+"""The online stores on Redis: one small class per concern over one shared client (the
+decision and counter concerns, which the decision plane writes, are in
+:mod:`tailorbot.store.redis_shared`).
 
 Keys (``{prefix}`` from the URL, default ``tailorbot``):
 
@@ -29,28 +31,22 @@ then). Both default to never. Single primary only (no Cluster: scripts span user
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 import redis
 
-from tailorbot._redis import key_text, optional_seconds, parse_url, plain_prefix, translate_errors
+from tailorbot._redis import optional_seconds, parse_url, plain_prefix
 from tailorbot.events.erasure import user_digest
-from tailorbot.store.base import (
-    CounterStore,
-    DecisionStore,
-    EventIncrement,
-    FeatureRecord,
-    FeatureStore,
-    ProfileStore,
-    StoreError,
-    Stores,
+from tailorbot.store.base import EventIncrement, FeatureRecord, FeatureStore, ProfileStore, Stores
+from tailorbot.store.redis_shared import (
+    RedisConcern,
+    RedisCounterStore,
+    RedisDecisionStore,
+    counter_args,
+    guard,
 )
-
-_guard = translate_errors(StoreError)
 
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
 
@@ -121,33 +117,6 @@ end
 return 1
 """
 
-# KEYS: decision. ARGV: feedback. 1 when attached now, 0 when given before or no decision.
-# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, then per
-# namespace its number of counters and their name/delta pairs. Mark and counters: one step.
-_FEEDBACK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
-local i = 2
-for k = 2, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-end
-return 1
-"""
-
-# KEYS: the user's decision index. ARGV: decision key prefix.
-_ERASE_DECISIONS = """
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  redis.call('DEL', ARGV[1] .. id)
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
 
 def open_stores(url: str, **options: Any) -> Stores:
     """Open ``redis://host:port/db?prefix=tailorbot&record_ttl=...&decision_ttl=...`` with one
@@ -168,24 +137,7 @@ def open_stores(url: str, **options: Any) -> Stores:
         raise
 
 
-class _RedisConcern:
-    """What every concern does with the shared client: keys under its prefix, ping."""
-
-    client: redis.Redis
-    prefix: str
-
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
-
-    @_guard
-    def ping(self) -> None:
-        self.client.ping()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(prefix={self.prefix!r})"
-
-
-class RedisFeatureStore(_RedisConcern, FeatureStore):
+class RedisFeatureStore(RedisConcern, FeatureStore):
     """Feature records (fenced in Lua) and erasure watermarks."""
 
     def __init__(
@@ -201,7 +153,7 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
     def get(self, user_id: str) -> FeatureRecord | None:
         return self.get_many([user_id]).get(user_id)
 
-    @_guard
+    @guard
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
@@ -213,7 +165,7 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
             if blob is not None
         }
 
-    @_guard
+    @guard
     def put_many(
         self,
         records: Sequence[FeatureRecord],
@@ -245,21 +197,17 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
         args.append(_encode_record(record))
         for offset, by_namespace in events:
             for namespace, deltas in by_namespace.items():
-                bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
-                if bad:
-                    raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+                pairs = counter_args(deltas)
                 keys.append(self.key("counters", namespace))
-                args += [int(offset), len(deltas)]
-                for name, delta in deltas.items():
-                    args += [name, repr(float(delta))]
+                args += [int(offset), len(deltas), *pairs]
         return keys, args
 
-    @_guard
+    @guard
     def erase(self, user_id: str, partition: int, watermark: int) -> None:
         keys = [self.key("rec", user_id), self.key("erased")]
         self._erase(keys=keys, args=[user_digest(user_id), int(watermark)])
 
-    @_guard
+    @guard
     def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
@@ -268,7 +216,7 @@ class RedisFeatureStore(_RedisConcern, FeatureStore):
         return {u: int(m) for u, m in zip(ids, marks, strict=True) if m is not None}
 
 
-class RedisProfileStore(_RedisConcern, ProfileStore):
+class RedisProfileStore(RedisConcern, ProfileStore):
     """User profiles, one JSON string per user."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
@@ -278,7 +226,7 @@ class RedisProfileStore(_RedisConcern, ProfileStore):
     def get(self, user_id: str) -> dict[str, Any] | None:
         return self.get_many([user_id]).get(user_id)
 
-    @_guard
+    @guard
     def get_many(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
@@ -286,129 +234,13 @@ class RedisProfileStore(_RedisConcern, ProfileStore):
         blobs = self.client.mget([self.key("profile", u) for u in ids])
         return {u: orjson.loads(b) for u, b in zip(ids, blobs, strict=True) if b is not None}
 
-    @_guard
+    @guard
     def put(self, user_id: str, profile: Mapping[str, Any]) -> None:
         self.client.set(self.key("profile", user_id), orjson.dumps(dict(profile)))
 
-    @_guard
+    @guard
     def delete(self, user_id: str) -> None:
         self.client.delete(self.key("profile", user_id))
-
-
-class RedisDecisionStore(_RedisConcern, DecisionStore):
-    """Decisions (hashes) awaiting feedback, with a per-user index set for erasure."""
-
-    def __init__(
-        self, client: redis.Redis, prefix: str = "tailorbot", decision_ttl: float | None = None
-    ) -> None:
-        self.client = client
-        self.prefix = plain_prefix(prefix)
-        self.decision_ttl = optional_seconds(decision_ttl)
-        self._feedback = client.register_script(_FEEDBACK)
-        self._erase = client.register_script(_ERASE_DECISIONS)
-
-    @_guard
-    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
-        if not decisions:
-            return
-        pipe = self.client.pipeline(transaction=True)
-        stored_at = time.time()
-        for decision_id, user_id, record in decisions:
-            key = self.key("decision", decision_id)
-            index = self.key("user", user_id, "decisions")
-            mapping = {"u": user_id, "r": orjson.dumps(dict(record)), "t": stored_at}
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.sadd(index, decision_id)
-            if self.decision_ttl:
-                ttl_ms = int(self.decision_ttl * 1000)
-                pipe.pexpire(key, ttl_ms)
-                pipe.pexpire(index, ttl_ms)  # the newest decision keeps the index alive
-        pipe.execute()
-
-    @_guard
-    def get(self, decision_id: str) -> dict[str, Any] | None:
-        blob, feedback = self.client.hmget(self.key("decision", decision_id), ["r", "f"])
-        if blob is None:
-            return None
-        decision: dict[str, Any] = orjson.loads(blob)
-        if feedback is not None:
-            decision["feedback"] = orjson.loads(feedback)
-        return decision
-
-    @_guard
-    def record_feedback(
-        self,
-        decision_id: str,
-        feedback: Mapping[str, Any],
-        increments: Mapping[str, Mapping[str, float]] | None = None,
-    ) -> bool:
-        keys = [self.key("decision", decision_id)]
-        args: list[Any] = [orjson.dumps(dict(feedback))]
-        for namespace, deltas in (increments or {}).items():
-            bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
-            if bad:
-                raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
-            keys.append(self.key("counters", namespace))
-            args.append(len(deltas))
-            for name, delta in deltas.items():
-                args.extend((name, repr(float(delta))))
-        return bool(self._feedback(keys=keys, args=args))
-
-    @_guard
-    def erase_user(self, user_id: str) -> None:
-        keys = [self.key("user", user_id, "decisions")]
-        self._erase(keys=keys, args=[self.key("decision", "")])
-
-    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
-        """SCAN over the decision keys (a full pass, for offline evaluation), sorted by time."""
-        found = []
-        for key in self._scan_keys(self.key("decision", "*")):
-            blob, feedback, stored_at = self._hmget(key, ["r", "f", "t"])
-            if blob is None:
-                continue  # expired or erased since the SCAN saw it
-            at = float(stored_at) if stored_at is not None else 0.0
-            if since is not None and at < since:
-                continue
-            decision: dict[str, Any] = orjson.loads(blob)
-            if feedback is not None:
-                decision["feedback"] = orjson.loads(feedback)
-            found.append((at, decision))
-        found.sort(key=lambda pair: pair[0])
-        return iter([decision for _, decision in found])
-
-    @_guard
-    def _scan_keys(self, pattern: str) -> list[Any]:
-        return list(self.client.scan_iter(match=pattern, count=1000))
-
-    @_guard
-    def _hmget(self, key: Any, fields: list[str]) -> list[Any]:
-        return list(self.client.hmget(key, fields))
-
-
-class RedisCounterStore(_RedisConcern, CounterStore):
-    """Hashes of floats added to with ``HINCRBYFLOAT``."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
-        self.client = client
-        self.prefix = plain_prefix(prefix)
-
-    @_guard
-    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
-        bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
-        if bad:
-            raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
-        if not deltas:
-            return
-        key = self.key("counters", namespace)
-        pipe = self.client.pipeline(transaction=True)
-        for name, delta in deltas.items():
-            pipe.hincrbyfloat(key, name, float(delta))
-        pipe.execute()
-
-    @_guard
-    def counters(self, namespace: str) -> dict[str, float]:
-        stored = self.client.hgetall(self.key("counters", namespace))
-        return {key_text(name): float(value) for name, value in stored.items()}
 
 
 def _encode_record(record: FeatureRecord) -> bytes:

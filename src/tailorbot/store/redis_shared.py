@@ -1,0 +1,196 @@
+"""The Redis concerns the decision plane writes: decisions awaiting feedback and the shared
+additive counters (a feedback's mark and what it taught go in one script call), and what
+every concern over the shared client has in common (keys under the prefix, ping, errors as
+:class:`StoreError`, counter arguments). The key layout is in :mod:`tailorbot.store.redis`,
+whose :func:`~tailorbot.store.redis.open_stores` opens these with the others over one client.
+
+>>> counter_args({"arm-a/n": 1})
+['arm-a/n', '1.0']
+>>> counter_args({"arm-a/n": float("nan")})
+Traceback (most recent call last):
+ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+import redis
+
+from tailorbot._redis import key_text, optional_seconds, plain_prefix, translate_errors
+from tailorbot.store.base import CounterStore, DecisionStore, StoreError
+
+guard = translate_errors(StoreError)
+
+# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, then per
+# namespace its number of counters and their name/delta pairs. Mark and counters: one step.
+# Returns 1 when attached now, 0 when given before or no such decision.
+_FEEDBACK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
+local i = 2
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+end
+return 1
+"""
+
+# KEYS: the user's decision index. ARGV: decision key prefix.
+_ERASE_DECISIONS = """
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+class RedisConcern:
+    """What every concern does with the shared client: keys under its prefix, ping."""
+
+    client: redis.Redis
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @guard
+    def ping(self) -> None:
+        self.client.ping()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.prefix!r})"
+
+
+class RedisDecisionStore(RedisConcern, DecisionStore):
+    """Decisions (hashes) awaiting feedback, with a per-user index set for erasure."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str = "tailorbot", decision_ttl: float | None = None
+    ) -> None:
+        self.client = client
+        self.prefix = plain_prefix(prefix)
+        self.decision_ttl = optional_seconds(decision_ttl)
+        self._feedback = client.register_script(_FEEDBACK)
+        self._erase = client.register_script(_ERASE_DECISIONS)
+
+    @guard
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        if not decisions:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        stored_at = time.time()
+        for decision_id, user_id, record in decisions:
+            key = self.key("decision", decision_id)
+            index = self.key("user", user_id, "decisions")
+            mapping = {"u": user_id, "r": orjson.dumps(dict(record)), "t": stored_at}
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.sadd(index, decision_id)
+            if self.decision_ttl:
+                ttl_ms = int(self.decision_ttl * 1000)
+                pipe.pexpire(key, ttl_ms)
+                pipe.pexpire(index, ttl_ms)  # the newest decision keeps the index alive
+        pipe.execute()
+
+    @guard
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        blob, feedback = self.client.hmget(self.key("decision", decision_id), ["r", "f"])
+        if blob is None:
+            return None
+        decision: dict[str, Any] = orjson.loads(blob)
+        if feedback is not None:
+            decision["feedback"] = orjson.loads(feedback)
+        return decision
+
+    @guard
+    def record_feedback(
+        self,
+        decision_id: str,
+        feedback: Mapping[str, Any],
+        increments: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> bool:
+        keys = [self.key("decision", decision_id)]
+        args: list[Any] = [orjson.dumps(dict(feedback))]
+        for namespace, deltas in (increments or {}).items():
+            pairs = counter_args(deltas)
+            keys.append(self.key("counters", namespace))
+            args += [len(deltas), *pairs]
+        return bool(self._feedback(keys=keys, args=args))
+
+    @guard
+    def erase_user(self, user_id: str) -> None:
+        keys = [self.key("user", user_id, "decisions")]
+        self._erase(keys=keys, args=[self.key("decision", "")])
+
+    def scan(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """SCAN over the decision keys (a full pass, for offline evaluation), sorted by time."""
+        found = []
+        for key in self._scan_keys(self.key("decision", "*")):
+            blob, feedback, stored_at = self._hmget(key, ["r", "f", "t"])
+            if blob is None:
+                continue  # expired or erased since the SCAN saw it
+            at = float(stored_at) if stored_at is not None else 0.0
+            if since is not None and at < since:
+                continue
+            decision: dict[str, Any] = orjson.loads(blob)
+            if feedback is not None:
+                decision["feedback"] = orjson.loads(feedback)
+            found.append((at, decision))
+        found.sort(key=lambda pair: pair[0])
+        return iter([decision for _, decision in found])
+
+    @guard
+    def _scan_keys(self, pattern: str) -> list[Any]:
+        return list(self.client.scan_iter(match=pattern, count=1000))
+
+    @guard
+    def _hmget(self, key: Any, fields: list[str]) -> list[Any]:
+        return list(self.client.hmget(key, fields))
+
+
+class RedisCounterStore(RedisConcern, CounterStore):
+    """Hashes of floats added to with ``HINCRBYFLOAT``."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
+        self.client = client
+        self.prefix = plain_prefix(prefix)
+
+    @guard
+    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
+        check_finite(deltas)
+        if not deltas:
+            return
+        key = self.key("counters", namespace)
+        pipe = self.client.pipeline(transaction=True)
+        for name, delta in deltas.items():
+            pipe.hincrbyfloat(key, name, float(delta))
+        pipe.execute()
+
+    @guard
+    def counters(self, namespace: str) -> dict[str, float]:
+        stored = self.client.hgetall(self.key("counters", namespace))
+        return {key_text(name): float(value) for name, value in stored.items()}
+
+
+def check_finite(deltas: Mapping[str, float]) -> None:
+    bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
+    if bad:
+        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+
+
+def counter_args(deltas: Mapping[str, float]) -> list[str]:
+    """The name/delta pairs of one counters hash, flat, as a script's arguments."""
+    check_finite(deltas)
+    args: list[str] = []
+    for name, delta in deltas.items():
+        args += [name, repr(float(delta))]
+    return args
