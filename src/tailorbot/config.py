@@ -16,9 +16,7 @@ then the defaults below. Backends are chosen by URL scheme, the way SQLAlchemy d
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +30,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tailorbot._config_checks import (
+    check_recognizer_specs,
+    check_redact_patterns,
+    env_text,
+    rasa_slot_targets,
+)
+
 PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
 BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
 REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip", "ssn")
-_RECOGNIZER_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # What the published schema of a profile allows; settings may only lower these bounds.
 PROFILE_ATTRIBUTES_CEILING = 32
 PROFILE_KEY_CHARS_CEILING = 64
@@ -315,31 +319,17 @@ class Settings(BaseSettings):
         if self.detect_languages and self.intent_language not in self.detect_languages:
             raise ValueError("detect_languages must include intent_language")
         return self
+
     @field_validator("redact_recognizers")
     @classmethod
     def _recognizers_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for spec in value:
-            module, colon, attribute = spec.partition(":")
-            if not (colon and module and attribute):
-                raise ValueError(f"{spec!r}: expected 'package.module:Name'")
+        check_recognizer_specs(value)
         return value
 
     @field_validator("redact_patterns")
     @classmethod
     def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
-        for kind, pattern in value.items():
-            if not _RECOGNIZER_KIND.match(kind):
-                raise ValueError(f"kind {kind!r}: expected lower-case [a-z][a-z0-9_]*, <= 32")
-            if kind in REDACTABLE_KINDS:
-                raise ValueError(f"kind {kind!r} is built-in; choose it in redact_kinds")
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(
-                    f"{kind}: {pattern!r} is not a valid regular expression: {exc}"
-                ) from None
-            if compiled.fullmatch("") is not None:
-                raise ValueError(f"{kind}: {pattern!r} matches the empty string")
+        check_redact_patterns(value, REDACTABLE_KINDS)
         return value
 
     @model_validator(mode="after")
@@ -364,18 +354,7 @@ class Settings(BaseSettings):
 
     def rasa_slots(self) -> dict[str, str]:
         """``rasa_slot_attributes`` as ``{slot: profile field}``."""
-        found = {}
-        for entry in self.rasa_slot_attributes:
-            slot, _, target = entry.partition("=")
-            prefix, _, attribute = target.partition(".")
-            valid_target = target in PROFILE_FIELDS or (prefix == "attributes" and attribute)
-            if not slot or not valid_target:
-                raise ValueError(
-                    f"rasa_slot_attributes: {entry!r} is not 'slot=field' with field one of "
-                    f"{', '.join(PROFILE_FIELDS)} or attributes.<name>"
-                )
-            found[slot] = target
-        return found
+        return rasa_slot_targets(self.rasa_slot_attributes, PROFILE_FIELDS)
 
     def resolved_log_url(self) -> str:
         return self.log_url or f"sqlite:///{self.data_dir / 'log.db'}"
@@ -385,19 +364,11 @@ class Settings(BaseSettings):
 
     def to_env(self) -> dict[str, str]:
         """``TAILORBOT_*`` variables that rebuild these settings in a child process."""
-        env = {}
-        for name in type(self).model_fields:
-            value: Any = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            elif isinstance(value, tuple | list | dict):
-                value = json.dumps(list(value) if isinstance(value, tuple) else value)
-            env[f"TAILORBOT_{name.upper()}"] = str(value)
-        return env
+        return {
+            f"TAILORBOT_{name.upper()}": env_text(value)
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is not None
+        }
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -32,6 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         {
             "events",
             "config",
+            "_config_checks",
             "errors",
             "metrics",
             "telemetry",
