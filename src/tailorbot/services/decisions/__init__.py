@@ -6,12 +6,13 @@ decides with (:mod:`tailorbot.runtime` wires the two).
 
 from __future__ import annotations
 
+from tailorbot.services.decisions.live_models import DecisionModels
 from tailorbot.services.decisions.loader import (
     ModelMissing,
     experiment_for,
     load_decision_models,
 )
-from tailorbot.services.decisions.service import DecisionModels, DecisionService
+from tailorbot.services.decisions.service import DecisionService
 
 __all__ = [
     "DecisionModels",

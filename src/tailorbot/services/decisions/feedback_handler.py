@@ -26,7 +26,7 @@ from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
 
 if TYPE_CHECKING:
-    from tailorbot.services.decisions.service import DecisionModels
+    from tailorbot.services.decisions.live_models import DecisionModels
 
 
 class FeedbackHandler:

@@ -18,11 +18,11 @@ from tailorbot.kb.repository import KBRepository
 from tailorbot.models.registry import ModelNotFoundError, load_current
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.live_kb import kb_version_label
+from tailorbot.services.decisions.live_models import DecisionModels
 from tailorbot.services.decisions.model_swap import warm_up
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.responses import ResponseComposer
-from tailorbot.services.decisions.service import DecisionModels
 from tailorbot.store.base import CounterStore
 
 logger = logging.getLogger(__name__)

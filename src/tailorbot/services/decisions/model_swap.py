@@ -3,11 +3,12 @@
 :class:`CurrentModelWatcher.refresh` runs on the decision service's background refresh thread
 (never on a request): it reads the registry's current pointer (one small file) and, when it
 names another version, loads that version, makes one prediction with it (the lazy tables
-load there, not in a request) and hands it to ``on_new``. The service then
-replaces its :class:`DecisionModels` in one attribute assignment, so a request uses either the
-old set or the new one, whole; requests in flight finish with the set they started with. A
-version that fails to load is logged and retried at the next tick; the old model keeps
-serving.
+load there, not in a request) and hands it to ``on_new``.
+:class:`~tailorbot.services.decisions.live_models.LiveModels` then replaces its
+:class:`~tailorbot.services.decisions.live_models.DecisionModels` in one attribute
+assignment, so a request uses either the old set or the new one, whole; requests in flight
+finish with the set they started with. A version that fails to load is logged and retried at
+the next tick; the old model keeps serving.
 
 >>> import tempfile
 >>> from tailorbot.models import registry

@@ -9,28 +9,22 @@ and article clicks into one reward for the bandit (once per decision) and logs t
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tailorbot._heap import freeze_long_lived
 from tailorbot.config import Settings
 from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.profile import consents_to_personalization
-from tailorbot.features.context import AttributeContext, decision_context
+from tailorbot.features.context import decision_context
 from tailorbot.features.view import feature_view
 from tailorbot.kb.model import NO_ARTICLE_INTENTS, KnowledgeBase, ResponseTemplate
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
-from tailorbot.models.intent.base import IntentModel
 from tailorbot.services.decisions.conversation import ConversationRules, Turn
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback_handler import FeedbackHandler
-from tailorbot.services.decisions.model_swap import CurrentModelWatcher, RetrainOutcomeReader
-from tailorbot.services.decisions.policy import VariantPolicy
-from tailorbot.services.decisions.recommenders import SharedRecommenders
+from tailorbot.services.decisions.live_models import DecisionModels, LiveModels
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.records import (
     cited,
@@ -38,8 +32,6 @@ from tailorbot.services.decisions.records import (
     message_event,
     personalize_payload,
 )
-from tailorbot.services.decisions.refresh import PeriodicRefresh
-from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
     FeedbackRequest,
@@ -50,22 +42,7 @@ from tailorbot.services.decisions.schemas import (
 from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
 
-STATS_REFRESH_S = 1.0  # article statistics re-read period when bandit_sync_s is 0
 NO_ARTICLE_REASONS = ("out_of_scope", "unsupported_language", "human_handoff")
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionModels:
-    """What a decision is made with: the loaded models, the KB's composer and their versions."""
-
-    intent: IntentModel
-    recommenders: SharedRecommenders
-    policy: VariantPolicy
-    composer: ResponseComposer
-    attributes: AttributeContext
-    versions: Mapping[str, str] = field(default_factory=dict)
-    metadata: Mapping[str, Any] = field(default_factory=dict)  # the intent model's, as saved
-    control: VariantPolicy | None = None  # the A/B control's bandit; None: a fixed variant
 
 
 class DecisionService:
@@ -89,7 +66,6 @@ class DecisionService:
         archive: RecordArchive | None = None,
         reward: FeedbackReward | None = None,
     ) -> None:
-        self.models = models
         self.events = events
         self.recorder = recorder
         self.stores = stores
@@ -103,60 +79,23 @@ class DecisionService:
             lambda: self.models, events, recorder, stores, settings, experiment,
             self.metrics, archive, self.reward,
         )  # fmt: skip
-        sync_s = settings.bandit_sync_s
-        policy = models.policy
-        # Through self.models: use_kb swaps the recommenders while the refresher runs.
-        policies = [policy] + ([models.control] if models.control is not None else [])
-        refreshers = [self._refresh_articles] + ([p.sync for p in policies] if sync_s > 0 else [])
-        self._refresh = PeriodicRefresh(refreshers, sync_s or STATS_REFRESH_S)
-        watcher = CurrentModelWatcher(
-            settings.data_dir, models.versions.get("intent"), self._swap_intent_model
-        )
-        # The KB and the intent model are swapped by two background threads; the lock keeps
-        # one swap from overwriting the other's (requests never take it).
-        self._swap_lock = threading.Lock()
-        retrain = RetrainOutcomeReader(settings.data_dir, self.metrics)
-        self._model_watch = PeriodicRefresh(
-            [watcher.refresh, retrain.refresh], settings.model_poll_s
-        )
+        self._live = LiveModels(models, stores.counters, settings, self.metrics)
 
-    def _refresh_articles(self) -> None:
-        self.models.recommenders.refresh()
+    @property
+    def models(self) -> DecisionModels:
+        """The models in force (a request takes them once: a hot swap replaces them whole)."""
+        return self._live.current
 
     def use_kb(self, kb: KnowledgeBase, version: str) -> None:
         """Serve from ``kb`` from now on (a new live-KB version): one atomic swap."""
-        recommenders = SharedRecommenders(kb, self.stores.counters)
-        recommenders.refresh()
-        with self._swap_lock:
-            self.models = replace(
-                self.models,
-                recommenders=recommenders,
-                composer=ResponseComposer(kb),
-                versions={**self.models.versions, "kb": version},
-            )
+        self._live.use_kb(kb, version)
 
     def start(self) -> None:
-        """Load the shared article statistics and keep them fresh in the background."""
-        self._refresh.start()
-        self.metrics.model_version.labels("intent", self.models.versions.get("intent", "")).set(1)
-        if self.settings.model_poll_s > 0:
-            self._model_watch.start()
+        """Load the shared article statistics and keep them and the models fresh."""
+        self._live.start()
 
     def close(self) -> None:
-        self._refresh.stop()
-        self._model_watch.stop()
-
-    def _swap_intent_model(self, saved: Any) -> None:
-        """A new current version: one assignment, so a request sees the old set or the new."""
-        with self._swap_lock:
-            old = self.models
-            self.models = replace(
-                old, intent=saved.model, versions={**old.versions, "intent": saved.version}
-            )
-        self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
-        self.metrics.model_version.labels("intent", saved.version).set(1)
-        self.metrics.model_swaps.inc()
-        freeze_long_lived()  # the new model is as long-lived as the one it replaced
+        self._live.close()
 
     # --- personalize ------------------------------------------------------------------
     def personalize(
