@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tailorbot.models.intent.dataset import DatasetError
 from tailorbot.models.pipeline.dataset import build_dataset, read_rows, write_rows
 from tests.models.pipeline.support import support_log
 
@@ -124,3 +127,18 @@ def test_rows_carry_profile_segments_and_round_trip(tmp_path) -> None:  # type: 
     path = tmp_path / "rows.jsonl"
     write_rows(rows, path)
     assert read_rows(path) == rows
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "x", "intent": "y"}\n\nnot json\n', r"rows.jsonl:3: invalid JSON"),
+        ('{"text": "x", "intent": "y"}\n[1]\n', r"rows.jsonl:2: expected a JSON object"),
+        ('{"text": "x"}\n', r"rows.jsonl:1: missing field; each object needs 'text' and 'intent'"),
+    ],
+)
+def test_bad_rows_name_their_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read_rows(path)

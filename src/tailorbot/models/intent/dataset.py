@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from tailorbot.config import BUILTIN_INTENTS
 from tailorbot.models.intent.base import OUT_OF_SCOPE
@@ -43,6 +44,7 @@ CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 OOS_TEST_SHARE = 0.3  # of the bundled out-of-scope rows, chosen by a hash of the text
 BUNDLED = ("banking77", "out_of_scope", "builtin_intents")
+MISSING_FIELDS = "missing field; each object needs 'text' and 'intent'"
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_.:@\-]+")
 
@@ -188,9 +190,11 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, str, str]]:
         raise DatasetError(f"{path}: bad CSV: {exc}") from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, str, str]]:
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each object of a JSONL file with its line number, blank lines skipped; the one reader
+    of JSONL data files. A :class:`DatasetError` names the file, the line and the reason."""
     try:
-        with path.open(encoding="utf-8") as handle:
+        with Path(path).open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -200,16 +204,19 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, str, str]]:
                     raise DatasetError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
                 if not isinstance(obj, dict):
                     raise DatasetError(f"{path}:{number}: expected a JSON object per line")
-                label = next((obj[c] for c in LABEL_COLUMNS if c in obj), None)
-                if TEXT_COLUMN not in obj or label is None:
-                    raise DatasetError(
-                        f"{path}:{number}: missing field; each object needs 'text' and 'intent'"
-                    )
-                if not isinstance(obj[TEXT_COLUMN], str) or not isinstance(label, str):
-                    raise DatasetError(f"{path}:{number}: 'text' and 'intent' must be strings")
-                yield number, obj[TEXT_COLUMN], label
+                yield number, obj
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, str, str]]:
+    for number, obj in read_jsonl(path):
+        label = next((obj[c] for c in LABEL_COLUMNS if c in obj), None)
+        if TEXT_COLUMN not in obj or label is None:
+            raise DatasetError(f"{path}:{number}: {MISSING_FIELDS}")
+        if not isinstance(obj[TEXT_COLUMN], str) or not isinstance(label, str):
+            raise DatasetError(f"{path}:{number}: 'text' and 'intent' must be strings")
+        yield number, obj[TEXT_COLUMN], label
 
 
 def _build(rows: Iterable[tuple[int, str, str]], source: str) -> IntentDataset:

@@ -36,6 +36,7 @@ from typing import Any
 from tailorbot.features.params import DAY_S, FeatureParams
 from tailorbot.features.state import apply_outcome, new_state
 from tailorbot.features.view import context_vector, feature_view
+from tailorbot.models.intent.dataset import MISSING_FIELDS, DatasetError, read_jsonl
 from tailorbot.models.pipeline.labels import LabelIndex
 from tailorbot.store.base import FeatureRecord
 
@@ -180,17 +181,11 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows written by :func:`write_rows` (a built dataset carries ``epoch`` and ``intent``)."""
+    """Rows written by :func:`write_rows` (a built dataset carries ``epoch`` and ``intent``);
+    a :class:`~tailorbot.models.intent.dataset.DatasetError` names a bad line."""
     rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {n} is not JSON: {exc.msg}") from None
-            if not isinstance(row, dict) or "text" not in row or "intent" not in row:
-                raise ValueError(f"{path}: line {n} needs 'text' and 'intent'")
-            rows.append(row)
+    for number, row in read_jsonl(path):
+        if "text" not in row or "intent" not in row:
+            raise DatasetError(f"{path}:{number}: {MISSING_FIELDS}")
+        rows.append(row)
     return rows
