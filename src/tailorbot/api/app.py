@@ -34,6 +34,7 @@ from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
 from tailorbot.api.fast import FastPersonalize
+from tailorbot.api.fast_ingest import FastIngest
 from tailorbot.api.middleware import (
     BodyLimitMiddleware,
     RequestMetricsMiddleware,
@@ -170,7 +171,9 @@ def _add_middleware(
     app: FastAPI, settings: Settings, metrics: Metrics, tracing: Tracing | None
 ) -> None:
     if settings.fast_routes:
-        app.add_middleware(FastPersonalize)  # innermost: admission, body limit, metrics apply
+        # innermost: admission, body limit, metrics apply
+        app.add_middleware(FastPersonalize)
+        app.add_middleware(FastIngest)
     # Starlette runs the last added outermost: metrics, then the body limit (a body over
     # max_body_bytes is a 413, never shed), then admission.
     app.add_middleware(

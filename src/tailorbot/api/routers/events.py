@@ -67,8 +67,20 @@ def parse_events_body(body: bytes) -> list[Any]:
     return events
 
 
-def _ingest(ingestion: IngestionService, body: bytes, partial: bool) -> IngestResult:
+def ingest_body(ingestion: IngestionService, body: bytes, partial: bool) -> IngestResult:
+    """Ingest the events of a request body (blocking: call it off the event loop)."""
     return ingestion.ingest(parse_events_body(body), partial=partial)
+
+
+def ingest_response(result: IngestResult, partial: bool) -> Response:
+    """The answer to an ingestion: 202, or 200 with a status per event when ``partial``."""
+    body = {
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "duplicates": result.duplicates,
+        "results": result.results,
+    }
+    return OrjsonResponse(body, status_code=200 if partial else 202)
 
 
 @router.post(
@@ -105,11 +117,5 @@ async def post_events(
     raw = await request.body()
     # In a thread: parsing a large batch and a slow backend must not stall the event loop
     # (and with it /healthz).
-    result = await off_loop(request, _ingest, ingestion, raw, partial)
-    body = {
-        "accepted": result.accepted,
-        "rejected": result.rejected,
-        "duplicates": result.duplicates,
-        "results": result.results,
-    }
-    return OrjsonResponse(body, status_code=200 if partial else 202)
+    result = await off_loop(request, ingest_body, ingestion, raw, partial)
+    return ingest_response(result, partial)
