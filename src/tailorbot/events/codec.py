@@ -20,11 +20,13 @@ from tailorbot.events.schema import EventBase
 def encode_event(event: EventBase, ingested_at: float | None = None) -> bytes:
     """The stored form; ``ingested_at`` (epoch seconds at the door) lets the stream processor
     measure event-to-feature freshness."""
-    # pydantic's own JSON (no dict detour: ~4x faster at the door); same bytes as before
-    body = event.model_dump_json().encode()
-    if ingested_at is None:
-        return body
-    return body[:-1] + b',"ingested_at":' + orjson.dumps(ingested_at) + b"}"
+    # orjson over the instance's fields: the bytes of pydantic's model_dump_json (the fields
+    # in the same order, the timestamp in UTC with "Z"; tests/events/test_codec.py holds them
+    # equal for every event type), at a quarter of its cost, and no concatenation after.
+    fields = event.__dict__
+    if ingested_at is not None:
+        fields = {**fields, "ingested_at": ingested_at}
+    return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
 
 
 def decode_event(value: bytes) -> dict[str, Any]:
