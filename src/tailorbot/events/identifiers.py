@@ -25,7 +25,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from tailorbot.events.pii import RANDOM_TOKEN, RULES, ascii_digits
+from tailorbot.events.pii import RANDOM_TOKEN, RULES, SHORTEST_RANDOM_TOKEN, ascii_digits
 
 KIND_NAMES = {
     "email": "an e-mail address",
@@ -36,18 +36,25 @@ KIND_NAMES = {
     "ssn": "a US social security number",
 }
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+# The rules' preconditions unpacked once: most ids pass none of them, and reading them from
+# the rules took a third of the check of an id (run on every new id at the door).
+_RULE_GATES = tuple(
+    (kind, rule.min_digits, rule.min_chars, rule.needs, rule.spans) for kind, rule in RULES
+)
 
 
 @lru_cache(maxsize=65_536)  # the same user and session ids come back event after event
 def pii_kind_of(identifier: str) -> str | None:
     """The first built-in kind of PII found in ``identifier`` (an ASCII id), or ``None``."""
     # random tokens inside an id ("<uuid4 hex>-message") are no PII; the rest still counts
-    identifier = RANDOM_TOKEN.sub("_", identifier)
+    if len(identifier) >= SHORTEST_RANDOM_TOKEN:
+        identifier = RANDOM_TOKEN.sub("_", identifier)
     digits = ascii_digits(identifier)
     if digits < 2 and "@" not in identifier and ":" not in identifier:
         return None
-    for kind, rule in RULES:
-        if digits >= rule.min_digits and rule.needs in identifier and rule.spans(identifier):
+    size = len(identifier)
+    for kind, min_digits, min_chars, needs, spans in _RULE_GATES:
+        if digits >= min_digits and size >= min_chars and needs in identifier and spans(identifier):
             return kind
     return None
 

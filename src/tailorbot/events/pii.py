@@ -48,6 +48,7 @@ RANDOM_TOKEN = re.compile(
     r"|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32}"
     r")(?![0-9A-Za-z])"
 )
+SHORTEST_RANDOM_TOKEN = 32  # characters: a shorter text holds none
 
 _EMAIL_LOCAL = r"(?<![\w.%+\-])[\w%+\-](?:[\w.%+\-]*[\w%+\-])?"  # not starting mid-word
 _EMAIL_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w\-])"
@@ -314,7 +315,8 @@ def _always(candidate: str) -> Span:
 
 class Rule:
     """One built-in kind: a pattern, a check locating the PII inside each match, and a cheap
-    precondition (a substring every match contains, a least number of ASCII digits).
+    precondition (a substring every match contains, a least number of ASCII digits, of
+    characters).
 
     After a hit the scan resumes right behind it, so a match that ran on into the next
     number or word (``020 7946 0958 020 7946 0959``) is searched again.
@@ -327,12 +329,14 @@ class Rule:
         check: _Check,
         needs: str = "",
         min_digits: int = 0,
+        min_chars: int = 0,
     ) -> None:
         self.placeholder = placeholder
         self.pattern = pattern
         self.check = check
         self.needs = needs
         self.min_digits = min_digits
+        self.min_chars = min_chars
 
     def spans(self, folded: str) -> list[tuple[int, int]]:
         """Where this kind is in ``folded`` (a folded text), in order, not overlapping."""
@@ -354,7 +358,7 @@ class Rule:
 RULES: tuple[tuple[str, Rule], ...] = (
     ("email", Rule(PLACEHOLDERS["email"], _EMAIL, _always, needs="@")),
     ("email", Rule(PLACEHOLDERS["email"], _EMAIL_URL_ENCODED, _always, needs="%40")),
-    ("iban", Rule(PLACEHOLDERS["iban"], _IBAN, _iban_check, min_digits=2)),
+    ("iban", Rule(PLACEHOLDERS["iban"], _IBAN, _iban_check, min_digits=2, min_chars=15)),
     ("ip", Rule(PLACEHOLDERS["ip"], _IPV6, _ipv6_check, needs=":")),
     ("ip", Rule(PLACEHOLDERS["ip"], _IPV4, _always, needs=".", min_digits=4)),
     ("ssn", Rule(PLACEHOLDERS["ssn"], _SSN, _ssn_check, min_digits=9)),

@@ -131,7 +131,7 @@ class Redactor:
         if digits < 2 and "@" not in folded and ":" not in folded:
             return text  # the common case: no kind can match
         for rule in self._rules:
-            if digits >= rule.min_digits and rule.needs in folded:
+            if digits >= rule.min_digits and len(folded) >= rule.min_chars and rule.needs in folded:
                 spans = rule.spans(folded)
                 if spans:
                     text = _splice(text, spans, rule.placeholder)
