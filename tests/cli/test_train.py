@@ -208,3 +208,17 @@ def test_train_with_a_second_language_and_a_recall_target(
     assert {r["language"] for r in heldout} == {"en", "de"}
     answer = saved.model.predict_one("Meine neue Karte ist bis heute nicht angekommen")
     assert (answer.language, answer.name) == ("de", "card_arrival")
+
+
+def test_train_the_encoder_model_and_serve_it_from_the_registry(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "train.csv", small_dataset(per_intent=20))
+    args = ["train", "--data", str(data), "--data-dir", str(tmp_path / "dd"), "--model",
+            "hybrid+minilm", "--no-search", "--folds", "3", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert card["default_model"] == "EncoderHybridIntentModel"
+    assert card["params"]["model"] == "hybrid+minilm"
+    saved = registry.load_current(tmp_path / "dd")
+    prediction = saved.model.predict_one("my card has still not arrived")
+    assert prediction.name in {label for label in small_dataset(per_intent=20).labels}

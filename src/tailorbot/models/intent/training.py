@@ -34,6 +34,7 @@ import numpy as np
 
 from tailorbot.models.drift import reference_of
 from tailorbot.models.intent.dataset import IntentDataset
+from tailorbot.models.intent.encoder_hybrid import EncoderHybridIntentModel
 from tailorbot.models.intent.evaluation import evaluate_intent_model
 from tailorbot.models.intent.fallback import calibrate_fallback
 from tailorbot.models.intent.hybrid import HybridIntentModel
@@ -42,6 +43,7 @@ from tailorbot.models.intent.tfidf import TfidfIntentModel
 
 INTENT_MODELS: dict[str, Callable[[], TfidfIntentModel]] = {
     "hybrid": HybridIntentModel,
+    "hybrid+minilm": EncoderHybridIntentModel,
     "tfidf": TfidfIntentModel,
 }
 
