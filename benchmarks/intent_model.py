@@ -3,8 +3,9 @@
 For each model (``tfidf``: n-grams + linear SVM; ``hybrid``: the same plus WordLlama static
 embeddings, the default; ``hybrid+lang``: hybrid behind the language router, what
 ``tailorbot train`` saves; ``hybrid+minilm``: hybrid plus MiniLM sentence embeddings, int8
-ONNX, opt-in; ``--models`` picks some) it trains on the bundled training data (Banking77 train + built-in
-intents + out-of-scope train rows, exactly what ``tailorbot train`` does without ``--data``)
+ONNX, opt-in; ``--models`` picks some) it trains on the bundled training data (Banking77
+train + built-in intents + out-of-scope train rows, exactly what ``tailorbot train`` does
+without ``--data``)
 and reports, once, on the Banking77 test split: accuracy and macro-F1 of the top intent; the
 ``predict_one`` CPU time per query (one call at a time, thread CPU time, after a warm-up) at
 p50 and p99; the resident memory the loaded model adds (a fresh process loads the pickle and
