@@ -31,13 +31,13 @@ _KEY_HEADER = API_KEY_HEADER.lower().encode()
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
+class RouteTemplate:
     """What the metrics middleware reads from ``scope["route"]``: the route template."""
 
     path: str
 
 
-_ROUTE = _Route(PATH)
+_ROUTE = RouteTemplate(PATH)
 
 
 class FastPersonalize:
@@ -59,11 +59,7 @@ class FastPersonalize:
 
     async def _answer(self, scope: Scope, receive: Receive) -> Any:
         state = scope["app"].state
-        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == _KEY_HEADER), None)
-        refused = api_key_refusal(state.settings, key)
-        if refused is not None:
-            raise refused
-        body = await _read_body(receive)
+        body = await authorized_body(scope, receive)
         try:
             request = PersonalizeRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -73,6 +69,16 @@ class FastPersonalize:
         # Off the event loop: the decision reads the stores and appends to the log.
         answer = await run_decision(state, decider.personalize_payload, request)
         return OrjsonResponse(answer)
+
+
+async def authorized_body(scope: Scope, receive: Receive) -> bytes:
+    """The request's body, once its API key passed (else the refusal is raised), for the
+    lean routes: the same check as the routers' dependency."""
+    key = next((v.decode("latin-1") for k, v in scope["headers"] if k == _KEY_HEADER), None)
+    refused = api_key_refusal(scope["app"].state.settings, key)
+    if refused is not None:
+        raise refused
+    return await _read_body(receive)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -87,4 +93,4 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["PATH", "FastPersonalize"]
+__all__ = ["PATH", "FastPersonalize", "RouteTemplate", "authorized_body"]

