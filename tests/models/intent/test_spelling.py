@@ -54,3 +54,11 @@ def test_the_same_correction_under_every_hash_seed() -> None:
         for seed in ("1", "2", "3", "4")
     }
     assert outputs == {"aord\n"}
+
+
+def test_two_substitutions_are_found_at_distance_two() -> None:
+    # no one-deletion form is shared: the index must hold two-deletion forms
+    corrector = TypoCorrector(max_distance=2).fit(["the aord is here", "another word"])
+    assert corrector.correct_word("xqrd") == "aord"
+    assert TypoCorrector(max_distance=1).fit(["aord"]).correct_word("xqrd") == "xqrd"
+    assert corrector.correct_word("anotehr") == "another"  # a swap counts one edit

@@ -3,8 +3,10 @@
 A word the training texts never contain is replaced by the most frequent training word
 within optimal-string-alignment distance ``max_distance`` (a swap of two neighbouring letters
 counts 1; among equally close, equally frequent words, the alphabetically first), found
-through an index of every vocabulary word with one letter deleted: two words within
-distance 2 share a one-deletion form, or one is a deletion of the other. Short words (under
+through an index of every vocabulary word with up to ``max_distance`` letters deleted: two
+words within distance d share a form with at most d letters deleted from each (two
+substitutions need two deletions on both sides: ``xqrd`` and ``aord`` meet at ``rd``). Short
+words (under
 ``min_length``) and words with digits are left alone, because there a single edit turns one
 real word into another; so are words longer than ``MAX_WORD_LENGTH`` (no real word is; a
 5,000-letter "word" would cost 5,000 deletions on the serving path). The index is rebuilt
@@ -87,7 +89,7 @@ class TypoCorrector:
     def _closest(self, word: str) -> str:
         index = self._built()
         candidates: set[str] = set(index.get(word, ()))
-        for form in _deletions(word):
+        for form in _deletions(word, self.max_distance):
             if form in self._counts:
                 candidates.add(form)
             candidates.update(index.get(form, ()))
@@ -106,8 +108,8 @@ class TypoCorrector:
         if self._index is None:
             index: dict[str, list[str]] = {}
             for word in self._counts:
-                if len(word) >= self.min_length - 1:
-                    for form in _deletions(word):
+                if len(word) >= self.min_length - self.max_distance:
+                    for form in _deletions(word, self.max_distance):
                         index.setdefault(form, []).append(word)
             self._index = index
         return self._index
@@ -116,8 +118,14 @@ class TypoCorrector:
         return {**self.__dict__, "_index": None, "_cache": {}}
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+def _deletions(word: str, depth: int) -> set[str]:
+    """Every form of ``word`` with 1 to ``depth`` letters deleted."""
+    forms: set[str] = set()
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        forms |= frontier
+    return forms
 
 
 def _osa_distance(a: str, b: str) -> int:
