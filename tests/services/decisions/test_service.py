@@ -467,3 +467,31 @@ def test_a_newly_trained_cf_model_is_served_without_a_restart(make_service: Any)
     after = ask(service, "cf-user", "my pin is blocked")
     reasons = {a.id: a.reasons for a in after.articles}
     assert any("also used it" in r for r in reasons.get("kb-pin-blocked", [])), reasons
+
+
+def test_a_decision_uses_one_model_set_across_a_swap_mid_request(
+    service: DecisionService,
+) -> None:
+    from dataclasses import replace
+
+    from tailorbot.kb.model import KnowledgeBase
+
+    live = service._live  # where a live KB or a promotion swaps the set
+    old = live.current
+    articleless = KnowledgeBase(templates=old.composer.kb.templates)
+
+    class SwapsWhilePredicting:
+        """The intent model's call is where a concurrent swap lands in this request."""
+
+        def predict_one(self, text: str) -> Any:
+            service.use_kb(articleless, "kb-swapped")
+            return old.intent.predict_one(text)
+
+    live.current = replace(old, intent=SwapsWhilePredicting())
+    answer = ask(service, "u-swap", CARD_MESSAGE)
+    # the request's set: the old KB's articles and its version, not a mix of the two
+    assert answer.model_versions.get("kb") == old.versions.get("kb")
+    assert [a.id for a in answer.articles][:1] == ["kb-card-arrival"]
+    assert answer.response.text.strip()
+    assert service.models.versions["kb"] == "kb-swapped"  # the swap itself happened
+    assert ask(service, "u-swap2", CARD_MESSAGE).articles == []  # and the next request sees it

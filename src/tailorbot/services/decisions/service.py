@@ -138,11 +138,11 @@ class DecisionService:
         arm = self.experiment.arm_for(request.user_id)
         personalized = arm == "personalized"
         mark = time.perf_counter()
-        articles = self._articles(request, prediction, view, profile, personalized)
+        articles = self._articles(request, prediction, view, profile, personalized, models)
         timings["recommend"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        template = self._template(template_id, prediction)
+        template = self._template(template_id, prediction, models)
         decision = self._decide(
             request, prediction, view, profile, arm, articles, template, models
         )
@@ -154,7 +154,7 @@ class DecisionService:
         self._observe(request, decision)
         timings["total"] = _ms_since(started)
         return personalize_payload(
-            decision, prediction, cited(articles, self.models.composer.kb), view, profile, timings
+            decision, prediction, cited(articles, models.composer.kb), view, profile, timings
         )
 
     def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -173,13 +173,14 @@ class DecisionService:
         view: Mapping[str, Any] | None,
         profile: Mapping[str, Any] | None,
         personalized: bool,
+        models: DecisionModels,
     ) -> list[Any]:
         if (
             prediction.fallback.reason in NO_ARTICLE_REASONS
             or prediction.name in NO_ARTICLE_INTENTS
         ):
             return []
-        return self.models.recommenders.recommend(
+        return models.recommenders.recommend(
             view,
             request.message,
             prediction.name,
@@ -206,7 +207,9 @@ class DecisionService:
         asked = {"channel": request.context.channel, "language": request.context.language}
         context = decision_context(view, profile, models.attributes, asked)
         variants = template.variants.names
-        variant, propensity, context, explored = self._variant(arm, view, context, variants)
+        variant, propensity, context, explored = self._variant(
+            arm, view, context, variants, models
+        )
         about = models.composer.reply_article(template, prediction.name, articles)
         text = models.composer.render(
             template, variant, view, profile, request.context, articles, about
@@ -225,8 +228,10 @@ class DecisionService:
         )  # fmt: skip
         return {"record": record, "text": text, "explored": explored}
 
-    def _template(self, template_id: str | None, prediction: Any) -> ResponseTemplate:
-        composer = self.models.composer
+    def _template(
+        self, template_id: str | None, prediction: Any, models: DecisionModels
+    ) -> ResponseTemplate:
+        composer = models.composer
         chosen = composer.kb.template(template_id) if template_id is not None else None
         if chosen is not None:
             return chosen
@@ -241,15 +246,16 @@ class DecisionService:
         view: Mapping[str, Any] | None,
         context: dict[str, float],
         variants: list[str],
+        models: DecisionModels,
     ) -> tuple[str, float, dict[str, float], bool]:
         """The variant (bandit or control), its propensity, the context it was chosen in, and
         whether the bandit explored (chose other than its best-scored variant)."""
         if arm == "personalized":
-            choice, context = self.models.policy.choose_for(view, context, variants)
+            choice, context = models.policy.choose_for(view, context, variants)
             scores = choice.scores
             explored = bool(scores) and choice.arm != max(scores, key=scores.__getitem__)
             return choice.arm, choice.propensity, context, explored
-        variant, propensity = self._control_choice(variants)  # also during the pre-period
+        variant, propensity = self._control_choice(variants, models)  # also the pre-period
         return variant, propensity, context, False
 
     def _record(
@@ -277,17 +283,18 @@ class DecisionService:
         ``text``."""
         profile, view = self._read_user(user_id)
         arm = self.experiment.arm_for(user_id)
-        composer = self.models.composer
+        models = self.models  # one set for the whole reply, even across a hot swap
+        composer = models.composer
         named = composer.kb.template(template_id) if template_id else None
         template = named or composer.template_for("", fallback=False)  # "": the default
-        context = decision_context(view, profile, self.models.attributes)
+        context = decision_context(view, profile, models.attributes)
         variant, propensity, context, _ = self._variant(
-            arm, view, context, template.variants.names
+            arm, view, context, template.variants.names, models
         )
         text = composer.render(template, variant, view, profile, None, [])
         record = decision_record(
             user_id, session_id, channel, template.id, (variant, propensity, context), arm,
-            view is not None and arm == "personalized", self.models.versions,
+            view is not None and arm == "personalized", models.versions,
             intent=None, articles=[],
         )  # fmt: skip
         with backend_errors():
@@ -318,8 +325,8 @@ class DecisionService:
                 reason = f"{name} is {len(text)} characters; at most {limit} are accepted"
                 raise PayloadTooLarge(reason, problems=[Problem(None, name, reason)])
 
-    def _control_choice(self, variants: list[str]) -> tuple[str, float]:
-        control = self.models.control
+    def _control_choice(self, variants: list[str], models: DecisionModels) -> tuple[str, float]:
+        control = models.control
         if control is None:
             fixed = self.settings.control_variant
             return (fixed if fixed in variants else variants[0]), 1.0
