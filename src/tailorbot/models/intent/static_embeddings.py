@@ -86,13 +86,12 @@ class WordLlamaEmbeddings:
         return {"config": self.config, "dim": self.dim, "_table": None, "_tokenizer": None}
 
 
-def _package_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
+def installed_package_dir(package: str, missing: str) -> Path:
+    """Where the installed ``package`` lives (read as files, never imported); ``missing`` is
+    the :class:`EmbeddingsUnavailable` message when it is not installed."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingsUnavailable(
-            f"the {PACKAGE!r} package is not installed: pip install tailorbot (it is a "
-            "dependency) or choose the 'tfidf' intent model"
-        )
+        raise EmbeddingsUnavailable(missing)
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -100,7 +99,11 @@ def _load(config: str, dim: int) -> tuple[np.ndarray, Any]:
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
-    root = _package_dir()
+    root = installed_package_dir(
+        PACKAGE,
+        f"the {PACKAGE!r} package is not installed: pip install tailorbot (it is a "
+        "dependency) or choose the 'tfidf' intent model",
+    )
     weights = root / "weights" / f"{config}_{CONFIGURATIONS[config]}.safetensors"
     tokenizer_file = root / "tokenizers" / f"{config}_tokenizer_config.json"
     for path in (weights, tokenizer_file):
