@@ -26,16 +26,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from intent_encoder import top_intent_scores
 
-from tailorbot.models.intent import (
-    bundled_dataset,
-    default_dataset,
-    metrics_from_predictions,
-    stratified_split,
-)
+from tailorbot.models.intent import bundled_dataset, default_dataset, stratified_split
 from tailorbot.models.intent.encoder_graph import bert_graph, quantized_int8
 from tailorbot.models.intent.encoder_hybrid import EncoderHybridIntentModel
-from tailorbot.models.intent.sentence_encoder import _package_dir
+from tailorbot.models.intent.sentence_encoder import model_dir
 
 
 def fine_tuned_weights(
@@ -47,7 +43,7 @@ def fine_tuned_weights(
     from transformers import BertModel
 
     torch.manual_seed(seed)
-    root = _package_dir()
+    root = model_dir()
     tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(64)
@@ -85,14 +81,8 @@ def with_encoder(weights: dict[str, np.ndarray]) -> EncoderHybridIntentModel:
     encoder: Any = model._encoder
     graph = bert_graph(weights, heads=12, layers=model.encoder_layers)
     encoder._graph = quantized_int8(graph)
-    encoder._tokenizer_json = (_package_dir() / "tokenizer.json").read_text()
+    encoder._tokenizer_json = (model_dir() / "tokenizer.json").read_text()
     return model
-
-
-def accuracy(model: Any, texts: Sequence[str], labels: Sequence[str]) -> tuple[float, float]:
-    predicted = [model.labels[i] for i in model.predict_proba(list(texts)).argmax(1)]
-    m = metrics_from_predictions(labels, predicted, [False] * len(labels))
-    return round(m.accuracy, 4), round(m.macro_f1, 4)
 
 
 def main() -> None:
@@ -115,9 +105,9 @@ def main() -> None:
         if args.test and epoch < args.epochs:
             continue  # the test scores the chosen epoch count only
         model = with_encoder(weights).fit(fit.texts, fit.labels)
-        acc, f1 = accuracy(model, held.texts, held.labels)
+        scores = top_intent_scores(model, list(held.texts), list(held.labels))
         print(json.dumps({"split": "test" if args.test else "validation", "epoch": epoch,
-                          "lr": args.lr, "accuracy": acc, "macro_f1": f1,
+                          "lr": args.lr, **scores,
                           "cpu_s": round(time.process_time() - started)}), flush=True)  # fmt: skip
 
 
