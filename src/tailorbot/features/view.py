@@ -48,8 +48,7 @@ def feature_view(
     Without personalization consent the view carries the profile only: every behavioural
     feature reads as for a user without events.
     """
-    personalized = consents_to_personalization(dict(profile) if profile else None)
-    state = record.state if record is not None and personalized else new_state()
+    personalized, state = _consented_state(record, profile)
     view: dict[str, Any] = {
         "user_id": record.user_id if record is not None else None,
         "as_of": now,
@@ -119,8 +118,7 @@ def counter_view(
     >>> counter_view(record, {"tier": "gold"}, now=1767263400.0)["segments"]
     ['at_risk', 'vip', 'new']
     """
-    personalized = consents_to_personalization(dict(profile) if profile else None)
-    state = record.state if record is not None and personalized else new_state()
+    personalized, state = _consented_state(record, profile)
     sessions = _session_features(state, now)
     articles = _article_features(state)
     view: dict[str, Any] = {
@@ -138,6 +136,15 @@ def counter_view(
     view["segments"] = rules.segments(view)
     view["segment"] = view["segments"][0]
     return view
+
+
+def _consented_state(
+    record: FeatureRecord | None, profile: Mapping[str, Any] | None
+) -> tuple[bool, dict[str, Any]]:
+    """(personalization consent, the state the view reads): without consent, a new state,
+    so every behavioural feature reads as for a user without events."""
+    personalized = consents_to_personalization(dict(profile) if profile else None)
+    return personalized, record.state if record is not None and personalized else new_state()
 
 
 def _intent_features(state: dict[str, Any], now: float) -> dict[str, Any]:
