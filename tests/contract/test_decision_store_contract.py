@@ -68,6 +68,8 @@ def test_scan_returns_every_decision_oldest_first_with_its_feedback(
     assert since[0]["feedback"] == {"rating": 4} and "feedback" not in since[1]
     decision_store.erase_user("u1")
     assert [d["n"] for d in decision_store.scan()] == [2]
+
+
 def test_feedback_and_its_counters_are_one_write(open_online_stores: StoreOpener) -> None:
     """Racing feedback with increments: the counters move exactly once, with the mark."""
     opened = [open_online_stores(), open_online_stores()]
