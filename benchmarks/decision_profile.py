@@ -120,8 +120,10 @@ async def run(args: argparse.Namespace) -> None:
                 rounds.append((ours, ref))
             ours = statistics.median(r[0] for r in rounds)
             ref = statistics.median(r[1] for r in rounds)
-            print(f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
-                  f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)")
+            print(
+                f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
+                f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)"
+            )
             if args.profile:
                 print(top_functions(decider, payloads, args.profile))
 

@@ -17,6 +17,8 @@ INTENTS = ["card_arrival", "lost_or_stolen_card", "top_up_failed", "exchange_rat
 def kb_articles() -> list[str]:
     """Articles of the bundled KB (the door refuses article ids the knowledge base lacks)."""
     return [article.id for article in load_kb(default_kb_dir()).articles][:40]
+
+
 TEXTS = [
     "I am still waiting on my card, it has been a week",
     "my top up did not go through, what happened?",

@@ -82,9 +82,11 @@ def main() -> None:
             event["text"] = "y" * 4000
     big = orjson.dumps({"events": events})
     print(f"machine: {machine()}")
-    print(f"one batch: {len(big) / 1e6:.1f} MB; settings: max_concurrent_requests "
-          f"{settings.max_concurrent_requests}, max_inflight_body_bytes "
-          f"{settings.max_inflight_body_bytes}")
+    print(
+        f"one batch: {len(big) / 1e6:.1f} MB; settings: max_concurrent_requests "
+        f"{settings.max_concurrent_requests}, max_inflight_body_bytes "
+        f"{settings.max_inflight_body_bytes}"
+    )
     with ServerProcess(settings) as server:
         assert server._proc is not None
         pid = server._proc.pid

@@ -72,9 +72,18 @@ def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[st
         port = free_port()
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "reference_app:app", "--app-dir",
-                str(Path(__file__).parent), "--port", str(port), "--workers", str(workers),
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "reference_app:app",
+                "--app-dir",
+                str(Path(__file__).parent),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

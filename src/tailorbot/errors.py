@@ -22,6 +22,7 @@ RETRY_AFTER_S = 1  # what 429 and 503 answers suggest
 
 logger = logging.getLogger(__name__)
 
+
 class EngineError(Exception):
     """An error with the HTTP status it maps to and, optionally, per-event problems."""
 

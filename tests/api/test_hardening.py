@@ -192,7 +192,6 @@ def test_feedback_article_ids_must_be_in_the_knowledge_base(tmp_path: Path) -> N
         assert client.post("/v1/feedback", json=body).status_code == 200
 
 
-
 def test_partial_mode_with_no_valid_event_is_a_422(client: TestClient) -> None:
     response = client.post("/v1/events?partial=true", json=[{}, event("rating", score=9)])
     assert response.status_code == 422, response.text

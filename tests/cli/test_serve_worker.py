@@ -52,9 +52,11 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
         assert process.poll() is None
         ready = wait_until(
-            lambda: (r := httpx.get(url + "/readyz", timeout=5).json())["checks"]["worker"]
-            == "running (own process)"
-            and r,
+            lambda: (
+                (r := httpx.get(url + "/readyz", timeout=5).json())["checks"]["worker"]
+                == "running (own process)"
+                and r
+            ),
             "the worker process in /readyz",
         )
         # the backends answer; ready only once a model is trained (none in this test)

@@ -63,9 +63,12 @@ def test_the_stored_form_is_pydantics_json() -> None:
         assert encode_event(event) == expected, raw
         stamped = encode_event(event, ingested_at=1767261600.25)
         assert stamped == expected[:-1] + b',"ingested_at":1767261600.25}'
-        assert EVENT_ADAPTER.validate_python(
-            {k: v for k, v in decode_event(stamped).items() if k != "ingested_at"}
-        ) == event
+        assert (
+            EVENT_ADAPTER.validate_python(
+                {k: v for k, v in decode_event(stamped).items() if k != "ingested_at"}
+            )
+            == event
+        )
 
 
 def test_a_field_orjson_cannot_write_is_an_error_not_other_bytes() -> None:

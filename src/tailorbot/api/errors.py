@@ -72,9 +72,7 @@ def response_for_error(exc: Exception, method: str, path: str) -> Response:
     """The answer to an error raised while serving ``method path`` (one mapping for the
     FastAPI handlers and the fast routes)."""
     if isinstance(exc, EngineError):
-        return error_response(
-            exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after
-        )
+        return error_response(exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after)
     if isinstance(exc, BackendError):
         logger.warning("%s unavailable on %s %s: %s", exc.what, method, path, exc)
         return error_response(503, "unavailable", f"{exc.what} unavailable", (), RETRY_AFTER_S)

@@ -45,13 +45,10 @@ async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwarg
 async def run_blocking(state: Any, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """As :func:`off_loop`, for plain ASGI code that has the app's ``state``."""
     limiter: anyio.CapacityLimiter = state.blocking
-    return await anyio.to_thread.run_sync(
-        functools.partial(func, *args, **kwargs), limiter=limiter
-    )
+    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
 
 
 async def run_decision(state: Any, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """As :func:`run_blocking`, with at most ``decision_threads`` decisions at once."""
     async with state.decisions:
         return await run_blocking(state, func, *args, **kwargs)
-

@@ -65,7 +65,7 @@ def serve(
         typer.Option(
             "--worker",
             help="Where the stream worker runs: its own process (default), a thread of each "
-            "server process, or none (run `tailorbot worker` yourself)."
+            "server process, or none (run `tailorbot worker` yourself).",
         ),
     ] = WorkerMode.process,
 ) -> None:

@@ -97,6 +97,7 @@ def train(
         )  # fmt: skip
     except RuntimeError as exc:  # optuna missing, or no trial finished within the budget
         fail(str(exc))
+
     def print_with_notes(version: str, card: dict[str, Any]) -> None:
         print_card(version, card)
         for language, (_, _, renamed) in loaded.items():

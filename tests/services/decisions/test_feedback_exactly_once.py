@@ -80,7 +80,5 @@ def test_the_mark_and_the_counters_are_one_write(service: DecisionService, backe
     decisions = runtime_of(service).stores.decisions
     namespace = service.experiment.namespace
     assert decisions.record_feedback(answer.decision_id, {"rating": 4}, {namespace: {"x": 1.0}})
-    assert not decisions.record_feedback(
-        answer.decision_id, {"rating": 4}, {namespace: {"x": 1.0}}
-    )
+    assert not decisions.record_feedback(answer.decision_id, {"rating": 4}, {namespace: {"x": 1.0}})
     assert runtime_of(service).stores.counters.counters(namespace) == {"x": 1.0}

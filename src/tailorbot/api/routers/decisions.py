@@ -26,9 +26,7 @@ router = APIRouter(tags=["decisions"])
     response_model=PersonalizeResponse,
     responses=error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503),
 )
-async def personalize(
-    request: Request, body: PersonalizeRequest, decider: DeciderDep
-) -> Response:
+async def personalize(request: Request, body: PersonalizeRequest, decider: DeciderDep) -> Response:
     """For this customer's message: the intent (top 5, with confidence) and whether to fall
     back or hand off; the knowledge articles most likely to solve it, each with its score and
     reasons; the response variant chosen by the contextual bandit, rendered, with the

@@ -143,9 +143,7 @@ class DecisionService:
 
         mark = time.perf_counter()
         template = self._template(template_id, prediction, models)
-        decision = self._decide(
-            request, prediction, view, profile, arm, articles, template, models
-        )
+        decision = self._decide(request, prediction, view, profile, arm, articles, template, models)
         timings["response"] = _ms_since(mark)
 
         mark = time.perf_counter()
@@ -207,9 +205,7 @@ class DecisionService:
         asked = {"channel": request.context.channel, "language": request.context.language}
         context = decision_context(view, profile, models.attributes, asked)
         variants = template.variants.names
-        variant, propensity, context, explored = self._variant(
-            arm, view, context, variants, models
-        )
+        variant, propensity, context, explored = self._variant(arm, view, context, variants, models)
         about = models.composer.reply_article(template, prediction.name, articles)
         text = models.composer.render(
             template, variant, view, profile, request.context, articles, about
