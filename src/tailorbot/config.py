@@ -109,9 +109,9 @@ class Settings(BaseSettings):
         2,
         ge=1,
         le=64,
-        description="Decisions (personalize) computed at once per server process, within the "
-        "blocking threads; more queue on the event loop (CPU-bound Python: more threads only "
-        "contend for the interpreter lock).",
+        description="Threads computing decisions (personalize) per server process; more "
+        "decisions wait in their queue (CPU-bound Python: more threads only contend for the "
+        "interpreter lock).",
     )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,

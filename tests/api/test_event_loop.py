@@ -224,19 +224,19 @@ def test_threads_are_handed_work_in_one_place() -> None:
     assert others == []
 
 
-# --- decisions: at most decision_threads at once, the rest wait on the loop ------------------
+# --- decisions: at most decision_threads at once, the rest wait in the pool's queue ----------
 
 
 def test_at_most_decision_threads_decisions_run_at_once(server: EmbeddedServer) -> None:
     # The server's decision_threads is the default, 2: with the profile store stalled, two
-    # decisions reach it and the others wait for a decision slot (not for a pool thread).
+    # decisions reach it and the others wait in the decision pool's queue.
     limit = server.app.state.settings.decision_threads
     which, call = CALLS["personalize"]
     with stalled(server, which, stall_s=30) as stall:
         threads = [_in_thread(lambda: call(server.url)) for _ in range(limit + 3)]
-        slots = server.app.state.decisions
-        wait_until(lambda: slots.statistics().tasks_waiting == 3, "3 decisions queued", 30)
-        assert stall.entries == limit == slots.borrowed_tokens
+        pool = server.app.state.decisions
+        wait_until(lambda: pool.statistics().waiting == 3, "3 decisions queued", 30)
+        assert stall.entries == limit == pool.statistics().running
         stall.released.set()
         for thread, _ in threads:
             thread.join(30)

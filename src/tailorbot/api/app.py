@@ -42,7 +42,7 @@ from tailorbot.api.middleware import (
     RequestMetricsMiddleware,
     TracingMiddleware,
 )
-from tailorbot.api.offload import make_limiter, run_blocking
+from tailorbot.api.offload import DecisionPool, make_limiter, run_blocking
 from tailorbot.api.routers import (
     chatwoot,
     dashboard,
@@ -124,7 +124,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.blocking = make_limiter(settings.blocking_threads)
-        app.state.decisions = make_limiter(settings.decision_threads)
+        app.state.decisions = DecisionPool(settings.decision_threads)
+        app.state.decisions.start(asyncio.get_running_loop())
         runtime = await run_blocking(app.state, Runtime, settings, metrics, tracing)
         app.state.runtime = runtime
         app.state.decider = None
@@ -140,6 +141,7 @@ def create_app(
             # service (its refresh thread polling closed stores) that nobody closes.
             with contextlib.suppress(Exception):
                 await loading
+            await run_blocking(app.state, app.state.decisions.close)
             if app.state.decider is not None:
                 app.state.decider.close()
             await run_blocking(app.state, runtime.stop)

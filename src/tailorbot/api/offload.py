@@ -13,23 +13,33 @@ own pool (``run_in_threadpool``), whose 40 threads no setting bounds. Handlers d
 plain ``def`` still run in that pool; only those that touch no backend and no file keep that
 form (``/metrics``, the schema, the dashboard's static assets).
 
-Decisions (``/v1/personalize``) are CPU-bound Python: threads beyond a couple only take turns
-at the interpreter lock, and each hand-over costs CPU. So :func:`run_decision` lets at most
-``settings.decision_threads`` of them into the pool at once (two: one can read a store while
-the other computes) and queues the rest on the event loop, where waiting costs nothing and
-the admission bound (api/shedding.py) still sheds what cannot be served in time.
+Decisions (``/v1/personalize``) are CPU-bound Python on the hottest route: threads beyond a
+couple only take turns at the interpreter lock, and each hand-over costs CPU. So they have a
+:class:`DecisionPool` of their own, ``settings.decision_threads`` threads (two: one can read a
+store while the other computes), and the rest wait in its queue, where waiting costs nothing
+and the admission bound (api/shedding.py) still sheds what cannot be served in time. A
+hand-over is one put on a C queue, and the answers of decisions that finish close together
+wake the event loop once; anyio's ``to_thread`` inside two limiters cost the event loop
+about a fifth of its own interpreter time per decision (py-spy, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import logging
+import queue
+import threading
+from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 from fastapi import Request
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def make_limiter(threads: int) -> anyio.CapacityLimiter:
@@ -48,7 +58,116 @@ async def run_blocking(state: Any, func: Callable[..., T], *args: Any, **kwargs:
     return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
 
 
-async def run_decision(state: Any, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """As :func:`run_blocking`, with at most ``decision_threads`` decisions at once."""
-    async with state.decisions:
-        return await run_blocking(state, func, *args, **kwargs)
+async def run_decision(state: Any, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` on the app's :class:`DecisionPool` (made in its lifespan)."""
+    pool: DecisionPool = state.decisions
+    return await pool.run(func, *args)
+
+
+class PoolStatistics(NamedTuple):
+    waiting: int  # handed over, not started
+    running: int  # being computed
+
+
+class DecisionPool:
+    """``threads`` daemon threads computing what the event loop hands them, in order.
+
+    :meth:`run` is awaited on the loop that :meth:`start` was given; the call runs in the
+    caller's context (its context variables: request id, trace). A caller cancelled while
+    its call runs does not stop it (a thread cannot be interrupted); its answer is dropped.
+
+    >>> async def main() -> int:
+    ...     pool = DecisionPool(2)
+    ...     pool.start(asyncio.get_running_loop())
+    ...     try:
+    ...         return sum(await asyncio.gather(*(pool.run(pow, n, 2) for n in range(4))))
+    ...     finally:
+    ...         pool.close()
+    >>> asyncio.run(main())
+    14
+    """
+
+    def __init__(self, threads: int, name: str = "tailorbot-decision") -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self.name = name
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._finished: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._wake_pending = False
+        self._running = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[threading.Thread] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._workers:
+            return
+        self._loop = loop
+        for i in range(self.threads):
+            worker = threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        if self._loop is None:
+            raise RuntimeError("the decision pool is not started")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._calls.put(_Call(future, contextvars.copy_context(), func, args))
+        return await future
+
+    def statistics(self) -> PoolStatistics:
+        with self._lock:
+            return PoolStatistics(self._calls.qsize(), self._running)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Let the calls handed over finish (within ``timeout_s``), then stop the threads."""
+        for _ in self._workers:
+            self._calls.put(None)
+        for worker in self._workers:
+            worker.join(timeout_s)
+        self._workers.clear()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            with self._lock:
+                self._running += 1
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = call.context.run(call.func, *call.args)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the awaiting task
+                error = exc
+            with self._lock:
+                self._running -= 1
+                self._finished.append((call.future, result, error))
+                wake, self._wake_pending = not self._wake_pending, True
+            if wake:
+                self._wake()
+
+    def _wake(self) -> None:
+        loop = self._loop
+        try:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._settle)
+        except RuntimeError:  # the loop closed (shutdown): nobody waits for these answers
+            logger.debug("event loop closed; %d decision answers dropped", len(self._finished))
+
+    def _settle(self) -> None:
+        with self._lock:
+            finished, self._finished = self._finished, deque()
+            self._wake_pending = False
+        for future, result, error in finished:
+            if future.cancelled():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+
+class _Call(NamedTuple):
+    future: asyncio.Future[Any]
+    context: contextvars.Context
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
