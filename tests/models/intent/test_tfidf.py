@@ -11,7 +11,6 @@ from tailorbot.models.intent import (
     FallbackPolicy,
     TfidfIntentModel,
     bundled_dataset,
-    tfidf,
 )
 from tests.models.intent.support import small_dataset
 
@@ -41,22 +40,6 @@ def test_predict_one_matches_the_batch_path(model: TfidfIntentModel) -> None:
         np.testing.assert_allclose([p for _, p in one.ranking], [p for _, p in expected], atol=1e-6)
         assert one.name == expected[0][0]
         assert one.confidence == one.ranking[0][1]
-
-
-def test_single_text_n_grams_are_the_analyzers_in_order(
-    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The serving path keeps each word's character n-gram ids; the ids (and so the feature
-    # order the scores are summed in) must be scikit-learn's analyzer's, repeated words and
-    # odd whitespace included, also after the word cache was emptied for being full.
-    monkeypatch.setattr(tfidf, "WORD_CACHE", 5)
-    texts = [*small_dataset("test").texts[:60], "", "  card\tcard\n\u00a0CARD  ", "ünï cödé"]
-    for vectorizer in model._vectorizers:
-        single = tfidf._SingleTextTfidf(vectorizer, 0)
-        analyze, vocabulary = vectorizer.build_analyzer(), vectorizer.vocabulary_
-        for text in texts * 2:
-            expected = [vocabulary[g] for g in analyze(text) if g in vocabulary]
-            assert list(single._gram_ids(text)) == expected
 
 
 def test_ranking_is_top_five_sorted(model: TfidfIntentModel) -> None:

@@ -101,7 +101,8 @@ def prediction_from_proba(
 ) -> IntentPrediction:
     """Build an :class:`IntentPrediction` from one row of probabilities."""
     k = min(RANKING_SIZE, len(labels))
-    top = np.argpartition(-probs, k - 1)[:k] if len(labels) > k else np.arange(len(labels))
-    top = top[np.argsort(-probs[top], kind="stable")]
-    ranking = [(labels[i], float(probs[i])) for i in top]
+    negated = -probs
+    top = np.argpartition(negated, k - 1)[:k] if len(labels) > k else np.arange(len(labels))
+    top = top[np.argsort(negated[top], kind="stable")]
+    ranking = [(labels[i], p) for i, p in zip(top.tolist(), probs[top].tolist(), strict=True)]
     return IntentPrediction(ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking))

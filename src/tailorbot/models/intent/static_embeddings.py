@@ -21,14 +21,17 @@ True
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tailorbot.models.intent.row_cache import RowCache
+
 PACKAGE = "wordllama"
 CONFIGURATIONS = {"l2_supercat": 256}  # the configuration the wheel carries -> its width
+TOKEN_CACHE = 8_192  # tokens whose rows embed_one keeps as float32 (8 MB at 256 dimensions)
 
 
 class EmbeddingsUnavailable(RuntimeError):
@@ -55,6 +58,7 @@ class WordLlamaEmbeddings:
         self.dim = dim
         self._table: np.ndarray | None = None  # (vocabulary, dim) float16; loaded lazily
         self._tokenizer: Any = None
+        self._rows: RowCache[int, None] | None = None  # float32 rows of the serving path
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of many texts, shape ``(len(texts), dim)``, float32."""
@@ -67,12 +71,20 @@ class WordLlamaEmbeddings:
         return out / np.maximum(norms, 1e-9)
 
     def embed_one(self, text: str) -> np.ndarray:
-        """The embedding of one text, shape ``(dim,)`` (the serving path)."""
+        """The embedding of one text, shape ``(dim,)`` (the serving path).
+
+        The float32 mean of the float16 rows, summed in the same order, bit for bit; as
+        summing float16 rows costs a slow cast per value, the rows used are kept as float32
+        (``TOKEN_CACHE`` tokens at most).
+        """
         table, tokenizer = self._loaded()
         ids = tokenizer.encode(text).ids
         if not ids:
             return np.zeros(self.dim, dtype=np.float32)
-        vector = table[ids].mean(axis=0, dtype=np.float32)
+        if self._rows is None:
+            self._rows = RowCache(TOKEN_CACHE, self.dim, np.float32, _copy_row(table))
+        vector: np.ndarray = self._rows.gather(ids)[1].sum(axis=0)
+        vector /= np.float32(len(ids))
         norm = float(np.sqrt(vector @ vector))
         return vector / norm if norm > 0 else vector
 
@@ -83,7 +95,24 @@ class WordLlamaEmbeddings:
 
     # the table comes back from the installed package, never from the pickle
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "dim": self.dim, "_table": None, "_tokenizer": None}
+        return {
+            "config": self.config,
+            "dim": self.dim,
+            "_table": None,
+            "_tokenizer": None,
+            "_rows": None,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_rows", None)  # pickled before the serving rows existed
+        self.__dict__.update(state)
+
+
+def _copy_row(table: np.ndarray) -> Callable[[int, np.ndarray], None]:
+    def copy(token: int, row: np.ndarray) -> None:
+        row[:] = table[token]
+
+    return copy
 
 
 def installed_package_dir(package: str, missing: str) -> Path:

@@ -8,9 +8,10 @@ by :meth:`TfidfIntentModel.calibrate` (temperature scaling: it keeps the ranking
 confidence scale). On Banking77 this scores about 91.7 % test accuracy and trains in seconds
 (``benchmarks/intent_model.py``).
 
-:meth:`~TfidfIntentModel.predict_one` skips scikit-learn's per-call machinery: it runs the
-fitted analyzers, looks n-grams up in the fitted vocabularies and takes the sparse dot product
-with the coefficient rows itself. It gives the same numbers as the batch path (tested).
+:meth:`~TfidfIntentModel.predict_one` skips scikit-learn's per-call machinery: the scores are
+linear in the coefficient rows, so :mod:`~tailorbot.models.intent.serving` sums them per word
+(kept) and fixes up the n-grams a message repeats. It gives the same numbers as the batch path
+up to float rounding (tested).
 
 >>> model = TfidfIntentModel().fit(
 ...     ["where is my new card", "my card has not arrived yet", "how do I top up",
@@ -25,9 +26,7 @@ with the coefficient rows itself. It gives the same numbers as the batch path (t
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,11 +37,11 @@ from sklearn.svm import LinearSVC
 
 from tailorbot.models.intent.base import IntentModel, IntentPrediction, prediction_from_proba
 from tailorbot.models.intent.fallback import FallbackPolicy
+from tailorbot.models.intent.serving import SingleTextScorer
 from tailorbot.models.intent.spelling import TypoCorrector
 
 TEMPERATURE_BOUNDS = (1e-3, 10.0)
 WORD_PATTERN = r"(?u)\b\w+\b"  # keeps one-letter words ("i", "a") that carry intent here
-WORD_CACHE = 50_000  # words whose character n-gram ids the serving path keeps
 
 
 class TfidfIntentModel(IntentModel):
@@ -95,7 +94,7 @@ class TfidfIntentModel(IntentModel):
         self._temperature = 1.0
         self._n_sparse = 0  # TF-IDF columns; the dense features (subclasses) follow them
         self._corrector: TypoCorrector | None = None
-        self._single: list[_SingleTextTfidf] | None = None  # built lazily, never pickled
+        self._single: SingleTextScorer | None = None  # built lazily, never pickled
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -207,21 +206,17 @@ class TfidfIntentModel(IntentModel):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         coef_t, intercept = self._fitted()
         if self._single is None:
-            offsets = np.cumsum([0] + [len(v.vocabulary_) for v in self._vectorizers])
-            self._single = [
-                _SingleTextTfidf(v, int(o))
-                for v, o in zip(self._vectorizers, offsets[:-1], strict=True)
-            ]
+            self._single = SingleTextScorer(self._vectorizers, coef_t, intercept)
         if self._corrector is not None:
             text = self._corrector.expand(text)
-        parts = [s.features(text) for s in self._single]
-        idx = np.concatenate([p[0] for p in parts])
-        vals = np.concatenate([p[1] for p in parts])
-        scores = vals @ coef_t[idx] + intercept
+        scores = self._single.scores(text)
         dense = self._dense_one(text)
         if dense is not None:
             scores += dense @ coef_t[self._n_sparse :]
-        probs = _softmax(scores / self._temperature)
+        probs = scores / self._temperature  # _softmax's steps, in place (one row)
+        probs -= probs.max()
+        np.exp(probs, out=probs)
+        probs /= probs.sum()
         return prediction_from_proba(probs, self._labels, self.fallback)
 
     def params(self) -> dict[str, Any]:
@@ -268,76 +263,6 @@ class TfidfIntentModel(IntentModel):
         state.setdefault("class_weight", None)
         state.setdefault("_corrector", None)
         self.__dict__.update(state)
-
-
-class _SingleTextTfidf:
-    """``TfidfVectorizer.transform`` of one text as ``(indices, values)``, without scipy.
-
-    Supports the settings :class:`TfidfIntentModel` uses (l2 norm, idf, optional sublinear tf).
-    The n-grams are looked up in the vocabulary in the analyzer's order, so the indices come
-    in the same order (first occurrence) and the values are the same, bit for bit.
-    """
-
-    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
-        if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
-            raise ValueError("only l2-normalized, idf-weighted, non-binary TF-IDF is supported")
-        self._gram_ids = _gram_ids(vectorizer)
-        self._idf = np.asarray(vectorizer.idf_, dtype=np.float64)
-        self._sublinear = bool(vectorizer.sublinear_tf)
-        self._offset = offset
-
-    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        counts = Counter(self._gram_ids(text))  # keys in order of first occurrence
-        n = len(counts)
-        idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
-        vals = tf * self._idf[idx]
-        norm = math.sqrt(float(vals @ vals))
-        if norm > 0:
-            vals /= norm
-        return idx + self._offset, vals
-
-
-def _gram_ids(vectorizer: TfidfVectorizer) -> Callable[[str], Iterable[int]]:
-    """The vocabulary ids of a text's n-grams, in the analyzer's order (unknown ones left out).
-
-    ``char_wb`` n-grams never cross a word, so a word's ids are looked up once and kept
-    (``WORD_CACHE`` words at most): a message costs a dictionary lookup per word instead of
-    a slice and a lookup per n-gram. Other analyzers run as scikit-learn builds them.
-    """
-    vocabulary: dict[str, int] = vectorizer.vocabulary_
-    analyze = vectorizer.build_analyzer()
-    plain = (
-        vectorizer.analyzer == "char_wb"
-        and vectorizer.preprocessor is None
-        and not vectorizer.strip_accents
-        and vectorizer.input == "content"
-    )
-    if not plain:
-        return lambda text: _known(vocabulary, analyze(text))
-    words: dict[str, tuple[int, ...]] = {}
-    lower = vectorizer.lowercase
-    squeeze = vectorizer._white_spaces.sub  # the analyzer's own whitespace rule
-
-    def word_ids(word: str) -> tuple[int, ...]:
-        ids = words.get(word)
-        if ids is None:
-            if len(words) >= WORD_CACHE:  # unbounded inputs: keep memory bounded
-                words.clear()
-            ids = words[word] = tuple(_known(vocabulary, vectorizer._char_wb_ngrams(word)))
-        return ids
-
-    def gram_ids(text: str) -> Iterable[int]:
-        text = text.lower() if lower else text
-        return chain.from_iterable(map(word_ids, squeeze(" ", text).split()))
-
-    return gram_ids
-
-
-def _known(vocabulary: dict[str, int], grams: Iterable[str]) -> Iterator[int]:
-    return (j for j in map(vocabulary.get, grams) if j is not None)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -1,0 +1,164 @@
+"""The TF-IDF blocks' decision scores for one message, without scipy (the serving path).
+
+A block's contribution to the scores is linear in its coefficient rows ``W``::
+
+    sum_g tf_g * idf_g * W[g] / sqrt(sum_g (tf_g * idf_g) ** 2)
+
+over the message's distinct n-grams ``g`` with count ``c_g`` (``tf_g = 1 + ln c_g`` with
+sublinear tf, else ``c_g``). ``char_wb`` n-grams never cross a word, so per word ``w`` the
+sums over its n-grams (repeats included) are kept once: ``u_w = sum idf_g * W[g]`` and
+``q_w = sum idf_g ** 2``. A message then costs one gather of its words' ``u_w`` rows instead
+of one row per n-gram, and only the n-grams it holds more than once (``c_g > 1``) need a
+correction: the numerator loses ``(c_g - tf_g) * idf_g * W[g]`` and the squared norm
+``(c_g - tf_g ** 2) * idf_g ** 2``. Other analyzers (the word n-grams: a score row per
+distinct n-gram, few per message) run as scikit-learn builds them. The numbers are the batch
+path's (``TfidfVectorizer.transform`` times the coefficients) up to float64 rounding (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tailorbot.models.intent.row_cache import RowCache
+
+WORD_CACHE = 20_000  # words whose char n-gram sums are kept (~0.7 kB each at 84 intents)
+
+Terms = tuple[list[int], list[float]]  # coefficient rows and their weights
+
+
+class SingleTextScorer:
+    """Intercept plus the TF-IDF blocks' scores of one text.
+
+    ``vectorizers`` are fitted, in column order; ``coef_t`` holds their coefficient rows
+    first (feature-major, ``(n_features, n_classes)``), anything after them is not read here.
+    """
+
+    def __init__(
+        self, vectorizers: Sequence[TfidfVectorizer], coef_t: np.ndarray, intercept: np.ndarray
+    ) -> None:
+        self._coef_t = coef_t
+        self._intercept = intercept
+        self._blocks: list[_NgramBlock | _WordGramBlock] = []
+        offset = 0
+        for vectorizer in vectorizers:
+            if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
+                raise ValueError("only l2-normalized, idf-weighted, non-binary TF-IDF is supported")
+            end = offset + len(vectorizer.vocabulary_)
+            block = _WordGramBlock if _per_word(vectorizer) else _NgramBlock
+            self._blocks.append(block(vectorizer, coef_t[offset:end], offset))
+            offset = end
+
+    def scores(self, text: str) -> np.ndarray:
+        """Decision scores ``(n_classes,)``, float64: intercept plus every TF-IDF block."""
+        rows: list[int] = []
+        weights: list[float] = []
+        scores = self._intercept.copy()
+        for block in self._blocks:
+            summed = block.add_terms(text, rows, weights)
+            if summed is not None:
+                scores += summed
+        if rows:
+            scores += np.asarray(weights) @ self._coef_t[rows]
+        return scores
+
+
+class _NgramBlock:
+    """Any analyzer: each distinct known n-gram adds its weighted coefficient row."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, offset: int) -> None:
+        self._analyze = vectorizer.build_analyzer()
+        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._idf: list[float] = np.asarray(vectorizer.idf_, dtype=np.float64).tolist()
+        self._sublinear = bool(vectorizer.sublinear_tf)
+        self._offset = offset
+
+    def add_terms(self, text: str, rows: list[int], weights: list[float]) -> None:
+        known = [j for j in map(self._vocabulary.get, self._analyze(text)) if j is not None]
+        if not known:
+            return
+        idf = self._idf
+        if len(set(known)) == len(known):  # the usual case: every count is 1, so tf is 1
+            values = [idf[j] for j in known]
+        else:
+            counts = Counter(known)  # keys in order of first occurrence
+            known = list(counts)
+            values = [_tf(c, self._sublinear) * idf[j] for j, c in counts.items()]
+        norm = math.hypot(*values)
+        offset = self._offset
+        rows.extend([j + offset for j in known])
+        weights.extend([v / norm for v in values])
+
+
+class _WordGramBlock:
+    """``char_wb`` n-grams: per-word sums of rows, kept, plus the repeated n-grams' fix."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, offset: int) -> None:
+        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._ngrams: Callable[[str], Iterable[str]] = vectorizer._char_wb_ngrams
+        self._lower = bool(vectorizer.lowercase)
+        self._squeeze = vectorizer._white_spaces.sub  # the analyzer's own whitespace rule
+        self._idf_array = np.asarray(vectorizer.idf_, dtype=np.float64)
+        self._idf: list[float] = self._idf_array.tolist()
+        self._sublinear = bool(vectorizer.sublinear_tf)
+        self._coef = coef
+        self._offset = offset
+        self._words: RowCache[str, tuple[np.ndarray, float]] = RowCache(
+            WORD_CACHE, coef.shape[1], np.float64, self._word_sums
+        )
+
+    def _word_sums(self, word: str, row: np.ndarray) -> tuple[np.ndarray, float]:
+        """Fills ``row`` with ``u_w``; the entry is the word's n-gram ids and ``q_w``."""
+        ids = np.fromiter(
+            (j for j in map(self._vocabulary.get, self._ngrams(word)) if j is not None),
+            dtype=np.intp,
+        )
+        idf = self._idf_array[ids]
+        row[:] = idf @ self._coef[ids]
+        return ids, float(idf @ idf)
+
+    def add_terms(self, text: str, rows: list[int], weights: list[float]) -> np.ndarray | None:
+        text = text.lower() if self._lower else text
+        words = self._squeeze(" ", text).split()
+        if not words:
+            return None
+        entries, sums = self._words.gather(words)
+        squared = sum([q for _, q in entries])
+        ids = np.concatenate([i for i, _ in entries]) if len(entries) > 1 else entries[0][0]
+        ordered = np.sort(ids)
+        repeated = ordered[1:] == ordered[:-1]
+        fixes: list[tuple[int, float]] = []
+        if repeated.any():  # n-gram j held c times: each extra occurrence is listed once
+            idf, offset = self._idf, self._offset
+            for j, extra in Counter(ordered[1:][repeated].tolist()).items():
+                c = extra + 1
+                tf = _tf(c, self._sublinear)
+                squared += (tf * tf - c) * idf[j] * idf[j]
+                fixes.append((j + offset, (tf - c) * idf[j]))
+        if squared <= 0:  # no known n-gram: the block is all zeros
+            return None
+        norm = math.sqrt(squared)
+        for row, fix in fixes:
+            rows.append(row)
+            weights.append(fix / norm)
+        summed: np.ndarray = sums.sum(axis=0)
+        summed /= norm
+        return summed
+
+
+def _tf(count: int, sublinear: bool) -> float:
+    return 1.0 + math.log(count) if sublinear else float(count)
+
+
+def _per_word(vectorizer: TfidfVectorizer) -> bool:
+    """Whether the vectorizer's n-grams are ``char_wb`` ones of the plain analyzer."""
+    return (
+        vectorizer.analyzer == "char_wb"
+        and vectorizer.preprocessor is None
+        and not vectorizer.strip_accents
+        and vectorizer.input == "content"
+    )
