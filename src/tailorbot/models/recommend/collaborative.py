@@ -40,6 +40,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from tailorbot.models.recommend.base import UserContext
@@ -54,6 +55,7 @@ ARTICLE_EVENT_TYPES = frozenset({"resolution", "article_feedback", "article_view
 Deltas = dict[str, dict[str, float]]
 Group = tuple[str, str]  # ("tier", "gold"), ("segment", "business")
 ALL: Group = ("all", "")
+MEMO_MAX = 4096  # remembered evidence()/popularity_map() answers per stats object
 
 
 def _part(value: str) -> str:
@@ -151,6 +153,10 @@ class CollaborativeStats:
         self._popular_max: dict[Group, float] = defaultdict(float)
         self._helped: dict[str, float] = defaultdict(float)
         self._pairs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        # Answers of evidence() and popularity_map() by their arguments: a served stats object
+        # is read-only until the next refresh replaces it, and its few (intent, groups) keys
+        # repeat on every decision. apply() clears it.
+        self._memo: dict[tuple[Any, ...], Mapping[str, Any]] = {}
 
     # --- building ----------------------------------------------------------------------
     @classmethod
@@ -176,6 +182,7 @@ class CollaborativeStats:
 
     def apply(self, deltas: Mapping[str, Mapping[str, float]]) -> None:
         """Add counter deltas (unknown namespaces are ignored)."""
+        self._memo.clear()
         for namespace, items in deltas.items():
             if namespace not in self._raw:
                 continue
@@ -241,12 +248,17 @@ class CollaborativeStats:
             group_votes.append(self._votes(counts, votes.rate, group))
         return ArticleEvidence(_summary(overall, rates), _summary(votes, group_votes))
 
-    def evidence(self, intent: str, groups: Iterable[Group]) -> dict[str, ArticleEvidence]:
+    def evidence(self, intent: str, groups: Iterable[Group]) -> Mapping[str, ArticleEvidence]:
         """Rates of every article counted under ``intent``; an article missing here has a
-        resolution rate and a helpfulness of 0."""
-        entries = self._entries(intent, groups)
-        articles = sorted(set().union(*(per_article for _, _, per_article in entries)))
-        return {a: self._evidence(a, entries) for a in articles}
+        resolution rate and a helpfulness of 0. Shared between calls: read it, never change it."""
+        groups = tuple(groups)
+        key = ("evidence", intent, groups)
+        found = self._memo.get(key)
+        if found is None:
+            entries = self._entries(intent, groups)
+            articles = sorted(set().union(*(per_article for _, _, per_article in entries)))
+            found = self._remember(key, {a: self._evidence(a, entries) for a in articles})
+        return found
 
     def resolution_rate(self, intent: str, article: str, groups: Iterable[Group]) -> GroupRate:
         """Share of ``intent`` issues the article resolved, for these groups of customers.
@@ -260,10 +272,15 @@ class CollaborativeStats:
         """Net helpful votes per reader, in (-1, 1), smoothed like :meth:`resolution_rate`."""
         return self._evidence(article, self._entries(intent, groups)).feedback
 
-    def popularity_map(self, groups: Iterable[Group]) -> dict[str, float]:
+    def popularity_map(self, groups: Iterable[Group]) -> Mapping[str, float]:
         """Per article: how often it helped these groups (resolutions and helpful votes, any
-        intent) over their most helpful article's count plus the prior, averaged over groups."""
-        groups = list(groups) or [ALL]
+        intent) over their most helpful article's count plus the prior, averaged over groups.
+        Shared between calls: read it, never change it."""
+        groups = tuple(groups) or (ALL,)
+        key = ("popularity", groups)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
         out: dict[str, float] = {}
         for group in groups:
             counts = self._popular.get(group)
@@ -272,14 +289,28 @@ class CollaborativeStats:
             scale = 1.0 / ((self._popular_max[group] + self.prior_strength) * len(groups))
             for article, count in counts.items():
                 out[article] = out.get(article, 0.0) + count * scale
-        return out
+        return self._remember(key, out)
+
+    def _remember(self, key: tuple[Any, ...], value: Mapping[str, Any]) -> Mapping[str, Any]:
+        if len(self._memo) >= MEMO_MAX:  # groups come from profiles: bound the keys
+            self._memo.clear()
+        self._memo[key] = value
+        return value
 
     def popularity(self, article: str, groups: Iterable[Group]) -> float:
         return self.popularity_map(groups).get(article, 0.0)
 
-    def cooccurrence_map(self, basket: Iterable[str]) -> dict[str, tuple[float, str]]:
+    def cooccurrence_map(self, basket: Iterable[str]) -> Mapping[str, tuple[float, str]]:
         """Per article linked to the basket (articles that helped the user): the strongest
-        link ``n(a, b) / (sqrt(n(a) n(b)) + 1)`` and its partner ``b``."""
+        link ``n(a, b) / (sqrt(n(a) n(b)) + 1)`` and its partner ``b``. Shared between calls:
+        read it, never change it."""
+        basket = frozenset(basket)
+        if not basket:
+            return _EMPTY_LINKS
+        key = ("cooccurrence", basket)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
         out: dict[str, tuple[float, str]] = {}
         for other in sorted(basket):
             links = self._pairs.get(other)
@@ -293,7 +324,7 @@ class CollaborativeStats:
                 score = together / (math.sqrt(n_article * n_other) + 1.0)
                 if score > out.get(article, (0.0, ""))[0]:
                     out[article] = (score, other)
-        return out
+        return self._remember(key, out)
 
     def cooccurrence(self, article: str, basket: Iterable[str]) -> tuple[float, str | None]:
         """Strongest link from the articles that helped the user to ``article``."""
@@ -301,6 +332,7 @@ class CollaborativeStats:
 
 
 _EMPTY: dict[str, float] = {}
+_EMPTY_LINKS: Mapping[str, tuple[float, str]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)

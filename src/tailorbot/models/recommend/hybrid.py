@@ -124,10 +124,10 @@ class HybridRecommender(Recommender):
         for article_id, terms in self._terms.items():
             for term in terms:
                 self._with_term.setdefault(term, []).append(article_id)
-        self._on_intent: dict[str, set[str]] = {}  # intent -> the articles that answer it
-        for article in kb.articles:
-            for name in article.intents:
-                self._on_intent.setdefault(name, set()).add(article.id)
+        self._on_intent: dict[str, frozenset[str]] = {  # intent -> the articles answering it
+            name: frozenset(a.id for a in kb.articles_for(name)) for name in kb.intents()
+        }
+        self._articles = {a.id: a for a in kb.articles}  # kb.article() without the call
         self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
 
     @classmethod
@@ -166,8 +166,9 @@ class HybridRecommender(Recommender):
         text = {a: matches[a] for a in candidates if a in relevant}
         weights = self._weights
         ranked = []
+        articles = self._articles
         for article_id in candidates:
-            article = self.kb.article(article_id)
+            article = articles.get(article_id)
             if article is None or article_id in user.unhelpful:
                 continue
             if not article.audience.matches(tier, language):
@@ -213,13 +214,15 @@ class HybridRecommender(Recommender):
         article a group ever used: scoring all of them would cost a millisecond per decision,
         and an article in the text tail or with popularity alone never reaches the top k.
         """
-        best_text = itertools.islice(
-            (a for a in sorted(matches, key=matches.__getitem__, reverse=True) if a in relevant),
-            TEXT_CANDIDATES,
-        )
+        # relevant holds only matches. nlargest is sorted()[:n], equal scores in the order of
+        # its input: walked in matches' order, as before, so a tie at the cut picks the same.
+        best_text: Iterable[str] = relevant
+        if len(relevant) > TEXT_CANDIDATES:
+            in_order = (a for a in matches if a in relevant)
+            best_text = heapq.nlargest(TEXT_CANDIDATES, in_order, key=matches.__getitem__)
         found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
         if intent:
-            found.update(a.id for a in self.kb.articles_for(intent))
+            found.update(self._on_intent.get(intent, _NONE))
         if user.personalized:
             found.update(user.helpful, user.resolved_by_intent.get(intent or "", ()))
         return found
