@@ -128,6 +128,9 @@ class HybridRecommender(Recommender):
             name: frozenset(a.id for a in kb.articles_for(name)) for name in kb.intents()
         }
         self._articles = {a.id: a for a in kb.articles}  # kb.article() without the call
+        self._for_all = frozenset(  # articles whose audience is everyone
+            a.id for a in kb.articles if not a.audience.tiers and not a.audience.languages
+        )
         self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
 
     @classmethod
@@ -164,21 +167,23 @@ class HybridRecommender(Recommender):
         relevant = self._relevant(set(terms), intent, matches)
         candidates = self._candidates(user, matches, relevant, intent, evidence)
         text = {a: matches[a] for a in candidates if a in relevant}
-        weights = self._weights
+        resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
         ranked = []
         articles = self._articles
         for article_id in candidates:
             article = articles.get(article_id)
             if article is None or article_id in user.unhelpful:
                 continue
-            if not article.audience.matches(tier, language):
+            if article_id not in self._for_all and not article.audience.matches(tier, language):
                 continue
-            signals = self._signals(article, user, text, intent, intent_confidence, evidence)
-            weighted = {n: weights[n] * v for n, v in signals.items() if weights[n] * v}
+            weighted = self._weighted(
+                article, user, resolved, text, intent, intent_confidence, evidence
+            )
             score = sum(weighted.values())
             if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
                 ranked.append((-score, article.id, article, weighted))
         words = _message_words(message)
+        # Candidate ids are unique: tuples order by (-score, id) and never compare further.
         return [
             Recommendation(
                 article.id,
@@ -187,7 +192,7 @@ class HybridRecommender(Recommender):
                 self._reasons(article, weighted, user, words, intent, intent_confidence, evidence),
                 weighted,
             )
-            for negative, _, article, weighted in heapq.nsmallest(k, ranked, key=lambda r: r[:2])
+            for negative, _, article, weighted in heapq.nsmallest(k, ranked)
         ]
 
     def _relevant(self, terms: set[str], intent: str | None, matches: Iterable[str]) -> set[str]:
@@ -227,41 +232,47 @@ class HybridRecommender(Recommender):
             found.update(user.helpful, user.resolved_by_intent.get(intent or "", ()))
         return found
 
-    def _signals(
+    def _weighted(
         self,
         article: Any,
         user: UserContext,
+        resolved: tuple[str, ...],
         text: Mapping[str, float],
         intent: str | None,
         confidence: float,
         evidence: _Evidence,
     ) -> dict[str, float]:
-        """Every signal of one article, unweighted (numbers only: reasons are worded for the
-        top ``k`` alone)."""
+        """Every signal of one article times its weight, in the order of the table above, the
+        zero products left out (numbers only: reasons are worded for the top ``k`` alone).
+        ``resolved``: the articles that resolved this intent for the user before."""
         article_id = article.id
-        signals: dict[str, float] = {}
-        if article_id in text:
-            signals["text"] = text[article_id]
+        signals: list[tuple[str, float]] = []
+        found_text = text.get(article_id)
+        if found_text is not None:
+            signals.append(("text", found_text))
         if intent and intent in article.intents:
-            signals["intent"] = confidence
+            signals.append(("intent", confidence))
         if user.personalized:
-            if intent and article_id in user.resolved_by_intent.get(intent, ()):
-                signals["history"] = 1.0
+            if article_id in resolved:
+                signals.append(("history", 1.0))
             elif article_id in user.helpful and signals:
                 # Helpful for this message's topic (text or intent), not for any old issue.
-                signals["history"] = 0.5
+                signals.append(("history", 0.5))
         found = evidence.rates.get(article_id)
         if found is not None:
-            signals["segment_resolution_rate"] = found.resolution.rate
-            signals["segment_helpfulness"] = found.feedback.rate
+            signals.append(("segment_resolution_rate", found.resolution.rate))
+            signals.append(("segment_helpfulness", found.feedback.rate))
         link = evidence.links.get(article_id)
         if link is not None:
-            signals["cooccurrence"] = link[0]
-        if article_id in evidence.similar:
-            signals["item_knn"] = evidence.similar[article_id]
-        if article_id in evidence.popularity:
-            signals["popularity"] = evidence.popularity[article_id]
-        return signals
+            signals.append(("cooccurrence", link[0]))
+        similar = evidence.similar.get(article_id)
+        if similar is not None:
+            signals.append(("item_knn", similar))
+        popular = evidence.popularity.get(article_id)
+        if popular is not None:
+            signals.append(("popularity", popular))
+        weights = self._weights
+        return {name: product for name, value in signals if (product := weights[name] * value)}
 
     def _reasons(
         self,
