@@ -128,17 +128,7 @@ class ContextualBandit(ABC):
     # --- features ----------------------------------------------------------------------
     def vector(self, context: Mapping[str, float]) -> np.ndarray:
         """``context`` in the model's feature order, with the bias 1.0 last."""
-        x = np.zeros(self._dim)
-        x[-1] = 1.0
-        for name, value in context.items():
-            i = self._index.get(name)
-            if i is None:
-                continue
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"context feature {name!r} is not a finite number: {value!r}")
-            x[i] = value
-        return x
+        return np.array(self._values(context))
 
     def arm_vectors(
         self,
@@ -147,18 +137,43 @@ class ContextualBandit(ABC):
         arm_features: ArmFeatures | None = None,
     ) -> np.ndarray:
         """One row per arm: ``context`` (merged with the arm's own features, if given)."""
-        x = self.vector(context)
         if not arm_features:
-            return x
-        rows = np.tile(x, (len(arms), 1))
-        for k, arm in enumerate(arms):
+            return self.vector(context)
+        return np.array(self._arm_rows(context, arms, arm_features))
+
+    def _values(self, context: Mapping[str, float]) -> list[float]:
+        """:meth:`vector` as a list: filled in Python, one array at the end (numpy's per-item
+        assignment costs more than the arithmetic at these sizes)."""
+        values = [0.0] * self._dim
+        values[-1] = 1.0
+        index = self._index
+        for name, value in context.items():
+            i = index.get(name)
+            if i is None:
+                continue
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"context feature {name!r} is not a finite number: {value!r}")
+            values[i] = value
+        return values
+
+    def _arm_rows(
+        self, context: Mapping[str, float], arms: Sequence[str], arm_features: ArmFeatures
+    ) -> list[list[float]]:
+        """:meth:`arm_vectors`' rows as lists."""
+        base = self._values(context)
+        index = self._index
+        rows = []
+        for arm in arms:
+            row = base.copy()
             for name, value in arm_features.get(arm, {}).items():
-                i = self._index.get(name)
+                i = index.get(name)
                 if i is not None:
                     value = float(value)
                     if not math.isfinite(value):
                         raise ValueError(f"action feature {name!r} of arm {arm!r} is {value!r}")
-                    rows[k, i] = value
+                    row[i] = value
+            rows.append(row)
         return rows
 
     def feature_signature(self) -> str:
@@ -248,24 +263,31 @@ class ContextualBandit(ABC):
         return a_inv, theta
 
     def _posterior_moments(
-        self, x: np.ndarray, arms: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``; ``x``
-        is one vector for all arms or one row per arm (:meth:`arm_vectors`)."""
-        means = np.empty(len(arms))
-        widths = np.empty(len(arms))
-        rows = x if x.ndim == 2 else None
-        for k, arm in enumerate(arms):
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        arm_features: ArmFeatures | None = None,
+    ) -> tuple[list[float], list[float]]:
+        """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``, where
+        ``x`` is the arm's row of :meth:`arm_vectors`. Plain floats: the policies' arithmetic
+        on a few arms is cheaper in Python than in numpy, and gives the same doubles."""
+        if arm_features:
+            rows = [np.array(row) for row in self._arm_rows(context, arms, arm_features)]
+        else:
+            rows = [self.vector(context)] * len(arms)
+        means: list[float] = []
+        widths: list[float] = []
+        for x, arm in zip(rows, arms, strict=True):
             a_inv, theta = self._solve(arm)
-            if rows is not None:
-                x = rows[k]
-            means[k] = x @ theta
-            widths[k] = math.sqrt(max(float(x @ a_inv @ x), 0.0))
+            means.append(float(x @ theta))
+            widths.append(math.sqrt(max(float(x @ a_inv @ x), 0.0)))
         return means, widths
 
-    def _mix_epsilon(self, greedy: np.ndarray) -> np.ndarray:
+    def _mix_epsilon(self, greedy: Sequence[float]) -> list[float]:
         """Blend a policy's distribution with the uniform one: the epsilon floor."""
-        return self.epsilon / len(greedy) + (1.0 - self.epsilon) * greedy
+        floor = self.epsilon / len(greedy)
+        keep = 1.0 - self.epsilon
+        return [floor + keep * p for p in greedy]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(features={list(self.features)!r}, arms={self.arms!r})"

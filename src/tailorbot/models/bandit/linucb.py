@@ -80,11 +80,12 @@ class LinUCB(ContextualBandit):
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Exact selection probabilities (``rng`` is unused: LinUCB scores are deterministic)."""
         arms = check_arms(arms)
-        means, widths = self._posterior_moments(self.arm_vectors(context, arms, arm_features), arms)
-        ucb = means + self.alpha * widths
-        best = ucb >= ucb.max() - TIE_TOLERANCE * (1.0 + abs(ucb.max()))
-        probs = self._mix_epsilon(best / best.sum())
-        return (
-            dict(zip(arms, probs.tolist(), strict=True)),
-            dict(zip(arms, ucb.tolist(), strict=True)),
-        )
+        means, widths = self._posterior_moments(context, arms, arm_features)
+        alpha = self.alpha
+        ucb = [m + alpha * w for m, w in zip(means, widths, strict=True)]
+        top = max(ucb)
+        floor = top - TIE_TOLERANCE * (1.0 + abs(top))
+        best = [u >= floor for u in ucb]
+        n_best = sum(best)
+        probs = self._mix_epsilon([b / n_best for b in best])
+        return dict(zip(arms, probs, strict=True)), dict(zip(arms, ucb, strict=True))

@@ -87,11 +87,9 @@ class LinearThompson(ContextualBandit):
         """Monte-Carlo estimated selection probabilities and the posterior means."""
         arms = check_arms(arms)
         rng = rng if rng is not None else self._rng
-        means, widths = self._posterior_moments(self.arm_vectors(context, arms, arm_features), arms)
-        draws = rng.normal(means, self.v * widths, size=(self.n_draws, len(arms)))
+        means, widths = self._posterior_moments(context, arms, arm_features)
+        scale = self.v * np.array(widths)
+        draws = rng.normal(np.array(means), scale, size=(self.n_draws, len(arms)))
         wins = np.bincount(draws.argmax(axis=1), minlength=len(arms))
-        probs = self._mix_epsilon(wins / self.n_draws)
-        return (
-            dict(zip(arms, probs.tolist(), strict=True)),
-            dict(zip(arms, means.tolist(), strict=True)),
-        )
+        probs = self._mix_epsilon((wins / self.n_draws).tolist())
+        return dict(zip(arms, probs, strict=True)), dict(zip(arms, means, strict=True))
