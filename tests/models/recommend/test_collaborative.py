@@ -148,3 +148,41 @@ def test_the_online_store_path_holds_the_same_numbers(tmp_path) -> None:
     gold = [("tier", "gold"), ("segment", "vip")]
     assert loaded.evidence("card_arrival", gold) == learned.evidence("card_arrival", gold)
     assert loaded.cooccurrence("kb-b", {"kb-a"})[1] == "kb-a"
+
+
+def test_remembered_answers_follow_every_update() -> None:
+    # evidence(), popularity_map() and cooccurrence_map() are remembered per argument: an
+    # update must drop them, or a served answer would be stale.
+    stats = CollaborativeStats()
+    gold = [("tier", "gold"), ("segment", "vip")]
+    stats.learn_one(resolution("kb-a"), GOLD)
+    helped = {**GOLD, "articles_helpful": ["kb-a"]}
+    first = (
+        dict(stats.evidence("card_arrival", gold)),
+        dict(stats.popularity_map(gold)),
+        dict(stats.cooccurrence_map({"kb-a"})),
+    )
+    assert stats.evidence("card_arrival", gold) is stats.evidence("card_arrival", iter(gold))
+    stats.learn_one(resolution("kb-b"), helped)
+    fresh = CollaborativeStats.from_counters(stats.to_counters())
+    again = (
+        stats.evidence("card_arrival", gold),
+        stats.popularity_map(gold),
+        stats.cooccurrence_map({"kb-a"}),
+    )
+    assert again != first
+    assert again == (
+        fresh.evidence("card_arrival", gold),
+        fresh.popularity_map(gold),
+        fresh.cooccurrence_map({"kb-a"}),
+    )
+    assert "kb-b" in again[0] and "kb-b" in again[1] and again[2]["kb-b"][1] == "kb-a"
+
+
+def test_remembered_answers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tailorbot.models.recommend.collaborative.MEMO_MAX", 3)
+    stats = CollaborativeStats(prior_strength=1.0).learn_one(resolution("kb-a"), GOLD)
+    for tier in ("gold", "silver", "bronze", "iron", "gold"):
+        expected = {"kb-a": 1.0 / 2.0} if tier == "gold" else {}
+        assert stats.popularity_map([("tier", tier)]) == expected
+        assert len(stats._memo) <= 3

@@ -4,7 +4,7 @@ import pytest
 
 from tailorbot.kb.model import Article, Audience, KnowledgeBase
 from tailorbot.models.recommend.collaborative import CollaborativeStats
-from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, HybridRecommender
+from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, TEXT_CANDIDATES, HybridRecommender
 
 KB = KnowledgeBase(
     [
@@ -232,3 +232,36 @@ def test_an_off_intent_article_with_real_evidence_is_still_offered(
     )
     assert "kb-charged-twice" in [r.article_id for r in recs]
     assert bundled.recommend(None, "refund", None, 0.0)[0].article_id == "kb-request-refund"
+
+
+def test_replacing_the_statistics_serves_the_new_ones() -> None:
+    # What the recommender derives from its statistics must follow a refresh (a new object).
+    recommender = HybridRecommender(KB, stats=CollaborativeStats())
+    gold = view(tier="gold", segment="vip")
+    assert recommender.recommend(gold, MESSAGE, "card_arrival", 0.9)[0].article_id == (
+        "kb-card-arrival"
+    )
+    refreshed = CollaborativeStats()
+    others = view(tier="gold", segment="vip", recent_intents=["card_arrival"])
+    for _ in range(8):
+        refreshed.learn_one(
+            {"type": "resolution", "resolved": True, "article_id": "kb-card-delivery-express"},
+            others,
+        )
+    recommender.stats = refreshed
+    best = recommender.recommend(gold, MESSAGE, "card_arrival", 0.9)[0]
+    assert best.article_id == "kb-card-delivery-express"
+    assert "segment_resolution_rate" in best.signals and "popularity" in best.signals
+
+
+def test_the_text_candidates_are_the_best_matches_ties_in_index_order() -> None:
+    # More relevant matches than TEXT_CANDIDATES, all scoring alike: the cut keeps the first
+    # ones in the index's order (what sorting every match kept), not an arbitrary set.
+    articles = [
+        Article(id=f"kb-{i:02d}", title="card delivery", body="card delivery", intents=["x"])
+        for i in range(TEXT_CANDIDATES + 5)
+    ]
+    recommender = HybridRecommender(KnowledgeBase(list(reversed(articles))))
+    found = recommender.recommend(None, "card delivery", None, 0.0, k=TEXT_CANDIDATES + 5)
+    kept = [f"kb-{i:02d}" for i in range(5, TEXT_CANDIDATES + 5)]  # reversed: first indexed
+    assert sorted(r.article_id for r in found) == kept
