@@ -245,34 +245,47 @@ class HybridRecommender(Recommender):
         """Every signal of one article times its weight, in the order of the table above, the
         zero products left out (numbers only: reasons are worded for the top ``k`` alone).
         ``resolved``: the articles that resolved this intent for the user before."""
+        # One dict, written in place (this runs for every candidate): the products in the
+        # order of the table, a product of 0 left out.
         article_id = article.id
-        signals: list[tuple[str, float]] = []
+        weights = self._weights
+        out: dict[str, float] = {}
+        topical = False  # a text or an intent signal, whatever its weight
         found_text = text.get(article_id)
         if found_text is not None:
-            signals.append(("text", found_text))
+            topical = True
+            if product := weights["text"] * found_text:
+                out["text"] = product
         if intent and intent in article.intents:
-            signals.append(("intent", confidence))
+            topical = True
+            if product := weights["intent"] * confidence:
+                out["intent"] = product
         if user.personalized:
+            # It resolved this issue before (1), or it was helpful and is on this message's
+            # topic (0.5: helpful for this topic, not for any old issue).
+            history = None
             if article_id in resolved:
-                signals.append(("history", 1.0))
-            elif article_id in user.helpful and signals:
-                # Helpful for this message's topic (text or intent), not for any old issue.
-                signals.append(("history", 0.5))
+                history = 1.0
+            elif article_id in user.helpful and topical:
+                history = 0.5
+            if history is not None and (product := weights["history"] * history):
+                out["history"] = product
         found = evidence.rates.get(article_id)
         if found is not None:
-            signals.append(("segment_resolution_rate", found.resolution.rate))
-            signals.append(("segment_helpfulness", found.feedback.rate))
+            if product := weights["segment_resolution_rate"] * found.resolution.rate:
+                out["segment_resolution_rate"] = product
+            if product := weights["segment_helpfulness"] * found.feedback.rate:
+                out["segment_helpfulness"] = product
         link = evidence.links.get(article_id)
-        if link is not None:
-            signals.append(("cooccurrence", link[0]))
+        if link is not None and (product := weights["cooccurrence"] * link[0]):
+            out["cooccurrence"] = product
         similar = evidence.similar.get(article_id)
-        if similar is not None:
-            signals.append(("item_knn", similar))
+        if similar is not None and (product := weights["item_knn"] * similar):
+            out["item_knn"] = product
         popular = evidence.popularity.get(article_id)
-        if popular is not None:
-            signals.append(("popularity", popular))
-        weights = self._weights
-        return {name: product for name, value in signals if (product := weights[name] * value)}
+        if popular is not None and (product := weights["popularity"] * popular):
+            out["popularity"] = product
+        return out
 
     def _reasons(
         self,
