@@ -298,49 +298,50 @@ class HybridRecommender(Recommender):
         evidence: _Evidence,
     ) -> list[str]:
         """The signals that mattered (weighted contribution >= REASON_MIN), strongest first."""
+        # Each signal that mattered, with its sort key: only those are worded.
+        strong = {n: -abs(v) for n, v in weighted.items() if abs(v) >= REASON_MIN}
         reasons: list[tuple[float, str]] = []
-
-        def add(signal: str, text: str) -> None:
-            contribution = weighted.get(signal, 0.0)
-            if abs(contribution) >= REASON_MIN:
-                reasons.append((-abs(contribution), text))
-
-        matched = [word for word, stemmed in words if stemmed in self._terms[article.id]]
-        if matched:
-            add("text", "your message mentions " + ", ".join(matched[:4]))
-        add("intent", f"matches intent {intent} ({confidence:.2f})")
-        if intent and article.id in user.resolved_by_intent.get(intent, ()):
-            add("history", f"it resolved your {intent} issue before")
-        else:
-            add("history", "you found it helpful before")
+        if "text" in strong:
+            matched = [word for word, stemmed in words if stemmed in self._terms[article.id]]
+            if matched:
+                reasons.append((strong["text"], "your message mentions " + ", ".join(matched[:4])))
+        if "intent" in strong:
+            reasons.append((strong["intent"], f"matches intent {intent} ({confidence:.2f})"))
+        if "history" in strong:
+            if intent and article.id in user.resolved_by_intent.get(intent, ()):
+                reasons.append((strong["history"], f"it resolved your {intent} issue before"))
+            else:
+                reasons.append((strong["history"], "you found it helpful before"))
         found = evidence.rates.get(article.id)
         if found is not None:
             rate, votes = found.resolution, found.feedback
-            if rate.hits > 0 and rate.trials > 0:
+            if "segment_resolution_rate" in strong and rate.hits > 0 and rate.trials > 0:
                 share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
-                add(
-                    "segment_resolution_rate",
-                    f"resolved {share} of {_who(rate.group)}' {intent} issues",
-                )
-            if votes.hits > 0:
-                add(
-                    "segment_helpfulness",
-                    f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)",
-                )
-            elif votes.hits < 0:
-                add("segment_helpfulness", f"{_who(votes.group)} found it unhelpful")
+                who = _who(rate.group)
+                text = f"resolved {share} of {who}' {intent} issues"
+                reasons.append((strong["segment_resolution_rate"], text))
+            if "segment_helpfulness" in strong:
+                who, key = _who(votes.group), strong["segment_helpfulness"]
+                if votes.hits > 0:
+                    reasons.append((key, f"{who} found it helpful ({votes.hits:g} net votes)"))
+                elif votes.hits < 0:
+                    reasons.append((key, f"{who} found it unhelpful"))
         link = evidence.links.get(article.id)
-        if link is not None:
+        if "cooccurrence" in strong and link is not None:
             partner = self.kb.article(link[1])
             title = partner.title if partner is not None else link[1]
-            add("cooccurrence", f'helped customers who also found "{title}" helpful')
-        if "item_knn" in weighted and self.cf is not None:
+            text = f'helped customers who also found "{title}" helpful'
+            reasons.append((strong["cooccurrence"], text))
+        if "item_knn" in strong and self.cf is not None:
             partner_id = self.cf.best_link(article.id, user.basket())
             partner = self.kb.article(partner_id) if partner_id else None
             if partner is not None:
-                add("item_knn", f'customers who used "{partner.title}" also used it')
-        groups = user.cohorts()
-        add("popularity", f"popular with {_who(groups[0] if groups else ALL)}")
+                text = f'customers who used "{partner.title}" also used it'
+                reasons.append((strong["item_knn"], text))
+        if "popularity" in strong:
+            groups = user.cohorts()
+            text = f"popular with {_who(groups[0] if groups else ALL)}"
+            reasons.append((strong["popularity"], text))
         reasons.sort(key=lambda r: r[0])  # stable: equal contributions keep this order
         return [text for _, text in reasons]
 
