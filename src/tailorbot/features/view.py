@@ -30,11 +30,18 @@ from tailorbot.features.memory import memory_view
 from tailorbot.features.params import DAY_S
 from tailorbot.features.segments import SEGMENTS, SegmentRules
 from tailorbot.features.state import ewma, new_state
-from tailorbot.features.windows import EVENT_WINDOWS, SESSION_WINDOWS, count_in_window, window_slice
+from tailorbot.features.windows import (
+    EVENT_WINDOWS,
+    SESSION_WINDOWS,
+    counts_in_windows,
+    window_slice,
+)
 from tailorbot.store.base import FeatureRecord
 
 DEFAULT_RULES = SegmentRules()
 RATE_WINDOW_S = SESSION_WINDOWS["30d"]
+EVENT_KEYS = tuple(f"events_{name}" for name in EVENT_WINDOWS)
+MESSAGE_KEYS = tuple(f"customer_messages_{name}" for name in EVENT_WINDOWS)
 
 
 def feature_view(
@@ -55,11 +62,11 @@ def feature_view(
         "personalization": personalized,
         "events_total": state["n"],
     }
-    for name, width in EVENT_WINDOWS.items():
-        view[f"events_{name}"] = count_in_window(state["ts"], now, width)
+    counts = counts_in_windows(state["ts"], now, EVENT_WINDOWS.values())
+    view.update(zip(EVENT_KEYS, counts, strict=True))
     view["customer_messages_total"] = state["n_cm"]
-    for name, width in EVENT_WINDOWS.items():
-        view[f"customer_messages_{name}"] = count_in_window(state["cm_ts"], now, width)
+    counts = counts_in_windows(state["cm_ts"], now, EVENT_WINDOWS.values())
+    view.update(zip(MESSAGE_KEYS, counts, strict=True))
     newest = state["newest"]
     view["first_seen"] = state["first"]
     view["last_event_time"] = newest

@@ -12,7 +12,7 @@ A window of width ``w`` evaluated *as of* ``now`` holds the timestamps ``t`` wit
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from tailorbot.features.params import DAY_S
 
@@ -26,6 +26,16 @@ SESSION_WINDOWS: dict[str, float] = {"7d": 7 * DAY_S, "30d": 30 * DAY_S}
 def count_in_window(sorted_ts: Sequence[float], now: float, width: float) -> int:
     """How many of ``sorted_ts`` (ascending) lie in ``(now - width, now]``."""
     return bisect_right(sorted_ts, now) - bisect_right(sorted_ts, now - width)
+
+
+def counts_in_windows(sorted_ts: Sequence[float], now: float, widths: Iterable[float]) -> list[int]:
+    """:func:`count_in_window` for each of ``widths``, the windows' common end found once.
+
+    >>> counts_in_windows([10.0, 20.0, 30.0], now=30.0, widths=[10.0, 20.0])
+    [1, 2]
+    """
+    end = bisect_right(sorted_ts, now)
+    return [end - bisect_right(sorted_ts, now - width) for width in widths]
 
 
 def window_slice(sorted_ts: Sequence[float], now: float, width: float) -> slice:
