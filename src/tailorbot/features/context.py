@@ -33,7 +33,8 @@ NO_SEGMENT_STATS = SegmentVariantStats()
 # Support channels every deployment knows; any other channel reads 0 on all four.
 CHANNELS = ("chat", "email", "voice", "messaging")
 DEFAULT_LANGUAGE = "en"  # the profile's default language (events.profile.UserProfile)
-REQUEST_KEYS = (*(f"channel_{c}" for c in CHANNELS), "language_non_default")
+CHANNEL_KEYS = tuple((c, f"channel_{c}") for c in CHANNELS)
+REQUEST_KEYS = (*(key for _, key in CHANNEL_KEYS), "language_non_default")
 
 
 class AttributeContext:
@@ -78,7 +79,7 @@ def request_features(
     request = request or {}
     channel = request.get("channel") or "chat"
     language = request.get("language") or (profile or {}).get("language") or DEFAULT_LANGUAGE
-    out = {f"channel_{c}": 1.0 if channel == c else 0.0 for c in CHANNELS}
+    out = {key: 1.0 if channel == c else 0.0 for c, key in CHANNEL_KEYS}
     out["language_non_default"] = 0.0 if str(language).lower() == DEFAULT_LANGUAGE else 1.0
     return out
 

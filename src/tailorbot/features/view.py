@@ -265,6 +265,8 @@ def _profile_features(profile: Mapping[str, Any] | None) -> dict[str, Any]:
 # --- the bandit's context -----------------------------------------------------------------
 
 TIER_GROUPS = ("standard", "vip", "other")
+SEGMENT_KEYS = tuple((s, f"segment_{s}") for s in SEGMENTS)
+TIER_KEYS = tuple((t, f"tier_{t}") for t in TIER_GROUPS)
 CONTEXT_KEYS: tuple[str, ...] = (
     "bias",
     "events_24h_log",
@@ -274,8 +276,8 @@ CONTEXT_KEYS: tuple[str, ...] = (
     "csat_known",
     "resolution_rate",
     "handoff_rate",
-    *(f"segment_{s}" for s in SEGMENTS),
-    *(f"tier_{t}" for t in TIER_GROUPS),
+    *(key for _, key in SEGMENT_KEYS),
+    *(key for _, key in TIER_KEYS),
 )
 # log1p(count) is divided by log1p(cap) and clipped to 1.
 EVENTS_24H_CAP = 50
@@ -305,11 +307,11 @@ def context_vector(
         "resolution_rate": 0.5 if resolution is None else float(resolution),
         "handoff_rate": 0.0 if handoff is None else float(handoff),
     }
-    matched = set(view["segments"])
-    for segment in SEGMENTS:
-        vector[f"segment_{segment}"] = 1.0 if segment in matched else 0.0
-    for group in TIER_GROUPS:
-        vector[f"tier_{group}"] = 1.0 if group == tier_group else 0.0
+    matched = view["segments"]
+    for segment, key in SEGMENT_KEYS:
+        vector[key] = 1.0 if segment in matched else 0.0
+    for group, key in TIER_KEYS:
+        vector[key] = 1.0 if group == tier_group else 0.0
     return vector
 
 
