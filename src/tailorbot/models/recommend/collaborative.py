@@ -55,7 +55,7 @@ ARTICLE_EVENT_TYPES = frozenset({"resolution", "article_feedback", "article_view
 Deltas = dict[str, dict[str, float]]
 Group = tuple[str, str]  # ("tier", "gold"), ("segment", "business")
 ALL: Group = ("all", "")
-MEMO_MAX = 4096  # remembered evidence()/popularity_map() answers per stats object
+MEMO_MAX = 1024  # remembered answers per stats object (an evidence map: ~8 KB)
 
 
 def _part(value: str) -> str:
