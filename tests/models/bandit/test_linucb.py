@@ -52,3 +52,38 @@ def test_logged_propensity_matches_the_observed_frequency():
     assert logged["bad"] == pytest.approx(0.15)
     assert logged["good"] == pytest.approx(0.85)
     assert abs(share - 0.15) < 0.03  # about 5 standard deviations
+
+
+def test_scores_and_propensities_are_the_numpy_formula_to_the_last_bit():
+    # The policy's arithmetic runs on Python floats; it must give the very doubles of the
+    # formula in numpy (logged propensities feed off-policy evaluation and replays).
+    rng = np.random.default_rng(5)
+    names = ["x", "y", "own_reward"]
+    bandit = LinUCB(names, alpha=0.7, epsilon=0.1)
+    arms = ["a", "b", "c"]
+    for i in range(60):
+        bandit.learn_one(dict(zip(names, rng.random(3).tolist(), strict=True)), arms[i % 3], 1.0)
+    context = {"x": 0.3, "y": 0.9}
+    features = {"a": {"own_reward": 0.2}, "b": {"own_reward": 0.7}}
+    probs, scores = bandit.probabilities(context, arms, arm_features=features)
+    ucb = []
+    for arm in arms:
+        x = np.array([0.3, 0.9, features.get(arm, {}).get("own_reward", 0.0), 1.0])
+        a_inv = np.linalg.inv(np.eye(4) + sum_gram(bandit, arm))
+        theta = a_inv @ np.array(
+            [bandit.statistics().get(f"arm/{arm}/b/{i}", 0.0) for i in range(4)]
+        )
+        ucb.append(x @ theta + 0.7 * math.sqrt(x @ a_inv @ x))
+    assert list(scores.values()) == ucb
+    best = np.array(ucb) >= max(ucb) - 1e-9 * (1.0 + abs(max(ucb)))
+    assert list(probs.values()) == (0.1 / 3 + 0.9 * (best / best.sum())).tolist()
+
+
+def sum_gram(bandit: LinUCB, arm: str) -> np.ndarray:
+    gram = np.zeros((4, 4))
+    for key, value in bandit.statistics().items():
+        parts = key.split("/")
+        if parts[1] == arm and parts[2] == "A":
+            i, j = int(parts[3]), int(parts[4])
+            gram[i, j] = gram[j, i] = value
+    return gram
