@@ -10,6 +10,8 @@ Beside it, in the same run, a trivial FastAPI route (reference_app.py) takes the
 each server's CPU time per request (its processes, from /proc; the stream worker's process,
 which applies the decisions' message events, is reported apart) and their ratio are the
 figures that hold on a shared machine. ``--rounds N`` alternates the two N times (medians).
+With one server process, its CPU per request is also split by thread (event loop, decision
+threads, decision recorder, ...), read from the server's ``tailorbot_thread_cpu_seconds``.
 
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
     .venv/bin/python benchmarks/personalize.py --rate 1000 --workers 2 \
@@ -30,10 +32,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 from _harness import add_backend_args, machine, server_for, wait_ready
 from cpu import tree_cpu_seconds
 from loadgen import LoadResult, run_open_loop
+from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot.api.server import free_port
 from tailorbot.models import registry
@@ -115,15 +119,40 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         )
 
     load(args.warmup_seconds)  # first requests pay for lazy imports and caches
+    by_thread = args.workers == 1  # with more, each scrape reads one process of several
+    threads_before = thread_cpu(url) if by_thread else {}
     before = tree_cpu_seconds(pid)
     result = load(args.seconds)
     after = tree_cpu_seconds(pid)
+    threads_after = thread_cpu(url) if by_thread else {}
     served = max(1, len(result.latencies_s))
     per_request = {role: (after[role] - before[role]) / served * 1e6 for role in after}
-    return {
+    figures = {
         **result.summary(),
         "server_cpu_us_per_request": round(per_request["api"], 1),
         "worker_process_cpu_us_per_request": round(per_request["worker"], 1),
+    }
+    if threads_after:
+        figures["server_cpu_us_per_request_by_thread"] = {
+            name: round((seconds - threads_before.get(name, 0.0)) / served * 1e6, 1)
+            for name, seconds in sorted(threads_after.items())
+            if seconds - threads_before.get(name, 0.0) >= 0.001
+        }
+    return figures
+
+
+def thread_cpu(url: str) -> dict[str, float]:
+    """CPU seconds by thread name from the server's /metrics (empty for a server without
+    them, such as the reference route)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        sample.labels["thread"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tailorbot_thread_cpu_seconds"
+        for sample in family.samples
     }
 
 

@@ -88,6 +88,18 @@ def test_personalize_round_trip(api: TestClient) -> None:
     assert decision["channel"] == "web" and decision["user_id"] == "ada"
 
 
+def test_metrics_show_the_cpu_of_the_decision_threads(api: TestClient) -> None:
+    for i in range(3):
+        assert personalize(api, f"cpu-{i}").status_code == 200
+    cpu = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in api.get("/metrics").text.splitlines()
+        if line.startswith("tailorbot_thread_cpu_seconds{")
+    }
+    assert cpu["tailorbot-decision"] > 0  # the pool's threads, summed under one name
+    assert "tailorbot-decision-recorder" in cpu
+
+
 def test_the_message_is_logged_redacted_and_fills_the_features(api: TestClient) -> None:
     email = "ada.l@example.org"
     body = personalize(api, "u-log", f"my card never arrived, mail me at {email}").json()

@@ -64,6 +64,7 @@ from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import ModelMissing
 from tailorbot.telemetry.logs import configure_logging
+from tailorbot.telemetry.threads import ThreadCpuCollector
 from tailorbot.telemetry.tracing import Tracing
 from tailorbot.telemetry.tracing import requested as tracing_requested
 
@@ -116,6 +117,7 @@ def create_app(
         settings = Settings.load()
         configure_logging(settings)
     metrics = metrics if metrics is not None else Metrics()
+    _count_thread_cpu(metrics)
     # Tracing from the OTEL_* variables unless given; None (off) by default.
     owned_tracing = tracing is None and tracing_requested()
     if owned_tracing:
@@ -169,6 +171,14 @@ def create_app(
     _add_middleware(app, settings, metrics, tracing)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _count_thread_cpu(metrics: Metrics) -> None:
+    """``/metrics`` shows this server process's CPU by thread (event loop, decisions, recorder).
+    Only the API process registers it: the worker's families replace the API's of the same
+    name in the merged exposition (``merged_exposition``)."""
+    with contextlib.suppress(ValueError):  # already there: an app made again on one registry
+        metrics.registry.register(ThreadCpuCollector())
 
 
 def _add_middleware(
