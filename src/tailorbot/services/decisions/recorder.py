@@ -82,7 +82,7 @@ class DecisionRecorder:
         events: EventSink,
         decisions: DecisionStore,
         archive: RecordArchive | None = None,
-        flush_s: float = 0.005,
+        flush_s: float = 0.02,
         max_pending: int = 10_000,
         batch: int = 500,
     ) -> None:
