@@ -145,9 +145,12 @@ def thread_cpu(url: str) -> dict[str, float]:
     """CPU seconds by thread name from the server's /metrics (empty for a server without
     them, such as the reference route)."""
     try:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
+        response = httpx.get(f"{url}/metrics", timeout=10)
     except httpx.HTTPError:
         return {}
+    if response.status_code != 200:
+        return {}
+    text = response.text
     return {
         sample.labels["thread"]: sample.value
         for family in text_string_to_metric_families(text)
