@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tailorbot.errors import BackendError
 
 
@@ -103,6 +105,15 @@ class ProfileStore(_Reachable):
 
     @abstractmethod
     def delete(self, user_id: str) -> None: ...
+
+
+def decoded_decision(record: bytes | str, feedback: bytes | str | None) -> dict[str, Any]:
+    """A decision as :meth:`DecisionStore.get` returns it, from the JSON of its record and of
+    its feedback (None: none yet), as the backends store them."""
+    decision: dict[str, Any] = orjson.loads(record)
+    if feedback is not None:
+        decision["feedback"] = orjson.loads(feedback)
+    return decision
 
 
 class DecisionStore(_Reachable):

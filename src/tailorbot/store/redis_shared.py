@@ -22,7 +22,7 @@ import orjson
 import redis
 
 from tailorbot._redis import key_text, optional_seconds, plain_prefix, translate_errors
-from tailorbot.store.base import CounterStore, DecisionStore, StoreError
+from tailorbot.store.base import CounterStore, DecisionStore, StoreError, decoded_decision
 
 guard = translate_errors(StoreError)
 
@@ -106,10 +106,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         blob, feedback = self.client.hmget(self.key("decision", decision_id), ["r", "f"])
         if blob is None:
             return None
-        decision: dict[str, Any] = orjson.loads(blob)
-        if feedback is not None:
-            decision["feedback"] = orjson.loads(feedback)
-        return decision
+        return decoded_decision(blob, feedback)
 
     @guard
     def record_feedback(
@@ -141,10 +138,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
             at = float(stored_at) if stored_at is not None else 0.0
             if since is not None and at < since:
                 continue
-            decision: dict[str, Any] = orjson.loads(blob)
-            if feedback is not None:
-                decision["feedback"] = orjson.loads(feedback)
-            found.append((at, decision))
+            found.append((at, decoded_decision(blob, feedback)))
         found.sort(key=lambda pair: pair[0])
         return iter([decision for _, decision in found])
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from tailorbot._sqlite import SqliteFile
-from tailorbot.store.base import CounterStore, DecisionStore
+from tailorbot.store.base import CounterStore, DecisionStore, decoded_decision
 
 
 class SqliteConcern:
@@ -58,11 +58,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
             ).fetchall()
         if not row:
             return None
-        record, feedback = row[0]
-        decision: dict[str, Any] = orjson.loads(record)
-        if feedback is not None:
-            decision["feedback"] = orjson.loads(feedback)
-        return decision
+        return decoded_decision(*row[0])
 
     def record_feedback(
         self,
@@ -98,10 +94,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                 (since if since is not None else float("-inf"),),
             ).fetchall()
         for record, feedback in rows:
-            decision: dict[str, Any] = orjson.loads(record)
-            if feedback is not None:
-                decision["feedback"] = orjson.loads(feedback)
-            yield decision
+            yield decoded_decision(record, feedback)
 
     def purge(self, created_before: float) -> int:
         with self.file.write() as conn:
