@@ -171,7 +171,7 @@ class CollaborativeStats:
     @classmethod
     def load(cls, store: Any, prior_strength: float = 5.0) -> CollaborativeStats:
         """Read the shared counters of a ``CounterStore``."""
-        return cls.from_counters({ns: store.counters(ns) for ns in NAMESPACES}, prior_strength)
+        return cls.from_counters(read_counters(store), prior_strength)
 
     def learn_one(
         self, event: Mapping[str, Any], user_view: Mapping[str, Any] | None
@@ -329,6 +329,12 @@ class CollaborativeStats:
     def cooccurrence(self, article: str, basket: Iterable[str]) -> tuple[float, str | None]:
         """Strongest link from the articles that helped the user to ``article``."""
         return self.cooccurrence_map(basket).get(article, (0.0, None))
+
+
+def read_counters(store: Any) -> dict[str, dict[str, float]]:
+    """The shared counters the statistics are built from, ``{namespace: {key: value}}``, read
+    from a ``CounterStore``."""
+    return {ns: store.counters(ns) for ns in NAMESPACES}
 
 
 _EMPTY: dict[str, float] = {}

@@ -17,7 +17,7 @@ from typing import Any
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.models.recommend import HybridRecommender, Recommendation
 from tailorbot.models.recommend.cf_training import CFLoader
-from tailorbot.models.recommend.collaborative import NAMESPACES, CollaborativeStats
+from tailorbot.models.recommend.collaborative import CollaborativeStats, read_counters
 from tailorbot.store.base import CounterStore
 
 
@@ -41,7 +41,7 @@ class SharedRecommenders:
     def refresh(self) -> None:
         """Swap in the current shared statistics and a newer CF model, if one was saved
         (attribute assignments: atomic)."""
-        counters = {ns: self.store.counters(ns) for ns in NAMESPACES}
+        counters = read_counters(self.store)
         # Unchanged counters (a quiet hour, a server without feedback): keep the statistics
         # and the answers they remember; a rebuild cost ~20 ms of CPU a second on a warm store.
         if counters != self._counters:
