@@ -213,10 +213,7 @@ class TfidfIntentModel(IntentModel):
         dense = self._dense_one(text)
         if dense is not None:
             scores += dense @ coef_t[self._n_sparse :]
-        probs = scores / self._temperature  # _softmax's steps, in place (one row)
-        probs -= probs.max()
-        np.exp(probs, out=probs)
-        probs /= probs.sum()
+        probs = _softmax(scores / self._temperature)
         return prediction_from_proba(probs, self._labels, self.fallback)
 
     def params(self) -> dict[str, Any]:
@@ -266,6 +263,9 @@ class TfidfIntentModel(IntentModel):
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    """Softmax over the last axis, computed in place of ``z`` (the callers pass a fresh
+    array: no temporaries on the serving path)."""
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
