@@ -105,13 +105,13 @@ class Settings(BaseSettings):
         description="Threads per server process for store, log and archive calls (off the "
         "event loop).",
     )
-    decision_threads: int = Field(
-        2,
+    decision_threads: int | None = Field(
+        None,
         ge=1,
         le=64,
         description="Threads computing decisions (personalize) per server process; more "
         "decisions wait in their queue (CPU-bound Python: more threads only contend for the "
-        "interpreter lock).",
+        "interpreter lock). Unset: 1 on the embedded store, 2 on a network store.",
     )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tailorbot.api.offload import decision_thread_count
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tailorbot.store.base import Stores
@@ -228,9 +229,10 @@ def test_threads_are_handed_work_in_one_place() -> None:
 
 
 def test_at_most_decision_threads_decisions_run_at_once(server: EmbeddedServer) -> None:
-    # The server's decision_threads is the default, 2: with the profile store stalled, two
-    # decisions reach it and the others wait in the decision pool's queue.
-    limit = server.app.state.settings.decision_threads
+    # The server runs the pool's default size (1 on its embedded store): with the profile
+    # store stalled, that many decisions reach it and the others wait in the pool's queue.
+    limit = server.app.state.decisions.threads
+    assert limit == decision_thread_count(server.app.state.settings) == 1
     which, call = CALLS["personalize"]
     with stalled(server, which, stall_s=30) as stall:
         threads = [_in_thread(lambda: call(server.url)) for _ in range(limit + 3)]

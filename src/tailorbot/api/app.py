@@ -42,7 +42,12 @@ from tailorbot.api.middleware import (
     RequestMetricsMiddleware,
     TracingMiddleware,
 )
-from tailorbot.api.offload import DecisionPool, make_limiter, run_blocking
+from tailorbot.api.offload import (
+    DecisionPool,
+    decision_thread_count,
+    make_limiter,
+    run_blocking,
+)
 from tailorbot.api.routers import (
     chatwoot,
     dashboard,
@@ -126,7 +131,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.blocking = make_limiter(settings.blocking_threads)
-        app.state.decisions = DecisionPool(settings.decision_threads)
+        app.state.decisions = DecisionPool(decision_thread_count(settings))
         app.state.decisions.start(asyncio.get_running_loop())
         runtime = await run_blocking(app.state, Runtime, settings, metrics, tracing)
         app.state.runtime = runtime

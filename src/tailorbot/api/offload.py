@@ -15,8 +15,10 @@ form (``/metrics``, the schema, the dashboard's static assets).
 
 Decisions (``/v1/personalize``) are CPU-bound Python on the hottest route: threads beyond a
 couple only take turns at the interpreter lock, and each hand-over costs CPU. So they have a
-:class:`DecisionPool` of their own, ``settings.decision_threads`` threads (two: one can read a
-store while the other computes), and the rest wait in its queue, where waiting costs nothing
+:class:`DecisionPool` of their own, ``settings.decision_threads`` threads
+(:func:`decision_thread_count`: by default one on the embedded store, two on a network
+store, where one computes while the other waits on a round trip), and the rest wait in its
+queue, where waiting costs nothing
 and the admission bound (api/shedding.py) still sheds what cannot be served in time. A
 hand-over is one put on a C queue, and the answers of decisions that finish close together
 wake the event loop once; anyio's ``to_thread`` inside two limiters cost the event loop
@@ -34,9 +36,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import Request
+
+from tailorbot.config import Settings
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -45,6 +50,26 @@ logger = logging.getLogger(__name__)
 def make_limiter(threads: int) -> anyio.CapacityLimiter:
     """The pool's bound; call inside the running event loop (the app's lifespan)."""
     return anyio.CapacityLimiter(threads)
+
+
+def decision_thread_count(settings: Settings) -> int:
+    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 2 on another.
+
+    An embedded store answers in-process within microseconds, so a second thread mostly
+    takes turns at the interpreter lock: one thread used 8-21 % less CPU per decision and
+    answered more at saturation (docs/benchmarks.md). A network store's round trip leaves
+    the core idle unless a second thread computes meanwhile.
+
+    >>> decision_thread_count(Settings())  # the embedded default
+    1
+    >>> decision_thread_count(Settings(store_url="redis://127.0.0.1:6379/0"))
+    2
+    >>> decision_thread_count(Settings(store_url="sqlite:///tmp/store.db", decision_threads=3))
+    3
+    """
+    if settings.decision_threads is not None:
+        return settings.decision_threads
+    return 1 if urlsplit(settings.resolved_store_url()).scheme == "sqlite" else 2
 
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
