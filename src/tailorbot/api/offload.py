@@ -18,11 +18,11 @@ couple only take turns at the interpreter lock, and each hand-over costs CPU. So
 :class:`DecisionPool` of their own, ``settings.decision_threads`` threads
 (:func:`decision_thread_count`: by default one on the embedded store, two on a network
 store, where one computes while the other waits on a round trip), and the rest wait in its
-queue, where waiting costs nothing
-and the admission bound (api/shedding.py) still sheds what cannot be served in time. A
-hand-over is one put on a C queue, and the answers of decisions that finish close together
-wake the event loop once; anyio's ``to_thread`` inside two limiters cost the event loop
-about a fifth of its own interpreter time per decision (py-spy, docs/benchmarks.md).
+queue, where waiting costs nothing and the admission bound (api/shedding.py) still sheds
+what cannot be served in time. A hand-over is one put on a C queue, and the answers of
+decisions that finish close together wake the event loop once; anyio's ``to_thread``
+inside two limiters cost the event loop about a fifth of its own interpreter time per
+decision (py-spy, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def decision_thread_count(settings: Settings) -> int:
     answered more at saturation (docs/benchmarks.md). A network store's round trip leaves
     the core idle unless a second thread computes meanwhile.
 
-    >>> decision_thread_count(Settings())  # the embedded default
+    >>> decision_thread_count(Settings(store_url=None, decision_threads=None))  # embedded
     1
-    >>> decision_thread_count(Settings(store_url="redis://127.0.0.1:6379/0"))
+    >>> decision_thread_count(Settings(store_url="redis://127.0.0.1:6379/0", decision_threads=None))
     2
     >>> decision_thread_count(Settings(store_url="sqlite:///tmp/store.db", decision_threads=3))
     3
