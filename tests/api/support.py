@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fastapi.testclient import TestClient
+
 T = TypeVar("T")
 
 WAIT_S = 30.0  # generous bound for the worker on a busy 2-core machine (not a timing check)
@@ -61,3 +63,12 @@ def files_containing(root: Path, needles: Iterable[str]) -> dict[str, list[str]]
             if raw in data:
                 found[needle].append(str(path.relative_to(root)))
     return found
+
+
+def written_decision(api: TestClient, decision_id: str) -> dict[str, Any]:
+    """The stored decision of a test client's server, once its recorder wrote it (decisions
+    are written in batches, off the request path: reading the store at once races that)."""
+    runtime = api.app.state.runtime
+    assert runtime.recorder.wait_written(decision_id, timeout_s=WAIT_S)
+    decision: dict[str, Any] = runtime.stores.decisions.get(decision_id)
+    return decision

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tailorbot.events.codec import decode_event
 from tests.api.conftest import make_client
-from tests.api.support import wait_until
+from tests.api.support import wait_until, written_decision
 from tests.services.decisions.conftest import SEED, save_model
 
 CARD = "my new card has still not arrived"
@@ -26,14 +26,6 @@ TOP_LEVEL = {
     "model_versions",
     "timings_ms",
 }
-
-
-def written_decision(api: TestClient, decision_id: str) -> dict[str, Any]:
-    """The stored decision, once the server's recorder wrote it (it batches off the request)."""
-    runtime = api.app.state.runtime
-    assert runtime.recorder.wait_written(decision_id, timeout_s=30.0)
-    decision: dict[str, Any] = runtime.stores.decisions.get(decision_id)
-    return decision
 
 
 @pytest.fixture

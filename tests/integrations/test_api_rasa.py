@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tailorbot.events.codec import decode_event
 from tests.api.conftest import make_client
-from tests.api.support import wait_until
+from tests.api.support import wait_until, written_decision
 from tests.integrations.test_nlg import rasa_nlg_request
 from tests.integrations.test_rasa import classic_tracker
 from tests.services.decisions.conftest import OUT_OF_SCOPE_MESSAGES, SEED, save_model
@@ -90,14 +90,13 @@ def test_nlg_answers_with_a_personalized_variant(api: TestClient) -> None:
     answer = response.json()
     assert set(answer) == {"text", "buttons", "image", "elements", "attachments", "custom"}
     assert "Ada" in answer["text"]
-    decisions = api.app.state.runtime.stores.decisions
     # the decision and its message event are written in batches, off the request path
     messages = wait_until(
         lambda: [e for e in logged_events(api, "user_0") if e["type"] == "message"],
         "the message event in the log",
     )
     assert len(messages) == 1
-    decision = decisions.get(messages[0]["metadata"]["decision_id"])
+    decision = written_decision(api, messages[0]["metadata"]["decision_id"])
     assert decision["intent"] == "card_arrival" and decision["variant"] in (
         "concise",
         "step_by_step",
@@ -124,7 +123,7 @@ def test_nlg_reads_a_short_reply_as_the_answer_to_the_bots_question(api: TestCli
         lambda: [e for e in logged_events(api, "user_0") if e["type"] == "message"],
         "the message event in the log",
     )
-    decision = api.app.state.runtime.stores.decisions.get(messages[0]["metadata"]["decision_id"])
+    decision = written_decision(api, messages[0]["metadata"]["decision_id"])
     assert (decision["intent"], decision["follow_up"]) == ("card_arrival", "continuation")
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tailorbot.integrations.chatwoot import sign
 from tests.api.conftest import make_client
-from tests.api.support import wait_until
+from tests.api.support import wait_until, written_decision
 from tests.integrations.chatwoot_server import RecordingChatwoot
 from tests.integrations.payloads import conversation_resolved, csat_submitted, message_created
 from tests.integrations.test_api_rasa import logged_events
@@ -79,7 +79,7 @@ def test_a_conversation(api: TestClient, chatwoot: RecordingChatwoot) -> None:
     (reply,) = calls_to(chatwoot, MESSAGES.format(10), 1)
     assert reply.token == "bot-token"
     assert reply.body["message_type"] == "outgoing" and reply.body["private"] is False
-    decision = runtime.stores.decisions.get(decision_id)
+    decision = written_decision(api, decision_id)
     assert decision["intent"] == "card_arrival"
     assert (decision["user_id"], decision["session_id"]) == ("chatwoot-14", "chatwoot-1-10")
     assert "Ada" in reply.body["content"]  # the contact's name went into the profile
