@@ -25,7 +25,7 @@ SESSION_WINDOWS: dict[str, float] = {"7d": 7 * DAY_S, "30d": 30 * DAY_S}
 
 def count_in_window(sorted_ts: Sequence[float], now: float, width: float) -> int:
     """How many of ``sorted_ts`` (ascending) lie in ``(now - width, now]``."""
-    return bisect_right(sorted_ts, now) - bisect_right(sorted_ts, now - width)
+    return counts_in_windows(sorted_ts, now, (width,))[0]
 
 
 def counts_in_windows(sorted_ts: Sequence[float], now: float, widths: Iterable[float]) -> list[int]:

@@ -130,17 +130,6 @@ class ContextualBandit(ABC):
         """``context`` in the model's feature order, with the bias 1.0 last."""
         return np.array(self._values(context))
 
-    def arm_vectors(
-        self,
-        context: Mapping[str, float],
-        arms: Sequence[str],
-        arm_features: ArmFeatures | None = None,
-    ) -> np.ndarray:
-        """One row per arm: ``context`` (merged with the arm's own features, if given)."""
-        if not arm_features:
-            return self.vector(context)
-        return np.array(self._arm_rows(context, arms, arm_features))
-
     def _values(self, context: Mapping[str, float]) -> list[float]:
         """:meth:`vector` as a list: filled in Python, one array at the end (numpy's per-item
         assignment costs more than the arithmetic at these sizes)."""
@@ -160,7 +149,7 @@ class ContextualBandit(ABC):
     def _arm_rows(
         self, context: Mapping[str, float], arms: Sequence[str], arm_features: ArmFeatures
     ) -> list[list[float]]:
-        """:meth:`arm_vectors`' rows as lists."""
+        """One row per arm, as lists: ``context`` merged with the arm's own features."""
         base = self._values(context)
         index = self._index
         rows = []
@@ -269,7 +258,8 @@ class ContextualBandit(ABC):
         arm_features: ArmFeatures | None = None,
     ) -> tuple[list[float], list[float]]:
         """Per arm: the predicted reward ``x . theta`` and the width ``sqrt(x A^-1 x)``, where
-        ``x`` is the arm's row of :meth:`arm_vectors`. Plain floats: the policies' arithmetic
+        ``x`` is :meth:`vector` of ``context``, merged with the arm's own features when
+        given (:meth:`_arm_rows`). Plain floats: the policies' arithmetic
         on a few arms is cheaper in Python than in numpy, and gives the same doubles."""
         if arm_features:
             rows = [np.array(row) for row in self._arm_rows(context, arms, arm_features)]

@@ -28,8 +28,6 @@ from tailorbot.models.intent.row_cache import RowCache
 
 WORD_CACHE = 20_000  # words whose char n-gram sums are kept (~0.7 kB each at 84 intents)
 
-Terms = tuple[list[int], list[float]]  # coefficient rows and their weights
-
 
 class SingleTextScorer:
     """Intercept plus the TF-IDF blocks' scores of one text.

@@ -244,9 +244,8 @@ class HybridRecommender(Recommender):
     ) -> dict[str, float]:
         """Every signal of one article times its weight, in the order of the table above, the
         zero products left out (numbers only: reasons are worded for the top ``k`` alone).
-        ``resolved``: the articles that resolved this intent for the user before."""
-        # One dict, written in place (this runs for every candidate): the products in the
-        # order of the table, a product of 0 left out.
+        ``resolved``: the articles that resolved this intent for the user before. One dict,
+        written in place: this runs for every candidate."""
         article_id = article.id
         weights = self._weights
         out: dict[str, float] = {}
