@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,10 +35,9 @@ from pathlib import Path
 
 import httpx
 import orjson
-from _harness import add_backend_args, machine, server_for, wait_ready
+from _harness import add_backend_args, machine, scrape, server_for, wait_ready
 from cpu import tree_cpu_seconds
 from loadgen import LoadResult, run_open_loop
-from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot.api.server import free_port
 from tailorbot.models import registry
@@ -145,17 +145,14 @@ def thread_cpu(url: str) -> dict[str, float]:
     """CPU seconds by thread name from the server's /metrics (empty for a server without
     them, such as the reference route)."""
     try:
-        response = httpx.get(f"{url}/metrics", timeout=10)
+        samples = scrape(url)
     except httpx.HTTPError:
         return {}
-    if response.status_code != 200:
-        return {}
-    text = response.text
     return {
-        sample.labels["thread"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "tailorbot_thread_cpu_seconds"
-        for sample in family.samples
+        thread.group(1): value
+        for name, labels, value in samples
+        if name == "tailorbot_thread_cpu_seconds"
+        and (thread := re.search(r'thread="([^"]*)"', labels))
     }
 
 
