@@ -187,6 +187,13 @@ class KnowledgeBase:
         for article in self.articles:
             for intent in article.intents:
                 self._by_intent.setdefault(intent, []).append(article)
+        # Read-only views for hot loops (the recommender's candidates): plain dicts, not
+        # proxies, since a lookup through a mappingproxy is a method call.
+        self.articles_by_id: Mapping[str, Article] = self._articles
+        self.article_ids_by_intent: Mapping[str, frozenset[str]] = {
+            intent: frozenset(a.id for a in answering)
+            for intent, answering in self._by_intent.items()
+        }
         self._template_by_intent: dict[str, ResponseTemplate] = {}
         for template in self.templates:
             for intent in template.intents:

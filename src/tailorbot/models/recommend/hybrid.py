@@ -124,10 +124,8 @@ class HybridRecommender(Recommender):
         for article_id, terms in self._terms.items():
             for term in terms:
                 self._with_term.setdefault(term, []).append(article_id)
-        self._on_intent: dict[str, frozenset[str]] = {  # intent -> the articles answering it
-            name: frozenset(a.id for a in kb.articles_for(name)) for name in kb.intents()
-        }
-        self._articles = {a.id: a for a in kb.articles}  # kb.article() without the call
+        self._on_intent: Mapping[str, frozenset[str]] = kb.article_ids_by_intent
+        self._articles: Mapping[str, Any] = kb.articles_by_id  # kb.article() without the call
         self._for_all = frozenset(  # articles whose audience is everyone
             a.id for a in kb.articles if not a.audience.tiers and not a.audience.languages
         )
