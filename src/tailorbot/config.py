@@ -225,13 +225,13 @@ class Settings(BaseSettings):
         "route.",
     )
     record_flush_s: float = Field(
-        0.02,
+        0.05,
         gt=0,
         le=1,
         description="Decisions are written in batches this often (off the request path); a "
         "crash loses at most this much of them. A batch's two write transactions cost more "
-        "than its decisions at a few hundred per second: 20 ms cut the recorder's CPU per "
-        "decision by ~40 % against 5 ms (docs/benchmarks.md).",
+        "than its decisions at a few hundred per second: 50 ms cut the recorder's CPU per "
+        "decision by ~25 % against 20 ms, and 20 ms by ~40 % against 5 (docs/benchmarks.md).",
     )
     record_max_pending: int = Field(
         10_000, ge=1, description="Decisions waiting to be written before personalize answers 503."
