@@ -49,6 +49,7 @@ from tailorbot.services.decisions import (
     load_decision_models,
 )
 from tailorbot.services.decisions.live_kb import KBReloader
+from tailorbot.services.decisions.recorder import BATCH as RECORD_BATCH
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.tracing import trace_decisions
 from tailorbot.services.health import HealthService
@@ -118,6 +119,7 @@ class Runtime:
             self.archive_writer,
             flush_s=settings.record_flush_s,
             max_pending=settings.record_max_pending,
+            batch=min(RECORD_BATCH, settings.max_batch_events),
         )
         self.recorder.start()
         queued = [self.recorder] + ([self.archive_writer] if self.archive_writer else [])

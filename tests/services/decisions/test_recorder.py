@@ -3,6 +3,7 @@ process lives, never after their user's erasure, and feedback only after its dec
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,115 @@ def test_a_failing_write_is_retried_and_events_are_not_appended_twice(runtime: R
     recorder.close()
     assert recorder.failures == 2 and runtime.stores.decisions.get("d1") is not None
     assert logged_types(runtime, "u1") == ["message"]
+
+
+def logged_event_ids(runtime: Runtime, user_id: str) -> list[str]:
+    partition = runtime.log.partition_for(user_id)
+    return [
+        decode_event(r.value)["event_id"]
+        for r in runtime.log.read_all(partition)
+        if r.key == user_id
+    ]
+
+
+def test_decisions_answering_one_message_log_it_once(runtime: Runtime) -> None:
+    # A chatbot that utters twice for one customer turn (Rasa) names the same message event.
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
+    for decision_id in ("d1", "d2"):
+        event = {**message_event(decision_id), "event_id": "rasa-turn-7", "timestamp": now_iso()}
+        recorder.record({"decision_id": decision_id, "user_id": "u1"}, event)
+    recorder.record({"decision_id": "d3", "user_id": "u1"}, message_event("d3"))
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    recorder.close()
+    assert logged_event_ids(runtime, "u1") == ["rasa-turn-7", "d3-message"]
+    assert all(runtime.stores.decisions.get(d) is not None for d in ("d1", "d2", "d3"))
+
+
+def test_a_refused_message_event_costs_only_itself(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
+    broken = {**message_event("d1"), "role": "robot"}  # not a role: refused by the door
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, broken)
+    recorder.record({"decision_id": "d2", "user_id": "u1"}, message_event("d2"))
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    recorder.close()
+    assert logged_event_ids(runtime, "u1") == ["d2-message"]
+    assert runtime.stores.decisions.get("d1") is not None
+
+
+def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path) -> None:
+    settings = Settings.load(
+        data_dir=tmp_path, run_worker_in_server=False, partitions=4, max_batch_events=2
+    )
+    built = Runtime(settings)
+    try:
+        built.recorder.flush_s = 0.2
+        for i in range(5):
+            built.recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+        assert built.recorder.flush(WAIT_S)
+        assert logged_types(built, "u1") == ["message"] * 5
+    finally:
+        built.stop()
+
+
+def test_new_decisions_do_not_cut_the_retry_pause_short(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.01, batch=2)
+    attempts = [0]
+
+    def down(items: Any) -> None:
+        attempts[0] += 1
+        raise Unavailable("store down (injected)")
+
+    runtime.stores.decisions.put_many = down  # type: ignore[method-assign]
+    recorder.start()
+    for i in range(300):  # each one notifies the writer (full batches)
+        recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+        time.sleep(0.005)
+    # Backing off from 50 ms up to 2 s: about 6 attempts in these ~1.5 s, not one per decision.
+    assert 1 <= attempts[0] <= 30
+    recorder.close(timeout_s=1.0)
+
+
+def test_closing_gives_up_on_a_backend_that_stays_down(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.01)
+
+    def down(items: Any) -> None:
+        raise Unavailable("store down (injected)")
+
+    runtime.stores.decisions.put_many = down  # type: ignore[method-assign]
+    recorder.start()
+    writer = recorder._thread
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
+    recorder.close(timeout_s=1.0)
+    assert writer is not None
+    writer.join(WAIT_S)  # it stops after one more failed attempt, not retrying forever
+    assert not writer.is_alive()
+    assert recorder.pending() == 1  # reported as lost by close()
+
+
+def test_a_retried_batch_archives_each_decision_once(runtime: Runtime) -> None:
+    archived: list[str] = []
+    fail_once = [True]
+
+    class Archive:
+        def put(self, kind: str, record: Any) -> None:
+            if len(archived) == 2 and fail_once[0]:
+                fail_once[0] = False
+                raise Unavailable("archive queue full (injected)")
+            archived.append(record["decision_id"])
+
+        def flush(self, timeout_s: float) -> bool:
+            return True
+
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, Archive(), flush_s=0.2)
+    for i in range(4):
+        recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    recorder.close()
+    assert archived == ["d0", "d1", "d2", "d3"]
+    assert logged_types(runtime, "u1") == ["message"] * 4
 
 
 def test_a_full_queue_answers_503_at_once(runtime: Runtime) -> None:

@@ -55,17 +55,20 @@ from tailorbot.store.base import DecisionStore
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 2.0  # the longest pause between retries of a failed batch
+BATCH = 500  # the most decisions one write takes, by default
 
 
 @dataclass(slots=True)
 class _Batch:
-    """Decisions taken off the queue together; ``appended`` once their events are in the log
-    (a retry then writes only what is left)."""
+    """Decisions taken off the queue together, and how far their writing got (a retry then
+    writes only what is left): ``appended`` once their events are in the log, ``stored``
+    once the records are, and the first ``archived`` records handed to the archive."""
 
     records: list[dict[str, Any]]
     events: list[dict[str, Any]]
     appended: bool = False
     stored: bool = False
+    archived: int = 0
     ids: set[str] = field(default_factory=set)
 
 
@@ -74,7 +77,8 @@ class DecisionRecorder:
 
     ``events`` receives the message events (the ingestion service); ``decisions`` stores the
     records; ``archive`` (optional) queues them for the archive. ``max_pending`` bounds the
-    queue; ``batch`` is the most decisions one write takes.
+    queue; ``batch`` is the most decisions one write takes (at most the door's
+    ``max_batch_events``: their message events are one append).
     """
 
     def __init__(
@@ -84,7 +88,7 @@ class DecisionRecorder:
         archive: RecordArchive | None = None,
         flush_s: float = 0.02,
         max_pending: int = 10_000,
-        batch: int = 500,
+        batch: int = BATCH,
     ) -> None:
         self.events = events
         self.decisions = decisions
@@ -196,11 +200,15 @@ class DecisionRecorder:
                 self._write(batch)
             except Exception as exc:  # noqa: BLE001 - kept and retried; never dropped
                 self.failures += 1
+                if self._closed:  # closing, and the backend still fails: give up
+                    logger.error("writing %d decisions failed while closing: %r",
+                                 len(batch.records), exc)  # fmt: skip
+                    return
                 backoff = min(MAX_BACKOFF_S, max(self.flush_s, backoff * 2 or 0.05))
                 logger.error("writing %d decisions failed; retrying in %.2f s: %r",
                              len(batch.records), backoff, exc)  # fmt: skip
-                with self._cond:
-                    self._cond.wait(backoff)
+                with self._cond:  # new decisions notify too: only closing cuts the pause
+                    self._cond.wait_for(lambda: self._closed, timeout=backoff)
                 continue
             backoff = 0.0
             with self._cond:
@@ -211,29 +219,39 @@ class DecisionRecorder:
 
     def _take(self) -> _Batch:
         records: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        events: dict[str, dict[str, Any]] = {}
         while self._queue and len(records) < self.batch:
             record, event = self._queue.popleft()
             records.append(record)
-            events.append(event)
-        return _Batch(records, events, ids={r["decision_id"] for r in records})
+            # Decisions answering one message carry its event id (a chatbot's, e.g. Rasa
+            # uttering twice for one turn): the message is logged once.
+            events.setdefault(event["event_id"], event)
+        return _Batch(records, list(events.values()), ids={r["decision_id"] for r in records})
 
     def _write(self, batch: _Batch) -> None:
         if not batch.appended:
-            try:
-                self.events.ingest(batch.events)
-            except EngineError as exc:
-                if exc.http_status < 500 and exc.http_status != 429:
-                    # Refused for good (a bug: the service built these events): say so, keep
-                    # the decisions, drop only the events.
-                    logger.error("message events of %d decisions refused: %s",
-                                 len(batch.events), exc.message)  # fmt: skip
-                else:
-                    raise
+            self._append(batch.events)
             batch.appended = True
         if not batch.stored:
             self.decisions.put_many([(r["decision_id"], r["user_id"], r) for r in batch.records])
             batch.stored = True
         if self.archive is not None:
-            for record in batch.records:
+            for record in batch.records[batch.archived :]:
                 self.archive.put("decision", record)
+                batch.archived += 1
+
+    def _append(self, events: list[dict[str, Any]]) -> None:
+        """Append the message events; one refused for good (a bug: the service built it)
+        costs only itself, and is logged. A backend failure or backpressure raises."""
+        try:
+            result = self.events.ingest(events, partial=True)
+        except EngineError as exc:
+            if exc.http_status < 500 and exc.http_status != 429:  # every event refused
+                logger.error("message events of %d decisions refused: %s",
+                             len(events), exc.message)  # fmt: skip
+                return
+            raise
+        for event, status in zip(events, result.results, strict=True):
+            if "errors" in status:
+                logger.error("the message event %s was refused: %s",
+                             event.get("event_id"), status["errors"])  # fmt: skip
