@@ -25,6 +25,11 @@ CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
                           "last_bot_message": 7}, {}),
     ("bot too long", {"user_id": "u2", "session_id": "s1", "message": "no",
                       "last_bot_message": "x" * 5000}, {}),
+    ("only NUL", {"user_id": "u3", "session_id": "s1", "message": "\u0000\u0000"}, {}),
+    ("metadata too big", {"user_id": "u3", "session_id": "s1", "message": "hi",
+                          "context": {"metadata": {"n": 2**70}}}, {}),
+    ("metadata key too long", {"user_id": "u3", "session_id": "s1", "message": "hi",
+                               "context": {"metadata": {"k" * 65: 1}}}, {}),
 ]  # fmt: skip
 
 
@@ -76,3 +81,8 @@ def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["bot question"][1][1:] == ("card_arrival", "continuation")
     assert fast["bot not a string"][0] == 422 and fast["bot too long"][0] == 413
     assert fast["bot too long"][1]["problems"] == ["last_bot_message"]
+    # nothing but NUL would leave the logged message event empty (and refused): 422 up front
+    assert fast["only NUL"][0] == 422 and fast["only NUL"][1]["problems"] == ["message"]
+    assert fast["metadata too big"][0] == 422
+    assert fast["metadata too big"][1]["problems"] == ["context.metadata"]
+    assert fast["metadata key too long"][0] == 422

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from tailorbot.events.schema import Identifier
+from tailorbot.events.schema import METADATA_KEY_CHARS, Identifier
+from tailorbot.events.values import free_pairs_problem
+
+CONTEXT_METADATA_KEYS = 32
+CONTEXT_METADATA_VALUE_CHARS = 512
 
 
 class PersonalizeContext(BaseModel):
@@ -16,8 +20,24 @@ class PersonalizeContext(BaseModel):
     language: Annotated[str, Field(max_length=16)] | None = None
     product: Annotated[str, Field(max_length=64)] | None = None
     metadata: dict[Annotated[str, Field(max_length=64)], str | int | float | bool | None] = Field(
-        default_factory=dict, max_length=32
+        default_factory=dict, max_length=CONTEXT_METADATA_KEYS
     )
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_bounded(cls, value: Any) -> Any:
+        # The bounds of an event's metadata, before pydantic's union would turn a 2**70 into a
+        # float and accept a NaN.
+        problem = free_pairs_problem(
+            "metadata",
+            value,
+            max_keys=CONTEXT_METADATA_KEYS,
+            max_key_chars=METADATA_KEY_CHARS,
+            max_value_chars=CONTEXT_METADATA_VALUE_CHARS,
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class PersonalizeRequest(BaseModel):
@@ -35,6 +55,14 @@ class PersonalizeRequest(BaseModel):
         "bot's logged messages are used); empty: the bot has said nothing yet. Not logged.",
     )
     context: PersonalizeContext = Field(default_factory=PersonalizeContext)
+
+    @field_validator("message")
+    @classmethod
+    def _not_only_nul(cls, value: str) -> str:
+        # The logged message event drops U+0000 (events/values.py): nothing would be left.
+        if "\x00" in value and not value.replace("\x00", ""):
+            raise ValueError("message holds nothing but NUL characters")
+        return value
 
 
 class IntentRank(BaseModel):
