@@ -467,6 +467,10 @@ def test_a_newly_trained_cf_model_is_served_without_a_restart(make_service: Any)
     after = ask(service, "cf-user", "my pin is blocked")
     reasons = {a.id: a.reasons for a in after.articles}
     assert any("also used it" in r for r in reasons.get("kb-pin-blocked", [])), reasons
+    # a new live KB version keeps serving the CF model, and keeps polling for newer ones
+    service.use_kb(service.models.composer.kb, "kb-edited")
+    assert service.models.recommenders.cf_version is not None
+    assert service.models.recommenders.data_dir == runtime.settings.data_dir
 
 
 def test_a_decision_uses_one_model_set_across_a_swap_mid_request(

@@ -86,7 +86,8 @@ class LiveModels:
 
     def use_kb(self, kb: KnowledgeBase, version: str) -> None:
         """Serve from ``kb`` from now on (a new live-KB version): one atomic swap."""
-        recommenders = SharedRecommenders(kb, self.counters)
+        # The same data dir: the new set loads the collaborative-filtering model too.
+        recommenders = SharedRecommenders(kb, self.counters, self.current.recommenders.data_dir)
         recommenders.refresh()
         with self._swap_lock:
             self.current = replace(
