@@ -57,6 +57,18 @@ class Choice:
     propensity: float
     scores: dict[str, float]
 
+    @property
+    def explored(self) -> bool:
+        """Whether ``arm`` scored below the best offered arm (an arm tied for best is not
+        exploration: fresh arms all tie).
+
+        >>> tied, below = {"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 1.0}
+        >>> Choice("b", 0.5, tied).explored, Choice("b", 0.1, below).explored
+        (False, True)
+        """
+        scores = self.scores
+        return bool(scores) and scores.get(self.arm, -math.inf) < max(scores.values())
+
 
 class ContextualBandit(ABC):
     """A contextual bandit over linear per-arm statistics (disjoint models, one per arm).

@@ -245,12 +245,10 @@ class DecisionService:
         models: DecisionModels,
     ) -> tuple[str, float, dict[str, float], bool]:
         """The variant (bandit or control), its propensity, the context it was chosen in, and
-        whether the bandit explored (chose other than its best-scored variant)."""
+        whether the bandit explored (chose a variant scored below its best)."""
         if arm == "personalized":
             choice, context = models.policy.choose_for(view, context, variants)
-            scores = choice.scores
-            explored = bool(scores) and choice.arm != max(scores, key=scores.__getitem__)
-            return choice.arm, choice.propensity, context, explored
+            return choice.arm, choice.propensity, context, choice.explored
         variant, propensity = self._control_choice(variants, models)  # also the pre-period
         return variant, propensity, context, False
 
