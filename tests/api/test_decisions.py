@@ -204,6 +204,9 @@ def test_bad_feedback_bodies_are_422(api: TestClient) -> None:
     assert rating.status_code == 422 and fields_of(rating) == {"rating"}
     extra = api.post("/v1/feedback", json={"decision_id": "d1", "stars": 5})
     assert extra.status_code == 422 and fields_of(extra) == {"stars"}
+    empty = api.post("/v1/feedback", json={"decision_id": "d1"})  # no signal at all
+    assert empty.status_code == 422
+    assert any("no signal" in p["reason"] for p in empty.json()["problems"]), empty.json()
 
 
 def test_too_long_a_message_is_413(api: TestClient) -> None:

@@ -73,6 +73,10 @@ class FeedbackHandler:
         events = feedback_events(request, decision)
         if events:
             self.events.ingest(events)
+        if request.rating is None and request.resolved is None and helpful is None:
+            # No outcome (a click on an article the decision did not offer): its event is
+            # logged, and the decision's one feedback stays for the outcome still to come.
+            return not_applied
         increments, learned = self._learning(decision, request, reward)
         with backend_errors():
             # The mark and what is learned from it in one atomic write: exactly once.

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from tailorbot.events.schema import METADATA_KEY_CHARS, Identifier
 from tailorbot.events.values import free_pairs_problem
@@ -139,13 +147,26 @@ class FeedbackRequest(BaseModel):
     unhelpful_article_id: Identifier | None = None
     clicked_article_id: Identifier | None = None
 
+    @model_validator(mode="after")
+    def _some_signal(self) -> FeedbackRequest:
+        if not self.signals():
+            raise ValueError(
+                "no signal: send at least one of rating, resolved, helpful_article_id, "
+                "unhelpful_article_id, clicked_article_id"
+            )
+        return self
+
     def signals(self) -> dict[str, Any]:
         return self.model_dump(exclude={"decision_id"}, exclude_none=True)
 
 
 class FeedbackResponse(BaseModel):
     decision_id: str
-    applied: bool = Field(description="False when this decision already had feedback (idempotent).")
+    applied: bool = Field(
+        description="False when nothing was applied: the decision already had feedback "
+        "(idempotent), or this one carried no outcome (only a click on an article the decision "
+        "did not offer: its event is logged, and the decision still takes its first outcome)."
+    )
     reward: float | None = Field(None, description="Reward the variant policy learned from.")
 
 
