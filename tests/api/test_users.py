@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import log_ends
-from tests.api.support import event, message, wait_until
+from tests.api.conftest import log_ends, make_client
+from tests.api.support import event, message, wait_until, written_decision
+from tests.services.decisions.conftest import SEED, save_model
 
 
 def _fresh_features(client: TestClient, user_id: str, offset: int) -> dict | None:
@@ -81,6 +84,20 @@ def test_withdrawing_consent_deletes_the_feature_record(live_client: TestClient)
         "the worker to pass the new event",
     )
     assert live_client.get("/v1/users/bob/features").status_code == 404
+
+
+def test_withdrawing_consent_erases_decisions_made_before_any_features(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    # no stream worker: the user's decision exists, a feature record never will
+    with make_client(tmp_path, run_worker_in_server=False, seed=SEED) as client:
+        body = {"user_id": "erin", "session_id": "s1", "message": "my card has not arrived"}
+        decision_id = client.post("/v1/personalize", json=body).json()["decision_id"]
+        runtime = client.app.state.runtime
+        written_decision(client, decision_id)
+        assert runtime.stores.features.get("erin") is None
+        response = client.put("/v1/users/erin", json={"consent": {"personalization": False}})
+        assert response.status_code == 200
+        assert runtime.stores.decisions.get(decision_id) is None
 
 
 def test_delete_user_erases_log_records_and_features(live_client: TestClient) -> None:

@@ -37,7 +37,11 @@ from tailorbot.errors import (
     Unavailable,
     backend_errors,
 )
-from tailorbot.events.profile import UserProfile, attributes_problem
+from tailorbot.events.profile import (
+    UserProfile,
+    attributes_problem,
+    consents_to_personalization,
+)
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
 from tailorbot.services.ports import Flushable
@@ -104,10 +108,15 @@ class UserService:
         if not profile.consent.personalization:
             self._write_queued()
         with backend_errors():
+            consented = consents_to_personalization(stores.profiles.get(user_id))
             # Written first, so that the worker already skips the user's new events.
             stores.profiles.put(user_id, body)
-            if profile.consent.personalization or stores.features.get(user_id) is None:
+            if profile.consent.personalization:
                 return
+            if not consented and stores.features.get(user_id) is None:
+                return  # withheld already, and nothing built since: nothing to erase
+            # A withdrawal erases even without a feature record: the user's decisions (made
+            # before the worker built one) and the watermark for events still in flight.
             # The watermark at the log's end: earlier events never count again.
             partition = self.log.partition_for(user_id)
             stores.features.erase(user_id, partition, self.log.end_offsets().get(partition, 0))
