@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -27,6 +28,8 @@ class Bad:
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
+
+DEEP_500 = b"[" * 500 + b"]" * 500  # as bytes: JSON encoders recurse per level too
 
 ROWS: dict[str, Bad] = {
     "timestamp past year 9999 in UTC": Bad(
@@ -155,6 +158,39 @@ ROWS: dict[str, Bad] = {
         "rating",
         "integer",
         json={"decision_id": "d1", "rating": True},
+    ),
+    "NUL in a user id (not removed: that would merge two users)": Bad(
+        "POST", "/v1/events", 422, "user_id", "pattern", json=message("zz\u0000top")
+    ),
+    "list nested 500 deep in an unknown field": Bad(
+        "POST",
+        "/v1/events",
+        422,
+        "x",
+        "Extra inputs",
+        content=orjson.dumps(message()).replace(b"}", b',"x":' + DEEP_500 + b"}"),
+        headers={"content-type": "application/json"},
+    ),
+    "long number nested 1000 deep": Bad(
+        "POST",
+        "/v1/events",
+        400,
+        None,
+        "nested too deeply",
+        content=b"[" * 1000 + b"1234567890123456789012" + b"]" * 1000,
+        headers={"content-type": "application/json"},
+    ),
+    "KB article with a list nested 900 deep": Bad(
+        "PUT",
+        "/v1/kb/articles/kb-test1",
+        422,
+        "articles[kb-test1].x",
+        "nested more than",
+        content=b'{"title": "T", "body": "B", "intents": ["card_arrival"], "x": '
+        + b"[" * 900
+        + b"]" * 900
+        + b"}",
+        headers={"content-type": "application/json"},
     ),
     "personalize with a phone number as user id": Bad(
         "POST",

@@ -118,7 +118,8 @@ def test_every_id_of_every_event_type_is_checked(kind: str, field: str) -> None:
 
 @pytest.mark.parametrize(("model", "field"), REQUEST_IDS)
 def test_every_id_of_a_decision_request_is_checked(model: type[BaseModel], field: str) -> None:
-    raw = {"user_id": "u1", "session_id": "s1", "message": "hi", "decision_id": "d1"}
+    # rating: a feedback needs at least one signal (an empty one is a 422 of its own)
+    raw = {"user_id": "u1", "session_id": "s1", "message": "hi", "decision_id": "d1", "rating": 5}
     raw = {k: v for k, v in raw.items() if k in model.model_fields}
     model.model_validate(raw)
     with pytest.raises(ValidationError) as caught:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from tailorbot.events.schema import EVENT_ADAPTER, validation_context
 
 BASE = {"type": "session_started", "user_id": "u1", "session_id": "s1"}
+NOW = datetime.now(UTC).isoformat()  # within the default age and skew bounds
 
 
 @pytest.mark.parametrize(
@@ -95,3 +96,35 @@ def test_metadata_numbers_inside_the_range_keep_their_type() -> None:
     )
     assert event.metadata == metadata
     assert [type(v) for v in event.metadata.values()] == [int, int, bool, float, str]
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("name", ["x", "metadata", "text", "user_id"])
+def test_a_value_nested_past_the_recursion_limit_is_a_validation_error(name: str) -> None:
+    raw = {**BASE, "type": "message", "role": "customer", "text": "hi", "timestamp": NOW}
+    with pytest.raises(ValidationError) as caught:
+        EVENT_ADAPTER.validate_python({**raw, name: _nested(1000)}, context=validation_context())
+    assert {error["loc"][1] for error in caught.value.errors(include_url=False)} == {name}
+
+
+@pytest.mark.parametrize("name", ["user_id", "session_id", "event_id", "intent"])
+def test_a_nul_in_an_identifier_is_refused_not_removed(name: str) -> None:
+    raw = {**BASE, "type": "message", "role": "customer", "text": "hi", "timestamp": NOW}
+    with pytest.raises(ValidationError) as caught:
+        EVENT_ADAPTER.validate_python({**raw, name: "zz\x00top"})
+    (error,) = caught.value.errors(include_url=False)
+    assert error["loc"][1:] == (name,) and error["type"] == "string_pattern_mismatch"
+
+
+def test_a_nul_is_removed_from_free_text_only() -> None:
+    raw = {**BASE, "type": "handoff", "reason": "a\x00b", "timestamp": NOW}
+    event = EVENT_ADAPTER.validate_python({**raw, "metadata": {"k\x00": "v\x00", "n": 1}})
+    assert (event.reason, event.metadata) == ("ab", {"k": "v", "n": 1})
+    with pytest.raises(ValidationError, match="Extra inputs"):  # not merged into "reason"
+        EVENT_ADAPTER.validate_python({**raw, "rea\x00son": "x"})

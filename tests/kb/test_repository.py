@@ -99,3 +99,24 @@ def test_a_new_seed_is_copied_in_as_a_new_version(tmp_path: Path, seed: Path) ->
     assert version == 3 and kb.manifest.brand.name == "Tailor Bank"
     assert kb.article("tt-esim") is None
     assert len(list((tmp_path / "live").glob("v*"))) == 3
+
+
+def test_a_record_nested_too_deeply_is_refused_before_it_is_written(
+    tmp_path: Path, seed: Path
+) -> None:
+    repo = KBRepository(tmp_path / "live", seed)
+    version, _ = repo.load()
+    deep: list = [1]
+    for _ in range(900):  # past what the YAML writer can recurse into
+        deep = [deep]
+    for kind, section, record in (
+        ("article", "articles", {**ARTICLE, "x": deep}),
+        ("template", "templates", {"intents": ["port_in_number"], "variants": {"a": deep}}),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            repo.put(kind, "tt-deep", record)
+        (problem,) = caught.value.problems
+        assert problem.field == f"{section}[tt-deep].{next(reversed(record))}"
+        assert "nested more than" in problem.reason
+    assert repo.version() == version
+    assert not list((tmp_path / "live").glob(".staging-*"))

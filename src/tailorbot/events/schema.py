@@ -101,8 +101,11 @@ class EventBase(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul_characters(cls, value: Any) -> Any:
-        # U+0000 has no meaning in a chat and PostgreSQL's jsonb refuses it: removed here
-        return without_nul(value) if isinstance(value, dict) else value
+        # U+0000 has no meaning in a chat and PostgreSQL's jsonb refuses it: removed here from
+        # free text; in an id (or any other field) it is refused below, not merged away
+        if isinstance(value, dict):
+            return without_nul(value, FREE_TEXT_FIELDS, FREE_PAIRS_FIELDS)
+        return value
 
     @field_validator("timestamp")
     @classmethod
@@ -241,6 +244,8 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 # Free-text fields that redaction scans (metadata string values are scanned too).
 FREE_TEXT_FIELDS = ("text", "reason")
+# Free key/value fields: their keys and string values are free text too (U+0000 removed).
+FREE_PAIRS_FIELDS = ("metadata",)
 # Events about other events (annotations): logged and archived, not customer activity.
 ANNOTATION_TYPES = frozenset({"intent_label"})
 

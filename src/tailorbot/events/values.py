@@ -13,6 +13,7 @@ refused at the door instead.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -68,21 +69,36 @@ def free_pairs_problem(
     return None
 
 
-def without_nul(value: Any) -> Any:
-    """``value`` with every U+0000 removed from its strings (keys too), recursively.
+def without_nul(
+    event: dict[str, Any], text_fields: Iterable[str], pairs_fields: Iterable[str]
+) -> dict[str, Any]:
+    """``event`` with every U+0000 removed from its free text: the strings of
+    ``text_fields``, and the string keys and values of the ``pairs_fields`` dicts.
 
     PostgreSQL's ``jsonb`` (the archive) refuses U+0000 in a text, and no chat message
-    needs one, so the door removes it.
+    needs one, so the door removes it. Every other value is left as it is, for the schema to
+    refuse a NUL in it: removed from an id, ``"zz\\x00top"`` would count for user ``zztop``.
+    Nothing deeper is walked (no free-text value may be a container): a list nested 500
+    deep costs no recursion here, and the schema refuses it.
 
-    >>> without_nul({"text": "a\\x00b", "metadata": {"k\\x00": ["\\x00"]}, "n": 1})
-    {'text': 'ab', 'metadata': {'k': ['']}, 'n': 1}
+    >>> without_nul({"text": "a\\x00b", "metadata": {"k\\x00": "\\x00"}, "user_id": "u\\x00"},
+    ...             ("text",), ("metadata",))
+    {'text': 'ab', 'metadata': {'k': ''}, 'user_id': 'u\\x00'}
     >>> clean = {"text": "a", "metadata": {"k": 1}}
-    >>> without_nul(clean) is clean
+    >>> without_nul(clean, ("text",), ("metadata",)) is clean
     True
     """
-    if isinstance(value, dict | list) and not _may_hold_nul(value):
-        return value  # the common case, without a copy
-    return _strip_nul(value)
+    if not _may_hold_nul(event):
+        return event  # the common case, without a copy
+    cleaned = dict(event)
+    for name in text_fields:
+        if name in cleaned:
+            cleaned[name] = _text_without_nul(cleaned[name])
+    for name in pairs_fields:
+        pairs = cleaned.get(name)
+        if isinstance(pairs, dict):
+            cleaned[name] = {_text_without_nul(k): _text_without_nul(v) for k, v in pairs.items()}
+    return cleaned
 
 
 def _may_hold_nul(value: Any) -> bool:
@@ -91,15 +107,9 @@ def _may_hold_nul(value: Any) -> bool:
     only costs the walk). One C call instead of a Python walk of every value of an event."""
     try:
         return _NUL_ESCAPE in orjson.dumps(value)
-    except TypeError:  # not plain JSON for orjson (an int past 64 bits, a key not a str...)
+    except TypeError:  # not plain JSON for orjson (an int past 64 bits, nested past 254...)
         return True
 
 
-def _strip_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_nul(item) for item in value]
-    return value
+def _text_without_nul(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value

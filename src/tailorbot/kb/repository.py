@@ -45,6 +45,10 @@ from tailorbot.kb.validate import SUFFIXES, check_kb
 
 KINDS = {"article": "articles", "template": "templates"}
 KEEP_SNAPSHOTS = 5  # older ones are deleted (a process still reading one has it loaded)
+# A valid record nests 3 levels (audience.tiers[0]); the YAML writer and reader recurse
+# per level and hit Python's recursion limit a few hundred levels down, before check_kb
+# could refuse the record: deeper values are refused first.
+MAX_NESTING = 32
 
 
 class KBRepository:
@@ -95,6 +99,18 @@ class KBRepository:
                 problems=[Problem(None, "id", f"expected {record_id!r}")],
             )
         record = {**body, "id": record_id}
+        too_deep = _too_deeply_nested(record)
+        if too_deep is not None:
+            raise InvalidInput(
+                f"the {kind} is nested too deeply; nothing was changed",
+                problems=[
+                    Problem(
+                        None,
+                        f"{section}[{record_id}].{too_deep}",
+                        f"nested more than {MAX_NESTING} levels deep",
+                    )
+                ],
+            )
 
         def change(records: dict[str, list[dict[str, Any]]]) -> None:
             items = records[section]
@@ -191,6 +207,29 @@ def _section(kind: str) -> str:
     if section is None:
         raise NotFound(f"unknown KB record kind {kind!r}; expected article or template")
     return section
+
+
+def _too_deeply_nested(record: dict[str, Any]) -> str | None:
+    """The first field of ``record`` whose value nests past :data:`MAX_NESTING`, or ``None``.
+
+    Iterative, since the point is a value too deep to recurse into.
+
+    >>> deep: list[Any] = []
+    >>> for _ in range(MAX_NESTING - 1):
+    ...     deep = [deep]
+    >>> _too_deeply_nested({"title": "T", "x": deep}), _too_deeply_nested({"x": [deep]})
+    (None, 'x')
+    """
+    for name, value in record.items():
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, dict | list):
+                if depth > MAX_NESTING:
+                    return str(name)
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _read_snapshot(folder: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:

@@ -55,6 +55,9 @@ def parse_events_body(body: bytes) -> list[Any]:
             document = json.loads(body, parse_constant=_no_constant)
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # the json module nests one C call per level and gives up well before orjson's 1024
+        raise BadRequest("request body is nested too deeply to be read") from None
     if isinstance(document, list):
         return document
     if not isinstance(document, dict):
