@@ -107,6 +107,27 @@ def test_csat_answer_and_resolution() -> None:
     assert resolved.conversation.session_id == "chatwoot-1-10"
 
 
+@pytest.mark.parametrize("account_id", ["²", "١", "1" * 5000, "1" * 20, -1, 2**63, True, "12a"])
+def test_an_unreadable_account_id_is_ignored(account_id: object) -> None:
+    payload = {**message_created("hi"), "account": {"id": account_id}}
+    action = parse_webhook(payload)
+    assert isinstance(action, Ignored) and "without account" in action.reason
+
+
+@pytest.mark.parametrize("contact_id", ["²", "1" * 5000, "1" * 200])
+def test_an_unreadable_contact_id_counts_as_missing(contact_id: str) -> None:
+    payload = message_created("hi")
+    payload["sender"] = {"id": contact_id, "type": "contact"}
+    action = parse_webhook(payload)  # the conversation's contact, as without a sender id
+    assert isinstance(action, IncomingMessage)
+    assert action.conversation.user_id == "chatwoot-14"
+    del payload["conversation"]["contact_inbox"], payload["conversation"]["meta"]
+    action = parse_webhook(payload)  # no contact at all: the conversation is the user
+    assert isinstance(action, IncomingMessage)
+    assert action.conversation.user_id == action.conversation.session_id == "chatwoot-1-10"
+    assert len(action.conversation.user_id) <= 128
+
+
 def test_other_events_and_junk_are_ignored() -> None:
     assert isinstance(parse_webhook({"event": "webwidget_triggered"}), Ignored)
     assert isinstance(parse_webhook([1, 2]), Ignored)

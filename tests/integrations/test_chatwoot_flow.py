@@ -155,3 +155,34 @@ def test_without_a_chatwoot_configuration(tmp_path: Path) -> None:
         )
         assert answer.status_code == 503
         assert "TAILORBOT_CHATWOOT_URL" in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "action"),
+    [
+        ({"account": {"id": "²"}}, "ignored"),
+        ({"sender": {"id": "1" * 5000}}, "replied"),
+        ({"sender": {"id": "1" * 200, "type": "contact"}}, "replied"),
+    ],
+)
+def test_unreadable_ids_are_not_a_server_error(
+    api: TestClient, chatwoot: RecordingChatwoot, change: dict, action: str
+) -> None:
+    answer = post_webhook(api, {**message_created("my card has not arrived"), **change})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["action"] == action
+    if action == "replied":  # the conversation's contact (contact_inbox) is the user
+        decision = written_decision(api, answer.json()["decision_id"])
+        assert decision["user_id"] == "chatwoot-14"
+
+
+def test_a_too_long_message_stores_nothing(api: TestClient, chatwoot: RecordingChatwoot) -> None:
+    limit = api.app.state.runtime.settings.max_text_chars
+    payload = message_created("x" * (limit + 1), contact_id=77, custom={"plan": "metal"})
+    answer = post_webhook(api, payload)
+    assert answer.status_code == 413, answer.text
+    assert api.app.state.runtime.stores.profiles.get("chatwoot-77") is None
+    time.sleep(0.2)
+    assert chatwoot.calls == []
+    assert logged_events(api, "chatwoot-77") == []
+    assert answer.json()["problems"][0]["field"] == "content"

@@ -91,6 +91,29 @@ def test_bad_requests_name_the_field() -> None:
         parse_nlg_request(["utter_greet"])
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [
+        ("sender_id", "jane@example.com", "tracker.sender_id"),
+        ("sender_id", "u9\n", "tracker.sender_id"),
+        ("sender_id", "x" * 129, "tracker.sender_id"),
+        ("text", "hi \ud800", "tracker.latest_message.text"),
+    ],
+)
+def test_what_personalize_would_refuse_is_refused_while_reading(
+    where: str, value: str, field: str
+) -> None:
+    body = rasa_nlg_request()
+    if where == "sender_id":
+        body["tracker"]["sender_id"] = value
+    else:
+        body["tracker"]["latest_message"]["text"] = value
+    with pytest.raises(InvalidInput) as caught:
+        parse_nlg_request(body)
+    assert caught.value.http_status == 422
+    assert [p.field for p in caught.value.problems] == [field]
+
+
 def test_response_shape() -> None:
     assert nlg_response("Hi Ada") == {
         "text": "Hi Ada",

@@ -248,11 +248,19 @@ def _scalars(value: Any) -> dict[str, Any]:
     return found
 
 
+_MAX_ID = 2**63 - 1  # Chatwoot's ids are PostgreSQL bigints
+
+
 def _int(value: Any) -> int | None:
+    """An id (or a rating) Chatwoot could have sent, else None: read like a missing one."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str):
+        text = value.strip()
+        # isdigit() alone is true for "²" (int() refuses it) and for other scripts' digits
+        if not (text.isascii() and text.isdigit() and len(text) <= 19):
+            return None
+        value = int(text)
+    if isinstance(value, int) and 0 <= value <= _MAX_ID:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
     return None

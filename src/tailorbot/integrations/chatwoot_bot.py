@@ -22,7 +22,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from tailorbot.errors import InvalidInput, NotFound, backend_errors
+from pydantic import ValidationError
+
+from tailorbot.config import Settings
+from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.integrations.chatwoot import (
     Action,
@@ -47,9 +50,13 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "chatwoot"
 POINTER_PREFIX = "chatwoot:last:"
+# Where in the webhook payload each field of the personalize request comes from.
+_SOURCES = {"user_id": "sender.id", "session_id": "conversation.id", "message": "content"}
 
 
 class Decider(Protocol):
+    settings: Settings  # its max_text_chars: checked before the profile is written
+
     def personalize(self, request: PersonalizeRequest) -> PersonalizeResponse: ...
 
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse: ...
@@ -84,15 +91,10 @@ class ChatwootBot:
 
     def _reply(self, message: IncomingMessage) -> dict[str, Any]:
         conversation = message.conversation
+        # What personalize would refuse is refused before the profile is written.
+        request = self._request(message)
         self._update_profile(conversation.user_id, message)
-        decision = self.decisions.personalize(
-            PersonalizeRequest(
-                user_id=conversation.user_id,
-                session_id=conversation.session_id,
-                message=message.text,
-                context=PersonalizeContext(channel=CHANNEL),
-            )
-        )
+        decision = self.decisions.personalize(request)
         self._remember(conversation, decision.decision_id)
         queued = self.client.send_message(
             conversation.account_id, conversation.conversation_id, decision.response.text
@@ -111,6 +113,26 @@ class ChatwootBot:
             "decision_id": decision.decision_id,
             "queued": queued,
         }
+
+    def _request(self, message: IncomingMessage) -> PersonalizeRequest:
+        limit = self.decisions.settings.max_text_chars
+        if len(message.text) > limit:
+            reason = f"content is {len(message.text)} characters; at most {limit} are accepted"
+            raise PayloadTooLarge(reason, problems=[Problem(None, "content", reason)])
+        conversation = message.conversation
+        try:
+            return PersonalizeRequest(
+                user_id=conversation.user_id,
+                session_id=conversation.session_id,
+                message=message.text,
+                context=PersonalizeContext(channel=CHANNEL),
+            )
+        except ValidationError as exc:
+            problems = [
+                Problem(None, _SOURCES.get(str(next(iter(e["loc"]), "")), "(body)"), e["msg"])
+                for e in exc.errors(include_url=False)
+            ]
+            raise InvalidInput("the message cannot be personalized", problems=problems) from None
 
     def _csat(self, csat: CsatSubmitted) -> dict[str, Any]:
         decision_id = self._last_decision(csat.conversation)

@@ -28,12 +28,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from tailorbot.errors import InvalidInput, Problem
 from tailorbot.features.state import BOT_TEXT_CHARS
+from tailorbot.integrations.profiles import check_user_id
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 _CHANNEL = re.compile(r"[^a-z0-9_\-]+")
 
 
@@ -52,6 +54,8 @@ class NLGRequest:
     arguments: dict[str, Any] = field(default_factory=dict)
     user_event: dict[str, Any] | None = None  # the tracker's last ``user`` event, as Rasa has it
     bot_text: str | None = None  # the bot's last utterance before that event (what it answers)
+    # what the decision service is asked, validated while reading (None: no customer text)
+    personalize: PersonalizeRequest | None = None
 
     @property
     def session_id(self) -> str:
@@ -75,10 +79,13 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         problems.append(Problem(None, "tracker", "missing: Rasa's conversation tracker"))
         tracker = {}
     sender = tracker.get("sender_id")
-    if not isinstance(sender, str) or not _IDENTIFIER.match(sender):
-        problems.append(
-            Problem(None, "tracker.sender_id", "must be 1-128 letters, digits or _ . : @ -")
-        )
+    if not isinstance(sender, str):
+        problems.append(Problem(None, "tracker.sender_id", "missing: the customer's id"))
+    else:  # the rules of events' ids, the same the decision service applies
+        try:
+            check_user_id(sender)
+        except InvalidInput as exc:
+            problems.extend(Problem(None, "tracker.sender_id", p.reason) for p in exc.problems)
     if problems:
         raise InvalidInput("the NLG request is not one Rasa sends", problems=problems)
     latest: dict[str, Any] = _object(tracker.get("latest_message"))
@@ -87,19 +94,57 @@ def parse_nlg_request(body: Any) -> NLGRequest:
     channel_body = body.get("channel")
     channel_name = channel_body.get("name") if isinstance(channel_body, dict) else None
     channel = _CHANNEL.sub("-", str(channel_name or "").lower()).strip("-")[:32] or "rasa"
+    text = text if text and text.strip() else None
+    bot_text = _bot_text_before_user(tracker.get("events"))
+    user_id = str(sender)
+    personalize = None if text is None else _personalize_request(user_id, text, bot_text, channel)
     return NLGRequest(
         response=str(response),
-        user_id=str(sender),
-        text=text if text and text.strip() else None,
+        user_id=user_id,
+        text=text,
         intent=intent,
         confidence=confidence,
         channel=channel,
         variation_id=str(body["id"]) if body.get("id") is not None else None,
         slots=_object(tracker.get("slots")),
         arguments=_object(body.get("arguments")),
-        user_event=_last_user_event(tracker.get("events"), str(sender)),
-        bot_text=_bot_text_before_user(tracker.get("events")),
+        user_event=_last_user_event(tracker.get("events"), user_id),
+        bot_text=bot_text,
+        personalize=personalize,
     )
+
+
+# Where in Rasa's request each field of the personalize request comes from.
+_SOURCES = {
+    "user_id": "tracker.sender_id",
+    "session_id": "tracker.sender_id",
+    "message": "tracker.latest_message.text",
+    "last_bot_message": "tracker.events",
+    "context": "channel.name",
+}
+
+
+def _personalize_request(
+    user_id: str, text: str, bot_text: str | None, channel: str
+) -> PersonalizeRequest:
+    """Built here, not in the worker thread, so that what it refuses is a 422 naming Rasa's
+    field (a lone surrogate in a text, say), not a server error."""
+    try:
+        return PersonalizeRequest(
+            user_id=user_id,
+            session_id=user_id,  # Rasa's tracker is one conversation per sender
+            message=text,
+            last_bot_message=bot_text,
+            context=PersonalizeContext(channel=channel),
+        )
+    except ValidationError as exc:
+        problems = [
+            Problem(None, _SOURCES.get(str(next(iter(error["loc"]), "")), "(body)"), error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        raise InvalidInput(
+            "the NLG request is not one tailorbot can answer", problems=problems
+        ) from None
 
 
 def _last_user_event(events: Any, sender: str) -> dict[str, Any] | None:
@@ -182,14 +227,11 @@ class NLGResponder:
             return NLGAnswer(
                 decided["text"], decided["decision_id"], decided["template_id"], decided["variant"]
             )
+        personalize = request.personalize or _personalize_request(
+            request.user_id, request.text, request.bot_text, request.channel
+        )
         decision = self.decider.personalize(
-            PersonalizeRequest(
-                user_id=request.user_id,
-                session_id=request.session_id,
-                message=request.text,
-                last_bot_message=request.bot_text,
-                context=PersonalizeContext(channel=request.channel),
-            ),
+            personalize,
             template_id=template_id,
             message_event_id=self._message_event_id(request),
         )

@@ -16,19 +16,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tailorbot.errors import InvalidInput, Problem, backend_errors
+from tailorbot.events.identifiers import Identifier
 from tailorbot.events.profile import UserProfile
 from tailorbot.store.base import ProfileStore
 
+_USER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+
 
 class ProfileWriter(Protocol):
+    # the settings' attribute bounds (``profile_validation_context``); None: the ceilings
+    profile_bounds: Mapping[str, int] | None
+
     def put_profile(self, user_id: str, profile: UserProfile) -> None: ...
 
 
-def merge_profile(stored: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> UserProfile:
-    """``stored`` with ``fields`` set; :class:`InvalidInput` names a field that does not fit."""
+def check_user_id(user_id: str) -> str:
+    """``user_id``, or :class:`InvalidInput` when events would refuse it (the same rules: a
+    profile under such an id could not be erased with ``DELETE /v1/users/{id}``)."""
+    try:
+        return _USER_ID.validate_python(user_id)
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"] for error in exc.errors(include_url=False))
+        raise InvalidInput(
+            f"user id not accepted: {reasons}", problems=[Problem(None, "user_id", reasons)]
+        ) from None
+
+
+def merge_profile(
+    stored: Mapping[str, Any] | None,
+    fields: Mapping[str, Any],
+    bounds: Mapping[str, int] | None = None,
+) -> UserProfile:
+    """``stored`` with ``fields`` set; :class:`InvalidInput` names a field that does not fit
+    (``bounds``: a ``profile_validation_context``, else the published ceilings)."""
     merged: dict[str, Any] = dict(stored or {})
     attributes = dict(merged.get("attributes") or {})
     for name, value in fields.items():
@@ -39,7 +62,7 @@ def merge_profile(stored: Mapping[str, Any] | None, fields: Mapping[str, Any]) -
             merged[name] = value
     merged["attributes"] = attributes
     try:
-        return UserProfile.model_validate(merged)
+        return UserProfile.model_validate(merged, context=bounds)
     except ValidationError as exc:
         problems = [
             Problem(None, ".".join(str(part) for part in error["loc"]), error["msg"])
@@ -62,13 +85,25 @@ class ProfileUpdater:
     ) -> bool:
         """Merge ``fields`` into the user's profile, and ``if_missing`` where the profile has
         no value yet; False when nothing changed."""
-        if not fields and not if_missing:
-            return False
-        with backend_errors():
-            stored = self.profiles.get(user_id)
-        missing = {k: v for k, v in (if_missing or {}).items() if not (stored or {}).get(k)}
-        merged = merge_profile(stored, {**missing, **fields})
-        if stored is not None and merged.model_dump(mode="json") == stored:
+        merged = self.check(user_id, fields, if_missing)
+        if merged is None:
             return False
         self.users.put_profile(user_id, merged)
         return True
+
+    def check(
+        self, user_id: str, fields: Mapping[str, Any], if_missing: Mapping[str, Any] | None = None
+    ) -> UserProfile | None:
+        """The profile :meth:`update` would write (None: nothing would change), writing
+        nothing: :class:`InvalidInput` for what it would refuse, so that a caller can check
+        every change before it writes any."""
+        check_user_id(user_id)
+        if not fields and not if_missing:
+            return None
+        with backend_errors():
+            stored = self.profiles.get(user_id)
+        missing = {k: v for k, v in (if_missing or {}).items() if not (stored or {}).get(k)}
+        merged = merge_profile(stored, {**missing, **fields}, self.users.profile_bounds)
+        if stored is not None and merged.model_dump(mode="json") == stored:
+            return None
+        return merged

@@ -47,13 +47,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
+from tailorbot.events.identifiers import check_pseudonymous
 
 DEFAULT_HANDOFF_ACTIONS = ("*handoff*", "action_*human*")
 ENVELOPE_PAYLOADS = ("user", "bot", "session_started", "slot_set", "memory_set", "action")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_CHARS = 256
 _CHANNEL = re.compile(r"[^a-z0-9_\-]+")
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+# used with fullmatch: "$" alone would let a trailing newline through
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@\-]{1,128}")
 
 
 @dataclass
@@ -63,6 +65,21 @@ class RasaBatch:
     events: list[dict[str, Any]] = field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> {field: value}
     skipped: int = 0
+    # user -> {field: index of the event that set it}, to name the event of a refused value
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    event_indexes: list[int] = field(default_factory=list)  # of each event, in the input
+
+    def index_of(self, user_id: str, profile_field: str) -> int | None:
+        """The index of the event that set ``profile_field`` (``attributes`` or any field:
+        the last event that set one) of ``user_id``'s profile."""
+        fields = self.sources.get(user_id, {})
+        if profile_field in fields:
+            return fields[profile_field]
+        prefix = profile_field.split(".", 1)[0] + "."
+        found = [i for name, i in fields.items() if name.startswith(prefix)] or list(
+            fields.values()
+        )
+        return max(found, default=None)
 
 
 class RasaEventMapper:
@@ -89,9 +106,11 @@ class RasaEventMapper:
         problems: list[Problem] = []
         for index, raw in enumerate(raw_events):
             try:
-                self._map_one(raw, batch)
+                self._map_one(raw, batch, index)
             except _Bad as bad:
                 problems.append(Problem(index, bad.field, bad.reason))
+            except RecursionError:  # a value nested deeper than Python can walk
+                problems.append(Problem(index, "(event)", "values are nested too deeply"))
         if problems:
             raise InvalidInput(
                 f"{len(problems)} Rasa event(s) could not be read", problems=problems
@@ -99,13 +118,14 @@ class RasaEventMapper:
         return batch
 
     # --- one event --------------------------------------------------------------------
-    def _map_one(self, raw: Any, batch: RasaBatch) -> None:
+    def _map_one(self, raw: Any, batch: RasaBatch, index: int) -> None:
         if not isinstance(raw, dict):
             raise _Bad("(event)", "each Rasa event must be a JSON object")
         envelope: Mapping[str, Any] = raw
         body: Mapping[str, Any] = raw
         if "event" in raw:
-            kind = str(raw["event"])
+            # a type that is no string is no type tailorbot knows: skipped like one
+            kind = raw["event"] if isinstance(raw["event"], str) else "(unknown)"
             user_id = _identifier(raw, "sender_id")
         else:
             kind, body = _envelope_payload(raw)
@@ -118,15 +138,21 @@ class RasaEventMapper:
             "channel": self._channel(body.get("input_channel") or envelope.get("input_channel")),
             "metadata": _metadata(envelope, kind),
         }
-        event = self._event(kind, body, base, batch)
+        event = self._event(kind, body, base, batch, index)
         if event is None:
             batch.skipped += 1
             return
         event["event_id"] = _event_id(envelope, event)
         batch.events.append(event)
+        batch.event_indexes.append(index)
 
     def _event(
-        self, kind: str, body: Mapping[str, Any], base: dict[str, Any], batch: RasaBatch
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        base: dict[str, Any],
+        batch: RasaBatch,
+        index: int,
     ) -> dict[str, Any] | None:
         if kind == "user":
             text = _text(body)
@@ -149,29 +175,40 @@ class RasaEventMapper:
         if kind == "restart":
             return {**base, "type": "session_ended"}
         if kind in ("action", "action_executed"):
-            name = str(body.get("name") or body.get("action_name") or "")
-            if name and any(fnmatch.fnmatchcase(name, p) for p in self.handoff_actions):
+            name = body.get("name") or body.get("action_name")
+            if isinstance(name, str) and any(
+                fnmatch.fnmatchcase(name, p) for p in self.handoff_actions
+            ):
                 return {**base, "type": "handoff", "reason": f"rasa action {name}"}
             return None
         if kind in ("slot", "slot_set", "memory_set"):
-            self._slot(body, base["user_id"], batch)
+            self._slot(body, base["user_id"], batch, index)
             return None
         return None
 
-    def _slot(self, body: Mapping[str, Any], user_id: str, batch: RasaBatch) -> None:
+    def _slot(self, body: Mapping[str, Any], user_id: str, batch: RasaBatch, index: int) -> None:
         name = body.get("name") or body.get("key") or body.get("slot")
-        target = self.slot_attributes.get(str(name))
+        target = self.slot_attributes.get(name) if isinstance(name, str) else None
         if target is None:
             return
         value = body.get("value")
         if "value_json" in body:  # the envelope shape carries values as JSON text
+            text = body["value_json"]
+            if not isinstance(text, str):
+                raise _Bad("value_json", "must be JSON text (a string)")
             try:
-                value = json.loads(str(body["value_json"]))
+                value = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise _Bad("value_json", f"not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise _Bad("value_json", "nested too deeply") from None
         if value is not None and not isinstance(value, str | int | float | bool):
-            value = json.dumps(value)[:MAX_METADATA_CHARS]
+            try:
+                value = json.dumps(value)[:MAX_METADATA_CHARS]
+            except RecursionError:
+                raise _Bad("value", "nested too deeply") from None
         batch.profiles.setdefault(user_id, {})[target] = value
+        batch.sources.setdefault(user_id, {})[target] = index
 
     def _channel(self, value: Any) -> str:
         channel = _CHANNEL.sub("-", str(value or "").lower()).strip("-")[:32]
@@ -197,21 +234,36 @@ def _envelope_payload(raw: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str:
+    """The id at ``key``, by the rules events' ids follow (a profile written under an id
+    they refuse could not be erased)."""
     value = raw.get(key)
-    if value is None or str(value) == "":
+    if value is None or value == "":
         raise _Bad(key, "missing")
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise _Bad(key, "must be a string")
     text = str(value)
-    if not _IDENTIFIER.match(text):
+    if not _IDENTIFIER.fullmatch(text):
         raise _Bad(key, "must be 1-128 characters of letters, digits and _ . : @ -")
-    return text
+    try:
+        return check_pseudonymous(text)
+    except ValueError as exc:
+        raise _Bad(key, str(exc)) from None
 
 
 def _session_id(envelope: Mapping[str, Any], user_id: str) -> str:
     # Classic events carry no session id: a Rasa conversation (sender) is the session.
     session = envelope.get("session_id")
-    if session is not None and _IDENTIFIER.match(str(session)):
+    if _is_identifier(session):
         return str(session)
     return user_id
+
+
+def _is_identifier(value: Any) -> bool:
+    return (
+        isinstance(value, str | int)
+        and not isinstance(value, bool)
+        and _IDENTIFIER.fullmatch(str(value)) is not None
+    )
 
 
 def _timestamp(value: Any) -> datetime:
@@ -227,7 +279,12 @@ def _timestamp(value: Any) -> datetime:
             raise _Bad("timestamp", f"{value!r} is neither epoch seconds nor RFC 3339") from None
         if parsed.tzinfo is None:
             raise _Bad("timestamp", "RFC 3339 timestamps need a time zone (e.g. Z)")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise _Bad(
+                "timestamp", f"{value!r} is outside years 1-9999 once converted to UTC"
+            ) from None
     raise _Bad("timestamp", "missing (epoch seconds or RFC 3339 text)")
 
 
@@ -253,7 +310,7 @@ def rasa_intent(intent: Any) -> tuple[str | None, float | None]:
     if not isinstance(intent, dict):
         return None, None
     name = intent.get("name")
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         return None, None
     confidence = intent.get("confidence")
     if isinstance(confidence, int | float) and 0.0 <= confidence <= 1.0:
@@ -279,7 +336,7 @@ def _metadata(envelope: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def _event_id(envelope: Mapping[str, Any], event: Mapping[str, Any]) -> str:
     given = envelope.get("event_id")
-    if given is not None and _IDENTIFIER.match(str(given)):
+    if _is_identifier(given):
         return str(given)
     # Same Rasa event -> same id, so a re-delivered broker message is applied once.
     key = json.dumps(

@@ -12,7 +12,10 @@ from tailorbot.api.errors import error_responses
 from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.routers.events import parse_events_body
+from tailorbot.errors import EngineError, InvalidInput, Problem
 from tailorbot.integrations.nlg import NLGResponder, nlg_response, parse_nlg_request
+from tailorbot.integrations.profiles import ProfileUpdater
+from tailorbot.integrations.rasa import RasaBatch
 
 router = APIRouter(tags=["integrations"])
 
@@ -36,14 +39,24 @@ async def rasa_events(
     fields (`rasa_slot_attributes`); the rest is skipped and counted. All or nothing: a
     bad event is a 422 naming its `index` and `field`, and nothing is stored."""
     raw = parse_events_body(await request.body())
+    if not raw:  # as on /v1/events: Rasa's broker publishes one event per message, never none
+        raise InvalidInput(
+            "no events: send one Rasa event or a list with at least one",
+            problems=[Problem(None, "events", "empty batch")],
+        )
     batch = mapper.map(raw)
+    # Every profile change is checked before anything is stored: all or nothing.
+    await off_loop(request, _check_profiles, profiles, batch)
     accepted = 0
     if batch.events:
-        result = await off_loop(request, ingestion.ingest, batch.events)
+        try:
+            result = await off_loop(request, ingestion.ingest, batch.events)
+        except EngineError as exc:
+            raise _at_input_indexes(exc, batch.event_indexes) from exc
         accepted = result.accepted
     updated = 0
-    for user_id, fields in batch.profiles.items():
-        updated += await off_loop(request, profiles.update, user_id, fields)
+    if batch.profiles:
+        updated = await off_loop(request, _write_profiles, profiles, batch)
     body = {
         "accepted": accepted,
         "skipped": batch.skipped,
@@ -51,6 +64,46 @@ async def rasa_events(
         "event_ids": [event["event_id"] for event in batch.events],
     }
     return OrjsonResponse(body, status_code=202)
+
+
+def _check_profiles(profiles: ProfileUpdater, batch: RasaBatch) -> None:
+    """:class:`InvalidInput` naming the slot event of each value a profile would refuse
+    (writes nothing)."""
+    problems: list[Problem] = []
+    for user_id, fields in batch.profiles.items():
+        try:
+            profiles.check(user_id, fields)
+        except InvalidInput as exc:
+            problems.extend(
+                Problem(batch.index_of(user_id, p.field), "value", f"{p.field}: {p.reason}")
+                for p in exc.problems
+            )
+    if problems:
+        problems.sort(key=lambda p: p.index if p.index is not None else -1)
+        raise InvalidInput(
+            f"{len(problems)} slot value(s) do not fit the profile", problems=problems
+        )
+
+
+def _write_profiles(profiles: ProfileUpdater, batch: RasaBatch) -> int:
+    # Merged again with the profile as stored now: a change made meanwhile (a consent
+    # withdrawn through PUT /v1/users) is kept, not overwritten by the checked copy.
+    return sum(profiles.update(user_id, fields) for user_id, fields in batch.profiles.items())
+
+
+def _at_input_indexes(exc: EngineError, indexes: list[int]) -> EngineError:
+    """``exc`` with its problems' indexes (of the mapped events) turned into the indexes of
+    the Rasa events they came from (skipped ones shift them)."""
+    problems = [
+        Problem(
+            indexes[p.index] if p.index is not None and p.index < len(indexes) else p.index,
+            p.field,
+            p.reason,
+            p.too_large,
+        )
+        for p in exc.problems
+    ]
+    return type(exc)(exc.message, problems=problems, retry_after=exc.retry_after)
 
 
 @router.post(
