@@ -17,6 +17,7 @@ then the defaults below. Backends are chosen by URL scheme, the way SQLAlchemy d
 from __future__ import annotations
 
 import os
+import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -391,7 +392,10 @@ class Settings(BaseSettings):
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         # The file sits below the environment: values set there win over the file's.
-        from_file = TomlConfigSettingsSource(cls, path)()
+        try:
+            from_file = TomlConfigSettingsSource(cls, path)()
+        except tomllib.TOMLDecodeError as exc:  # its message names no file: say which
+            raise ValueError(f"config file {path}: invalid TOML: {exc}") from None
         from_env = EnvSettingsSource(cls)()
         return cls(**{**from_file, **from_env, **kwargs})
 

@@ -58,6 +58,16 @@ def _describe_validation(error: ValidationError) -> str:
     return "invalid settings: " + "; ".join(parts)
 
 
+def _first_problem(error: EngineError) -> str:
+    """The first problem of an error that lists them (the message alone only counts them)."""
+    if not error.problems:
+        return ""
+    problem = error.problems[0]
+    where = f"event {problem.index}: " if problem.index is not None else ""
+    more = f" (+{len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+    return f" ({where}{problem.field}: {problem.reason}{more})"
+
+
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Turn the errors a user can cause or fix into one clear line and exit status 1."""
 
@@ -70,16 +80,19 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except ValidationError as exc:
             fail(_describe_validation(exc))
         except EngineError as exc:
-            fail(exc.message)
+            fail(exc.message + _first_problem(exc))
         except (CliError, BackendError, FileNotFoundError, ValueError, OSError) as exc:
             fail(str(exc))
         except Exception as exc:
-            # The HTTP client's errors (commands that talk to a server); imported here so
-            # that `tailorbot --help` does not load the client.
+            # The HTTP client's errors (commands that talk to a server) and a saved model
+            # that cannot be read back; imported here so that `tailorbot --help` loads neither.
             from tailorbot.client import TailorbotError
+            from tailorbot.models.registry import ModelLoadError
 
             if isinstance(exc, TailorbotError):
                 fail(exc.message)
+            if isinstance(exc, ModelLoadError):
+                fail(f"{exc} (corrupt, or saved by incompatible code)")
             raise
 
     return wrapper

@@ -94,7 +94,14 @@ def replay(
 
     def flush(client: httpx.Client) -> None:
         nonlocal accepted
-        result = _post(client, endpoint, [event for _, event in pending])
+        try:
+            result = _post(client, endpoint, [event for _, event in pending])
+        except CliError as exc:
+            # the earlier batches are stored: say how far it got, so a rerun can skip them
+            raise CliError(
+                f"{exc}; {accepted} events accepted before it ({len(bad)} bad lines); "
+                f"resume from line {pending[0][0]}"
+            ) from None
         accepted += result["accepted"]
         for status, (number, _) in zip(result["results"], pending, strict=True):
             if status["status"] == "rejected":

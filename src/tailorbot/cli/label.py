@@ -9,9 +9,10 @@ An annotator fills the ``intent`` column; ``import`` sends the filled rows back 
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +24,7 @@ from tailorbot.cli.common import (
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history
+from tailorbot.errors import BackendError, EngineError
 
 label_app = typer.Typer(
     help="Export messages to annotate; import the labels.", no_args_is_help=True
@@ -77,29 +79,72 @@ def import_labels(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Send the rows with a filled intent column as intent_label events."""
+    """Send the rows with a filled intent column as intent_label events.
+
+    Every row is checked before the first one is stored. A row's event id derives from the
+    row, so importing the same file again repeats the same events (the log's readers
+    deduplicate them) rather than adding new labels.
+    """
     from tailorbot.events.codec import now_iso
-    from tailorbot.models.pipeline.labels import label_events_from_rows
+    from tailorbot.models.pipeline.labels import LabelFileError, label_events_from_rows
     from tailorbot.runtime import Runtime
 
     settings = load_settings(config, data_dir=data_dir)
     if not path.is_file():
         raise CliError(f"no such file: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"intent", "user_id", "session_id"} - set(reader.fieldnames or ())
-        if missing:
-            raise CliError(f"{path}: missing columns: {', '.join(sorted(missing))}")
-        events = label_events_from_rows(reader, now_iso())
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"intent", "user_id", "session_id"} - set(reader.fieldnames or ())
+            if missing:
+                raise CliError(f"{path}: missing columns: {', '.join(sorted(missing))}")
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text: {exc}") from None
+    # the line of each row that becomes an event (label_events_from_rows skips empty intents)
+    lines = [n for n, row in enumerate(rows, start=2) if (row.get("intent") or "").strip()]
+    try:
+        events = label_events_from_rows(rows, now_iso())
+    except LabelFileError as exc:
+        raise CliError(f"{path}: {exc}") from None
     if not events:
         raise CliError(f"{path}: no row has a filled intent column")
+    for event in events:
+        event["event_id"] = _label_event_id(event)
     runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
+    batch = min(BATCH, settings.max_batch_events)
+    stored = 0
     try:
-        for start in range(0, len(events), BATCH):
-            runtime.ingestion.ingest(events[start : start + BATCH])
+        # Every row checked before the first is stored: each batch is all or nothing, so a
+        # bad row in a later batch used to leave the earlier ones stored.
+        problems = runtime.ingestion.problems(events)
+        if problems:
+            first = problems[0]
+            line = lines[first.index] if first.index is not None else "?"
+            raise CliError(
+                f"{path}: line {line}: {first.field}: {first.reason}; nothing was stored"
+            )
+        for start in range(0, len(events), batch):
+            runtime.ingestion.ingest(events[start : start + batch])
+            stored = min(start + batch, len(events))
+    except (EngineError, BackendError) as exc:
+        # the rows were valid: the backend failed; a rerun repeats the stored events harmlessly
+        message = exc.message if isinstance(exc, EngineError) else str(exc)
+        raise CliError(
+            f"{path}: {stored} of {len(events)} labels stored, then: {message}; "
+            "run the import again (the stored ones are not added twice)"
+        ) from None
     finally:
         runtime.stop()
     typer.echo(f"imported {len(events)} labels as intent_label events")
+
+
+def _label_event_id(event: dict[str, Any]) -> str:
+    """The same row gives the same id on every import (32 hex digits: never taken for PII)."""
+    parts = (event["user_id"], event["session_id"], event.get("message_event_id") or "",
+             event.get("decision_id") or "", event["intent"])  # fmt: skip
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 def register(app: typer.Typer) -> None:

@@ -34,6 +34,10 @@ def consume(
         float | None,
         typer.Option("--max-idle-s", min=0, help="Stop after this long without a record."),
     ] = None,
+    connect_timeout: Annotated[
+        float,
+        typer.Option("--connect-timeout", min=0.1, help="Seconds to wait for the broker at start."),
+    ] = 10.0,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -44,7 +48,11 @@ def consume(
     profiles. The features follow as tailorbot's stream workers apply the events.
     """
     from tailorbot.integrations.profiles import ProfileUpdater
-    from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
+    from tailorbot.integrations.rasa_consumer import (
+        KafkaConfigError,
+        RasaBrokerConsumer,
+        ServiceSink,
+    )
     from tailorbot.runtime import Runtime
 
     extra = {}
@@ -57,13 +65,23 @@ def consume(
     runtime = Runtime(settings)
     sink = ServiceSink(runtime.ingestion, ProfileUpdater(runtime.stores.profiles, runtime.users))
     consumer = RasaBrokerConsumer(
-        bootstrap, topic, sink, runtime.rasa_mapper(), group=group, config=extra
+        bootstrap,
+        topic,
+        sink,
+        runtime.rasa_mapper(),
+        group=group,
+        config=extra,
+        connect_timeout_s=connect_timeout,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: consumer.stop())
     typer.echo(f"reading {topic!r} at {bootstrap} in group {group!r}; Ctrl-C stops")
     try:
         consumer.run(max_idle_s=max_idle_s)
+    except KafkaConfigError as exc:
+        # name the -X option librdkafka refused, when it is one
+        named = [key for key in extra if key in str(exc)]
+        fail(f"--kafka-option {named[0]}: {exc}" if named else f"kafka settings: {exc}")
     finally:
         runtime.stop()
     typer.echo(

@@ -3,13 +3,14 @@ promotion gate, promote or keep, and say why; ``--watch`` keeps checking."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tailorbot.cli.common import (
     ConfigOption,
     DataDirOption,
+    fail,
     load_settings,
     reports_errors,
     run_until_signalled,
@@ -55,19 +56,25 @@ def retrain(
         runtime.metrics,
         check_s=every,
         train_options=options,
-        on_outcome=lambda o: typer.echo(
-            f"{o.outcome}: {o.why}" + (f" [{o.version}]" if o.version else "")
-        ),
+        on_outcome=_echo if watch else None,
     )
     try:
         if not watch:
-            worker.check(force=force)
+            outcome = worker.check(force=force)
+            if outcome.outcome == "failed":  # a script must see it (watching, it retries)
+                fail(f"retrain failed: {outcome.why}")
+            _echo(outcome)
             return
         if force:
             worker.check(force=True)
         run_until_signalled(worker, "tailorbot-retrainer")
     finally:
         runtime.stop()
+
+
+def _echo(outcome: Any) -> None:
+    version = f" [{outcome.version}]" if outcome.version else ""
+    typer.echo(f"{outcome.outcome}: {outcome.why}{version}")
 
 
 def register(app: typer.Typer) -> None:

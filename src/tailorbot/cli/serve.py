@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import logging
 import os
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -29,20 +32,74 @@ class WorkerMode(enum.StrEnum):
     none = "none"
 
 
-def _preflight(settings: Settings) -> None:
-    """Open the backends once, so that a bad URL or a down server is one clear line."""
+def _preflight(settings: Settings, *, kb: bool = False) -> None:
+    """Open the backends once (and with ``kb`` load the knowledge base as the server will),
+    so that a bad URL, a down server or a broken KB is one clear line, not a process that
+    starts and then fails every request or retries forever."""
+    from tailorbot.kb.loader import KBError
     from tailorbot.runtime import Runtime
 
     runtime = Runtime(settings)
     try:
-        report = runtime.health.readiness()
+        with _kept_warnings("tailorbot.services.health") as warnings:
+            report = runtime.health.readiness()
+        broken = [
+            f"{name} {state}"
+            for name, state in report["checks"].items()
+            if "unreachable" in str(state)
+        ]
+        if broken:
+            # the health check's warnings say why (logged, they were a second line)
+            fail("; ".join(w.removeprefix("readiness: ") for w in warnings) or "; ".join(broken))
+        if kb:
+            try:
+                runtime.kb.load()  # what the decision service loads at its first request
+            except KBError as exc:
+                more = f" (+{len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
+                fail(f"knowledge base: {exc.issues[0]}{more}; see `tailorbot kb check`")
     finally:
         runtime.stop()
-    broken = [
-        f"{name} {state}" for name, state in report["checks"].items() if "unreachable" in str(state)
-    ]
-    if broken:
-        fail("; ".join(broken))
+
+
+class _Kept(logging.Handler):
+    """Keeps the messages logged to it instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _kept_warnings(name: str) -> Iterator[list[str]]:
+    """The messages logged to ``name`` meanwhile, kept instead of printed."""
+    handler = _Kept()
+    target = logging.getLogger(name)
+    target.addHandler(handler)
+    propagate, target.propagate = target.propagate, False
+    try:
+        yield handler.messages
+    finally:
+        target.removeHandler(handler)
+        target.propagate = propagate
+
+
+def _check_listen(host: str, port: int, what: str) -> None:
+    """Bind ``host:port`` once and release it: uvicorn (or the metrics server) binds only
+    after the start, and its failure was a few log lines and exit status 3."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        fail(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @reports_errors
@@ -78,7 +135,8 @@ def serve(
     log_level = (log_level or settings.log_level).lower()
     if log_level not in LOG_LEVELS:
         fail(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    _preflight(settings)
+    _check_listen(settings.host, settings.port, "--host/--port")
+    _preflight(settings, kb=True)
     configure_logging(settings, level=log_level)  # once it will serve (not for a failed start)
     supervised = None
     if worker_mode is WorkerMode.process:
@@ -167,17 +225,25 @@ def worker(
     settings = load_settings(config, data_dir=data_dir)
     from tailorbot.telemetry.tracing import Tracing
 
+    if metrics_port is not None:
+        _check_listen(metrics_host, metrics_port, "--metrics-host/--metrics-port")
+    _preflight(settings)  # as serve does: a down backend is one line, not endless retries
     runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
     stream_worker = runtime.stream_worker(pause_gc=True)  # this process is the worker's own
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host, registry=runtime.metrics.registry)
-        typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     archiver = runtime.archive_worker()
     try:
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            try:
+                start_http_server(
+                    metrics_port, addr=metrics_host, registry=runtime.metrics.registry
+                )
+            except OSError as exc:  # taken since the check: still one line, runtime stopped
+                fail(f"--metrics-port: cannot listen on {metrics_host}:{metrics_port}: {exc}")
+            typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
         if archiver is not None:
             runtime.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
             runtime.threads["archiver"].start()

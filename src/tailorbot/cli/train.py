@@ -24,7 +24,14 @@ from typing import Annotated, Any
 
 import typer
 
-from tailorbot.cli.common import ConfigOption, DataDirOption, fail, load_settings, reports_errors
+from tailorbot.cli.common import (
+    CliError,
+    ConfigOption,
+    DataDirOption,
+    fail,
+    load_settings,
+    reports_errors,
+)
 
 DataOption = Annotated[
     Path | None,
@@ -66,7 +73,11 @@ def train(
     config: ConfigOption = None,
     model: ModelOption = None,
     language_data: LanguageDataOption = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the splits and the search.")] = 0,
+    seed: Annotated[
+        int,
+        # numpy's seeds are 0..2**32-1: typer's bounds name the option, numpy's error did not
+        typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the splits and the search."),
+    ] = 0,
     search: SearchOption = True,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Search trial budget.")] = 12,
     timeout: Annotated[
@@ -144,13 +155,16 @@ def base_rows(base: str | None, builtin_intents: Any = None) -> list[dict[str, A
 
 def _is_built(path: Path) -> bool:
     """A file written by `tailorbot dataset build` (its rows carry the event time)."""
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    return "epoch" in json.loads(line)
-                except ValueError:
-                    return False
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        return "epoch" in json.loads(line)
+                    except ValueError:
+                        return False
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text ({exc.reason})") from None
     return False
 
 

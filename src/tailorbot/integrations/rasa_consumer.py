@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
+CONNECT_TIMEOUT_S = 10.0  # how long the start waits for the broker's metadata
+
+
+class KafkaConfigError(ValueError):
+    """librdkafka refused the consumer's settings (an unknown property, a bad value)."""
 
 
 class RasaSink(Protocol):
@@ -65,6 +70,8 @@ class RasaBrokerConsumer:
         Records read per turn.
     config
         Extra librdkafka properties (security, timeouts).
+    connect_timeout_s
+        :meth:`run` raises :class:`Unavailable` when the broker does not answer in time.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class RasaBrokerConsumer:
         group: str = "tailorbot-rasa",
         batch: int = 500,
         config: Mapping[str, Any] | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
@@ -84,6 +92,7 @@ class RasaBrokerConsumer:
         self.group = group
         self.batch = batch
         self.config = dict(config or {})
+        self.connect_timeout_s = connect_timeout_s
         self.ingested = 0  # tailorbot events handed to the sink
         self.skipped = 0  # records that were not usable Rasa events
         self.committed = 0  # records whose offsets were committed
@@ -101,7 +110,9 @@ class RasaBrokerConsumer:
             "auto.offset.reset": "earliest",
             **self.config,
         }
-        self._consumer = Consumer(settings)
+        self._check_broker(settings)
+        # librdkafka's own lines through Python's logging, not straight to stderr
+        self._consumer = Consumer({**settings, "logger": logger})
         self._consumer.subscribe([self.topic])
         idle_since = time.monotonic()
         pause = 0.1
@@ -126,6 +137,30 @@ class RasaBrokerConsumer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _check_broker(self, settings: Mapping[str, Any]) -> None:
+        """Raise :class:`KafkaConfigError` for settings librdkafka refuses and
+        :class:`Unavailable` when the broker does not answer: a consumer would otherwise
+        retry forever, printing a connection failure every second."""
+        from confluent_kafka import Consumer, KafkaException
+
+        errors: list[Any] = []
+        try:
+            # a quiet probe: its failures are collected for the one message below
+            probe = Consumer({**settings, "log_level": 0, "error_cb": errors.append})
+        except KafkaException as exc:
+            raise KafkaConfigError(exc.args[0].str()) from None
+        try:
+            probe.list_topics(timeout=self.connect_timeout_s)
+        except KafkaException as exc:
+            probe.poll(0)  # hands the queued connection errors to error_cb
+            reason = errors[-1].str() if errors else exc.args[0].str()
+            raise Unavailable(
+                f"kafka broker {self.bootstrap} unreachable "
+                f"(no answer in {self.connect_timeout_s:g} s): {reason}"
+            ) from None
+        finally:
+            probe.close()
 
     # --- one batch --------------------------------------------------------------------
     def _process(self, records: list[Message]) -> bool:

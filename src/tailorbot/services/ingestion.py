@@ -103,6 +103,11 @@ class IngestionService:
             self.metrics.events_ingested.labels(type=kind).inc(count)
         return _result(len(raw_events), events, positions, problems, repeats)
 
+    def problems(self, raw_events: Sequence[Any]) -> list[Problem]:
+        """What :meth:`ingest` would refuse in ``raw_events``, one batch of any size, storing
+        nothing (a caller sending many batches checks them all before the first is stored)."""
+        return self._validate(raw_events)[1]
+
     def _check_size(self, raw_events: Sequence[Any]) -> None:
         if not raw_events:
             raise InvalidInput(

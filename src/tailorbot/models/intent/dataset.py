@@ -170,7 +170,8 @@ def _in_test_share(text: str) -> bool:
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, str, str]]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = [h.strip() for h in reader.fieldnames or []]
             if not header:

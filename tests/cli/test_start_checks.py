@@ -1,0 +1,80 @@
+"""Long-running commands check what they need before they start: a bad knowledge base, an
+unreachable backend or broker, a port in use is one ``error:`` line and a non-zero exit, not
+a server answering 500 or a worker retrying forever. Run as processes: librdkafka and uvicorn
+write to the real stderr, and a command that does not fail must not hang the test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tailorbot.api.server import free_port
+
+TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
+LIMIT_S = 30  # a command that is still running by then did not fail at its start
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TAILORBOT_")}
+    try:
+        return subprocess.run(
+            [TAILORBOT, *args], env={**clean, **env}, capture_output=True, text=True,
+            timeout=LIMIT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{args} still running after {LIMIT_S} s: {exc.stderr!r}")
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+def test_serve_with_a_missing_kb_dir_refuses_to_start(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nonexistent")
+    args = ["serve", "--port", str(free_port()), "--worker", "none"]
+    result = _run([*args, "--data-dir", str(tmp_path)], TAILORBOT_KB_DIR=missing)
+    _one_line_error(result, "knowledge base", missing)
+
+
+def test_serve_on_a_port_in_use_names_it(tmp_path: Path, busy_port: int) -> None:
+    args = ["serve", "--port", str(busy_port), "--worker", "none", "--data-dir", str(tmp_path)]
+    _one_line_error(_run(args), f"127.0.0.1:{busy_port}")
+
+
+def test_serve_on_an_unknown_host_names_it(tmp_path: Path) -> None:
+    args = ["serve", "--host", "nonexistent.invalid", "--worker", "none"]
+    _one_line_error(_run([*args, "--data-dir", str(tmp_path)]), "nonexistent.invalid")
+
+
+def test_worker_with_an_unreachable_log_refuses_to_start(tmp_path: Path) -> None:
+    result = _run(["worker", "--data-dir", str(tmp_path)],
+                  TAILORBOT_LOG_URL="redis://127.0.0.1:1/0?connect_timeout=0.5")  # fmt: skip
+    _one_line_error(result, "log unreachable")
+
+
+def test_worker_metrics_on_a_port_in_use_names_it(tmp_path: Path, busy_port: int) -> None:
+    result = _run(["worker", "--metrics-port", str(busy_port), "--data-dir", str(tmp_path)])
+    _one_line_error(result, f"127.0.0.1:{busy_port}")
+
+
+def test_rasa_consume_without_a_broker_is_one_line(tmp_path: Path) -> None:
+    args = ["rasa", "consume", "--bootstrap", "127.0.0.1:1", "--connect-timeout", "1"]
+    _one_line_error(_run([*args, "--data-dir", str(tmp_path)]), "127.0.0.1:1", "unreachable")
