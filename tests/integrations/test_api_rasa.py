@@ -17,16 +17,16 @@ from tests.integrations.test_rasa import classic_tracker
 from tests.services.decisions.conftest import OUT_OF_SCOPE_MESSAGES, SEED, save_model
 
 
+def rasa_client(tmp_path: Path, *slots: str) -> TestClient:
+    """A server (to enter) with the small intent model, its stream worker running, and the
+    Rasa ``slots`` mapped to profile fields."""
+    save_model(tmp_path)
+    return make_client(tmp_path, seed=SEED, bandit_sync_s=0.0, rasa_slot_attributes=slots)
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
-    """A server with the small intent model, its stream worker running, a Rasa slot mapped."""
-    save_model(tmp_path)
-    with make_client(
-        tmp_path,
-        seed=SEED,
-        bandit_sync_s=0.0,
-        rasa_slot_attributes=("plan=attributes.plan",),
-    ) as client:
+    with rasa_client(tmp_path, "plan=attributes.plan") as client:
         yield client
 
 

@@ -13,9 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import make_client
-from tests.integrations.test_api_rasa import logged_events
+from tests.integrations.test_api_rasa import logged_events, rasa_client
 from tests.integrations.test_nlg import rasa_nlg_request
-from tests.services.decisions.conftest import SEED, save_model
 
 EVENTS = "/v1/integrations/rasa/events"
 NLG = "/v1/integrations/rasa/nlg"
@@ -23,13 +22,7 @@ NLG = "/v1/integrations/rasa/nlg"
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
-    save_model(tmp_path)
-    with make_client(
-        tmp_path,
-        seed=SEED,
-        bandit_sync_s=0.0,
-        rasa_slot_attributes=("tier_slot=tier", "plan=attributes.plan"),
-    ) as client:
+    with rasa_client(tmp_path, "tier_slot=tier", "plan=attributes.plan") as client:
         yield client
 
 
