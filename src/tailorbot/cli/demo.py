@@ -232,7 +232,8 @@ def _print(s: dict[str, Any]) -> None:
         "",
         f"  A/B test, 95 % CI    personalized (n={mine['feedback']})  vs  "
         f"control (n={ctrl['feedback']}), intervals clustered by user",
-        f"    control policy     {_control_words(exp['control'])}, intent-only articles",
+        f"    control policy     {_control_words(exp['control'])}, "
+        "articles ranked by what all customers share",
         f"    CSAT (1-5)         {_fmt_ci(mine['csat'])}  vs  {_fmt_ci(ctrl['csat'])}",
         f"    resolution rate    {_fmt_ci(mine['resolution_rate'], True)}  vs  "
         f"{_fmt_ci(ctrl['resolution_rate'], True)}",

@@ -160,7 +160,7 @@ def test_a_named_control_variant_is_served_fixed(make_service: Any) -> None:
         assert answer.response.variant == "empathetic"
         assert answer.response.propensity == 1.0
         assert answer.user.personalized is False and answer.user.consent is True
-        assert answer.articles, "the control still answers with intent-only articles"
+        assert answer.articles, "the control still answers with articles"
         tell(service, answer.decision_id, rating=2 + i % 3, resolved=i % 2 == 0)
     # The bandit learns only from the personalized arm: the control stays a fixed baseline.
     assert store.counters(service.models.policy.namespace) == {}

@@ -26,3 +26,26 @@ def test_refresh_rebuilds_the_statistics_only_when_the_counters_changed(tmp_path
         assert rebuilt._raw[NS_INTENT]["card_arrival|kb-card-delivery|shown"] == 1.0
     finally:
         stores.close()
+
+
+def test_the_control_ranks_with_what_every_customer_shares_and_nothing_personal(
+    tmp_path: Path,
+) -> None:
+    stores = open_stores(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        shared = SharedRecommenders(load_kb(default_kb_dir()), stores.counters)
+        # Over all customers, one off-topic article resolved most card_arrival issues.
+        stores.counters.increment(
+            NS_INTENT,
+            {"card_arrival|issues": 40.0, "card_arrival|kb-pin-blocked|res": 30.0},
+        )
+        shared.refresh()
+        view = {"recent_articles_helpful": ["kb-atm-support"], "segment": "new"}
+        ask = {"message": "my card has not arrived", "intent": "card_arrival",
+               "confidence": 0.9, "k": 5}  # fmt: skip
+        control = {r.article_id: r for r in shared.recommend(view, **ask, personalized=False)}
+        assert "segment_resolution_rate" in control["kb-pin-blocked"].signals  # over everyone
+        signals = {name for r in control.values() for name in r.signals}
+        assert not signals & {"history", "cooccurrence", "item_knn"}  # nothing of this user
+    finally:
+        stores.close()

@@ -1,7 +1,9 @@
 """The two article rankers of a server, with collaborative statistics kept fresh.
 
-The personalized ranker uses every signal; the control ranker (the A/B baseline) only text
-relevance and intent match. The collaborative statistics are additive counters in the store
+The personalized ranker uses every signal. The control ranker (the A/B baseline) is the same
+ranker without the user's view: text relevance, intent match and what every customer shares
+(each article's resolution rate, helpfulness and popularity over all customers), the
+strongest ranking that is not personal. The collaborative statistics are additive counters in the store
 (the stream worker adds to them as events arrive); :meth:`SharedRecommenders.refresh` re-reads
 them and is called off the request path (see :mod:`tailorbot.services.decisions.refresh`).
 The same refresh picks up a newer collaborative-filtering model (``tailorbot train-recs``)
@@ -29,7 +31,7 @@ class SharedRecommenders:
         self.store = store
         self.data_dir = data_dir
         self._personalized = HybridRecommender(kb)
-        self._control = HybridRecommender.intent_only(kb)
+        self._control = HybridRecommender(kb)  # never given a view: global statistics only
         self._cf = CFLoader(data_dir) if data_dir is not None else None
         self._counters: dict[str, Any] | None = None  # what the served statistics were built from
 
@@ -45,7 +47,8 @@ class SharedRecommenders:
         # Unchanged counters (a quiet hour, a server without feedback): keep the statistics
         # and the answers they remember; a rebuild cost ~20 ms of CPU a second on a warm store.
         if counters != self._counters:
-            self._personalized.stats = CollaborativeStats.from_counters(counters)
+            stats = CollaborativeStats.from_counters(counters)
+            self._personalized.stats = self._control.stats = stats
             self._counters = counters
         if self._cf is not None:
             model = self._cf.poll()
