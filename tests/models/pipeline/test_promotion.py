@@ -17,9 +17,9 @@ GATE = AuditGate(max_gap=0.10, min_rows=20)
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    # 160 customers: about 70 German rows in the gate's held-out rows, enough for the audit to
-    # judge the German segment with a tight interval
-    events, profiles = support_log(users=160, contacts=6, seed=3)
+    # 240 customers: about 75 German rows (distinct texts: copies stay in one split) in the
+    # gate's held-out rows, enough for the audit to judge the German segment tightly
+    events, profiles = support_log(users=240, contacts=6, seed=3)
     return build_dataset(events, profiles)
 
 

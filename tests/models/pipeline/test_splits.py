@@ -35,6 +35,28 @@ def test_split_by_time_tests_on_the_newest_rows_of_each_label() -> None:
         assert max(train) <= min(val) and max(val) <= min(test)
 
 
+@pytest.mark.parametrize("by_time", [True, False])
+def test_copies_of_a_text_never_straddle_two_splits(by_time: bool) -> None:
+    # A log repeats messages: 60 texts, each logged 1-9 times over time; the test split must
+    # not hold a text the model trained on word for word.
+    rng = np.random.default_rng(3)
+    rows = [
+        {"text": f"t{t}", "intent": f"i{t % 3}", "epoch": float(rng.integers(10_000))}
+        for t in range(60)
+        for _ in range(1 + t % 9)
+    ]
+    split = split_rows(rows, by_time=by_time, seed=2)
+    texts = [{r["text"] for r in part} for part in (split.train, split.validation, split.test)]
+    assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
+    assert sum(split.sizes().values()) == len(rows)
+    assert split.validation and split.test
+
+
+def test_data_without_repeats_splits_as_before_by_row() -> None:
+    split = split_rows(_rows(403), seed=4)  # 403: uneven labels, the same row-level cut
+    assert split.sizes() == {"train": 283, "validation": 60, "test": 60}
+
+
 def test_kfold_is_stratified_and_covers_every_row_once() -> None:
     labels = [f"i{i % 4}" for i in range(100)] + ["rare"] * 2
     folds = kfold_indices(labels, k=5)

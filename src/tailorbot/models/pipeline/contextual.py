@@ -18,13 +18,14 @@ text-only there (:func:`compare_on_split`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tailorbot.models.pipeline.crossval import IntentParams
-from tailorbot.models.pipeline.splits import kfold_indices, split_rows
+from tailorbot.models.pipeline.splits import kfold_indices, row_text, split_rows
 
 
 def context_features(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> np.ndarray:
@@ -80,7 +81,9 @@ def compare_on_split(
     import lightgbm as lgb
 
     params = params or IntentParams()
-    split = split_rows(rows, by_time=True, seed=seed)
+    # Copies are rows with the same text *and* context: one text in different contexts is
+    # what the contextual model is for.
+    split = split_rows(rows, by_time=True, seed=seed, same=_text_and_context)
     train_x, train_y = _xy(split.train)
     text_model = params.make_model().fit(train_x, train_y)
     labels = list(text_model.labels)
@@ -118,3 +121,7 @@ def compare_on_split(
         "keep_contextual": context_acc > text_acc,
         "trees": int(booster.best_iteration_ or rounds),
     }
+
+
+def _text_and_context(row: Mapping[str, Any]) -> Hashable:
+    return (row_text(row), orjson.dumps(row.get("features"), option=orjson.OPT_SORT_KEYS))

@@ -4,7 +4,11 @@
 With ``by_time`` (rows from a log, carrying ``epoch``), each label's rows are taken in time
 order: the oldest 70 % train, the next 15 % validate, the newest 15 % test, as the model will
 meet the future. Otherwise rows are shuffled with ``seed``. A label with too few rows for three
-splits keeps them in train (a model cannot be measured on a label it never saw).
+splits keeps them in train (a model cannot be measured on a label it never saw). Copies of one
+text under one label never straddle two splits: a log repeats messages ("hi", a common
+question), and a test row the model trained on word for word measures memory, not the model.
+The shares are then shares of distinct texts; a label without repeats splits exactly as
+before. (One text under two labels may: that is ambiguity the model cannot memorize away.)
 :func:`kfold_indices` gives stratified folds (scikit-learn's ``StratifiedKFold``) over
 train + validation for model selection; the test split is kept for the one final report.
 
@@ -14,11 +18,15 @@ train + validation for model selection; the test split is kept for the one final
 (28, 6, 6)
 >>> max(r["epoch"] for r in split.train) < min(r["epoch"] for r in split.test)
 True
+>>> repeated = [{"text": f"t{i % 10}", "intent": "a", "epoch": i} for i in range(40)]
+>>> split = split_rows(repeated, by_time=True)
+>>> {r["text"] for r in split.train} & {r["text"] for r in split.test}
+set()
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +55,22 @@ class Split:
         }
 
 
+def row_text(row: Row) -> Hashable:
+    """What makes two rows copies for a text model: the text (a row without one is its own)."""
+    text = row.get("text")
+    return id(row) if text is None else str(text)
+
+
 def split_rows(
     rows: Sequence[Row],
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     *,
     by_time: bool = False,
     seed: int = 0,
+    same: Callable[[Row], Hashable] = row_text,
 ) -> Split:
-    """Stratified train/validation/test split (see the module doc)."""
+    """Stratified train/validation/test split (see the module doc); rows of one label with
+    the same ``same(row)`` are copies, kept in one split."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions must be three shares summing to 1, got {fractions!r}")
     rng = np.random.default_rng(seed)
@@ -68,15 +84,19 @@ def split_rows(
             members = sorted(members, key=lambda i: (rows[i]["epoch"], i))
         else:
             members = [members[int(k)] for k in rng.permutation(len(members))]
-        n = len(members)
+        copies: dict[Hashable, list[int]] = {}  # each text's rows, in the order of its first
+        for i in members:
+            copies.setdefault(same(rows[i]), []).append(i)
+        groups = list(copies.values())
+        n = len(groups)
         n_val = round(fractions[1] * n)
         n_test = round(fractions[2] * n)
         if n - n_val - n_test < 1 or n < 3:  # too few: all to train
             n_val = n_test = 0
         n_train = n - n_val - n_test
-        parts[0].extend(members[:n_train])
-        parts[1].extend(members[n_train : n_train + n_val])
-        parts[2].extend(members[n_train + n_val :])
+        cuts = (groups[:n_train], groups[n_train : n_train + n_val], groups[n_train + n_val :])
+        for part, chosen in zip(parts, cuts, strict=True):
+            part.extend(i for group in chosen for i in group)
     return Split(*([rows[i] for i in sorted(part)] for part in parts))
 
 
