@@ -3,9 +3,10 @@
 The personalized ranker uses every signal. The control ranker (the A/B baseline) is the same
 ranker without the user's view: text relevance, intent match and what every customer shares
 (each article's resolution rate, helpfulness and popularity over all customers), the
-strongest ranking that is not personal. The collaborative statistics are additive counters in the store
-(the stream worker adds to them as events arrive); :meth:`SharedRecommenders.refresh` re-reads
-them and is called off the request path (see :mod:`tailorbot.services.decisions.refresh`).
+strongest ranking that is not personal. The collaborative statistics are additive counters
+in the store (the stream worker adds to them as events arrive);
+:meth:`SharedRecommenders.refresh` re-reads them and is called off the request path (see
+:mod:`tailorbot.services.decisions.refresh`).
 The same refresh picks up a newer collaborative-filtering model (``tailorbot train-recs``)
 from the data directory's model registry, so a retrained model is served without a restart.
 """
