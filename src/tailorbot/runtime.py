@@ -129,6 +129,7 @@ class Runtime:
             self.archive,
             queued,
             profile_bounds=profile_validation_context(settings),
+            dead_letters=self.dead_letters,
         )
         self.health = HealthService(
             self.log,

@@ -88,3 +88,22 @@ def test_variant_spellings_and_metadata_keys_never_reach_disk(tmp_path: Path) ->
     found = files_containing(tmp_path, needles)
     assert found.pop(marker), "the stored events should be visible to the scan"
     assert found == {needle: [] for needle in needles[1:]}
+
+
+def test_erasure_reaches_the_dead_letters(tmp_path: Path) -> None:
+    user = "dlq-user-42"
+    with make_client(tmp_path, run_worker_in_server=False) as client:
+        runtime = client.app.state.runtime
+        # A record the worker cannot decode (no timestamp): it is set aside as a dead letter,
+        # key (the user id) and bytes (the text) as logged.
+        raw = f'{{"user_id": "{user}", "type": "message", "text": "badgerword"}}'
+        runtime.log.append([(user, raw.encode()), ("bystander", b"{}")])
+        worker = runtime.stream_worker()
+        try:
+            worker.run_once()
+        finally:
+            worker.close()
+        assert {d.key for d in runtime.dead_letters.list()} == {user, "bystander"}
+        assert client.delete(f"/v1/users/{user}").status_code == 204
+        assert [d.key for d in runtime.dead_letters.list()] == ["bystander"]
+    assert files_containing(tmp_path, [user, "badgerword"]) == {user: [], "badgerword": []}

@@ -68,13 +68,14 @@ def error_response(
     return OrjsonResponse(body, status_code=status, headers=headers)
 
 
-def response_for_error(exc: Exception, method: str, path: str) -> Response:
-    """The answer to an error raised while serving ``method path`` (one mapping for the
-    FastAPI handlers and the fast routes)."""
+def response_for_error(exc: Exception, method: str, route: str) -> Response:
+    """The answer to an error raised while serving ``method route`` (one mapping for the
+    FastAPI handlers and the fast routes). ``route`` is the route template, never the path:
+    the path holds user ids, and the log promises templates only."""
     if isinstance(exc, EngineError):
         return error_response(exc.http_status, exc.code, exc.message, exc.problems, exc.retry_after)
     if isinstance(exc, BackendError):
-        logger.warning("%s unavailable on %s %s: %s", exc.what, method, path, exc)
+        logger.warning("%s unavailable on %s %s: %s", exc.what, method, route, exc)
         return error_response(503, "unavailable", f"{exc.what} unavailable", (), RETRY_AFTER_S)
     if isinstance(exc, HTTPException):
         code = HTTP_CODES.get(exc.status_code, "error")
@@ -83,12 +84,14 @@ def response_for_error(exc: Exception, method: str, path: str) -> Response:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
-    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
+    logger.error("unhandled error on %s %s", method, route, exc_info=exc)
     return error_response(500, "internal", "internal error; the server log has the details")
 
 
 async def _error(request: Request, exc: Exception) -> Response:
-    return response_for_error(exc, request.method, request.url.path)
+    # the matched route's template, as the metrics middleware labels it
+    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+    return response_for_error(exc, request.method, route)
 
 
 def _field_of(loc: Sequence[Any]) -> str:

@@ -61,6 +61,12 @@ class DeadLetterStore(ABC):
         """Delete these letters; how many there were."""
 
     @abstractmethod
+    def erase_user(self, user_id: str) -> int:
+        """Delete every letter of the user (those keyed ``user_id``: log records are keyed by
+        user, and their bytes hold the user's events), so that erasure reaches them and a
+        replay cannot bring them back; how many there were."""
+
+    @abstractmethod
     def count(self) -> int:
         """How many letters are kept."""
 

@@ -74,6 +74,16 @@ class RedisDeadLetters(DeadLetterStore):
         return int(deleted)
 
     @translate_errors(DeadLetterError)
+    def erase_user(self, user_id: str) -> int:
+        # No index by key: the letters are few (each is an incident), so read them all.
+        ids = [
+            letter_id
+            for letter_id, raw in self.client.hscan_iter(self._hash, count=500)
+            if orjson.loads(raw)["key"] == user_id
+        ]
+        return self.drop(letter_id.decode() for letter_id in ids)
+
+    @translate_errors(DeadLetterError)
     def count(self) -> int:
         return int(self.client.hlen(self._hash))
 

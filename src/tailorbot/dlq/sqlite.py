@@ -60,6 +60,13 @@ class SqliteDeadLetters(DeadLetterStore):
             conn.executemany("DELETE FROM dead_letters WHERE letter_id = ?", ids)
             return conn.total_changes - before
 
+    def erase_user(self, user_id: str) -> int:
+        with self.file.write() as conn:
+            deleted = conn.execute("DELETE FROM dead_letters WHERE key = ?", (user_id,)).rowcount
+        # secure_delete zeroed the rows in their pages; the WAL still holds old page images.
+        self.file.scrub()
+        return int(deleted)
+
     def count(self) -> int:
         with self.file.read() as conn:
             return int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])

@@ -45,6 +45,7 @@ from tailorbot.services.decisions.schemas import (
 )
 from tailorbot.services.ports import EventSink
 from tailorbot.store.base import DecisionStore
+from tailorbot.telemetry.logs import user_ref
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +179,11 @@ class ChatwootBot:
         try:
             self.profiles.update(user_id, fields, if_missing=name)
         except InvalidInput as exc:
-            # Contact attributes tailorbot cannot keep must not cost the customer a reply.
-            logger.warning("chatwoot: contact attributes of %s not stored: %s", user_id, exc)
+            # Contact attributes tailorbot cannot keep must not cost the customer a reply;
+            # the log names the user by digest only (logs must not hold user ids).
+            logger.warning(
+                "chatwoot: contact attributes of %s not stored: %s", user_ref(user_id), exc
+            )
 
 
 def _handoff_event(conversation: Conversation, decision: PersonalizeResponse) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tailorbot.errors import InvalidInput, Overloaded, Unavailable
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper
 from tailorbot.services.ports import EventSink
+from tailorbot.telemetry.logs import user_ref
 
 if TYPE_CHECKING:
     from confluent_kafka import Message
@@ -281,4 +282,7 @@ class ServiceSink:
         try:
             self.profiles.update(user_id, fields)
         except InvalidInput as exc:
-            logger.warning("rasa consumer: profile fields of %s not stored: %s", user_id, exc)
+            # a digest, never the raw id: logs must not hold user ids
+            logger.warning(
+                "rasa consumer: profile fields of %s not stored: %s", user_ref(user_id), exc
+            )

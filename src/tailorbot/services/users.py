@@ -2,7 +2,8 @@
 
 Erasure reaches the log (records removed or masked; the watermark it returns fences what is
 still in flight), the feature store (record deleted, watermark kept under a one-way digest),
-the profile and decision stores, and the archive when there is one. What is queued for
+the profile and decision stores, the dead letters (records set aside keep the user's key and
+bytes) and the archive when there is one. What is queued for
 writing (decisions and their message events, archive records) is written first, so none
 lands after the delete.
 
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tailorbot.archive.base import EventArchive
+from tailorbot.dlq.base import DeadLetterStore
 from tailorbot.errors import (
     RETRY_AFTER_S,
     InvalidInput,
@@ -51,10 +53,10 @@ QUEUE_FLUSH_S = 5.0  # erasure waits this long for queued records to be written
 
 
 class UserService:
-    """``archive`` (optional) is erased too; ``queued`` are written before any erasure, in
-    order (the decision recorder, then the archive's record writer); ``profile_bounds`` (a
-    :func:`~tailorbot.events.profile.profile_validation_context`) bound the free attributes
-    of a profile (the published ceilings when omitted)."""
+    """``archive`` and ``dead_letters`` (optional) are erased too; ``queued`` are written
+    before any erasure, in order (the decision recorder, then the archive's record writer);
+    ``profile_bounds`` (a :func:`~tailorbot.events.profile.profile_validation_context`) bound
+    the free attributes of a profile (the published ceilings when omitted)."""
 
     def __init__(
         self,
@@ -63,12 +65,14 @@ class UserService:
         archive: EventArchive | None = None,
         queued: Sequence[Flushable] = (),
         profile_bounds: Mapping[str, int] | None = None,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         self.log = log
         self.stores = stores
         self.archive = archive
         self.queued = tuple(queued)
         self.profile_bounds = profile_bounds
+        self.dead_letters = dead_letters
         self._erase_hooks: list[Callable[[str], None]] = []
 
     def features(self, user_id: str) -> dict[str, Any]:
@@ -124,8 +128,8 @@ class UserService:
         self._run_erase_hooks(user_id)
 
     def erase_user(self, user_id: str) -> None:
-        """Forget a user everywhere: log records, feature record, profile, decisions and,
-        with an archive, the user's archived events, decisions and feedback."""
+        """Forget a user everywhere: log records, feature record, profile, decisions, dead
+        letters and, with an archive, the user's archived events, decisions and feedback."""
         stores = self.stores
         self._write_queued()
         with backend_errors():
@@ -133,6 +137,9 @@ class UserService:
             stores.features.erase(user_id, self.log.partition_for(user_id), watermark)
             stores.profiles.delete(user_id)
             stores.decisions.erase_user(user_id)
+            if self.dead_letters is not None:
+                # after the log: a worker can set no further record of the user aside
+                self.dead_letters.erase_user(user_id)
             if self.archive is not None:
                 self.archive.erase_user(user_id)
         self._run_erase_hooks(user_id)

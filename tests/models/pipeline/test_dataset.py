@@ -142,3 +142,28 @@ def test_bad_rows_name_their_line(tmp_path: Path, content: str, message: str) ->
     path.write_text(content)
     with pytest.raises(DatasetError, match=message):
         read_rows(path)
+
+
+def test_users_who_opted_out_of_analytics_give_no_row() -> None:
+    events, profiles = support_log(users=6, contacts=4)
+    until = START + timedelta(days=60)  # fixed: the weights do not depend on the rows kept
+    everything = build_dataset(events, profiles, until=until)
+    users = sorted({r["user_id"] for r in everything})
+    opted_out, no_personalization = users[0], users[1]
+    profiles = {
+        **profiles,
+        opted_out: {**profiles.get(opted_out, {}), "consent": {"analytics": False}},
+        # personalization is another consent: the user's events still train
+        no_personalization: {
+            **profiles.get(no_personalization, {}),
+            "consent": {"personalization": False, "analytics": True},
+        },
+    }
+    rows = build_dataset(events, profiles, until=until)
+    assert opted_out not in {r["user_id"] for r in rows}
+    kept = [r for r in everything if r["user_id"] != opted_out]
+    assert [r["message_event_id"] for r in rows] == [r["message_event_id"] for r in kept]
+    others = {opted_out, no_personalization}  # (the view hides a non-consenter's features)
+    assert [r for r in rows if r["user_id"] not in others] == [
+        r for r in kept if r["user_id"] not in others
+    ]

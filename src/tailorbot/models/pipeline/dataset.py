@@ -8,7 +8,9 @@ Each row also carries a recency weight ``0.5 ** (age / half_life)``, age measure
 the window's end, so that recent behaviour counts more when a model uses the weights.
 
 Profiles (tier, language, region, operator attributes) come from the profile store as they are
-now: they are attributes, not history; the log does not keep their past values.
+now: they are attributes, not history; the log does not keep their past values. A user whose
+stored profile withholds analytics consent (``consent.analytics`` false) is left out whole:
+none of their events, labels or rows is used.
 
 >>> events = [
 ...     {"type": "message", "event_id": "m1", "user_id": "u1", "session_id": "s1",
@@ -68,12 +70,15 @@ def build_dataset(
     """Rows for the labelled customer messages with ``since <= timestamp < until``.
 
     ``events`` may hold events outside the window (earlier history feeds the features).
-    Rows come out in event-time order.
+    Every event of a user whose profile in ``profiles`` has ``consent.analytics`` false is
+    dropped first (their events "are not used for training"): no row, label or feature of
+    theirs. Rows come out in event-time order.
     """
     if half_life_days <= 0:
         raise ValueError(f"half_life_days must be > 0, got {half_life_days!r}")
     params = params or FeatureParams()
-    events = list(events)
+    opted_out = _withholding_analytics(profiles or {})
+    events = [e for e in events if e["user_id"] not in opted_out]
     index = LabelIndex.from_events(events)
     low = since.timestamp() if since is not None else float("-inf")
     high = until.timestamp() if until is not None else float("inf")
@@ -92,6 +97,16 @@ def build_dataset(
         age_days = max(0.0, end - row["epoch"]) / DAY_S
         row["weight"] = round(0.5 ** (age_days / half_life_days), 6)
     return rows
+
+
+def _withholding_analytics(profiles: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The users whose stored profile says no to analytics (consent is assumed until then,
+    as :class:`~tailorbot.events.profile.Consent` defaults)."""
+    return {
+        user
+        for user, profile in profiles.items()
+        if (profile or {}).get("consent", {}).get("analytics", True) is False
+    }
 
 
 def _user_rows(
