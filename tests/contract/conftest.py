@@ -1,6 +1,7 @@
 """One behaviour suite for every backend, the way Feast runs its universal tests.
 
-A backend joins the suite with one line in :data:`LOG_FACTORIES` or :data:`STORE_FACTORIES`.
+A backend joins the suite with one line in :data:`LOG_FACTORIES`, :data:`STORE_FACTORIES` or
+:data:`DEAD_LETTER_FACTORIES`.
 The online-store suites (one file per interface: features, profiles, decisions, counters)
 each run against every backend in :data:`STORE_FACTORIES`.
 A *factory* takes pytest's ``request`` (to reach other fixtures with
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tailorbot.dlq import DeadLetterStore, open_dead_letters
 from tailorbot.log.base import EventLog
 from tailorbot.store.base import (
     CounterStore,
@@ -171,3 +173,29 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+DeadLetterOpener = Callable[[], DeadLetterStore]
+
+
+def sqlite_dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> DeadLetterOpener:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    return lambda: open_dead_letters(url)
+
+
+def redis_dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> DeadLetterOpener:
+    url = f"{REDIS_URL}?prefix={redis_prefix(request)}"
+    return lambda: open_dead_letters(url)
+
+
+DEAD_LETTER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], DeadLetterOpener]] = {
+    "sqlite": sqlite_dead_letters,
+    "redis": redis_dead_letters,
+}
+
+
+@pytest.fixture(params=sorted(DEAD_LETTER_FACTORIES))
+def dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeadLetterStore]:
+    store = DEAD_LETTER_FACTORIES[request.param](request, tmp_path)()
+    yield store
+    store.close()

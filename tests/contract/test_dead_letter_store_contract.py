@@ -1,43 +1,11 @@
-"""The DeadLetterStore contract: every backend in :data:`DEAD_LETTER_FACTORIES` passes it.
-
-Dead letters live beside the online store (same URL), so a backend joins with one line here.
-"""
+"""The DeadLetterStore contract: every backend in ``DEAD_LETTER_FACTORIES`` (conftest.py)
+passes it. Dead letters live beside the online store (same URL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from tailorbot.dlq import DeadLetter, DeadLetterStore, open_dead_letters
-from tests.contract.conftest import redis_prefix
-from tests.helpers import REDIS_URL
-
-DeadLetterOpener = Callable[[], DeadLetterStore]
-
-
-def sqlite_dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> DeadLetterOpener:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    return lambda: open_dead_letters(url)
-
-
-def redis_dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> DeadLetterOpener:
-    url = f"{REDIS_URL}?prefix={redis_prefix(request)}"
-    return lambda: open_dead_letters(url)
-
-
-DEAD_LETTER_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], DeadLetterOpener]] = {
-    "sqlite": sqlite_dead_letters,
-    "redis": redis_dead_letters,
-}
-
-
-@pytest.fixture(params=sorted(DEAD_LETTER_FACTORIES))
-def dead_letters(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeadLetterStore]:
-    store = DEAD_LETTER_FACTORIES[request.param](request, tmp_path)()
-    yield store
-    store.close()
 
 
 def letter(offset: int, key: str, text: str = "", group: str = "g") -> DeadLetter:
