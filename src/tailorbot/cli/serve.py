@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import logging
 import os
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -41,16 +38,14 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
 
     runtime = Runtime(settings)
     try:
-        with _kept_warnings("tailorbot.services.health") as warnings:
-            report = runtime.health.readiness()
+        report = runtime.health.readiness(detail=True)
         broken = [
             f"{name} {state}"
             for name, state in report["checks"].items()
             if "unreachable" in str(state)
         ]
         if broken:
-            # the health check's warnings say why (logged, they were a second line)
-            fail("; ".join(w.removeprefix("readiness: ") for w in warnings) or "; ".join(broken))
+            fail("; ".join(broken))
         if kb:
             try:
                 runtime.kb.load()  # what the decision service loads at its first request
@@ -59,31 +54,6 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
                 fail(f"knowledge base: {exc.issues[0]}{more}; see `tailorbot kb check`")
     finally:
         runtime.stop()
-
-
-class _Kept(logging.Handler):
-    """Keeps the messages logged to it instead of printing them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@contextlib.contextmanager
-def _kept_warnings(name: str) -> Iterator[list[str]]:
-    """The messages logged to ``name`` meanwhile, kept instead of printed."""
-    handler = _Kept()
-    target = logging.getLogger(name)
-    target.addHandler(handler)
-    propagate, target.propagate = target.propagate, False
-    try:
-        yield handler.messages
-    finally:
-        target.removeHandler(handler)
-        target.propagate = propagate
 
 
 def _check_listen(host: str, port: int, what: str) -> None:

@@ -66,22 +66,24 @@ class HealthService:
         self.threads = threads if threads is not None else {}
         self.worker_url = worker_url
 
-    def readiness(self) -> dict[str, Any]:
-        """``{"ready": bool, "checks": {...}}``."""
+    def readiness(self, detail: bool = False) -> dict[str, Any]:
+        """``{"ready": bool, "checks": {...}}``. ``/readyz`` says only "unreachable" (no path
+        or host:port in a public answer) and logs why; with ``detail`` (an operator's command
+        line) the reason is in the check instead."""
         checks: dict[str, Any] = {}
-        ready = self._check_log(checks)
+        ready = self._check_log(checks, detail)
         try:
             self.stores.ping()
             checks["store"] = "ok"
         except StoreError as exc:
             ready = False
-            checks["store"] = _unreachable("store", exc)
+            checks["store"] = _unreachable("store", exc, detail)
         if self.archive is not None:
             try:
                 self.archive.ping()
                 checks["archive"] = "ok"
             except ArchiveError as exc:
-                checks["archive"] = _unreachable("archive", exc)
+                checks["archive"] = _unreachable("archive", exc, detail)
         checks["worker"] = self.thread_state("worker")
         if self.archive is not None:
             checks["archiver"] = self.thread_state("archiver")
@@ -89,7 +91,7 @@ class HealthService:
             ready = False
         return {"ready": ready, "checks": checks}
 
-    def _check_log(self, checks: dict[str, Any]) -> bool:
+    def _check_log(self, checks: dict[str, Any], detail: bool) -> bool:
         try:
             self.log.ping()
             checks["log"] = "ok"
@@ -97,7 +99,7 @@ class HealthService:
             if self.archive is not None and self.archive_group is not None:
                 checks["archive_lag"] = sum(self.log.lag(self.archive_group).values())
         except LogError as exc:
-            checks["log"] = _unreachable("log", exc)
+            checks["log"] = _unreachable("log", exc, detail)
             return False
         return True
 
@@ -120,7 +122,10 @@ class HealthService:
         return "running (own process)"
 
 
-def _unreachable(what: str, exc: Exception) -> str:
-    """The reason /readyz gives (public: no path or host:port); the detail goes to the log."""
+def _unreachable(what: str, exc: Exception, detail: bool) -> str:
+    """The state a check reports: with ``detail`` the reason too, else the public word alone
+    and the reason in the log."""
+    if detail:
+        return f"unreachable: {exc}"
     logger.warning("readiness: %s unreachable: %s", what, exc)
     return "unreachable"
