@@ -89,9 +89,13 @@ def response_for_error(exc: Exception, method: str, route: str) -> Response:
 
 
 async def _error(request: Request, exc: Exception) -> Response:
-    # the matched route's template, as the metrics middleware labels it
-    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-    return response_for_error(exc, request.method, route)
+    return response_for_error(exc, request.method, route_template(request.scope))
+
+
+def route_template(scope: Mapping[str, Any]) -> str:
+    """The matched route's template (``/v1/users/{user_id}``), or ``unmatched``: what logs
+    and metric labels name a request by, never its path (which holds user ids)."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 def _field_of(loc: Sequence[Any]) -> str:

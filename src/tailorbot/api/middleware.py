@@ -12,7 +12,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tailorbot.api.errors import error_response
+from tailorbot.api.errors import error_response, route_template
 from tailorbot.metrics import Metrics
 from tailorbot.telemetry.logs import open_request
 from tailorbot.telemetry.tracing import Tracing
@@ -97,8 +97,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = route_template(scope)
             seconds = time.perf_counter() - start
             self.metrics.request_latency.labels(route=label).observe(seconds)
             counter = self._responses.get((label, status))
