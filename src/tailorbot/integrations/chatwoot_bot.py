@@ -22,8 +22,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from tailorbot.config import Settings
 from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem, backend_errors
 from tailorbot.events.codec import now_iso
@@ -42,6 +40,7 @@ from tailorbot.services.decisions.schemas import (
     PersonalizeContext,
     PersonalizeRequest,
     PersonalizeResponse,
+    personalize_request_from,
 )
 from tailorbot.services.ports import EventSink
 from tailorbot.store.base import DecisionStore
@@ -121,19 +120,14 @@ class ChatwootBot:
             reason = f"content is {len(message.text)} characters; at most {limit} are accepted"
             raise PayloadTooLarge(reason, problems=[Problem(None, "content", reason)])
         conversation = message.conversation
-        try:
-            return PersonalizeRequest(
-                user_id=conversation.user_id,
-                session_id=conversation.session_id,
-                message=message.text,
-                context=PersonalizeContext(channel=CHANNEL),
-            )
-        except ValidationError as exc:
-            problems = [
-                Problem(None, _SOURCES.get(str(next(iter(e["loc"]), "")), "(body)"), e["msg"])
-                for e in exc.errors(include_url=False)
-            ]
-            raise InvalidInput("the message cannot be personalized", problems=problems) from None
+        return personalize_request_from(
+            _SOURCES,
+            "the message cannot be personalized",
+            user_id=conversation.user_id,
+            session_id=conversation.session_id,
+            message=message.text,
+            context=PersonalizeContext(channel=CHANNEL),
+        )
 
     def _csat(self, csat: CsatSubmitted) -> dict[str, Any]:
         decision_id = self._last_decision(csat.conversation)

@@ -28,13 +28,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from tailorbot.errors import InvalidInput, Problem
 from tailorbot.features.state import BOT_TEXT_CHARS
 from tailorbot.integrations.profiles import check_user_id
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
-from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
+from tailorbot.services.decisions.schemas import (
+    PersonalizeContext,
+    PersonalizeRequest,
+    personalize_request_from,
+)
 
 _CHANNEL = re.compile(r"[^a-z0-9_\-]+")
 
@@ -129,22 +131,15 @@ def _personalize_request(
 ) -> PersonalizeRequest:
     """Built here, not in the worker thread, so that what it refuses is a 422 naming Rasa's
     field (a lone surrogate in a text, say), not a server error."""
-    try:
-        return PersonalizeRequest(
-            user_id=user_id,
-            session_id=user_id,  # Rasa's tracker is one conversation per sender
-            message=text,
-            last_bot_message=bot_text,
-            context=PersonalizeContext(channel=channel),
-        )
-    except ValidationError as exc:
-        problems = [
-            Problem(None, _SOURCES.get(str(next(iter(error["loc"]), "")), "(body)"), error["msg"])
-            for error in exc.errors(include_url=False)
-        ]
-        raise InvalidInput(
-            "the NLG request is not one tailorbot can answer", problems=problems
-        ) from None
+    return personalize_request_from(
+        _SOURCES,
+        "the NLG request is not one tailorbot can answer",
+        user_id=user_id,
+        session_id=user_id,  # Rasa's tracker is one conversation per sender
+        message=text,
+        last_bot_message=bot_text,
+        context=PersonalizeContext(channel=channel),
+    )
 
 
 def _last_user_event(events: Any, sender: str) -> dict[str, Any] | None:
@@ -220,18 +215,15 @@ class NLGResponder:
         template_id = request.response if kb.template(request.response) is not None else None
         if template_id is None and request.intent in kb.templated_intents():
             template_id = kb.template_for(request.intent).id
-        if request.text is None:
+        if request.personalize is None:  # no customer text: a reply with nothing to read
             decided = self.decider.respond(
                 request.user_id, request.session_id, template_id, request.channel
             )
             return NLGAnswer(
                 decided["text"], decided["decision_id"], decided["template_id"], decided["variant"]
             )
-        personalize = request.personalize or _personalize_request(
-            request.user_id, request.text, request.bot_text, request.channel
-        )
         decision = self.decider.personalize(
-            personalize,
+            request.personalize,
             template_id=template_id,
             message_event_id=self._message_event_id(request),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import (
@@ -10,10 +11,12 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
+from tailorbot.errors import InvalidInput, Problem
 from tailorbot.events.schema import METADATA_KEY_CHARS, Identifier
 from tailorbot.events.values import free_pairs_problem
 
@@ -71,6 +74,29 @@ class PersonalizeRequest(BaseModel):
         if "\x00" in value and not value.replace("\x00", ""):
             raise ValueError("message holds nothing but NUL characters")
         return value
+
+
+def personalize_request_from(
+    sources: Mapping[str, str], refusal: str, **fields: Any
+) -> PersonalizeRequest:
+    """A :class:`PersonalizeRequest` built from another API's payload (Rasa's NLG request,
+    a Chatwoot webhook): what it refuses is :class:`InvalidInput` with ``refusal`` as its
+    message, each problem naming the payload's own field (``sources``: request field ->
+    payload field), so that it answers 422, never a server error.
+
+    >>> sources = {"user_id": "sender.id", "message": "content"}
+    >>> personalize_request_from(sources, "refused", user_id="u 1", session_id="s", message="hi")
+    Traceback (most recent call last):
+    tailorbot.errors.InvalidInput: refused
+    """
+    try:
+        return PersonalizeRequest(**fields)
+    except ValidationError as exc:
+        problems = [
+            Problem(None, sources.get(str(next(iter(error["loc"]), "")), "(body)"), error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        raise InvalidInput(refusal, problems=problems) from None
 
 
 class IntentRank(BaseModel):
