@@ -103,6 +103,19 @@ def attributes_problem(attributes: Any, context: Mapping[str, int] | None) -> st
 
 def consents_to_personalization(profile: Mapping[str, Any] | None) -> bool:
     """Consent is assumed until the user says otherwise (the default of :class:`Consent`)."""
+    return _consents(profile, "personalization")
+
+
+def consents_to_analytics(profile: Mapping[str, Any] | None) -> bool:
+    """Whether the user's events may be used for training; assumed until they say no.
+
+    >>> consents_to_analytics(None), consents_to_analytics({"consent": {"analytics": False}})
+    (True, False)
+    """
+    return _consents(profile, "analytics")
+
+
+def _consents(profile: Mapping[str, Any] | None, purpose: str) -> bool:
     if not profile:
         return True
-    return bool(profile.get("consent", {}).get("personalization", True))
+    return bool(profile.get("consent", {}).get(purpose, True))

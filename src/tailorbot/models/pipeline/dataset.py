@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tailorbot.events.profile import consents_to_analytics
 from tailorbot.features.params import DAY_S, FeatureParams
 from tailorbot.features.state import apply_outcome, new_state
 from tailorbot.features.view import context_vector, feature_view
@@ -77,7 +78,7 @@ def build_dataset(
     if half_life_days <= 0:
         raise ValueError(f"half_life_days must be > 0, got {half_life_days!r}")
     params = params or FeatureParams()
-    opted_out = _withholding_analytics(profiles or {})
+    opted_out = {u for u, p in (profiles or {}).items() if not consents_to_analytics(p)}
     events = [e for e in events if e["user_id"] not in opted_out]
     index = LabelIndex.from_events(events)
     low = since.timestamp() if since is not None else float("-inf")
@@ -97,16 +98,6 @@ def build_dataset(
         age_days = max(0.0, end - row["epoch"]) / DAY_S
         row["weight"] = round(0.5 ** (age_days / half_life_days), 6)
     return rows
-
-
-def _withholding_analytics(profiles: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """The users whose stored profile says no to analytics (consent is assumed until then,
-    as :class:`~tailorbot.events.profile.Consent` defaults)."""
-    return {
-        user
-        for user, profile in profiles.items()
-        if (profile or {}).get("consent", {}).get("analytics", True) is False
-    }
 
 
 def _user_rows(
