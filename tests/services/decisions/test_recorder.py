@@ -33,10 +33,11 @@ def message_event(decision_id: str, user_id: str = "u1") -> dict[str, Any]:
     }
 
 
-def logged_types(runtime: Runtime, user_id: str) -> list[str]:
+def logged(runtime: Runtime, user_id: str, field: str = "type") -> list[str]:
+    """``field`` of each of the user's events in the log, in order."""
     partition = runtime.log.partition_for(user_id)
     return [
-        decode_event(r.value)["type"] for r in runtime.log.read_all(partition) if r.key == user_id
+        decode_event(r.value)[field] for r in runtime.log.read_all(partition) if r.key == user_id
     ]
 
 
@@ -59,7 +60,7 @@ def test_many_decisions_share_a_write(runtime: Runtime) -> None:
     recorder.close()
     assert sum(writes) == 40 and len(writes) < 40
     assert all(runtime.stores.decisions.get(f"d{i}") is not None for i in range(40))
-    assert logged_types(runtime, "u1") == ["message"] * 40
+    assert logged(runtime, "u1") == ["message"] * 40
 
 
 def test_a_failing_write_is_retried_and_events_are_not_appended_twice(runtime: Runtime) -> None:
@@ -79,16 +80,7 @@ def test_a_failing_write_is_retried_and_events_are_not_appended_twice(runtime: R
     assert recorder.wait_written("d1", WAIT_S)
     recorder.close()
     assert recorder.failures == 2 and runtime.stores.decisions.get("d1") is not None
-    assert logged_types(runtime, "u1") == ["message"]
-
-
-def logged_event_ids(runtime: Runtime, user_id: str) -> list[str]:
-    partition = runtime.log.partition_for(user_id)
-    return [
-        decode_event(r.value)["event_id"]
-        for r in runtime.log.read_all(partition)
-        if r.key == user_id
-    ]
+    assert logged(runtime, "u1") == ["message"]
 
 
 def test_decisions_answering_one_message_log_it_once(runtime: Runtime) -> None:
@@ -101,7 +93,7 @@ def test_decisions_answering_one_message_log_it_once(runtime: Runtime) -> None:
     recorder.start()
     assert recorder.flush(WAIT_S)
     recorder.close()
-    assert logged_event_ids(runtime, "u1") == ["rasa-turn-7", "d3-message"]
+    assert logged(runtime, "u1", "event_id") == ["rasa-turn-7", "d3-message"]
     assert all(runtime.stores.decisions.get(d) is not None for d in ("d1", "d2", "d3"))
 
 
@@ -113,7 +105,7 @@ def test_a_refused_message_event_costs_only_itself(runtime: Runtime) -> None:
     recorder.start()
     assert recorder.flush(WAIT_S)
     recorder.close()
-    assert logged_event_ids(runtime, "u1") == ["d2-message"]
+    assert logged(runtime, "u1", "event_id") == ["d2-message"]
     assert runtime.stores.decisions.get("d1") is not None
 
 
@@ -127,7 +119,7 @@ def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path)
         for i in range(5):
             built.recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
         assert built.recorder.flush(WAIT_S)
-        assert logged_types(built, "u1") == ["message"] * 5
+        assert logged(built, "u1") == ["message"] * 5
     finally:
         built.stop()
 
@@ -188,7 +180,7 @@ def test_a_retried_batch_archives_each_decision_once(runtime: Runtime) -> None:
     assert recorder.flush(WAIT_S)
     recorder.close()
     assert archived == ["d0", "d1", "d2", "d3"]
-    assert logged_types(runtime, "u1") == ["message"] * 4
+    assert logged(runtime, "u1") == ["message"] * 4
 
 
 def test_a_full_queue_answers_503_at_once(runtime: Runtime) -> None:
@@ -228,4 +220,4 @@ def test_erasure_writes_the_queue_first_so_nothing_lands_after_it(
     runtime.users.erase_user("gone")
     assert runtime.recorder.pending() == 0
     assert runtime.stores.decisions.get(answer.decision_id) is None
-    assert logged_types(runtime, "gone") == []
+    assert logged(runtime, "gone") == []
