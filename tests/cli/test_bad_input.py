@@ -15,6 +15,7 @@ from tailorbot.config import Settings
 from tailorbot.models import registry
 from tailorbot.models.pipeline.source import log_events
 from tailorbot.runtime import Runtime
+from tests.cli.support import one_error_line
 
 runner = CliRunner()
 
@@ -28,11 +29,7 @@ def _one_line_error(result: Any, *needles: str) -> str:
     assert result.exit_code != 0, result.output
     # an unhandled exception is kept in result.exception (a traceback outside the runner)
     assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return str(lines[0])
+    return one_error_line(result.stderr, *needles)
 
 
 def _logged_events(data_dir: Path) -> list[dict[str, Any]]:

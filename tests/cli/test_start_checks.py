@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tailorbot.api.server import free_port
+from tests.cli.support import one_error_line
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
 LIMIT_S = 30  # a command that is still running by then did not fail at its start
@@ -33,10 +34,7 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode != 0, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    one_error_line(result.stderr, *needles)
 
 
 @pytest.fixture
