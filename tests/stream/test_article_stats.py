@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tailorbot.features.memory import NS_SEGMENT_VARIANT
 from tailorbot.models.recommend.collaborative import NS_INTENT, CollaborativeStats
 from tailorbot.stream.worker import StreamWorker
 from tests.stream.eventgen import T0, make_event
@@ -101,3 +102,23 @@ def test_a_partition_hand_over_counts_each_article_event_once(backends) -> None:
     assert counters["card_arrival|issues"] == 4
     assert counters["card_arrival|kb-card|res"] == 4
     assert counters["card_arrival|kb-card|view"] == 4
+
+
+def test_segment_variant_counters_learn_from_the_personalized_arm_only(backends) -> None:  # noqa: F811
+    """The control's bandit learns from its own arm; the personalized policy's segment priors
+    must too, or at a 50 % holdout they rest on twice the control's data."""
+    log, stores, settings = backends
+
+    def rating(n: int, arm: str | None) -> dict:
+        meta = {"decision_id": f"d{n}", "variant": "concise"} | ({"arm": arm} if arm else {})
+        return make_event(
+            "rating", T0 + n, event_id=f"r{n}", user_id=f"a{n}", score=5, metadata=meta
+        )
+
+    arms = ["personalized", "control", "pre_period", None, "personalized"]
+    append(log, [rating(n, arm) for n, arm in enumerate(arms)])
+    drain(StreamWorker(log, stores, settings))
+    counters = stores.counters.counters(NS_SEGMENT_VARIANT)
+    # Two decisions of the personalized arm and one event from outside any experiment.
+    assert counters["all|concise|n"] == 3
+    assert counters["all|concise|sum"] == 3.0

@@ -160,18 +160,30 @@ def _text(value: Any) -> str:
 NS_SEGMENT_VARIANT = "memory:segment_variant"
 ALL_SEGMENTS = "all"
 OUTCOME_EVENT_TYPES = frozenset({"rating", "resolution"})  # the ones naming a variant
+# The A/B arm whose outcomes the segment counters learn from (the decision service writes a
+# decision's arm into its feedback events' metadata). The control's bandit learns from its
+# own arm only, so the personalized policy's segment priors must too: counting both arms gave
+# it about twice the data of the control at a 50 % holdout.
+PERSONALIZED_ARM = "personalized"
 
 
 def segment_deltas(
     event: Mapping[str, Any], view: Mapping[str, Any] | None
 ) -> dict[str, dict[str, float]]:
     """Counter deltas ``{segment}|{variant}|n`` and ``|sum`` (and the same under ``all``) for
-    a feedback event naming a variant, with the user's segment *before* the event.
+    a feedback event naming a variant, with the user's segment *before* the event; nothing
+    for an outcome of a decision another A/B arm than :data:`PERSONALIZED_ARM` made (an
+    event without an arm, e.g. from a bot's own variants, counts).
 
     >>> segment_deltas({"type": "rating", "score": 5, "metadata": {"variant": "concise"}},
     ...                {"segment": "vip"})["memory:segment_variant"]["vip|concise|sum"]
     1.0
+    >>> segment_deltas({"type": "rating", "score": 5,
+    ...                 "metadata": {"variant": "concise", "arm": "control"}}, {"segment": "vip"})
+    {}
     """
+    if (event.get("metadata") or {}).get("arm", PERSONALIZED_ARM) != PERSONALIZED_ARM:
+        return {}
     found = outcome_of(event)
     if found is None or not found[0]:
         return {}

@@ -70,4 +70,5 @@ def test_the_feedback_events_credit_the_variant_and_the_reply_article(service: A
             "decision_id": answer.decision_id,
             "variant": answer.response.variant,
             "article": record["reply_article"],
+            "arm": record["arm"],
         }

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.models.evaluation.stats import ClusterSums, cuped_difference, difference, ratio_mean
 from tailorbot.services.decisions.schemas import (
     ArmReport,
@@ -35,7 +36,7 @@ from tailorbot.services.decisions.schemas import (
 )
 from tailorbot.store.base import CounterStore
 
-ARMS = ("personalized", "control")
+ARMS = (PERSONALIZED_ARM, "control")
 PRE_PERIOD = "pre_period"  # the arm of a decision made before the experiment's start
 BUCKETS = 256
 Z95 = 1.959964
@@ -86,7 +87,7 @@ class Experiment:
 
     def assigned_arm(self, user_id: str) -> str:
         """The arm the user belongs to once the experiment runs."""
-        return "control" if self._hash(user_id) / 2**32 < self.holdout else "personalized"
+        return "control" if self._hash(user_id) / 2**32 < self.holdout else PERSONALIZED_ARM
 
     def arm_for(self, user_id: str) -> str:
         """The arm serving the user now: :data:`PRE_PERIOD` before the start."""

@@ -34,8 +34,11 @@ def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
 
 def decision_metadata(decision_id: str, decision: Mapping[str, Any]) -> dict[str, str]:
     """What the stream worker needs to credit the outcome (features/memory.py): the variant
-    shown and the article the reply was about."""
+    shown, the article the reply was about, and the A/B arm that chose them (the shared
+    segment counters learn from the personalized arm only)."""
     meta = {"decision_id": decision_id}
+    if decision.get("arm"):
+        meta["arm"] = str(decision["arm"])
     if decision.get("variant"):
         meta["variant"] = str(decision["variant"])
     articles = decision.get("articles") or []

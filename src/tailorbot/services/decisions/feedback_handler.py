@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tailorbot.config import Settings
 from tailorbot.errors import InvalidInput, NotFound, Problem, backend_errors
 from tailorbot.events.codec import now_iso
+from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.services.decisions.experiment import Experiment
@@ -87,7 +88,7 @@ class FeedbackHandler:
                 policy, context, variant, learned_reward = learned
                 policy.learn_locally(context, variant, learned_reward)
             self.metrics.observe_feedback(
-                decision.get("arm", "personalized"), request.rating, request.resolved
+                decision.get("arm", PERSONALIZED_ARM), request.rating, request.resolved
             )
             if self.archive is not None:
                 self.archive.put(
@@ -135,7 +136,7 @@ class FeedbackHandler:
     ]:
         """The counter increments of this feedback (experiment outcomes; the statistics of
         the bandit of its arm) and what that bandit then learns locally."""
-        arm = decision.get("arm", "personalized")
+        arm = decision.get("arm", PERSONALIZED_ARM)
         experiment = self.experiment
         increments = {
             experiment.namespace: experiment.outcome_deltas(
@@ -151,7 +152,7 @@ class FeedbackHandler:
         models = self.models()
         policy: VariantPolicy | None = models.policy
         context: Mapping[str, float] = decision.get("context", {})
-        if arm != "personalized":  # the control learns from its own users only
+        if arm != PERSONALIZED_ARM:  # the control learns from its own users only
             policy, context = models.control, {}
         if policy is None:  # a fixed control variant learns nothing
             return increments, None
