@@ -5,6 +5,10 @@ outcome events the feedback endpoint logs carry the same ``metadata.decision_id`
 log does not hold (the fallback reason, the arm, the offered articles) comes from the decision
 record, looked up with ``decision_of``.
 
+A user whose profile withholds analytics consent (``consent.analytics`` false, read with
+:func:`~tailorbot.events.profile.consents_to_analytics`, as the training data does) is left
+out: no row for their decisions, no outcome of theirs counted.
+
 >>> events = [
 ...     {"type": "message", "event_id": "d1-message", "user_id": "u1", "session_id": "s1",
 ...      "timestamp": "2026-01-01T10:00:00Z", "role": "customer", "text": "hi",
@@ -15,12 +19,16 @@ record, looked up with ``decision_of``.
 >>> row = decision_rows(events, {}, lambda d: record)[0]
 >>> row["rating"], row["fallback"], row["arm"], row["hit"]
 (4, False, 'personalized', False)
+>>> decision_rows(events, {"u1": {"consent": {"analytics": False}}}, lambda d: record)
+[]
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from tailorbot.events.profile import consents_to_analytics
 
 OUT_OF_SCOPE_REASON = "out_of_scope"
 
@@ -30,11 +38,14 @@ def decision_rows(
     profiles: Mapping[str, Mapping[str, Any]],
     decision_of: Callable[[str], Mapping[str, Any] | None],
 ) -> list[dict[str, Any]]:
-    """One row per logged decision, in event-time order (``events`` must be in that order)."""
+    """One row per logged decision, in event-time order (``events`` must be in that order),
+    leaving out every event of a user who withheld analytics consent in ``profiles``."""
     rows: dict[str, dict[str, Any]] = {}
     sessions_seen: dict[str, set[str]] = {}
     for event in events:
         user, session = event["user_id"], event["session_id"]
+        if not consents_to_analytics(profiles.get(user)):
+            continue
         decision = (event.get("metadata") or {}).get("decision_id")
         kind = event["type"]
         if kind == "message" and event.get("role") == "customer" and decision:

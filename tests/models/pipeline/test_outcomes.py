@@ -1,0 +1,63 @@
+"""The audit's per-decision rows (``decision_rows``) honour analytics consent like the
+training data (``build_dataset``) does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tailorbot.models.pipeline.audit import audit
+from tailorbot.models.pipeline.outcomes import decision_rows
+
+START = datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def _decision(user: str, decision: str, minute: int) -> list[dict[str, Any]]:
+    """A customer message that led to ``decision``, then its rating and resolution."""
+
+    def event(kind: str, offset: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "event_id": f"{decision}-{kind}",
+            "user_id": user,
+            "session_id": f"{user}-s1",
+            "timestamp": (START + timedelta(minutes=minute + offset)).isoformat(),
+            "metadata": {"decision_id": decision},
+            **fields,
+        }
+
+    happy = user == "quiet"  # the withheld user's outcomes differ from everyone else's
+    return [
+        event("message", 0, role="customer", text="where is my card"),
+        event("rating", 1, score=5 if happy else 2),
+        event("resolution", 2, resolved=happy, article_id="kb-1" if happy else "kb-9"),
+    ]
+
+
+def _record(decision: str) -> dict[str, Any]:
+    return {"fallback": None, "arm": "personalized", "articles": ["kb-1"]}
+
+
+def test_decisions_of_a_user_who_withheld_analytics_consent_are_left_out() -> None:
+    events = [
+        *_decision("open", "d1", 0),  # no profile: consent is assumed
+        *_decision("quiet", "d2", 5),  # said no to analytics
+        *_decision("private", "d3", 10),  # said no to personalization only: still counted
+        *_decision("open", "d4", 15),
+    ]
+    profiles = {
+        "quiet": {"tier": "gold", "consent": {"analytics": False}},
+        "private": {"consent": {"personalization": False, "analytics": True}},
+    }
+    rows = decision_rows(events, profiles, _record)
+    assert [(r["decision_id"], r["user_id"]) for r in rows] == [
+        ("d1", "open"),
+        ("d3", "private"),
+        ("d4", "open"),
+    ]
+    # none of the withheld user's outcomes is counted, on any row
+    assert [(r["rating"], r["resolved"], r["hit"]) for r in rows] == [(2, False, False)] * 3
+    report = audit([], rows, dimensions=("tier",), min_rows=1)
+    assert report["overall"]["n_decisions"] == 3
+    assert report["overall"]["csat_by_arm"]["personalized"]["value"] == 2.0
+    assert [s["segment"] for s in report["dimensions"]["tier"]] == ["standard"]
