@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tailorbot.errors import InvalidInput
+from tailorbot.integrations.profiles import check_user_id
 from tests.api.conftest import make_client
 from tests.integrations.test_api_rasa import logged_events, rasa_client
 from tests.integrations.test_nlg import rasa_nlg_request
@@ -47,23 +49,36 @@ def slot(sender: str, name: str, value: Any, **extra: Any) -> dict:
     }
 
 
+def shared_reason(user_id: str) -> str:
+    """What the one shared user-id check (events', the profile routes') says of ``user_id``."""
+    with pytest.raises(InvalidInput) as caught:
+        check_user_id(user_id)
+    return "; ".join(p.reason for p in caught.value.problems)
+
+
 @pytest.mark.parametrize(
     ("sender", "reason"),
     [
-        ("jane@example.com", "e-mail"),
-        ("q4\n", "letters, digits"),
-        ("q4\r\n", "letters, digits"),
+        ("jane@example.com", "looks like an e-mail address"),
+        ("q4\n", "should match pattern"),
+        ("q4\r\n", "should match pattern"),
+        ("q" * 129, "at most 128 characters"),
     ],
 )
 def test_a_sender_id_events_would_refuse_is_refused_with_its_index(
     api: TestClient, sender: str, reason: str
 ) -> None:
-    response = post_json(api, EVENTS, [slot("ok-1", "plan", "5G"), slot(sender, "plan", "5G")])
+    said = {"event": "user", "sender_id": sender, "timestamp": time.time(), "text": "hello"}
+    batch = [slot("ok-1", "plan", "5G"), slot(sender, "plan", "5G"), said]
+    response = post_json(api, EVENTS, batch)
     assert response.status_code == 422, response.text
-    (problem,) = response.json()["problems"]
-    assert (problem["index"], problem["field"]) == (1, "sender_id")
-    assert reason in problem["reason"]
+    problems = response.json()["problems"]
+    assert [(p["index"], p["field"]) for p in problems] == [(1, "sender_id"), (2, "sender_id")]
+    # the wording of the shared check, word for word
+    assert [p["reason"] for p in problems] == [shared_reason(sender)] * 2
+    assert reason in problems[0]["reason"]
     assert profile_of(api, sender) is None and profile_of(api, "ok-1") is None
+    assert logged_events(api, sender) == [] and logged_events(api, "ok-1") == []
     envelope = {
         "conversation_id": sender,
         "timestamp": time.time(),
@@ -71,7 +86,9 @@ def test_a_sender_id_events_would_refuse_is_refused_with_its_index(
     }
     response = post_json(api, EVENTS, [envelope])
     assert response.status_code == 422, response.text
-    assert response.json()["problems"][0]["field"] == "conversation_id"
+    assert response.json()["problems"] == [
+        {"index": 0, "field": "conversation_id", "reason": shared_reason(sender)}
+    ]
     assert profile_of(api, sender) is None
 
 

@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
-from tailorbot.events.identifiers import check_pseudonymous
+from tailorbot.integrations.profiles import check_user_id
 
 DEFAULT_HANDOFF_ACTIONS = ("*handoff*", "action_*human*")
 ENVELOPE_PAYLOADS = ("user", "bot", "session_started", "slot_set", "memory_set", "action")
@@ -234,20 +234,18 @@ def _envelope_payload(raw: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
 
 
 def _identifier(raw: Mapping[str, Any], key: str) -> str:
-    """The id at ``key``, by the rules events' ids follow (a profile written under an id
-    they refuse could not be erased)."""
+    """The id at ``key``, checked by :func:`~tailorbot.integrations.profiles.check_user_id`
+    (the rules and wording of events' user ids: a profile written under an id they refuse
+    could not be erased)."""
     value = raw.get(key)
     if value is None or value == "":
         raise _Bad(key, "missing")
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise _Bad(key, "must be a string")
-    text = str(value)
-    if not _IDENTIFIER.fullmatch(text):
-        raise _Bad(key, "must be 1-128 characters of letters, digits and _ . : @ -")
     try:
-        return check_pseudonymous(text)
-    except ValueError as exc:
-        raise _Bad(key, str(exc)) from None
+        return check_user_id(str(value))
+    except InvalidInput as exc:
+        raise _Bad(key, "; ".join(p.reason for p in exc.problems)) from None
 
 
 def _session_id(envelope: Mapping[str, Any], user_id: str) -> str:
