@@ -1,11 +1,19 @@
 """Score one set of intent-model hyperparameters by stratified k-fold cross-validation.
 
-Each fold fits the intent model (the served kind: the hybrid TF-IDF ⊕ static embeddings
-model by default, or TF-IDF alone) on the other folds, fits the softmax temperature on the
-held-out fold (one scalar: it leaves the ranking, hence accuracy and macro-F1, unchanged and
-only sets the probability scale the fallback reads), and applies the fallback rule
-``(threshold, margin)``. The figure model selection maximizes is the fallback calibration's
-objective (:mod:`tailorbot.models.intent.fallback`)::
+Each fold fits on the other folds and scores the held-out fold: an inner validation split is
+carved from the fold's training rows by the trainer's own :func:`~.splits.split_rows` (the
+trainer's share, 15 of 85; by time for logged rows), the intent model (the served kind: the
+hybrid TF-IDF ⊕ static embeddings model by default, or TF-IDF alone) is fitted on the rest,
+its softmax temperature on the inner split (one scalar: it leaves the ranking unchanged and
+only sets the probability scale the fallback reads), and the fallback rule ``(threshold,
+margin)`` of ``params`` is applied. The scored fold is never calibrated on: before 2026-11-30
+the temperature was fitted on the very fold then scored, which flattered the answer score.
+Unlike the trainer (:mod:`.trainer`, step 3), a fold does not refit on all its training rows
+after calibrating: one fit per fold keeps a search trial's cost, and the inner split's 15 %
+less data lowers every trial alike.
+Where the fold's training rows are too few to spare an inner split (fewer than 3 distinct
+texts of every intent) the temperature stays 1. The figure model selection maximizes is the
+fallback calibration's objective (:mod:`tailorbot.models.intent.fallback`)::
 
     answer_score = in_scope_accuracy + oos_recall - wrong_answer_cost * wrong_answer_rate
 
@@ -29,10 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from tailorbot.models.pipeline.splits import kfold_indices
+from tailorbot.models.pipeline.splits import DEFAULT_FRACTIONS, kfold_indices, split_rows
 
 DEFAULT_WRONG_ANSWER_COST = 0.25
 SELECTION_METRIC = "answer_score"
+# The inner validation's share of a fold's training rows: the trainer's validation share of
+# train + validation (15 of 85).
+INNER_VALIDATION = DEFAULT_FRACTIONS[1] / (DEFAULT_FRACTIONS[0] + DEFAULT_FRACTIONS[1])
 
 
 @dataclass(frozen=True)
@@ -163,19 +174,58 @@ def cross_validate(
     ``ages_days`` (one per text) feeds the recency weights of ``params``; validation folds are
     scored unweighted."""
     scores = CVScores()
-    texts = list(texts)
-    weights = params.weights(ages_days)
+    rows = _Rows(params, list(texts), labels, params.weights(ages_days), base, ages_days, seed)
     for i, (train, val) in enumerate(kfold_indices(labels, k, seed)):
-        fold_train = [texts[j] for j in train] + list(base[0])
-        fold_val = [texts[j] for j in val]
-        gold_train = [labels[j] for j in train] + list(base[1])
+        model = rows.fit_calibrated(train)
+        fold_val = [rows.texts[j] for j in val]
         gold_val = [labels[j] for j in val]
-        fold_weights = None
-        if weights is not None:
-            fold_weights = np.concatenate([weights[train], np.ones(len(base[0]))])
-        model = params.make_model().fit(fold_train, gold_train, sample_weight=fold_weights)
-        model.calibrate(fold_val, gold_val)
         scores.folds.append(fold_metrics(model, fold_val, gold_val, wrong_answer_cost))
         if after_fold is not None:
             after_fold(i, scores)
     return scores
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """What every fold fits from: the rows, their recency weights and ages, the base corpus."""
+
+    params: IntentParams
+    texts: list[str]
+    labels: Sequence[str]
+    weights: np.ndarray | None
+    base: tuple[Sequence[str], Sequence[str]]
+    ages_days: Sequence[float] | None
+    seed: int
+
+    def fit(self, rows: Sequence[int], temperature: float | None) -> Any:
+        """``params``' model fitted on rows ``rows`` + the base corpus (weight 1)."""
+        weights = None
+        if self.weights is not None:
+            weights = np.concatenate([self.weights[list(rows)], np.ones(len(self.base[0]))])
+        return self.params.make_model().fit(
+            [self.texts[j] for j in rows] + list(self.base[0]),
+            [self.labels[j] for j in rows] + list(self.base[1]),
+            temperature=temperature,
+            sample_weight=weights,
+        )
+
+    def fit_calibrated(self, train: np.ndarray) -> Any:
+        """The model for a fold trained on rows ``train``: split off an inner validation
+        split as the trainer does, fit on the other rows, fit the temperature on it."""
+        ages = self.ages_days
+        rows = [
+            {"text": self.texts[j], "intent": self.labels[j], "row": int(j),
+             "epoch": 0.0 if ages is None else -float(ages[j])}
+            for j in train
+        ]  # fmt: skip
+        inner = split_rows(
+            rows, (1.0 - INNER_VALIDATION, INNER_VALIDATION, 0.0),
+            by_time=ages is not None, seed=self.seed,
+        )  # fmt: skip
+        if not inner.validation:  # too few rows to spare any: the temperature stays 1
+            return self.fit(train.tolist(), None)
+        # Scored as fitted on the inner training rows, not refit on all of ``train`` as the
+        # trainer does: one fit per fold, so a trial costs what it did before the split.
+        return self.fit([int(r["row"]) for r in inner.train], None).calibrate(
+            [str(r["text"]) for r in inner.validation], [str(r["intent"]) for r in inner.validation]
+        )
