@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tailorbot.store.base import ProfileStore
-from tests.contract.conftest import StoreOpener
+from tests.contract.conftest import StoreOpener, record
 
 
 def test_profiles_are_replaced_whole(profile_store: ProfileStore) -> None:
@@ -51,3 +51,20 @@ def test_a_second_handle_sees_every_write_at_once(open_online_stores: StoreOpene
 
 def test_ping_answers_when_the_store_is_up(profile_store: ProfileStore) -> None:
     profile_store.ping()
+
+
+def test_profile_and_record_is_what_each_store_reads(open_online_stores: StoreOpener) -> None:
+    """A decision's one read of a user (one round trip where the backend can) answers what
+    the profile and feature stores answer apart, writes of another handle included."""
+    reader, writer = open_online_stores(), open_online_stores()
+    assert reader.profile_and_record("u1") == (None, None)
+    writer.profiles.put("u1", {"tier": "gold"})
+    assert reader.profile_and_record("u1") == ({"tier": "gold"}, None)
+    writer.features.put_many([record("u1", 7, clicks=3)])
+    profile, stored = reader.profile_and_record("u1")
+    assert profile == {"tier": "gold"} and stored is not None
+    assert (stored.state, stored.offset) == ({"clicks": 3}, 7)
+    assert stored == reader.features.get("u1")
+    writer.profiles.delete("u1")
+    assert reader.profile_and_record("u1") == (None, reader.features.get("u1"))
+    assert reader.profile_and_record("nobody") == (None, None)

@@ -179,6 +179,17 @@ class Stores:
     decisions: DecisionStore
     counters: CounterStore
     closer: Callable[[], None] | None = None
+    # The backend's read of a user's profile and feature record at once (one round trip on
+    # a network store); ``None``: :meth:`profile_and_record` reads each from its store.
+    user_reader: Callable[[str], tuple[dict[str, Any] | None, FeatureRecord | None]] | None = None
+
+    def profile_and_record(
+        self, user_id: str
+    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+        """The user's profile and feature record: what every decision reads."""
+        if self.user_reader is not None:
+            return self.user_reader(user_id)
+        return self.profiles.get(user_id), self.features.get(user_id)
 
     def ping(self) -> None:
         for store in (self.features, self.profiles, self.decisions, self.counters):

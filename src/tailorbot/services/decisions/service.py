@@ -158,10 +158,9 @@ class DecisionService:
     def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The user's profile and, with personalization consent, their feature view."""
         with backend_errors():
-            profile = self.stores.profiles.get(user_id)
-            if not consents_to_personalization(profile):
-                return profile, None
-            record = self.stores.features.get(user_id)
+            profile, record = self.stores.profile_and_record(user_id)
+        if not consents_to_personalization(profile):
+            return profile, None
         return profile, feature_view(record, profile, time.time())
 
     def _articles(
