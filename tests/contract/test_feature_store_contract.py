@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tailorbot.store.base import FeatureRecord, FeatureStore
+import time
+
+from tailorbot.store.base import Erasure, FeatureRecord, FeatureStore
 from tests.contract.conftest import StoreOpener, record
 
 
@@ -111,3 +113,20 @@ def test_counters_ride_with_their_record_once(open_online_stores: StoreOpener) -
     stores.features.put_many([record("u2", offset=1), record("u1", offset=9)], {"u1": [(9, one)]})
     assert stores.features.get("u2") is not None
     assert stores.counters.counters("ns") == {"views": 5.0}
+
+
+def test_an_erasure_keeps_its_time_which_only_grows(open_online_stores: StoreOpener) -> None:
+    """The erasure's time, beside its watermark: events dated before it are dropped even
+    above the watermark (made before the erasure, appended after it)."""
+    store, other = open_online_stores().features, open_online_stores().features
+    started = time.time()
+    store.erase("now", partition=0, watermark=2)
+    erasure = other.erasures(["now", "nobody"])["now"]
+    assert erasure.watermark == 2 and started <= erasure.erased_at <= time.time()
+    store.erase("u1", partition=1, watermark=5, erased_at=1_700_000_100.25)
+    store.erase("u1", partition=1, watermark=3, erased_at=1_700_000_000.0)  # an older one
+    assert other.erasures(["u1", "nobody"]) == {"u1": Erasure(5, 1_700_000_100.25)}
+    assert other.erasures([]) == {}
+    erasure = other.erasures(["u1"])["u1"]
+    assert erasure.drops(4, 1_700_000_200.0) and erasure.drops(7, 1_700_000_100.0)
+    assert not erasure.drops(5, 1_700_000_100.25)

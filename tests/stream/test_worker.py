@@ -151,13 +151,38 @@ def test_records_below_the_erasure_watermark_are_dropped(backends) -> None:
     before = [make_event("message", T0 + i, event_id=f"a{i}", user_id="gone") for i in range(5)]
     append(log, before)
     partition = log.partition_for("gone")
-    stores.features.erase("gone", partition, log.end_offsets()[partition])  # events still in flight
+    # events still in flight; the erasure happens at T0 + 6, after the events before it
+    stores.features.erase("gone", partition, log.end_offsets()[partition], erased_at=T0 + 6)
     after = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="gone") for i in range(3)]
     append(log, after)
     worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert worker.counts["erased"] == 5
     assert_matches_recompute(stores, after, settings)
+
+
+def test_events_made_before_the_erasure_but_appended_after_it_are_dropped(backends) -> None:
+    """A feedback (or a decision of another process) read the user before an erasure and
+    appends its events after it, above the watermark: they are dated before the erasure, so
+    they must not build the erased user a new record."""
+    log, stores, settings = backends
+    append(log, [make_event("message", T0 + i, event_id=f"a{i}", user_id="gone") for i in range(3)])
+    partition = log.partition_for("gone")
+    stores.features.erase("gone", partition, log.end_offsets()[partition], erased_at=T0 + 60)
+    in_flight = [
+        make_event("rating", T0 + 30, event_id="d1-rating", user_id="gone", score=5),
+        make_event("resolution", T0 + 31, event_id="d1-resolution", user_id="gone"),
+    ]
+    append(log, in_flight)
+    worker = StreamWorker(log, stores, settings)
+    drain(worker)
+    assert worker.counts["erased"] == 5
+    assert stores.features.get("gone") is None
+    # The user comes back later: events dated after the erasure count again.
+    back = [make_event("message", T0 + 120, event_id="c1", user_id="gone")]
+    append(log, back)
+    drain(worker)
+    assert_matches_recompute(stores, back, settings)
 
 
 def test_malformed_records_are_skipped_and_the_rest_applied(backends) -> None:
@@ -224,11 +249,12 @@ def test_a_failed_commit_is_retried_without_losing_or_double_counting(
 # --- the state cache (stream/state_cache.py) ---------------------------------------------
 
 
-def erase_in_store(log: EventLog, stores: Stores, user: str) -> None:
+def erase_in_store(log: EventLog, stores: Stores, user: str, at: float) -> None:
     """What DELETE /v1/users and a consent withdrawal do to the stores: record gone, and a
-    watermark at the partition's end."""
+    watermark at the partition's end, the erasure dated ``at`` (the tests' events are dated
+    in the past)."""
     partition = log.partition_for(user)
-    stores.features.erase(user, partition, log.end_offsets()[partition])
+    stores.features.erase(user, partition, log.end_offsets()[partition], erased_at=at)
 
 
 def test_a_cached_state_is_not_reused_once_the_user_is_erased(backends) -> None:
@@ -238,7 +264,7 @@ def test_a_cached_state_is_not_reused_once_the_user_is_erased(backends) -> None:
     worker = StreamWorker(log, stores, settings)
     drain(worker)
     assert "u" in worker._states  # the next batch of "u" would start from it
-    erase_in_store(log, stores, "u")
+    erase_in_store(log, stores, "u", at=T0 + 5)
     new = [make_event("rating", T0 + 10 + i, event_id=f"b{i}", user_id="u") for i in range(3)]
     append(log, new)
     drain(worker)
@@ -255,7 +281,7 @@ def test_a_cached_state_is_not_reused_after_consent_was_withdrawn_and_given_agai
     drain(worker)
     assert "u" in worker._states
     stores.profiles.put("u", {"consent": {"personalization": False}})  # as Runtime.put_profile
-    erase_in_store(log, stores, "u")
+    erase_in_store(log, stores, "u", at=T0 + 5)
     stores.profiles.put("u", {"consent": {"personalization": False}})
     stores.profiles.put("u", {"consent": {"personalization": True}})  # no event in between
     new = [make_event("rating", T0 + 10, event_id="b0", user_id="u")]
@@ -322,10 +348,11 @@ def cache_scenario(tmp_path: Path, state_cache_size: int) -> dict[str, Any]:
     w1 = StreamWorker(log, stores, settings, member_id="w1", state_cache_size=state_cache_size)
     append(log, events[:400])
     drain(w1)
-    erase_in_store(log, stores, "u3")
+    erased_at = max(event_epoch(e) for e in events[:400])
+    erase_in_store(log, stores, "u3", erased_at)
     for step in ("profile", "erase", "profile"):  # a consent withdrawal (Runtime.put_profile)
         if step == "erase":
-            erase_in_store(log, stores, "u4")
+            erase_in_store(log, stores, "u4", erased_at)
         else:
             stores.profiles.put("u4", {"consent": {"personalization": False}})
     append(log, events[400:700])

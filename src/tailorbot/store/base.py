@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -43,6 +43,21 @@ class FeatureRecord:
     event_time: float  # epoch seconds of the newest applied event
     updated_at: float  # wall-clock epoch seconds of this write
     version: int = field(default=1)  # bumps when the state layout changes
+
+
+class Erasure(NamedTuple):
+    """What a user's erasure left: the log offset below which their events no longer count
+    (events already in the log), and when it happened (epoch seconds; 0 for erasures recorded
+    before it was kept). An event *dated* before ``erased_at`` does not count either, even
+    above the watermark: one made before the erasure but appended after it (a feedback or a
+    decision of another process in flight) must not bring the user back."""
+
+    watermark: int
+    erased_at: float
+
+    def drops(self, offset: int, event_time: float) -> bool:
+        """Whether an event at log ``offset``, dated ``event_time``, is erased."""
+        return offset < self.watermark or event_time < self.erased_at
 
 
 class _Reachable(ABC):
@@ -83,12 +98,19 @@ class FeatureStore(_Reachable):
         """
 
     @abstractmethod
-    def erase(self, user_id: str, partition: int, watermark: int) -> None:
-        """Delete the user's record; remember ``watermark`` (it only grows) under its digest."""
+    def erase(
+        self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
+    ) -> None:
+        """Delete the user's record; remember ``watermark`` and ``erased_at`` (epoch seconds,
+        default now; each only grows) under its digest."""
 
     @abstractmethod
+    def erasures(self, user_ids: Iterable[str]) -> dict[str, Erasure]:
+        """For erased users among ``user_ids``: what to drop of their events."""
+
     def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
         """For erased users among ``user_ids``: log offset below which to drop their events."""
+        return {user: erasure.watermark for user, erasure in self.erasures(user_ids).items()}
 
 
 class ProfileStore(_Reachable):

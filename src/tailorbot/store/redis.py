@@ -9,9 +9,10 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   each record only when its offset is newer than the stored one (read with ``GETRANGE``) and
   not below the user's erasure watermark, so neither a stale worker nor an event of an erased
   user still in flight can bring old state back.
-* ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark. Nothing else about
-  an erased user is kept. The feature erase script deletes the record and raises the
-  watermark (it only grows) in one step.
+* ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark;
+  ``{prefix}:erased_at`` — the same digest -> time of the erasure (epoch seconds). Nothing
+  else about an erased user is kept. The feature erase script deletes the record and raises
+  both (they only grow) in one step.
 * ``{prefix}:profile:{user_id}`` — the profile (JSON).
 * ``{prefix}:decision:{decision_id}`` — hash: ``u`` user, ``r`` record, ``f`` feedback (JSON);
   ``{prefix}:user:{user_id}:decisions`` — the user's decision ids; the decisions erase script
@@ -31,6 +32,7 @@ then). Both default to never. Single primary only (no Cluster: scripts span user
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +41,14 @@ import redis
 
 from tailorbot._redis import optional_seconds, parse_url, plain_prefix
 from tailorbot.events.erasure import user_digest
-from tailorbot.store.base import EventIncrement, FeatureRecord, FeatureStore, ProfileStore, Stores
+from tailorbot.store.base import (
+    Erasure,
+    EventIncrement,
+    FeatureRecord,
+    FeatureStore,
+    ProfileStore,
+    Stores,
+)
 from tailorbot.store.redis_shared import (
     RedisConcern,
     RedisCounterStore,
@@ -107,12 +116,14 @@ end
 return 1
 """
 
-# KEYS: record, erased hash. ARGV: digest, watermark. The watermark only grows.
+# KEYS: record, erased hash, erasure times hash. ARGV: digest, watermark, time. Both grow only.
 _ERASE_FEATURES = """
 redis.call('DEL', KEYS[1])
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if not old or tonumber(ARGV[2]) > tonumber(old) then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+for i = 2, 3 do
+  local old = redis.call('HGET', KEYS[i], ARGV[1])
+  if not old or tonumber(ARGV[i]) > tonumber(old) then
+    redis.call('HSET', KEYS[i], ARGV[1], ARGV[i])
+  end
 end
 return 1
 """
@@ -204,17 +215,28 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         return keys, args
 
     @guard
-    def erase(self, user_id: str, partition: int, watermark: int) -> None:
-        keys = [self.key("rec", user_id), self.key("erased")]
-        self._erase(keys=keys, args=[user_digest(user_id), int(watermark)])
+    def erase(
+        self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
+    ) -> None:
+        keys = [self.key("rec", user_id), self.key("erased"), self.key("erased_at")]
+        at = time.time() if erased_at is None else erased_at
+        self._erase(keys=keys, args=[user_digest(user_id), int(watermark), repr(float(at))])
 
     @guard
-    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
+    def erasures(self, user_ids: Iterable[str]) -> dict[str, Erasure]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        marks = self.client.hmget(self.key("erased"), [user_digest(u) for u in ids])
-        return {u: int(m) for u, m in zip(ids, marks, strict=True) if m is not None}
+        digests = [user_digest(u) for u in ids]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.key("erased"), digests)
+        pipe.hmget(self.key("erased_at"), digests)
+        marks, times = pipe.execute()
+        return {
+            u: Erasure(int(m), float(t) if t is not None else 0.0)
+            for u, m, t in zip(ids, marks, times, strict=True)
+            if m is not None
+        }
 
 
 class RedisUserReader(RedisConcern):

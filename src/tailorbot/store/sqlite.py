@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sq
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
+    Erasure,
     EventIncrement,
     FeatureRecord,
     FeatureStore,
@@ -85,6 +87,9 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS erasures (
     digest TEXT PRIMARY KEY, partition INTEGER NOT NULL, watermark INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erasure_times (
+    digest TEXT PRIMARY KEY, erased_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # Fenced per user, and never below an erasure watermark: a worker that read the user's
@@ -113,12 +118,19 @@ RAISE_WATERMARK = (
     "INSERT INTO erasures VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
     "partition = excluded.partition, watermark = max(watermark, excluded.watermark)"
 )
+RAISE_ERASURE_TIME = (
+    "INSERT INTO erasure_times VALUES (?, ?) ON CONFLICT (digest) DO UPDATE SET "
+    "erased_at = max(erased_at, excluded.erased_at)"
+)
 SELECT_RECORDS = (
     "SELECT user_id, state, partition, offset, event_time, updated_at, version "
     "FROM feature_records WHERE user_id IN ({marks})"
 )
 SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({marks})"
-SELECT_WATERMARKS = "SELECT digest, watermark FROM erasures WHERE digest IN ({marks})"
+SELECT_ERASURES = (
+    "SELECT e.digest, e.watermark, coalesce(t.erased_at, 0) FROM erasures e "
+    "LEFT JOIN erasure_times t ON t.digest = e.digest WHERE e.digest IN ({marks})"
+)
 MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "synchronous": str,
@@ -237,16 +249,21 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
                 ]
             execute_rows(conn, "INSERT INTO counters", counters, ADD_COUNTER_TAIL)
 
-    def erase(self, user_id: str, partition: int, watermark: int) -> None:
+    def erase(
+        self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
+    ) -> None:
+        digest = user_digest(user_id)
+        at = time.time() if erased_at is None else erased_at
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
             conn.execute("DELETE FROM feature_records WHERE user_id = ?", (user_id,))
-            conn.execute(RAISE_WATERMARK, (user_digest(user_id), partition, watermark))
+            conn.execute(RAISE_WATERMARK, (digest, partition, watermark))
+            conn.execute(RAISE_ERASURE_TIME, (digest, at))
         self.file.scrub()
 
-    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
+    def erasures(self, user_ids: Iterable[str]) -> dict[str, Erasure]:
         by_digest = {user_digest(u): u for u in user_ids}
-        rows = _select_in(self.file, SELECT_WATERMARKS, list(by_digest))
-        return {by_digest[digest]: int(mark) for digest, mark in rows}
+        rows = _select_in(self.file, SELECT_ERASURES, list(by_digest))
+        return {by_digest[digest]: Erasure(int(mark), float(at)) for digest, mark, at in rows}
 
     def close(self) -> None:
         self._rows.cache.clear()

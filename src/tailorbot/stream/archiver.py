@@ -8,10 +8,10 @@ only *then* commits. A crash before the commit re-delivers the batch; the archiv
 ``event_id`` it holds already, so every event is archived exactly once.
 
 Erasure: the log's records are already redacted (no raw PII reaches the archive), and a
-user's erasure leaves a watermark in the online store. Records of an erased user below it
-are not archived, and an erasure that lands between reading the watermarks and the write
-(whose rows the write may re-create) is noticed by reading them again after the write,
-and the user's rows are erased once more.
+user's erasure leaves a watermark and its time in the online store. Records of an erased
+user below the watermark, or dated before the erasure, are not archived, and an erasure that
+lands between reading the erasures and the write (whose rows the write may re-create) is
+noticed by reading them again after the write, and the user's rows are erased once more.
 
 Counts (``counts``): ``archived`` (new rows), ``duplicate`` (archived before: a redelivery),
 ``erased`` and ``malformed`` (undecodable; logged, since retrying cannot fix it).
@@ -36,7 +36,7 @@ from tailorbot.config import Settings
 from tailorbot.dlq.base import DeadLetterStore
 from tailorbot.log.base import EventLog, LogRecord
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import FeatureStore
+from tailorbot.store.base import Erasure, FeatureStore
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records
 
 COUNTS = ("archived", "duplicate", "erased", "malformed")
@@ -106,7 +106,7 @@ class ArchiveWorker(ConsumerLoop):
 
     def _archive(self, items: Sequence[Item], counts: dict[str, int]) -> None:
         users = {event["user_id"] for _, event, _ in items}
-        before = self.watermarks.erasure_watermarks(users) if users else {}
+        before = self.watermarks.erasures(users) if users else {}
         kept = _unerased(items, before)
         counts["erased"] += len(items) - len(kept)
         new = self._write_events(kept) if kept else 0
@@ -116,9 +116,9 @@ class ArchiveWorker(ConsumerLoop):
             return
         # An erasure between the first read and the write may have deleted the user's rows
         # before this write re-created them: erase again, then re-write what is after it.
-        after = self.watermarks.erasure_watermarks(users)
-        for user, watermark in after.items():
-            if before.get(user) == watermark:
+        after = self.watermarks.erasures(users)
+        for user, erasure in after.items():
+            if before.get(user) == erasure:
                 continue
             self.archive.erase_user(user)
             survivors = _unerased([item for item in kept if item[1]["user_id"] == user], after)
@@ -144,8 +144,13 @@ class ArchiveWorker(ConsumerLoop):
             return self._write_events(items[:middle]) + self._write_events(items[middle:])
 
 
-def _unerased(items: Sequence[Item], watermarks: dict[str, int]) -> list[Item]:
-    """The items not below their user's erasure watermark."""
-    if not watermarks:
+def _unerased(items: Sequence[Item], erasures: dict[str, Erasure]) -> list[Item]:
+    """The items their user's erasure does not drop (:meth:`Erasure.drops`)."""
+    if not erasures:
         return list(items)
-    return [item for item in items if item[0].offset >= watermarks.get(item[1]["user_id"], -1)]
+    return [
+        (record, event, ts)
+        for record, event, ts in items
+        if (erasure := erasures.get(event["user_id"])) is None
+        or not erasure.drops(record.offset, ts)
+    ]

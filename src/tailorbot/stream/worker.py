@@ -1,7 +1,7 @@
 """The stream worker: log records in, per-user feature records out, offsets committed after.
 
 One :meth:`StreamWorker.run_once` polls up to ``settings.worker_batch`` records, groups them
-by user, loads those users' feature records, erasure watermarks and profiles in three
+by user, loads those users' feature records, erasures and profiles in three
 batched store calls, applies the events, writes the changed records with one
 ``put_many`` and only *then* commits the next offsets to the log. A crash anywhere
 before the commit re-delivers the batch; nothing is counted twice because
@@ -19,7 +19,8 @@ stream/collector.py).
 
 Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (already applied),
 ``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
-consent: no feature state is built), ``erased`` (below the user's erasure watermark) and
+consent: no feature state is built), ``erased`` (below the user's erasure watermark, or dated
+before the erasure: made before it but appended after, e.g. a feedback in flight) and
 ``malformed`` (undecodable; logged, since retrying cannot fix it).
 
 >>> import tempfile
@@ -58,7 +59,7 @@ from tailorbot.features.state import (
 )
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import FeatureRecord, Stores
+from tailorbot.store.base import Erasure, FeatureRecord, Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.collector import BatchCollector
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records, next_offsets
@@ -207,7 +208,7 @@ class StreamWorker(ConsumerLoop):
             return [], []
         users = list(by_user)
         features = self.stores.features
-        watermarks = features.erasure_watermarks(users)
+        erasures = features.erasures(users)
         profiles = self.stores.profiles.get_many(users)
         stored: dict[str, FeatureRecord] = {}
         missing: list[str] = []
@@ -217,8 +218,8 @@ class StreamWorker(ConsumerLoop):
             if record is None:
                 missing.append(user)
                 continue
-            mark = watermarks.get(user)
-            if mark is not None and record.offset < mark:
+            erasure = erasures.get(user)
+            if erasure is not None and record.offset < erasure.watermark:
                 states.discard((user,))  # erased since it was cached: read what is left
                 missing.append(user)
             else:
@@ -236,7 +237,7 @@ class StreamWorker(ConsumerLoop):
                 user,
                 items,
                 stored.get(user),
-                watermarks.get(user),
+                erasures.get(user),
                 counts,
                 ingested,
                 profiles.get(user),
@@ -250,7 +251,7 @@ class StreamWorker(ConsumerLoop):
         user: str,
         items: list[Item],
         stored: FeatureRecord | None,
-        watermark: int | None,
+        erasure: Erasure | None,
         counts: dict[str, int],
         ingested: list[float],
         profile: dict[str, Any] | None = None,
@@ -259,7 +260,7 @@ class StreamWorker(ConsumerLoop):
         state = stored.state if stored is not None else new_state()
         changed = False
         for record, event, ts in items:
-            if watermark is not None and record.offset < watermark:
+            if erasure is not None and erasure.drops(record.offset, ts):
                 counts["erased"] += 1
                 continue
             if (

@@ -48,11 +48,17 @@ def decision_metadata(decision_id: str, decision: Mapping[str, Any]) -> dict[str
     return meta
 
 
-def feedback_events(request: FeedbackRequest, decision: Mapping[str, Any]) -> list[dict]:
+def feedback_events(
+    request: FeedbackRequest, decision: Mapping[str, Any], received_at: str | None = None
+) -> list[dict]:
+    """The events a feedback is logged as, dated ``received_at`` (default now). The handler
+    dates them when the feedback arrived, before it read the decision: an erasure of the user
+    after that read drops them (an event dated before an erasure never counts), even when they
+    reach the log after it."""
     base = {
         "user_id": decision["user_id"],
         "session_id": decision["session_id"],
-        "timestamp": now_iso(),
+        "timestamp": received_at or now_iso(),
         "channel": decision.get("channel", "chat"),
         "metadata": decision_metadata(request.decision_id, decision),
     }

@@ -57,6 +57,7 @@ class FeedbackHandler:
 
     def apply(self, request: FeedbackRequest) -> FeedbackResponse:
         decisions = self.stores.decisions
+        received_at = now_iso()  # before the read: see feedback_events
         decision = self._written_decision(request.decision_id)
         if decision is None:
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
@@ -71,7 +72,7 @@ class FeedbackHandler:
         )
         # Events first: their ids derive from the decision, so a retry after a refused append
         # (429/503) re-sends the same events, which the stream processor counts once.
-        events = feedback_events(request, decision)
+        events = feedback_events(request, decision, received_at)
         if events:
             self.events.ingest(events)
         if request.rating is None and request.resolved is None and helpful is None:

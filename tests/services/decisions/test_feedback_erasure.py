@@ -1,0 +1,36 @@
+"""A feedback that races an erasure of its user builds the user no new feature record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tailorbot.services.decisions.service import DecisionService
+from tests.services.decisions.conftest import ask, runtime_of, tell
+
+
+def test_a_feedback_read_before_an_erasure_adds_nothing_after_it(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback reads the decision, then the user is erased (another process, say),
+    then the feedback appends its events: above the erasure's watermark, but dated when the
+    feedback arrived, before the erasure, so the worker drops them."""
+    runtime = runtime_of(service)
+    answer = ask(service, "racer", "my card has not arrived yet")
+    handler = service._feedback
+    read = handler._written_decision
+
+    def read_then_erased(decision_id: str) -> Any:
+        decision = read(decision_id)
+        runtime.users.erase_user("racer")
+        return decision
+
+    monkeypatch.setattr(handler, "_written_decision", read_then_erased)
+    tell(service, answer.decision_id, rating=5, resolved=True)
+    worker = runtime.stream_worker()
+    while worker.run_once():
+        pass
+    assert worker.counts["erased"] >= 2  # the rating and the resolution
+    assert worker.counts["applied"] == 0
+    assert runtime.stores.features.get("racer") is None
