@@ -43,11 +43,13 @@ from _harness import machine
 
 from tailorbot.models.intent import (
     OUT_OF_SCOPE,
+    FallbackPolicy,
     HybridIntentModel,
     LanguageDetector,
     LanguageRoutedIntentModel,
     TfidfIntentModel,
     bundled_dataset,
+    calibrate_fallback,
     default_dataset,
     metrics_from_predictions,
     stratified_split,
@@ -246,7 +248,40 @@ def oos_table(train: Any, test: Any, seed: int, target: float) -> list[dict[str,
                 "oos_recall": float(fired[test_is_oos].mean()),
             }
         )
+    rows.append(served_row(model, fit_rows, validation, test, target))
     return rows
+
+
+def served_row(model: Any, fit_rows: Any, validation: Any, test: Any, target: float) -> dict:
+    """What training ships at this target: ``calibrate_fallback`` over the class, threshold,
+    margin and the similarity floor on the validation rows, served on the test rows; with
+    the CPU per served message with the rule and without it."""
+    sims = model.index_similarity(fit_rows.texts, fit_rows.labels).similarity(validation.texts)
+    found = calibrate_fallback(
+        model.predict_proba(validation.texts),
+        validation.labels,
+        model.labels,
+        target_oos_recall=target,
+        similarity=sims,
+    )
+    gold = np.asarray(test.labels, dtype=object)
+    probs = model.predict_proba(test.texts)
+    right = np.asarray(model.labels, dtype=object)[probs.argmax(axis=1)] == gold
+    in_scope = gold != OUT_OF_SCOPE
+    texts = [t for t, y in zip(test.texts, test.labels, strict=True) if y != OUT_OF_SCOPE]
+    model.fallback = FallbackPolicy(found.policy.threshold, found.policy.margin)
+    without = cpu_latency_ms(model.predict_one, texts)
+    model.fallback = found.policy
+    fired = model.fallback_fires(test.texts, probs)
+    return {
+        "detector": "served: calibrate_fallback (class, threshold, margin, similarity floor)",
+        "threshold": found.policy.to_dict(),
+        "no_fallback_accuracy": float(right[in_scope].mean()),
+        "in_scope_accuracy": float((right & ~fired)[in_scope].mean()),
+        "oos_recall": float(fired[~in_scope].mean()),
+        "cpu_ms_without_floor": without,
+        "cpu_ms_with_floor": cpu_latency_ms(model.predict_one, texts),
+    }
 
 
 def main() -> None:
@@ -314,6 +349,14 @@ def main() -> None:
             f"| {r['detector']} | {r['no_fallback_accuracy']:.4f} "
             f"| {r['in_scope_accuracy']:.4f} | {r['oos_recall']:.4f} |"
         )
+    for r in result["out_of_scope"]:
+        if "cpu_ms_with_floor" in r:
+            print(
+                f"\nserved policy {r['threshold']}; predict_one CPU p50/p99 without the floor "
+                f"{r['cpu_ms_without_floor']['p50_ms']:.3f}/{r['cpu_ms_without_floor']['p99_ms']:.3f}"
+                f" ms, with it {r['cpu_ms_with_floor']['p50_ms']:.3f}/"
+                f"{r['cpu_ms_with_floor']['p99_ms']:.3f} ms"
+            )
 
 
 if __name__ == "__main__":

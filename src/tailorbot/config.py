@@ -312,7 +312,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Out-of-scope recall the fallback must reach on validation (the best "
-        "in-scope accuracy among thresholds that reach it); default: the cost objective.",
+        "in-scope accuracy among thresholds, margins and similarity floors that reach it); "
+        "default: the cost objective.",
     )
     intent_language: str = Field(
         "en", pattern="^[a-z]{2}$", description="Language of the bundled training data."

@@ -119,3 +119,51 @@ def test_unreachable_target_takes_the_highest_recall_and_bad_targets_fail() -> N
         calibrate_fallback(probs, gold, LABELS, target_oos_recall=1.5)
     no_oos = calibrate_fallback(probs[:8], gold[:8], LABELS, target_oos_recall=0.9)
     assert no_oos.target_oos_recall is None and no_oos.oos_recall is None
+
+
+def test_the_similarity_floor_fires_as_unfamiliar_after_the_out_of_scope_class() -> None:
+    policy = FallbackPolicy(threshold=0.5, min_similarity=0.6)
+    assert policy.decide([("a", 0.9), ("b", 0.1)], similarity=0.5) == FallbackDecision(
+        True, "unfamiliar"
+    )
+    assert policy.decide([(OUT_OF_SCOPE, 0.9)], similarity=0.5).reason == "out_of_scope"
+    assert not policy.decide([("a", 0.9), ("b", 0.1)], similarity=0.7).triggered
+    assert not policy.decide([("a", 0.9), ("b", 0.1)]).triggered  # no similarity told
+    assert not FallbackPolicy().decide([("a", 0.9)], similarity=-1.0).triggered
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05]])
+    assert policy.fires(probs, LABELS, np.array([0.5, 0.7])).tolist() == [True, False]
+
+
+def test_a_similarity_floor_is_chosen_only_where_it_buys_the_target() -> None:
+    """Out-of-scope rows the classifier answers confidently, but far from every training
+    message: only a similarity floor catches them without refusing the in-scope rows."""
+    probs = np.array([[0.9, 0.05, 0.05]] * 12)
+    gold = ["a"] * 8 + [OUT_OF_SCOPE] * 4
+    similarity = np.array([0.9] * 8 + [0.2] * 4)
+    without = calibrate_fallback(probs, gold, LABELS, target_oos_recall=0.9)
+    assert without.policy.min_similarity is None and without.in_scope_accuracy == 0.0
+    found = calibrate_fallback(probs, gold, LABELS, target_oos_recall=0.9, similarity=similarity)
+    assert found.policy.min_similarity is not None and 0.2 < found.policy.min_similarity <= 0.9
+    assert (found.in_scope_accuracy, found.oos_recall) == (1.0, 1.0)
+    assert found.policy.threshold == 0.0 and found.policy.margin == 0.0
+    # Where the class already catches them, no floor: it would cost a product per message.
+    caught = np.array([[0.9, 0.05, 0.05]] * 8 + [[0.05, 0.05, 0.9]] * 4)
+    plain = calibrate_fallback(caught, gold, LABELS, target_oos_recall=0.9, similarity=similarity)
+    assert plain.policy.min_similarity is None
+    with pytest.raises(ValueError, match="similarity"):
+        calibrate_fallback(probs, gold, LABELS, similarity=similarity[:3])
+
+
+def test_a_policy_pickled_before_the_similarity_floor_loads_without_it() -> None:
+    policy = FallbackPolicy.__new__(FallbackPolicy)
+    policy.__setstate__([0.3, 0.1, OUT_OF_SCOPE])  # the state pickles of old models hold
+    assert policy == FallbackPolicy(0.3, 0.1)
+    assert policy.min_similarity is None
+
+
+def test_without_a_recall_target_no_similarity_floor_is_considered() -> None:
+    probs = np.array([[0.9, 0.05, 0.05]] * 8 + [[0.6, 0.3, 0.1]] * 4)
+    gold = ["a"] * 8 + ["b"] * 4  # the unsure rows are wrong: a floor would hold them back
+    similarity = np.array([0.9] * 8 + [0.2] * 4)
+    found = calibrate_fallback(probs, gold, LABELS, similarity=similarity, thresholds=(0.0,))
+    assert found.policy.min_similarity is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,26 @@ def test_a_current_version_that_cannot_be_loaded_refuses_the_comparison(
     candidate = promotion.save_candidate(tmp_path, fair)
     with pytest.raises(promotion.PromotionRefused, match="cannot compare .* cannot be loaded"):
         promotion.promote(tmp_path, candidate.version, GATE)
+
+
+def test_a_similarity_floor_chosen_for_a_recall_target_ships_with_its_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tailorbot.models.intent as intent
+
+    calibrate = intent.calibrate_fallback
+    seen: list[object] = []
+
+    def with_floor(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("similarity"))
+        found = calibrate(*args, **kwargs)  # type: ignore[arg-type]
+        return replace(found, policy=replace(found.policy, min_similarity=0.75))
+
+    monkeypatch.setattr(intent, "calibrate_fallback", with_floor)
+    data = small_dataset()
+    rows = [{"text": t, "intent": y} for t, y in zip(data.texts, data.labels, strict=True)]
+    run = train_intent(rows, search=False, k=2, target_oos_recall=0.9)
+    assert seen and seen[0] is not None  # validation similarities went into calibration
+    assert run.model.fallback.min_similarity == 0.75 and run.model._known is not None
+    assert run.card["params"]["min_similarity"] == 0.75
+    assert run.card["thresholds"]["min_similarity"] == 0.75

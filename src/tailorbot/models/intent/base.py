@@ -31,9 +31,11 @@ class FallbackDecision:
     """Whether the bot should hand over instead of answering, and why.
 
     ``reason`` is ``"out_of_scope"`` (the model's top class is the negative class),
-    ``"low_confidence"`` (top probability under the threshold), ``"small_margin"`` (the
-    top two intents are too close to call) or ``"unsupported_language"`` (the message is in a
-    language no trained model reads); ``None`` when not triggered.
+    ``"unfamiliar"`` (the message is farther from every training message than the policy's
+    ``min_similarity``), ``"low_confidence"`` (top probability under the threshold),
+    ``"small_margin"`` (the top two intents are too close to call) or
+    ``"unsupported_language"`` (the message is in a language no trained model reads);
+    ``None`` when not triggered.
     """
 
     triggered: bool
@@ -93,11 +95,29 @@ class IntentModel(ABC):
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Predictions for many messages through the batch path."""
         probs = self.predict_proba(texts)
-        return [prediction_from_proba(row, self.labels, self.fallback) for row in probs]
+        similarity = self.fallback_similarity(texts)
+        return [
+            prediction_from_proba(
+                row, self.labels, self.fallback, None if similarity is None else similarity[i]
+            )
+            for i, row in enumerate(probs)
+        ]
+
+    def fallback_similarity(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Each text's similarity to the training messages, when the fallback policy reads
+        one (``min_similarity``) and the model can tell it; else ``None``."""
+        return None
+
+    def fallback_fires(self, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
+        """Whether the fallback fires on each of ``texts`` (``probs``: their probabilities)."""
+        return self.fallback.fires(probs, self.labels, self.fallback_similarity(texts))
 
 
 def prediction_from_proba(
-    probs: np.ndarray, labels: Sequence[str], fallback: FallbackPolicy
+    probs: np.ndarray,
+    labels: Sequence[str],
+    fallback: FallbackPolicy,
+    similarity: float | None = None,
 ) -> IntentPrediction:
     """Build an :class:`IntentPrediction` from one row of probabilities."""
     k = min(RANKING_SIZE, len(labels))
@@ -105,4 +125,6 @@ def prediction_from_proba(
     top = np.argpartition(negated, k - 1)[:k] if len(labels) > k else np.arange(len(labels))
     top = top[np.argsort(negated[top], kind="stable")]
     ranking = [(labels[i], p) for i, p in zip(top.tolist(), probs[top].tolist(), strict=True)]
-    return IntentPrediction(ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking))
+    return IntentPrediction(
+        ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking, similarity)
+    )

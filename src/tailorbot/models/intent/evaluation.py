@@ -95,5 +95,5 @@ def evaluate_intent_model(
     probs = model.predict_proba(texts)
     labels = np.asarray(model.labels, dtype=object)
     predicted = labels[probs.argmax(axis=1)]
-    fired = model.fallback.fires(probs, model.labels)
+    fired = model.fallback_fires(texts, probs)
     return metrics_from_predictions(gold, predicted, fired, model.fallback.oos_label)

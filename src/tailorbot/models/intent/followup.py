@@ -54,7 +54,7 @@ from tailorbot.models.intent.base import (
 )
 
 ANSWER_INTENTS = ("affirm", "deny")
-UNCERTAIN_REASONS = ("low_confidence", "small_margin")
+UNCERTAIN_REASONS = ("low_confidence", "small_margin", "unfamiliar")
 # A question mark ending a sentence: followed by the end, a space or closing punctuation
 # (not the "?" of a URL's query string). Full-width "？" too.
 _QUESTION = re.compile(r"[?？][\"'»”’)\]]*(?:\s|$)")

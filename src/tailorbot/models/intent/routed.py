@@ -111,6 +111,12 @@ class LanguageRoutedIntentModel(IntentModel):
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         return [self.predict_one(text) for text in texts]
 
+    def fallback_similarity(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The default model's (whose policy :attr:`fallback` is): the batch path's
+        approximation, as for the fallback itself; :meth:`predict_one` asks each text's own
+        language model."""
+        return self.default_model.fallback_similarity(texts)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Each text's probabilities from its language's model (the default model's when
         its language has none), in the default model's column order."""

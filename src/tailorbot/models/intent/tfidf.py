@@ -214,7 +214,10 @@ class TfidfIntentModel(IntentModel):
         if dense is not None:
             scores += dense @ coef_t[self._n_sparse :]
         probs = _softmax(scores / self._temperature)
-        return prediction_from_proba(probs, self._labels, self.fallback)
+        similarity = None
+        if self.fallback.min_similarity is not None:
+            similarity = self._similarity_one(text, dense)
+        return prediction_from_proba(probs, self._labels, self.fallback, similarity)
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments that shape the model (for the model card)."""
@@ -235,6 +238,12 @@ class TfidfIntentModel(IntentModel):
 
     def _dense_one(self, text: str) -> np.ndarray | None:
         """Dense features of one text, shape ``(d,)``, or ``None`` (the serving path)."""
+        return None
+
+    def _similarity_one(self, text: str, dense: np.ndarray | None) -> float | None:
+        """The similarity of one (corrected) text to the training messages, for the
+        fallback's ``min_similarity``; ``None`` where the model has no embedding to tell it
+        (here; see hybrid.py)."""
         return None
 
     def _corrected(self, texts: Sequence[str]) -> Sequence[str]:

@@ -80,6 +80,23 @@ def stratified_split(
     return dataset.subset(train), dataset.subset(sorted(validation))
 
 
+def similarity_for_target(
+    model: Any,
+    train_texts: Sequence[str],
+    train_labels: Sequence[str],
+    validation_texts: Sequence[str],
+    target_oos_recall: float | None,
+) -> np.ndarray | None:
+    """The validation rows' similarity to the training messages (indexing them in
+    ``model``), for the fallback's similarity rule; ``None`` without a recall target, or for
+    a model without embeddings. The rule costs a product with every training message per
+    served message, so only an operator's recall target considers it: the out-of-scope class
+    meets the default trade-off alone (docs/intent.md)."""
+    if target_oos_recall is None or not isinstance(model, HybridIntentModel):
+        return None
+    return model.index_similarity(train_texts, train_labels).similarity(validation_texts)
+
+
 def train_intent_model(
     dataset: IntentDataset,
     *,
@@ -108,8 +125,13 @@ def train_intent_model(
         model.labels,
         wrong_answer_cost=wrong_answer_cost,
         target_oos_recall=target_oos_recall,
+        similarity=similarity_for_target(
+            model, train.texts, train.labels, validation.texts, target_oos_recall
+        ),
     )
     model.fallback = calibration.policy
+    if calibration.policy.min_similarity is None and isinstance(model, HybridIntentModel):
+        model.index_similarity([], [])  # not read: leave the index out of the model
     metrics = evaluate_intent_model(model, validation.texts, validation.labels)
     # What serving will be compared with for drift: the validation rows as the model saw them.
     top = probs.argmax(axis=1)
@@ -119,6 +141,8 @@ def train_intent_model(
     if refit:
         final = make_model().fit(dataset.texts, dataset.labels, temperature=model.temperature)
         final.fallback = calibration.policy
+        if calibration.policy.min_similarity is not None and isinstance(final, HybridIntentModel):
+            final.index_similarity(dataset.texts, dataset.labels)
         model = final
     seconds = time.perf_counter() - started
     metadata = {

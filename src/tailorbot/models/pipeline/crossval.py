@@ -62,6 +62,7 @@ class IntentParams:
     half_life_days: float | None = None
     threshold: float = 0.0
     margin: float = 0.0
+    min_similarity: float | None = None  # set by calibration only (never searched)
 
     def model_class(self) -> Any:
         from tailorbot.models.intent.training import INTENT_MODELS
@@ -88,7 +89,9 @@ class IntentParams:
             char_ngram_range=tuple(self.char_ngram_range),
             char_min_df=self.char_min_df,
             class_weight=self.class_weight,
-            fallback=FallbackPolicy(self.threshold, self.margin),
+            fallback=FallbackPolicy(
+                self.threshold, self.margin, min_similarity=self.min_similarity
+            ),
         )
 
     def weights(self, ages_days: Sequence[float] | None) -> np.ndarray | None:
@@ -140,7 +143,7 @@ def fold_metrics(
 
     probs = model.predict_proba(texts)
     names = np.asarray(model.labels, dtype=object)[probs.argmax(axis=1)]
-    fired = model.fallback.fires(probs, model.labels)
+    fired = model.fallback_fires(texts, probs)
     m = metrics_from_predictions(gold, names, fired)
     gold_arr = np.asarray(gold, dtype=object)
     in_scope = gold_arr != OUT_OF_SCOPE

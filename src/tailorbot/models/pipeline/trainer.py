@@ -74,13 +74,20 @@ class _Parts:
 
     def fit(self, params: IntentParams, rows: Sequence[Row], temperature: float | None) -> Any:
         """``params``' model fitted on ``rows`` + the base corpus (weight 1)."""
-        texts, labels = _xy(rows)
+        texts, labels = self.xy(rows)
         recency = params.weights(self.ages(rows))
         weights = None if recency is None else [*recency, *[1.0] * len(self.base[0])]
-        return params.make_model().fit(
-            texts + self.base[0], labels + self.base[1], temperature=temperature,
-            sample_weight=weights,
-        )  # fmt: skip
+        model = params.make_model().fit(
+            texts, labels, temperature=temperature, sample_weight=weights
+        )
+        if params.min_similarity is not None:
+            model.index_similarity(texts, labels)
+        return model
+
+    def xy(self, rows: Sequence[Row]) -> tuple[list[str], list[str]]:
+        """Texts and labels of ``rows`` + the base corpus: what a fit on them sees."""
+        texts, labels = _xy(rows)
+        return texts + self.base[0], labels + self.base[1]
 
 
 def train_intent(
@@ -173,16 +180,26 @@ def _fit(
     validation split (thresholds, drift reference)."""
     from tailorbot.models.drift import reference_of
     from tailorbot.models.intent import calibrate_fallback
+    from tailorbot.models.intent.training import similarity_for_target
 
     val_x, val_y = _xy(parts.split.validation)
     first = parts.fit(params, parts.split.train, None).calibrate(val_x, val_y)
     probs = first.predict_proba(val_x)
     thresholds: dict[str, Any] = {"chosen_on": "cross-validation, by the search"}
     if calibrate:
-        found = calibrate_fallback(
-            probs, val_y, first.labels, wrong_answer_cost=cost, target_oos_recall=target_oos_recall
+        similarity = similarity_for_target(
+            first, *parts.xy(parts.split.train), val_x, target_oos_recall
         )
-        params = replace(params, threshold=found.policy.threshold, margin=found.policy.margin)
+        found = calibrate_fallback(
+            probs, val_y, first.labels, wrong_answer_cost=cost,
+            target_oos_recall=target_oos_recall, similarity=similarity,
+        )  # fmt: skip
+        params = replace(
+            params,
+            threshold=found.policy.threshold,
+            margin=found.policy.margin,
+            min_similarity=found.policy.min_similarity,
+        )
         thresholds = {
             "chosen_on": "the validation split",
             "objective": (
@@ -196,7 +213,12 @@ def _fit(
     reference = reference_of([first.labels[i] for i in top], probs.max(axis=1).tolist(), val_x)
     model = parts.fit(params, parts.split.selection, first.temperature)
     model.fallback = params.make_model().fallback
-    thresholds.update(threshold=params.threshold, margin=params.margin, wrong_answer_cost=cost)
+    thresholds.update(
+        threshold=params.threshold,
+        margin=params.margin,
+        min_similarity=params.min_similarity,
+        wrong_answer_cost=cost,
+    )
     return model, params, {"thresholds": thresholds, "reference": reference}
 
 

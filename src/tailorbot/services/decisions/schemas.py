@@ -121,7 +121,8 @@ class FallbackOut(BaseModel):
     triggered: bool
     reason: str | None = Field(
         None,
-        description="low_confidence, small_margin, out_of_scope, unsupported_language or "
+        description="low_confidence, small_margin, out_of_scope, unfamiliar (unlike every "
+        "training message; only with a similarity floor), unsupported_language or "
         "human_handoff (the customer asked for a person).",
     )
 

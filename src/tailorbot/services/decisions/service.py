@@ -42,7 +42,7 @@ from tailorbot.services.decisions.schemas import (
 from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
 
-NO_ARTICLE_REASONS = ("out_of_scope", "unsupported_language", "human_handoff")
+NO_ARTICLE_REASONS = ("out_of_scope", "unfamiliar", "unsupported_language", "human_handoff")
 
 
 class DecisionService:
