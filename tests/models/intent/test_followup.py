@@ -17,6 +17,7 @@ def prediction(name: str, p: float, reason: str | None = None) -> IntentPredicti
         (prediction("deny", 0.9), "no", "deny"),
         (prediction("card_arrival", 0.3, "low_confidence"), "still not", "continuation"),
         (prediction("card_arrival", 0.5, "small_margin"), "still not", "continuation"),
+        (prediction("card_arrival", 0.95, "unfamiliar"), "the same as before", "continuation"),
         (prediction("top_up_failed", 0.6), "it didn't work", "continuation"),
         (prediction("out_of_scope", 0.8, "out_of_scope"), "how long?", "continuation"),
         (prediction("out_of_scope", 0.99, "out_of_scope"), "tell me a joke", None),

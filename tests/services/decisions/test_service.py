@@ -181,6 +181,28 @@ def test_out_of_scope_messages_fall_back_without_articles(service: DecisionServi
         assert "help article" not in answer.response.text
 
 
+def test_an_unfamiliar_message_falls_back_without_articles(service: DecisionService) -> None:
+    """A message far from every training message (the similarity floor) is handed over like
+    an out-of-scope one, whatever intent the classifier ranked first."""
+    from dataclasses import replace
+
+    from tailorbot.models.intent.base import FallbackDecision
+
+    live = service._live
+    old = live.current
+
+    class Unfamiliar:
+        def predict_one(self, text: str) -> Any:
+            return replace(
+                old.intent.predict_one(text), fallback=FallbackDecision(True, "unfamiliar")
+            )
+
+    live.current = replace(old, intent=Unfamiliar())
+    answer = ask(service, "u-far", CARD_MESSAGE)
+    assert answer.intent.name == "card_arrival" and answer.fallback.reason == "unfamiliar"
+    assert answer.articles == [] and answer.response.template_id == "fallback"
+
+
 # --- feedback -------------------------------------------------------------------------------
 
 
