@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
 
 PERSONALIZE_ROUTE = "/v1/personalize"
@@ -88,7 +89,7 @@ class DashboardData:
             "variants": {
                 labels["variant"]: v
                 for k, v in variants.items()
-                if (labels := dict(k))["arm"] == "personalized"
+                if (labels := dict(k))["arm"] == PERSONALIZED_ARM
             },
             "intents": _by_label(m.intent_predictions, "intent"),
             "ratings": _by_label(m.feedback_ratings, "arm"),

@@ -16,6 +16,7 @@ from tailorbot.cli.common import (
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history, parse_time
+from tailorbot.features.memory import PERSONALIZED_ARM
 
 
 @reports_errors
@@ -149,7 +150,7 @@ def _value(figure: dict[str, Any] | None) -> str:
 
 def _arms(by_arm: dict[str, Any], digits: int) -> str:
     parts = []
-    for arm in ("control", "personalized"):
+    for arm in ("control", PERSONALIZED_ARM):
         figure = by_arm.get(arm)
         parts.append("-" if figure is None else f"{figure['value']:.{digits}f}")
     return "/".join(parts)

@@ -1,4 +1,5 @@
-"""A feedback that races an erasure of its user builds the user no new feature record."""
+"""A feedback or a decision that races an erasure of its user builds the user no new feature
+record."""
 
 from __future__ import annotations
 
@@ -34,3 +35,26 @@ def test_a_feedback_read_before_an_erasure_adds_nothing_after_it(
     assert worker.counts["erased"] >= 2  # the rating and the resolution
     assert worker.counts["applied"] == 0
     assert runtime.stores.features.get("racer") is None
+
+
+def test_a_decision_that_read_the_user_before_an_erasure_adds_nothing_after_it(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision reads the user, then the user is erased (another process), then the
+    recorder appends the decision's message event: dated when the request arrived, before
+    the erasure, so the worker drops it."""
+    runtime = runtime_of(service)
+    read = service._read_user
+
+    def read_then_erased(user_id: str) -> Any:
+        found = read(user_id)
+        runtime.users.erase_user(user_id)
+        return found
+
+    monkeypatch.setattr(service, "_read_user", read_then_erased)
+    ask(service, "late", "my card has not arrived yet")
+    worker = runtime.stream_worker()
+    while worker.run_once():
+        pass
+    assert worker.counts["erased"] == 1 and worker.counts["applied"] == 0
+    assert runtime.stores.features.get("late") is None

@@ -112,13 +112,18 @@ def cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None,
     return cited
 
 
-def message_event(decision_id: str, request: PersonalizeRequest, prediction: Any) -> dict:
+def message_event(
+    decision_id: str, request: PersonalizeRequest, prediction: Any, received_at: str
+) -> dict:
+    """The customer message a decision logs, dated ``received_at``: when the request came,
+    before the decision read the user, so that an erasure of the user after that read drops
+    the event even if it reaches the log after the erasure."""
     return {
         "type": "message",
         "event_id": f"{decision_id}-message",
         "user_id": request.user_id,
         "session_id": request.session_id,
-        "timestamp": now_iso(),
+        "timestamp": received_at,
         "channel": request.context.channel,
         "role": "customer",
         "text": request.message,

@@ -15,12 +15,15 @@ from typing import Any
 
 from tailorbot.config import Settings
 from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
+from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import decision_context
+from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.features.view import feature_view
 from tailorbot.kb.model import NO_ARTICLE_INTENTS, KnowledgeBase, ResponseTemplate
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
+from tailorbot.models.intent.base import OUT_OF_SCOPE_REASONS
 from tailorbot.services.decisions.conversation import ConversationRules, Turn
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback_handler import FeedbackHandler
@@ -42,7 +45,7 @@ from tailorbot.services.decisions.schemas import (
 from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
 
-NO_ARTICLE_REASONS = ("out_of_scope", "unfamiliar", "unsupported_language", "human_handoff")
+NO_ARTICLE_REASONS = (*OUT_OF_SCOPE_REASONS, "unsupported_language", "human_handoff")
 
 
 class DecisionService:
@@ -123,6 +126,7 @@ class DecisionService:
     ) -> dict[str, Any]:
         """:meth:`personalize`'s answer as JSON-ready data (what the lean route writes)."""
         self._check_length(request)
+        received_at = now_iso()  # before the user is read: see message_event
         started = time.perf_counter()
         timings: dict[str, float] = {}
         models = self.models  # one set for the whole decision, even across a hot swap
@@ -136,7 +140,7 @@ class DecisionService:
         timings["features"] = _ms_since(mark)
 
         arm = self.experiment.arm_for(request.user_id)
-        personalized = arm == "personalized"
+        personalized = arm == PERSONALIZED_ARM
         mark = time.perf_counter()
         articles = self._articles(request, prediction, view, profile, personalized, models)
         timings["recommend"] = _ms_since(mark)
@@ -147,7 +151,7 @@ class DecisionService:
         timings["response"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        self._record(request, prediction, decision["record"], message_event_id)
+        self._record(request, prediction, decision["record"], received_at, message_event_id)
         timings["record"] = _ms_since(mark)
         self._observe(request, decision)
         timings["total"] = _ms_since(started)
@@ -211,7 +215,7 @@ class DecisionService:
         )
         record = decision_record(
             request.user_id, request.session_id, request.context.channel, template.id,
-            (variant, propensity, context), arm, view is not None and arm == "personalized",
+            (variant, propensity, context), arm, view is not None and arm == PERSONALIZED_ARM,
             models.versions,
             intent=prediction.name,
             confidence=prediction.confidence,
@@ -245,7 +249,7 @@ class DecisionService:
     ) -> tuple[str, float, dict[str, float], bool]:
         """The variant (bandit or control), its propensity, the context it was chosen in, and
         whether the bandit explored (chose a variant scored below its best)."""
-        if arm == "personalized":
+        if arm == PERSONALIZED_ARM:
             choice, context = models.policy.choose_for(view, context, variants)
             return choice.arm, choice.propensity, context, choice.explored
         variant, propensity = self._control_choice(variants, models)  # also the pre-period
@@ -256,11 +260,12 @@ class DecisionService:
         request: PersonalizeRequest,
         prediction: Any,
         record: dict,
+        received_at: str,
         message_event_id: str | None = None,
     ) -> None:
         # Queued: the recorder appends the message event, then stores the decision, in a
         # batch with others (see recorder.py for what a crash can lose).
-        event = message_event(record["decision_id"], request, prediction)
+        event = message_event(record["decision_id"], request, prediction, received_at)
         if message_event_id is not None:
             event["event_id"] = message_event_id
         self.recorder.record(record, event)
@@ -287,7 +292,7 @@ class DecisionService:
         text = composer.render(template, variant, view, profile, None, [])
         record = decision_record(
             user_id, session_id, channel, template.id, (variant, propensity, context), arm,
-            view is not None and arm == "personalized", models.versions,
+            view is not None and arm == PERSONALIZED_ARM, models.versions,
             intent=None, articles=[],
         )  # fmt: skip
         with backend_errors():
