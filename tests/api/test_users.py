@@ -98,6 +98,12 @@ def test_withdrawing_consent_erases_decisions_made_before_any_features(tmp_path:
         response = client.put("/v1/users/erin", json={"consent": {"personalization": False}})
         assert response.status_code == 200
         assert runtime.stores.decisions.get(decision_id) is None
+        # A withdrawal is no erasure: a watermark, but no erasure time (which would drop the
+        # user's late events from the archive, whose analytics consent still stands) ...
+        assert runtime.stores.features.erasures(["erin"])["erin"].erased_at == 0.0
+        # ... while DELETE /v1/users dates its erasure.
+        assert client.delete("/v1/users/erin").status_code == 204
+        assert runtime.stores.features.erasures(["erin"])["erin"].erased_at > 0.0
 
 
 def test_delete_user_erases_log_records_and_features(live_client: TestClient) -> None:

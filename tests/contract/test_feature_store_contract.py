@@ -62,7 +62,7 @@ def test_a_second_handle_sees_every_write_at_once(open_online_stores: StoreOpene
     assert reader.get_many(["u2"]).keys() == {"u2"}
     writer.erase("u1", partition=0, watermark=3)
     assert reader.get("u1") is None
-    assert reader.erasure_watermarks(["u1"]) == {"u1": 3}
+    assert reader.erasures(["u1"])["u1"].watermark == 3
 
 
 def test_erasure_forgets_the_user_and_keeps_a_watermark(feature_store: FeatureStore) -> None:
@@ -73,8 +73,9 @@ def test_erasure_forgets_the_user_and_keeps_a_watermark(feature_store: FeatureSt
     assert feature_store.get("victim") is None
     assert feature_store.get_many(["victim"]) == {}
     assert feature_store.get("bystander").offset == 4
-    assert feature_store.erasure_watermarks(["victim", "bystander", "nobody"]) == {"victim": 9}
-    assert feature_store.erasure_watermarks([]) == {}
+    erasures = feature_store.erasures(["victim", "bystander", "nobody"])
+    assert erasures.keys() == {"victim"} and erasures["victim"].watermark == 9
+    assert feature_store.erasures([]) == {}
 
     # An in-flight write from before the erasure cannot bring the user back ...
     feature_store.put_many([record("victim", 8, partition=1, stale=True)])
@@ -87,7 +88,7 @@ def test_erasure_forgets_the_user_and_keeps_a_watermark(feature_store: FeatureSt
 def test_a_second_erasure_never_lowers_the_watermark(feature_store: FeatureStore) -> None:
     feature_store.erase("u1", partition=0, watermark=10)
     feature_store.erase("u1", partition=0, watermark=4)
-    assert feature_store.erasure_watermarks(["u1"]) == {"u1": 10}
+    assert feature_store.erasures(["u1"])["u1"].watermark == 10
     feature_store.put_many([record("u1", 7, stale=True)])
     assert feature_store.get("u1") is None
 

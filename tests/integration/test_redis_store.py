@@ -110,7 +110,8 @@ def test_erasure_leaves_no_key_or_value_mentioning_the_user(prefix: str) -> None
     assert [key for key, value in contents.items() if b"someone-else" in value]  # scan sees values
     assert client.hget(f"{prefix}:erased", user_digest(secret)) == str(watermark).encode()
     assert stores.decisions.get("dec-1") is None and stores.profiles.get(secret) is None
-    assert stores.features.erasure_watermarks([secret, "someone-else"]) == {secret: watermark}
+    erasures = stores.features.erasures([secret, "someone-else"])
+    assert erasures.keys() == {secret} and erasures[secret].watermark == watermark
     log.close()
     stores.close()
 
@@ -138,7 +139,7 @@ def test_every_operation_raises_store_error_when_redis_is_unreachable() -> None:
         lambda: stores.features.get("u1"),
         lambda: stores.features.put_many([record("u1", 1)]),
         lambda: stores.features.erase("u1", 0, 1),
-        lambda: stores.features.erasure_watermarks(["u1"]),
+        lambda: stores.features.erasures(["u1"]),
         lambda: stores.profiles.get_many(["u1"]),
         lambda: stores.profiles.put("u1", {}),
         lambda: stores.profiles.delete("u1"),

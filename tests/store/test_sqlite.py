@@ -95,7 +95,7 @@ def test_reads_see_the_writes_of_another_process(tmp_path: Path, read_cache: int
     assert features.get("u1").state == {"seen": "by the other process"}
     assert profiles.get("u1") == {"tier": "platinum"}
     assert features.get_many(["u1", "u2"]).keys() == {"u1"}
-    assert features.erasure_watermarks(["u2"]) == {"u2": 5}
+    assert features.erasures(["u2"])["u2"].watermark == 5
     stores.close()
 
 
@@ -211,7 +211,7 @@ def test_erasure_leaves_no_byte_of_the_user_in_any_file(tmp_path: Path) -> None:
     assert files_mentioning(directory, b"victim-planted") == []
     assert files_mentioning(directory, b"bystander-text") == ["store.db"]  # the scan works
     assert other.features.get(victim) is None and other.profiles.get(victim) is None
-    assert other.features.erasure_watermarks([victim]) == {victim: 25}
+    assert other.features.erasures([victim])[victim].watermark == 25
     other.close()
     stores.close()
 

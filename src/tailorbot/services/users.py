@@ -123,7 +123,10 @@ class UserService:
             # before the worker built one) and the watermark for events still in flight.
             # The watermark at the log's end: earlier events never count again.
             partition = self.log.partition_for(user_id)
-            stores.features.erase(user_id, partition, self.log.end_offsets().get(partition, 0))
+            # No erasure time: a withdrawal is not an erasure (the archive keeps the user's
+            # events), and the worker skips the user's later events by consent anyway.
+            end = self.log.end_offsets().get(partition, 0)
+            stores.features.erase(user_id, partition, end, erased_at=0.0)
             stores.decisions.erase_user(user_id)
         self._run_erase_hooks(user_id)
 

@@ -48,9 +48,10 @@ class FeatureRecord:
 class Erasure(NamedTuple):
     """What a user's erasure left: the log offset below which their events no longer count
     (events already in the log), and when it happened (epoch seconds; 0 for erasures recorded
-    before it was kept). An event *dated* before ``erased_at`` does not count either, even
-    above the watermark: one made before the erasure but appended after it (a feedback or a
-    decision of another process in flight) must not bring the user back."""
+    before it was kept, and for a consent withdrawal, which is no erasure). An event *dated*
+    before ``erased_at`` does not count either, even above the watermark: one made before the
+    erasure but appended after it (a feedback or a decision of another process in flight,
+    dated when its request arrived) must not bring the user back."""
 
     watermark: int
     erased_at: float
@@ -107,10 +108,6 @@ class FeatureStore(_Reachable):
     @abstractmethod
     def erasures(self, user_ids: Iterable[str]) -> dict[str, Erasure]:
         """For erased users among ``user_ids``: what to drop of their events."""
-
-    def erasure_watermarks(self, user_ids: Iterable[str]) -> dict[str, int]:
-        """For erased users among ``user_ids``: log offset below which to drop their events."""
-        return {user: erasure.watermark for user, erasure in self.erasures(user_ids).items()}
 
 
 class ProfileStore(_Reachable):
