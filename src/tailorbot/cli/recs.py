@@ -165,6 +165,7 @@ def _intent_fn(data_dir: Path) -> Any:
     """The newest saved intent model as ``text -> (intent, confidence)``, if there is one;
     it labels customer messages that were logged without an intent."""
     from tailorbot.models import registry
+    from tailorbot.models.intent.base import OUT_OF_SCOPE_REASONS
 
     try:
         model = registry.load_current(data_dir, kind="intent").model
@@ -173,7 +174,7 @@ def _intent_fn(data_dir: Path) -> Any:
 
     def predict(text: str) -> tuple[str | None, float]:
         prediction = model.predict_one(text)
-        if prediction.fallback.reason == "out_of_scope":
+        if prediction.fallback.reason in OUT_OF_SCOPE_REASONS:
             return None, 0.0
         return prediction.name, float(prediction.confidence)
 

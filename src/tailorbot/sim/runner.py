@@ -24,6 +24,9 @@ from tailorbot.sim.messages import MessageSource
 from tailorbot.sim.outcomes import OutcomeModel
 
 OUT_OF_SCOPE = "out_of_scope"
+# The API's fallback reasons that hand the customer over (docs/intent.md; the simulator sees
+# only what a chatbot sees).
+HANDOFF_REASONS = (OUT_OF_SCOPE, "unfamiliar")
 
 
 @dataclass
@@ -139,7 +142,7 @@ class Simulation:
         latency = time.perf_counter() - t0
 
         reason = decision.fallback.reason if decision.fallback.triggered else None
-        handoff = reason == OUT_OF_SCOPE
+        handoff = reason in HANDOFF_REASONS
         outcome = self.outcomes.react(
             customer,
             true_intent=true_intent,

@@ -24,6 +24,9 @@ OUT_OF_SCOPE = "out_of_scope"
 """Training rows with this label are negatives: messages the bot must not answer."""
 
 RANKING_SIZE = 5
+# Fallback reasons that say the message is none the model knows (its out-of-scope class, or
+# too far from every training message): no articles, the hand-over reply.
+OUT_OF_SCOPE_REASONS = (OUT_OF_SCOPE, "unfamiliar")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tailorbot.events.profile import consents_to_analytics
-
-OUT_OF_SCOPE_REASON = "out_of_scope"
+from tailorbot.models.intent.base import OUT_OF_SCOPE_REASONS
 
 
 def decision_rows(
@@ -74,7 +73,7 @@ def _new_row(
         "attributes": dict(profile.get("attributes") or {}),
         "arm": record.get("arm"),
         "fallback": None if not record else reason is not None,
-        "handoff": None if not record else reason == OUT_OF_SCOPE_REASON,
+        "handoff": None if not record else reason in OUT_OF_SCOPE_REASONS,
         "offered": offered,
         "rating": None,
         "resolved": None,
