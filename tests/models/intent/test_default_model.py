@@ -203,3 +203,18 @@ def test_short_replies_answer_the_bots_last_question(default_model, text, previo
     assert (prediction.name, prediction.follow_up) == expected
     if prediction.follow_up is not None:
         assert not prediction.fallback.triggered
+
+
+def test_the_batch_fallback_decides_as_each_message_is_served(default_model) -> None:
+    """Each text by its own language's model and policy, and a text in a language without
+    a model always falls back (unsupported_language), as predict_one does."""
+    routed = default_model.model
+    texts = [
+        "my card still hasn't arrived, where is it?",
+        "what's the weather like in Lisbon tomorrow",
+        "Meine Karte ist immer noch nicht angekommen, wo bleibt sie?",
+        "I want to talk to a human",
+    ]
+    fired = routed.fallback_fires(texts, routed.predict_proba(texts))
+    assert fired.tolist() == [routed.predict_one(t).fallback.triggered for t in texts]
+    assert fired.tolist() == [False, True, True, False]

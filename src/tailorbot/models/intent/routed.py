@@ -111,23 +111,31 @@ class LanguageRoutedIntentModel(IntentModel):
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         return [self.predict_one(text) for text in texts]
 
-    def fallback_similarity(self, texts: Sequence[str]) -> np.ndarray | None:
-        """The default model's (whose policy :attr:`fallback` is): the batch path's
-        approximation, as for the fallback itself; :meth:`predict_one` asks each text's own
-        language model."""
-        return self.default_model.fallback_similarity(texts)
+    def fallback_fires(self, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
+        """As :meth:`predict_one` decides: each text by its language's model and policy, and
+        a text in a language without a model always (``unsupported_language``); ``probs``
+        (the default model's columns) is not needed."""
+        fired = np.ones(len(texts), dtype=bool)
+        for language, rows in self._rows_by_language(texts).items():
+            model = self.models.get(language)
+            if model is not None:
+                group = [texts[r] for r in rows]
+                fired[rows] = model.fallback_fires(group, model.predict_proba(group))
+        return fired
+
+    def _rows_by_language(self, texts: Sequence[str]) -> dict[str, list[int]]:
+        by_language: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            by_language.setdefault(self.language_of(text), []).append(row)
+        return by_language
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Each text's probabilities from its language's model (the default model's when
         its language has none), in the default model's column order."""
         columns = {name: i for i, name in enumerate(self.labels)}
         out = np.zeros((len(texts), len(columns)))
-        by_model: dict[str, list[int]] = {}
-        for row, text in enumerate(texts):
-            language = self.language_of(text)
-            by_model.setdefault(language if language in self.models else "", []).append(row)
-        for language, rows in by_model.items():
-            model = self.models[language] if language else self.default_model
+        for language, rows in self._rows_by_language(texts).items():
+            model = self.models.get(language, self.default_model)
             probs = model.predict_proba([texts[r] for r in rows])
             target = [columns[name] for name in model.labels]
             out[np.ix_(rows, target)] = probs
