@@ -188,6 +188,29 @@ def cross_validate(
     return scores
 
 
+def fit_with_base(
+    params: IntentParams,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    base: tuple[Sequence[str], Sequence[str]],
+    temperature: float | None = None,
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> Any:
+    """``params``' model fitted on ``texts`` + the ``base`` corpus (weight 1 beside the
+    rows' recency ``weights``), with the similarity index a floor in ``params`` reads: the
+    fit of every CV fold and of the trainer."""
+    all_texts, all_labels = [*texts, *base[0]], [*labels, *base[1]]
+    sample_weight = None
+    if weights is not None:
+        sample_weight = np.concatenate([np.asarray(weights, dtype=float), np.ones(len(base[0]))])
+    model = params.make_model().fit(
+        all_texts, all_labels, temperature=temperature, sample_weight=sample_weight
+    )
+    if params.min_similarity is not None:
+        model.index_similarity(all_texts, all_labels)
+    return model
+
+
 @dataclass(frozen=True)
 class _Rows:
     """What every fold fits from: the rows, their recency weights and ages, the base corpus."""
@@ -202,14 +225,14 @@ class _Rows:
 
     def fit(self, rows: Sequence[int], temperature: float | None) -> Any:
         """``params``' model fitted on rows ``rows`` + the base corpus (weight 1)."""
-        weights = None
-        if self.weights is not None:
-            weights = np.concatenate([self.weights[list(rows)], np.ones(len(self.base[0]))])
-        return self.params.make_model().fit(
-            [self.texts[j] for j in rows] + list(self.base[0]),
-            [self.labels[j] for j in rows] + list(self.base[1]),
-            temperature=temperature,
-            sample_weight=weights,
+        weights = None if self.weights is None else self.weights[list(rows)]
+        return fit_with_base(
+            self.params,
+            [self.texts[j] for j in rows],
+            [self.labels[j] for j in rows],
+            self.base,
+            temperature,
+            weights,
         )
 
     def fit_calibrated(self, train: np.ndarray) -> Any:

@@ -38,6 +38,7 @@ from tailorbot.models.pipeline.crossval import (
     CVScores,
     IntentParams,
     cross_validate,
+    fit_with_base,
     fold_metrics,
 )
 from tailorbot.models.pipeline.splits import Split, split_rows
@@ -74,15 +75,9 @@ class _Parts:
 
     def fit(self, params: IntentParams, rows: Sequence[Row], temperature: float | None) -> Any:
         """``params``' model fitted on ``rows`` + the base corpus (weight 1)."""
-        texts, labels = self.xy(rows)
-        recency = params.weights(self.ages(rows))
-        weights = None if recency is None else [*recency, *[1.0] * len(self.base[0])]
-        model = params.make_model().fit(
-            texts, labels, temperature=temperature, sample_weight=weights
-        )
-        if params.min_similarity is not None:
-            model.index_similarity(texts, labels)
-        return model
+        texts, labels = _xy(rows)
+        weights = params.weights(self.ages(rows))
+        return fit_with_base(params, texts, labels, self.base, temperature, weights)
 
     def xy(self, rows: Sequence[Row]) -> tuple[list[str], list[str]]:
         """Texts and labels of ``rows`` + the base corpus: what a fit on them sees."""
