@@ -208,9 +208,11 @@ def _print_selection(card: dict[str, Any]) -> None:
         )
     typer.echo("parameters: " + ", ".join(f"{k}={_short(v)}" for k, v in card["params"].items()))
     thresholds = card["thresholds"]
+    floor = thresholds.get("min_similarity")
     typer.echo(
-        f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g} "
-        f"(chosen on {thresholds['chosen_on']}"
+        f"fallback: threshold {thresholds['threshold']:g}, margin {thresholds['margin']:g}"
+        + ("" if floor is None else f", similarity floor {floor:.3f}")
+        + f" (chosen on {thresholds['chosen_on']}"
         + (f", maximizing {thresholds['objective']})" if thresholds.get("objective") else ")")
     )
     test = card["test"]
