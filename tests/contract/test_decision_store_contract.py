@@ -89,3 +89,24 @@ def test_feedback_and_its_counters_are_one_write(open_online_stores: StoreOpener
         opened[0].decisions.put("d2", "u1", {"variant": "short"})
         opened[0].decisions.record_feedback("d2", {}, {"exp": {"x": float("nan")}})
     assert opened[0].decisions.get("d2") == {"variant": "short"}  # nothing marked
+
+
+def test_a_decision_made_before_its_users_erasure_is_not_written(
+    open_online_stores: StoreOpener,
+) -> None:
+    """A decision queued (in another process, say) while its user was erased: made before
+    the erasure, written after it. The write refuses it; later decisions are written."""
+    stores, other = open_online_stores(), open_online_stores()
+    stores.features.erase("gone", partition=0, watermark=0, erased_at=1_700_000_100.0)
+    # 1_700_000_000 is 2023-11-14T22:13:20Z: the erasure was 100 s later
+    earlier = {"variant": "short", "created_at": "2023-11-14T22:13:19.500000Z"}
+    after = {"variant": "long", "created_at": "2023-11-14T22:15:00.250000+00:00"}
+    bystander = {"variant": "short", "created_at": "2023-11-14T22:13:10Z"}
+    other.decisions.put_many(
+        [("d-before", "gone", earlier), ("d-after", "gone", after), ("d-other", "kept", bystander)]
+    )
+    assert other.decisions.get("d-before") is None
+    assert other.decisions.get("d-after") == after
+    assert other.decisions.get("d-other") == bystander  # no erasure of that user
+    other.decisions.put("d-untimed", "gone", {"variant": "short"})  # no time: not refused
+    assert other.decisions.get("d-untimed") == {"variant": "short"}

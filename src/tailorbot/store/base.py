@@ -18,9 +18,11 @@ the interfaces they use.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -135,13 +137,26 @@ def decoded_decision(record: bytes | str, feedback: bytes | str | None) -> dict[
     return decision
 
 
+def decision_made_at(record: Mapping[str, Any]) -> float:
+    """A decision record's ``created_at`` in epoch seconds; ``inf`` without a readable one
+    (no erasure refuses it)."""
+    text = record.get("created_at")
+    try:
+        return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else math.inf
+    except ValueError:
+        return math.inf
+
+
 class DecisionStore(_Reachable):
     """Decision records awaiting feedback, indexed by user for erasure."""
 
     @abstractmethod
     def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
         """Write ``(decision_id, user_id, record)`` items in one round trip (a batch of the
-        decision recorder); a decision written again replaces its record."""
+        decision recorder); a decision written again replaces its record. A decision made
+        (:func:`decision_made_at`) before an erasure of its user (the feature store's
+        ``erased_at``, same backend) is not written, in the same atomic step: one queued in
+        another process while the user was erased cannot outlive the erasure."""
 
     def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
         self.put_many([(decision_id, user_id, record)])

@@ -50,6 +50,7 @@ from tailorbot.store.base import (
     Stores,
 )
 from tailorbot.store.redis_shared import (
+    ERASED_AT,
     RedisConcern,
     RedisCounterStore,
     RedisDecisionStore,
@@ -218,7 +219,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
     def erase(
         self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
     ) -> None:
-        keys = [self.key("rec", user_id), self.key("erased"), self.key("erased_at")]
+        keys = [self.key("rec", user_id), self.key("erased"), self.key(ERASED_AT)]
         at = time.time() if erased_at is None else erased_at
         self._erase(keys=keys, args=[user_digest(user_id), int(watermark), repr(float(at))])
 
@@ -230,7 +231,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         digests = [user_digest(u) for u in ids]
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.key("erased"), digests)
-        pipe.hmget(self.key("erased_at"), digests)
+        pipe.hmget(self.key(ERASED_AT), digests)
         marks, times = pipe.execute()
         return {
             u: Erasure(int(m), float(t) if t is not None else 0.0)

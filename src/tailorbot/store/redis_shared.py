@@ -22,7 +22,14 @@ import orjson
 import redis
 
 from tailorbot._redis import key_text, optional_seconds, plain_prefix, translate_errors
-from tailorbot.store.base import CounterStore, DecisionStore, StoreError, decoded_decision
+from tailorbot.events.erasure import user_digest
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    StoreError,
+    decision_made_at,
+    decoded_decision,
+)
 
 guard = translate_errors(StoreError)
 
@@ -43,6 +50,29 @@ for k = 2, #KEYS do
 end
 return 1
 """
+
+# KEYS: the erasure times hash, then per decision its key and its user's index. ARGV: ttl ms
+# (0: none), stored at, then per decision: id, user id, record, erasure digest, made at. A
+# decision made before its user's erasure is not written.
+_PUT_DECISIONS = """
+local ttl = tonumber(ARGV[1])
+local i = 3
+for k = 2, #KEYS, 2 do
+  local erased = redis.call('HGET', KEYS[1], ARGV[i + 3])
+  if not erased or tonumber(erased) <= tonumber(ARGV[i + 4]) then
+    redis.call('HSET', KEYS[k], 'u', ARGV[i + 1], 'r', ARGV[i + 2], 't', ARGV[2])
+    redis.call('SADD', KEYS[k + 1], ARGV[i])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[k], ttl)
+      redis.call('PEXPIRE', KEYS[k + 1], ttl)  -- the newest decision keeps the index alive
+    end
+  end
+  i = i + 5
+end
+return 1
+"""
+ERASED_AT = "erased_at"  # the key (under the prefix) of the hash digest -> erasure time
+PUT_DECISIONS_CHUNK = 500  # decisions per script call: bounds how long one holds the server
 
 # KEYS: the user's decision index. ARGV: decision key prefix.
 _ERASE_DECISIONS = """
@@ -82,23 +112,24 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         self.decision_ttl = optional_seconds(decision_ttl)
         self._feedback = client.register_script(_FEEDBACK)
         self._erase = client.register_script(_ERASE_DECISIONS)
+        self._put = client.register_script(_PUT_DECISIONS)
 
     @guard
     def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
         if not decisions:
             return
-        pipe = self.client.pipeline(transaction=True)
-        stored_at = time.time()
-        for decision_id, user_id, record in decisions:
-            key = self.key("decision", decision_id)
-            index = self.key("user", user_id, "decisions")
-            mapping = {"u": user_id, "r": orjson.dumps(dict(record)), "t": stored_at}
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.sadd(index, decision_id)
-            if self.decision_ttl:
-                ttl_ms = int(self.decision_ttl * 1000)
-                pipe.pexpire(key, ttl_ms)
-                pipe.pexpire(index, ttl_ms)  # the newest decision keeps the index alive
+        ttl_ms = int(self.decision_ttl * 1000) if self.decision_ttl else 0
+        stored_at = repr(time.time())
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(decisions), PUT_DECISIONS_CHUNK):
+            keys = [self.key(ERASED_AT)]
+            args: list[Any] = [ttl_ms, stored_at]
+            for decision_id, user_id, record in decisions[start : start + PUT_DECISIONS_CHUNK]:
+                keys += [self.key("decision", decision_id), self.key("user", user_id, "decisions")]
+                made_at = min(decision_made_at(record), 1e300)
+                args += [decision_id, user_id, orjson.dumps(dict(record))]
+                args += [user_digest(user_id), repr(made_at)]
+            self._put(keys=keys, args=args, client=pipe)
         pipe.execute()
 
     @guard

@@ -41,8 +41,9 @@ def test_a_decision_that_read_the_user_before_an_erasure_adds_nothing_after_it(
     service: DecisionService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The decision reads the user, then the user is erased (another process), then the
-    recorder appends the decision's message event: dated when the request arrived, before
-    the erasure, so the worker drops it."""
+    recorder appends the decision's message event and writes its record: both dated when the
+    request arrived, before the erasure, so the worker drops the event and the store refuses
+    the record."""
     runtime = runtime_of(service)
     read = service._read_user
 
@@ -52,7 +53,10 @@ def test_a_decision_that_read_the_user_before_an_erasure_adds_nothing_after_it(
         return found
 
     monkeypatch.setattr(service, "_read_user", read_then_erased)
-    ask(service, "late", "my card has not arrived yet")
+    answer = ask(service, "late", "my card has not arrived yet")
+    # its record, made before the erasure, is refused by the store (queued in another
+    # process, it would have been written after the erasure's flush)
+    assert runtime.stores.decisions.get(answer.decision_id) is None
     worker = runtime.stream_worker()
     while worker.run_once():
         pass

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.services.decisions.schemas import PersonalizeRequest
@@ -24,11 +23,15 @@ def decision_record(
     arm: str,
     personalized: bool,
     versions: Mapping[str, str],
+    *,
+    created_at: str,
     **message: Any,
 ) -> dict[str, Any]:
     """A decision as stored for its feedback: a new id, who, the template and the chosen
     ``(variant, propensity, context)``, the A/B arm and model versions; ``message`` holds
-    what was read from the customer's message (intent, articles, ...), when there was one."""
+    what was read from the customer's message (intent, articles, ...), when there was one.
+    ``created_at`` is when the request came, before the user was read: the store refuses a
+    decision made before an erasure of its user (``DecisionStore.put_many``)."""
     variant, propensity, context = choice
     return {
         "decision_id": uuid.uuid4().hex,
@@ -43,7 +46,7 @@ def decision_record(
         "arm": arm,
         "personalized": personalized,
         "model_versions": dict(versions),
-        "created_at": now_iso(),
+        "created_at": created_at,
     }
 
 

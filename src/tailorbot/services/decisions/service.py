@@ -147,7 +147,9 @@ class DecisionService:
 
         mark = time.perf_counter()
         template = self._template(template_id, prediction, models)
-        decision = self._decide(request, prediction, view, profile, arm, articles, template, models)
+        decision = self._decide(
+            request, prediction, view, profile, arm, articles, template, models, received_at
+        )
         timings["response"] = _ms_since(mark)
 
         mark = time.perf_counter()
@@ -202,6 +204,7 @@ class DecisionService:
         articles: list[Any],
         template: ResponseTemplate,
         models: DecisionModels,
+        received_at: str,
     ) -> dict[str, Any]:
         """The response variant (bandit or control), its text and the decision record."""
         fallback = prediction.fallback
@@ -224,6 +227,7 @@ class DecisionService:
             follow_up=prediction.follow_up,
             articles=[a.article_id for a in articles],
             reply_article=about.article_id if about is not None else None,
+            created_at=received_at,
         )  # fmt: skip
         return {"record": record, "text": text, "explored": explored}
 
@@ -279,6 +283,7 @@ class DecisionService:
         ``template_id`` (else the default one) in the variant the bandit picks for this
         customer, recorded as a decision for feedback. Returns the decision record plus
         ``text``."""
+        received_at = now_iso()  # before the user is read: see decision_record
         profile, view = self._read_user(user_id)
         arm = self.experiment.arm_for(user_id)
         models = self.models  # one set for the whole reply, even across a hot swap
@@ -293,7 +298,7 @@ class DecisionService:
         record = decision_record(
             user_id, session_id, channel, template.id, (variant, propensity, context), arm,
             view is not None and arm == PERSONALIZED_ARM, models.versions,
-            intent=None, articles=[],
+            intent=None, articles=[], created_at=received_at,
         )  # fmt: skip
         with backend_errors():
             self.stores.decisions.put(record["decision_id"], user_id, record)
