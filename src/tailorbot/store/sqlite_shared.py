@@ -19,24 +19,12 @@ from typing import Any
 
 import orjson
 
-from tailorbot._sqlite import SqliteFile, execute_rows
+from tailorbot._sqlite import SqliteFile
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import CounterStore, DecisionStore, decision_made_at, decoded_decision
 
-# Fenced by the user's erasure time (the feature store's ``erasure_times`` table in the same
-# file): a decision made before it is not written. Rows: decision id, user id, record,
-# stored at, the user's erasure digest, made at.
-PUT_DECISIONS_HEAD = (
-    "INSERT INTO decisions (decision_id, user_id, record, feedback, created_at) "
-    "SELECT column1, column2, column3, NULL, column4 FROM ("
-)
-PUT_DECISIONS_TAIL = """) AS v
-WHERE NOT EXISTS (
-    SELECT 1 FROM erasure_times t WHERE t.digest = v.column5 AND t.erased_at > v.column6
-)
-ON CONFLICT (decision_id) DO UPDATE SET user_id = excluded.user_id, record = excluded.record
-"""
-FAR = 1e300  # "made at" of a record without a time: no erasure is later
+# The users' erasure times (the feature store's ``erasure_times`` table in the same file).
+SELECT_ERASURE_TIMES = "SELECT digest, erased_at FROM erasure_times WHERE digest IN ({marks})"
 
 
 class SqliteConcern:
@@ -59,12 +47,25 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         if not decisions:
             return
         now = time.time()
-        rows = [
-            (d, u, dumps(record), now, user_digest(u), min(decision_made_at(record), FAR))
-            for d, u, record in decisions
-        ]
+        digests = {u: user_digest(u) for _, u, _ in decisions}
         with self.file.write() as conn:
-            execute_rows(conn, PUT_DECISIONS_HEAD, rows, PUT_DECISIONS_TAIL)
+            # In the write transaction, so no erasure lands between this read and the write.
+            erased = dict(
+                conn.execute(
+                    SELECT_ERASURE_TIMES.format(marks=",".join("?" * len(set(digests.values())))),
+                    list(set(digests.values())),
+                ).fetchall()
+            )
+            rows = [
+                (d, u, dumps(record), now)
+                for d, u, record in decisions
+                if erased.get(digests[u], -math.inf) <= decision_made_at(record)
+            ]
+            conn.executemany(
+                "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
+                "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
+                rows,
+            )
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self.file.read() as conn:
