@@ -126,7 +126,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
             args: list[Any] = [ttl_ms, stored_at]
             for decision_id, user_id, record in decisions[start : start + PUT_DECISIONS_CHUNK]:
                 keys += [self.key("decision", decision_id), self.key("user", user_id, "decisions")]
-                made_at = min(decision_made_at(record), 1e300)
+                made_at = min(decision_made_at(record), 1e300)  # Lua's tonumber reads no inf
                 args += [decision_id, user_id, orjson.dumps(dict(record))]
                 args += [user_digest(user_id), repr(made_at)]
             self._put(keys=keys, args=args, client=pipe)

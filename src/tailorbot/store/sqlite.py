@@ -64,6 +64,7 @@ from tailorbot.store.sqlite_shared import (
     SqliteDecisionStore,
     counter_rows,
     dumps,
+    select_in,
 )
 
 SCHEMA = """
@@ -131,7 +132,6 @@ SELECT_ERASURES = (
     "SELECT e.digest, e.watermark, coalesce(t.erased_at, 0) FROM erasures e "
     "LEFT JOIN erasure_times t ON t.digest = e.digest WHERE e.digest IN ({marks})"
 )
-MAX_MARKS = 500  # ids per IN (...) query
 URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "synchronous": str,
     "busy_timeout": positive_float,
@@ -229,7 +229,7 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
             before = {
                 user: (partition, offset)
-                for user, partition, offset in _select_in_conn(
+                for user, partition, offset in select_in(
                     conn, SELECT_POSITIONS, [r.user_id for r in counted]
                 )
             }
@@ -327,15 +327,7 @@ def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
     """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
     with file.read() as conn:
-        return _select_in_conn(conn, query, keys)
-
-
-def _select_in_conn(conn: Any, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(keys), MAX_MARKS):
-        chunk = keys[start : start + MAX_MARKS]
-        rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
-    return rows
+        return select_in(conn, query, keys)
 
 
 def _record(row: tuple[Any, ...]) -> FeatureRecord:

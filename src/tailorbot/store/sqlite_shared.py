@@ -27,6 +27,18 @@ from tailorbot.store.base import CounterStore, DecisionStore, decision_made_at, 
 SELECT_ERASURE_TIMES = "SELECT digest, erased_at FROM erasure_times WHERE digest IN ({marks})"
 
 
+MAX_MARKS = 500  # ids per IN (...) query
+
+
+def select_in(conn: Any, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), MAX_MARKS):
+        chunk = keys[start : start + MAX_MARKS]
+        rows += conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
+
+
 class SqliteConcern:
     """What every concern does with the shared file: ping it."""
 
@@ -50,12 +62,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         digests = {u: user_digest(u) for _, u, _ in decisions}
         with self.file.write() as conn:
             # In the write transaction, so no erasure lands between this read and the write.
-            erased = dict(
-                conn.execute(
-                    SELECT_ERASURE_TIMES.format(marks=",".join("?" * len(set(digests.values())))),
-                    list(set(digests.values())),
-                ).fetchall()
-            )
+            erased = dict(select_in(conn, SELECT_ERASURE_TIMES, list(set(digests.values()))))
             rows = [
                 (d, u, dumps(record), now)
                 for d, u, record in decisions
