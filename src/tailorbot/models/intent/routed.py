@@ -113,15 +113,20 @@ class LanguageRoutedIntentModel(IntentModel):
 
     def fallback_fires(self, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """As :meth:`predict_one` decides: each text by its language's model and policy, and
-        a text in a language without a model always (``unsupported_language``); ``probs``
-        (the default model's columns) is not needed."""
+        a text in a language without a model always (``unsupported_language``). ``probs``
+        are :meth:`predict_proba`'s: each language model's columns are read back from them."""
         fired = np.ones(len(texts), dtype=bool)
         for language, rows in self._rows_by_language(texts).items():
             model = self.models.get(language)
             if model is not None:
-                group = [texts[r] for r in rows]
-                fired[rows] = model.fallback_fires(group, model.predict_proba(group))
+                own = probs[np.ix_(rows, self._columns_of(model))]
+                fired[rows] = model.fallback_fires([texts[r] for r in rows], own)
         return fired
+
+    def _columns_of(self, model: IntentModel) -> list[int]:
+        """Where ``model``'s classes sit among the default model's columns."""
+        columns = {name: i for i, name in enumerate(self.labels)}
+        return [columns[name] for name in model.labels]
 
     def _rows_by_language(self, texts: Sequence[str]) -> dict[str, list[int]]:
         by_language: dict[str, list[int]] = {}
@@ -132,11 +137,10 @@ class LanguageRoutedIntentModel(IntentModel):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Each text's probabilities from its language's model (the default model's when
         its language has none), in the default model's column order."""
-        columns = {name: i for i, name in enumerate(self.labels)}
-        out = np.zeros((len(texts), len(columns)))
+        out = np.zeros((len(texts), len(self.labels)))
         for language, rows in self._rows_by_language(texts).items():
             model = self.models.get(language, self.default_model)
-            probs = model.predict_proba([texts[r] for r in rows])
-            target = [columns[name] for name in model.labels]
-            out[np.ix_(rows, target)] = probs
+            out[np.ix_(rows, self._columns_of(model))] = model.predict_proba(
+                [texts[r] for r in rows]
+            )
         return out
