@@ -103,3 +103,26 @@ def test_size_zero_turns_the_cache_off() -> None:
 def test_negative_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="maxsize=-1"):
         StateCache(maxsize=-1)
+
+
+def test_an_entry_unused_for_max_idle_s_is_dropped_and_a_used_one_kept() -> None:
+    now = [0.0]
+    cache = StateCache(max_idle_s=60, clock=lambda: now[0])
+    cache.begin(BOTH, committed={}, first_offsets={0: 0, 1: 0})
+    cache.keep([record("u0", 0, 4), record("u1", 1, 7)], {0: 5, 1: 8})
+    cache.begin(BOTH, committed={0: 5, 1: 8}, first_offsets={})
+    now[0] = 30.0
+    assert cache.expire() == 0
+    assert cache.get("u1", 1) is not None  # used at 30: idle from then on
+    now[0] = 60.0
+    assert cache.expire() == 1  # u0, unused since 0
+    assert "u0" not in cache and "u1" in cache
+    now[0] = 89.0
+    assert cache.expire() == 0
+    now[0] = 90.0
+    assert cache.expire() == 1 and len(cache) == 0
+
+
+def test_max_idle_s_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_idle_s"):
+        StateCache(max_idle_s=0)

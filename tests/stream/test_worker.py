@@ -272,6 +272,20 @@ def test_a_cached_state_is_not_reused_once_the_user_is_erased(backends) -> None:
     assert_matches_recompute(stores, new, settings)  # the new record holds the new events only
 
 
+def test_an_erased_user_who_never_returns_leaves_the_workers_memory(backends) -> None:
+    log, stores, settings = backends
+    append(log, [make_event("message", T0 + i, event_id=f"a{i}", user_id="u") for i in range(3)])
+    worker = StreamWorker(log, stores, settings, state_cache_idle_s=0.2)
+    drain(worker)
+    assert "u" in worker._states
+    erase_in_store(log, stores, "u", at=T0 + 5)
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since <= 0.2:  # nothing more of "u": only polls that wait
+        worker.run_once(wait_s=0.05)
+    assert "u" not in worker._states  # (close() would empty the cache anyway)
+    worker.close()
+
+
 def test_a_cached_state_is_not_reused_after_consent_was_withdrawn_and_given_again(
     backends,
 ) -> None:

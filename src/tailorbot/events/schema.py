@@ -40,7 +40,8 @@ METADATA_KEY_CHARS = 64
 
 
 def new_event_id() -> str:
-    # 128 random bits, like uuid4().hex, at a third of the cost (this runs once per event).
+    """A new event or decision id: 128 random bits in hex, like ``uuid4().hex`` at a third
+    of its cost (it runs once per event and per decision)."""
     return secrets.token_hex(16)
 
 

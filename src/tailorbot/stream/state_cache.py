@@ -18,7 +18,10 @@ The worker also drops a user's entry when the user's erasure watermark is above 
 offset (erased, or consent withdrawn), when the user has no personalization consent, when a
 batch with the user fails before its commit (the state may be half-applied), and everything
 when it re-joins the group. Beyond ``maxsize`` users or ``max_events`` retained events (the
-length of the states' ``ts`` lists), the least recently used entries go.
+length of the states' ``ts`` lists), the least recently used entries go; an entry not used for
+``max_idle_s`` goes too (:meth:`expire`, every poll), so a user's data, an erased user's
+included, stays in the worker's memory at most that long after their last event even when
+they never come back (the watermark check above only runs when they do).
 
 Memory, measured: about 2.5 KB per cached user plus about 100 bytes per retained event.
 
@@ -37,8 +40,9 @@ True
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from tailorbot.store.base import FeatureRecord
 
@@ -47,19 +51,31 @@ class StateCache:
     """Feature records written by one consumer-group member, for the partitions it owns.
 
     ``maxsize`` is the most users kept (0 turns the cache off: every batch reads the store);
-    ``max_events`` bounds the events retained by their states, summed (memory).
+    ``max_events`` bounds the events retained by their states, summed (memory);
+    ``max_idle_s`` is how long an entry is kept unused, in seconds of ``clock``.
     """
 
-    def __init__(self, maxsize: int = 100_000, max_events: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        maxsize: int = 100_000,
+        max_events: int = 2_000_000,
+        max_idle_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if maxsize < 0 or max_events < 0:
             raise ValueError(
                 f"state cache bounds must be >= 0 (0 turns it off), got maxsize={maxsize}, "
                 f"max_events={max_events}"
             )
+        if not max_idle_s > 0:
+            raise ValueError(f"max_idle_s must be > 0, got {max_idle_s}")
         self.maxsize = maxsize
         self.max_events = max_events
-        # user -> (record, its state's retained events when kept)
-        self._entries: OrderedDict[str, tuple[FeatureRecord, int]] = OrderedDict()
+        self.max_idle_s = max_idle_s
+        self.clock = clock
+        # user -> (record, its state's retained events when kept, last used), least recently
+        # used first: so the idle ones are at the front
+        self._entries: OrderedDict[str, tuple[FeatureRecord, int, float]] = OrderedDict()
         self._events = 0
         self._owned: frozenset[int] = frozenset()
         self._next: dict[int, int] = {}  # partition -> offset committed after the last batch
@@ -85,25 +101,41 @@ class StateCache:
         if stale:
             for partition in stale:
                 self._next.pop(partition, None)
-            self.discard([u for u, (r, _) in self._entries.items() if r.partition in stale])
+            self.discard([u for u, (r, _, _) in self._entries.items() if r.partition in stale])
 
     def get(self, user_id: str, partition: int) -> FeatureRecord | None:
         """The record last written for ``user_id`` in ``partition``; None: read the store."""
-        entry = self._entries.get(user_id)
+        entries = self._entries
+        entry = entries.get(user_id)
         if entry is None:
             return None
         if entry[0].partition != partition:
             self.discard((user_id,))
             return None
-        self._entries.move_to_end(user_id)
+        entries.move_to_end(user_id)
+        entries[user_id] = (entry[0], entry[1], self.clock())
         return entry[0]
+
+    def expire(self) -> int:
+        """Drop the entries unused for ``max_idle_s`` or longer; how many."""
+        entries = self._entries
+        oldest = self.clock() - self.max_idle_s
+        dropped = 0
+        while entries:
+            user_id, (_, events, used) = next(iter(entries.items()))
+            if used > oldest:
+                break
+            del entries[user_id]
+            self._events -= events
+            dropped += 1
+        return dropped
 
     def keep(self, records: Sequence[FeatureRecord], next_offsets: Mapping[int, int]) -> None:
         """Remember ``records``, just written by a batch that committed ``next_offsets``.
         Records of partitions not owned at :meth:`begin` are not kept."""
         if not self.maxsize or not self.max_events:
             return
-        owned, entries = self._owned, self._entries
+        owned, entries, now = self._owned, self._entries, self.clock()
         for partition, offset in next_offsets.items():
             if partition in owned:
                 self._next[partition] = offset
@@ -114,7 +146,7 @@ class StateCache:
             if old is not None:
                 self._events -= old[1]
             events = len(record.state.get("ts") or ())
-            entries[record.user_id] = (record, events)
+            entries[record.user_id] = (record, events, now)
             self._events += events
         while entries and (len(entries) > self.maxsize or self._events > self.max_events):
             self._events -= entries.popitem(last=False)[1][1]

@@ -69,6 +69,9 @@ from tailorbot.stream.state_cache import StateCache
 logger = logging.getLogger(__name__)
 
 STATE_CACHE_SIZE = 100_000  # users whose written records a worker keeps (stream/state_cache.py)
+# Seconds a kept record may go unused: a conversation's next message comes well within it, and
+# a user's data (an erased user's too) leaves the worker's memory at most that long after.
+STATE_CACHE_IDLE_S = 600.0
 SKIP_REASONS = ("duplicate", "late", "no_consent", "erased", "malformed", "annotation")
 
 
@@ -78,7 +81,9 @@ class StreamWorker(ConsumerLoop):
     ``metrics`` (optional) receives events_applied, events_skipped, processor_lag,
     apply_latency and freshness; ``member_id`` names this member (the log picks one if None);
     ``state_cache_size`` is how many users' written records are kept for their next batches
-    (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes).
+    (0: none, every batch reads the store; see stream/state_cache.py for the memory it takes),
+    ``state_cache_idle_s`` how long one is kept unused (it bounds how long a user's data, an
+    erased user's included, stays in this process's memory).
     ``pause_gc`` pauses cyclic garbage collection during each batch and freezes its survivors
     after it (:class:`~tailorbot.stream.collector.BatchCollector`): for a worker that is a
     process of its own (``tailorbot worker``), never for the worker thread of an API process,
@@ -95,6 +100,7 @@ class StreamWorker(ConsumerLoop):
         metrics: Metrics | None = None,
         member_id: str | None = None,
         state_cache_size: int = STATE_CACHE_SIZE,
+        state_cache_idle_s: float = STATE_CACHE_IDLE_S,
         pause_gc: bool = False,
         dead_letters: DeadLetterStore | None = None,
         retention: Retention | None = None,
@@ -115,11 +121,12 @@ class StreamWorker(ConsumerLoop):
         if metrics is not None:
             self.error_counter = metrics.worker_batch_errors.labels(worker="stream")
         self.state_cache_size = state_cache_size
+        self.state_cache_idle_s = state_cache_idle_s
         self.pause_gc = pause_gc
         self._collector = BatchCollector() if pause_gc else None
         self.retention = retention
         self._params = FeatureParams.of(settings)
-        self._states = StateCache(state_cache_size)
+        self._states = StateCache(state_cache_size, max_idle_s=state_cache_idle_s)
         self._article_stats = ArticleStatsCollector()
         # The runtime sets a span per batch when tracing is on (telemetry/tracing.py).
         self.trace_batch: Callable[[Iterable[dict[str, Any]], int], Any] = _untraced
@@ -138,6 +145,7 @@ class StreamWorker(ConsumerLoop):
         else:
             with self._collector.batch():
                 self._run_batch(consumer, records)
+        self._states.expire()  # idle users' data leaves memory, whether or not they return
         self._maybe_retain()
         return len(records)
 

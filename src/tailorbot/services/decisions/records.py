@@ -5,11 +5,11 @@ Split from :mod:`tailorbot.services.decisions.service` so that the service keeps
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from tailorbot.events.profile import consents_to_personalization
+from tailorbot.events.schema import new_event_id
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
@@ -34,7 +34,7 @@ def decision_record(
     decision made before an erasure of its user (``DecisionStore.put_many``)."""
     variant, propensity, context = choice
     return {
-        "decision_id": uuid.uuid4().hex,
+        "decision_id": new_event_id(),
         "user_id": user_id,
         "session_id": session_id,
         "channel": channel,
