@@ -61,6 +61,7 @@ from tailorbot.store.redis_shared import (
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
 
 OFFSET_DIGITS = 20  # the fixed-width offset that heads a stored record
+RECORD, PROFILE = "rec", "profile"  # the key kinds of a user's record and profile (above)
 
 # KEYS: erased hash, then one record key per item. ARGV: ttl ms (0: none), then per item
 # (erasure digest, offset, stored value). Returns how many were written.
@@ -171,7 +172,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        blobs: list[Any] = self.client.mget([self.key("rec", user_id) for user_id in ids])
+        blobs: list[Any] = self.client.mget([self.key(RECORD, user_id) for user_id in ids])
         return {
             user_id: _decode_record(user_id, blob)
             for user_id, blob in zip(ids, blobs, strict=True)
@@ -190,7 +191,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(plain), PUT_CHUNK):
             chunk = plain[start : start + PUT_CHUNK]
-            keys = [self.key("erased")] + [self.key("rec", r.user_id) for r in chunk]
+            keys = [self.key("erased")] + [self.key(RECORD, r.user_id) for r in chunk]
             args: list[str | int | bytes] = [ttl_ms]
             for r in chunk:
                 args += [user_digest(r.user_id), int(r.offset), _encode_record(r)]
@@ -205,7 +206,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
     def _counted_call(
         self, record: FeatureRecord, events: Sequence[EventIncrement], ttl_ms: int
     ) -> tuple[list[str], list[Any]]:
-        keys = [self.key("erased"), self.key("rec", record.user_id)]
+        keys = [self.key("erased"), self.key(RECORD, record.user_id)]
         args: list[Any] = [ttl_ms, user_digest(record.user_id), int(record.offset)]
         args.append(_encode_record(record))
         for offset, by_namespace in events:
@@ -219,7 +220,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
     def erase(
         self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
     ) -> None:
-        keys = [self.key("rec", user_id), self.key("erased"), self.key(ERASED_AT)]
+        keys = [self.key(RECORD, user_id), self.key("erased"), self.key(ERASED_AT)]
         at = time.time() if erased_at is None else erased_at
         self._erase(keys=keys, args=[user_digest(user_id), int(watermark), repr(float(at))])
 
@@ -250,9 +251,7 @@ class RedisUserReader(RedisConcern):
 
     @guard
     def __call__(self, user_id: str) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
-        blobs: list[Any] = self.client.mget(
-            [self.key("profile", user_id), self.key("rec", user_id)]
-        )
+        blobs: list[Any] = self.client.mget([self.key(PROFILE, user_id), self.key(RECORD, user_id)])
         profile, record = blobs
         return (
             orjson.loads(profile) if profile is not None else None,
@@ -275,16 +274,16 @@ class RedisProfileStore(RedisConcern, ProfileStore):
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        blobs = self.client.mget([self.key("profile", u) for u in ids])
+        blobs = self.client.mget([self.key(PROFILE, u) for u in ids])
         return {u: orjson.loads(b) for u, b in zip(ids, blobs, strict=True) if b is not None}
 
     @guard
     def put(self, user_id: str, profile: Mapping[str, Any]) -> None:
-        self.client.set(self.key("profile", user_id), orjson.dumps(dict(profile)))
+        self.client.set(self.key(PROFILE, user_id), orjson.dumps(dict(profile)))
 
     @guard
     def delete(self, user_id: str) -> None:
-        self.client.delete(self.key("profile", user_id))
+        self.client.delete(self.key(PROFILE, user_id))
 
 
 def _encode_record(record: FeatureRecord) -> bytes:
