@@ -11,6 +11,7 @@ from tailorbot.integrations.chatwoot import (
     Ignored,
     IncomingMessage,
     SignatureError,
+    WithoutText,
     parse_webhook,
     sign,
     verify_signature,
@@ -82,7 +83,6 @@ def test_incoming_message() -> None:
         ({"message_type": "outgoing"}, "not an incoming message"),
         ({"message_type": "template"}, "not an incoming message"),
         ({"private": True}, "private note"),
-        ({"content": "  "}, "without text"),
         ({"account": None}, "without account"),
     ],
 )
@@ -90,6 +90,23 @@ def test_messages_the_bot_must_not_answer(change: dict, reason: str) -> None:
     payload = {**message_created("hi"), **change}
     action = parse_webhook(payload)
     assert isinstance(action, Ignored) and reason in action.reason
+
+
+@pytest.mark.parametrize("content", [None, "", "  "])
+def test_a_message_without_text_is_for_the_agents(content: object) -> None:
+    action = parse_webhook({**message_created("hi"), "content": content})
+    assert isinstance(action, WithoutText) and action.message_id == 118
+    assert action.conversation.session_id == "chatwoot-1-10"
+
+
+@pytest.mark.parametrize("status", ["open", "resolved", "snoozed"])
+def test_a_conversation_the_bot_does_not_hold_is_not_answered(status: str) -> None:
+    payload = message_created("my card has not arrived")
+    payload["conversation"]["status"] = status
+    action = parse_webhook(payload)
+    assert isinstance(action, Ignored) and repr(status) in action.reason
+    del payload["conversation"]["status"]  # older payloads do not say: the bot answers
+    assert isinstance(parse_webhook(payload), IncomingMessage)
 
 
 def test_csat_answer_and_resolution() -> None:
@@ -105,6 +122,7 @@ def test_csat_answer_and_resolution() -> None:
     assert isinstance(resolved, ConversationResolved)
     assert resolved.conversation.user_id == "chatwoot-14"
     assert resolved.conversation.session_id == "chatwoot-1-10"
+    assert resolved.at == 1627063369  # the conversation's last activity: one per resolution
 
 
 @pytest.mark.parametrize("account_id", ["²", "١", "1" * 5000, "1" * 20, -1, 2**63, True, "12a"])

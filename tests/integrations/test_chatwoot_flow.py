@@ -186,3 +186,82 @@ def test_a_too_long_message_stores_nothing(api: TestClient, chatwoot: RecordingC
     assert chatwoot.calls == []
     assert logged_events(api, "chatwoot-77") == []
     assert answer.json()["problems"][0]["field"] == "content"
+
+
+def test_a_redelivered_message_is_answered_once(
+    api: TestClient, chatwoot: RecordingChatwoot
+) -> None:
+    payload = message_created("my new card has still not arrived", message_id=200)
+    first = post_webhook(api, payload)
+    again = post_webhook(api, payload)  # Chatwoot retries a delivery that timed out
+    assert first.json()["action"] == "replied"
+    assert again.json() == {"action": "duplicate", "decision_id": first.json()["decision_id"]}
+    calls_to(chatwoot, MESSAGES.format(10), 1)
+    later = post_webhook(api, message_created("and where is my refund?", message_id=201))
+    assert later.json()["action"] == "replied"
+    calls_to(chatwoot, MESSAGES.format(10), 2)
+    time.sleep(0.2)
+    assert len([c for c in chatwoot.calls if c.path == MESSAGES.format(10)]) == 2
+    messages = [e for e in logged_events(api, "chatwoot-14") if e["type"] == "message"]
+    assert len(messages) == 2
+
+
+def test_an_open_conversation_is_left_to_the_agents(
+    api: TestClient, chatwoot: RecordingChatwoot
+) -> None:
+    payload = message_created("my new card has still not arrived", contact_id=31)
+    payload["conversation"]["status"] = "open"  # handed over, or taken by an agent
+    answer = post_webhook(api, payload)
+    assert answer.status_code == 200
+    assert answer.json()["action"] == "ignored" and "'open'" in answer.json()["reason"]
+    time.sleep(0.2)
+    assert chatwoot.calls == []
+    assert logged_events(api, "chatwoot-31") == []
+
+
+def test_a_message_without_text_is_handed_to_the_agents(
+    api: TestClient, chatwoot: RecordingChatwoot
+) -> None:
+    payload = message_created("", conversation_id=12, message_id=300)
+    payload["content"] = None
+    payload["attachments"] = [{"id": 1, "file_type": "image", "data_url": "http://x/1.png"}]
+    answer = post_webhook(api, payload)
+    assert answer.json() == {"action": "handoff", "decision_id": None, "queued": True}
+    (toggle,) = calls_to(chatwoot, TOGGLE.format(12), 1)
+    assert toggle.body == {"status": "open"}
+    assert not [c for c in chatwoot.calls if c.path == MESSAGES.format(12)]
+    handoffs = [e for e in logged_events(api, "chatwoot-14") if e["type"] == "handoff"]
+    assert [e["reason"] for e in handoffs] == ["a message without text"]
+    assert post_webhook(api, payload).json()["action"] == "duplicate"
+
+
+def test_after_a_handoff_the_agents_outcome_is_no_reward_for_the_bot(
+    api: TestClient, chatwoot: RecordingChatwoot
+) -> None:
+    runtime = api.app.state.runtime
+    answer = post_webhook(api, message_created(OUT_OF_SCOPE_MESSAGES[0], conversation_id=13))
+    assert answer.json()["action"] == "handoff"
+    decision_id = answer.json()["decision_id"]
+    namespace = api.app.state.decider.models.policy.namespace
+    before = runtime.stores.counters.counters(namespace)
+    csat = post_webhook(api, csat_submitted(5, conversation_id=13))
+    assert csat.json() == {"action": "ignored", "reason": "the agents had the conversation"}
+    resolved = post_webhook(api, conversation_resolved(conversation_id=13))
+    assert resolved.json() == {"action": "resolved", "decision_id": decision_id, "applied": False}
+    assert runtime.stores.counters.counters(namespace) == before
+    assert "feedback" not in (runtime.stores.decisions.get(decision_id) or {})
+    types = [e["type"] for e in logged_events(api, "chatwoot-14")]
+    assert types.count("resolution") == 1  # the conversation did end resolved
+
+
+def test_each_resolution_is_logged_once(api: TestClient, chatwoot: RecordingChatwoot) -> None:
+    answer = post_webhook(api, message_created("my new card has still not arrived"))
+    assert answer.json()["action"] == "replied"
+    resolved = conversation_resolved()
+    first = post_webhook(api, resolved)
+    assert first.json()["applied"] is True  # resolved feedback: it logs the resolution
+    post_webhook(api, resolved)  # a redelivery
+    reopened = {**resolved, "timestamp": resolved["timestamp"] + 600}
+    post_webhook(api, reopened)  # resolved again after the customer came back
+    resolutions = [e for e in logged_events(api, "chatwoot-14") if e["type"] == "resolution"]
+    assert len(resolutions) == 2

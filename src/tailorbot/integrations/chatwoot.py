@@ -7,12 +7,18 @@ signs each request: ``X-Chatwoot-Timestamp`` (epoch seconds) and ``X-Chatwoot-Si
 
 :func:`parse_webhook` reads the payloads that matter to tailorbot:
 
-* ``message_created`` with ``message_type`` ``incoming`` (not private, with text): the
-  customer wrote; tailorbot personalizes and replies (:class:`IncomingMessage`);
+* ``message_created`` with ``message_type`` ``incoming`` (not private) in a conversation the
+  bot holds (status ``pending``, or none given): the customer wrote; tailorbot personalizes
+  and replies (:class:`IncomingMessage`), or, for a message without text (an attachment, a
+  location), hands the conversation to the agents (:class:`WithoutText`). Once the
+  conversation is ``open`` (handed over, or taken by an agent) its messages are the agents'
+  to answer, as Chatwoot's own bot integrations do;
 * ``message_updated`` of an ``input_csat`` message whose
   ``content_attributes.submitted_values.csat_survey_response.rating`` is set: the CSAT
   answer, feedback on the conversation's last decision (:class:`CsatSubmitted`);
-* ``conversation_resolved``: the conversation's outcome (:class:`ConversationResolved`).
+* ``conversation_resolved``: the conversation's outcome (:class:`ConversationResolved`,
+  with the conversation's ``timestamp``, its last activity, which tells a redelivery from a
+  second resolution after the conversation was reopened).
 
 Everything else (the bot's own outgoing messages, private notes, other events) is
 :class:`Ignored`, so the bot never answers itself. Conversation ids in webhooks are the
@@ -117,6 +123,14 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True)
+class WithoutText:
+    """An incoming message tailorbot cannot read (no text): the agents take over."""
+
+    conversation: Conversation
+    message_id: int | None
+
+
+@dataclass(frozen=True)
 class CsatSubmitted:
     conversation: Conversation
     rating: int
@@ -126,6 +140,7 @@ class CsatSubmitted:
 @dataclass(frozen=True)
 class ConversationResolved:
     conversation: Conversation
+    at: int | None = None  # the conversation's last activity (epoch s), when given
 
 
 @dataclass(frozen=True)
@@ -133,7 +148,7 @@ class Ignored:
     reason: str
 
 
-Action = IncomingMessage | CsatSubmitted | ConversationResolved | Ignored
+Action = IncomingMessage | WithoutText | CsatSubmitted | ConversationResolved | Ignored
 
 
 def parse_webhook(payload: Any) -> Action:
@@ -149,7 +164,7 @@ def parse_webhook(payload: Any) -> Action:
         conversation = _conversation(payload, payload, _conversation_account(payload))
         if conversation is None:
             return Ignored("conversation_resolved without account or conversation id")
-        return ConversationResolved(conversation)
+        return ConversationResolved(conversation, _int(payload.get("timestamp")))
     return Ignored(f"event {event!r} is not handled")
 
 
@@ -158,12 +173,15 @@ def _message_created(payload: Mapping[str, Any]) -> Action:
         return Ignored("not an incoming message (the bot's or an agent's own)")
     if payload.get("private"):
         return Ignored("a private note")
-    text = payload.get("content")
-    if not isinstance(text, str) or not text.strip():
-        return Ignored("an incoming message without text")
     conversation = _conversation(payload, payload.get("conversation"), _account(payload))
     if conversation is None:
         return Ignored("message_created without account or conversation id")
+    status = _status(payload)
+    if status is not None and status != "pending":
+        return Ignored(f"the conversation is {status!r}: the agents answer it, not the bot")
+    text = payload.get("content")
+    if not isinstance(text, str) or not text.strip():
+        return WithoutText(conversation, _int(payload.get("id")))
     contact = _contact(payload)
     name = contact.get("name")
     return IncomingMessage(
@@ -203,6 +221,14 @@ def _conversation(
     if contact_id is None and isinstance(contact_inbox, dict):
         contact_id = _int(contact_inbox.get("contact_id"))
     return Conversation(account_id, conversation_id, contact_id)
+
+
+def _status(payload: Mapping[str, Any]) -> str | None:
+    """The conversation's status (``pending`` while a bot holds it, ``open`` with the agents,
+    ``resolved``, ``snoozed``), None when the payload does not say."""
+    conversation = payload.get("conversation")
+    status = conversation.get("status") if isinstance(conversation, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def _account(payload: Mapping[str, Any]) -> int | None:

@@ -8,13 +8,21 @@ reads, over the decision service, the profile store and the event sink:
   ``chatwoot-<account>-<conversation>``), the chosen variant is queued as the bot's reply
   and, when the fallback fired, the conversation is handed to the agents
   (``toggle_status`` ``open``, and a ``handoff`` event);
+* an incoming message without text (an attachment, a location): handed to the agents;
 * a CSAT answer: ``rating`` feedback on the conversation's last decision (the bandit's
-  reward);
-* a resolved conversation: a ``resolution`` event and ``resolved`` feedback on the last
-  decision.
+  reward), unless the bot handed the conversation over (the rating is then the agents');
+* a resolved conversation: ``resolved`` feedback on the last decision (which logs the
+  ``resolution`` event), or, when there is none to give it to or the agents resolved it, a
+  ``resolution`` event of the bot's own.
 
 The conversation's last decision is remembered in the decision store under
-``chatwoot:last:<session>`` (shared by every server process, erased with the user).
+``chatwoot:last:<session>`` (shared by every server process, erased with the user), with the
+id of the message it answered, whether the conversation was handed over and the last
+resolution's time. Chatwoot re-delivers a webhook when its first delivery timed out; a
+message whose id is not above the remembered one, or a resolution at the remembered time,
+is answered ``duplicate`` and not handled again (two deliveries handled
+at the very same moment by two processes can still both be answered: the check and the write
+are not one atomic step).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from tailorbot.integrations.chatwoot import (
     ConversationResolved,
     CsatSubmitted,
     IncomingMessage,
+    WithoutText,
 )
 from tailorbot.integrations.chatwoot_client import ChatwootClient
 from tailorbot.integrations.profiles import ProfileUpdater
@@ -83,6 +92,8 @@ class ChatwootBot:
         """Do what ``action`` asks; the summary is the webhook's answer."""
         if isinstance(action, IncomingMessage):
             return self._reply(action)
+        if isinstance(action, WithoutText):
+            return self._hand_over(action)
         if isinstance(action, CsatSubmitted):
             return self._csat(action)
         if isinstance(action, ConversationResolved):
@@ -93,26 +104,45 @@ class ChatwootBot:
         conversation = message.conversation
         # What personalize would refuse is refused before the profile is written.
         request = self._request(message)
+        pointer = self._pointer(conversation)
+        if _answered_already(pointer, message.message_id):
+            return {"action": "duplicate", "decision_id": pointer.get("decision_id")}
         self._update_profile(conversation.user_id, message)
         decision = self.decisions.personalize(request)
-        self._remember(conversation, decision.decision_id)
+        handoff = decision.fallback.triggered
+        self._remember(conversation, decision.decision_id, message.message_id, handoff)
         queued = self.client.send_message(
             conversation.account_id, conversation.conversation_id, decision.response.text
         )
-        handoff = decision.fallback.triggered
         if handoff:
-            self.events.ingest([_handoff_event(conversation, decision)])
-            queued = (
-                self.client.toggle_status(
-                    conversation.account_id, conversation.conversation_id, "open"
-                )
-                and queued
-            )
+            reason = f"fallback: {decision.fallback.reason}"
+            queued = self._open(conversation, f"{decision.decision_id}-handoff", reason) and queued
         return {
             "action": "handoff" if handoff else "replied",
             "decision_id": decision.decision_id,
             "queued": queued,
         }
+
+    def _hand_over(self, message: WithoutText) -> dict[str, Any]:
+        """A message tailorbot cannot read: the agents take the conversation."""
+        conversation = message.conversation
+        pointer = self._pointer(conversation)
+        if _answered_already(pointer, message.message_id):
+            return {"action": "duplicate", "decision_id": pointer.get("decision_id")}
+        last = pointer.get("decision_id") if pointer else None
+        self._remember(conversation, last, message.message_id, handed_off=True)
+        suffix = message.message_id if message.message_id is not None else now_iso()
+        queued = self._open(
+            conversation, f"{conversation.session_id}-{suffix}-handoff", "a message without text"
+        )
+        return {"action": "handoff", "decision_id": None, "queued": queued}
+
+    def _open(self, conversation: Conversation, event_id: str, reason: str) -> bool:
+        """Hand the conversation to the agents: a ``handoff`` event and ``toggle_status``."""
+        self.events.ingest([_handoff_event(conversation, event_id, reason)])
+        return self.client.toggle_status(
+            conversation.account_id, conversation.conversation_id, "open"
+        )
 
     def _request(self, message: IncomingMessage) -> PersonalizeRequest:
         limit = self.decisions.settings.max_text_chars
@@ -130,19 +160,29 @@ class ChatwootBot:
         )
 
     def _csat(self, csat: CsatSubmitted) -> dict[str, Any]:
-        decision_id = self._last_decision(csat.conversation)
+        pointer = self._pointer(csat.conversation)
+        decision_id = _decision_of(pointer)
         if decision_id is None:
             return {"action": "ignored", "reason": "no decision in this conversation"}
+        if pointer.get("handed_off"):
+            return {"action": "ignored", "reason": "the agents had the conversation"}
         result = self._feedback(FeedbackRequest(decision_id=decision_id, rating=csat.rating))
         return {"action": "feedback", "decision_id": decision_id, "applied": result}
 
     def _resolved(self, resolved: ConversationResolved) -> dict[str, Any]:
         conversation = resolved.conversation
-        self.events.ingest([_resolution_event(conversation)])
-        decision_id = self._last_decision(conversation)
+        pointer = self._pointer(conversation)
+        decision_id = _decision_of(pointer)
+        if resolved.at is not None and pointer.get("resolved_at") == resolved.at:
+            return {"action": "duplicate", "decision_id": decision_id}
         applied = False
-        if decision_id is not None:
+        if decision_id is not None and not pointer.get("handed_off"):
+            # The feedback logs the resolution event itself (one per decision).
             applied = self._feedback(FeedbackRequest(decision_id=decision_id, resolved=True))
+        if not applied:  # no decision of the bot's to credit, or it had its feedback
+            self.events.ingest([_resolution_event(conversation, resolved.at)])
+        if resolved.at is not None:
+            self._save(conversation, {**pointer, "resolved_at": resolved.at})
         return {"action": "resolved", "decision_id": decision_id, "applied": applied}
 
     def _feedback(self, request: FeedbackRequest) -> bool:
@@ -152,18 +192,27 @@ class ChatwootBot:
             return False
 
     # --- the conversation's last decision ---------------------------------------------
-    def _remember(self, conversation: Conversation, decision_id: str) -> None:
+    def _remember(
+        self,
+        conversation: Conversation,
+        decision_id: str | None,
+        message_id: int | None,
+        handed_off: bool,
+    ) -> None:
+        fields = {"decision_id": decision_id, "message_id": message_id, "handed_off": handed_off}
+        self._save(conversation, fields)
+
+    def _save(self, conversation: Conversation, fields: dict[str, Any]) -> None:
         with backend_errors():
             self.decision_store.put(
                 POINTER_PREFIX + conversation.session_id,
                 conversation.user_id,
-                {"decision_id": decision_id, "pointer": True},
+                {**fields, "pointer": True},
             )
 
-    def _last_decision(self, conversation: Conversation) -> str | None:
+    def _pointer(self, conversation: Conversation) -> dict[str, Any]:
         with backend_errors():
-            pointer = self.decision_store.get(POINTER_PREFIX + conversation.session_id)
-        return str(pointer["decision_id"]) if pointer and pointer.get("decision_id") else None
+            return self.decision_store.get(POINTER_PREFIX + conversation.session_id) or {}
 
     # --- profile ----------------------------------------------------------------------
     def _update_profile(self, user_id: str, message: IncomingMessage) -> None:
@@ -180,22 +229,36 @@ class ChatwootBot:
             )
 
 
-def _handoff_event(conversation: Conversation, decision: PersonalizeResponse) -> dict[str, Any]:
+def _decision_of(pointer: dict[str, Any]) -> str | None:
+    return str(pointer["decision_id"]) if pointer.get("decision_id") else None
+
+
+def _answered_already(pointer: dict[str, Any], message_id: int | None) -> bool:
+    """Whether the conversation's pointer shows ``message_id`` (or a later one) handled:
+    Chatwoot's message ids grow, so a redelivery is never above the last one answered."""
+    last = pointer.get("message_id")
+    return message_id is not None and isinstance(last, int) and message_id <= last
+
+
+def _handoff_event(conversation: Conversation, event_id: str, reason: str) -> dict[str, Any]:
     return {
         "type": "handoff",
-        "event_id": f"{decision.decision_id}-handoff",
+        "event_id": event_id,
         "user_id": conversation.user_id,
         "session_id": conversation.session_id,
         "timestamp": now_iso(),
         "channel": CHANNEL,
-        "reason": f"fallback: {decision.fallback.reason}",
+        "reason": reason,
     }
 
 
-def _resolution_event(conversation: Conversation) -> dict[str, Any]:
+def _resolution_event(conversation: Conversation, at: int | None) -> dict[str, Any]:
+    # One per resolution: a redelivery carries the same last activity, a resolution after
+    # the conversation was reopened a later one.
+    suffix = f"-{at}" if at is not None else ""
     return {
         "type": "resolution",
-        "event_id": f"{conversation.session_id}-resolved",
+        "event_id": f"{conversation.session_id}-resolved{suffix}",
         "user_id": conversation.user_id,
         "session_id": conversation.session_id,
         "timestamp": now_iso(),

@@ -32,11 +32,13 @@ router = APIRouter(tags=["integrations"])
     responses=error_responses(400, 401, 413, 422, 429, 503),
 )
 async def chatwoot_webhook(request: Request, settings: SettingsDep) -> Response:
-    """Chatwoot's webhook payloads. An incoming message is personalized and answered through
-    Chatwoot's API (in the background, with retries); a fallback also hands the conversation
-    to the agents (`toggle_status` open); a CSAT answer is feedback on the conversation's
-    last decision; `conversation_resolved` is logged as a resolution. Anything else is
-    answered `{"action": "ignored"}`. With `chatwoot_secret` set, a missing, wrong or stale
+    """Chatwoot's webhook payloads. An incoming message in a conversation the bot holds
+    (`pending`) is personalized and answered through Chatwoot's API (in the background, with
+    retries); a fallback, or a message without text, hands the conversation to the agents
+    (`toggle_status` open); a CSAT answer is feedback on the conversation's last decision
+    (not after a hand-over); `conversation_resolved` is logged as a resolution. A redelivered
+    message or resolution is answered `{"action": "duplicate"}`, anything else
+    `{"action": "ignored"}`. With `chatwoot_secret` set, a missing, wrong or stale
     `X-Chatwoot-Signature` is a 401 and nothing is stored."""
     raw = await request.body()
     if settings.chatwoot_secret is not None:
