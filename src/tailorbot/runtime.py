@@ -314,7 +314,9 @@ def _chatwoot_client(settings: Settings) -> ChatwootClient | None:
         return None
     if settings.chatwoot_secret is None:
         logger.warning(
-            "the Chatwoot webhook has no secret (TAILORBOT_CHATWOOT_SECRET): it is not "
-            "behind the API key, so anyone who can reach it can post to it"
+            "the Chatwoot webhook has no secret (TAILORBOT_CHATWOOT_SECRET): %s",
+            "it takes the API key in the bot's outgoing_url (?api_key=)"
+            if settings.api_key is not None
+            else "with no API key either, anyone who can reach it can post to it",
         )
     return ChatwootClient(settings.chatwoot_url, settings.chatwoot_token.get_secret_value())

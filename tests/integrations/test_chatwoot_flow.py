@@ -137,6 +137,33 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(
     assert api.app.state.runtime.stores.profiles.get("chatwoot-99") is None
 
 
+@pytest.mark.parametrize(
+    ("query", "status"), [("", 401), ("?api_key=wrong", 403), ("?api_key=tailorbot-key", 200)]
+)
+def test_without_a_secret_the_api_key_in_the_url_authenticates(
+    tmp_path: Path, chatwoot: RecordingChatwoot, query: str, status: int
+) -> None:
+    save_model(tmp_path)
+    with make_client(
+        tmp_path,
+        seed=SEED,
+        chatwoot_url=chatwoot.url,
+        chatwoot_token="bot-token",
+        api_key="tailorbot-key",  # and no chatwoot_secret: Chatwoot does not sign
+    ) as client:
+        payload = message_created("my new card has still not arrived", contact_id=98)
+        answer = client.post(f"/v1/integrations/chatwoot/webhook{query}", json=payload)
+        assert answer.status_code == status, answer.text
+        if status != 200:
+            assert "?api_key=" in answer.json()["message"]
+            time.sleep(0.2)
+            assert chatwoot.calls == []
+            assert logged_events(client, "chatwoot-98") == []
+            assert client.app.state.runtime.stores.profiles.get("chatwoot-98") is None
+        else:
+            assert answer.json()["action"] == "replied"
+
+
 def test_the_bots_own_messages_are_ignored(api: TestClient, chatwoot: RecordingChatwoot) -> None:
     outgoing = {**message_created("Hi Ada, this should help"), "message_type": "outgoing"}
     answer = post_webhook(api, outgoing)

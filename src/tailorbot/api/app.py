@@ -82,7 +82,7 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (schema.router, True),
     (metrics.router, True),
     (rasa.router, True),
-    (chatwoot.router, False),  # authenticated by its webhook signature (chatwoot_secret)
+    (chatwoot.router, False),  # its signature, else the key in its URL (routers/chatwoot.py)
     (llm_tools.router, True),
     (kb.router, True),
     (dashboard.router, False),  # signs in by header or cookie (see routers/dashboard.py)
@@ -97,7 +97,8 @@ within milliseconds, served by **GET /v1/users/{user_id}/features**.
 
 Errors always have the shape `{"error": code, "message": ..., "problems": [{index, field,
 reason}]}`. When the server has an API key, send it as `X-API-Key` (all routes but
-`/healthz`, `/readyz` and the Chatwoot webhook, which its signature authenticates).
+`/healthz`, `/readyz` and the Chatwoot webhook, which its signature authenticates, or the
+key as `?api_key=` when it is not signed).
 """
 
 TAGS = [

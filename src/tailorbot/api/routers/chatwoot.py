@@ -1,16 +1,19 @@
 """``POST /v1/integrations/chatwoot/webhook``: tailorbot as a Chatwoot Agent Bot.
 
-Not behind the API key (Chatwoot cannot send one): with ``chatwoot_secret`` set, the
-webhook signature authenticates each request instead.
+Chatwoot cannot send headers of tailorbot's choosing, so with ``chatwoot_secret`` set the
+webhook signature authenticates each request. Without one (or with a Chatwoot version that
+does not sign agent-bot webhooks) the server's API key does, which Chatwoot can carry only in
+the bot's ``outgoing_url``: ``.../webhook?api_key=KEY`` (or an ``X-API-Key`` header, from a
+proxy). A server with neither takes any request, as every other route does then.
 """
 
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
-from tailorbot.api.deps import SettingsDep, get_chatwoot_bot
+from tailorbot.api.deps import API_KEY_HEADER, SettingsDep, api_key_refusal, get_chatwoot_bot
 from tailorbot.api.errors import error_responses
 from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
@@ -29,7 +32,7 @@ router = APIRouter(tags=["integrations"])
 @router.post(
     "/v1/integrations/chatwoot/webhook",
     summary="Chatwoot Agent Bot webhook",
-    responses=error_responses(400, 401, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def chatwoot_webhook(request: Request, settings: SettingsDep) -> Response:
     """Chatwoot's webhook payloads. An incoming message in a conversation the bot holds
@@ -48,6 +51,15 @@ async def chatwoot_webhook(request: Request, settings: SettingsDep) -> Response:
             request.headers.get(SIGNATURE_HEADER),
             request.headers.get(TIMESTAMP_HEADER),
         )
+    else:
+        key = request.headers.get(API_KEY_HEADER) or request.query_params.get("api_key")
+        refused = api_key_refusal(settings, key)
+        if refused is not None:
+            raise HTTPException(
+                refused.status_code,
+                f"{refused.detail}, or as ?api_key= in the bot's outgoing_url (or set "
+                "TAILORBOT_CHATWOOT_SECRET and sign the webhooks)",
+            )
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
