@@ -190,6 +190,46 @@ def test_client_gives_up_after_max_attempts_and_drops_when_full() -> None:
         assert chatwoot.fail_next == 97  # three tries
 
 
+def test_a_message_whose_fate_is_unknown_is_not_sent_again() -> None:
+    with RecordingChatwoot() as chatwoot:
+        chatwoot.fail_next, chatwoot.fail_status = 100, 500  # it may have been written
+        client = ChatwootClient(chatwoot.url, "t", max_attempts=3, backoff_s=0.01)
+        client.send_message(1, 10, "Hi Ada")
+        assert client.join(10)
+        assert chatwoot.fail_next == 99  # one try: a second could post it twice
+        client.toggle_status(1, 10)  # idempotent: retried
+        assert client.join(10)
+        assert chatwoot.fail_next == 96
+        chatwoot.fail_next = 0
+        chatwoot.stall_s = {"/conversations/11/messages": 2.0}  # answered after the timeout
+        slow = ChatwootClient(chatwoot.url, "t", max_attempts=3, backoff_s=0.01, timeout_s=0.5)
+        slow.send_message(1, 11, "Hi Bob")
+        assert slow.join(10)
+        client.close()
+        slow.close()
+        assert [c.path for c in chatwoot.calls].count(
+            "/api/v1/accounts/1/conversations/11/messages"
+        ) == 1
+        assert (client.failed, slow.failed, slow.sent) == (2, 1, 0)
+
+
+def test_a_slow_conversation_does_not_hold_up_the_others() -> None:
+    with RecordingChatwoot() as chatwoot:
+        chatwoot.stall_s = {"/conversations/10/messages": 1.5}
+        client = ChatwootClient(chatwoot.url, "t")
+        client.send_message(1, 10, "to the slow one")
+        client.send_message(1, 11, "to another")
+        client.toggle_status(1, 10)
+        assert client.join(10)
+        client.close()
+        conversation = "/api/v1/accounts/1/conversations/{}"
+        assert chatwoot.finished == [
+            conversation.format(11) + "/messages",
+            conversation.format(10) + "/messages",
+            conversation.format(10) + "/toggle_status",  # a conversation's calls in order
+        ]
+
+
 def test_client_survives_an_unreachable_chatwoot() -> None:
     client = ChatwootClient("http://127.0.0.1:9", "t", max_attempts=2, backoff_s=0.01)
     client.start()
