@@ -98,7 +98,22 @@ def test_invalid_changes_are_refused_like_kb_check(
     assert one.put("/v1/kb/faqs/x", json=ARTICLE).status_code == 422  # not a KB section
     assert one.put("/v1/kb/articles/kb-x", content=b"[1]").status_code == 422
     assert one.delete("/v1/kb/articles/nope").status_code == 404
+    # The decision service needs a default template: removing it, or its flag, is refused.
+    removed = one.delete("/v1/kb/templates/tpl-default")
+    assert removed.status_code == 422, removed.text
+    assert removed.json()["problems"] == [
+        {
+            "index": None,
+            "field": "templates",
+            "reason": "no default template (default: true): intents without a template of "
+            "their own need it for their reply",
+        }
+    ]
+    unflagged = one.put("/v1/kb/templates/tpl-default", json={"variants": {"concise": "Hi"}})
+    assert unflagged.status_code == 422, unflagged.text
     assert one.get("/v1/kb").json()["version"] == version
+    assert one.get("/v1/kb/templates/tpl-default").json()["default"] is True
+    assert one.get("/readyz").status_code == 200
 
 
 def test_kb_routes_need_the_api_key(tmp_path: Path) -> None:

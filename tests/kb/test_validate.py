@@ -162,11 +162,14 @@ def test_empty_file_is_a_warning_and_subfolders_are_read(tmp_path: Path) -> None
     assert [str(w) for w in report.warnings] == ["empty.yaml: -: empty file"]
 
 
-def test_missing_default_and_fallback_templates_are_warnings(tmp_path: Path) -> None:
+def test_a_missing_default_template_is_an_error_a_missing_fallback_a_warning(
+    tmp_path: Path,
+) -> None:
     text = GOOD[: GOOD.index("  - id: t0")]
     report = check_kb(_kb(tmp_path, **{"kb.yaml": text}))
-    assert report.ok
-    warnings = [str(w) for w in report.warnings]
-    assert len(warnings) == 2
-    assert "no default template" in warnings[0]
-    assert "no 'fallback' template" in warnings[1]
+    assert not report.ok  # the decision service refuses such a KB: no reply for most intents
+    assert [str(e).split(": ", 1)[1] for e in report.errors] == [
+        "templates: no default template (default: true): intents without a template of "
+        "their own need it for their reply"
+    ]
+    assert ["no 'fallback' template" in str(w) for w in report.warnings] == [True]

@@ -116,12 +116,13 @@ def check_kb(directory: str | Path, labels: Iterable[str] | None = None) -> KBRe
             manifest,
         )
         report.kb = kb
-        if kb.default_template is None:
-            report.warnings.append(
+        if kb.default_template is None:  # the decision service cannot answer without one
+            report.errors.append(
                 KBIssue(
                     str(root),
                     "templates",
-                    "no default template: intents without their own template get no reply text",
+                    "no default template (default: true): intents without a template of "
+                    "their own need it for their reply",
                 )
             )
         if kb.fallback_template is None:
