@@ -22,6 +22,7 @@ MODULES = (
     "tailorbot.services.decisions.conversation",
     "tailorbot.integrations.rasa",
     "tailorbot.integrations.nlg",
+    "tailorbot.integrations.rasa_domain",
     "tailorbot.integrations.chatwoot",
     "tailorbot.integrations.openai_tools",
     "tailorbot.integrations.profiles",

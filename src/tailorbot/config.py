@@ -35,6 +35,7 @@ from tailorbot._config_checks import (
     check_recognizer_specs,
     check_redact_patterns,
     env_text,
+    rasa_domain_responses,
     rasa_slot_targets,
 )
 
@@ -266,6 +267,11 @@ class Settings(BaseSettings):
         ("*handoff*", "action_*human*"),
         description="Rasa action names (shell patterns) that mean a human takes over.",
     )
+    rasa_domain: Path | None = Field(
+        None,
+        description="The bot's Rasa domain (a file or a directory of them): the NLG endpoint "
+        "answers a response no KB template words with the domain's own response.",
+    )
     # --- learning loop ---------------------------------------------------------------
     model_poll_s: float = Field(
         2.0, ge=0, description="Check the registry's current intent version this often (0: never)."
@@ -363,6 +369,13 @@ class Settings(BaseSettings):
     def _rasa_slots_are_pairs(self) -> Settings:
         self.rasa_slots()  # raises ValueError naming the bad entry
         return self
+
+    @field_validator("rasa_domain")
+    @classmethod
+    def _rasa_domain_reads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            rasa_domain_responses(value)  # raises ValueError naming the file and the fault
+        return value
 
     def rasa_slots(self) -> dict[str, str]:
         """``rasa_slot_attributes`` as ``{slot: profile field}``."""

@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from tailorbot.archive import EventArchive, open_archive
@@ -37,6 +38,7 @@ from tailorbot.events.profile import profile_validation_context
 from tailorbot.events.redact import Redactor
 from tailorbot.integrations.chatwoot_client import ChatwootClient
 from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.integrations.rasa_domain import RasaResponses
 from tailorbot.kb.loader import default_kb_dir
 from tailorbot.kb.repository import KBRepository
 from tailorbot.log import EventLog, open_log
@@ -99,6 +101,7 @@ class Runtime:
         self._stopping = False
         self._build_services(settings)
         self.chatwoot = _chatwoot_client(settings)
+        self.rasa_responses = _rasa_responses(settings)  # read once, not per NLG request
         self._closed = False
         if tracing is not None:
             self._trace_backends(tracing)
@@ -320,3 +323,11 @@ def _chatwoot_client(settings: Settings) -> ChatwootClient | None:
             else "with no API key either, anyone who can reach it can post to it",
         )
     return ChatwootClient(settings.chatwoot_url, settings.chatwoot_token.get_secret_value())
+
+
+def _rasa_responses(settings: Settings) -> RasaResponses | None:
+    """The Rasa domain's responses for the NLG endpoint; None without ``rasa_domain``."""
+    if settings.rasa_domain is None:
+        return None
+    rng = random.Random(settings.seed) if settings.seed is not None else None
+    return RasaResponses.from_path(settings.rasa_domain, rng)

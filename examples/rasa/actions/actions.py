@@ -32,7 +32,7 @@ class Reply:
     text: str
     decision_id: str | None = None
     handoff: bool = False
-    links: list[dict[str, str]] = field(default_factory=list)  # Rasa buttons
+    links: list[dict[str, str]] = field(default_factory=list)  # title, url: URL buttons
 
 
 def client_from_env() -> Client:
@@ -87,7 +87,11 @@ else:
             text = tracker.latest_message.get("text") or ""
             with client_from_env() as client:
                 reply = answer(client, tracker.sender_id, text, tracker.get_latest_input_channel())
-            buttons = [{"title": link["title"], "payload": link["url"]} for link in reply.links]
+            # URL buttons: a button's payload would come back to the bot as the user's message
+            buttons = [
+                {"title": link["title"], "url": link["url"], "type": "web_url"}
+                for link in reply.links
+            ]
             dispatcher.utter_message(text=reply.text, buttons=buttons or None)
             events: list[dict[str, Any]] = [SlotSet(DECISION_SLOT, reply.decision_id)]
             if reply.handoff:

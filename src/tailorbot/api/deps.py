@@ -24,6 +24,7 @@ from tailorbot.events.identifiers import ID_PATTERN, check_pseudonymous
 from tailorbot.integrations.chatwoot_bot import ChatwootBot
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.integrations.rasa_domain import RasaResponses
 from tailorbot.kb.repository import KBRepository
 from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
@@ -97,6 +98,11 @@ async def get_rasa_mapper(request: Request) -> RasaEventMapper:
     return _runtime(request).rasa_mapper()
 
 
+async def get_rasa_responses(request: Request) -> RasaResponses | None:
+    """The Rasa domain's responses, read when the app started; None without ``rasa_domain``."""
+    return _runtime(request).rasa_responses
+
+
 async def get_profile_updater(request: Request) -> ProfileUpdater:
     runtime = _runtime(request)
     return ProfileUpdater(runtime.stores.profiles, runtime.users)
@@ -162,6 +168,7 @@ IngestionDep = Annotated[IngestionService, Depends(get_ingestion)]
 KBDep = Annotated[KBRepository, Depends(get_kb)]
 KBReloadDep = Annotated[Callable[[], None], Depends(get_kb_reload)]
 RasaMapperDep = Annotated[RasaEventMapper, Depends(get_rasa_mapper)]
+RasaResponsesDep = Annotated[RasaResponses | None, Depends(get_rasa_responses)]
 ProfileUpdaterDep = Annotated[ProfileUpdater, Depends(get_profile_updater)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 HealthDep = Annotated[HealthService, Depends(get_health)]

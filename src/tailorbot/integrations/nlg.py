@@ -6,9 +6,13 @@ response it is about to send (``POST`` with ``response``, the utterance name, pl
 ``template``). The answer holds ``text`` and the rich-response keys ``buttons``, ``image``,
 ``elements``, ``attachments`` and ``custom``.
 
-tailorbot answers with the bandit-chosen variant of the KB template for that utterance
-(a template whose id is the utterance name) or, failing that, for the customer's intent,
-so Rasa's replies are personalized without custom code.
+Rasa uses the answer as the whole message, so tailorbot must word every response. In this
+order: the KB template whose id is the response name, else the template of ``<intent>``
+for a response ``utter_<intent>`` (both personalized: the bandit's variant, recorded as a
+decision), else the domain's own response (``rasa_domain``, rendered as Rasa would; see
+:mod:`~tailorbot.integrations.rasa_domain`), else, with no domain configured, the template
+of the customer's intent (as before the setting existed, with a warning); with a domain, a
+response in neither is a 404.
 
 >>> request = parse_nlg_request({
 ...     "response": "utter_card_arrival", "arguments": {}, "id": None,
@@ -24,11 +28,13 @@ so Rasa's replies are personalized without custom code.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tailorbot.errors import InvalidInput, Problem
+from tailorbot.errors import InvalidInput, NotFound, Problem
 from tailorbot.features.state import BOT_TEXT_CHARS
 from tailorbot.integrations.profiles import check_user_id
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
@@ -38,6 +44,10 @@ from tailorbot.services.decisions.schemas import (
     personalize_request_from,
 )
 
+if TYPE_CHECKING:
+    from tailorbot.integrations.rasa_domain import RasaResponses
+
+logger = logging.getLogger(__name__)
 _CHANNEL = re.compile(r"[^a-z0-9_\-]+")
 
 
@@ -51,6 +61,7 @@ class NLGRequest:
     intent: str | None = None  # Rasa's reading of it
     confidence: float | None = None
     channel: str = "rasa"
+    rasa_channel: str | None = None  # the output channel's name as Rasa sent it
     variation_id: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +118,7 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         intent=intent,
         confidence=confidence,
         channel=channel,
+        rasa_channel=channel_name if isinstance(channel_name, str) else None,
         variation_id=str(body["id"]) if body.get("id") is not None else None,
         slots=_object(tracker.get("slots")),
         arguments=_object(body.get("arguments")),
@@ -187,39 +199,82 @@ def nlg_response(text: str, custom: dict[str, Any] | None = None) -> dict[str, A
 
 @dataclass(frozen=True)
 class NLGAnswer:
-    """The text Rasa gets, and the decision it came from (for logs and tests: Rasa shows
-    whatever it finds in a response, so only ``text`` goes back)."""
+    """The body Rasa gets (None: utter nothing) and the decision it came from (None for the
+    domain's own response: nothing was personalized, nothing recorded)."""
 
-    text: str
-    decision_id: str
-    template_id: str
-    variant: str
+    body: dict[str, Any] | None
+    decision_id: str | None = None
+    template_id: str | None = None
+    variant: str | None = None
     handoff: bool = False
+
+    @classmethod
+    def personalized(
+        cls, text: str, decision_id: str, template_id: str, variant: str, handoff: bool = False
+    ) -> NLGAnswer:
+        """A decision's text, alone: the rest of the message is the response's own."""
+        return cls(nlg_response(text), decision_id, template_id, variant, handoff)
 
 
 class NLGResponder:
-    """Answer Rasa's NLG requests with tailorbot decisions.
+    """Answer Rasa's NLG requests with tailorbot decisions, or the domain's own responses.
 
     ``decider`` is the decision service; ``mapper`` derives the id of the customer's message
     event exactly as :class:`~tailorbot.integrations.rasa.RasaEventMapper` does for the
-    broker's copy, so a message that reaches tailorbot both ways is counted once.
+    broker's copy, so a message that reaches tailorbot both ways is counted once;
+    ``responses`` are the bot's domain responses (None: no ``rasa_domain`` configured).
     """
 
-    def __init__(self, decider: Any, mapper: RasaEventMapper | None = None) -> None:
+    def __init__(
+        self,
+        decider: Any,
+        mapper: RasaEventMapper | None = None,
+        responses: RasaResponses | None = None,
+    ) -> None:
         self.decider = decider
         self.mapper = mapper or RasaEventMapper()
+        self.responses = responses
 
     def answer(self, request: NLGRequest) -> NLGAnswer:
-        """The text for Rasa and the decision behind it."""
+        """What Rasa gets, and the decision behind it; :class:`NotFound` for a response
+        that is neither the KB's nor the domain's (when a domain is configured)."""
         kb = self.decider.models.composer.kb
-        template_id = request.response if kb.template(request.response) is not None else None
-        if template_id is None and request.intent in kb.templated_intents():
+        name = request.response
+        intent = name.removeprefix("utter_") if name.startswith("utter_") else None
+        if kb.template(name) is not None:
+            return self._personalized(request, name)
+        if intent is not None and intent in kb.templated_intents():
+            return self._personalized(request, kb.template_for(intent).id)
+        if self.responses is not None:
+            return NLGAnswer(self._domain_response(request, self.responses))
+        _warn_unmapped(name)
+        template_id = None
+        if request.intent in kb.templated_intents():
             template_id = kb.template_for(request.intent).id
+        return self._personalized(request, template_id)
+
+    @staticmethod
+    def _domain_response(request: NLGRequest, responses: RasaResponses) -> dict[str, Any] | None:
+        if request.response not in responses:  # Rasa would have failed on it too
+            raise NotFound(
+                f"no response {request.response!r}: no KB template words it and the Rasa "
+                "domain (rasa_domain) has none",
+                problems=[Problem(None, "response", f"unknown response {request.response!r}")],
+            )
+        return responses.render(
+            request.response,
+            request.slots,
+            request.arguments,
+            request.rasa_channel,
+            request.variation_id,
+        )
+
+    def _personalized(self, request: NLGRequest, template_id: str | None) -> NLGAnswer:
         if request.personalize is None:  # no customer text: a reply with nothing to read
             decided = self.decider.respond(
                 request.user_id, request.session_id, template_id, request.channel
             )
-            return NLGAnswer(
+            return NLGAnswer.personalized(
                 decided["text"], decided["decision_id"], decided["template_id"], decided["variant"]
             )
         decision = self.decider.personalize(
@@ -227,7 +282,7 @@ class NLGResponder:
             template_id=template_id,
             message_event_id=self._message_event_id(request),
         )
-        return NLGAnswer(
+        return NLGAnswer.personalized(
             decision.response.text,
             decision.decision_id,
             decision.response.template_id,
@@ -243,3 +298,18 @@ class NLGResponder:
         except InvalidInput:
             return None
         return str(events[0]["event_id"]) if events else None
+
+
+_warned = threading.Event()
+
+
+def _warn_unmapped(response: str) -> None:
+    """Once per process: without a domain, a response no template words gets the intent's."""
+    if not _warned.is_set():
+        _warned.set()
+        logger.warning(
+            "Rasa response %r has no KB template and no Rasa domain is configured: it, and "
+            "every such response, is answered with the template of the customer's intent; "
+            "set TAILORBOT_RASA_DOMAIN to the bot's domain to answer with its own responses",
+            response,
+        )

@@ -7,13 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tailorbot.api.deps import DeciderDep, IngestionDep, ProfileUpdaterDep, RasaMapperDep
+from tailorbot.api.deps import (
+    DeciderDep,
+    IngestionDep,
+    ProfileUpdaterDep,
+    RasaMapperDep,
+    RasaResponsesDep,
+)
 from tailorbot.api.errors import error_responses
 from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.routers.events import parse_events_body
 from tailorbot.errors import EngineError, InvalidInput, Problem
-from tailorbot.integrations.nlg import NLGResponder, nlg_response, parse_nlg_request
+from tailorbot.integrations.nlg import NLGResponder, parse_nlg_request
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaBatch
 
@@ -108,18 +114,25 @@ def _at_input_indexes(exc: EngineError, indexes: list[int]) -> EngineError:
 
 @router.post(
     "/v1/integrations/rasa/nlg",
-    summary="Rasa NLG endpoint: the personalized text of a response",
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    summary="Rasa NLG endpoint: the message of a response",
+    responses=error_responses(400, 401, 403, 404, 413, 422, 429, 503),
 )
 async def rasa_nlg(
-    request: Request, body: dict[str, Any], decider: DeciderDep, mapper: RasaMapperDep
+    request: Request,
+    body: dict[str, Any],
+    decider: DeciderDep,
+    mapper: RasaMapperDep,
+    responses: RasaResponsesDep,
 ) -> Response:
     """Rasa's NLG-server request (`response`, `arguments`, `tracker`, `channel`) answered
-    with Rasa's NLG response (`{"text": ...}` plus empty rich-response keys): the variant
-    tailorbot's bandit chose for this customer (`tracker.sender_id`) of the KB template named
-    like the response (e.g. `utter_card_arrival`), else of the intent's template. The choice
-    is recorded as a decision; the customer's message is logged once even when Rasa's
-    event broker sends it too."""
+    with Rasa's NLG response, the whole message Rasa sends. A KB template whose id is the
+    response name (e.g. `utter_card_arrival`), else the template of `<intent>` for
+    `utter_<intent>`: the variant tailorbot's bandit chose for this customer
+    (`tracker.sender_id`), text only, recorded as a decision; the customer's message is
+    logged once even when Rasa's event broker sends it too. Else the response of the Rasa
+    domain (`rasa_domain`), rendered as Rasa would (channel, conditions, slots), with its
+    buttons, image and custom payload, no decision recorded; a response in neither is a 404.
+    Without a domain configured: the template of the customer's intent."""
     nlg_request = parse_nlg_request(body)
-    answer = await off_loop(request, NLGResponder(decider, mapper).answer, nlg_request)
-    return OrjsonResponse(nlg_response(answer.text))
+    answer = await off_loop(request, NLGResponder(decider, mapper, responses).answer, nlg_request)
+    return OrjsonResponse(answer.body)
