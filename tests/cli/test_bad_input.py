@@ -208,3 +208,18 @@ def test_an_error_listing_problems_shows_the_first(capsys: pytest.CaptureFixture
     with pytest.raises(typer.Exit):
         command()
     assert "(event 1: message_event_id: bad id (+1 more))" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("replay", "/nonexistent.jsonl"), ("'file'", "does not exist", "tailorbot replay --help")),
+        (("train", "--folds", "1"), ("'--folds'", "greater than or equal to 2")),
+        (("train", "--bogus"), ("No such option: --bogus",)),
+        (("nosuch",), ("No such command 'nosuch'",)),
+    ],
+)
+def test_a_usage_error_is_one_line(args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    result = _run(*args)
+    assert result.exit_code == 2
+    _one_line_error(result, *needles)

@@ -11,6 +11,8 @@ import importlib
 
 import typer
 
+from tailorbot.cli.common import OneLineErrors
+
 # Modules of tailorbot.cli that register commands, in the order of `tailorbot --help`.
 COMMAND_MODULES = (
     "demo",
@@ -35,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 for _name in COMMAND_MODULES:

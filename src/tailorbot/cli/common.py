@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from typer._click.exceptions import UsageError  # click as typer vendors it
+from typer.core import TyperGroup
 
 from tailorbot.config import Settings
 from tailorbot.errors import BackendError, EngineError
@@ -43,6 +46,41 @@ ApiKeyOption = Annotated[
 
 class CliError(Exception):
     """A failure to report as one line (no traceback) with a non-zero exit."""
+
+
+class OneLineErrors(TyperGroup):
+    """The command group whose usage errors (an unknown option, a bad or missing value) are
+    one ``error:`` line naming the option and the reason, exit status 2, like every other
+    refusal of the CLI (typer draws them as a box of several lines)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        call = functools.partial(
+            super().main, args, prog_name, complete_var, windows_expand_args=windows_expand_args
+        )
+        if not standalone_mode:
+            return call(standalone_mode=False, **extra)
+        try:
+            result = call(standalone_mode=False, **extra)
+        except UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help
+                exc.show()
+                sys.exit(exc.exit_code)
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            typer.secho(f"error: {exc.format_message()}{where}", err=True, fg=typer.colors.RED)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        # Without standalone mode a command's typer.Exit comes back as its code.
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
