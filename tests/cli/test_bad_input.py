@@ -223,3 +223,17 @@ def test_a_usage_error_is_one_line(args: tuple[str, ...], needles: tuple[str, ..
     result = _run(*args)
     assert result.exit_code == 2
     _one_line_error(result, *needles)
+
+
+def test_replay_suggests_a_smaller_batch_only_for_a_body_over_the_limit() -> None:
+    import httpx
+
+    from tailorbot.cli.data import _hint
+
+    too_big = httpx.Response(413, json={"error": "payload_too_large", "message": "body"})
+    one_event = httpx.Response(
+        413, json={"error": "payload_too_large", "problems": [{"field": "text", "reason": "x"}]}
+    )
+    assert _hint(too_big) == " (try a smaller --batch)"
+    assert _hint(one_event) == ""  # a smaller batch cannot help a text that is too long
+    assert _hint(httpx.Response(422, json={})) == ""

@@ -62,11 +62,22 @@ def _post(client: Any, url: str, events: list[Any]) -> dict[str, Any]:
             time.sleep(float(response.headers.get("Retry-After", "1")))
             continue
         if response.status_code != 200:
-            hint = " (try a smaller --batch)" if response.status_code == 413 else ""
-            raise CliError(describe_response(response) + hint)
+            raise CliError(describe_response(response) + _hint(response))
         result: dict[str, Any] = response.json()
         return result
     raise CliError(f"the server stayed busy after {MAX_RETRIES} retries")
+
+
+def _hint(response: Any) -> str:
+    """A smaller batch helps a body over the server's limit, not one event that is too
+    large (a 413 that names its field)."""
+    if response.status_code != 413:
+        return ""
+    try:
+        problems = response.json().get("problems")
+    except ValueError:
+        problems = None
+    return "" if problems else " (try a smaller --batch)"
 
 
 @reports_errors
