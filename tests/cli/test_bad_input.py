@@ -237,3 +237,12 @@ def test_replay_suggests_a_smaller_batch_only_for_a_body_over_the_limit() -> Non
     assert _hint(too_big) == " (try a smaller --batch)"
     assert _hint(one_event) == ""  # a smaller batch cannot help a text that is too long
     assert _hint(httpx.Response(422, json={})) == ""
+
+
+@pytest.mark.parametrize("command", [("dlq", "list"), ("dlq", "drop", "--all"), ("audit",)])
+def test_a_reading_command_does_not_create_a_mistyped_data_dir(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "data"
+    _one_line_error(_run(*command, "--data-dir", missing), "no data directory", "typo")
+    assert not (tmp_path / "typo").exists()

@@ -12,7 +12,7 @@ from tailorbot.cli.common import (
     CliError,
     ConfigOption,
     DataDirOption,
-    load_settings,
+    reading_settings,
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history, parse_time
@@ -44,7 +44,7 @@ def audit(
     from tailorbot.models.pipeline.dataset import build_dataset
     from tailorbot.models.pipeline.outcomes import decision_rows
 
-    settings = load_settings(config, data_dir=data_dir)
+    settings = reading_settings(config, data_dir=data_dir)
     attributes = tuple(attribute or settings.audit_attributes)
     checker = audit_mod.AuditGate(
         settings.audit_max_gap if max_gap is None else max_gap,

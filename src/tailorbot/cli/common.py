@@ -141,6 +141,17 @@ def load_settings(config: Path | None, **overrides: Any) -> Settings:
     return Settings.load(config, **overrides)
 
 
+def reading_settings(config: Path | None, **overrides: Any) -> Settings:
+    """:func:`load_settings` for a command that reads what is there: with an embedded
+    backend, a data directory that does not exist (a mistyped ``--data-dir``) is an error,
+    not an empty system created on the spot."""
+    settings = load_settings(config, **overrides)
+    embedded = settings.log_url is None or settings.store_url is None  # under data_dir
+    if embedded and not settings.data_dir.is_dir():
+        raise CliError(f"no data directory {str(settings.data_dir)!r} (see --data-dir)")
+    return settings
+
+
 def server_url(settings: Settings, url: str | None) -> str:
     return (url or f"http://{settings.host}:{settings.port}").rstrip("/")
 

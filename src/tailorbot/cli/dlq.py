@@ -19,7 +19,7 @@ from tailorbot.cli.common import (
     CliError,
     ConfigOption,
     DataDirOption,
-    load_settings,
+    reading_settings,
     reports_errors,
 )
 from tailorbot.config import Settings
@@ -76,7 +76,7 @@ def list_letters(
     config: ConfigOption = None,
 ) -> None:
     """The dead letters, oldest first, with the reason each was refused."""
-    store = _open(load_settings(config, data_dir=data_dir))
+    store = _open(reading_settings(config, data_dir=data_dir))
     try:
         rows = [_describe(letter) for letter in store.list(limit)]
     finally:
@@ -102,7 +102,7 @@ def replay(
     from tailorbot.events.schema import EVENT_ADAPTER
     from tailorbot.log import open_log
 
-    settings = load_settings(config, data_dir=data_dir)
+    settings = reading_settings(config, data_dir=data_dir)
     store = _open(settings)
     log = open_log(settings.resolved_log_url(), settings.partitions)
     try:
@@ -137,7 +137,7 @@ def drop(
     config: ConfigOption = None,
 ) -> None:
     """Delete dead letters for good."""
-    store = _open(load_settings(config, data_dir=data_dir))
+    store = _open(reading_settings(config, data_dir=data_dir))
     try:
         letters = _selected(store, letter_ids, everything)
         dropped = store.drop(letter.letter_id for letter in letters)

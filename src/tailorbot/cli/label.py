@@ -21,6 +21,7 @@ from tailorbot.cli.common import (
     ConfigOption,
     DataDirOption,
     load_settings,
+    reading_settings,
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history
@@ -47,7 +48,7 @@ def export(
     from tailorbot.models import registry
     from tailorbot.models.pipeline.labels import EXPORT_COLUMNS, LabelIndex, annotation_candidates
 
-    settings = load_settings(config, data_dir=data_dir)
+    settings = reading_settings(config, data_dir=data_dir)
     with open_history(settings, source, since, until) as history:
         index = LabelIndex.from_events(history.events)
     try:
