@@ -131,7 +131,7 @@ PHASES = (
     ("log poll", "consumer", "poll"),
     ("decode", "worker_module", "decode_records"),
     ("store: read records", "features", "get_many"),
-    ("store: erasure watermarks", "features", "erasure_watermarks"),
+    ("store: erasures", "features", "erasures"),
     ("store: read profiles", "profiles", "get_many"),
     ("apply events (state)", "worker", "_apply_user"),
     ("  of which: user view for stats", "stats", "view_before"),

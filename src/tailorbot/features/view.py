@@ -126,19 +126,17 @@ def counter_view(
     ['at_risk', 'vip', 'new']
     """
     personalized, state = _consented_state(record, profile)
-    sessions = _session_features(state, now)
-    articles = _article_features(state)
     view: dict[str, Any] = {
         "as_of": now,
         "personalization": personalized,
         "first_seen": state["first"],
         "recent_intents": [intent for _, intent in state["intents"]],
         "csat_ewma": _csat_features(state)["csat_ewma"],
-        "sessions_7d": sessions["sessions_7d"],
-        "unresolved_streak": sessions["unresolved_streak"],
-        "articles_helpful": articles["articles_helpful"],
-        "articles_resolved": articles["articles_resolved"],
-        "tier": _profile_features(profile)["tier"],
+        "sessions_7d": _sessions_within(state, now, SESSION_WINDOWS["7d"]),
+        "unresolved_streak": _unresolved_streak(_recent_sessions(state, now)),
+        "articles_helpful": _helpful_articles(state),
+        "articles_resolved": _by_count(_overall(_resolved_articles(state))),
+        "tier": _tier(profile),
     }
     view["segments"] = rules.segments(view)
     view["segment"] = view["segments"][0]
@@ -186,58 +184,89 @@ def _csat_features(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _session_features(state: dict[str, Any], now: float) -> dict[str, Any]:
-    sessions = state["sessions"]
-    out: dict[str, Any] = {}
-    for name, width in SESSION_WINDOWS.items():
-        out[f"sessions_{name}"] = sum(
-            1 for s in sessions.values() if now - width < sess.start(s) <= now
-        )
-    recent = sorted(
-        (
-            (sess.start(s), sid, s)
-            for sid, s in sessions.items()
-            if now - RATE_WINDOW_S < sess.start(s) <= now
-        ),
-        key=lambda item: item[:2],
-    )
+    out: dict[str, Any] = {
+        f"sessions_{name}": _sessions_within(state, now, width)
+        for name, width in SESSION_WINDOWS.items()
+    }
+    recent = _recent_sessions(state, now)
     outcomes = [s[sess.RESOLVED] for _, _, s in recent if s[sess.RESOLVED] is not None]
-    streak = 0
-    for resolved in reversed(outcomes):
-        if resolved:
-            break
-        streak += 1
     n = len(recent)
     out["resolution_rate_30d"] = sum(outcomes) / len(outcomes) if outcomes else None
     out["handoff_rate_30d"] = sum(1 for _, _, s in recent if s[sess.HANDOFFS]) / n if n else None
-    out["unresolved_streak"] = streak
+    out["unresolved_streak"] = _unresolved_streak(recent)
     out["avg_session_length_s_30d"] = (
         math.fsum(max(0.0, sess.end(s) - start) for start, _, s in recent) / n if n else None
     )
     return out
 
 
+# The parts of the session and article features, each computed once: counter_view (once per
+# article or outcome event in the stream worker) takes only the ones it needs.
+def _sessions_within(state: dict[str, Any], now: float, width: float) -> int:
+    return sum(1 for s in state["sessions"].values() if now - width < sess.start(s) <= now)
+
+
+def _recent_sessions(state: dict[str, Any], now: float) -> list[tuple[float, str, Any]]:
+    """The sessions that started in the last 30 days: ``(start, id, session)``, oldest first."""
+    return sorted(
+        (
+            (sess.start(s), sid, s)
+            for sid, s in state["sessions"].items()
+            if now - RATE_WINDOW_S < sess.start(s) <= now
+        ),
+        key=lambda item: item[:2],
+    )
+
+
+def _unresolved_streak(recent: list[tuple[float, str, Any]]) -> int:
+    """How many of the latest sessions with an outcome ended unresolved, in a row."""
+    streak = 0
+    for _, _, session in reversed(recent):
+        resolved = session[sess.RESOLVED]
+        if resolved is None:
+            continue
+        if resolved:
+            break
+        streak += 1
+    return streak
+
+
 def _article_features(state: dict[str, Any]) -> dict[str, Any]:
     views = state["views"]
     feedback = state["feedback"]
+    resolved = _resolved_articles(state)
+    return {
+        "articles_viewed": sorted(views, key=lambda a: (-views[a], a)),
+        "articles_helpful": _helpful_articles(state),
+        "articles_unhelpful": sorted(a for a, vote in feedback.items() if not vote[1]),
+        "articles_resolved": _by_count(_overall(resolved)),
+        "articles_resolved_by_intent": {
+            intent: _by_count(articles) for intent, articles in sorted(resolved.items()) if intent
+        },
+    }
+
+
+def _helpful_articles(state: dict[str, Any]) -> list[str]:
+    return sorted(a for a, vote in state["feedback"].items() if vote[1])
+
+
+def _resolved_articles(state: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per intent, how often each article resolved it (kept counts and live sessions)."""
     resolved: dict[str, dict[str, int]] = {i: dict(a) for i, a in state["resolved"].items()}
     for session in state["sessions"].values():
         found = sess.resolution(session)
         if found is not None:
             articles = resolved.setdefault(found[0], {})
             articles[found[1]] = articles.get(found[1], 0) + 1
+    return resolved
+
+
+def _overall(resolved: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     overall: dict[str, int] = {}
     for articles in resolved.values():
         for article, n in articles.items():
             overall[article] = overall.get(article, 0) + n
-    return {
-        "articles_viewed": sorted(views, key=lambda a: (-views[a], a)),
-        "articles_helpful": sorted(a for a, vote in feedback.items() if vote[1]),
-        "articles_unhelpful": sorted(a for a, vote in feedback.items() if not vote[1]),
-        "articles_resolved": _by_count(overall),
-        "articles_resolved_by_intent": {
-            intent: _by_count(articles) for intent, articles in sorted(resolved.items()) if intent
-        },
-    }
+    return overall
 
 
 def _by_count(counts: Mapping[str, int]) -> list[str]:
@@ -250,11 +279,15 @@ def _preferred_channel(channels: Mapping[str, list[float]]) -> str | None:
     return min(channels, key=lambda c: (-channels[c][0], -channels[c][1], c))
 
 
+def _tier(profile: Mapping[str, Any] | None) -> str:
+    return (profile or {}).get("tier", "standard")
+
+
 def _profile_features(profile: Mapping[str, Any] | None) -> dict[str, Any]:
     profile = profile or {}
     return {
         "name": profile.get("name"),
-        "tier": profile.get("tier", "standard"),
+        "tier": _tier(profile),
         "language": profile.get("language", "en"),
         "region": profile.get("region"),
         "products": list(profile.get("products", [])),
