@@ -284,20 +284,48 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def merged_exposition(local: CollectorRegistry, remote: str) -> bytes:
-    """``local``'s metrics with the families of ``remote`` (the text exposition of another
-    process, e.g. the stream worker) in place of the local families of the same name.
+# The families the stream worker and the archiver set: with the worker in a process of its
+# own, the API's /metrics takes these from it and every other family from the API process
+# (the worker's registry has them all too, empty or zero).
+WORKER_FAMILIES = frozenset(
+    {
+        "tailorbot_events_applied",
+        "tailorbot_events_skipped",
+        "tailorbot_processor_lag",
+        "tailorbot_apply_latency_seconds",
+        "tailorbot_event_to_feature_seconds",
+        "tailorbot_worker_batch_errors",
+        "tailorbot_dead_letters",
+        "tailorbot_events_archived",
+        "tailorbot_archive_lag",
+        "tailorbot_archive_dead_letters",
+    }
+)
 
-    >>> mine, theirs = Metrics(), Metrics()
-    >>> theirs.events_applied.inc(5)
-    >>> text = merged_exposition(mine.registry, theirs.render().decode()).decode()
+
+def merged_exposition(
+    local: CollectorRegistry, remote: str, owned: frozenset[str] = WORKER_FAMILIES
+) -> bytes:
+    """``local``'s metrics, with the families named in ``owned`` taken from ``remote`` (the
+    text exposition of the worker process) instead.
+
+    >>> api, worker = Metrics(), Metrics()
+    >>> api.decisions.labels(outcome="answered").inc()
+    >>> worker.events_applied.inc(5)
+    >>> text = merged_exposition(api.registry, worker.render().decode()).decode()
     >>> "tailorbot_events_applied_total 5.0" in text
     True
+    >>> 'tailorbot_decisions_total{outcome="answered"} 1.0' in text  # not the worker's empty one
+    True
     """
-    families = list(text_string_to_metric_families(remote))
-    names = {family.name for family in families}
+    taken = [
+        family
+        for family in text_string_to_metric_families(remote)
+        # a counter's _created series come as a gauge family of their own in the text format
+        if family.name.removesuffix("_created") in owned
+    ]
     merged = CollectorRegistry()
-    merged.register(_Families(families + [f for f in local.collect() if f.name not in names]))
+    merged.register(_Families(taken + [f for f in local.collect() if f.name not in owned]))
     return generate_latest(merged)
 
 

@@ -66,6 +66,10 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
 
         assert httpx.post(url + "/v1/events", json=[message("p-u1")], timeout=10).status_code == 202
         wait_until(lambda: _applied(url) >= 1, "the worker's applied count in the API's /metrics")
+        # and the API's own families beside the worker's (its registry has them too, empty)
+        exposition = httpx.get(url + "/metrics", timeout=10).text
+        assert 'tailorbot_events_ingested_total{type="message"} 1.0' in exposition
+        assert 'tailorbot_responses_total{route="/v1/events",status="202"} 1.0' in exposition
 
         os.kill(worker, signal.SIGKILL)
         wait_until(

@@ -487,3 +487,26 @@ def test_sigkilled_worker_resumes_without_losing_or_double_counting(tmp_path: Pa
     assert_matches_recompute(stores, events, settings)
     log.close()
     stores.close()
+
+
+def test_the_lag_gauge_forgets_the_partitions_a_rebalance_took(backends) -> None:
+    log, stores, settings = backends
+    append(log, synthetic(200, users=12, seed=5))
+    metrics = Metrics()
+    w1 = StreamWorker(log, stores, settings, metrics=metrics, member_id="w1")
+
+    def shown() -> set[str]:
+        (family,) = metrics.processor_lag.collect()
+        return {s.labels["partition"] for s in family.samples}
+
+    w1.run_once()
+    assert shown() == {"0", "1", "2", "3"}  # it owns them all
+    w2 = StreamWorker(log, stores, settings, member_id="w2")
+    w2.run_once()  # joins: the group splits the partitions
+    w1._lag_at = 0.0  # the gauge is refreshed every few seconds: now
+    w1.run_once()
+    owned = {str(p) for p in w1._join().assignment()}
+    assert 0 < len(owned) < 4
+    assert shown() == owned  # not the last lag of partitions w2 now reports
+    w1.close()
+    w2.close()

@@ -16,6 +16,7 @@ commit) and may hook :meth:`_discard` (drop what a failed batch collected), :met
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -108,6 +109,7 @@ class ConsumerLoop(ABC):
         self._consumer: Consumer | None = None
         self._closed = False
         self._lag_at = 0.0
+        self._lag_reported: set[int] = set()  # partitions whose lag the gauge shows
         self.errors = 0  # batches that failed (see run)
         self.error_counter: Any = None  # a subclass's Prometheus counter of failed batches
         self.dead_letters = dead_letters
@@ -192,8 +194,13 @@ class ConsumerLoop(ABC):
             return
         self._lag_at = time.monotonic()
         lag = self.log.lag(self.group)
-        for partition in consumer.assignment():
+        owned = consumer.assignment()
+        for partition in owned:
             self.lag_gauge.labels(partition=str(partition)).set(lag.get(partition, 0))
+        for partition in self._lag_reported - owned:  # lost in a rebalance: not ours to report
+            with contextlib.suppress(KeyError):
+                self.lag_gauge.remove(str(partition))
+        self._lag_reported = set(owned)
 
     def _linger_after(self, handled: int, stop_event: threading.Event) -> None:  # noqa: B027
         """Called after a batch of ``handled`` records; a subclass may wait a little."""
