@@ -70,6 +70,8 @@ def test_serve_with_two_processes_shares_features_and_decision_state(tmp_path: P
         )
         try:
             TwoProcesses(server, settings, log, client).check(stores)
+            # each process keeps its own metrics: said at start (docs/deploy.md)
+            assert "each keeps its own metrics" in (tmp_path / "serve.out").read_text()
         finally:
             client.close()
             server.stop()

@@ -181,8 +181,8 @@ def create_app(
 
 def _count_thread_cpu(metrics: Metrics) -> None:
     """``/metrics`` shows this server process's CPU by thread (event loop, decisions, recorder).
-    Only the API process registers it: the worker's families replace the API's of the same
-    name in the merged exposition (``merged_exposition``)."""
+    Only the API process registers it (the merged exposition takes the worker process's own
+    families from it, and every other family from the API: ``merged_exposition``)."""
     with contextlib.suppress(ValueError):  # already there: an app made again on one registry
         metrics.registry.register(ThreadCpuCollector())
 

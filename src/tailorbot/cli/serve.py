@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
 from typing import Annotated, Any
 
@@ -75,9 +76,9 @@ def _check_listen(host: str, port: int, what: str) -> None:
 @reports_errors
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+        str | None, typer.Option(help="Interface to bind (default: 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8000).")] = None,
     data_dir: DataDirOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     config: ConfigOption = None,
@@ -146,6 +147,12 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
             access_log=False,  # the middleware writes the access line (no raw paths)
         )
         return
+    logging.getLogger(__name__).warning(
+        "%d server processes share port %d and each keeps its own metrics: a /metrics scrape "
+        "reaches one of them; for exact figures run one process per port (docs/deploy.md)",
+        workers,
+        settings.port,
+    )
     # Each process calls create_app() and rebuilds the same settings from the environment.
     os.environ.update(settings.to_env())
     uvicorn.run(

@@ -43,7 +43,10 @@ DataOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ModelOption = Annotated[
-    str | None, typer.Option("--model", help="hybrid or tfidf; default: the intent_model setting.")
+    str | None,
+    typer.Option(
+        "--model", help="hybrid, hybrid+minilm or tfidf; default: the intent_model setting."
+    ),
 ]
 LanguageDataOption = Annotated[
     list[str] | None,
