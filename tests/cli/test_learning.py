@@ -153,3 +153,11 @@ def test_a_candidate_without_the_german_model_is_refused_by_the_audit(
     card = registry.load(tmp_path / "dd", candidate).metadata
     assert card["gate"]["passed"] is False and card["audit"]["passed"] is False
     assert card["audit"]["segments"]["language=de"] < card["audit"]["segments"]["language=en"]
+
+
+def test_the_audit_gate_fails_with_nothing_to_audit(tmp_path: Path) -> None:
+    result = _run("audit", "--data-dir", tmp_path, "--gate")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: no labelled rows: nothing to audit (model logged): the gate fails without data"
+    ]

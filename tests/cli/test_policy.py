@@ -107,3 +107,30 @@ def test_train_reward_and_train_recs_on_the_demo_log_reach_the_registry(demo_dir
         assert back.exit_code == 0 and card["version"] in back.output
     else:
         assert back.exit_code == 1 and "nothing to roll back to" in back.stderr
+
+
+def test_rows_without_a_value_or_an_interval_print_n_a_and_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tailorbot.cli.policy import _print, _row
+    from tailorbot.models.evaluation.ope import Estimate
+
+    why = "no logged support: the policy never takes an action the log took"
+    unsupported = Estimate("fixed:empathetic", "ips", "reward", None, None, 30, 0.0, 1.0, why)
+    one_user = Estimate("logged", "on_policy", "reward", 0.5, None, 40, 40.0, 0.0,
+                        "no interval: 1 user; an interval needs at least 2")  # fmt: skip
+    rows = [_row(unsupported), _row(one_user)]
+    assert rows[0]["value"] is None and rows[0]["ci95"] is None and rows[1]["ci95"] is None
+    _print(rows, 40)
+    lines = capsys.readouterr().out.splitlines()
+    assert "n/a  n/a" in lines[-2] and "! no logged support" in lines[-2]
+    assert "0.500  n/a" in lines[-1] and "! no interval: 1 user" in lines[-1]
+
+
+@pytest.mark.parametrize("ridge", ["0", "-1", "nan", "inf"])
+def test_a_ridge_penalty_not_above_zero_is_refused_at_the_option(ridge: str) -> None:
+    args = ["train-reward", "--data-dir", "/nonexistent", "--no-search", "--ridge", ridge]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'--ridge'" in lines[0] and "not a finite number above 0" in lines[0]

@@ -63,6 +63,11 @@ def audit(
         min_rows=checker.min_rows,
     )
     passed, reasons = checker.check(report)
+    if gate and report["overall"]["intent_accuracy"] is None:
+        raise CliError(
+            f"{audit_mod.NOTHING_TO_AUDIT} (model {model}"
+            f"{', since ' + since if since else ''}): the gate fails without data"
+        )
     report["gate"] = {"passed": passed, "reasons": reasons, "max_gap": checker.max_gap,
                       "model": model, "left_out_trained_rows": trained_on}  # fmt: skip
     if json_output:

@@ -125,10 +125,12 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             # The HTTP client's errors (commands that talk to a server) and a saved model
             # that cannot be read back; imported here so that `tailorbot --help` loads neither.
             from tailorbot.client import TailorbotError
-            from tailorbot.models.registry import ModelLoadError
+            from tailorbot.models.registry import ModelLoadError, ModelNotFoundError
 
             if isinstance(exc, TailorbotError):
                 fail(exc.message)
+            if isinstance(exc, ModelNotFoundError):
+                fail(str(exc))
             if isinstance(exc, ModelLoadError):
                 fail(f"{exc} (corrupt, or saved by incompatible code)")
             raise

@@ -145,15 +145,18 @@ def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
 
 
 def _row(estimate: Any) -> dict[str, Any]:
+    """One estimate as JSON: ``value``/``ci95`` null where none can be computed (``note``)."""
+    value, ci95 = estimate.value, estimate.ci95
     return {
         "name": estimate.policy,
         "estimator": estimate.estimator,
         "metric": estimate.metric,
-        "value": round(estimate.value, 5),
-        "ci95": [round(estimate.ci95[0], 5), round(estimate.ci95[1], 5)],
+        "value": None if value is None else round(value, 5),
+        "ci95": None if ci95 is None else [round(ci95[0], 5), round(ci95[1], 5)],
         "n": estimate.n,
         "ess": round(estimate.ess, 1),
         "unsupported": round(estimate.unsupported, 4),
+        "note": estimate.note,
     }
 
 
@@ -165,16 +168,33 @@ def _print(rows: list[dict[str, Any]], decisions: int) -> None:
             f"  {'policy':<42} {'estimator':<9} {'value':>7}  {'95 % interval':<18} {'ess':>7}"
         )
         for r in (r for r in rows if r["metric"] == metric):
-            low, high = r["ci95"]
-            warn = ""
-            if r["unsupported"] > 0:
-                warn = f"  ! {r['unsupported']:.0%} of its choices never logged: biased"
-            elif r["ess"] < LOW_ESS:
-                warn = "  ! low ESS: do not trust"
-            typer.echo(
-                f"  {r['name']:<42} {r['estimator']:<9} {r['value']:>7.3f}  "
-                f"[{low:.3f}, {high:.3f}]{'':<2} {r['ess']:>7.0f}{warn}"
-            )
+            typer.echo(f"  {r['name']:<42} {r['estimator']:<9} {_figures(r)}{_warning(r)}")
+
+
+def _figures(row: dict[str, Any]) -> str:
+    """Value, interval and ESS columns; ``n/a`` where there is no value or no interval."""
+    value = "n/a" if row["value"] is None else f"{row['value']:.3f}"
+    interval = "n/a" if row["ci95"] is None else "[{:.3f}, {:.3f}]".format(*row["ci95"])
+    return f"{value:>7}  {interval:<18}{'':<2} {row['ess']:>7.0f}"
+
+
+def _warning(row: dict[str, Any]) -> str:
+    if row["note"]:
+        return f"  ! {row['note']}"
+    if row["unsupported"] > 0:
+        return f"  ! {row['unsupported']:.0%} of its choices never logged: biased"
+    if row["ess"] < LOW_ESS:
+        return "  ! low ESS: do not trust"
+    return ""
+
+
+def _positive(value: float | None) -> float | None:
+    """``--ridge`` a finite number above 0: a zero penalty leaves the regression singular."""
+    if value is not None and not 0 < value < float("inf"):
+        raise typer.BadParameter(
+            f"{value:g} is not a finite number above 0 (0 leaves the regression singular)"
+        )
+    return value
 
 
 @reports_errors
@@ -186,7 +206,10 @@ def train_reward(
         bool, typer.Option("--search/--no-search", help="Select the ridge on validation.")
     ] = True,
     ridge: Annotated[
-        float | None, typer.Option("--ridge", min=0.0, help="With --no-search: the penalty.")
+        float | None,
+        typer.Option(
+            "--ridge", callback=_positive, help="With --no-search: the penalty (above 0)."
+        ),
     ] = None,
     promote: Annotated[
         bool, typer.Option("--promote/--no-promote", help="Run the promotion gate after.")

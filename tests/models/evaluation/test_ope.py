@@ -184,3 +184,69 @@ def test_clipping_caps_the_weights() -> None:
         reward, action, pscore, first
     )
     assert unclipped.value == pytest.approx(50.0) and clipped.value == pytest.approx(5.0)
+
+
+def _uniform(users: list[str], per_user: int, context: dict | None = None) -> list[dict]:
+    return [
+        {"user_id": u, "variant": VARIANTS[(i + j) % 2], "propensity": 0.5,
+         "context": dict(context or {}), "feedback": {"reward": float((i + j) % 3 == 0)}}
+        for j, u in enumerate(users) for i in range(per_user)
+    ]  # fmt: skip
+
+
+EVERY = [InverseProbabilityWeighting(), SelfNormalizedIPS(), DoublyRobust()]
+
+
+def test_a_policy_without_logged_support_has_no_value_and_the_others_keep_theirs() -> None:
+    records = [
+        {"user_id": f"u{i}", "variant": "concise", "propensity": 1.0, "context": {},
+         "feedback": {"reward": 0.5 + 0.1 * (i % 3)}}
+        for i in range(30)
+    ]  # fmt: skip
+    log = LoggedDecisions.from_records(records, actions=VARIANTS)
+    policies_ = [FixedVariant("concise"), FixedVariant("empathetic")]
+    found = evaluate_policies(log, policies_, EVERY, metrics=["reward"])
+    unsupported = [e for e in found if e.policy == "fixed:empathetic"]
+    assert {e.estimator for e in unsupported} == {"ips", "snips", "dr"}
+    for e in unsupported:  # IPS's mean(0 * r) = 0 is no measurement either
+        assert e.value is None and e.ci95 is None and e.ess == 0.0
+        assert e.note.startswith("no logged support")
+    kept = [e for e in found if e.policy == "fixed:concise"]
+    assert len(kept) == 3 and all(e.value == pytest.approx(0.6) and e.ci95 for e in kept)
+
+
+def test_one_user_gets_no_interval_and_no_doubly_robust_value() -> None:
+    log = LoggedDecisions.from_records(_uniform(["u1"], 40), actions=VARIANTS)
+    found = evaluate_policies(log, [FixedVariant(VARIANTS[0])], EVERY, metrics=["reward"])
+    by_estimator = {e.estimator: e for e in found}
+    for name in ("on_policy", "ips", "snips"):
+        e = by_estimator[name]
+        assert e.value is not None and e.ci95 is None
+        assert e.note == "no interval: 1 user; an interval needs at least 2"
+    assert by_estimator["dr"].value is None and by_estimator["dr"].note == evaluate.ONE_FOLD
+
+
+def test_users_all_in_one_fold_are_not_cross_fitted_on_themselves() -> None:
+    users = ["u0", "u1", "u2", "u3"]  # crc32 % 2 == 0 for each: one fold holds them all
+    log = LoggedDecisions.from_records(_uniform(users, 20), actions=VARIANTS)
+    assert len(set(log.folds(2))) == 1
+    learner = LearnedBandit("context_free", lambda: LinUCB([], alpha=1.0, epsilon=0.05), False)
+    found = evaluate_policies(log, [FixedVariant(VARIANTS[0]), learner], EVERY, ["reward"])
+    for e in found:
+        if e.estimator == "dr" or e.policy == "context_free":
+            assert e.value is None and e.note == evaluate.ONE_FOLD, e
+        else:
+            assert e.value is not None and e.ci95 is not None, e  # four users: an interval
+
+
+def test_the_reward_model_does_not_read_the_logged_variants_own_features() -> None:
+    # own_reward describes the logged variant (here: its very reward); as a feature of
+    # q(x, a') for another variant it would leak the logged action's outcome.
+    records = _uniform([f"u{i}" for i in range(8)], 10, {"vip": 1.0})
+    for r in records:
+        r["context"]["own_reward"] = r["feedback"]["reward"]
+    log = LoggedDecisions.from_records(records, actions=VARIANTS)
+    fold = log.folds(2)
+    q = evaluate.cross_fitted_rewards(log, "reward", fold)
+    for k in set(fold):
+        assert np.allclose(q[fold == k], q[fold == k][0])  # the same context: the same q

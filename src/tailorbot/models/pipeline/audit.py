@@ -9,13 +9,15 @@ operator lists. Per segment:
 * **fallback and hand-off rates**, **CSAT** and **resolution** by experiment arm, and the
   **recommendation hit rate** (an offered article found helpful or resolving), per decision.
 
-A segment with fewer than ``min_rows`` rows is *flagged* ``small``: its figures are shown but
-neither the best-served segment nor the gate judges it.
+A segment with fewer than ``min_rows`` *labelled* rows is *flagged* ``small``: its figures
+are shown but neither the best-served segment nor the gate judges it (the flag counts the
+labels the judgement counts, not the decisions).
 
 The gate (:class:`AuditGate`) fails when a judged segment's accuracy is *confidently* more
 than ``max_gap`` below the overall accuracy: the upper end of its interval is below
 ``overall - max_gap``. Noise in a small segment does not fail it; a segment the model
-plainly cannot serve does.
+plainly cannot serve does. With no labelled row at all there is nothing to audit, and the
+gate fails: a pass must rest on data.
 
 >>> rows = ([{"intent": "a", "predicted": "a", "language": "en"}] * 60
 ...         + [{"intent": "a", "predicted": "b", "language": "de"}] * 40)
@@ -24,6 +26,8 @@ plainly cannot serve does.
 [('de', 0.0), ('en', 1.0)]
 >>> AuditGate(max_gap=0.1, min_rows=30).check(report)[0]
 False
+>>> AuditGate().check(audit([], [], dimensions=("language",)))
+(False, ['no labelled rows: nothing to audit'])
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 from tailorbot.models.pipeline.stats import mean_interval, rate_gap, wilson
 
 BASE_DIMENSIONS = ("tier", "language", "region", "channel", "returning")
+NOTHING_TO_AUDIT = "no labelled rows: nothing to audit"
 Row = Mapping[str, Any]
 
 
@@ -122,7 +127,7 @@ def audit(
                 {
                     "segment": name,
                     "n_labelled": len(mine),
-                    "small": max(len(mine), len(theirs)) < min_rows,
+                    "small": len(mine) < min_rows,  # as judged: by labelled rows
                     "intent_accuracy": _accuracy(mine),
                     **_decision_figures(theirs),
                 }
@@ -165,7 +170,7 @@ class AuditGate:
     def check(self, report: Mapping[str, Any]) -> tuple[bool, list[str]]:
         overall = report["overall"]["intent_accuracy"]
         if overall is None:
-            return True, ["no labelled rows: accuracy not audited"]
+            return False, [NOTHING_TO_AUDIT]
         floor = overall["value"] - self.max_gap
         reasons = []
         for dimension, segments in report["dimensions"].items():

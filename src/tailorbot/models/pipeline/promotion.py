@@ -222,19 +222,57 @@ def _load_current(data_dir: str | Path, name: str | None, kind: str) -> Any | No
 
 
 def rollback(data_dir: str | Path, kind: str = KIND) -> str:
-    """Make the version before the current one current again; returns it."""
-    moves = registry.history(data_dir, kind)
+    """Undo the newest promotion not yet undone: its ``previous`` version is current again;
+    returns it.
+
+    Rollbacks walk back along the promotions only (a second rollback undoes the promotion
+    before, it does not undo the first rollback), so no rollback can make current a version
+    the gate did not pass; when every promotion is undone, or the first one had no
+    predecessor, it refuses.
+    """
     current = registry.current_version(data_dir, kind)
-    previous = moves[-1]["previous"] if moves else None
-    if not moves or moves[-1]["version"] != current or previous is None:
+    undone = _promotion_to_undo(registry.history(data_dir, kind))
+    if undone is None or undone["previous"] is None:
         raise PromotionRefused(
-            f"nothing to roll back to: the current {kind} version {current} has no recorded "
-            "predecessor"
+            f"nothing to roll back to: the current {kind} version {current} has no earlier "
+            "promoted version left to return to"
+        )
+    if undone["version"] != current:
+        raise PromotionRefused(
+            f"cannot roll back: the current {kind} version {current} is not the one the "
+            f"history last promoted ({undone['version']}); promote a version explicitly"
+        )
+    previous = str(undone["previous"])
+    if previous not in registry.versions(data_dir, kind):
+        raise PromotionRefused(
+            f"cannot roll back to {kind} version {previous}: its files are gone from "
+            f"{registry.kind_dir(data_dir, kind)}"
         )
     registry.set_current(
         data_dir, previous, kind, action="rollback", reason=f"rolled back {current}"
     )
-    return str(previous)
+    return previous
+
+
+def _promotion_to_undo(moves: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The newest promote entry that no later rollback undid: each rollback undoes the
+    newest promotion still standing (a stack).
+
+    >>> moves = [{"action": "promote", "version": "b", "previous": "a"},
+    ...          {"action": "promote", "version": "c", "previous": "b"},
+    ...          {"action": "rollback", "version": "b", "previous": "c"}]
+    >>> _promotion_to_undo(moves)["version"]
+    'b'
+    >>> _promotion_to_undo(moves[:1] + [moves[2]]) is None
+    True
+    """
+    standing: list[Mapping[str, Any]] = []
+    for move in moves:
+        if move.get("action") == "promote":
+            standing.append(move)
+        elif move.get("action") == "rollback" and standing:
+            standing.pop()
+    return standing[-1] if standing else None
 
 
 def _audit_summary(result: GateResult) -> dict[str, Any]:

@@ -3,7 +3,9 @@ training set from the log, train with a small search, run the promotion gate, an
 the candidate was promoted or kept.
 
 The last outcome is written to ``DATA_DIR/models/intent/RETRAIN.json`` (servers read it for
-their metrics); the label count there is what "new labels" are counted against.
+their metrics); the label count there is what "new labels" are counted against. A failed
+run keeps the count of the last run that trained, so its labels stay new and the next check
+retries.
 
 >>> policy = RetrainPolicy(min_labels=100, interval_s=0)
 >>> policy.due(new_labels=120, since_last_s=5.0), policy.due(new_labels=10, since_last_s=1e9)
@@ -96,7 +98,8 @@ def retrain_once(
     since_last = None
     if last is not None:
         since_last = clock() - datetime.fromisoformat(last["at"]).timestamp()
-    new = labels_total - (last["labels_total"] if last is not None else 0)
+    counted = int(last["labels_total"]) if last is not None else 0
+    new = labels_total - counted
     due, why = policy.due(new, since_last)
     now = datetime.fromtimestamp(clock(), UTC).isoformat()
     if not (due or force):
@@ -106,7 +109,8 @@ def retrain_once(
         options = dict(train_options or {})
         run = train_routed({options.get("default_language", "en"): rows}, source="log", **options)
     except (ValueError, RuntimeError) as exc:
-        outcome = RetrainOutcome("failed", f"{why}; training failed: {exc}", labels_total, at=now)
+        # The labels were not used: keep the last count, so that they still count as new.
+        outcome = RetrainOutcome("failed", f"{why}; training failed: {exc}", counted, at=now)
         _record(data_dir, outcome, kind)
         return outcome
     saved = promotion.save_candidate(data_dir, run, kind)

@@ -94,6 +94,9 @@ def train_reward(
 ) -> TrainingRun:
     """Steps 1-3 of the module doc on decision records (with their ``feedback``). Without
     ``search``, ``ridge`` (else the default) is the only candidate."""
+    if ridge is not None and not 0 < ridge < float("inf"):
+        raise ValueError(f"ridge must be a finite number above 0 (0 leaves the regression "
+                         f"singular), got {ridge!r}")  # fmt: skip
     started = time.perf_counter()
     rows = reward_rows(records)
     n_train, n_val = (int(round(len(rows) * s)) for s in SHARES)

@@ -7,6 +7,21 @@ action in each logged context), and estimates the target policy's value: its mea
 it made the decisions. Every estimate comes with a 95 % interval and the effective sample
 size of its importance weights. ``clusters`` (a user code per decision) makes the interval
 cluster-robust: decisions of one user are correlated.
+
+Two cases get no number where none can be computed, and ``note`` says why:
+
+* *no logged support*: the target policy gives probability 0 to every logged action (all
+  weights 0, ESS 0): the log says nothing about it, so there is no value and no interval;
+* *fewer than two clusters* (users; decisions when unclustered): the value stands but there
+  is no interval, since one cluster's variance cannot be estimated (as ``ratio_mean`` of the
+  A/B statistics).
+
+>>> import numpy as np
+>>> one_user = mean_with_interval(np.array([1.0, 0.0]), np.ones(2), np.array([7, 7]))
+>>> one_user.value, one_user.ci95, one_user.note
+(0.5, None, 'no interval: 1 user; an interval needs at least 2')
+>>> no_support(3).value, no_support(3).note
+(None, 'no logged support: the policy never takes an action the log took')
 """
 
 from __future__ import annotations
@@ -24,11 +39,16 @@ Z95 = 1.959964
 class PolicyValue:
     """An estimate of a policy's value."""
 
-    value: float
-    ci95: tuple[float, float]
-    se: float
+    value: float | None  # None: no logged support (``note`` says so)
+    ci95: tuple[float, float] | None  # None: no interval can be computed (``note`` says why)
+    se: float | None
     n: int  # logged decisions used
     ess: float  # effective sample size of the importance weights, (sum w)^2 / sum w^2
+    note: str = ""  # why there is no value or no interval
+
+    @property
+    def supported(self) -> bool:
+        return self.value is not None
 
 
 class OffPolicyEstimator(ABC):
@@ -39,6 +59,7 @@ class OffPolicyEstimator(ABC):
     """
 
     name: str
+    needs_rewards = False  # True: needs ``estimated_rewards`` (a cross-fitted reward model)
 
     def __init__(self, clip: float | None = None) -> None:
         self.clip = clip
@@ -83,29 +104,39 @@ def effective_sample_size(weights: np.ndarray) -> float:
     return float(weights.sum()) ** 2 / square if square > 0 else 0.0
 
 
+def no_support(n: int) -> PolicyValue:
+    """The estimate of a policy the log has no evidence on: no value, no interval, ESS 0."""
+    return PolicyValue(None, None, None, n, 0.0, NO_SUPPORT)
+
+
+def has_support(weights: np.ndarray) -> bool:
+    """Some logged decision has a positive weight: the target takes a logged action."""
+    return bool(float(weights.sum()) > 0)
+
+
+NO_SUPPORT = "no logged support: the policy never takes an action the log took"
+
+
 def mean_with_interval(
     terms: np.ndarray, weights: np.ndarray, clusters: np.ndarray | None, centre: float | None = None
 ) -> PolicyValue:
     """A value from per-decision ``terms`` (its influence contributions, centred at ``centre``
-    when given: the plain mean otherwise) with a (cluster-robust) normal 95 % interval."""
+    when given: the plain mean otherwise) with a (cluster-robust) normal 95 % interval; no
+    interval below two clusters (users, or decisions when ``clusters`` is None)."""
     n = len(terms)
     if n == 0:
         raise ValueError("no logged decisions to estimate from")
     value = float(terms.mean()) if centre is None else centre
     residual = terms - (value if centre is None else 0.0)
     if clusters is None:
-        squares = float((residual**2).sum())
-        count = n
+        squares, count, unit = float((residual**2).sum()), n, "decision"
     else:
         _, codes = np.unique(clusters, return_inverse=True)
         per_cluster = np.bincount(codes, weights=residual)
-        squares, count = float((per_cluster**2).sum()), len(per_cluster)
-    variance = count / max(count - 1, 1) * squares / n**2
-    se = math.sqrt(variance)
-    return PolicyValue(
-        value=value,
-        ci95=(value - Z95 * se, value + Z95 * se),
-        se=se,
-        n=n,
-        ess=effective_sample_size(weights),
-    )
+        squares, count, unit = float((per_cluster**2).sum()), len(per_cluster), "user"
+    ess = effective_sample_size(weights)
+    if count < 2:
+        note = f"no interval: {count} {unit}; an interval needs at least 2"
+        return PolicyValue(value, None, None, n, ess, note)
+    se = math.sqrt(count / (count - 1) * squares / n**2)
+    return PolicyValue(value, (value - Z95 * se, value + Z95 * se), se, n, ess)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tailorbot.models.evaluation.ope.base import OffPolicyEstimator, PolicyValue, mean_with_interval
+from tailorbot.models.evaluation.ope.base import (
+    OffPolicyEstimator,
+    PolicyValue,
+    has_support,
+    mean_with_interval,
+    no_support,
+)
 
 
 class DoublyRobust(OffPolicyEstimator):
@@ -15,7 +21,8 @@ class DoublyRobust(OffPolicyEstimator):
     predictions absorb most of the reward's variance, so only the residuals are weighted.
     Fit the reward model by cross-fitting (each decision predicted by a model that never saw
     it; :func:`~tailorbot.models.evaluation.ope.evaluate.cross_fitted_rewards`), or its
-    errors leak into the estimate.
+    errors leak into the estimate. A policy that never takes a logged action has no logged
+    support: the reward model's extrapolation alone is no evidence, so there is no value.
 
     >>> import numpy as np
     >>> dr = DoublyRobust()
@@ -28,6 +35,7 @@ class DoublyRobust(OffPolicyEstimator):
     """
 
     name = "dr"
+    needs_rewards = True
 
     def estimate_policy_value(
         self,
@@ -41,6 +49,8 @@ class DoublyRobust(OffPolicyEstimator):
         if estimated_rewards is None or estimated_rewards.shape != action_dist.shape:
             raise ValueError("doubly robust needs estimated_rewards shaped like action_dist")
         weights = self._weights(action, pscore, action_dist)
+        if not has_support(weights):
+            return no_support(len(action))  # the reward model's guess alone: no evidence
         rows = np.arange(len(action))
         direct = (action_dist * estimated_rewards).sum(axis=1)
         residual = reward - estimated_rewards[rows, action]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tailorbot.models.evaluation.ope.base import OffPolicyEstimator, PolicyValue, mean_with_interval
+from tailorbot.models.evaluation.ope.base import (
+    OffPolicyEstimator,
+    PolicyValue,
+    has_support,
+    mean_with_interval,
+    no_support,
+)
 
 
 class InverseProbabilityWeighting(OffPolicyEstimator):
@@ -18,6 +24,9 @@ class InverseProbabilityWeighting(OffPolicyEstimator):
     >>> always_first = np.array([[1.0, 0.0]] * 4)
     >>> ips.estimate_policy_value(reward, action, pscore, always_first).value
     1.0
+    >>> never_logged = np.array([[0.0, 0.0, 1.0]] * 4)  # a third action the log never took
+    >>> ips.estimate_policy_value(reward, action, pscore, never_logged).note
+    'no logged support: the policy never takes an action the log took'
     """
 
     name = "ips"
@@ -32,4 +41,6 @@ class InverseProbabilityWeighting(OffPolicyEstimator):
         clusters: np.ndarray | None = None,
     ) -> PolicyValue:
         weights = self._weights(action, pscore, action_dist)
+        if not has_support(weights):
+            return no_support(len(action))  # mean(0 * r) = 0 would read as measured
         return mean_with_interval(weights * reward, weights, clusters)

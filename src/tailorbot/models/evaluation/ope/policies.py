@@ -32,6 +32,7 @@ from tailorbot.models.evaluation.ope.data import LoggedDecisions
 
 class TargetPolicy(ABC):
     name: str
+    learns = False  # True: fit on the log (cross-fitted; needs users in two folds)
 
     @abstractmethod
     def action_dist(self, train: LoggedDecisions, test: LoggedDecisions) -> np.ndarray:
@@ -60,6 +61,8 @@ class LearnedBandit(TargetPolicy):
     ``contextual=False`` hides the context from it (the A/B control's context-free bandit).
     Only the features the bandit declares are read from the logged contexts.
     """
+
+    learns = True
 
     def __init__(
         self, name: str, make: Callable[[], ContextualBandit], contextual: bool = True

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tailorbot.models.evaluation.ope.base import OffPolicyEstimator, PolicyValue, mean_with_interval
+from tailorbot.models.evaluation.ope.base import (
+    OffPolicyEstimator,
+    PolicyValue,
+    has_support,
+    mean_with_interval,
+    no_support,
+)
 
 
 class SelfNormalizedIPS(OffPolicyEstimator):
@@ -33,9 +39,9 @@ class SelfNormalizedIPS(OffPolicyEstimator):
         clusters: np.ndarray | None = None,
     ) -> PolicyValue:
         weights = self._weights(action, pscore, action_dist)
+        if not has_support(weights):
+            return no_support(len(action))
         mean_weight = float(weights.mean())
-        if mean_weight <= 0:
-            raise ValueError("the target policy never takes a logged action: nothing to weight")
         value = float((weights * reward).sum() / weights.sum())
         influence = weights * (reward - value) / mean_weight
         return mean_with_interval(influence, weights, clusters, centre=value)
