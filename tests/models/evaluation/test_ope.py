@@ -151,13 +151,18 @@ def test_the_logged_policy_is_its_observed_mean_and_learned_bandits_are_evaluate
         assert csat.unsupported == 0.0  # the logger never was deterministic
 
 
-def test_a_deterministic_logger_leaves_other_variants_unsupported() -> None:
+def _always_concise() -> LoggedDecisions:
+    """30 users, each served ``concise`` by a deterministic logger (a fixed control)."""
     records = [
         {"user_id": f"u{i}", "variant": "concise", "propensity": 1.0, "context": {},
          "feedback": {"reward": 0.5 + 0.1 * (i % 3)}}
         for i in range(30)
     ]  # fmt: skip
-    log = LoggedDecisions.from_records(records, actions=VARIANTS)
+    return LoggedDecisions.from_records(records, actions=VARIANTS)
+
+
+def test_a_deterministic_logger_leaves_other_variants_unsupported() -> None:
+    log = _always_concise()
     found = evaluate_policies(log, [FixedVariant("empathetic")], [InverseProbabilityWeighting()])
     estimate = next(e for e in found if e.policy == "fixed:empathetic")
     assert estimate.unsupported == 1.0 and estimate.ess == 0.0
@@ -198,12 +203,7 @@ EVERY = [InverseProbabilityWeighting(), SelfNormalizedIPS(), DoublyRobust()]
 
 
 def test_a_policy_without_logged_support_has_no_value_and_the_others_keep_theirs() -> None:
-    records = [
-        {"user_id": f"u{i}", "variant": "concise", "propensity": 1.0, "context": {},
-         "feedback": {"reward": 0.5 + 0.1 * (i % 3)}}
-        for i in range(30)
-    ]  # fmt: skip
-    log = LoggedDecisions.from_records(records, actions=VARIANTS)
+    log = _always_concise()
     policies_ = [FixedVariant("concise"), FixedVariant("empathetic")]
     found = evaluate_policies(log, policies_, EVERY, metrics=["reward"])
     unsupported = [e for e in found if e.policy == "fixed:empathetic"]
