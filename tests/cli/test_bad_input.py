@@ -246,3 +246,22 @@ def test_a_reading_command_does_not_create_a_mistyped_data_dir(
     missing = tmp_path / "typo" / "data"
     _one_line_error(_run(*command, "--data-dir", missing), "no data directory", "typo")
     assert not (tmp_path / "typo").exists()
+
+
+def test_label_import_refuses_an_intent_nobody_knows(tmp_path: Path) -> None:
+    from tests.services.decisions.conftest import save_model
+
+    save_model(tmp_path)  # a current intent model: its labels, the KB's and the built-in ones
+    rows = _label_rows(3)
+    rows[1]["intent"] = "card_arival"  # a typo would train a class of its own
+    path = _write_csv(tmp_path / "labels.csv", rows)
+    refused = _run("label", "import", path, "--data-dir", tmp_path)
+    _one_line_error(refused, "line 3", "'card_arival'", "--allow-new-intents")
+    assert _logged_events(tmp_path) == []
+    rows[1]["intent"] = "greeting"  # built in
+    assert _run("label", "import", _write_csv(path, rows), "--data-dir", tmp_path).exit_code == 0
+    rows[2]["intent"] = "card_arival"
+    meant = _run("label", "import", _write_csv(path, rows), "--allow-new-intents",
+                 "--data-dir", tmp_path)  # fmt: skip
+    assert meant.exit_code == 0, meant.output
+    assert "card_arival" in {e.get("intent") for e in _logged_events(tmp_path)}

@@ -25,6 +25,7 @@ from tailorbot.cli.common import (
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history
+from tailorbot.config import BUILTIN_INTENTS, Settings
 from tailorbot.errors import BackendError, EngineError
 
 label_app = typer.Typer(
@@ -77,6 +78,13 @@ def export(
 @reports_errors
 def import_labels(
     path: Annotated[Path, typer.Argument(help="The annotated CSV.", dir_okay=False)],
+    allow_new_intents: Annotated[
+        bool,
+        typer.Option(
+            "--allow-new-intents",
+            help="Accept intents neither the current model nor the KB knows (new classes).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -105,8 +113,9 @@ def import_labels(
         raise CliError(f"{path}: not UTF-8 text: {exc}") from None
     # the line of each row that becomes an event (label_events_from_rows skips empty intents)
     lines = [n for n, row in enumerate(rows, start=2) if (row.get("intent") or "").strip()]
+    known = None if allow_new_intents else _known_intents(settings)
     try:
-        events = label_events_from_rows(rows, now_iso())
+        events = label_events_from_rows(rows, now_iso(), known_intents=known)
     except LabelFileError as exc:
         raise CliError(f"{path}: {exc}") from None
     if not events:
@@ -139,6 +148,22 @@ def import_labels(
     finally:
         runtime.stop()
     typer.echo(f"imported {len(events)} labels as intent_label events")
+
+
+def _known_intents(settings: Settings) -> set[str] | None:
+    """The intents a label may name: the current intent model's, the KB's and the built-in
+    ones; None (no check) before any model is trained."""
+    from tailorbot.kb.loader import default_kb_dir
+    from tailorbot.kb.repository import KBRepository
+    from tailorbot.models import registry
+
+    metadata = registry.current_metadata(settings.data_dir)
+    if metadata is None:
+        return None
+    known = {str(label) for label in metadata.get("labels") or ()}
+    live = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
+    known.update(live.load()[1].intents())  # the live KB, as the servers read it
+    return known | set(BUILTIN_INTENTS)
 
 
 def _label_event_id(event: dict[str, Any]) -> str:

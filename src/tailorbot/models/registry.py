@@ -180,6 +180,19 @@ def current_version(data_dir: str | Path, kind: str = "intent") -> str | None:
     return version or None
 
 
+def current_metadata(data_dir: str | Path, kind: str = "intent") -> dict[str, Any] | None:
+    """The current version's metadata (its labels, metrics...) without loading the model;
+    None when no version is current or its metadata cannot be read."""
+    version = current_version(data_dir, kind)
+    if version is None or not _VERSION.match(version):
+        return None
+    try:
+        found = json.loads((kind_dir(data_dir, kind) / version / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def load_current(data_dir: str | Path, kind: str = "intent") -> SavedModel:
     """The current version, loaded; raises :class:`ModelNotFoundError` when there is none."""
     version = current_version(data_dir, kind)

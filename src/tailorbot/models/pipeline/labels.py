@@ -18,7 +18,7 @@ so an agent's correction replaces an annotation tool's guess made before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -148,11 +148,15 @@ class LabelFileError(ValueError):
 
 
 def label_events_from_rows(
-    rows: Iterable[Mapping[str, str]], now_iso: str, source: str = "annotation"
+    rows: Iterable[Mapping[str, str]],
+    now_iso: str,
+    source: str = "annotation",
+    known_intents: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``intent_label`` events for the rows whose ``intent`` column is filled.
 
-    Rows with an empty ``intent`` are skipped (not annotated yet). Raises
+    Rows with an empty ``intent`` are skipped (not annotated yet). With ``known_intents``, a
+    label naming another intent is refused (a typo would otherwise train a new class). Raises
     :class:`LabelFileError` naming the row and column of the first unusable row.
     """
     from tailorbot.models.intent.dataset import normalize_label
@@ -169,12 +173,18 @@ def label_events_from_rows(
         decision = (row.get("decision_id") or "").strip()
         if not (message or decision):
             raise LabelFileError(f"line {n}: message_event_id and decision_id are both empty")
+        label = normalize_label(intent)
+        if known_intents is not None and label not in known_intents:
+            raise LabelFileError(
+                f"line {n}: intent {intent!r} is not one the current model or the KB knows "
+                "(a typo? --allow-new-intents adds it as a new intent)"
+            )
         event: dict[str, Any] = {
             "type": "intent_label",
             "user_id": row["user_id"].strip(),
             "session_id": row["session_id"].strip(),
             "timestamp": now_iso,
-            "intent": normalize_label(intent),
+            "intent": label,
             "source": source,
         }
         if message:
