@@ -212,6 +212,15 @@ def test_nlg_refuses_what_personalize_would(
     assert logged_events(api, sender) == []
 
 
+def test_a_too_long_nlg_message_names_rasas_field(api: TestClient) -> None:
+    request = rasa_nlg_request()
+    limit = api.app.state.runtime.settings.max_text_chars
+    request["tracker"]["latest_message"]["text"] = "x" * (limit + 1)
+    response = post_json(api, NLG, request)
+    assert response.status_code == 413, response.text
+    assert [p["field"] for p in response.json()["problems"]] == ["tracker.latest_message.text"]
+
+
 def test_a_problem_the_event_schema_finds_names_the_rasa_events_index(api: TestClient) -> None:
     batch = [
         {"event": "action", "sender_id": "q8", "timestamp": time.time(), "name": "action_listen"},

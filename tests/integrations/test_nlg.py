@@ -114,6 +114,18 @@ def test_what_personalize_would_refuse_is_refused_while_reading(
     assert [p.field for p in caught.value.problems] == [field]
 
 
+def test_a_sender_id_of_another_type_says_so_and_a_number_reads_as_text() -> None:
+    body = rasa_nlg_request()
+    body["tracker"]["sender_id"] = ["c-42"]
+    with pytest.raises(InvalidInput) as caught:
+        parse_nlg_request(body)
+    assert [(p.field, p.reason) for p in caught.value.problems] == [
+        ("tracker.sender_id", "must be a string, got list")
+    ]
+    body["tracker"]["sender_id"] = 4242  # as the events route reads it
+    assert parse_nlg_request(body).user_id == "4242"
+
+
 def test_response_shape() -> None:
     assert nlg_response("Hi Ada") == {
         "text": "Hi Ada",

@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tailorbot.errors import InvalidInput, NotFound, Problem
+from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem
 from tailorbot.features.state import BOT_TEXT_CHARS
 from tailorbot.integrations.profiles import check_user_id
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
@@ -92,8 +92,14 @@ def parse_nlg_request(body: Any) -> NLGRequest:
         problems.append(Problem(None, "tracker", "missing: Rasa's conversation tracker"))
         tracker = {}
     sender = tracker.get("sender_id")
-    if not isinstance(sender, str):
+    if isinstance(sender, int) and not isinstance(sender, bool):
+        sender = str(sender)  # as /v1/integrations/rasa/events reads a numeric sender id
+    if sender is None:
         problems.append(Problem(None, "tracker.sender_id", "missing: the customer's id"))
+    elif not isinstance(sender, str):
+        problems.append(
+            Problem(None, "tracker.sender_id", f"must be a string, got {type(sender).__name__}")
+        )
     else:  # the rules of events' ids, the same the decision service applies
         try:
             check_user_id(sender)
@@ -270,6 +276,10 @@ class NLGResponder:
         )
 
     def _personalized(self, request: NLGRequest, template_id: str | None) -> NLGAnswer:
+        limit = self.decider.settings.max_text_chars
+        if request.text is not None and len(request.text) > limit:  # named as Rasa sends it
+            reason = f"the text is {len(request.text)} characters; at most {limit} are accepted"
+            raise PayloadTooLarge(reason, problems=[Problem(None, _SOURCES["message"], reason)])
         if request.personalize is None:  # no customer text: a reply with nothing to read
             decided = self.decider.respond(
                 request.user_id, request.session_id, template_id, request.channel
