@@ -31,7 +31,7 @@ import logging
 from typing import Any, Protocol
 
 from tailorbot.config import Settings
-from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem, backend_errors
+from tailorbot.errors import InvalidInput, NotFound, backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.integrations.chatwoot import (
     Action,
@@ -49,6 +49,7 @@ from tailorbot.services.decisions.schemas import (
     PersonalizeContext,
     PersonalizeRequest,
     PersonalizeResponse,
+    check_text_length,
     personalize_request_from,
 )
 from tailorbot.services.ports import EventSink
@@ -145,10 +146,7 @@ class ChatwootBot:
         )
 
     def _request(self, message: IncomingMessage) -> PersonalizeRequest:
-        limit = self.decisions.settings.max_text_chars
-        if len(message.text) > limit:
-            reason = f"content is {len(message.text)} characters; at most {limit} are accepted"
-            raise PayloadTooLarge(reason, problems=[Problem(None, "content", reason)])
+        check_text_length("content", message.text, self.decisions.settings.max_text_chars)
         conversation = message.conversation
         return personalize_request_from(
             _SOURCES,

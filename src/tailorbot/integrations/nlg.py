@@ -34,13 +34,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tailorbot.errors import InvalidInput, NotFound, PayloadTooLarge, Problem
+from tailorbot.errors import InvalidInput, NotFound, Problem
 from tailorbot.features.state import BOT_TEXT_CHARS
 from tailorbot.integrations.profiles import check_user_id
 from tailorbot.integrations.rasa import RasaEventMapper, rasa_intent
 from tailorbot.services.decisions.schemas import (
     PersonalizeContext,
     PersonalizeRequest,
+    check_text_length,
     personalize_request_from,
 )
 
@@ -276,10 +277,8 @@ class NLGResponder:
         )
 
     def _personalized(self, request: NLGRequest, template_id: str | None) -> NLGAnswer:
-        limit = self.decider.settings.max_text_chars
-        if request.text is not None and len(request.text) > limit:  # named as Rasa sends it
-            reason = f"the text is {len(request.text)} characters; at most {limit} are accepted"
-            raise PayloadTooLarge(reason, problems=[Problem(None, _SOURCES["message"], reason)])
+        # named as Rasa sends it, before the decision service names it its own way
+        check_text_length(_SOURCES["message"], request.text, self.decider.settings.max_text_chars)
         if request.personalize is None:  # no customer text: a reply with nothing to read
             decided = self.decider.respond(
                 request.user_id, request.session_id, template_id, request.channel

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from tailorbot.errors import InvalidInput, Problem
+from tailorbot.errors import InvalidInput, PayloadTooLarge, Problem
 from tailorbot.events.schema import METADATA_KEY_CHARS, Identifier
 from tailorbot.events.values import free_pairs_problem
 
@@ -74,6 +74,20 @@ class PersonalizeRequest(BaseModel):
         if "\x00" in value and not value.replace("\x00", ""):
             raise ValueError("message holds nothing but NUL characters")
         return value
+
+
+def check_text_length(field: str, text: str | None, limit: int) -> None:
+    """Raise the 413 of a text over ``limit`` characters, naming ``field`` as the caller's
+    input names it (the decision service's, or an integration's own payload field).
+
+    >>> check_text_length("content", "hello", 5)
+    >>> check_text_length("content", "hello!", 5)
+    Traceback (most recent call last):
+    tailorbot.errors.PayloadTooLarge: content is 6 characters; at most 5 are accepted
+    """
+    if text is not None and len(text) > limit:
+        reason = f"{field} is {len(text)} characters; at most {limit} are accepted"
+        raise PayloadTooLarge(reason, problems=[Problem(None, field, reason)])
 
 
 def personalize_request_from(

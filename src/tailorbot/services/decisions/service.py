@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tailorbot.config import Settings
-from tailorbot.errors import PayloadTooLarge, Problem, backend_errors
+from tailorbot.errors import backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.context import decision_context
@@ -41,6 +41,7 @@ from tailorbot.services.decisions.schemas import (
     FeedbackResponse,
     PersonalizeRequest,
     PersonalizeResponse,
+    check_text_length,
 )
 from tailorbot.services.ports import EventSink, RecordArchive
 from tailorbot.store.base import Stores
@@ -323,10 +324,7 @@ class DecisionService:
         """413 before anything is predicted or stored (the message event would be refused)."""
         limit = self.settings.max_text_chars
         for name in ("message", "last_bot_message"):
-            text = getattr(request, name) or ""
-            if len(text) > limit:
-                reason = f"{name} is {len(text)} characters; at most {limit} are accepted"
-                raise PayloadTooLarge(reason, problems=[Problem(None, name, reason)])
+            check_text_length(name, getattr(request, name), limit)
 
     def _control_choice(self, variants: list[str], models: DecisionModels) -> tuple[str, float]:
         control = models.control
