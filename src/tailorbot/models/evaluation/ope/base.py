@@ -104,9 +104,14 @@ def effective_sample_size(weights: np.ndarray) -> float:
     return float(weights.sum()) ** 2 / square if square > 0 else 0.0
 
 
+def no_value(n: int, why: str) -> PolicyValue:
+    """An estimate with no value and no interval over ``n`` decisions, ``why`` as its note."""
+    return PolicyValue(None, None, None, n, 0.0, why)
+
+
 def no_support(n: int) -> PolicyValue:
     """The estimate of a policy the log has no evidence on: no value, no interval, ESS 0."""
-    return PolicyValue(None, None, None, n, 0.0, NO_SUPPORT)
+    return no_value(n, NO_SUPPORT)
 
 
 def has_support(weights: np.ndarray) -> bool:

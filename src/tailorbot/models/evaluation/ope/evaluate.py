@@ -31,6 +31,7 @@ from tailorbot.models.evaluation.ope.base import (
     OffPolicyEstimator,
     PolicyValue,
     mean_with_interval,
+    no_value,
 )
 from tailorbot.models.evaluation.ope.data import METRICS, LoggedDecisions
 from tailorbot.models.evaluation.ope.policies import TargetPolicy
@@ -75,16 +76,16 @@ def evaluate_policies(
         fold = observed.folds(folds)
         crossed = len(np.unique(fold)) >= 2
         q = cross_fitted_rewards(observed, metric, fold) if crossed else None
+        unfit = no_value(len(observed), ONE_FOLD)  # what needs cross-fitting gets without it
         for policy in policies:
             if not crossed and policy.learns:
-                skipped = PolicyValue(None, None, None, len(observed), 0.0, ONE_FOLD)
-                out.extend(_estimate(policy.name, e.name, metric, skipped, 0.0) for e in estimators)
+                out.extend(_estimate(policy.name, e.name, metric, unfit, 0.0) for e in estimators)
                 continue
             dist = cross_fitted_dist(policy, observed, fold)
             unsupported = float(np.mean(_unsupported(observed, dist)))
             for estimator in estimators:
                 if q is None and estimator.needs_rewards:
-                    value = PolicyValue(None, None, None, len(observed), 0.0, ONE_FOLD)
+                    value = unfit
                 else:
                     value = estimator.estimate_policy_value(
                         reward, observed.action, observed.pscore, dist, q, clusters
