@@ -130,8 +130,7 @@ class ChatwootBot:
         pointer = self._pointer(conversation)
         if _answered_already(pointer, message.message_id):
             return {"action": "duplicate", "decision_id": pointer.get("decision_id")}
-        last = pointer.get("decision_id") if pointer else None
-        self._remember(conversation, last, message.message_id, handed_off=True)
+        self._remember(conversation, _decision_of(pointer), message.message_id, handed_off=True)
         suffix = message.message_id if message.message_id is not None else now_iso()
         queued = self._open(
             conversation, f"{conversation.session_id}-{suffix}-handoff", "a message without text"
