@@ -125,3 +125,12 @@ def test_grafana_covers_the_built_in_dashboard(grafana: dict) -> None:
         "tailorbot_processor_lag",
     ):
         assert metric in exprs, metric
+
+
+def test_the_worker_families_merged_into_metrics_are_families_tailorbot_has() -> None:
+    """merged_exposition takes WORKER_FAMILIES from the worker by name: a renamed metric would
+    silently fall back to the API's empty copy."""
+    from tailorbot.metrics import WORKER_FAMILIES
+
+    names = {family.name for family in Metrics().registry.collect()}
+    assert not WORKER_FAMILIES - names, sorted(WORKER_FAMILIES - names)
