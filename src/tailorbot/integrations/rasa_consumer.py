@@ -145,23 +145,17 @@ class RasaBrokerConsumer:
         retry forever, printing a connection failure every second."""
         from confluent_kafka import Consumer, KafkaException
 
-        errors: list[Any] = []
+        from tailorbot.log.kafka_support import unreachable_reason
+
         try:
-            # a quiet probe: its failures are collected for the one message below
-            probe = Consumer({**settings, "log_level": 0, "error_cb": errors.append})
+            reason = unreachable_reason(Consumer, settings, self.connect_timeout_s)
         except KafkaException as exc:
             raise KafkaConfigError(exc.args[0].str()) from None
-        try:
-            probe.list_topics(timeout=self.connect_timeout_s)
-        except KafkaException as exc:
-            probe.poll(0)  # hands the queued connection errors to error_cb
-            reason = errors[-1].str() if errors else exc.args[0].str()
+        if reason is not None:
             raise Unavailable(
                 f"kafka broker {self.bootstrap} unreachable "
                 f"(no answer in {self.connect_timeout_s:g} s): {reason}"
-            ) from None
-        finally:
-            probe.close()
+            )
 
     # --- one batch --------------------------------------------------------------------
     def _process(self, records: list[Message]) -> bool:

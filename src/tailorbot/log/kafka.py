@@ -92,6 +92,7 @@ from tailorbot.log.kafka_support import (
     parse_kafka_url,
     position,
     to_record,
+    unreachable_reason,
 )
 
 
@@ -130,10 +131,15 @@ class KafkaEventLog(EventLog):
         self._reader: PartitionReader | None = None
         self._members: weakref.WeakSet[KafkaGroupConsumer] = weakref.WeakSet()
         self._reader_lock = threading.Lock()
+        admin_config = client_config(self.connection_config, "admin")
         try:
-            self._admin = AdminClient(client_config(self.connection_config, "admin"))
+            # a quiet probe first: the admin client's log would print ~190 lines meanwhile
+            reason = unreachable_reason(AdminClient, admin_config, timeout_s)
         except KafkaException as exc:
             raise ValueError(f"invalid kafka client setting: {exc}") from exc
+        if reason is not None:
+            raise LogError(f"kafka at {bootstrap_servers} is unreachable: {reason}")
+        self._admin = AdminClient(admin_config)
         topic_config = {} if retention_ms is None else {"retention.ms": str(retention_ms)}
         self._ensure_topic(topic, num_partitions, topic_config)
         erasures = erasures_topic or f"{topic}-erasures"

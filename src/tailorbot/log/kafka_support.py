@@ -122,6 +122,27 @@ def client_config(config: Mapping[str, Any], kind: ClientKind, **defaults: Any) 
     return out
 
 
+def unreachable_reason(
+    client: Callable[[dict[str, Any]], Any], config: Mapping[str, Any], timeout_s: float
+) -> str | None:
+    """Why no broker answered a metadata request within ``timeout_s`` (librdkafka's last
+    connection error), or None when one did. ``client`` makes the probe (a ``Consumer`` or an
+    ``AdminClient`` class) from ``config``; it is quiet, where a client's own log prints a
+    connection failure every ~50 ms until the timeout (about 190 lines in 10 s). Raises
+    ``KafkaException`` for a setting librdkafka refuses."""
+    errors: list[KafkaError] = []
+    probe = client({**config, "log_level": 0, "error_cb": errors.append})
+    try:
+        probe.list_topics(timeout=timeout_s)
+        return None
+    except KafkaException as exc:
+        probe.poll(0)  # hands the queued connection errors to error_cb
+        return str(errors[-1].str() if errors else exc.args[0].str())
+    finally:
+        if hasattr(probe, "close"):  # a consumer has one; an admin client holds no group
+            probe.close()
+
+
 def position(message: Message) -> tuple[int, int]:
     """``(partition, offset)`` of a consumed message or partition event."""
     partition, offset = message.partition(), message.offset()
