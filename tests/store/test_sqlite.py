@@ -99,6 +99,26 @@ def test_reads_see_the_writes_of_another_process(tmp_path: Path, read_cache: int
     stores.close()
 
 
+def test_a_decision_reads_its_user_in_one_statement(tmp_path: Path) -> None:
+    """Past the read caches: their checks (``PRAGMA data_version`` on the writer) would cost
+    more than the read, and another process's commits empty them under load anyway."""
+    stores = open_sqlite_stores(tmp_path / "store.db")
+    stores.profiles.put("u1", {"tier": "gold"})
+    stores.features.put_many([record("u1", 3, clicks=1)])
+    file = stores.features.file  # type: ignore[attr-defined]
+    statements: list[str] = []
+    with file.read() as conn:
+        conn.set_trace_callback(statements.append)
+    file._writer.set_trace_callback(statements.append)
+    profile, stored = stores.profile_and_record("u1")
+    assert profile == {"tier": "gold"} and stored == stores.features.get("u1")
+    assert len([s for s in statements if s.startswith("SELECT p.profile")]) == 1
+    statements.clear()
+    assert stores.profile_and_record("nobody") == (None, None)
+    assert len(statements) == 1 and "data_version" not in statements[0]
+    stores.close()
+
+
 def test_cached_reads_stay_right_while_threads_write(tmp_path: Path) -> None:
     stores = open_sqlite_stores(tmp_path / "store.db")
     writer_stores = open_sqlite_stores(tmp_path / "store.db")  # like another process
