@@ -207,6 +207,10 @@ def test_bad_feedback_bodies_are_422(api: TestClient) -> None:
     empty = api.post("/v1/feedback", json={"decision_id": "d1"})  # no signal at all
     assert empty.status_code == 422
     assert any("no signal" in p["reason"] for p in empty.json()["problems"]), empty.json()
+    both = {"decision_id": "d1", "helpful_article_id": "a1", "unhelpful_article_id": "a1"}
+    contradiction = api.post("/v1/feedback", json=both)
+    assert contradiction.status_code == 422
+    assert any("the same article" in p["reason"] for p in contradiction.json()["problems"])
 
 
 def test_too_long_a_message_is_413(api: TestClient) -> None:

@@ -61,3 +61,20 @@ def test_decisions_of_a_user_who_withheld_analytics_consent_are_left_out() -> No
     assert report["overall"]["n_decisions"] == 3
     assert report["overall"]["csat_by_arm"]["personalized"]["value"] == 2.0
     assert [s["segment"] for s in report["dimensions"]["tier"]] == ["standard"]
+
+
+def test_another_users_events_are_never_a_decisions_outcome() -> None:
+    """An event names its decision in its metadata; only the decision's own user's events
+    count for it (a rating of att1 naming vic1's decision is att1's, not an outcome)."""
+    victim = _decision("vic1", "d1", 0)[:1]  # the decision, no outcome yet
+    intruder = [
+        {**event, "user_id": "att1", "session_id": "att1-s1"}
+        for event in _decision("att1", "d1", 1)
+    ]
+
+    def record(decision: str) -> dict[str, Any]:
+        return {**_record(decision), "user_id": "vic1"}
+
+    rows = decision_rows([*victim, *intruder], {}, record)
+    assert [(r["decision_id"], r["user_id"]) for r in rows] == [("d1", "vic1")]
+    assert (rows[0]["rating"], rows[0]["resolved"], rows[0]["hit"]) == (None, None, False)

@@ -269,8 +269,19 @@ def test_a_click_elsewhere_leaves_the_decisions_feedback_for_its_outcome(
     assert not click.applied and click.reward is None  # no outcome: nothing applied
     logged = [e["type"] for e in events_of(runtime, answer.decision_id)]
     assert logged == ["message", "article_viewed"]
-    rating = tell(service, answer.decision_id, rating=5)  # the outcome still counts
-    assert rating.applied and rating.reward == 1.0
+    # a vote on an article it did not offer says nothing of the decision either
+    vote = tell(service, answer.decision_id, helpful_article_id=elsewhere)
+    assert not vote.applied and vote.reward is None
+    # the click on an offered article is an event of its own, not a retry of the first click
+    click = tell(service, answer.decision_id, clicked_article_id=answer.articles[0].id, rating=5)
+    assert click.applied and click.reward == 1.0  # the outcome still counts
+    viewed = [
+        e["article_id"]
+        for e in events_of(runtime, answer.decision_id)
+        if e["type"] == "article_viewed"
+    ]
+    assert viewed == [elsewhere, answer.articles[0].id]
+    assert len({e["event_id"] for e in events_of(runtime, answer.decision_id)}) == 5
 
 
 def test_feedback_for_an_unknown_or_erased_decision_is_not_found(
@@ -290,6 +301,8 @@ REWARDS = [  # (feedback signals, the reward they are worth)
     ({"rating": 5, "clicked_article_id": "not-offered"}, 1.0),  # says nothing of ours
     ({"rating": 5, "unhelpful_article_id": "offered"}, 0.4 / 0.5),
     ({"resolved": False, "helpful_article_id": "offered"}, 0.1 / 0.6),
+    ({"rating": 5, "helpful_article_id": "not-offered"}, 1.0),  # says nothing of ours
+    ({"rating": 1, "unhelpful_article_id": "not-offered"}, 0.0),
 ]  # no signal at all is a 422 (tests/api), a click elsewhere alone applies nothing (below)
 
 

@@ -48,11 +48,13 @@ def decision_rows(
         decision = (event.get("metadata") or {}).get("decision_id")
         kind = event["type"]
         if kind == "message" and event.get("role") == "customer" and decision:
-            returning = bool(sessions_seen.get(user, set()) - {session})
-            rows[decision] = _new_row(event, profiles.get(user) or {}, decision_of(decision))
-            rows[decision]["returning"] = returning
-        elif decision in rows:
-            _add_outcome(rows[decision], event)
+            record = decision_of(decision)
+            if record is None or record.get("user_id", user) == user:
+                returning = bool(sessions_seen.get(user, set()) - {session})
+                rows[decision] = _new_row(event, profiles.get(user) or {}, record)
+                rows[decision]["returning"] = returning
+        elif decision in rows and rows[decision]["user_id"] == user:
+            _add_outcome(rows[decision], event)  # never another user's events
         sessions_seen.setdefault(user, set()).add(session)
     return list(rows.values())
 

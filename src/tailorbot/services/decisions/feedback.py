@@ -1,7 +1,8 @@
 """What feedback means: the helpful signal for the reward, and the events it is logged as.
 
-Event ids derive from the decision id, so a retried feedback re-sends the same events and the
-stream processor counts them once.
+Event ids derive from the decision id (and the article, for article signals), so a retried
+feedback re-sends the same events and the stream processor counts them once, while a click on
+another article of the same decision is an event of its own.
 
 >>> from tailorbot.services.decisions.schemas import FeedbackRequest
 >>> request = FeedbackRequest(decision_id="d1", rating=5, clicked_article_id="a1")
@@ -9,12 +10,15 @@ stream processor counts them once.
 True
 >>> decision = {"user_id": "u1", "session_id": "s1", "variant": "concise", "articles": ["a1"]}
 >>> events = feedback_events(request, decision)
->>> [e["event_id"] for e in events], events[-1]["metadata"]
-(['d1-click', 'd1-rating'], {'decision_id': 'd1', 'variant': 'concise', 'article': 'a1'})
+>>> [e["event_id"] for e in events]
+['d1-click-d2763b371316', 'd1-rating']
+>>> events[-1]["metadata"]
+{'decision_id': 'd1', 'variant': 'concise', 'article': 'a1'}
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,12 +27,14 @@ from tailorbot.services.decisions.schemas import FeedbackRequest
 
 
 def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
-    if request.helpful_article_id is not None:
+    """What the article signals say of the decision: only its own articles count (a vote
+    or a click on an article it did not offer says nothing of ours)."""
+    if request.helpful_article_id in offered:
         return True
-    if request.unhelpful_article_id is not None:
+    if request.unhelpful_article_id in offered:
         return False
     if request.clicked_article_id in offered:
-        return True  # a click on an offered article; a click elsewhere says nothing of ours
+        return True
     return None
 
 
@@ -69,7 +75,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_viewed",
-                "event_id": f"{prefix}-click",
+                "event_id": _article_event_id(prefix, "click", request.clicked_article_id),
                 "article_id": request.clicked_article_id,
             }
         )
@@ -78,7 +84,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_feedback",
-                "event_id": f"{prefix}-helpful",
+                "event_id": _article_event_id(prefix, "helpful", request.helpful_article_id),
                 "article_id": request.helpful_article_id,
                 "helpful": True,
             }
@@ -88,7 +94,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_feedback",
-                "event_id": f"{prefix}-unhelpful",
+                "event_id": _article_event_id(prefix, "unhelpful", request.unhelpful_article_id),
                 "article_id": request.unhelpful_article_id,
                 "helpful": False,
             }
@@ -109,3 +115,10 @@ def feedback_events(
             }
         )
     return events
+
+
+def _article_event_id(prefix: str, kind: str, article_id: str) -> str:
+    """One id per decision, signal and article: a retry is the same event, another article
+    another event. The article goes in as a short digest (ids stay under 128 characters)."""
+    digest = hashlib.blake2b(article_id.encode(), digest_size=6).hexdigest()
+    return f"{prefix}-{kind}-{digest}"

@@ -195,6 +195,12 @@ class FeedbackRequest(BaseModel):
                 "no signal: send at least one of rating, resolved, helpful_article_id, "
                 "unhelpful_article_id, clicked_article_id"
             )
+        if self.helpful_article_id is not None and (
+            self.helpful_article_id == self.unhelpful_article_id
+        ):
+            raise ValueError(
+                "helpful_article_id and unhelpful_article_id name the same article: send one"
+            )
         return self
 
     def signals(self) -> dict[str, Any]:
