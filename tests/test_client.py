@@ -137,6 +137,22 @@ def test_errors_are_typed_with_the_servers_problems(server: str) -> None:
             tb.put_user("u1", {"tier": ""})
 
 
+def test_a_user_id_reaches_the_server_as_itself(server: str) -> None:
+    """Characters that end or change a URL path never make a call name another user."""
+    with Client(server) as tb:
+        tb.put_user("victim", {"tier": "gold"})
+        for crafted in ("victim?x", "victim#x", "other/../victim", "victim/"):
+            with pytest.raises(InvalidRequest) as refused:
+                tb.delete_user(crafted)
+            assert [p["field"] for p in refused.value.problems] == ["user_id"], crafted
+            with pytest.raises(InvalidRequest):
+                tb.put_user(crafted, {"tier": "platinum"})
+        assert tb.put_user("victim", {"tier": "gold"}).user_id == "victim"
+        for dots in (".", ".."):  # valid ids, not path steps
+            assert tb.put_user(dots, {"tier": "gold"}).user_id == dots
+            tb.delete_user(dots)
+
+
 def test_the_api_key_is_sent_and_refusals_are_auth_errors(guarded: str) -> None:
     with Client(guarded) as anonymous:
         assert anonymous.healthy()  # no key needed for the probes

@@ -15,13 +15,16 @@ per-field problems the server reported.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
 from tailorbot.api.schemas import FeaturesResponse, IngestResponse, ProfileResponse, Readiness
+from tailorbot.events.identifiers import ID_PATTERN
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
     FeedbackResponse,
@@ -29,6 +32,7 @@ from tailorbot.services.decisions.schemas import (
 )
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_ID = re.compile(ID_PATTERN)
 API_KEY_HEADER = "X-API-Key"
 
 
@@ -52,7 +56,8 @@ class TailorbotError(Exception):
 
 
 class InvalidRequest(TailorbotError):
-    """400, 413 or 422: the request was refused; ``problems`` says which field and why."""
+    """400, 413 or 422: the request was refused; ``problems`` says which field and why
+    (``status`` 0: the client refused it before sending, e.g. a user id no URL can carry)."""
 
 
 class AuthError(TailorbotError):
@@ -81,6 +86,21 @@ _BY_STATUS: dict[int, type[TailorbotError]] = {
     429: OverloadedError,
     503: UnavailableError,
 }
+
+
+def _user_path(user_id: str, tail: str = "") -> str:
+    """The user's URL path. An id the server would refuse (``u1?x``, ``u1#x``, ``../u1``) is
+    refused here, before it could end or change the path and name another user; the dots of
+    a valid id are escaped, or ``..`` would be read as a path step."""
+    if not isinstance(user_id, str) or len(user_id) > 128 or _ID.fullmatch(user_id) is None:
+        reason = "must be 1-128 of the characters A-Z a-z 0-9 _ . : @ -"
+        raise InvalidRequest(
+            0,
+            "invalid_input",
+            f"user_id {user_id!r} {reason}",
+            [{"field": "user_id", "reason": reason}],
+        )
+    return f"/v1/users/{quote(user_id, safe='').replace('.', '%2E')}{tail}"
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -163,15 +183,13 @@ class Client:
         )
 
     def put_user(self, user_id: str, profile: Mapping[str, Any]) -> ProfileResponse:
-        return _parse(
-            ProfileResponse, self._call("PUT", f"/v1/users/{user_id}", json=dict(profile))
-        )
+        return _parse(ProfileResponse, self._call("PUT", _user_path(user_id), json=dict(profile)))
 
     def features(self, user_id: str) -> FeaturesResponse:
-        return _parse(FeaturesResponse, self._call("GET", f"/v1/users/{user_id}/features"))
+        return _parse(FeaturesResponse, self._call("GET", _user_path(user_id, "/features")))
 
     def delete_user(self, user_id: str) -> None:
-        _raise_for(self._call("DELETE", f"/v1/users/{user_id}"))
+        _raise_for(self._call("DELETE", _user_path(user_id)))
 
     def personalize(
         self,
@@ -241,14 +259,14 @@ class AsyncClient:
         return _parse(IngestResponse, response)
 
     async def put_user(self, user_id: str, profile: Mapping[str, Any]) -> ProfileResponse:
-        response = await self._call("PUT", f"/v1/users/{user_id}", json=dict(profile))
+        response = await self._call("PUT", _user_path(user_id), json=dict(profile))
         return _parse(ProfileResponse, response)
 
     async def features(self, user_id: str) -> FeaturesResponse:
-        return _parse(FeaturesResponse, await self._call("GET", f"/v1/users/{user_id}/features"))
+        return _parse(FeaturesResponse, await self._call("GET", _user_path(user_id, "/features")))
 
     async def delete_user(self, user_id: str) -> None:
-        _raise_for(await self._call("DELETE", f"/v1/users/{user_id}"))
+        _raise_for(await self._call("DELETE", _user_path(user_id)))
 
     async def personalize(
         self,
