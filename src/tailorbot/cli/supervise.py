@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 MAX_RESTART_PAUSE_S = 30.0  # the longest pause before restarting a worker that keeps dying
+HEALTHY_RUN_S = 60.0  # a worker that ran this long before dying restarts after 1 s again
 
 
 class WorkerProcess:
@@ -34,6 +35,7 @@ class WorkerProcess:
         self.metrics_port = metrics_port
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._spawned_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -53,6 +55,7 @@ class WorkerProcess:
             env=env,
             preexec_fn=_end_with_parent,  # noqa: PLW1509 - only an async-signal-safe prctl
         )
+        self._spawned_at = time.monotonic()
 
     def _watch(self) -> None:
         pause = 1.0
@@ -60,15 +63,15 @@ class WorkerProcess:
             proc = self._proc
             if proc is None or proc.poll() is None:
                 continue
+            if time.monotonic() - self._spawned_at > HEALTHY_RUN_S:
+                pause = 1.0  # it ran a while before dying: the back-off starts afresh
             logger.error("the stream worker exited with %s; restarting in %.0f s",
                          proc.returncode, pause)  # fmt: skip
             if self._stop.wait(pause):
                 return
-            started = time.monotonic()
             self._spawn()
             self.restarts += 1
-            # A worker that ran a while before dying starts the back-off afresh.
-            pause = 1.0 if time.monotonic() - started > 60 else min(MAX_RESTART_PAUSE_S, pause * 2)
+            pause = min(MAX_RESTART_PAUSE_S, pause * 2)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM the worker (it finishes its batch and commits), SIGKILL past ``timeout_s``."""
