@@ -98,6 +98,22 @@ ROWS: dict[str, Bad] = {
         content=b'{"type": "session_started"}',
         headers={"content-type": "text/plain"},
     ),
+    "no Content-Type, personalize": Bad(
+        "POST",
+        "/v1/personalize",
+        415,
+        None,
+        "missing Content-Type",
+        content=b'{"user_id": "u1", "session_id": "s1", "message": "hi"}',
+    ),
+    "no Content-Type, feedback": Bad(
+        "POST",
+        "/v1/feedback",
+        415,
+        None,
+        "missing Content-Type",
+        content=b'{"decision_id": "d1", "rating": 5}',
+    ),
     "not JSON": Bad(
         "POST",
         "/v1/events",

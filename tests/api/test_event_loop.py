@@ -32,8 +32,9 @@ STALL_S = 3.0
 
 
 class StallingStore:
-    """A real store whose ``get`` stalls until released (at most ``STALL_S``): a backend
-    that hangs. Every other call goes straight to the real store."""
+    """A real store whose ``get`` (or, for a reader such as ``Stores.user_reader``, its call)
+    stalls until released (at most ``STALL_S``): a backend that hangs. Every other call goes
+    straight to the real store."""
 
     def __init__(self, inner: Any, stall_s: float = STALL_S) -> None:
         self.inner = inner
@@ -45,12 +46,19 @@ class StallingStore:
         self._lock = threading.Lock()
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
+        self._stall()
+        return self.inner.get(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._stall()
+        return self.inner(*args, **kwargs)
+
+    def _stall(self) -> None:
         with self._lock:
             self.entries += 1
         self.entered.set()
         if not self.released.wait(self.stall_s):
             self.stalled_through = True
-        return self.inner.get(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -90,7 +98,7 @@ def _in_thread(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, li
 
 CALLS: dict[str, tuple[str, Callable[[str], httpx.Response]]] = {
     "personalize": (
-        "profiles",
+        "user_reader",  # a decision reads its user in one call
         lambda url: httpx.post(
             url + "/v1/personalize",
             json={"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"},
@@ -176,11 +184,12 @@ def _chatwoot(url: str, user: str) -> httpx.Response:
     return httpx.post(url + "/v1/integrations/chatwoot/webhook", json=payload, timeout=60)
 
 
-# Each reads the customer's profile in its blocking part (a profile update, or the decision).
-INTEGRATION_CALLS: dict[str, Callable[[str, str], httpx.Response]] = {
-    "rasa-events": _rasa_slot,
-    "rasa-nlg": _rasa_nlg,
-    "chatwoot-webhook": _chatwoot,
+# Each reads the customer's profile in its blocking part: a profile update from the profile
+# store, a decision (Rasa's NLG) with the store's one read of its user.
+INTEGRATION_CALLS: dict[str, tuple[Callable[[str, str], httpx.Response], str]] = {
+    "rasa-events": (_rasa_slot, "profiles"),
+    "rasa-nlg": (_rasa_nlg, "user_reader"),
+    "chatwoot-webhook": (_chatwoot, "profiles"),
 }
 
 
@@ -189,11 +198,11 @@ def test_integration_routes_use_the_bounded_pool(bounded_server: EmbeddedServer,
     """With the profile store stalled, ``BOUND + 1`` calls of an integration route: ``BOUND``
     of them hold the pool's threads in the store, the one beyond waits for a thread (on
     Starlette's own pool of 40 it would reach the store too), and ``/healthz`` answers."""
-    call, url = INTEGRATION_CALLS[name], bounded_server.url
+    (call, which), url = INTEGRATION_CALLS[name], bounded_server.url
     limiter = bounded_server.app.state.blocking
     assert call(url, "warm-1").status_code < 500  # the decision service loaded, imports done
     # released by the test; the long bound only keeps a broken test from hanging
-    with stalled(bounded_server, "profiles", stall_s=60) as stall:
+    with stalled(bounded_server, which, stall_s=60) as stall:
         started = [_in_thread(lambda i=i: call(url, f"{name}-{100 + i}")) for i in range(BOUND + 1)]
 
         def one_waits() -> bool:

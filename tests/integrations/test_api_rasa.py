@@ -71,7 +71,12 @@ def test_bad_rasa_events_are_refused_whole(api: TestClient) -> None:
     assert response.status_code == 422
     assert response.json()["problems"] == [{"index": 1, "field": "sender_id", "reason": "missing"}]
     assert logged_events(api, "c-7") == []
-    assert api.post("/v1/integrations/rasa/events", content=b"{nope").status_code == 400
+    not_json = api.post(
+        "/v1/integrations/rasa/events",
+        content=b"{nope",
+        headers={"content-type": "application/json"},
+    )
+    assert not_json.status_code == 400
 
 
 def test_nlg_answers_with_a_personalized_variant(api: TestClient) -> None:

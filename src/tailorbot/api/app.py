@@ -173,7 +173,8 @@ def create_app(
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])
     app.include_router(docs.router, dependencies=[] if settings.public_docs else [ApiKey])
-    install_error_handlers(app)
+    guarded = [route for router, protected in ROUTERS if protected for route in router.routes]
+    install_error_handlers(app, guarded)
     _add_middleware(app, settings, metrics, tracing)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -8,7 +8,7 @@ becomes 422 (or 400 for a body that is not JSON); an unreachable backend becomes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import ErrorResponse
 from tailorbot.errors import RETRY_AFTER_S, BackendError, EngineError, Problem
@@ -120,11 +121,29 @@ def validation_response(errors: Sequence[Mapping[str, Any]]) -> Response:
     return error_response(422, "invalid_input", "invalid request", problems)
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    return validation_response(cast(RequestValidationError, exc).errors())
+def _validation_handler(
+    guarded: Sequence[object],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """FastAPI parses a JSON body before it runs a route's dependencies, so on a ``guarded``
+    route (the API key's) a request without its key would learn what is wrong with its body
+    (400/422) instead of getting the 401/403 every other request gets, and that the lean
+    routes answer first: the key is checked here first."""
+
+    ids = frozenset(id(route) for route in guarded)  # routes compare by identity here
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if id(request.scope.get("route")) in ids:
+            key = request.headers.get(API_KEY_HEADER)
+            refused = api_key_refusal(request.app.state.settings, key)
+            if refused is not None:
+                return response_for_error(refused, request.method, route_template(request.scope))
+        return validation_response(cast(RequestValidationError, exc).errors())
+
+    return handle
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, guarded: Sequence[object] = ()) -> None:
+    """``guarded``: the routes that need the API key (when one is configured)."""
     for kind in (EngineError, BackendError, HTTPException, Exception):
         app.add_exception_handler(kind, _error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, _validation_handler(guarded))

@@ -86,16 +86,11 @@ class LoadShedMiddleware:
             await self.app(scope, receive, send)
             return
         declared, content_type = _body_headers(scope)
-        if (
-            content_type is not None
-            and scope["method"] in _BODY_METHODS
-            and scope["path"].startswith(JSON_API)
-            and not json_content_type(content_type)
-        ):
-            media = content_type.split(b";", 1)[0].decode("latin-1").strip()
-            message = f"unsupported Content-Type {media!r}: send application/json"
-            await error_response(415, "unsupported_media_type", message)(scope, receive, send)
-            return
+        if scope["method"] in _BODY_METHODS and scope["path"].startswith(JSON_API):
+            refusal = _media_refusal(content_type, declared)
+            if refusal is not None:
+                await error_response(415, "unsupported_media_type", refusal)(scope, receive, send)
+                return
         if self._active >= self.max_concurrent_requests:
             await self._shed("concurrency", scope, receive, send)
             return
@@ -169,6 +164,17 @@ class _GuardedReceive:
             self.accounted = self.received
         self.complete = not message.get("more_body", False)
         return message
+
+
+def _media_refusal(content_type: bytes | None, declared: int) -> str | None:
+    """Why a JSON API body's Content-Type is refused (415), or None. A body without one is
+    refused too: the lean routes would read it as JSON and FastAPI's as no object at all."""
+    if content_type is None:
+        return "missing Content-Type: send application/json" if declared > 0 else None
+    if json_content_type(content_type):
+        return None
+    media = content_type.split(b";", 1)[0].decode("latin-1").strip()
+    return f"unsupported Content-Type {media!r}: send application/json"
 
 
 def _body_headers(scope: Scope) -> tuple[int, bytes | None]:
