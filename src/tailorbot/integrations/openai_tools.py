@@ -7,15 +7,23 @@ says whether it solved the problem). ``GET /v1/integrations/openai-tools`` serve
 :func:`tool_definitions`; :func:`request_for` turns a tool call the model made into the API
 call to make.
 
+The model is never asked who the customer is: the app passes its own ``user_id`` and
+``session_id`` to :func:`request_for`, which puts them into the personalize body and refuses
+ids the model wrote itself. The arguments' bounds are those of the request models
+(:class:`PersonalizeRequest`, :class:`FeedbackRequest`), so a call that keeps to the published
+schema is one the API accepts, and :func:`request_for` refuses any other before it is sent.
+The schemas are for plain (non-``strict``) function calling, where the model reads the whole
+JSON Schema as guidance; what no schema keyword says is in the descriptions too.
+
 >>> [tool["function"]["name"] for tool in tool_definitions()]
 ['tailorbot_personalize', 'tailorbot_feedback']
 >>> tool_definitions(style="responses")[0]["name"]
 'tailorbot_personalize'
 >>> path, body = request_for(
-...     "tailorbot_personalize",
-...     '{"user_id": "u1", "session_id": "s1", "message": "hi", "language": "en"}')
->>> path, body["context"]
-('/v1/personalize', {'language': 'en'})
+...     "tailorbot_personalize", '{"message": "hi", "language": "en"}',
+...     user_id="u1", session_id="s1")
+>>> path, body["user_id"], body["context"]
+('/v1/personalize', 'u1', {'language': 'en'})
 """
 
 from __future__ import annotations
@@ -24,84 +32,175 @@ import copy
 import json
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from tailorbot.config import Settings
 from tailorbot.errors import InvalidInput, Problem
+from tailorbot.features.context import CHANNELS
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
-ID = {"type": "string", "pattern": "^[A-Za-z0-9_.:@\\-]{1,128}$"}
-
-PERSONALIZE = {
-    "name": "tailorbot_personalize",
-    "description": (
-        "Call for every customer message before answering. Returns the customer's intent, "
-        "whether to hand over to a human (fallback.triggered), the knowledge-base articles "
-        "to base the answer on (each with title, url and snippet: cite them), a suggested "
-        "reply in the style that works best for this customer (response.text), and a "
-        "decision_id to pass to tailorbot_feedback later."
-    ),
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "user_id": {**ID, "description": "Stable id of the customer."},
-            "session_id": {**ID, "description": "Id of this conversation."},
-            "message": {"type": "string", "description": "The customer's message, verbatim."},
-            "last_bot_message": {
-                "type": "string",
-                "description": "Your own last message to the customer, verbatim: a short reply "
-                "such as 'yes' or 'it still hasn't' is read as the answer to it.",
-            },
-            "channel": {
-                "type": "string",
-                "pattern": "^[a-z0-9_\\-]{1,32}$",
-                "description": "Where the conversation happens, e.g. web, whatsapp.",
-            },
-            "language": {"type": "string", "description": "The customer's language, e.g. en."},
-            "product": {"type": "string", "description": "The product the message is about."},
-        },
-        "required": ["user_id", "session_id", "message"],
-        "additionalProperties": False,
-    },
-}
-
-FEEDBACK = {
-    "name": "tailorbot_feedback",
-    "description": (
-        "Call once the customer reacts to an answer: a rating (1-5), whether the problem "
-        "was resolved, or which article helped. It teaches tailorbot which reply style works."
-    ),
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "decision_id": {**ID, "description": "decision_id from tailorbot_personalize."},
-            "rating": {"type": "integer", "minimum": 1, "maximum": 5, "description": "CSAT."},
-            "resolved": {"type": "boolean", "description": "Did the answer solve it?"},
-            "helpful_article_id": {**ID, "description": "An article the customer found useful."},
-            "unhelpful_article_id": {**ID, "description": "An article that did not help."},
-            "clicked_article_id": {**ID, "description": "An article the customer opened."},
-        },
-        "required": ["decision_id"],
-        "additionalProperties": False,
-    },
-}
-
-TOOLS = (PERSONALIZE, FEEDBACK)
-ENDPOINTS = {"tailorbot_personalize": "/v1/personalize", "tailorbot_feedback": "/v1/feedback"}
+PERSONALIZE_NAME = "tailorbot_personalize"
+FEEDBACK_NAME = "tailorbot_feedback"
+ENDPOINTS = {PERSONALIZE_NAME: "/v1/personalize", FEEDBACK_NAME: "/v1/feedback"}
+IDENTITIES = ("user_id", "session_id")  # the app's, never the model's
 CONTEXT_FIELDS = ("channel", "language", "product")
+TEXT_FIELDS = ("message", "last_bot_message")
+SIGNALS = tuple(name for name in FeedbackRequest.model_fields if name != "decision_id")
+# The server's default bound on message texts (413 above it; TAILORBOT_MAX_TEXT_CHARS).
+MAX_TEXT_CHARS: int = Settings.model_fields["max_text_chars"].default
+
+_PERSONALIZE_SCHEMA = PersonalizeRequest.model_json_schema()
+_CONTEXT_SCHEMA = _PERSONALIZE_SCHEMA["$defs"]["PersonalizeContext"]
+_FEEDBACK_SCHEMA = FeedbackRequest.model_json_schema()
 
 
-def tool_definitions(style: str = "chat_completions") -> list[dict[str, Any]]:
+def _argument(model_schema: dict[str, Any], name: str, description: str) -> dict[str, Any]:
+    """Field ``name`` of a request model's JSON schema as a tool argument: its type and bounds
+    (an optional field's ``anyOf [..., null]`` unwrapped), without pydantic's title, default
+    and description."""
+    schema = dict(model_schema["properties"][name])
+    alternatives = [a for a in schema.pop("anyOf", ()) if a.get("type") != "null"]
+    if len(alternatives) == 1:
+        schema.update(alternatives[0])
+    for key in ("title", "default", "description"):
+        schema.pop(key, None)
+    if "type" not in schema:  # a request model changed shape: fail at start-up, loudly
+        raise TypeError(f"{name}: no single JSON type to publish as a tool argument")
+    return {**schema, "description": description}
+
+
+def _personalize(max_text_chars: int) -> dict[str, Any]:
+    channels = ", ".join(CHANNELS)
+    properties = {
+        "message": {
+            **_argument(_PERSONALIZE_SCHEMA, "message", "The customer's message, verbatim."),
+            "maxLength": max_text_chars,
+        },
+        "last_bot_message": {
+            **_argument(
+                _PERSONALIZE_SCHEMA,
+                "last_bot_message",
+                "Your own last message to the customer, verbatim: a short reply such as "
+                "'yes' or 'it still hasn't' is read as the answer to it. Empty when you have "
+                "said nothing yet.",
+            ),
+            "maxLength": max_text_chars,
+        },
+        "channel": _argument(
+            _CONTEXT_SCHEMA,
+            "channel",
+            f"How the customer reaches you, one of: {channels} (default chat). Only these "
+            "are told apart when choosing the reply style.",
+        ),
+        "language": _argument(
+            _CONTEXT_SCHEMA, "language", "The customer's language code, e.g. en or pt-BR."
+        ),
+        "product": _argument(
+            _CONTEXT_SCHEMA, "product", "Short name of the product the message is about."
+        ),
+    }
+    return {
+        "name": PERSONALIZE_NAME,
+        "description": (
+            "Call for every customer message before answering. Returns the customer's intent, "
+            "whether to hand over to a human (fallback.triggered), the knowledge-base articles "
+            "to base the answer on (each with title, url and snippet: cite them), a suggested "
+            "reply in the style that works best for this customer (response.text), and a "
+            "decision_id to pass to tailorbot_feedback later. The customer and conversation "
+            "are known already: do not name them."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": ["message"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _feedback() -> dict[str, Any]:
+    signals = ", ".join(SIGNALS)
+    descriptions = {
+        "decision_id": "decision_id from tailorbot_personalize.",
+        "rating": "The customer's satisfaction rating, 1 (worst) to 5 (best).",
+        "resolved": "Whether the answer solved the customer's problem.",
+        "helpful_article_id": "id of an article the customer found useful.",
+        "unhelpful_article_id": "id of an article that did not help (not the helpful one).",
+        "clicked_article_id": "id of an article the customer opened.",
+    }
+    properties = {
+        name: _argument(_FEEDBACK_SCHEMA, name, description)
+        for name, description in descriptions.items()
+    }
+    return {
+        "name": FEEDBACK_NAME,
+        "description": (
+            "Call once the customer reacts to an answer. Give the decision_id and at least "
+            f"one of: {signals}. It teaches tailorbot which reply style works."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": ["decision_id"],
+            # decision_id and at least one signal (additionalProperties: false)
+            "minProperties": 2,
+            "additionalProperties": False,
+        },
+    }
+
+
+def tool_definitions(
+    style: str = "chat_completions", *, max_text_chars: int = MAX_TEXT_CHARS
+) -> list[dict[str, Any]]:
     """The tools, as Chat Completions (``{"type": "function", "function": {...}}``) or
-    Responses API (``{"type": "function", "name": ...}``) definitions."""
+    Responses API (``{"type": "function", "name": ...}``) definitions; ``max_text_chars``
+    is the server's bound on message texts."""
+    tools = (_personalize(max_text_chars), _feedback())
     if style == "chat_completions":
-        return [{"type": "function", "function": copy.deepcopy(tool)} for tool in TOOLS]
+        return [{"type": "function", "function": copy.deepcopy(tool)} for tool in tools]
     if style == "responses":
-        return [{"type": "function", **copy.deepcopy(tool)} for tool in TOOLS]
+        return [{"type": "function", **copy.deepcopy(tool)} for tool in tools]
     raise InvalidInput(
         f"unknown tool style {style!r}",
         problems=[Problem(None, "style", "expected chat_completions or responses")],
     )
 
 
-def request_for(tool_name: str, arguments: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The API path and JSON body for a tool call (``arguments`` as the model wrote them)."""
+def _refused(tool_name: str, problems: list[Problem]) -> InvalidInput:
+    details = "; ".join(f"{p.field}: {p.reason}" for p in problems)
+    return InvalidInput(f"{tool_name} call refused: {details}", problems=problems)
+
+
+def _validated(tool_name: str, model: type[BaseModel], body: dict[str, Any]) -> None:
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = [str(part) for part in error["loc"] if part != "context"]
+            field = loc[0] if loc else "arguments"
+            if field in IDENTITIES:
+                field = f"{field} (the app's, passed to request_for)"
+            problems.append(Problem(None, field, error["msg"]))
+        raise _refused(tool_name, problems) from None
+
+
+def request_for(
+    tool_name: str,
+    arguments: str | dict[str, Any],
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> tuple[str, dict[str, Any]]:
+    """The API path and JSON body for a tool call (``arguments`` as the model wrote them).
+
+    ``user_id`` and ``session_id`` are the app's own ids of the customer and conversation:
+    required for ``tailorbot_personalize`` (and put into its body), unused by
+    ``tailorbot_feedback``, so one call fits every tool call. Arguments outside the tool's
+    schema (unknown ones, ids the model made up, values the API would refuse, texts over
+    ``max_text_chars``) are :class:`InvalidInput` naming each argument and why.
+    """
     path = ENDPOINTS.get(tool_name)
     if path is None:
         raise InvalidInput(
@@ -121,9 +220,47 @@ def request_for(tool_name: str, arguments: str | dict[str, Any]) -> tuple[str, d
             "tool arguments must be a JSON object",
             problems=[Problem(None, "arguments", "not an object")],
         )
-    body = dict(arguments)
-    if tool_name == "tailorbot_personalize":
-        context = {key: body.pop(key) for key in CONTEXT_FIELDS if key in body}
-        if context:
-            body["context"] = context
+    known = (
+        ("message", "last_bot_message", *CONTEXT_FIELDS)
+        if tool_name == PERSONALIZE_NAME
+        else tuple(FeedbackRequest.model_fields)
+    )
+    unknown = [
+        Problem(
+            None,
+            key,
+            "the app supplies the customer's ids; the model must not"
+            if key in IDENTITIES
+            else "not an argument of this tool",
+        )
+        for key in arguments
+        if key not in known
+    ]
+    if unknown:
+        raise _refused(tool_name, unknown)
+    if tool_name == FEEDBACK_NAME:
+        body = dict(arguments)
+        _validated(tool_name, FeedbackRequest, body)
+        return path, body
+    if user_id is None or session_id is None:
+        given = {"user_id": user_id, "session_id": session_id}
+        missing = [name for name in IDENTITIES if given[name] is None]
+        raise InvalidInput(
+            f"{tool_name} needs the app's own {' and '.join(missing)}: "
+            "request_for(name, arguments, user_id=..., session_id=...)",
+            problems=[Problem(None, name, "missing") for name in missing],
+        )
+    body = {key: arguments[key] for key in TEXT_FIELDS if key in arguments}
+    context = {key: arguments[key] for key in CONTEXT_FIELDS if key in arguments}
+    body = {"user_id": user_id, "session_id": session_id, **body}
+    if context:
+        body["context"] = context
+    _validated(tool_name, PersonalizeRequest, body)
+    too_long = [
+        Problem(None, key, f"{len(body[key])} characters; at most {max_text_chars} are accepted")
+        for key in TEXT_FIELDS
+        if isinstance(body.get(key), str) and len(body[key]) > max_text_chars
+    ]
+    if too_long:
+        raise _refused(tool_name, too_long)
     return path, body

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from tailorbot.api.deps import SettingsDep
 from tailorbot.api.errors import error_responses
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.integrations.openai_tools import tool_definitions
@@ -20,6 +21,7 @@ router = APIRouter(tags=["integrations"])
     responses=error_responses(401, 403, 422),
 )
 async def openai_tools(
+    settings: SettingsDep,
     style: Annotated[
         str,
         Query(
@@ -30,6 +32,8 @@ async def openai_tools(
 ) -> Response:
     """A JSON list of tool definitions (OpenAI function-calling schema) for
     `tailorbot_personalize` and `tailorbot_feedback`: give them to the model, and turn its
-    tool calls into `POST /v1/personalize` / `POST /v1/feedback` (docs/integrations.md)."""
-    # constant definitions, built in microseconds: on the loop, no thread needed
-    return OrjsonResponse(tool_definitions(style))
+    tool calls into `POST /v1/personalize` / `POST /v1/feedback` (docs/integrations.md).
+    The arguments' bounds are this server's (message texts: `max_text_chars`); the customer's
+    ids are never the model's to give: the bot adds its own (`request_for`)."""
+    # small definitions, built in microseconds: on the loop, no thread needed
+    return OrjsonResponse(tool_definitions(style, max_text_chars=settings.max_text_chars))
