@@ -45,6 +45,7 @@ def _logged_events(data_dir: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def corrupt_current(tmp_path: Path) -> tuple[Path, str]:
+    Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False)).stop()  # a system
     saved = registry.save(tmp_path, {"weights": [1]}, {"metrics": {}})
     (saved.path / registry.MODEL_FILE).write_text("garbage\n")
     return tmp_path, saved.version

@@ -147,6 +147,27 @@ def test_replay_reports_bad_lines_and_features_prints_json(server: str, tmp_path
     assert ok.exit_code == 0 and "1 events accepted, 0 bad lines" in ok.output
 
 
+def test_replay_one_event_per_request_lists_refused_lines_and_goes_on(
+    server: str, tmp_path: Path
+) -> None:
+    """With --batch 1 a batch the server refuses whole (422, or 413 for a text too long) is
+    a bad line like in a larger batch, not the end of the replay."""
+    lines = [
+        orjson.dumps(message("batch1-u1", "hello")),
+        orjson.dumps(event("sneeze", "batch1-u1")),
+        orjson.dumps(message("batch1-u1", "x" * 6000)),
+        orjson.dumps(message("batch1-u2", "still here")),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = runner.invoke(app, ["replay", str(path), "--url", server, "--batch", "1"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "2 events accepted, 2 bad lines" in result.stdout, result.output
+    assert "line 2: type: unknown event type 'sneeze'" in result.stderr
+    assert "line 3: text: text is 6000 characters" in result.stderr
+    assert "error:" not in result.stderr
+
+
 def test_features_of_an_unknown_user(server: str) -> None:
     result = runner.invoke(app, ["features", "nobody-here", "--url", server])
     assert result.exit_code == 1

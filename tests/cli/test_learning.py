@@ -156,6 +156,10 @@ def test_a_candidate_without_the_german_model_is_refused_by_the_audit(
 
 
 def test_the_audit_gate_fails_with_nothing_to_audit(tmp_path: Path) -> None:
+    from tailorbot.config import Settings
+    from tailorbot.runtime import Runtime
+
+    Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False)).stop()  # empty
     result = _run("audit", "--data-dir", tmp_path, "--gate")
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines() == [

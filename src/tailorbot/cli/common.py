@@ -143,15 +143,44 @@ def load_settings(config: Path | None, **overrides: Any) -> Settings:
     return Settings.load(config, **overrides)
 
 
-def reading_settings(config: Path | None, **overrides: Any) -> Settings:
+# What a reading command may need, by name: (the settings' URL of it, how an error names it).
+STORES: dict[str, tuple[str, str]] = {
+    "log": ("resolved_log_url", "event log"),
+    "store": ("resolved_store_url", "online store"),
+}
+
+
+def reading_settings(
+    config: Path | None, *, needs: Sequence[str] = ("log", "store"), **overrides: Any
+) -> Settings:
     """:func:`load_settings` for a command that reads what is there: with an embedded
     backend, a data directory that does not exist (a mistyped ``--data-dir``) is an error,
-    not an empty system created on the spot."""
+    not an empty system created on the spot; so is a missing SQLite file of a backend the
+    command ``needs`` (``"log"``, ``"store"``; opening it would create it empty). Network
+    backends (Redis, Kafka) are not files: not checked."""
+    from tailorbot._sqlite import parse_sqlite_url
+
     settings = load_settings(config, **overrides)
     embedded = settings.log_url is None or settings.store_url is None  # under data_dir
     if embedded and not settings.data_dir.is_dir():
         raise CliError(f"no data directory {str(settings.data_dir)!r} (see --data-dir)")
+    for name in needs:
+        method, what = STORES[name]
+        url = getattr(settings, method)()
+        if url.lower().startswith("sqlite:") and not parse_sqlite_url(url)[0].is_file():
+            raise CliError(
+                f"no {what} at {str(parse_sqlite_url(url)[0])!r}: nothing to read "
+                "(see --data-dir, or start the server there first)"
+            )
     return settings
+
+
+def usage_error(message: str) -> NoReturn:
+    """A bad or missing value found inside a command: one ``error:`` line, exit status 2,
+    like the usage errors the parser finds (:class:`OneLineErrors`)."""
+    from typer._click.globals import get_current_context
+
+    raise UsageError(message, ctx=get_current_context(silent=True))
 
 
 def server_url(settings: Settings, url: str | None) -> str:

@@ -27,6 +27,7 @@ from tailorbot.cli.common import (
 
 MAX_RETRIES = 30  # on 429/503, each after the server's Retry-After
 SHOWN_BAD_LINES = 20
+JSON_HEADERS = {"Content-Type": "application/json"}  # what the server's /v1/ routes read
 
 
 def _read_events(path: Path, bad: list[tuple[int, str]]) -> Iterator[tuple[int, Any, int]]:
@@ -55,17 +56,48 @@ def _post(client: Any, url: str, events: list[Any]) -> dict[str, Any]:
     body = orjson.dumps({"events": events})
     for _ in range(MAX_RETRIES):
         try:
-            response = client.post(url, content=body, params={"partial": "true"})
+            response = client.post(
+                url, content=body, params={"partial": "true"}, headers=JSON_HEADERS
+            )
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach {url}: {exc}") from exc
         if response.status_code in (429, 503):
             time.sleep(float(response.headers.get("Retry-After", "1")))
             continue
+        if response.status_code in (413, 422):
+            refused = _all_rejected(response, len(events))
+            if refused is not None:
+                return refused
         if response.status_code != 200:
             raise CliError(describe_response(response) + _hint(response))
         result: dict[str, Any] = response.json()
         return result
     raise CliError(f"the server stayed busy after {MAX_RETRIES} retries")
+
+
+def _all_rejected(response: Any, count: int) -> dict[str, Any] | None:
+    """A partial batch in which the server rejected every event (it answers 422, or 413
+    when a text is too long, naming each event's problems) as per-event results, like a
+    batch with some events accepted: bad lines, not a failed request. None for any other
+    refusal (a body over the server's limit, an empty batch, no per-event problems)."""
+    try:
+        problems = response.json()["problems"]
+        by_index: dict[int, list[dict[str, Any]]] = {}
+        for problem in problems:
+            index = problem["index"]
+            if type(index) is not int or not 0 <= index < count:
+                return None
+            by_index.setdefault(index, []).append(
+                {"field": problem.get("field"), "reason": problem.get("reason")}
+            )
+    except (ValueError, KeyError, TypeError):
+        return None
+    if len(by_index) != count:  # not every event named: not the per-event refusal
+        return None
+    results = [
+        {"index": index, "status": "rejected", "errors": by_index[index]} for index in range(count)
+    ]
+    return {"accepted": 0, "rejected": count, "results": results}
 
 
 def _hint(response: Any) -> str:

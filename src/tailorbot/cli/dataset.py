@@ -13,7 +13,7 @@ from tailorbot.cli.common import (
     CliError,
     ConfigOption,
     DataDirOption,
-    load_settings,
+    reading_settings,
     reports_errors,
 )
 from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history, parse_time
@@ -40,7 +40,7 @@ def build(
     from tailorbot.features.params import FeatureParams
     from tailorbot.models.pipeline.dataset import build_dataset, write_rows
 
-    settings = load_settings(config, data_dir=data_dir)
+    settings = reading_settings(config, data_dir=data_dir)
     with open_history(settings, source, since, until) as history:
         rows = build_dataset(
             history.events,

@@ -1,14 +1,21 @@
 """``tailorbot dlq list|replay|drop``: the dead letters (log records refused for good).
 
-``replay`` validates a letter's event again at the door's rules (U+0000 removed), appends
-it to the log under its key and deletes the letter; every consumer group then reads it
-(the ones that had applied it already skip it by its ``event_id``). ``drop`` deletes.
+``replay`` hands each letter's event to the door of ``POST /v1/events`` (the
+:class:`~tailorbot.services.ingestion.IngestionService` of the runtime: schema and time
+window, knowledge-base article ids, PII redaction, U+0000 removed), which appends the ones it
+accepts to the log under their user; their letters are then deleted, and every consumer
+group reads them (the ones that had applied an event already skip it by its ``event_id``).
+A letter the door refuses stays a dead letter, reported on one line with the reason. A
+letter whose event has no ``event_id`` gets one derived from the record it holds, the same
+on every run, so replaying it again (twice in one command, or after a crash between the
+append and the deletion) never counts it twice. ``drop`` deletes letters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +28,7 @@ from tailorbot.cli.common import (
     DataDirOption,
     reading_settings,
     reports_errors,
+    usage_error,
 )
 from tailorbot.config import Settings
 
@@ -48,23 +56,106 @@ def _describe(letter: Any) -> dict[str, Any]:
     }
 
 
-def _selected(store: Any, ids: list[str] | None, everything: bool) -> list[Any]:
+def _require_selection(ids: list[str] | None, everything: bool) -> None:
+    """No letter named and no ``--all``: a missing value (usage error, exit 2)."""
     if not ids and not everything:
-        raise CliError("name the letters to handle, or pass --all")
+        usage_error("name the letters to handle (LETTER_IDS...), or pass --all")
+
+
+def _selected(store: Any, ids: list[str] | None, everything: bool) -> list[Any]:
+    """The letters named (each once, however often given), or every letter."""
     letters = store.list(limit=max(store.count(), 1))
     if everything:
         return letters
     by_id = {letter.letter_id: letter for letter in letters}
-    missing = [letter_id for letter_id in ids or [] if letter_id not in by_id]
+    wanted = list(dict.fromkeys(ids or []))
+    missing = [letter_id for letter_id in wanted if letter_id not in by_id]
     if missing:
         raise CliError(f"no dead letter {missing[0]!r} (see `tailorbot dlq list`)")
-    return [by_id[letter_id] for letter_id in ids or []]
+    return [by_id[letter_id] for letter_id in wanted]
 
 
 def _open(settings: Settings) -> Any:
     from tailorbot.dlq import open_dead_letters
 
     return open_dead_letters(settings.resolved_store_url())
+
+
+def stable_event_id(letter: Any) -> str:
+    """The ``event_id`` of a letter's event that had none: derived from the log record it
+    holds (partition, offset, key and bytes; not the group, so the letters two groups wrote
+    for one record give one event), 32 hex digits (an id never taken for PII)."""
+    digest = hashlib.sha256()
+    for part in (b"dlq", str(letter.partition).encode(), str(letter.offset).encode(),
+                 letter.key.encode(), letter.value):  # fmt: skip
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:32]
+
+
+def _raw_event(letter: Any) -> Any:
+    """The letter's event as the door receives it (parsed JSON); ValueError if not JSON."""
+    raw = orjson.loads(letter.value)
+    if isinstance(raw, dict):
+        raw.pop("ingested_at", None)  # set by the door when it appends
+        if raw.get("event_id") in (None, ""):
+            raw["event_id"] = stable_event_id(letter)
+    return raw
+
+
+def _reasons(problems: Sequence[Any]) -> str:
+    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
+
+
+def _through_the_door(ingestion: Any, raws: list[Any]) -> list[str | None]:
+    """Ingest one batch (partial): per event, None when stored (or a duplicate of one
+    stored with it), else why the door refused it."""
+    from tailorbot.errors import InvalidInput, PayloadTooLarge
+
+    try:
+        result = ingestion.ingest(raws, partial=True)
+    except (InvalidInput, PayloadTooLarge) as exc:  # no event of the batch is valid
+        whole = [p for p in exc.problems if p.index is None]
+        return [
+            _reasons(whole or [p for p in exc.problems if p.index == index]) or exc.message
+            for index in range(len(raws))
+        ]
+    return [
+        None
+        if status["status"] != "rejected"
+        else "; ".join(f"{e['field']}: {e['reason']}" for e in status["errors"])
+        for status in result.results
+    ]
+
+
+def _replay(runtime: Any, letters: list[Any]) -> tuple[int, list[tuple[str, str]]]:
+    """Replay ``letters`` batch by batch (each letter deleted once its event is durable);
+    how many were replayed, and ``(letter id, reason)`` of each the door refused."""
+    refused: list[tuple[str, str]] = []
+    replayed = 0
+    batch = max(1, runtime.settings.max_batch_events)
+    for start in range(0, len(letters), batch):
+        chunk: list[Any] = []
+        raws: list[Any] = []
+        for letter in letters[start : start + batch]:
+            try:
+                raws.append(_raw_event(letter))
+            except orjson.JSONDecodeError as exc:
+                refused.append((letter.letter_id, f"not JSON: {exc}"))
+                continue
+            chunk.append(letter)
+        if not chunk:
+            continue
+        verdicts = _through_the_door(runtime.ingestion, raws)
+        done = [letter for letter, why in zip(chunk, verdicts, strict=True) if why is None]
+        refused.extend(
+            (letter.letter_id, why)
+            for letter, why in zip(chunk, verdicts, strict=True)
+            if why is not None
+        )
+        if done:
+            runtime.dead_letters.drop(letter.letter_id for letter in done)
+            replayed += len(done)
+    return replayed, refused
 
 
 @dlq_app.command("list")
@@ -76,7 +167,7 @@ def list_letters(
     config: ConfigOption = None,
 ) -> None:
     """The dead letters, oldest first, with the reason each was refused."""
-    store = _open(reading_settings(config, data_dir=data_dir))
+    store = _open(reading_settings(config, needs=("store",), data_dir=data_dir))
     try:
         rows = [_describe(letter) for letter in store.list(limit)]
     finally:
@@ -97,35 +188,30 @@ def replay(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Append the letters' events to the log again (normalized), then delete the letters."""
-    from tailorbot.events.codec import encode_event
-    from tailorbot.events.schema import EVENT_ADAPTER
-    from tailorbot.log import open_log
+    """Send the letters' events through the door again (validated and redacted like
+    ``POST /v1/events``), append the accepted ones to the log and delete their letters;
+    a refused letter is kept and named with the reason (exit status 1)."""
+    from tailorbot.runtime import Runtime
 
+    _require_selection(letter_ids, everything)
     settings = reading_settings(config, data_dir=data_dir)
-    store = _open(settings)
-    log = open_log(settings.resolved_log_url(), settings.partitions)
+    runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
     try:
-        letters = _selected(store, letter_ids, everything)
-        items = []
-        for letter in letters:
-            try:
-                raw = orjson.loads(letter.value)
-                raw.pop("ingested_at", None)
-                event = EVENT_ADAPTER.validate_python(raw)  # the door's rules, U+0000 removed
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise CliError(
-                    f"dead letter {letter.letter_id!r} holds no valid event ({exc}); "
-                    "`tailorbot dlq drop` it"
-                ) from None
-            items.append((letter.key, encode_event(event, time.time())))
-        if items:
-            log.append(items)
-        store.drop(letter.letter_id for letter in letters)
+        letters = _selected(runtime.dead_letters, letter_ids, everything)
+        replayed, refused = _replay(runtime, letters)
     finally:
-        log.close()
-        store.close()
-    typer.echo(f"replayed {len(letters)} dead letter(s)")
+        runtime.stop()
+    for letter_id, why in refused:
+        typer.secho(
+            f"error: dead letter {letter_id!r} refused at the door ({why}); kept "
+            "(`tailorbot dlq drop` it)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+    kept = f", {len(refused)} refused and kept" if refused else ""
+    typer.echo(f"replayed {replayed} dead letter(s){kept}")
+    if refused:
+        raise typer.Exit(1)
 
 
 @dlq_app.command()
@@ -137,7 +223,8 @@ def drop(
     config: ConfigOption = None,
 ) -> None:
     """Delete dead letters for good."""
-    store = _open(reading_settings(config, data_dir=data_dir))
+    _require_selection(letter_ids, everything)
+    store = _open(reading_settings(config, needs=("store",), data_dir=data_dir))
     try:
         letters = _selected(store, letter_ids, everything)
         dropped = store.drop(letter.letter_id for letter in letters)

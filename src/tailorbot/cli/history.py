@@ -43,6 +43,7 @@ class History:
     events: list[dict[str, Any]]
     profiles: dict[str, dict[str, Any]]
     decision_of: Callable[[str], dict[str, Any] | None]
+    skipped: int = 0  # log records the stream worker would not apply (dead letters)
 
 
 @contextmanager
@@ -59,15 +60,22 @@ def open_history(
     end = parse_time(until, "--until")
     parse_time(since, "--since")
     runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
+    skipped: list[Any] = []
     try:
         if source == "archive":
             if runtime.archive is None:
                 raise CliError("--from archive: no archive_url is configured")
             events = archive_events(runtime.archive, None, end)
         else:
-            events = log_events(runtime.log, None, end)
+            events = log_events(runtime.log, None, end, skipped=skipped)
+        if skipped:
+            typer.echo(
+                f"note: skipped {len(skipped)} log record(s) the stream worker does not apply "
+                "either (not an event; see `tailorbot dlq list`)",
+                err=True,
+            )
         users = sorted({e["user_id"] for e in events})
         profiles = runtime.stores.profiles.get_many(users) if users else {}
-        yield History(events, profiles, runtime.stores.decisions.get)
+        yield History(events, profiles, runtime.stores.decisions.get, len(skipped))
     finally:
         runtime.stop()

@@ -11,7 +11,7 @@ from tailorbot.cli.common import (
     ConfigOption,
     DataDirOption,
     fail,
-    load_settings,
+    reading_settings,
     reports_errors,
     run_until_signalled,
 )
@@ -41,7 +41,9 @@ def retrain(
     from tailorbot.runtime import Runtime
     from tailorbot.stream.retrainer import RetrainWorker
 
-    settings = load_settings(config, data_dir=data_dir, retrain_min_labels=min_labels)
+    # A data dir that does not exist is a mistyped one: an error, not a new empty system (an
+    # existing one without a log yet is a deployment before its first events: nothing due).
+    settings = reading_settings(config, needs=(), data_dir=data_dir, retrain_min_labels=min_labels)
     runtime = Runtime(settings.model_copy(update={"run_worker_in_server": False}))
     options = {
         "search": search,

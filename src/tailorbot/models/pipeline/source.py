@@ -1,12 +1,18 @@
 """Where training data comes from: every decoded event of the log or the archive in a window.
 
+A log record the stream worker would not apply (not JSON, or without ``user_id``,
+``event_id``, ``session_id``, ``type`` or a readable ``timestamp``: a dead letter of the
+workers) is skipped here too, and listed in ``skipped`` when the caller asks.
+
 >>> import tempfile
 >>> from tailorbot.log import open_log
 >>> log = open_log(f"sqlite:///{tempfile.mkdtemp()}/log.db", 2)
 >>> _ = log.append([("u1", b'{"type": "session_started", "event_id": "e1", "user_id": "u1",'
-...                 b' "session_id": "s1", "timestamp": "2026-01-01T10:00:00Z"}')])
->>> [e["event_id"] for e in log_events(log)]
-['e1']
+...                 b' "session_id": "s1", "timestamp": "2026-01-01T10:00:00Z"}'),
+...                 ("u1", b'not json'), ("u1", b'{"type": "session_ended", "user_id": "u1"}')])
+>>> skipped = []
+>>> [e["event_id"] for e in log_events(log, skipped=skipped)], len(skipped)
+(['e1'], 2)
 >>> log.close()
 """
 
@@ -15,24 +21,51 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tailorbot.archive.base import EventArchive
-from tailorbot.events.codec import decode_event
-from tailorbot.log.base import EventLog
+from tailorbot.log.base import EventLog, LogRecord
+
+# What a record the stream worker cannot decode raises (its decode_records catches the same).
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError)
+
+
+def applicable_event(value: bytes) -> tuple[dict[str, Any], float]:
+    """A log record's event and its epoch time, by the stream worker's rules
+    (``tailorbot.stream.loop.decode_records``; ``tests/models/pipeline/test_source.py``
+    holds the two to the same verdict on every kind of malformed record): raises one of
+    :data:`MALFORMED` for a record it would not apply."""
+    event = orjson.loads(value)
+    ts = datetime.fromisoformat(event["timestamp"]).timestamp()
+    if type(event["user_id"]) is not str or not (
+        event["event_id"] and event["session_id"] and event["type"]
+    ):
+        raise ValueError("user_id, event_id, session_id and type must be set")
+    return event, ts
 
 
 def log_events(
-    log: EventLog, since: datetime | None = None, until: datetime | None = None
+    log: EventLog,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    skipped: list[tuple[LogRecord, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Events of every partition with ``since <= timestamp < until``, in event-time order."""
+    """Events of every partition with ``since <= timestamp < until``, in event-time order;
+    the records the stream worker would not apply are left out (and, with ``skipped``,
+    listed there with the reason)."""
     low = since.timestamp() if since is not None else float("-inf")
     high = until.timestamp() if until is not None else float("inf")
     found: list[tuple[float, str, dict[str, Any]]] = []
     for partition in range(log.num_partitions):
         for record in log.read_all(partition):
-            event = decode_event(record.value)
-            ts = datetime.fromisoformat(event["timestamp"]).timestamp()
+            try:
+                event, ts = applicable_event(record.value)
+            except MALFORMED as exc:
+                if skipped is not None:
+                    skipped.append((record, f"undecodable: {exc}"))
+                continue
             if low <= ts < high:
-                found.append((ts, event["event_id"], event))
+                found.append((ts, str(event["event_id"]), event))
     found.sort(key=lambda item: item[:2])
     return [event for _, _, event in found]
 
