@@ -51,6 +51,11 @@ def test_evaluate_recs_reports_both_policies(tmp_path: Path) -> None:
     stores.close()
     kb = str(make_kb(tmp_path))
 
+    # two records the stream worker would not apply (dead letters) are read past
+    poisoned = open_log(settings.resolved_log_url(), settings.partitions)
+    poisoned.append([("u0", b"not json"), ("u1", b'{"type": "message", "user_id": "u1"}')])
+    poisoned.close()
+
     result = runner.invoke(
         app, ["evaluate-recs", "--data-dir", str(data_dir), "--kb", kb, "--k", "1", "--json"]
     )
