@@ -115,3 +115,71 @@ def test_drop_deletes_and_unknown_ids_are_one_clear_error(
     assert dropped.exit_code == 0, dropped.output
     assert runtime.dead_letters.count() == 0
     assert cli(settings, "list").output.strip() == "no dead letters"
+
+
+def drain_stream(runtime: Runtime, settings: Settings) -> None:
+    worker = runtime.stream_worker()
+    try:
+        for _ in range(20):
+            if not worker.run_once() and not sum(runtime.log.lag(settings.consumer_group).values()):
+                return
+        raise AssertionError("the stream worker did not catch up")
+    finally:
+        worker.close()
+
+
+def test_an_event_the_feature_state_refuses_does_not_stall_the_stream_worker(
+    runtime: Runtime, settings: Settings
+) -> None:
+    """The reviewer's record: a rating without a score decodes, but applying it raises
+    (it was retried every 5 s forever, and nothing behind it moved)."""
+    now = message("u1")["timestamp"]
+    bad = {"event_id": "x1", "user_id": "bad1", "session_id": "s", "type": "rating"}
+    log_raw(
+        runtime,
+        [
+            message("u1", event_id="before"),
+            {**bad, "timestamp": now},
+            message("u2", event_id="after"),
+            message("bad1", event_id="bad1-after"),
+        ],
+    )
+    drain_stream(runtime, settings)
+    assert sum(runtime.log.lag(settings.consumer_group).values()) == 0
+    for user in ("u1", "u2", "bad1"):  # bad1's other events count
+        assert runtime.stores.features.get(user) is not None, user
+    listed = cli(settings, "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert row["event_id"] == "x1" and row["letter_id"] == f"{settings.consumer_group}:0:1"
+    (letter,) = runtime.dead_letters.list()
+    assert "KeyError('score')" in letter.reason
+
+
+def test_an_archive_letter_of_a_user_erased_during_the_batch_is_not_kept(
+    runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE /v1/users/victim after the archive worker polled the victim's poison record
+    and before its commit: the letter is not put (the erasure deleted the ones it found)."""
+    log_raw(
+        runtime,
+        [
+            message("victim", "mine\u0000", event_id="poison-v"),
+            message("bystander", "theirs\u0000", event_id="poison-b"),
+        ],
+    )
+    worker = runtime.archive_worker()
+    assert worker is not None
+    real_archive = worker._archive
+
+    def archive_then_erase(*args: object) -> None:
+        real_archive(*args)
+        runtime.users.erase_user("victim")
+
+    monkeypatch.setattr(worker, "_archive", archive_then_erase)
+    try:
+        assert worker.run_once() == 2
+    finally:
+        worker.close()
+    assert [letter.key for letter in runtime.dead_letters.list()] == ["bystander"]
+    assert sum(runtime.log.lag(archive_group(settings)).values()) == 0

@@ -26,6 +26,7 @@ import pytest
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
+from tailorbot.services.decisions.feedback import article_event_id
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 from tests.helpers import REDIS_URL, redis_namespace, wait_until
 from tests.integration.cluster import (
@@ -261,10 +262,18 @@ class KilledMembers:
 
     def decision_events(self, feedback: list[dict]) -> set[str]:
         """The ids of the events the decisions and their feedback logged."""
-        suffixes = {"rating": "rating", "resolved": "resolution", "helpful_article_id": "helpful"}
-        return {f"{b['decision_id']}-message" for b in feedback} | {
-            f"{b['decision_id']}-{suffix}"
-            for b in feedback
-            for field, suffix in suffixes.items()
-            if field in b
-        }
+        suffixes = {"rating": "rating", "resolved": "resolution"}
+        return (
+            {f"{b['decision_id']}-message" for b in feedback}
+            | {
+                f"{b['decision_id']}-{suffix}"
+                for b in feedback
+                for field, suffix in suffixes.items()
+                if field in b
+            }
+            | {
+                article_event_id(b["decision_id"], "helpful", b["helpful_article_id"])
+                for b in feedback
+                if "helpful_article_id" in b
+            }
+        )

@@ -29,7 +29,7 @@ batch is archived and committed; without, the batch fails and is retried as befo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from tailorbot.archive.base import EventArchive, RecordRefused
 from tailorbot.config import Settings
@@ -104,6 +104,9 @@ class ArchiveWorker(ConsumerLoop):
         self._refresh_lag(consumer)
         return len(records)
 
+    def _erasures(self, users: Collection[str]) -> Mapping[str, Erasure]:
+        return self.watermarks.erasures(users)
+
     def _archive(self, items: Sequence[Item], counts: dict[str, int]) -> None:
         users = {event["user_id"] for _, event, _ in items}
         before = self.watermarks.erasures(users) if users else {}
@@ -135,7 +138,8 @@ class ArchiveWorker(ConsumerLoop):
             return self.archive.write_events([event for _, event, _ in items])
         except RecordRefused as exc:
             if len(items) == 1:
-                if not self._dead_letter(items[0][0], f"archive refused it: {exc}"):
+                record, _, ts = items[0]
+                if not self._dead_letter(record, f"archive refused it: {exc}", ts):
                     raise
                 return 0
             if self.dead_letters is None:

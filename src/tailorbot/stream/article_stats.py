@@ -66,6 +66,19 @@ class ArticleStatsCollector:
         pending, self._pending = self._pending, {}
         return pending
 
+    def mark(self, user_id: str) -> int:
+        """Where the user's collected increments end now (for :meth:`rollback`)."""
+        return len(self._pending.get(user_id, ()))
+
+    def rollback(self, user_id: str, mark: int = 0) -> None:
+        """Forget the user's increments collected after ``mark`` (all by default): their
+        events are applied again, or were not applied after all."""
+        pending = self._pending.get(user_id)
+        if pending is not None:
+            del pending[mark:]
+            if not pending:
+                del self._pending[user_id]
+
     def discard(self) -> None:
         """Drop what a failed batch collected (it will be re-read)."""
         self._pending = {}

@@ -3,7 +3,8 @@ and leaving the group, decoding records, committing offsets, counting and the la
 
 A subclass implements :meth:`ConsumerLoop.run_once` (poll one batch, apply it, and only then
 commit) and may hook :meth:`_discard` (drop what a failed batch collected), :meth:`_on_join`
-(before joining: partitions may have moved meanwhile) and :meth:`_linger_after`.
+(before joining: partitions may have moved meanwhile), :meth:`_linger_after` and
+:meth:`_erasures` (the users' erasures, so that no dead letter outlives its user's erasure).
 
 >>> record = LogRecord(0, 7, "u1", b'{"event_id": "e1", "user_id": "u1", "session_id": "s1",'
 ...                    b' "type": "session_started", "timestamp": "2026-01-01T00:00:00Z"}')
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from prometheus_client import Counter, Gauge
 from tailorbot.config import Settings
 from tailorbot.dlq.base import DeadLetter, DeadLetterStore
 from tailorbot.log.base import Consumer, EventLog, LogRecord
+from tailorbot.store.base import Erasure
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ LAG_EVERY_S = 1.0  # how often the lag gauge is refreshed
 
 # One decoded record: (log record, event dict, event time in epoch seconds).
 Item = tuple[LogRecord, dict[str, Any], float]
+UNDATED = float("inf")  # the event time of a record that could not be read: never "before"
 
 
 def decode_records(
@@ -114,7 +117,8 @@ class ConsumerLoop(ABC):
         self.error_counter: Any = None  # a subclass's Prometheus counter of failed batches
         self.dead_letters = dead_letters
         self.dead_letter_counter = dead_letter_counter
-        self._letters: list[DeadLetter] = []  # of the current batch, kept before its commit
+        # of the current batch, with their event times, kept before its commit
+        self._letters: list[tuple[DeadLetter, float]] = []
 
     @abstractmethod
     def run_once(self, wait_s: float = 0.0) -> int:
@@ -155,37 +159,62 @@ class ConsumerLoop(ABC):
         """Keep the batch's dead letters, then commit the offsets after ``records`` (only
         once the batch was applied): a crash in between re-reads the batch and puts the same
         letters again (they replace themselves)."""
-        letters, self._letters = self._letters, []
-        if letters and self.dead_letters is not None:
-            self.dead_letters.put(letters)
-            if self.dead_letter_counter is not None:
-                self.dead_letter_counter.labels(group=self.group).inc(len(letters))
-            for letter in letters:
-                logger.error(
-                    "%s: record partition=%s offset=%s put in the dead letters: %s",
-                    self.name,
-                    letter.partition,
-                    letter.offset,
-                    letter.reason,
-                )
+        self._put_letters()
         consumer.commit(next_offsets(records))
 
-    def _dead_letter(self, record: LogRecord, reason: str) -> bool:
-        """Set ``record`` aside for the dead letters at the batch's commit; False when this
-        worker has no dead-letter store (the caller then fails the batch, as before)."""
+    def _put_letters(self) -> None:
+        """Put the letters set aside so far in the dead-letter store, but none of a user
+        erased after the letter's record (:meth:`Erasure.drops`, the rule that drops the
+        events of erased users): an erasure between the poll and now deleted the user's
+        letters already. One that runs while they are put is noticed by reading the erasures
+        again after the put (an erasure deletes the letters after setting its watermark), and
+        those letters are dropped again."""
+        pending, self._letters = self._letters, []
+        if not pending or self.dead_letters is None:
+            return
+        before = self._erasures({letter.key for letter, _ in pending})
+        kept = _unerased_letters(pending, before)
+        if not kept:
+            return
+        self.dead_letters.put([letter for letter, _ in kept])
+        after = self._erasures({letter.key for letter, _ in kept})
+        if any(before.get(user) != erasure for user, erasure in after.items()):
+            gone = {letter.letter_id for letter, _ in kept} - {
+                letter.letter_id for letter, _ in _unerased_letters(kept, after)
+            }
+            self.dead_letters.drop(gone)
+            kept = [(letter, ts) for letter, ts in kept if letter.letter_id not in gone]
+        if kept and self.dead_letter_counter is not None:
+            self.dead_letter_counter.labels(group=self.group).inc(len(kept))
+        for letter, _ in kept:
+            logger.error(
+                "%s: record partition=%s offset=%s put in the dead letters: %s",
+                self.name,
+                letter.partition,
+                letter.offset,
+                letter.reason,
+            )
+
+    def _erasures(self, users: Collection[str]) -> Mapping[str, Erasure]:
+        """The erasures of those of ``users`` who were erased (none known by default)."""
+        return {}
+
+    def _dead_letter(self, record: LogRecord, reason: str, event_time: float = UNDATED) -> bool:
+        """Set ``record`` (its event dated ``event_time``, when known) aside for the dead
+        letters at the batch's commit; False when this worker has no dead-letter store (the
+        caller then skips the record or fails the batch)."""
         if self.dead_letters is None:
             return False
-        self._letters.append(
-            DeadLetter(
-                self.group,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value,
-                reason,
-                time.time(),
-            )
+        letter = DeadLetter(
+            self.group,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            reason,
+            time.time(),
         )
+        self._letters.append((letter, event_time))
         return True
 
     def _refresh_lag(self, consumer: Consumer) -> None:
@@ -249,3 +278,16 @@ class ConsumerLoop(ABC):
                 consumer.close()
             except Exception as exc:  # noqa: BLE001 - a dead connection cannot stop a retry
                 logger.warning("could not leave the consumer group cleanly: %r", exc)
+
+
+def _unerased_letters(
+    letters: Sequence[tuple[DeadLetter, float]], erasures: Mapping[str, Erasure]
+) -> list[tuple[DeadLetter, float]]:
+    """The letters (with their event times) that their user's erasure does not drop."""
+    if not erasures:
+        return list(letters)
+    return [
+        (letter, ts)
+        for letter, ts in letters
+        if (erasure := erasures.get(letter.key)) is None or not erasure.drops(letter.offset, ts)
+    ]

@@ -21,7 +21,14 @@ Skipped records are counted in ``events_skipped{reason}``: ``duplicate`` (alread
 ``late`` (below the user's cut, docs/features.md), ``no_consent`` (no personalization
 consent: no feature state is built), ``erased`` (below the user's erasure watermark, or dated
 before the erasure: made before it but appended after, e.g. a feedback in flight) and
-``malformed`` (undecodable; logged, since retrying cannot fix it).
+``malformed`` (undecodable, or decoded but refused by the feature state: logged, since
+retrying cannot fix it).
+
+Poison records: when applying a user's events raises anything but a
+:class:`~tailorbot.errors.BackendError` (which fails the batch: retried), they are applied
+again one by one from the state before the batch, and each that raises goes (with
+``dead_letters``) to the dead letters with the reason; the batch goes on. The letters are put
+before the feature records, whose offsets pass them (a crash in between re-reads the batch).
 
 >>> import tempfile
 >>> from tailorbot.config import Settings
@@ -42,11 +49,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from tailorbot.config import Settings
 from tailorbot.dlq.base import DeadLetterStore
+from tailorbot.errors import BackendError
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import (
@@ -54,6 +64,7 @@ from tailorbot.features.state import (
     APPLIED,
     DUPLICATE,
     STATE_VERSION,
+    State,
     apply_outcome,
     new_state,
 )
@@ -193,6 +204,7 @@ class StreamWorker(ConsumerLoop):
             with self.trace_batch(events, len(records)):
                 writes, ingested = self._apply(by_user, counts)
                 increments = self._article_stats.take()
+                self._put_letters()  # before the records whose offsets pass them
                 if writes:
                     # article counters in the same atomic write as their users' records
                     self.stores.features.put_many(writes, increments)
@@ -241,15 +253,26 @@ class StreamWorker(ConsumerLoop):
                 counts["no_consent"] += len(items)
                 states.discard((user,))
                 continue
-            record = self._apply_user(
-                user,
-                items,
-                stored.get(user),
-                erasures.get(user),
-                counts,
-                ingested,
-                profiles.get(user),
-            )
+            before, mark = counts.copy(), len(ingested)
+            try:
+                record = self._apply_user(
+                    user,
+                    items,
+                    stored.get(user),
+                    erasures.get(user),
+                    counts,
+                    ingested,
+                    profiles.get(user),
+                )
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an event the state refuses, for good
+                logger.warning("%s: applying one by one after %r", self.name, exc)
+                counts.update(before)
+                del ingested[mark:]
+                record = self._apply_each(
+                    user, items, erasures.get(user), counts, ingested, profiles.get(user)
+                )
             if record is not None:
                 writes.append(record)
         return writes, ingested
@@ -263,9 +286,13 @@ class StreamWorker(ConsumerLoop):
         counts: dict[str, int],
         ingested: list[float],
         profile: dict[str, Any] | None = None,
+        state: State | None = None,
     ) -> FeatureRecord | None:
+        """Apply ``items`` to ``state`` (by default ``stored``'s, updated in place, or a new
+        one); the record to write, or None when nothing changed."""
         params = self._params
-        state = stored.state if stored is not None else new_state()
+        if state is None:
+            state = stored.state if stored is not None else new_state()
         changed = False
         for record, event, ts in items:
             if erasure is not None and erasure.drops(record.offset, ts):
@@ -290,16 +317,53 @@ class StreamWorker(ConsumerLoop):
             changed = changed or outcome not in (DUPLICATE, ANNOTATION)
         if not changed:
             return None
-        last = items[-1][0]
-        return FeatureRecord(
-            user_id=user,
-            state=state,
-            partition=last.partition,
-            offset=last.offset,
-            event_time=state["newest"] if state["newest"] is not None else 0.0,
-            updated_at=time.time(),
-            version=STATE_VERSION,
-        )
+        return _written(user, state, items[-1][0])
+
+    def _apply_each(
+        self,
+        user: str,
+        items: list[Item],
+        erasure: Erasure | None,
+        counts: dict[str, int],
+        ingested: list[float],
+        profile: dict[str, Any] | None,
+    ) -> FeatureRecord | None:
+        """Apply ``items`` one at a time from the state before the batch (the store's: a
+        cached one is the same, and the failed pass changed it in place); each one that
+        raises is set aside, its state, counts and article statistics as before it."""
+        self._states.discard((user,))
+        stats = self._article_stats
+        stats.rollback(user)
+        stored = self.stores.features.get(user)
+        state = stored.state if stored is not None else new_state()
+        changed = False
+        for item in items:
+            before, mark, stats_mark = counts.copy(), len(ingested), stats.mark(user)
+            snapshot = orjson.loads(orjson.dumps(state))  # what the store would give back
+            try:
+                one = self._apply_user(
+                    user, [item], stored, erasure, counts, ingested, profile, state
+                )
+                changed = changed or one is not None
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this event is refused, for good
+                state = snapshot
+                counts.update(before)
+                del ingested[mark:]
+                stats.rollback(user, stats_mark)
+                record, _, ts = item
+                counts["malformed"] += 1
+                logger.error(
+                    "skipping a log record that cannot be applied partition=%s offset=%s: %r",
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                self._dead_letter(record, f"could not be applied: {exc!r}", ts)
+        if not changed:
+            return None
+        return _written(user, state, items[-1][0])
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -312,6 +376,9 @@ class StreamWorker(ConsumerLoop):
 
     def _discard(self) -> None:
         self._article_stats.discard()
+
+    def _erasures(self, users: Collection[str]) -> Mapping[str, Erasure]:
+        return self.stores.features.erasures(users)
 
     def _on_join(self) -> None:
         # Others may have owned our partitions while we were out of the group.
@@ -336,6 +403,15 @@ class StreamWorker(ConsumerLoop):
         observe = metrics.freshness.observe
         for at in ingested:
             observe(max(0.0, written_at - at))
+
+
+def _written(user: str, state: State, last: LogRecord) -> FeatureRecord:
+    """The feature record to write for ``user``, the batch applied up to ``last``."""
+    newest = state["newest"]
+    return FeatureRecord(
+        user, state, last.partition, last.offset, newest if newest is not None else 0.0,
+        time.time(), STATE_VERSION,
+    )  # fmt: skip
 
 
 def _untraced(events: Iterable[dict[str, Any]], count: int) -> contextlib.nullcontext[None]:

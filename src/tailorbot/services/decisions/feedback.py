@@ -75,7 +75,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_viewed",
-                "event_id": _article_event_id(prefix, "click", request.clicked_article_id),
+                "event_id": article_event_id(prefix, "click", request.clicked_article_id),
                 "article_id": request.clicked_article_id,
             }
         )
@@ -84,7 +84,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_feedback",
-                "event_id": _article_event_id(prefix, "helpful", request.helpful_article_id),
+                "event_id": article_event_id(prefix, "helpful", request.helpful_article_id),
                 "article_id": request.helpful_article_id,
                 "helpful": True,
             }
@@ -94,7 +94,7 @@ def feedback_events(
             {
                 **base,
                 "type": "article_feedback",
-                "event_id": _article_event_id(prefix, "unhelpful", request.unhelpful_article_id),
+                "event_id": article_event_id(prefix, "unhelpful", request.unhelpful_article_id),
                 "article_id": request.unhelpful_article_id,
                 "helpful": False,
             }
@@ -117,7 +117,7 @@ def feedback_events(
     return events
 
 
-def _article_event_id(prefix: str, kind: str, article_id: str) -> str:
+def article_event_id(prefix: str, kind: str, article_id: str) -> str:
     """One id per decision, signal and article: a retry is the same event, another article
     another event. The article goes in as a short digest (ids stay under 128 characters)."""
     digest = hashlib.blake2b(article_id.encode(), digest_size=6).hexdigest()
