@@ -41,6 +41,24 @@ def event_epoch(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
+# What a log record that holds no applicable event raises in :func:`applicable_event`.
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError)
+
+
+def applicable_event(value: bytes) -> tuple[dict[str, Any], float]:
+    """A log record's event and its epoch time, or one of :data:`MALFORMED` for a record no
+    consumer applies: not JSON, or without ``user_id``, ``event_id``, ``session_id``,
+    ``type`` or a readable ``timestamp`` (the stream worker dead-letters it; the training
+    sources skip it)."""
+    event = orjson.loads(value)
+    ts = datetime.fromisoformat(event["timestamp"]).timestamp()
+    if type(event["user_id"]) is not str or not (
+        event["event_id"] and event["session_id"] and event["type"]
+    ):
+        raise ValueError("user_id, event_id, session_id and type must be set")
+    return event, ts
+
+
 def now_iso() -> str:
     """The current UTC time as an ISO-8601 string, as events and decision records carry it."""
     return datetime.now(UTC).isoformat()

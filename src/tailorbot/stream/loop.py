@@ -23,14 +23,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-import orjson
 from prometheus_client import Counter, Gauge
 
 from tailorbot.config import Settings
 from tailorbot.dlq.base import DeadLetter, DeadLetterStore
+from tailorbot.events.codec import MALFORMED, applicable_event
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.store.base import Erasure
 
@@ -50,21 +49,15 @@ def decode_records(
     counts: dict[str, int],
     refused: list[tuple[LogRecord, str]] | None = None,
 ) -> list[Item]:
-    """Decoded events with their epoch time; an undecodable record (or one without
-    ``user_id``, ``event_id``, ``session_id``, ``type`` or a readable ``timestamp``) is
-    logged, counted under ``counts["malformed"]`` and, with ``refused``, listed there with
+    """Decoded events with their epoch time; a record that holds no applicable event
+    (:func:`~tailorbot.events.codec.applicable_event`) is logged, counted under
+    ``counts["malformed"]`` and, with ``refused``, listed there with
     the reason, since retrying cannot fix it."""
     items: list[Item] = []
-    loads, parse = orjson.loads, datetime.fromisoformat
     for record in records:
         try:
-            event = loads(record.value)
-            ts = parse(event["timestamp"]).timestamp()
-            if type(event["user_id"]) is not str or not (
-                event["event_id"] and event["session_id"] and event["type"]
-            ):
-                raise ValueError("user_id, event_id, session_id and type must be set")
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            event, ts = applicable_event(record.value)
+        except MALFORMED as exc:
             counts["malformed"] += 1
             if refused is not None:
                 refused.append((record, f"undecodable: {exc}"))

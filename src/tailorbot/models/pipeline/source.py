@@ -21,27 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from tailorbot.archive.base import EventArchive
+from tailorbot.events.codec import MALFORMED, applicable_event
 from tailorbot.log.base import EventLog, LogRecord
-
-# What a record the stream worker cannot decode raises (its decode_records catches the same).
-MALFORMED = (ValueError, TypeError, KeyError, AttributeError)
-
-
-def applicable_event(value: bytes) -> tuple[dict[str, Any], float]:
-    """A log record's event and its epoch time, by the stream worker's rules
-    (``tailorbot.stream.loop.decode_records``; ``tests/models/pipeline/test_source.py``
-    holds the two to the same verdict on every kind of malformed record): raises one of
-    :data:`MALFORMED` for a record it would not apply."""
-    event = orjson.loads(value)
-    ts = datetime.fromisoformat(event["timestamp"]).timestamp()
-    if type(event["user_id"]) is not str or not (
-        event["event_id"] and event["session_id"] and event["type"]
-    ):
-        raise ValueError("user_id, event_id, session_id and type must be set")
-    return event, ts
 
 
 def log_events(

@@ -21,10 +21,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tailorbot.events.codec import event_epoch
+from tailorbot.events.codec import MALFORMED, applicable_event, event_epoch
 from tailorbot.log.base import EventLog
 from tailorbot.models import registry
-from tailorbot.models.pipeline.source import MALFORMED, applicable_event
 from tailorbot.models.recommend.item_knn import ItemKNN, interactions_from_events
 
 CF_KIND = "item_knn"
