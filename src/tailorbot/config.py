@@ -41,6 +41,7 @@ from tailorbot._config_checks import (
 
 PROFILE_FIELDS = ("name", "tier", "language", "region")  # profile fields integrations may set
 BUILTIN_INTENTS = ("human_handoff", "greeting", "goodbye", "thanks", "affirm", "deny")
+VARIANT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"  # a response variant's name, in any KB
 REDACTABLE_KINDS = ("email", "phone", "card", "iban", "ip", "ssn")
 # What the published schema of a profile allows; settings may only lower these bounds.
 PROFILE_ATTRIBUTES_CEILING = 32
@@ -209,9 +210,10 @@ class Settings(BaseSettings):
     )
     control_variant: str | None = Field(
         None,
-        pattern="^(concise|step_by_step|empathetic)$",
-        description="A fixed variant for the control policy; default (none): a context-free "
-        "bandit over the same variants, learning the globally best one.",
+        pattern=VARIANT_PATTERN,
+        description="A fixed variant for the control policy (the knowledge base must have it: "
+        "checked when the models load); default (none): a context-free bandit over the same "
+        "variants, learning the globally best one.",
     )
     experiment_start: datetime | None = Field(
         None,

@@ -38,14 +38,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from tailorbot.config import BUILTIN_INTENTS
+from tailorbot.config import BUILTIN_INTENTS, VARIANT_PATTERN
 from tailorbot.kb.manifest import KBManifest, Url
 from tailorbot.kb.render import placeholders, render
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 VARIANTS = ("concise", "step_by_step", "empathetic")  # the bundled KB's variants
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+VARIANT_NAME = re.compile(VARIANT_PATTERN)
 # out_of_scope: the bot hands over; the built-in conversational intents get a template answer
 NO_ARTICLE_INTENTS = frozenset({"out_of_scope", *BUILTIN_INTENTS})
 FALLBACK_TEMPLATE_ID = "fallback"

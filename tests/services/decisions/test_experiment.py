@@ -6,6 +6,7 @@ import doctest
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,6 +205,15 @@ def test_a_control_variant_the_kb_lacks_is_a_clear_error() -> None:
     settings = Settings.load(control_variant="empathetic")
     with pytest.raises(ValueError, match="control_variant 'empathetic' is not a variant"):
         control_policy(settings, None, ["short", "long"])  # type: ignore[arg-type]
+
+
+def test_a_variant_of_a_custom_kb_can_be_the_fixed_control(make_service: Any) -> None:
+    """Variant names are the KB's own (the telecom example's: brief, guided, warm)."""
+    kb = Path(__file__).parents[3] / "examples" / "telecom" / "kb"
+    _, service = make_service(experiment_holdout=1.0, control_variant="guided", kb_dir=kb)
+    answer = ask(service, "c1", "my phone has no signal abroad")
+    assert (answer.experiment_arm, answer.response.variant) == ("control", "guided")
+    assert service.experiment_report().control == "fixed_variant:guided"
 
 
 def test_no_holdout_personalizes_everyone(make_service: Any) -> None:
