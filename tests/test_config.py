@@ -42,7 +42,7 @@ def test_settings_are_frozen() -> None:
     ("overrides", "field"),
     [
         ({"partitions": 0}, "partitions"),
-        ({"control_variant": "concize"}, "control_variant"),
+        ({"control_variant": "concise please"}, "control_variant"),  # not a variant name
         ({"bandit": "greedy"}, "bandit"),
         ({"bandit": "thompson", "bandit_alpha": 0}, "bandit_alpha"),
         ({"experiment_holdout": 1.5}, "experiment_holdout"),
