@@ -52,6 +52,12 @@ def test_serve_with_a_missing_kb_dir_refuses_to_start(tmp_path: Path) -> None:
     _one_line_error(result, "knowledge base", missing)
 
 
+def test_serve_with_a_control_variant_the_kb_lacks_refuses_to_start(tmp_path: Path) -> None:
+    args = ["serve", "--port", str(free_port()), "--worker", "none", "--data-dir", str(tmp_path)]
+    result = _run(args, TAILORBOT_CONTROL_VARIANT="concize")  # a typo of the KB's "concise"
+    _one_line_error(result, "control_variant 'concize'", "concise, step_by_step, empathetic")
+
+
 def test_serve_on_a_port_in_use_names_it(tmp_path: Path, busy_port: int) -> None:
     args = ["serve", "--port", str(busy_port), "--worker", "none", "--data-dir", str(tmp_path)]
     _one_line_error(_run(args), f"127.0.0.1:{busy_port}")

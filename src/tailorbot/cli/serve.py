@@ -36,6 +36,8 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
     starts and then fails every request or retries forever."""
     from tailorbot.kb.loader import KBError
     from tailorbot.runtime import Runtime
+    from tailorbot.services.decisions.loader import control_variant_problem
+    from tailorbot.services.decisions.responses import ResponseComposer
 
     runtime = Runtime(settings)
     try:
@@ -49,10 +51,14 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
             fail("; ".join(broken))
         if kb:
             try:
-                runtime.kb.load()  # what the decision service loads at its first request
+                _, knowledge = runtime.kb.load()  # what the decision service loads first
             except KBError as exc:
                 more = f" (+{len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
                 fail(f"knowledge base: {exc.issues[0]}{more}; see `tailorbot kb check`")
+            variants = ResponseComposer(knowledge).variant_names
+            problem = control_variant_problem(settings, variants)
+            if problem is not None:
+                fail(problem)
     finally:
         runtime.stop()
 

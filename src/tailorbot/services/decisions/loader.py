@@ -78,12 +78,21 @@ def control_policy(
     if settings.control_variant is None:
         bandit = make_bandit(settings, None)
         return VariantPolicy(bandit, counters, settings.bandit_sync_s, name="control")
-    if settings.control_variant not in variants:
-        raise ValueError(
-            f"control_variant {settings.control_variant!r} is not a variant of the knowledge "
-            f"base's templates ({', '.join(variants)})"
-        )
+    problem = control_variant_problem(settings, variants)
+    if problem is not None:
+        raise ValueError(problem)
     return None
+
+
+def control_variant_problem(settings: Settings, variants: list[str]) -> str | None:
+    """Why the fixed ``control_variant`` cannot be served by a KB with ``variants``, or None
+    (``tailorbot serve`` checks it before it starts, the loader again at every load)."""
+    if settings.control_variant is None or settings.control_variant in variants:
+        return None
+    return (
+        f"control_variant {settings.control_variant!r} is not a variant of the knowledge "
+        f"base's templates ({', '.join(variants)})"
+    )
 
 
 def control_name(settings: Settings) -> str:
