@@ -70,6 +70,17 @@ ROWS: dict[str, Bad] = {
         "repeats the event_id",
         json=[message(event_id="e1", text="a"), message(event_id="e1", text="b")],
     ),
+    "epoch seconds as timestamp": Bad(
+        "POST",
+        "/v1/events",
+        422,
+        "timestamp",
+        "not read as an epoch",
+        json=message(timestamp=1796054901),
+    ),
+    "epoch milliseconds as a string": Bad(
+        "POST", "/v1/events", 422, "timestamp", "ISO-8601", json=message(timestamp="1796054901000")
+    ),
     "e-mail as user id": Bad(
         "POST", "/v1/events", 422, "user_id", "e-mail", json=message("jane@example.com")
     ),

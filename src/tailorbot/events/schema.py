@@ -108,6 +108,19 @@ class EventBase(BaseModel):
             return without_nul(value, FREE_TEXT_FIELDS, FREE_PAIRS_FIELDS)
         return value
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_is_a_date_time(cls, value: Any) -> Any:
+        # pydantic would read a number, or a string of digits, as seconds or milliseconds
+        # since 1970: a guess at the client's unit. Every ISO-8601 date-time it accepts holds
+        # a ':' (HH:MM), so one test refuses both.
+        if isinstance(value, int | float) or (isinstance(value, str) and ":" not in value):
+            raise ValueError(
+                "timestamp must be an ISO-8601 date-time with its UTC offset, e.g. "
+                "2026-01-01T10:00:00Z (a number is not read as an epoch time)"
+            )
+        return value
+
     @field_validator("timestamp")
     @classmethod
     def _timestamp_in_bounds(cls, value: datetime, info: ValidationInfo) -> datetime:
