@@ -251,11 +251,33 @@ def test_repeated_feedback_changes_nothing(service: DecisionService) -> None:
     experiment = store.counters(service.experiment.namespace)
     ends = log.end_offsets()
 
-    again = tell(service, answer.decision_id, rating=5, resolved=True)
+    again = tell(service, answer.decision_id, rating=2)  # a retry
     assert not again.applied and again.reward is None
+    assert log.end_offsets() == ends
+    later = tell(service, answer.decision_id, rating=5, resolved=True)
+    assert not later.applied and later.reward is None
     assert store.counters(service.models.policy.namespace) == counters
     assert store.counters(service.experiment.namespace) == experiment
-    assert log.end_offsets() == ends
+    # the first rating stands; the resolution, a kind the decision had not had, is logged
+    logged = [e for e in events_of(runtime_of(service), answer.decision_id)]
+    assert [(e["type"], e.get("score", e.get("resolved"))) for e in logged[1:]] == [
+        ("rating", 2),
+        ("resolution", True),
+    ]
+
+
+def test_a_rating_after_the_decisions_outcome_is_logged_not_learned(
+    service: DecisionService,
+) -> None:
+    """A click on an offered article is the decision's outcome; the customer's rating that
+    follows teaches the bandit nothing more, but reaches the log (CSAT figures read it)."""
+    answer = ask(service, "u7b", CARD_MESSAGE)
+    click = tell(service, answer.decision_id, clicked_article_id=answer.articles[0].id)
+    assert click.applied and click.reward == 1.0
+    rating = tell(service, answer.decision_id, rating=4)
+    assert not rating.applied
+    logged = [e["type"] for e in events_of(runtime_of(service), answer.decision_id)]
+    assert logged == ["message", "article_viewed", "rating"]
 
 
 def test_a_click_elsewhere_leaves_the_decisions_feedback_for_its_outcome(

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from tailorbot.services.decisions.live_models import DecisionModels
 
 
+ONCE_SIGNALS = ("rating", "resolved")  # one per decision: the first one logged counts
+
+
 class FeedbackHandler:
     """``models`` returns the decision service's current models (they are swapped live)."""
 
@@ -62,9 +65,17 @@ class FeedbackHandler:
         if decision is None:
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
-        if decision.get("feedback") is not None:
-            return not_applied
         self._check_articles(request)
+        recorded = decision.get("feedback")
+        if recorded is not None:
+            # The decision's one outcome is in: its reward and what was learned stay. A signal
+            # of another kind that comes later (a rating after a click) is still logged, for
+            # the figures read from the log; a repeated one is not (articles: ids per article).
+            later = request.model_copy(update={k: None for k in ONCE_SIGNALS if k in recorded})
+            events = feedback_events(later, decision, received_at) if later.signals() else []
+            if events:
+                self.events.ingest(events)
+            return not_applied
         signals = request.signals()
         helpful = helpful_signal(request, decision.get("articles", []))
         reward = self.reward.reward(

@@ -210,9 +210,11 @@ class FeedbackRequest(BaseModel):
 class FeedbackResponse(BaseModel):
     decision_id: str
     applied: bool = Field(
-        description="False when nothing was applied: the decision already had feedback "
-        "(idempotent), or this one carried no outcome (only a click on an article the decision "
-        "did not offer: its event is logged, and the decision still takes its first outcome)."
+        description="False when nothing was learned: the decision already had its outcome "
+        "(idempotent; a signal of a kind it did not have yet, such as a rating after a click, "
+        "is still logged), or this one carried no outcome (only a click or a vote on an "
+        "article the decision did not offer: its event is logged, and the decision still "
+        "takes its first outcome)."
     )
     reward: float | None = Field(None, description="Reward the variant policy learned from.")
 
