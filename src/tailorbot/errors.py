@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 RETRY_AFTER_S = 1  # what 429 and 503 answers suggest
+VALUE_ERROR_PREFIX = "Value error, "  # pydantic's, before our own validators' reasons
 
 
 logger = logging.getLogger(__name__)

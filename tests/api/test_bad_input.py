@@ -146,6 +146,12 @@ ROWS: dict[str, Bad] = {
     "partial mode, nothing valid": Bad(
         "POST", "/v1/events?partial=true", 422, "type", "missing", json=[{}]
     ),
+    "an array as a metadata value": Bad(
+        "POST", "/v1/events", 422, "metadata", "not an array", json=message(metadata={"a": [1]})
+    ),
+    "an object as a profile attribute": Bad(
+        "PUT", "/v1/users/u1", 422, "attributes", "not an object", json={"attributes": {"a": {}}}
+    ),
     "profile integer beyond 64 bits": Bad(
         "PUT",
         "/v1/users/u1",
@@ -255,3 +261,14 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, name: str) -> None:
             p["field"] == bad.field and bad.words in p["reason"] for p in body["problems"]
         ), body
     assert log_ends(client) == before, "a refused request must not write to the log"
+
+
+def test_a_bad_value_is_one_problem_in_our_words(client: TestClient) -> None:
+    """One problem naming the field, not one per member of pydantic's union of value types
+    (``metadata.a.str``, ``metadata.a.int``...), and no ``Value error,`` prefix."""
+    events = client.post("/v1/events", json=message(metadata={"a": [1]}))
+    profile = client.put("/v1/users/u1", json={"attributes": {"a": [1]}})
+    for response in (events, profile):
+        problems = response.json()["problems"]
+        assert len(problems) == 1, problems
+        assert not problems[0]["reason"].startswith("Value error"), problems

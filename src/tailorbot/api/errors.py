@@ -19,7 +19,13 @@ from starlette.responses import Response
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.api.schemas import ErrorResponse
-from tailorbot.errors import RETRY_AFTER_S, BackendError, EngineError, Problem
+from tailorbot.errors import (
+    RETRY_AFTER_S,
+    VALUE_ERROR_PREFIX,
+    BackendError,
+    EngineError,
+    Problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +121,11 @@ def validation_response(errors: Sequence[Mapping[str, Any]]) -> Response:
             reason = item.get("ctx", {}).get("error", "invalid JSON")
             return error_response(400, "bad_request", f"request body is not valid JSON: {reason}")
     problems = [
-        Problem(None, _field_of(item.get("loc", ())), str(item.get("msg", "invalid")))
+        Problem(
+            None,
+            _field_of(item.get("loc", ())),
+            str(item.get("msg", "invalid")).removeprefix(VALUE_ERROR_PREFIX),
+        )
         for item in errors
     ]
     return error_response(422, "invalid_input", "invalid request", problems)

@@ -63,6 +63,9 @@ def free_pairs_problem(
             return f"{name} key {key[:16]!r}... is longer than {max_key_chars} characters"
         if isinstance(value, str) and len(value) > max_value_chars:
             return f"{name}[{key!r}] is longer than {max_value_chars} characters"
+        if not isinstance(value, str | int | float | bool | None):  # one reason, not a union's
+            kind = "an array" if isinstance(value, list) else "an object"
+            return f"{name}[{key!r}] must be a string, a number, a boolean or null, not {kind}"
         problem = scalar_problem(value)
         if problem is not None:
             return f"{name}[{key!r}] {problem}"

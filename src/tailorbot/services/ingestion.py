@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from tailorbot.config import Settings
 from tailorbot.errors import (
     RETRY_AFTER_S,
+    VALUE_ERROR_PREFIX,
     InvalidInput,
     Overloaded,
     PayloadTooLarge,
@@ -53,7 +54,6 @@ from tailorbot.metrics import Metrics
 from tailorbot.services.ports import IngestResult
 
 LAG_CACHE_S = 0.1  # backpressure reads the group's lag at most this often
-_VALUE_ERROR_PREFIX = "Value error, "
 
 
 class IngestionService:
@@ -237,7 +237,7 @@ def _problems_of(index: int, error: ValidationError) -> list[Problem]:
             problems.append(Problem(index, "type", reason))
             continue
         path = ".".join(str(part) for part in loc[1:]) or "(event)"
-        message = item["msg"].removeprefix(_VALUE_ERROR_PREFIX)
+        message = item["msg"].removeprefix(VALUE_ERROR_PREFIX)
         problems.append(Problem(index, path, message))
     return problems
 
