@@ -137,7 +137,7 @@ def test_one_bad_event_rejects_the_whole_batch(client: TestClient) -> None:
         (message(timestamp="2999-01-01T00:00:00Z"), "timestamp", "in the future"),
         (message(timestamp="2001-01-01T00:00:00Z"), "timestamp", "older than"),
         (message(timestamp="2026-01-01T10:00:00"), "timestamp", "timezone"),
-        (message(timestamp="yesterday"), "timestamp", "datetime"),
+        (message(timestamp="yesterday"), "timestamp", "ISO-8601"),
         (message(user_id="bad user!"), "user_id", "pattern"),
         (message(color="red"), "color", "Extra inputs"),
         (message(confidence=1.5), "confidence", "less than or equal"),

@@ -12,6 +12,8 @@ from tests.api.conftest import make_client
 from tests.api.support import wait_until
 from tests.services.decisions.conftest import SEED, save_model
 
+JSON_TYPE = {"content-type": "application/json"}
+
 ARTICLE = {
     "title": "Your card in a parcel locker",
     "body": "Cards can now be picked up from any parcel locker near you.",
@@ -96,7 +98,8 @@ def test_invalid_changes_are_refused_like_kb_check(
     template = {"intents": ["card_arrival"], "variants": {"concise": "{oops}"}}
     assert one.put("/v1/kb/templates/t-x", json=template).status_code == 422
     assert one.put("/v1/kb/faqs/x", json=ARTICLE).status_code == 422  # not a KB section
-    assert one.put("/v1/kb/articles/kb-x", content=b"[1]").status_code == 422
+    not_an_object = one.put("/v1/kb/articles/kb-x", content=b"[1]", headers=JSON_TYPE)
+    assert not_an_object.status_code == 422
     assert one.delete("/v1/kb/articles/nope").status_code == 404
     # The decision service needs a default template: removing it, or its flag, is refused.
     removed = one.delete("/v1/kb/templates/tpl-default")

@@ -157,8 +157,13 @@ def feedback_calls(decision: str) -> tuple[list[dict[str, Any]], list[dict[str, 
         {"decision_id": decision, "rating": 1},
         {"decision_id": decision, "rating": 5, "resolved": False},
         {"decision_id": decision, "resolved": True},
-        {"decision_id": decision, "clicked_article_id": "a" * 128},
-        {"decision_id": decision, "helpful_article_id": "a1", "unhelpful_article_id": "a2"},
+        # article ids the knowledge base has (an unknown one is a 422 the schema cannot say)
+        {"decision_id": decision, "clicked_article_id": "kb-card-delivery-estimate"},
+        {
+            "decision_id": decision,
+            "helpful_article_id": "kb-card-arrival",
+            "unhelpful_article_id": "kb-card-tracking",
+        },
     ]
     outside: list[tuple[str, dict[str, Any]]] = [
         ("arguments", {"decision_id": decision}),  # no signal

@@ -12,8 +12,8 @@ reads, over the decision service, the profile store and the event sink:
 * a CSAT answer: ``rating`` feedback on the conversation's last decision (the bandit's
   reward), unless the bot handed the conversation over (the rating is then the agents');
 * a resolved conversation: ``resolved`` feedback on the last decision (which logs the
-  ``resolution`` event), or, when there is none to give it to or the agents resolved it, a
-  ``resolution`` event of the bot's own.
+  ``resolution`` event, also after a CSAT was the decision's outcome), or, when there is none
+  to give it to or the agents resolved it, a ``resolution`` event of the bot's own.
 
 The conversation's last decision is remembered in the decision store under
 ``chatwoot:last:<session>`` (shared by every server process, erased with the user), with the
@@ -164,7 +164,8 @@ class ChatwootBot:
         if pointer.get("handed_off"):
             return {"action": "ignored", "reason": "the agents had the conversation"}
         result = self._feedback(FeedbackRequest(decision_id=decision_id, rating=csat.rating))
-        return {"action": "feedback", "decision_id": decision_id, "applied": result}
+        applied = result is not None and result.applied
+        return {"action": "feedback", "decision_id": decision_id, "applied": applied}
 
     def _resolved(self, resolved: ConversationResolved) -> dict[str, Any]:
         conversation = resolved.conversation
@@ -172,21 +173,29 @@ class ChatwootBot:
         decision_id = _decision_of(pointer)
         if resolved.at is not None and pointer.get("resolved_at") == resolved.at:
             return {"action": "duplicate", "decision_id": decision_id}
-        applied = False
-        if decision_id is not None and not pointer.get("handed_off"):
-            # The feedback logs the resolution event itself (one per decision).
-            applied = self._feedback(FeedbackRequest(decision_id=decision_id, resolved=True))
-        if not applied:  # no decision of the bot's to credit, or it had its feedback
+        result = None
+        credit = decision_id is not None and not pointer.get("handed_off")
+        if credit and pointer.get("resolution_of") != decision_id:
+            # The feedback logs the decision's resolution event itself: as its outcome, or
+            # after the outcome it had (a CSAT). A resolution after a reopening is the bot's.
+            result = self._feedback(FeedbackRequest(decision_id=decision_id, resolved=True))
+        if result is None:  # no decision of the bot's to credit, the agents had it, or again
             self.events.ingest([_resolution_event(conversation, resolved.at)])
+        applied = result is not None and result.applied
+        saved = {**pointer, "resolution_of": decision_id} if result is not None else pointer
         if resolved.at is not None:
-            self._save(conversation, {**pointer, "resolved_at": resolved.at})
+            saved = {**saved, "resolved_at": resolved.at}
+        if saved is not pointer:
+            self._save(conversation, saved)
         return {"action": "resolved", "decision_id": decision_id, "applied": applied}
 
-    def _feedback(self, request: FeedbackRequest) -> bool:
+    def _feedback(self, request: FeedbackRequest) -> FeedbackResponse | None:
+        """The feedback's answer; None when its decision is gone (expired, or the user
+        was erased meanwhile)."""
         try:
-            return self.decisions.feedback(request).applied
-        except NotFound:  # the decision expired or the user was erased meanwhile
-            return False
+            return self.decisions.feedback(request)
+        except NotFound:
+            return None
 
     # --- the conversation's last decision ---------------------------------------------
     def _remember(
