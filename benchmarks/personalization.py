@@ -10,8 +10,9 @@ HTTP); the intent model is trained once and copied into each run's fresh data di
    default-world demo's log estimates every fixed variant's mean reward and CSAT, on the whole
    log and on the control arm only; a separate demo per fixed variant (`--holdout 1.0`,
    `TAILORBOT_CONTROL_VARIANT=v`, the same seed) measures its on-policy value (the control
-   arm's mean with its user-clustered interval). The control arm serves intent-only articles,
-   as the on-policy runs do; the whole log mixes in personalized articles.
+   arm's mean with its user-clustered interval). The control arm serves articles ranked
+   without the user's view (text, intent, statistics shared by all customers), as the
+   on-policy runs do; the whole log mixes in personalized articles.
 
     .venv/bin/python benchmarks/personalization.py                    # 5 seeds, 3000 contacts
     .venv/bin/python benchmarks/personalization.py --seeds 0 1 --contacts 1000 --skip-ope

@@ -1,6 +1,6 @@
 """Load what decisions are made with, from the settings: the current intent model of the data
 directory (the promoted one, else the newest), the knowledge base, the recommenders
-(personalized and the intent-only control), the shared variant policy and the experiment.
+(personalized, and the control's: no user view), the shared variant policy and the experiment.
 """
 
 from __future__ import annotations
