@@ -19,8 +19,8 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import time
-import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -83,11 +83,15 @@ class Experiment:
         self.namespace = f"experiment:{name}"
 
     def _hash(self, user_id: str) -> int:
-        return zlib.crc32(f"{self.name}:{user_id}".encode())
+        # A cryptographic hash: CRC32, used before, is linear, so two experiments' names gave
+        # the same (or the exact opposite) split of ids of one length, and consecutive ids
+        # fell into blocks far from the holdout share. The key separates name and id.
+        key = f"{self.name}\x00{user_id}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
 
     def assigned_arm(self, user_id: str) -> str:
         """The arm the user belongs to once the experiment runs."""
-        return "control" if self._hash(user_id) / 2**32 < self.holdout else PERSONALIZED_ARM
+        return "control" if (self._hash(user_id) >> 32) / 2**32 < self.holdout else PERSONALIZED_ARM
 
     def arm_for(self, user_id: str) -> str:
         """The arm serving the user now: :data:`PRE_PERIOD` before the start."""
@@ -96,8 +100,8 @@ class Experiment:
         return self.assigned_arm(user_id)
 
     def bucket_of(self, user_id: str) -> int:
-        # The high bits decide the arm; the low bits spread users over buckets within it.
-        return self._hash(user_id) % self.buckets
+        # The high 32 bits decide the arm; the low ones spread users over buckets within it.
+        return (self._hash(user_id) & 0xFFFFFFFF) % self.buckets
 
     def outcome_deltas(
         self,
