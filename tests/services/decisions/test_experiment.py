@@ -280,3 +280,19 @@ def test_each_experiment_splits_users_afresh_at_its_holdout_share() -> None:
         cohort = [f"user-{i}" for i in range(block * 1000, (block + 1) * 1000)]
         share = sum(first.assigned_arm(u) == "control" for u in cohort) / len(cohort)
         assert 0.45 < share < 0.55, (block, share)
+
+
+def test_a_decision_of_another_experiment_is_not_in_this_readout(make_service: Any) -> None:
+    """Feedback on a decision an earlier experiment served teaches the bandits, but counts in
+    the current experiment's readout only if that experiment served it."""
+    _, before = make_service(experiment_name="exp-a", experiment_holdout=0.5)
+    decisions = [ask(before, f"x{i}", CARD_MESSAGE).decision_id for i in range(6)]
+    _, after = make_service(experiment_name="exp-b", experiment_holdout=0.5)
+    for decision_id in decisions:
+        assert tell(after, decision_id, rating=1, resolved=False).applied
+    report = after.experiment_report()
+    assert sum(arm.feedback for arm in report.arms.values()) == 0
+    mine = ask(after, "y1", CARD_MESSAGE).decision_id
+    tell(after, mine, rating=5)
+    assert sum(arm.feedback for arm in after.experiment_report().arms.values()) == 1
+    assert runtime_of(after).stores.decisions.get(mine)["experiment"] == "exp-b"

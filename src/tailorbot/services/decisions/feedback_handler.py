@@ -150,15 +150,17 @@ class FeedbackHandler:
         the bandit of its arm) and what that bandit then learns locally."""
         arm = decision.get("arm", PERSONALIZED_ARM)
         experiment = self.experiment
-        increments = {
-            experiment.namespace: experiment.outcome_deltas(
+        increments: dict[str, dict[str, float]] = {}
+        # Only the experiment that served the decision counts its outcome (one made under
+        # another name belongs to that readout); records from before the field: this one.
+        if decision.get("experiment") in (None, experiment.name):
+            increments[experiment.namespace] = experiment.outcome_deltas(
                 arm,
                 decision["user_id"],
                 rating=request.rating,
                 resolved=request.resolved,
                 reward=reward,
             )
-        }
         if reward is None:
             return increments, None
         models = self.models()

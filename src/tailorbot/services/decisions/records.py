@@ -25,13 +25,15 @@ def decision_record(
     versions: Mapping[str, str],
     *,
     created_at: str,
+    experiment: str | None = None,
     **message: Any,
 ) -> dict[str, Any]:
     """A decision as stored for its feedback: a new id, who, the template and the chosen
     ``(variant, propensity, context)``, the A/B arm and model versions; ``message`` holds
     what was read from the customer's message (intent, articles, ...), when there was one.
     ``created_at`` is when the request came, before the user was read: the store refuses a
-    decision made before an erasure of its user (``DecisionStore.put_many``)."""
+    decision made before an erasure of its user (``DecisionStore.put_many``). ``experiment``
+    names the A/B test whose ``arm`` served it: only that test's readout counts its outcome."""
     variant, propensity, context = choice
     return {
         "decision_id": new_event_id(),
@@ -44,6 +46,7 @@ def decision_record(
         "propensity": propensity,
         "context": context,
         "arm": arm,
+        "experiment": experiment,
         "personalized": personalized,
         "model_versions": dict(versions),
         "created_at": created_at,

@@ -229,6 +229,7 @@ class DecisionService:
             articles=[a.article_id for a in articles],
             reply_article=about.article_id if about is not None else None,
             created_at=received_at,
+            experiment=self.experiment.name,
         )  # fmt: skip
         return {"record": record, "text": text, "explored": explored}
 
@@ -299,7 +300,7 @@ class DecisionService:
         record = decision_record(
             user_id, session_id, channel, template.id, (variant, propensity, context), arm,
             view is not None and arm == PERSONALIZED_ARM, models.versions,
-            intent=None, articles=[], created_at=received_at,
+            intent=None, articles=[], created_at=received_at, experiment=self.experiment.name,
         )  # fmt: skip
         with backend_errors():
             self.stores.decisions.put(record["decision_id"], user_id, record)
