@@ -16,6 +16,7 @@ from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
+from tailorbot.store import StoreError
 from tests.services.decisions.conftest import CARD_MESSAGE, runtime_of
 
 WAIT_S = 30.0
@@ -206,6 +207,36 @@ def test_feedback_right_after_the_answer_waits_for_its_decision(
     assert runtime.recorder.pending() == 1
     result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, rating=5))
     assert result.applied and runtime.recorder.pending() == 0
+
+
+def test_feedback_on_a_decision_the_store_refuses_for_now_is_a_503_not_a_404(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that answers but refuses writes (a read-only replica after a failover, an
+    out-of-memory Redis): the decision waits in this process's queue, and a feedback on it
+    must be retried (503), not dropped as unknown (404)."""
+    runtime = runtime_of(service)
+    refused = StoreError("READONLY You can't write against a read only replica.")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise refused
+
+    monkeypatch.setattr(runtime.stores.decisions, "put_many", refuse)
+    answer = service.personalize(
+        PersonalizeRequest(user_id="u1", session_id="s1", message=CARD_MESSAGE)
+    )
+    with pytest.raises(Unavailable) as unavailable:
+        service.feedback(FeedbackRequest(decision_id=answer.decision_id, rating=5))
+    assert unavailable.value.retry_after is not None
+    monkeypatch.undo()  # the store takes writes again: the retried feedback applies
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, rating=5))
+            break
+        except Unavailable:
+            assert time.monotonic() < deadline, "the queued decision was never written"
+    assert result.applied
 
 
 def test_erasure_writes_the_queue_first_so_nothing_lands_after_it(

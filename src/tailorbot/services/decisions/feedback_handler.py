@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tailorbot.config import Settings
-from tailorbot.errors import InvalidInput, NotFound, Problem, backend_errors
+from tailorbot.errors import (
+    RETRY_AFTER_S,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unavailable,
+    backend_errors,
+)
 from tailorbot.events.codec import now_iso
 from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
@@ -131,7 +138,13 @@ class FeedbackHandler:
         """The stored decision; one queued here is written first, and one another process
         made may still be on its way (``decision_wait_s``)."""
         wait_s = self.settings.decision_wait_s
-        self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0))
+        if not self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0)):
+            # Still queued here: the store is refusing the recorder's writes. The decision
+            # exists, so a 503 to retry, never the 404 a client would take as final.
+            raise Unavailable(
+                "the decision store is not taking writes; retry shortly",
+                retry_after=RETRY_AFTER_S,
+            )
         deadline = time.monotonic() + wait_s
         while True:
             with backend_errors():
