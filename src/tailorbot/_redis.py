@@ -32,6 +32,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+READY_PROBE_TTL_MS = 10_000  # the readiness probe's key (a write: ping) expires by itself
+
+
 def optional_seconds(text: str | float | None) -> float | None:
     """A duration option where empty (or ``none``) means never."""
     if text is None or str(text).strip().lower() in {"", "none"}:

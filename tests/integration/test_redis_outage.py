@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
@@ -184,3 +185,24 @@ def test_a_stalled_redis_turns_into_503_after_the_socket_timeout_and_a_retry_cou
         logged = [e["event_id"] for evs in logged_events(log).values() for e in evs]
         assert sorted(logged) == sorted(accepted + [e["event_id"] for e in stalled])  # twice
         assert_exactly_once(log, settings, accepted)  # ... and counted once
+
+
+def test_readyz_is_503_while_redis_answers_but_refuses_writes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A primary demoted to a read-only replica (a failover) answers PING but refuses every
+    append and store write: a load balancer must stop sending traffic, so /readyz says so."""
+    settings = app_settings(redis_server, tmp_path)
+    admin = redis.Redis(port=redis_server.port, socket_timeout=5)
+    try:
+        with serving(settings) as (client, _):
+            assert client.get("/readyz").status_code == 200
+            admin.replicaof("127.0.0.1", closed_port())  # read-only from now on
+            ready = client.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            checks = ready.json()["checks"]
+            assert checks["log"] == "unreachable" and checks["store"] == "unreachable"
+            admin.replicaof("no", "one")  # promoted again
+            wait_until(lambda: client.get("/readyz").status_code == 200, "ready again", WAIT_S)
+    finally:
+        admin.close()

@@ -54,7 +54,7 @@ from typing import Any
 import redis
 
 from tailorbot._backends import positive_float
-from tailorbot._redis import parse_url, plain_prefix, translate_errors
+from tailorbot._redis import READY_PROBE_TTL_MS, parse_url, plain_prefix, translate_errors
 from tailorbot.log.base import EventLog, LogError, LogRecord
 from tailorbot.log.redis_consumer import RedisStreamsConsumer, stream_record
 
@@ -241,7 +241,9 @@ class RedisStreamsEventLog(EventLog):
 
     @_guard
     def ping(self) -> None:
-        self.client.ping()
+        # A write, not PING: a replica left read-only by a failover, or an out-of-memory
+        # Redis, answers PING but refuses every append (/readyz must say so).
+        self.client.set(f"{self.prefix}:log:readyz", b"1", px=READY_PROBE_TTL_MS)
 
     def close(self) -> None:
         """Close the consumers opened here (they leave their groups), then the connections."""

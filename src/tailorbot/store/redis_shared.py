@@ -21,7 +21,13 @@ from typing import Any
 import orjson
 import redis
 
-from tailorbot._redis import key_text, optional_seconds, plain_prefix, translate_errors
+from tailorbot._redis import (
+    READY_PROBE_TTL_MS,
+    key_text,
+    optional_seconds,
+    plain_prefix,
+    translate_errors,
+)
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
@@ -95,7 +101,9 @@ class RedisConcern:
 
     @guard
     def ping(self) -> None:
-        self.client.ping()
+        # A write, not PING: a replica left read-only by a failover, or an out-of-memory
+        # Redis, answers PING but refuses every write (/readyz must say so).
+        self.client.set(self.key("readyz"), b"1", px=READY_PROBE_TTL_MS)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.prefix!r})"
