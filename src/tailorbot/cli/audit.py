@@ -106,7 +106,10 @@ def _with_predictions(
 def _fmt(figure: dict[str, Any] | None, digits: int = 3) -> str:
     if figure is None:
         return "-"
-    return f"{figure['value']:.{digits}f} [{figure['low']:.{digits}f},{figure['high']:.{digits}f}]"
+    value = f"{figure['value']:.{digits}f}"
+    if figure["low"] is None:  # one user: no interval
+        return value
+    return f"{value} [{figure['low']:.{digits}f},{figure['high']:.{digits}f}]"
 
 
 def _print_report(report: dict[str, Any]) -> None:

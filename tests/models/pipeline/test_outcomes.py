@@ -78,3 +78,21 @@ def test_another_users_events_are_never_a_decisions_outcome() -> None:
     rows = decision_rows([*victim, *intruder], {}, record)
     assert [(r["decision_id"], r["user_id"]) for r in rows] == [("d1", "vic1")]
     assert (rows[0]["rating"], rows[0]["resolved"], rows[0]["hit"]) == (None, None, False)
+
+
+def test_the_audits_figures_by_arm_are_clustered_by_user() -> None:
+    """Each user rates every contact alike (their contacts are correlated): the interval is
+    the one over users, wider than one that took the 60 contacts as independent."""
+    rows = [
+        {"user_id": f"u{u}", "arm": "control", "rating": 1 + u % 5, "resolved": u % 2 == 0}
+        for u in range(20)
+        for _ in range(3)
+    ]
+    report = audit([], rows, dimensions=(), min_rows=1)
+    csat = report["overall"]["csat_by_arm"]["control"]
+    assert (csat["n"], csat["users"], csat["value"]) == (60, 20, 3.0)
+    ratings = [float(r["rating"]) for r in rows]
+    naive = 1.959964 * (sum((x - 3.0) ** 2 for x in ratings) / 59 / 60) ** 0.5
+    assert csat["high"] - csat["low"] > 1.5 * 2 * naive  # about sqrt(3) times as wide
+    resolution = report["overall"]["resolution_by_arm"]["control"]
+    assert resolution["value"] == 0.5 and resolution["high"] - resolution["low"] > 0.4

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tailorbot.models.pipeline.stats import mean_interval, rate_gap, wilson
+from tailorbot.models.pipeline.stats import clustered_mean, rate_gap, wilson
 
 BASE_DIMENSIONS = ("tier", "language", "region", "channel", "returning")
 NOTHING_TO_AUDIT = "no labelled rows: nothing to audit"
@@ -62,11 +62,15 @@ def _proportion(hits: int, n: int) -> dict[str, Any] | None:
     return {"value": hits / n, "low": low, "high": high, "n": n}
 
 
-def _mean(values: Sequence[float]) -> dict[str, Any] | None:
-    found = mean_interval(values)
+def _by_user(rows: Sequence[Row], field: str, proportion: bool) -> dict[str, Any] | None:
+    """The rows' mean of ``field`` with an interval clustered by user (the rows of one user
+    are correlated), and how many rows and users it rests on."""
+    pairs = [(str(r["user_id"]), float(r[field])) for r in rows if r.get(field) is not None]
+    found = clustered_mean(pairs, proportion=proportion)
     if found is None:
         return None
-    return {"value": found[0], "low": found[1], "high": found[2], "n": len(values)}
+    value, low, high, users = found
+    return {"value": value, "low": low, "high": high, "n": len(pairs), "users": users}
 
 
 def _by_arm(rows: Sequence[Row], make: Callable[[Sequence[Row]], Any]) -> dict[str, Any]:
@@ -84,16 +88,9 @@ def _decision_figures(rows: Sequence[Row]) -> dict[str, Any]:
         "fallback_rate": flag("fallback"),
         "handoff_rate": flag("handoff"),
         "recommendation_hit_rate": flag("hit"),
-        "csat_by_arm": _by_arm(
-            rows, lambda rs: _mean([float(r["rating"]) for r in rs if r.get("rating") is not None])
-        ),
-        "resolution_by_arm": _by_arm(
-            rows,
-            lambda rs: _proportion(
-                sum(bool(r["resolved"]) for r in rs if r.get("resolved") is not None),
-                sum(r.get("resolved") is not None for r in rs),
-            ),
-        ),
+        # by arm: the A/B comparison, where users are the unit of randomization and variance
+        "csat_by_arm": _by_arm(rows, lambda rs: _by_user(rs, "rating", proportion=False)),
+        "resolution_by_arm": _by_arm(rows, lambda rs: _by_user(rs, "resolved", proportion=True)),
     }
 
 
