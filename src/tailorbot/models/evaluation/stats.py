@@ -146,7 +146,9 @@ def _cluster_var(contributions: np.ndarray) -> float:
 
 
 def _difference(estimate: float, variance: float, tau: float, clusters: int, n: int) -> Difference:
-    se = math.sqrt(max(variance, 0.0))
+    if variance <= 0:  # no variation seen: a plug-in variance of 0 would claim certainty
+        return Difference(estimate, None, None, None, clusters, n)
+    se = math.sqrt(variance)
     half = Z95 * se
     always = always_valid_halfwidth(variance, tau)
     return Difference(

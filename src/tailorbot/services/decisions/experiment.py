@@ -188,7 +188,7 @@ def _mean(sums: ClusterSums, clip: tuple[float, float]) -> MeanEstimate:
         return MeanEstimate(n=0, mean=None)
     estimate = ratio_mean(sums)
     mean = float(sums.y.sum()) / n
-    if estimate is None:
+    if estimate is None or estimate[1] <= 0:  # one user, or no variation: no interval
         return MeanEstimate(n=n, mean=mean)
     half = Z95 * float(np.sqrt(estimate[1]))
     low, high = max(clip[0], mean - half), min(clip[1], mean + half)
