@@ -141,7 +141,7 @@ def test_evaluate_recs_time_split_reports_three_policies_with_intervals(tmp_path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["split"]["train_share"] == 0.7 and report["sessions"] < 40
-    assert set(report["policies"]) == {"hybrid", "intent_only", "popularity"}
+    assert set(report["policies"]) == {"hybrid", "control", "intent_only", "popularity"}
     assert len(report["policies"]["popularity"]["ci95"]["ndcg"]) == 2
     text = runner.invoke(app, args)
     assert text.exit_code == 0 and "time split" in text.stdout and "popularity" in text.stdout

@@ -138,7 +138,7 @@ def _print_report(result: Any, url: str, k: int) -> None:
         kept = {n: f"{v['hit_rate']:.4f}" for n, v in result.without_vetoed.items()}
         typer.echo(f"  hit_rate@{k} without the vetoed sessions (below): {kept}")
     typer.echo(
-        f"  lift over intent_only: hit rate {result.lift('hit_rate'):+.4f} "
+        f"  lift over control: hit rate {result.lift('hit_rate'):+.4f} "
         f"{_ci(lift.get('hit_rate'))}, NDCG {result.lift('ndcg'):+.4f} {_ci(lift.get('ndcg'))}"
     )
 

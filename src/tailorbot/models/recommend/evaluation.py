@@ -13,12 +13,13 @@ leaks.
 Metrics, over the counted sessions: **hit rate@k** (the resolving article is in the top k)
 and **NDCG@k** (with one relevant article: ``1 / log2(rank + 1)``, rank from 1, 0 past k),
 each with a 95 % percentile-bootstrap interval over *users* (a user's sessions are not
-independent), and the same for the hybrid's lift over intent-only.
+independent), and the same for the hybrid's lift over the control.
 
-Three policies: ``hybrid`` (every signal), ``intent_only`` (text and intent: the A/B
-control until 2026-11-30; the control now ranks with the statistics of all customers, a
-stronger baseline not replayed here, so the lift over ``intent_only`` flatters the hybrid)
-and ``popularity`` (the articles that helped most customers so far, the same for everyone).
+Four policies: ``hybrid`` (every signal), ``control`` (the A/B test's control: the same
+ranker without the user's view, with the statistics of all customers and no CF model; the
+lift is over it, the strongest ranking that is not personal), ``intent_only`` (text and
+intent: the control until 2026-11-30, kept for comparison) and ``popularity`` (the
+articles that helped most customers so far, the same for everyone).
 
 **Time split** (``train_share=0.7``): the collaborative-filtering model (item-kNN) is trained
 on the first 70 % of the events by time and frozen; only sessions whose first customer
@@ -54,6 +55,9 @@ from tailorbot.models.recommend.popularity import PopularityRecommender
 from tailorbot.store.base import FeatureRecord, ProfileStore
 
 IntentFn = Callable[[str], tuple[str | None, float]]
+
+
+BASELINE = "control"  # the lift is over the A/B test's control ranker
 
 
 class EvaluationError(ValueError):
@@ -92,9 +96,7 @@ class RecsEvaluation:
     # hit rate and NDCG over the counted sessions not resolved by a vetoed article
     without_vetoed: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def lift(
-        self, metric: str = "hit_rate", policy: str = "hybrid", over: str = "intent_only"
-    ) -> float:
+    def lift(self, metric: str = "hit_rate", policy: str = "hybrid", over: str = BASELINE) -> float:
         return getattr(self.policies[policy], metric) - getattr(self.policies[over], metric)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,7 +115,7 @@ class RecsEvaluation:
                 for name, score in self.policies.items()
             },
             "lift": {"hit_rate": self.lift("hit_rate"), "ndcg": self.lift("ndcg")}
-            if {"hybrid", "intent_only"} <= set(self.policies)
+            if {"hybrid", BASELINE} <= set(self.policies)
             else {},
             "lift_ci95": dict(self.lift_intervals),
             "without_vetoed": dict(self.without_vetoed),
@@ -145,7 +147,8 @@ def evaluate_recommendations(
     bootstrap: int = 1000,
     seed: int = 0,
 ) -> RecsEvaluation:
-    """Replay ``log`` and score the hybrid recommender against intent-only and popularity.
+    """Replay ``log`` and score the hybrid recommender against the control, intent-only and
+    popularity.
 
     Parameters
     ----------
@@ -189,6 +192,7 @@ def evaluate_recommendations(
     replay = _Replay(
         {
             "hybrid": HybridRecommender(kb, weights=weights, stats=stats, cf=cf),
+            BASELINE: HybridRecommender(kb, weights=weights, stats=stats),  # asked without a view
             "intent_only": HybridRecommender.intent_only(kb),
             "popularity": PopularityRecommender(kb, stats),
         },
@@ -355,15 +359,15 @@ class _Replay:
 def _intervals(
     names: list[str], rows: np.ndarray, users: list[str], reps: int, seed: int
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
-    """User-bootstrap 95 % intervals of each policy's metrics and of hybrid − intent_only."""
+    """User-bootstrap 95 % intervals of each policy's metrics and of hybrid − control."""
     if reps < 1:
         return {}, {}
     index = {u: i for i, u in enumerate(dict.fromkeys(users))}
     of_user = np.array([index[u] for u in users])
     columns = rows
     lift_cols: list[str] = []
-    if {"hybrid", "intent_only"} <= set(names):
-        h, b = names.index("hybrid"), names.index("intent_only")
+    if {"hybrid", BASELINE} <= set(names):
+        h, b = names.index("hybrid"), names.index(BASELINE)
         diff = rows[:, [2 * h, 2 * h + 1]] - rows[:, [2 * b, 2 * b + 1]]
         columns = np.hstack([rows, diff])
         lift_cols = ["hit_rate", "ndcg"]
