@@ -12,6 +12,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from tailorbot.events.codec import now_iso
 from tests.api.conftest import log_ends, make_client
 from tests.api.support import event, message
 from tests.services.decisions.conftest import save_model
@@ -29,6 +30,7 @@ class Bad:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+SAME_TIME = now_iso()
 DEEP_500 = b"[" * 500 + b"]" * 500  # as bytes: JSON encoders recurse per level too
 
 ROWS: dict[str, Bad] = {
@@ -69,6 +71,17 @@ ROWS: dict[str, Bad] = {
         "event_id",
         "repeats the event_id",
         json=[message(event_id="e1", text="a"), message(event_id="e1", text="b")],
+    ),
+    "repeats an event_id with other personal data": Bad(
+        "POST",
+        "/v1/events",
+        422,
+        "event_id",
+        "different content",  # the same once redacted: still not the same event
+        json=[
+            message(event_id="e2", text=f"mail {who}@example.com", timestamp=SAME_TIME)
+            for who in ("jo", "bob")
+        ],
     ),
     "epoch seconds as timestamp": Bad(
         "POST",

@@ -87,9 +87,11 @@ class IngestionService:
         """
         self._check_size(raw_events)
         self._check_backpressure()
-        events, problems = self._validate(raw_events)
-        repeats = find_repeats(events)
-        events = repeats.unique
+        validated, problems = self._validate(raw_events)
+        # Repeats are told apart before redaction: two events under one id that differ only in
+        # their personal data (two e-mail addresses) are a conflict, not a duplicate.
+        repeats = find_repeats(validated)
+        events = [(index, self.redactor.redact_event(event)) for index, event in repeats.unique]
         problems.extend(
             Problem(index, "event_id", conflict_reason(first))
             for index, first in repeats.conflicts.items()
@@ -147,7 +149,7 @@ class IngestionService:
             if unknown is not None:
                 problems.append(unknown)
                 continue
-            events.append((index, self.redactor.redact_event(event)))
+            events.append((index, event))
         return events, problems
 
     def _unknown_article(self, index: int, event: EventBase) -> Problem | None:
