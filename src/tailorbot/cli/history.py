@@ -43,7 +43,6 @@ class History:
     events: list[dict[str, Any]]
     profiles: dict[str, dict[str, Any]]
     decision_of: Callable[[str], dict[str, Any] | None]
-    skipped: int = 0  # log records the stream worker would not apply (dead letters)
 
 
 @contextmanager
@@ -76,6 +75,6 @@ def open_history(
             )
         users = sorted({e["user_id"] for e in events})
         profiles = runtime.stores.profiles.get_many(users) if users else {}
-        yield History(events, profiles, runtime.stores.decisions.get, len(skipped))
+        yield History(events, profiles, runtime.stores.decisions.get)
     finally:
         runtime.stop()

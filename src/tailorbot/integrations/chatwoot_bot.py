@@ -181,12 +181,14 @@ class ChatwootBot:
             result = self._feedback(FeedbackRequest(decision_id=decision_id, resolved=True))
         if result is None:  # no decision of the bot's to credit, the agents had it, or again
             self.events.ingest([_resolution_event(conversation, resolved.at)])
-        applied = result is not None and result.applied
-        saved = {**pointer, "resolution_of": decision_id} if result is not None else pointer
+        remembered: dict[str, Any] = {}
+        if result is not None:
+            remembered["resolution_of"] = decision_id
         if resolved.at is not None:
-            saved = {**saved, "resolved_at": resolved.at}
-        if saved is not pointer:
-            self._save(conversation, saved)
+            remembered["resolved_at"] = resolved.at
+        if remembered:
+            self._save(conversation, {**pointer, **remembered})
+        applied = result is not None and result.applied
         return {"action": "resolved", "decision_id": decision_id, "applied": applied}
 
     def _feedback(self, request: FeedbackRequest) -> FeedbackResponse | None:

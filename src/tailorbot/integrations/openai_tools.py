@@ -221,7 +221,7 @@ def request_for(
             problems=[Problem(None, "arguments", "not an object")],
         )
     known = (
-        ("message", "last_bot_message", *CONTEXT_FIELDS)
+        (*TEXT_FIELDS, *CONTEXT_FIELDS)
         if tool_name == PERSONALIZE_NAME
         else tuple(FeedbackRequest.model_fields)
     )
