@@ -18,12 +18,30 @@ workers) is skipped here too, and listed in ``skipped`` when the caller asks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from tailorbot.archive.base import EventArchive
 from tailorbot.events.codec import MALFORMED, applicable_event
 from tailorbot.log.base import EventLog, LogRecord
+
+
+def applicable_records(
+    log: EventLog, skipped: list[tuple[LogRecord, str]] | None = None
+) -> Iterator[tuple[float, LogRecord, dict[str, Any]]]:
+    """``(epoch time, record, event)`` of every record of the log the stream worker would
+    apply, partition by partition; the others are left out (and, with ``skipped``, listed
+    there with the reason)."""
+    for partition in range(log.num_partitions):
+        for record in log.read_all(partition):
+            try:
+                event, ts = applicable_event(record.value)
+            except MALFORMED as exc:
+                if skipped is not None:
+                    skipped.append((record, f"undecodable: {exc}"))
+                continue
+            yield ts, record, event
 
 
 def log_events(
@@ -37,17 +55,11 @@ def log_events(
     listed there with the reason)."""
     low = since.timestamp() if since is not None else float("-inf")
     high = until.timestamp() if until is not None else float("inf")
-    found: list[tuple[float, str, dict[str, Any]]] = []
-    for partition in range(log.num_partitions):
-        for record in log.read_all(partition):
-            try:
-                event, ts = applicable_event(record.value)
-            except MALFORMED as exc:
-                if skipped is not None:
-                    skipped.append((record, f"undecodable: {exc}"))
-                continue
-            if low <= ts < high:
-                found.append((ts, str(event["event_id"]), event))
+    found = [
+        (ts, str(event["event_id"]), event)
+        for ts, _, event in applicable_records(log, skipped)
+        if low <= ts < high
+    ]
     found.sort(key=lambda item: item[:2])
     return [event for _, _, event in found]
 

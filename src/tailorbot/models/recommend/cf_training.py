@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tailorbot.events.codec import MALFORMED, applicable_event, event_epoch
+from tailorbot.events.codec import event_epoch
 from tailorbot.log.base import EventLog
 from tailorbot.models import registry
+from tailorbot.models.pipeline.source import applicable_records
 from tailorbot.models.recommend.item_knn import ItemKNN, interactions_from_events
 
 CF_KIND = "item_knn"
@@ -35,14 +36,7 @@ def events_in_time_order(log: EventLog) -> list[TimedEvent]:
     """Every event of the log as ``(time, partition, offset, event)``, in event-time order
     across partitions (ties by partition and offset); records the stream worker would not
     apply (dead letters) are left out, as in every training source."""
-    items = []
-    for partition in range(log.num_partitions):
-        for record in log.read_all(partition):
-            try:
-                event, ts = applicable_event(record.value)
-            except MALFORMED:
-                continue
-            items.append((ts, partition, record.offset, event))
+    items = [(ts, r.partition, r.offset, event) for ts, r, event in applicable_records(log)]
     items.sort(key=lambda item: item[:3])
     return items
 
