@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -102,8 +102,9 @@ def _raw_event(letter: Any) -> Any:
     return raw
 
 
-def _reasons(problems: Sequence[Any]) -> str:
-    return "; ".join(f"{p.field}: {p.reason}" for p in problems)
+def _reasons(problems: Iterable[tuple[Any, Any]]) -> str:
+    """``field: reason; ...`` of a refusal's ``(field, reason)`` pairs."""
+    return "; ".join(f"{field}: {reason}" for field, reason in problems)
 
 
 def _through_the_door(ingestion: Any, raws: list[Any]) -> list[str | None]:
@@ -116,13 +117,16 @@ def _through_the_door(ingestion: Any, raws: list[Any]) -> list[str | None]:
     except (InvalidInput, PayloadTooLarge) as exc:  # no event of the batch is valid
         whole = [p for p in exc.problems if p.index is None]
         return [
-            _reasons(whole or [p for p in exc.problems if p.index == index]) or exc.message
-            for index in range(len(raws))
+            _reasons(
+                (p.field, p.reason) for p in whole or [p for p in exc.problems if p.index == i]
+            )
+            or exc.message
+            for i in range(len(raws))
         ]
     return [
         None
         if status["status"] != "rejected"
-        else "; ".join(f"{e['field']}: {e['reason']}" for e in status["errors"])
+        else _reasons((e["field"], e["reason"]) for e in status["errors"])
         for status in result.results
     ]
 
