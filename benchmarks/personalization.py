@@ -90,8 +90,8 @@ def lift_table(runs: dict[str, list[dict[str, Any]]], seeds: list[int]) -> None:
     for seed in seeds:
         c = ceilings(seed, CUSTOMERS[0])
         print(
-            f"  seed {seed}: best fixed {c['best_fixed']:+.3f}; generic context "
-            f"{c['generic_context'] - c['best_fixed']:+.3f}; + tenure "
+            f"  seed {seed}: best fixed {c['best_fixed']:+.3f}; non-personal context (the "
+            f"control's) {c['generic_context'] - c['best_fixed']:+.3f}; + tenure "
             f"{c['generic_and_tenure'] - c['best_fixed']:+.3f}; oracle "
             f"{c['oracle'] - c['best_fixed']:+.3f}"
         )
@@ -108,8 +108,9 @@ def lift_table(runs: dict[str, list[dict[str, Any]]], seeds: list[int]) -> None:
 def ceilings(seed: int, customers: int) -> dict[str, float]:
     """What a variant policy can gain at most in this seed's population, in rating points of
     utility (contacts weighted by contact rate): the best fixed variant, the best policy that
-    knows what the engine's generic context carries (tier group, channel, language), one that
-    also knows the tenure, and an oracle that knows each customer's utilities."""
+    knows the non-personal context (tier group, channel, language: what the A/B control's
+    bandit sees), one that also knows the tenure, and an oracle that knows each customer's
+    utilities."""
     from collections import defaultdict
 
     import numpy as np

@@ -212,8 +212,8 @@ class Settings(BaseSettings):
         None,
         pattern=VARIANT_PATTERN,
         description="A fixed variant for the control policy (the knowledge base must have it: "
-        "checked when the models load); default (none): a context-free bandit over the same "
-        "variants, learning the globally best one.",
+        "checked when the models load); default (none): a bandit over the same variants that "
+        "learns the best one per channel, language and tier group (no personal history).",
     )
     experiment_start: datetime | None = Field(
         None,

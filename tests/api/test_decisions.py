@@ -166,7 +166,7 @@ def test_feedback_round_trip(api: TestClient) -> None:
     # One user is one cluster: no interval yet (a user-clustered one needs two).
     assert arm["resolution_rate"]["mean"] == 1.0 and arm["resolution_rate"]["ci95"] is None
     assert body["arms"]["control"]["feedback"] == 0
-    assert body["control"] == "context_free_bandit"
+    assert body["control"] == "channel_language_tier_bandit"
     assert body["csat_lift"] is None
 
 

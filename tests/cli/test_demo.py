@@ -28,7 +28,7 @@ def test_demo_reports_a_measured_ab_comparison(tmp_path: Path) -> None:
     assert 0.0 <= report["intent_accuracy"] <= 1.0
     assert report["events_processed"] > 60  # sessions, messages and feedback events
     ab = report["ab"]
-    assert ab["control"] == "context_free_bandit"
+    assert ab["control"] == "channel_language_tier_bandit"
     assert ab["clusters"].startswith("users")
     for lift in (ab["csat_lift"], ab["resolution_lift"]):
         low, high = lift["ci95"]

@@ -33,7 +33,7 @@ def test_evaluate_policy_estimates_every_candidate_with_intervals(demo_dir: Path
     rows = report["policies"]
     names = {r["name"] for r in rows}
     assert {"logged", "fixed:concise", "fixed:step_by_step", "fixed:empathetic"} <= names
-    assert "context_free_bandit" in names
+    assert {"context_free_bandit", "channel_language_tier_bandit"} <= names
     assert sum(n.startswith("contextual_bandit(") for n in names) == 3
     assert {r["estimator"] for r in rows} == {"on_policy", "ips", "snips", "dr"}
     assert {r["metric"] for r in rows} == {"reward", "csat", "resolution"}

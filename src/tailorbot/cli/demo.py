@@ -202,8 +202,10 @@ def _fmt_ci(est: dict[str, Any] | None, pct: bool = False) -> str:
 
 
 def _control_words(control: str) -> str:
-    if control == "context_free_bandit":
-        return "context-free bandit, the globally best variant"
+    from tailorbot.services.decisions.experiment import CONTROL_BANDIT
+
+    if control == CONTROL_BANDIT:
+        return "bandit over channel, language and tier: the best non-personal variant"
     return control.replace("fixed_variant:", "fixed variant ")
 
 

@@ -119,11 +119,18 @@ def _kb_variants(settings: Any) -> list[str]:
 
 
 def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
-    """Each fixed variant, the A/B control's context-free bandit, and the contextual bandit
-    with the configured settings and two others."""
-    from tailorbot.features.context import ACTION_KEYS, AttributeContext, feature_names
+    """Each fixed variant, a context-free bandit, the A/B control's bandit over the
+    non-personal context, and the contextual bandit with the configured settings and two
+    others."""
+    from tailorbot.features.context import (
+        ACTION_KEYS,
+        NON_PERSONAL_KEYS,
+        AttributeContext,
+        feature_names,
+    )
     from tailorbot.models.bandit import LinUCB
     from tailorbot.models.evaluation.ope import FixedVariant, LearnedBandit
+    from tailorbot.services.decisions.experiment import CONTROL_BANDIT
 
     # The log keeps the chosen variant's action features only (its memory of the customer),
     # not those of the variants it did not choose: the off-line candidates see the rest.
@@ -136,6 +143,12 @@ def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
             "context_free_bandit",
             lambda: LinUCB([], alpha=alpha, epsilon=epsilon, seed=seed),
             contextual=False,
+        )
+    )
+    candidates.append(
+        LearnedBandit(
+            CONTROL_BANDIT,
+            functools.partial(LinUCB, NON_PERSONAL_KEYS, alpha=alpha, epsilon=epsilon, seed=seed),
         )
     )
     for a, e in dict.fromkeys([(alpha, epsilon), (0.0, epsilon), (alpha, 0.2)]):

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tailorbot.features.segment_memory import SegmentVariantStats
-from tailorbot.features.view import CONTEXT_KEYS, context_vector
+from tailorbot.features.view import CONTEXT_KEYS, TIER_KEYS, context_vector
 
 # Per candidate variant (cb_explore_adf-style action features), each in [0, 1]:
 # own_reward: the customer's recency-weighted mean reward with the variant, shrunk towards the
@@ -35,6 +35,11 @@ CHANNELS = ("chat", "email", "voice", "messaging")
 DEFAULT_LANGUAGE = "en"  # the profile's default language (events.profile.UserProfile)
 CHANNEL_KEYS = tuple((c, f"channel_{c}") for c in CHANNELS)
 REQUEST_KEYS = (*(key for _, key in CHANNEL_KEYS), "language_non_default")
+# What the A/B control's bandit sees: the conversation's channel and language and the
+# account's tier group, which a bot knows of any customer; none of the customer's history,
+# segment, attributes or memory. The strongest control is the best policy without those.
+NON_PERSONAL_KEYS: tuple[str, ...] = (*REQUEST_KEYS, *(key for _, key in TIER_KEYS))
+_NON_PERSONAL = frozenset(NON_PERSONAL_KEYS)
 
 
 class AttributeContext:
@@ -99,6 +104,15 @@ def decision_context(
         **request_features(request, profile),
         **attributes.values(profile),
     }
+
+
+def non_personal(context: Mapping[str, float]) -> dict[str, float]:
+    """The part of a decision context the A/B control may see (:data:`NON_PERSONAL_KEYS`).
+
+    >>> non_personal({"channel_email": 1.0, "csat": 0.2, "tier_vip": 1.0, "own_reward": 0.9})
+    {'channel_email': 1.0, 'tier_vip': 1.0}
+    """
+    return {key: value for key, value in context.items() if key in _NON_PERSONAL}
 
 
 def action_features(

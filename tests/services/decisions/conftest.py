@@ -92,12 +92,17 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
 
 
 def ask(
-    service: DecisionService, user_id: str, message: str, session_id: str = "s1"
+    service: DecisionService,
+    user_id: str,
+    message: str,
+    session_id: str = "s1",
+    context: dict[str, Any] | None = None,
 ) -> PersonalizeResponse:
     """Personalize, and wait until the recorder wrote the decision (tests then read it)."""
-    answer = service.personalize(
-        PersonalizeRequest(user_id=user_id, session_id=session_id, message=message)
+    request = PersonalizeRequest.model_validate(
+        {"user_id": user_id, "session_id": session_id, "message": message, "context": context or {}}
     )
+    answer = service.personalize(request)
     assert service.recorder.wait_written(answer.decision_id, timeout_s=WAIT_S)
     return answer
 

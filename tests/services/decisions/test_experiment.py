@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tailorbot.features.context import NON_PERSONAL_KEYS, AttributeContext
 from tailorbot.services.decisions import experiment as experiment_module
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.schemas import MeanEstimate
@@ -175,27 +176,45 @@ def test_a_named_control_variant_is_served_fixed(make_service: Any) -> None:
     assert report.csat_lift is None
 
 
-def test_the_default_control_is_a_context_free_bandit_learning_the_best_variant(
+def test_the_default_control_learns_the_best_variant_per_channel_from_no_personal_history(
     make_service: Any,
 ) -> None:
+    """The strongest non-personalized control sees the conversation's channel and language
+    and the account's tier group, never the customer's history, segment or memory."""
     _, service = make_service(experiment_holdout=1.0, bandit_epsilon=0.3)
     control = service.models.control
     assert control is not None and control.namespace != service.models.policy.namespace
-    assert control.namespace.startswith("control:") and control.bandit.features == []
+    assert control.namespace.startswith("control:")
+    assert list(control.bandit.features) == list(NON_PERSONAL_KEYS)
     store = runtime_of(service).stores.counters
-    served = []
-    for i in range(80):
-        answer = ask(service, f"c{i % 20}", CARD_MESSAGE, session_id=f"s{i}")
+    liked = {"email": "concise", "chat": "step_by_step"}
+    served: dict[str, list[str]] = {"email": [], "chat": []}
+    for i in range(200):
+        channel = ("email", "chat")[i % 2]
+        answer = ask(
+            service, f"c{i % 20}", CARD_MESSAGE, session_id=f"s{i}", context={"channel": channel}
+        )
         assert answer.experiment_arm == "control" and answer.user.personalized is False
         assert 0.0 < answer.response.propensity <= 1.0
         variant = answer.response.variant
-        served.append(variant)
-        # Everyone likes "step_by_step" best: the control must find it without any context.
-        tell(service, answer.decision_id, rating=5 if variant == "step_by_step" else 1)
+        served[channel].append(variant)
+        # Email customers like "concise", chat customers "step_by_step": a context-free
+        # control could serve only one of them its best.
+        tell(service, answer.decision_id, rating=5 if variant == liked[channel] else 1)
     assert store.counters(service.models.policy.namespace) == {}, "personalized bandit untouched"
     assert sum(v.endswith("/n") and c > 0 for v, c in store.counters(control.namespace).items())
-    assert served[-20:].count("step_by_step") >= 12
-    assert service.experiment_report().control == "context_free_bandit"
+    for channel, variant in liked.items():
+        assert served[channel][-30:].count(variant) >= 18, (channel, served[channel][-30:])
+    assert service.experiment_report().control == "channel_language_tier_bandit"
+
+
+def test_the_control_reads_the_non_personal_part_of_a_context() -> None:
+    from tailorbot.features.context import feature_names, non_personal
+
+    personal = {name: 0.7 for name in feature_names(AttributeContext(("new_account",)))}
+    seen = non_personal({**personal, "bias": 1.0})
+    assert set(seen) == set(NON_PERSONAL_KEYS)
+    assert not set(seen) & {"csat", "events_24h_log", "own_reward", "attr_new_account", "bias"}
 
 
 def test_a_control_variant_the_kb_lacks_is_a_clear_error() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tailorbot.config import Settings
-from tailorbot.features.context import AttributeContext
+from tailorbot.features.context import AttributeContext, feature_names
 from tailorbot.models.bandit import LinearThompson, LinUCB
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.store import open_stores
@@ -28,7 +28,7 @@ def store(tmp_path: Path) -> Iterator[CounterStore]:
 
 def policy(store: CounterStore, sync_s: float = 0.0, **settings: object) -> VariantPolicy:
     values = {"data_dir": Path("unused"), "seed": 3, **settings}
-    bandit = make_bandit(Settings.load(**values), AttributeContext(("new_account",)))
+    bandit = make_bandit(Settings.load(**values), feature_names(AttributeContext(("new_account",))))
     return VariantPolicy(bandit, store, sync_s)
 
 
@@ -47,7 +47,10 @@ def test_the_namespace_names_the_model_and_its_features(store: CounterStore) -> 
     assert policy(store).namespace == a.namespace
     assert policy(store, bandit="thompson").namespace.startswith("bandit:linearthompson:")
     other = VariantPolicy(
-        make_bandit(Settings.load(data_dir=Path("x")), AttributeContext(("segment=business",))),
+        make_bandit(
+            Settings.load(data_dir=Path("x")),
+            feature_names(AttributeContext(("segment=business",))),
+        ),
         store,
     )
     assert other.namespace != a.namespace, "another feature list starts from fresh counters"

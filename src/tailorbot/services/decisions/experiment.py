@@ -8,13 +8,13 @@ whole users: the report's intervals are clustered by user (docs/experiments.md).
 experiment's ``start`` every user is served by the control policy and their outcomes are kept
 as the *pre-period* of the arm they will get: CUPED's covariate.
 
->>> exp = Experiment("demo", holdout=0.5, control="context_free_bandit")
+>>> exp = Experiment("demo", holdout=0.5, control="channel_language_tier_bandit")
 >>> exp.arm_for("user-1") in ("control", "personalized")
 True
 >>> deltas = exp.outcome_deltas("control", "user-1", rating=4, resolved=True, reward=0.9)
 >>> report = exp.report_from(deltas)
 >>> report.control, report.arms["control"].csat.mean, report.arms["control"].feedback
-('context_free_bandit', 4.0, 1)
+('channel_language_tier_bandit', 4.0, 1)
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ Z95 = 1.959964
 # for (docs/experiments.md). Any value keeps the interval valid.
 TAU = {"rating": 0.25, "resolved": 0.05, "reward": 0.05}
 METRICS = ("rating", "resolved", "reward")
+# The default control, as reports name it: a bandit over the non-personal context
+# (features/context.py NON_PERSONAL_KEYS).
+CONTROL_BANDIT = "channel_language_tier_bandit"
 
 
 class Experiment:
@@ -56,7 +59,7 @@ class Experiment:
     holdout
         Share of users served by the control policy.
     control
-        What the control policy is, for the report (``context_free_bandit`` or
+        What the control policy is, for the report (``channel_language_tier_bandit`` or
         ``fixed_variant:<name>``).
     start
         Epoch seconds the experiment starts; before it everyone gets the control and outcomes
@@ -69,7 +72,7 @@ class Experiment:
         self,
         name: str,
         holdout: float,
-        control: str = "context_free_bandit",
+        control: str = CONTROL_BANDIT,
         start: float | None = None,
         buckets: int = BUCKETS,
     ) -> None:

@@ -22,6 +22,7 @@ from tailorbot.errors import (
     backend_errors,
 )
 from tailorbot.events.codec import now_iso
+from tailorbot.features.context import non_personal
 from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
@@ -180,7 +181,7 @@ class FeedbackHandler:
         policy: VariantPolicy | None = models.policy
         context: Mapping[str, float] = decision.get("context", {})
         if arm != PERSONALIZED_ARM:  # the control learns from its own users only
-            policy, context = models.control, {}
+            policy, context = models.control, non_personal(context)
         if policy is None:  # a fixed control variant learns nothing
             return increments, None
         variant = decision["variant"]

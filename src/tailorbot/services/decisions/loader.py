@@ -12,11 +12,11 @@ from pathlib import Path
 
 from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
-from tailorbot.features.context import AttributeContext
+from tailorbot.features.context import NON_PERSONAL_KEYS, AttributeContext, feature_names
 from tailorbot.kb.loader import default_kb_dir, load_kb
 from tailorbot.kb.repository import KBRepository
 from tailorbot.models.registry import ModelNotFoundError, load_current
-from tailorbot.services.decisions.experiment import Experiment
+from tailorbot.services.decisions.experiment import CONTROL_BANDIT, Experiment
 from tailorbot.services.decisions.live_kb import kb_version_label
 from tailorbot.services.decisions.live_models import DecisionModels
 from tailorbot.services.decisions.model_swap import warm_up
@@ -56,7 +56,8 @@ def load_decision_models(
     else:
         kb, kb_version = load_kb(kb_dir), kb_digest(kb_dir)
     attributes = AttributeContext(settings.context_attributes)
-    policy = VariantPolicy(make_bandit(settings, attributes), counters, settings.bandit_sync_s)
+    bandit = make_bandit(settings, feature_names(attributes))
+    policy = VariantPolicy(bandit, counters, settings.bandit_sync_s)
     composer = ResponseComposer(kb)
     return DecisionModels(
         control=control_policy(settings, counters, composer.variant_names),
@@ -73,10 +74,11 @@ def load_decision_models(
 def control_policy(
     settings: Settings, counters: CounterStore, variants: list[str]
 ) -> VariantPolicy | None:
-    """The A/B control: a context-free bandit over the same variants (default), or ``None``
-    when the operator names a fixed ``control_variant`` (which the KB must have)."""
+    """The A/B control: a bandit over the same variants that sees the non-personal context
+    only (channel, language, tier group; the default), or ``None`` when the operator names a
+    fixed ``control_variant`` (which the KB must have)."""
     if settings.control_variant is None:
-        bandit = make_bandit(settings, None)
+        bandit = make_bandit(settings, NON_PERSONAL_KEYS)
         return VariantPolicy(bandit, counters, settings.bandit_sync_s, name="control")
     problem = control_variant_problem(settings, variants)
     if problem is not None:
@@ -98,7 +100,7 @@ def control_variant_problem(settings: Settings, variants: list[str]) -> str | No
 def control_name(settings: Settings) -> str:
     """What the control policy is, as ``GET /v1/experiment`` reports it."""
     if settings.control_variant is None:
-        return "context_free_bandit"
+        return CONTROL_BANDIT
     return f"fixed_variant:{settings.control_variant}"
 
 

@@ -19,18 +19,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tailorbot.config import Settings
-from tailorbot.features.context import AttributeContext, action_features, feature_names
+from tailorbot.features.context import action_features
 from tailorbot.features.memory import NS_SEGMENT_VARIANT
 from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.models.bandit import Choice, ContextualBandit, LinearThompson, LinUCB
 from tailorbot.store.base import CounterStore
 
 
-def make_bandit(settings: Settings, attributes: AttributeContext | None) -> ContextualBandit:
-    """The bandit the settings ask for, over the decision context's features; without
-    ``attributes``, the context-free one (the bias alone: a per-variant mean reward) that the
-    A/B test's control uses."""
-    features = feature_names(attributes) if attributes is not None else []
+def make_bandit(settings: Settings, features: Sequence[str]) -> ContextualBandit:
+    """The bandit the settings ask for, over ``features`` of the decision context: the
+    personalized policy's (:func:`~tailorbot.features.context.feature_names`) or the A/B
+    control's (:data:`~tailorbot.features.context.NON_PERSONAL_KEYS`)."""
+    features = list(features)
     if settings.bandit == "thompson":
         return LinearThompson(
             features, v=settings.bandit_alpha, epsilon=settings.bandit_epsilon, seed=settings.seed

@@ -256,8 +256,9 @@ class ExperimentReport(BaseModel):
     name: str
     holdout: float = Field(description="Share of users served by the non-personalized control.")
     control: str = Field(
-        description="The control policy: context_free_bandit (learns the globally best variant "
-        "from the control arm's feedback) or fixed_variant:<name>."
+        description="The control policy: channel_language_tier_bandit (learns the best variant "
+        "per channel, language and tier group from the control arm's feedback; nothing of the "
+        "customer's history) or fixed_variant:<name>."
     )
     clusters: str = Field(description="What the intervals are clustered by.")
     pre_period: bool = Field(False, description="Whether the experiment has a start time.")

@@ -17,7 +17,7 @@ from tailorbot.config import Settings
 from tailorbot.errors import backend_errors
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
-from tailorbot.features.context import decision_context
+from tailorbot.features.context import decision_context, non_personal
 from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.features.view import feature_view
 from tailorbot.kb.model import NO_ARTICLE_INTENTS, KnowledgeBase, ResponseTemplate
@@ -258,7 +258,8 @@ class DecisionService:
         if arm == PERSONALIZED_ARM:
             choice, context = models.policy.choose_for(view, context, variants)
             return choice.arm, choice.propensity, context, choice.explored
-        variant, propensity = self._control_choice(variants, models)  # also the pre-period
+        # also the pre-period; the record keeps the whole context (off-policy evaluation)
+        variant, propensity = self._control_choice(variants, models, context)
         return variant, propensity, context, False
 
     def _record(
@@ -327,12 +328,14 @@ class DecisionService:
         for name in ("message", "last_bot_message"):
             check_text_length(name, getattr(request, name), limit)
 
-    def _control_choice(self, variants: list[str], models: DecisionModels) -> tuple[str, float]:
+    def _control_choice(
+        self, variants: list[str], models: DecisionModels, context: Mapping[str, float]
+    ) -> tuple[str, float]:
         control = models.control
         if control is None:
             fixed = self.settings.control_variant
             return (fixed if fixed in variants else variants[0]), 1.0
-        choice = control.choose({}, variants)  # context-free: the bias alone
+        choice = control.choose(non_personal(context), variants)
         return choice.arm, choice.propensity
 
     def experiment_report(self) -> ExperimentReport:
