@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tailorbot.store.base import DecisionStore
+from tailorbot.store.base import DecisionStore, Stores
 from tests.contract.conftest import StoreOpener, run_threads
 
 
@@ -32,6 +32,41 @@ def test_racing_feedback_is_taken_exactly_once(open_online_stores: StoreOpener) 
 
     run_threads(8, give)
     assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_a_mark_is_extended_only_from_the_mark_it_was_read_as(online_stores: Stores) -> None:
+    decisions = online_stores.decisions
+    decisions.put("d1", "u1", {"variant": "short"})
+    first = {"clicked": "a1", "reward": 0.8}
+    later = {**first, "rating": 4}
+    increments = {"extend-exp": {"rating_n": 1.0}}
+    assert decisions.record_feedback("d1", later, increments, previous=first) is False
+    assert decisions.record_feedback("d1", first) is True
+    assert decisions.record_feedback("d1", later, increments, previous={"x": 1}) is False
+    assert decisions.record_feedback("d1", later, increments, previous=first) is True
+    assert decisions.record_feedback("d1", later, increments, previous=first) is False
+    assert decisions.get("d1") == {"variant": "short", "feedback": later}
+    assert online_stores.counters.counters("extend-exp") == {"rating_n": 1.0}
+    assert decisions.record_feedback("unknown", later, previous=first) is False
+
+
+def test_racing_extensions_of_a_mark_are_taken_exactly_once(
+    open_online_stores: StoreOpener,
+) -> None:
+    opened = [open_online_stores(), open_online_stores()]
+    opened[0].decisions.put("d1", "u1", {"variant": "short"})
+    first = {"clicked": "a1"}
+    assert opened[0].decisions.record_feedback("d1", first)
+    wins: list[bool] = []
+
+    def extend(i: int) -> None:
+        increments = {"race-exp": {"n": 1.0}}
+        later = {**first, "rating": i}
+        wins.append(opened[i % 2].decisions.record_feedback("d1", later, increments, first))
+
+    run_threads(8, extend)
+    assert sorted(wins) == [False] * 7 + [True]
+    assert opened[0].counters.counters("race-exp") == {"n": 1.0}
 
 
 def test_erase_user_deletes_every_decision_of_that_user(decision_store: DecisionStore) -> None:

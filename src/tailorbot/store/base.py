@@ -171,11 +171,15 @@ class DecisionStore(_Reachable):
         decision_id: str,
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
+        previous: Mapping[str, Any] | None = None,
     ) -> bool:
         """Attach feedback to a decision and, in the same atomic write, add ``increments``
         (namespace -> counter deltas, as :meth:`CounterStore.increment`) to the counters;
         True the first time, False (nothing written) when already given or the decision is
-        unknown. The feedback mark is the idempotency key of what was learned from it."""
+        unknown. The feedback mark is the idempotency key of what was learned from it.
+
+        With ``previous`` (the mark as read), the mark is replaced only while it still is
+        ``previous`` (compare-and-set): a later signal extends the mark exactly once."""
 
     @abstractmethod
     def erase_user(self, user_id: str) -> None:

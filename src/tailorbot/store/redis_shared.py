@@ -39,13 +39,19 @@ from tailorbot.store.base import (
 
 guard = translate_errors(StoreError)
 
-# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, then per
-# namespace its number of counters and their name/delta pairs. Mark and counters: one step.
-# Returns 1 when attached now, 0 when given before or no such decision.
+# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, the mark it
+# replaces ('' for none yet), then per namespace its number of counters and their name/delta
+# pairs. Mark and counters: one step. Returns 1 when written now, 0 when the mark is not the
+# expected one (given before, or extended since) or no such decision.
 _FEEDBACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
-local i = 2
+if ARGV[2] == '' then
+  if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
+else
+  if redis.call('HGET', KEYS[1], 'f') ~= ARGV[2] then return 0 end
+  redis.call('HSET', KEYS[1], 'f', ARGV[1])
+end
+local i = 3
 for k = 2, #KEYS do
   local n = tonumber(ARGV[i])
   i = i + 1
@@ -153,9 +159,11 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         decision_id: str,
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
+        previous: Mapping[str, Any] | None = None,
     ) -> bool:
         keys = [self.key("decision", decision_id)]
-        args: list[Any] = [orjson.dumps(dict(feedback))]
+        expected = orjson.dumps(dict(previous)) if previous is not None else b""
+        args: list[Any] = [orjson.dumps(dict(feedback)), expected]
         for namespace, deltas in (increments or {}).items():
             pairs = counter_args(deltas)
             keys.append(self.key("counters", namespace))

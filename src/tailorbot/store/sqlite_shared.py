@@ -88,6 +88,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         decision_id: str,
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
+        previous: Mapping[str, Any] | None = None,
     ) -> bool:
         rows = [
             row
@@ -95,10 +96,16 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
             for row in counter_rows(namespace, deltas)
         ]
         with self.file.write() as conn:  # one transaction: the mark and the counters
-            cursor = conn.execute(
-                "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
-                (dumps(feedback), decision_id),
-            )
+            if previous is None:
+                cursor = conn.execute(
+                    "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
+                    (dumps(feedback), decision_id),
+                )
+            else:  # the mark as stored is the bytes dumps() wrote, and reads back as the same
+                cursor = conn.execute(
+                    "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback = ?",
+                    (dumps(feedback), decision_id, dumps(previous)),
+                )
             if cursor.rowcount != 1:
                 return False
             conn.executemany(ADD_COUNTER, rows)

@@ -257,8 +257,17 @@ def test_repeated_feedback_changes_nothing(service: DecisionService) -> None:
     later = tell(service, answer.decision_id, rating=5, resolved=True)
     assert not later.applied and later.reward is None
     assert store.counters(service.models.policy.namespace) == counters
-    assert store.counters(service.experiment.namespace) == experiment
-    # the first rating stands; the resolution, a kind the decision had not had, is logged
+    # the first rating stands; the resolution, a kind the decision had not had, is logged and
+    # counted in the readout's resolution rate (nothing else of the readout moves)
+    moved = {
+        k: v - experiment.get(k, 0.0)
+        for k, v in store.counters(service.experiment.namespace).items()
+        if v != experiment.get(k, 0.0)
+    }
+    assert sorted(k.rsplit("/", 1)[1] for k in moved) == ["resolved_n", "resolved_sum"]
+    assert set(moved.values()) == {1.0}
+    assert tell(service, answer.decision_id, resolved=False).applied is False
+    assert len(store.counters(service.experiment.namespace)) == len(experiment) + 2
     logged = [e for e in events_of(runtime_of(service), answer.decision_id)]
     assert [(e["type"], e.get("score", e.get("resolved"))) for e in logged[1:]] == [
         ("rating", 2),
@@ -278,6 +287,11 @@ def test_a_rating_after_the_decisions_outcome_is_logged_not_learned(
     assert not rating.applied
     logged = [e["type"] for e in events_of(runtime_of(service), answer.decision_id)]
     assert logged == ["message", "article_viewed", "rating"]
+    # The readout's CSAT is every decision's rating, whichever signal came first; once.
+    assert tell(service, answer.decision_id, rating=1).applied is False
+    arm = service.experiment_report().arms[answer.experiment_arm]
+    assert (arm.feedback, arm.csat.n, arm.csat.mean) == (1, 1, 4.0)
+    assert service.stores.decisions.get(answer.decision_id)["feedback"]["rating"] == 4
 
 
 def test_a_click_elsewhere_leaves_the_decisions_feedback_for_its_outcome(

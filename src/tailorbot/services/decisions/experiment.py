@@ -114,13 +114,15 @@ class Experiment:
         rating: int | None,
         resolved: bool | None,
         reward: float | None,
+        first: bool = True,
     ) -> dict[str, float]:
-        """What one decision's feedback adds to the counters."""
+        """What one decision's feedback adds to the counters; ``first=False``: a signal that
+        came after its first outcome (a rating after a click), which adds its metrics only."""
         if arm == PRE_PERIOD:
             prefix = f"{self.assigned_arm(user_id)}/{self.bucket_of(user_id)}/pre/"
         else:
             prefix = f"{arm}/{self.bucket_of(user_id)}/"
-        deltas = {f"{prefix}feedback": 1.0}
+        deltas = {f"{prefix}feedback": 1.0} if first else {}
         values = {"rating": rating, "resolved": resolved, "reward": reward}
         for metric, value in values.items():
             if value is not None:

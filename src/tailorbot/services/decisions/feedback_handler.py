@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 
 ONCE_SIGNALS = ("rating", "resolved")  # one per decision: the first one logged counts
+LATER_SIGNAL_ATTEMPTS = 3  # compare-and-set rounds against racing later signals
 
 
 class FeedbackHandler:
@@ -74,15 +75,8 @@ class FeedbackHandler:
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
         self._check_articles(request)
-        recorded = decision.get("feedback")
-        if recorded is not None:
-            # The decision's one outcome is in: its reward and what was learned stay. A signal
-            # of another kind that comes later (a rating after a click) is still logged, for
-            # the figures read from the log; a repeated one is not (articles: ids per article).
-            later = request.model_copy(update={k: None for k in ONCE_SIGNALS if k in recorded})
-            events = feedback_events(later, decision, received_at) if later.signals() else []
-            if events:
-                self.events.ingest(events)
+        if decision.get("feedback") is not None:
+            self._later_signals(request, decision, received_at)
             return not_applied
         signals = request.signals()
         helpful = helpful_signal(request, decision.get("articles", []))
@@ -122,6 +116,49 @@ class FeedbackHandler:
                     },
                 )
         return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _later_signals(
+        self, request: FeedbackRequest, decision: Mapping[str, Any], received_at: str
+    ) -> None:
+        """After the decision's outcome: its reward and what was learned stay. A signal of a
+        kind it did not have yet (a rating after a click) is logged, for the figures read
+        from the log, and counted once in its experiment's readout (a decision's CSAT is its
+        rating whichever signal came first); a repeated one is not (articles: ids per
+        article). The mark is extended by compare-and-set, so racing ones count once."""
+        current: Mapping[str, Any] | None = decision
+        for _ in range(LATER_SIGNAL_ATTEMPTS):
+            if current is None:  # erased meanwhile
+                return
+            recorded = current.get("feedback") or {}
+            later = request.model_copy(update={k: None for k in ONCE_SIGNALS if k in recorded})
+            if not later.signals():
+                return
+            events = feedback_events(later, current, received_at)
+            if events:
+                self.events.ingest(events)
+            new = {k: getattr(later, k) for k in ONCE_SIGNALS if getattr(later, k) is not None}
+            if not new:
+                return
+            arm = current.get("arm", PERSONALIZED_ARM)
+            increments = {}
+            if current.get("experiment") in (None, self.experiment.name):
+                increments[self.experiment.namespace] = self.experiment.outcome_deltas(
+                    arm,
+                    current["user_id"],
+                    rating=new.get("rating"),
+                    resolved=new.get("resolved"),
+                    reward=None,
+                    first=False,
+                )
+            with backend_errors():
+                extended = {**recorded, **new}
+                if self.stores.decisions.record_feedback(
+                    request.decision_id, extended, increments, previous=recorded
+                ):
+                    self.metrics.observe_feedback(arm, new.get("rating"), new.get("resolved"))
+                    return
+                # Another signal extended the mark meanwhile: read it again, count what is new.
+                current = self.stores.decisions.get(request.decision_id)
 
     def _check_articles(self, request: FeedbackRequest) -> None:
         """422 for an article id the knowledge base does not have (it would become a key of

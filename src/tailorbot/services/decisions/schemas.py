@@ -212,9 +212,9 @@ class FeedbackResponse(BaseModel):
     applied: bool = Field(
         description="False when nothing was learned: the decision already had its outcome "
         "(idempotent; a signal of a kind it did not have yet, such as a rating after a click, "
-        "is still logged), or this one carried no outcome (only a click or a vote on an "
-        "article the decision did not offer: its event is logged, and the decision still "
-        "takes its first outcome)."
+        "is still logged and counted in the A/B readout), or this one carried no outcome "
+        "(only a click or a vote on an article the decision did not offer: its event is "
+        "logged, and the decision still takes its first outcome)."
     )
     reward: float | None = Field(None, description="Reward the variant policy learned from.")
 
