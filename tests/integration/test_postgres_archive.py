@@ -100,6 +100,10 @@ def test_decisions_and_feedback_are_joined_for_evaluation(archive: PostgresArchi
         {"decision_id": "d1", "user_id": "ann", "rating": 5, "reward": 1.0}
     )
     assert not archive.write_feedback({"decision_id": "d1", "user_id": "ann", "reward": 0.0})
+    # a later signal of a kind the row lacks extends it; the first values stay
+    later = {"decision_id": "d1", "user_id": "ann", "rating": 1, "resolved": True, "reward": 0.0}
+    assert archive.write_feedback(later)
+    assert not archive.write_feedback(later)
 
     rows = list(archive.iter_decisions(batch=1))
     assert [(r["decision_id"], r["variant"]) for r in rows] == [
@@ -110,6 +114,7 @@ def test_decisions_and_feedback_are_joined_for_evaluation(archive: PostgresArchi
         "decision_id": "d1",
         "user_id": "ann",
         "rating": 5,
+        "resolved": True,
         "reward": 1.0,
     }
     assert rows[1]["feedback"] is None

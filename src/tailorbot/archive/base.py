@@ -53,7 +53,9 @@ class EventArchive(ABC):
 
     @abstractmethod
     def write_feedback(self, record: Mapping[str, Any]) -> bool:
-        """Archive the feedback on a decision (one per decision); True when it was new."""
+        """Archive the feedback on a decision: one row per decision; a record with keys the
+        row lacks (a rating after a click) adds them, the row's own values stay. True when
+        the row was written or grew."""
 
     # --- reading ---------------------------------------------------------------------
     @abstractmethod

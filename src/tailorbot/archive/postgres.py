@@ -7,7 +7,8 @@ connect (``CREATE ... IF NOT EXISTS``, serialized by an advisory lock):
 * ``events`` (event_id PK, user_id, session_id, type, ts timestamptz, channel, body jsonb,
   ingested_at) indexed by (user_id, ts) and (type, ts);
 * ``decisions`` (decision_id PK, user_id, session_id, ts, intent, variant, body jsonb);
-* ``feedback`` (decision_id PK, user_id, ts, reward, body jsonb).
+* ``feedback`` (decision_id PK, user_id, ts, reward, body jsonb): one row per decision, which
+  a later signal of a kind it lacks extends.
 
 Event batches go through ``COPY`` into a temporary table, then one
 ``INSERT ... ON CONFLICT DO NOTHING``; rewriting a row is a no-op, so replays are safe.
@@ -197,9 +198,13 @@ class PostgresArchive(EventArchive):
             None if reward is None else float(reward),
             _json(record),
         )
+        # One row per decision: a later record (a rating after a click) adds the signals the
+        # row lacks, what it holds stays (jsonb ``||`` keeps the right-hand side's values).
         query = (
-            "INSERT INTO {feedback} (decision_id, user_id, ts, reward, body) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (decision_id) DO NOTHING"
+            "INSERT INTO {feedback} AS f (decision_id, user_id, ts, reward, body) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (decision_id) DO UPDATE SET "
+            "body = EXCLUDED.body || f.body, reward = COALESCE(f.reward, EXCLUDED.reward) "
+            "WHERE NOT f.body ?& ARRAY(SELECT jsonb_object_keys(EXCLUDED.body))"
         )
         return self._insert_one(query, row)
 

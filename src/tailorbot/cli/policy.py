@@ -131,6 +131,7 @@ def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
     from tailorbot.models.bandit import LinUCB
     from tailorbot.models.evaluation.ope import FixedVariant, LearnedBandit
     from tailorbot.services.decisions.experiment import CONTROL_BANDIT
+    from tailorbot.services.decisions.policy import make_bandit
 
     # The log keeps the chosen variant's action features only (its memory of the customer),
     # not those of the variants it did not choose: the off-line candidates see the rest.
@@ -145,12 +146,9 @@ def _candidates(settings: Any, actions: tuple[str, ...]) -> list[Any]:
             contextual=False,
         )
     )
-    candidates.append(
-        LearnedBandit(
-            CONTROL_BANDIT,
-            functools.partial(LinUCB, NON_PERSONAL_KEYS, alpha=alpha, epsilon=epsilon, seed=seed),
-        )
-    )
+    # The A/B control as the server builds it (LinUCB or Thompson, as the settings say).
+    control = functools.partial(make_bandit, settings, NON_PERSONAL_KEYS)
+    candidates.append(LearnedBandit(CONTROL_BANDIT, control))
     for a, e in dict.fromkeys([(alpha, epsilon), (0.0, epsilon), (alpha, 0.2)]):
         make = functools.partial(LinUCB, features, alpha=a, epsilon=e, seed=seed)
         candidates.append(LearnedBandit(f"contextual_bandit(alpha={a:g},epsilon={e:g})", make))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -292,6 +293,36 @@ def test_a_rating_after_the_decisions_outcome_is_logged_not_learned(
     arm = service.experiment_report().arms[answer.experiment_arm]
     assert (arm.feedback, arm.csat.n, arm.csat.mean) == (1, 1, 4.0)
     assert service.stores.decisions.get(answer.decision_id)["feedback"]["rating"] == 4
+
+
+def test_a_rating_racing_the_click_still_counts_once_in_the_readout(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rating read the decision before the click's outcome was written: it loses the
+    first-outcome write and counts as a later signal, in the store, the readout and the
+    archive alike."""
+    answer = ask(service, "u7c", CARD_MESSAGE)
+    stale = service.stores.decisions.get(answer.decision_id)
+    assert tell(service, answer.decision_id, clicked_article_id=answer.articles[0].id).applied
+    handler = service._feedback
+    monkeypatch.setattr(handler, "_written_decision", lambda decision_id: stale)
+    archived: list[dict[str, Any]] = []
+    monkeypatch.setattr(handler, "archive", SimpleNamespace(put=lambda k, r: archived.append(r)))
+    assert tell(service, answer.decision_id, rating=4).applied is False
+    arm = service.experiment_report().arms[answer.experiment_arm]
+    assert (arm.feedback, arm.csat.n, arm.csat.mean) == (1, 1, 4.0)
+    mark = service.stores.decisions.get(answer.decision_id)["feedback"]
+    assert mark["rating"] == 4 and mark["reward"] == 1.0
+    assert [(r["rating"], r["reward"]) for r in archived] == [(4, 1.0)]
+    monkeypatch.undo()
+    assert tell(service, answer.decision_id, rating=2).applied is False  # the rating stands
+    assert service.experiment_report().arms[answer.experiment_arm].csat.mean == 4.0
+
+
+def test_a_reply_without_a_message_is_decided_in_its_channel(service: DecisionService) -> None:
+    decided = service.respond("u-greet", "s1", None, channel="email")
+    context = service.stores.decisions.get(decided["decision_id"])["context"]
+    assert (context["channel_email"], context["channel_chat"]) == (1.0, 0.0)
 
 
 def test_a_click_elsewhere_leaves_the_decisions_feedback_for_its_outcome(

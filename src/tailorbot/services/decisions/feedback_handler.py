@@ -97,6 +97,11 @@ class FeedbackHandler:
             # The mark and what is learned from it in one atomic write: exactly once.
             feedback = {**signals, "reward": reward}
             if not decisions.record_feedback(request.decision_id, feedback, increments):
+                # Another feedback took the outcome since the read: this one's signals are
+                # later ones now (a rating racing a click still counts in the readout).
+                fresh = decisions.get(request.decision_id)
+                if fresh is not None:
+                    self._later_signals(request, fresh, received_at)
                 return not_applied
             if learned is not None:
                 policy, context, variant, learned_reward = learned
@@ -104,18 +109,14 @@ class FeedbackHandler:
             self.metrics.observe_feedback(
                 decision.get("arm", PERSONALIZED_ARM), request.rating, request.resolved
             )
-            if self.archive is not None:
-                self.archive.put(
-                    "feedback",
-                    {
-                        "decision_id": request.decision_id,
-                        "user_id": decision["user_id"],
-                        **signals,
-                        "reward": reward,
-                        "created_at": now_iso(),
-                    },
-                )
+            self._archive(request.decision_id, decision["user_id"], feedback)
         return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+
+    def _archive(self, decision_id: str, user_id: str, feedback: Mapping[str, Any]) -> None:
+        """The decision's feedback mark to the archive (a later one extends its row)."""
+        if self.archive is not None:
+            record = {"decision_id": decision_id, "user_id": user_id, **feedback}
+            self.archive.put("feedback", {**record, "created_at": now_iso()})
 
     def _later_signals(
         self, request: FeedbackRequest, decision: Mapping[str, Any], received_at: str
@@ -156,6 +157,7 @@ class FeedbackHandler:
                     request.decision_id, extended, increments, previous=recorded
                 ):
                     self.metrics.observe_feedback(arm, new.get("rating"), new.get("resolved"))
+                    self._archive(request.decision_id, current["user_id"], extended)
                     return
                 # Another signal extended the mark meanwhile: read it again, count what is new.
                 current = self.stores.decisions.get(request.decision_id)

@@ -293,7 +293,7 @@ class DecisionService:
         composer = models.composer
         named = composer.kb.template(template_id) if template_id else None
         template = named or composer.template_for("", fallback=False)  # "": the default
-        context = decision_context(view, profile, models.attributes)
+        context = decision_context(view, profile, models.attributes, {"channel": channel})
         variant, propensity, context, _ = self._variant(
             arm, view, context, template.variants.names, models
         )

@@ -58,8 +58,8 @@ class FixedVariant(TargetPolicy):
 class LearnedBandit(TargetPolicy):
     """A bandit (built by ``make``) that learns from ``train``'s logged rewards, then acts.
 
-    ``contextual=False`` hides the context from it (the A/B control's context-free bandit).
-    Only the features the bandit declares are read from the logged contexts.
+    ``contextual=False`` hides the context from it (a context-free bandit: the globally best
+    variant). Only the features the bandit declares are read from the logged contexts.
     """
 
     learns = True
