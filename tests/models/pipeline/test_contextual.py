@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tailorbot.models.pipeline.dataset import build_dataset
@@ -19,3 +20,19 @@ def test_history_resolves_follow_ups_the_text_alone_cannot() -> None:
     assert result["text_only_accuracy"] < 0.9
     assert result["contextual_accuracy"] > result["text_only_accuracy"] + 0.1
     assert result["keep_contextual"] is True
+
+
+def test_out_of_fold_probabilities_cover_the_rare_labels_rows() -> None:
+    from tailorbot.models.pipeline.contextual import out_of_fold_proba
+    from tailorbot.models.pipeline.crossval import IntentParams
+
+    card = [f"my card {w} has not arrived" for w in ("new", "visa", "debit", "gold", "old")]
+    top_up = [f"my top up of {n} euros failed" for n in ("ten", "five", "six", "nine", "two")]
+    rows = [{"text": t, "intent": "card"} for t in card * 2]
+    rows += [{"text": t, "intent": "top_up"} for t in top_up * 2]
+    rows += [{"text": t, "intent": "pin"} for t in ("forgot my pin", "pin locked", "new pin")]
+    labels = ["card", "pin", "top_up"]
+    probs = out_of_fold_proba(IntentParams(), rows, labels, k=5)
+    # the rare label's rows too: each from a model that saw its other two rows
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert (probs[-3:, labels.index("pin")] > 0).all()

@@ -68,6 +68,29 @@ def test_kfold_is_stratified_and_covers_every_row_once() -> None:
         assert set(Counter(labels[i] for i in val).values()) == {5}
 
 
+def test_kfold_keeps_copies_of_one_text_in_one_fold() -> None:
+    texts = [f"t{i % 60}" for i in range(240)]  # every text four times
+    labels = [f"i{(i % 60) % 4}" for i in range(240)]
+    folds = kfold_indices(labels, k=5, groups=texts)
+    held = np.concatenate([val for _, val in folds])
+    assert sorted(held.tolist()) == list(range(240))
+    for train, val in folds:
+        assert not {texts[i] for i in train} & {texts[i] for i in val}
+        assert set(Counter(labels[i] for i in val)) == {"i0", "i1", "i2", "i3"}
+
+
+def test_kfold_can_hold_out_the_rare_labels_rows_too() -> None:
+    labels = [f"i{i % 4}" for i in range(100)] + ["rare"] * 3
+    texts = [str(i) for i in range(100)] + ["r", "r", "other"]
+    folds = kfold_indices(labels, k=5, groups=texts, hold_out_every_row=True)
+    held = np.concatenate([val for _, val in folds])
+    assert sorted(held.tolist()) == list(range(103))  # every row once
+    (copies,) = [val for _, val in folds if 100 in val]
+    assert 101 in copies  # the rare label's copies share a fold
+    for train, val in folds:
+        assert not set(train) & set(val) and len(train) + len(val) == 103
+
+
 def test_bad_fractions_are_refused() -> None:
     with pytest.raises(ValueError, match="summing to 1"):
         split_rows(_rows(10), (0.5, 0.2, 0.2))

@@ -57,11 +57,13 @@ def _xy(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
 def out_of_fold_proba(
     params: IntentParams, rows: Sequence[Mapping[str, Any]], labels: Sequence[str], k: int = 5
 ) -> np.ndarray:
-    """Text-model probabilities for ``rows``, each from a model fitted without it."""
+    """Text-model probabilities for ``rows``, each from a model fitted without it or any
+    copy of its text (rows of labels rarer than ``k`` too: left out of every fold, they
+    would read as all-zero probabilities here and real ones when served)."""
     texts, gold = _xy(rows)
     probs = np.zeros((len(rows), len(labels)))
     column = {name: i for i, name in enumerate(labels)}
-    for train, held in kfold_indices(gold, k):
+    for train, held in kfold_indices(gold, k, groups=texts, hold_out_every_row=True):
         model = params.make_model().fit([texts[i] for i in train], [gold[i] for i in train])
         fold = model.predict_proba([texts[i] for i in held])
         for j, name in enumerate(model.labels):

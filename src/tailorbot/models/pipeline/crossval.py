@@ -178,7 +178,9 @@ def cross_validate(
     scored unweighted."""
     scores = CVScores()
     rows = _Rows(params, list(texts), labels, params.weights(ages_days), base, ages_days, seed)
-    for i, (train, val) in enumerate(kfold_indices(labels, k, seed)):
+    # Copies of one text share a fold: a held-out copy of a trained text measures memory.
+    folds = kfold_indices(labels, k, seed, groups=rows.texts)
+    for i, (train, val) in enumerate(folds):
         model = rows.fit_calibrated(train)
         fold_val = [rows.texts[j] for j in val]
         gold_val = [labels[j] for j in val]

@@ -9,8 +9,10 @@ text under one label never straddle two splits: a log repeats messages ("hi", a 
 question), and a test row the model trained on word for word measures memory, not the model.
 The shares are then shares of distinct texts; a label without repeats splits exactly as
 before. (One text under two labels may: that is ambiguity the model cannot memorize away.)
-:func:`kfold_indices` gives stratified folds (scikit-learn's ``StratifiedKFold``) over
-train + validation for model selection; the test split is kept for the one final report.
+:func:`kfold_indices` gives stratified folds over train + validation for model selection
+(the test split is kept for the one final report); given the rows' texts, copies of one text
+share a fold (``StratifiedGroupKFold``), for the same reason: until 2026-11-30 they did not,
+and a search rewarded memorizing repeated messages.
 
 >>> rows = [{"text": str(i), "intent": "a" if i % 2 else "b", "epoch": i} for i in range(40)]
 >>> split = split_rows(rows, by_time=True)
@@ -101,10 +103,18 @@ def split_rows(
 
 
 def kfold_indices(
-    labels: Sequence[str], k: int = 5, seed: int = 0
+    labels: Sequence[str],
+    k: int = 5,
+    seed: int = 0,
+    *,
+    groups: Sequence[Hashable] | None = None,
+    hold_out_every_row: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified ``(train_idx, val_idx)`` pairs; labels rarer than ``k`` stay in training."""
-    from sklearn.model_selection import StratifiedKFold
+    """Stratified ``(train_idx, val_idx)`` pairs; rows with the same ``groups`` value (their
+    :func:`row_text`) are held out together. Labels rarer than ``k`` stay in training, unless
+    ``hold_out_every_row``: then their rows are held out too, spread over the folds (for
+    out-of-fold predictions, which every row needs)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if k < 2:
         raise ValueError(f"k must be >= 2, got {k}")
@@ -113,11 +123,29 @@ def kfold_indices(
     common = set(names[counts >= k])
     foldable = np.asarray([label in common for label in labels_arr])
     idx = np.flatnonzero(foldable)
-    always_train = np.flatnonzero(~foldable)
+    rare = np.flatnonzero(~foldable)
     if len(set(labels_arr[idx])) < 2:
         raise ValueError(f"k-fold needs at least 2 labels with {k} or more rows each")
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    out = []
-    for train, val in folds.split(idx, labels_arr[idx].astype(str)):
-        out.append((np.sort(np.concatenate([idx[train], always_train])), idx[val]))
-    return out
+    y = labels_arr[idx].astype(str)
+    if groups is None:
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+    else:
+        codes = _group_codes(groups)
+        grouped = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = grouped.split(idx, y, codes[idx])
+    held = [idx[val] for _, val in folds]
+    if hold_out_every_row:
+        # Round-robin by group, so copies of a rare label's text share a fold as well.
+        codes = _group_codes(groups) if groups is not None else np.arange(len(labels_arr))
+        order = {code: n for n, code in enumerate(dict.fromkeys(codes[rare].tolist()))}
+        for i in rare.tolist():
+            fold = order[codes[i]] % k
+            held[fold] = np.append(held[fold], i)
+    everything = np.arange(len(labels_arr))
+    return [(np.setdiff1d(everything, val), np.sort(val)) for val in held]
+
+
+def _group_codes(groups: Sequence[Hashable]) -> np.ndarray:
+    """One integer per distinct group value (StratifiedGroupKFold sorts its groups)."""
+    codes: dict[Hashable, int] = {}
+    return np.asarray([codes.setdefault(g, len(codes)) for g in groups])
