@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,31 @@ def test_a_ridge_penalty_not_above_zero_is_refused_at_the_option(ridge: str) -> 
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'--ridge'" in lines[0] and "not a finite number above 0" in lines[0]
+
+
+def test_train_reward_leaves_out_the_users_who_withheld_analytics_consent(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    from tailorbot.config import Settings
+    from tailorbot.store import open_stores
+
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_dir, copy)
+    args = ["train-reward", "--data-dir", str(copy), "--no-promote", "--json"]
+    everyone = json.loads(CliRunner().invoke(app, args).output)["data"]["rows"]
+    stores = open_stores(Settings.load(data_dir=copy).resolved_store_url())
+    try:
+        users = sorted({d["user_id"] for d in stores.decisions.scan() if d.get("feedback")})
+        out = users[: len(users) // 2]
+        for user in out:
+            profile = stores.profiles.get(user) or {}
+            stores.profiles.put(user, {**profile, "consent": {"analytics": False}})
+        kept = sum(
+            d["user_id"] not in out and (d.get("feedback") or {}).get("reward") is not None
+            for d in stores.decisions.scan()
+        )
+    finally:
+        stores.close()
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.output)["data"]["rows"] == kept < everyone

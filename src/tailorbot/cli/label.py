@@ -1,7 +1,9 @@
 """``tailorbot label export|import``: a small semi-automated annotation loop.
 
 ``export`` writes the unlabelled customer messages most worth a human's time as CSV: first
-those where the current model disagrees with the logged intent, then the least confident.
+those where the current model disagrees with the logged intent, then the least confident;
+only messages in the ``--since``/``--until`` window, none of a user whose profile withholds
+analytics consent.
 An annotator fills the ``intent`` column; ``import`` sends the filled rows back as
 ``intent_label`` events through the ingestion service (validated and logged like any event).
 """
@@ -24,7 +26,7 @@ from tailorbot.cli.common import (
     reading_settings,
     reports_errors,
 )
-from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history
+from tailorbot.cli.history import FromOption, SinceOption, UntilOption, open_history, parse_time
 from tailorbot.config import BUILTIN_INTENTS, Settings
 from tailorbot.errors import BackendError, EngineError
 
@@ -47,16 +49,18 @@ def export(
 ) -> None:
     """Unlabelled messages to annotate, most useful first (CSV; fill the intent column)."""
     from tailorbot.models import registry
+    from tailorbot.models.pipeline.dataset import consenting
     from tailorbot.models.pipeline.labels import EXPORT_COLUMNS, LabelIndex, annotation_candidates
 
     settings = reading_settings(config, data_dir=data_dir)
     with open_history(settings, source, since, until) as history:
-        index = LabelIndex.from_events(history.events)
+        # a label trains the model: no message of a user who withheld analytics consent
+        index = LabelIndex.from_events(consenting(history.events, history.profiles))
     try:
         model = registry.load_current(settings.data_dir).model
     except registry.ModelNotFoundError:
         model = None  # no model yet: rank by the logged confidence only
-    rows = annotation_candidates(index, model, limit)
+    rows = annotation_candidates(index, model, limit, since=parse_time(since, "--since"))
     handle = out.open("w", newline="", encoding="utf-8") if out is not None else sys.stdout
     try:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)

@@ -237,9 +237,26 @@ def train_reward(
     settings = load_settings(config, data_dir=data_dir)
     records = _decision_records(settings, parse_time(since, "--since"))
     source = "archive" if settings.archive_url is not None else "decision store"
-    run = train(records, search=search, ridge=ridge, source=source)
+    profiles = _profiles_of(settings, {str(r["user_id"]) for r in records if r.get("user_id")})
+    run = train(records, search=search, ridge=ridge, source=source, profiles=profiles)
     report_candidate(settings, run, "reward", promote=promote, json_output=json_output,
                      print_card=_print_reward_card)  # fmt: skip
+
+
+def _profiles_of(settings: Any, users: set[str]) -> dict[str, dict[str, Any]]:
+    """The users' profiles from the online store (their analytics consent decides what
+    training may read); none where the store does not exist yet."""
+    from tailorbot.cli.recs import _exists
+    from tailorbot.store import open_stores
+
+    url = settings.resolved_store_url()
+    if not users or not _exists(url):
+        return {}
+    stores = open_stores(url)
+    try:
+        return stores.profiles.get_many(sorted(users))
+    finally:
+        stores.close()
 
 
 def _print_reward_card(version: str, card: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ learned from earlier events only), the intent-only baseline and the popularity b
 asked for their top k at the session's first customer message; the command prints hit
 rate@k and NDCG@k of each with 95 % user-bootstrap intervals. ``--split time`` trains the
 CF model on the first 70 % of the log by time and counts only the sessions after it.
+``train-recs`` leaves out the events of users whose profile withholds analytics consent.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def train_recs(
     low = parse_time(since, "--since")
     with open_history(settings, source, since, until) as history:
         events = [e for e in history.events if low is None or event_epoch(e) >= low.timestamp()]
-    run = train_cf(events, search=search, params=fixed, source=source)
+        profiles = history.profiles  # a user who withheld analytics consent is left out
+    run = train_cf(events, profiles=profiles, search=search, params=fixed, source=source)
     report_candidate(settings, run, CF_KIND, promote=promote, json_output=json_output,
                      print_card=_print_cf_card)  # fmt: skip
 

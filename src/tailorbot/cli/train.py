@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,6 +32,9 @@ from tailorbot.cli.common import (
     load_settings,
     reports_errors,
 )
+
+if TYPE_CHECKING:
+    from tailorbot.models.intent.dataset import IntentDataset
 
 DataOption = Annotated[
     Path | None,
@@ -135,18 +138,24 @@ def training_rows(
 ) -> tuple[list[dict[str, Any]], str, dict[str, str]]:
     """Rows, their source and the renamed labels: a built dataset as it is, a CSV/JSONL file
     (labels normalized), or the bundled training data."""
-    from tailorbot.models.intent import default_dataset, load_dataset
-    from tailorbot.models.intent.dataset import BUILTIN_INTENTS
+    from tailorbot.models.intent import load_dataset
     from tailorbot.models.pipeline.dataset import read_rows
 
     if data is not None and data.suffix in (".jsonl", ".ndjson") and _is_built(data):
         return read_rows(data), str(data), {}
-    if data is not None:
-        dataset = load_dataset(data)
-    else:
-        dataset = default_dataset("train", builtin_intents=builtin_intents or BUILTIN_INTENTS)
+    dataset = load_dataset(data) if data is not None else bundled("train", builtin_intents)
     rows = [{"text": t, "intent": i} for t, i in zip(dataset.texts, dataset.labels, strict=True)]
     return rows, dataset.source, dict(dataset.renamed)
+
+
+def bundled(split: str, builtin_intents: Any = None) -> IntentDataset:
+    """The bundled ``split`` with the built-in intents the settings keep (None: all of them),
+    one place for ``train`` and ``evaluate``: the other built-ins become out_of_scope."""
+    from tailorbot.models.intent import default_dataset
+    from tailorbot.models.intent.dataset import BUILTIN_INTENTS
+
+    kept = BUILTIN_INTENTS if builtin_intents is None else builtin_intents
+    return default_dataset(split, builtin_intents=kept)
 
 
 def base_rows(base: str | None, builtin_intents: Any = None) -> list[dict[str, Any]]:
@@ -236,10 +245,11 @@ def evaluate(
 ) -> None:
     """Evaluate the current intent model on labelled data (default: the bundled test splits)."""
     from tailorbot.models import registry
-    from tailorbot.models.intent import default_dataset, evaluate_intent_model, load_dataset
+    from tailorbot.models.intent import evaluate_intent_model, load_dataset
 
     settings = load_settings(config, data_dir=data_dir)
-    dataset = load_dataset(data) if data is not None else default_dataset("test")
+    kept = settings.builtin_intents  # those `train` kept; the others are out_of_scope
+    dataset = load_dataset(data) if data is not None else bundled("test", kept)
     try:
         saved = registry.load_current(settings.data_dir, kind="intent")
     except (registry.ModelNotFoundError, registry.ModelLoadError) as exc:

@@ -12,7 +12,8 @@
    sessions, beside the popularity ranking of the same fitting window as a reference.
 
 The held-out rows are self-contained (basket and answer), so the promotion gate scores the
-current version on exactly the same rows (:class:`CFJudge`).
+current version on exactly the same rows (:class:`CFJudge`). The events of a user whose
+profile withholds analytics consent are left out first, as from the intent dataset.
 
 >>> def session(user, n, article, hour):
 ...     at = f"2026-01-01T{hour:02d}:00:00+00:00"
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailorbot.events.codec import event_epoch
+from tailorbot.models.pipeline.dataset import consenting
 from tailorbot.models.pipeline.judge import Judge
 from tailorbot.models.pipeline.trainer import Row, TrainingRun
 
@@ -106,15 +108,20 @@ class CFJudge(Judge):
 def train_cf(
     events: Sequence[Mapping[str, Any]],
     *,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
     search: bool = True,
     params: Mapping[str, Any] | None = None,
     source: str = "log",
 ) -> TrainingRun:
-    """Steps 1-3 of the module doc on ``events`` (event-time order). Without ``search``,
+    """Steps 1-3 of the module doc on ``events`` (event-time order), less those of the users
+    whose profile in ``profiles`` withholds analytics consent. Without ``search``,
     ``params`` (else the defaults) is the only candidate."""
     started = time.perf_counter()
+    given = len(events)
+    events = consenting(events, profiles)
     if not events:
-        raise ValueError("no events: nothing to learn from")
+        why = f"none of the {given} events is of a user who consents to analytics"
+        raise ValueError(f"{why if given else 'no events'}: nothing to learn from")
     cuts = [event_epoch(dict(events[max(0, int(len(events) * s) - 1)])) for s in SHARES]
     rows = session_rows(events)
     validation = [r for r in rows if cuts[0] < r["epoch"] <= cuts[1]]

@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tailorbot.events.profile import consents_to_analytics
 from tailorbot.features.params import DAY_S, FeatureParams
@@ -57,6 +57,17 @@ ROW_FEATURES = (
     "handoff_rate_30d",
     "resolution_rate_30d",
 )
+Item = TypeVar("Item", bound=Mapping[str, Any])
+
+
+def consenting(
+    items: Iterable[Item], profiles: Mapping[str, Mapping[str, Any]] | None
+) -> list[Item]:
+    """``items`` (events or decision records, each naming its ``user_id``) less those of the
+    users whose profile in ``profiles`` withholds analytics consent: the one rule every
+    learning path applies (their events "are not used for training")."""
+    opted_out = {u for u, p in (profiles or {}).items() if not consents_to_analytics(p)}
+    return [item for item in items if item.get("user_id") not in opted_out]
 
 
 def build_dataset(
@@ -78,8 +89,7 @@ def build_dataset(
     if half_life_days <= 0:
         raise ValueError(f"half_life_days must be > 0, got {half_life_days!r}")
     params = params or FeatureParams()
-    opted_out = {u for u, p in (profiles or {}).items() if not consents_to_analytics(p)}
-    events = [e for e in events if e["user_id"] not in opted_out]
+    events = consenting(events, profiles)
     index = LabelIndex.from_events(events)
     low = since.timestamp() if since is not None else float("-inf")
     high = until.timestamp() if until is not None else float("inf")

@@ -79,8 +79,14 @@ class LabelIndex:
         label = self.labels.get(message_event_id)
         return label.intent if label is not None else None
 
-    def unlabelled(self) -> list[dict[str, Any]]:
-        return [m for key, m in self.messages.items() if key not in self.labels]
+    def unlabelled(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The messages without a label; with ``since``, those at or after it only."""
+        low = since.timestamp() if since is not None else float("-inf")
+        return [
+            m
+            for key, m in self.messages.items()
+            if key not in self.labels and datetime.fromisoformat(m["timestamp"]).timestamp() >= low
+        ]
 
 
 EXPORT_COLUMNS = (
@@ -100,15 +106,16 @@ EXPORT_COLUMNS = (
 
 
 def annotation_candidates(
-    index: LabelIndex, model: Any | None = None, limit: int = 200
+    index: LabelIndex, model: Any | None = None, limit: int = 200, since: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Unlabelled messages worth a human's time, most useful first.
+    """Unlabelled messages (at or after ``since``, when given) worth a human's time, most
+    useful first.
 
     First those where ``model`` (e.g. a newer version) disagrees with the logged intent, then
     the least confident (by the logged confidence, or the model's when it has one). Each row
     has the :data:`EXPORT_COLUMNS`; ``intent`` is left empty for the annotator.
     """
-    messages = index.unlabelled()
+    messages = index.unlabelled(since)
     predictions: list[tuple[str | None, float | None]] = [(None, None)] * len(messages)
     if model is not None and messages:
         probs = model.predict_proba([m["text"] for m in messages])

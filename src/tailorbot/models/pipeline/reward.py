@@ -9,7 +9,9 @@ the reward of a logged decision from its context (the doubly robust estimator's 
    constant prediction (the mean reward of the fitting rows) as a reference.
 
 The held-out rows carry context, variant and reward, so the promotion gate scores the
-current version on the same rows (:class:`RewardJudge`: lower error is better).
+current version on the same rows (:class:`RewardJudge`: lower error is better). The decisions
+of a user whose profile withholds analytics consent are left out first, as from the intent
+dataset.
 
 >>> records = [{"decision_id": f"d{i}", "user_id": f"u{i % 5}", "variant": "ab"[i % 2],
 ...             "context": {"vip": float(i % 3 == 0)}, "feedback": {"reward": float(i % 2)},
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tailorbot.models.pipeline.dataset import consenting
 from tailorbot.models.pipeline.judge import Judge
 from tailorbot.models.pipeline.trainer import Row, TrainingRun
 
@@ -88,17 +91,19 @@ class RewardJudge(Judge):
 def train_reward(
     records: Iterable[Mapping[str, Any]],
     *,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
     search: bool = True,
     ridge: float | None = None,
     source: str = "decisions",
 ) -> TrainingRun:
-    """Steps 1-3 of the module doc on decision records (with their ``feedback``). Without
+    """Steps 1-3 of the module doc on decision records (with their ``feedback``), less those
+    of the users whose profile in ``profiles`` withholds analytics consent. Without
     ``search``, ``ridge`` (else the default) is the only candidate."""
     if ridge is not None and not 0 < ridge < float("inf"):
         raise ValueError(f"ridge must be a finite number above 0 (0 leaves the regression "
                          f"singular), got {ridge!r}")  # fmt: skip
     started = time.perf_counter()
-    rows = reward_rows(records)
+    rows = reward_rows(consenting(records, profiles))
     n_train, n_val = (int(round(len(rows) * s)) for s in SHARES)
     train, validation, test = rows[:n_train], rows[n_train:n_val], rows[n_val:]
     if len(train) < 2 or not validation or not test:
