@@ -133,6 +133,7 @@ class Runtime:
             queued,
             profile_bounds=profile_validation_context(settings),
             dead_letters=self.dead_letters,
+            data_dir=settings.data_dir,
         )
         self.health = HealthService(
             self.log,

@@ -35,7 +35,7 @@ def _one_line_error(result: Any, *needles: str) -> str:
 def _logged_events(data_dir: Path) -> list[dict[str, Any]]:
     runtime = Runtime(Settings.load(data_dir=data_dir, run_worker_in_server=False))
     try:
-        return log_events(runtime.log, None, None)
+        return log_events(runtime.log, None, None, features=runtime.stores.features)
     finally:
         runtime.stop()
 

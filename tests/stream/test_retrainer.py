@@ -23,7 +23,8 @@ def test_the_watch_loop_retrains_once_enough_labels_arrived(tmp_path: Path) -> N
             [(e["user_id"], encode_event(EVENT_ADAPTER.validate_python(e))) for e in events]
         )
         worker = RetrainWorker(
-            runtime.log, runtime.stores.profiles, settings, runtime.metrics, check_s=0.2,
+            runtime.log, runtime.stores.profiles, runtime.stores.features, settings,
+            runtime.metrics, check_s=0.2,
             train_options={"search": False, "k": 3}, on_outcome=outcomes.append,
         )  # fmt: skip
         thread = WorkerThread(worker, "test-retrainer")

@@ -2,7 +2,8 @@
 
 ``--from log`` replays the event log; ``--from archive`` reads the PostgreSQL archive
 (``archive_url``). Both give events in event-time order, up to ``until`` (exclusive): the
-training set and the audit never see anything after the window's end.
+training set and the audit never see anything after the window's end. Neither gives what a
+user's erasure drops (the log source checks the feature store's erasures, as the worker does).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def open_history(
                 raise CliError("--from archive: no archive_url is configured")
             events = archive_events(runtime.archive, None, end)
         else:
-            events = log_events(runtime.log, None, end, skipped=skipped)
+            # the erased users' records that reached the log after their erasure stay out
+            events = log_events(runtime.log, None, end, skipped, features=runtime.stores.features)
         if skipped:
             typer.echo(
                 f"note: skipped {len(skipped)} log record(s) the stream worker does not apply "

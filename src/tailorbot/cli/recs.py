@@ -92,6 +92,7 @@ def evaluate_recs(
             kb,
             k=k,
             profiles=stores.profiles if stores is not None else None,
+            features=stores.features if stores is not None else None,
             intent_fn=_intent_fn(settings.data_dir),
             params=FeatureParams.of(settings),
             train_share=train_share if split == "time" else None,

@@ -54,6 +54,7 @@ def retrain(
     worker = RetrainWorker(
         runtime.log,
         runtime.stores.profiles,
+        runtime.stores.features,
         settings,
         runtime.metrics,
         check_s=every,

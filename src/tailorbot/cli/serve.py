@@ -235,7 +235,11 @@ def worker(
             from tailorbot.stream.retrainer import RetrainWorker
 
             retrainer = RetrainWorker(
-                runtime.log, runtime.stores.profiles, settings, runtime.metrics
+                runtime.log,
+                runtime.stores.profiles,
+                runtime.stores.features,
+                settings,
+                runtime.metrics,
             )
             runtime.threads["retrainer"] = WorkerThread(retrainer, "tailorbot-retrainer")
             runtime.threads["retrainer"].start()

@@ -16,12 +16,14 @@ data directory you control, as you would with any scikit-learn model file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,9 +260,53 @@ def update_metadata(
     return metadata
 
 
-def _write_atomic(path: Path, text: str) -> None:
+# --- erasure: a user's held-out rows leave every saved version --------------------------
+
+ERASURE_LOCK = ".erasure.lock"
+
+
+def erase_heldout_rows(data_dir: str | Path, user_id: str) -> int:
+    """Remove ``user_id``'s rows from the held-out file of every version of every kind (each
+    file rewritten atomically, the other rows byte for byte, and only when it held some);
+    returns how many rows went."""
+    root = Path(data_dir) / "models"
+    if not root.is_dir():
+        return 0
+    removed = 0
+    with _erasure_lock(root):
+        for kind in sorted(p.name for p in root.iterdir() if p.is_dir() and _KIND.match(p.name)):
+            for version in versions(data_dir, kind):
+                removed += _drop_rows(root / kind / version / HELDOUT_FILE, user_id)
+    return removed
+
+
+@contextmanager
+def _erasure_lock(root: Path) -> Iterator[None]:
+    # Two erasures rewriting one file at once would each keep the other's user: one at a time.
+    with open(root / ERASURE_LOCK, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _drop_rows(path: Path, user_id: str) -> int:
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = [
+        line for line in lines if not line.strip() or json.loads(line).get("user_id") != user_id
+    ]
+    if len(kept) < len(lines):
+        _write_atomic(path, b"".join(kept))
+    return len(lines) - len(kept)
+
+
+def _write_atomic(path: Path, data: str | bytes) -> None:
     handle, staging = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
     os.chmod(staging, 0o644)
     os.replace(staging, path)

@@ -3,7 +3,8 @@
 Erasure reaches the log (records removed or masked; the watermark it returns fences what is
 still in flight), the feature store (record deleted, watermark kept under a one-way digest),
 the profile and decision stores, the dead letters (records set aside keep the user's key and
-bytes) and the archive when there is one. What is queued for
+bytes), the archive when there is one, and the held-out test rows every saved model version
+keeps (``heldout.jsonl``; they would feed the next promotion gate). What is queued for
 writing (decisions and their message events, archive records) is written first, so none
 lands after the delete.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tailorbot.archive.base import EventArchive
@@ -46,6 +48,7 @@ from tailorbot.events.profile import (
 )
 from tailorbot.features.view import feature_view
 from tailorbot.log.base import EventLog
+from tailorbot.models import registry
 from tailorbot.services.ports import Flushable
 from tailorbot.store.base import Stores
 
@@ -56,7 +59,8 @@ class UserService:
     """``archive`` and ``dead_letters`` (optional) are erased too; ``queued`` are written
     before any erasure, in order (the decision recorder, then the archive's record writer);
     ``profile_bounds`` (a :func:`~tailorbot.events.profile.profile_validation_context`) bound
-    the free attributes of a profile (the published ceilings when omitted)."""
+    the free attributes of a profile (the published ceilings when omitted); with ``data_dir``,
+    the model registry under it loses an erased user's held-out rows."""
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class UserService:
         queued: Sequence[Flushable] = (),
         profile_bounds: Mapping[str, int] | None = None,
         dead_letters: DeadLetterStore | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.log = log
         self.stores = stores
@@ -73,6 +78,7 @@ class UserService:
         self.queued = tuple(queued)
         self.profile_bounds = profile_bounds
         self.dead_letters = dead_letters
+        self.data_dir = data_dir
         self._erase_hooks: list[Callable[[str], None]] = []
 
     def features(self, user_id: str) -> dict[str, Any]:
@@ -132,7 +138,8 @@ class UserService:
 
     def erase_user(self, user_id: str) -> None:
         """Forget a user everywhere: log records, feature record, profile, decisions, dead
-        letters and, with an archive, the user's archived events, decisions and feedback."""
+        letters, the saved models' held-out rows and, with an archive, the user's archived
+        events, decisions and feedback."""
         stores = self.stores
         self._write_queued()
         with backend_errors():
@@ -145,6 +152,9 @@ class UserService:
                 self.dead_letters.erase_user(user_id)
             if self.archive is not None:
                 self.archive.erase_user(user_id)
+        if self.data_dir is not None:
+            # a file that cannot be rewritten fails the erasure (retried), never passes it
+            registry.erase_heldout_rows(self.data_dir, user_id)
         self._run_erase_hooks(user_id)
 
     def _write_queued(self) -> None:

@@ -20,7 +20,7 @@ from tailorbot.models.pipeline.audit import AuditGate
 from tailorbot.models.pipeline.retrain import RetrainOutcome, RetrainPolicy, retrain_once
 from tailorbot.models.pipeline.routed import served_model_options
 from tailorbot.models.pipeline.source import log_events
-from tailorbot.store.base import ProfileStore
+from tailorbot.store.base import FeatureStore, ProfileStore
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHECK_S = 60.0
@@ -33,6 +33,7 @@ class RetrainWorker:
         self,
         log: EventLog,
         profiles: ProfileStore,
+        features: FeatureStore,
         settings: Settings,
         metrics: Metrics | None = None,
         check_s: float = DEFAULT_CHECK_S,
@@ -41,6 +42,7 @@ class RetrainWorker:
     ) -> None:
         self.log = log
         self.profiles = profiles
+        self.features = features  # its erasures: what the log still holds of an erased user
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self.check_s = check_s
@@ -49,7 +51,7 @@ class RetrainWorker:
 
     def check(self, force: bool = False) -> RetrainOutcome:
         settings = self.settings
-        events = log_events(self.log)
+        events = log_events(self.log, features=self.features)
         users = sorted({e["user_id"] for e in events})
         profiles = self.profiles.get_many(users) if users else {}
         outcome = retrain_once(

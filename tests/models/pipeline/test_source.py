@@ -69,7 +69,7 @@ def test_the_records_the_worker_would_not_apply_are_skipped_and_listed(log) -> N
     counts = {"malformed": 0}
     applied = [record.offset for record, _, _ in decode_records(records, counts)]
     skipped: list[tuple[LogRecord, str]] = []
-    events = log_events(log, skipped=skipped)
+    events = log_events(log, skipped=skipped, features=None)
     assert sorted(e["event_id"] for e in events if isinstance(e["event_id"], str)) == [
         "e1",
         "e2",
@@ -85,5 +85,5 @@ def test_a_malformed_record_does_not_stop_a_windowed_read(log) -> None:
 
     log.append([("u1", b"not json"), ("u1", _without("event_id")), ("u1", orjson.dumps(GOOD))])
     since = datetime(2026, 1, 1, 9, tzinfo=UTC)
-    assert [e["event_id"] for e in log_events(log, since=since)] == ["e1"]
-    assert log_events(log, until=since) == []
+    assert [e["event_id"] for e in log_events(log, since=since, features=None)] == ["e1"]
+    assert log_events(log, until=since, features=None) == []

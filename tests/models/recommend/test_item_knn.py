@@ -68,9 +68,11 @@ def test_train_from_log_then_hot_load_the_newest_version(tmp_path: Path) -> None
         first = "kb-express-courier" if (i // 4) % 2 else "kb-where-is-my-card"
         events += session_events(user, f"s{i}", START + timedelta(hours=i), first)
     write(log, events)
-    model, meta = train_from_log(log)
+    model, meta = train_from_log(log, features=None)
     assert meta["users"] == 4 and meta["interactions"] == 8 and meta["events"] == len(events)
-    cut = train_from_log(log, until=(START + timedelta(hours=1, minutes=30)).timestamp())[1]
+    cut = train_from_log(
+        log, until=(START + timedelta(hours=1, minutes=30)).timestamp(), features=None
+    )[1]
     assert cut["interactions"] == 2
     log.close()
     loader = CFLoader(tmp_path)

@@ -26,17 +26,20 @@ from tailorbot.log.base import EventLog
 from tailorbot.models import registry
 from tailorbot.models.pipeline.source import applicable_records
 from tailorbot.models.recommend.item_knn import ItemKNN, interactions_from_events
+from tailorbot.store.base import FeatureStore
 
 CF_KIND = "item_knn"
 
 TimedEvent = tuple[float, int, int, dict[str, Any]]
 
 
-def events_in_time_order(log: EventLog) -> list[TimedEvent]:
+def events_in_time_order(log: EventLog, *, features: FeatureStore | None) -> list[TimedEvent]:
     """Every event of the log as ``(time, partition, offset, event)``, in event-time order
     across partitions (ties by partition and offset); records the stream worker would not
-    apply (dead letters) are left out, as in every training source."""
-    items = [(ts, r.partition, r.offset, event) for ts, r, event in applicable_records(log)]
+    apply (dead letters) and, with ``features``, those its erasures drop are left out, as in
+    every training source."""
+    records = applicable_records(log, features=features)
+    items = [(ts, r.partition, r.offset, event) for ts, r, event in records]
     items.sort(key=lambda item: item[:3])
     return items
 
@@ -46,11 +49,12 @@ def train_item_knn(events: Iterable[Mapping[str, Any]], **params: Any) -> ItemKN
 
 
 def train_from_log(
-    log: EventLog, until: float | None = None, **params: Any
+    log: EventLog, until: float | None = None, *, features: FeatureStore | None, **params: Any
 ) -> tuple[ItemKNN, dict[str, Any]]:
     """The model fitted on the events with time at most ``until`` (all when None), and its
     metadata (what it was trained on)."""
-    events = [e for ts, *_, e in events_in_time_order(log) if until is None or ts <= until]
+    timed = events_in_time_order(log, features=features)
+    events = [e for ts, *_, e in timed if until is None or ts <= until]
     model = train_item_knn(events, **params)
     times = [event_epoch(e) for e in events]
     metadata = {

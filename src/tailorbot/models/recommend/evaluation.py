@@ -52,7 +52,7 @@ from tailorbot.models.recommend.collaborative import ARTICLE_EVENT_TYPES, Collab
 from tailorbot.models.recommend.hybrid import HybridRecommender
 from tailorbot.models.recommend.item_knn import ItemKNN
 from tailorbot.models.recommend.popularity import PopularityRecommender
-from tailorbot.store.base import FeatureRecord, ProfileStore
+from tailorbot.store.base import FeatureRecord, FeatureStore, ProfileStore
 
 IntentFn = Callable[[str], tuple[str | None, float]]
 
@@ -146,12 +146,16 @@ def evaluate_recommendations(
     cf_params: Mapping[str, Any] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    features: FeatureStore | None = None,
 ) -> RecsEvaluation:
     """Replay ``log`` and score the hybrid recommender against the control, intent-only and
     popularity.
 
     Parameters
     ----------
+    features
+        The feature store whose erasures the replay honours (give it for a served log;
+        ``None``: a log no server erases from).
     profiles
         User profiles (tier, language, consent) by user id, or the profile store to read
         them from; a user without one gets the default profile.
@@ -173,7 +177,7 @@ def evaluate_recommendations(
         raise EvaluationError(f"k must be >= 1, got {k}")
     if train_share is not None and not 0.0 < train_share < 1.0:
         raise EvaluationError(f"train_share must be within (0, 1), got {train_share}")
-    events = events_in_time_order(log)
+    events = events_in_time_order(log, features=features)
     if not events:
         raise EvaluationError("the event log is empty: nothing to evaluate")
     params = params or FeatureParams()
