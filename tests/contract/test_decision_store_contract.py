@@ -145,3 +145,19 @@ def test_a_decision_made_before_its_users_erasure_is_not_written(
     assert other.decisions.get("d-other") == bystander  # no erasure of that user
     other.decisions.put("d-untimed", "gone", {"variant": "short"})  # no time: not refused
     assert other.decisions.get("d-untimed") == {"variant": "short"}
+
+
+def test_a_write_names_the_decisions_it_wrote(open_online_stores: StoreOpener) -> None:
+    """What the store refused (made before its user's erasure) must not go on to the
+    archive: ``put_many`` returns the ids it wrote, ``put`` whether it wrote."""
+    stores = open_online_stores()
+    stores.features.erase("gone", partition=0, watermark=0, erased_at=1_700_000_100.0)
+    earlier = {"variant": "short", "created_at": "2023-11-14T22:13:19.500000Z"}
+    after = {"variant": "long", "created_at": "2023-11-14T22:15:00.250000+00:00"}
+    written = stores.decisions.put_many(
+        [("w-before", "gone", earlier), ("w-after", "gone", after), ("w-other", "kept", earlier)]
+    )
+    assert written == {"w-after", "w-other"}
+    assert stores.decisions.put_many([]) == set()
+    assert stores.decisions.put("w-again", "gone", earlier) is False
+    assert stores.decisions.put("w-later", "gone", after) is True

@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tailorbot.errors import EngineError
@@ -120,6 +122,7 @@ class IncomingMessage:
     text: str
     contact_name: str | None = None
     contact_attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None  # when Chatwoot created the message (epoch s), if given
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class WithoutText:
 
     conversation: Conversation
     message_id: int | None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,9 @@ def _message_created(payload: Mapping[str, Any]) -> Action:
     if status is not None and status != "pending":
         return Ignored(f"the conversation is {status!r}: the agents answer it, not the bot")
     text = payload.get("content")
+    created_at = _epoch(payload.get("created_at"))
     if not isinstance(text, str) or not text.strip():
-        return WithoutText(conversation, _int(payload.get("id")))
+        return WithoutText(conversation, _int(payload.get("id")), created_at)
     contact = _contact(payload)
     name = contact.get("name")
     return IncomingMessage(
@@ -190,6 +195,7 @@ def _message_created(payload: Mapping[str, Any]) -> Action:
         text.strip(),
         contact_name=name if isinstance(name, str) and name.strip() else None,
         contact_attributes=_scalars(contact.get("custom_attributes")),
+        created_at=created_at,
     )
 
 
@@ -272,6 +278,24 @@ def _scalars(value: Any) -> dict[str, Any]:
         if isinstance(item, str | int | float | bool) and 0 < len(str(key)) <= 64:
             found[str(key)] = item
     return found
+
+
+def _epoch(value: Any) -> float | None:
+    """A time Chatwoot sent, in epoch seconds: message webhooks write ISO 8601 text
+    (``2021-07-23T18:02:48.000Z``), conversation payloads epoch seconds; else None.
+
+    >>> _epoch("2021-07-23T18:02:48.000Z"), _epoch(1627063368), _epoch("yesterday")
+    (1627063368.0, 1627063368.0, None)
+    """
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value)
+            return parsed.timestamp() if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        pass
+    return None
 
 
 _MAX_ID = 2**63 - 1  # Chatwoot's ids are PostgreSQL bigints

@@ -22,7 +22,9 @@ resolution's time. Chatwoot re-delivers a webhook when its first delivery timed 
 message whose id is not above the remembered one, or a resolution at the remembered time,
 is answered ``duplicate`` and not handled again (two deliveries handled
 at the very same moment by two processes can still both be answered: the check and the write
-are not one atomic step).
+are not one atomic step). The erasure of the customer takes that pointer too: a message (or
+a resolution's last activity) dated before the erasure is then answered ``ignored``, so a
+re-delivery neither answers the customer again nor writes their profile back.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "chatwoot"
 POINTER_PREFIX = "chatwoot:last:"
+ERASED = {"action": "ignored", "reason": "made before the customer's data was erased"}
 # Where in the webhook payload each field of the personalize request comes from.
 _SOURCES = {"user_id": "sender.id", "session_id": "conversation.id", "message": "content"}
 
@@ -108,6 +111,8 @@ class ChatwootBot:
         pointer = self._pointer(conversation)
         if _answered_already(pointer, message.message_id):
             return {"action": "duplicate", "decision_id": pointer.get("decision_id")}
+        if self._erased_since(conversation, message.created_at):
+            return dict(ERASED)
         self._update_profile(conversation.user_id, message)
         decision = self.decisions.personalize(request)
         handoff = decision.fallback.triggered
@@ -130,6 +135,8 @@ class ChatwootBot:
         pointer = self._pointer(conversation)
         if _answered_already(pointer, message.message_id):
             return {"action": "duplicate", "decision_id": pointer.get("decision_id")}
+        if self._erased_since(conversation, message.created_at):
+            return dict(ERASED)
         self._remember(conversation, _decision_of(pointer), message.message_id, handed_off=True)
         suffix = message.message_id if message.message_id is not None else now_iso()
         queued = self._open(
@@ -173,6 +180,8 @@ class ChatwootBot:
         decision_id = _decision_of(pointer)
         if resolved.at is not None and pointer.get("resolved_at") == resolved.at:
             return {"action": "duplicate", "decision_id": decision_id}
+        if self._erased_since(conversation, resolved.at):  # no activity since the erasure
+            return dict(ERASED)
         result = None
         credit = decision_id is not None and not pointer.get("handed_off")
         if credit and pointer.get("resolution_of") != decision_id:
@@ -198,6 +207,12 @@ class ChatwootBot:
             return self.decisions.feedback(request)
         except NotFound:
             return None
+
+    def _erased_since(self, conversation: Conversation, made_at: float | None) -> bool:
+        """Whether the customer was erased after ``made_at`` (when what the webhook reports
+        happened): the erasure took the pointer that recognises a re-delivery, so without
+        this one would be answered again and the profile written back."""
+        return made_at is not None and self.profiles.erased_after(conversation.user_id, made_at)
 
     # --- the conversation's last decision ---------------------------------------------
     def _remember(

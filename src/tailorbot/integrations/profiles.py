@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from tailorbot.errors import InvalidInput, Problem, backend_errors
 from tailorbot.events.identifiers import Identifier
 from tailorbot.events.profile import UserProfile
-from tailorbot.store.base import ProfileStore
+from tailorbot.store.base import Erasure, ProfileStore, Stores
 
 _USER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
@@ -29,6 +29,7 @@ _USER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 class ProfileWriter(Protocol):
     # the settings' attribute bounds (``profile_validation_context``); None: the ceilings
     profile_bounds: Mapping[str, int] | None
+    stores: Stores  # its feature store keeps the users' erasures
 
     def put_profile(self, user_id: str, profile: UserProfile) -> None: ...
 
@@ -90,6 +91,31 @@ class ProfileUpdater:
             return False
         self.users.put_profile(user_id, merged)
         return True
+
+    def since_erasure(
+        self, user_id: str, fields: Mapping[str, Any], dated: Mapping[str, float]
+    ) -> dict[str, Any]:
+        """``fields`` less those set by a chatbot event (``dated``: field -> its epoch s) made
+        before the user's erasure: a re-delivered event must not bring an erased profile
+        back. An undated field is kept."""
+        erasure = self._erasure(user_id)
+        if erasure is None:
+            return dict(fields)
+        return {
+            name: value
+            for name, value in fields.items()
+            if name not in dated or not erasure.predates(dated[name])
+        }
+
+    def erased_after(self, user_id: str, dated: float) -> bool:
+        """Whether the user was erased after ``dated`` (epoch s): what a chatbot sent about
+        them before then went with the erasure."""
+        erasure = self._erasure(user_id)
+        return erasure is not None and erasure.predates(dated)
+
+    def _erasure(self, user_id: str) -> Erasure | None:
+        with backend_errors():
+            return self.users.stores.features.erasures([user_id]).get(user_id)
 
     def check(
         self, user_id: str, fields: Mapping[str, Any], if_missing: Mapping[str, Any] | None = None

@@ -6,7 +6,8 @@ batch with :class:`~tailorbot.integrations.rasa.RasaEventMapper`, hands the even
 slot-derived profile fields to a :class:`RasaSink` (the ingestion and user services), and
 commits the batch's offsets only *after* the sink has them: a crash re-reads the batch, and
 the derived event ids make the re-read harmless. A record that is not JSON or not a Rasa
-event is logged and skipped (counted in ``skipped``) so one bad record never blocks a
+event is logged and skipped (counted in ``skipped``), and so is an event the ingestion door
+refuses (also when it refuses every event of a batch), so one bad record never blocks a
 partition; a sink that is unavailable (backend down, 429/503) stops the batch, which is
 retried from the last commit after a growing pause.
 
@@ -19,12 +20,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tailorbot.errors import InvalidInput, Overloaded, Unavailable
+from tailorbot.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
 from tailorbot.integrations.profiles import ProfileUpdater
-from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper
+from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper, _timestamp
 from tailorbot.services.ports import EventSink
 from tailorbot.telemetry.logs import user_ref
 
@@ -48,8 +49,11 @@ class RasaSink(Protocol):
         """Append the valid events (the invalid ones are reported, not stored); return how
         many were accepted. Raise :class:`Overloaded` / :class:`Unavailable` to retry."""
 
-    def update_profile(self, user_id: str, fields: Mapping[str, Any]) -> None:
-        """Merge ``fields`` (``tier``, ``attributes.<name>``...) into the user's profile."""
+    def update_profile(
+        self, user_id: str, fields: Mapping[str, Any], dated: Mapping[str, float] | None = None
+    ) -> None:
+        """Merge ``fields`` (``tier``, ``attributes.<name>``...) into the user's profile, but
+        none whose slot event (``dated``: field -> epoch s) was made before its erasure."""
 
 
 class RasaBrokerConsumer:
@@ -161,20 +165,23 @@ class RasaBrokerConsumer:
     def _process(self, records: list[Message]) -> bool:
         """Map, hand over, commit; False when the sink was unavailable (nothing committed)."""
         batch = RasaBatch()
+        dated: dict[str, dict[str, float]] = {}  # user -> field -> when its slot was set
         for record in records:
-            self._map_record(record, batch)
+            self._map_record(record, batch, dated)
         try:
             if batch.events:
                 self._ingest(batch.events)
             for user_id, fields in batch.profiles.items():
-                self.sink.update_profile(user_id, fields)
+                self.sink.update_profile(user_id, fields, dated.get(user_id, {}))
         except (Overloaded, Unavailable) as exc:
             logger.warning("rasa consumer: %s; retrying the batch", exc.message)
             return False
         self._commit(records)
         return True
 
-    def _map_record(self, record: Message, batch: RasaBatch) -> None:
+    def _map_record(
+        self, record: Message, batch: RasaBatch, dated: dict[str, dict[str, float]]
+    ) -> None:
         try:
             raw = json.loads(record.value() or b"")
             mapped = self.mapper.map([raw])
@@ -187,6 +194,8 @@ class RasaBrokerConsumer:
         batch.events.extend(mapped.events)
         for user_id, fields in mapped.profiles.items():
             batch.profiles.setdefault(user_id, {}).update(fields)
+        for user_id, times in slot_times([raw], mapped).items():
+            dated.setdefault(user_id, {}).update(times)
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
         accepted = self.sink.ingest(events)
@@ -247,6 +256,19 @@ class RasaBrokerConsumer:
         return True
 
 
+def slot_times(raw_events: Sequence[Any], batch: RasaBatch) -> dict[str, dict[str, float]]:
+    """When each profile field of ``batch`` (mapped from ``raw_events``) was set: the epoch
+    seconds of its slot event, user -> field -> time."""
+    # The mapper's own reading of an event's time: it read these events already.
+    return {
+        user_id: {
+            name: _timestamp(raw_events[index].get("timestamp")).timestamp()
+            for name, index in sources.items()
+        }
+        for user_id, sources in batch.sources.items()
+    }
+
+
 def _position(record: Message) -> tuple[int, int]:
     partition, offset = record.partition(), record.offset()
     if partition is None or offset is None:
@@ -258,7 +280,7 @@ class ServiceSink:
     """The sink of a deployment: the ingestion service and the profile updater.
 
     Events the schema refuses are dropped (counted, logged) rather than retried: they would
-    fail the same way every time.
+    fail the same way every time, also when the door refuses the whole batch (none valid).
     """
 
     def __init__(self, events: EventSink, profiles: ProfileUpdater) -> None:
@@ -266,14 +288,27 @@ class ServiceSink:
         self.profiles = profiles
 
     def ingest(self, events: list[dict[str, Any]]) -> int:
-        result = self.events.ingest(events, partial=True)
+        try:
+            result = self.events.ingest(events, partial=True)
+        except (InvalidInput, PayloadTooLarge) as exc:
+            if any(p.index is None for p in exc.problems):
+                raise  # the batch itself (too many events), not its events: not theirs to pay
+            # Partial, yet not one event valid: the door refuses the whole batch. Each event
+            # would fail the same way on every retry, so they are dropped like single ones.
+            reasons = "; ".join(f"[{p.index}] {p.field}: {p.reason}" for p in exc.problems)
+            logger.warning("rasa consumer: all %d event(s) refused: %s", len(events), reasons)
+            return 0
         for status in result.results:
             if status.get("errors"):
                 logger.warning("rasa consumer: event refused: %s", status["errors"])
         return result.accepted
 
-    def update_profile(self, user_id: str, fields: Mapping[str, Any]) -> None:
+    def update_profile(
+        self, user_id: str, fields: Mapping[str, Any], dated: Mapping[str, float] | None = None
+    ) -> None:
         try:
+            if dated:  # a batch re-read after the user's erasure must not bring them back
+                fields = self.profiles.since_erasure(user_id, fields, dated)
             self.profiles.update(user_id, fields)
         except InvalidInput as exc:
             # a digest, never the raw id: logs must not hold user ids

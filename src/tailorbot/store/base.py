@@ -60,7 +60,12 @@ class Erasure(NamedTuple):
 
     def drops(self, offset: int, event_time: float) -> bool:
         """Whether an event at log ``offset``, dated ``event_time``, is erased."""
-        return offset < self.watermark or event_time < self.erased_at
+        return offset < self.watermark or self.predates(event_time)
+
+    def predates(self, event_time: float) -> bool:
+        """Whether what is dated ``event_time`` was made before the erasure: erased, whatever
+        its offset (alone, it judges what has none: a profile field a chatbot re-sends)."""
+        return event_time < self.erased_at
 
 
 class _Reachable(ABC):
@@ -151,15 +156,17 @@ class DecisionStore(_Reachable):
     """Decision records awaiting feedback, indexed by user for erasure."""
 
     @abstractmethod
-    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> set[str]:
         """Write ``(decision_id, user_id, record)`` items in one round trip (a batch of the
         decision recorder); a decision written again replaces its record. A decision made
         (:func:`decision_made_at`) before an erasure of its user (the feature store's
         ``erased_at``, same backend) is not written, in the same atomic step: one queued in
-        another process while the user was erased cannot outlive the erasure."""
+        another process while the user was erased cannot outlive the erasure. Returns the
+        ids written, so that what was refused goes nowhere else either (the archive)."""
 
-    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> None:
-        self.put_many([(decision_id, user_id, record)])
+    def put(self, decision_id: str, user_id: str, record: Mapping[str, Any]) -> bool:
+        """Write one decision (as :meth:`put_many`); False when refused."""
+        return decision_id in self.put_many([(decision_id, user_id, record)])
 
     @abstractmethod
     def get(self, decision_id: str) -> dict[str, Any] | None:

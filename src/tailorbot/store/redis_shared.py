@@ -65,13 +65,15 @@ return 1
 
 # KEYS: the erasure times hash, then per decision its key and its user's index. ARGV: ttl ms
 # (0: none), stored at, then per decision: id, user id, record, erasure digest, made at. A
-# decision made before its user's erasure is not written.
+# decision made before its user's erasure is not written. Returns the ids written.
 _PUT_DECISIONS = """
 local ttl = tonumber(ARGV[1])
+local written = {}
 local i = 3
 for k = 2, #KEYS, 2 do
   local erased = redis.call('HGET', KEYS[1], ARGV[i + 3])
   if not erased or tonumber(erased) <= tonumber(ARGV[i + 4]) then
+    written[#written + 1] = ARGV[i]
     redis.call('HSET', KEYS[k], 'u', ARGV[i + 1], 'r', ARGV[i + 2], 't', ARGV[2])
     redis.call('SADD', KEYS[k + 1], ARGV[i])
     if ttl > 0 then
@@ -81,7 +83,7 @@ for k = 2, #KEYS, 2 do
   end
   i = i + 5
 end
-return 1
+return written
 """
 ERASED_AT = "erased_at"  # the key (under the prefix) of the hash digest -> erasure time
 PUT_DECISIONS_CHUNK = 500  # decisions per script call: bounds how long one holds the server
@@ -129,9 +131,9 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         self._put = client.register_script(_PUT_DECISIONS)
 
     @guard
-    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> set[str]:
         if not decisions:
-            return
+            return set()
         ttl_ms = int(self.decision_ttl * 1000) if self.decision_ttl else 0
         stored_at = repr(time.time())
         pipe = self.client.pipeline(transaction=False)
@@ -144,7 +146,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
                 args += [decision_id, user_id, orjson.dumps(dict(record))]
                 args += [user_digest(user_id), repr(made_at)]
             self._put(keys=keys, args=args, client=pipe)
-        pipe.execute()
+        return {key_text(i) for written in pipe.execute() for i in written}
 
     @guard
     def get(self, decision_id: str) -> dict[str, Any] | None:

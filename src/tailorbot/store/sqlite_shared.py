@@ -55,9 +55,9 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
     def __init__(self, file: SqliteFile) -> None:
         self.file = file
 
-    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+    def put_many(self, decisions: Sequence[tuple[str, str, Mapping[str, Any]]]) -> set[str]:
         if not decisions:
-            return
+            return set()
         now = time.time()
         digests = {u: user_digest(u) for _, u, _ in decisions}
         with self.file.write() as conn:
@@ -73,6 +73,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                 "DO UPDATE SET user_id = excluded.user_id, record = excluded.record",
                 rows,
             )
+        return {row[0] for row in rows}
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self.file.read() as conn:

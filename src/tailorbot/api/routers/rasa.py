@@ -22,6 +22,7 @@ from tailorbot.errors import EngineError, InvalidInput, Problem
 from tailorbot.integrations.nlg import NLGResponder, parse_nlg_request
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaBatch
+from tailorbot.integrations.rasa_consumer import slot_times
 
 router = APIRouter(tags=["integrations"])
 
@@ -62,7 +63,7 @@ async def rasa_events(
         accepted = result.accepted
     updated = 0
     if batch.profiles:
-        updated = await off_loop(request, _write_profiles, profiles, batch)
+        updated = await off_loop(request, _write_profiles, profiles, batch, raw)
     body = {
         "accepted": accepted,
         "skipped": batch.skipped,
@@ -91,10 +92,15 @@ def _check_profiles(profiles: ProfileUpdater, batch: RasaBatch) -> None:
         )
 
 
-def _write_profiles(profiles: ProfileUpdater, batch: RasaBatch) -> int:
+def _write_profiles(profiles: ProfileUpdater, batch: RasaBatch, raw: list[Any]) -> int:
     # Merged again with the profile as stored now: a change made meanwhile (a consent
-    # withdrawn through PUT /v1/users) is kept, not overwritten by the checked copy.
-    return sum(profiles.update(user_id, fields) for user_id, fields in batch.profiles.items())
+    # withdrawn through PUT /v1/users) is kept, not overwritten by the checked copy. A slot
+    # set before the user's erasure (a re-sent batch) is not written: it went with them.
+    dated = slot_times(raw, batch)
+    return sum(
+        profiles.update(user_id, profiles.since_erasure(user_id, fields, dated.get(user_id, {})))
+        for user_id, fields in batch.profiles.items()
+    )
 
 
 def _at_input_indexes(exc: EngineError, indexes: list[int]) -> EngineError:

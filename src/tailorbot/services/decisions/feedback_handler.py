@@ -71,7 +71,7 @@ class FeedbackHandler:
         decisions = self.stores.decisions
         received_at = now_iso()  # before the read: see feedback_events
         decision = self._written_decision(request.decision_id)
-        if decision is None:
+        if decision is None or decision.get("pointer"):  # a chatbot's pointer: no decision
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
         self._check_articles(request)

@@ -62,12 +62,14 @@ BATCH = 500  # the most decisions one write takes, by default
 class _Batch:
     """Decisions taken off the queue together, and how far their writing got (a retry then
     writes only what is left): ``appended`` once their events are in the log, ``stored``
-    once the records are, and the first ``archived`` records handed to the archive."""
+    once the records are (``written``: the ids the store took), and the first ``archived``
+    records gone past the archive."""
 
     records: list[dict[str, Any]]
     events: list[dict[str, Any]]
     appended: bool = False
     stored: bool = False
+    written: set[str] = field(default_factory=set)
     archived: int = 0
     ids: set[str] = field(default_factory=set)
 
@@ -233,11 +235,15 @@ class DecisionRecorder:
             self._append(batch.events)
             batch.appended = True
         if not batch.stored:
-            self.decisions.put_many([(r["decision_id"], r["user_id"], r) for r in batch.records])
+            items = [(r["decision_id"], r["user_id"], r) for r in batch.records]
+            batch.written = self.decisions.put_many(items)
             batch.stored = True
         if self.archive is not None:
             for record in batch.records[batch.archived :]:
-                self.archive.put("decision", record)
+                # Only what the store took: it refuses a decision made before its user's
+                # erasure, which must not outlive the erasure in the archive either.
+                if record["decision_id"] in batch.written:
+                    self.archive.put("decision", record)
                 batch.archived += 1
 
     def _append(self, events: list[dict[str, Any]]) -> None:

@@ -304,8 +304,9 @@ class DecisionService:
             intent=None, articles=[], created_at=received_at, experiment=self.experiment.name,
         )  # fmt: skip
         with backend_errors():
-            self.stores.decisions.put(record["decision_id"], user_id, record)
-            if self.archive is not None:
+            written = self.stores.decisions.put(record["decision_id"], user_id, record)
+            # Refused when the user was erased since the read: the archive must not keep it.
+            if written and self.archive is not None:
                 self.archive.put("decision", record)
         return {**record, "text": text}
 

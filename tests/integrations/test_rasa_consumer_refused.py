@@ -1,0 +1,107 @@
+"""`tailorbot rasa consume`: a batch the door refuses whole is skipped and committed, not
+re-read forever (one bad record never blocks a partition)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tailorbot.config import Settings
+from tailorbot.integrations.profiles import ProfileUpdater
+from tailorbot.integrations.rasa import RasaEventMapper
+from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
+from tailorbot.runtime import Runtime
+
+TOPIC = "rasa_core_events"
+
+
+class Record:
+    """A Kafka message as confluent_kafka hands it over (what the consumer reads of it)."""
+
+    def __init__(self, value: dict[str, Any], offset: int) -> None:
+        self._value = json.dumps(value).encode()
+        self._offset = offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+
+class Kafka:
+    """The consumer's broker connection: records what was committed."""
+
+    def __init__(self) -> None:
+        self.committed: list[tuple[int, int]] = []
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        self.committed += [(tp.partition, tp.offset) for tp in offsets]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    built = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, partitions=2))
+    yield built
+    built.stop()
+
+
+def consumer_of(runtime: Runtime) -> tuple[RasaBrokerConsumer, Kafka]:
+    sink = ServiceSink(runtime.ingestion, ProfileUpdater(runtime.stores.profiles, runtime.users))
+    mapper = RasaEventMapper(slot_attributes={"plan": "attributes.plan"})
+    consumer = RasaBrokerConsumer("unused:9092", TOPIC, sink, mapper)
+    kafka = Kafka()
+    consumer._consumer = kafka
+    return consumer, kafka
+
+
+def user_event(sender: str, timestamp: float, text: str = "where is my card") -> dict[str, Any]:
+    return {"sender_id": sender, "event": "user", "timestamp": timestamp, "text": text}
+
+
+def logged(runtime: Runtime) -> int:
+    log = runtime.log
+    return sum(len(list(log.read_all(p))) for p in range(log.num_partitions))
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([user_event("c-1", time.time() - 40 * 86400)] * 3, id="40-days-old"),
+        pytest.param([user_event("c-1", time.time() - 60, "x" * 6000)], id="text-too-long"),
+    ],
+)
+def test_a_batch_refused_whole_is_skipped_and_committed(
+    runtime: Runtime, events: list[dict[str, Any]]
+) -> None:
+    consumer, kafka = consumer_of(runtime)
+    records = [Record(event, offset) for offset, event in enumerate(events)]
+    assert consumer._process(records) is True  # not retried, not raised
+    assert kafka.committed == [(0, len(events))]
+    counts = (consumer.ingested, consumer.skipped, consumer.committed)
+    assert counts == (0, len(events), len(events))
+    assert logged(runtime) == 0
+
+
+def test_the_profile_of_a_refused_batch_is_still_written(runtime: Runtime) -> None:
+    consumer, kafka = consumer_of(runtime)
+    old = time.time() - 40 * 86400
+    slot = {"sender_id": "c-2", "event": "slot", "timestamp": time.time() - 5, "name": "plan",
+            "value": "5G"}  # fmt: skip
+    assert consumer._process([Record(user_event("c-2", old), 7), Record(slot, 8)]) is True
+    assert kafka.committed == [(0, 9)]
+    assert runtime.stores.profiles.get("c-2")["attributes"] == {"plan": "5G"}
