@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,8 +78,12 @@ class IngestionService:
         # Set by the runtime when tracing is on: writes the trace context into the events.
         self.stamp_trace: Callable[[list[EventBase]], None] | None = None
 
-    def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult:
-        """Validate, redact and append a batch.
+    def ingest(
+        self, raw_events: Sequence[Any], *, partial: bool = False, offered: Collection[str] = ()
+    ) -> IngestResult:
+        """Validate, redact and append a batch. ``offered``: article ids a decision offered,
+        accepted even once the knowledge base has dropped them (feedback about what the
+        customer was shown; they are counter keys already).
 
         Raises :class:`InvalidInput` (422) listing every problem or, when a text is too long,
         :class:`PayloadTooLarge` (413); :class:`Overloaded` (429) past the lag limit;
@@ -87,7 +91,7 @@ class IngestionService:
         """
         self._check_size(raw_events)
         self._check_backpressure()
-        validated, problems = self._validate(raw_events)
+        validated, problems = self._validate(raw_events, offered)
         # Repeats are told apart before redaction: two events under one id that differ only in
         # their personal data (two e-mail addresses) are a conflict, not a duplicate.
         repeats = find_repeats(validated)
@@ -124,7 +128,7 @@ class IngestionService:
             )
 
     def _validate(
-        self, raw_events: Sequence[Any]
+        self, raw_events: Sequence[Any], offered: Collection[str] = ()
     ) -> tuple[list[tuple[int, EventBase]], list[Problem]]:
         settings = self.settings
         context = validation_context(
@@ -145,20 +149,24 @@ class IngestionService:
             except ValidationError as exc:
                 problems.extend(_problems_of(index, exc))
                 continue
-            unknown = self._unknown_article(index, event)
+            unknown = self._unknown_article(index, event, offered)
             if unknown is not None:
                 problems.append(unknown)
                 continue
             events.append((index, event))
         return events, problems
 
-    def _unknown_article(self, index: int, event: EventBase) -> Problem | None:
+    def _unknown_article(
+        self, index: int, event: EventBase, offered: Collection[str]
+    ) -> Problem | None:
         """An ``article_id`` the knowledge base does not have: refused, since article ids
         become keys of the shared counters (which would otherwise grow without bound)."""
         # From the instance's fields: getattr on a model without the field goes through
         # pydantic's __getattr__ and a formatted AttributeError (13 % of the door's CPU).
         article_id = event.__dict__.get("article_id")
         if article_id is None or self.article_ids is None or article_id in self.article_ids:
+            return None
+        if article_id in offered:
             return None
         return Problem(
             index, "article_id", f"unknown article {article_id!r}: not in the knowledge base"

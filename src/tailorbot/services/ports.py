@@ -7,7 +7,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,7 +32,9 @@ class IngestResult:
 class EventSink(Protocol):
     """Where raw events go: validated, redacted and appended (see IngestionService)."""
 
-    def ingest(self, raw_events: Sequence[Any], *, partial: bool = False) -> IngestResult: ...
+    def ingest(
+        self, raw_events: Sequence[Any], *, partial: bool = False, offered: Collection[str] = ()
+    ) -> IngestResult: ...
 
 
 class Flushable(Protocol):

@@ -38,6 +38,14 @@ def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
     return None
 
 
+def offered_articles(decision: Mapping[str, Any]) -> frozenset[str]:
+    """The articles a decision showed: its list and the one its reply was about."""
+    found = [str(a) for a in decision.get("articles") or ()]
+    if decision.get("reply_article"):
+        found.append(str(decision["reply_article"]))
+    return frozenset(found)
+
+
 def decision_metadata(decision_id: str, decision: Mapping[str, Any]) -> dict[str, str]:
     """What the stream worker needs to credit the outcome (features/memory.py): the variant
     shown, the article the reply was about, and the A/B arm that chose them (the shared

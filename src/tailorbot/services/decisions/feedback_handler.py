@@ -27,7 +27,11 @@ from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit import FeedbackReward
 from tailorbot.services.decisions.experiment import Experiment
-from tailorbot.services.decisions.feedback import feedback_events, helpful_signal
+from tailorbot.services.decisions.feedback import (
+    feedback_events,
+    helpful_signal,
+    offered_articles,
+)
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
@@ -74,7 +78,7 @@ class FeedbackHandler:
         if decision is None or decision.get("pointer"):  # a chatbot's pointer: no decision
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
-        self._check_articles(request)
+        self._check_articles(request, decision)
         if decision.get("feedback") is not None:
             self._later_signals(request, decision, received_at)
             return not_applied
@@ -87,7 +91,7 @@ class FeedbackHandler:
         # (429/503) re-sends the same events, which the stream processor counts once.
         events = feedback_events(request, decision, received_at)
         if events:
-            self.events.ingest(events)
+            self.events.ingest(events, offered=offered_articles(decision))
         if request.rating is None and request.resolved is None and helpful is None:
             # No outcome (a click on an article the decision did not offer): its event is
             # logged, and the decision's one feedback stays for the outcome still to come.
@@ -136,7 +140,7 @@ class FeedbackHandler:
                 return
             events = feedback_events(later, current, received_at)
             if events:
-                self.events.ingest(events)
+                self.events.ingest(events, offered=offered_articles(current))
             new = {k: getattr(later, k) for k in ONCE_SIGNALS if getattr(later, k) is not None}
             if not new:
                 return
@@ -162,14 +166,18 @@ class FeedbackHandler:
                 # Another signal extended the mark meanwhile: read it again, count what is new.
                 current = self.stores.decisions.get(request.decision_id)
 
-    def _check_articles(self, request: FeedbackRequest) -> None:
+    def _check_articles(self, request: FeedbackRequest, decision: Mapping[str, Any]) -> None:
         """422 for an article id the knowledge base does not have (it would become a key of
-        the shared counters)."""
+        the shared counters), unless the decision offered it: an article deleted since is
+        still what the customer was shown, and already a key."""
         kb = self.models().composer.kb
+        offered = offered_articles(decision)
         problems = [
             Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
             for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
-            if (value := getattr(request, name)) is not None and kb.article(value) is None
+            if (value := getattr(request, name)) is not None
+            and value not in offered
+            and kb.article(value) is None
         ]
         if problems:
             raise InvalidInput("unknown article in the feedback", problems=problems)
