@@ -63,6 +63,8 @@ def schema_problems(schema: dict[str, Any], value: Any) -> list[str]:
             problems.append("length")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             problems.append("pattern")
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append("enum")
     if kind == "integer" and not schema.get("minimum", value) <= value <= schema.get(
         "maximum", value
     ):
@@ -124,6 +126,10 @@ def test_channel_names_the_channels_the_bandit_knows() -> None:
     assert not {"web", "whatsapp", "sms", "telegram"} & named
     _, body = request_for("tailorbot_personalize", {"message": "hi", "channel": "voice"}, **IDS)
     assert PersonalizeRequest.model_validate(body).context.channel == "voice"
+    assert channel["enum"] == list(CHANNELS)  # as the docs say: any other is refused
+    with pytest.raises(InvalidInput, match="channel") as refused:
+        request_for("tailorbot_personalize", {"message": "hi", "channel": "sms"}, **IDS)
+    assert [p.field for p in refused.value.problems] == ["channel"]
 
 
 def personalize_calls(max_text: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -132,7 +138,7 @@ def personalize_calls(max_text: int) -> tuple[list[dict[str, Any]], list[dict[st
         {"message": "x"},
         {"message": "y" * max_text, "last_bot_message": "z" * max_text},
         {"message": "yes", "last_bot_message": ""},
-        {"message": "card?", "language": "l" * 16, "product": "p" * 64, "channel": "c" * 32},
+        {"message": "card?", "language": "l" * 16, "product": "p" * 64, "channel": "messaging"},
         *({"message": "hi", "channel": channel} for channel in CHANNELS),
     ]
     outside: list[tuple[str, dict[str, Any]]] = [  # (the argument at fault, the call)
@@ -145,6 +151,7 @@ def personalize_calls(max_text: int) -> tuple[list[dict[str, Any]], list[dict[st
         ("product", {"message": "hi", "product": "p" * 65}),
         ("channel", {"message": "hi", "channel": "Web"}),
         ("channel", {"message": "hi", "channel": "c" * 33}),
+        ("channel", {"message": "hi", "channel": "sms"}),
         ("user_id", {"message": "hi", "user_id": "u-9"}),
         ("session_id", {"message": "hi", "session_id": "s-9"}),
         ("context", {"message": "hi", "context": {"channel": "chat"}}),

@@ -86,12 +86,15 @@ def _personalize(max_text_chars: int) -> dict[str, Any]:
             ),
             "maxLength": max_text_chars,
         },
-        "channel": _argument(
-            _CONTEXT_SCHEMA,
-            "channel",
-            f"How the customer reaches you, one of: {channels} (default chat). Only these "
-            "are told apart when choosing the reply style.",
-        ),
+        "channel": {
+            **_argument(
+                _CONTEXT_SCHEMA,
+                "channel",
+                f"How the customer reaches you, one of: {channels} (default chat). Only these "
+                "are told apart when choosing the reply style.",
+            ),
+            "enum": list(CHANNELS),
+        },
         "language": _argument(
             _CONTEXT_SCHEMA, "language", "The customer's language code, e.g. en or pt-BR."
         ),
@@ -256,11 +259,15 @@ def request_for(
     if context:
         body["context"] = context
     _validated(tool_name, PersonalizeRequest, body)
-    too_long = [
+    out_of_bounds = [
         Problem(None, key, f"{len(body[key])} characters; at most {max_text_chars} are accepted")
         for key in TEXT_FIELDS
         if isinstance(body.get(key), str) and len(body[key]) > max_text_chars
     ]
-    if too_long:
-        raise _refused(tool_name, too_long)
+    if "channel" in context and context["channel"] not in CHANNELS:
+        # the schema's enum: the API takes any channel, but the bandit tells only these apart
+        allowed = ", ".join(CHANNELS)
+        out_of_bounds.append(Problem(None, "channel", f"not one of {allowed}"))
+    if out_of_bounds:
+        raise _refused(tool_name, out_of_bounds)
     return path, body

@@ -9,7 +9,8 @@
    whenever a ``target_oos_recall`` is set).
 3. Fit on train, fit the temperature on validation (and take the drift reference there),
    refit on train + validation keeping it. Rows from a log are weighted by recency when the
-   chosen parameters have a half-life (age measured back from the newest row).
+   chosen parameters have a half-life (age measured back from the newest train or
+   validation row).
 4. Score the refitted model once on the test split: the card's ``test`` figures.
 
 The model is the served kind (``params.model``: the hybrid TF-IDF ⊕ static embeddings model
@@ -112,7 +113,9 @@ def train_intent(
             f"no row left for validation or test in {len(rows)} rows: "
             "give each intent at least 4 examples"
         )
-    newest = max(float(r["epoch"]) for r in rows) if by_time else None
+    # Ages count back from the newest row the model may see: the test window's own times
+    # must not shift the log rows' weights against the base corpus.
+    newest = max(float(r["epoch"]) for r in split.selection) if by_time else None
     parts = _Parts(split, _xy(base), newest)
     params = params or IntentParams(model=model)
     if search:
