@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import doctest
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +61,17 @@ def test_unknown_recurring_intents_fall_back_to_uniform():
 def test_bad_rows_are_rejected(rows, message):
     with pytest.raises(ValueError, match=message):
         MessageSource(rows)
+
+
+def test_the_demo_draws_messages_labelled_as_its_model_was_trained(tmp_path: Path) -> None:
+    """A built-in intent the settings leave out is trained as out_of_scope: the simulated
+    customers' messages carry that label too, not one the model was never taught."""
+    from tailorbot.config import Settings
+    from tailorbot.models.intent.dataset import BUILTIN_INTENTS
+    from tailorbot.sim.demo import build_simulation
+
+    kept = BUILTIN_INTENTS[:1]
+    settings = Settings.load(data_dir=tmp_path, builtin_intents=kept)
+    sim = build_simulation(None, settings, customers=5, seed=0)  # type: ignore[arg-type]
+    intents = set(sim.messages.intents)
+    assert set(kept) <= intents and not set(BUILTIN_INTENTS[1:]) & intents

@@ -98,7 +98,7 @@ def build_simulation(
     Banking77 and out-of-scope test rows, reactions judged against the settings' KB.
     ``null_world``: every customer has the same preferences (docs/simulator.md)."""
     kb = load_kb(settings.kb_dir or default_kb_dir())
-    test = default_dataset("test")
+    test = default_dataset("test", builtin_intents=settings.builtin_intents)  # as trained
     messages = MessageSource(zip(test.texts, test.labels, strict=True))
     in_scope = [i for i in messages.intents if i != "out_of_scope"]
     population = CustomerPopulation(
