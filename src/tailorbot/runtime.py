@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -50,7 +51,8 @@ from tailorbot.services.decisions import (
     experiment_for,
     load_decision_models,
 )
-from tailorbot.services.decisions.live_kb import KBReloader
+from tailorbot.services.decisions.live_kb import KBReloader, kb_version_number
+from tailorbot.services.decisions.loader import kb_control_problems
 from tailorbot.services.decisions.recorder import BATCH as RECORD_BATCH
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.tracing import trace_decisions
@@ -144,10 +146,16 @@ class Runtime:
             threads=self.threads,
             worker_url=settings.worker_metrics_url,
         )
-        # The live KB (versioned under the data dir, seeded from kb_dir): every process polls it.
-        self.kb = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
+        # The live KB (versioned under the data dir, seeded from kb_dir): every process polls
+        # it; a change that would drop the fixed control variant is refused (422).
+        self.kb = KBRepository(
+            settings.data_dir / "kb",
+            settings.kb_dir or default_kb_dir(),
+            check=functools.partial(kb_control_problems, settings),
+        )
         # the door refuses article ids the live KB does not have (shared-counter keys)
-        self.ingestion.article_ids = KnowledgeArticles(self.kb, max(settings.kb_poll_s, 1.0))
+        self.article_ids = KnowledgeArticles(self.kb, max(settings.kb_poll_s, 1.0))
+        self.ingestion.article_ids = self.article_ids
 
     def _trace_backends(self, tracing: Tracing) -> None:
         """Spans around the log append and the feature write; events carry the trace."""
@@ -177,31 +185,33 @@ class Runtime:
         service.start()
         if self.tracing is not None:
             trace_decisions(service, self.tracing)
-        reloader = None
+        # Always there: reload_kb serves this process's own changes at once; it polls for the
+        # other processes' changes only with kb_poll_s > 0.
+        loaded = kb_version_number(str(models.versions["kb"]))
+        reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
         if self.settings.kb_poll_s > 0:
-            loaded = int(str(models.versions["kb"]).removeprefix("live-v"))
-            reloader = KBReloader(self.kb, service, loaded, self.settings.kb_poll_s)
             reloader.start()
-        for kind, version in models.versions.items():
-            self.metrics.model_info.labels(kind=kind, version=version).set(1)
         if self.drift is None:
-            self.drift = DriftMonitor(models.metadata.get("reference"), self.metrics)
+            # the reference of the model in force: a hot swap brings its own
+            self.drift = DriftMonitor(
+                lambda: service.models.metadata.get("reference"), self.metrics
+            )
             self.metrics.before_render(self.drift.refresh)
         with self._lifecycle:
             if not self._stopping:
                 self._services.append(service)
-                if reloader is not None:
-                    self.kb_reloaders.append(reloader)
+                self.kb_reloaders.append(reloader)
                 return service
         # Loaded while the runtime was stopping (a server shut down during start-up): its
         # threads must not outlive the backends.
-        if reloader is not None:
-            reloader.stop()
+        reloader.stop()
         service.close()
         raise Unavailable("tailorbot is shutting down", retry_after=RETRY_AFTER_S)
 
     def reload_kb(self) -> None:
-        """Serve the live KB's newest version now (after a change through the API)."""
+        """Serve the live KB's newest version now (after a change through the API): the door's
+        article ids and every decision service, whatever ``kb_poll_s``."""
+        self.article_ids.refresh()
         for reloader in self.kb_reloaders:
             reloader.check()
 

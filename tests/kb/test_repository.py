@@ -93,8 +93,10 @@ def test_a_new_seed_is_copied_in_as_a_new_version(tmp_path: Path, seed: Path) ->
     repo = KBRepository(tmp_path / "live", seed)
     repo.put("article", "tt-esim", ARTICLE)
     assert repo.version() == 2
-    assert KBRepository(tmp_path / "live", seed).load()[0] == 2  # same seed: kept
+    assert KBRepository(tmp_path / "live", seed).seed() is None  # same seed: kept
     repo_bank = KBRepository(tmp_path / "live", default_kb_dir())  # the deploy changed kb_dir
+    assert repo_bank.load()[0] == 2  # a reader never re-seeds: only serve's seed() does
+    assert repo_bank.seed() == 3
     version, kb = repo_bank.load()
     assert version == 3 and kb.manifest.brand.name == "Tailor Bank"
     assert kb.article("tt-esim") is None

@@ -166,7 +166,7 @@ def _known_intents(settings: Settings) -> set[str] | None:
         return None
     known = {str(label) for label in metadata.get("labels") or ()}
     live = KBRepository(settings.data_dir / "kb", settings.kb_dir or default_kb_dir())
-    known.update(live.load()[1].intents())  # the live KB, as the servers read it
+    known.update(live.read().intents())  # the live KB as the servers read it; never written
     return known | set(BUILTIN_INTENTS)
 
 

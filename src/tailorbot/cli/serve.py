@@ -51,6 +51,7 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
             fail("; ".join(broken))
         if kb:
             try:
+                runtime.kb.seed()  # kb_dir changed since it was copied in: a new live version
                 _, knowledge = runtime.kb.load()  # what the decision service loads first
             except KBError as exc:
                 more = f" (+{len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""

@@ -9,9 +9,13 @@ atomically; a file lock serializes writers across processes. Server processes co
 ``CURRENT`` with the version they loaded (a cheap read, every ``kb_poll_s``) and swap in the
 new KB without a restart.
 
-The first snapshot is a copy of the configured ``kb_dir`` (or the bundled KB); when that
-folder's content changes later (a deploy shipping a new KB), it is copied in again as a new
-snapshot, so editing the files and restarting keeps working.
+The first snapshot is a copy of the configured ``kb_dir`` (or the bundled KB), made by the
+first load of an empty repository. After that only :meth:`KBRepository.seed` reads ``kb_dir``
+again: ``tailorbot serve`` calls it at start-up, and when the folder's content changed since
+it was last copied in (a deploy shipping a new KB) it is copied in as a new snapshot, which
+replaces the changes made through the API since. Reads and API changes never look at
+``kb_dir``: a CLI command with another ``kb_dir``, or a file edited in it while servers run,
+cannot replace or break the live KB.
 
 >>> import tempfile
 >>> from tailorbot.kb.loader import default_kb_dir
@@ -27,10 +31,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,10 +43,12 @@ from typing import Any
 import yaml
 
 from tailorbot.errors import InvalidInput, NotFound, Problem
-from tailorbot.kb.loader import load_kb
+from tailorbot.kb.loader import KBError, load_kb
 from tailorbot.kb.manifest import MANIFEST_FILE
 from tailorbot.kb.model import KnowledgeBase
-from tailorbot.kb.validate import SUFFIXES, check_kb
+from tailorbot.kb.validate import SUFFIXES, KBIssue, check_kb
+
+logger = logging.getLogger(__name__)
 
 KINDS = {"article": "articles", "template": "templates"}
 KEEP_SNAPSHOTS = 5  # older ones are deleted (a process still reading one has it loaded)
@@ -50,16 +57,25 @@ KEEP_SNAPSHOTS = 5  # older ones are deleted (a process still reading one has it
 # could refuse the record: deeper values are refused first.
 MAX_NESTING = 32
 
+# What a deployment checks on top of `kb check` (the fixed control variant): (field, reason).
+KBCheck = Callable[[KnowledgeBase], list[tuple[str, str]]]
+
 
 class KBRepository:
-    """Versioned KB snapshots under ``root``, seeded from ``seed_dir``."""
+    """Versioned KB snapshots under ``root``, seeded from ``seed_dir``; ``check`` vets every
+    KB before it is published (a change, a seed) beyond what ``kb check`` covers."""
 
     def __init__(
-        self, root: str | Path, seed_dir: str | Path, labels: Iterable[str] | None = None
+        self,
+        root: str | Path,
+        seed_dir: str | Path,
+        labels: Iterable[str] | None = None,
+        check: KBCheck | None = None,
     ) -> None:
         self.root = Path(root)
         self.seed_dir = Path(seed_dir)
         self.labels = list(labels) if labels is not None else None
+        self.check = check
 
     # --- reading ------------------------------------------------------------------------
     def version(self) -> int:
@@ -70,10 +86,16 @@ class KBRepository:
             return 0
 
     def load(self) -> tuple[int, KnowledgeBase]:
-        """The version in force and its KB (seeding or re-seeding first when needed)."""
-        self._seed_if_needed()
+        """The version in force and its KB (an empty repository is seeded first)."""
+        self._seed_if_empty()
         version = self.version()
         return version, load_kb(self._snapshot(version), self.labels)
+
+    def read(self) -> KnowledgeBase:
+        """The KB in force, or before the first snapshot the one a seed would copy in;
+        writes nothing (for commands that only look, like ``label import``)."""
+        version = self.version()
+        return load_kb(self._snapshot(version) if version else self.seed_dir, self.labels)
 
     def get(self, kind: str, record_id: str) -> dict[str, Any]:
         """One record as stored; :class:`NotFound` when there is none."""
@@ -135,9 +157,81 @@ class KBRepository:
 
         return self._change(change)
 
+    # --- seeding ------------------------------------------------------------------------
+    def seed(self) -> int | None:
+        """Copy ``seed_dir`` in as a new version when its content differs from what was last
+        copied in (or nothing is there yet); returns that version, None when unchanged.
+
+        The new version replaces the changes made through the API since the last seed (a
+        warning says so). An invalid ``seed_dir`` raises :class:`KBError` and publishes
+        nothing. ``tailorbot serve`` calls it once at start-up, before any process serves.
+        """
+        return self._seed(only_if_empty=False)
+
+    def _seed_if_empty(self) -> None:
+        """Before the first snapshot, the configured KB becomes version 1."""
+        if not self.version():
+            self._seed(only_if_empty=True)
+
+    def _seed(self, only_if_empty: bool) -> int | None:
+        digest = _folder_digest(self.seed_dir)
+        with self._locked():
+            seeded_digest, seeded_version = self._seeded()
+            current = self.version()
+            if current and (only_if_empty or seeded_digest == digest):
+                return None  # unchanged, or another process seeded meanwhile
+            self._check_seed()
+            self._warn_replacing(seeded_version, current)
+            return self._publish_seed(current + 1, digest)
+
+    def _warn_replacing(self, seeded_version: int | None, current: int) -> None:
+        """A re-seed replaces the API changes made since the last seed: say which versions
+        (a SEED file of an older release has no version: version 1 was the seed)."""
+        first = (seeded_version if seeded_version is not None else 1) + 1
+        if current < first:
+            return
+        logger.warning(
+            "knowledge base: %s changed since it was copied in; the new version replaces the "
+            "changes made through the API (versions %d to %d; their snapshots stay in %s "
+            "until they fall out of the %d newest)",
+            self.seed_dir, first, current, self.root, KEEP_SNAPSHOTS,
+        )  # fmt: skip
+
+    def _check_seed(self) -> None:
+        """:class:`KBError` unless the configured KB is valid as it is: no error of ``kb
+        check`` (strict: a KB without a default template is refused too), nor of ``check``."""
+        report = check_kb(self.seed_dir, self.labels)
+        if report.errors or report.kb is None:
+            raise KBError(report.errors)
+        problems = self.check(report.kb) if self.check is not None else []
+        if problems:
+            raise KBError([KBIssue(str(self.seed_dir), f, reason) for f, reason in problems])
+
+    def _publish_seed(self, version: int, digest: str) -> int:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            shutil.copytree(self.seed_dir, staging, dirs_exist_ok=True)
+            staging.rename(self._snapshot(version))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._set_current(version)
+        _replace_text(self.root / "SEED", f"{digest}\n{version}\n")
+        return version
+
+    def _seeded(self) -> tuple[str | None, int | None]:
+        """The digest of the folder last copied in and the version it became (None: unknown,
+        a SEED file written before the version was recorded)."""
+        try:
+            lines = (self.root / "SEED").read_text().split()
+        except FileNotFoundError:
+            return None, None
+        digest = lines[0] if lines else None
+        version = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
+        return digest, version
+
     # --- internals ----------------------------------------------------------------------
     def _change(self, change: Any) -> int:
-        self._seed_if_needed()
+        self._seed_if_empty()
         with self._locked():
             version = self.version()
             manifest, records = _read_snapshot(self._snapshot(version))
@@ -152,35 +246,24 @@ class KBRepository:
             _write_yaml(staging / MANIFEST_FILE, manifest)
             for section, items in records.items():
                 _write_yaml(staging / f"{section}.yaml", {section: items})
-            report = check_kb(staging, self.labels)
-            if report.errors:
-                raise InvalidInput(
-                    f"the knowledge base would have {len(report.errors)} error(s); "
-                    "nothing was changed",
-                    problems=[Problem(None, e.field, e.reason) for e in report.errors],
-                )
+            self._refuse_problems(staging)
             staging.rename(self._snapshot(version))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._set_current(version)
         return version
 
-    def _seed_if_needed(self) -> None:
-        digest = _folder_digest(self.seed_dir)
-        seed_file = self.root / "SEED"
-        if self.version() and seed_file.exists() and seed_file.read_text().strip() == digest:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if self.version() and seed_file.exists() and seed_file.read_text() == digest:
-                return  # another process seeded meanwhile
-            load_kb(self.seed_dir, self.labels)  # the configured KB must be valid as it is
-            version = self.version() + 1
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-            shutil.copytree(self.seed_dir, staging, dirs_exist_ok=True)
-            staging.rename(self._snapshot(version))
-            self._set_current(version)
-            _replace_text(seed_file, digest)
+    def _refuse_problems(self, staging: Path) -> None:
+        """:class:`InvalidInput` (422) listing what ``kb check`` and ``check`` find."""
+        report = check_kb(staging, self.labels)
+        problems = [(e.field, e.reason) for e in report.errors]
+        if not problems and report.kb is not None and self.check is not None:
+            problems = self.check(report.kb)
+        if problems:
+            raise InvalidInput(
+                f"the knowledge base would have {len(problems)} error(s); nothing was changed",
+                problems=[Problem(None, field, reason) for field, reason in problems],
+            )
 
     def _set_current(self, version: int) -> None:
         _replace_text(self.root / "CURRENT", str(version))

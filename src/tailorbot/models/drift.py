@@ -24,12 +24,13 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tailorbot.metrics import CONFIDENCE_BUCKETS, MESSAGE_CHARS_BUCKETS, Metrics
 
 FEATURES = ("intent", "confidence", "message_chars")
+Reference = Mapping[str, Any] | None
 MIN_SHARE = 1e-4  # an empty bin's share, so that ln() stays finite
 
 
@@ -85,18 +86,19 @@ class DriftMonitor:
 
     ``refresh()`` runs before each Prometheus exposition and each dashboard poll; it keeps a
     snapshot of the cumulative counts every ``step_s`` seconds. Until ``min_count`` decisions
-    are in the window the PSI is NaN (too few to tell).
+    are in the window the PSI is NaN (too few to tell). ``reference`` is the reference or a
+    function returning the one in force (a hot-swapped model brings its own).
     """
 
     def __init__(
         self,
-        reference: Mapping[str, Any] | None,
+        reference: Reference | Callable[[], Reference],
         metrics: Metrics,
         window_s: float = 900.0,
         step_s: float = 10.0,
         min_count: int = 50,
     ) -> None:
-        self.reference = reference
+        self._reference = reference
         self.metrics = metrics
         self.window_s = window_s
         self.step_s = step_s
@@ -106,8 +108,14 @@ class DriftMonitor:
         self._last: dict[str, float] = dict.fromkeys(FEATURES, math.nan)
         self._window_n = 0.0
 
+    @property
+    def reference(self) -> Reference:
+        """The training reference of the model in force (None: the model has none)."""
+        return self._reference() if callable(self._reference) else self._reference
+
     def refresh(self) -> dict[str, float]:
         """Recompute and export the PSI of each feature; returns them."""
+        reference = self.reference
         now = time.monotonic()
         current = self.counts()
         with self._lock:
@@ -122,8 +130,8 @@ class DriftMonitor:
             n = sum(recent.values())
             if feature == "intent":
                 self._window_n = n
-            enough = self.reference is not None and n >= self.min_count
-            value = psi(recent, self.reference[feature]) if enough and self.reference else math.nan
+            enough = reference is not None and n >= self.min_count
+            value = psi(recent, reference[feature]) if enough and reference else math.nan
             self.metrics.drift_psi.labels(feature=feature).set(value)
             result[feature] = value
         self._last = result

@@ -2,7 +2,9 @@
 
 Articles can be added and removed while the server runs (``/v1/kb``); the ids are re-read
 when the KB's version changed, looked at no more often than every ``poll_s`` seconds (a
-version check is one small file read), so a new article is accepted within ``poll_s``.
+version check is one small file read), so a change made by another process is accepted
+within ``poll_s``. A change made by this process calls :meth:`KnowledgeArticles.refresh`
+(through ``Runtime.reload_kb``), so it is accepted at once.
 
 >>> import tempfile
 >>> from tailorbot.kb import default_kb_dir
@@ -34,13 +36,16 @@ class KnowledgeArticles:
         return article_id in self._current()
 
     def _current(self) -> frozenset[str]:
-        now = time.monotonic()
-        if now - self._checked_at < self.poll_s and self._version is not None:
+        if time.monotonic() - self._checked_at < self.poll_s and self._version is not None:
             return self._ids
+        return self.refresh()
+
+    def refresh(self) -> frozenset[str]:
+        """Re-read the ids now if the version in force moved (after a change made here)."""
         with self._lock:
             if self._version is None or self.kb.version() != self._version:
                 version, kb = self.kb.load()
                 self._ids = frozenset(article.id for article in kb.articles)
                 self._version = version
-            self._checked_at = now
+            self._checked_at = time.monotonic()
         return self._ids

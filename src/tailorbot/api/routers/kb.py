@@ -62,9 +62,11 @@ async def put_record(
     kb: KBDep,
     reload: KBReloadDep,
 ) -> Response:
-    """Validated like `tailorbot kb check` against the whole KB (a 422 lists each `field`
-    and `reason`, and nothing changes); then published as a new KB version that every
-    server process serves within `kb_poll_s` seconds (this one at once)."""
+    """Validated like `tailorbot kb check` against the whole KB, and for a template that
+    still offers a fixed `control_variant` (a 422 lists each `field` and `reason`, and
+    nothing changes); then published as a new KB version that this server process serves at
+    once (its event door included) and every other one within `kb_poll_s` seconds (with
+    `kb_poll_s` 0: at its next start)."""
     version = await off_loop(request, kb.put, kind.removesuffix("s"), record_id, body)
     await off_loop(request, reload)
     return OrjsonResponse({"id": record_id, "version": version})
@@ -79,7 +81,7 @@ async def delete_record(
     request: Request, kind: Kind, record_id: RecordId, kb: KBDep, reload: KBReloadDep
 ) -> Response:
     """404 when there is no such record; 422 when the KB would break (e.g. a template still
-    names the article)."""
+    names the article, or no template would offer the fixed `control_variant`)."""
     version = await off_loop(request, kb.delete, kind.removesuffix("s"), record_id)
     await off_loop(request, reload)
     return OrjsonResponse({"id": record_id, "version": version})

@@ -5,7 +5,9 @@ snapshots under the data directory, changed through ``/v1/kb/...``. :class:`KBRe
 reads the version in force every ``interval_s`` seconds (one small file) and, when it moved,
 loads that KB and hands it to :meth:`DecisionService.use_kb`, so every server process serves
 the new articles and templates without a restart. The API calls :meth:`KBReloader.check`
-right after a change, so the process that made it serves it at once.
+right after a change, so the process that made it serves it at once (with ``kb_poll_s`` 0
+there is no polling: the process serves its own changes, and the other processes' at their
+next start).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ logger = logging.getLogger(__name__)
 def kb_version_label(version: int) -> str:
     """The KB's version in decision records: ``live-v<N>``."""
     return f"live-v{version}"
+
+
+def kb_version_number(label: str) -> int:
+    """The inverse of :func:`kb_version_label`.
+
+    >>> kb_version_number(kb_version_label(7))
+    7
+    """
+    return int(label.removeprefix("live-v"))
 
 
 class KBReloader:

@@ -77,6 +77,7 @@ class LiveModels:
         """Load the shared article statistics and keep them fresh in the background."""
         self._refresh.start()
         self.metrics.model_version.labels("intent", self.current.versions.get("intent", "")).set(1)
+        self._show_versions({}, self.current.versions)
         if self.settings.model_poll_s > 0:
             self._model_watch.start()
 
@@ -90,12 +91,14 @@ class LiveModels:
         recommenders = SharedRecommenders(kb, self.counters, self.current.recommenders.data_dir)
         recommenders.refresh()
         with self._swap_lock:
+            old = self.current
             self.current = replace(
-                self.current,
+                old,
                 recommenders=recommenders,
                 composer=ResponseComposer(kb),
-                versions={**self.current.versions, "kb": version},
+                versions={**old.versions, "kb": version},
             )
+        self._show_versions(old.versions, self.current.versions)
 
     def _refresh_articles(self) -> None:
         self.current.recommenders.refresh()
@@ -105,9 +108,24 @@ class LiveModels:
         with self._swap_lock:
             old = self.current
             self.current = replace(
-                old, intent=saved.model, versions={**old.versions, "intent": saved.version}
+                old,
+                intent=saved.model,
+                metadata=saved.metadata,  # its labels and drift reference come with it
+                versions={**old.versions, "intent": saved.version},
             )
+        self._show_versions(old.versions, self.current.versions)
         self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
         self.metrics.model_version.labels("intent", saved.version).set(1)
         self.metrics.model_swaps.inc()
         freeze_long_lived()  # the new model is as long-lived as the one it replaced
+
+    def _show_versions(self, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+        """``tailorbot_model_info``: 1 for each version served; a replaced one's series goes
+        (one per KB version would pile up over a long run of API edits)."""
+        info = self.metrics.model_info
+        for kind, version in new.items():
+            if old.get(kind) == version:
+                continue
+            if kind in old:
+                info.remove(kind, old[kind])
+            info.labels(kind=kind, version=version).set(1)

@@ -14,6 +14,7 @@ from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
 from tailorbot.features.context import NON_PERSONAL_KEYS, AttributeContext, feature_names
 from tailorbot.kb.loader import default_kb_dir, load_kb
+from tailorbot.kb.model import KnowledgeBase
 from tailorbot.kb.repository import KBRepository
 from tailorbot.models.registry import ModelNotFoundError, load_current
 from tailorbot.services.decisions.experiment import CONTROL_BANDIT, Experiment
@@ -88,13 +89,22 @@ def control_policy(
 
 def control_variant_problem(settings: Settings, variants: list[str]) -> str | None:
     """Why the fixed ``control_variant`` cannot be served by a KB with ``variants``, or None
-    (``tailorbot serve`` checks it before it starts, the loader again at every load)."""
+    (``tailorbot serve`` checks it before it starts, the loader again at every load, the
+    live KB before it publishes a change: :func:`kb_control_problems`)."""
     if settings.control_variant is None or settings.control_variant in variants:
         return None
     return (
         f"control_variant {settings.control_variant!r} is not a variant of the knowledge "
         f"base's templates ({', '.join(variants)})"
     )
+
+
+def kb_control_problems(settings: Settings, kb: KnowledgeBase) -> list[tuple[str, str]]:
+    """``[("control_variant", why)]`` when ``kb`` (a candidate live KB: a change, a seed)
+    lacks the fixed control variant, else ``[]``: the live KB refuses such a change, which
+    would leave the control serving another variant than the experiment reports."""
+    problem = control_variant_problem(settings, ResponseComposer(kb).variant_names)
+    return [] if problem is None else [("control_variant", problem)]
 
 
 def control_name(settings: Settings) -> str:
