@@ -4,7 +4,6 @@ in one line, publishing nothing."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,14 @@ import typer
 from tailorbot.cli.serve import _preflight
 from tailorbot.config import Settings
 from tailorbot.kb.repository import KBRepository
+from tests.kb.support import ARTICLE, example_copy
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telecom" / "kb"
-ARTICLE = {"title": "eSIM", "body": "Scan the QR code.", "intents": ["sim_activation"]}
 MORE = "articles:\n  - {id: tt-more, title: More, body: B., intents: [sim_activation]}\n"
 
 
 @pytest.fixture
 def kb_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "kb"
-    shutil.copytree(EXAMPLE, folder)
-    return folder
+    return example_copy(tmp_path / "kb")
 
 
 def _settings(tmp_path: Path, kb_dir: Path) -> Settings:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -8,16 +7,12 @@ import pytest
 from tailorbot.errors import InvalidInput, NotFound
 from tailorbot.kb import default_kb_dir, read_labels
 from tailorbot.kb.repository import KBRepository
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telecom" / "kb"
-ARTICLE = {"title": "eSIM", "body": "Scan the QR code.", "intents": ["sim_activation"]}
+from tests.kb.support import ARTICLE, EXAMPLE, example_copy
 
 
 @pytest.fixture
 def seed(tmp_path: Path) -> Path:
-    folder = tmp_path / "seed"
-    shutil.copytree(EXAMPLE, folder)
-    return folder
+    return example_copy(tmp_path / "seed")
 
 
 def test_changes_are_versioned_and_seen_by_every_process(tmp_path: Path, seed: Path) -> None:

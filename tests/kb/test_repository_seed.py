@@ -5,7 +5,6 @@ reader or a change."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,12 @@ import pytest
 from tailorbot.kb import default_kb_dir
 from tailorbot.kb.loader import KBError
 from tailorbot.kb.repository import KBRepository
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telecom" / "kb"
-ARTICLE = {"title": "eSIM", "body": "Scan the QR code.", "intents": ["sim_activation"]}
+from tests.kb.support import ARTICLE, example_copy
 
 
 @pytest.fixture
 def seed(tmp_path: Path) -> Path:
-    folder = tmp_path / "seed"
-    shutil.copytree(EXAMPLE, folder)
-    return folder
+    return example_copy(tmp_path / "seed")
 
 
 def test_the_first_load_seeds_an_empty_repository(tmp_path: Path, seed: Path) -> None:
