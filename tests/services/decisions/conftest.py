@@ -112,6 +112,14 @@ def tell(service: DecisionService, decision_id: str, **signals: Any) -> Any:
 
 
 @pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    """A bare runtime (no decision service, no worker thread) for the recorder's tests."""
+    built = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, partitions=4))
+    yield built
+    built.stop()
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """A data directory holding the small intent model."""
     save_model(tmp_path)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tailorbot.config import Settings
 from tailorbot.events.codec import now_iso
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions.recorder import DecisionRecorder
@@ -31,13 +29,6 @@ class Archive:
 
     def flush(self, timeout_s: float) -> bool:
         return True
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Any:
-    built = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, partitions=4))
-    yield built
-    built.stop()
 
 
 def test_the_recorder_archives_only_what_the_store_wrote(runtime: Runtime) -> None:

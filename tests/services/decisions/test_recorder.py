@@ -42,13 +42,6 @@ def logged(runtime: Runtime, user_id: str, field: str = "type") -> list[str]:
     ]
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Any:
-    built = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, partitions=4))
-    yield built
-    built.stop()
-
-
 def test_many_decisions_share_a_write(runtime: Runtime) -> None:
     recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
     writes: list[int] = []
