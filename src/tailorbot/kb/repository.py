@@ -198,14 +198,11 @@ class KBRepository:
         )  # fmt: skip
 
     def _check_seed(self) -> None:
-        """:class:`KBError` unless the configured KB is valid as it is: no error of ``kb
-        check`` (strict: a KB without a default template is refused too), nor of ``check``."""
-        report = check_kb(self.seed_dir, self.labels)
-        if report.errors or report.kb is None:
-            raise KBError(report.errors)
-        problems = self.check(report.kb) if self.check is not None else []
-        if problems:
-            raise KBError([KBIssue(str(self.seed_dir), f, reason) for f, reason in problems])
+        """:class:`KBError` unless the configured KB is valid as it is (strict: a KB without
+        a default template is refused too)."""
+        issues = self._issues(self.seed_dir)
+        if issues:
+            raise KBError(issues)
 
     def _publish_seed(self, version: int, digest: str) -> int:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
@@ -254,16 +251,21 @@ class KBRepository:
         return version
 
     def _refuse_problems(self, staging: Path) -> None:
-        """:class:`InvalidInput` (422) listing what ``kb check`` and ``check`` find."""
-        report = check_kb(staging, self.labels)
-        problems = [(e.field, e.reason) for e in report.errors]
-        if not problems and report.kb is not None and self.check is not None:
-            problems = self.check(report.kb)
-        if problems:
+        """:class:`InvalidInput` (422) listing what :meth:`_issues` finds."""
+        issues = self._issues(staging)
+        if issues:
             raise InvalidInput(
-                f"the knowledge base would have {len(problems)} error(s); nothing was changed",
-                problems=[Problem(None, field, reason) for field, reason in problems],
+                f"the knowledge base would have {len(issues)} error(s); nothing was changed",
+                problems=[Problem(None, issue.field, issue.reason) for issue in issues],
             )
+
+    def _issues(self, folder: Path) -> list[KBIssue]:
+        """The errors ``kb check`` finds in ``folder`` and, on a KB it passes, ``check``'s
+        (one vetting for a change and a seed)."""
+        report = check_kb(folder, self.labels)
+        if report.errors or report.kb is None or self.check is None:
+            return list(report.errors)
+        return [KBIssue(str(folder), field, reason) for field, reason in self.check(report.kb)]
 
     def _set_current(self, version: int) -> None:
         _replace_text(self.root / "CURRENT", str(version))
