@@ -97,16 +97,12 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
             for row in counter_rows(namespace, deltas)
         ]
         with self.file.write() as conn:  # one transaction: the mark and the counters
-            if previous is None:
-                cursor = conn.execute(
-                    "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS NULL",
-                    (dumps(feedback), decision_id),
-                )
-            else:  # the mark as stored is the bytes dumps() wrote, and reads back as the same
-                cursor = conn.execute(
-                    "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback = ?",
-                    (dumps(feedback), decision_id, dumps(previous)),
-                )
+            # IS: NULL for a first mark, else the bytes dumps() wrote (they read back alike)
+            expected = dumps(previous) if previous is not None else None
+            cursor = conn.execute(
+                "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS ?",
+                (dumps(feedback), decision_id, expected),
+            )
             if cursor.rowcount != 1:
                 return False
             conn.executemany(ADD_COUNTER, rows)

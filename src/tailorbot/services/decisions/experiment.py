@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -105,6 +106,12 @@ class Experiment:
     def bucket_of(self, user_id: str) -> int:
         # The high 32 bits decide the arm; the low ones spread users over buckets within it.
         return (self._hash(user_id) & 0xFFFFFFFF) % self.buckets
+
+    def counts(self, decision: Mapping[str, Any]) -> bool:
+        """Whether this experiment's readout counts the decision's outcomes: only the
+        experiment that served it does (one made under another name belongs to that
+        readout); a record from before decisions named theirs counts in the current one."""
+        return decision.get("experiment") in (None, self.name)
 
     def outcome_deltas(
         self,

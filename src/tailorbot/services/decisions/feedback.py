@@ -19,14 +19,14 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from tailorbot.events.codec import now_iso
 from tailorbot.services.decisions.schemas import FeedbackRequest
 
 
-def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
+def helpful_signal(request: FeedbackRequest, offered: Collection[str]) -> bool | None:
     """What the article signals say of the decision: only its own articles count (a vote
     or a click on an article it did not offer says nothing of ours)."""
     if request.helpful_article_id in offered:
@@ -39,11 +39,8 @@ def helpful_signal(request: FeedbackRequest, offered: list[str]) -> bool | None:
 
 
 def offered_articles(decision: Mapping[str, Any]) -> frozenset[str]:
-    """The articles a decision showed: its list and the one its reply was about."""
-    found = [str(a) for a in decision.get("articles") or ()]
-    if decision.get("reply_article"):
-        found.append(str(decision["reply_article"]))
-    return frozenset(found)
+    """The articles a decision showed (the one its reply is about is one of them)."""
+    return frozenset(str(a) for a in decision.get("articles") or ())
 
 
 def decision_metadata(decision_id: str, decision: Mapping[str, Any]) -> dict[str, str]:

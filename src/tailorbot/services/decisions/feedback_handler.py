@@ -9,7 +9,7 @@ nothing; the feedback events go to the log first, with ids derived from the deci
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tailorbot.config import Settings
@@ -78,12 +78,13 @@ class FeedbackHandler:
         if decision is None or decision.get("pointer"):  # a chatbot's pointer: no decision
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
-        self._check_articles(request, decision)
+        offered = offered_articles(decision)
+        self._check_articles(request, offered)
         if decision.get("feedback") is not None:
             self._later_signals(request, decision, received_at)
             return not_applied
         signals = request.signals()
-        helpful = helpful_signal(request, decision.get("articles", []))
+        helpful = helpful_signal(request, offered)
         reward = self.reward.reward(
             rating=request.rating, resolved=request.resolved, helpful=helpful
         )
@@ -91,7 +92,7 @@ class FeedbackHandler:
         # (429/503) re-sends the same events, which the stream processor counts once.
         events = feedback_events(request, decision, received_at)
         if events:
-            self.events.ingest(events, offered=offered_articles(decision))
+            self.events.ingest(events, offered=offered)
         if request.rating is None and request.resolved is None and helpful is None:
             # No outcome (a click on an article the decision did not offer): its event is
             # logged, and the decision's one feedback stays for the outcome still to come.
@@ -146,7 +147,7 @@ class FeedbackHandler:
                 return
             arm = current.get("arm", PERSONALIZED_ARM)
             increments = {}
-            if current.get("experiment") in (None, self.experiment.name):
+            if self.experiment.counts(current):
                 increments[self.experiment.namespace] = self.experiment.outcome_deltas(
                     arm,
                     current["user_id"],
@@ -166,12 +167,11 @@ class FeedbackHandler:
                 # Another signal extended the mark meanwhile: read it again, count what is new.
                 current = self.stores.decisions.get(request.decision_id)
 
-    def _check_articles(self, request: FeedbackRequest, decision: Mapping[str, Any]) -> None:
+    def _check_articles(self, request: FeedbackRequest, offered: Collection[str]) -> None:
         """422 for an article id the knowledge base does not have (it would become a key of
         the shared counters), unless the decision offered it: an article deleted since is
         still what the customer was shown, and already a key."""
         kb = self.models().composer.kb
-        offered = offered_articles(decision)
         problems = [
             Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
             for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
@@ -212,9 +212,7 @@ class FeedbackHandler:
         arm = decision.get("arm", PERSONALIZED_ARM)
         experiment = self.experiment
         increments: dict[str, dict[str, float]] = {}
-        # Only the experiment that served the decision counts its outcome (one made under
-        # another name belongs to that readout); records from before the field: this one.
-        if decision.get("experiment") in (None, experiment.name):
+        if experiment.counts(decision):
             increments[experiment.namespace] = experiment.outcome_deltas(
                 arm,
                 decision["user_id"],
