@@ -41,7 +41,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,18 @@ class RasaBatch:
             fields.values()
         )
         return max(found, default=None)
+
+    def field_times(self, raw_events: Sequence[Any]) -> dict[str, dict[str, float]]:
+        """When each profile field was set (``raw_events``: the input this batch was mapped
+        from): the epoch seconds of its slot event, user -> field -> time."""
+        # The mapper read these events' times already: a field's event has a valid one.
+        return {
+            user_id: {
+                name: _timestamp(raw_events[index].get("timestamp")).timestamp()
+                for name, index in fields.items()
+            }
+            for user_id, fields in self.sources.items()
+        }
 
 
 class RasaEventMapper:

@@ -20,12 +20,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tailorbot.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
 from tailorbot.integrations.profiles import ProfileUpdater
-from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper, _timestamp
+from tailorbot.integrations.rasa import RasaBatch, RasaEventMapper
 from tailorbot.services.ports import EventSink
 from tailorbot.telemetry.logs import user_ref
 
@@ -194,7 +194,7 @@ class RasaBrokerConsumer:
         batch.events.extend(mapped.events)
         for user_id, fields in mapped.profiles.items():
             batch.profiles.setdefault(user_id, {}).update(fields)
-        for user_id, times in slot_times([raw], mapped).items():
+        for user_id, times in mapped.field_times([raw]).items():
             dated.setdefault(user_id, {}).update(times)
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
@@ -254,19 +254,6 @@ class RasaBrokerConsumer:
             raise Unavailable(f"kafka consumer failed: {error.str()}")
         logger.warning("rasa consumer: %s", error.str())
         return True
-
-
-def slot_times(raw_events: Sequence[Any], batch: RasaBatch) -> dict[str, dict[str, float]]:
-    """When each profile field of ``batch`` (mapped from ``raw_events``) was set: the epoch
-    seconds of its slot event, user -> field -> time."""
-    # The mapper's own reading of an event's time: it read these events already.
-    return {
-        user_id: {
-            name: _timestamp(raw_events[index].get("timestamp")).timestamp()
-            for name, index in sources.items()
-        }
-        for user_id, sources in batch.sources.items()
-    }
 
 
 def _position(record: Message) -> tuple[int, int]:

@@ -22,7 +22,6 @@ from tailorbot.errors import EngineError, InvalidInput, Problem
 from tailorbot.integrations.nlg import NLGResponder, parse_nlg_request
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaBatch
-from tailorbot.integrations.rasa_consumer import slot_times
 
 router = APIRouter(tags=["integrations"])
 
@@ -96,7 +95,7 @@ def _write_profiles(profiles: ProfileUpdater, batch: RasaBatch, raw: list[Any]) 
     # Merged again with the profile as stored now: a change made meanwhile (a consent
     # withdrawn through PUT /v1/users) is kept, not overwritten by the checked copy. A slot
     # set before the user's erasure (a re-sent batch) is not written: it went with them.
-    dated = slot_times(raw, batch)
+    dated = batch.field_times(raw)
     return sum(
         profiles.update(user_id, profiles.since_erasure(user_id, fields, dated.get(user_id, {})))
         for user_id, fields in batch.profiles.items()
