@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tailorbot.events.codec import event_epoch
+
 
 @dataclass(frozen=True, slots=True)
 class Label:
@@ -85,7 +87,7 @@ class LabelIndex:
         return [
             m
             for key, m in self.messages.items()
-            if key not in self.labels and datetime.fromisoformat(m["timestamp"]).timestamp() >= low
+            if key not in self.labels and event_epoch(m) >= low
         ]
 
 
