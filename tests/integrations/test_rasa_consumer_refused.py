@@ -105,3 +105,30 @@ def test_the_profile_of_a_refused_batch_is_still_written(runtime: Runtime) -> No
     assert consumer._process([Record(user_event("c-2", old), 7), Record(slot, 8)]) is True
     assert kafka.committed == [(0, 9)]
     assert runtime.stores.profiles.get("c-2")["attributes"] == {"plan": "5G"}
+
+
+def test_a_batch_over_the_doors_limit_goes_in_several_requests(tmp_path: Path) -> None:
+    """A deployment's max_batch_events below the consumer's batch (500 records) stopped
+    `rasa consume` for good: the door refused the request whole for its size."""
+    settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False, max_batch_events=2)
+    built = Runtime(settings)
+    try:
+        profiles = ProfileUpdater(built.stores.profiles, built.users)
+        sink = ServiceSink(built.ingestion, profiles, settings.max_batch_events)
+        consumer = RasaBrokerConsumer("unused:9092", TOPIC, sink, RasaEventMapper())
+        kafka = Kafka()
+        consumer._consumer = kafka
+        now = time.time() - 60
+        records = [Record(user_event(f"c-{i}", now + i, f"message {i}"), i) for i in range(5)]
+        assert consumer._process(records) is True
+        assert kafka.committed == [(0, 5)]
+        assert (consumer.ingested, consumer.skipped, consumer.committed) == (5, 0, 5)
+        assert logged(built) == 5
+    finally:
+        built.stop()
+
+
+def test_a_sink_needs_a_positive_request_size(runtime: Runtime) -> None:
+    profiles = ProfileUpdater(runtime.stores.profiles, runtime.users)
+    with pytest.raises(ValueError, match="max_events"):
+        ServiceSink(runtime.ingestion, profiles, 0)

@@ -63,7 +63,8 @@ def consume(
         extra[key.strip()] = value.strip()
     settings = load_settings(config, data_dir=data_dir)
     runtime = Runtime(settings)
-    sink = ServiceSink(runtime.ingestion, ProfileUpdater(runtime.stores.profiles, runtime.users))
+    profiles = ProfileUpdater(runtime.stores.profiles, runtime.users)
+    sink = ServiceSink(runtime.ingestion, profiles, runtime.settings.max_batch_events)
     consumer = RasaBrokerConsumer(
         bootstrap,
         topic,

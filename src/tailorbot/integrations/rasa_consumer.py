@@ -270,16 +270,27 @@ class ServiceSink:
     fail the same way every time, also when the door refuses the whole batch (none valid).
     """
 
-    def __init__(self, events: EventSink, profiles: ProfileUpdater) -> None:
+    def __init__(self, events: EventSink, profiles: ProfileUpdater, max_events: int = 1000) -> None:
+        if max_events < 1:
+            raise ValueError(f"max_events must be positive, got {max_events}")
         self.events = events
         self.profiles = profiles
+        self.max_events = max_events
 
     def ingest(self, events: list[dict[str, Any]]) -> int:
+        """Events accepted, sent in requests of at most ``max_events`` (the door's
+        ``max_batch_events``): a batch of Rasa records can map to more events than one
+        request may carry. A retried batch sends its first requests again: the events keep
+        their ids, and the stream worker applies an event id once."""
+        step = self.max_events
+        return sum(self._ingest(events[i : i + step]) for i in range(0, len(events), step))
+
+    def _ingest(self, events: list[dict[str, Any]]) -> int:
         try:
             result = self.events.ingest(events, partial=True)
         except (InvalidInput, PayloadTooLarge) as exc:
             if any(p.index is None for p in exc.problems):
-                raise  # the batch itself (too many events), not its events: not theirs to pay
+                raise  # the request itself (e.g. empty), not its events: not theirs to pay
             # Partial, yet not one event valid: the door refuses the whole batch. Each event
             # would fail the same way on every retry, so they are dropped like single ones.
             reasons = "; ".join(f"[{p.index}] {p.field}: {p.reason}" for p in exc.problems)
