@@ -182,6 +182,19 @@ def current_version(data_dir: str | Path, kind: str = "intent") -> str | None:
     return version or None
 
 
+def load_metadata(data_dir: str | Path, version: str, kind: str = "intent") -> dict[str, Any]:
+    """One version's metadata (its card) without loading the model; raises
+    :class:`ModelNotFoundError` when the version or a readable card is missing."""
+    path = kind_dir(data_dir, kind) / version / METADATA_FILE
+    try:
+        found = json.loads(path.read_text()) if _VERSION.match(version) else None
+    except (OSError, ValueError):
+        found = None
+    if not isinstance(found, dict):
+        raise ModelNotFoundError(f"no readable {kind} model card {path}")
+    return found
+
+
 def current_metadata(data_dir: str | Path, kind: str = "intent") -> dict[str, Any] | None:
     """The current version's metadata (its labels, metrics...) without loading the model;
     None when no version is current or its metadata cannot be read."""

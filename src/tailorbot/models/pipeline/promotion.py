@@ -12,8 +12,15 @@ only through :func:`promote`, which passes when
    data, say without one language, still meets the rows it left out. Its figure (the kind's
    :class:`~tailorbot.models.pipeline.judge.Judge` metric) may be worse than the current
    one's by at most ``tolerance``. A current version saved without held-out rows (by an older
-   path) is scored on the candidate's rows alone; and
-2. for intent models, the audit of the candidate's predictions on those rows passes the
+   path) is scored on the candidate's rows alone;
+2. the candidate is not worse than the **bar** by more than ``tolerance`` either, on the same
+   rows: the best version of the promotions that led to the current one (each card's
+   ``gate.bar``; a promoted candidate that does not score below the bar becomes it). Compared
+   with the current version alone, a run of candidates each a little worse than the one
+   before would pass one by one and lose any amount in all; with the bar, the promotions
+   since the bar lose at most ``tolerance`` together. A bar whose files are gone is skipped
+   (the card's ``gate.compared_on`` says so); and
+3. for intent models, the audit of the candidate's predictions on those rows passes the
    :class:`AuditGate`.
 
 When no comparison is possible (the candidate has no held-out rows, the current version
@@ -53,6 +60,7 @@ class GateResult:
     audit: dict[str, Any] | None = field(repr=False, default=None)
     metric: str = "answer_score"
     compared_on: str = ""
+    bar: dict[str, Any] | None = None  # the bar version's figures, when it is not the current
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +70,7 @@ class GateResult:
             "compared_on": self.compared_on,
             "candidate": self.candidate,
             "current": self.current,
+            "bar_scores": self.bar,
         }
 
 
@@ -139,29 +148,34 @@ def run_gate(
     attributes: Sequence[str] = (),
     judge: Judge | None = None,
     compared_on: str = "",
+    bar: tuple[str, Any] | None = None,
 ) -> GateResult:
-    """Compare ``candidate`` with ``current`` (a fitted model or None) on ``rows`` and, for
-    an audited kind, audit the candidate."""
+    """Compare ``candidate`` with ``current`` (a fitted model or None) and with ``bar``
+    (``(version, fitted model)``, when the bar is not the current version) on ``rows`` and,
+    for an audited kind, audit the candidate."""
     judge = judge or judge_for(KIND)
     if not rows:
         raise PromotionRefused("cannot compare: no held-out rows to compare on")
     mine = judge.score(candidate, rows)
-    theirs = None
-    if current is not None:
-        try:
-            theirs = judge.score(current, rows)
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            raise PromotionRefused(
-                f"cannot compare: the current version cannot score the held-out rows ({exc})"
-            ) from None
+    theirs = None if current is None else _score(judge, current, rows, "the current version")
     reasons = []
+    direction = "below" if judge.higher_is_better else "above"
     if theirs is not None and judge.worse_by(mine[judge.metric], theirs[judge.metric]) > tolerance:
-        direction = "below" if judge.higher_is_better else "above"
         reasons.append(
             f"{judge.metric} {mine[judge.metric]:.4f} is {direction} the current version's "
             f"{theirs[judge.metric]:.4f} by more than the tolerance {tolerance:g} "
             f"on the same {len(rows)} held-out rows"
         )
+    bars = None
+    if bar is not None:
+        bars = _score(judge, bar[1], rows, f"the bar version {bar[0]}")
+        if judge.worse_by(mine[judge.metric], bars[judge.metric]) > tolerance:
+            reasons.append(
+                f"{judge.metric} {mine[judge.metric]:.4f} is {direction} the bar version "
+                f"{bar[0]}'s {bars[judge.metric]:.4f} by more than the tolerance {tolerance:g} "
+                f"on the same {len(rows)} held-out rows (the promotions since {bar[0]} may "
+                "not lose more than the tolerance together)"
+            )
     report = None
     if judge.audited:
         dimensions = (*BASE_DIMENSIONS, *attributes)
@@ -169,7 +183,15 @@ def run_gate(
                        min_rows=gate.min_rows)  # fmt: skip
         audit_ok, audit_reasons = gate.check(report)
         reasons.extend(f"audit: {r}" for r in audit_reasons if not audit_ok)
-    return GateResult(not reasons, reasons, mine, theirs, report, judge.metric, compared_on)
+    return GateResult(not reasons, reasons, mine, theirs, report, judge.metric, compared_on, bars)
+
+
+def _score(judge: Judge, model: Any, rows: Sequence[Mapping[str, Any]], who: str) -> dict:
+    try:
+        return judge.score(model, rows)
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        refusal = f"cannot compare: {who} cannot score the held-out rows ({exc})"
+        raise PromotionRefused(refusal) from None
 
 
 def promote(
@@ -194,11 +216,21 @@ def promote(
         raise PromotionRefused(f"{version} is the current version already")
     candidate = registry.load(data_dir, version, kind)
     rows, compared_on = gate_rows(data_dir, version, current_name, kind)
+    bar, gone = _bar(data_dir, current_name, kind)
+    if gone is not None:
+        compared_on += f" (the bar version {gone} is gone: compared with the current one only)"
     result = run_gate(
         candidate.model, _load_current(data_dir, current_name, kind), rows, gate,
         tolerance=tolerance, attributes=attributes, judge=judge, compared_on=compared_on,
+        bar=bar,
     )  # fmt: skip
-    extra: dict[str, Any] = {"gate": {**result.to_dict(), "against": current_name}}
+    extra: dict[str, Any] = {
+        "gate": {
+            **result.to_dict(),
+            "against": current_name,
+            "bar": _next_bar(version, current_name, bar, result, judge),
+        }
+    }
     if result.audit is not None:
         extra["audit"] = _audit_summary(result)
     registry.update_metadata(data_dir, version, extra, kind)
@@ -208,6 +240,45 @@ def promote(
         data_dir, version, kind, action="promote", reason=f"gate passed against {current_name}"
     )
     return result
+
+
+def _bar(
+    data_dir: str | Path, current: str | None, kind: str
+) -> tuple[tuple[str, Any] | None, str | None]:
+    """The bar of the current version's promotion when it is another version: ``((name,
+    fitted model), None)``; ``(None, name)`` when that version is gone; else ``(None, None)``
+    (no current version, a card without a bar, or the current version is the bar)."""
+    if current is None:
+        return None, None
+    try:
+        card = registry.load_metadata(data_dir, current, kind)
+    except registry.ModelNotFoundError:
+        return None, None
+    name = (card.get("gate") or {}).get("bar")
+    if not isinstance(name, str) or name == current:
+        return None, None
+    try:
+        return (name, registry.load(data_dir, name, kind).model), None
+    except registry.ModelNotFoundError:
+        return None, name
+    except registry.ModelLoadError as exc:
+        raise PromotionRefused(f"cannot compare with the bar version {name}: {exc}") from None
+
+
+def _next_bar(
+    version: str, current: str | None, bar: tuple[str, Any] | None, result: GateResult,
+    judge: Judge,
+) -> str:  # fmt: skip
+    """The bar once ``version`` is promoted: itself, unless it scored below the bar (the bar
+    version, else the current one) on the gate's rows."""
+    if bar is not None and result.bar is not None:
+        name, figures = bar[0], result.bar
+    elif current is not None and result.current is not None:
+        name, figures = current, result.current
+    else:
+        return version
+    mine = result.candidate[judge.metric]
+    return version if judge.worse_by(mine, figures[judge.metric]) <= 0 else name
 
 
 def _load_current(data_dir: str | Path, name: str | None, kind: str) -> Any | None:
