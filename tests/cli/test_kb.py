@@ -42,3 +42,16 @@ def test_check_missing_folder_and_bad_labels(tmp_path: Path) -> None:
     result = runner.invoke(app, ["kb", "check", str(default_kb_dir()), "--labels", str(bad)])
     assert result.exit_code == 1
     assert "invalid JSON" in result.stderr
+
+
+def test_check_fails_a_kb_a_server_cannot_start_from(tmp_path: Path) -> None:
+    """No default template: the KB loads (its articles serve `tailorbot recs`), but serving
+    refuses it, so the check printed the error and then said OK with exit code 0."""
+    (tmp_path / "kb.yaml").write_text(
+        "articles:\n  - {id: a1, title: T, body: B., intents: [card_arrival]}\n"
+        "templates:\n  - {id: t1, intents: [card_arrival], variants: {a: Hi}}\n"
+    )
+    result = runner.invoke(app, ["kb", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "templates: no default template (default: true)" in result.stderr
+    assert "error: 1 error(s)" in result.stderr and "OK:" not in result.output

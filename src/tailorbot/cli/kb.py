@@ -34,7 +34,9 @@ def check(
         typer.echo(f"{issue}", err=True)
     for issue in report.warnings:
         typer.echo(f"warning: {issue}", err=True)
-    if report.kb is None:
+    if report.kb is None or report.errors:
+        # a KB without a default template still loads (`tailorbot recs` reads its articles),
+        # but a server cannot start from it: an error like the others
         fail(f"{len(report.errors)} error(s) in {directory}")
     kb = report.kb
     default = kb.default_template.id if kb.default_template else "none"
