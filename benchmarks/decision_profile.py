@@ -4,9 +4,9 @@ Builds the real app (embedded backends, the Banking77 model of personalize.py, t
 into --model-dir), then answers ``--requests`` Banking77 test messages from ``--users``
 users in two ways:
 
-* the decision alone (``DecisionService.personalize``): CPU µs per decision, and the median
-  of each stage the response's ``timings`` report (intent, features, recommend, response,
-  record);
+* the decision alone (``DecisionService.personalize_payload``, what the lean route calls):
+  CPU µs per decision, and the median of each stage the answer's ``timings_ms`` report
+  (intent, features, recommend, response, record);
 * the whole ASGI app (middleware, the lean route, the bounded thread pool, the decision,
   the JSON body), driven by an in-process ASGI client: CPU µs per request.
 
@@ -90,13 +90,13 @@ async def cpu_per_request(app: Asgi, path: str, payloads: list[bytes]) -> float:
 def decision_alone(decider: Any, payloads: list[bytes]) -> tuple[float, dict[str, float]]:
     requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
     for request in requests[:200]:
-        decider.personalize(request)
+        decider.personalize_payload(request)
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     start = time.process_time()
     for request in requests:
-        answer = decider.personalize(request)
+        answer = decider.personalize_payload(request)
         for stage in STAGES:
-            timings[stage].append(answer.timings_ms.get(stage, 0.0))
+            timings[stage].append(answer["timings_ms"].get(stage, 0.0))
     cpu = (time.process_time() - start) / len(requests) * 1e6
     return cpu, {s: statistics.median(v) * 1000 for s, v in timings.items()}
 
@@ -134,7 +134,7 @@ def top_functions(decider: Any, payloads: list[bytes], n: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     for request in requests:
-        decider.personalize(request)
+        decider.personalize_payload(request)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(n)
