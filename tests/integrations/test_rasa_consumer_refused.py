@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tailorbot.config import Settings
+from tailorbot.errors import Overloaded
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaEventMapper
 from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
@@ -132,3 +133,38 @@ def test_a_sink_needs_a_positive_request_size(runtime: Runtime) -> None:
     profiles = ProfileUpdater(runtime.stores.profiles, runtime.users)
     with pytest.raises(ValueError, match="max_events"):
         ServiceSink(runtime.ingestion, profiles, 0)
+
+
+class FlakyDoor:
+    """The ingestion service, answering 429 to the second request of the first attempt."""
+
+    def __init__(self, door: Any) -> None:
+        self.door = door
+        self.calls = 0
+
+    def ingest(self, events: list[dict[str, Any]], **options: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise Overloaded("the log is behind", retry_after=1)
+        return self.door.ingest(events, **options)
+
+
+def test_a_retried_batch_does_not_send_what_its_first_requests_took(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False, max_batch_events=2)
+    built = Runtime(settings)
+    try:
+        profiles = ProfileUpdater(built.stores.profiles, built.users)
+        sink = ServiceSink(FlakyDoor(built.ingestion), profiles, settings.max_batch_events)
+        consumer = RasaBrokerConsumer("unused:9092", TOPIC, sink, RasaEventMapper())
+        consumer._consumer = Kafka()
+        now, old = time.time() - 60, time.time() - 40 * 86400
+        records = [  # the second event is refused for its age, in the first request
+            Record(user_event(f"c-{i}", old if i == 1 else now + i, f"message {i}"), i)
+            for i in range(5)
+        ]
+        assert consumer._process(records) is False  # the 429: the batch is retried
+        assert consumer._process(records) is True
+        assert logged(built) == 4  # the first request's event was not appended twice
+        assert (consumer.ingested, consumer.skipped, consumer.committed) == (4, 1, 5)
+    finally:
+        built.stop()

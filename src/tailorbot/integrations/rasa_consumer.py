@@ -276,30 +276,54 @@ class ServiceSink:
         self.events = events
         self.profiles = profiles
         self.max_events = max_events
+        # events that requests of a batch which then failed took (id -> accepted): its
+        # retry does not send them again (at most one batch's worth; emptied once through)
+        self._sent: dict[str, bool] = {}
 
     def ingest(self, events: list[dict[str, Any]]) -> int:
         """Events accepted, sent in requests of at most ``max_events`` (the door's
         ``max_batch_events``): a batch of Rasa records can map to more events than one
-        request may carry. A retried batch sends its first requests again: the events keep
-        their ids, and the stream worker applies an event id once."""
+        request may carry. When a later request fails (the log down, 429), the batch is
+        retried, and the events its earlier requests took are not sent again."""
+        sent = self._sent
+        pending = [e for e in events if e.get("event_id") not in sent]
+        accepted = sum(sent.get(e.get("event_id"), False) for e in events)  # type: ignore[arg-type]
         step = self.max_events
-        return sum(self._ingest(events[i : i + step]) for i in range(0, len(events), step))
+        for start in range(0, len(pending), step):
+            chunk = pending[start : start + step]
+            took = self._ingest(chunk, start)
+            accepted += sum(took)
+            for event, ok in zip(chunk, took, strict=True):
+                if isinstance(event.get("event_id"), str):
+                    sent[event["event_id"]] = ok
+        sent.clear()
+        return accepted
 
-    def _ingest(self, events: list[dict[str, Any]]) -> int:
+    def _ingest(self, events: list[dict[str, Any]], first: int) -> list[bool]:
+        """One request: whether each event was accepted. ``first``: the index of its first
+        event among those this attempt sends."""
         try:
             result = self.events.ingest(events, partial=True)
         except (InvalidInput, PayloadTooLarge) as exc:
             if any(p.index is None for p in exc.problems):
                 raise  # the request itself (e.g. empty), not its events: not theirs to pay
-            # Partial, yet not one event valid: the door refuses the whole batch. Each event
-            # would fail the same way on every retry, so they are dropped like single ones.
-            reasons = "; ".join(f"[{p.index}] {p.field}: {p.reason}" for p in exc.problems)
-            logger.warning("rasa consumer: all %d event(s) refused: %s", len(events), reasons)
-            return 0
+            # Partial, yet not one event valid: the door refuses the whole request. Each
+            # event would fail the same way on every retry, so they are dropped like single
+            # ones.
+            reasons = "; ".join(
+                f"[{first + (p.index or 0)}] {p.field}: {p.reason}" for p in exc.problems
+            )
+            logger.warning(
+                "rasa consumer: events %d-%d sent, all refused: %s",
+                first, first + len(events) - 1, reasons,
+            )  # fmt: skip
+            return [False] * len(events)
+        took = []
         for status in result.results:
             if status.get("errors"):
                 logger.warning("rasa consumer: event refused: %s", status["errors"])
-        return result.accepted
+            took.append(status.get("status") == "accepted")  # a repeat within it: stored once
+        return took
 
     def update_profile(
         self, user_id: str, fields: Mapping[str, Any], dated: Mapping[str, float] | None = None
