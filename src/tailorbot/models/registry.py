@@ -182,19 +182,6 @@ def current_version(data_dir: str | Path, kind: str = "intent") -> str | None:
     return version or None
 
 
-def load_metadata(data_dir: str | Path, version: str, kind: str = "intent") -> dict[str, Any]:
-    """One version's metadata (its card) without loading the model; raises
-    :class:`ModelNotFoundError` when the version or a readable card is missing."""
-    path = kind_dir(data_dir, kind) / version / METADATA_FILE
-    try:
-        found = json.loads(path.read_text()) if _VERSION.match(version) else None
-    except (OSError, ValueError):
-        found = None
-    if not isinstance(found, dict):
-        raise ModelNotFoundError(f"no readable {kind} model card {path}")
-    return found
-
-
 def current_metadata(data_dir: str | Path, kind: str = "intent") -> dict[str, Any] | None:
     """The current version's metadata (its labels, metrics...) without loading the model;
     None when no version is current or its metadata cannot be read."""
@@ -222,9 +209,16 @@ def load_current(data_dir: str | Path, kind: str = "intent") -> SavedModel:
 
 
 def set_current(
-    data_dir: str | Path, version: str, kind: str = "intent", *, action: str, reason: str
+    data_dir: str | Path,
+    version: str,
+    kind: str = "intent",
+    *,
+    action: str,
+    reason: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Point CURRENT at ``version`` (atomically) and record the move in the history."""
+    """Point CURRENT at ``version`` (atomically) and record the move in the history (with
+    ``extra`` fields: what the move decided, e.g. a promotion's bar)."""
     if version not in versions(data_dir, kind):
         raise ModelNotFoundError(f"no {kind} model version {version} under {Path(data_dir)}")
     root = kind_dir(data_dir, kind)
@@ -236,6 +230,7 @@ def set_current(
         "version": version,
         "previous": previous,
         "reason": reason,
+        **(extra or {}),
     }
     with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -53,8 +53,14 @@ def promote(data_dir: Path, version: str) -> promotion.GateResult:
     return promotion.promote(data_dir, version, GATE, tolerance=TOLERANCE, kind=KIND)
 
 
-def card(data_dir: Path, version: str) -> dict[str, Any]:
-    return registry.load_metadata(data_dir, version, KIND)["gate"]
+def gate(data_dir: Path, version: str) -> dict[str, Any]:
+    return registry.load(data_dir, version, KIND).metadata["gate"]
+
+
+def bar_now(data_dir: Path) -> str | None:
+    """The bar the newest promotion set (what the next gate compares with)."""
+    moves = [m for m in registry.history(data_dir, KIND) if m["action"] == "promote"]
+    return moves[-1]["bar"] if moves else None
 
 
 def test_small_losses_in_a_row_stop_at_the_tolerance(tmp_path: Path) -> None:
@@ -62,39 +68,61 @@ def test_small_losses_in_a_row_stop_at_the_tolerance(tmp_path: Path) -> None:
     promote(tmp_path, first)
     second = candidate(tmp_path, 0.794)  # 0.006 below the first: within the tolerance
     promote(tmp_path, second)
-    assert card(tmp_path, second)["bar"] == first  # it scored below the bar: the bar stays
+    assert bar_now(tmp_path) == first  # it scored below the bar: the bar stays
     third = candidate(tmp_path, 0.788)  # 0.006 below the current, 0.012 below the bar
     with pytest.raises(promotion.PromotionRefused, match=f"below the bar version {first}'s"):
         promote(tmp_path, third)
     assert registry.current_version(tmp_path, KIND) == second
-    gate = card(tmp_path, third)
-    assert gate["passed"] is False and gate["bar_scores"]["figure"] == 0.800
-    assert len(gate["reasons"]) == 1  # the current version alone would have let it through
+    refused = gate(tmp_path, third)
+    assert refused["passed"] is False and refused["bar"] == first
+    assert refused["bar_scores"]["figure"] == 0.800
+    assert len(refused["reasons"]) == 1  # the current version alone would have let it through
 
 
 def test_a_candidate_at_or_above_the_bar_becomes_it(tmp_path: Path) -> None:
     first = candidate(tmp_path, 0.800)
     promote(tmp_path, first)
-    assert card(tmp_path, first)["bar"] == first  # the first version is its own bar
+    assert bar_now(tmp_path) == first  # the first version is its own bar
     second = candidate(tmp_path, 0.795)
     promote(tmp_path, second)
     third = candidate(tmp_path, 0.805)  # above the bar: it sets the bar from now on
     promote(tmp_path, third)
-    assert card(tmp_path, third)["bar"] == third
+    assert bar_now(tmp_path) == third
     fourth = candidate(tmp_path, 0.796)  # 0.009 below the new bar: passes
     promote(tmp_path, fourth)
-    assert card(tmp_path, fourth)["bar"] == third
+    assert bar_now(tmp_path) == third
     assert registry.current_version(tmp_path, KIND) == fourth
 
 
-def test_a_bar_whose_files_are_gone_is_skipped_and_said(tmp_path: Path) -> None:
+def test_a_refused_attempt_then_a_rollback_keep_the_versions_own_bar(tmp_path: Path) -> None:
+    """A refused gate run rewrites the candidate's card: the bar it would have set must not
+    become the bar of that version once a rollback makes it current."""
+    first = candidate(tmp_path, 0.800)
+    promote(tmp_path, first)
+    second = candidate(tmp_path, 0.795)
+    promote(tmp_path, second)
+    third = candidate(tmp_path, 0.810)
+    promote(tmp_path, third)
+    with pytest.raises(promotion.PromotionRefused):  # 0.015 below the current third
+        promote(tmp_path, second)
+    assert promotion.rollback(tmp_path, KIND) == second
+    fourth = candidate(tmp_path, 0.795)  # as good as the current second, within the first's
+    promote(tmp_path, fourth)
+    assert gate(tmp_path, fourth)["bar"] == first
+
+
+@pytest.mark.parametrize("removed", ["the version", "its model file"])
+def test_a_bar_that_cannot_be_loaded_is_skipped_and_said(tmp_path: Path, removed: str) -> None:
     first = candidate(tmp_path, 0.800)
     promote(tmp_path, first)
     second = candidate(tmp_path, 0.794)
     promote(tmp_path, second)
-    shutil.rmtree(registry.kind_dir(tmp_path, KIND) / first)
+    folder = registry.kind_dir(tmp_path, KIND) / first
+    if removed == "the version":
+        shutil.rmtree(folder)
+    else:
+        (folder / registry.MODEL_FILE).unlink()
     third = candidate(tmp_path, 0.788)  # within the tolerance of the current version
     promote(tmp_path, third)
-    gate = card(tmp_path, third)
-    assert f"the bar version {first} is gone" in gate["compared_on"]
-    assert gate["bar"] == second  # the current version's figure set the new bar's choice
+    assert f"the bar version {first} is skipped" in gate(tmp_path, third)["compared_on"]
+    assert bar_now(tmp_path) == second  # chosen against the current version alone

@@ -14,12 +14,13 @@ only through :func:`promote`, which passes when
    one's by at most ``tolerance``. A current version saved without held-out rows (by an older
    path) is scored on the candidate's rows alone;
 2. the candidate is not worse than the **bar** by more than ``tolerance`` either, on the same
-   rows: the best version of the promotions that led to the current one (each card's
-   ``gate.bar``; a promoted candidate that does not score below the bar becomes it). Compared
-   with the current version alone, a run of candidates each a little worse than the one
-   before would pass one by one and lose any amount in all; with the bar, the promotions
-   since the bar lose at most ``tolerance`` together. A bar whose files are gone is skipped
-   (the card's ``gate.compared_on`` says so); and
+   rows: the best version of the promotions that led to the current one (the ``bar`` of the
+   history's promote entry that made it current; a promoted candidate that does not score
+   below the bar becomes it). Compared with the current version alone, a run of candidates
+   each a little worse than the one before would pass one by one and lose any amount in
+   all; with the bar, the promotions since the bar lose at most ``tolerance`` together. A
+   bar whose files are gone or cannot be loaded is skipped (the card's ``gate.compared_on``
+   says so); and
 3. for intent models, the audit of the candidate's predictions on those rows passes the
    :class:`AuditGate`.
 
@@ -216,53 +217,45 @@ def promote(
         raise PromotionRefused(f"{version} is the current version already")
     candidate = registry.load(data_dir, version, kind)
     rows, compared_on = gate_rows(data_dir, version, current_name, kind)
-    bar, gone = _bar(data_dir, current_name, kind)
-    if gone is not None:
-        compared_on += f" (the bar version {gone} is gone: compared with the current one only)"
+    bar, skipped = _bar(data_dir, current_name, kind)
+    if skipped is not None:
+        compared_on += f" ({skipped}: compared with the current version only)"
     result = run_gate(
         candidate.model, _load_current(data_dir, current_name, kind), rows, gate,
         tolerance=tolerance, attributes=attributes, judge=judge, compared_on=compared_on,
         bar=bar,
     )  # fmt: skip
-    extra: dict[str, Any] = {
-        "gate": {
-            **result.to_dict(),
-            "against": current_name,
-            "bar": _next_bar(version, current_name, bar, result, judge),
-        }
-    }
+    gate_result = {**result.to_dict(), "against": current_name, "bar": bar and bar[0]}
+    extra: dict[str, Any] = {"gate": gate_result}
     if result.audit is not None:
         extra["audit"] = _audit_summary(result)
     registry.update_metadata(data_dir, version, extra, kind)
     if not result.passed:
         raise PromotionRefused(f"{version} refused: {result.reasons[0]}")
     registry.set_current(
-        data_dir, version, kind, action="promote", reason=f"gate passed against {current_name}"
-    )
+        data_dir, version, kind, action="promote", reason=f"gate passed against {current_name}",
+        extra={"bar": _next_bar(version, current_name, bar, result, judge)},
+    )  # fmt: skip
     return result
 
 
 def _bar(
     data_dir: str | Path, current: str | None, kind: str
 ) -> tuple[tuple[str, Any] | None, str | None]:
-    """The bar of the current version's promotion when it is another version: ``((name,
-    fitted model), None)``; ``(None, name)`` when that version is gone; else ``(None, None)``
-    (no current version, a card without a bar, or the current version is the bar)."""
-    if current is None:
+    """The bar the current version was promoted with, when it is another version: ``((name,
+    fitted model), None)``; ``(None, why)`` when that version cannot be compared with (gone,
+    or it does not load); ``(None, None)`` when there is none (no current version, one not
+    made current by a promotion, or the current version is the bar)."""
+    standing = _promotion_to_undo(registry.history(data_dir, kind))
+    if current is None or standing is None or standing.get("version") != current:
         return None, None
-    try:
-        card = registry.load_metadata(data_dir, current, kind)
-    except registry.ModelNotFoundError:
-        return None, None
-    name = (card.get("gate") or {}).get("bar")
+    name = standing.get("bar")
     if not isinstance(name, str) or name == current:
         return None, None
     try:
         return (name, registry.load(data_dir, name, kind).model), None
-    except registry.ModelNotFoundError:
-        return None, name
-    except registry.ModelLoadError as exc:
-        raise PromotionRefused(f"cannot compare with the bar version {name}: {exc}") from None
+    except (registry.ModelNotFoundError, registry.ModelLoadError) as exc:
+        return None, f"the bar version {name} is skipped: {exc}"
 
 
 def _next_bar(
