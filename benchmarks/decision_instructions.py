@@ -42,7 +42,7 @@ import tempfile
 from pathlib import Path
 
 SUBJECTS = ("reference", "asgi", "decision", "intent")
-WARMUP = 200  # requests before the counted ones, in both runs of a subject
+WARMUP = 200  # requests answered before counting starts
 PATH = "/v1/personalize"
 
 
@@ -99,9 +99,7 @@ def child(args: argparse.Namespace) -> None:
         asyncio.run(_asgi_requests(app, bodies))
         handshake("done")
         return
-    with tempfile.TemporaryDirectory(prefix="tb-instr-data-") as tmp:
-        shutil.copytree(args.model_dir / "models", Path(tmp) / "models")
-        asyncio.run(_tailorbot(args, Path(tmp), bodies))
+    asyncio.run(_tailorbot(args, bodies))
 
 
 def handshake(said: str) -> None:
@@ -121,16 +119,12 @@ async def _asgi_requests(app: object, bodies: list[bytes]) -> None:
             raise RuntimeError(f"{PATH} answered {status}: {answer[:300]!r}")
 
 
-async def _tailorbot(args: argparse.Namespace, data_dir: Path, bodies: list[bytes]) -> None:
-    from tailorbot.api.app import create_app
-    from tailorbot.api.deps import load_decider
-    from tailorbot.config import Settings
+async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
+    from decision_profile import started_app
+
     from tailorbot.services.decisions.schemas import PersonalizeRequest
 
-    # the stream worker runs in a process of its own under `tailorbot serve`: not here
-    app = create_app(Settings(data_dir=data_dir, model_poll_s=0, run_worker_in_server=False))
-    async with app.router.lifespan_context(app):
-        decider = await load_decider(app)
+    async with started_app(args.model_dir) as (app, decider):
         recorder = decider.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         if args.child == "asgi":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import pstats
@@ -29,10 +30,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from personalize import ensure_model, request_bodies
 from reference_app import app as reference_app
 
@@ -101,31 +103,38 @@ def decision_alone(decider: Any, payloads: list[bytes]) -> tuple[float, dict[str
     return cpu, {s: statistics.median(v) * 1000 for s, v in timings.items()}
 
 
-async def run(args: argparse.Namespace) -> None:
-    ensure_model(args.model_dir)
+@contextlib.asynccontextmanager
+async def started_app(model_dir: Path) -> AsyncIterator[tuple[FastAPI, Any]]:
+    """The real app, started on a fresh data dir holding the model of ``model_dir``
+    (embedded backends), and its decision service."""
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
-        shutil.copytree(args.model_dir / "models", Path(tmp) / "models")
+        shutil.copytree(model_dir / "models", Path(tmp) / "models")
         # the stream worker runs in a process of its own under `tailorbot serve`: not here
         app = create_app(Settings(data_dir=Path(tmp), model_poll_s=0, run_worker_in_server=False))
         async with app.router.lifespan_context(app):
-            decider = await load_decider(app)
-            payloads = request_bodies(args.users, args.requests)
-            cpu, stages = decision_alone(decider, payloads)
-            print(f"decision alone: {cpu:,.0f} µs CPU per decision; stage medians (µs):")
-            print("  " + ", ".join(f"{s} {stages[s]:,.0f}" for s in STAGES))
-            rounds: list[tuple[float, float]] = []
-            for _ in range(args.rounds):
-                ours = await cpu_per_request(app, "/v1/personalize", payloads)
-                ref = await cpu_per_request(reference_app, "/v1/personalize", payloads)
-                rounds.append((ours, ref))
-            ours = statistics.median(r[0] for r in rounds)
-            ref = statistics.median(r[1] for r in rounds)
-            print(
-                f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
-                f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)"
-            )
-            if args.profile:
-                print(top_functions(decider, payloads, args.profile))
+            yield app, await load_decider(app)
+
+
+async def run(args: argparse.Namespace) -> None:
+    ensure_model(args.model_dir)
+    async with started_app(args.model_dir) as (app, decider):
+        payloads = request_bodies(args.users, args.requests)
+        cpu, stages = decision_alone(decider, payloads)
+        print(f"decision alone: {cpu:,.0f} µs CPU per decision; stage medians (µs):")
+        print("  " + ", ".join(f"{s} {stages[s]:,.0f}" for s in STAGES))
+        rounds: list[tuple[float, float]] = []
+        for _ in range(args.rounds):
+            ours = await cpu_per_request(app, "/v1/personalize", payloads)
+            ref = await cpu_per_request(reference_app, "/v1/personalize", payloads)
+            rounds.append((ours, ref))
+        ours = statistics.median(r[0] for r in rounds)
+        ref = statistics.median(r[1] for r in rounds)
+        print(
+            f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
+            f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)"
+        )
+        if args.profile:
+            print(top_functions(decider, payloads, args.profile))
 
 
 def top_functions(decider: Any, payloads: list[bytes], n: int) -> str:
