@@ -287,7 +287,7 @@ class ServiceSink:
         retried, and the events its earlier requests took are not sent again."""
         sent = self._sent
         pending = [e for e in events if e.get("event_id") not in sent]
-        accepted = sum(sent.get(e.get("event_id"), False) for e in events)  # type: ignore[arg-type]
+        accepted = sum(sent[e["event_id"]] for e in events if e.get("event_id") in sent)
         step = self.max_events
         for start in range(0, len(pending), step):
             chunk = pending[start : start + step]

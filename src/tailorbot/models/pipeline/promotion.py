@@ -225,8 +225,8 @@ def promote(
         tolerance=tolerance, attributes=attributes, judge=judge, compared_on=compared_on,
         bar=bar,
     )  # fmt: skip
-    gate_result = {**result.to_dict(), "against": current_name, "bar": bar and bar[0]}
-    extra: dict[str, Any] = {"gate": gate_result}
+    compared = {"against": current_name, "bar": bar[0] if bar is not None else None}
+    extra: dict[str, Any] = {"gate": {**result.to_dict(), **compared}}
     if result.audit is not None:
         extra["audit"] = _audit_summary(result)
     registry.update_metadata(data_dir, version, extra, kind)
