@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from tailorbot.compiled import native
 from tailorbot.models.intent import TfidfIntentModel, serving, static_embeddings
 from tailorbot.models.intent.row_cache import RowCache
 from tailorbot.models.intent.serving import SingleTextScorer
@@ -49,13 +50,16 @@ def fresh(model: TfidfIntentModel) -> TfidfIntentModel:
     return copy
 
 
-@pytest.mark.parametrize("cache", [serving.WORD_CACHE, 3])
+@pytest.mark.parametrize(
+    ("cache", "compiled"), [(serving.WORD_CACHE, False), (3, False), (serving.WORD_CACHE, True)]
+)
 def test_serving_scores_are_the_batch_paths(
-    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch, cache: int
+    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch, cache: int, compiled: bool
 ) -> None:
     # Per-word sums, the norm and the fix for repeated n-grams must give the numbers of
     # TfidfVectorizer.transform @ coefficients, also when the word cache keeps starting over
-    # (3 words: most messages empty it, longer ones are served without it).
+    # (3 words: most messages empty it, longer ones are served without it); so must the
+    # compiled blocks.
     monkeypatch.setattr(serving, "WORD_CACHE", cache)
     model = fresh(model)
     texts = serving_texts()
@@ -63,7 +67,8 @@ def test_serving_scores_are_the_batch_paths(
     corrector = model._corrector
     assert corrector is not None
     coef_t, intercept = model._fitted()
-    scorer = SingleTextScorer(model._vectorizers, coef_t, intercept)
+    scorer = SingleTextScorer(model._vectorizers, coef_t, intercept, compiled=compiled)
+    assert scorer.compiled == (compiled and native() is not None)
     for _ in range(2):  # cold, then from the cache
         for text, want in zip(texts, batch, strict=True):
             got = scorer.scores(corrector.expand(text))
@@ -80,18 +85,19 @@ def test_predict_one_matches_predict_proba_closely(model: TfidfIntentModel) -> N
         np.testing.assert_allclose([p for _, p in one.ranking], row[order], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 def test_threads_sharing_a_small_cache_get_their_own_scores(
-    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch
+    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch, compiled: bool
 ) -> None:
     # Serving runs in a thread pool: a message's cached rows must not be refilled with
-    # another word's while it still reads them.
+    # another word's while it still reads them (nor the compiled block's counts shared).
     monkeypatch.setattr(serving, "WORD_CACHE", 12)
     model = fresh(model)
     texts = serving_texts()
     want = model.decision_scores(texts)
     corrector = model._corrector
     assert corrector is not None
-    scorer = SingleTextScorer(model._vectorizers, *model._fitted())
+    scorer = SingleTextScorer(model._vectorizers, *model._fitted(), compiled=compiled)
     failures: list[str] = []
 
     def serve(offset: int) -> None:
@@ -128,11 +134,16 @@ def test_row_cache_starts_over_when_full_and_serves_long_inputs_uncached() -> No
         RowCache(0, 2, np.float64, make)
 
 
-@pytest.mark.parametrize("cache", [static_embeddings.TOKEN_CACHE, 4])
+@pytest.mark.parametrize(
+    ("cache", "compiled"),
+    [(static_embeddings.TOKEN_CACHE, False), (4, False), (static_embeddings.TOKEN_CACHE, True)],
+)
 def test_serving_embedding_is_the_float16_rows_mean_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, cache: int
+    monkeypatch: pytest.MonkeyPatch, cache: int, compiled: bool
 ) -> None:
     monkeypatch.setattr(static_embeddings, "TOKEN_CACHE", cache)
+    if not compiled:
+        monkeypatch.setattr(static_embeddings, "native", lambda: None)
     embeddings = WordLlamaEmbeddings(dim=64)
     texts = serving_texts()
     table, tokenizer = embeddings._loaded()

@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from tailorbot.compiled import native
 from tailorbot.models.intent.row_cache import RowCache
 
 WORD_CACHE = 20_000  # words whose char n-gram sums are kept (~0.7 kB each at 84 intents)
@@ -34,22 +36,40 @@ class SingleTextScorer:
 
     ``vectorizers`` are fitted, in column order; ``coef_t`` holds their coefficient rows
     first (feature-major, ``(n_features, n_classes)``), anything after them is not read here.
+    ``compiled=False`` serves through the Python blocks even where the extension is built.
     """
 
     def __init__(
-        self, vectorizers: Sequence[TfidfVectorizer], coef_t: np.ndarray, intercept: np.ndarray
+        self,
+        vectorizers: Sequence[TfidfVectorizer],
+        coef_t: np.ndarray,
+        intercept: np.ndarray,
+        compiled: bool = True,
     ) -> None:
         self._coef_t = coef_t
         self._intercept = intercept
-        self._blocks: list[_NgramBlock | _WordGramBlock] = []
+        self._blocks: list[_Block] = []
+        loops = native() if compiled else None
         offset = 0
         for vectorizer in vectorizers:
             if vectorizer.norm != "l2" or not vectorizer.use_idf or vectorizer.binary:
                 raise ValueError("only l2-normalized, idf-weighted, non-binary TF-IDF is supported")
             end = offset + len(vectorizer.vocabulary_)
-            block = _WordGramBlock if _per_word(vectorizer) else _NgramBlock
-            self._blocks.append(block(vectorizer, coef_t[offset:end], offset))
+            coef = coef_t[offset:end]
+            block: _Block
+            if loops is not None and (_per_word(vectorizer) or _plain_words(vectorizer)):
+                block = _CompiledBlock(vectorizer, coef, loops)
+            elif _per_word(vectorizer):
+                block = _WordGramBlock(vectorizer, coef, offset)
+            else:
+                block = _NgramBlock(vectorizer, coef, offset)
+            self._blocks.append(block)
             offset = end
+
+    @property
+    def compiled(self) -> bool:
+        """Whether any block runs in the compiled loops."""
+        return any(isinstance(block, _CompiledBlock) for block in self._blocks)
 
     def scores(self, text: str) -> np.ndarray:
         """Decision scores ``(n_classes,)``, float64: intercept plus every TF-IDF block."""
@@ -57,12 +77,42 @@ class SingleTextScorer:
         weights: list[float] = []
         scores = self._intercept.copy()
         for block in self._blocks:
-            summed = block.add_terms(text, rows, weights)
-            if summed is not None:
-                scores += summed
+            block.add_terms(text, scores, rows, weights)
         if rows:
             scores += np.asarray(weights) @ self._coef_t[rows]
         return scores
+
+
+class _CompiledBlock:
+    """A ``char_wb`` or plain word block in C: the analyzer's text handling here, the
+    n-grams' lookup and weighted rows in :class:`tailorbot._native.NgramScorer`."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, loops: ModuleType) -> None:
+        low, high = vectorizer.ngram_range
+        self._char_wb = _per_word(vectorizer)
+        self._lower = bool(vectorizer.lowercase)
+        self._squeeze = vectorizer._white_spaces.sub  # the char_wb analyzer's whitespace rule
+        self._preprocess = vectorizer.build_preprocessor()  # the word analyzer's own steps
+        self._tokenize = vectorizer.build_tokenizer()
+        self._scorer = loops.NgramScorer(
+            vectorizer.vocabulary_,
+            np.ascontiguousarray(vectorizer.idf_, dtype=np.float64),
+            np.ascontiguousarray(coef, dtype=np.float32),
+            low,
+            high,
+            bool(vectorizer.sublinear_tf),
+            self._char_wb,
+        )
+
+    def add_terms(
+        self, text: str, scores: np.ndarray, rows: list[int], weights: list[float]
+    ) -> None:
+        if self._char_wb:
+            text = text.lower() if self._lower else text
+            units = self._squeeze(" ", text).split()
+        else:
+            units = self._tokenize(self._preprocess(text))
+        self._scorer.add_scores(units, scores)
 
 
 class _NgramBlock:
@@ -75,7 +125,9 @@ class _NgramBlock:
         self._sublinear = bool(vectorizer.sublinear_tf)
         self._offset = offset
 
-    def add_terms(self, text: str, rows: list[int], weights: list[float]) -> None:
+    def add_terms(
+        self, text: str, scores: np.ndarray, rows: list[int], weights: list[float]
+    ) -> None:
         known = [j for j in map(self._vocabulary.get, self._analyze(text)) if j is not None]
         if not known:
             return
@@ -119,11 +171,13 @@ class _WordGramBlock:
         row[:] = idf @ self._coef[ids]
         return ids, float(idf @ idf)
 
-    def add_terms(self, text: str, rows: list[int], weights: list[float]) -> np.ndarray | None:
+    def add_terms(
+        self, text: str, scores: np.ndarray, rows: list[int], weights: list[float]
+    ) -> None:
         text = text.lower() if self._lower else text
         words = self._squeeze(" ", text).split()
         if not words:
-            return None
+            return
         entries, sums = self._words.gather(words)
         squared = sum([q for _, q in entries])
         ids = np.concatenate([i for i, _ in entries]) if len(entries) > 1 else entries[0][0]
@@ -138,18 +192,31 @@ class _WordGramBlock:
                 squared += (tf * tf - c) * idf[j] * idf[j]
                 fixes.append((j + offset, (tf - c) * idf[j]))
         if squared <= 0:  # no known n-gram: the block is all zeros
-            return None
+            return
         norm = math.sqrt(squared)
         for row, fix in fixes:
             rows.append(row)
             weights.append(fix / norm)
         summed: np.ndarray = sums.sum(axis=0)
         summed /= norm
-        return summed
+        scores += summed
+
+
+_Block = _CompiledBlock | _NgramBlock | _WordGramBlock
 
 
 def _tf(count: int, sublinear: bool) -> float:
     return 1.0 + math.log(count) if sublinear else float(count)
+
+
+def _plain_words(vectorizer: TfidfVectorizer) -> bool:
+    """Whether the vectorizer's n-grams are word ones of its own tokenizer, unfiltered."""
+    return (
+        vectorizer.analyzer == "word"
+        and vectorizer.tokenizer is None
+        and vectorizer.stop_words is None
+        and vectorizer.input == "content"
+    )
 
 
 def _per_word(vectorizer: TfidfVectorizer) -> bool:

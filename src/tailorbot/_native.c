@@ -1,0 +1,588 @@
+/* Compiled hot loops of the serving path; each has a pure-Python reference it is tested
+ * against (tests/test_native.py), and the Python path serves where this module is missing.
+ *
+ * NgramScorer: one TF-IDF block of a linear model. The vocabulary lives in an
+ * open-addressing table keyed by code points, so a message's n-grams are looked up without
+ * building a Python string per n-gram; the known ones' l2-normalized tf-idf weights times
+ * their coefficient rows are added to a float64 score vector.
+ *
+ * mean_rows: the float32 mean of float16 rows (a static embedding), summed in token order.
+ *
+ * The GIL is held throughout: every call's state is its own (stack or heap), the scorer is
+ * read-only after construction, and the arrays it reads are held by buffer views.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t hash;
+    uint32_t start; /* into the code-point pool */
+    uint32_t length;
+    int32_t id; /* -1: empty slot */
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;
+    size_t mask;
+    Py_UCS4 *pool;
+    int32_t *counts; /* per id, zero between calls: a call's scratch */
+    Py_buffer idf;  /* float64 (n_features,) */
+    Py_buffer coef; /* float32 (n_features, n_classes), C-contiguous */
+    Py_ssize_t n_features;
+    Py_ssize_t n_classes;
+    int min_n;
+    int max_n;
+    int sublinear;
+    int char_wb;
+    int have_idf;
+    int have_coef;
+} NgramScorer;
+
+/* a growable array of ids, on the stack while it is small */
+typedef struct {
+    int32_t *items;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    int32_t local[256];
+} Ids;
+
+static uint64_t hash_points(const Py_UCS4 *points, Py_ssize_t length) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over 32-bit code points */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        h ^= (uint64_t)points[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static int ids_push(Ids *ids, int32_t id) {
+    if (ids->size == ids->capacity) {
+        Py_ssize_t grown = ids->capacity * 2;
+        int32_t *items;
+        if (ids->items == ids->local) {
+            items = PyMem_Malloc((size_t)grown * sizeof(int32_t));
+            if (items != NULL) {
+                memcpy(items, ids->local, (size_t)ids->size * sizeof(int32_t));
+            }
+        } else {
+            items = PyMem_Realloc(ids->items, (size_t)grown * sizeof(int32_t));
+        }
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ids->items = items;
+        ids->capacity = grown;
+    }
+    ids->items[ids->size++] = id;
+    return 0;
+}
+
+static void ids_free(Ids *ids) {
+    if (ids->items != ids->local) {
+        PyMem_Free(ids->items);
+    }
+}
+
+static int32_t lookup(const NgramScorer *self, const Py_UCS4 *points, Py_ssize_t length) {
+    uint64_t h = hash_points(points, length);
+    for (size_t i = (size_t)h & self->mask;; i = (i + 1) & self->mask) {
+        const Slot *slot = &self->slots[i];
+        if (slot->id < 0) {
+            return -1;
+        }
+        if (slot->hash == h && slot->length == (uint32_t)length &&
+            memcmp(self->pool + slot->start, points, (size_t)length * sizeof(Py_UCS4)) == 0) {
+            return slot->id;
+        }
+    }
+}
+
+static int found(const NgramScorer *self, Ids *ids, const Py_UCS4 *points, Py_ssize_t length) {
+    int32_t id = lookup(self, points, length);
+    return id < 0 ? 0 : ids_push(ids, id);
+}
+
+/* a growable code-point buffer, on the stack while it is small */
+typedef struct {
+    Py_UCS4 *points;
+    Py_ssize_t capacity;
+    Py_UCS4 local[512];
+} Points;
+
+static int points_reserve(Points *buf, Py_ssize_t needed) {
+    if (needed <= buf->capacity) {
+        return 0;
+    }
+    Py_UCS4 *grown = buf->points == buf->local
+                         ? PyMem_Malloc((size_t)needed * sizeof(Py_UCS4))
+                         : PyMem_Realloc(buf->points, (size_t)needed * sizeof(Py_UCS4));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buf->points = grown;
+    buf->capacity = needed;
+    return 0;
+}
+
+static void points_free(Points *buf) {
+    if (buf->points != buf->local) {
+        PyMem_Free(buf->points);
+    }
+}
+
+/* writes the code points of `text` at `out` (room for its length is the caller's) */
+static void copy_points(PyObject *text, Py_UCS4 *out) {
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        out[i] = PyUnicode_READ(kind, data, i);
+    }
+}
+
+/* scikit-learn's char_wb n-grams of one word: " word " cut into min_n..max_n grams; a word
+ * shorter than n yields itself once, and then no longer n-grams */
+static int char_wb_ids(const NgramScorer *self, PyObject *word, Points *buf, Ids *ids) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(word) + 2;
+    if (points_reserve(buf, length) < 0) {
+        return -1;
+    }
+    Py_UCS4 *w = buf->points;
+    w[0] = ' ';
+    copy_points(word, w + 1);
+    w[length - 1] = ' ';
+    for (int n = self->min_n; n <= self->max_n; n++) {
+        if (found(self, ids, w, n < length ? n : length) < 0) {
+            return -1;
+        }
+        if (n >= length) {
+            break; /* offset 0 was the whole word: sklearn stops here */
+        }
+        for (Py_ssize_t offset = 1; offset + n <= length; offset++) {
+            if (found(self, ids, w + offset, n) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* scikit-learn's word n-grams: tokens[i:i+n] joined by one space, n in min_n..max_n */
+static int word_ids(const NgramScorer *self, PyObject *tokens, Points *buf, Ids *ids) {
+    Py_ssize_t count = PyList_GET_SIZE(tokens);
+    for (int n = self->min_n; n <= self->max_n && n <= count; n++) {
+        for (Py_ssize_t i = 0; i + n <= count; i++) {
+            Py_ssize_t length = n - 1;
+            for (int k = 0; k < n; k++) {
+                length += PyUnicode_GET_LENGTH(PyList_GET_ITEM(tokens, i + k));
+            }
+            if (points_reserve(buf, length) < 0) {
+                return -1;
+            }
+            Py_ssize_t at = 0;
+            for (int k = 0; k < n; k++) {
+                PyObject *token = PyList_GET_ITEM(tokens, i + k);
+                if (k > 0) {
+                    buf->points[at++] = ' ';
+                }
+                copy_points(token, buf->points + at);
+                at += PyUnicode_GET_LENGTH(token);
+            }
+            if (found(self, ids, buf->points, length) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int format_is(const Py_buffer *view, char code) {
+    const char *format = view->format;
+    if (format == NULL) {
+        return 0;
+    }
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
+        format++; /* native or little-endian: the machines this builds on */
+    }
+    return format[0] == code && format[1] == '\0';
+}
+
+/* a C-contiguous view of `obj` as `ndim`-d values of struct code `code` */
+static int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,
+                     const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    int refused = PyObject_GetBuffer(obj, view, flags) < 0;
+    if (refused) {
+        PyErr_Clear(); /* numpy's own words do not name the argument */
+    }
+    if (refused || view->ndim != ndim || !format_is(view, code)) {
+        if (!refused) {
+            PyBuffer_Release(view);
+        }
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %d-d array of '%c' values",
+                     name, ndim, code);
+        return -1;
+    }
+    return 0;
+}
+
+/* term frequency of an n-gram seen `count` times (1 + ln count when sublinear) */
+static double tf(const NgramScorer *self, int32_t count) {
+    if (count == 1) {
+        return 1.0; /* the usual case, without a log */
+    }
+    return self->sublinear ? 1.0 + log((double)count) : (double)count;
+}
+
+static PyObject *NgramScorer_add_scores(NgramScorer *self, PyObject *args) {
+    PyObject *units, *scores_obj;
+    Py_buffer scores;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &units, &scores_obj) ||
+        get_array(scores_obj, &scores, 1, 'd', 1, "scores") < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Ids ids = {.size = 0, .capacity = 256};
+    ids.items = ids.local;
+    Points buf = {.capacity = 512};
+    buf.points = buf.local;
+    if (scores.shape[0] != self->n_classes) {
+        PyErr_Format(PyExc_ValueError, "scores must hold %zd float64 values", self->n_classes);
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(units);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_Check(PyList_GET_ITEM(units, i))) {
+            PyErr_SetString(PyExc_TypeError, "units must be a list of str");
+            goto done;
+        }
+    }
+    if (self->char_wb) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (char_wb_ids(self, PyList_GET_ITEM(units, i), &buf, &ids) < 0) {
+                goto done;
+            }
+        }
+    } else if (word_ids(self, units, &buf, &ids) < 0) {
+        goto done;
+    }
+    /* count each id in the scorer's scratch array (all zeros between calls; the GIL
+     * makes it this call's): the distinct ids move to the front of ids, in order of first
+     * occurrence, with no sort */
+    Py_ssize_t distinct = 0;
+    int32_t *seen = self->counts;
+    for (Py_ssize_t i = 0; i < ids.size; i++) {
+        int32_t id = ids.items[i];
+        if (seen[id]++ == 0) {
+            ids.items[distinct++] = id;
+        }
+    }
+    const double *idf = self->idf.buf;
+    double squared = 0.0;
+    for (Py_ssize_t i = 0; i < distinct; i++) {
+        double value = tf(self, seen[ids.items[i]]) * idf[ids.items[i]];
+        squared += value * value;
+    }
+    if (squared > 0.0) {
+        double norm = sqrt(squared);
+        double *out = scores.buf;
+        const float *coef = self->coef.buf;
+        Py_ssize_t n_classes = self->n_classes;
+        for (Py_ssize_t i = 0; i < distinct; i++) {
+            int32_t id = ids.items[i];
+            double weight = tf(self, seen[id]) * idf[id] / norm;
+            const float *row = coef + (Py_ssize_t)id * n_classes;
+            for (Py_ssize_t k = 0; k < n_classes; k++) {
+                out[k] += weight * (double)row[k];
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < distinct; i++) {
+        seen[ids.items[i]] = 0;
+    }
+    result = PyLong_FromSsize_t(distinct);
+done:
+    ids_free(&ids);
+    points_free(&buf);
+    PyBuffer_Release(&scores);
+    return result;
+}
+
+
+static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"vocabulary", "idf",       "coef",    "min_n",
+                               "max_n",      "sublinear", "char_wb", NULL};
+    PyObject *vocabulary, *idf, *coef;
+    int min_n, max_n, sublinear, char_wb;
+    if (self->slots != NULL || self->have_idf || self->have_coef) {
+        PyErr_SetString(PyExc_RuntimeError, "NgramScorer is already initialized");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOiipp", keywords, &PyDict_Type,
+                                     &vocabulary, &idf, &coef, &min_n, &max_n, &sublinear,
+                                     &char_wb)) {
+        return -1;
+    }
+    if (min_n < 1 || max_n < min_n) {
+        PyErr_Format(PyExc_ValueError, "bad n-gram range (%d, %d)", min_n, max_n);
+        return -1;
+    }
+    if (get_array(idf, &self->idf, 0, 'd', 1, "idf") < 0) {
+        return -1;
+    }
+    self->have_idf = 1;
+    if (get_array(coef, &self->coef, 0, 'f', 2, "coef") < 0) {
+        return -1;
+    }
+    self->have_coef = 1;
+    if (self->coef.shape[0] != self->idf.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "coef must have one row per idf value");
+        return -1;
+    }
+    self->n_features = self->idf.shape[0];
+    self->n_classes = self->coef.shape[1];
+    self->min_n = min_n;
+    self->max_n = max_n;
+    self->sublinear = sublinear;
+    self->char_wb = char_wb;
+
+    Py_ssize_t entries = PyDict_GET_SIZE(vocabulary);
+    size_t capacity = 16;
+    while (capacity < (size_t)entries * 2) {
+        capacity <<= 1;
+    }
+    Py_ssize_t total = 0, position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(vocabulary, &position, &key, &value)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "vocabulary keys must be str");
+            return -1;
+        }
+        total += PyUnicode_GET_LENGTH(key);
+    }
+    if (total > (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "vocabulary too large");
+        return -1;
+    }
+    self->counts = PyMem_Calloc((size_t)(self->n_features > 0 ? self->n_features : 1),
+                                sizeof(int32_t));
+    self->slots = PyMem_Malloc(capacity * sizeof(Slot));
+    self->pool = PyMem_Malloc((size_t)(total > 0 ? total : 1) * sizeof(Py_UCS4));
+    if (self->slots == NULL || self->pool == NULL || self->counts == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < capacity; i++) {
+        self->slots[i].id = -1;
+    }
+    self->mask = capacity - 1;
+    Py_ssize_t at = 0;
+    position = 0;
+    while (PyDict_Next(vocabulary, &position, &key, &value)) {
+        long id = PyLong_AsLong(value);
+        if (id == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (id < 0 || id >= self->n_features || id > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "vocabulary id %ld out of range", id);
+            return -1;
+        }
+        Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+        copy_points(key, self->pool + at);
+        uint64_t h = hash_points(self->pool + at, length);
+        size_t i = (size_t)h & self->mask;
+        while (self->slots[i].id >= 0) {
+            i = (i + 1) & self->mask;
+        }
+        self->slots[i] = (Slot){h, (uint32_t)at, (uint32_t)length, (int32_t)id};
+        at += length;
+    }
+    return 0;
+}
+
+static void NgramScorer_dealloc(NgramScorer *self) {
+    PyMem_Free(self->slots);
+    PyMem_Free(self->pool);
+    PyMem_Free(self->counts);
+    if (self->have_idf) {
+        PyBuffer_Release(&self->idf);
+    }
+    if (self->have_coef) {
+        PyBuffer_Release(&self->coef);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *NgramScorer_lookup(NgramScorer *self, PyObject *key) {
+    if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "key must be a str");
+        return NULL;
+    }
+    Points buf = {.capacity = 512};
+    buf.points = buf.local;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "NgramScorer is not initialized");
+        return NULL;
+    }
+    if (points_reserve(&buf, length) < 0) {
+        return NULL;
+    }
+    copy_points(key, buf.points);
+    int32_t id = lookup(self, buf.points, length);
+    points_free(&buf);
+    if (id < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLong(id);
+}
+
+static PyObject *NgramScorer_add_scores_checked(NgramScorer *self, PyObject *args) {
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "NgramScorer is not initialized");
+        return NULL;
+    }
+    return NgramScorer_add_scores(self, args);
+}
+
+static PyMethodDef NgramScorer_methods[] = {
+    {"add_scores", (PyCFunction)NgramScorer_add_scores_checked, METH_VARARGS,
+     "add_scores(units, scores) -> int\n\nAdds the block's weighted coefficient rows to "
+     "``scores`` (float64, one per class): ``units`` are the words (char_wb) or the tokens "
+     "(word n-grams) of one text. Returns the number of distinct known n-grams."},
+    {"lookup", (PyCFunction)NgramScorer_lookup, METH_O,
+     "lookup(ngram) -> int | None\n\nThe n-gram's vocabulary id."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject NgramScorerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tailorbot._native.NgramScorer",
+    .tp_basicsize = sizeof(NgramScorer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "NgramScorer(vocabulary, idf, coef, min_n, max_n, sublinear, char_wb)\n\n"
+              "One TF-IDF block of a linear model (see the module's C source).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)NgramScorer_init,
+    .tp_dealloc = (destructor)NgramScorer_dealloc,
+    .tp_methods = NgramScorer_methods,
+};
+
+/* IEEE half -> single, exactly (every float16 value is a float32 value): the half's
+ * exponent and mantissa bits placed in a float32 and scaled by 2^112 (exact for normal and
+ * subnormal halves alike); infinities and NaNs keep an all-ones exponent */
+static inline float half_to_float(uint16_t h) {
+    uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    float scaled;
+    uint32_t bits;
+    if ((h & 0x7c00u) == 0x7c00u) {
+        bits = magnitude | 0x7f800000u;
+        memcpy(&scaled, &bits, sizeof scaled);
+    } else {
+        memcpy(&scaled, &magnitude, sizeof scaled);
+        scaled *= 0x1p112f;
+    }
+    memcpy(&bits, &scaled, sizeof bits);
+    bits |= sign;
+    memcpy(&scaled, &bits, sizeof scaled);
+    return scaled;
+}
+
+static PyObject *mean_rows(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *table, *ids, *out_obj;
+    Py_buffer view, out;
+    if (!PyArg_ParseTuple(args, "OO!O", &table, &PyList_Type, &ids, &out_obj)) {
+        return NULL;
+    }
+    if (get_array(table, &view, 0, 'e', 2, "table") < 0) {
+        return NULL;
+    }
+    if (get_array(out_obj, &out, 1, 'f', 1, "out") < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t rows = view.shape[0], width = view.shape[1];
+    if (out.shape[0] != width) {
+        PyErr_Format(PyExc_ValueError, "out must hold %zd float32 values", width);
+        goto done;
+    }
+    float *sums = out.buf;
+    Py_ssize_t count = PyList_GET_SIZE(ids);
+    if (count == 0) {
+        memset(sums, 0, (size_t)width * sizeof(float));
+    }
+    const uint16_t *halves = view.buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t token = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
+        if (token == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (token < 0 || token >= rows) {
+            PyErr_Format(PyExc_IndexError, "token %zd out of range", token);
+            goto done;
+        }
+        const uint16_t *row = halves + token * width;
+        if (i == 0) { /* numpy's axis-0 sum starts from the first row (a lone -0.0 stays) */
+            for (Py_ssize_t k = 0; k < width; k++) {
+                sums[k] = half_to_float(row[k]);
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < width; k++) {
+                sums[k] += half_to_float(row[k]); /* in token order, as numpy sums axis 0 */
+            }
+        }
+    }
+    if (count > 0) {
+        float n = (float)count;
+        for (Py_ssize_t k = 0; k < width; k++) {
+            sums[k] /= n;
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"mean_rows", mean_rows, METH_VARARGS,
+     "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
+     "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tailorbot._native",
+    .m_doc = "Compiled hot loops of the serving path (see _native.c).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&NgramScorerType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&NgramScorerType);
+    if (PyModule_AddObject(module, "NgramScorer", (PyObject *)&NgramScorerType) < 0) {
+        Py_DECREF(&NgramScorerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,187 @@
+"""The compiled loops (src/tailorbot/_native.c) against their Python references."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tailorbot.compiled import native
+from tailorbot.models.intent import TfidfIntentModel
+from tailorbot.models.intent.serving import SingleTextScorer
+from tests.models.intent.support import small_dataset
+
+loops = native()
+needs_build = pytest.mark.skipif(
+    loops is None and os.environ.get("CI") != "true",
+    reason="the extension is not built here (required under CI=true)",
+)
+
+
+def test_the_project_install_builds_the_extension() -> None:
+    # `make` installs the project with its C extension; a failed build must not pass
+    # unnoticed in CI as a slower, still-green Python path.
+    if os.environ.get("CI") == "true":
+        assert loops is not None, "tailorbot._native was not built"
+    else:
+        pytest.skip("checked under CI=true")
+
+
+@pytest.fixture(scope="module")
+def model() -> TfidfIntentModel:
+    data = small_dataset()
+    return TfidfIntentModel().fit(data.texts, data.labels)
+
+
+def scorers(model: TfidfIntentModel) -> tuple[SingleTextScorer, SingleTextScorer]:
+    model = pickle.loads(pickle.dumps(model))  # caches built anew
+    args = (model._vectorizers, *model._fitted())
+    return SingleTextScorer(*args, compiled=True), SingleTextScorer(*args, compiled=False)
+
+
+# every Unicode width CPython stores (1, 2 and 4 bytes a character), and its whitespace
+TEXT = st.text(
+    alphabet=st.sampled_from(
+        [*"abcdeinorst card pin top up ", "\t", "\n", "\u00a0", "\u3000", "é", "ß", "😀", "ｃ"]
+    )
+    | st.characters(),
+    max_size=80,
+)
+
+
+@needs_build
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT)
+def test_compiled_blocks_score_any_text_as_the_python_blocks(
+    model: TfidfIntentModel, text: str
+) -> None:
+    compiled, python = scorers_of(model)
+    np.testing.assert_allclose(compiled.scores(text), python.scores(text), rtol=0, atol=1e-9)
+
+
+_SCORERS: dict[int, tuple[SingleTextScorer, SingleTextScorer]] = {}
+
+
+def scorers_of(model: TfidfIntentModel) -> tuple[SingleTextScorer, SingleTextScorer]:
+    """One pair per model for the whole property test (hypothesis reruns the body)."""
+    if id(model) not in _SCORERS:
+        _SCORERS[id(model)] = scorers(model)
+    return _SCORERS[id(model)]
+
+
+@needs_build
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"analyzer": "char_wb", "ngram_range": (1, 4), "sublinear_tf": False},
+        {"analyzer": "char_wb", "ngram_range": (3, 3), "lowercase": False},
+        {"analyzer": "word", "ngram_range": (1, 3), "sublinear_tf": True},
+        {"analyzer": "word", "ngram_range": (2, 2), "strip_accents": "unicode"},
+    ],
+)
+def test_other_ngram_ranges_and_options_match_the_vectorizer(options: dict[str, object]) -> None:
+    texts = [
+        "Where is my card? where IS my card",
+        "café crème  brûlée",
+        "a b c d e f",
+        "x",
+        "",
+        "top-up top up topup",
+    ]
+    vectorizer = TfidfVectorizer(**options).fit(texts)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    coef = rng.normal(size=(len(vectorizer.vocabulary_), 3)).astype(np.float32)
+    intercept = np.zeros(3)
+    scorer = SingleTextScorer([vectorizer], coef, intercept, compiled=True)
+    assert scorer.compiled
+    want = np.asarray(vectorizer.transform(texts) @ coef.astype(np.float64))
+    for text, row in zip(texts, want, strict=True):
+        np.testing.assert_allclose(scorer.scores(text), row, rtol=0, atol=1e-9, err_msg=text)
+
+
+@needs_build
+def test_lookup_finds_every_vocabulary_entry_and_nothing_else(model: TfidfIntentModel) -> None:
+    assert loops is not None
+    for vectorizer in model._vectorizers:
+        vocabulary = vectorizer.vocabulary_
+        n = len(vocabulary)
+        scorer = loops.NgramScorer(
+            vocabulary,
+            np.ones(n),
+            np.zeros((n, 2), dtype=np.float32),
+            *vectorizer.ngram_range,
+            False,
+            vectorizer.analyzer == "char_wb",
+        )
+        assert all(scorer.lookup(key) == int(j) for key, j in vocabulary.items())
+        assert scorer.lookup("never an n-gram here") is None
+        assert scorer.lookup("") is None
+
+
+@needs_build
+def test_bad_arguments_are_refused_not_read_out_of_bounds() -> None:
+    assert loops is not None
+    coef = np.zeros((2, 3), dtype=np.float32)
+    idf = np.ones(2)
+    with pytest.raises(ValueError, match="coef"):
+        loops.NgramScorer({"a": 0}, idf, coef.astype(np.float64), 1, 2, False, True)
+    with pytest.raises(ValueError, match="coef"):
+        loops.NgramScorer({"a": 0}, idf, np.asfortranarray(coef), 1, 2, False, True)
+    with pytest.raises(ValueError, match="one row per idf"):
+        loops.NgramScorer({"a": 0}, np.ones(3), coef, 1, 2, False, True)
+    with pytest.raises(ValueError, match="out of range"):
+        loops.NgramScorer({"a": 2}, idf, coef, 1, 2, False, True)
+    with pytest.raises(TypeError, match="keys"):
+        loops.NgramScorer({1: 0}, idf, coef, 1, 2, False, True)
+    with pytest.raises(ValueError, match="n-gram range"):
+        loops.NgramScorer({"a": 0}, idf, coef, 2, 1, False, True)
+    scorer = loops.NgramScorer({" a": 0, "a ": 1}, idf, coef, 1, 2, False, True)
+    with pytest.raises(ValueError, match="scores"):
+        scorer.add_scores(["a"], np.zeros(4))
+    with pytest.raises(ValueError, match="scores"):
+        scorer.add_scores(["a"], np.zeros(3, dtype=np.float32))
+    with pytest.raises(TypeError, match="list of str"):
+        scorer.add_scores(["a", 1], np.zeros(3))
+    scores = np.zeros(3)
+    assert scorer.add_scores(["a", "b"], scores) == 2  # " a", "a " known; "b"'s are not
+    with pytest.raises(RuntimeError, match="already initialized"):
+        scorer.__init__({"a": 0}, idf, coef, 1, 2, False, True)  # type: ignore[misc]
+    table = np.zeros((4, 2), dtype=np.float16)
+    with pytest.raises(IndexError, match="out of range"):
+        loops.mean_rows(table, [0, 4], np.empty(2, np.float32))
+    with pytest.raises(IndexError, match="out of range"):
+        loops.mean_rows(table, [-1], np.empty(2, np.float32))
+    with pytest.raises(ValueError, match="out"):
+        loops.mean_rows(table, [0], np.empty(3, np.float32))
+    with pytest.raises(ValueError, match="table"):
+        loops.mean_rows(table.astype(np.float32), [0], np.empty(2, np.float32))
+
+
+@needs_build
+def test_mean_rows_converts_every_float16_exactly_and_averages_as_numpy() -> None:
+    assert loops is not None
+    halves = np.arange(65536, dtype=np.uint16).view(np.float16)
+    finite = halves[np.isfinite(halves)]
+    table = finite.reshape(-1, 4).copy()  # 4 values a row
+    out = np.empty(4, np.float32)
+    for row in range(len(table)):
+        loops.mean_rows(table, [row], out)
+        want = table[row].astype(np.float32)
+        np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        ids = rng.integers(0, len(table), size=int(rng.integers(1, 40))).tolist()
+        loops.mean_rows(table, ids, out)
+        want = table[ids].mean(axis=0, dtype=np.float32)
+        np.testing.assert_array_equal(out, want)
+    special = np.array([[np.inf, -np.inf, np.nan, -0.0]], dtype=np.float16)
+    loops.mean_rows(special, [0], out)
+    assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
+    assert out[3] == 0 and np.signbit(out[3])
+    loops.mean_rows(special, [], out)
+    assert out.tolist() == [0.0, 0.0, 0.0, 0.0]
