@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from tailorbot.compiled import native
-from tailorbot.models.intent import TfidfIntentModel, serving, static_embeddings
+from tailorbot.models.intent import HybridIntentModel, TfidfIntentModel, serving, static_embeddings
 from tailorbot.models.intent.row_cache import RowCache
 from tailorbot.models.intent.serving import SingleTextScorer
 from tailorbot.models.intent.static_embeddings import WordLlamaEmbeddings
@@ -159,3 +162,49 @@ def test_serving_embedding_is_the_float16_rows_mean_bit_for_bit(
     )
     copy = pickle.loads(pickle.dumps(embeddings))
     np.testing.assert_array_equal(copy.embed_one(texts[5]), embeddings.embed_one(texts[5]))
+
+
+def releases_the_gil(call: Callable[[], object]) -> bool:
+    """Whether ``call`` lets another thread run. A thread is woken just before ``call`` and
+    needs the GIL to note that it ran: it gets it at once if ``call`` releases it, else only
+    when the switch interval (10 s here) forces a switch. No clock decides."""
+    ran = threading.Event()
+    go, done = threading.Event(), threading.Event()
+
+    def note() -> None:
+        go.wait()
+        ran.set()  # reached only with the GIL
+        done.wait()  # and gives it back at once
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=note)
+    thread.start()
+    sys.setswitchinterval(10.0)
+    try:
+        go.set()  # the thread now waits for the GIL this thread holds
+        call()
+        released = ran.is_set()
+    finally:
+        done.set()
+        sys.setswitchinterval(interval)
+        thread.join()
+    return released
+
+
+def test_compiled_predict_one_never_hands_the_gil_to_another_thread(
+    model: TfidfIntentModel,
+) -> None:
+    # In the server a decision thread shares the GIL with the busy event loop: a step that
+    # releases it (the tokenizer's batch call did) waits up to the switch interval (5 ms)
+    # to get it back, in every decision. (The Python fallback's larger numpy gathers do
+    # release it.)
+    if native() is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    data = small_dataset()
+    hybrid = fresh(HybridIntentModel(embedding_dim=64).fit(data.texts, data.labels))
+    texts = serving_texts()
+    for text in texts:  # first calls load tables and fill caches (file reads release it)
+        hybrid.predict_one(text)
+    assert hybrid._single is not None and hybrid._single.compiled
+    assert not releases_the_gil(lambda: [hybrid.predict_one(text) for text in texts])
+    assert releases_the_gil(lambda: time.sleep(0.001))  # the probe sees a release
