@@ -40,14 +40,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from tailorbot.errors import EngineError
+from tailorbot.integrations.times import parse_time
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
@@ -288,14 +287,9 @@ def _epoch(value: Any) -> float | None:
     (1627063368.0, 1627063368.0, None)
     """
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value) if math.isfinite(value) else None
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            return parsed.timestamp() if parsed.tzinfo is not None else None
-    except (ValueError, OverflowError):
-        pass
-    return None
+        return parse_time(value).timestamp()
+    except ValueError:
+        return None
 
 
 _MAX_ID = 2**63 - 1  # Chatwoot's ids are PostgreSQL bigints

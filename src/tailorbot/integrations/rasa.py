@@ -43,11 +43,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tailorbot.errors import InvalidInput, Problem
 from tailorbot.integrations.profiles import check_user_id
+from tailorbot.integrations.times import parse_time
 
 DEFAULT_HANDOFF_ACTIONS = ("*handoff*", "action_*human*")
 ENVELOPE_PAYLOADS = ("user", "bot", "session_started", "slot_set", "memory_set", "action")
@@ -277,25 +278,10 @@ def _is_identifier(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> datetime:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            raise _Bad("timestamp", f"{value!r} is not a usable epoch time") from None
-    if isinstance(value, str):  # ProtoJSON writes timestamps as RFC 3339 text
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise _Bad("timestamp", f"{value!r} is neither epoch seconds nor RFC 3339") from None
-        if parsed.tzinfo is None:
-            raise _Bad("timestamp", "RFC 3339 timestamps need a time zone (e.g. Z)")
-        try:
-            return parsed.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            raise _Bad(
-                "timestamp", f"{value!r} is outside years 1-9999 once converted to UTC"
-            ) from None
-    raise _Bad("timestamp", "missing (epoch seconds or RFC 3339 text)")
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise _Bad("timestamp", str(exc)) from None
 
 
 def _text(body: Mapping[str, Any]) -> str | None:
