@@ -185,3 +185,30 @@ def test_mean_rows_converts_every_float16_exactly_and_averages_as_numpy() -> Non
     assert out[3] == 0 and np.signbit(out[3])
     loops.mean_rows(special, [], out)
     assert out.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+@needs_build
+def test_softmax_top_ranks_as_numpy_does() -> None:
+    assert loops is not None
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 5, 84, 300):
+        for temperature in (0.3, 1.0, 7.5):
+            scores = rng.normal(scale=4.0, size=n)
+            if n > 3:
+                scores[1] = scores[3]  # a tie: the lower index ranks first
+            z = scores / temperature
+            probs = np.exp(z - z.max())
+            probs /= probs.sum()
+            order = np.argsort(-probs, kind="stable")[:5]
+            got = loops.softmax_top(scores, temperature, 5)
+            assert [i for i, _ in got] == order.tolist()
+            np.testing.assert_allclose([p for _, p in got], probs[order], rtol=1e-13, atol=0)
+    assert len(loops.softmax_top(np.zeros(40), 1.0, 30)) == 16  # at most 16
+    with pytest.raises(ValueError, match="temperature"):
+        loops.softmax_top(np.zeros(3), 0.0, 2)
+    with pytest.raises(ValueError, match="finite"):
+        loops.softmax_top(np.array([0.0, np.nan]), 1.0, 2)
+    with pytest.raises(ValueError, match="at least one"):
+        loops.softmax_top(np.zeros(0), 1.0, 2)
+    with pytest.raises(ValueError, match="scores"):
+        loops.softmax_top(np.zeros(3, dtype=np.float32), 1.0, 2)

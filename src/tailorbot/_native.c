@@ -555,10 +555,95 @@ done:
     return result;
 }
 
+/* the k most probable classes of softmax(scores / temperature), best first (ties: the
+ * lower index first), as (index, probability) pairs */
+static PyObject *softmax_top(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *scores_obj;
+    double temperature;
+    Py_ssize_t k;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Odn", &scores_obj, &temperature, &k)) {
+        return NULL;
+    }
+    if (!(temperature > 0.0) || !isfinite(temperature)) {
+        PyErr_SetString(PyExc_ValueError, "temperature must be a positive finite number");
+        return NULL;
+    }
+    if (get_array(scores_obj, &view, 0, 'd', 1, "scores") < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t n = view.shape[0];
+    const double *scores = view.buf;
+    if (n < 1 || k < 1) {
+        PyErr_SetString(PyExc_ValueError, "softmax_top needs at least one score and k >= 1");
+        goto done;
+    }
+    if (k > n) {
+        k = n;
+    }
+    double top = -INFINITY;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double z = scores[i] / temperature;
+        if (!isfinite(z)) {
+            PyErr_SetString(PyExc_ValueError, "scores must be finite");
+            goto done;
+        }
+        if (z > top) {
+            top = z;
+        }
+    }
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        total += exp(scores[i] / temperature - top);
+    }
+    /* the k best by insertion into a short sorted list: k is small (the ranking's 5) */
+    Py_ssize_t best[16];
+    double value[16];
+    if (k > 16) {
+        k = 16;
+    }
+    Py_ssize_t held = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double z = scores[i] / temperature;
+        if (held == k && !(z > value[held - 1])) {
+            continue; /* not better than the k-th (an equal one has a lower index) */
+        }
+        Py_ssize_t at = held < k ? held++ : k - 1;
+        while (at > 0 && z > value[at - 1]) {
+            value[at] = value[at - 1];
+            best[at] = best[at - 1];
+            at--;
+        }
+        value[at] = z;
+        best[at] = i;
+    }
+    result = PyList_New(held);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < held; j++) {
+        PyObject *pair = Py_BuildValue("(nd)", best[j], exp(value[j] - top) / total);
+        if (pair == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, j, pair);
+    }
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"mean_rows", mean_rows, METH_VARARGS,
      "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
      "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
+    {"softmax_top", softmax_top, METH_VARARGS,
+     "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
+     "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "
+     "the lower index, with their probabilities."},
     {NULL, NULL, 0, NULL},
 };
 

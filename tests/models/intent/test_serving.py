@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from tailorbot.compiled import native
-from tailorbot.models.intent import HybridIntentModel, TfidfIntentModel, serving, static_embeddings
+from tailorbot.models.intent import (
+    HybridIntentModel,
+    TfidfIntentModel,
+    serving,
+    static_embeddings,
+    tfidf,
+)
 from tailorbot.models.intent.row_cache import RowCache
 from tailorbot.models.intent.serving import SingleTextScorer
 from tailorbot.models.intent.static_embeddings import WordLlamaEmbeddings
@@ -78,7 +84,14 @@ def test_serving_scores_are_the_batch_paths(
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-9, err_msg=text)
 
 
-def test_predict_one_matches_predict_proba_closely(model: TfidfIntentModel) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_predict_one_matches_predict_proba_closely(
+    model: TfidfIntentModel, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    if not compiled:  # numpy's softmax and ranking, and the Python blocks
+        monkeypatch.setattr(tfidf, "native", lambda: None)
+        monkeypatch.setattr(serving, "native", lambda: None)
+        model = fresh(model)
     texts = serving_texts()
     batch = model.predict_proba(texts)
     for text, row in zip(texts, batch, strict=True):

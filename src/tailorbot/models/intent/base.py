@@ -128,6 +128,13 @@ def prediction_from_proba(
     top = np.argpartition(negated, k - 1)[:k] if len(labels) > k else np.arange(len(labels))
     top = top[np.argsort(negated[top], kind="stable")]
     ranking = [(labels[i], p) for i, p in zip(top.tolist(), probs[top].tolist(), strict=True)]
+    return prediction_from_ranking(ranking, fallback, similarity)
+
+
+def prediction_from_ranking(
+    ranking: list[tuple[str, float]], fallback: FallbackPolicy, similarity: float | None = None
+) -> IntentPrediction:
+    """An :class:`IntentPrediction` from the top intents, best first, with probabilities."""
     return IntentPrediction(
         ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking, similarity)
     )
