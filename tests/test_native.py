@@ -212,3 +212,32 @@ def test_softmax_top_ranks_as_numpy_does() -> None:
         loops.softmax_top(np.zeros(0), 1.0, 2)
     with pytest.raises(ValueError, match="scores"):
         loops.softmax_top(np.zeros(3, dtype=np.float32), 1.0, 2)
+
+
+@needs_build
+def test_embedding_scores_is_the_numpy_embedding_times_its_coefficients() -> None:
+    assert loops is not None
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(50, 16)).astype(np.float16)
+    coef = rng.normal(size=(16, 7)).astype(np.float32)
+    for ids in ([3], [4, 4, 9, 0], rng.integers(0, 50, size=30).tolist()):
+        mean = table[ids].mean(axis=0, dtype=np.float32)
+        unit = mean / float(np.sqrt(mean @ mean))
+        want_dense = unit * np.float32(0.7)
+        base = rng.normal(size=7)
+        scores, dense = base.copy(), np.empty(16, np.float32)
+        loops.embedding_scores(table, ids, 0.7, coef, dense, scores)
+        np.testing.assert_allclose(dense, want_dense, rtol=1e-6)
+        want = base + want_dense.astype(np.float64) @ coef.astype(np.float64)
+        np.testing.assert_allclose(scores, want, rtol=0, atol=1e-6)
+    scores, dense = np.ones(7), np.full(16, 5.0, np.float32)
+    loops.embedding_scores(table, [], 0.7, coef, dense, scores)  # no tokens: nothing added
+    assert dense.tolist() == [0.0] * 16 and scores.tolist() == [1.0] * 7
+    with pytest.raises(IndexError, match="out of range"):
+        loops.embedding_scores(table, [50], 0.7, coef, dense, scores)
+    with pytest.raises(ValueError, match="one row per value"):
+        loops.embedding_scores(table, [1], 0.7, coef[:15], dense, scores)
+    with pytest.raises(ValueError, match="one row per value"):
+        loops.embedding_scores(table, [1], 0.7, coef, dense, np.zeros(6))
+    with pytest.raises(ValueError, match="dense"):
+        loops.embedding_scores(table, [1], 0.7, coef, np.empty(16), scores)

@@ -495,6 +495,44 @@ static inline float half_to_float(uint16_t h) {
     return scaled;
 }
 
+/* the float32 mean of the float16 rows `table[ids]` into `out` (`width` values), summed in
+ * the order of `ids` from the first row on, as numpy sums axis 0 (a lone -0.0 stays);
+ * zeros for no ids. -1 with an exception set for a bad id. */
+static int mean_of_rows(const Py_buffer *table, PyObject *ids, float *out) {
+    Py_ssize_t rows = table->shape[0], width = table->shape[1];
+    Py_ssize_t count = PyList_GET_SIZE(ids);
+    const uint16_t *halves = table->buf;
+    if (count == 0) {
+        memset(out, 0, (size_t)width * sizeof(float));
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t token = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
+        if (token == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (token < 0 || token >= rows) {
+            PyErr_Format(PyExc_IndexError, "token %zd out of range", token);
+            return -1;
+        }
+        const uint16_t *row = halves + token * width;
+        if (i == 0) {
+            for (Py_ssize_t k = 0; k < width; k++) {
+                out[k] = half_to_float(row[k]);
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < width; k++) {
+                out[k] += half_to_float(row[k]);
+            }
+        }
+    }
+    float n = (float)count;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        out[k] /= n;
+    }
+    return 0;
+}
+
 static PyObject *mean_rows(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *table, *ids, *out_obj;
@@ -510,48 +548,93 @@ static PyObject *mean_rows(PyObject *module, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    Py_ssize_t rows = view.shape[0], width = view.shape[1];
-    if (out.shape[0] != width) {
-        PyErr_Format(PyExc_ValueError, "out must hold %zd float32 values", width);
+    if (out.shape[0] != view.shape[1]) {
+        PyErr_Format(PyExc_ValueError, "out must hold %zd float32 values", view.shape[1]);
+    } else if (mean_of_rows(&view, ids, out.buf) == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* a static embedding's part of a linear model's scores: the mean of the float16 rows
+ * `table[ids]`, l2-normalized, times `weight` (float32, as the numpy path computes it) into
+ * `dense`, and its product with `coef` (float32, one row per dimension) added to `scores` */
+static PyObject *embedding_scores(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *table_obj, *ids, *coef_obj, *dense_obj, *scores_obj;
+    double weight;
+    Py_buffer table, coef, dense, scores;
+    int held = 0;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OO!dOOO", &table_obj, &PyList_Type, &ids, &weight, &coef_obj,
+                          &dense_obj, &scores_obj)) {
+        return NULL;
+    }
+    if (get_array(table_obj, &table, 0, 'e', 2, "table") < 0) {
         goto done;
     }
-    float *sums = out.buf;
-    Py_ssize_t count = PyList_GET_SIZE(ids);
-    if (count == 0) {
-        memset(sums, 0, (size_t)width * sizeof(float));
+    held = 1;
+    if (get_array(coef_obj, &coef, 0, 'f', 2, "coef") < 0) {
+        goto done;
     }
-    const uint16_t *halves = view.buf;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_ssize_t token = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
-        if (token == -1 && PyErr_Occurred()) {
-            goto done;
-        }
-        if (token < 0 || token >= rows) {
-            PyErr_Format(PyExc_IndexError, "token %zd out of range", token);
-            goto done;
-        }
-        const uint16_t *row = halves + token * width;
-        if (i == 0) { /* numpy's axis-0 sum starts from the first row (a lone -0.0 stays) */
-            for (Py_ssize_t k = 0; k < width; k++) {
-                sums[k] = half_to_float(row[k]);
-            }
-        } else {
-            for (Py_ssize_t k = 0; k < width; k++) {
-                sums[k] += half_to_float(row[k]); /* in token order, as numpy sums axis 0 */
-            }
-        }
+    held = 2;
+    if (get_array(dense_obj, &dense, 1, 'f', 1, "dense") < 0) {
+        goto done;
     }
-    if (count > 0) {
-        float n = (float)count;
-        for (Py_ssize_t k = 0; k < width; k++) {
-            sums[k] /= n;
+    held = 3;
+    if (get_array(scores_obj, &scores, 1, 'd', 1, "scores") < 0) {
+        goto done;
+    }
+    held = 4;
+    Py_ssize_t width = table.shape[1], n_classes = scores.shape[0];
+    if (dense.shape[0] != width || coef.shape[0] != width || coef.shape[1] != n_classes) {
+        PyErr_SetString(PyExc_ValueError,
+                        "dense must have one value per table column, coef one row per value "
+                        "and one column per score");
+        goto done;
+    }
+    float *unit = dense.buf;
+    if (mean_of_rows(&table, ids, unit) < 0) {
+        goto done;
+    }
+    double squared = 0.0;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        squared += (double)unit[k] * (double)unit[k];
+    }
+    float norm = (float)sqrt(squared);
+    float scale = (float)weight;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        unit[k] = (norm > 0.0f ? unit[k] / norm : unit[k]) * scale;
+    }
+    double *out = scores.buf;
+    const float *rows = coef.buf;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        double value = (double)unit[k];
+        if (value != 0.0) {
+            const float *row = rows + k * n_classes;
+            for (Py_ssize_t c = 0; c < n_classes; c++) {
+                out[c] += value * (double)row[c];
+            }
         }
     }
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyBuffer_Release(&view);
-    PyBuffer_Release(&out);
+    if (held >= 4) {
+        PyBuffer_Release(&scores);
+    }
+    if (held >= 3) {
+        PyBuffer_Release(&dense);
+    }
+    if (held >= 2) {
+        PyBuffer_Release(&coef);
+    }
+    if (held >= 1) {
+        PyBuffer_Release(&table);
+    }
     return result;
 }
 
@@ -640,6 +723,10 @@ static PyMethodDef module_methods[] = {
     {"mean_rows", mean_rows, METH_VARARGS,
      "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
      "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
+    {"embedding_scores", embedding_scores, METH_VARARGS,
+     "embedding_scores(table, ids, weight, coef, dense, scores) -> None\n\nWrites the "
+     "l2-normalized float32 mean of the float16 rows ``table[ids]``, times ``weight``, to "
+     "``dense`` and adds ``dense @ coef`` to ``scores`` (float64)."},
     {"softmax_top", softmax_top, METH_VARARGS,
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

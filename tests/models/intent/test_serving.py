@@ -221,3 +221,23 @@ def test_compiled_predict_one_never_hands_the_gil_to_another_thread(
     assert hybrid._single is not None and hybrid._single.compiled
     assert not releases_the_gil(lambda: [hybrid.predict_one(text) for text in texts])
     assert releases_the_gil(lambda: time.sleep(0.001))  # the probe sees a release
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_hybrid_predict_one_matches_its_batch_path(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    # The embedding's part of the scores: numpy's float32 product, or the compiled one summed
+    # in float64; either is the batch path's to float32 rounding.
+    if not compiled:
+        for module in (tfidf, serving, static_embeddings):
+            monkeypatch.setattr(module, "native", lambda: None)
+    data = small_dataset()
+    hybrid = fresh(HybridIntentModel(embedding_dim=64).fit(data.texts, data.labels))
+    texts = serving_texts()
+    batch = hybrid.predict_proba(texts)
+    for text, row in zip(texts, batch, strict=True):
+        one = hybrid.predict_one(text)
+        best = int(np.argmax(row))
+        assert one.name == hybrid.labels[best] or row[best] - sorted(row)[-2] < 1e-5, text
+        np.testing.assert_allclose(one.confidence, row[best], rtol=0, atol=1e-5, err_msg=text)

@@ -28,6 +28,7 @@ import numpy as np
 from tailorbot.models.intent.fallback import FallbackPolicy
 from tailorbot.models.intent.hybrid import HybridIntentModel
 from tailorbot.models.intent.sentence_encoder import MiniLMEmbeddings
+from tailorbot.models.intent.tfidf import TfidfIntentModel
 
 
 class EncoderHybridIntentModel(HybridIntentModel):
@@ -86,6 +87,12 @@ class EncoderHybridIntentModel(HybridIntentModel):
     def _dense_features(self, texts: Sequence[str]) -> np.ndarray:
         weight = np.float32(self.encoder_weight)
         return np.hstack([super()._dense_features(texts), self._encoder.embed(texts) * weight])
+
+    def _add_dense_scores(
+        self, text: str, scores: np.ndarray, coef: np.ndarray
+    ) -> np.ndarray | None:
+        # both embeddings through _dense_one below, not the WordLlama part alone (hybrid.py)
+        return TfidfIntentModel._add_dense_scores(self, text, scores, coef)
 
     def _dense_one(self, text: str) -> np.ndarray:
         weight = np.float32(self.encoder_weight)

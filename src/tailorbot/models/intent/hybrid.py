@@ -82,6 +82,12 @@ class HybridIntentModel(TfidfIntentModel):
     def _dense_one(self, text: str) -> np.ndarray:
         return self._embeddings.embed_one(text) * np.float32(self.embedding_weight)
 
+    def _add_dense_scores(
+        self, text: str, scores: np.ndarray, coef: np.ndarray
+    ) -> np.ndarray | None:
+        # one compiled call for the mean, the norm and the product where it is built
+        return self._embeddings.add_weighted_scores(text, self.embedding_weight, coef, scores)
+
     # -- nearest training message, for the fallback's min_similarity ---------------------
     def index_similarity(self, texts: Sequence[str], labels: Sequence[str]) -> HybridIntentModel:
         """Keep the unit embeddings of the in-scope training messages (distinct texts): the

@@ -78,11 +78,8 @@ class WordLlamaEmbeddings:
         compiled loop where it is built; else, as summing float16 rows in numpy costs a slow
         cast per value, from rows kept as float32 (``TOKEN_CACHE`` tokens at most).
         """
-        table, tokenizer = self._loaded()
-        # encode(), not encode_batch_fast([text]) (2 µs less CPU): the batch call releases the
-        # GIL, and getting it back from a busy thread (the server's event loop) waits up to
-        # the 5 ms switch interval, in every decision
-        ids = tokenizer.encode(text).ids
+        table = self._loaded()[0]
+        ids = self._ids(text)
         if not ids:
             return np.zeros(self.dim, dtype=np.float32)
         loops = native()
@@ -97,6 +94,29 @@ class WordLlamaEmbeddings:
             vector /= np.float32(len(ids))
         norm = float(np.sqrt(vector @ vector))
         return vector / norm if norm > 0 else vector
+
+    def add_weighted_scores(
+        self, text: str, weight: float, coef: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray:
+        """``embed_one(text) * weight`` (returned), with its product by ``coef`` (one row
+        per dimension) added to ``scores``: a linear model's embedding part, in one compiled
+        call where the extension is built (the product summed in float64, so it differs
+        from numpy's float32 one by float32 rounding)."""
+        loops = native()
+        if loops is None:
+            dense: np.ndarray = self.embed_one(text) * np.float32(weight)
+            scores += dense @ coef
+            return dense
+        dense = np.empty(self.dim, dtype=np.float32)
+        loops.embedding_scores(self._loaded()[0], self._ids(text), weight, coef, dense, scores)
+        return dense
+
+    def _ids(self, text: str) -> list[int]:
+        # encode(), not encode_batch_fast([text]) (2 µs less CPU): the batch call releases the
+        # GIL, and getting it back from a busy thread (the server's event loop) waits up to
+        # the 5 ms switch interval, in every decision
+        ids: list[int] = self._loaded()[1].encode(text).ids
+        return ids
 
     def _loaded(self) -> tuple[np.ndarray, Any]:
         if self._table is None or self._tokenizer is None:

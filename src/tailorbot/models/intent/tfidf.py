@@ -217,9 +217,7 @@ class TfidfIntentModel(IntentModel):
         if self._corrector is not None:
             text = self._corrector.expand(text)
         scores = self._single.scores(text)
-        dense = self._dense_one(text)
-        if dense is not None:
-            scores += dense @ coef_t[self._n_sparse :]
+        dense = self._add_dense_scores(text, scores, coef_t[self._n_sparse :])
         similarity = None
         if self.fallback.min_similarity is not None:
             similarity = self._similarity_one(text, dense)
@@ -255,6 +253,16 @@ class TfidfIntentModel(IntentModel):
     def _dense_one(self, text: str) -> np.ndarray | None:
         """Dense features of one text, shape ``(d,)``, or ``None`` (the serving path)."""
         return None
+
+    def _add_dense_scores(
+        self, text: str, scores: np.ndarray, coef: np.ndarray
+    ) -> np.ndarray | None:
+        """Add the dense features' part of one text's scores (``coef``: their coefficient
+        rows) to ``scores``; returns the features (``_dense_one``), ``None`` if none."""
+        dense = self._dense_one(text)
+        if dense is not None:
+            scores += dense @ coef
+        return dense
 
     def _similarity_one(self, text: str, dense: np.ndarray | None) -> float | None:
         """The similarity of one (corrected) text to the training messages, for the
