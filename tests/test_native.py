@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 
@@ -241,3 +242,26 @@ def test_embedding_scores_is_the_numpy_embedding_times_its_coefficients() -> Non
         loops.embedding_scores(table, [1], 0.7, coef, dense, np.zeros(6))
     with pytest.raises(ValueError, match="dense"):
         loops.embedding_scores(table, [1], 0.7, coef, np.empty(16), scores)
+
+
+@needs_build
+def test_posterior_moment_is_numpys_to_rounding() -> None:
+    assert loops is not None
+    rng = np.random.default_rng(4)
+    for d in (1, 4, 25, 70):  # 70: past the stack buffer
+        m = rng.normal(size=(d, d))
+        a_inv = np.linalg.inv(m @ m.T + np.eye(d))
+        theta = rng.normal(size=d)
+        row = rng.normal(size=d).tolist()
+        x = np.array(row)
+        mean, width = loops.posterior_moment(row, a_inv, theta)
+        assert mean == pytest.approx(float(x @ theta), rel=1e-12, abs=1e-12)
+        assert width == pytest.approx(math.sqrt(float(x @ a_inv @ x)), rel=1e-12)
+    negative = -np.eye(2)  # rounding below zero is clipped, as in the Python path
+    assert loops.posterior_moment([1.0, 0.0], negative, np.zeros(2)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="values a side"):
+        loops.posterior_moment([1.0], np.eye(2), np.zeros(2))
+    with pytest.raises(ValueError, match="a_inv"):
+        loops.posterior_moment([1.0, 2.0], np.eye(2, dtype=np.float32), np.zeros(2))
+    with pytest.raises(TypeError):
+        loops.posterior_moment([1.0, "x"], np.eye(2), np.zeros(2))

@@ -638,6 +638,64 @@ done:
     return result;
 }
 
+/* a linear bandit arm's predicted reward `x . theta` and width `sqrt(x A^-1 x)` (negative
+ * rounding clipped to 0) for one context row `x` (a list of floats) */
+static PyObject *posterior_moment(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *row, *a_obj, *theta_obj;
+    Py_buffer a_inv, theta;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &row, &a_obj, &theta_obj)) {
+        return NULL;
+    }
+    if (get_array(a_obj, &a_inv, 0, 'd', 2, "a_inv") < 0) {
+        return NULL;
+    }
+    if (get_array(theta_obj, &theta, 0, 'd', 1, "theta") < 0) {
+        PyBuffer_Release(&a_inv);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t d = theta.shape[0];
+    if (PyList_GET_SIZE(row) != d || a_inv.shape[0] != d || a_inv.shape[1] != d) {
+        PyErr_Format(PyExc_ValueError, "x, a_inv and theta must all have %zd values a side", d);
+        goto done;
+    }
+    double local[64];
+    double *x = d <= 64 ? local : PyMem_Malloc((size_t)d * sizeof(double));
+    if (x == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < d; i++) {
+        x[i] = PyFloat_AsDouble(PyList_GET_ITEM(row, i));
+        if (x[i] == -1.0 && PyErr_Occurred()) {
+            goto free_x;
+        }
+    }
+    const double *a = a_inv.buf, *t = theta.buf;
+    double mean = 0.0, quadratic = 0.0;
+    for (Py_ssize_t j = 0; j < d; j++) {
+        mean += x[j] * t[j];
+    }
+    /* (x A) x, as numpy evaluates x @ a_inv @ x */
+    for (Py_ssize_t j = 0; j < d; j++) {
+        double column = 0.0;
+        for (Py_ssize_t i = 0; i < d; i++) {
+            column += x[i] * a[i * d + j];
+        }
+        quadratic += column * x[j];
+    }
+    result = Py_BuildValue("(dd)", mean, sqrt(quadratic > 0.0 ? quadratic : 0.0));
+free_x:
+    if (x != local) {
+        PyMem_Free(x);
+    }
+done:
+    PyBuffer_Release(&a_inv);
+    PyBuffer_Release(&theta);
+    return result;
+}
+
 /* the k most probable classes of softmax(scores / temperature), best first (ties: the
  * lower index first), as (index, probability) pairs */
 static PyObject *softmax_top(PyObject *module, PyObject *args) {
@@ -727,6 +785,10 @@ static PyMethodDef module_methods[] = {
      "embedding_scores(table, ids, weight, coef, dense, scores) -> None\n\nWrites the "
      "l2-normalized float32 mean of the float16 rows ``table[ids]``, times ``weight``, to "
      "``dense`` and adds ``dense @ coef`` to ``scores`` (float64)."},
+    {"posterior_moment", posterior_moment, METH_VARARGS,
+     "posterior_moment(x, a_inv, theta) -> tuple[float, float]\n\nA linear bandit arm's "
+     "``x . theta`` and ``sqrt(max(x @ a_inv @ x, 0))`` for the context row ``x`` (a list "
+     "of floats)."},
     {"softmax_top", softmax_top, METH_VARARGS,
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

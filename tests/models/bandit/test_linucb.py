@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from tailorbot.compiled import native
 from tailorbot.models.bandit import LinUCB, linucb
+from tailorbot.models.bandit import base as bandit_base
 
 
 def test_docstring_example_runs():
@@ -54,9 +56,16 @@ def test_logged_propensity_matches_the_observed_frequency():
     assert abs(share - 0.15) < 0.03  # about 5 standard deviations
 
 
-def test_scores_and_propensities_are_the_numpy_formula_to_the_last_bit():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_scores_and_propensities_are_the_numpy_formula(monkeypatch, compiled):
     # The policy's arithmetic runs on Python floats; it must give the very doubles of the
-    # formula in numpy (logged propensities feed off-policy evaluation and replays).
+    # formula in numpy (logged propensities feed off-policy evaluation and replays), or, in
+    # the compiled loop (sums in another order), the same scores to rounding and the very
+    # same propensities.
+    if not compiled:
+        monkeypatch.setattr(bandit_base, "native", lambda: None)
+    elif native() is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
     rng = np.random.default_rng(5)
     names = ["x", "y", "own_reward"]
     bandit = LinUCB(names, alpha=0.7, epsilon=0.1)
@@ -74,7 +83,10 @@ def test_scores_and_propensities_are_the_numpy_formula_to_the_last_bit():
             [bandit.statistics().get(f"arm/{arm}/b/{i}", 0.0) for i in range(4)]
         )
         ucb.append(x @ theta + 0.7 * math.sqrt(x @ a_inv @ x))
-    assert list(scores.values()) == ucb
+    if compiled:
+        np.testing.assert_allclose(list(scores.values()), ucb, rtol=1e-12, atol=0)
+    else:
+        assert list(scores.values()) == ucb
     best = np.array(ucb) >= max(ucb) - 1e-9 * (1.0 + abs(max(ucb)))
     assert list(probs.values()) == (0.1 / 3 + 0.9 * (best / best.sum())).tolist()
 

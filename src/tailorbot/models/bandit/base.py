@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tailorbot.compiled import native
+
 ARM_PREFIX = "arm/"
 ArmFeatures = Mapping[str, Mapping[str, float]]
 
@@ -274,15 +276,21 @@ class ContextualBandit(ABC):
         given (:meth:`_arm_rows`). Plain floats: the policies' arithmetic
         on a few arms is cheaper in Python than in numpy, and gives the same doubles."""
         if arm_features:
-            rows = [np.array(row) for row in self._arm_rows(context, arms, arm_features)]
+            rows = self._arm_rows(context, arms, arm_features)
         else:
-            rows = [self.vector(context)] * len(arms)
+            rows = [self._values(context)] * len(arms)
         means: list[float] = []
         widths: list[float] = []
-        for x, arm in zip(rows, arms, strict=True):
+        loops = native()
+        for row, arm in zip(rows, arms, strict=True):
             a_inv, theta = self._solve(arm)
-            means.append(float(x @ theta))
-            widths.append(math.sqrt(max(float(x @ a_inv @ x), 0.0)))
+            if loops is not None:  # numpy's per-call cost, a few arms a decision, is the most
+                mean, width = loops.posterior_moment(row, a_inv, theta)
+            else:
+                x = np.array(row)
+                mean, width = float(x @ theta), math.sqrt(max(float(x @ a_inv @ x), 0.0))
+            means.append(mean)
+            widths.append(width)
         return means, widths
 
     def _mix_epsilon(self, greedy: Sequence[float]) -> list[float]:
