@@ -265,3 +265,33 @@ def test_posterior_moment_is_numpys_to_rounding() -> None:
         loops.posterior_moment([1.0, 2.0], np.eye(2, dtype=np.float32), np.zeros(2))
     with pytest.raises(TypeError):
         loops.posterior_moment([1.0, "x"], np.eye(2), np.zeros(2))
+
+
+@needs_build
+def test_term_index_scores_repeats_and_shared_terms() -> None:
+    assert loops is not None
+    index = loops.TermIndex(
+        ["a", "b", "c"], [[(0, 1.0), (1, 2.0)], [(1, 1.0)], [], [(2, 4.0)]], [0.5, 2.0, 1.0, 1.0]
+    )
+    # term 0 twice (qtf 2): a 2*0.5*1 = 1, b 2*0.5*2 + 1*2*1 = 4; c never matched
+    scores, shared = index.match([0, 1, 0], 2)
+    assert list(scores.items()) == [("a", 0.25), ("b", 1.0)] and shared == {"b"}
+    scores, shared = index.match([1, 0], 1)  # b 2*1 + 0.5*2 = 3, a 0.5: in first-match order
+    assert list(scores.items()) == [("b", 1.0), ("a", 0.5 / 3.0)] and shared == {"a", "b"}
+    assert index.match([], 1) == ({}, set()) and index.match([2], 1) == ({}, set())
+    assert index.match([3], 1) == ({"c": 1.0}, {"c"})
+    assert index.match([0], 1) == ({"a": 0.5, "b": 1.0}, {"a", "b"})  # scratch was reset
+    with pytest.raises(ValueError, match="out of range"):
+        index.match([4], 1)
+    with pytest.raises(ValueError, match="doc 3 out of range"):
+        loops.TermIndex(["a"], [[(3, 1.0)]], [1.0])
+    with pytest.raises(ValueError, match="twice"):
+        loops.TermIndex(["a"], [[(0, 1.0), (0, 2.0)]], [1.0])
+    with pytest.raises(ValueError, match="one value per term"):
+        loops.TermIndex(["a"], [[(0, 1.0)]], [])
+    with pytest.raises(TypeError, match="doc_ids"):
+        loops.TermIndex([1], [], [])
+    with pytest.raises(TypeError):
+        loops.TermIndex(["a"], [[(0, "x")]], [1.0])
+    with pytest.raises(RuntimeError, match="not initialized"):
+        loops.TermIndex.__new__(loops.TermIndex).match([0], 1)

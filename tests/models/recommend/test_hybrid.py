@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from tailorbot.compiled import native
+from tailorbot.kb import default_kb_dir, load_kb
 from tailorbot.kb.model import Article, Audience, KnowledgeBase
+from tailorbot.models.intent import bundled_dataset
+from tailorbot.models.recommend import text as text_module
 from tailorbot.models.recommend.collaborative import CollaborativeStats
 from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, TEXT_CANDIDATES, HybridRecommender
 
@@ -265,3 +269,32 @@ def test_the_text_candidates_are_the_best_matches_ties_in_index_order() -> None:
     found = recommender.recommend(None, "card delivery", None, 0.0, k=TEXT_CANDIDATES + 5)
     kept = [f"kb-{i:02d}" for i in range(5, TEXT_CANDIDATES + 5)]  # reversed: first indexed
     assert sorted(r.article_id for r in found) == kept
+
+
+@pytest.mark.parametrize("weights", [None, {"text": 0.0}])
+def test_compiled_text_matching_ranks_the_bundled_kb_as_the_python_path(
+    monkeypatch: pytest.MonkeyPatch, weights: dict[str, float] | None
+) -> None:
+    # BM25 and the shared-words rule in C (TermIndex) against their Python reference: the
+    # same articles, scores, signals and reasons for every Banking77 test message, with and
+    # without the true intent.
+    if native() is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    kb = load_kb(default_kb_dir())
+    data = bundled_dataset("banking77", "test")
+    cases = [(t, y) for t, y in zip(data.texts, data.labels, strict=True)][::3]
+    compiled = HybridRecommender(kb, weights=weights)
+    want = []
+    with monkeypatch.context() as patch:
+        patch.setattr(text_module, "native", lambda: None)
+        reference = HybridRecommender(kb, weights=weights)
+        for message, intent in cases:
+            for guess in (intent, None):
+                want.append(reference.recommend(None, message, guess, 0.8, k=5))
+    got = [
+        compiled.recommend(None, message, guess, 0.8, k=5)
+        for message, intent in cases
+        for guess in (intent, None)
+    ]
+    assert got == want
+    assert any(len(r) > 1 for r in got)

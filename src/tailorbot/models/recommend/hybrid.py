@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-import itertools
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,10 +118,6 @@ class HybridRecommender(Recommender):
         self.cf = cf
         self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self._terms = {a.id: frozenset(tokenize(_document(a, 1))) for a in kb.articles}
-        self._with_term: dict[str, list[str]] = {}  # term -> the articles that contain it
-        for article_id, terms in self._terms.items():
-            for term in terms:
-                self._with_term.setdefault(term, []).append(article_id)
         self._on_intent: Mapping[str, frozenset[str]] = kb.article_ids_by_intent
         self._articles: Mapping[str, Any] = kb.articles_by_id  # kb.article() without the call
         self._for_all = frozenset(  # articles whose audience is everyone
@@ -161,8 +155,12 @@ class HybridRecommender(Recommender):
         language = language or user.language
         evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
         terms = tokenize(message)
-        matches = self._index.normalized(message, terms) if self._weights["text"] else {}
-        relevant = self._relevant(set(terms), intent, matches)
+        matches: Mapping[str, float] = {}
+        shared: set[str] = set()
+        if self._weights["text"]:
+            need = min(MIN_SHARED_TERMS, len(set(terms)))
+            matches, shared = self._index.match(message, terms, need)
+        relevant = self._relevant(intent, matches, shared)
         candidates = self._candidates(user, matches, relevant, intent, evidence)
         text = {a: matches[a] for a in candidates if a in relevant}
         resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
@@ -193,14 +191,11 @@ class HybridRecommender(Recommender):
             for negative, _, article, weighted in heapq.nsmallest(k, ranked)
         ]
 
-    def _relevant(self, terms: set[str], intent: str | None, matches: Iterable[str]) -> set[str]:
+    def _relevant(self, intent: str | None, matches: Iterable[str], shared: set[str]) -> set[str]:
         """The text matches whose score counts: on-intent articles always, off-intent ones
-        only when they share enough of the message's words (``terms``)."""
-        need = min(MIN_SHARED_TERMS, len(terms))
-        with_term = self._with_term
-        shared = Counter(itertools.chain.from_iterable(with_term.get(t, ()) for t in terms))
+        only when they share enough of the message's words (``shared``: those that do)."""
         on_intent = self._on_intent.get(intent, _NONE) if intent is not None else _NONE
-        return {a for a in matches if a in on_intent or shared[a] >= need}
+        return {a for a in matches if a in on_intent or a in shared}
 
     def _candidates(
         self,

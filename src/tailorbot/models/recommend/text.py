@@ -23,6 +23,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from tailorbot.compiled import native
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -97,6 +101,7 @@ class BM25Index:
         self._postings: dict[str, list[tuple[str, float]]] = {}
         self._idf: dict[str, float] = {}
         self._doc_ids: list[str] = []
+        self._compiled: tuple[dict[str, int], Any] | None = None  # built on first match()
 
     def fit(self, documents: Iterable[tuple[str, str]]) -> BM25Index:
         """Index ``(doc_id, text)`` pairs, replacing whatever was indexed before."""
@@ -124,6 +129,7 @@ class BM25Index:
                 weight = tf * (self.k1 + 1.0) / (tf + norm)
                 postings.setdefault(term, []).append((doc_id, weight))
         self._postings = postings
+        self._compiled = None
         return self
 
     @property
@@ -141,6 +147,31 @@ class BM25Index:
             for doc_id, weight in self._postings[term]:
                 out[doc_id] = out.get(doc_id, 0.0) + qtf * idf * weight
         return out
+
+    def match(
+        self, query: str, terms: list[str] | None, need: int
+    ) -> tuple[dict[str, float], set[str]]:
+        """:meth:`normalized`, and the matched documents that hold at least ``need`` of the
+        query's distinct terms. In C where the extension is built (the same doubles: the
+        same operations in the same order), else from :meth:`normalized`."""
+        terms = tokenize(query) if terms is None else terms
+        loops = native()
+        if loops is None:
+            scores = self.normalized(query, terms)
+            held = Counter(d for t in set(terms) for d, _ in self._postings.get(t, ()))
+            return scores, {d for d in scores if held[d] >= need}
+        if self._compiled is None:
+            self._compiled = self._compile(loops)
+        index, compiled = self._compiled
+        return compiled.match([index[t] for t in terms if t in index], need)
+
+    def _compile(self, loops: ModuleType) -> tuple[dict[str, int], Any]:
+        """The postings as a :class:`tailorbot._native.TermIndex`, and its term ids."""
+        doc = {d: i for i, d in enumerate(self._doc_ids)}
+        terms = list(self._postings)
+        postings = [[(doc[d], w) for d, w in self._postings[t]] for t in terms]
+        compiled = loops.TermIndex(self._doc_ids, postings, [self._idf[t] for t in terms])
+        return {t: i for i, t in enumerate(terms)}, compiled
 
     def normalized(self, query: str, terms: list[str] | None = None) -> dict[str, float]:
         """Scores divided by the best one, so the top match is 1.0 and weights stay comparable."""
