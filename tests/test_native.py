@@ -295,3 +295,62 @@ def test_term_index_scores_repeats_and_shared_terms() -> None:
         loops.TermIndex(["a"], [[(0, "x")]], [1.0])
     with pytest.raises(RuntimeError, match="not initialized"):
         loops.TermIndex.__new__(loops.TermIndex).match([0], 1)
+
+
+@needs_build
+def test_python_code_run_while_reading_numbers_cannot_break_the_tables() -> None:
+    # An id's __index__ (or a weight's) may run Python code that changes the containers
+    # being read: the loops read snapshots, so they neither overflow nor read freed items.
+    assert loops is not None
+    vocabulary: dict[str, object] = {}
+
+    class Growing:
+        def __index__(self) -> int:
+            vocabulary.update({f"k{i}": 0 for i in range(300)})
+            return 0
+
+    vocabulary.update({"ab": Growing(), "cd": 1})
+    idf, coef = np.ones(2), np.zeros((2, 3), dtype=np.float32)
+    scorer = loops.NgramScorer(vocabulary, idf, coef, 2, 2, False, False)  # type: ignore[arg-type]
+    assert scorer.lookup("ab") == 0 and scorer.lookup("cd") == 1 and scorer.lookup("k1") is None
+
+    postings: list[list[tuple[object, float]]] = []
+
+    class Shrinking:
+        def __index__(self) -> int:
+            postings.clear()
+            return 0
+
+    postings.extend([[(Shrinking(), 1.0)], [(0, 2.0)]])
+    index = loops.TermIndex(["a"], postings, [1.0, 1.0])  # type: ignore[arg-type]
+    assert index.match([0, 1], 1) == ({"a": 1.0}, {"a"})
+    with pytest.raises(TypeError, match="list of int"):
+        index.match([Shrinking()], 1)  # type: ignore[list-item]
+
+
+@needs_build
+def test_a_failed_init_leaves_an_object_that_refuses_to_work() -> None:
+    assert loops is not None
+    scorer = loops.NgramScorer.__new__(loops.NgramScorer)
+    idf, coef = np.ones(2), np.zeros((2, 1), np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        scorer.__init__({"a": 0, "b": 5}, idf, coef, 1, 1, False, True)  # type: ignore[misc]
+    with pytest.raises(RuntimeError, match="not initialized"):
+        scorer.add_scores(["a"], np.zeros(1))
+    with pytest.raises(RuntimeError, match="not initialized"):
+        scorer.lookup("a")
+    with pytest.raises(RuntimeError, match="already initialized"):
+        scorer.__init__({"a": 0}, idf, coef, 1, 1, False, True)  # type: ignore[misc]
+
+
+def test_an_ngram_range_from_zero_is_scored_by_the_python_block() -> None:
+    # scikit-learn accepts ngram_range=(0, n) (its empty n-gram is in the vocabulary); the
+    # compiled block does not read it, so such a vectorizer keeps the Python block.
+    texts = ["where is my card", "my card has not arrived", "top up"]
+    vectorizer = TfidfVectorizer(analyzer="word", ngram_range=(0, 2)).fit(texts)
+    coef = np.random.default_rng(5).normal(size=(len(vectorizer.vocabulary_), 2))
+    scorer = SingleTextScorer([vectorizer], coef.astype(np.float32), np.zeros(2))
+    assert not scorer.compiled
+    want = np.asarray(vectorizer.transform(texts) @ coef.astype(np.float32).astype(np.float64))
+    for text, row in zip(texts, want, strict=True):
+        np.testing.assert_allclose(scorer.scores(text), row, rtol=0, atol=1e-9)

@@ -41,6 +41,8 @@ typedef struct {
     int char_wb;
     int have_idf;
     int have_coef;
+    int started; /* __init__ ran (once only) */
+    int ready;   /* __init__ succeeded */
 } NgramScorer;
 
 /* a growable array of ids, on the stack while it is small */
@@ -96,7 +98,7 @@ static int32_t lookup(const NgramScorer *self, const Py_UCS4 *points, Py_ssize_t
         if (slot->id < 0) {
             return -1;
         }
-        if (slot->hash == h && slot->length == (uint32_t)length &&
+        if (slot->hash == h && (Py_ssize_t)slot->length == length &&
             memcmp(self->pool + slot->start, points, (size_t)length * sizeof(Py_UCS4)) == 0) {
             return slot->id;
         }
@@ -208,9 +210,14 @@ static int format_is(const Py_buffer *view, char code) {
     if (format == NULL) {
         return 0;
     }
-    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
-        format++; /* native or little-endian: the machines this builds on */
+    if (format[0] == '@' || format[0] == '=') {
+        format++; /* native order */
     }
+#if PY_LITTLE_ENDIAN
+    else if (format[0] == '<') {
+        format++; /* little-endian, this machine's order */
+    }
+#endif
     return format[0] == code && format[1] == '\0';
 }
 
@@ -321,10 +328,11 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
                                "max_n",      "sublinear", "char_wb", NULL};
     PyObject *vocabulary, *idf, *coef;
     int min_n, max_n, sublinear, char_wb;
-    if (self->slots != NULL || self->have_idf || self->have_coef) {
+    if (self->started) {
         PyErr_SetString(PyExc_RuntimeError, "NgramScorer is already initialized");
         return -1;
     }
+    self->started = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOiipp", keywords, &PyDict_Type,
                                      &vocabulary, &idf, &coef, &min_n, &max_n, &sublinear,
                                      &char_wb)) {
@@ -353,23 +361,50 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
     self->sublinear = sublinear;
     self->char_wb = char_wb;
 
-    Py_ssize_t entries = PyDict_GET_SIZE(vocabulary);
-    size_t capacity = 16;
-    while (capacity < (size_t)entries * 2) {
-        capacity <<= 1;
+    /* a snapshot of the pairs (strong references), and every id read before anything is
+     * sized: reading an id may run Python code (__index__), which must not find the table
+     * half built */
+    PyObject *items = PyDict_Items(vocabulary);
+    if (items == NULL) {
+        return -1;
     }
-    Py_ssize_t total = 0, position = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(vocabulary, &position, &key, &value)) {
+    int result = -1;
+    Py_ssize_t entries = PyList_GET_SIZE(items), total = 0;
+    int32_t *ids = PyMem_Malloc((size_t)(entries > 0 ? entries : 1) * sizeof(int32_t));
+    if (ids == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t e = 0; e < entries; e++) {
+        PyObject *pair = PyList_GET_ITEM(items, e);
+        PyObject *key = PyTuple_GET_ITEM(pair, 0);
         if (!PyUnicode_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "vocabulary keys must be str");
-            return -1;
+            goto done;
         }
+        PyObject *index = PyNumber_Index(PyTuple_GET_ITEM(pair, 1));
+        if (index == NULL) {
+            goto done;
+        }
+        Py_ssize_t id = PyLong_AsSsize_t(index);
+        Py_DECREF(index);
+        if (id == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (id < 0 || id >= self->n_features || id > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "vocabulary id %zd out of range", id);
+            goto done;
+        }
+        ids[e] = (int32_t)id;
         total += PyUnicode_GET_LENGTH(key);
     }
     if (total > (Py_ssize_t)UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "vocabulary too large");
-        return -1;
+        goto done;
+    }
+    size_t capacity = 16;
+    while (capacity < (size_t)entries * 2) {
+        capacity <<= 1;
     }
     self->counts = PyMem_Calloc((size_t)(self->n_features > 0 ? self->n_features : 1),
                                 sizeof(int32_t));
@@ -377,23 +412,15 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
     self->pool = PyMem_Malloc((size_t)(total > 0 ? total : 1) * sizeof(Py_UCS4));
     if (self->slots == NULL || self->pool == NULL || self->counts == NULL) {
         PyErr_NoMemory();
-        return -1;
+        goto done;
     }
     for (size_t i = 0; i < capacity; i++) {
         self->slots[i].id = -1;
     }
     self->mask = capacity - 1;
     Py_ssize_t at = 0;
-    position = 0;
-    while (PyDict_Next(vocabulary, &position, &key, &value)) {
-        long id = PyLong_AsLong(value);
-        if (id == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (id < 0 || id >= self->n_features || id > INT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "vocabulary id %ld out of range", id);
-            return -1;
-        }
+    for (Py_ssize_t e = 0; e < entries; e++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, e), 0);
         Py_ssize_t length = PyUnicode_GET_LENGTH(key);
         copy_points(key, self->pool + at);
         uint64_t h = hash_points(self->pool + at, length);
@@ -401,10 +428,15 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
         while (self->slots[i].id >= 0) {
             i = (i + 1) & self->mask;
         }
-        self->slots[i] = (Slot){h, (uint32_t)at, (uint32_t)length, (int32_t)id};
+        self->slots[i] = (Slot){h, (uint32_t)at, (uint32_t)length, ids[e]};
         at += length;
     }
-    return 0;
+    self->ready = 1;
+    result = 0;
+done:
+    PyMem_Free(ids);
+    Py_DECREF(items);
+    return result;
 }
 
 static void NgramScorer_dealloc(NgramScorer *self) {
@@ -428,7 +460,7 @@ static PyObject *NgramScorer_lookup(NgramScorer *self, PyObject *key) {
     Points buf = {.capacity = 512};
     buf.points = buf.local;
     Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-    if (self->slots == NULL) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "NgramScorer is not initialized");
         return NULL;
     }
@@ -445,7 +477,7 @@ static PyObject *NgramScorer_lookup(NgramScorer *self, PyObject *key) {
 }
 
 static PyObject *NgramScorer_add_scores_checked(NgramScorer *self, PyObject *args) {
-    if (self->slots == NULL) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "NgramScorer is not initialized");
         return NULL;
     }
@@ -478,6 +510,8 @@ static PyTypeObject NgramScorerType = {
 
 typedef struct {
     PyObject_HEAD
+    int started;       /* __init__ ran (once only) */
+    int ready;         /* __init__ succeeded */
     PyObject *doc_ids; /* tuple of str */
     Py_ssize_t n_docs;
     Py_ssize_t n_terms;
@@ -494,37 +528,56 @@ typedef struct {
 static int TermIndex_init(TermIndex *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"doc_ids", "postings", "idf", NULL};
     PyObject *doc_ids, *postings, *idf;
-    if (self->doc_ids != NULL) {
+    if (self->started) {
         PyErr_SetString(PyExc_RuntimeError, "TermIndex is already initialized");
         return -1;
     }
+    self->started = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!", keywords, &PyList_Type, &doc_ids,
                                      &PyList_Type, &postings, &PyList_Type, &idf)) {
         return -1;
     }
-    Py_ssize_t n_docs = PyList_GET_SIZE(doc_ids), n_terms = PyList_GET_SIZE(postings);
-    if (PyList_GET_SIZE(idf) != n_terms) {
-        PyErr_SetString(PyExc_ValueError, "idf must hold one value per term");
-        return -1;
+    /* snapshots: reading a number may run Python code (__index__, __float__), which must
+     * not change what is being read */
+    int result = -1;
+    PyObject *terms = PyList_AsTuple(postings), *idfs = PyList_AsTuple(idf);
+    PyObject *rows = NULL;
+    self->doc_ids = PyList_AsTuple(doc_ids);
+    if (terms == NULL || idfs == NULL || self->doc_ids == NULL) {
+        goto done;
     }
+    Py_ssize_t n_docs = PyTuple_GET_SIZE(self->doc_ids), n_terms = PyTuple_GET_SIZE(terms);
     if (n_docs > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "too many documents");
-        return -1;
+        goto done;
+    }
+    if (PyTuple_GET_SIZE(idfs) != n_terms) {
+        PyErr_SetString(PyExc_ValueError, "idf must hold one value per term");
+        goto done;
     }
     for (Py_ssize_t d = 0; d < n_docs; d++) {
-        if (!PyUnicode_Check(PyList_GET_ITEM(doc_ids, d))) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(self->doc_ids, d))) {
             PyErr_SetString(PyExc_TypeError, "doc_ids must be a list of str");
-            return -1;
+            goto done;
         }
+    }
+    rows = PyTuple_New(n_terms);
+    if (rows == NULL) {
+        goto done;
     }
     Py_ssize_t total = 0;
     for (Py_ssize_t t = 0; t < n_terms; t++) {
-        PyObject *list = PyList_GET_ITEM(postings, t);
+        PyObject *list = PyTuple_GET_ITEM(terms, t);
         if (!PyList_Check(list)) {
             PyErr_SetString(PyExc_TypeError, "postings must be a list of lists");
-            return -1;
+            goto done;
         }
-        total += PyList_GET_SIZE(list);
+        PyObject *row = PyList_AsTuple(list);
+        if (row == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(rows, t, row);
+        total += PyTuple_GET_SIZE(row);
     }
     self->starts = PyMem_Malloc((size_t)(n_terms + 1) * sizeof(Py_ssize_t));
     self->docs = PyMem_Malloc((size_t)(total > 0 ? total : 1) * sizeof(int32_t));
@@ -537,41 +590,37 @@ static int TermIndex_init(TermIndex *self, PyObject *args, PyObject *kwargs) {
     if (!self->starts || !self->docs || !self->weights || !self->idf || !self->repeats ||
         !self->sums || !self->shared || !self->order) {
         PyErr_NoMemory();
-        return -1;
+        goto done;
     }
     for (Py_ssize_t t = 0; t < n_terms; t++) {
-        self->idf[t] = PyFloat_AsDouble(PyList_GET_ITEM(idf, t));
+        self->idf[t] = PyFloat_AsDouble(PyTuple_GET_ITEM(idfs, t));
         if (self->idf[t] == -1.0 && PyErr_Occurred()) {
-            return -1;
+            goto done;
         }
     }
     Py_ssize_t at = 0;
     for (Py_ssize_t t = 0; t < n_terms; t++) {
-        PyObject *list = PyList_GET_ITEM(postings, t);
+        PyObject *row = PyTuple_GET_ITEM(rows, t);
         self->starts[t] = at;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-            if (at >= total) { /* a list grew while its items were read */
-                PyErr_SetString(PyExc_RuntimeError, "postings changed while being read");
-                return -1;
-            }
-            PyObject *pair = PyList_GET_ITEM(list, i);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(row); i++) {
+            PyObject *pair = PyTuple_GET_ITEM(row, i);
             Py_ssize_t doc;
             double weight;
             if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "nd", &doc, &weight)) {
                 if (!PyErr_Occurred()) {
                     PyErr_SetString(PyExc_TypeError, "a posting is a (doc, weight) tuple");
                 }
-                return -1;
+                goto done;
             }
             if (doc < 0 || doc >= n_docs) {
                 PyErr_Format(PyExc_ValueError, "posting of term %zd: doc %zd out of range", t,
                              doc);
-                return -1;
+                goto done;
             }
             for (Py_ssize_t j = self->starts[t]; j < at; j++) {
                 if (self->docs[j] == (int32_t)doc) {
                     PyErr_Format(PyExc_ValueError, "term %zd lists doc %zd twice", t, doc);
-                    return -1;
+                    goto done;
                 }
             }
             self->docs[at] = (int32_t)doc;
@@ -582,8 +631,13 @@ static int TermIndex_init(TermIndex *self, PyObject *args, PyObject *kwargs) {
     self->starts[n_terms] = at;
     self->n_docs = n_docs;
     self->n_terms = n_terms;
-    self->doc_ids = PyList_AsTuple(doc_ids);
-    return self->doc_ids == NULL ? -1 : 0;
+    self->ready = 1;
+    result = 0;
+done:
+    Py_XDECREF(terms);
+    Py_XDECREF(idfs);
+    Py_XDECREF(rows);
+    return result;
 }
 
 static void TermIndex_dealloc(TermIndex *self) {
@@ -610,7 +664,7 @@ static PyObject *TermIndex_match(TermIndex *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &terms, &need)) {
         return NULL;
     }
-    if (self->doc_ids == NULL) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "TermIndex is not initialized");
         return NULL;
     }
@@ -621,7 +675,12 @@ static PyObject *TermIndex_match(TermIndex *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        ids[i] = PyLong_AsSsize_t(PyList_GET_ITEM(terms, i));
+        PyObject *item = PyList_GET_ITEM(terms, i);
+        if (!PyLong_Check(item)) { /* no __index__: no Python code may change the list */
+            PyErr_SetString(PyExc_TypeError, "terms must be a list of int");
+            goto fail;
+        }
+        ids[i] = PyLong_AsSsize_t(item);
         if (ids[i] == -1 && PyErr_Occurred()) {
             goto fail;
         }
@@ -745,7 +804,12 @@ static int mean_of_rows(const Py_buffer *table, PyObject *ids, float *out) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        Py_ssize_t token = PyLong_AsSsize_t(PyList_GET_ITEM(ids, i));
+        PyObject *item = PyList_GET_ITEM(ids, i);
+        if (!PyLong_Check(item)) { /* no __index__: no Python code may change the list */
+            PyErr_SetString(PyExc_TypeError, "ids must be a list of int");
+            return -1;
+        }
+        Py_ssize_t token = PyLong_AsSsize_t(item);
         if (token == -1 && PyErr_Occurred()) {
             return -1;
         }
@@ -905,8 +969,16 @@ static PyObject *posterior_moment(PyObject *module, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < d; i++) {
-        x[i] = PyFloat_AsDouble(PyList_GET_ITEM(row, i));
-        if (x[i] == -1.0 && PyErr_Occurred()) {
+        PyObject *item = PyList_GET_ITEM(row, i);
+        if (PyFloat_Check(item)) { /* no __float__: no Python code may change the list */
+            x[i] = PyFloat_AS_DOUBLE(item);
+        } else if (PyLong_Check(item)) {
+            x[i] = PyLong_AsDouble(item);
+            if (x[i] == -1.0 && PyErr_Occurred()) {
+                goto free_x;
+            }
+        } else {
+            PyErr_SetString(PyExc_TypeError, "x must be a list of float");
             goto free_x;
         }
     }

@@ -57,7 +57,7 @@ class SingleTextScorer:
             end = offset + len(vectorizer.vocabulary_)
             coef = coef_t[offset:end]
             block: _Block
-            if loops is not None and (_per_word(vectorizer) or _plain_words(vectorizer)):
+            if loops is not None and _compilable(vectorizer):
                 block = _CompiledBlock(vectorizer, coef, loops)
             elif _per_word(vectorizer):
                 block = _WordGramBlock(vectorizer, coef, offset)
@@ -207,6 +207,12 @@ _Block = _CompiledBlock | _NgramBlock | _WordGramBlock
 
 def _tf(count: int, sublinear: bool) -> float:
     return 1.0 + math.log(count) if sublinear else float(count)
+
+
+def _compilable(vectorizer: TfidfVectorizer) -> bool:
+    """Whether the compiled block reads the vectorizer's n-grams: ``char_wb`` or plain word
+    ones, none of length 0 (scikit-learn accepts a range from 0: its empty n-gram)."""
+    return (_per_word(vectorizer) or _plain_words(vectorizer)) and vectorizer.ngram_range[0] >= 1
 
 
 def _plain_words(vectorizer: TfidfVectorizer) -> bool:
