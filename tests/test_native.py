@@ -1,4 +1,4 @@
-"""The compiled loops (src/tailorbot/_native.c) against their Python references."""
+"""The compiled loops (src/tailorbot/csrc/) against their Python references."""
 
 from __future__ import annotations
 

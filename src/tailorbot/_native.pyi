@@ -1,4 +1,4 @@
-# Types of the compiled extension built from _native.c (see setup.py).
+# Types of the compiled extension built from csrc/ (see setup.py).
 from typing import Any
 
 class NgramScorer:

@@ -1,4 +1,4 @@
-"""The compiled hot loops (``_native.c``, built by setup.py at install), found once.
+"""The compiled hot loops (``csrc/``, built by setup.py at install), found once.
 
 Each loop has a pure-Python reference it is tested against; where this install has no build
 of the extension (no C compiler), :func:`native` answers ``None``, logs that once, and the

@@ -1,0 +1,52 @@
+/* The extension module `tailorbot._native` (see native.h). */
+#include "native.h"
+
+static PyMethodDef module_methods[] = {
+    {"mean_rows", mean_rows, METH_VARARGS,
+     "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
+     "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
+    {"embedding_scores", embedding_scores, METH_VARARGS,
+     "embedding_scores(table, ids, weight, coef, dense, scores) -> None\n\nWrites the "
+     "l2-normalized float32 mean of the float16 rows ``table[ids]``, times ``weight``, to "
+     "``dense`` and adds ``dense @ coef`` to ``scores`` (float64)."},
+    {"posterior_moment", posterior_moment, METH_VARARGS,
+     "posterior_moment(x, a_inv, theta) -> tuple[float, float]\n\nA linear bandit arm's "
+     "``x . theta`` and ``sqrt(max(x @ a_inv @ x, 0))`` for the context row ``x`` (a list "
+     "of floats)."},
+    {"softmax_top", softmax_top, METH_VARARGS,
+     "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
+     "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "
+     "the lower index, with their probabilities."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tailorbot._native",
+    .m_doc = "Compiled hot loops of the serving path (see src/tailorbot/csrc/native.h).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&NgramScorerType) < 0 || PyType_Ready(&TermIndexType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&NgramScorerType);
+    if (PyModule_AddObject(module, "NgramScorer", (PyObject *)&NgramScorerType) < 0) {
+        Py_DECREF(&NgramScorerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&TermIndexType);
+    if (PyModule_AddObject(module, "TermIndex", (PyObject *)&TermIndexType) < 0) {
+        Py_DECREF(&TermIndexType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,42 @@
+/* The compiled hot loops of the serving path, one extension module `tailorbot._native`
+ * built from this folder by setup.py. Each loop has a pure-Python reference it is tested
+ * against (tests/test_native.py and the callers' tests), and the Python path serves where
+ * the module is missing.
+ *
+ *   ngrams.c   NgramScorer: one TF-IDF block of a linear model (the intent model's word
+ *              and char_wb n-grams), looked up by code points, no string per n-gram
+ *   terms.c    TermIndex: a term-document index's query scores (the recommender's BM25)
+ *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
+ *   ranking.c  softmax_top (the intent ranking), posterior_moment (the bandit's arms)
+ *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
+ *   module.c   the module
+ *
+ * The GIL is held throughout: no call lets another thread run (test_serving.py probes
+ * it), so a scorer's scratch arrays are its current call's; no Python code runs inside a
+ * loop (containers are checked or copied first), and the arrays read are held by buffer
+ * views.
+ */
+#ifndef TAILORBOT_NATIVE_H
+#define TAILORBOT_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* a C-contiguous view of `obj` as `ndim`-d values of struct code `code` (ValueError naming
+ * `name` otherwise) */
+int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,
+              const char *name);
+
+extern PyTypeObject NgramScorerType;
+extern PyTypeObject TermIndexType;
+
+PyObject *mean_rows(PyObject *module, PyObject *args);
+PyObject *embedding_scores(PyObject *module, PyObject *args);
+PyObject *posterior_moment(PyObject *module, PyObject *args);
+PyObject *softmax_top(PyObject *module, PyObject *args);
+
+#endif

@@ -1,0 +1,149 @@
+/* Small rankings of the decision: the intent's top classes, the bandit arms' moments. */
+#include "native.h"
+
+/* a linear bandit arm's predicted reward `x . theta` and width `sqrt(x A^-1 x)` (negative
+ * rounding clipped to 0) for one context row `x` (a list of floats) */
+PyObject *posterior_moment(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *row, *a_obj, *theta_obj;
+    Py_buffer a_inv, theta;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &row, &a_obj, &theta_obj)) {
+        return NULL;
+    }
+    if (get_array(a_obj, &a_inv, 0, 'd', 2, "a_inv") < 0) {
+        return NULL;
+    }
+    if (get_array(theta_obj, &theta, 0, 'd', 1, "theta") < 0) {
+        PyBuffer_Release(&a_inv);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t d = theta.shape[0];
+    if (PyList_GET_SIZE(row) != d || a_inv.shape[0] != d || a_inv.shape[1] != d) {
+        PyErr_Format(PyExc_ValueError, "x, a_inv and theta must all have %zd values a side", d);
+        goto done;
+    }
+    double local[64];
+    double *x = d <= 64 ? local : PyMem_Malloc((size_t)d * sizeof(double));
+    if (x == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < d; i++) {
+        PyObject *item = PyList_GET_ITEM(row, i);
+        if (PyFloat_Check(item)) { /* no __float__: no Python code may change the list */
+            x[i] = PyFloat_AS_DOUBLE(item);
+        } else if (PyLong_Check(item)) {
+            x[i] = PyLong_AsDouble(item);
+            if (x[i] == -1.0 && PyErr_Occurred()) {
+                goto free_x;
+            }
+        } else {
+            PyErr_SetString(PyExc_TypeError, "x must be a list of float");
+            goto free_x;
+        }
+    }
+    const double *a = a_inv.buf, *t = theta.buf;
+    double mean = 0.0, quadratic = 0.0;
+    for (Py_ssize_t j = 0; j < d; j++) {
+        mean += x[j] * t[j];
+    }
+    /* (x A) x, as numpy evaluates x @ a_inv @ x */
+    for (Py_ssize_t j = 0; j < d; j++) {
+        double column = 0.0;
+        for (Py_ssize_t i = 0; i < d; i++) {
+            column += x[i] * a[i * d + j];
+        }
+        quadratic += column * x[j];
+    }
+    result = Py_BuildValue("(dd)", mean, sqrt(quadratic > 0.0 ? quadratic : 0.0));
+free_x:
+    if (x != local) {
+        PyMem_Free(x);
+    }
+done:
+    PyBuffer_Release(&a_inv);
+    PyBuffer_Release(&theta);
+    return result;
+}
+
+/* the k most probable classes of softmax(scores / temperature), best first (ties: the
+ * lower index first), as (index, probability) pairs */
+PyObject *softmax_top(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *scores_obj;
+    double temperature;
+    Py_ssize_t k;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Odn", &scores_obj, &temperature, &k)) {
+        return NULL;
+    }
+    if (!(temperature > 0.0) || !isfinite(temperature)) {
+        PyErr_SetString(PyExc_ValueError, "temperature must be a positive finite number");
+        return NULL;
+    }
+    if (get_array(scores_obj, &view, 0, 'd', 1, "scores") < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t n = view.shape[0];
+    const double *scores = view.buf;
+    if (n < 1 || k < 1) {
+        PyErr_SetString(PyExc_ValueError, "softmax_top needs at least one score and k >= 1");
+        goto done;
+    }
+    if (k > n) {
+        k = n;
+    }
+    double top = -INFINITY;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double z = scores[i] / temperature;
+        if (!isfinite(z)) {
+            PyErr_SetString(PyExc_ValueError, "scores must be finite");
+            goto done;
+        }
+        if (z > top) {
+            top = z;
+        }
+    }
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        total += exp(scores[i] / temperature - top);
+    }
+    /* the k best by insertion into a short sorted list: k is small (the ranking's 5) */
+    Py_ssize_t best[16];
+    double value[16];
+    if (k > 16) {
+        k = 16;
+    }
+    Py_ssize_t held = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double z = scores[i] / temperature;
+        if (held == k && !(z > value[held - 1])) {
+            continue; /* not better than the k-th (an equal one has a lower index) */
+        }
+        Py_ssize_t at = held < k ? held++ : k - 1;
+        while (at > 0 && z > value[at - 1]) {
+            value[at] = value[at - 1];
+            best[at] = best[at - 1];
+            at--;
+        }
+        value[at] = z;
+        best[at] = i;
+    }
+    result = PyList_New(held);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < held; j++) {
+        PyObject *pair = Py_BuildValue("(nd)", best[j], exp(value[j] - top) / total);
+        if (pair == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, j, pair);
+    }
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
