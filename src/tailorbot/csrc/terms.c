@@ -258,7 +258,7 @@ PyTypeObject TermIndexType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "TermIndex(doc_ids, postings, idf)\n\nPostings of a term-document index: "
               "``postings[term]`` lists ``(doc, weight)`` pairs, ``idf[term]`` its weight "
-              "(see _native.c).",
+              "(see native.h).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)TermIndex_init,
     .tp_dealloc = (destructor)TermIndex_dealloc,
