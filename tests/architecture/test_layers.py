@@ -38,6 +38,8 @@ LAYERS: tuple[frozenset[str], ...] = (
             "telemetry",
             "_lazy",
             "_heap",
+            "compiled",  # finds the C extension
+            "_native",  # the C extension (built from csrc/)
             "__init__",
             "data",
             "py",
