@@ -89,11 +89,7 @@ class _CompiledBlock:
 
     def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, loops: ModuleType) -> None:
         low, high = vectorizer.ngram_range
-        self._char_wb = _per_word(vectorizer)
-        self._lower = bool(vectorizer.lowercase)
-        self._squeeze = vectorizer._white_spaces.sub  # the char_wb analyzer's whitespace rule
-        self._preprocess = vectorizer.build_preprocessor()  # the word analyzer's own steps
-        self._tokenize = vectorizer.build_tokenizer()
+        self._units = _units(vectorizer)
         self._scorer = loops.NgramScorer(
             vectorizer.vocabulary_,
             np.ascontiguousarray(vectorizer.idf_, dtype=np.float64),
@@ -101,18 +97,13 @@ class _CompiledBlock:
             low,
             high,
             bool(vectorizer.sublinear_tf),
-            self._char_wb,
+            _per_word(vectorizer),
         )
 
     def add_terms(
         self, text: str, scores: np.ndarray, rows: list[int], weights: list[float]
     ) -> None:
-        if self._char_wb:
-            text = text.lower() if self._lower else text
-            units = self._squeeze(" ", text).split()
-        else:
-            units = self._tokenize(self._preprocess(text))
-        self._scorer.add_scores(units, scores)
+        self._scorer.add_scores(self._units(text), scores)
 
 
 class _NgramBlock:
@@ -150,8 +141,7 @@ class _WordGramBlock:
     def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, offset: int) -> None:
         self._vocabulary: dict[str, int] = vectorizer.vocabulary_
         self._ngrams: Callable[[str], Iterable[str]] = vectorizer._char_wb_ngrams
-        self._lower = bool(vectorizer.lowercase)
-        self._squeeze = vectorizer._white_spaces.sub  # the analyzer's own whitespace rule
+        self._units = _units(vectorizer)
         self._idf_array = np.asarray(vectorizer.idf_, dtype=np.float64)
         self._idf: list[float] = self._idf_array.tolist()
         self._sublinear = bool(vectorizer.sublinear_tf)
@@ -174,8 +164,7 @@ class _WordGramBlock:
     def add_terms(
         self, text: str, scores: np.ndarray, rows: list[int], weights: list[float]
     ) -> None:
-        text = text.lower() if self._lower else text
-        words = self._squeeze(" ", text).split()
+        words = self._units(text)
         if not words:
             return
         entries, sums = self._words.gather(words)
@@ -207,6 +196,17 @@ _Block = _CompiledBlock | _NgramBlock | _WordGramBlock
 
 def _tf(count: int, sublinear: bool) -> float:
     return 1.0 + math.log(count) if sublinear else float(count)
+
+
+def _units(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
+    """What the vectorizer cuts a text's n-grams from, by its own rules: the words of a
+    ``char_wb`` one (its lower-casing, then its whitespace rule), else the tokens of its
+    preprocessor and tokenizer."""
+    if _per_word(vectorizer):
+        lower, squeeze = bool(vectorizer.lowercase), vectorizer._white_spaces.sub
+        return lambda text: squeeze(" ", text.lower() if lower else text).split()
+    preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
+    return lambda text: tokenize(preprocess(text))
 
 
 def _compilable(vectorizer: TfidfVectorizer) -> bool:
