@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _harness import timed
 from fastapi import FastAPI
 from personalize import ensure_model, request_bodies
 from reference_app import app as reference_app
@@ -146,33 +147,24 @@ def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
     """Thread CPU µs per decision in each stage, measured inside the decisions (a stage's
     code and data are then as cold as the rest of the decision leaves them, unlike in a
     loop of its own): the stage methods are wrapped on the instances, for this run only."""
-    spent: dict[str, int] = {}
+    spent: dict[str, float] = {}
 
-    def timed(owner: Any, name: str, stage: str) -> None:
-        inner = getattr(owner, name)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.thread_time_ns()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                spent[stage] = spent.get(stage, 0) + time.thread_time_ns() - started
-
-        setattr(owner, name, wrapper)
+    def measure(owner: Any, name: str, stage: str) -> None:
+        setattr(owner, name, timed(getattr(owner, name), stage, spent, time.thread_time))
 
     requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
     for request in requests[: len(requests) // 4]:  # warm-up, not counted
         decider.personalize_payload(request)
     counted = requests[len(requests) // 4 :]
-    timed(decider.models.intent, "predict_one", "intent")
-    timed(decider, "_read_user", "read the user (store + feature view)")
-    timed(decider, "_articles", "recommend")
-    timed(decider, "_decide", "context, bandit, render, record built")
-    timed(decider, "_record", "queue for the recorder")
-    timed(decider, "personalize_payload", "total")
+    measure(decider.models.intent, "predict_one", "intent")
+    measure(decider, "_read_user", "read the user (store + feature view)")
+    measure(decider, "_articles", "recommend")
+    measure(decider, "_decide", "context, bandit, render, record built")
+    measure(decider, "_record", "queue for the recorder")
+    measure(decider, "personalize_payload", "total")
     for request in counted:
         decider.personalize_payload(request)
-    out = {stage: ns / len(counted) / 1000 for stage, ns in spent.items()}
+    out = {stage: seconds / len(counted) * 1e6 for stage, seconds in spent.items()}
     out["rest"] = out["total"] - sum(v for k, v in out.items() if k != "total")
     return out
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from _harness import machine
+from _harness import machine, timed
 from events_gen import make_events
 
 from tailorbot.config import Settings
@@ -157,18 +157,7 @@ def _time_phases(worker: Any, phases: dict[str, float]) -> None:
     }
     for label, owner, name in PHASES:
         target = owners[owner]
-        setattr(target, name, _timed(getattr(target, name), label, phases))
-
-
-def _timed(fn: Any, label: str, phases: dict[str, float]) -> Any:
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            phases[label] = phases.get(label, 0.0) + time.perf_counter() - started
-
-    return timed
+        setattr(target, name, timed(getattr(target, name), label, phases))
 
 
 def main() -> None:
