@@ -34,6 +34,11 @@ def add_backend_args(ap: argparse.ArgumentParser) -> None:
         default="process",
         help="where `tailorbot serve` runs the stream worker (default: its own process)",
     )
+    ap.add_argument(
+        "--decision-threads",
+        type=int,
+        help="the server's decision_threads (default: its own; 0: decisions on the event loop)",
+    )
 
 
 def backend_env(args: object) -> tuple[dict[str, str], str]:
@@ -52,7 +57,12 @@ def backend_env(args: object) -> tuple[dict[str, str], str]:
         for kind in ("log", "store")
         if f"TAILORBOT_{kind.upper()}_URL" in env
     )
-    return env, label or "embedded (sqlite log + store)"
+    label = label or "embedded (sqlite log + store)"
+    threads = getattr(args, "decision_threads", None)
+    if threads is not None:
+        env["TAILORBOT_DECISION_THREADS"] = str(threads)
+        label += f", decision_threads={threads}"
+    return env, label
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -110,11 +111,14 @@ class Settings(BaseSettings):
     )
     decision_threads: int | None = Field(
         None,
-        ge=1,
+        ge=0,
         le=64,
         description="Threads computing decisions (personalize) per server process; more "
         "decisions wait in their queue (CPU-bound Python: more threads only contend for the "
-        "interpreter lock). Unset: 1 on the embedded store, 2 on a network store.",
+        "interpreter lock). Unset: 1 on the embedded store, 2 on a network store. 0 (the "
+        "embedded store only): each decision runs on the event loop itself, without a hand-over "
+        "to a thread: less CPU and a shorter tail, but a stalled store read then stalls every "
+        "request of the process, /healthz included.",
     )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,
@@ -358,6 +362,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_inflight_body_bytes ({self.max_inflight_body_bytes}) must be at least "
                 f"max_body_bytes ({self.max_body_bytes}), or no large request is ever admitted"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _inline_decisions_embedded(self) -> Settings:
+        if self.decision_threads == 0 and urlsplit(self.resolved_store_url()).scheme != "sqlite":
+            raise ValueError(
+                "decision_threads=0 (decisions on the event loop) needs the embedded store: "
+                "a network store's round trip would hold up every request of the process"
             )
         return self
 

@@ -7,6 +7,7 @@ ran out. ``benchmarks/loop_stall.py`` measures the latency itself."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tailorbot.api.offload import decision_thread_count
+from tailorbot.api.offload import DecisionPool, decision_thread_count
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tailorbot.store.base import Stores
@@ -252,3 +253,48 @@ def test_at_most_decision_threads_decisions_run_at_once(server: EmbeddedServer) 
         for thread, _ in threads:
             thread.join(30)
     assert [answers[0].status_code for _, answers in threads] == [200] * (limit + 3)
+
+
+# --- decision_threads = 0: decisions on the event loop, no hand-over ---------------------------
+
+
+def test_a_pool_of_no_threads_calls_on_the_loop() -> None:
+    async def main() -> tuple[int, int, int]:
+        pool = DecisionPool(0)
+        pool.start(asyncio.get_running_loop())
+        try:
+            ran_in = await pool.run(threading.get_ident)
+            return ran_in, threading.get_ident(), len(threading.enumerate())
+        finally:
+            pool.close()
+
+    before = len(threading.enumerate())
+    ran_in, loop_thread, threads = asyncio.run(main())
+    assert ran_in == loop_thread
+    assert threads == before  # the pool started none
+
+
+def test_zero_decision_threads_decide_on_the_event_loop(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    settings = Settings.load(
+        data_dir=tmp_path, seed=SEED, run_worker_in_server=False, decision_threads=0
+    )
+    with EmbeddedServer(settings) as running:
+        stores: Stores = running.app.state.runtime.stores
+        real = stores.user_reader
+        readers: list[str] = []
+
+        def reader(user_id: str) -> Any:
+            readers.append(threading.current_thread().name)
+            return real(user_id)  # type: ignore[misc]
+
+        object.__setattr__(stores, "user_reader", reader)
+        try:
+            _, call = CALLS["personalize"]
+            answers = [call(running.url) for _ in range(3)]
+        finally:
+            object.__setattr__(stores, "user_reader", real)
+        pool = running.app.state.decisions
+    assert [a.status_code for a in answers] == [200] * 3, answers[0].text
+    assert readers == ["tailorbot-api"] * 3  # EmbeddedServer's event loop thread
+    assert pool.threads == 0 and pool.statistics() == (0, 0)

@@ -23,6 +23,13 @@ what cannot be served in time. A hand-over is one put on a C queue, and the answ
 decisions that finish close together wake the event loop once; anyio's ``to_thread``
 inside two limiters cost the event loop about a fifth of its own interpreter time per
 decision (py-spy, docs/benchmarks.md).
+
+With ``decision_threads = 0`` (the embedded store only, by choice) a decision runs on the
+event loop itself. Even one hand-over per decision costs: the decision thread waits for the
+busy loop to release the interpreter lock, and both threads' data move between cores.
+Inline, a server process spent 10-13 % less CPU per request and its tail shrank several
+times (docs/benchmarks.md), at the price this module otherwise avoids: a store read that
+hangs holds up every request of the process, ``/healthz`` included.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ def make_limiter(threads: int) -> anyio.CapacityLimiter:
 
 
 def decision_thread_count(settings: Settings) -> int:
-    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 2 on another.
+    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 2 on another
+    (0: decisions on the event loop).
 
     An embedded store answers in-process within microseconds, so a second thread mostly
     takes turns at the interpreter lock: one thread used 8-21 % less CPU per decision and
@@ -100,6 +108,7 @@ class DecisionPool:
     :meth:`run` is awaited on the loop that :meth:`start` was given; the call runs in the
     caller's context (its context variables: request id, trace). A caller cancelled while
     its call runs does not stop it (a thread cannot be interrupted); its answer is dropped.
+    With ``threads=0`` there are no threads: :meth:`run` calls at once, on the loop.
 
     >>> async def main() -> int:
     ...     pool = DecisionPool(2)
@@ -113,8 +122,8 @@ class DecisionPool:
     """
 
     def __init__(self, threads: int, name: str = "tailorbot-decision") -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
         self.threads = threads
         self.name = name
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
@@ -137,6 +146,8 @@ class DecisionPool:
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         if self._loop is None:
             raise RuntimeError("the decision pool is not started")
+        if not self.threads:
+            return func(*args)
         future: asyncio.Future[T] = self._loop.create_future()
         self._calls.put(_Call(future, contextvars.copy_context(), func, args))
         return await future

@@ -1,0 +1,185 @@
+"""Instructions per `POST /v1/personalize`, counted by valgrind: figures the machine's load
+cannot move.
+
+CPU time on the shared benchmark machines moved by ±20 % between runs minutes apart (and by
+2x between days), which hides any change of a few per cent. Valgrind's callgrind counts the
+instructions a process executes instead: the same code on the same inputs counts the same
+whatever else the machine does (runs of this script agree within about 0.5 %). Each
+subject runs under ``valgrind --tool=callgrind`` with counting off through start-up, imports,
+model loading and a warm-up of 200 requests; counting is switched on (``callgrind_control``)
+for ``--requests`` Banking77 test messages from ``--users`` users (as personalize.py sends
+them), then off: the count over ``--requests`` is its instructions per request.
+
+Subjects, in one process without the network (as decision_profile.py):
+
+* ``reference``: the trivial FastAPI route of reference_app.py through an in-process ASGI
+  client (the ratio to it is the figure to compare across versions of the stack);
+* ``asgi``: the whole app (middleware, the lean route, the decision thread, the JSON body);
+* ``decision``: ``DecisionService.personalize_payload`` alone;
+* ``intent``: the intent model's ``predict_one`` alone.
+
+Every thread counts, so ``asgi`` and ``decision`` include the decision recorder: it writes
+batches of exactly ``--record-batch`` decisions (under valgrind a decision takes ~50x longer,
+so the time-based linger would write batches of one or two), and its last write is counted.
+What instructions cannot show: the kernel (sockets, file writes), the HTTP server (uvicorn's
+parsing: personalize.py measures those over real HTTP), and what memory stalls cost (a
+product over a large matrix counts few instructions for its time).
+
+    .venv/bin/python benchmarks/decision_instructions.py --requests 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SUBJECTS = ("reference", "asgi", "decision", "intent")
+WARMUP = 200  # requests answered before counting starts
+PATH = "/v1/personalize"
+
+
+def count_instructions(subject: str, args: argparse.Namespace) -> int:
+    """Instructions valgrind counts while this script, as ``--child``, answers the counted
+    requests: instrumentation stays off through start-up and warm-up (a few times faster
+    than counting them) and is switched on for the counted part only."""
+    tmp = f"/tmp/prof/cg-{subject}"; os.makedirs(tmp, exist_ok=True)
+    if True:
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, __file__,
+            "--child", subject, "--requests", str(args.requests), "--users", str(args.users),
+            "--record-batch", str(args.record_batch), "--model-dir", str(args.model_dir),
+        ]  # fmt: skip
+        # one hash seed: set and dict orders (and so the instructions) repeat run to run
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        with open(f"{tmp}/stderr", "w+") as errors:
+            child = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                text=True, env=env,
+            )  # fmt: skip
+            if child.stdin is None or child.stdout is None:
+                raise RuntimeError("no pipes to the child")
+            for step, instrument in (("ready", "on"), ("done", "off")):
+                if child.stdout.readline().strip() != step:
+                    break
+                subprocess.run(
+                    ["callgrind_control", "--instr=" + instrument, str(child.pid)],
+                    capture_output=True, check=True, timeout=600,
+                )  # fmt: skip
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            child.stdin.close()
+            child.wait(timeout=1800)
+            errors.seek(0)
+            log = errors.read()
+    found = re.search(r"Collected : (\d+)", log)
+    if child.returncode != 0 or found is None:
+        raise SystemExit(f"{subject} failed (exit {child.returncode}):\n{log[-3000:]}")
+    return int(found.group(1))
+
+
+def child(args: argparse.Namespace) -> None:
+    """One subject: start-up and warm-up, then (counted) the requests and the recorder's
+    last write."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from personalize import ensure_model, request_bodies
+
+    ensure_model(args.model_dir)
+    bodies = request_bodies(args.users, WARMUP + args.requests)
+    if args.child == "reference":
+        from reference_app import app
+
+        asyncio.run(_asgi_requests(app, bodies))
+        handshake("done")
+        return
+    asyncio.run(_tailorbot(args, bodies))
+
+
+def handshake(said: str) -> None:
+    """Tell the parent ``said`` and wait for its answer (it switched counting on or off)."""
+    print(said, flush=True)
+    sys.stdin.readline()
+
+
+async def _asgi_requests(app: object, bodies: list[bytes]) -> None:
+    from decision_profile import call
+
+    for i, body in enumerate(bodies):
+        if i == WARMUP:
+            handshake("ready")
+        status, answer = await call(app, PATH, body)  # type: ignore[arg-type]
+        if status != 200:
+            raise RuntimeError(f"{PATH} answered {status}: {answer[:300]!r}")
+
+
+async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
+    from decision_profile import started_app
+
+    from tailorbot.services.decisions.schemas import PersonalizeRequest
+
+    async with started_app(args.model_dir) as (app, decider):
+        recorder = decider.recorder
+        recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
+        if args.child == "asgi":
+            await _asgi_requests(app, bodies)
+        else:
+            requests = [PersonalizeRequest.model_validate_json(b) for b in bodies]
+            predict = decider.models.intent.predict_one
+            for i, request in enumerate(requests):
+                if i == WARMUP:
+                    handshake("ready")
+                if args.child == "intent":
+                    predict(request.message)
+                else:
+                    decider.personalize_payload(request)
+        if not recorder.flush(timeout_s=600):
+            raise RuntimeError("the decision recorder did not flush")
+        handshake("done")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=500, help="counted requests per subject")
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--record-batch", type=int, default=25, help="decisions per recorder write")
+    ap.add_argument("--subjects", default=",".join(SUBJECTS), help="comma-separated")
+    ap.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
+    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    ap.add_argument("--child", choices=SUBJECTS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.requests < 1:
+        ap.error("--requests must be at least 1")
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    if args.child:
+        child(args)
+        return
+    subjects = [s for s in args.subjects.split(",") if s]
+    unknown = sorted(set(subjects) - set(SUBJECTS))
+    if unknown:
+        ap.error(f"unknown subjects {unknown}; known: {', '.join(SUBJECTS)}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from personalize import ensure_model
+
+    ensure_model(args.model_dir)  # once, before the runs that share it
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        counts = list(pool.map(lambda subject: count_instructions(subject, args), subjects))
+    per_request = {s: n / args.requests for s, n in zip(subjects, counts, strict=True)}
+    print(f"instructions per request ({args.requests} counted after {WARMUP} warm-up):")
+    for subject in subjects:
+        line = f"  {subject:<10} {per_request[subject] / 1000:>9,.1f} k"
+        if "reference" in per_request and subject != "reference":
+            line += f"   {per_request[subject] / per_request['reference']:5.2f} x reference"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
