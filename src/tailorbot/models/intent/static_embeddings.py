@@ -29,6 +29,7 @@ import numpy as np
 
 from tailorbot.compiled import native
 from tailorbot.models.intent.row_cache import RowCache
+from tailorbot.models.intent.token_pieces import PieceTokenizer
 
 PACKAGE = "wordllama"
 CONFIGURATIONS = {"l2_supercat": 256}  # the configuration the wheel carries -> its width
@@ -60,6 +61,9 @@ class WordLlamaEmbeddings:
         self._table: np.ndarray | None = None  # (vocabulary, dim) float16; loaded lazily
         self._tokenizer: Any = None
         self._rows: RowCache[int, None] | None = None  # float32 rows of the serving path
+        # the serving path's tokenizer, per piece; False where the tokenizer's merges may
+        # cross a space (then each text is encoded whole)
+        self._pieces: PieceTokenizer | bool | None = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of many texts, shape ``(len(texts), dim)``, float32."""
@@ -115,7 +119,12 @@ class WordLlamaEmbeddings:
         # encode(), not encode_batch_fast([text]) (2 µs less CPU): the batch call releases the
         # GIL, and getting it back from a busy thread (the server's event loop) waits up to
         # the 5 ms switch interval, in every decision
-        ids: list[int] = self._loaded()[1].encode(text).ids
+        tokenizer = self._loaded()[1]
+        if self._pieces is None:
+            self._pieces = PieceTokenizer(tokenizer) if PieceTokenizer.applies(tokenizer) else False
+        if isinstance(self._pieces, PieceTokenizer):
+            return self._pieces.ids(text)
+        ids: list[int] = tokenizer.encode(text).ids
         return ids
 
     def _loaded(self) -> tuple[np.ndarray, Any]:
@@ -131,10 +140,12 @@ class WordLlamaEmbeddings:
             "_table": None,
             "_tokenizer": None,
             "_rows": None,
+            "_pieces": None,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_rows", None)  # pickled before the serving rows existed
+        state.setdefault("_pieces", None)
         self.__dict__.update(state)
 
 
