@@ -82,8 +82,9 @@ def test_an_unexpected_error_is_a_500_without_a_trace(client: TestClient) -> Non
         raise RuntimeError("secret internals")
 
     client.app.add_api_route("/v1/broken", broken)
-    response = client.get("/v1/broken")
+    response = client.get("/v1/broken", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"  # like every other answer
     assert response.json() == {
         "error": "internal",
         "message": "internal error; the server log has the details",
