@@ -15,7 +15,7 @@ setup(
         Extension(
             "tailorbot._native",
             sorted(str(path) for path in CSRC.glob("*.c")),
-            depends=[str(CSRC / "native.h")],
+            depends=sorted(str(path) for path in CSRC.glob("*.h")),
             # no fused multiply-adds: the same sums on every x86-64 and ARM build
             extra_compile_args=["-O3", "-ffp-contract=off"],
             # without a C compiler the install still succeeds and the Python path serves

@@ -106,6 +106,35 @@ def test_other_ngram_ranges_and_options_match_the_vectorizer(options: dict[str, 
 
 
 @needs_build
+@pytest.mark.parametrize("sublinear", [True, False])
+@pytest.mark.parametrize("kept", [3, 1000])  # refilled again and again; mostly found
+def test_kept_word_sums_score_as_one_row_per_ngram(
+    model: TfidfIntentModel, sublinear: bool, kept: int
+) -> None:
+    assert loops is not None
+    vectorizer = next(v for v in model._vectorizers if v.analyzer == "char_wb")
+    n = len(vectorizer.vocabulary_)
+    coef = np.random.default_rng(1).normal(size=(n, 5)).astype(np.float32)
+    idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+    args = (vectorizer.vocabulary_, idf, coef, *vectorizer.ngram_range, sublinear, True)
+    by_row, by_word = loops.NgramScorer(*args), loops.NgramScorer(*args, word_cache=kept)
+    texts = [
+        *small_dataset().texts[:300],
+        "card card card card",  # one word's n-grams, four times
+        "a a a a a a",
+        "x" * 200 + " top up " + "é😀" * 40,  # too long to keep
+        "",
+    ]
+    for text in texts * 2:  # the second round finds the kept words
+        units = text.lower().split()
+        want, got = np.zeros(5), np.zeros(5)
+        assert by_word.add_scores(units, got) == by_row.add_scores(units, want)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=text)
+        assert 0 < by_word.kept_words <= kept or not text
+    assert by_row.kept_words == 0
+
+
+@needs_build
 def test_lookup_finds_every_vocabulary_entry_and_nothing_else(model: TfidfIntentModel) -> None:
     assert loops is not None
     for vectorizer in model._vectorizers:
@@ -141,6 +170,8 @@ def test_bad_arguments_are_refused_not_read_out_of_bounds() -> None:
         loops.NgramScorer({1: 0}, idf, coef, 1, 2, False, True)
     with pytest.raises(ValueError, match="n-gram range"):
         loops.NgramScorer({"a": 0}, idf, coef, 2, 1, False, True)
+    with pytest.raises(ValueError, match="word_cache"):
+        loops.NgramScorer({"a": 0}, idf, coef, 1, 2, False, True, word_cache=-1)
     scorer = loops.NgramScorer({" a": 0, "a ": 1}, idf, coef, 1, 2, False, True)
     with pytest.raises(ValueError, match="scores"):
         scorer.add_scores(["a"], np.zeros(4))

@@ -4,7 +4,10 @@
  * the module is missing.
  *
  *   ngrams.c   NgramScorer: one TF-IDF block of a linear model (the intent model's word
- *              and char_wb n-grams), looked up by code points, no string per n-gram
+ *              and char_wb n-grams), looked up by code points, no string per n-gram; its
+ *              layout in ngrams.h, its scoring in ngram_scores.c
+ *   wordsums.c a char_wb block's per-word sums, kept (NgramScorer's word_cache)
+ *   points.c   growable code-point buffers and id lists for both
  *   terms.c    TermIndex: a term-document index's query scores (the recommender's BM25)
  *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
  *   ranking.c  softmax_top (the intent ranking), posterior_moment (the bandit's arms)
