@@ -14,6 +14,7 @@ static rules apply (handy for reading back events that were already accepted).
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -40,9 +41,19 @@ METADATA_KEY_CHARS = 64
 
 
 def new_event_id() -> str:
-    """A new event or decision id: 128 random bits in hex, like ``uuid4().hex`` at a third
-    of its cost (it runs once per event and per decision)."""
-    return secrets.token_hex(16)
+    """A new event or decision id: 32 hex digits like ``uuid4().hex``, in UUIDv7's layout:
+    the milliseconds since the epoch (48 bits), then 80 random bits.
+
+    Ids made close together sort together, so an index keyed by them (the embedded store's
+    decisions) takes a batch of new ids on its last pages instead of a random page per id:
+    half the CPU of a decision's write once the store holds 150,000 decisions
+    (docs/benchmarks.md). 80 random bits per millisecond keep the ids unique and unguessable.
+
+    >>> a, b = new_event_id(), new_event_id()
+    >>> len(a), a != b, int(a[:12], 16) <= int(b[:12], 16)
+    (32, True, True)
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def validation_context(
