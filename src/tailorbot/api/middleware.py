@@ -74,6 +74,7 @@ class RequestMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self._responses: dict[tuple[str, int], Any] = {}
+        self._latency: dict[str, Any] = {}  # route templates only: a bounded set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,9 +100,12 @@ class RequestMetricsMiddleware:
         finally:
             label = route_template(scope)
             seconds = time.perf_counter() - start
-            self.metrics.request_latency.labels(route=label).observe(seconds)
+            latency = self._latency.get(label)
+            if latency is None:  # labels() costs more than the observation: keep the child
+                latency = self._latency[label] = self.metrics.request_latency.labels(route=label)
+            latency.observe(seconds)
             counter = self._responses.get((label, status))
-            if counter is None:  # labels() costs more than the increment: keep the child
+            if counter is None:
                 counter = self.metrics.responses.labels(route=label, status=str(status))
                 self._responses[(label, status)] = counter
             counter.inc()
