@@ -113,7 +113,7 @@ static PyObject *add_by_word(NgramScorer *self, PyObject *units, Points *buf, Id
         if (length < 0) {
             return NULL;
         }
-        uint64_t hash = hash_points(buf->points, length);
+        uint64_t hash = word_sums_hash(self->words, buf->points, length);
         WordView word;
         Py_ssize_t start = ids->size;
         if (word_sums_find(self->words, buf->points, length, hash, &word)) {

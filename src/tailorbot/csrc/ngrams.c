@@ -20,8 +20,9 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
                                      &char_wb, &word_cache)) {
         return -1;
     }
-    if (word_cache < 0 || word_cache > (1 << 24)) {
-        PyErr_Format(PyExc_ValueError, "word_cache must be in [0, 2**24], got %zd", word_cache);
+    if (word_cache < 0 || word_cache > WORD_SUMS_MAX_WORDS) {
+        PyErr_Format(PyExc_ValueError, "word_cache must be in [0, %d], got %zd",
+                     WORD_SUMS_MAX_WORDS, word_cache);
         return -1;
     }
     if (min_n < 1 || max_n < min_n) {
@@ -101,7 +102,14 @@ static int NgramScorer_init(NgramScorer *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     if (char_wb && word_cache > 0) {
-        self->words = word_sums_new(self->n_classes, word_cache);
+        /* the seed: a str's hash, salted per process by Python's own hash secret */
+        PyObject *salt = PyUnicode_FromString("tailorbot word sums");
+        Py_hash_t seed = salt == NULL ? -1 : PyObject_Hash(salt);
+        Py_XDECREF(salt);
+        if (seed == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        self->words = word_sums_new(self->n_classes, word_cache, (uint64_t)seed);
         self->acc = PyMem_Malloc((size_t)(2 * self->n_classes + 1) * sizeof(double));
         if (self->words == NULL || self->acc == NULL) {
             PyErr_NoMemory();

@@ -14,6 +14,7 @@ typedef struct {
 
 struct WordSums {
     Py_ssize_t n_classes, max_words;
+    uint64_t seed; /* mixed into every key's hash: slots no one can aim at from outside */
     WordSlot *slots; /* 2 * max_words (a power of two), open addressing */
     size_t mask;
     Entry *entries;
@@ -26,7 +27,7 @@ struct WordSums {
     Py_ssize_t sums_capacity; /* in entries */
 };
 
-WordSums *word_sums_new(Py_ssize_t n_classes, Py_ssize_t max_words) {
+WordSums *word_sums_new(Py_ssize_t n_classes, Py_ssize_t max_words, uint64_t seed) {
     WordSums *cache = PyMem_Calloc(1, sizeof(WordSums));
     if (cache == NULL) {
         return NULL;
@@ -38,9 +39,17 @@ WordSums *word_sums_new(Py_ssize_t n_classes, Py_ssize_t max_words) {
     cache->n_classes = n_classes;
     cache->max_words = max_words;
     cache->mask = capacity - 1;
+    cache->seed = seed;
     cache->slots = PyMem_Malloc(capacity * sizeof(WordSlot));
     cache->entries = PyMem_Malloc((size_t)max_words * sizeof(Entry));
-    if (cache->slots == NULL || cache->entries == NULL) {
+    /* never NULL, even while empty: no arithmetic on a null pointer */
+    cache->keys_capacity = cache->ids_capacity = 64;
+    cache->sums_capacity = 1;
+    cache->keys = PyMem_Malloc(64 * sizeof(Py_UCS4));
+    cache->ids = PyMem_Malloc(64 * sizeof(int32_t));
+    cache->sums = PyMem_Malloc((size_t)(n_classes > 0 ? n_classes : 1) * sizeof(double));
+    if (cache->slots == NULL || cache->entries == NULL || cache->keys == NULL ||
+        cache->ids == NULL || cache->sums == NULL) {
         word_sums_free(cache);
         return NULL;
     }
@@ -69,6 +78,14 @@ static void forget_all(WordSums *cache) {
         cache->slots[i].entry = -1;
     }
     cache->count = cache->keys_size = cache->ids_size = 0;
+}
+
+uint64_t word_sums_hash(const WordSums *cache, const Py_UCS4 *key, Py_ssize_t length) {
+    uint64_t h = cache->seed;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
 }
 
 int word_sums_find(const WordSums *cache, const Py_UCS4 *key, Py_ssize_t length, uint64_t hash,
@@ -110,11 +127,13 @@ static int reserve(void **array, Py_ssize_t *capacity, Py_ssize_t needed, size_t
 
 int word_sums_store(WordSums *cache, const Py_UCS4 *key, Py_ssize_t length, uint64_t hash,
                     const WordView *view) {
-    if (length > WORD_SUMS_MAX_KEY) {
+    if (length > WORD_SUMS_MAX_KEY || view->count > WORD_SUMS_MAX_IDS) {
         return 0;
     }
-    if (cache->count == cache->max_words) {
-        forget_all(cache);
+    if (cache->count == cache->max_words ||
+        cache->ids_size + view->count > (Py_ssize_t)UINT32_MAX ||
+        cache->keys_size + length > (Py_ssize_t)UINT32_MAX) {
+        forget_all(cache); /* full, or its offsets would pass 32 bits */
     }
     if (reserve((void **)&cache->keys, &cache->keys_capacity, cache->keys_size + length,
                 sizeof(Py_UCS4)) < 0 ||

@@ -10,6 +10,8 @@
 #include "native.h"
 
 #define WORD_SUMS_MAX_KEY 64 /* longer words are not kept (a URL, a pasted blob) */
+#define WORD_SUMS_MAX_IDS 4096 /* nor words of more n-grams (with a wide n-gram range) */
+#define WORD_SUMS_MAX_WORDS (1 << 20)
 
 typedef struct WordSums WordSums;
 
@@ -20,7 +22,9 @@ typedef struct {
     double q;
 } WordView;
 
-WordSums *word_sums_new(Py_ssize_t n_classes, Py_ssize_t max_words);
+/* `seed` keys the hash (word_sums_hash): slots that input cannot be chosen to crowd */
+WordSums *word_sums_new(Py_ssize_t n_classes, Py_ssize_t max_words, uint64_t seed);
+uint64_t word_sums_hash(const WordSums *cache, const Py_UCS4 *key, Py_ssize_t length);
 void word_sums_free(WordSums *cache);
 Py_ssize_t word_sums_count(const WordSums *cache);
 /* 1 and `view` filled when `key` is kept, else 0; the view is valid until the next store */

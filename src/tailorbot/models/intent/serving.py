@@ -12,7 +12,9 @@ of one row per n-gram, and only the n-grams it holds more than once (``c_g > 1``
 correction: the numerator loses ``(c_g - tf_g) * idf_g * W[g]`` and the squared norm
 ``(c_g - tf_g ** 2) * idf_g ** 2``. Other analyzers (the word n-grams: a score row per
 distinct n-gram, few per message) run as scikit-learn builds them. The numbers are the batch
-path's (``TfidfVectorizer.transform`` times the coefficients) up to float64 rounding (tested).
+path's (``TfidfVectorizer.transform`` times the coefficients) up to float64 rounding (tested):
+with sublinear tf, a word a message repeats c times costs about c**2 ulps in the correction
+(c sums added, then all but 1 + ln c taken back), ~1e-11 at the longest message accepted.
 """
 
 from __future__ import annotations
