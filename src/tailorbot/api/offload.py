@@ -27,7 +27,7 @@ decision (py-spy, docs/benchmarks.md).
 With ``decision_threads = 0`` (the embedded store only, by choice) a decision runs on the
 event loop itself. Even one hand-over per decision costs: the decision thread waits for the
 busy loop to release the interpreter lock, and both threads' data move between cores.
-Inline, a server process spent 10-13 % less CPU per request and its tail shrank several
+Inline, a server process spent 11-16 % less CPU per request and its tail shrank several
 times (docs/benchmarks.md), at the price this module otherwise avoids: a store read that
 hangs holds up every request of the process, ``/healthz`` included.
 """
