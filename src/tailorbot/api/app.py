@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -158,10 +159,7 @@ def create_app(
                 tracing.shutdown()
 
     app = _App(
-        # the app traces and counts its requests itself (tracing, metrics): FastAPI's own
-        # OpenTelemetry instrumentation, on whenever a global provider is set, would add a
-        # second span per request, and checks the providers on every request
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        **_fastapi_telemetry_off(),
         title="tailorbot",
         version=__version__,
         description=DESCRIPTION,
@@ -183,6 +181,16 @@ def create_app(
     _add_middleware(app, settings, metrics, tracing)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _fastapi_telemetry_off() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry off, where the installed FastAPI has it: the app traces
+    and counts its requests itself (tracing, metrics), and FastAPI's instrumentation, on
+    whenever a global provider is set, would add a second span per request and checks the
+    providers on every request. Older releases (the project accepts them) have none."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 class _App(FastAPI):
