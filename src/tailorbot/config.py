@@ -367,7 +367,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _inline_decisions_embedded(self) -> Settings:
-        if self.decision_threads == 0 and urlsplit(self.resolved_store_url()).scheme != "sqlite":
+        if self.decision_threads == 0 and not self.embedded_store():
             raise ValueError(
                 "decision_threads=0 (decisions on the event loop) needs the embedded store: "
                 "a network store's round trip would hold up every request of the process"
@@ -401,6 +401,10 @@ class Settings(BaseSettings):
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    def embedded_store(self) -> bool:
+        """Whether the online store is the embedded one (SQLite, read in-process)."""
+        return urlsplit(self.resolved_store_url()).scheme == "sqlite"
 
     def to_env(self) -> dict[str, str]:
         """``TAILORBOT_*`` variables that rebuild these settings in a child process."""

@@ -43,7 +43,6 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import Request
@@ -77,7 +76,7 @@ def decision_thread_count(settings: Settings) -> int:
     """
     if settings.decision_threads is not None:
         return settings.decision_threads
-    return 1 if urlsplit(settings.resolved_store_url()).scheme == "sqlite" else 2
+    return 1 if settings.embedded_store() else 2
 
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
