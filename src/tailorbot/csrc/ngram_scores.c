@@ -90,6 +90,21 @@ static double tf(const NgramScorer *self, int32_t count) {
     return self->sublinear ? 1.0 + log((double)count) : (double)count;
 }
 
+/* counts each id of `ids` in the scorer's scratch array (all zeros between calls; the GIL
+ * makes it this call's) and moves the distinct ids to the front, in order of first
+ * occurrence, with no sort: their number. The caller zeroes their counts again. */
+static Py_ssize_t count_distinct(NgramScorer *self, Ids *ids) {
+    Py_ssize_t distinct = 0;
+    int32_t *seen = self->counts;
+    for (Py_ssize_t i = 0; i < ids->size; i++) {
+        int32_t id = ids->items[i];
+        if (seen[id]++ == 0) {
+            ids->items[distinct++] = id;
+        }
+    }
+    return distinct;
+}
+
 /* acc += factor * the coefficient row of `id` */
 static void add_row(const NgramScorer *self, double *acc, int32_t id, double factor) {
     const float *row = (const float *)self->coef.buf + (Py_ssize_t)id * self->n_classes;
@@ -146,15 +161,9 @@ static PyObject *add_by_word(NgramScorer *self, PyObject *units, Points *buf, Id
         }
         squared += q;
     }
-    /* each id counted in the scratch array, as add_scores does; then the repeats fixed */
-    Py_ssize_t distinct = 0;
+    /* then the repeated n-grams fixed */
+    Py_ssize_t distinct = count_distinct(self, ids);
     int32_t *seen = self->counts;
-    for (Py_ssize_t i = 0; i < ids->size; i++) {
-        int32_t id = ids->items[i];
-        if (seen[id]++ == 0) {
-            ids->items[distinct++] = id;
-        }
-    }
     for (Py_ssize_t i = 0; i < distinct; i++) {
         int32_t id = ids->items[i], c = seen[id];
         seen[id] = 0;
@@ -210,17 +219,8 @@ PyObject *ngram_add_scores(NgramScorer *self, PyObject *args) {
     } else if (word_ids(self, units, &buf, &ids) < 0) {
         goto done;
     }
-    /* count each id in the scorer's scratch array (all zeros between calls; the GIL
-     * makes it this call's): the distinct ids move to the front of ids, in order of first
-     * occurrence, with no sort */
-    Py_ssize_t distinct = 0;
+    Py_ssize_t distinct = count_distinct(self, &ids);
     int32_t *seen = self->counts;
-    for (Py_ssize_t i = 0; i < ids.size; i++) {
-        int32_t id = ids.items[i];
-        if (seen[id]++ == 0) {
-            ids.items[distinct++] = id;
-        }
-    }
     const double *idf = self->idf.buf;
     double squared = 0.0;
     for (Py_ssize_t i = 0; i < distinct; i++) {
@@ -229,16 +229,9 @@ PyObject *ngram_add_scores(NgramScorer *self, PyObject *args) {
     }
     if (squared > 0.0) {
         double norm = sqrt(squared);
-        double *out = scores.buf;
-        const float *coef = self->coef.buf;
-        Py_ssize_t n_classes = self->n_classes;
         for (Py_ssize_t i = 0; i < distinct; i++) {
             int32_t id = ids.items[i];
-            double weight = tf(self, seen[id]) * idf[id] / norm;
-            const float *row = coef + (Py_ssize_t)id * n_classes;
-            for (Py_ssize_t k = 0; k < n_classes; k++) {
-                out[k] += weight * (double)row[k];
-            }
+            add_row(self, scores.buf, id, tf(self, seen[id]) * idf[id] / norm);
         }
     }
     for (Py_ssize_t i = 0; i < distinct; i++) {

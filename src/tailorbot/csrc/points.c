@@ -2,7 +2,11 @@
 #include "points.h"
 
 uint64_t hash_points(const Py_UCS4 *points, Py_ssize_t length) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over 32-bit code points */
+    return hash_points_from(1469598103934665603ULL, points, length); /* FNV-1a's basis */
+}
+
+uint64_t hash_points_from(uint64_t basis, const Py_UCS4 *points, Py_ssize_t length) {
+    uint64_t h = basis; /* FNV-1a over 32-bit code points */
     for (Py_ssize_t i = 0; i < length; i++) {
         h ^= (uint64_t)points[i];
         h *= 1099511628211ULL;

@@ -22,6 +22,8 @@ typedef struct {
 
 
 uint64_t hash_points(const Py_UCS4 *points, Py_ssize_t length);
+/* the same hash from another basis (a seed: slots that input cannot be chosen to crowd) */
+uint64_t hash_points_from(uint64_t basis, const Py_UCS4 *points, Py_ssize_t length);
 int ids_push(Ids *ids, int32_t id);
 void ids_free(Ids *ids);
 int points_reserve(Points *buf, Py_ssize_t needed);

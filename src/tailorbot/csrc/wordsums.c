@@ -81,11 +81,7 @@ static void forget_all(WordSums *cache) {
 }
 
 uint64_t word_sums_hash(const WordSums *cache, const Py_UCS4 *key, Py_ssize_t length) {
-    uint64_t h = cache->seed;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
+    return hash_points_from(cache->seed, key, length);
 }
 
 int word_sums_find(const WordSums *cache, const Py_UCS4 *key, Py_ssize_t length, uint64_t hash,

@@ -7,7 +7,7 @@
 #ifndef TAILORBOT_WORDSUMS_H
 #define TAILORBOT_WORDSUMS_H
 
-#include "native.h"
+#include "points.h"
 
 #define WORD_SUMS_MAX_KEY 64 /* longer words are not kept (a URL, a pasted blob) */
 #define WORD_SUMS_MAX_IDS 4096 /* nor words of more n-grams (with a wide n-gram range) */
