@@ -121,7 +121,8 @@ class WordLlamaEmbeddings:
         # the 5 ms switch interval, in every decision
         tokenizer = self._loaded()[1]
         if self._pieces is None:
-            self._pieces = PieceTokenizer(tokenizer) if PieceTokenizer.applies(tokenizer) else False
+            pieces = PieceTokenizer.of(tokenizer)  # not `or`: an empty one has len() 0
+            self._pieces = False if pieces is None else pieces
         if isinstance(self._pieces, PieceTokenizer):
             return self._pieces.ids(text)
         ids: list[int] = tokenizer.encode(text).ids

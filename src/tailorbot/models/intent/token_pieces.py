@@ -50,30 +50,32 @@ class PieceTokenizer:
     def __init__(self, tokenizer: Any, max_pieces: int = 50_000) -> None:
         self.tokenizer = tokenizer
         self.max_pieces = max_pieces
-        if not self.applies(tokenizer):
+        spec = tokenizer.to_str()  # the whole vocabulary: serialized once
+        if not _splits_at_spaces(tokenizer, spec):
             raise ValueError("the tokenizer's merges may cross a space: encode whole texts")
         from tokenizers import Tokenizer
 
         self._pieces: dict[str, list[int]] = {}
         self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
         # the same model on a piece: the normalizer's work is done by splitting
-        self._bare = Tokenizer.from_str(tokenizer.to_str())
+        self._bare = Tokenizer.from_str(spec)
         self._bare.normalizer = None
         self._bare.post_processor = None
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> PieceTokenizer | None:
+        """A piece tokenizer for ``tokenizer``, or None where :meth:`applies` does not hold."""
+        try:
+            return cls(tokenizer)
+        except ValueError:
+            return None
 
     @staticmethod
     def applies(tokenizer: Any) -> bool:
         """Whether the ids of a text are its pieces' ids: a BPE model behind exactly the
         space-marking normalizer, no pre-tokenizer, and no token with a ``▁`` after
         another character."""
-        spec = json.loads(tokenizer.to_str())
-        if (
-            spec.get("normalizer") != _NORMALIZER
-            or spec.get("pre_tokenizer") is not None
-            or spec.get("model", {}).get("type") != "BPE"
-        ):
-            return False
-        return not any(SPACE in token.lstrip(SPACE) for token in tokenizer.get_vocab())
+        return _splits_at_spaces(tokenizer, tokenizer.to_str())
 
     def ids(self, text: str) -> list[int]:
         if not text:
@@ -94,3 +96,15 @@ class PieceTokenizer:
 
     def __len__(self) -> int:
         return len(self._pieces)
+
+
+def _splits_at_spaces(tokenizer: Any, spec: str) -> bool:
+    """:meth:`PieceTokenizer.applies`, given the tokenizer's serialized ``spec``."""
+    parsed = json.loads(spec)
+    if (
+        parsed.get("normalizer") != _NORMALIZER
+        or parsed.get("pre_tokenizer") is not None
+        or parsed.get("model", {}).get("type") != "BPE"
+    ):
+        return False
+    return not any(SPACE in token.lstrip(SPACE) for token in tokenizer.get_vocab())
