@@ -103,7 +103,7 @@ class _CompiledBlock:
             _per_word(vectorizer),
             # char_wb: each word's sums kept, as _WordGramBlock keeps them (the rows of a
             # message's n-grams, touched one by one, fell out of the CPU caches between
-            # decisions: ~50 µs a message inside a decision against 12 in a loop)
+            # decisions: the block cost several times more there than in a loop)
             word_cache=C_WORD_CACHE,
         )
 

@@ -1,9 +1,9 @@
 """A text's token ids from its pieces' ids, each piece tokenized once and kept.
 
 WordLlama's tokenizer is a SentencePiece-style BPE without a pre-tokenizer: it writes ``▁``
-for every space (and one in front) and merges over the whole text, about 14 µs a message
-in a loop and 35 µs inside a decision. A merge can only cross from a character into the
-``▁`` after it if some vocabulary token holds a ``▁`` after a character other than ``▁``.
+for every space (and one in front) and merges over the whole text, on every message. A
+merge can only cross from a character into the ``▁`` after it if some vocabulary token
+holds a ``▁`` after a character other than ``▁``.
 Where none does (:meth:`PieceTokenizer.applies`), the text's ids are the concatenation
 of its pieces' ids, a piece being a run of ``▁`` and the characters up to the next ``▁``,
 and the tokenizer runs only on pieces not seen before. A text holding one of the
