@@ -1,0 +1,60 @@
+"""Random hex digits for new ids, drawn from the operating system's CSPRNG in blocks.
+
+``secrets.token_hex`` makes one ``getrandom`` call per id, and CPython releases the
+interpreter lock around that call: in a server that decides on its event loop beside the
+decision recorder's thread, every new id handed the lock to the other thread and then waited
+to get it back. One call per block of ``block_bytes`` serves hundreds of ids. The bytes are
+``os.urandom``'s either way; a forked child drops the block it inherited, so a parent and its
+child never hand out the same digits.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+
+
+class RandomHex:
+    """``nbytes`` random bytes as ``2 * nbytes`` hex digits per call.
+
+    Safe to call from several threads: each call takes one chunk with a single ``next`` on
+    a list iterator, which the interpreter lock makes atomic; two threads that find the block
+    used up each draw a block of their own, so no chunk is handed out twice.
+
+    >>> draw = RandomHex(10)
+    >>> a, b = draw(), draw()
+    >>> len(a), a != b, int(a, 16) >= 0, draw.nbytes
+    (20, True, True, 10)
+    """
+
+    def __init__(self, nbytes: int, block_bytes: int = 4000) -> None:
+        if nbytes < 1:
+            raise ValueError(f"nbytes must be >= 1, got {nbytes}")
+        if block_bytes < nbytes:
+            raise ValueError(f"block_bytes must be >= nbytes ({nbytes}), got {block_bytes}")
+        self.nbytes = nbytes
+        self.block_bytes = block_bytes
+        self._chunks: Iterator[str] = iter(())
+        self._watching_forks = False
+
+    def __call__(self) -> str:
+        chunk = next(self._chunks, None)
+        return chunk if chunk is not None else self._refill()
+
+    def _refill(self) -> str:
+        if not self._watching_forks:
+            # On first use, not at construction: a module-level instance registers nothing
+            # at import. A weak reference, so an instance can still be collected.
+            self._watching_forks = True
+            ref = weakref.WeakMethod(self._forget)
+            os.register_at_fork(after_in_child=lambda: (forget := ref()) and forget())
+        digits = os.urandom(self.block_bytes - self.block_bytes % self.nbytes).hex()
+        width = 2 * self.nbytes
+        chunks = iter([digits[i : i + width] for i in range(0, len(digits), width)])
+        self._chunks = chunks
+        return next(chunks)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent goes on with the block, the child starts a new one."""
+        self._chunks = iter(())

@@ -1,0 +1,95 @@
+"""RandomHex: ids' random digits from the OS's CSPRNG, one call per block."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import weakref
+
+import pytest
+
+from tailorbot.events import random_hex
+from tailorbot.events.random_hex import RandomHex
+from tailorbot.events.schema import new_event_id
+
+
+def test_one_urandom_call_per_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    urandom = os.urandom
+
+    def counted(size: int) -> bytes:
+        calls.append(size)
+        return urandom(size)
+
+    monkeypatch.setattr(random_hex.os, "urandom", counted)
+    draw = RandomHex(10, block_bytes=4005)  # 400 chunks; the odd 5 bytes are not drawn
+    drawn = [draw() for _ in range(1000)]
+    assert calls == [4000, 4000, 4000]
+    assert all(len(d) == 20 and int(d, 16) >= 0 for d in drawn)
+    assert len(set(drawn)) == 1000
+
+
+def test_concurrent_threads_never_get_the_same_digits() -> None:
+    draw = RandomHex(8, block_bytes=64)  # 8 a block: refills race often
+    results: list[list[str]] = [[] for _ in range(8)]
+    start = threading.Barrier(8)
+
+    def take(out: list[str]) -> None:
+        start.wait()
+        out.extend(draw() for _ in range(5000))
+
+    threads = [threading.Thread(target=take, args=(out,)) for out in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [d for out in results for d in out]
+    assert len(everything) == 40_000
+    assert len(set(everything)) == 40_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_does_not_repeat_its_parents_digits() -> None:
+    draw = RandomHex(10)
+    draw()  # the block now holds 399 more, which the child inherits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next digits, then out without cleanup
+        try:
+            os.write(write, draw().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = draw()
+    assert len(child) == 20
+    assert child != parent
+
+
+def test_an_instance_is_collected_after_use() -> None:
+    # The fork hook holds it weakly: a short-lived instance does not live forever.
+    draw = RandomHex(4)
+    draw()
+    ref = weakref.ref(draw)
+    del draw
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "block_bytes", "message"),
+    [(0, 10, "nbytes must be >= 1"), (10, 9, "block_bytes must be >= nbytes")],
+)
+def test_bad_sizes_are_refused(nbytes: int, block_bytes: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RandomHex(nbytes, block_bytes)
+
+
+def test_event_ids_keep_their_layout() -> None:
+    ids = [new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)  # milliseconds first
