@@ -8,6 +8,7 @@ holds across machines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,6 +45,55 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
         totals[role] += cpu.get(pid, 0.0)
         todo.extend((child, role) for child, parent in parents.items() if parent == pid)
     return totals
+
+
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds of every live process whose command name is ``name`` (e.g. the local
+    ``redis-server`` a benchmark's backends use)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == name and (found := _stat(int(entry.name))) is not None:
+                total += found[1]
+    return total
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat: between two
+    readings, busy / all is the share of the machine that was working (steal counts as
+    busy: the cores were not ours to use)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def pin_tree(root: int, api_cores: set[int], worker_cores: set[int]) -> dict[str, int]:
+    """Pin every thread of ``root``'s live process tree to CPU cores: the server processes
+    to ``api_cores``, the stream worker's processes to ``worker_cores``. Threads and
+    processes started later inherit their creator's cores. Returns the threads pinned per
+    role."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = found[0]
+    pinned = {"api": 0, "worker": 0}
+    todo = [(root, "api")]
+    while todo:
+        pid, role = todo.pop()
+        if role == "api" and _is_worker(pid):
+            role = "worker"
+        cores = api_cores if role == "api" else worker_cores
+        with contextlib.suppress(FileNotFoundError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                    os.sched_setaffinity(int(task.name), cores)
+                    pinned[role] += 1
+        todo.extend((child, role) for child, parent in parents.items() if parent == pid)
+    return pinned
 
 
 def _is_worker(pid: int) -> bool:

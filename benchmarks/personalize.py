@@ -14,9 +14,18 @@ admission bound sheds some with a cheap 503, the figure per request would flatte
 so the report says how many were shed and marks the ratio an upper bound past 1 %.
 ``--rounds N`` alternates the two N times (medians). With one server process, its CPU per
 request is also split by thread (event loop, decision threads, decision recorder, ...), read
-from the server's ``tailorbot_thread_cpu_seconds``.
+from the server's ``tailorbot_thread_cpu_seconds``. The load generator's own CPU per request
+is reported too (on a small machine it shares the cores with the servers), with the local
+``redis-server``'s when a backend is Redis, and the share of the whole machine that was busy
+during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
+
+``--pin`` (one server process) measures the issue's set-up, "a server process on one core":
+each server's threads on core 0, the load generator and the stream worker's process on the
+other cores (Linux ``sched_setaffinity``), so the server's decisions keep one core's caches
+and never wait for the load generator to be scheduled off their core.
 
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
+    .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0
     .venv/bin/python benchmarks/personalize.py --rate 1000 --workers 2 \
         --log-url redis://127.0.0.1:6379/0 --store-url redis://127.0.0.1:6379/0
 """
@@ -27,19 +36,21 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
 from _harness import add_backend_args, machine, scrape, server_for, wait_ready
-from cpu import tree_cpu_seconds
+from cpu import machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
 from loadgen import LoadResult, run_open_loop
 
 from tailorbot.api.server import free_port
@@ -47,6 +58,8 @@ from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model
 
 SHED_TOLERANCE = 0.01  # above this share of 503s, the CPU ratio gets a caveat
+SERVER_CORES = {0}  # with --pin
+REDIS_ARGS = ("log_url", "store_url")
 
 
 def ensure_model(model_dir: Path) -> None:
@@ -123,12 +136,23 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
             )
         )
 
+    if args.pin:
+        pin_tree(pid, SERVER_CORES, other_cores())
     load(args.warmup_seconds)  # first requests pay for lazy imports and caches
+    if args.pin:  # again: threads started during the warm-up inherited their creator's cores
+        pin_tree(pid, SERVER_CORES, other_cores())
     by_thread = args.workers == 1  # with more, each scrape reads one process of several
     threads_before = thread_cpu(url) if by_thread else {}
+    redis = any(str(getattr(args, n, "") or "").startswith("redis://") for n in REDIS_ARGS)
+    redis_before = named_cpu_seconds("redis-server") if redis else 0.0
+    busy_before, ticks_before = machine_jiffies()
     before = tree_cpu_seconds(pid)
+    own_before = time.process_time()
     result = load(args.seconds)
+    own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
+    busy_after, ticks_after = machine_jiffies()
+    redis_cpu = named_cpu_seconds("redis-server") - redis_before if redis else 0.0
     threads_after = thread_cpu(url) if by_thread else {}
     served = max(1, len(result.latencies_s))
     answered = max(1, result.statuses.get(200, 0))
@@ -141,7 +165,15 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         # once some are shed (a 503 costs far less than a decision but is counted here).
         "server_cpu_us_per_answered": round(per_request["api"] * served / answered, 1),
         "worker_process_cpu_us_per_request": round(per_request["worker"], 1),
+        "load_generator_cpu_us_per_request": round(own / served * 1e6, 1),
+        # How much of the whole machine worked meanwhile (every process, the kernel): near
+        # 1, the cores were saturated and the latencies measure the queue for them.
+        "machine_busy_share": round(
+            (busy_after - busy_before) / max(1, ticks_after - ticks_before), 3
+        ),
     }
+    if redis:
+        figures["redis_server_cpu_us_per_request"] = round(redis_cpu / served * 1e6, 1)
     if threads_after:
         figures["server_cpu_us_per_request_by_thread"] = {
             name: round((seconds - threads_before.get(name, 0.0)) / served * 1e6, 1)
@@ -149,6 +181,11 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
             if seconds - threads_before.get(name, 0.0) >= 0.001
         }
     return figures
+
+
+def other_cores() -> set[int]:
+    """The cores the load generator and the stream worker get with --pin."""
+    return set(range(os.cpu_count() or 1)) - SERVER_CORES
 
 
 def thread_cpu(url: str) -> dict[str, float]:
@@ -178,8 +215,17 @@ def main() -> None:
         "--rounds", type=int, default=1, help="alternating reference/tailorbot rounds (median)"
     )
     ap.add_argument("--no-reference", action="store_true", help="skip the trivial FastAPI route")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on core 0; the load generator and the stream worker on the others",
+    )
     add_backend_args(ap)
     args = ap.parse_args()
+    if args.pin and (args.workers != 1 or not other_cores()):
+        ap.error("--pin needs --workers 1 and at least 2 cores")
+    if args.pin:
+        os.sched_setaffinity(0, other_cores())
 
     ensure_model(Path(args.model_dir))
     bodies = request_bodies(args.users)
@@ -201,6 +247,9 @@ def main() -> None:
         "backends": backends,
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "pinned": "server on core 0, load generator and stream worker on the others"
+        if args.pin
+        else "no",
     }
     for name, results in rounds.items():
         if results:
