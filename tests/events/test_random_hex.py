@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import subprocess
+import sys
 import threading
 import weakref
 
@@ -40,10 +43,15 @@ def test_concurrent_threads_never_get_the_same_digits() -> None:
         out.extend(draw() for _ in range(5000))
 
     threads = [threading.Thread(target=take, args=(out,)) for out in results]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two steps
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
     everything = [d for out in results for d in out]
     assert len(everything) == 40_000
     assert len(set(everything)) == 40_000
@@ -67,6 +75,58 @@ def test_a_forked_child_does_not_repeat_its_parents_digits() -> None:
     parent = draw()
     assert len(child) == 20
     assert child != parent
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_child_forked_while_another_thread_draws_can_draw() -> None:
+    draw = RandomHex(10)
+    draw()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with draw._lock:  # as a thread in the middle of a draw at the fork
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.alarm(10)  # a lock inherited held would hang here: the alarm ends it
+            os.write(write, draw().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    release.set()
+    thread.join()
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 20
+
+
+def test_importing_registers_nothing_first_use_registers_once() -> None:
+    probe = (
+        "import os\n"
+        "calls = []\n"
+        "register = os.register_at_fork\n"
+        "os.register_at_fork = lambda **kw: (calls.append(kw), register(**kw))[1]\n"
+        "from tailorbot.events.schema import new_event_id\n"
+        "def ours():\n"
+        "    return sum(c['after_in_child'].__module__ == 'tailorbot.events.random_hex'\n"
+        "               for c in calls)\n"
+        "at_import = ours()\n"
+        "new_event_id(); new_event_id()\n"
+        "print(at_import, ours())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "1"]
 
 
 def test_an_instance_is_collected_after_use() -> None:

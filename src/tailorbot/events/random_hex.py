@@ -11,6 +11,7 @@ child never hand out the same digits.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Iterator
 
@@ -18,9 +19,9 @@ from collections.abc import Iterator
 class RandomHex:
     """``nbytes`` random bytes as ``2 * nbytes`` hex digits per call.
 
-    Safe to call from several threads: each call takes one chunk with a single ``next`` on
-    a list iterator, which the interpreter lock makes atomic; two threads that find the block
-    used up each draw a block of their own, so no chunk is handed out twice.
+    Safe to call from several threads (a lock, held for a slice of a string: an uncontended
+    lock costs far less than the system call it saves), and in a process forked while
+    another thread held it: the child gets a new lock and a new block.
 
     >>> draw = RandomHex(10)
     >>> a, b = draw(), draw()
@@ -36,19 +37,26 @@ class RandomHex:
         self.nbytes = nbytes
         self.block_bytes = block_bytes
         self._chunks: Iterator[str] = iter(())
+        self._lock = threading.Lock()
         self._watching_forks = False
 
     def __call__(self) -> str:
-        chunk = next(self._chunks, None)
-        return chunk if chunk is not None else self._refill()
+        if not self._watching_forks:
+            self._watch_forks()
+        with self._lock:
+            chunk = next(self._chunks, None)
+            return chunk if chunk is not None else self._refill()
+
+    def _watch_forks(self) -> None:
+        """On first use, not at construction: a module-level instance registers nothing at
+        import. Before the first block and outside the lock, so that no fork can find either
+        unwatched; marked only once registered (two threads may both register: harmless).
+        A weak reference, so an instance can still be collected."""
+        ref = weakref.WeakMethod(self._forget)
+        os.register_at_fork(after_in_child=lambda: (forget := ref()) and forget())
+        self._watching_forks = True
 
     def _refill(self) -> str:
-        if not self._watching_forks:
-            # On first use, not at construction: a module-level instance registers nothing
-            # at import. A weak reference, so an instance can still be collected.
-            self._watching_forks = True
-            ref = weakref.WeakMethod(self._forget)
-            os.register_at_fork(after_in_child=lambda: (forget := ref()) and forget())
         digits = os.urandom(self.block_bytes - self.block_bytes % self.nbytes).hex()
         width = 2 * self.nbytes
         chunks = iter([digits[i : i + width] for i in range(0, len(digits), width)])
@@ -56,5 +64,7 @@ class RandomHex:
         return next(chunks)
 
     def _forget(self) -> None:
-        """In a forked child: the parent goes on with the block, the child starts a new one."""
+        """In a forked child: the parent goes on with the block, the child starts a new one
+        (and a new lock: another thread of the parent may have held it at the fork)."""
+        self._lock = threading.Lock()
         self._chunks = iter(())
