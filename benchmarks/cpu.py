@@ -47,10 +47,10 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
     return totals
 
 
-def named_cpu_seconds(name: str) -> float:
+def named_cpu_seconds(name: str) -> tuple[float, int]:
     """CPU seconds of every live process whose command name is ``name`` (e.g. the local
-    ``redis-server`` a benchmark's backends use)."""
-    total = 0.0
+    ``redis-server`` a benchmark's backends use), and how many there were."""
+    total, count = 0.0, 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -59,16 +59,22 @@ def named_cpu_seconds(name: str) -> float:
                 continue
             if comm == name and (found := _stat(int(entry.name))) is not None:
                 total += found[1]
-    return total
+                count += 1
+    return total, count
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, all) clock ticks of every core since boot, from /proc/stat: between two
-    readings, busy / all is the share of the machine that was working (steal counts as
-    busy: the cores were not ours to use)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])
+def machine_jiffies(core: int | None = None) -> tuple[int, int]:
+    """(busy, all) clock ticks since boot of every core, or of ``core``, from /proc/stat:
+    between two readings, busy / all is the share that was working (steal counts as busy:
+    the cores were not ours to use; guest time is already in user)."""
+    label = "cpu" if core is None else f"cpu{core}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name == label:
+            fields = [int(v) for v in values[:8]]
+            idle = fields[3] + fields[4]  # idle + iowait
+            return sum(fields) - idle, sum(fields)
+    raise ValueError(f"no {label} line in /proc/stat")
 
 
 def pin_tree(root: int, api_cores: set[int], worker_cores: set[int]) -> dict[str, int]:

@@ -20,9 +20,9 @@ is reported too (on a small machine it shares the cores with the servers), with 
 during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
 
 ``--pin`` (one server process) measures the issue's set-up, "a server process on one core":
-each server's threads on core 0, the load generator and the stream worker's process on the
-other cores (Linux ``sched_setaffinity``), so the server's decisions keep one core's caches
-and never wait for the load generator to be scheduled off their core.
+each server's threads on the first usable core, the load generator and the stream worker's
+process on the others (Linux ``sched_setaffinity``; other processes of the machine, such as
+Redis, may still run there), and reports how busy that core was.
 
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
     .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0
@@ -58,8 +58,8 @@ from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model
 
 SHED_TOLERANCE = 0.01  # above this share of 503s, the CPU ratio gets a caveat
-SERVER_CORES = {0}  # with --pin
 REDIS_ARGS = ("log_url", "store_url")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def ensure_model(model_dir: Path) -> None:
@@ -137,22 +137,24 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         )
 
     if args.pin:
-        pin_tree(pid, SERVER_CORES, other_cores())
+        pin_tree(pid, {args.server_core}, args.other_cores)
     load(args.warmup_seconds)  # first requests pay for lazy imports and caches
     if args.pin:  # again: threads started during the warm-up inherited their creator's cores
-        pin_tree(pid, SERVER_CORES, other_cores())
+        pin_tree(pid, {args.server_core}, args.other_cores)
     by_thread = args.workers == 1  # with more, each scrape reads one process of several
     threads_before = thread_cpu(url) if by_thread else {}
-    redis = any(str(getattr(args, n, "") or "").startswith("redis://") for n in REDIS_ARGS)
-    redis_before = named_cpu_seconds("redis-server") if redis else 0.0
+    redis = local_redis(args)
+    redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     busy_before, ticks_before = machine_jiffies()
+    core_before = machine_jiffies(args.server_core) if args.pin else (0, 0)
     before = tree_cpu_seconds(pid)
     own_before = time.process_time()
     result = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
     busy_after, ticks_after = machine_jiffies()
-    redis_cpu = named_cpu_seconds("redis-server") - redis_before if redis else 0.0
+    core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
+    redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     threads_after = thread_cpu(url) if by_thread else {}
     served = max(1, len(result.latencies_s))
     answered = max(1, result.statuses.get(200, 0))
@@ -172,8 +174,14 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
             (busy_after - busy_before) / max(1, ticks_after - ticks_before), 3
         ),
     }
-    if redis:
-        figures["redis_server_cpu_us_per_request"] = round(redis_cpu / served * 1e6, 1)
+    if args.pin:  # the server's core alone (its threads, and whatever else ran there)
+        busy, ticks = core_after[0] - core_before[0], core_after[1] - core_before[1]
+        figures["server_core_busy_share"] = round(busy / max(1, ticks), 3)
+    if redis:  # every local redis-server: another's on this machine would count too
+        figures["redis_server_cpu_us_per_request"] = round(
+            (redis_after - redis_before) / served * 1e6, 1
+        )
+        figures["redis_server_processes"] = redis_processes
     if threads_after:
         figures["server_cpu_us_per_request_by_thread"] = {
             name: round((seconds - threads_before.get(name, 0.0)) / served * 1e6, 1)
@@ -183,9 +191,21 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     return figures
 
 
-def other_cores() -> set[int]:
-    """The cores the load generator and the stream worker get with --pin."""
-    return set(range(os.cpu_count() or 1)) - SERVER_CORES
+def split_cores() -> tuple[int, set[int]]:
+    """With --pin: the server's core (the first this process may use) and the others, for
+    the load generator and the stream worker."""
+    allowed = os.sched_getaffinity(0)
+    return min(allowed), allowed - {min(allowed)}
+
+
+def local_redis(args: argparse.Namespace) -> bool:
+    """Whether a backend is a Redis on this machine (whose CPU the report then reads)."""
+    urls = [str(getattr(args, name, "") or "") for name in REDIS_ARGS]
+    return any(
+        url.startswith(("redis://", "rediss://"))
+        and url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].split("@")[-1] in LOCAL_HOSTS
+        for url in urls
+    )
 
 
 def thread_cpu(url: str) -> dict[str, float]:
@@ -222,10 +242,11 @@ def main() -> None:
     )
     add_backend_args(ap)
     args = ap.parse_args()
-    if args.pin and (args.workers != 1 or not other_cores()):
-        ap.error("--pin needs --workers 1 and at least 2 cores")
+    args.server_core, args.other_cores = split_cores()
+    if args.pin and (args.workers != 1 or not args.other_cores):
+        ap.error("--pin needs --workers 1 and at least 2 usable cores")
     if args.pin:
-        os.sched_setaffinity(0, other_cores())
+        os.sched_setaffinity(0, args.other_cores)
 
     ensure_model(Path(args.model_dir))
     bodies = request_bodies(args.users)
@@ -247,7 +268,8 @@ def main() -> None:
         "backends": backends,
         "seconds": args.seconds,
         "rounds": args.rounds,
-        "pinned": "server on core 0, load generator and stream worker on the others"
+        "pinned": f"server on core {args.server_core}, load generator and stream worker on "
+        f"{sorted(args.other_cores)}"
         if args.pin
         else "no",
     }
