@@ -29,22 +29,34 @@ def _stat(pid: int) -> tuple[int, float] | None:
 def tree_cpu_seconds(root: int) -> dict[str, float]:
     """CPU seconds of ``root`` and its live descendants: ``api`` (the server processes) and
     ``worker`` (a `tailorbot worker` child of `tailorbot serve`, and its descendants)."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            found = _stat(int(entry.name))
-            if found is not None:
-                parents[int(entry.name)], cpu[int(entry.name)] = found
+    processes = _processes()
     totals = {"api": 0.0, "worker": 0.0}
+    for pid, role in _roles(root, processes):
+        totals[role] += processes[pid][1] if pid in processes else 0.0
+    return totals
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """(parent pid, CPU seconds) of every live process, by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            found[int(entry.name)] = stat
+    return found
+
+
+def _roles(root: int, processes: dict[int, tuple[int, float]]) -> list[tuple[int, str]]:
+    """``root`` and its descendants, each with its role: ``worker`` for a `tailorbot
+    worker` process and its descendants, ``api`` for the rest."""
+    out = []
     todo = [(root, "api")]
     while todo:
         pid, role = todo.pop()
         if role == "api" and _is_worker(pid):
             role = "worker"
-        totals[role] += cpu.get(pid, 0.0)
-        todo.extend((child, role) for child, parent in parents.items() if parent == pid)
-    return totals
+        out.append((pid, role))
+        todo.extend((child, role) for child, (parent, _) in processes.items() if parent == pid)
+    return out
 
 
 def named_cpu_seconds(name: str) -> tuple[float, int]:
@@ -82,23 +94,14 @@ def pin_tree(root: int, api_cores: set[int], worker_cores: set[int]) -> dict[str
     to ``api_cores``, the stream worker's processes to ``worker_cores``. Threads and
     processes started later inherit their creator's cores. Returns the threads pinned per
     role."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
-            parents[int(entry.name)] = found[0]
     pinned = {"api": 0, "worker": 0}
-    todo = [(root, "api")]
-    while todo:
-        pid, role = todo.pop()
-        if role == "api" and _is_worker(pid):
-            role = "worker"
+    for pid, role in _roles(root, _processes()):
         cores = api_cores if role == "api" else worker_cores
         with contextlib.suppress(FileNotFoundError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(ProcessLookupError):  # a thread that just ended
                     os.sched_setaffinity(int(task.name), cores)
                     pinned[role] += 1
-        todo.extend((child, role) for child, parent in parents.items() if parent == pid)
     return pinned
 
 
