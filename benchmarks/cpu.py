@@ -63,15 +63,14 @@ def named_cpu_seconds(name: str) -> tuple[float, int]:
     """CPU seconds of every live process whose command name is ``name`` (e.g. the local
     ``redis-server`` a benchmark's backends use), and how many there were."""
     total, count = 0.0, 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                comm = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm == name and (found := _stat(int(entry.name))) is not None:
-                total += found[1]
-                count += 1
+    for pid, (_, cpu) in _processes().items():
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:  # gone meanwhile
+            continue
+        if comm == name:
+            total += cpu
+            count += 1
     return total, count
 
 
@@ -87,6 +86,11 @@ def machine_jiffies(core: int | None = None) -> tuple[int, int]:
             idle = fields[3] + fields[4]  # idle + iowait
             return sum(fields) - idle, sum(fields)
     raise ValueError(f"no {label} line in /proc/stat")
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the ticks between two :func:`machine_jiffies` readings that were busy."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 def pin_tree(root: int, api_cores: set[int], worker_cores: set[int]) -> dict[str, int]:

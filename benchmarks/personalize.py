@@ -46,11 +46,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 from _harness import add_backend_args, machine, scrape, server_for, wait_ready
-from cpu import machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
+from cpu import busy_share, machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
 from loadgen import LoadResult, run_open_loop
 
 from tailorbot.api.server import free_port
@@ -59,7 +60,7 @@ from tailorbot.models.intent import default_dataset, train_intent_model
 
 SHED_TOLERANCE = 0.01  # above this share of 503s, the CPU ratio gets a caveat
 REDIS_ARGS = ("log_url", "store_url")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def ensure_model(model_dir: Path) -> None:
@@ -145,14 +146,14 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     threads_before = thread_cpu(url) if by_thread else {}
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
-    busy_before, ticks_before = machine_jiffies()
+    machine_before = machine_jiffies()
     core_before = machine_jiffies(args.server_core) if args.pin else (0, 0)
     before = tree_cpu_seconds(pid)
     own_before = time.process_time()
     result = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
-    busy_after, ticks_after = machine_jiffies()
+    machine_after = machine_jiffies()
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     threads_after = thread_cpu(url) if by_thread else {}
@@ -170,13 +171,10 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         "load_generator_cpu_us_per_request": round(own / served * 1e6, 1),
         # How much of the whole machine worked meanwhile (every process, the kernel): near
         # 1, the cores were saturated and the latencies measure the queue for them.
-        "machine_busy_share": round(
-            (busy_after - busy_before) / max(1, ticks_after - ticks_before), 3
-        ),
+        "machine_busy_share": round(busy_share(machine_before, machine_after), 3),
     }
     if args.pin:  # the server's core alone (its threads, and whatever else ran there)
-        busy, ticks = core_after[0] - core_before[0], core_after[1] - core_before[1]
-        figures["server_core_busy_share"] = round(busy / max(1, ticks), 3)
+        figures["server_core_busy_share"] = round(busy_share(core_before, core_after), 3)
     if redis:  # every local redis-server: another's on this machine would count too
         figures["redis_server_cpu_us_per_request"] = round(
             (redis_after - redis_before) / served * 1e6, 1
@@ -200,12 +198,8 @@ def split_cores() -> tuple[int, set[int]]:
 
 def local_redis(args: argparse.Namespace) -> bool:
     """Whether a backend is a Redis on this machine (whose CPU the report then reads)."""
-    urls = [str(getattr(args, name, "") or "") for name in REDIS_ARGS]
-    return any(
-        url.startswith(("redis://", "rediss://"))
-        and url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].split("@")[-1] in LOCAL_HOSTS
-        for url in urls
-    )
+    urls = [urlsplit(str(getattr(args, name, "") or "")) for name in REDIS_ARGS]
+    return any(u.scheme in ("redis", "rediss") and u.hostname in LOCAL_HOSTS for u in urls)
 
 
 def thread_cpu(url: str) -> dict[str, float]:
@@ -238,7 +232,8 @@ def main() -> None:
     ap.add_argument(
         "--pin",
         action="store_true",
-        help="the server on core 0; the load generator and the stream worker on the others",
+        help="the server on the first usable core; the load generator and the stream worker "
+        "on the others",
     )
     add_backend_args(ap)
     args = ap.parse_args()

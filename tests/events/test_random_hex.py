@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -57,21 +58,30 @@ def test_concurrent_threads_never_get_the_same_digits() -> None:
     assert len(set(everything)) == 40_000
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
-def test_a_forked_child_does_not_repeat_its_parents_digits() -> None:
-    draw = RandomHex(10)
-    draw()  # the block now holds 399 more, which the child inherits
+def _drawn_in_child(draw: RandomHex, meanwhile: Callable[[], None] = lambda: None) -> str:
+    """The digits ``draw`` gives in a forked child (``meanwhile`` runs in the parent while
+    the child draws). A child stuck on a lock is ended by an alarm and gives nothing."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its next digits, then out without cleanup
         try:
+            signal.alarm(10)
             os.write(write, draw().encode())
         finally:
             os._exit(0)
     os.close(write)
+    meanwhile()
     child = os.read(read, 64).decode()
     os.close(read)
     os.waitpid(pid, 0)
+    return child
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_does_not_repeat_its_parents_digits() -> None:
+    draw = RandomHex(10)
+    draw()  # the block now holds 399 more, which the child inherits
+    child = _drawn_in_child(draw)
     parent = draw()
     assert len(child) == 20
     assert child != parent
@@ -88,23 +98,14 @@ def test_a_child_forked_while_another_thread_draws_can_draw() -> None:
             holding.set()
             release.wait()
 
+    def let_go() -> None:
+        release.set()
+        thread.join()
+
     thread = threading.Thread(target=hold)
     thread.start()
     holding.wait()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            signal.alarm(10)  # a lock inherited held would hang here: the alarm ends it
-            os.write(write, draw().encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    release.set()
-    thread.join()
-    child = os.read(read, 64).decode()
-    os.close(read)
-    os.waitpid(pid, 0)
+    child = _drawn_in_child(draw, meanwhile=let_go)  # an inherited held lock would hang it
     assert len(child) == 20
 
 
