@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         description="Metrics endpoint of this server's worker process (set by `tailorbot serve`); "
         "its metrics are included in /metrics and its state in /readyz.",
     )
+    metrics_siblings_dir: Path | None = Field(
+        None,
+        description="Private folder where the processes of `tailorbot serve --workers N` serve "
+        "their metrics to each other (set by `tailorbot serve`); /metrics answers their sum.",
+    )
 
     # --- decision plane --------------------------------------------------------------
     kb_dir: Path | None = Field(None, description="Knowledge base; default: the bundled demo KB.")

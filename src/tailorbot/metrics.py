@@ -325,11 +325,11 @@ def merged_exposition(
         if family.name.removesuffix("_created") in owned
     ]
     merged = CollectorRegistry()
-    merged.register(_Families(taken + [f for f in local.collect() if f.name not in owned]))
+    merged.register(CollectedFamilies(taken + [f for f in local.collect() if f.name not in owned]))
     return generate_latest(merged)
 
 
-class _Families:
+class CollectedFamilies:
     """A collector yielding fixed, already collected families."""
 
     def __init__(self, families: list[Metric]) -> None:

@@ -218,3 +218,68 @@ def test_serve_with_two_processes(tmp_path: Path) -> None:
         code, output = _stop(process)
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def _scraped(url: str) -> dict[str, float]:
+    """The samples of one /metrics scrape that tell how the processes were summed."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    wanted = ('tailorbot_responses_total{route="/v1/users/{user_id}"', "tailorbot_server_processes")
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if name.startswith(wanted)
+    }
+
+
+def _siblings_folder(serve_pid: int) -> Path:
+    """The folder `serve --workers N` gave its server processes (from a child's environment)."""
+    for child in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        for entry in environ:
+            if entry.startswith(b"TAILORBOT_METRICS_SIBLINGS_DIR="):
+                return Path(entry.partition(b"=")[2].decode())
+    raise AssertionError("no server process has the metrics folder")
+
+
+def _sockets(folder: Path, count: int) -> list[Path]:
+    """The processes' sockets in ``folder`` once there are ``count`` (else none)."""
+    found = sorted(folder.glob("*.sock"))
+    return found if len(found) == count else []
+
+
+def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    route_ok = 'tailorbot_responses_total{route="/v1/users/{user_id}",status="200"}'
+    try:
+        wait_until(
+            lambda: _healthy(url) or process.poll() is not None, "two server processes", START_S
+        )
+        folder = _siblings_folder(process.pid)
+        sockets = wait_until(lambda: _sockets(folder, 2), "both processes' sockets")
+        for i in range(40):  # a new connection each: the processes share them out
+            response = httpx.put(f"{url}/v1/users/sum-u{i}", json={"tier": "gold"}, timeout=10)
+            assert response.status_code == 200
+        # Every scrape, whichever process answers it, counts all 40.
+        for _ in range(6):
+            scraped = _scraped(url)
+            assert scraped[route_ok] == 40, scraped
+            assert scraped['tailorbot_server_processes{state="answered"}'] == 2, scraped
+        # A process that stops (as when uvicorn's supervisor replaces it) still counts.
+        stopped = int(sockets[0].name.removesuffix(".sock"))
+        os.kill(stopped, signal.SIGTERM)
+        wait_until(lambda: (folder / f"{stopped}.ended.prom").exists(), "its last metrics")
+        wait_until(
+            lambda: _scraped(url).get('tailorbot_server_processes{state="answered"}') == 2,
+            "a new process in its place",
+            START_S,
+        )
+        scraped = _scraped(url)
+        assert scraped[route_ok] == 40, scraped
+        assert scraped['tailorbot_server_processes{state="ended"}'] == 1, scraped
+    finally:
+        code, output = _stop(process)
+    assert code == 0, output
+    assert "Traceback" not in output
+    assert not folder.exists()  # serve removes it on its way out

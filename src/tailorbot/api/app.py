@@ -71,6 +71,7 @@ from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import ModelMissing
 from tailorbot.telemetry.logs import configure_logging
+from tailorbot.telemetry.siblings import SiblingExposition
 from tailorbot.telemetry.threads import ThreadCpuCollector
 from tailorbot.telemetry.tracing import Tracing
 from tailorbot.telemetry.tracing import requested as tracing_requested
@@ -143,10 +144,13 @@ def create_app(
         # Models load in the background: /healthz answers at once, and decisions that arrive
         # meanwhile wait for the load (the same lock) instead of failing.
         loading = asyncio.create_task(_load_quietly(app))
+        siblings = _serve_to_siblings(settings, metrics)
         try:
             runtime.start_workers()
             yield
         finally:
+            if siblings is not None:  # first: its last exposition counts what was answered
+                await run_blocking(app.state, siblings.close)
             # Not cancelled: the loading thread would finish anyway and leave a started decision
             # service (its refresh thread polling closed stores) that nobody closes.
             with contextlib.suppress(Exception):
@@ -220,6 +224,12 @@ def _count_thread_cpu(metrics: Metrics) -> None:
     families from it, and every other family from the API: ``merged_exposition``)."""
     with contextlib.suppress(ValueError):  # already there: an app made again on one registry
         metrics.registry.register(ThreadCpuCollector())
+
+
+def _serve_to_siblings(settings: Settings, metrics: Metrics) -> SiblingExposition | None:
+    """With ``serve --workers N``: this process's metrics for the one a scrape reaches."""
+    folder = settings.metrics_siblings_dir
+    return None if folder is None else SiblingExposition(folder, metrics.render)
 
 
 def _add_middleware(

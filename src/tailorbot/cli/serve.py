@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -154,24 +156,25 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
             access_log=False,  # the middleware writes the access line (no raw paths)
         )
         return
-    logging.getLogger(__name__).warning(
-        "%d server processes share port %d and each keeps its own metrics: a /metrics scrape "
-        "reaches one of them; for exact figures run one process per port (docs/deploy.md)",
-        workers,
-        settings.port,
-    )
+    # The processes share the port, and a scrape reaches one of them: each serves its
+    # metrics to the others through this folder, and /metrics answers their sum.
+    siblings = Path(tempfile.mkdtemp(prefix="tailorbot-metrics-"))  # mode 0700
+    settings = settings.model_copy(update={"metrics_siblings_dir": siblings})
     # Each process calls create_app() and rebuilds the same settings from the environment.
     os.environ.update(settings.to_env())
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level=log_level,
-        log_config=None,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        shutil.rmtree(siblings, ignore_errors=True)
 
 
 @reports_errors

@@ -1,20 +1,26 @@
-"""``GET /metrics``: Prometheus text exposition of this process (and its worker process)."""
+"""``GET /metrics``: Prometheus text exposition of this server (its processes, and its
+worker process)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import httpx
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import Response
 
 from tailorbot.api.deps import MetricsDep, SettingsDep
 from tailorbot.api.errors import error_responses
-from tailorbot.metrics import merged_exposition
+from tailorbot.config import Settings
+from tailorbot.metrics import CollectedFamilies, Metrics, merged_exposition
+from tailorbot.telemetry.process_sum import summed_families
+from tailorbot.telemetry.siblings import sibling_expositions
 
 logger = logging.getLogger(__name__)
 WORKER_TIMEOUT_S = 2.0
+SIBLING_TIMEOUT_S = 2.0
 
 router = APIRouter(tags=["health"])
 
@@ -28,14 +34,29 @@ router = APIRouter(tags=["health"])
 def get_metrics(metrics: MetricsDep, settings: SettingsDep) -> Response:
     """Counters (events ingested/rejected/applied/skipped, decisions), the processor lag and
     latency histograms (apply, event-to-feature, per-route request). With the stream worker
-    in its own process (the default of `tailorbot serve`), its metrics are included."""
+    in its own process (the default of `tailorbot serve`), its metrics are included; with
+    `serve --workers N`, the figures are the sum of the N server processes."""
+    metrics.refresh()  # the monitors' gauges (drift)
+    registry = _server_registry(metrics, settings)
     url = settings.worker_metrics_url
     if url is None:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     try:
         remote = httpx.get(url + "/metrics", timeout=WORKER_TIMEOUT_S).text
     except httpx.HTTPError as exc:
         logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-    metrics.refresh()  # the monitors' gauges (drift), as render() does
-    return Response(merged_exposition(metrics.registry, remote), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(merged_exposition(registry, remote), media_type=CONTENT_TYPE_LATEST)
+
+
+def _server_registry(metrics: Metrics, settings: Settings) -> CollectorRegistry:
+    """This process's registry; with sibling processes, one holding the sum of them all."""
+    folder = settings.metrics_siblings_dir
+    if folder is None:
+        return metrics.registry
+    siblings = sibling_expositions(folder, os.getpid(), SIBLING_TIMEOUT_S)
+    own = generate_latest(metrics.registry).decode()
+    families = summed_families([own, *siblings.texts])
+    summed = CollectorRegistry()
+    summed.register(CollectedFamilies([*families, siblings.family()]))
+    return summed

@@ -1,0 +1,125 @@
+r"""One Prometheus exposition for several server processes: their figures summed.
+
+``tailorbot serve --workers N`` runs N processes behind one port, and a scrape reaches one of
+them. Each keeps its own counters, so that process's figures alone would make Prometheus see
+one series jumping between processes (rates and quantiles wrong). The process a scrape
+reaches asks the others for their expositions (:mod:`.siblings`) and answers with the sum.
+
+How a sample of several processes becomes one:
+
+* counters, histograms and summaries: the sum (a histogram's buckets, ``_count`` and
+  ``_sum`` alike), and for a ``_created`` series the earliest;
+* gauges: the sum (requests in flight, thread CPU), except the ``*_info`` gauges (1 for what
+  a process serves: during a model swap both versions show 1), the times of
+  :data:`LATEST_GAUGES` and the figures of :data:`HIGHEST_GAUGES`, which take the highest;
+* a process that has ended (:class:`.siblings.SiblingExposition` leaves its last exposition):
+  its counters, histograms and summaries still count, so the sum never goes back, and its
+  gauges no longer do.
+
+>>> def exposition(decisions, in_flight):
+...     return (
+...         "# TYPE tailorbot_decisions counter\n"
+...         f'tailorbot_decisions_total{{outcome="answered"}} {decisions}\n'
+...         "# TYPE tailorbot_requests_in_flight gauge\n"
+...         f"tailorbot_requests_in_flight {in_flight}\n"
+...     )
+>>> families = summed_families([exposition(3.0, 2.0), exposition(4.0, 1.0)])
+>>> [(s.name, s.value) for f in families for s in f.samples]
+[('tailorbot_decisions_total', 7.0), ('tailorbot_requests_in_flight', 3.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+# Gauges of one value for the whole server, whichever process holds the newest (a time).
+LATEST_GAUGES = frozenset({"tailorbot_retrain_last_timestamp_seconds"})
+# Gauges whose worst process is the one to alert on: each process measures its own share of
+# the traffic (drift of the inputs it saw), and the sum of such figures means nothing.
+HIGHEST_GAUGES = frozenset({"tailorbot_drift_psi"})
+_SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+# (sample name, the value so far, the next process's value) -> the merged value
+_Combine = Callable[[str, float, float], float]
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """One process's text exposition; ``ended``: the last one of a process that has ended
+    (its gauges are left out)."""
+
+    text: str
+    ended: bool = False
+
+
+def summed_families(expositions: Iterable[str | Exposition]) -> list[Metric]:
+    """The families of ``expositions`` merged sample by sample (see the module's rules), in
+    the order they first appear."""
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for item in expositions:
+        exposition = item if isinstance(item, Exposition) else Exposition(item)
+        for family in text_string_to_metric_families(exposition.text):
+            if exposition.ended and family.type not in _SUMMED_TYPES:
+                continue
+            if family.name not in families:
+                families[family.name] = Metric(
+                    family.name, family.documentation, family.type, family.unit
+                )
+                values[family.name] = {}
+            into = values[family.name]
+            combine = _combiner(family)
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                known = into.get(key)
+                into[key] = sample.value if known is None else combine(key[0], known, sample.value)
+    for name, family in families.items():
+        family.samples = [
+            Sample(sample_name, dict(labels), value)
+            for (sample_name, labels), value in values[name].items()
+        ]
+    return list(families.values())
+
+
+def _combiner(family: Metric) -> _Combine:
+    if family.type in _SUMMED_TYPES:
+        return _sum_or_earliest
+    # The text format gives a counter's _created series a gauge family of its own.
+    if family.name.endswith("_created"):
+        return _earliest
+    if (
+        family.name.endswith("_info")
+        or family.name in LATEST_GAUGES
+        or family.name in HIGHEST_GAUGES
+    ):
+        return _highest
+    return _sum
+
+
+def _sum(sample_name: str, known: float, value: float) -> float:
+    return known + value
+
+
+def _earliest(sample_name: str, known: float, value: float) -> float:
+    return min(known, value)
+
+
+def _sum_or_earliest(sample_name: str, known: float, value: float) -> float:
+    return min(known, value) if sample_name.endswith("_created") else known + value
+
+
+def _highest(sample_name: str, known: float, value: float) -> float:
+    """The higher value; a NaN (a figure a process cannot compute yet) only when both are."""
+    if math.isnan(known):
+        return value
+    if math.isnan(value):
+        return known
+    return max(known, value)
+
+
+__all__ = ["HIGHEST_GAUGES", "LATEST_GAUGES", "Exposition", "summed_families"]
