@@ -3,20 +3,18 @@
 
 /* IEEE half -> single, exactly (every float16 value is a float32 value): the half's
  * exponent and mantissa bits placed in a float32 and scaled by 2^112 (exact for normal and
- * subnormal halves alike); infinities and NaNs keep an all-ones exponent */
+ * subnormal halves alike); infinities and NaNs keep an all-ones exponent. Without a branch
+ * (the special case is a mask), so that the loops over a row vectorize. */
 static inline float half_to_float(uint16_t h) {
     uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13;
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     float scaled;
     uint32_t bits;
-    if ((h & 0x7c00u) == 0x7c00u) {
-        bits = magnitude | 0x7f800000u;
-        memcpy(&scaled, &bits, sizeof scaled);
-    } else {
-        memcpy(&scaled, &magnitude, sizeof scaled);
-        scaled *= 0x1p112f;
-    }
+    memcpy(&scaled, &magnitude, sizeof scaled);
+    scaled *= 0x1p112f;
     memcpy(&bits, &scaled, sizeof bits);
+    uint32_t special = 0u - (uint32_t)((h & 0x7c00u) == 0x7c00u); /* all ones or zero */
+    bits = (bits & ~special) | ((magnitude | 0x7f800000u) & special);
     bits |= sign;
     memcpy(&scaled, &bits, sizeof scaled);
     return scaled;
@@ -91,6 +89,20 @@ PyObject *mean_rows(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* out += the sum over k of unit[k] * rows[k] (each row `n_classes` floats), in doubles */
+static WIDE_VECTORS void add_rows(double *out, const float *rows, const float *unit,
+                                  Py_ssize_t width, Py_ssize_t n_classes) {
+    for (Py_ssize_t k = 0; k < width; k++) {
+        double value = (double)unit[k];
+        if (value != 0.0) {
+            const float *row = rows + k * n_classes;
+            for (Py_ssize_t c = 0; c < n_classes; c++) {
+                out[c] += value * (double)row[c];
+            }
+        }
+    }
+}
+
 /* a static embedding's part of a linear model's scores: the mean of the float16 rows
  * `table[ids]`, l2-normalized, times `weight` (float32, as the numpy path computes it) into
  * `dense`, and its product with `coef` (float32, one row per dimension) added to `scores` */
@@ -141,17 +153,7 @@ PyObject *embedding_scores(PyObject *module, PyObject *args) {
     for (Py_ssize_t k = 0; k < width; k++) {
         unit[k] = (norm > 0.0f ? unit[k] / norm : unit[k]) * scale;
     }
-    double *out = scores.buf;
-    const float *rows = coef.buf;
-    for (Py_ssize_t k = 0; k < width; k++) {
-        double value = (double)unit[k];
-        if (value != 0.0) {
-            const float *row = rows + k * n_classes;
-            for (Py_ssize_t c = 0; c < n_classes; c++) {
-                out[c] += value * (double)row[c];
-            }
-        }
-    }
+    add_rows(scores.buf, coef.buf, unit, width, n_classes);
     result = Py_None;
     Py_INCREF(result);
 done:
