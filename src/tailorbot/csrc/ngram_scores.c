@@ -105,12 +105,25 @@ static Py_ssize_t count_distinct(NgramScorer *self, Ids *ids) {
     return distinct;
 }
 
+/* acc += factor * row, in doubles */
+static WIDE_VECTORS void add_scaled(double *acc, const float *row, double factor,
+                                   Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        acc[k] += factor * (double)row[k];
+    }
+}
+
+/* acc += values */
+static WIDE_VECTORS void add_values(double *acc, const double *values, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        acc[k] += values[k];
+    }
+}
+
 /* acc += factor * the coefficient row of `id` */
 static void add_row(const NgramScorer *self, double *acc, int32_t id, double factor) {
     const float *row = (const float *)self->coef.buf + (Py_ssize_t)id * self->n_classes;
-    for (Py_ssize_t k = 0; k < self->n_classes; k++) {
-        acc[k] += factor * (double)row[k];
-    }
+    add_scaled(acc, row, factor, self->n_classes);
 }
 
 /* The char_wb block through the word cache (wordsums.h): per word its kept u and q (made
@@ -137,9 +150,7 @@ static PyObject *add_by_word(NgramScorer *self, PyObject *units, Points *buf, Id
                     return NULL;
                 }
             }
-            for (Py_ssize_t k = 0; k < n_classes; k++) {
-                acc[k] += word.sums[k];
-            }
+            add_values(acc, word.sums, n_classes);
             squared += word.q;
             continue;
         }
@@ -156,9 +167,7 @@ static PyObject *add_by_word(NgramScorer *self, PyObject *units, Points *buf, Id
         }
         word = (WordView){ids->items + start, ids->size - start, sums, q};
         word_sums_store(self->words, buf->points, length, hash, &word);
-        for (Py_ssize_t k = 0; k < n_classes; k++) {
-            acc[k] += sums[k];
-        }
+        add_values(acc, sums, n_classes);
         squared += q;
     }
     /* then the repeated n-grams fixed */
