@@ -318,15 +318,22 @@ def merged_exposition(
     >>> 'tailorbot_decisions_total{outcome="answered"} 1.0' in text  # not the worker's empty one
     True
     """
-    taken = [
-        family
-        for family in text_string_to_metric_families(remote)
-        # a counter's _created series come as a gauge family of their own in the text format
-        if family.name.removesuffix("_created") in owned
-    ]
+    taken = [f for f in text_string_to_metric_families(remote) if _family_root(f.name) in owned]
+    kept = [f for f in local.collect() if _family_root(f.name) not in owned]
     merged = CollectorRegistry()
-    merged.register(CollectedFamilies(taken + [f for f in local.collect() if f.name not in owned]))
+    merged.register(CollectedFamilies(taken + kept))
     return generate_latest(merged)
+
+
+def is_created_family(name: str) -> bool:
+    """Whether a family read from the text format holds ``_created`` series: the format gives
+    a counter's or histogram's creation times a gauge family of their own."""
+    return name.endswith("_created")
+
+
+def _family_root(name: str) -> str:
+    """The metric a family belongs to (``x`` for ``x_created``)."""
+    return name.removesuffix("_created") if is_created_family(name) else name
 
 
 class CollectedFamilies:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,6 +76,8 @@ from tailorbot.telemetry.siblings import SiblingExposition
 from tailorbot.telemetry.threads import ThreadCpuCollector
 from tailorbot.telemetry.tracing import Tracing
 from tailorbot.telemetry.tracing import requested as tracing_requested
+
+logger = logging.getLogger(__name__)
 
 # (router, needs the API key when one is configured). One line per router.
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -144,13 +147,12 @@ def create_app(
         # Models load in the background: /healthz answers at once, and decisions that arrive
         # meanwhile wait for the load (the same lock) instead of failing.
         loading = asyncio.create_task(_load_quietly(app))
-        siblings = _serve_to_siblings(settings, metrics)
+        app.state.siblings = None
         try:
+            app.state.siblings = _serve_to_siblings(settings, metrics)
             runtime.start_workers()
             yield
         finally:
-            if siblings is not None:  # first: its last exposition counts what was answered
-                await run_blocking(app.state, siblings.close)
             # Not cancelled: the loading thread would finish anyway and leave a started decision
             # service (its refresh thread polling closed stores) that nobody closes.
             with contextlib.suppress(Exception):
@@ -159,6 +161,8 @@ def create_app(
             if app.state.decider is not None:
                 app.state.decider.close()
             await run_blocking(app.state, runtime.stop)
+            if app.state.siblings is not None:  # last: its final exposition counts all
+                await run_blocking(app.state, app.state.siblings.close)
             if owned_tracing and tracing is not None:
                 tracing.shutdown()
 
@@ -227,9 +231,17 @@ def _count_thread_cpu(metrics: Metrics) -> None:
 
 
 def _serve_to_siblings(settings: Settings, metrics: Metrics) -> SiblingExposition | None:
-    """With ``serve --workers N``: this process's metrics for the one a scrape reaches."""
+    """With ``serve --workers N``: this process's metrics for the one a scrape reaches.
+    Where its socket cannot be made (the folder removed under a running server), the
+    process serves anyway and its ``/metrics`` answers 503 (routers/metrics.py)."""
     folder = settings.metrics_siblings_dir
-    return None if folder is None else SiblingExposition(folder, metrics.render)
+    if folder is None:
+        return None
+    try:
+        return SiblingExposition(folder, metrics.render)
+    except OSError as exc:
+        logger.error("cannot serve this process's metrics to its siblings in %s: %r", folder, exc)
+        return None
 
 
 def _add_middleware(

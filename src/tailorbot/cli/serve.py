@@ -156,9 +156,17 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
             access_log=False,  # the middleware writes the access line (no raw paths)
         )
         return
+    from tailorbot.telemetry.siblings import folder_fits
+
     # The processes share the port, and a scrape reaches one of them: each serves its
     # metrics to the others through this folder, and /metrics answers their sum.
     siblings = Path(tempfile.mkdtemp(prefix="tailorbot-metrics-"))  # mode 0700
+    if not folder_fits(siblings):
+        shutil.rmtree(siblings, ignore_errors=True)
+        fail(
+            f"the temporary folder {siblings.parent} is too long a path for the server "
+            "processes' metrics sockets (Unix sockets): set TMPDIR to a shorter one"
+        )
     settings = settings.model_copy(update={"metrics_siblings_dir": siblings})
     # Each process calls create_app() and rebuilds the same settings from the environment.
     os.environ.update(settings.to_env())

@@ -27,6 +27,7 @@ import httpx
 from tailorbot.archive.base import ArchiveError, EventArchive
 from tailorbot.log.base import EventLog, LogError
 from tailorbot.store.base import StoreError, Stores
+from tailorbot.telemetry.worker_metrics import worker_exposition
 
 WORKER_PROBE_S = 1.0  # how long readiness waits for the worker process's metrics endpoint
 
@@ -116,7 +117,7 @@ class HealthService:
     @staticmethod
     def _process_state(url: str) -> str:
         try:
-            httpx.get(url + "/metrics", timeout=WORKER_PROBE_S).raise_for_status()
+            worker_exposition(url, WORKER_PROBE_S)
         except httpx.HTTPError as exc:
             return f"worker process unreachable: {type(exc).__name__}"
         return "running (own process)"

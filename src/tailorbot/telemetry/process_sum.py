@@ -8,13 +8,14 @@ reaches asks the others for their expositions (:mod:`.siblings`) and answers wit
 How a sample of several processes becomes one:
 
 * counters, histograms and summaries: the sum (a histogram's buckets, ``_count`` and
-  ``_sum`` alike), and for a ``_created`` series the earliest;
+  ``_sum`` alike), and for their ``_created`` series (a gauge family of its own in the text
+  format) the earliest;
 * gauges: the sum (requests in flight, thread CPU), except the ``*_info`` gauges (1 for what
   a process serves: during a model swap both versions show 1), the times of
   :data:`LATEST_GAUGES` and the figures of :data:`HIGHEST_GAUGES`, which take the highest;
-* a process that has ended (:class:`.siblings.SiblingExposition` leaves its last exposition):
-  its counters, histograms and summaries still count, so the sum never goes back, and its
-  gauges no longer do.
+* a process that has ended (:class:`.siblings.SiblingExposition` folds its last exposition
+  into the ended ones'): its counters, histograms and summaries still count (and their
+  ``_created`` times), its gauges no longer do.
 
 >>> def exposition(decisions, in_flight):
 ...     return (
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from tailorbot.metrics import is_created_family
 
 # Gauges of one value for the whole server, whichever process holds the newest (a time).
 LATEST_GAUGES = frozenset({"tailorbot_retrain_last_timestamp_seconds"})
@@ -65,7 +68,7 @@ def summed_families(expositions: Iterable[str | Exposition]) -> list[Metric]:
     for item in expositions:
         exposition = item if isinstance(item, Exposition) else Exposition(item)
         for family in text_string_to_metric_families(exposition.text):
-            if exposition.ended and family.type not in _SUMMED_TYPES:
+            if exposition.ended and not _kept_when_ended(family):
                 continue
             if family.name not in families:
                 families[family.name] = Metric(
@@ -86,11 +89,15 @@ def summed_families(expositions: Iterable[str | Exposition]) -> list[Metric]:
     return list(families.values())
 
 
+def _kept_when_ended(family: Metric) -> bool:
+    """Whether an ended process's family still counts: its counts and their start times."""
+    return family.type in _SUMMED_TYPES or is_created_family(family.name)
+
+
 def _combiner(family: Metric) -> _Combine:
     if family.type in _SUMMED_TYPES:
-        return _sum_or_earliest
-    # The text format gives a counter's _created series a gauge family of its own.
-    if family.name.endswith("_created"):
+        return _sum
+    if is_created_family(family.name):
         return _earliest
     if (
         family.name.endswith("_info")
@@ -107,10 +114,6 @@ def _sum(sample_name: str, known: float, value: float) -> float:
 
 def _earliest(sample_name: str, known: float, value: float) -> float:
     return min(known, value)
-
-
-def _sum_or_earliest(sample_name: str, known: float, value: float) -> float:
-    return min(known, value) if sample_name.endswith("_created") else known + value
 
 
 def _highest(sample_name: str, known: float, value: float) -> float:

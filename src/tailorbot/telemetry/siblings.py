@@ -2,90 +2,170 @@
 
 ``serve`` makes a private directory (mode 0700) and gives its path to every server process
 (``settings.metrics_siblings_dir``). Each process serves its own text exposition on a Unix
-socket there, ``<pid>.sock``, from a thread of its own (never the event loop). The process a
-``/metrics`` scrape reaches reads every other socket (:func:`sibling_expositions`) and answers
-with the sum (:mod:`.process_sum`).
+socket there, ``<pid>-<start ns>.sock`` (a name no later process reuses), from a thread of
+its own, never the event loop. The process a ``/metrics`` scrape reaches reads every other
+socket at once (:meth:`SiblingExposition.read`) and answers with the sum
+(:mod:`.process_sum`).
 
-A process that stops cleanly leaves its last exposition in ``<pid>.ended.prom``: its counters
-keep counting in the sum, so a process restarted by the supervisor does not make the
-server's counters go back (Prometheus would read that as a reset). A process killed
-outright leaves only a dead socket, which the next scrape removes: its counts since start
-are lost to the sum, the one way the figures can drop.
+A process that stops cleanly first folds its last exposition into ``ended.json`` (the sum
+of every ended process, with their names; under a file lock), then closes its socket: its
+counters keep counting, so the server's counters do not go back (Prometheus would read that
+as a reset). A reader fetches the live sockets *before* it reads ``ended.json``, and drops a
+live answer whose process is folded in by then: a process stopping meanwhile counts once,
+never twice and never not at all. A process killed outright leaves a dead socket, which the
+next scrape removes: its counts since start are lost to the sum.
 
 >>> import tempfile
 >>> from tailorbot.metrics import Metrics
 >>> with tempfile.TemporaryDirectory() as folder:
-...     own = SiblingExposition(Path(folder), Metrics().render, pid=1)
+...     own = SiblingExposition(Path(folder), Metrics().render)
 ...     other = Metrics()
 ...     other.decisions.labels(outcome="answered").inc(2)
-...     sibling = SiblingExposition(Path(folder), other.render, pid=2)
-...     found = sibling_expositions(Path(folder), own_pid=1, timeout_s=5.0)
+...     sibling = SiblingExposition(Path(folder), other.render)
+...     live = own.read(timeout_s=5.0)
 ...     sibling.close()
-...     after = sibling_expositions(Path(folder), own_pid=1, timeout_s=5.0)
+...     after = own.read(timeout_s=5.0)
 ...     own.close()
->>> found.answered, 'tailorbot_decisions_total{outcome="answered"} 2.0' in found.texts[0].text
+>>> live.answered, 'tailorbot_decisions_total{outcome="answered"} 2.0' in live.expositions[0].text
 (1, True)
->>> after.answered, after.ended, after.texts[0].ended
+>>> after.answered, after.ended, after.expositions[0].ended
 (0, 1, True)
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import fcntl
+import http.client
 import http.server
+import json
 import logging
 import os
+import socket
 import socketserver
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily
 
-from tailorbot.telemetry.process_sum import Exposition
+from tailorbot.metrics import CollectedFamilies
+from tailorbot.telemetry.process_sum import Exposition, summed_families
 
 logger = logging.getLogger(__name__)
 SOCKET_SUFFIX = ".sock"
-ENDED_SUFFIX = ".ended.prom"
+ENDED = "ended.json"
+LOCK = "ended.lock"
+# A socket's path must fit sockaddr_un (108 bytes on Linux, the last a NUL): the folder's
+# path plus the longest name this module makes ("<pid>-<19 digits>.sock").
+MAX_SOCKET_PATH = 107
+LONGEST_NAME = len(f"{2**22}-{2**63}{SOCKET_SUFFIX}") + 1
+
+
+def folder_fits(folder: Path) -> bool:
+    """Whether the sockets' paths in ``folder`` fit a Unix socket address."""
+    return len(os.fsencode(folder)) + LONGEST_NAME <= MAX_SOCKET_PATH
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class SiblingExposition:
-    """This process's exposition (``render``: its text) on ``<folder>/<pid>.sock``, until
-    :meth:`close`, which leaves the last one in ``<pid>.ended.prom``."""
+@dataclass
+class Siblings:
+    """What the other server processes gave: their expositions (``ended.json``'s too) and
+    how many answered, could not (alive but silent: named in ``silent``), or have ended."""
 
-    def __init__(self, folder: Path, render: Callable[[], bytes], pid: int | None = None) -> None:
+    expositions: list[Exposition] = field(default_factory=list)
+    answered: int = 0
+    silent: list[str] = field(default_factory=list)
+    ended: int = 0
+
+    def family(self) -> GaugeMetricFamily:
+        """``tailorbot_server_processes{state}``: what the sum is made of (this process is
+        one of the answered)."""
+        family = GaugeMetricFamily(
+            "tailorbot_server_processes",
+            "Server processes whose metrics /metrics sums, by state: answered (this one "
+            "included), ended (their counters still count)",
+            labels=["state"],
+        )
+        family.add_metric(["answered"], self.answered + 1)
+        family.add_metric(["ended"], self.ended)
+        return family
+
+
+class SiblingExposition:
+    """This process's exposition (``render``: its text) on a socket in ``folder``, and its
+    reads of the other processes' (:meth:`read`), until :meth:`close`."""
+
+    def __init__(self, folder: Path, render: Callable[[], bytes]) -> None:
         self.folder = folder
         self.render = render
-        self.pid = os.getpid() if pid is None else pid
-        self._path = folder / f"{self.pid}{SOCKET_SUFFIX}"
-        with contextlib.suppress(FileNotFoundError):  # a reused pid's dead socket
-            self._path.unlink()
+        self.name = f"{os.getpid()}-{time.time_ns()}"
+        self._path = folder / f"{self.name}{SOCKET_SUFFIX}"
         self._server = _Server(str(self._path), _handler(render))
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="tailorbot-sibling-metrics", daemon=True
         )
         self._thread.start()
 
+    def read(self, timeout_s: float) -> Siblings:
+        """Every other process's exposition, the live ones read at once (each within
+        ``timeout_s``), then the ended ones'."""
+        sockets = {
+            path.name.removesuffix(SOCKET_SUFFIX): path
+            for path in _listed(self.folder)
+            if path.name.endswith(SOCKET_SUFFIX) and path.name != self._path.name
+        }
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(sockets))) as pool:
+            answers = dict(zip(sockets, pool.map(_fetch(timeout_s), sockets.values()), strict=True))
+        folded, ended_text = _read_ended(self.folder)
+        found = Siblings()
+        if ended_text:
+            found.expositions.append(Exposition(ended_text, ended=True))
+            found.ended = len(folded)
+        for name, answer in answers.items():
+            if name in folded:  # it stopped meanwhile: its last exposition is in ended
+                continue
+            if isinstance(answer, str):
+                found.expositions.append(Exposition(answer))
+                found.answered += 1
+            elif _alive(name):
+                logger.warning("server process %s's metrics are unreachable: %r", name, answer)
+                found.silent.append(name)
+            else:  # killed without a clean stop: its socket stays behind
+                with contextlib.suppress(FileNotFoundError):
+                    sockets[name].unlink()
+        return found
+
     def close(self) -> None:
-        """Stop serving; write the last exposition (atomically: a reader never sees half)."""
-        self._server.shutdown()
-        self._server.server_close()
-        with contextlib.suppress(FileNotFoundError):
-            self._path.unlink()
-        final = self.folder / f"{self.pid}{ENDED_SUFFIX}"
-        partial = final.with_suffix(".partial")
+        """Fold the last exposition into ``ended.json``, then stop serving."""
         try:
-            partial.write_bytes(self.render())
-            partial.replace(final)
+            with _locked(self.folder, fcntl.LOCK_EX):
+                folded, ended_text = _read_ended(self.folder)
+                last = [Exposition(self.render().decode(), ended=True)]
+                if ended_text:
+                    last.append(Exposition(ended_text, ended=True))
+                registry = CollectorRegistry()
+                registry.register(CollectedFamilies(summed_families(last)))
+                record = {"processes": [*folded, self.name], "exposition": ""}
+                record["exposition"] = generate_latest(registry).decode()
+                partial = self.folder / f"{ENDED}.partial"
+                partial.write_text(json.dumps(record))
+                partial.replace(self.folder / ENDED)  # a reader sees the old or the new
         except OSError as exc:  # the folder is gone: serve is stopping as a whole
-            logger.warning("cannot leave this process's last metrics in %s: %r", final, exc)
+            logger.warning("cannot leave this process's last metrics in %s: %r", self.folder, exc)
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
 
 
 def _handler(render: Callable[[], bytes]) -> type[http.server.BaseHTTPRequestHandler]:
@@ -107,68 +187,65 @@ def _handler(render: Callable[[], bytes]) -> type[http.server.BaseHTTPRequestHan
     return Handler
 
 
-@dataclass
-class Siblings:
-    """What the other server processes gave: their expositions (the ended ones' too) and
-    how many answered, could not (alive but unreachable), or have ended."""
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: no TLS context, no pool (what an HTTP client would build)."""
 
-    texts: list[Exposition] = field(default_factory=list)
-    answered: int = 0
-    unreachable: int = 0
-    ended: int = 0
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("sibling", timeout=timeout)
+        self.path = path
 
-    def family(self) -> GaugeMetricFamily:
-        """``tailorbot_server_processes{state}``: what the sum is made of (this process is
-        one of the answered), so a partial sum shows."""
-        family = GaugeMetricFamily(
-            "tailorbot_server_processes",
-            "Server processes of this server whose metrics /metrics sums, by state: answered, "
-            "unreachable (alive, left out), ended (their counters still count)",
-            labels=["state"],
-        )
-        family.add_metric(["answered"], self.answered + 1)
-        family.add_metric(["unreachable"], self.unreachable)
-        family.add_metric(["ended"], self.ended)
-        return family
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
 
 
-def sibling_expositions(folder: Path, own_pid: int, timeout_s: float) -> Siblings:
-    """Every other process's exposition in ``folder`` (a dead one's socket is removed)."""
-    found = Siblings()
+def _fetch(timeout_s: float) -> Callable[[Path], str | Exception]:
+    def fetch(path: Path) -> str | Exception:
+        connection = _UnixConnection(path, timeout_s)
+        try:
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                return http.client.HTTPException(f"status {response.status}")
+            return body.decode()
+        except (OSError, http.client.HTTPException) as exc:
+            return exc
+        finally:
+            connection.close()
+
+    return fetch
+
+
+def _listed(folder: Path) -> list[Path]:
     try:
-        entries = sorted(folder.iterdir())
+        return sorted(folder.iterdir())
     except OSError as exc:
         logger.warning("cannot list the server processes' metrics in %s: %r", folder, exc)
-        return found
-    for path in entries:
-        if path.name.endswith(ENDED_SUFFIX):
-            with contextlib.suppress(OSError):  # a half-gone folder: skip it
-                found.texts.append(Exposition(path.read_text(), ended=True))
-                found.ended += 1
-            continue
-        if not path.name.endswith(SOCKET_SUFFIX):
-            continue
-        pid = int(path.name.removesuffix(SOCKET_SUFFIX))
-        if pid == own_pid:
-            continue
-        try:
-            transport = httpx.HTTPTransport(uds=str(path))
-            with httpx.Client(transport=transport, timeout=timeout_s) as client:
-                response = client.get("http://sibling/metrics")
-                response.raise_for_status()
-            found.texts.append(Exposition(response.text))
-            found.answered += 1
-        except httpx.HTTPError as exc:
-            if _alive(pid):
-                logger.warning("server process %d's metrics are unreachable: %r", pid, exc)
-                found.unreachable += 1
-            else:  # killed without a clean stop: its socket stays behind
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-    return found
+        return []
 
 
-def _alive(pid: int) -> bool:
+@contextlib.contextmanager
+def _locked(folder: Path, kind: int) -> Iterator[None]:
+    with open(folder / LOCK, "a") as lock:
+        fcntl.flock(lock, kind)
+        yield  # the lock goes with the descriptor
+
+
+def _read_ended(folder: Path) -> tuple[set[str], str]:
+    """The processes folded into ``ended.json`` and their summed exposition."""
+    try:
+        record = json.loads((folder / ENDED).read_text())
+    except FileNotFoundError:
+        return set(), ""
+    return set(record["processes"]), record["exposition"]
+
+
+def _alive(name: str) -> bool:
+    pid = int(name.partition("-")[0]) if name.partition("-")[0].isdigit() else 0
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -178,4 +255,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["SiblingExposition", "Siblings", "sibling_expositions"]
+__all__ = ["SiblingExposition", "Siblings", "folder_fits"]

@@ -31,6 +31,7 @@ from tailorbot.api.errors import error_responses
 from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.config import Settings
+from tailorbot.telemetry.worker_metrics import worker_exposition
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def _dashboard_body(state: Any) -> dict[str, Any]:
 
 def _worker_lag(url: str, local: dict[str, Any]) -> dict[str, Any]:
     try:
-        text = httpx.get(url + "/metrics", timeout=WORKER_TIMEOUT_S).text
+        text = worker_exposition(url, WORKER_TIMEOUT_S)
     except httpx.HTTPError as exc:
         logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
         return local

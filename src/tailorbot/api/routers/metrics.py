@@ -4,19 +4,19 @@ worker process)."""
 from __future__ import annotations
 
 import logging
-import os
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import Response
 
 from tailorbot.api.deps import MetricsDep, SettingsDep
 from tailorbot.api.errors import error_responses
 from tailorbot.config import Settings
+from tailorbot.errors import Unavailable
 from tailorbot.metrics import CollectedFamilies, Metrics, merged_exposition
 from tailorbot.telemetry.process_sum import summed_families
-from tailorbot.telemetry.siblings import sibling_expositions
+from tailorbot.telemetry.worker_metrics import worker_exposition
 
 logger = logging.getLogger(__name__)
 WORKER_TIMEOUT_S = 2.0
@@ -29,34 +29,42 @@ router = APIRouter(tags=["health"])
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403)},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403, 503)},
 )
-def get_metrics(metrics: MetricsDep, settings: SettingsDep) -> Response:
+def get_metrics(request: Request, metrics: MetricsDep, settings: SettingsDep) -> Response:
     """Counters (events ingested/rejected/applied/skipped, decisions), the processor lag and
     latency histograms (apply, event-to-feature, per-route request). With the stream worker
     in its own process (the default of `tailorbot serve`), its metrics are included; with
-    `serve --workers N`, the figures are the sum of the N server processes."""
+    `serve --workers N`, the figures are the sum of the N server processes (503 when one of
+    them does not answer: a partial sum would read as a counter reset)."""
     metrics.refresh()  # the monitors' gauges (drift)
-    registry = _server_registry(metrics, settings)
+    registry = _server_registry(request, metrics, settings)
     url = settings.worker_metrics_url
     if url is None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     try:
-        remote = httpx.get(url + "/metrics", timeout=WORKER_TIMEOUT_S).text
+        remote = worker_exposition(url, WORKER_TIMEOUT_S)
     except httpx.HTTPError as exc:
         logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(merged_exposition(registry, remote), media_type=CONTENT_TYPE_LATEST)
 
 
-def _server_registry(metrics: Metrics, settings: Settings) -> CollectorRegistry:
+def _server_registry(request: Request, metrics: Metrics, settings: Settings) -> CollectorRegistry:
     """This process's registry; with sibling processes, one holding the sum of them all."""
-    folder = settings.metrics_siblings_dir
-    if folder is None:
+    if settings.metrics_siblings_dir is None:
         return metrics.registry
-    siblings = sibling_expositions(folder, os.getpid(), SIBLING_TIMEOUT_S)
+    siblings = getattr(request.app.state, "siblings", None)
+    if siblings is None:
+        raise Unavailable("this server process could not join its siblings' metrics (see its log)")
+    found = siblings.read(SIBLING_TIMEOUT_S)
+    if found.silent:
+        raise Unavailable(
+            f"server processes {', '.join(found.silent)} did not answer for their metrics "
+            f"within {SIBLING_TIMEOUT_S:g} s"
+        )
     own = generate_latest(metrics.registry).decode()
-    families = summed_families([own, *siblings.texts])
     summed = CollectorRegistry()
-    summed.register(CollectedFamilies([*families, siblings.family()]))
+    families = summed_families([own, *found.expositions])
+    summed.register(CollectedFamilies([*families, found.family()]))
     return summed
