@@ -15,7 +15,6 @@ figures (the histogram is read before and after the measured part).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 
@@ -29,7 +28,7 @@ from _harness import (
     server_for,
 )
 from events_gen import batches, make_events
-from loadgen import LoadResult, run_open_loop
+from loadgen import LoadResult, run_load, run_open_loop
 
 FRESHNESS = "tailorbot_event_to_feature_seconds"
 
@@ -52,7 +51,7 @@ def main() -> None:
 
         def send(first: int, seconds: float) -> LoadResult:
             with quiet_collector():
-                return asyncio.run(
+                return run_load(
                     run_open_loop(
                         host,
                         int(port),

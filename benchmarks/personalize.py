@@ -33,7 +33,6 @@ Redis, may still run there), and reports how busy that core was.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -52,7 +51,7 @@ import httpx
 import orjson
 from _harness import add_backend_args, machine, scrape, server_for, wait_ready
 from cpu import busy_share, machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
-from loadgen import LoadResult, run_open_loop
+from loadgen import LoadResult, run_load, run_open_loop
 
 from tailorbot.api.server import free_port
 from tailorbot.models import registry
@@ -126,7 +125,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     host, port = url.removeprefix("http://").split(":")
 
     def load(seconds: float) -> LoadResult:
-        return asyncio.run(
+        return run_load(
             run_open_loop(
                 host,
                 int(port),
