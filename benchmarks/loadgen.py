@@ -10,9 +10,10 @@ client and lets one core drive ~1-2k requests/s.
                                     duration_s=20))
     print(result.summary())
 
-The summary's ``send_lag_*`` say how late the requests left the generator: a generator
+The summary's ``send_lag_*`` say how late the generator started the requests: one
 descheduled on a busy machine delays every request due meanwhile, and their latencies (from
-the due times) then measure it, not the server. ``run_load`` runs the load on uvloop, as the
+the due times) then measure it, not the server. (A wait for a free connection is not in it:
+that one is the server's.) ``run_load`` runs the load on uvloop, as the
 servers run: the generator spends about a quarter less CPU per request than on asyncio's own
 loop, and shares a small machine's cores with the server measured.
 """
@@ -38,8 +39,8 @@ class LoadResult:
     rate: float
     duration_s: float
     latencies_s: list[float] = field(default_factory=list)
-    # How late each request left this generator (its write, from its due time): when these
-    # are large, the latencies measure the generator, not the server.
+    # How late each request's task started, from its due time: when these are large, the
+    # latencies measure the generator (descheduled, or its loop busy), not the server.
     send_lags_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
@@ -123,11 +124,13 @@ async def run_open_loop(
 
     async def one(i: int, due: float) -> None:
         nonlocal open_count
+        # How late this request's task started: the generator's own delay (a wait for a
+        # free connection below is the server's, and counts in the latency only).
+        result.send_lags_s.append(time.perf_counter() - due)
         async with slots:
             raw = build_request(host, path, next_body(i), headers)
             conn = idle.pop() if idle else None
             status = None
-            result.send_lags_s.append(time.perf_counter() - due)
             if conn is not None:
                 try:
                     status = await conn.request(raw)
