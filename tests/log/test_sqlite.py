@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -262,6 +263,25 @@ def test_an_idle_poll_reads_no_partition_until_someone_commits(tmp_path: Path) -
     log.append([("u2", b"from this process")])
     assert [r.value for r in consumer.poll(100)] == [b"from this process"]
     other.close()
+    log.close()
+
+
+def test_an_idle_poll_checks_less_and_less_often(tmp_path: Path) -> None:
+    """While nothing arrives, the pauses between two checks double from 1 ms up to 16: a
+    poll waiting 0.3 s checks about 22 times, not 300 (an idle worker's CPU)."""
+    log = open_sqlite_log(tmp_path / "log.db")
+    consumer = log.consumer("g")
+    checks: list[float] = []
+    token = log.change_token
+
+    def counted() -> tuple[int, int]:
+        checks.append(time.monotonic())
+        return token()
+
+    log.change_token = counted  # type: ignore[method-assign]
+    assert consumer.poll(100, timeout_s=0.3) == []
+    # at most (a busy machine only sleeps longer); every millisecond would be ~300
+    assert 2 <= len(checks) <= 30, len(checks)
     log.close()
 
 

@@ -18,9 +18,14 @@ from tailorbot.log.base import Consumer, LogError, LogRecord
 if TYPE_CHECKING:
     from tailorbot.log.sqlite import SqliteEventLog
 
-# Between two checks of an idle log while a poll waits for records: a check reads the
-# file's change token only (microseconds), so it can be frequent: this is the wake-up delay.
+# Between two checks of an idle log while a poll waits for records: the first pause, which
+# doubles after each dry check up to the longest. A check reads the group's members and the
+# file's change token (tens of microseconds with the wake-up): every millisecond, an idle
+# worker spent 8-9 % of a core on them (benchmarks/probe_cost.py). Records that follow
+# others closely are picked up within a millisecond or two; the first after a quiet spell
+# within MAX_IDLE_SLEEP_S.
 IDLE_SLEEP_S = 0.001
+MAX_IDLE_SLEEP_S = 0.016
 
 
 class SqliteGroups:
@@ -134,11 +139,13 @@ class SqliteConsumer(Consumer):
 
     def poll(self, max_records: int, timeout_s: float = 0.0) -> list[LogRecord]:
         """Records of the owned partitions; with ``timeout_s``, wait that long for some,
-        checking the file's change token every :data:`IDLE_SLEEP_S` (the partitions are
-        read again only once someone committed to the file since the last dry read)."""
+        checking the file's change token after pauses from :data:`IDLE_SLEEP_S` doubling up
+        to :data:`MAX_IDLE_SLEEP_S` (the partitions are read again only once someone
+        committed to the file since the last dry read)."""
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records}")
         deadline = time.monotonic() + timeout_s
+        pause = IDLE_SLEEP_S
         while True:
             order = sorted(self.assignment())
             token = self.log.change_token()  # before reading: a later commit changes it
@@ -147,7 +154,8 @@ class SqliteConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-            time.sleep(min(IDLE_SLEEP_S, remaining))
+            time.sleep(min(pause, remaining))
+            pause = min(2 * pause, MAX_IDLE_SLEEP_S)
 
     def _read(self, order: list[int], max_records: int) -> list[LogRecord]:
         """Up to ``max_records`` from the partitions of ``order``, starting at a different

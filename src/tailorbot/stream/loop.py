@@ -123,9 +123,9 @@ class ConsumerLoop(ABC):
 
         An idle worker waits inside the log's poll, which returns as soon as records arrive
         (Redis blocks on the streams, Kafka on its fetch, SQLite checks the file's change
-        counter every millisecond), for at most ``worker_poll_s`` at a time. A failing batch
-        (a backend unreachable...) goes to :meth:`_on_error`: logged, counted, and retried
-        after a growing pause, from the last committed offsets.
+        counter after pauses of 1 ms doubling up to 16 ms), for at most ``worker_poll_s`` at
+        a time. A failing batch (a backend unreachable...) goes to :meth:`_on_error`: logged,
+        counted, and retried after a growing pause, from the last committed offsets.
         """
         backoff = 0.0
         while not stop_event.is_set() and not self._closed:
