@@ -1,8 +1,9 @@
 """An open-loop HTTP load generator (no coordinated omission).
 
 Request *i* is due at ``start + i / rate`` whatever happened to the earlier ones; its latency is
-measured from that due time, not from when a connection happened to be free, so queueing in
-the server (or in this client) shows in the figures instead of silently lowering the rate.
+measured from that due time (or from its start, if a timer woke it early), not from when a
+connection happened to be free, so queueing in the server (or in this client) shows in the
+figures instead of silently lowering the rate.
 It speaks plain HTTP/1.1 with keep-alive over asyncio streams, which is lighter than a general
 client and lets one core drive ~1-2k requests/s.
 
@@ -13,9 +14,10 @@ client and lets one core drive ~1-2k requests/s.
 The summary's ``send_lag_*`` say how late the generator started the requests: one
 descheduled on a busy machine delays every request due meanwhile, and their latencies (from
 the due times) then measure it, not the server. (A wait for a free connection is not in it:
-that one is the server's.) ``run_load`` runs the load on uvloop, as the
-servers run: the generator spends about a quarter less CPU per request than on asyncio's own
-loop, and shares a small machine's cores with the server measured.
+that one is the server's.) ``run_load`` runs the load on uvloop, as the servers run: the
+generator spends less CPU per request than on asyncio's own loop (it shares a small
+machine's cores with the server measured), and its figures are not comparable with runs on
+asyncio's loop to the last millisecond.
 """
 
 from __future__ import annotations
@@ -124,9 +126,14 @@ async def run_open_loop(
 
     async def one(i: int, due: float) -> None:
         nonlocal open_count
+        # uvloop's timers have millisecond steps and may fire up to a millisecond early: a
+        # request started early counts from its start, not from a due time it did not wait
+        # for (which would shorten its latency).
+        started = time.perf_counter()
+        origin = max(due, started)
         # How late this request's task started: the generator's own delay (a wait for a
         # free connection below is the server's, and counts in the latency only).
-        result.send_lags_s.append(time.perf_counter() - due)
+        result.send_lags_s.append(origin - due)
         async with slots:
             raw = build_request(host, path, next_body(i), headers)
             conn = idle.pop() if idle else None
@@ -156,7 +163,7 @@ async def run_open_loop(
                     if conn is not None:
                         conn.writer.close()
                     return
-            result.latencies_s.append(time.perf_counter() - due)
+            result.latencies_s.append(time.perf_counter() - origin)
             result.statuses[status] = result.statuses.get(status, 0) + 1
             idle.append(conn)
 
@@ -177,4 +184,7 @@ async def run_open_loop(
 
 def run_load(load: Coroutine[Any, Any, LoadResult]) -> LoadResult:
     """Run ``load`` (a :func:`run_open_loop`) to its end on uvloop where there is one."""
-    return uvloop.run(load) if uvloop is not None else asyncio.run(load)
+    if uvloop is None:
+        return asyncio.run(load)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(load)

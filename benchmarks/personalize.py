@@ -12,9 +12,10 @@ which applies the decisions' message events, is reported apart) and their ratio 
 figures that hold on a shared machine. The ratio is taken per *answered* request: when the
 admission bound sheds some with a cheap 503, the figure per request would flatter the server,
 so the report says how many were shed and marks the ratio an upper bound past 1 %.
-``--rounds N`` alternates the two N times (medians). With one server process, its CPU per
-request is also split by thread (event loop, decision threads, decision recorder, ...), read
-from the server's ``tailorbot_thread_cpu_seconds``. The load generator's own CPU per request
+``--rounds N`` alternates the two N times (medians; the split by thread is the first
+round's). The server's CPU per request is also split by thread (event loop, decision
+threads, decision recorder, ...; with N processes, summed), read from the server's
+``tailorbot_thread_cpu_seconds``. The load generator's own CPU per request
 is reported too (on a small machine it shares the cores with the servers), with the local
 ``redis-server``'s when a backend is Redis, and the share of the whole machine that was busy
 during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
@@ -141,8 +142,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     load(args.warmup_seconds)  # first requests pay for lazy imports and caches
     if args.pin:  # again: threads started during the warm-up inherited their creator's cores
         pin_tree(pid, {args.server_core}, args.other_cores)
-    by_thread = args.workers == 1  # with more, each scrape reads one process of several
-    threads_before = thread_cpu(url) if by_thread else {}
+    threads_before = thread_cpu(url)  # with N processes, /metrics sums them
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     machine_before = machine_jiffies()
@@ -155,7 +155,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     machine_after = machine_jiffies()
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
-    threads_after = thread_cpu(url) if by_thread else {}
+    threads_after = thread_cpu(url)
     served = max(1, len(result.latencies_s))
     answered = max(1, result.statuses.get(200, 0))
     per_request = {role: (after[role] - before[role]) / served * 1e6 for role in after}

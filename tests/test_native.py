@@ -211,6 +211,14 @@ def test_mean_rows_converts_every_float16_exactly_and_averages_as_numpy() -> Non
         loops.mean_rows(table, ids, out)
         want = table[ids].mean(axis=0, dtype=np.float32)
         np.testing.assert_array_equal(out, want)
+    # every infinity and NaN pattern (the branch-free conversion's mask): infinities exact,
+    # NaNs with their payload (the division by the count quiets a signalling one, as numpy)
+    others = halves[~np.isfinite(halves)].reshape(-1, 4).copy()
+    for row in range(len(others)):
+        loops.mean_rows(others, [row], out)
+        want = others[row].astype(np.float32).view(np.uint32)
+        quieted = np.where(np.isnan(others[row]), want | 0x00400000, want)
+        np.testing.assert_array_equal(out.view(np.uint32), quieted)
     special = np.array([[np.inf, -np.inf, np.nan, -0.0]], dtype=np.float16)
     loops.mean_rows(special, [0], out)
     assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tailorbot.metrics import Metrics
 from tailorbot.telemetry.siblings import SiblingExposition
@@ -13,9 +17,15 @@ from tests.api.conftest import make_client
 from tests.api.support import message
 
 
-def test_metrics_sum_this_process_and_its_siblings(tmp_path: Path) -> None:
-    folder = tmp_path / "siblings"
-    folder.mkdir(mode=0o700)
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A folder as `serve` makes it: private, and short (a Unix socket's path is at most
+    107 bytes; pytest's tmp_path can be longer)."""
+    with tempfile.TemporaryDirectory(prefix="tb-siblings-") as made:
+        yield Path(made)
+
+
+def test_metrics_sum_this_process_and_its_siblings(tmp_path: Path, folder: Path) -> None:
     sibling = Metrics()
     sibling.events_ingested.labels(type="message").inc(5)
     other = SiblingExposition(folder, sibling.render)
@@ -31,9 +41,9 @@ def test_metrics_sum_this_process_and_its_siblings(tmp_path: Path) -> None:
     assert not list(folder.glob("*.sock"))  # the app left its socket on the way out
 
 
-def test_a_silent_sibling_makes_metrics_unavailable_not_a_partial_sum(tmp_path: Path) -> None:
-    folder = tmp_path / "siblings"
-    folder.mkdir(mode=0o700)
+def test_a_silent_sibling_makes_metrics_unavailable_not_a_partial_sum(
+    tmp_path: Path, folder: Path
+) -> None:
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
     silent.bind(str(folder / f"{os.getpid()}-1.sock"))
     silent.listen(4)
@@ -55,3 +65,23 @@ def test_a_process_that_cannot_join_its_siblings_serves_with_metrics_unavailable
         response = c.get("/metrics")
     assert response.status_code == 503
     assert "could not join its siblings" in response.text
+
+
+def test_a_process_that_cannot_make_its_socket_makes_its_siblings_answer_503(
+    tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    def refused(*args: object) -> None:
+        raise OSError("no socket for this process")
+
+    monkeypatch.setattr(SiblingExposition, "__init__", refused)
+    with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
+        assert c.get("/metrics").status_code == 503
+        unjoined = list(folder.glob("*.unjoined"))
+        monkeypatch.undo()
+        reader = SiblingExposition(folder, Metrics().render)  # another process's read
+        try:
+            found = reader.read(timeout_s=5.0)
+        finally:
+            reader.close()
+    assert len(unjoined) == 1 and found.silent == [unjoined[0].name.removesuffix(".unjoined")]

@@ -7,7 +7,7 @@ import math
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tailorbot.metrics import CollectedFamilies, Metrics
+from tailorbot.metrics import CollectedFamilies, Metrics, merged_exposition
 from tailorbot.telemetry.process_sum import Exposition, summed_families
 
 
@@ -103,3 +103,20 @@ def test_one_process_is_itself() -> None:
     text = only.render().decode()
     assert _values([text]) == _values([text, ""])
     assert _values([text])[("tailorbot_decisions_total", (("outcome", "answered"),))] == 3
+
+
+def test_summed_processes_beside_the_worker_name_each_family_once() -> None:
+    """The worker's families (and their _created families) replace the API's: none twice."""
+    a, b, worker = Metrics(), Metrics(), Metrics()
+    for m in (a, b, worker):
+        m.events_applied.inc()
+        m.apply_latency.observe(0.01)
+        m.decisions.labels(outcome="answered").inc()
+    summed = CollectorRegistry()
+    summed.register(CollectedFamilies(summed_families([a.render().decode(), b.render().decode()])))
+    text = merged_exposition(summed, worker.render().decode()).decode()
+    types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types)), sorted(t for t in types if types.count(t) > 1)
+    assert "tailorbot_events_applied_created" in types
+    assert "tailorbot_events_applied_total 1.0" in text  # the worker's, not 3
+    assert 'tailorbot_decisions_total{outcome="answered"} 2.0' in text  # the processes' sum

@@ -9,11 +9,19 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot.metrics import Metrics
 from tailorbot.telemetry.process_sum import summed_families
-from tailorbot.telemetry.siblings import ENDED, SiblingExposition, Siblings, folder_fits
+from tailorbot.telemetry.siblings import (
+    ENDED,
+    LONGEST_NAME,
+    MAX_SOCKET_PATH,
+    SiblingExposition,
+    Siblings,
+    folder_fits,
+)
 
 ANSWERED = 'tailorbot_decisions_total{outcome="answered"}'
 
@@ -82,12 +90,13 @@ def test_stopped_processes_fold_into_one_ended_record_that_keeps_counting(
     assert (tmp_path / ENDED).exists()
 
 
-def test_a_killed_process_socket_is_removed_and_a_silent_one_named(tmp_path: Path) -> None:
-    # A process that died without stopping: its pid is free, its socket stays behind.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    (tmp_path / f"{int(dead.stdout)}-1.sock").touch()
-    # A live process (this one) whose socket accepts but never answers.
+def test_a_refusing_socket_is_removed_and_a_silent_one_named(tmp_path: Path) -> None:
+    # Left by a process killed outright: nobody listens, though its pid (this process's
+    # here) may name a live process by now.
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(tmp_path / f"{os.getpid()}-1.sock"))
+    dead.close()
+    # A live process whose socket accepts but never answers.
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.bind(str(tmp_path / f"{os.getpid()}-2.sock"))
     silent.listen(4)
@@ -99,6 +108,70 @@ def test_a_killed_process_socket_is_removed_and_a_silent_one_named(tmp_path: Pat
         silent.close()
     assert (found.answered, found.silent, found.ended) == (0, [f"{os.getpid()}-2"], 0)
     assert sorted(p.name for p in tmp_path.glob("*.sock")) == [f"{os.getpid()}-2.sock"]
+
+
+def test_a_live_process_without_its_socket_makes_the_reads_name_it(tmp_path: Path) -> None:
+    SiblingExposition.mark_unjoined(tmp_path)  # this process: alive
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (tmp_path / f"{int(gone.stdout)}-1.unjoined").touch()  # its process has ended
+    reader = SiblingExposition(tmp_path, Metrics().render)
+    try:
+        found = reader.read(timeout_s=5.0)
+    finally:
+        reader.close()
+    assert [name.partition("-")[0] for name in found.silent] == [str(os.getpid())]
+    assert len(list(tmp_path.glob("*.unjoined"))) == 1
+
+
+def test_a_stray_name_in_the_folder_is_no_process(tmp_path: Path) -> None:
+    for name in ("\u00b2-1.unjoined", "99999999999999999999-1.unjoined", "x.unjoined"):
+        (tmp_path / name).touch()
+    reader = SiblingExposition(tmp_path, Metrics().render)
+    try:
+        found = reader.read(timeout_s=5.0)
+    finally:
+        reader.close()
+    assert found.silent == [] and not list(tmp_path.glob("*.unjoined"))
+
+
+def test_a_folder_that_is_gone_cannot_be_read(tmp_path: Path) -> None:
+    reader = SiblingExposition(tmp_path, Metrics().render)
+    for path in tmp_path.iterdir():
+        path.unlink()
+    tmp_path.rmdir()
+    with pytest.raises(OSError):
+        reader.read(timeout_s=5.0)
+    reader.close()  # no folder to fold into: logged, the socket still closed
+
+
+def test_processes_stopping_at_once_fold_every_count(tmp_path: Path) -> None:
+    servers = [SiblingExposition(tmp_path, _metrics(3).render) for _ in range(8)]
+    start = threading.Barrier(len(servers))
+
+    def stop(server: SiblingExposition) -> None:
+        start.wait()
+        server.close()
+
+    threads = [threading.Thread(target=stop, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reader = SiblingExposition(tmp_path, Metrics().render)
+    found = reader.read(timeout_s=5.0)
+    reader.close()
+    assert (found.ended, _answered(found)) == (8, 24.0)
+
+
+def test_closing_twice_folds_once(tmp_path: Path) -> None:
+    server = SiblingExposition(tmp_path, _metrics(4).render)
+    server.close()
+    server.close()
+    reader = SiblingExposition(tmp_path, Metrics().render)
+    found = reader.read(timeout_s=5.0)
+    reader.close()
+    assert (found.ended, _answered(found)) == (1, 4.0)
 
 
 def test_a_process_stopping_during_reads_counts_once_in_every_read(tmp_path: Path) -> None:
@@ -127,4 +200,7 @@ def test_a_process_stopping_during_reads_counts_once_in_every_read(tmp_path: Pat
 
 def test_socket_paths_must_fit_a_unix_address(tmp_path: Path) -> None:
     assert folder_fits(tmp_path)
-    assert not folder_fits(Path("/" + "x" * 100))
+    longest = Path("/" + "x" * (MAX_SOCKET_PATH - LONGEST_NAME - 1))
+    assert folder_fits(longest) and not folder_fits(longest.with_name(longest.name + "x"))
+    # the longest name this module makes, in the longest folder that fits: it binds
+    assert len(str(longest)) + LONGEST_NAME == MAX_SOCKET_PATH

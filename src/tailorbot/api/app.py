@@ -153,18 +153,13 @@ def create_app(
             runtime.start_workers()
             yield
         finally:
-            # Not cancelled: the loading thread would finish anyway and leave a started decision
-            # service (its refresh thread polling closed stores) that nobody closes.
-            with contextlib.suppress(Exception):
-                await loading
-            await run_blocking(app.state, app.state.decisions.close)
-            if app.state.decider is not None:
-                app.state.decider.close()
-            await run_blocking(app.state, runtime.stop)
-            if app.state.siblings is not None:  # last: its final exposition counts all
-                await run_blocking(app.state, app.state.siblings.close)
-            if owned_tracing and tracing is not None:
-                tracing.shutdown()
+            try:
+                await _stop(app, loading, runtime)
+            finally:
+                if app.state.siblings is not None:  # last: its final exposition counts all
+                    await run_blocking(app.state, app.state.siblings.close)
+                if owned_tracing and tracing is not None:
+                    tracing.shutdown()
 
     app = _App(
         **_fastapi_telemetry_off(),
@@ -230,10 +225,22 @@ def _count_thread_cpu(metrics: Metrics) -> None:
         metrics.registry.register(ThreadCpuCollector())
 
 
+async def _stop(app: FastAPI, loading: asyncio.Task[None], runtime: Runtime) -> None:
+    """The lifespan's shutdown: the model load, the decisions, the runtime."""
+    # Not cancelled: the loading thread would finish anyway and leave a started decision
+    # service (its refresh thread polling closed stores) that nobody closes.
+    with contextlib.suppress(Exception):
+        await loading
+    await run_blocking(app.state, app.state.decisions.close)
+    if app.state.decider is not None:
+        app.state.decider.close()
+    await run_blocking(app.state, runtime.stop)
+
+
 def _serve_to_siblings(settings: Settings, metrics: Metrics) -> SiblingExposition | None:
     """With ``serve --workers N``: this process's metrics for the one a scrape reaches.
     Where its socket cannot be made (the folder removed under a running server), the
-    process serves anyway and its ``/metrics`` answers 503 (routers/metrics.py)."""
+    process serves anyway, and every ``/metrics`` that would leave it out answers 503."""
     folder = settings.metrics_siblings_dir
     if folder is None:
         return None
@@ -241,6 +248,7 @@ def _serve_to_siblings(settings: Settings, metrics: Metrics) -> SiblingExpositio
         return SiblingExposition(folder, metrics.render)
     except OSError as exc:
         logger.error("cannot serve this process's metrics to its siblings in %s: %r", folder, exc)
+        SiblingExposition.mark_unjoined(folder)  # the others' scrapes answer 503 meanwhile
         return None
 
 

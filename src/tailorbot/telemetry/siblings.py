@@ -12,8 +12,11 @@ of every ended process, with their names; under a file lock), then closes its so
 counters keep counting, so the server's counters do not go back (Prometheus would read that
 as a reset). A reader fetches the live sockets *before* it reads ``ended.json``, and drops a
 live answer whose process is folded in by then: a process stopping meanwhile counts once,
-never twice and never not at all. A process killed outright leaves a dead socket, which the
-next scrape removes: its counts since start are lost to the sum.
+never twice and never not at all. A socket takes its name only once it listens, so one that
+refuses a connection belongs to a process that is gone (killed outright: its counts since
+start are lost to the sum), and the reader removes it; one that accepts and does not answer
+in time is a live process's, and the read names it ``silent``. So is a live process that
+could not make its socket (:meth:`SiblingExposition.mark_unjoined`).
 
 >>> import tempfile
 >>> from tailorbot.metrics import Metrics
@@ -44,6 +47,7 @@ import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,10 +65,12 @@ logger = logging.getLogger(__name__)
 SOCKET_SUFFIX = ".sock"
 ENDED = "ended.json"
 LOCK = "ended.lock"
-# A socket's path must fit sockaddr_un (108 bytes on Linux, the last a NUL): the folder's
-# path plus the longest name this module makes ("<pid>-<19 digits>.sock").
-MAX_SOCKET_PATH = 107
-LONGEST_NAME = len(f"{2**22}-{2**63}{SOCKET_SUFFIX}") + 1
+UNJOINED_SUFFIX = ".unjoined"
+BINDING_SUFFIX = ".binding"
+# A socket's path must fit sockaddr_un, the last byte a NUL (108 bytes on Linux, 104 on
+# macOS): the folder's path plus the longest name this module makes.
+MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
+LONGEST_NAME = len(f"{2**22}-{2**63}{SOCKET_SUFFIX}{BINDING_SUFFIX}") + 1
 
 
 def folder_fits(folder: Path) -> bool:
@@ -74,6 +80,10 @@ def folder_fits(folder: Path) -> bool:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a reader that gave up (its timeout) closed the connection: not worth a traceback
+        logger.debug("a sibling's read of these metrics failed", exc_info=True)
 
 
 @dataclass
@@ -109,19 +119,36 @@ class SiblingExposition:
         self.render = render
         self.name = f"{os.getpid()}-{time.time_ns()}"
         self._path = folder / f"{self.name}{SOCKET_SUFFIX}"
-        self._server = _Server(str(self._path), _handler(render))
+        self._closed = False
+        # Bound and listening under another name first: a socket under its final name that
+        # refuses a connection is one whose process is gone, whatever its pid now names.
+        binding = self._path.with_name(self._path.name + BINDING_SUFFIX)
+        self._server = _Server(str(binding), _handler(render))
+        try:
+            binding.replace(self._path)
+        except OSError:
+            self._server.server_close()
+            raise
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="tailorbot-sibling-metrics", daemon=True
         )
         self._thread.start()
 
+    @staticmethod
+    def mark_unjoined(folder: Path) -> None:
+        """Say, for the other processes' reads, that this process could not serve its
+        metrics (they answer 503 while it lives: their sum would leave it out)."""
+        with contextlib.suppress(OSError):  # no folder: every read fails anyway
+            (folder / f"{os.getpid()}-{time.time_ns()}{UNJOINED_SUFFIX}").touch()
+
     def read(self, timeout_s: float) -> Siblings:
         """Every other process's exposition, the live ones read at once (each within
-        ``timeout_s``), then the ended ones'."""
+        ``timeout_s``), then the ended ones'. An ``OSError`` when the folder cannot be read."""
+        entries = sorted(self.folder.iterdir())
         sockets = {
             path.name.removesuffix(SOCKET_SUFFIX): path
-            for path in _listed(self.folder)
-            if path.name.endswith(SOCKET_SUFFIX) and path.name != self._path.name
+            for path in entries
+            if path.name.endswith(SOCKET_SUFFIX) and path != self._path
         }
         with concurrent.futures.ThreadPoolExecutor(max(1, len(sockets))) as pool:
             answers = dict(zip(sockets, pool.map(_fetch(timeout_s), sockets.values()), strict=True))
@@ -131,23 +158,35 @@ class SiblingExposition:
             found.expositions.append(Exposition(ended_text, ended=True))
             found.ended = len(folded)
         for name, answer in answers.items():
-            if name in folded:  # it stopped meanwhile: its last exposition is in ended
-                continue
-            if isinstance(answer, str):
-                found.expositions.append(Exposition(answer))
-                found.answered += 1
-            elif _alive(name):
-                logger.warning("server process %s's metrics are unreachable: %r", name, answer)
-                found.silent.append(name)
-            else:  # killed without a clean stop: its socket stays behind
+            if isinstance(answer, (ConnectionRefusedError, FileNotFoundError)):
+                # Nobody listens: the process is gone (killed, or closing after its fold).
                 with contextlib.suppress(FileNotFoundError):
                     sockets[name].unlink()
+            elif name in folded:  # it stopped meanwhile: its last exposition is in ended
+                continue
+            elif isinstance(answer, str):
+                found.expositions.append(Exposition(answer))
+                found.answered += 1
+            else:
+                logger.warning("server process %s's metrics are unreachable: %r", name, answer)
+                found.silent.append(name)
+        for path in entries:
+            if path.name.endswith(UNJOINED_SUFFIX):
+                name = path.name.removesuffix(UNJOINED_SUFFIX)
+                if _alive(name):
+                    found.silent.append(name)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
         return found
 
     def close(self) -> None:
-        """Fold the last exposition into ``ended.json``, then stop serving."""
+        """Fold the last exposition into ``ended.json``, then stop serving (once)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
-            with _locked(self.folder, fcntl.LOCK_EX):
+            with _exclusive(self.folder):
                 folded, ended_text = _read_ended(self.folder)
                 last = [Exposition(self.render().decode(), ended=True)]
                 if ended_text:
@@ -218,18 +257,12 @@ def _fetch(timeout_s: float) -> Callable[[Path], str | Exception]:
     return fetch
 
 
-def _listed(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError as exc:
-        logger.warning("cannot list the server processes' metrics in %s: %r", folder, exc)
-        return []
-
-
 @contextlib.contextmanager
-def _locked(folder: Path, kind: int) -> Iterator[None]:
+def _exclusive(folder: Path) -> Iterator[None]:
+    """The folder's lock, held by one folding process at a time (readers need none: the
+    record is replaced whole)."""
     with open(folder / LOCK, "a") as lock:
-        fcntl.flock(lock, kind)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         yield  # the lock goes with the descriptor
 
 
@@ -243,11 +276,12 @@ def _read_ended(folder: Path) -> tuple[set[str], str]:
 
 
 def _alive(name: str) -> bool:
-    pid = int(name.partition("-")[0]) if name.partition("-")[0].isdigit() else 0
-    if pid <= 0:
+    """Whether the process named ``<pid>-<ns>`` runs (a malformed name: no)."""
+    pid = name.partition("-")[0]
+    if not (pid.isascii() and pid.isdecimal()) or not 0 < int(pid) < 2**22:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive

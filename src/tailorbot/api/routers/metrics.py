@@ -57,7 +57,10 @@ def _server_registry(request: Request, metrics: Metrics, settings: Settings) -> 
     siblings = getattr(request.app.state, "siblings", None)
     if siblings is None:
         raise Unavailable("this server process could not join its siblings' metrics (see its log)")
-    found = siblings.read(SIBLING_TIMEOUT_S)
+    try:
+        found = siblings.read(SIBLING_TIMEOUT_S)
+    except OSError as exc:
+        raise Unavailable(f"cannot read the server processes' metrics: {exc}") from exc
     if found.silent:
         raise Unavailable(
             f"server processes {', '.join(found.silent)} did not answer for their metrics "
