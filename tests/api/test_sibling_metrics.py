@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tailorbot.metrics import Metrics
+from tailorbot.runtime import Runtime
 from tailorbot.telemetry.siblings import SiblingExposition
 from tests.api.conftest import make_client
 from tests.api.support import message
@@ -85,3 +86,26 @@ def test_a_process_that_cannot_make_its_socket_makes_its_siblings_answer_503(
         finally:
             reader.close()
     assert len(unjoined) == 1 and found.silent == [unjoined[0].name.removesuffix(".unjoined")]
+
+
+def test_a_failing_shutdown_still_folds_this_process_counts(
+    tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_stop(self: object) -> None:
+        raise RuntimeError("a backend refused to close")
+
+    monkeypatch.setattr(Runtime, "stop", broken_stop)
+    with (
+        pytest.raises(RuntimeError, match="refused to close"),
+        make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c,
+    ):
+        c.post("/v1/events", json=[message()])
+    monkeypatch.undo()
+    assert not list(folder.glob("*.sock"))
+    reader = SiblingExposition(folder, Metrics().render)
+    try:
+        found = reader.read(timeout_s=5.0)
+    finally:
+        reader.close()
+    assert found.ended == 1
+    assert 'tailorbot_events_ingested_total{type="message"} 1.0' in found.expositions[0].text
