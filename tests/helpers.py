@@ -8,8 +8,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+from tailorbot.metrics import Metrics
+from tailorbot.telemetry.siblings import SiblingExposition, Siblings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -68,3 +72,13 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def read_siblings(folder: Path, timeout_s: float = 5.0) -> Siblings:
+    """What another server process's ``/metrics`` reads in ``folder`` (its socket made and
+    closed around the read: afterwards it counts among the ended processes, with zeros)."""
+    reader = SiblingExposition(folder, Metrics().render)
+    try:
+        return reader.read(timeout_s)
+    finally:
+        reader.close()

@@ -16,6 +16,7 @@ from tailorbot.runtime import Runtime
 from tailorbot.telemetry.siblings import SiblingExposition
 from tests.api.conftest import make_client
 from tests.api.support import message
+from tests.helpers import read_siblings
 
 
 @pytest.fixture
@@ -80,11 +81,7 @@ def test_a_process_that_cannot_make_its_socket_makes_its_siblings_answer_503(
         assert c.get("/metrics").status_code == 503
         unjoined = list(folder.glob("*.unjoined"))
         monkeypatch.undo()
-        reader = SiblingExposition(folder, Metrics().render)  # another process's read
-        try:
-            found = reader.read(timeout_s=5.0)
-        finally:
-            reader.close()
+        found = read_siblings(folder)  # another process's read
     assert len(unjoined) == 1 and found.silent == [unjoined[0].name.removesuffix(".unjoined")]
 
 
@@ -102,10 +99,6 @@ def test_a_failing_shutdown_still_folds_this_process_counts(
         c.post("/v1/events", json=[message()])
     monkeypatch.undo()
     assert not list(folder.glob("*.sock"))
-    reader = SiblingExposition(folder, Metrics().render)
-    try:
-        found = reader.read(timeout_s=5.0)
-    finally:
-        reader.close()
+    found = read_siblings(folder)
     assert found.ended == 1
     assert 'tailorbot_events_ingested_total{type="message"} 1.0' in found.expositions[0].text

@@ -22,6 +22,7 @@ from tailorbot.telemetry.siblings import (
     Siblings,
     folder_fits,
 )
+from tests.helpers import read_siblings
 
 ANSWERED = 'tailorbot_decisions_total{outcome="answered"}'
 
@@ -73,13 +74,11 @@ def test_the_exposition_is_rendered_at_each_read(tmp_path: Path) -> None:
 def test_stopped_processes_fold_into_one_ended_record_that_keeps_counting(
     tmp_path: Path,
 ) -> None:
-    reader = SiblingExposition(tmp_path, Metrics().render)
     for answered in (7, 5):  # the second with the first one's pid: names never repeat
         stopping = _metrics(answered)
         stopping.requests_in_flight.set(2)  # a gauge of a stopped process means nothing
         SiblingExposition(tmp_path, stopping.render).close()
-    found = reader.read(timeout_s=5.0)
-    reader.close()
+    found = read_siblings(tmp_path)
     assert (found.answered, found.ended) == (0, 2)
     assert [e.ended for e in found.expositions] == [True]
     assert _answered(found) == 12
@@ -100,11 +99,9 @@ def test_a_refusing_socket_is_removed_and_a_silent_one_named(tmp_path: Path) -> 
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.bind(str(tmp_path / f"{os.getpid()}-2.sock"))
     silent.listen(4)
-    reader = SiblingExposition(tmp_path, Metrics().render)
     try:
-        found = reader.read(timeout_s=0.5)
+        found = read_siblings(tmp_path, timeout_s=0.5)
     finally:
-        reader.close()
         silent.close()
     assert (found.answered, found.silent, found.ended) == (0, [f"{os.getpid()}-2"], 0)
     assert sorted(p.name for p in tmp_path.glob("*.sock")) == [f"{os.getpid()}-2.sock"]
@@ -115,11 +112,7 @@ def test_a_live_process_without_its_socket_makes_the_reads_name_it(tmp_path: Pat
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     (tmp_path / f"{int(gone.stdout)}-1.unjoined").touch()  # its process has ended
-    reader = SiblingExposition(tmp_path, Metrics().render)
-    try:
-        found = reader.read(timeout_s=5.0)
-    finally:
-        reader.close()
+    found = read_siblings(tmp_path)
     assert [name.partition("-")[0] for name in found.silent] == [str(os.getpid())]
     assert len(list(tmp_path.glob("*.unjoined"))) == 1
 
@@ -127,11 +120,7 @@ def test_a_live_process_without_its_socket_makes_the_reads_name_it(tmp_path: Pat
 def test_a_stray_name_in_the_folder_is_no_process(tmp_path: Path) -> None:
     for name in ("\u00b2-1.unjoined", "99999999999999999999-1.unjoined", "x.unjoined"):
         (tmp_path / name).touch()
-    reader = SiblingExposition(tmp_path, Metrics().render)
-    try:
-        found = reader.read(timeout_s=5.0)
-    finally:
-        reader.close()
+    found = read_siblings(tmp_path)
     assert found.silent == [] and not list(tmp_path.glob("*.unjoined"))
 
 
@@ -158,9 +147,7 @@ def test_processes_stopping_at_once_fold_every_count(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    reader = SiblingExposition(tmp_path, Metrics().render)
-    found = reader.read(timeout_s=5.0)
-    reader.close()
+    found = read_siblings(tmp_path)
     assert (found.ended, _answered(found)) == (8, 24.0)
 
 
@@ -168,9 +155,7 @@ def test_closing_twice_folds_once(tmp_path: Path) -> None:
     server = SiblingExposition(tmp_path, _metrics(4).render)
     server.close()
     server.close()
-    reader = SiblingExposition(tmp_path, Metrics().render)
-    found = reader.read(timeout_s=5.0)
-    reader.close()
+    found = read_siblings(tmp_path)
     assert (found.ended, _answered(found)) == (1, 4.0)
 
 
