@@ -281,7 +281,7 @@ def test_an_idle_poll_checks_less_and_less_often(tmp_path: Path) -> None:
     log.change_token = counted  # type: ignore[method-assign]
     assert consumer.poll(100, timeout_s=0.3) == []
     # at most (a busy machine only sleeps longer); every millisecond would be ~300
-    assert 2 <= len(checks) <= 30, len(checks)
+    assert 1 <= len(checks) <= 30, len(checks)
     log.close()
 
 
