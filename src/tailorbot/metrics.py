@@ -320,9 +320,7 @@ def merged_exposition(
     """
     taken = [f for f in text_string_to_metric_families(remote) if _family_root(f.name) in owned]
     kept = [f for f in local.collect() if _family_root(f.name) not in owned]
-    merged = CollectorRegistry()
-    merged.register(CollectedFamilies(taken + kept))
-    return generate_latest(merged)
+    return generate_latest(registry_of(taken + kept))
 
 
 def is_created_family(name: str) -> bool:
@@ -336,7 +334,14 @@ def _family_root(name: str) -> str:
     return name.removesuffix("_created") if is_created_family(name) else name
 
 
-class CollectedFamilies:
+def registry_of(families: list[Metric]) -> CollectorRegistry:
+    """A registry holding ``families``, already collected (parsed from text, merged)."""
+    registry = CollectorRegistry()
+    registry.register(_CollectedFamilies(families))
+    return registry
+
+
+class _CollectedFamilies:
     """A collector yielding fixed, already collected families."""
 
     def __init__(self, families: list[Metric]) -> None:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tailorbot.metrics import CollectedFamilies, Metrics, merged_exposition
+from tailorbot.metrics import Metrics, merged_exposition, registry_of
 from tailorbot.telemetry.process_sum import Exposition, summed_families
 
 
 def _values(expositions: list[str | Exposition]) -> dict[tuple[str, tuple], float]:
     """Every merged sample, keyed by name and labels, after a round trip through the text
     format (what /metrics answers)."""
-    registry = CollectorRegistry()
-    registry.register(CollectedFamilies(summed_families(expositions)))
-    text = generate_latest(registry).decode()
+    text = generate_latest(registry_of(summed_families(expositions))).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -112,8 +110,7 @@ def test_summed_processes_beside_the_worker_name_each_family_once() -> None:
         m.events_applied.inc()
         m.apply_latency.observe(0.01)
         m.decisions.labels(outcome="answered").inc()
-    summed = CollectorRegistry()
-    summed.register(CollectedFamilies(summed_families([a.render().decode(), b.render().decode()])))
+    summed = registry_of(summed_families([a.render().decode(), b.render().decode()]))
     text = merged_exposition(summed, worker.render().decode()).decode()
     types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len(types) == len(set(types)), sorted(t for t in types if types.count(t) > 1)

@@ -32,6 +32,7 @@ How a sample of several processes becomes one:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -47,8 +48,8 @@ LATEST_GAUGES = frozenset({"tailorbot_retrain_last_timestamp_seconds"})
 # the traffic (drift of the inputs it saw), and the sum of such figures means nothing.
 HIGHEST_GAUGES = frozenset({"tailorbot_drift_psi"})
 _SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
-# (sample name, the value so far, the next process's value) -> the merged value
-_Combine = Callable[[str, float, float], float]
+# (the value so far, the next process's value) -> the merged value
+_Combine = Callable[[float, float], float]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def summed_families(expositions: Iterable[str | Exposition]) -> list[Metric]:
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 known = into.get(key)
-                into[key] = sample.value if known is None else combine(key[0], known, sample.value)
+                into[key] = sample.value if known is None else combine(known, sample.value)
     for name, family in families.items():
         family.samples = [
             Sample(sample_name, dict(labels), value)
@@ -96,27 +97,19 @@ def _kept_when_ended(family: Metric) -> bool:
 
 def _combiner(family: Metric) -> _Combine:
     if family.type in _SUMMED_TYPES:
-        return _sum
+        return operator.add
     if is_created_family(family.name):
-        return _earliest
+        return min
     if (
         family.name.endswith("_info")
         or family.name in LATEST_GAUGES
         or family.name in HIGHEST_GAUGES
     ):
         return _highest
-    return _sum
+    return operator.add
 
 
-def _sum(sample_name: str, known: float, value: float) -> float:
-    return known + value
-
-
-def _earliest(sample_name: str, known: float, value: float) -> float:
-    return min(known, value)
-
-
-def _highest(sample_name: str, known: float, value: float) -> float:
+def _highest(known: float, value: float) -> float:
     """The higher value; a NaN (a figure a process cannot compute yet) only when both are."""
     if math.isnan(known):
         return value

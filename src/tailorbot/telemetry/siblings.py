@@ -55,10 +55,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily
 
-from tailorbot.metrics import CollectedFamilies
+from tailorbot.metrics import registry_of
 from tailorbot.telemetry.process_sum import Exposition, summed_families
 
 logger = logging.getLogger(__name__)
@@ -191,10 +191,10 @@ class SiblingExposition:
                 last = [Exposition(self.render().decode(), ended=True)]
                 if ended_text:
                     last.append(Exposition(ended_text, ended=True))
-                registry = CollectorRegistry()
-                registry.register(CollectedFamilies(summed_families(last)))
-                record = {"processes": [*folded, self.name], "exposition": ""}
-                record["exposition"] = generate_latest(registry).decode()
+                record = {
+                    "processes": [*folded, self.name],
+                    "exposition": generate_latest(registry_of(summed_families(last))).decode(),
+                }
                 partial = self.folder / f"{ENDED}.partial"
                 partial.write_text(json.dumps(record))
                 partial.replace(self.folder / ENDED)  # a reader sees the old or the new

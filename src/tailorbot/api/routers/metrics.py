@@ -14,7 +14,7 @@ from tailorbot.api.deps import MetricsDep, SettingsDep
 from tailorbot.api.errors import error_responses
 from tailorbot.config import Settings
 from tailorbot.errors import Unavailable
-from tailorbot.metrics import CollectedFamilies, Metrics, merged_exposition
+from tailorbot.metrics import Metrics, merged_exposition, registry_of
 from tailorbot.telemetry.process_sum import summed_families
 from tailorbot.telemetry.worker_metrics import worker_exposition
 
@@ -67,7 +67,4 @@ def _server_registry(request: Request, metrics: Metrics, settings: Settings) -> 
             f"within {SIBLING_TIMEOUT_S:g} s"
         )
     own = generate_latest(metrics.registry).decode()
-    summed = CollectorRegistry()
-    families = summed_families([own, *found.expositions])
-    summed.register(CollectedFamilies([*families, found.family()]))
-    return summed
+    return registry_of([*summed_families([own, *found.expositions]), found.family()])
