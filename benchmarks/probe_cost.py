@@ -25,6 +25,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -36,18 +37,29 @@ ROUTES = ("/healthz", "/readyz", "/metrics")
 IDLE_S = 5.0
 
 
-def cost(client: httpx.Client, url: str, pid: int, route: str, requests: int) -> dict[str, float]:
-    """CPU seconds of the API processes and of the worker process over ``requests`` GETs of
-    ``route`` (``route`` None: as long idle), and the seconds they took."""
+def cpu_over(pid: int, work: Callable[[], None]) -> dict[str, float]:
+    """CPU seconds of the API processes and of the worker process while ``work`` runs, and
+    the seconds it took."""
     before, started = tree_cpu_seconds(pid), time.perf_counter()
-    if route is None:
-        time.sleep(IDLE_S)
-    for _ in range(requests if route is not None else 0):
-        status = client.get(url + route).status_code
-        if status != 200:
-            raise SystemExit(f"{route} answered {status}")
+    work()
     after, seconds = tree_cpu_seconds(pid), time.perf_counter() - started
     return {**{role: after[role] - before[role] for role in after}, "seconds": seconds}
+
+
+def probes(client: httpx.Client, url: str, route: str, requests: int) -> Callable[[], None]:
+    """``requests`` GETs of ``route``, one after another, each answered 200."""
+
+    def send() -> None:
+        for _ in range(requests):
+            status = client.get(url + route).status_code
+            if status != 200:
+                raise SystemExit(f"{route} answered {status}")
+
+    return send
+
+
+def idle() -> None:
+    time.sleep(IDLE_S)
 
 
 def main() -> None:
@@ -59,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     ensure_model(Path(args.model_dir))
     rounds: dict[str, list[dict[str, float]]] = {route: [] for route in ROUTES}
-    idle: list[dict[str, float]] = []
+    quiet: list[dict[str, float]] = []
     # one client, a new connection per request (as probes come): a new httpx client per
     # request would cost this process a TLS context each, and slow the rounds down
     client = httpx.Client(timeout=30, headers={"Connection": "close"})
@@ -67,11 +79,12 @@ def main() -> None:
         shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
         with tailorbot_server(workers=args.workers, data_dir=data_dir) as (url, _, pid):
             for route in ROUTES:  # warm-up: lazy imports, first connections
-                cost(client, url, pid, route, 5)
+                probes(client, url, route, 5)()
             for _ in range(args.rounds):
-                idle.append(cost(client, url, pid, None, 0))
+                quiet.append(cpu_over(pid, idle))
                 for route in ROUTES:
-                    rounds[route].append(cost(client, url, pid, route, args.requests))
+                    work = probes(client, url, route, args.requests)
+                    rounds[route].append(cpu_over(pid, work))
     report: dict = {
         "benchmark": "probe_cost",
         "machine": machine(),
@@ -82,7 +95,7 @@ def main() -> None:
     # Both sides have threads that work while idle (the worker polls the log, the servers
     # refresh their models): their CPU per second idle is left out of each round's.
     background = {
-        role: statistics.median(r[role] / r["seconds"] for r in idle) for role in ("api", "worker")
+        role: statistics.median(r[role] / r["seconds"] for r in quiet) for role in ("api", "worker")
     }
     per_request = {
         route: {
