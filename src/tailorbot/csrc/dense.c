@@ -89,20 +89,6 @@ PyObject *mean_rows(PyObject *module, PyObject *args) {
     return result;
 }
 
-/* out += the sum over k of unit[k] * rows[k] (each row `n_classes` floats), in doubles */
-static WIDE_VECTORS void add_rows(double *out, const float *rows, const float *unit,
-                                  Py_ssize_t width, Py_ssize_t n_classes) {
-    for (Py_ssize_t k = 0; k < width; k++) {
-        double value = (double)unit[k];
-        if (value != 0.0) {
-            const float *row = rows + k * n_classes;
-            for (Py_ssize_t c = 0; c < n_classes; c++) {
-                out[c] += value * (double)row[c];
-            }
-        }
-    }
-}
-
 /* a static embedding's part of a linear model's scores: the mean of the float16 rows
  * `table[ids]`, l2-normalized, times `weight` (float32, as the numpy path computes it) into
  * `dense`, and its product with `coef` (float32, one row per dimension) added to `scores` */

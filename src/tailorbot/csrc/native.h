@@ -11,6 +11,7 @@
  *   terms.c    TermIndex: a term-document index's query scores (the recommender's BM25)
  *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
  *   ranking.c  softmax_top (the intent ranking), posterior_moment (the bandit's arms)
+ *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   module.c   the module
  *
@@ -46,6 +47,13 @@ int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,
 
 extern PyTypeObject NgramScorerType;
 extern PyTypeObject TermIndexType;
+
+/* in doubles (vectors.c): acc += factor * row; acc += the sum over k < count of
+ * factors[k] * rows[k] (rows of n floats; zero factors skipped); acc += values */
+void add_scaled(double *acc, const float *row, double factor, Py_ssize_t n);
+void add_rows(double *acc, const float *rows, const float *factors, Py_ssize_t count,
+              Py_ssize_t n);
+void add_values(double *acc, const double *values, Py_ssize_t n);
 
 PyObject *mean_rows(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);

@@ -105,21 +105,6 @@ static Py_ssize_t count_distinct(NgramScorer *self, Ids *ids) {
     return distinct;
 }
 
-/* acc += factor * row, in doubles */
-static WIDE_VECTORS void add_scaled(double *acc, const float *row, double factor,
-                                   Py_ssize_t n) {
-    for (Py_ssize_t k = 0; k < n; k++) {
-        acc[k] += factor * (double)row[k];
-    }
-}
-
-/* acc += values */
-static WIDE_VECTORS void add_values(double *acc, const double *values, Py_ssize_t n) {
-    for (Py_ssize_t k = 0; k < n; k++) {
-        acc[k] += values[k];
-    }
-}
-
 /* acc += factor * the coefficient row of `id` */
 static void add_row(const NgramScorer *self, double *acc, int32_t id, double factor) {
     const float *row = (const float *)self->coef.buf + (Py_ssize_t)id * self->n_classes;
