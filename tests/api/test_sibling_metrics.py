@@ -15,7 +15,7 @@ from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
 from tailorbot.telemetry.siblings import SiblingExposition
 from tests.api.conftest import make_client
-from tests.api.support import message
+from tests.api.support import event, message
 from tests.helpers import read_siblings
 
 
@@ -41,6 +41,51 @@ def test_metrics_sum_this_process_and_its_siblings(tmp_path: Path, folder: Path)
     assert 'tailorbot_events_ingested_total{type="message"} 7.0' in text
     assert 'tailorbot_server_processes{state="answered"} 2.0' in text
     assert not list(folder.glob("*.sock"))  # the app left its socket on the way out
+
+
+def test_the_dashboard_shows_the_sum_of_the_processes(tmp_path: Path, folder: Path) -> None:
+    sibling = Metrics()
+    sibling.decisions.labels(outcome="answered").inc(5)
+    sibling.decisions.labels(outcome="fallback").inc(2)
+    sibling.observe_decision(
+        "card_arrival", 0.9, 30, None, "personalized", "concise", explored=True
+    )
+    sibling.events_ingested.labels(type="handoff").inc(3)
+    sibling.request_latency.labels(route="/v1/personalize").observe(0.004)
+    other = SiblingExposition(folder, sibling.render)
+    try:
+        with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
+            c.post("/v1/events", json=[event("handoff", reason="asked for a person")])
+            c.app.state.dashboard.min_step_s = 0.0  # each poll takes a snapshot
+            first = c.get("/v1/dashboard/data").json()
+            sibling.decisions.labels(outcome="answered").inc(3)
+            sibling.observe_decision(
+                "card_arrival", 0.9, 30, None, "personalized", "concise", explored=False
+            )
+            sibling.request_latency.labels(route="/v1/personalize").observe(0.004)
+            data = c.get("/v1/dashboard/data").json()
+    finally:
+        other.close()
+    assert first["totals"] == {"decisions": 7.0, "fallbacks": 2.0, "handoffs": 4.0, "feedback": 0}
+    assert data["totals"]["decisions"] == 10.0
+    assert data["intents"] == [{"name": "card_arrival", "count": 1.0}]  # since the first poll
+    point = data["series"][-1]
+    assert point["variant_shares"] == {"concise": 1.0}
+    assert point["exploration_rate"] == 0.0
+    assert 2.5 <= point["latency_ms"]["p50"] <= 5.0  # the sibling's request, in its bucket
+
+
+def test_a_silent_sibling_makes_the_dashboard_unavailable(tmp_path: Path, folder: Path) -> None:
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
+    silent.bind(str(folder / f"{os.getpid()}-1.sock"))
+    silent.listen(4)
+    try:
+        with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
+            response = c.get("/v1/dashboard/data")
+    finally:
+        silent.close()
+    assert response.status_code == 503
+    assert f"{os.getpid()}-1 did not answer" in response.text
 
 
 def test_a_silent_sibling_makes_metrics_unavailable_not_a_partial_sum(

@@ -282,13 +282,18 @@ def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path) -> None:
         for i in range(40):  # a new connection each: the processes share them out
             response = httpx.put(f"{url}/v1/users/sum-u{i}", json={"tier": "gold"}, timeout=10)
             assert response.status_code == 200
+        for i in range(10):
+            handoff = [event("handoff", f"sum-u{i}", reason="asked for a person")]
+            assert httpx.post(url + "/v1/events", json=handoff, timeout=10).status_code == 202
         own = {path: _own_count(path, route_ok) for path in sockets}
         assert sum(own.values()) == 40, own
-        # Every scrape, whichever process answers it, counts all 40.
+        # Every scrape and every dashboard poll, whichever process answers it, counts them all.
         for _ in range(6):
             scraped = _scraped(url)
             assert scraped[route_ok] == 40, scraped
             assert scraped['tailorbot_server_processes{state="answered"}'] == 2, scraped
+            dashboard = httpx.get(url + "/v1/dashboard/data", timeout=30).json()
+            assert dashboard["totals"]["handoffs"] == 10, dashboard["totals"]
         # A process that stops (SIGTERM; uvicorn's supervisor starts another) still counts.
         busiest = max(own, key=own.__getitem__)
         name = busiest.name.removesuffix(".sock")

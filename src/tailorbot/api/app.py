@@ -66,6 +66,7 @@ from tailorbot.api.routers import (
     users,
 )
 from tailorbot.api.schemas import events_openapi
+from tailorbot.api.server_metrics import server_registry
 from tailorbot.api.shedding import LoadShedMiddleware
 from tailorbot.config import Settings
 from tailorbot.metrics import Metrics
@@ -174,7 +175,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.dashboard = DashboardData(metrics)
+    # the whole server's figures, summed over the processes of `serve --workers N`
+    app.state.dashboard = DashboardData(metrics, lambda: server_registry(app.state).collect())
     keep_user_ids_out_of_access_logs()
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])

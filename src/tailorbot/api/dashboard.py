@@ -1,8 +1,10 @@
-"""What the dashboard shows, aggregated from this process's Prometheus registry.
+"""What the dashboard shows, aggregated from the server's Prometheus metrics.
 
 :class:`DashboardData` never reads the log or the stores per request, apart from the
 experiment report (one read of the shared counters): it reads the cumulative counters and
-histograms of :class:`~tailorbot.metrics.Metrics`, keeps a snapshot of them at most every
+histograms of :class:`~tailorbot.metrics.Metrics` (by default this process's registry; the
+app gives it the server's, summed over the processes of ``serve --workers N``: see
+:mod:`tailorbot.api.server_metrics`), keeps a snapshot of them at most every
 ``min_step_s`` seconds (up to ``history`` of them) and turns consecutive snapshots into rates:
 decisions per second, latency percentiles of ``/v1/personalize``, fallback, hand-off and
 exploration rates and the bandit's variant shares, over time. The history starts with the
@@ -25,8 +27,10 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from prometheus_client.metrics_core import Metric
 
 from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
@@ -37,10 +41,19 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 
 class DashboardData:
-    """Snapshots of ``metrics`` turned into the dashboard's JSON (see the module doc)."""
+    """Snapshots of the server's metrics turned into the dashboard's JSON (see the module
+    doc). ``metrics`` names the families read; ``read`` collects them (default: ``metrics``'
+    own registry); a snapshot reads them once."""
 
-    def __init__(self, metrics: Metrics, min_step_s: float = 1.0, history: int = 900) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        read: Callable[[], Iterable[Metric]] | None = None,
+        min_step_s: float = 1.0,
+        history: int = 900,
+    ) -> None:
         self.metrics = metrics
+        self.read = read
         self.min_step_s = min_step_s
         self.history = history
         self._snapshots: deque[dict[str, Any]] = deque(maxlen=history)
@@ -65,35 +78,40 @@ class DashboardData:
                 "feedback": sum(latest["ratings"].values()),
             },
             "fallback_reasons": latest["fallback_reasons"],
-            "lag": {
-                "stream": _by_label(self.metrics.processor_lag, "partition"),
-                "archive": _by_label(self.metrics.archive_lag, "partition"),
-            },
-            "drift": {
-                k: (None if math.isnan(v) else v)
-                for k, v in _by_label(self.metrics.drift_psi, "feature").items()
-            },
+            "lag": latest["lag"],
+            "drift": {k: (None if math.isnan(v) else v) for k, v in latest["drift"].items()},
         }
 
     def _read(self, now: float) -> dict[str, Any]:
         m = self.metrics
-        outcomes = _by_label(m.decisions, "outcome")
-        variants = _samples(m.variant_choices, "_total")
+        collected = self.read() if self.read is not None else m.registry.collect()
+        families = {family.name: family for family in collected}
+
+        def of(metric: Any) -> Metric | None:
+            return families.get(metric.describe()[0].name)
+
+        outcomes = _by_label(of(m.decisions), "outcome")
+        variants = _samples(of(m.variant_choices), "_total")
         return {
             "t": now,
             "decisions": sum(outcomes.values()),
             "fallbacks": outcomes.get("fallback", 0.0),
-            "fallback_reasons": _by_label(m.fallbacks, "reason"),
-            "handoffs": _by_label(m.events_ingested, "type").get("handoff", 0.0),
-            "explorations": _samples(m.bandit_explorations, "_total").get((), 0.0),
+            "fallback_reasons": _by_label(of(m.fallbacks), "reason"),
+            "handoffs": _by_label(of(m.events_ingested), "type").get("handoff", 0.0),
+            "explorations": _samples(of(m.bandit_explorations), "_total").get((), 0.0),
             "variants": {
                 labels["variant"]: v
                 for k, v in variants.items()
                 if (labels := dict(k))["arm"] == PERSONALIZED_ARM
             },
-            "intents": _by_label(m.intent_predictions, "intent"),
-            "ratings": _by_label(m.feedback_ratings, "arm"),
-            "latency": _buckets(m.request_latency, PERSONALIZE_ROUTE),
+            "intents": _by_label(of(m.intent_predictions), "intent"),
+            "ratings": _by_label(of(m.feedback_ratings), "arm"),
+            "latency": _buckets(of(m.request_latency), PERSONALIZE_ROUTE),
+            "lag": {
+                "stream": _by_label(of(m.processor_lag), "partition"),
+                "archive": _by_label(of(m.archive_lag), "partition"),
+            },
+            "drift": _by_label(of(m.drift_psi), "feature"),
         }
 
 
@@ -117,31 +135,31 @@ def lag_from_exposition(text: str) -> dict[str, dict[str, float]]:
     return lag
 
 
-def _samples(metric: Any, suffix: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Sample values of ``metric`` whose name ends in ``suffix``, keyed by sorted labels."""
+def _samples(family: Metric | None, suffix: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Sample values of ``family`` whose name ends in ``suffix``, keyed by sorted labels."""
+    if family is None:  # nothing recorded yet (a labelled family shows once it has a child)
+        return {}
     return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in metric.collect()
-        for s in family.samples
-        if s.name.endswith(suffix)
+        tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name.endswith(suffix)
     }
 
 
-def _by_label(metric: Any, label: str) -> dict[str, float]:
-    suffix = "_total" if type(metric).__name__ == "Counter" else ""
-    out: dict[str, float] = {}
-    for family in metric.collect():
-        for s in family.samples:
-            if s.name == family.name + suffix and label in s.labels:
-                out[s.labels[label]] = s.value
-    return out
+def _by_label(family: Metric | None, label: str) -> dict[str, float]:
+    """``{value of label: sample}`` of a counter's totals or a gauge's values."""
+    if family is None:
+        return {}
+    name = family.name + ("_total" if family.type == "counter" else "")
+    return {
+        s.labels[label]: s.value for s in family.samples if s.name == name and label in s.labels
+    }
 
 
-def _buckets(histogram: Any, route: str) -> list[tuple[float, float]]:
-    """Cumulative (upper bound, count) buckets of ``histogram`` for ``route``."""
+def _buckets(family: Metric | None, route: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) buckets of a histogram ``family`` for ``route``."""
+    if family is None:
+        return []
     return [
         (float(s.labels["le"]), s.value)
-        for family in histogram.collect()
         for s in family.samples
         if s.name.endswith("_bucket") and s.labels.get("route") == route
     ]

@@ -7,20 +7,17 @@ import logging
 
 import httpx
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from tailorbot.api.deps import MetricsDep, SettingsDep
 from tailorbot.api.errors import error_responses
-from tailorbot.config import Settings
-from tailorbot.errors import Unavailable
-from tailorbot.metrics import Metrics, merged_exposition, registry_of
-from tailorbot.telemetry.process_sum import summed_families
+from tailorbot.api.server_metrics import server_registry
+from tailorbot.metrics import merged_exposition
 from tailorbot.telemetry.worker_metrics import worker_exposition
 
 logger = logging.getLogger(__name__)
 WORKER_TIMEOUT_S = 2.0
-SIBLING_TIMEOUT_S = 2.0
 
 router = APIRouter(tags=["health"])
 
@@ -38,7 +35,7 @@ def get_metrics(request: Request, metrics: MetricsDep, settings: SettingsDep) ->
     `serve --workers N`, the figures are the sum of the N server processes (503 when one of
     them does not answer: a partial sum would read as a counter reset)."""
     metrics.refresh()  # the monitors' gauges (drift)
-    registry = _server_registry(request, metrics, settings)
+    registry = server_registry(request.app.state)
     url = settings.worker_metrics_url
     if url is None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -48,23 +45,3 @@ def get_metrics(request: Request, metrics: MetricsDep, settings: SettingsDep) ->
         logger.warning("the worker's metrics at %s are unreachable: %r", url, exc)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(merged_exposition(registry, remote), media_type=CONTENT_TYPE_LATEST)
-
-
-def _server_registry(request: Request, metrics: Metrics, settings: Settings) -> CollectorRegistry:
-    """This process's registry; with sibling processes, one holding the sum of them all."""
-    if settings.metrics_siblings_dir is None:
-        return metrics.registry
-    siblings = getattr(request.app.state, "siblings", None)
-    if siblings is None:
-        raise Unavailable("this server process could not join its siblings' metrics (see its log)")
-    try:
-        found = siblings.read(SIBLING_TIMEOUT_S)
-    except OSError as exc:
-        raise Unavailable(f"cannot read the server processes' metrics: {exc}") from exc
-    if found.silent:
-        raise Unavailable(
-            f"server processes {', '.join(found.silent)} did not answer for their metrics "
-            f"within {SIBLING_TIMEOUT_S:g} s"
-        )
-    own = generate_latest(metrics.registry).decode()
-    return registry_of([*summed_families([own, *found.expositions]), found.family()])
