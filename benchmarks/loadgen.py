@@ -48,27 +48,27 @@ class LoadResult:
     errors: int = 0
     elapsed_s: float = 0.0
 
-    def percentile_ms(self, q: float) -> float:
-        return (
-            float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
-        )
-
     def summary(self) -> dict[str, float | int | dict[int, int]]:
         done = len(self.latencies_s)
-        lags = self.send_lags_s
         return {
             "target_rps": self.rate,
             "achieved_rps": round(done / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "requests": done,
             "errors": self.errors,
             "statuses": self.statuses,
-            "p50_ms": round(self.percentile_ms(50), 2),
-            "p90_ms": round(self.percentile_ms(90), 2),
-            "p99_ms": round(self.percentile_ms(99), 2),
-            "max_ms": round(max(self.latencies_s) * 1000, 2) if done else float("nan"),
-            "send_lag_p50_ms": round(float(np.percentile(lags, 50)) * 1000, 2) if lags else 0.0,
-            "send_lag_p99_ms": round(float(np.percentile(lags, 99)) * 1000, 2) if lags else 0.0,
+            "p50_ms": _percentile_ms(self.latencies_s, 50),
+            "p90_ms": _percentile_ms(self.latencies_s, 90),
+            "p99_ms": _percentile_ms(self.latencies_s, 99),
+            "max_ms": _percentile_ms(self.latencies_s, 100),
+            "send_lag_p50_ms": _percentile_ms(self.send_lags_s, 50),
+            "send_lag_p99_ms": _percentile_ms(self.send_lags_s, 99),
         }
+
+
+def _percentile_ms(seconds: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``seconds`` in ms, rounded to 0.01; NaN when there are none
+    (no request answered: a figure of 0 would read as instant)."""
+    return round(float(np.percentile(seconds, q)) * 1000, 2) if seconds else float("nan")
 
 
 class _Connection:
