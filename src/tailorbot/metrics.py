@@ -128,12 +128,6 @@ class Metrics:
         self.requests_in_flight = Gauge(
             "tailorbot_requests_in_flight", "Requests admitted and not yet answered", registry=r
         )
-        self.model_version = Gauge(
-            "tailorbot_model_version_info",
-            "1 for the model version this process serves, by kind",
-            ["kind", "version"],
-            registry=r,
-        )
         self.model_swaps = Counter(
             "tailorbot_model_swaps", "New current model versions loaded without restart", registry=r
         )

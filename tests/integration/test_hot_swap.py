@@ -89,13 +89,14 @@ def _serving_only(port: int, new: str, old: str) -> bool:
     served = {
         line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
         for line in response.text.splitlines()
-        if line.startswith('tailorbot_model_version_info{kind="intent"')
+        if line.startswith('tailorbot_model_info{kind="intent"')
     }
-    version = 'tailorbot_model_version_info{{kind="intent",version="{}"}}'.format
+    # 1 in the sum while any process serves a version; a replaced version's series goes
+    version = 'tailorbot_model_info{{kind="intent",version="{}"}}'.format
     return (
         'tailorbot_server_processes{state="answered"} 2.0' in response.text
         and served.get(version(new)) == 1.0
-        and served.get(version(old), 0.0) == 0.0
+        and version(old) not in served
     )
 
 

@@ -76,7 +76,6 @@ class LiveModels:
     def start(self) -> None:
         """Load the shared article statistics and keep them fresh in the background."""
         self._refresh.start()
-        self.metrics.model_version.labels("intent", self.current.versions.get("intent", "")).set(1)
         self._show_versions({}, self.current.versions)
         if self.settings.model_poll_s > 0:
             self._model_watch.start()
@@ -114,8 +113,6 @@ class LiveModels:
                 versions={**old.versions, "intent": saved.version},
             )
         self._show_versions(old.versions, self.current.versions)
-        self.metrics.model_version.labels("intent", old.versions.get("intent", "")).set(0)
-        self.metrics.model_version.labels("intent", saved.version).set(1)
         self.metrics.model_swaps.inc()
         freeze_long_lived()  # the new model is as long-lived as the one it replaced
 
