@@ -180,6 +180,8 @@ class HybridRecommender(Recommender):
                 ranked.append((-score, article.id, article, weighted))
         words = _message_words(message)
         # Candidate ids are unique: tuples order by (-score, id) and never compare further.
+        # sorted()[:k] is what heapq.nsmallest(k) returns; for a dozen candidates, in C.
+        ranked.sort()
         return [
             Recommendation(
                 article.id,
@@ -188,14 +190,19 @@ class HybridRecommender(Recommender):
                 self._reasons(article, weighted, user, words, intent, intent_confidence, evidence),
                 weighted,
             )
-            for negative, _, article, weighted in heapq.nsmallest(k, ranked)
+            for negative, _, article, weighted in ranked[:k]
         ]
 
-    def _relevant(self, intent: str | None, matches: Iterable[str], shared: set[str]) -> set[str]:
+    def _relevant(
+        self, intent: str | None, matches: Mapping[str, float], shared: set[str]
+    ) -> set[str]:
         """The text matches whose score counts: on-intent articles always, off-intent ones
-        only when they share enough of the message's words (``shared``: those that do)."""
+        only when they share enough of the message's words (``shared``: those that do, all
+        of them matches)."""
         on_intent = self._on_intent.get(intent, _NONE) if intent is not None else _NONE
-        return {a for a in matches if a in on_intent or a in shared}
+        # set operations walk the smaller side in C: an intent has few articles, while
+        # almost every article shares some word with a message
+        return shared.union(matches.keys() & on_intent)
 
     def _candidates(
         self,
