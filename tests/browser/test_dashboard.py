@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +142,29 @@ def test_dashboard_draws_every_chart_from_a_simulated_stream(tmp_path: Path, bro
     assert errors == []
     svg_series = browser.find_elements(By.CSS_SELECTOR, "#intents .series")
     assert len(svg_series) == drawn["intents"]
+
+
+def test_the_page_says_why_the_server_has_no_data(tmp_path: Path, browser: Any) -> None:
+    """A server process of `serve --workers N` that does not answer for its metrics makes
+    the data a 503 (a partial sum would mislead): the page shows the server's reason."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory(prefix="tb-siblings-") as made:  # a Unix socket's path
+        folder = Path(made)  # must stay short; pytest's tmp_path can be too long
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
+        silent.bind(str(folder / f"{os.getpid()}-1.sock"))
+        silent.listen(8)
+        settings = settings_for(tmp_path, metrics_siblings_dir=folder)
+        try:
+            with EmbeddedServer(settings) as server:
+                browser.get(server.url + "/dashboard")
+                status = WebDriverWait(browser, 60, poll_frequency=0.5).until(
+                    lambda d: (
+                        (text := d.find_element(By.ID, "status").text).startswith("the") and text
+                    )
+                )
+        finally:
+            silent.close()
+    assert status.startswith("the server answered HTTP 503: server processes "), status
+    assert f"{os.getpid()}-1 did not answer for their metrics" in status

@@ -84,17 +84,30 @@ function draw(data) {
     `${tot.handoffs} hand-offs · ${tot.feedback} ratings`;
 }
 
+// an answer other than the data: its status and what it says (the server's
+// {"error", "message"} body; a 503 names a server process that did not answer)
+async function refusal(response) {
+  let said = "";
+  try {
+    const body = await response.json();
+    if (body && typeof body.message === "string") said = `: ${body.message}`;
+  } catch (_) { /* not JSON: a proxy's page */ }
+  const err = new Error(`the server answered HTTP ${response.status}${said}`);
+  err.answered = true;
+  return err;
+}
+
 async function poll() {
   const status = byId("status");
   try {
     const response = await fetch("/v1/dashboard/data", { credentials: "same-origin" });
     if (response.status === 401) { window.location.assign("/dashboard/login"); return; }
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    if (!response.ok) throw await refusal(response);
     draw(await response.json());
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     status.className = "status";
   } catch (err) {
-    status.textContent = `cannot reach the server: ${err.message}`;
+    status.textContent = err.answered ? err.message : `cannot reach the server: ${err.message}`;
     status.className = "status error";
   } finally {
     setTimeout(poll, POLL_MS);
