@@ -82,3 +82,17 @@ def read_siblings(folder: Path, timeout_s: float = 5.0) -> Siblings:
         return reader.read(timeout_s)
     finally:
         reader.close()
+
+
+@contextmanager
+def silent_sibling(folder: Path) -> Iterator[str]:
+    """A server process of ``serve --workers N`` that hangs, in the siblings ``folder``: its
+    socket accepts connections and never answers. Yields its name (what a 503 names)."""
+    name = f"{os.getpid()}-1"
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        silent.bind(str(folder / f"{name}.sock"))
+        silent.listen(8)
+        yield name
+    finally:
+        silent.close()

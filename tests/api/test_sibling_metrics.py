@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from tailorbot.runtime import Runtime
 from tailorbot.telemetry.siblings import SiblingExposition
 from tests.api.conftest import make_client
 from tests.api.support import event, message
-from tests.helpers import read_siblings
+from tests.helpers import read_siblings, silent_sibling
 
 
 @pytest.fixture
@@ -75,32 +73,17 @@ def test_the_dashboard_shows_the_sum_of_the_processes(tmp_path: Path, folder: Pa
     assert 2.5 <= point["latency_ms"]["p50"] <= 5.0  # the sibling's request, in its bucket
 
 
-def test_a_silent_sibling_makes_the_dashboard_unavailable(tmp_path: Path, folder: Path) -> None:
-    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
-    silent.bind(str(folder / f"{os.getpid()}-1.sock"))
-    silent.listen(4)
-    try:
-        with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
-            response = c.get("/v1/dashboard/data")
-    finally:
-        silent.close()
-    assert response.status_code == 503
-    assert f"{os.getpid()}-1 did not answer" in response.text
-
-
-def test_a_silent_sibling_makes_metrics_unavailable_not_a_partial_sum(
-    tmp_path: Path, folder: Path
+@pytest.mark.parametrize("route", ["/metrics", "/v1/dashboard/data"])
+def test_a_silent_sibling_makes_the_figures_unavailable_not_a_partial_sum(
+    tmp_path: Path, folder: Path, route: str
 ) -> None:
-    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
-    silent.bind(str(folder / f"{os.getpid()}-1.sock"))
-    silent.listen(4)
-    try:
-        with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
-            response = c.get("/metrics")
-    finally:
-        silent.close()
+    with (
+        silent_sibling(folder) as name,
+        make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c,
+    ):
+        response = c.get(route)
     assert response.status_code == 503
-    assert f"{os.getpid()}-1 did not answer" in response.text
+    assert f"{name} did not answer" in response.text
 
 
 def test_a_process_that_cannot_join_its_siblings_serves_with_metrics_unavailable(

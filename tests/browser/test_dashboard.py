@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.client import Client
 from tailorbot.sim.demo import build_simulation
-from tests.helpers import IN_CI
+from tests.helpers import IN_CI, silent_sibling
 from tests.services.decisions.conftest import save_model, settings_for
 
 KEY = "dashboard-test-key"
@@ -150,21 +149,15 @@ def test_the_page_says_why_the_server_has_no_data(tmp_path: Path, browser: Any) 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with tempfile.TemporaryDirectory(prefix="tb-siblings-") as made:  # a Unix socket's path
-        folder = Path(made)  # must stay short; pytest's tmp_path can be too long
-        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never answers
-        silent.bind(str(folder / f"{os.getpid()}-1.sock"))
-        silent.listen(8)
-        settings = settings_for(tmp_path, metrics_siblings_dir=folder)
-        try:
-            with EmbeddedServer(settings) as server:
-                browser.get(server.url + "/dashboard")
-                status = WebDriverWait(browser, 60, poll_frequency=0.5).until(
-                    lambda d: (
-                        (text := d.find_element(By.ID, "status").text).startswith("the") and text
-                    )
-                )
-        finally:
-            silent.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="tb-siblings-") as made,  # a socket's path must
+        silent_sibling(Path(made)) as name,  # stay short: pytest's tmp_path can be too long
+    ):
+        settings = settings_for(tmp_path, metrics_siblings_dir=Path(made))
+        with EmbeddedServer(settings) as server:
+            browser.get(server.url + "/dashboard")
+            status = WebDriverWait(browser, 60, poll_frequency=0.5).until(
+                lambda d: (text := d.find_element(By.ID, "status").text).startswith("the") and text
+            )
     assert status.startswith("the server answered HTTP 503: server processes "), status
-    assert f"{os.getpid()}-1 did not answer for their metrics" in status
+    assert f"{name} did not answer for their metrics" in status
