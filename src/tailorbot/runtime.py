@@ -111,6 +111,9 @@ class Runtime:
     def _build_services(self, settings: Settings) -> None:
         """The services over the opened backends (the decision service comes later)."""
         self.drift: DriftMonitor | None = None  # once the decision service is loaded
+        # With `serve --workers N`: the drift of the whole server, fed by the API with the
+        # processes' summed counts (api/server_metrics.py)
+        self.server_drift: DriftMonitor | None = None
         self.threads: dict[str, WorkerThread] = {}  # "worker", "archiver" when running here
         self.ingestion = IngestionService(
             self.log,
@@ -197,6 +200,9 @@ class Runtime:
                 lambda: service.models.metadata.get("reference"), self.metrics
             )
             self.metrics.before_render(self.drift.refresh)
+            self.server_drift = DriftMonitor(
+                lambda: service.models.metadata.get("reference"), self.metrics
+            )
         with self._lifecycle:
             if not self._stopping:
                 self._services.append(service)

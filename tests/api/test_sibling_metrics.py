@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot.metrics import Metrics
+from tailorbot.models.drift import psi
 from tailorbot.runtime import Runtime
 from tailorbot.telemetry.siblings import SiblingExposition
 from tests.api.conftest import make_client
 from tests.api.support import event, message
 from tests.helpers import read_siblings, silent_sibling
+from tests.services.decisions.conftest import save_model
 
 
 @pytest.fixture
@@ -71,6 +75,37 @@ def test_the_dashboard_shows_the_sum_of_the_processes(tmp_path: Path, folder: Pa
     assert point["variant_shares"] == {"concise": 1.0}
     assert point["exploration_rate"] == 0.0
     assert 2.5 <= point["latency_ms"]["p50"] <= 5.0  # the sibling's request, in its bucket
+
+
+def test_the_drift_is_that_of_the_summed_decisions(tmp_path: Path, folder: Path) -> None:
+    """Each process's own drift is measured on its share of the decisions; the server's is
+    the PSI of the summed counts (here: the sibling's 60 decisions and this process's one,
+    where each process alone has fewer than the 50 a PSI needs)."""
+    save_model(tmp_path)
+    sibling = Metrics()
+    for _ in range(30):
+        sibling.observe_decision(
+            "card_arrival", 0.95, 40, None, "personalized", "concise", explored=False
+        )
+        sibling.observe_decision("change_pin", 0.6, 25, None, "control", "concise", explored=False)
+    other = SiblingExposition(folder, sibling.render)
+    try:
+        with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
+            asked = {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}
+            assert c.post("/v1/personalize", json=asked).status_code == 200
+            runtime = c.app.state.runtime
+            reference = c.app.state.decider.models.metadata["reference"]
+            text = c.get("/metrics").text
+            summed = runtime.server_drift.counts_in(text_string_to_metric_families(text))
+            own = runtime.drift.last
+            data = c.get("/v1/dashboard/data").json()
+    finally:
+        other.close()
+    assert sum(summed["intent"].values()) == 61
+    assert math.isnan(own["intent"])  # 1 decision: too few
+    expected = psi(summed["intent"], reference["intent"])
+    assert f'tailorbot_drift_psi{{feature="intent"}} {expected!r}' in text
+    assert data["drift"]["intent"] == expected and data["drift_window"] == 61
 
 
 @pytest.mark.parametrize("route", ["/metrics", "/v1/dashboard/data"])

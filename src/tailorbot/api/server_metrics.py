@@ -1,16 +1,19 @@
 """This server's metrics as one registry: this process's, or, with ``serve --workers N``, the
-sum of its N processes (:mod:`tailorbot.telemetry.process_sum`). ``GET /metrics`` renders it
-and the dashboard reads its rates from it, so both show the whole server whichever process
-a request reaches."""
+sum of its N processes (:mod:`tailorbot.telemetry.process_sum`), with the input drift
+computed over the summed counts. ``GET /metrics`` renders it and the dashboard reads its
+rates from it, so both show the whole server whichever process a request reaches."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from tailorbot.errors import Unavailable
-from tailorbot.metrics import registry_of
+from tailorbot.metrics import Metrics, registry_of
 from tailorbot.telemetry.process_sum import summed_families
 
 SIBLING_TIMEOUT_S = 2.0  # the longest wait for another process's exposition
@@ -36,4 +39,22 @@ def server_registry(state: Any) -> CollectorRegistry:
             f"within {SIBLING_TIMEOUT_S:g} s"
         )
     own = generate_latest(metrics.registry).decode()
-    return registry_of([*summed_families([own, *found.expositions]), found.family()])
+    summed = summed_families([own, *found.expositions])
+    runtime = getattr(state, "runtime", None)
+    drift = runtime.server_drift if runtime is not None else None
+    if drift is not None:  # once a model is loaded
+        summed = _with_server_drift(summed, drift.update(drift.counts_in(summed)), metrics)
+    return registry_of([*summed, found.family()])
+
+
+def _with_server_drift(
+    families: list[Metric], psi: Mapping[str, float], metrics: Metrics
+) -> list[Metric]:
+    """``families`` with the drift gauge replaced by ``psi``: the PSI of the processes'
+    summed counts, which each process's own (the highest of them, in the sum) would
+    overstate, each measured on 1/N of the decisions."""
+    (described,) = metrics.drift_psi.describe()
+    server = GaugeMetricFamily(described.name, described.documentation, labels=["feature"])
+    for feature, value in psi.items():
+        server.add_metric([feature], value)
+    return [f for f in families if f.name != described.name] + [server]

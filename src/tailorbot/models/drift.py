@@ -27,10 +27,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
+
 from tailorbot.metrics import CONFIDENCE_BUCKETS, MESSAGE_CHARS_BUCKETS, Metrics
 
 FEATURES = ("intent", "confidence", "message_chars")
 Reference = Mapping[str, Any] | None
+Counts = dict[str, dict[str, float]]  # per feature, per bin: cumulative served counts
 MIN_SHARE = 1e-4  # an empty bin's share, so that ln() stays finite
 
 
@@ -114,10 +117,18 @@ class DriftMonitor:
         return self._reference() if callable(self._reference) else self._reference
 
     def refresh(self) -> dict[str, float]:
-        """Recompute and export the PSI of each feature; returns them."""
+        """Recompute the PSI of each feature from this process's counts and export it on
+        ``metrics.drift_psi``; returns them."""
+        result = self.update(self.counts())
+        for feature, value in result.items():
+            self.metrics.drift_psi.labels(feature=feature).set(value)
+        return result
+
+    def update(self, current: Counts) -> dict[str, float]:
+        """The PSI of each feature over the window that ends with ``current`` (cumulative
+        counts per feature and bin, :meth:`counts`), which joins the snapshots."""
         reference = self.reference
         now = time.monotonic()
-        current = self.counts()
         with self._lock:
             if not self._snapshots or now - self._snapshots[-1][0] >= self.step_s:
                 self._snapshots.append((now, current))
@@ -131,9 +142,7 @@ class DriftMonitor:
             if feature == "intent":
                 self._window_n = n
             enough = reference is not None and n >= self.min_count
-            value = psi(recent, reference[feature]) if enough and reference else math.nan
-            self.metrics.drift_psi.labels(feature=feature).set(value)
-            result[feature] = value
+            result[feature] = psi(recent, reference[feature]) if enough and reference else math.nan
         self._last = result
         return result
 
@@ -146,33 +155,41 @@ class DriftMonitor:
         """Decisions in the window at the last refresh."""
         return self._window_n
 
-    def counts(self) -> dict[str, dict[str, float]]:
+    def counts(self) -> Counts:
         """The cumulative served counts per feature and bin, read from the registry."""
         m = self.metrics
+        return self.counts_in(
+            family for metric in (m.intent_predictions, m.intent_confidence, m.message_chars)
+            for family in metric.collect()
+        )  # fmt: skip
+
+    def counts_in(self, families: Iterable[Metric]) -> Counts:
+        """:meth:`counts` from families already collected: a registry's, or the sum of the
+        processes of ``serve --workers N`` (:mod:`tailorbot.telemetry.process_sum`)."""
+        m = self.metrics
+        by_name = {family.name: family for family in families}
+
+        def named(metric: Any) -> Metric | None:
+            return by_name.get(metric.describe()[0].name)
+
         return {
-            "intent": _labelled(m.intent_predictions, "intent"),
-            "confidence": _histogram_bins(m.intent_confidence),
-            "message_chars": _histogram_bins(m.message_chars),
+            "intent": _labelled(named(m.intent_predictions), "intent"),
+            "confidence": _histogram_bins(named(m.intent_confidence)),
+            "message_chars": _histogram_bins(named(m.message_chars)),
         }
 
 
-def _labelled(counter: Any, label: str) -> dict[str, float]:
-    return {
-        s.labels[label]: s.value
-        for family in counter.collect()
-        for s in family.samples
-        if s.name.endswith("_total")
-    }
+def _labelled(family: Metric | None, label: str) -> dict[str, float]:
+    if family is None:  # nothing counted yet
+        return {}
+    return {s.labels[label]: s.value for s in family.samples if s.name.endswith("_total")}
 
 
-def _histogram_bins(histogram: Any) -> dict[str, float]:
+def _histogram_bins(family: Metric | None) -> dict[str, float]:
     """Per-bin counts (Prometheus buckets are cumulative; this takes the differences)."""
-    cumulative = [
-        (s.labels["le"], s.value)
-        for family in histogram.collect()
-        for s in family.samples
-        if s.name.endswith("_bucket")
-    ]
+    if family is None:
+        return {}
+    cumulative = [(s.labels["le"], s.value) for s in family.samples if s.name.endswith("_bucket")]
     bins, below = {}, 0.0
     for le, value in cumulative:
         bins[_le(float(le)) if le != "+Inf" else "+Inf"] = value - below

@@ -45,7 +45,9 @@ from tailorbot.metrics import is_created_family
 # Gauges of one value for the whole server, whichever process holds the newest (a time).
 LATEST_GAUGES = frozenset({"tailorbot_retrain_last_timestamp_seconds"})
 # Gauges whose worst process is the one to alert on: each process measures its own share of
-# the traffic (drift of the inputs it saw), and the sum of such figures means nothing.
+# the traffic (drift of the inputs it saw), and the sum of such figures means nothing. (Once
+# a model is loaded, the API replaces the drift by the PSI of the summed counts:
+# api/server_metrics.py.)
 HIGHEST_GAUGES = frozenset({"tailorbot_drift_psi"})
 _SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
 # (the value so far, the next process's value) -> the merged value

@@ -155,7 +155,9 @@ def _dashboard_body(state: Any) -> dict[str, Any]:
         body["lag"] = _worker_lag(worker_url, body["lag"])
     runtime = state.runtime
     decider = state.decider
-    drift = runtime.drift
+    # the drift of the figures shown: with sibling processes, of their summed counts
+    summed = state.settings.metrics_siblings_dir is not None
+    drift = runtime.server_drift if summed else runtime.drift
     body["drift_window"] = drift.window_count if drift is not None else 0
     body["drift_reference"] = drift is not None and drift.reference is not None
     body["experiment"] = None
