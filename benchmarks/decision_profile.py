@@ -47,6 +47,7 @@ from tailorbot.services.decisions import service as service_module
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
+_UNSET = object()  # an attribute an instance did not hold itself (its class's method)
 Asgi = Callable[..., Awaitable[None]]
 
 
@@ -150,30 +151,36 @@ def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
     loop of its own): the stage methods are wrapped on the instances, and two functions in
     the service's module, for this run only ("of which": a part of the stage above it)."""
     spent: dict[str, float] = {}
+    patched: list[tuple[Any, str, Any]] = []  # (owner, name, what its own dict held)
 
     def measure(owner: Any, name: str, stage: str) -> None:
         spent[stage] = 0.0  # reported in this order
+        patched.append((owner, name, vars(owner).get(name, _UNSET)))
         setattr(owner, name, timed(getattr(owner, name), stage, spent, time.thread_time))
 
     requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
     for request in requests[: len(requests) // 4]:  # warm-up, not counted
         decider.personalize_payload(request)
     counted = requests[len(requests) // 4 :]
-    module_functions = {n: getattr(service_module, n) for n in ("feature_view", "decision_context")}
-    measure(decider.models.intent, "predict_one", "intent")
-    measure(decider, "_read_user", "read the user (store + feature view)")
-    measure(service_module, "feature_view", "  of which the feature view")
-    measure(decider, "_articles", "recommend")
-    measure(decider, "_decide", "context, bandit, render, record built")
-    measure(service_module, "decision_context", "  of which the context")
-    measure(decider, "_variant", "  of which the bandit")
-    measure(decider.models.composer, "render", "  of which rendering")
-    measure(decider, "_record", "queue for the recorder")
-    measure(decider, "personalize_payload", "total")
-    for request in counted:
-        decider.personalize_payload(request)
-    for name, function in module_functions.items():  # the module's own functions again
-        setattr(service_module, name, function)
+    try:
+        measure(decider.models.intent, "predict_one", "intent")
+        measure(decider, "_read_user", "read the user (store + feature view)")
+        measure(service_module, "feature_view", "  of which the feature view")
+        measure(decider, "_articles", "recommend")
+        measure(decider, "_decide", "context, bandit, render, record built")
+        measure(service_module, "decision_context", "  of which the context")
+        measure(decider, "_variant", "  of which the bandit")
+        measure(decider.models.composer, "render", "  of which rendering")
+        measure(decider, "_record", "queue for the recorder")
+        measure(decider, "personalize_payload", "total")
+        for request in counted:
+            decider.personalize_payload(request)
+    finally:  # unwrapped again: a later --profile measures the code, not the wrappers
+        for owner, name, before in reversed(patched):
+            if before is _UNSET:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, before)
     out = {stage: seconds / len(counted) * 1e6 for stage, seconds in spent.items()}
     out["rest"] = out["total"] - sum(
         v for k, v in out.items() if k != "total" and not k.startswith(" ")

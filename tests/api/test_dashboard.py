@@ -1,15 +1,23 @@
-"""``/dashboard`` and ``/v1/dashboard/data``: the key protects them, the data is aggregated."""
+"""``/dashboard`` and ``/v1/dashboard/data``: the key protects them, the data is aggregated
+(from this process's figures, or from the sum of a multi-process server's: see also
+tests/api/test_sibling_metrics.py)."""
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.routers.dashboard import COOKIE
+from tailorbot.errors import Unavailable
+from tailorbot.metrics import Metrics
+from tailorbot.telemetry.process_sum import summed_families
 from tests.api.conftest import make_client
 from tests.services.decisions.conftest import save_model
 
@@ -90,3 +98,47 @@ def test_the_data_counts_what_the_decisions_did(keyed: TestClient) -> None:
     assert data["models"]["versions"]["intent"]
     assert data["drift"]["intent"] is None  # fewer than 50 decisions: too few to tell
     assert data["drift_reference"] is True
+
+
+def _decided(metrics: Metrics, n: int) -> Metrics:
+    for _ in range(n):
+        metrics.observe_decision("card_arrival", 0.9, 30, None, "personalized", "concise",
+                                 explored=False)  # fmt: skip
+        metrics.decisions.labels(outcome="answered").inc()
+        metrics.request_latency.labels(route="/v1/personalize").observe(0.004)
+    return metrics
+
+
+def test_a_process_leaving_the_sum_with_its_counts_is_a_reset_not_a_negative_rate() -> None:
+    a, b = _decided(Metrics(), 30), _decided(Metrics(), 50)
+    processes = [a, b]
+
+    def read() -> list[Any]:  # the sum of the processes alive, as /metrics makes it
+        return summed_families([m.render().decode() for m in processes])
+
+    data = DashboardData(Metrics(), read, min_step_s=0.0)
+    assert data.snapshot()["totals"]["decisions"] == 80
+    _decided(a, 5)
+    assert data.snapshot()["series"][-1]["decisions_per_s"] > 0
+    processes.remove(b)  # killed outright: its 50 leave the sum
+    _decided(a, 2)
+    after = data.snapshot()
+    assert after["totals"]["decisions"] == 37
+    assert after["series"] == []  # the history starts again here
+    _decided(a, 3)
+    point = data.snapshot()["series"][-1]
+    assert point["decisions_per_s"] > 0 and point["latency_ms"]["p50"] is not None
+
+
+def test_a_failed_read_is_not_tried_again_by_each_poll_meanwhile() -> None:
+    calls = []
+
+    def read() -> list[Any]:
+        calls.append(time.monotonic())
+        raise Unavailable("server processes 7-1 did not answer for their metrics within 2 s")
+
+    data = DashboardData(Metrics(), read, min_step_s=60.0)
+    for _ in range(3):
+        with pytest.raises(Unavailable, match="7-1 did not answer"):
+            data.snapshot()
+    assert len(calls) == 1

@@ -32,12 +32,15 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from tailorbot.errors import Unavailable
 from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.metrics import Metrics
 
 PERSONALIZE_ROUTE = "/v1/personalize"
 RATE_SPAN_S = 10.0  # each point's rates are taken over at least this much time, for smoothness
 QUANTILES = (0.5, 0.95, 0.99)
+# A snapshot's counts by label (cumulative, as its totals)
+COUNTED_BY_LABEL = ("variants", "intents", "ratings", "fallback_reasons")
 
 
 class DashboardData:
@@ -58,13 +61,21 @@ class DashboardData:
         self.history = history
         self._snapshots: deque[dict[str, Any]] = deque(maxlen=history)
         self._lock = threading.Lock()
+        self._failed: tuple[float, str] | None = None  # when a read last failed, and why
 
     def snapshot(self) -> dict[str, Any]:
-        """Take a snapshot (throttled) and return the series, mixes and gauges."""
+        """Take a snapshot (throttled) and return the series, mixes and gauges.
+        :class:`Unavailable` when the figures cannot be read (a server process that does not
+        answer), for ``min_step_s`` after a failed read without reading again."""
         now = time.time()
         with self._lock:
-            if not self._snapshots or now - self._snapshots[-1]["t"] >= self.min_step_s:
-                self._snapshots.append(self._read(now))
+            due = not self._snapshots or now - self._snapshots[-1]["t"] >= self.min_step_s
+            failed = self._failed
+        if due:
+            if failed is not None and now - failed[0] < self.min_step_s:
+                raise Unavailable(failed[1])  # polls arriving meanwhile do not wait again
+            self._take(now)
+        with self._lock:
             snapshots = list(self._snapshots)
         latest = snapshots[-1]
         return {
@@ -81,6 +92,25 @@ class DashboardData:
             "lag": latest["lag"],
             "drift": {k: (None if math.isnan(v) else v) for k, v in latest["drift"].items()},
         }
+
+    def _take(self, now: float) -> None:
+        """Read a snapshot, outside the lock (reading the other processes of ``serve
+        --workers N`` waits for them), and keep it."""
+        try:
+            taken = self._read(now)
+        except Unavailable as exc:
+            with self._lock:
+                self._failed = (now, exc.message)
+            raise
+        with self._lock:
+            self._failed = None
+            if self._snapshots and taken["t"] <= self._snapshots[-1]["t"]:
+                return  # a concurrent poll kept a newer one
+            if self._snapshots and _went_back(self._snapshots[-1], taken):
+                # A server process killed outright took its counts out of the sum: a reset,
+                # as Prometheus reads one. Rates start again from here, never negative.
+                self._snapshots.clear()
+            self._snapshots.append(taken)
 
     def _read(self, now: float) -> dict[str, Any]:
         m = self.metrics
@@ -163,6 +193,19 @@ def _buckets(family: Metric | None, route: str) -> list[tuple[float, float]]:
         for s in family.samples
         if s.name.endswith("_bucket") and s.labels.get("route") == route
     ]
+
+
+def _went_back(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether any cumulative figure of ``new`` is below ``old``'s (a series gone counts 0)."""
+    if any(new[key] < old[key] for key in ("decisions", "fallbacks", "handoffs", "explorations")):
+        return True
+    if _fell(dict(old["latency"]), dict(new["latency"])):
+        return True
+    return any(_fell(old[key], new[key]) for key in COUNTED_BY_LABEL)
+
+
+def _fell(old: Mapping[Any, float], new: Mapping[Any, float]) -> bool:
+    return any(new.get(key, 0.0) < value for key, value in old.items())
 
 
 def _series(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:

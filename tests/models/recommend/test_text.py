@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from tailorbot.kb.loader import default_kb_dir, load_kb
+from tailorbot.models.intent.dataset import bundled_dataset
+from tailorbot.models.recommend import text as text_module
+from tailorbot.models.recommend.hybrid import _document
 from tailorbot.models.recommend.text import BM25Index, stem, tokenize
 
 DOCS = [
@@ -47,3 +51,25 @@ def test_fit_rejects_duplicates_and_bad_parameters() -> None:
     with pytest.raises(ValueError):
         BM25Index(b=1.5)
     assert BM25Index().fit([]).scores("card") == {}
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_the_documents_sharing_words_are_among_the_matches(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    # The recommender's relevant set (hybrid._relevant) takes `shared` as a subset of the
+    # scores: in C (TermIndex.match) and in the Python reference alike.
+    if compiled and text_module.native() is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    if not compiled:
+        monkeypatch.setattr(text_module, "native", lambda: None)
+    index = BM25Index().fit((a.id, _document(a, 2)) for a in load_kb(default_kb_dir()).articles)
+    messages = [*bundled_dataset("banking77", "test").texts[::10], "", "the of and", "xyzzy"]
+    found_shared = 0
+    for message in messages:
+        terms = tokenize(message)
+        for need in (0, 1, 2, 3):
+            scores, shared = index.match(message, terms, need)
+            assert shared <= scores.keys(), message
+            found_shared += len(shared)
+    assert found_shared > 0

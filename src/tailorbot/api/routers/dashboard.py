@@ -134,7 +134,7 @@ def dashboard_static(name: Annotated[str, Path(pattern=r"^[a-z0-9_\-]+\.(js|css)
     "/v1/dashboard/data",
     summary="What the dashboard shows, as JSON",
     dependencies=[DashboardKey],
-    responses=error_responses(401),
+    responses=error_responses(401, 503),
 )
 async def dashboard_data(request: Request) -> Response:
     """Rates over time (decisions/s, personalize latency percentiles, fallback, hand-off and
