@@ -201,7 +201,9 @@ class Runtime:
             )
             self.metrics.before_render(self.drift.refresh)
             self.server_drift = DriftMonitor(
-                lambda: service.models.metadata.get("reference"), self.metrics
+                lambda: service.models.metadata.get("reference"),
+                self.metrics,
+                from_first_read=True,  # the sums hold decisions from before this process
             )
         with self._lifecycle:
             if not self._stopping:

@@ -79,15 +79,11 @@ def test_the_dashboard_shows_the_sum_of_the_processes(tmp_path: Path, folder: Pa
 
 def test_the_drift_is_that_of_the_summed_decisions(tmp_path: Path, folder: Path) -> None:
     """Each process's own drift is measured on its share of the decisions; the server's is
-    the PSI of the summed counts (here: the sibling's 60 decisions and this process's one,
-    where each process alone has fewer than the 50 a PSI needs)."""
+    the PSI of the summed counts since the first scrape (here: the sibling's 60 decisions
+    and this process's one, where each process alone has fewer than the 50 a PSI needs)."""
     save_model(tmp_path)
     sibling = Metrics()
-    for _ in range(30):
-        sibling.observe_decision(
-            "card_arrival", 0.95, 40, None, "personalized", "concise", explored=False
-        )
-        sibling.observe_decision("change_pin", 0.6, 25, None, "control", "concise", explored=False)
+    sibling.observe_decision("change_pin", 0.6, 25, None, "control", "concise", explored=False)
     other = SiblingExposition(folder, sibling.render)
     try:
         with make_client(tmp_path, run_worker_in_server=False, metrics_siblings_dir=folder) as c:
@@ -95,15 +91,28 @@ def test_the_drift_is_that_of_the_summed_decisions(tmp_path: Path, folder: Path)
             assert c.post("/v1/personalize", json=asked).status_code == 200
             runtime = c.app.state.runtime
             reference = c.app.state.decider.models.metadata["reference"]
+            first = c.get("/metrics").text  # the window starts here, not at `serve`'s start
+            for _ in range(30):
+                sibling.observe_decision(
+                    "card_arrival", 0.95, 40, None, "personalized", "concise", explored=False
+                )
+                sibling.observe_decision(
+                    "change_pin", 0.6, 25, None, "control", "concise", explored=False
+                )
+            assert c.post("/v1/personalize", json=asked).status_code == 200
             text = c.get("/metrics").text
-            summed = runtime.server_drift.counts_in(text_string_to_metric_families(text))
+            at_first = runtime.server_drift.counts_in(text_string_to_metric_families(first))
+            now = runtime.server_drift.counts_in(text_string_to_metric_families(text))
             own = runtime.drift.last
             data = c.get("/v1/dashboard/data").json()
     finally:
         other.close()
-    assert sum(summed["intent"].values()) == 61
-    assert math.isnan(own["intent"])  # 1 decision: too few
-    expected = psi(summed["intent"], reference["intent"])
+    assert 'tailorbot_drift_psi{feature="intent"} NaN' in first  # 2 decisions so far
+    window = {k: v - at_first["intent"].get(k, 0.0) for k, v in now["intent"].items()}
+    window = {k: v for k, v in window.items() if v > 0}
+    assert sum(window.values()) == 61
+    assert math.isnan(own["intent"])  # this process's 2 decisions: too few
+    expected = psi(window, reference["intent"])
     assert f'tailorbot_drift_psi{{feature="intent"}} {expected!r}' in text
     assert data["drift"]["intent"] == expected and data["drift_window"] == 61
 

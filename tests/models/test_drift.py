@@ -4,11 +4,12 @@ the text format (what the sum of `serve --workers N`'s processes is made of)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot.metrics import Metrics
-from tailorbot.models.drift import DriftMonitor, psi
+from tailorbot.models.drift import FEATURES, DriftMonitor, psi
 
 REFERENCE = {
     "intent": {"card_arrival": 60, "change_pin": 40},
@@ -51,3 +52,38 @@ def test_the_window_starts_at_the_first_counts_and_needs_enough_decisions() -> N
     assert result["intent"] == psi(counts["intent"], REFERENCE["intent"])
     exported = metrics.registry.get_sample_value("tailorbot_drift_psi", {"feature": "intent"})
     assert math.isnan(exported)  # update() exports nothing; refresh() set the NaN above
+
+
+def test_refresh_exports_the_psi_of_this_process() -> None:
+    metrics = Metrics()
+    monitor = DriftMonitor(REFERENCE, metrics, step_s=0.0)
+    _served(metrics, 60)
+    result = monitor.refresh()  # the first refresh: the counts since the start
+    assert monitor.window_count == 60
+    for feature, value in result.items():
+        assert math.isfinite(value)
+        gauge = metrics.registry.get_sample_value("tailorbot_drift_psi", {"feature": feature})
+        assert gauge == value
+
+
+def test_summed_counts_start_at_the_first_read_and_again_when_they_fall() -> None:
+    """The sum of several processes holds decisions from before the monitor; a process
+    killed outright takes its counts out of it."""
+    alive, killed = Metrics(), Metrics()
+    _served(alive, 100)
+    _served(killed, 100)
+    monitor = DriftMonitor(REFERENCE, Metrics(), step_s=0.0, from_first_read=True)
+
+    def summed() -> dict[str, dict[str, float]]:  # what the processes' sum holds
+        parts = [monitor.counts_in(m.registry.collect()) for m in (alive, killed)]
+        return {f: dict(Counter(parts[0][f]) + Counter(parts[1][f])) for f in FEATURES}
+
+    assert all(math.isnan(v) for v in monitor.update(summed()).values())  # a window of 0
+    assert monitor.window_count == 0
+    _served(alive, 60)
+    assert math.isfinite(monitor.update(summed())["intent"]) and monitor.window_count == 60
+    killed = Metrics()  # its 100 leave the sum: not 60 - 100 decisions
+    _served(alive, 10)
+    assert math.isnan(monitor.update(summed())["intent"]) and monitor.window_count == 0
+    _served(alive, 55)
+    assert monitor.update(summed())["intent"] > 0 and monitor.window_count == 55

@@ -67,14 +67,14 @@ class DashboardData:
         """Take a snapshot (throttled) and return the series, mixes and gauges.
         :class:`Unavailable` when the figures cannot be read (a server process that does not
         answer), for ``min_step_s`` after a failed read without reading again."""
-        now = time.time()
+        now, clock = time.time(), time.monotonic()  # the monotonic clock paces the reads
         with self._lock:
-            due = not self._snapshots or now - self._snapshots[-1]["t"] >= self.min_step_s
+            due = not self._snapshots or clock - self._snapshots[-1]["m"] >= self.min_step_s
             failed = self._failed
         if due:
-            if failed is not None and now - failed[0] < self.min_step_s:
+            if failed is not None and clock - failed[0] < self.min_step_s:
                 raise Unavailable(failed[1])  # polls arriving meanwhile do not wait again
-            self._take(now)
+            self._take(now, clock)
         with self._lock:
             snapshots = list(self._snapshots)
         latest = snapshots[-1]
@@ -93,18 +93,18 @@ class DashboardData:
             "drift": {k: (None if math.isnan(v) else v) for k, v in latest["drift"].items()},
         }
 
-    def _take(self, now: float) -> None:
+    def _take(self, now: float, clock: float) -> None:
         """Read a snapshot, outside the lock (reading the other processes of ``serve
         --workers N`` waits for them), and keep it."""
         try:
-            taken = self._read(now)
+            taken = {**self._read(now), "m": clock}
         except Unavailable as exc:
             with self._lock:
-                self._failed = (now, exc.message)
+                self._failed = (clock, exc.message)
             raise
         with self._lock:
             self._failed = None
-            if self._snapshots and taken["t"] <= self._snapshots[-1]["t"]:
+            if self._snapshots and clock <= self._snapshots[-1]["m"]:
                 return  # a concurrent poll kept a newer one
             if self._snapshots and _went_back(self._snapshots[-1], taken):
                 # A server process killed outright took its counts out of the sum: a reset,
@@ -213,14 +213,14 @@ def _series(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
     points = []
     start = 0
     for i in range(1, len(snapshots)):
-        while start < i - 1 and snapshots[i]["t"] - snapshots[start + 1]["t"] >= RATE_SPAN_S:
+        while start < i - 1 and snapshots[i]["m"] - snapshots[start + 1]["m"] >= RATE_SPAN_S:
             start += 1
         points.append(_point(snapshots[start], snapshots[i]))
     return points
 
 
 def _point(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    seconds = max(new["t"] - old["t"], 1e-9)
+    seconds = max(new["m"] - old["m"], 1e-9)
     decisions = new["decisions"] - old["decisions"]
     variants = {k: v - old["variants"].get(k, 0.0) for k, v in new["variants"].items()}
     personalized = sum(variants.values())

@@ -91,6 +91,11 @@ class DriftMonitor:
     snapshot of the cumulative counts every ``step_s`` seconds. Until ``min_count`` decisions
     are in the window the PSI is NaN (too few to tell). ``reference`` is the reference or a
     function returning the one in force (a hot-swapped model brings its own).
+
+    ``from_first_read``: the window starts at the first counts :meth:`update` is given, not
+    at zero, for counts that began before the monitor did (the sum of the processes of
+    ``serve --workers N``, which holds every decision since ``serve`` started). Counts that
+    fall (a process killed outright leaves the sum with its counts) start the window again.
     """
 
     def __init__(
@@ -100,12 +105,14 @@ class DriftMonitor:
         window_s: float = 900.0,
         step_s: float = 10.0,
         min_count: int = 50,
+        from_first_read: bool = False,
     ) -> None:
         self._reference = reference
         self.metrics = metrics
         self.window_s = window_s
         self.step_s = step_s
         self.min_count = min_count
+        self.from_first_read = from_first_read
         self._snapshots: deque[tuple[float, dict[str, dict[str, float]]]] = deque()
         self._lock = threading.Lock()
         self._last: dict[str, float] = dict.fromkeys(FEATURES, math.nan)
@@ -130,20 +137,24 @@ class DriftMonitor:
         reference = self.reference
         now = time.monotonic()
         with self._lock:
+            if self._snapshots and _fell(self._snapshots[-1][1], current):
+                self._snapshots.clear()  # a reset: the window starts again here
             if not self._snapshots or now - self._snapshots[-1][0] >= self.step_s:
                 self._snapshots.append((now, current))
             while len(self._snapshots) > 1 and now - self._snapshots[1][0] >= self.window_s:
                 self._snapshots.popleft()
-            base = self._snapshots[0][1] if len(self._snapshots) > 1 else _zero(current)
-        result = {}
-        for feature in FEATURES:
-            recent = _minus(current[feature], base[feature])
-            n = sum(recent.values())
-            if feature == "intent":
-                self._window_n = n
-            enough = reference is not None and n >= self.min_count
-            result[feature] = psi(recent, reference[feature]) if enough and reference else math.nan
-        self._last = result
+            first = len(self._snapshots) > 1 or self.from_first_read
+            base = self._snapshots[0][1] if first else _zero(current)
+            result = {}
+            for feature in FEATURES:
+                recent = _minus(current[feature], base[feature])
+                n = sum(recent.values())
+                if feature == "intent":
+                    self._window_n = n
+                enough = reference is not None and n >= self.min_count
+                value = psi(recent, reference[feature]) if enough and reference else math.nan
+                result[feature] = value
+            self._last = result
         return result
 
     @property
@@ -203,6 +214,15 @@ def _le(edge: float) -> str:
 
 def _minus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     return {k: v - b.get(k, 0.0) for k, v in a.items() if v - b.get(k, 0.0) > 0}
+
+
+def _fell(before: Counts, now: Counts) -> bool:
+    """Whether a bin of ``now`` holds fewer than ``before``'s (a bin gone counts 0)."""
+    return any(
+        now[feature].get(key, 0.0) < count
+        for feature, bins in before.items()
+        for key, count in bins.items()
+    )
 
 
 def _zero(current: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
