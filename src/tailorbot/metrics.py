@@ -14,7 +14,7 @@ from these counters; monitors hook in with :meth:`Metrics.before_render`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -326,6 +326,38 @@ def is_created_family(name: str) -> bool:
 def _family_root(name: str) -> str:
     """The metric a family belongs to (``x`` for ``x_created``)."""
     return name.removesuffix("_created") if is_created_family(name) else name
+
+
+def family_lookup(families: Iterable[Metric]) -> Callable[[Any], Metric | None]:
+    """Finds one of :class:`Metrics`' metrics among already collected ``families`` (a
+    registry's, or parsed from text and summed); None for one that recorded nothing yet (a
+    labelled family shows once it has a child).
+
+    >>> metrics = Metrics()
+    >>> metrics.decisions.labels(outcome="answered").inc()
+    >>> found = family_lookup(metrics.registry.collect())
+    >>> values_by_label(found(metrics.decisions), "outcome"), found(metrics.fallbacks)
+    ({'answered': 1.0}, None)
+    """
+    by_name = {family.name: family for family in families}
+    return lambda metric: by_name.get(metric.describe()[0].name)
+
+
+def values_by_label(family: Metric | None, label: str) -> dict[str, float]:
+    """``{value of label: sample}`` of a counter's totals or a gauge's values in a collected
+    ``family`` (none when it is None)."""
+    if family is None:
+        return {}
+    name = family.name + ("_total" if family.type == "counter" else "")
+    return {
+        s.labels[label]: s.value for s in family.samples if s.name == name and label in s.labels
+    }
+
+
+def counts_fell(old: Mapping[Any, float], new: Mapping[Any, float]) -> bool:
+    """Whether a cumulative count of ``new`` is below ``old``'s (a series gone counts 0): in a
+    sum of processes, one killed outright took its counts with it (a reset)."""
+    return any(new.get(key, 0.0) < value for key, value in old.items())
 
 
 def registry_of(families: list[Metric]) -> CollectorRegistry:

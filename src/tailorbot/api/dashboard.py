@@ -34,7 +34,7 @@ from prometheus_client.metrics_core import Metric
 
 from tailorbot.errors import Unavailable
 from tailorbot.features.memory import PERSONALIZED_ARM
-from tailorbot.metrics import Metrics
+from tailorbot.metrics import Metrics, counts_fell, family_lookup, values_by_label
 
 PERSONALIZE_ROUTE = "/v1/personalize"
 RATE_SPAN_S = 10.0  # each point's rates are taken over at least this much time, for smoothness
@@ -114,34 +114,29 @@ class DashboardData:
 
     def _read(self, now: float) -> dict[str, Any]:
         m = self.metrics
-        collected = self.read() if self.read is not None else m.registry.collect()
-        families = {family.name: family for family in collected}
-
-        def of(metric: Any) -> Metric | None:
-            return families.get(metric.describe()[0].name)
-
-        outcomes = _by_label(of(m.decisions), "outcome")
+        of = family_lookup(self.read() if self.read is not None else m.registry.collect())
+        outcomes = values_by_label(of(m.decisions), "outcome")
         variants = _samples(of(m.variant_choices), "_total")
         return {
             "t": now,
             "decisions": sum(outcomes.values()),
             "fallbacks": outcomes.get("fallback", 0.0),
-            "fallback_reasons": _by_label(of(m.fallbacks), "reason"),
-            "handoffs": _by_label(of(m.events_ingested), "type").get("handoff", 0.0),
+            "fallback_reasons": values_by_label(of(m.fallbacks), "reason"),
+            "handoffs": values_by_label(of(m.events_ingested), "type").get("handoff", 0.0),
             "explorations": _samples(of(m.bandit_explorations), "_total").get((), 0.0),
             "variants": {
                 labels["variant"]: v
                 for k, v in variants.items()
                 if (labels := dict(k))["arm"] == PERSONALIZED_ARM
             },
-            "intents": _by_label(of(m.intent_predictions), "intent"),
-            "ratings": _by_label(of(m.feedback_ratings), "arm"),
+            "intents": values_by_label(of(m.intent_predictions), "intent"),
+            "ratings": values_by_label(of(m.feedback_ratings), "arm"),
             "latency": _buckets(of(m.request_latency), PERSONALIZE_ROUTE),
             "lag": {
-                "stream": _by_label(of(m.processor_lag), "partition"),
-                "archive": _by_label(of(m.archive_lag), "partition"),
+                "stream": values_by_label(of(m.processor_lag), "partition"),
+                "archive": values_by_label(of(m.archive_lag), "partition"),
             },
-            "drift": _by_label(of(m.drift_psi), "feature"),
+            "drift": values_by_label(of(m.drift_psi), "feature"),
         }
 
 
@@ -174,16 +169,6 @@ def _samples(family: Metric | None, suffix: str) -> dict[tuple[tuple[str, str], 
     }
 
 
-def _by_label(family: Metric | None, label: str) -> dict[str, float]:
-    """``{value of label: sample}`` of a counter's totals or a gauge's values."""
-    if family is None:
-        return {}
-    name = family.name + ("_total" if family.type == "counter" else "")
-    return {
-        s.labels[label]: s.value for s in family.samples if s.name == name and label in s.labels
-    }
-
-
 def _buckets(family: Metric | None, route: str) -> list[tuple[float, float]]:
     """Cumulative (upper bound, count) buckets of a histogram ``family`` for ``route``."""
     if family is None:
@@ -199,13 +184,9 @@ def _went_back(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether any cumulative figure of ``new`` is below ``old``'s (a series gone counts 0)."""
     if any(new[key] < old[key] for key in ("decisions", "fallbacks", "handoffs", "explorations")):
         return True
-    if _fell(dict(old["latency"]), dict(new["latency"])):
+    if counts_fell(dict(old["latency"]), dict(new["latency"])):
         return True
-    return any(_fell(old[key], new[key]) for key in COUNTED_BY_LABEL)
-
-
-def _fell(old: Mapping[Any, float], new: Mapping[Any, float]) -> bool:
-    return any(new.get(key, 0.0) < value for key, value in old.items())
+    return any(counts_fell(old[key], new[key]) for key in COUNTED_BY_LABEL)
 
 
 def _series(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,7 +29,14 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from tailorbot.metrics import CONFIDENCE_BUCKETS, MESSAGE_CHARS_BUCKETS, Metrics
+from tailorbot.metrics import (
+    CONFIDENCE_BUCKETS,
+    MESSAGE_CHARS_BUCKETS,
+    Metrics,
+    counts_fell,
+    family_lookup,
+    values_by_label,
+)
 
 FEATURES = ("intent", "confidence", "message_chars")
 Reference = Mapping[str, Any] | None
@@ -113,7 +120,7 @@ class DriftMonitor:
         self.step_s = step_s
         self.min_count = min_count
         self.from_first_read = from_first_read
-        self._snapshots: deque[tuple[float, dict[str, dict[str, float]]]] = deque()
+        self._snapshots: deque[tuple[float, Counts]] = deque()
         self._lock = threading.Lock()
         self._last: dict[str, float] = dict.fromkeys(FEATURES, math.nan)
         self._window_n = 0.0
@@ -178,22 +185,12 @@ class DriftMonitor:
         """:meth:`counts` from families already collected: a registry's, or the sum of the
         processes of ``serve --workers N`` (:mod:`tailorbot.telemetry.process_sum`)."""
         m = self.metrics
-        by_name = {family.name: family for family in families}
-
-        def named(metric: Any) -> Metric | None:
-            return by_name.get(metric.describe()[0].name)
-
+        named = family_lookup(families)
         return {
-            "intent": _labelled(named(m.intent_predictions), "intent"),
+            "intent": values_by_label(named(m.intent_predictions), "intent"),
             "confidence": _histogram_bins(named(m.intent_confidence)),
             "message_chars": _histogram_bins(named(m.message_chars)),
         }
-
-
-def _labelled(family: Metric | None, label: str) -> dict[str, float]:
-    if family is None:  # nothing counted yet
-        return {}
-    return {s.labels[label]: s.value for s in family.samples if s.name.endswith("_total")}
 
 
 def _histogram_bins(family: Metric | None) -> dict[str, float]:
@@ -218,11 +215,7 @@ def _minus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
 
 def _fell(before: Counts, now: Counts) -> bool:
     """Whether a bin of ``now`` holds fewer than ``before``'s (a bin gone counts 0)."""
-    return any(
-        now[feature].get(key, 0.0) < count
-        for feature, bins in before.items()
-        for key, count in bins.items()
-    )
+    return any(counts_fell(bins, now[feature]) for feature, bins in before.items())
 
 
 def _zero(current: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
