@@ -330,14 +330,15 @@ def _family_root(name: str) -> str:
 
 def family_lookup(families: Iterable[Metric]) -> Callable[[Any], Metric | None]:
     """Finds one of :class:`Metrics`' metrics among already collected ``families`` (a
-    registry's, or parsed from text and summed); None for one that recorded nothing yet (a
-    labelled family shows once it has a child).
+    registry's, or parsed from text and summed); None for one they do not hold.
 
     >>> metrics = Metrics()
     >>> metrics.decisions.labels(outcome="answered").inc()
     >>> found = family_lookup(metrics.registry.collect())
-    >>> values_by_label(found(metrics.decisions), "outcome"), found(metrics.fallbacks)
-    ({'answered': 1.0}, None)
+    >>> values_by_label(found(metrics.decisions), "outcome"), found(metrics.fallbacks).samples
+    ({'answered': 1.0}, [])
+    >>> family_lookup([])(metrics.decisions) is None
+    True
     """
     by_name = {family.name: family for family in families}
     return lambda metric: by_name.get(metric.describe()[0].name)

@@ -162,7 +162,7 @@ def lag_from_exposition(text: str) -> dict[str, dict[str, float]]:
 
 def _samples(family: Metric | None, suffix: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Sample values of ``family`` whose name ends in ``suffix``, keyed by sorted labels."""
-    if family is None:  # nothing recorded yet (a labelled family shows once it has a child)
+    if family is None:  # not among the families read
         return {}
     return {
         tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name.endswith(suffix)
