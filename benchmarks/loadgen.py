@@ -45,6 +45,10 @@ class LoadResult:
     # latencies measure the generator (descheduled, or its loop busy), not the server.
     send_lags_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # Per answered request: (due time from the start, send lag, latency: the lag included)
+    # in seconds, and what ``read_answer`` made of its body (run_open_loop).
+    timeline: list[tuple[float, float, float]] = field(default_factory=list)
+    answers: list[Any] = field(default_factory=list)
     errors: int = 0
     elapsed_s: float = 0.0
 
@@ -77,6 +81,11 @@ class _Connection:
         self.writer = writer
 
     async def request(self, raw: bytes) -> int:
+        status, _ = await self.exchange(raw)
+        return status
+
+    async def exchange(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one request; the answer's status and body."""
         self.writer.write(raw)
         status_line = await self.reader.readline()
         if not status_line:
@@ -90,9 +99,7 @@ class _Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
-        if length:
-            await self.reader.readexactly(length)
-        return status
+        return status, await self.reader.readexactly(length) if length else b""
 
 
 def build_request(
@@ -116,8 +123,11 @@ async def run_open_loop(
     duration_s: float,
     max_connections: int = 256,
     headers: dict[str, str] | None = None,
+    read_answer: Callable[[int, bytes], Any] | None = None,
 ) -> LoadResult:
-    """Send ``rate`` POST requests per second for ``duration_s`` seconds; bounded in count."""
+    """Send ``rate`` POST requests per second for ``duration_s`` seconds; bounded in count.
+    ``read_answer(status, body)``, when given, is kept for each answered request (in
+    ``answers``, in the order of ``timeline``)."""
     result = LoadResult(rate=rate, duration_s=duration_s)
     total = int(rate * duration_s)
     idle: list[_Connection] = []
@@ -128,19 +138,21 @@ async def run_open_loop(
         nonlocal open_count
         # uvloop's timers have millisecond steps and may fire up to a millisecond early: a
         # request started early counts from its start, not from a due time it did not wait
-        # for (which would shorten its latency).
+        # for (which would shorten its latency); one started late counts from its due time,
+        # its lateness included (open loop).
         started = time.perf_counter()
-        origin = max(due, started)
+        origin = min(due, started)
         # How late this request's task started: the generator's own delay (a wait for a
-        # free connection below is the server's, and counts in the latency only).
-        result.send_lags_s.append(origin - due)
+        # free connection below is the server's). In the latency too, and reported apart.
+        lag = max(0.0, started - due)
+        result.send_lags_s.append(lag)
         async with slots:
             raw = build_request(host, path, next_body(i), headers)
             conn = idle.pop() if idle else None
-            status = None
+            status, body = None, b""
             if conn is not None:
                 try:
-                    status = await conn.request(raw)
+                    status, body = await conn.exchange(raw)
                 except (OSError, ConnectionError, asyncio.IncompleteReadError):
                     # The server closed this idle keep-alive connection: a real client
                     # reconnects, and so do we (the latency still counts from the due time).
@@ -151,7 +163,7 @@ async def run_open_loop(
                     reader, writer = await asyncio.open_connection(host, port)
                     open_count += 1
                     conn = _Connection(reader, writer)
-                    status = await conn.request(raw)
+                    status, body = await conn.exchange(raw)
                 except (
                     OSError,
                     ConnectionError,
@@ -163,7 +175,11 @@ async def run_open_loop(
                     if conn is not None:
                         conn.writer.close()
                     return
-            result.latencies_s.append(time.perf_counter() - origin)
+            latency = time.perf_counter() - origin
+            result.latencies_s.append(latency)
+            result.timeline.append((due - start, lag, latency))
+            if read_answer is not None:
+                result.answers.append(read_answer(status, body))
             result.statuses[status] = result.statuses.get(status, 0) + 1
             idle.append(conn)
 
