@@ -105,9 +105,29 @@ class IngestionService:
             if not partial or not events:  # partial, but nothing valid: the whole is refused
                 _raise_for(problems, len(raw_events))
         positions = self._append([event for _, event in events]) if events else []
-        for kind, count in Counter(event.type for _, event in events).items():  # type: ignore[attr-defined]
-            self.metrics.events_ingested.labels(type=kind).inc(count)
+        self._count_ingested([event for _, event in events])
         return _result(len(raw_events), events, positions, problems, repeats)
+
+    def accept(self, raw_event: Any) -> EventBase:
+        """One event validated and redacted now, to be appended later by
+        :meth:`append_accepted`: the decision recorder's message events, checked on the
+        request path while their data is at hand, so that its writer thread holds the
+        interpreter lock only briefly while requests wait for it. Raises what :meth:`ingest`
+        raises for a batch of this one event (422, 413); reads no backend."""
+        validated, problems = self._validate([raw_event])
+        if problems:
+            self._count_rejections(problems)
+            _raise_for(problems, 1)
+        return self.redactor.redact_event(validated[0][1])
+
+    def append_accepted(self, events: Sequence[EventBase]) -> list[tuple[int, int]]:
+        """Append events :meth:`accept` returned: (partition, offset) of each, once durable.
+        Raises :class:`Overloaded` (429) past the lag limit, :class:`Unavailable` (503)
+        when the log cannot be reached."""
+        self._check_backpressure()
+        positions = self._append(list(events)) if events else []
+        self._count_ingested(events)
+        return positions
 
     def problems(self, raw_events: Sequence[Any]) -> list[Problem]:
         """What :meth:`ingest` would refuse in ``raw_events``, one batch of any size, storing
@@ -199,6 +219,10 @@ class IngestionService:
         except Unavailable:
             self.metrics.events_rejected.labels(reason="unavailable").inc(len(items))
             raise
+
+    def _count_ingested(self, events: Sequence[EventBase]) -> None:
+        for kind, count in Counter(event.type for event in events).items():  # type: ignore[attr-defined]
+            self.metrics.events_ingested.labels(type=kind).inc(count)
 
     def _count_rejections(self, problems: list[Problem]) -> None:
         by_index = {p.index: p.too_large for p in problems}

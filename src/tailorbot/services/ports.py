@@ -1,8 +1,8 @@
 """The narrow interfaces services take from each other (structural: any object that fits).
 
 >>> from tailorbot.services.ingestion import IngestionService
->>> issubclass(IngestionService, EventSink)
-True
+>>> issubclass(IngestionService, EventSink), issubclass(IngestionService, EventDoor)
+(True, True)
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ class EventSink(Protocol):
     def ingest(
         self, raw_events: Sequence[Any], *, partial: bool = False, offered: Collection[str] = ()
     ) -> IngestResult: ...
+
+
+@runtime_checkable
+class EventDoor(EventSink, Protocol):
+    """An :class:`EventSink` that can also check an event now and append it later (the
+    decision recorder: checked on the request path, appended in its writer's batch)."""
+
+    def accept(self, raw_event: Any) -> Any: ...
+
+    def append_accepted(self, events: Sequence[Any]) -> list[tuple[int, int]]: ...
 
 
 class Flushable(Protocol):

@@ -3,6 +3,9 @@ process lives, never after their user's erasure, and feedback only after its dec
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,26 @@ def test_a_refused_message_event_costs_only_itself(runtime: Runtime) -> None:
     recorder.close()
     assert logged(runtime, "u1", "event_id") == ["d2-message"]
     assert runtime.stores.decisions.get("d1") is not None
+
+
+def test_the_message_event_is_checked_when_queued_and_the_writer_yields_the_core(
+    runtime: Runtime,
+) -> None:
+    # Checked on the request path: the writer thread only appends (see the module's note).
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
+    text = "mail me at jo@example.com"
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, {**message_event("d1"), "text": text})
+    ((_, accepted),) = recorder._queue
+    assert accepted.event_id == "d1-message" and "jo@example.com" not in accepted.text
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    assert "jo@example.com" not in logged(runtime, "u1", "text")[0]
+    if sys.platform.startswith("linux"):  # the writer runs niced (tailorbot._priority)
+        assert recorder._thread is not None and recorder._thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, recorder._thread.native_id) > os.getpriority(
+            os.PRIO_PROCESS, threading.get_native_id()
+        )
+    recorder.close()
 
 
 def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path) -> None:

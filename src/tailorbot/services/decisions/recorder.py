@@ -2,8 +2,11 @@
 
 ``/v1/personalize`` answers once its decision is *queued*; a background thread writes the
 queued decisions every ``flush_s`` (or as soon as ``batch`` are waiting): one log append for
-all their message events (validated and redacted by the ingestion service), then one
-decision-store write, then the archive queue. Many decisions share one SQLite transaction
+all their message events, then one decision-store write, then the archive queue. A message
+event is validated and redacted by the ingestion service when its decision is queued, on the
+request path: the writer thread then holds the interpreter lock only for short stretches
+between its writes (validating a batch held it for a millisecond or more at a time, and every
+request of the event loop waited meanwhile). Many decisions share one SQLite transaction
 (one Redis pipeline, one producer flush), which costs far less per decision than two writes
 each on the request path.
 
@@ -48,8 +51,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tailorbot._priority import lower_this_thread
 from tailorbot.errors import RETRY_AFTER_S, EngineError, Unavailable
-from tailorbot.services.ports import EventSink, RecordArchive
+from tailorbot.services.ports import EventDoor, RecordArchive
 from tailorbot.store.base import DecisionStore
 
 logger = logging.getLogger(__name__)
@@ -66,7 +70,7 @@ class _Batch:
     records gone past the archive."""
 
     records: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    events: list[Any]  # accepted message events (EventDoor.accept)
     appended: bool = False
     stored: bool = False
     written: set[str] = field(default_factory=set)
@@ -77,15 +81,15 @@ class _Batch:
 class DecisionRecorder:
     """Writes decision records and their message events in batches from a daemon thread.
 
-    ``events`` receives the message events (the ingestion service); ``decisions`` stores the
-    records; ``archive`` (optional) queues them for the archive. ``max_pending`` bounds the
-    queue; ``batch`` is the most decisions one write takes (at most the door's
-    ``max_batch_events``: their message events are one append).
+    ``events`` checks and appends the message events (the ingestion service);
+    ``decisions`` stores the records; ``archive`` (optional) queues them for the archive.
+    ``max_pending`` bounds the queue; ``batch`` is the most decisions one write takes (at
+    most the door's ``max_batch_events``: their message events are one append).
     """
 
     def __init__(
         self,
-        events: EventSink,
+        events: EventDoor,
         decisions: DecisionStore,
         archive: RecordArchive | None = None,
         flush_s: float = 0.02,
@@ -98,7 +102,7 @@ class DecisionRecorder:
         self.flush_s = flush_s
         self.max_pending = max_pending
         self.batch = batch
-        self._queue: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()
+        self._queue: deque[tuple[dict[str, Any], Any]] = deque()  # (record, accepted event)
         self._queued_ids: set[str] = set()  # queued or in the batch being written
         self._cond = threading.Condition()
         self._urgent = False
@@ -117,7 +121,15 @@ class DecisionRecorder:
     # --- the request side ---------------------------------------------------------------
 
     def record(self, record: dict[str, Any], message_event: dict[str, Any]) -> None:
-        """Queue a decision and its message event; 503 when the queue is full."""
+        """Queue a decision and its message event; 503 when the queue is full. The event is
+        checked now; one the door refuses (a bug: the service built it) is logged and costs
+        only itself: its decision is still written."""
+        try:
+            accepted = self.events.accept(message_event)
+        except EngineError as exc:
+            accepted = None
+            logger.error("the message event %s was refused: %s",
+                         message_event.get("event_id"), exc.message)  # fmt: skip
         with self._cond:
             if self._closed:
                 raise Unavailable("the decision recorder is closed", retry_after=RETRY_AFTER_S)
@@ -127,7 +139,7 @@ class DecisionRecorder:
                     f"{self.max_pending}): a backend is slow or down; retry later",
                     retry_after=RETRY_AFTER_S,
                 )
-            self._queue.append((record, message_event))
+            self._queue.append((record, accepted))
             self._queued_ids.add(record["decision_id"])
             if len(self._queue) == 1 or len(self._queue) >= self.batch:
                 self._cond.notify_all()  # the first starts the linger, a full batch ends it
@@ -181,6 +193,7 @@ class DecisionRecorder:
     # --- the writer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_this_thread()  # its batches take the core in the event loop's idle time
         backoff = 0.0
         batch: _Batch | None = None
         while True:
@@ -221,18 +234,20 @@ class DecisionRecorder:
 
     def _take(self) -> _Batch:
         records: list[dict[str, Any]] = []
-        events: dict[str, dict[str, Any]] = {}
+        events: dict[str, Any] = {}
         while self._queue and len(records) < self.batch:
             record, event = self._queue.popleft()
             records.append(record)
             # Decisions answering one message carry its event id (a chatbot's, e.g. Rasa
             # uttering twice for one turn): the message is logged once.
-            events.setdefault(event["event_id"], event)
+            if event is not None:
+                events.setdefault(event.event_id, event)
         return _Batch(records, list(events.values()), ids={r["decision_id"] for r in records})
 
     def _write(self, batch: _Batch) -> None:
         if not batch.appended:
-            self._append(batch.events)
+            if batch.events:  # backpressure or a backend failure raises: the batch is retried
+                self.events.append_accepted(batch.events)
             batch.appended = True
         if not batch.stored:
             items = [(r["decision_id"], r["user_id"], r) for r in batch.records]
@@ -245,19 +260,3 @@ class DecisionRecorder:
                 if record["decision_id"] in batch.written:
                     self.archive.put("decision", record)
                 batch.archived += 1
-
-    def _append(self, events: list[dict[str, Any]]) -> None:
-        """Append the message events; one refused for good (a bug: the service built it)
-        costs only itself, and is logged. A backend failure or backpressure raises."""
-        try:
-            result = self.events.ingest(events, partial=True)
-        except EngineError as exc:
-            if exc.http_status < 500 and exc.http_status != 429:  # every event refused
-                logger.error("message events of %d decisions refused: %s",
-                             len(events), exc.message)  # fmt: skip
-                return
-            raise
-        for event, status in zip(events, result.results, strict=True):
-            if "errors" in status:
-                logger.error("the message event %s was refused: %s",
-                             event.get("event_id"), status["errors"])  # fmt: skip
