@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from _harness import add_backend_args, machine, scrape, server_for, wait_ready
+from _harness import add_backend_args, machine, quiet_collector, scrape, server_for, wait_ready
 from cpu import busy_share, machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
 from loadgen import LoadResult, run_load, run_open_loop
 
@@ -149,7 +149,8 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     core_before = machine_jiffies(args.server_core) if args.pin else (0, 0)
     before = tree_cpu_seconds(pid)
     own_before = time.process_time()
-    result = load(args.seconds)
+    with quiet_collector():  # a collection of the generator's heap stalled its sends 0.1 s+
+        result = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
     machine_after = machine_jiffies()
