@@ -43,13 +43,15 @@ from loadgen import LoadResult, run_load, run_open_loop
 from personalize import ensure_model, request_bodies, split_cores
 
 PATH = "/v1/personalize"
+NAN = float("nan")
 
 
 def decision_seconds(status: int, body: bytes) -> float:
     """The decision's own time in the server, from a 200 answer (NaN otherwise)."""
-    if status != 200:
-        return float("nan")
-    return float(orjson.loads(body)["timings_ms"]["total"]) / 1000
+    try:
+        return float(orjson.loads(body)["timings_ms"]["total"]) / 1000 if status == 200 else NAN
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):  # not an answer
+        return NAN
 
 
 def load(url: str, bodies: list[bytes], rate: float, seconds: float) -> LoadResult:

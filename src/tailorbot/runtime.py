@@ -29,6 +29,7 @@ import functools
 import logging
 import random
 import threading
+from urllib.parse import urlsplit
 
 from tailorbot.archive import EventArchive, open_archive
 from tailorbot.archive.writer import ArchiveWriter
@@ -94,6 +95,7 @@ class Runtime:
                 with backend_errors():
                     self.archive = open_archive(settings.archive_url)
                 self.archive_writer = ArchiveWriter(self.archive)
+                self.archive_writer.start()  # from here: the recorder's thread runs niced
         except BaseException:
             self._close_backends()
             raise
@@ -128,6 +130,9 @@ class Runtime:
             flush_s=settings.record_flush_s,
             max_pending=settings.record_max_pending,
             batch=min(RECORD_BATCH, settings.max_batch_events),
+            # Kafka: the thread that hits a fatal producer error builds the next producer,
+            # whose threads would inherit the writer's lower priority (_priority.py)
+            yield_core=urlsplit(settings.resolved_log_url()).scheme != "kafka",
         )
         self.recorder.start()
         queued = [self.recorder] + ([self.archive_writer] if self.archive_writer else [])

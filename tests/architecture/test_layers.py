@@ -38,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "telemetry",
             "_lazy",
             "_heap",
+            "_priority",
             "compiled",  # finds the C extension
             "_native",  # the C extension (built from csrc/)
             "__init__",

@@ -57,6 +57,20 @@ class ArchiveWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
 
+    def start(self) -> None:
+        """Start the writing thread now; else the first :meth:`put` starts it. A thread takes
+        the CPU priority of the thread that starts it, and the first ``put`` may come from
+        the decision recorder's niced writer (:mod:`tailorbot._priority`)."""
+        with self._cond:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._run, name="tailorbot-archive-writer", daemon=True
+            )
+            self._thread.start()
+
     def put(self, kind: str, record: Mapping[str, Any]) -> None:
         """Queue a record (``kind`` is ``decision`` or ``feedback``); when the queue is full,
         write it now (raises :class:`ArchiveError` if that fails)."""
@@ -69,11 +83,7 @@ class ArchiveWriter:
             if len(self._pending) < self.max_pending:
                 self._pending.append(entry)
                 self._cond.notify_all()
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="tailorbot-archive-writer", daemon=True
-                    )
-                    self._thread.start()
+                self._start_thread()
                 return
         self._write(entry)
         with self._cond:

@@ -85,6 +85,8 @@ class DecisionRecorder:
     ``decisions`` stores the records; ``archive`` (optional) queues them for the archive.
     ``max_pending`` bounds the queue; ``batch`` is the most decisions one write takes (at
     most the door's ``max_batch_events``: their message events are one append).
+    ``yield_core``: the writer thread runs at a lower CPU priority (:mod:`tailorbot._priority`;
+    off where it may start threads that must not inherit it).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class DecisionRecorder:
         flush_s: float = 0.02,
         max_pending: int = 10_000,
         batch: int = BATCH,
+        yield_core: bool = True,
     ) -> None:
         self.events = events
         self.decisions = decisions
@@ -102,6 +105,7 @@ class DecisionRecorder:
         self.flush_s = flush_s
         self.max_pending = max_pending
         self.batch = batch
+        self.yield_core = yield_core
         self._queue: deque[tuple[dict[str, Any], Any]] = deque()  # (record, accepted event)
         self._queued_ids: set[str] = set()  # queued or in the batch being written
         self._cond = threading.Condition()
@@ -193,7 +197,8 @@ class DecisionRecorder:
     # --- the writer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        lower_this_thread()  # its batches take the core in the event loop's idle time
+        if self.yield_core:  # its batches take the core in the event loop's idle time
+            lower_this_thread()
         backoff = 0.0
         batch: _Batch | None = None
         while True:
