@@ -287,11 +287,13 @@ def main() -> None:
 
 
 def _median_round(results: list[dict]) -> dict:
-    """Per figure, the median over the rounds (statuses from the first round)."""
+    """Per figure, the median over the rounds (statuses from the first round); each round's
+    p99 too, since a median of three hides how far they were apart."""
     out = dict(results[0])
     for key, value in results[0].items():
         if isinstance(value, int | float):
             out[key] = statistics.median(r[key] for r in results)
+    out["p99_ms_each_round"] = [r["p99_ms"] for r in results]
     return out
 
 
