@@ -60,18 +60,22 @@ def test_many_decisions_share_a_write(runtime: Runtime) -> None:
     assert logged(runtime, "u1") == ["message"] * 40
 
 
-def test_a_failing_write_is_retried_and_events_are_not_appended_twice(runtime: Runtime) -> None:
+@pytest.mark.parametrize("down", ["the log", "the decision store"])
+def test_a_failing_write_is_retried_and_nothing_is_written_twice(
+    runtime: Runtime, down: str
+) -> None:
     recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.01)
-    failures = [2]
-    put_many = runtime.stores.decisions.put_many
+    owner: Any = runtime.log if down == "the log" else runtime.stores.decisions
+    name = "append" if down == "the log" else "put_many"
+    write, failures = getattr(owner, name), [2]
 
-    def flaky(items: Any) -> None:
+    def flaky(items: Any) -> Any:
         if failures[0]:
             failures[0] -= 1
-            raise Unavailable("store down (injected)")
-        put_many(items)
+            raise Unavailable(f"{down} is down (injected)")
+        return write(items)
 
-    runtime.stores.decisions.put_many = flaky  # type: ignore[method-assign]
+    setattr(owner, name, flaky)
     recorder.start()
     recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
     assert recorder.wait_written("d1", WAIT_S)
@@ -123,26 +127,6 @@ def test_the_message_event_is_checked_when_queued_and_the_writer_yields_the_core
         assert recorder._thread is not None and recorder._thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, recorder._thread.native_id) > main
     recorder.close()
-
-
-def test_a_failing_append_is_retried_and_appends_once(runtime: Runtime) -> None:
-    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.01)
-    failures = [2]
-    append = runtime.log.append
-
-    def flaky(items: Any) -> Any:
-        if failures[0]:
-            failures[0] -= 1
-            raise Unavailable("log down (injected)")
-        return append(items)
-
-    runtime.log.append = flaky  # type: ignore[method-assign]
-    recorder.start()
-    recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
-    assert recorder.wait_written("d1", WAIT_S)
-    recorder.close()
-    assert recorder.failures == 2 and runtime.stores.decisions.get("d1") is not None
-    assert logged(runtime, "u1") == ["message"]
 
 
 def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path) -> None:
