@@ -104,8 +104,7 @@ class IngestionService:
             self._count_rejections(problems)
             if not partial or not events:  # partial, but nothing valid: the whole is refused
                 _raise_for(problems, len(raw_events))
-        positions = self._append([event for _, event in events]) if events else []
-        self._count_ingested([event for _, event in events])
+        positions = self._append([event for _, event in events])
         return _result(len(raw_events), events, positions, problems, repeats)
 
     def accept(self, raw_event: Any) -> EventBase:
@@ -125,9 +124,7 @@ class IngestionService:
         Raises :class:`Overloaded` (429) past the lag limit, :class:`Unavailable` (503)
         when the log cannot be reached."""
         self._check_backpressure()
-        positions = self._append(list(events)) if events else []
-        self._count_ingested(events)
-        return positions
+        return self._append(list(events))
 
     def problems(self, raw_events: Sequence[Any]) -> list[Problem]:
         """What :meth:`ingest` would refuse in ``raw_events``, one batch of any size, storing
@@ -209,20 +206,22 @@ class IngestionService:
         ]
 
     def _append(self, events: list[EventBase]) -> list[tuple[int, int]]:
+        """Append ``events`` (none: nothing to do) and count them once they are durable."""
+        if not events:
+            return []
         if self.stamp_trace is not None:
             self.stamp_trace(events)
         ingested_at = time.time()
         items = [(event.user_id, encode_event(event, ingested_at)) for event in events]
         try:
             with backend_errors():
-                return self.log.append(items)
+                positions = self.log.append(items)
         except Unavailable:
             self.metrics.events_rejected.labels(reason="unavailable").inc(len(items))
             raise
-
-    def _count_ingested(self, events: Sequence[EventBase]) -> None:
         for kind, count in Counter(event.type for event in events).items():  # type: ignore[attr-defined]
             self.metrics.events_ingested.labels(type=kind).inc(count)
+        return positions
 
     def _count_rejections(self, problems: list[Problem]) -> None:
         by_index = {p.index: p.too_large for p in problems}
