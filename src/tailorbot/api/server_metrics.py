@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 
 from tailorbot.errors import Unavailable
 from tailorbot.metrics import Metrics, registry_of
+from tailorbot.models.drift import DriftMonitor
 from tailorbot.telemetry.process_sum import summed_families
 
 SIBLING_TIMEOUT_S = 2.0  # the longest wait for another process's exposition
@@ -40,11 +41,21 @@ def server_registry(state: Any) -> CollectorRegistry:
         )
     own = generate_latest(metrics.registry).decode()
     summed = summed_families([own, *found.expositions])
-    runtime = getattr(state, "runtime", None)
-    drift = runtime.server_drift if runtime is not None else None
+    drift = server_drift(state)
     if drift is not None:  # once a model is loaded
         summed = _with_server_drift(summed, drift.update(drift.counts_in(summed)), metrics)
     return registry_of([*summed, found.family()])
+
+
+def server_drift(state: Any) -> DriftMonitor | None:
+    """The drift monitor of the figures :func:`server_registry` gives: with sibling
+    processes, the one fed their summed counts; else this process's (None before a model
+    is loaded)."""
+    runtime = getattr(state, "runtime", None)
+    if runtime is None:
+        return None
+    summed = state.settings.metrics_siblings_dir is not None
+    return runtime.server_drift if summed else runtime.drift
 
 
 def _with_server_drift(

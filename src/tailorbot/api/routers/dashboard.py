@@ -31,6 +31,7 @@ from tailorbot.api.deps import API_KEY_HEADER, SettingsDep
 from tailorbot.api.errors import error_responses
 from tailorbot.api.offload import off_loop
 from tailorbot.api.responses import OrjsonResponse
+from tailorbot.api.server_metrics import server_drift
 from tailorbot.config import Settings
 from tailorbot.telemetry.worker_metrics import worker_exposition
 
@@ -153,11 +154,8 @@ def _dashboard_body(state: Any) -> dict[str, Any]:
     worker_url = state.settings.worker_metrics_url
     if worker_url is not None:  # the stream worker runs in a process of its own
         body["lag"] = _worker_lag(worker_url, body["lag"])
-    runtime = state.runtime
     decider = state.decider
-    # the drift of the figures shown: with sibling processes, of their summed counts
-    summed = state.settings.metrics_siblings_dir is not None
-    drift = runtime.server_drift if summed else runtime.drift
+    drift = server_drift(state)  # of the figures shown: with siblings, their summed counts
     body["drift_window"] = drift.window_count if drift is not None else 0
     body["drift_reference"] = drift is not None and drift.reference is not None
     body["experiment"] = None
