@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -121,6 +121,17 @@ def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[st
     return run()
 
 
+def warm_up(pid: int, args: argparse.Namespace, load: Callable[[], object]) -> None:
+    """The warm-up ``load`` (first requests pay for lazy imports and caches); with --pin, the
+    server's threads pinned before it and again after: threads started during the warm-up
+    inherited their creator's cores."""
+    if args.pin:
+        pin_tree(pid, {args.server_core}, args.other_cores)
+    load()
+    if args.pin:
+        pin_tree(pid, {args.server_core}, args.other_cores)
+
+
 def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -> dict:
     """Open-loop load on ``url``: latency figures and the server's CPU per request."""
     host, port = url.removeprefix("http://").split(":")
@@ -137,11 +148,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
             )
         )
 
-    if args.pin:
-        pin_tree(pid, {args.server_core}, args.other_cores)
-    load(args.warmup_seconds)  # first requests pay for lazy imports and caches
-    if args.pin:  # again: threads started during the warm-up inherited their creator's cores
-        pin_tree(pid, {args.server_core}, args.other_cores)
+    warm_up(pid, args, lambda: load(args.warmup_seconds))
     threads_before = thread_cpu(url)  # with N processes, /metrics sums them
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)

@@ -38,9 +38,8 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
-from cpu import pin_tree
 from loadgen import LoadResult, run_load, run_open_loop
-from personalize import ensure_model, request_bodies, split_cores
+from personalize import ensure_model, request_bodies, split_cores, warm_up
 
 PATH = "/v1/personalize"
 NAN = float("nan")
@@ -133,9 +132,7 @@ def one_round(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tb-bench-tail-") as data_dir:
         shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
         with server_for(args, data_dir=data_dir) as (url, _, backends, pid):
-            pin_tree(pid, {args.server_core}, args.other_cores)
-            load(url, bodies, args.rate, args.warmup_seconds)
-            pin_tree(pid, {args.server_core}, args.other_cores)  # threads started since
+            warm_up(pid, args, lambda: load(url, bodies, args.rate, args.warmup_seconds))
             with quiet_collector():  # a collection of the generator's heap stalls its sends
                 result = load(url, bodies, args.rate, args.seconds)
             figures = analyse(result, args)
@@ -158,6 +155,7 @@ def main() -> None:
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
     args.server_core, args.other_cores = split_cores()
+    args.pin = True  # always: the server on one core, as personalize.py --pin
     if not args.other_cores:
         ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
     os.sched_setaffinity(0, args.other_cores)
