@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,19 +60,19 @@ class LoadResult:
             "requests": done,
             "errors": self.errors,
             "statuses": self.statuses,
-            "p50_ms": _percentile_ms(self.latencies_s, 50),
-            "p90_ms": _percentile_ms(self.latencies_s, 90),
-            "p99_ms": _percentile_ms(self.latencies_s, 99),
-            "max_ms": _percentile_ms(self.latencies_s, 100),
-            "send_lag_p50_ms": _percentile_ms(self.send_lags_s, 50),
-            "send_lag_p99_ms": _percentile_ms(self.send_lags_s, 99),
+            "p50_ms": percentile_ms(self.latencies_s, 50),
+            "p90_ms": percentile_ms(self.latencies_s, 90),
+            "p99_ms": percentile_ms(self.latencies_s, 99),
+            "max_ms": percentile_ms(self.latencies_s, 100),
+            "send_lag_p50_ms": percentile_ms(self.send_lags_s, 50),
+            "send_lag_p99_ms": percentile_ms(self.send_lags_s, 99),
         }
 
 
-def _percentile_ms(seconds: list[float], q: float) -> float:
+def percentile_ms(seconds: Sequence[float] | np.ndarray, q: float) -> float:
     """The ``q``-th percentile of ``seconds`` in ms, rounded to 0.01; NaN when there are none
     (no request answered: a figure of 0 would read as instant)."""
-    return round(float(np.percentile(seconds, q)) * 1000, 2) if seconds else float("nan")
+    return round(float(np.percentile(seconds, q)) * 1000, 2) if len(seconds) else float("nan")
 
 
 class _Connection:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
-from loadgen import LoadResult, run_load, run_open_loop
+from loadgen import LoadResult, percentile_ms, run_load, run_open_loop
 from personalize import ensure_model, request_bodies, split_cores, warm_up
 
 PATH = "/v1/personalize"
@@ -68,12 +68,9 @@ def load(url: str, bodies: list[bytes], rate: float, seconds: float) -> LoadResu
     )
 
 
-def ms(values: np.ndarray, q: float) -> float:
-    return round(float(np.percentile(values, q)) * 1000, 2) if len(values) else float("nan")
-
-
 def percentiles(values: np.ndarray) -> dict[str, float]:
-    return {f"p{q}_ms": ms(values, q) for q in (50, 90, 99)} | {"max_ms": ms(values, 100)}
+    figures = {f"p{q}_ms": percentile_ms(values, q) for q in (50, 90, 99)}
+    return figures | {"max_ms": percentile_ms(values, 100)}
 
 
 def strongest_periods(due: np.ndarray, slow: np.ndarray, rate: float, n: int = 3) -> list:
@@ -119,9 +116,9 @@ def analyse(result: LoadResult, args: argparse.Namespace) -> dict[str, Any]:
         "generator_stalls": {
             "episodes": int(episodes),
             "late_sends": int(late.sum()),
-            "longest_ms": ms(lag, 100),
+            "longest_ms": percentile_ms(lag, 100),
             "requests_near_share": round(float(near_stall.mean()), 4),
-            "p99_outside_stalls_ms": ms(total[~near_stall], 99),
+            "p99_outside_stalls_ms": percentile_ms(total[~near_stall], 99),
         },
         "slow_share": round(float(slow.mean()), 4),
         "slow_periods_ms": strongest_periods(due, slow, args.rate),
