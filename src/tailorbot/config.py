@@ -233,9 +233,9 @@ class Settings(BaseSettings):
     recommendations: int = Field(3, ge=1, le=20, description="Articles per decision.")
     fast_routes: bool = Field(
         True,
-        description="Serve POST /v1/personalize and POST /v1/events on lean ASGI paths "
-        "(api/fast.py, api/fast_ingest.py); off: through FastAPI's routing like every other "
-        "route.",
+        description="Serve POST /v1/personalize, POST /v1/feedback and POST /v1/events on "
+        "lean ASGI paths (api/fast.py, api/fast_ingest.py); off: through FastAPI's routing like "
+        "every other route.",
     )
     record_flush_s: float = Field(
         0.05,

@@ -38,7 +38,7 @@ from tailorbot.api.access_log import keep_user_ids_out_of_access_logs
 from tailorbot.api.dashboard import DashboardData
 from tailorbot.api.deps import ApiKey, load_decider
 from tailorbot.api.errors import install_error_handlers
-from tailorbot.api.fast import FastPersonalize
+from tailorbot.api.fast import FastFeedback, FastPersonalize
 from tailorbot.api.fast_ingest import FastIngest
 from tailorbot.api.middleware import (
     BodyLimitMiddleware,
@@ -260,6 +260,7 @@ def _add_middleware(
     if settings.fast_routes:
         # innermost: admission, body limit, metrics apply
         app.add_middleware(FastPersonalize)
+        app.add_middleware(FastFeedback)
         app.add_middleware(FastIngest)
     # Starlette runs the last added outermost: metrics, then the body limit (a body over
     # max_body_bytes is a 413, never shed), then admission.

@@ -1,32 +1,34 @@
-"""The hot route on a lean path: ``POST /v1/personalize`` answered by plain ASGI.
+"""The hot routes on a lean path: ``POST /v1/personalize`` and ``POST /v1/feedback``
+answered by plain ASGI.
 
-A chatbot calls ``/v1/personalize`` for every customer message, inside its own reply budget.
-FastAPI's per-request machinery (the dependency graph, body parsing through its request
-model, its exception middleware) costs more CPU than the decision itself, so this
-middleware answers that one route directly: the API key check, ``model_validate_json`` of
-the same request model, the decision service's answer as plain data, and an orjson body —
-with the same error shapes as every other route (``api/errors.py``). The FastAPI route stays
-registered: it documents the route in the OpenAPI schema and serves it when ``fast_routes``
-is off.
+A chatbot calls ``/v1/personalize`` for every customer message, inside its own reply budget,
+and ``/v1/feedback`` for most of the decisions it got. FastAPI's per-request machinery (the
+dependency graph, body parsing through its request model, its exception middleware) costs
+more CPU than the decision itself, and about as much as the feedback's own work, so these
+middlewares answer the two routes directly: the API key check, ``model_validate_json`` of
+the same request model, the service's answer, and an orjson body, with the same error shapes
+as every other route (``api/errors.py``). The FastAPI routes stay registered: they document
+the routes in the OpenAPI schema and serve them when ``fast_routes`` is off.
 
-It sits inside the body-limit and metrics middleware, so both still apply.
+They sit inside the body-limit and metrics middleware, so both still apply.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
-from tailorbot.api.offload import run_decision
+from tailorbot.api.offload import run_blocking, run_decision
 from tailorbot.api.responses import OrjsonResponse
-from tailorbot.services.decisions.schemas import PersonalizeRequest
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
 PATH = "/v1/personalize"
+FEEDBACK_PATH = "/v1/feedback"
 _KEY_HEADER = API_KEY_HEADER.lower().encode()
 
 
@@ -37,38 +39,63 @@ class RouteTemplate:
     path: str
 
 
-_ROUTE = RouteTemplate(PATH)
+class LeanPost:
+    """One POST route answered here (``path``: its ``model`` is the body, :meth:`answer`
+    makes the response); every other request is passed to ``app``."""
 
-
-class FastPersonalize:
-    """Answers ``POST /v1/personalize``; passes every other request to ``app``."""
+    path: ClassVar[str]
+    model: ClassVar[type[BaseModel]]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._route = RouteTemplate(self.path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        scope["route"] = _ROUTE
+        scope["route"] = self._route
         try:
-            response = await self._answer(scope, receive)
+            body = await authorized_body(scope, receive)
+            try:
+                request = self.model.model_validate_json(body)
+            except ValidationError as exc:
+                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                response: Any = validation_response(errors)
+            else:
+                response = await self.answer(scope["app"], request)
         except Exception as exc:  # noqa: BLE001 - mapped like every route's errors
-            response = response_for_error(exc, "POST", PATH)
+            response = response_for_error(exc, "POST", self.path)
         await response(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive) -> Any:
-        state = scope["app"].state
-        body = await authorized_body(scope, receive)
-        try:
-            request = PersonalizeRequest.model_validate_json(body)
-        except ValidationError as exc:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            return validation_response(errors)
-        decider = await get_decider_of(scope["app"])
-        # Off the event loop: the decision reads the stores and appends to the log.
-        answer = await run_decision(state, decider.personalize_payload, request)
+    async def answer(self, app: Any, request: Any) -> Any:
+        raise NotImplementedError
+
+
+class FastPersonalize(LeanPost):
+    """Answers ``POST /v1/personalize``."""
+
+    path = PATH
+    model = PersonalizeRequest
+
+    async def answer(self, app: Any, request: PersonalizeRequest) -> Any:
+        decider = await get_decider_of(app)
+        # On the decision pool (or the loop itself): the decision reads the stores.
+        answer = await run_decision(app.state, decider.personalize_payload, request)
         return OrjsonResponse(answer)
+
+
+class FastFeedback(LeanPost):
+    """Answers ``POST /v1/feedback``."""
+
+    path = FEEDBACK_PATH
+    model = FeedbackRequest
+
+    async def answer(self, app: Any, request: FeedbackRequest) -> Any:
+        decider = await get_decider_of(app)
+        # Off the event loop: it may wait for the decision's write, and it writes twice.
+        answer = await run_blocking(app.state, decider.feedback, request)
+        return OrjsonResponse(answer.model_dump(mode="json"))
 
 
 async def authorized_body(scope: Scope, receive: Receive) -> bytes:
@@ -93,4 +120,12 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["PATH", "FastPersonalize", "RouteTemplate", "authorized_body"]
+__all__ = [
+    "FEEDBACK_PATH",
+    "PATH",
+    "FastFeedback",
+    "FastPersonalize",
+    "LeanPost",
+    "RouteTemplate",
+    "authorized_body",
+]
