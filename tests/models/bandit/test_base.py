@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tailorbot.models.bandit import ContextualBandit, LinearThompson, LinUCB
+from tailorbot.models.bandit import base as base_module
 
 ARMS = ["concise", "step_by_step", "empathetic"]
 SEGMENTS = ["seg_a", "seg_b", "seg_c"]
@@ -98,6 +99,28 @@ def test_summed_deltas_rebuild_the_sequential_model(make):
         assert coef_r == pytest.approx(coef_s, abs=1e-9)
     # The whole state exported as counters is what the deltas summed to.
     assert sequential.statistics() == pytest.approx(counters, abs=1e-9)
+
+
+def test_delta_is_the_flattened_outer_product_key_for_key(make):
+    """statistics_delta walks the context's nonzero features only: its counters are those of
+    the whole triangle of numpy's outer product, in the same order, bit for bit (zeros,
+    negative zeros, tiny products that underflow and a zero reward included)."""
+    bandit = make(seed=0)
+    rng = np.random.default_rng(3)
+    contexts = [
+        {"seg_a": 1.0, "noise": -0.0},
+        {"seg_b": 1e-200, "noise": 1e-200},  # the product underflows to zero
+        {name: float(rng.normal()) for name in FEATURES},
+        {"seg_c": 0.0, "unknown": 5.0},
+        {},
+    ]
+    for context in contexts:
+        for reward in (0.0, -0.0, 0.7, 1.0):
+            x = bandit.vector(context)
+            whole = base_module._flatten("concise", np.outer(x, x), reward * x)
+            delta = bandit.statistics_delta(context, "concise", reward)
+            assert delta.pop("arm/concise/n") == 1.0
+            assert list(delta.items()) == list(whole.items())
 
 
 def test_delta_does_not_change_the_model(make):

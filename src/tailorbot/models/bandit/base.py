@@ -190,8 +190,7 @@ class ContextualBandit(ABC):
         """What :meth:`learn_one` would add, as flat counters (zero entries left out)."""
         _check_arm(arm)
         reward = _check_reward(reward)
-        x = self.vector(context)
-        delta = _flatten(arm, np.outer(x, x), reward * x)
+        delta = _outer_delta(arm, self._values(context), reward)
         delta[f"{ARM_PREFIX}{arm}/n"] = 1.0
         return delta
 
@@ -338,6 +337,23 @@ def _flatten(arm: str, gram: np.ndarray, xr: np.ndarray) -> dict[str, float]:
             out[f"{prefix}/A/{i}/{j}"] = float(gram[i, j])
     for i in np.flatnonzero(xr).tolist():
         out[f"{prefix}/b/{i}"] = float(xr[i])
+    return out
+
+
+def _outer_delta(arm: str, x: list[float], reward: float) -> dict[str, float]:
+    """:func:`_flatten` of ``outer(x, x)`` and ``reward * x`` from the nonzero entries of
+    ``x`` alone: the same keys, values and order, without walking the whole triangle (a
+    context sets a few of the features; every feedback computes this)."""
+    prefix = f"{ARM_PREFIX}{arm}"
+    out: dict[str, float] = {}
+    nonzero = [(i, value) for i, value in enumerate(x) if value != 0.0]
+    for start, (i, xi) in enumerate(nonzero):
+        for j, xj in nonzero[start:]:
+            if (product := xi * xj) != 0.0:  # an underflow is zero in numpy's outer too
+                out[f"{prefix}/A/{i}/{j}"] = product
+    for i, xi in nonzero:
+        if (product := reward * xi) != 0.0:
+            out[f"{prefix}/b/{i}"] = product
     return out
 
 
