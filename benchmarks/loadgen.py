@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,8 @@ try:
     import uvloop
 except ImportError:  # uvicorn[standard] brings it where it builds (not on Windows)
     uvloop = None
+
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -198,8 +200,9 @@ async def run_open_loop(
     return result
 
 
-def run_load(load: Coroutine[Any, Any, LoadResult]) -> LoadResult:
-    """Run ``load`` (a :func:`run_open_loop`) to its end on uvloop where there is one."""
+def run_load(load: Coroutine[Any, Any, Result]) -> Result:
+    """Run ``load`` (a :func:`run_open_loop`, or loops gathered) to its end on uvloop where
+    there is one."""
     if uvloop is None:
         return asyncio.run(load)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

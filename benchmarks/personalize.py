@@ -52,6 +52,7 @@ import httpx
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, scrape, server_for, wait_ready
 from cpu import busy_share, machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
+from feedback_load import FeedbackStream
 from loadgen import LoadResult, run_load, run_open_loop
 
 from tailorbot.api.server import free_port
@@ -60,6 +61,7 @@ from tailorbot.models.intent import default_dataset, train_intent_model
 
 SHED_TOLERANCE = 0.01  # above this share of 503s, the CPU ratio gets a caveat
 REDIS_ARGS = ("log_url", "store_url")
+FEEDBACK_FIGURES = ("achieved_rps", "statuses", "p50_ms", "p99_ms", "max_ms")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -136,17 +138,21 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     """Open-loop load on ``url``: latency figures and the server's CPU per request."""
     host, port = url.removeprefix("http://").split(":")
 
-    def load(seconds: float) -> LoadResult:
-        return run_load(
-            run_open_loop(
-                host,
-                int(port),
-                "/v1/personalize",
-                lambda i: bodies[i % len(bodies)],
-                rate=args.rate,
-                duration_s=seconds,
-            )
+    feedback = FeedbackStream(args.feedback_share) if args.feedback_share else None
+
+    def load(seconds: float) -> tuple[LoadResult, LoadResult | None]:
+        personalize = run_open_loop(
+            host,
+            int(port),
+            "/v1/personalize",
+            lambda i: bodies[i % len(bodies)],
+            rate=args.rate,
+            duration_s=seconds,
+            read_answer=feedback.read_answer if feedback is not None else None,
         )
+        if feedback is None:
+            return run_load(personalize), None
+        return run_load(feedback.alongside(personalize, host, int(port), args.rate, seconds))
 
     warm_up(pid, args, lambda: load(args.warmup_seconds))
     threads_before = thread_cpu(url)  # with N processes, /metrics sums them
@@ -157,7 +163,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
     before = tree_cpu_seconds(pid)
     own_before = time.process_time()
     with quiet_collector():  # a collection of the generator's heap stalled its sends 0.1 s+
-        result = load(args.seconds)
+        result, reported = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
     machine_after = machine_jiffies()
@@ -180,6 +186,14 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         # 1, the cores were saturated and the latencies measure the queue for them.
         "machine_busy_share": round(busy_share(machine_before, machine_after), 3),
     }
+    if reported is not None:  # the server's CPU above counts the feedback's handling too
+        figures["feedback"] = {
+            **{k: reported.summary()[k] for k in FEEDBACK_FIGURES},
+            "repeats": feedback.repeats if feedback is not None else 0,
+        }
+        figures["server_cpu_us_per_request_of_either_kind"] = round(
+            (after["api"] - before["api"]) / (served + len(reported.latencies_s)) * 1e6, 1
+        )
     if args.pin:  # the server's core alone (its threads, and whatever else ran there)
         figures["server_core_busy_share"] = round(busy_share(core_before, core_after), 3)
     if redis:  # every local redis-server: another's on this machine would count too
@@ -237,6 +251,13 @@ def main() -> None:
     )
     ap.add_argument("--no-reference", action="store_true", help="skip the trivial FastAPI route")
     ap.add_argument(
+        "--feedback-share",
+        type=float,
+        default=0.0,
+        help="report on this share of the decisions through /v1/feedback, about 1 s after "
+        "each (feedback_load.py); the server's CPU per personalize request then includes it",
+    )
+    ap.add_argument(
         "--pin",
         action="store_true",
         help="the server on the first usable core; the load generator and the stream worker "
@@ -244,6 +265,8 @@ def main() -> None:
     )
     add_backend_args(ap)
     args = ap.parse_args()
+    if not 0.0 <= args.feedback_share <= 1.0:
+        ap.error("--feedback-share must be within [0, 1]")
     args.server_core, args.other_cores = split_cores()
     if args.pin and (args.workers != 1 or not args.other_cores):
         ap.error("--pin needs --workers 1 and at least 2 usable cores")
@@ -282,11 +305,16 @@ def main() -> None:
         ref = report["reference"]["server_cpu_us_per_answered"]
         own = report["tailorbot"]["server_cpu_us_per_answered"]
         report["cpu_ratio_to_reference"] = round(own / ref, 2)
+        if args.feedback_share:
+            report["cpu_ratio_note"] = (
+                "tailorbot's CPU per request includes handling the feedback, which the "
+                "reference route does not receive; "
+            )
         shed = report["tailorbot"]["shed_share"]
         if shed > SHED_TOLERANCE:
             # Neither per-request figure is the decision's cost then: cheap 503s lower the
             # one, and their CPU counted against the answers raises the other.
-            report["cpu_ratio_note"] = (
+            report["cpu_ratio_note"] = report.get("cpu_ratio_note", "") + (
                 f"{shed:.0%} of tailorbot's requests were shed: the ratio is an upper bound; "
                 "measure at a rate the server answers in full"
             )
@@ -301,6 +329,11 @@ def _median_round(results: list[dict]) -> dict:
         if isinstance(value, int | float):
             out[key] = statistics.median(r[key] for r in results)
     out["p99_ms_each_round"] = [r["p99_ms"] for r in results]
+    if "feedback" in out:  # the feedback's figures are the first round's, with each p99
+        out["feedback"] = {
+            **out["feedback"],
+            "p99_ms_each_round": [r["feedback"]["p99_ms"] for r in results],
+        }
     return out
 
 
