@@ -16,7 +16,9 @@ Subjects, in one process without the network (as decision_profile.py):
   client (the ratio to it is the figure to compare across versions of the stack);
 * ``asgi``: the whole app (middleware, the lean route, the decision thread, the JSON body);
 * ``decision``: ``DecisionService.personalize_payload`` alone;
-* ``intent``: the intent model's ``predict_one`` alone.
+* ``intent``: the intent model's ``predict_one`` alone;
+* ``feedback``: ``POST /v1/feedback`` through the whole app (feedback_load.py's reports),
+  each on a decision of its own made and written before counting starts.
 
 Every thread counts, so ``asgi`` and ``decision`` include the decision recorder: it writes
 batches of exactly ``--record-batch`` decisions (under valgrind a decision takes ~50x longer,
@@ -41,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-SUBJECTS = ("reference", "asgi", "decision", "intent")
+SUBJECTS = ("reference", "asgi", "decision", "intent", "feedback")
 WARMUP = 200  # requests answered before counting starts
 PATH = "/v1/personalize"
 
@@ -108,15 +110,30 @@ def handshake(said: str) -> None:
     sys.stdin.readline()
 
 
-async def _asgi_requests(app: object, bodies: list[bytes]) -> None:
+async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> None:
     from decision_profile import call
 
     for i, body in enumerate(bodies):
         if i == WARMUP:
             handshake("ready")
-        status, answer = await call(app, PATH, body)  # type: ignore[arg-type]
+        status, answer = await call(app, path, body)  # type: ignore[arg-type]
         if status != 200:
-            raise RuntimeError(f"{PATH} answered {status}: {answer[:300]!r}")
+            raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
+
+
+async def _feedback_requests(app: object, decider: object, bodies: list[bytes]) -> None:
+    """A decision for each body, written (not counted), then a feedback on each."""
+    from decision_profile import call
+    from feedback_load import PATH as FEEDBACK_PATH
+    from feedback_load import FeedbackStream
+
+    stream = FeedbackStream(share=1.0)
+    for body in bodies:
+        stream.read_answer(*await call(app, PATH, body))  # type: ignore[arg-type]
+    if not decider.recorder.flush(timeout_s=600):  # type: ignore[attr-defined]
+        raise RuntimeError("the decision recorder did not flush")
+    reports = [stream.next_body(i) for i in range(len(bodies))]
+    await _asgi_requests(app, reports, FEEDBACK_PATH)
 
 
 async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
@@ -129,6 +146,8 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         if args.child == "asgi":
             await _asgi_requests(app, bodies)
+        elif args.child == "feedback":
+            await _feedback_requests(app, decider, bodies)
         else:
             requests = [PersonalizeRequest.model_validate_json(b) for b in bodies]
             predict = decider.models.intent.predict_one

@@ -8,7 +8,9 @@ users in two ways:
   CPU µs per decision, and the median of each stage the answer's ``timings_ms`` report
   (intent, features, recommend, response, record);
 * the whole ASGI app (middleware, the lean route, the bounded thread pool, the decision,
-  the JSON body), driven by an in-process ASGI client: CPU µs per request.
+  the JSON body), driven by an in-process ASGI client: CPU µs per request;
+* with ``--feedback``, ``POST /v1/feedback`` on those decisions, through the app and the
+  handler alone: CPU µs per feedback.
 
 Beside them, in the same run, the trivial FastAPI route of reference_app.py through the
 same ASGI client: the ratio to it is the figure that holds across machines. ``--profile``
@@ -37,6 +39,7 @@ from typing import Any
 
 from _harness import timed
 from fastapi import FastAPI
+from feedback_load import FeedbackStream
 from personalize import ensure_model, request_bodies
 from reference_app import app as reference_app
 
@@ -44,8 +47,9 @@ from tailorbot.api.app import create_app
 from tailorbot.api.deps import load_decider
 from tailorbot.config import Settings
 from tailorbot.services.decisions import service as service_module
-from tailorbot.services.decisions.schemas import PersonalizeRequest
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
+FEEDBACK_WARMUP = 200  # feedback requests answered before counting
 DRAIN_EVERY = 100  # requests between waits for the decision recorder to write its queue
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
 _UNSET = object()  # an attribute an instance did not hold itself (its class's method)
@@ -160,12 +164,46 @@ async def run(args: argparse.Namespace) -> None:
             f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
             f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)"
         )
+        if args.feedback:
+            through_app, alone = await feedback_cpu(app, decider, payloads, drain)
+            print(
+                f"feedback: {through_app:,.0f} µs CPU per request through the ASGI app, "
+                f"{alone:,.0f} the handler alone (DecisionService.feedback)"
+            )
         if args.stage_cpu:
             stages = stage_cpu(decider, payloads)
             print("thread CPU per decision, measured inside the decisions (µs):")
             print("  " + ", ".join(f"{s} {v:,.0f}" for s, v in stages.items()))
         if args.profile:
             print(top_functions(decider, payloads, args.profile))
+
+
+async def feedback_cpu(
+    app: Asgi, decider: Any, payloads: list[bytes], drain: Callable[[], None]
+) -> tuple[float, float]:
+    """CPU µs per ``POST /v1/feedback`` (feedback_load.py's reports: a rating, whether it
+    resolved, a click for half) through the whole ASGI app, and of the handler alone, each
+    on decisions of their own (a decision takes its outcome once), written before."""
+    stream = FeedbackStream(share=1.0)
+    for body in payloads:
+        stream.read_answer(*await call(app, "/v1/personalize", body))
+    drain()
+    reports = [stream.next_body(i) for i in range(len(payloads))]
+    warm, rest = reports[:FEEDBACK_WARMUP], reports[FEEDBACK_WARMUP:]
+    through_app, alone = rest[: len(rest) // 2], rest[len(rest) // 2 :]
+    for body in warm:
+        await call(app, "/v1/feedback", body)
+    start = time.process_time()
+    for body in through_app:
+        status, answer = await call(app, "/v1/feedback", body)
+        if status != 200:
+            raise RuntimeError(f"/v1/feedback answered {status}: {answer[:300]!r}")
+    app_cpu = (time.process_time() - start) / len(through_app) * 1e6
+    requests = [FeedbackRequest.model_validate_json(body) for body in alone]
+    start = time.process_time()
+    for request in requests:
+        decider.feedback(request)
+    return app_cpu, (time.process_time() - start) / len(requests) * 1e6
 
 
 def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
@@ -232,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", type=int, default=0, help="print the top N functions")
     ap.add_argument(
         "--stage-cpu", action="store_true", help="thread CPU per stage, inside the decisions"
+    )
+    ap.add_argument(
+        "--feedback", action="store_true", help="CPU per feedback, through the app and alone"
     )
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
     ap.add_argument(

@@ -20,6 +20,11 @@ is reported too (on a small machine it shares the cores with the servers), with 
 ``redis-server``'s when a backend is Redis, and the share of the whole machine that was busy
 during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
 
+``--feedback-share F`` adds the load a bot sends beside its decisions: a report on a share F
+of them through ``POST /v1/feedback``, about 1 s after each (feedback_load.py). The server's
+CPU per request then includes the feedback's handling, which the reference route does not
+receive.
+
 ``--pin`` (one server process) measures the issue's set-up, "a server process on one core":
 each server's threads on the first usable core, the load generator and the stream worker's
 process on the others (Linux ``sched_setaffinity``; other processes of the machine, such as
@@ -27,6 +32,8 @@ Redis, may still run there), and reports how busy that core was.
 
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
     .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0
+    .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0 \
+        --feedback-share 0.3 --no-reference
     .venv/bin/python benchmarks/personalize.py --rate 1000 --workers 2 \
         --log-url redis://127.0.0.1:6379/0 --store-url redis://127.0.0.1:6379/0
 """
