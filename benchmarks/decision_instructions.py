@@ -123,13 +123,10 @@ async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> 
 
 async def _feedback_requests(app: object, decider: object, bodies: list[bytes]) -> None:
     """A decision for each body, written (not counted), then a feedback on each."""
-    from decision_profile import call
+    from decision_profile import answers, decided
     from feedback_load import PATH as FEEDBACK_PATH
-    from feedback_load import FeedbackStream
 
-    stream = FeedbackStream(share=1.0)
-    for body in bodies:
-        stream.read_answer(*await call(app, PATH, body))  # type: ignore[arg-type]
+    stream = decided(await answers(app, bodies))  # type: ignore[arg-type]
     if not decider.recorder.flush(timeout_s=600):  # type: ignore[attr-defined]
         raise RuntimeError("the decision recorder did not flush")
     reports = [stream.next_body(i) for i in range(len(bodies))]

@@ -184,9 +184,7 @@ async def feedback_cpu(
     """CPU µs per ``POST /v1/feedback`` (feedback_load.py's reports: a rating, whether it
     resolved, a click for half) through the whole ASGI app, and of the handler alone, each
     on decisions of their own (a decision takes its outcome once), written before."""
-    stream = FeedbackStream(share=1.0)
-    for body in payloads:
-        stream.read_answer(*await call(app, "/v1/personalize", body))
+    stream = decided(await answers(app, payloads))
     drain()
     reports = [stream.next_body(i) for i in range(len(payloads))]
     warm, rest = reports[:FEEDBACK_WARMUP], reports[FEEDBACK_WARMUP:]
@@ -204,6 +202,21 @@ async def feedback_cpu(
     for request in requests:
         decider.feedback(request)
     return app_cpu, (time.process_time() - start) / len(requests) * 1e6
+
+
+async def answers(app: Asgi, payloads: list[bytes]) -> list[tuple[int, bytes]]:
+    return [await call(app, "/v1/personalize", body) for body in payloads]
+
+
+def decided(answered: list[tuple[int, bytes]]) -> FeedbackStream:
+    """A feedback stream holding every decision of ``answered`` (all of them 200: a report
+    missing for one would be a cheap repeat, which would flatter the figure)."""
+    stream = FeedbackStream(share=1.0)
+    for status, body in answered:
+        if status != 200:
+            raise RuntimeError(f"/v1/personalize answered {status}: {body[:300]!r}")
+        stream.read_answer(status, body)
+    return stream
 
 
 def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
@@ -282,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         help="the server's setting (0: decisions on the event loop, as personalize.py --pin)",
     )
     args = ap.parse_args(argv)
+    if args.feedback and args.requests < FEEDBACK_WARMUP + 2:
+        ap.error(f"--feedback needs at least {FEEDBACK_WARMUP + 2} --requests")
     asyncio.run(run(args))
 
 

@@ -7,16 +7,21 @@ decision with probability ``share``. A second open loop, started ``delay_s`` lat
 oldest decision kept (about ``delay_s`` old, as a bot reports after the customer acted). The
 report is a rating, whether the issue was resolved and, for half, a click on the first
 article offered, drawn from a seeded generator. Those are the signals the stream worker turns
-into the shared article counters the server re-reads. When no decision is waiting, an earlier
-report is sent again. The server answers it ``applied: false``, and ``repeats`` counts it.
+into the shared article counters the server re-reads. When no decision is waiting, the last
+report is sent again (the server answers ``applied: false``; ``repeats`` counts them), or,
+before any decision was answered, a report on a decision that does not exist (404;
+``without_decision`` counts them). The feedback loop runs ``delay_s`` less than the
+personalize loop: over a run of S seconds, F (1 - delay_s / S) reports per decision.
 
 >>> stream = FeedbackStream(share=1.0)
+>>> orjson.loads(stream.next_body(0))["decision_id"] == NO_DECISION  # none answered yet
+True
 >>> answer = b'{"decision_id": "d1", "articles": [{"id": "kb-1"}]}'
 >>> stream.read_answer(200, answer)
->>> body = orjson.loads(stream.next_body(0))
+>>> body = orjson.loads(stream.next_body(1))
 >>> body["decision_id"], body["rating"] in RATINGS, isinstance(body["resolved"], bool)
 ('d1', True, True)
->>> stream.next_body(1) == stream.next_body(2), stream.repeats  # none waiting: the last again
+>>> stream.next_body(2) == stream.next_body(3), stream.repeats  # none waiting: the last again
 (True, 2)
 """
 
@@ -32,6 +37,7 @@ import orjson
 from loadgen import LoadResult, run_open_loop
 
 PATH = "/v1/feedback"
+NO_DECISION = "feedback-load-no-decision-yet"  # reported on before any decision was answered
 RATINGS = (5, 5, 4, 4, 3, 2, 1)  # CSAT as support teams see it: mostly content
 
 
@@ -44,8 +50,9 @@ class FeedbackStream:
         self.seed = seed
         self._rng = random.Random(seed)
         self._waiting: deque[tuple[str, str | None]] = deque()  # (decision id, first article)
-        self._sent: list[bytes] = []
+        self._last: bytes | None = None
         self.repeats = 0
+        self.without_decision = 0
 
     def read_answer(self, status: int, body: bytes) -> None:
         """The personalize loop's ``read_answer``: keep this decision for a report, or not.
@@ -59,10 +66,11 @@ class FeedbackStream:
     def next_body(self, i: int) -> bytes:
         """The feedback loop's body ``i``: a report on the oldest decision kept."""
         if not self._waiting:
-            if not self._sent:
-                raise RuntimeError("no decision was answered before the first feedback was due")
+            if self._last is None:
+                self.without_decision += 1
+                return orjson.dumps({"decision_id": NO_DECISION, "rating": 3})
             self.repeats += 1
-            return self._sent[-1]
+            return self._last
         decision_id, article = self._waiting.popleft()
         report: dict[str, Any] = {
             "decision_id": decision_id,
@@ -71,8 +79,7 @@ class FeedbackStream:
         }
         if article is not None and self._rng.random() < 0.5:
             report["clicked_article_id"] = article
-        body = orjson.dumps(report)
-        self._sent.append(body)
+        self._last = body = orjson.dumps(report)
         return body
 
     async def alongside(

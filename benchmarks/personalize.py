@@ -141,13 +141,18 @@ def warm_up(pid: int, args: argparse.Namespace, load: Callable[[], object]) -> N
         pin_tree(pid, {args.server_core}, args.other_cores)
 
 
-def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -> dict:
-    """Open-loop load on ``url``: latency figures and the server's CPU per request."""
+def measure(
+    url: str, pid: int, bodies: list[bytes], args: argparse.Namespace, feedback_share: float = 0.0
+) -> dict:
+    """Open-loop load on ``url``: latency figures and the server's CPU per request; with a
+    ``feedback_share``, a report on that share of the decisions too (a fresh stream for the
+    warm-up and for the measured load: no decision of the one is reported in the other)."""
     host, port = url.removeprefix("http://").split(":")
-
-    feedback = FeedbackStream(args.feedback_share) if args.feedback_share else None
+    feedback: FeedbackStream | None = None
 
     def load(seconds: float) -> tuple[LoadResult, LoadResult | None]:
+        nonlocal feedback
+        feedback = FeedbackStream(feedback_share) if feedback_share else None
         personalize = run_open_loop(
             host,
             int(port),
@@ -197,6 +202,7 @@ def measure(url: str, pid: int, bodies: list[bytes], args: argparse.Namespace) -
         figures["feedback"] = {
             **{k: reported.summary()[k] for k in FEEDBACK_FIGURES},
             "repeats": feedback.repeats if feedback is not None else 0,
+            "without_decision": feedback.without_decision if feedback is not None else 0,
         }
         figures["server_cpu_us_per_request_of_either_kind"] = round(
             (after["api"] - before["api"]) / (served + len(reported.latencies_s)) * 1e6, 1
@@ -292,7 +298,7 @@ def main() -> None:
             shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
             with server_for(args, workers=args.workers, data_dir=data_dir) as served:
                 url, _, backends, pid = served
-                rounds["tailorbot"].append(measure(url, pid, bodies, args))
+                rounds["tailorbot"].append(measure(url, pid, bodies, args, args.feedback_share))
     report: dict = {
         "benchmark": "personalize",
         "machine": machine(),
@@ -312,19 +318,22 @@ def main() -> None:
         ref = report["reference"]["server_cpu_us_per_answered"]
         own = report["tailorbot"]["server_cpu_us_per_answered"]
         report["cpu_ratio_to_reference"] = round(own / ref, 2)
+        notes = []
         if args.feedback_share:
-            report["cpu_ratio_note"] = (
+            notes.append(
                 "tailorbot's CPU per request includes handling the feedback, which the "
-                "reference route does not receive; "
+                "reference route does not receive"
             )
         shed = report["tailorbot"]["shed_share"]
         if shed > SHED_TOLERANCE:
             # Neither per-request figure is the decision's cost then: cheap 503s lower the
             # one, and their CPU counted against the answers raises the other.
-            report["cpu_ratio_note"] = report.get("cpu_ratio_note", "") + (
+            notes.append(
                 f"{shed:.0%} of tailorbot's requests were shed: the ratio is an upper bound; "
                 "measure at a rate the server answers in full"
             )
+        if notes:
+            report["cpu_ratio_note"] = "; ".join(notes)
     print(json.dumps(report, indent=2))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import make_client
+from tests.api.conftest import error_gist, make_client, post_case
 from tests.services.decisions.conftest import SEED, save_model
 
 CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
@@ -49,18 +49,13 @@ def answers(data_dir: Path, fast: bool) -> dict[str, tuple[int, Any]]:
         max_text_chars=4000,
     ) as client:  # fmt: skip
         for what, body, headers in CASES:
-            sent = {"x-api-key": "k", **headers}
-            if isinstance(body, bytes):
-                response = client.post("/v1/personalize", content=body, headers=sent)
-            else:
-                response = client.post("/v1/personalize", json=body, headers=sent)
+            response = post_case(client, "/v1/personalize", body, headers)
             payload = response.json()
             if response.status_code == 200:  # the shape and the intent, not ids or scores
                 intent = payload["intent"]
                 payload = (shape(payload), intent["name"], intent["follow_up"])
-            else:  # JSON-mode and Python-mode validation word their reasons apart
-                payload["message"] = payload["message"].split(":")[0]
-                payload["problems"] = sorted(p["field"] for p in payload["problems"])
+            else:
+                payload = error_gist(payload)
             out[what] = (response.status_code, payload)
         metrics = client.get("/metrics", headers={"x-api-key": "k"}).text
         assert 'tailorbot_request_latency_seconds_count{route="/v1/personalize"}' in metrics
