@@ -36,6 +36,23 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
     return totals
 
 
+def tree_context_switches(root: int) -> dict[str, int]:
+    """Context switches (voluntary and not, every thread's) of ``root`` and its live
+    descendants, by role as :func:`tree_cpu_seconds`: each hand-over of the interpreter lock
+    between two threads of a process that both want it costs one or two."""
+    totals = {"api": 0, "worker": 0}
+    for pid, role in _roles(root, _processes()):
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:  # the thread ended meanwhile
+                continue
+            totals[role] += sum(
+                int(line.split()[1]) for line in text.splitlines() if "ctxt_switches" in line
+            )
+    return totals
+
+
 def _processes() -> dict[int, tuple[int, float]]:
     """(parent pid, CPU seconds) of every live process, by pid."""
     found = {}

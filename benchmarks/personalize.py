@@ -15,8 +15,10 @@ so the report says how many were shed and marks the ratio an upper bound past 1 
 ``--rounds N`` alternates the two N times (medians; the split by thread is the first
 round's). The server's CPU per request is also split by thread (event loop, decision
 threads, decision recorder, ...; with N processes, summed), read from the server's
-``tailorbot_thread_cpu_seconds``. The load generator's own CPU per request
-is reported too (on a small machine it shares the cores with the servers), with the local
+``tailorbot_thread_cpu_seconds``. The server's context switches per request are counted
+too (every thread's, from /proc): two threads that both want the interpreter lock switch at
+each hand-over. The load generator's own CPU per request is reported too (on a small
+machine it shares the cores with the servers), with the local
 ``redis-server``'s when a backend is Redis, and the share of the whole machine that was busy
 during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
 
@@ -58,7 +60,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, scrape, server_for, wait_ready
-from cpu import busy_share, machine_jiffies, named_cpu_seconds, pin_tree, tree_cpu_seconds
+from cpu import (
+    busy_share,
+    machine_jiffies,
+    named_cpu_seconds,
+    pin_tree,
+    tree_context_switches,
+    tree_cpu_seconds,
+)
 from feedback_load import FeedbackStream
 from loadgen import LoadResult, run_load, run_open_loop
 
@@ -173,11 +182,13 @@ def measure(
     machine_before = machine_jiffies()
     core_before = machine_jiffies(args.server_core) if args.pin else (0, 0)
     before = tree_cpu_seconds(pid)
+    switches_before = tree_context_switches(pid)
     own_before = time.process_time()
     with quiet_collector():  # a collection of the generator's heap stalled its sends 0.1 s+
         result, reported = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
+    switches = tree_context_switches(pid)["api"] - switches_before["api"]
     machine_after = machine_jiffies()
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
@@ -193,6 +204,7 @@ def measure(
         # once some are shed (a 503 costs far less than a decision but is counted here).
         "server_cpu_us_per_answered": round(per_request["api"] * served / answered, 1),
         "worker_process_cpu_us_per_request": round(per_request["worker"], 1),
+        "server_context_switches_per_request": round(switches / served, 2),
         "load_generator_cpu_us_per_request": round(own / served * 1e6, 1),
         # How much of the whole machine worked meanwhile (every process, the kernel): near
         # 1, the cores were saturated and the latencies measure the queue for them.
