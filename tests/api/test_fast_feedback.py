@@ -29,6 +29,7 @@ CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers), sent 
     ("unknown article", {"decision_id": DECISION, "helpful_article_id": "kb-none"}, {}),
     ("extra field", {"decision_id": DECISION, "rating": 4, "x": 1}, {}),
     ("not json", b"{nope", {"content-type": "application/json"}),
+    ("empty body", b"", {"content-type": "application/json"}),
     ("not an object", [1, 2], {}),
     ("no key", {"decision_id": DECISION, "rating": 4}, {"x-api-key": ""}),
     ("wrong key", {"decision_id": DECISION, "rating": 4}, {"x-api-key": "bad"}),
@@ -95,6 +96,7 @@ def test_feedback_on_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["unknown article"][1]["problems"] == ["helpful_article_id"]
     assert fast["extra field"][0] == 422 and fast["not an object"][0] == 422
     assert fast["not json"][0] == 400
+    assert fast["empty body"][0] == 422 and fast["empty body"][1]["problems"] == ["(body)"]
     assert fast["no key"][0] == 401 and fast["wrong key"][0] == 403
     # the click (sent twice under one id: the stream worker counts it once), the rating, and
     # the later resolution

@@ -9,12 +9,14 @@ from typing import Any
 from tests.api.conftest import error_gist, make_client, post_case
 from tests.services.decisions.conftest import SEED, save_model
 
+JSON = {"content-type": "application/json"}
 CASES: list[tuple[str, Any, dict[str, str]]] = [  # (what, body, headers)
     ("ok", {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}, {}),
     ("missing field", {"user_id": "u1", "message": "hi"}, {}),
     ("extra field", {"user_id": "u1", "session_id": "s1", "message": "hi", "x": 1}, {}),
     ("bad id", {"user_id": "", "session_id": "s1", "message": "hi"}, {}),
     ("not json", b"{nope", {"content-type": "application/json"}),
+    ("empty body", b"", {"content-type": "application/json"}),
     ("not an object", [1, 2], {}),
     ("no key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": ""}),
     ("wrong key", {"user_id": "u1", "session_id": "s1", "message": "hi"}, {"x-api-key": "bad"}),
@@ -70,6 +72,7 @@ def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["ok"][0] == 200
     assert [fast[w][0] for w in ("missing field", "extra field", "bad id")] == [422] * 3
     assert fast["not json"][0] == 400 and fast["not an object"][0] == 422
+    assert fast["empty body"][0] == 422 and fast["empty body"][1]["problems"] == ["(body)"]
     assert fast["no key"][0] == 401 and fast["wrong key"][0] == 403
     assert fast["too long"][0] == 413
     assert fast["bot question"][0] == 200
@@ -81,3 +84,22 @@ def test_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
     assert fast["metadata too big"][0] == 422
     assert fast["metadata too big"][1]["problems"] == ["context.metadata"]
     assert fast["metadata key too long"][0] == 422
+
+
+def test_before_a_model_is_trained_the_lean_routes_answer_like_fastapi(tmp_path: Path) -> None:
+    """FastAPI answers a body that is not JSON first (400), then its dependency on the
+    decision service (503 until a model is trained), then the body's fields: so do the lean
+    routes, whatever is wrong with the body."""
+    bodies = [b'{"user_id": ""}', b"", b"{nope", b'{"decision_id": "d", "rating": 5}',
+              b'{"user_id": "u", "session_id": "s", "message": "hi"}']  # fmt: skip
+    seen = {}
+    for fast in (True, False):
+        with make_client(tmp_path / str(fast), run_worker_in_server=False, fast_routes=fast) as c:
+            seen[fast] = [
+                (path, body, c.post(path, content=body, headers=JSON).status_code)
+                for path in ("/v1/personalize", "/v1/feedback")
+                for body in bodies
+            ]
+    assert seen[True] == seen[False]
+    assert {status for _, body, status in seen[True] if body != b"{nope"} == {503}
+    assert {status for _, body, status in seen[True] if body == b"{nope"} == {400}

@@ -30,6 +30,8 @@ from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeReq
 PATH = "/v1/personalize"
 FEEDBACK_PATH = "/v1/feedback"
 _KEY_HEADER = API_KEY_HEADER.lower().encode()
+# What FastAPI reports for a required body that was not sent.
+_MISSING_BODY = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +58,30 @@ class LeanPost:
             return
         scope["route"] = self._route
         try:
-            body = await authorized_body(scope, receive)
-            try:
-                request = self.model.model_validate_json(body)
-            except ValidationError as exc:
-                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-                response: Any = validation_response(errors)
-            else:
-                response = await self.answer(scope["app"], request)
+            response = await self._respond(scope["app"], await authorized_body(scope, receive))
         except Exception as exc:  # noqa: BLE001 - mapped like every route's errors
             response = response_for_error(exc, "POST", self.path)
         await response(scope, receive, send)
 
-    async def answer(self, app: Any, request: Any) -> Any:
+    async def _respond(self, app: Any, body: bytes) -> Any:
+        """In FastAPI's order: a body that is not JSON (400), then the route's dependency on
+        the decision service (503 until a model is trained), then the body's fields (422; an
+        empty body is a missing one)."""
+        request = None
+        errors: list[dict[str, Any]] = [_MISSING_BODY]
+        if body:
+            try:
+                request, errors = self.model.model_validate_json(body), []
+            except ValidationError as exc:
+                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                if any(e["type"] == "json_invalid" for e in errors):
+                    return validation_response(errors)
+        decider = await get_decider_of(app)
+        if request is None:
+            return validation_response(errors)
+        return await self.answer(app, decider, request)
+
+    async def answer(self, app: Any, decider: Any, request: Any) -> Any:
         raise NotImplementedError
 
 
@@ -78,8 +91,7 @@ class FastPersonalize(LeanPost):
     path = PATH
     model = PersonalizeRequest
 
-    async def answer(self, app: Any, request: PersonalizeRequest) -> Any:
-        decider = await get_decider_of(app)
+    async def answer(self, app: Any, decider: Any, request: PersonalizeRequest) -> Any:
         # On the decision pool (or the loop itself): the decision reads the stores.
         answer = await run_decision(app.state, decider.personalize_payload, request)
         return OrjsonResponse(answer)
@@ -91,8 +103,7 @@ class FastFeedback(LeanPost):
     path = FEEDBACK_PATH
     model = FeedbackRequest
 
-    async def answer(self, app: Any, request: FeedbackRequest) -> Any:
-        decider = await get_decider_of(app)
+    async def answer(self, app: Any, decider: Any, request: FeedbackRequest) -> Any:
         # Off the event loop: it may wait for the decision's write, and it writes twice.
         answer = await run_blocking(app.state, decider.feedback, request)
         return OrjsonResponse(answer.model_dump(mode="json"))
