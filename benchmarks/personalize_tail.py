@@ -16,6 +16,10 @@ took inside the server (the answer's ``timings_ms.total``), then splits the tail
   (over ``--slow-ms``, sent on time), from a Fourier transform of the slow/not-slow series:
   a background task that takes the core every N ms shows as a period of N ms.
 
+``--feedback-share F`` adds a report on a share F of the decisions through ``POST
+/v1/feedback`` (feedback_load.py), as personalize.py does: the decisions' own time then
+shows what feedback on the same core does to them.
+
 The server runs as under ``personalize.py --pin``: its threads on the first usable core,
 the load generator and the stream worker's process on the others, decisions on the event
 loop (``--decision-threads 0``) unless told otherwise.
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
+from feedback_load import FeedbackStream
 from loadgen import LoadResult, percentile_ms, run_load, run_open_loop
 from personalize import ensure_model, request_bodies, split_cores, warm_up
 
@@ -53,19 +58,31 @@ def decision_seconds(status: int, body: bytes) -> float:
         return NAN
 
 
-def load(url: str, bodies: list[bytes], rate: float, seconds: float) -> LoadResult:
+def load(
+    url: str, bodies: list[bytes], rate: float, seconds: float, feedback_share: float = 0.0
+) -> tuple[LoadResult, LoadResult | None]:
+    """The personalize load's result and, with a ``feedback_share``, the feedback's beside
+    it (feedback_load.py)."""
     host, port = url.removeprefix("http://").split(":")
-    return run_load(
-        run_open_loop(
-            host,
-            int(port),
-            PATH,
-            lambda i: bodies[i % len(bodies)],
-            rate=rate,
-            duration_s=seconds,
-            read_answer=decision_seconds,
-        )
+    stream = FeedbackStream(feedback_share) if feedback_share else None
+
+    def read_answer(status: int, body: bytes) -> float:
+        if stream is not None:
+            stream.read_answer(status, body)
+        return decision_seconds(status, body)
+
+    personalize = run_open_loop(
+        host,
+        int(port),
+        PATH,
+        lambda i: bodies[i % len(bodies)],
+        rate=rate,
+        duration_s=seconds,
+        read_answer=read_answer,
     )
+    if stream is None:
+        return run_load(personalize), None
+    return run_load(stream.alongside(personalize, host, int(port), rate, seconds))
 
 
 def percentiles(values: np.ndarray) -> dict[str, float]:
@@ -129,10 +146,14 @@ def one_round(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tb-bench-tail-") as data_dir:
         shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
         with server_for(args, data_dir=data_dir) as (url, _, backends, pid):
-            warm_up(pid, args, lambda: load(url, bodies, args.rate, args.warmup_seconds))
+            share = args.feedback_share
+            warm_up(pid, args, lambda: load(url, bodies, args.rate, args.warmup_seconds, share))
             with quiet_collector():  # a collection of the generator's heap stalls its sends
-                result = load(url, bodies, args.rate, args.seconds)
+                result, reported = load(url, bodies, args.rate, args.seconds, share)
             figures = analyse(result, args)
+            if reported is not None:
+                summary = reported.summary()
+                figures["feedback"] = {k: summary[k] for k in ("statuses", "p50_ms", "p99_ms")}
     return {"backends": backends, **figures}
 
 
@@ -148,9 +169,17 @@ def main() -> None:
     ap.add_argument("--stall-ms", type=float, default=20.0)
     ap.add_argument("--drain-ms", type=float, default=300.0)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
+    ap.add_argument(
+        "--feedback-share",
+        type=float,
+        default=0.0,
+        help="report on this share of the decisions through /v1/feedback (feedback_load.py)",
+    )
     add_backend_args(ap)
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
+    if not 0.0 <= args.feedback_share <= 1.0:
+        ap.error("--feedback-share must be within [0, 1]")
     args.server_core, args.other_cores = split_cores()
     args.pin = True  # always: the server on one core, as personalize.py --pin
     if not args.other_cores:
