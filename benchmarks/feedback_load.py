@@ -27,14 +27,15 @@ True
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from loadgen import LoadResult, run_open_loop
+from loadgen import LoadResult, run_load, run_open_loop
 
 PATH = "/v1/feedback"
 NO_DECISION = "feedback-load-no-decision-yet"  # reported on before any decision was answered
@@ -106,3 +107,56 @@ class FeedbackStream:
 
         answered, reported = await asyncio.gather(personalize, feedback())
         return answered, reported
+
+
+def personalize_load(
+    host: str,
+    port: int,
+    next_body: Callable[[int], bytes],
+    *,
+    rate: float,
+    seconds: float,
+    share: float,
+    read_answer: Callable[[int, bytes], Any] | None = None,
+) -> tuple[LoadResult, LoadResult | None, FeedbackStream | None]:
+    """``POST /v1/personalize`` at ``rate`` for ``seconds`` (``read_answer``: what the caller
+    keeps of each answer) and, with a ``share``, a fresh :class:`FeedbackStream` beside it:
+    (personalize's result, the feedback's, the stream), the last two None without."""
+    stream = FeedbackStream(share) if share else None
+
+    def read(status: int, body: bytes) -> Any:
+        if stream is not None:
+            stream.read_answer(status, body)
+        return read_answer(status, body) if read_answer is not None else None
+
+    personalize = run_open_loop(
+        host,
+        port,
+        "/v1/personalize",
+        next_body,
+        rate=rate,
+        duration_s=seconds,
+        read_answer=read if stream is not None or read_answer is not None else None,
+    )
+    if stream is None:
+        return run_load(personalize), None, None
+    answered, reported = run_load(stream.alongside(personalize, host, port, rate, seconds))
+    return answered, reported, stream
+
+
+def add_share_option(ap: argparse.ArgumentParser) -> None:
+    """``--feedback-share F`` (within [0, 1]; 0, the default: no feedback)."""
+
+    def share(text: str) -> float:
+        value = float(text)
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
+        return value
+
+    ap.add_argument(
+        "--feedback-share",
+        type=share,
+        default=0.0,
+        help="report on this share of the decisions through /v1/feedback, about 1 s after "
+        "each (feedback_load.py)",
+    )

@@ -68,8 +68,8 @@ from cpu import (
     tree_context_switches,
     tree_cpu_seconds,
 )
-from feedback_load import FeedbackStream
-from loadgen import LoadResult, run_load, run_open_loop
+from feedback_load import FeedbackStream, add_share_option, personalize_load
+from loadgen import LoadResult
 
 from tailorbot.api.server import free_port
 from tailorbot.models import registry
@@ -157,23 +157,16 @@ def measure(
     ``feedback_share``, a report on that share of the decisions too (a fresh stream for the
     warm-up and for the measured load: no decision of the one is reported in the other)."""
     host, port = url.removeprefix("http://").split(":")
-    feedback: FeedbackStream | None = None
 
-    def load(seconds: float) -> tuple[LoadResult, LoadResult | None]:
-        nonlocal feedback
-        feedback = FeedbackStream(feedback_share) if feedback_share else None
-        personalize = run_open_loop(
+    def load(seconds: float) -> tuple[LoadResult, LoadResult | None, FeedbackStream | None]:
+        return personalize_load(
             host,
             int(port),
-            "/v1/personalize",
             lambda i: bodies[i % len(bodies)],
             rate=args.rate,
-            duration_s=seconds,
-            read_answer=feedback.read_answer if feedback is not None else None,
+            seconds=seconds,
+            share=feedback_share,
         )
-        if feedback is None:
-            return run_load(personalize), None
-        return run_load(feedback.alongside(personalize, host, int(port), args.rate, seconds))
 
     warm_up(pid, args, lambda: load(args.warmup_seconds))
     threads_before = thread_cpu(url)  # with N processes, /metrics sums them
@@ -185,7 +178,7 @@ def measure(
     switches_before = tree_context_switches(pid)
     own_before = time.process_time()
     with quiet_collector():  # a collection of the generator's heap stalled its sends 0.1 s+
-        result, reported = load(args.seconds)
+        result, reported, feedback = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
     switches = tree_context_switches(pid)["api"] - switches_before["api"]
@@ -210,11 +203,11 @@ def measure(
         # 1, the cores were saturated and the latencies measure the queue for them.
         "machine_busy_share": round(busy_share(machine_before, machine_after), 3),
     }
-    if reported is not None:  # the server's CPU above counts the feedback's handling too
+    if reported is not None and feedback is not None:  # the CPU above counts the feedback too
         figures["feedback"] = {
             **{k: reported.summary()[k] for k in FEEDBACK_FIGURES},
-            "repeats": feedback.repeats if feedback is not None else 0,
-            "without_decision": feedback.without_decision if feedback is not None else 0,
+            "repeats": feedback.repeats,
+            "without_decision": feedback.without_decision,
         }
         figures["server_cpu_us_per_request_of_either_kind"] = round(
             (after["api"] - before["api"]) / (served + len(reported.latencies_s)) * 1e6, 1
@@ -275,13 +268,7 @@ def main() -> None:
         "--rounds", type=int, default=1, help="alternating reference/tailorbot rounds (median)"
     )
     ap.add_argument("--no-reference", action="store_true", help="skip the trivial FastAPI route")
-    ap.add_argument(
-        "--feedback-share",
-        type=float,
-        default=0.0,
-        help="report on this share of the decisions through /v1/feedback, about 1 s after "
-        "each (feedback_load.py); the server's CPU per personalize request then includes it",
-    )
+    add_share_option(ap)  # the server's CPU per personalize request then includes it
     ap.add_argument(
         "--pin",
         action="store_true",
@@ -290,8 +277,6 @@ def main() -> None:
     )
     add_backend_args(ap)
     args = ap.parse_args()
-    if not 0.0 <= args.feedback_share <= 1.0:
-        ap.error("--feedback-share must be within [0, 1]")
     args.server_core, args.other_cores = split_cores()
     if args.pin and (args.workers != 1 or not args.other_cores):
         ap.error("--pin needs --workers 1 and at least 2 usable cores")

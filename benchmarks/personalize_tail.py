@@ -42,11 +42,10 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
-from feedback_load import FeedbackStream
-from loadgen import LoadResult, percentile_ms, run_load, run_open_loop
+from feedback_load import add_share_option, personalize_load
+from loadgen import LoadResult, percentile_ms
 from personalize import ensure_model, request_bodies, split_cores, warm_up
 
-PATH = "/v1/personalize"
 NAN = float("nan")
 
 
@@ -64,25 +63,16 @@ def load(
     """The personalize load's result and, with a ``feedback_share``, the feedback's beside
     it (feedback_load.py)."""
     host, port = url.removeprefix("http://").split(":")
-    stream = FeedbackStream(feedback_share) if feedback_share else None
-
-    def read_answer(status: int, body: bytes) -> float:
-        if stream is not None:
-            stream.read_answer(status, body)
-        return decision_seconds(status, body)
-
-    personalize = run_open_loop(
+    answered, reported, _ = personalize_load(
         host,
         int(port),
-        PATH,
         lambda i: bodies[i % len(bodies)],
         rate=rate,
-        duration_s=seconds,
-        read_answer=read_answer,
+        seconds=seconds,
+        share=feedback_share,
+        read_answer=decision_seconds,
     )
-    if stream is None:
-        return run_load(personalize), None
-    return run_load(stream.alongside(personalize, host, int(port), rate, seconds))
+    return answered, reported
 
 
 def percentiles(values: np.ndarray) -> dict[str, float]:
@@ -169,17 +159,10 @@ def main() -> None:
     ap.add_argument("--stall-ms", type=float, default=20.0)
     ap.add_argument("--drain-ms", type=float, default=300.0)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
-    ap.add_argument(
-        "--feedback-share",
-        type=float,
-        default=0.0,
-        help="report on this share of the decisions through /v1/feedback (feedback_load.py)",
-    )
+    add_share_option(ap)
     add_backend_args(ap)
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
-    if not 0.0 <= args.feedback_share <= 1.0:
-        ap.error("--feedback-share must be within [0, 1]")
     args.server_core, args.other_cores = split_cores()
     args.pin = True  # always: the server on one core, as personalize.py --pin
     if not args.other_cores:
