@@ -256,19 +256,26 @@ def thread_cpu(url: str) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rate", type=float, default=500.0)
+def add_load_args(ap: argparse.ArgumentParser, rate: float) -> None:
+    """The options of a personalize load (this benchmark's and personalize_tail.py's): its
+    rate (default ``rate``), length, warm-up, users, model, and the feedback beside it (the
+    server's CPU per personalize request then includes the feedback's)."""
+    ap.add_argument("--rate", type=float, default=rate)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup-seconds", type=float, default=3.0)
-    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
+    add_share_option(ap)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    add_load_args(ap, rate=500.0)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument(
         "--rounds", type=int, default=1, help="alternating reference/tailorbot rounds (median)"
     )
     ap.add_argument("--no-reference", action="store_true", help="skip the trivial FastAPI route")
-    add_share_option(ap)  # the server's CPU per personalize request then includes it
     ap.add_argument(
         "--pin",
         action="store_true",

@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
-from feedback_load import add_share_option, personalize_load
+from feedback_load import personalize_load
 from loadgen import LoadResult, percentile_ms
-from personalize import ensure_model, request_bodies, split_cores, warm_up
+from personalize import add_load_args, ensure_model, request_bodies, split_cores, warm_up
 
 NAN = float("nan")
 
@@ -149,17 +149,12 @@ def one_round(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=1000.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--warmup-seconds", type=float, default=3.0)
+    add_load_args(ap, rate=1000.0)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--slow-ms", type=float, default=3.0)
     ap.add_argument("--on-time-ms", type=float, default=1.0)
     ap.add_argument("--stall-ms", type=float, default=20.0)
     ap.add_argument("--drain-ms", type=float, default=300.0)
-    ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
-    add_share_option(ap)
     add_backend_args(ap)
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
