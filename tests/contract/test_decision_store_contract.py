@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 
-from tailorbot.store.base import DecisionStore, Stores
+from tailorbot.store.base import DecisionStore, FeedbackMark, Stores
 from tests.contract.conftest import StoreOpener, run_threads
 
 
@@ -48,6 +49,46 @@ def test_a_mark_is_extended_only_from_the_mark_it_was_read_as(online_stores: Sto
     assert decisions.get("d1") == {"variant": "short", "feedback": later}
     assert online_stores.counters.counters("extend-exp") == {"rating_n": 1.0}
     assert decisions.record_feedback("unknown", later, previous=first) is False
+
+
+def test_many_marks_in_one_call_are_each_taken_as_alone(online_stores: Stores) -> None:
+    """record_feedbacks: each mark as record_feedback would take it, in order, its counters
+    only with it; a second first mark of one decision in the same call is refused."""
+    decisions = online_stores.decisions
+    for d in ("m1", "m2", "m3"):
+        decisions.put(d, "u1", {"variant": "short"})
+    assert decisions.record_feedback("m3", {"rating": 1})
+    one = {"batch-exp": {"n": 1.0}}
+    marks = [
+        FeedbackMark("m1", {"rating": 5}, {"batch-exp": {"n": 1.0, "reward": 0.5}}),
+        FeedbackMark("m1", {"rating": 2}, one),  # taken by the mark before it
+        FeedbackMark("unknown", {"rating": 4}, one),
+        FeedbackMark("m3", {"rating": 3}, one),  # marked before the call
+        FeedbackMark("m3", {"rating": 1, "resolved": True}, one, previous={"rating": 1}),
+        FeedbackMark("m2", {"clicked": "a1"}),
+        FeedbackMark("m2", {"clicked": "a1", "rating": 4}, one, previous={"clicked": "a1"}),
+    ]
+    assert decisions.record_feedbacks(marks) == [True, False, False, False, True, True, True]
+    assert decisions.get("m1") == {"variant": "short", "feedback": {"rating": 5}}
+    assert decisions.get("m2") == {"variant": "short", "feedback": {"clicked": "a1", "rating": 4}}
+    assert decisions.get("m3") == {"variant": "short", "feedback": {"rating": 1, "resolved": True}}
+    assert online_stores.counters.counters("batch-exp") == {"n": 3.0, "reward": 0.5}
+    assert decisions.record_feedbacks([]) == []
+    decisions.put("m4", "u1", {"variant": "short"})
+    bad = [FeedbackMark("m4", {"rating": 5}, one), FeedbackMark("m1", {}, {"x": {"y": math.inf}})]
+    with pytest.raises(ValueError, match="finite"):
+        decisions.record_feedbacks(bad)
+    assert decisions.get("m4") == {"variant": "short"}  # nothing written
+    assert online_stores.counters.counters("batch-exp") == {"n": 3.0, "reward": 0.5}
+
+
+def test_many_decisions_are_read_at_once_as_each_alone(decision_store: DecisionStore) -> None:
+    decision_store.put("g1", "u1", {"variant": "short", "text": 'quote " and \\ é'})
+    decision_store.put("g2", "u2", {"variant": "long", "n": 1e-7, "big": 2**53})
+    decision_store.record_feedback("g2", {"rating": 4, "reward": 0.1})
+    ids = ["g2", "missing", "g1", "g2"]
+    assert decision_store.get_many(ids) == {d: decision_store.get(d) for d in ("g1", "g2")}
+    assert decision_store.get_many([]) == {}
 
 
 def test_racing_extensions_of_a_mark_are_taken_exactly_once(

@@ -152,6 +152,15 @@ def decision_made_at(record: Mapping[str, Any]) -> float:
         return math.inf
 
 
+class FeedbackMark(NamedTuple):
+    """One decision's feedback write (the arguments of :meth:`DecisionStore.record_feedback`)."""
+
+    decision_id: str
+    feedback: Mapping[str, Any]
+    increments: Mapping[str, Mapping[str, float]] | None = None
+    previous: Mapping[str, Any] | None = None
+
+
 class DecisionStore(_Reachable):
     """Decision records awaiting feedback, indexed by user for erasure."""
 
@@ -172,6 +181,17 @@ class DecisionStore(_Reachable):
     def get(self, decision_id: str) -> dict[str, Any] | None:
         """The decision as put; once feedback was recorded, also under ``"feedback"``."""
 
+    def get_many(self, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored ones of ``decision_ids``, by id, each as :meth:`get` returns it, in one
+        round trip where the backend can (the feedback batcher's reads). The default reads
+        them one by one."""
+        found: dict[str, dict[str, Any]] = {}
+        for decision_id in dict.fromkeys(decision_ids):
+            decision = self.get(decision_id)
+            if decision is not None:
+                found[decision_id] = decision
+        return found
+
     @abstractmethod
     def record_feedback(
         self,
@@ -187,6 +207,14 @@ class DecisionStore(_Reachable):
 
         With ``previous`` (the mark as read), the mark is replaced only while it still is
         ``previous`` (compare-and-set): a later signal extends the mark exactly once."""
+
+    def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
+        """:meth:`record_feedback` for each mark, in order, in one round trip where the
+        backend can (the feedback batcher's writes): what each returns. Each mark with its
+        increments stays one atomic write, and a mark sees the earlier ones of the call (a
+        second first mark of a decision is refused). A delta that is not finite raises
+        :class:`ValueError` before anything is written. The default writes them one by one."""
+        return [self.record_feedback(*mark) for mark in marks]
 
     @abstractmethod
     def erase_user(self, user_id: str) -> None:

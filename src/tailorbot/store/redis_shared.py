@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     CounterStore,
     DecisionStore,
+    FeedbackMark,
     StoreError,
     decision_made_at,
     decoded_decision,
@@ -156,6 +157,19 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         return decoded_decision(blob, feedback)
 
     @guard
+    def get_many(self, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(decision_ids))
+        pipe = self.client.pipeline(transaction=False)
+        for decision_id in ids:
+            pipe.hmget(self.key("decision", decision_id), ["r", "f"])
+        return {
+            decision_id: decoded_decision(blob, feedback)
+            for decision_id, (blob, feedback) in zip(
+                ids, pipe.execute() if ids else [], strict=True
+            )
+            if blob is not None
+        }
+
     def record_feedback(
         self,
         decision_id: str,
@@ -163,14 +177,28 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         increments: Mapping[str, Mapping[str, float]] | None = None,
         previous: Mapping[str, Any] | None = None,
     ) -> bool:
-        keys = [self.key("decision", decision_id)]
-        expected = orjson.dumps(dict(previous)) if previous is not None else b""
-        args: list[Any] = [orjson.dumps(dict(feedback)), expected]
-        for namespace, deltas in (increments or {}).items():
+        return self.record_feedbacks([FeedbackMark(decision_id, feedback, increments, previous)])[0]
+
+    @guard
+    def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
+        calls = [self._feedback_call(mark) for mark in marks]  # every delta checked first
+        # One script per mark, each atomic, in one round trip (not one transaction: a mark
+        # does not depend on another decision's)
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            self._feedback(keys=keys, args=args, client=pipe)
+        return [bool(done) for done in pipe.execute()]
+
+    def _feedback_call(self, mark: FeedbackMark) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the feedback script for ``mark``."""
+        keys = [self.key("decision", mark.decision_id)]
+        expected = orjson.dumps(dict(mark.previous)) if mark.previous is not None else b""
+        args: list[Any] = [orjson.dumps(dict(mark.feedback)), expected]
+        for namespace, deltas in (mark.increments or {}).items():
             pairs = counter_args(deltas)
             keys.append(self.key("counters", namespace))
             args += [len(deltas), *pairs]
-        return bool(self._feedback(keys=keys, args=args))
+        return keys, args
 
     @guard
     def erase_user(self, user_id: str) -> None:

@@ -14,20 +14,39 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from tailorbot._sqlite import SqliteFile
+from tailorbot._sqlite import SqliteFile, execute_rows
 from tailorbot.events.erasure import user_digest
-from tailorbot.store.base import CounterStore, DecisionStore, decision_made_at, decoded_decision
+from tailorbot.store.base import (
+    CounterStore,
+    DecisionStore,
+    FeedbackMark,
+    decision_made_at,
+    decoded_decision,
+)
 
 # The users' erasure times (the feature store's ``erasure_times`` table in the same file).
 SELECT_ERASURE_TIMES = "SELECT digest, erased_at FROM erasure_times WHERE digest IN ({marks})"
 
 
 MAX_MARKS = 500  # ids per IN (...) query
+# Decisions as one row: [[id, record, feedback], ...] (each as the text stored), and the ids
+# of those still without feedback: one SQLite step each, however many rows (execute_rows).
+SELECT_DECISIONS = (
+    "SELECT json_group_array(json_array(decision_id, CAST(record AS TEXT), "
+    "CAST(feedback AS TEXT))) FROM decisions WHERE decision_id IN ({marks})"
+)
+SELECT_UNMARKED = (
+    "SELECT json_group_array(decision_id) FROM decisions "
+    "WHERE decision_id IN ({marks}) AND feedback IS NULL"
+)
+UPDATE_MARKS_HEAD = "UPDATE decisions SET feedback = marks.column2 FROM ("
+UPDATE_MARKS_TAIL = ") AS marks WHERE decisions.decision_id = marks.column1"
 
 
 def select_in(conn: Any, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
@@ -91,22 +110,64 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         increments: Mapping[str, Mapping[str, float]] | None = None,
         previous: Mapping[str, Any] | None = None,
     ) -> bool:
-        rows = [
-            row
-            for namespace, deltas in (increments or {}).items()
-            for row in counter_rows(namespace, deltas)
+        return self.record_feedbacks([FeedbackMark(decision_id, feedback, increments, previous)])[0]
+
+    def get_many(self, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(decision_ids))
+        if not ids:
+            return {}
+        with self.file.read() as conn:
+            chunks = select_in(conn, SELECT_DECISIONS, ids)
+        return {
+            decision_id: decoded_decision(record, feedback)
+            for (found,) in chunks
+            for decision_id, record, feedback in orjson.loads(found)
+        }
+
+    def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
+        counters = [
+            [row for ns, deltas in (m.increments or {}).items() for row in counter_rows(ns, deltas)]
+            for m in marks
         ]
-        with self.file.write() as conn:  # one transaction: the mark and the counters
-            # IS: NULL for a first mark, else the bytes dumps() wrote (they read back alike)
-            expected = dumps(previous) if previous is not None else None
-            cursor = conn.execute(
-                "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS ?",
-                (dumps(feedback), decision_id, expected),
-            )
-            if cursor.rowcount != 1:
-                return False
-            conn.executemany(ADD_COUNTER, rows)
-            return True
+        # The first marks of decisions the call names once: one read of which are unmarked
+        # and one update of those (a statement steps SQLite once, a row of an executemany
+        # or of a result once each: see execute_rows). The others, one by one after them, in
+        # order: they name other decisions, so each still sees the earlier marks of its own.
+        named = Counter(mark.decision_id for mark in marks)
+        at_once = [m.previous is None and named[m.decision_id] == 1 for m in marks]
+        marked = [False] * len(marks)
+        with self.file.write() as conn:  # one transaction: the marks and their counters
+            firsts = {m.decision_id: m for m, once in zip(marks, at_once, strict=True) if once}
+            if firsts:
+                unmarked = {
+                    decision_id
+                    for (found,) in select_in(conn, SELECT_UNMARKED, list(firsts))
+                    for decision_id in orjson.loads(found)
+                }
+                new = [(d, dumps(firsts[d].feedback)) for d in firsts if d in unmarked]
+                execute_rows(conn, UPDATE_MARKS_HEAD, new, UPDATE_MARKS_TAIL)
+                marked = [
+                    once and m.decision_id in unmarked
+                    for m, once in zip(marks, at_once, strict=True)
+                ]
+            for i, mark in enumerate(marks):
+                if at_once[i]:
+                    continue
+                # IS: NULL for a first mark, else the bytes dumps() wrote (they read back alike)
+                expected = dumps(mark.previous) if mark.previous is not None else None
+                cursor = conn.execute(
+                    "UPDATE decisions SET feedback = ? WHERE decision_id = ? AND feedback IS ?",
+                    (dumps(mark.feedback), mark.decision_id, expected),
+                )
+                marked[i] = cursor.rowcount == 1
+            # Summed per counter first: the marks of a batch add to many of the same ones
+            added: dict[tuple[str, str], float] = {}
+            for deltas, taken in zip(counters, marked, strict=True):
+                for namespace, key, delta in deltas if taken else ():
+                    added[namespace, key] = added.get((namespace, key), 0.0) + delta
+            summed = [(namespace, key, delta) for (namespace, key), delta in added.items()]
+            execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
+        return marked
 
     def erase_user(self, user_id: str) -> None:
         with self.file.write() as conn:
