@@ -11,11 +11,12 @@ prints the message and exits non-zero. Raise these from any data-plane or decisi
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 RETRY_AFTER_S = 1  # what 429 and 503 answers suggest
 VALUE_ERROR_PREFIX = "Value error, "  # pydantic's, before our own validators' reasons
@@ -115,3 +116,17 @@ def backend_errors() -> Iterator[None]:
         # the detail (a file path, host:port) is for the operator's log, not the client
         logger.warning("%s unavailable: %s", exc.what, exc)
         raise Unavailable(f"{exc.what} unavailable", retry_after=RETRY_AFTER_S) from exc
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def own_copy(exc: E) -> E:
+    """A copy of ``exc`` for another thread to raise (one instance raised in several threads
+    at once would mix their tracebacks), with the same type, arguments and cause."""
+    try:
+        own = copy.copy(exc)
+    except Exception:  # noqa: BLE001 - an exception that cannot be copied is shared
+        return exc
+    own.__cause__ = exc.__cause__
+    return own

@@ -21,10 +21,11 @@ transaction fails, every caller in it gets the error, and none of their items wa
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
+
+from tailorbot.errors import own_copy
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -77,7 +78,7 @@ class GroupCommit(Generic[J, R]):
                 w.result = result
         except BaseException as exc:  # every caller of the transaction gets its error
             for w in batch:
-                w.error = exc if w.leads else _own_copy(exc)
+                w.error = exc if w.leads else own_copy(exc)
         finally:
             with self._lock:
                 if self._queue:
@@ -88,14 +89,3 @@ class GroupCommit(Generic[J, R]):
             for w in batch:
                 if not w.leads:
                     w.ready.set()
-
-
-def _own_copy(exc: BaseException) -> BaseException:
-    """A copy of ``exc`` for another thread to raise (one instance raised in several threads
-    at once would mix their tracebacks), with the same type, arguments and cause."""
-    try:
-        own = copy.copy(exc)
-    except Exception:  # noqa: BLE001 - an exception that cannot be copied is shared
-        return exc
-    own.__cause__ = exc.__cause__
-    return own

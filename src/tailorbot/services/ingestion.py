@@ -107,17 +107,21 @@ class IngestionService:
         positions = self._append([event for _, event in events])
         return _result(len(raw_events), events, positions, problems, repeats)
 
-    def accept(self, raw_event: Any) -> EventBase:
+    def accept(self, raw_event: Any, offered: Collection[str] = ()) -> EventBase:
         """One event validated and redacted now, to be appended later by
         :meth:`append_accepted`: the decision recorder's message events, checked on the
         request path while their data is at hand, so that its writer thread holds the
-        interpreter lock only briefly while requests wait for it. Raises what :meth:`ingest`
-        raises for a batch of this one event (422, 413); reads no backend."""
-        validated, problems = self._validate([raw_event])
+        interpreter lock only briefly while requests wait for it, and the feedback events
+        of a batch of feedback (``offered`` as for :meth:`ingest`). Raises what
+        :meth:`ingest` raises for a batch of this one event (422, 413); reads no backend."""
+        validated, problems = self._validate([raw_event], offered)
         if problems:
             self._count_rejections(problems)
             _raise_for(problems, 1)
-        return self.redactor.redact_event(validated[0][1])
+        event = self.redactor.redact_event(validated[0][1])
+        if self.stamp_trace is not None:  # now, in the request's context: not the writer's
+            self.stamp_trace([event])
+        return event
 
     def append_accepted(self, events: Sequence[EventBase]) -> list[tuple[int, int]]:
         """Append events :meth:`accept` returned: (partition, offset) of each, once durable.

@@ -40,9 +40,10 @@ class EventSink(Protocol):
 @runtime_checkable
 class EventDoor(EventSink, Protocol):
     """An :class:`EventSink` that can also check an event now and append it later (the
-    decision recorder: checked on the request path, appended in its writer's batch)."""
+    decision recorder: checked on the request path, appended in its writer's batch; the
+    feedback batcher)."""
 
-    def accept(self, raw_event: Any) -> Any: ...
+    def accept(self, raw_event: Any, offered: Collection[str] = ()) -> Any: ...
 
     def append_accepted(self, events: Sequence[Any]) -> list[tuple[int, int]]: ...
 
