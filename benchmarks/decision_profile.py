@@ -10,7 +10,10 @@ users in two ways:
 * the whole ASGI app (middleware, the lean route, the bounded thread pool, the decision,
   the JSON body), driven by an in-process ASGI client: CPU µs per request;
 * with ``--feedback``, ``POST /v1/feedback`` on those decisions, through the app and the
-  handler alone: CPU µs per feedback.
+  handler alone: CPU µs per feedback;
+* with ``--feedback-batches 1,4,16``, feedback applied in batches of each size, as the
+  server's feedback batcher applies them (``DecisionService.feedback_batch``: one log
+  append and one store write a batch): CPU µs per feedback, on decisions of their own.
 
 Beside them, in the same run, the trivial FastAPI route of reference_app.py through the
 same ASGI client: the ratio to it is the figure that holds across machines. ``--profile``
@@ -170,6 +173,13 @@ async def run(args: argparse.Namespace) -> None:
                 f"feedback: {through_app:,.0f} µs CPU per request through the ASGI app, "
                 f"{alone:,.0f} the handler alone (DecisionService.feedback)"
             )
+        if args.feedback_batches:
+            by_size = await batch_cpu(app, decider, payloads, drain, args.feedback_batches)
+            print(
+                "feedback in batches: "
+                + ", ".join(f"{n}: {us:,.0f} µs" for n, us in by_size.items())
+                + " CPU per feedback"
+            )
         if args.stage_cpu:
             stages = stage_cpu(decider, payloads)
             print("thread CPU per decision, measured inside the decisions (µs):")
@@ -202,6 +212,36 @@ async def feedback_cpu(
     for request in requests:
         decider.feedback(request)
     return app_cpu, (time.process_time() - start) / len(requests) * 1e6
+
+
+async def batch_cpu(
+    app: Asgi, decider: Any, payloads: list[bytes], drain: Callable[[], None], sizes: list[int]
+) -> dict[int, float]:
+    """CPU µs per feedback applied in batches of each of ``sizes`` (one share of the reports
+    each, after a warm-up, in the order given; every report on a decision of its own)."""
+    stream = decided(await answers(app, payloads))
+    drain()
+    requests = [
+        FeedbackRequest.model_validate_json(stream.next_body(i)) for i in range(len(payloads))
+    ]
+    warm, rest = requests[:FEEDBACK_WARMUP], requests[FEEDBACK_WARMUP:]
+    applied(decider.feedback_batch(warm))
+    share = len(rest) // len(sizes)
+    spent: dict[int, float] = {}
+    for k, size in enumerate(sizes):
+        part = rest[k * share : (k + 1) * share]
+        start = time.process_time()
+        for i in range(0, len(part), size):
+            applied(decider.feedback_batch(part[i : i + size]))
+        spent[size] = (time.process_time() - start) / len(part) * 1e6
+    return spent
+
+
+def applied(answers: list[Any]) -> None:
+    """Fail on an answer that is an error (every report here must be taken)."""
+    errors = [a for a in answers if isinstance(a, Exception)]
+    if errors:
+        raise RuntimeError(f"{len(errors)} feedbacks failed, the first: {errors[0]!r}")
 
 
 async def answers(app: Asgi, payloads: list[bytes]) -> list[tuple[int, bytes]]:
@@ -275,6 +315,16 @@ def top_functions(decider: Any, payloads: list[bytes], n: int) -> str:
     return out.getvalue()
 
 
+def batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated whole numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=3000)
@@ -287,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--feedback", action="store_true", help="CPU per feedback, through the app and alone"
     )
+    ap.add_argument(
+        "--feedback-batches",
+        type=batch_sizes,
+        default=[],
+        help="CPU per feedback applied in batches of these sizes (comma-separated, e.g. 1,4,16)",
+    )
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
     ap.add_argument(
         "--decision-threads",
@@ -297,6 +353,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.feedback and args.requests < FEEDBACK_WARMUP + 2:
         ap.error(f"--feedback needs at least {FEEDBACK_WARMUP + 2} --requests")
+    if args.feedback_batches and args.requests < FEEDBACK_WARMUP + max(args.feedback_batches) * len(
+        args.feedback_batches
+    ):
+        ap.error("--feedback-batches needs --requests for a warm-up and a batch of each size")
     asyncio.run(run(args))
 
 

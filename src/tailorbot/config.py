@@ -249,6 +249,15 @@ class Settings(BaseSettings):
     record_max_pending: int = Field(
         10_000, ge=1, description="Decisions waiting to be written before personalize answers 503."
     )
+    feedback_linger_s: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="How long a feedback waits for others to share its batch (one log append "
+        "and one store write for all): a feedback answers up to this much later, and costs "
+        "less CPU the larger its batch (docs/benchmarks.md). 0: each batch takes what is "
+        "waiting at once.",
+    )
     decision_wait_s: float = Field(
         0.25,
         ge=0,

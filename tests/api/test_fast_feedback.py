@@ -4,12 +4,18 @@ metrics label, and the same events in the log."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tailorbot.api.fast import FastFeedback
 from tailorbot.events.codec import decode_event
 from tests.api.conftest import error_gist, make_client, post_case
+from tests.api.support import wait_until
 from tests.services.decisions.conftest import SEED, save_model
 
 MESSAGE = {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}
@@ -107,3 +113,48 @@ def test_feedback_on_the_fast_path_answers_like_fastapi(tmp_path: Path) -> None:
         "resolution",
     ]
     assert len(set(fast_log)) == 3
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_feedback_waits_for_a_decision_another_process_writes_late(
+    tmp_path: Path, fast: bool
+) -> None:
+    """Its batch does not wait for it (DecisionNotWritten): it is applied alone, once the
+    other process's write lands within ``decision_wait_s``."""
+    save_model(tmp_path)
+    with make_client(
+        tmp_path, seed=SEED, run_worker_in_server=False, fast_routes=fast, decision_wait_s=60
+    ) as client:
+        decided = client.post("/v1/personalize", json=MESSAGE).json()
+        decisions = client.app.state.runtime.stores.decisions
+        assert client.app.state.decider.recorder.wait_written(decided["decision_id"], 60)
+        record = decisions.get(decided["decision_id"])
+        late_id = f"{decided['decision_id']}-late"
+        asked = threading.Event()
+        writer = threading.Thread(
+            target=lambda: asked.wait(60) and decisions.put(late_id, MESSAGE["user_id"], record)
+        )
+        writer.start()
+        try:
+            send = functools.partial(
+                client.post, "/v1/feedback", json={"decision_id": late_id, "rating": 5}
+            )
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(send)
+                # the feedback is waiting (its batch answered DecisionNotWritten) before the
+                # write lands: another feedback still goes through the batcher meanwhile
+                wait_until(
+                    lambda: client.app.state.decider._feedback_batches.handled >= 1,
+                    "the late feedback to leave its batch",
+                )
+                other = client.post(
+                    "/v1/feedback", json={"decision_id": decided["decision_id"], "rating": 4}
+                )
+                assert other.status_code == 200 and other.json()["applied"] is True
+                asked.set()
+                late = answer.result(60)
+        finally:
+            asked.set()
+            writer.join(60)
+        assert late.status_code == 200, late.text
+        assert late.json() == {"decision_id": late_id, "applied": True, "reward": 1.0}

@@ -128,6 +128,21 @@ def test_an_event_is_traced_from_ingestion_to_the_feature_write(traced: Any) -> 
     assert dict(apply.attributes)["messaging.batch.message_count"] >= 1
 
 
+def test_a_feedback_is_traced_to_the_worker_that_applies_its_events(traced: Any) -> None:
+    """Its batch is applied on the feedback thread, outside the request's trace; its events
+    carry the request's trace from when they were checked, in the request's context."""
+    client, exporter = traced
+    message = {"user_id": "u_fb", "session_id": "s1", "message": "my card has not arrived"}
+    decided = client.post("/v1/personalize", json=message).json()
+    feedback = {"decision_id": decided["decision_id"], "rating": 5}
+    response = client.post("/v1/feedback", json=feedback, headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 200 and response.json()["applied"] is True
+    (server,) = named(exporter.get_finished_spans(), "POST /v1/feedback")
+    assert f"{server.context.trace_id:032x}" == TRACE
+    apply = wait_for_link(exporter, server)
+    print("\n" + tree(exporter.get_finished_spans(), apply))
+
+
 def test_no_user_id_reaches_a_span(traced: Any) -> None:
     client, exporter = traced
     client.get("/v1/users/u_secret/features")

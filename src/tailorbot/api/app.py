@@ -234,8 +234,8 @@ async def _stop(app: FastAPI, loading: asyncio.Task[None], runtime: Runtime) -> 
     with contextlib.suppress(Exception):
         await loading
     await run_blocking(app.state, app.state.decisions.close)
-    if app.state.decider is not None:
-        app.state.decider.close()
+    if app.state.decider is not None:  # off the loop: it lets the last feedback batch finish
+        await run_blocking(app.state, app.state.decider.close)
     await run_blocking(app.state, runtime.stop)
 
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
-from tailorbot.api.offload import run_blocking, run_decision
+from tailorbot.api.offload import run_decision, run_feedback
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
@@ -104,8 +104,8 @@ class FastFeedback(LeanPost):
     model = FeedbackRequest
 
     async def answer(self, app: Any, decider: Any, request: FeedbackRequest) -> Any:
-        # Off the event loop: it may wait for the decision's write, and it writes twice.
-        answer = await run_blocking(app.state, decider.feedback, request)
+        # Off the event loop, in a batch with the others (it writes twice).
+        answer = await run_feedback(app.state, decider, request)
         return OrjsonResponse(answer.model_dump(mode="json"))
 
 

@@ -48,6 +48,8 @@ import anyio.to_thread
 from fastapi import Request
 
 from tailorbot.config import Settings
+from tailorbot.services.decisions import DecisionNotWritten, DecisionService
+from tailorbot.services.decisions.schemas import FeedbackRequest
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -94,6 +96,16 @@ async def run_decision(state: Any, func: Callable[..., T], *args: Any) -> T:
     """``func(*args)`` on the app's :class:`DecisionPool` (made in its lifespan)."""
     pool: DecisionPool = state.decisions
     return await pool.run(func, *args)
+
+
+async def run_feedback(state: Any, decider: DecisionService, request: FeedbackRequest) -> Any:
+    """``request`` applied in the decision service's next feedback batch (one thread applies
+    them all: no hand-over per feedback); one whose decision another process may still be
+    writing is applied alone, on the blocking pool, where it may wait for it."""
+    try:
+        return await asyncio.wrap_future(decider.submit_feedback(request))
+    except DecisionNotWritten:
+        return await run_blocking(state, decider.feedback, request)
 
 
 class PoolStatistics(NamedTuple):

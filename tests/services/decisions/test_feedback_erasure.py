@@ -20,14 +20,14 @@ def test_a_feedback_read_before_an_erasure_adds_nothing_after_it(
     runtime = runtime_of(service)
     answer = ask(service, "racer", "my card has not arrived yet")
     handler = service._feedback
-    read = handler._written_decision
+    read = handler._read
 
-    def read_then_erased(decision_id: str) -> Any:
-        decision = read(decision_id)
+    def read_then_erased(decision_ids: Any) -> Any:
+        decisions = read(decision_ids)
         runtime.users.erase_user("racer")
-        return decision
+        return decisions
 
-    monkeypatch.setattr(handler, "_written_decision", read_then_erased)
+    monkeypatch.setattr(handler, "_read", read_then_erased)
     tell(service, answer.decision_id, rating=5, resolved=True)
     worker = runtime.stream_worker()
     while worker.run_once():

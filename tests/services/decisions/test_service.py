@@ -305,7 +305,7 @@ def test_a_rating_racing_the_click_still_counts_once_in_the_readout(
     stale = service.stores.decisions.get(answer.decision_id)
     assert tell(service, answer.decision_id, clicked_article_id=answer.articles[0].id).applied
     handler = service._feedback
-    monkeypatch.setattr(handler, "_written_decision", lambda decision_id: stale)
+    monkeypatch.setattr(handler, "_read", lambda decision_ids: {answer.decision_id: stale})
     archived: list[dict[str, Any]] = []
     monkeypatch.setattr(handler, "archive", SimpleNamespace(put=lambda k, r: archived.append(r)))
     assert tell(service, answer.decision_id, rating=4).applied is False
@@ -480,16 +480,16 @@ def test_feedback_refused_by_the_log_can_be_retried(
     """A feedback whose events the log refuses (503) records nothing, so the retry applies."""
     answer = ask(service, "u9", CARD_MESSAGE)
     ingestion = runtime_of(service).ingestion
-    real_ingest = ingestion.ingest
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise Unavailable("log down (injected)")
 
-    monkeypatch.setattr(ingestion, "ingest", refuse)
+    monkeypatch.setattr(ingestion, "append_accepted", refuse)
     with pytest.raises(Unavailable):
         tell(service, answer.decision_id, rating=4, resolved=True)
     assert runtime_of(service).stores.counters.counters(service.experiment.namespace) == {}
-    monkeypatch.setattr(ingestion, "ingest", real_ingest)
+    assert runtime_of(service).stores.decisions.get(answer.decision_id).get("feedback") is None
+    monkeypatch.undo()
     assert tell(service, answer.decision_id, rating=4, resolved=True).applied
     kinds = Counter(
         decode_event(r.value)["type"]

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from tailorbot.api.deps import DeciderDep
 from tailorbot.api.errors import error_responses
-from tailorbot.api.offload import off_loop, run_decision
+from tailorbot.api.offload import off_loop, run_decision, run_feedback
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
@@ -47,7 +47,7 @@ async def feedback(request: Request, body: FeedbackRequest, decider: DeciderDep)
     """Rating (CSAT 1-5), resolution, and helpful / unhelpful / clicked article for a
     `decision_id`. The first feedback of a decision teaches the bandit and is logged as events;
     repeating it changes nothing (`applied: false`). 404 for an unknown decision."""
-    answer = await off_loop(request, decider.feedback, body)
+    answer = await run_feedback(request.app.state, decider, body)
     return OrjsonResponse(answer.model_dump(mode="json"))
 
 

@@ -6,6 +6,7 @@ decides with (:mod:`tailorbot.runtime` wires the two).
 
 from __future__ import annotations
 
+from tailorbot.services.decisions.feedback_handler import DecisionNotWritten
 from tailorbot.services.decisions.live_models import DecisionModels
 from tailorbot.services.decisions.loader import (
     ModelMissing,
@@ -16,6 +17,7 @@ from tailorbot.services.decisions.service import DecisionService
 
 __all__ = [
     "DecisionModels",
+    "DecisionNotWritten",
     "DecisionService",
     "ModelMissing",
     "experiment_for",

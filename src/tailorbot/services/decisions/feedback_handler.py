@@ -4,13 +4,20 @@ learn from it, exactly once.
 The decision's feedback mark and the counters it adds (experiment outcomes, the statistics of
 the bandit of its arm) are one atomic write, so a retry or a concurrent duplicate changes
 nothing; the feedback events go to the log first, with ids derived from the decision.
+
+:meth:`FeedbackHandler.apply_many` applies many feedbacks with one log append and one
+store write (the feedback batcher's batches, feedback_batcher.py); :meth:`~FeedbackHandler.apply`
+is a batch of one.
 """
 
 from __future__ import annotations
 
+import contextvars
+import math
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tailorbot.config import Settings
 from tailorbot.errors import (
@@ -20,6 +27,7 @@ from tailorbot.errors import (
     Problem,
     Unavailable,
     backend_errors,
+    own_copy,
 )
 from tailorbot.events.codec import now_iso
 from tailorbot.features.context import non_personal
@@ -35,8 +43,8 @@ from tailorbot.services.decisions.feedback import (
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
-from tailorbot.services.ports import EventSink, RecordArchive
-from tailorbot.store.base import Stores
+from tailorbot.services.ports import EventDoor, RecordArchive
+from tailorbot.store.base import FeedbackMark, Stores
 
 if TYPE_CHECKING:
     from tailorbot.services.decisions.live_models import DecisionModels
@@ -44,6 +52,27 @@ if TYPE_CHECKING:
 
 ONCE_SIGNALS = ("rating", "resolved")  # one per decision: the first one logged counts
 LATER_SIGNAL_ATTEMPTS = 3  # compare-and-set rounds against racing later signals
+T = TypeVar("T")
+
+
+class DecisionNotWritten(NotFound):
+    """A batch of feedback met a decision not in the store (yet): another process may still
+    be writing it. Applied alone (:meth:`FeedbackHandler.apply`), the feedback waits for it
+    up to ``decision_wait_s``; a batch does not hold the others up for that."""
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One feedback of a batch, read and checked, its events accepted; ``mark``: the write
+    of its outcome (None: it has none, its events are all it logs)."""
+
+    request: FeedbackRequest
+    decision: dict[str, Any]
+    events: list[Any]
+    mark: FeedbackMark | None = None
+    reward: float | None = None
+    learned: tuple[VariantPolicy, Mapping[str, float], str, float] | None = None
+    later: dict[str, Any] | None = None  # a later signal's new rating / resolution
 
 
 class FeedbackHandler:
@@ -52,7 +81,7 @@ class FeedbackHandler:
     def __init__(
         self,
         models: Callable[[], DecisionModels],
-        events: EventSink,
+        events: EventDoor,
         recorder: DecisionRecorder,
         stores: Stores,
         settings: Settings,
@@ -72,50 +101,141 @@ class FeedbackHandler:
         self.reward = reward
 
     def apply(self, request: FeedbackRequest) -> FeedbackResponse:
-        decisions = self.stores.decisions
-        received_at = now_iso()  # before the read: see feedback_events
-        decision = self._written_decision(request.decision_id)
+        """One feedback, alone (it waits for a decision another process is writing)."""
+        outcome = self.apply_many([request], wait=True)[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def apply_many(
+        self,
+        requests: Sequence[FeedbackRequest],
+        wait: bool = False,
+        contexts: Sequence[contextvars.Context] | None = None,
+    ) -> list[FeedbackResponse | Exception]:
+        """Each feedback's answer or error, in order: their events in one append, then their
+        outcomes in one store write (:meth:`DecisionStore.record_feedbacks`), each still
+        exactly once. Without ``wait``, a decision not in the store is
+        :class:`DecisionNotWritten` at once. ``contexts``: each request's context (its
+        trace, its request id), in which its own steps run."""
+        received_at = now_iso()  # before the reads: see feedback_events
+        runs: list[Callable[..., Any]]
+        runs = [c.run for c in contexts] if contexts is not None else [_call] * len(requests)
+        unwritten = self._unwritten([request.decision_id for request in requests])
+        try:
+            read = self._read([r.decision_id for r in requests if r.decision_id not in unwritten])
+        except Exception as exc:  # noqa: BLE001 - the answer of every feedback of the batch
+            return [exc if i == 0 else own_copy(exc) for i in range(len(requests))]
+        answers: list[FeedbackResponse | Exception] = []
+        prepared: list[tuple[int, _Prepared]] = []
+        for i, (run, request) in enumerate(zip(runs, requests, strict=True)):
+            try:
+                if request.decision_id in unwritten:
+                    # Still queued here: the store is refusing the recorder's writes. The
+                    # decision exists, so a 503 to retry, never the 404 a client would take
+                    # as final.
+                    raise Unavailable(
+                        "the decision store is not taking writes; retry shortly",
+                        retry_after=RETRY_AFTER_S,
+                    )
+                decision = read.get(request.decision_id)
+                step = run(self._prepare, request, decision, received_at, wait)
+            except Exception as exc:  # noqa: BLE001 - this feedback's answer
+                step = exc
+            if isinstance(step, _Prepared):
+                prepared.append((i, step))
+                step = _not_applied(request)  # until its batch is written
+            answers.append(step)
+        try:
+            marked = self._write([item for _, item in prepared])
+        except Exception as exc:  # noqa: BLE001 - the answer of every feedback it held
+            for n, (i, _) in enumerate(prepared):
+                answers[i] = exc if n == 0 else own_copy(exc)
+            return answers
+        for (i, item), taken in zip(prepared, marked, strict=True):
+            try:
+                answers[i] = runs[i](self._finish, item, taken, received_at)
+            except Exception as exc:  # noqa: BLE001 - this feedback's answer
+                answers[i] = exc
+        return answers
+
+    def _prepare(
+        self,
+        request: FeedbackRequest,
+        decision: dict[str, Any] | None,
+        received_at: str,
+        wait: bool,
+    ) -> _Prepared | FeedbackResponse:
+        """The feedback checked against its decision (as the batch read it; None: not
+        stored); its events accepted and what it would write, or its answer already (a
+        later signal of a decision that has its outcome)."""
+        if decision is None:
+            decision = self._late_decision(request.decision_id, wait)
         if decision is None or decision.get("pointer"):  # a chatbot's pointer: no decision
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
-        not_applied = FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
         offered = offered_articles(decision)
         self._check_articles(request, offered)
         if decision.get("feedback") is not None:
-            self._later_signals(request, decision, received_at)
-            return not_applied
-        signals = request.signals()
+            later = self._later(request, decision, received_at)
+            return later if later is not None else _not_applied(request)
         helpful = helpful_signal(request, offered)
         reward = self.reward.reward(
             rating=request.rating, resolved=request.resolved, helpful=helpful
         )
-        # Events first: their ids derive from the decision, so a retry after a refused append
-        # (429/503) re-sends the same events, which the stream processor counts once.
-        events = feedback_events(request, decision, received_at)
-        if events:
-            self.events.ingest(events, offered=offered)
+        # Events first (see _write): their ids derive from the decision, so a retry after a
+        # refused append (429/503) re-sends the same events, which the stream processor
+        # counts once.
+        events = [
+            self.events.accept(event, offered)
+            for event in feedback_events(request, decision, received_at)
+        ]
         if request.rating is None and request.resolved is None and helpful is None:
             # No outcome (a click on an article the decision did not offer): its event is
             # logged, and the decision's one feedback stays for the outcome still to come.
-            return not_applied
+            return _Prepared(request, decision, events)
         increments, learned = self._learning(decision, request, reward)
+        for namespace, deltas in increments.items():  # not one that fails its whole batch
+            if not all(math.isfinite(delta) for delta in deltas.values()):
+                raise ValueError(f"counter deltas of {namespace!r} must be finite numbers")
+        feedback = {**request.signals(), "reward": reward}
+        mark = FeedbackMark(request.decision_id, feedback, increments)
+        return _Prepared(request, decision, events, mark, reward, learned)
+
+    def _write(self, batch: Sequence[_Prepared]) -> list[bool]:
+        """The batch's events, then its marks with what they teach (each mark and its
+        counters one atomic write: exactly once); whether each mark was taken."""
+        events = [event for item in batch for event in item.events]
+        if events:
+            self.events.append_accepted(events)
+        marks = [item.mark for item in batch if item.mark is not None]
         with backend_errors():
-            # The mark and what is learned from it in one atomic write: exactly once.
-            feedback = {**signals, "reward": reward}
-            if not decisions.record_feedback(request.decision_id, feedback, increments):
-                # Another feedback took the outcome since the read: this one's signals are
-                # later ones now (a rating racing a click still counts in the readout).
-                fresh = decisions.get(request.decision_id)
+            taken = iter(self.stores.decisions.record_feedbacks(marks) if marks else [])
+        return [next(taken) if item.mark is not None else False for item in batch]
+
+    def _finish(self, item: _Prepared, taken: bool, received_at: str) -> FeedbackResponse:
+        """After the batch's write: what this feedback's taken mark teaches, or its signals as
+        later ones when another feedback took the outcome since the read (a rating racing a
+        click still counts in the readout)."""
+        request, decision, mark = item.request, item.decision, item.mark
+        if mark is None:
+            return _not_applied(request)
+        with backend_errors():
+            if not taken:
+                fresh = self.stores.decisions.get(request.decision_id)
                 if fresh is not None:
                     self._later_signals(request, fresh, received_at)
-                return not_applied
-            if learned is not None:
-                policy, context, variant, learned_reward = learned
+                return _not_applied(request)
+            if item.later is not None:
+                self._count_later(item)
+                return _not_applied(request)
+            if item.learned is not None:
+                policy, context, variant, learned_reward = item.learned
                 policy.learn_locally(context, variant, learned_reward)
             self.metrics.observe_feedback(
                 decision.get("arm", PERSONALIZED_ARM), request.rating, request.resolved
             )
-            self._archive(request.decision_id, decision["user_id"], feedback)
-        return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=reward)
+            self._archive(request.decision_id, decision["user_id"], mark.feedback)
+        return FeedbackResponse(decision_id=request.decision_id, applied=True, reward=item.reward)
 
     def _archive(self, decision_id: str, user_id: str, feedback: Mapping[str, Any]) -> None:
         """The decision's feedback mark to the archive (a later one extends its row)."""
@@ -123,49 +243,67 @@ class FeedbackHandler:
             record = {"decision_id": decision_id, "user_id": user_id, **feedback}
             self.archive.put("feedback", {**record, "created_at": now_iso()})
 
+    def _later(
+        self, request: FeedbackRequest, decision: Mapping[str, Any], received_at: str
+    ) -> _Prepared | None:
+        """A feedback after the decision's outcome, as a batch item (None: it adds nothing).
+        Its reward and what was learned stay. A signal of a kind the decision did not have
+        yet (a rating after a click) is logged, for the figures read from the log, and
+        counted once in its experiment's readout (a decision's CSAT is its rating whichever
+        signal came first); a repeated one is not (articles: ids per article). Its mark
+        extends the decision's by compare-and-set, so racing ones count once."""
+        recorded = decision.get("feedback") or {}
+        later = request.model_copy(update={k: None for k in ONCE_SIGNALS if k in recorded})
+        if not later.signals():
+            return None
+        offered = offered_articles(decision)
+        events = [
+            self.events.accept(event, offered)
+            for event in feedback_events(later, decision, received_at)
+        ]
+        new = {k: getattr(later, k) for k in ONCE_SIGNALS if getattr(later, k) is not None}
+        if not new:
+            return _Prepared(request, dict(decision), events)
+        increments = {}
+        if self.experiment.counts(decision):
+            increments[self.experiment.namespace] = self.experiment.outcome_deltas(
+                decision.get("arm", PERSONALIZED_ARM),
+                decision["user_id"],
+                rating=new.get("rating"),
+                resolved=new.get("resolved"),
+                reward=None,
+                first=False,
+            )
+        mark = FeedbackMark(request.decision_id, {**recorded, **new}, increments, recorded)
+        return _Prepared(request, dict(decision), events, mark, later=new)
+
     def _later_signals(
         self, request: FeedbackRequest, decision: Mapping[str, Any], received_at: str
     ) -> None:
-        """After the decision's outcome: its reward and what was learned stay. A signal of a
-        kind it did not have yet (a rating after a click) is logged, for the figures read
-        from the log, and counted once in its experiment's readout (a decision's CSAT is its
-        rating whichever signal came first); a repeated one is not (articles: ids per
-        article). The mark is extended by compare-and-set, so racing ones count once."""
+        """:meth:`_later` written at once, for a feedback that lost its batch's race for the
+        mark: read again and retried while another signal extends the mark meanwhile."""
         current: Mapping[str, Any] | None = decision
         for _ in range(LATER_SIGNAL_ATTEMPTS):
-            if current is None:  # erased meanwhile
+            item = self._later(request, current, received_at) if current is not None else None
+            if item is None:  # nothing to add, or erased meanwhile
                 return
-            recorded = current.get("feedback") or {}
-            later = request.model_copy(update={k: None for k in ONCE_SIGNALS if k in recorded})
-            if not later.signals():
+            if item.events:
+                self.events.append_accepted(item.events)
+            if item.mark is None:
                 return
-            events = feedback_events(later, current, received_at)
-            if events:
-                self.events.ingest(events, offered=offered_articles(current))
-            new = {k: getattr(later, k) for k in ONCE_SIGNALS if getattr(later, k) is not None}
-            if not new:
-                return
-            arm = current.get("arm", PERSONALIZED_ARM)
-            increments = {}
-            if self.experiment.counts(current):
-                increments[self.experiment.namespace] = self.experiment.outcome_deltas(
-                    arm,
-                    current["user_id"],
-                    rating=new.get("rating"),
-                    resolved=new.get("resolved"),
-                    reward=None,
-                    first=False,
-                )
             with backend_errors():
-                extended = {**recorded, **new}
-                if self.stores.decisions.record_feedback(
-                    request.decision_id, extended, increments, previous=recorded
-                ):
-                    self.metrics.observe_feedback(arm, new.get("rating"), new.get("resolved"))
-                    self._archive(request.decision_id, current["user_id"], extended)
+                if self.stores.decisions.record_feedback(*item.mark):
+                    self._count_later(item)
                     return
-                # Another signal extended the mark meanwhile: read it again, count what is new.
                 current = self.stores.decisions.get(request.decision_id)
+
+    def _count_later(self, item: _Prepared) -> None:
+        """A later signal's taken mark: its metrics and its archived row (extended)."""
+        new, decision = item.later or {}, item.decision
+        arm = decision.get("arm", PERSONALIZED_ARM)
+        self.metrics.observe_feedback(arm, new.get("rating"), new.get("resolved"))
+        if item.mark is not None:
+            self._archive(item.request.decision_id, decision["user_id"], item.mark.feedback)
 
     def _check_articles(self, request: FeedbackRequest, offered: Collection[str]) -> None:
         """422 for an article id the knowledge base does not have (it would become a key of
@@ -182,24 +320,39 @@ class FeedbackHandler:
         if problems:
             raise InvalidInput("unknown article in the feedback", problems=problems)
 
-    def _written_decision(self, decision_id: str) -> dict[str, Any] | None:
-        """The stored decision; one queued here is written first, and one another process
-        made may still be on its way (``decision_wait_s``)."""
+    def _unwritten(self, decision_ids: Sequence[str]) -> set[str]:
+        """Those of ``decision_ids`` still queued in this process's recorder after a flush
+        (the first one queued flushes the queue), waited for together: a batch waits no
+        longer than one feedback would."""
+        deadline = time.monotonic() + max(self.settings.decision_wait_s, 1.0)
+        return {
+            d
+            for d in decision_ids
+            if not self.recorder.wait_written(d, timeout_s=max(deadline - time.monotonic(), 0))
+        }
+
+    def _read(self, decision_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored decisions of ``decision_ids``, in one read."""
+        with backend_errors():
+            return self.stores.decisions.get_many(decision_ids)
+
+    def _late_decision(self, decision_id: str, wait: bool) -> dict[str, Any] | None:
+        """A decision the read did not find: one another process made may still be on its
+        way (``decision_wait_s``; without ``wait``, that is :class:`DecisionNotWritten` at
+        once); None when it did not come."""
         wait_s = self.settings.decision_wait_s
-        if not self.recorder.wait_written(decision_id, timeout_s=max(wait_s, 1.0)):
-            # Still queued here: the store is refusing the recorder's writes. The decision
-            # exists, so a 503 to retry, never the 404 a client would take as final.
-            raise Unavailable(
-                "the decision store is not taking writes; retry shortly",
-                retry_after=RETRY_AFTER_S,
-            )
+        if wait_s <= 0:
+            return None
+        if not wait:
+            raise DecisionNotWritten(f"decision {decision_id!r} is not written yet")
         deadline = time.monotonic() + wait_s
-        while True:
+        while time.monotonic() < deadline:
+            time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
             with backend_errors():
                 decision = self.stores.decisions.get(decision_id)
-            if decision is not None or time.monotonic() >= deadline:
+            if decision is not None:
                 return decision
-            time.sleep(0.01)  # a bounded wait for another process's batch, not a fixed delay
+        return None
 
     def _learning(
         self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any
@@ -232,3 +385,11 @@ class FeedbackHandler:
         variant = decision["variant"]
         increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
         return increments, (policy, context, variant, reward)
+
+
+def _not_applied(request: FeedbackRequest) -> FeedbackResponse:
+    return FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
+
+
+def _call(func: Callable[..., T], *args: Any) -> T:
+    return func(*args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from tailorbot.config import Settings
@@ -26,6 +27,7 @@ from tailorbot.models.bandit import FeedbackReward
 from tailorbot.models.intent.base import OUT_OF_SCOPE_REASONS
 from tailorbot.services.decisions.conversation import ConversationRules, Turn
 from tailorbot.services.decisions.experiment import Experiment
+from tailorbot.services.decisions.feedback_batcher import FeedbackBatcher
 from tailorbot.services.decisions.feedback_handler import FeedbackHandler
 from tailorbot.services.decisions.live_models import DecisionModels, LiveModels
 from tailorbot.services.decisions.recorder import DecisionRecorder
@@ -43,7 +45,7 @@ from tailorbot.services.decisions.schemas import (
     PersonalizeResponse,
     check_text_length,
 )
-from tailorbot.services.ports import EventSink, RecordArchive
+from tailorbot.services.ports import EventDoor, RecordArchive
 from tailorbot.store.base import Stores
 
 NO_ARTICLE_REASONS = (*OUT_OF_SCOPE_REASONS, "unsupported_language", "human_handoff")
@@ -61,7 +63,7 @@ class DecisionService:
     def __init__(
         self,
         models: DecisionModels,
-        events: EventSink,
+        events: EventDoor,
         recorder: DecisionRecorder,
         stores: Stores,
         settings: Settings,
@@ -83,6 +85,11 @@ class DecisionService:
             lambda: self.models, events, recorder, stores, settings, experiment,
             self.metrics, archive, self.reward,
         )  # fmt: skip
+        handler = self._feedback
+        self._feedback_batches = FeedbackBatcher(
+            lambda requests, contexts: handler.apply_many(requests, contexts=contexts),
+            linger_s=settings.feedback_linger_s,
+        )
         self._live = LiveModels(models, stores.counters, settings, self.metrics)
 
     @property
@@ -95,10 +102,13 @@ class DecisionService:
         self._live.use_kb(kb, version)
 
     def start(self) -> None:
-        """Load the shared article statistics and keep them and the models fresh."""
+        """Load the shared article statistics and keep them and the models fresh; start the
+        feedback batcher."""
         self._live.start()
+        self._feedback_batches.start()
 
     def close(self) -> None:
+        self._feedback_batches.close()
         self._live.close()
 
     # --- personalize ------------------------------------------------------------------
@@ -345,8 +355,19 @@ class DecisionService:
 
     # --- feedback ---------------------------------------------------------------------
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
-        """Apply feedback to its decision, once (see :mod:`.feedback_handler`)."""
+        """Apply feedback to its decision, once (see :mod:`.feedback_handler`); blocks."""
         return self._feedback.apply(request)
+
+    def feedback_batch(self, requests: list[FeedbackRequest]) -> list[FeedbackResponse | Exception]:
+        """Apply many feedbacks at once, as the feedback batcher does (one log append, one
+        store write): each one's answer or error, in order; blocks."""
+        return self._feedback.apply_many(requests)
+
+    def submit_feedback(self, request: FeedbackRequest) -> Future[FeedbackResponse]:
+        """Apply feedback in the batcher's next batch (:mod:`.feedback_batcher`): its
+        answer's future. That raises :class:`DecisionNotWritten` for a decision not in the
+        store yet, which :meth:`feedback` alone waits for."""
+        return self._feedback_batches.submit(request)
 
 
 def _ms_since(start: float) -> float:
