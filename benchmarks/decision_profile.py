@@ -132,12 +132,15 @@ async def started_app(
     (embedded backends), and its decision service."""
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
         shutil.copytree(model_dir / "models", Path(tmp) / "models")
-        # the stream worker runs in a process of its own under `tailorbot serve`: not here
+        # the stream worker runs in a process of its own under `tailorbot serve`: not here;
+        # requests go one at a time, so a feedback's linger would only add idle time, in
+        # which the process's other threads tick and count as the request's CPU
         settings = Settings(
             data_dir=Path(tmp),
             model_poll_s=0,
             run_worker_in_server=False,
             decision_threads=decision_threads,
+            feedback_linger_s=0,
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
