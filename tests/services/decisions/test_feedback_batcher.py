@@ -16,6 +16,7 @@ from tailorbot.events.codec import decode_event
 from tailorbot.services.decisions import DecisionNotWritten, DecisionService
 from tailorbot.services.decisions.feedback_batcher import FeedbackBatcher
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
+from tailorbot.store.base import FeedbackMark, StoreError
 from tests.api.support import wait_until
 from tests.services.decisions.conftest import CARD_MESSAGE, WAIT_S, ask, runtime_of, tell
 
@@ -278,3 +279,36 @@ def test_a_decision_the_recorder_cannot_write_fails_only_its_own_feedback(
     assert isinstance(applied, FeedbackResponse) and applied.applied
     assert runtime_of(service).stores.decisions.get(stuck.decision_id).get("feedback") is None
     assert waited[1] <= waited[0]  # one deadline for the batch, not one per feedback
+
+
+def test_marks_that_landed_before_a_write_failed_are_taken_the_rest_answer_503(
+    service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis pipeline is not one transaction: a write may fail after some marks landed.
+    Those are taken (counted, archived); the others answer 503, and their retry applies."""
+    decisions = runtime_of(service).stores.decisions
+    landed, lost = (ask(service, f"u-partial-{n}", CARD_MESSAGE) for n in range(2))
+    record = decisions.record_feedbacks
+
+    def first_then_down(marks: Sequence[FeedbackMark]) -> list[bool]:
+        record(marks[:1])
+        raise StoreError("connection lost mid-pipeline (injected)")
+
+    monkeypatch.setattr(decisions, "record_feedbacks", first_then_down)
+    requests = [FeedbackRequest(decision_id=d.decision_id, rating=5) for d in (landed, lost)]
+    taken, refused = service.feedback_batch(requests)
+    assert isinstance(taken, FeedbackResponse) and taken.applied
+    assert isinstance(refused, Unavailable) and refused.http_status == 503
+    report = service.experiment_report()
+    assert sum(arm.feedback for arm in report.arms.values()) == 1
+    monkeypatch.undo()
+    (retried,) = service.feedback_batch(requests[1:])
+    assert isinstance(retried, FeedbackResponse) and retried.applied
+
+    def down(marks: Sequence[FeedbackMark]) -> list[bool]:
+        raise StoreError("down (injected)")
+
+    monkeypatch.setattr(decisions, "record_feedbacks", down)
+    later = [FeedbackRequest(decision_id=landed.decision_id, resolved=True)]
+    (refused_again,) = service.feedback_batch(later)  # none landed: the write's error
+    assert isinstance(refused_again, Unavailable)

@@ -22,8 +22,11 @@ import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from tailorbot.errors import Problem
 from tailorbot.events.codec import now_iso
-from tailorbot.services.decisions.schemas import FeedbackRequest
+from tailorbot.kb.model import KnowledgeBase
+from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
+from tailorbot.store.base import FeedbackMark
 
 
 def helpful_signal(request: FeedbackRequest, offered: Collection[str]) -> bool | None:
@@ -127,3 +130,28 @@ def article_event_id(prefix: str, kind: str, article_id: str) -> str:
     another event. The article goes in as a short digest (ids stay under 128 characters)."""
     digest = hashlib.blake2b(article_id.encode(), digest_size=6).hexdigest()
     return f"{prefix}-{kind}-{digest}"
+
+
+def unknown_articles(
+    request: FeedbackRequest, offered: Collection[str], kb: KnowledgeBase
+) -> list[Problem]:
+    """The request's article ids the knowledge base does not have (each would become a key
+    of the shared counters; a 422), but for those the decision offered: an article deleted
+    since is still what the customer was shown, and already a key."""
+    return [
+        Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
+        for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
+        if (value := getattr(request, name)) is not None
+        and value not in offered
+        and kb.article(value) is None
+    ]
+
+
+def not_applied(request: FeedbackRequest) -> FeedbackResponse:
+    """The answer of a feedback that teaches nothing (a repeat, a later signal, no outcome)."""
+    return FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
+
+
+def has_mark(stored: Mapping[str, Mapping[str, Any]], mark: FeedbackMark) -> bool:
+    """Whether the decisions read (``DecisionStore.get_many``) hold ``mark`` as written."""
+    return (stored.get(mark.decision_id) or {}).get("feedback") == dict(mark.feedback)

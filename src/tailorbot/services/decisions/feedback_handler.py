@@ -13,9 +13,10 @@ is a batch of one.
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +25,6 @@ from tailorbot.errors import (
     RETRY_AFTER_S,
     InvalidInput,
     NotFound,
-    Problem,
     Unavailable,
     backend_errors,
     own_copy,
@@ -37,20 +37,25 @@ from tailorbot.models.bandit import FeedbackReward
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.feedback import (
     feedback_events,
+    has_mark,
     helpful_signal,
+    not_applied,
     offered_articles,
+    unknown_articles,
 )
 from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
 from tailorbot.services.ports import EventDoor, RecordArchive
-from tailorbot.store.base import FeedbackMark, Stores
+from tailorbot.store.base import FeedbackMark, StoreError, Stores
 
 if TYPE_CHECKING:
     from tailorbot.services.decisions.live_models import DecisionModels
 
 
 ONCE_SIGNALS = ("rating", "resolved")  # one per decision: the first one logged counts
+logger = logging.getLogger(__name__)
+
 LATER_SIGNAL_ATTEMPTS = 3  # compare-and-set rounds against racing later signals
 T = TypeVar("T")
 
@@ -144,7 +149,7 @@ class FeedbackHandler:
                 step = exc
             if isinstance(step, _Prepared):
                 prepared.append((i, step))
-                step = _not_applied(request)  # until its batch is written
+                step = not_applied(request)  # until its batch is written
             answers.append(step)
         try:
             marked = self._write([item for _, item in prepared])
@@ -153,6 +158,9 @@ class FeedbackHandler:
                 answers[i] = exc if n == 0 else own_copy(exc)
             return answers
         for (i, item), taken in zip(prepared, marked, strict=True):
+            if isinstance(taken, Exception):  # its mark failed, others of the batch landed
+                answers[i] = taken
+                continue
             try:
                 answers[i] = runs[i](self._finish, item, taken, received_at)
             except Exception as exc:  # noqa: BLE001 - this feedback's answer
@@ -174,10 +182,12 @@ class FeedbackHandler:
         if decision is None or decision.get("pointer"):  # a chatbot's pointer: no decision
             raise NotFound(f"no decision {request.decision_id!r} (unknown, expired or erased)")
         offered = offered_articles(decision)
-        self._check_articles(request, offered)
+        problems = unknown_articles(request, offered, self.models().composer.kb)
+        if problems:
+            raise InvalidInput("unknown article in the feedback", problems=problems)
         if decision.get("feedback") is not None:
             later = self._later(request, decision, received_at)
-            return later if later is not None else _not_applied(request)
+            return later if later is not None else not_applied(request)
         helpful = helpful_signal(request, offered)
         reward = self.reward.reward(
             rating=request.rating, resolved=request.resolved, helpful=helpful
@@ -201,16 +211,40 @@ class FeedbackHandler:
         mark = FeedbackMark(request.decision_id, feedback, increments)
         return _Prepared(request, decision, events, mark, reward, learned)
 
-    def _write(self, batch: Sequence[_Prepared]) -> list[bool]:
+    def _write(self, batch: Sequence[_Prepared]) -> list[bool | Exception]:
         """The batch's events, then its marks with what they teach (each mark and its
-        counters one atomic write: exactly once); whether each mark was taken."""
+        counters one atomic write: exactly once); whether each mark was taken, or the
+        error of one that was not written when others were."""
         events = [event for item in batch for event in item.events]
         if events:
             self.events.append_accepted(events)
         marks = [item.mark for item in batch if item.mark is not None]
+        written: Sequence[bool | Exception]
         with backend_errors():
-            taken = iter(self.stores.decisions.record_feedbacks(marks) if marks else [])
+            try:
+                written = self.stores.decisions.record_feedbacks(marks) if marks else []
+            except StoreError as exc:
+                written = self._landed(marks, exc)
+        taken = iter(written)
         return [next(taken) if item.mark is not None else False for item in batch]
+
+    def _landed(self, marks: list[FeedbackMark], error: StoreError) -> list[bool | Exception]:
+        """After a failed write of ``marks``: those found stored as written (a Redis
+        pipeline is not one transaction, so some may have landed) are taken, so that what
+        they taught is counted here too; the others get the error (a 503 to retry).
+        ``error`` again when even the read fails."""
+        try:
+            stored = self.stores.decisions.get_many([mark.decision_id for mark in marks])
+        except StoreError:
+            raise error from None
+        landed = [has_mark(stored, mark) for mark in marks]
+        if not any(landed):
+            raise error
+        logger.warning("%s unavailable: %s (%d of %d marks written)", error.what, error,
+                       sum(landed), len(marks))  # fmt: skip
+        failed = Unavailable(f"{error.what} unavailable", retry_after=RETRY_AFTER_S)
+        failed.__cause__ = error
+        return [True if done else own_copy(failed) for done in landed]
 
     def _finish(self, item: _Prepared, taken: bool, received_at: str) -> FeedbackResponse:
         """After the batch's write: what this feedback's taken mark teaches, or its signals as
@@ -218,16 +252,16 @@ class FeedbackHandler:
         click still counts in the readout)."""
         request, decision, mark = item.request, item.decision, item.mark
         if mark is None:
-            return _not_applied(request)
+            return not_applied(request)
         with backend_errors():
             if not taken:
                 fresh = self.stores.decisions.get(request.decision_id)
                 if fresh is not None:
                     self._later_signals(request, fresh, received_at)
-                return _not_applied(request)
+                return not_applied(request)
             if item.later is not None:
                 self._count_later(item)
-                return _not_applied(request)
+                return not_applied(request)
             if item.learned is not None:
                 policy, context, variant, learned_reward = item.learned
                 policy.learn_locally(context, variant, learned_reward)
@@ -305,21 +339,6 @@ class FeedbackHandler:
         if item.mark is not None:
             self._archive(item.request.decision_id, decision["user_id"], item.mark.feedback)
 
-    def _check_articles(self, request: FeedbackRequest, offered: Collection[str]) -> None:
-        """422 for an article id the knowledge base does not have (it would become a key of
-        the shared counters), unless the decision offered it: an article deleted since is
-        still what the customer was shown, and already a key."""
-        kb = self.models().composer.kb
-        problems = [
-            Problem(None, name, f"unknown article {value!r}: not in the knowledge base")
-            for name in ("helpful_article_id", "unhelpful_article_id", "clicked_article_id")
-            if (value := getattr(request, name)) is not None
-            and value not in offered
-            and kb.article(value) is None
-        ]
-        if problems:
-            raise InvalidInput("unknown article in the feedback", problems=problems)
-
     def _unwritten(self, decision_ids: Sequence[str]) -> set[str]:
         """Those of ``decision_ids`` still queued in this process's recorder after a flush
         (the first one queued flushes the queue), waited for together: a batch waits no
@@ -385,10 +404,6 @@ class FeedbackHandler:
         variant = decision["variant"]
         increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
         return increments, (policy, context, variant, reward)
-
-
-def _not_applied(request: FeedbackRequest) -> FeedbackResponse:
-    return FeedbackResponse(decision_id=request.decision_id, applied=False, reward=None)
 
 
 def _call(func: Callable[..., T], *args: Any) -> T:
