@@ -103,26 +103,22 @@ class FeedbackBatcher:
             thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
-        with self._cond:
-            left, self._queue = list(self._queue), deque()
-        for _, _, future, _ in left:
-            if future.set_running_or_notify_cancel():
-                future.set_exception(
-                    Unavailable("tailorbot is shutting down", retry_after=RETRY_AFTER_S)
-                )
+        self._refuse_waiting("tailorbot is shutting down")
 
     def _run(self) -> None:
         try:
             self._batches()
         finally:  # closed, or the thread dies: nothing may wait for it forever
-            with self._cond:
-                self._closed = True
-                left, self._queue = list(self._queue), deque()
-            for _, _, future, _ in left:
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(
-                        Unavailable("the feedback writer stopped", retry_after=RETRY_AFTER_S)
-                    )
+            self._refuse_waiting("the feedback writer stopped")
+
+    def _refuse_waiting(self, why: str) -> None:
+        """Close, and answer what is still queued with 503."""
+        with self._cond:
+            self._closed = True
+            left, self._queue = list(self._queue), deque()
+        for _, _, future, _ in left:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(Unavailable(why, retry_after=RETRY_AFTER_S))
 
     def _batches(self) -> None:
         while True:
