@@ -72,23 +72,38 @@ def test_what_queues_behind_a_batch_is_the_next_batch_in_order() -> None:
     assert (batcher.batches, batcher.handled) == (4, 7)
 
 
-def test_feedback_lingers_for_others_until_the_batch_is_full_or_the_batcher_closes() -> None:
+def test_feedback_sent_one_at_a_time_never_waits_for_a_linger() -> None:
     batches: list[list[Any]] = []
+    batcher = FeedbackBatcher(
+        lambda requests, contexts: batches.append(list(requests)) or [r for r in requests],
+        linger_s=120,
+    )
+    batcher.start()
+    try:  # each answered long before the 120 s linger: nothing could join its batch
+        assert [batcher.submit(n).result(WAIT_S) for n in range(3)] == [0, 1, 2]
+    finally:
+        batcher.close()
+    assert batches == [[0], [1], [2]]
 
-    def record(requests: Sequence[Any], contexts: Sequence[Any]) -> list[Any]:
-        batches.append(list(requests))
-        return list(requests)
 
-    batcher = FeedbackBatcher(record, linger_s=120, max_batch=3)
+def test_feedback_that_comes_together_lingers_until_full_or_closed() -> None:
+    held = HeldApply()
+    batcher = FeedbackBatcher(held, linger_s=120, max_batch=3)
     batcher.start()
     try:
-        full = [batcher.submit(n) for n in range(3)]  # taken once full, not after 120 s
-        assert [f.result(WAIT_S) for f in full] == [0, 1, 2]
-        lingering = batcher.submit(3)
+        first = batcher.submit(1)
+        assert held.started.wait(WAIT_S)
+        together = [batcher.submit(n) for n in (2, 3, 4)]  # queued behind the first batch
+        held.release.set()
+        assert [f.result(WAIT_S) for f in [first, *together]] == [10, 20, 30, 40]
+        # the last batch held three: the next ones linger until their batch is full
+        full = [batcher.submit(n) for n in (5, 6, 7)]
+        assert [f.result(WAIT_S) for f in full] == [50, 60, 70]
+        lingering = batcher.submit(8)
     finally:
         batcher.close(timeout_s=WAIT_S)  # applies the lingering one now
-    assert lingering.result(0) == 3
-    assert batches == [[0, 1, 2], [3]]
+    assert lingering.result(0) == 80
+    assert held.batches == [[1], [2, 3, 4], [5, 6, 7], [8]]
 
 
 def test_a_full_queue_and_a_closed_batcher_refuse_and_close_applies_what_waits() -> None:
