@@ -7,11 +7,12 @@ second beside the decisions that was more CPU than their work (docs/benchmarks.m
 the event loop hands each feedback to one thread, which applies all that are waiting at
 once (:meth:`FeedbackHandler.apply_many`): one append for their events, one write for their
 marks, each mark still taken exactly once. A batch costs less per feedback the larger it is
-(0.39-0.45 as much at 16 as alone), so while feedback arrives together (the last batch held
-more than one, or more than one waits) the thread waits up to ``linger_s`` from the oldest
-waiting feedback for others to join it, as the decision recorder waits ``record_flush_s``:
-those feedbacks answer up to that much later. A caller that sends one feedback at a time,
-waiting for each answer, never waits for a linger: nothing could join its batch.
+(0.39-0.45 as much at 16 as alone), so while feedback comes together (the last batch held
+more than one, another came while it was applied, or more than one waits) the thread waits
+up to ``linger_s`` from the oldest waiting feedback for others to join it, as the decision
+recorder waits ``record_flush_s``: those feedbacks answer up to that much later. A caller
+that sends one feedback at a time, waiting for each answer, never waits for a linger:
+nothing could join its batch.
 
 Nothing is answered before its batch is written, so a crash loses no feedback that was
 answered. The queue is bounded (``max_pending``): past it, :meth:`FeedbackBatcher.submit`
@@ -68,7 +69,7 @@ class FeedbackBatcher:
         self._queue: deque[tuple[Any, contextvars.Context, Future[Any], float]] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._together = False  # the last batch held more than one feedback
+        self._together = False  # the last batch held more than one, or one came meanwhile
         self._thread: threading.Thread | None = None
         self.batches = 0  # batches taken (with `handled`: their mean size)
         self.handled = 0
@@ -131,8 +132,8 @@ class FeedbackBatcher:
                 if not self._queue:
                     return  # closed, and all applied
                 # Others may join the oldest one until its linger is up (not when closing),
-                # while feedback comes together: one alone after a batch of one has no one
-                # to wait for (a caller sending one at a time).
+                # while feedback comes together: one alone, after a batch of one during
+                # which none came, has no one to wait for (a caller sending one at a time).
                 due = self._queue[0][3] + self.linger_s
                 together = self._together or len(self._queue) > 1
                 while together and len(self._queue) < self.max_batch and not self._closed:
@@ -142,7 +143,6 @@ class FeedbackBatcher:
                     self._cond.wait(left_s)
                 size = min(len(self._queue), self.max_batch)
                 taken = [self._queue.popleft() for _ in range(size)]
-                self._together = size > 1
             # One whose caller gave up (its request cancelled) is dropped; the rest can no
             # longer be cancelled, so each gets its answer.
             batch = [item[:3] for item in taken if item[2].set_running_or_notify_cancel()]
@@ -167,6 +167,8 @@ class FeedbackBatcher:
                     Unavailable("the feedback writer stopped", retry_after=RETRY_AFTER_S)
                 )
             raise
+        with self._cond:  # before the answers: a caller waiting for its answer sends no more
+            self._together = len(batch) > 1 or bool(self._queue)
         for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 future.set_exception(outcome)
