@@ -59,7 +59,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from _harness import add_backend_args, machine, quiet_collector, scrape, server_for, wait_ready
+from _harness import (
+    add_backend_args,
+    machine,
+    metric_sum,
+    quiet_collector,
+    scrape,
+    server_for,
+    wait_ready,
+)
 from cpu import (
     busy_share,
     machine_jiffies,
@@ -170,6 +178,7 @@ def measure(
 
     warm_up(pid, args, lambda: load(args.warmup_seconds))
     threads_before = thread_cpu(url)  # with N processes, /metrics sums them
+    batches_before = feedback_batches(url)
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     machine_before = machine_jiffies()
@@ -186,6 +195,7 @@ def measure(
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     threads_after = thread_cpu(url)
+    batches_after = feedback_batches(url)
     served = max(1, len(result.latencies_s))
     answered = max(1, result.statuses.get(200, 0))
     per_request = {role: (after[role] - before[role]) / served * 1e6 for role in after}
@@ -209,6 +219,10 @@ def measure(
             "repeats": feedback.repeats,
             "without_decision": feedback.without_decision,
         }
+        batches = batches_after[1] - batches_before[1]
+        if batches:  # the server's feedback batcher: how many feedbacks shared a batch
+            applied = batches_after[0] - batches_before[0]
+            figures["feedback"]["mean_batch_size"] = round(applied / batches, 2)
         figures["server_cpu_us_per_request_of_either_kind"] = round(
             (after["api"] - before["api"]) / (served + len(reported.latencies_s)) * 1e6, 1
         )
@@ -254,6 +268,19 @@ def thread_cpu(url: str) -> dict[str, float]:
         if name == "tailorbot_thread_cpu_seconds"
         and (thread := re.search(r'thread="([^"]*)"', labels))
     }
+
+
+def feedback_batches(url: str) -> tuple[float, float]:
+    """(feedbacks, batches) the server's feedback batcher applied so far, from /metrics
+    (zeros for a server without that histogram)."""
+    try:
+        samples = scrape(url)
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    return (
+        metric_sum(samples, "tailorbot_feedback_batch_size_sum"),
+        metric_sum(samples, "tailorbot_feedback_batch_size_count"),
+    )
 
 
 def add_load_args(ap: argparse.ArgumentParser, rate: float) -> None:

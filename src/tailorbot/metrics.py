@@ -51,6 +51,7 @@ FRESHNESS_BUCKETS = (
 # Bins of the drift check's numeric inputs; the training reference uses the same edges.
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MESSAGE_CHARS_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 512)
+FEEDBACK_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 MAX_CACHED_CHILDREN = 10_000  # (intent, fallback, arm, variant) combinations kept
 
 
@@ -168,6 +169,12 @@ class Metrics:
             "tailorbot_message_chars",
             "Length of the personalized messages, in characters",
             buckets=MESSAGE_CHARS_BUCKETS,
+            registry=r,
+        )
+        self.feedback_batch_size = Histogram(
+            "tailorbot_feedback_batch_size",
+            "Feedbacks applied together in one batch (one log append, one store write)",
+            buckets=FEEDBACK_BATCH_BUCKETS,
             registry=r,
         )
         self.fallbacks = Counter(

@@ -270,6 +270,9 @@ def test_the_service_applies_submitted_feedback_in_its_batcher(service: Decision
     answer = ask(service, "u-submit", CARD_MESSAGE)
     future = service.submit_feedback(FeedbackRequest(decision_id=answer.decision_id, rating=5))
     assert future.result(WAIT_S).applied
+    registry = service.metrics.registry
+    assert registry.get_sample_value("tailorbot_feedback_batch_size_count") == 1
+    assert registry.get_sample_value("tailorbot_feedback_batch_size_sum") == 1
     missing = service.submit_feedback(FeedbackRequest(decision_id="d-missing", rating=5))
     assert isinstance(missing.exception(WAIT_S), DecisionNotWritten)
     service.close()

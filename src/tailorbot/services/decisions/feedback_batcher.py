@@ -50,7 +50,7 @@ class FeedbackBatcher:
     """Applies what :meth:`submit` is given with ``apply_many(requests, contexts)`` (each
     request's answer, or an exception for it to raise, in order) from a daemon thread, all
     that is waiting at once, at most ``max_batch``; ``contexts``: each submitter's context
-    (its trace, its request id)."""
+    (its trace, its request id). ``observe`` is given each batch's size (a metric)."""
 
     def __init__(
         self,
@@ -58,6 +58,7 @@ class FeedbackBatcher:
         linger_s: float = 0.0,
         max_batch: int = MAX_BATCH,
         max_pending: int = MAX_PENDING,
+        observe: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_pending < 1 or linger_s < 0:
             raise ValueError("max_batch and max_pending must be at least 1, linger_s >= 0")
@@ -65,6 +66,7 @@ class FeedbackBatcher:
         self.linger_s = linger_s
         self.max_batch = max_batch
         self.max_pending = max_pending
+        self.observe = observe
         # (request, its context, its future, when it came)
         self._queue: deque[tuple[Any, contextvars.Context, Future[Any], float]] = deque()
         self._cond = threading.Condition()
@@ -152,6 +154,8 @@ class FeedbackBatcher:
     def _apply(self, batch: list[tuple[Any, contextvars.Context, Future[Any]]]) -> None:
         self.batches += 1
         self.handled += len(batch)
+        if self.observe is not None:
+            self.observe(len(batch))
         try:
             outcomes = list(self.apply_many([r for r, _, _ in batch], [c for _, c, _ in batch]))
             if len(outcomes) != len(batch):

@@ -89,6 +89,7 @@ class DecisionService:
         self._feedback_batches = FeedbackBatcher(
             lambda requests, contexts: handler.apply_many(requests, contexts=contexts),
             linger_s=settings.feedback_linger_s,
+            observe=self.metrics.feedback_batch_size.observe,
         )
         self._live = LiveModels(models, stores.counters, settings, self.metrics)
 
