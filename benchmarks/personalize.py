@@ -25,7 +25,7 @@ during the load (from /proc/stat): near 1, latencies measure the queue for the c
 ``--feedback-share F`` adds the load a bot sends beside its decisions: a report on a share F
 of them through ``POST /v1/feedback``, about 1 s after each (feedback_load.py). The server's
 CPU per request then includes the feedback's handling, which the reference route does not
-receive.
+receive; the report gives the mean size of the server's feedback batches too.
 
 ``--pin`` (one server process) measures the issue's set-up, "a server process on one core":
 each server's threads on the first usable core, the load generator and the stream worker's
