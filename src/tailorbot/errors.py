@@ -115,7 +115,14 @@ def backend_errors() -> Iterator[None]:
     except BackendError as exc:
         # the detail (a file path, host:port) is for the operator's log, not the client
         logger.warning("%s unavailable: %s", exc.what, exc)
-        raise Unavailable(f"{exc.what} unavailable", retry_after=RETRY_AFTER_S) from exc
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: BackendError) -> Unavailable:
+    """The 503 to retry that a client gets for ``exc``, caused by it."""
+    refused = Unavailable(f"{exc.what} unavailable", retry_after=RETRY_AFTER_S)
+    refused.__cause__ = exc
+    return refused
 
 
 E = TypeVar("E", bound=BaseException)
@@ -130,3 +137,8 @@ def own_copy(exc: E) -> E:
         return exc
     own.__cause__ = exc.__cause__
     return own
+
+
+def own_copies(exc: E, n: int) -> list[E]:
+    """``exc`` for the first of ``n`` callers and :func:`own_copy` for each of the others."""
+    return [exc if i == 0 else own_copy(exc) for i in range(n)]

@@ -152,6 +152,19 @@ def decision_made_at(record: Mapping[str, Any]) -> float:
         return math.inf
 
 
+def check_finite(deltas: Mapping[str, float]) -> None:
+    """:class:`ValueError` naming the counter deltas that are not finite numbers (every
+    backend refuses them before writing anything).
+
+    >>> check_finite({"n": 1.0, "x": float("nan")})
+    Traceback (most recent call last):
+    ValueError: counter deltas must be finite numbers; not so for ['x']
+    """
+    bad = sorted(name for name, delta in deltas.items() if not math.isfinite(delta))
+    if bad:
+        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
+
+
 class FeedbackMark(NamedTuple):
     """One decision's feedback write (the arguments of :meth:`DecisionStore.record_feedback`)."""
 

@@ -13,7 +13,6 @@ ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from tailorbot.store.base import (
     DecisionStore,
     FeedbackMark,
     StoreError,
+    check_finite,
     decision_made_at,
     decoded_decision,
 )
@@ -250,12 +250,6 @@ class RedisCounterStore(RedisConcern, CounterStore):
     def counters(self, namespace: str) -> dict[str, float]:
         stored = self.client.hgetall(self.key("counters", namespace))
         return {key_text(name): float(value) for name, value in stored.items()}
-
-
-def check_finite(deltas: Mapping[str, float]) -> None:
-    bad = sorted(name for name, d in deltas.items() if not math.isfinite(d))
-    if bad:
-        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
 
 
 def counter_args(deltas: Mapping[str, float]) -> list[str]:

@@ -26,6 +26,7 @@ from tailorbot.store.base import (
     CounterStore,
     DecisionStore,
     FeedbackMark,
+    check_finite,
     decision_made_at,
     decoded_decision,
 )
@@ -223,11 +224,8 @@ ADD_COUNTER = f"INSERT INTO counters VALUES (?, ?, ?) {ADD_COUNTER_TAIL}"
 
 def counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
     """Rows for :data:`ADD_COUNTER`; :class:`ValueError` for a delta that is not finite."""
-    rows = [(namespace, key, float(delta)) for key, delta in deltas.items()]
-    bad = sorted(key for _, key, delta in rows if not math.isfinite(delta))
-    if bad:
-        raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
-    return rows
+    check_finite(deltas)
+    return [(namespace, key, float(delta)) for key, delta in deltas.items()]
 
 
 def dumps(value: Any) -> bytes:

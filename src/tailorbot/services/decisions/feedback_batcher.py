@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from tailorbot.errors import RETRY_AFTER_S, Unavailable, own_copy
+from tailorbot.errors import RETRY_AFTER_S, Unavailable, own_copies
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ class FeedbackBatcher:
                 raise RuntimeError(f"{len(outcomes)} answers for {len(batch)} feedbacks")
         except Exception as exc:  # noqa: BLE001 - a bug: each feedback of the batch raises it
             logger.exception("a batch of %d feedbacks failed", len(batch))
-            for i, (_, _, future) in enumerate(batch):
-                future.set_exception(exc if i == 0 else own_copy(exc))
+            for (_, _, future), error in zip(batch, own_copies(exc, len(batch)), strict=True):
+                future.set_exception(error)
             return
         except BaseException:  # SystemExit and the like end the thread; never in a request
             for _, _, future in batch:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ from tailorbot.errors import (
     NotFound,
     Unavailable,
     backend_errors,
+    own_copies,
     own_copy,
+    unavailable,
 )
 from tailorbot.events.codec import now_iso
 from tailorbot.features.context import non_personal
@@ -47,7 +48,7 @@ from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
 from tailorbot.services.ports import EventDoor, RecordArchive
-from tailorbot.store.base import FeedbackMark, StoreError, Stores
+from tailorbot.store.base import FeedbackMark, StoreError, Stores, check_finite
 
 if TYPE_CHECKING:
     from tailorbot.services.decisions.live_models import DecisionModels
@@ -130,7 +131,8 @@ class FeedbackHandler:
         try:
             read = self._read([r.decision_id for r in requests if r.decision_id not in unwritten])
         except Exception as exc:  # noqa: BLE001 - the answer of every feedback of the batch
-            return [exc if i == 0 else own_copy(exc) for i in range(len(requests))]
+            failed: list[FeedbackResponse | Exception] = [*own_copies(exc, len(requests))]
+            return failed
         answers: list[FeedbackResponse | Exception] = []
         prepared: list[tuple[int, _Prepared]] = []
         for i, (run, request) in enumerate(zip(runs, requests, strict=True)):
@@ -154,8 +156,8 @@ class FeedbackHandler:
         try:
             marked = self._write([item for _, item in prepared])
         except Exception as exc:  # noqa: BLE001 - the answer of every feedback it held
-            for n, (i, _) in enumerate(prepared):
-                answers[i] = exc if n == 0 else own_copy(exc)
+            for (i, _), error in zip(prepared, own_copies(exc, len(prepared)), strict=True):
+                answers[i] = error
             return answers
         for (i, item), taken in zip(prepared, marked, strict=True):
             if isinstance(taken, Exception):  # its mark failed, others of the batch landed
@@ -204,9 +206,8 @@ class FeedbackHandler:
             # logged, and the decision's one feedback stays for the outcome still to come.
             return _Prepared(request, decision, events)
         increments, learned = self._learning(decision, request, reward)
-        for namespace, deltas in increments.items():  # not one that fails its whole batch
-            if not all(math.isfinite(delta) for delta in deltas.values()):
-                raise ValueError(f"counter deltas of {namespace!r} must be finite numbers")
+        for deltas in increments.values():  # refused here: not in the store, for its batch
+            check_finite(deltas)
         feedback = {**request.signals(), "reward": reward}
         mark = FeedbackMark(request.decision_id, feedback, increments)
         return _Prepared(request, decision, events, mark, reward, learned)
@@ -242,8 +243,7 @@ class FeedbackHandler:
             raise error
         logger.warning("%s unavailable: %s (%d of %d marks written)", error.what, error,
                        sum(landed), len(marks))  # fmt: skip
-        failed = Unavailable(f"{error.what} unavailable", retry_after=RETRY_AFTER_S)
-        failed.__cause__ = error
+        failed = unavailable(error)
         return [True if done else own_copy(failed) for done in landed]
 
     def _finish(self, item: _Prepared, taken: bool, received_at: str) -> FeedbackResponse:
