@@ -177,8 +177,7 @@ def measure(
         )
 
     warm_up(pid, args, lambda: load(args.warmup_seconds))
-    threads_before = thread_cpu(url)  # with N processes, /metrics sums them
-    batches_before = feedback_batches(url)
+    metrics_before = server_samples(url)  # with N processes, /metrics sums them
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
     machine_before = machine_jiffies()
@@ -194,8 +193,10 @@ def measure(
     machine_after = machine_jiffies()
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
-    threads_after = thread_cpu(url)
-    batches_after = feedback_batches(url)
+    metrics_after = server_samples(url)
+    threads_before, threads_after = thread_cpu(metrics_before), thread_cpu(metrics_after)
+    batches_before = feedback_batches(metrics_before)
+    batches_after = feedback_batches(metrics_after)
     served = max(1, len(result.latencies_s))
     answered = max(1, result.statuses.get(200, 0))
     per_request = {role: (after[role] - before[role]) / served * 1e6 for role in after}
@@ -255,13 +256,17 @@ def local_redis(args: argparse.Namespace) -> bool:
     return any(u.scheme in ("redis", "rediss") and u.hostname in LOCAL_HOSTS for u in urls)
 
 
-def thread_cpu(url: str) -> dict[str, float]:
-    """CPU seconds by thread name from the server's /metrics (empty for a server without
-    them, such as the reference route)."""
+def server_samples(url: str) -> list[tuple[str, str, float]]:
+    """The samples of the server's /metrics (none for a server without that route, such as
+    the reference route)."""
     try:
-        samples = scrape(url)
+        return scrape(url)
     except httpx.HTTPError:
-        return {}
+        return []
+
+
+def thread_cpu(samples: list[tuple[str, str, float]]) -> dict[str, float]:
+    """CPU seconds by thread name, from the server's /metrics samples."""
     return {
         thread.group(1): value
         for name, labels, value in samples
@@ -270,13 +275,9 @@ def thread_cpu(url: str) -> dict[str, float]:
     }
 
 
-def feedback_batches(url: str) -> tuple[float, float]:
-    """(feedbacks, batches) the server's feedback batcher applied so far, from /metrics
-    (zeros for a server without that histogram)."""
-    try:
-        samples = scrape(url)
-    except httpx.HTTPError:
-        return 0.0, 0.0
+def feedback_batches(samples: list[tuple[str, str, float]]) -> tuple[float, float]:
+    """(feedbacks, batches) the server's feedback batcher applied so far, from its /metrics
+    samples (zeros without that histogram)."""
     return (
         metric_sum(samples, "tailorbot_feedback_batch_size_sum"),
         metric_sum(samples, "tailorbot_feedback_batch_size_count"),
