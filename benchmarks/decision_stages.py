@@ -1,0 +1,231 @@
+"""Instructions per decision in each of its stages, counted by valgrind: where the decision's
+work goes, in a figure the machine's load cannot move.
+
+decision_profile.py ``--stage-cpu`` times the stages inside the decisions (what they cost
+there, cache misses included, on a machine whose speed swings between runs);
+decision_instructions.py counts a whole request. This script does what neither does: the
+instructions of each stage. It makes ``--warmup`` decisions with the stage methods wrapped
+to keep their arguments, then, under ``valgrind --tool=callgrind`` with counting on, calls
+each stage alone over the arguments kept from the last ``--requests`` decisions, one stage
+after the other, and dumps callgrind's count after each. A stage's instructions do not
+depend on what ran before it (cache misses are not instructions), so a stage in a loop of
+its own counts what it counts inside a decision; the whole decision is counted the same
+way, and what the stages leave out of it is reported as "the rest".
+
+Stages the service runs one after the other are at the left; the indented ones are parts
+of the stage above them. The recorder's writes (``recorder writes``: the batches of message
+events and decision records the recorder thread writes, ``--record-batch`` a batch) are
+done by another thread in a server; they are counted after the whole decisions, as one
+flush of what those decisions queued.
+
+    .venv/bin/python benchmarks/decision_stages.py --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+# (label, where the method is found from the decision service and its module, its name).
+# Indented labels are parts of the stage above them. A class (the stores are frozen) is
+# wrapped on the class: its calls keep ``self`` with their arguments.
+Owner = Callable[[Any, ModuleType], Any]
+STAGES: tuple[tuple[str, Owner, str], ...] = (
+    ("intent", lambda d, s: d.models.intent, "predict_one"),
+    ("read the user", lambda d, s: d, "_read_user"),
+    ("  the store's read", lambda d, s: type(d.stores), "profile_and_record"),
+    ("  the feature view", lambda d, s: s, "feature_view"),
+    ("conversation rules", lambda d, s: d.conversation, "apply"),
+    ("A/B arm", lambda d, s: d.experiment, "arm_for"),
+    ("recommend", lambda d, s: d, "_articles"),
+    ("template", lambda d, s: d, "_template"),
+    ("context, bandit, reply, record built", lambda d, s: d, "_decide"),
+    ("  the context", lambda d, s: s, "decision_context"),
+    ("  the bandit", lambda d, s: d, "_variant"),
+    ("  rendering", lambda d, s: d.models.composer, "render"),
+    ("  the decision record", lambda d, s: s, "decision_record"),
+    ("message event, through the door, queued", lambda d, s: d, "_record"),
+    ("  the door (validation, redaction)", lambda d, s: d.events, "accept"),
+    ("health metrics", lambda d, s: d, "_observe"),
+    ("the answer (articles cited, payload)", lambda d, s: s, "personalize_payload"),
+)
+WHOLE = "the whole decision"
+WRITES = "recorder writes"
+
+
+def count_stages(args: argparse.Namespace) -> dict[str, int]:
+    """Instructions of each stage over ``--requests`` calls: the child, under callgrind,
+    says ``on``, ``zero`` and ``dump <n>`` when it wants counting switched on, zeroed, or
+    dumped as stage number n; each dump file holds that stage's count."""
+    with tempfile.TemporaryDirectory(prefix="tb-stages-") as tmp:
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, __file__,
+            "--child", "--requests", str(args.requests), "--warmup", str(args.warmup),
+            "--users", str(args.users), "--record-batch", str(args.record_batch),
+            "--model-dir", str(args.model_dir),
+        ]  # fmt: skip
+        # one hash seed: set and dict orders (and so the instructions) repeat run to run
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        with open(f"{tmp}/stderr", "w+") as errors:
+            child = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                text=True, env=env,
+            )  # fmt: skip
+            if child.stdin is None or child.stdout is None:
+                raise RuntimeError("no pipes to the child")
+            for line in child.stdout:
+                order = {"on": ["--instr=on"], "zero": ["--zero"]}.get(line.strip())
+                if order is None and line.startswith("dump "):
+                    order = [f"--dump=stage{int(line.split()[1])}"]
+                if order is None:
+                    break
+                subprocess.run(
+                    ["callgrind_control", *order, str(child.pid)],
+                    capture_output=True, check=True, timeout=600,
+                )  # fmt: skip
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            child.stdin.close()
+            child.wait(timeout=1800)
+            errors.seek(0)
+            log = errors.read()
+        if child.returncode != 0:
+            raise SystemExit(f"the stages failed (exit {child.returncode}):\n{log[-3000:]}")
+        counts: dict[str, int] = {}
+        labels = [label for label, _, _ in STAGES] + [WHOLE, WRITES]
+        for path in Path(tmp).glob("callgrind.out.*"):
+            text = path.read_text()
+            trigger = re.search(r"^desc: Trigger: dump stage(\d+)$", text, re.MULTILINE)
+            total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
+            if trigger and total:
+                counts[labels[int(trigger.group(1))]] = int(total.group(1))
+        missing = [label for label in labels if label not in counts]
+        if missing:
+            raise SystemExit(f"no count for {missing}:\n{log[-3000:]}")
+        return counts
+
+
+def child(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from personalize import ensure_model
+
+    ensure_model(args.model_dir)
+    asyncio.run(_stages(args))
+
+
+def handshake(said: str) -> None:
+    print(said, flush=True)
+    sys.stdin.readline()
+
+
+async def _stages(args: argparse.Namespace) -> None:
+    from decision_profile import started_app
+    from personalize import request_bodies
+
+    from tailorbot.services.decisions import service
+    from tailorbot.services.decisions.schemas import PersonalizeRequest
+
+    bodies = request_bodies(args.users, args.warmup + args.requests)
+    requests = [PersonalizeRequest.model_validate_json(b) for b in bodies]
+    async with started_app(args.model_dir, decision_threads=0) as (_, d):
+        recorder = d.recorder
+        recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
+        kept: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
+        originals: list[tuple[Any, str, Any]] = []
+        for label, owner_of, name in STAGES:
+            owner = owner_of(d, service)
+            kept[label] = calls = []
+            originals.append((owner, name, vars(owner).get(name)))
+            setattr(owner, name, _keeping(getattr(owner, name), calls))
+        for request in requests:
+            d.personalize_payload(request)
+        for owner, name, before in reversed(originals):  # counted unwrapped
+            if before is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, before)
+        if not recorder.flush(timeout_s=600):
+            raise RuntimeError("the decision recorder did not flush")
+        replays = []
+        for label, owner_of, name in STAGES:
+            method = getattr(owner_of(d, service), name)
+            calls = kept[label]
+            if len(calls) < args.requests:  # every stage runs once per decision
+                raise RuntimeError(f"{label}: {len(calls)} calls for {args.requests} decisions")
+            replays.append((method, calls[-args.requests :]))
+        last = requests[-args.requests :]
+        handshake("on")
+        for n, (method, calls) in enumerate(replays):
+            handshake("zero")
+            for positional, named in calls:
+                method(*positional, **named)
+            handshake(f"dump {n}")
+        if not recorder.flush(timeout_s=600):  # what the stages queued: not counted
+            raise RuntimeError("the decision recorder did not flush")
+        handshake("zero")
+        for request in last:
+            d.personalize_payload(request)
+        handshake(f"dump {len(STAGES)}")
+        handshake("zero")
+        if not recorder.flush(timeout_s=600):
+            raise RuntimeError("the decision recorder did not flush")
+        handshake(f"dump {len(STAGES) + 1}")
+        print("end", flush=True)
+
+
+def _keeping(method: Callable[..., Any], calls: list[Any]) -> Callable[..., Any]:
+    def kept(*positional: Any, **named: Any) -> Any:
+        calls.append((positional, named))
+        return method(*positional, **named)
+
+    return kept
+
+
+def report(counts: dict[str, int], requests: int) -> str:
+    whole = counts[WHOLE]
+    top = sum(n for label, n in counts.items() if label in _TOP)
+    lines = [f"instructions per decision ({requests} counted, each stage in a loop of its own):"]
+    for label in [label for label, _, _ in STAGES] + [WHOLE, WRITES]:
+        n = counts[label]
+        lines.append(f"  {label:<44} {n / requests / 1000:9.1f} k  {n / whole:6.1%}")
+        if label == STAGES[-1][0]:
+            rest = whole - top
+            lines.append(f"  {'the rest':<44} {rest / requests / 1000:9.1f} k  {rest / whole:6.1%}")
+    return "\n".join(lines)
+
+
+_TOP = {label for label, _, _ in STAGES if not label.startswith(" ")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=300, help="decisions counted per stage")
+    ap.add_argument("--warmup", type=int, default=300, help="decisions made before, uncounted")
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--record-batch", type=int, default=25, help="decisions per recorder write")
+    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.requests < 1 or args.warmup < 0:
+        ap.error("--requests must be at least 1 and --warmup at least 0")
+    if args.child:
+        child(args)
+        return
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("needs valgrind (Debian: apt-get install valgrind)")
+    print(report(count_stages(args), args.requests))
+
+
+if __name__ == "__main__":
+    main()
