@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tailorbot.compiled import native
+from tailorbot.models.bandit import LinUCB
 from tailorbot.models.intent import TfidfIntentModel
 from tailorbot.models.intent.serving import SingleTextScorer
 from tests.models.intent.support import small_dataset
@@ -304,6 +305,76 @@ def test_posterior_moment_is_numpys_to_rounding() -> None:
         loops.posterior_moment([1.0, 2.0], np.eye(2, dtype=np.float32), np.zeros(2))
     with pytest.raises(TypeError):
         loops.posterior_moment([1.0, "x"], np.eye(2), np.zeros(2))
+
+
+def _bandit_with_history() -> LinUCB:
+    rng = np.random.default_rng(7)
+    bandit = LinUCB(features=[f"f{i}" for i in range(6)], alpha=1.0)
+    for _ in range(40):
+        context = {f"f{i}": float(rng.normal()) for i in range(6)}
+        bandit.learn_one(context, str(rng.choice(["a", "b", "c"])), float(rng.random()))
+    return bandit
+
+
+@needs_build
+def test_arm_moments_are_the_row_by_row_path() -> None:
+    """The offered arms' rows and moments in one call: the doubles of building each row in
+    Python and calling posterior_moment on it, for contexts with ints, bools, unknown and
+    missing features, and action features for some arms or none."""
+    assert loops is not None
+    bandit, rng = _bandit_with_history(), np.random.default_rng(11)
+    arms = ["a", "b", "c", "never-played"]
+    for trial in range(300):
+        chosen = rng.choice(6, size=int(rng.integers(0, 7)), replace=False)
+        context: dict[str, object] = {f"f{i}": float(rng.normal()) for i in chosen}
+        context["not a feature"] = "ignored, not read"
+        if trial % 3 == 0:
+            context["f0"] = int(rng.integers(-3, 4))
+        if trial % 5 == 0:
+            context["f1"] = True
+        features = {arm: {"f5": float(rng.random()), "f2": 1, "x": []} for arm in arms[: trial % 4]}
+        solved = [bandit._solve(arm) for arm in arms]
+        got = loops.arm_moments(context, bandit._index, arms, features or None, solved)
+        if features:
+            rows = bandit._arm_rows(context, arms, features)  # type: ignore[arg-type]
+        else:
+            rows = [bandit._values(context)] * len(arms)  # type: ignore[arg-type]
+        want = [loops.posterior_moment(row, *pair) for row, pair in zip(rows, solved, strict=True)]
+        assert got == ([m for m, _ in want], [w for _, w in want])
+
+
+@needs_build
+def test_arm_moments_refuse_and_defer_as_the_python_path() -> None:
+    assert loops is not None
+    bandit = _bandit_with_history()
+    arms = ["a", "b"]
+    solved = [bandit._solve(arm) for arm in arms]
+
+    def moments(context: dict, features: dict | None = None) -> object:
+        return loops.arm_moments(context, bandit._index, arms, features, solved)
+
+    for bad in (math.nan, math.inf):  # named as _values and _arm_rows name them
+        with pytest.raises(ValueError) as native_error:
+            moments({"f0": bad})
+        with pytest.raises(ValueError) as python_error:
+            bandit._values({"f0": bad})
+        assert str(native_error.value) == str(python_error.value)
+        with pytest.raises(ValueError) as native_error:
+            moments({"f0": 1.0}, {"b": {"f3": -bad}})
+        with pytest.raises(ValueError) as python_error:
+            bandit._arm_rows({"f0": 1.0}, arms, {"b": {"f3": -bad}})
+        assert str(native_error.value) == str(python_error.value)
+    with pytest.raises(OverflowError):  # float(10**400) raises it too
+        moments({"f0": 10**400})
+    # what float() reads by running code, or keys that are not str: the Python path's
+    for deferred in ({"f0": np.float64(0.5)}, {"f0": "0.5"}, {1: 0.5}):
+        assert moments(deferred) is None
+    assert moments({"f0": 0.5}, {"a": {"f0": np.float32(2)}}) is None
+    assert moments({}, {"a": dict.fromkeys(["f0"], 1.0).items()}) is None  # not a dict
+    context = {"f0": np.float64(0.5), "f4": "0.25"}  # deferred, then read by the Python path
+    plain = {"f0": 0.5, "f4": 0.25}
+    assert bandit._posterior_moments(context, arms) == tuple(moments(plain))
+    assert bandit.probabilities(context, arms) == bandit.probabilities(plain, arms)
 
 
 @needs_build

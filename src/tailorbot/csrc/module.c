@@ -13,6 +13,13 @@ static PyMethodDef module_methods[] = {
      "posterior_moment(x, a_inv, theta) -> tuple[float, float]\n\nA linear bandit arm's "
      "``x . theta`` and ``sqrt(max(x @ a_inv @ x, 0))`` for the context row ``x`` (a list "
      "of floats)."},
+    {"arm_moments", arm_moments, METH_VARARGS,
+     "arm_moments(context, index, arms, arm_features, solved) -> tuple[list, list] | None"
+     "\n\nEach offered arm's ``x . theta`` and width, as posterior_moment, ``x`` the "
+     "context's features at their ``index`` positions (the bias 1.0 last) with the arm's own "
+     "``arm_features[arm]`` over them (None: none), ``solved`` one (a_inv, theta) per arm. "
+     "None when a key is not a str or a value not a float or an int: the Python path "
+     "reads those."},
     {"softmax_top", softmax_top, METH_VARARGS,
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

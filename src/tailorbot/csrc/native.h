@@ -10,7 +10,8 @@
  *   points.c   growable code-point buffers and id lists for both
  *   terms.c    TermIndex: a term-document index's query scores (the recommender's BM25)
  *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
- *   ranking.c  softmax_top (the intent ranking), posterior_moment (the bandit's arms)
+ *   ranking.c  softmax_top (the intent ranking), posterior_moment (a bandit arm's)
+ *   bandit.c   arm_moments: the offered arms' rows and moments in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   module.c   the module
@@ -58,6 +59,10 @@ void add_values(double *acc, const double *values, Py_ssize_t n);
 PyObject *mean_rows(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);
 PyObject *posterior_moment(PyObject *module, PyObject *args);
+PyObject *arm_moments(PyObject *module, PyObject *args);
+/* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
+void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
+                   double *mean, double *width);
 PyObject *softmax_top(PyObject *module, PyObject *args);
 
 #endif

@@ -1,8 +1,27 @@
-/* Small rankings of the decision: the intent's top classes, the bandit arms' moments. */
+/* Small rankings of the decision: the intent's top classes, a bandit arm's moments. */
 #include "native.h"
 
 /* a linear bandit arm's predicted reward `x . theta` and width `sqrt(x A^-1 x)` (negative
- * rounding clipped to 0) for one context row `x` (a list of floats) */
+ * rounding clipped to 0) for one context row `x` of `d` values */
+void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
+                   double *mean, double *width) {
+    double sum = 0.0, quadratic = 0.0;
+    for (Py_ssize_t j = 0; j < d; j++) {
+        sum += x[j] * t[j];
+    }
+    /* (x A) x, as numpy evaluates x @ a_inv @ x */
+    for (Py_ssize_t j = 0; j < d; j++) {
+        double column = 0.0;
+        for (Py_ssize_t i = 0; i < d; i++) {
+            column += x[i] * a[i * d + j];
+        }
+        quadratic += column * x[j];
+    }
+    *mean = sum;
+    *width = sqrt(quadratic > 0.0 ? quadratic : 0.0);
+}
+
+/* linear_moment of a row given as a list of floats (ints read as float() reads them) */
 PyObject *posterior_moment(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *row, *a_obj, *theta_obj;
@@ -43,20 +62,9 @@ PyObject *posterior_moment(PyObject *module, PyObject *args) {
             goto free_x;
         }
     }
-    const double *a = a_inv.buf, *t = theta.buf;
-    double mean = 0.0, quadratic = 0.0;
-    for (Py_ssize_t j = 0; j < d; j++) {
-        mean += x[j] * t[j];
-    }
-    /* (x A) x, as numpy evaluates x @ a_inv @ x */
-    for (Py_ssize_t j = 0; j < d; j++) {
-        double column = 0.0;
-        for (Py_ssize_t i = 0; i < d; i++) {
-            column += x[i] * a[i * d + j];
-        }
-        quadratic += column * x[j];
-    }
-    result = Py_BuildValue("(dd)", mean, sqrt(quadratic > 0.0 ? quadratic : 0.0));
+    double mean, width;
+    linear_moment(x, a_inv.buf, theta.buf, d, &mean, &width);
+    result = Py_BuildValue("(dd)", mean, width);
 free_x:
     if (x != local) {
         PyMem_Free(x);

@@ -1,0 +1,168 @@
+/* The offered arms of a linear bandit in one call: each arm's row (the context's known
+ * features in the model's order, the arm's own features over them, the bias last) and its
+ * moments. ContextualBandit._posterior_moments is the Python path it answers for. */
+#include "native.h"
+
+/* `value` as float(value) reads it, into *out: 1 when it is a float or an int (a bool
+ * included), -1 with an error set (an int too large for a float), 0 for anything else,
+ * which the caller leaves to the Python path (its float() may run Python code) */
+static int plain_number(PyObject *value, double *out) {
+    if (PyFloat_CheckExact(value)) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return 1;
+    }
+    if (PyLong_CheckExact(value) || PyBool_Check(value)) {
+        *out = PyLong_AsDouble(value);
+        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Writes the features of `pairs` (a dict of str -> number) at their `index` positions of
+ * `row`. 1: done; 0: something the Python path must handle (a key that is not a str, a
+ * value that is not a plain number); -1: an error set (a non-finite value, named as the
+ * Python path names it: `arm` NULL for the context, else the arm's). */
+static int put_features(PyObject *pairs, PyObject *index, Py_ssize_t features, PyObject *arm,
+                        double *row) {
+    Py_ssize_t pos = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(pairs, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name)) {
+            return 0;
+        }
+        PyObject *found = PyDict_GetItemWithError(index, name);
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue; /* a feature the model does not know */
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(found);
+        if (i == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (i < 0 || i >= features) {
+            PyErr_Format(PyExc_ValueError, "feature index %zd is out of range", i);
+            return -1;
+        }
+        double x;
+        int plain = plain_number(value, &x);
+        if (plain <= 0) {
+            return plain;
+        }
+        if (!isfinite(x)) {
+            PyObject *shown = PyFloat_FromDouble(x);
+            if (shown == NULL) {
+                return -1;
+            }
+            if (arm == NULL) {
+                PyErr_Format(PyExc_ValueError, "context feature %R is not a finite number: %R",
+                             name, shown);
+            } else {
+                PyErr_Format(PyExc_ValueError, "action feature %R of arm %R is %R", name, arm,
+                             shown);
+            }
+            Py_DECREF(shown);
+            return -1;
+        }
+        row[i] = x;
+    }
+    return 1;
+}
+
+/* arm_moments(context, index, arms, arm_features, solved): see module.c */
+PyObject *arm_moments(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *context, *index, *arms, *arm_features, *solved;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO!", &PyDict_Type, &context, &PyDict_Type, &index,
+                          &PyList_Type, &arms, &arm_features, &PyList_Type, &solved)) {
+        return NULL;
+    }
+    if (arm_features != Py_None && !PyDict_CheckExact(arm_features)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arms);
+    Py_ssize_t d = PyDict_GET_SIZE(index) + 1; /* the features, then the bias */
+    if (PyList_GET_SIZE(solved) != n) {
+        PyErr_SetString(PyExc_ValueError, "one (a_inv, theta) pair per arm");
+        return NULL;
+    }
+    /* the rows first, all of them, as the Python path builds them before any moment */
+    double *rows = PyMem_Malloc((size_t)(n + 1) * (size_t)d * sizeof(double));
+    if (rows == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL, *means = NULL, *widths = NULL;
+    double *base = rows + n * d;
+    memset(base, 0, (size_t)d * sizeof(double));
+    base[d - 1] = 1.0;
+    int done = put_features(context, index, d - 1, NULL, base);
+    for (Py_ssize_t k = 0; done > 0 && k < n; k++) {
+        double *row = rows + k * d;
+        memcpy(row, base, (size_t)d * sizeof(double));
+        if (arm_features == Py_None) {
+            continue;
+        }
+        PyObject *arm = PyList_GET_ITEM(arms, k);
+        PyObject *own = PyDict_GetItemWithError(arm_features, arm);
+        if (own == NULL) {
+            done = PyErr_Occurred() ? -1 : 1; /* no features of its own */
+        } else if (!PyDict_CheckExact(own)) {
+            done = 0;
+        } else {
+            done = put_features(own, index, d - 1, arm, row);
+        }
+    }
+    if (done <= 0) {
+        PyMem_Free(rows);
+        if (done < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    means = PyList_New(n);
+    widths = PyList_New(n);
+    if (means == NULL || widths == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *pair = PyList_GET_ITEM(solved, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "solved must hold (a_inv, theta) pairs");
+            goto fail;
+        }
+        Py_buffer a_inv, theta;
+        if (get_array(PyTuple_GET_ITEM(pair, 0), &a_inv, 0, 'd', 2, "a_inv") < 0) {
+            goto fail;
+        }
+        if (get_array(PyTuple_GET_ITEM(pair, 1), &theta, 0, 'd', 1, "theta") < 0) {
+            PyBuffer_Release(&a_inv);
+            goto fail;
+        }
+        int fits = theta.shape[0] == d && a_inv.shape[0] == d && a_inv.shape[1] == d;
+        double mean = 0.0, width = 0.0;
+        if (fits) {
+            linear_moment(rows + k * d, a_inv.buf, theta.buf, d, &mean, &width);
+        }
+        PyBuffer_Release(&a_inv);
+        PyBuffer_Release(&theta);
+        if (!fits) {
+            PyErr_Format(PyExc_ValueError, "a_inv and theta must have %zd values a side", d);
+            goto fail;
+        }
+        PyObject *m = PyFloat_FromDouble(mean), *w = PyFloat_FromDouble(width);
+        if (m == NULL || w == NULL) {
+            Py_XDECREF(m);
+            Py_XDECREF(w);
+            goto fail;
+        }
+        PyList_SET_ITEM(means, k, m);
+        PyList_SET_ITEM(widths, k, w);
+    }
+    result = PyTuple_Pack(2, means, widths);
+fail:
+    Py_XDECREF(means);
+    Py_XDECREF(widths);
+    PyMem_Free(rows);
+    return result;
+}
