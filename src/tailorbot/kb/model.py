@@ -181,7 +181,8 @@ class KnowledgeBase:
         self.templates: tuple[ResponseTemplate, ...] = tuple(templates)
         self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
         self._articles = {a.id: a for a in self.articles}
-        self._snippets: dict[str, str] = {}
+        # article id -> (url, snippet): worked out once, cited on every decision
+        self._citations: dict[str, tuple[str | None, str]] = {}
         self._templates = {t.id: t for t in self.templates}
         self._by_intent: dict[str, list[Article]] = {}
         for article in self.articles:
@@ -213,15 +214,29 @@ class KnowledgeBase:
 
     def article_snippet(self, article: Article) -> str:
         """The article's ``snippet``, else its body's opening as one line of plain text."""
-        if article.snippet:
-            return article.snippet
-        if self._articles.get(article.id) is not article:
-            return _snippet(article.body)
-        # One of this KB's own (frozen) articles: cut once, cited on every decision.
-        snippet = self._snippets.get(article.id)
-        if snippet is None:
-            snippet = self._snippets[article.id] = _snippet(article.body)
-        return snippet
+        return article.snippet or _snippet(article.body)
+
+    def citation(self, article_id: str) -> tuple[str | None, str] | None:
+        """:meth:`article_url` and :meth:`article_snippet` of this KB's article
+        ``article_id`` (None: it has none), worked out once: its articles are frozen, and
+        every decision cites some.
+
+        >>> pin = Article(id="kb-pin", title="PIN", body="At any cash machine.",
+        ...               intents=["change_pin"])
+        >>> kb = KnowledgeBase([pin])
+        >>> kb.citation("kb-pin"), kb.citation("kb-gone")
+        ((None, 'At any cash machine.'), None)
+        """
+        found = self._citations.get(article_id)
+        if found is None:
+            article = self._articles.get(article_id)
+            if article is None:
+                return None
+            found = self._citations[article_id] = (
+                self.article_url(article),
+                self.article_snippet(article),
+            )
+        return found
 
     def placeholder_values(self, profile: Mapping[str, Any] | None) -> dict[str, Any]:
         """The KB's own placeholders filled from the customer's profile."""

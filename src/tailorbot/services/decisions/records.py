@@ -108,14 +108,11 @@ def personalize_payload(
 
 def cited(articles: list[Any], kb: KnowledgeBase) -> list[tuple[Any, str | None, str]]:
     """Each recommended article with its url and snippet, for the bot to link or cite."""
-    cited: list[tuple[Any, str | None, str]] = []
+    out: list[tuple[Any, str | None, str]] = []
     for recommendation in articles:
-        article = kb.article(recommendation.article_id)
-        if article is None:
-            cited.append((recommendation, None, ""))
-        else:
-            cited.append((recommendation, kb.article_url(article), kb.article_snippet(article)))
-    return cited
+        url, snippet = kb.citation(recommendation.article_id) or (None, "")
+        out.append((recommendation, url, snippet))
+    return out
 
 
 def message_event(
