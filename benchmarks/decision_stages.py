@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import re
 import shutil
@@ -33,31 +34,45 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-# (label, where the method is found from the decision service and its module, its name).
-# Indented labels are parts of the stage above them. A class (the stores are frozen) is
-# wrapped on the class: its calls keep ``self`` with their arguments.
-Owner = Callable[[Any, ModuleType], Any]
-STAGES: tuple[tuple[str, Owner, str], ...] = (
-    ("intent", lambda d, s: d.models.intent, "predict_one"),
-    ("read the user", lambda d, s: d, "_read_user"),
-    ("  the store's read", lambda d, s: type(d.stores), "profile_and_record"),
-    ("  the feature view", lambda d, s: s, "feature_view"),
-    ("conversation rules", lambda d, s: d.conversation, "apply"),
-    ("A/B arm", lambda d, s: d.experiment, "arm_for"),
-    ("recommend", lambda d, s: d, "_articles"),
-    ("template", lambda d, s: d, "_template"),
-    ("context, bandit, reply, record built", lambda d, s: d, "_decide"),
-    ("  the context", lambda d, s: s, "decision_context"),
-    ("  the bandit", lambda d, s: d, "_variant"),
-    ("  rendering", lambda d, s: d.models.composer, "render"),
-    ("  the decision record", lambda d, s: s, "decision_record"),
-    ("message event, through the door, queued", lambda d, s: d, "_record"),
-    ("  the door (validation, redaction)", lambda d, s: d.events, "accept"),
-    ("health metrics", lambda d, s: d, "_observe"),
-    ("the answer (articles cited, payload)", lambda d, s: s, "personalize_payload"),
+# (label, where the method is, its name). Where: the decision service's attribute path
+# ("d.models.intent"), or a module or a class ("tailorbot.features.view",
+# "tailorbot.models.recommend.hybrid:HybridRecommender"): a method wrapped on its class
+# keeps ``self`` with its arguments, and a module's function is wrapped where its callers
+# look it up. Indented labels are parts of the stage above them.
+SERVICE = "tailorbot.services.decisions.service"
+HYBRID = "tailorbot.models.recommend.hybrid"
+STAGES: tuple[tuple[str, str, str], ...] = (
+    ("intent", "d.models.intent", "predict_one"),
+    ("  typo correction", "tailorbot.models.intent.spelling:TypoCorrector", "expand"),
+    ("  TF-IDF n-grams, scores", "tailorbot.models.intent.serving:SingleTextScorer", "scores"),
+    ("  static embedding, scores", "d.models.intent", "_add_dense_scores"),
+    ("read the user", "d", "_read_user"),
+    ("  the store's read", "tailorbot.store.base:Stores", "profile_and_record"),
+    ("  the feature view", SERVICE, "feature_view"),
+    ("conversation rules", "d.conversation", "apply"),
+    ("A/B arm", "d.experiment", "arm_for"),
+    ("recommend", "d", "_articles"),
+    ("  the user's context", f"{HYBRID}:UserContext", "from_view"),
+    ("  collaborative evidence", f"{HYBRID}:_Evidence", "gather"),
+    ("  text match (BM25)", "tailorbot.models.recommend.text:BM25Index", "match"),
+    ("  candidates", f"{HYBRID}:HybridRecommender", "_candidates"),
+    ("  scoring the candidates", f"{HYBRID}:HybridRecommender", "_weighted"),
+    ("  the message's words", HYBRID, "_message_words"),
+    ("  the reasons", f"{HYBRID}:HybridRecommender", "_reasons"),
+    ("template", "d", "_template"),
+    ("context, bandit, reply, record built", "d", "_decide"),
+    ("  the context", SERVICE, "decision_context"),
+    ("  the bandit", "d", "_variant"),
+    ("  rendering", "d.models.composer", "render"),
+    ("  the decision record", SERVICE, "decision_record"),
+    ("message event, through the door, queued", "d", "_record"),
+    ("  the door's validation", "tailorbot.services.ingestion:IngestionService", "_validate"),
+    ("  the door's redaction", "tailorbot.events.redact:Redactor", "redact_event"),
+    ("health metrics", "d", "_observe"),
+    ("articles cited", SERVICE, "cited"),
+    ("the answer's payload", SERVICE, "personalize_payload"),
 )
 WHOLE = "the whole decision"
 WRITES = "recorder writes"
@@ -133,7 +148,6 @@ async def _stages(args: argparse.Namespace) -> None:
     from decision_profile import started_app
     from personalize import request_bodies
 
-    from tailorbot.services.decisions import service
     from tailorbot.services.decisions.schemas import PersonalizeRequest
 
     bodies = request_bodies(args.users, args.warmup + args.requests)
@@ -143,12 +157,14 @@ async def _stages(args: argparse.Namespace) -> None:
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         kept: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
         originals: list[tuple[Any, str, Any]] = []
-        for label, owner_of, name in STAGES:
-            owner = owner_of(d, service)
+        current = [0]  # the decision being made
+        for label, where, name in STAGES:
+            owner = _owner(where, d)
             kept[label] = calls = []
             originals.append((owner, name, vars(owner).get(name)))
-            setattr(owner, name, _keeping(getattr(owner, name), calls))
-        for request in requests:
+            setattr(owner, name, _keeping(getattr(owner, name), calls, current))
+        for n, request in enumerate(requests):
+            current[0] = n
             d.personalize_payload(request)
         for owner, name, before in reversed(originals):  # counted unwrapped
             if before is None:
@@ -158,12 +174,12 @@ async def _stages(args: argparse.Namespace) -> None:
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
         replays = []
-        for label, owner_of, name in STAGES:
-            method = getattr(owner_of(d, service), name)
-            calls = kept[label]
-            if len(calls) < args.requests:  # every stage runs once per decision
-                raise RuntimeError(f"{label}: {len(calls)} calls for {args.requests} decisions")
-            replays.append((method, calls[-args.requests :]))
+        first = len(requests) - args.requests  # the calls of the last --requests decisions
+        for label, where, name in STAGES:
+            calls = [(p, k) for n, p, k in kept[label] if n >= first]
+            if not calls:
+                raise RuntimeError(f"{label}: never called in the counted decisions")
+            replays.append((getattr(_owner(where, d), name), calls))
         last = requests[-args.requests :]
         handshake("on")
         for n, (method, calls) in enumerate(replays):
@@ -184,9 +200,23 @@ async def _stages(args: argparse.Namespace) -> None:
         print("end", flush=True)
 
 
-def _keeping(method: Callable[..., Any], calls: list[Any]) -> Callable[..., Any]:
+def _owner(where: str, d: Any) -> Any:
+    """What ``where`` names (see STAGES)."""
+    if where == "d" or where.startswith("d."):
+        owner = d
+        for name in where.split(".")[1:]:
+            owner = getattr(owner, name)
+        return owner
+    module, _, cls = where.partition(":")
+    found = importlib.import_module(module)
+    return getattr(found, cls) if cls else found
+
+
+def _keeping(
+    method: Callable[..., Any], calls: list[Any], current: list[int]
+) -> Callable[..., Any]:
     def kept(*positional: Any, **named: Any) -> Any:
-        calls.append((positional, named))
+        calls.append((current[0], positional, named))
         return method(*positional, **named)
 
     return kept
