@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -85,10 +86,22 @@ def validation_context(
 
 def _shifted(moment: datetime, seconds: float) -> datetime:
     """``moment`` plus ``seconds``, clamped to the representable UTC range."""
+    shift = _shift(seconds)
+    if shift is not None:
+        try:
+            return moment + shift
+        except OverflowError:
+            pass
+    return _UTC_MAX if seconds > 0 else _UTC_MIN
+
+
+@lru_cache(maxsize=64)  # the settings' two bounds, for every event the door validates
+def _shift(seconds: float) -> timedelta | None:
+    """``timedelta(seconds=seconds)``, None past its range."""
     try:
-        return moment + timedelta(seconds=seconds)
+        return timedelta(seconds=seconds)
     except OverflowError:
-        return _UTC_MAX if seconds > 0 else _UTC_MIN
+        return None
 
 
 _UTC_MIN = datetime.min.replace(tzinfo=UTC)

@@ -21,6 +21,7 @@ import orjson
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _NUL_ESCAPE = b"\\u0000"
+_SCALARS = (str, int, float, bool, type(None))  # a metadata value's types (made once)
 
 
 def scalar_problem(value: Any) -> str | None:
@@ -63,7 +64,7 @@ def free_pairs_problem(
             return f"{name} key {key[:16]!r}... is longer than {max_key_chars} characters"
         if isinstance(value, str) and len(value) > max_value_chars:
             return f"{name}[{key!r}] is longer than {max_value_chars} characters"
-        if not isinstance(value, str | int | float | bool | None):  # one reason, not a union's
+        if not isinstance(value, _SCALARS):  # one reason, not a union's
             kind = "an array" if isinstance(value, list) else "an object"
             return f"{name}[{key!r}] must be a string, a number, a boolean or null, not {kind}"
         problem = scalar_problem(value)
