@@ -68,11 +68,11 @@ class TypoCorrector:
         """``text`` followed by the corrections of its unknown words (``text`` itself when
         nothing was corrected): the original wording keeps its features, the corrected
         words add theirs."""
-        lowered = text.lower()
+        known = self._counts  # most words are: no call for them (correct_word's first test)
         fixes = [
             fixed
-            for word in _WORD.findall(lowered)
-            if word.isalpha() and (fixed := self.correct_word(word)) != word
+            for word in _WORD.findall(text.lower())
+            if word not in known and word.isalpha() and (fixed := self.correct_word(word)) != word
         ]
         return f"{text} {' '.join(fixes)}" if fixes else text
 
