@@ -12,6 +12,7 @@
  *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
  *   ranking.c  softmax_top (the intent ranking), posterior_moment (a bandit arm's)
  *   bandit.c   arm_moments: the offered arms' rows and moments in one call
+ *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   module.c   the module
@@ -60,6 +61,7 @@ PyObject *mean_rows(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);
 PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);
+PyObject *score_articles(PyObject *module, PyObject *args);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

@@ -298,3 +298,71 @@ def test_compiled_text_matching_ranks_the_bundled_kb_as_the_python_path(
     ]
     assert got == want
     assert any(len(r) > 1 for r in got)
+
+
+def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The candidates' weighted signals and sums in C (score_articles) against the Python
+    # loop: the same articles, scores, signals and reasons for users with and without
+    # history, audiences that filter, every collaborative signal, and weights score_articles
+    # leaves to Python (an int).
+    if native() is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    import random
+
+    from tailorbot.models.recommend import hybrid as hybrid_module
+    from tailorbot.models.recommend.item_knn import ItemKNN
+
+    kb = load_kb(default_kb_dir())
+    rng = random.Random(5)
+    article_ids = [a.id for a in kb.articles]
+    data = bundled_dataset("banking77", "test")
+    cases = list(zip(data.texts, data.labels, strict=True))[::11]
+    stats = CollaborativeStats()
+    tiers, segments = ("standard", "gold", "vip"), ("regular", "vip", "at_risk")
+    for _ in range(600):
+        who = view(tier=rng.choice(tiers), segment=rng.choice(segments),
+                   recent_intents=[rng.choice(cases)[1]])  # fmt: skip
+        article = rng.choice(article_ids)
+        event = rng.choice([
+            {"type": "article_viewed", "article_id": article},
+            {"type": "article_feedback", "article_id": article, "helpful": rng.random() < 0.7},
+            {"type": "resolution", "resolved": rng.random() < 0.6, "article_id": article},
+        ])  # fmt: skip
+        stats.learn_one(event, {**who, "articles_helpful": rng.sample(article_ids, 2)})
+    cf = ItemKNN(min_common=1).fit(
+        (f"u{rng.randrange(40)}", rng.choice(article_ids), 1.0) for _ in range(800)
+    )
+
+    def user() -> dict | None:
+        if rng.random() < 0.2:
+            return None
+        viewed, helpful, unhelpful, resolved = (rng.sample(article_ids, 3) for _ in range(4))
+        if rng.random() < 0.3:  # nothing helped yet: no co-occurrence links (an empty proxy)
+            helpful, resolved = [], []
+        intent = rng.choice(cases)[1]
+        return view(
+            personalization=rng.random() < 0.9,
+            tier=rng.choice(tiers), segment=rng.choice(segments),
+            language=rng.choice(["en", "es"]),
+            articles_viewed=viewed, articles_helpful=helpful,
+            articles_unhelpful=unhelpful[:1], articles_resolved=resolved,
+            articles_resolved_by_intent={intent: resolved[:2]},
+        )  # fmt: skip
+
+    calls = [
+        (user(), message, rng.choice([intent, None]), rng.random()) for message, intent in cases
+    ]
+    rankers = [
+        HybridRecommender(kb, stats=stats, cf=cf),
+        HybridRecommender.intent_only(kb),
+        HybridRecommender(kb, weights={"popularity": 1}, stats=stats),  # an int: Python's
+    ]
+    want = []
+    with monkeypatch.context() as patch:
+        patch.setattr(hybrid_module, "native", lambda: None)
+        for ranker in rankers:
+            want.append([ranker.recommend(*call, k=5) for call in calls])
+    got = [[ranker.recommend(*call, k=5) for call in calls] for ranker in rankers]
+    assert got == want
+    signals = {name for ranked in got[0] for r in ranked for name in r.signals}
+    assert signals == set(DEFAULT_WEIGHTS)  # every signal was scored at least once

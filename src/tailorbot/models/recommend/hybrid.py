@@ -44,6 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tailorbot.compiled import native
 from tailorbot.models.recommend.base import Recommendation, Recommender, UserContext
 from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
 from tailorbot.models.recommend.item_knn import ItemKNN
@@ -65,6 +66,19 @@ INTENT_ONLY_WEIGHTS: dict[str, float] = {
     "text": 1.0,
     "intent": 1.5,
 }
+
+# The order _weighted writes an article's signals in, and so the order they are summed in
+# (score_articles of the compiled loops takes the weights in this order too).
+SIGNAL_ORDER = (
+    "text",
+    "intent",
+    "history",
+    "segment_resolution_rate",
+    "segment_helpfulness",
+    "cooccurrence",
+    "item_knn",
+    "popularity",
+)
 
 # Text-only candidates: the best this many text matches (see _candidates).
 TEXT_CANDIDATES = 20
@@ -117,6 +131,7 @@ class HybridRecommender(Recommender):
         self.title_boost = title_boost
         self.cf = cf
         self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self._weight_row = tuple(self._weights[name] for name in SIGNAL_ORDER)
         self._terms = {a.id: frozenset(tokenize(_document(a, 1))) for a in kb.articles}
         self._on_intent: Mapping[str, frozenset[str]] = kb.article_ids_by_intent
         self._articles: Mapping[str, Any] = kb.articles_by_id  # kb.article() without the call
@@ -164,20 +179,33 @@ class HybridRecommender(Recommender):
         candidates = self._candidates(user, matches, relevant, intent, evidence)
         text = {a: matches[a] for a in candidates if a in relevant}
         resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
-        ranked = []
-        articles = self._articles
-        for article_id in candidates:
-            article = articles.get(article_id)
-            if article is None or article_id in user.unhelpful:
-                continue
-            if article_id not in self._for_all and not article.audience.matches(tier, language):
-                continue
-            weighted = self._weighted(
-                article, user, resolved, text, intent, intent_confidence, evidence
-            )
-            score = sum(weighted.values())
-            if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
-                ranked.append((-score, article.id, article, weighted))
+        loops = native()
+        ranked = None
+        if loops is not None:  # the loop below in C (None: a value it leaves to Python)
+            ranked = loops.score_articles(
+                candidates, self._articles, user.unhelpful, self._for_all, tier, language,
+                text, intent, intent_confidence,
+                (resolved, user.helpful) if user.personalized else None,
+                (evidence.rates, evidence.links, evidence.similar, evidence.popularity),
+                self._weight_row,
+            )  # fmt: skip
+        if ranked is None:
+            ranked = []
+            articles = self._articles
+            for article_id in candidates:
+                article = articles.get(article_id)
+                if article is None or article_id in user.unhelpful:
+                    continue
+                if article_id not in self._for_all and not article.audience.matches(tier, language):
+                    continue
+                weighted = self._weighted(
+                    article, user, resolved, text, intent, intent_confidence, evidence
+                )
+                score = 0.0  # added in the signals' order, on every Python version
+                for product in weighted.values():
+                    score += product
+                if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
+                    ranked.append((-score, article.id, article, weighted))
         words = _message_words(message)
         # Candidate ids are unique: tuples order by (-score, id) and never compare further.
         # sorted()[:k] is what heapq.nsmallest(k) returns; for a dozen candidates, in C.
