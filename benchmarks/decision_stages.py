@@ -13,10 +13,11 @@ its own counts what it counts inside a decision; the whole decision is counted t
 way, and what the stages leave out of it is reported as "the rest".
 
 Stages the service runs one after the other are at the left; the indented ones are parts
-of the stage above them. The recorder's writes (``recorder writes``: the batches of message
-events and decision records the recorder thread writes, ``--record-batch`` a batch) are
-done by another thread in a server; they are counted after the whole decisions, as one
-flush of what those decisions queued.
+of the stage above them. A part with a compiled loop and a Python twin is listed twice; the
+one this install does not run reads "not run". The recorder's writes (``recorder
+writes``: the batches of message events and decision records the recorder thread writes,
+``--record-batch`` a batch) are done by another thread in a server; they are counted after
+the whole decisions, as one flush of what those decisions queued.
 
     .venv/bin/python benchmarks/decision_stages.py --requests 300
 """
@@ -58,7 +59,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("  collaborative evidence", f"{HYBRID}:_Evidence", "gather"),
     ("  text match (BM25)", "tailorbot.models.recommend.text:BM25Index", "match"),
     ("  candidates", f"{HYBRID}:HybridRecommender", "_candidates"),
-    ("  scoring the candidates", f"{HYBRID}:HybridRecommender", "_weighted"),
+    ("  scoring the candidates, compiled", "tailorbot._native", "score_articles"),
+    ("  scoring the candidates, in Python", f"{HYBRID}:HybridRecommender", "_weighted"),
     ("  the message's words", HYBRID, "_message_words"),
     ("  the reasons", f"{HYBRID}:HybridRecommender", "_reasons"),
     ("template", "d", "_template"),
@@ -125,7 +127,7 @@ def count_stages(args: argparse.Namespace) -> dict[str, int]:
             total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
             if trigger and total:
                 counts[labels[int(trigger.group(1))]] = int(total.group(1))
-        missing = [label for label in labels if label not in counts]
+        missing = [label for label in (WHOLE, WRITES) if label not in counts]
         if missing:
             raise SystemExit(f"no count for {missing}:\n{log[-3000:]}")
         return counts
@@ -159,8 +161,11 @@ async def _stages(args: argparse.Namespace) -> None:
         originals: list[tuple[Any, str, Any]] = []
         current = [0]  # the decision being made
         for label, where, name in STAGES:
-            owner = _owner(where, d)
             kept[label] = calls = []
+            try:
+                owner = _owner(where, d)
+            except ImportError:  # the compiled loops, where they were not built
+                continue
             originals.append((owner, name, vars(owner).get(name)))
             setattr(owner, name, _keeping(getattr(owner, name), calls, current))
         for n, request in enumerate(requests):
@@ -173,16 +178,15 @@ async def _stages(args: argparse.Namespace) -> None:
                 setattr(owner, name, before)
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
-        replays = []
+        replays = []  # (stage number, method, its calls)
         first = len(requests) - args.requests  # the calls of the last --requests decisions
-        for label, where, name in STAGES:
-            calls = [(p, k) for n, p, k in kept[label] if n >= first]
-            if not calls:
-                raise RuntimeError(f"{label}: never called in the counted decisions")
-            replays.append((getattr(_owner(where, d), name), calls))
+        for n, (label, where, name) in enumerate(STAGES):
+            calls = [(p, k) for i, p, k in kept[label] if i >= first]
+            if calls:  # else not run here (the compiled path or its Python twin)
+                replays.append((n, getattr(_owner(where, d), name), calls))
         last = requests[-args.requests :]
         handshake("on")
-        for n, (method, calls) in enumerate(replays):
+        for n, method, calls in replays:
             handshake("zero")
             for positional, named in calls:
                 method(*positional, **named)
@@ -227,7 +231,10 @@ def report(counts: dict[str, int], requests: int) -> str:
     top = sum(n for label, n in counts.items() if label in _TOP)
     lines = [f"instructions per decision ({requests} counted, each stage in a loop of its own):"]
     for label in [label for label, _, _ in STAGES] + [WHOLE, WRITES]:
-        n = counts[label]
+        n = counts.get(label)
+        if n is None:
+            lines.append(f"  {label:<44} {'not run':>11}")
+            continue
         lines.append(f"  {label:<44} {n / requests / 1000:9.1f} k  {n / whole:6.1%}")
         if label == STAGES[-1][0]:
             rest = whole - top
