@@ -153,6 +153,7 @@ class Metrics:
         self._health_metrics(r)
         self._hooks: list[Callable[[], object]] = []
         self._children: dict[tuple[str, str | None, str, str], tuple[Any, Any, Any]] = {}
+        self._outcomes: dict[str, Any] = {}  # two outcomes
 
     def _health_metrics(self, r: CollectorRegistry) -> None:
         """Model and data health: the drift inputs, fallbacks, the bandit, outcomes by arm."""
@@ -230,6 +231,14 @@ class Metrics:
             ["worker"],
             registry=r,
         )
+
+    def count_decision(self, outcome: str) -> None:
+        """Count one decision by outcome (``answered``, ``fallback``): the labelled child is
+        kept, as in :meth:`observe_decision`."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.decisions.labels(outcome=outcome)
+        child.inc()
 
     def observe_decision(
         self,

@@ -288,7 +288,7 @@ class DecisionService:
             event["event_id"] = message_event_id
         self.recorder.record(record, event)
         outcome = "fallback" if prediction.fallback.triggered else "answered"
-        self.metrics.decisions.labels(outcome=outcome).inc()
+        self.metrics.count_decision(outcome)
 
     def respond(
         self, user_id: str, session_id: str, template_id: str | None, channel: str = "chat"
