@@ -44,6 +44,8 @@ from typing import Any
 # look it up. Indented labels are parts of the stage above them.
 SERVICE = "tailorbot.services.decisions.service"
 HYBRID = "tailorbot.models.recommend.hybrid"
+POLICY = "tailorbot.services.decisions.policy"
+BANDIT = "tailorbot.models.bandit.base"
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("intent", "d.models.intent", "predict_one"),
     ("  typo correction", "tailorbot.models.intent.spelling:TypoCorrector", "expand"),
@@ -67,6 +69,12 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("context, bandit, reply, record built", "d", "_decide"),
     ("  the context", SERVICE, "decision_context"),
     ("  the bandit", "d", "_variant"),
+    ("    the customer's memory of each variant", POLICY, "action_features"),
+    (
+        "    the arms' moments",
+        "tailorbot.models.bandit.base:ContextualBandit",
+        "_posterior_moments",
+    ),
     ("  rendering", "d.models.composer", "render"),
     ("  the decision record", SERVICE, "decision_record"),
     ("message event, through the door, queued", "d", "_record"),
@@ -166,6 +174,8 @@ async def _stages(args: argparse.Namespace) -> None:
                 owner = _owner(where, d)
             except ImportError:  # the compiled loops, where they were not built
                 continue
+            if not hasattr(owner, name):  # an older build of them, or an older tree
+                continue
             originals.append((owner, name, vars(owner).get(name)))
             setattr(owner, name, _keeping(getattr(owner, name), calls, current))
         for n, request in enumerate(requests):
@@ -233,12 +243,12 @@ def report(counts: dict[str, int], requests: int) -> str:
     for label in [label for label, _, _ in STAGES] + [WHOLE, WRITES]:
         n = counts.get(label)
         if n is None:
-            lines.append(f"  {label:<44} {'not run':>11}")
+            lines.append(f"  {label:<46} {'not run':>11}")
             continue
-        lines.append(f"  {label:<44} {n / requests / 1000:9.1f} k  {n / whole:6.1%}")
+        lines.append(f"  {label:<46} {n / requests / 1000:9.1f} k  {n / whole:6.1%}")
         if label == STAGES[-1][0]:
             rest = whole - top
-            lines.append(f"  {'the rest':<44} {rest / requests / 1000:9.1f} k  {rest / whole:6.1%}")
+            lines.append(f"  {'the rest':<46} {rest / requests / 1000:9.1f} k  {rest / whole:6.1%}")
     return "\n".join(lines)
 
 
