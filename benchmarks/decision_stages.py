@@ -17,7 +17,9 @@ of the stage above them. A part with a compiled loop and a Python twin is listed
 one this install does not run reads "not run". The recorder's writes (``recorder
 writes``: the batches of message events and decision records the recorder thread writes,
 ``--record-batch`` a batch) are done by another thread in a server; they are counted after
-the whole decisions, as one flush of what those decisions queued.
+the whole decisions, as one flush of what those decisions queued. Nothing else runs while
+counting: the background refresh of the shared statistics (once a second in a server) is
+stopped first.
 
     .venv/bin/python benchmarks/decision_stages.py --requests 300
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import math
 import os
 import re
 import shutil
@@ -195,18 +198,30 @@ async def _stages(args: argparse.Namespace) -> None:
             if calls:  # else not run here (the compiled path or its Python twin)
                 replays.append((n, getattr(_owner(where, d), name), calls))
         last = requests[-args.requests :]
+        # Counted work is the decisions' own: no background refresh (it runs once a second,
+        # and under valgrind a second holds a few decisions, not hundreds), and no write by
+        # the recorder thread until the flushes counted as its writes (a batch filled
+        # while a stage runs would count in that stage).
+        d._live._refresh.stop()
+        for policy in (d.models.policy, d.models.control):
+            if policy is not None:
+                policy.sync_s = math.inf
+        recorder.batch = sys.maxsize
         handshake("on")
         for n, method, calls in replays:
             handshake("zero")
             for positional, named in calls:
                 method(*positional, **named)
             handshake(f"dump {n}")
+        recorder.batch = args.record_batch
         if not recorder.flush(timeout_s=600):  # what the stages queued: not counted
             raise RuntimeError("the decision recorder did not flush")
+        recorder.batch = sys.maxsize
         handshake("zero")
         for request in last:
             d.personalize_payload(request)
         handshake(f"dump {len(STAGES)}")
+        recorder.batch = args.record_batch
         handshake("zero")
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
