@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -64,3 +66,34 @@ def test_placeholders_lists_names() -> None:
 @given(st.text(max_size=200), st.dictionaries(st.sampled_from(list(PLACEHOLDERS)), st.text()))
 def test_render_never_raises(text: str, context: dict[str, str]) -> None:
     assert isinstance(render(text, context), str)
+
+
+def _render_by_substitution(text: str, context: dict, defaults: dict) -> str:
+    """render() as one regular-expression substitution per call: the reference for the
+    pre-cut templates render() fills."""
+    from tailorbot.kb.render import _NAME, _TOKEN, _clean
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        if not _NAME.match(name):
+            return token
+        return _clean(context.get(name)) or _clean(defaults.get(name)) or PLACEHOLDERS.get(name, "")
+
+    return _TOKEN.sub(fill, text)
+
+
+_PARTS = st.sampled_from(
+    ["{", "}", "{{", "}}", "{name}", "{tier}", "{plan}", "{Name}", "{}", "{a.b}", "{ name }",
+     "Hi ", " ", "\n", "x", "é"]
+)  # fmt: skip
+_VALUES = st.dictionaries(
+    st.sampled_from([*PLACEHOLDERS, "plan"]), st.one_of(st.none(), st.text(max_size=8))
+)
+
+
+@given(st.lists(_PARTS, max_size=12).map("".join), _VALUES, _VALUES)
+def test_render_fills_as_one_substitution(text: str, context: dict, defaults: dict) -> None:
+    assert render(text, context, defaults) == _render_by_substitution(text, context, defaults)

@@ -181,6 +181,7 @@ class KnowledgeBase:
         self.templates: tuple[ResponseTemplate, ...] = tuple(templates)
         self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
         self._articles = {a.id: a for a in self.articles}
+        self._defaults = self.manifest.defaults()  # the manifest is frozen
         # article id -> (url, snippet): worked out once, cited on every decision
         self._citations: dict[str, tuple[str | None, str]] = {}
         self._templates = {t.id: t for t in self.templates}
@@ -252,7 +253,7 @@ class KnowledgeBase:
         """Render with this KB's brand and placeholders: ``context`` (built-in placeholders)
         wins over the profile's values, which win over the KB's defaults."""
         values = {**self.placeholder_values(profile), **context}
-        return template.render(variant, values, self.manifest.defaults())
+        return template.render(variant, values, self._defaults)
 
     def template(self, template_id: str) -> ResponseTemplate | None:
         return self._templates.get(template_id)

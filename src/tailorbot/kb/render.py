@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 
 PLACEHOLDERS: dict[str, str] = {
     "name": "there",
@@ -83,22 +84,35 @@ def render(
     defaults; never raises for missing values."""
     context = context or {}
     defaults = defaults or {}
-
-    def fill(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = match.group(1)
-        if not _NAME.match(name):
-            return token
+    out = []
+    for piece in _pieces(template_variant):
+        if type(piece) is str:
+            out.append(piece)
+            continue
+        name = piece[0]
         value = _clean(context.get(name))
-        if value:
-            return value
-        return _clean(defaults.get(name)) or PLACEHOLDERS.get(name, "")
+        out.append(value or _clean(defaults.get(name)) or PLACEHOLDERS.get(name, ""))
+    return "".join(out)
 
-    return _TOKEN.sub(fill, template_variant)
+
+@lru_cache(maxsize=4096)  # a KB has a few dozen variants, rendered on every decision
+def _pieces(text: str) -> tuple[str | tuple[str], ...]:
+    """``text`` cut at its tokens, once: literal text (a ``{{`` or ``}}`` as its brace, a
+    malformed placeholder as written) and ``(name,)`` for each placeholder to fill."""
+    pieces: list[str | tuple[str]] = []
+    at = 0
+    for match in _TOKEN.finditer(text):
+        pieces.append(text[at : match.start()])
+        at = match.end()
+        token, name = match.group(0), match.group(1)
+        if token in ("{{", "}}"):
+            pieces.append(token[0])
+        elif _NAME.match(name):
+            pieces.append((name,))
+        else:
+            pieces.append(token)
+    pieces.append(text[at:])
+    return tuple(piece for piece in pieces if piece != "")
 
 
 def _clean(value: object) -> str:
