@@ -35,13 +35,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _callgrind import control, run_counted
 
 SUBJECTS = ("reference", "asgi", "decision", "intent", "feedback")
 WARMUP = 200  # requests answered before counting starts
@@ -53,37 +53,17 @@ def count_instructions(subject: str, args: argparse.Namespace) -> int:
     requests: instrumentation stays off through start-up and warm-up (a few times faster
     than counting them) and is switched on for the counted part only."""
     with tempfile.TemporaryDirectory(prefix="tb-instr-") as tmp:
-        command = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, __file__,
-            "--child", subject, "--requests", str(args.requests), "--users", str(args.users),
-            "--record-batch", str(args.record_batch), "--model-dir", str(args.model_dir),
-        ]  # fmt: skip
-        # one hash seed: set and dict orders (and so the instructions) repeat run to run
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        with open(f"{tmp}/stderr", "w+") as errors:
-            child = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                text=True, env=env,
-            )  # fmt: skip
-            if child.stdin is None or child.stdout is None:
-                raise RuntimeError("no pipes to the child")
-            for step, instrument in (("ready", "on"), ("done", "off")):
-                if child.stdout.readline().strip() != step:
-                    break
-                subprocess.run(
-                    ["callgrind_control", "--instr=" + instrument, str(child.pid)],
-                    capture_output=True, check=True, timeout=600,
-                )  # fmt: skip
-                child.stdin.write("go\n")
-                child.stdin.flush()
-            child.stdin.close()
-            child.wait(timeout=1800)
-            errors.seek(0)
-            log = errors.read()
+        log = run_counted(
+            [
+                __file__, "--child", subject, "--requests", str(args.requests),
+                "--users", str(args.users), "--record-batch", str(args.record_batch),
+                "--model-dir", str(args.model_dir),
+            ],
+            tmp,
+        )  # fmt: skip
     found = re.search(r"Collected : (\d+)", log)
-    if child.returncode != 0 or found is None:
-        raise SystemExit(f"{subject} failed (exit {child.returncode}):\n{log[-3000:]}")
+    if found is None:
+        raise SystemExit(f"{subject}: valgrind counted nothing:\n{log[-3000:]}")
     return int(found.group(1))
 
 
@@ -99,15 +79,9 @@ def child(args: argparse.Namespace) -> None:
         from reference_app import app
 
         asyncio.run(_asgi_requests(app, bodies))
-        handshake("done")
+        control("--instr=off")
         return
     asyncio.run(_tailorbot(args, bodies))
-
-
-def handshake(said: str) -> None:
-    """Tell the parent ``said`` and wait for its answer (it switched counting on or off)."""
-    print(said, flush=True)
-    sys.stdin.readline()
 
 
 async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> None:
@@ -115,7 +89,7 @@ async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> 
 
     for i, body in enumerate(bodies):
         if i == WARMUP:
-            handshake("ready")
+            control("--instr=on")
         status, answer = await call(app, path, body)  # type: ignore[arg-type]
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
@@ -150,14 +124,14 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
             predict = decider.models.intent.predict_one
             for i, request in enumerate(requests):
                 if i == WARMUP:
-                    handshake("ready")
+                    control("--instr=on")
                 if args.child == "intent":
                     predict(request.message)
                 else:
                     decider.personalize_payload(request)
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
-        handshake("done")
+        control("--instr=off")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,15 +30,15 @@ import argparse
 import asyncio
 import importlib
 import math
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _callgrind import control, run_counted
 
 # (label, where the method is, its name). Where: the decision service's attribute path
 # ("d.models.intent"), or a module or a class ("tailorbot.features.view",
@@ -93,43 +93,17 @@ WRITES = "recorder writes"
 
 def count_stages(args: argparse.Namespace) -> dict[str, int]:
     """Instructions of each stage over ``--requests`` calls: the child, under callgrind,
-    says ``on``, ``zero`` and ``dump <n>`` when it wants counting switched on, zeroed, or
-    dumped as stage number n; each dump file holds that stage's count."""
+    dumps the count after each stage as ``stage<n>`` (see _callgrind.py); each dump file
+    holds that stage's count."""
     with tempfile.TemporaryDirectory(prefix="tb-stages-") as tmp:
-        command = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, __file__,
-            "--child", "--requests", str(args.requests), "--warmup", str(args.warmup),
-            "--users", str(args.users), "--record-batch", str(args.record_batch),
-            "--model-dir", str(args.model_dir),
-        ]  # fmt: skip
-        # one hash seed: set and dict orders (and so the instructions) repeat run to run
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        with open(f"{tmp}/stderr", "w+") as errors:
-            child = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                text=True, env=env,
-            )  # fmt: skip
-            if child.stdin is None or child.stdout is None:
-                raise RuntimeError("no pipes to the child")
-            for line in child.stdout:
-                order = {"on": ["--instr=on"], "zero": ["--zero"]}.get(line.strip())
-                if order is None and line.startswith("dump "):
-                    order = [f"--dump=stage{int(line.split()[1])}"]
-                if order is None:
-                    break
-                subprocess.run(
-                    ["callgrind_control", *order, str(child.pid)],
-                    capture_output=True, check=True, timeout=600,
-                )  # fmt: skip
-                child.stdin.write("go\n")
-                child.stdin.flush()
-            child.stdin.close()
-            child.wait(timeout=1800)
-            errors.seek(0)
-            log = errors.read()
-        if child.returncode != 0:
-            raise SystemExit(f"the stages failed (exit {child.returncode}):\n{log[-3000:]}")
+        log = run_counted(
+            [
+                __file__, "--child", "--requests", str(args.requests),
+                "--warmup", str(args.warmup), "--users", str(args.users),
+                "--record-batch", str(args.record_batch), "--model-dir", str(args.model_dir),
+            ],
+            tmp,
+        )  # fmt: skip
         counts: dict[str, int] = {}
         labels = [label for label, _, _ in STAGES] + [WHOLE, WRITES]
         for path in Path(tmp).glob("callgrind.out.*"):
@@ -150,11 +124,6 @@ def child(args: argparse.Namespace) -> None:
 
     ensure_model(args.model_dir)
     asyncio.run(_stages(args))
-
-
-def handshake(said: str) -> None:
-    print(said, flush=True)
-    sys.stdin.readline()
 
 
 async def _stages(args: argparse.Namespace) -> None:
@@ -207,26 +176,25 @@ async def _stages(args: argparse.Namespace) -> None:
             if policy is not None:
                 policy.sync_s = math.inf
         recorder.batch = sys.maxsize
-        handshake("on")
+        control("--instr=on")
         for n, method, calls in replays:
-            handshake("zero")
+            control("--zero")
             for positional, named in calls:
                 method(*positional, **named)
-            handshake(f"dump {n}")
+            control(f"--dump=stage{n}")
         recorder.batch = args.record_batch
         if not recorder.flush(timeout_s=600):  # what the stages queued: not counted
             raise RuntimeError("the decision recorder did not flush")
         recorder.batch = sys.maxsize
-        handshake("zero")
+        control("--zero")
         for request in last:
             d.personalize_payload(request)
-        handshake(f"dump {len(STAGES)}")
+        control(f"--dump=stage{len(STAGES)}")
         recorder.batch = args.record_batch
-        handshake("zero")
+        control("--zero")
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
-        handshake(f"dump {len(STAGES) + 1}")
-        print("end", flush=True)
+        control(f"--dump=stage{len(STAGES) + 1}")
 
 
 def _owner(where: str, d: Any) -> Any:

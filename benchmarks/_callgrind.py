@@ -1,0 +1,59 @@
+"""Instructions counted by valgrind's callgrind, switched on, zeroed and dumped by the counted
+process itself (decision_instructions.py, decision_stages.py).
+
+The counted script runs as a child under ``valgrind --tool=callgrind --instr-atstart=no``:
+counting stays off through its start-up. When it reaches a point to count from, to zero or
+to dump, it prints the ``callgrind_control`` option (``--instr=on``, ``--zero``,
+``--dump=NAME``) with :func:`control`; the parent applies it to the child and answers, and
+the child goes on. Any other line, or the child's end, ends the dialogue.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+OPTIONS = ("--instr=", "--zero", "--dump=")
+
+
+def run_counted(child_args: list[str], out_dir: str) -> str:
+    """Run ``python <child_args>`` under callgrind (its dumps in ``out_dir``, named
+    ``callgrind.out.N``), applying each option it prints; returns valgrind's log. Exits
+    with the log's end when the child fails."""
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_dir}/callgrind.out", sys.executable, *child_args,
+    ]  # fmt: skip
+    # one hash seed: set and dict orders (and so the instructions) repeat run to run
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with open(f"{out_dir}/stderr", "w+") as errors:
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+            text=True, env=env,
+        )  # fmt: skip
+        if child.stdin is None or child.stdout is None:
+            raise RuntimeError("no pipes to the child")
+        for line in child.stdout:
+            option = line.strip()
+            if not option.startswith(OPTIONS):
+                break
+            subprocess.run(
+                ["callgrind_control", option, str(child.pid)],
+                capture_output=True, check=True, timeout=600,
+            )  # fmt: skip
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        child.stdin.close()
+        child.wait(timeout=1800)
+        errors.seek(0)
+        log = errors.read()
+    if child.returncode != 0:
+        raise SystemExit(f"the counted run failed (exit {child.returncode}):\n{log[-3000:]}")
+    return log
+
+
+def control(option: str) -> None:
+    """In the counted child: have the parent apply ``option`` now, and wait until it has."""
+    print(option, flush=True)
+    sys.stdin.readline()
