@@ -371,6 +371,11 @@ def test_arm_moments_refuse_and_defer_as_the_python_path() -> None:
         assert moments(deferred) is None
     assert moments({"f0": 0.5}, {"a": {"f0": np.float32(2)}}) is None
     assert moments({}, {"a": dict.fromkeys(["f0"], 1.0).items()}) is None  # not a dict
+    singular = LinUCB(features=["f0", "f1"], alpha=1.0)  # A = I + an exactly rank-1 Gram
+    for _ in range(2):
+        singular.learn_one({"f0": 1e10, "f1": 1e10}, "a", 1.0)
+    with pytest.raises(ValueError, match="not a finite number"):  # the row's error first
+        singular.probabilities({"f0": math.inf}, ["a", "b"])
     context = {"f0": np.float64(0.5), "f4": "0.25"}  # deferred, then read by the Python path
     plain = {"f0": 0.5, "f4": 0.25}
     assert bandit._posterior_moments(context, arms) == tuple(moments(plain))

@@ -18,54 +18,70 @@ static int plain_number(PyObject *value, double *out) {
     return 0;
 }
 
+/* row[index of name] = value (put_features' step): 1, 0 (for the Python path), -1 */
+static int put_one(PyObject *found, PyObject *name, PyObject *value, Py_ssize_t features,
+                   PyObject *arm, double *row) {
+    Py_ssize_t i = PyLong_AsSsize_t(found);
+    if (i == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (i < 0 || i >= features) {
+        PyErr_Format(PyExc_ValueError, "feature index %zd is out of range", i);
+        return -1;
+    }
+    double x;
+    int plain = plain_number(value, &x);
+    if (plain <= 0) {
+        return plain;
+    }
+    if (!isfinite(x)) {
+        PyObject *shown = PyFloat_FromDouble(x);
+        if (shown == NULL) {
+            return -1;
+        }
+        if (arm == NULL) {
+            PyErr_Format(PyExc_ValueError, "context feature %R is not a finite number: %R", name,
+                         shown);
+        } else {
+            PyErr_Format(PyExc_ValueError, "action feature %R of arm %R is %R", name, arm,
+                         shown);
+        }
+        Py_DECREF(shown);
+        return -1;
+    }
+    row[i] = x;
+    return 1;
+}
+
 /* Writes the features of `pairs` (a dict of str -> number) at their `index` positions of
  * `row`. 1: done; 0: something the Python path must handle (a key that is not a str, a
  * value that is not a plain number); -1: an error set (a non-finite value, named as the
  * Python path names it: `arm` NULL for the context, else the arm's). */
 static int put_features(PyObject *pairs, PyObject *index, Py_ssize_t features, PyObject *arm,
                         double *row) {
-    Py_ssize_t pos = 0;
+    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(pairs);
     PyObject *name, *value;
     while (PyDict_Next(pairs, &pos, &name, &value)) {
         if (!PyUnicode_CheckExact(name)) {
             return 0;
         }
+        /* held: a lookup in `index` may run Python code (a key of a str subclass) */
+        Py_INCREF(name);
+        Py_INCREF(value);
+        int done = 1;
         PyObject *found = PyDict_GetItemWithError(index, name);
         if (found == NULL) {
-            if (PyErr_Occurred()) {
-                return -1;
-            }
-            continue; /* a feature the model does not know */
+            done = PyErr_Occurred() ? -1 : 1; /* or a feature the model does not know */
+        } else if (PyDict_GET_SIZE(pairs) != size) {
+            done = 0; /* changed under the walk: the Python path says so */
+        } else {
+            done = put_one(found, name, value, features, arm, row);
         }
-        Py_ssize_t i = PyLong_AsSsize_t(found);
-        if (i == -1 && PyErr_Occurred()) {
-            return -1;
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (done <= 0) {
+            return done;
         }
-        if (i < 0 || i >= features) {
-            PyErr_Format(PyExc_ValueError, "feature index %zd is out of range", i);
-            return -1;
-        }
-        double x;
-        int plain = plain_number(value, &x);
-        if (plain <= 0) {
-            return plain;
-        }
-        if (!isfinite(x)) {
-            PyObject *shown = PyFloat_FromDouble(x);
-            if (shown == NULL) {
-                return -1;
-            }
-            if (arm == NULL) {
-                PyErr_Format(PyExc_ValueError, "context feature %R is not a finite number: %R",
-                             name, shown);
-            } else {
-                PyErr_Format(PyExc_ValueError, "action feature %R of arm %R is %R", name, arm,
-                             shown);
-            }
-            Py_DECREF(shown);
-            return -1;
-        }
-        row[i] = x;
     }
     return 1;
 }
@@ -103,8 +119,14 @@ PyObject *arm_moments(PyObject *module, PyObject *args) {
         if (arm_features == Py_None) {
             continue;
         }
+        if (k >= PyList_GET_SIZE(arms)) { /* changed by code a lookup ran */
+            done = 0;
+            break;
+        }
         PyObject *arm = PyList_GET_ITEM(arms, k);
+        Py_INCREF(arm); /* both held while Python code may run (see put_features) */
         PyObject *own = PyDict_GetItemWithError(arm_features, arm);
+        Py_XINCREF(own);
         if (own == NULL) {
             done = PyErr_Occurred() ? -1 : 1; /* no features of its own */
         } else if (!PyDict_CheckExact(own)) {
@@ -112,6 +134,8 @@ PyObject *arm_moments(PyObject *module, PyObject *args) {
         } else {
             done = put_features(own, index, d - 1, arm, row);
         }
+        Py_XDECREF(own);
+        Py_DECREF(arm);
     }
     if (done <= 0) {
         PyMem_Free(rows);

@@ -39,9 +39,16 @@ static int float_attr(PyObject *obj, PyObject *name, double *out) {
     return found;
 }
 
-/* map[key] (borrowed), NULL for none; a NULL map holds nothing */
-static PyObject *lookup(PyObject *map, PyObject *key) {
-    return map == NULL ? NULL : PyDict_GetItemWithError(map, key);
+/* map[key] as a new reference, NULL when it has none or None (as `.get()` and `is None`
+ * read it: check PyErr_Occurred); a NULL map holds nothing. Held, since the calls that
+ * follow may run Python code that changes the map. */
+static PyObject *fetch(PyObject *map, PyObject *key) {
+    PyObject *found = map == NULL ? NULL : PyDict_GetItemWithError(map, key);
+    if (found == NULL || found == Py_None) {
+        return NULL;
+    }
+    Py_INCREF(found);
+    return found;
 }
 
 /* weighted[signal] = weight * value when the product is not zero; the sum goes on */
@@ -92,28 +99,45 @@ static int suits(PyObject *article, PyObject *tier, PyObject *language) {
     return ok;
 }
 
-/* One article's weighted signals into `weighted` and their sum into *sum. 1: done; 0: a
- * value that is not an exact float (the Python path scores this call); -1: an error. */
-static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *article_id,
-                 PyObject *args_text, PyObject *intent, double confidence, PyObject *history,
-                 PyObject *rates, PyObject *links, PyObject *similar, PyObject *popularity,
-                 const double *w) {
-    int topical = 0; /* a text or an intent signal, whatever its weight */
-    double x;
-    PyObject *found = PyDict_GetItemWithError(args_text, article_id);
-    if (found == NULL && PyErr_Occurred()) {
+/* The rate of evidence `found` (an ArticleEvidence) for `part` (A_RESOLUTION or
+ * A_FEEDBACK): 1, 0 (not an exact float), -1 (an error) */
+static int evidence_rate(PyObject *found, int part, double *out) {
+    PyObject *rate = PyObject_GetAttr(found, attributes[part]);
+    if (rate == NULL) {
         return -1;
     }
+    int got = float_attr(rate, attributes[A_RATE], out);
+    Py_DECREF(rate);
+    return got;
+}
+
+/* One article's weighted signals into `weighted` and their sum into *sum, in the order and
+ * by the rules of HybridRecommender._weighted. 1: done; 0: a value that is not an exact
+ * float (the Python path scores this call); -1: an error. */
+static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *article_id,
+                 PyObject *text, PyObject *intent, double confidence, PyObject *history,
+                 PyObject *const *maps, const double *w) {
+    int topical = 0; /* a text or an intent signal, whatever its weight */
+    double x;
+    PyObject *found = fetch(text, article_id);
     if (found != NULL) {
-        if (!exact_float(found, &x)) {
+        int plain = exact_float(found, &x);
+        Py_DECREF(found);
+        if (!plain) {
             return 0;
         }
         topical = 1;
         if (put(weighted, TEXT, w[TEXT], x, sum) < 0) {
             return -1;
         }
+    } else if (PyErr_Occurred()) {
+        return -1;
     }
-    if (intent != Py_None && PyObject_IsTrue(intent)) {
+    int wanted = intent == Py_None ? 0 : PyObject_IsTrue(intent);
+    if (wanted < 0) {
+        return -1;
+    }
+    if (wanted) {
         PyObject *intents = PyObject_GetAttr(article, attributes[A_INTENTS]);
         if (intents == NULL) {
             return -1;
@@ -138,63 +162,60 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
         double earned = -1.0;
         if (resolved) {
             earned = 1.0;
-        } else if (topical) {
+        } else {
             int helpful = PySequence_Contains(PyTuple_GET_ITEM(history, 1), article_id);
             if (helpful < 0) {
                 return -1;
             }
-            earned = helpful ? 0.5 : -1.0;
+            earned = helpful && topical ? 0.5 : -1.0;
         }
         if (earned >= 0.0 && put(weighted, HISTORY, w[HISTORY], earned, sum) < 0) {
             return -1;
         }
     }
-    found = lookup(rates, article_id);
-    if (found == NULL && PyErr_Occurred()) {
-        return -1;
-    }
+    found = fetch(maps[0], article_id); /* rates */
     if (found != NULL) {
-        for (int k = 0; k < 2; k++) {
-            PyObject *rate = PyObject_GetAttr(found, attributes[A_RESOLUTION + k]);
-            if (rate == NULL) {
-                return -1;
-            }
-            int got = float_attr(rate, attributes[A_RATE], &x);
-            Py_DECREF(rate);
-            if (got <= 0) {
-                return got;
-            }
-            if (put(weighted, RESOLUTION + k, w[RESOLUTION + k], x, sum) < 0) {
-                return -1;
+        int got = 1;
+        for (int k = 0; got > 0 && k < 2; k++) {
+            got = evidence_rate(found, A_RESOLUTION + k, &x);
+            if (got > 0 && put(weighted, RESOLUTION + k, w[RESOLUTION + k], x, sum) < 0) {
+                got = -1;
             }
         }
-    }
-    found = lookup(links, article_id);
-    if (found == NULL && PyErr_Occurred()) {
+        Py_DECREF(found);
+        if (got <= 0) {
+            return got;
+        }
+    } else if (PyErr_Occurred()) {
         return -1;
     }
+    found = fetch(maps[1], article_id); /* links: (strength, partner) */
     if (found != NULL) {
-        if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) < 1 ||
-            !exact_float(PyTuple_GET_ITEM(found, 0), &x)) {
+        int plain = PyTuple_CheckExact(found) && PyTuple_GET_SIZE(found) >= 1 &&
+                    exact_float(PyTuple_GET_ITEM(found, 0), &x);
+        Py_DECREF(found);
+        if (!plain) {
             return 0;
         }
         if (put(weighted, COOCCURRENCE, w[COOCCURRENCE], x, sum) < 0) {
             return -1;
         }
+    } else if (PyErr_Occurred()) {
+        return -1;
     }
-    PyObject *last[2] = {similar, popularity};
-    for (int k = 0; k < 2; k++) {
-        found = lookup(last[k], article_id);
-        if (found == NULL && PyErr_Occurred()) {
-            return -1;
-        }
+    for (int k = 0; k < 2; k++) { /* similar, popularity */
+        found = fetch(maps[2 + k], article_id);
         if (found != NULL) {
-            if (!exact_float(found, &x)) {
+            int plain = exact_float(found, &x);
+            Py_DECREF(found);
+            if (!plain) {
                 return 0;
             }
             if (put(weighted, ITEM_KNN + k, w[ITEM_KNN + k], x, sum) < 0) {
                 return -1;
             }
+        } else if (PyErr_Occurred()) {
+            return -1;
         }
     }
     return 1;
@@ -205,12 +226,10 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
 PyObject *score_articles(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *candidates, *articles, *unhelpful, *for_all, *tier, *language, *text, *intent;
-    PyObject *history, *evidence, *weights;
-    double confidence;
-    if (!PyArg_ParseTuple(args, "OO!OOOOO!OdOO!O!", &candidates, &PyDict_Type, &articles,
-                          &unhelpful, &for_all, &tier, &language, &PyDict_Type, &text, &intent,
-                          &confidence, &history, &PyTuple_Type, &evidence, &PyTuple_Type,
-                          &weights)) {
+    PyObject *confidence_obj, *history, *evidence, *weights;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!O!", &candidates, &articles, &unhelpful, &for_all,
+                          &tier, &language, &text, &intent, &confidence_obj, &history,
+                          &PyTuple_Type, &evidence, &PyTuple_Type, &weights)) {
         return NULL;
     }
     if (PyTuple_GET_SIZE(weights) != N_SIGNALS || PyTuple_GET_SIZE(evidence) != 4 ||
@@ -218,7 +237,13 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "8 weights, 4 evidence maps, history None or a pair");
         return NULL;
     }
-    double w[N_SIGNALS];
+    /* what the Python loop reads through a method another type may change (a dict
+     * subclass's get) or multiplies as it is (a numpy scalar, a Decimal): left to it */
+    double confidence, w[N_SIGNALS];
+    if (!PyDict_CheckExact(articles) || !PyDict_CheckExact(text) ||
+        !exact_float(confidence_obj, &confidence)) {
+        Py_RETURN_NONE;
+    }
     for (int k = 0; k < N_SIGNALS; k++) {
         if (!exact_float(PyTuple_GET_ITEM(weights, k), &w[k])) {
             Py_RETURN_NONE;
@@ -227,7 +252,7 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
     PyObject *maps[4]; /* NULL: an empty mapping that is not a dict (a shared empty proxy) */
     for (int k = 0; k < 4; k++) {
         maps[k] = PyTuple_GET_ITEM(evidence, k);
-        if (!PyDict_Check(maps[k])) {
+        if (!PyDict_CheckExact(maps[k])) {
             Py_ssize_t size = PyObject_Length(maps[k]);
             if (size < 0) {
                 return NULL;
@@ -250,63 +275,51 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
         }
     }
     PyObject *ranked = PyList_New(0);
-    PyObject *iterator = PyObject_GetIter(candidates);
-    if (ranked == NULL || iterator == NULL) {
-        goto fail;
+    PyObject *iterator = ranked == NULL ? NULL : PyObject_GetIter(candidates);
+    if (iterator == NULL) {
+        Py_XDECREF(ranked);
+        return NULL;
     }
     PyObject *article_id;
-    while ((article_id = PyIter_Next(iterator)) != NULL) {
-        PyObject *article = PyDict_GetItemWithError(articles, article_id);
-        int keep = article != NULL;
-        if (keep) {
+    int done = 1; /* 1: go on; 0: leave the call to the Python loop; -1: an error */
+    while (done > 0 && (article_id = PyIter_Next(iterator)) != NULL) {
+        PyObject *article = fetch(articles, article_id);
+        int keep = article != NULL ? 1 : (PyErr_Occurred() ? -1 : 0);
+        if (keep > 0) {
             int vetoed = PySequence_Contains(unhelpful, article_id);
-            keep = vetoed == 0 ? 1 : (vetoed < 0 ? -1 : 0);
+            keep = vetoed < 0 ? -1 : !vetoed;
         }
         if (keep > 0) {
             int everyone = PySequence_Contains(for_all, article_id);
-            if (everyone == 0) {
-                keep = suits(article, tier, language);
-            } else if (everyone < 0) {
-                keep = -1;
-            }
+            keep = everyone < 0 ? -1 : (everyone ? 1 : suits(article, tier, language));
         }
-        if (keep == 0 && article == NULL && PyErr_Occurred()) {
-            keep = -1;
-        }
-        PyObject *weighted = NULL, *entry = NULL;
-        double sum = 0.0;
-        int weighed = keep;
+        done = keep < 0 ? -1 : 1;
         if (keep > 0) {
-            weighted = PyDict_New();
-            weighed = weighted == NULL ? -1
-                                       : weigh(weighted, &sum, article, article_id, text, intent,
-                                               confidence, history, maps[0], maps[1], maps[2],
-                                               maps[3], w);
+            double sum = 0.0;
+            PyObject *weighted = PyDict_New();
+            done = weighted == NULL ? -1
+                                    : weigh(weighted, &sum, article, article_id, text, intent,
+                                            confidence, history, maps, w);
+            if (done > 0 && sum > 0.0) { /* nothing speaks for it: left out */
+                PyObject *id = PyObject_GetAttr(article, attributes[A_ID]);
+                PyObject *entry =
+                    id == NULL ? NULL : Py_BuildValue("(dNOO)", -sum, id, article, weighted);
+                done = entry == NULL || PyList_Append(ranked, entry) < 0 ? -1 : 1;
+                Py_XDECREF(entry);
+            }
+            Py_XDECREF(weighted);
         }
-        if (weighed > 0 && sum > 0.0) {
-            PyObject *id = PyObject_GetAttr(article, attributes[A_ID]);
-            entry = id == NULL ? NULL : Py_BuildValue("(dNOO)", -sum, id, article, weighted);
-            weighed = entry == NULL || PyList_Append(ranked, entry) < 0 ? -1 : 1;
-        }
-        Py_XDECREF(entry);
-        Py_XDECREF(weighted);
+        Py_XDECREF(article);
         Py_DECREF(article_id);
-        if (weighed < 0) {
-            goto fail;
-        }
-        if (keep > 0 && weighed == 0) { /* a value the Python path must multiply */
-            Py_DECREF(iterator);
-            Py_DECREF(ranked);
-            Py_RETURN_NONE;
-        }
-    }
-    if (PyErr_Occurred()) {
-        goto fail;
     }
     Py_DECREF(iterator);
+    if (done < 0 || PyErr_Occurred()) {
+        Py_DECREF(ranked);
+        return NULL;
+    }
+    if (done == 0) { /* a value the Python loop must multiply */
+        Py_DECREF(ranked);
+        Py_RETURN_NONE;
+    }
     return ranked;
-fail:
-    Py_XDECREF(iterator);
-    Py_XDECREF(ranked);
-    return NULL;
 }

@@ -95,7 +95,7 @@ def _shifted(moment: datetime, seconds: float) -> datetime:
     return _UTC_MAX if seconds > 0 else _UTC_MIN
 
 
-@lru_cache(maxsize=64)  # the settings' two bounds, for every event the door validates
+@lru_cache(maxsize=64, typed=True)  # the settings' two bounds, for every event at the door
 def _shift(seconds: float) -> timedelta | None:
     """``timedelta(seconds=seconds)``, None past its range."""
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tailorbot.compiled import native
@@ -352,6 +353,8 @@ def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPat
     calls = [
         (user(), message, rng.choice([intent, None]), rng.random()) for message, intent in cases
     ]
+    floats = [np.float32(0.7), np.float64(0.3)] * 10  # multiplied as they are, by Python
+    calls += [(user(), m, i, c) for (m, i), c in zip(cases[:20], floats, strict=True)]
     rankers = [
         HybridRecommender(kb, stats=stats, cf=cf),
         HybridRecommender.intent_only(kb),
@@ -366,3 +369,30 @@ def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPat
     assert got == want
     signals = {name for ranked in got[0] for r in ranked for name in r.signals}
     assert signals == set(DEFAULT_WEIGHTS)  # every signal was scored at least once
+
+
+def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know() -> None:
+    loops = native()
+    if loops is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    article = KB.article("kb-card-arrival")
+    weights = (1.0,) * 8
+
+    def score(articles: dict, text: dict, evidence: tuple, confidence: object = 0.5) -> object:
+        return loops.score_articles(
+            {"kb-card-arrival", "kb-gone"}, articles, frozenset(), frozenset(KB.articles_by_id),
+            None, None, text, "card_arrival", confidence, None, evidence, weights,
+        )  # fmt: skip
+
+    empty = ({}, {}, {}, {})
+    # None is no value, as the Python loop's .get() and `is None` read it
+    nones = ({"kb-card-arrival": None}, {}, {"kb-card-arrival": None}, {})
+    found = score({"kb-card-arrival": article, "kb-gone": None}, {"kb-card-arrival": None}, nones)
+    assert found == [(-0.5, "kb-card-arrival", article, {"intent": 0.5})]
+
+    class Lookup(dict):  # a get() of its own: the Python loop calls it
+        pass
+
+    assert score(Lookup(kb=article), {}, empty) is None
+    assert score({"kb-card-arrival": article}, {}, (Lookup(kb=None), {}, {}, {})) is None
+    assert score({"kb-card-arrival": article}, {}, empty, confidence=np.float32(0.5)) is None

@@ -97,6 +97,7 @@ class ContextualBandit(ABC):
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be within [0, 1], got {self.epsilon!r}")
         self._index = {name: i for i, name in enumerate(names)}
+        self._plain_names: bool | None = None  # see _plain
         self._dim = len(names) + 1  # + bias
         self._rng = np.random.default_rng(self.seed)
         self._gram: dict[str, np.ndarray] = {}
@@ -275,13 +276,17 @@ class ContextualBandit(ABC):
         given (:meth:`_arm_rows`). Plain floats: the policies' arithmetic
         on a few arms is cheaper in Python than in numpy, and gives the same doubles."""
         loops = native()
-        if loops is not None and type(context) is dict and type(arms) is list:
+        if loops is not None and type(context) is dict and type(arms) is list and self._plain():
             # the rows and the moments in one call: the same doubles as the loop below
-            features = arm_features or None
-            solved = [self._solve(arm) for arm in arms]
-            moments = loops.arm_moments(context, self._index, arms, features, solved)
-            if moments is not None:  # None: a value for float() to read, below
-                return moments
+            try:
+                solved = [self._solve(arm) for arm in arms]
+            except np.linalg.LinAlgError:  # raised below, after the rows' own errors
+                solved = None
+            if solved is not None:
+                features = arm_features or None
+                moments = loops.arm_moments(context, self._index, arms, features, solved)
+                if moments is not None:  # None: a value for float() to read, below
+                    return moments
         if arm_features:
             rows = self._arm_rows(context, arms, arm_features)
         else:
@@ -298,6 +303,14 @@ class ContextualBandit(ABC):
             means.append(mean)
             widths.append(width)
         return means, widths
+
+    def _plain(self) -> bool:
+        """Whether every feature name is a plain str: a lookup among them then runs no
+        Python code (a str subclass's ``__eq__`` could change the context mid-walk)."""
+        plain = self.__dict__.get("_plain_names")
+        if plain is None:
+            plain = self._plain_names = all(type(name) is str for name in self._index)
+        return bool(plain)
 
     def _mix_epsilon(self, greedy: Sequence[float]) -> list[float]:
         """Blend a policy's distribution with the uniform one: the epsilon floor."""
