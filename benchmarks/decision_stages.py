@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import math
 import re
@@ -178,6 +179,7 @@ async def _stages(args: argparse.Namespace) -> None:
         recorder.batch = sys.maxsize
         control("--instr=on")
         for n, method, calls in replays:
+            gc.collect()  # each stage from the same collector state: its collections its own
             control("--zero")
             for positional, named in calls:
                 method(*positional, **named)
