@@ -74,11 +74,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("  the context", SERVICE, "decision_context"),
     ("  the bandit", "d", "_variant"),
     ("    the customer's memory of each variant", POLICY, "action_features"),
-    (
-        "    the arms' moments",
-        "tailorbot.models.bandit.base:ContextualBandit",
-        "_posterior_moments",
-    ),
+    ("    the choice among the arms", f"{BANDIT}:ContextualBandit", "select"),
+    ("      their rows and moments", f"{BANDIT}:ContextualBandit", "_posterior_moments"),
     ("  rendering", "d.models.composer", "render"),
     ("  the decision record", SERVICE, "decision_record"),
     ("message event, through the door, queued", "d", "_record"),
