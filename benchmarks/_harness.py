@@ -278,3 +278,28 @@ def timed(
             totals[label] = totals.get(label, 0.0) + clock() - started
 
     return wrapper
+
+
+_UNSET = object()  # a name the owner did not hold itself (an instance's class method)
+
+
+class Patches:
+    """Methods (or a module's functions) replaced by wrappers for one measurement, and put
+    back by :meth:`undo`: whatever the owner held itself before, or nothing, so that an
+    instance gets its class's method again."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, Any]] = []  # (owner, name, what it held itself)
+
+    def wrap(self, owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
+        """``owner.name = wrapper(owner.name)``, to undo."""
+        self._undo.append((owner, name, vars(owner).get(name, _UNSET)))
+        setattr(owner, name, wrapper(getattr(owner, name)))
+
+    def undo(self) -> None:
+        while self._undo:
+            owner, name, before = self._undo.pop()
+            if before is _UNSET:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, before)

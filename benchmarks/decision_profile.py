@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import timed
+from _harness import Patches, timed
 from fastapi import FastAPI
 from feedback_load import FeedbackStream
 from personalize import ensure_model, request_bodies
@@ -55,7 +55,6 @@ from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeReq
 FEEDBACK_WARMUP = 200  # feedback requests answered before counting
 DRAIN_EVERY = 100  # requests between waits for the decision recorder to write its queue
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
-_UNSET = object()  # an attribute an instance did not hold itself (its class's method)
 Asgi = Callable[..., Awaitable[None]]
 
 
@@ -268,12 +267,11 @@ def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
     loop of its own): the stage methods are wrapped on the instances, and two functions in
     the service's module, for this run only ("of which": a part of the stage above it)."""
     spent: dict[str, float] = {}
-    patched: list[tuple[Any, str, Any]] = []  # (owner, name, what its own dict held)
+    patches = Patches()
 
     def measure(owner: Any, name: str, stage: str) -> None:
         spent[stage] = 0.0  # reported in this order
-        patched.append((owner, name, vars(owner).get(name, _UNSET)))
-        setattr(owner, name, timed(getattr(owner, name), stage, spent, time.thread_time))
+        patches.wrap(owner, name, lambda fn: timed(fn, stage, spent, time.thread_time))
 
     requests = [PersonalizeRequest.model_validate_json(b) for b in payloads]
     for request in requests[: len(requests) // 4]:  # warm-up, not counted
@@ -293,11 +291,7 @@ def stage_cpu(decider: Any, payloads: list[bytes]) -> dict[str, float]:
         for request in counted:
             decider.personalize_payload(request)
     finally:  # unwrapped again: a later --profile measures the code, not the wrappers
-        for owner, name, before in reversed(patched):
-            if before is _UNSET:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, before)
+        patches.undo()
     out = {stage: seconds / len(counted) * 1e6 for stage, seconds in spent.items()}
     out["rest"] = out["total"] - sum(
         v for k, v in out.items() if k != "total" and not k.startswith(" ")

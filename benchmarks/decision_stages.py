@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from _callgrind import control, run_counted
+from _harness import Patches
 
 # (label, where the method is, its name). Where: the decision service's attribute path
 # ("d.models.intent"), or a module or a class ("tailorbot.features.view",
@@ -135,8 +136,9 @@ async def _stages(args: argparse.Namespace) -> None:
     async with started_app(args.model_dir, decision_threads=0) as (_, d):
         recorder = d.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
-        kept: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
-        originals: list[tuple[Any, str, Any]] = []
+        # per stage: (the decision it came in, positional arguments, named ones) per call
+        kept: dict[str, list[tuple[int, tuple[Any, ...], dict[str, Any]]]] = {}
+        patches = Patches()
         current = [0]  # the decision being made
         for label, where, name in STAGES:
             kept[label] = calls = []
@@ -146,16 +148,11 @@ async def _stages(args: argparse.Namespace) -> None:
                 continue
             if not hasattr(owner, name):  # an older build of them, or an older tree
                 continue
-            originals.append((owner, name, vars(owner).get(name)))
-            setattr(owner, name, _keeping(getattr(owner, name), calls, current))
+            patches.wrap(owner, name, lambda fn, calls=calls: _keeping(fn, calls, current))
         for n, request in enumerate(requests):
             current[0] = n
             d.personalize_payload(request)
-        for owner, name, before in reversed(originals):  # counted unwrapped
-            if before is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, before)
+        patches.undo()  # counted unwrapped
         if not recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not flush")
         replays = []  # (stage number, method, its calls)
