@@ -303,3 +303,19 @@ class Patches:
                 delattr(owner, name)
             else:
                 setattr(owner, name, before)
+
+
+HISTORY = 20_000  # decisions applied to the users' features before measuring (--history)
+
+
+def add_history_arg(ap: argparse.ArgumentParser) -> None:
+    """The in-process benchmarks' ``--history``: decisions made and applied to the features
+    before anything is measured (give_history)."""
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=HISTORY,
+        help="decisions whose message events the users' features hold before measuring "
+        f"(default {HISTORY:,}: about four messages for each of 5,000 users, as after 20 s "
+        "at 1,000/s over HTTP; 0 for users without history)",
+    )

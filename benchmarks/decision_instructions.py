@@ -42,6 +42,7 @@ import tempfile
 from pathlib import Path
 
 from _callgrind import control, run_counted
+from _harness import add_history_arg
 
 SUBJECTS = ("reference", "asgi", "decision", "intent", "feedback")
 WARMUP = 200  # requests answered before counting starts
@@ -57,7 +58,7 @@ def count_instructions(subject: str, args: argparse.Namespace) -> int:
             [
                 __file__, "--child", subject, "--requests", str(args.requests),
                 "--users", str(args.users), "--record-batch", str(args.record_batch),
-                "--model-dir", str(args.model_dir),
+                "--model-dir", str(args.model_dir), "--history", str(args.history),
             ],
             tmp,
         )  # fmt: skip
@@ -109,10 +110,12 @@ async def _feedback_requests(app: object, decider: object, bodies: list[bytes]) 
 
 async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
     from decision_profile import started_app
+    from personalize import request_bodies
 
     from tailorbot.services.decisions.schemas import PersonalizeRequest
 
-    async with started_app(args.model_dir) as (app, decider):
+    history = request_bodies(args.users, args.history)
+    async with started_app(args.model_dir, history=history) as (app, decider):
         recorder = decider.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         if args.child == "asgi":
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", default=",".join(SUBJECTS), help="comma-separated")
     ap.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    add_history_arg(ap)
     ap.add_argument("--child", choices=SUBJECTS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.requests < 1:

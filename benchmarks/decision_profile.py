@@ -36,11 +36,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _harness import Patches, timed
+from _harness import Patches, add_history_arg, timed
 from fastapi import FastAPI
 from feedback_load import FeedbackStream
 from personalize import ensure_model, request_bodies
@@ -125,10 +125,11 @@ def decision_alone(decider: Any, payloads: list[bytes]) -> tuple[float, dict[str
 
 @contextlib.asynccontextmanager
 async def started_app(
-    model_dir: Path, decision_threads: int | None = None
+    model_dir: Path, decision_threads: int | None = None, history: Sequence[bytes] = ()
 ) -> AsyncIterator[tuple[FastAPI, Any]]:
     """The real app, started on a fresh data dir holding the model of ``model_dir``
-    (embedded backends), and its decision service."""
+    (embedded backends), and its decision service; with ``history``, its users' features
+    too (:func:`give_history`)."""
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
         shutil.copytree(model_dir / "models", Path(tmp) / "models")
         # the stream worker runs in a process of its own under `tailorbot serve`: not here;
@@ -143,12 +144,35 @@ async def started_app(
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            yield app, await load_decider(app)
+            decider = await load_decider(app)
+            give_history(app, decider, history)
+            yield app, decider
+
+
+def give_history(app: FastAPI, decider: Any, bodies: Sequence[bytes]) -> None:
+    """Decide ``bodies`` and apply the message events they log to the feature store, as
+    the stream worker's process does under `tailorbot serve`: the users then have feature
+    records. Without them every feature view is built from an empty state, which costs a
+    fraction of a view of a user with history (docs/benchmarks.md, nineteenth session).
+    The features then stay as they are: no worker runs while the benchmark measures."""
+    if not bodies:
+        return
+    for body in bodies:
+        decider.personalize_payload(PersonalizeRequest.model_validate_json(body))
+    if not decider.recorder.flush(timeout_s=600):
+        raise RuntimeError("the decision recorder did not write the history")
+    worker = app.state.runtime.stream_worker()
+    try:
+        while worker.run_once():
+            pass
+    finally:
+        worker.close()
 
 
 async def run(args: argparse.Namespace) -> None:
     ensure_model(args.model_dir)
-    async with started_app(args.model_dir, args.decision_threads) as (app, decider):
+    history = request_bodies(args.users, args.history)
+    async with started_app(args.model_dir, args.decision_threads, history) as (app, decider):
         payloads = request_bodies(args.users, args.requests)
 
         def drain() -> None:
@@ -341,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         help="CPU per feedback applied in batches of these sizes (comma-separated, e.g. 1,4,16)",
     )
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    add_history_arg(ap)
     ap.add_argument(
         "--decision-threads",
         type=int,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from _callgrind import control, run_counted
-from _harness import Patches
+from _harness import Patches, add_history_arg
 
 # (label, where the method is, its name). Where: the decision service's attribute path
 # ("d.models.intent"), or a module or a class ("tailorbot.features.view",
@@ -100,6 +100,7 @@ def count_stages(args: argparse.Namespace) -> dict[str, int]:
                 __file__, "--child", "--requests", str(args.requests),
                 "--warmup", str(args.warmup), "--users", str(args.users),
                 "--record-batch", str(args.record_batch), "--model-dir", str(args.model_dir),
+                "--history", str(args.history),
             ],
             tmp,
         )  # fmt: skip
@@ -133,7 +134,8 @@ async def _stages(args: argparse.Namespace) -> None:
 
     bodies = request_bodies(args.users, args.warmup + args.requests)
     requests = [PersonalizeRequest.model_validate_json(b) for b in bodies]
-    async with started_app(args.model_dir, decision_threads=0) as (_, d):
+    history = request_bodies(args.users, args.history)
+    async with started_app(args.model_dir, decision_threads=0, history=history) as (_, d):
         recorder = d.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         # per stage: (the decision it came in, positional arguments, named ones) per call
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--record-batch", type=int, default=25, help="decisions per recorder write")
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    add_history_arg(ap)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.requests < 1 or args.warmup < 0:
