@@ -115,10 +115,13 @@ def _add(totals: dict[str, list[float]], key: str, reward: float) -> None:
 def memory_view(state: Mapping[str, Any], now: float) -> dict[str, Any]:
     """``variant_rewards`` and ``article_rewards`` as of ``now`` (see docs/features.md)."""
     totals = state.get("outcome_totals") or {"v": {}, "a": {}}
+    outcomes = state.get("outcomes", ())
+    if not (outcomes or totals["v"] or totals["a"]):  # no feedback yet: most users
+        return {"variant_rewards": {}, "article_rewards": {}}
     by_variant: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["v"].items()}
     by_article: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["a"].items()}
     oldest = now - RETENTION_S
-    for ts, variant, article, reward in state.get("outcomes", ()):
+    for ts, variant, article, reward in outcomes:
         weight = math.exp((ts - now) * _DECAY) if oldest < ts <= now else 0.0
         if variant:
             _count(by_variant, variant, reward, weight)

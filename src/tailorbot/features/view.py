@@ -42,6 +42,7 @@ DEFAULT_RULES = SegmentRules()
 RATE_WINDOW_S = SESSION_WINDOWS["30d"]
 EVENT_KEYS = tuple(f"events_{name}" for name in EVENT_WINDOWS)
 MESSAGE_KEYS = tuple(f"customer_messages_{name}" for name in EVENT_WINDOWS)
+SESSION_KEYS = tuple((f"sessions_{name}", width) for name, width in SESSION_WINDOWS.items())
 
 
 def feature_view(
@@ -148,7 +149,7 @@ def _consented_state(
 ) -> tuple[bool, dict[str, Any]]:
     """(personalization consent, the state the view reads): without consent, a new state,
     so every behavioural feature reads as for a user without events."""
-    personalized = consents_to_personalization(dict(profile) if profile else None)
+    personalized = consents_to_personalization(profile)
     return personalized, record.state if record is not None and personalized else new_state()
 
 
@@ -157,13 +158,18 @@ def _intent_features(state: dict[str, Any], now: float) -> dict[str, Any]:
     for intent in state["cm_intent"][window_slice(state["cm_ts"], now, RATE_WINDOW_S)]:
         if intent:
             counts[intent] = counts.get(intent, 0) + 1
-    ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    # most frequent first, ties by name (one intent, the common case, needs no sort)
+    ranked = counts if len(counts) < 2 else dict(sorted(counts.items(), key=_by_count_then_name))
     return {
         "recent_intents": [intent for _, intent in state["intents"]],
         "intent_counts_30d": ranked,
         "top_intent_30d": next(iter(ranked), None),
         "last_bot_message": _unanswered_bot_message(state),
     }
+
+
+def _by_count_then_name(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 def _unanswered_bot_message(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -184,38 +190,57 @@ def _csat_features(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _session_features(state: dict[str, Any], now: float) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        f"sessions_{name}": _sessions_within(state, now, width)
-        for name, width in SESSION_WINDOWS.items()
-    }
-    recent = _recent_sessions(state, now)
-    outcomes = [s[sess.RESOLVED] for _, _, s in recent if s[sess.RESOLVED] is not None]
+    started = _started(state)
+    out: dict[str, Any] = {key: _started_within(started, now, width) for key, width in SESSION_KEYS}
+    recent = _recent(started, now)
+    # one pass over the recent sessions for the rates and the mean length
+    with_outcome = resolved = handed_off = 0
+    lengths = []
+    for start, _, session in recent:
+        outcome = session[sess.RESOLVED]
+        if outcome is not None:
+            with_outcome += 1
+            resolved += outcome
+        if session[sess.HANDOFFS]:
+            handed_off += 1
+        lengths.append(max(0.0, sess.end(session) - start))
     n = len(recent)
-    out["resolution_rate_30d"] = sum(outcomes) / len(outcomes) if outcomes else None
-    out["handoff_rate_30d"] = sum(1 for _, _, s in recent if s[sess.HANDOFFS]) / n if n else None
+    out["resolution_rate_30d"] = resolved / with_outcome if with_outcome else None
+    out["handoff_rate_30d"] = handed_off / n if n else None
     out["unresolved_streak"] = _unresolved_streak(recent)
-    out["avg_session_length_s_30d"] = (
-        math.fsum(max(0.0, sess.end(s) - start) for start, _, s in recent) / n if n else None
-    )
+    out["avg_session_length_s_30d"] = math.fsum(lengths) / n if n else None
     return out
 
 
 # The parts of the session and article features, each computed once: counter_view (once per
 # article or outcome event in the stream worker) takes only the ones it needs.
+def _started(state: dict[str, Any]) -> list[tuple[float, str, Any]]:
+    """Every session as ``(start, id, session)``."""
+    return [(sess.start(s), sid, s) for sid, s in state["sessions"].items()]
+
+
+def _started_within(started: list[tuple[float, str, Any]], now: float, width: float) -> int:
+    return sum(1 for start, _, _ in started if now - width < start <= now)
+
+
 def _sessions_within(state: dict[str, Any], now: float, width: float) -> int:
-    return sum(1 for s in state["sessions"].values() if now - width < sess.start(s) <= now)
+    return _started_within(_started(state), now, width)
+
+
+def _recent(started: list[tuple[float, str, Any]], now: float) -> list[tuple[float, str, Any]]:
+    """The sessions that started in the last 30 days, oldest first (ties: by id)."""
+    return sorted(
+        (item for item in started if now - RATE_WINDOW_S < item[0] <= now), key=_start_and_id
+    )
+
+
+def _start_and_id(item: tuple[float, str, Any]) -> tuple[float, str]:
+    return item[0], item[1]
 
 
 def _recent_sessions(state: dict[str, Any], now: float) -> list[tuple[float, str, Any]]:
     """The sessions that started in the last 30 days: ``(start, id, session)``, oldest first."""
-    return sorted(
-        (
-            (sess.start(s), sid, s)
-            for sid, s in state["sessions"].items()
-            if now - RATE_WINDOW_S < sess.start(s) <= now
-        ),
-        key=lambda item: item[:2],
-    )
+    return _recent(_started(state), now)
 
 
 def _unresolved_streak(recent: list[tuple[float, str, Any]]) -> int:
@@ -235,6 +260,14 @@ def _article_features(state: dict[str, Any]) -> dict[str, Any]:
     views = state["views"]
     feedback = state["feedback"]
     resolved = _resolved_articles(state)
+    if not (views or feedback or resolved):  # no article activity: most users, no sorting
+        return {
+            "articles_viewed": [],
+            "articles_helpful": [],
+            "articles_unhelpful": [],
+            "articles_resolved": [],
+            "articles_resolved_by_intent": {},
+        }
     return {
         "articles_viewed": sorted(views, key=lambda a: (-views[a], a)),
         "articles_helpful": _helpful_articles(state),
@@ -274,8 +307,8 @@ def _by_count(counts: Mapping[str, int]) -> list[str]:
 
 
 def _preferred_channel(channels: Mapping[str, list[float]]) -> str | None:
-    if not channels:
-        return None
+    if len(channels) < 2:  # none, or the one channel the customer uses
+        return next(iter(channels), None)
     return min(channels, key=lambda c: (-channels[c][0], -channels[c][1], c))
 
 
