@@ -25,7 +25,9 @@ batches of exactly ``--record-batch`` decisions (under valgrind a decision takes
 so the time-based linger would write batches of one or two), and its last write is counted.
 What instructions cannot show: the kernel (sockets, file writes), the HTTP server (uvicorn's
 parsing: personalize.py measures those over real HTTP), and what memory stalls cost (a
-product over a large matrix counts few instructions for its time).
+product over a large matrix counts few instructions for its time). The users have history
+first (``--history``, see decision_profile.give_history; ``--history 0`` for none, as in
+docs/benchmarks.md before its nineteenth session).
 
     .venv/bin/python benchmarks/decision_instructions.py --requests 500
 """

@@ -20,6 +20,10 @@ same ASGI client: the ratio to it is the figure that holds across machines. ``--
 prints cProfile's top functions by own time over the decisions; ``--stage-cpu`` the thread
 CPU of each stage measured inside the decisions (last: it wraps the stage methods).
 
+The users have history first: ``--history`` decisions whose message events a stream worker
+applies before anything is measured (:func:`give_history`; ``--history 0`` for none, as
+before the nineteenth session of docs/benchmarks.md).
+
     .venv/bin/python benchmarks/decision_profile.py --requests 3000
 """
 

@@ -21,6 +21,9 @@ the whole decisions, as one flush of what those decisions queued. Nothing else r
 counting: the background refresh of the shared statistics (once a second in a server) is
 stopped first.
 
+The users have history first (``--history``, see decision_profile.give_history); figures
+in docs/benchmarks.md before its nineteenth session are of users without (``--history 0``).
+
     .venv/bin/python benchmarks/decision_stages.py --requests 300
 """
 
