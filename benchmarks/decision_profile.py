@@ -58,6 +58,7 @@ from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeReq
 
 FEEDBACK_WARMUP = 200  # feedback requests answered before counting
 DRAIN_EVERY = 100  # requests between waits for the decision recorder to write its queue
+HISTORY_FLUSH_EVERY = 1000  # history decisions between waits for the recorder (give_history)
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
 Asgi = Callable[..., Awaitable[None]]
 
@@ -161,10 +162,13 @@ def give_history(app: FastAPI, decider: Any, bodies: Sequence[bytes]) -> None:
     The features then stay as they are: no worker runs while the benchmark measures."""
     if not bodies:
         return
-    for body in bodies:
+    for i, body in enumerate(bodies, 1):
         decider.personalize_payload(PersonalizeRequest.model_validate_json(body))
-    if not decider.recorder.flush(timeout_s=600):
-        raise RuntimeError("the decision recorder did not write the history")
+        # written as it goes: the recorder's queue is bounded, and under valgrind its
+        # writer falls far behind a loop of decisions
+        due = i % HISTORY_FLUSH_EVERY == 0 or i == len(bodies)
+        if due and not decider.recorder.flush(timeout_s=600):
+            raise RuntimeError("the decision recorder did not write the history")
     worker = app.state.runtime.stream_worker()
     try:
         while worker.run_once():
