@@ -313,9 +313,17 @@ def add_history_arg(ap: argparse.ArgumentParser) -> None:
     before anything is measured (give_history)."""
     ap.add_argument(
         "--history",
-        type=int,
+        type=_count,
         default=HISTORY,
         help="decisions whose message events the users' features hold before measuring "
         f"(default {HISTORY:,}: about four messages for each of 5,000 users, as after 20 s "
         "at 1,000/s over HTTP; 0 for users without history)",
     )
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 0, for argparse."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value

@@ -13,8 +13,10 @@ samples (every sample whose stack holds the stage's function), times the event l
 per request (the server's ``tailorbot_thread_cpu_seconds`` of its main thread), gives its
 µs per request. With ``--feedback-share F`` the load includes feedback (as personalize.py
 does), and the event loop's CPU per request includes handling it. A share of a few percent
-carries a sampling error of about a tenth of itself at the defaults (some 2,500 samples);
-the report gives the count.
+carries a sampling error of about a tenth of itself at the defaults (some 2,500 samples),
+a part of a fraction of a percent a third or more; the report gives the count. With
+``--feedback-share``, the CPU a request is per personalize request (feedback included), not
+per request of either kind as in personalize.py.
 
 Samples in the event loop's own machinery (uvloop, socket reads and writes; uvloop writes a
 response at the end of the loop's turn, not inside the route) have no Python frame below
@@ -72,16 +74,23 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("        the door's validation", "IngestionService._validate", "services/ingestion.py"),
     ("      health metrics", "DecisionService._observe", "decisions/service.py"),
     ("    the answer's payload", "personalize_payload", "decisions/records.py"),
-    ("    the answer sent (headers, body, socket writes)", "Response.__call__", "responses.py"),
+    ("    the answer handed to uvicorn (headers, body)", "Response.__call__", "responses.py"),
 )
 LOOP_OWN = "the event loop's own work (uvloop, socket reads and writes)"
 FRAME = re.compile(r"^(?P<name>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
+def py_spy() -> str:
+    """The py-spy executable: on the PATH or beside this Python (the venv's)."""
+    found = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise SystemExit("needs py-spy (a development dependency: make .venv/.installed)")
+    return found
+
+
 def sample(pid: int, seconds: float, rate: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` (all its threads) for ``seconds``, raw collapsed stacks."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds))]
+    command = [py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds))]
     command += ["--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -138,11 +147,20 @@ def run(args: argparse.Namespace, bodies: list[bytes]) -> dict:
             with quiet_collector():
                 served = max(1, load(args.seconds))
             after = thread_cpu(server_samples(url))
-            spy.wait(timeout=60)
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
             reader.join()
+            said = b"".join(stderr).decode(errors="replace")[-2000:]
             if not out.exists():
-                raise SystemExit(f"py-spy wrote no samples: {b''.join(stderr).decode()[-2000:]}")
+                raise SystemExit(f"py-spy wrote no samples: {said}")
             loop_samples, shares = stage_shares(out.read_text())
+            if not loop_samples:
+                raise SystemExit(
+                    f"no sample of the server's event loop (uvicorn's Server.run): {said}"
+                )
             if args.samples_out is not None:  # for a flame graph, or a stage not listed here
                 shutil.copyfile(out, args.samples_out)
     loop_us = (after.get("MainThread", 0.0) - before.get("MainThread", 0.0)) / served * 1e6
@@ -173,6 +191,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.seconds < 3:
         ap.error("--seconds must be at least 3")
+    py_spy()  # before the server starts
     args.server_core, args.other_cores = split_cores()
     args.pin = True  # the server on one core, as personalize.py --pin
     if not args.other_cores:
