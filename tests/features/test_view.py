@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tailorbot.features import sessions as sess
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import apply_event, new_state, recompute
 from tailorbot.features.view import (
@@ -299,3 +301,40 @@ def test_the_counter_view_is_the_feature_view_s_keys_with_the_same_values(
     assert counter_view(None, None, now) == {
         k: feature_view(None, None, now)[k] for k in COUNTER_VIEW_KEYS
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=event_streams(max_users=1), data=st.data())
+def test_session_and_intent_figures_follow_their_definitions(
+    events: list[dict], data: st.DataObject
+) -> None:
+    """The windowed session figures and the 30-day intent counts, read straight off the
+    state's sessions and customer messages as docs/features.md defines them; ``now`` is
+    any hour, or exactly a window's width after an event (the windows' edges)."""
+    state = new_state()
+    for event in events:
+        apply_event(state, event, None)
+    edges = [ts + width for ts in state["ts"] for width in (0.0, 7 * DAY, 30 * DAY)]
+    hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * HOUR)
+    now = data.draw(st.sampled_from(edges) | hours if edges else hours)
+    view = feature_view(FeatureRecord("u0", state, 0, 0, 0.0, 0.0), None, now)
+    sessions = list(state["sessions"].values())
+    recent = [s for s in sessions if now - 30 * DAY < sess.start(s) <= now]
+    outcomes = [s[sess.RESOLVED] for s in recent if s[sess.RESOLVED] is not None]
+    assert view["sessions_7d"] == sum(now - 7 * DAY < sess.start(s) <= now for s in sessions)
+    assert view["sessions_30d"] == len(recent)
+    assert view["resolution_rate_30d"] == (sum(outcomes) / len(outcomes) if outcomes else None)
+    handed_off = sum(1 for s in recent if s[sess.HANDOFFS])
+    assert view["handoff_rate_30d"] == (handed_off / len(recent) if recent else None)
+    lengths = [max(0.0, sess.end(s) - sess.start(s)) for s in recent]
+    assert view["avg_session_length_s_30d"] == (
+        math.fsum(lengths) / len(lengths) if lengths else None
+    )
+    in_window = Counter(
+        intent
+        for ts, intent in zip(state["cm_ts"], state["cm_intent"], strict=True)
+        if now - 30 * DAY < ts <= now and intent
+    )
+    ranked = sorted(in_window.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert list(view["intent_counts_30d"].items()) == ranked
+    assert view["top_intent_30d"] == (ranked[0][0] if ranked else None)
