@@ -127,14 +127,15 @@ def counter_view(
     ['at_risk', 'vip', 'new']
     """
     personalized, state = _consented_state(record, profile)
+    started = _started(state)
     view: dict[str, Any] = {
         "as_of": now,
         "personalization": personalized,
         "first_seen": state["first"],
         "recent_intents": [intent for _, intent in state["intents"]],
         "csat_ewma": _csat_features(state)["csat_ewma"],
-        "sessions_7d": _sessions_within(state, now, SESSION_WINDOWS["7d"]),
-        "unresolved_streak": _unresolved_streak(_recent_sessions(state, now)),
+        "sessions_7d": _started_within(started, now, SESSION_WINDOWS["7d"]),
+        "unresolved_streak": _unresolved_streak(_recent(started, now)),
         "articles_helpful": _helpful_articles(state),
         "articles_resolved": _by_count(_overall(_resolved_articles(state))),
         "tier": _tier(profile),
@@ -223,10 +224,6 @@ def _started_within(started: list[tuple[float, str, Any]], now: float, width: fl
     return sum(1 for start, _, _ in started if now - width < start <= now)
 
 
-def _sessions_within(state: dict[str, Any], now: float, width: float) -> int:
-    return _started_within(_started(state), now, width)
-
-
 def _recent(started: list[tuple[float, str, Any]], now: float) -> list[tuple[float, str, Any]]:
     """The sessions that started in the last 30 days, oldest first (ties: by id)."""
     return sorted(
@@ -236,11 +233,6 @@ def _recent(started: list[tuple[float, str, Any]], now: float) -> list[tuple[flo
 
 def _start_and_id(item: tuple[float, str, Any]) -> tuple[float, str]:
     return item[0], item[1]
-
-
-def _recent_sessions(state: dict[str, Any], now: float) -> list[tuple[float, str, Any]]:
-    """The sessions that started in the last 30 days: ``(start, id, session)``, oldest first."""
-    return _recent(_started(state), now)
 
 
 def _unresolved_streak(recent: list[tuple[float, str, Any]]) -> int:
