@@ -250,6 +250,17 @@ def split_cores() -> tuple[int, set[int]]:
     return min(allowed), allowed - {min(allowed)}
 
 
+def pin_one_core(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The set-up of the benchmarks that always measure as ``--pin`` does: the server on
+    the first usable core (``args.server_core``), this process (the load generator) on the
+    others (``args.other_cores``); a usage error with fewer than 2 cores."""
+    args.server_core, args.other_cores = split_cores()
+    args.pin = True
+    if not args.other_cores:
+        ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
+    os.sched_setaffinity(0, args.other_cores)
+
+
 def local_redis(args: argparse.Namespace) -> bool:
     """Whether a backend is a Redis on this machine (whose CPU the report then reads)."""
     urls = [urlsplit(str(getattr(args, name, "") or "")) for name in REDIS_ARGS]

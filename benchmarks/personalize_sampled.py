@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -47,9 +46,9 @@ from feedback_load import personalize_load
 from personalize import (
     add_load_args,
     ensure_model,
+    pin_one_core,
     request_bodies,
     server_samples,
-    split_cores,
     thread_cpu,
     warm_up,
 )
@@ -97,7 +96,6 @@ def sample(pid: int, seconds: float, rate: int, out: Path) -> subprocess.Popen[b
 
 def stage_shares(raw: str) -> tuple[int, dict[str, float]]:
     """(the event loop's samples, each stage's share of them) from py-spy's raw output."""
-    wanted = {(name, file): label for label, name, file in STAGES}
     counts: Counter[str] = Counter()
     loop_samples = own = 0
     for line in raw.splitlines():
@@ -111,9 +109,8 @@ def stage_shares(raw: str) -> tuple[int, dict[str, float]]:
         own += int(n) * (frames[-1][0] == "Runner.run")  # nothing in Python below the loop
         found = {
             label
-            for name, file in frames
-            for (want, in_file), label in wanted.items()
-            if name == want and file.endswith(in_file)
+            for label, want, in_file in STAGES
+            if any(name == want and file.endswith(in_file) for name, file in frames)
         }
         for label in found:
             counts[label] += int(n)
@@ -192,11 +189,7 @@ def main() -> None:
     if args.seconds < 3:
         ap.error("--seconds must be at least 3")
     py_spy()  # before the server starts
-    args.server_core, args.other_cores = split_cores()
-    args.pin = True  # the server on one core, as personalize.py --pin
-    if not args.other_cores:
-        ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
-    os.sched_setaffinity(0, args.other_cores)
+    pin_one_core(ap, args)  # the server on one core, as personalize.py --pin
     ensure_model(Path(args.model_dir))
     print(json.dumps(run(args, request_bodies(args.users)), indent=2))
 

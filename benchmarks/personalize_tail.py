@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -44,7 +43,7 @@ import orjson
 from _harness import add_backend_args, machine, quiet_collector, server_for
 from feedback_load import personalize_load
 from loadgen import LoadResult, percentile_ms
-from personalize import add_load_args, ensure_model, request_bodies, split_cores, warm_up
+from personalize import add_load_args, ensure_model, pin_one_core, request_bodies, warm_up
 
 NAN = float("nan")
 
@@ -158,11 +157,7 @@ def main() -> None:
     add_backend_args(ap)
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
-    args.server_core, args.other_cores = split_cores()
-    args.pin = True  # always: the server on one core, as personalize.py --pin
-    if not args.other_cores:
-        ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
-    os.sched_setaffinity(0, args.other_cores)
+    pin_one_core(ap, args)  # the server on one core, as personalize.py --pin
     ensure_model(Path(args.model_dir))
     bodies = request_bodies(args.users)
     rounds = [one_round(args, bodies) for _ in range(args.rounds)]
