@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tailorbot.store.base import Erasure, FeatureRecord, FeatureStore
+from tailorbot.store.base import Erasure, FeatureRecord, FeatureStore, Stores
 from tests.contract.conftest import StoreOpener, record
 
 
@@ -131,3 +131,22 @@ def test_an_erasure_keeps_its_time_which_only_grows(open_online_stores: StoreOpe
     erasure = other.erasures(["u1"])["u1"]
     assert erasure.drops(4, 1_700_000_200.0) and erasure.drops(7, 1_700_000_100.0)
     assert not erasure.drops(5, 1_700_000_100.25)
+
+
+def test_a_decisions_read_leaves_the_dedupe_ids_out(online_stores: Stores) -> None:
+    """The worker's reads keep a state whole; a decision's (``profile_and_record``) leaves
+    the ``seen`` map out, the part of a state no feature reads (store/state_blob.py)."""
+    state = {"n": 2, "seen": {"e1": 1.0, "e2": 2.0}, "ts": [1.0, 2.0], "sessions": {}}
+    put = FeatureRecord("u1", state, partition=1, offset=4, event_time=2.0, updated_at=3.0)
+    online_stores.features.put_many([put])
+    assert online_stores.features.get("u1") == put
+    assert online_stores.features.get_many(["u1"])["u1"].state == state
+    profile, served = online_stores.profile_and_record("u1")
+    assert profile is None and served is not None
+    assert served.state == {"n": 2, "ts": [1.0, 2.0], "sessions": {}}
+    assert (served.partition, served.offset, served.event_time, served.updated_at) == (
+        1,
+        4,
+        2.0,
+        3.0,
+    )

@@ -34,6 +34,7 @@ from tailorbot.events.schema import ANNOTATION_TYPES
 from tailorbot.features import memory
 from tailorbot.features import sessions as sess
 from tailorbot.features.params import RETENTION_S, FeatureParams
+from tailorbot.store.state_blob import DEDUPE_KEY  # stored apart: no feature reads it
 
 STATE_VERSION = 1
 
@@ -74,7 +75,7 @@ def new_state() -> State:
         "late": 0,  # events not applied because at or below the cut
         "n": 0,  # events applied
         "n_cm": 0,  # customer messages applied
-        "seen": {},  # event_id -> event time, for events above the cut
+        DEDUPE_KEY: {},  # "seen": event_id -> event time, for events above the cut
         "ts": [],  # sorted event times above the cut
         "cm_ts": [],  # sorted customer-message times above the cut
         "cm_intent": [],  # their intents (None when absent), parallel to cm_ts
@@ -121,7 +122,7 @@ def apply_outcome(
         if ts <= cut or (cap is not None and ts <= cap):
             state["late"] += 1
             return LATE
-    seen = state["seen"]
+    seen = state[DEDUPE_KEY]
     event_id = event["event_id"]
     if event_id in seen:
         return DUPLICATE
@@ -347,7 +348,7 @@ def prune(state: State, settings_or_params: Any) -> None:
     k = bisect_right(times, cut)
     if k:
         del times[:k]
-        state["seen"] = {e: t for e, t in state["seen"].items() if t > cut}
+        state[DEDUPE_KEY] = {e: t for e, t in state[DEDUPE_KEY].items() if t > cut}
     cm_times = state["cm_ts"]
     k = bisect_right(cm_times, cut)
     if k:

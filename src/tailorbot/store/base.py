@@ -272,7 +272,9 @@ class Stores:
     def profile_and_record(
         self, user_id: str
     ) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
-        """The user's profile and feature record: what every decision reads."""
+        """The user's profile and feature record: what every decision reads. A backend's own
+        read (``user_reader``) leaves the state's dedupe ids out (see
+        :mod:`tailorbot.store.state_blob`): the record is for reading, never to write back."""
         if self.user_reader is not None:
             return self.user_reader(user_id)
         return self.profiles.get(user_id), self.features.get(user_id)

@@ -4,8 +4,9 @@ decision and counter concerns, which the decision plane writes, are in
 
 Keys (``{prefix}`` from the URL, default ``tailorbot``):
 
-* ``{prefix}:rec:{user_id}`` — the record: its log offset as 20 decimal digits, then the
-  record as JSON (one value, so a batch of users is one ``MGET``). A Lua script writes a batch,
+* ``{prefix}:rec:{user_id}`` — the record: its log offset as 20 decimal digits, the rest of
+  its fields as JSON, a NUL byte, then its state (:mod:`tailorbot.store.state_blob`; one
+  value, so a batch of users is one ``MGET``). A Lua script writes a batch,
   each record only when its offset is newer than the stored one (read with ``GETRANGE``) and
   not below the user's erasure watermark, so neither a stale worker nor an event of an erased
   user still in flight can bring old state back.
@@ -57,6 +58,7 @@ from tailorbot.store.redis_shared import (
     counter_args,
     guard,
 )
+from tailorbot.store.state_blob import decode_served, decode_state, encode_state
 
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
 
@@ -255,7 +257,7 @@ class RedisUserReader(RedisConcern):
         profile, record = blobs
         return (
             orjson.loads(profile) if profile is not None else None,
-            _decode_record(user_id, record) if record is not None else None,
+            _decode_record(user_id, record, served=True) if record is not None else None,
         )
 
 
@@ -289,18 +291,22 @@ class RedisProfileStore(RedisConcern, ProfileStore):
 def _encode_record(record: FeatureRecord) -> bytes:
     if not 0 <= record.offset < 10**OFFSET_DIGITS:
         raise ValueError(f"a record's offset must be >= 0, got {record.offset}")
-    return b"%020d" % record.offset + orjson.dumps(
-        {
-            "state": record.state,
-            "partition": record.partition,
-            "offset": record.offset,
-            "event_time": record.event_time,
-            "updated_at": record.updated_at,
-            "version": record.version,
-        }
-    )
+    meta = {
+        "partition": record.partition,
+        "offset": record.offset,
+        "event_time": record.event_time,
+        "updated_at": record.updated_at,
+        "version": record.version,
+    }
+    return b"%020d%b\0%b" % (record.offset, orjson.dumps(meta), encode_state(record.state))
 
 
-def _decode_record(user_id: str, blob: bytes) -> FeatureRecord:
-    fields = orjson.loads(memoryview(blob)[OFFSET_DIGITS:])
-    return FeatureRecord(user_id=user_id, **fields)
+def _decode_record(user_id: str, blob: bytes, *, served: bool = False) -> FeatureRecord:
+    """The record in ``blob``; ``served``: its state without the dedupe ids (a decision's
+    read, see :mod:`tailorbot.store.state_blob`)."""
+    end = blob.find(b"\0", OFFSET_DIGITS)
+    if end < 0:  # written before the state was stored apart: one document, state inside
+        fields = orjson.loads(memoryview(blob)[OFFSET_DIGITS:])
+        return FeatureRecord(user_id=user_id, **fields)
+    state = (decode_served if served else decode_state)(blob, end + 1)
+    return FeatureRecord(user_id, state, **orjson.loads(memoryview(blob)[OFFSET_DIGITS:end]))

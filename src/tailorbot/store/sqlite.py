@@ -66,6 +66,7 @@ from tailorbot.store.sqlite_shared import (
     dumps,
     select_in,
 )
+from tailorbot.store.state_blob import decode_served, decode_state, encode_state
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_records (
@@ -217,7 +218,7 @@ class SqliteUserReader:
             profile, *record = conn.execute(SELECT_USER, (user_id,)).fetchone()
         return (
             None if profile is None else orjson.loads(profile),
-            None if record[0] is None else _record((user_id, *record)),
+            None if record[0] is None else _record((user_id, *record), decode_served),
         )
 
 
@@ -341,7 +342,7 @@ class SqliteProfileStore(SqliteConcern, ProfileStore):
 def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
     return (
         r.user_id,
-        dumps(r.state),
+        encode_state(r.state),
         r.partition,
         r.offset,
         r.event_time,
@@ -357,8 +358,8 @@ def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any,
         return select_in(conn, query, keys)
 
 
-def _record(row: tuple[Any, ...]) -> FeatureRecord:
+def _record(
+    row: tuple[Any, ...], decode: Callable[[bytes], dict[str, Any]] = decode_state
+) -> FeatureRecord:
     user_id, state, partition, offset, event_time, updated_at, version = row
-    return FeatureRecord(
-        user_id, orjson.loads(state), partition, offset, event_time, updated_at, version
-    )
+    return FeatureRecord(user_id, decode(state), partition, offset, event_time, updated_at, version)
