@@ -42,7 +42,7 @@ DEFAULT_RULES = SegmentRules()
 RATE_WINDOW_S = SESSION_WINDOWS["30d"]
 EVENT_KEYS = tuple(f"events_{name}" for name in EVENT_WINDOWS)
 MESSAGE_KEYS = tuple(f"customer_messages_{name}" for name in EVENT_WINDOWS)
-SESSION_KEYS = tuple((f"sessions_{name}", width) for name, width in SESSION_WINDOWS.items())
+SESSION_KEYS = tuple(f"sessions_{name}" for name in SESSION_WINDOWS)
 
 
 def feature_view(
@@ -127,15 +127,15 @@ def counter_view(
     ['at_risk', 'vip', 'new']
     """
     personalized, state = _consented_state(record, profile)
-    started = _started(state)
+    started, starts = _started(state)
     view: dict[str, Any] = {
         "as_of": now,
         "personalization": personalized,
         "first_seen": state["first"],
         "recent_intents": [intent for _, intent in state["intents"]],
         "csat_ewma": _csat_features(state)["csat_ewma"],
-        "sessions_7d": _started_within(started, now, SESSION_WINDOWS["7d"]),
-        "unresolved_streak": _unresolved_streak(_recent(started, now)),
+        "sessions_7d": counts_in_windows(starts, now, (SESSION_WINDOWS["7d"],))[0],
+        "unresolved_streak": _unresolved_streak(started[window_slice(starts, now, RATE_WINDOW_S)]),
         "articles_helpful": _helpful_articles(state),
         "articles_resolved": _by_count(_overall(_resolved_articles(state))),
         "tier": _tier(profile),
@@ -191,9 +191,10 @@ def _csat_features(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _session_features(state: dict[str, Any], now: float) -> dict[str, Any]:
-    started = _started(state)
-    out: dict[str, Any] = {key: _started_within(started, now, width) for key, width in SESSION_KEYS}
-    recent = _recent(started, now)
+    started, starts = _started(state)
+    counts = counts_in_windows(starts, now, SESSION_WINDOWS.values())
+    out: dict[str, Any] = dict(zip(SESSION_KEYS, counts, strict=True))
+    recent = started[window_slice(starts, now, RATE_WINDOW_S)]  # the last 30 days' sessions
     # one pass over the recent sessions for the rates and the mean length
     with_outcome = resolved = handed_off = 0
     lengths = []
@@ -215,24 +216,12 @@ def _session_features(state: dict[str, Any], now: float) -> dict[str, Any]:
 
 # The parts of the session and article features, each computed once: counter_view (once per
 # article or outcome event in the stream worker) takes only the ones it needs.
-def _started(state: dict[str, Any]) -> list[tuple[float, str, Any]]:
-    """Every session as ``(start, id, session)``."""
-    return [(sess.start(s), sid, s) for sid, s in state["sessions"].items()]
-
-
-def _started_within(started: list[tuple[float, str, Any]], now: float, width: float) -> int:
-    return sum(1 for start, _, _ in started if now - width < start <= now)
-
-
-def _recent(started: list[tuple[float, str, Any]], now: float) -> list[tuple[float, str, Any]]:
-    """The sessions that started in the last 30 days, oldest first (ties: by id)."""
-    return sorted(
-        (item for item in started if now - RATE_WINDOW_S < item[0] <= now), key=_start_and_id
-    )
-
-
-def _start_and_id(item: tuple[float, str, Any]) -> tuple[float, str]:
-    return item[0], item[1]
+def _started(state: dict[str, Any]) -> tuple[list[tuple[float, str, Any]], list[float]]:
+    """Every session as ``(start, id, session)``, oldest first (ties: by id), and their starts:
+    a window's sessions are a slice, found by bisection."""
+    started = [(sess.start(s), sid, s) for sid, s in state["sessions"].items()]
+    started.sort()  # ids are unique: the sessions themselves are never compared
+    return started, [start for start, _, _ in started]
 
 
 def _unresolved_streak(recent: list[tuple[float, str, Any]]) -> int:
