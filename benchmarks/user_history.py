@@ -21,7 +21,7 @@ measures, in CPU µs (the median of ``--rounds`` rounds):
 Beside them, in the same run, the same two for a user without history (0 events): each row's
 ratio to it is the figure that holds across machines.
 
-    .venv/bin/python benchmarks/user_history.py --sizes 0,5,50,500,5000
+    .venv/bin/python benchmarks/user_history.py --sizes 0,5,50,500,5000 [--store-url redis://...]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _harness import backend_env, cleanup_redis
 
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import apply_event, new_state
@@ -162,17 +163,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="0,5,50,500,5000", help="events per user, comma-separated")
     ap.add_argument("--rounds", type=int, default=7, help="rounds per figure (median)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--store-url", help="e.g. redis://127.0.0.1:6379/0 (default: a new SQLite file)"
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="tailorbot-history-"))
-    stores = open_stores(f"sqlite:///{tmp}/store.db")
+    env, _ = backend_env(args)  # a Redis store gets a prefix of its own, deleted after
+    url = env.get("TAILORBOT_STORE_URL", f"sqlite:///{tmp}/store.db")
+    stores = open_stores(url)
     try:
         reference = measure(stores, 0, args.rounds, rng)
         rows = [reference if n == 0 else measure(stores, n, args.rounds, rng) for n in sizes]
     finally:
         stores.close()
+        cleanup_redis(env)
         shutil.rmtree(tmp, ignore_errors=True)
+    print(f"store: {url.split('://')[0]}")
     print(
         "| events (30 d) | sessions | state bytes (dedupe ids) | decision read CPU µs "
         "| × no history | worker apply CPU µs | × no history |"
