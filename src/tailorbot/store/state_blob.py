@@ -34,8 +34,9 @@ def encode_state(state: dict[str, Any]) -> bytes:
     try:
         if DEDUPE_KEY not in state:
             return orjson.dumps(state)
-        features = {key: value for key, value in state.items() if key != DEDUPE_KEY}
-        return orjson.dumps(features) + SEPARATOR + orjson.dumps(state[DEDUPE_KEY])
+        features = state.copy()  # a C copy: a comprehension cost a microsecond a record more
+        seen = features.pop(DEDUPE_KEY)
+        return orjson.dumps(features) + SEPARATOR + orjson.dumps(seen)
     except TypeError as exc:
         raise TypeError(f"store values must be JSON-serialisable: {exc}") from exc
 
