@@ -106,7 +106,10 @@ CALLS: dict[str, tuple[str, Callable[[str], httpx.Response]]] = {
             timeout=30,
         ),
     ),
-    "features": ("features", lambda url: httpx.get(url + "/v1/users/u1/features", timeout=30)),
+    "features": (  # read as a decision reads its user
+        "user_reader",
+        lambda url: httpx.get(url + "/v1/users/u1/features", timeout=30),
+    ),
     "feedback": (
         "decisions",
         lambda url: httpx.post(

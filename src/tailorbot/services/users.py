@@ -84,13 +84,13 @@ class UserService:
     def features(self, user_id: str) -> dict[str, Any]:
         """``{user_id, features, freshness}`` of a user; :class:`NotFound` when there is none."""
         with backend_errors():
-            record = self.stores.features.get(user_id)
-            if record is None:
-                raise NotFound(
-                    f"no features for user {user_id!r}: unknown user, no event processed yet, "
-                    "or no personalization consent"
-                )
-            profile = self.stores.profiles.get(user_id)
+            # a decision's read: one round trip, the state without its dedupe ids
+            profile, record = self.stores.profile_and_record(user_id)
+        if record is None:
+            raise NotFound(
+                f"no features for user {user_id!r}: unknown user, no event processed yet, "
+                "or no personalization consent"
+            )
         return {
             "user_id": user_id,
             "features": feature_view(record, profile, time.time()),
