@@ -55,7 +55,8 @@ def test_ping_answers_when_the_store_is_up(profile_store: ProfileStore) -> None:
 
 def test_profile_and_record_is_what_each_store_reads(open_online_stores: StoreOpener) -> None:
     """A decision's one read of a user (one round trip where the backend can) answers what
-    the profile and feature stores answer apart, writes of another handle included."""
+    the profile and feature stores answer apart, writes of another handle included (for a
+    state without dedupe ids: see the feature store's contract for one with them)."""
     reader, writer = open_online_stores(), open_online_stores()
     assert reader.profile_and_record("u1") == (None, None)
     writer.profiles.put("u1", {"tier": "gold"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import orjson
 import pytest
@@ -33,8 +34,9 @@ def test_the_blob_round_trips_and_serves_without_the_ids() -> None:
     assert decode_state(blob) == STATE and decode_served(blob) == SERVED
     prefixed = b"head" + blob
     assert decode_state(prefixed, 4) == STATE and decode_served(prefixed, 4) == SERVED
-    # a state without the key (no feature state) is one document
+    # a state without the key (no feature state) is one document; any mapping encodes
     assert encode_state({"n": 1}) == b'{"n":1}' and decode_state(b'{"n":1}') == {"n": 1}
+    assert encode_state(MappingProxyType(STATE)) == blob
 
 
 def test_an_id_or_value_with_a_nul_stays_escaped() -> None:

@@ -4,7 +4,8 @@ Feature records, profiles, decisions, counters and erasure watermarks each have 
 one file; each concern is a small class over the one shared :class:`SqliteFile`, and
 :func:`open_stores` opens the file once for all four (decisions and counters, which a
 feedback writes in one transaction, live in :mod:`tailorbot.store.sqlite_shared`). States
-and profiles are stored as orjson; reads of records and profiles go through an in-process
+are stored as :mod:`tailorbot.store.state_blob` writes them (orjson, the dedupe ids apart),
+profiles as orjson; reads of records and profiles go through an in-process
 cache per concern that empties itself when another process commits to the file, so a hot
 ``get`` costs microseconds and is never stale. Every read decodes a fresh object: callers
 may mutate what they get. Erasing deletes with ``secure_delete`` and then scrubs the WAL, so

@@ -18,6 +18,7 @@ one written before the split) is one JSON document.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -26,15 +27,16 @@ DEDUPE_KEY = "seen"
 SEPARATOR = b"\0"
 
 
-def encode_state(state: dict[str, Any]) -> bytes:
+def encode_state(state: Mapping[str, Any]) -> bytes:
     """The state's blob: the features, then the dedupe ids after a NUL byte.
 
     :class:`TypeError` when a value is not JSON-serialisable.
     """
+    whole = state if isinstance(state, dict) else dict(state)  # any mapping, as before
     try:
-        if DEDUPE_KEY not in state:
-            return orjson.dumps(state)
-        features = state.copy()  # a C copy: a comprehension cost a microsecond a record more
+        if DEDUPE_KEY not in whole:
+            return orjson.dumps(whole)
+        features = whole.copy()  # a C copy: a comprehension cost a microsecond a record more
         seen = features.pop(DEDUPE_KEY)
         return orjson.dumps(features) + SEPARATOR + orjson.dumps(seen)
     except TypeError as exc:
