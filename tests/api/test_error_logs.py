@@ -31,7 +31,8 @@ def test_unhandled_error_logs_the_route_template(
         raise RuntimeError("boom")
 
     with make_client(tmp_path, run_worker_in_server=False) as client:
-        client.app.state.runtime.stores.features.get = fail
+        # the route reads its user as a decision does; Stores is frozen for the application
+        object.__setattr__(client.app.state.runtime.stores, "user_reader", fail)
         with caplog.at_level(logging.WARNING, logger="tailorbot.api.errors"):
             assert client.get(f"/v1/users/{USER}/features").status_code == 500
     assert _error_lines(caplog) == ["unhandled error on GET /v1/users/{user_id}/features"]
