@@ -18,15 +18,24 @@ measures, in CPU µs (the median of ``--rounds`` rounds):
   what the worker does for a busy user in a batch (its state cache holds the states, so it
   reads none).
 
-Beside them, in the same run, the same two for a user without history (0 events): each row's
+With ``--decision``, the store is that of the real app (embedded backends, the Banking77
+model of personalize.py, trained once into ``--model-dir``), and a third figure is the whole
+decision for the user (``DecisionService.personalize_payload`` on Banking77 test messages, the
+user in the personalized arm; its decisions are written between calls, and no worker applies
+their message events, so the user's history stays as built).
+
+Beside them, in the same run, the same for a user without history (0 events): each row's
 ratio to it is the figure that holds across machines.
 
-    .venv/bin/python benchmarks/user_history.py --sizes 0,5,50,500,5000 [--store-url redis://...]
+    .venv/bin/python benchmarks/user_history.py --sizes 5,50,500,5000 [--store-url redis://...]
+    .venv/bin/python benchmarks/user_history.py --decision
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import random
 import shutil
 import statistics
@@ -40,10 +49,15 @@ from typing import Any
 
 import orjson
 from _harness import backend_env, cleanup_redis
+from decision_profile import started_app
+from personalize import ensure_model
 
+from tailorbot.features.memory import PERSONALIZED_ARM
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import apply_event, new_state
 from tailorbot.features.view import feature_view
+from tailorbot.models.intent.dataset import default_dataset
+from tailorbot.services.decisions.schemas import PersonalizeRequest
 from tailorbot.store import open_stores
 from tailorbot.store.base import FeatureRecord, Stores
 
@@ -55,6 +69,7 @@ KINDS = (  # (type, weight): what a support conversation's events are made of
     ("rating", 1),
     ("resolution", 1),
 )
+FLUSH_AT = 500  # queued decisions written between measured ones (the queue is bounded)
 BATCH = 20  # users the worker reads, applies and writes at once (one transaction)
 INTENTS = ("card_arrival", "lost_or_stolen_card", "top_up_failed", "exchange_rate", "pin_blocked")
 
@@ -116,7 +131,15 @@ def cpu_us(
     return statistics.median(per_round)
 
 
-def measure(stores: Stores, n: int, rounds: int, rng: random.Random) -> dict[str, float]:
+def measure(
+    stores: Stores,
+    n: int,
+    rounds: int,
+    rng: random.Random,
+    decider: Any = None,
+) -> dict[str, float]:
+    """The row of one size; with ``decider`` (the app's decision service), the whole
+    decision too."""
     now = time.time()
     params = FeatureParams()
     state = new_state()
@@ -124,6 +147,8 @@ def measure(stores: Stores, n: int, rounds: int, rng: random.Random) -> dict[str
         apply_event(state, event, params)
     blob = orjson.dumps(state)
     users = [f"user-{n}-{i}" for i in range(BATCH)]
+    if decider is not None:
+        users[0] = personalized_user(decider, f"user-{n}")
     offsets = iter(range(1, 10**9))
     cached: dict[str, dict[str, Any]] = {}
 
@@ -148,7 +173,7 @@ def measure(stores: Stores, n: int, rounds: int, rng: random.Random) -> dict[str
             written.append(FeatureRecord(user, applied, 0, offset, now, now))
         stores.features.put_many(written)
 
-    return {
+    row = {
         "events": n,
         "bytes": len(blob),
         "dedupe bytes": len(orjson.dumps(state["seen"])),
@@ -156,43 +181,94 @@ def measure(stores: Stores, n: int, rounds: int, rng: random.Random) -> dict[str
         "read": cpu_us(read, reps * 10, rounds),
         "apply": cpu_us(apply, max(3, reps // 5), rounds, setup=reset) / BATCH,
     }
+    if decider is not None:
+        reset()
+        decide, written = deciding(decider, users[0])
+        row["decision"] = cpu_us(decide, max(10, reps), rounds, setup=written)
+    return row
+
+
+def personalized_user(decider: Any, prefix: str) -> str:
+    """A user id starting with ``prefix`` that the experiment serves the personalized arm."""
+    for i in range(1_000):
+        user = f"{prefix}-p{i}"
+        if decider.experiment.arm_for(user) == PERSONALIZED_ARM:
+            return user
+    raise RuntimeError("no user of the personalized arm in 1,000 ids")
+
+
+def deciding(decider: Any, user: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """One decision for ``user`` on the next Banking77 test message, and the unmeasured step
+    between decisions that writes the recorder's queue now and then (it is bounded)."""
+    texts = list(default_dataset("test").texts)
+    requests = [
+        PersonalizeRequest(user_id=user, session_id="s-bench", message=text) for text in texts
+    ]
+    made = itertools.count()
+
+    def decide() -> None:
+        decider.personalize_payload(requests[next(made) % len(requests)])
+
+    def written() -> None:
+        if decider.recorder.pending() >= FLUSH_AT and not decider.recorder.flush(600):
+            raise RuntimeError("the decision recorder did not write its queue")
+
+    return decide, written
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="0,5,50,500,5000", help="events per user, comma-separated")
+    ap.add_argument(
+        "--sizes", default="5,50,500,5000", help="events per user, comma-separated (0 is always)"
+    )
     ap.add_argument("--rounds", type=int, default=7, help="rounds per figure (median)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument(
         "--store-url", help="e.g. redis://127.0.0.1:6379/0 (default: a new SQLite file)"
     )
+    ap.add_argument("--decision", action="store_true", help="the whole decision too (the app)")
+    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
     args = ap.parse_args(argv)
+    if args.decision and args.store_url:
+        ap.error("--decision measures the app's own (embedded) store: no --store-url")
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(args.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="tailorbot-history-"))
-    env, _ = backend_env(args)  # a Redis store gets a prefix of its own, deleted after
-    url = env.get("TAILORBOT_STORE_URL", f"sqlite:///{tmp}/store.db")
-    stores = open_stores(url)
-    try:
-        reference = measure(stores, 0, args.rounds, rng)
-        rows = [reference if n == 0 else measure(stores, n, args.rounds, rng) for n in sizes]
-    finally:
-        stores.close()
-        cleanup_redis(env)
-        shutil.rmtree(tmp, ignore_errors=True)
+    if args.decision:
+        url = "sqlite (the app's)"
+        rows = asyncio.run(with_decisions(args, sizes, rng))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="tailorbot-history-"))
+        env, _ = backend_env(args)  # a Redis store gets a prefix of its own, deleted after
+        url = env.get("TAILORBOT_STORE_URL", f"sqlite:///{tmp}/store.db")
+        stores = open_stores(url)
+        try:
+            rows = [measure(stores, n, args.rounds, rng) for n in [0, *sizes]]
+        finally:
+            stores.close()
+            cleanup_redis(env)
+            shutil.rmtree(tmp, ignore_errors=True)
+    reference = rows[0]  # the user without history
     print(f"store: {url.split('://')[0]}")
-    print(
-        "| events (30 d) | sessions | state bytes (dedupe ids) | decision read CPU µs "
-        "| × no history | worker apply CPU µs | × no history |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    figures = ["read", "apply", *(["decision"] if args.decision else [])]
+    names = {"read": "decision read", "apply": "worker apply", "decision": "whole decision"}
+    head = "".join(f" {names[f]} CPU µs | × no history |" for f in figures)
+    print(f"| events (30 d) | sessions | state bytes (dedupe ids) |{head}")
+    print("| ---: " * (3 + 2 * len(figures)) + "|")
     for row in rows:
+        cells = "".join(f" {row[f]:,.1f} | {row[f] / reference[f]:.1f} |" for f in figures)
         print(
             f"| {row['events']:,} | {row['sessions']:,} | {row['bytes']:,} "
-            f"({row['dedupe bytes']:,}) | {row['read']:,.1f} "
-            f"| {row['read'] / reference['read']:.1f} | {row['apply']:,.1f} "
-            f"| {row['apply'] / reference['apply']:.1f} |"
+            f"({row['dedupe bytes']:,}) |{cells}"
         )
+
+
+async def with_decisions(
+    args: argparse.Namespace, sizes: list[int], rng: random.Random
+) -> list[dict[str, float]]:
+    ensure_model(args.model_dir)
+    async with started_app(args.model_dir, decision_threads=0) as (app, decider):
+        stores = app.state.runtime.stores
+        return [measure(stores, n, args.rounds, rng, decider) for n in [0, *sizes]]
 
 
 if __name__ == "__main__":
