@@ -33,6 +33,7 @@ from tailorbot.features.state import ewma, new_state
 from tailorbot.features.windows import (
     EVENT_WINDOWS,
     SESSION_WINDOWS,
+    count_in_window,
     counts_in_windows,
     window_slice,
 )
@@ -134,7 +135,7 @@ def counter_view(
         "first_seen": state["first"],
         "recent_intents": [intent for _, intent in state["intents"]],
         "csat_ewma": _csat_features(state)["csat_ewma"],
-        "sessions_7d": counts_in_windows(starts, now, (SESSION_WINDOWS["7d"],))[0],
+        "sessions_7d": count_in_window(starts, now, SESSION_WINDOWS["7d"]),
         "unresolved_streak": _unresolved_streak(started[window_slice(starts, now, RATE_WINDOW_S)]),
         "articles_helpful": _helpful_articles(state),
         "articles_resolved": _by_count(_overall(_resolved_articles(state))),
