@@ -58,7 +58,7 @@ from tailorbot.store.redis_shared import (
     counter_args,
     guard,
 )
-from tailorbot.store.state_blob import decode_served, decode_state, encode_state
+from tailorbot.store.state_blob import SEPARATOR, decode_served, decode_state, encode_state
 
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
 
@@ -298,13 +298,14 @@ def _encode_record(record: FeatureRecord) -> bytes:
         "updated_at": record.updated_at,
         "version": record.version,
     }
-    return b"%020d%b\0%b" % (record.offset, orjson.dumps(meta), encode_state(record.state))
+    head = b"%020d%b" % (record.offset, orjson.dumps(meta))
+    return head + SEPARATOR + encode_state(record.state)
 
 
 def _decode_record(user_id: str, blob: bytes, *, served: bool = False) -> FeatureRecord:
     """The record in ``blob``; ``served``: its state without the dedupe ids (a decision's
     read, see :mod:`tailorbot.store.state_blob`)."""
-    end = blob.find(b"\0", OFFSET_DIGITS)
+    end = blob.find(SEPARATOR, OFFSET_DIGITS)
     if end < 0:  # written before the state was stored apart: one document, state inside
         fields = orjson.loads(memoryview(blob)[OFFSET_DIGITS:])
         return FeatureRecord(user_id=user_id, **fields)

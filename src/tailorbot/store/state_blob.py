@@ -46,14 +46,10 @@ def encode_state(state: Mapping[str, Any]) -> bytes:
 def decode_state(blob: bytes | str, start: int = 0) -> dict[str, Any]:
     """The whole state, dedupe ids included (from ``blob[start:]``): what the stream worker
     applies events to. (A ``str`` is a state an older release stored as text: one document.)"""
-    if isinstance(blob, str):
-        return _text(blob, start)
-    end = blob.find(SEPARATOR, start)
-    if end < 0:
-        whole: dict[str, Any] = orjson.loads(memoryview(blob)[start:])
-        return whole
-    state: dict[str, Any] = orjson.loads(memoryview(blob)[start:end])
-    state[DEDUPE_KEY] = orjson.loads(memoryview(blob)[end + 1 :])
+    features, dedupe = _parts(blob, start)
+    state: dict[str, Any] = orjson.loads(features)
+    if dedupe is not None:
+        state[DEDUPE_KEY] = orjson.loads(dedupe)
     return state
 
 
@@ -61,13 +57,13 @@ def decode_served(blob: bytes | str, start: int = 0) -> dict[str, Any]:
     """The state without its dedupe ids when they are stored apart (from ``blob[start:]``):
     what the feature view reads. For reading only: written back, it would have forgotten
     which events it applied."""
-    if isinstance(blob, str):
-        return _text(blob, start)
-    end = blob.find(SEPARATOR, start)
-    served: dict[str, Any] = orjson.loads(memoryview(blob)[start : end if end >= 0 else None])
+    served: dict[str, Any] = orjson.loads(_parts(blob, start)[0])
     return served
 
 
-def _text(blob: str, start: int) -> dict[str, Any]:
-    state: dict[str, Any] = orjson.loads(blob[start:])
-    return state
+def _parts(blob: bytes | str, start: int) -> tuple[memoryview | str, memoryview | None]:
+    """The features' JSON and the dedupe ids' (None: stored in one document), uncopied."""
+    if isinstance(blob, str):
+        return blob[start:], None
+    view, end = memoryview(blob), blob.find(SEPARATOR, start)
+    return (view[start:], None) if end < 0 else (view[start:end], view[end + 1 :])
