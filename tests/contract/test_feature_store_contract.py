@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 
-from tailorbot.store.base import Erasure, FeatureRecord, FeatureStore, Stores
+from tailorbot.store.base import (
+    UNCHANGED,
+    DedupeDelta,
+    Erasure,
+    FeatureRecord,
+    FeatureStore,
+    Stores,
+)
 from tests.contract.conftest import StoreOpener, record
 
 
@@ -25,15 +33,15 @@ def test_get_returns_the_record_as_put(feature_store: FeatureStore) -> None:
 
 
 def test_writes_are_fenced_by_offset(feature_store: FeatureStore) -> None:
-    feature_store.put_many([record("u1", 5, seen="five")])
-    feature_store.put_many([record("u1", 3, seen="three")])  # older: ignored
-    feature_store.put_many([record("u1", 5, seen="again")])  # not newer: ignored
-    assert feature_store.get("u1").state == {"seen": "five"}
-    feature_store.put_many([record("u1", 6, seen="six"), record("u2", 1)])
-    assert feature_store.get("u1").state == {"seen": "six"}
+    feature_store.put_many([record("u1", 5, mark="five")])
+    feature_store.put_many([record("u1", 3, mark="three")])  # older: ignored
+    feature_store.put_many([record("u1", 5, mark="again")])  # not newer: ignored
+    assert feature_store.get("u1").state == {"mark": "five"}
+    feature_store.put_many([record("u1", 6, mark="six"), record("u2", 1)])
+    assert feature_store.get("u1").state == {"mark": "six"}
     assert feature_store.get("u2").offset == 1
-    feature_store.put_many([record("u3", 2, seen="two"), record("u3", 1, seen="one")])
-    assert feature_store.get("u3").state == {"seen": "two"}
+    feature_store.put_many([record("u3", 2, mark="two"), record("u3", 1, mark="one")])
+    assert feature_store.get("u3").state == {"mark": "two"}
 
 
 def test_get_many_returns_the_stored_ones(feature_store: FeatureStore) -> None:
@@ -54,11 +62,11 @@ def test_callers_may_mutate_what_they_read(feature_store: FeatureStore) -> None:
 
 def test_a_second_handle_sees_every_write_at_once(open_online_stores: StoreOpener) -> None:
     reader, writer = open_online_stores().features, open_online_stores().features
-    writer.put_many([record("u1", 1, seen="first")])
-    assert reader.get("u1").state == {"seen": "first"}  # read, and possibly cached now
+    writer.put_many([record("u1", 1, mark="first")])
+    assert reader.get("u1").state == {"mark": "first"}  # read, and possibly cached now
     assert reader.get_many(["u2"]) == {}  # an absent user, possibly cached as absent
-    writer.put_many([record("u1", 2, seen="second"), record("u2", 1)])
-    assert reader.get("u1").state == {"seen": "second"}
+    writer.put_many([record("u1", 2, mark="second"), record("u2", 1)])
+    assert reader.get("u1").state == {"mark": "second"}
     assert reader.get_many(["u2"]).keys() == {"u2"}
     writer.erase("u1", partition=0, watermark=3)
     assert reader.get("u1") is None
@@ -150,3 +158,67 @@ def test_a_decisions_read_leaves_the_dedupe_ids_out(online_stores: Stores) -> No
         2.0,
         3.0,
     )
+
+
+def _with_ids(
+    user: str, offset: int, ids: dict[str, float], dedupe: DedupeDelta | None = None
+) -> FeatureRecord:
+    put = record(user, offset, n=offset, seen=dict(ids))
+    put.dedupe = dedupe
+    return put
+
+
+def _ids(feature_store: FeatureStore, user: str) -> dict[str, float]:
+    got = feature_store.get(user)
+    assert got is not None and got.dedupe == UNCHANGED  # the store keeps them apart
+    assert feature_store.get_many([user])[user].state["seen"] == got.state["seen"]
+    return dict(got.state["seen"])
+
+
+def test_a_write_adds_its_dedupe_ids_and_drops_those_below_its_floor(
+    feature_store: FeatureStore,
+) -> None:
+    """A write with a :class:`DedupeDelta` changes only what it names; one without replaces
+    the ids whole; a skipped write (older, or erased) changes none."""
+    first = {"a": 1.5, "b": 2.0, "c": 3.25}
+    feature_store.put_many([_with_ids("u1", 1, first)])  # none before: all of them
+    assert _ids(feature_store, "u1") == first
+    # a delta: "d" added; the state forgot "a" and "b" (its floor: its oldest id left, "c")
+    state_ids = {"c": 3.25, "d": 1_767_261_600.123456}
+    delta = DedupeDelta({"d": 1_767_261_600.123456}, floor=3.25)
+    feature_store.put_many([_with_ids("u1", 2, state_ids, delta)])
+    assert _ids(feature_store, "u1") == state_ids  # exact times, as floats
+    # a delta alone is what the store applies: the ids it names, nothing else of the state
+    feature_store.put_many([_with_ids("u1", 3, {"zzz": 9.0}, DedupeDelta({"e": 4.0}))])
+    assert _ids(feature_store, "u1") == {**state_ids, "e": 4.0}
+    # older, or not newer: the fence skips the ids with the record
+    feature_store.put_many([_with_ids("u1", 3, {"x": 5.0}, DedupeDelta({"x": 5.0}, 100.0))])
+    assert _ids(feature_store, "u1") == {**state_ids, "e": 4.0}
+    # no delta: the state's ids replace the stored ones; a floor of inf drops them all
+    feature_store.put_many([_with_ids("u1", 4, {"f": 6.0})])
+    assert _ids(feature_store, "u1") == {"f": 6.0}
+    feature_store.put_many([_with_ids("u1", 5, {}, DedupeDelta({}, math.inf))])
+    assert _ids(feature_store, "u1") == {}
+    # in one call, a user's last record is the one written, with its ids
+    feature_store.put_many([_with_ids("u2", 1, {"old": 1.0}), _with_ids("u2", 2, {"new": 2.0})])
+    assert _ids(feature_store, "u2") == {"new": 2.0}
+
+
+def test_erasure_forgets_the_dedupe_ids_too(open_online_stores: StoreOpener) -> None:
+    stores = open_online_stores()
+    features, one = stores.features, {"ns": {"views": 1.0}}
+    features.put_many([_with_ids("u1", 1, {"a": 1.0})])
+    # a counted write carries its ids in the same atomic step
+    features.put_many(
+        [_with_ids("u1", 2, {"a": 1.0, "b": 2.0}, DedupeDelta({"b": 2.0}))], {"u1": [(2, one)]}
+    )
+    assert _ids(features, "u1") == {"a": 1.0, "b": 2.0}
+    features.erase("u1", partition=0, watermark=3)
+    # refused below the watermark, counted or not: no id comes back
+    features.put_many([_with_ids("u1", 2, {"c": 3.0}, DedupeDelta({"c": 3.0}))])
+    features.put_many([_with_ids("u1", 2, {"c": 3.0})], {"u1": [(2, one)]})
+    assert features.get("u1") is None
+    # the user's first events after it start from nothing
+    features.put_many([_with_ids("u1", 3, {"d": 4.0})])
+    assert _ids(features, "u1") == {"d": 4.0}
+    assert stores.counters.counters("ns") == {"views": 1.0}

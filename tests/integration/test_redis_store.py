@@ -42,14 +42,14 @@ def test_racing_fenced_writes_keep_the_newest_offset(prefix: str) -> None:
         stores = open_redis_stores(prefix)  # one client per writer
         for offset in offsets[i::4]:
             stores.features.put_many(
-                [record("racer", offset, seen=offset), record(f"other{i}", offset)]
+                [record("racer", offset, mark=offset), record(f"other{i}", offset)]
             )
         stores.close()
 
     run_threads(4, write)
     stores = open_redis_stores(prefix)
     stored = stores.features.get("racer")
-    assert stored is not None and stored.offset == 399 and stored.state == {"seen": 399}
+    assert stored is not None and stored.offset == 399 and stored.state == {"mark": 399}
     stores.close()
 
 
@@ -66,22 +66,25 @@ def test_ttls_apply_to_records_and_decisions(prefix: str) -> None:
     stores = open_redis_stores(prefix, record_ttl="0.3", decision_ttl="3600")
     assert isinstance(stores.decisions, RedisDecisionStore)
     assert stores.decisions.decision_ttl == 3600.0
-    stores.features.put_many([record("u1", 1)])
+    stores.features.put_many([record("u1", 1, seen={"e1": 1.0})])
     stores.decisions.put("d1", "u1", {"variant": "a"})
     client = redis.Redis.from_url(REDIS_URL)
+    assert client.pttl(f"{prefix}:dedupe:u1") != -1  # the dedupe ids expire with the record
     assert 0 < client.pttl(f"{prefix}:decision:d1") <= 3_600_000
     assert 0 < client.pttl(f"{prefix}:user:u1:decisions") <= 3_600_000
     wait_until(lambda: stores.features.get("u1") is None, "the record to expire")
+    wait_until(lambda: not client.exists(f"{prefix}:dedupe:u1"), "its dedupe ids to expire")
     assert stores.decisions.get("d1") == {"variant": "a"}
     stores.close()
 
 
 def test_no_ttl_by_default(prefix: str) -> None:
     stores = open_redis_stores(prefix)
-    stores.features.put_many([record("u1", 1)])
+    stores.features.put_many([record("u1", 1, seen={"e1": 1.0})])
     stores.decisions.put("d1", "u1", {})
     client = redis.Redis.from_url(REDIS_URL)
     assert client.pttl(f"{prefix}:rec:u1") == -1
+    assert client.pttl(f"{prefix}:dedupe:u1") == -1
     assert client.pttl(f"{prefix}:decision:d1") == -1
     stores.close()
 
@@ -91,7 +94,11 @@ def test_erasure_leaves_no_key_or_value_mentioning_the_user(prefix: str) -> None
     log, stores = open_log(url, partitions=2), open_redis_stores(prefix)
     secret = "erase-me-7731"
     log.append([(secret, b'{"text": "hi"}'), ("someone-else", b"{}")])
-    stores.features.put_many([record(secret, 0, topic="billing"), record("someone-else", 1)])
+    ids = {"event-of-erase-me": 1.0}
+    stores.features.put_many(
+        [record(secret, 0, topic="billing", seen=ids), record("someone-else", 1)]
+    )
+    assert client_keys(prefix, "dedupe") == {f"{prefix}:dedupe:{secret}".encode()}
     stores.profiles.put(secret, {"tier": "gold"})
     stores.decisions.put("dec-1", secret, {"user_id": secret})
     stores.decisions.put("dec-2", secret, {"user_id": secret})
@@ -164,3 +171,7 @@ def test_bad_url_options_are_named() -> None:
         open_stores(f"{REDIS_URL}?ttl=5")
     with pytest.raises(ValueError, match="prefix='a b'"):
         open_stores(f"{REDIS_URL}?prefix=a b")
+
+
+def client_keys(prefix: str, kind: str) -> set[bytes]:
+    return set(redis.Redis.from_url(REDIS_URL).scan_iter(match=f"{prefix}:{kind}:*"))

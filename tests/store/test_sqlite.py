@@ -68,7 +68,7 @@ import sys, time
 from tailorbot.store.base import FeatureRecord
 from tailorbot.store.sqlite import open_stores
 stores = open_stores("sqlite:///" + sys.argv[1])
-stores.features.put_many([FeatureRecord("u1", {"seen": "by the other process"}, 0, 2, 1.0,
+stores.features.put_many([FeatureRecord("u1", {"mark": "by the other process"}, 0, 2, 1.0,
                                         time.time())])
 stores.profiles.put("u1", {"tier": "platinum"})
 stores.features.erase("u2", 0, 5)
@@ -82,17 +82,17 @@ def test_reads_see_the_writes_of_another_process(tmp_path: Path, read_cache: int
     stores = open_sqlite_stores(path, read_cache=read_cache)
     features, profiles = stores.features, stores.profiles
     assert isinstance(features, SqliteFeatureStore) and isinstance(profiles, SqliteProfileStore)
-    features.put_many([record("u1", 1, seen="here"), record("u2", 1)])
+    features.put_many([record("u1", 1, mark="here"), record("u2", 1)])
     profiles.put("u1", {"tier": "gold"})
     for _ in range(2):  # read twice: the second read is a cache hit where there is a cache
-        assert features.get("u1").state == {"seen": "here"}
+        assert features.get("u1").state == {"mark": "here"}
         assert profiles.get("u1") == {"tier": "gold"}
         assert features.get_many(["u2"])["u2"].offset == 1
     assert len(features._rows.cache) == (2 if read_cache else 0)
     assert len(profiles._rows.cache) == (1 if read_cache else 0)
 
     subprocess.run([sys.executable, "-c", WRITER, str(path)], check=True, timeout=60)
-    assert features.get("u1").state == {"seen": "by the other process"}
+    assert features.get("u1").state == {"mark": "by the other process"}
     assert profiles.get("u1") == {"tier": "platinum"}
     assert features.get_many(["u1", "u2"]).keys() == {"u1"}
     assert features.erasures(["u2"])["u2"].watermark == 5
@@ -215,7 +215,15 @@ def test_erasure_leaves_no_byte_of_the_user_in_any_file(tmp_path: Path) -> None:
             record(f"user-{offset}-{i}", offset, note=f"bystander-text {filler}") for i in range(30)
         ]
         stores.features.put_many(
-            [record(victim, offset, note=f"victim-planted-text {offset}"), *bystanders]
+            [
+                record(
+                    victim,
+                    offset,
+                    note=f"victim-planted-text {offset}",
+                    seen={f"victim-planted-event-{offset}-{k}": float(k) for k in range(20)},
+                ),
+                *bystanders,
+            ]
         )
         stores.profiles.put(victim, {"name": f"victim-planted-name {offset}", "tier": "gold"})
         stores.decisions.put(f"d-{offset}", victim, {"message": f"victim-planted-text {filler}"})

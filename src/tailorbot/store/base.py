@@ -36,8 +36,31 @@ class StoreError(BackendError):
     what = "online store"
 
 
+class DedupeDelta(NamedTuple):
+    """How a state's dedupe ids (its ``seen`` map, which the stores keep apart: see
+    :mod:`tailorbot.store.state_blob`) changed since the stored record it was applied to:
+    the ids ``added`` (event id -> time), and ``floor``: the ids older than it were dropped
+    (``inf``: all of them; None: none)."""
+
+    added: dict[str, float]
+    floor: float | None = None
+
+
+# A record as read, when the store keeps its ids apart: written back as it is, nothing changes.
+UNCHANGED = DedupeDelta({})
+
+
 @dataclass(slots=True)
 class FeatureRecord:
+    """One user's feature record.
+
+    ``dedupe`` is how the state's dedupe ids changed since the stored record it was applied
+    to: a store's read sets :data:`UNCHANGED` when it keeps the ids apart, and a writer that
+    applied events to such a record sets what they changed, so that the store writes only
+    that. None (a new record, or one stored before the ids were kept apart): the store
+    replaces the ids it keeps with the state's. Not part of the record's value (``==``).
+    """
+
     user_id: str
     state: dict[str, Any]
     partition: int
@@ -45,6 +68,7 @@ class FeatureRecord:
     event_time: float  # epoch seconds of the newest applied event
     updated_at: float  # wall-clock epoch seconds of this write
     version: int = field(default=1)  # bumps when the state layout changes
+    dedupe: DedupeDelta | None = field(default=None, compare=False)
 
 
 class Erasure(NamedTuple):
@@ -97,7 +121,9 @@ class FeatureStore(_Reachable):
         increments: Mapping[str, Sequence[EventIncrement]] | None = None,
     ) -> None:
         """Write records, each atomically; skip one whose offset is not newer than stored, or
-        is below the user's erasure watermark in that partition.
+        is below the user's erasure watermark in that partition. A state's dedupe ids go
+        apart, in the same atomic write: the record's :class:`DedupeDelta` when it has one,
+        else all of them.
 
         ``increments`` (user id -> ``(event offset, {namespace: {counter: delta}})``) are
         added to the shared counters in the same atomic write as the user's record, and only

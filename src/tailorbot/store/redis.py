@@ -10,6 +10,8 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   each record only when its offset is newer than the stored one (read with ``GETRANGE``) and
   not below the user's erasure watermark, so neither a stale worker nor an event of an erased
   user still in flight can bring old state back.
+* ``{prefix}:dedupe:{user_id}`` — sorted set: the state's dedupe ids, scored by their event
+  times; the same script adds a record's new ids and drops those below its floor.
 * ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark;
   ``{prefix}:erased_at`` — the same digest -> time of the erasure (epoch seconds). Nothing
   else about an erased user is kept. The feature erase script deletes the record and raises
@@ -43,6 +45,7 @@ import redis
 from tailorbot._redis import optional_seconds, parse_url, plain_prefix
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
+    UNCHANGED,
     Erasure,
     EventIncrement,
     FeatureRecord,
@@ -58,20 +61,47 @@ from tailorbot.store.redis_shared import (
     counter_args,
     guard,
 )
-from tailorbot.store.state_blob import SEPARATOR, decode_served, decode_state, encode_state
+from tailorbot.store.state_blob import (
+    DEDUPE_KEY,
+    SEPARATOR,
+    decode_served,
+    decode_state,
+    encode_state,
+)
 
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
+PUT_CHUNK_ARGS = 100_000  # and arguments (a user's ids given whole count two each)
 
 OFFSET_DIGITS = 20  # the fixed-width offset that heads a stored record
-RECORD, PROFILE = "rec", "profile"  # the key kinds of a user's record and profile (above)
+# the key kinds of a user's record, dedupe ids and profile (above)
+RECORD, DEDUPE, PROFILE = "rec", "dedupe", "profile"
 
-# KEYS: erased hash, then one record key per item. ARGV: ttl ms (0: none), then per item
-# (erasure digest, offset, stored value). Returns how many were written.
-_PUT = """
+# A record's dedupe ids, from ARGV[a]: mode ('r' replaces the user's ids, 'a' adds), floor
+# (drop the ids below it; '' none), n, then n (time, event id) pairs. Returns the next index.
+_WRITE_IDS = """
+local function write_ids(key, a, ttl)
+  local n = tonumber(ARGV[a + 2])
+  if ARGV[a] == 'r' then redis.call('DEL', key) end
+  local last = a + 2 + 2 * n
+  for j = a + 3, last, 1000 do
+    redis.call('ZADD', key, unpack(ARGV, j, math.min(j + 999, last)))
+  end
+  if ARGV[a + 1] ~= '' then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[a + 1]) end
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  return last + 1
+end
+"""
+
+# KEYS: erased hash, then per item its record and dedupe ids keys. ARGV: ttl ms (0: none),
+# then per item: erasure digest, offset, stored value, its ids (_WRITE_IDS). Returns how many
+# were written.
+_PUT = (
+    _WRITE_IDS
+    + """
 local ttl = tonumber(ARGV[1])
 local written = 0
-for i = 2, #KEYS do
-  local a = 3 * (i - 2) + 2
+local a = 2
+for i = 2, #KEYS, 2 do
   local offset = tonumber(ARGV[a + 1])
   local stored = redis.call('GETRANGE', KEYS[i], 0, 19)
   local erased = redis.call('HGET', KEYS[1], ARGV[a])
@@ -81,17 +111,24 @@ for i = 2, #KEYS do
     else
       redis.call('SET', KEYS[i], ARGV[a + 2])
     end
+    a = write_ids(KEYS[i + 1], a + 3, ttl)
     written = written + 1
+  else
+    a = a + 6 + 2 * tonumber(ARGV[a + 5])
   end
 end
 return written
 """
+)
 
 # One user's record and the counters of its events, in one step. KEYS: erased hash, record,
-# then one counters hash per (event, namespace). ARGV: ttl, digest, offset, record, then per
-# counters hash: the event's offset, the number of counters and their name/delta pairs.
-# Only the events after the stored offset add: another worker's write already counted the rest.
-_PUT_COUNTED = """
+# dedupe ids, then one counters hash per (event, namespace). ARGV: ttl, digest, offset,
+# record, its ids (_WRITE_IDS), then per counters hash: the event's offset, the number of
+# counters and their name/delta pairs. Only the events after the stored offset add: another
+# worker's write already counted the rest.
+_PUT_COUNTED = (
+    _WRITE_IDS
+    + """
 local ttl = tonumber(ARGV[1])
 local offset = tonumber(ARGV[3])
 local stored = redis.call('GETRANGE', KEYS[2], 0, 19)
@@ -103,10 +140,10 @@ if ttl > 0 then
 else
   redis.call('SET', KEYS[2], ARGV[4])
 end
+local i = write_ids(KEYS[3], 5, ttl)
 local seen = -1
 if stored ~= '' then seen = tonumber(stored) end
-local i = 5
-for k = 3, #KEYS do
+for k = 4, #KEYS do
   local event_offset = tonumber(ARGV[i])
   local n = tonumber(ARGV[i + 1])
   i = i + 2
@@ -119,10 +156,12 @@ for k = 3, #KEYS do
 end
 return 1
 """
+)
 
-# KEYS: record, erased hash, erasure times hash. ARGV: digest, watermark, time. Both grow only.
+# KEYS: record, erased hash, erasure times hash, dedupe ids. ARGV: digest, watermark, time.
+# Both grow only.
 _ERASE_FEATURES = """
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4])
 for i = 2, 3 do
   local old = redis.call('HGET', KEYS[i], ARGV[1])
   if not old or tonumber(ARGV[i]) > tonumber(old) then
@@ -175,11 +214,19 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         if not ids:
             return {}
         blobs: list[Any] = self.client.mget([self.key(RECORD, user_id) for user_id in ids])
-        return {
+        records = {
             user_id: _decode_record(user_id, blob)
             for user_id, blob in zip(ids, blobs, strict=True)
             if blob is not None
         }
+        apart = [u for u, r in records.items() if r.dedupe is not None]
+        if apart:
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in apart:
+                pipe.zrange(self.key(DEDUPE, user_id), 0, -1, withscores=True)
+            for user_id, pairs in zip(apart, pipe.execute(), strict=True):
+                records[user_id].state[DEDUPE_KEY] = {e.decode(): t for e, t in pairs}
+        return records
 
     @guard
     def put_many(
@@ -189,19 +236,24 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
     ) -> None:
         increments = increments or {}
         ttl_ms = int(self.record_ttl * 1000) if self.record_ttl else 0
-        plain = [r for r in records if not increments.get(r.user_id)]
         pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(plain), PUT_CHUNK):
-            chunk = plain[start : start + PUT_CHUNK]
-            keys = [self.key("erased")] + [self.key(RECORD, r.user_id) for r in chunk]
-            args: list[str | int | bytes] = [ttl_ms]
-            for r in chunk:
-                args += [user_digest(r.user_id), int(r.offset), _encode_record(r)]
-            self._put(keys=keys, args=args, client=pipe)
+        keys: list[str] = []
+        args: list[Any] = []
         for r in records:
             if increments.get(r.user_id):
-                keys, args = self._counted_call(r, increments[r.user_id], ttl_ms)
-                self._put_counted(keys=keys, args=args, client=pipe)
+                counted_keys, counted_args = self._counted_call(r, increments[r.user_id], ttl_ms)
+                self._put_counted(keys=counted_keys, args=counted_args, client=pipe)
+                continue
+            if len(keys) > 2 * PUT_CHUNK or len(args) > PUT_CHUNK_ARGS:
+                self._put(keys=keys, args=args, client=pipe)
+                keys, args = [], []
+            if not keys:
+                keys, args = [self.key("erased")], [ttl_ms]
+            keys += [self.key(RECORD, r.user_id), self.key(DEDUPE, r.user_id)]
+            args += [user_digest(r.user_id), int(r.offset)]
+            args += _encode_record(r)
+        if keys:
+            self._put(keys=keys, args=args, client=pipe)
         if records:
             pipe.execute()
 
@@ -209,8 +261,9 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         self, record: FeatureRecord, events: Sequence[EventIncrement], ttl_ms: int
     ) -> tuple[list[str], list[Any]]:
         keys = [self.key("erased"), self.key(RECORD, record.user_id)]
+        keys.append(self.key(DEDUPE, record.user_id))
         args: list[Any] = [ttl_ms, user_digest(record.user_id), int(record.offset)]
-        args.append(_encode_record(record))
+        args += _encode_record(record)
         for offset, by_namespace in events:
             for namespace, deltas in by_namespace.items():
                 pairs = counter_args(deltas)
@@ -223,6 +276,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
     ) -> None:
         keys = [self.key(RECORD, user_id), self.key("erased"), self.key(ERASED_AT)]
+        keys.append(self.key(DEDUPE, user_id))
         at = time.time() if erased_at is None else erased_at
         self._erase(keys=keys, args=[user_digest(user_id), int(watermark), repr(float(at))])
 
@@ -288,7 +342,9 @@ class RedisProfileStore(RedisConcern, ProfileStore):
         self.client.delete(self.key(PROFILE, user_id))
 
 
-def _encode_record(record: FeatureRecord) -> bytes:
+def _encode_record(record: FeatureRecord) -> list[Any]:
+    """The script's arguments for ``record`` after its digest and offset: the stored value,
+    then its dedupe ids (see ``_WRITE_IDS``)."""
     if not 0 <= record.offset < 10**OFFSET_DIGITS:
         raise ValueError(f"a record's offset must be >= 0, got {record.offset}")
     meta = {
@@ -299,15 +355,30 @@ def _encode_record(record: FeatureRecord) -> bytes:
         "version": record.version,
     }
     head = b"%020d%b" % (record.offset, orjson.dumps(meta))
-    return head + SEPARATOR + encode_state(record.state)
+    blob, ids = encode_state(record.state)
+    delta = record.dedupe
+    if delta is None or ids is None:  # all of the state's ids, in place of the user's
+        pairs = (ids or {}).items()
+        mode, floor = "r", ""
+    else:
+        pairs = delta.added.items()
+        mode, floor = "a", "" if delta.floor is None else repr(delta.floor)
+    args: list[Any] = [head + SEPARATOR + blob, mode, floor, len(pairs)]
+    for event_id, ts in pairs:
+        args += (repr(float(ts)), event_id)
+    return args
 
 
 def _decode_record(user_id: str, blob: bytes, *, served: bool = False) -> FeatureRecord:
     """The record in ``blob``; ``served``: its state without the dedupe ids (a decision's
-    read, see :mod:`tailorbot.store.state_blob`)."""
+    read, see :mod:`tailorbot.store.state_blob`). Otherwise, when the ids are kept apart, the
+    record's ``dedupe`` is :data:`UNCHANGED` and its state has none yet: the caller adds them."""
     end = blob.find(SEPARATOR, OFFSET_DIGITS)
     if end < 0:  # written before the state was stored apart: one document, state inside
         fields = orjson.loads(memoryview(blob)[OFFSET_DIGITS:])
         return FeatureRecord(user_id=user_id, **fields)
-    state = (decode_served if served else decode_state)(blob, end + 1)
-    return FeatureRecord(user_id, state, **orjson.loads(memoryview(blob)[OFFSET_DIGITS:end]))
+    fields = orjson.loads(memoryview(blob)[OFFSET_DIGITS:end])
+    if served:
+        return FeatureRecord(user_id, decode_served(blob, end + 1), **fields)
+    state, apart = decode_state(blob, end + 1)
+    return FeatureRecord(user_id, state, **fields, dedupe=UNCHANGED if apart else None)

@@ -50,6 +50,7 @@ from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sq
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
+    UNCHANGED,
     Erasure,
     EventIncrement,
     FeatureRecord,
@@ -67,7 +68,7 @@ from tailorbot.store.sqlite_shared import (
     dumps,
     select_in,
 )
-from tailorbot.store.state_blob import decode_served, decode_state, encode_state
+from tailorbot.store.state_blob import DEDUPE_KEY, decode_served, decode_state, encode_state
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_records (
@@ -75,6 +76,10 @@ CREATE TABLE IF NOT EXISTS feature_records (
     offset INTEGER NOT NULL, event_time REAL NOT NULL, updated_at REAL NOT NULL,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dedupe_ids (
+    user_id TEXT NOT NULL, ts REAL NOT NULL, event_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, ts, event_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY, profile BLOB NOT NULL
 ) WITHOUT ROWID;
@@ -114,6 +119,12 @@ ON CONFLICT (user_id) DO UPDATE SET
 WHERE excluded.offset > feature_records.offset
 RETURNING user_id
 """
+# A state's dedupe ids (store/state_blob.py), by user and time: a write adds a few, and drops
+# those below the state's floor with one range delete.
+SELECT_IDS = "SELECT user_id, event_id, ts FROM dedupe_ids WHERE user_id IN ({marks})"
+DELETE_IDS = "DELETE FROM dedupe_ids WHERE user_id IN ({marks})"
+DROP_IDS_BELOW = "DELETE FROM dedupe_ids WHERE user_id = ? AND ts < ?"
+ADD_IDS_TAIL = "ON CONFLICT DO NOTHING"
 SELECT_POSITIONS = (
     "SELECT user_id, partition, offset FROM feature_records WHERE user_id IN ({marks})"
 )
@@ -219,7 +230,7 @@ class SqliteUserReader:
             profile, *record = conn.execute(SELECT_USER, (user_id,)).fetchone()
         return (
             None if profile is None else orjson.loads(profile),
-            None if record[0] is None else _record((user_id, *record), decode_served),
+            None if record[0] is None else _served((user_id, *record)),
         )
 
 
@@ -235,11 +246,17 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         self._rows = _CachedRows(file, SELECT_RECORDS, read_cache, read_cache_bytes)
 
     def get(self, user_id: str) -> FeatureRecord | None:
-        row = self._rows.rows((user_id,)).get(user_id)
-        return None if row is None else _record(row)
+        return self.get_many((user_id,)).get(user_id)
 
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
-        return {u: _record(row) for u, row in self._rows.rows(user_ids).items()}
+        records = {u: _record(row) for u, row in self._rows.rows(user_ids).items()}
+        apart = [u for u, r in records.items() if r.dedupe is not None]
+        if apart:
+            for user in apart:
+                records[user].state[DEDUPE_KEY] = {}
+            for user, event_id, ts in _select_in(self.file, SELECT_IDS, apart):
+                records[user].state[DEDUPE_KEY][event_id] = ts
+        return records
 
     def put_many(
         self,
@@ -249,7 +266,8 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         if not records:
             return
         increments = increments or {}
-        rows = [_record_row(r) for r in records]
+        ids: dict[str, dict[str, float] | None] = {}
+        rows = [_record_row(r, ids) for r in records]
         counted = [r for r in records if increments.get(r.user_id)]
         written = [r.user_id for r in records]
         # One transaction for the records and their counters, in a handful of statements:
@@ -263,6 +281,7 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
                 )
             }
             put = {user for (user,) in execute_rows(conn, PUT_HEAD, rows, PUT_TAIL)}
+            _write_ids([r for r in records if r.user_id in put], ids, conn)
             counters: list[tuple[str, str, float]] = []
             for record in counted:
                 if record.user_id not in put:
@@ -285,6 +304,7 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         at = time.time() if erased_at is None else erased_at
         with self.file.write(then=lambda: self._rows.cache.evict([user_id])) as conn:
             conn.execute("DELETE FROM feature_records WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM dedupe_ids WHERE user_id = ?", (user_id,))
             conn.execute(RAISE_WATERMARK, (digest, partition, watermark))
             conn.execute(RAISE_ERASURE_TIME, (digest, at))
         self.file.scrub()
@@ -340,10 +360,13 @@ class SqliteProfileStore(SqliteConcern, ProfileStore):
         return f"SqliteProfileStore(path={str(self.file.path)!r})"
 
 
-def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
+def _record_row(r: FeatureRecord, ids: dict[str, dict[str, float] | None]) -> tuple[Any, ...]:
+    """The row of ``r``; its dedupe ids go into ``ids`` (by user: a user's last record wins,
+    as its row does)."""
+    blob, ids[r.user_id] = encode_state(r.state)
     return (
         r.user_id,
-        encode_state(r.state),
+        blob,
         r.partition,
         r.offset,
         r.event_time,
@@ -353,14 +376,43 @@ def _record_row(r: FeatureRecord) -> tuple[Any, ...]:
     )
 
 
+def _write_ids(
+    records: Sequence[FeatureRecord], ids: Mapping[str, dict[str, float] | None], conn: Any
+) -> None:
+    """The dedupe ids of the records just written: each record's delta, or all of its ids
+    in place of what the user had."""
+    last = {r.user_id: r for r in records}  # a user's last record is the one written
+    replaced = [u for u, r in last.items() if r.dedupe is None or ids[u] is None]
+    select_in(conn, DELETE_IDS, replaced)
+    rows: list[tuple[str, float, str]] = []
+    dropped: list[tuple[str, float]] = []
+    for user, record in last.items():
+        delta = record.dedupe
+        added = ids[user] if delta is None else delta.added
+        rows += [(user, ts, event_id) for event_id, ts in (added or {}).items()]
+        if delta is not None and delta.floor is not None:
+            dropped.append((user, delta.floor))
+    execute_rows(conn, "INSERT INTO dedupe_ids", rows, ADD_IDS_TAIL)
+    conn.executemany(DROP_IDS_BELOW, dropped)  # rare: a user's ids are pruned hourly at most
+
+
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
     """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
     with file.read() as conn:
         return select_in(conn, query, keys)
 
 
-def _record(
-    row: tuple[Any, ...], decode: Callable[[bytes], dict[str, Any]] = decode_state
-) -> FeatureRecord:
-    user_id, state, partition, offset, event_time, updated_at, version = row
-    return FeatureRecord(user_id, decode(state), partition, offset, event_time, updated_at, version)
+def _record(row: tuple[Any, ...]) -> FeatureRecord:
+    """The record of a row, its state whole but for the ids kept apart (``dedupe``
+    :data:`UNCHANGED` then: the caller adds them)."""
+    user_id, blob, partition, offset, event_time, updated_at, version = row
+    state, apart = decode_state(blob)
+    dedupe = UNCHANGED if apart else None
+    return FeatureRecord(user_id, state, partition, offset, event_time, updated_at, version, dedupe)
+
+
+def _served(row: tuple[Any, ...]) -> FeatureRecord:
+    """The record of a row, its state without the dedupe ids (a decision's read)."""
+    user_id, blob, partition, offset, event_time, updated_at, version = row
+    state = decode_served(blob)
+    return FeatureRecord(user_id, state, partition, offset, event_time, updated_at, version)

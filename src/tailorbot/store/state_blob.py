@@ -1,19 +1,26 @@
-"""A feature state as the stores keep it: the features first, the dedupe ids apart.
+"""A feature state as the stores keep it: the features in one blob, the dedupe ids apart.
 
 A state's ``seen`` map (every applied event id above the cut, with its time: what the stream
 worker deduplicates by) is the largest part of an active user's state, and no feature reads
-it. It is stored after the rest of the state and one NUL byte (JSON never holds one
-unescaped), so that a decision, which reads a user at every message, decodes the features
-only: for a user with 500 events in 30 days, about half of the state's bytes and decode time.
-The stream worker reads both parts. A blob without the byte (a state without ``seen``, or
-one written before the split) is one JSON document.
+it. The stores keep it in rows of its own (a table, a sorted set), to which a write adds the
+ids its events brought and from which it drops those the state forgot
+(:class:`~tailorbot.store.base.DedupeDelta`): a busy user's write no longer carries every id
+again, and a decision, which reads a user at every message, never decodes them.
+
+The blob is the state without ``seen``, as JSON, then one NUL byte (JSON never holds one
+unescaped): the byte says that the ids are kept apart. Two older layouts still read:
+
+* JSON, NUL, then the ``seen`` map as JSON (2026-12-02, before the ids had rows of their own);
+* one JSON document, ``seen`` inside (a state without ``seen`` is stored that way too).
 
 >>> state = {"n": 2, "seen": {"e1": 1.0, "e2": 2.0}}
->>> blob = encode_state(state)
->>> decode_state(blob) == state, decode_served(blob)
-(True, {'n': 2})
->>> decode_served(b'{"n": 2, "seen": {}}')  # one document: read whole
-{'n': 2, 'seen': {}}
+>>> blob, ids = encode_state(state)
+>>> blob, ids
+(b'{"n":2}\\x00', {'e1': 1.0, 'e2': 2.0})
+>>> decode_state(blob), decode_served(blob)
+(({'n': 2}, True), {'n': 2})
+>>> decode_state(b'{"n":2}\\x00{"e1":1.0}')  # the ids in the blob: not kept apart
+({'n': 2, 'seen': {'e1': 1.0}}, False)
 """
 
 from __future__ import annotations
@@ -27,42 +34,54 @@ DEDUPE_KEY = "seen"
 SEPARATOR = b"\0"
 
 
-def encode_state(state: Mapping[str, Any]) -> bytes:
-    """The state's blob: the features, then the dedupe ids after a NUL byte.
+def encode_state(state: Mapping[str, Any]) -> tuple[bytes, dict[str, float] | None]:
+    """The state's blob, and its dedupe ids for the store to keep apart (None: the state has
+    none, and its blob is one JSON document).
 
-    :class:`TypeError` when a value is not JSON-serialisable.
+    :class:`TypeError` when a value is not JSON-serialisable, or ``seen`` is no mapping.
     """
     whole = state if isinstance(state, dict) else dict(state)  # any mapping, as before
-    try:
-        if DEDUPE_KEY not in whole:
-            return orjson.dumps(whole)
-        features = whole.copy()  # a C copy: a comprehension cost a microsecond a record more
-        seen = features.pop(DEDUPE_KEY)
-        return orjson.dumps(features) + SEPARATOR + orjson.dumps(seen)
-    except TypeError as exc:
-        raise TypeError(f"store values must be JSON-serialisable: {exc}") from exc
+    if DEDUPE_KEY not in whole:
+        return _dumps(whole), None
+    features = whole.copy()  # a C copy: a comprehension cost a microsecond a record more
+    ids = features.pop(DEDUPE_KEY)
+    if not isinstance(ids, dict):
+        raise TypeError(f"a state's {DEDUPE_KEY!r} must map event ids to times, not {ids!r}")
+    return _dumps(features) + SEPARATOR, ids
 
 
-def decode_state(blob: bytes | str, start: int = 0) -> dict[str, Any]:
-    """The whole state, dedupe ids included (from ``blob[start:]``): what the stream worker
-    applies events to. (A ``str`` is a state an older release stored as text: one document.)"""
-    features, dedupe = _parts(blob, start)
+def decode_state(blob: bytes | str, start: int = 0) -> tuple[dict[str, Any], bool]:
+    """The state in ``blob[start:]``, and whether its dedupe ids are kept apart (then the
+    state has none yet: the store adds those it keeps). A ``str`` is a state an older
+    release stored as text: one document."""
+    features, ids = _parts(blob, start)
     state: dict[str, Any] = orjson.loads(features)
-    if dedupe is not None:
-        state[DEDUPE_KEY] = orjson.loads(dedupe)
-    return state
+    if ids is None:
+        return state, False
+    if not ids:
+        return state, True
+    state[DEDUPE_KEY] = orjson.loads(ids)
+    return state, False
 
 
 def decode_served(blob: bytes | str, start: int = 0) -> dict[str, Any]:
-    """The state without its dedupe ids when they are stored apart (from ``blob[start:]``):
-    what the feature view reads. For reading only: written back, it would have forgotten
-    which events it applied."""
+    """The state without its dedupe ids, from ``blob[start:]``: what the feature view reads.
+    (A state stored as one document still has them.) For reading only: written back, it
+    would have forgotten which events it applied."""
     served: dict[str, Any] = orjson.loads(_parts(blob, start)[0])
     return served
 
 
+def _dumps(value: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"store values must be JSON-serialisable: {exc}") from exc
+
+
 def _parts(blob: bytes | str, start: int) -> tuple[memoryview | str, memoryview | None]:
-    """The features' JSON and the dedupe ids' (None: stored in one document), uncopied."""
+    """The features' JSON and what follows the NUL byte (None: no byte, one document),
+    uncopied."""
     if isinstance(blob, str):
         return blob[start:], None
     view, end = memoryview(blob), blob.find(SEPARATOR, start)
