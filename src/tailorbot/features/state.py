@@ -25,6 +25,7 @@ forgotten, so applying it could count it twice.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +35,7 @@ from tailorbot.events.schema import ANNOTATION_TYPES
 from tailorbot.features import memory
 from tailorbot.features import sessions as sess
 from tailorbot.features.params import RETENTION_S, FeatureParams
+from tailorbot.store.base import DedupeDelta
 from tailorbot.store.state_blob import DEDUPE_KEY  # stored apart: no feature reads it
 
 STATE_VERSION = 1
@@ -164,6 +166,26 @@ def recompute(events: Iterable[dict[str, Any]], settings_or_params: Any = None) 
     for ts, _, event in keyed:
         apply_outcome(state, event, params, ts)
     return state
+
+
+def dedupe_change(state: State, held: int, added: dict[str, float]) -> DedupeDelta:
+    """How the state's dedupe ids changed since it held ``held`` of them, given the ids its
+    applied events ``added``: when fewer are left than that, some were forgotten (below the
+    cut, :func:`prune`), all of them older than every id left, which sets the floor.
+
+    >>> s = new_state()
+    >>> ev = {"type": "rating", "event_id": "e1", "user_id": "u1", "session_id": "s1",
+    ...       "timestamp": "2026-01-01T10:00:00Z", "score": 4}
+    >>> _ = apply_event(s, ev, FeatureParams())
+    >>> dedupe_change(s, 0, {"e1": 1767261600.0})
+    DedupeDelta(added={'e1': 1767261600.0}, floor=None)
+    >>> dedupe_change(s, 2, {})  # it held two, one is left: the other was older
+    DedupeDelta(added={}, floor=1767261600.0)
+    """
+    ids = state[DEDUPE_KEY]
+    if len(ids) >= held + len(added):
+        return DedupeDelta(added)
+    return DedupeDelta(added, min(ids.values(), default=math.inf))
 
 
 # --- reading helpers shared with the feature view ---------------------------------------

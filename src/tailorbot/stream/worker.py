@@ -66,11 +66,13 @@ from tailorbot.features.state import (
     STATE_VERSION,
     State,
     apply_outcome,
+    dedupe_change,
     new_state,
 )
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import Erasure, FeatureRecord, Stores
+from tailorbot.store.base import UNCHANGED, DedupeDelta, Erasure, FeatureRecord, Stores
+from tailorbot.store.state_blob import DEDUPE_KEY
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.collector import BatchCollector
 from tailorbot.stream.loop import ConsumerLoop, Item, decode_records, next_offsets
@@ -216,6 +218,8 @@ class StreamWorker(ConsumerLoop):
             # ahead of the store.
             states.discard(by_user)
             raise
+        for written in writes:  # the store holds these ids now: the next batch adds to them
+            written.dedupe = UNCHANGED
         states.keep(writes, offsets)
         if self.metrics is not None:
             self.metrics.apply_latency.observe(time.perf_counter() - started)
@@ -287,12 +291,17 @@ class StreamWorker(ConsumerLoop):
         ingested: list[float],
         profile: dict[str, Any] | None = None,
         state: State | None = None,
+        added: dict[str, float] | None = None,
     ) -> FeatureRecord | None:
         """Apply ``items`` to ``state`` (by default ``stored``'s, updated in place, or a new
-        one); the record to write, or None when nothing changed."""
+        one); the record to write, or None when nothing changed. The dedupe ids the applied
+        events add go into ``added`` (by default a new dict when the store keeps ``stored``'s
+        ids apart; None: the store is given them all)."""
         params = self._params
         if state is None:
             state = stored.state if stored is not None else new_state()
+            added = _added_base(stored)
+        held = len(state[DEDUPE_KEY])
         changed = False
         for record, event, ts in items:
             if erasure is not None and erasure.drops(record.offset, ts):
@@ -314,10 +323,12 @@ class StreamWorker(ConsumerLoop):
                 at = event.get("ingested_at")
                 if at is not None:
                     ingested.append(at)
+                if added is not None:
+                    added[event["event_id"]] = ts
             changed = changed or outcome not in (DUPLICATE, ANNOTATION)
         if not changed:
             return None
-        return _written(user, state, items[-1][0])
+        return _written(user, state, items[-1][0], _change(state, held, added))
 
     def _apply_each(
         self,
@@ -336,19 +347,21 @@ class StreamWorker(ConsumerLoop):
         stats.rollback(user)
         stored = self.stores.features.get(user)
         state = stored.state if stored is not None else new_state()
+        added, held = _added_base(stored), len(state[DEDUPE_KEY])
         changed = False
         for item in items:
             before, mark, stats_mark = counts.copy(), len(ingested), stats.mark(user)
             snapshot = orjson.loads(orjson.dumps(state))  # what the store would give back
+            added_before = None if added is None else added.copy()
             try:
                 one = self._apply_user(
-                    user, [item], stored, erasure, counts, ingested, profile, state
+                    user, [item], stored, erasure, counts, ingested, profile, state, added
                 )
                 changed = changed or one is not None
             except BackendError:
                 raise
             except Exception as exc:  # noqa: BLE001 - this event is refused, for good
-                state = snapshot
+                state, added = snapshot, added_before
                 counts.update(before)
                 del ingested[mark:]
                 stats.rollback(user, stats_mark)
@@ -363,7 +376,7 @@ class StreamWorker(ConsumerLoop):
                 self._dead_letter(record, f"could not be applied: {exc!r}", ts)
         if not changed:
             return None
-        return _written(user, state, items[-1][0])
+        return _written(user, state, items[-1][0], _change(state, held, added))
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -405,13 +418,23 @@ class StreamWorker(ConsumerLoop):
             observe(max(0.0, written_at - at))
 
 
-def _written(user: str, state: State, last: LogRecord) -> FeatureRecord:
+def _written(user: str, state: State, last: LogRecord, dedupe: DedupeDelta | None) -> FeatureRecord:
     """The feature record to write for ``user``, the batch applied up to ``last``."""
     newest = state["newest"]
     return FeatureRecord(
         user, state, last.partition, last.offset, newest if newest is not None else 0.0,
-        time.time(), STATE_VERSION,
+        time.time(), STATE_VERSION, dedupe,
     )  # fmt: skip
+
+
+def _added_base(stored: FeatureRecord | None) -> dict[str, float] | None:
+    """Where a batch collects the dedupe ids it adds: a new dict when the store keeps
+    ``stored``'s ids apart; None (write them all) for a new user or an older record."""
+    return {} if stored is not None and stored.dedupe is not None else None
+
+
+def _change(state: State, held: int, added: dict[str, float] | None) -> DedupeDelta | None:
+    return None if added is None else dedupe_change(state, held, added)
 
 
 def _untraced(events: Iterable[dict[str, Any]], count: int) -> contextlib.nullcontext[None]:

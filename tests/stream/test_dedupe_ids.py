@@ -1,0 +1,100 @@
+"""The stream worker writes only what changed of a state's dedupe ids (store/state_blob.py):
+across many batches, with ids forgotten below the cut, the stored ids stay those of the state,
+and a worker that reads them back (a restart) still knows every event it applied."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tailorbot.config import Settings
+from tailorbot.features.params import FeatureParams
+from tailorbot.features.state import cut_of, recompute
+from tailorbot.log import open_log
+from tailorbot.store import open_stores
+from tailorbot.store.base import DedupeDelta
+from tailorbot.stream.worker import StreamWorker
+from tests.helpers import REDIS_URL, redis_namespace
+from tests.stream.eventgen import DAY, T0, make_event
+from tests.stream.test_worker import append, drain
+
+USERS = 4
+
+
+def history(n: int, days: float, seed: int) -> list[dict]:
+    """``n`` events of :data:`USERS` users over ``days`` days, in time order: more than the
+    30 days a state keeps, so ids are forgotten on the way."""
+    rng = random.Random(seed)
+    return [
+        make_event(
+            rng.choice(("message", "rating", "article_viewed")),
+            T0 + days * DAY * i / n,
+            event_id=f"ev{i}",
+            user_id=f"u{rng.randrange(USERS)}",
+            session_id=f"s{i // 12}",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with ExitStack() as stack:
+        yield f"{REDIS_URL}?prefix={stack.enter_context(redis_namespace())}"
+
+
+def test_the_stored_ids_stay_the_states_across_batches_and_a_restart(
+    tmp_path: Path, store_url: str
+) -> None:
+    settings = Settings(data_dir=tmp_path, partitions=2, worker_batch=40)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    stores = open_stores(store_url)
+    events = history(1_200, days=75, seed=3)
+    writes: list[DedupeDelta | None] = []  # each write's, as it was written
+    put_many = stores.features.put_many
+
+    def recording(records, increments=None):  # type: ignore[no-untyped-def]
+        writes.extend(r.dedupe for r in records)
+        put_many(records, increments)
+
+    stores.features.put_many = recording  # type: ignore[method-assign]
+    worker = StreamWorker(log, stores, settings, member_id="w1")
+    for start in range(0, len(events), 100):  # batches of one user's events, many times over
+        append(log, events[start : start + 100])
+        drain(worker)
+    worker.close()
+    deltas = [w for w in writes if w is not None]
+    # the worker wrote deltas (a user's first write is whole), some of them with a floor
+    assert len(deltas) > len(writes) - 2 * USERS and any(d.floor is not None for d in deltas)
+    assert all(len(d.added) <= settings.worker_batch for d in deltas)
+    params = FeatureParams.of(settings)
+    for user in (f"u{i}" for i in range(USERS)):
+        stored = stores.features.get(user)
+        assert stored is not None
+        ids, times = stored.state["seen"], stored.state["ts"]
+        assert sorted(ids.values()) == times  # each id's time is in the written state, once
+        expected = recompute([e for e in events if e["user_id"] == user], settings)
+        cut = cut_of(expected, params)
+        assert cut is not None and len(ids) < sum(e["user_id"] == user for e in events)
+        assert {e: t for e, t in ids.items() if t > cut} == {
+            e: t for e, t in expected["seen"].items() if t > cut
+        }
+
+    # a restarted worker reads the ids back: every event sent again is a duplicate or late
+    again = StreamWorker(log, open_stores(store_url), settings, member_id="w2")
+    redelivered = events[-300:]
+    append(log, redelivered)
+    drain(again)
+    assert again.counts["applied"] == 0
+    assert again.counts["duplicate"] + again.counts["late"] == len(redelivered)
+    again.close()
+    again.stores.close()
+    stores.close()
+    log.close()
