@@ -13,6 +13,7 @@ from tailorbot.store.base import (
     FeatureStore,
     Stores,
 )
+from tailorbot.store.state_blob import APART_AT
 from tests.contract.conftest import StoreOpener, record
 
 
@@ -160,6 +161,9 @@ def test_a_decisions_read_leaves_the_dedupe_ids_out(online_stores: Stores) -> No
     )
 
 
+MANY = {f"old-{i}": float(i) for i in range(APART_AT)}  # enough ids to be kept apart
+
+
 def _with_ids(
     user: str, offset: int, ids: dict[str, float], dedupe: DedupeDelta | None = None
 ) -> FeatureRecord:
@@ -168,11 +172,27 @@ def _with_ids(
     return put
 
 
-def _ids(feature_store: FeatureStore, user: str) -> dict[str, float]:
+def _ids(feature_store: FeatureStore, user: str, apart: bool = True) -> dict[str, float]:
+    """The user's dedupe ids as the worker reads them (asserting whether they are apart)."""
     got = feature_store.get(user)
-    assert got is not None and got.dedupe == UNCHANGED  # the store keeps them apart
+    assert got is not None and got.dedupe == (UNCHANGED if apart else None)
     assert feature_store.get_many([user])[user].state["seen"] == got.state["seen"]
     return dict(got.state["seen"])
+
+
+def test_a_few_dedupe_ids_stay_in_the_record_and_many_go_apart(
+    online_stores: Stores,
+) -> None:
+    features, few = online_stores.features, {"a": 1.5, "b": 2.0}
+    features.put_many([_with_ids("u1", 1, few)])
+    assert _ids(features, "u1", apart=False) == few
+    features.put_many([_with_ids("u1", 2, {**few, **MANY})])
+    assert _ids(features, "u1") == {**few, **MANY}
+    # once apart, they stay apart, however few are left
+    features.put_many([_with_ids("u1", 3, {"z": 1e9}, DedupeDelta({"z": 1e9}, floor=1e9))])
+    assert _ids(features, "u1") == {"z": 1e9}
+    for read in (online_stores.profile_and_record("u1")[1], features.get("u1")):
+        assert read is not None and read.state["n"] == 3  # the record and its ids agree
 
 
 def test_a_write_adds_its_dedupe_ids_and_drops_those_below_its_floor(
@@ -180,45 +200,47 @@ def test_a_write_adds_its_dedupe_ids_and_drops_those_below_its_floor(
 ) -> None:
     """A write with a :class:`DedupeDelta` changes only what it names; one without replaces
     the ids whole; a skipped write (older, or erased) changes none."""
-    first = {"a": 1.5, "b": 2.0, "c": 3.25}
-    feature_store.put_many([_with_ids("u1", 1, first)])  # none before: all of them
-    assert _ids(feature_store, "u1") == first
-    # a delta: "d" added; the state forgot "a" and "b" (its floor: its oldest id left, "c")
-    state_ids = {"c": 3.25, "d": 1_767_261_600.123456}
-    delta = DedupeDelta({"d": 1_767_261_600.123456}, floor=3.25)
+    feature_store.put_many([_with_ids("u1", 1, MANY)])  # none before: all of them
+    assert _ids(feature_store, "u1") == MANY
+    # a delta: "d" added; the state forgot the ids below its oldest one left (100.0)
+    state_ids = {**{e: t for e, t in MANY.items() if t >= 100.0}, "d": 1_767_261_600.123456}
+    delta = DedupeDelta({"d": 1_767_261_600.123456}, floor=100.0)
     feature_store.put_many([_with_ids("u1", 2, state_ids, delta)])
     assert _ids(feature_store, "u1") == state_ids  # exact times, as floats
     # a delta alone is what the store applies: the ids it names, nothing else of the state
     feature_store.put_many([_with_ids("u1", 3, {"zzz": 9.0}, DedupeDelta({"e": 4.0}))])
     assert _ids(feature_store, "u1") == {**state_ids, "e": 4.0}
     # older, or not newer: the fence skips the ids with the record
-    feature_store.put_many([_with_ids("u1", 3, {"x": 5.0}, DedupeDelta({"x": 5.0}, 100.0))])
+    feature_store.put_many([_with_ids("u1", 3, {"x": 5.0}, DedupeDelta({"x": 5.0}, 1e12))])
     assert _ids(feature_store, "u1") == {**state_ids, "e": 4.0}
     # no delta: the state's ids replace the stored ones; a floor of inf drops them all
-    feature_store.put_many([_with_ids("u1", 4, {"f": 6.0})])
-    assert _ids(feature_store, "u1") == {"f": 6.0}
+    other = {f"new-{i}": 1e6 + i for i in range(APART_AT)}
+    feature_store.put_many([_with_ids("u1", 4, other)])
+    assert _ids(feature_store, "u1") == other
     feature_store.put_many([_with_ids("u1", 5, {}, DedupeDelta({}, math.inf))])
     assert _ids(feature_store, "u1") == {}
-    # in one call, a user's last record is the one written, with its ids
-    feature_store.put_many([_with_ids("u2", 1, {"old": 1.0}), _with_ids("u2", 2, {"new": 2.0})])
-    assert _ids(feature_store, "u2") == {"new": 2.0}
+    # a user given twice in one call is written in turn, as in two calls
+    feature_store.put_many(
+        [_with_ids("u2", 1, MANY), _with_ids("u2", 2, {}, DedupeDelta({"new": 1e9}))]
+    )
+    assert _ids(feature_store, "u2") == {**MANY, "new": 1e9}
+    feature_store.put_many([_with_ids("u3", 2, MANY), _with_ids("u3", 1, other)])
+    assert _ids(feature_store, "u3") == MANY and feature_store.get("u3").offset == 2  # type: ignore[union-attr]
 
 
 def test_erasure_forgets_the_dedupe_ids_too(open_online_stores: StoreOpener) -> None:
     stores = open_online_stores()
     features, one = stores.features, {"ns": {"views": 1.0}}
-    features.put_many([_with_ids("u1", 1, {"a": 1.0})])
+    features.put_many([_with_ids("u1", 1, MANY)])
     # a counted write carries its ids in the same atomic step
-    features.put_many(
-        [_with_ids("u1", 2, {"a": 1.0, "b": 2.0}, DedupeDelta({"b": 2.0}))], {"u1": [(2, one)]}
-    )
-    assert _ids(features, "u1") == {"a": 1.0, "b": 2.0}
+    features.put_many([_with_ids("u1", 2, {}, DedupeDelta({"b": 1e9}))], {"u1": [(2, one)]})
+    assert _ids(features, "u1") == {**MANY, "b": 1e9}
     features.erase("u1", partition=0, watermark=3)
     # refused below the watermark, counted or not: no id comes back
-    features.put_many([_with_ids("u1", 2, {"c": 3.0}, DedupeDelta({"c": 3.0}))])
-    features.put_many([_with_ids("u1", 2, {"c": 3.0})], {"u1": [(2, one)]})
+    features.put_many([_with_ids("u1", 2, {}, DedupeDelta({"c": 3.0}))])
+    features.put_many([_with_ids("u1", 2, MANY)], {"u1": [(2, one)]})
     assert features.get("u1") is None
-    # the user's first events after it start from nothing
-    features.put_many([_with_ids("u1", 3, {"d": 4.0})])
+    # the user's first events after it start from nothing (a delta on nothing adds to it)
+    features.put_many([_with_ids("u1", 3, {}, DedupeDelta({"d": 4.0}))])
     assert _ids(features, "u1") == {"d": 4.0}
     assert stores.counters.counters("ns") == {"views": 1.0}

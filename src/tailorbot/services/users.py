@@ -123,7 +123,8 @@ class UserService:
             stores.profiles.put(user_id, body)
             if profile.consent.personalization:
                 return
-            if not consented and stores.features.get(user_id) is None:
+            # (a decision's read of the record: the worker's would read its dedupe ids too)
+            if not consented and stores.profile_and_record(user_id)[1] is None:
                 return  # withheld already, and nothing built since: nothing to erase
             # A withdrawal erases even without a feature record: the user's decisions (made
             # before the worker built one) and the watermark for events still in flight.

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from tailorbot.errors import BackendError
+from tailorbot.store.state_blob import keeps_apart
 
 
 class StoreError(BackendError):
@@ -69,6 +70,11 @@ class FeatureRecord:
     updated_at: float  # wall-clock epoch seconds of this write
     version: int = field(default=1)  # bumps when the state layout changes
     dedupe: DedupeDelta | None = field(default=None, compare=False)
+
+    def mark_written(self) -> None:
+        """Set ``dedupe`` as a read of the record just written would: :data:`UNCHANGED` when
+        the store keeps its dedupe ids apart now, else None (they are in the state's blob)."""
+        self.dedupe = UNCHANGED if keeps_apart(self.state, self.dedupe) else None
 
 
 class Erasure(NamedTuple):

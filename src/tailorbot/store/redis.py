@@ -6,12 +6,15 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
 
 * ``{prefix}:rec:{user_id}`` — the record: its log offset as 20 decimal digits, the rest of
   its fields as JSON, a NUL byte, then its state (:mod:`tailorbot.store.state_blob`; one
-  value, so a batch of users is one ``MGET``). A Lua script writes a batch,
+  value, so a decision's read is one ``MGET``, with the profile). A Lua script writes a batch,
   each record only when its offset is newer than the stored one (read with ``GETRANGE``) and
   not below the user's erasure watermark, so neither a stale worker nor an event of an erased
   user still in flight can bring old state back.
-* ``{prefix}:dedupe:{user_id}`` — sorted set: the state's dedupe ids, scored by their event
-  times; the same script adds a record's new ids and drops those below its floor.
+* ``{prefix}:dedupe:{user_id}`` — sorted set: the state's dedupe ids when they are kept
+  apart, scored by their event times; the same script adds a record's new ids and drops
+  those below its floor, with the record's TTL. The worker reads a user's record and set in
+  one ``MULTI``. Run Redis with ``maxmemory-policy noeviction``: a set evicted while its
+  record stays would forget which events were applied.
 * ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark;
   ``{prefix}:erased_at`` — the same digest -> time of the erasure (epoch seconds). Nothing
   else about an erased user is kept. The feature erase script deletes the record and raises
@@ -24,7 +27,8 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   commute: concurrent workers lose nothing).
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
-idle that long lose their features) and ``decision_ttl`` (seconds; feedback can arrive until
+idle that long lose their features; keep it above the stream worker's state cache idle time,
+600 s, or a worker may go on from a state whose stored ids expired) and ``decision_ttl`` (seconds; feedback can arrive until
 then). Both default to never. Single primary only (no Cluster: scripts span users' keys).
 
 >>> stores = open_stores("redis://127.0.0.1:6379/0?prefix=doc&decision_ttl=86400")
@@ -67,6 +71,8 @@ from tailorbot.store.state_blob import (
     decode_served,
     decode_state,
     encode_state,
+    ids_apart,
+    keeps_apart,
 )
 
 PUT_CHUNK = 500  # records per script call: bounds how long one call holds the server
@@ -87,7 +93,7 @@ local function write_ids(key, a, ttl)
     redis.call('ZADD', key, unpack(ARGV, j, math.min(j + 999, last)))
   end
   if ARGV[a + 1] ~= '' then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[a + 1]) end
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
   return last + 1
 end
 """
@@ -210,22 +216,30 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
 
     @guard
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
-        ids = list(dict.fromkeys(user_ids))
-        if not ids:
+        users = list(dict.fromkeys(user_ids))
+        if not users:
             return {}
-        blobs: list[Any] = self.client.mget([self.key(RECORD, user_id) for user_id in ids])
-        records = {
-            user_id: _decode_record(user_id, blob)
-            for user_id, blob in zip(ids, blobs, strict=True)
-            if blob is not None
-        }
-        apart = [u for u, r in records.items() if r.dedupe is not None]
+        blobs: list[Any] = self.client.mget([self.key(RECORD, user_id) for user_id in users])
+        records: dict[str, FeatureRecord] = {}
+        apart: list[str] = []  # read again with their ids, in one transaction: they agree
+        for user_id, blob in zip(users, blobs, strict=True):
+            if blob is not None and ids_apart(blob):
+                apart.append(user_id)
+            elif blob is not None:
+                records[user_id] = _decode_record(user_id, blob)
         if apart:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.mget([self.key(RECORD, user_id) for user_id in apart])
             for user_id in apart:
                 pipe.zrange(self.key(DEDUPE, user_id), 0, -1, withscores=True)
-            for user_id, pairs in zip(apart, pipe.execute(), strict=True):
-                records[user_id].state[DEDUPE_KEY] = {e.decode(): t for e, t in pairs}
+            again: list[Any]
+            again, *ids = pipe.execute()
+            for user_id, blob, pairs in zip(apart, again, ids, strict=True):
+                if blob is None:
+                    continue  # erased meanwhile
+                record = records[user_id] = _decode_record(user_id, blob)
+                if record.dedupe is not None:
+                    record.state[DEDUPE_KEY] = {e.decode(): t for e, t in pairs}
         return records
 
     @guard
@@ -355,14 +369,14 @@ def _encode_record(record: FeatureRecord) -> list[Any]:
         "version": record.version,
     }
     head = b"%020d%b" % (record.offset, orjson.dumps(meta))
-    blob, ids = encode_state(record.state)
+    blob, ids = encode_state(record.state, keeps_apart(record.state, record.dedupe))
     delta = record.dedupe
-    if delta is None or ids is None:  # all of the state's ids, in place of the user's
+    if delta is None or ids is None:  # the state's ids kept apart (or none), in place of all
         pairs = (ids or {}).items()
         mode, floor = "r", ""
     else:
         pairs = delta.added.items()
-        mode, floor = "a", "" if delta.floor is None else repr(delta.floor)
+        mode, floor = "a", "" if delta.floor is None else repr(float(delta.floor))
     args: list[Any] = [head + SEPARATOR + blob, mode, floor, len(pairs)]
     for event_id, ts in pairs:
         args += (repr(float(ts)), event_id)

@@ -50,7 +50,6 @@ from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sq
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
-    UNCHANGED,
     Erasure,
     EventIncrement,
     FeatureRecord,
@@ -59,6 +58,7 @@ from tailorbot.store.base import (
     StoreError,
     Stores,
 )
+from tailorbot.store.sqlite_dedupe import record_of, records_with_ids, write_ids
 from tailorbot.store.sqlite_shared import (
     ADD_COUNTER_TAIL,
     SqliteConcern,
@@ -68,7 +68,12 @@ from tailorbot.store.sqlite_shared import (
     dumps,
     select_in,
 )
-from tailorbot.store.state_blob import DEDUPE_KEY, decode_served, decode_state, encode_state
+from tailorbot.store.state_blob import (
+    decode_served,
+    encode_state,
+    ids_apart,
+    keeps_apart,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_records (
@@ -119,12 +124,6 @@ ON CONFLICT (user_id) DO UPDATE SET
 WHERE excluded.offset > feature_records.offset
 RETURNING user_id
 """
-# A state's dedupe ids (store/state_blob.py), by user and time: a write adds a few, and drops
-# those below the state's floor with one range delete.
-SELECT_IDS = "SELECT user_id, event_id, ts FROM dedupe_ids WHERE user_id IN ({marks})"
-DELETE_IDS = "DELETE FROM dedupe_ids WHERE user_id IN ({marks})"
-DROP_IDS_BELOW = "DELETE FROM dedupe_ids WHERE user_id = ? AND ts < ?"
-ADD_IDS_TAIL = "ON CONFLICT DO NOTHING"
 SELECT_POSITIONS = (
     "SELECT user_id, partition, offset FROM feature_records WHERE user_id IN ({marks})"
 )
@@ -249,13 +248,15 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         return self.get_many((user_id,)).get(user_id)
 
     def get_many(self, user_ids: Iterable[str]) -> dict[str, FeatureRecord]:
-        records = {u: _record(row) for u, row in self._rows.rows(user_ids).items()}
-        apart = [u for u, r in records.items() if r.dedupe is not None]
+        records: dict[str, FeatureRecord] = {}
+        apart: list[str] = []  # read again with their ids (the cache holds the rows only)
+        for user, row in self._rows.rows(user_ids).items():
+            if ids_apart(row[1]):
+                apart.append(user)
+            else:
+                records[user] = record_of(row)
         if apart:
-            for user in apart:
-                records[user].state[DEDUPE_KEY] = {}
-            for user, event_id, ts in _select_in(self.file, SELECT_IDS, apart):
-                records[user].state[DEDUPE_KEY][event_id] = ts
+            records.update(records_with_ids(self.file, apart))
         return records
 
     def put_many(
@@ -266,13 +267,14 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         if not records:
             return
         increments = increments or {}
-        ids: dict[str, dict[str, float] | None] = {}
+        ids: dict[int, dict[str, float] | None] = {}  # by id() of the record
         rows = [_record_row(r, ids) for r in records]
         counted = [r for r in records if increments.get(r.user_id)]
         written = [r.user_id for r in records]
         # One transaction for the records and their counters, in a handful of statements:
         # where the counted users' records stood, the fenced writes (which say what they
-        # wrote), then the counters of the events after what the store held.
+        # wrote) and their dedupe ids, then the counters of the events after what the store
+        # held. A user given twice is written in turn, as if in two calls.
         with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
             before = {
                 user: (partition, offset)
@@ -280,8 +282,13 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
                     conn, SELECT_POSITIONS, [r.user_id for r in counted]
                 )
             }
-            put = {user for (user,) in execute_rows(conn, PUT_HEAD, rows, PUT_TAIL)}
-            _write_ids([r for r in records if r.user_id in put], ids, conn)
+            put: set[str] = set()
+            for turn in _turns(records):
+                done = {
+                    u for (u,) in execute_rows(conn, PUT_HEAD, [rows[i] for i in turn], PUT_TAIL)
+                }
+                write_ids([records[i] for i in turn if records[i].user_id in done], ids, conn)
+                put |= done
             counters: list[tuple[str, str, float]] = []
             for record in counted:
                 if record.user_id not in put:
@@ -360,10 +367,9 @@ class SqliteProfileStore(SqliteConcern, ProfileStore):
         return f"SqliteProfileStore(path={str(self.file.path)!r})"
 
 
-def _record_row(r: FeatureRecord, ids: dict[str, dict[str, float] | None]) -> tuple[Any, ...]:
-    """The row of ``r``; its dedupe ids go into ``ids`` (by user: a user's last record wins,
-    as its row does)."""
-    blob, ids[r.user_id] = encode_state(r.state)
+def _record_row(r: FeatureRecord, ids: dict[int, dict[str, float] | None]) -> tuple[Any, ...]:
+    """The row of ``r``; the dedupe ids it keeps apart go into ``ids`` (by ``id(r)``)."""
+    blob, ids[id(r)] = encode_state(r.state, keeps_apart(r.state, r.dedupe))
     return (
         r.user_id,
         blob,
@@ -376,39 +382,23 @@ def _record_row(r: FeatureRecord, ids: dict[str, dict[str, float] | None]) -> tu
     )
 
 
-def _write_ids(
-    records: Sequence[FeatureRecord], ids: Mapping[str, dict[str, float] | None], conn: Any
-) -> None:
-    """The dedupe ids of the records just written: each record's delta, or all of its ids
-    in place of what the user had."""
-    last = {r.user_id: r for r in records}  # a user's last record is the one written
-    replaced = [u for u, r in last.items() if r.dedupe is None or ids[u] is None]
-    select_in(conn, DELETE_IDS, replaced)
-    rows: list[tuple[str, float, str]] = []
-    dropped: list[tuple[str, float]] = []
-    for user, record in last.items():
-        delta = record.dedupe
-        added = ids[user] if delta is None else delta.added
-        rows += [(user, ts, event_id) for event_id, ts in (added or {}).items()]
-        if delta is not None and delta.floor is not None:
-            dropped.append((user, delta.floor))
-    execute_rows(conn, "INSERT INTO dedupe_ids", rows, ADD_IDS_TAIL)
-    conn.executemany(DROP_IDS_BELOW, dropped)  # rare: a user's ids are pruned hourly at most
+def _turns(records: Sequence[FeatureRecord]) -> list[list[int]]:
+    """The indexes of ``records`` in turns where each user is once: the n-th turn holds
+    each user's n-th record (one turn, unless a user is given twice)."""
+    turns: list[list[int]] = []
+    given: dict[str, int] = {}
+    for i, record in enumerate(records):
+        n = given[record.user_id] = given.get(record.user_id, -1) + 1
+        if n == len(turns):
+            turns.append([])
+        turns[n].append(i)
+    return turns
 
 
 def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any, ...]]:
     """Rows of ``query`` (with ``IN ({marks})``) for ``keys``, in chunks of MAX_MARKS."""
     with file.read() as conn:
         return select_in(conn, query, keys)
-
-
-def _record(row: tuple[Any, ...]) -> FeatureRecord:
-    """The record of a row, its state whole but for the ids kept apart (``dedupe``
-    :data:`UNCHANGED` then: the caller adds them)."""
-    user_id, blob, partition, offset, event_time, updated_at, version = row
-    state, apart = decode_state(blob)
-    dedupe = UNCHANGED if apart else None
-    return FeatureRecord(user_id, state, partition, offset, event_time, updated_at, version, dedupe)
 
 
 def _served(row: tuple[Any, ...]) -> FeatureRecord:

@@ -1,20 +1,26 @@
-"""A feature state as the stores keep it: the features in one blob, the dedupe ids apart.
+"""A feature state as the stores keep it: the features first, the dedupe ids apart.
 
 A state's ``seen`` map (every applied event id above the cut, with its time: what the stream
 worker deduplicates by) is the largest part of an active user's state, and no feature reads
-it. The stores keep it in rows of its own (a table, a sorted set), to which a write adds the
-ids its events brought and from which it drops those the state forgot
-(:class:`~tailorbot.store.base.DedupeDelta`): a busy user's write no longer carries every id
-again, and a decision, which reads a user at every message, never decodes them.
+it. The blob is the state without ``seen``, as JSON, then one NUL byte (JSON never holds one
+unescaped), then
 
-The blob is the state without ``seen``, as JSON, then one NUL byte (JSON never holds one
-unescaped): the byte says that the ids are kept apart. Two older layouts still read:
+* for a state with fewer than :data:`APART_AT` ids, the ``seen`` map as JSON: the stream
+  worker writes the whole blob at each batch of the user's events, as cheap for so few ids
+  as a row of their own;
+* from :data:`APART_AT` ids on, nothing: the store keeps the ids in rows of their own (a
+  table, a sorted set), to which a write adds the ids its events brought and from which it
+  drops those the state forgot (:class:`~tailorbot.store.base.DedupeDelta`), so that a busy
+  user's write no longer carries every id again. Once apart, a user's ids stay apart.
 
-* JSON, NUL, then the ``seen`` map as JSON (2026-12-02, before the ids had rows of their own);
-* one JSON document, ``seen`` inside (a state without ``seen`` is stored that way too).
+A decision, which reads a user at every message, decodes the part before the byte only. A
+blob without the byte (a state without ``seen``, or one stored before the split) is one
+JSON document.
 
 >>> state = {"n": 2, "seen": {"e1": 1.0, "e2": 2.0}}
->>> blob, ids = encode_state(state)
+>>> encode_state(state, apart=False)
+(b'{"n":2}\\x00{"e1":1.0,"e2":2.0}', None)
+>>> blob, ids = encode_state(state, apart=True)
 >>> blob, ids
 (b'{"n":2}\\x00', {'e1': 1.0, 'e2': 2.0})
 >>> decode_state(blob), decode_served(blob)
@@ -32,11 +38,23 @@ import orjson
 
 DEDUPE_KEY = "seen"
 SEPARATOR = b"\0"
+# Dedupe ids from which a state's are kept apart. Measured (benchmarks/user_history.py and
+# stream_apply.py, docs/benchmarks.md): rows of their own cost a user with a few events
+# more than rewriting their ids in the blob (one more B-tree page written per user and
+# batch), and save a user with hundreds.
+APART_AT = 256
 
 
-def encode_state(state: Mapping[str, Any]) -> tuple[bytes, dict[str, float] | None]:
-    """The state's blob, and its dedupe ids for the store to keep apart (None: the state has
-    none, and its blob is one JSON document).
+def keeps_apart(state: Mapping[str, Any], dedupe: object) -> bool:
+    """Whether a store keeps apart the dedupe ids of ``state`` written with ``dedupe`` (a
+    record's :class:`~tailorbot.store.base.DedupeDelta`, or None): always once they are
+    apart (a delta), and from :data:`APART_AT` ids on."""
+    return dedupe is not None or len(state.get(DEDUPE_KEY) or ()) >= APART_AT
+
+
+def encode_state(state: Mapping[str, Any], apart: bool) -> tuple[bytes, dict[str, float] | None]:
+    """The state's blob, and its dedupe ids when they are kept ``apart`` (else None: they
+    are in the blob, or the state has none and its blob is one JSON document).
 
     :class:`TypeError` when a value is not JSON-serialisable, or ``seen`` is no mapping.
     """
@@ -47,7 +65,15 @@ def encode_state(state: Mapping[str, Any]) -> tuple[bytes, dict[str, float] | No
     ids = features.pop(DEDUPE_KEY)
     if not isinstance(ids, dict):
         raise TypeError(f"a state's {DEDUPE_KEY!r} must map event ids to times, not {ids!r}")
-    return _dumps(features) + SEPARATOR, ids
+    if apart:
+        return _dumps(features) + SEPARATOR, ids
+    return _dumps(features) + SEPARATOR + _dumps(ids), None
+
+
+def ids_apart(blob: bytes | str) -> bool:
+    """Whether a stored blob's dedupe ids are kept apart (it ends with the NUL byte), without
+    decoding it."""
+    return isinstance(blob, bytes) and blob.endswith(SEPARATOR)
 
 
 def decode_state(blob: bytes | str, start: int = 0) -> tuple[dict[str, Any], bool]:

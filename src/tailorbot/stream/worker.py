@@ -71,7 +71,7 @@ from tailorbot.features.state import (
 )
 from tailorbot.log.base import Consumer, EventLog, LogRecord
 from tailorbot.metrics import Metrics
-from tailorbot.store.base import UNCHANGED, DedupeDelta, Erasure, FeatureRecord, Stores
+from tailorbot.store.base import DedupeDelta, Erasure, FeatureRecord, Stores
 from tailorbot.store.state_blob import DEDUPE_KEY
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.collector import BatchCollector
@@ -218,8 +218,8 @@ class StreamWorker(ConsumerLoop):
             # ahead of the store.
             states.discard(by_user)
             raise
-        for written in writes:  # the store holds these ids now: the next batch adds to them
-            written.dedupe = UNCHANGED
+        for written in writes:  # as the store holds them now: the next batch starts there
+            written.mark_written()
         states.keep(writes, offsets)
         if self.metrics is not None:
             self.metrics.apply_latency.observe(time.perf_counter() - started)

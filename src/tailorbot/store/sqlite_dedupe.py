@@ -1,0 +1,80 @@
+"""The embedded store's dedupe ids (see :mod:`tailorbot.store.state_blob`): the rows of the
+``dedupe_ids`` table, by user and time, that a feature record's write adds to and drops from,
+and the worker's read of records with them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tailorbot._sqlite import SqliteFile, execute_rows
+from tailorbot.store.base import UNCHANGED, FeatureRecord
+from tailorbot.store.sqlite_shared import MAX_MARKS, select_in
+from tailorbot.store.state_blob import DEDUPE_KEY, decode_state
+
+# A state's dedupe ids (store/state_blob.py), by user and time: a write adds a few, and drops
+# those below the state's floor with one range delete.
+SELECT_WHOLE = (  # records and their ids in one statement: one snapshot, so they agree
+    "SELECT user_id, state, partition, offset, event_time, updated_at, version, NULL, NULL "
+    "FROM feature_records WHERE user_id IN ({marks}) UNION ALL "
+    "SELECT user_id, NULL, NULL, NULL, NULL, NULL, NULL, event_id, ts "
+    "FROM dedupe_ids WHERE user_id IN ({marks})"
+)
+DELETE_IDS = "DELETE FROM dedupe_ids WHERE user_id IN ({marks})"
+DROP_IDS_BELOW = "DELETE FROM dedupe_ids WHERE user_id = ? AND ts < ?"
+ADD_IDS_TAIL = "ON CONFLICT DO NOTHING"
+
+
+def record_of(row: tuple[Any, ...]) -> FeatureRecord:
+    """The record of a row, its state whole but for the ids kept apart (``dedupe``
+    :data:`UNCHANGED` then: the caller adds them)."""
+    user_id, blob, partition, offset, event_time, updated_at, version = row
+    state, apart = decode_state(blob)
+    dedupe = UNCHANGED if apart else None
+    return FeatureRecord(user_id, state, partition, offset, event_time, updated_at, version, dedupe)
+
+
+def write_ids(
+    records: Sequence[FeatureRecord], ids: Mapping[int, dict[str, float] | None], conn: Any
+) -> None:
+    """The dedupe ids of the records just written, a user once (``ids``: those kept apart,
+    by ``id()`` of the record): a record's delta, or all of its ids in place of what the
+    user had (none: they are in its blob)."""
+    replaced = [r.user_id for r in records if r.dedupe is None or ids[id(r)] is None]
+    select_in(conn, DELETE_IDS, replaced)
+    rows: list[tuple[str, float, str]] = []
+    dropped: list[tuple[str, float]] = []
+    for record in records:
+        user, apart, delta = record.user_id, ids[id(record)], record.dedupe
+        if apart is None:
+            continue
+        added = apart if delta is None else delta.added
+        rows += [(user, ts, event_id) for event_id, ts in added.items()]
+        if delta is not None and delta.floor is not None:
+            dropped.append((user, delta.floor))
+    if rows:
+        execute_rows(conn, "INSERT INTO dedupe_ids", rows, ADD_IDS_TAIL)
+    if dropped:  # rare: a user's ids are pruned hourly at most
+        conn.executemany(DROP_IDS_BELOW, dropped)
+
+
+def records_with_ids(file: SqliteFile, users: list[str]) -> dict[str, FeatureRecord]:
+    """The records of ``users`` with the dedupe ids kept apart, each read with its record in
+    one statement (a user erased meanwhile is left out)."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    ids: dict[str, dict[str, float]] = {}
+    step = MAX_MARKS // 2  # the users' ids go in twice
+    with file.read() as conn:
+        for start in range(0, len(users), step):
+            chunk = users[start : start + step]
+            query = SELECT_WHOLE.format(marks=",".join("?" * len(chunk)))
+            for row in conn.execute(query, chunk + chunk).fetchall():
+                if row[1] is not None:
+                    rows[row[0]] = row[:7]
+                else:
+                    ids.setdefault(row[0], {})[row[7]] = row[8]
+    records = {user: record_of(row) for user, row in rows.items()}
+    for user, record in records.items():
+        if record.dedupe is not None:
+            record.state[DEDUPE_KEY] = ids.get(user, {})
+    return records
