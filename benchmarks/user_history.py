@@ -16,7 +16,8 @@ measures, in CPU µs (the median of ``--rounds`` rounds):
 * **worker apply**: one more event for each of 20 such users, applied to their states and
   written in one batch (``apply_event``, ``features.put_many``: one transaction), per user:
   what the worker does for a busy user in a batch (its state cache holds the states, so it
-  reads none, and it writes the one dedupe id the event added: ``DedupeDelta``).
+  reads none; for a user whose dedupe ids are kept apart, from 256 on, it writes the one id
+  the event added: ``DedupeDelta``).
 
 With ``--decision``, the store is that of the real app (embedded backends, the Banking77
 model of personalize.py, trained once into ``--model-dir``), and a third figure is the whole
@@ -61,6 +62,7 @@ from tailorbot.models.intent.dataset import default_dataset
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 from tailorbot.store import open_stores
 from tailorbot.store.base import FeatureRecord, Stores
+from tailorbot.store.state_blob import keeps_apart
 
 DAY_S = 86_400.0
 KINDS = (  # (type, weight): what a support conversation's events are made of
@@ -171,9 +173,12 @@ def measure(
         for user in users:
             applied = cached[user]
             event, held = _event("customer", "s-new", now, rng), len(applied["seen"])
+            apart = keeps_apart(applied, None)  # as reset() wrote it: the worker's rule
             apply_event(applied, event, params)
             change = dedupe_change(applied, held, {event["event_id"]: event_epoch(event)})
-            written.append(FeatureRecord(user, applied, 0, offset, now, now, dedupe=change))
+            record = FeatureRecord(user, applied, 0, offset, now, now)
+            record.dedupe = change if apart else None  # a few ids: in the blob, whole
+            written.append(record)
         stores.features.put_many(written)
 
     row = {
