@@ -34,11 +34,12 @@ def test_get_returns_the_record_as_put(feature_store: FeatureStore) -> None:
 
 
 def test_writes_are_fenced_by_offset(feature_store: FeatureStore) -> None:
-    feature_store.put_many([record("u1", 5, mark="five")])
-    feature_store.put_many([record("u1", 3, mark="three")])  # older: ignored
-    feature_store.put_many([record("u1", 5, mark="again")])  # not newer: ignored
+    assert feature_store.put_many([record("u1", 5, mark="five")]) == {"u1"}
+    assert feature_store.put_many([record("u1", 3, mark="three")]) == set()  # older: ignored
+    assert feature_store.put_many([record("u1", 5, mark="again")]) == set()  # not newer
     assert feature_store.get("u1").state == {"mark": "five"}
-    feature_store.put_many([record("u1", 6, mark="six"), record("u2", 1)])
+    assert feature_store.put_many([record("u1", 6, mark="six"), record("u2", 1)]) == {"u1", "u2"}
+    assert feature_store.put_many([record("u1", 6), record("u4", 2)]) == {"u4"}
     assert feature_store.get("u1").state == {"mark": "six"}
     assert feature_store.get("u2").offset == 1
     feature_store.put_many([record("u3", 2, mark="two"), record("u3", 1, mark="one")])
@@ -123,6 +124,10 @@ def test_counters_ride_with_their_record_once(open_online_stores: StoreOpener) -
     stores.features.put_many([record("u2", offset=1), record("u1", offset=9)], {"u1": [(9, one)]})
     assert stores.features.get("u2") is not None
     assert stores.counters.counters("ns") == {"views": 5.0}
+    # a user given twice is written in turn, as in two calls: the second counts from the first
+    twice = {"u3": [(3, one), (6, one)]}
+    stores.features.put_many([record("u3", offset=5), record("u3", offset=7)], twice)
+    assert stores.counters.counters("ns") == {"views": 8.0}  # 3 and 6, then 6 again
 
 
 def test_an_erasure_keeps_its_time_which_only_grows(open_online_stores: StoreOpener) -> None:

@@ -62,7 +62,7 @@ def test_the_stored_ids_stay_the_states_across_batches_and_a_restart(
 
     def recording(records, increments=None):  # type: ignore[no-untyped-def]
         writes.extend(r.dedupe for r in records)
-        put_many(records, increments)
+        return put_many(records, increments)
 
     stores.features.put_many = recording  # type: ignore[method-assign]
     worker = StreamWorker(log, stores, settings, member_id="w1")
@@ -101,5 +101,38 @@ def test_the_stored_ids_stay_the_states_across_batches_and_a_restart(
     assert again.counts["duplicate"] + again.counts["late"] == len(redelivered)
     again.close()
     again.stores.close()
+    stores.close()
+    log.close()
+
+
+def test_a_record_the_fence_refused_is_not_kept_and_its_ids_stay_whole(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Another writer's newer record (a stale member that got ahead, then died before its
+    commit) refuses this worker's write: the worker must not go on from its own state with
+    deltas, over a record whose ids it does not know (in the blob of the other write)."""
+    settings = Settings(data_dir=tmp_path, partitions=1, worker_batch=500)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
+    stores = open_stores(store_url)
+    events = [e for e in history(2_400, days=20, seed=5) if e["user_id"] == "u0"]
+    worker = StreamWorker(log, stores, settings, member_id="w1")
+    append(log, events[:400])  # past APART_AT: the ids go apart, and the state is cached
+    drain(worker)
+    assert "u0" in worker._states and stores.features.get("u0").dedupe is not None  # type: ignore[union-attr]
+    # the other writer: far ahead in offsets, with a few ids in its blob
+    other = stores.features.get("u0")
+    assert other is not None
+    other.state["seen"] = dict(list(other.state["seen"].items())[:10])
+    other.offset, other.dedupe = 10_000, None
+    assert stores.features.put_many([other]) == {"u0"}
+    append(log, events[400:450])
+    drain(worker)  # refused by the fence: not kept
+    assert "u0" not in worker._states
+    append(log, events[450:500])
+    drain(worker)  # read from the store again: its ids are the other record's, whole
+    stored = stores.features.get("u0")
+    assert stored is not None and stored.offset == 10_000
+    assert stored.state["seen"] == other.state["seen"]
+    worker.close()
     stores.close()
     log.close()

@@ -65,12 +65,12 @@ def test_a_record_of_another_partition_is_not_served() -> None:
     assert cache.get("u0", 1) is None and "u0" not in cache
 
 
-def test_least_recently_used_entries_go_beyond_maxsize() -> None:
+def test_least_recently_written_entries_go_beyond_maxsize() -> None:
     cache = filled(maxsize=2)
     cache.begin(BOTH, committed={0: 5, 1: 8}, first_offsets={})
-    cache.get("u0", 0)  # u1 is now the least recently used
+    cache.get("u0", 0)  # read: u0 is still the least recently written
     cache.keep([record("u2", 1, 8)], {1: 9})
-    assert len(cache) == 2 and "u1" not in cache and "u0" in cache and "u2" in cache
+    assert len(cache) == 2 and "u0" not in cache and "u1" in cache and "u2" in cache
 
 
 def test_retained_events_are_bounded_too() -> None:
@@ -105,7 +105,9 @@ def test_negative_bounds_are_refused() -> None:
         StateCache(maxsize=-1)
 
 
-def test_an_entry_unused_for_max_idle_s_is_dropped_and_a_used_one_kept() -> None:
+def test_an_entry_is_dropped_max_idle_s_after_its_write_however_often_read() -> None:
+    """Measured from the write, not the last read: a batch of duplicates reads a user and
+    writes nothing, so the store's copy (a Redis record_ttl) is not renewed either."""
     now = [0.0]
     cache = StateCache(max_idle_s=60, clock=lambda: now[0])
     cache.begin(BOTH, committed={}, first_offsets={0: 0, 1: 0})
@@ -113,10 +115,11 @@ def test_an_entry_unused_for_max_idle_s_is_dropped_and_a_used_one_kept() -> None
     cache.begin(BOTH, committed={0: 5, 1: 8}, first_offsets={})
     now[0] = 30.0
     assert cache.expire() == 0
-    assert cache.get("u1", 1) is not None  # used at 30: idle from then on
+    assert cache.get("u1", 1) is not None  # read at 30: still kept since 0
+    cache.keep([record("u0", 0, 5)], {0: 6})  # written again at 30
     now[0] = 60.0
-    assert cache.expire() == 1  # u0, unused since 0
-    assert "u0" not in cache and "u1" in cache
+    assert cache.expire() == 1  # u1, written at 0
+    assert "u1" not in cache and "u0" in cache
     now[0] = 89.0
     assert cache.expire() == 0
     now[0] = 90.0

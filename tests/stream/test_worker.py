@@ -380,11 +380,11 @@ def cache_scenario(tmp_path: Path, state_cache_size: int) -> dict[str, Any]:
     failures = iter([False, False, True])  # after w1 caught up with w2's partitions
     put_many = stores.features.put_many
 
-    def flaky_put_many(records: Any, increments: Any = None) -> None:
+    def flaky_put_many(records: Any, increments: Any = None) -> set[str]:
         if next(failures, False):
             put_many(records[: len(records) // 2])  # half of it landed
             raise StoreError("stores unreachable")
-        put_many(records, increments)
+        return put_many(records, increments)
 
     stores.features.put_many = flaky_put_many  # type: ignore[method-assign]
     run_until_caught_up(w1, log, settings)

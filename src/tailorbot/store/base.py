@@ -58,8 +58,9 @@ class FeatureRecord:
     ``dedupe`` is how the state's dedupe ids changed since the stored record it was applied
     to: a store's read sets :data:`UNCHANGED` when it keeps the ids apart, and a writer that
     applied events to such a record sets what they changed, so that the store writes only
-    that. None (a new record, or one stored before the ids were kept apart): the store
-    replaces the ids it keeps with the state's. Not part of the record's value (``==``).
+    that. None (a new record, one whose few ids are in its blob, or one stored in an older
+    layout): the store writes all of the state's ids. Not part of the record's value
+    (``==``).
     """
 
     user_id: str
@@ -125,11 +126,13 @@ class FeatureStore(_Reachable):
         self,
         records: Sequence[FeatureRecord],
         increments: Mapping[str, Sequence[EventIncrement]] | None = None,
-    ) -> None:
+    ) -> set[str]:
         """Write records, each atomically; skip one whose offset is not newer than stored, or
-        is below the user's erasure watermark in that partition. A state's dedupe ids go
-        apart, in the same atomic write: the record's :class:`DedupeDelta` when it has one,
-        else all of them.
+        is below the user's erasure watermark in that partition; return the users written.
+        A user given twice is written in turn, as in two calls. A state's dedupe ids are
+        written in the same atomic step (:mod:`tailorbot.store.state_blob`): in its blob
+        while they are few, else apart: the record's :class:`DedupeDelta` when it has one,
+        all of them when not.
 
         ``increments`` (user id -> ``(event offset, {namespace: {counter: delta}})``) are
         added to the shared counters in the same atomic write as the user's record, and only

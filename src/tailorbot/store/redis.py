@@ -28,8 +28,9 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features; keep it above the stream worker's state cache idle time,
-600 s, or a worker may go on from a state whose stored ids expired) and ``decision_ttl`` (seconds; feedback can arrive until
-then). Both default to never. Single primary only (no Cluster: scripts span users' keys).
+600 s, or a worker may go on from a state whose stored ids expired) and ``decision_ttl``
+(seconds; feedback can arrive until then). Both default to never. Single primary only (no
+Cluster: scripts span users' keys).
 
 >>> stores = open_stores("redis://127.0.0.1:6379/0?prefix=doc&decision_ttl=86400")
 >>> stores.decisions.decision_ttl, stores.features.record_ttl
@@ -99,13 +100,13 @@ end
 """
 
 # KEYS: erased hash, then per item its record and dedupe ids keys. ARGV: ttl ms (0: none),
-# then per item: erasure digest, offset, stored value, its ids (_WRITE_IDS). Returns how many
-# were written.
+# then per item: erasure digest, offset, stored value, its ids (_WRITE_IDS). Returns the
+# (0-based) indexes of the items written.
 _PUT = (
     _WRITE_IDS
     + """
 local ttl = tonumber(ARGV[1])
-local written = 0
+local written = {}
 local a = 2
 for i = 2, #KEYS, 2 do
   local offset = tonumber(ARGV[a + 1])
@@ -118,7 +119,7 @@ for i = 2, #KEYS, 2 do
       redis.call('SET', KEYS[i], ARGV[a + 2])
     end
     a = write_ids(KEYS[i + 1], a + 3, ttl)
-    written = written + 1
+    written[#written + 1] = (i - 2) / 2
   else
     a = a + 6 + 2 * tonumber(ARGV[a + 5])
   end
@@ -247,29 +248,41 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         self,
         records: Sequence[FeatureRecord],
         increments: Mapping[str, Sequence[EventIncrement]] | None = None,
-    ) -> None:
+    ) -> set[str]:
         increments = increments or {}
         ttl_ms = int(self.record_ttl * 1000) if self.record_ttl else 0
         pipe = self.client.pipeline(transaction=False)
+        calls: list[list[FeatureRecord]] = []  # the records of each script call, in order
+        chunk: list[FeatureRecord] = []
         keys: list[str] = []
         args: list[Any] = []
         for r in records:
-            if increments.get(r.user_id):
+            counted = bool(increments.get(r.user_id))
+            if chunk and (counted or len(chunk) >= PUT_CHUNK or len(args) > PUT_CHUNK_ARGS):
+                self._put(keys=keys, args=args, client=pipe)  # in order: a user may come twice
+                calls.append(chunk)
+                chunk = []
+            if counted:
                 counted_keys, counted_args = self._counted_call(r, increments[r.user_id], ttl_ms)
                 self._put_counted(keys=counted_keys, args=counted_args, client=pipe)
+                calls.append([r])
                 continue
-            if len(keys) > 2 * PUT_CHUNK or len(args) > PUT_CHUNK_ARGS:
-                self._put(keys=keys, args=args, client=pipe)
-                keys, args = [], []
-            if not keys:
+            if not chunk:
                 keys, args = [self.key("erased")], [ttl_ms]
+            chunk.append(r)
             keys += [self.key(RECORD, r.user_id), self.key(DEDUPE, r.user_id)]
             args += [user_digest(r.user_id), int(r.offset)]
             args += _encode_record(r)
-        if keys:
+        if chunk:
             self._put(keys=keys, args=args, client=pipe)
-        if records:
-            pipe.execute()
+            calls.append(chunk)
+        if not records:
+            return set()
+        written: set[str] = set()
+        for call, done in zip(calls, pipe.execute(), strict=True):
+            indexes = done if isinstance(done, list) else [0] if done else []
+            written.update(call[i].user_id for i in indexes)
+        return written
 
     def _counted_call(
         self, record: FeatureRecord, events: Sequence[EventIncrement], ttl_ms: int

@@ -263,46 +263,38 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         self,
         records: Sequence[FeatureRecord],
         increments: Mapping[str, Sequence[EventIncrement]] | None = None,
-    ) -> None:
+    ) -> set[str]:
         if not records:
-            return
+            return set()
         increments = increments or {}
         ids: dict[int, dict[str, float] | None] = {}  # by id() of the record
         rows = [_record_row(r, ids) for r in records]
-        counted = [r for r in records if increments.get(r.user_id)]
         written = [r.user_id for r in records]
         # One transaction for the records and their counters, in a handful of statements:
         # where the counted users' records stood, the fenced writes (which say what they
         # wrote) and their dedupe ids, then the counters of the events after what the store
         # held. A user given twice is written in turn, as if in two calls.
         with self.file.write(then=lambda: self._rows.cache.evict(written)) as conn:
-            before = {
+            held = {
                 user: (partition, offset)
                 for user, partition, offset in select_in(
-                    conn, SELECT_POSITIONS, [r.user_id for r in counted]
+                    conn, SELECT_POSITIONS, [u for u in dict.fromkeys(written) if increments.get(u)]
                 )
             }
             put: set[str] = set()
+            counters: list[tuple[str, str, float]] = []
             for turn in _turns(records):
                 done = {
                     u for (u,) in execute_rows(conn, PUT_HEAD, [rows[i] for i in turn], PUT_TAIL)
                 }
                 write_ids([records[i] for i in turn if records[i].user_id in done], ids, conn)
+                for record in (records[i] for i in turn if records[i].user_id in done):
+                    if increments.get(record.user_id):
+                        counters += _counter_rows(record, increments, held)
+                        held[record.user_id] = (record.partition, record.offset)
                 put |= done
-            counters: list[tuple[str, str, float]] = []
-            for record in counted:
-                if record.user_id not in put:
-                    continue  # not newer, or erased: its events were counted, or never count
-                held = before.get(record.user_id)
-                seen = held[1] if held is not None and held[0] == record.partition else -1
-                counters += [
-                    row
-                    for offset, by_namespace in increments[record.user_id]
-                    if offset > seen
-                    for namespace, deltas in by_namespace.items()
-                    for row in counter_rows(namespace, deltas)
-                ]
             execute_rows(conn, "INSERT INTO counters", counters, ADD_COUNTER_TAIL)
+        return put
 
     def erase(
         self, user_id: str, partition: int, watermark: int, erased_at: float | None = None
@@ -380,6 +372,25 @@ def _record_row(r: FeatureRecord, ids: dict[int, dict[str, float] | None]) -> tu
         r.version,
         user_digest(r.user_id),
     )
+
+
+def _counter_rows(
+    record: FeatureRecord,
+    increments: Mapping[str, Sequence[EventIncrement]],
+    held: Mapping[str, tuple[int, int]],
+) -> list[tuple[str, str, float]]:
+    """The counter rows of a record just written: its events after the offset the store held
+    (``held``: the user's partition and offset before it). A record the fence skipped adds
+    nothing: its events were counted, or never count."""
+    before = held.get(record.user_id)
+    seen = before[1] if before is not None and before[0] == record.partition else -1
+    return [
+        row
+        for offset, by_namespace in increments[record.user_id]
+        if offset > seen
+        for namespace, deltas in by_namespace.items()
+        for row in counter_rows(namespace, deltas)
+    ]
 
 
 def _turns(records: Sequence[FeatureRecord]) -> list[list[int]]:

@@ -40,10 +40,11 @@ def write_ids(
     """The dedupe ids of the records just written, a user once (``ids``: those kept apart,
     by ``id()`` of the record): a record's delta, or all of its ids in place of what the
     user had (none: they are in its blob)."""
-    # A record whose ids are in its blob deletes no rows: the worker never writes one for a
-    # user whose ids are apart (they stay apart), and rows another writer left behind are
-    # never read (its blob has the ids) and go with the next whole write or the erasure.
-    # The delete's B-tree seek would cost every small user's write.
+    # A record whose ids are in its blob deletes no rows: while its blob holds the ids, rows
+    # are never read; the next write apart without a delta replaces them, one with a delta
+    # comes from a writer whose newer state those rows are the base of (it wrote them, and
+    # only a later whole write of its own replaces them), and erasure deletes them. The
+    # delete's B-tree seek would cost every small user's write.
     replaced = [r.user_id for r in records if r.dedupe is None and ids[id(r)] is not None]
     select_in(conn, DELETE_IDS, replaced)
     rows: list[tuple[str, float, str]] = []

@@ -11,7 +11,8 @@ unescaped), then
 * from :data:`APART_AT` ids on, nothing: the store keeps the ids in rows of their own (a
   table, a sorted set), to which a write adds the ids its events brought and from which it
   drops those the state forgot (:class:`~tailorbot.store.base.DedupeDelta`), so that a busy
-  user's write no longer carries every id again. Once apart, a user's ids stay apart.
+  user's write no longer carries every id again. A write with a delta keeps them apart,
+  however few are left (:func:`keeps_apart`).
 
 A decision, which reads a user at every message, decodes the part before the byte only. A
 blob without the byte (a state without ``seen``, or one stored before the split) is one

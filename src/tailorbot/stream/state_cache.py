@@ -1,4 +1,4 @@
-"""The stream worker's cache of the feature records it wrote itself (a bounded LRU).
+"""The stream worker's cache of the feature records it wrote itself (bounded, by write time).
 
 Only the member that owns a log partition writes the feature records of its users, so between
 two batches of the same member the store holds exactly what the member wrote last: reading
@@ -16,12 +16,14 @@ the store) at the first batch where
 
 The worker also drops a user's entry when the user's erasure watermark is above the entry's
 offset (erased, or consent withdrawn), when the user has no personalization consent, when a
-batch with the user fails before its commit (the state may be half-applied), and everything
-when it re-joins the group. Beyond ``maxsize`` users or ``max_events`` retained events (the
-length of the states' ``ts`` lists), the least recently used entries go; an entry not used for
-``max_idle_s`` goes too (:meth:`expire`, every poll), so a user's data, an erased user's
-included, stays in the worker's memory at most that long after their last event even when
-they never come back (the watermark check above only runs when they do).
+batch with the user fails before its commit (the state may be half-applied), when the store
+refused the user's record (another member wrote a newer one), and everything when it
+re-joins the group. Beyond ``maxsize`` users or ``max_events`` retained events (the length of
+the states' ``ts`` lists), the least recently written entries go; an entry goes too
+``max_idle_s`` after its write (:meth:`expire`, every poll), so a user's data, an erased
+user's included, stays in the worker's memory at most that long after their last event even
+when they never come back (the watermark check above only runs when they do), and never past
+a store's copy that expires later than that (a Redis ``record_ttl``).
 
 Memory, measured: about 2.5 KB per cached user plus about 100 bytes per retained event.
 
@@ -52,7 +54,7 @@ class StateCache:
 
     ``maxsize`` is the most users kept (0 turns the cache off: every batch reads the store);
     ``max_events`` bounds the events retained by their states, summed (memory);
-    ``max_idle_s`` is how long an entry is kept unused, in seconds of ``clock``.
+    ``max_idle_s`` is how long an entry is kept after its write, in seconds of ``clock``.
     """
 
     def __init__(
@@ -73,8 +75,8 @@ class StateCache:
         self.max_events = max_events
         self.max_idle_s = max_idle_s
         self.clock = clock
-        # user -> (record, its state's retained events when kept, last used), least recently
-        # used first: so the idle ones are at the front
+        # user -> (record, its state's retained events when kept, when kept), least recently
+        # kept first: so the idle ones are at the front
         self._entries: OrderedDict[str, tuple[FeatureRecord, int, float]] = OrderedDict()
         self._events = 0
         self._owned: frozenset[int] = frozenset()
@@ -104,7 +106,10 @@ class StateCache:
             self.discard([u for u, (r, _, _) in self._entries.items() if r.partition in stale])
 
     def get(self, user_id: str, partition: int) -> FeatureRecord | None:
-        """The record last written for ``user_id`` in ``partition``; None: read the store."""
+        """The record last written for ``user_id`` in ``partition``; None: read the store.
+        (A read does not make the entry younger: it is kept for ``max_idle_s`` after its
+        write, so never past a store's TTL that is longer, even while batches of duplicates
+        write nothing.)"""
         entries = self._entries
         entry = entries.get(user_id)
         if entry is None:
@@ -112,12 +117,10 @@ class StateCache:
         if entry[0].partition != partition:
             self.discard((user_id,))
             return None
-        entries.move_to_end(user_id)
-        entries[user_id] = (entry[0], entry[1], self.clock())
         return entry[0]
 
     def expire(self) -> int:
-        """Drop the entries unused for ``max_idle_s`` or longer; how many."""
+        """Drop the entries kept ``max_idle_s`` ago or longer; how many."""
         entries = self._entries
         oldest = self.clock() - self.max_idle_s
         dropped = 0

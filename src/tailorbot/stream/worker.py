@@ -207,9 +207,10 @@ class StreamWorker(ConsumerLoop):
                 writes, ingested = self._apply(by_user, counts)
                 increments = self._article_stats.take()
                 self._put_letters()  # before the records whose offsets pass them
+                written: set[str] = set()
                 if writes:
                     # article counters in the same atomic write as their users' records
-                    self.stores.features.put_many(writes, increments)
+                    written = self.stores.features.put_many(writes, increments)
             # Counted once written: a batch re-read after a failed commit counts as duplicates.
             self._count(counts, ingested, written_at=time.time())
             self._commit(consumer, records)
@@ -218,9 +219,13 @@ class StreamWorker(ConsumerLoop):
             # ahead of the store.
             states.discard(by_user)
             raise
-        for written in writes:  # as the store holds them now: the next batch starts there
-            written.mark_written()
-        states.keep(writes, offsets)
+        # A record the fence skipped is not what the store holds (someone wrote a newer one):
+        # the next batch reads the store. The others, as the store holds them now, are kept.
+        kept = [write for write in writes if write.user_id in written]
+        for write in kept:
+            write.mark_written()
+        states.discard(write.user_id for write in writes if write.user_id not in written)
+        states.keep(kept, offsets)
         if self.metrics is not None:
             self.metrics.apply_latency.observe(time.perf_counter() - started)
         self._refresh_lag(consumer)
@@ -301,7 +306,7 @@ class StreamWorker(ConsumerLoop):
         if state is None:
             state = stored.state if stored is not None else new_state()
             added = _added_base(stored)
-        held = len(state[DEDUPE_KEY])
+        held = len(state.get(DEDUPE_KEY) or ())
         changed = False
         for record, event, ts in items:
             if erasure is not None and erasure.drops(record.offset, ts):
@@ -347,7 +352,7 @@ class StreamWorker(ConsumerLoop):
         stats.rollback(user)
         stored = self.stores.features.get(user)
         state = stored.state if stored is not None else new_state()
-        added, held = _added_base(stored), len(state[DEDUPE_KEY])
+        added, held = _added_base(stored), len(state.get(DEDUPE_KEY) or ())
         changed = False
         for item in items:
             before, mark, stats_mark = counts.copy(), len(ingested), stats.mark(user)
