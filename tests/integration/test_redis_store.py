@@ -15,8 +15,11 @@ from tailorbot.events.erasure import user_digest
 from tailorbot.log import open_log
 from tailorbot.store import StoreError, Stores, open_stores
 from tailorbot.store.redis import RedisDecisionStore, RedisFeatureStore
+from tailorbot.store.state_blob import APART_AT
 from tests.contract.conftest import record, run_threads
 from tests.helpers import REDIS_URL, closed_port, redis_namespace, wait_until
+
+MANY_IDS = {f"e{i}": float(i) for i in range(APART_AT)}  # enough to be kept apart
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +69,7 @@ def test_ttls_apply_to_records_and_decisions(prefix: str) -> None:
     stores = open_redis_stores(prefix, record_ttl="0.3", decision_ttl="3600")
     assert isinstance(stores.decisions, RedisDecisionStore)
     assert stores.decisions.decision_ttl == 3600.0
-    stores.features.put_many([record("u1", 1, seen={"e1": 1.0})])
+    stores.features.put_many([record("u1", 1, seen=MANY_IDS)])
     stores.decisions.put("d1", "u1", {"variant": "a"})
     client = redis.Redis.from_url(REDIS_URL)
     assert client.pttl(f"{prefix}:dedupe:u1") != -1  # the dedupe ids expire with the record
@@ -80,7 +83,7 @@ def test_ttls_apply_to_records_and_decisions(prefix: str) -> None:
 
 def test_no_ttl_by_default(prefix: str) -> None:
     stores = open_redis_stores(prefix)
-    stores.features.put_many([record("u1", 1, seen={"e1": 1.0})])
+    stores.features.put_many([record("u1", 1, seen=MANY_IDS)])
     stores.decisions.put("d1", "u1", {})
     client = redis.Redis.from_url(REDIS_URL)
     assert client.pttl(f"{prefix}:rec:u1") == -1
@@ -94,7 +97,7 @@ def test_erasure_leaves_no_key_or_value_mentioning_the_user(prefix: str) -> None
     log, stores = open_log(url, partitions=2), open_redis_stores(prefix)
     secret = "erase-me-7731"
     log.append([(secret, b'{"text": "hi"}'), ("someone-else", b"{}")])
-    ids = {"event-of-erase-me": 1.0}
+    ids = {f"event-of-erase-me-{i}": float(i) for i in range(APART_AT)}  # kept apart
     stores.features.put_many(
         [record(secret, 0, topic="billing", seen=ids), record("someone-else", 1)]
     )

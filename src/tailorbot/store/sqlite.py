@@ -26,7 +26,8 @@ vary in size by orders of magnitude, so a count alone bounds no memory.
 >>> import tempfile
 >>> stores = open_stores(f"sqlite:///{tempfile.mkdtemp()}/store.db")
 >>> stores.features.put_many([FeatureRecord("u1", {"messages": 3}, partition=2, offset=7,
-...                                         event_time=1.0, updated_at=2.0)])
+...                                         event_time=1.0, updated_at=2.0)])  # who was written
+{'u1'}
 >>> stores.features.get("u1").state
 {'messages': 3}
 >>> stores.features.erase("u1", partition=2, watermark=8); stores.features.get("u1") is None
