@@ -14,6 +14,7 @@ import redis
 from tailorbot.events.erasure import user_digest
 from tailorbot.log import open_log
 from tailorbot.store import StoreError, Stores, open_stores
+from tailorbot.store.base import DedupeDelta
 from tailorbot.store.redis import RedisDecisionStore, RedisFeatureStore
 from tailorbot.store.state_blob import APART_AT
 from tests.contract.conftest import record, run_threads
@@ -79,6 +80,23 @@ def test_ttls_apply_to_records_and_decisions(prefix: str) -> None:
     wait_until(lambda: not client.exists(f"{prefix}:dedupe:u1"), "its dedupe ids to expire")
     assert stores.decisions.get("d1") == {"variant": "a"}
     stores.close()
+
+
+def test_a_write_without_a_ttl_takes_it_off_the_dedupe_ids_too(prefix: str) -> None:
+    """A sorted set keeps its TTL through ZADD: a store opened without ``record_ttl`` (an
+    operator turned it off) must take it off, or the ids of active users would expire."""
+    with_ttl = open_redis_stores(prefix, record_ttl="3600")
+    with_ttl.features.put_many([record("u1", 1, seen=MANY_IDS)])
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.pttl(f"{prefix}:dedupe:u1") > 0
+    with_ttl.close()
+    without = open_redis_stores(prefix)
+    written = without.features.get("u1")
+    assert written is not None and written.dedupe is not None  # apart: a delta follows
+    written.offset, written.dedupe = 2, DedupeDelta({"new": 1e9})
+    without.features.put_many([written])
+    assert client.pttl(f"{prefix}:rec:u1") == -1 and client.pttl(f"{prefix}:dedupe:u1") == -1
+    without.close()
 
 
 def test_no_ttl_by_default(prefix: str) -> None:
