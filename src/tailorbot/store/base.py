@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -43,12 +44,13 @@ class DedupeDelta(NamedTuple):
     the ids ``added`` (event id -> time), and ``floor``: the ids older than it were dropped
     (``inf``: all of them; None: none)."""
 
-    added: dict[str, float]
+    added: Mapping[str, float]
     floor: float | None = None
 
 
 # A record as read, when the store keeps its ids apart: written back as it is, nothing changes.
-UNCHANGED = DedupeDelta({})
+# (Read-only: every record read shares it.)
+UNCHANGED = DedupeDelta(MappingProxyType({}))
 
 
 @dataclass(slots=True)

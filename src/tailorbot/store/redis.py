@@ -41,7 +41,7 @@ Cluster: scripts span users' keys).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import ItemsView, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -384,6 +384,7 @@ def _encode_record(record: FeatureRecord) -> list[Any]:
     head = b"%020d%b" % (record.offset, orjson.dumps(meta))
     blob, ids = encode_state(record.state, keeps_apart(record.state, record.dedupe))
     delta = record.dedupe
+    pairs: ItemsView[str, float]
     if delta is None or ids is None:  # the state's ids kept apart (or none), in place of all
         pairs = (ids or {}).items()
         mode, floor = "r", ""
