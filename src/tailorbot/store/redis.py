@@ -13,7 +13,7 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
 * ``{prefix}:dedupe:{user_id}`` — sorted set: the state's dedupe ids when they are kept
   apart, scored by their event times; the same script adds a record's new ids and drops
   those below its floor, with the record's TTL. The worker reads a user's record and set in
-  one ``MULTI``. Run Redis with ``maxmemory-policy noeviction``: a set evicted while its
+  one Lua script. Run Redis with ``maxmemory-policy noeviction``: a set evicted while its
   record stays would forget which events were applied.
 * ``{prefix}:erased`` — hash: erasure digest of a user id -> log watermark;
   ``{prefix}:erased_at`` — the same digest -> time of the erasure (epoch seconds). Nothing
