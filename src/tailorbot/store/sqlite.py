@@ -59,7 +59,7 @@ from tailorbot.store.base import (
     StoreError,
     Stores,
 )
-from tailorbot.store.sqlite_dedupe import record_of, records_with_ids, write_ids
+from tailorbot.store.sqlite_dedupe import SELECT_RECORDS, record_of, records_with_ids, write_ids
 from tailorbot.store.sqlite_shared import (
     ADD_COUNTER_TAIL,
     SqliteConcern,
@@ -135,10 +135,6 @@ RAISE_WATERMARK = (
 RAISE_ERASURE_TIME = (
     "INSERT INTO erasure_times VALUES (?, ?) ON CONFLICT (digest) DO UPDATE SET "
     "erased_at = max(erased_at, excluded.erased_at)"
-)
-SELECT_RECORDS = (
-    "SELECT user_id, state, partition, offset, event_time, updated_at, version "
-    "FROM feature_records WHERE user_id IN ({marks})"
 )
 SELECT_PROFILES = "SELECT user_id, profile FROM profiles WHERE user_id IN ({marks})"
 SELECT_USER = (  # a decision's one read: (None, ...) when the user has neither row
@@ -268,8 +264,7 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
         if not records:
             return set()
         increments = increments or {}
-        ids: dict[int, dict[str, float] | None] = {}  # by id() of the record
-        rows = [_record_row(r, ids) for r in records]
+        rows, ids = zip(*(_record_row(r) for r in records), strict=True)
         written = [r.user_id for r in records]
         # One transaction for the records and their counters, in a handful of statements:
         # where the counted users' records stood, the fenced writes (which say what they
@@ -288,8 +283,9 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
                 done = {
                     u for (u,) in execute_rows(conn, PUT_HEAD, [rows[i] for i in turn], PUT_TAIL)
                 }
-                write_ids([records[i] for i in turn if records[i].user_id in done], ids, conn)
-                for record in (records[i] for i in turn if records[i].user_id in done):
+                put_now = [i for i in turn if records[i].user_id in done]
+                write_ids([(records[i], ids[i]) for i in put_now], conn)
+                for record in (records[i] for i in put_now):
                     if increments.get(record.user_id):
                         counters += _counter_rows(record, increments, held)
                         held[record.user_id] = (record.partition, record.offset)
@@ -360,10 +356,10 @@ class SqliteProfileStore(SqliteConcern, ProfileStore):
         return f"SqliteProfileStore(path={str(self.file.path)!r})"
 
 
-def _record_row(r: FeatureRecord, ids: dict[int, dict[str, float] | None]) -> tuple[Any, ...]:
-    """The row of ``r``; the dedupe ids it keeps apart go into ``ids`` (by ``id(r)``)."""
-    blob, ids[id(r)] = encode_state(r.state, keeps_apart(r.state, r.dedupe))
-    return (
+def _record_row(r: FeatureRecord) -> tuple[tuple[Any, ...], dict[str, float] | None]:
+    """The row of ``r``, and the dedupe ids it keeps apart (None: in its blob, or none)."""
+    blob, ids = encode_state(r.state, keeps_apart(r.state, r.dedupe))
+    row = (
         r.user_id,
         blob,
         r.partition,
@@ -373,6 +369,7 @@ def _record_row(r: FeatureRecord, ids: dict[int, dict[str, float] | None]) -> tu
         r.version,
         user_digest(r.user_id),
     )
+    return row, ids
 
 
 def _counter_rows(

@@ -12,12 +12,13 @@ from tailorbot.store.base import UNCHANGED, FeatureRecord
 from tailorbot.store.sqlite_shared import select_in
 from tailorbot.store.state_blob import DEDUPE_KEY, decode_state
 
-# A state's dedupe ids (store/state_blob.py), by user and time: a write adds a few, and drops
-# those below the state's floor with one range delete.
+# The rows record_of() reads (every read of feature records but a decision's).
 SELECT_RECORDS = (
     "SELECT user_id, state, partition, offset, event_time, updated_at, version "
     "FROM feature_records WHERE user_id IN ({marks})"
 )
+# A state's dedupe ids (store/state_blob.py), by user and time: a write adds a few, and drops
+# those below the state's floor with one range delete.
 # Two columns, a user at a time: dict() of the rows is the cheapest way from SQLite to a map
 # (a UNION with the records, or a JSON object built by SQLite, took twice as long).
 SELECT_IDS = "SELECT event_id, ts FROM dedupe_ids WHERE user_id = ?"
@@ -36,22 +37,22 @@ def record_of(row: tuple[Any, ...]) -> FeatureRecord:
 
 
 def write_ids(
-    records: Sequence[FeatureRecord], ids: Mapping[int, dict[str, float] | None], conn: Any
+    written: Sequence[tuple[FeatureRecord, Mapping[str, float] | None]], conn: Any
 ) -> None:
-    """The dedupe ids of the records just written, a user once (``ids``: those kept apart,
-    by ``id()`` of the record): a record's delta, or all of its ids in place of what the
-    user had (none: they are in its blob)."""
+    """The dedupe ids of the records just written, a user once, each with the ids it keeps
+    apart (None: they are in its blob, or it has none): a record's delta, or all of its ids
+    in place of what the user had."""
     # A record whose ids are in its blob deletes no rows: while its blob holds the ids, rows
     # are never read; the next write apart without a delta replaces them, one with a delta
     # comes from a writer whose newer state those rows are the base of (it wrote them, and
     # only a later whole write of its own replaces them), and erasure deletes them. The
     # delete's B-tree seek would cost every small user's write.
-    replaced = [r.user_id for r in records if r.dedupe is None and ids[id(r)] is not None]
+    replaced = [r.user_id for r, apart in written if r.dedupe is None and apart is not None]
     select_in(conn, DELETE_IDS, replaced)
     rows: list[tuple[str, float, str]] = []
     dropped: list[tuple[str, float]] = []
-    for record in records:
-        user, apart, delta = record.user_id, ids[id(record)], record.dedupe
+    for record, apart in written:
+        user, delta = record.user_id, record.dedupe
         if apart is None:
             continue
         added = apart if delta is None else delta.added
