@@ -36,6 +36,7 @@ def publish_like_rasa(bootstrap: str, topic: str, records: list[bytes], keys: li
 
 
 def consume(bootstrap: str, topic: str, group: str, data_dir: Path) -> str:
+    """One ``tailorbot rasa consume --until-end`` run: it ends once its partitions are read."""
     options = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
     result = CliRunner().invoke(
         app,
@@ -48,8 +49,7 @@ def consume(bootstrap: str, topic: str, group: str, data_dir: Path) -> str:
             topic,
             "--group",
             group,
-            "--max-idle-s",
-            "8",
+            "--until-end",
             "--data-dir",
             str(data_dir),
             *options,
@@ -86,6 +86,7 @@ def test_rasa_broker_topic_into_the_log(kafka_bootstrap: str, tmp_path: Path) ->
     finally:
         runtime.stop()
 
-    # the offsets were committed: the same group reads nothing again
+    # the offsets were committed: the same group, given the partitions, reads nothing to
+    # their end
     again = consume(kafka_bootstrap, topic, group, tmp_path)
     assert "events ingested: 0, records skipped: 0, records committed: 0" in again

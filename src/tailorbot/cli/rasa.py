@@ -34,6 +34,14 @@ def consume(
         float | None,
         typer.Option("--max-idle-s", min=0, help="Stop after this long without a record."),
     ] = None,
+    until_end: Annotated[
+        bool,
+        typer.Option(
+            "--until-end",
+            help="Stop once the partitions this member was given are read and committed "
+            "to their end (a one-off backfill).",
+        ),
+    ] = False,
     connect_timeout: Annotated[
         float,
         typer.Option("--connect-timeout", min=0.1, help="Seconds to wait for the broker at start."),
@@ -43,9 +51,10 @@ def consume(
 ) -> None:
     """Read Rasa's tracker events from its Kafka event broker into tailorbot's event log.
 
-    Runs until SIGINT/SIGTERM as one member of a consumer group; offsets are committed only
-    after the events are in tailorbot's log. Slots named in rasa_slot_attributes update
-    profiles. The features follow as tailorbot's stream workers apply the events.
+    Runs until SIGINT/SIGTERM (or --until-end, --max-idle-s) as one member of a consumer
+    group; offsets are committed only after the events are in tailorbot's log. Slots named
+    in rasa_slot_attributes update profiles. The features follow as tailorbot's stream
+    workers apply the events.
     """
     from tailorbot.integrations.profiles import ProfileUpdater
     from tailorbot.integrations.rasa_consumer import (
@@ -78,7 +87,7 @@ def consume(
         signal.signal(signum, lambda *_: consumer.stop())
     typer.echo(f"reading {topic!r} at {bootstrap} in group {group!r}; Ctrl-C stops")
     try:
-        consumer.run(max_idle_s=max_idle_s)
+        consumer.run(max_idle_s=max_idle_s, until_end=until_end)
     except KafkaConfigError as exc:
         # name the -X option librdkafka refused, when it is one
         named = [key for key in extra if key in str(exc)]

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tailorbot.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
@@ -104,8 +104,10 @@ class RasaBrokerConsumer:
         self._stop = threading.Event()
         self._consumer: Any = None
 
-    def run(self, max_idle_s: float | None = None) -> None:
-        """Consume until :meth:`stop` (or ``max_idle_s`` without a record, for tests/CLI)."""
+    def run(self, max_idle_s: float | None = None, until_end: bool = False) -> None:
+        """Consume until :meth:`stop`, or ``max_idle_s`` without a record, or, with
+        ``until_end``, once every partition this member was given has been read and
+        committed to its end (a backfill of what the topic holds, for a one-off import)."""
         from confluent_kafka import Consumer
 
         settings = {
@@ -115,17 +117,24 @@ class RasaBrokerConsumer:
             "auto.offset.reset": "earliest",
             **self.config,
         }
+        if until_end:
+            settings["enable.partition.eof"] = True
         self._check_broker(settings)
         # librdkafka's own lines through Python's logging, not straight to stderr
         self._consumer = Consumer({**settings, "logger": logger})
-        self._consumer.subscribe([self.topic])
+        ends = _PartitionEnds()
+        self._consumer.subscribe(
+            [self.topic], on_assign=ends.assigned, on_revoke=ends.revoked, on_lost=ends.revoked
+        )
         idle_since = time.monotonic()
         pause = 0.1
         try:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self.batch, 0.5)
-                records = [m for m in messages if not self._is_error(m)]
+                records = [m for m in messages if not self._is_error(m, ends)]
                 if not records:
+                    if until_end and ends.all_read():
+                        return
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         return
                     continue
@@ -133,9 +142,13 @@ class RasaBrokerConsumer:
                 if self._process(records):
                     pause = 0.1
                 else:
+                    # read again after the pause: their partitions are not at their end
+                    ends.reread(_position(r)[0] for r in records)
                     self._rewind(records)
                     self._stop.wait(pause)
                     pause = min(pause * 2, MAX_BACKOFF_S)
+                if until_end and ends.all_read():
+                    return
         finally:
             self._consumer.close()
             self._consumer = None
@@ -246,14 +259,51 @@ class RasaBrokerConsumer:
                 logger.warning("rasa consumer: cannot rewind partition %d: %s", partition, exc)
 
     @staticmethod
-    def _is_error(message: Message) -> bool:
+    def _is_error(message: Message, ends: _PartitionEnds) -> bool:
+        """Whether ``message`` is an event, not a record; a record read after its
+        partition's end moves that end on, an end-of-partition event is noted in ``ends``."""
+        from confluent_kafka import KafkaError
+
         error = message.error()
         if error is None:
+            ends.reread((_position(message)[0],))
             return False
+        if error.code() == KafkaError._PARTITION_EOF:
+            ends.reached(message.partition())
+            return True
         if error.fatal():
             raise Unavailable(f"kafka consumer failed: {error.str()}")
         logger.warning("rasa consumer: %s", error.str())
         return True
+
+
+class _PartitionEnds:
+    """Which of the partitions assigned to this member were read to their end (librdkafka's
+    end-of-partition events, asked for with ``enable.partition.eof``), for ``until_end``."""
+
+    def __init__(self) -> None:
+        self._assigned: set[int] | None = None  # None until the group's first assignment
+        self._at_end: set[int] = set()
+
+    def assigned(self, _consumer: Any, partitions: list[Any]) -> None:
+        self._assigned = {tp.partition for tp in partitions}
+        self._at_end &= self._assigned
+
+    def revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        gone = {tp.partition for tp in partitions}
+        if self._assigned is not None:
+            self._assigned -= gone
+        self._at_end -= gone
+
+    def reached(self, partition: int | None) -> None:
+        if partition is not None:
+            self._at_end.add(partition)
+
+    def reread(self, partitions: Iterable[int]) -> None:
+        self._at_end.difference_update(partitions)
+
+    def all_read(self) -> bool:
+        return self._assigned is not None and self._assigned <= self._at_end
 
 
 def _position(record: Message) -> tuple[int, int]:

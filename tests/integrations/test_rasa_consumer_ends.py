@@ -1,0 +1,53 @@
+"""`tailorbot rasa consume --until-end`: when a member has read its partitions to their end.
+(Against a real broker, with an empty partition: tests/integration/test_rasa_consume*.py.)"""
+
+from __future__ import annotations
+
+from confluent_kafka import TopicPartition
+
+from tailorbot.integrations.rasa_consumer import _PartitionEnds
+
+
+def partitions(*numbers: int) -> list[TopicPartition]:
+    return [TopicPartition("rasa_core_events", n) for n in numbers]
+
+
+def test_not_read_before_the_group_assigns_partitions() -> None:
+    assert not _PartitionEnds().all_read()
+
+
+def test_every_assigned_partition_must_reach_its_end() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0, 1))
+    ends.reached(0)
+    assert not ends.all_read()
+    ends.reached(1)
+    assert ends.all_read()
+
+
+def test_a_record_after_the_end_or_a_batch_to_read_again_moves_the_end_on() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0, 1))
+    ends.reached(0)
+    ends.reached(1)
+    ends.reread([1])  # a new record on 1, or a batch of 1 refused and rewound
+    assert not ends.all_read()
+    ends.reached(1)
+    assert ends.all_read()
+
+
+def test_a_revoked_partition_is_no_longer_waited_for_and_a_new_assignment_starts_over() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0, 1))
+    ends.reached(0)
+    ends.revoked(None, partitions(1))  # another member took it
+    assert ends.all_read()
+    ends.revoked(None, partitions(0))
+    ends.assigned(None, partitions(0, 1))  # read again from the group's commits
+    assert not ends.all_read()
+
+
+def test_a_member_given_no_partition_has_nothing_to_read() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, [])
+    assert ends.all_read()
