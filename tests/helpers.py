@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tailorbot.metrics import Metrics
@@ -65,6 +67,16 @@ def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 10.0) 
         if time.monotonic() > stop:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.02)
+
+
+@functools.cache
+def http() -> httpx.Client:
+    """One client for requests to the servers that tests start: like ``httpx.get``, a new
+    connection per request (no keep-alive: with ``--workers N`` either process may accept
+    it), without ``httpx.get``'s new client per call, whose TLS context alone cost ~30 ms of
+    CPU: a readiness poll spent half a core of a 2-core machine on them while the server it
+    waited for started."""
+    return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def closed_port() -> int:

@@ -18,6 +18,7 @@ from tailorbot.cli import app
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tests.api.support import event, message, wait_until
+from tests.helpers import http
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
 # Bound on a server's start (several processes on a busy 2-core machine took 21 s before the
@@ -62,7 +63,7 @@ _OUTPUTS: dict[int, Path] = {}  # pid -> the file its output goes to
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        return http().get(url + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -208,10 +209,10 @@ def test_serve_with_two_processes(tmp_path: Path) -> None:
             lambda: _healthy(url) or process.poll() is not None, "two server processes", START_S
         )
         assert process.poll() is None
-        response = httpx.post(url + "/v1/events", json=[message("multi-u1")], timeout=10)
+        response = http().post(url + "/v1/events", json=[message("multi-u1")], timeout=10)
         assert response.status_code == 202
         wait_until(
-            lambda: httpx.get(url + "/v1/users/multi-u1/features", timeout=5).status_code == 200,
+            lambda: http().get(url + "/v1/users/multi-u1/features", timeout=5).status_code == 200,
             "features served by either process",
         )
     finally:
@@ -223,7 +224,7 @@ def test_serve_with_two_processes(tmp_path: Path) -> None:
 def _scraped(url: str) -> dict[str, float]:
     """The samples of one /metrics scrape that tell how the processes were summed, once it
     is checked that no family and no series appears twice."""
-    text = httpx.get(url + "/metrics", timeout=30).text
+    text = http().get(url + "/metrics", timeout=30).text
     types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len(types) == len(set(types)), sorted(t for t in types if types.count(t) > 1)
     series = [line.rpartition(" ")[0] for line in text.splitlines() if not line.startswith("#")]
@@ -280,11 +281,11 @@ def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path) -> None:
         folder = _siblings_folder(process.pid)
         sockets = wait_until(lambda: _sockets(folder, 2), "both processes' sockets")
         for i in range(40):  # a new connection each: the processes share them out
-            response = httpx.put(f"{url}/v1/users/sum-u{i}", json={"tier": "gold"}, timeout=10)
+            response = http().put(f"{url}/v1/users/sum-u{i}", json={"tier": "gold"}, timeout=10)
             assert response.status_code == 200
         for i in range(10):
             handoff = [event("handoff", f"sum-u{i}", reason="asked for a person")]
-            assert httpx.post(url + "/v1/events", json=handoff, timeout=10).status_code == 202
+            assert http().post(url + "/v1/events", json=handoff, timeout=10).status_code == 202
         own = {path: _own_count(path, route_ok) for path in sockets}
         assert sum(own.values()) == 40, own
         # Every scrape and every dashboard poll, whichever process answers it, counts them all.
@@ -292,7 +293,7 @@ def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path) -> None:
             scraped = _scraped(url)
             assert scraped[route_ok] == 40, scraped
             assert scraped['tailorbot_server_processes{state="answered"}'] == 2, scraped
-            dashboard = httpx.get(url + "/v1/dashboard/data", timeout=30).json()
+            dashboard = http().get(url + "/v1/dashboard/data", timeout=30).json()
             assert dashboard["totals"]["handoffs"] == 10, dashboard["totals"]
         # A process that stops (SIGTERM; uvicorn's supervisor starts another) still counts.
         busiest = max(own, key=own.__getitem__)

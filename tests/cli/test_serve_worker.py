@@ -12,6 +12,9 @@ import httpx
 from tailorbot.api.server import free_port
 from tests.api.support import message, wait_until
 from tests.cli.test_cli import _healthy, _start, _stop
+from tests.helpers import http
+
+SESSION_S = 2  # a dead worker keeps its partitions this long (the embedded log's default: 10)
 
 
 def _children(pid: int) -> list[int]:
@@ -32,13 +35,13 @@ def _status(url: str) -> int | None:
     """The status of a GET, or None while the server is too busy to answer (a loaded CI box:
     a generous bound, and the caller waits again)."""
     try:
-        return httpx.get(url, timeout=30).status_code
+        return http().get(url, timeout=30).status_code
     except httpx.HTTPError:
         return None
 
 
 def _applied(url: str) -> float:
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+    for line in http().get(url + "/metrics", timeout=10).text.splitlines():
         if line.startswith("tailorbot_events_applied_total "):
             return float(line.split()[-1])
     return 0.0
@@ -46,14 +49,19 @@ def _applied(url: str) -> float:
 
 def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path: Path) -> None:
     port = free_port()
-    process = _start(["serve", "--port", str(port)], tmp_path)
+    # The embedded log as by default, with a shorter session than its 10 s: the killed
+    # worker's partitions move to the new one once its session lapses, and that wait was
+    # most of this test.
+    config = tmp_path / "tailorbot.toml"
+    config.write_text(f'log_url = "sqlite:///{tmp_path / "log.db"}?session_timeout={SESSION_S}"\n')
+    process = _start(["serve", "--port", str(port), "--config", str(config)], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
         assert process.poll() is None
         ready = wait_until(
             lambda: (
-                (r := httpx.get(url + "/readyz", timeout=5).json())["checks"]["worker"]
+                (r := http().get(url + "/readyz", timeout=5).json())["checks"]["worker"]
                 == "running (own process)"
                 and r
             ),
@@ -64,10 +72,12 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         assert ready["checks"]["intent_model"].startswith("missing")
         (worker,) = _children(process.pid)
 
-        assert httpx.post(url + "/v1/events", json=[message("p-u1")], timeout=10).status_code == 202
+        assert (
+            http().post(url + "/v1/events", json=[message("p-u1")], timeout=10).status_code == 202
+        )
         wait_until(lambda: _applied(url) >= 1, "the worker's applied count in the API's /metrics")
         # and the API's own families beside the worker's (its registry has them too, empty)
-        exposition = httpx.get(url + "/metrics", timeout=10).text
+        exposition = http().get(url + "/metrics", timeout=10).text
         assert 'tailorbot_events_ingested_total{type="message"} 1.0' in exposition
         assert 'tailorbot_responses_total{route="/v1/events",status="202"} 1.0' in exposition
 
@@ -76,7 +86,9 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
             lambda: (kids := _children(process.pid)) and kids != [worker],
             "the supervisor to start a new worker",
         )
-        assert httpx.post(url + "/v1/events", json=[message("p-u2")], timeout=10).status_code == 202
+        assert (
+            http().post(url + "/v1/events", json=[message("p-u2")], timeout=10).status_code == 202
+        )
         wait_until(
             lambda: _status(url + "/v1/users/p-u2/features") == 200,
             "the new worker to apply the next event (after the dead member's session lapses)",

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from tailorbot.cli import app
 from tailorbot.models import registry
-from tests.helpers import closed_port, wait_until
+from tests.helpers import closed_port, http, wait_until
 from tests.integration.cluster import TAILORBOT, Process, tailorbot_env
 from tests.models.pipeline.support import write_support_log
 
@@ -83,7 +83,7 @@ def _tailorbot(*args: object) -> str:
 def _serving_only(port: int, new: str, old: str) -> bool:
     """Whether the server's /metrics, the sum of both processes, says that they serve
     ``new`` and neither serves ``old`` any more."""
-    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+    response = http().get(f"http://127.0.0.1:{port}/metrics", timeout=30)
     if response.status_code != 200:  # a process not answering: the sum cannot tell
         return False
     served = {
@@ -105,7 +105,7 @@ def test_the_loop_swaps_both_server_processes_without_a_failed_request(tmp_path:
     built = tmp_path / "rows.jsonl"
     _tailorbot("dataset", "build", "--data-dir", tmp_path, "--out", built)
     first_run = _tailorbot("train", "--data", built, "--data-dir", tmp_path, "--no-search",
-                           "--folds", "3")  # fmt: skip
+                           "--folds", "2")  # fmt: skip
     assert "is now current" in first_run
     first = registry.current_version(tmp_path)
     port = closed_port()
@@ -118,18 +118,18 @@ def test_the_loop_swaps_both_server_processes_without_a_failed_request(tmp_path:
         def serving() -> bool:
             assert server.alive(), server.tail()
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+                return http().get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_until(serving, "the server to accept connections", WAIT_S)
         load.start()
         wait_until(lambda: len(load.answers) >= 100, "answers from the old version", WAIT_S)
-        searched = _tailorbot("train", "--data", built, "--data-dir", tmp_path, "--trials", "3",
-                              "--folds", "3", "--no-promote", "--json")  # fmt: skip
+        searched = _tailorbot("train", "--data", built, "--data-dir", tmp_path, "--trials", "2",
+                              "--folds", "2", "--no-promote", "--json")  # fmt: skip
         trained = json.loads(searched)
         second = trained["version"]
-        assert trained["search"]["trials"] == 3 and registry.current_version(tmp_path) == first
+        assert trained["search"]["trials"] == 2 and registry.current_version(tmp_path) == first
         audited = json.loads(_tailorbot("audit", "--data-dir", tmp_path, "--model", second,
                                         "--json", "--gate"))  # fmt: skip
         assert audited["gate"]["passed"] is True
