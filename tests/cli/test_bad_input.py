@@ -167,6 +167,10 @@ def test_rasa_consume_with_an_unknown_kafka_property_is_one_line(tmp_path: Path)
     _one_line_error(result, "bogus.prop")
 
 
+def test_a_worker_with_an_empty_member_id_is_one_line(tmp_path: Path) -> None:
+    _one_line_error(_run("worker", "--member-id", " ", "--data-dir", tmp_path), "--member-id")
+
+
 # --- F13: replay stopped mid-file ---------------------------------------------------------
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 
 from tailorbot.api.server import free_port
+from tailorbot.config import Settings
+from tailorbot.log import open_log
 from tests.api.support import message, wait_until
 from tests.cli.test_cli import _healthy, _start, _stop
 from tests.helpers import http
-
-SESSION_S = 2  # a dead worker keeps its partitions this long (the embedded log's default: 10)
+from tests.integration.cluster import live_members
 
 
 def _children(pid: int) -> list[int]:
@@ -49,13 +50,10 @@ def _applied(url: str) -> float:
 
 def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path: Path) -> None:
     port = free_port()
-    # The embedded log as by default, with a shorter session than its 10 s: the killed
-    # worker's partitions move to the new one once its session lapses, and that wait was
-    # most of this test.
-    config = tmp_path / "tailorbot.toml"
-    config.write_text(f'log_url = "sqlite:///{tmp_path / "log.db"}?session_timeout={SESSION_S}"\n')
-    process = _start(["serve", "--port", str(port), "--config", str(config)], tmp_path)
+    process = _start(["serve", "--port", str(port)], tmp_path)
     url = f"http://127.0.0.1:{port}"
+    settings = Settings.load(data_dir=tmp_path)
+    log = open_log(settings.resolved_log_url(), settings.partitions)
     try:
         wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
         assert process.poll() is None
@@ -80,6 +78,7 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         exposition = http().get(url + "/metrics", timeout=10).text
         assert 'tailorbot_events_ingested_total{type="message"} 1.0' in exposition
         assert 'tailorbot_responses_total{route="/v1/events",status="202"} 1.0' in exposition
+        (name,) = live_members(log, settings.consumer_group)
 
         os.kill(worker, signal.SIGKILL)
         wait_until(
@@ -91,9 +90,14 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         )
         wait_until(
             lambda: _status(url + "/v1/users/p-u2/features") == 200,
-            "the new worker to apply the next event (after the dead member's session lapses)",
+            "the new worker to apply the next event",
         )
+        # It joined under the dead one's name and took its partitions back at once: under a
+        # name of its own it would have shared the group with the dead member until that
+        # one's session (10 s) lapsed, or be alone under another name after.
+        assert live_members(log, settings.consumer_group) == [name]
     finally:
+        log.close()
         code, output = _stop(process)
     assert code == 0, output
     assert "Traceback" not in output

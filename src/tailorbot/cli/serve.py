@@ -205,6 +205,16 @@ def worker(
             help="Address the metrics listen on (loopback by default: not the API's host).",
         ),
     ] = "127.0.0.1",
+    member_id: Annotated[
+        str | None,
+        typer.Option(
+            "--member-id",
+            help="This worker's name in its consumer groups (default: new at each start). "
+            "A worker restarted under the name of one that died takes its partitions back "
+            "at once, not after the dead one's session lapses (embedded and Redis logs). "
+            "Never give one name to two live workers.",
+        ),
+    ] = None,
 ) -> None:
     """Run a stream worker until SIGINT/SIGTERM.
 
@@ -220,14 +230,17 @@ def worker(
     settings = load_settings(config, data_dir=data_dir)
     from tailorbot.telemetry.tracing import Tracing
 
+    if member_id is not None and not member_id.strip():
+        fail("--member-id: must not be empty")
     if metrics_port is not None:
         _check_listen(metrics_host, metrics_port, "--metrics-host/--metrics-port")
     _preflight(settings)  # as serve does: a down backend is one line, not endless retries
     runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
-    stream_worker = runtime.stream_worker(pause_gc=True)  # this process is the worker's own
+    # this process is the worker's own: it may pause the garbage collector
+    stream_worker = runtime.stream_worker(member_id, pause_gc=True)
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
-    archiver = runtime.archive_worker()
+    archiver = runtime.archive_worker(member_id)  # a group of its own: the same name is free
     try:
         if metrics_port is not None:
             from prometheus_client import start_http_server

@@ -5,6 +5,13 @@ a process of its own: the worker applies events on its own core instead of shari
 interpreter lock, and a crash of one does not take the other down. The child is a plain
 ``tailorbot worker`` with the same settings (passed as ``TAILORBOT_*`` variables) and a
 metrics port on 127.0.0.1 that the API's ``/metrics`` includes.
+
+Every child of one supervisor joins the consumer groups under one name (``--member-id``).
+A child is restarted only once the one before it has exited, so the name is never live
+twice, and the new child takes the partitions of the dead one back at once: the embedded and
+Redis logs hold them for the name until its session lapses (10 s by default), which under
+a new name it would have waited out. (On Kafka the name is the client id only: the group
+rebalances as for any new member.)
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import threading
 import time
 
 from tailorbot.config import Settings
+from tailorbot.log.base import new_member_id
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, metrics_port: int) -> None:
         self.settings = settings
         self.metrics_port = metrics_port
+        self.member_id = new_member_id()  # every child's name in the groups
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawned_at = 0.0
@@ -51,7 +60,10 @@ class WorkerProcess:
     def _spawn(self) -> None:
         env = {**os.environ, **self.settings.to_env()}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tailorbot", "worker", "--metrics-port", str(self.metrics_port)],
+            [
+                sys.executable, "-m", "tailorbot", "worker",
+                "--metrics-port", str(self.metrics_port), "--member-id", self.member_id,
+            ],  # fmt: skip
             env=env,
             preexec_fn=_end_with_parent,  # noqa: PLW1509 - only an async-signal-safe prctl
         )

@@ -11,6 +11,9 @@ in effect by deduplicating on ``event_id``).
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -31,6 +34,11 @@ class LogRecord:
     offset: int
     key: str
     value: bytes
+
+
+def new_member_id() -> str:
+    """A consumer-group member name no other process takes: ``{host}-{pid}-{random}``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def partition_for(key: str, num_partitions: int) -> int:

@@ -10,9 +10,6 @@ group's committed offsets (the earliest offset where none).
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
-from tailorbot.log.base import Consumer, LogError, LogRecord
+from tailorbot.log.base import Consumer, LogError, LogRecord, new_member_id
 from tailorbot.log.kafka_support import client_config, consume_ready, raise_if_fatal, to_record
 
 if TYPE_CHECKING:
@@ -44,7 +41,7 @@ class KafkaGroupConsumer(Consumer):
     def __init__(self, log: KafkaEventLog, group: str, member_id: str | None = None) -> None:
         self.log = log
         self.group = group
-        self.member_id = member_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.member_id = member_id or new_member_id()
         self._owned: set[int] = set()
         self._buffer: deque[Message] = deque()
         self._closed = False

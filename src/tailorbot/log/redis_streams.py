@@ -44,9 +44,6 @@ default 10) is how long a member that stopped polling keeps its partitions.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import uuid
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -55,7 +52,7 @@ import redis
 
 from tailorbot._backends import positive_float
 from tailorbot._redis import READY_PROBE_TTL_MS, parse_url, plain_prefix, translate_errors
-from tailorbot.log.base import EventLog, LogError, LogRecord
+from tailorbot.log.base import EventLog, LogError, LogRecord, new_member_id
 from tailorbot.log.redis_consumer import RedisStreamsConsumer, stream_record
 
 _guard = translate_errors(LogError)
@@ -221,7 +218,7 @@ class RedisStreamsEventLog(EventLog):
     def consumer(self, group: str, member_id: str | None = None) -> RedisStreamsConsumer:
         if not group:
             raise ValueError("a consumer group needs a non-empty name")
-        member = member_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        member = member_id or new_member_id()
         consumer = RedisStreamsConsumer(self, group, member)
         self._consumers.add(consumer)
         return consumer

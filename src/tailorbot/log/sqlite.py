@@ -36,9 +36,6 @@ created), with optional query options:
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 import weakref
 import zlib
 from collections.abc import Callable, Sequence
@@ -49,7 +46,7 @@ import orjson
 
 from tailorbot._backends import positive_float, typed_options
 from tailorbot._sqlite import SqliteFile, execute_rows, parse_sqlite_url
-from tailorbot.log.base import EventLog, LogError, LogRecord
+from tailorbot.log.base import EventLog, LogError, LogRecord, new_member_id
 from tailorbot.log.group_commit import GroupCommit
 from tailorbot.log.sqlite_groups import SqliteConsumer, SqliteGroups
 
@@ -270,7 +267,7 @@ class SqliteEventLog(EventLog):
     # --- groups ----------------------------------------------------------------------
     def consumer(self, group: str, member_id: str | None = None) -> SqliteConsumer:
         if member_id is None:
-            member_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            member_id = new_member_id()
         member = SqliteConsumer(self, group, member_id)
         self._consumers.add(member)
         return member
