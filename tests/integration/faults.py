@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.helpers import wait_until
 from tests.integration.cluster import Process, live_members, member_pids
 
 CATCH_TRIES = 1000  # bound on the tries to catch a process where it is wanted (a few do)
+STOP_WAIT_S = 20.0  # bound on the wait for a SIGSTOP to take effect (no timing check)
 
 
 def partitions_of(members: Sequence[str], member: str, num_partitions: int) -> range:
@@ -52,6 +54,17 @@ def frozen(pid: int) -> bool:
     """Whether the process stopped (SIGSTOP took effect: state T in /proc)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat[stat.rindex(")") + 2] in "Tt"
+
+
+def wait_frozen(pid: int) -> None:
+    """Wait until a SIGSTOP sent to ``pid`` took effect. It usually has by the first look;
+    the next looks come every millisecond, not every 20 ms as :func:`wait_until`'s, since
+    a catch may take hundreds of tries (the limit only stops a hung test)."""
+    stop = time.monotonic() + STOP_WAIT_S
+    while not frozen(pid):
+        if time.monotonic() > stop:
+            pytest.fail(f"process {pid} did not stop within {STOP_WAIT_S} s of SIGSTOP")
+        time.sleep(0.001)
 
 
 def freeze_through_a_hand_over(
@@ -108,24 +121,28 @@ def freeze_when(
     what: str,
     between: Callable[[], Any] = lambda: None,
     required: bool = True,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> Any:
     """Freeze ``process`` (SIGSTOP) again and again (running ``between()`` before each try)
     until ``look()``, run while it is frozen, finds something; return that and leave the
     process frozen (after a miss it goes on: SIGCONT). Not ``required``: after the last
-    miss it is left frozen wherever it is, and None is returned."""
+    miss, or a miss after which ``give_up()`` (run while frozen too) says it can no longer
+    be caught there, it is left frozen wherever it is, and None is returned."""
     for attempt in range(CATCH_TRIES):
         between()
         assert process.alive(), f"it ended before it was caught {what}\n{process.tail()}"
         process.signal(signal.SIGSTOP)
-        wait_until(lambda: frozen(process.pid), "the process to stop", limit_s=20)
+        wait_frozen(process.pid)
         try:
             found = look()
         except BackendError:
             # Frozen in the middle of a SQLite write, it can hold the WAL index a reader
             # needs ("locking protocol"): not caught there, try another moment.
             found = None
-        if found or (not required and attempt == CATCH_TRIES - 1):
-            return found or None
+        if found:
+            return found
+        if not required and (attempt == CATCH_TRIES - 1 or give_up()):
+            return None
         process.signal(signal.SIGCONT)
     pytest.fail(f"never caught {what}\n{process.tail()}")
 
@@ -136,9 +153,10 @@ def catch_and_kill(
     what: str,
     between: Callable[[], Any] = lambda: None,
     required: bool = True,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> Any:
     """As :func:`freeze_when`, then SIGKILL the process right where it was caught."""
-    found = freeze_when(process, look, what, between, required)
+    found = freeze_when(process, look, what, between, required, give_up)
     process.signal(signal.SIGKILL)
     process.popen.wait()
     return found

@@ -74,13 +74,20 @@ def feedback_in_log(log: EventLog) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for events in logged_events(log).values():
         for event in events:
-            decision = (event.get("metadata") or {}).get("decision_id")
-            if decision is None or event["type"] not in ("rating", "resolution"):
-                continue
-            entry = found.setdefault(decision, {"variant": event["metadata"].get("variant")})
-            key = "rating" if event["type"] == "rating" else "resolved"
-            entry[key] = event["score"] if key == "rating" else event["resolved"]
+            add_feedback(found, event)
     return found
+
+
+def add_feedback(found: dict[str, dict[str, Any]], event: dict[str, Any]) -> str | None:
+    """Add what ``event`` says to ``found`` (as :func:`feedback_in_log`) when it is a
+    feedback event (a rating or a resolution of a decision); returns that decision's id."""
+    decision = (event.get("metadata") or {}).get("decision_id")
+    if decision is None or event["type"] not in ("rating", "resolution"):
+        return None
+    entry = found.setdefault(decision, {"variant": event["metadata"].get("variant")})
+    key = "rating" if event["type"] == "rating" else "resolved"
+    entry[key] = event["score"] if key == "rating" else event["resolved"]
+    return str(decision)
 
 
 def assert_feedback_learned_once(

@@ -20,10 +20,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tailorbot.config import Settings
+from tailorbot.events.codec import decode_event
+from tailorbot.log import EventLog
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
 from tailorbot.services.decisions.feedback import article_event_id
@@ -50,9 +53,9 @@ from tests.integration.faults import (
     sqlite_files,
 )
 from tests.integration.shared_counters import (
+    add_feedback,
     assert_feedback_learned_once,
     assert_worker_counters_match_log,
-    feedback_in_log,
 )
 from tests.services.decisions.conftest import SEED, save_model
 
@@ -96,15 +99,22 @@ def accepted_ids(runtime: Runtime, events: list[dict]) -> list[str]:
 
 
 # Applies the feedback listed in a JSON file through a decision service of its own, as an API
-# process would: the process the test kills while it applies them.
+# process would: the process the test kills while it applies them. It starts with the workers
+# (its model loads meanwhile) and waits for the file, which the test writes (whole, by a
+# rename) once the workers are busy; it gives up after argv[2] seconds without one.
 FEEDBACK_SENDER = """
-import json, sys
+import json, os, sys, time
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions.schemas import FeedbackRequest
 
 runtime = Runtime(Settings.load())
 service = runtime.load_decisions()
+deadline = time.monotonic() + float(sys.argv[2])
+while not os.path.exists(sys.argv[1]):
+    if time.monotonic() > deadline:
+        sys.exit("no feedback to apply came")
+    time.sleep(0.005)
 for body in json.loads(open(sys.argv[1]).read()):
     service.feedback(FeedbackRequest(**body))
 service.close()
@@ -123,10 +133,10 @@ def test_a_killed_worker_s_partitions_go_to_the_survivor_and_nothing_is_lost_or_
         **backend_urls,
     )  # fmt: skip
     runtime = Runtime(settings)
-    service = runtime.load_decisions()
+    crashes = KilledMembers(runtime, settings, tmp_path)
     try:
-        crashes = KilledMembers(runtime, service, settings, tmp_path)
         accepted, decision_events = crashes.run()
+        service = crashes.service
         log, group, stores = runtime.log, settings.consumer_group, runtime.stores
         assert log.committed(group) == log.end_offsets()
         logged = [e["event_id"] for evs in logged_events(log).values() for e in evs]
@@ -141,7 +151,7 @@ def test_a_killed_worker_s_partitions_go_to_the_survivor_and_nothing_is_lost_or_
         experiment, bandit = service.experiment.namespace, service.models.policy.namespace
         assert assert_feedback_learned_once(log, stores, experiment, bandit) == DECISIONS
     finally:
-        service.close()
+        crashes.close()
         runtime.stop()
 
 
@@ -151,11 +161,9 @@ class KilledMembers:
     again); one worker is SIGKILLed between a batch's store write and its commit, its
     partitions go to the survivor, which reads that batch again and drains the log."""
 
-    def __init__(
-        self, runtime: Runtime, service: DecisionService, settings: Settings, tmp_path: Path
-    ) -> None:
+    def __init__(self, runtime: Runtime, settings: Settings, tmp_path: Path) -> None:
         self.runtime = runtime
-        self.service = service
+        self._service: DecisionService | None = None
         self.settings = settings
         self.tmp_path = tmp_path
         self.log = runtime.log
@@ -172,14 +180,25 @@ class KilledMembers:
         self.accepted += accepted_ids(self.runtime, batch)
         return {e["user_id"] for e in self.events[: self.sent]}
 
+    @property
+    def service(self) -> DecisionService:
+        assert self._service is not None, "run() loads the decision service"
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+
     def run(self) -> tuple[list[str], set[str]]:
         """Returns the ids of the accepted events (re-sent ones twice) and of the events the
         decisions and their feedback logged."""
         log, group = self.log, self.settings.consumer_group
-        self.send(1500)
-        feedback = self.decide()
+        # The processes start first: their start-up (imports; the sender's model) overlaps
+        # this one's loading of its decision service, and the first events and decisions.
         workers = [start_worker(self.settings, self.tmp_path / f"worker{i}.out") for i in range(2)]
         victim, survivor = workers
+        feedback_file = self.tmp_path / "feedback.json"
+        sender = self.start_feedback_sender(feedback_file)
 
         def both_in_group() -> bool:
             assert all(w.alive() for w in workers), "\n".join(w.tail() for w in workers)
@@ -190,9 +209,12 @@ class KilledMembers:
             return lag(log, self.settings) == 0
 
         try:
+            self._service = self.runtime.load_decisions()
+            self.send(1500)
+            feedback = self.decide()
             wait_until(both_in_group, "both workers in the consumer group", WAIT_S)
             wait_until(lambda: sum(log.committed(group).values()) >= 300, "progress", WAIT_S)
-            finished = self.kill_the_feedback_sender(feedback)
+            finished = self.kill_the_feedback_sender(sender, feedback, feedback_file)
             settings = self.settings
             files = sqlite_files(settings.resolved_log_url(), settings.resolved_store_url())
             freeze_through_a_hand_over(victim, survivor, log, group, lambda: self.send(25), files)
@@ -209,8 +231,8 @@ class KilledMembers:
             wait_until(drained, "the survivor to process every partition", WAIT_S)
             assert member_pids(live_members(log, group)) == {survivor.pid}
         finally:
-            for worker in workers:
-                worker.stop()
+            for process in (sender, *workers):
+                process.stop()
         assert len(set(self.accepted)) == self.sent
         return self.accepted, self.decision_events(feedback)
 
@@ -231,32 +253,43 @@ class KilledMembers:
             feedback.append(body)
         return feedback
 
-    def kill_the_feedback_sender(self, feedback: list[dict]) -> int:
-        """Start a process applying ``feedback`` and SIGKILL it between a feedback's events
-        (in the log) and its mark with what it taught (in the store); returns how many feedbacks
-        it had marked."""
-        bodies = self.tmp_path / "feedback.json"
-        bodies.write_text(json.dumps(feedback))
+    def start_feedback_sender(self, bodies: Path) -> Process:
+        """A process that loads a decision service, waits for the feedback in ``bodies`` and
+        applies it (FEEDBACK_SENDER)."""
         env = tailorbot_env(
             data_dir=self.settings.data_dir, log_url=self.settings.log_url,
             store_url=self.settings.store_url, partitions=self.settings.partitions,
             seed=self.settings.seed, run_worker_in_server=False,
         )  # fmt: skip
-        sender = Process([sys.executable, "-c", FEEDBACK_SENDER, bodies], env,
-                         self.tmp_path / "sender.out")  # fmt: skip
+        return Process([sys.executable, "-c", FEEDBACK_SENDER, bodies, 5 * WAIT_S], env,
+                       self.tmp_path / "sender.out")  # fmt: skip
+
+    def kill_the_feedback_sender(self, sender: Process, feedback: list[dict], bodies: Path) -> int:
+        """Give the sender ``feedback`` to apply and SIGKILL it between a feedback's events
+        (in the log) and its mark with what it taught (in the store); returns how many feedbacks
+        it had marked."""
+        written = bodies.with_suffix(".tmp")
+        written.write_text(json.dumps(feedback))
+        written.rename(bodies)  # the sender never reads half a file
         decisions = self.runtime.stores.decisions
+        watch = FeedbackWatch(self.log, decisions)
 
-        def logged_not_marked() -> list[str]:
-            logged = feedback_in_log(self.log)
-            return [d for d in logged if (decisions.get(d) or {}).get("feedback") is None]
+        def first_feedback() -> bool:
+            assert sender.alive(), sender.tail()  # it cannot have applied them all yet
+            watch.logged_not_marked()
+            return bool(watch.logged)
 
-        # the sender loads its model first: wait for its first feedback
-        wait_until(lambda: feedback_in_log(self.log), "the sender's first feedback", WAIT_S)
+        def all_marked() -> bool:  # nothing left to catch it in
+            return len(watch.marked) == len(feedback)
+
+        # the sender may still be loading its model: wait for its first feedback
+        wait_until(first_feedback, "the sender's first feedback", WAIT_S)
         # Caught there by chance: the window is short since the store waits for a busy lock
-        # in 1-2 ms slices, so after CATCH_TRIES misses it is killed wherever it is (the
-        # window itself is tested with an injected failure in test_feedback_exactly_once.py).
-        catch_and_kill(sender, logged_not_marked, "between a feedback's events and mark",
-                       required=False)  # fmt: skip
+        # in 1-2 ms slices, so after CATCH_TRIES misses, or once every feedback is marked, it
+        # is killed wherever it is (the window itself is tested with an injected failure in
+        # test_feedback_exactly_once.py).
+        catch_and_kill(sender, watch.logged_not_marked, "between a feedback's events and mark",
+                       required=False, give_up=all_marked)  # fmt: skip
         # What the sender finished (the kill may catch its first feedback, or its last)
         return sum(1 for b in feedback if (decisions.get(b["decision_id"]) or {}).get("feedback"))
 
@@ -277,3 +310,36 @@ class KilledMembers:
                 if "helpful_article_id" in b
             }
         )
+
+
+class FeedbackWatch:
+    """Which decisions have feedback events in the log (as
+    :func:`~tests.integration.shared_counters.feedback_in_log` counts them) and which of
+    those the store has marked, each look reading only what is new: the log from where the
+    last look stopped, the store only for decisions not seen marked yet (a mark stays). A
+    catch looks hundreds of times while the process it freezes waits; reading the whole log
+    and every decision each time made a look cost ~30 ms."""
+
+    def __init__(self, log: EventLog, decisions: Any) -> None:
+        self.log = log
+        self.decisions = decisions
+        self.next = [0] * log.num_partitions
+        self.found: dict[str, dict[str, Any]] = {}
+        self.logged: set[str] = set()
+        self.marked: set[str] = set()
+
+    def logged_not_marked(self) -> list[str]:
+        """The decisions whose feedback events are in the log but whose mark is not in the
+        store (the log is read first: a mark follows its events)."""
+        for partition in range(self.log.num_partitions):
+            while chunk := self.log.read(partition, self.next[partition], 5000):
+                self.next[partition] = chunk[-1].offset + 1
+                for record in chunk:
+                    decision = add_feedback(self.found, decode_event(record.value))
+                    if decision is not None:
+                        self.logged.add(decision)
+        pending = sorted(self.logged - self.marked)
+        if pending:
+            stored = self.decisions.get_many(pending)
+            self.marked |= {d for d in pending if (stored.get(d) or {}).get("feedback")}
+        return sorted(self.logged - self.marked)
