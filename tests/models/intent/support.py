@@ -21,9 +21,12 @@ SLICE_INTENTS = (
 
 
 @functools.cache
-def small_dataset(split: str = "train", per_intent: int = 40) -> IntentDataset:
-    """``per_intent`` Banking77 rows for each of :data:`SLICE_INTENTS`, plus all bundled
-    out-of-scope rows of the split."""
+def small_dataset(
+    split: str = "train", per_intent: int = 40, out_of_scope: int | None = None
+) -> IntentDataset:
+    """``per_intent`` Banking77 rows for each of :data:`SLICE_INTENTS`, plus the bundled
+    out-of-scope rows of the split: all of them, or ``out_of_scope`` of them spread evenly
+    over the file (its rows come topic by topic)."""
     banking = bundled_dataset("banking77", split)
     taken: dict[str, int] = {}
     keep = []
@@ -31,7 +34,11 @@ def small_dataset(split: str = "train", per_intent: int = 40) -> IntentDataset:
         if label in SLICE_INTENTS and taken.get(label, 0) < per_intent:
             taken[label] = taken.get(label, 0) + 1
             keep.append(i)
-    return banking.subset(keep) + bundled_dataset("out_of_scope", split)
+    negatives = bundled_dataset("out_of_scope", split)
+    if out_of_scope is not None and out_of_scope < len(negatives):
+        step = len(negatives) / out_of_scope
+        negatives = negatives.subset(int(i * step) for i in range(out_of_scope))
+    return banking.subset(keep) + negatives
 
 
 def write_csv(path: Path, dataset: IntentDataset, label_column: str = "intent") -> Path:
