@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,25 +58,33 @@ class LanguageDetector:
 
     def _loaded(self) -> Any:
         if self._identifier is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-            full = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            unknown = sorted(set(self.languages) - set(full.nb_classes))
-            if unknown:
-                raise ValueError(f"py3langid does not know the languages {unknown}")
-            full.set_languages(list(self.languages))
-            # a fresh identifier from the restricted tables only: the full 100k x 142 table
-            # the first one keeps for set_languages() would cost ~25 MB more
-            self._identifier = LanguageIdentifier(
-                full.nb_ptc.copy(),
-                full.nb_pc,
-                full.nb_classes,
-                full.tk_nextmove,
-                full.tk_output,
-                norm_probs=True,
-                tk_row=full.tk_row,
-            )
+            self._identifier = _identifier(self.languages)
         return self._identifier
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_identifier": None}
+
+
+@functools.lru_cache(maxsize=4)
+def _identifier(languages: tuple[str, ...]) -> Any:
+    """A py3langid identifier restricted to ``languages``, built once per process and shared
+    (read-only) by every detector of them: the build unpacks the whole model, ~0.5 s, which a
+    training run paid for each candidate it loaded."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    full = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    unknown = sorted(set(languages) - set(full.nb_classes))
+    if unknown:
+        raise ValueError(f"py3langid does not know the languages {unknown}")
+    full.set_languages(list(languages))
+    # a fresh identifier from the restricted tables only: the full 100k x 142 table the
+    # first one keeps for set_languages() would cost ~25 MB more
+    return LanguageIdentifier(
+        full.nb_ptc.copy(),
+        full.nb_pc,
+        full.nb_classes,
+        full.tk_nextmove,
+        full.tk_output,
+        norm_probs=True,
+        tk_row=full.tk_row,
+    )

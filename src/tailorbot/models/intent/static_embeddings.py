@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -166,7 +167,11 @@ def installed_package_dir(package: str, missing: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@functools.lru_cache(maxsize=4)
 def _load(config: str, dim: int) -> tuple[np.ndarray, Any]:
+    """The table (read-only) and the tokenizer, loaded once per process and shared by every
+    model that embeds with them (each instance loaded its own: ~0.1 s and a copy of the
+    table, many times over in a training run's folds and candidates)."""
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
@@ -181,6 +186,7 @@ def _load(config: str, dim: int) -> tuple[np.ndarray, Any]:
         if not path.is_file():
             raise EmbeddingsUnavailable(f"{path}: missing from the installed {PACKAGE} package")
     table = np.ascontiguousarray(load_file(str(weights))["embedding.weight"][:, :dim])
+    table.flags.writeable = False  # shared: nobody may change it under the others
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.no_padding()
     tokenizer.no_truncation()
