@@ -51,3 +51,14 @@ def test_a_member_given_no_partition_has_nothing_to_read() -> None:
     ends = _PartitionEnds()
     ends.assigned(None, [])
     assert ends.all_read()
+
+
+def test_a_cooperative_rebalance_hands_over_only_the_partitions_that_move() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0, 1))
+    ends.reached(0)
+    ends.reached(1)
+    ends.assigned(None, partitions(2))  # incremental: 0 and 1 are kept, at their ends
+    assert not ends.all_read()
+    ends.reached(2)
+    assert ends.all_read()

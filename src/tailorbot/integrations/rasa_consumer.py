@@ -286,8 +286,10 @@ class _PartitionEnds:
         self._at_end: set[int] = set()
 
     def assigned(self, _consumer: Any, partitions: list[Any]) -> None:
-        self._assigned = {tp.partition for tp in partitions}
-        self._at_end &= self._assigned
+        # Added to what is held: the eager protocol revokes everything before it assigns,
+        # the cooperative one (-X partition.assignment.strategy=cooperative-sticky) hands
+        # over only the partitions that move.
+        self._assigned = (self._assigned or set()) | {tp.partition for tp in partitions}
 
     def revoked(self, _consumer: Any, partitions: list[Any]) -> None:
         gone = {tp.partition for tp in partitions}
