@@ -90,3 +90,22 @@ def test_rasa_broker_topic_into_the_log(kafka_bootstrap: str, tmp_path: Path) ->
     # their end
     again = consume(kafka_bootstrap, topic, group, tmp_path)
     assert "events ingested: 0, records skipped: 0, records committed: 0" in again
+
+
+def test_a_backfill_stopped_before_the_end_exits_non_zero(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """--until-end stopped by --max-idle-s (here before the group even gave it partitions)
+    is not a backfill done: a job runner must see the failure."""
+    topic = f"rasa-short-{uuid.uuid4().hex[:10]}"
+    publish_like_rasa(kafka_bootstrap, topic, [], [])
+    options = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
+    result = CliRunner().invoke(
+        app,
+        ["rasa", "consume", "--bootstrap", kafka_bootstrap, "--topic", topic, "--group",
+         f"tb-rasa-{uuid.uuid4().hex[:8]}", "--until-end", "--max-idle-s", "0",
+         "--data-dir", str(tmp_path), *options],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: --until-end: stopped before its partitions were read to their end"]

@@ -62,3 +62,24 @@ def test_a_cooperative_rebalance_hands_over_only_the_partitions_that_move() -> N
     assert not ends.all_read()
     ends.reached(2)
     assert ends.all_read()
+
+
+def test_a_whole_revoke_is_a_rebalance_under_way_not_an_end() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0, 1))
+    ends.reached(0)
+    ends.revoked(None, partitions(0, 1))  # eager: all of it, another member joining or leaving
+    assert not ends.all_read()  # until the group says what this member holds now
+    ends.assigned(None, partitions(1))
+    assert not ends.all_read()
+    ends.reached(1)
+    assert ends.all_read()
+
+
+def test_an_end_seen_before_a_partition_is_assigned_again_does_not_count() -> None:
+    ends = _PartitionEnds()
+    ends.assigned(None, partitions(0))
+    ends.reached(1)  # a stale event of a partition held before
+    ends.assigned(None, partitions(1))  # read afresh from the group's commit
+    ends.reached(0)
+    assert not ends.all_read()

@@ -129,6 +129,21 @@ def test_a_batch_over_the_doors_limit_goes_in_several_requests(tmp_path: Path) -
         built.stop()
 
 
+def test_a_batch_whose_commit_fails_is_to_be_read_again(runtime: Runtime) -> None:
+    """A commit refused (the partition lost in a rebalance, the coordinator moved) is not a
+    batch done: ``--until-end`` must not stop on it."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    class Refusing(Kafka):
+        def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+            raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
+
+    consumer, _ = consumer_of(runtime)
+    consumer._consumer = Refusing()
+    assert consumer._process([Record(user_event("c-3", time.time() - 60), 0)]) is False
+    assert consumer.committed == 0
+
+
 def test_a_sink_needs_a_positive_request_size(runtime: Runtime) -> None:
     profiles = ProfileUpdater(runtime.stores.profiles, runtime.users)
     with pytest.raises(ValueError, match="max_events"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -83,11 +84,17 @@ def consume(
         config=extra,
         connect_timeout_s=connect_timeout,
     )
+
+    def stop_soon(*_: object) -> None:
+        # From a thread of its own: the handler runs in the main thread, which may hold the
+        # stop event's lock at that instant (inside its wait), and setting it here would hang
+        threading.Thread(target=consumer.stop, name="rasa-consume-stop", daemon=True).start()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: consumer.stop())
+        signal.signal(signum, stop_soon)
     typer.echo(f"reading {topic!r} at {bootstrap} in group {group!r}; Ctrl-C stops")
     try:
-        consumer.run(max_idle_s=max_idle_s, until_end=until_end)
+        reached = consumer.run(max_idle_s=max_idle_s, until_end=until_end)
     except KafkaConfigError as exc:
         # name the -X option librdkafka refused, when it is one
         named = [key for key in extra if key in str(exc)]
@@ -98,6 +105,8 @@ def consume(
         f"events ingested: {consumer.ingested}, records skipped: {consumer.skipped}, "
         f"records committed: {consumer.committed}"
     )
+    if until_end and not reached:  # a job runner must not count an interrupted backfill done
+        fail("--until-end: stopped before its partitions were read to their end")
 
 
 def register(app: typer.Typer) -> None:

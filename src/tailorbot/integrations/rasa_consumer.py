@@ -104,10 +104,11 @@ class RasaBrokerConsumer:
         self._stop = threading.Event()
         self._consumer: Any = None
 
-    def run(self, max_idle_s: float | None = None, until_end: bool = False) -> None:
+    def run(self, max_idle_s: float | None = None, until_end: bool = False) -> bool:
         """Consume until :meth:`stop`, or ``max_idle_s`` without a record, or, with
         ``until_end``, once every partition this member was given has been read and
-        committed to its end (a backfill of what the topic holds, for a one-off import)."""
+        committed to its end (a backfill of what the topic holds, for a one-off import).
+        Returns whether it ended there."""
         from confluent_kafka import Consumer
 
         settings = {
@@ -134,21 +135,23 @@ class RasaBrokerConsumer:
                 records = [m for m in messages if not self._is_error(m, ends)]
                 if not records:
                     if until_end and ends.all_read():
-                        return
+                        return True
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                        return
+                        return False
                     continue
                 idle_since = time.monotonic()
                 if self._process(records):
                     pause = 0.1
                 else:
-                    # read again after the pause: their partitions are not at their end
+                    # read again after the pause (a partition revoked meanwhile, by its new
+                    # owner): not at their end until then
                     ends.reread(_position(r)[0] for r in records)
                     self._rewind(records)
                     self._stop.wait(pause)
                     pause = min(pause * 2, MAX_BACKOFF_S)
                 if until_end and ends.all_read():
-                    return
+                    return True
+            return False
         finally:
             self._consumer.close()
             self._consumer = None
@@ -176,7 +179,8 @@ class RasaBrokerConsumer:
 
     # --- one batch --------------------------------------------------------------------
     def _process(self, records: list[Message]) -> bool:
-        """Map, hand over, commit; False when the sink was unavailable (nothing committed)."""
+        """Map, hand over, commit; False when the sink was unavailable or the commit failed
+        (the batch is to be read again)."""
         batch = RasaBatch()
         dated: dict[str, dict[str, float]] = {}  # user -> field -> when its slot was set
         for record in records:
@@ -189,8 +193,7 @@ class RasaBrokerConsumer:
         except (Overloaded, Unavailable) as exc:
             logger.warning("rasa consumer: %s; retrying the batch", exc.message)
             return False
-        self._commit(records)
-        return True
+        return self._commit(records)
 
     def _map_record(
         self, record: Message, batch: RasaBatch, dated: dict[str, dict[str, float]]
@@ -228,7 +231,7 @@ class RasaBrokerConsumer:
             reason,
         )
 
-    def _commit(self, records: list[Message]) -> None:
+    def _commit(self, records: list[Message]) -> bool:
         from confluent_kafka import KafkaException, TopicPartition
 
         latest: dict[int, int] = {}
@@ -239,10 +242,13 @@ class RasaBrokerConsumer:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # Lost the partition in a rebalance: its new owner re-reads from the last commit.
-            logger.warning("rasa consumer: commit failed (%s); the batch may be re-read", exc)
-            return
+            # Lost the partition in a rebalance (its new owner re-reads from the last commit)
+            # or the coordinator moved: read it again while it is ours (its event ids make
+            # the second append harmless).
+            logger.warning("rasa consumer: commit failed (%s); the batch is read again", exc)
+            return False
         self.committed += len(records)
+        return True
 
     def _rewind(self, records: list[Message]) -> None:
         """Seek back to the batch's first records so the next turn reads it again."""
@@ -289,13 +295,17 @@ class _PartitionEnds:
         # Added to what is held: the eager protocol revokes everything before it assigns,
         # the cooperative one (-X partition.assignment.strategy=cooperative-sticky) hands
         # over only the partitions that move.
-        self._assigned = (self._assigned or set()) | {tp.partition for tp in partitions}
+        new = {tp.partition for tp in partitions}
+        self._assigned = (self._assigned or set()) | new
+        self._at_end -= new  # read afresh from the group's commits: a new end event comes
 
     def revoked(self, _consumer: Any, partitions: list[Any]) -> None:
         gone = {tp.partition for tp in partitions}
+        self._at_end -= gone
         if self._assigned is not None:
             self._assigned -= gone
-        self._at_end -= gone
+            if not self._assigned:
+                self._assigned = None  # a rebalance under way: wait for what comes next
 
     def reached(self, partition: int | None) -> None:
         if partition is not None:
