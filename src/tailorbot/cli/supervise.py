@@ -17,6 +17,7 @@ rebalances as for any new member.)
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from tailorbot.config import Settings
 from tailorbot.log.base import new_member_id
@@ -65,7 +68,7 @@ class WorkerProcess:
                 "--metrics-port", str(self.metrics_port), "--member-id", self.member_id,
             ],  # fmt: skip
             env=env,
-            preexec_fn=_end_with_parent,  # noqa: PLW1509 - only an async-signal-safe prctl
+            preexec_fn=_end_with_parent(),  # only prctl, looked up beforehand
         )
         self._spawned_at = time.monotonic()
 
@@ -101,8 +104,16 @@ class WorkerProcess:
             proc.wait()
 
 
-def _end_with_parent() -> None:
-    """In the child before exec: SIGTERM it when ``serve`` dies, even by SIGKILL (Linux's
-    PR_SET_PDEATHSIG), so a killed server leaves no orphaned worker behind."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+@functools.cache
+def _prctl() -> Any:
+    """libc's ``prctl``, or None off Linux. Looked up in the parent: between fork and exec
+    the child has only the forking thread, and a dlopen/dlsym there could wait for a loader
+    lock that another thread held at the fork."""
+    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _end_with_parent() -> Callable[[], Any] | None:
+    """What the child runs before exec: SIGTERM it when ``serve`` dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so a killed server leaves no orphaned worker behind."""
+    prctl = _prctl()
+    return None if prctl is None else functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
