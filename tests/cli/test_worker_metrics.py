@@ -13,7 +13,7 @@ import httpx
 from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
-from tests.helpers import wait_until
+from tests.helpers import http, wait_until
 
 
 def _listening_address(port: int) -> str | None:
@@ -46,7 +46,7 @@ def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
 
         def applied() -> bool:
             try:
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+                text = http().get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
             except httpx.HTTPError:
                 return False
             return "tailorbot_events_applied_total 1.0" in text
