@@ -109,3 +109,21 @@ def test_a_backfill_stopped_before_the_end_exits_non_zero(
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == ["error: --until-end: stopped before its partitions were read to their end"]
+
+
+def test_a_backfill_of_a_topic_the_broker_lacks_is_one_line(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A misspelled topic would read as a backfill of nothing, done."""
+    topic = f"rasa-missing-{uuid.uuid4().hex[:10]}"
+    result = CliRunner().invoke(
+        app,
+        ["rasa", "consume", "--bootstrap", kafka_bootstrap, "--topic", topic, "--until-end",
+         "--data-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: --topic: the broker has no topic {topic!r} (--until-end reads a topic that "
+        "exists)"
+    ]

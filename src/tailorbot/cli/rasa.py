@@ -62,6 +62,7 @@ def consume(
         KafkaConfigError,
         RasaBrokerConsumer,
         ServiceSink,
+        UnknownTopic,
     )
     from tailorbot.runtime import Runtime
 
@@ -99,6 +100,8 @@ def consume(
         # name the -X option librdkafka refused, when it is one
         named = [key for key in extra if key in str(exc)]
         fail(f"--kafka-option {named[0]}: {exc}" if named else f"kafka settings: {exc}")
+    except UnknownTopic as exc:
+        fail(f"--topic: {exc} (--until-end reads a topic that exists)")
     finally:
         runtime.stop()
     typer.echo(

@@ -42,6 +42,11 @@ class KafkaConfigError(ValueError):
     """librdkafka refused the consumer's settings (an unknown property, a bad value)."""
 
 
+class UnknownTopic(ValueError):
+    """``until_end`` was asked of a topic the broker does not have (a misspelled name would
+    otherwise read as a backfill of nothing, done)."""
+
+
 class RasaSink(Protocol):
     """Where mapped events go: the ingestion service and the profile store."""
 
@@ -123,13 +128,16 @@ class RasaBrokerConsumer:
         self._check_broker(settings)
         # librdkafka's own lines through Python's logging, not straight to stderr
         self._consumer = Consumer({**settings, "logger": logger})
-        ends = _PartitionEnds()
-        self._consumer.subscribe(
-            [self.topic], on_assign=ends.assigned, on_revoke=ends.revoked, on_lost=ends.revoked
-        )
-        idle_since = time.monotonic()
-        pause = 0.1
         try:
+            if until_end:
+                self._check_topic()
+            ends = _PartitionEnds()
+            self._consumer.subscribe(
+                [self.topic], on_assign=ends.assigned, on_revoke=ends.revoked,
+                on_lost=ends.revoked,
+            )  # fmt: skip
+            idle_since = time.monotonic()
+            pause = 0.1
             while not self._stop.is_set():
                 messages = self._consumer.consume(self.batch, 0.5)
                 records = [m for m in messages if not self._is_error(m, ends)]
@@ -158,6 +166,21 @@ class RasaBrokerConsumer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _check_topic(self) -> None:
+        """Raise :class:`UnknownTopic` when the broker does not have the topic. (A consumer
+        that runs until stopped may wait for Rasa to create it; a backfill may not.)"""
+        from confluent_kafka import KafkaError, KafkaException
+
+        try:
+            found = self._consumer.list_topics(self.topic, timeout=self.connect_timeout_s)
+        except KafkaException as exc:
+            raise Unavailable(f"kafka broker {self.bootstrap}: {exc.args[0].str()}") from None
+        topic = found.topics.get(self.topic)
+        if topic is None or (
+            topic.error is not None and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        ):
+            raise UnknownTopic(f"the broker has no topic {self.topic!r}")
 
     def _check_broker(self, settings: Mapping[str, Any]) -> None:
         """Raise :class:`KafkaConfigError` for settings librdkafka refuses and
