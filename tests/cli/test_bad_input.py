@@ -167,6 +167,13 @@ def test_rasa_consume_with_an_unknown_kafka_property_is_one_line(tmp_path: Path)
     _one_line_error(result, "bogus.prop")
 
 
+def test_rasa_backfill_with_a_cooperative_protocol_is_one_line(tmp_path: Path) -> None:
+    result = _run("rasa", "consume", "--bootstrap", "nowhere:9", "--until-end",
+                  "-X", "partition.assignment.strategy=cooperative-sticky",
+                  "--data-dir", tmp_path)  # fmt: skip
+    _one_line_error(result, "--kafka-option partition.assignment.strategy", "eager")
+
+
 def test_a_worker_with_an_empty_member_id_is_one_line(tmp_path: Path) -> None:
     _one_line_error(_run("worker", "--member-id", " ", "--data-dir", tmp_path), "--member-id")
 

@@ -119,7 +119,7 @@ def test_a_backfill_of_a_topic_the_broker_lacks_is_one_line(
     result = CliRunner().invoke(
         app,
         ["rasa", "consume", "--bootstrap", kafka_bootstrap, "--topic", topic, "--until-end",
-         "--data-dir", str(tmp_path)],
+         "--connect-timeout", "1", "--data-dir", str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]

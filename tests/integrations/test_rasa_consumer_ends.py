@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import pytest
 from confluent_kafka import TopicPartition
 
-from tailorbot.integrations.rasa_consumer import _PartitionEnds
+from tailorbot.integrations.rasa_consumer import KafkaConfigError, _check_eager, _PartitionEnds
 
 
 def partitions(*numbers: int) -> list[TopicPartition]:
@@ -83,3 +84,23 @@ def test_an_end_seen_before_a_partition_is_assigned_again_does_not_count() -> No
     ends.assigned(None, partitions(1))  # read afresh from the group's commit
     ends.reached(0)
     assert not ends.all_read()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"partition.assignment.strategy": "cooperative-sticky"},
+        {"partition.assignment.strategy": "range,cooperative-sticky"},
+        {"group.protocol": "consumer"},
+    ],
+)
+def test_a_cooperative_protocol_is_refused(option: dict[str, str]) -> None:
+    """It gives a joining member its partitions only after an empty first round, which
+    would read as a member with nothing to read."""
+    with pytest.raises(KafkaConfigError, match="eager"):
+        _check_eager({"group.id": "g", **option})
+
+
+def test_the_eager_protocols_are_taken() -> None:
+    for strategy in ("range", "roundrobin", "range,roundrobin"):
+        _check_eager({"partition.assignment.strategy": strategy, "group.protocol": "classic"})

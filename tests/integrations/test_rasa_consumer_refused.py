@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tailorbot.config import Settings
-from tailorbot.errors import Overloaded
+from tailorbot.errors import Overloaded, Unavailable
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaEventMapper
 from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
@@ -142,6 +142,20 @@ def test_a_batch_whose_commit_fails_is_to_be_read_again(runtime: Runtime) -> Non
     consumer._consumer = Refusing()
     assert consumer._process([Record(user_event("c-3", time.time() - 60), 0)]) is False
     assert consumer.committed == 0
+
+
+def test_a_commit_that_cannot_succeed_stops_the_consumer(runtime: Runtime) -> None:
+    """Not retried forever: the batch would be read, appended and refused again and again."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    class Unauthorized(Kafka):
+        def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+            raise KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+
+    consumer, _ = consumer_of(runtime)
+    consumer._consumer = Unauthorized()
+    with pytest.raises(Unavailable, match="commit failed"):
+        consumer._process([Record(user_event("c-4", time.time() - 60), 0)])
 
 
 def test_a_sink_needs_a_positive_request_size(runtime: Runtime) -> None:

@@ -43,8 +43,19 @@ class KafkaConfigError(ValueError):
 
 
 class UnknownTopic(ValueError):
-    """``until_end`` was asked of a topic the broker does not have (a misspelled name would
-    otherwise read as a backfill of nothing, done)."""
+    """``until_end`` was asked of a topic the broker does not have or will not let this
+    consumer read (a misspelled name would otherwise read as a backfill of nothing, done)."""
+
+
+# Commit errors that pass (a rebalance, the coordinator moving, the broker out of reach for
+# a while): the batch is read again while its partitions are ours. Any other error that
+# librdkafka does not call retriable (not authorized, the topic deleted) stops the run.
+TRANSIENT_COMMIT_ERRORS = frozenset(
+    ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "NOT_COORDINATOR",
+     "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_LOAD_IN_PROGRESS", "_STATE", "_ASSIGNMENT_LOST",
+     "_TIMED_OUT", "REQUEST_TIMED_OUT", "_TRANSPORT", "NETWORK_EXCEPTION", "_ALL_BROKERS_DOWN")
+)  # fmt: skip
+TOPIC_WAIT_S = 0.2  # between looks at a topic the broker does not know yet
 
 
 class RasaSink(Protocol):
@@ -124,6 +135,7 @@ class RasaBrokerConsumer:
             **self.config,
         }
         if until_end:
+            _check_eager(settings)
             settings["enable.partition.eof"] = True
         self._check_broker(settings)
         # librdkafka's own lines through Python's logging, not straight to stderr
@@ -168,19 +180,30 @@ class RasaBrokerConsumer:
         self._stop.set()
 
     def _check_topic(self) -> None:
-        """Raise :class:`UnknownTopic` when the broker does not have the topic. (A consumer
-        that runs until stopped may wait for Rasa to create it; a backfill may not.)"""
+        """Raise :class:`UnknownTopic` when the broker does not have the topic (after
+        ``connect_timeout_s``: a new topic's metadata may not have reached every broker) or
+        answers it with another error (not authorized): librdkafka leaves such a topic out
+        of the group's assignment, which would read as a backfill of nothing, done. (A
+        consumer that runs until stopped may wait for Rasa to create it; a backfill may
+        not.)"""
         from confluent_kafka import KafkaError, KafkaException
 
-        try:
-            found = self._consumer.list_topics(self.topic, timeout=self.connect_timeout_s)
-        except KafkaException as exc:
-            raise Unavailable(f"kafka broker {self.bootstrap}: {exc.args[0].str()}") from None
-        topic = found.topics.get(self.topic)
-        if topic is None or (
-            topic.error is not None and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-        ):
-            raise UnknownTopic(f"the broker has no topic {self.topic!r}")
+        transient = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            try:
+                found = self._consumer.list_topics(self.topic, timeout=self.connect_timeout_s)
+            except KafkaException as exc:
+                raise Unavailable(f"kafka broker {self.bootstrap}: {exc.args[0].str()}") from None
+            topic = found.topics.get(self.topic)
+            error = None if topic is None else topic.error
+            if topic is not None and error is None and topic.partitions:
+                return
+            if error is not None and error.code() not in transient:
+                raise UnknownTopic(f"topic {self.topic!r}: {error.str()}")
+            if time.monotonic() >= deadline:
+                raise UnknownTopic(f"the broker has no topic {self.topic!r}")
+            time.sleep(TOPIC_WAIT_S)
 
     def _check_broker(self, settings: Mapping[str, Any]) -> None:
         """Raise :class:`KafkaConfigError` for settings librdkafka refuses and
@@ -265,6 +288,9 @@ class RasaBrokerConsumer:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.name() in TRANSIENT_COMMIT_ERRORS):
+                raise Unavailable(f"kafka commit failed: {error.str()}") from None
             # Lost the partition in a rebalance (its new owner re-reads from the last commit)
             # or the coordinator moved: read it again while it is ours (its event ids make
             # the second append harmless).
@@ -315,9 +341,8 @@ class _PartitionEnds:
         self._at_end: set[int] = set()
 
     def assigned(self, _consumer: Any, partitions: list[Any]) -> None:
-        # Added to what is held: the eager protocol revokes everything before it assigns,
-        # the cooperative one (-X partition.assignment.strategy=cooperative-sticky) hands
-        # over only the partitions that move.
+        # Added to what is held: the eager protocol revokes everything before it assigns
+        # (until_end refuses the cooperative ones, see _check_eager).
         new = {tp.partition for tp in partitions}
         self._assigned = (self._assigned or set()) | new
         self._at_end -= new  # read afresh from the group's commits: a new end event comes
@@ -339,6 +364,18 @@ class _PartitionEnds:
 
     def all_read(self) -> bool:
         return self._assigned is not None and self._assigned <= self._at_end
+
+
+def _check_eager(settings: Mapping[str, Any]) -> None:
+    """Raise :class:`KafkaConfigError` for a cooperative rebalance protocol: it gives a
+    joining member its partitions only in a second round, after an empty first one, which
+    ``until_end`` would take for a member with nothing to read (and leave them unread)."""
+    strategy = str(settings.get("partition.assignment.strategy", ""))
+    if "cooperative" in strategy or str(settings.get("group.protocol", "classic")) != "classic":
+        raise KafkaConfigError(
+            "--until-end needs the eager rebalance protocol: leave out "
+            "partition.assignment.strategy=cooperative-sticky and group.protocol=consumer"
+        )
 
 
 def _position(record: Message) -> tuple[int, int]:
