@@ -174,6 +174,17 @@ class SqliteFile:
             yield conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection in one read transaction: every statement inside sees the
+        same commit (reads that must agree with each other)."""
+        with self.read() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    @contextmanager
     def write(self, then: Callable[[], None] | None = None) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction on the writer: committed, or rolled back on error.
 

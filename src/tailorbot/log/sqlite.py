@@ -201,18 +201,14 @@ class SqliteEventLog(EventLog):
         # the key would make erasure instant, but it costs about half the append throughput:
         # each batch would dirty ~one random index page per record.
         p = self.partition_for(user_id)
-        with self._file.read() as conn:
-            conn.execute("BEGIN")
-            try:
-                (scanned_to,) = conn.execute(
-                    "SELECT next_offset FROM partitions WHERE partition = ?", (p,)
-                ).fetchone()
-                found = conn.execute(
-                    "SELECT offset FROM records WHERE partition = ? AND offset < ? AND key = ?",
-                    (p, scanned_to, user_id),
-                ).fetchall()
-            finally:
-                conn.execute("COMMIT")
+        with self._file.snapshot() as conn:
+            (scanned_to,) = conn.execute(
+                "SELECT next_offset FROM partitions WHERE partition = ?", (p,)
+            ).fetchone()
+            found = conn.execute(
+                "SELECT offset FROM records WHERE partition = ? AND offset < ? AND key = ?",
+                (p, scanned_to, user_id),
+            ).fetchall()
         with self._file.write() as conn:
             conn.executemany(
                 "DELETE FROM records WHERE partition = ? AND offset = ?",

@@ -68,13 +68,9 @@ def write_ids(
 def records_with_ids(file: SqliteFile, users: list[str]) -> dict[str, FeatureRecord]:
     """The records of ``users`` with the dedupe ids kept apart, read with their ids in one
     read transaction, so that they agree (a user erased meanwhile is left out)."""
-    with file.read() as conn:
-        conn.execute("BEGIN")  # one snapshot for all the reads below
-        try:
-            records = {row[0]: record_of(row) for row in select_in(conn, SELECT_RECORDS, users)}
-            for user, record in records.items():
-                if record.dedupe is not None:
-                    record.state[DEDUPE_KEY] = dict(conn.execute(SELECT_IDS, (user,)).fetchall())
-        finally:
-            conn.execute("COMMIT")
+    with file.snapshot() as conn:
+        records = {row[0]: record_of(row) for row in select_in(conn, SELECT_RECORDS, users)}
+        for user, record in records.items():
+            if record.dedupe is not None:
+                record.state[DEDUPE_KEY] = dict(conn.execute(SELECT_IDS, (user,)).fetchall())
     return records
