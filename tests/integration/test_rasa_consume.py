@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tailorbot.cli import app
 from tailorbot.config import Settings
@@ -35,29 +35,27 @@ def publish_like_rasa(bootstrap: str, topic: str, records: list[bytes], keys: li
     assert producer.flush(10) == 0
 
 
+def rasa_consume(bootstrap: str, topic: str, data_dir: Path, *options: str) -> Result:
+    """One ``tailorbot rasa consume`` run on ``topic`` with ``options``, as the test broker
+    needs it (its consumer settings) and with a slot mapped to a profile attribute."""
+    kafka = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
+    return CliRunner().invoke(
+        app,
+        ["rasa", "consume", "--bootstrap", bootstrap, "--topic", topic, *options,
+         "--data-dir", str(data_dir), *kafka],
+        env={"TAILORBOT_RASA_SLOT_ATTRIBUTES": '["plan=attributes.plan"]'},
+    )  # fmt: skip
+
+
 def consume(bootstrap: str, topic: str, group: str, data_dir: Path) -> str:
     """One ``tailorbot rasa consume --until-end`` run: it ends once its partitions are read."""
-    options = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
-    result = CliRunner().invoke(
-        app,
-        [
-            "rasa",
-            "consume",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--group",
-            group,
-            "--until-end",
-            "--data-dir",
-            str(data_dir),
-            *options,
-        ],
-        env={"TAILORBOT_RASA_SLOT_ATTRIBUTES": '["plan=attributes.plan"]'},
-    )
+    result = rasa_consume(bootstrap, topic, data_dir, "--group", group, "--until-end")
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
 
 
 def test_rasa_broker_topic_into_the_log(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -99,16 +97,13 @@ def test_a_backfill_stopped_before_the_end_exits_non_zero(
     is not a backfill done: a job runner must see the failure."""
     topic = f"rasa-short-{uuid.uuid4().hex[:10]}"
     publish_like_rasa(kafka_bootstrap, topic, [], [])
-    options = [f"-X{key}={value}" for key, value in TEST_CONSUMER_CONFIG.items()]
-    result = CliRunner().invoke(
-        app,
-        ["rasa", "consume", "--bootstrap", kafka_bootstrap, "--topic", topic, "--group",
-         f"tb-rasa-{uuid.uuid4().hex[:8]}", "--until-end", "--max-idle-s", "0",
-         "--data-dir", str(tmp_path), *options],
-    )  # fmt: skip
+    group = f"tb-rasa-{uuid.uuid4().hex[:8]}"
+    result = rasa_consume(kafka_bootstrap, topic, tmp_path, "--group", group, "--until-end",
+                          "--max-idle-s", "0")  # fmt: skip
     assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == ["error: --until-end: stopped before its partitions were read to their end"]
+    assert error_lines(result) == [
+        "error: --until-end: stopped before its partitions were read to their end"
+    ]
 
 
 def test_a_backfill_of_a_topic_the_broker_lacks_is_one_line(
@@ -116,14 +111,9 @@ def test_a_backfill_of_a_topic_the_broker_lacks_is_one_line(
 ) -> None:
     """A misspelled topic would read as a backfill of nothing, done."""
     topic = f"rasa-missing-{uuid.uuid4().hex[:10]}"
-    result = CliRunner().invoke(
-        app,
-        ["rasa", "consume", "--bootstrap", kafka_bootstrap, "--topic", topic, "--until-end",
-         "--connect-timeout", "1", "--data-dir", str(tmp_path)],
-    )  # fmt: skip
+    result = rasa_consume(kafka_bootstrap, topic, tmp_path, "--until-end", "--connect-timeout", "1")
     assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [
+    assert error_lines(result) == [
         f"error: --topic: the broker has no topic {topic!r} (--until-end reads a topic that "
         "exists)"
     ]
