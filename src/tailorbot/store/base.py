@@ -196,7 +196,13 @@ def check_finite(deltas: Mapping[str, float]) -> None:
     >>> check_finite({"n": 1.0, "x": float("nan")})
     Traceback (most recent call last):
     ValueError: counter deltas must be finite numbers; not so for ['x']
+    >>> check_finite({"a": 1e308, "b": 1e308})  # their sum overflows; each is finite
     """
+    # A sum is finite only if every term is (a NaN or an infinity carries through it): one
+    # C loop for the common case, each feedback's some 85 deltas checked twice. The names
+    # are looked for only when it is not (an overflow of finite terms finds none).
+    if math.isfinite(sum(deltas.values())):
+        return
     bad = sorted(name for name, delta in deltas.items() if not math.isfinite(delta))
     if bad:
         raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")

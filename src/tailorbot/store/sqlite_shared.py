@@ -126,10 +126,9 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         }
 
     def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
-        counters = [
-            [row for ns, deltas in (m.increments or {}).items() for row in counter_rows(ns, deltas)]
-            for m in marks
-        ]
+        for mark in marks:  # every delta checked before anything is written
+            for deltas in (mark.increments or {}).values():
+                check_finite(deltas)
         # The first marks of decisions the call names once: one read of which are unmarked
         # and one update of those (a statement steps SQLite once, a row of an executemany
         # or of a result once each: see execute_rows). The others, one by one after them, in
@@ -163,9 +162,10 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                 marked[i] = cursor.rowcount == 1
             # Summed per counter first: the marks of a batch add to many of the same ones
             added: dict[tuple[str, str], float] = {}
-            for deltas, taken in zip(counters, marked, strict=True):
-                for namespace, key, delta in deltas if taken else ():
-                    added[namespace, key] = added.get((namespace, key), 0.0) + delta
+            for mark, taken in zip(marks, marked, strict=True):
+                for namespace, deltas in (mark.increments or {}).items() if taken else ():
+                    for key, delta in deltas.items():
+                        added[namespace, key] = added.get((namespace, key), 0.0) + float(delta)
             summed = [(namespace, key, delta) for (namespace, key), delta in added.items()]
             execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
         return marked
