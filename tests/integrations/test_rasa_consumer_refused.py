@@ -138,10 +138,15 @@ def test_a_batch_whose_commit_fails_is_to_be_read_again(runtime: Runtime) -> Non
         def commit(self, offsets: list[Any], asynchronous: bool) -> None:
             raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
 
-    consumer, _ = consumer_of(runtime)
+    consumer, kafka = consumer_of(runtime)
     consumer._consumer = Refusing()
-    assert consumer._process([Record(user_event("c-3", time.time() - 60), 0)]) is False
-    assert consumer.committed == 0
+    records = [Record(user_event("c-3", time.time() - 60), 0), Record({"event": "?"}, 1)]
+    assert consumer._process(records) is False
+    assert (consumer.ingested, consumer.skipped, consumer.committed) == (0, 0, 0)
+    # read again and committed: its event and its skipped record count once
+    consumer._consumer = kafka
+    assert consumer._process(records) is True
+    assert (consumer.ingested, consumer.skipped, consumer.committed) == (1, 1, 2)
 
 
 def test_a_commit_that_cannot_succeed_stops_the_consumer(runtime: Runtime) -> None:

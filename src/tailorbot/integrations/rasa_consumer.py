@@ -226,7 +226,17 @@ class RasaBrokerConsumer:
     # --- one batch --------------------------------------------------------------------
     def _process(self, records: list[Message]) -> bool:
         """Map, hand over, commit; False when the sink was unavailable or the commit failed
-        (the batch is to be read again)."""
+        (the batch is to be read again, and counted when it is done: its events are appended
+        again, harmlessly, but they are the same events)."""
+        counted = (self.ingested, self.skipped)
+        done = self._hand_over(records) and self._commit(records)
+        if not done:
+            self.ingested, self.skipped = counted
+        return done
+
+    def _hand_over(self, records: list[Message]) -> bool:
+        """Map the records and give the sink their events and profile fields; False when it
+        was unavailable."""
         batch = RasaBatch()
         dated: dict[str, dict[str, float]] = {}  # user -> field -> when its slot was set
         for record in records:
@@ -239,7 +249,7 @@ class RasaBrokerConsumer:
         except (Overloaded, Unavailable) as exc:
             logger.warning("rasa consumer: %s; retrying the batch", exc.message)
             return False
-        return self._commit(records)
+        return True
 
     def _map_record(
         self, record: Message, batch: RasaBatch, dated: dict[str, dict[str, float]]
