@@ -153,6 +153,7 @@ class Metrics:
         self._health_metrics(r)
         self._hooks: list[Callable[[], object]] = []
         self._children: dict[tuple[str, str | None, str, str], tuple[Any, Any, Any]] = {}
+        self._feedback_children: dict[tuple[Any, str, bool | None], Any] = {}
         self._outcomes: dict[str, Any] = {}  # two outcomes
 
     def _health_metrics(self, r: CollectorRegistry) -> None:
@@ -275,11 +276,28 @@ class Metrics:
             self.bandit_explorations.inc()
 
     def observe_feedback(self, arm: str, rating: int | None, resolved: bool | None) -> None:
+        """Count one feedback's outcome (labelled children cached, as in
+        :meth:`observe_decision`; each made at its first use, so a series appears when it
+        first counts)."""
         if rating is not None:
-            self.feedback_ratings.labels(arm=arm).inc()
-            self.feedback_rating_points.labels(arm=arm).inc(rating)
+            self._feedback_child(self.feedback_ratings, arm).inc()
+            self._feedback_child(self.feedback_rating_points, arm).inc(rating)
         if resolved is not None:
-            self.feedback_resolutions.labels(arm=arm, resolved=str(resolved).lower()).inc()
+            self._feedback_child(self.feedback_resolutions, arm, resolved).inc()
+
+    def _feedback_child(self, counter: Any, arm: str, resolved: bool | None = None) -> Any:
+        key = (counter, arm, resolved)
+        child = self._feedback_children.get(key)
+        if child is None:
+            labels = (
+                {"arm": arm}
+                if resolved is None
+                else {"arm": arm, "resolved": str(resolved).lower()}
+            )
+            child = counter.labels(**labels)
+            if len(self._feedback_children) < MAX_CACHED_CHILDREN:
+                self._feedback_children[key] = child
+        return child
 
     def before_render(self, hook: Callable[[], object]) -> None:
         """Call ``hook`` before each exposition (a monitor refreshing its gauges)."""
