@@ -161,12 +161,13 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                 )
                 marked[i] = cursor.rowcount == 1
             # Summed per counter first: the marks of a batch add to many of the same ones
-            added: dict[tuple[str, str], float] = {}
+            added: dict[str, dict[str, float]] = {}
             for mark, taken in zip(marks, marked, strict=True):
                 for namespace, deltas in (mark.increments or {}).items() if taken else ():
+                    sums = added.setdefault(namespace, {})
                     for key, delta in deltas.items():
-                        added[namespace, key] = added.get((namespace, key), 0.0) + float(delta)
-            summed = [(namespace, key, delta) for (namespace, key), delta in added.items()]
+                        sums[key] = sums.get(key, 0.0) + float(delta)
+            summed = [(ns, key, delta) for ns, sums in added.items() for key, delta in sums.items()]
             execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
         return marked
 
