@@ -33,6 +33,7 @@ namespace name so that a model with a different feature list starts from fresh c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -365,16 +366,27 @@ def _outer_delta(arm: str, x: list[float], reward: float) -> dict[str, float]:
     ``x`` alone: the same keys, values and order, without walking the whole triangle (a
     context sets a few of the features; every feedback computes this)."""
     prefix = f"{ARM_PREFIX}{arm}"
+    pairs, singles = _key_suffixes(len(x))
     out: dict[str, float] = {}
     nonzero = [(i, value) for i, value in enumerate(x) if value != 0.0]
     for start, (i, xi) in enumerate(nonzero):
+        row = pairs[i]
         for j, xj in nonzero[start:]:
             if (product := xi * xj) != 0.0:  # an underflow is zero in numpy's outer too
-                out[f"{prefix}/A/{i}/{j}"] = product
+                out[prefix + row[j]] = product
     for i, xi in nonzero:
         if (product := reward * xi) != 0.0:
-            out[f"{prefix}/b/{i}"] = product
+            out[prefix + singles[i]] = product
     return out
+
+
+@functools.cache
+def _key_suffixes(dim: int) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+    """The keys' ends after the arm, ``/A/i/j`` (row i, column j) and ``/b/i``, for a model of
+    ``dim`` dimensions: made once, since every feedback names some 80 of them (one string
+    joined to the arm's prefix costs less than formatting two numbers into it)."""
+    pairs = tuple(tuple(f"/A/{i}/{j}" for j in range(dim)) for i in range(dim))
+    return pairs, tuple(f"/b/{i}" for i in range(dim))
 
 
 def _parse_key(key: str, dim: int) -> tuple[str, str, tuple[int, ...]]:
