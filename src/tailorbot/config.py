@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", pattern="(?i)^(debug|info|warning|error|critical)$")
     access_log: bool = Field(True, description="One log line per API request.")
+    dashboard_step_s: float = Field(
+        2.0,
+        gt=0,
+        description="The dashboard page polls its data this often (never faster than every "
+        "0.2 s), and each server process keeps a snapshot of its metrics at most this often "
+        "(a faster poll would only repeat the last one).",
+    )
 
     # --- retention -------------------------------------------------------------------
     log_retention_s: float | None = Field(

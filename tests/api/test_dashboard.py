@@ -100,6 +100,17 @@ def test_the_data_counts_what_the_decisions_did(keyed: TestClient) -> None:
     assert data["drift_reference"] is True
 
 
+def test_the_step_setting_paces_the_snapshots_and_tells_the_page(tmp_path: Path) -> None:
+    """``dashboard_step_s`` is both the server's snapshot step and the data's ``poll_s``,
+    the interval the page polls at."""
+    with make_client(tmp_path, dashboard_step_s=60.0) as client:
+        first = client.get("/v1/dashboard/data").json()
+        client.app.state.metrics.decisions.labels(outcome="answered").inc()
+        again = client.get("/v1/dashboard/data").json()
+    assert first["poll_s"] == again["poll_s"] == 60.0
+    assert first["totals"]["decisions"] == again["totals"]["decisions"] == 0  # one snapshot
+
+
 def _decided(metrics: Metrics, n: int) -> Metrics:
     for _ in range(n):
         metrics.observe_decision("card_arrival", 0.9, 30, None, "personalized", "concise",

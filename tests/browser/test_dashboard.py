@@ -10,6 +10,7 @@ Without Chromium the test skips on a laptop and fails under CI=true.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -40,18 +41,14 @@ CHARTS = (
     "lag",
 )
 MIN_POINTS = 6  # points of the decisions/s line before the screenshot
-# The page polls every 2 s (POLL_MS in dashboard.js) and the server keeps a snapshot of its
-# metrics at most every second (DashboardData's min_step_s); the time series get a point
-# per snapshot. Run before the page's own scripts, this makes the page's timers wait at
-# most that second, so the MIN_POINTS points come in ~6 s instead of ~12 s; the page still
-# polls and draws on its own, one point per poll.
-POLL_AT_THE_SERVERS_STEP = """
-(() => {
-  const native = window.setTimeout;
-  window.setTimeout = (handler, delay, ...args) =>
-    native(handler, Math.min(Number(delay) || 0, 1000), ...args);
-})();
-"""
+# The page polls at the server's snapshot step (the data's poll_s: dashboard_step_s), and
+# the time series get a point per snapshot: at this step the MIN_POINTS points come in a
+# few seconds, not the ~12 of the page's 2 s default.
+STEP_S = 0.5
+FALLBACK_POLL_S = 2.0  # dashboard.js's POLL_MS, until an answer says poll_s
+# When the page sent each poll of the data (ms), from the browser's resource timing.
+POLL_STARTS = """return performance.getEntriesByType("resource")
+  .filter((e) => e.name.endsWith("/v1/dashboard/data")).map((e) => e.startTime);"""
 ARTIFACTS = Path(os.environ.get("TAILORBOT_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
 
 
@@ -127,9 +124,8 @@ def test_dashboard_draws_every_chart_from_a_simulated_stream(tmp_path: Path, bro
     from selenium.webdriver.support.ui import WebDriverWait
 
     save_model(tmp_path)
-    settings = settings_for(tmp_path, api_key=KEY, experiment_holdout=0.5, bandit_sync_s=0.5)
-    browser.execute_cdp_cmd(
-        "Page.addScriptToEvaluateOnNewDocument", {"source": POLL_AT_THE_SERVERS_STEP}
+    settings = settings_for(
+        tmp_path, api_key=KEY, experiment_holdout=0.5, bandit_sync_s=0.5, dashboard_step_s=STEP_S
     )
     with EmbeddedServer(settings) as server, Feeder(server.url, settings) as feeder:
         browser.get(server.url + "/dashboard")
@@ -144,6 +140,7 @@ def test_dashboard_draws_every_chart_from_a_simulated_stream(tmp_path: Path, bro
         )
         assert feeder.error is None, feeder.error
         drawn = _drawn(browser)
+        starts = browser.execute_script(POLL_STARTS)
         status = browser.find_element(By.ID, "status").text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
@@ -152,6 +149,12 @@ def test_dashboard_draws_every_chart_from_a_simulated_stream(tmp_path: Path, bro
     print(f"\ndashboard screenshot: {shot}; points per chart: {drawn}; {feeder.contacts} contacts")
     assert status.startswith("live"), status
     assert all(n > 0 for n in drawn.values()), drawn
+    # The page waits the server's step after each answer: never sooner (10 % for the
+    # timers' grain), and not its 2 s default (one answer and its drawing within 1.5 s).
+    gaps_s = [(b - a) / 1000 for a, b in itertools.pairwise(starts)]
+    assert len(gaps_s) >= MIN_POINTS, starts
+    assert min(gaps_s) >= STEP_S * 0.9, gaps_s
+    assert min(gaps_s) < FALLBACK_POLL_S, gaps_s
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert errors == []
     svg_series = browser.find_elements(By.CSS_SELECTOR, "#intents .series")

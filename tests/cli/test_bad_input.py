@@ -150,6 +150,12 @@ def test_a_malformed_config_file_is_named(tmp_path: Path) -> None:
     _one_line_error(_run("label", "export", "-c", config, "--data-dir", tmp_path), "bad.toml")
 
 
+def test_a_setting_out_of_bounds_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAILORBOT_DASHBOARD_STEP_S", "0")  # the page would poll without pause
+    result = _run("label", "export", "--data-dir", tmp_path)
+    _one_line_error(result, "invalid settings", "dashboard_step_s", "greater than 0")
+
+
 # --- F10: retrain that fails --------------------------------------------------------------
 
 

@@ -176,7 +176,11 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     # the whole server's figures, summed over the processes of `serve --workers N`
-    app.state.dashboard = DashboardData(metrics, lambda: server_registry(app.state).collect())
+    app.state.dashboard = DashboardData(
+        metrics,
+        lambda: server_registry(app.state).collect(),
+        min_step_s=settings.dashboard_step_s,
+    )
     keep_user_ids_out_of_access_logs()
     for router, protected in ROUTERS:
         app.include_router(router, dependencies=[ApiKey] if protected else [])

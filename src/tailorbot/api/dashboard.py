@@ -8,7 +8,8 @@ app gives it the server's, summed over the processes of ``serve --workers N``: s
 ``min_step_s`` seconds (up to ``history`` of them) and turns consecutive snapshots into rates:
 decisions per second, latency percentiles of ``/v1/personalize``, fallback, hand-off and
 exploration rates and the bandit's variant shares, over time. The history starts with the
-first poll of the page.
+first poll of the page. The answer's ``poll_s`` is that step, and the page polls that often
+(both set by ``dashboard_step_s``): a faster poll would only get the last snapshot again.
 
 >>> from tailorbot.metrics import Metrics
 >>> metrics = Metrics()
@@ -17,8 +18,8 @@ first poll of the page.
 ...                          explored=False)
 >>> metrics.decisions.labels(outcome="answered").inc()
 >>> snap = data.snapshot()
->>> snap["totals"]["decisions"], snap["intents"][0]["name"]
-(1.0, 'card_arrival')
+>>> snap["totals"]["decisions"], snap["intents"][0]["name"], snap["poll_s"]
+(1.0, 'card_arrival', 0.0)
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class DashboardData:
         latest = snapshots[-1]
         return {
             "time": now,
+            "poll_s": self.min_step_s,
             "series": _series(snapshots),
             "intents": _top_intents(snapshots[0], latest),
             "totals": {

@@ -1,10 +1,11 @@
 """``GET /dashboard``: a live page served by tailorbot itself, and the JSON it polls.
 
 The page (``api/static/``: hand-written HTML, CSS and SVG-drawing JavaScript, no CDN, no build
-step) polls ``GET /v1/dashboard/data`` every two seconds. The data comes from the server's
-Prometheus metrics (:class:`~tailorbot.api.dashboard.DashboardData`; summed over the processes
-of ``serve --workers N``), the experiment report
-(the shared counters) and the loaded models; nothing scans the log.
+step) polls ``GET /v1/dashboard/data`` as often as its answer's ``poll_s`` says (the
+``dashboard_step_s`` setting, 2 s by default). The data comes from the server's Prometheus
+metrics (:class:`~tailorbot.api.dashboard.DashboardData`; summed over the processes of
+``serve --workers N``), the experiment report (the shared counters) and the loaded models;
+nothing scans the log.
 
 When the server has an API key, every dashboard route needs it: as ``X-API-Key``, or as the
 cookie that the small sign-in form (``/dashboard/login``, where ``/dashboard`` redirects a
@@ -142,7 +143,8 @@ async def dashboard_data(request: Request) -> Response:
     exploration rates, the bandit's variant shares), the intent mix, drift (PSI), stream and
     archive lag per partition, the A/B report with 95 % intervals and the loaded models. Read
     from the server's metrics, with `serve --workers N` the sum of its processes (503, as
-    `/metrics`, when one of them does not answer)."""
+    `/metrics`, when one of them does not answer). `poll_s`: how often to poll (the setting
+    `dashboard_step_s`; the figures change no faster)."""
     # the A/B report reads the shared counters, the lag may ask the worker over HTTP
     return OrjsonResponse(await off_loop(request, _dashboard_body, request.app.state))
 

@@ -1,7 +1,9 @@
 // The tailorbot dashboard: polls /v1/dashboard/data and redraws the charts (charts.js).
 "use strict";
 
-const POLL_MS = 2000;
+const POLL_MS = 2000;  // until an answer says the server's snapshot step (poll_s)
+const MIN_POLL_MS = 200;  // whatever it says: a tiny step must not flood the server
+let pollMs = POLL_MS;
 const byId = (id) => document.getElementById(id);
 
 function seriesOf(points, name, pick) {
@@ -103,14 +105,17 @@ async function poll() {
     const response = await fetch("/v1/dashboard/data", { credentials: "same-origin" });
     if (response.status === 401) { window.location.assign("/dashboard/login"); return; }
     if (!response.ok) throw await refusal(response);
-    draw(await response.json());
+    const data = await response.json();
+    // at the server's step: a faster poll would only get its last snapshot again
+    if (Number.isFinite(data.poll_s)) pollMs = Math.max(data.poll_s * 1000, MIN_POLL_MS);
+    draw(data);
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     status.className = "status";
   } catch (err) {
     status.textContent = err.answered ? err.message : `cannot reach the server: ${err.message}`;
     status.className = "status error";
   } finally {
-    setTimeout(poll, POLL_MS);
+    setTimeout(poll, pollMs);
   }
 }
 
