@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     per_request = {s: n / args.requests for s, n in zip(subjects, counts, strict=True)}
     print(f"instructions per request ({args.requests} counted after {WARMUP} warm-up):")
     for subject in subjects:
-        line = f"  {subject:<10} {per_request[subject] / 1000:>9,.1f} k"
+        line = f"  {subject:<14} {per_request[subject] / 1000:>9,.1f} k"
         if "reference" in per_request and subject != "reference":
             line += f"   {per_request[subject] / per_request['reference']:5.2f} x reference"
         print(line)

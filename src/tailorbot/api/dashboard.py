@@ -53,7 +53,7 @@ class DashboardData:
         self,
         metrics: Metrics,
         read: Callable[[], Iterable[Metric]] | None = None,
-        min_step_s: float = 1.0,
+        min_step_s: float = 2.0,  # the dashboard_step_s setting's default
         history: int = 900,
     ) -> None:
         self.metrics = metrics

@@ -18,6 +18,7 @@ the interfaces they use.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -197,12 +198,18 @@ def check_finite(deltas: Mapping[str, float]) -> None:
     Traceback (most recent call last):
     ValueError: counter deltas must be finite numbers; not so for ['x']
     >>> check_finite({"a": 1e308, "b": 1e308})  # their sum overflows; each is finite
+    >>> from decimal import Decimal  # finite, but not as doubles: refused as before
+    >>> check_finite({"a": Decimal("1e400"), "b": Decimal("-1e400")})
+    Traceback (most recent call last):
+    ValueError: counter deltas must be finite numbers; not so for ['a', 'b']
     """
-    # A sum is finite only if every term is (a NaN or an infinity carries through it): one
-    # C loop for the common case, each feedback's some 85 deltas checked twice. The names
-    # are looked for only when it is not (an overflow of finite terms finds none).
-    if math.isfinite(sum(deltas.values())):
-        return
+    # An exact sum of the deltas as doubles is finite only if every one is (a NaN or an
+    # infinity carries through it; inf - inf and an overflow raise): one C loop for the
+    # common case, each feedback's some 85 deltas checked twice. Only otherwise are the
+    # names looked for, each delta alone (an overflow of finite ones finds none).
+    with contextlib.suppress(OverflowError, ValueError):
+        if math.isfinite(math.fsum(deltas.values())):
+            return
     bad = sorted(name for name, delta in deltas.items() if not math.isfinite(delta))
     if bad:
         raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
