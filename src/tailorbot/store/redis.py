@@ -63,7 +63,7 @@ from tailorbot.store.redis_shared import (
     RedisConcern,
     RedisCounterStore,
     RedisDecisionStore,
-    counter_args,
+    counter_arg,
     guard,
 )
 from tailorbot.store.state_blob import (
@@ -129,8 +129,8 @@ return written
 
 # One user's record and the counters of its events, in one step. KEYS: erased hash, record,
 # dedupe ids, then one counters hash per (event, namespace). ARGV: ttl, digest, offset,
-# record, its ids (_WRITE_IDS), then per counters hash: the event's offset, the number of
-# counters and their name/delta pairs. Only the events after the stored offset add: another
+# record, its ids (_WRITE_IDS), then per counters hash: the event's offset and its counters
+# (redis_shared.counter_arg). Only the events after the stored offset add: another
 # worker's write already counted the rest.
 _PUT_COUNTED = (
     _WRITE_IDS
@@ -150,15 +150,12 @@ local i = write_ids(KEYS[3], 5, ttl)
 local seen = -1
 if stored ~= '' then seen = tonumber(stored) end
 for k = 4, #KEYS do
-  local event_offset = tonumber(ARGV[i])
-  local n = tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, n do
-    if event_offset > seen then
-      redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
+  if tonumber(ARGV[i]) > seen then
+    for name, delta in pairs(cjson.decode(ARGV[i + 1])) do
+      redis.call('HINCRBYFLOAT', KEYS[k], name, delta)
     end
-    i = i + 2
   end
+  i = i + 2
 end
 return 1
 """
@@ -305,9 +302,8 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
         args += _encode_record(record)
         for offset, by_namespace in events:
             for namespace, deltas in by_namespace.items():
-                pairs = counter_args(deltas)
                 keys.append(self.key("counters", namespace))
-                args += [int(offset), len(deltas), *pairs]
+                args += [int(offset), counter_arg(deltas)]
         return keys, args
 
     @guard

@@ -4,9 +4,9 @@ every concern over the shared client has in common (keys under the prefix, ping,
 :class:`StoreError`, counter arguments). The key layout is in :mod:`tailorbot.store.redis`,
 whose :func:`~tailorbot.store.redis.open_stores` opens these with the others over one client.
 
->>> counter_args({"arm-a/n": 1})
-['arm-a/n', '1.0']
->>> counter_args({"arm-a/n": float("nan")})
+>>> counter_arg({"arm-a/n": 1, "arm-a/b/0": 0.1})
+b'{"arm-a/n":"1.0","arm-a/b/0":"0.1"}'
+>>> counter_arg({"arm-a/n": float("nan")})
 Traceback (most recent call last):
 ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
 """
@@ -41,8 +41,8 @@ from tailorbot.store.base import (
 guard = translate_errors(StoreError)
 
 # KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, the mark it
-# replaces ('' for none yet), then per namespace its number of counters and their name/delta
-# pairs. Mark and counters: one step. Returns 1 when written now, 0 when the mark is not the
+# replaces ('' for none yet), then per namespace its counters (counter_arg). Mark and
+# counters: one step. Returns 1 when written now, 0 when the mark is not the
 # expected one (given before, or extended since) or no such decision.
 _FEEDBACK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -52,13 +52,9 @@ else
   if redis.call('HGET', KEYS[1], 'f') ~= ARGV[2] then return 0 end
   redis.call('HSET', KEYS[1], 'f', ARGV[1])
 end
-local i = 3
 for k = 2, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
+  for name, delta in pairs(cjson.decode(ARGV[k + 1])) do
+    redis.call('HINCRBYFLOAT', KEYS[k], name, delta)
   end
 end
 return 1
@@ -195,9 +191,8 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         expected = orjson.dumps(dict(mark.previous)) if mark.previous is not None else b""
         args: list[Any] = [orjson.dumps(dict(mark.feedback)), expected]
         for namespace, deltas in (mark.increments or {}).items():
-            pairs = counter_args(deltas)
             keys.append(self.key("counters", namespace))
-            args += [len(deltas), *pairs]
+            args.append(counter_arg(deltas))
         return keys, args
 
     @guard
@@ -252,10 +247,10 @@ class RedisCounterStore(RedisConcern, CounterStore):
         return {key_text(name): float(value) for name, value in stored.items()}
 
 
-def counter_args(deltas: Mapping[str, float]) -> list[str]:
-    """The name/delta pairs of one counters hash, flat, as a script's arguments."""
+def counter_arg(deltas: Mapping[str, float]) -> bytes:
+    """One counters hash's deltas as one argument of a script: a JSON object of name to
+    delta, each delta as the text ``HINCRBYFLOAT`` reads (``repr``, exactly the double; a
+    JSON number would reach Redis through Lua's conversion). One argument, not two per
+    counter: redis-py encodes each argument in Python, and a feedback adds some 85."""
     check_finite(deltas)
-    args: list[str] = []
-    for name, delta in deltas.items():
-        args += [name, repr(float(delta))]
-    return args
+    return orjson.dumps({name: repr(float(delta)) for name, delta in deltas.items()})
