@@ -64,15 +64,26 @@ def test_many_marks_in_one_call_are_each_taken_as_alone(online_stores: Stores) -
         FeedbackMark("m1", {"rating": 2}, one),  # taken by the mark before it
         FeedbackMark("unknown", {"rating": 4}, one),
         FeedbackMark("m3", {"rating": 3}, one),  # marked before the call
-        FeedbackMark("m3", {"rating": 1, "resolved": True}, one, previous={"rating": 1}),
+        FeedbackMark(
+            "m3",
+            {"rating": 1, "resolved": True},
+            {**one, "batch-arm": {"a/n": 1.0}},
+            previous={"rating": 1},
+        ),
         FeedbackMark("m2", {"clicked": "a1"}),
-        FeedbackMark("m2", {"clicked": "a1", "rating": 4}, one, previous={"clicked": "a1"}),
+        FeedbackMark(
+            "m2",
+            {"clicked": "a1", "rating": 4},
+            {"batch-arm": {"a/n": 1.0, "a/b/0": 0.25}, **one},  # the namespaces in another order
+            previous={"clicked": "a1"},
+        ),
     ]
     assert decisions.record_feedbacks(marks) == [True, False, False, False, True, True, True]
     assert decisions.get("m1") == {"variant": "short", "feedback": {"rating": 5}}
     assert decisions.get("m2") == {"variant": "short", "feedback": {"clicked": "a1", "rating": 4}}
     assert decisions.get("m3") == {"variant": "short", "feedback": {"rating": 1, "resolved": True}}
     assert online_stores.counters.counters("batch-exp") == {"n": 3.0, "reward": 0.5}
+    assert online_stores.counters.counters("batch-arm") == {"a/n": 2.0, "a/b/0": 0.25}
     assert decisions.record_feedbacks([]) == []
     decisions.put("m4", "u1", {"variant": "short"})
     bad = [FeedbackMark("m4", {"rating": 5}, one), FeedbackMark("m1", {}, {"x": {"y": math.inf}})]

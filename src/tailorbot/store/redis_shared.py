@@ -1,5 +1,5 @@
 """The Redis concerns the decision plane writes: decisions awaiting feedback and the shared
-additive counters (a feedback's mark and what it taught go in one script call), and what
+additive counters (a batch's feedback marks and what they taught go in one script call), and what
 every concern over the shared client has in common (keys under the prefix, ping, errors as
 :class:`StoreError`, counter arguments). The key layout is in :mod:`tailorbot.store.redis`,
 whose :func:`~tailorbot.store.redis.open_stores` opens these with the others over one client.
@@ -40,24 +40,59 @@ from tailorbot.store.base import (
 
 guard = translate_errors(StoreError)
 
-# KEYS: the decision, then one counters hash per namespace. ARGV: the feedback, the mark it
-# replaces ('' for none yet), then per namespace its counters (counter_arg). Mark and
-# counters: one step. Returns 1 when written now, 0 when the mark is not the
-# expected one (given before, or extended since) or no such decision.
-_FEEDBACK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[2] == '' then
-  if redis.call('HSETNX', KEYS[1], 'f', ARGV[1]) == 0 then return 0 end
-else
-  if redis.call('HGET', KEYS[1], 'f') ~= ARGV[2] then return 0 end
-  redis.call('HSET', KEYS[1], 'f', ARGV[1])
-end
-for k = 2, #KEYS do
-  for name, delta in pairs(cjson.decode(ARGV[k + 1])) do
-    redis.call('HINCRBYFLOAT', KEYS[k], name, delta)
+# Many decisions' feedback marks and what they taught, in one step. KEYS: each mark's
+# decision (in order; one may come twice), then the counters hashes. ARGV: the number of
+# marks, then per mark: its feedback, the mark it replaces ('' for none yet), its number of
+# namespaces and, per namespace, the index of its hash among the counters hashes and its
+# counters (counter_arg). Each mark is taken as record_feedback would take it, in order;
+# the counters of those taken are summed per name first (the marks of a batch add to many of
+# the same ones: as doubles, as the SQLite store sums them) and each sum added once; a
+# counter only one mark adds to gets its delta's text as given. Returns 1 per mark written
+# now, 0 per mark that is not the expected one (given before, or extended since) or whose
+# decision is gone.
+_FEEDBACKS = """
+local n = tonumber(ARGV[1])
+local taken, sums = {}, {}
+local i = 2
+for m = 1, n do
+  local ok = 0
+  if redis.call('EXISTS', KEYS[m]) == 1 then
+    if ARGV[i + 1] == '' then
+      ok = redis.call('HSETNX', KEYS[m], 'f', ARGV[i])
+    elseif redis.call('HGET', KEYS[m], 'f') == ARGV[i + 1] then
+      redis.call('HSET', KEYS[m], 'f', ARGV[i])
+      ok = 1
+    end
+  end
+  taken[m] = ok
+  local namespaces = tonumber(ARGV[i + 2])
+  i = i + 3
+  for _ = 1, namespaces do
+    if ok == 1 then
+      local hash = n + tonumber(ARGV[i])
+      local sum = sums[hash]
+      if sum == nil then
+        sum = {}
+        sums[hash] = sum
+      end
+      for name, delta in pairs(cjson.decode(ARGV[i + 1])) do
+        local before = sum[name]
+        if before == nil then
+          sum[name] = delta  -- the text as the client wrote it, while alone
+        else
+          sum[name] = tonumber(before) + tonumber(delta)
+        end
+      end
+    end
+    i = i + 2
   end
 end
-return 1
+for hash, sum in pairs(sums) do
+  for name, total in pairs(sum) do
+    redis.call('HINCRBYFLOAT', KEYS[hash], name, total)
+  end
+end
+return taken
 """
 
 # KEYS: the erasure times hash, then per decision its key and its user's index. ARGV: ttl ms
@@ -123,7 +158,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         self.client = client
         self.prefix = plain_prefix(prefix)
         self.decision_ttl = optional_seconds(decision_ttl)
-        self._feedback = client.register_script(_FEEDBACK)
+        self._feedbacks = client.register_script(_FEEDBACKS)
         self._erase = client.register_script(_ERASE_DECISIONS)
         self._put = client.register_script(_PUT_DECISIONS)
 
@@ -177,23 +212,20 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
 
     @guard
     def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
-        calls = [self._feedback_call(mark) for mark in marks]  # every delta checked first
-        # One script per mark, each atomic, in one round trip (not one transaction: a mark
-        # does not depend on another decision's)
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls:
-            self._feedback(keys=keys, args=args, client=pipe)
-        return [bool(done) for done in pipe.execute()]
-
-    def _feedback_call(self, mark: FeedbackMark) -> tuple[list[str], list[Any]]:
-        """The keys and arguments of the feedback script for ``mark``."""
-        keys = [self.key("decision", mark.decision_id)]
-        expected = orjson.dumps(dict(mark.previous)) if mark.previous is not None else b""
-        args: list[Any] = [orjson.dumps(dict(mark.feedback)), expected]
-        for namespace, deltas in (mark.increments or {}).items():
-            keys.append(self.key("counters", namespace))
-            args.append(counter_arg(deltas))
-        return keys, args
+        if not marks:
+            return []
+        # One script for the batch, every delta checked before it runs
+        keys = [self.key("decision", mark.decision_id) for mark in marks]
+        hashes: dict[str, int] = {}  # namespace -> its hash's index among the counters
+        args: list[Any] = [len(marks)]
+        for mark in marks:
+            expected = orjson.dumps(dict(mark.previous)) if mark.previous is not None else b""
+            increments = mark.increments or {}
+            args += [orjson.dumps(dict(mark.feedback)), expected, len(increments)]
+            for namespace, deltas in increments.items():
+                args += [hashes.setdefault(namespace, len(hashes) + 1), counter_arg(deltas)]
+        keys += [self.key("counters", namespace) for namespace in hashes]
+        return [bool(done) for done in self._feedbacks(keys=keys, args=args)]
 
     @guard
     def erase_user(self, user_id: str) -> None:

@@ -230,10 +230,10 @@ class FeedbackHandler:
         return [next(taken) if item.mark is not None else False for item in batch]
 
     def _landed(self, marks: list[FeedbackMark], error: StoreError) -> list[bool | Exception]:
-        """After a failed write of ``marks``: those found stored as written (a Redis
-        pipeline is not one transaction, so some may have landed) are taken, so that what
-        they taught is counted here too; the others get the error (a 503 to retry).
-        ``error`` again when even the read fails."""
+        """After a failed write of ``marks``: those found stored as written (the write may
+        have landed before its answer was lost, and a Redis script that fails midway keeps
+        what it wrote) are taken, so that what they taught is counted here too; the others
+        get the error (a 503 to retry). ``error`` again when even the read fails."""
         try:
             stored = self.stores.decisions.get_many([mark.decision_id for mark in marks])
         except StoreError:
