@@ -14,8 +14,9 @@ import redis
 from tailorbot.events.erasure import user_digest
 from tailorbot.log import open_log
 from tailorbot.store import StoreError, Stores, open_stores
-from tailorbot.store.base import DedupeDelta
+from tailorbot.store.base import DedupeDelta, FeedbackMark
 from tailorbot.store.redis import RedisDecisionStore, RedisFeatureStore
+from tailorbot.store.redis_shared import FEEDBACK_SCRIPT_MARKS
 from tailorbot.store.state_blob import APART_AT
 from tests.contract.conftest import record, run_threads
 from tests.helpers import REDIS_URL, closed_port, redis_namespace, wait_until
@@ -196,3 +197,43 @@ def test_bad_url_options_are_named() -> None:
 
 def client_keys(prefix: str, kind: str) -> set[bytes]:
     return set(redis.Redis.from_url(REDIS_URL).scan_iter(match=f"{prefix}:{kind}:*"))
+
+
+def test_a_feedback_batch_that_fails_writes_nothing(prefix: str) -> None:
+    """Redis keeps what a failing script wrote: the batch's script reads and checks first,
+    so a counters key of another type (or a sum that is not finite) writes no mark, and no
+    mark is left without what it taught."""
+    stores = open_redis_stores(prefix)
+    decisions = stores.decisions
+    for d in ("f1", "f2", "f3", "f4"):
+        decisions.put(d, "u1", {"variant": "short"})
+    redis.Redis.from_url(REDIS_URL).set(f"{prefix}:counters:broken", b"not a hash")
+    marks = [
+        FeedbackMark("f1", {"rating": 5}, {"fine": {"n": 1.0}}),
+        FeedbackMark("f2", {"rating": 4}, {"broken": {"n": 1.0}}),
+    ]
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        decisions.record_feedbacks(marks)
+    overflow = [FeedbackMark(d, {"rating": 5}, {"fine": {"n": 1e308}}) for d in ("f3", "f4")]
+    with pytest.raises(StoreError, match="not finite"):
+        decisions.record_feedbacks(overflow)
+    assert all(decisions.get(d) == {"variant": "short"} for d in ("f1", "f2", "f3", "f4"))
+    assert stores.counters.counters("fine") == {}
+    stores.close()
+
+
+def test_a_feedback_batch_over_one_script_keeps_its_order(prefix: str) -> None:
+    """Marks go FEEDBACK_SCRIPT_MARKS to a script: a decision marked in one script and
+    extended in a later one is taken in order, and the counters of every script add up."""
+    stores = open_redis_stores(prefix)
+    decisions = stores.decisions
+    ids = [f"c{i}" for i in range(FEEDBACK_SCRIPT_MARKS + 4)]
+    for d in ids:
+        decisions.put(d, "u1", {"variant": "short"})
+    marks = [FeedbackMark(d, {"rating": 5}, {"chunks": {"n": 1.0, "r": 0.5}}) for d in ids]
+    marks.append(FeedbackMark("c0", {"rating": 5, "resolved": True}, {"chunks": {"n": 1.0}},
+                              previous={"rating": 5}))  # fmt: skip
+    assert decisions.record_feedbacks(marks) == [True] * len(marks)
+    assert decisions.get("c0") == {"variant": "short", "feedback": {"rating": 5, "resolved": True}}
+    assert stores.counters.counters("chunks") == {"n": len(ids) + 1.0, "r": len(ids) * 0.5}
+    stores.close()
