@@ -153,7 +153,7 @@ class Metrics:
         self._health_metrics(r)
         self._hooks: list[Callable[[], object]] = []
         self._children: dict[tuple[str, str | None, str, str], tuple[Any, Any, Any]] = {}
-        self._feedback_children: dict[tuple[Any, str, bool | None], Any] = {}
+        self._feedback_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._outcomes: dict[str, Any] = {}  # two outcomes
 
     def _health_metrics(self, r: CollectorRegistry) -> None:
@@ -283,18 +283,15 @@ class Metrics:
             self._feedback_child(self.feedback_ratings, arm).inc()
             self._feedback_child(self.feedback_rating_points, arm).inc(rating)
         if resolved is not None:
-            self._feedback_child(self.feedback_resolutions, arm, resolved).inc()
+            outcome = "true" if resolved else "false"
+            self._feedback_child(self.feedback_resolutions, arm, outcome).inc()
 
-    def _feedback_child(self, counter: Any, arm: str, resolved: bool | None = None) -> Any:
-        key = (counter, arm, resolved)
+    def _feedback_child(self, counter: Any, *values: str) -> Any:
+        """``counter.labels(*values)``, cached (label values in the counter's label order)."""
+        key = (counter, values)
         child = self._feedback_children.get(key)
         if child is None:
-            labels = (
-                {"arm": arm}
-                if resolved is None
-                else {"arm": arm, "resolved": str(resolved).lower()}
-            )
-            child = counter.labels(**labels)
+            child = counter.labels(*values)
             if len(self._feedback_children) < MAX_CACHED_CHILDREN:
                 self._feedback_children[key] = child
         return child
