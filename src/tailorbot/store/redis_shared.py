@@ -248,7 +248,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
             self._feedbacks(keys=keys, args=args, client=pipe)
-        return [bool(done) for taken in (pipe.execute() if calls else []) for done in taken]
+        return [bool(done) for taken in pipe.execute() for done in taken]
 
     def _feedbacks_call(self, marks: Sequence[FeedbackMark]) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the feedback script for ``marks``."""
