@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tailorbot.store.base import CounterStore
-from tests.contract.conftest import StoreOpener, run_threads
+from tailorbot.store.base import CounterStore, FeedbackMark
+from tests.contract.conftest import StoreOpener, record, run_threads
+
+# Counters whose sums a 17-decimal fixed-point result (Redis's HINCRBYFLOAT) does not keep.
+FINE = {"tiny": 1e-20, "small": 1.23456789e-10, "huge": 1e20, "tenth": 0.1}
 
 
 def test_counters_add_up_per_namespace(counter_store: CounterStore) -> None:
@@ -24,6 +27,17 @@ def test_non_finite_deltas_are_refused_whole(counter_store: CounterStore, bad: f
     with pytest.raises(ValueError, match=r"finite.*\['b'\]"):
         counter_store.increment("bandit", {"a": 1.0, "b": bad})
     assert counter_store.counters("bandit") == {"a": 1.0}
+
+
+def test_every_write_path_adds_as_doubles(open_online_stores: StoreOpener) -> None:
+    """An increment, a feedback's mark and a record's events each add their counters as
+    Python adds doubles: every digit of a tiny or a huge counter is kept."""
+    stores = open_online_stores()
+    stores.decisions.put("d1", "u1", {"variant": "short"})
+    stores.counters.increment("fine", FINE)
+    stores.decisions.record_feedbacks([FeedbackMark("d1", {"rating": 5}, {"fine": FINE})])
+    stores.features.put_many([record("u1", offset=1)], {"u1": [(1, {"fine": FINE})]})
+    assert stores.counters.counters("fine") == {n: v + v + v for n, v in FINE.items()}
 
 
 def test_concurrent_increments_lose_nothing(open_online_stores: StoreOpener) -> None:

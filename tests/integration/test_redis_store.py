@@ -201,24 +201,54 @@ def client_keys(prefix: str, kind: str) -> set[bytes]:
 
 def test_a_feedback_batch_that_fails_writes_nothing(prefix: str) -> None:
     """Redis keeps what a failing script wrote: the batch's script reads and checks first,
-    so a counters key of another type (or a sum that is not finite) writes no mark, and no
-    mark is left without what it taught."""
+    so a counters key of another type, a stored counter that is not a number or a sum that
+    is not finite writes no mark, and no mark is left without what it taught."""
     stores = open_redis_stores(prefix)
     decisions = stores.decisions
-    for d in ("f1", "f2", "f3", "f4"):
+    ids = [f"f{i}" for i in range(8)]
+    for d in ids:
         decisions.put(d, "u1", {"variant": "short"})
-    redis.Redis.from_url(REDIS_URL).set(f"{prefix}:counters:broken", b"not a hash")
-    marks = [
-        FeedbackMark("f1", {"rating": 5}, {"fine": {"n": 1.0}}),
-        FeedbackMark("f2", {"rating": 4}, {"broken": {"n": 1.0}}),
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(f"{prefix}:counters:broken", b"not a hash")
+    client.hset(f"{prefix}:counters:worded", mapping={"n": b"one"})
+    client.hset(f"{prefix}:counters:full", mapping={"n": repr(1.5e308)})
+    failing = [
+        ({"broken": {"n": 1.0}}, "WRONGTYPE"),
+        ({"worded": {"n": 1.0}}, "holds no number"),
+        ({"full": {"n": 1e308}}, "not finite"),  # the stored value and the delta
+        ({"fine": {"n": 1e308}}, "not finite"),  # two marks' deltas, none stored
     ]
-    with pytest.raises(StoreError, match="WRONGTYPE"):
-        decisions.record_feedbacks(marks)
-    overflow = [FeedbackMark(d, {"rating": 5}, {"fine": {"n": 1e308}}) for d in ("f3", "f4")]
-    with pytest.raises(StoreError, match="not finite"):
-        decisions.record_feedbacks(overflow)
-    assert all(decisions.get(d) == {"variant": "short"} for d in ("f1", "f2", "f3", "f4"))
+    for k, (increments, error) in enumerate(failing):
+        marks = [
+            FeedbackMark(ids[2 * k], {"rating": 5}, {"fine": {"n": 1e308}, "other": {"m": 1.0}}),
+            FeedbackMark(ids[2 * k + 1], {"rating": 4}, increments),
+        ]
+        with pytest.raises(StoreError, match=error):
+            decisions.record_feedbacks(marks)
+    assert all(decisions.get(d) == {"variant": "short"} for d in ids)
+    assert stores.counters.counters("fine") == {} and stores.counters.counters("other") == {}
+    assert client.hget(f"{prefix}:counters:full", "n") == repr(1.5e308).encode()
+    stores.close()
+
+
+def test_a_counter_write_that_fails_writes_nothing(prefix: str) -> None:
+    """An increment, and a worker's record with its events' counters, fail whole: the
+    record is not written either, so a retry counts its events."""
+    stores = open_redis_stores(prefix)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.hset(f"{prefix}:counters:worded", mapping={"n": b"one"})
+    with pytest.raises(StoreError, match="holds no number"):
+        stores.counters.increment("worded", {"m": 1.0, "n": 1.0})
+    increments = {"u1": [(1, {"fine": {"views": 1.0}}), (2, {"worded": {"n": 1.0}})]}
+    with pytest.raises(StoreError, match="holds no number"):
+        stores.features.put_many([record("u1", offset=2)], increments)
+    assert stores.features.get("u1") is None
     assert stores.counters.counters("fine") == {}
+    assert client.hgetall(f"{prefix}:counters:worded") == {b"n": b"one"}
+    client.hset(f"{prefix}:counters:worded", mapping={"n": b"2"})
+    stores.features.put_many([record("u1", offset=2)], increments)
+    assert stores.counters.counters("worded") == {"n": 3.0}
+    assert stores.counters.counters("fine") == {"views": 1.0}
     stores.close()
 
 

@@ -23,8 +23,8 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
 * ``{prefix}:decision:{decision_id}`` — hash: ``u`` user, ``r`` record, ``f`` feedback (JSON);
   ``{prefix}:user:{user_id}:decisions`` — the user's decision ids; the decisions erase script
   deletes every decision listed there, and the set.
-* ``{prefix}:counters:{namespace}`` — hash of floats, added to with ``HINCRBYFLOAT`` (additions
-  commute: concurrent workers lose nothing).
+* ``{prefix}:counters:{namespace}`` — hash of floats, added to by scripts, as doubles
+  (``redis_shared.ADD_COUNTERS``; additions commute: concurrent workers lose nothing).
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features; keep it above the stream worker's state cache idle time,
@@ -59,6 +59,7 @@ from tailorbot.store.base import (
     Stores,
 )
 from tailorbot.store.redis_shared import (
+    ADD_COUNTERS,
     ERASED_AT,
     RedisConcern,
     RedisCounterStore,
@@ -131,9 +132,11 @@ return written
 # dedupe ids, then one counters hash per (event, namespace). ARGV: ttl, digest, offset,
 # record, its ids (_WRITE_IDS), then per counters hash: the event's offset and its counters
 # (redis_shared.counter_arg). Only the events after the stored offset add: another
-# worker's write already counted the rest.
+# worker's write already counted the rest. The counters are summed per hash and checked
+# before anything is written (redis_shared.ADD_COUNTERS): a failing call writes nothing.
 _PUT_COUNTED = (
     _WRITE_IDS
+    + ADD_COUNTERS
     + """
 local ttl = tonumber(ARGV[1])
 local offset = tonumber(ARGV[3])
@@ -141,22 +144,29 @@ local stored = redis.call('GETRANGE', KEYS[2], 0, 19)
 local erased = redis.call('HGET', KEYS[1], ARGV[2])
 if stored ~= '' and offset <= tonumber(stored) then return 0 end
 if erased and offset < tonumber(erased) then return 0 end
+local seen = -1
+if stored ~= '' then seen = tonumber(stored) end
+local sums, writes = {}, {}
+local i = 8 + 2 * tonumber(ARGV[7])  -- past the record's ids
+for k = 4, #KEYS do
+  if tonumber(ARGV[i]) > seen then
+    if sums[KEYS[k]] == nil then sums[KEYS[k]] = {} end
+    add_deltas(sums[KEYS[k]], ARGV[i + 1])
+  end
+  i = i + 2
+end
+for key, sum in pairs(sums) do
+  local found, err = counter_writes(key, sum)
+  if not found then return redis.error_reply(err) end
+  writes[key] = found
+end
 if ttl > 0 then
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ttl)
 else
   redis.call('SET', KEYS[2], ARGV[4])
 end
-local i = write_ids(KEYS[3], 5, ttl)
-local seen = -1
-if stored ~= '' then seen = tonumber(stored) end
-for k = 4, #KEYS do
-  if tonumber(ARGV[i]) > seen then
-    for name, delta in pairs(cjson.decode(ARGV[i + 1])) do
-      redis.call('HINCRBYFLOAT', KEYS[k], name, delta)
-    end
-  end
-  i = i + 2
-end
+write_ids(KEYS[3], 5, ttl)
+for key, found in pairs(writes) do write_counters(key, found) end
 return 1
 """
 )

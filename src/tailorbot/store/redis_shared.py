@@ -40,6 +40,72 @@ from tailorbot.store.base import (
 
 guard = translate_errors(StoreError)
 FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
+HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts names
+
+# The Lua functions of every script that adds to counters hashes (prepended to each).
+# Counters are added as doubles, as the SQLite store adds them: each stored value and delta
+# is text that reads back as exactly its double, and so is each sum written back (17
+# significant digits). Not HINCRBYFLOAT: its long-double sum is stored to 17 decimal
+# places, so a counter of 1e-20 read back 0. And two calls a hash (HMGET, HSET), not one a
+# counter, with everything checked before the first write.
+# add_deltas(sum, arg): adds one counter_arg to sum (name -> number; a name only this arg
+# gives keeps its text). counter_writes(key, sum): the HSET arguments that add sum to the
+# hash key, or nil and an error when key holds another type, a stored value is not a
+# number or a sum is not finite: call it for every hash before the first write (Redis
+# keeps what a failing script wrote). write_counters(key, writes): the HSETs.
+ADD_COUNTERS = f"""
+local function add_deltas(sum, arg)
+  for name, delta in pairs(cjson.decode(arg)) do
+    local before = sum[name]
+    if before == nil then
+      sum[name] = delta
+    else
+      sum[name] = tonumber(before) + tonumber(delta)
+    end
+  end
+end
+local function counter_writes(key, sum)
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= 'hash' and kind ~= 'none' then
+    return nil, 'WRONGTYPE counters key ' .. key .. ' holds a ' .. kind
+  end
+  local names = {{}}
+  for name in pairs(sum) do names[#names + 1] = name end
+  local writes = {{}}
+  for first = 1, #names, {HASH_CALL_FIELDS} do
+    local last = math.min(first + {HASH_CALL_FIELDS - 1}, #names)
+    local stored = {{}}
+    if kind == 'hash' then stored = redis.call('HMGET', key, unpack(names, first, last)) end
+    for j = first, last do
+      local name = names[j]
+      local total = sum[name]
+      local before = stored[j - first + 1]
+      if before then
+        local value = tonumber(before)
+        if value == nil then
+          return nil, 'counter ' .. name .. ' of ' .. key .. ' holds no number'
+        end
+        total = value + tonumber(total)
+      end
+      if type(total) == 'number' then
+        if not (total > -math.huge and total < math.huge) then
+          return nil, 'the sum of counter ' .. name .. ' is not finite'
+        end
+        total = string.format('%.17g', total)
+      end
+      writes[#writes + 1] = name
+      writes[#writes + 1] = total
+    end
+  end
+  return writes
+end
+local function write_counters(key, writes)
+  for first = 1, #writes, {2 * HASH_CALL_FIELDS} do
+    local last = math.min(first + {2 * HASH_CALL_FIELDS - 1}, #writes)
+    redis.call('HSET', key, unpack(writes, first, last))
+  end
+end
+"""
 
 # Many decisions' feedback marks and what they taught, in one step. KEYS: each mark's
 # decision (in order; one may come twice), then the counters hashes. ARGV: the number of
@@ -47,13 +113,12 @@ FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
 # namespaces and, per namespace, the index of its hash among the counters hashes and its
 # counters (counter_arg). Each mark is taken as record_feedback would take it, in order;
 # the counters of those taken are summed per name (the marks of a batch add to many of the
-# same ones: as doubles, as the SQLite store sums them) and each sum added once; a counter
-# only one mark adds to gets its delta's text as given. Everything is read and checked
-# before the first write (Redis keeps what a failing script wrote): a key of another type
-# or a sum that is not finite fails the call with nothing written. Returns 1 per mark
-# written now, 0 per mark that is not the expected one (given before, or extended since) or
-# whose decision is gone.
-_FEEDBACKS = """
+# same ones) and each added once. Everything is read and checked before the first write: a
+# failing call writes nothing. Returns 1 per mark written now, 0 per mark that is not the
+# expected one (given before, or extended since) or whose decision is gone.
+_FEEDBACKS = (
+    ADD_COUNTERS
+    + """
 local n = tonumber(ARGV[1])
 local decisions, taken, sums = {}, {}, {}
 local i = 2
@@ -82,44 +147,38 @@ for m = 1, n do
   for _ = 1, namespaces do
     if ok == 1 then
       local hash = n + tonumber(ARGV[i])
-      local sum = sums[hash]
-      if sum == nil then
-        sum = {}
-        sums[hash] = sum
-      end
-      for name, delta in pairs(cjson.decode(ARGV[i + 1])) do
-        local before = sum[name]
-        if before == nil then
-          sum[name] = delta  -- the text as the client wrote it, while alone
-        else
-          sum[name] = tonumber(before) + tonumber(delta)
-        end
-      end
+      if sums[hash] == nil then sums[hash] = {} end
+      add_deltas(sums[hash], ARGV[i + 1])
     end
     i = i + 2
   end
 end
+local writes = {}
 for hash, sum in pairs(sums) do
-  local kind = redis.call('TYPE', KEYS[hash]).ok
-  if kind ~= 'hash' and kind ~= 'none' then
-    return redis.error_reply('WRONGTYPE counters key ' .. KEYS[hash] .. ' holds a ' .. kind)
-  end
-  for name, total in pairs(sum) do
-    if type(total) == 'number' and not (total > -math.huge and total < math.huge) then
-      return redis.error_reply('the sum of counter ' .. name .. ' is not finite')
-    end
-  end
+  local found, err = counter_writes(KEYS[hash], sum)
+  if not found then return redis.error_reply(err) end
+  writes[hash] = found
 end
 for key, decision in pairs(decisions) do
   if decision.written then redis.call('HSET', key, 'f', decision.mark) end
 end
-for hash, sum in pairs(sums) do
-  for name, total in pairs(sum) do
-    redis.call('HINCRBYFLOAT', KEYS[hash], name, total)
-  end
-end
+for hash, found in pairs(writes) do write_counters(KEYS[hash], found) end
 return taken
 """
+)
+
+# KEYS: the counters hash. ARGV: its deltas (counter_arg). Nothing written on an error.
+_INCREMENT = (
+    ADD_COUNTERS
+    + """
+local sum = {}
+add_deltas(sum, ARGV[1])
+local writes, err = counter_writes(KEYS[1], sum)
+if not writes then return redis.error_reply(err) end
+write_counters(KEYS[1], writes)
+return 1
+"""
+)
 
 # KEYS: the erasure times hash, then per decision its key and its user's index. ARGV: ttl ms
 # (0: none), stored at, then per decision: id, user id, record, erasure digest, made at. A
@@ -293,22 +352,18 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
 
 
 class RedisCounterStore(RedisConcern, CounterStore):
-    """Hashes of floats added to with ``HINCRBYFLOAT``."""
+    """Hashes of floats, added to by a script (``ADD_COUNTERS``: as doubles, exactly)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
         self.client = client
         self.prefix = plain_prefix(prefix)
+        self._increment = client.register_script(_INCREMENT)
 
     @guard
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
-        check_finite(deltas)
-        if not deltas:
-            return
-        key = self.key("counters", namespace)
-        pipe = self.client.pipeline(transaction=True)
-        for name, delta in deltas.items():
-            pipe.hincrbyfloat(key, name, float(delta))
-        pipe.execute()
+        arg = counter_arg(deltas)  # checks them first
+        if deltas:
+            self._increment(keys=[self.key("counters", namespace)], args=[arg])
 
     @guard
     def counters(self, namespace: str) -> dict[str, float]:
@@ -317,9 +372,10 @@ class RedisCounterStore(RedisConcern, CounterStore):
 
 
 def counter_arg(deltas: Mapping[str, float]) -> bytes:
-    """One counters hash's deltas as one argument of a script: a JSON object of name to
-    delta, each delta as the text ``HINCRBYFLOAT`` reads (``repr``, exactly the double; a
-    JSON number would reach Redis through Lua's conversion). One argument, not two per
-    counter: redis-py encodes each argument in Python, and a feedback adds some 85."""
+    """One counters hash's deltas as one argument of a script (``ADD_COUNTERS``): a JSON
+    object of name to delta, each delta as text that reads back as exactly its double
+    (``repr``; a JSON number would reach the script through Lua's conversion). One argument,
+    not two per counter: redis-py encodes each argument in Python, and a feedback adds some
+    85."""
     check_finite(deltas)
     return orjson.dumps({name: repr(float(delta)) for name, delta in deltas.items()})
