@@ -11,7 +11,7 @@ from tailorbot.errors import InvalidInput
 from tailorbot.integrations.chatwoot import Conversation, IncomingMessage
 from tailorbot.integrations.chatwoot_bot import ChatwootBot
 from tailorbot.integrations.profiles import ProfileUpdater
-from tailorbot.integrations.rasa_consumer import ServiceSink
+from tailorbot.integrations.rasa_sink import ServiceSink
 from tailorbot.telemetry.logs import user_ref
 
 USER = "cust-88231-jq"
@@ -30,7 +30,7 @@ def _warnings(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
 
 def test_rasa_consumer_logs_a_user_ref(caplog: pytest.LogCaptureFixture) -> None:
     sink = ServiceSink(cast(Any, None), cast(ProfileUpdater, _RefusingProfiles()))
-    logger = "tailorbot.integrations.rasa_consumer"
+    logger = "tailorbot.integrations.rasa_sink"
     with caplog.at_level(logging.WARNING, logger=logger):
         sink.update_profile(USER, {"tier": "x" * 500})
     (line,) = _warnings(caplog, logger)

@@ -15,7 +15,8 @@ from tailorbot.config import Settings
 from tailorbot.errors import Overloaded, Unavailable
 from tailorbot.integrations.profiles import ProfileUpdater
 from tailorbot.integrations.rasa import RasaEventMapper
-from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer, ServiceSink
+from tailorbot.integrations.rasa_consumer import RasaBrokerConsumer
+from tailorbot.integrations.rasa_sink import ServiceSink
 from tailorbot.runtime import Runtime
 
 TOPIC = "rasa_core_events"

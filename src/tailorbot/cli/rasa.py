@@ -61,9 +61,9 @@ def consume(
     from tailorbot.integrations.rasa_consumer import (
         KafkaConfigError,
         RasaBrokerConsumer,
-        ServiceSink,
         UnknownTopic,
     )
+    from tailorbot.integrations.rasa_sink import ServiceSink
     from tailorbot.runtime import Runtime
 
     extra = {}
