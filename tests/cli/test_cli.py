@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +56,11 @@ def _stop(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[
         process.kill()
         process.wait()
     path = _OUTPUTS.pop(process.pid, None)
-    return process.returncode, path.read_text() if path is not None else ""
+    if path is None:
+        return process.returncode, ""
+    output = path.read_text()
+    shutil.rmtree(path.parent, ignore_errors=True)
+    return process.returncode, output
 
 
 _OUTPUTS: dict[int, Path] = {}  # pid -> the file its output goes to
