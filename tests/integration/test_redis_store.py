@@ -247,6 +247,10 @@ def test_a_counter_write_that_fails_writes_nothing(prefix: str) -> None:
     assert client.hgetall(f"{prefix}:counters:worded") == {b"n": b"one"}
     client.hset(f"{prefix}:counters:worded", mapping={"n": b"2"})
     stores.features.put_many([record("u1", offset=2)], increments)
+    # an event with no counters for a namespace leaves its key unread
+    client.set(f"{prefix}:counters:broken", b"not a hash")
+    stores.features.put_many([record("u2", offset=3)], {"u2": [(3, {"broken": {}})]})
+    assert stores.features.get("u2") is not None
     assert stores.counters.counters("worded") == {"n": 3.0}
     assert stores.counters.counters("fine") == {"views": 1.0}
     stores.close()

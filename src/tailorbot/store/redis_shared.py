@@ -65,13 +65,13 @@ local function add_deltas(sum, arg)
   end
 end
 local function counter_writes(key, sum)
+  local names, writes = {{}}, {{}}
+  for name in pairs(sum) do names[#names + 1] = name end
+  if #names == 0 then return writes end  -- nothing to add: the key is not read
   local kind = redis.call('TYPE', key).ok
   if kind ~= 'hash' and kind ~= 'none' then
     return nil, 'WRONGTYPE counters key ' .. key .. ' holds a ' .. kind
   end
-  local names = {{}}
-  for name in pairs(sum) do names[#names + 1] = name end
-  local writes = {{}}
   for first = 1, #names, {HASH_CALL_FIELDS} do
     local last = math.min(first + {HASH_CALL_FIELDS - 1}, #names)
     local stored = {{}}
