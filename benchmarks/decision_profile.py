@@ -13,7 +13,9 @@ users in two ways:
   handler alone: CPU µs per feedback;
 * with ``--feedback-batches 1,4,16``, feedback applied in batches of each size, as the
   server's feedback batcher applies them (``DecisionService.feedback_batch``: one log
-  append and one store write a batch): CPU µs per feedback, on decisions of their own.
+  append and one store write a batch): CPU µs per feedback, on decisions of their own;
+  with a Redis store (``TAILORBOT_STORE_URL=redis://...``), the Redis server's time too
+  (``INFO commandstats``: every client's commands count, so give it a Redis of its own).
 
 Beside them, in the same run, the trivial FastAPI route of reference_app.py through the
 same ASGI client: the ratio to it is the figure that holds across machines. ``--profile``
@@ -208,12 +210,18 @@ async def run(args: argparse.Namespace) -> None:
                 f"{alone:,.0f} the handler alone (DecisionService.feedback)"
             )
         if args.feedback_batches:
-            by_size = await batch_cpu(app, decider, payloads, drain, args.feedback_batches)
+            by_size, server = await batch_cpu(app, decider, payloads, drain, args.feedback_batches)
             print(
                 "feedback in batches: "
                 + ", ".join(f"{n}: {us:,.0f} µs" for n, us in by_size.items())
                 + " CPU per feedback"
             )
+            if server:
+                print(
+                    "the Redis server, in commands: "
+                    + ", ".join(f"{n}: {us:,.0f} µs" for n, us in server.items())
+                    + " per feedback"
+                )
         if args.stage_cpu:
             stages = stage_cpu(decider, payloads)
             print("thread CPU per decision, measured inside the decisions (µs):")
@@ -250,9 +258,10 @@ async def feedback_cpu(
 
 async def batch_cpu(
     app: Asgi, decider: Any, payloads: list[bytes], drain: Callable[[], None], sizes: list[int]
-) -> dict[int, float]:
+) -> tuple[dict[int, float], dict[int, float]]:
     """CPU µs per feedback applied in batches of each of ``sizes`` (one share of the reports
-    each, after a warm-up, in the order given; every report on a decision of its own)."""
+    each, after a warm-up, in the order given; every report on a decision of its own), and
+    the Redis server's µs per feedback (none: the store is not on Redis)."""
     stream = decided(await answers(app, payloads))
     drain()
     requests = [
@@ -262,13 +271,27 @@ async def batch_cpu(
     applied(decider.feedback_batch(warm))
     share = len(rest) // len(sizes)
     spent: dict[int, float] = {}
+    server: dict[int, float] = {}
     for k, size in enumerate(sizes):
         part = rest[k * share : (k + 1) * share]
+        server_start = redis_usec(decider)
         start = time.process_time()
         for i in range(0, len(part), size):
             applied(decider.feedback_batch(part[i : i + size]))
         spent[size] = (time.process_time() - start) / len(part) * 1e6
-    return spent
+        server_end = redis_usec(decider)
+        if server_start is not None and server_end is not None:
+            server[size] = (server_end - server_start) / len(part)
+    return spent, server
+
+
+def redis_usec(decider: Any) -> float | None:
+    """The microseconds the store's Redis server spent in commands so far (every client's),
+    or None when the store is not on Redis."""
+    client = getattr(decider.stores.decisions, "client", None)
+    if client is None:
+        return None
+    return float(sum(stat["usec"] for stat in client.info("commandstats").values()))
 
 
 def applied(answers: list[Any]) -> None:
