@@ -114,6 +114,5 @@ def test_a_backfill_of_a_topic_the_broker_lacks_is_one_line(
     result = rasa_consume(kafka_bootstrap, topic, tmp_path, "--until-end", "--connect-timeout", "1")
     assert result.exit_code == 1, result.output
     assert error_lines(result) == [
-        f"error: --topic: the broker has no topic {topic!r} (--until-end reads a topic that "
-        "exists)"
+        f"error: --topic: the broker has no topic {topic!r} (--until-end reads a topic that exists)"
     ]

@@ -62,11 +62,10 @@ class WorkerProcess:
 
     def _spawn(self) -> None:
         env = {**os.environ, **self.settings.to_env()}
+        command = [sys.executable, "-m", "tailorbot", "worker"]
+        command += ["--metrics-port", str(self.metrics_port), "--member-id", self.member_id]
         self._proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "tailorbot", "worker",
-                "--metrics-port", str(self.metrics_port), "--member-id", self.member_id,
-            ],  # fmt: skip
+            command,
             env=env,
             preexec_fn=_end_with_parent(),  # only prctl, looked up beforehand
         )
