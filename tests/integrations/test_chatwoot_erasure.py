@@ -13,7 +13,7 @@ from tests.integrations import test_chatwoot_flow as flow
 from tests.integrations.chatwoot_server import RecordingChatwoot
 from tests.integrations.payloads import conversation_resolved, message_created
 from tests.integrations.test_api_rasa import logged_events
-from tests.integrations.test_chatwoot_flow import MESSAGES, TOGGLE, calls_to, post_webhook
+from tests.integrations.test_chatwoot_flow import MESSAGES, TOGGLE, calls_to, post_webhook, sent
 
 # the flow's fixtures: a signed webhook server and the Chatwoot API it calls
 api, chatwoot = flow.api, flow.chatwoot
@@ -25,8 +25,8 @@ def erase(client: TestClient) -> None:
     assert answer.status_code == 204, answer.text
 
 
-def calls(chatwoot: RecordingChatwoot, path: str) -> int:
-    time.sleep(0.2)  # the client sends in the background: give a wrong call time to land
+def calls(client: TestClient, chatwoot: RecordingChatwoot, path: str) -> int:
+    sent(client)
     return len([c for c in chatwoot.calls if c.path == path])
 
 
@@ -42,7 +42,7 @@ def test_a_message_redelivered_after_the_erasure_is_not_answered_again(
     again = post_webhook(api, payload)
     assert again.status_code == 200, again.text
     assert again.json()["action"] == "ignored" and "erased" in again.json()["reason"]
-    assert calls(chatwoot, MESSAGES.format(10)) == 1
+    assert calls(api, chatwoot, MESSAGES.format(10)) == 1
     assert profiles.get(USER) is None
     assert logged_events(api, USER) == []
 
@@ -69,7 +69,7 @@ def test_a_hand_over_redelivered_after_the_erasure_is_not_done_again(
     calls_to(chatwoot, TOGGLE.format(12), 1)
     erase(api)
     assert post_webhook(api, payload).json()["action"] == "ignored"
-    assert calls(chatwoot, TOGGLE.format(12)) == 1
+    assert calls(api, chatwoot, TOGGLE.format(12)) == 1
     assert logged_events(api, USER) == []
 
 
