@@ -19,6 +19,7 @@ nor deleted record by record.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -65,6 +66,12 @@ def tansu_binary() -> Path:
     return Path(found)
 
 
+def _ready(process: subprocess.Popen, host: str, port: int) -> bool:
+    if Path("/proc/net/tcp").exists():
+        return _listens(process.pid, port)
+    return process.poll() is None and _accepts(host, port)  # no /proc: no owner check
+
+
 def _accepts(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -73,45 +80,89 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-@contextmanager
-def tansu_broker(host: str = "127.0.0.1", startup_timeout_s: float = 15.0) -> Iterator[str]:
-    """Start an in-memory Tansu broker on a free port; yield its bootstrap ``host:port``."""
-    binary = tansu_binary()
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on TCP ``port`` (Linux /proc). A
+    port that merely accepts may be another process's: free_port picks a port, and until
+    Tansu binds it anything else on the machine (the suite's other worker) can take it."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    sockets.add(f"socket:[{fields[9]}]")
+    if not sockets:
+        return False
+    with contextlib.suppress(OSError):  # the process may be gone
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return True
+    return False
+
+
+def _start(binary: Path, host: str, startup_timeout_s: float) -> tuple[subprocess.Popen, str, str]:
+    """A Tansu process listening on a free port, its bootstrap address and its log file's
+    name; raises :class:`BrokerUnavailable` (with the log's end) when it exits or does not
+    listen."""
     port = free_port(host)
     url = f"tcp://{host}:{port}"
-    log_file = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not _accepts(host, port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = Path(log_file.name).read_text(errors="replace")[-2000:]
-                raise BrokerUnavailable(f"Tansu did not start on {host}:{port}:\n{output}")
-            time.sleep(0.05)
-        yield f"{host}:{port}"
-    finally:
+    with tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False) as log_file:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + startup_timeout_s
+    while not _ready(process, host, port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            output = Path(log_file.name).read_text(errors="replace")[-2000:]
+            os.unlink(log_file.name)
+            raise BrokerUnavailable(f"Tansu did not start on {host}:{port}:\n{output}")
+        time.sleep(0.05)
+    return process, f"{host}:{port}", log_file.name
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
         process.send_signal(signal.SIGINT)  # Tansu shuts down on Ctrl-C, not on SIGTERM
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-        log_file.close()
-        os.unlink(log_file.name)
+
+
+@contextmanager
+def tansu_broker(
+    host: str = "127.0.0.1", startup_timeout_s: float = 15.0, attempts: int = 3
+) -> Iterator[str]:
+    """Start an in-memory Tansu broker on a free port; yield its bootstrap ``host:port``. A
+    start that fails (its port taken meanwhile, say) is tried again on another port."""
+    binary = tansu_binary()
+    for attempt in range(1, attempts + 1):
+        try:
+            process, bootstrap, log_name = _start(binary, host, startup_timeout_s)
+            break
+        except BrokerUnavailable:
+            if attempt == attempts:
+                raise
+    try:
+        yield bootstrap
+    finally:
+        _stop(process)
+        os.unlink(log_name)
 
 
 class _SharedBroker:
