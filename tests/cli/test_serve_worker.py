@@ -13,7 +13,7 @@ from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.log import open_log
 from tests.api.support import message, wait_until
-from tests.cli.test_cli import _healthy, _start, _stop
+from tests.cli.test_cli import START_S, _healthy, _start, _stop
 from tests.helpers import http
 from tests.integration.cluster import live_members
 
@@ -55,7 +55,7 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
     settings = Settings.load(data_dir=tmp_path)
     log = open_log(settings.resolved_log_url(), settings.partitions)
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
         assert process.poll() is None
         ready = wait_until(
             lambda: (
@@ -109,7 +109,7 @@ def test_a_server_killed_outright_takes_its_worker_down(tmp_path: Path) -> None:
     process = _start(["serve", "--port", str(port)], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server")
+        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
         (worker,) = wait_until(lambda: _children(process.pid), "the worker process")
         process.kill()
         process.wait(timeout=30)
