@@ -79,6 +79,23 @@ def http() -> httpx.Client:
     return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
+def listening_sockets(port: int) -> list[tuple[str, str]]:
+    """(local address as /proc writes it: hex, the IPv4 ones 8 digits; socket inode) of each
+    socket listening on TCP ``port``, from Linux's /proc/net/tcp and tcp6."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:  # no IPv6, or no /proc
+            continue
+        for line in lines:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append((address, fields[9]))
+    return found
+
+
 def closed_port() -> int:
     """A local TCP port nothing listens on (to test the unreachable-server paths)."""
     with socket.socket() as s:

@@ -13,15 +13,13 @@ import httpx
 from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
-from tests.helpers import http, wait_until
+from tests.helpers import http, listening_sockets, wait_until
 
 
 def _listening_address(port: int) -> str | None:
-    """The local IPv4 address a socket listens on at ``port`` (from /proc/net/tcp)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, hex_port = local.split(":")
-        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+    """The local IPv4 address a socket listens on at ``port``."""
+    for address, _ in listening_sockets(port):
+        if len(address) == 8:  # IPv4, little-endian hex
             return ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
     return None
 

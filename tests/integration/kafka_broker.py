@@ -39,7 +39,7 @@ import pytest
 
 from tailorbot.api.server import free_port
 from tailorbot.log.base import EventLog
-from tests.helpers import IN_CI
+from tests.helpers import IN_CI, listening_sockets
 
 # Consumer settings the Kafka tests use: Tansu forms a group after ~half the session
 # timeout, and 6 s is the smallest session timeout Kafka brokers accept by default.
@@ -84,13 +84,7 @@ def _listens(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds the socket listening on TCP ``port`` (Linux /proc). A
     port that merely accepts may be another process's: free_port picks a port, and until
     Tansu binds it anything else on the machine (the suite's other worker) can take it."""
-    sockets = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    sockets.add(f"socket:[{fields[9]}]")
+    sockets = {f"socket:[{inode}]" for _, inode in listening_sockets(port)}
     if not sockets:
         return False
     with contextlib.suppress(OSError):  # the process may be gone
