@@ -146,7 +146,7 @@ if stored ~= '' and offset <= tonumber(stored) then return 0 end
 if erased and offset < tonumber(erased) then return 0 end
 local seen = -1
 if stored ~= '' then seen = tonumber(stored) end
-local sums, writes = {}, {}
+local sums = {}
 local i = 8 + 2 * tonumber(ARGV[7])  -- past the record's ids
 for k = 4, #KEYS do
   if tonumber(ARGV[i]) > seen then
@@ -155,18 +155,15 @@ for k = 4, #KEYS do
   end
   i = i + 2
 end
-for key, sum in pairs(sums) do
-  local found, err = counter_writes(key, sum)
-  if not found then return redis.error_reply(err) end
-  writes[key] = found
-end
+local writes, err = counter_writes(sums)
+if not writes then return redis.error_reply(err) end
 if ttl > 0 then
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ttl)
 else
   redis.call('SET', KEYS[2], ARGV[4])
 end
 write_ids(KEYS[3], 5, ttl)
-for key, found in pairs(writes) do write_counters(key, found) end
+write_counters(writes)
 return 1
 """
 )

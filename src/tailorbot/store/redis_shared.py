@@ -49,10 +49,10 @@ HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts nam
 # places, so a counter of 1e-20 read back 0. And two calls a hash (HMGET, HSET), not one a
 # counter, with everything checked before the first write.
 # add_deltas(sum, arg): adds one counter_arg to sum (name -> number; a name only this arg
-# gives keeps its text). counter_writes(key, sum): the HSET arguments that add sum to the
-# hash key, or nil and an error when key holds another type, a stored value is not a
-# number or a sum is not finite: call it for every hash before the first write (Redis
-# keeps what a failing script wrote). write_counters(key, writes): the HSETs.
+# gives keeps its text). counter_writes(sums): for sums (hash key -> sum), the HSET
+# arguments of each hash, or nil and an error when a key holds another type, a stored
+# value is not a number or a sum is not finite: call it before the script's first write
+# (Redis keeps what a failing script wrote). write_counters(writes): the HSETs.
 ADD_COUNTERS = f"""
 local function add_deltas(sum, arg)
   for name, delta in pairs(cjson.decode(arg)) do
@@ -64,7 +64,7 @@ local function add_deltas(sum, arg)
     end
   end
 end
-local function counter_writes(key, sum)
+local function hash_writes(key, sum)
   local names, writes = {{}}, {{}}
   for name in pairs(sum) do names[#names + 1] = name end
   if #names == 0 then return writes end  -- nothing to add: the key is not read
@@ -99,10 +99,21 @@ local function counter_writes(key, sum)
   end
   return writes
 end
-local function write_counters(key, writes)
-  for first = 1, #writes, {2 * HASH_CALL_FIELDS} do
-    local last = math.min(first + {2 * HASH_CALL_FIELDS - 1}, #writes)
-    redis.call('HSET', key, unpack(writes, first, last))
+local function counter_writes(sums)
+  local writes = {{}}
+  for key, sum in pairs(sums) do
+    local found, err = hash_writes(key, sum)
+    if not found then return nil, err end
+    writes[key] = found
+  end
+  return writes
+end
+local function write_counters(writes)
+  for key, found in pairs(writes) do
+    for first = 1, #found, {2 * HASH_CALL_FIELDS} do
+      local last = math.min(first + {2 * HASH_CALL_FIELDS - 1}, #found)
+      redis.call('HSET', key, unpack(found, first, last))
+    end
   end
 end
 """
@@ -146,23 +157,19 @@ for m = 1, n do
   i = i + 3
   for _ = 1, namespaces do
     if ok == 1 then
-      local hash = n + tonumber(ARGV[i])
+      local hash = KEYS[n + tonumber(ARGV[i])]
       if sums[hash] == nil then sums[hash] = {} end
       add_deltas(sums[hash], ARGV[i + 1])
     end
     i = i + 2
   end
 end
-local writes = {}
-for hash, sum in pairs(sums) do
-  local found, err = counter_writes(KEYS[hash], sum)
-  if not found then return redis.error_reply(err) end
-  writes[hash] = found
-end
+local writes, err = counter_writes(sums)
+if not writes then return redis.error_reply(err) end
 for key, decision in pairs(decisions) do
   if decision.written then redis.call('HSET', key, 'f', decision.mark) end
 end
-for hash, found in pairs(writes) do write_counters(KEYS[hash], found) end
+write_counters(writes)
 return taken
 """
 )
@@ -173,9 +180,9 @@ _INCREMENT = (
     + """
 local sum = {}
 add_deltas(sum, ARGV[1])
-local writes, err = counter_writes(KEYS[1], sum)
+local writes, err = counter_writes({[KEYS[1]] = sum})
 if not writes then return redis.error_reply(err) end
-write_counters(KEYS[1], writes)
+write_counters(writes)
 return 1
 """
 )
