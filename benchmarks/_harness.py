@@ -130,6 +130,37 @@ def quiet_collector() -> Iterator[None]:
         gc.unfreeze()
 
 
+GENERATOR_PRIORITIES = ("realtime", "normal")
+
+
+@contextlib.contextmanager
+def generator_priority(priority: str = "realtime") -> Iterator[str]:
+    """The load generator's thread (the caller) ahead of every ordinary process while it
+    sends, with ``priority="realtime"``: Linux ``SCHED_FIFO`` at its lowest level (1), so a
+    due request leaves when its timer fires instead of after the time slice of whatever
+    shares the generator's core (the stream worker's process, under ``--pin``): that wait
+    counted in the latency of every request due meanwhile, a lateness of the instrument,
+    not of the server. The generator needs a tenth of a core; the kernel keeps a
+    twentieth of every core for ordinary processes even so. Yields the scheduling it got:
+    ``"SCHED_FIFO"``, or ``"normal"`` where it is not allowed (not root, no
+    ``CAP_SYS_NICE``) or not asked; the caller's scheduling is restored afterwards.
+    Started processes inherit it, so start none inside."""
+    if priority not in GENERATOR_PRIORITIES:
+        raise ValueError(f"priority must be one of {GENERATOR_PRIORITIES}, got {priority!r}")
+    raised = False
+    if priority == "realtime" and hasattr(os, "SCHED_FIFO"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            raised = True
+        except PermissionError:
+            pass
+    try:
+        yield "SCHED_FIFO" if raised else "normal"
+    finally:
+        if raised:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -32,6 +32,12 @@ each server's threads on the first usable core, the load generator and the strea
 process on the others (Linux ``sched_setaffinity``; other processes of the machine, such as
 Redis, may still run there), and reports how busy that core was.
 
+While it sends, the load generator runs ahead of ordinary processes (``SCHED_FIFO``, where
+allowed; ``--generator-priority normal`` to compare; ``generator_scheduling`` in the report
+says which it got): on a small machine it shares a core with the stream worker's process,
+and a due request otherwise waited out that process's time slice, a lateness the latencies
+charged to the server (``send_lag_*``).
+
     .venv/bin/python benchmarks/personalize.py --rate 500 --workers 1
     .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0
     .venv/bin/python benchmarks/personalize.py --rate 1000 --pin --decision-threads 0 \
@@ -60,7 +66,9 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 from _harness import (
+    GENERATOR_PRIORITIES,
     add_backend_args,
+    generator_priority,
     machine,
     metric_sum,
     quiet_collector,
@@ -185,7 +193,9 @@ def measure(
     before = tree_cpu_seconds(pid)
     switches_before = tree_context_switches(pid)
     own_before = time.process_time()
-    with quiet_collector():  # a collection of the generator's heap stalled its sends 0.1 s+
+    # a collection of the generator's heap stalled its sends 0.1 s+; a process sharing its
+    # core delayed them by its time slice
+    with quiet_collector(), generator_priority(args.generator_priority) as scheduling:
         result, reported, feedback = load(args.seconds)
     own = time.process_time() - own_before
     after = tree_cpu_seconds(pid)
@@ -213,6 +223,7 @@ def measure(
         # How much of the whole machine worked meanwhile (every process, the kernel): near
         # 1, the cores were saturated and the latencies measure the queue for them.
         "machine_busy_share": round(busy_share(machine_before, machine_after), 3),
+        "generator_scheduling": scheduling,
     }
     if reported is not None and feedback is not None:  # the CPU above counts the feedback too
         figures["feedback"] = {
@@ -304,6 +315,13 @@ def add_load_args(ap: argparse.ArgumentParser, rate: float) -> None:
     ap.add_argument("--warmup-seconds", type=float, default=3.0)
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
+    ap.add_argument(
+        "--generator-priority",
+        choices=GENERATOR_PRIORITIES,
+        default="realtime",
+        help="the load generator's scheduling while it sends (_harness.generator_priority; "
+        "realtime: SCHED_FIFO where allowed, so its lateness stays out of the latencies)",
+    )
     add_share_option(ap)
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from _harness import add_backend_args, machine, quiet_collector, server_for
+from _harness import add_backend_args, generator_priority, machine, quiet_collector, server_for
 from feedback_load import personalize_load
 from loadgen import LoadResult, percentile_ms
 from personalize import add_load_args, ensure_model, pin_one_core, request_bodies, warm_up
@@ -137,9 +137,11 @@ def one_round(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
         with server_for(args, data_dir=data_dir) as (url, _, backends, pid):
             share = args.feedback_share
             warm_up(pid, args, lambda: load(url, bodies, args.rate, args.warmup_seconds, share))
-            with quiet_collector():  # a collection of the generator's heap stalls its sends
+            # a collection of the generator's heap stalls its sends; a process sharing its
+            # core delays them by its time slice
+            with quiet_collector(), generator_priority(args.generator_priority) as scheduling:
                 result, reported = load(url, bodies, args.rate, args.seconds, share)
-            figures = analyse(result, args)
+            figures = {**analyse(result, args), "generator_scheduling": scheduling}
             if reported is not None:
                 summary = reported.summary()
                 figures["feedback"] = {k: summary[k] for k in ("statuses", "p50_ms", "p99_ms")}
