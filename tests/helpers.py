@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -79,9 +80,10 @@ def http() -> httpx.Client:
     return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def listening_sockets(port: int) -> list[tuple[str, str]]:
-    """(local address as /proc writes it: hex, the IPv4 ones 8 digits; socket inode) of each
-    socket listening on TCP ``port``, from Linux's /proc/net/tcp and tcp6."""
+def listening_sockets(port: int | None = None) -> list[tuple[str, str, int]]:
+    """(local address as /proc writes it: hex, the IPv4 ones 8 digits; socket inode; port)
+    of each socket listening on TCP ``port`` (None: on any), from Linux's /proc/net/tcp and
+    tcp6."""
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -91,9 +93,22 @@ def listening_sockets(port: int) -> list[tuple[str, str]]:
         for line in lines:
             fields = line.split()
             address, hex_port = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                found.append((address, fields[9]))
+            listening = int(hex_port, 16)
+            if fields[3] == "0A" and port in (None, listening):  # 0A: LISTEN
+                found.append((address, fields[9], listening))
     return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds (Linux /proc; none once it is gone)."""
+    inodes = set()
+    with contextlib.suppress(OSError):  # the process may be gone
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    return inodes
 
 
 def closed_port() -> int:

@@ -3,18 +3,21 @@ appear in the API's /metrics, its state in /readyz, and a killed worker comes ba
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.log import open_log
 from tests.api.support import message, wait_until
 from tests.cli.test_cli import START_S, _healthy, _start, _stop
-from tests.helpers import http
+from tests.helpers import http, listening_sockets, socket_inodes
 from tests.integration.cluster import live_members
 
 
@@ -80,7 +83,14 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
         assert 'tailorbot_responses_total{route="/v1/events",status="202"} 1.0' in exposition
         (name,) = live_members(log, settings.consumer_group)
 
+        metrics_port = _worker_metrics_port(process.pid, port)
         os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: not _children(process.pid) or _zombie(worker), "the worker's end")
+        # no worker runs, and still no other process can take its metrics port
+        with socket.socket() as other, pytest.raises(OSError) as taken:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.bind(("127.0.0.1", metrics_port))
+        assert taken.value.errno == errno.EADDRINUSE
         wait_until(
             lambda: (kids := _children(process.pid)) and kids != [worker],
             "the supervisor to start a new worker",
@@ -92,6 +102,8 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
             lambda: _status(url + "/v1/users/p-u2/features") == 200,
             "the new worker to apply the next event",
         )
+        # on the port the supervisor holds for every child: the new worker's own count
+        wait_until(lambda: _applied(url) >= 1, "the new worker's metrics in the API's /metrics")
         # It joined under the dead one's name and took its partitions back at once: under a
         # name of its own it would have shared the group with the dead member until that
         # one's session (10 s) lapsed, or be alone under another name after.
@@ -117,6 +129,14 @@ def test_a_server_killed_outright_takes_its_worker_down(tmp_path: Path) -> None:
                    "the orphaned worker to stop")  # fmt: skip
     finally:
         _stop(process)
+
+
+def _worker_metrics_port(pid: int, api_port: int) -> int:
+    """The port ``pid`` (the server) listens on besides the API's: the one it hands its
+    worker."""
+    held = socket_inodes(pid)
+    (found,) = {port for _, inode, port in listening_sockets() if inode in held} - {api_port}
+    return found
 
 
 def _zombie(pid: int) -> bool:

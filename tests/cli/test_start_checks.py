@@ -79,6 +79,27 @@ def test_worker_metrics_on_a_port_in_use_names_it(tmp_path: Path, busy_port: int
     _one_line_error(result, f"127.0.0.1:{busy_port}")
 
 
+def test_worker_metrics_fd_that_is_not_open_names_it(tmp_path: Path) -> None:
+    result = _run(["worker", "--metrics-fd", "987", "--data-dir", str(tmp_path)])
+    _one_line_error(result, "--metrics-fd 987", "not an open socket")
+
+
+def test_worker_metrics_fd_that_does_not_listen_names_it(tmp_path: Path) -> None:
+    with socket.socket() as bound:  # bound, never listening
+        bound.bind(("127.0.0.1", 0))
+        fd = bound.fileno()
+        result = subprocess.run(
+            [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(tmp_path)],
+            pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
+        )  # fmt: skip
+    _one_line_error(result, f"--metrics-fd {fd}", "not listening")
+
+
+def test_worker_metrics_port_and_fd_together_are_refused(tmp_path: Path) -> None:
+    args = ["worker", "--metrics-port", str(free_port()), "--metrics-fd", "3"]
+    _one_line_error(_run([*args, "--data-dir", str(tmp_path)]), "give one of them")
+
+
 def test_rasa_consume_without_a_broker_is_one_line(tmp_path: Path) -> None:
     args = ["rasa", "consume", "--bootstrap", "127.0.0.1:1", "--connect-timeout", "1"]
     _one_line_error(_run([*args, "--data-dir", str(tmp_path)]), "127.0.0.1:1", "unreachable")

@@ -34,11 +34,12 @@ class _Child:
 
 
 def test_the_back_off_doubles_and_starts_afresh_after_a_healthy_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     clock = _Clock()
     monkeypatch.setattr(supervise.time, "monotonic", clock.monotonic)
-    worker = WorkerProcess(Settings(data_dir=tmp_path), metrics_port=0)
+    worker = WorkerProcess(Settings(data_dir=tmp_path))
+    request.addfinalizer(worker._metrics.close)
     lives = iter([2.0, 2.0, 2.0, 78.0, 2.0, 2.0])  # each child's run before it dies
     pauses: list[float] = []
 

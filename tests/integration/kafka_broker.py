@@ -19,7 +19,6 @@ nor deleted record by record.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
@@ -39,7 +38,7 @@ import pytest
 
 from tailorbot.api.server import free_port
 from tailorbot.log.base import EventLog
-from tests.helpers import IN_CI, listening_sockets
+from tests.helpers import IN_CI, listening_sockets, socket_inodes
 
 # Consumer settings the Kafka tests use: Tansu forms a group after ~half the session
 # timeout, and 6 s is the smallest session timeout Kafka brokers accept by default.
@@ -84,15 +83,8 @@ def _listens(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds the socket listening on TCP ``port`` (Linux /proc). A
     port that merely accepts may be another process's: free_port picks a port, and until
     Tansu binds it anything else on the machine (the suite's other worker) can take it."""
-    sockets = {f"socket:[{inode}]" for _, inode in listening_sockets(port)}
-    if not sockets:
-        return False
-    with contextlib.suppress(OSError):  # the process may be gone
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
-                    return True
-    return False
+    held = socket_inodes(pid)
+    return any(inode in held for _, inode, _ in listening_sockets(port))
 
 
 def _start(binary: Path, host: str, startup_timeout_s: float) -> tuple[subprocess.Popen, str, str]:

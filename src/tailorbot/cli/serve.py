@@ -120,10 +120,9 @@ def serve(
     configure_logging(settings, level=log_level)  # once it will serve (not for a failed start)
     supervised = None
     if worker_mode is WorkerMode.process:
-        from tailorbot.api.server import free_port
         from tailorbot.cli.supervise import WorkerProcess
 
-        supervised = WorkerProcess(settings, free_port())
+        supervised = WorkerProcess(settings)
         settings = settings.model_copy(
             update={"run_worker_in_server": False, "worker_metrics_url": supervised.metrics_url}
         )
@@ -185,6 +184,20 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
         shutil.rmtree(siblings, ignore_errors=True)
 
 
+def _inherited_socket(fd: int) -> Any:
+    """The listening socket behind ``--metrics-fd``, or one line and exit status 1."""
+    import socket
+
+    try:
+        inherited = socket.socket(fileno=fd)
+    except OSError as exc:
+        fail(f"--metrics-fd {fd}: not an open socket: {exc.strerror or exc}")
+    if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+        inherited.detach()  # not ours to close
+        fail(f"--metrics-fd {fd}: the socket is not listening")
+    return inherited
+
+
 @reports_errors
 def worker(
     data_dir: DataDirOption = None,
@@ -205,6 +218,15 @@ def worker(
             help="Address the metrics listen on (loopback by default: not the API's host).",
         ),
     ] = "127.0.0.1",
+    metrics_fd: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-fd",
+            min=0,
+            hidden=True,  # `tailorbot serve` hands its worker the socket it holds
+            help="Serve the metrics on this inherited listening socket.",
+        ),
+    ] = None,
     member_id: Annotated[
         str | None,
         typer.Option(
@@ -232,8 +254,11 @@ def worker(
 
     if member_id is not None and not member_id.strip():
         fail("--member-id: must not be empty")
+    if metrics_port is not None and metrics_fd is not None:
+        fail("--metrics-port and --metrics-fd: give one of them")
     if metrics_port is not None:
         _check_listen(metrics_host, metrics_port, "--metrics-host/--metrics-port")
+    metrics_socket = _inherited_socket(metrics_fd) if metrics_fd is not None else None
     _preflight(settings)  # as serve does: a down backend is one line, not endless retries
     runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
@@ -252,6 +277,12 @@ def worker(
             except OSError as exc:  # taken since the check: still one line, runtime stopped
                 fail(f"--metrics-port: cannot listen on {metrics_host}:{metrics_port}: {exc}")
             typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+        if metrics_socket is not None:
+            from tailorbot.telemetry.worker_metrics import serve_exposition
+
+            serve_exposition(metrics_socket, runtime.metrics.registry)
+            host, port = metrics_socket.getsockname()[:2]
+            typer.echo(f"metrics on http://{host}:{port}/metrics")
         if archiver is not None:
             runtime.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
             runtime.threads["archiver"].start()

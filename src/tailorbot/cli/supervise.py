@@ -3,8 +3,13 @@
 By default ``tailorbot serve`` runs the HTTP API in its process(es) and the stream worker in
 a process of its own: the worker applies events on its own core instead of sharing the API's
 interpreter lock, and a crash of one does not take the other down. The child is a plain
-``tailorbot worker`` with the same settings (passed as ``TAILORBOT_*`` variables) and a
-metrics port on 127.0.0.1 that the API's ``/metrics`` includes.
+``tailorbot worker`` with the same settings (passed as ``TAILORBOT_*`` variables), serving
+its metrics, which the API's ``/metrics`` includes, on a socket the supervisor listens on
+(127.0.0.1, a port of the kernel's choosing) and hands to each child (``--metrics-fd``).
+The supervisor holds the port for its whole life: a port picked free and bound later by
+each child could be taken by another process in between, and every restart would then fail
+the same way. While no child runs, a scrape of the worker waits in the socket's queue until
+the reader's timeout (2 s for ``/metrics``) instead of being refused at once.
 
 Every child of one supervisor joins the consumer groups under one name (``--member-id``).
 A child is restarted only once the one before it has exited, so the name is never live
@@ -21,6 +26,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,11 +45,13 @@ HEALTHY_RUN_S = 60.0  # a worker that ran this long before dying restarts after 
 
 
 class WorkerProcess:
-    """Runs ``tailorbot worker --metrics-port PORT`` for ``settings`` until :meth:`stop`."""
+    """Runs ``tailorbot worker --metrics-fd FD`` for ``settings`` until :meth:`stop`; the
+    socket behind ``FD`` listens on 127.0.0.1 from construction until :meth:`stop`."""
 
-    def __init__(self, settings: Settings, metrics_port: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics_port = metrics_port
+        self._metrics = socket.create_server(("127.0.0.1", 0))
+        self.metrics_port: int = self._metrics.getsockname()[1]
         self.member_id = new_member_id()  # every child's name in the groups
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -63,10 +71,12 @@ class WorkerProcess:
     def _spawn(self) -> None:
         env = {**os.environ, **self.settings.to_env()}
         command = [sys.executable, "-m", "tailorbot", "worker"]
-        command += ["--metrics-port", str(self.metrics_port), "--member-id", self.member_id]
+        fd = self._metrics.fileno()
+        command += ["--metrics-fd", str(fd), "--member-id", self.member_id]
         self._proc = subprocess.Popen(
             command,
             env=env,
+            pass_fds=(fd,),
             preexec_fn=_end_with_parent(),  # only prctl, looked up beforehand
         )
         self._spawned_at = time.monotonic()
@@ -92,6 +102,12 @@ class WorkerProcess:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        try:
+            self._end_child(timeout_s)
+        finally:
+            self._metrics.close()
+
+    def _end_child(self, timeout_s: float) -> None:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return

@@ -1,4 +1,5 @@
-"""The stream worker process's exposition, read over HTTP by its server processes.
+"""The stream worker process's exposition: served by the worker on a socket it inherits from
+``tailorbot serve``, read over HTTP by the server processes.
 
 ``/metrics`` merges it, ``/readyz`` probes it and the dashboard reads its lag. One client per
 process serves them all: ``httpx.get`` makes a client per call, and each new client builds
@@ -9,8 +10,17 @@ loopback GET of plain HTTP; a kept client makes the same read in a few milliseco
 from __future__ import annotations
 
 import functools
+import logging
+import socket
+import socketserver
+import threading
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import httpx
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+logger = logging.getLogger(__name__)
 
 
 def worker_exposition(url: str, timeout_s: float) -> str:
@@ -26,4 +36,48 @@ def _client() -> httpx.Client:
     return httpx.Client()
 
 
-__all__ = ["worker_exposition"]
+def serve_exposition(listening: socket.socket, registry: CollectorRegistry) -> WSGIServer:
+    """``registry``'s exposition over HTTP on ``listening``, a socket bound and listening
+    already (the supervisor's, inherited: it holds the port across the worker's restarts, so
+    no other process can take it between two of them), from a daemon thread; returns the
+    server (``shutdown()`` stops it). Connections that waited in the socket's queue while no
+    worker ran may be gone when answered: they are dropped without a traceback.
+
+    >>> import httpx
+    >>> from prometheus_client import Counter
+    >>> registry = CollectorRegistry()
+    >>> Counter("applied", "Events applied", registry=registry).inc(3)
+    >>> server = serve_exposition(socket.create_server(("127.0.0.1", 0)), registry)
+    >>> host, port = server.server_address[:2]
+    >>> "applied_total 3.0" in httpx.get(f"http://{host}:{port}/metrics").text
+    True
+    >>> server.shutdown(); server.server_close()
+    """
+    if listening.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+        raise ValueError("the metrics socket is not listening")
+    host, port = listening.getsockname()[:2]
+    server = _ExpositionServer((host, port), _QuietHandler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listening
+    server.server_address = (host, port)
+    server.server_name, server.server_port = host, port  # what server_bind would have set
+    server.setup_environ()
+    server.set_app(make_wsgi_app(registry))
+    threading.Thread(target=server.serve_forever, name="tailorbot-metrics", daemon=True).start()
+    return server
+
+
+class _ExpositionServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a scrape that gave up while no worker ran (its connection waited in the queue)
+        logger.debug("a metrics request from %s failed", client_address, exc_info=True)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        return  # no access line on stderr per scrape
+
+
+__all__ = ["serve_exposition", "worker_exposition"]
