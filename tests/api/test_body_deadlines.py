@@ -20,7 +20,7 @@ def test_a_wait_answered_in_time_returns_its_answer_and_leaves_no_timer() -> Non
 
         answer = await deadlines.waiting(wait, body)
         await asyncio.sleep(0.05)  # the sweep after the last wait does not arm another
-        return answer, len(deadlines._waits), deadlines._timer is None
+        return answer, len(deadlines._waits), not deadlines._armed
 
     assert asyncio.run(main()) == ("body", 0, True)
 
@@ -70,3 +70,22 @@ def test_only_the_waits_past_their_deadline_end() -> None:
         return late, on_time
 
     assert asyncio.run(main()) == ("408", "answered")
+
+
+def test_a_loop_closed_with_its_sweep_pending_leaves_the_next_loop_a_sweep() -> None:
+    deadlines = BodyDeadlines(tick_s=0.05)
+
+    async def quick() -> None:  # a body that came at once: the loop ends, its sweep pending
+        wait = _Wait(asyncio.get_running_loop().time() + 5)
+        await deadlines.waiting(wait, lambda: asyncio.sleep(0))
+
+    async def stalled() -> str:
+        wait = _Wait(asyncio.get_running_loop().time() + 0.1)
+        try:
+            await asyncio.wait_for(deadlines.waiting(wait, lambda: asyncio.sleep(5)), 3)
+        except TimeoutError:
+            return "408" if wait.expired else "never ended by the sweep"
+        return "answered"
+
+    asyncio.run(quick())
+    assert asyncio.run(stalled()) == "408"

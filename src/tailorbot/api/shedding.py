@@ -163,7 +163,9 @@ class BodyDeadlines:
     def __init__(self, tick_s: float) -> None:
         self.tick_s = tick_s
         self._waits: dict[_Wait, asyncio.Task[Any]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        # the loops with a sweep pending: one app may be served by several loops in turn
+        # (a test client's), and a loop may close with its sweep still pending
+        self._armed: set[asyncio.AbstractEventLoop] = set()
 
     async def waiting(self, wait: _Wait, call: Callable[[], Awaitable[T]]) -> T:
         """What ``call()`` answers, or :class:`TimeoutError` once ``wait.deadline`` (on the
@@ -171,12 +173,15 @@ class BodyDeadlines:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("BodyDeadlines.waiting needs a task")
-        if asyncio.get_running_loop().time() >= wait.deadline:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= wait.deadline:
             raise TimeoutError
         cancelling = task.cancelling()
         self._waits[wait] = task
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._sweep)
+        if loop not in self._armed:
+            self._armed = {armed for armed in self._armed if not armed.is_closed()}
+            self._armed.add(loop)
+            loop.call_later(self.tick_s, self._sweep, loop)
         try:
             return await call()
         except asyncio.CancelledError:
@@ -187,16 +192,20 @@ class BodyDeadlines:
         finally:
             self._waits.pop(wait, None)
 
-    def _sweep(self) -> None:
-        self._timer = None
-        loop = asyncio.get_running_loop()
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End this loop's waits past their deadline (another loop's tasks are its own
+        sweep's: a task is cancelled from its loop's thread only)."""
         now = loop.time()
-        for wait, task in [(w, t) for w, t in self._waits.items() if w.deadline <= now]:
-            del self._waits[wait]
-            wait.expired = True
-            task.cancel()
-        if self._waits:
-            self._timer = loop.call_later(self.tick_s, self._sweep)
+        mine = [(w, t) for w, t in list(self._waits.items()) if t.get_loop() is loop]
+        for wait, task in mine:
+            if wait.deadline <= now:
+                del self._waits[wait]
+                wait.expired = True
+                task.cancel()
+        if any(not w.expired for w, _ in mine):
+            loop.call_later(self.tick_s, self._sweep, loop)
+        else:
+            self._armed.discard(loop)
 
 
 class _Wait:
