@@ -8,8 +8,9 @@ its metrics, which the API's ``/metrics`` includes, on a socket the supervisor l
 (127.0.0.1, a port of the kernel's choosing) and hands to each child (``--metrics-fd``).
 The supervisor holds the port for its whole life: a port picked free and bound later by
 each child could be taken by another process in between, and every restart would then fail
-the same way. While no child runs, a scrape of the worker waits in the socket's queue until
-the reader's timeout (2 s for ``/metrics``) instead of being refused at once.
+the same way. Between a child's death and the next start it accepts and closes every
+connection, so ``/readyz``, ``/metrics`` and the dashboard find the worker down at once,
+as on a closed port, instead of waiting out their timeouts in the socket's queue.
 
 Every child of one supervisor joins the consumer groups under one name (``--member-id``).
 A child is restarted only once the one before it has exited, so the name is never live
@@ -21,10 +22,12 @@ rebalances as for any new member.)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -42,6 +45,7 @@ logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 MAX_RESTART_PAUSE_S = 30.0  # the longest pause before restarting a worker that keeps dying
 HEALTHY_RUN_S = 60.0  # a worker that ran this long before dying restarts after 1 s again
+REFUSE_POLL_S = 0.1  # between two workers, how often the metrics socket is looked at
 
 
 class WorkerProcess:
@@ -91,11 +95,23 @@ class WorkerProcess:
                 pause = 1.0  # it ran a while before dying: the back-off starts afresh
             logger.error("the stream worker exited with %s; restarting in %.0f s",
                          proc.returncode, pause)  # fmt: skip
-            if self._stop.wait(pause):
+            if self._refuse_for(pause):
                 return
             self._spawn()
             self.restarts += 1
             pause = min(MAX_RESTART_PAUSE_S, pause * 2)
+
+    def _refuse_for(self, seconds: float) -> bool:
+        """Accept and close every connection to the metrics socket for ``seconds`` (no
+        worker runs: a reader fails at once); True if :meth:`stop` was called meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stop.is_set():
+            ready, _, _ = select.select([self._metrics], [], [], min(left, REFUSE_POLL_S))
+            if ready:
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    connection, _ = self._metrics.accept()
+                    connection.close()
+        return self._stop.is_set()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM the worker (it finishes its batch and commits), SIGKILL past ``timeout_s``."""
