@@ -95,6 +95,18 @@ def test_worker_metrics_fd_that_does_not_listen_names_it(tmp_path: Path) -> None
     _one_line_error(result, f"--metrics-fd {fd}", "not listening")
 
 
+def test_worker_metrics_fd_of_a_unix_socket_names_it(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as unix:
+        unix.bind(str(tmp_path / "m.sock"))
+        unix.listen()
+        fd = unix.fileno()
+        result = subprocess.run(
+            [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(tmp_path)],
+            pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
+        )  # fmt: skip
+    _one_line_error(result, f"--metrics-fd {fd}", "not a TCP socket")
+
+
 def test_worker_metrics_port_and_fd_together_are_refused(tmp_path: Path) -> None:
     args = ["worker", "--metrics-port", str(free_port()), "--metrics-fd", "3"]
     _one_line_error(_run([*args, "--data-dir", str(tmp_path)]), "give one of them")

@@ -192,8 +192,11 @@ def _inherited_socket(fd: int) -> Any:
         inherited = socket.socket(fileno=fd)
     except OSError as exc:
         fail(f"--metrics-fd {fd}: not an open socket: {exc.strerror or exc}")
-    if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+    if inherited.family not in (socket.AF_INET, socket.AF_INET6):
         inherited.detach()  # not ours to close
+        fail(f"--metrics-fd {fd}: not a TCP socket")
+    if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+        inherited.detach()
         fail(f"--metrics-fd {fd}: the socket is not listening")
     return inherited
 
