@@ -147,18 +147,19 @@ def generator_priority(priority: str = "realtime") -> Iterator[str]:
     Started processes inherit it, so start none inside."""
     if priority not in GENERATOR_PRIORITIES:
         raise ValueError(f"priority must be one of {GENERATOR_PRIORITIES}, got {priority!r}")
-    raised = False
+    before: tuple[int, Any] | None = None
     if priority == "realtime" and hasattr(os, "SCHED_FIFO"):
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-            raised = True
+            before = (policy, param)
         except PermissionError:
             pass
     try:
-        yield "SCHED_FIFO" if raised else "normal"
+        yield "SCHED_FIFO" if before is not None else "normal"
     finally:
-        if raised:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        if before is not None:
+            os.sched_setscheduler(0, *before)
 
 
 def machine() -> str:
