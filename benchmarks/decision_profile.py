@@ -9,6 +9,9 @@ users in two ways:
   (intent, features, recommend, response, record);
 * the whole ASGI app (middleware, the lean route, the bounded thread pool, the decision,
   the JSON body), driven by an in-process ASGI client: CPU µs per request;
+* with ``--stack-only``, the same app with the decision replaced by one answer made
+  beforehand (the issue's "HTTP stack alone", without the network): what the ASGI layers
+  and the lean route cost a request;
 * with ``--feedback``, ``POST /v1/feedback`` on those decisions, through the app and the
   handler alone: CPU µs per feedback;
 * with ``--feedback-batches 1,4,16``, feedback applied in batches of each size, as the
@@ -203,6 +206,13 @@ async def run(args: argparse.Namespace) -> None:
             f"ASGI app: {ours:,.0f} µs CPU per request; trivial FastAPI route "
             f"{ref:,.0f} µs; ratio {ours / ref:.2f} (median of {args.rounds} rounds)"
         )
+        if args.stack_only:
+            ours, ref = await stack_cpu(app, decider, payloads, args.rounds)
+            print(
+                f"ASGI app, the decision replaced by a fixed answer: {ours:,.1f} µs CPU per "
+                f"request; trivial FastAPI route {ref:,.1f} µs; ratio {ours / ref:.2f} "
+                f"(median of {args.rounds} rounds)"
+            )
         if args.feedback:
             through_app, alone = await feedback_cpu(app, decider, payloads, drain)
             print(
@@ -228,6 +238,30 @@ async def run(args: argparse.Namespace) -> None:
             print("  " + ", ".join(f"{s} {v:,.0f}" for s, v in stages.items()))
         if args.profile:
             print(top_functions(decider, payloads, args.profile))
+
+
+async def stack_cpu(
+    app: Asgi, decider: Any, payloads: list[bytes], rounds: int
+) -> tuple[float, float]:
+    """CPU µs per request of ``app`` with ``decider.personalize_payload`` answering one
+    answer made beforehand, and of the trivial route, alternated ``rounds`` times
+    (medians): the cost of everything around the decision."""
+    fixed = decider.personalize_payload(PersonalizeRequest.model_validate_json(payloads[0]))
+    if not decider.recorder.flush(timeout_s=60):
+        raise RuntimeError("the decision recorder did not write its queue")
+    patches = Patches()
+    patches.wrap(decider, "personalize_payload", lambda _: lambda *a, **k: fixed)
+    try:
+        measured = [
+            (
+                await cpu_per_request(app, "/v1/personalize", payloads),
+                await cpu_per_request(reference_app, "/v1/personalize", payloads),
+            )
+            for _ in range(rounds)
+        ]
+    finally:
+        patches.undo()
+    return statistics.median(m[0] for m in measured), statistics.median(m[1] for m in measured)
 
 
 async def feedback_cpu(
@@ -385,6 +419,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", type=int, default=0, help="print the top N functions")
     ap.add_argument(
         "--stage-cpu", action="store_true", help="thread CPU per stage, inside the decisions"
+    )
+    ap.add_argument(
+        "--stack-only",
+        action="store_true",
+        help="CPU per request of the app with the decision replaced by a fixed answer",
     )
     ap.add_argument(
         "--feedback", action="store_true", help="CPU per feedback, through the app and alone"
