@@ -84,27 +84,28 @@ def test_worker_metrics_fd_that_is_not_open_names_it(tmp_path: Path) -> None:
     _one_line_error(result, "--metrics-fd 987", "not an open socket")
 
 
+def _worker_given(held: socket.socket, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``tailorbot worker --metrics-fd`` with ``held`` passed to it."""
+    fd = held.fileno()
+    return subprocess.run(
+        [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(data_dir)],
+        pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
+    )  # fmt: skip
+
+
 def test_worker_metrics_fd_that_does_not_listen_names_it(tmp_path: Path) -> None:
     with socket.socket() as bound:  # bound, never listening
         bound.bind(("127.0.0.1", 0))
-        fd = bound.fileno()
-        result = subprocess.run(
-            [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(tmp_path)],
-            pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
-        )  # fmt: skip
-    _one_line_error(result, f"--metrics-fd {fd}", "not listening")
+        result = _worker_given(bound, tmp_path)
+        _one_line_error(result, f"--metrics-fd {bound.fileno()}", "not listening")
 
 
 def test_worker_metrics_fd_of_a_unix_socket_names_it(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as unix:
         unix.bind(str(tmp_path / "m.sock"))
         unix.listen()
-        fd = unix.fileno()
-        result = subprocess.run(
-            [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(tmp_path)],
-            pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
-        )  # fmt: skip
-    _one_line_error(result, f"--metrics-fd {fd}", "not a TCP socket")
+        result = _worker_given(unix, tmp_path)
+        _one_line_error(result, f"--metrics-fd {unix.fileno()}", "not a TCP socket")
 
 
 def test_worker_metrics_port_and_fd_together_are_refused(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tests.helpers import http, listening_sockets, wait_until
 
+CLI = Path(sys.executable).parent / "tailorbot"
+
 
 def _listening_address(port: int) -> str | None:
     """The local IPv4 address a socket listens on at ``port``."""
@@ -26,32 +28,39 @@ def _listening_address(port: int) -> str | None:
     return None
 
 
-def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
-    settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False)
-    runtime = Runtime(settings)
+def _runtime_with_one_event(data_dir: Path) -> Runtime:
+    """A runtime on ``data_dir`` whose log holds one event for a worker to apply."""
+    runtime = Runtime(Settings.load(data_dir=data_dir, run_worker_in_server=False))
     now = datetime.now(UTC).isoformat()
     runtime.ingestion.ingest(
         [{"type": "session_started", "user_id": "u1", "session_id": "s1", "timestamp": now}]
     )
+    return runtime
+
+
+def _wait_for_the_applied_event(port: int, what: str) -> None:
+    def applied() -> bool:
+        try:
+            text = http().get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+        except httpx.HTTPError:
+            return False
+        return "tailorbot_events_applied_total 1.0" in text
+
+    wait_until(applied, what, limit_s=30)
+
+
+def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
+    runtime = _runtime_with_one_event(tmp_path)
     port = free_port()
-    cli = Path(sys.executable).parent / "tailorbot"
     # the API's host is public here; the worker's metrics must stay on loopback by default
     env = {**os.environ, "TAILORBOT_HOST": "0.0.0.0"}
     proc = subprocess.Popen(
-        [str(cli), "worker", "--data-dir", str(tmp_path), "--metrics-port", str(port)],
+        [str(CLI), "worker", "--data-dir", str(tmp_path), "--metrics-port", str(port)],
         stdout=subprocess.DEVNULL,
         env=env,
     )
     try:
-
-        def applied() -> bool:
-            try:
-                text = http().get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
-            except httpx.HTTPError:
-                return False
-            return "tailorbot_events_applied_total 1.0" in text
-
-        wait_until(applied, "the worker's metrics to show the applied event", limit_s=30)
+        _wait_for_the_applied_event(port, "the worker's metrics to show the applied event")
         assert _listening_address(port) == "127.0.0.1"
     finally:
         proc.terminate()
@@ -60,30 +69,16 @@ def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
 
 
 def test_worker_serves_its_metrics_on_an_inherited_socket(tmp_path: Path) -> None:
-    settings = Settings.load(data_dir=tmp_path, run_worker_in_server=False)
-    runtime = Runtime(settings)
-    now = datetime.now(UTC).isoformat()
-    runtime.ingestion.ingest(
-        [{"type": "session_started", "user_id": "u1", "session_id": "s1", "timestamp": now}]
-    )
-    cli = Path(sys.executable).parent / "tailorbot"
+    runtime = _runtime_with_one_event(tmp_path)
     with socket.create_server(("127.0.0.1", 0)) as held:  # as the supervisor holds it
         port, fd = held.getsockname()[1], held.fileno()
         proc = subprocess.Popen(
-            [str(cli), "worker", "--data-dir", str(tmp_path), "--metrics-fd", str(fd)],
+            [str(CLI), "worker", "--data-dir", str(tmp_path), "--metrics-fd", str(fd)],
             stdout=subprocess.DEVNULL,
             pass_fds=(fd,),
         )
         try:
-
-            def applied() -> bool:
-                try:
-                    text = http().get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
-                except httpx.HTTPError:
-                    return False
-                return "tailorbot_events_applied_total 1.0" in text
-
-            wait_until(applied, "the worker's metrics on the inherited socket", limit_s=30)
+            _wait_for_the_applied_event(port, "the worker's metrics on the inherited socket")
         finally:
             proc.terminate()
             assert proc.wait(timeout=15) == 0
