@@ -186,19 +186,12 @@ def _run_servers(uvicorn: Any, settings: Settings, workers: int, log_level: str)
 
 def _inherited_socket(fd: int) -> Any:
     """The listening socket behind ``--metrics-fd``, or one line and exit status 1."""
-    import socket
+    from tailorbot.telemetry.worker_metrics import inherited_listener
 
     try:
-        inherited = socket.socket(fileno=fd)
-    except OSError as exc:
-        fail(f"--metrics-fd {fd}: not an open socket: {exc.strerror or exc}")
-    if inherited.family not in (socket.AF_INET, socket.AF_INET6):
-        inherited.detach()  # not ours to close
-        fail(f"--metrics-fd {fd}: not a TCP socket")
-    if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
-        inherited.detach()
-        fail(f"--metrics-fd {fd}: the socket is not listening")
-    return inherited
+        return inherited_listener(fd)
+    except ValueError as exc:
+        fail(f"--metrics-fd {fd}: {exc}")
 
 
 @reports_errors

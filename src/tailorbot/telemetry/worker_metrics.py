@@ -36,10 +36,28 @@ def _client() -> httpx.Client:
     return httpx.Client()
 
 
+def inherited_listener(fd: int) -> socket.socket:
+    """The TCP socket behind ``fd``, listening already (what ``tailorbot serve`` hands its
+    worker); :class:`ValueError` saying why not otherwise (a socket that is not, is left
+    open: it is not this process's to close)."""
+    try:
+        inherited = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ValueError(f"not an open socket: {exc.strerror or exc}") from None
+    if inherited.family not in (socket.AF_INET, socket.AF_INET6):
+        inherited.detach()
+        raise ValueError("not a TCP socket")
+    if inherited.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
+        inherited.detach()
+        raise ValueError("the socket is not listening")
+    return inherited
+
+
 def serve_exposition(listening: socket.socket, registry: CollectorRegistry) -> WSGIServer:
-    """``registry``'s exposition over HTTP on ``listening``, a socket bound and listening
-    already (the supervisor's, inherited: it holds the port across the worker's restarts, so
-    no other process can take it between two of them), from a daemon thread; returns the
+    """``registry``'s exposition over HTTP on ``listening``, a TCP socket bound and listening
+    already (the supervisor's, inherited through :func:`inherited_listener`: it holds the
+    port across the worker's restarts, so no other process can take it between two of
+    them), from a daemon thread; returns the
     server (``shutdown()`` stops it). Connections that waited in the socket's queue while no
     worker ran may be gone when answered: they are dropped without a traceback.
 
@@ -53,8 +71,6 @@ def serve_exposition(listening: socket.socket, registry: CollectorRegistry) -> W
     True
     >>> server.shutdown(); server.server_close()
     """
-    if listening.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
-        raise ValueError("the metrics socket is not listening")
     host, port = listening.getsockname()[:2]
     server = _ExpositionServer((host, port), _QuietHandler, bind_and_activate=False)
     server.socket.close()
@@ -80,4 +96,4 @@ class _QuietHandler(WSGIRequestHandler):
         return  # no access line on stderr per scrape
 
 
-__all__ = ["serve_exposition", "worker_exposition"]
+__all__ = ["inherited_listener", "serve_exposition", "worker_exposition"]
