@@ -21,12 +21,14 @@ TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
 LIMIT_S = 30  # a command that is still running by then did not fail at its start
 
 
-def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], pass_fds: tuple[int, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TAILORBOT_")}
     try:
         return subprocess.run(
             [TAILORBOT, *args], env={**clean, **env}, capture_output=True, text=True,
-            timeout=LIMIT_S,
+            timeout=LIMIT_S, pass_fds=pass_fds,
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{args} still running after {LIMIT_S} s: {exc.stderr!r}")
@@ -87,10 +89,7 @@ def test_worker_metrics_fd_that_is_not_open_names_it(tmp_path: Path) -> None:
 def _worker_given(held: socket.socket, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """``tailorbot worker --metrics-fd`` with ``held`` passed to it."""
     fd = held.fileno()
-    return subprocess.run(
-        [TAILORBOT, "worker", "--metrics-fd", str(fd), "--data-dir", str(data_dir)],
-        pass_fds=(fd,), capture_output=True, text=True, timeout=LIMIT_S,
-    )  # fmt: skip
+    return _run(["worker", "--metrics-fd", str(fd), "--data-dir", str(data_dir)], (fd,))
 
 
 def test_worker_metrics_fd_that_does_not_listen_names_it(tmp_path: Path) -> None:
