@@ -57,3 +57,79 @@ def test_concurrent_increments_lose_nothing(open_online_stores: StoreOpener) -> 
 
 def test_ping_answers_when_the_store_is_up(counter_store: CounterStore) -> None:
     counter_store.ping()
+
+
+def test_vectors_add_up_element_by_element(counter_store: CounterStore) -> None:
+    assert counter_store.vectors("bandit") == {}
+    counter_store.add_vectors("bandit", {"arm/a": [1.0, 0.5, -2.0], "arm/b": [3.0]})
+    counter_store.add_vectors("bandit", {"arm/a": [0.1, 0.0, 2.0]})
+    counter_store.add_vectors("other", {"arm/a": (7, 8)})
+    counter_store.add_vectors("bandit", {})
+    found = {name: vector.tolist() for name, vector in counter_store.vectors("bandit").items()}
+    assert found == {"arm/a": [1.1, 0.5, 0.0], "arm/b": [3.0]}
+    assert counter_store.vectors("other")["arm/a"].tolist() == [7.0, 8.0]
+    assert counter_store.counters("bandit") == {}, "vectors are not counters"
+
+
+@pytest.mark.parametrize(
+    "bad", [[1.0, float("nan")], [float("inf")], [], [[1.0]], ["x"], None], ids=repr
+)
+def test_bad_vector_deltas_are_refused_whole(counter_store: CounterStore, bad: object) -> None:
+    counter_store.add_vectors("bandit", {"arm/a": [1.0]})
+    with pytest.raises(ValueError, match=r"vector deltas .*\['arm/b'\]"):
+        counter_store.add_vectors("bandit", {"arm/a": [1.0], "arm/b": bad})  # type: ignore[dict-item]
+    assert counter_store.vectors("bandit")["arm/a"].tolist() == [1.0]
+
+
+def test_a_vector_delta_of_another_length_is_refused(open_online_stores: StoreOpener) -> None:
+    """A delta that does not fit its stored vector is refused with nothing written, by an
+    addition and by a feedback's mark alike (the mark stays unwritten)."""
+    stores = open_online_stores()
+    stores.counters.add_vectors("bandit", {"arm/a": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=r"'arm/a' of .* 2 values.* 3"):
+        stores.counters.add_vectors("bandit", {"arm/b": [1.0], "arm/a": [1.0, 2.0, 3.0]})
+    stores.decisions.put("d1", "u1", {"variant": "short"})
+    mark = FeedbackMark("d1", {"rating": 5}, {"n": {"x": 1.0}}, None, {"bandit": {"arm/a": [1.0]}})
+    with pytest.raises(ValueError, match="arm/a"):
+        stores.decisions.record_feedbacks([mark])
+    assert {k: v.tolist() for k, v in stores.counters.vectors("bandit").items()} == {
+        "arm/a": [1.0, 2.0]
+    }
+    assert stores.counters.counters("n") == {}
+    assert "feedback" not in (stores.decisions.get("d1") or {})
+
+
+def test_a_vector_sum_past_the_doubles_is_refused(counter_store: CounterStore) -> None:
+    counter_store.add_vectors("bandit", {"arm/a": [1e308, 1.0]})
+    with pytest.raises(ValueError, match="not finite"):
+        counter_store.add_vectors("bandit", {"arm/a": [1e308, 1.0]})
+    assert counter_store.vectors("bandit")["arm/a"].tolist() == [1e308, 1.0]
+
+
+def test_feedback_marks_add_their_vectors_once_each(open_online_stores: StoreOpener) -> None:
+    """Each taken mark adds its vectors, as doubles: every digit kept; a mark refused (given
+    before) adds nothing; one call's marks are summed before the write."""
+    stores = open_online_stores()
+    for decision_id in ("d1", "d2", "d3"):
+        stores.decisions.put(decision_id, "u1", {"variant": "short"})
+    fine = list(FINE.values())
+    vectors = {"bandit": {"arm/a": fine, "arm/b": [1.0]}}
+    marks = [FeedbackMark(d, {"rating": 5}, None, None, vectors) for d in ("d1", "d2", "d1")]
+    assert stores.decisions.record_feedbacks(marks) == [True, True, False]
+    assert stores.decisions.record_feedback("d3", {"rating": 1}, None, None, vectors)
+    assert not stores.decisions.record_feedback("d3", {"rating": 1}, None, None, vectors)
+    found = {k: v.tolist() for k, v in stores.counters.vectors("bandit").items()}
+    assert found == {"arm/a": [v + v + v for v in fine], "arm/b": [3.0]}
+
+
+def test_concurrent_vector_additions_lose_nothing(open_online_stores: StoreOpener) -> None:
+    stores = [open_online_stores().counters, open_online_stores().counters]
+
+    def work(i: int) -> None:
+        for _ in range(50):
+            stores[i % 2].add_vectors("stats", {"all": [1.0, 0.5], f"thread-{i}": [2.0]})
+
+    run_threads(8, work)
+    for store in stores:
+        found = {k: v.tolist() for k, v in store.vectors("stats").items()}
+        assert found == {"all": [400.0, 200.0]} | {f"thread-{i}": [100.0] for i in range(8)}

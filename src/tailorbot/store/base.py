@@ -8,8 +8,9 @@
   watermarks (under a one-way digest of the user id), since the fence reads them.
 * :class:`ProfileStore` — user attributes set with ``PUT /v1/users/{id}`` (tier, consent...).
 * :class:`DecisionStore` — what ``/v1/personalize`` answered, kept for ``/v1/feedback``.
-* :class:`CounterStore` — additive float statistics shared by every server process (bandit
-  sufficient statistics, article statistics); additions commute, so none is lost.
+* :class:`CounterStore` — additive float statistics shared by every server process (article
+  statistics, experiment outcomes) and additive float vectors (a bandit arm's sufficient
+  statistics, packed: one row, not one per entry); additions commute, so none is lost.
 
 A backend module implements all four over one connection (one SQLite file, one Redis
 client) and returns them as :class:`Stores` from its ``open_stores(url)``. Services take only
@@ -27,6 +28,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from tailorbot.errors import BackendError
@@ -215,6 +217,71 @@ def check_finite(deltas: Mapping[str, float]) -> None:
         raise ValueError(f"counter deltas must be finite numbers; not so for {bad}")
 
 
+VECTOR_DTYPE = np.dtype("<f8")  # a vector counter as stored: little-endian doubles
+VectorDelta = Sequence[float] | np.ndarray  # what is added to one vector counter
+
+
+def packed_vectors(deltas: Mapping[str, Any]) -> dict[str, bytes]:
+    """Vector deltas (name -> a sequence of numbers) as the stores keep them: each one
+    little-endian doubles. :class:`ValueError` naming those that are not a non-empty flat
+    sequence of finite numbers (every backend refuses them before writing anything).
+
+    >>> packed_vectors({"arm/a": [1.0, 0.5]})["arm/a"].hex()
+    '000000000000f03f000000000000e03f'
+    >>> packed_vectors({"arm/a": [1.0], "arm/b": [float("inf")], "c": []})
+    Traceback (most recent call last):
+    ValueError: vector deltas must be non-empty lists of finite numbers; not so for ['arm/b', 'c']
+    """
+    packed: dict[str, bytes] = {}
+    bad: list[str] = []
+    for name, delta in deltas.items():
+        try:
+            vector = np.asarray(delta, dtype=VECTOR_DTYPE)
+        except (TypeError, ValueError):
+            bad.append(name)
+            continue
+        if vector.ndim != 1 or not vector.size or not np.isfinite(vector).all():
+            bad.append(name)
+            continue
+        packed[name] = vector.tobytes()
+    if bad:
+        raise ValueError(
+            f"vector deltas must be non-empty lists of finite numbers; not so for {sorted(bad)}"
+        )
+    return packed
+
+
+def unpacked_vector(stored: bytes) -> np.ndarray:
+    """A stored vector counter as a (read-only) array of doubles."""
+    return np.frombuffer(stored, dtype=VECTOR_DTYPE)
+
+
+def summed_vectors(
+    added: dict[str, dict[str, np.ndarray]], namespace: str, packed: Mapping[str, bytes]
+) -> None:
+    """Add one write's ``packed`` vector deltas of ``namespace`` into ``added`` (namespace ->
+    name -> sum): a batch's marks add to the same vectors, which are then written once.
+    :class:`ValueError` when two deltas of one vector differ in length."""
+    sums = added.setdefault(namespace, {})
+    for name, delta in packed.items():
+        vector = unpacked_vector(delta)
+        before = sums.get(name)
+        if before is None:
+            sums[name] = vector.copy()
+        elif before.shape != vector.shape:
+            raise ValueError(vector_length_problem(namespace, name, len(before), len(vector)))
+        else:
+            with np.errstate(over="ignore"):  # the stores refuse a sum that is not finite
+                before += vector
+
+
+def vector_length_problem(namespace: str, name: str, stored: int, given: int) -> str:
+    return (
+        f"vector counter {name!r} of {namespace!r} holds {stored} values; "
+        f"a delta of {given} cannot be added to it"
+    )
+
+
 class FeedbackMark(NamedTuple):
     """One decision's feedback write (the arguments of :meth:`DecisionStore.record_feedback`)."""
 
@@ -222,6 +289,8 @@ class FeedbackMark(NamedTuple):
     feedback: Mapping[str, Any]
     increments: Mapping[str, Mapping[str, float]] | None = None
     previous: Mapping[str, Any] | None = None
+    # namespace -> vector counter -> its delta (see CounterStore.add_vectors)
+    vectors: Mapping[str, Mapping[str, VectorDelta]] | None = None
 
 
 class DecisionStore(_Reachable):
@@ -262,11 +331,14 @@ class DecisionStore(_Reachable):
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
         previous: Mapping[str, Any] | None = None,
+        vectors: Mapping[str, Mapping[str, VectorDelta]] | None = None,
     ) -> bool:
         """Attach feedback to a decision and, in the same atomic write, add ``increments``
-        (namespace -> counter deltas, as :meth:`CounterStore.increment`) to the counters;
-        True the first time, False (nothing written) when already given or the decision is
-        unknown. The feedback mark is the idempotency key of what was learned from it.
+        (namespace -> counter deltas, as :meth:`CounterStore.increment`) to the counters and
+        ``vectors`` (namespace -> vector deltas, as :meth:`CounterStore.add_vectors`) to the
+        vector counters; True the first time, False (nothing written) when already given or
+        the decision is unknown. The feedback mark is the idempotency key of what was
+        learned from it.
 
         With ``previous`` (the mark as read), the mark is replaced only while it still is
         ``previous`` (compare-and-set): a later signal extends the mark exactly once."""
@@ -275,8 +347,9 @@ class DecisionStore(_Reachable):
         """:meth:`record_feedback` for each mark, in order, in one round trip where the
         backend can (the feedback batcher's writes): what each returns. Each mark with its
         increments stays one atomic write, and a mark sees the earlier ones of the call (a
-        second first mark of a decision is refused). A delta that is not finite raises
-        :class:`ValueError` before anything is written. The default writes them one by one."""
+        second first mark of a decision is refused). A delta that is not finite, or a vector
+        delta whose length differs from its vector's, raises :class:`ValueError` and
+        nothing is written. The default writes them one by one."""
         return [self.record_feedback(*mark) for mark in marks]
 
     @abstractmethod
@@ -296,7 +369,13 @@ class DecisionStore(_Reachable):
 
 
 class CounterStore(_Reachable):
-    """Named namespaces of additive float counters."""
+    """Named namespaces of additive float counters, and of additive float vectors.
+
+    A vector counter is many counters that are always added together (a bandit arm's
+    sufficient statistics): one stored row and one addition, where separate counters
+    would cost a row and an upsert each. Its values are doubles, added as Python adds
+    them, element by element.
+    """
 
     @abstractmethod
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
@@ -304,6 +383,17 @@ class CounterStore(_Reachable):
 
     @abstractmethod
     def counters(self, namespace: str) -> dict[str, float]: ...
+
+    @abstractmethod
+    def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
+        """Atomically add each delta (a non-empty sequence of finite numbers) to the named
+        vector of ``namespace``, element by element; a vector not stored yet starts as the
+        delta. :class:`ValueError` (nothing written) for a delta that is not finite, one
+        whose length differs from its stored vector's, or a sum that is not finite."""
+
+    @abstractmethod
+    def vectors(self, namespace: str) -> dict[str, np.ndarray]:
+        """The vector counters of ``namespace`` by name, as read-only arrays of doubles."""
 
 
 @dataclass(frozen=True, slots=True)

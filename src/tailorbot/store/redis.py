@@ -24,7 +24,9 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   ``{prefix}:user:{user_id}:decisions`` — the user's decision ids; the decisions erase script
   deletes every decision listed there, and the set.
 * ``{prefix}:counters:{namespace}`` — hash of floats, added to by scripts, as doubles
-  (``redis_shared.ADD_COUNTERS``; additions commute: concurrent workers lose nothing).
+  (``redis_counters.ADD_COUNTERS``; additions commute: concurrent workers lose nothing).
+* ``{prefix}:vectors:{namespace}`` — hash of vector counters, each little-endian doubles,
+  added to element by element by scripts (``redis_counters.ADD_VECTORS``).
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features; keep it above the stream worker's state cache idle time,
@@ -58,13 +60,12 @@ from tailorbot.store.base import (
     ProfileStore,
     Stores,
 )
+from tailorbot.store.redis_counters import ADD_COUNTERS, counter_arg
 from tailorbot.store.redis_shared import (
-    ADD_COUNTERS,
     ERASED_AT,
     RedisConcern,
     RedisCounterStore,
     RedisDecisionStore,
-    counter_arg,
     guard,
 )
 from tailorbot.store.state_blob import (
@@ -133,7 +134,7 @@ return written
 # record, its ids (_WRITE_IDS), then per counters hash: the event's offset and its counters
 # (redis_shared.counter_arg). Only the events after the stored offset add: another
 # worker's write already counted the rest. The counters are summed per hash and checked
-# before anything is written (redis_shared.ADD_COUNTERS): a failing call writes nothing.
+# before anything is written (redis_counters.ADD_COUNTERS): a failing call writes nothing.
 _PUT_COUNTED = (
     _WRITE_IDS
     + ADD_COUNTERS

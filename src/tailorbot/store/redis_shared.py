@@ -4,19 +4,15 @@ every concern over the shared client has in common (keys under the prefix, ping,
 :class:`StoreError`, counter arguments). The key layout is in :mod:`tailorbot.store.redis`,
 whose :func:`~tailorbot.store.redis.open_stores` opens these with the others over one client.
 
->>> counter_arg({"arm-a/n": 1, "arm-a/b/0": 0.1})
-b'{"arm-a/n":"1.0","arm-a/b/0":"0.1"}'
->>> counter_arg({"arm-a/n": float("nan")})
-Traceback (most recent call last):
-ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import orjson
 import redis
 
@@ -33,105 +29,40 @@ from tailorbot.store.base import (
     DecisionStore,
     FeedbackMark,
     StoreError,
-    check_finite,
+    VectorDelta,
     decision_made_at,
     decoded_decision,
+    packed_vectors,
+    unpacked_vector,
+)
+from tailorbot.store.redis_counters import (
+    ADD_COUNTERS,
+    ADD_VECTORS,
+    ADD_VECTORS_SCRIPT,
+    counter_arg,
+    refusals_as_value_errors,
+    vector_args,
 )
 
 guard = translate_errors(StoreError)
 FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
-HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts names
-
-# The Lua functions of every script that adds to counters hashes (prepended to each).
-# Counters are added as doubles, as the SQLite store adds them: each stored value and delta
-# is text that reads back as exactly its double, and so is each sum written back (17
-# significant digits). Not HINCRBYFLOAT: its long-double sum is stored to 17 decimal
-# places, so a counter of 1e-20 read back 0. And two calls a hash (HMGET, HSET), not one a
-# counter, with everything checked before the first write.
-# add_deltas(sum, arg): adds one counter_arg to sum (name -> number; a name only this arg
-# gives keeps its text). counter_writes(sums): for sums (hash key -> sum), the HSET
-# arguments of each hash, or nil and an error when a key holds another type, a stored
-# value is not a number or a sum is not finite: call it before the script's first write
-# (Redis keeps what a failing script wrote). write_counters(writes): the HSETs.
-ADD_COUNTERS = f"""
-local function add_deltas(sum, arg)
-  for name, delta in pairs(cjson.decode(arg)) do
-    local before = sum[name]
-    if before == nil then
-      sum[name] = delta
-    else
-      sum[name] = tonumber(before) + tonumber(delta)
-    end
-  end
-end
-local function hash_writes(key, sum)
-  local names, writes = {{}}, {{}}
-  for name in pairs(sum) do names[#names + 1] = name end
-  if #names == 0 then return writes end  -- nothing to add: the key is not read
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= 'hash' and kind ~= 'none' then
-    return nil, 'WRONGTYPE counters key ' .. key .. ' holds a ' .. kind
-  end
-  for first = 1, #names, {HASH_CALL_FIELDS} do
-    local last = math.min(first + {HASH_CALL_FIELDS - 1}, #names)
-    local stored = {{}}
-    if kind == 'hash' then stored = redis.call('HMGET', key, unpack(names, first, last)) end
-    for j = first, last do
-      local name = names[j]
-      local total = sum[name]
-      local before = stored[j - first + 1]
-      if before then
-        local value = tonumber(before)
-        if value == nil then
-          return nil, 'counter ' .. name .. ' of ' .. key .. ' holds no number'
-        end
-        total = value + tonumber(total)
-      end
-      if type(total) == 'number' then
-        if not (total > -math.huge and total < math.huge) then
-          return nil, 'the sum of counter ' .. name .. ' is not finite'
-        end
-        total = string.format('%.17g', total)
-      end
-      writes[#writes + 1] = name
-      writes[#writes + 1] = total
-    end
-  end
-  return writes
-end
-local function counter_writes(sums)
-  local writes = {{}}
-  for key, sum in pairs(sums) do
-    local found, err = hash_writes(key, sum)
-    if not found then return nil, err end
-    writes[key] = found
-  end
-  return writes
-end
-local function write_counters(writes)
-  for key, found in pairs(writes) do
-    for first = 1, #found, {2 * HASH_CALL_FIELDS} do
-      local last = math.min(first + {2 * HASH_CALL_FIELDS - 1}, #found)
-      redis.call('HSET', key, unpack(found, first, last))
-    end
-  end
-end
-"""
-
 # Many decisions' feedback marks and what they taught, in one step. KEYS: each mark's
-# decision (in order; one may come twice), then the counters hashes. ARGV: the number of
-# marks, then per mark: its feedback, the mark it replaces ('' for none yet), its number of
-# namespaces and, per namespace, the index of its hash among the counters hashes and its
-# counters (counter_arg). Each mark is taken as record_feedback would take it, in order;
-# the counters of those taken are summed per name (the marks of a batch add to many of the
-# same ones) and each added once. Everything is read and checked before the first write: a
-# failing call writes nothing. Returns 1 per mark written now, 0 per mark that is not the
-# expected one (given before, or extended since) or whose decision is gone.
+# decision (in order; one may come twice), then the counters and vector hashes. ARGV: the
+# number of marks, then per mark: its feedback, the mark it replaces ('' for none yet), its
+# number of counter namespaces and, per namespace, the index of its hash among the hashes
+# and its counters (counter_arg); then its number of vector namespaces and, per namespace,
+# the index of its hash and its vectors (redis_vectors.vector_args). Each mark is taken as
+# record_feedback would take it, in order; the counters and vectors of those taken are
+# summed per name (the marks of a batch add to many of the same ones) and each added once.
+# Everything is read and checked before the first write: a failing call writes nothing.
+# Returns 1 per mark written now, 0 per mark that is not the expected one (given before,
+# or extended since) or whose decision is gone.
 _FEEDBACKS = (
     ADD_COUNTERS
+    + ADD_VECTORS
     + """
 local n = tonumber(ARGV[1])
-local decisions, taken, sums = {}, {}, {}
+local decisions, taken, sums, vector_sums = {}, {}, {}, {}
 local i = 2
 for m = 1, n do
   local decision = decisions[KEYS[m]]
@@ -163,13 +94,31 @@ for m = 1, n do
     end
     i = i + 2
   end
+  local vector_namespaces = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, vector_namespaces do
+    local hash = KEYS[n + tonumber(ARGV[i])]
+    local count = tonumber(ARGV[i + 1])
+    i = i + 2
+    if ok == 1 and vector_sums[hash] == nil then vector_sums[hash] = {} end
+    for _ = 1, count do
+      if ok == 1 then
+        local refused = add_vector(vector_sums[hash], ARGV[i], ARGV[i + 1])
+        if refused then return redis.error_reply(refused) end
+      end
+      i = i + 2
+    end
+  end
 end
 local writes, err = counter_writes(sums)
 if not writes then return redis.error_reply(err) end
+local vector_found, vector_err = vector_writes(vector_sums)
+if not vector_found then return redis.error_reply(vector_err) end
 for key, decision in pairs(decisions) do
   if decision.written then redis.call('HSET', key, 'f', decision.mark) end
 end
 write_counters(writes)
+write_vectors(vector_found)
 return taken
 """
 )
@@ -299,8 +248,10 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
         previous: Mapping[str, Any] | None = None,
+        vectors: Mapping[str, Mapping[str, VectorDelta]] | None = None,
     ) -> bool:
-        return self.record_feedbacks([FeedbackMark(decision_id, feedback, increments, previous)])[0]
+        mark = FeedbackMark(decision_id, feedback, increments, previous, vectors)
+        return self.record_feedbacks([mark])[0]
 
     @guard
     def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
@@ -314,21 +265,28 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
             self._feedbacks(keys=keys, args=args, client=pipe)
-        return [bool(done) for taken in pipe.execute() for done in taken]
+        with refusals_as_value_errors():
+            return [bool(done) for taken in pipe.execute() for done in taken]
 
     def _feedbacks_call(self, marks: Sequence[FeedbackMark]) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the feedback script for ``marks``."""
         keys = [self.key("decision", mark.decision_id) for mark in marks]
-        hashes: dict[str, int] = {}  # namespace -> its hash's index among the counters
+        hashes: dict[str, int] = {}  # a hash's key -> its index among the hashes
         args: list[Any] = [len(marks)]
         for mark in marks:
             expected = orjson.dumps(dict(mark.previous)) if mark.previous is not None else b""
             increments = mark.increments or {}
             args += [orjson.dumps(dict(mark.feedback)), expected, len(increments)]
             for namespace, deltas in increments.items():
-                args += [hashes.setdefault(namespace, len(hashes) + 1), counter_arg(deltas)]
-        keys += [self.key("counters", namespace) for namespace in hashes]
-        return keys, args
+                key = self.key("counters", namespace)
+                args += [hashes.setdefault(key, len(hashes) + 1), counter_arg(deltas)]
+            vectors = mark.vectors or {}
+            args.append(len(vectors))
+            for namespace, vector_deltas in vectors.items():
+                key = self.key("vectors", namespace)
+                packed = packed_vectors(vector_deltas)
+                args += [hashes.setdefault(key, len(hashes) + 1), *vector_args(packed)]
+        return keys + list(hashes), args
 
     @guard
     def erase_user(self, user_id: str) -> None:
@@ -365,6 +323,7 @@ class RedisCounterStore(RedisConcern, CounterStore):
         self.client = client
         self.prefix = plain_prefix(prefix)
         self._increment = client.register_script(_INCREMENT)
+        self._add_vectors = client.register_script(ADD_VECTORS_SCRIPT)
 
     @guard
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
@@ -377,12 +336,15 @@ class RedisCounterStore(RedisConcern, CounterStore):
         stored = self.client.hgetall(self.key("counters", namespace))
         return {key_text(name): float(value) for name, value in stored.items()}
 
+    @guard
+    def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
+        packed = packed_vectors(deltas)  # checks them first
+        if packed:
+            with refusals_as_value_errors():
+                self._add_vectors(keys=[self.key("vectors", namespace)], args=vector_args(packed))
 
-def counter_arg(deltas: Mapping[str, float]) -> bytes:
-    """One counters hash's deltas as one argument of a script (``ADD_COUNTERS``): a JSON
-    object of name to delta, each delta as text that reads back as exactly its double
-    (``repr``; a JSON number would reach the script through Lua's conversion). One argument,
-    not two per counter: redis-py encodes each argument in Python, and a feedback adds some
-    85."""
-    check_finite(deltas)
-    return orjson.dumps({name: repr(float(delta)) for name, delta in deltas.items()})
+    @guard
+    def vectors(self, namespace: str) -> dict[str, np.ndarray]:
+        stored = self.client.hgetall(self.key("vectors", namespace))
+        # bytes: the stores' clients never decode answers (a vector is binary)
+        return {key_text(k): unpacked_vector(cast(bytes, v)) for k, v in stored.items()}

@@ -1,7 +1,7 @@
 """The embedded online stores: one SQLite file (WAL mode) shared by the API and its workers.
 
-Feature records, profiles, decisions, counters and erasure watermarks each have a table of
-one file; each concern is a small class over the one shared :class:`SqliteFile`, and
+Feature records, profiles, decisions, counters, vector counters and erasure watermarks each
+have a table of one file; each concern is a small class over the one shared :class:`SqliteFile`, and
 :func:`open_stores` opens the file once for all four (decisions and counters, which a
 feedback writes in one transaction, live in :mod:`tailorbot.store.sqlite_shared`). States
 are stored as :mod:`tailorbot.store.state_blob` writes them (orjson, the dedupe ids apart),
@@ -96,6 +96,10 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (user_id);
 CREATE TABLE IF NOT EXISTS counters (
     namespace TEXT NOT NULL, key TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counter_vectors (
+    namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erasures (

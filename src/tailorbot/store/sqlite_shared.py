@@ -18,17 +18,24 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from tailorbot._sqlite import SqliteFile, execute_rows
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
+    VECTOR_DTYPE,
     CounterStore,
     DecisionStore,
     FeedbackMark,
+    VectorDelta,
     check_finite,
     decision_made_at,
     decoded_decision,
+    packed_vectors,
+    summed_vectors,
+    unpacked_vector,
+    vector_length_problem,
 )
 
 # The users' erasure times (the feature store's ``erasure_times`` table in the same file).
@@ -110,8 +117,10 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         feedback: Mapping[str, Any],
         increments: Mapping[str, Mapping[str, float]] | None = None,
         previous: Mapping[str, Any] | None = None,
+        vectors: Mapping[str, Mapping[str, VectorDelta]] | None = None,
     ) -> bool:
-        return self.record_feedbacks([FeedbackMark(decision_id, feedback, increments, previous)])[0]
+        mark = FeedbackMark(decision_id, feedback, increments, previous, vectors)
+        return self.record_feedbacks([mark])[0]
 
     def get_many(self, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(decision_ids))
@@ -126,9 +135,11 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         }
 
     def record_feedbacks(self, marks: Sequence[FeedbackMark]) -> list[bool]:
+        packed: list[dict[str, dict[str, bytes]]] = []
         for mark in marks:  # every delta checked before anything is written
             for deltas in (mark.increments or {}).values():
                 check_finite(deltas)
+            packed.append({ns: packed_vectors(v) for ns, v in (mark.vectors or {}).items()})
         # The first marks of decisions the call names once: one read of which are unmarked
         # and one update of those (a statement steps SQLite once, a row of an executemany
         # or of a result once each: see execute_rows). The others, one by one after them, in
@@ -169,6 +180,11 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                         sums[key] = sums.get(key, 0.0) + float(delta)
             summed = [(ns, key, delta) for ns, sums in added.items() for key, delta in sums.items()]
             execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
+            vector_sums: dict[str, dict[str, np.ndarray]] = {}
+            for vectors, taken in zip(packed, marked, strict=True):
+                for namespace, vector_deltas in vectors.items() if taken else ():
+                    summed_vectors(vector_sums, namespace, vector_deltas)
+            add_vector_sums(conn, vector_sums)
         return marked
 
     def erase_user(self, user_id: str) -> None:
@@ -215,8 +231,61 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
             ).fetchall()
         return {key: float(value) for key, value in rows}
 
+    def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
+        sums: dict[str, dict[str, np.ndarray]] = {}
+        summed_vectors(sums, namespace, packed_vectors(deltas))
+        if sums[namespace]:
+            with self.file.write() as conn:
+                add_vector_sums(conn, sums)
+
+    def vectors(self, namespace: str) -> dict[str, np.ndarray]:
+        with self.file.read() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM counter_vectors WHERE namespace = ?", (namespace,)
+            ).fetchall()
+        return {key: unpacked_vector(value) for key, value in rows}
+
     def __repr__(self) -> str:
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
+
+
+SELECT_VECTORS = "SELECT key, value FROM counter_vectors WHERE namespace = ? AND key IN ({marks})"
+PUT_VECTOR = (
+    "INSERT INTO counter_vectors VALUES (?, ?, ?) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value"
+)
+
+
+def add_vector_sums(conn: Any, sums: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Add summed vector deltas (namespace -> name -> sum) to the stored vectors, inside the
+    caller's write transaction (``BEGIN IMMEDIATE``: no other writer between this read and
+    its write). :class:`ValueError` before any vector is written when a sum's length differs
+    from its stored vector's or the new value is not finite (the caller rolls back)."""
+    rows: list[tuple[str, str, bytes]] = []
+    for namespace, deltas in sums.items():
+        names = list(deltas)
+        stored: dict[str, bytes] = {}
+        for start in range(0, len(names), MAX_MARKS):
+            chunk = names[start : start + MAX_MARKS]
+            query = SELECT_VECTORS.format(marks=",".join("?" * len(chunk)))
+            stored.update(conn.execute(query, [namespace, *chunk]).fetchall())
+        for name, delta in deltas.items():
+            total = delta
+            if name in stored:
+                before = unpacked_vector(stored[name])
+                if before.shape != delta.shape:
+                    raise ValueError(
+                        vector_length_problem(namespace, name, len(before), len(delta))
+                    )
+                with np.errstate(over="ignore"):  # an overflow is refused below
+                    total = before + delta
+            if not np.isfinite(total).all():
+                raise ValueError(
+                    f"the sum of vector counter {name!r} of {namespace!r} is not finite"
+                )
+            rows.append((namespace, name, total.astype(VECTOR_DTYPE, copy=False).tobytes()))
+    if rows:
+        conn.executemany(PUT_VECTOR, rows)
 
 
 ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
