@@ -13,9 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tailorbot.metrics import Metrics
+from tailorbot.models.bandit.base import ARM_PREFIX
+from tailorbot.store.base import CounterStore
 from tailorbot.telemetry.siblings import SiblingExposition, Siblings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -140,3 +143,32 @@ def silent_sibling(folder: Path) -> Iterator[str]:
         yield name
     finally:
         silent.close()
+
+
+def bandit_updates(counters: CounterStore, namespace: str) -> dict[str, float]:
+    """Each arm's number of updates in a bandit's shared statistics (the first value of its
+    packed vector, ``arm/<arm>``; see tailorbot.models.bandit.base)."""
+    return {
+        key.removeprefix(ARM_PREFIX): float(vector[0])
+        for key, vector in counters.vectors(namespace).items()
+        if key.startswith(ARM_PREFIX)
+    }
+
+
+def packed_statistics(store: CounterStore, namespace: str) -> dict[str, bytes]:
+    """A bandit's shared statistics as the bytes of each arm's packed vector (comparable)."""
+    return {arm: vector.tobytes() for arm, vector in store.vectors(namespace).items()}
+
+
+def per_entry(statistics: dict[str, np.ndarray], dim: int) -> dict[str, float]:
+    """Packed statistics as one counter an entry, as stores before the packed layout hold
+    them (``arm/<arm>/n``, ``arm/<arm>/b/<i>``, ``arm/<arm>/A/<i>/<j>``, zeros left out)."""
+    out: dict[str, float] = {}
+    rows, cols = np.triu_indices(dim)
+    for key, packed in statistics.items():
+        out[f"{key}/n"] = float(packed[0])
+        out.update({f"{key}/b/{i}": float(v) for i, v in enumerate(packed[1 : 1 + dim]) if v})
+        for i, j, v in zip(rows.tolist(), cols.tolist(), packed[1 + dim :].tolist(), strict=True):
+            if v:
+                out[f"{key}/A/{i}/{j}"] = v
+    return out

@@ -14,11 +14,11 @@ from tailorbot.features.memory import NS_SEGMENT_VARIANT
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import APPLIED, apply_outcome, new_state
 from tailorbot.log import EventLog
-from tailorbot.models.bandit.base import ARM_PREFIX
 from tailorbot.models.recommend.collaborative import NAMESPACES, Deltas, add_deltas
 from tailorbot.store import Stores
 from tailorbot.stream.article_stats import ArticleStatsCollector
 from tailorbot.stream.loop import decode_records
+from tests.helpers import bandit_updates
 from tests.integration.cluster import logged_events
 
 # The shared counters the stream workers add: article statistics, the segments' variant memory.
@@ -112,8 +112,7 @@ def assert_feedback_learned_once(
         "reward_n": len(feedback),
     }
     assert outcomes == pytest.approx(expected), (outcomes, expected)
-    bandit = stores.counters.counters(bandit_namespace)
-    counts = {k: v for k, v in bandit.items() if k.endswith("/n")}
-    variants = Counter(f"{ARM_PREFIX}{f['variant']}/n" for f in feedback.values())
+    counts = bandit_updates(stores.counters, bandit_namespace)
+    variants = Counter(f["variant"] for f in feedback.values())
     assert counts == pytest.approx(dict(variants)), (counts, variants)
     return len(feedback)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from tailorbot.integrations.chatwoot import sign
 from tests.api.conftest import make_client
 from tests.api.support import wait_until, written_decision
+from tests.helpers import packed_statistics
 from tests.integrations.chatwoot_server import RecordingChatwoot
 from tests.integrations.payloads import conversation_resolved, csat_submitted, message_created
 from tests.integrations.test_api_rasa import logged_events
@@ -94,12 +95,12 @@ def test_a_conversation(api: TestClient, chatwoot: RecordingChatwoot) -> None:
 
     # 2. the CSAT survey answer: a reward for the bandit on that decision
     namespace = api.app.state.decider.models.policy.namespace
-    before = runtime.stores.counters.counters(namespace)
+    before = packed_statistics(runtime.stores.counters, namespace)
     csat = post_webhook(api, csat_submitted(5))
     assert csat.json() == {"action": "feedback", "decision_id": decision_id, "applied": True}
     stored = runtime.stores.decisions.get(decision_id)
     assert stored["feedback"]["rating"] == 5 and stored["feedback"]["reward"] > 0
-    after = runtime.stores.counters.counters(namespace)
+    after = packed_statistics(runtime.stores.counters, namespace)
     assert after != before  # the bandit's shared statistics learned from the rating
     assert post_webhook(api, csat_submitted(1)).json()["applied"] is False  # once per decision
 
@@ -278,12 +279,12 @@ def test_after_a_handoff_the_agents_outcome_is_no_reward_for_the_bot(
     assert answer.json()["action"] == "handoff"
     decision_id = answer.json()["decision_id"]
     namespace = api.app.state.decider.models.policy.namespace
-    before = runtime.stores.counters.counters(namespace)
+    before = packed_statistics(runtime.stores.counters, namespace)
     csat = post_webhook(api, csat_submitted(5, conversation_id=13))
     assert csat.json() == {"action": "ignored", "reason": "the agents had the conversation"}
     resolved = post_webhook(api, conversation_resolved(conversation_id=13))
     assert resolved.json() == {"action": "resolved", "decision_id": decision_id, "applied": False}
-    assert runtime.stores.counters.counters(namespace) == before
+    assert packed_statistics(runtime.stores.counters, namespace) == before
     assert "feedback" not in (runtime.stores.decisions.get(decision_id) or {})
     types = [e["type"] for e in logged_events(api, "chatwoot-14")]
     assert types.count("resolution") == 1  # the conversation did end resolved

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tailorbot.models.bandit import ContextualBandit, LinearThompson, LinUCB
-from tailorbot.models.bandit import base as base_module
+from tests.helpers import per_entry
 
 ARMS = ["concise", "step_by_step", "empathetic"]
 SEGMENTS = ["seg_a", "seg_b", "seg_c"]
@@ -76,20 +76,34 @@ def test_epsilon_floor_keeps_every_arm_possible():
             assert min(probs.values()) >= bandit.epsilon / len(ARMS) - 1e-12
 
 
-def test_summed_deltas_rebuild_the_sequential_model(make):
-    """Two servers add their deltas to shared counters; a third loads the sums."""
+def same_statistics(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def learn_through_deltas(make, rounds: int) -> tuple[ContextualBandit, list[dict]]:
+    """A model that learns ``rounds`` updates, and the deltas of two servers that saw
+    them (each one of two)."""
     rng = np.random.default_rng(5)
-    sequential, server_a, server_b, reader = (make(seed=0) for _ in range(4))
-    counters: dict[str, float] = {}
-    for t in range(400):
+    sequential, server_a, server_b = (make(seed=0) for _ in range(3))
+    deltas = []
+    for t in range(rounds):
         context = {SEGMENTS[t % 3]: 1.0, "noise": float(rng.normal())}
         arm = ARMS[int(rng.integers(3))]
         reward = float(rng.random())
         sequential.learn_one(context, arm, reward)
-        server = server_a if t % 2 else server_b
-        for key, value in server.statistics_delta(context, arm, reward).items():
-            counters[key] = counters.get(key, 0.0) + value
-    reader.load_statistics(counters)
+        deltas.append((server_a if t % 2 else server_b).statistics_delta(context, arm, reward))
+    return sequential, deltas
+
+
+def summed(deltas: list[dict]) -> dict[str, np.ndarray]:
+    sums: dict[str, np.ndarray] = {}
+    for delta in deltas:
+        for key, vector in delta.items():
+            sums[key] = sums[key] + vector if key in sums else vector.copy()
+    return sums
+
+
+def assert_same_model(reader: ContextualBandit, sequential: ContextualBandit) -> None:
     assert sorted(reader.arms) == sorted(sequential.arms)
     for arm in ARMS:
         assert reader.n_updates(arm) == sequential.n_updates(arm)
@@ -97,14 +111,40 @@ def test_summed_deltas_rebuild_the_sequential_model(make):
         np.testing.assert_allclose(reader._xr[arm], sequential._xr[arm], atol=1e-9)
         coef_r, coef_s = reader.coefficients(arm), sequential.coefficients(arm)
         assert coef_r == pytest.approx(coef_s, abs=1e-9)
-    # The whole state exported as counters is what the deltas summed to.
-    assert sequential.statistics() == pytest.approx(counters, abs=1e-9)
 
 
-def test_delta_is_the_flattened_outer_product_key_for_key(make):
-    """statistics_delta walks the context's nonzero features only: its counters are those of
-    the whole triangle of numpy's outer product, in the same order, bit for bit (zeros,
-    negative zeros, tiny products that underflow and a zero reward included)."""
+def test_summed_deltas_rebuild_the_sequential_model(make):
+    """Two servers add their deltas to shared vectors; a third loads the sums."""
+    sequential, deltas = learn_through_deltas(make, 400)
+    vectors = summed(deltas)
+    reader = make(seed=0)
+    reader.load_statistics(vectors)
+    assert_same_model(reader, sequential)
+    # The whole state exported is what the deltas summed to.
+    exported = sequential.statistics()
+    assert exported.keys() == vectors.keys()
+    for key, vector in vectors.items():
+        np.testing.assert_allclose(exported[key], vector, atol=1e-9)
+
+
+def test_per_entry_statistics_of_an_older_store_add_to_the_packed_ones(make):
+    """A store written before the packed layout holds one counter an entry; what was
+    learned since is packed: the model loads the sum of both."""
+    sequential, deltas = learn_through_deltas(make, 400)
+    dim = len(FEATURES) + 1
+    older = per_entry(summed(deltas[:250]), dim)
+    reader = make(seed=0)
+    reader.load_statistics(summed(deltas[250:]), older)
+    assert_same_model(reader, sequential)
+    alone = make(seed=0)
+    alone.load_statistics({}, per_entry(sequential.statistics(), dim))
+    assert_same_model(alone, sequential)
+
+
+def test_delta_is_the_packed_outer_product_bit_for_bit(make):
+    """statistics_delta is the count, reward * x and the upper triangle of numpy's outer
+    product, row by row, bit for bit (zeros, negative zeros, tiny products that underflow
+    and a zero reward included)."""
     bandit = make(seed=0)
     rng = np.random.default_rng(3)
     contexts = [
@@ -114,13 +154,14 @@ def test_delta_is_the_flattened_outer_product_key_for_key(make):
         {"seg_c": 0.0, "unknown": 5.0},
         {},
     ]
+    rows, cols = np.triu_indices(len(FEATURES) + 1)
     for context in contexts:
         for reward in (0.0, -0.0, 0.7, 1.0):
             x = bandit.vector(context)
-            whole = base_module._flatten("concise", np.outer(x, x), reward * x)
-            delta = bandit.statistics_delta(context, "concise", reward)
-            assert delta.pop("arm/concise/n") == 1.0
-            assert list(delta.items()) == list(whole.items())
+            whole = np.concatenate(([1.0], reward * x, np.outer(x, x)[rows, cols]))
+            (key, delta), *others = bandit.statistics_delta(context, "concise", reward).items()
+            assert key == "arm/concise" and not others
+            assert delta.tobytes() == whole.tobytes()
 
 
 def test_delta_does_not_change_the_model(make):
@@ -132,9 +173,12 @@ def test_delta_does_not_change_the_model(make):
 def test_load_replaces_state_and_ignores_other_keys(make):
     bandit = make(seed=0)
     bandit.learn_one({"seg_a": 1.0}, "concise", 1.0)
-    bandit.load_statistics({"meta/version": 3.0, "arm/empathetic/b/4": 2.0, "arm/empathetic/n": 2})
-    assert bandit.arms == ["empathetic"]
+    packed = make(seed=0).statistics_delta({"seg_b": 1.0}, "step_by_step", 1.0)
+    older = {"meta/version": 3.0, "arm/empathetic/b/4": 2.0, "arm/empathetic/n": 2}
+    bandit.load_statistics({**packed, "meta/packed": [1.0]}, older)
+    assert sorted(bandit.arms) == ["empathetic", "step_by_step"]
     assert bandit.n_updates("concise") == 0 and bandit.n_updates("empathetic") == 2
+    assert bandit.n_updates("step_by_step") == 1
 
 
 @pytest.mark.parametrize(
@@ -152,19 +196,38 @@ def test_load_rejects_bad_keys_and_keeps_the_state(key, message):
     bandit.learn_one({"seg_a": 1.0}, "concise", 1.0)
     before = bandit.statistics()
     with pytest.raises(ValueError, match=message):
-        bandit.load_statistics({"arm/empathetic/n": 4.0, key: 1.0})
-    assert bandit.statistics() == before
+        bandit.load_statistics({}, {"arm/empathetic/n": 4.0, key: 1.0})
+    assert same_statistics(bandit.statistics(), before)
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "message"),
+    [
+        ("arm/", [0.0] * 21, "malformed"),
+        ("arm/concise/n", [0.0] * 21, "malformed"),
+        ("arm/concise", [0.0] * 20, "20 values, not the 21 of a model with 4 features"),
+        ("arm/concise", [[0.0] * 21], "not the 21"),
+        ("arm/concise", [float("nan")] + [0.0] * 20, "not all finite"),
+    ],
+)
+def test_load_rejects_bad_packed_statistics_and_keeps_the_state(key, values, message):
+    bandit = LinUCB(FEATURES)
+    bandit.learn_one({"seg_a": 1.0}, "concise", 1.0)
+    before = bandit.statistics()
+    with pytest.raises(ValueError, match=message):
+        bandit.load_statistics({"arm/empathetic": [0.0] * 21, key: values})
+    assert same_statistics(bandit.statistics(), before)
 
 
 def test_load_rejects_non_finite_values():
     with pytest.raises(ValueError, match="not finite"):
-        LinUCB(FEATURES).load_statistics({"arm/concise/b/0": float("nan")})
+        LinUCB(FEATURES).load_statistics({}, {"arm/concise/b/0": float("nan")})
 
 
 def test_same_seed_same_choices_other_seed_other_choices(make):
     first, second = make(seed=9), make(seed=9)
     assert np.array_equal(play(first, 300, seed=2)[0], play(second, 300, seed=2)[0])
-    assert first.statistics() == second.statistics()
+    assert same_statistics(first.statistics(), second.statistics())
     other = make(seed=10)
     # Same environment draws, different policy randomness: the choices differ somewhere.
     assert not np.array_equal(play(make(seed=9), 300, seed=2)[1], play(other, 300, seed=2)[1])

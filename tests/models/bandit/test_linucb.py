@@ -79,9 +79,7 @@ def test_scores_and_propensities_are_the_numpy_formula(monkeypatch, compiled):
     for arm in arms:
         x = np.array([0.3, 0.9, features.get(arm, {}).get("own_reward", 0.0), 1.0])
         a_inv = np.linalg.inv(np.eye(4) + sum_gram(bandit, arm))
-        theta = a_inv @ np.array(
-            [bandit.statistics().get(f"arm/{arm}/b/{i}", 0.0) for i in range(4)]
-        )
+        theta = a_inv @ bandit.statistics()[f"arm/{arm}"][1:5]
         ucb.append(x @ theta + 0.7 * math.sqrt(x @ a_inv @ x))
     if compiled:
         np.testing.assert_allclose(list(scores.values()), ucb, rtol=1e-12, atol=0)
@@ -92,10 +90,8 @@ def test_scores_and_propensities_are_the_numpy_formula(monkeypatch, compiled):
 
 
 def sum_gram(bandit: LinUCB, arm: str) -> np.ndarray:
+    """The arm's Gram matrix from its packed statistics (count, b, the upper triangle)."""
     gram = np.zeros((4, 4))
-    for key, value in bandit.statistics().items():
-        parts = key.split("/")
-        if parts[1] == arm and parts[2] == "A":
-            i, j = int(parts[3]), int(parts[4])
-            gram[i, j] = gram[j, i] = value
+    rows, cols = np.triu_indices(4)
+    gram[rows, cols] = gram[cols, rows] = bandit.statistics()[f"arm/{arm}"][5:]
     return gram

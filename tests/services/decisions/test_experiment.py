@@ -15,6 +15,7 @@ from tailorbot.features.context import NON_PERSONAL_KEYS, AttributeContext
 from tailorbot.services.decisions import experiment as experiment_module
 from tailorbot.services.decisions.experiment import Experiment
 from tailorbot.services.decisions.schemas import MeanEstimate
+from tests.helpers import bandit_updates
 from tests.services.decisions.conftest import ask, runtime_of, tell
 
 CARD_MESSAGE = "my new card has still not arrived"
@@ -201,8 +202,8 @@ def test_the_default_control_learns_the_best_variant_per_channel_from_no_persona
         # Email customers like "concise", chat customers "step_by_step": a context-free
         # control could serve only one of them its best.
         tell(service, answer.decision_id, rating=5 if variant == liked[channel] else 1)
-    assert store.counters(service.models.policy.namespace) == {}, "personalized bandit untouched"
-    assert sum(v.endswith("/n") and c > 0 for v, c in store.counters(control.namespace).items())
+    assert store.vectors(service.models.policy.namespace) == {}, "personalized bandit untouched"
+    assert any(n > 0 for n in bandit_updates(store, control.namespace).values())
     for channel, variant in liked.items():
         assert served[channel][-30:].count(variant) >= 18, (channel, served[channel][-30:])
     assert service.experiment_report().control == "channel_language_tier_bandit"
@@ -262,8 +263,8 @@ def test_a_split_experiment_reports_both_arms(make_service: Any) -> None:
     assert report.csat_lift.estimate == pytest.approx(
         report.arms["personalized"].csat.mean - report.arms["control"].csat.mean
     )
-    counters = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
-    n_personalized = sum(v for k, v in counters.items() if k.endswith("/n"))
+    counters = runtime_of(service).stores.counters
+    n_personalized = sum(bandit_updates(counters, service.models.policy.namespace).values())
     assert n_personalized == len(arms["personalized"])
 
 

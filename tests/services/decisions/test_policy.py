@@ -1,4 +1,4 @@
-"""VariantPolicy: a bandit whose statistics are additive counters shared through the store."""
+"""VariantPolicy: a bandit whose statistics are additive vectors shared through the store."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tailorbot.models.bandit import LinearThompson, LinUCB
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.store import open_stores
 from tailorbot.store.base import CounterStore
+from tests.helpers import bandit_updates, per_entry
 
 VARIANTS = ["concise", "step_by_step", "empathetic"]
 VIP = {"tier_vip": 1.0, "csat": 0.75}
@@ -60,9 +61,11 @@ def test_learning_adds_the_update_to_the_shared_counters(store: CounterStore) ->
     p = policy(store)
     p.learn(VIP, "concise", 1.0)
     p.learn(VIP, "concise", 0.5)
-    counters = store.counters(p.namespace)
-    assert counters == p.bandit.statistics()
-    assert counters["arm/concise/n"] == 2.0
+    vectors = store.vectors(p.namespace)
+    assert vectors.keys() == p.bandit.statistics().keys() == {"arm/concise"}
+    assert vectors["arm/concise"].tolist() == p.bandit.statistics()["arm/concise"].tolist()
+    assert bandit_updates(store, p.namespace) == {"concise": 2.0}
+    assert store.counters(p.namespace) == {}, "one packed row an arm, not a counter an entry"
     assert p.bandit.n_updates("concise") == 2
 
 
@@ -102,8 +105,27 @@ def test_concurrent_learners_never_lose_an_update(store: CounterStore) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    counters = store.counters(policies[0].namespace)
-    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 200
+    assert sum(bandit_updates(store, policies[0].namespace).values()) == 200
     fresh = policy(store)
     fresh.sync()
     assert sum(fresh.bandit.n_updates(v) for v in VARIANTS) == 200
+
+
+def test_statistics_an_older_store_holds_per_entry_are_kept(store: CounterStore) -> None:
+    """A store written before the packed layout holds one counter an entry: an upgraded
+    process loads them, adds what it learns as packed vectors, and reads both as one."""
+    older, upgraded, reference = policy(store), policy(store), policy(store)
+    dim = len(older.bandit.features) + 1
+    for reward in (1.0, 0.5):
+        older.bandit.learn_one(VIP, "concise", reward)
+        reference.bandit.learn_one(VIP, "concise", reward)
+    store.increment(older.namespace, per_entry(older.bandit.statistics(), dim))
+    upgraded.learn({"csat": 0.25}, "concise", 0.0)
+    upgraded.learn(VIP, "empathetic", 1.0)
+    reference.bandit.learn_one({"csat": 0.25}, "concise", 0.0)
+    reference.bandit.learn_one(VIP, "empathetic", 1.0)
+    fresh = policy(store)
+    fresh.sync()
+    assert fresh.bandit.n_updates("concise") == 3 and fresh.bandit.n_updates("empathetic") == 1
+    for arm in ("concise", "empathetic"):
+        assert fresh.bandit.coefficients(arm) == pytest.approx(reference.bandit.coefficients(arm))

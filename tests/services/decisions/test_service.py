@@ -23,6 +23,7 @@ from tailorbot.services.decisions.schemas import (
     PersonalizeResponse,
 )
 from tests.api.support import wait_until
+from tests.helpers import bandit_updates, packed_statistics
 from tests.services.decisions.conftest import (
     CARD_MESSAGE,
     OUT_OF_SCOPE_MESSAGES,
@@ -211,7 +212,7 @@ def test_feedback_teaches_the_bandit_and_is_logged(service: DecisionService) -> 
     store = runtime_of(service).stores.counters
     answer = ask(service, "u6", CARD_MESSAGE)
     offered = answer.articles[0].id
-    assert store.counters(service.models.policy.namespace) == {}
+    assert store.vectors(service.models.policy.namespace) == {}
 
     result = tell(
         service,
@@ -223,12 +224,12 @@ def test_feedback_teaches_the_bandit_and_is_logged(service: DecisionService) -> 
     )
     assert result.applied and result.reward == pytest.approx(1.0)
 
-    counters = store.counters(service.models.policy.namespace)
-    assert counters[f"arm/{answer.response.variant}/n"] == 1.0
-    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 1.0
-    # The bias term (last index) times the reward: b/<bias> grows by 1.0.
+    namespace = service.models.policy.namespace
+    assert bandit_updates(store, namespace) == {answer.response.variant: 1.0}
+    # The bias term (the last of b, after the count) times the reward: it grows by 1.0.
     bias = len(service.models.policy.bandit.features)
-    assert counters[f"arm/{answer.response.variant}/b/{bias}"] == pytest.approx(1.0)
+    packed = store.vectors(namespace)[f"arm/{answer.response.variant}"]
+    assert packed[1 + bias] == pytest.approx(1.0)
 
     kinds = Counter(e["type"] for e in events_of(runtime_of(service), answer.decision_id))
     assert kinds == {
@@ -248,7 +249,8 @@ def test_repeated_feedback_changes_nothing(service: DecisionService) -> None:
     store, log = runtime_of(service).stores.counters, runtime_of(service).log
     answer = ask(service, "u7", CARD_MESSAGE)
     assert tell(service, answer.decision_id, rating=2).applied
-    counters = store.counters(service.models.policy.namespace)
+    statistics = packed_statistics(store, service.models.policy.namespace)
+    assert statistics, "the first rating taught the bandit"
     experiment = store.counters(service.experiment.namespace)
     ends = log.end_offsets()
 
@@ -257,7 +259,7 @@ def test_repeated_feedback_changes_nothing(service: DecisionService) -> None:
     assert log.end_offsets() == ends
     later = tell(service, answer.decision_id, rating=5, resolved=True)
     assert not later.applied and later.reward is None
-    assert store.counters(service.models.policy.namespace) == counters
+    assert packed_statistics(store, service.models.policy.namespace) == statistics
     # the first rating stands; the resolution, a kind the decision had not had, is logged and
     # counted in the readout's resolution rate (nothing else of the readout moves)
     moved = {
@@ -385,12 +387,12 @@ def test_the_reward_weighs_the_signals_that_arrived(service: DecisionService) ->
         )
         picks = {"offered": offered, "not-offered": other}
         request = {k: picks.get(v, v) if isinstance(v, str) else v for k, v in signals.items()}
-        before = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
+        counters = runtime_of(service).stores.counters
+        before = packed_statistics(counters, service.models.policy.namespace)
         result = service.feedback(FeedbackRequest(decision_id=answer.decision_id, **request))
         assert result.applied, signals
-        counters = runtime_of(service).stores.counters
         assert result.reward == pytest.approx(reward), signals
-        assert counters.counters(service.models.policy.namespace) != before, signals
+        assert packed_statistics(counters, service.models.policy.namespace) != before, signals
 
 
 def test_articles_marked_unhelpful_are_not_offered_again(live_service: DecisionService) -> None:
@@ -456,8 +458,8 @@ def test_the_bandit_converges_to_the_best_variant(make_service: Any, bandit: str
     assert set(chosen[:40]) == set(VARIANTS), "every variant is tried early on"
     share = chosen[-100:].count("concise") / 100
     assert share >= 0.8, f"concise chosen {share:.0%} of the last 100 decisions"
-    counters = runtime_of(service).stores.counters.counters(service.models.policy.namespace)
-    assert sum(v for k, v in counters.items() if k.endswith("/n")) == 240
+    counters = runtime_of(service).stores.counters
+    assert sum(bandit_updates(counters, service.models.policy.namespace).values()) == 240
 
 
 def test_servers_sharing_a_store_learn_as_one(make_service: Any) -> None:

@@ -15,20 +15,30 @@ merged with ``arm_features[a]``; learn from the merged context of the arm that w
 The offered arms may differ from call to call (each template has its own variants); an arm
 never seen scores with the prior.
 
-**Shared state.** Each arm keeps the additive sufficient statistics of a ridge regression:
+**Shared state.** Each arm keeps the additive sufficient statistics of a ridge regression,
+packed in one vector of doubles under ``arm/<arm>`` (:meth:`ContextualBandit.statistics`):
 
-* ``arm/<arm>/A/<i>/<j>`` for ``i <= j``: the sum of ``x_i * x_j`` (the Gram matrix, upper
-  triangle; the ridge prior is *not* included, it is a constructor argument, not data);
-* ``arm/<arm>/b/<i>``: the sum of ``reward * x_i``;
-* ``arm/<arm>/n``: the number of updates.
+* first the number of updates;
+* then ``b``, the sum of ``reward * x`` (``d`` values, ``d`` the features plus the bias);
+* then the Gram matrix ``A``, the sum of ``x xᵀ``, its upper triangle row by row
+  (``d (d + 1) / 2`` values; the ridge prior is *not* included, it is a constructor
+  argument, not data).
 
-Indices refer to positions in ``features`` (the bias is index ``len(features)``).
 :meth:`ContextualBandit.statistics_delta` returns what one update adds; since addition
-commutes, many server processes can each add their deltas to one store's counters
-(``CounterStore.increment``) and rebuild the model from the sums with
-:meth:`ContextualBandit.load_statistics`. Keys that do not start with ``arm/`` are ignored, so
-a namespace may carry other bookkeeping. Put :meth:`ContextualBandit.feature_signature` in the
-namespace name so that a model with a different feature list starts from fresh counters.
+commutes, many server processes can each add their deltas to one store's vector counters
+(``CounterStore.add_vectors``: one row an arm, where a counter an entry cost a row and an
+upsert each) and rebuild the model from the sums with
+:meth:`ContextualBandit.load_statistics`. That also reads the same statistics as one
+counter an entry (``arm/<arm>/A/<i>/<j>``, ``arm/<arm>/b/<i>``, ``arm/<arm>/n``), as a store
+written before the packed layout holds them, and adds them up. Keys that do not start
+with ``arm/`` are ignored, so a namespace may carry other bookkeeping. Put
+:meth:`ContextualBandit.feature_signature` in the namespace name so that a model with a
+different feature list starts from fresh statistics.
+
+>>> from tailorbot.models.bandit import LinUCB
+>>> bandit = LinUCB(["vip"])
+>>> bandit.statistics_delta({"vip": 2.0}, "concise", 0.5)["arm/concise"].tolist()
+[1.0, 1.0, 0.5, 4.0, 2.0, 1.0]
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import numpy as np
 from tailorbot.compiled import native
 
 ARM_PREFIX = "arm/"
+_CHANGED = "was the feature list changed? use feature_signature() in the namespace"
 ArmFeatures = Mapping[str, Mapping[str, float]]
 
 
@@ -188,46 +199,75 @@ class ContextualBandit(ABC):
     # --- shared statistics -------------------------------------------------------------
     def statistics_delta(
         self, context: Mapping[str, float], arm: str, reward: float
-    ) -> dict[str, float]:
-        """What :meth:`learn_one` would add, as flat counters (zero entries left out)."""
+    ) -> dict[str, np.ndarray]:
+        """What :meth:`learn_one` would add, as the packed vector of ``arm``."""
         _check_arm(arm)
         reward = _check_reward(reward)
-        delta = _outer_delta(arm, self._values(context), reward)
-        delta[f"{ARM_PREFIX}{arm}/n"] = 1.0
-        return delta
+        x = np.array(self._values(context))
+        rows, cols = _triangle(self._dim)
+        return {ARM_PREFIX + arm: np.concatenate(((1.0,), reward * x, x[rows] * x[cols]))}
 
-    def statistics(self) -> dict[str, float]:
-        """The model's whole state as counters (what the summed deltas of its updates are)."""
-        out: dict[str, float] = {}
-        for arm in self._gram:
-            out.update(_flatten(arm, self._gram[arm], self._xr[arm]))
-            out[f"{ARM_PREFIX}{arm}/n"] = float(self._count[arm])
-        return out
+    def statistics(self) -> dict[str, np.ndarray]:
+        """The model's whole state as packed vectors (what the summed deltas of its updates
+        are)."""
+        rows, cols = _triangle(self._dim)
+        return {
+            ARM_PREFIX + arm: np.concatenate(
+                ((float(self._count[arm]),), self._xr[arm], self._gram[arm][rows, cols])
+            )
+            for arm in self._gram
+        }
 
-    def load_statistics(self, counters: Mapping[str, float]) -> None:
-        """Replace the learned state with the one the summed ``counters`` describe.
+    def load_statistics(
+        self,
+        vectors: Mapping[str, Sequence[float] | np.ndarray],
+        counters: Mapping[str, float] | None = None,
+    ) -> None:
+        """Replace the learned state with the one the summed packed ``vectors`` describe,
+        plus ``counters``: statistics as one counter an entry (see the module's docstring).
 
         On a bad key or value nothing changes and a ``ValueError`` names the key.
         """
         gram: dict[str, np.ndarray] = {}
         xr: dict[str, np.ndarray] = {}
         count: dict[str, int] = {}
-        for key, raw in counters.items():
+        dim = self._dim
+        rows, cols = _triangle(dim)
+        for key, packed in vectors.items():
             if not key.startswith(ARM_PREFIX):
                 continue
-            arm, kind, idx = _parse_key(key, self._dim)
+            arm = key[len(ARM_PREFIX) :]
+            if not arm or "/" in arm:
+                raise ValueError(f"malformed bandit statistics key {key!r}")
+            values = np.asarray(packed, dtype=float)
+            if values.shape != (packed_size(dim),):
+                raise ValueError(
+                    f"bandit statistics {key!r} hold {values.size} values, not the "
+                    f"{packed_size(dim)} of a model with {dim - 1} features ({_CHANGED})"
+                )
+            if not np.isfinite(values).all():
+                raise ValueError(f"bandit statistics {key!r} are not all finite")
+            gram[arm] = np.zeros((dim, dim))
+            gram[arm][rows, cols] = gram[arm][cols, rows] = values[1 + dim :]
+            xr[arm] = values[1 : 1 + dim].copy()
+            count[arm] = int(round(values[0]))
+        for key, raw in (counters or {}).items():
+            if not key.startswith(ARM_PREFIX):
+                continue
+            arm, kind, idx = _parse_key(key, dim)
             value = float(raw)
             if not math.isfinite(value):
-                raise ValueError(f"bandit statistics key {key!r} is not finite: {raw!r}")
+                raise ValueError(f"bandit statistics key {key!r} is not finite: {value!r}")
             if arm not in gram:
                 gram[arm], xr[arm], count[arm] = self._empty_state()
             if kind == "A":
                 i, j = idx
-                gram[arm][i, j] = gram[arm][j, i] = value
+                gram[arm][i, j] += value
+                gram[arm][j, i] = gram[arm][i, j]
             elif kind == "b":
-                xr[arm][idx[0]] = value
+                xr[arm][idx[0]] += value
             else:
-                count[arm] = int(round(value))
+                count[arm] += int(round(value))
         self._gram, self._xr, self._count, self._posterior = gram, xr, count, {}
 
     # --- learned state -----------------------------------------------------------------
@@ -349,44 +389,19 @@ def _check_reward(reward: float) -> float:
     return reward
 
 
-def _flatten(arm: str, gram: np.ndarray, xr: np.ndarray) -> dict[str, float]:
-    prefix = f"{ARM_PREFIX}{arm}"
-    out: dict[str, float] = {}
-    rows, cols = np.triu_indices(len(xr))
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        if gram[i, j] != 0.0:
-            out[f"{prefix}/A/{i}/{j}"] = float(gram[i, j])
-    for i in np.flatnonzero(xr).tolist():
-        out[f"{prefix}/b/{i}"] = float(xr[i])
-    return out
-
-
-def _outer_delta(arm: str, x: list[float], reward: float) -> dict[str, float]:
-    """:func:`_flatten` of ``outer(x, x)`` and ``reward * x`` from the nonzero entries of
-    ``x`` alone: the same keys, values and order, without walking the whole triangle (a
-    context sets a few of the features; every feedback computes this)."""
-    prefix = f"{ARM_PREFIX}{arm}"
-    pairs, singles = _key_suffixes(len(x))
-    out: dict[str, float] = {}
-    nonzero = [(i, value) for i, value in enumerate(x) if value != 0.0]
-    for start, (i, xi) in enumerate(nonzero):
-        row = pairs[i]
-        for j, xj in nonzero[start:]:
-            if (product := xi * xj) != 0.0:  # an underflow is zero in numpy's outer too
-                out[prefix + row[j]] = product
-    for i, xi in nonzero:
-        if (product := reward * xi) != 0.0:
-            out[prefix + singles[i]] = product
-    return out
+def packed_size(dim: int) -> int:
+    """The length of an arm's packed statistics for a model of ``dim`` dimensions (the
+    features and the bias): the count, ``b`` and the upper triangle of ``A``."""
+    return 1 + dim + dim * (dim + 1) // 2
 
 
 @functools.cache
-def _key_suffixes(dim: int) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
-    """The keys' ends after the arm, ``/A/i/j`` (row i, column j) and ``/b/i``, for a model of
-    ``dim`` dimensions: made once, since every feedback names some 80 of them (one string
-    joined to the arm's prefix costs less than formatting two numbers into it)."""
-    pairs = tuple(tuple(f"/A/{i}/{j}" for j in range(dim)) for i in range(dim))
-    return pairs, tuple(f"/b/{i}" for i in range(dim))
+def _triangle(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of the upper triangle of a ``dim`` square, row by row (made
+    once: every feedback packs one)."""
+    rows, cols = np.triu_indices(dim)
+    rows.flags.writeable = cols.flags.writeable = False  # shared by every caller
+    return rows, cols
 
 
 def _parse_key(key: str, dim: int) -> tuple[str, str, tuple[int, ...]]:
@@ -406,7 +421,7 @@ def _parse_key(key: str, dim: int) -> tuple[str, str, tuple[int, ...]]:
     if not parts[1] or any(not 0 <= i < dim for i in idx):
         raise ValueError(
             f"bandit statistics key {key!r} does not fit a model with {dim - 1} features "
-            "(was the feature list changed? use feature_signature() in the namespace)"
+            f"({_CHANGED})"
         )
     return parts[1], parts[2], idx
 

@@ -48,9 +48,11 @@ from tailorbot.services.decisions.policy import VariantPolicy
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.schemas import FeedbackRequest, FeedbackResponse
 from tailorbot.services.ports import EventDoor, RecordArchive
-from tailorbot.store.base import FeedbackMark, StoreError, Stores, check_finite
+from tailorbot.store.base import FeedbackMark, StoreError, Stores, check_finite, packed_vectors
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tailorbot.services.decisions.live_models import DecisionModels
 
 
@@ -205,11 +207,13 @@ class FeedbackHandler:
             # No outcome (a click on an article the decision did not offer): its event is
             # logged, and the decision's one feedback stays for the outcome still to come.
             return _Prepared(request, decision, events)
-        increments, learned = self._learning(decision, request, reward)
+        increments, vectors, learned = self._learning(decision, request, reward)
         for deltas in increments.values():  # refused here: not in the store, for its batch
             check_finite(deltas)
+        for vector_deltas in vectors.values():
+            packed_vectors(vector_deltas)
         feedback = {**request.signals(), "reward": reward}
-        mark = FeedbackMark(request.decision_id, feedback, increments)
+        mark = FeedbackMark(request.decision_id, feedback, increments, None, vectors)
         return _Prepared(request, decision, events, mark, reward, learned)
 
     def _write(self, batch: Sequence[_Prepared]) -> list[bool | Exception]:
@@ -377,10 +381,12 @@ class FeedbackHandler:
         self, decision: Mapping[str, Any], request: FeedbackRequest, reward: Any
     ) -> tuple[
         dict[str, dict[str, float]],
+        dict[str, dict[str, np.ndarray]],
         tuple[VariantPolicy, Mapping[str, float], str, float] | None,
     ]:
-        """The counter increments of this feedback (experiment outcomes; the statistics of
-        the bandit of its arm) and what that bandit then learns locally."""
+        """The counter increments of this feedback (experiment outcomes), its vector
+        increments (the statistics of the bandit of its arm) and what that bandit then
+        learns locally."""
         arm = decision.get("arm", PERSONALIZED_ARM)
         experiment = self.experiment
         increments: dict[str, dict[str, float]] = {}
@@ -393,17 +399,17 @@ class FeedbackHandler:
                 reward=reward,
             )
         if reward is None:
-            return increments, None
+            return increments, {}, None
         models = self.models()
         policy: VariantPolicy | None = models.policy
         context: Mapping[str, float] = decision.get("context", {})
         if arm != PERSONALIZED_ARM:  # the control learns from its own users only
             policy, context = models.control, non_personal(context)
         if policy is None:  # a fixed control variant learns nothing
-            return increments, None
+            return increments, {}, None
         variant = decision["variant"]
-        increments[policy.namespace] = policy.statistics_delta(context, variant, reward)
-        return increments, (policy, context, variant, reward)
+        vectors = {policy.namespace: policy.statistics_delta(context, variant, reward)}
+        return increments, vectors, (policy, context, variant, reward)
 
 
 def _call(func: Callable[..., T], *args: Any) -> T:

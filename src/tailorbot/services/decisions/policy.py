@@ -1,10 +1,11 @@
 """The response-variant policy: a contextual bandit whose statistics live in the store.
 
 Every server process keeps its own copy of the bandit for fast selection. Learning adds the
-update's sufficient statistics to the store's shared counters (addition commutes, so
-concurrent processes never lose an update) and to the local copy; every ``sync_s`` seconds the
-local copy is rebuilt from the shared sums (off the request path, by the decision service's
-background refresh), which also brings in what other processes learned.
+update's sufficient statistics to the store's shared vector counters, one an arm (addition
+commutes, so concurrent processes never lose an update) and to the local copy; every
+``sync_s`` seconds the local copy is rebuilt from the shared sums (off the request path, by
+the decision service's background refresh), which also brings in what other processes
+learned.
 
 The arms offered are the template's own variants. Each is scored on the context plus its
 action features (features/context.py: this customer's memory of the variant, and their
@@ -17,6 +18,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from tailorbot.config import Settings
 from tailorbot.features.context import action_features
@@ -86,14 +89,15 @@ class VariantPolicy:
         return choice, {**context, **features[choice.arm]}
 
     def learn(self, context: Mapping[str, float], arm: str, reward: float) -> None:
-        self.store.increment(self.namespace, self.statistics_delta(context, arm, reward))
+        self.store.add_vectors(self.namespace, self.statistics_delta(context, arm, reward))
         self.learn_locally(context, arm, reward)
 
     def statistics_delta(
         self, context: Mapping[str, float], arm: str, reward: float
-    ) -> dict[str, float]:
-        """What learning from ``reward`` adds to the shared statistics (see :meth:`learn`)."""
-        return dict(self.bandit.statistics_delta(context, arm, reward))
+    ) -> dict[str, np.ndarray]:
+        """What learning from ``reward`` adds to the shared statistics (vector counters of
+        :attr:`namespace`; see :meth:`learn`)."""
+        return self.bandit.statistics_delta(context, arm, reward)
 
     def learn_locally(self, context: Mapping[str, float], arm: str, reward: float) -> None:
         """Learn in this process only, once the shared statistics hold the update."""
@@ -102,10 +106,11 @@ class VariantPolicy:
 
     def sync(self) -> None:
         """Rebuild the local bandit from the shared statistics."""
-        counters = self.store.counters(self.namespace)
+        vectors = self.store.vectors(self.namespace)
+        counters = self.store.counters(self.namespace)  # as a store before packed ones holds them
         segments = SegmentVariantStats.from_counters(self.store.counters(NS_SEGMENT_VARIANT))
         with self._lock:
-            self.bandit.load_statistics(counters)
+            self.bandit.load_statistics(vectors, counters)
             self._segments = segments
             self._synced_at = time.monotonic()
 
