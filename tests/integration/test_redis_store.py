@@ -271,3 +271,30 @@ def test_a_feedback_batch_over_one_script_keeps_its_order(prefix: str) -> None:
     assert decisions.get("c0") == {"variant": "short", "feedback": {"rating": 5, "resolved": True}}
     assert stores.counters.counters("chunks") == {"n": len(ids) + 1.0, "r": len(ids) * 0.5}
     stores.close()
+
+
+def test_a_refused_chunk_of_a_feedback_batch_writes_nothing_of_its_own(prefix: str) -> None:
+    """Each script is one chunk of marks, written whole or not at all: when the stored
+    vectors refuse a later chunk's sums, the call raises StoreError (the feedback handler
+    then reads back which marks landed), the refused chunk wrote nothing, and the chunk
+    before it stays written with its vectors, counted once."""
+    stores = open_redis_stores(prefix)
+    decisions = stores.decisions
+    ids = [f"v{i}" for i in range(FEEDBACK_SCRIPT_MARKS + 4)]
+    for d in ids:
+        decisions.put(d, "u1", {"variant": "short"})
+    marks = [
+        FeedbackMark(d, {"rating": 5}, {"n": {"x": 1.0}}, None, {"bandit": {"arm/a": [1.0] * 2}})
+        for d in ids[:FEEDBACK_SCRIPT_MARKS]
+    ]
+    marks += [
+        FeedbackMark(d, {"rating": 5}, {"n": {"x": 1.0}}, None, {"bandit": {"arm/a": [1.0]}})
+        for d in ids[FEEDBACK_SCRIPT_MARKS:]
+    ]
+    with pytest.raises(StoreError, match=r"'arm/a'.* 2 values.* 1"):
+        decisions.record_feedbacks(marks)
+    written = decisions.get_many(ids)
+    assert [("feedback" in written[d]) for d in ids] == [True] * FEEDBACK_SCRIPT_MARKS + [False] * 4
+    assert stores.counters.vectors("bandit")["arm/a"].tolist() == [16.0, 16.0]
+    assert stores.counters.counters("n") == {"x": 16.0}
+    stores.close()

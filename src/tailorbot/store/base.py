@@ -236,11 +236,16 @@ def packed_vectors(deltas: Mapping[str, Any]) -> dict[str, bytes]:
     bad: list[str] = []
     for name, delta in deltas.items():
         try:
-            vector = np.asarray(delta, dtype=VECTOR_DTYPE)
-        except (TypeError, ValueError):
+            given = np.asarray(delta)
+        except (TypeError, ValueError):  # ragged
             bad.append(name)
             continue
-        if vector.ndim != 1 or not vector.size or not np.isfinite(vector).all():
+        # numbers only: not text numpy would parse, nor an int past 64 bits (an object)
+        if given.dtype.kind not in "biuf" or given.ndim != 1 or not given.size:
+            bad.append(name)
+            continue
+        vector = given.astype(VECTOR_DTYPE, copy=False)
+        if not np.isfinite(vector).all():
             bad.append(name)
             continue
         packed[name] = vector.tobytes()
@@ -347,9 +352,14 @@ class DecisionStore(_Reachable):
         """:meth:`record_feedback` for each mark, in order, in one round trip where the
         backend can (the feedback batcher's writes): what each returns. Each mark with its
         increments stays one atomic write, and a mark sees the earlier ones of the call (a
-        second first mark of a decision is refused). A delta that is not finite, or a vector
-        delta whose length differs from its vector's, raises :class:`ValueError` and
-        nothing is written. The default writes them one by one."""
+        second first mark of a decision is refused). A delta that is not finite (or a vector
+        delta that is no flat, non-empty list of numbers) raises :class:`ValueError` before
+        anything is written. Sums the stored vectors refuse (a delta whose length differs
+        from its vector's, a sum that is not finite) raise :class:`StoreError`, as a failed
+        write does: nothing is written on SQLite; on Redis, a call of more marks than one
+        script takes is several atomic scripts, and the others may have written theirs (the
+        feedback handler reads back which marks landed, as after any failed write). The
+        default writes them one by one."""
         return [self.record_feedback(*mark) for mark in marks]
 
     @abstractmethod

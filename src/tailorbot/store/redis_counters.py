@@ -7,8 +7,8 @@ Vector counters: one hash per namespace, each field a vector as little-endian do
 the ``struct`` library reads and writes the vectors without a decimal round trip.
 
 A script that refuses a write (a delta whose length differs from its stored vector's, a
-sum that is not finite) answers an error holding :data:`REFUSED`, which
-:func:`refusals_as_value_errors` raises as the :class:`ValueError` of the store's contract.
+sum that is not finite) answers an error starting with :data:`REFUSED`, which
+:func:`refusals_as` raises as the error the store's contract names for it.
 
 >>> counter_arg({"arm-a/n": 1, "arm-a/b/0": 0.1})
 b'{"arm-a/n":"1.0","arm-a/b/0":"0.1"}'
@@ -239,17 +239,16 @@ def vector_args(packed: Mapping[str, bytes]) -> list[Any]:
 
 
 @contextlib.contextmanager
-def refusals_as_value_errors() -> Iterator[None]:
-    """A vector script's refusal (:data:`REFUSED`) as :class:`ValueError`; other errors
-    pass (the store's guard makes them :class:`~tailorbot.store.base.StoreError`)."""
+def refusals_as(error: type[Exception]) -> Iterator[None]:
+    """A vector script's refusal (:data:`REFUSED`) as ``error``; other errors pass (the
+    store's guard makes them :class:`~tailorbot.store.base.StoreError`)."""
     try:
         yield
     except redis.ResponseError as exc:
-        _, refused, reason = str(exc).partition(
-            REFUSED
-        )  # a pipeline's error names its command first
-        if refused:
-            raise ValueError(reason.strip()) from None
+        # a pipeline's error names its command (and some of its arguments) first
+        reason = str(exc).rsplit("caused error: ", 1)[-1]
+        if reason.startswith(REFUSED):
+            raise error(reason.removeprefix(REFUSED).strip()) from None
         raise
 
 

@@ -40,7 +40,7 @@ from tailorbot.store.redis_counters import (
     ADD_VECTORS,
     ADD_VECTORS_SCRIPT,
     counter_arg,
-    refusals_as_value_errors,
+    refusals_as,
     vector_args,
 )
 
@@ -51,7 +51,7 @@ FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
 # number of marks, then per mark: its feedback, the mark it replaces ('' for none yet), its
 # number of counter namespaces and, per namespace, the index of its hash among the hashes
 # and its counters (counter_arg); then its number of vector namespaces and, per namespace,
-# the index of its hash and its vectors (redis_vectors.vector_args). Each mark is taken as
+# the index of its hash and its vectors (redis_counters.vector_args). Each mark is taken as
 # record_feedback would take it, in order; the counters and vectors of those taken are
 # summed per name (the marks of a batch add to many of the same ones) and each added once.
 # Everything is read and checked before the first write: a failing call writes nothing.
@@ -265,7 +265,9 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
             self._feedbacks(keys=keys, args=args, client=pipe)
-        with refusals_as_value_errors():
+        # a refusal of the stored vectors, as SQLite's (this call's other scripts, each its
+        # own chunk of marks, may have written theirs: the caller reads back which landed)
+        with refusals_as(StoreError):
             return [bool(done) for taken in pipe.execute() for done in taken]
 
     def _feedbacks_call(self, marks: Sequence[FeedbackMark]) -> tuple[list[str], list[Any]]:
@@ -340,7 +342,7 @@ class RedisCounterStore(RedisConcern, CounterStore):
     def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
         packed = packed_vectors(deltas)  # checks them first
         if packed:
-            with refusals_as_value_errors():
+            with refusals_as(ValueError):
                 self._add_vectors(keys=[self.key("vectors", namespace)], args=vector_args(packed))
 
     @guard

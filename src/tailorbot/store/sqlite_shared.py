@@ -28,6 +28,7 @@ from tailorbot.store.base import (
     CounterStore,
     DecisionStore,
     FeedbackMark,
+    StoreError,
     VectorDelta,
     check_finite,
     decision_made_at,
@@ -181,10 +182,13 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
             summed = [(ns, key, delta) for ns, sums in added.items() for key, delta in sums.items()]
             execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
             vector_sums: dict[str, dict[str, np.ndarray]] = {}
-            for vectors, taken in zip(packed, marked, strict=True):
-                for namespace, vector_deltas in vectors.items() if taken else ():
-                    summed_vectors(vector_sums, namespace, vector_deltas)
-            add_vector_sums(conn, vector_sums)
+            try:  # a refusal of the stored vectors rolls the whole call back
+                for vectors, taken in zip(packed, marked, strict=True):
+                    for namespace, vector_deltas in vectors.items() if taken else ():
+                        summed_vectors(vector_sums, namespace, vector_deltas)
+                add_vector_sums(conn, vector_sums)
+            except ValueError as exc:
+                raise StoreError(f"sqlite: {exc}") from None
         return marked
 
     def erase_user(self, user_id: str) -> None:
