@@ -36,6 +36,55 @@ _DOUBLES_PER_CALL = 64  # doubles one struct.pack or unpack call takes (Lua's st
 
 HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts names
 
+# What the counter and vector scripts share (ADD_COUNTERS starts with it): a walk of the
+# hashes a script adds to, which reads and checks everything before the script's first
+# write (Redis keeps what a failing script wrote). hash_writes(sums, fields, what, total):
+# for sums (hash key -> name -> what to add), the HSET arguments of each hash (name, value,
+# ...), each value total(key, name, added, stored) (stored: the field's value, or false),
+# ``fields`` names to a HMGET; or nil and an error when a key holds another type or a
+# total is nil (its error). write_hashes(writes, fields): the HSETs.
+HASH_WRITES = """
+local function one_hash_writes(key, sum, fields, what, total)
+  local names, writes = {}, {}
+  for name in pairs(sum) do names[#names + 1] = name end
+  if #names == 0 then return writes end  -- nothing to add: the key is not read
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= 'hash' and kind ~= 'none' then
+    return nil, 'WRONGTYPE ' .. what .. ' key ' .. key .. ' holds a ' .. kind
+  end
+  for first = 1, #names, fields do
+    local last = math.min(first + fields - 1, #names)
+    local stored = {}
+    if kind == 'hash' then stored = redis.call('HMGET', key, unpack(names, first, last)) end
+    for j = first, last do
+      local name = names[j]
+      local value, err = total(key, name, sum[name], stored[j - first + 1])
+      if value == nil then return nil, err end
+      writes[#writes + 1] = name
+      writes[#writes + 1] = value
+    end
+  end
+  return writes
+end
+local function hash_writes(sums, fields, what, total)
+  local writes = {}
+  for key, sum in pairs(sums) do
+    local found, err = one_hash_writes(key, sum, fields, what, total)
+    if not found then return nil, err end
+    writes[key] = found
+  end
+  return writes
+end
+local function write_hashes(writes, fields)
+  for key, found in pairs(writes) do
+    for first = 1, #found, 2 * fields do
+      local last = math.min(first + 2 * fields - 1, #found)
+      redis.call('HSET', key, unpack(found, first, last))
+    end
+  end
+end
+"""
+
 # The Lua functions of every script that adds to counters hashes (prepended to each).
 # Counters are added as doubles, as the SQLite store adds them: each stored value and delta
 # is text that reads back as exactly its double, and so is each sum written back (17
@@ -45,9 +94,10 @@ HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts nam
 # add_deltas(sum, arg): adds one counter_arg to sum (name -> number; a name only this arg
 # gives keeps its text). counter_writes(sums): for sums (hash key -> sum), the HSET
 # arguments of each hash, or nil and an error when a key holds another type, a stored
-# value is not a number or a sum is not finite: call it before the script's first write
-# (Redis keeps what a failing script wrote). write_counters(writes): the HSETs.
-ADD_COUNTERS = f"""
+# value is not a number or a sum is not finite. write_counters(writes): the HSETs.
+ADD_COUNTERS = (
+    HASH_WRITES
+    + f"""
 local function add_deltas(sum, arg)
   for name, delta in pairs(cjson.decode(arg)) do
     local before = sum[name]
@@ -58,67 +108,36 @@ local function add_deltas(sum, arg)
     end
   end
 end
-local function hash_writes(key, sum)
-  local names, writes = {{}}, {{}}
-  for name in pairs(sum) do names[#names + 1] = name end
-  if #names == 0 then return writes end  -- nothing to add: the key is not read
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= 'hash' and kind ~= 'none' then
-    return nil, 'WRONGTYPE counters key ' .. key .. ' holds a ' .. kind
-  end
-  for first = 1, #names, {HASH_CALL_FIELDS} do
-    local last = math.min(first + {HASH_CALL_FIELDS - 1}, #names)
-    local stored = {{}}
-    if kind == 'hash' then stored = redis.call('HMGET', key, unpack(names, first, last)) end
-    for j = first, last do
-      local name = names[j]
-      local total = sum[name]
-      local before = stored[j - first + 1]
-      if before then
-        local value = tonumber(before)
-        if value == nil then
-          return nil, 'counter ' .. name .. ' of ' .. key .. ' holds no number'
-        end
-        total = value + tonumber(total)
-      end
-      if type(total) == 'number' then
-        if not (total > -math.huge and total < math.huge) then
-          return nil, 'the sum of counter ' .. name .. ' is not finite'
-        end
-        total = string.format('%.17g', total)
-      end
-      writes[#writes + 1] = name
-      writes[#writes + 1] = total
+local function counter_total(key, name, total, before)
+  if before then
+    local value = tonumber(before)
+    if value == nil then
+      return nil, 'counter ' .. name .. ' of ' .. key .. ' holds no number'
     end
+    total = value + tonumber(total)
   end
-  return writes
+  if type(total) == 'number' then
+    if not (total > -math.huge and total < math.huge) then
+      return nil, 'the sum of counter ' .. name .. ' is not finite'
+    end
+    total = string.format('%.17g', total)
+  end
+  return total
 end
 local function counter_writes(sums)
-  local writes = {{}}
-  for key, sum in pairs(sums) do
-    local found, err = hash_writes(key, sum)
-    if not found then return nil, err end
-    writes[key] = found
-  end
-  return writes
+  return hash_writes(sums, {HASH_CALL_FIELDS}, 'counters', counter_total)
 end
-local function write_counters(writes)
-  for key, found in pairs(writes) do
-    for first = 1, #found, {2 * HASH_CALL_FIELDS} do
-      local last = math.min(first + {2 * HASH_CALL_FIELDS - 1}, #found)
-      redis.call('HSET', key, unpack(found, first, last))
-    end
-  end
-end
+local function write_counters(writes) write_hashes(writes, {HASH_CALL_FIELDS}) end
 """
+)
 
-# The Lua functions of every script that adds to vector hashes (prepended to each).
+# The Lua functions of every script that adds to vector hashes (prepended to each, after
+# ADD_COUNTERS or HASH_WRITES).
 # add_vector(sum, name, packed): adds one packed delta to sum[name] (a table of numbers);
 # an error text when it differs in length from a delta added before. vector_writes(sums):
 # for sums (hash key -> name -> numbers), the HSET arguments of each hash, or nil and an
 # error when a key holds another type, a stored vector is not whole doubles or differs in
-# length, or a sum is not finite: call it before the script's first write (Redis keeps
-# what a failing script wrote). write_vectors(writes): the HSETs.
+# length, or a sum is not finite. write_vectors(writes): the HSETs.
 ADD_VECTORS = f"""
 local function unpack_doubles(packed)
   local values, pos, n, k = {{}}, 1, #packed / 8, 0
@@ -154,67 +173,36 @@ local function add_vector(sum, name, packed)
   for k = 1, #delta do before[k] = before[k] + delta[k] end
   return nil
 end
-local function hash_vector_writes(key, sum)
-  local names, writes = {{}}, {{}}
-  for name in pairs(sum) do names[#names + 1] = name end
-  if #names == 0 then return writes end
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= 'hash' and kind ~= 'none' then
-    return nil, 'WRONGTYPE vector counters key ' .. key .. ' holds a ' .. kind
+local function vector_total(key, name, total, before)
+  if before then
+    if #before % 8 ~= 0 then
+      return nil, 'vector counter ' .. name .. ' of ' .. key .. ' holds no doubles'
+    end
+    local values = unpack_doubles(before)
+    if #values ~= #total then
+      return nil, "{REFUSED} vector counter '" .. name .. "' of " .. key .. ' holds ' ..
+        #values .. ' values; a delta of ' .. #total .. ' cannot be added to it'
+    end
+    for k = 1, #total do total[k] = values[k] + total[k] end
   end
-  for first = 1, #names, {VECTOR_CALL_FIELDS} do
-    local last = math.min(first + {VECTOR_CALL_FIELDS - 1}, #names)
-    local stored = {{}}
-    if kind == 'hash' then stored = redis.call('HMGET', key, unpack(names, first, last)) end
-    for j = first, last do
-      local name = names[j]
-      local total = sum[name]
-      local before = stored[j - first + 1]
-      if before then
-        if #before % 8 ~= 0 then
-          return nil, 'vector counter ' .. name .. ' of ' .. key .. ' holds no doubles'
-        end
-        local values = unpack_doubles(before)
-        if #values ~= #total then
-          return nil, "{REFUSED} vector counter '" .. name .. "' of " .. key .. ' holds ' ..
-            #values .. ' values; a delta of ' .. #total .. ' cannot be added to it'
-        end
-        for k = 1, #total do total[k] = values[k] + total[k] end
-      end
-      for k = 1, #total do
-        local value = total[k]
-        if not (value > -math.huge and value < math.huge) then
-          return nil, "{REFUSED} the sum of vector counter '" .. name .. "' is not finite"
-        end
-      end
-      writes[#writes + 1] = name
-      writes[#writes + 1] = pack_doubles(total)
+  for k = 1, #total do
+    local value = total[k]
+    if not (value > -math.huge and value < math.huge) then
+      return nil, "{REFUSED} the sum of vector counter '" .. name .. "' is not finite"
     end
   end
-  return writes
+  return pack_doubles(total)
 end
 local function vector_writes(sums)
-  local writes = {{}}
-  for key, sum in pairs(sums) do
-    local found, err = hash_vector_writes(key, sum)
-    if not found then return nil, err end
-    writes[key] = found
-  end
-  return writes
+  return hash_writes(sums, {VECTOR_CALL_FIELDS}, 'vector counters', vector_total)
 end
-local function write_vectors(writes)
-  for key, found in pairs(writes) do
-    for first = 1, #found, {2 * VECTOR_CALL_FIELDS} do
-      local last = math.min(first + {2 * VECTOR_CALL_FIELDS - 1}, #found)
-      redis.call('HSET', key, unpack(found, first, last))
-    end
-  end
-end
+local function write_vectors(writes) write_hashes(writes, {VECTOR_CALL_FIELDS}) end
 """
 
 # KEYS: the vector hash. ARGV: its deltas (vector_args). Nothing written on an error.
 ADD_VECTORS_SCRIPT = (
-    ADD_VECTORS
+    HASH_WRITES
+    + ADD_VECTORS
     + """
 local sum = {}
 for i = 2, 2 * tonumber(ARGV[1]), 2 do
