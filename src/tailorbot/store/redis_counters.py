@@ -234,9 +234,10 @@ def refusals_as(error: type[Exception]) -> Iterator[None]:
         yield
     except redis.ResponseError as exc:
         # a pipeline's error names its command (and some of its arguments) first
-        reason = str(exc).rsplit("caused error: ", 1)[-1]
-        if reason.startswith(REFUSED):
-            raise error(reason.removeprefix(REFUSED).strip()) from None
+        text = str(exc)
+        _, caused, reason = text.partition(f"caused error: {REFUSED}")
+        if caused or text.startswith(REFUSED):
+            raise error((reason if caused else text.removeprefix(REFUSED)).strip()) from None
         raise
 
 
