@@ -142,8 +142,7 @@ class LoadShedMiddleware:
 class BodyDeadlines:
     """The body deadlines of one process's requests, kept by one timer per event loop: while
     some request waits for its body, a sweep every ``tick_s`` seconds cancels the waits past
-    their
-    deadline (a 408 is at most ``tick_s`` late). ``asyncio.timeout_at`` around each
+    their deadline (a 408 is at most ``tick_s`` late). ``asyncio.timeout_at`` around each
     ``receive`` made and cancelled a timer per request for a deadline that almost never
     fires: 12 µs of the event loop's CPU a request, a fifth of the lean routes' ASGI layers
     (docs/benchmarks.md).
