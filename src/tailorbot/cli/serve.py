@@ -69,17 +69,28 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
 def _check_listen(host: str, port: int, what: str) -> None:
     """Bind ``host:port`` once and release it: uvicorn (or the metrics server) binds only
     after the start, and its failure was a few log lines and exit status 3."""
-    import socket
-
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            probe.bind(address)
+        _bound(host, port).close()
     except OSError as exc:
         fail(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _bound(host: str, port: int) -> Any:
+    """A TCP socket bound to ``host:port`` (its first address), ``SO_REUSEADDR`` as uvicorn
+    binds; :class:`OSError` when it cannot be."""
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    bound = socket.socket(family, kind, proto)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
 @reports_errors
@@ -263,22 +274,21 @@ def worker(
     typer.echo(f"tailorbot worker in group {settings.consumer_group!r}; Ctrl-C stops it")
     archiver = runtime.archive_worker(member_id)  # a group of its own: the same name is free
     try:
-        if metrics_port is not None:
-            from prometheus_client import start_http_server
-
+        if metrics_socket is not None:
+            host, port = metrics_socket.getsockname()[:2]
+            where = f"{host}:{port}"
+        elif metrics_port is not None:
             try:
-                start_http_server(
-                    metrics_port, addr=metrics_host, registry=runtime.metrics.registry
-                )
+                metrics_socket = _bound(metrics_host, metrics_port)
+                metrics_socket.listen()
             except OSError as exc:  # taken since the check: still one line, runtime stopped
                 fail(f"--metrics-port: cannot listen on {metrics_host}:{metrics_port}: {exc}")
-            typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+            where = f"{metrics_host}:{metrics_port}"
         if metrics_socket is not None:
             from tailorbot.telemetry.worker_metrics import serve_exposition
 
             serve_exposition(metrics_socket, runtime.metrics.registry)
-            host, port = metrics_socket.getsockname()[:2]
-            typer.echo(f"metrics on http://{host}:{port}/metrics")
+            typer.echo(f"metrics on http://{where}/metrics")
         if archiver is not None:
             runtime.threads["archiver"] = WorkerThread(archiver, "tailorbot-archive-worker")
             runtime.threads["archiver"].start()

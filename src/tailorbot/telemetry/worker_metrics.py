@@ -1,5 +1,5 @@
-"""The stream worker process's exposition: served by the worker on a socket it inherits from
-``tailorbot serve``, read over HTTP by the server processes.
+"""The stream worker process's exposition: served by the worker (on a socket it inherits
+from ``tailorbot serve``, or on ``--metrics-port``), read over HTTP by the server processes.
 
 ``/metrics`` merges it, ``/readyz`` probes it and the dashboard reads its lag. One client per
 process serves them all: ``httpx.get`` makes a client per call, and each new client builds
@@ -55,10 +55,10 @@ def inherited_listener(fd: int) -> socket.socket:
 
 def serve_exposition(listening: socket.socket, registry: CollectorRegistry) -> WSGIServer:
     """``registry``'s exposition over HTTP on ``listening``, a TCP socket bound and listening
-    already (the supervisor's, inherited through :func:`inherited_listener`: it holds the
-    port across the worker's restarts, so no other process can take it between two of
-    them), from a daemon thread; returns the
-    server (``shutdown()`` stops it). Connections that waited in the socket's queue while no
+    already (``--metrics-port``'s, or the supervisor's, inherited through
+    :func:`inherited_listener`: it holds the port across the worker's restarts, so no other
+    process can take it between two of them), from a daemon thread; returns the server
+    (``shutdown()`` stops it). Connections that waited in the socket's queue while no
     worker ran may be gone when answered: they are dropped without a traceback.
 
     >>> import httpx
