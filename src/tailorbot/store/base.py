@@ -261,32 +261,6 @@ def unpacked_vector(stored: bytes) -> np.ndarray:
     return np.frombuffer(stored, dtype=VECTOR_DTYPE)
 
 
-def summed_vectors(
-    added: dict[str, dict[str, np.ndarray]], namespace: str, packed: Mapping[str, bytes]
-) -> None:
-    """Add one write's ``packed`` vector deltas of ``namespace`` into ``added`` (namespace ->
-    name -> sum): a batch's marks add to the same vectors, which are then written once.
-    :class:`ValueError` when two deltas of one vector differ in length."""
-    sums = added.setdefault(namespace, {})
-    for name, delta in packed.items():
-        vector = unpacked_vector(delta)
-        before = sums.get(name)
-        if before is None:
-            sums[name] = vector.copy()
-        elif before.shape != vector.shape:
-            raise ValueError(vector_length_problem(namespace, name, len(before), len(vector)))
-        else:
-            with np.errstate(over="ignore"):  # the stores refuse a sum that is not finite
-                before += vector
-
-
-def vector_length_problem(namespace: str, name: str, stored: int, given: int) -> str:
-    return (
-        f"vector counter {name!r} of {namespace!r} holds {stored} values; "
-        f"a delta of {given} cannot be added to it"
-    )
-
-
 class FeedbackMark(NamedTuple):
     """One decision's feedback write (the arguments of :meth:`DecisionStore.record_feedback`)."""
 

@@ -34,9 +34,7 @@ from tailorbot.store.base import (
     decision_made_at,
     decoded_decision,
     packed_vectors,
-    summed_vectors,
     unpacked_vector,
-    vector_length_problem,
 )
 
 # The users' erasure times (the feature store's ``erasure_times`` table in the same file).
@@ -251,6 +249,32 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
 
     def __repr__(self) -> str:
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
+
+
+def summed_vectors(
+    added: dict[str, dict[str, np.ndarray]], namespace: str, packed: Mapping[str, bytes]
+) -> None:
+    """Add one write's ``packed`` vector deltas of ``namespace`` into ``added`` (namespace ->
+    name -> sum): a batch's marks add to the same vectors, which are then written once.
+    :class:`ValueError` when two deltas of one vector differ in length."""
+    sums = added.setdefault(namespace, {})
+    for name, delta in packed.items():
+        vector = unpacked_vector(delta)
+        before = sums.get(name)
+        if before is None:
+            sums[name] = vector.copy()
+        elif before.shape != vector.shape:
+            raise ValueError(vector_length_problem(namespace, name, len(before), len(vector)))
+        else:
+            with np.errstate(over="ignore"):  # the stores refuse a sum that is not finite
+                before += vector
+
+
+def vector_length_problem(namespace: str, name: str, stored: int, given: int) -> str:
+    return (
+        f"vector counter {name!r} of {namespace!r} holds {stored} values; "
+        f"a delta of {given} cannot be added to it"
+    )
 
 
 SELECT_VECTORS = "SELECT key, value FROM counter_vectors WHERE namespace = ? AND key IN ({marks})"
