@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -56,6 +58,38 @@ CONNECTION_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 
 
+class RedisAddress(NamedTuple):
+    """Where a backend's Redis is and how long its calls may take: what its clients, the
+    blocking one and the asyncio one, are made from alike."""
+
+    address: str  # the URL without tailorbot's query options
+    socket_timeout: float
+    connect_timeout: float
+
+    def client(self) -> redis.Redis:
+        """A client (connections open lazily, at the first command).
+
+        Commands are never retried by the client: a retried append or increment whose
+        first attempt reached the server would be applied twice. Idle pooled connections
+        are health-checked instead, so a restarted server costs no failed request.
+        """
+        return redis.Redis.from_url(self.address, retry=Retry(NoBackoff(), 0), **self._options())
+
+    def async_client(self) -> redis.asyncio.Redis:
+        """The same client for asyncio: its connections belong to the event loop that
+        first uses them."""
+        return redis.asyncio.Redis.from_url(
+            self.address, retry=AsyncRetry(NoBackoff(), 0), **self._options()
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "health_check_interval": 15,
+        }
+
+
 def parse_url(
     url: str,
     known: Mapping[str, Callable[[str], Any]],
@@ -63,34 +97,33 @@ def parse_url(
 ) -> tuple[redis.Redis, dict[str, Any]]:
     """A client for ``url`` and the backend's typed options (``known`` ones and ``prefix``),
     keyword ``overrides`` winning over the URL's query; unknown names are errors."""
+    address, options = parse_address(url, known, overrides)
+    return address.client(), options
+
+
+def parse_address(
+    url: str,
+    known: Mapping[str, Callable[[str], Any]],
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[RedisAddress, dict[str, Any]]:
+    """As :func:`parse_url`, with the address the clients are made from instead of one."""
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss"}:
         raise ValueError(f"not a Redis URL: {url!r} (expected redis://host:port/db)")
     converters = {**CONNECTION_OPTIONS, **known}
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     options = typed_options(query, overrides or {}, converters, "Redis")
-    client = connect(
+    address = RedisAddress(
         urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
         options.pop("socket_timeout", 5.0),
         options.pop("connect_timeout", 2.0),
     )
-    return client, options
+    return address, options
 
 
-def connect(address: str, socket_timeout: float, connect_timeout: float) -> redis.Redis:
-    """A client (connections open lazily, at the first command).
-
-    Commands are never retried by the client: a retried append or increment whose first
-    attempt reached the server would be applied twice. Idle pooled connections are
-    health-checked instead, so a restarted server costs no failed request.
-    """
-    return redis.Redis.from_url(
-        address,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=15,
-    )
+def failure(error: type[Exception], exc: redis.RedisError) -> Exception:
+    """``exc`` as the backend's ``error`` (``LogError`` / ``StoreError``)."""
+    return error(f"redis: {type(exc).__name__}: {exc}")
 
 
 def translate_errors(error: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -103,7 +136,7 @@ def translate_errors(error: type[Exception]) -> Callable[[Callable[P, R]], Calla
             try:
                 return method(*args, **kwargs)
             except redis.RedisError as exc:
-                raise error(f"redis: {type(exc).__name__}: {exc}") from exc
+                raise failure(error, exc) from exc
 
         return wrapper
 

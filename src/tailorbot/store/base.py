@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -380,6 +380,16 @@ class CounterStore(_Reachable):
         """The vector counters of ``namespace`` by name, as read-only arrays of doubles."""
 
 
+class AsyncUserReader(Protocol):
+    """A user's profile and feature record, awaited (:class:`StoreError` on failure)."""
+
+    async def __call__(
+        self, user_id: str
+    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stores:
     """The four stores of one backend, sharing its connection (closed by :meth:`close`)."""
@@ -392,6 +402,9 @@ class Stores:
     # The backend's read of a user's profile and feature record at once (one round trip on
     # a network store); ``None``: :meth:`profile_and_record` reads each from its store.
     user_reader: Callable[[str], tuple[dict[str, Any] | None, FeatureRecord | None]] | None = None
+    # The same read awaited on the event loop, where the backend is a network one (Redis):
+    # what a decision computed on the loop reads (``decision_threads = 0``).
+    async_user_reader: AsyncUserReader | None = None
 
     def profile_and_record(
         self, user_id: str
@@ -402,6 +415,11 @@ class Stores:
         if self.user_reader is not None:
             return self.user_reader(user_id)
         return self.profiles.get(user_id), self.features.get(user_id)
+
+    async def aclose(self) -> None:
+        """Close what the asyncio read opened, on its event loop (before :meth:`close`)."""
+        if self.async_user_reader is not None:
+            await self.async_user_reader.aclose()
 
     def ping(self) -> None:
         for store in (self.features, self.profiles, self.decisions, self.counters):

@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 import redis
 
-from tailorbot._redis import optional_seconds, parse_url, plain_prefix
+from tailorbot._redis import optional_seconds, parse_address, plain_prefix
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
     UNCHANGED,
@@ -60,6 +60,7 @@ from tailorbot.store.base import (
     ProfileStore,
     Stores,
 )
+from tailorbot.store.redis_async import AsyncUserReader
 from tailorbot.store.redis_counters import ADD_COUNTERS, counter_arg
 from tailorbot.store.redis_shared import (
     ERASED_AT,
@@ -206,16 +207,19 @@ def open_stores(url: str, **options: Any) -> Stores:
     """Open ``redis://host:port/db?prefix=tailorbot&record_ttl=...&decision_ttl=...`` with one
     client for all four stores; keyword ``options`` override the URL's."""
     known = {"record_ttl": optional_seconds, "decision_ttl": optional_seconds}
-    client, typed = parse_url(url, known, options)
+    address, typed = parse_address(url, known, options)
+    client = address.client()
     prefix = typed.get("prefix", "tailorbot")
     try:
+        user_reader = RedisUserReader(client, prefix)
         return Stores(
             features=RedisFeatureStore(client, prefix, typed.get("record_ttl")),
             profiles=RedisProfileStore(client, prefix),
             decisions=RedisDecisionStore(client, prefix, typed.get("decision_ttl")),
             counters=RedisCounterStore(client, prefix),
             closer=client.close,
-            user_reader=RedisUserReader(client, prefix),
+            user_reader=user_reader,
+            async_user_reader=AsyncUserReader(address, user_reader),
         )
     except BaseException:
         client.close()
@@ -342,7 +346,8 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
 
 class RedisUserReader(RedisConcern):
     """A decision's reads of one user, the profile and the feature record, in one ``MGET``
-    (two round trips otherwise; see :meth:`Stores.profile_and_record`)."""
+    (two round trips otherwise; see :meth:`Stores.profile_and_record`). The asyncio read
+    (:class:`~tailorbot.store.redis_async.AsyncUserReader`) reads the same keys."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
         self.client = client
@@ -350,7 +355,16 @@ class RedisUserReader(RedisConcern):
 
     @guard
     def __call__(self, user_id: str) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
-        blobs: list[Any] = self.client.mget([self.key(PROFILE, user_id), self.key(RECORD, user_id)])
+        return self.decoded(user_id, self.client.mget(self.keys(user_id)))
+
+    def keys(self, user_id: str) -> list[str]:
+        return [self.key(PROFILE, user_id), self.key(RECORD, user_id)]
+
+    @staticmethod
+    def decoded(
+        user_id: str, blobs: Sequence[Any]
+    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+        """The ``MGET`` of :meth:`keys`, read."""
         profile, record = blobs
         return (
             orjson.loads(profile) if profile is not None else None,

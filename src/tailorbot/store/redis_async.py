@@ -1,0 +1,68 @@
+"""A decision's read of one user on Redis, awaited on the event loop.
+
+With ``decision_threads = 0`` a server process computes each decision on its event loop.
+On the embedded store the read of the user is a local SQLite read; on Redis it is a round
+trip, which a blocking client would spend holding up every request of the process. This
+reader sends the same ``MGET`` as :class:`~tailorbot.store.redis.RedisUserReader` through
+redis-py's asyncio client, so the loop serves other requests until the answer arrives,
+and no thread has to be handed each decision to wait on it.
+
+Its connections belong to the event loop that first uses them: a server's lifespan closes
+them (:meth:`AsyncUserReader.aclose`) on that loop, and a reader used from another loop (an
+app started again) opens its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio
+
+from tailorbot._redis import RedisAddress, failure
+from tailorbot.store.base import FeatureRecord, StoreError
+
+UserRead = tuple[dict[str, Any] | None, FeatureRecord | None]
+
+
+class UserKeys(Protocol):
+    """What the blocking reader knows of a user's keys and values (one place for both)."""
+
+    def keys(self, user_id: str) -> list[str]: ...
+
+    def decoded(self, user_id: str, blobs: Sequence[Any]) -> UserRead: ...
+
+
+class AsyncUserReader:
+    """The profile and feature record of one user, awaited (:class:`StoreError` when Redis
+    fails, as the blocking read)."""
+
+    def __init__(self, address: RedisAddress, keys: UserKeys) -> None:
+        self.address = address
+        self.keys = keys
+        self._client: redis.asyncio.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, user_id: str) -> UserRead:
+        try:
+            blobs = await self._client_here().mget(self.keys.keys(user_id))
+        except redis.RedisError as exc:
+            raise failure(StoreError, exc) from exc
+        return self.keys.decoded(user_id, blobs)
+
+    async def aclose(self) -> None:
+        """Close the connections (on the loop that opened them)."""
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    def _client_here(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = self.address.async_client(), loop
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.keys!r})"
