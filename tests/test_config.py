@@ -48,8 +48,6 @@ def test_settings_are_frozen() -> None:
         ({"experiment_holdout": 1.5}, "experiment_holdout"),
         ({"decision_threads": -1}, "decision_threads"),
         ({"dashboard_step_s": 0}, "dashboard_step_s"),
-        # decisions on the event loop: only where a store read is in-process
-        ({"decision_threads": 0, "store_url": "redis://127.0.0.1:6379/0"}, "decision_threads"),
     ],
 )
 def test_bad_values_name_the_field(overrides: dict, field: str) -> None:

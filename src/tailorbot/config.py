@@ -115,10 +115,11 @@ class Settings(BaseSettings):
         le=64,
         description="Threads computing decisions (personalize) per server process; more "
         "decisions wait in their queue (CPU-bound Python: more threads only contend for the "
-        "interpreter lock). Unset: 1 on the embedded store, 2 on a network store. 0 (the "
-        "embedded store only): each decision runs on the event loop itself, without a hand-over "
-        "to a thread: less CPU and a shorter tail, but a stalled store read then stalls every "
-        "request of the process, /healthz included.",
+        "interpreter lock). 0: each decision runs on the event loop itself, without a "
+        "hand-over to a thread: less CPU and a shorter tail. On a network store the user's "
+        "read is then awaited on the loop; on the embedded store it is a local read made "
+        "inline, and one that stalls stalls every request of the process, /healthz included. "
+        "Unset: 1 on the embedded store, 0 on a network store.",
     )
     max_profile_attributes: int = Field(
         PROFILE_ATTRIBUTES_CEILING,
@@ -383,15 +384,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"max_inflight_body_bytes ({self.max_inflight_body_bytes}) must be at least "
                 f"max_body_bytes ({self.max_body_bytes}), or no large request is ever admitted"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _inline_decisions_embedded(self) -> Settings:
-        if self.decision_threads == 0 and not self.embedded_store():
-            raise ValueError(
-                "decision_threads=0 (decisions on the event loop) needs the embedded store: "
-                "a network store's round trip would hold up every request of the process"
             )
         return self
 

@@ -240,6 +240,7 @@ async def _stop(app: FastAPI, loading: asyncio.Task[None], runtime: Runtime) -> 
     await run_blocking(app.state, app.state.decisions.close)
     if app.state.decider is not None:  # off the loop: it lets the last feedback batch finish
         await run_blocking(app.state, app.state.decider.close)
+    await runtime.stores.aclose()  # the asyncio reads' connections, on this loop
     await run_blocking(app.state, runtime.stop)
 
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
-from tailorbot.api.offload import run_decision, run_feedback
+from tailorbot.api.offload import run_feedback, run_personalize
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
@@ -93,8 +93,7 @@ class FastPersonalize(LeanPost):
 
     async def answer(self, app: Any, decider: Any, request: PersonalizeRequest) -> Any:
         # On the decision pool (or the loop itself): the decision reads the stores.
-        answer = await run_decision(app.state, decider.personalize_payload, request)
-        return OrjsonResponse(answer)
+        return OrjsonResponse(await run_personalize(app.state, decider, request))
 
 
 class FastFeedback(LeanPost):

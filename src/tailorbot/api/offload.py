@@ -16,20 +16,22 @@ form (``/metrics``, the schema, the dashboard's static assets).
 Decisions (``/v1/personalize``) are CPU-bound Python on the hottest route: threads beyond a
 couple only take turns at the interpreter lock, and each hand-over costs CPU. So they have a
 :class:`DecisionPool` of their own, ``settings.decision_threads`` threads
-(:func:`decision_thread_count`: by default one on the embedded store, two on a network
-store, where one computes while the other waits on a round trip), and the rest wait in its
-queue, where waiting costs nothing and the admission bound (api/shedding.py) still sheds
-what cannot be served in time. A hand-over is one put on a C queue, and the answers of
-decisions that finish close together wake the event loop once; anyio's ``to_thread``
-inside two limiters cost the event loop about a fifth of its own interpreter time per
-decision (py-spy, docs/benchmarks.md).
+(:func:`decision_thread_count`: by default one on the embedded store, none on a network
+store), and the rest wait in its queue, where waiting costs nothing and the admission bound
+(api/shedding.py) still sheds what cannot be served in time. A hand-over is one put on a C
+queue, and the answers of decisions that finish close together wake the event loop once;
+anyio's ``to_thread`` inside two limiters cost the event loop about a fifth of its own
+interpreter time per decision (py-spy, docs/benchmarks.md).
 
-With ``decision_threads = 0`` (the embedded store only, by choice) a decision runs on the
-event loop itself. Even one hand-over per decision costs: the decision thread waits for the
-busy loop to release the interpreter lock, and both threads' data move between cores.
-Inline, a server process spent 11-16 % less CPU per request and its tail shrank several
-times (docs/benchmarks.md), at the price this module otherwise avoids: a store read that
-hangs holds up every request of the process, ``/healthz`` included.
+With ``decision_threads = 0`` a decision runs on the event loop itself (:func:`run_personalize`).
+Even one hand-over per decision costs: the decision thread waits for the busy loop to release
+the interpreter lock, and both threads' data move between cores. Inline, a server process
+spent 11-16 % less CPU per request on the embedded store and its tail shrank several times,
+6-9 % less on Redis (docs/benchmarks.md). On a network store the user's read, the decision's
+one round trip, is awaited first (:meth:`DecisionService.read_user_ahead`), so the loop
+serves other requests meanwhile. On the embedded store the decision reads SQLite inline: the
+default keeps one thread there, because a local read that hangs (a stalled disk) would hold
+up every request of the process, ``/healthz`` included.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from fastapi import Request
 
 from tailorbot.config import Settings
 from tailorbot.services.decisions import DecisionNotWritten, DecisionService
-from tailorbot.services.decisions.schemas import FeedbackRequest
+from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -61,24 +63,25 @@ def make_limiter(threads: int) -> anyio.CapacityLimiter:
 
 
 def decision_thread_count(settings: Settings) -> int:
-    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 2 on another
-    (0: decisions on the event loop).
+    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 0 on a network
+    one (decisions on the event loop, the user's read awaited there).
 
     An embedded store answers in-process within microseconds, so a second thread mostly
     takes turns at the interpreter lock: one thread used 8-21 % less CPU per decision and
-    answered more at saturation (docs/benchmarks.md). A network store's round trip leaves
-    the core idle unless a second thread computes meanwhile.
+    answered more at saturation (docs/benchmarks.md). On a network store, where each
+    decision's read is a round trip, awaiting it on the loop cost 6-9 % less CPU per
+    decision than two threads, one computing while the other waits.
 
     >>> decision_thread_count(Settings(store_url=None, decision_threads=None))  # embedded
     1
     >>> decision_thread_count(Settings(store_url="redis://127.0.0.1:6379/0", decision_threads=None))
-    2
+    0
     >>> decision_thread_count(Settings(store_url="sqlite:///tmp/store.db", decision_threads=3))
     3
     """
     if settings.decision_threads is not None:
         return settings.decision_threads
-    return 1 if settings.embedded_store() else 2
+    return 1 if settings.embedded_store() else 0
 
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -92,10 +95,15 @@ async def run_blocking(state: Any, func: Callable[..., T], *args: Any, **kwargs:
     return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
 
 
-async def run_decision(state: Any, func: Callable[..., T], *args: Any) -> T:
-    """``func(*args)`` on the app's :class:`DecisionPool` (made in its lifespan)."""
+async def run_personalize(state: Any, decider: DecisionService, request: PersonalizeRequest) -> Any:
+    """``request``'s decision as JSON-ready data: on the app's :class:`DecisionPool`, or on
+    the event loop itself (``decision_threads = 0``), after the user's read was awaited where
+    the store is a network one (:meth:`DecisionService.read_user_ahead`)."""
     pool: DecisionPool = state.decisions
-    return await pool.run(func, *args)
+    if pool.threads:
+        return await pool.run(decider.personalize_payload, request)
+    user = await decider.read_user_ahead(request.user_id)
+    return decider.personalize_payload(request, user=user)
 
 
 async def run_feedback(state: Any, decider: DecisionService, request: FeedbackRequest) -> Any:

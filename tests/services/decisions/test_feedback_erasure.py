@@ -47,8 +47,8 @@ def test_a_decision_that_read_the_user_before_an_erasure_adds_nothing_after_it(
     runtime = runtime_of(service)
     read = service._read_user
 
-    def read_then_erased(user_id: str) -> Any:
-        found = read(user_id)
+    def read_then_erased(user_id: str, *read_ahead: Any) -> Any:
+        found = read(user_id, *read_ahead)
         runtime.users.erase_user(user_id)
         return found
 

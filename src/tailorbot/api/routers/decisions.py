@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from tailorbot.api.deps import DeciderDep
 from tailorbot.api.errors import error_responses
-from tailorbot.api.offload import off_loop, run_decision, run_feedback
+from tailorbot.api.offload import off_loop, run_feedback, run_personalize
 from tailorbot.api.responses import OrjsonResponse
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
@@ -33,8 +33,8 @@ async def personalize(request: Request, body: PersonalizeRequest, decider: Decid
     probability it had of being chosen. Without personalization consent no per-user feature
     is used (`user.personalized` is false). The message is logged (redacted) with its intent.
     503 until an intent model is trained (`tailorbot train`)."""
-    answer = await run_decision(request.app.state, decider.personalize, body)
-    return OrjsonResponse(answer.model_dump(mode="json"))
+    answer = await run_personalize(request.app.state, decider, body)
+    return OrjsonResponse(PersonalizeResponse.model_validate(answer).model_dump(mode="json"))
 
 
 @router.post(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple
 
 from tailorbot.config import Settings
 from tailorbot.errors import backend_errors
@@ -46,9 +46,17 @@ from tailorbot.services.decisions.schemas import (
     check_text_length,
 )
 from tailorbot.services.ports import EventDoor, RecordArchive
-from tailorbot.store.base import Stores
+from tailorbot.store.base import FeatureRecord, Stores
 
 NO_ARTICLE_REASONS = (*OUT_OF_SCOPE_REASONS, "unsupported_language", "human_handoff")
+
+
+class UserRead(NamedTuple):
+    """A decision's user, read before the decision (:meth:`DecisionService.read_user_ahead`)."""
+
+    received_at: str  # when the read began: the message event's time
+    profile: dict[str, Any] | None
+    record: FeatureRecord | None
 
 
 class DecisionService:
@@ -129,16 +137,31 @@ class DecisionService:
             )
         )
 
+    async def read_user_ahead(self, user_id: str) -> UserRead | None:
+        """The user's read, awaited before a decision computed on the event loop, where the
+        store is a network one (its round trip would otherwise hold up the loop); ``None`` on
+        the embedded store, whose local read the decision makes itself."""
+        reader = self.stores.async_user_reader
+        if reader is None:
+            return None
+        received_at = now_iso()  # before the user is read: see message_event
+        with backend_errors():
+            profile, record = await reader(user_id)
+        return UserRead(received_at, profile, record)
+
     def personalize_payload(
         self,
         request: PersonalizeRequest,
         *,
         template_id: str | None = None,
         message_event_id: str | None = None,
+        user: UserRead | None = None,
     ) -> dict[str, Any]:
-        """:meth:`personalize`'s answer as JSON-ready data (what the lean route writes)."""
+        """:meth:`personalize`'s answer as JSON-ready data (what the lean route writes);
+        ``user``: the user as :meth:`read_user_ahead` read them (else read here)."""
         self._check_length(request)
-        received_at = now_iso()  # before the user is read: see message_event
+        # Before the user is read: see message_event.
+        received_at = user.received_at if user is not None else now_iso()
         started = time.perf_counter()
         timings: dict[str, float] = {}
         models = self.models  # one set for the whole decision, even across a hot swap
@@ -146,7 +169,7 @@ class DecisionService:
         timings["intent"] = _ms_since(started)
 
         mark = time.perf_counter()
-        profile, view = self._read_user(request.user_id)
+        profile, view = self._read_user(request.user_id, user)
         turn = Turn(request.session_id, request.message, request.last_bot_message)
         prediction = self.conversation.apply(prediction, turn, view, models.intent)
         timings["features"] = _ms_since(mark)
@@ -173,10 +196,16 @@ class DecisionService:
             decision, prediction, cited(articles, models.composer.kb), view, profile, timings
         )
 
-    def _read_user(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """The user's profile and, with personalization consent, their feature view."""
-        with backend_errors():
-            profile, record = self.stores.profile_and_record(user_id)
+    def _read_user(
+        self, user_id: str, read: UserRead | None = None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The user's profile and, with personalization consent, their feature view (from
+        ``read`` where it was read ahead)."""
+        if read is not None:
+            profile, record = read.profile, read.record
+        else:
+            with backend_errors():
+                profile, record = self.stores.profile_and_record(user_id)
         if not consents_to_personalization(profile):
             return profile, None
         return profile, feature_view(record, profile, time.time())
