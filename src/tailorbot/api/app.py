@@ -240,7 +240,10 @@ async def _stop(app: FastAPI, loading: asyncio.Task[None], runtime: Runtime) -> 
     await run_blocking(app.state, app.state.decisions.close)
     if app.state.decider is not None:  # off the loop: it lets the last feedback batch finish
         await run_blocking(app.state, app.state.decider.close)
-    await runtime.stores.aclose()  # the asyncio reads' connections, on this loop
+    try:  # the asyncio reads' connections, on this loop; the rest is closed regardless
+        await runtime.stores.aclose()
+    except Exception:
+        logger.warning("closing the store's asyncio connections failed", exc_info=True)
     await run_blocking(app.state, runtime.stop)
 
 
