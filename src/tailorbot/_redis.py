@@ -75,11 +75,16 @@ class RedisAddress(NamedTuple):
         """
         return redis.Redis.from_url(self.address, retry=Retry(NoBackoff(), 0), **self._options())
 
-    def async_client(self) -> redis.asyncio.Redis:
+    def async_client(self, max_connections: int = 1024) -> redis.asyncio.Redis:
         """The same client for asyncio: its connections belong to the event loop that
-        first uses them."""
+        first uses them. Each command in flight holds one, up to ``max_connections``
+        (redis-py's asyncio pool refuses a command beyond its bound at once rather than
+        waiting; its default bound, 100, is below what a server may admit)."""
         return redis.asyncio.Redis.from_url(
-            self.address, retry=AsyncRetry(NoBackoff(), 0), **self._options()
+            self.address,
+            retry=AsyncRetry(NoBackoff(), 0),
+            max_connections=max_connections,
+            **self._options(),
         )
 
     def _options(self) -> dict[str, Any]:

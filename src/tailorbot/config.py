@@ -388,6 +388,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _no_blocking_sync_on_the_loop(self) -> Settings:
+        if self.bandit_sync_s == 0 and self.decisions_on_loop_over_network():
+            raise ValueError(
+                "bandit_sync_s=0 (reload before every choice) with decisions on the event loop "
+                "over a network store would hold up every request for a round trip: set "
+                "bandit_sync_s above 0 or decision_threads to 1 or more"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _bandit_params_fit(self) -> Settings:
         if self.bandit == "thompson" and self.bandit_alpha <= 0:
             raise ValueError("bandit_alpha (the posterior scale v) must be > 0 with thompson")
@@ -418,6 +428,17 @@ class Settings(BaseSettings):
     def embedded_store(self) -> bool:
         """Whether the online store is the embedded one (SQLite, read in-process)."""
         return urlsplit(self.resolved_store_url()).scheme == "sqlite"
+
+    def resolved_decision_threads(self) -> int:
+        """``decision_threads``, else 1 on the embedded store and 0 on a network one."""
+        if self.decision_threads is not None:
+            return self.decision_threads
+        return 1 if self.embedded_store() else 0
+
+    def decisions_on_loop_over_network(self) -> bool:
+        """Whether decisions run on the event loop over a network store: then nothing in a
+        decision may wait on the store but the user's read, which is awaited."""
+        return self.resolved_decision_threads() == 0 and not self.embedded_store()
 
     def to_env(self) -> dict[str, str]:
         """``TAILORBOT_*`` variables that rebuild these settings in a child process."""

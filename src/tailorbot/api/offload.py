@@ -79,9 +79,7 @@ def decision_thread_count(settings: Settings) -> int:
     >>> decision_thread_count(Settings(store_url="sqlite:///tmp/store.db", decision_threads=3))
     3
     """
-    if settings.decision_threads is not None:
-        return settings.decision_threads
-    return 1 if settings.embedded_store() else 0
+    return settings.resolved_decision_threads()
 
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -102,7 +100,7 @@ async def run_personalize(state: Any, decider: DecisionService, request: Persona
     pool: DecisionPool = state.decisions
     if pool.threads:
         return await pool.run(decider.personalize_payload, request)
-    user = await decider.read_user_ahead(request.user_id)
+    user = await decider.read_user_ahead(request)
     return decider.personalize_payload(request, user=user)
 
 

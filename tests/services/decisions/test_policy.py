@@ -92,6 +92,21 @@ def test_the_local_copy_is_reloaded_only_every_sync_s(store: CounterStore) -> No
     assert slow.bandit.n_updates("concise") == 1
 
 
+def test_without_sync_when_stale_a_choice_never_reads_the_store(store: CounterStore) -> None:
+    """Choices on the event loop over a network store: a refresh overdue (here: never run)
+    leaves the last statistics in place instead of a blocking read in the choice."""
+    policy(store).learn(VIP, "concise", 1.0)
+    values = {"data_dir": Path("unused"), "seed": 3}
+    bandit = make_bandit(Settings.load(**values), feature_names(AttributeContext(("new_account",))))
+    on_loop = VariantPolicy(bandit, store, 1.0, sync_when_stale=False)
+    for _ in range(3):
+        on_loop.choose(VIP, VARIANTS)
+        on_loop.choose_for(None, VIP, VARIANTS)
+    assert on_loop.bandit.n_updates("concise") == 0, "read the store in a choice"
+    on_loop.sync()  # the background refresh's call
+    assert on_loop.bandit.n_updates("concise") == 1
+
+
 def test_concurrent_learners_never_lose_an_update(store: CounterStore) -> None:
     policies = [policy(store) for _ in range(4)]
 

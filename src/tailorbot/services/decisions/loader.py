@@ -58,7 +58,12 @@ def load_decision_models(
         kb, kb_version = load_kb(kb_dir), kb_digest(kb_dir)
     attributes = AttributeContext(settings.context_attributes)
     bandit = make_bandit(settings, feature_names(attributes))
-    policy = VariantPolicy(bandit, counters, settings.bandit_sync_s)
+    policy = VariantPolicy(
+        bandit,
+        counters,
+        settings.bandit_sync_s,
+        sync_when_stale=not settings.decisions_on_loop_over_network(),
+    )
     composer = ResponseComposer(kb)
     return DecisionModels(
         control=control_policy(settings, counters, composer.variant_names),
@@ -80,7 +85,13 @@ def control_policy(
     fixed ``control_variant`` (which the KB must have)."""
     if settings.control_variant is None:
         bandit = make_bandit(settings, NON_PERSONAL_KEYS)
-        return VariantPolicy(bandit, counters, settings.bandit_sync_s, name="control")
+        return VariantPolicy(
+            bandit,
+            counters,
+            settings.bandit_sync_s,
+            name="control",
+            sync_when_stale=not settings.decisions_on_loop_over_network(),
+        )
     problem = control_variant_problem(settings, variants)
     if problem is not None:
         raise ValueError(problem)

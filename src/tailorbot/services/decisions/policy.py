@@ -47,7 +47,11 @@ class VariantPolicy:
     """Chooses response variants and learns from rewards, sharing state through ``store``.
 
     ``name`` starts the counters' namespace: the personalized policy's ``bandit``, the A/B
-    control's ``control``, so the two never share statistics.
+    control's ``control``, so the two never share statistics. ``sync_when_stale``: a choice
+    reads the shared statistics itself when the background refresh is overdue; ``False``
+    where choices are made on the event loop over a network store (a blocking round trip
+    there would hold up every request, and Redis is slow exactly when the refresh is late):
+    the last statistics are served until the refresh catches up.
     """
 
     def __init__(
@@ -56,11 +60,13 @@ class VariantPolicy:
         store: CounterStore,
         sync_s: float = 1.0,
         name: str = "bandit",
+        sync_when_stale: bool = True,
     ) -> None:
         self.bandit = bandit
         self.store = store
         self.sync_s = sync_s
         self.name = name
+        self.sync_when_stale = sync_when_stale
         kind = type(bandit).__name__.lower()
         self.namespace = f"{name}:{kind}:{bandit.feature_signature()}"
         self._lock = threading.Lock()
@@ -117,5 +123,5 @@ class VariantPolicy:
     def _maybe_sync(self) -> None:
         # With sync_s > 0 the service's background refresh calls sync(); this only catches a
         # refresh that stalled (twice the period), and sync_s == 0 reloads before every choice.
-        if time.monotonic() - self._synced_at >= 2 * self.sync_s:
+        if self.sync_when_stale and time.monotonic() - self._synced_at >= 2 * self.sync_s:
             self.sync()

@@ -137,16 +137,18 @@ class DecisionService:
             )
         )
 
-    async def read_user_ahead(self, user_id: str) -> UserRead | None:
+    async def read_user_ahead(self, request: PersonalizeRequest) -> UserRead | None:
         """The user's read, awaited before a decision computed on the event loop, where the
         store is a network one (its round trip would otherwise hold up the loop); ``None`` on
-        the embedded store, whose local read the decision makes itself."""
+        the embedded store, whose local read the decision makes itself. A message too long
+        is refused first (413), as the decision would."""
         reader = self.stores.async_user_reader
         if reader is None:
             return None
+        self._check_length(request)
         received_at = now_iso()  # before the user is read: see message_event
         with backend_errors():
-            profile, record = await reader(user_id)
+            profile, record = await reader(request.user_id)
         return UserRead(received_at, profile, record)
 
     def personalize_payload(
