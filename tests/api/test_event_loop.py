@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tailorbot.api.offload import DecisionPool, decision_thread_count
+from tailorbot.api.offload import DecisionPool
 from tailorbot.api.server import EmbeddedServer
 from tailorbot.config import Settings
 from tailorbot.store.base import Stores
@@ -245,7 +245,7 @@ def test_at_most_decision_threads_decisions_run_at_once(server: EmbeddedServer) 
     # The server runs the pool's default size (1 on its embedded store): with the profile
     # store stalled, that many decisions reach it and the others wait in the pool's queue.
     limit = server.app.state.decisions.threads
-    assert limit == decision_thread_count(server.app.state.settings) == 1
+    assert limit == server.app.state.settings.resolved_decision_threads() == 1
     which, call = CALLS["personalize"]
     with stalled(server, which, stall_s=30) as stall:
         threads = [_in_thread(lambda: call(server.url)) for _ in range(limit + 3)]

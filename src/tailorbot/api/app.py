@@ -47,7 +47,6 @@ from tailorbot.api.middleware import (
 )
 from tailorbot.api.offload import (
     DecisionPool,
-    decision_thread_count,
     make_limiter,
     run_blocking,
 )
@@ -139,7 +138,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.blocking = make_limiter(settings.blocking_threads)
-        app.state.decisions = DecisionPool(decision_thread_count(settings))
+        app.state.decisions = DecisionPool(settings.resolved_decision_threads())
         app.state.decisions.start(asyncio.get_running_loop())
         runtime = await run_blocking(app.state, Runtime, settings, metrics, tracing)
         app.state.runtime = runtime

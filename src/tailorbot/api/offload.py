@@ -16,12 +16,12 @@ form (``/metrics``, the schema, the dashboard's static assets).
 Decisions (``/v1/personalize``) are CPU-bound Python on the hottest route: threads beyond a
 couple only take turns at the interpreter lock, and each hand-over costs CPU. So they have a
 :class:`DecisionPool` of their own, ``settings.decision_threads`` threads
-(:func:`decision_thread_count`: by default one on the embedded store, none on a network
-store), and the rest wait in its queue, where waiting costs nothing and the admission bound
-(api/shedding.py) still sheds what cannot be served in time. A hand-over is one put on a C
-queue, and the answers of decisions that finish close together wake the event loop once;
-anyio's ``to_thread`` inside two limiters cost the event loop about a fifth of its own
-interpreter time per decision (py-spy, docs/benchmarks.md).
+(:meth:`Settings.resolved_decision_threads`: by default one on the embedded store, none on
+a network store), and the rest wait in its queue, where waiting costs nothing and the
+admission bound (api/shedding.py) still sheds what cannot be served in time. A hand-over
+is one put on a C queue, and the answers of decisions that finish close together wake the
+event loop once; anyio's ``to_thread`` inside two limiters cost the event loop about a
+fifth of its own interpreter time per decision (py-spy, docs/benchmarks.md).
 
 With ``decision_threads = 0`` a decision runs on the event loop itself (:func:`run_personalize`).
 Even one hand-over per decision costs: the decision thread waits for the busy loop to release
@@ -49,7 +49,6 @@ from typing import Any, NamedTuple, TypeVar
 import anyio.to_thread
 from fastapi import Request
 
-from tailorbot.config import Settings
 from tailorbot.services.decisions import DecisionNotWritten, DecisionService
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
@@ -60,26 +59,6 @@ logger = logging.getLogger(__name__)
 def make_limiter(threads: int) -> anyio.CapacityLimiter:
     """The pool's bound; call inside the running event loop (the app's lifespan)."""
     return anyio.CapacityLimiter(threads)
-
-
-def decision_thread_count(settings: Settings) -> int:
-    """``settings.decision_threads``, else 1 on the embedded (SQLite) store and 0 on a network
-    one (decisions on the event loop, the user's read awaited there).
-
-    An embedded store answers in-process within microseconds, so a second thread mostly
-    takes turns at the interpreter lock: one thread used 8-21 % less CPU per decision and
-    answered more at saturation (docs/benchmarks.md). On a network store, where each
-    decision's read is a round trip, awaiting it on the loop cost 6-9 % less CPU per
-    decision than two threads, one computing while the other waits.
-
-    >>> decision_thread_count(Settings(store_url=None, decision_threads=None))  # embedded
-    1
-    >>> decision_thread_count(Settings(store_url="redis://127.0.0.1:6379/0", decision_threads=None))
-    0
-    >>> decision_thread_count(Settings(store_url="sqlite:///tmp/store.db", decision_threads=3))
-    3
-    """
-    return settings.resolved_decision_threads()
 
 
 async def off_loop(request: Request, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
