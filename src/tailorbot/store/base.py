@@ -380,12 +380,14 @@ class CounterStore(_Reachable):
         """The vector counters of ``namespace`` by name, as read-only arrays of doubles."""
 
 
+# A user's profile and feature record, as a decision reads them (either may be missing).
+ProfileAndRecord = tuple[dict[str, Any] | None, FeatureRecord | None]
+
+
 class AsyncUserReader(Protocol):
     """A user's profile and feature record, awaited (:class:`StoreError` on failure)."""
 
-    async def __call__(
-        self, user_id: str
-    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]: ...
+    async def __call__(self, user_id: str) -> ProfileAndRecord: ...
 
     async def aclose(self) -> None: ...
 
@@ -401,14 +403,12 @@ class Stores:
     closer: Callable[[], None] | None = None
     # The backend's read of a user's profile and feature record at once (one round trip on
     # a network store); ``None``: :meth:`profile_and_record` reads each from its store.
-    user_reader: Callable[[str], tuple[dict[str, Any] | None, FeatureRecord | None]] | None = None
+    user_reader: Callable[[str], ProfileAndRecord] | None = None
     # The same read awaited on the event loop, where the backend is a network one (Redis):
     # what a decision computed on the loop reads (``decision_threads = 0``).
     async_user_reader: AsyncUserReader | None = None
 
-    def profile_and_record(
-        self, user_id: str
-    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+    def profile_and_record(self, user_id: str) -> ProfileAndRecord:
         """The user's profile and feature record: what every decision reads. A backend's own
         read (``user_reader``) leaves the state's dedupe ids out (see
         :mod:`tailorbot.store.state_blob`): the record is for reading, never to write back."""

@@ -57,10 +57,11 @@ from tailorbot.store.base import (
     EventIncrement,
     FeatureRecord,
     FeatureStore,
+    ProfileAndRecord,
     ProfileStore,
     Stores,
 )
-from tailorbot.store.redis_async import AsyncUserReader
+from tailorbot.store.redis_async import RedisAsyncUserReader
 from tailorbot.store.redis_counters import ADD_COUNTERS, counter_arg
 from tailorbot.store.redis_shared import (
     ERASED_AT,
@@ -219,7 +220,7 @@ def open_stores(url: str, **options: Any) -> Stores:
             counters=RedisCounterStore(client, prefix),
             closer=client.close,
             user_reader=user_reader,
-            async_user_reader=AsyncUserReader(address, user_reader),
+            async_user_reader=RedisAsyncUserReader(address, user_reader),
         )
     except BaseException:
         client.close()
@@ -347,23 +348,21 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
 class RedisUserReader(RedisConcern):
     """A decision's reads of one user, the profile and the feature record, in one ``MGET``
     (two round trips otherwise; see :meth:`Stores.profile_and_record`). The asyncio read
-    (:class:`~tailorbot.store.redis_async.AsyncUserReader`) reads the same keys."""
+    (:class:`~tailorbot.store.redis_async.RedisAsyncUserReader`) reads the same keys."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tailorbot") -> None:
         self.client = client
         self.prefix = plain_prefix(prefix)
 
     @guard
-    def __call__(self, user_id: str) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+    def __call__(self, user_id: str) -> ProfileAndRecord:
         return self.decoded(user_id, self.client.mget(self.keys(user_id)))
 
     def keys(self, user_id: str) -> list[str]:
         return [self.key(PROFILE, user_id), self.key(RECORD, user_id)]
 
     @staticmethod
-    def decoded(
-        user_id: str, blobs: Sequence[Any]
-    ) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+    def decoded(user_id: str, blobs: Sequence[Any]) -> ProfileAndRecord:
         """The ``MGET`` of :meth:`keys`, read."""
         profile, record = blobs
         return (

@@ -8,8 +8,8 @@ redis-py's asyncio client, so the loop serves other requests until the answer ar
 and no thread has to be handed each decision to wait on it.
 
 Its connections belong to the event loop that first uses them: a server's lifespan closes
-them (:meth:`AsyncUserReader.aclose`) on that loop, and a reader used from another loop (an
-app started again) opens its own.
+them (:meth:`RedisAsyncUserReader.aclose`) on that loop, and a reader used from another
+loop (an app started again) opens its own.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ import redis
 import redis.asyncio
 
 from tailorbot._redis import RedisAddress, failure
-from tailorbot.store.base import FeatureRecord, StoreError
-
-UserRead = tuple[dict[str, Any] | None, FeatureRecord | None]
+from tailorbot.store.base import ProfileAndRecord, StoreError
 
 
 class UserKeys(Protocol):
@@ -32,25 +30,25 @@ class UserKeys(Protocol):
 
     def keys(self, user_id: str) -> list[str]: ...
 
-    def decoded(self, user_id: str, blobs: Sequence[Any]) -> UserRead: ...
+    def decoded(self, user_id: str, blobs: Sequence[Any]) -> ProfileAndRecord: ...
 
 
-class AsyncUserReader:
+class RedisAsyncUserReader:
     """The profile and feature record of one user, awaited (:class:`StoreError` when Redis
     fails, as the blocking read)."""
 
-    def __init__(self, address: RedisAddress, keys: UserKeys) -> None:
+    def __init__(self, address: RedisAddress, blocking: UserKeys) -> None:
         self.address = address
-        self.keys = keys
+        self.blocking = blocking  # the blocking reader: its keys and decoding are these
         self._client: redis.asyncio.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def __call__(self, user_id: str) -> UserRead:
+    async def __call__(self, user_id: str) -> ProfileAndRecord:
         try:
-            blobs = await self._client_here().mget(self.keys.keys(user_id))
+            blobs = await self._client_here().mget(self.blocking.keys(user_id))
         except redis.RedisError as exc:
             raise failure(StoreError, exc) from exc
-        return self.keys.decoded(user_id, blobs)
+        return self.blocking.decoded(user_id, blobs)
 
     async def aclose(self) -> None:
         """Close the connections (on the loop that opened them)."""
@@ -65,4 +63,4 @@ class AsyncUserReader:
         return self._client
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.keys!r})"
+        return f"{type(self).__name__}({self.blocking!r})"

@@ -55,6 +55,7 @@ from tailorbot.store.base import (
     EventIncrement,
     FeatureRecord,
     FeatureStore,
+    ProfileAndRecord,
     ProfileStore,
     StoreError,
     Stores,
@@ -225,7 +226,7 @@ class SqliteUserReader:
     def __init__(self, file: SqliteFile) -> None:
         self.file = file
 
-    def __call__(self, user_id: str) -> tuple[dict[str, Any] | None, FeatureRecord | None]:
+    def __call__(self, user_id: str) -> ProfileAndRecord:
         with self.file.read() as conn:
             profile, *record = conn.execute(SELECT_USER, (user_id,)).fetchone()
         return (
