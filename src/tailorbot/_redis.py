@@ -23,8 +23,6 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -60,7 +58,7 @@ CONNECTION_OPTIONS: dict[str, Callable[[str], Any]] = {
 
 class RedisAddress(NamedTuple):
     """Where a backend's Redis is and how long its calls may take: what its clients, the
-    blocking one and the asyncio one, are made from alike."""
+    blocking one and the event loop's (:mod:`tailorbot._redis_pipelined`), are made from."""
 
     address: str  # the URL without tailorbot's query options
     socket_timeout: float
@@ -73,26 +71,13 @@ class RedisAddress(NamedTuple):
         first attempt reached the server would be applied twice. Idle pooled connections
         are health-checked instead, so a restarted server costs no failed request.
         """
-        return redis.Redis.from_url(self.address, retry=Retry(NoBackoff(), 0), **self._options())
-
-    def async_client(self, max_connections: int = 1024) -> redis.asyncio.Redis:
-        """The same client for asyncio: its connections belong to the event loop that
-        first uses them. Each command in flight holds one, up to ``max_connections``
-        (redis-py's asyncio pool refuses a command beyond its bound at once rather than
-        waiting; its default bound, 100, is below what a server may admit)."""
-        return redis.asyncio.Redis.from_url(
+        return redis.Redis.from_url(
             self.address,
-            retry=AsyncRetry(NoBackoff(), 0),
-            max_connections=max_connections,
-            **self._options(),
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=self.socket_timeout,
+            socket_connect_timeout=self.connect_timeout,
+            health_check_interval=15,
         )
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.connect_timeout,
-            "health_check_interval": 15,
-        }
 
 
 def parse_url(

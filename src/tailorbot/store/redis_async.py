@@ -3,25 +3,25 @@
 With ``decision_threads = 0`` a server process computes each decision on its event loop.
 On the embedded store the read of the user is a local SQLite read; on Redis it is a round
 trip, which a blocking client would spend holding up every request of the process. This
-reader sends the same ``MGET`` as :class:`~tailorbot.store.redis.RedisUserReader` through
-redis-py's asyncio client, so the loop serves other requests until the answer arrives,
+reader sends the same ``MGET`` as :class:`~tailorbot.store.redis.RedisUserReader`, awaited
+(:class:`~tailorbot._redis_pipelined.PipelinedRedis`: the reads of concurrent requests
+pipelined on one connection), so the loop serves other requests until the answer arrives,
 and no thread has to be handed each decision to wait on it.
 
-Its connections belong to the event loop that first uses them: a server's lifespan closes
-them (:meth:`RedisAsyncUserReader.aclose`) on that loop, and a reader used from another
-loop (an app started again) opens its own.
+Its connection belongs to the event loop that first uses it: a server's lifespan closes it
+(:meth:`RedisAsyncUserReader.aclose`) on that loop, and a reader used from another loop (an
+app started again) opens its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis
-import redis.asyncio
 
 from tailorbot._redis import RedisAddress, failure
+from tailorbot._redis_pipelined import PipelinedRedis
 from tailorbot.store.base import ProfileAndRecord, StoreError
 
 
@@ -40,27 +40,18 @@ class RedisAsyncUserReader:
     def __init__(self, address: RedisAddress, blocking: UserKeys) -> None:
         self.address = address
         self.blocking = blocking  # the blocking reader: its keys and decoding are these
-        self._client: redis.asyncio.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._redis = PipelinedRedis(address)
 
     async def __call__(self, user_id: str) -> ProfileAndRecord:
         try:
-            blobs = await self._client_here().mget(self.blocking.keys(user_id))
+            blobs = await self._redis.execute("MGET", *self.blocking.keys(user_id))
         except redis.RedisError as exc:
             raise failure(StoreError, exc) from exc
         return self.blocking.decoded(user_id, blobs)
 
     async def aclose(self) -> None:
-        """Close the connections (on the loop that opened them)."""
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
-
-    def _client_here(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client, self._loop = self.address.async_client(), loop
-        return self._client
+        """Close the connection (on the loop that opened it)."""
+        await self._redis.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.blocking!r})"
