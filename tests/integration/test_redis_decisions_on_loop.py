@@ -157,6 +157,35 @@ def test_decisions_on_the_loop_await_the_users_read(server: EmbeddedServer) -> N
     assert feedback.status_code == 200, feedback.text
 
 
+class SlowRead:
+    """The real awaited read, after ``delay_s`` (without blocking the loop)."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    async def __call__(self, user_id: str) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner(user_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_the_read_made_ahead_counts_in_the_answers_timings(server: EmbeddedServer) -> None:
+    stores: Stores = server.app.state.runtime.stores
+    real = stores.async_user_reader
+    object.__setattr__(stores, "async_user_reader", SlowRead(real, 0.2))
+    try:
+        answer = _personalize(server.url)
+    finally:
+        object.__setattr__(stores, "async_user_reader", real)
+    assert answer.status_code == 200, answer.text
+    timings = answer.json()["timings_ms"]
+    # The read was made before the decision, and took at least the 200 ms it was held.
+    assert timings["features"] >= 200 and timings["total"] >= timings["features"], timings
+
+
 def test_a_stalled_read_holds_up_only_its_request(server: EmbeddedServer) -> None:
     stores: Stores = server.app.state.runtime.stores
     real = stores.async_user_reader

@@ -20,7 +20,7 @@ from tailorbot.api.app import create_app  # noqa: E402
 from tailorbot.api.middleware import TracingMiddleware  # noqa: E402
 from tailorbot.events.codec import now_iso  # noqa: E402
 from tailorbot.telemetry.tracing import Tracing, TracingUnavailable  # noqa: E402
-from tests.helpers import wait_until  # noqa: E402
+from tests.helpers import REDIS_URL, redis_namespace, wait_until  # noqa: E402
 from tests.services.decisions.conftest import save_model, settings_for  # noqa: E402
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -101,12 +101,41 @@ def test_a_personalize_request_is_one_trace_with_a_span_per_stage(traced: Any) -
     by_name = {s.name: s for s in spans if s.context.trace_id == server.context.trace_id}
     for stage in ("intent", "features", "recommend", "bandit", "record"):
         assert by_name[stage].parent.span_id == server.context.span_id, stage
+    assert "user read" not in by_name  # the embedded store reads in the decision itself
     # The recorder appends the message event later, from its thread; the event carries the
     # request's trace, so the worker's span that applies it links back to the request.
     apply = wait_for_link(exporter, server)
     spans = exporter.get_finished_spans()
     print(tree(spans, apply))
     assert named(spans, "feature write")[-1].parent.span_id == apply.context.span_id
+
+
+def test_the_read_made_ahead_on_redis_is_a_stage_of_its_own(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.to(exporter)
+    with redis_namespace() as prefix:
+        settings = settings_for(
+            tmp_path,
+            bandit_sync_s=1.0,  # a choice never reloads the statistics on the event loop
+            decision_threads=0,
+            run_worker_in_server=False,
+            store_url=f"{REDIS_URL}?prefix={prefix}",
+        )
+        app = create_app(settings, tracing=tracing)
+        with TestClient(app) as client:
+            response = client.post(
+                "/v1/personalize",
+                json={"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"},
+            )
+    tracing.shutdown()
+    assert response.status_code == 200, response.text
+    spans = exporter.get_finished_spans()
+    (server,) = named(spans, "POST /v1/personalize")
+    print("\n" + tree(spans, server))
+    (read,) = named(spans, "user read")
+    assert read.parent.span_id == server.context.span_id
+    assert read.end_time <= named(spans, "intent")[0].start_time  # awaited before the decision
 
 
 def test_an_event_is_traced_from_ingestion_to_the_feature_write(traced: Any) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -138,7 +139,15 @@ class Tracing:
             with start(span_name, attributes=attrs):
                 return original(*args, **kwargs)
 
-        setattr(obj, method, traced)
+        @functools.wraps(original)
+        async def traced_async(*args: Any, **kwargs: Any) -> Any:
+            # A coroutine's span lasts until it is awaited to the end, not until it is made.
+            if only_in_trace and not current().get_span_context().is_valid:
+                return await original(*args, **kwargs)
+            with start(span_name, attributes=attrs):
+                return await original(*args, **kwargs)
+
+        setattr(obj, method, traced_async if inspect.iscoroutinefunction(original) else traced)
 
     def current_trace_id(self) -> str | None:
         context = self._trace.get_current_span().get_span_context()

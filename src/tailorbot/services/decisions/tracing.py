@@ -2,9 +2,11 @@
 
 The decision code itself has no tracing in it, so that with tracing off it pays nothing:
 :func:`trace_decisions` wraps the stage methods of one running service instead. The stages:
-``intent`` (the intent model and fallback), ``features`` (profile and feature view),
-``recommend`` (article ranking), ``bandit`` (the variant policy's choice; personalized arm
-only), ``record`` (queueing the decision record and the message event for the recorder).
+``user read`` (on a network store with decisions on the event loop, the user's read awaited
+before the decision), ``intent`` (the intent model and fallback), ``features`` (profile and
+feature view), ``recommend`` (article ranking), ``bandit`` (the variant policy's choice;
+personalized arm only), ``record`` (queueing the decision record and the message event for
+the recorder).
 
 The recorder writes them later, from its own thread, outside the request's trace; so the
 message event gets the request's ``traceparent`` in its metadata when it is queued, and the
@@ -18,6 +20,7 @@ from typing import Any
 from tailorbot.services.decisions.service import DecisionService
 
 STAGES = (
+    ("user read", "", "read_user_ahead"),
     ("intent", "models.intent", "predict_one"),
     ("features", "", "_read_user"),
     ("recommend", "", "_articles"),
@@ -29,6 +32,8 @@ STAGES = (
 def trace_decisions(service: DecisionService, tracing: Any) -> None:
     """Run each stage of ``service``'s decisions in a span named after it."""
     for span_name, path, method in STAGES:
+        if method == "read_user_ahead" and service.stores.async_user_reader is None:
+            continue  # the embedded store: its read is in ``features``, nothing is read ahead
         target: Any = service
         for part in filter(None, path.split(".")):
             target = getattr(target, part)
