@@ -32,7 +32,14 @@ product over a large matrix counts few instructions for its time). The users hav
 first (``--history``, see decision_profile.give_history; ``--history 0`` for none, as in
 docs/benchmarks.md before its nineteenth session).
 
+``--log-url`` / ``--store-url`` (Redis) run the subjects on those backends, under a fresh key
+prefix deleted afterwards: with a Redis store, ``asgi`` decides on the event loop after
+awaiting the user's read, as a server does by default there. The Redis server's own
+instructions are not counted (another process).
+
     .venv/bin/python benchmarks/decision_instructions.py --requests 500
+    .venv/bin/python benchmarks/decision_instructions.py --subjects reference,asgi \
+        --log-url redis://127.0.0.1:6379/0 --store-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import os
 import re
 import shutil
 import sys
@@ -47,7 +55,7 @@ import tempfile
 from pathlib import Path
 
 from _callgrind import control, run_counted
-from _harness import add_history_arg
+from _harness import add_history_arg, backend_env, cleanup_redis
 
 SUBJECTS = ("reference", "asgi", "decision", "intent", "feedback", "feedback-batch")
 WARMUP = 200  # requests answered before counting starts
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", default=",".join(SUBJECTS), help="comma-separated")
     ap.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    ap.add_argument("--log-url", help="e.g. redis://127.0.0.1:6379/0 (default: embedded)")
+    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0 (default: embedded)")
     add_history_arg(ap)
     ap.add_argument("--child", choices=SUBJECTS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -196,8 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     from personalize import ensure_model
 
     ensure_model(args.model_dir)  # once, before the runs that share it
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        counts = list(pool.map(lambda subject: count_instructions(subject, args), subjects))
+    env, backends = backend_env(args)  # the children's settings read TAILORBOT_* variables
+    os.environ.update(env)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            counts = list(pool.map(lambda subject: count_instructions(subject, args), subjects))
+    finally:
+        cleanup_redis(env)
+    print(f"backends: {backends}")
     per_request = {s: n / args.requests for s, n in zip(subjects, counts, strict=True)}
     print(f"instructions per request ({args.requests} counted after {WARMUP} warm-up):")
     for subject in subjects:
