@@ -31,6 +31,7 @@ backends translate them as they do the blocking client's:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from typing import Any
@@ -119,6 +120,23 @@ class _Replies(asyncio.Protocol):
             self._timer = self.loop.call_at(deadline, self._check_deadline)
 
 
+def _discard(replies: _Replies) -> None:
+    """Close ``replies`` from any loop: at once on its own, else handed to its loop while
+    that still runs (a closed loop's connection is left for the garbage collector, which
+    closes its socket)."""
+    if replies.closed:
+        return
+    error = redis.ConnectionError("client closed")
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if replies.loop is running:
+        replies.close(error)
+    elif not replies.loop.is_closed():
+        replies.loop.call_soon_threadsafe(replies.close, error)
+
+
 class PipelinedRedis:
     """Commands to the Redis at ``address`` from the event loop that sends them, pipelined
     on one connection (see the module docstring). A second loop (an app started again)
@@ -140,14 +158,21 @@ class PipelinedRedis:
         return await replies.send(hiredis.pack_command(args))  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
-        """Close the connection (on the loop that opened it)."""
-        replies, self._replies = self._replies, None
-        if replies is not None and not replies.closed:
-            replies.close(redis.ConnectionError("client closed"))
+        """Close the connection, after the one being opened, if any, is open (on the loop
+        that opened it; the next command opens a new one)."""
+        connecting = self._connecting
+        if connecting is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):  # a failure to connect is its callers'
+                await asyncio.shield(connecting)
+        replies, self._replies, self._loop = self._replies, None, None
+        if replies is not None:
+            _discard(replies)
 
     async def _connected(self) -> _Replies:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # the old loop's connection cannot be used (or closed) here
+        if self._loop is not loop:  # the old loop's connection cannot be used here
+            if self._replies is not None:
+                _discard(self._replies)
             self._loop, self._replies, self._connecting = loop, None, None
         if self._connecting is None:
             self._connecting = loop.create_task(self._open(loop))
@@ -179,7 +204,7 @@ class PipelinedRedis:
             )
         except TimeoutError as exc:
             raise redis.TimeoutError(f"connecting to {where} timed out") from exc
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             raise redis.ConnectionError(f"error connecting to {where}: {exc}") from exc
         handshake = []
         if options.get("password") is not None:

@@ -79,6 +79,7 @@ def test_a_cancelled_command_does_not_shift_the_replies(prefix: str) -> None:
     client = pipelined(REDIS_URL)
 
     async def body() -> Any:
+        await client.execute("PING")  # connected: the BLPOP below is sent at once
         # BLPOP on an empty list answers (nil) only after its 0.5 s: cancelled before that,
         # its reply must still be taken for it, not for the GET sent after it.
         waiting = asyncio.ensure_future(client.execute("BLPOP", f"{prefix}:empty", "0.5"))
@@ -130,6 +131,19 @@ class SilentServer:
                 return
             self.accepted.append(connection)
 
+    @staticmethod
+    def wait_closed(connection: socket.socket) -> None:
+        """Return once the client closed ``connection`` (what it sent is read and dropped);
+        fail if it stays open."""
+        connection.settimeout(HANG_S)
+        try:
+            while connection.recv(65536):
+                pass
+        except ConnectionResetError:  # closed with unread data: a reset
+            pass
+        except TimeoutError:
+            pytest.fail("the client left its connection open")
+
     def close(self) -> None:
         self.listener.close()
         for connection in self.accepted:
@@ -149,10 +163,39 @@ def test_commands_not_answered_in_time_all_fail_and_the_connection_is_replaced()
 
     try:
         outcomes = run(client, body)
+        assert all(isinstance(o, redis.TimeoutError) for o in outcomes), outcomes
+        # The timed-out connection was closed, and a new one opened for the next command.
+        wait_until(lambda: len(server.accepted) == 2, "the second connection")
+        server.wait_closed(server.accepted[0])
     finally:
         server.close()
-    assert all(isinstance(o, redis.TimeoutError) for o in outcomes), outcomes
-    assert len(server.accepted) == 2  # the timed-out connection closed, a new one opened
+
+
+def test_closing_while_connecting_closes_the_new_connection() -> None:
+    server = SilentServer()
+    client = pipelined(f"redis://127.0.0.1:{server.port}/0?socket_timeout=20")
+
+    async def body() -> Any:
+        command = asyncio.ensure_future(client.execute("GET", "a"))
+        await asyncio.sleep(0)  # its connection is being opened
+        await client.aclose()
+        return await asyncio.gather(command, return_exceptions=True)
+
+    try:
+        (outcome,) = run(client, body)
+        assert isinstance(outcome, redis.ConnectionError), outcome
+        wait_until(lambda: len(server.accepted) == 1, "the connection")
+        server.wait_closed(server.accepted[0])
+    finally:
+        server.close()
+
+
+def test_a_client_used_on_a_closed_loop_serves_the_next_one(prefix: str) -> None:
+    redis.Redis.from_url(REDIS_URL).set(f"{prefix}:k", b"v")
+    client = pipelined(REDIS_URL)
+    assert asyncio.run(client.execute("GET", f"{prefix}:k")) == b"v"  # left open
+    asyncio.run(client.aclose())  # on another loop: the first one's connection is not its
+    assert run(client, lambda: client.execute("GET", f"{prefix}:k")) == b"v"
 
 
 def test_a_refused_connection_is_a_connection_error() -> None:

@@ -4,6 +4,7 @@ see them printed)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,6 @@ def test_a_personalize_request_is_one_trace_with_a_span_per_stage(traced: Any) -
     by_name = {s.name: s for s in spans if s.context.trace_id == server.context.trace_id}
     for stage in ("intent", "features", "recommend", "bandit", "record"):
         assert by_name[stage].parent.span_id == server.context.span_id, stage
-    assert "user read" not in by_name  # the embedded store reads in the decision itself
     # The recorder appends the message event later, from its thread; the event carries the
     # request's trace, so the worker's span that applies it links back to the request.
     apply = wait_for_link(exporter, server)
@@ -124,18 +124,51 @@ def test_the_read_made_ahead_on_redis_is_a_stage_of_its_own(tmp_path: Path) -> N
         )
         app = create_app(settings, tracing=tracing)
         with TestClient(app) as client:
-            response = client.post(
-                "/v1/personalize",
-                json={"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"},
-            )
+            stores = app.state.runtime.stores
+            read = stores.async_user_reader
+
+            async def slow_read(user_id: str) -> Any:
+                await asyncio.sleep(0.2)
+                return await read(user_id)
+
+            # Stores is frozen for the application; the test slows its reader down.
+            object.__setattr__(stores, "async_user_reader", slow_read)
+            try:
+                response = client.post(
+                    "/v1/personalize",
+                    json={
+                        "user_id": "u1",
+                        "session_id": "s1",
+                        "message": "my card has not arrived",
+                    },
+                )
+            finally:
+                object.__setattr__(stores, "async_user_reader", read)
     tracing.shutdown()
     assert response.status_code == 200, response.text
     spans = exporter.get_finished_spans()
     (server,) = named(spans, "POST /v1/personalize")
     print("\n" + tree(spans, server))
-    (read,) = named(spans, "user read")
-    assert read.parent.span_id == server.context.span_id
-    assert read.end_time <= named(spans, "intent")[0].start_time  # awaited before the decision
+    (span,) = named(spans, "user read")
+    assert span.parent.span_id == server.context.span_id
+    assert span.end_time - span.start_time >= 200_000_000  # open until the read was awaited
+    assert span.end_time <= named(spans, "intent")[0].start_time  # before the decision
+
+
+def test_on_the_embedded_store_nothing_is_read_ahead(tmp_path: Path) -> None:
+    save_model(tmp_path)
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.to(exporter)
+    app = create_app(settings_for(tmp_path, decision_threads=0), tracing=tracing)
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/personalize",
+            json={"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"},
+        )
+    tracing.shutdown()
+    assert response.status_code == 200, response.text
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert "features" in names and "user read" not in names  # the read is in ``features``
 
 
 def test_an_event_is_traced_from_ingestion_to_the_feature_write(traced: Any) -> None:
