@@ -27,7 +27,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"runtime"}),
     frozenset({"services", "stream", "integrations"}),
     frozenset({"models", "features", "kb"}),
-    frozenset({"log", "store", "archive", "dlq", "_backends", "_sqlite", "_redis"}),
+    frozenset(
+        {"log", "store", "archive", "dlq", "_backends", "_sqlite", "_redis", "_redis_pipelined"}
+    ),
     frozenset(
         {
             "events",
