@@ -1,9 +1,10 @@
 """Redis commands sent from an event loop, pipelined on one connection per loop.
 
 A server process that makes its decisions on the event loop reads each decision's user from
-Redis with an awaited ``MGET``. redis-py's asyncio client spends 100-150 µs of the loop's
+Redis with an awaited ``MGET``. redis-py's asyncio client spent 86-116 µs of the loop's
 CPU on one (a connection taken from its pool and given back, a timeout context, the reply
-read through a stream reader), five times what the round trip costs the process otherwise.
+read through a stream reader), five to seven times what this client spends
+(``benchmarks/redis_read.py``).
 :class:`PipelinedRedis` keeps one connection per event loop and sends each command on it
 at once: commands from concurrent requests are in flight together, and Redis answers them in
 the order sent, so the replies (parsed by hiredis, as redis-py does) go to the commands'
