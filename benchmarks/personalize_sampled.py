@@ -61,6 +61,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("the ASGI app", "RequestResponseCycle.run_asgi", "httptools_impl.py"),
     ("  the lean route", "LeanPost.__call__", "tailorbot/api/fast.py"),
     ("    the body read and parsed", "authorized_body", "tailorbot/api/fast.py"),
+    ("    the user's read made ahead (Redis)", "DecisionService.read_user_ahead", "service.py"),
     ("    the decision", "DecisionService.personalize_payload", "decisions/service.py"),
     ("      intent", "TfidfIntentModel.predict_one", "models/intent/tfidf.py"),
     ("      read the user", "DecisionService._read_user", "decisions/service.py"),
