@@ -21,7 +21,7 @@ from tailorbot.services.decisions.experiment import CONTROL_BANDIT, Experiment
 from tailorbot.services.decisions.live_kb import kb_version_label
 from tailorbot.services.decisions.live_models import DecisionModels
 from tailorbot.services.decisions.model_swap import warm_up
-from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
+from tailorbot.services.decisions.policy import VariantPolicy, serving_policy
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.services.decisions.responses import ResponseComposer
 from tailorbot.store.base import CounterStore
@@ -57,13 +57,7 @@ def load_decision_models(
     else:
         kb, kb_version = load_kb(kb_dir), kb_digest(kb_dir)
     attributes = AttributeContext(settings.context_attributes)
-    bandit = make_bandit(settings, feature_names(attributes))
-    policy = VariantPolicy(
-        bandit,
-        counters,
-        settings.bandit_sync_s,
-        sync_when_stale=not settings.decisions_on_loop_over_network(),
-    )
+    policy = serving_policy(settings, counters, feature_names(attributes))
     composer = ResponseComposer(kb)
     return DecisionModels(
         control=control_policy(settings, counters, composer.variant_names),
@@ -84,14 +78,7 @@ def control_policy(
     only (channel, language, tier group; the default), or ``None`` when the operator names a
     fixed ``control_variant`` (which the KB must have)."""
     if settings.control_variant is None:
-        bandit = make_bandit(settings, NON_PERSONAL_KEYS)
-        return VariantPolicy(
-            bandit,
-            counters,
-            settings.bandit_sync_s,
-            name="control",
-            sync_when_stale=not settings.decisions_on_loop_over_network(),
-        )
+        return serving_policy(settings, counters, NON_PERSONAL_KEYS, name="control")
     problem = control_variant_problem(settings, variants)
     if problem is not None:
         raise ValueError(problem)

@@ -43,6 +43,21 @@ def make_bandit(settings: Settings, features: Sequence[str]) -> ContextualBandit
     )
 
 
+def serving_policy(
+    settings: Settings, store: CounterStore, features: Sequence[str], name: str = "bandit"
+) -> VariantPolicy:
+    """The variant policy a server serves, as the settings ask: :func:`make_bandit` over
+    ``features``, refreshed every ``bandit_sync_s``, its choices never reading the store
+    where they are made on the event loop over a network store."""
+    return VariantPolicy(
+        make_bandit(settings, features),
+        store,
+        settings.bandit_sync_s,
+        name=name,
+        sync_when_stale=not settings.decisions_on_loop_over_network(),
+    )
+
+
 class VariantPolicy:
     """Chooses response variants and learns from rewards, sharing state through ``store``.
 
