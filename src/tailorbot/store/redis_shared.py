@@ -1,9 +1,9 @@
 """The Redis concerns the decision plane writes: decisions awaiting feedback and the shared
 additive counters (a batch's feedback marks and what they taught go in one script call), and what
 every concern over the shared client has in common (keys under the prefix, ping, errors as
-:class:`StoreError`, counter arguments). The key layout is in :mod:`tailorbot.store.redis`,
+:class:`StoreError`; the counters' Lua and arguments are in
+:mod:`tailorbot.store.redis_counters`). The key layout is in :mod:`tailorbot.store.redis`,
 whose :func:`~tailorbot.store.redis.open_stores` opens these with the others over one client.
-
 """
 
 from __future__ import annotations

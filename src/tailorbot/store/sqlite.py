@@ -1,15 +1,15 @@
 """The embedded online stores: one SQLite file (WAL mode) shared by the API and its workers.
 
 Feature records, profiles, decisions, counters, vector counters and erasure watermarks each
-have a table of one file; each concern is a small class over the one shared :class:`SqliteFile`, and
-:func:`open_stores` opens the file once for all four (decisions and counters, which a
-feedback writes in one transaction, live in :mod:`tailorbot.store.sqlite_shared`). States
-are stored as :mod:`tailorbot.store.state_blob` writes them (orjson, the dedupe ids apart),
-profiles as orjson; reads of records and profiles go through an in-process
-cache per concern that empties itself when another process commits to the file, so a hot
-``get`` costs microseconds and is never stale. Every read decodes a fresh object: callers
-may mutate what they get. Erasing deletes with ``secure_delete`` and then scrubs the WAL, so
-no byte of an erased row stays in any file.
+have a table of one file; each concern is a small class over the one shared
+:class:`SqliteFile`, and :func:`open_stores` opens the file once for all four (decisions and
+counters, which a feedback writes in one transaction, live in
+:mod:`tailorbot.store.sqlite_shared`). States are stored as :mod:`tailorbot.store.state_blob`
+writes them (orjson, the dedupe ids apart), profiles as orjson; reads of records and
+profiles go through an in-process cache per concern that empties itself when another
+process commits to the file, so a hot ``get`` costs microseconds and is never stale. Every
+read decodes a fresh object: callers may mutate what they get. Erasing deletes with
+``secure_delete`` and then scrubs the WAL, so no byte of an erased row stays in any file.
 
 URL: ``sqlite:///relative/store.db`` or ``sqlite:////absolute/store.db`` (parent directories
 are created), with optional query options:
