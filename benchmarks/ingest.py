@@ -19,7 +19,7 @@ import time
 from _harness import add_backend_args, machine, metric_sum, quiet_collector, scrape, server_for
 from cpu import tree_cpu_seconds
 from events_gen import batches, make_events
-from loadgen import _Connection, build_request
+from loadgen import build_request, connect
 
 
 async def send_all(url: str, bodies: list[bytes], connections: int) -> tuple[float, int]:
@@ -31,8 +31,7 @@ async def send_all(url: str, bodies: list[bytes], connections: int) -> tuple[flo
 
     async def sender() -> None:
         nonlocal throttled
-        reader, writer = await asyncio.open_connection(host, int(port))
-        conn = _Connection(reader, writer)
+        conn = await connect(host, int(port))
         while not queue.empty():
             body = queue.get_nowait()
             while True:
@@ -44,7 +43,7 @@ async def send_all(url: str, bodies: list[bytes], connections: int) -> tuple[flo
                 if status >= 300:
                     raise RuntimeError(f"ingestion answered {status}")
                 break
-        writer.close()
+        conn.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(connections)))

@@ -4,8 +4,9 @@ Request *i* is due at ``start + i / rate`` whatever happened to the earlier ones
 measured from that due time (or from its start, if a timer woke it early), not from when a
 connection happened to be free, so queueing in the server (or in this client) shows in the
 figures instead of silently lowering the rate.
-It speaks plain HTTP/1.1 with keep-alive over asyncio streams, which is lighter than a general
-client and lets one core drive ~1-2k requests/s.
+It speaks plain HTTP/1.1 with keep-alive, one request at a time on a connection, read by an
+asyncio protocol (:class:`Connection`): lighter than a general client, or than asyncio's
+streams, since its CPU is taken from the machine it measures.
 
     result = run_load(run_open_loop("127.0.0.1", 8000, "/v1/personalize", bodies, rate=500,
                                     duration_s=20))
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -77,31 +79,105 @@ def percentile_ms(seconds: Sequence[float] | np.ndarray, q: float) -> float:
     return round(float(np.percentile(seconds, q)) * 1000, 2) if len(seconds) else float("nan")
 
 
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+# What a connection calls with each answer: (status, body), or (None, b"") when the
+# connection closed or sent something that is not an HTTP answer.
+OnAnswer = Callable[[int | None, bytes], None]
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one exchange at a time (no pipelining), as a
+    client's pooled connection is used (:func:`connect` opens one). A protocol reads each
+    answer from the bytes as they arrive, where asyncio's streams read a line at a time, a
+    coroutine step each: the generator's CPU is taken from the machine it measures."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._on_answer: OnAnswer | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._on_answer is None:
+            return
+        try:
+            answer = _answer(self._buffer)
+        except (ValueError, IndexError):  # not an HTTP answer: this exchange fails
+            self.close()
+            self._answered(None, b"")
+            return
+        if answer is not None:
+            status, body, used = answer
+            del self._buffer[:used]
+            self._answered(status, body)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._answered(None, b"")
+
+    def send(self, raw: bytes, on_answer: OnAnswer) -> None:
+        """Send one request; ``on_answer`` gets its answer (at once when closed)."""
+        if self.closed or self._transport is None:
+            on_answer(None, b"")
+            return
+        self._on_answer = on_answer
+        self._transport.write(raw)
 
     async def request(self, raw: bytes) -> int:
         status, _ = await self.exchange(raw)
         return status
 
     async def exchange(self, raw: bytes) -> tuple[int, bytes]:
-        """Send one request; the answer's status and body."""
-        self.writer.write(raw)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        return status, await self.reader.readexactly(length) if length else b""
+        """Send one request; the answer's status and body (ConnectionError without one)."""
+        answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+
+        def settle(status: int | None, body: bytes) -> None:
+            if answer.done():
+                return
+            if status is None:
+                answer.set_exception(ConnectionError("no answer: the connection closed"))
+            else:
+                answer.set_result((status, body))
+
+        self.send(raw, settle)
+        return await answer
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _answered(self, status: int | None, body: bytes) -> None:
+        on_answer, self._on_answer = self._on_answer, None
+        if on_answer is not None:
+            on_answer(status, body)
+
+
+async def connect(host: str, port: int) -> Connection:
+    """A new :class:`Connection` to ``host:port``."""
+    _, connection = await asyncio.get_running_loop().create_connection(Connection, host, port)
+    return connection
+
+
+def _answer(buffer: bytearray) -> tuple[int, bytes, int] | None:
+    """The first whole answer in ``buffer``: (status, body, bytes it takes), None while it is
+    incomplete. Its body is ``Content-Length`` long (none without one, as before)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    at = head.find(b"\r\ncontent-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+    used = end + 4 + length
+    if len(buffer) < used:
+        return None
+    return status, bytes(buffer[end + 4 : used]), used
 
 
 def build_request(
@@ -129,74 +205,117 @@ async def run_open_loop(
 ) -> LoadResult:
     """Send ``rate`` POST requests per second for ``duration_s`` seconds; bounded in count.
     ``read_answer(status, body)``, when given, is kept for each answered request (in
-    ``answers``, in the order of ``timeline``)."""
+    ``answers``, in the order of ``timeline``).
+
+    Each request is sent from the timer loop itself, and its answer handled in the
+    connection's callback: no task per request (its CPU is the machine's, see
+    :class:`Connection`). A request due while ``max_connections`` are busy waits for the
+    first to be free."""
     result = LoadResult(rate=rate, duration_s=duration_s)
     total = int(rate * duration_s)
-    idle: list[_Connection] = []
-    open_count = 0
-    slots = asyncio.Semaphore(max_connections)
+    loop = asyncio.get_running_loop()
+    idle: list[Connection] = []
+    # (i, due, origin, send lag) of the requests due while no connection was free
+    waiting: deque[tuple[int, float, float, float]] = deque()
+    busy = 0  # connections in an exchange, or being opened for one
+    left = total  # requests not yet answered nor failed
+    finished: asyncio.Future[None] = loop.create_future()
+    opening: set[asyncio.Task[None]] = set()  # kept referenced until done
 
-    async def one(i: int, due: float) -> None:
-        nonlocal open_count
-        # uvloop's timers have millisecond steps and may fire up to a millisecond early: a
-        # request started early counts from its start, not from a due time it did not wait
-        # for (which would shorten its latency); one started late counts from its due time,
-        # its lateness included (open loop).
-        started = time.perf_counter()
-        origin = min(due, started)
-        # How late this request's task started: the generator's own delay (a wait for a
-        # free connection below is the server's). In the latency too, and reported apart.
-        lag = max(0.0, started - due)
-        result.send_lags_s.append(lag)
-        async with slots:
-            raw = build_request(host, path, next_body(i), headers)
-            conn = idle.pop() if idle else None
-            status, body = None, b""
-            if conn is not None:
-                try:
-                    status, body = await conn.exchange(raw)
-                except (OSError, ConnectionError, asyncio.IncompleteReadError):
-                    # The server closed this idle keep-alive connection: a real client
-                    # reconnects, and so do we (the latency still counts from the due time).
-                    conn.writer.close()
-                    conn = None
+    def start(i: int, due: float, origin: float, lag: float) -> None:
+        nonlocal busy
+        conn = None
+        while idle and conn is None:
+            conn = idle.pop()
+            if conn.closed:  # the server closed it while idle
+                conn = None
+        if conn is None and busy >= max_connections:
+            waiting.append((i, due, origin, lag))  # the wait counts in the latency, not in the lag
+            return
+        busy += 1
+        raw = build_request(host, path, next_body(i), headers)
+        if conn is None:
+            fresh(i, due, origin, lag, raw)
+            return
+        sent = conn
+
+        def on_answer(status: int | None, body: bytes) -> None:
             if status is None:
-                try:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    open_count += 1
-                    conn = _Connection(reader, writer)
-                    status, body = await conn.exchange(raw)
-                except (
-                    OSError,
-                    ConnectionError,
-                    asyncio.IncompleteReadError,
-                    ValueError,
-                    IndexError,
-                ):
-                    result.errors += 1
-                    if conn is not None:
-                        conn.writer.close()
-                    return
+                # The server closed this idle keep-alive connection: a real client
+                # reconnects, and so do we (the latency still counts from the due time).
+                sent.close()
+                fresh(i, due, origin, lag, raw)
+            else:
+                done(i, due, origin, lag, sent, status, body)
+
+        conn.send(raw, on_answer)
+
+    def fresh(i: int, due: float, origin: float, lag: float, raw: bytes) -> None:
+        task = loop.create_task(over_new_connection(i, due, origin, lag, raw))
+        opening.add(task)
+        task.add_done_callback(opening.discard)
+
+    async def over_new_connection(
+        i: int, due: float, origin: float, lag: float, raw: bytes
+    ) -> None:
+        try:
+            conn = await connect(host, port)
+        except OSError:
+            done(i, due, origin, lag, None, None, b"")
+            return
+        conn.send(raw, lambda status, body: done(i, due, origin, lag, conn, status, body))
+
+    def done(
+        i: int,
+        due: float,
+        origin: float,
+        lag: float,
+        conn: Connection | None,
+        status: int | None,
+        body: bytes,
+    ) -> None:
+        nonlocal busy, left
+        busy -= 1
+        left -= 1
+        if status is None:  # no answer on a connection of its own: the server's failure
+            result.errors += 1
+            if conn is not None:
+                conn.close()
+        else:
             latency = time.perf_counter() - origin
             result.latencies_s.append(latency)
-            result.timeline.append((due - start, lag, latency))
+            result.timeline.append((due - begin, lag, latency))
             if read_answer is not None:
                 result.answers.append(read_answer(status, body))
             result.statuses[status] = result.statuses.get(status, 0) + 1
-            idle.append(conn)
+            if conn is not None:
+                idle.append(conn)
+        if waiting:
+            start(*waiting.popleft())
+        if left == 0 and not finished.done():
+            finished.set_result(None)
 
-    start = time.perf_counter()
-    tasks = []
+    begin = time.perf_counter()
     for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due)))
-    await asyncio.gather(*tasks)
-    result.elapsed_s = time.perf_counter() - start
+        due = begin + i / rate
+        now = time.perf_counter()
+        if due > now:
+            await asyncio.sleep(due - now)
+            now = time.perf_counter()
+        # uvloop's timers have millisecond steps and may fire up to a millisecond early: a
+        # request sent early counts from its send, not from a due time it did not wait for
+        # (which would shorten its latency); one sent late counts from its due time, its
+        # lateness included (open loop), and that lateness is the generator's own (a
+        # descheduled process, a busy loop): reported apart as the send lag.
+        origin = min(due, now)
+        lag = max(0.0, now - due)
+        result.send_lags_s.append(lag)
+        start(i, due, origin, lag)
+    if total:
+        await finished
+    result.elapsed_s = time.perf_counter() - begin
     for conn in idle:
-        conn.writer.close()
+        conn.close()
     return result
 
 
