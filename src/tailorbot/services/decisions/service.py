@@ -177,7 +177,7 @@ class DecisionService:
         profile, view = self._read_user(request.user_id, user)
         turn = Turn(request.session_id, request.message, request.last_bot_message)
         prediction = self.conversation.apply(prediction, turn, view, models.intent)
-        timings["features"] = round(_ms_since(mark) + read_ms, 3)
+        timings["features"] = _ms(time.perf_counter() - mark + read_ms / 1000)
 
         arm = self.experiment.arm_for(request.user_id)
         personalized = arm == PERSONALIZED_ARM
@@ -196,7 +196,7 @@ class DecisionService:
         self._record(request, prediction, decision["record"], received_at, message_event_id)
         timings["record"] = _ms_since(mark)
         self._observe(request, decision)
-        timings["total"] = round(_ms_since(started) + read_ms, 3)
+        timings["total"] = _ms(time.perf_counter() - started + read_ms / 1000)
         return personalize_payload(
             decision, prediction, cited(articles, models.composer.kb), view, profile, timings
         )
@@ -406,4 +406,10 @@ class DecisionService:
 
 
 def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+    return _ms(time.perf_counter() - start)
+
+
+def _ms(seconds: float) -> float:
+    """``seconds`` in milliseconds to the microsecond: ``round(ms, 3)`` but for the rare
+    tie, at half its cost (eight a decision; ``round`` with digits converts to decimal)."""
+    return round(seconds * 1e6) / 1e3
