@@ -23,7 +23,7 @@ static inline float half_to_float(uint16_t h) {
 /* the float32 mean of the float16 rows `table[ids]` into `out` (`width` values), summed in
  * the order of `ids` from the first row on, as numpy sums axis 0 (a lone -0.0 stays);
  * zeros for no ids. -1 with an exception set for a bad id. */
-static int mean_of_rows(const Py_buffer *table, PyObject *ids, float *out) {
+WIDE_VECTORS static int mean_of_rows(const Py_buffer *table, PyObject *ids, float *out) {
     Py_ssize_t rows = table->shape[0], width = table->shape[1];
     Py_ssize_t count = PyList_GET_SIZE(ids);
     const uint16_t *halves = table->buf;
