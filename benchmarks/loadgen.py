@@ -45,8 +45,9 @@ class LoadResult:
     rate: float
     duration_s: float
     latencies_s: list[float] = field(default_factory=list)
-    # How late each request's task started, from its due time: when these are large, the
+    # How late each request was sent, from its due time: when these are large, the
     # latencies measure the generator (descheduled, or its loop busy), not the server.
+    # (A wait for a free connection is not in it: that one is the server's.)
     send_lags_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     # Per answered request: (due time from the start, send lag, latency: the lag included)
@@ -54,6 +55,9 @@ class LoadResult:
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     answers: list[Any] = field(default_factory=list)
     errors: int = 0
+    # Requests sent again on a new connection: the keep-alive one they went out on was
+    # closed by the server before a byte of their answer came (see Connection).
+    resent: int = 0
     elapsed_s: float = 0.0
 
     def summary(self) -> dict[str, float | int | dict[int, int]]:
@@ -63,6 +67,7 @@ class LoadResult:
             "achieved_rps": round(done / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "requests": done,
             "errors": self.errors,
+            "resent": self.resent,
             "statuses": self.statuses,
             "p50_ms": percentile_ms(self.latencies_s, 50),
             "p90_ms": percentile_ms(self.latencies_s, 90),
@@ -79,21 +84,28 @@ def percentile_ms(seconds: Sequence[float] | np.ndarray, q: float) -> float:
     return round(float(np.percentile(seconds, q)) * 1000, 2) if len(seconds) else float("nan")
 
 
-# What a connection calls with each answer: (status, body), or (None, b"") when the
-# connection closed or sent something that is not an HTTP answer.
-OnAnswer = Callable[[int | None, bytes], None]
+# What a connection calls with each exchange's outcome: (status, body, False) for an answer;
+# (None, b"", stale) for none. ``stale``: the connection, which had answered before, closed
+# before a byte of this answer came (a keep-alive connection the server let go): the one
+# case a client sends again, on a new connection. Closed mid-answer, or bytes that are not
+# an answer: a failure, never sent again.
+OnAnswer = Callable[[int | None, bytes, bool], None]
 
 
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one exchange at a time (no pipelining), as a
     client's pooled connection is used (:func:`connect` opens one). A protocol reads each
     answer from the bytes as they arrive, where asyncio's streams read a line at a time, a
-    coroutine step each: the generator's CPU is taken from the machine it measures."""
+    coroutine step each: the generator's CPU is taken from the machine it measures.
+
+    An answer whose end the head does not give (no ``Content-Length``), or followed by
+    bytes nobody asked for, is the connection's last: it is closed, not used again."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._on_answer: OnAnswer | None = None
+        self._answers = 0
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -107,21 +119,25 @@ class Connection(asyncio.Protocol):
             answer = _answer(self._buffer)
         except (ValueError, IndexError):  # not an HTTP answer: this exchange fails
             self.close()
-            self._answered(None, b"")
+            self._answered(None, b"", stale=False)
             return
-        if answer is not None:
-            status, body, used = answer
-            del self._buffer[:used]
-            self._answered(status, body)
+        if answer is None:
+            return
+        status, body, used, framed = answer
+        del self._buffer[:used]
+        self._answers += 1
+        if self._buffer or not framed:
+            self.close()
+        self._answered(status, body, stale=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._answered(None, b"")
+        self._answered(None, b"", stale=self._answers > 0 and not self._buffer)
 
     def send(self, raw: bytes, on_answer: OnAnswer) -> None:
-        """Send one request; ``on_answer`` gets its answer (at once when closed)."""
+        """Send one request; ``on_answer`` gets its outcome (at once when closed)."""
         if self.closed or self._transport is None:
-            on_answer(None, b"")
+            on_answer(None, b"", self._answers > 0)
             return
         self._on_answer = on_answer
         self._transport.write(raw)
@@ -134,7 +150,7 @@ class Connection(asyncio.Protocol):
         """Send one request; the answer's status and body (ConnectionError without one)."""
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
 
-        def settle(status: int | None, body: bytes) -> None:
+        def settle(status: int | None, body: bytes, stale: bool) -> None:
             if answer.done():
                 return
             if status is None:
@@ -146,13 +162,14 @@ class Connection(asyncio.Protocol):
         return await answer
 
     def close(self) -> None:
+        self.closed = True
         if self._transport is not None:
             self._transport.close()
 
-    def _answered(self, status: int | None, body: bytes) -> None:
+    def _answered(self, status: int | None, body: bytes, *, stale: bool) -> None:
         on_answer, self._on_answer = self._on_answer, None
         if on_answer is not None:
-            on_answer(status, body)
+            on_answer(status, body, stale)
 
 
 async def connect(host: str, port: int) -> Connection:
@@ -161,9 +178,10 @@ async def connect(host: str, port: int) -> Connection:
     return connection
 
 
-def _answer(buffer: bytearray) -> tuple[int, bytes, int] | None:
-    """The first whole answer in ``buffer``: (status, body, bytes it takes), None while it is
-    incomplete. Its body is ``Content-Length`` long (none without one, as before)."""
+def _answer(buffer: bytearray) -> tuple[int, bytes, int, bool] | None:
+    """The first whole answer in ``buffer``: (status, body, bytes it takes, whether its head
+    gave its length), None while it is incomplete. Its body is ``Content-Length`` long;
+    without one, empty (and the connection is not used again)."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
@@ -177,7 +195,7 @@ def _answer(buffer: bytearray) -> tuple[int, bytes, int] | None:
     used = end + 4 + length
     if len(buffer) < used:
         return None
-    return status, bytes(buffer[end + 4 : used]), used
+    return status, bytes(buffer[end + 4 : used]), used, at >= 0
 
 
 def build_request(
@@ -239,11 +257,12 @@ async def run_open_loop(
             return
         sent = conn
 
-        def on_answer(status: int | None, body: bytes) -> None:
-            if status is None:
-                # The server closed this idle keep-alive connection: a real client
-                # reconnects, and so do we (the latency still counts from the due time).
-                sent.close()
+        def on_answer(status: int | None, body: bytes, stale: bool) -> None:
+            if stale:
+                # The server closed this idle keep-alive connection: a real client sends
+                # again on a new one, and so do we (the latency still counts from the due
+                # time; the resends are counted).
+                result.resent += 1
                 fresh(i, due, origin, lag, raw)
             else:
                 done(i, due, origin, lag, sent, status, body)
@@ -263,7 +282,7 @@ async def run_open_loop(
         except OSError:
             done(i, due, origin, lag, None, None, b"")
             return
-        conn.send(raw, lambda status, body: done(i, due, origin, lag, conn, status, body))
+        conn.send(raw, lambda status, body, _: done(i, due, origin, lag, conn, status, body))
 
     def done(
         i: int,
@@ -277,26 +296,36 @@ async def run_open_loop(
         nonlocal busy, left
         busy -= 1
         left -= 1
-        if status is None:  # no answer on a connection of its own: the server's failure
-            result.errors += 1
-            if conn is not None:
-                conn.close()
-        else:
-            latency = time.perf_counter() - origin
-            result.latencies_s.append(latency)
-            result.timeline.append((due - begin, lag, latency))
-            if read_answer is not None:
-                result.answers.append(read_answer(status, body))
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            if conn is not None:
-                idle.append(conn)
-        if waiting:
-            start(*waiting.popleft())
+        try:
+            if status is None:  # no answer on a connection of its own: the server's failure
+                result.errors += 1
+                if conn is not None:
+                    conn.close()
+            else:
+                latency = time.perf_counter() - origin
+                kept = read_answer(status, body) if read_answer is not None else None
+                result.latencies_s.append(latency)
+                result.timeline.append((due - begin, lag, latency))
+                if read_answer is not None:
+                    result.answers.append(kept)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if conn is not None and not conn.closed:
+                    idle.append(conn)
+            if waiting:
+                start(*waiting.popleft())
+        except Exception as exc:  # noqa: BLE001 - the caller's read_answer or next_body
+            # raised in a connection's callback, where asyncio would only log it: the run
+            # fails with it instead of waiting forever for the answers left
+            if not finished.done():
+                finished.set_exception(exc)
+            return
         if left == 0 and not finished.done():
             finished.set_result(None)
 
     begin = time.perf_counter()
     for i in range(total):
+        if finished.done():  # failed (see done)
+            break
         due = begin + i / rate
         now = time.perf_counter()
         if due > now:
