@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from tailorbot._tallies import TalliedCounter, TalliedHistogram
 from tailorbot.metrics import Metrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
@@ -25,12 +26,15 @@ def exported() -> dict[str, set[str]]:
     """Every series name /metrics can show, with the labels it carries."""
     names: dict[str, set[str]] = {}
     for metric in vars(Metrics()).values():
-        if not isinstance(metric, MetricWrapperBase):
+        if isinstance(metric, MetricWrapperBase):
+            name, kind, labels = metric._name, metric._type, set(metric._labelnames)
+        elif isinstance(metric, TalliedCounter | TalliedHistogram):
+            name, kind, labels = metric.name, metric.kind, set(metric.labelnames)
+        else:
             continue
-        labels = set(metric._labelnames)
-        for suffix in SUFFIXES[metric._type]:
+        for suffix in SUFFIXES[kind]:
             extra = {"le"} if suffix == "_bucket" else set()
-            names[metric._name + suffix] = labels | extra
+            names[name + suffix] = labels | extra
     return names
 
 

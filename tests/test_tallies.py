@@ -1,0 +1,96 @@
+"""The per-request Prometheus figures kept per thread (``_tallies.py``): the exposition is
+prometheus_client's own for the same calls, and no count is lost to threads."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tailorbot._tallies import TalliedCounter, TalliedHistogram
+
+THREADS, ROUNDS = 4, 2000
+
+
+def _exercised(counter: Callable[..., Any], histogram: Callable[..., Any]) -> str:
+    """The exposition after the same calls, made from THREADS threads at once."""
+    registry = CollectorRegistry()
+    labelled = counter("tb_labelled", "Labelled", ["a", "b"], registry=registry)
+    plain = counter("tb_plain", "Plain", registry=registry)
+    sizes = histogram("tb_sizes", "Sizes", buckets=(16, 24, 32), registry=registry)
+    latency = histogram(
+        "tb_latency", "Latency", ["route"], registry=registry, buckets=(0.0005, 0.001, 2.5)
+    )
+    histogram("tb_unused", "Unused", buckets=(1.0,), registry=registry)
+    counter("tb_unused_labelled", "Unused", ["x"], registry=registry)
+    start = threading.Barrier(THREADS)
+
+    def work() -> None:
+        start.wait()
+        for i in range(ROUNDS):
+            labelled.labels(a=str(i % 3), b="x").inc()
+            labelled.labels(str(i % 2), "y").inc(2)
+            plain.inc()
+            sizes.observe(i % 40)  # whole numbers: sums exact in any order
+            latency.labels(route=f"/r{i % 2}").observe(0.5 if i % 7 else 3)
+
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return generate_latest(registry).decode()
+
+
+def _series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample but the creation times (they differ): (name, labels) -> value."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_the_exposition_is_prometheus_clients_and_no_count_is_lost() -> None:
+    ours = _exercised(TalliedCounter, TalliedHistogram)
+    theirs = _exercised(Counter, Histogram)
+    assert _series(ours) == _series(theirs)
+    assert _series(ours)[("tb_plain_total", ())] == THREADS * ROUNDS
+    # the same families, types and help, in the same order, with creation times
+    heads = re.compile(r"^# (?:HELP|TYPE) .*$", re.MULTILINE)
+    assert heads.findall(ours) == heads.findall(theirs)
+    created = re.compile(r"^(\w+_created)(\{[^}]*\})? ", re.MULTILINE)
+    assert created.findall(ours) == created.findall(theirs)
+
+
+def test_counts_of_a_thread_that_ended_stay() -> None:
+    registry = CollectorRegistry()
+    counter = TalliedCounter("tb_count", "Count", ["k"], registry=registry)
+    thread = threading.Thread(target=lambda: counter.labels(k="a").inc(5))
+    thread.start()
+    thread.join()
+    counter.labels(k="a").inc()
+    assert 'tb_count_total{k="a"} 6.0' in generate_latest(registry).decode()
+
+
+def test_refusals_are_prometheus_clients() -> None:
+    registry = CollectorRegistry()
+    counter = TalliedCounter("tb_refused", "Refused", ["k"], registry=registry)
+    with pytest.raises(ValueError, match="non-negative"):
+        counter.labels(k="a").inc(-1)
+    with pytest.raises(ValueError, match="label names"):
+        counter.labels(other="a")
+    with pytest.raises(ValueError, match="label values"):
+        counter.labels("a", "b")
+    with pytest.raises(ValueError, match="use labels"):
+        counter.inc()
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        TalliedCounter("tb_refused", "Again", registry=registry)
+    with pytest.raises(ValueError, match="finite bucket"):
+        TalliedHistogram("tb_no_buckets", "None", buckets=(float("inf"),))
