@@ -69,14 +69,20 @@ def test_the_exposition_is_prometheus_clients_and_no_count_is_lost() -> None:
     assert created.findall(ours) == created.findall(theirs)
 
 
-def test_counts_of_a_thread_that_ended_stay() -> None:
+def test_counts_of_threads_that_ended_stay_without_a_dict_each() -> None:
+    """A pool's idle threads end and new ones start: their counts stay, their dicts go."""
     registry = CollectorRegistry()
     counter = TalliedCounter("tb_count", "Count", ["k"], registry=registry)
-    thread = threading.Thread(target=lambda: counter.labels(k="a").inc(5))
-    thread.start()
-    thread.join()
     counter.labels(k="a").inc()
-    assert 'tb_count_total{k="a"} 6.0' in generate_latest(registry).decode()
+    for _ in range(2):
+        for _ in range(25):
+            thread = threading.Thread(target=lambda: counter.labels(k="a").inc(5))
+            thread.start()
+            thread.join()
+        assert counter.labels(k="a") is counter.labels("a")
+        text = generate_latest(registry).decode()
+    assert 'tb_count_total{k="a"} 251.0' in text
+    assert len(counter._tally._threads) == 1  # this thread's; the 50 others' rows added up
 
 
 def test_refusals_are_prometheus_clients() -> None:

@@ -42,14 +42,17 @@ from prometheus_client.utils import floatToGoString
 class _PerThread:
     """Rows of numbers by series, one dict of them per thread: a thread adds to its own
     with no lock, and :meth:`summed` adds up every thread's (copied whole: a dict's and a
-    list's copy is one step under the GIL, so never torn by the thread writing it)."""
+    list's copy is one step under the GIL, so never torn by the thread writing it). The
+    rows of a thread that ended are added into one kept dict when next summed: counts never
+    fall, and threads that come and go (a pool's idle ones end) leave no dict each."""
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.created: dict[tuple[str, ...], float] = {}  # when each series first counted
         self.local = threading.local()  # .rows: this thread's dict (see the children)
-        self._lock = threading.Lock()  # for a new thread's dict and a new series' time
-        self._threads: list[dict[tuple[str, ...], list[float]]] = []
+        self._lock = threading.Lock()  # for a new thread's dict, a new series, a sum
+        self._threads: list[tuple[threading.Thread, dict[tuple[str, ...], list[float]]]] = []
+        self._ended: dict[tuple[str, ...], list[float]] = {}  # of the threads that ended
 
     def row(self, key: tuple[str, ...]) -> list[float]:
         """This thread's row of ``key``, made on first use."""
@@ -57,7 +60,7 @@ class _PerThread:
         if rows is None:
             rows = self.local.rows = {}
             with self._lock:
-                self._threads.append(rows)  # kept after the thread ends: counts never fall
+                self._threads.append((threading.current_thread(), rows))
         found = rows.get(key)
         if found is None:
             found = rows[key] = [0.0] * self.width
@@ -68,15 +71,26 @@ class _PerThread:
     def summed(self) -> dict[tuple[str, ...], list[float]]:
         """Each series' row summed over the threads, in the order the series began."""
         with self._lock:
-            threads = list(self._threads)
-            order = list(self.created)
-        total = {key: [0.0] * self.width for key in order}
-        for rows in threads:
-            for key, row in rows.copy().items():
-                kept = total.setdefault(key, [0.0] * self.width)
-                for i, value in enumerate(list(row)):
-                    kept[i] += value
+            running = []
+            for thread, rows in self._threads:
+                if thread.is_alive():
+                    running.append((thread, rows))
+                else:  # it writes no more: its rows join the kept ones, once
+                    self._add(self._ended, rows)
+            self._threads = running
+            total = {key: [0.0] * self.width for key in self.created}
+            self._add(total, self._ended)
+        for _, rows in running:
+            self._add(total, rows.copy())
         return total
+
+    def _add(
+        self, total: dict[tuple[str, ...], list[float]], rows: dict[tuple[str, ...], list[float]]
+    ) -> None:
+        for key, row in rows.items():
+            kept = total.setdefault(key, [0.0] * self.width)
+            for i, value in enumerate(list(row)):
+                kept[i] += value
 
 
 class _Tallied(Collector):
