@@ -3,13 +3,21 @@ prometheus_client's own for the same calls, and no count is lost to threads."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    enable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from tailorbot._tallies import TalliedCounter, TalliedHistogram
@@ -27,7 +35,9 @@ def _exercised(counter: Callable[..., Any], histogram: Callable[..., Any]) -> st
         "tb_latency", "Latency", ["route"], registry=registry, buckets=(0.0005, 0.001, 2.5)
     )
     histogram("tb_unused", "Unused", buckets=(1.0,), registry=registry)
-    counter("tb_unused_labelled", "Unused", ["x"], registry=registry)
+    counter("tb_unused_plain", "Unused", registry=registry)
+    counter("tb_unused_labelled", "Unused", ["x"], registry=registry).labels(x="named")
+    sizes.observe(float("nan"))  # in the sum alone
     start = threading.Barrier(THREADS)
 
     def work() -> None:
@@ -57,16 +67,63 @@ def _series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def _same(ours: dict[Any, float], theirs: dict[Any, float]) -> bool:
+    return ours.keys() == theirs.keys() and all(
+        ours[k] == theirs[k] or (math.isnan(ours[k]) and math.isnan(theirs[k])) for k in ours
+    )
+
+
 def test_the_exposition_is_prometheus_clients_and_no_count_is_lost() -> None:
     ours = _exercised(TalliedCounter, TalliedHistogram)
     theirs = _exercised(Counter, Histogram)
-    assert _series(ours) == _series(theirs)
+    assert _same(_series(ours), _series(theirs))
     assert _series(ours)[("tb_plain_total", ())] == THREADS * ROUNDS
+    assert _series(ours)[("tb_unused_plain_total", ())] == 0
     # the same families, types and help, in the same order, with creation times
     heads = re.compile(r"^# (?:HELP|TYPE) .*$", re.MULTILINE)
     assert heads.findall(ours) == heads.findall(theirs)
     created = re.compile(r"^(\w+_created)(\{[^}]*\})? ", re.MULTILINE)
     assert created.findall(ours) == created.findall(theirs)
+
+
+def test_without_created_series_when_prometheus_client_is_told_so() -> None:
+    disable_created_metrics()
+    try:
+        ours = _exercised(TalliedCounter, TalliedHistogram)
+        theirs = _exercised(Counter, Histogram)
+    finally:
+        enable_created_metrics()
+    assert "_created" not in ours and "_created" not in theirs
+    assert _same(_series(ours), _series(theirs))
+
+
+def test_totals_read_while_threads_count_never_fall_and_end_exact() -> None:
+    registry = CollectorRegistry()
+    counter = TalliedCounter("tb_live", "Live", ["k"], registry=registry)
+    sizes = TalliedHistogram("tb_live_sizes", "Sizes", buckets=(1.0,), registry=registry)
+
+    def work() -> None:
+        child = counter.labels(k="a")
+        for _ in range(20_000):
+            child.inc()
+            sizes.observe(0.5)
+
+    def read() -> tuple[float, float]:
+        found = _series(generate_latest(registry).decode())
+        return found.get(("tb_live_total", (("k", "a"),)), 0.0), found[("tb_live_sizes_count", ())]
+
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    seen = [(0.0, 0.0)]
+    while any(thread.is_alive() for thread in threads):
+        seen.append(read())
+    for thread in threads:
+        thread.join()
+    seen.append(read())
+    assert all(b[0] >= a[0] and b[1] >= a[1] for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] == (THREADS * 20_000, THREADS * 20_000)
+    assert len(seen) > 3  # read while counting
 
 
 def test_counts_of_threads_that_ended_stay_without_a_dict_each() -> None:
@@ -98,5 +155,7 @@ def test_refusals_are_prometheus_clients() -> None:
         counter.inc()
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         TalliedCounter("tb_refused", "Again", registry=registry)
+    with pytest.raises(ValueError, match="sorted order"):
+        TalliedHistogram("tb_unsorted", "Unsorted", buckets=(2.0, 1.0))
     with pytest.raises(ValueError, match="finite bucket"):
         TalliedHistogram("tb_no_buckets", "None", buckets=(float("inf"),))

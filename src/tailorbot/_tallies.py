@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -110,26 +111,26 @@ class _Tallied(Collector):
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._tally = _PerThread(width)
-        self._children: dict[tuple[Any, ...], Any] = {}
-        if not self.labelnames:
-            self._children[()] = self._child(())
+        self._children: dict[tuple[str, ...], Any] = {}
+        if not self.labelnames:  # shown from the start (a zero), as prometheus_client's
+            self.labels()
         if registry is not None:
             registry.register(self)
 
-    def labels(self, *values: str, **named: str) -> Any:
-        """The child of these label values (by position or by name), as prometheus_client's
-        ``labels``; kept, so a caller may keep it too."""
+    def labels(self, *values: Any, **named: Any) -> Any:
+        """The child of these label values (by position or by name, as strings), as
+        prometheus_client's ``labels``; kept, so a caller may keep it too."""
         if named:
             if values or set(named) != set(self.labelnames):
                 raise ValueError(f"{self.name}: label names must be exactly {self.labelnames}")
             values = tuple(named[n] for n in self.labelnames)
         elif len(values) != len(self.labelnames):
             raise ValueError(f"{self.name}: {len(self.labelnames)} label values expected")
-        child = self._children.get(values)
+        key = tuple(map(str, values))
+        child = self._children.get(key)
         if child is None:
-            key = tuple(str(v) for v in values)
             child = self._children.setdefault(key, self._child(key))
-            self._children.setdefault(values, child)  # as given: found without str() next
+            self._tally.row(key)  # the series shows from here on, as prometheus_client's
         return child
 
     def _child(self, key: tuple[str, ...]) -> Any:
@@ -189,8 +190,9 @@ class TalliedCounter(_Tallied):
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = self._family()
         created = self._tally.created
+        with_created = _created_series()
         for key, (total,) in self._tally.summed().items():
-            family.add_metric(list(key), total, created=created.get(key))
+            family.add_metric(list(key), total, created=created.get(key) if with_created else None)
         yield family
 
 
@@ -205,9 +207,10 @@ class _HistogramChild:
             row = self._local.rows[self._key]
         except (AttributeError, KeyError):
             row = self._tally.row(self._key)
-        # the first bucket whose bound is >= amount, as prometheus_client's; the last: +Inf
-        row[bisect.bisect_left(self._bounds, amount)] += 1
         row[-1] += amount
+        if amount == amount:  # NaN: in the sum alone, as prometheus_client's
+            # the first bucket whose bound is >= amount, as prometheus_client's; last: +Inf
+            row[bisect.bisect_left(self._bounds, amount)] += 1
 
 
 class TalliedHistogram(_Tallied):
@@ -224,14 +227,14 @@ class TalliedHistogram(_Tallied):
         registry: CollectorRegistry | None = None,
         buckets: Sequence[float] = (),
     ) -> None:
-        bounds = sorted(float(b) for b in buckets if not math.isinf(b))
+        bounds = [float(b) for b in buckets if not math.isinf(b)]
+        if bounds != sorted(bounds):
+            raise ValueError("Buckets not in sorted order")
         if not bounds:
             raise ValueError(f"{name}: at least one finite bucket bound is needed")
         self._bounds = bounds
         # a row: one count per bucket (the last: above every bound), then the sum
         super().__init__(name, documentation, labelnames, registry, width=len(bounds) + 2)
-        if not self.labelnames:
-            self._tally.row(())  # empty buckets from the start
 
     def _child(self, key: tuple[str, ...]) -> _HistogramChild:
         return _HistogramChild(self._tally, key, self._bounds)
@@ -246,7 +249,7 @@ class TalliedHistogram(_Tallied):
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = self._family()
         edges = [floatToGoString(b) for b in self._bounds] + ["+Inf"]
-        created = self._tally.created
+        created = self._tally.created if _created_series() else {}
         for key, row in self._tally.summed().items():
             counts, total = row[:-1], row[-1]
             cumulative, buckets = 0.0, []
@@ -258,6 +261,12 @@ class TalliedHistogram(_Tallied):
                 labels = dict(zip(self.labelnames, key, strict=True))
                 family.samples.append(Sample(f"{self.name}_created", labels, created[key]))
         yield family
+
+
+def _created_series() -> bool:
+    """Whether ``_created`` series are written: prometheus_client's own switch
+    (``disable_created_metrics()``, or ``PROMETHEUS_DISABLE_CREATED_SERIES`` at import)."""
+    return bool(getattr(prometheus_metrics, "_use_created", True))
 
 
 __all__ = ["TalliedCounter", "TalliedHistogram"]
