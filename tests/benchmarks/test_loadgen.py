@@ -11,11 +11,12 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from loadgen import connect, run_open_loop  # noqa: E402
+from loadgen import LoadResult, connect, run_open_loop  # noqa: E402
 
 # (the writer, the request's number on the server, its number on its connection)
 Handler = Callable[[asyncio.StreamWriter, int, int], Awaitable[bool]]
@@ -67,6 +68,18 @@ def _answer(status: int, body: bytes, length: str = "Content-Length") -> tuple[b
     return (head + "\r\nX-Other: 1\r\n\r\n").encode(), body
 
 
+async def _reply(writer: asyncio.StreamWriter, status: int = 200, body: bytes = b"ok") -> None:
+    writer.write(b"".join(_answer(status, body)))
+    await writer.drain()
+
+
+async def _load(port: int, rate: float, duration_s: float, **options: Any) -> LoadResult:
+    """The generator's load on the test server: ``rate`` empty POSTs a second."""
+    return await run_open_loop(
+        "127.0.0.1", port, "/x", lambda i: b"{}", rate=rate, duration_s=duration_s, **options
+    )
+
+
 def test_answers_read_whole_from_split_segments_and_statuses_counted() -> None:
     async def handler(writer: asyncio.StreamWriter, n: int, own: int) -> bool:
         head, body = _answer(200 if n % 3 else 503, b'{"n": %d}' % n)
@@ -78,10 +91,12 @@ def test_answers_read_whole_from_split_segments_and_statuses_counted() -> None:
 
     async def run() -> None:
         async with _server(handler) as (port, accepted):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=300, duration_s=0.3,
+            result = await _load(
+                port,
+                300,
+                0.3,
                 read_answer=lambda status, body: (status, body.startswith(b'{"n": ')),
-            )  # fmt: skip
+            )
             assert result.errors == 0
             assert sum(result.statuses.values()) == 90
             assert result.statuses[503] == 30
@@ -93,15 +108,12 @@ def test_answers_read_whole_from_split_segments_and_statuses_counted() -> None:
 
 def test_a_connection_the_server_closed_is_replaced() -> None:
     async def handler(writer: asyncio.StreamWriter, n: int, own: int) -> bool:
-        writer.write(b"".join(_answer(200, b"ok")))
-        await writer.drain()
+        await _reply(writer)
         return n % 5 != 0  # every fifth answer closes its connection (keep-alive ends)
 
     async def run() -> None:
         async with _server(handler) as (port, accepted):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=200, duration_s=0.5
-            )
+            result = await _load(port, 200, 0.5)
             assert (result.errors, result.statuses) == (0, {200: 100})
             assert accepted[0] >= 100 // 5
 
@@ -115,9 +127,7 @@ def test_a_server_that_answers_nothing_counts_as_errors() -> None:
 
     async def run() -> None:
         async with _server(handler) as (port, _):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=100, duration_s=0.2
-            )
+            result = await _load(port, 100, 0.2)
             assert result.errors == 20
             assert result.latencies_s == []
 
@@ -131,16 +141,12 @@ def test_latency_counts_from_the_due_time_past_a_busy_connection_pool() -> None:
 
     async def handler(writer: asyncio.StreamWriter, n: int, own: int) -> bool:
         await asyncio.sleep(0.05)
-        writer.write(b"".join(_answer(200, b"ok")))
-        await writer.drain()
+        await _reply(writer)
         return True
 
     async def run() -> None:
         async with _server(handler) as (port, accepted):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=100, duration_s=0.1,
-                max_connections=1,
-            )  # fmt: skip
+            result = await _load(port, 100, 0.1, max_connections=1)
             assert accepted[0] == 1 and result.statuses == {200: 10}
             # the last of 10 waited for the nine before it: about 10 x 50 ms less its 90 ms,
             # nearly all of it beyond its send lag (however late a busy machine sent it)
@@ -176,16 +182,12 @@ def test_a_request_whose_connection_closed_before_its_answer_is_sent_again() -> 
     async def handler(writer: asyncio.StreamWriter, n: int, own: int) -> bool:
         if own == 3:  # the third request on each connection: closed without a byte of answer
             return False
-        writer.write(b"".join(_answer(200, b"ok")))
-        await writer.drain()
+        await _reply(writer)
         return True
 
     async def run() -> None:
         async with _server(handler) as (port, accepted):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=200, duration_s=0.5,
-                max_connections=1,
-            )  # fmt: skip
+            result = await _load(port, 200, 0.5, max_connections=1)
             assert (result.errors, result.statuses) == (0, {200: 100})
             # each connection answers two, then drops the third, which goes again
             assert result.resent == accepted[0] - 1 >= 100 // 2 - 1
@@ -201,10 +203,7 @@ def test_an_unreadable_answer_on_a_used_connection_is_an_error_not_sent_again() 
 
     async def run() -> None:
         async with _server(handler) as (port, _):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=100, duration_s=0.2,
-                max_connections=1,
-            )  # fmt: skip
+            result = await _load(port, 100, 0.2, max_connections=1)
             assert result.resent == 0
             assert result.errors == 10  # the second request of each connection
             assert result.statuses == {200: 10}
@@ -226,10 +225,13 @@ def test_an_answer_without_its_length_ends_its_connection() -> None:
 
     async def run() -> None:
         async with _server(handler) as (port, accepted):
-            result = await run_open_loop(
-                "127.0.0.1", port, "/x", lambda i: b"{}", rate=100, duration_s=0.2,
-                max_connections=1, read_answer=lambda status, body: body,
-            )  # fmt: skip
+            result = await _load(
+                port,
+                100,
+                0.2,
+                max_connections=1,
+                read_answer=lambda status, body: body,
+            )
             assert result.errors == 0 and result.statuses == {200: 10, 202: 10}
             assert sorted(set(result.answers)) == [b"", b"ok"]
             assert accepted[0] >= 10  # a new connection after each 202
@@ -239,8 +241,7 @@ def test_an_answer_without_its_length_ends_its_connection() -> None:
 
 def test_a_failing_read_answer_fails_the_run() -> None:
     async def handler(writer: asyncio.StreamWriter, n: int, own: int) -> bool:
-        writer.write(b"".join(_answer(200, b"ok")))
-        await writer.drain()
+        await _reply(writer)
         return True
 
     def read(status: int, body: bytes) -> None:
@@ -250,11 +251,13 @@ def test_a_failing_read_answer_fails_the_run() -> None:
         async with _server(handler) as (port, _):
             with pytest.raises(ValueError, match="unreadable body"):
                 await asyncio.wait_for(
-                    run_open_loop(
-                        "127.0.0.1", port, "/x", lambda i: b"{}", rate=100, duration_s=0.2,
+                    _load(
+                        port,
+                        100,
+                        0.2,
                         read_answer=read,
                     ),
                     timeout=60,
-                )  # fmt: skip
+                )
 
     asyncio.run(run())
