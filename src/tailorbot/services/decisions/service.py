@@ -57,7 +57,7 @@ class UserRead(NamedTuple):
     received_at: str  # when the read began: the message event's time
     profile: dict[str, Any] | None
     record: FeatureRecord | None
-    read_ms: float  # how long the read took: counted in the answer's timings
+    read_s: float  # how long the read took, in seconds: counted in the answer's timings
 
 
 class DecisionService:
@@ -151,7 +151,7 @@ class DecisionService:
         started = time.perf_counter()
         with backend_errors():
             profile, record = await reader(request.user_id)
-        return UserRead(received_at, profile, record, _ms_since(started))
+        return UserRead(received_at, profile, record, time.perf_counter() - started)
 
     def personalize_payload(
         self,
@@ -166,7 +166,7 @@ class DecisionService:
         self._check_length(request)
         # Before the user is read: see message_event.
         received_at = user.received_at if user is not None else now_iso()
-        read_ms = user.read_ms if user is not None else 0.0  # the read made ahead, if any
+        read_s = user.read_s if user is not None else 0.0  # the read made ahead, if any
         started = time.perf_counter()
         timings: dict[str, float] = {}
         models = self.models  # one set for the whole decision, even across a hot swap
@@ -177,7 +177,7 @@ class DecisionService:
         profile, view = self._read_user(request.user_id, user)
         turn = Turn(request.session_id, request.message, request.last_bot_message)
         prediction = self.conversation.apply(prediction, turn, view, models.intent)
-        timings["features"] = _ms(time.perf_counter() - mark + read_ms / 1000)
+        timings["features"] = _ms(time.perf_counter() - mark + read_s)
 
         arm = self.experiment.arm_for(request.user_id)
         personalized = arm == PERSONALIZED_ARM
@@ -196,7 +196,7 @@ class DecisionService:
         self._record(request, prediction, decision["record"], received_at, message_event_id)
         timings["record"] = _ms_since(mark)
         self._observe(request, decision)
-        timings["total"] = _ms(time.perf_counter() - started + read_ms / 1000)
+        timings["total"] = _ms(time.perf_counter() - started + read_s)
         return personalize_payload(
             decision, prediction, cited(articles, models.composer.kb), view, profile, timings
         )
