@@ -103,14 +103,13 @@ class _Tallied(Collector):
         self,
         name: str,
         documentation: str,
-        labelnames: Sequence[str],
-        registry: CollectorRegistry | None,
-        width: int,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._tally = _PerThread(width)
+        self._tally = _PerThread(self._width())
         self._children: dict[tuple[str, ...], Any] = {}
         if not self.labelnames:  # shown from the start (a zero), as prometheus_client's
             self.labels()
@@ -132,6 +131,10 @@ class _Tallied(Collector):
             child = self._children.setdefault(key, self._child(key))
             self._tally.row(key)  # the series shows from here on, as prometheus_client's
         return child
+
+    def _width(self) -> int:
+        """How many numbers a series' row holds."""
+        raise NotImplementedError
 
     def _child(self, key: tuple[str, ...]) -> Any:
         raise NotImplementedError
@@ -168,14 +171,8 @@ class TalliedCounter(_Tallied):
 
     kind = "counter"
 
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str] = (),
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry, width=1)
+    def _width(self) -> int:
+        return 1  # the total
 
     def _child(self, key: tuple[str, ...]) -> _CounterChild:
         return _CounterChild(self._tally, key)
@@ -233,8 +230,10 @@ class TalliedHistogram(_Tallied):
         if not bounds:
             raise ValueError(f"{name}: at least one finite bucket bound is needed")
         self._bounds = bounds
-        # a row: one count per bucket (the last: above every bound), then the sum
-        super().__init__(name, documentation, labelnames, registry, width=len(bounds) + 2)
+        super().__init__(name, documentation, labelnames, registry)
+
+    def _width(self) -> int:
+        return len(self._bounds) + 2  # a count per bucket (the last: above every bound), sum
 
     def _child(self, key: tuple[str, ...]) -> _HistogramChild:
         return _HistogramChild(self._tally, key, self._bounds)
