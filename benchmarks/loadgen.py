@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -209,6 +209,16 @@ def build_request(
     return head.encode() + body
 
 
+class _Due(NamedTuple):
+    """One request of an open loop, as sent: its number, its due time, when its latency
+    counts from (the due time, or its send if that came early), and how late it was sent."""
+
+    i: int
+    due: float
+    origin: float
+    lag: float
+
+
 async def run_open_loop(
     host: str,
     port: int,
@@ -233,14 +243,13 @@ async def run_open_loop(
     total = int(rate * duration_s)
     loop = asyncio.get_running_loop()
     idle: list[Connection] = []
-    # (i, due, origin, send lag) of the requests due while no connection was free
-    waiting: deque[tuple[int, float, float, float]] = deque()
+    waiting: deque[_Due] = deque()  # due while no connection was free
     busy = 0  # connections in an exchange, or being opened for one
     left = total  # requests not yet answered nor failed
     finished: asyncio.Future[None] = loop.create_future()
     opening: set[asyncio.Task[None]] = set()  # kept referenced until done
 
-    def start(i: int, due: float, origin: float, lag: float) -> None:
+    def start(request: _Due) -> None:
         nonlocal busy
         conn = None
         while idle and conn is None:
@@ -248,12 +257,12 @@ async def run_open_loop(
             if conn.closed:  # the server closed it while idle
                 conn = None
         if conn is None and busy >= max_connections:
-            waiting.append((i, due, origin, lag))  # the wait counts in the latency, not in the lag
+            waiting.append(request)  # the wait counts in the latency, not in the lag
             return
         busy += 1
-        raw = build_request(host, path, next_body(i), headers)
+        raw = build_request(host, path, next_body(request.i), headers)
         if conn is None:
-            fresh(i, due, origin, lag, raw)
+            fresh(request, raw)
             return
         sent = conn
 
@@ -263,36 +272,26 @@ async def run_open_loop(
                 # again on a new one, and so do we (the latency still counts from the due
                 # time; the resends are counted).
                 result.resent += 1
-                fresh(i, due, origin, lag, raw)
+                fresh(request, raw)
             else:
-                done(i, due, origin, lag, sent, status, body)
+                done(request, sent, status, body)
 
         conn.send(raw, on_answer)
 
-    def fresh(i: int, due: float, origin: float, lag: float, raw: bytes) -> None:
-        task = loop.create_task(over_new_connection(i, due, origin, lag, raw))
+    def fresh(request: _Due, raw: bytes) -> None:
+        task = loop.create_task(over_new_connection(request, raw))
         opening.add(task)
         task.add_done_callback(opening.discard)
 
-    async def over_new_connection(
-        i: int, due: float, origin: float, lag: float, raw: bytes
-    ) -> None:
+    async def over_new_connection(request: _Due, raw: bytes) -> None:
         try:
             conn = await connect(host, port)
         except OSError:
-            done(i, due, origin, lag, None, None, b"")
+            done(request, None, None, b"")
             return
-        conn.send(raw, lambda status, body, _: done(i, due, origin, lag, conn, status, body))
+        conn.send(raw, lambda status, body, _: done(request, conn, status, body))
 
-    def done(
-        i: int,
-        due: float,
-        origin: float,
-        lag: float,
-        conn: Connection | None,
-        status: int | None,
-        body: bytes,
-    ) -> None:
+    def done(request: _Due, conn: Connection | None, status: int | None, body: bytes) -> None:
         nonlocal busy, left
         busy -= 1
         left -= 1
@@ -302,17 +301,16 @@ async def run_open_loop(
                 if conn is not None:
                     conn.close()
             else:
-                latency = time.perf_counter() - origin
-                kept = read_answer(status, body) if read_answer is not None else None
+                latency = time.perf_counter() - request.origin
+                if read_answer is not None:  # first: if it raises, no list holds this answer
+                    result.answers.append(read_answer(status, body))
                 result.latencies_s.append(latency)
-                result.timeline.append((due - begin, lag, latency))
-                if read_answer is not None:
-                    result.answers.append(kept)
+                result.timeline.append((request.due - begin, request.lag, latency))
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if conn is not None and not conn.closed:
                     idle.append(conn)
             if waiting:
-                start(*waiting.popleft())
+                start(waiting.popleft())
         except Exception as exc:  # noqa: BLE001 - the caller's read_answer or next_body
             # raised in a connection's callback, where asyncio would only log it: the run
             # fails with it instead of waiting forever for the answers left
@@ -336,10 +334,9 @@ async def run_open_loop(
         # (which would shorten its latency); one sent late counts from its due time, its
         # lateness included (open loop), and that lateness is the generator's own (a
         # descheduled process, a busy loop): reported apart as the send lag.
-        origin = min(due, now)
-        lag = max(0.0, now - due)
-        result.send_lags_s.append(lag)
-        start(i, due, origin, lag)
+        request = _Due(i, due, min(due, now), max(0.0, now - due))
+        result.send_lags_s.append(request.lag)
+        start(request)
     if total:
         await finished
     result.elapsed_s = time.perf_counter() - begin
