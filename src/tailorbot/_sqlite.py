@@ -96,6 +96,38 @@ def synchronous_level(text: str) -> str:
     return level
 
 
+class _SqliteErrors:
+    """A context manager that raises an SQLite error from inside as the file's
+    :attr:`SqliteFile.error`. A class rather than a generator: a decision enters one on
+    every read of its user, and ``contextlib.contextmanager``'s generators took about a
+    tenth of that read's instructions. It keeps no state: one instance serves every thread."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise self.file.error(f"sqlite {self.file.path}: {exc}") from exc
+
+
+class _Translated(_SqliteErrors):
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+
+class _Reading(_SqliteErrors):
+    """:meth:`SqliteFile.read`: this thread's connection."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.file._this_threads()
+
+
 class SqliteFile:
     """Connections to one SQLite database file, safe to share across threads.
 
@@ -122,6 +154,8 @@ class SqliteFile:
         self._write_lock = threading.Lock()
         self._own_commits = 0  # write transactions this process committed (change_token)
         self._closed = False
+        self._translating = _Translated(self)
+        self._reading = _Reading(self)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -149,29 +183,30 @@ class SqliteFile:
             self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self.error(f"sqlite {self.path}: {exc}") from exc
+    def _translated(self) -> _Translated:
+        """A context manager that raises any SQLite error inside as :attr:`error`."""
+        return self._translating
 
     def _check_open(self) -> None:
         if self._closed:
             raise self.error(f"sqlite {self.path} is closed")
 
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, in autocommit: each statement sees the latest commit.
+    def read(self) -> _Reading:
+        """This thread's connection, in autocommit: each statement sees the latest commit
+        (a context manager; SQLite's errors inside are raised as :attr:`error`).
 
         Fetch results completely (``fetchall``) so that no read snapshot stays open.
         """
+        return self._reading
+
+    def _this_threads(self) -> sqlite3.Connection:
+        """This thread's connection (made at its first read), once the file is checked open."""
         self._check_open()
-        with self._translated():
-            conn = getattr(self._local, "conn", None)
-            if conn is None:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._translating:
                 conn = self._local.conn = self._connect()
-            yield conn
+        return conn
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

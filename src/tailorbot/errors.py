@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,9 +96,28 @@ class BackendError(Exception):
     what = "backend"
 
 
-@contextmanager
-def backend_errors() -> Iterator[None]:
-    """Turn any :class:`BackendError` into :class:`Unavailable` (503).
+class _BackendErrors:
+    """:func:`backend_errors`' context manager. A class rather than a generator: every
+    decision enters one, and ``contextlib.contextmanager`` costs a generator and a few
+    calls each time. It keeps no state: one instance serves every thread."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, BackendError):
+            # the detail (a file path, host:port) is for the operator's log, not the client
+            logger.warning("%s unavailable: %s", exc.what, exc)
+            raise unavailable(exc) from exc
+
+
+_BACKEND_ERRORS = _BackendErrors()
+
+
+def backend_errors() -> _BackendErrors:
+    """A context manager that turns any :class:`BackendError` into :class:`Unavailable` (503).
 
     >>> class StoreDown(BackendError):
     ...     what = "online store"
@@ -110,12 +128,7 @@ def backend_errors() -> Iterator[None]:
     ...     print(exc.http_status, exc.message)
     503 online store unavailable
     """
-    try:
-        yield
-    except BackendError as exc:
-        # the detail (a file path, host:port) is for the operator's log, not the client
-        logger.warning("%s unavailable: %s", exc.what, exc)
-        raise unavailable(exc) from exc
+    return _BACKEND_ERRORS
 
 
 def unavailable(exc: BackendError) -> Unavailable:
