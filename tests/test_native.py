@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from tailorbot.compiled import native
 from tailorbot.models.bandit import LinUCB
 from tailorbot.models.intent import TfidfIntentModel
-from tailorbot.models.intent.serving import SingleTextScorer
+from tailorbot.models.intent.serving import WORD_RUNS, SingleTextScorer, _units
 from tests.models.intent.support import small_dataset
 
 loops = native()
@@ -66,6 +68,23 @@ def test_compiled_blocks_score_any_text_as_the_python_blocks(
     np.testing.assert_allclose(compiled.scores(text), python.scores(text), rtol=0, atol=1e-9)
 
 
+@needs_build
+@settings(max_examples=500, deadline=None)
+@given(text=TEXT | st.text(alphabet=st.sampled_from([*"ab_1 ", "\u0301", "٣", "½", "é"])))
+def test_word_runs_are_the_regex_tokens(text: str) -> None:
+    for pattern, min_len in WORD_RUNS.items():
+        assert loops.word_runs(text, min_len) == re.findall(pattern, text), pattern
+
+
+def test_a_word_pattern_of_runs_is_cut_by_the_compiled_loop_others_by_the_regex() -> None:
+    fake = SimpleNamespace(word_runs=lambda text, min_len: [f"{text}/{min_len}"])
+    assert _units(TfidfVectorizer(lowercase=False), fake)("Ab") == ["Ab/2"]
+    assert _units(TfidfVectorizer(token_pattern=r"(?u)\b\w+\b"), fake)("Ab") == ["ab/1"]
+    assert _units(TfidfVectorizer(token_pattern=r"[a-z]+"), fake)("Ab c") == ["ab", "c"]
+    assert _units(TfidfVectorizer(strip_accents="ascii"), fake)("Ab é") == ["ab"]
+    assert _units(TfidfVectorizer(), None)("Ab c de") == ["ab", "de"]
+
+
 _SCORERS: dict[int, tuple[SingleTextScorer, SingleTextScorer]] = {}
 
 
@@ -84,6 +103,9 @@ def scorers_of(model: TfidfIntentModel) -> tuple[SingleTextScorer, SingleTextSco
         {"analyzer": "char_wb", "ngram_range": (3, 3), "lowercase": False},
         {"analyzer": "word", "ngram_range": (1, 3), "sublinear_tf": True},
         {"analyzer": "word", "ngram_range": (2, 2), "strip_accents": "unicode"},
+        {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"(?u)\b\w+\b"},
+        {"analyzer": "word", "ngram_range": (1, 1), "lowercase": False},
+        {"analyzer": "word", "ngram_range": (1, 1), "token_pattern": r"[a-z]+"},
     ],
 )
 def test_other_ngram_ranges_and_options_match_the_vectorizer(options: dict[str, object]) -> None:

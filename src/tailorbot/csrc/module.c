@@ -32,6 +32,11 @@ static PyMethodDef module_methods[] = {
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "
      "the lower index, with their probabilities."},
+    {"word_runs", word_runs, METH_VARARGS,
+     "word_runs(text, min_len) -> list[str]\n\nThe maximal runs of word characters "
+     "(Python's ``\\w``: alphanumeric or ``_``) at least ``min_len`` long, in order: "
+     "``re.findall(r\"(?u)\\b\\w\\w+\\b\", text)`` for 2, scikit-learn's default "
+     "token pattern."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -92,7 +92,7 @@ class _CompiledBlock:
 
     def __init__(self, vectorizer: TfidfVectorizer, coef: np.ndarray, loops: ModuleType) -> None:
         low, high = vectorizer.ngram_range
-        self._units = _units(vectorizer)
+        self._units = _units(vectorizer, loops)
         self._scorer = loops.NgramScorer(
             vectorizer.vocabulary_,
             np.ascontiguousarray(vectorizer.idf_, dtype=np.float64),
@@ -205,15 +205,29 @@ def _tf(count: int, sublinear: bool) -> float:
     return 1.0 + math.log(count) if sublinear else float(count)
 
 
-def _units(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
+def _units(
+    vectorizer: TfidfVectorizer, loops: ModuleType | None = None
+) -> Callable[[str], list[str]]:
     """What the vectorizer cuts a text's n-grams from, by its own rules: the words of a
     ``char_wb`` one (its lower-casing, then its whitespace rule), else the tokens of its
-    preprocessor and tokenizer."""
+    preprocessor and tokenizer. With the compiled ``loops``, a word pattern of
+    :data:`WORD_RUNS` is cut without the regex engine (``word_runs``: the same tokens, in
+    a fifth of the time or less)."""
     if _per_word(vectorizer):
         lower, squeeze = bool(vectorizer.lowercase), vectorizer._white_spaces.sub
         return lambda text: squeeze(" ", text.lower() if lower else text).split()
+    min_len = WORD_RUNS.get(vectorizer.token_pattern)
+    plain = vectorizer.tokenizer is None and vectorizer.preprocessor is None
+    if loops is not None and min_len is not None and plain and not vectorizer.strip_accents:
+        runs, lower = loops.word_runs, bool(vectorizer.lowercase)
+        return lambda text: runs(text.lower() if lower else text, min_len)
     preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
     return lambda text: tokenize(preprocess(text))
+
+
+# Word patterns whose tokens are the maximal runs of word characters (``\w``) at least so
+# long: scikit-learn's default, and the one that keeps one-letter words.
+WORD_RUNS = {r"(?u)\b\w\w+\b": 2, r"\b\w\w+\b": 2, r"(?u)\b\w+\b": 1, r"\b\w+\b": 1}
 
 
 def _compilable(vectorizer: TfidfVectorizer) -> bool:
