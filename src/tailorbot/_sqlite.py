@@ -100,7 +100,9 @@ class _SqliteErrors:
     """A context manager that raises an SQLite error from inside as the file's
     :attr:`SqliteFile.error`. A class rather than a generator: a decision enters one on
     every read of its user, and ``contextlib.contextmanager``'s generators took about a
-    tenth of that read's instructions. It keeps no state: one instance serves every thread."""
+    tenth of that read's instructions. One per ``with``: a file holding one of its own would
+    make a reference cycle, and a file dropped unclosed would keep its connections open
+    until the next full collection."""
 
     __slots__ = ("file",)
 
@@ -154,8 +156,6 @@ class SqliteFile:
         self._write_lock = threading.Lock()
         self._own_commits = 0  # write transactions this process committed (change_token)
         self._closed = False
-        self._translating = _Translated(self)
-        self._reading = _Reading(self)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -185,7 +185,7 @@ class SqliteFile:
 
     def _translated(self) -> _Translated:
         """A context manager that raises any SQLite error inside as :attr:`error`."""
-        return self._translating
+        return _Translated(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -197,14 +197,14 @@ class SqliteFile:
 
         Fetch results completely (``fetchall``) so that no read snapshot stays open.
         """
-        return self._reading
+        return _Reading(self)
 
     def _this_threads(self) -> sqlite3.Connection:
         """This thread's connection (made at its first read), once the file is checked open."""
         self._check_open()
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            with self._translating:
+            with _Translated(self):
                 conn = self._local.conn = self._connect()
         return conn
 

@@ -4,11 +4,14 @@ of other processes and threads, and erasure that leaves no byte of the user in a
 
 from __future__ import annotations
 
+import gc
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import orjson
@@ -18,7 +21,7 @@ from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tailorbot.store import StoreError, Stores, open_stores
 from tailorbot.store.base import FeatureRecord
-from tailorbot.store.sqlite import SqliteFeatureStore, SqliteProfileStore
+from tailorbot.store.sqlite import SqliteFeatureStore, SqliteProfileStore, open_file
 
 
 def open_sqlite_stores(path: Path, **options: object) -> Stores:
@@ -198,6 +201,31 @@ def test_closed_stores_answer_with_store_errors(tmp_path: Path) -> None:
     for call in calls:
         with pytest.raises(StoreError, match="closed"):
             call()
+
+
+def test_sqlite_errors_inside_a_read_are_store_errors_others_pass(tmp_path: Path) -> None:
+    file = open_file(tmp_path / "store.db")
+    with pytest.raises(StoreError, match="no such table") as raised, file.read() as conn:
+        conn.execute("SELECT * FROM missing")
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    with pytest.raises(KeyError), file.read():
+        raise KeyError("x")
+    file.close()
+
+
+def test_a_dropped_unclosed_file_is_freed_at_once(tmp_path: Path) -> None:
+    # with its connections, not at the next full collection (the stream worker's process
+    # freezes its collector for long)
+    file = open_file(tmp_path / "store.db")
+    with file.read() as conn:
+        conn.execute("SELECT 1").fetchall()
+    dropped = weakref.ref(file)
+    gc.disable()
+    try:
+        del file
+        assert dropped() is None
+    finally:
+        gc.enable()
 
 
 def files_mentioning(directory: Path, needle: bytes) -> list[str]:
