@@ -218,8 +218,9 @@ def _units(
         return lambda text: squeeze(" ", text.lower() if lower else text).split()
     min_len = WORD_RUNS.get(vectorizer.token_pattern)
     plain = vectorizer.tokenizer is None and vectorizer.preprocessor is None
-    if loops is not None and min_len is not None and plain and not vectorizer.strip_accents:
-        runs, lower = loops.word_runs, bool(vectorizer.lowercase)
+    runs = getattr(loops, "word_runs", None)  # None: not built, or an older build
+    if runs is not None and min_len is not None and plain and not vectorizer.strip_accents:
+        lower = bool(vectorizer.lowercase)
         return lambda text: runs(text.lower() if lower else text, min_len)
     preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
     return lambda text: tokenize(preprocess(text))
