@@ -15,6 +15,8 @@ Subjects, in one process without the network (as decision_profile.py):
 * ``reference``: the trivial FastAPI route of reference_app.py through an in-process ASGI
   client (the ratio to it is the figure to compare across versions of the stack);
 * ``asgi``: the whole app (middleware, the lean route, the decision thread, the JSON body);
+* ``stack``: the same app with the decision replaced by one answer made before counting
+  (the HTTP stack's own share of ``asgi``: middleware, body, validation, the JSON answer);
 * ``decision``: ``DecisionService.personalize_payload`` alone;
 * ``intent``: the intent model's ``predict_one`` alone;
 * ``feedback``: ``POST /v1/feedback`` through the whole app (feedback_load.py's reports),
@@ -57,7 +59,7 @@ from pathlib import Path
 from _callgrind import control, run_counted
 from _harness import add_history_arg, backend_env, cleanup_redis
 
-SUBJECTS = ("reference", "asgi", "decision", "intent", "feedback", "feedback-batch")
+SUBJECTS = ("reference", "asgi", "stack", "decision", "intent", "feedback", "feedback-batch")
 WARMUP = 200  # requests answered before counting starts
 PATH = "/v1/personalize"
 
@@ -110,6 +112,21 @@ async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> 
             raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
 
 
+async def _stack_requests(app: object, decider: object, bodies: list[bytes]) -> None:
+    """The requests through the whole app, each answered with one decision's answer made
+    first: what the app costs around the decision."""
+    import tailorbot.api.fast as fast
+    from tailorbot.services.decisions.schemas import PersonalizeRequest
+
+    answer = decider.personalize_payload(PersonalizeRequest.model_validate_json(bodies[0]))  # type: ignore[attr-defined]
+
+    async def answered(state: object, decider: object, request: object) -> object:
+        return answer
+
+    fast.run_personalize = answered  # type: ignore[assignment]
+    await _asgi_requests(app, bodies)
+
+
 async def _feedback_reports(app: object, decider: object, bodies: list[bytes]) -> list[bytes]:
     """A feedback report on a decision of its own for each body (the decisions made and
     written first, not counted)."""
@@ -148,6 +165,8 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         if args.child == "asgi":
             await _asgi_requests(app, bodies)
+        elif args.child == "stack":
+            await _stack_requests(app, decider, bodies)
         elif args.child == "feedback":
             from feedback_load import PATH as FEEDBACK_PATH
 
