@@ -37,6 +37,11 @@ static PyMethodDef module_methods[] = {
      "(Python's ``\\w``: alphanumeric or ``_``) at least ``min_len`` long, in order: "
      "``re.findall(r\"(?u)\\b\\w\\w+\\b\", text)`` for 2, scikit-learn's default "
      "token pattern."},
+    {"cached_piece_ids", cached_piece_ids, METH_VARARGS,
+     "cached_piece_ids(text, kept) -> list[int] | None\n\nThe ids of ``text``'s pieces "
+     "(runs of ``\u2581`` and the characters up to the next, the text read with a "
+     "``\u2581`` in front and for each space) from ``kept`` (piece -> list of ids), "
+     "concatenated; None when a piece is not kept."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -49,3 +49,76 @@ PyObject *word_runs(PyObject *module, PyObject *args) {
     }
     return out;
 }
+
+/* SentencePiece's mark for a space (U+2581) */
+#define SPACE_MARK 0x2581
+
+/* cached_piece_ids: a text's token ids from the ids kept for its pieces (token_pieces.py).
+ * The text is read as "▁" + text with every " " as "▁"; a piece is a run of "▁" and the
+ * characters up to the next "▁" (re.findall("▁+[^▁]*") over it). None as soon as a piece
+ * is not in `kept` (or its ids are not a list): the caller tokenizes and keeps it. */
+PyObject *cached_piece_ids(PyObject *module, PyObject *args) {
+    PyObject *text, *kept;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &kept)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 maxchar = PyUnicode_MAX_CHAR_VALUE(text);
+    PyObject *marked = PyUnicode_New(n + 1, maxchar > SPACE_MARK ? maxchar : SPACE_MARK);
+    if (marked == NULL) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text), marked_kind = PyUnicode_KIND(marked);
+    const void *data = PyUnicode_DATA(text);
+    void *marked_data = PyUnicode_DATA(marked);
+    PyUnicode_WRITE(marked_kind, marked_data, 0, SPACE_MARK);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        PyUnicode_WRITE(marked_kind, marked_data, i + 1, ch == ' ' ? SPACE_MARK : ch);
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(marked);
+        return NULL;
+    }
+    Py_ssize_t size = n + 1, i = 0;
+    while (i < size) { /* marked[i] is a mark here: the text starts with one, and each
+                          piece ends where the next run of marks begins */
+        Py_ssize_t start = i;
+        while (i < size && PyUnicode_READ(marked_kind, marked_data, i) == SPACE_MARK) {
+            i++;
+        }
+        while (i < size && PyUnicode_READ(marked_kind, marked_data, i) != SPACE_MARK) {
+            i++;
+        }
+        PyObject *piece = PyUnicode_Substring(marked, start, i);
+        if (piece == NULL) {
+            goto fail;
+        }
+        PyObject *ids = PyDict_GetItemWithError(kept, piece); /* borrowed */
+        Py_DECREF(piece);
+        if (ids == NULL) {
+            if (PyErr_Occurred()) {
+                goto fail;
+            }
+            goto missing;
+        }
+        if (!PyList_CheckExact(ids)) {
+            goto missing;
+        }
+        Py_ssize_t end = PyList_GET_SIZE(out);
+        if (PyList_SetSlice(out, end, end, ids) < 0) {
+            goto fail;
+        }
+    }
+    Py_DECREF(marked);
+    return out;
+missing:
+    Py_DECREF(marked);
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(marked);
+    Py_DECREF(out);
+    return NULL;
+}

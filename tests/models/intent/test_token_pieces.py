@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -46,6 +47,26 @@ PARTS = st.sampled_from(
 @given(st.lists(PARTS, max_size=12).map("".join))
 def test_the_same_ids_on_hostile_texts(text: str) -> None:
     assert small_cache().ids(text) == wordllama().encode(text).ids
+
+
+@cache
+def large_cache() -> PieceTokenizer:
+    return PieceTokenizer(wordllama())
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(PARTS, max_size=12).map("".join))
+def test_kept_pieces_give_the_same_ids_in_one_compiled_call(text: str) -> None:
+    pieces, want = large_cache(), wordllama().encode(text).ids
+    assert pieces.ids(text) == want  # its pieces kept now
+    assert pieces.ids(text) == want
+    if pieces._cached is None:
+        assert os.environ.get("CI") != "true", "tailorbot._native was not built"
+        return
+    whole = not text or any(token in text for token in ("<s>", "</s>", "<unk>"))
+    if not whole:  # read whole by the tokenizer: no pieces kept
+        assert pieces._cached(text, pieces._pieces) == want
+    assert pieces._cached(text + " never-kept-piece", pieces._pieces) is None
 
 
 def test_the_cache_stays_bounded() -> None:

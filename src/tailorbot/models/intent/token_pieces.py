@@ -25,6 +25,8 @@ import json
 import re
 from typing import Any
 
+from tailorbot.compiled import native
+
 SPACE = "▁"  # U+2581, SentencePiece's mark for a space
 _PIECE = re.compile(f"{SPACE}+[^{SPACE}]*")
 _NORMALIZER = {
@@ -61,6 +63,8 @@ class PieceTokenizer:
         self._bare = Tokenizer.from_str(spec)
         self._bare.normalizer = None
         self._bare.post_processor = None
+        # the kept pieces' ids looked up in C (None: not built, or an older build)
+        self._cached = getattr(native(), "cached_piece_ids", None)
 
     @classmethod
     def of(cls, tokenizer: Any) -> PieceTokenizer | None:
@@ -84,6 +88,10 @@ class PieceTokenizer:
             ids: list[int] = self.tokenizer.encode(text).ids
             return ids
         pieces = self._pieces
+        if self._cached is not None:  # every piece kept, the common case: in one C call
+            found = self._cached(text, pieces)
+            if found is not None:
+                return found
         out: list[int] = []
         for piece in _PIECE.findall(SPACE + text.replace(" ", SPACE)):
             known = pieces.get(piece)
