@@ -31,6 +31,7 @@ VARIED = [
     "card",
     "card card card",
     "CARD\tcard\n\u00a0Card  card",
+    "card\x1ccard\u2028pin\u3000\u3000top\x85up \r\n",
     "my card my card has not arrived, my card!",
     "where is my new card? where is my new card?",
     "asses assess assesses",

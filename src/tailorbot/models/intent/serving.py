@@ -214,8 +214,10 @@ def _units(
     :data:`WORD_RUNS` is cut without the regex engine (``word_runs``: the same tokens, in
     a fifth of the time or less)."""
     if _per_word(vectorizer):
-        lower, squeeze = bool(vectorizer.lowercase), vectorizer._white_spaces.sub
-        return lambda text: squeeze(" ", text.lower() if lower else text).split()
+        # scikit-learn squeezes each run of whitespace to one space, then splits at
+        # whitespace: the words str.split() finds alone (its whitespace is the regex's \s)
+        lower = bool(vectorizer.lowercase)
+        return lambda text: (text.lower() if lower else text).split()
     min_len = WORD_RUNS.get(vectorizer.token_pattern)
     plain = vectorizer.tokenizer is None and vectorizer.preprocessor is None
     runs = getattr(loops, "word_runs", None)  # None: not built, or an older build
