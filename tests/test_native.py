@@ -76,6 +76,18 @@ def test_word_runs_are_the_regex_tokens(text: str) -> None:
         assert loops.word_runs(text, min_len) == re.findall(pattern, text), pattern
 
 
+@needs_build
+@settings(max_examples=500, deadline=None)
+@given(
+    text=TEXT | st.text(alphabet=st.sampled_from([*"card pin 1_", "é", "ß", "ǅ", "\u0301", "😀"])),
+    known=st.sets(st.sampled_from(["card", "pin", "é", "ß", "ar"])),
+)
+def test_unknown_words_are_the_regex_runs_of_letters_not_known(text: str, known: set[str]) -> None:
+    vocabulary = dict.fromkeys(known, 1)
+    want = [w for w in re.findall("[a-z]+|[^a-z]+", text) if w not in vocabulary and w.isalpha()]
+    assert loops.unknown_words(text, vocabulary) == want
+
+
 def test_a_word_pattern_of_runs_is_cut_by_the_compiled_loop_others_by_the_regex() -> None:
     fake = SimpleNamespace(word_runs=lambda text, min_len: [f"{text}/{min_len}"])
     assert _units(TfidfVectorizer(lowercase=False), fake)("Ab") == ["Ab/2"]

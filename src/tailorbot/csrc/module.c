@@ -42,6 +42,10 @@ static PyMethodDef module_methods[] = {
      "(runs of ``\u2581`` and the characters up to the next, the text read with a "
      "``\u2581`` in front and for each space) from ``kept`` (piece -> list of ids), "
      "concatenated; None when a piece is not kept."},
+    {"unknown_words", unknown_words, METH_VARARGS,
+     "unknown_words(text, known) -> list[str]\n\nThe runs of ``text`` cut as "
+     "``re.findall(\"[a-z]+|[^a-z]+\", text)`` that are letters (``str.isalpha``) and "
+     "not keys of ``known``, in order, repeats kept."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,7 +14,8 @@
  *   bandit.c   arm_moments: the offered arms' rows and moments in one call
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
- *              cached_piece_ids: a text's token ids from its pieces' kept ids
+ *              cached_piece_ids: a text's token ids from its pieces' kept ids;
+ *              unknown_words: a text's words a vocabulary lacks (the typo corrector's)
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   module.c   the module
@@ -62,6 +63,7 @@ void add_values(double *acc, const double *values, Py_ssize_t n);
 PyObject *mean_rows(PyObject *module, PyObject *args);
 PyObject *word_runs(PyObject *module, PyObject *args);
 PyObject *cached_piece_ids(PyObject *module, PyObject *args);
+PyObject *unknown_words(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);
 PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);

@@ -122,3 +122,60 @@ fail:
     Py_DECREF(out);
     return NULL;
 }
+
+static inline int is_ascii_lower(Py_UCS4 ch) {
+    return ch >= 'a' && ch <= 'z';
+}
+
+/* unknown_words: the words of `text` that `known` lacks, in order, repeats kept (the typo
+ * corrector's candidates, spelling.py): `text` cut into runs of a-z and runs of anything
+ * else (re.findall("[a-z]+|[^a-z]+")), the runs that are letters (str.isalpha) and not
+ * keys of `known`. */
+PyObject *unknown_words(PyObject *module, PyObject *args) {
+    PyObject *text, *known;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &known)) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_ssize_t start = i;
+        int letters = 1;
+        if (is_ascii_lower(PyUnicode_READ(kind, data, i))) {
+            while (i < n && is_ascii_lower(PyUnicode_READ(kind, data, i))) {
+                i++;
+            }
+        } else {
+            while (i < n) {
+                Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+                if (is_ascii_lower(ch)) {
+                    break;
+                }
+                letters = letters && Py_UNICODE_ISALPHA(ch);
+                i++;
+            }
+        }
+        if (!letters) {
+            continue;
+        }
+        PyObject *word = PyUnicode_Substring(text, start, i);
+        if (word == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        int found = PyDict_Contains(known, word);
+        if (found < 0 || (found == 0 && PyList_Append(out, word) < 0)) {
+            Py_DECREF(word);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(word);
+    }
+    return out;
+}

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from tailorbot.compiled import native
 
 _WORD = re.compile(r"[a-z]+|[^a-z]+")
 MAX_WORD_LENGTH = 30
@@ -69,12 +71,21 @@ class TypoCorrector:
         nothing was corrected): the original wording keeps its features, the corrected
         words add theirs."""
         known = self._counts  # most words are: no call for them (correct_word's first test)
-        fixes = [
-            fixed
-            for word in _WORD.findall(text.lower())
-            if word not in known and word.isalpha() and (fixed := self.correct_word(word)) != word
-        ]
+        compiled = self._compiled()
+        if compiled is not None:  # the same words in one C call
+            unknown = compiled(text.lower(), known)
+        else:
+            unknown = [w for w in _WORD.findall(text.lower()) if w not in known and w.isalpha()]
+        fixes = [fixed for word in unknown if (fixed := self.correct_word(word)) != word]
         return f"{text} {' '.join(fixes)}" if fixes else text
+
+    def _compiled(self) -> Callable[[str, dict[str, int]], list[str]] | None:
+        """``_native.unknown_words``, looked up once (None: not built, or an older build).
+        Not pickled: a model file must load where the extension is missing."""
+        found: Any = self.__dict__.get("_unknown_words")
+        if found is None:  # new, or unpickled
+            found = self._unknown_words = getattr(native(), "unknown_words", False)
+        return found or None
 
     def correct_word(self, word: str) -> str:
         if word in self._counts or not self.min_length <= len(word) <= MAX_WORD_LENGTH:
@@ -115,7 +126,9 @@ class TypoCorrector:
         return self._index
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_index": None, "_cache": {}}
+        state = {**self.__dict__, "_index": None, "_cache": {}}
+        state.pop("_unknown_words", None)
+        return state
 
 
 def _deletions(word: str, depth: int) -> set[str]:
