@@ -8,6 +8,7 @@ holds across machines.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 from pathlib import Path
@@ -91,6 +92,30 @@ def named_cpu_seconds(name: str) -> tuple[float, int]:
     return total, count
 
 
+def redis_command_usec(url: str) -> dict[str, float]:
+    """Microseconds the Redis server at ``url`` has spent in each command since its start
+    (``INFO commandstats``). A script's own commands count apart and again inside the
+    time of its ``evalsha``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in stats.items()}
+
+
+def top_commands(
+    before: dict[str, float], after: dict[str, float], requests: int, n: int = 6
+) -> dict[str, float]:
+    """The ``n`` commands that took the most of Redis's time between two
+    :func:`redis_command_usec` readings, in microseconds per request."""
+    spent = {name: usec - before.get(name, 0.0) for name, usec in after.items()}
+    best = sorted(spent.items(), key=lambda item: -item[1])[:n]
+    return {name: round(usec / max(1, requests), 1) for name, usec in best if usec > 0}
+
+
 def machine_jiffies(core: int | None = None) -> tuple[int, int]:
     """(busy, all) clock ticks since boot of every core, or of ``core``, from /proc/stat:
     between two readings, busy / all is the share that was working (steal counts as busy:
@@ -132,3 +157,21 @@ def _is_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"worker" in args and any(b"tailorbot" in a for a in args)
+
+
+def split_cores() -> tuple[int, set[int]]:
+    """With --pin: the server's core (the first this process may use) and the others, for
+    the load generator and the stream worker."""
+    allowed = os.sched_getaffinity(0)
+    return min(allowed), allowed - {min(allowed)}
+
+
+def pin_one_core(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The set-up of the benchmarks that always measure as ``--pin`` does: the server on
+    the first usable core (``args.server_core``), this process (the load generator) on the
+    others (``args.other_cores``); a usage error with fewer than 2 cores."""
+    args.server_core, args.other_cores = split_cores()
+    args.pin = True
+    if not args.other_cores:
+        ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
+    os.sched_setaffinity(0, args.other_cores)

@@ -19,8 +19,8 @@ threads, decision recorder, ...; with N processes, summed), read from the server
 too (every thread's, from /proc): two threads that both want the interpreter lock switch at
 each hand-over. The load generator's own CPU per request is reported too (on a small
 machine it shares the cores with the servers), with the local
-``redis-server``'s when a backend is Redis, and the share of the whole machine that was busy
-during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
+``redis-server``'s when a backend is Redis (and the commands that took most of its time,
+from ``INFO commandstats``), and the share of the whole machine that was busy during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
 
 ``--feedback-share F`` adds the load a bot sends beside its decisions: a report on a share F
 of them through ``POST /v1/feedback``, about 1 s after each (feedback_load.py). The server's
@@ -81,6 +81,9 @@ from cpu import (
     machine_jiffies,
     named_cpu_seconds,
     pin_tree,
+    redis_command_usec,
+    split_cores,
+    top_commands,
     tree_context_switches,
     tree_cpu_seconds,
 )
@@ -188,6 +191,7 @@ def measure(
     metrics_before = server_samples(url)  # with N processes, /metrics sums them
     redis = local_redis(args)
     redis_before, _ = named_cpu_seconds("redis-server") if redis else (0.0, 0)
+    commands_before = redis_command_usec(redis) if redis else {}
     machine_before = machine_jiffies()
     core_before = machine_jiffies(args.server_core) if args.pin else (0, 0)
     before = tree_cpu_seconds(pid)
@@ -203,6 +207,7 @@ def measure(
     machine_after = machine_jiffies()
     core_after = machine_jiffies(args.server_core) if args.pin else (0, 0)
     redis_after, redis_processes = named_cpu_seconds("redis-server") if redis else (0.0, 0)
+    commands_after = redis_command_usec(redis) if redis else {}
     metrics_after = server_samples(url)
     threads_before, threads_after = thread_cpu(metrics_before), thread_cpu(metrics_after)
     batches_before = feedback_batches(metrics_before)
@@ -245,6 +250,10 @@ def measure(
             (redis_after - redis_before) / served * 1e6, 1
         )
         figures["redis_server_processes"] = redis_processes
+        # where that time went, by command (a script's inside its evalsha's)
+        figures["redis_usec_per_request_by_command"] = top_commands(
+            commands_before, commands_after, served
+        )
     if threads_after:
         figures["server_cpu_us_per_request_by_thread"] = {
             name: round((seconds - threads_before.get(name, 0.0)) / served * 1e6, 1)
@@ -254,28 +263,15 @@ def measure(
     return figures
 
 
-def split_cores() -> tuple[int, set[int]]:
-    """With --pin: the server's core (the first this process may use) and the others, for
-    the load generator and the stream worker."""
-    allowed = os.sched_getaffinity(0)
-    return min(allowed), allowed - {min(allowed)}
-
-
-def pin_one_core(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The set-up of the benchmarks that always measure as ``--pin`` does: the server on
-    the first usable core (``args.server_core``), this process (the load generator) on the
-    others (``args.other_cores``); a usage error with fewer than 2 cores."""
-    args.server_core, args.other_cores = split_cores()
-    args.pin = True
-    if not args.other_cores:
-        ap.error("needs at least 2 usable cores (the server on one, the generator on the rest)")
-    os.sched_setaffinity(0, args.other_cores)
-
-
-def local_redis(args: argparse.Namespace) -> bool:
-    """Whether a backend is a Redis on this machine (whose CPU the report then reads)."""
-    urls = [urlsplit(str(getattr(args, name, "") or "")) for name in REDIS_ARGS]
-    return any(u.scheme in ("redis", "rediss") and u.hostname in LOCAL_HOSTS for u in urls)
+def local_redis(args: argparse.Namespace) -> str | None:
+    """The URL of a backend that is a Redis on this machine (whose CPU the report then
+    reads), or None."""
+    for name in REDIS_ARGS:
+        url = str(getattr(args, name, "") or "")
+        parts = urlsplit(url)
+        if parts.scheme in ("redis", "rediss") and parts.hostname in LOCAL_HOSTS:
+            return url
+    return None
 
 
 def server_samples(url: str) -> list[tuple[str, str, float]]:

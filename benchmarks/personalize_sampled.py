@@ -42,11 +42,11 @@ from collections import Counter
 from pathlib import Path
 
 from _harness import add_backend_args, machine, quiet_collector, server_for
+from cpu import pin_one_core
 from feedback_load import personalize_load
 from personalize import (
     add_load_args,
     ensure_model,
-    pin_one_core,
     request_bodies,
     server_samples,
     thread_cpu,

@@ -41,9 +41,10 @@ from typing import Any
 import numpy as np
 import orjson
 from _harness import add_backend_args, generator_priority, machine, quiet_collector, server_for
+from cpu import pin_one_core
 from feedback_load import personalize_load
 from loadgen import LoadResult, percentile_ms
-from personalize import add_load_args, ensure_model, pin_one_core, request_bodies, warm_up
+from personalize import add_load_args, ensure_model, request_bodies, warm_up
 
 NAN = float("nan")
 
