@@ -211,8 +211,7 @@ def _units(
     """What the vectorizer cuts a text's n-grams from, by its own rules: the words of a
     ``char_wb`` one (its lower-casing, then its whitespace rule), else the tokens of its
     preprocessor and tokenizer. With the compiled ``loops``, a word pattern of
-    :data:`WORD_RUNS` is cut without the regex engine (``word_runs``: the same tokens, in
-    a fifth of the time or less)."""
+    :data:`WORD_RUNS` is cut without the regex engine (``word_runs``: the same tokens)."""
     if _per_word(vectorizer):
         # scikit-learn squeezes each run of whitespace to one space, then splits at
         # whitespace: the words str.split() finds alone (its whitespace is the regex's \s)
