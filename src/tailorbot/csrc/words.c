@@ -1,4 +1,6 @@
-/* word_runs: the tokens of scikit-learn's default word pattern, without the regex engine. */
+/* The intent step's text passes without the regex engine: word_runs (scikit-learn's word
+ * tokens), cached_piece_ids (the embedding's token ids from kept pieces), unknown_words (the
+ * typo corrector's candidates). Each gives what the regex and Python code it replaces give. */
 #include "native.h"
 
 /* Python's \w for a str pattern (Modules/_sre: SRE_UNI_IS_WORD): alphanumeric or '_'. */
