@@ -20,7 +20,8 @@ too (every thread's, from /proc): two threads that both want the interpreter loc
 each hand-over. The load generator's own CPU per request is reported too (on a small
 machine it shares the cores with the servers), with the local
 ``redis-server``'s when a backend is Redis (and the commands that took most of its time,
-from ``INFO commandstats``), and the share of the whole machine that was busy during the load (from /proc/stat): near 1, latencies measure the queue for the cores.
+from ``INFO commandstats``), and the share of the whole machine that was busy during the
+load (from /proc/stat): near 1, latencies measure the queue for the cores.
 
 ``--feedback-share F`` adds the load a bot sends beside its decisions: a report on a share F
 of them through ``POST /v1/feedback``, about 1 s after each (feedback_load.py). The server's
