@@ -24,6 +24,18 @@ def test_typo_corrector() -> None:
         TypoCorrector(max_distance=3)
 
 
+def test_the_python_path_expands_as_the_compiled_one() -> None:
+    corrector = TypoCorrector().fit(["how do I change my pin", "what is my card number"])
+    texts = ["crad numbr", "Chnage MY pinn!", "crad_numbr 12 chnagé", "ñññññ carrd", "", "card"]
+    compiled = [corrector.expand(text) for text in texts]
+    corrector._unknown_words = False  # as where the extension is missing
+    assert [corrector.expand(text) for text in texts] == compiled
+    assert compiled[0] == "crad numbr card number"
+    restored = pickle.loads(pickle.dumps(corrector))  # the lookup is not pickled
+    assert "_unknown_words" not in restored.__dict__
+    assert [restored.expand(text) for text in texts] == compiled
+
+
 # "xord" is one substitution away from each of the 25 equally frequent words "aord" ..
 # "zord": a tie that set order used to break, differently under each PYTHONHASHSEED.
 _TIED = [f"{letter}ord" for letter in string.ascii_lowercase if letter != "x"]
