@@ -101,20 +101,24 @@ def cleanup_redis(env: dict[str, str]) -> None:
     urls = [
         v for k, v in env.items() if k.endswith("_URL") and v.startswith(("redis://", "rediss://"))
     ]
-    if not urls:
-        return
-    import redis
-
     for url in urls:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
         prefix = query.get("prefix", [""])[0]
         if not re.search(r"(^|-)bench-[0-9a-f]{8}$", prefix):
             continue  # not a prefix of backend_env's making: not the benchmark's to delete
-        client = redis.Redis.from_url(url.split("?")[0])
+        client = redis_server(url)
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i : i + 1000])
         client.close()
+
+
+def redis_server(url: str) -> Any:
+    """A client of the Redis server a backend URL names, without the URL's query: those are
+    tailorbot's options (``prefix``, timeouts), which redis-py would take for its own."""
+    import redis
+
+    return redis.Redis.from_url(url.split("?")[0])
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from _harness import redis_server
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,9 +98,7 @@ def redis_command_usec(url: str) -> dict[str, float]:
     """Microseconds the Redis server at ``url`` has spent in each command since its start
     (``INFO commandstats``). A script's own commands count apart and again inside the
     time of its ``evalsha``."""
-    import redis
-
-    client = redis.Redis.from_url(url)
+    client = redis_server(url)
     try:
         stats = client.info("commandstats")
     finally:
