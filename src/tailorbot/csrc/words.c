@@ -8,6 +8,19 @@ static inline int is_word(Py_UCS4 ch) {
     return ch == '_' || Py_UNICODE_ISALNUM(ch);
 }
 
+/* Appends text[start:end] to `out` unless it is a key of `skip` (NULL: none); -1 on error. */
+static int append_run(PyObject *out, PyObject *text, Py_ssize_t start, Py_ssize_t end,
+                      PyObject *skip) {
+    PyObject *run = PyUnicode_Substring(text, start, end);
+    if (run == NULL) {
+        return -1;
+    }
+    int found = skip == NULL ? 0 : PyDict_Contains(skip, run);
+    int failed = found < 0 || (found == 0 && PyList_Append(out, run) < 0);
+    Py_DECREF(run);
+    return failed ? -1 : 0;
+}
+
 PyObject *word_runs(PyObject *module, PyObject *args) {
     PyObject *text;
     Py_ssize_t min_len;
@@ -38,16 +51,10 @@ PyObject *word_runs(PyObject *module, PyObject *args) {
         while (i < n && is_word(PyUnicode_READ(kind, data, i))) {
             i++;
         }
-        if (i - start < min_len) {
-            continue;
-        }
-        PyObject *run = PyUnicode_Substring(text, start, i);
-        if (run == NULL || PyList_Append(out, run) < 0) {
-            Py_XDECREF(run);
+        if (i - start >= min_len && append_run(out, text, start, i, NULL) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(run);
     }
     return out;
 }
@@ -163,21 +170,10 @@ PyObject *unknown_words(PyObject *module, PyObject *args) {
                 i++;
             }
         }
-        if (!letters) {
-            continue;
-        }
-        PyObject *word = PyUnicode_Substring(text, start, i);
-        if (word == NULL) {
+        if (letters && append_run(out, text, start, i, known) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        int found = PyDict_Contains(known, word);
-        if (found < 0 || (found == 0 && PyList_Append(out, word) < 0)) {
-            Py_DECREF(word);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(word);
     }
     return out;
 }
