@@ -27,6 +27,11 @@ def embedding_scores(
     table: Any, ids: list[int], weight: float, coef: Any, dense: Any, scores: Any
 ) -> None: ...
 def posterior_moment(x: list[float], a_inv: Any, theta: Any) -> tuple[float, float]: ...
+def session_summary(
+    sessions: dict[str, list[Any]], now: float, widths: tuple[float, ...], rate_window: float
+) -> (
+    tuple[list[int], float | None, float | None, int, list[float], dict[str, dict[str, int]]] | None
+): ...
 
 class TermIndex:
     def __init__(

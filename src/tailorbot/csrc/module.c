@@ -46,6 +46,13 @@ static PyMethodDef module_methods[] = {
      "unknown_words(text, known) -> list[str]\n\nThe runs of ``text`` cut as "
      "``re.findall(\"[a-z]+|[^a-z]+\", text)`` that are letters (``str.isalpha``) and "
      "not keys of ``known``, in order, repeats kept."},
+    {"session_summary", session_summary, METH_VARARGS,
+     "session_summary(sessions, now, widths, rate_window) -> tuple | None\n\nA user's "
+     "sessions summed up as of ``now``: (the sessions started in each window of ``widths``, "
+     "the recent sessions' resolution rate, handoff rate, unresolved streak and lengths, "
+     "the articles that resolved each intent), the recent ones those started within "
+     "``rate_window``. None when a value is not of the type the stream worker writes: the "
+     "Python pass (features/session_summary.py) reads those."},
     {NULL, NULL, 0, NULL},
 };
 

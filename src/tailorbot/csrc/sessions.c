@@ -1,0 +1,240 @@
+/* A user's sessions summed up for the feature view: features/session_summary.py's pass.
+ *
+ * A session is the flat list of features/sessions.py (FIRST, LAST, STARTED, ENDED,
+ * INTENT_AT, INTENT, OUTCOME_AT, RESOLVED, ARTICLE, HANDOFFS). The pass reads only what the
+ * stream worker writes there (times as floats, RESOLVED as None or a bool, HANDOFFS as an
+ * int, INTENT and ARTICLE as None or a str, ids as str); anything else and it answers None,
+ * and the Python pass, the reference, reads the state. */
+#include "native.h"
+
+enum {
+    FIRST, LAST, STARTED, ENDED, INTENT_AT, INTENT, OUTCOME_AT, RESOLVED, ARTICLE, HANDOFFS,
+    FIELDS
+};
+
+typedef struct {
+    double start;
+    PyObject *id;      /* held: an allocation below may run a collection, and with it */
+    PyObject *session; /* finalizers, which could change the sessions dict */
+} Started;
+
+/* start order, ties by id (ids are unique: never equal); PyUnicode_Compare cannot fail on
+ * two str */
+static int by_start_then_id(const void *a, const void *b) {
+    const Started *x = a, *y = b;
+    if (x->start != y->start) {
+        return x->start < y->start ? -1 : 1;
+    }
+    return PyUnicode_Compare(x->id, y->id);
+}
+
+/* how many of the sorted starts are <= x (bisect_right) */
+static Py_ssize_t at_or_before(const Started *items, Py_ssize_t n, double x) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (x < items[mid].start) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+/* 1 with a session's start read, 0 for a session the pass leaves to Python */
+static int read_session(PyObject *id, PyObject *session, double *start) {
+    if (!PyUnicode_CheckExact(id) || !PyList_CheckExact(session) ||
+        PyList_GET_SIZE(session) < FIELDS) {
+        return 0;
+    }
+    PyObject **f = ((PyListObject *)session)->ob_item;
+    if (!PyFloat_CheckExact(f[FIRST]) || !PyFloat_CheckExact(f[LAST]) ||
+        !PyLong_CheckExact(f[HANDOFFS]) ||
+        (f[STARTED] != Py_None && !PyFloat_CheckExact(f[STARTED])) ||
+        (f[ENDED] != Py_None && !PyFloat_CheckExact(f[ENDED])) ||
+        (f[RESOLVED] != Py_None && f[RESOLVED] != Py_True && f[RESOLVED] != Py_False) ||
+        (f[INTENT] != Py_None && !PyUnicode_CheckExact(f[INTENT])) ||
+        (f[ARTICLE] != Py_None && !PyUnicode_CheckExact(f[ARTICLE]))) {
+        return 0;
+    }
+    *start = PyFloat_AS_DOUBLE(f[STARTED] == Py_None ? f[FIRST] : f[STARTED]);
+    return !isnan(*start); /* Python's sort is no order with a NaN in it: left to Python */
+}
+
+/* resolutions[intent][article] += 1; -1 with an exception set */
+static int count_resolution(PyObject *resolutions, PyObject *intent, PyObject *article) {
+    PyObject *articles = PyDict_GetItemWithError(resolutions, intent);
+    if (articles == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        articles = PyDict_New();
+        if (articles == NULL) {
+            return -1;
+        }
+        int failed = PyDict_SetItem(resolutions, intent, articles);
+        Py_DECREF(articles); /* the dict holds it */
+        if (failed < 0) {
+            return -1;
+        }
+    }
+    PyObject *count = PyDict_GetItemWithError(articles, article);
+    if (count == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    long before = count == NULL ? 0 : PyLong_AsLong(count);
+    if (before == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *after = PyLong_FromLong(before + 1);
+    if (after == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(articles, article, after);
+    Py_DECREF(after);
+    return failed;
+}
+
+/* the counts of sorted starts in each window (now - width, now], as counts_in_windows */
+static PyObject *window_counts(const Started *items, Py_ssize_t n, double now,
+                               PyObject *widths) {
+    Py_ssize_t windows = PyTuple_GET_SIZE(widths);
+    Py_ssize_t end = at_or_before(items, n, now);
+    PyObject *counts = PyList_New(windows);
+    if (counts == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t w = 0; w < windows; w++) {
+        double width = PyFloat_AsDouble(PyTuple_GET_ITEM(widths, w));
+        if (width == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyObject *count = PyLong_FromSsize_t(end - at_or_before(items, n, now - width));
+        if (count == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyList_SET_ITEM(counts, w, count);
+    }
+    return counts;
+}
+
+/* (resolution_rate, handoff_rate, unresolved_streak, lengths) of the recent sessions
+ * items[lo:hi], in start order */
+static PyObject *recent_figures(const Started *items, Py_ssize_t lo, Py_ssize_t hi) {
+    Py_ssize_t with_outcome = 0, resolved = 0, handed_off = 0, streak = 0;
+    PyObject *lengths = PyList_New(hi - lo);
+    if (lengths == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t k = lo; k < hi; k++) {
+        PyObject **f = ((PyListObject *)items[k].session)->ob_item;
+        if (f[RESOLVED] != Py_None) {
+            with_outcome++;
+            resolved += f[RESOLVED] == Py_True;
+        }
+        int handed = PyObject_IsTrue(f[HANDOFFS]); /* an int: cannot fail */
+        if (handed < 0) {
+            Py_DECREF(lengths);
+            return NULL;
+        }
+        handed_off += handed;
+        double end = PyFloat_AS_DOUBLE(f[ENDED] == Py_None ? f[LAST] : f[ENDED]);
+        double length = end - items[k].start;
+        PyObject *value = PyFloat_FromDouble(length > 0.0 ? length : 0.0); /* max(0.0, x) */
+        if (value == NULL) {
+            Py_DECREF(lengths);
+            return NULL;
+        }
+        PyList_SET_ITEM(lengths, k - lo, value);
+    }
+    for (Py_ssize_t k = hi - 1; k >= lo; k--) { /* the newest first, until one resolved */
+        PyObject *outcome = ((PyListObject *)items[k].session)->ob_item[RESOLVED];
+        if (outcome == Py_True) {
+            break;
+        }
+        streak += outcome == Py_False;
+    }
+    Py_ssize_t n = hi - lo;
+    PyObject *resolution = with_outcome
+                               ? PyFloat_FromDouble((double)resolved / (double)with_outcome)
+                               : Py_NewRef(Py_None);
+    PyObject *handoff =
+        n ? PyFloat_FromDouble((double)handed_off / (double)n) : Py_NewRef(Py_None);
+    if (resolution == NULL || handoff == NULL) {
+        Py_XDECREF(resolution);
+        Py_XDECREF(handoff);
+        Py_DECREF(lengths);
+        return NULL;
+    }
+    return Py_BuildValue("(NNnN)", resolution, handoff, streak, lengths);
+}
+
+PyObject *session_summary(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *sessions, *widths;
+    double now, rate_window;
+    if (!PyArg_ParseTuple(args, "O!dO!d", &PyDict_Type, &sessions, &now, &PyTuple_Type,
+                          &widths, &rate_window)) {
+        return NULL;
+    }
+    static PyObject *no_intent = NULL; /* "": a resolution's key without an intent */
+    if (no_intent == NULL && (no_intent = PyUnicode_FromStringAndSize("", 0)) == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(sessions), i = 0;
+    Started *items = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(Started));
+    PyObject *resolutions = PyDict_New();
+    PyObject *result = NULL, *counts = NULL, *recent = NULL;
+    if (items == NULL || resolutions == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the sessions in the dict's order (the resolutions' order, as the Python pass) */
+    Py_ssize_t pos = 0;
+    PyObject *id, *session;
+    while (i < n && PyDict_Next(sessions, &pos, &id, &session)) {
+        if (!read_session(id, session, &items[i].start)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        items[i].id = Py_NewRef(id);
+        items[i].session = Py_NewRef(session);
+        i++;
+        PyObject **f = ((PyListObject *)session)->ob_item;
+        if (f[RESOLVED] == Py_True && f[ARTICLE] != Py_None) { /* sessions.resolution */
+            PyObject *intent = f[INTENT] == Py_None || PyUnicode_GET_LENGTH(f[INTENT]) == 0
+                                   ? no_intent
+                                   : f[INTENT];
+            if (count_resolution(resolutions, intent, f[ARTICLE]) < 0) {
+                goto done;
+            }
+        }
+    }
+    n = i; /* as many as were read */
+    qsort(items, (size_t)n, sizeof(Started), by_start_then_id);
+    counts = window_counts(items, n, now, widths);
+    if (counts == NULL) {
+        goto done;
+    }
+    recent = recent_figures(items, at_or_before(items, n, now - rate_window),
+                            at_or_before(items, n, now));
+    if (recent == NULL) {
+        goto done;
+    }
+    result = Py_BuildValue("(OOOOOO)", counts, PyTuple_GET_ITEM(recent, 0),
+                           PyTuple_GET_ITEM(recent, 1), PyTuple_GET_ITEM(recent, 2),
+                           PyTuple_GET_ITEM(recent, 3), resolutions);
+done:
+    Py_XDECREF(counts);
+    Py_XDECREF(recent);
+    Py_XDECREF(resolutions);
+    for (Py_ssize_t k = 0; k < i; k++) {
+        Py_DECREF(items[k].id);
+        Py_DECREF(items[k].session);
+    }
+    PyMem_Free(items);
+    return result;
+}
