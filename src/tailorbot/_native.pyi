@@ -27,6 +27,9 @@ def embedding_scores(
     table: Any, ids: list[int], weight: float, coef: Any, dense: Any, scores: Any
 ) -> None: ...
 def posterior_moment(x: list[float], a_inv: Any, theta: Any) -> tuple[float, float]: ...
+def window_counts(
+    sorted_ts: list[float], now: float, widths: tuple[float, ...]
+) -> list[int] | None: ...
 def session_summary(
     sessions: dict[str, list[Any]], now: float, widths: tuple[float, ...], rate_window: float
 ) -> (

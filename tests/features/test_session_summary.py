@@ -14,11 +14,14 @@ from tailorbot.features import session_summary as summary_module
 from tailorbot.features.session_summary import session_summary, summary_in_python
 from tailorbot.features.sessions import new_session, set_outcome
 from tailorbot.features.state import apply_event, new_state
-from tailorbot.features.view import RATE_WINDOW_S, SESSION_WIDTHS
+from tailorbot.features.view import EVENT_WIDTHS, RATE_WINDOW_S, SESSION_WIDTHS
 from tests.stream.eventgen import DAY, T0, event_streams
 
 compiled = getattr(native(), "session_summary", None)
-needs_build = pytest.mark.skipif(compiled is None, reason="tailorbot._native was not built")
+needs_build = pytest.mark.skipif(
+    compiled is None or not hasattr(native(), "window_counts"),
+    reason="tailorbot._native was not built",
+)
 
 
 def _python(sessions: dict, now: float) -> tuple:
@@ -39,7 +42,10 @@ def test_the_compiled_pass_answers_as_the_python_one_on_worker_states(
     edges = [ts + width for ts in state["ts"] for width in (0.0, *SESSION_WIDTHS)]
     hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * 3600.0)
     now = data.draw(st.sampled_from(edges) | hours)
-    for sessions in (state["sessions"], orjson.loads(orjson.dumps(state))["sessions"]):
+    stored = orjson.loads(orjson.dumps(state))
+    for times in (state["ts"], state["cm_ts"], stored["ts"], stored["cm_ts"]):
+        assert native().window_counts(times, now, EVENT_WIDTHS) is not None  # the view's too
+    for sessions in (state["sessions"], stored["sessions"]):
         got = compiled(sessions, now, SESSION_WIDTHS, RATE_WINDOW_S)
         assert got is not None  # a state the worker wrote: never left to Python
         want = _python(sessions, now)

@@ -53,6 +53,11 @@ static PyMethodDef module_methods[] = {
      "the articles that resolved each intent), the recent ones those started within "
      "``rate_window``. None when a value is not of the type the stream worker writes: the "
      "Python pass (features/session_summary.py) reads those."},
+    {"window_counts", window_counts, METH_VARARGS,
+     "window_counts(sorted_ts, now, widths) -> list[int] | None\n\nFor each of ``widths``, "
+     "how many of ``sorted_ts`` lie in ``(now - width, now]``, by bisection as "
+     "``bisect.bisect_right``; None when ``now``, a width or a timestamp it compares is not "
+     "a float: the Python path (features/windows.py) compares those."},
     {NULL, NULL, 0, NULL},
 };
 

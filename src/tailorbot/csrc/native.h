@@ -69,6 +69,7 @@ PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);
 PyObject *score_articles(PyObject *module, PyObject *args);
 PyObject *session_summary(PyObject *module, PyObject *args);
+PyObject *window_counts(PyObject *module, PyObject *args);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

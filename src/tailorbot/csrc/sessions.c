@@ -97,7 +97,7 @@ static int count_resolution(PyObject *resolutions, PyObject *intent, PyObject *a
 }
 
 /* the counts of sorted starts in each window (now - width, now], as counts_in_windows */
-static PyObject *window_counts(const Started *items, Py_ssize_t n, double now,
+static PyObject *started_in_windows(const Started *items, Py_ssize_t n, double now,
                                PyObject *widths) {
     Py_ssize_t windows = PyTuple_GET_SIZE(widths);
     Py_ssize_t end = at_or_before(items, n, now);
@@ -215,7 +215,7 @@ PyObject *session_summary(PyObject *module, PyObject *args) {
     }
     n = i; /* as many as were read */
     qsort(items, (size_t)n, sizeof(Started), by_start_then_id);
-    counts = window_counts(items, n, now, widths);
+    counts = started_in_windows(items, n, now, widths);
     if (counts == NULL) {
         goto done;
     }
