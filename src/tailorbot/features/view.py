@@ -59,75 +59,62 @@ def feature_view(
     feature reads as for a user without events.
     """
     personalized, state = _consented_state(record, profile)
-    # One dict display (its keys in the documented order), each part computed once into
-    # locals: this runs on every decision, and merging a dozen small dicts cost a third of it.
-    events_1h, events_24h, events_7d, events_30d = counts_in_windows(state["ts"], now, EVENT_WIDTHS)
-    messages_1h, messages_24h, messages_7d, messages_30d = counts_in_windows(
-        state["cm_ts"], now, EVENT_WIDTHS
+    # Filled key by key, in the documented order: CPython 3.11 builds a dict display this
+    # large as sub-dicts merged into one, at twice the cost (this runs on every decision).
+    view: dict[str, Any] = {}
+    view["user_id"] = record.user_id if record is not None else None
+    view["as_of"] = now
+    view["personalization"] = personalized
+    view["events_total"] = state["n"]
+    (view["events_1h"], view["events_24h"], view["events_7d"], view["events_30d"]) = (
+        counts_in_windows(state["ts"], now, EVENT_WIDTHS)
     )
+    view["customer_messages_total"] = state["n_cm"]
+    (
+        view["customer_messages_1h"],
+        view["customer_messages_24h"],
+        view["customer_messages_7d"],
+        view["customer_messages_30d"],
+    ) = counts_in_windows(state["cm_ts"], now, EVENT_WIDTHS)
     newest = state["newest"]
-    ranked_intents = _intent_counts(state, now)
-    csat_count, csat_avg, csat_ewma = _csat_features(state)
+    view["first_seen"] = state["first"]
+    view["last_event_time"] = newest
+    view["time_since_last_contact_s"] = None if newest is None else max(0.0, now - newest)
+    view["recent_intents"] = [intent for _, intent in state["intents"]]
+    ranked_intents = view["intent_counts_30d"] = _intent_counts(state, now)
+    view["top_intent_30d"] = next(iter(ranked_intents), None)
+    view["last_bot_message"] = _unanswered_bot_message(state)
+    view["csat_count"], view["csat_avg"], view["csat_ewma"] = _csat_features(state)
     sessions = session_summary(state["sessions"], now, SESSION_WIDTHS, RATE_WINDOW_S)
-    sessions_7d, sessions_30d = sessions.counts
-    viewed, helpful, unhelpful, resolved, resolved_by_intent = _article_features(
-        state, sessions.resolutions
-    )
+    view["sessions_7d"], view["sessions_30d"] = sessions.counts
+    view["resolution_rate_30d"] = sessions.resolution_rate
+    view["handoff_rate_30d"] = sessions.handoff_rate
+    view["unresolved_streak"] = sessions.unresolved_streak
+    view["avg_session_length_s_30d"] = sessions.mean_length_s
+    (
+        view["articles_viewed"],
+        view["articles_helpful"],
+        view["articles_unhelpful"],
+        view["articles_resolved"],
+        view["articles_resolved_by_intent"],
+    ) = _article_features(state, sessions.resolutions)
     memory = memory_view(state, now)
+    view["variant_rewards"] = memory["variant_rewards"]
+    view["article_rewards"] = memory["article_rewards"]
+    view["preferred_channel"] = _preferred_channel(state["channels"])
+    view["late_events"] = state["late"]
+    view["history_capped"] = state["cut_cap"] is not None
     profile = profile or {}
-    view: dict[str, Any] = {
-        "user_id": record.user_id if record is not None else None,
-        "as_of": now,
-        "personalization": personalized,
-        "events_total": state["n"],
-        "events_1h": events_1h,
-        "events_24h": events_24h,
-        "events_7d": events_7d,
-        "events_30d": events_30d,
-        "customer_messages_total": state["n_cm"],
-        "customer_messages_1h": messages_1h,
-        "customer_messages_24h": messages_24h,
-        "customer_messages_7d": messages_7d,
-        "customer_messages_30d": messages_30d,
-        "first_seen": state["first"],
-        "last_event_time": newest,
-        "time_since_last_contact_s": None if newest is None else max(0.0, now - newest),
-        "recent_intents": [intent for _, intent in state["intents"]],
-        "intent_counts_30d": ranked_intents,
-        "top_intent_30d": next(iter(ranked_intents), None),
-        "last_bot_message": _unanswered_bot_message(state),
-        "csat_count": csat_count,
-        "csat_avg": csat_avg,
-        "csat_ewma": csat_ewma,
-        "sessions_7d": sessions_7d,
-        "sessions_30d": sessions_30d,
-        "resolution_rate_30d": sessions.resolution_rate,
-        "handoff_rate_30d": sessions.handoff_rate,
-        "unresolved_streak": sessions.unresolved_streak,
-        "avg_session_length_s_30d": sessions.mean_length_s,
-        "articles_viewed": viewed,
-        "articles_helpful": helpful,
-        "articles_unhelpful": unhelpful,
-        "articles_resolved": resolved,
-        "articles_resolved_by_intent": resolved_by_intent,
-        "variant_rewards": memory["variant_rewards"],
-        "article_rewards": memory["article_rewards"],
-        "preferred_channel": _preferred_channel(state["channels"]),
-        "late_events": state["late"],
-        "history_capped": state["cut_cap"] is not None,
-        "name": profile.get("name"),
-        "tier": profile.get("tier", DEFAULT_TIER),
-        "language": profile.get("language", "en"),
-        "region": profile.get("region"),
-        "products": list(profile.get("products", [])),
-        "attributes": dict(profile.get("attributes", {})),
-        "segments": None,  # the rules read the view: filled in below, in this place
-        "segment": None,
-        "state_event_time": record.event_time if record is not None else None,
-        "state_updated_at": record.updated_at if record is not None else None,
-    }
+    view["name"] = profile.get("name")
+    view["tier"] = profile.get("tier", DEFAULT_TIER)
+    view["language"] = profile.get("language", "en")
+    view["region"] = profile.get("region")
+    view["products"] = list(profile.get("products", []))
+    view["attributes"] = dict(profile.get("attributes", {}))
     segments = view["segments"] = rules.segments(view)
     view["segment"] = segments[0]
+    view["state_event_time"] = record.event_time if record is not None else None
+    view["state_updated_at"] = record.updated_at if record is not None else None
     return view
 
 
