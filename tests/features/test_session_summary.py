@@ -4,6 +4,9 @@ users it is for to the slow path, and no equality test would notice)."""
 
 from __future__ import annotations
 
+import gc
+from fractions import Fraction
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -109,3 +112,97 @@ def test_the_summary_is_the_same_without_the_build(monkeypatch: pytest.MonkeyPat
     assert repr(python) == repr(built)
     assert python.counts == [1, 2] and python.mean_length_s == 45.0
     assert python.resolutions == {"": {"kb-1": 1}}
+
+
+@needs_build
+@pytest.mark.parametrize("threshold", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("victim", ["clear the sessions", "drop the articles"])
+def test_a_collection_that_changes_the_sessions_mid_pass_leaves_it_sound(
+    threshold: int, victim: str
+) -> None:
+    """An allocation in the pass may start a collection, whose callbacks (or finalizers) run
+    Python code that may change the sessions: the pass reads each session once and holds
+    what it keeps, so it answers from what it read (or None), and never from freed memory
+    (before, this crashed the process or put a freed string in the answer)."""
+    sessions = {}
+    for i in range(100):
+        sessions[f"s{i}"] = new_session(float(i))
+        if victim == "drop the articles":  # resolutions: counted while the sessions are read
+            set_outcome(sessions[f"s{i}"], float(i), True, f"article-{i}-" + "x" * 40)
+            sessions[f"s{i}"][5] = f"intent-{i % 3}-" + "y" * 40
+    articles = {s[8] for s in sessions.values()}
+    intents = {s[5] for s in sessions.values()}
+
+    def change() -> None:
+        for session in sessions.values():
+            if victim == "clear the sessions":
+                session.clear()
+            else:
+                session[8] = session[5] = None
+
+    armed = [True]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start" and armed[0]:
+            armed[0] = False
+            change()
+
+    gc.collect()
+    old = gc.get_threshold()
+    gc.callbacks.append(callback)
+    try:
+        gc.set_threshold(threshold)
+        got = compiled(sessions, 100.0, (10.0, 50.0), 1000.0)
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(callback)
+    if got is not None:
+        counts, _, _, streak, lengths, resolutions = got
+        assert set(resolutions) <= intents | {""}
+        assert all(set(found) <= articles for found in resolutions.values())
+        assert all(n >= 1 for found in resolutions.values() for n in found.values())
+        assert len(lengths) <= 100 and streak == 0 and len(counts) == 2
+
+
+@needs_build
+@pytest.mark.parametrize("threshold", [1, 2, 3])
+def test_a_collection_that_empties_the_times_mid_count_leaves_it_sound(threshold: int) -> None:
+    """The same for the windows' counts."""
+    times = [float(i) for i in range(1000)]
+    armed = [True]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start" and armed[0]:
+            armed[0] = False
+            times.clear()
+
+    gc.collect()
+    old = gc.get_threshold()
+    gc.callbacks.append(callback)
+    try:
+        gc.set_threshold(threshold)
+        got = native().window_counts(times, 500.0, (10.0, 20.0, 30.0))
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(callback)
+    # counted before the one allocation that may collect (or, where the collection came
+    # first, over the emptied list): a use of the freed items would answer neither
+    assert got in ([10, 20, 30], [0, 0, 0])
+
+
+@needs_build
+def test_what_python_reads_otherwise_is_left_to_it() -> None:
+    """A negative window is an empty slice; an int or a Fraction ``now``, an int width, a
+    dict subclass: the compiled pass declines them (Python compares ints exactly)."""
+    sessions = {"a": new_session(100.0), "b": new_session(155.0), "c": new_session(200.0)}
+    got = compiled(sessions, 150.0, (10.0,), -10.0)
+    assert repr(got) == repr(summary_in_python(sessions, 150.0, (10.0,), -10.0))
+    assert got[1:5] == (None, None, 0, [])
+    for now, widths in ((150, (10.0,)), (Fraction(3, 2), (10.0,)), (150.0, (10,))):
+        assert compiled(sessions, now, widths, 30.0) is None
+        assert summary_in_python(sessions, now, widths, 30.0)  # and Python reads them
+    assert compiled(type("Sessions", (dict,), {})(sessions), 150.0, (10.0,), 30.0) is None
+    many = tuple(float(w) for w in range(17))
+    assert compiled(sessions, 150.0, many, 30.0) is None
+    summary = session_summary(sessions, 150.0, iter([10.0, 60.0]), 30.0)  # any iterable
+    assert summary.counts == [0, 1]

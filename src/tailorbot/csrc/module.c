@@ -51,13 +51,15 @@ static PyMethodDef module_methods[] = {
      "sessions summed up as of ``now``: (the sessions started in each window of ``widths``, "
      "the recent sessions' resolution rate, handoff rate, unresolved streak and lengths, "
      "the articles that resolved each intent), the recent ones those started within "
-     "``rate_window``. None when a value is not of the type the stream worker writes: the "
-     "Python pass (features/session_summary.py) reads those."},
+     "``rate_window``. None when a value is not of the type the stream worker writes, or "
+     "``now``, ``rate_window`` or a width (16 at most) is not a float: the Python pass "
+     "(features/session_summary.py) reads those."},
     {"window_counts", window_counts, METH_VARARGS,
      "window_counts(sorted_ts, now, widths) -> list[int] | None\n\nFor each of ``widths``, "
      "how many of ``sorted_ts`` lie in ``(now - width, now]``, by bisection as "
-     "``bisect.bisect_right``; None when ``now``, a width or a timestamp it compares is not "
-     "a float: the Python path (features/windows.py) compares those."},
+     "``bisect.bisect_right``; None when ``now``, a width (16 at most) or a timestamp it "
+     "compares is not a float, or a container is a subclass: the Python path "
+     "(features/windows.py) compares those."},
     {NULL, NULL, 0, NULL},
 };
 

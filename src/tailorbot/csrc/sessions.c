@@ -3,19 +3,27 @@
  * A session is the flat list of features/sessions.py (FIRST, LAST, STARTED, ENDED,
  * INTENT_AT, INTENT, OUTCOME_AT, RESOLVED, ARTICLE, HANDOFFS). The pass reads only what the
  * stream worker writes there (times as floats, RESOLVED as None or a bool, HANDOFFS as an
- * int, INTENT and ARTICLE as None or a str, ids as str); anything else and it answers None,
- * and the Python pass, the reference, reads the state. */
+ * int, INTENT and ARTICLE as None or a str, ids as str), in an exact dict, with `now`, the
+ * widths and the rate window as floats; anything else and it answers None, and the Python
+ * pass, the reference, reads the state.
+ *
+ * An allocation may start a collection, and a collection may run finalizers that change the
+ * sessions: each session is read once, into a Started, and not looked at again; the ids
+ * (the sort's ties) and a resolution's strings are held while they are used. */
 #include "native.h"
 
 enum {
     FIRST, LAST, STARTED, ENDED, INTENT_AT, INTENT, OUTCOME_AT, RESOLVED, ARTICLE, HANDOFFS,
     FIELDS
 };
+enum { MAX_WIDTHS = 16 }; /* more windows than this: left to Python */
 
 typedef struct {
-    double start;
-    PyObject *id;      /* held: an allocation below may run a collection, and with it */
-    PyObject *session; /* finalizers, which could change the sessions dict */
+    double start;       /* STARTED, else FIRST */
+    double end;         /* ENDED, else LAST */
+    PyObject *id;       /* held */
+    signed char outcome; /* RESOLVED: -1 None, 0 False, 1 True */
+    char handed_off;    /* HANDOFFS != 0 */
 } Started;
 
 /* start order, ties by id (ids are unique: never equal); PyUnicode_Compare cannot fail on
@@ -42,8 +50,9 @@ static Py_ssize_t at_or_before(const Started *items, Py_ssize_t n, double x) {
     return lo;
 }
 
-/* 1 with a session's start read, 0 for a session the pass leaves to Python */
-static int read_session(PyObject *id, PyObject *session, double *start) {
+/* 1 with the session read into `item` (its id not yet held), 0 for a session the pass
+ * leaves to Python. Allocates nothing. */
+static int read_session(PyObject *id, PyObject *session, Started *item) {
     if (!PyUnicode_CheckExact(id) || !PyList_CheckExact(session) ||
         PyList_GET_SIZE(session) < FIELDS) {
         return 0;
@@ -58,8 +67,12 @@ static int read_session(PyObject *id, PyObject *session, double *start) {
         (f[ARTICLE] != Py_None && !PyUnicode_CheckExact(f[ARTICLE]))) {
         return 0;
     }
-    *start = PyFloat_AS_DOUBLE(f[STARTED] == Py_None ? f[FIRST] : f[STARTED]);
-    return !isnan(*start); /* Python's sort is no order with a NaN in it: left to Python */
+    item->start = PyFloat_AS_DOUBLE(f[STARTED] == Py_None ? f[FIRST] : f[STARTED]);
+    item->end = PyFloat_AS_DOUBLE(f[ENDED] == Py_None ? f[LAST] : f[ENDED]);
+    item->outcome = f[RESOLVED] == Py_None ? -1 : f[RESOLVED] == Py_True;
+    item->handed_off = PyObject_IsTrue(f[HANDOFFS]) == 1; /* an exact int: cannot fail */
+    item->id = id;
+    return !isnan(item->start); /* Python's sort is no order with a NaN in it: left to it */
 }
 
 /* resolutions[intent][article] += 1; -1 with an exception set */
@@ -98,20 +111,14 @@ static int count_resolution(PyObject *resolutions, PyObject *intent, PyObject *a
 
 /* the counts of sorted starts in each window (now - width, now], as counts_in_windows */
 static PyObject *started_in_windows(const Started *items, Py_ssize_t n, double now,
-                               PyObject *widths) {
-    Py_ssize_t windows = PyTuple_GET_SIZE(widths);
+                                    const double *widths, Py_ssize_t windows) {
     Py_ssize_t end = at_or_before(items, n, now);
     PyObject *counts = PyList_New(windows);
     if (counts == NULL) {
         return NULL;
     }
     for (Py_ssize_t w = 0; w < windows; w++) {
-        double width = PyFloat_AsDouble(PyTuple_GET_ITEM(widths, w));
-        if (width == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(counts);
-            return NULL;
-        }
-        PyObject *count = PyLong_FromSsize_t(end - at_or_before(items, n, now - width));
+        PyObject *count = PyLong_FromSsize_t(end - at_or_before(items, n, now - widths[w]));
         if (count == NULL) {
             Py_DECREF(counts);
             return NULL;
@@ -130,19 +137,12 @@ static PyObject *recent_figures(const Started *items, Py_ssize_t lo, Py_ssize_t 
         return NULL;
     }
     for (Py_ssize_t k = lo; k < hi; k++) {
-        PyObject **f = ((PyListObject *)items[k].session)->ob_item;
-        if (f[RESOLVED] != Py_None) {
+        if (items[k].outcome >= 0) {
             with_outcome++;
-            resolved += f[RESOLVED] == Py_True;
+            resolved += items[k].outcome;
         }
-        int handed = PyObject_IsTrue(f[HANDOFFS]); /* an int: cannot fail */
-        if (handed < 0) {
-            Py_DECREF(lengths);
-            return NULL;
-        }
-        handed_off += handed;
-        double end = PyFloat_AS_DOUBLE(f[ENDED] == Py_None ? f[LAST] : f[ENDED]);
-        double length = end - items[k].start;
+        handed_off += items[k].handed_off;
+        double length = items[k].end - items[k].start;
         PyObject *value = PyFloat_FromDouble(length > 0.0 ? length : 0.0); /* max(0.0, x) */
         if (value == NULL) {
             Py_DECREF(lengths);
@@ -151,11 +151,10 @@ static PyObject *recent_figures(const Started *items, Py_ssize_t lo, Py_ssize_t 
         PyList_SET_ITEM(lengths, k - lo, value);
     }
     for (Py_ssize_t k = hi - 1; k >= lo; k--) { /* the newest first, until one resolved */
-        PyObject *outcome = ((PyListObject *)items[k].session)->ob_item[RESOLVED];
-        if (outcome == Py_True) {
+        if (items[k].outcome == 1) {
             break;
         }
-        streak += outcome == Py_False;
+        streak += items[k].outcome == 0;
     }
     Py_ssize_t n = hi - lo;
     PyObject *resolution = with_outcome
@@ -174,21 +173,38 @@ static PyObject *recent_figures(const Started *items, Py_ssize_t lo, Py_ssize_t 
 
 PyObject *session_summary(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *sessions, *widths;
-    double now, rate_window;
-    if (!PyArg_ParseTuple(args, "O!dO!d", &PyDict_Type, &sessions, &now, &PyTuple_Type,
-                          &widths, &rate_window)) {
+    PyObject *sessions, *now_obj, *widths_obj, *rate_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &sessions, &now_obj, &widths_obj, &rate_obj)) {
         return NULL;
+    }
+    /* floats compare in Python as in C; an int, a subclass or a dict subclass may not */
+    if (!PyDict_CheckExact(sessions) || !PyFloat_CheckExact(now_obj) ||
+        !PyFloat_CheckExact(rate_obj) || !PyTuple_CheckExact(widths_obj) ||
+        PyTuple_GET_SIZE(widths_obj) > MAX_WIDTHS) {
+        Py_RETURN_NONE;
+    }
+    double now = PyFloat_AS_DOUBLE(now_obj), rate_window = PyFloat_AS_DOUBLE(rate_obj);
+    double widths[MAX_WIDTHS];
+    Py_ssize_t windows = PyTuple_GET_SIZE(widths_obj);
+    for (Py_ssize_t w = 0; w < windows; w++) {
+        PyObject *width = PyTuple_GET_ITEM(widths_obj, w);
+        if (!PyFloat_CheckExact(width)) {
+            Py_RETURN_NONE;
+        }
+        widths[w] = PyFloat_AS_DOUBLE(width);
     }
     static PyObject *no_intent = NULL; /* "": a resolution's key without an intent */
     if (no_intent == NULL && (no_intent = PyUnicode_FromStringAndSize("", 0)) == NULL) {
         return NULL;
     }
+    PyObject *resolutions = PyDict_New(); /* before any session is read */
+    if (resolutions == NULL) {
+        return NULL;
+    }
     Py_ssize_t n = PyDict_GET_SIZE(sessions), i = 0;
     Started *items = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(Started));
-    PyObject *resolutions = PyDict_New();
     PyObject *result = NULL, *counts = NULL, *recent = NULL;
-    if (items == NULL || resolutions == NULL) {
+    if (items == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -196,32 +212,37 @@ PyObject *session_summary(PyObject *module, PyObject *args) {
     Py_ssize_t pos = 0;
     PyObject *id, *session;
     while (i < n && PyDict_Next(sessions, &pos, &id, &session)) {
-        if (!read_session(id, session, &items[i].start)) {
+        if (!read_session(id, session, &items[i])) {
             result = Py_NewRef(Py_None);
             goto done;
         }
-        items[i].id = Py_NewRef(id);
-        items[i].session = Py_NewRef(session);
+        Py_INCREF(items[i].id);
         i++;
         PyObject **f = ((PyListObject *)session)->ob_item;
         if (f[RESOLVED] == Py_True && f[ARTICLE] != Py_None) { /* sessions.resolution */
             PyObject *intent = f[INTENT] == Py_None || PyUnicode_GET_LENGTH(f[INTENT]) == 0
                                    ? no_intent
                                    : f[INTENT];
-            if (count_resolution(resolutions, intent, f[ARTICLE]) < 0) {
+            PyObject *article = f[ARTICLE];
+            Py_INCREF(intent); /* counting allocates: held while it runs */
+            Py_INCREF(article);
+            int failed = count_resolution(resolutions, intent, article);
+            Py_DECREF(intent);
+            Py_DECREF(article);
+            if (failed < 0) {
                 goto done;
             }
         }
     }
     n = i; /* as many as were read */
     qsort(items, (size_t)n, sizeof(Started), by_start_then_id);
-    counts = started_in_windows(items, n, now, widths);
+    counts = started_in_windows(items, n, now, widths, windows);
     if (counts == NULL) {
         goto done;
     }
-    recent = recent_figures(items, at_or_before(items, n, now - rate_window),
-                            at_or_before(items, n, now));
-    if (recent == NULL) {
+    Py_ssize_t hi = at_or_before(items, n, now), lo = at_or_before(items, n, now - rate_window);
+    recent = recent_figures(items, lo < hi ? lo : hi, hi); /* a slice [lo:hi] with lo > hi */
+    if (recent == NULL) {                                  /* is empty */
         goto done;
     }
     result = Py_BuildValue("(OOOOOO)", counts, PyTuple_GET_ITEM(recent, 0),
@@ -230,10 +251,9 @@ PyObject *session_summary(PyObject *module, PyObject *args) {
 done:
     Py_XDECREF(counts);
     Py_XDECREF(recent);
-    Py_XDECREF(resolutions);
+    Py_DECREF(resolutions);
     for (Py_ssize_t k = 0; k < i; k++) {
         Py_DECREF(items[k].id);
-        Py_DECREF(items[k].session);
     }
     PyMem_Free(items);
     return result;

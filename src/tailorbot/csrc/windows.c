@@ -19,41 +19,50 @@ static Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, doubl
     return lo;
 }
 
+enum { MAX_WIDTHS = 16 }; /* more windows than this: left to Python */
+
 PyObject *window_counts(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *sorted_ts, *now_obj, *widths;
-    if (!PyArg_ParseTuple(args, "O!OO!", &PyList_Type, &sorted_ts, &now_obj, &PyTuple_Type,
-                          &widths)) {
+    if (!PyArg_ParseTuple(args, "OOO", &sorted_ts, &now_obj, &widths)) {
         return NULL;
     }
-    if (!PyFloat_CheckExact(now_obj)) { /* an int compares exactly in Python: left to it */
+    /* an int compares exactly in Python, a subclass as it likes: left to Python, as is a
+     * list or tuple subclass */
+    if (!PyList_CheckExact(sorted_ts) || !PyFloat_CheckExact(now_obj) ||
+        !PyTuple_CheckExact(widths) || PyTuple_GET_SIZE(widths) > MAX_WIDTHS) {
         Py_RETURN_NONE;
     }
+    /* every count before the result's list is made: that allocation may run a collection,
+     * and its finalizers may change the list */
     double now = PyFloat_AS_DOUBLE(now_obj);
     PyObject *const *items = ((PyListObject *)sorted_ts)->ob_item;
     Py_ssize_t n = PyList_GET_SIZE(sorted_ts), windows = PyTuple_GET_SIZE(widths);
-    Py_ssize_t end = float_bisect_right(items, n, now);
+    Py_ssize_t end = float_bisect_right(items, n, now), counts[MAX_WIDTHS];
     if (end < 0) {
         Py_RETURN_NONE;
-    }
-    PyObject *counts = PyList_New(windows);
-    if (counts == NULL) {
-        return NULL;
     }
     for (Py_ssize_t w = 0; w < windows; w++) {
         PyObject *width = PyTuple_GET_ITEM(widths, w);
         Py_ssize_t start = PyFloat_CheckExact(width)
                                ? float_bisect_right(items, n, now - PyFloat_AS_DOUBLE(width))
                                : -1;
-        PyObject *count = start < 0 ? NULL : PyLong_FromSsize_t(end - start);
+        if (start < 0) {
+            Py_RETURN_NONE;
+        }
+        counts[w] = end - start;
+    }
+    PyObject *result = PyList_New(windows);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t w = 0; w < windows; w++) {
+        PyObject *count = PyLong_FromSsize_t(counts[w]);
         if (count == NULL) {
-            Py_DECREF(counts);
-            if (start < 0) {
-                Py_RETURN_NONE;
-            }
+            Py_DECREF(result);
             return NULL;
         }
-        PyList_SET_ITEM(counts, w, count);
+        PyList_SET_ITEM(result, w, count);
     }
-    return counts;
+    return result;
 }

@@ -20,7 +20,7 @@ in :func:`summary_in_python`, the reference the compiled pass is tested against.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from tailorbot.compiled import native
@@ -44,16 +44,17 @@ class SessionSummary(NamedTuple):
 def session_summary(
     sessions: Mapping[str, sess.Session],
     now: float,
-    widths: Sequence[float],
+    widths: Iterable[float],
     rate_window: float,
 ) -> SessionSummary:
     """The summary of ``sessions`` (a state's ``sessions``) as of ``now``: counts in each of
     ``widths``' windows, and the recent sessions (started within ``rate_window``)."""
+    widths = widths if type(widths) is tuple else tuple(widths)  # read once: any iterable
     compiled = getattr(native(), "session_summary", None)  # None: not built, or built before
     found = None
-    if compiled is not None and type(sessions) is dict:
+    if compiled is not None:
         # None: a value of a type the stream worker does not write; the Python pass reads it
-        found = compiled(sessions, now, tuple(widths), rate_window)
+        found = compiled(sessions, now, widths, rate_window)
     if found is None:
         found = summary_in_python(sessions, now, widths, rate_window)
     counts, resolution_rate, handoff_rate, streak, lengths, resolutions = found

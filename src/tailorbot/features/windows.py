@@ -12,7 +12,7 @@ A window of width ``w`` evaluated *as of* ``now`` holds the timestamps ``t`` wit
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from tailorbot.compiled import native
 from tailorbot.features.params import DAY_S
@@ -29,19 +29,18 @@ def count_in_window(sorted_ts: Sequence[float], now: float, width: float) -> int
     return counts_in_windows(sorted_ts, now, (width,))[0]
 
 
-def counts_in_windows(sorted_ts: Sequence[float], now: float, widths: Sequence[float]) -> list[int]:
+def counts_in_windows(sorted_ts: Sequence[float], now: float, widths: Iterable[float]) -> list[int]:
     """:func:`count_in_window` for each of ``widths``, the windows' common end found once.
 
     >>> counts_in_windows([10.0, 20.0, 30.0], now=30.0, widths=[10.0, 20.0])
     [1, 2]
     """
+    widths = widths if type(widths) is tuple else tuple(widths)  # read once: any iterable
     # in one compiled call where built (the feature view counts 10 windows a decision); it
     # answers None for a value that is not a float, which the bisections below compare
     compiled = getattr(native(), "window_counts", None)
-    if compiled is not None and type(sorted_ts) is list:
-        found: list[int] | None = compiled(
-            sorted_ts, now, widths if type(widths) is tuple else tuple(widths)
-        )
+    if compiled is not None:
+        found: list[int] | None = compiled(sorted_ts, now, widths)
         if found is not None:
             return found
     end = bisect_right(sorted_ts, now)
