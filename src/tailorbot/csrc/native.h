@@ -16,6 +16,8 @@
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's)
+ *   sessions.c session_summary: the feature view's pass over a user's sessions
+ *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   module.c   the module
