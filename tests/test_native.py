@@ -319,6 +319,30 @@ def test_embedding_scores_is_the_numpy_embedding_times_its_coefficients() -> Non
 
 
 @needs_build
+@pytest.mark.parametrize("classes", [1, 7, 15, 16, 17, 31, 32, 33, 78])
+@pytest.mark.parametrize("width", [1, 2, 5, 64])
+def test_embedding_scores_add_each_product_in_row_order_bit_for_bit(
+    classes: int, width: int
+) -> None:
+    """The product is summed a block of columns at a time (the last block read past its
+    rows' ends where it can); each score adds the same products in the same order as a row
+    at a time, zero factors skipped, so the same doubles, whatever the number of classes."""
+    assert loops is not None
+    rng = np.random.default_rng(classes * 100 + width)
+    table = rng.normal(size=(20, width)).astype(np.float16)
+    table[:, ::3] = 0  # zero factors: skipped
+    coef = rng.normal(size=(width, classes)).astype(np.float32)
+    base = rng.normal(size=classes)
+    scores, dense = base.copy(), np.empty(width, np.float32)
+    loops.embedding_scores(table, [1, 7, 7, 12], 0.7, coef, dense, scores)
+    want = base.copy()
+    for factor, row in zip(dense.tolist(), coef, strict=True):
+        if factor != 0.0:
+            want = want + factor * row.astype(np.float64)  # one rounding per step, as in C
+    assert scores.tobytes() == want.tobytes()
+
+
+@needs_build
 def test_posterior_moment_is_numpys_to_rounding() -> None:
     assert loops is not None
     rng = np.random.default_rng(4)
