@@ -10,9 +10,11 @@ the child goes on. Any other line, or the child's end, ends the dialogue.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
+from typing import Any
 
 OPTIONS = ("--instr=", "--zero", "--dump=")
 
@@ -57,3 +59,16 @@ def control(option: str) -> None:
     """In the counted child: have the parent apply ``option`` now, and wait until it has."""
     print(option, flush=True)
     sys.stdin.readline()
+
+
+def quiet_background(decider: Any) -> None:
+    """In the counted child, before counting: stop what a server does once a second beside
+    its requests (the live models' refresh, the policies' statistics sync). Under valgrind a
+    second holds a few requests instead of hundreds, so their share of a counted request
+    was inflated many times over, and moved with the host's load (decision_instructions.py
+    read 1,687 k a request for one code while another count ran beside it, and 1,732 k
+    while two did)."""
+    decider._live._refresh.stop()
+    for policy in (decider.models.policy, decider.models.control):
+        if policy is not None:
+            policy.sync_s = math.inf

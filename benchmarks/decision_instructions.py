@@ -56,7 +56,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _callgrind import control, run_counted
+from _callgrind import control, quiet_background, run_counted
 from _harness import add_history_arg, backend_env, cleanup_redis
 
 SUBJECTS = ("reference", "asgi", "stack", "decision", "intent", "feedback", "feedback-batch")
@@ -163,6 +163,7 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
     async with started_app(args.model_dir, history=history) as (app, decider):
         recorder = decider.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
+        quiet_background(decider)
         if args.child == "asgi":
             await _asgi_requests(app, bodies)
         elif args.child == "stack":

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import gc
 import importlib
-import math
 import re
 import shutil
 import sys
@@ -42,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _callgrind import control, run_counted
+from _callgrind import control, quiet_background, run_counted
 from _harness import Patches, add_history_arg
 
 # (label, where the method is, its name). Where: the decision service's attribute path
@@ -167,15 +166,17 @@ async def _stages(args: argparse.Namespace) -> None:
             if calls:  # else not run here (the compiled path or its Python twin)
                 replays.append((n, getattr(_owner(where, d), name), calls))
         last = requests[-args.requests :]
-        # Counted work is the decisions' own: no background refresh (it runs once a second,
-        # and under valgrind a second holds a few decisions, not hundreds), and no write by
-        # the recorder thread until the flushes counted as its writes (a batch filled
-        # while a stage runs would count in that stage).
-        d._live._refresh.stop()
-        for policy in (d.models.policy, d.models.control):
-            if policy is not None:
-                policy.sync_s = math.inf
+        # Counted work is the decisions' own: no background refresh (quiet_background), and
+        # no write by the recorder thread until the flushes counted as its writes (a batch
+        # filled while a stage runs would count in that stage).
+        quiet_background(d)
         recorder.batch = sys.maxsize
+        # What the benchmark keeps (every stage's arguments of every decision) out of the
+        # collector's reach, as a server freezes its start-up heap (_heap.py): else a full
+        # collection falling in one stage's loop (some 14 M instructions here) was counted
+        # as that stage's, a different stage from run to run.
+        gc.collect()
+        gc.freeze()
         control("--instr=on")
         for n, method, calls in replays:
             gc.collect()  # each stage from the same collector state: its collections its own
