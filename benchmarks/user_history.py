@@ -25,11 +25,16 @@ decision for the user (``DecisionService.personalize_payload`` on Banking77 test
 user in the personalized arm; its decisions are written between calls, and no worker applies
 their message events, so the user's history stays as built).
 
+With ``--instructions``, the decision read alone, counted in instructions by valgrind
+(``_callgrind.py``) over ``--reads`` reads of each size: the figure a machine's load cannot
+move, for an A/B of two codes on a busy host.
+
 Beside them, in the same run, the same for a user without history (0 events): each row's
 ratio to it is the figure that holds across machines.
 
     .venv/bin/python benchmarks/user_history.py --sizes 5,50,500,5000 [--store-url redis://...]
     .venv/bin/python benchmarks/user_history.py --decision
+    .venv/bin/python benchmarks/user_history.py --instructions
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import argparse
 import asyncio
 import itertools
 import random
+import re
 import shutil
 import statistics
 import tempfile
@@ -49,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _callgrind import control, run_counted
 from _harness import backend_env, cleanup_redis
 from decision_profile import started_app
 from personalize import ensure_model
@@ -134,6 +141,15 @@ def cpu_us(
     return statistics.median(per_round)
 
 
+def built(n: int, now: float, rng: random.Random) -> dict[str, Any]:
+    """The state of a user with ``n`` events of history, as the worker builds it."""
+    params = FeatureParams()
+    state = new_state()
+    for event in history(n, now, rng):
+        apply_event(state, event, params)
+    return state
+
+
 def measure(
     stores: Stores,
     n: int,
@@ -145,9 +161,7 @@ def measure(
     decision too."""
     now = time.time()
     params = FeatureParams()
-    state = new_state()
-    for event in history(n, now, rng):
-        apply_event(state, event, params)
+    state = built(n, now, rng)
     blob = orjson.dumps(state)
     users = [f"user-{n}-{i}" for i in range(BATCH)]
     if decider is not None:
@@ -236,10 +250,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--decision", action="store_true", help="the whole decision too (the app)")
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
+    ap.add_argument("--instructions", action="store_true", help="the decision read in instructions")
+    ap.add_argument("--reads", type=int, default=50, help="reads counted per size")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.child:
+        count_reads([0, *sizes], args.reads, random.Random(args.seed))
+        return
+    if args.instructions:
+        print_instructions([0, *sizes], args)
+        return
     if args.decision and args.store_url:
         ap.error("--decision measures the app's own (embedded) store: no --store-url")
-    sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(args.seed)
     if args.decision:
         url = "sqlite (the app's)"
@@ -268,6 +291,52 @@ def main(argv: list[str] | None = None) -> None:
             f"| {row['events']:,} | {row['sessions']:,} | {row['bytes']:,} "
             f"({row['dedupe bytes']:,}) |{cells}"
         )
+
+
+def print_instructions(sizes: list[int], args: argparse.Namespace) -> None:
+    """The decision read of each size counted under valgrind (:func:`count_reads`, a child),
+    in instructions per read."""
+    with tempfile.TemporaryDirectory(prefix="tb-history-") as tmp:
+        child = [__file__, "--child", "--sizes", ",".join(map(str, sizes[1:])),
+                 "--reads", str(args.reads), "--seed", str(args.seed)]  # fmt: skip
+        log = run_counted(child, tmp)
+        counts = {}
+        for path in Path(tmp).glob("callgrind.out.*"):
+            text = path.read_text()
+            trigger = re.search(r"^desc: Trigger: dump read(\d+)$", text, re.MULTILINE)
+            total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
+            if trigger and total:
+                counts[int(trigger.group(1))] = int(total.group(1)) / args.reads
+    if set(counts) != set(sizes):
+        raise SystemExit(f"no count for {sorted(set(sizes) - set(counts))}:\n{log[-3000:]}")
+    print("store: sqlite; the decision read (the store's read and the feature view)")
+    print("| events (30 d) | instructions a read | × no history |")
+    print("| ---: | ---: | ---: |")
+    for n in sizes:
+        print(f"| {n:,} | {counts[n] / 1000:,.1f} k | {counts[n] / counts[0]:.1f} |")
+
+
+def count_reads(sizes: list[int], reads: int, rng: random.Random) -> None:
+    """In the counted child: each size's user stored, then ``reads`` decision reads of it
+    counted, dumped as ``read<size>``."""
+    now = time.time()
+    with tempfile.TemporaryDirectory(prefix="tb-history-") as tmp:
+        stores = open_stores(f"sqlite:///{tmp}/store.db")
+        try:
+            for n in sizes:
+                user = f"user-{n}"
+                stores.features.put_many([FeatureRecord(user, built(n, now, rng), 0, 1, now, now)])
+                for _ in range(3):  # warm: the statements prepared, the pages cached
+                    feature_view(stores.profile_and_record(user)[1], None, now)
+                control("--instr=on")
+                control("--zero")
+                for _ in range(reads):
+                    profile, record = stores.profile_and_record(user)
+                    feature_view(record, profile, now)
+                control(f"--dump=read{n}")
+                control("--instr=off")
+        finally:
+            stores.close()
 
 
 async def with_decisions(
