@@ -151,6 +151,7 @@ async def started_app(
             run_worker_in_server=False,
             decision_threads=decision_threads,
             feedback_linger_s=0,
+            kb_poll_s=0,  # no thread reading the KB's version file every 2 s beside the requests
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -254,7 +254,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reads", type=int, default=50, help="reads counted per size")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted({int(s) for s in args.sizes.split(",")} - {0})  # 0 is always
+    if args.instructions and (args.decision or args.store_url or args.reads < 1):
+        ap.error("--instructions counts reads of its own SQLite store: --reads >= 1, no "
+                 "--decision or --store-url")  # fmt: skip
+    if args.instructions and None in (shutil.which("valgrind"), shutil.which("callgrind_control")):
+        ap.error("--instructions needs valgrind (apt-get install valgrind)")
     if args.child:
         count_reads([0, *sizes], args.reads, random.Random(args.seed))
         return
@@ -326,7 +331,7 @@ def count_reads(sizes: list[int], reads: int, rng: random.Random) -> None:
             for n in sizes:
                 user = f"user-{n}"
                 stores.features.put_many([FeatureRecord(user, built(n, now, rng), 0, 1, now, now)])
-                for _ in range(3):  # warm: the statements prepared, the pages cached
+                for _ in range(3):  # warm: the statements prepared, the store's row cache
                     feature_view(stores.profile_and_record(user)[1], None, now)
                 control("--instr=on")
                 control("--zero")

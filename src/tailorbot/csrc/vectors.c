@@ -16,7 +16,8 @@ WIDE_VECTORS void add_scaled(double *acc, const float *row, double factor, Py_ss
 /* A block of 16 of acc's columns is held in registers (4 of AVX2's) across all the rows,
  * where a row at a time loads and stores all of acc for every row. Each acc[j] adds the
  * same products in the same order either way (k ascending, zero factors skipped): the same
- * sums, bit for bit. */
+ * sums, bit for bit (but for a NaN's payload: which of two NaNs an addition keeps is the
+ * compiler's choice of operand order). */
 enum { ROW_BLOCK = 16 };
 
 /* out[0:16] += factors[k] * rows[k][start:start + 16] for k in [0, count) */
