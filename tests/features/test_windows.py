@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from tailorbot.compiled import native
 from tailorbot.features import windows
+from tailorbot.features.params import DAY_S
 from tailorbot.features.windows import (
     EVENT_WINDOWS,
+    SESSION_WINDOWS,
     count_in_window,
     counts_in_windows,
     window_slice,
@@ -31,8 +33,10 @@ def test_slice_indexes_a_parallel_list() -> None:
 
 
 def test_windows_are_ordered_by_width() -> None:
+    """The feature view unpacks each list of counts into its named features in this order."""
     widths = list(EVENT_WINDOWS.values())
     assert widths == sorted(widths) and list(EVENT_WINDOWS) == ["1h", "24h", "7d", "30d"]
+    assert list(SESSION_WINDOWS) == ["7d", "30d"] and SESSION_WINDOWS["7d"] == 7 * DAY_S
 
 
 compiled = getattr(native(), "window_counts", None)
