@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 OPTIONS = ("--instr=", "--zero", "--dump=")
@@ -53,6 +55,19 @@ def run_counted(child_args: list[str], out_dir: str) -> str:
     if child.returncode != 0:
         raise SystemExit(f"the counted run failed (exit {child.returncode}):\n{log[-3000:]}")
     return log
+
+
+def dumped_counts(out_dir: str, prefix: str) -> dict[int, int]:
+    """The instructions of each dump the child named ``<prefix><n>`` (``--dump=<prefix><n>``
+    with :func:`control`), by ``n``: each dump file holds the count since the last zeroing."""
+    counts: dict[int, int] = {}
+    for path in Path(out_dir).glob("callgrind.out.*"):
+        text = path.read_text()
+        trigger = re.search(rf"^desc: Trigger: dump {re.escape(prefix)}(\d+)$", text, re.M)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
+        if trigger and total:
+            counts[int(trigger.group(1))] = int(total.group(1))
+    return counts
 
 
 def control(option: str) -> None:

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import gc
 import importlib
-import re
 import shutil
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _callgrind import control, quiet_background, run_counted
+from _callgrind import control, dumped_counts, quiet_background, run_counted
 from _harness import Patches, add_history_arg
 
 # (label, where the method is, its name). Where: the decision service's attribute path
@@ -106,14 +105,8 @@ def count_stages(args: argparse.Namespace) -> dict[str, int]:
             ],
             tmp,
         )  # fmt: skip
-        counts: dict[str, int] = {}
         labels = [label for label, _, _ in STAGES] + [WHOLE, WRITES]
-        for path in Path(tmp).glob("callgrind.out.*"):
-            text = path.read_text()
-            trigger = re.search(r"^desc: Trigger: dump stage(\d+)$", text, re.MULTILINE)
-            total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
-            if trigger and total:
-                counts[labels[int(trigger.group(1))]] = int(total.group(1))
+        counts = {labels[n]: total for n, total in dumped_counts(tmp, "stage").items()}
         missing = [label for label in (WHOLE, WRITES) if label not in counts]
         if missing:
             raise SystemExit(f"no count for {missing}:\n{log[-3000:]}")

@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import itertools
 import random
-import re
 import shutil
 import statistics
 import tempfile
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _callgrind import control, run_counted
+from _callgrind import control, dumped_counts, run_counted
 from _harness import backend_env, cleanup_redis
 from decision_profile import started_app
 from personalize import ensure_model
@@ -305,13 +304,7 @@ def print_instructions(sizes: list[int], args: argparse.Namespace) -> None:
         child = [__file__, "--child", "--sizes", ",".join(map(str, sizes[1:])),
                  "--reads", str(args.reads), "--seed", str(args.seed)]  # fmt: skip
         log = run_counted(child, tmp)
-        counts = {}
-        for path in Path(tmp).glob("callgrind.out.*"):
-            text = path.read_text()
-            trigger = re.search(r"^desc: Trigger: dump read(\d+)$", text, re.MULTILINE)
-            total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
-            if trigger and total:
-                counts[int(trigger.group(1))] = int(total.group(1)) / args.reads
+        counts = {n: total / args.reads for n, total in dumped_counts(tmp, "read").items()}
     if set(counts) != set(sizes):
         raise SystemExit(f"no count for {sorted(set(sizes) - set(counts))}:\n{log[-3000:]}")
     print("store: sqlite; the decision read (the store's read and the feature view)")
