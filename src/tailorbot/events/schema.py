@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from typing import Annotated, Any, Literal
+from functools import cache, lru_cache
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -36,7 +36,15 @@ from tailorbot.events.identifiers import Identifier
 from tailorbot.events.random_hex import RandomHex
 from tailorbot.events.values import free_pairs_problem, without_nul
 
-__all__ = ["EVENT_ADAPTER", "EVENT_TYPES", "Event", "EventBase", "Identifier", "json_schemas"]
+__all__ = [
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "Event",
+    "EventBase",
+    "Identifier",
+    "checked_event",
+    "json_schemas",
+]
 MetadataValue = str | int | float | bool | None
 METADATA_KEY_CHARS = 64
 _random_suffix = RandomHex(10)  # 80 bits per id, one getrandom call per 400 ids
@@ -280,6 +288,46 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+E = TypeVar("E", bound=EventBase)
+
+
+def checked_event(model: type[E], values: dict[str, Any]) -> E:
+    """``model`` holding ``values`` as they are, without the validation pass.
+
+    For an event tailorbot builds from values it has checked already (the decision
+    service's message event: the request's validated fields, ids it made, the time now),
+    where validating again costs several times building the object (docs/benchmarks.md,
+    thirty-second session). ``values`` gives every field, in the model's order, with the
+    type and value validation would leave (an aware datetime in UTC, free text without
+    U+0000); tests hold the result to :data:`EVENT_ADAPTER`'s. It sets what
+    ``BaseModel.model_construct`` sets, without that method's loop over the fields (a test
+    pins ``BaseModel``'s slots to these four).
+
+    >>> event = checked_event(SessionEnded, {
+    ...     "event_id": "e1", "user_id": "u1", "session_id": "s1",
+    ...     "timestamp": datetime(2026, 1, 1, tzinfo=UTC), "channel": "chat", "metadata": {},
+    ...     "type": "session_ended"})
+    >>> raw = {**event.model_dump(), "timestamp": "2026-01-01T00:00:00Z"}
+    >>> event == EVENT_ADAPTER.validate_python(raw)
+    True
+    """
+    if values.keys() != _field_names(model):
+        raise ValueError(f"a checked {model.__name__} needs exactly its fields, not {list(values)}")
+    event = model.__new__(model)
+    set_slot = object.__setattr__  # the models are frozen
+    set_slot(event, "__dict__", values)
+    set_slot(event, "__pydantic_fields_set__", set(values))
+    set_slot(event, "__pydantic_extra__", None)
+    set_slot(event, "__pydantic_private__", None)
+    return event
+
+
+@cache
+def _field_names(model: type[EventBase]) -> frozenset[str]:
+    """``model``'s field names (read once: the class attribute is a computed property)."""
+    return frozenset(model.model_fields)
+
 
 # Free-text fields that redaction scans (metadata string values are scanned too).
 FREE_TEXT_FIELDS = ("text", "reason")

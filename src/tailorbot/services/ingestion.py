@@ -118,7 +118,13 @@ class IngestionService:
         if problems:
             self._count_rejections(problems)
             _raise_for(problems, 1)
-        event = self.redactor.redact_event(validated[0][1])
+        return self.accept_checked(validated[0][1])
+
+    def accept_checked(self, event: EventBase) -> EventBase:
+        """:meth:`accept` for an event tailorbot built from values it has checked
+        (``checked_event``: the decision service's message events): redacted and stamped,
+        not validated again."""
+        event = self.redactor.redact_event(event)
         if self.stamp_trace is not None:  # now, in the request's context: not the writer's
             self.stamp_trace([event])
         return event

@@ -53,6 +53,7 @@ from typing import Any
 
 from tailorbot._priority import lower_this_thread
 from tailorbot.errors import RETRY_AFTER_S, EngineError, Unavailable
+from tailorbot.events.schema import EventBase
 from tailorbot.services.ports import EventDoor, RecordArchive
 from tailorbot.store.base import DecisionStore
 
@@ -124,16 +125,24 @@ class DecisionRecorder:
 
     # --- the request side ---------------------------------------------------------------
 
-    def record(self, record: dict[str, Any], message_event: dict[str, Any]) -> None:
-        """Queue a decision and its message event; 503 when the queue is full. The event is
-        checked now; one the door refuses (a bug: the service built it) is logged and costs
-        only itself: its decision is still written."""
+    def record(self, record: dict[str, Any], message_event: dict[str, Any] | EventBase) -> None:
+        """Queue a decision and its message event; 503 when the queue is full. The event, a
+        dict, is checked now (an event model, built from checked values, is only redacted);
+        one the door refuses (a bug: the service built it) is logged and costs only itself:
+        its decision is still written."""
         try:
-            accepted = self.events.accept(message_event)
+            if isinstance(message_event, EventBase):
+                accepted = self.events.accept_checked(message_event)
+            else:
+                accepted = self.events.accept(message_event)
         except EngineError as exc:
             accepted = None
-            logger.error("the message event %s was refused: %s",
-                         message_event.get("event_id"), exc.message)  # fmt: skip
+            event_id = (
+                message_event.event_id
+                if isinstance(message_event, EventBase)
+                else message_event.get("event_id")
+            )
+            logger.error("the message event %s was refused: %s", event_id, exc.message)
         with self._cond:
             if self._closed:
                 raise Unavailable("the decision recorder is closed", retry_after=RETRY_AFTER_S)

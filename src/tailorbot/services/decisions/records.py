@@ -5,11 +5,16 @@ Split from :mod:`tailorbot.services.decisions.service` so that the service keeps
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
-from tailorbot.events.schema import new_event_id
+from tailorbot.events.schema import EVENT_ADAPTER, Message, checked_event, new_event_id
 from tailorbot.kb.model import KnowledgeBase
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
@@ -134,3 +139,51 @@ def message_event(
         "confidence": round(float(prediction.confidence), 6),
         "metadata": {"decision_id": decision_id},
     }
+
+
+def checked_message(event: dict[str, Any]) -> Message | None:
+    """``event``, a :func:`message_event` under its own id, as the :class:`Message` the door's
+    validation makes of it, built without validating it again; None where a value is one
+    this cannot vouch for (the door then validates the dict): a channel or an intent name
+    the event schema refuses, a confidence outside [0, 1].
+
+    The rest is checked already: the ids and the text by :class:`PersonalizeRequest` (its ids
+    are the events' own type; its text is not empty without U+0000, and the service bounds
+    its length), the event and decision ids made by ``new_event_id``, the time now. The
+    text loses its U+0000, as the door's validation removes it.
+    """
+    confidence = event["confidence"]
+    if not 0.0 <= confidence <= 1.0 or not _schema_takes(event["channel"], event["intent"]):
+        return None
+    text = event["text"]
+    return checked_event(
+        Message,
+        {
+            "event_id": event["event_id"],
+            "user_id": event["user_id"],
+            "session_id": event["session_id"],
+            "timestamp": datetime.fromisoformat(event["timestamp"]),
+            "channel": event["channel"],
+            "metadata": event["metadata"],
+            "type": "message",
+            "role": event["role"],
+            "text": text.replace("\x00", "") if "\x00" in text else text,
+            "intent": event["intent"],
+            "confidence": confidence,
+        },
+    )
+
+
+@functools.lru_cache(maxsize=1024)  # a model's intent names, a bot's few channels
+def _schema_takes(channel: str, intent: str | None) -> bool:
+    """Whether the event schema takes ``channel`` and ``intent`` in a message event: its own
+    rules, run once per pair on a message that is otherwise valid."""
+    sample = {
+        "type": "message", "user_id": "u", "session_id": "s", "timestamp": now_iso(),
+        "role": "customer", "text": "x", "channel": channel, "intent": intent,
+    }  # fmt: skip
+    try:
+        EVENT_ADAPTER.validate_python(sample)
+    except ValidationError:
+        return False
+    return True

@@ -32,6 +32,7 @@ from tailorbot.services.decisions.feedback_handler import FeedbackHandler
 from tailorbot.services.decisions.live_models import DecisionModels, LiveModels
 from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.records import (
+    checked_message,
     cited,
     decision_record,
     message_event,
@@ -319,8 +320,10 @@ class DecisionService:
         # batch with others (see recorder.py for what a crash can lose).
         event = message_event(record["decision_id"], request, prediction, received_at)
         if message_event_id is not None:
-            event["event_id"] = message_event_id
-        self.recorder.record(record, event)
+            event["event_id"] = message_event_id  # the caller's own id: the door checks it
+            self.recorder.record(record, event)
+        else:  # every value checked already: not validated again (else the door does)
+            self.recorder.record(record, checked_message(event) or event)
         outcome = "fallback" if prediction.fallback.triggered else "answered"
         self.metrics.count_decision(outcome)
 
