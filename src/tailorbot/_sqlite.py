@@ -156,6 +156,11 @@ class SqliteFile:
         self._write_lock = threading.Lock()
         self._own_commits = 0  # write transactions this process committed (change_token)
         self._closed = False
+        # The sqlite3 module binds only int, float, str and bytearray directly: a bytes value
+        # (every log record and decision is one) went through its adapter lookup, a raised
+        # and cleared AttributeError included, at each bind (some 3,000 instructions). An
+        # adapter for exact bytes is found at once; bytes(b) is b itself, so nothing changes.
+        sqlite3.register_adapter(bytes, bytes)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

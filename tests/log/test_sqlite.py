@@ -322,3 +322,14 @@ def test_an_append_waits_for_another_process_s_write_lock_then_gives_up(tmp_path
     holder.close()
     log_wide.close()
     log.close()
+
+
+def test_bytes_values_are_bound_through_an_identity_adapter(tmp_path: Path) -> None:
+    # the sqlite3 module's lookup for a bytes value raises and clears an AttributeError at
+    # every bind; the file registers bytes -> bytes, which must keep each record as it was
+    log = open_sqlite_log(tmp_path / "log.db", partitions=1)
+    assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)] is bytes
+    values = [b"", b"\x00\xff" * 3, bytes(range(256))]
+    log.append([("u1", v) for v in values])
+    assert [r.value for r in log.read(0, 0, 10)] == values
+    log.close()
