@@ -353,9 +353,10 @@ class ContextualBandit(ABC):
             plain = self._plain_names = all(type(name) is str for name in self._index)
         return bool(plain)
 
-    def _mix_epsilon(self, greedy: Sequence[float]) -> list[float]:
-        """Blend a policy's distribution with the uniform one: the epsilon floor."""
-        floor = self.epsilon / len(greedy)
+    def _mix_epsilon(self, greedy: Sequence[float], offered: int | None = None) -> list[float]:
+        """Blend a policy's distribution over ``offered`` arms (default: one value an arm)
+        with the uniform one: the epsilon floor."""
+        floor = self.epsilon / (len(greedy) if offered is None else offered)
         keep = 1.0 - self.epsilon
         return [floor + keep * p for p in greedy]
 

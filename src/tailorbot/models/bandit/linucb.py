@@ -85,7 +85,17 @@ class LinUCB(ContextualBandit):
         ucb = [m + alpha * w for m, w in zip(means, widths, strict=True)]
         top = max(ucb)
         floor = top - TIE_TOLERANCE * (1.0 + abs(top))
-        best = [u >= floor for u in ucb]
-        n_best = sum(best)
-        probs = self._mix_epsilon([b / n_best for b in best])
-        return dict(zip(arms, probs, strict=True)), dict(zip(arms, ucb, strict=True))
+        n_best = 0
+        for u in ucb:
+            if u >= floor:
+                n_best += 1
+        # Two values only: a best arm's (1 / n_best) and any other's (0.0), each mixed with
+        # the floor. One loop fills both dicts (this runs every decision: a pass a list, and
+        # dicts built from zips, cost more).
+        best, other = self._mix_epsilon([1 / n_best, 0.0], offered=len(arms))
+        probs: dict[str, float] = {}
+        scores: dict[str, float] = {}
+        for arm, u in zip(arms, ucb, strict=True):
+            probs[arm] = best if u >= floor else other
+            scores[arm] = u
+        return probs, scores
