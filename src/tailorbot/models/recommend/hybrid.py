@@ -247,12 +247,14 @@ class HybridRecommender(Recommender):
         article a group ever used: scoring all of them would cost a millisecond per decision,
         and an article in the text tail or with popularity alone never reaches the top k.
         """
-        # relevant holds only matches. nlargest is sorted()[:n], equal scores in the order of
-        # its input: walked in matches' order, as before, so a tie at the cut picks the same.
+        # relevant holds only matches, walked in matches' order: a stable sort keeps equal
+        # scores in that order, so a tie at the cut picks what heapq.nlargest picked (it is
+        # sorted()[:n]; its heap, in Python, cost three times this sort in C).
         best_text: Iterable[str] = relevant
         if len(relevant) > TEXT_CANDIDATES:
-            in_order = (a for a in matches if a in relevant)
-            best_text = heapq.nlargest(TEXT_CANDIDATES, in_order, key=matches.__getitem__)
+            in_order = [a for a in matches if a in relevant]
+            in_order.sort(key=matches.__getitem__, reverse=True)
+            best_text = in_order[:TEXT_CANDIDATES]
         found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
         if intent:
             found.update(self._on_intent.get(intent, _NONE))
