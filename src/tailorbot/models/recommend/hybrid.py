@@ -331,7 +331,8 @@ class HybridRecommender(Recommender):
         strong = {n: -abs(v) for n, v in weighted.items() if abs(v) >= REASON_MIN}
         reasons: list[tuple[float, str]] = []
         if "text" in strong:
-            matched = [word for word, stemmed in words if stemmed in self._terms[article.id]]
+            terms = self._terms[article.id]
+            matched = [word for word, stemmed in words if stemmed in terms]
             if matched:
                 reasons.append((strong["text"], "your message mentions " + ", ".join(matched[:4])))
         if "intent" in strong:
