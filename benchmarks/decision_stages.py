@@ -81,7 +81,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("  rendering", "d.models.composer", "render"),
     ("  the decision record", SERVICE, "decision_record"),
     ("message event, through the door, queued", "d", "_record"),
-    ("  the door's validation", "tailorbot.services.ingestion:IngestionService", "_validate"),
+    ("  the event as checked values", SERVICE, "checked_message"),
     ("  the door's redaction", "tailorbot.events.redact:Redactor", "redact_event"),
     ("health metrics", "d", "_observe"),
     ("articles cited", SERVICE, "cited"),
