@@ -18,6 +18,7 @@ from tailorbot.events.codec import decode_event, now_iso
 from tailorbot.runtime import Runtime
 from tailorbot.services.decisions import DecisionService
 from tailorbot.services.decisions.recorder import DecisionRecorder
+from tailorbot.services.decisions.records import checked_message
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 from tailorbot.store import StoreError
 from tests.services.decisions.conftest import CARD_MESSAGE, runtime_of
@@ -127,6 +128,30 @@ def test_the_message_event_is_checked_when_queued_and_the_writer_yields_the_core
         assert recorder._thread is not None and recorder._thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, recorder._thread.native_id) > main
     recorder.close()
+
+
+def test_a_checked_message_event_is_redacted_not_validated_again(runtime: Runtime) -> None:
+    # The service's own message event, built from checked values (checked_message): the
+    # door only redacts it; a dict is still validated.
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=0.2)
+    validated: list[Any] = []
+    validate = runtime.ingestion._validate
+    runtime.ingestion._validate = lambda *a, **k: validated.append(a) or validate(*a, **k)  # type: ignore[method-assign]
+    event = {
+        **message_event("d1"), "text": "mail jo@example.com", "channel": "chat",
+        "intent": "card_arrival", "confidence": 0.5, "metadata": {"decision_id": "d1"},
+    }  # fmt: skip
+    checked = checked_message(event)
+    assert checked is not None
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, checked)
+    assert validated == []
+    recorder.record({"decision_id": "d2", "user_id": "u1"}, message_event("d2"))
+    assert len(validated) == 1
+    recorder.start()
+    assert recorder.flush(WAIT_S)
+    recorder.close()
+    assert logged(runtime, "u1", "event_id") == ["d1-message", "d2-message"]
+    assert logged(runtime, "u1", "text")[0] == "mail <EMAIL>"
 
 
 def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path) -> None:
