@@ -41,8 +41,12 @@ def trace_decisions(service: DecisionService, tracing: Any) -> None:
     recorder = service.recorder
     queue = recorder.record
 
-    def record(decision: dict[str, Any], message_event: dict[str, Any]) -> None:
-        tracing.stamp_dicts([message_event])
+    def record(decision: dict[str, Any], message_event: Any) -> None:
+        # before the door checks its metadata's bounds, as a client's traceparent is
+        if isinstance(message_event, dict):
+            tracing.stamp_dicts([message_event])
+        else:  # built from checked values (checked_message)
+            tracing.stamp_events([message_event])
         queue(decision, message_event)
 
     recorder.record = record  # type: ignore[method-assign, assignment]
