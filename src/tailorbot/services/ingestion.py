@@ -45,10 +45,12 @@ from tailorbot.events.redact import Redactor
 from tailorbot.events.schema import (
     EVENT_ADAPTER,
     FREE_TEXT_FIELDS,
+    METADATA_KEY_CHARS,
     EventBase,
     event_type_names,
     validation_context,
 )
+from tailorbot.events.values import free_pairs_problem
 from tailorbot.log.base import EventLog
 from tailorbot.metrics import Metrics
 from tailorbot.services.ports import IngestResult
@@ -123,11 +125,30 @@ class IngestionService:
     def accept_checked(self, event: EventBase) -> EventBase:
         """:meth:`accept` for an event tailorbot built from values it has checked
         (``checked_event``: the decision service's message events): redacted and stamped,
-        not validated again."""
+        not validated again but for the bounds the settings set, which the schema checks
+        against them (its time's distance from now, its metadata's size). One outside them
+        goes through :meth:`accept`, which refuses it as it refuses any other."""
+        if self._outside_bounds(event):
+            return self.accept({**event.__dict__})
         event = self.redactor.redact_event(event)
         if self.stamp_trace is not None:  # now, in the request's context: not the writer's
             self.stamp_trace([event])
         return event
+
+    def _outside_bounds(self, event: EventBase) -> bool:
+        """Whether the settings' bounds (see :func:`validation_context`) may refuse ``event``."""
+        settings = self.settings
+        age = time.time() - event.timestamp.timestamp()
+        if not -settings.max_future_skew_s <= age <= settings.max_event_age_s:
+            return True
+        problem = free_pairs_problem(
+            "metadata",
+            event.metadata,
+            max_keys=settings.max_metadata_keys,
+            max_key_chars=METADATA_KEY_CHARS,
+            max_value_chars=settings.max_metadata_value_chars,
+        )
+        return problem is not None
 
     def append_accepted(self, events: Sequence[EventBase]) -> list[tuple[int, int]]:
         """Append events :meth:`accept` returned: (partition, offset) of each, once durable.

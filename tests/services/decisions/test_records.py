@@ -4,6 +4,8 @@ is the event the door's validation makes of the same dict, or is left to the doo
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from tailorbot.config import Settings
+from tailorbot.errors import InvalidInput
 from tailorbot.events.codec import now_iso
 from tailorbot.events.schema import (
     EVENT_ADAPTER,
@@ -21,6 +25,7 @@ from tailorbot.events.schema import (
     new_event_id,
     validation_context,
 )
+from tailorbot.runtime import Runtime
 from tailorbot.services.decisions.records import checked_message, message_event
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 
@@ -92,6 +97,9 @@ def test_the_door_s_refusals_are_left_to_it() -> None:
         event = message_event(new_event_id(), request, prediction, now_iso())
         assert checked_message(event) is None
         assert _door(event) is None
+    # a str subclass (numpy's str_): the door makes a str of it, the checked path leaves it
+    subclassed = SimpleNamespace(name=type("Name", (str,), {})("card_arrival"), confidence=0.5)
+    assert checked_message(message_event(new_event_id(), request, subclassed, now_iso())) is None
 
 
 def test_a_checked_event_sets_what_model_construct_sets() -> None:
@@ -124,3 +132,39 @@ def test_a_checked_event_needs_exactly_its_fields(change: str) -> None:
         values["score"] = 5
     with pytest.raises(ValueError, match="needs exactly its fields"):
         checked_event(Message, values)
+
+
+def _checked(received_at: str) -> Message:
+    request = PersonalizeRequest(user_id="u1", session_id="s1", message="mail jo@example.com")
+    prediction = SimpleNamespace(name="card_arrival", confidence=0.5)
+    event = checked_message(message_event(new_event_id(), request, prediction, received_at))
+    assert event is not None
+    return event
+
+
+@pytest.mark.parametrize(
+    ("bounds", "field"),
+    [
+        ({}, None),
+        ({"max_metadata_keys": 0}, "metadata"),
+        ({"max_metadata_value_chars": 16}, "metadata"),
+        ({"max_event_age_s": 3600.0}, "timestamp"),
+    ],
+)
+def test_the_settings_bounds_still_refuse_a_checked_event(
+    tmp_path: Path, bounds: dict[str, Any], field: str | None
+) -> None:
+    # The schema checks these against the settings, where checked_message cannot: the door
+    # checks them for a checked event, and refuses it as it refuses the dict.
+    runtime = Runtime(Settings.load(data_dir=tmp_path, run_worker_in_server=False, **bounds))
+    try:
+        event = _checked((datetime.now(UTC) - timedelta(hours=2)).isoformat())
+        if field is None:
+            accepted = runtime.ingestion.accept_checked(event)
+            assert accepted.text == "mail <EMAIL>"
+            return
+        with pytest.raises(InvalidInput) as refused:
+            runtime.ingestion.accept_checked(event)
+        assert [p.field for p in refused.value.problems] == [field]
+    finally:
+        runtime.stop()

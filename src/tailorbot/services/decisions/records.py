@@ -145,15 +145,19 @@ def checked_message(event: dict[str, Any]) -> Message | None:
     """``event``, a :func:`message_event` under its own id, as the :class:`Message` the door's
     validation makes of it, built without validating it again; None where a value is one
     this cannot vouch for (the door then validates the dict): a channel or an intent name
-    the event schema refuses, a confidence outside [0, 1].
+    the event schema refuses, an intent that is not an exact ``str``, a confidence outside
+    [0, 1]. The bounds the settings set (metadata, time) are the door's to check
+    (``IngestionService.accept_checked``).
 
     The rest is checked already: the ids and the text by :class:`PersonalizeRequest` (its ids
     are the events' own type; its text is not empty without U+0000, and the service bounds
     its length), the event and decision ids made by ``new_event_id``, the time now. The
     text loses its U+0000, as the door's validation removes it.
     """
-    confidence = event["confidence"]
-    if not 0.0 <= confidence <= 1.0 or not _schema_takes(event["channel"], event["intent"]):
+    confidence, intent = event["confidence"], event["intent"]
+    if intent is not None and type(intent) is not str:  # the door makes a str of a subclass
+        return None
+    if not 0.0 <= confidence <= 1.0 or not _schema_takes(event["channel"], intent):
         return None
     text = event["text"]
     return checked_event(
@@ -168,7 +172,7 @@ def checked_message(event: dict[str, Any]) -> Message | None:
             "type": "message",
             "role": event["role"],
             "text": text.replace("\x00", "") if "\x00" in text else text,
-            "intent": event["intent"],
+            "intent": intent,
             "confidence": confidence,
         },
     )
