@@ -21,6 +21,7 @@ from tailorbot.services.decisions.recorder import DecisionRecorder
 from tailorbot.services.decisions.records import checked_message
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 from tailorbot.store import StoreError
+from tests.helpers import wait_until
 from tests.services.decisions.conftest import CARD_MESSAGE, runtime_of
 
 WAIT_S = 30.0
@@ -152,6 +153,37 @@ def test_a_checked_message_event_is_redacted_not_validated_again(runtime: Runtim
     recorder.close()
     assert logged(runtime, "u1", "event_id") == ["d1-message", "d2-message"]
     assert logged(runtime, "u1", "text")[0] == "mail <EMAIL>"
+
+
+def test_a_flush_during_the_last_write_leaves_the_next_batch_its_linger(
+    runtime: Runtime,
+) -> None:
+    # flush() while the writer writes the last queued decisions: nothing is left to hurry.
+    # Urgency set then outlived the write, and the next decision was written alone at once.
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=2)
+    gate, writing = threading.Event(), threading.Event()
+    put_many = runtime.stores.decisions.put_many
+
+    def held(items: Any) -> Any:
+        writing.set()
+        assert gate.wait(WAIT_S)
+        return put_many(items)
+
+    runtime.stores.decisions.put_many = held  # type: ignore[method-assign]
+    recorder.start()
+    for i in (1, 2):  # a full batch: taken at once
+        recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
+    assert writing.wait(WAIT_S)
+    flushed: list[bool] = []
+    flusher = threading.Thread(target=lambda: flushed.append(recorder.flush(WAIT_S)))
+    flusher.start()
+    waiting = recorder._cond._waiters  # type: ignore[attr-defined]
+    wait_until(lambda: bool(waiting), "the flush to wait on the write", WAIT_S)
+    gate.set()
+    flusher.join(WAIT_S)
+    assert flushed == [True]
+    assert not recorder._urgent
+    recorder.close()
 
 
 def test_a_batch_never_exceeds_what_the_door_takes_in_one_append(tmp_path: Path) -> None:

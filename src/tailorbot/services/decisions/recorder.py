@@ -163,8 +163,7 @@ class DecisionRecorder:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while decision_id in self._queued_ids:
-                self._urgent = True
-                self._cond.notify_all()
+                self._hurry()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._cond.wait(remaining):
                     return decision_id not in self._queued_ids
@@ -177,13 +176,20 @@ class DecisionRecorder:
             while self._queued_ids:
                 if self._thread is None or not self._thread.is_alive():
                     return False
-                self._urgent = True
-                self._cond.notify_all()
+                self._hurry()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
             return True
+
+    def _hurry(self) -> None:
+        """Have the writer take what is queued without its linger (the lock held). Nothing
+        queued, the rest is in the batch being written: an urgency set then would outlive
+        it and cut the linger of the next decision's batch short (a batch of one)."""
+        if self._queue:
+            self._urgent = True
+            self._cond.notify_all()
 
     def pending(self) -> int:
         with self._cond:
