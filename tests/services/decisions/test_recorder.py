@@ -161,15 +161,7 @@ def test_a_flush_during_the_last_write_leaves_the_next_batch_its_linger(
     # flush() while the writer writes the last queued decisions: nothing is left to hurry.
     # Urgency set then outlived the write, and the next decision was written alone at once.
     recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=2)
-    gate, writing = threading.Event(), threading.Event()
-    put_many = runtime.stores.decisions.put_many
-
-    def held(items: Any) -> Any:
-        writing.set()
-        assert gate.wait(WAIT_S)
-        return put_many(items)
-
-    runtime.stores.decisions.put_many = held  # type: ignore[method-assign]
+    gate, writing = _held_writes(runtime)
     recorder.start()
     for i in (1, 2):  # a full batch: taken at once
         recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
@@ -183,6 +175,75 @@ def test_a_flush_during_the_last_write_leaves_the_next_batch_its_linger(
     flusher.join(WAIT_S)
     assert flushed == [True]
     assert not recorder._urgent
+    recorder.close()
+
+
+def _held_writes(runtime: Runtime) -> tuple[threading.Event, threading.Event]:
+    """(gate, writing): the decision store's writes wait for ``gate``; ``writing`` is set
+    once one has begun."""
+    gate, writing = threading.Event(), threading.Event()
+    put_many = runtime.stores.decisions.put_many
+
+    def held(items: Any) -> Any:
+        writing.set()
+        assert gate.wait(WAIT_S)
+        return put_many(items)
+
+    runtime.stores.decisions.put_many = held  # type: ignore[method-assign]
+    return gate, writing
+
+
+def test_a_wait_for_a_decision_being_written_does_not_hurry_the_next_one(
+    runtime: Runtime,
+) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=9)
+    gate, writing = _held_writes(runtime)
+    recorder.start()
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
+    done: list[bool] = []
+    waiter = threading.Thread(target=lambda: done.append(recorder.wait_written("d1", WAIT_S)))
+    waiter.start()  # hurries d1, which is queued: the writer takes it at once
+    assert writing.wait(WAIT_S)
+    waiting = recorder._cond._waiters  # type: ignore[attr-defined]
+    wait_until(lambda: bool(waiting), "the wait for d1 to wait on its write", WAIT_S)
+    recorder.record({"decision_id": "d2", "user_id": "u1"}, message_event("d2"))  # wakes it
+    wait_until(lambda: bool(waiting), "the wait for d1 to wait again", WAIT_S)
+    assert not recorder._urgent  # d2 keeps its linger: d1's wait has nothing to hurry
+    gate.set()
+    waiter.join(WAIT_S)
+    assert done == [True]
+    recorder.close()
+
+
+def test_waiters_do_not_wake_each_other_while_a_write_is_slow(runtime: Runtime) -> None:
+    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=1)
+    gate, writing = _held_writes(runtime)
+    recorder.start()
+    recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
+    assert writing.wait(WAIT_S)
+    for decision_id in ("d2", "d3"):  # queued behind the held write of d1
+        recorder.record({"decision_id": decision_id, "user_id": "u1"}, message_event(decision_id))
+    notified = [0]
+    notify_all = recorder._cond.notify_all
+
+    def counted() -> None:
+        notified[0] += 1
+        notify_all()
+
+    recorder._cond.notify_all = counted  # type: ignore[method-assign]
+    waiters = [
+        threading.Thread(target=recorder.wait_written, args=(d, WAIT_S)) for d in ("d2", "d3")
+    ]
+    for thread in waiters:
+        thread.start()
+    waiting = recorder._cond._waiters  # type: ignore[attr-defined]
+    wait_until(lambda: len(waiting) == 2, "both waits to wait", WAIT_S)
+    time.sleep(0.2)  # a window in which waiters that wake each other notify thousands of times
+    assert notified[0] <= 2
+    gate.set()
+    for thread in waiters:
+        thread.join(WAIT_S)
+    assert recorder.pending() == 0
     recorder.close()
 
 

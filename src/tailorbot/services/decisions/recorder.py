@@ -109,6 +109,7 @@ class DecisionRecorder:
         self.yield_core = yield_core
         self._queue: deque[tuple[dict[str, Any], Any]] = deque()  # (record, accepted event)
         self._queued_ids: set[str] = set()  # queued or in the batch being written
+        self._writing: set[str] = set()  # the batch being written (taken off the queue)
         self._cond = threading.Condition()
         self._urgent = False
         self._closed = False
@@ -163,7 +164,8 @@ class DecisionRecorder:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while decision_id in self._queued_ids:
-                self._hurry()
+                if decision_id not in self._writing:  # else the write under way takes it
+                    self._hurry()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._cond.wait(remaining):
                     return decision_id not in self._queued_ids
@@ -186,8 +188,10 @@ class DecisionRecorder:
     def _hurry(self) -> None:
         """Have the writer take what is queued without its linger (the lock held). Nothing
         queued, the rest is in the batch being written: an urgency set then would outlive
-        it and cut the linger of the next decision's batch short (a batch of one)."""
-        if self._queue:
+        it and cut the linger of the next decision's batch short (a batch of one). Notified
+        once until the writer takes a batch: waiters woken by each other's notifications
+        would otherwise wake each other in turn while a write is slow."""
+        if self._queue and not self._urgent:
             self._urgent = True
             self._cond.notify_all()
 
@@ -230,6 +234,7 @@ class DecisionRecorder:
                             timeout=self.flush_s,
                         )
                     batch = self._take()
+                    self._writing = batch.ids
                 self._urgent = False
             try:
                 self._write(batch)
@@ -248,6 +253,7 @@ class DecisionRecorder:
             backoff = 0.0
             with self._cond:
                 self._queued_ids -= batch.ids
+                self._writing = set()
                 self.written += len(batch.records)
                 self._cond.notify_all()
             batch = None
