@@ -120,7 +120,7 @@ class IngestionService:
         if problems:
             self._count_rejections(problems)
             _raise_for(problems, 1)
-        return self.accept_checked(validated[0][1])
+        return self._redacted(validated[0][1])
 
     def accept_checked(self, event: EventBase) -> EventBase:
         """:meth:`accept` for an event tailorbot built from values it has checked
@@ -130,6 +130,10 @@ class IngestionService:
         goes through :meth:`accept`, which refuses it as it refuses any other."""
         if self._outside_bounds(event):
             return self.accept({**event.__dict__})
+        return self._redacted(event)
+
+    def _redacted(self, event: EventBase) -> EventBase:
+        """A valid event redacted, and stamped with the trace where tracing is on."""
         event = self.redactor.redact_event(event)
         if self.stamp_trace is not None:  # now, in the request's context: not the writer's
             self.stamp_trace([event])
