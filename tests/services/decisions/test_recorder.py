@@ -155,14 +155,33 @@ def test_a_checked_message_event_is_redacted_not_validated_again(runtime: Runtim
     assert logged(runtime, "u1", "text")[0] == "mail <EMAIL>"
 
 
+def _held_recorder(
+    runtime: Runtime, batch: int
+) -> tuple[DecisionRecorder, threading.Event, threading.Event]:
+    """A started recorder (a linger of 30 s) whose decision-store writes wait for ``gate``;
+    ``writing`` is set once one has begun: (recorder, gate, writing)."""
+    gate, writing = threading.Event(), threading.Event()
+    put_many = runtime.stores.decisions.put_many
+
+    def held(items: Any) -> Any:
+        writing.set()
+        assert gate.wait(WAIT_S)
+        return put_many(items)
+
+    runtime.stores.decisions.put_many = held  # type: ignore[method-assign]
+    recorder = DecisionRecorder(
+        runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=batch
+    )
+    recorder.start()
+    return recorder, gate, writing
+
+
 def test_a_flush_during_the_last_write_leaves_the_next_batch_its_linger(
     runtime: Runtime,
 ) -> None:
     # flush() while the writer writes the last queued decisions: nothing is left to hurry.
     # Urgency set then outlived the write, and the next decision was written alone at once.
-    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=2)
-    gate, writing = _held_writes(runtime)
-    recorder.start()
+    recorder, gate, writing = _held_recorder(runtime, batch=2)
     for i in (1, 2):  # a full batch: taken at once
         recorder.record({"decision_id": f"d{i}", "user_id": "u1"}, message_event(f"d{i}"))
     assert writing.wait(WAIT_S)
@@ -178,27 +197,10 @@ def test_a_flush_during_the_last_write_leaves_the_next_batch_its_linger(
     recorder.close()
 
 
-def _held_writes(runtime: Runtime) -> tuple[threading.Event, threading.Event]:
-    """(gate, writing): the decision store's writes wait for ``gate``; ``writing`` is set
-    once one has begun."""
-    gate, writing = threading.Event(), threading.Event()
-    put_many = runtime.stores.decisions.put_many
-
-    def held(items: Any) -> Any:
-        writing.set()
-        assert gate.wait(WAIT_S)
-        return put_many(items)
-
-    runtime.stores.decisions.put_many = held  # type: ignore[method-assign]
-    return gate, writing
-
-
 def test_a_wait_for_a_decision_being_written_does_not_hurry_the_next_one(
     runtime: Runtime,
 ) -> None:
-    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=9)
-    gate, writing = _held_writes(runtime)
-    recorder.start()
+    recorder, gate, writing = _held_recorder(runtime, batch=9)
     recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
     done: list[bool] = []
     waiter = threading.Thread(target=lambda: done.append(recorder.wait_written("d1", WAIT_S)))
@@ -216,9 +218,7 @@ def test_a_wait_for_a_decision_being_written_does_not_hurry_the_next_one(
 
 
 def test_waiters_do_not_wake_each_other_while_a_write_is_slow(runtime: Runtime) -> None:
-    recorder = DecisionRecorder(runtime.ingestion, runtime.stores.decisions, flush_s=30.0, batch=1)
-    gate, writing = _held_writes(runtime)
-    recorder.start()
+    recorder, gate, writing = _held_recorder(runtime, batch=1)
     recorder.record({"decision_id": "d1", "user_id": "u1"}, message_event("d1"))
     assert writing.wait(WAIT_S)
     for decision_id in ("d2", "d3"):  # queued behind the held write of d1
