@@ -102,9 +102,13 @@ def test_totals_read_while_threads_count_never_fall_and_end_exact() -> None:
     counter = TalliedCounter("tb_live", "Live", ["k"], registry=registry)
     sizes = TalliedHistogram("tb_live_sizes", "Sizes", buckets=(1.0,), registry=registry)
 
+    read_midway = threading.Event()
+
     def work() -> None:
         child = counter.labels(k="a")
-        for _ in range(20_000):
+        for i in range(20_000):
+            if i == 10_000:  # on a busy machine the threads could end before any read
+                read_midway.wait(30.0)
             child.inc()
             sizes.observe(0.5)
 
@@ -118,6 +122,8 @@ def test_totals_read_while_threads_count_never_fall_and_end_exact() -> None:
     seen = [(0.0, 0.0)]
     while any(thread.is_alive() for thread in threads):
         seen.append(read())
+        if len(seen) > 3:
+            read_midway.set()
     for thread in threads:
         thread.join()
     seen.append(read())
