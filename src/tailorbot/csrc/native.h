@@ -72,6 +72,13 @@ PyObject *arm_moments(PyObject *module, PyObject *args);
 PyObject *score_articles(PyObject *module, PyObject *args);
 PyObject *session_summary(PyObject *module, PyObject *args);
 PyObject *window_counts(PyObject *module, PyObject *args);
+/* the windows' widths (windows.c, shared with sessions.c): a tuple of at most MAX_WIDTHS
+ * exact floats read into `out`, their number; -1 for anything else (a subclass, an int,
+ * more windows), which the callers leave to the Python path */
+enum { MAX_WIDTHS = 16 };
+Py_ssize_t float_widths(PyObject *widths, double *out);
+/* counts[0:n] as a list of ints (NULL with an exception set) */
+PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

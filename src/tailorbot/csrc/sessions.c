@@ -16,7 +16,6 @@ enum {
     FIRST, LAST, STARTED, ENDED, INTENT_AT, INTENT, OUTCOME_AT, RESOLVED, ARTICLE, HANDOFFS,
     FIELDS
 };
-enum { MAX_WIDTHS = 16 }; /* more windows than this: left to Python */
 
 typedef struct {
     double start;       /* STARTED, else FIRST */
@@ -112,20 +111,11 @@ static int count_resolution(PyObject *resolutions, PyObject *intent, PyObject *a
 /* the counts of sorted starts in each window (now - width, now], as counts_in_windows */
 static PyObject *started_in_windows(const Started *items, Py_ssize_t n, double now,
                                     const double *widths, Py_ssize_t windows) {
-    Py_ssize_t end = at_or_before(items, n, now);
-    PyObject *counts = PyList_New(windows);
-    if (counts == NULL) {
-        return NULL;
-    }
+    Py_ssize_t end = at_or_before(items, n, now), counts[MAX_WIDTHS];
     for (Py_ssize_t w = 0; w < windows; w++) {
-        PyObject *count = PyLong_FromSsize_t(end - at_or_before(items, n, now - widths[w]));
-        if (count == NULL) {
-            Py_DECREF(counts);
-            return NULL;
-        }
-        PyList_SET_ITEM(counts, w, count);
+        counts[w] = end - at_or_before(items, n, now - widths[w]);
     }
-    return counts;
+    return count_list(counts, windows);
 }
 
 /* (resolution_rate, handoff_rate, unresolved_streak, lengths) of the recent sessions
@@ -178,21 +168,13 @@ PyObject *session_summary(PyObject *module, PyObject *args) {
         return NULL;
     }
     /* floats compare in Python as in C; an int, a subclass or a dict subclass may not */
+    double widths[MAX_WIDTHS];
+    Py_ssize_t windows = float_widths(widths_obj, widths);
     if (!PyDict_CheckExact(sessions) || !PyFloat_CheckExact(now_obj) ||
-        !PyFloat_CheckExact(rate_obj) || !PyTuple_CheckExact(widths_obj) ||
-        PyTuple_GET_SIZE(widths_obj) > MAX_WIDTHS) {
+        !PyFloat_CheckExact(rate_obj) || windows < 0) {
         Py_RETURN_NONE;
     }
     double now = PyFloat_AS_DOUBLE(now_obj), rate_window = PyFloat_AS_DOUBLE(rate_obj);
-    double widths[MAX_WIDTHS];
-    Py_ssize_t windows = PyTuple_GET_SIZE(widths_obj);
-    for (Py_ssize_t w = 0; w < windows; w++) {
-        PyObject *width = PyTuple_GET_ITEM(widths_obj, w);
-        if (!PyFloat_CheckExact(width)) {
-            Py_RETURN_NONE;
-        }
-        widths[w] = PyFloat_AS_DOUBLE(width);
-    }
     static PyObject *no_intent = NULL; /* "": a resolution's key without an intent */
     if (no_intent == NULL && (no_intent = PyUnicode_FromStringAndSize("", 0)) == NULL) {
         return NULL;

@@ -19,50 +19,65 @@ static Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, doubl
     return lo;
 }
 
-enum { MAX_WIDTHS = 16 }; /* more windows than this: left to Python */
+Py_ssize_t float_widths(PyObject *widths, double *out) {
+    if (!PyTuple_CheckExact(widths) || PyTuple_GET_SIZE(widths) > MAX_WIDTHS) {
+        return -1;
+    }
+    Py_ssize_t windows = PyTuple_GET_SIZE(widths);
+    for (Py_ssize_t w = 0; w < windows; w++) {
+        PyObject *width = PyTuple_GET_ITEM(widths, w);
+        if (!PyFloat_CheckExact(width)) {
+            return -1;
+        }
+        out[w] = PyFloat_AS_DOUBLE(width);
+    }
+    return windows;
+}
+
+PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n) {
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *count = PyLong_FromSsize_t(counts[k]);
+        if (count == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, k, count);
+    }
+    return result;
+}
 
 PyObject *window_counts(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *sorted_ts, *now_obj, *widths;
-    if (!PyArg_ParseTuple(args, "OOO", &sorted_ts, &now_obj, &widths)) {
+    PyObject *sorted_ts, *now_obj, *widths_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &sorted_ts, &now_obj, &widths_obj)) {
         return NULL;
     }
     /* an int compares exactly in Python, a subclass as it likes: left to Python, as is a
      * list or tuple subclass */
-    if (!PyList_CheckExact(sorted_ts) || !PyFloat_CheckExact(now_obj) ||
-        !PyTuple_CheckExact(widths) || PyTuple_GET_SIZE(widths) > MAX_WIDTHS) {
+    double widths[MAX_WIDTHS];
+    Py_ssize_t windows = float_widths(widths_obj, widths);
+    if (!PyList_CheckExact(sorted_ts) || !PyFloat_CheckExact(now_obj) || windows < 0) {
         Py_RETURN_NONE;
     }
     /* every count before the result's list is made: that allocation may run a collection,
      * and its finalizers may change the list */
     double now = PyFloat_AS_DOUBLE(now_obj);
     PyObject *const *items = ((PyListObject *)sorted_ts)->ob_item;
-    Py_ssize_t n = PyList_GET_SIZE(sorted_ts), windows = PyTuple_GET_SIZE(widths);
-    Py_ssize_t end = float_bisect_right(items, n, now), counts[MAX_WIDTHS];
+    Py_ssize_t n = PyList_GET_SIZE(sorted_ts), counts[MAX_WIDTHS];
+    Py_ssize_t end = float_bisect_right(items, n, now);
     if (end < 0) {
         Py_RETURN_NONE;
     }
     for (Py_ssize_t w = 0; w < windows; w++) {
-        PyObject *width = PyTuple_GET_ITEM(widths, w);
-        Py_ssize_t start = PyFloat_CheckExact(width)
-                               ? float_bisect_right(items, n, now - PyFloat_AS_DOUBLE(width))
-                               : -1;
+        Py_ssize_t start = float_bisect_right(items, n, now - widths[w]);
         if (start < 0) {
             Py_RETURN_NONE;
         }
         counts[w] = end - start;
     }
-    PyObject *result = PyList_New(windows);
-    if (result == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t w = 0; w < windows; w++) {
-        PyObject *count = PyLong_FromSsize_t(counts[w]);
-        if (count == NULL) {
-            Py_DECREF(result);
-            return NULL;
-        }
-        PyList_SET_ITEM(result, w, count);
-    }
-    return result;
+    return count_list(counts, windows);
 }
