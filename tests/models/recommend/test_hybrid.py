@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailorbot.compiled import native
 from tailorbot.kb import default_kb_dir, load_kb
 from tailorbot.kb.model import Article, Audience, KnowledgeBase
 from tailorbot.models.intent import bundled_dataset
+from tailorbot.models.recommend import hybrid as hybrid_module
 from tailorbot.models.recommend import text as text_module
+from tailorbot.models.recommend.base import UserContext
 from tailorbot.models.recommend.collaborative import CollaborativeStats
 from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, TEXT_CANDIDATES, HybridRecommender
 
@@ -396,3 +400,82 @@ def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know(
     assert score(Lookup(kb=article), {}, empty) is None
     assert score({"kb-card-arrival": article}, {}, (Lookup(kb=None), {}, {}, {})) is None
     assert score({"kb-card-arrival": article}, {}, empty, confidence=np.float32(0.5)) is None
+
+
+def _words_one_by_one(message: str) -> list[tuple[str, str]]:
+    """What _message_words answered before it ran in C over cached answers: each piece
+    stripped and stemmed in turn, kept the first time its word is seen."""
+    seen: dict[str, str] = {}
+    for piece in message.lower().replace("_", " ").split():
+        word = piece.strip(".,!?;:'\"()[]")
+        tokens = text_module.tokenize(word)
+        if len(tokens) == 1 and word not in seen:
+            seen[word] = tokens[0]
+    return list(seen.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "card",
+                "Card,",
+                "cards",
+                "(card)",
+                "arrived",
+                "arrival!",
+                "the",
+                "my",
+                "not",
+                "card's",
+                "top_up",
+                "top-up",
+                "...",
+                "'",
+                "PIN?",
+                "pin",
+                "I'm",
+                "2",
+                "x9",
+                "exchange_rate",
+                "ça",
+                "Straße",
+                "\t",
+                "\n",
+                "  ",
+            ]
+        ),  # fmt: skip
+        max_size=14,
+    ).map(" ".join)
+)
+def test_the_message_words_are_those_read_one_by_one(message: str) -> None:
+    assert hybrid_module._message_words(message) == _words_one_by_one(message)
+
+
+def test_the_user_context_holds_each_field_of_the_view_where_its_name_says() -> None:
+    view = {
+        "personalization": True,
+        "tier": "gold",
+        "segment": "at_risk",
+        "language": "de",
+        "recent_intents": ["card_arrival", "exchange_rate"],
+        "articles_viewed": ["a1"],
+        "articles_helpful": ["a2"],
+        "articles_unhelpful": ["a3"],
+        "articles_resolved": ["a4"],
+        "articles_resolved_by_intent": {"card_arrival": ["a4"]},
+    }
+    assert UserContext.from_view(view) == UserContext(
+        personalized=True,
+        tier="gold",
+        segment="at_risk",
+        language="de",
+        session_intent="exchange_rate",
+        viewed=frozenset({"a1"}),
+        helpful=frozenset({"a2"}),
+        unhelpful=frozenset({"a3"}),
+        resolved=frozenset({"a4"}),
+        resolved_by_intent={"card_arrival": ("a4",)},
+    )
+    assert type(UserContext.from_view(view)) is UserContext

@@ -58,6 +58,15 @@ MARGIN_GRID = tuple(round(0.025 * i, 3) for i in range(21))  # 0.0 .. 0.5
 SIMILARITY_QUANTILES = tuple(round(0.02 * i, 2) for i in range(1, 26))  # 0.02 .. 0.5
 
 
+# The decisions decide() returns: frozen, so one of each is shared by every prediction (a
+# frozen dataclass costs about a microsecond to build, and every message makes one).
+_ANSWERED = FallbackDecision(False)
+_FIRED = {
+    reason: FallbackDecision(True, reason)
+    for reason in ("out_of_scope", "unfamiliar", "low_confidence", "small_margin")
+}
+
+
 @dataclass(frozen=True, slots=True)
 class FallbackPolicy:
     """The fallback rule; the defaults never fire except on the ``out_of_scope`` class."""
@@ -77,18 +86,18 @@ class FallbackPolicy:
         top_name, top_p = ranking[0]
         second_p = ranking[1][1] if len(ranking) > 1 else 0.0
         if top_name == self.oos_label:
-            return FallbackDecision(True, "out_of_scope")
+            return _FIRED["out_of_scope"]
         if (
             self.min_similarity is not None
             and similarity is not None
             and similarity < self.min_similarity
         ):
-            return FallbackDecision(True, "unfamiliar")
+            return _FIRED["unfamiliar"]
         if top_p < self.threshold:
-            return FallbackDecision(True, "low_confidence")
+            return _FIRED["low_confidence"]
         if top_p - second_p < self.margin:
-            return FallbackDecision(True, "small_margin")
-        return FallbackDecision(False)
+            return _FIRED["small_margin"]
+        return _ANSWERED
 
     def fires(
         self, probs: np.ndarray, labels: Sequence[str], similarity: np.ndarray | None = None

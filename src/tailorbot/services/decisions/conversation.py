@@ -36,8 +36,8 @@ FallbackDecision(triggered=True, reason='human_handoff')
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from tailorbot.models.intent.base import FallbackDecision, IntentModel, IntentPrediction
 from tailorbot.models.intent.followup import FollowUpResolver
@@ -46,12 +46,11 @@ HANDOFF_INTENT = "human_handoff"
 FOLLOW_UP_WINDOW_S = 1800.0  # a reply later than this starts a new conversation
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):
     """The customer's message and what the chatbot says of its context.
 
     ``bot_message`` is the bot's last message before it (``None``: the chatbot did not say;
-    ``""``: the bot said nothing yet).
+    ``""``: the bot said nothing yet). A named tuple: every decision builds one.
     """
 
     session_id: str
