@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tailorbot.events.codec import decode_event, encode_event
+from tailorbot.events.codec import decode_event, encode_event, iso_from_ns, now_iso
 from tailorbot.events.schema import EVENT_ADAPTER, EVENT_TYPES
 
 FLOATS = [0.0, -0.0, 1.0, 0.1, 0.5, 1e-7, 5e-324, 2.2250738585072014e-308, 0.30000000000000004,
@@ -76,3 +79,29 @@ def test_a_field_orjson_cannot_write_is_an_error_not_other_bytes() -> None:
     odd = event.model_copy(update={"metadata": {"x": object()}})
     with pytest.raises(TypeError):
         encode_event(odd)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_NS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds()) * 10**9
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.integers(0, _LAST_NS),
+        st.integers(1_700_000_000, 1_900_000_000).map(lambda s: s * 10**9),  # on the second
+        st.integers(1_700_000_000_000_000, 1_900_000_000_000_000).map(lambda us: us * 1000 + 999),
+    )
+)
+def test_a_time_is_written_as_datetime_isoformat_writes_it(ns: int) -> None:
+    expected = (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
+    assert iso_from_ns(ns) == expected
+    assert iso_from_ns(ns) == expected  # the second's text remembered gives the same
+
+
+def test_now_is_written_between_the_clock_readings_around_it() -> None:
+    for _ in range(2000):
+        before = datetime.now(UTC)
+        now = datetime.fromisoformat(now_iso())
+        assert before <= now <= datetime.now(UTC)
+        assert now.tzinfo is not None and now.utcoffset() == timedelta(0)
