@@ -144,7 +144,12 @@ PyObject *softmax_top(PyObject *module, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t j = 0; j < held; j++) {
-        PyObject *pair = Py_BuildValue("(nd)", best[j], exp(value[j] - top) / total);
+        /* (index, probability), packed directly: Py_BuildValue parses its format each time */
+        PyObject *index = PyLong_FromSsize_t(best[j]);
+        PyObject *p = index == NULL ? NULL : PyFloat_FromDouble(exp(value[j] - top) / total);
+        PyObject *pair = p == NULL ? NULL : PyTuple_Pack(2, index, p);
+        Py_XDECREF(index);
+        Py_XDECREF(p);
         if (pair == NULL) {
             Py_CLEAR(result);
             goto done;

@@ -301,11 +301,16 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
                                     : weigh(weighted, &sum, article, article_id, text, intent,
                                             confidence, history, maps, w);
             if (done > 0 && sum > 0.0) { /* nothing speaks for it: left out */
+                /* (-sum, article.id, article, weighted), packed directly: Py_BuildValue
+                 * parses its format for every entry */
                 PyObject *id = PyObject_GetAttr(article, attributes[A_ID]);
+                PyObject *negative = id == NULL ? NULL : PyFloat_FromDouble(-sum);
                 PyObject *entry =
-                    id == NULL ? NULL : Py_BuildValue("(dNOO)", -sum, id, article, weighted);
+                    negative == NULL ? NULL : PyTuple_Pack(4, negative, id, article, weighted);
                 done = entry == NULL || PyList_Append(ranked, entry) < 0 ? -1 : 1;
                 Py_XDECREF(entry);
+                Py_XDECREF(negative);
+                Py_XDECREF(id);
             }
             Py_XDECREF(weighted);
         }
