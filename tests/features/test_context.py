@@ -6,8 +6,11 @@ import doctest
 import time
 from typing import Any
 
+import pytest
+
 from tailorbot.events.profile import UserProfile
 from tailorbot.features import context as context_module
+from tailorbot.features import segment_memory
 from tailorbot.features.context import (
     ACTION_KEYS,
     REQUEST_KEYS,
@@ -167,3 +170,19 @@ def test_the_channel_and_language_reach_the_stored_decision(make_service: Any) -
     context = runtime_of(service).stores.decisions.get(answer.decision_id)["context"]
     assert context["channel_email"] == 1.0 and context["channel_chat"] == 0.0
     assert context["language_non_default"] == 1.0
+
+
+def test_a_segments_mean_is_remembered_as_computed_and_the_memory_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counters = {"vip|concise|n": 4, "vip|concise|sum": 3, "all|concise|n": 10, "all|concise|sum": 5}
+    stats = SegmentVariantStats.from_counters(counters)
+    fresh = SegmentVariantStats.from_counters(counters)
+    asked = [("vip", "concise"), (None, "concise"), ("new", "concise"), ("vip", "other")]
+    for segment, variant in asked * 2:  # the second time from memory
+        assert stats.mean(segment, variant) == fresh._mean(segment, variant)
+    assert stats.mean("vip", "concise") == pytest.approx((3 + 5 * (5 + 2.5) / 15) / 9)
+    monkeypatch.setattr(segment_memory, "MAX_MEANS", 8)
+    for n in range(50):
+        stats.mean(f"segment-{n}", "concise")
+        assert len(stats._means) <= 8

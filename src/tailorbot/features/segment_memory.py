@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 from tailorbot.features.memory import ALL_SEGMENTS
 
+MAX_MEANS = 4096
+
 
 class SegmentVariantStats:
     """Mean reward per (segment, variant), smoothed; immutable once built."""
@@ -26,6 +28,9 @@ class SegmentVariantStats:
             raise ValueError(f"prior_strength must be > 0, got {prior_strength!r}")
         self.prior_strength = prior_strength
         self._sums: dict[tuple[str, str], list[float]] = {}
+        # mean() of each (segment, variant) asked, as the statistics are immutable once
+        # built: every decision asks for each variant offered in the user's segment
+        self._means: dict[tuple[str | None, str], float] = {}
 
     @classmethod
     def from_counters(
@@ -42,6 +47,16 @@ class SegmentVariantStats:
         return stats
 
     def mean(self, segment: str | None, variant: str) -> float:
+        key = (segment, variant)
+        found = self._means.get(key)
+        if found is None:
+            found = self._mean(segment, variant)
+            if len(self._means) >= MAX_MEANS:  # segments come from profiles: bound the keys
+                self._means.clear()
+            self._means[key] = found
+        return found
+
+    def _mean(self, segment: str | None, variant: str) -> float:
         m = self.prior_strength
         n, total = self._sums.get((ALL_SEGMENTS, variant), (0.0, 0.0))
         overall = (total + m * 0.5) / (n + m)
