@@ -375,7 +375,8 @@ class HybridRecommender(Recommender):
             groups = user.cohorts()
             text = f"popular with {_who(groups[0] if groups else ALL)}"
             reasons.append((strong["popularity"], text))
-        reasons.sort(key=_FIRST)  # stable: equal contributions keep this order
+        if len(reasons) > 1:
+            reasons.sort(key=_FIRST)  # stable: equal contributions keep this order
         return [text for _, text in reasons]
 
 
