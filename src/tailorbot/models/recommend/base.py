@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+# The empty mapping the recommenders share as a default and an answer: read, never changed.
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
 
 class Recommendation(NamedTuple):
     """One ranked article, with its score and the reasons for it in words.
@@ -26,7 +29,7 @@ class Recommendation(NamedTuple):
     title: str
     score: float
     reasons: list[str]
-    signals: Mapping[str, float] = MappingProxyType({})  # weighted score components
+    signals: Mapping[str, float] = EMPTY_MAPPING  # weighted score components
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +58,7 @@ class UserContext(NamedTuple):
     helpful: frozenset[str] = frozenset()
     unhelpful: frozenset[str] = frozenset()
     resolved: frozenset[str] = frozenset()
-    resolved_by_intent: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+    resolved_by_intent: Mapping[str, tuple[str, ...]] = EMPTY_MAPPING
 
     @classmethod
     def from_view(cls, view: Mapping[str, Any] | None) -> UserContext:

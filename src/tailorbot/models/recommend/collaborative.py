@@ -40,10 +40,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from tailorbot.models.recommend.base import UserContext
+from tailorbot.models.recommend.base import EMPTY_MAPPING, UserContext
 
 NS_INTENT = "recs:intent"
 NS_SEGMENT_INTENT = "recs:segment_intent"
@@ -306,7 +305,7 @@ class CollaborativeStats:
         read it, never change it."""
         basket = frozenset(basket)
         if not basket:
-            return _EMPTY_LINKS
+            return EMPTY_MAPPING
         key = ("cooccurrence", basket)
         found = self._memo.get(key)
         if found is not None:
@@ -338,7 +337,6 @@ def read_counters(store: Any) -> dict[str, dict[str, float]]:
 
 
 _EMPTY: dict[str, float] = {}
-_EMPTY_LINKS: Mapping[str, tuple[float, str]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)

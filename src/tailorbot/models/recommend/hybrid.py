@@ -42,11 +42,15 @@ import heapq
 import math
 import operator
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from tailorbot.compiled import native
-from tailorbot.models.recommend.base import Recommendation, Recommender, UserContext
+from tailorbot.models.recommend.base import (
+    EMPTY_MAPPING,
+    Recommendation,
+    Recommender,
+    UserContext,
+)
 from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
 from tailorbot.models.recommend.item_knn import ItemKNN
 from tailorbot.models.recommend.text import BM25Index, tokenize
@@ -93,7 +97,6 @@ CF_CANDIDATES = 10
 REASON_MIN = 0.1
 _NONE: frozenset[str] = frozenset()
 _FIRST = operator.itemgetter(0)
-_NO_EVIDENCE: Mapping[str, Any] = MappingProxyType({})  # shared: read, never changed
 
 
 class HybridRecommender(Recommender):
@@ -384,10 +387,10 @@ class _Evidence(NamedTuple):
     """Collaborative evidence for one request, gathered once for all articles (a named
     tuple: built for every decision, in a third of a frozen dataclass's time)."""
 
-    rates: Mapping[str, ArticleEvidence] = _NO_EVIDENCE
-    links: Mapping[str, tuple[float, str]] = _NO_EVIDENCE
-    popularity: Mapping[str, float] = _NO_EVIDENCE
-    similar: Mapping[str, float] = _NO_EVIDENCE  # item-kNN scores
+    rates: Mapping[str, ArticleEvidence] = EMPTY_MAPPING
+    links: Mapping[str, tuple[float, str]] = EMPTY_MAPPING
+    popularity: Mapping[str, float] = EMPTY_MAPPING
+    similar: Mapping[str, float] = EMPTY_MAPPING  # item-kNN scores
 
     @classmethod
     def gather(
@@ -398,7 +401,7 @@ class _Evidence(NamedTuple):
         intent: str | None,
         weights: Mapping[str, float],
     ) -> _Evidence:
-        similar: Mapping[str, float] = _NO_EVIDENCE
+        similar: Mapping[str, float] = EMPTY_MAPPING
         if cf is not None and user.personalized and weights["item_knn"]:
             scores = cf.scores(user.basket())
             # The strongest few: the tail cannot reach the top k, and each costs a scoring.
@@ -412,9 +415,9 @@ class _Evidence(NamedTuple):
         )
         wants_links = user.personalized and weights["cooccurrence"]
         return cls(
-            stats.evidence(intent, groups) if wants_rates and intent else _NO_EVIDENCE,
-            stats.cooccurrence_map(user.helped()) if wants_links else _NO_EVIDENCE,
-            stats.popularity_map(groups) if weights["popularity"] else _NO_EVIDENCE,
+            stats.evidence(intent, groups) if wants_rates and intent else EMPTY_MAPPING,
+            stats.cooccurrence_map(user.helped()) if wants_links else EMPTY_MAPPING,
+            stats.popularity_map(groups) if weights["popularity"] else EMPTY_MAPPING,
             similar,
         )
 
