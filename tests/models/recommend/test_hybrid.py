@@ -445,7 +445,7 @@ def _words_one_by_one(message: str) -> list[tuple[str, str]]:
                 "\n",
                 "  ",
             ]
-        ),  # fmt: skip
+        ),
         max_size=14,
     ).map(" ".join)
 )
