@@ -1,25 +1,6 @@
 /* Static embeddings: the mean of float16 rows, and a linear model's part from it. */
 #include "native.h"
 
-/* IEEE half -> single, exactly (every float16 value is a float32 value): the half's
- * exponent and mantissa bits placed in a float32 and scaled by 2^112 (exact for normal and
- * subnormal halves alike); infinities and NaNs keep an all-ones exponent. Without a branch
- * (the special case is a mask), so that the loops over a row vectorize. */
-static inline float half_to_float(uint16_t h) {
-    uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13;
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    float scaled;
-    uint32_t bits;
-    memcpy(&scaled, &magnitude, sizeof scaled);
-    scaled *= 0x1p112f;
-    memcpy(&bits, &scaled, sizeof bits);
-    uint32_t special = 0u - (uint32_t)((h & 0x7c00u) == 0x7c00u); /* all ones or zero */
-    bits = (bits & ~special) | ((magnitude | 0x7f800000u) & special);
-    bits |= sign;
-    memcpy(&scaled, &bits, sizeof scaled);
-    return scaled;
-}
-
 /* the float32 mean of the float16 rows `table[ids]` into `out` (`width` values), summed in
  * the order of `ids` from the first row on, as numpy sums axis 0 (a lone -0.0 stays);
  * zeros for no ids. -1 with an exception set for a bad id. */

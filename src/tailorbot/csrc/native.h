@@ -17,6 +17,7 @@
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's)
  *   sessions.c session_summary: the feature view's pass over a user's sessions
+ *   language.c language_scores: a message's language, py3langid's model in one call
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
@@ -46,6 +47,25 @@
 #else
 #define WIDE_VECTORS
 #endif
+
+/* IEEE half -> single, exactly (every float16 value is a float32 value): the half's
+ * exponent and mantissa bits placed in a float32 and scaled by 2^112 (exact for normal and
+ * subnormal halves alike); infinities and NaNs keep an all-ones exponent. Without a branch
+ * (the special case is a mask), so that the loops over a row vectorize. */
+static inline float half_to_float(uint16_t h) {
+    uint32_t magnitude = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    float scaled;
+    uint32_t bits;
+    memcpy(&scaled, &magnitude, sizeof scaled);
+    scaled *= 0x1p112f;
+    memcpy(&bits, &scaled, sizeof bits);
+    uint32_t special = 0u - (uint32_t)((h & 0x7c00u) == 0x7c00u); /* all ones or zero */
+    bits = (bits & ~special) | ((magnitude | 0x7f800000u) & special);
+    bits |= sign;
+    memcpy(&scaled, &bits, sizeof scaled);
+    return scaled;
+}
 
 /* a C-contiguous view of `obj` as `ndim`-d values of struct code `code` (ValueError naming
  * `name` otherwise) */
@@ -83,5 +103,6 @@ PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n);
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);
 PyObject *softmax_top(PyObject *module, PyObject *args);
+PyObject *language_scores(PyObject *module, PyObject *args);
 
 #endif

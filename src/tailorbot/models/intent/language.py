@@ -4,8 +4,10 @@ The detector is restricted to the languages a deployment expects (fewer candidat
 confusions) and answers ``None`` when it cannot tell: a message shorter than ``min_chars``,
 or one whose best language has a normalized probability under ``min_confidence``. Greetings
 and one-word replies ("hi", "ok", "no") are like that in many languages; the caller treats
-``None`` as the deployment's main language. About 15 microseconds a message after a one-off
-load of ~0.5 s (the 4.6 MB model ships in the wheel; ~50 MB resident once loaded).
+``None`` as the deployment's main language. After a one-off load of ~0.5 s (the 4.6 MB model
+ships in the wheel; ~50 MB resident once loaded), py3langid's own ``classify`` takes some
+20 µs a message; the compiled loops (``csrc/language.c``) run the same model in about 2 µs,
+with the same answers (tests/test_language_compiled.py).
 
 >>> detector = LanguageDetector(("en", "de", "fr", "es"))
 >>> detector.detect("Wo ist meine Karte? Ich habe sie vor zwei Wochen bestellt.")
@@ -17,8 +19,11 @@ True
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
+
+from tailorbot.compiled import native
 
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
 
@@ -79,7 +84,7 @@ def _identifier(languages: tuple[str, ...]) -> Any:
     full.set_languages(list(languages))
     # a fresh identifier from the restricted tables only: the full 100k x 142 table the
     # first one keeps for set_languages() would cost ~25 MB more
-    return LanguageIdentifier(
+    identifier = LanguageIdentifier(
         full.nb_ptc.copy(),
         full.nb_pc,
         full.nb_classes,
@@ -88,3 +93,71 @@ def _identifier(languages: tuple[str, ...]) -> Any:
         norm_probs=True,
         tk_row=full.tk_row,
     )
+    return CompiledIdentifier.of(identifier) or identifier
+
+
+class CompiledIdentifier:
+    """py3langid's ``classify`` (normalized probabilities) through the compiled loops: the
+    same tables, walked and scored in one call (``csrc/language.c``) instead of a Python
+    step a byte and a dozen numpy calls. Built by :meth:`of`, which answers ``None`` where
+    the extension is missing or the identifier's tables are not the layout the C reads.
+
+    >>> from tailorbot.compiled import native
+    >>> identifier = _identifier(("en", "de"))
+    >>> native() is None or identifier.classify("Where is my card?")[0] == "en"
+    True
+    """
+
+    def __init__(self, classes: Sequence[str], tables: tuple[Any, ...]) -> None:
+        self.classes = tuple(classes)
+        self.tables = tables
+        loops = native()
+        if loops is None:
+            raise RuntimeError("the compiled loops are not built: use CompiledIdentifier.of")
+        self._scores = loops.language_scores
+
+    @classmethod
+    def of(cls, identifier: Any) -> CompiledIdentifier | None:
+        loops = native()
+        if loops is None or not _compiled_layout(identifier):
+            return None
+        import numpy as np
+
+        output = np.asarray(identifier.tk_output, dtype=np.int32)
+        tables = (identifier.tk_nextmove, identifier.tk_row, output)
+        return cls(identifier.nb_classes, (*tables, identifier.nb_ptc, identifier.nb_pc))
+
+    def classify(self, text: str) -> tuple[str, float]:
+        """The most probable language of ``text`` and its normalized probability."""
+        index, probability = self._scores(_utf8(text), *self.tables)
+        return self.classes[index], probability
+
+
+def _compiled_layout(identifier: Any) -> bool:
+    """Whether ``identifier`` holds what csrc/language.c reads: normalized probabilities, no
+    aliased classes, a float16 feature table and float32 priors, a uint32/uint16 DFA."""
+    import numpy as np
+
+    ptc, pc = getattr(identifier, "nb_ptc", None), getattr(identifier, "nb_pc", None)
+    nextmove, row = getattr(identifier, "tk_nextmove", None), getattr(identifier, "tk_row", None)
+    return (
+        getattr(identifier, "_norm_probs", False) is True
+        and not getattr(identifier, "_alias_pairs", True)
+        and isinstance(ptc, np.ndarray)
+        and ptc.dtype == np.float16
+        and ptc.ndim == 2
+        and ptc.flags.c_contiguous
+        and isinstance(pc, np.ndarray)
+        and pc.dtype == np.float32
+        and pc.shape == (ptc.shape[1],)
+        and getattr(nextmove, "typecode", None) == "I"
+        and getattr(row, "typecode", None) == "H"
+        and len(getattr(identifier, "tk_output", ())) == len(row)  # type: ignore[arg-type]
+    )
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as py3langid reads a str: lowered when all upper case, NFC, UTF-8."""
+    if text.isupper():
+        text = text.lower()
+    return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")

@@ -1,0 +1,171 @@
+/* A message's language: py3langid's naive Bayes over byte n-grams, in one call.
+ *
+ * py3langid walks the text's UTF-8 bytes through a DFA in Python (a few interpreter steps a
+ * byte), counts the n-gram features it reaches, and scores them with a dozen numpy calls on
+ * seven values: some 150 k instructions a message, more than the intent model's own n-grams.
+ * The same steps here, in float32 as its numpy path computes them: log1p of each feature's
+ * count times the feature's float16 row, summed in the order the features were first
+ * reached, plus the class priors; scaled by 1 / sqrt(bytes) and normalized by a softmax.
+ * numpy's vector product and its exp may round the last bit differently, so a probability
+ * can differ from py3langid's in its last digits (tests/test_language.py bounds it). */
+#include "native.h"
+
+enum { MAX_CLASSES = 64, LOCAL_FEATURES = 256 };
+
+/* A feature reached by the walk and how often, in first-reached order; `slots` maps a
+ * feature to its place among them (open addressing; -1 empty). */
+typedef struct {
+    Py_ssize_t *ids, *counts, *slots;
+    Py_ssize_t n, mask;
+} Visits;
+
+static void visit(Visits *v, Py_ssize_t feature) {
+    size_t h = ((size_t)feature * 0x9E3779B97F4A7C15ull) & (size_t)v->mask;
+    while (v->slots[h] >= 0) {
+        if (v->ids[v->slots[h]] == feature) {
+            v->counts[v->slots[h]]++;
+            return;
+        }
+        h = (h + 1) & (size_t)v->mask;
+    }
+    v->slots[h] = v->n;
+    v->ids[v->n] = feature;
+    v->counts[v->n] = 1;
+    v->n++;
+}
+
+/* the walk over `data` (len bytes) into `v`; -1 with an exception set where the tables do
+ * not fit each other */
+static int walk(const unsigned char *data, Py_ssize_t len, const Py_buffer *nextmove,
+                const Py_buffer *row, const Py_buffer *output, Py_ssize_t n_features,
+                Visits *v) {
+    const uint32_t *next = nextmove->buf;
+    const uint16_t *rows = row->buf;
+    const int32_t *out = output->buf;
+    Py_ssize_t n_next = nextmove->shape[0], n_states = row->shape[0];
+    Py_ssize_t state = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_ssize_t at = ((Py_ssize_t)rows[state] << 8) + data[i];
+        if (at >= n_next || (state = (Py_ssize_t)next[at]) >= n_states) {
+            PyErr_SetString(PyExc_ValueError, "the DFA's tables do not fit each other");
+            return -1;
+        }
+        Py_ssize_t feature = out[state];
+        if (feature >= 0) {
+            if (feature >= n_features) {
+                PyErr_SetString(PyExc_ValueError, "a DFA output is not a row of the table");
+                return -1;
+            }
+            visit(v, feature);
+        }
+    }
+    return 0;
+}
+
+/* the normalized class probabilities of the visits into `scores` (k values) */
+static void probabilities(const Visits *v, const uint16_t *ptc, const float *pc, Py_ssize_t k,
+                          Py_ssize_t len, float *scores) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        scores[j] = 0.0f;
+    }
+    if (v->n > 0) { /* no feature: zeros, which the softmax makes uniform */
+        for (Py_ssize_t f = 0; f < v->n; f++) {
+            float weight = log1pf((float)v->counts[f]);
+            const uint16_t *halves = ptc + v->ids[f] * k;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                scores[j] += weight * half_to_float(halves[j]);
+            }
+        }
+        for (Py_ssize_t j = 0; j < k; j++) {
+            scores[j] += pc[j];
+        }
+    }
+    float scale = (float)(1.0 / sqrt((double)(len > 0 ? len : 1)));
+    float top = -INFINITY;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        scores[j] *= scale;
+        if (scores[j] > top) {
+            top = scores[j];
+        }
+    }
+    float total = 0.0f;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        scores[j] = expf(scores[j] - top);
+        total += scores[j];
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        scores[j] /= total;
+    }
+}
+
+static PyObject *best_of(const float *scores, Py_ssize_t k) {
+    Py_ssize_t best = 0;
+    for (Py_ssize_t j = 1; j < k; j++) {
+        if (scores[j] > scores[best]) { /* the first of equals, as argmax */
+            best = j;
+        }
+    }
+    return Py_BuildValue("(nd)", best, (double)scores[best]);
+}
+
+PyObject *language_scores(PyObject *module, PyObject *args) {
+    (void)module;
+    const unsigned char *data;
+    Py_ssize_t len;
+    PyObject *objs[5];
+    static const char codes[5] = {'I', 'H', 'i', 'e', 'f'};
+    static const int dims[5] = {1, 1, 1, 2, 1};
+    static const char *names[5] = {"nextmove", "row", "output", "ptc", "pc"};
+    Py_buffer views[5];
+    int held = 0;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y#OOOOO", &data, &len, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4])) {
+        return NULL;
+    }
+    for (; held < 5; held++) {
+        if (get_array(objs[held], &views[held], 0, codes[held], dims[held], names[held]) < 0) {
+            goto done;
+        }
+    }
+    Py_ssize_t n_features = views[3].shape[0], k = views[3].shape[1];
+    if (views[2].shape[0] != views[1].shape[0] || views[4].shape[0] != k || k < 1 ||
+        k > MAX_CLASSES) {
+        PyErr_Format(PyExc_ValueError,
+                     "output needs one value per state, pc one per class of ptc (1 to %d)",
+                     MAX_CLASSES);
+        goto done;
+    }
+    Py_ssize_t local_ids[LOCAL_FEATURES], local_counts[LOCAL_FEATURES];
+    Py_ssize_t local_slots[2 * LOCAL_FEATURES];
+    Py_ssize_t capacity = len > 0 ? len : 1, table = 2;
+    while (table < 2 * capacity) {
+        table <<= 1;
+    }
+    Visits v = {local_ids, local_counts, local_slots, 0, table - 1};
+    Py_ssize_t *heap = NULL;
+    if (capacity > LOCAL_FEATURES) {
+        heap = PyMem_Malloc((size_t)(2 * capacity + table) * sizeof(Py_ssize_t));
+        if (heap == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        v.ids = heap;
+        v.counts = heap + capacity;
+        v.slots = heap + 2 * capacity;
+    }
+    for (Py_ssize_t s = 0; s < table; s++) {
+        v.slots[s] = -1;
+    }
+    if (walk(data, len, &views[0], &views[1], &views[2], n_features, &v) == 0) {
+        float scores[MAX_CLASSES];
+        probabilities(&v, views[3].buf, views[4].buf, k, len, scores);
+        result = best_of(scores, k);
+    }
+    PyMem_Free(heap);
+done:
+    while (held > 0) {
+        PyBuffer_Release(&views[--held]);
+    }
+    return result;
+}
