@@ -10,7 +10,21 @@
  * can differ from py3langid's in its last digits (tests/test_language.py bounds it). */
 #include "native.h"
 
-enum { MAX_CLASSES = 64, LOCAL_FEATURES = 256 };
+enum { MAX_CLASSES = 64, LOCAL_FEATURES = 256, SMALL_COUNTS = 16 };
+
+/* log1pf of a feature's count: most features are reached once or a few times in a message,
+ * so those are computed once (the same floats: log1pf is a function of its argument) */
+static float log1p_count(Py_ssize_t count) {
+    static float small[SMALL_COUNTS + 1];
+    static int ready = 0;
+    if (!ready) { /* the GIL is held: one thread fills it */
+        for (int n = 0; n <= SMALL_COUNTS; n++) {
+            small[n] = log1pf((float)n);
+        }
+        ready = 1;
+    }
+    return count <= SMALL_COUNTS ? small[count] : log1pf((float)count);
+}
 
 /* A feature reached by the walk and how often, in first-reached order; `slots` maps a
  * feature to its place among them (open addressing; -1 empty). */
@@ -70,7 +84,7 @@ static void probabilities(const Visits *v, const uint16_t *ptc, const float *pc,
     }
     if (v->n > 0) { /* no feature: zeros, which the softmax makes uniform */
         for (Py_ssize_t f = 0; f < v->n; f++) {
-            float weight = log1pf((float)v->counts[f]);
+            float weight = log1p_count(v->counts[f]);
             const uint16_t *halves = ptc + v->ids[f] * k;
             for (Py_ssize_t j = 0; j < k; j++) {
                 scores[j] += weight * half_to_float(halves[j]);

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
 
 from tailorbot.models.intent import LanguageDetector, bundled_dataset
+from tailorbot.models.intent.base import FallbackDecision, IntentPrediction
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +49,18 @@ def test_pickles_without_its_model(detector) -> None:
     detector.detect("warm up the identifier please")
     assert len(pickle.dumps(detector)) < 10_000
     assert pickle.loads(pickle.dumps(detector)).detect("Meine Karte wurde gestohlen") == "de"
+
+
+def test_a_prediction_in_a_language_is_what_replace_makes() -> None:
+    # every field set to a value of its own, so a field added later and not passed on fails
+    values = {
+        "name": "card_arrival",
+        "confidence": 0.75,
+        "ranking": [("card_arrival", 0.75)],
+        "fallback": FallbackDecision(True, "low_confidence"),
+        "language": "en",
+        "follow_up": "affirm",
+    }
+    assert [f.name for f in dataclasses.fields(IntentPrediction)] == list(values)
+    prediction = IntentPrediction(**values)  # type: ignore[arg-type]
+    assert prediction.in_language("de") == dataclasses.replace(prediction, language="de")

@@ -62,6 +62,19 @@ class IntentPrediction:
     language: str | None = None
     follow_up: str | None = None
 
+    def in_language(self, language: str | None) -> IntentPrediction:
+        """This prediction with ``language`` set: what ``dataclasses.replace`` makes, without
+        its walk over the fields (some 20 k instructions, once a message behind the language
+        router). Every field is passed (a test holds it to ``replace``).
+
+        >>> prediction = IntentPrediction("card_arrival", 0.9, [], FallbackDecision(False))
+        >>> prediction.in_language("de").language
+        'de'
+        """
+        return IntentPrediction(
+            self.name, self.confidence, self.ranking, self.fallback, language, self.follow_up
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -106,7 +106,7 @@ class LanguageRoutedIntentModel(IntentModel):
                 fallback=FallbackDecision(True, UNSUPPORTED_LANGUAGE),
                 language=language,
             )
-        return replace(model.predict_one(text), language=language)
+        return model.predict_one(text).in_language(language)
 
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         return [self.predict_one(text) for text in texts]
