@@ -56,7 +56,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("intent", "d.models.intent", "predict_one"),
     ("  typo correction", "tailorbot.models.intent.spelling:TypoCorrector", "expand"),
     ("  TF-IDF n-grams, scores", "tailorbot.models.intent.serving:SingleTextScorer", "scores"),
-    ("  static embedding, scores", "d.models.intent", "_add_dense_scores"),
+    ("  language detection", "d.models.intent.detector", "detect"),
+    ("  static embedding, scores", "d.models.intent.default_model", "_add_dense_scores"),
     ("read the user", "d", "_read_user"),
     ("  the store's read", "tailorbot.store.base:Stores", "profile_and_record"),
     ("  the feature view", SERVICE, "feature_view"),
@@ -142,6 +143,8 @@ async def _stages(args: argparse.Namespace) -> None:
             try:
                 owner = _owner(where, d)
             except ImportError:  # the compiled loops, where they were not built
+                continue
+            except AttributeError:  # a model without a language router (an older model dir)
                 continue
             if not hasattr(owner, name):  # an older build of them, or an older tree
                 continue
