@@ -3,11 +3,12 @@
  * py3langid walks the text's UTF-8 bytes through a DFA in Python (a few interpreter steps a
  * byte), counts the n-gram features it reaches, and scores them with a dozen numpy calls on
  * seven values: some 150 k instructions a message, more than the intent model's own n-grams.
- * The same steps here, in float32 as its numpy path computes them: log1p of each feature's
- * count times the feature's float16 row, summed in the order the features were first
- * reached, plus the class priors; scaled by 1 / sqrt(bytes) and normalized by a softmax.
- * numpy's vector product and its exp may round the last bit differently, so a probability
- * can differ from py3langid's in its last digits (tests/test_language.py bounds it). */
+ * The same steps here: log1p of each feature's count times the feature's float16 row (float32
+ * products, as numpy's), summed in the order the features were first reached, in doubles
+ * rounded to float32 once, plus the class priors; scaled by 1 / sqrt(bytes) and normalized
+ * by a softmax in float32. numpy's float32 vector product rounds as it goes, differently,
+ * so a probability can differ from py3langid's in its last digits
+ * (tests/models/intent/test_language_compiled.py bounds it). */
 #include "native.h"
 
 enum { MAX_CLASSES = 64, LOCAL_FEATURES = 256, SMALL_COUNTS = 16 };
@@ -79,20 +80,16 @@ static int walk(const unsigned char *data, Py_ssize_t len, const Py_buffer *next
 /* the normalized class probabilities of the visits into `scores` (k values) */
 static void probabilities(const Visits *v, const uint16_t *ptc, const float *pc, Py_ssize_t k,
                           Py_ssize_t len, float *scores) {
-    for (Py_ssize_t j = 0; j < k; j++) {
-        scores[j] = 0.0f;
-    }
-    if (v->n > 0) { /* no feature: zeros, which the softmax makes uniform */
-        for (Py_ssize_t f = 0; f < v->n; f++) {
-            float weight = log1p_count(v->counts[f]);
-            const uint16_t *halves = ptc + v->ids[f] * k;
-            for (Py_ssize_t j = 0; j < k; j++) {
-                scores[j] += weight * half_to_float(halves[j]);
-            }
-        }
+    double sums[MAX_CLASSES] = {0.0};
+    for (Py_ssize_t f = 0; f < v->n; f++) {
+        float weight = log1p_count(v->counts[f]);
+        const uint16_t *halves = ptc + v->ids[f] * k;
         for (Py_ssize_t j = 0; j < k; j++) {
-            scores[j] += pc[j];
+            sums[j] += (double)(weight * half_to_float(halves[j]));
         }
+    }
+    for (Py_ssize_t j = 0; j < k; j++) { /* no feature: zeros, which the softmax makes uniform */
+        scores[j] = v->n > 0 ? (float)sums[j] + pc[j] : 0.0f;
     }
     float scale = (float)(1.0 / sqrt((double)(len > 0 ? len : 1)));
     float top = -INFINITY;
@@ -143,10 +140,11 @@ PyObject *language_scores(PyObject *module, PyObject *args) {
         }
     }
     Py_ssize_t n_features = views[3].shape[0], k = views[3].shape[1];
-    if (views[2].shape[0] != views[1].shape[0] || views[4].shape[0] != k || k < 1 ||
-        k > MAX_CLASSES) {
+    if (views[1].shape[0] < 1 || views[2].shape[0] != views[1].shape[0] ||
+        views[4].shape[0] != k || k < 1 || k > MAX_CLASSES) {
         PyErr_Format(PyExc_ValueError,
-                     "output needs one value per state, pc one per class of ptc (1 to %d)",
+                     "output needs one value per state (at least one), pc one per class of "
+                     "ptc (1 to %d)",
                      MAX_CLASSES);
         goto done;
     }

