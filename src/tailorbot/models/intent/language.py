@@ -6,8 +6,9 @@ or one whose best language has a normalized probability under ``min_confidence``
 and one-word replies ("hi", "ok", "no") are like that in many languages; the caller treats
 ``None`` as the deployment's main language. After a one-off load of ~0.5 s (the 4.6 MB model
 ships in the wheel; ~50 MB resident once loaded), py3langid's own ``classify`` takes some
-20 µs a message; the compiled loops (``csrc/language.c``) run the same model in about 2 µs,
-with the same answers (tests/test_language_compiled.py).
+20 µs a message; the compiled loops (``csrc/language.c``) run the same model in about 2 µs:
+the same languages, the probabilities to float32 rounding
+(tests/models/intent/test_language_compiled.py).
 
 >>> detector = LanguageDetector(("en", "de", "fr", "es"))
 >>> detector.detect("Wo ist meine Karte? Ich habe sie vor zwei Wochen bestellt.")
@@ -118,6 +119,7 @@ class CompiledIdentifier:
 
     @classmethod
     def of(cls, identifier: Any) -> CompiledIdentifier | None:
+        """``identifier``'s tables read by the compiled loops, or ``None`` (see the class)."""
         loops = native()
         if loops is None or not _compiled_layout(identifier):
             return None
