@@ -118,11 +118,8 @@ def ensure_model(model_dir: Path) -> None:
     if saved is None:
         trained = train_intent_model(default_dataset("train"))
         model, metadata = trained.model, trained.metadata
-    else:
-        model, metadata = (
-            saved.model,
-            {k: v for k, v in saved.metadata.items() if k not in ("kind", "version", "created_at")},
-        )
+    else:  # registry.save writes the kind, version and time of the new version over these
+        model, metadata = saved.model, saved.metadata
     settings = Settings()
     routed = LanguageRoutedIntentModel.detecting(
         {settings.intent_language: model}, settings.intent_language, settings.detect_languages
