@@ -20,8 +20,7 @@ True
 from __future__ import annotations
 
 import functools
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tailorbot.compiled import native
@@ -109,13 +108,17 @@ class CompiledIdentifier:
     True
     """
 
-    def __init__(self, classes: Sequence[str], tables: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        tables: tuple[Any, ...],
+        encode: Callable[[str], bytes],
+        scores: Callable[..., tuple[int, float]],
+    ) -> None:
         self.classes = tuple(classes)
         self.tables = tables
-        loops = native()
-        if loops is None:
-            raise RuntimeError("the compiled loops are not built: use CompiledIdentifier.of")
-        self._scores = loops.language_scores
+        self.encode = encode  # py3langid's own: the bytes its classify reads
+        self.scores = scores  # the compiled language_scores
 
     @classmethod
     def of(cls, identifier: Any) -> CompiledIdentifier | None:
@@ -127,23 +130,30 @@ class CompiledIdentifier:
 
         output = np.asarray(identifier.tk_output, dtype=np.int32)
         tables = (identifier.tk_nextmove, identifier.tk_row, output)
-        return cls(identifier.nb_classes, (*tables, identifier.nb_ptc, identifier.nb_pc))
+        return cls(
+            identifier.nb_classes,
+            (*tables, identifier.nb_ptc, identifier.nb_pc),
+            identifier._encode,
+            loops.language_scores,
+        )
 
     def classify(self, text: str) -> tuple[str, float]:
         """The most probable language of ``text`` and its normalized probability."""
-        index, probability = self._scores(_utf8(text), *self.tables)
+        index, probability = self.scores(self.encode(text), *self.tables)
         return self.classes[index], probability
 
 
 def _compiled_layout(identifier: Any) -> bool:
     """Whether ``identifier`` holds what csrc/language.c reads: normalized probabilities, no
-    aliased classes, a float16 feature table and float32 priors, a uint32/uint16 DFA."""
+    aliased classes, its text encoding, a float16 feature table and float32 priors, a
+    uint32/uint16 DFA."""
     import numpy as np
 
     ptc, pc = getattr(identifier, "nb_ptc", None), getattr(identifier, "nb_pc", None)
     nextmove, row = getattr(identifier, "tk_nextmove", None), getattr(identifier, "tk_row", None)
     return (
         getattr(identifier, "_norm_probs", False) is True
+        and callable(getattr(identifier, "_encode", None))
         and not getattr(identifier, "_alias_pairs", True)
         and isinstance(ptc, np.ndarray)
         and ptc.dtype == np.float16
@@ -156,10 +166,3 @@ def _compiled_layout(identifier: Any) -> bool:
         and getattr(row, "typecode", None) == "H"
         and len(getattr(identifier, "tk_output", ())) == len(row)  # type: ignore[arg-type]
     )
-
-
-def _utf8(text: str) -> bytes:
-    """``text`` as py3langid reads a str: lowered when all upper case, NFC, UTF-8."""
-    if text.isupper():
-        text = text.lower()
-    return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
