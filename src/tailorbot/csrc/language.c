@@ -116,7 +116,7 @@ static PyObject *best_of(const float *scores, Py_ssize_t k) {
             best = j;
         }
     }
-    return Py_BuildValue("(nd)", best, (double)scores[best]);
+    return index_value_pair(best, (double)scores[best]);
 }
 
 PyObject *language_scores(PyObject *module, PyObject *args) {

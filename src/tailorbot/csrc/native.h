@@ -102,6 +102,8 @@ PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);
+/* (index, value) as a new tuple (ranking.c; NULL with an exception set) */
+PyObject *index_value_pair(Py_ssize_t index, double value);
 PyObject *softmax_top(PyObject *module, PyObject *args);
 PyObject *language_scores(PyObject *module, PyObject *args);
 

@@ -77,6 +77,17 @@ done:
 
 /* the k most probable classes of softmax(scores / temperature), best first (ties: the
  * lower index first), as (index, probability) pairs */
+/* (index, value) as a new tuple (NULL with an exception set), packed directly:
+ * Py_BuildValue parses its format each time */
+PyObject *index_value_pair(Py_ssize_t index, double value) {
+    PyObject *first = PyLong_FromSsize_t(index);
+    PyObject *second = first == NULL ? NULL : PyFloat_FromDouble(value);
+    PyObject *pair = second == NULL ? NULL : PyTuple_Pack(2, first, second);
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    return pair;
+}
+
 PyObject *softmax_top(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *scores_obj;
@@ -144,12 +155,7 @@ PyObject *softmax_top(PyObject *module, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t j = 0; j < held; j++) {
-        /* (index, probability), packed directly: Py_BuildValue parses its format each time */
-        PyObject *index = PyLong_FromSsize_t(best[j]);
-        PyObject *p = index == NULL ? NULL : PyFloat_FromDouble(exp(value[j] - top) / total);
-        PyObject *pair = p == NULL ? NULL : PyTuple_Pack(2, index, p);
-        Py_XDECREF(index);
-        Py_XDECREF(p);
+        PyObject *pair = index_value_pair(best[j], exp(value[j] - top) / total);
         if (pair == NULL) {
             Py_CLEAR(result);
             goto done;
