@@ -366,11 +366,13 @@ class Patches:
 
 
 HISTORY = 20_000  # decisions applied to the users' features before measuring (--history)
+REPORTED = 0.3  # the share of those decisions reported on (--reported)
 
 
 def add_history_arg(ap: argparse.ArgumentParser) -> None:
     """The in-process benchmarks' ``--history``: decisions made and applied to the features
-    before anything is measured (give_history)."""
+    before anything is measured, and ``--reported``: the share of them the bot reported on,
+    with the CF model trained on that log (decision_profile.give_history)."""
     ap.add_argument(
         "--history",
         type=_count,
@@ -379,6 +381,23 @@ def add_history_arg(ap: argparse.ArgumentParser) -> None:
         f"(default {HISTORY:,}: about four messages for each of 5,000 users, as after 20 s "
         "at 1,000/s over HTTP; 0 for users without history)",
     )
+    ap.add_argument(
+        "--reported",
+        type=_share,
+        default=REPORTED,
+        help="share of the history's decisions reported on (rating, resolution, a click for "
+        f"half), applied before measuring, and an item-kNN model trained on them (default "
+        f"{REPORTED}, as feedback_load.py's bots; 0: no feedback and no CF model, as in "
+        "docs/benchmarks.md before its thirty-fifth session)",
+    )
+
+
+def _share(text: str) -> float:
+    """A share in [0, 1], for argparse."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {value}")
+    return value
 
 
 def _count(text: str) -> int:

@@ -74,6 +74,7 @@ def count_instructions(subject: str, args: argparse.Namespace) -> int:
                 __file__, "--child", subject, "--requests", str(args.requests),
                 "--users", str(args.users), "--record-batch", str(args.record_batch),
                 "--model-dir", str(args.model_dir), "--history", str(args.history),
+                "--reported", str(args.reported),
                 "--feedback-batch", str(args.feedback_batch),
             ],
             tmp,
@@ -160,7 +161,8 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
     from tailorbot.services.decisions.schemas import PersonalizeRequest
 
     history = request_bodies(args.users, args.history)
-    async with started_app(args.model_dir, history=history) as (app, decider):
+    started = started_app(args.model_dir, history=history, reported=args.reported)
+    async with started as (app, decider):
         recorder = decider.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         quiet_background(decider)

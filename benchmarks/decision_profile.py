@@ -49,6 +49,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from _harness import Patches, add_history_arg, timed
 from fastapi import FastAPI
 from feedback_load import FeedbackStream
@@ -64,6 +65,7 @@ from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeReq
 FEEDBACK_WARMUP = 200  # feedback requests answered before counting
 DRAIN_EVERY = 100  # requests between waits for the decision recorder to write its queue
 HISTORY_FLUSH_EVERY = 1000  # history decisions between waits for the recorder (give_history)
+HISTORY_FEEDBACK_BATCH = 16  # feedback reports a batch in give_history, as the server's batcher
 STAGES = ("intent", "features", "recommend", "response", "record", "total")
 Asgi = Callable[..., Awaitable[None]]
 
@@ -135,11 +137,14 @@ def decision_alone(decider: Any, payloads: list[bytes]) -> tuple[float, dict[str
 
 @contextlib.asynccontextmanager
 async def started_app(
-    model_dir: Path, decision_threads: int | None = None, history: Sequence[bytes] = ()
+    model_dir: Path,
+    decision_threads: int | None = None,
+    history: Sequence[bytes] = (),
+    reported: float = 0.0,
 ) -> AsyncIterator[tuple[FastAPI, Any]]:
     """The real app, started on a fresh data dir holding the model of ``model_dir``
     (embedded backends), and its decision service; with ``history``, its users' features
-    too (:func:`give_history`)."""
+    too, and feedback on a ``reported`` share of those decisions (:func:`give_history`)."""
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
         shutil.copytree(model_dir / "models", Path(tmp) / "models")
         # the stream worker runs in a process of its own under `tailorbot serve`: not here;
@@ -156,37 +161,71 @@ async def started_app(
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             decider = await load_decider(app)
-            give_history(app, decider, history)
+            give_history(app, decider, history, reported)
             yield app, decider
 
 
-def give_history(app: FastAPI, decider: Any, bodies: Sequence[bytes]) -> None:
+def give_history(
+    app: FastAPI, decider: Any, bodies: Sequence[bytes], reported: float = 0.0
+) -> None:
     """Decide ``bodies`` and apply the message events they log to the feature store, as
     the stream worker's process does under `tailorbot serve`: the users then have feature
     records. Without them every feature view is built from an empty state, which costs a
     fraction of a view of a user with history (docs/benchmarks.md, nineteenth session).
-    The features then stay as they are: no worker runs while the benchmark measures."""
+
+    With ``reported`` (a share), the bot reports on that share of the decisions as
+    feedback_load.py's bots do (a rating, resolved or not, a click on the first article
+    for half), through the feedback handler; the worker applies those too (the shared
+    article counters, each user's helpful and resolved articles, the bandit's statistics),
+    an item-kNN model is trained on the log and saved as ``tailorbot train-recs`` would
+    make it current, and the decision service re-reads all of it. Without feedback every
+    decision's collaborative evidence, the user's article history and the CF signal are
+    empty, which a deployment that has run a while never sees (thirty-fifth session).
+    The state then stays as it is: no worker and no refresh runs while the benchmark
+    measures."""
     if not bodies:
         return
+    stream = FeedbackStream(share=reported) if reported > 0 else None
     for i, body in enumerate(bodies, 1):
-        decider.personalize_payload(PersonalizeRequest.model_validate_json(body))
+        answer = decider.personalize_payload(PersonalizeRequest.model_validate_json(body))
+        if stream is not None:
+            stream.read_answer(200, orjson.dumps(answer))
         # written as it goes: the recorder's queue is bounded, and under valgrind its
         # writer falls far behind a loop of decisions
         due = i % HISTORY_FLUSH_EVERY == 0 or i == len(bodies)
         if due and not decider.recorder.flush(timeout_s=600):
             raise RuntimeError("the decision recorder did not write the history")
-    worker = app.state.runtime.stream_worker()
+    if stream is not None:
+        reports = [FeedbackRequest.model_validate_json(b) for b in stream.drain()]
+        for start in range(0, len(reports), HISTORY_FEEDBACK_BATCH):
+            applied(decider.feedback_batch(reports[start : start + HISTORY_FEEDBACK_BATCH]))
+    runtime = app.state.runtime
+    worker = runtime.stream_worker()
     try:
         while worker.run_once():
             pass
     finally:
         worker.close()
+    if stream is not None:
+        from tailorbot.models.recommend.cf_training import save_cf, train_from_log
+
+        model, metadata = train_from_log(runtime.log, features=runtime.stores.features)
+        save_cf(runtime.settings.data_dir, model, metadata)
+        decider._live._refresh.run_once()  # the counters, the CF model, the bandit's sync
+        # stderr: a counted child's stdout is its dialogue with callgrind (_callgrind.py)
+        print(
+            f"history: {len(bodies):,} decisions, {len(reports):,} reported on; item-kNN over "
+            f"{metadata['users']:,} users, {metadata['articles_with_neighbours']} articles "
+            "with neighbours",
+            file=sys.stderr,
+        )
 
 
 async def run(args: argparse.Namespace) -> None:
     ensure_model(args.model_dir)
     history = request_bodies(args.users, args.history)
-    async with started_app(args.model_dir, args.decision_threads, history) as (app, decider):
+    started = started_app(args.model_dir, args.decision_threads, history, args.reported)
+    async with started as (app, decider):
         payloads = request_bodies(args.users, args.requests)
 
         def drain() -> None:

@@ -102,7 +102,7 @@ def count_stages(args: argparse.Namespace) -> dict[str, int]:
                 __file__, "--child", "--requests", str(args.requests),
                 "--warmup", str(args.warmup), "--users", str(args.users),
                 "--record-batch", str(args.record_batch), "--model-dir", str(args.model_dir),
-                "--history", str(args.history),
+                "--history", str(args.history), "--reported", str(args.reported),
             ],
             tmp,
         )  # fmt: skip
@@ -131,7 +131,9 @@ async def _stages(args: argparse.Namespace) -> None:
     bodies = request_bodies(args.users, args.warmup + args.requests)
     requests = [PersonalizeRequest.model_validate_json(b) for b in bodies]
     history = request_bodies(args.users, args.history)
-    async with started_app(args.model_dir, decision_threads=0, history=history) as (_, d):
+    async with started_app(
+        args.model_dir, decision_threads=0, history=history, reported=args.reported
+    ) as (_, d):
         recorder = d.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
         # per stage: (the decision it came in, positional arguments, named ones) per call

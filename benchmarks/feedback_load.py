@@ -83,6 +83,10 @@ class FeedbackStream:
         self._last = body = orjson.dumps(report)
         return body
 
+    def drain(self) -> list[bytes]:
+        """A report on each decision kept, oldest first (none left waiting after)."""
+        return [self.next_body(i) for i in range(len(self._waiting))]
+
     async def alongside(
         self,
         personalize: Coroutine[Any, Any, LoadResult],
