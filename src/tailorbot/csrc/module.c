@@ -22,12 +22,13 @@ static PyMethodDef module_methods[] = {
      "reads those."},
     {"score_articles", score_articles, METH_VARARGS,
      "score_articles(candidates, articles, unhelpful, for_all, tier, language, text, intent, "
-     "confidence, history, evidence, weights) -> list | None\n\nThe recommender's candidates "
-     "with a positive score as (-score, id, article, weighted), in the order of "
-     "``candidates``: HybridRecommender.recommend's loop (history: None, or (resolved, "
-     "helpful) for a personalized user; evidence: (rates, links, similar, popularity); "
-     "weights: the 8 in hybrid.SIGNAL_ORDER). None when a weight or a signal's value is "
-     "not a float: the Python path reads those."},
+     "confidence, history, evidence, weights, k) -> list | None\n\nThe ``k`` best of the "
+     "recommender's candidates with a positive score as (-score, id, article, weighted), "
+     "sorted as those tuples sort: HybridRecommender.recommend's loop, its sort and its cut "
+     "(history: None, or (resolved, helpful) for a personalized user; evidence: (rates, "
+     "links, similar, popularity); weights: the 8 in hybrid.SIGNAL_ORDER). None when a "
+     "weight or a signal's value is not a float, or an id not a str: the Python path reads "
+     "those."},
     {"softmax_top", softmax_top, METH_VARARGS,
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

@@ -1,6 +1,8 @@
 /* The hybrid recommender's candidates scored in one call: each article's weighted signals
  * and their sum (HybridRecommender._weighted and the loop of recommend(), its Python path,
- * in models/recommend/hybrid.py, which documents the signals). */
+ * in models/recommend/hybrid.py, which documents the signals), and the best k of them in
+ * order. A candidate's signals stay C doubles until it is among the k returned: a decision
+ * scores dozens of candidates and answers with three. */
 #include "native.h"
 
 /* the signal names in hybrid.SIGNAL_ORDER: the weighted dict's order, the sum's order */
@@ -51,20 +53,14 @@ static PyObject *fetch(PyObject *map, PyObject *key) {
     return found;
 }
 
-/* weighted[signal] = weight * value when the product is not zero; the sum goes on */
-static int put(PyObject *weighted, int signal, double weight, double value, double *sum) {
+/* products[signal] = weight * value; the sum goes on when the product is not zero (a zero
+ * product is no signal: left out of the weighted dict, as the Python loop leaves it) */
+static void put(double *products, int signal, double weight, double value, double *sum) {
     double product = weight * value;
-    if (product == 0.0) {
-        return 0;
+    products[signal] = product;
+    if (product != 0.0) {
+        *sum += product;
     }
-    *sum += product;
-    PyObject *number = PyFloat_FromDouble(product);
-    if (number == NULL) {
-        return -1;
-    }
-    int failed = PyDict_SetItem(weighted, names[signal], number);
-    Py_DECREF(number);
-    return failed;
 }
 
 /* whether `value` (None: not known) passes a list of allowed values (empty: any), as
@@ -111,14 +107,15 @@ static int evidence_rate(PyObject *found, int part, double *out) {
     return got;
 }
 
-/* One article's weighted signals into `weighted` and their sum into *sum, in the order and
- * by the rules of HybridRecommender._weighted. 1: done; 0: a value that is not an exact
- * float (the Python path scores this call); -1: an error. */
-static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *article_id,
+/* One article's weighted signals into `products` (zeroed first, in hybrid.SIGNAL_ORDER) and
+ * their sum into *sum, in the order and by the rules of HybridRecommender._weighted. 1: done;
+ * 0: a value that is not an exact float (the Python path scores this call); -1: an error. */
+static int weigh(double *products, double *sum, PyObject *article, PyObject *article_id,
                  PyObject *text, PyObject *intent, double confidence, PyObject *history,
                  PyObject *const *maps, const double *w) {
     int topical = 0; /* a text or an intent signal, whatever its weight */
     double x;
+    memset(products, 0, N_SIGNALS * sizeof(double));
     PyObject *found = fetch(text, article_id);
     if (found != NULL) {
         int plain = exact_float(found, &x);
@@ -127,9 +124,7 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
             return 0;
         }
         topical = 1;
-        if (put(weighted, TEXT, w[TEXT], x, sum) < 0) {
-            return -1;
-        }
+        put(products, TEXT, w[TEXT], x, sum);
     } else if (PyErr_Occurred()) {
         return -1;
     }
@@ -149,9 +144,7 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
         }
         if (in) {
             topical = 1;
-            if (put(weighted, INTENT, w[INTENT], confidence, sum) < 0) {
-                return -1;
-            }
+            put(products, INTENT, w[INTENT], confidence, sum);
         }
     }
     if (history != Py_None) { /* (resolved, helpful): the user is personalized */
@@ -169,8 +162,8 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
             }
             earned = helpful && topical ? 0.5 : -1.0;
         }
-        if (earned >= 0.0 && put(weighted, HISTORY, w[HISTORY], earned, sum) < 0) {
-            return -1;
+        if (earned >= 0.0) {
+            put(products, HISTORY, w[HISTORY], earned, sum);
         }
     }
     found = fetch(maps[0], article_id); /* rates */
@@ -178,8 +171,8 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
         int got = 1;
         for (int k = 0; got > 0 && k < 2; k++) {
             got = evidence_rate(found, A_RESOLUTION + k, &x);
-            if (got > 0 && put(weighted, RESOLUTION + k, w[RESOLUTION + k], x, sum) < 0) {
-                got = -1;
+            if (got > 0) {
+                put(products, RESOLUTION + k, w[RESOLUTION + k], x, sum);
             }
         }
         Py_DECREF(found);
@@ -197,9 +190,7 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
         if (!plain) {
             return 0;
         }
-        if (put(weighted, COOCCURRENCE, w[COOCCURRENCE], x, sum) < 0) {
-            return -1;
-        }
+        put(products, COOCCURRENCE, w[COOCCURRENCE], x, sum);
     } else if (PyErr_Occurred()) {
         return -1;
     }
@@ -211,9 +202,7 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
             if (!plain) {
                 return 0;
             }
-            if (put(weighted, ITEM_KNN + k, w[ITEM_KNN + k], x, sum) < 0) {
-                return -1;
-            }
+            put(products, ITEM_KNN + k, w[ITEM_KNN + k], x, sum);
         } else if (PyErr_Occurred()) {
             return -1;
         }
@@ -221,15 +210,89 @@ static int weigh(PyObject *weighted, double *sum, PyObject *article, PyObject *a
     return 1;
 }
 
+/* A candidate with a positive score: its sum, its id (an exact str) and article (both held)
+ * and its weighted signals */
+typedef struct {
+    double sum;
+    PyObject *id;
+    PyObject *article;
+    double products[N_SIGNALS];
+} Scored;
+
+/* whether `a` ranks before `b`, as the tuples (-sum, id) sort: the higher sum first, then
+ * the lower id (candidate ids are unique, so the tuples never compare further) */
+static int ranks_before(const Scored *a, const Scored *b) {
+    if (a->sum != b->sum) {
+        return a->sum > b->sum;
+    }
+    return PyUnicode_Compare(a->id, b->id) < 0; /* exact str: cannot fail */
+}
+
+/* `scored` into `best` (the `kept` best so far, best first, at most `cap`): taken over when
+ * it ranks among them (the last one then let go), else let go; the new count */
+static Py_ssize_t keep_best(Scored *best, Py_ssize_t kept, Py_ssize_t cap, Scored *scored) {
+    if (kept == cap) {
+        if (cap == 0 || !ranks_before(scored, &best[cap - 1])) {
+            Py_DECREF(scored->id);
+            Py_DECREF(scored->article);
+            return kept;
+        }
+        kept--;
+        Py_DECREF(best[kept].id);
+        Py_DECREF(best[kept].article);
+    }
+    Py_ssize_t at = kept;
+    while (at > 0 && ranks_before(scored, &best[at - 1])) {
+        best[at] = best[at - 1];
+        at--;
+    }
+    best[at] = *scored;
+    return kept + 1;
+}
+
+/* [(-sum, id, article, weighted)] of the kept candidates, best first: weighted holds the
+ * non-zero products in hybrid.SIGNAL_ORDER */
+static PyObject *ranked_entries(const Scored *best, Py_ssize_t kept) {
+    PyObject *ranked = PyList_New(kept);
+    for (Py_ssize_t i = 0; ranked != NULL && i < kept; i++) {
+        PyObject *weighted = PyDict_New();
+        int failed = weighted == NULL;
+        for (int s = 0; !failed && s < N_SIGNALS; s++) {
+            if (best[i].products[s] != 0.0) {
+                PyObject *number = PyFloat_FromDouble(best[i].products[s]);
+                failed = number == NULL || PyDict_SetItem(weighted, names[s], number) < 0;
+                Py_XDECREF(number);
+            }
+        }
+        PyObject *negative = failed ? NULL : PyFloat_FromDouble(-best[i].sum);
+        PyObject *entry = negative == NULL
+                              ? NULL
+                              : PyTuple_Pack(4, negative, best[i].id, best[i].article, weighted);
+        Py_XDECREF(negative);
+        Py_XDECREF(weighted);
+        if (entry == NULL) {
+            Py_CLEAR(ranked);
+        } else {
+            PyList_SET_ITEM(ranked, i, entry);
+        }
+    }
+    return ranked;
+}
+
 /* score_articles(candidates, articles, unhelpful, for_all, tier, language, text, intent,
- * confidence, history, evidence, weights): see module.c */
+ * confidence, history, evidence, weights, k): see module.c */
 PyObject *score_articles(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *candidates, *articles, *unhelpful, *for_all, *tier, *language, *text, *intent;
     PyObject *confidence_obj, *history, *evidence, *weights;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!O!", &candidates, &articles, &unhelpful, &for_all,
-                          &tier, &language, &text, &intent, &confidence_obj, &history,
-                          &PyTuple_Type, &evidence, &PyTuple_Type, &weights)) {
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!O!n", &candidates, &articles, &unhelpful,
+                          &for_all, &tier, &language, &text, &intent, &confidence_obj, &history,
+                          &PyTuple_Type, &evidence, &PyTuple_Type, &weights, &k)) {
+        return NULL;
+    }
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "k must be >= 1");
         return NULL;
     }
     if (PyTuple_GET_SIZE(weights) != N_SIGNALS || PyTuple_GET_SIZE(evidence) != 4 ||
@@ -244,42 +307,50 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
         !exact_float(confidence_obj, &confidence)) {
         Py_RETURN_NONE;
     }
-    for (int k = 0; k < N_SIGNALS; k++) {
-        if (!exact_float(PyTuple_GET_ITEM(weights, k), &w[k])) {
+    for (int s = 0; s < N_SIGNALS; s++) {
+        if (!exact_float(PyTuple_GET_ITEM(weights, s), &w[s])) {
             Py_RETURN_NONE;
         }
     }
     PyObject *maps[4]; /* NULL: an empty mapping that is not a dict (a shared empty proxy) */
-    for (int k = 0; k < 4; k++) {
-        maps[k] = PyTuple_GET_ITEM(evidence, k);
-        if (!PyDict_CheckExact(maps[k])) {
-            Py_ssize_t size = PyObject_Length(maps[k]);
+    for (int m = 0; m < 4; m++) {
+        maps[m] = PyTuple_GET_ITEM(evidence, m);
+        if (!PyDict_CheckExact(maps[m])) {
+            Py_ssize_t size = PyObject_Length(maps[m]);
             if (size < 0) {
                 return NULL;
             }
             if (size > 0) {
                 Py_RETURN_NONE;
             }
-            maps[k] = NULL;
+            maps[m] = NULL;
         }
     }
-    for (int k = 0; k < N_SIGNALS; k++) {
-        if (names[k] == NULL && (names[k] = PyUnicode_InternFromString(SIGNALS[k])) == NULL) {
+    for (int s = 0; s < N_SIGNALS; s++) {
+        if (names[s] == NULL && (names[s] = PyUnicode_InternFromString(SIGNALS[s])) == NULL) {
             return NULL;
         }
     }
-    for (int k = 0; k < N_ATTRIBUTES; k++) {
-        if (attributes[k] == NULL &&
-            (attributes[k] = PyUnicode_InternFromString(ATTRIBUTES[k])) == NULL) {
+    for (int a = 0; a < N_ATTRIBUTES; a++) {
+        if (attributes[a] == NULL &&
+            (attributes[a] = PyUnicode_InternFromString(ATTRIBUTES[a])) == NULL) {
             return NULL;
         }
     }
-    PyObject *ranked = PyList_New(0);
-    PyObject *iterator = ranked == NULL ? NULL : PyObject_GetIter(candidates);
-    if (iterator == NULL) {
-        Py_XDECREF(ranked);
+    Py_ssize_t n = PyObject_Length(candidates);
+    if (n < 0) {
         return NULL;
     }
+    Py_ssize_t cap = k < n ? k : n;
+    /* the best `cap` so far, best first; only they become Python objects at the end */
+    Scored *best = PyMem_Calloc(cap > 0 ? (size_t)cap : 1, sizeof(Scored));
+    PyObject *iterator = best == NULL ? NULL : PyObject_GetIter(candidates);
+    if (iterator == NULL) {
+        PyMem_Free(best);
+        return best == NULL ? PyErr_NoMemory() : NULL;
+    }
+    Py_ssize_t kept = 0;
+    Scored scored;
     PyObject *article_id;
     int done = 1; /* 1: go on; 0: leave the call to the Python loop; -1: an error */
     while (done > 0 && (article_id = PyIter_Next(iterator)) != NULL) {
@@ -295,36 +366,38 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
         }
         done = keep < 0 ? -1 : 1;
         if (keep > 0) {
-            double sum = 0.0;
-            PyObject *weighted = PyDict_New();
-            done = weighted == NULL ? -1
-                                    : weigh(weighted, &sum, article, article_id, text, intent,
-                                            confidence, history, maps, w);
-            if (done > 0 && sum > 0.0) { /* nothing speaks for it: left out */
-                /* (-sum, article.id, article, weighted), packed directly: Py_BuildValue
-                 * parses its format for every entry */
-                PyObject *id = PyObject_GetAttr(article, attributes[A_ID]);
-                PyObject *negative = id == NULL ? NULL : PyFloat_FromDouble(-sum);
-                PyObject *entry =
-                    negative == NULL ? NULL : PyTuple_Pack(4, negative, id, article, weighted);
-                done = entry == NULL || PyList_Append(ranked, entry) < 0 ? -1 : 1;
-                Py_XDECREF(entry);
-                Py_XDECREF(negative);
-                Py_XDECREF(id);
+            scored.sum = 0.0;
+            done = weigh(scored.products, &scored.sum, article, article_id, text, intent,
+                         confidence, history, maps, w);
+            if (done > 0 && scored.sum > 0.0) { /* nothing speaks for it: left out */
+                scored.id = PyObject_GetAttr(article, attributes[A_ID]);
+                scored.article = article;
+                if (scored.id == NULL) {
+                    done = -1;
+                } else if (!PyUnicode_CheckExact(scored.id)) {
+                    done = 0; /* ordered by its own `<`: Python's sort */
+                    Py_DECREF(scored.id);
+                } else {
+                    Py_INCREF(article);
+                    kept = keep_best(best, kept, cap, &scored);
+                }
             }
-            Py_XDECREF(weighted);
         }
         Py_XDECREF(article);
         Py_DECREF(article_id);
     }
     Py_DECREF(iterator);
-    if (done < 0 || PyErr_Occurred()) {
-        Py_DECREF(ranked);
-        return NULL;
+    PyObject *ranked = NULL;
+    if (done > 0 && !PyErr_Occurred()) {
+        ranked = ranked_entries(best, kept);
+    } else if (done == 0 && !PyErr_Occurred()) { /* a value the Python loop must read */
+        Py_INCREF(Py_None);
+        ranked = Py_None;
     }
-    if (done == 0) { /* a value the Python loop must multiply */
-        Py_DECREF(ranked);
-        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < kept; i++) {
+        Py_DECREF(best[i].id);
+        Py_DECREF(best[i].article);
     }
+    PyMem_Free(best);
     return ranked;
 }

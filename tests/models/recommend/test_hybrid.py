@@ -364,12 +364,13 @@ def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPat
         HybridRecommender.intent_only(kb),
         HybridRecommender(kb, weights={"popularity": 1}, stats=stats),  # an int: Python's
     ]
+    sizes = [1, 3, 5, 200]  # the cut in C: one, the served three, more than are scored
     want = []
     with monkeypatch.context() as patch:
         patch.setattr(hybrid_module, "native", lambda: None)
         for ranker in rankers:
-            want.append([ranker.recommend(*call, k=5) for call in calls])
-    got = [[ranker.recommend(*call, k=5) for call in calls] for ranker in rankers]
+            want.append([ranker.recommend(*call, k=k) for call in calls for k in sizes])
+    got = [[ranker.recommend(*call, k=k) for call in calls for k in sizes] for ranker in rankers]
     assert got == want
     signals = {name for ranked in got[0] for r in ranked for name in r.signals}
     assert signals == set(DEFAULT_WEIGHTS)  # every signal was scored at least once
@@ -385,7 +386,7 @@ def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know(
     def score(articles: dict, text: dict, evidence: tuple, confidence: object = 0.5) -> object:
         return loops.score_articles(
             {"kb-card-arrival", "kb-gone"}, articles, frozenset(), frozenset(KB.articles_by_id),
-            None, None, text, "card_arrival", confidence, None, evidence, weights,
+            None, None, text, "card_arrival", confidence, None, evidence, weights, 3,
         )  # fmt: skip
 
     empty = ({}, {}, {}, {})
@@ -400,6 +401,44 @@ def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know(
     assert score(Lookup(kb=article), {}, empty) is None
     assert score({"kb-card-arrival": article}, {}, (Lookup(kb=None), {}, {}, {})) is None
     assert score({"kb-card-arrival": article}, {}, empty, confidence=np.float32(0.5)) is None
+
+
+def test_compiled_scoring_keeps_the_best_k_ties_by_id() -> None:
+    # The cut in C: the k best sums, then the lower id among equal sums, as the (-score, id)
+    # tuples sort; an id that is not a str is left to Python's sort.
+    loops = native()
+    if loops is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    articles = {a.id: a for a in KB.articles}
+    ids = sorted(articles, reverse=True)  # handed over in no order the answer keeps
+    text = {a: 0.25 for a in ids}
+    text[ids[-1]] = text[ids[len(ids) // 2]] = 0.75  # two best, tied
+
+    def top(k: int, candidates: object = ids) -> object:
+        return loops.score_articles(
+            candidates, articles, frozenset(), frozenset(articles), None, None, text, None,
+            0.0, None, ({}, {}, {}, {}), (1.0,) * 8, k,
+        )  # fmt: skip
+
+    tied_best = sorted([ids[-1], ids[len(ids) // 2]])
+    rest = sorted(set(ids) - set(tied_best))
+    assert [entry[1] for entry in top(len(ids))] == tied_best + rest
+    assert [entry[:2] for entry in top(3)] == [
+        (-0.75, tied_best[0]), (-0.75, tied_best[1]), (-0.25, rest[0])
+    ]  # fmt: skip
+    assert top(1)[0][3] == {"text": 0.75}
+    assert top(5, []) == []
+
+    class Id(str):
+        pass
+
+    odd = {"kb-odd": KB.article(ids[0]).model_copy(update={"id": Id("kb-odd")})}
+    assert loops.score_articles(
+        ["kb-odd"], odd, frozenset(), frozenset(odd), None, None, {"kb-odd": 1.0}, None,
+        0.0, None, ({}, {}, {}, {}), (1.0,) * 8, 3,
+    ) is None  # fmt: skip
+    with pytest.raises(ValueError, match="k must be"):
+        top(0)
 
 
 def _words_one_by_one(message: str) -> list[tuple[str, str]]:

@@ -187,13 +187,13 @@ class HybridRecommender(Recommender):
         resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
         loops = native()
         ranked = None
-        if loops is not None:  # the loop below in C (None: a value it leaves to Python)
+        if loops is not None:  # the loop and the cut below in C (None: left to Python)
             ranked = loops.score_articles(
                 candidates, self._articles, user.unhelpful, self._for_all, tier, language,
                 text, intent, intent_confidence,
                 (resolved, user.helpful) if user.personalized else None,
                 (evidence.rates, evidence.links, evidence.similar, evidence.popularity),
-                self._weight_row,
+                self._weight_row, k,
             )  # fmt: skip
         if ranked is None:
             ranked = []
@@ -212,10 +212,10 @@ class HybridRecommender(Recommender):
                     score += product
                 if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
                     ranked.append((-score, article.id, article, weighted))
+            # Candidate ids are unique: tuples order by (-score, id) and never compare
+            # further. sorted()[:k] is what heapq.nsmallest(k) returns.
+            ranked.sort()
         words = _message_words(message)
-        # Candidate ids are unique: tuples order by (-score, id) and never compare further.
-        # sorted()[:k] is what heapq.nsmallest(k) returns; for a dozen candidates, in C.
-        ranked.sort()
         return [
             Recommendation(
                 article.id,
