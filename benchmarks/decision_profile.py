@@ -146,23 +146,51 @@ async def started_app(
     (embedded backends), and its decision service; with ``history``, its users' features
     too, and feedback on a ``reported`` share of those decisions (:func:`give_history`)."""
     with tempfile.TemporaryDirectory(prefix="tb-profile-") as tmp:
-        shutil.copytree(model_dir / "models", Path(tmp) / "models")
-        # the stream worker runs in a process of its own under `tailorbot serve`: not here;
-        # requests go one at a time, so a feedback's linger would only add idle time, in
-        # which the process's other threads tick and count as the request's CPU
-        settings = Settings(
-            data_dir=Path(tmp),
-            model_poll_s=0,
-            run_worker_in_server=False,
-            decision_threads=decision_threads,
-            feedback_linger_s=0,
-            kb_poll_s=0,  # no thread reading the KB's version file every 2 s beside the requests
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            decider = await load_decider(app)
-            give_history(app, decider, history, reported)
-            yield app, decider
+        async with app_on(Path(tmp), model_dir, decision_threads, history, reported) as started:
+            yield started
+
+
+@contextlib.asynccontextmanager
+async def app_on(
+    data_dir: Path,
+    model_dir: Path,
+    decision_threads: int | None = None,
+    history: Sequence[bytes] = (),
+    reported: float = 0.0,
+) -> AsyncIterator[tuple[FastAPI, Any]]:
+    """:func:`started_app` on ``data_dir`` (empty or missing): what the app leaves there
+    (the log, the stores, the models) stays when it has stopped."""
+    shutil.copytree(model_dir / "models", data_dir / "models")
+    # the stream worker runs in a process of its own under `tailorbot serve`: not here;
+    # requests go one at a time, so a feedback's linger would only add idle time, in
+    # which the process's other threads tick and count as the request's CPU
+    settings = Settings(
+        data_dir=data_dir,
+        model_poll_s=0,
+        run_worker_in_server=False,
+        decision_threads=decision_threads,
+        feedback_linger_s=0,
+        kb_poll_s=0,  # no thread reading the KB's version file every 2 s beside the requests
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        decider = await load_decider(app)
+        give_history(app, decider, history, reported)
+        yield app, decider
+
+
+def prepare_state(
+    data_dir: Path, model_dir: Path, history: Sequence[bytes], reported: float
+) -> None:
+    """A data dir (embedded backends) whose users have ``history`` and feedback on a
+    ``reported`` share of it (:func:`give_history`), the models included: for a server
+    started on a copy of it (personalize.py ``--history``)."""
+
+    async def build() -> None:
+        async with app_on(data_dir, model_dir, history=history, reported=reported):
+            pass
+
+    asyncio.run(build())
 
 
 def give_history(

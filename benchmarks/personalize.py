@@ -68,6 +68,7 @@ import httpx
 import orjson
 from _harness import (
     GENERATOR_PRIORITIES,
+    REPORTED,
     add_backend_args,
     generator_priority,
     machine,
@@ -354,11 +355,30 @@ def main() -> None:
         help="the server on the first usable core; the load generator and the stream worker "
         "on the others",
     )
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="decisions made before the server starts (in-process, on embedded backends: "
+        "decision_profile.prepare_state), their message events and feedback applied and a "
+        "CF model trained on them, so the users come with history, as on a server that has "
+        "run a while (default 0: a fresh data dir; the in-process benchmarks use 20,000)",
+    )
+    ap.add_argument(
+        "--reported",
+        type=float,
+        default=REPORTED,
+        help=f"with --history, the share of it reported on (default {REPORTED})",
+    )
     add_backend_args(ap)
     args = ap.parse_args()
     args.server_core, args.other_cores = split_cores()
     if args.pin and (args.workers != 1 or not args.other_cores):
         ap.error("--pin needs --workers 1 and at least 2 usable cores")
+    if args.history and (args.log_url or args.store_url):
+        ap.error("--history prepares embedded backends only (no --log-url / --store-url)")
+    if not 0.0 <= args.reported <= 1.0:
+        ap.error(f"--reported must be within [0, 1], got {args.reported}")
     if args.pin:
         os.sched_setaffinity(0, args.other_cores)
 
@@ -366,20 +386,24 @@ def main() -> None:
     bodies = request_bodies(args.users)
     rounds: dict[str, list[dict]] = {"reference": [], "tailorbot": []}
     backends = ""
-    for _ in range(args.rounds):
-        if not args.no_reference:
-            with reference_server(args.workers) as (url, pid):
-                rounds["reference"].append(measure(url, pid, bodies, args))
-        with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
-            shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
-            with server_for(args, workers=args.workers, data_dir=data_dir) as served:
-                url, _, backends, pid = served
-                rounds["tailorbot"].append(measure(url, pid, bodies, args, args.feedback_share))
+    with server_data(args) as prepared:
+        for _ in range(args.rounds):
+            if not args.no_reference:
+                with reference_server(args.workers) as (url, pid):
+                    rounds["reference"].append(measure(url, pid, bodies, args))
+            with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
+                shutil.copytree(prepared, data_dir, dirs_exist_ok=True)
+                with server_for(args, workers=args.workers, data_dir=data_dir) as served:
+                    url, _, backends, pid = served
+                    rounds["tailorbot"].append(measure(url, pid, bodies, args, args.feedback_share))
     report: dict = {
         "benchmark": "personalize",
         "machine": machine(),
         "server_workers": args.workers,
         "backends": backends,
+        "history": f"{args.history:,} decisions, {args.reported:.0%} reported on, a CF model"
+        if args.history
+        else "none (a fresh data dir)",
         "seconds": args.seconds,
         "rounds": args.rounds,
         "pinned": f"server on core {args.server_core}, load generator and stream worker on "
@@ -411,6 +435,22 @@ def main() -> None:
         if notes:
             report["cpu_ratio_note"] = "; ".join(notes)
     print(json.dumps(report, indent=2))
+
+
+@contextlib.contextmanager
+def server_data(args: argparse.Namespace) -> Iterator[Path]:
+    """What each round's server starts from, copied: the models, and with ``--history`` the
+    users' state (decision_profile.prepare_state)."""
+    with tempfile.TemporaryDirectory(prefix="tb-bench-state-") as tmp:
+        data = Path(tmp) / "data"
+        if args.history:
+            from decision_profile import prepare_state  # it imports this module
+
+            history = request_bodies(args.users, args.history)
+            prepare_state(data, Path(args.model_dir), history, args.reported)
+        else:
+            shutil.copytree(Path(args.model_dir) / "models", data / "models")
+        yield data
 
 
 def _median_round(results: list[dict]) -> dict:
