@@ -186,3 +186,75 @@ def test_remembered_answers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         expected = {"kb-a": 1.0 / 2.0} if tier == "gold" else {}
         assert stats.popularity_map([("tier", tier)]) == expected
         assert len(stats._memo) <= 3
+
+
+def test_a_rebuild_keeps_only_the_answers_whose_counters_did_not_change() -> None:
+    # A server rebuilds its statistics every second while feedback comes in
+    # (SharedRecommenders.refresh): the answers of the intents and groups no new event
+    # touched are carried over, every other one is computed again, and each equals the
+    # answer of statistics built afresh from the same counters.
+    import random
+
+    rng = random.Random(3)
+    intents = ["card_arrival", "change_pin", "top_up_failed", "lost_card"]
+    articles = [f"kb-{n}" for n in range(8)]
+    views = [
+        {"tier": t, "segment": s, "recent_intents": [i],
+         "articles_helpful": rng.sample(articles, 2)}
+        for t in ("gold", "standard") for s in ("vip", "regular", "at_risk") for i in intents
+    ]  # fmt: skip
+
+    def event() -> dict:
+        article = rng.choice(articles)
+        return rng.choice([resolution(article, rng.random() < 0.6),
+                           feedback(article, rng.random() < 0.7),
+                           {"type": "article_viewed", "article_id": article}])  # fmt: skip
+
+    stats = CollaborativeStats()
+    for _ in range(300):
+        stats.learn_one(event(), rng.choice(views))
+    keys = [(i, [("tier", t), ("segment", s)]) for i in intents
+            for t in ("gold", "standard") for s in ("vip", "regular", "at_risk")]  # fmt: skip
+    keys.append(("card_arrival", []))
+    groups = [g for _, g in keys]
+    for _ in range(20):
+        served = CollaborativeStats.from_counters(stats.to_counters())
+        for intent, group in keys:
+            served.evidence(intent, group)
+            served.popularity_map(group)
+        before = {k: served._memo[k] for k in served._memo}
+        for _ in range(rng.choice([0, 1, 3])):  # a second's new events, some quiet
+            stats.learn_one(event(), rng.choice(views))
+        counters = stats.to_counters()
+        rebuilt = CollaborativeStats.from_counters(counters, previous=served)
+        fresh = CollaborativeStats.from_counters(counters)
+        kept = set(rebuilt._memo)
+        for intent, group in keys:
+            assert rebuilt.evidence(intent, group) == fresh.evidence(intent, group)
+        for group in groups:
+            assert rebuilt.popularity_map(group) == fresh.popularity_map(group)
+        for key in kept:  # carried over, as they were
+            assert rebuilt._memo[key] is before[key]
+        if counters == served.to_counters():
+            assert kept == set(before)
+        else:
+            assert kept < set(before)  # what the new events touched was dropped
+    assert (
+        CollaborativeStats.from_counters(
+            stats.to_counters(), prior_strength=2.0, previous=served
+        )._memo
+        == {}
+    )  # other smoothing: nothing carried
+
+
+def test_customers_baskets_do_not_push_out_the_shared_answers() -> None:
+    from tailorbot.models.recommend.collaborative import MEMO_MAX
+
+    stats = CollaborativeStats()
+    stats.learn_one(resolution("kb-a"), {**GOLD, "articles_helpful": ["kb-b"]})
+    gold = [("tier", "gold"), ("segment", "vip")]
+    shared = stats.evidence("card_arrival", gold)
+    for n in range(MEMO_MAX + 10):  # a basket per customer
+        stats.cooccurrence_map({"kb-a", f"kb-{n}"})
+    assert stats.evidence("card_arrival", gold) is shared
+    assert stats.cooccurrence_map({"kb-b"}) == {"kb-a": stats.cooccurrence("kb-a", {"kb-b"})}

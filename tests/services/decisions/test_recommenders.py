@@ -1,4 +1,5 @@
-"""The shared recommenders' refresh: new statistics only when the counters changed."""
+"""The shared recommenders' refresh: new statistics only when the counters changed, keeping
+the answers that the change did not touch."""
 
 from __future__ import annotations
 
@@ -19,11 +20,22 @@ def test_refresh_rebuilds_the_statistics_only_when_the_counters_changed(tmp_path
         shared.refresh()
         assert shared._personalized.stats is first  # same counters: kept, with what it remembers
 
+        stores.counters.increment(
+            NS_INTENT, {"change_pin|issues": 2.0, "change_pin|kb-pin|res": 1.0}
+        )
+        shared.refresh()
+        served = shared._personalized.stats
+        untouched = served.evidence("change_pin", [])
+        touched = served.evidence("card_arrival", [])
         stores.counters.increment(NS_INTENT, {"card_arrival|kb-card-delivery|shown": 1.0})
         shared.refresh()
         rebuilt = shared._personalized.stats
-        assert rebuilt is not first
+        assert rebuilt is not served
         assert rebuilt._raw[NS_INTENT]["card_arrival|kb-card-delivery|shown"] == 1.0
+        # what the new counters do not touch is carried over; the rest is computed again
+        assert rebuilt.evidence("change_pin", []) is untouched
+        assert rebuilt.evidence("card_arrival", []) is not touched
+        assert shared._control.stats is rebuilt
     finally:
         stores.close()
 

@@ -54,7 +54,7 @@ ARTICLE_EVENT_TYPES = frozenset({"resolution", "article_feedback", "article_view
 Deltas = dict[str, dict[str, float]]
 Group = tuple[str, str]  # ("tier", "gold"), ("segment", "business")
 ALL: Group = ("all", "")
-MEMO_MAX = 1024  # remembered answers per stats object (an evidence map: ~8 KB)
+MEMO_MAX = 1024  # remembered answers per stats object and kind (an evidence map: ~8 KB)
 
 
 def _part(value: str) -> str:
@@ -156,16 +156,53 @@ class CollaborativeStats:
         # is read-only until the next refresh replaces it, and its few (intent, groups) keys
         # repeat on every decision. apply() clears it.
         self._memo: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        # cooccurrence_map()'s, apart: its keys are the customers' baskets, nearly one per
+        # customer, which in one memo emptied it of the shared answers every MEMO_MAX baskets
+        self._links: dict[frozenset[str], Mapping[str, tuple[float, str]]] = {}
 
     # --- building ----------------------------------------------------------------------
     @classmethod
     def from_counters(
-        cls, counters: Mapping[str, Mapping[str, float]], prior_strength: float = 5.0
+        cls,
+        counters: Mapping[str, Mapping[str, float]],
+        prior_strength: float = 5.0,
+        previous: CollaborativeStats | None = None,
     ) -> CollaborativeStats:
-        """Rebuild from ``{namespace: {key: value}}`` (what the store's counters hold)."""
+        """Rebuild from ``{namespace: {key: value}}`` (what the store's counters hold).
+
+        ``previous``: the statistics this rebuild replaces. Their remembered answers of
+        :meth:`evidence` and :meth:`popularity_map` whose counters did not change are kept:
+        a server rebuilds every second while feedback comes in, and each feedback changes
+        one intent's counters, so the rest would be computed again by the next decisions.
+        """
         stats = cls(prior_strength=prior_strength)
         stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
+        if previous is not None and previous.prior_strength == prior_strength:
+            # a copy first (one C call): decisions may add to the served memo meanwhile
+            remembered = previous._memo.copy()
+            stats._memo = {
+                key: answer
+                for key, answer in remembered.items()
+                if stats._same_inputs(previous, key)
+            }
         return stats
+
+    def _same_inputs(self, other: CollaborativeStats, key: tuple[Any, ...]) -> bool:
+        """Whether the remembered answer under ``key`` reads the same counters here as in
+        ``other`` (and so would be the same answer)."""
+        if key[0] == "evidence":
+            _, intent, groups = key
+            return all(
+                self._issues.get((g, intent)) == other._issues.get((g, intent))
+                and self._articles.get((g, intent)) == other._articles.get((g, intent))
+                for g in (ALL, *groups)
+            )
+        _, groups = key  # popularity
+        return all(
+            self._popular.get(g) == other._popular.get(g)
+            and self._popular_max.get(g) == other._popular_max.get(g)
+            for g in groups
+        )
 
     @classmethod
     def load(cls, store: Any, prior_strength: float = 5.0) -> CollaborativeStats:
@@ -182,6 +219,7 @@ class CollaborativeStats:
     def apply(self, deltas: Mapping[str, Mapping[str, float]]) -> None:
         """Add counter deltas (unknown namespaces are ignored)."""
         self._memo.clear()
+        self._links.clear()
         for namespace, items in deltas.items():
             if namespace not in self._raw:
                 continue
@@ -306,8 +344,7 @@ class CollaborativeStats:
         basket = frozenset(basket)
         if not basket:
             return EMPTY_MAPPING
-        key = ("cooccurrence", basket)
-        found = self._memo.get(key)
+        found = self._links.get(basket)
         if found is not None:
             return found
         out: dict[str, tuple[float, str]] = {}
@@ -323,7 +360,10 @@ class CollaborativeStats:
                 score = together / (math.sqrt(n_article * n_other) + 1.0)
                 if score > out.get(article, (0.0, ""))[0]:
                     out[article] = (score, other)
-        return self._remember(key, out)
+        if len(self._links) >= MEMO_MAX:
+            self._links.clear()
+        self._links[basket] = out
+        return out
 
     def cooccurrence(self, article: str, basket: Iterable[str]) -> tuple[float, str | None]:
         """Strongest link from the articles that helped the user to ``article``."""

@@ -48,7 +48,8 @@ class SharedRecommenders:
         # Unchanged counters (a quiet hour, a server without feedback): keep the statistics
         # and the answers they remember; a rebuild cost ~20 ms of CPU a second on a warm store.
         if counters != self._counters:
-            stats = CollaborativeStats.from_counters(counters)
+            # the answers whose counters did not change are kept (from_counters)
+            stats = CollaborativeStats.from_counters(counters, previous=self._personalized.stats)
             self._personalized.stats = self._control.stats = stats
             self._counters = counters
         if self._cf is not None:
