@@ -375,7 +375,7 @@ def add_history_arg(ap: argparse.ArgumentParser) -> None:
     with the CF model trained on that log (decision_profile.give_history)."""
     ap.add_argument(
         "--history",
-        type=_count,
+        type=count_arg,
         default=HISTORY,
         help="decisions whose message events the users' features hold before measuring "
         f"(default {HISTORY:,}: about four messages for each of 5,000 users, as after 20 s "
@@ -383,7 +383,7 @@ def add_history_arg(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument(
         "--reported",
-        type=_share,
+        type=share_arg,
         default=REPORTED,
         help="share of the history's decisions reported on (rating, resolution, a click for "
         f"half), applied before measuring, and an item-kNN model trained on them (default "
@@ -392,7 +392,7 @@ def add_history_arg(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def _share(text: str) -> float:
+def share_arg(text: str) -> float:
     """A share in [0, 1], for argparse."""
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -400,7 +400,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def count_arg(text: str) -> int:
     """A whole number of at least 0, for argparse."""
     value = int(text)
     if value < 0:

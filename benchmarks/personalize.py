@@ -70,12 +70,14 @@ from _harness import (
     GENERATOR_PRIORITIES,
     REPORTED,
     add_backend_args,
+    count_arg,
     generator_priority,
     machine,
     metric_sum,
     quiet_collector,
     scrape,
     server_for,
+    share_arg,
     wait_ready,
 )
 from cpu import (
@@ -357,7 +359,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--history",
-        type=int,
+        type=count_arg,
         default=0,
         help="decisions made before the server starts (in-process, on embedded backends: "
         "decision_profile.prepare_state), their message events and feedback applied and a "
@@ -366,7 +368,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--reported",
-        type=float,
+        type=share_arg,
         default=REPORTED,
         help=f"with --history, the share of it reported on (default {REPORTED})",
     )
@@ -377,8 +379,6 @@ def main() -> None:
         ap.error("--pin needs --workers 1 and at least 2 usable cores")
     if args.history and (args.log_url or args.store_url):
         ap.error("--history prepares embedded backends only (no --log-url / --store-url)")
-    if not 0.0 <= args.reported <= 1.0:
-        ap.error(f"--reported must be within [0, 1], got {args.reported}")
     if args.pin:
         os.sched_setaffinity(0, args.other_cores)
 
