@@ -186,6 +186,13 @@ def test_remembered_answers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         expected = {"kb-a": 1.0 / 2.0} if tier == "gold" else {}
         assert stats.popularity_map([("tier", tier)]) == expected
         assert len(stats._memo) <= 3
+    helped = CollaborativeStats().learn_one(
+        resolution("kb-b"), {**GOLD, "articles_helpful": ["kb-a"]}
+    )
+    for basket in ({"kb-a"}, {"kb-c"}, {"kb-d"}, {"kb-e"}, {"kb-a"}):  # the baskets' own memo
+        expected_links = {"kb-b": helped.cooccurrence("kb-b", {"kb-a"})} if "kb-a" in basket else {}
+        assert helped.cooccurrence_map(basket) == expected_links
+        assert len(helped._links) <= 3
 
 
 def test_a_rebuild_keeps_only_the_answers_whose_counters_did_not_change() -> None:
