@@ -136,3 +136,67 @@ def test_concurrent_vector_additions_lose_nothing(open_online_stores: StoreOpene
     for store in stores:
         found = {k: v.tolist() for k, v in store.vectors("stats").items()}
         assert found == {"all": [400.0, 200.0]} | {f"thread-{i}": [100.0] for i in range(8)}
+
+
+def test_every_write_raises_the_stamps_of_what_it_adds_to(
+    open_online_stores: StoreOpener,
+) -> None:
+    """A poller skips its read while the stamps of what it reads stay equal, so every write
+    path that adds to a namespace's counters or vectors raises its stamps, in every process's
+    view; reads, writes that add nothing and refused writes leave them as they were."""
+    stores, other = open_online_stores(), open_online_stores().counters
+    counters = stores.counters
+    names = ("a", "b", "c", "d")
+    for decision_id in ("d1", "d2"):
+        stores.decisions.put(decision_id, "u1", {"variant": "short"})
+
+    def refused() -> None:
+        with pytest.raises(ValueError):
+            counters.increment("a", {"x": float("nan")})
+        with pytest.raises(ValueError):
+            counters.add_vectors("b", {"v": [1.0, 2.0]})  # "v" holds one value by then
+
+    writes = [
+        ("an increment", lambda: counters.increment("a", {"x": 1.0}), {"a"}),
+        ("an addition to vectors", lambda: counters.add_vectors("b", {"v": [1.0]}), {"b"}),
+        (
+            "a feedback's mark",
+            lambda: stores.decisions.record_feedbacks(
+                [FeedbackMark("d1", {"rating": 5}, {"c": {"x": 1.0}}, None, {"b": {"v": [1.0]}})]
+            ),
+            {"b", "c"},
+        ),
+        (
+            "a record's events",
+            lambda: stores.features.put_many(
+                [record("u1", offset=1)], {"u1": [(1, {"d": {"x": 1.0}})]}
+            ),
+            {"d"},
+        ),
+        (
+            "writes that add nothing",
+            lambda: (
+                counters.increment("a", {}),
+                counters.add_vectors("b", {}),
+                stores.features.put_many([record("u2", offset=1)]),
+                stores.decisions.record_feedbacks([FeedbackMark("d2", {"rating": 5})]),
+            ),
+            set(),
+        ),
+        (
+            "a mark given before",
+            lambda: stores.decisions.record_feedbacks(
+                [FeedbackMark("d1", {"rating": 1}, {"c": {"x": 1.0}})]
+            ),
+            set(),
+        ),
+        ("refused writes", refused, set()),
+        ("reads", lambda: (counters.counters("a"), counters.vectors("b")), set()),
+    ]
+    assert counters.stamps(names) is not None, "every backend keeps stamps"
+    for what, write, touched in writes:
+        before = {ns: counters.stamps([ns]) for ns in names}
+        write()
+        after = {ns: counters.stamps([ns]) for ns in names}
+        assert {ns for ns in names if after[ns] != before[ns]} == touched, what
+        assert other.stamps(names) == counters.stamps(names), what

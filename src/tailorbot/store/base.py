@@ -379,6 +379,14 @@ class CounterStore(_Reachable):
     def vectors(self, namespace: str) -> dict[str, np.ndarray]:
         """The vector counters of ``namespace`` by name, as read-only arrays of doubles."""
 
+    def stamps(self, namespaces: Sequence[str]) -> tuple[int, ...] | None:
+        """Change stamps of the counters and vectors of ``namespaces``: every write that adds
+        to them raises a stamp, in the same atomic step. Stamps read before a read of the
+        namespaces and equal to those read before an earlier one mean nothing changed in
+        between, so a reader that polls (a server, every second) can skip the read.
+        None where the backend keeps no stamps: read every time."""
+        return None
+
 
 # A user's profile and feature record, as a decision reads them (either may be missing).
 ProfileAndRecord = tuple[dict[str, Any] | None, FeatureRecord | None]

@@ -27,6 +27,8 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   (``redis_counters.ADD_COUNTERS``; additions commute: concurrent workers lose nothing).
 * ``{prefix}:vectors:{namespace}`` — hash of vector counters, each little-endian doubles,
   added to element by element by scripts (``redis_counters.ADD_VECTORS``).
+* ``{prefix}:stamps`` — hash: each counters or vectors hash's key -> how many script calls
+  have added to it (``CounterStore.stamps``; raised by the same call).
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features; keep it above the stream worker's state cache idle time,
@@ -62,7 +64,7 @@ from tailorbot.store.base import (
     Stores,
 )
 from tailorbot.store.redis_async import RedisAsyncUserReader
-from tailorbot.store.redis_counters import ADD_COUNTERS, counter_arg
+from tailorbot.store.redis_counters import ADD_COUNTERS, STAMPS_KEY, counter_arg
 from tailorbot.store.redis_shared import (
     ERASED_AT,
     RedisConcern,
@@ -132,11 +134,12 @@ return written
 )
 
 # One user's record and the counters of its events, in one step. KEYS: erased hash, record,
-# dedupe ids, then one counters hash per (event, namespace). ARGV: ttl, digest, offset,
-# record, its ids (_WRITE_IDS), then per counters hash: the event's offset and its counters
-# (redis_shared.counter_arg). Only the events after the stored offset add: another
-# worker's write already counted the rest. The counters are summed per hash and checked
-# before anything is written (redis_counters.ADD_COUNTERS): a failing call writes nothing.
+# dedupe ids, then one counters hash per (event, namespace), then the stamps hash. ARGV:
+# ttl, digest, offset, record, its ids (_WRITE_IDS), then per counters hash: the event's
+# offset and its counters (redis_shared.counter_arg). Only the events after the stored
+# offset add: another worker's write already counted the rest. The counters are summed per
+# hash and checked before anything is written (redis_counters.ADD_COUNTERS): a failing call
+# writes nothing.
 _PUT_COUNTED = (
     _WRITE_IDS
     + ADD_COUNTERS
@@ -151,7 +154,7 @@ local seen = -1
 if stored ~= '' then seen = tonumber(stored) end
 local sums = {}
 local i = 8 + 2 * tonumber(ARGV[7])  -- past the record's ids
-for k = 4, #KEYS do
+for k = 4, #KEYS - 1 do
   if tonumber(ARGV[i]) > seen then
     if sums[KEYS[k]] == nil then sums[KEYS[k]] = {} end
     add_deltas(sums[KEYS[k]], ARGV[i + 1])
@@ -317,6 +320,7 @@ class RedisFeatureStore(RedisConcern, FeatureStore):
             for namespace, deltas in by_namespace.items():
                 keys.append(self.key("counters", namespace))
                 args += [int(offset), counter_arg(deltas)]
+        keys.append(self.key(STAMPS_KEY))
         return keys, args
 
     @guard

@@ -35,6 +35,7 @@ VECTOR_CALL_FIELDS = 100  # vectors one HMGET or HSET of the vector scripts name
 _DOUBLES_PER_CALL = 64  # doubles one struct.pack or unpack call takes (Lua's stack is small)
 
 HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts names
+STAMPS_KEY = "stamps"  # the stamps hash, under the store's prefix: a hash key -> its stamp
 
 # What the counter and vector scripts share (ADD_COUNTERS starts with it): a walk of the
 # hashes a script adds to, which reads and checks everything before the script's first
@@ -42,7 +43,9 @@ HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts nam
 # for sums (hash key -> name -> what to add), the HSET arguments of each hash (name, value,
 # ...), each value total(key, name, added, stored) (stored: the field's value, or false),
 # ``fields`` names to a HMGET; or nil and an error when a key holds another type or a
-# total is nil (its error). write_hashes(writes, fields): the HSETs.
+# total is nil (its error). write_hashes(writes, fields): the HSETs, each hash written to
+# raising its stamp (CounterStore.stamps) in the stamps hash, the script's last key
+# (STAMPS_KEY): every script that adds to counters or vectors names it last.
 HASH_WRITES = """
 local function one_hash_writes(key, sum, fields, what, total)
   local names, writes = {}, {}
@@ -81,6 +84,7 @@ local function write_hashes(writes, fields)
       local last = math.min(first + 2 * fields - 1, #found)
       redis.call('HSET', key, unpack(found, first, last))
     end
+    if #found > 0 then redis.call('HINCRBY', KEYS[#KEYS], key, 1) end
   end
 end
 """
@@ -199,7 +203,8 @@ end
 local function write_vectors(writes) write_hashes(writes, {VECTOR_CALL_FIELDS}) end
 """
 
-# KEYS: the vector hash. ARGV: its deltas (vector_args). Nothing written on an error.
+# KEYS: the vector hash, the stamps hash. ARGV: its deltas (vector_args). Nothing written
+# on an error.
 ADD_VECTORS_SCRIPT = (
     HASH_WRITES
     + ADD_VECTORS

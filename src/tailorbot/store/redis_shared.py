@@ -39,6 +39,7 @@ from tailorbot.store.redis_counters import (
     ADD_COUNTERS,
     ADD_VECTORS,
     ADD_VECTORS_SCRIPT,
+    STAMPS_KEY,
     counter_arg,
     refusals_as,
     vector_args,
@@ -47,7 +48,8 @@ from tailorbot.store.redis_counters import (
 guard = translate_errors(StoreError)
 FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
 # Many decisions' feedback marks and what they taught, in one step. KEYS: each mark's
-# decision (in order; one may come twice), then the counters and vector hashes. ARGV: the
+# decision (in order; one may come twice), then the counters and vector hashes, then the
+# stamps hash. ARGV: the
 # number of marks, then per mark: its feedback, the mark it replaces ('' for none yet), its
 # number of counter namespaces and, per namespace, the index of its hash among the hashes
 # and its counters (counter_arg); then its number of vector namespaces and, per namespace,
@@ -123,7 +125,8 @@ return taken
 """
 )
 
-# KEYS: the counters hash. ARGV: its deltas (counter_arg). Nothing written on an error.
+# KEYS: the counters hash, the stamps hash. ARGV: its deltas (counter_arg). Nothing written
+# on an error.
 _INCREMENT = (
     ADD_COUNTERS
     + """
@@ -288,7 +291,7 @@ class RedisDecisionStore(RedisConcern, DecisionStore):
                 key = self.key("vectors", namespace)
                 packed = packed_vectors(vector_deltas)
                 args += [hashes.setdefault(key, len(hashes) + 1), *vector_args(packed)]
-        return keys + list(hashes), args
+        return [*keys, *hashes, self.key(STAMPS_KEY)], args
 
     @guard
     def erase_user(self, user_id: str) -> None:
@@ -331,7 +334,8 @@ class RedisCounterStore(RedisConcern, CounterStore):
     def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
         arg = counter_arg(deltas)  # checks them first
         if deltas:
-            self._increment(keys=[self.key("counters", namespace)], args=[arg])
+            keys = [self.key("counters", namespace), self.key(STAMPS_KEY)]
+            self._increment(keys=keys, args=[arg])
 
     @guard
     def counters(self, namespace: str) -> dict[str, float]:
@@ -343,10 +347,19 @@ class RedisCounterStore(RedisConcern, CounterStore):
         packed = packed_vectors(deltas)  # checks them first
         if packed:
             with refusals_as(ValueError):
-                self._add_vectors(keys=[self.key("vectors", namespace)], args=vector_args(packed))
+                keys = [self.key("vectors", namespace), self.key(STAMPS_KEY)]
+                self._add_vectors(keys=keys, args=vector_args(packed))
 
     @guard
     def vectors(self, namespace: str) -> dict[str, np.ndarray]:
         stored = self.client.hgetall(self.key("vectors", namespace))
         # bytes: the stores' clients never decode answers (a vector is binary)
         return {key_text(k): unpacked_vector(cast(bytes, v)) for k, v in stored.items()}
+
+    @guard
+    def stamps(self, namespaces: Sequence[str]) -> tuple[int, ...]:
+        # a counters hash and a vectors hash a namespace, each with its stamp
+        keys = [self.key(kind, ns) for ns in namespaces for kind in ("counters", "vectors")]
+        if not keys:
+            return ()
+        return tuple(int(found or 0) for found in self.client.hmget(self.key(STAMPS_KEY), keys))

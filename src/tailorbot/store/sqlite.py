@@ -1,9 +1,9 @@
 """The embedded online stores: one SQLite file (WAL mode) shared by the API and its workers.
 
-Feature records, profiles, decisions, counters, vector counters and erasure watermarks each
-have a table of one file; each concern is a small class over the one shared
-:class:`SqliteFile`, and :func:`open_stores` opens the file once for all four (decisions and
-counters, which a feedback writes in one transaction, live in
+Feature records, profiles, decisions, counters, vector counters (and their change stamps)
+and erasure watermarks each have a table of one file; each concern is a small class over the
+one shared :class:`SqliteFile`, and :func:`open_stores` opens the file once for all four
+(decisions and counters, which a feedback writes in one transaction, live in
 :mod:`tailorbot.store.sqlite_shared`). States are stored as :mod:`tailorbot.store.state_blob`
 writes them (orjson, the dedupe ids apart), profiles as orjson; reads of records and
 profiles go through an in-process cache per concern that empties itself when another
@@ -62,10 +62,10 @@ from tailorbot.store.base import (
 )
 from tailorbot.store.sqlite_dedupe import SELECT_RECORDS, record_of, records_with_ids, write_ids
 from tailorbot.store.sqlite_shared import (
-    ADD_COUNTER_TAIL,
     SqliteConcern,
     SqliteCounterStore,
     SqliteDecisionStore,
+    add_counter_rows,
     counter_rows,
     dumps,
     select_in,
@@ -102,6 +102,9 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS counter_vectors (
     namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counter_stamps (
+    namespace TEXT PRIMARY KEY, stamp INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erasures (
     digest TEXT PRIMARY KEY, partition INTEGER NOT NULL, watermark INTEGER NOT NULL
@@ -295,7 +298,7 @@ class SqliteFeatureStore(SqliteConcern, FeatureStore):
                         counters += _counter_rows(record, increments, held)
                         held[record.user_id] = (record.partition, record.offset)
                 put |= done
-            execute_rows(conn, "INSERT INTO counters", counters, ADD_COUNTER_TAIL)
+            add_counter_rows(conn, counters)
         return put
 
     def erase(

@@ -178,7 +178,7 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
                     for key, delta in deltas.items():
                         sums[key] = sums.get(key, 0.0) + float(delta)
             summed = [(ns, key, delta) for ns, sums in added.items() for key, delta in sums.items()]
-            execute_rows(conn, "INSERT INTO counters", summed, ADD_COUNTER_TAIL)
+            add_counter_rows(conn, summed)
             vector_sums: dict[str, dict[str, np.ndarray]] = {}
             try:  # a refusal of the stored vectors rolls the whole call back
                 for vectors, taken in zip(packed, marked, strict=True):
@@ -224,7 +224,7 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
         if not rows:
             return
         with self.file.write() as conn:
-            conn.executemany(ADD_COUNTER, rows)
+            add_counter_rows(conn, rows)
 
     def counters(self, namespace: str) -> dict[str, float]:
         with self.file.read() as conn:
@@ -246,6 +246,11 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
                 "SELECT key, value FROM counter_vectors WHERE namespace = ?", (namespace,)
             ).fetchall()
         return {key: unpacked_vector(value) for key, value in rows}
+
+    def stamps(self, namespaces: Sequence[str]) -> tuple[int, ...]:
+        with self.file.read() as conn:
+            held = dict(select_in(conn, SELECT_STAMPS, list(dict.fromkeys(namespaces))))
+        return tuple(held.get(namespace, 0) for namespace in namespaces)
 
     def __repr__(self) -> str:
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
@@ -314,14 +319,29 @@ def add_vector_sums(conn: Any, sums: Mapping[str, Mapping[str, np.ndarray]]) -> 
             rows.append((namespace, name, total.astype(VECTOR_DTYPE, copy=False).tobytes()))
     if rows:
         conn.executemany(PUT_VECTOR, rows)
+        stamp(conn, {namespace for namespace, _, _ in rows})
 
 
 ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
-ADD_COUNTER = f"INSERT INTO counters VALUES (?, ?, ?) {ADD_COUNTER_TAIL}"
+# A namespace's stamp (CounterStore.stamps), raised by each write transaction that adds to it.
+STAMP_TAIL = "ON CONFLICT (namespace) DO UPDATE SET stamp = stamp + 1"
+SELECT_STAMPS = "SELECT namespace, stamp FROM counter_stamps WHERE namespace IN ({marks})"
+
+
+def add_counter_rows(conn: Any, rows: Sequence[tuple[str, str, float]]) -> None:
+    """Add counter rows (namespace, key, delta) inside the caller's write transaction, and
+    raise the stamps of their namespaces in it."""
+    execute_rows(conn, "INSERT INTO counters", rows, ADD_COUNTER_TAIL)
+    stamp(conn, {namespace for namespace, _, _ in rows})
+
+
+def stamp(conn: Any, namespaces: Iterable[str]) -> None:
+    """Raise the stamps of ``namespaces``, inside the caller's write transaction."""
+    execute_rows(conn, "INSERT INTO counter_stamps", [(ns, 1) for ns in namespaces], STAMP_TAIL)
 
 
 def counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
-    """Rows for :data:`ADD_COUNTER`; :class:`ValueError` for a delta that is not finite."""
+    """Rows for :func:`add_counter_rows`; :class:`ValueError` for a delta that is not finite."""
     check_finite(deltas)
     return [(namespace, key, float(delta)) for key, delta in deltas.items()]
 
