@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 
 from tailorbot.metrics import Metrics
 from tailorbot.models.bandit.base import ARM_PREFIX
-from tailorbot.store.base import CounterStore
+from tailorbot.store.base import CounterStore, VectorDelta
 from tailorbot.telemetry.siblings import SiblingExposition, Siblings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -172,3 +172,33 @@ def per_entry(statistics: dict[str, np.ndarray], dim: int) -> dict[str, float]:
             if v:
                 out[f"{key}/A/{i}/{j}"] = v
     return out
+
+
+class CountedReads(CounterStore):
+    """A real counter store whose reads of counters and vectors are counted, and which
+    keeps no stamps (``stamps``: the interface's None) unless ``stamped``."""
+
+    def __init__(self, store: CounterStore, stamped: bool = True) -> None:
+        self.store = store
+        self.stamped = stamped
+        self.reads = 0
+
+    def ping(self) -> None:
+        self.store.ping()
+
+    def increment(self, namespace: str, deltas: Mapping[str, float]) -> None:
+        self.store.increment(namespace, deltas)
+
+    def counters(self, namespace: str) -> dict[str, float]:
+        self.reads += 1
+        return self.store.counters(namespace)
+
+    def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
+        self.store.add_vectors(namespace, deltas)
+
+    def vectors(self, namespace: str) -> dict[str, np.ndarray]:
+        self.reads += 1
+        return self.store.vectors(namespace)
+
+    def stamps(self, namespaces: Sequence[str]) -> tuple[int, ...] | None:
+        return self.store.stamps(namespaces) if self.stamped else None

@@ -32,6 +32,7 @@ MODULES = (
     "tailorbot.kb.validate",
     "tailorbot.kb.repository",
     "tailorbot.metrics",
+    "tailorbot.store.watch",
     "tailorbot.models.drift",
     "tailorbot.api.dashboard",
     "tailorbot.telemetry.logs",

@@ -14,7 +14,7 @@ from tailorbot.models.bandit import LinearThompson, LinUCB
 from tailorbot.services.decisions.policy import VariantPolicy, make_bandit
 from tailorbot.store import open_stores
 from tailorbot.store.base import CounterStore
-from tests.helpers import bandit_updates, per_entry
+from tests.helpers import CountedReads, bandit_updates, per_entry
 
 VARIANTS = ["concise", "step_by_step", "empathetic"]
 VIP = {"tier_vip": 1.0, "csat": 0.75}
@@ -144,3 +144,30 @@ def test_statistics_an_older_store_holds_per_entry_are_kept(store: CounterStore)
     assert fresh.bandit.n_updates("concise") == 3 and fresh.bandit.n_updates("empathetic") == 1
     for arm in ("concise", "empathetic"):
         assert fresh.bandit.coefficients(arm) == pytest.approx(reference.bandit.coefficients(arm))
+
+
+def test_a_sync_reads_the_store_only_when_something_changed(store: CounterStore) -> None:
+    """The background refresh calls sync() every second: it reads the shared statistics
+    again only when their stamps moved, or when the local copy learnt since its last
+    rebuild, and then holds exactly what the store holds."""
+    counted = CountedReads(store)
+    p = policy(counted, sync_s=1.0)
+    p.sync()
+    first = counted.reads
+    assert first > 0
+    p.sync()
+    assert counted.reads == first, "nothing changed: no read"
+    policy(store).learn(VIP, "concise", 1.0)  # another process
+    p.sync()
+    assert counted.reads > first and p.bandit.n_updates("concise") == 1
+    # A feedback batch's shared write, read by a refresh before the batch's local lesson:
+    # the lesson counts twice until the next rebuild, which the stamps alone would skip.
+    store.add_vectors(p.namespace, p.statistics_delta(VIP, "concise", 1.0))
+    p.sync()
+    p.learn_locally(VIP, "concise", 1.0)
+    assert p.bandit.n_updates("concise") == 3
+    p.sync()
+    assert p.bandit.n_updates("concise") == 2
+    read = counted.reads
+    p.sync()
+    assert counted.reads == read

@@ -1,14 +1,16 @@
-"""The shared recommenders' refresh: new statistics only when the counters changed, keeping
-the answers that the change did not touch."""
+"""The shared recommenders' refresh: a read only when the counters' stamps moved, new
+statistics only when the counters changed, keeping the answers that the change did not
+touch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tailorbot.kb import default_kb_dir, load_kb
-from tailorbot.models.recommend.collaborative import NS_INTENT
+from tailorbot.models.recommend.collaborative import NAMESPACES, NS_COOC, NS_INTENT
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.store import open_stores
+from tests.helpers import CountedReads
 
 
 def test_refresh_rebuilds_the_statistics_only_when_the_counters_changed(tmp_path: Path) -> None:
@@ -36,6 +38,31 @@ def test_refresh_rebuilds_the_statistics_only_when_the_counters_changed(tmp_path
         assert rebuilt.evidence("change_pin", []) is untouched
         assert rebuilt.evidence("card_arrival", []) is not touched
         assert shared._control.stats is rebuilt
+    finally:
+        stores.close()
+
+
+def test_refresh_reads_the_counters_only_when_their_stamps_moved(tmp_path: Path) -> None:
+    stores = open_stores(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        counted = CountedReads(stores.counters)
+        shared = SharedRecommenders(load_kb(default_kb_dir()), counted)
+        shared.refresh()
+        assert counted.reads == len(NAMESPACES)
+        first = shared._personalized.stats
+        shared.refresh()
+        assert counted.reads == len(NAMESPACES), "nothing changed: no read"
+        stores.counters.increment(NS_COOC, {"kb-pin": 1.0})  # another process's write
+        shared.refresh()
+        assert counted.reads == 2 * len(NAMESPACES)
+        assert shared._personalized.stats is not first
+        assert shared._personalized.stats._raw[NS_COOC]["kb-pin"] == 1.0
+        # a store that keeps no stamps is read every time, as before stamps
+        unstamped = CountedReads(stores.counters, stamped=False)
+        plain = SharedRecommenders(load_kb(default_kb_dir()), unstamped)
+        plain.refresh()
+        plain.refresh()
+        assert unstamped.reads == 2 * len(NAMESPACES)
     finally:
         stores.close()
 

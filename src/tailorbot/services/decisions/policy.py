@@ -27,6 +27,7 @@ from tailorbot.features.memory import NS_SEGMENT_VARIANT
 from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.models.bandit import Choice, ContextualBandit, LinearThompson, LinUCB
 from tailorbot.store.base import CounterStore
+from tailorbot.store.watch import CounterWatch
 
 
 def make_bandit(settings: Settings, features: Sequence[str]) -> ContextualBandit:
@@ -87,6 +88,11 @@ class VariantPolicy:
         self._lock = threading.Lock()
         self._synced_at = float("-inf")
         self._segments = SegmentVariantStats()
+        self._watch = CounterWatch(store, (self.namespace, NS_SEGMENT_VARIANT))
+        # Local lessons (learn_locally), and how many the last rebuild had seen: one learnt
+        # after a rebuild that already read its shared write counts twice until the next.
+        self._lessons = 0
+        self._lessons_synced = -1
 
     def choose(
         self,
@@ -124,9 +130,17 @@ class VariantPolicy:
         """Learn in this process only, once the shared statistics hold the update."""
         with self._lock:
             self.bandit.learn_one(context, arm, reward)
+            self._lessons += 1
 
     def sync(self) -> None:
-        """Rebuild the local bandit from the shared statistics."""
+        """Rebuild the local bandit from the shared statistics, unless neither they (their
+        stamps) nor the local copy changed since the last rebuild."""
+        lessons = self._lessons
+        stamps = self._watch.changed()
+        if stamps is None and lessons == self._lessons_synced:
+            with self._lock:
+                self._synced_at = time.monotonic()
+            return
         vectors = self.store.vectors(self.namespace)
         counters = self.store.counters(self.namespace)  # as a store before packed ones holds them
         segments = SegmentVariantStats.from_counters(self.store.counters(NS_SEGMENT_VARIANT))
@@ -134,6 +148,9 @@ class VariantPolicy:
             self.bandit.load_statistics(vectors, counters)
             self._segments = segments
             self._synced_at = time.monotonic()
+            self._lessons_synced = lessons
+        if stamps is not None:
+            self._watch.read(stamps)
 
     def _maybe_sync(self) -> None:
         # With sync_s > 0 the service's background refresh calls sync(); this only catches a
