@@ -231,7 +231,7 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
             rows = conn.execute(
                 "SELECT key, value FROM counters WHERE namespace = ?", (namespace,)
             ).fetchall()
-        return {key: float(value) for key, value in rows}
+        return dict(rows)  # a REAL column reads back as float
 
     def add_vectors(self, namespace: str, deltas: Mapping[str, VectorDelta]) -> None:
         sums: dict[str, dict[str, np.ndarray]] = {}
