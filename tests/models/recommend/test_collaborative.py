@@ -265,3 +265,66 @@ def test_customers_baskets_do_not_push_out_the_shared_answers() -> None:
         stats.cooccurrence_map({"kb-a", f"kb-{n}"})
     assert stats.evidence("card_arrival", gold) is shared
     assert stats.cooccurrence_map({"kb-b"}) == {"kb-a": stats.cooccurrence("kb-a", {"kb-b"})}
+
+
+def test_statistics_grown_second_by_second_equal_a_fresh_build_and_leave_the_served_alone() -> None:
+    """A server's rebuild adds what the counters grew by to the statistics it served,
+    sharing what did not change: generation after generation, every structure equals a
+    build from scratch, and no earlier generation (still read by decisions) changes."""
+    import copy
+    import random
+
+    rng = random.Random(11)
+    intents = ["card_arrival", "change_pin", "top_up_failed"]
+    articles = [f"kb-{n}" for n in range(10)]
+    views = [
+        {"tier": t, "segment": s, "recent_intents": [i],
+         "articles_helpful": rng.sample(articles, 3), "articles_resolved": [articles[0]]}
+        for t in ("gold", "standard") for s in ("vip", "regular") for i in intents
+    ]  # fmt: skip
+
+    def event() -> dict:
+        article = rng.choice(articles)
+        return rng.choice([resolution(article, rng.random() < 0.6),
+                           feedback(article, rng.random() < 0.7),
+                           {"type": "article_viewed", "article_id": article}])  # fmt: skip
+
+    names = ("_raw", "_issues", "_articles", "_popular", "_popular_max", "_helped", "_pairs")
+
+    def parts(stats: CollaborativeStats) -> dict:
+        return {name: getattr(stats, name) for name in names}
+
+    truth = CollaborativeStats()
+    for _ in range(200):
+        truth.learn_one(event(), rng.choice(views))
+    served = CollaborativeStats.from_counters(truth.to_counters())
+    generations = [(served, copy.deepcopy(parts(served)))]
+    for _ in range(25):
+        for _ in range(rng.choice([1, 2, 5])):
+            truth.learn_one(event(), rng.choice(views))
+        counters = truth.to_counters()
+        grown = CollaborativeStats.from_counters(counters, previous=served)
+        assert grown._owned is not None, "grown, not built from scratch"
+        assert parts(grown) == parts(CollaborativeStats.from_counters(counters))
+        for basket in (articles[:2], articles[3:6], [articles[9]]):
+            assert grown.cooccurrence_map(basket) == truth.cooccurrence_map(basket)
+        for older, snapshot in generations:
+            assert parts(older) == snapshot, "a served generation changed"
+        generations.append((grown, copy.deepcopy(parts(grown))))
+        served = grown
+    untouched = CollaborativeStats.from_counters(served.to_counters(), previous=served)
+    assert untouched._articles is not served._articles
+    assert all(untouched._articles[key] is entry for key, entry in served._articles.items()), (
+        "what no counter touched is shared, not copied"
+    )
+    # a counter that fell or went missing (a store reset): built from scratch
+    for change in ("fell", "missing"):
+        fell = served.to_counters()
+        key = next(k for k in fell[NS_INTENT] if k.endswith("|res"))
+        if change == "fell":
+            fell[NS_INTENT][key] -= 1.0
+        else:
+            del fell[NS_INTENT][key]
+        rebuilt = CollaborativeStats.from_counters(fell, previous=served)
+        assert rebuilt._owned is None, change
+        assert parts(rebuilt) == parts(CollaborativeStats.from_counters(fell)), change

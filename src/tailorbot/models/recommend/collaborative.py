@@ -159,6 +159,8 @@ class CollaborativeStats:
         # cooccurrence_map()'s, apart: its keys are the customers' baskets, nearly one per
         # customer, which in one memo emptied it of the shared answers every MEMO_MAX baskets
         self._links: dict[frozenset[str], Mapping[str, tuple[float, str]]] = {}
+        # ids of the nested parts this object may change; None: all (nothing is shared)
+        self._owned: set[int] | None = None
 
     # --- building ----------------------------------------------------------------------
     @classmethod
@@ -174,10 +176,19 @@ class CollaborativeStats:
         :meth:`evidence` and :meth:`popularity_map` whose counters did not change are kept:
         a server rebuilds every second while feedback comes in, and each feedback changes
         one intent's counters, so the rest would be computed again by the next decisions.
+        Where the counters only grew since ``previous`` (as events and feedback add to them),
+        the new statistics are ``previous`` with the growth added, sharing every part it did
+        not touch (:meth:`_grown`): a rebuild costs what changed, not what is held. A counter
+        that fell or went missing (a store reset) rebuilds from scratch.
         """
-        stats = cls(prior_strength=prior_strength)
-        stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
-        if previous is not None and previous.prior_strength == prior_strength:
+        same_prior = previous is not None and previous.prior_strength == prior_strength
+        growth = previous._growth(counters) if previous is not None and same_prior else None
+        if previous is not None and growth is not None:
+            stats = previous._grown(growth)
+        else:
+            stats = cls(prior_strength=prior_strength)
+            stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
+        if previous is not None and same_prior:
             # a copy first (one C call): decisions may add to the served memo meanwhile
             remembered = previous._memo.copy()
             stats._memo = {
@@ -221,19 +232,23 @@ class CollaborativeStats:
         self._memo.clear()
         self._links.clear()
         for namespace, items in deltas.items():
-            if namespace not in self._raw:
+            raw = self._raw.get(namespace)
+            if raw is None:
                 continue
             for key, value in items.items():
-                self._raw[namespace][key] += value
-                self._index(namespace, key.split("|"), value)
+                raw[key] += value
+                self._index(namespace, key.split("|"), value, raw[key])
 
-    def _index(self, namespace: str, parts: list[str], value: float) -> None:
+    def _index(self, namespace: str, parts: list[str], value: float, total: float) -> None:
+        """Index one counter's delta ``value``: the statistics read from that counter alone
+        take its ``total``, popularity (summed over intents) adds the delta."""
+        own = self._own
         if namespace == NS_COOC:
             if len(parts) == 1:
-                self._helped[parts[0]] += value
+                self._helped[parts[0]] = total
             elif len(parts) == 2:
-                self._pairs[parts[0]][parts[1]] += value
-                self._pairs[parts[1]][parts[0]] += value
+                own(self._pairs, parts[0])[parts[1]] = total
+                own(self._pairs, parts[1])[parts[0]] = total
             return
         if namespace == NS_SEGMENT_INTENT:
             if len(parts) < 3:
@@ -242,15 +257,60 @@ class CollaborativeStats:
         else:
             group = ALL
         if len(parts) == 2 and parts[1] == "issues":
-            self._issues[(group, parts[0])] += value
+            self._issues[(group, parts[0])] = total
         elif len(parts) == 3:
             intent, article, kind = parts
-            self._articles[(group, intent)][article][kind] += value
+            own(own(self._articles, (group, intent)), article)[kind] = total
             if kind in ("res", "up"):
-                counts = self._popular[group]
+                counts = own(self._popular, group)
                 counts[article] += value
-                # Deltas only ever add, so the running maximum stays exact.
+                # Deltas only ever add (a fall rebuilds: _growth), so the maximum stays exact.
                 self._popular_max[group] = max(self._popular_max[group], counts[article])
+
+    def _own(self, table: dict[Any, Any], key: Any) -> Any:
+        """``table[key]``, to be changed: in statistics grown from others (:meth:`_grown`)
+        a part they share is copied first, and the copy is this object's own from then on."""
+        value = table[key]
+        if self._owned is not None and id(value) not in self._owned:
+            value = table[key] = value.copy()  # a defaultdict's copy keeps its factory
+            self._owned.add(id(value))
+        return value
+
+    def _growth(
+        self, counters: Mapping[str, Mapping[str, float]]
+    ) -> dict[str, dict[str, float]] | None:
+        """What was added to these statistics' counters to make ``counters``: namespace ->
+        key -> delta, or None when a counter fell or is missing (rebuild from scratch)."""
+        growth: dict[str, dict[str, float]] = {}
+        for namespace in NAMESPACES:
+            held, now = self._raw[namespace], counters.get(namespace, EMPTY_MAPPING)
+            if not held.keys() <= now.keys():
+                return None
+            if held == now:  # compared in C: a namespace no write touched
+                growth[namespace] = {}
+                continue
+            get = held.get
+            added = {key: value - get(key, 0.0) for key, value in now.items() if get(key) != value}
+            if any(not delta > 0.0 for delta in added.values()):
+                return None
+            growth[namespace] = added
+        return growth
+
+    def _grown(self, growth: Mapping[str, Mapping[str, float]]) -> CollaborativeStats:
+        """New statistics: these plus ``growth`` (:meth:`_growth`). They share every part of
+        these that the growth does not touch, and copy a part before they change it, so
+        these (served, read by decisions meanwhile) stay as they are."""
+        grown = CollaborativeStats(self.prior_strength)
+        grown._raw = {namespace: raw.copy() for namespace, raw in self._raw.items()}
+        grown._issues = self._issues.copy()
+        grown._articles = self._articles.copy()
+        grown._popular = self._popular.copy()
+        grown._popular_max = self._popular_max.copy()
+        grown._helped = self._helped.copy()
+        grown._pairs = self._pairs.copy()
+        grown._owned = set()
+        grown.apply(growth)
+        return grown
 
     def to_counters(self) -> dict[str, dict[str, float]]:
         """The raw counters, as the store would hold them."""

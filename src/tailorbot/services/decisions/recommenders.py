@@ -52,7 +52,8 @@ class SharedRecommenders:
         (attribute assignments: atomic)."""
         # Unchanged counters (a quiet hour, a server without feedback): keep the statistics
         # and the answers they remember. Their stamps say so without the read (4 ms of CPU
-        # a second with 5,000 counters), or the read does; a rebuild costs some 11 ms more.
+        # a second with 5,000 counters), or the read does. Changed ones grow the served
+        # statistics by what was added (from_counters).
         stamps = self._watch.changed()
         if stamps is not None:
             counters = read_counters(self.store)
