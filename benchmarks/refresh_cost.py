@@ -15,10 +15,13 @@ model), then times ``--ticks`` calls of each refresher, as the refresh thread ma
   addition to one vector or counter, as a feedback's), outside the timed call.
 
 Reports the thread's CPU µs per tick of each refresher (median of ``--rounds``), and how
-many counters and vectors the store holds.
+many counters and vectors the store holds. On the embedded store by default;
+``--store-url redis://...`` for Redis (under a fresh key prefix, deleted after; the log
+stays embedded).
 
     .venv/bin/python benchmarks/refresh_cost.py
     .venv/bin/python benchmarks/refresh_cost.py --history 20000 --reported 0.3 --ticks 100
+    .venv/bin/python benchmarks/refresh_cost.py --store-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import add_history_arg, count_arg
+from _harness import add_history_arg, backend_env, cleanup_redis, count_arg
 from decision_profile import started_app
 from personalize import ensure_model, request_bodies
 
@@ -108,11 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ticks", type=count_arg, default=50)
     ap.add_argument("--rounds", type=count_arg, default=3)
     ap.add_argument("--model-dir", default="/tmp/tailorbot-bench-model")
+    ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0 (default: embedded)")
     add_history_arg(ap)
     args = ap.parse_args(argv)
     if args.ticks < 1 or args.rounds < 1:
         ap.error("--ticks and --rounds must be at least 1")
-    print(json.dumps(asyncio.run(run(args)), indent=2, ensure_ascii=False))
+    env, label = backend_env(args)
+    os.environ.update(env)  # the app's settings read them
+    try:
+        figures = {"store": label, **asyncio.run(run(args))}
+    finally:
+        cleanup_redis(env)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
