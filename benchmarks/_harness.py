@@ -123,16 +123,20 @@ def redis_server(url: str) -> Any:
 
 @contextlib.contextmanager
 def server_for(
-    args: object, workers: int = 1, data_dir: str | None = None
+    args: object,
+    workers: int = 1,
+    data_dir: str | None = None,
+    backends: tuple[dict[str, str], str] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """A `tailorbot serve` on the backends the --log-url/--store-url arguments name; yields
-    (base URL, metrics URL, backends label, server pid). Redis keys and the Kafka broker are
-    cleaned up afterwards."""
+    (base URL, metrics URL, backends label, server pid). ``backends``: the environment and
+    label of :func:`backend_env` made beforehand (a state prepared under its Redis prefix),
+    else made here. Redis keys and the Kafka broker are cleaned up afterwards."""
     with contextlib.ExitStack() as stack:
         if getattr(args, "log_url", None) == "kafka":
             bootstrap = stack.enter_context(kafka_broker())
             args.log_url = f"kafka://{bootstrap}?topic=bench-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
-        env, label = backend_env(args)
+        env, label = backends if backends is not None else backend_env(args)
         stack.callback(cleanup_redis, env)
         mode = getattr(args, "worker", "process")
         url, metrics_url, pid = stack.enter_context(
@@ -140,6 +144,21 @@ def server_for(
         )
         label += ", worker in its own process" if mode == "process" else ", worker thread"
         yield url, metrics_url, label, pid
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in this process's environment for the block (the app's settings read it)."""
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -70,7 +70,10 @@ from _harness import (
     GENERATOR_PRIORITIES,
     REPORTED,
     add_backend_args,
+    backend_env,
+    cleanup_redis,
     count_arg,
+    environment,
     generator_priority,
     machine,
     metric_sum,
@@ -361,10 +364,12 @@ def main() -> None:
         "--history",
         type=count_arg,
         default=0,
-        help="decisions made before the server starts (in-process, on embedded backends: "
-        "decision_profile.prepare_state), their message events and feedback applied and a "
-        "CF model trained on them, so the users come with history, as on a server that has "
-        "run a while (default 0: a fresh data dir; the in-process benchmarks use 20,000)",
+        help="decisions made before the server starts (in-process, on the backends of the "
+        "run: decision_profile.prepare_state), their message events and feedback applied and "
+        "a CF model trained on them, so the users come with history, as on a server that has "
+        "run a while (default 0: a fresh data dir; the in-process benchmarks use 20,000). "
+        "Embedded backends are prepared once and copied for each round; Redis ones are "
+        "prepared again for each round, under the round's own key prefix",
     )
     ap.add_argument(
         "--reported",
@@ -377,8 +382,8 @@ def main() -> None:
     args.server_core, args.other_cores = split_cores()
     if args.pin and (args.workers != 1 or not args.other_cores):
         ap.error("--pin needs --workers 1 and at least 2 usable cores")
-    if args.history and (args.log_url or args.store_url):
-        ap.error("--history prepares embedded backends only (no --log-url / --store-url)")
+    if args.history and args.log_url == "kafka":
+        ap.error("--history prepares embedded and Redis backends only (not --log-url kafka)")
     if args.pin:
         os.sched_setaffinity(0, args.other_cores)
 
@@ -391,11 +396,12 @@ def main() -> None:
             if not args.no_reference:
                 with reference_server(args.workers) as (url, pid):
                     rounds["reference"].append(measure(url, pid, bodies, args))
-            with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
-                shutil.copytree(prepared, data_dir, dirs_exist_ok=True)
-                with server_for(args, workers=args.workers, data_dir=data_dir) as served:
-                    url, _, backends, pid = served
-                    rounds["tailorbot"].append(measure(url, pid, bodies, args, args.feedback_share))
+            with (
+                round_state(args, prepared) as (data_dir, env),
+                server_for(args, args.workers, data_dir, env) as served,
+            ):
+                url, _, backends, pid = served
+                rounds["tailorbot"].append(measure(url, pid, bodies, args, args.feedback_share))
     report: dict = {
         "benchmark": "personalize",
         "machine": machine(),
@@ -439,18 +445,54 @@ def main() -> None:
 
 @contextlib.contextmanager
 def server_data(args: argparse.Namespace) -> Iterator[Path]:
-    """What each round's server starts from, copied: the models, and with ``--history`` the
-    users' state (decision_profile.prepare_state)."""
+    """What each round's server starts from, copied: the models, and with ``--history`` on
+    embedded backends the users' state (:func:`prepare`; on Redis, :func:`round_state`
+    prepares it for each round)."""
     with tempfile.TemporaryDirectory(prefix="tb-bench-state-") as tmp:
         data = Path(tmp) / "data"
-        if args.history:
-            from decision_profile import prepare_state  # it imports this module
-
-            history = request_bodies(args.users, args.history)
-            prepare_state(data, Path(args.model_dir), history, args.reported)
+        if args.history and not on_redis(args):
+            prepare(args, data)
         else:
             shutil.copytree(Path(args.model_dir) / "models", data / "models")
         yield data
+
+
+@contextlib.contextmanager
+def round_state(
+    args: argparse.Namespace, prepared: Path
+) -> Iterator[tuple[str, tuple[dict[str, str], str] | None]]:
+    """One round's data dir, a copy of ``prepared``, and the backends' environment made for
+    it (None: the server makes its own). With ``--history`` on Redis, the users' state is
+    prepared here, under the round's own key prefix, which the round's server then uses:
+    every round starts from the same state, as the copies of embedded backends do."""
+    with tempfile.TemporaryDirectory(prefix="tb-bench-pers-") as data_dir:
+        if not (args.history and on_redis(args)):
+            shutil.copytree(prepared, data_dir, dirs_exist_ok=True)
+            yield data_dir, None
+            return
+        env, label = backend_env(args)
+        try:
+            with environment(env):
+                prepare(args, Path(data_dir) / "data")
+        except BaseException:
+            cleanup_redis(env)  # server_for cleans up after a round that starts
+            raise
+        yield str(Path(data_dir) / "data"), (env, label)
+
+
+def prepare(args: argparse.Namespace, data: Path) -> None:
+    """The users' state of ``--history`` in ``data`` (decision_profile.prepare_state), on
+    the backends the environment names."""
+    from decision_profile import prepare_state  # it imports this module
+
+    history = request_bodies(args.users, args.history)
+    prepare_state(data, Path(args.model_dir), history, args.reported)
+
+
+def on_redis(args: argparse.Namespace) -> bool:
+    return any(
+        (url or "").startswith(("redis://", "rediss://")) for url in (args.log_url, args.store_url)
+    )
 
 
 def _median_round(results: list[dict]) -> dict:
