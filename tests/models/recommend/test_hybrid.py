@@ -518,3 +518,53 @@ def test_the_user_context_holds_each_field_of_the_view_where_its_name_says() -> 
         resolved_by_intent={"card_arrival": ("a4",)},
     )
     assert type(UserContext.from_view(view)) is UserContext
+
+
+def test_reasons_worded_once_follow_the_statistics_as_they_grow() -> None:
+    """A recommender words an evidence object's numbers once and reuses the text while the
+    statistics stand: every answer equals a fresh recommender's, as the statistics grow."""
+    import random
+
+    rng = random.Random(5)
+    kb = load_kb(default_kb_dir())
+    intents = sorted({i for a in kb.articles for i in a.intents})[:4]
+    articles = [a.id for a in kb.articles if set(a.intents) & set(intents)]
+    stats = CollaborativeStats()
+    served = HybridRecommender(kb, stats=stats)
+    customers = [
+        view(tier=t, segment=s, recent_intents=[i], articles_helpful=rng.sample(articles, 2))
+        for t in ("gold", "standard") for s in ("vip", "regular") for i in intents
+    ]  # fmt: skip
+    worded = 0
+    for step in range(30):
+        for _ in range(rng.choice([0, 3, 10])):
+            article = rng.choice(articles)
+            event = rng.choice([
+                {"type": "resolution", "resolved": rng.random() < 0.6, "article_id": article},
+                {"type": "article_feedback", "article_id": article, "helpful": rng.random() < 0.6},
+            ])  # fmt: skip
+            stats.learn_one(event, rng.choice(customers))
+        for customer in rng.sample(customers, 4):
+            intent = customer["recent_intents"][0]
+            asked = ("my card and my transfer", intent, 0.8)
+            answer = served.recommend(customer, *asked, k=3)
+            fresh = HybridRecommender(kb, stats=stats).recommend(customer, *asked, k=3)
+            assert [(r.article_id, r.reasons) for r in answer] == [
+                (r.article_id, r.reasons) for r in fresh
+            ], step
+            worded = max(worded, len(served._worded))
+    assert worded > 0, "evidence was worded"
+    # The same evidence again: the very texts worded before.
+    shared = [
+        (a, b)
+        for customer in customers
+        for asked in [("my card and my transfer", customer["recent_intents"][0], 0.8)]
+        for x, y in zip(
+            served.recommend(customer, *asked, k=3),
+            served.recommend(customer, *asked, k=3),
+            strict=True,
+        )
+        for a, b in zip(x.reasons, y.reasons, strict=True)
+        if a.startswith("resolved ") or " found it " in a
+    ]
+    assert shared and all(a is b for a, b in shared)

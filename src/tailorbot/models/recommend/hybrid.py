@@ -93,6 +93,7 @@ TEXT_CANDIDATES = 20
 MIN_SHARED_TERMS = 2
 # Collaborative-filtering candidates: the articles most similar to the user's basket.
 CF_CANDIDATES = 10
+WORDED_MAX = 4096  # evidence objects whose worded texts a recommender remembers
 # A signal is named among the reasons when its weighted contribution reaches this.
 REASON_MIN = 0.1
 _NONE: frozenset[str] = frozenset()
@@ -145,6 +146,9 @@ class HybridRecommender(Recommender):
             a.id for a in kb.articles if not a.audience.tiers and not a.audience.languages
         )
         self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
+        # _evidence_texts's: (id of an evidence object, intent) -> (it, its two texts)
+        self._worded: dict[tuple[int, str | None], tuple[ArticleEvidence, str | None, str | None]]
+        self._worded = {}
 
     @classmethod
     def intent_only(cls, kb: Any) -> HybridRecommender:
@@ -216,12 +220,15 @@ class HybridRecommender(Recommender):
             # further. sorted()[:k] is what heapq.nsmallest(k) returns.
             ranked.sort()
         words = _message_words(message)
+        worded: dict[str, str] = {}  # the reasons' texts every article of this answer shares
         return [
             Recommendation(
                 article.id,
                 article.title,
                 round(-negative, 6),
-                self._reasons(article, weighted, user, words, intent, intent_confidence, evidence),
+                self._reasons(
+                    article, weighted, user, words, intent, intent_confidence, evidence, worded
+                ),
                 weighted,
             )
             for negative, _, article, weighted in ranked[:k]
@@ -331,8 +338,11 @@ class HybridRecommender(Recommender):
         intent: str | None,
         confidence: float,
         evidence: _Evidence,
+        worded: dict[str, str],
     ) -> list[str]:
-        """The signals that mattered (weighted contribution >= REASON_MIN), strongest first."""
+        """The signals that mattered (weighted contribution >= REASON_MIN), strongest first.
+        ``worded``: the texts that are the same for every article of one answer, worded for
+        the first that needs them."""
         # Each signal that mattered, with its sort key: only those are worded.
         strong = {n: -abs(v) for n, v in weighted.items() if abs(v) >= REASON_MIN}
         reasons: list[tuple[float, str]] = []
@@ -342,26 +352,24 @@ class HybridRecommender(Recommender):
             if matched:
                 reasons.append((strong["text"], "your message mentions " + ", ".join(matched[:4])))
         if "intent" in strong:
-            reasons.append((strong["intent"], f"matches intent {intent} ({confidence:.2f})"))
+            text = worded.get("intent")
+            if text is None:
+                text = worded["intent"] = f"matches intent {intent} ({confidence:.2f})"
+            reasons.append((strong["intent"], text))
         if "history" in strong:
             if intent and article.id in user.resolved_by_intent.get(intent, ()):
                 reasons.append((strong["history"], f"it resolved your {intent} issue before"))
             else:
                 reasons.append((strong["history"], "you found it helpful before"))
         found = evidence.rates.get(article.id)
-        if found is not None:
-            rate, votes = found.resolution, found.feedback
-            if "segment_resolution_rate" in strong and rate.hits > 0 and rate.trials > 0:
-                share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
-                who = _who(rate.group)
-                text = f"resolved {share} of {who}' {intent} issues"
-                reasons.append((strong["segment_resolution_rate"], text))
-            if "segment_helpfulness" in strong:
-                who, key = _who(votes.group), strong["segment_helpfulness"]
-                if votes.hits > 0:
-                    reasons.append((key, f"{who} found it helpful ({votes.hits:g} net votes)"))
-                elif votes.hits < 0:
-                    reasons.append((key, f"{who} found it unhelpful"))
+        if found is not None and (
+            "segment_resolution_rate" in strong or "segment_helpfulness" in strong
+        ):
+            resolved, helpful = self._evidence_texts(found, intent)
+            if resolved is not None and "segment_resolution_rate" in strong:
+                reasons.append((strong["segment_resolution_rate"], resolved))
+            if helpful is not None and "segment_helpfulness" in strong:
+                reasons.append((strong["segment_helpfulness"], helpful))
         link = evidence.links.get(article.id)
         if "cooccurrence" in strong and link is not None:
             partner = self.kb.article(link[1])
@@ -375,12 +383,40 @@ class HybridRecommender(Recommender):
                 text = f'customers who used "{partner.title}" also used it'
                 reasons.append((strong["item_knn"], text))
         if "popularity" in strong:
-            groups = user.cohorts()
-            text = f"popular with {_who(groups[0] if groups else ALL)}"
+            text = worded.get("popularity")
+            if text is None:
+                groups = user.cohorts()
+                text = worded["popularity"] = f"popular with {_who(groups[0] if groups else ALL)}"
             reasons.append((strong["popularity"], text))
         if len(reasons) > 1:
             reasons.sort(key=_FIRST)  # stable: equal contributions keep this order
         return [text for _, text in reasons]
+
+    def _evidence_texts(
+        self, found: ArticleEvidence, intent: str | None
+    ) -> tuple[str | None, str | None]:
+        """The worded resolution rate and helpfulness of one article's evidence (None:
+        nothing to say). Remembered per evidence object: the statistics share one evidence
+        map per intent and groups with every decision until they change (a rebuild carries
+        the unchanged ones), and wording its numbers was a fifth of the reasons' cost. Kept
+        with the object itself, so an id reused by another object never reads an old text."""
+        key = (id(found), intent)
+        hit = self._worded.get(key)
+        if hit is not None and hit[0] is found:
+            return hit[1], hit[2]
+        rate, votes = found.resolution, found.feedback
+        resolved = helpful = None
+        if rate.hits > 0 and rate.trials > 0:
+            share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
+            resolved = f"resolved {share} of {_who(rate.group)}' {intent} issues"
+        if votes.hits > 0:
+            helpful = f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)"
+        elif votes.hits < 0:
+            helpful = f"{_who(votes.group)} found it unhelpful"
+        if len(self._worded) >= WORDED_MAX:  # bounded: intents x groups x articles
+            self._worded.clear()
+        self._worded[key] = (found, resolved, helpful)
+        return resolved, helpful
 
 
 class _Evidence(NamedTuple):
