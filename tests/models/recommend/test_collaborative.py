@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tailorbot.models.recommend.collaborative import (
@@ -22,6 +24,18 @@ def resolution(article: str | None, resolved: bool = True) -> dict:
 
 def feedback(article: str, helpful: bool) -> dict:
     return {"type": "article_feedback", "article_id": article, "helpful": helpful}
+
+
+def random_event(rng: random.Random, articles: list[str]) -> dict:
+    """A resolution, a vote or a view of one of ``articles``, drawn from ``rng``."""
+    article = rng.choice(articles)
+    return rng.choice(
+        [
+            resolution(article, rng.random() < 0.6),
+            feedback(article, rng.random() < 0.7),
+            {"type": "article_viewed", "article_id": article},
+        ]
+    )
 
 
 def test_deltas_of_a_resolution_count_the_issue_per_intent_and_group() -> None:
@@ -200,8 +214,6 @@ def test_a_rebuild_keeps_only_the_answers_whose_counters_did_not_change() -> Non
     # (SharedRecommenders.refresh): the answers of the intents and groups no new event
     # touched are carried over, every other one is computed again, and each equals the
     # answer of statistics built afresh from the same counters.
-    import random
-
     rng = random.Random(3)
     intents = ["card_arrival", "change_pin", "top_up_failed", "lost_card"]
     articles = [f"kb-{n}" for n in range(8)]
@@ -212,10 +224,7 @@ def test_a_rebuild_keeps_only_the_answers_whose_counters_did_not_change() -> Non
     ]  # fmt: skip
 
     def event() -> dict:
-        article = rng.choice(articles)
-        return rng.choice([resolution(article, rng.random() < 0.6),
-                           feedback(article, rng.random() < 0.7),
-                           {"type": "article_viewed", "article_id": article}])  # fmt: skip
+        return random_event(rng, articles)
 
     stats = CollaborativeStats()
     for _ in range(300):
@@ -272,7 +281,6 @@ def test_statistics_grown_second_by_second_equal_a_fresh_build_and_leave_the_ser
     sharing what did not change: generation after generation, every structure equals a
     build from scratch, and no earlier generation (still read by decisions) changes."""
     import copy
-    import random
 
     rng = random.Random(11)
     intents = ["card_arrival", "change_pin", "top_up_failed"]
@@ -284,10 +292,7 @@ def test_statistics_grown_second_by_second_equal_a_fresh_build_and_leave_the_ser
     ]  # fmt: skip
 
     def event() -> dict:
-        article = rng.choice(articles)
-        return rng.choice([resolution(article, rng.random() < 0.6),
-                           feedback(article, rng.random() < 0.7),
-                           {"type": "article_viewed", "article_id": article}])  # fmt: skip
+        return random_event(rng, articles)
 
     names = ("_raw", "_issues", "_articles", "_popular", "_popular_max", "_helped", "_pairs")
 
