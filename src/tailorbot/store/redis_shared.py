@@ -49,14 +49,14 @@ guard = translate_errors(StoreError)
 FEEDBACK_SCRIPT_MARKS = 16  # feedback marks one script takes (record_feedbacks)
 # Many decisions' feedback marks and what they taught, in one step. KEYS: each mark's
 # decision (in order; one may come twice), then the counters and vector hashes, then the
-# stamps hash. ARGV: the
-# number of marks, then per mark: its feedback, the mark it replaces ('' for none yet), its
-# number of counter namespaces and, per namespace, the index of its hash among the hashes
-# and its counters (counter_arg); then its number of vector namespaces and, per namespace,
-# the index of its hash and its vectors (redis_counters.vector_args). Each mark is taken as
-# record_feedback would take it, in order; the counters and vectors of those taken are
-# summed per name (the marks of a batch add to many of the same ones) and each added once.
-# Everything is read and checked before the first write: a failing call writes nothing.
+# stamps hash. ARGV: the number of marks, then per mark: its feedback, the mark it replaces
+# ('' for none yet), its number of counter namespaces and, per namespace, the index of its
+# hash among the hashes and its counters (counter_arg); then its number of vector
+# namespaces and, per namespace, the index of its hash and its vectors
+# (redis_counters.vector_args). Each mark is taken as record_feedback would take it, in
+# order; the counters and vectors of those taken are summed per name (the marks of a batch
+# add to many of the same ones) and each added once. Everything is read and checked before
+# the first write: a failing call writes nothing.
 # Returns 1 per mark written now, 0 per mark that is not the expected one (given before,
 # or extended since) or whose decision is gone.
 _FEEDBACKS = (
