@@ -5,6 +5,7 @@ import random
 import pytest
 
 from tailorbot.models.recommend.collaborative import (
+    ALL,
     NAMESPACES,
     NS_COOC,
     NS_INTENT,
@@ -317,11 +318,17 @@ def test_statistics_grown_second_by_second_equal_a_fresh_build_and_leave_the_ser
             assert parts(older) == snapshot, "a served generation changed"
         generations.append((grown, copy.deepcopy(parts(grown))))
         served = grown
-    untouched = CollaborativeStats.from_counters(served.to_counters(), previous=served)
-    assert untouched._articles is not served._articles
-    assert all(untouched._articles[key] is entry for key, entry in served._articles.items()), (
+    same = CollaborativeStats.from_counters(served.to_counters(), previous=served)
+    assert same is served, "the very counters it holds: the served statistics themselves"
+    grew = served.to_counters()
+    issues = grew[NS_INTENT].get("card_arrival|issues", 0.0)
+    grew[NS_INTENT]["card_arrival|issues"] = issues + 1.0  # one counter of one (group, intent)
+    one_more = CollaborativeStats.from_counters(grew, previous=served)
+    assert one_more._articles is not served._articles
+    assert all(one_more._articles[key] is entry for key, entry in served._articles.items()), (
         "what no counter touched is shared, not copied"
     )
+    assert one_more._issues[ALL, "card_arrival"] == issues + 1.0
     # a counter that fell or went missing (a store reset): built from scratch
     for change in ("fell", "missing"):
         fell = served.to_counters()

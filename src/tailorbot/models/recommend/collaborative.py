@@ -178,17 +178,17 @@ class CollaborativeStats:
         one intent's counters, so the rest would be computed again by the next decisions.
         Where the counters only grew since ``previous`` (as events and feedback add to them),
         the new statistics are ``previous`` with the growth added, sharing every part it did
-        not touch (:meth:`_grown`): a rebuild costs what changed, not what is held. A counter
-        that fell or went missing (a store reset) rebuilds from scratch.
+        not touch (:meth:`_grown_to`): a rebuild costs what changed, not what is held, and
+        exactly the counters ``previous`` holds give ``previous`` itself. A counter that fell
+        or went missing (a store reset) rebuilds from scratch.
         """
-        same_prior = previous is not None and previous.prior_strength == prior_strength
-        growth = previous._growth(counters) if previous is not None and same_prior else None
-        if previous is not None and growth is not None:
-            stats = previous._grown(growth)
-        else:
+        if previous is not None and previous.prior_strength != prior_strength:
+            previous = None  # other smoothing: nothing of it carries over
+        stats = previous._grown_to(counters) if previous is not None else None
+        if stats is None:
             stats = cls(prior_strength=prior_strength)
             stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
-        if previous is not None and same_prior:
+        if previous is not None and stats is not previous:
             # a copy first (one C call): decisions may add to the served memo meanwhile
             remembered = previous._memo.copy()
             stats._memo = {
@@ -264,11 +264,11 @@ class CollaborativeStats:
             if kind in ("res", "up"):
                 counts = own(self._popular, group)
                 counts[article] += value
-                # Deltas only ever add (a fall rebuilds: _growth), so the maximum stays exact.
+                # Deltas only ever add (a fall rebuilds: _grown_to), so the maximum stays exact.
                 self._popular_max[group] = max(self._popular_max[group], counts[article])
 
     def _own(self, table: dict[Any, Any], key: Any) -> Any:
-        """``table[key]``, to be changed: in statistics grown from others (:meth:`_grown`)
+        """``table[key]``, to be changed: in statistics grown from others (:meth:`_grown_to`)
         a part they share is copied first, and the copy is this object's own from then on."""
         value = table[key]
         if self._owned is not None and id(value) not in self._owned:
@@ -276,30 +276,26 @@ class CollaborativeStats:
             self._owned.add(id(value))
         return value
 
-    def _growth(
-        self, counters: Mapping[str, Mapping[str, float]]
-    ) -> dict[str, dict[str, float]] | None:
-        """What was added to these statistics' counters to make ``counters``: namespace ->
-        key -> delta, or None when a counter fell or is missing (rebuild from scratch)."""
+    def _grown_to(self, counters: Mapping[str, Mapping[str, float]]) -> CollaborativeStats | None:
+        """Statistics of ``counters`` grown from these: these themselves when ``counters``
+        are the ones they hold, None when a counter fell or is missing (rebuild from
+        scratch), else new statistics, these plus what was added. The new ones share every
+        part of these that the growth does not touch, and copy a part before they change it,
+        so these (served, read by decisions meanwhile) stay as they are."""
         growth: dict[str, dict[str, float]] = {}
         for namespace in NAMESPACES:
             held, now = self._raw[namespace], counters.get(namespace, EMPTY_MAPPING)
             if not held.keys() <= now.keys():
                 return None
             if held == now:  # compared in C: a namespace no write touched
-                growth[namespace] = {}
                 continue
             get = held.get
             added = {key: value - get(key, 0.0) for key, value in now.items() if get(key) != value}
             if any(not delta > 0.0 for delta in added.values()):
                 return None
             growth[namespace] = added
-        return growth
-
-    def _grown(self, growth: Mapping[str, Mapping[str, float]]) -> CollaborativeStats:
-        """New statistics: these plus ``growth`` (:meth:`_growth`). They share every part of
-        these that the growth does not touch, and copy a part before they change it, so
-        these (served, read by decisions meanwhile) stay as they are."""
+        if not growth:
+            return self
         grown = CollaborativeStats(self.prior_strength)
         grown._raw = {namespace: raw.copy() for namespace, raw in self._raw.items()}
         grown._issues = self._issues.copy()

@@ -39,7 +39,6 @@ class SharedRecommenders:
         self._personalized = HybridRecommender(kb)
         self._control = HybridRecommender(kb)  # never given a view: global statistics only
         self._cf = CFLoader(data_dir) if data_dir is not None else None
-        self._counters: dict[str, Any] | None = None  # what the served statistics were built from
         self._watch = CounterWatch(store, NAMESPACES)
 
     @property
@@ -52,18 +51,15 @@ class SharedRecommenders:
         (attribute assignments: atomic)."""
         # Unchanged counters (a quiet hour, a server without feedback): keep the statistics
         # and the answers they remember. Their stamps say so without the read (4 ms of CPU
-        # a second with 5,000 counters), or the read does. Changed ones grow the served
-        # statistics by what was added (from_counters).
+        # a second with 5,000 counters), or the read does (from_counters then answers the
+        # served statistics themselves). Changed ones grow the served statistics by what was
+        # added, keeping the answers whose counters did not change.
         stamps = self._watch.changed()
         if stamps is not None:
-            counters = read_counters(self.store)
-            if counters != self._counters:
-                # the answers whose counters did not change are kept (from_counters)
-                stats = CollaborativeStats.from_counters(
-                    counters, previous=self._personalized.stats
-                )
+            served = self._personalized.stats
+            stats = CollaborativeStats.from_counters(read_counters(self.store), previous=served)
+            if stats is not served:
                 self._personalized.stats = self._control.stats = stats
-                self._counters = counters
             self._watch.read(stamps)
         if self._cf is not None:
             model = self._cf.poll()
