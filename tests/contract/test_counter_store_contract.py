@@ -196,7 +196,15 @@ def test_every_write_raises_the_stamps_of_what_it_adds_to(
     assert counters.stamps(names) is not None, "every backend keeps stamps"
     for what, write, touched in writes:
         before = {ns: counters.stamps([ns]) for ns in names}
+        since, held = other.stamps(names), {ns: other.counters(ns) for ns in names}
         write()
         after = {ns: counters.stamps([ns]) for ns in names}
         assert {ns for ns in names if after[ns] != before[ns]} == touched, what
         assert other.stamps(names) == counters.stamps(names), what
+        # and the counters it added to are named, with their values now: exactly those
+        grown = {ns: other.counters(ns) for ns in names}
+        added = {
+            ns: {key: value for key, value in grown[ns].items() if held[ns].get(key) != value}
+            for ns in names
+        }
+        assert other.changed_counters(names, since) == added, what
