@@ -345,30 +345,3 @@ def test_the_read_cache_bytes_setting_reaches_the_store(tmp_path: Path) -> None:
         runtime.stop()
     with pytest.raises(ValueError, match="read_cache_bytes must be >= 0"):
         open_sqlite_stores(tmp_path / "store.db", read_cache_bytes=-1)
-
-
-def test_the_counters_change_log_keeps_its_last_stamps_and_says_when_it_no_longer_reaches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each write logs which counters it added to, and the log keeps the last CHANGES_KEPT
-    stamps of a namespace: a reader further behind is told to read every counter."""
-    from tailorbot.store import sqlite_shared
-
-    monkeypatch.setattr(sqlite_shared, "CHANGES_KEPT", 8)
-    stores = open_sqlite_stores(tmp_path / "store.db")
-    counters = stores.counters
-    counters.increment("a", {"x": 1.0})
-    start = counters.stamps(["a"])
-    for n in range(20):
-        counters.increment("a", {f"k{n}": 1.0})
-        counters.add_vectors("a", {"v": [1.0]})  # raises the stamp, logs nothing
-    counters.increment("b", {"y": 1.0})
-    with counters.file.read() as conn:
-        kept = conn.execute("SELECT count(*) FROM counter_changes WHERE namespace = 'a'")
-        assert kept.fetchone()[0] <= 8 // 2 + 1  # every other stamp was a vector's
-    assert counters.changed_counters(["a"], start) is None, "the log no longer reaches back"
-    assert counters.changed_counters(["b"], (0,)) == {"b": {"y": 1.0}}
-    recent = counters.stamps(["a"])
-    counters.increment("a", {"k3": 2.0, "new": 1.0})
-    assert counters.changed_counters(["a"], recent) == {"a": {"k3": 3.0, "new": 1.0}}
-    stores.close()

@@ -11,6 +11,7 @@ import pytest
 from tailorbot.store import Stores, open_stores
 from tailorbot.store import watch as watch_module
 from tailorbot.store.watch import CounterWatch
+from tests.contract.conftest import redis_store
 from tests.helpers import CountedReads
 
 
@@ -73,13 +74,16 @@ def test_a_full_read_comes_every_full_read_s_whatever_the_stamps(
 
 
 def test_the_changes_since_the_last_confirmed_read_and_when_to_read_whole(
-    stores: Stores, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """changes() names the counters written since the last confirmed read, so the poller
-    can bring that read up to date; None (read whole) before any read, when a full read is
-    due, when the stamps fell (a store reset) or where the store cannot tell."""
+    """changes() names the counters written since the last confirmed read (on a store that
+    can: Redis), so the poller can bring that read up to date; None (read whole) before any
+    read, when a full read is due, when the stamps fell (a store reset) or where the store
+    cannot tell."""
     now = [1000.0]
     monkeypatch.setattr(watch_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    stores = redis_store(request, tmp_path)()
+    request.addfinalizer(stores.close)
     counters = stores.counters
     watch = CounterWatch(counters, ("a", "b"), full_read_s=60.0)
     counters.increment("a", {"x": 1.0})
@@ -99,7 +103,7 @@ def test_the_changes_since_the_last_confirmed_read_and_when_to_read_whole(
     later = watch.changed()
     assert later is not None
     assert watch.changes(later) == {"a": {}, "b": {"z": 1.0}}
-    assert watch.changes((0, 0)) is None, "stamps lower than those seen: a store reset"
+    assert watch.changes((0,) * len(later)) is None, "stamps lower than those seen: a reset"
     now[0] += 60.0
     due = watch.changed()
     assert due is not None
@@ -113,3 +117,12 @@ def test_the_changes_since_the_last_confirmed_read_and_when_to_read_whole(
     counters.increment("a", {"x": 1.0})
     moved = blind.changed()
     assert moved is not None and blind.changes(moved) is None, "the store cannot tell"
+    sqlite = open_stores(f"sqlite:///{tmp_path / 'store.db'}")
+    request.addfinalizer(sqlite.close)
+    embedded = CounterWatch(sqlite.counters, ("a",))
+    read = embedded.changed()
+    assert read is not None
+    embedded.read(read)
+    sqlite.counters.increment("a", {"x": 1.0})
+    moved = embedded.changed()
+    assert moved is not None and embedded.changes(moved) is None, "SQLite cannot tell"

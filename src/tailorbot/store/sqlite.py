@@ -1,7 +1,6 @@
 """The embedded online stores: one SQLite file (WAL mode) shared by the API and its workers.
 
-Feature records, profiles, decisions, counters, vector counters (and their change stamps,
-and a log of which counters each write added to, for the last 4,096 stamps of a namespace)
+Feature records, profiles, decisions, counters, vector counters (and their change stamps)
 and erasure watermarks each have a table of one file; each concern is a small class over the
 one shared :class:`SqliteFile`, and :func:`open_stores` opens the file once for all four
 (decisions and counters, which a feedback writes in one transaction, live in
@@ -106,10 +105,6 @@ CREATE TABLE IF NOT EXISTS counter_vectors (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counter_stamps (
     namespace TEXT PRIMARY KEY, stamp INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counter_changes (
-    namespace TEXT NOT NULL, stamp INTEGER NOT NULL, keys BLOB NOT NULL,
-    PRIMARY KEY (namespace, stamp)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erasures (
     digest TEXT PRIMARY KEY, partition INTEGER NOT NULL, watermark INTEGER NOT NULL

@@ -252,20 +252,6 @@ class SqliteCounterStore(SqliteConcern, CounterStore):
             held = dict(select_in(conn, SELECT_STAMPS, list(dict.fromkeys(namespaces))))
         return tuple(held.get(namespace, 0) for namespace in namespaces)
 
-    def changed_counters(
-        self, namespaces: Sequence[str], since: Sequence[int]
-    ) -> dict[str, dict[str, float]] | None:
-        if len(since) != len(namespaces):
-            raise ValueError(f"{len(namespaces)} namespaces, but {len(since)} stamps")
-        changed: dict[str, dict[str, float]] = {}
-        with self.file.read() as conn:
-            for namespace, stamp in zip(namespaces, since, strict=True):
-                values = changed_since(conn, namespace, stamp)
-                if values is None:
-                    return None
-                changed[namespace] = values
-        return changed
-
     def __repr__(self) -> str:
         return f"SqliteCounterStore(path={str(self.file.path)!r})"
 
@@ -338,61 +324,20 @@ def add_vector_sums(conn: Any, sums: Mapping[str, Mapping[str, np.ndarray]]) -> 
 
 ADD_COUNTER_TAIL = "ON CONFLICT (namespace, key) DO UPDATE SET value = value + excluded.value"
 # A namespace's stamp (CounterStore.stamps), raised by each write transaction that adds to it.
-STAMP_TAIL = "ON CONFLICT (namespace) DO UPDATE SET stamp = stamp + 1 RETURNING namespace, stamp"
+STAMP_TAIL = "ON CONFLICT (namespace) DO UPDATE SET stamp = stamp + 1"
 SELECT_STAMPS = "SELECT namespace, stamp FROM counter_stamps WHERE namespace IN ({marks})"
-# The change log: per namespace and write, the stamp it raised and the keys of the counters
-# it added to (a JSON list), kept for the last CHANGES_KEPT stamps (changed_counters). A
-# table apart, a row a write and not a column a counter: a process of an older release,
-# which adds to the counters with three values a row, goes on writing to the same file, and
-# a write adds one row a namespace however many counters it adds to.
-CHANGES_KEPT = 4096
-SELECT_CHANGES = "SELECT keys FROM counter_changes WHERE namespace = ? AND stamp > ?"
-SELECT_SOME_COUNTERS = "SELECT key, value FROM counters WHERE namespace = ? AND key IN ({marks})"
-PRUNE_CHANGES = "DELETE FROM counter_changes WHERE namespace = ? AND stamp <= ?"
 
 
 def add_counter_rows(conn: Any, rows: Sequence[tuple[str, str, float]]) -> None:
-    """Add counter rows (namespace, key, delta) inside the caller's write transaction, raise
-    the stamps of their namespaces in it, and log which counters it added to."""
-    if not rows:
-        return
+    """Add counter rows (namespace, key, delta) inside the caller's write transaction, and
+    raise the stamps of their namespaces in it."""
     execute_rows(conn, "INSERT INTO counters", rows, ADD_COUNTER_TAIL)
-    keys: dict[str, list[str]] = {}
-    for namespace, key, _ in rows:
-        keys.setdefault(namespace, []).append(key)
-    stamps = stamp(conn, keys)
-    logged = [
-        (namespace, stamps[namespace], orjson.dumps(names)) for namespace, names in keys.items()
-    ]
-    execute_rows(conn, "INSERT INTO counter_changes", logged)
-    conn.executemany(PRUNE_CHANGES, [(ns, raised - CHANGES_KEPT) for ns, raised in stamps.items()])
+    stamp(conn, {namespace for namespace, _, _ in rows})
 
 
-def changed_since(conn: Any, namespace: str, since: int) -> dict[str, float] | None:
-    """The counters of ``namespace`` logged as added to after stamp ``since``, with their
-    values now; None when the log no longer reaches back to ``since`` (a reader that far
-    behind reads every counter) or a logged counter is gone (a reset)."""
-    names: set[str] = set()
-    for (logged,) in conn.execute(SELECT_CHANGES, (namespace, since)).fetchall():
-        names.update(orjson.loads(logged))
-    # the stamp after the log: a write that pruned what was read raised it past this test
-    found = conn.execute(SELECT_STAMPS.format(marks="?"), (namespace,)).fetchone()
-    if found is not None and since < found[1] - CHANGES_KEPT:
-        return None
-    keys = list(names)
-    values: dict[str, float] = {}
-    for start in range(0, len(keys), MAX_MARKS):
-        chunk = keys[start : start + MAX_MARKS]
-        query = SELECT_SOME_COUNTERS.format(marks=",".join("?" * len(chunk)))
-        values.update(conn.execute(query, [namespace, *chunk]).fetchall())
-    return values if len(values) == len(keys) else None
-
-
-def stamp(conn: Any, namespaces: Iterable[str]) -> dict[str, int]:
-    """Raise the stamps of ``namespaces``, inside the caller's write transaction; returns
-    them raised."""
-    rows = [(namespace, 1) for namespace in namespaces]
-    return dict(execute_rows(conn, "INSERT INTO counter_stamps", rows, STAMP_TAIL))
+def stamp(conn: Any, namespaces: Iterable[str]) -> None:
+    """Raise the stamps of ``namespaces``, inside the caller's write transaction."""
+    execute_rows(conn, "INSERT INTO counter_stamps", [(ns, 1) for ns in namespaces], STAMP_TAIL)
 
 
 def counter_rows(namespace: str, deltas: Mapping[str, float]) -> list[tuple[str, str, float]]:
