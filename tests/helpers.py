@@ -175,19 +175,13 @@ def per_entry(statistics: dict[str, np.ndarray], dim: int) -> dict[str, float]:
 
 
 class CountedReads(CounterStore):
-    """A real counter store whose reads of counters and vectors are counted (``reads``; its
-    reads of the counters written since some stamps apart, ``changed_reads``), and which
-    keeps no stamps (``stamps``: the interface's None) unless ``stamped``, and cannot name
-    the counters written since some stamps (the interface's None) unless ``names_changes``."""
+    """A real counter store whose reads of counters and vectors are counted, and which
+    keeps no stamps (``stamps``: the interface's None) unless ``stamped``."""
 
-    def __init__(
-        self, store: CounterStore, stamped: bool = True, names_changes: bool = True
-    ) -> None:
+    def __init__(self, store: CounterStore, stamped: bool = True) -> None:
         self.store = store
         self.stamped = stamped
-        self.names_changes = names_changes
         self.reads = 0
-        self.changed_reads = 0
 
     def ping(self) -> None:
         self.store.ping()
@@ -208,11 +202,3 @@ class CountedReads(CounterStore):
 
     def stamps(self, namespaces: Sequence[str]) -> tuple[int, ...] | None:
         return self.store.stamps(namespaces) if self.stamped else None
-
-    def changed_counters(
-        self, namespaces: Sequence[str], since: Sequence[int]
-    ) -> dict[str, dict[str, float]] | None:
-        if not self.names_changes:
-            return None
-        self.changed_reads += 1
-        return self.store.changed_counters(namespaces, since)

@@ -138,17 +138,12 @@ def test_concurrent_vector_additions_lose_nothing(open_online_stores: StoreOpene
         assert found == {"all": [400.0, 200.0]} | {f"thread-{i}": [100.0] for i in range(8)}
 
 
-# Whether the backend names the counters written since some stamps (changed_counters).
-NAMES_CHANGES = {"sqlite": False, "redis": True}
-
-
 def test_every_write_raises_the_stamps_of_what_it_adds_to(
-    open_online_stores: StoreOpener, request: pytest.FixtureRequest
+    open_online_stores: StoreOpener,
 ) -> None:
     """A poller skips its read while the stamps of what it reads stay equal, so every write
     path that adds to a namespace's counters or vectors raises its stamps, in every process's
     view; reads, writes that add nothing and refused writes leave them as they were."""
-    backend = request.node.callspec.params["open_online_stores"]
     stores, other = open_online_stores(), open_online_stores().counters
     counters = stores.counters
     names = ("a", "b", "c", "d")
@@ -201,18 +196,7 @@ def test_every_write_raises_the_stamps_of_what_it_adds_to(
     assert counters.stamps(names) is not None, "every backend keeps stamps"
     for what, write, touched in writes:
         before = {ns: counters.stamps([ns]) for ns in names}
-        since, held = other.stamps(names), {ns: other.counters(ns) for ns in names}
         write()
         after = {ns: counters.stamps([ns]) for ns in names}
         assert {ns for ns in names if after[ns] != before[ns]} == touched, what
         assert other.stamps(names) == counters.stamps(names), what
-        # where the backend names them, the counters it added to, with their values now:
-        # exactly those (SQLite cannot tell: a log of them cost its writers more than the
-        # whole read it saved a poller, see docs/benchmarks.md)
-        grown = {ns: other.counters(ns) for ns in names}
-        added = {
-            ns: {key: value for key, value in grown[ns].items() if held[ns].get(key) != value}
-            for ns in names
-        }
-        changed = other.changed_counters(names, since)
-        assert changed == (added if NAMES_CHANGES[backend] else None), what

@@ -11,7 +11,6 @@ import pytest
 from tailorbot.store import Stores, open_stores
 from tailorbot.store import watch as watch_module
 from tailorbot.store.watch import CounterWatch
-from tests.contract.conftest import redis_store
 from tests.helpers import CountedReads
 
 
@@ -71,58 +70,3 @@ def test_a_full_read_comes_every_full_read_s_whatever_the_stamps(
     assert watch.changed() is None
     now[0] += 1.0
     assert watch.changed() == stamps
-
-
-def test_the_changes_since_the_last_confirmed_read_and_when_to_read_whole(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """changes() names the counters written since the last confirmed read (on a store that
-    can: Redis), so the poller can bring that read up to date; None (read whole) before any
-    read, when a full read is due, when the stamps fell (a store reset) or where the store
-    cannot tell."""
-    now = [1000.0]
-    monkeypatch.setattr(watch_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    stores = redis_store(request, tmp_path)()
-    request.addfinalizer(stores.close)
-    counters = stores.counters
-    watch = CounterWatch(counters, ("a", "b"), full_read_s=60.0)
-    counters.increment("a", {"x": 1.0})
-    stamps = watch.changed()
-    assert stamps is not None
-    assert watch.changes(stamps) is None, "nothing read yet"
-    watch.read(stamps)
-    counters.increment("a", {"y": 2.0})
-    counters.increment("b", {"x": 3.0})
-    counters.increment("a", {"y": 1.0})
-    moved = watch.changed()
-    assert moved is not None
-    assert watch.changes(moved) == {"a": {"y": 3.0}, "b": {"x": 3.0}}
-    assert watch.changes(moved) == {"a": {"y": 3.0}, "b": {"x": 3.0}}, "until confirmed"
-    watch.read(moved)
-    counters.increment("b", {"z": 1.0})
-    later = watch.changed()
-    assert later is not None
-    assert watch.changes(later) == {"a": {}, "b": {"z": 1.0}}
-    assert watch.changes((0,) * len(later)) is None, "stamps lower than those seen: a reset"
-    now[0] += 60.0
-    due = watch.changed()
-    assert due is not None
-    assert watch.changes(due) is None, "a full read is due"
-    watch.read(due)
-    counters.increment("a", {"x": 1.0})
-    blind = CounterWatch(CountedReads(counters, names_changes=False), ("a",))
-    read = blind.changed()
-    assert read is not None
-    blind.read(read)
-    counters.increment("a", {"x": 1.0})
-    moved = blind.changed()
-    assert moved is not None and blind.changes(moved) is None, "the store cannot tell"
-    sqlite = open_stores(f"sqlite:///{tmp_path / 'store.db'}")
-    request.addfinalizer(sqlite.close)
-    embedded = CounterWatch(sqlite.counters, ("a",))
-    read = embedded.changed()
-    assert read is not None
-    embedded.read(read)
-    sqlite.counters.increment("a", {"x": 1.0})
-    moved = embedded.changed()
-    assert moved is not None and embedded.changes(moved) is None, "SQLite cannot tell"

@@ -387,16 +387,6 @@ class CounterStore(_Reachable):
         None where the backend keeps no stamps: read every time."""
         return None
 
-    def changed_counters(
-        self, namespaces: Sequence[str], since: Sequence[int]
-    ) -> dict[str, dict[str, float]] | None:
-        """The counters of each of ``namespaces`` that writes added to after ``since`` (the
-        :meth:`stamps` of ``namespaces`` read before an earlier read of them), with their
-        values now: ``{namespace: {key: value}}``. A poller that read every counter once
-        then reads only what changed. It may hold counters written later too, never fewer.
-        None where the backend cannot tell: read every counter."""
-        return None
-
 
 # A user's profile and feature record, as a decision reads them (either may be missing).
 ProfileAndRecord = tuple[dict[str, Any] | None, FeatureRecord | None]

@@ -29,9 +29,6 @@ Keys (``{prefix}`` from the URL, default ``tailorbot``):
   added to element by element by scripts (``redis_counters.ADD_VECTORS``).
 * ``{prefix}:stamps`` — hash: each counters or vectors hash's key -> how many script calls
   have added to it (``CounterStore.stamps``; raised by the same call).
-* ``{prefix}:touched:{namespace}`` — sorted set: each counter of the namespace's counters
-  hash, scored by the stamp of the last call that added to it (written by the same call), so
-  a poller reads the counters written since its last read (``CounterStore.changed_counters``).
 
 URL options: ``record_ttl`` (seconds; a record not rewritten for that long expires, i.e. users
 idle that long lose their features; keep it above the stream worker's state cache idle time,

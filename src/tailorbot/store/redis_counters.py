@@ -36,10 +36,6 @@ _DOUBLES_PER_CALL = 64  # doubles one struct.pack or unpack call takes (Lua's st
 
 HASH_CALL_FIELDS = 1000  # counters one HMGET or HSET of the counter scripts names
 STAMPS_KEY = "stamps"  # the stamps hash, under the store's prefix: a hash key -> its stamp
-COUNTERS_KIND = "counters"  # a namespace's counters hash: {prefix}:counters:{namespace}
-# Its touched set: {prefix}:touched:{namespace}, each counter scored by the stamp of the last
-# write that added to it (CounterStore.changed_counters).
-TOUCHED_KIND = "touched"
 
 # What the counter and vector scripts share (ADD_COUNTERS starts with it): a walk of the
 # hashes a script adds to, which reads and checks everything before the script's first
@@ -47,11 +43,9 @@ TOUCHED_KIND = "touched"
 # for sums (hash key -> name -> what to add), the HSET arguments of each hash (name, value,
 # ...), each value total(key, name, added, stored) (stored: the field's value, or false),
 # ``fields`` names to a HMGET; or nil and an error when a key holds another type or a
-# total is nil (its error). write_hashes(writes, fields, touched): the HSETs, each hash
-# written to raising its stamp (CounterStore.stamps) in the stamps hash, the script's last
-# key (STAMPS_KEY): every script that adds to counters or vectors names it last. With
-# ``touched`` (the key of a hash's touched set, from the stamps key and the hash key), each
-# field written is scored there with the hash's new stamp.
+# total is nil (its error). write_hashes(writes, fields): the HSETs, each hash written to
+# raising its stamp (CounterStore.stamps) in the stamps hash, the script's last key
+# (STAMPS_KEY): every script that adds to counters or vectors names it last.
 HASH_WRITES = """
 local function one_hash_writes(key, sum, fields, what, total)
   local names, writes = {}, {}
@@ -84,25 +78,13 @@ local function hash_writes(sums, fields, what, total)
   end
   return writes
 end
-local function write_hashes(writes, fields, touched)
-  local stamps = KEYS[#KEYS]
+local function write_hashes(writes, fields)
   for key, found in pairs(writes) do
-    if #found > 0 then
-      local stamp = redis.call('HINCRBY', stamps, key, 1)
-      local marks = {}
-      for first = 1, #found, 2 * fields do
-        local last = math.min(first + 2 * fields - 1, #found)
-        redis.call('HSET', key, unpack(found, first, last))
-        if touched then
-          for j = first, last, 2 do
-            marks[#marks + 1] = stamp
-            marks[#marks + 1] = found[j]
-          end
-          redis.call('ZADD', touched(stamps, key), unpack(marks))
-          marks = {}
-        end
-      end
+    for first = 1, #found, 2 * fields do
+      local last = math.min(first + 2 * fields - 1, #found)
+      redis.call('HSET', key, unpack(found, first, last))
     end
+    if #found > 0 then redis.call('HINCRBY', KEYS[#KEYS], key, 1) end
   end
 end
 """
@@ -149,11 +131,7 @@ end
 local function counter_writes(sums)
   return hash_writes(sums, {HASH_CALL_FIELDS}, 'counters', counter_total)
 end
-local function touched_key(stamps, key)
-  local prefix = string.sub(stamps, 1, -{len(STAMPS_KEY) + 1})
-  return prefix .. '{TOUCHED_KIND}' .. string.sub(key, #prefix + {len(COUNTERS_KIND) + 1})
-end
-local function write_counters(writes) write_hashes(writes, {HASH_CALL_FIELDS}, touched_key) end
+local function write_counters(writes) write_hashes(writes, {HASH_CALL_FIELDS}) end
 """
 )
 
@@ -222,7 +200,7 @@ end
 local function vector_writes(sums)
   return hash_writes(sums, {VECTOR_CALL_FIELDS}, 'vector counters', vector_total)
 end
-local function write_vectors(writes) write_hashes(writes, {VECTOR_CALL_FIELDS}, nil) end
+local function write_vectors(writes) write_hashes(writes, {VECTOR_CALL_FIELDS}) end
 """
 
 # KEYS: the vector hash, the stamps hash. ARGV: its deltas (vector_args). Nothing written

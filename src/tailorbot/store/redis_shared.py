@@ -39,9 +39,7 @@ from tailorbot.store.redis_counters import (
     ADD_COUNTERS,
     ADD_VECTORS,
     ADD_VECTORS_SCRIPT,
-    COUNTERS_KIND,
     STAMPS_KEY,
-    TOUCHED_KIND,
     counter_arg,
     refusals_as,
     vector_args,
@@ -365,28 +363,3 @@ class RedisCounterStore(RedisConcern, CounterStore):
         if not keys:
             return ()
         return tuple(int(found or 0) for found in self.client.hmget(self.key(STAMPS_KEY), keys))
-
-    @guard
-    def changed_counters(
-        self, namespaces: Sequence[str], since: Sequence[int]
-    ) -> dict[str, dict[str, float]] | None:
-        # since: stamps() of namespaces, a counters stamp and a vectors stamp each
-        if len(since) != 2 * len(namespaces):
-            raise ValueError(f"{len(namespaces)} namespaces, but {len(since)} stamps")
-        pipe = self.client.pipeline(transaction=False)
-        for i, namespace in enumerate(namespaces):
-            pipe.zrangebyscore(self.key(TOUCHED_KIND, namespace), f"({since[2 * i]}", "+inf")
-        touched = pipe.execute()
-        for namespace, names in zip(namespaces, touched, strict=True):
-            if names:
-                pipe.hmget(self.key(COUNTERS_KIND, namespace), names)
-        values = iter(pipe.execute())
-        changed: dict[str, dict[str, float]] = {}
-        for namespace, names in zip(namespaces, touched, strict=True):
-            found = next(values) if names else ()
-            if None in found:  # a counter gone since it was touched (a reset): read all
-                return None
-            changed[namespace] = {
-                key_text(name): float(value) for name, value in zip(names, found, strict=True)
-            }
-        return changed

@@ -52,7 +52,6 @@ class CounterWatch:
         self.full_read_s = full_read_s
         self._seen: tuple[int, ...] = _UNREAD
         self._read_at = -float("inf")
-        self._fresh = False  # the last poll found the last confirmed read within full_read_s
 
     def changed(self) -> tuple[int, ...] | None:
         """None: the contents are those of the last confirmed read. Otherwise the stamps
@@ -60,21 +59,8 @@ class CounterWatch:
         stamps = self.store.stamps(self.namespaces)
         if stamps is None:
             return ()
-        self._fresh = time.monotonic() - self._read_at < self.full_read_s
-        return None if self._fresh and stamps == self._seen else stamps
-
-    def changes(self, stamps: tuple[int, ...]) -> dict[str, dict[str, float]] | None:
-        """After :meth:`changed` returned ``stamps``: the counters written since the last
-        confirmed read, with their values now (``CounterStore.changed_counters``), so the
-        reader can bring what it read then up to date. None where it must read them whole:
-        nothing read yet, a full read due, stamps lower than those seen (a store reset), or
-        a store that cannot tell."""
-        seen = self._seen
-        if not self._fresh or seen is _UNREAD or len(stamps) != len(seen):
-            return None
-        if any(now < then for now, then in zip(stamps, seen, strict=True)):
-            return None
-        return self.store.changed_counters(self.namespaces, seen)
+        fresh = time.monotonic() - self._read_at < self.full_read_s
+        return None if fresh and stamps == self._seen else stamps
 
     def read(self, stamps: tuple[int, ...]) -> None:
         """The read after :meth:`changed` returned ``stamps`` succeeded."""

@@ -184,42 +184,19 @@ class CollaborativeStats:
         """
         if previous is not None and previous.prior_strength != prior_strength:
             previous = None  # other smoothing: nothing of it carries over
-        stats = previous._grown_to(counters, whole=True) if previous is not None else None
+        stats = previous._grown_to(counters) if previous is not None else None
         if stats is None:
             stats = cls(prior_strength=prior_strength)
             stats.apply({ns: dict(counters.get(ns, {})) for ns in NAMESPACES})
-        if previous is not None:
-            stats._remember_from(previous)
+        if previous is not None and stats is not previous:
+            # a copy first (one C call): decisions may add to the served memo meanwhile
+            remembered = previous._memo.copy()
+            stats._memo = {
+                key: answer
+                for key, answer in remembered.items()
+                if stats._same_inputs(previous, key)
+            }
         return stats
-
-    def with_changes(self, changed: Mapping[str, Mapping[str, float]]) -> CollaborativeStats | None:
-        """These statistics brought up to date by ``changed``: the counters written since
-        the counters these hold were read, with their values now (what
-        ``CounterStore.changed_counters`` answers), so a rebuild reads what changed, not
-        every counter. As :meth:`from_counters` with ``previous=self`` and every counter:
-        these themselves when nothing grew, None when a counter fell (read them all).
-
-        >>> stats = CollaborativeStats.from_counters({NS_INTENT: {"card|issues": 2.0}})
-        >>> grown = stats.with_changes({NS_INTENT: {"card|kb-1|res": 1.0}})
-        >>> grown.to_counters()[NS_INTENT]
-        {'card|issues': 2.0, 'card|kb-1|res': 1.0}
-        >>> grown.with_changes({NS_INTENT: {"card|issues": 1.0}}) is None  # it fell
-        True
-        """
-        stats = self._grown_to(changed, whole=False)
-        if stats is not None:
-            stats._remember_from(self)
-        return stats
-
-    def _remember_from(self, previous: CollaborativeStats) -> None:
-        """Keep the remembered answers of ``previous`` whose counters are the same here."""
-        if self is previous:
-            return
-        # a copy first (one C call): decisions may add to the served memo meanwhile
-        remembered = previous._memo.copy()
-        self._memo = {
-            key: answer for key, answer in remembered.items() if self._same_inputs(previous, key)
-        }
 
     def _same_inputs(self, other: CollaborativeStats, key: tuple[Any, ...]) -> bool:
         """Whether the remembered answer under ``key`` reads the same counters here as in
@@ -299,28 +276,24 @@ class CollaborativeStats:
             self._owned.add(id(value))
         return value
 
-    def _grown_to(
-        self, counters: Mapping[str, Mapping[str, float]], whole: bool
-    ) -> CollaborativeStats | None:
+    def _grown_to(self, counters: Mapping[str, Mapping[str, float]]) -> CollaborativeStats | None:
         """Statistics of ``counters`` grown from these: these themselves when ``counters``
-        hold nothing these do not, None when a counter fell, or (``whole``: ``counters``
-        are every counter) is missing: rebuild from scratch. Else new statistics, these plus
-        what was added. The new ones share every part of these that the growth does not
-        touch, and copy a part before they change it, so these (served, read by decisions
-        meanwhile) stay as they are."""
+        are the ones they hold, None when a counter fell or is missing (rebuild from
+        scratch), else new statistics, these plus what was added. The new ones share every
+        part of these that the growth does not touch, and copy a part before they change it,
+        so these (served, read by decisions meanwhile) stay as they are."""
         growth: dict[str, dict[str, float]] = {}
         for namespace in NAMESPACES:
             held, now = self._raw[namespace], counters.get(namespace, EMPTY_MAPPING)
-            if whole and not held.keys() <= now.keys():
+            if not held.keys() <= now.keys():
                 return None
-            if whole and held == now:  # compared in C: a namespace no write touched
+            if held == now:  # compared in C: a namespace no write touched
                 continue
             get = held.get
             added = {key: value - get(key, 0.0) for key, value in now.items() if get(key) != value}
             if any(not delta > 0.0 for delta in added.values()):
                 return None
-            if added:
-                growth[namespace] = added
+            growth[namespace] = added
         if not growth:
             return self
         grown = CollaborativeStats(self.prior_strength)

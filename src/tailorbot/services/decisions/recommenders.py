@@ -53,18 +53,11 @@ class SharedRecommenders:
         # and the answers they remember. Their stamps say so without the read (4 ms of CPU
         # a second with 5,000 counters), or the read does (from_counters then answers the
         # served statistics themselves). Changed ones grow the served statistics by what was
-        # added, keeping the answers whose counters did not change; the store names the
-        # counters written since the served ones were read, so a second with feedback reads
-        # those, not every counter (read whole where it cannot tell, or one fell).
+        # added, keeping the answers whose counters did not change.
         stamps = self._watch.changed()
         if stamps is not None:
             served = self._personalized.stats
-            stats = None
-            if served is not None:
-                changed = self._watch.changes(stamps)
-                stats = served.with_changes(changed) if changed is not None else None
-            if stats is None:
-                stats = CollaborativeStats.from_counters(read_counters(self.store), previous=served)
+            stats = CollaborativeStats.from_counters(read_counters(self.store), previous=served)
             if stats is not served:
                 self._personalized.stats = self._control.stats = stats
             self._watch.read(stamps)
