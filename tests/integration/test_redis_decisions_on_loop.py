@@ -182,8 +182,10 @@ def test_the_read_made_ahead_counts_in_the_answers_timings(server: EmbeddedServe
         object.__setattr__(stores, "async_user_reader", real)
     assert answer.status_code == 200, answer.text
     timings = answer.json()["timings_ms"]
-    # The read was made before the decision, and took at least the 200 ms it was held.
-    assert timings["features"] >= 200 and timings["total"] >= timings["features"], timings
+    # The read was made before the decision, and took the 200 ms it was held: a little
+    # less by the answer's clock, as the loop's timers may fire up to a millisecond early
+    # (uvloop keeps them in milliseconds; 199.9 ms was seen). An unheld read takes ~1 ms.
+    assert timings["features"] >= 195 and timings["total"] >= timings["features"], timings
 
 
 def test_a_stalled_read_holds_up_only_its_request(server: EmbeddedServer) -> None:
