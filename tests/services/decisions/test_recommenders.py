@@ -20,7 +20,7 @@ from tailorbot.models.recommend.collaborative import (
 )
 from tailorbot.services.decisions.recommenders import SharedRecommenders
 from tailorbot.store import Stores, open_stores
-from tests.contract.conftest import redis_store, sqlite_store
+from tests.contract.conftest import STORE_FACTORIES
 from tests.helpers import CountedReads
 
 
@@ -53,10 +53,10 @@ def test_refresh_rebuilds_the_statistics_only_when_the_counters_changed(tmp_path
         stores.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=sorted(STORE_FACTORIES))
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
-    opener = sqlite_store if request.param == "sqlite" else redis_store
-    opened = opener(request, tmp_path)()
+    """Each backend of the store contracts."""
+    opened = STORE_FACTORIES[request.param](request, tmp_path)()
     yield opened
     opened.close()
 
