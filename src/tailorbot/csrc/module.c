@@ -62,6 +62,12 @@ static PyMethodDef module_methods[] = {
      "``rate_window``. None when a value is not of the type the stream worker writes, or "
      "``now``, ``rate_window`` or a width (16 at most) is not a float: the Python pass "
      "(features/session_summary.py) reads those."},
+    {"memory_summaries", memory_summaries, METH_VARARGS,
+     "memory_summaries(outcomes, variant_totals, article_totals, now, oldest, decay) -> "
+     "tuple | None\n\nA user's (variant_rewards, article_rewards) as of ``now``: the folded "
+     "totals plus the outcomes, each weighted by ``exp((time - now) * decay)`` when in "
+     "``(oldest, now]``, summed up per key in key order. None when a value is not of the "
+     "type the stream worker writes: the Python pass (features/memory.py) reads those."},
     {"window_counts", window_counts, METH_VARARGS,
      "window_counts(sorted_ts, now, widths) -> list[int] | None\n\nFor each of ``widths``, "
      "how many of ``sorted_ts`` lie in ``(now - width, now]``, by bisection as "

@@ -17,6 +17,7 @@
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's)
  *   sessions.c session_summary: the feature view's pass over a user's sessions
+ *   memory.c   memory_summaries: the feature view's memory of each variant and article
  *   language.c language_scores: a message's language, py3langid's model in one call
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
@@ -91,6 +92,7 @@ PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);
 PyObject *score_articles(PyObject *module, PyObject *args);
 PyObject *session_summary(PyObject *module, PyObject *args);
+PyObject *memory_summaries(PyObject *module, PyObject *args);
 PyObject *window_counts(PyObject *module, PyObject *args);
 /* the windows' widths (windows.c, shared with sessions.c): a tuple of at most MAX_WIDTHS
  * exact floats read into `out`, their number; -1 for anything else (a subclass, an int,

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 from bisect import insort
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tailorbot.compiled import native
 from tailorbot.features.params import DAY_S, RETENTION_S
 
 HALF_LIFE_S = 7 * DAY_S  # the weight of an outcome halves every week
@@ -113,11 +114,30 @@ def _add(totals: dict[str, list[float]], key: str, reward: float) -> None:
 
 
 def memory_view(state: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """``variant_rewards`` and ``article_rewards`` as of ``now`` (see docs/features.md)."""
+    """``variant_rewards`` and ``article_rewards`` as of ``now`` (see docs/features.md):
+    summed up in C (``csrc/memory.c``) where the extension is built and the state holds
+    what the stream worker writes, else by :func:`memory_in_python`, the reference."""
     totals = state.get("outcome_totals") or {"v": {}, "a": {}}
     outcomes = state.get("outcomes", ())
     if not (outcomes or totals["v"] or totals["a"]):  # no feedback yet: most users
         return {"variant_rewards": {}, "article_rewards": {}}
+    compiled = getattr(native(), "memory_summaries", None)  # None: not built, or before
+    found = None
+    if compiled is not None:
+        # None: a value of a type the stream worker does not write (or an int now, which
+        # Python compares exactly); Python reads it
+        found = compiled(outcomes, totals["v"], totals["a"], now, now - RETENTION_S, _DECAY)
+    if found is None:
+        found = memory_in_python(outcomes, totals, now)
+    return {"variant_rewards": found[0], "article_rewards": found[1]}
+
+
+def memory_in_python(
+    outcomes: Sequence[Sequence[Any]],
+    totals: Mapping[str, Mapping[str, Sequence[float]]],
+    now: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(variant_rewards, article_rewards)`` of the outcomes and the folded totals."""
     by_variant: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["v"].items()}
     by_article: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["a"].items()}
     oldest = now - RETENTION_S
@@ -127,10 +147,10 @@ def memory_view(state: Mapping[str, Any], now: float) -> dict[str, Any]:
             _count(by_variant, variant, reward, weight)
         if article:
             _count(by_article, article, reward, weight)
-    return {
-        "variant_rewards": {k: _summary(v) for k, v in sorted(by_variant.items())},
-        "article_rewards": {k: _summary(v) for k, v in sorted(by_article.items())},
-    }
+    return (
+        {k: _summary(v) for k, v in sorted(by_variant.items())},
+        {k: _summary(v) for k, v in sorted(by_article.items())},
+    )
 
 
 def _count(table: dict[str, list[float]], key: str, reward: float, weight: float) -> None:
