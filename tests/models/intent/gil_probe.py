@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 from tailorbot.models.intent import HybridIntentModel
@@ -23,10 +22,11 @@ PROBE_TEXTS = [
 ]
 
 
-def releases_the_gil(call: Callable[[], object]) -> bool:
+def releases_the_gil(call: Callable[[threading.Event], object]) -> bool:
     """Whether ``call`` lets another thread run. A thread is woken just before ``call`` and
-    needs the GIL to note that it ran: it gets it at once if ``call`` releases it, else only
-    when the switch interval (10 s here) forces a switch. No clock decides."""
+    needs the GIL to note that it ran (``call`` gets that event): it gets it at once if
+    ``call`` releases it, else only when the switch interval (10 s here) forces a switch.
+    No clock decides."""
     ran = threading.Event()
     go, done = threading.Event(), threading.Event()
 
@@ -41,7 +41,7 @@ def releases_the_gil(call: Callable[[], object]) -> bool:
     sys.setswitchinterval(10.0)
     try:
         go.set()  # the thread now waits for the GIL this thread holds
-        call()
+        call(ran)
         released = ran.is_set()
     finally:
         done.set()
@@ -59,8 +59,10 @@ def main() -> None:
     single = model._single
     found = {
         "compiled": single is not None and single.compiled,
-        "predict_one_released": releases_the_gil(lambda: [model.predict_one(t) for t in texts]),
-        "sleep_released": releases_the_gil(lambda: time.sleep(0.001)),  # the probe works
+        "predict_one_released": releases_the_gil(lambda _: [model.predict_one(t) for t in texts]),
+        # the probe works: a wait releases the GIL until the thread has run. A sleep of 1 ms
+        # was too short on a busy machine for the thread to be scheduled in (a CI run).
+        "wait_released": releases_the_gil(lambda ran: ran.wait(60.0)),
     }
     print(json.dumps(found))
 

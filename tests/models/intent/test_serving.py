@@ -193,7 +193,7 @@ def test_compiled_predict_one_never_hands_the_gil_to_another_thread() -> None:
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr[-3000:]
     found = json.loads(probe.stdout.strip().splitlines()[-1])
-    assert found == {"compiled": True, "predict_one_released": False, "sleep_released": True}
+    assert found == {"compiled": True, "predict_one_released": False, "wait_released": True}
 
 
 @pytest.mark.parametrize("compiled", [False, True])
