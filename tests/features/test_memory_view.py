@@ -37,7 +37,7 @@ def _same(got: object, want: object) -> None:
 @needs_build
 @settings(max_examples=300, deadline=None)
 @given(events=event_streams(max_users=1), data=st.data())
-def test_the_compiled_pass_answers_as_the_python_one_on_worker_states(
+def test_the_compiled_memory_matches_python_on_worker_states(
     events: list[dict], data: st.DataObject
 ) -> None:
     """On states built by apply_event, as kept and as stored and read back (JSON); ``now``
