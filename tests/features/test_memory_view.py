@@ -22,10 +22,13 @@ compiled = getattr(native(), "memory_summaries", None)
 needs_build = pytest.mark.skipif(compiled is None, reason="tailorbot._native was not built")
 
 
-def _both(state: dict, now: float) -> tuple[object, object]:
+def _compiled(state: dict, now: float) -> object:
     totals = state["outcome_totals"]
-    got = compiled(state["outcomes"], totals["v"], totals["a"], now, now - RETENTION_S, _DECAY)
-    return got, memory_in_python(state["outcomes"], totals, now)
+    return compiled(state["outcomes"], totals["v"], totals["a"], now, now - RETENTION_S, _DECAY)
+
+
+def _both(state: dict, now: float) -> tuple[object, object]:
+    return _compiled(state, now), memory_in_python(state["outcomes"], state["outcome_totals"], now)
 
 
 def _same(got: object, want: object) -> None:
@@ -111,12 +114,9 @@ def test_a_value_the_worker_does_not_write_is_left_to_python(change: object) -> 
         "outcome_totals": {"v": {"c": [2, 1.0]}, "a": {}},
     }
     change(state)  # type: ignore[operator]
-    totals = state["outcome_totals"]
-    assert (
-        compiled(state["outcomes"], totals["v"], totals["a"], T0, T0 - RETENTION_S, _DECAY) is None
-    )
+    assert _compiled(state, T0) is None
     try:  # and the view answers as Python does, or raises as it does
-        want: object = memory_in_python(state["outcomes"], totals, T0)
+        want: object = memory_in_python(state["outcomes"], state["outcome_totals"], T0)
     except (TypeError, ValueError, OverflowError, IndexError) as exc:
         with pytest.raises(type(exc)):
             memory_view(state, T0)
@@ -129,8 +129,7 @@ def test_a_value_the_worker_does_not_write_is_left_to_python(change: object) -> 
 @needs_build
 def test_an_int_now_is_left_to_python_and_the_view_still_answers() -> None:
     state = {"outcomes": [[T0 - 60.0, "a", "kb-1", 1.0]], "outcome_totals": {"v": {}, "a": {}}}
-    totals = state["outcome_totals"]
-    assert compiled(state["outcomes"], totals["v"], totals["a"], int(T0), T0, _DECAY) is None
+    assert _compiled(state, int(T0)) is None
     assert memory_view(state, int(T0))["variant_rewards"]["a"]["n"] == 1
 
 

@@ -109,7 +109,8 @@ static int read_totals(PyObject *totals, Table *t) {
         }
         PyObject **items = PySequence_Fast_ITEMS(value);
         double n, total;
-        if (!plain_double(items[0], &n) || !plain_double(items[1], &total)) {
+        /* a count int() cannot read raises in Python (counts from outcomes stay finite) */
+        if (!plain_double(items[0], &n) || !isfinite(n) || !plain_double(items[1], &total)) {
             return 0;
         }
         int added;
@@ -255,12 +256,6 @@ PyObject *memory_summaries(PyObject *module, PyObject *args) {
         }
         if (PyUnicode_GET_LENGTH(f[2]) > 0) {
             count(&articles, f[2], reward, weight);
-        }
-    }
-    for (Py_ssize_t k = 0; k < variants.used + articles.used; k++) {
-        Entry *e = k < variants.used ? &variants.entries[k] : &articles.entries[k - variants.used];
-        if (!isfinite(e->n)) { /* int() of it raises in Python */
-            goto done;
         }
     }
     plain = 1;
