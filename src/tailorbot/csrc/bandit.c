@@ -86,6 +86,69 @@ static int put_features(PyObject *pairs, PyObject *index, Py_ssize_t features, P
     return 1;
 }
 
+/* The rows of the offered `arms` into `rows` (one of d values an arm, then one more: the
+ * context's own, scratch): the context's features at their `index` positions, the bias 1.0
+ * last, each arm's own `arm_features[arm]` (a dict, or None for none) over them.
+ * 1: done; 0: something the Python path must handle; -1: an error set. */
+int offered_rows(PyObject *context, PyObject *index, PyObject *arms, PyObject *arm_features,
+                 Py_ssize_t n, Py_ssize_t d, double *rows) {
+    double *base = rows + n * d;
+    memset(base, 0, (size_t)d * sizeof(double));
+    base[d - 1] = 1.0;
+    int done = put_features(context, index, d - 1, NULL, base);
+    for (Py_ssize_t k = 0; done > 0 && k < n; k++) {
+        double *row = rows + k * d;
+        memcpy(row, base, (size_t)d * sizeof(double));
+        if (arm_features == Py_None) {
+            continue;
+        }
+        if (k >= PyList_GET_SIZE(arms)) { /* changed by code a lookup ran */
+            return 0;
+        }
+        PyObject *arm = PyList_GET_ITEM(arms, k);
+        Py_INCREF(arm); /* both held while Python code may run (see put_features) */
+        PyObject *own = PyDict_GetItemWithError(arm_features, arm);
+        Py_XINCREF(own);
+        if (own == NULL) {
+            done = PyErr_Occurred() ? -1 : 1; /* no features of its own */
+        } else if (!PyDict_CheckExact(own)) {
+            done = 0;
+        } else {
+            done = put_features(own, index, d - 1, arm, row);
+        }
+        Py_XDECREF(own);
+        Py_DECREF(arm);
+    }
+    return done;
+}
+
+/* linear_moment of `row` with an arm's (a_inv, theta) `pair`: 0, or -1 with an error set */
+int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, double *width) {
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "solved must hold (a_inv, theta) pairs");
+        return -1;
+    }
+    Py_buffer a_inv, theta;
+    if (get_array(PyTuple_GET_ITEM(pair, 0), &a_inv, 0, 'd', 2, "a_inv") < 0) {
+        return -1;
+    }
+    if (get_array(PyTuple_GET_ITEM(pair, 1), &theta, 0, 'd', 1, "theta") < 0) {
+        PyBuffer_Release(&a_inv);
+        return -1;
+    }
+    int fits = theta.shape[0] == d && a_inv.shape[0] == d && a_inv.shape[1] == d;
+    if (fits) {
+        linear_moment(row, a_inv.buf, theta.buf, d, mean, width);
+    }
+    PyBuffer_Release(&a_inv);
+    PyBuffer_Release(&theta);
+    if (!fits) {
+        PyErr_Format(PyExc_ValueError, "a_inv and theta must have %zd values a side", d);
+        return -1;
+    }
+    return 0;
+}
+
 /* arm_moments(context, index, arms, arm_features, solved): see module.c */
 PyObject *arm_moments(PyObject *module, PyObject *args) {
     (void)module;
@@ -109,33 +172,9 @@ PyObject *arm_moments(PyObject *module, PyObject *args) {
         return PyErr_NoMemory();
     }
     PyObject *result = NULL, *means = NULL, *widths = NULL;
-    double *base = rows + n * d;
-    memset(base, 0, (size_t)d * sizeof(double));
-    base[d - 1] = 1.0;
-    int done = put_features(context, index, d - 1, NULL, base);
-    for (Py_ssize_t k = 0; done > 0 && k < n; k++) {
-        double *row = rows + k * d;
-        memcpy(row, base, (size_t)d * sizeof(double));
-        if (arm_features == Py_None) {
-            continue;
-        }
-        if (k >= PyList_GET_SIZE(arms)) { /* changed by code a lookup ran */
-            done = 0;
-            break;
-        }
-        PyObject *arm = PyList_GET_ITEM(arms, k);
-        Py_INCREF(arm); /* both held while Python code may run (see put_features) */
-        PyObject *own = PyDict_GetItemWithError(arm_features, arm);
-        Py_XINCREF(own);
-        if (own == NULL) {
-            done = PyErr_Occurred() ? -1 : 1; /* no features of its own */
-        } else if (!PyDict_CheckExact(own)) {
-            done = 0;
-        } else {
-            done = put_features(own, index, d - 1, arm, row);
-        }
-        Py_XDECREF(own);
-        Py_DECREF(arm);
+    int done = offered_rows(context, index, arms, arm_features, n, d, rows);
+    if (done > 0 && PyList_GET_SIZE(solved) != n) {
+        done = 0; /* changed by code a lookup ran */
     }
     if (done <= 0) {
         PyMem_Free(rows);
@@ -150,28 +189,8 @@ PyObject *arm_moments(PyObject *module, PyObject *args) {
         goto fail;
     }
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *pair = PyList_GET_ITEM(solved, k);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            PyErr_SetString(PyExc_TypeError, "solved must hold (a_inv, theta) pairs");
-            goto fail;
-        }
-        Py_buffer a_inv, theta;
-        if (get_array(PyTuple_GET_ITEM(pair, 0), &a_inv, 0, 'd', 2, "a_inv") < 0) {
-            goto fail;
-        }
-        if (get_array(PyTuple_GET_ITEM(pair, 1), &theta, 0, 'd', 1, "theta") < 0) {
-            PyBuffer_Release(&a_inv);
-            goto fail;
-        }
-        int fits = theta.shape[0] == d && a_inv.shape[0] == d && a_inv.shape[1] == d;
         double mean = 0.0, width = 0.0;
-        if (fits) {
-            linear_moment(rows + k * d, a_inv.buf, theta.buf, d, &mean, &width);
-        }
-        PyBuffer_Release(&a_inv);
-        PyBuffer_Release(&theta);
-        if (!fits) {
-            PyErr_Format(PyExc_ValueError, "a_inv and theta must have %zd values a side", d);
+        if (pair_moment(PyList_GET_ITEM(solved, k), rows + k * d, d, &mean, &width) < 0) {
             goto fail;
         }
         PyObject *m = PyFloat_FromDouble(mean), *w = PyFloat_FromDouble(width);

@@ -20,6 +20,14 @@ static PyMethodDef module_methods[] = {
      "``arm_features[arm]`` over them (None: none), ``solved`` one (a_inv, theta) per arm. "
      "None when a key is not a str or a value not a float or an int: the Python path "
      "reads those."},
+    {"ucb_select", ucb_select, METH_VARARGS,
+     "ucb_select(context, index, arms, arm_features, posterior, alpha, epsilon, tolerance, "
+     "draw) -> tuple[str, float, dict] | None\n\nLinUCB.select over the offered ``arms``: "
+     "the arm, its propensity and each arm's UCB score, ``posterior`` holding each arm's "
+     "solved (a_inv, theta), the rows read as arm_moments reads them, ``draw()`` the "
+     "uniform it draws from, called last. None for what the Python path must handle: an "
+     "arm not solved yet or not an exact str that check_arms takes, alpha or epsilon not "
+     "a float or an int, what arm_moments leaves to it, a NaN score."},
     {"score_articles", score_articles, METH_VARARGS,
      "score_articles(candidates, articles, unhelpful, for_all, tier, language, text, intent, "
      "confidence, history, evidence, weights, k) -> list | None\n\nThe ``k`` best of the "

@@ -12,6 +12,7 @@
  *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
  *   ranking.c  softmax_top (the intent ranking), posterior_moment (a bandit arm's)
  *   bandit.c   arm_moments: the offered arms' rows and moments in one call
+ *   ucb.c      ucb_select: LinUCB's choice among the offered arms in one call
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
@@ -90,6 +91,11 @@ PyObject *unknown_words(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);
 PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);
+PyObject *ucb_select(PyObject *module, PyObject *args);
+/* the offered arms' rows and one arm's moments (bandit.c, shared with ucb.c): see there */
+int offered_rows(PyObject *context, PyObject *index, PyObject *arms, PyObject *arm_features,
+                 Py_ssize_t n, Py_ssize_t d, double *rows);
+int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, double *width);
 PyObject *score_articles(PyObject *module, PyObject *args);
 PyObject *session_summary(PyObject *module, PyObject *args);
 PyObject *memory_summaries(PyObject *module, PyObject *args);

@@ -433,7 +433,10 @@ def _draw(probs: Mapping[str, float], u: float) -> str:
     One uniform draw and a running sum: numpy's ``Generator.choice(p=...)`` validates and
     copies its inputs, which cost more than the rest of the selection.
     """
-    threshold = u * sum(probs.values())
+    total = 0.0  # summed in order, as sum() did before Python 3.12 (LinUCB's compiled draw)
+    for p in probs.values():
+        total += p
+    threshold = u * total
     running = 0.0
     arm = ""
     for arm, p in probs.items():

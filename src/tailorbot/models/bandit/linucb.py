@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tailorbot.models.bandit.base import ArmFeatures, ContextualBandit, check_arms
+from tailorbot.compiled import native
+from tailorbot.models.bandit.base import ArmFeatures, Choice, ContextualBandit, check_arms
 
 # Scores this close to the best one count as tied (floating-point noise, not preference).
 TIE_TOLERANCE = 1e-9
@@ -70,6 +71,27 @@ class LinUCB(ContextualBandit):
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         self._init_state()
+
+    def select(
+        self,
+        context: Mapping[str, float],
+        arms: Sequence[str],
+        rng: np.random.Generator | None = None,
+        arm_features: ArmFeatures | None = None,
+    ) -> Choice:
+        """:meth:`ContextualBandit.select`, in one compiled call where the extension is built
+        and every offered arm was solved before (the same checks, doubles and draw; the
+        Python path serves anything else, and solves the arms for the next choice)."""
+        rng = rng if rng is not None else self._rng
+        loops = native()
+        if loops is not None and type(context) is dict and type(arms) is list and self._plain():
+            picked = loops.ucb_select(
+                context, self._index, arms, arm_features or None, self._posterior,
+                self.alpha, self.epsilon, TIE_TOLERANCE, rng.random,
+            )  # fmt: skip
+            if picked is not None:
+                return Choice(*picked)
+        return super().select(context, arms, rng, arm_features)
 
     def probabilities(
         self,
