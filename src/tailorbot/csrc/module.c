@@ -58,6 +58,10 @@ static PyMethodDef module_methods[] = {
      "(runs of ``\u2581`` and the characters up to the next, the text read with a "
      "``\u2581`` in front and for each space) from ``kept`` (piece -> list of ids), "
      "concatenated; None when a piece is not kept."},
+    {"stemmed_terms", stemmed_terms, METH_VARARGS,
+     "stemmed_terms(text, stop_words, stem) -> list\n\n``[stem(w) for w in "
+     "re.findall(\"[a-z0-9]+\", text.lower()) if w not in stop_words]``: the recommender's "
+     "tokenize (``stop_words`` a frozenset)."},
     {"unknown_words", unknown_words, METH_VARARGS,
      "unknown_words(text, known) -> list[str]\n\nThe runs of ``text`` cut as "
      "``re.findall(\"[a-z]+|[^a-z]+\", text)`` that are letters (``str.isalpha``) and "

@@ -16,7 +16,8 @@
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
- *              unknown_words: a text's words a vocabulary lacks (the typo corrector's)
+ *              unknown_words: a text's words a vocabulary lacks (the typo corrector's);
+ *              stemmed_terms: a text's stemmed content words (the recommender's tokenize)
  *   sessions.c session_summary: the feature view's pass over a user's sessions
  *   memory.c   memory_summaries: the feature view's memory of each variant and article
  *   language.c language_scores: a message's language, py3langid's model in one call
@@ -88,6 +89,7 @@ PyObject *mean_rows(PyObject *module, PyObject *args);
 PyObject *word_runs(PyObject *module, PyObject *args);
 PyObject *cached_piece_ids(PyObject *module, PyObject *args);
 PyObject *unknown_words(PyObject *module, PyObject *args);
+PyObject *stemmed_terms(PyObject *module, PyObject *args);
 PyObject *embedding_scores(PyObject *module, PyObject *args);
 PyObject *posterior_moment(PyObject *module, PyObject *args);
 PyObject *arm_moments(PyObject *module, PyObject *args);

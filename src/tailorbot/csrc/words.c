@@ -177,3 +177,57 @@ PyObject *unknown_words(PyObject *module, PyObject *args) {
     }
     return out;
 }
+
+/* stemmed_terms(text, stop_words, stem): see module.c. The runs of [a-z0-9] in
+ * text.lower() (what the recommender's `[a-z0-9]+` finds; '_' is no letter of it), each
+ * not in `stop_words` given to `stem`, whose answers are the terms. */
+PyObject *stemmed_terms(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *text, *stop_words, *stem;
+    if (!PyArg_ParseTuple(args, "UO!O", &text, &PyFrozenSet_Type, &stop_words, &stem)) {
+        return NULL;
+    }
+    PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
+    if (lowered == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL || !PyUnicode_Check(lowered)) {
+        if (out != NULL) {
+            PyErr_SetString(PyExc_TypeError, "text.lower() must return a str");
+        }
+        Py_XDECREF(out);
+        Py_DECREF(lowered);
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(lowered);
+    const void *data = PyUnicode_DATA(lowered);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(lowered), i = 0;
+    while (i < n) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        for (; i < n; i++) {
+            ch = PyUnicode_READ(kind, data, i);
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
+                break;
+            }
+        }
+        PyObject *word = PyUnicode_Substring(lowered, start, i);
+        int stop = word == NULL ? -1 : PySet_Contains(stop_words, word);
+        PyObject *term = stop == 0 ? PyObject_CallOneArg(stem, word) : NULL;
+        Py_XDECREF(word);
+        if (stop < 0 || (stop == 0 && (term == NULL || PyList_Append(out, term) < 0))) {
+            Py_XDECREF(term);
+            Py_DECREF(out);
+            Py_DECREF(lowered);
+            return NULL;
+        }
+        Py_XDECREF(term);
+    }
+    Py_DECREF(lowered);
+    return out;
+}

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailorbot.kb.loader import default_kb_dir, load_kb
 from tailorbot.models.intent.dataset import bundled_dataset
 from tailorbot.models.recommend import text as text_module
 from tailorbot.models.recommend.hybrid import _document
-from tailorbot.models.recommend.text import BM25Index, stem, tokenize
+from tailorbot.models.recommend.text import (
+    STOP_WORDS,
+    BM25Index,
+    stem,
+    terms_in_python,
+    tokenize,
+)
 
 DOCS = [
     ("card", "Card delivery. Your new card arrives within a week of ordering it."),
@@ -19,6 +27,59 @@ def test_tokenize_drops_stop_words_and_stems() -> None:
     assert tokenize("Where is my card? It hasn't ARRIVED") == ["card", "arriv"]
     assert stem("arrival") == stem("arrived")
     assert tokenize("card_arrival") == ["card", "arriv"]
+
+
+def _compiled_terms(text: str) -> list[str]:
+    loops = text_module.native()
+    if loops is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    terms: list[str] = loops.stemmed_terms(text, STOP_WORDS, stem)
+    return terms
+
+
+def test_compiled_terms_are_the_python_paths_on_the_bundled_messages() -> None:
+    messages = bundled_dataset("banking77", "test").texts
+    assert [_compiled_terms(m) for m in messages] == [terms_in_python(m) for m in messages]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                *"abcXYZ019_ -'?!\t\n",
+                "\u212a",
+                "\u0130",
+                "\u00e9",
+                "\u00df",
+                "\u0391",
+                "the ",
+                "card",
+                "ARRIVED",
+                "pending",
+                "hasn't",
+                "\U0001f600",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_compiled_terms_are_the_python_paths_on_any_text(text: str) -> None:
+    # the Kelvin sign and the dotted capital I lower to ASCII letters (k; i and a dot)
+    assert _compiled_terms(text) == terms_in_python(text)
+
+
+def test_compiled_terms_refuse_a_stop_list_of_another_type_and_pass_stems_errors_on() -> None:
+    _compiled_terms("")  # skips where the extension is not built
+    loops = text_module.native()
+    with pytest.raises(TypeError):
+        loops.stemmed_terms("card", set(STOP_WORDS), stem)  # a frozenset only
+
+    def failing(word: str) -> str:
+        raise RuntimeError(word)
+
+    with pytest.raises(RuntimeError, match="card"):
+        loops.stemmed_terms("the card", STOP_WORDS, failing)
 
 
 def test_best_document_ranks_first_and_unrelated_score_zero() -> None:

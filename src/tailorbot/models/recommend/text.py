@@ -78,7 +78,19 @@ def stem(word: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Stemmed content words of ``text`` (underscores split words: "card_arrival")."""
+    """Stemmed content words of ``text`` (underscores split words: "card_arrival").
+
+    >>> tokenize("My card_arrival hasn't ARRIVED yet")
+    ['card', 'arriv', 'arriv']
+    """
+    loops = native()
+    if loops is not None and type(text) is str:  # the same words, without the regex engine
+        return loops.stemmed_terms(text, STOP_WORDS, stem)
+    return terms_in_python(text)
+
+
+def terms_in_python(text: str) -> list[str]:
+    """:func:`tokenize`'s Python path, the reference its compiled one is tested against."""
     return [stem(w) for w in _WORD.findall(text.lower().replace("_", " ")) if w not in STOP_WORDS]
 
 
