@@ -29,7 +29,9 @@
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
  * it), so a scorer's scratch arrays are its current call's; no Python code runs inside a
  * loop (containers are checked or copied first), and the arrays read are held by buffer
- * views.
+ * views. Two calls run Python code they are given: stemmed_terms' `stem` on each word (a
+ * cache miss runs the stemmer) and ucb_select's `draw`, last. The interpreter may switch
+ * threads there, as on their Python paths; both keep no scratch but their own locals.
  */
 #ifndef TAILORBOT_NATIVE_H
 #define TAILORBOT_NATIVE_H

@@ -6,7 +6,8 @@
 enum { STACK_ARMS = 16 };
 
 /* Whether `arms` are what check_arms lets through, each an exact str (a subclass's
- * comparisons may run Python code): non-empty, without '/', no two equal. */
+ * comparisons may run Python code): non-empty, without '/', no two equal. 1: they are; 0:
+ * the Python path decides; -1: an error set. */
 static int plain_arms(PyObject *arms, Py_ssize_t n) {
     if (n < 1) {
         return 0;
@@ -16,8 +17,9 @@ static int plain_arms(PyObject *arms, Py_ssize_t n) {
         if (!PyUnicode_CheckExact(arm) || PyUnicode_GET_LENGTH(arm) == 0) {
             return 0;
         }
-        if (PyUnicode_FindChar(arm, '/', 0, PyUnicode_GET_LENGTH(arm), 1) != -1) {
-            return 0; /* found, or -2 with an error: the Python path raises */
+        Py_ssize_t slash = PyUnicode_FindChar(arm, '/', 0, PyUnicode_GET_LENGTH(arm), 1);
+        if (slash != -1) {
+            return slash == -2 ? -1 : 0; /* -2: an error set; found: check_arms refuses it */
         }
         for (Py_ssize_t j = 0; j < k; j++) {
             if (PyUnicode_Compare(arm, PyList_GET_ITEM(arms, j)) == 0) {
@@ -125,7 +127,11 @@ PyObject *ucb_select(PyObject *module, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(arms);
-    if ((arm_features != Py_None && !PyDict_CheckExact(arm_features)) || !plain_arms(arms, n) ||
+    int plain = plain_arms(arms, n);
+    if (plain < 0) {
+        return NULL;
+    }
+    if (!plain || (arm_features != Py_None && !PyDict_CheckExact(arm_features)) ||
         !plain_parameter(alpha, &parameters[0]) || !plain_parameter(epsilon, &parameters[1])) {
         Py_RETURN_NONE;
     }
