@@ -29,14 +29,16 @@ static PyMethodDef module_methods[] = {
      "arm not solved yet or not an exact str that check_arms takes, alpha or epsilon not "
      "a float or an int, what arm_moments leaves to it, a NaN score."},
     {"score_articles", score_articles, METH_VARARGS,
-     "score_articles(candidates, articles, unhelpful, for_all, tier, language, text, intent, "
-     "confidence, history, evidence, weights, k) -> list | None\n\nThe ``k`` best of the "
-     "recommender's candidates with a positive score as (-score, id, article, weighted), "
-     "sorted as those tuples sort: HybridRecommender.recommend's loop, its sort and its cut "
-     "(history: None, or (resolved, helpful) for a personalized user; evidence: (rates, "
+     "score_articles(candidates, articles, unhelpful, for_all, tier, language, matches, "
+     "relevant, on_intent, confidence, history, evidence, weights, k) -> list | None\n\nThe "
+     "``k`` best of the recommender's candidates with a positive score as (-score, id, "
+     "article, weighted), sorted as those tuples sort: HybridRecommender.recommend's loop, "
+     "its sort and its cut (articles: id -> article; matches: id -> text score, counted for "
+     "the ids in the set relevant; on_intent: the set of ids on the message's intent; "
+     "history: None, or (resolved, helpful) for a personalized user; evidence: (rates, "
      "links, similar, popularity); weights: the 8 in hybrid.SIGNAL_ORDER). None when a "
-     "weight or a signal's value is not a float, or an id not a str: the Python path reads "
-     "those."},
+     "weight or a signal's value is not a float, an id not a str, or matches, relevant or "
+     "on_intent not an exact dict or set: the Python path reads those."},
     {"softmax_top", softmax_top, METH_VARARGS,
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

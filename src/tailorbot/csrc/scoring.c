@@ -13,12 +13,15 @@ static const char *const SIGNALS[] = {
 };
 #define N_SIGNALS 8
 static PyObject *names[N_SIGNALS];
-/* the attributes read, interned once */
-enum { A_ID, A_INTENTS, A_AUDIENCE, A_TIERS, A_LANGUAGES, A_RESOLUTION, A_FEEDBACK, A_RATE };
+/* the attributes read, interned once. An article's id and intents are not among them: the
+ * id is its key in the articles' dict, its intents' ids the set `on_intent` (a KB article
+ * is a pydantic model, whose every attribute read from C goes through its __getattr__ hook
+ * at some 300 instructions) */
+enum { A_AUDIENCE, A_TIERS, A_LANGUAGES, A_RESOLUTION, A_FEEDBACK, A_RATE };
 static const char *const ATTRIBUTES[] = {
-    "id", "intents", "audience", "tiers", "languages", "resolution", "feedback", "rate",
+    "audience", "tiers", "languages", "resolution", "feedback", "rate",
 };
-#define N_ATTRIBUTES 8
+#define N_ATTRIBUTES 6
 static PyObject *attributes[N_ATTRIBUTES];
 
 /* *out = the float `value` (1); 0: not an exact float (the Python path multiplies it) */
@@ -110,13 +113,17 @@ static int evidence_rate(PyObject *found, int part, double *out) {
 /* One article's weighted signals into `products` (zeroed first, in hybrid.SIGNAL_ORDER) and
  * their sum into *sum, in the order and by the rules of HybridRecommender._weighted. 1: done;
  * 0: a value that is not an exact float (the Python path scores this call); -1: an error. */
-static int weigh(double *products, double *sum, PyObject *article, PyObject *article_id,
-                 PyObject *text, PyObject *intent, double confidence, PyObject *history,
+static int weigh(double *products, double *sum, PyObject *article_id, PyObject *matches,
+                 PyObject *relevant, PyObject *on_intent, double confidence, PyObject *history,
                  PyObject *const *maps, const double *w) {
     int topical = 0; /* a text or an intent signal, whatever its weight */
     double x;
     memset(products, 0, N_SIGNALS * sizeof(double));
-    PyObject *found = fetch(text, article_id);
+    int counts = PySet_Contains(relevant, article_id); /* its text match counts */
+    if (counts < 0) {
+        return -1;
+    }
+    PyObject *found = counts ? fetch(matches, article_id) : NULL;
     if (found != NULL) {
         int plain = exact_float(found, &x);
         Py_DECREF(found);
@@ -128,24 +135,13 @@ static int weigh(double *products, double *sum, PyObject *article, PyObject *art
     } else if (PyErr_Occurred()) {
         return -1;
     }
-    int wanted = intent == Py_None ? 0 : PyObject_IsTrue(intent);
-    if (wanted < 0) {
+    int in = PySet_Contains(on_intent, article_id);
+    if (in < 0) {
         return -1;
     }
-    if (wanted) {
-        PyObject *intents = PyObject_GetAttr(article, attributes[A_INTENTS]);
-        if (intents == NULL) {
-            return -1;
-        }
-        int in = PySequence_Contains(intents, intent);
-        Py_DECREF(intents);
-        if (in < 0) {
-            return -1;
-        }
-        if (in) {
-            topical = 1;
-            put(products, INTENT, w[INTENT], confidence, sum);
-        }
+    if (in) {
+        topical = 1;
+        put(products, INTENT, w[INTENT], confidence, sum);
     }
     if (history != Py_None) { /* (resolved, helpful): the user is personalized */
         int resolved = PySequence_Contains(PyTuple_GET_ITEM(history, 0), article_id);
@@ -279,16 +275,17 @@ static PyObject *ranked_entries(const Scored *best, Py_ssize_t kept) {
     return ranked;
 }
 
-/* score_articles(candidates, articles, unhelpful, for_all, tier, language, text, intent,
- * confidence, history, evidence, weights, k): see module.c */
+/* score_articles(candidates, articles, unhelpful, for_all, tier, language, matches,
+ * relevant, on_intent, confidence, history, evidence, weights, k): see module.c */
 PyObject *score_articles(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *candidates, *articles, *unhelpful, *for_all, *tier, *language, *text, *intent;
-    PyObject *confidence_obj, *history, *evidence, *weights;
+    PyObject *candidates, *articles, *unhelpful, *for_all, *tier, *language, *matches;
+    PyObject *relevant, *on_intent, *confidence_obj, *history, *evidence, *weights;
     Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!O!n", &candidates, &articles, &unhelpful,
-                          &for_all, &tier, &language, &text, &intent, &confidence_obj, &history,
-                          &PyTuple_Type, &evidence, &PyTuple_Type, &weights, &k)) {
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO!O!n", &candidates, &articles, &unhelpful,
+                          &for_all, &tier, &language, &matches, &relevant, &on_intent,
+                          &confidence_obj, &history, &PyTuple_Type, &evidence, &PyTuple_Type,
+                          &weights, &k)) {
         return NULL;
     }
     if (k < 1) {
@@ -303,7 +300,8 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
     /* what the Python loop reads through a method another type may change (a dict
      * subclass's get) or multiplies as it is (a numpy scalar, a Decimal): left to it */
     double confidence, w[N_SIGNALS];
-    if (!PyDict_CheckExact(articles) || !PyDict_CheckExact(text) ||
+    if (!PyDict_CheckExact(articles) || !PyDict_CheckExact(matches) ||
+        !PyAnySet_CheckExact(relevant) || !PyAnySet_CheckExact(on_intent) ||
         !exact_float(confidence_obj, &confidence)) {
         Py_RETURN_NONE;
     }
@@ -367,17 +365,15 @@ PyObject *score_articles(PyObject *module, PyObject *args) {
         done = keep < 0 ? -1 : 1;
         if (keep > 0) {
             scored.sum = 0.0;
-            done = weigh(scored.products, &scored.sum, article, article_id, text, intent,
-                         confidence, history, maps, w);
+            done = weigh(scored.products, &scored.sum, article_id, matches, relevant,
+                         on_intent, confidence, history, maps, w);
             if (done > 0 && scored.sum > 0.0) { /* nothing speaks for it: left out */
-                scored.id = PyObject_GetAttr(article, attributes[A_ID]);
-                scored.article = article;
-                if (scored.id == NULL) {
-                    done = -1;
-                } else if (!PyUnicode_CheckExact(scored.id)) {
+                if (!PyUnicode_CheckExact(article_id)) {
                     done = 0; /* ordered by its own `<`: Python's sort */
-                    Py_DECREF(scored.id);
                 } else {
+                    scored.id = article_id;
+                    scored.article = article;
+                    Py_INCREF(article_id);
                     Py_INCREF(article);
                     kept = keep_best(best, kept, cap, &scored);
                 }

@@ -386,7 +386,8 @@ def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know(
     def score(articles: dict, text: dict, evidence: tuple, confidence: object = 0.5) -> object:
         return loops.score_articles(
             {"kb-card-arrival", "kb-gone"}, articles, frozenset(), frozenset(KB.articles_by_id),
-            None, None, text, "card_arrival", confidence, None, evidence, weights, 3,
+            None, None, text, set(text), KB.article_ids_by_intent["card_arrival"], confidence,
+            None, evidence, weights, 3,
         )  # fmt: skip
 
     empty = ({}, {}, {}, {})
@@ -399,6 +400,12 @@ def test_compiled_scoring_reads_none_as_absent_and_defers_what_it_does_not_know(
         pass
 
     assert score(Lookup(kb=article), {}, empty) is None
+    assert score({"kb-card-arrival": article}, Lookup(), empty) is None
+    assert loops.score_articles(  # a set of its own kind: its `in` may be its own
+        ["kb-card-arrival"], {"kb-card-arrival": article}, frozenset(), frozenset(), None,
+        None, {}, set(), type("Ids", (frozenset,), {})({"kb-card-arrival"}), 0.5, None,
+        empty, weights, 3,
+    ) is None  # fmt: skip
     assert score({"kb-card-arrival": article}, {}, (Lookup(kb=None), {}, {}, {})) is None
     assert score({"kb-card-arrival": article}, {}, empty, confidence=np.float32(0.5)) is None
 
@@ -416,8 +423,8 @@ def test_compiled_scoring_keeps_the_best_k_ties_by_id() -> None:
 
     def top(k: int, candidates: object = ids) -> object:
         return loops.score_articles(
-            candidates, articles, frozenset(), frozenset(articles), None, None, text, None,
-            0.0, None, ({}, {}, {}, {}), (1.0,) * 8, k,
+            candidates, articles, frozenset(), frozenset(articles), None, None, text,
+            set(text), frozenset(), 0.0, None, ({}, {}, {}, {}), (1.0,) * 8, k,
         )  # fmt: skip
 
     tied_best = sorted([ids[-1], ids[len(ids) // 2]])
@@ -432,10 +439,10 @@ def test_compiled_scoring_keeps_the_best_k_ties_by_id() -> None:
     class Id(str):
         pass
 
-    odd = {"kb-odd": KB.article(ids[0]).model_copy(update={"id": Id("kb-odd")})}
-    assert loops.score_articles(
-        ["kb-odd"], odd, frozenset(), frozenset(odd), None, None, {"kb-odd": 1.0}, None,
-        0.0, None, ({}, {}, {}, {}), (1.0,) * 8, 3,
+    odd = {"kb-odd": KB.article(ids[0])}
+    assert loops.score_articles(  # the id is the candidate's, as the articles' keys are
+        [Id("kb-odd")], odd, frozenset(), frozenset(odd), None, None, {"kb-odd": 1.0},
+        {"kb-odd"}, frozenset(), 0.0, None, ({}, {}, {}, {}), (1.0,) * 8, 3,
     ) is None  # fmt: skip
     with pytest.raises(ValueError, match="k must be"):
         top(0)

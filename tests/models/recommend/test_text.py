@@ -118,8 +118,8 @@ def test_fit_rejects_duplicates_and_bad_parameters() -> None:
 def test_the_documents_sharing_words_are_among_the_matches(
     monkeypatch: pytest.MonkeyPatch, compiled: bool
 ) -> None:
-    # The recommender's relevant set (hybrid._relevant) takes `shared` as a subset of the
-    # scores: in C (TermIndex.match) and in the Python reference alike.
+    # The recommender's relevant set (in HybridRecommender.recommend) takes `shared` as a
+    # subset of the scores: in C (TermIndex.match) and in the Python reference alike.
     if compiled and text_module.native() is None:
         pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
     if not compiled:

@@ -185,16 +185,22 @@ class HybridRecommender(Recommender):
         if self._weights["text"]:
             need = min(MIN_SHARED_TERMS, len(set(terms)))
             matches, shared = self._index.match(message, terms, need)
-        relevant = self._relevant(intent, matches, shared)
+        # The ids of the intent's articles: what `intent in article.intents` reads, without
+        # reading a pydantic model's attribute for every candidate.
+        on_intent = self._on_intent.get(intent, _NONE) if intent else _NONE
+        # The text matches whose score counts: on-intent articles always, off-intent ones
+        # only when they share enough of the message's words (``shared``: those that do,
+        # all of them matches). Set operations walk the smaller side in C: an intent has
+        # few articles, while almost every article shares some word with a message.
+        relevant = shared.union(matches.keys() & on_intent)
         candidates = self._candidates(user, matches, relevant, intent, evidence)
-        text = {a: matches[a] for a in candidates if a in relevant}
         resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
         loops = native()
         ranked = None
         if loops is not None:  # the loop and the cut below in C (None: left to Python)
             ranked = loops.score_articles(
                 candidates, self._articles, user.unhelpful, self._for_all, tier, language,
-                text, intent, intent_confidence,
+                matches, relevant, on_intent, intent_confidence,
                 (resolved, user.helpful) if user.personalized else None,
                 (evidence.rates, evidence.links, evidence.similar, evidence.popularity),
                 self._weight_row, k,
@@ -202,6 +208,7 @@ class HybridRecommender(Recommender):
         if ranked is None:
             ranked = []
             articles = self._articles
+            text = {a: matches[a] for a in candidates if a in relevant}
             for article_id in candidates:
                 article = articles.get(article_id)
                 if article is None or article_id in user.unhelpful:
@@ -209,13 +216,13 @@ class HybridRecommender(Recommender):
                 if article_id not in self._for_all and not article.audience.matches(tier, language):
                     continue
                 weighted = self._weighted(
-                    article, user, resolved, text, intent, intent_confidence, evidence
+                    article_id, user, resolved, text, on_intent, intent_confidence, evidence
                 )
                 score = 0.0  # added in the signals' order, on every Python version
                 for product in weighted.values():
                     score += product
                 if score > 0.0:  # nothing speaks for it: a shorter list beats a random filler
-                    ranked.append((-score, article.id, article, weighted))
+                    ranked.append((-score, article_id, article, weighted))
             # Candidate ids are unique: tuples order by (-score, id) and never compare
             # further. sorted()[:k] is what heapq.nsmallest(k) returns.
             ranked.sort()
@@ -223,27 +230,16 @@ class HybridRecommender(Recommender):
         worded: dict[str, str] = {}  # the reasons' texts every article of this answer shares
         return [
             Recommendation(
-                article.id,
+                article_id,
                 article.title,
                 round(-negative, 6),
                 self._reasons(
-                    article, weighted, user, words, intent, intent_confidence, evidence, worded
+                    article_id, weighted, user, words, intent, intent_confidence, evidence, worded
                 ),
                 weighted,
             )
-            for negative, _, article, weighted in ranked[:k]
+            for negative, article_id, article, weighted in ranked[:k]
         ]
-
-    def _relevant(
-        self, intent: str | None, matches: Mapping[str, float], shared: set[str]
-    ) -> set[str]:
-        """The text matches whose score counts: on-intent articles always, off-intent ones
-        only when they share enough of the message's words (``shared``: those that do, all
-        of them matches)."""
-        on_intent = self._on_intent.get(intent, _NONE) if intent is not None else _NONE
-        # set operations walk the smaller side in C: an intent has few articles, while
-        # almost every article shares some word with a message
-        return shared.union(matches.keys() & on_intent)
 
     def _candidates(
         self,
@@ -277,11 +273,11 @@ class HybridRecommender(Recommender):
 
     def _weighted(
         self,
-        article: Any,
+        article_id: str,
         user: UserContext,
         resolved: tuple[str, ...],
         text: Mapping[str, float],
-        intent: str | None,
+        on_intent: frozenset[str],
         confidence: float,
         evidence: _Evidence,
     ) -> dict[str, float]:
@@ -289,7 +285,6 @@ class HybridRecommender(Recommender):
         zero products left out (numbers only: reasons are worded for the top ``k`` alone).
         ``resolved``: the articles that resolved this intent for the user before. One dict,
         written in place: this runs for every candidate."""
-        article_id = article.id
         weights = self._weights
         out: dict[str, float] = {}
         topical = False  # a text or an intent signal, whatever its weight
@@ -298,7 +293,7 @@ class HybridRecommender(Recommender):
             topical = True
             if product := weights["text"] * found_text:
                 out["text"] = product
-        if intent and intent in article.intents:
+        if article_id in on_intent:
             topical = True
             if product := weights["intent"] * confidence:
                 out["intent"] = product
@@ -331,7 +326,7 @@ class HybridRecommender(Recommender):
 
     def _reasons(
         self,
-        article: Any,
+        article_id: str,
         weighted: Mapping[str, float],
         user: UserContext,
         words: list[tuple[str, str]],
@@ -347,7 +342,7 @@ class HybridRecommender(Recommender):
         strong = {n: -abs(v) for n, v in weighted.items() if abs(v) >= REASON_MIN}
         reasons: list[tuple[float, str]] = []
         if "text" in strong:
-            terms = self._terms[article.id]
+            terms = self._terms[article_id]
             matched = [word for word, stemmed in words if stemmed in terms]
             if matched:
                 reasons.append((strong["text"], "your message mentions " + ", ".join(matched[:4])))
@@ -357,11 +352,11 @@ class HybridRecommender(Recommender):
                 text = worded["intent"] = f"matches intent {intent} ({confidence:.2f})"
             reasons.append((strong["intent"], text))
         if "history" in strong:
-            if intent and article.id in user.resolved_by_intent.get(intent, ()):
+            if intent and article_id in user.resolved_by_intent.get(intent, ()):
                 reasons.append((strong["history"], f"it resolved your {intent} issue before"))
             else:
                 reasons.append((strong["history"], "you found it helpful before"))
-        found = evidence.rates.get(article.id)
+        found = evidence.rates.get(article_id)
         if found is not None and (
             "segment_resolution_rate" in strong or "segment_helpfulness" in strong
         ):
@@ -370,14 +365,14 @@ class HybridRecommender(Recommender):
                 reasons.append((strong["segment_resolution_rate"], resolved))
             if helpful is not None and "segment_helpfulness" in strong:
                 reasons.append((strong["segment_helpfulness"], helpful))
-        link = evidence.links.get(article.id)
+        link = evidence.links.get(article_id)
         if "cooccurrence" in strong and link is not None:
             partner = self.kb.article(link[1])
             title = partner.title if partner is not None else link[1]
             text = f'helped customers who also found "{title}" helpful'
             reasons.append((strong["cooccurrence"], text))
         if "item_knn" in strong and self.cf is not None:
-            partner_id = self.cf.best_link(article.id, user.basket())
+            partner_id = self.cf.best_link(article_id, user.basket())
             partner = self.kb.article(partner_id) if partner_id else None
             if partner is not None:
                 text = f'customers who used "{partner.title}" also used it'
