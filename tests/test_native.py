@@ -230,6 +230,39 @@ def test_bad_arguments_are_refused_not_read_out_of_bounds() -> None:
 
 
 @needs_build
+def test_the_arguments_are_checked_and_converted_as_pyarg_parsetuple_does() -> None:
+    # The functions take their arguments as the array a call hands over (args.c), with
+    # PyArg_ParseTuple's checks, conversions and messages: the count, a type ("O!", "U"),
+    # an index ("n": any __index__, a bool too, never a float), a double ("d": __float__).
+    assert loops is not None
+    with pytest.raises(TypeError, match=r"^word_runs\(\) takes exactly 2 arguments \(1 given\)$"):
+        loops.word_runs("ab cd")
+    with pytest.raises(TypeError, match=r"^word_runs\(\) argument 1 must be str, not bytes$"):
+        loops.word_runs(b"ab cd", 2)
+    with pytest.raises(TypeError, match="integer"):
+        loops.word_runs("ab cd", 2.0)
+    assert loops.word_runs("ab c de", np.int64(2)) == loops.word_runs("ab c de", 2) == ["ab", "de"]
+    assert loops.word_runs("ab c de", True) == ["ab", "c", "de"]  # an index: 1
+    with pytest.raises(OverflowError):
+        loops.word_runs("ab", 2**70)
+    with pytest.raises(TypeError, match=r"argument 2 must be dict, not list"):
+        loops.unknown_words("ab", [])
+    with pytest.raises(TypeError, match=r"argument 2 must be frozenset, not set"):
+        loops.stemmed_terms("ab", set(), str)
+    with pytest.raises(TypeError, match=r"argument 1 must be bytes, not str"):
+        loops.language_scores("ab", *[np.zeros(1)] * 5)
+    scores = np.array([1.0, 3.0, 2.0])
+    top = loops.softmax_top(scores, np.float32(1.0), 2)  # any __float__, as "d" reads it
+    assert [i for i, _ in top] == [1, 2]
+    with pytest.raises(TypeError, match="must be real number, not str"):
+        loops.softmax_top(scores, "1", 2)
+    with pytest.raises(TypeError, match=r"^match\(\) takes exactly 2 arguments \(3 given\)$"):
+        loops.TermIndex(["a"], [[(0, 1.0)]], [1.0]).match([0], 1, 2)
+    with pytest.raises(TypeError, match=r"^score_articles\(\) argument 12 must be tuple"):
+        loops.score_articles(*[None] * 11, [], (), 3)
+
+
+@needs_build
 def test_mean_rows_converts_every_float16_exactly_and_averages_as_numpy() -> None:
     assert loops is not None
     halves = np.arange(65536, dtype=np.uint16).view(np.float16)

@@ -150,13 +150,16 @@ int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, d
 }
 
 /* arm_moments(context, index, arms, arm_features, solved): see module.c */
-PyObject *arm_moments(PyObject *module, PyObject *args) {
+PyObject *arm_moments(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *context, *index, *arms, *arm_features, *solved;
-    if (!PyArg_ParseTuple(args, "O!O!O!OO!", &PyDict_Type, &context, &PyDict_Type, &index,
-                          &PyList_Type, &arms, &arm_features, &PyList_Type, &solved)) {
+    static const char name[] = "arm_moments";
+    if (!arity(name, nargs, 5) || !arg_typed(name, 1, args[0], &PyDict_Type) ||
+        !arg_typed(name, 2, args[1], &PyDict_Type) || !arg_typed(name, 3, args[2], &PyList_Type) ||
+        !arg_typed(name, 5, args[4], &PyList_Type)) {
         return NULL;
     }
+    PyObject *context = args[0], *index = args[1], *arms = args[2], *arm_features = args[3];
+    PyObject *solved = args[4];
     if (arm_features != Py_None && !PyDict_CheckExact(arm_features)) {
         Py_RETURN_NONE;
     }

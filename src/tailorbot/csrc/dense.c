@@ -44,13 +44,13 @@ WIDE_VECTORS static int mean_of_rows(const Py_buffer *table, PyObject *ids, floa
     return 0;
 }
 
-PyObject *mean_rows(PyObject *module, PyObject *args) {
+PyObject *mean_rows(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *table, *ids, *out_obj;
     Py_buffer view, out;
-    if (!PyArg_ParseTuple(args, "OO!O", &table, &PyList_Type, &ids, &out_obj)) {
+    if (!arity("mean_rows", nargs, 3) || !arg_typed("mean_rows", 2, args[1], &PyList_Type)) {
         return NULL;
     }
+    PyObject *table = args[0], *ids = args[1], *out_obj = args[2];
     if (get_array(table, &view, 0, 'e', 2, "table") < 0) {
         return NULL;
     }
@@ -73,17 +73,18 @@ PyObject *mean_rows(PyObject *module, PyObject *args) {
 /* a static embedding's part of a linear model's scores: the mean of the float16 rows
  * `table[ids]`, l2-normalized, times `weight` (float32, as the numpy path computes it) into
  * `dense`, and its product with `coef` (float32, one row per dimension) added to `scores` */
-PyObject *embedding_scores(PyObject *module, PyObject *args) {
+PyObject *embedding_scores(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *table_obj, *ids, *coef_obj, *dense_obj, *scores_obj;
     double weight;
     Py_buffer table, coef, dense, scores;
     int held = 0;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "OO!dOOO", &table_obj, &PyList_Type, &ids, &weight, &coef_obj,
-                          &dense_obj, &scores_obj)) {
+    if (!arity("embedding_scores", nargs, 6) ||
+        !arg_typed("embedding_scores", 2, args[1], &PyList_Type) || !arg_double(args[2], &weight)) {
         return NULL;
     }
+    PyObject *table_obj = args[0], *ids = args[1], *coef_obj = args[3], *dense_obj = args[4];
+    PyObject *scores_obj = args[5];
     if (get_array(table_obj, &table, 0, 'e', 2, "table") < 0) {
         goto done;
     }

@@ -119,21 +119,21 @@ static PyObject *best_of(const float *scores, Py_ssize_t k) {
     return index_value_pair(best, (double)scores[best]);
 }
 
-PyObject *language_scores(PyObject *module, PyObject *args) {
+PyObject *language_scores(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    const unsigned char *data;
-    Py_ssize_t len;
-    PyObject *objs[5];
     static const char codes[5] = {'I', 'H', 'i', 'e', 'f'};
     static const int dims[5] = {1, 1, 1, 2, 1};
     static const char *names[5] = {"nextmove", "row", "output", "ptc", "pc"};
     Py_buffer views[5];
     int held = 0;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y#OOOOO", &data, &len, &objs[0], &objs[1], &objs[2], &objs[3],
-                          &objs[4])) {
+    if (!arity("language_scores", nargs, 6) ||
+        !arg_typed("language_scores", 1, args[0], &PyBytes_Type)) {
         return NULL;
     }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    PyObject *const *objs = args + 1;
     for (; held < 5; held++) {
         if (get_array(objs[held], &views[held], 0, codes[held], dims[held], names[held]) < 0) {
             goto done;

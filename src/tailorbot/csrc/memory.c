@@ -203,14 +203,13 @@ static PyObject *summaries(Table *t) {
     return out;
 }
 
-PyObject *memory_summaries(PyObject *module, PyObject *args) {
+PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *outcomes, *totals_v, *totals_a, *now_obj, *oldest_obj, *decay_obj;
-    if (!PyArg_ParseTuple(args, "OOOOOO", &outcomes, &totals_v, &totals_a, &now_obj,
-                          &oldest_obj, &decay_obj) ||
-        keys_ready() < 0) {
+    if (!arity("memory_summaries", nargs, 6) || keys_ready() < 0) {
         return NULL;
     }
+    PyObject *outcomes = args[0], *totals_v = args[1], *totals_a = args[2], *now_obj = args[3];
+    PyObject *oldest_obj = args[4], *decay_obj = args[5];
     /* an int compares exactly in Python: left to it, as are subclasses */
     if (!(PyList_CheckExact(outcomes) || PyTuple_CheckExact(outcomes)) ||
         !PyDict_CheckExact(totals_v) || !PyDict_CheckExact(totals_a) ||

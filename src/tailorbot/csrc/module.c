@@ -2,25 +2,25 @@
 #include "native.h"
 
 static PyMethodDef module_methods[] = {
-    {"mean_rows", mean_rows, METH_VARARGS,
+    {"mean_rows", FASTCALL(mean_rows),
      "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
      "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
-    {"embedding_scores", embedding_scores, METH_VARARGS,
+    {"embedding_scores", FASTCALL(embedding_scores),
      "embedding_scores(table, ids, weight, coef, dense, scores) -> None\n\nWrites the "
      "l2-normalized float32 mean of the float16 rows ``table[ids]``, times ``weight``, to "
      "``dense`` and adds ``dense @ coef`` to ``scores`` (float64)."},
-    {"posterior_moment", posterior_moment, METH_VARARGS,
+    {"posterior_moment", FASTCALL(posterior_moment),
      "posterior_moment(x, a_inv, theta) -> tuple[float, float]\n\nA linear bandit arm's "
      "``x . theta`` and ``sqrt(max(x @ a_inv @ x, 0))`` for the context row ``x`` (a list "
      "of floats)."},
-    {"arm_moments", arm_moments, METH_VARARGS,
+    {"arm_moments", FASTCALL(arm_moments),
      "arm_moments(context, index, arms, arm_features, solved) -> tuple[list, list] | None"
      "\n\nEach offered arm's ``x . theta`` and width, as posterior_moment, ``x`` the "
      "context's features at their ``index`` positions (the bias 1.0 last) with the arm's own "
      "``arm_features[arm]`` over them (None: none), ``solved`` one (a_inv, theta) per arm. "
      "None when a key is not a str or a value not a float or an int: the Python path "
      "reads those."},
-    {"ucb_select", ucb_select, METH_VARARGS,
+    {"ucb_select", FASTCALL(ucb_select),
      "ucb_select(context, index, arms, arm_features, posterior, alpha, epsilon, tolerance, "
      "draw) -> tuple[str, float, dict] | None\n\nLinUCB.select over the offered ``arms``: "
      "the arm, its propensity and each arm's UCB score, ``posterior`` holding each arm's "
@@ -28,7 +28,7 @@ static PyMethodDef module_methods[] = {
      "uniform it draws from, called last. None for what the Python path must handle: an "
      "arm not solved yet or not an exact str that check_arms takes, alpha or epsilon not "
      "a float or an int, what arm_moments leaves to it, a NaN score."},
-    {"score_articles", score_articles, METH_VARARGS,
+    {"score_articles", FASTCALL(score_articles),
      "score_articles(candidates, articles, unhelpful, for_all, tier, language, matches, "
      "relevant, on_intent, confidence, history, evidence, weights, k) -> list | None\n\nThe "
      "``k`` best of the recommender's candidates with a positive score as (-score, id, "
@@ -39,36 +39,36 @@ static PyMethodDef module_methods[] = {
      "links, similar, popularity); weights: the 8 in hybrid.SIGNAL_ORDER). None when a "
      "weight or a signal's value is not a float, an id not a str, or matches, relevant or "
      "on_intent not an exact dict or set: the Python path reads those."},
-    {"softmax_top", softmax_top, METH_VARARGS,
+    {"softmax_top", FASTCALL(softmax_top),
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "
      "the lower index, with their probabilities."},
-    {"language_scores", language_scores, METH_VARARGS,
+    {"language_scores", FASTCALL(language_scores),
      "language_scores(data, nextmove, row, output, ptc, pc) -> tuple[int, float]\n\nThe "
      "most probable class of py3langid's naive Bayes for the UTF-8 bytes ``data`` and its "
      "normalized probability: the DFA (``nextmove``, ``row``, ``output``) walked over the "
      "bytes, each feature reached weighted by log1p of its count in its float16 row of "
      "``ptc`` (float32 products summed in doubles, rounded once), plus the priors ``pc``, "
      "scaled by 1 / sqrt(len(data)) and a softmax in float32."},
-    {"word_runs", word_runs, METH_VARARGS,
+    {"word_runs", FASTCALL(word_runs),
      "word_runs(text, min_len) -> list[str]\n\nThe maximal runs of word characters "
      "(Python's ``\\w``: alphanumeric or ``_``) at least ``min_len`` long, in order: "
      "``re.findall(r\"(?u)\\b\\w\\w+\\b\", text)`` for 2, scikit-learn's default "
      "token pattern."},
-    {"cached_piece_ids", cached_piece_ids, METH_VARARGS,
+    {"cached_piece_ids", FASTCALL(cached_piece_ids),
      "cached_piece_ids(text, kept) -> list[int] | None\n\nThe ids of ``text``'s pieces "
      "(runs of ``\u2581`` and the characters up to the next, the text read with a "
      "``\u2581`` in front and for each space) from ``kept`` (piece -> list of ids), "
      "concatenated; None when a piece is not kept."},
-    {"stemmed_terms", stemmed_terms, METH_VARARGS,
+    {"stemmed_terms", FASTCALL(stemmed_terms),
      "stemmed_terms(text, stop_words, stem) -> list\n\n``[stem(w) for w in "
      "re.findall(\"[a-z0-9]+\", text.lower()) if w not in stop_words]``: the recommender's "
      "tokenize (``stop_words`` a frozenset)."},
-    {"unknown_words", unknown_words, METH_VARARGS,
+    {"unknown_words", FASTCALL(unknown_words),
      "unknown_words(text, known) -> list[str]\n\nThe runs of ``text`` cut as "
      "``re.findall(\"[a-z]+|[^a-z]+\", text)`` that are letters (``str.isalpha``) and "
      "not keys of ``known``, in order, repeats kept."},
-    {"session_summary", session_summary, METH_VARARGS,
+    {"session_summary", FASTCALL(session_summary),
      "session_summary(sessions, now, widths, rate_window) -> tuple | None\n\nA user's "
      "sessions summed up as of ``now``: (the sessions started in each window of ``widths``, "
      "the recent sessions' resolution rate, handoff rate, unresolved streak and lengths, "
@@ -76,13 +76,13 @@ static PyMethodDef module_methods[] = {
      "``rate_window``. None when a value is not of the type the stream worker writes, or "
      "``now``, ``rate_window`` or a width (16 at most) is not a float: the Python pass "
      "(features/session_summary.py) reads those."},
-    {"memory_summaries", memory_summaries, METH_VARARGS,
+    {"memory_summaries", FASTCALL(memory_summaries),
      "memory_summaries(outcomes, variant_totals, article_totals, now, oldest, decay) -> "
      "tuple | None\n\nA user's (variant_rewards, article_rewards) as of ``now``: the folded "
      "totals plus the outcomes, each weighted by ``exp((time - now) * decay)`` when in "
      "``(oldest, now]``, summed up per key in key order. None when a value is not of the "
      "type the stream worker writes: the Python pass (features/memory.py) reads those."},
-    {"window_counts", window_counts, METH_VARARGS,
+    {"window_counts", FASTCALL(window_counts),
      "window_counts(sorted_ts, now, widths) -> list[int] | None\n\nFor each of ``widths``, "
      "how many of ``sorted_ts`` lie in ``(now - width, now]``, by bisection as "
      "``bisect.bisect_right``; None when ``now``, a width (16 at most) or a timestamp it "

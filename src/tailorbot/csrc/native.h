@@ -24,6 +24,7 @@
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
+ *   args.c     the arguments of the module's functions, as the array a call hands over
  *   module.c   the module
  *
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
@@ -80,6 +81,20 @@ int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,
 extern PyTypeObject NgramScorerType;
 extern PyTypeObject TermIndexType;
 
+/* The arguments of a METH_FASTCALL function (args.c), the module's calling convention: a
+ * call hands over its argument array as it is, where METH_VARARGS packs a tuple that
+ * PyArg_ParseTuple reads through its format string (some 600 instructions a call, in a
+ * decision that makes some twenty). Each fails with a TypeError worded as PyArg_ParseTuple's:
+ * `arity` unless exactly `n` came; `arg_typed` unless argument `position` (from 1) is a
+ * `type` or a subclass ("O!", "U"); `arg_ssize` and `arg_double` convert as "n" and "d". */
+int arity(const char *name, Py_ssize_t nargs, Py_ssize_t n);
+int arg_typed(const char *name, int position, PyObject *arg, PyTypeObject *type);
+int arg_ssize(PyObject *arg, Py_ssize_t *out);
+int arg_double(PyObject *arg, double *out);
+/* a METH_FASTCALL function's signature, and its entry in a method table */
+#define FASTCALL_ARGS PyObject *const *args, Py_ssize_t nargs
+#define FASTCALL(function) ((PyCFunction)(void (*)(void))(function)), METH_FASTCALL
+
 /* in doubles (vectors.c): acc += factor * row; acc += the sum over k < count of
  * factors[k] * rows[k] (rows of n floats; zero factors skipped); acc += values */
 void add_scaled(double *acc, const float *row, double factor, Py_ssize_t n);
@@ -87,23 +102,23 @@ void add_rows(double *acc, const float *rows, const float *factors, Py_ssize_t c
               Py_ssize_t n);
 void add_values(double *acc, const double *values, Py_ssize_t n);
 
-PyObject *mean_rows(PyObject *module, PyObject *args);
-PyObject *word_runs(PyObject *module, PyObject *args);
-PyObject *cached_piece_ids(PyObject *module, PyObject *args);
-PyObject *unknown_words(PyObject *module, PyObject *args);
-PyObject *stemmed_terms(PyObject *module, PyObject *args);
-PyObject *embedding_scores(PyObject *module, PyObject *args);
-PyObject *posterior_moment(PyObject *module, PyObject *args);
-PyObject *arm_moments(PyObject *module, PyObject *args);
-PyObject *ucb_select(PyObject *module, PyObject *args);
+PyObject *mean_rows(PyObject *module, FASTCALL_ARGS);
+PyObject *word_runs(PyObject *module, FASTCALL_ARGS);
+PyObject *cached_piece_ids(PyObject *module, FASTCALL_ARGS);
+PyObject *unknown_words(PyObject *module, FASTCALL_ARGS);
+PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS);
+PyObject *embedding_scores(PyObject *module, FASTCALL_ARGS);
+PyObject *posterior_moment(PyObject *module, FASTCALL_ARGS);
+PyObject *arm_moments(PyObject *module, FASTCALL_ARGS);
+PyObject *ucb_select(PyObject *module, FASTCALL_ARGS);
 /* the offered arms' rows and one arm's moments (bandit.c, shared with ucb.c): see there */
 int offered_rows(PyObject *context, PyObject *index, PyObject *arms, PyObject *arm_features,
                  Py_ssize_t n, Py_ssize_t d, double *rows);
 int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, double *width);
-PyObject *score_articles(PyObject *module, PyObject *args);
-PyObject *session_summary(PyObject *module, PyObject *args);
-PyObject *memory_summaries(PyObject *module, PyObject *args);
-PyObject *window_counts(PyObject *module, PyObject *args);
+PyObject *score_articles(PyObject *module, FASTCALL_ARGS);
+PyObject *session_summary(PyObject *module, FASTCALL_ARGS);
+PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS);
+PyObject *window_counts(PyObject *module, FASTCALL_ARGS);
 /* the windows' widths (windows.c, shared with sessions.c): a tuple of at most MAX_WIDTHS
  * exact floats read into `out`, their number; -1 for anything else (a subclass, an int,
  * more windows), which the callers leave to the Python path */
@@ -116,7 +131,7 @@ void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t
                    double *mean, double *width);
 /* (index, value) as a new tuple (ranking.c; NULL with an exception set) */
 PyObject *index_value_pair(Py_ssize_t index, double value);
-PyObject *softmax_top(PyObject *module, PyObject *args);
-PyObject *language_scores(PyObject *module, PyObject *args);
+PyObject *softmax_top(PyObject *module, FASTCALL_ARGS);
+PyObject *language_scores(PyObject *module, FASTCALL_ARGS);
 
 #endif

@@ -176,13 +176,13 @@ static PyObject *add_by_word(NgramScorer *self, PyObject *units, Points *buf, Id
     return PyLong_FromSsize_t(distinct);
 }
 
-PyObject *ngram_add_scores(NgramScorer *self, PyObject *args) {
-    PyObject *units, *scores_obj;
+PyObject *ngram_add_scores(NgramScorer *self, FASTCALL_ARGS) {
     Py_buffer scores;
-    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &units, &scores_obj) ||
-        get_array(scores_obj, &scores, 1, 'd', 1, "scores") < 0) {
+    if (!arity("add_scores", nargs, 2) || !arg_typed("add_scores", 1, args[0], &PyList_Type) ||
+        get_array(args[1], &scores, 1, 'd', 1, "scores") < 0) {
         return NULL;
     }
+    PyObject *units = args[0];
     PyObject *result = NULL;
     Ids ids = {.size = 0, .capacity = 256};
     ids.items = ids.local;

@@ -180,16 +180,16 @@ static PyObject *NgramScorer_lookup(NgramScorer *self, PyObject *key) {
     return PyLong_FromLong(id);
 }
 
-static PyObject *NgramScorer_add_scores_checked(NgramScorer *self, PyObject *args) {
+static PyObject *NgramScorer_add_scores_checked(NgramScorer *self, FASTCALL_ARGS) {
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "NgramScorer is not initialized");
         return NULL;
     }
-    return ngram_add_scores(self, args);
+    return ngram_add_scores(self, args, nargs);
 }
 
 static PyMethodDef NgramScorer_methods[] = {
-    {"add_scores", (PyCFunction)NgramScorer_add_scores_checked, METH_VARARGS,
+    {"add_scores", FASTCALL(NgramScorer_add_scores_checked),
      "add_scores(units, scores) -> int\n\nAdds the block's weighted coefficient rows to "
      "``scores`` (float64, one per class): ``units`` are the words (char_wb) or the tokens "
      "(word n-grams) of one text. Returns the number of distinct known n-grams."},

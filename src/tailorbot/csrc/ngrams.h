@@ -37,6 +37,6 @@ typedef struct {
 /* the vocabulary id of `points[0:length]`, or -1 */
 int32_t ngram_lookup(const NgramScorer *self, const Py_UCS4 *points, Py_ssize_t length);
 /* add_scores(units, scores) of an initialized scorer */
-PyObject *ngram_add_scores(NgramScorer *self, PyObject *args);
+PyObject *ngram_add_scores(NgramScorer *self, FASTCALL_ARGS);
 
 #endif

@@ -22,13 +22,14 @@ void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t
 }
 
 /* linear_moment of a row given as a list of floats (ints read as float() reads them) */
-PyObject *posterior_moment(PyObject *module, PyObject *args) {
+PyObject *posterior_moment(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *row, *a_obj, *theta_obj;
     Py_buffer a_inv, theta;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &row, &a_obj, &theta_obj)) {
+    if (!arity("posterior_moment", nargs, 3) ||
+        !arg_typed("posterior_moment", 1, args[0], &PyList_Type)) {
         return NULL;
     }
+    PyObject *row = args[0], *a_obj = args[1], *theta_obj = args[2];
     if (get_array(a_obj, &a_inv, 0, 'd', 2, "a_inv") < 0) {
         return NULL;
     }
@@ -88,15 +89,16 @@ PyObject *index_value_pair(Py_ssize_t index, double value) {
     return pair;
 }
 
-PyObject *softmax_top(PyObject *module, PyObject *args) {
+PyObject *softmax_top(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *scores_obj;
     double temperature;
     Py_ssize_t k;
     Py_buffer view;
-    if (!PyArg_ParseTuple(args, "Odn", &scores_obj, &temperature, &k)) {
+    if (!arity("softmax_top", nargs, 3) || !arg_double(args[1], &temperature) ||
+        !arg_ssize(args[2], &k)) {
         return NULL;
     }
+    PyObject *scores_obj = args[0];
     if (!(temperature > 0.0) || !isfinite(temperature)) {
         PyErr_SetString(PyExc_ValueError, "temperature must be a positive finite number");
         return NULL;

@@ -277,17 +277,18 @@ static PyObject *ranked_entries(const Scored *best, Py_ssize_t kept) {
 
 /* score_articles(candidates, articles, unhelpful, for_all, tier, language, matches,
  * relevant, on_intent, confidence, history, evidence, weights, k): see module.c */
-PyObject *score_articles(PyObject *module, PyObject *args) {
+PyObject *score_articles(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *candidates, *articles, *unhelpful, *for_all, *tier, *language, *matches;
-    PyObject *relevant, *on_intent, *confidence_obj, *history, *evidence, *weights;
+    static const char name[] = "score_articles";
     Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO!O!n", &candidates, &articles, &unhelpful,
-                          &for_all, &tier, &language, &matches, &relevant, &on_intent,
-                          &confidence_obj, &history, &PyTuple_Type, &evidence, &PyTuple_Type,
-                          &weights, &k)) {
+    if (!arity(name, nargs, 14) || !arg_typed(name, 12, args[11], &PyTuple_Type) ||
+        !arg_typed(name, 13, args[12], &PyTuple_Type) || !arg_ssize(args[13], &k)) {
         return NULL;
     }
+    PyObject *candidates = args[0], *articles = args[1], *unhelpful = args[2];
+    PyObject *for_all = args[3], *tier = args[4], *language = args[5], *matches = args[6];
+    PyObject *relevant = args[7], *on_intent = args[8], *confidence_obj = args[9];
+    PyObject *history = args[10], *evidence = args[11], *weights = args[12];
     if (k < 1) {
         PyErr_SetString(PyExc_ValueError, "k must be >= 1");
         return NULL;

@@ -161,12 +161,12 @@ static PyObject *recent_figures(const Started *items, Py_ssize_t lo, Py_ssize_t 
     return Py_BuildValue("(NNnN)", resolution, handoff, streak, lengths);
 }
 
-PyObject *session_summary(PyObject *module, PyObject *args) {
+PyObject *session_summary(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *sessions, *now_obj, *widths_obj, *rate_obj;
-    if (!PyArg_ParseTuple(args, "OOOO", &sessions, &now_obj, &widths_obj, &rate_obj)) {
+    if (!arity("session_summary", nargs, 4)) {
         return NULL;
     }
+    PyObject *sessions = args[0], *now_obj = args[1], *widths_obj = args[2], *rate_obj = args[3];
     /* floats compare in Python as in C; an int, a subclass or a dict subclass may not */
     double widths[MAX_WIDTHS];
     Py_ssize_t windows = float_widths(widths_obj, widths);

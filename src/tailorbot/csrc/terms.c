@@ -152,12 +152,13 @@ static void TermIndex_dealloc(TermIndex *self) {
  * order of operations (BM25Index.scores's, so the very same doubles), divided by the best
  * one, in order of first match; and the matched documents holding at least `need` of the
  * query's distinct terms */
-static PyObject *TermIndex_match(TermIndex *self, PyObject *args) {
-    PyObject *terms;
+static PyObject *TermIndex_match(TermIndex *self, FASTCALL_ARGS) {
     Py_ssize_t need;
-    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &terms, &need)) {
+    if (!arity("match", nargs, 2) || !arg_typed("match", 1, args[0], &PyList_Type) ||
+        !arg_ssize(args[1], &need)) {
         return NULL;
     }
+    PyObject *terms = args[0];
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "TermIndex is not initialized");
         return NULL;
@@ -244,7 +245,7 @@ fail:
 }
 
 static PyMethodDef TermIndex_methods[] = {
-    {"match", (PyCFunction)TermIndex_match, METH_VARARGS,
+    {"match", FASTCALL(TermIndex_match),
      "match(terms, need) -> tuple[dict[str, float], set[str]]\n\nThe query's scores divided "
      "by the best one, in order of first match, and the matched documents that hold at "
      "least ``need`` of its distinct terms. ``terms``: the query's term ids, repeats "

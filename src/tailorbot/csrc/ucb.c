@@ -117,15 +117,17 @@ static PyObject *chosen(PyObject *arms, Py_ssize_t n, const double *means, const
 
 /* ucb_select(context, index, arms, arm_features, posterior, alpha, epsilon, tolerance,
  * draw): see module.c */
-PyObject *ucb_select(PyObject *module, PyObject *args) {
+PyObject *ucb_select(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *context, *index, *arms, *arm_features, *posterior, *alpha, *epsilon, *draw;
+    static const char name[] = "ucb_select";
     double parameters[3]; /* alpha, epsilon, the tie tolerance */
-    if (!PyArg_ParseTuple(args, "O!O!O!OO!OOdO", &PyDict_Type, &context, &PyDict_Type, &index,
-                          &PyList_Type, &arms, &arm_features, &PyDict_Type, &posterior, &alpha,
-                          &epsilon, &parameters[2], &draw)) {
+    if (!arity(name, nargs, 9) || !arg_typed(name, 1, args[0], &PyDict_Type) ||
+        !arg_typed(name, 2, args[1], &PyDict_Type) || !arg_typed(name, 3, args[2], &PyList_Type) ||
+        !arg_typed(name, 5, args[4], &PyDict_Type) || !arg_double(args[7], &parameters[2])) {
         return NULL;
     }
+    PyObject *context = args[0], *index = args[1], *arms = args[2], *arm_features = args[3];
+    PyObject *posterior = args[4], *alpha = args[5], *epsilon = args[6], *draw = args[8];
     Py_ssize_t n = PyList_GET_SIZE(arms);
     int plain = plain_arms(arms, n);
     if (plain < 0) {

@@ -50,12 +50,12 @@ PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n) {
     return result;
 }
 
-PyObject *window_counts(PyObject *module, PyObject *args) {
+PyObject *window_counts(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *sorted_ts, *now_obj, *widths_obj;
-    if (!PyArg_ParseTuple(args, "OOO", &sorted_ts, &now_obj, &widths_obj)) {
+    if (!arity("window_counts", nargs, 3)) {
         return NULL;
     }
+    PyObject *sorted_ts = args[0], *now_obj = args[1], *widths_obj = args[2];
     /* an int compares exactly in Python, a subclass as it likes: left to Python, as is a
      * list or tuple subclass */
     double widths[MAX_WIDTHS];

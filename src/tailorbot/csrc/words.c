@@ -21,12 +21,14 @@ static int append_run(PyObject *out, PyObject *text, Py_ssize_t start, Py_ssize_
     return failed ? -1 : 0;
 }
 
-PyObject *word_runs(PyObject *module, PyObject *args) {
-    PyObject *text;
+PyObject *word_runs(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
     Py_ssize_t min_len;
-    if (!PyArg_ParseTuple(args, "Un", &text, &min_len)) {
+    if (!arity("word_runs", nargs, 2) || !arg_typed("word_runs", 1, args[0], &PyUnicode_Type) ||
+        !arg_ssize(args[1], &min_len)) {
         return NULL;
     }
+    PyObject *text = args[0];
     if (min_len < 1) {
         PyErr_SetString(PyExc_ValueError, "min_len must be at least 1");
         return NULL;
@@ -66,11 +68,14 @@ PyObject *word_runs(PyObject *module, PyObject *args) {
  * The text is read as "▁" + text with every " " as "▁"; a piece is a run of "▁" and the
  * characters up to the next "▁" (re.findall("▁+[^▁]*") over it). None as soon as a piece
  * is not in `kept` (or its ids are not a list): the caller tokenizes and keeps it. */
-PyObject *cached_piece_ids(PyObject *module, PyObject *args) {
-    PyObject *text, *kept;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &kept)) {
+PyObject *cached_piece_ids(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
+    static const char name[] = "cached_piece_ids";
+    if (!arity(name, nargs, 2) || !arg_typed(name, 1, args[0], &PyUnicode_Type) ||
+        !arg_typed(name, 2, args[1], &PyDict_Type)) {
         return NULL;
     }
+    PyObject *text = args[0], *kept = args[1];
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     Py_UCS4 maxchar = PyUnicode_MAX_CHAR_VALUE(text);
     PyObject *marked = PyUnicode_New(n + 1, maxchar > SPACE_MARK ? maxchar : SPACE_MARK);
@@ -140,11 +145,14 @@ static inline int is_ascii_lower(Py_UCS4 ch) {
  * corrector's candidates, spelling.py): `text` cut into runs of a-z and runs of anything
  * else (re.findall("[a-z]+|[^a-z]+")), the runs that are letters (str.isalpha) and not
  * keys of `known`. */
-PyObject *unknown_words(PyObject *module, PyObject *args) {
-    PyObject *text, *known;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &known)) {
+PyObject *unknown_words(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
+    static const char name[] = "unknown_words";
+    if (!arity(name, nargs, 2) || !arg_typed(name, 1, args[0], &PyUnicode_Type) ||
+        !arg_typed(name, 2, args[1], &PyDict_Type)) {
         return NULL;
     }
+    PyObject *text = args[0], *known = args[1];
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
@@ -181,12 +189,14 @@ PyObject *unknown_words(PyObject *module, PyObject *args) {
 /* stemmed_terms(text, stop_words, stem): see module.c. The runs of [a-z0-9] in
  * text.lower() (what the recommender's `[a-z0-9]+` finds; '_' is no letter of it), each
  * not in `stop_words` given to `stem`, whose answers are the terms. */
-PyObject *stemmed_terms(PyObject *module, PyObject *args) {
+PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    PyObject *text, *stop_words, *stem;
-    if (!PyArg_ParseTuple(args, "UO!O", &text, &PyFrozenSet_Type, &stop_words, &stem)) {
+    static const char name[] = "stemmed_terms";
+    if (!arity(name, nargs, 3) || !arg_typed(name, 1, args[0], &PyUnicode_Type) ||
+        !arg_typed(name, 2, args[1], &PyFrozenSet_Type)) {
         return NULL;
     }
+    PyObject *text = args[0], *stop_words = args[1], *stem = args[2];
     PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
     if (lowered == NULL) {
         return NULL;
