@@ -14,6 +14,7 @@ candidate variant the customer's own memory of it (action features).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,11 +82,24 @@ def request_features(
 ) -> dict[str, float]:
     """The conversation's channel (one-hot over :data:`CHANNELS`) and whether its language
     (the request's, else the profile's) differs from the default one."""
+    return dict(_request_one_hot(*_asked(request, profile)))
+
+
+def _asked(
+    request: Mapping[str, Any] | None, profile: Mapping[str, Any] | None
+) -> tuple[str, bool]:
+    """The conversation's channel, and whether its language is not the default one."""
     request = request or {}
     channel = request.get("channel") or "chat"
     language = request.get("language") or (profile or {}).get("language") or DEFAULT_LANGUAGE
+    return channel, str(language).lower() != DEFAULT_LANGUAGE
+
+
+@functools.lru_cache(maxsize=1024)  # a bot's few channels, two language cases
+def _request_one_hot(channel: str, other_language: bool) -> dict[str, float]:
+    """:func:`request_features`' values, made once per pair. Shared: copied, never changed."""
     out = {key: 1.0 if channel == c else 0.0 for c, key in CHANNEL_KEYS}
-    out["language_non_default"] = 0.0 if str(language).lower() == DEFAULT_LANGUAGE else 1.0
+    out["language_non_default"] = 1.0 if other_language else 0.0
     return out
 
 
@@ -99,11 +113,10 @@ def decision_context(
     ``request`` is the personalize request's context (``channel``, ``language``)."""
     if view is None:
         return {}
-    return {
-        **context_vector(view),
-        **request_features(request, profile),
-        **attributes.values(profile),
-    }
+    context = context_vector(view)  # a dict of its own: the other parts go into it
+    context.update(_request_one_hot(*_asked(request, profile)))
+    context.update(attributes.values(profile))
+    return context
 
 
 def non_personal(context: Mapping[str, float]) -> dict[str, float]:
