@@ -88,6 +88,14 @@ static PyMethodDef module_methods[] = {
      "``bisect.bisect_right``; None when ``now``, a width (16 at most) or a timestamp it "
      "compares is not a float, or a container is a subclass: the Python path "
      "(features/windows.py) compares those."},
+    {"message_features", FASTCALL(message_features),
+     "message_features(state, now, widths, rate_window) -> tuple | None\n\nThe feature "
+     "view's message features of a user's state: the counts of ``state['ts']`` and of "
+     "``state['cm_ts']`` in each of ``widths``' windows (window_counts'), the second item of "
+     "each pair in ``state['intents']``, and the intents of the customer messages within "
+     "``rate_window`` counted, most frequent first, ties by name. None for what the Python "
+     "path (features/view.py) must read: a value that is not a float, an intent that is "
+     "neither None nor an exact str, a pair of another kind, a container subclass."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,6 +22,7 @@
  *   memory.c   memory_summaries: the feature view's memory of each variant and article
  *   language.c language_scores: a message's language, py3langid's model in one call
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
+ *   messages.c message_features: the feature view's windows' counts and intents in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   args.c     the arguments of the module's functions, as the array a call hands over
@@ -126,6 +127,15 @@ enum { MAX_WIDTHS = 16 };
 Py_ssize_t float_widths(PyObject *widths, double *out);
 /* counts[0:n] as a list of ints (NULL with an exception set) */
 PyObject *count_list(const Py_ssize_t *counts, Py_ssize_t n);
+/* bisect.bisect_right(items, x) probing the same items in the same order; -1 when a probed
+ * item is not a float (the Python path compares those) */
+Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, double x);
+/* the counts of the exact list `sorted_ts` in each window (now - width, now] into `counts`
+ * (windows.c, shared with messages.c); -1 where a probed item is not a float. Makes no
+ * object: call it before any allocation that could let a finalizer change the list */
+int window_counts_of(PyObject *sorted_ts, double now, const double *widths, Py_ssize_t windows,
+                     Py_ssize_t *counts);
+PyObject *message_features(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

@@ -1,9 +1,7 @@
 /* Sliding event-time windows over sorted timestamp lists: features/windows.py's counts. */
 #include "native.h"
 
-/* bisect.bisect_right(items, x) probing the same items in the same order; -1 when a probed
- * item is not a float (the Python path compares those) */
-static Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, double x) {
+Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, double x) {
     Py_ssize_t lo = 0, hi = n;
     while (lo < hi) {
         Py_ssize_t mid = (Py_ssize_t)(((size_t)lo + (size_t)hi) / 2);
@@ -65,19 +63,27 @@ PyObject *window_counts(PyObject *module, FASTCALL_ARGS) {
     }
     /* every count before the result's list is made: that allocation may run a collection,
      * and its finalizers may change the list */
-    double now = PyFloat_AS_DOUBLE(now_obj);
+    Py_ssize_t counts[MAX_WIDTHS];
+    if (window_counts_of(sorted_ts, PyFloat_AS_DOUBLE(now_obj), widths, windows, counts) < 0) {
+        Py_RETURN_NONE;
+    }
+    return count_list(counts, windows);
+}
+
+int window_counts_of(PyObject *sorted_ts, double now, const double *widths, Py_ssize_t windows,
+                     Py_ssize_t *counts) {
     PyObject *const *items = ((PyListObject *)sorted_ts)->ob_item;
-    Py_ssize_t n = PyList_GET_SIZE(sorted_ts), counts[MAX_WIDTHS];
+    Py_ssize_t n = PyList_GET_SIZE(sorted_ts);
     Py_ssize_t end = float_bisect_right(items, n, now);
     if (end < 0) {
-        Py_RETURN_NONE;
+        return -1;
     }
     for (Py_ssize_t w = 0; w < windows; w++) {
         Py_ssize_t start = float_bisect_right(items, n, now - widths[w]);
         if (start < 0) {
-            Py_RETURN_NONE;
+            return -1;
         }
         counts[w] = end - start;
     }
-    return count_list(counts, windows);
+    return 0;
 }

@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tailorbot.compiled import native
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.memory import memory_view
 from tailorbot.features.params import DAY_S
@@ -66,23 +67,27 @@ def feature_view(
     view["user_id"] = record.user_id if record is not None else None
     view["as_of"] = now
     view["personalization"] = personalized
-    view["events_total"] = state["n"]
-    (view["events_1h"], view["events_24h"], view["events_7d"], view["events_30d"]) = (
-        counts_in_windows(state["ts"], now, EVENT_WIDTHS)
+    compiled = getattr(native(), "message_features", None)  # None: not built, or before
+    # None: a value of a type the stream worker does not write; the Python pass reads it
+    found = compiled(state, now, EVENT_WIDTHS, RATE_WINDOW_S) if compiled is not None else None
+    events, messages, recent_intents, ranked_intents = (
+        message_features_in_python(state, now) if found is None else found
     )
+    view["events_total"] = state["n"]
+    (view["events_1h"], view["events_24h"], view["events_7d"], view["events_30d"]) = events
     view["customer_messages_total"] = state["n_cm"]
     (
         view["customer_messages_1h"],
         view["customer_messages_24h"],
         view["customer_messages_7d"],
         view["customer_messages_30d"],
-    ) = counts_in_windows(state["cm_ts"], now, EVENT_WIDTHS)
+    ) = messages
     newest = state["newest"]
     view["first_seen"] = state["first"]
     view["last_event_time"] = newest
     view["time_since_last_contact_s"] = None if newest is None else max(0.0, now - newest)
-    view["recent_intents"] = [intent for _, intent in state["intents"]]
-    ranked_intents = view["intent_counts_30d"] = _intent_counts(state, now)
+    view["recent_intents"] = recent_intents
+    view["intent_counts_30d"] = ranked_intents
     view["top_intent_30d"] = next(iter(ranked_intents), None)
     view["last_bot_message"] = _unanswered_bot_message(state)
     view["csat_count"], view["csat_avg"], view["csat_ewma"] = _csat_features(state)
@@ -184,6 +189,20 @@ def _consented_state(
     so every behavioural feature reads as for a user without events."""
     personalized = consents_to_personalization(profile)
     return personalized, record.state if record is not None and personalized else new_state()
+
+
+def message_features_in_python(
+    state: dict[str, Any], now: float
+) -> tuple[list[int], list[int], list[Any], dict[str, int]]:
+    """``(events' window counts, customer messages' window counts, recent intents, intent
+    counts of the last 30 days)``: what the compiled ``message_features`` reads in one call
+    where the extension is built (``csrc/messages.c``), the reference it is tested against."""
+    return (
+        counts_in_windows(state["ts"], now, EVENT_WIDTHS),
+        counts_in_windows(state["cm_ts"], now, EVENT_WIDTHS),
+        [intent for _, intent in state["intents"]],
+        _intent_counts(state, now),
+    )
 
 
 def _intent_counts(state: dict[str, Any], now: float) -> dict[str, int]:
