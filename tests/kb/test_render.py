@@ -37,6 +37,18 @@ def test_values_are_cleaned() -> None:
     assert render("{name}", {"name": "{tier}"}) == "{tier}"
 
 
+@given(
+    st.text(
+        alphabet=st.sampled_from([*" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000", *"ab\u00e9\u200b"])
+    )
+)
+def test_a_value_s_whitespace_runs_become_one_space_as_the_regex_makes_them(text: str) -> None:
+    # every run of Unicode whitespace (re's \s, str.isspace's) as one space, none at the ends
+    assert render("{name}", {"name": text}) == (
+        re.sub(r"\s+", " ", text).strip()[:200] or PLACEHOLDERS["name"]
+    )
+
+
 def test_unknown_name_in_context_or_not() -> None:
     assert render("a{foo}b", {}) == "ab"
     assert render("a{foo}b", {"foo": "X"}) == "aXb"
