@@ -35,6 +35,9 @@ def session_summary(
 ) -> (
     tuple[list[int], float | None, float | None, int, list[float], dict[str, dict[str, int]]] | None
 ): ...
+def message_features(
+    state: dict[str, Any], now: float, widths: tuple[float, ...], rate_window: float
+) -> tuple[list[int], list[int], list[Any], dict[str, int]] | None: ...
 
 class TermIndex:
     def __init__(
