@@ -193,7 +193,7 @@ class HybridRecommender(Recommender):
         # all of them matches). Set operations walk the smaller side in C: an intent has
         # few articles, while almost every article shares some word with a message.
         relevant = shared.union(matches.keys() & on_intent)
-        candidates = self._candidates(user, matches, relevant, intent, evidence)
+        candidates = self._candidates(user, matches, relevant, intent, on_intent, evidence)
         resolved = user.resolved_by_intent.get(intent, ()) if intent else ()
         loops = native()
         ranked = None
@@ -247,10 +247,12 @@ class HybridRecommender(Recommender):
         matches: Mapping[str, float],
         relevant: set[str],
         intent: str | None,
+        on_intent: frozenset[str],
         evidence: _Evidence,
     ) -> set[str]:
         """The best relevant text matches and the articles with a signal about this issue
-        (intent, collaborative rates, co-occurrence, the user's history).
+        (``on_intent``: the intent's own, collaborative rates, co-occurrence, the user's
+        history).
 
         Almost every article shares some word with a message, and popularity covers every
         article a group ever used: scoring all of them would cost a millisecond per decision,
@@ -264,9 +266,7 @@ class HybridRecommender(Recommender):
             in_order = [a for a in matches if a in relevant]
             in_order.sort(key=matches.__getitem__, reverse=True)
             best_text = in_order[:TEXT_CANDIDATES]
-        found = set(best_text).union(evidence.rates, evidence.links, evidence.similar)
-        if intent:
-            found.update(self._on_intent.get(intent, _NONE))
+        found = set(best_text).union(evidence.rates, evidence.links, evidence.similar, on_intent)
         if user.personalized:
             found.update(user.helpful, user.resolved_by_intent.get(intent or "", ()))
         return found
