@@ -1,5 +1,6 @@
 /* The arguments of the module's METH_FASTCALL functions (see native.h), checked and
- * converted as PyArg_ParseTuple's codes do, with its error messages. */
+ * converted as PyArg_ParseTuple's codes do, with its error messages; and the names the
+ * functions read, interned once. */
 #include "native.h"
 
 int arity(const char *name, Py_ssize_t nargs, Py_ssize_t n) {
@@ -28,6 +29,15 @@ int arg_ssize(PyObject *arg, Py_ssize_t *out) {
     *out = PyLong_AsSsize_t(index);
     Py_DECREF(index);
     return !(*out == -1 && PyErr_Occurred());
+}
+
+int intern_names(PyObject **names, const char *const *texts, int n) {
+    for (int k = 0; k < n; k++) {
+        if (names[k] == NULL && (names[k] = PyUnicode_InternFromString(texts[k])) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int arg_double(PyObject *arg, double *out) {

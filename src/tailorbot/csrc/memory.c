@@ -147,15 +147,6 @@ enum { K_N, K_MEAN, K_RECENT_WEIGHT, K_RECENT_MEAN, N_KEYS };
 static const char *const KEYS[] = {"n", "mean", "recent_weight", "recent_mean"};
 static PyObject *keys[N_KEYS];
 
-static int keys_ready(void) {
-    for (int k = 0; k < N_KEYS; k++) {
-        if (keys[k] == NULL && (keys[k] = PyUnicode_InternFromString(KEYS[k])) == NULL) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* memory.py's _summary of one entry (NULL with an error) */
 static PyObject *summary(const Entry *e) {
     PyObject *values[N_KEYS] = {
@@ -205,7 +196,7 @@ static PyObject *summaries(Table *t) {
 
 PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    if (!arity("memory_summaries", nargs, 6) || keys_ready() < 0) {
+    if (!arity("memory_summaries", nargs, 6) || intern_names(keys, KEYS, N_KEYS) < 0) {
         return NULL;
     }
     PyObject *outcomes = args[0], *totals_v = args[1], *totals_a = args[2], *now_obj = args[3];

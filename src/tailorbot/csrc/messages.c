@@ -127,15 +127,10 @@ static PyObject *intent_counts(PyObject *cm_ts, PyObject *cm_intent, double now,
 /* message_features(state, now, widths, rate_window): see module.c */
 PyObject *message_features(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    if (!arity("message_features", nargs, 4)) {
+    if (!arity("message_features", nargs, 4) || intern_names(keys, KEYS, N_KEYS) < 0) {
         return NULL;
     }
     PyObject *state = args[0], *now_obj = args[1];
-    for (int k = 0; k < N_KEYS; k++) {
-        if (keys[k] == NULL && (keys[k] = PyUnicode_InternFromString(KEYS[k])) == NULL) {
-            return NULL;
-        }
-    }
     double widths[MAX_WIDTHS];
     Py_ssize_t windows = float_widths(args[2], widths);
     if (!PyDict_CheckExact(state) || !PyFloat_CheckExact(now_obj) ||

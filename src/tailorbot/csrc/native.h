@@ -25,7 +25,8 @@
  *   messages.c message_features: the feature view's windows' counts and intents in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
- *   args.c     the arguments of the module's functions, as the array a call hands over
+ *   args.c     the arguments of the module's functions, as the array a call hands over,
+ *              and the names they read, interned once
  *   module.c   the module
  *
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
@@ -92,6 +93,9 @@ int arity(const char *name, Py_ssize_t nargs, Py_ssize_t n);
 int arg_typed(const char *name, int position, PyObject *arg, PyTypeObject *type);
 int arg_ssize(PyObject *arg, Py_ssize_t *out);
 int arg_double(PyObject *arg, double *out);
+/* `texts` interned into `names` where not yet (the names a file reads or writes, made at its
+ * first call): 0, or -1 with an error set */
+int intern_names(PyObject **names, const char *const *texts, int n);
 /* a METH_FASTCALL function's signature, and its entry in a method table */
 #define FASTCALL_ARGS PyObject *const *args, Py_ssize_t nargs
 #define FASTCALL(function) ((PyCFunction)(void (*)(void))(function)), METH_FASTCALL

@@ -325,16 +325,9 @@ PyObject *score_articles(PyObject *module, FASTCALL_ARGS) {
             maps[m] = NULL;
         }
     }
-    for (int s = 0; s < N_SIGNALS; s++) {
-        if (names[s] == NULL && (names[s] = PyUnicode_InternFromString(SIGNALS[s])) == NULL) {
-            return NULL;
-        }
-    }
-    for (int a = 0; a < N_ATTRIBUTES; a++) {
-        if (attributes[a] == NULL &&
-            (attributes[a] = PyUnicode_InternFromString(ATTRIBUTES[a])) == NULL) {
-            return NULL;
-        }
+    if (intern_names(names, SIGNALS, N_SIGNALS) < 0 ||
+        intern_names(attributes, ATTRIBUTES, N_ATTRIBUTES) < 0) {
+        return NULL;
     }
     Py_ssize_t n = PyObject_Length(candidates);
     if (n < 0) {
