@@ -328,51 +328,103 @@ def test_embedding_scores_is_the_numpy_embedding_times_its_coefficients() -> Non
     rng = np.random.default_rng(3)
     table = rng.normal(size=(50, 16)).astype(np.float16)
     coef = rng.normal(size=(16, 7)).astype(np.float32)
+    projections: dict[int, bytes] = {}
     for ids in ([3], [4, 4, 9, 0], rng.integers(0, 50, size=30).tolist()):
         mean = table[ids].mean(axis=0, dtype=np.float32)
         unit = mean / float(np.sqrt(mean @ mean))
         want_dense = unit * np.float32(0.7)
         base = rng.normal(size=7)
         scores, dense = base.copy(), np.empty(16, np.float32)
-        loops.embedding_scores(table, ids, 0.7, coef, dense, scores)
+        loops.embedding_scores(table, ids, 0.7, coef, dense, scores, projections)
         np.testing.assert_allclose(dense, want_dense, rtol=1e-6)
         want = base + want_dense.astype(np.float64) @ coef.astype(np.float64)
         np.testing.assert_allclose(scores, want, rtol=0, atol=1e-6)
+    assert sorted(projections) == sorted({3, 4, 9, 0, *ids})  # each token's, kept once
     scores, dense = np.ones(7), np.full(16, 5.0, np.float32)
-    loops.embedding_scores(table, [], 0.7, coef, dense, scores)  # no tokens: nothing added
+    loops.embedding_scores(table, [], 0.7, coef, dense, scores, {})  # no tokens: none
     assert dense.tolist() == [0.0] * 16 and scores.tolist() == [1.0] * 7
     with pytest.raises(IndexError, match="out of range"):
-        loops.embedding_scores(table, [50], 0.7, coef, dense, scores)
+        loops.embedding_scores(table, [50], 0.7, coef, dense, scores, {})
     with pytest.raises(ValueError, match="one row per value"):
-        loops.embedding_scores(table, [1], 0.7, coef[:15], dense, scores)
+        loops.embedding_scores(table, [1], 0.7, coef[:15], dense, scores, {})
     with pytest.raises(ValueError, match="one row per value"):
-        loops.embedding_scores(table, [1], 0.7, coef, dense, np.zeros(6))
+        loops.embedding_scores(table, [1], 0.7, coef, dense, np.zeros(6), {})
     with pytest.raises(ValueError, match="dense"):
-        loops.embedding_scores(table, [1], 0.7, coef, np.empty(16), scores)
+        loops.embedding_scores(table, [1], 0.7, coef, np.empty(16), scores, {})
+    with pytest.raises(TypeError, match="argument 7 must be dict"):
+        loops.embedding_scores(table, [1], 0.7, coef, dense, scores, [])
+    for foreign in (b"\0" * 8, bytearray(56), 1.0):  # another model's, or not bytes
+        with pytest.raises(ValueError, match="bytes of 7 doubles"):
+            loops.embedding_scores(table, [1], 0.7, coef, dense, scores, {1: foreign})
 
 
 @needs_build
 @pytest.mark.parametrize("classes", [1, 7, 15, 16, 17, 31, 32, 33, 78])
 @pytest.mark.parametrize("width", [1, 2, 5, 64])
-def test_embedding_scores_add_each_product_in_row_order_bit_for_bit(
+def test_embedding_scores_keep_each_tokens_projection_in_row_order_bit_for_bit(
     classes: int, width: int
 ) -> None:
-    """The product is summed a block of columns at a time (the last block read past its
-    rows' ends where it can); each score adds the same products in the same order as a row
-    at a time, zero factors skipped, so the same doubles, whatever the number of classes."""
+    """A token's projection is summed a block of columns at a time (the last block read past
+    its rows' ends where it can); each column adds the same products in the same order as a
+    row at a time, zero factors skipped, so the same doubles, whatever the number of
+    classes. The scores add the projections' sum in the ids' order, scaled."""
     assert loops is not None
     rng = np.random.default_rng(classes * 100 + width)
     table = rng.normal(size=(20, width)).astype(np.float16)
-    table[:, ::3] = 0  # zero factors: skipped
+    table[:, 1::3] = 0  # zero factors: skipped
     coef = rng.normal(size=(width, classes)).astype(np.float32)
     base = rng.normal(size=classes)
+    ids = [1, 7, 7, 12]
+    projections: dict[int, bytes] = {}
     scores, dense = base.copy(), np.empty(width, np.float32)
-    loops.embedding_scores(table, [1, 7, 7, 12], 0.7, coef, dense, scores)
-    want = base.copy()
-    for factor, row in zip(dense.tolist(), coef, strict=True):
-        if factor != 0.0:
-            want = want + factor * row.astype(np.float64)  # one rounding per step, as in C
-    assert scores.tobytes() == want.tobytes()
+    loops.embedding_scores(table, ids, 0.7, coef, dense, scores, projections)
+    assert sorted(projections) == [1, 7, 12]
+    for token, kept in projections.items():
+        want = np.zeros(classes)
+        for factor, row in zip(table[token].astype(np.float32).tolist(), coef, strict=True):
+            if factor != 0.0:
+                want = want + factor * row.astype(np.float64)  # one rounding per step, as in C
+        assert kept == want.tobytes(), token
+    total = np.zeros(classes)
+    for token in ids:
+        total = total + np.frombuffer(projections[token])
+    mean = table[ids].mean(axis=0, dtype=np.float32)
+    norm = float(np.sqrt(sum(v * v for v in mean.tolist())))
+    np.testing.assert_allclose(scores, base + total * (0.7 / (len(ids) * norm)), rtol=1e-12)
+
+
+@needs_build
+def test_embedding_scores_are_the_same_whatever_was_kept() -> None:
+    """A kept projection is the one made: the same doubles from an empty dict, one holding
+    every token and one holding some; each token's is kept once, as bytes of doubles."""
+    assert loops is not None
+    rng = np.random.default_rng(11)
+    table = rng.normal(size=(40, 32)).astype(np.float16)
+    coef = rng.normal(size=(32, 9)).astype(np.float32)
+    messages = [rng.integers(0, 40, size=int(rng.integers(1, 15))).tolist() for _ in range(60)]
+
+    def scored(projections: dict[int, bytes]) -> list[bytes]:
+        out = []
+        for ids in messages:
+            scores, dense = np.zeros(9), np.empty(32, np.float32)
+            loops.embedding_scores(table, ids, 0.5, coef, dense, scores, projections)
+            out.append(scores.tobytes() + dense.tobytes())
+        return out
+
+    warm: dict[int, bytes] = {}
+    first = scored(warm)
+    assert sorted(warm) == sorted({t for ids in messages for t in ids})
+    assert all(type(kept) is bytes and len(kept) == 9 * 8 for kept in warm.values())
+    assert scored(warm) == first  # every projection kept
+    some = {t: p for t, p in warm.items() if t % 3 == 0}
+    assert scored(some) == first
+    want = []
+    for ids in messages:
+        mean = table[ids].mean(axis=0, dtype=np.float32)
+        dense = mean / float(np.sqrt(mean @ mean)) * np.float32(0.5)
+        want.append(dense.astype(np.float64) @ coef.astype(np.float64))
+    got = [np.frombuffer(b[: 9 * 8]) for b in first]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 @needs_build

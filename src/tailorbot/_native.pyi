@@ -24,7 +24,13 @@ def cached_piece_ids(text: str, kept: dict[str, list[int]]) -> list[int] | None:
 def unknown_words(text: str, known: dict[str, int]) -> list[str]: ...
 def softmax_top(scores: Any, temperature: float, k: int) -> list[tuple[int, float]]: ...
 def embedding_scores(
-    table: Any, ids: list[int], weight: float, coef: Any, dense: Any, scores: Any
+    table: Any,
+    ids: list[int],
+    weight: float,
+    coef: Any,
+    dense: Any,
+    scores: Any,
+    projections: dict[int, bytes],
 ) -> None: ...
 def posterior_moment(x: list[float], a_inv: Any, theta: Any) -> tuple[float, float]: ...
 def window_counts(

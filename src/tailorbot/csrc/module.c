@@ -6,9 +6,11 @@ static PyMethodDef module_methods[] = {
      "mean_rows(table, ids, out) -> None\n\nWrites the float32 mean of the float16 rows "
      "``table[ids]`` to ``out``, summed in the order of ``ids`` (zeros for no ids)."},
     {"embedding_scores", FASTCALL(embedding_scores),
-     "embedding_scores(table, ids, weight, coef, dense, scores) -> None\n\nWrites the "
-     "l2-normalized float32 mean of the float16 rows ``table[ids]``, times ``weight``, to "
-     "``dense`` and adds ``dense @ coef`` to ``scores`` (float64)."},
+     "embedding_scores(table, ids, weight, coef, dense, scores, projections) -> None\n\n"
+     "Writes the l2-normalized float32 mean of the float16 rows ``table[ids]``, times "
+     "``weight``, to ``dense`` and adds the same vector's product with ``coef`` to ``scores`` "
+     "(float64), as the sum of each token's row times ``coef``, scaled. Each token's product "
+     "is made once and kept in ``projections`` (token -> bytes of doubles)."},
     {"posterior_moment", FASTCALL(posterior_moment),
      "posterior_moment(x, a_inv, theta) -> tuple[float, float]\n\nA linear bandit arm's "
      "``x . theta`` and ``sqrt(max(x @ a_inv @ x, 0))`` for the context row ``x`` (a list "

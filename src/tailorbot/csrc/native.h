@@ -9,7 +9,8 @@
  *   wordsums.c a char_wb block's per-word sums, kept (NgramScorer's word_cache)
  *   points.c   growable code-point buffers and id lists for both
  *   terms.c    TermIndex: a term-document index's query scores (the recommender's BM25)
- *   dense.c    float16 embedding rows: their mean, and a linear model's part from it
+ *   dense.c    float16 embedding rows: their mean, and a linear model's part from it,
+ *              from each token's projection through the model, kept
  *   ranking.c  softmax_top (the intent ranking), posterior_moment (a bandit arm's)
  *   bandit.c   arm_moments: the offered arms' rows and moments in one call
  *   ucb.c      ucb_select: LinUCB's choice among the offered arms in one call

@@ -214,3 +214,19 @@ def test_hybrid_predict_one_matches_its_batch_path(
         best = int(np.argmax(row))
         assert one.name == hybrid.labels[best] or row[best] - sorted(row)[-2] < 1e-5, text
         np.testing.assert_allclose(one.confidence, row[best], rtol=0, atol=1e-5, err_msg=text)
+
+
+def test_hybrid_refit_scores_with_the_new_coefficients_only() -> None:
+    # The tokens' kept projections belong to the coefficients they were made with: after a
+    # second fit, the model answers exactly as one fitted on that data alone.
+    data = small_dataset()
+    other = small_dataset(per_intent=10)
+    texts = serving_texts()[:40]
+    model = HybridIntentModel(embedding_dim=64).fit(data.texts, data.labels)
+    before = [model.predict_one(t).confidence for t in texts]  # projections kept
+    model.fit(other.texts, other.labels)
+    alone = HybridIntentModel(embedding_dim=64).fit(other.texts, other.labels)
+    refit = [(model.predict_one(t).name, model.predict_one(t).confidence) for t in texts]
+    assert refit == [(alone.predict_one(t).name, alone.predict_one(t).confidence) for t in texts]
+    assert [confidence for _, confidence in refit] != before
+    assert pickle.loads(pickle.dumps(model))._projections is None  # never pickled

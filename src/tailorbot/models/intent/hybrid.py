@@ -67,6 +67,9 @@ class HybridIntentModel(TfidfIntentModel):
         self.embedding_weight = embedding_weight
         self._embeddings = WordLlamaEmbeddings(dim=embedding_dim)
         self._known: np.ndarray | None = None
+        # each token's embedding row times the fitted coefficients it was made with (see
+        # add_weighted_scores); never pickled
+        self._projections: tuple[np.ndarray, dict[int, bytes]] | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -85,8 +88,16 @@ class HybridIntentModel(TfidfIntentModel):
     def _add_dense_scores(
         self, text: str, scores: np.ndarray, coef: np.ndarray
     ) -> np.ndarray | None:
-        # one compiled call for the mean, the norm and the product where it is built
-        return self._embeddings.add_weighted_scores(text, self.embedding_weight, coef, scores)
+        # one compiled call for the mean, the norm and the product where it is built; the
+        # tokens' projections are kept for the fitted coefficients they were made with, so a
+        # fit (a new array) starts afresh
+        fitted = self._fitted()[0]
+        kept = self._projections
+        if kept is None or kept[0] is not fitted:
+            kept = self._projections = (fitted, {})
+        return self._embeddings.add_weighted_scores(
+            text, self.embedding_weight, coef, scores, kept[1]
+        )
 
     # -- nearest training message, for the fallback's min_similarity ---------------------
     def index_similarity(self, texts: Sequence[str], labels: Sequence[str]) -> HybridIntentModel:
@@ -126,8 +137,14 @@ class HybridIntentModel(TfidfIntentModel):
             unit = self._embeddings.embed_one(text)
         return float((self._known @ unit).max())
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_projections"] = None
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_known", None)  # models saved before the similarity index
+        state.setdefault("_projections", None)
         super().__setstate__(state)
 
 

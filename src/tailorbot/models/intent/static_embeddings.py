@@ -101,19 +101,31 @@ class WordLlamaEmbeddings:
         return vector / norm if norm > 0 else vector
 
     def add_weighted_scores(
-        self, text: str, weight: float, coef: np.ndarray, scores: np.ndarray
+        self,
+        text: str,
+        weight: float,
+        coef: np.ndarray,
+        scores: np.ndarray,
+        projections: dict[int, bytes],
     ) -> np.ndarray:
         """``embed_one(text) * weight`` (returned), with its product by ``coef`` (one row
         per dimension) added to ``scores``: a linear model's embedding part, in one compiled
-        call where the extension is built (the product summed in float64, so it differs
-        from numpy's float32 one by float32 rounding)."""
+        call where the extension is built. There the product is the sum of each token's
+        row times ``coef``, scaled by the mean's weight and norm, each token's made once
+        and kept in ``projections`` (bytes of float64; the caller's, for this ``coef``
+        alone): a message's dozen kept rows instead of a pass over ``coef``. At most one
+        a token of the vocabulary (20 MB at 32,000 tokens and 78 intents; Banking77's test
+        messages use 2,500). Summed in float64, so it differs from numpy's float32 product
+        by float32 rounding; the same doubles whatever ``projections`` held before."""
         loops = native()
         if loops is None:
             dense: np.ndarray = self.embed_one(text) * np.float32(weight)
             scores += dense @ coef
             return dense
         dense = np.empty(self.dim, dtype=np.float32)
-        loops.embedding_scores(self._loaded()[0], self._ids(text), weight, coef, dense, scores)
+        loops.embedding_scores(
+            self._loaded()[0], self._ids(text), weight, coef, dense, scores, projections
+        )
         return dense
 
     def _ids(self, text: str) -> list[int]:
