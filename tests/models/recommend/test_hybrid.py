@@ -575,3 +575,39 @@ def test_reasons_worded_once_follow_the_statistics_as_they_grow() -> None:
         if a.startswith("resolved ") or " found it " in a
     ]
     assert shared and all(a is b for a, b in shared)
+
+
+def test_reasons_go_strongest_first_ties_in_the_signals_order() -> None:
+    """Each signal that matters (its weighted value's size at least REASON_MIN, either
+    sign) is worded; the strongest first, and equal ones in the signals' order."""
+    recommender = HybridRecommender(KB)
+    user = UserContext.from_view(
+        view(tier="gold", articles_resolved_by_intent={"card_arrival": ["kb-card-arrival"]})
+    )
+    words = hybrid_module._message_words("my card has not arrived yet")
+    links = {"kb-card-arrival": (0.4, "kb-exchange-rate")}
+    evidence = hybrid_module._Evidence(links=links)
+
+    def reasons(weighted: dict[str, float]) -> list[str]:
+        return recommender._reasons(
+            "kb-card-arrival", weighted, user, words, "card_arrival", 0.8, evidence, {}
+        )
+
+    mentions = "your message mentions card, arrived"
+    intent = "matches intent card_arrival (0.80)"
+    history = "it resolved your card_arrival issue before"
+    partner = 'helped customers who also found "Which exchange rate do you use?" helpful'
+    popular = "popular with similar gold customers"
+    tied = {"text": 0.5, "intent": 0.5, "history": 0.5, "cooccurrence": 0.5, "popularity": 0.5}
+    assert reasons(tied) == [mentions, intent, history, partner, popular]
+    graded = {"text": 0.2, "intent": 0.9, "history": -0.6, "cooccurrence": 0.3, "popularity": 0.1}
+    assert reasons(graded) == [intent, history, partner, mentions, popular]
+    weak = {"text": 0.0999, "intent": float("nan"), "history": -0.05, "popularity": 0.1}
+    assert reasons(weak) == [popular]
+    # worded only where there is something to say: no shared word, no evidence, no model
+    elsewhere = recommender._reasons(
+        "kb-exchange-rate", tied, user, words, "card_arrival", 0.8, evidence, {}
+    )
+    assert elsewhere == [intent, "you found it helpful before", popular]
+    assert recommender._reasons("kb-card-arrival", {"item_knn": 0.9}, user, words, None, 0.8,
+                                evidence, {}) == []  # fmt: skip
