@@ -99,6 +99,7 @@ REASON_MIN = 0.1
 MENTIONED_WORDS = 4  # the message's words a text reason names at most
 _NONE: frozenset[str] = frozenset()
 _FIRST = operator.itemgetter(0)
+_SCORE_THEN_ID = operator.itemgetter(1, 0)  # (score, id) of an (id, score) item, in C
 
 
 class HybridRecommender(Recommender):
@@ -446,7 +447,7 @@ class _Evidence(NamedTuple):
         if cf is not None and user.personalized and weights["item_knn"]:
             scores = cf.scores(user.basket())
             # The strongest few: the tail cannot reach the top k, and each costs a scoring.
-            best = heapq.nlargest(CF_CANDIDATES, scores.items(), key=lambda kv: (kv[1], kv[0]))
+            best = heapq.nlargest(CF_CANDIDATES, scores.items(), key=_SCORE_THEN_ID)
             similar = dict(best)
         if stats is None:
             return cls(similar=similar)
