@@ -88,7 +88,7 @@ static void token_projection(const Py_buffer *table, const Py_buffer *coef, Py_s
  * each token's projection, made the first time the token is met and kept in `projections`
  * (token -> bytes of `classes` doubles). The ids were checked by mean_of_rows. A kept
  * projection is the one made: the same doubles whatever the dict held before. The dict
- * holds a projection per table row at most (20 MB at 32,000 x 78), and each is made once:
+ * holds a projection per table row at most (some 24 MB at 32,000 x 84), each made once:
  * a message of thousands of tokens never met costs a pass over `coef` for each, once. */
 static int projection_sum(const Py_buffer *table, const Py_buffer *coef, PyObject *ids,
                           PyObject *projections, float *factors, double *acc) {
@@ -133,7 +133,7 @@ enum { STACK_VALUES = 1024 }; /* scratch on the stack up to this many doubles */
  * to `scores`, as the sum of the tokens' projections through `coef` (projection_sum) scaled
  * by weight / (count * norm). A message's dozen kept projections add a few hundred values,
  * where the product of its mean took a whole pass over `coef` (some 40 k instructions at
- * 256 x 78). The same product as the mean's but for rounding: the rows are summed in doubles
+ * 256 x 84). The same product as the mean's but for rounding: the rows are summed in doubles
  * here, where the mean is a float32 sum. */
 PyObject *embedding_scores(PyObject *module, FASTCALL_ARGS) {
     (void)module;
