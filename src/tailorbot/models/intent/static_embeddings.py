@@ -115,8 +115,9 @@ class WordLlamaEmbeddings:
         and kept in ``projections`` (bytes of float64; the caller's, for this ``coef``
         alone): a message's dozen kept rows instead of a pass over ``coef``. At most one
         a token of the vocabulary (some 24 MB at 32,000 tokens and 84 classes; Banking77's
-        test messages use 2,523, 1.8 MB). Summed in float64, so it differs from numpy's float32 product
-        by float32 rounding; the same doubles whatever ``projections`` held before."""
+        test messages use 2,523, 1.8 MB). Summed in float64, so it differs from numpy's
+        float32 product by float32 rounding; the same doubles whatever ``projections`` held
+        before."""
         loops = native()
         if loops is None:
             dense: np.ndarray = self.embed_one(text) * np.float32(weight)
