@@ -70,7 +70,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("  candidates", f"{HYBRID}:HybridRecommender", "_candidates"),
     ("  scoring the candidates, compiled", "tailorbot._native", "score_articles"),
     ("  scoring the candidates, in Python", f"{HYBRID}:HybridRecommender", "_weighted"),
-    ("  the message's words", HYBRID, "_message_words"),
+    ("  the message's terms and words", HYBRID, "terms_and_words"),
     ("  the reasons", f"{HYBRID}:HybridRecommender", "_reasons"),
     ("template", "d", "_template"),
     ("context, bandit, reply, record built", "d", "_decide"),

@@ -66,6 +66,11 @@ static PyMethodDef module_methods[] = {
      "stemmed_terms(text, stop_words, stem) -> list\n\n``[stem(w) for w in "
      "re.findall(\"[a-z0-9]+\", text.lower()) if w not in stop_words]``: the recommender's "
      "tokenize (``stop_words`` a frozenset)."},
+    {"message_terms", FASTCALL(message_terms),
+     "message_terms(text, stop_words, stem) -> tuple[list, list]\n\n``(stemmed_terms(text, "
+     "stop_words, stem), words)``, ``words`` the ``(word, term)`` of each piece of "
+     "``text.lower().replace(\"_\", \" \").split()``, stripped of ``.,!?;:'\"()[]``, "
+     "that is exactly one term; each word once, where it first appears."},
     {"unknown_words", FASTCALL(unknown_words),
      "unknown_words(text, known) -> list[str]\n\nThe runs of ``text`` cut as "
      "``re.findall(\"[a-z]+|[^a-z]+\", text)`` that are letters (``str.isalpha``) and "

@@ -19,6 +19,7 @@
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's);
  *              stemmed_terms: a text's stemmed content words (the recommender's tokenize)
+ *              message_terms: the same, and the message's words that are one term each
  *   sessions.c session_summary: the feature view's pass over a user's sessions
  *   memory.c   memory_summaries: the feature view's memory of each variant and article
  *   language.c language_scores: a message's language, py3langid's model in one call
@@ -33,9 +34,10 @@
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
  * it), so a scorer's scratch arrays are its current call's; no Python code runs inside a
  * loop (containers are checked or copied first), and the arrays read are held by buffer
- * views. Two calls run Python code they are given: stemmed_terms' `stem` on each word (a
- * cache miss runs the stemmer) and ucb_select's `draw`, last. The interpreter may switch
- * threads there, as on their Python paths; both keep no scratch but their own locals.
+ * views. Three calls run Python code they are given: stemmed_terms' and message_terms'
+ * `stem` on each word (a cache miss runs the stemmer) and ucb_select's `draw`, last. The
+ * interpreter may switch threads there, as on their Python paths; they keep no scratch but
+ * their own locals.
  */
 #ifndef TAILORBOT_NATIVE_H
 #define TAILORBOT_NATIVE_H
@@ -113,6 +115,7 @@ PyObject *word_runs(PyObject *module, FASTCALL_ARGS);
 PyObject *cached_piece_ids(PyObject *module, FASTCALL_ARGS);
 PyObject *unknown_words(PyObject *module, FASTCALL_ARGS);
 PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS);
+PyObject *message_terms(PyObject *module, FASTCALL_ARGS);
 PyObject *embedding_scores(PyObject *module, FASTCALL_ARGS);
 PyObject *posterior_moment(PyObject *module, FASTCALL_ARGS);
 PyObject *arm_moments(PyObject *module, FASTCALL_ARGS);

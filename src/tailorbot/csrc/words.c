@@ -186,6 +186,58 @@ PyObject *unknown_words(PyObject *module, FASTCALL_ARGS) {
     return out;
 }
 
+/* the recommender's term characters: [a-z0-9] (its `[a-z0-9]+`; '_' is none of them) */
+static inline int term_char(Py_UCS4 ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+/* the terms of lowered[start:end]: its runs of term characters, each not in `stop_words`
+ * given to `stem`, appended to `terms`; how many (-1 with an error set), the first of them
+ * in *first (borrowed: `terms` holds it). `stem` runs Python code: `lowered`, a str, cannot
+ * change under it. */
+static Py_ssize_t append_terms(PyObject *lowered, Py_ssize_t start, Py_ssize_t end,
+                               PyObject *stop_words, PyObject *stem, PyObject *terms,
+                               PyObject **first) {
+    int kind = PyUnicode_KIND(lowered);
+    const void *data = PyUnicode_DATA(lowered);
+    Py_ssize_t found = 0, i = start;
+    while (i < end) {
+        if (!term_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t run = i;
+        while (i < end && term_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+        }
+        PyObject *word = PyUnicode_Substring(lowered, run, i);
+        int stop = word == NULL ? -1 : PySet_Contains(stop_words, word);
+        PyObject *term = stop == 0 ? PyObject_CallOneArg(stem, word) : NULL;
+        Py_XDECREF(word);
+        if (stop < 0 || (stop == 0 && (term == NULL || PyList_Append(terms, term) < 0))) {
+            Py_XDECREF(term);
+            return -1;
+        }
+        if (term != NULL) {
+            if (found++ == 0) {
+                *first = term;
+            }
+            Py_DECREF(term);
+        }
+    }
+    return found;
+}
+
+/* text.lower(), checked to be a str (a subclass's lower may answer anything) */
+static PyObject *lowered_text(PyObject *text) {
+    PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
+    if (lowered != NULL && !PyUnicode_Check(lowered)) {
+        PyErr_SetString(PyExc_TypeError, "text.lower() must return a str");
+        Py_CLEAR(lowered);
+    }
+    return lowered;
+}
+
 /* stemmed_terms(text, stop_words, stem): see module.c. The runs of [a-z0-9] in
  * text.lower() (what the recommender's `[a-z0-9]+` finds; '_' is no letter of it), each
  * not in `stop_words` given to `stem`, whose answers are the terms. */
@@ -196,48 +248,85 @@ PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS) {
         !arg_typed(name, 2, args[1], &PyFrozenSet_Type)) {
         return NULL;
     }
-    PyObject *text = args[0], *stop_words = args[1], *stem = args[2];
-    PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
+    PyObject *lowered = lowered_text(args[0]);
     if (lowered == NULL) {
         return NULL;
     }
-    PyObject *out = PyList_New(0);
-    if (out == NULL || !PyUnicode_Check(lowered)) {
-        if (out != NULL) {
-            PyErr_SetString(PyExc_TypeError, "text.lower() must return a str");
-        }
-        Py_XDECREF(out);
-        Py_DECREF(lowered);
+    PyObject *out = PyList_New(0), *first = NULL;
+    if (out != NULL && append_terms(lowered, 0, PyUnicode_GET_LENGTH(lowered), args[1],
+                                    args[2], out, &first) < 0) {
+        Py_CLEAR(out);
+    }
+    Py_DECREF(lowered);
+    return out;
+}
+
+/* what str.strip takes off each end of a message's piece for its word (hybrid.py's reasons) */
+static inline int word_edge(Py_UCS4 ch) {
+    return ch != 0 && ch < 128 && strchr(".,!?;:'\"()[]", (int)ch) != NULL;
+}
+
+/* message_terms(text, stop_words, stem): see module.c. One pass over text.lower(): its
+ * pieces between whitespace (str.split's) and '_', each stripped of word_edge characters
+ * for its word; every piece's terms, and each distinct word that is exactly one term. A
+ * stripped character is no term character, so a piece's terms are its word's. */
+PyObject *message_terms(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
+    static const char name[] = "message_terms";
+    if (!arity(name, nargs, 3) || !arg_typed(name, 1, args[0], &PyUnicode_Type) ||
+        !arg_typed(name, 2, args[1], &PyFrozenSet_Type)) {
         return NULL;
+    }
+    PyObject *lowered = lowered_text(args[0]);
+    if (lowered == NULL) {
+        return NULL;
+    }
+    PyObject *terms = PyList_New(0), *words = PyDict_New(), *result = NULL;
+    if (terms == NULL || words == NULL) {
+        goto done;
     }
     int kind = PyUnicode_KIND(lowered);
     const void *data = PyUnicode_DATA(lowered);
     Py_ssize_t n = PyUnicode_GET_LENGTH(lowered), i = 0;
     while (i < n) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
+        if (Py_UNICODE_ISSPACE(ch) || ch == '_') {
             i++;
             continue;
         }
         Py_ssize_t start = i;
-        for (; i < n; i++) {
-            ch = PyUnicode_READ(kind, data, i);
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
-                break;
+        while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i)) && ch != '_') {
+            i++;
+        }
+        Py_ssize_t end = i;
+        while (start < end && word_edge(PyUnicode_READ(kind, data, start))) {
+            start++;
+        }
+        while (end > start && word_edge(PyUnicode_READ(kind, data, end - 1))) {
+            end--;
+        }
+        PyObject *first = NULL;
+        Py_ssize_t found = append_terms(lowered, start, end, args[1], args[2], terms, &first);
+        if (found < 0) {
+            goto done;
+        }
+        if (found == 1) { /* first kept: the dict keeps a word where it first appears */
+            PyObject *word = PyUnicode_Substring(lowered, start, end);
+            if (word == NULL || PyDict_SetDefault(words, word, first) == NULL) {
+                Py_XDECREF(word);
+                goto done;
             }
+            Py_DECREF(word);
         }
-        PyObject *word = PyUnicode_Substring(lowered, start, i);
-        int stop = word == NULL ? -1 : PySet_Contains(stop_words, word);
-        PyObject *term = stop == 0 ? PyObject_CallOneArg(stem, word) : NULL;
-        Py_XDECREF(word);
-        if (stop < 0 || (stop == 0 && (term == NULL || PyList_Append(out, term) < 0))) {
-            Py_XDECREF(term);
-            Py_DECREF(out);
-            Py_DECREF(lowered);
-            return NULL;
-        }
-        Py_XDECREF(term);
     }
+    PyObject *pairs = PyDict_Items(words);
+    if (pairs != NULL) {
+        result = PyTuple_Pack(2, terms, pairs);
+        Py_DECREF(pairs);
+    }
+done:
+    Py_XDECREF(terms);
+    Py_XDECREF(words);
     Py_DECREF(lowered);
-    return out;
+    return result;
 }

@@ -449,7 +449,7 @@ def test_compiled_scoring_keeps_the_best_k_ties_by_id() -> None:
 
 
 def _words_one_by_one(message: str) -> list[tuple[str, str]]:
-    """What _message_words answered before it ran in C over cached answers: each piece
+    """What message_words answered before it ran in C over cached answers: each piece
     stripped and stemmed in turn, kept the first time its word is seen."""
     seen: dict[str, str] = {}
     for piece in message.lower().replace("_", " ").split():
@@ -496,7 +496,9 @@ def _words_one_by_one(message: str) -> list[tuple[str, str]]:
     ).map(" ".join)
 )
 def test_the_message_words_are_those_read_one_by_one(message: str) -> None:
-    assert hybrid_module._message_words(message) == _words_one_by_one(message)
+    want = _words_one_by_one(message)
+    assert text_module.message_words(message) == want
+    assert text_module.terms_and_words(message) == (text_module.terms_in_python(message), want)
 
 
 def test_the_user_context_holds_each_field_of_the_view_where_its_name_says() -> None:
@@ -584,7 +586,7 @@ def test_reasons_go_strongest_first_ties_in_the_signals_order() -> None:
     user = UserContext.from_view(
         view(tier="gold", articles_resolved_by_intent={"card_arrival": ["kb-card-arrival"]})
     )
-    words = hybrid_module._message_words("my card has not arrived yet")
+    words = text_module.message_words("my card has not arrived yet")
     links = {"kb-card-arrival": (0.4, "kb-exchange-rate")}
     evidence = hybrid_module._Evidence(links=links)
 

@@ -37,9 +37,34 @@ def _compiled_terms(text: str) -> list[str]:
     return terms
 
 
+def _compiled_terms_and_words(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    loops = text_module.native()
+    if loops is None:
+        pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
+    found: tuple[list[str], list[tuple[str, str]]] = loops.message_terms(text, STOP_WORDS, stem)
+    return found
+
+
+def _words_in_python(text: str) -> list[tuple[str, str]]:
+    """message_words as its docstring says, each piece's terms from the Python path."""
+    seen: dict[str, str] = {}
+    for piece in text.lower().replace("_", " ").split():
+        word = piece.strip(text_module.WORD_EDGES)
+        terms = terms_in_python(word)
+        if len(terms) == 1:
+            seen.setdefault(word, terms[0])
+    return list(seen.items())
+
+
 def test_compiled_terms_are_the_python_paths_on_the_bundled_messages() -> None:
     messages = bundled_dataset("banking77", "test").texts
     assert [_compiled_terms(m) for m in messages] == [terms_in_python(m) for m in messages]
+    assert [_compiled_terms_and_words(m) for m in messages] == [
+        (terms_in_python(m), _words_in_python(m)) for m in messages
+    ]
+    assert [text_module.message_words(m) for m in messages] == [
+        _words_in_python(m) for m in messages
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -59,6 +84,12 @@ def test_compiled_terms_are_the_python_paths_on_the_bundled_messages() -> None:
                 "pending",
                 "hasn't",
                 "\U0001f600",
+                *'.,;:()[]"',  # a word's edges
+                "\u00a0",  # whitespace to str.split: no-break, line separator, ideographic,
+                "\u2028",  # and the ASCII separators \x1c-\x1f
+                "\u3000",
+                "\x1c",
+                "\x1f",
             ]
         ),
         max_size=40,
@@ -67,6 +98,13 @@ def test_compiled_terms_are_the_python_paths_on_the_bundled_messages() -> None:
 def test_compiled_terms_are_the_python_paths_on_any_text(text: str) -> None:
     # the Kelvin sign and the dotted capital I lower to ASCII letters (k; i and a dot)
     assert _compiled_terms(text) == terms_in_python(text)
+    assert _compiled_terms_and_words(text) == (terms_in_python(text), _words_in_python(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_compiled_terms_and_words_are_the_python_paths_on_arbitrary_unicode(text: str) -> None:
+    assert _compiled_terms_and_words(text) == (terms_in_python(text), _words_in_python(text))
 
 
 def test_compiled_terms_refuse_a_stop_list_of_another_type_and_pass_stems_errors_on() -> None:
@@ -80,6 +118,18 @@ def test_compiled_terms_refuse_a_stop_list_of_another_type_and_pass_stems_errors
 
     with pytest.raises(RuntimeError, match="card"):
         loops.stemmed_terms("the card", STOP_WORDS, failing)
+    with pytest.raises(TypeError):
+        loops.message_terms("card", set(STOP_WORDS), stem)
+    with pytest.raises(RuntimeError, match="card"):
+        loops.message_terms("the card", STOP_WORDS, failing)
+
+    class Shouting(str):
+        def lower(self) -> str:
+            return 42  # type: ignore[return-value]
+
+    for call in (loops.stemmed_terms, loops.message_terms):
+        with pytest.raises(TypeError, match="must return a str"):
+            call(Shouting("card"), STOP_WORDS, stem)
 
 
 def test_best_document_ranks_first_and_unrelated_score_zero() -> None:

@@ -37,7 +37,6 @@ by article id, so the ranking is deterministic.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 import operator
@@ -53,7 +52,7 @@ from tailorbot.models.recommend.base import (
 )
 from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
 from tailorbot.models.recommend.item_knn import ItemKNN
-from tailorbot.models.recommend.text import BM25Index, tokenize
+from tailorbot.models.recommend.text import BM25Index, terms_and_words, tokenize
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "text": 1.0,
@@ -181,7 +180,7 @@ class HybridRecommender(Recommender):
         tier = tier or user.tier
         language = language or user.language
         evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
-        terms = tokenize(message)
+        terms, words = terms_and_words(message)  # words: the reasons' (below)
         matches: Mapping[str, float] = {}
         shared: set[str] = set()
         if self._weights["text"]:
@@ -228,7 +227,6 @@ class HybridRecommender(Recommender):
             # Candidate ids are unique: tuples order by (-score, id) and never compare
             # further. sorted()[:k] is what heapq.nsmallest(k) returns.
             ranked.sort()
-        words = _message_words(message)
         worded: dict[str, str] = {}  # the reasons' texts every article of this answer shares
         return [
             Recommendation(
@@ -468,24 +466,6 @@ def _document(article: Any, title_boost: int) -> str:
     """The indexed text: the title (``title_boost`` times), body, troubleshooting steps, tags."""
     parts = [article.title] * max(1, title_boost) + [article.body, *article.steps, *article.tags]
     return " ".join(parts)
-
-
-def _message_words(message: str) -> list[tuple[str, str]]:
-    """Distinct content words of the message with their stems, in order of appearance."""
-    # A word's stem depends on the word alone, so dict() keeps each word once, where it first
-    # appears, with the stem it always has; the loop runs in C over cached answers.
-    pieces = message.lower().replace("_", " ").split()
-    return list(dict(filter(None, map(_content_word, pieces))).items())
-
-
-@functools.lru_cache(maxsize=65536)  # messages repeat their words
-def _content_word(piece: str) -> tuple[str, str] | None:
-    """A piece of a message split at whitespace as a word (its punctuation around it
-    stripped) and its stem, when it is one content word (None: a stop word, or several
-    tokens)."""
-    word = piece.strip(".,!?;:'\"()[]")
-    tokens = tokenize(word)
-    return (word, tokens[0]) if len(tokens) == 1 else None
 
 
 def _who(group: tuple[str, str]) -> str:

@@ -51,6 +51,7 @@ _FILLER_TEXT = """
     very much some any every
 """
 FILLER_WORDS = frozenset(_FILLER_TEXT.split())
+WORD_EDGES = ".,!?;:'\"()[]"  # what message_words strips off each piece for its word
 STOP_WORDS = frozenset(_STOP_TEXT.split()) | FILLER_WORDS
 
 # Longest first; one suffix at most is stripped, then a trailing "e" (so "charge"/"charges"
@@ -92,6 +93,45 @@ def tokenize(text: str) -> list[str]:
 def terms_in_python(text: str) -> list[str]:
     """:func:`tokenize`'s Python path, the reference its compiled one is tested against."""
     return [stem(w) for w in _WORD.findall(text.lower().replace("_", " ")) if w not in STOP_WORDS]
+
+
+def terms_and_words(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(tokenize(text), message_words(text))`` in one compiled pass where the extension is
+    built: a recommendation reads both of its message.
+
+    >>> terms_and_words("My card_arrival hasn't ARRIVED yet")
+    (['card', 'arriv', 'arriv'], [('card', 'card'), ('arrival', 'arriv'), ('arrived', 'arriv')])
+    """
+    loops = native()
+    if loops is not None and type(text) is str:
+        found: tuple[list[str], list[tuple[str, str]]] = loops.message_terms(text, STOP_WORDS, stem)
+        return found
+    return terms_in_python(text), message_words(text)
+
+
+def message_words(message: str) -> list[tuple[str, str]]:
+    """Distinct content words of the message with their stems, in order of appearance: each
+    piece between whitespace (and underscores) stripped of its punctuation, when it is one
+    term (the recommender's reasons name them: "your message mentions card, arrived").
+    :func:`terms_and_words`'s Python path, the reference its compiled one is tested against.
+
+    >>> message_words("Where is my card? My CARD, not the pin")
+    [('card', 'card'), ('pin', 'pin')]
+    """
+    # A word's stem depends on the word alone, so dict() keeps each word once, where it first
+    # appears, with the stem it always has; the loop runs in C over cached answers.
+    pieces = message.lower().replace("_", " ").split()
+    return list(dict(filter(None, map(_content_word, pieces))).items())
+
+
+@functools.lru_cache(maxsize=65536)  # messages repeat their words
+def _content_word(piece: str) -> tuple[str, str] | None:
+    """A piece of a message split at whitespace as a word (its punctuation around it
+    stripped) and its stem, when it is one content word (None: a stop word, or several
+    tokens)."""
+    word = piece.strip(WORD_EDGES)
+    tokens = tokenize(word)
+    return (word, tokens[0]) if len(tokens) == 1 else None
 
 
 class BM25Index:
