@@ -193,11 +193,13 @@ static inline int term_char(Py_UCS4 ch) {
 
 /* the terms of lowered[start:end]: its runs of term characters, each not in `stop_words`
  * given to `stem`, appended to `terms`; how many (-1 with an error set), the first of them
- * in *first (borrowed: `terms` holds it). `stem` runs Python code: `lowered`, a str, cannot
- * change under it. */
+ * in *first (borrowed: `terms` holds it). Where `whole` is given and the first term's run is
+ * all of lowered[start:end], that run's string goes to *whole (a new reference, its hash
+ * made by the stop-word test; else NULL), for the caller to use rather than a copy. `stem`
+ * runs Python code: `lowered`, a str, cannot change under it. */
 static Py_ssize_t append_terms(PyObject *lowered, Py_ssize_t start, Py_ssize_t end,
                                PyObject *stop_words, PyObject *stem, PyObject *terms,
-                               PyObject **first) {
+                               PyObject **first, PyObject **whole) {
     int kind = PyUnicode_KIND(lowered);
     const void *data = PyUnicode_DATA(lowered);
     Py_ssize_t found = 0, i = start;
@@ -213,17 +215,22 @@ static Py_ssize_t append_terms(PyObject *lowered, Py_ssize_t start, Py_ssize_t e
         PyObject *word = PyUnicode_Substring(lowered, run, i);
         int stop = word == NULL ? -1 : PySet_Contains(stop_words, word);
         PyObject *term = stop == 0 ? PyObject_CallOneArg(stem, word) : NULL;
-        Py_XDECREF(word);
         if (stop < 0 || (stop == 0 && (term == NULL || PyList_Append(terms, term) < 0))) {
+            Py_XDECREF(word);
             Py_XDECREF(term);
             return -1;
         }
         if (term != NULL) {
             if (found++ == 0) {
                 *first = term;
+                if (whole != NULL && run == start && i == end) {
+                    Py_INCREF(word);
+                    *whole = word;
+                }
             }
             Py_DECREF(term);
         }
+        Py_DECREF(word);
     }
     return found;
 }
@@ -254,7 +261,7 @@ PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS) {
     }
     PyObject *out = PyList_New(0), *first = NULL;
     if (out != NULL && append_terms(lowered, 0, PyUnicode_GET_LENGTH(lowered), args[1],
-                                    args[2], out, &first) < 0) {
+                                    args[2], out, &first, NULL) < 0) {
         Py_CLEAR(out);
     }
     Py_DECREF(lowered);
@@ -305,18 +312,21 @@ PyObject *message_terms(PyObject *module, FASTCALL_ARGS) {
         while (end > start && word_edge(PyUnicode_READ(kind, data, end - 1))) {
             end--;
         }
-        PyObject *first = NULL;
-        Py_ssize_t found = append_terms(lowered, start, end, args[1], args[2], terms, &first);
-        if (found < 0) {
-            goto done;
-        }
+        PyObject *first = NULL, *whole = NULL;
+        Py_ssize_t found =
+            append_terms(lowered, start, end, args[1], args[2], terms, &first, &whole);
         if (found == 1) { /* first kept: the dict keeps a word where it first appears */
-            PyObject *word = PyUnicode_Substring(lowered, start, end);
+            PyObject *word = whole != NULL ? whole : PyUnicode_Substring(lowered, start, end);
             if (word == NULL || PyDict_SetDefault(words, word, first) == NULL) {
                 Py_XDECREF(word);
                 goto done;
             }
             Py_DECREF(word);
+        } else {
+            Py_XDECREF(whole);
+            if (found < 0) {
+                goto done;
+            }
         }
     }
     PyObject *pairs = PyDict_Items(words);
