@@ -268,7 +268,7 @@ PyObject *stemmed_terms(PyObject *module, FASTCALL_ARGS) {
     return out;
 }
 
-/* what str.strip takes off each end of a message's piece for its word (hybrid.py's reasons) */
+/* what str.strip takes off each end of a message's piece for its word (text.py's WORD_EDGES) */
 static inline int word_edge(Py_UCS4 ch) {
     return ch != 0 && ch < 128 && strchr(".,!?;:'\"()[]", (int)ch) != NULL;
 }

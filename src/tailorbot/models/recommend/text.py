@@ -51,7 +51,6 @@ _FILLER_TEXT = """
     very much some any every
 """
 FILLER_WORDS = frozenset(_FILLER_TEXT.split())
-WORD_EDGES = ".,!?;:'\"()[]"  # what message_words strips off each piece for its word
 STOP_WORDS = frozenset(_STOP_TEXT.split()) | FILLER_WORDS
 
 # Longest first; one suffix at most is stripped, then a trailing "e" (so "charge"/"charges"
@@ -93,6 +92,9 @@ def tokenize(text: str) -> list[str]:
 def terms_in_python(text: str) -> list[str]:
     """:func:`tokenize`'s Python path, the reference its compiled one is tested against."""
     return [stem(w) for w in _WORD.findall(text.lower().replace("_", " ")) if w not in STOP_WORDS]
+
+
+WORD_EDGES = ".,!?;:'\"()[]"  # what message_words strips off each piece for its word
 
 
 def terms_and_words(text: str) -> tuple[list[str], list[tuple[str, str]]]:
