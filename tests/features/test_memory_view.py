@@ -15,8 +15,7 @@ from tailorbot.compiled import native
 from tailorbot.features import memory as memory_module
 from tailorbot.features.memory import _DECAY, memory_in_python, memory_view
 from tailorbot.features.params import RETENTION_S
-from tailorbot.features.state import apply_event, new_state
-from tests.stream.eventgen import DAY, T0, event_streams
+from tests.stream.eventgen import DAY, T0, event_streams, state_of
 
 compiled = getattr(native(), "memory_summaries", None)
 needs_build = pytest.mark.skipif(compiled is None, reason="tailorbot._native was not built")
@@ -45,9 +44,7 @@ def test_the_compiled_memory_matches_python_on_worker_states(
 ) -> None:
     """On states built by apply_event, as kept and as stored and read back (JSON); ``now``
     any hour, or exactly an outcome's time or the retention's edge after it."""
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     edges = [o[0] + width for o in state["outcomes"] for width in (0.0, RETENTION_S)]
     hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * 3600.0)
     now = data.draw(st.sampled_from(edges) | hours if edges else hours)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tailorbot.compiled import native
 from tailorbot.features import view as view_module
-from tailorbot.features.state import apply_event, new_state
+from tailorbot.features.state import new_state
 from tailorbot.features.view import (
     EVENT_WIDTHS,
     RATE_WINDOW_S,
@@ -19,7 +19,7 @@ from tailorbot.features.view import (
     message_features_in_python,
 )
 from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import DAY, T0, event_streams
+from tests.stream.eventgen import DAY, T0, event_streams, state_of
 
 loops = native()
 compiled = getattr(loops, "message_features", None)
@@ -44,9 +44,7 @@ def test_the_compiled_features_are_the_python_reference(
 ) -> None:
     # Any stream of one user's events, read at any hour or exactly a window's width after an
     # event (the windows' edges): the same counts, intents, and intents' order.
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     edges = [ts + width for ts in state["ts"] for width in (0.0, *EVENT_WIDTHS, RATE_WINDOW_S)]
     hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * 3600.0)
     now = data.draw(st.sampled_from(edges) | hours if edges else hours)
@@ -116,9 +114,7 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
 def test_the_view_is_the_same_without_the_compiled_call(
     events: list[dict], hours_after: int
 ) -> None:
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     record = FeatureRecord("u0", state, partition=0, offset=0, event_time=0.0, updated_at=0.0)
     now = T0 + hours_after * 3600.0
     with pytest.MonkeyPatch.context() as patch:

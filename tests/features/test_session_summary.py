@@ -16,9 +16,8 @@ from tailorbot.compiled import native
 from tailorbot.features import session_summary as summary_module
 from tailorbot.features.session_summary import session_summary, summary_in_python
 from tailorbot.features.sessions import new_session, set_outcome
-from tailorbot.features.state import apply_event, new_state
 from tailorbot.features.view import EVENT_WIDTHS, RATE_WINDOW_S, SESSION_WIDTHS
-from tests.stream.eventgen import DAY, T0, event_streams
+from tests.stream.eventgen import DAY, T0, event_streams, state_of
 
 compiled = getattr(native(), "session_summary", None)
 needs_build = pytest.mark.skipif(
@@ -39,9 +38,7 @@ def test_the_compiled_pass_answers_as_the_python_one_on_worker_states(
 ) -> None:
     """On states built by apply_event, as stored and read back (JSON): the same values of the
     same types, bit for bit; ``now`` any hour, or a window's edge after an event."""
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     edges = [ts + width for ts in state["ts"] for width in (0.0, *SESSION_WIDTHS)]
     hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * 3600.0)
     now = data.draw(st.sampled_from(edges) | hours)

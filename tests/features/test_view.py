@@ -19,7 +19,7 @@ from tailorbot.features.view import (
     feature_view,
 )
 from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import DAY, T0, event_streams, make_event
+from tests.stream.eventgen import DAY, T0, event_streams, make_event, state_of
 
 HOUR = 3600.0
 PARAMS = FeatureParams(lateness_s=600.0, recent_intents=3, csat_ewma_alpha=0.5)
@@ -290,9 +290,7 @@ def test_the_counter_view_is_the_feature_view_s_keys_with_the_same_values(
 ) -> None:
     """What the stream worker builds before each article and outcome event (instead of the
     whole view): equal on every key the counters and the segment rules read."""
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     record = FeatureRecord("u0", state, partition=0, offset=0, event_time=0.0, updated_at=0.0)
     profile = {"tier": tier, "consent": {"personalization": consent}}
     now = T0 + hours_after * 3600.0
@@ -311,9 +309,7 @@ def test_session_and_intent_figures_follow_their_definitions(
     """The windowed session figures and the 30-day intent counts, read straight off the
     state's sessions and customer messages as docs/features.md defines them; ``now`` is
     any hour, or exactly a window's width after an event (the windows' edges)."""
-    state = new_state()
-    for event in events:
-        apply_event(state, event, None)
+    state = state_of(events)
     edges = [ts + width for ts in state["ts"] for width in (0.0, 7 * DAY, 30 * DAY)]
     hours = st.integers(-24, 24 * 40).map(lambda h: T0 + h * HOUR)
     now = data.draw(st.sampled_from(edges) | hours if edges else hours)

@@ -7,6 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tailorbot.features.state import apply_event, new_state
+
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400.0
 INTENTS = ("card_arrival", "lost_card", "top_up_failed", "exchange_rate")
@@ -18,6 +20,14 @@ _DECISION_METADATA = st.just({}) | st.fixed_dictionaries(
     {"decision_id": st.just("d"), "variant": st.sampled_from(VARIANTS)},
     optional={"article": st.sampled_from(ARTICLES)},
 )
+
+
+def state_of(events: list[dict]) -> dict[str, Any]:
+    """One user's feature state after the stream worker applied ``events`` in order."""
+    state = new_state()
+    for event in events:
+        apply_event(state, event, None)
+    return state
 
 
 def iso(ts: float) -> str:
