@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailorbot.models.recommend.collaborative import (
     ALL,
@@ -11,6 +14,7 @@ from tailorbot.models.recommend.collaborative import (
     NS_INTENT,
     NS_SEGMENT_INTENT,
     CollaborativeStats,
+    GroupRate,
     deltas_for_event,
 )
 from tailorbot.store import open_stores
@@ -95,6 +99,109 @@ def test_helpfulness_counts_votes_per_reader() -> None:
     assert stats.helpfulness("card_arrival", "kb-a", []).rate == pytest.approx(2 / 4)
     assert stats.helpfulness("card_arrival", "kb-b", []).rate == pytest.approx(-1 / 4)
     assert stats.helpfulness("card_arrival", "kb-a", [("tier", "gold")]).hits == 2
+
+
+def _expected_evidence(
+    counters: dict[str, dict[str, float]], m: float, article: str, groups: list[tuple[str, str]]
+) -> tuple[GroupRate, GroupRate]:
+    """The documented rules worked out from the raw counters, one group rate at a time."""
+
+    def smoothed(hits: float, trials: float, prior: float, group: tuple[str, str]) -> GroupRate:
+        return GroupRate((hits + m * prior) / (trials + m), group, hits, trials)
+
+    def summary(overall: GroupRate, rates: list[GroupRate]) -> GroupRate:
+        if not rates:
+            return overall
+        shown = overall
+        for rate in rates:  # the first of the best, among the groups with evidence
+            if rate.hits and (
+                shown is overall or (rate.rate, rate.trials) > (shown.rate, shown.trials)
+            ):
+                shown = rate
+        mean = statistics.fmean(r.rate for r in rates)
+        return GroupRate(mean, shown.group, shown.hits, shown.trials)
+
+    def rates(namespace: str, prefix: str, priors: tuple[float, float], group: tuple[str, str]):
+        raw = counters[namespace]
+        res, up, down, view = (raw.get(f"{prefix}|{article}|{k}", 0.0) for k in KINDS)
+        issues = raw.get(f"{prefix}|issues", 0.0)
+        return (
+            smoothed(res, issues, priors[0], group),
+            smoothed(up - down, max(view, up + down), priors[1], group),
+        )
+
+    overall, votes = rates(NS_INTENT, "i", (0.0, 0.0), ALL)
+    by_group = [
+        rates(NS_SEGMENT_INTENT, f"{kind}={value}|i", (overall.rate, votes.rate), (kind, value))
+        for kind, value in groups
+    ]
+    return summary(overall, [r for r, _ in by_group]), summary(votes, [v for _, v in by_group])
+
+
+KINDS = ("res", "up", "down", "view")
+_GROUPS = [("tier", "gold"), ("tier", "standard"), ("segment", "vip")]
+_KEYS = ["issues", *(f"kb-a|{k}" for k in KINDS), *(f"kb-b|{k}" for k in KINDS)]
+_PREFIXES = ["", *(f"{kind}={value}|" for kind, value in _GROUPS)]  # "": all customers
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    counts=st.dictionaries(
+        st.tuples(st.sampled_from(_PREFIXES), st.sampled_from(_KEYS)),
+        st.sampled_from([0.0, 1.0, 2.0, 3.0, 7.0]),
+    ),
+    groups=st.lists(st.sampled_from(_GROUPS), max_size=3, unique=True),
+    m=st.sampled_from([0.5, 2.0, 5.0]),
+)
+def test_evidence_follows_the_documented_rules(
+    counts: dict[tuple[str, str], float], groups: list[tuple[str, str]], m: float
+) -> None:
+    counters: dict[str, dict[str, float]] = {NS_INTENT: {}, NS_SEGMENT_INTENT: {}, NS_COOC: {}}
+    for (group, key), value in counts.items():
+        counters[NS_SEGMENT_INTENT if group else NS_INTENT][f"{group}i|{key}"] = value
+    stats = CollaborativeStats.from_counters(counters, prior_strength=m)
+    found = stats.evidence("i", groups)
+    for article in ("kb-a", "kb-b"):
+        for got, expected in zip(
+            (stats.resolution_rate("i", article, groups), stats.helpfulness("i", article, groups)),
+            _expected_evidence(counters, m, article, groups),
+            strict=True,
+        ):
+            assert got.rate == pytest.approx(expected.rate, rel=1e-12, abs=1e-15)
+            assert got[1:] == expected[1:]  # the evidence shown: group, hits, trials
+        if article in found:  # else counted nowhere under the intent
+            assert found[article] == (
+                stats.resolution_rate("i", article, groups),
+                stats.helpfulness("i", article, groups),
+            )
+        else:
+            assert stats.resolution_rate("i", article, groups).rate == 0.0
+
+
+def test_evidence_shown_is_the_best_groups_and_the_first_of_equals() -> None:
+    groups = [("tier", "gold"), ("segment", "vip")]
+    same = {"i|issues": 4.0, "i|kb-a|res": 2.0, "tier=gold|i|issues": 2.0,
+            "tier=gold|i|kb-a|res": 1.0, "segment=vip|i|issues": 2.0,
+            "segment=vip|i|kb-a|res": 1.0}  # fmt: skip
+    stats = CollaborativeStats.from_counters({NS_INTENT: same, NS_SEGMENT_INTENT: same}, 1.0)
+    assert stats.resolution_rate("i", "kb-a", groups).group == ("tier", "gold")
+    assert stats.resolution_rate("i", "kb-a", groups[::-1]).group == ("segment", "vip")
+    # Equal rates (1/2 = 2/4, all customers' rate 0): the one from more trials is shown.
+    equal = {"tier=gold|i|issues": 1.0, "tier=gold|i|kb-a|res": 1.0,
+             "tier=gold|i|kb-a|up": 1.0, "segment=vip|i|issues": 3.0,
+             "segment=vip|i|kb-a|res": 2.0, "segment=vip|i|kb-a|up": 2.0,
+             "segment=vip|i|kb-a|view": 3.0}  # fmt: skip
+    stats = CollaborativeStats.from_counters({NS_INTENT: {}, NS_SEGMENT_INTENT: equal}, 1.0)
+    for order in (groups, groups[::-1]):
+        assert stats.resolution_rate("i", "kb-a", order) == (0.5, ("segment", "vip"), 2.0, 3.0)
+        assert stats.helpfulness("i", "kb-a", order) == (0.5, ("segment", "vip"), 2.0, 3.0)
+    # No group with evidence: all customers' evidence, the groups' mean rate (2/5 / 4).
+    stats = CollaborativeStats.from_counters(
+        {NS_INTENT: {"i|issues": 4.0, "i|kb-a|res": 2.0},
+         NS_SEGMENT_INTENT: {"tier=gold|i|issues": 3.0}},
+        1.0,
+    )  # fmt: skip
+    assert stats.resolution_rate("i", "kb-a", [("tier", "gold")]) == (0.1, ALL, 2.0, 4.0)
 
 
 def test_cooccurrence_links_articles_that_helped_the_same_customer() -> None:
