@@ -14,7 +14,10 @@ way, and what the stages leave out of it is reported as "the rest".
 
 Stages the service runs one after the other are at the left; the indented ones are parts
 of the stage above them. A part with a compiled loop and a Python twin is listed twice; the
-one this install does not run reads "not run". The recorder's writes (``recorder
+one this install does not run reads "not run". The stage replays run on requests decided
+before, so the statistics' memo holds every intent's evidence they need; ``an intent's
+evidence, not remembered`` counts it computed (the memo emptied before each call), as a
+decision computes it after a rebuild of the statistics dropped it. The recorder's writes (``recorder
 writes``: the batches of message events and decision records the recorder thread writes,
 ``--record-batch`` a batch) are done by another thread in a server; they are counted after
 the whole decisions, as one flush of what those decisions queued. Nothing else runs while
@@ -52,6 +55,11 @@ SERVICE = "tailorbot.services.decisions.service"
 HYBRID = "tailorbot.models.recommend.hybrid"
 POLICY = "tailorbot.services.decisions.policy"
 BANDIT = "tailorbot.models.bandit.base"
+# An intent's evidence as a decision computes it when the statistics' memo does not hold it
+# (replayed with the memo emptied before each call): the replays run on requests decided
+# before, so every other count here has the memo warm, which a server's has only until a
+# rebuild drops the intents whose counters changed.
+MISSED = "    an intent's evidence, not remembered"
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("intent", "d.models.intent", "predict_one"),
     ("  typo correction", "tailorbot.models.intent.spelling:TypoCorrector", "expand"),
@@ -66,6 +74,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("recommend", "d", "_articles"),
     ("  the user's context", f"{HYBRID}:UserContext", "from_view"),
     ("  collaborative evidence", f"{HYBRID}:_Evidence", "gather"),
+    (MISSED, "tailorbot.models.recommend.collaborative:CollaborativeStats", "evidence"),
     ("  text match (BM25)", "tailorbot.models.recommend.text:BM25Index", "match"),
     ("  candidates", f"{HYBRID}:HybridRecommender", "_candidates"),
     ("  scoring the candidates, compiled", "tailorbot._native", "score_articles"),
@@ -180,7 +189,10 @@ async def _stages(args: argparse.Namespace) -> None:
         for n, method, calls in replays:
             gc.collect()  # each stage from the same collector state: its collections its own
             control("--zero")
+            missed = STAGES[n][0] == MISSED
             for positional, named in calls:
+                if missed:
+                    positional[0]._memo.clear()  # the statistics object: evidence's self
                 method(*positional, **named)
             control(f"--dump=stage{n}")
         recorder.batch = args.record_batch
