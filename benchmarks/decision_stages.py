@@ -16,13 +16,13 @@ Stages the service runs one after the other are at the left; the indented ones a
 of the stage above them. A part with a compiled loop and a Python twin is listed twice; the
 one this install does not run reads "not run". The stage replays run on requests decided
 before, so the statistics' memo holds every intent's evidence they need; ``an intent's
-evidence, not remembered`` counts it computed (the memo emptied before each call), as a
-decision computes it after a rebuild of the statistics dropped it. The recorder's writes (``recorder
-writes``: the batches of message events and decision records the recorder thread writes,
-``--record-batch`` a batch) are done by another thread in a server; they are counted after
-the whole decisions, as one flush of what those decisions queued. Nothing else runs while
-counting: the background refresh of the shared statistics (once a second in a server) is
-stopped first.
+evidence, not remembered`` counts it computed (an empty memo in its place for each call),
+as a decision computes it after a rebuild of the statistics dropped it. The recorder's
+writes (``recorder writes``: the batches of message events and decision records the
+recorder thread writes, ``--record-batch`` a batch) are done by another thread in a server;
+they are counted after the whole decisions, as one flush of what those decisions queued.
+Nothing else runs while counting: the background refresh of the shared statistics (once a
+second in a server) is stopped first.
 
 The users have history first (``--history``, see decision_profile.give_history); figures
 in docs/benchmarks.md before its nineteenth session are of users without (``--history 0``).
@@ -191,9 +191,13 @@ async def _stages(args: argparse.Namespace) -> None:
             control("--zero")
             missed = STAGES[n][0] == MISSED
             for positional, named in calls:
-                if missed:
-                    positional[0]._memo.clear()  # the statistics object: evidence's self
-                method(*positional, **named)
+                if missed:  # an empty memo for the call, the warm one kept for the rest
+                    stats = positional[0]  # evidence's self
+                    memo, stats._memo = stats._memo, {}
+                    method(*positional, **named)
+                    stats._memo = memo
+                else:
+                    method(*positional, **named)
             control(f"--dump=stage{n}")
         recorder.batch = args.record_batch
         if not recorder.flush(timeout_s=600):  # what the stages queued: not counted
