@@ -1,5 +1,7 @@
 # Types of the compiled extension built from csrc/ (see setup.py).
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 class NgramScorer:
     def __init__(
@@ -47,6 +49,8 @@ def session_summary(
 def message_features(
     state: dict[str, Any], now: float, widths: tuple[float, ...], rate_window: float
 ) -> tuple[list[int], list[int], list[Any], dict[str, int]] | None: ...
+def slot_layout(cls: type[Any], names: tuple[str, ...]) -> object: ...
+def build_slotted(layout: object, *values: Any) -> Any: ...
 
 class TermIndex:
     def __init__(

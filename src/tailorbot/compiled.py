@@ -10,9 +10,14 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +35,35 @@ def native() -> ModuleType | None:
         )
         return None
     return _native
+
+
+def slotted_builder(cls: type[T]) -> Callable[..., T]:
+    """What builds ``cls``, a frozen and slotted dataclass, from all its fields' values in
+    order: the compiled ``build_slotted`` (the slots set directly, where the dataclass's
+    ``__init__`` sets them one ``object.__setattr__`` call each), else ``cls`` itself.
+    :class:`TypeError` for a class it cannot build so: one with a ``__post_init__``, a field
+    left out of ``__init__``, or slots that are not its fields in order.
+
+    >>> @dataclasses.dataclass(frozen=True, slots=True)
+    ... class Pair:
+    ...     left: int
+    ...     right: int = 0
+    >>> slotted_builder(Pair)(1, 2)
+    Pair(left=1, right=2)
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    fields = dataclasses.fields(cls) if params is not None else ()  # type: ignore[arg-type]
+    if (
+        params is None
+        or not params.frozen
+        or hasattr(cls, "__post_init__")
+        or not all(field.init for field in fields)
+        or getattr(cls, "__slots__", None) != tuple(field.name for field in fields)
+        or cls.__bases__ != (object,)
+    ):
+        raise TypeError(f"{cls.__name__} is not a frozen dataclass of slots alone")
+    compiled = native()
+    if compiled is None or not hasattr(compiled, "build_slotted"):
+        return cls
+    layout = compiled.slot_layout(cls, tuple(field.name for field in fields))
+    return functools.partial(compiled.build_slotted, layout)

@@ -103,6 +103,13 @@ static PyMethodDef module_methods[] = {
      "``rate_window`` counted, most frequent first, ties by name. None for what the Python "
      "path (features/view.py) must read: a value that is not a float, an intent that is "
      "neither None nor an exact str, a pair of another kind, a container subclass."},
+    {"slot_layout", FASTCALL(slot_layout),
+     "slot_layout(cls, names) -> capsule\n\nWhere each of ``names`` is among the slots of "
+     "``cls``, a class of object slots alone (none inherited, no ``__dict__``), for "
+     "build_slotted. TypeError for another class, or names that are not its slots."},
+    {"build_slotted", FASTCALL(build_slotted),
+     "build_slotted(layout, *values) -> object\n\nAn instance of the layout's class, its "
+     "slots set to ``values`` in the layout's names' order, without calling the class."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -27,6 +27,8 @@
  *   messages.c message_features: the feature view's windows' counts and intents in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
+ *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
+ *              __init__, its fields written into their slots
  *   args.c     the arguments of the module's functions, as the array a call hands over,
  *              and the names they read, interned once
  *   module.c   the module
@@ -151,5 +153,7 @@ void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t
 PyObject *index_value_pair(Py_ssize_t index, double value);
 PyObject *softmax_top(PyObject *module, FASTCALL_ARGS);
 PyObject *language_scores(PyObject *module, FASTCALL_ARGS);
+PyObject *slot_layout(PyObject *module, FASTCALL_ARGS);
+PyObject *build_slotted(PyObject *module, FASTCALL_ARGS);
 
 #endif

@@ -47,12 +47,12 @@ import functools
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tailorbot.compiled import native
+from tailorbot.compiled import native, slotted_builder
 
 ARM_PREFIX = "arm/"
 _CHANGED = "was the feature list changed? use feature_signature() in the namespace"
@@ -82,6 +82,13 @@ class Choice:
         """
         scores = self.scores
         return bool(scores) and scores.get(self.arm, -math.inf) < max(scores.values())
+
+
+@functools.cache
+def choice_builder() -> Callable[[str, float, dict[str, float]], Choice]:
+    """What builds the serving path's choices (see
+    :func:`tailorbot.compiled.slotted_builder`)."""
+    return slotted_builder(Choice)
 
 
 class ContextualBandit(ABC):

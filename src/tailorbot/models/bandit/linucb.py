@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tailorbot.compiled import native
-from tailorbot.models.bandit.base import ArmFeatures, Choice, ContextualBandit, check_arms
+from tailorbot.models.bandit.base import (
+    ArmFeatures,
+    Choice,
+    ContextualBandit,
+    check_arms,
+    choice_builder,
+)
 
 # Scores this close to the best one count as tied (floating-point noise, not preference).
 TIE_TOLERANCE = 1e-9
@@ -90,7 +96,7 @@ class LinUCB(ContextualBandit):
                 self.alpha, self.epsilon, TIE_TOLERANCE, rng.random,
             )  # fmt: skip
             if picked is not None:
-                return Choice(*picked)
+                return choice_builder()(*picked)
         return super().select(context, arms, rng, arm_features)
 
     def probabilities(

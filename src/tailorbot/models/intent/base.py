@@ -10,12 +10,15 @@ True
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from tailorbot.compiled import slotted_builder
 
 if TYPE_CHECKING:
     from tailorbot.models.intent.fallback import FallbackPolicy
@@ -71,7 +74,7 @@ class IntentPrediction:
         >>> prediction.in_language("de").language
         'de'
         """
-        return IntentPrediction(
+        return _prediction_builder()(
             self.name, self.confidence, self.ranking, self.fallback, language, self.follow_up
         )
 
@@ -148,6 +151,12 @@ def prediction_from_ranking(
     ranking: list[tuple[str, float]], fallback: FallbackPolicy, similarity: float | None = None
 ) -> IntentPrediction:
     """An :class:`IntentPrediction` from the top intents, best first, with probabilities."""
-    return IntentPrediction(
-        ranking[0][0], ranking[0][1], ranking, fallback.decide(ranking, similarity)
-    )
+    decided = fallback.decide(ranking, similarity)
+    return _prediction_builder()(ranking[0][0], ranking[0][1], ranking, decided, None, None)
+
+
+@functools.cache
+def _prediction_builder() -> Callable[..., IntentPrediction]:
+    """What builds the serving path's predictions, every field given (a message makes two
+    behind the language router): see :func:`tailorbot.compiled.slotted_builder`."""
+    return slotted_builder(IntentPrediction)
