@@ -14,17 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from tailorbot.compiled import native
 from tailorbot.models.bandit import LinUCB
 from tailorbot.models.intent import TfidfIntentModel
 from tailorbot.models.intent.serving import WORD_RUNS, SingleTextScorer, _units
 from tests.models.intent.support import small_dataset
-
-loops = native()
-needs_build = pytest.mark.skipif(
-    loops is None and os.environ.get("CI") != "true",
-    reason="the extension is not built here (required under CI=true)",
-)
+from tests.native_support import loops, needs_build
 
 
 def test_the_project_install_builds_the_extension() -> None:

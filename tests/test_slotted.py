@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 import sys
 from typing import Any
 
 import pytest
 
 from tailorbot import compiled
-from tailorbot.compiled import native, slotted_builder
+from tailorbot.compiled import slotted_builder
 from tailorbot.models.bandit.base import Choice, choice_builder
 from tailorbot.models.intent.base import (
     FallbackDecision,
@@ -20,12 +19,7 @@ from tailorbot.models.intent.base import (
     _prediction_builder,
     prediction_from_ranking,
 )
-
-loops = native()
-needs_build = pytest.mark.skipif(
-    loops is None and os.environ.get("CI") != "true",
-    reason="the extension is not built here (required under CI=true)",
-)
+from tests.native_support import loops, needs_build
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

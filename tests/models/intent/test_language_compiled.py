@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from array import array
 
 import numpy as np
@@ -11,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from py3langid.langid import LanguageIdentifier
 
-from tailorbot.compiled import native
 from tailorbot.models.intent import bundled_dataset
 from tailorbot.models.intent.language import (
     DEFAULT_LANGUAGES,
@@ -19,12 +17,9 @@ from tailorbot.models.intent.language import (
     LanguageDetector,
     _identifier,
 )
+from tests.native_support import loops, needs_build
 
-loops = native()
-pytestmark = pytest.mark.skipif(
-    loops is None and os.environ.get("CI") != "true",
-    reason="the extension is not built here (required under CI=true)",
-)
+pytestmark = needs_build
 
 SAMPLES = [
     "Wo ist meine Karte? Ich habe sie vor zwei Wochen bestellt.",
