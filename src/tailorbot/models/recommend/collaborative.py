@@ -343,7 +343,7 @@ class CollaborativeStats:
             return _article_evidence((overall, votes))
         # The two kinds side by side, not through a helper or an inner loop: a call per group
         # and kind was what this pass took out.
-        rates = helpfulness = 0.0  # the groups' sums, added in order as sum() adds them
+        rates = helpfulness = 0.0  # the groups' sums, added in their order
         best_rate = best_votes = None  # (rate, group, hits, trials) of the best evidence
         for group, group_issues, group_articles in entries[1:]:
             counts = group_articles.get(article, _EMPTY)
