@@ -56,7 +56,7 @@ HYBRID = "tailorbot.models.recommend.hybrid"
 POLICY = "tailorbot.services.decisions.policy"
 BANDIT = "tailorbot.models.bandit.base"
 # An intent's evidence as a decision computes it when the statistics' memo does not hold it
-# (replayed with the memo emptied before each call): the replays run on requests decided
+# (replayed with an empty memo in its place for each call): the replays run on requests decided
 # before, so every other count here has the memo warm, which a server's has only until a
 # rebuild drops the intents whose counters changed.
 MISSED = "    an intent's evidence, not remembered"
