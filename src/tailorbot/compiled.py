@@ -53,17 +53,18 @@ def slotted_builder(cls: type[T]) -> Callable[..., T]:
     """
     params = getattr(cls, "__dataclass_params__", None)
     fields = dataclasses.fields(cls) if params is not None else ()  # type: ignore[arg-type]
+    names = tuple(field.name for field in fields)
     if (
         params is None
         or not params.frozen
         or hasattr(cls, "__post_init__")
         or not all(field.init for field in fields)
-        or getattr(cls, "__slots__", None) != tuple(field.name for field in fields)
+        or getattr(cls, "__slots__", None) != names
         or cls.__bases__ != (object,)
     ):
         raise TypeError(f"{cls.__name__} is not a frozen dataclass of slots alone")
     compiled = native()
     if compiled is None or not hasattr(compiled, "build_slotted"):
         return cls
-    layout = compiled.slot_layout(cls, tuple(field.name for field in fields))
+    layout = compiled.slot_layout(cls, names)
     return functools.partial(compiled.build_slotted, layout)
