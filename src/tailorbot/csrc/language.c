@@ -119,6 +119,59 @@ static PyObject *best_of(const float *scores, Py_ssize_t k) {
     return index_value_pair(best, (double)scores[best]);
 }
 
+/* Room for the visits of a text of `len` bytes (one feature a byte at most): on the stack up
+ * to LOCAL_FEATURES, else on the heap (`heap`, freed by visits_close). -1 with MemoryError. */
+typedef struct {
+    Visits v;
+    Py_ssize_t *heap;
+    Py_ssize_t ids[LOCAL_FEATURES], counts[LOCAL_FEATURES], slots[2 * LOCAL_FEATURES];
+} VisitRoom;
+
+static int visits_open(VisitRoom *room, Py_ssize_t len) {
+    Py_ssize_t capacity = len > 0 ? len : 1, table = 2;
+    while (table < 2 * capacity) {
+        table <<= 1;
+    }
+    room->v = (Visits){room->ids, room->counts, room->slots, 0, table - 1};
+    room->heap = NULL;
+    if (capacity > LOCAL_FEATURES) {
+        room->heap = PyMem_Malloc((size_t)(2 * capacity + table) * sizeof(Py_ssize_t));
+        if (room->heap == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        room->v.ids = room->heap;
+        room->v.counts = room->heap + capacity;
+        room->v.slots = room->heap + 2 * capacity;
+    }
+    for (Py_ssize_t s = 0; s < table; s++) {
+        room->v.slots[s] = -1;
+    }
+    return 0;
+}
+
+static void visits_close(VisitRoom *room) { PyMem_Free(room->heap); }
+
+/* the class priors and float16 feature rows: -1 with ValueError unless `pc` has one value
+ * per class of `ptc` (1 to MAX_CLASSES) */
+static int check_classes(const Py_buffer *ptc, const Py_buffer *pc) {
+    Py_ssize_t k = ptc->shape[1];
+    if (pc->shape[0] != k || k < 1 || k > MAX_CLASSES) {
+        PyErr_Format(PyExc_ValueError, "pc needs one value per class of ptc (1 to %d)",
+                     MAX_CLASSES);
+        return -1;
+    }
+    return 0;
+}
+
+/* the best class and its probability from the visits (ptc and pc checked) */
+static PyObject *answer(const Visits *v, const Py_buffer *ptc, const Py_buffer *pc,
+                        Py_ssize_t len) {
+    float scores[MAX_CLASSES];
+    probabilities(v, ptc->buf, pc->buf, ptc->shape[1], len, scores);
+    return best_of(scores, ptc->shape[1]);
+}
+
 PyObject *language_scores(PyObject *module, FASTCALL_ARGS) {
     (void)module;
     static const char codes[5] = {'I', 'H', 'i', 'e', 'f'};
@@ -139,42 +192,104 @@ PyObject *language_scores(PyObject *module, FASTCALL_ARGS) {
             goto done;
         }
     }
-    Py_ssize_t n_features = views[3].shape[0], k = views[3].shape[1];
-    if (views[1].shape[0] < 1 || views[2].shape[0] != views[1].shape[0] ||
-        views[4].shape[0] != k || k < 1 || k > MAX_CLASSES) {
-        PyErr_Format(PyExc_ValueError,
-                     "output needs one value per state (at least one), pc one per class of "
-                     "ptc (1 to %d)",
-                     MAX_CLASSES);
+    if (views[1].shape[0] < 1 || views[2].shape[0] != views[1].shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "output needs one value per state (at least one)");
         goto done;
     }
-    Py_ssize_t local_ids[LOCAL_FEATURES], local_counts[LOCAL_FEATURES];
-    Py_ssize_t local_slots[2 * LOCAL_FEATURES];
-    Py_ssize_t capacity = len > 0 ? len : 1, table = 2;
-    while (table < 2 * capacity) {
-        table <<= 1;
+    if (check_classes(&views[3], &views[4]) < 0) {
+        goto done;
     }
-    Visits v = {local_ids, local_counts, local_slots, 0, table - 1};
-    Py_ssize_t *heap = NULL;
-    if (capacity > LOCAL_FEATURES) {
-        heap = PyMem_Malloc((size_t)(2 * capacity + table) * sizeof(Py_ssize_t));
-        if (heap == NULL) {
-            PyErr_NoMemory();
+    VisitRoom room;
+    if (visits_open(&room, len) < 0) {
+        goto done;
+    }
+    if (walk(data, len, &views[0], &views[1], &views[2], views[3].shape[0], &room.v) == 0) {
+        result = answer(&room.v, &views[3], &views[4], len);
+    }
+    visits_close(&room);
+done:
+    while (held > 0) {
+        PyBuffer_Release(&views[--held]);
+    }
+    return result;
+}
+
+/* The walk over ASCII `data` through the same DFA packed for it (language_dfa.py): one
+ * entry per (row, byte class) of the rows ASCII text can reach, holding the next state's
+ * row shifted left by `shift` and its feature plus one (0: none) below, the features those
+ * states reach renumbered (their rows of ptc copied together). One load a byte from a table
+ * of a few MB, where the whole DFA is 39 MB and two loads a byte: a server's other work
+ * keeps evicting the big one from the caches. -1 with ValueError where the tables do not
+ * fit each other or a byte is not ASCII. */
+static int walk_ascii(const unsigned char *data, Py_ssize_t len, const unsigned char *classes,
+                      const Py_buffer *table, Py_ssize_t row, int shift,
+                      Py_ssize_t n_features, Visits *v) {
+    const uint32_t *entries = table->buf;
+    Py_ssize_t n_rows = table->shape[0], n_classes = table->shape[1];
+    uint32_t mask = ((uint32_t)1 << shift) - 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = data[i] < 128 ? classes[data[i]] : (unsigned char)255;
+        if (data[i] >= 128 || c >= n_classes || row >= n_rows) {
+            PyErr_SetString(PyExc_ValueError,
+                            data[i] >= 128 ? "the text is not ASCII"
+                                           : "the packed DFA's tables do not fit each other");
+            return -1;
+        }
+        uint32_t entry = entries[row * n_classes + c];
+        Py_ssize_t feature = (Py_ssize_t)(entry & mask) - 1;
+        row = (Py_ssize_t)(entry >> shift);
+        if (feature >= 0) {
+            if (feature >= n_features) {
+                PyErr_SetString(PyExc_ValueError, "a packed output is not a row of the table");
+                return -1;
+            }
+            visit(v, feature);
+        }
+    }
+    return 0;
+}
+
+PyObject *language_scores_ascii(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
+    static const char codes[3] = {'I', 'e', 'f'};
+    static const int dims[3] = {2, 2, 1};
+    static const char *names[3] = {"table", "ptc", "pc"};
+    Py_buffer views[3];
+    int held = 0;
+    Py_ssize_t start, shift;
+    PyObject *result = NULL;
+    if (!arity("language_scores_ascii", nargs, 7) ||
+        !arg_typed("language_scores_ascii", 1, args[0], &PyBytes_Type) ||
+        !arg_typed("language_scores_ascii", 2, args[1], &PyBytes_Type) ||
+        arg_ssize(args[3], &start) < 0 || arg_ssize(args[4], &shift) < 0) {
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(args[1]) != 128 || shift < 1 || shift > 31 || start < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "classes needs 128 bytes, shift 1 to 31 and start a row (>= 0)");
+        return NULL;
+    }
+    PyObject *const arrays[3] = {args[2], args[5], args[6]};
+    for (; held < 3; held++) {
+        if (get_array(arrays[held], &views[held], 0, codes[held], dims[held], names[held]) < 0) {
             goto done;
         }
-        v.ids = heap;
-        v.counts = heap + capacity;
-        v.slots = heap + 2 * capacity;
     }
-    for (Py_ssize_t s = 0; s < table; s++) {
-        v.slots[s] = -1;
+    if (check_classes(&views[1], &views[2]) < 0) {
+        goto done;
     }
-    if (walk(data, len, &views[0], &views[1], &views[2], n_features, &v) == 0) {
-        float scores[MAX_CLASSES];
-        probabilities(&v, views[3].buf, views[4].buf, k, len, scores);
-        result = best_of(scores, k);
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    VisitRoom room;
+    if (visits_open(&room, len) < 0) {
+        goto done;
     }
-    PyMem_Free(heap);
+    const unsigned char *classes = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    if (walk_ascii(data, len, classes, &views[0], start, (int)shift, views[1].shape[0],
+                   &room.v) == 0) {
+        result = answer(&room.v, &views[1], &views[2], len);
+    }
+    visits_close(&room);
 done:
     while (held > 0) {
         PyBuffer_Release(&views[--held]);

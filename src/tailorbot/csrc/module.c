@@ -52,6 +52,13 @@ static PyMethodDef module_methods[] = {
      "bytes, each feature reached weighted by log1p of its count in its float16 row of "
      "``ptc`` (float32 products summed in doubles, rounded once), plus the priors ``pc``, "
      "scaled by 1 / sqrt(len(data)) and a softmax in float32."},
+    {"language_scores_ascii", FASTCALL(language_scores_ascii),
+     "language_scores_ascii(data, classes, table, start, shift, ptc, pc) -> tuple[int, "
+     "float]\n\nlanguage_scores for ASCII ``data`` through the same DFA packed for it "
+     "(models/intent/language_dfa.py): ``classes`` the class of each of the 128 ASCII "
+     "bytes, ``table[row, class]`` the next state's row shifted left by ``shift`` and its "
+     "feature plus one (0: none) below, ``start`` the first state's row, ``ptc`` the rows "
+     "of the features it reaches, renumbered. ValueError for a byte that is not ASCII."},
     {"word_runs", FASTCALL(word_runs),
      "word_runs(text, min_len) -> list[str]\n\nThe maximal runs of word characters "
      "(Python's ``\\w``: alphanumeric or ``_``) at least ``min_len`` long, in order: "

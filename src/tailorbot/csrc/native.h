@@ -22,7 +22,8 @@
  *              message_terms: the same, and the message's words that are one term each
  *   sessions.c session_summary: the feature view's pass over a user's sessions
  *   memory.c   memory_summaries: the feature view's memory of each variant and article
- *   language.c language_scores: a message's language, py3langid's model in one call
+ *   language.c language_scores: a message's language, py3langid's model in one call;
+ *              language_scores_ascii: the same for ASCII text, its DFA packed smaller
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   messages.c message_features: the feature view's windows' counts and intents in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
@@ -153,6 +154,7 @@ void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t
 PyObject *index_value_pair(Py_ssize_t index, double value);
 PyObject *softmax_top(PyObject *module, FASTCALL_ARGS);
 PyObject *language_scores(PyObject *module, FASTCALL_ARGS);
+PyObject *language_scores_ascii(PyObject *module, FASTCALL_ARGS);
 PyObject *slot_layout(PyObject *module, FASTCALL_ARGS);
 PyObject *build_slotted(PyObject *module, FASTCALL_ARGS);
 

@@ -114,11 +114,16 @@ class CompiledIdentifier:
         tables: tuple[Any, ...],
         encode: Callable[[str], bytes],
         scores: Callable[..., tuple[int, float]],
+        ascii_tables: tuple[Any, ...] | None = None,
+        ascii_scores: Callable[..., tuple[int, float]] | None = None,
     ) -> None:
         self.classes = tuple(classes)
         self.tables = tables
         self.encode = encode  # py3langid's own: the bytes its classify reads
         self.scores = scores  # the compiled language_scores
+        # ASCII text through the DFA packed for it (language_dfa.py), where it packs
+        self.ascii_tables = ascii_tables
+        self.ascii_scores = ascii_scores
 
     @classmethod
     def of(cls, identifier: Any) -> CompiledIdentifier | None:
@@ -128,18 +133,28 @@ class CompiledIdentifier:
             return None
         import numpy as np
 
+        from tailorbot.models.intent.language_dfa import ascii_packed
+
         output = np.asarray(identifier.tk_output, dtype=np.int32)
         tables = (identifier.tk_nextmove, identifier.tk_row, output)
+        ptc, pc = identifier.nb_ptc, identifier.nb_pc
+        packed = ascii_packed(*tables, ptc)
         return cls(
             identifier.nb_classes,
-            (*tables, identifier.nb_ptc, identifier.nb_pc),
+            (*tables, ptc, pc),
             identifier._encode,
             loops.language_scores,
+            None if packed is None else (*packed, pc),
+            loops.language_scores_ascii,
         )
 
     def classify(self, text: str) -> tuple[str, float]:
         """The most probable language of ``text`` and its normalized probability."""
-        index, probability = self.scores(self.encode(text), *self.tables)
+        data = self.encode(text)
+        if self.ascii_tables is not None and data.isascii():
+            index, probability = self.ascii_scores(data, *self.ascii_tables)  # type: ignore[misc]
+        else:
+            index, probability = self.scores(data, *self.tables)
         return self.classes[index], probability
 
 
