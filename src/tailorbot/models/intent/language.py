@@ -136,7 +136,11 @@ class CompiledIdentifier:
         from tailorbot.models.intent.language_dfa import ascii_packed
 
         output = np.asarray(identifier.tk_output, dtype=np.int32)
-        tables = (identifier.tk_nextmove, identifier.tk_row, output)
+        # A copy numpy allocates, on huge pages where the kernel has them (numpy asks for
+        # them from 4 MB on): a message walks the 39 MB table at random, a TLB miss a byte
+        # on small pages. py3langid's array is dropped with its identifier.
+        nextmove = np.array(identifier.tk_nextmove, dtype=np.uint32)
+        tables = (nextmove, identifier.tk_row, output)
         ptc, pc = identifier.nb_ptc, identifier.nb_pc
         packed = ascii_packed(*tables, ptc)
         return cls(
