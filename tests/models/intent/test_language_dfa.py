@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailorbot.models.intent import bundled_dataset
+from tailorbot.models.intent import bundled_dataset, language_dfa
 from tailorbot.models.intent.language import DEFAULT_LANGUAGES, CompiledIdentifier, _identifier
 from tailorbot.models.intent.language_dfa import ascii_packed
 from tests.native_support import loops, needs_build
@@ -111,6 +111,28 @@ def test_any_dfa_packs_to_the_same_walk(dfa, data: bytes) -> None:
     assert loops.language_scores_ascii(data, *packed, pc) == loops.language_scores(
         data, nextmove, row, output, ptc, pc
     )
+
+
+def test_bytes_share_a_class_by_their_columns_not_their_digests(monkeypatch) -> None:
+    class Colliding:  # every column's digest the same: only the columns tell classes apart
+        def __init__(self, data: bytes) -> None:
+            pass
+
+        def digest(self) -> bytes:
+            return b"same"
+
+    monkeypatch.setattr(language_dfa.hashlib, "blake2b", Colliding)
+    nextmove = array("I", [0] * 512)
+    nextmove[ord("a")] = nextmove[256 + ord("a")] = 1
+    nextmove[256 + ord("b")] = 2
+    ptc = np.array([[0.0, -4.0]], dtype=np.float16)
+    output = np.array([-1, -1, 0], dtype=np.int32)
+    packed = ascii_packed(nextmove, array("H", [0, 1, 0]), output, ptc)
+    assert packed is not None and packed.table.shape[1] == 3  # "a", "b" and the rest
+    pc = np.zeros(2, dtype=np.float32)
+    for data in (b"ab", b"ba", b"aab", b"xyz"):
+        whole = loops.language_scores(data, nextmove, array("H", [0, 1, 0]), output, ptc, pc)
+        assert loops.language_scores_ascii(data, *packed, pc) == whole
 
 
 def test_a_feature_past_the_table_is_not_packed() -> None:

@@ -39,11 +39,13 @@ ASCII text).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 import numpy as np
 
 ASCII = 128
+CHUNK = 1024  # states a step of the search reads at once
 
 
 class AsciiPacked(NamedTuple):
@@ -64,49 +66,61 @@ def ascii_packed(nextmove: Any, row: Any, output: Any, ptc: np.ndarray) -> Ascii
     ``output``: each state's feature, a row of ``ptc``, or -1 for none) restricted to the
     states ASCII text reaches from state 0, packed (see the module); None where the packed
     entries do not fit 32 bits (more packed rows than ``2 ** (32 - shift)``), ASCII has over
-    255 classes, or a state ASCII reaches has a feature past ``ptc``'s rows."""
+    255 classes, or a state ASCII reaches has a feature past ``ptc``'s rows.
+
+    Worked a slice at a time (:data:`CHUNK` states, or one byte's column, a byte's class
+    found by its column's digest): whole-table temporaries, or every class's column kept
+    while the classes were found, stayed in the process's heap once freed, some 14-20 MB
+    of resident memory for good."""
     moves = np.frombuffer(memoryview(nextmove).cast("B"), dtype=np.uint32).reshape(-1, 256)
     rows = np.asarray(row, dtype=np.intp)
-    features = np.asarray(output, dtype=np.int64)
+    features = np.asarray(output)
     reached = np.zeros(len(rows), dtype=bool)
     reached[0] = True
     frontier = np.array([0])
     while frontier.size:  # breadth first, a level of states at a time (marks, not sorts)
         level = np.zeros(len(rows), dtype=bool)
-        level[moves[rows[frontier], :ASCII]] = True
+        for at in range(0, frontier.size, CHUNK):
+            level[moves[rows[frontier[at : at + CHUNK]], :ASCII]] = True
         level &= ~reached
         reached |= level
         frontier = np.flatnonzero(level)
     read = np.zeros(len(moves), dtype=bool)
     read[rows[reached]] = True
     kept = np.flatnonzero(read)  # the rows ASCII text reads, in their order
-    packed_row = np.full(len(moves), -1, dtype=np.int64)
-    packed_row[kept] = np.arange(kept.size)
-    columns = moves[kept, :ASCII]
-    class_of: dict[bytes, int] = {}
-    classes = bytearray(ASCII)
     firsts: list[int] = []  # a byte of each class
+    classes = bytearray(ASCII)
+    class_of: dict[bytes, list[int]] = {}  # a column's digest: the classes with it
     for byte in range(ASCII):
-        key = columns[:, byte].tobytes()
-        if key not in class_of:
-            class_of[key] = len(firsts)
+        column = moves[kept, byte]
+        same = class_of.setdefault(hashlib.blake2b(column.tobytes()).digest(), [])
+        found = next((c for c in same if np.array_equal(moves[kept, firsts[c]], column)), None)
+        if found is None:
+            found = len(firsts)
             firsts.append(byte)
-        classes[byte] = class_of[key]
-    following = columns[:, firsts].astype(np.int64)  # next state by (packed row, class)
-    reads = features[following]
-    if reads.size and reads.max() >= len(ptc):  # the full walk refuses such tables
-        return None
+            same.append(found)
+        classes[byte] = found
     reaches = np.zeros(len(ptc), dtype=bool)
-    reaches[reads[reads >= 0]] = True  # a negative output is none, as the full walk reads it
+    for byte in firsts:
+        reads = features[moves[kept, byte]]
+        if reads.size and reads.max() >= len(ptc):  # the full walk refuses such tables
+            return None
+        reaches[reads[reads >= 0]] = True  # a negative output is none, as the walk reads it
     used = np.flatnonzero(reaches)  # the features ASCII reaches, in their order
     # a feature plus one below the row: the renumbered features, 0 for none
     shift = max(1, int(used.size).bit_length())
     if len(firsts) > 255 or shift > 31 or kept.size > 1 << (32 - shift):
         return None
-    renumbered = np.cumsum(reaches)[np.maximum(reads, 0)]  # the same order: the same sums
-    table = (packed_row[rows[following]] << shift) | np.where(reads < 0, 0, renumbered)
-    table = np.ascontiguousarray(table, dtype=np.uint32)  # row by row, as the C reads it
+    packed_row = np.zeros(len(moves), dtype=np.uint32)
+    packed_row[kept] = np.arange(kept.size, dtype=np.uint32)
+    plus_one = np.cumsum(reaches, dtype=np.uint32)  # the same order: the same sums
+    table = np.empty((kept.size, len(firsts)), dtype=np.uint32)
+    for c, byte in enumerate(firsts):
+        states = moves[kept, byte]
+        reads = features[states]
+        renumbered = np.where(reads < 0, 0, plus_one[np.maximum(reads, 0)])
+        table[:, c] = (packed_row[rows[states]] << np.uint32(shift)) | renumbered
     return AsciiPacked(bytes(classes), table, int(packed_row[rows[0]]), shift, ptc[used])
 
 
-__all__ = ["ASCII", "AsciiPacked", "ascii_packed"]
+__all__ = ["ASCII", "CHUNK", "AsciiPacked", "ascii_packed"]
