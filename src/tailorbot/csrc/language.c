@@ -49,6 +49,20 @@ static void visit(Visits *v, Py_ssize_t feature) {
     v->n++;
 }
 
+/* a state's `feature` counted in `v` (none where negative): -1 with ValueError (`refusal`)
+ * where it is not a row of the table's `n_features` */
+static int reached(Visits *v, Py_ssize_t feature, Py_ssize_t n_features, const char *refusal) {
+    if (feature < 0) {
+        return 0;
+    }
+    if (feature >= n_features) {
+        PyErr_SetString(PyExc_ValueError, refusal);
+        return -1;
+    }
+    visit(v, feature);
+    return 0;
+}
+
 /* the walk over `data` (len bytes) into `v`; -1 with an exception set where the tables do
  * not fit each other */
 static int walk(const unsigned char *data, Py_ssize_t len, const Py_buffer *nextmove,
@@ -65,13 +79,8 @@ static int walk(const unsigned char *data, Py_ssize_t len, const Py_buffer *next
             PyErr_SetString(PyExc_ValueError, "the DFA's tables do not fit each other");
             return -1;
         }
-        Py_ssize_t feature = out[state];
-        if (feature >= 0) {
-            if (feature >= n_features) {
-                PyErr_SetString(PyExc_ValueError, "a DFA output is not a row of the table");
-                return -1;
-            }
-            visit(v, feature);
+        if (reached(v, out[state], n_features, "a DFA output is not a row of the table") < 0) {
+            return -1;
         }
     }
     return 0;
@@ -236,14 +245,10 @@ static int walk_ascii(const unsigned char *data, Py_ssize_t len, const unsigned 
             return -1;
         }
         uint32_t entry = entries[row * n_classes + c];
-        Py_ssize_t feature = (Py_ssize_t)(entry & mask) - 1;
         row = (Py_ssize_t)(entry >> shift);
-        if (feature >= 0) {
-            if (feature >= n_features) {
-                PyErr_SetString(PyExc_ValueError, "a packed output is not a row of the table");
-                return -1;
-            }
-            visit(v, feature);
+        Py_ssize_t feature = (Py_ssize_t)(entry & mask) - 1;
+        if (reached(v, feature, n_features, "a packed output is not a row of the table") < 0) {
+            return -1;
         }
     }
     return 0;
