@@ -22,15 +22,14 @@ pytestmark = needs_build
 def compiled() -> CompiledIdentifier:
     identifier = _identifier(DEFAULT_LANGUAGES)
     assert isinstance(identifier, CompiledIdentifier)
-    assert identifier.ascii_tables is not None  # py3langid's model packs
+    assert identifier.ascii is not None  # py3langid's model packs
     return identifier
 
 
 def both(identifier: CompiledIdentifier, data: bytes) -> tuple[object, object]:
-    return (
-        identifier.ascii_scores(data, *identifier.ascii_tables),  # type: ignore[misc]
-        identifier.scores(data, *identifier.tables),
-    )
+    assert identifier.ascii is not None
+    scores, tables = identifier.ascii
+    return scores(data, *tables), identifier.scores(data, *identifier.tables)
 
 
 def test_every_banking_message_answers_as_the_whole_dfa(compiled) -> None:
@@ -50,7 +49,7 @@ def test_any_ascii_text_answers_as_the_whole_dfa(compiled, text: str) -> None:
 
 
 def test_the_packed_tables_are_smaller(compiled) -> None:
-    classes, table, _, _, ptc, _ = compiled.ascii_tables
+    classes, table, _, _, ptc, _ = compiled.ascii[1]
     nextmove, _, _, whole_ptc, _ = compiled.tables
     assert table.nbytes < len(nextmove) * nextmove.itemsize / 5
     assert ptc.shape[0] < whole_ptc.shape[0] and ptc.shape[1] == whole_ptc.shape[1]
@@ -59,13 +58,13 @@ def test_the_packed_tables_are_smaller(compiled) -> None:
 
 def test_classify_walks_the_packed_dfa_for_ascii_text_only(compiled, monkeypatch) -> None:
     calls: list[bytes] = []
-    packed_scores = compiled.ascii_scores
+    packed_scores, packed = compiled.ascii
 
     def counted(data: bytes, *tables: object) -> tuple[int, float]:
         calls.append(data)
-        return packed_scores(data, *tables)  # type: ignore[misc]
+        return packed_scores(data, *tables)
 
-    monkeypatch.setattr(compiled, "ascii_scores", counted)
+    monkeypatch.setattr(compiled, "ascii", (counted, packed))
     assert compiled.classify("Where is my card? It has not arrived.")[0] == "en"
     assert compiled.classify("Où est ma carte ? Je l'ai commandée.")[0] == "fr"
     assert calls == [b"Where is my card? It has not arrived."]

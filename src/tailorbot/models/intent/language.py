@@ -114,16 +114,15 @@ class CompiledIdentifier:
         tables: tuple[Any, ...],
         encode: Callable[[str], bytes],
         scores: Callable[..., tuple[int, float]],
-        ascii_tables: tuple[Any, ...] | None = None,
-        ascii_scores: Callable[..., tuple[int, float]] | None = None,
+        ascii: tuple[Callable[..., tuple[int, float]], tuple[Any, ...]] | None = None,
     ) -> None:
         self.classes = tuple(classes)
         self.tables = tables
         self.encode = encode  # py3langid's own: the bytes its classify reads
         self.scores = scores  # the compiled language_scores
-        # ASCII text through the DFA packed for it (language_dfa.py), where it packs
-        self.ascii_tables = ascii_tables
-        self.ascii_scores = ascii_scores
+        # ASCII text's (language_scores_ascii, the DFA packed for it: language_dfa.py),
+        # where the DFA packs
+        self.ascii = ascii
 
     @classmethod
     def of(cls, identifier: Any) -> CompiledIdentifier | None:
@@ -148,17 +147,17 @@ class CompiledIdentifier:
             (*tables, ptc, pc),
             identifier._encode,
             loops.language_scores,
-            None if packed is None else (*packed, pc),
-            loops.language_scores_ascii,
+            None if packed is None else (loops.language_scores_ascii, (*packed, pc)),
         )
 
     def classify(self, text: str) -> tuple[str, float]:
         """The most probable language of ``text`` and its normalized probability."""
         data = self.encode(text)
-        if self.ascii_tables is not None and data.isascii():
-            index, probability = self.ascii_scores(data, *self.ascii_tables)  # type: ignore[misc]
+        if self.ascii is not None and data.isascii():
+            scores, tables = self.ascii
         else:
-            index, probability = self.scores(data, *self.tables)
+            scores, tables = self.scores, self.tables
+        index, probability = scores(data, *tables)
         return self.classes[index], probability
 
 

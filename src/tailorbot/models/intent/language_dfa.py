@@ -15,9 +15,9 @@ index) shifted left by ``shift``, and the next state's feature plus one (0: none
 low ``shift`` bits. One load a byte from a table of 5.7 MB. The features ASCII text reaches
 (43,798 of 100,053) are renumbered in order, their rows of the scores copied together (613 KB
 of float16 where the whole table is 1.4 MB). The same transitions and the same features in
-the same order, so the same counts, summed in the same order: the same scores (tests/models/intent/
-test_language_compiled.py compares the two walks on every Banking77 message and on random
-ASCII text).
+the same order, so the same counts, summed in the same order: the same scores
+(tests/models/intent/test_language_dfa.py compares the two walks on every Banking77 message,
+on random ASCII text and on random automata).
 
 >>> from array import array
 >>> import numpy as np
