@@ -1,7 +1,5 @@
 # Types of the compiled extension built from csrc/ (see setup.py).
-from typing import Any, TypeVar
-
-_T = TypeVar("_T")
+from typing import Any
 
 class NgramScorer:
     def __init__(
