@@ -80,6 +80,8 @@ def count_instructions(subject: str, args: argparse.Namespace) -> int:
                 "--model-dir", str(args.model_dir), "--history", str(args.history),
                 "--reported", str(args.reported),
                 "--feedback-batch", str(args.feedback_batch),
+                *(() if args.decision_threads is None
+                  else ("--decision-threads", str(args.decision_threads))),
             ],
             tmp,
         )  # fmt: skip
@@ -165,7 +167,9 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
     from tailorbot.services.decisions.schemas import PersonalizeRequest
 
     history = request_bodies(args.users, args.history)
-    started = started_app(args.model_dir, history=history, reported=args.reported)
+    started = started_app(
+        args.model_dir, args.decision_threads, history=history, reported=args.reported
+    )
     async with started as (app, decider):
         recorder = decider.recorder
         recorder.batch, recorder.flush_s = args.record_batch, 3600.0  # batches by size alone
@@ -220,6 +224,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/tailorbot-bench-model"))
     ap.add_argument("--log-url", help="e.g. redis://127.0.0.1:6379/0 (default: embedded)")
     ap.add_argument("--store-url", help="e.g. redis://127.0.0.1:6379/0 (default: embedded)")
+    ap.add_argument(
+        "--decision-threads",
+        type=int,
+        default=None,
+        help="the server's setting (unset: its default, one thread on the embedded store; "
+        "0: decisions on the event loop, as personalize.py --decision-threads 0 runs them)",
+    )
     add_history_arg(ap)
     ap.add_argument("--child", choices=SUBJECTS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
