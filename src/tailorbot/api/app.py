@@ -67,6 +67,7 @@ from tailorbot.api.routers import (
 from tailorbot.api.schemas import events_openapi
 from tailorbot.api.server_metrics import server_registry
 from tailorbot.api.shedding import LoadShedMiddleware
+from tailorbot.api.state import AppState
 from tailorbot.config import Settings
 from tailorbot.metrics import Metrics
 from tailorbot.runtime import Runtime
@@ -172,6 +173,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.state = AppState()  # read on every request: its values as plain attributes
     app.state.settings = settings
     app.state.metrics = metrics
     # the whole server's figures, summed over the processes of `serve --workers N`
