@@ -444,6 +444,27 @@ def test_posterior_moment_is_numpys_to_rounding() -> None:
         loops.posterior_moment([1.0, "x"], np.eye(2), np.zeros(2))
 
 
+@needs_build
+def test_posterior_moment_adds_each_column_in_row_order() -> None:
+    """The width's sums in one order, bit for bit, whatever columns one pass takes: each
+    column's rows added first to last, then the columns first to last (sizes around the
+    passes of four columns, and past them)."""
+    assert loops is not None
+    rng = np.random.default_rng(12)
+    for d in (*range(1, 14), 25, 70):
+        for _ in range(5):
+            a_inv = rng.normal(size=(d, d)) * 10.0 ** rng.integers(-3, 4, size=(d, d))
+            row = (rng.normal(size=d) * 10.0 ** rng.integers(-3, 4, size=d)).tolist()
+            quadratic = 0.0
+            for j in range(d):
+                column = 0.0
+                for i in range(d):
+                    column += row[i] * float(a_inv[i, j])
+                quadratic += column * row[j]
+            _, width = loops.posterior_moment(row, a_inv, np.zeros(d))
+            assert width == math.sqrt(max(quadratic, 0.0)), d
+
+
 def _bandit_with_history() -> LinUCB:
     rng = np.random.default_rng(7)
     bandit = LinUCB(features=[f"f{i}" for i in range(6)], alpha=1.0)
