@@ -17,7 +17,9 @@ Subjects, in one process without the network (as decision_profile.py):
 
 * ``reference``: the trivial FastAPI route of reference_app.py through an in-process ASGI
   client (the ratio to it is the figure to compare across versions of the stack);
-* ``asgi``: the whole app (middleware, the lean route, the decision thread, the JSON body);
+* ``asgi``: the whole app (middleware, the lean route, the decision thread, the JSON body;
+  with ``--decision-threads 0`` the decision on the event loop, as personalize.py's runs
+  with that option have it);
 * ``stack``: the same app with the decision replaced by one answer made before counting
   (the HTTP stack's own share of ``asgi``: middleware, body, validation, the JSON answer);
 * ``decision``: ``DecisionService.personalize_payload`` alone;
@@ -30,7 +32,8 @@ Subjects, in one process without the network (as decision_profile.py):
 
 Every thread counts, so ``asgi`` and ``decision`` include the decision recorder: it writes
 batches of exactly ``--record-batch`` decisions (under valgrind a decision takes ~50x longer,
-so the time-based linger would write batches of one or two), and its last write is counted.
+so the time-based linger would write batches of one or two); what the warm-up queued is
+written before counting starts, and the counted requests' last write is counted.
 What instructions cannot show: the kernel (sockets, file writes), the HTTP server (uvicorn's
 parsing: personalize.py measures those over real HTTP), and what memory stalls cost (a
 product over a large matrix counts few instructions for its time). The users have history
@@ -58,6 +61,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _callgrind import control, quiet_background, run_counted
@@ -108,18 +112,25 @@ def child(args: argparse.Namespace) -> None:
     asyncio.run(_tailorbot(args, bodies))
 
 
-async def _asgi_requests(app: object, bodies: list[bytes], path: str = PATH) -> None:
+async def _asgi_requests(
+    app: object, bodies: list[bytes], path: str = PATH, settle: Callable[[], None] = lambda: None
+) -> None:
+    """``bodies`` through ``app``, counted from the first after the warm-up; ``settle`` is
+    called before counting starts."""
     from decision_profile import call
 
     for i, body in enumerate(bodies):
         if i == WARMUP:
+            settle()
             control("--instr=on")
         status, answer = await call(app, path, body)  # type: ignore[arg-type]
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
 
 
-async def _stack_requests(app: object, decider: object, bodies: list[bytes]) -> None:
+async def _stack_requests(
+    app: object, decider: object, bodies: list[bytes], settle: Callable[[], None]
+) -> None:
     """The requests through the whole app, each answered with one decision's answer made
     first: what the app costs around the decision."""
     import tailorbot.api.fast as fast
@@ -131,7 +142,7 @@ async def _stack_requests(app: object, decider: object, bodies: list[bytes]) -> 
         return answer
 
     fast.run_personalize = answered  # type: ignore[assignment]
-    await _asgi_requests(app, bodies)
+    await _asgi_requests(app, bodies, settle=settle)
 
 
 async def _feedback_reports(app: object, decider: object, bodies: list[bytes]) -> list[bytes]:
@@ -180,14 +191,24 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
         # same code's count over 300 requests by 23 k (thirty-fifth session)
         gc.collect()
         gc.freeze()
+
+        def written() -> None:
+            # The warm-up's decisions written before counting starts: the recorder's thread
+            # lags behind the requests under valgrind, and however many of its batches were
+            # still queued were written in the counted window (the same code's count moved
+            # by 80 k a request from run to run)
+            if not recorder.flush(timeout_s=600):
+                raise RuntimeError("the decision recorder did not flush")
+
         if args.child == "asgi":
-            await _asgi_requests(app, bodies)
+            await _asgi_requests(app, bodies, settle=written)
         elif args.child == "stack":
-            await _stack_requests(app, decider, bodies)
+            await _stack_requests(app, decider, bodies, written)
         elif args.child == "feedback":
             from feedback_load import PATH as FEEDBACK_PATH
 
-            await _asgi_requests(app, await _feedback_reports(app, decider, bodies), FEEDBACK_PATH)
+            reports = await _feedback_reports(app, decider, bodies)
+            await _asgi_requests(app, reports, FEEDBACK_PATH, settle=written)
         elif args.child == "feedback-batch":
             _feedback_batches(
                 decider, await _feedback_reports(app, decider, bodies), args.feedback_batch
@@ -197,6 +218,7 @@ async def _tailorbot(args: argparse.Namespace, bodies: list[bytes]) -> None:
             predict = decider.models.intent.predict_one
             for i, request in enumerate(requests):
                 if i == WARMUP:
+                    written()
                     control("--instr=on")
                 if args.child == "intent":
                     predict(request.message)
