@@ -41,12 +41,21 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from _harness import add_backend_args, machine, quiet_collector, server_for
+from _harness import (
+    REPORTED,
+    add_backend_args,
+    count_arg,
+    machine,
+    quiet_collector,
+    server_for,
+    share_arg,
+)
 from cpu import pin_one_core
 from feedback_load import personalize_load
 from personalize import (
     add_load_args,
     ensure_model,
+    prepare,
     request_bodies,
     server_samples,
     thread_cpu,
@@ -124,7 +133,10 @@ def stage_shares(raw: str) -> tuple[int, dict[str, float]]:
 
 def run(args: argparse.Namespace, bodies: list[bytes]) -> dict:
     with tempfile.TemporaryDirectory(prefix="tb-bench-sampled-") as data_dir:
-        shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
+        if args.history:  # the users' state, as personalize.py --history prepares it
+            prepare(args, Path(data_dir))
+        else:
+            shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
         with server_for(args, data_dir=data_dir) as (url, _, backends, pid):
             host, port = url.removeprefix("http://").split(":")
 
@@ -170,6 +182,9 @@ def run(args: argparse.Namespace, bodies: list[bytes]) -> dict:
         "rate": args.rate,
         "seconds": args.seconds,
         "feedback_share": args.feedback_share,
+        "history": f"{args.history:,} decisions, {args.reported:.0%} reported on, a CF model"
+        if args.history
+        else "none (a fresh data dir)",
         "requests": served,
         "event_loop_cpu_us_per_request": round(loop_us, 1),
         "event_loop_samples": loop_samples,
@@ -185,11 +200,26 @@ def main() -> None:
     add_load_args(ap, rate=1000.0)
     ap.add_argument("--sample-rate", type=int, default=250, help="py-spy samples a second")
     ap.add_argument("--samples-out", type=Path, help="keep py-spy's raw stacks in this file")
+    ap.add_argument(
+        "--history",
+        type=count_arg,
+        default=0,
+        help="as personalize.py --history: decisions made, applied and reported on before the "
+        "server starts (embedded backends only here; default 0: a fresh data dir)",
+    )
+    ap.add_argument(
+        "--reported",
+        type=share_arg,
+        default=REPORTED,
+        help=f"with --history, the share of it reported on (default {REPORTED})",
+    )
     add_backend_args(ap)
     ap.set_defaults(decision_threads=0)
     args = ap.parse_args()
     if args.seconds < 3:
         ap.error("--seconds must be at least 3")
+    if args.history and (args.log_url or args.store_url):
+        ap.error("--history prepares the embedded backends only here")
     py_spy()  # before the server starts
     pin_one_core(ap, args)  # the server on one core, as personalize.py --pin
     ensure_model(Path(args.model_dir))
