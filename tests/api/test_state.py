@@ -75,11 +75,12 @@ def _python_calls(read: Callable[[], object]) -> list[str]:
     def trace(frame: FrameType, event: str, arg: object) -> None:
         called.append(frame.f_code.co_qualname)
 
+    previous = sys.gettrace()  # a debugger's or a coverage tool's, put back after
     sys.settrace(trace)  # type: ignore[arg-type]
     try:
         read()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return called
 
 
