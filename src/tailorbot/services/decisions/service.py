@@ -267,13 +267,15 @@ class DecisionService:
             request.user_id, request.session_id, request.context.channel, template.id,
             (variant, propensity, context), arm, view is not None and arm == PERSONALIZED_ARM,
             models.versions,
-            intent=prediction.name,
-            confidence=prediction.confidence,
-            fallback=fallback.reason,
-            language=prediction.language,
-            follow_up=prediction.follow_up,
-            articles=[a.article_id for a in articles],
-            reply_article=about.article_id if about is not None else None,
+            {
+                "intent": prediction.name,
+                "confidence": prediction.confidence,
+                "fallback": fallback.reason,
+                "language": prediction.language,
+                "follow_up": prediction.follow_up,
+                "articles": [a.article_id for a in articles],
+                "reply_article": about.article_id if about is not None else None,
+            },
             created_at=received_at,
             experiment=self.experiment.name,
         )  # fmt: skip
@@ -349,7 +351,8 @@ class DecisionService:
         record = decision_record(
             user_id, session_id, channel, template.id, (variant, propensity, context), arm,
             view is not None and arm == PERSONALIZED_ARM, models.versions,
-            intent=None, articles=[], created_at=received_at, experiment=self.experiment.name,
+            {"intent": None, "articles": []}, created_at=received_at,
+            experiment=self.experiment.name,
         )  # fmt: skip
         with backend_errors():
             written = self.stores.decisions.put(record["decision_id"], user_id, record)
