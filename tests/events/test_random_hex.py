@@ -88,24 +88,30 @@ def test_a_forked_child_does_not_repeat_its_parents_digits() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
-def test_a_child_forked_while_another_thread_draws_can_draw() -> None:
-    draw = RandomHex(10)
+def test_a_child_forked_while_another_thread_refills_can_draw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draw = RandomHex(10, block_bytes=10)  # one chunk a block: the next draw refills
     draw()
-    holding, release = threading.Event(), threading.Event()
+    inside, release = threading.Event(), threading.Event()
+    urandom = os.urandom
 
-    def hold() -> None:
-        with draw._lock:  # as a thread in the middle of a draw at the fork
-            holding.set()
+    def held(size: int) -> bytes:
+        if threading.current_thread() is thread:  # only the parent's drawing thread waits
+            inside.set()
             release.wait()
+        return urandom(size)
+
+    monkeypatch.setattr(random_hex.os, "urandom", held)
 
     def let_go() -> None:
         release.set()
         thread.join()
 
-    thread = threading.Thread(target=hold)
+    thread = threading.Thread(target=draw)
     thread.start()
-    holding.wait()
-    child = _drawn_in_child(draw, meanwhile=let_go)  # an inherited held lock would hang it
+    inside.wait()
+    child = _drawn_in_child(draw, meanwhile=let_go)  # a draw half done in the parent
     assert len(child) == 20
 
 
