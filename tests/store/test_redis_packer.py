@@ -57,7 +57,9 @@ def wire(chunks: list[Any]) -> bytes:
     return b"".join(bytes(chunk) for chunk in chunks)
 
 
-@pytest.mark.parametrize("value", ARGUMENTS, ids=lambda v: type(v).__name__ + ":" + repr(v)[:20])
+@pytest.mark.parametrize(
+    "value", ARGUMENTS, ids=[f"{n}-{type(v).__name__}" for n, v in enumerate(ARGUMENTS)]
+)
 def test_each_argument_is_sent_as_redis_py_sends_it(value: object) -> None:
     ours, theirs = OneCallPacker(), redis_py_packer()
     for command in ("SET", b"SET"):
@@ -80,7 +82,9 @@ def test_a_command_of_several_words_is_split_as_redis_py_splits_it() -> None:
     assert wire(OneCallPacker().pack("CONFIG GET", "x")).startswith(b"*3\r\n")
 
 
-@pytest.mark.parametrize("value", [True, None, object(), [1], {"a": 1}])
+@pytest.mark.parametrize(
+    "value", [True, None, object(), [1], {"a": 1}], ids=["bool", "none", "object", "list", "dict"]
+)
 def test_what_redis_py_refuses_is_refused_alike(value: object) -> None:
     with pytest.raises(redis.DataError):
         OneCallPacker().pack("SET", "key", value)
