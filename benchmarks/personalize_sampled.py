@@ -36,7 +36,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
@@ -55,8 +54,8 @@ from feedback_load import personalize_load
 from personalize import (
     add_load_args,
     ensure_model,
-    prepare,
     request_bodies,
+    server_data,
     server_samples,
     thread_cpu,
     warm_up,
@@ -132,48 +131,45 @@ def stage_shares(raw: str) -> tuple[int, dict[str, float]]:
 
 
 def run(args: argparse.Namespace, bodies: list[bytes]) -> dict:
-    with tempfile.TemporaryDirectory(prefix="tb-bench-sampled-") as data_dir:
-        if args.history:  # the users' state, as personalize.py --history prepares it
-            prepare(args, Path(data_dir))
-        else:
-            shutil.copytree(Path(args.model_dir) / "models", Path(data_dir) / "models")
-        with server_for(args, data_dir=data_dir) as (url, _, backends, pid):
-            host, port = url.removeprefix("http://").split(":")
+    # the models, and with --history the users' state, as personalize.py prepares them
+    with (
+        server_data(args) as data_dir,
+        server_for(args, data_dir=str(data_dir)) as (url, _, backends, pid),
+    ):
+        host, port = url.removeprefix("http://").split(":")
 
-            def load(seconds: float) -> int:
-                result, _, _ = personalize_load(
-                    host, int(port), lambda i: bodies[i % len(bodies)], rate=args.rate,
-                    seconds=seconds, share=args.feedback_share,
-                )  # fmt: skip
-                return len(result.latencies_s)
+        def load(seconds: float) -> int:
+            result, _, _ = personalize_load(
+                host, int(port), lambda i: bodies[i % len(bodies)], rate=args.rate,
+                seconds=seconds, share=args.feedback_share,
+            )  # fmt: skip
+            return len(result.latencies_s)
 
-            warm_up(pid, args, lambda: load(args.warmup_seconds))
-            out = Path(data_dir) / "samples.txt"
-            before = thread_cpu(server_samples(url))
-            # the sampler starts with the load and stops a second before it ends
-            spy = sample(pid, args.seconds - 1, args.sample_rate, out)
-            stderr: list[bytes] = []
-            reader = threading.Thread(target=lambda: stderr.append(spy.stderr.read()))  # type: ignore[union-attr]
-            reader.start()
-            with quiet_collector():
-                served = max(1, load(args.seconds))
-            after = thread_cpu(server_samples(url))
-            try:
-                spy.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
-            reader.join()
-            said = b"".join(stderr).decode(errors="replace")[-2000:]
-            if not out.exists():
-                raise SystemExit(f"py-spy wrote no samples: {said}")
-            loop_samples, shares = stage_shares(out.read_text())
-            if not loop_samples:
-                raise SystemExit(
-                    f"no sample of the server's event loop (uvicorn's Server.run): {said}"
-                )
-            if args.samples_out is not None:  # for a flame graph, or a stage not listed here
-                shutil.copyfile(out, args.samples_out)
+        warm_up(pid, args, lambda: load(args.warmup_seconds))
+        out = data_dir / "samples.txt"
+        before = thread_cpu(server_samples(url))
+        # the sampler starts with the load and stops a second before it ends
+        spy = sample(pid, args.seconds - 1, args.sample_rate, out)
+        stderr: list[bytes] = []
+        reader = threading.Thread(target=lambda: stderr.append(spy.stderr.read()))  # type: ignore[union-attr]
+        reader.start()
+        with quiet_collector():
+            served = max(1, load(args.seconds))
+        after = thread_cpu(server_samples(url))
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+        reader.join()
+        said = b"".join(stderr).decode(errors="replace")[-2000:]
+        if not out.exists():
+            raise SystemExit(f"py-spy wrote no samples: {said}")
+        loop_samples, shares = stage_shares(out.read_text())
+        if not loop_samples:
+            raise SystemExit(f"no sample of the server's event loop (uvicorn's Server.run): {said}")
+        if args.samples_out is not None:  # for a flame graph, or a stage not listed here
+            shutil.copyfile(out, args.samples_out)
     loop_us = (after.get("MainThread", 0.0) - before.get("MainThread", 0.0)) / served * 1e6
     return {
         "benchmark": "personalize_sampled",
