@@ -446,9 +446,9 @@ def test_posterior_moment_is_numpys_to_rounding() -> None:
 
 @needs_build
 def test_posterior_moment_adds_each_column_in_row_order() -> None:
-    """The width's sums in one order, bit for bit, whatever columns one pass takes: each
-    column's rows added first to last, then the columns first to last (sizes around the
-    passes of four columns, and past them)."""
+    """The width's sums in one order, bit for bit: each column's rows added first to last,
+    then the columns first to last (sizes 1 to 13 and two larger: a loop that takes several
+    columns a pass, as a faster width might, fails here unless it keeps this order)."""
     assert loops is not None
     rng = np.random.default_rng(12)
     for d in (*range(1, 14), 25, 70):
