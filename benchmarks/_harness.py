@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tailorbot.api.server import free_port
+from tailorbot.api.server import held_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,7 +223,8 @@ def tailorbot_server(
 ) -> Iterator[tuple[str, str, int]]:
     """Run `tailorbot serve --worker WORKER` in a subprocess on a fresh data dir; yield (base
     URL, metrics URL, server pid). The worker's metrics are part of the server's /metrics."""
-    port = free_port()
+    holder = held_port()  # the port kept until the server listens on it
+    port = holder.getsockname()[1]
     cli = str(Path(sys.executable).parent / "tailorbot")
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
         directory = data_dir or tmp
@@ -239,7 +240,10 @@ def tailorbot_server(
             proc = subprocess.Popen(args, env=full_env, stdout=sink, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(url + "/healthz", proc, log)
+            try:
+                wait_ready(url + "/healthz", proc, log)
+            finally:
+                holder.close()
             wait_worker(url, proc)
             yield url, url, proc.pid
         finally:

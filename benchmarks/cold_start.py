@@ -25,11 +25,12 @@ import httpx
 from _harness import machine
 from personalize import ensure_model
 
-from tailorbot.api.server import free_port
+from tailorbot.api.server import held_port
 
 
 def one_start(model_dir: Path) -> dict[str, float]:
-    port = free_port()
+    holder = held_port()  # the port kept until the server listens on it
+    port = holder.getsockname()[1]
     cli = str(Path(sys.executable).parent / "tailorbot")
     with tempfile.TemporaryDirectory(prefix="tb-cold-") as data_dir:
         shutil.copytree(model_dir / "models", Path(data_dir) / "models")
@@ -41,7 +42,10 @@ def one_start(model_dir: Path) -> dict[str, float]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            healthy = _first_ok(lambda: httpx.get(url + "/healthz", timeout=1), started, proc)
+            try:
+                healthy = _first_ok(lambda: httpx.get(url + "/healthz", timeout=1), started, proc)
+            finally:
+                holder.close()
             body = {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}
             answered = _first_ok(
                 lambda: httpx.post(url + "/v1/personalize", json=body, timeout=30), started, proc

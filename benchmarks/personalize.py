@@ -97,7 +97,7 @@ from cpu import (
 from feedback_load import FeedbackStream, add_share_option, personalize_load
 from loadgen import LoadResult
 
-from tailorbot.api.server import free_port
+from tailorbot.api.server import held_port
 from tailorbot.config import Settings
 from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model
@@ -154,7 +154,8 @@ def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[st
 
     @contextlib.contextmanager
     def run() -> Iterator[tuple[str, int]]:
-        port = free_port()
+        holder = held_port()  # the port kept until the server listens on it
+        port = holder.getsockname()[1]
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -174,7 +175,10 @@ def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[st
             stderr=subprocess.PIPE,
         )
         try:
-            wait_ready(f"http://127.0.0.1:{port}/docs", proc)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/docs", proc)
+            finally:
+                holder.close()
             yield f"http://127.0.0.1:{port}", proc.pid
         finally:
             proc.terminate()

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tailorbot.api.server import free_port
+from tailorbot.api.server import free_port, held_port
 from tailorbot.cli import app
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
@@ -76,11 +76,15 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `tailorbot serve` process (with its in-process stream worker)."""
-    port = free_port()
+    holder = held_port()  # the port kept from other sockets until the server listens
+    port = holder.getsockname()[1]
     process = _start(["serve", "--port", str(port)], tmp_path_factory.mktemp("serve"))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
+        try:
+            wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
+        finally:
+            holder.close()
         assert process.poll() is None, _stop(process)[1]
         yield url
     finally:
@@ -205,8 +209,7 @@ def test_worker_applies_events_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "worker stopped" in output and "Traceback" not in output
 
 
-def test_serve_with_two_processes(tmp_path: Path) -> None:
-    port = free_port()
+def test_serve_with_two_processes(tmp_path: Path, port: int) -> None:
     process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -274,8 +277,7 @@ def _sockets(folder: Path, count: int) -> list[Path]:
     return found if len(found) == count else []
 
 
-def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path) -> None:
-    port = free_port()
+def test_two_processes_answer_the_sum_of_their_metrics(tmp_path: Path, port: int) -> None:
     process = _start(["serve", "--port", str(port), "--workers", "2"], tmp_path)
     url = f"http://127.0.0.1:{port}"
     route_ok = 'tailorbot_responses_total{route="/v1/users/{user_id}",status="200"}'

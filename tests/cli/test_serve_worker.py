@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.log import open_log
 from tests.api.support import message, wait_until
@@ -51,8 +50,9 @@ def _applied(url: str) -> float:
     return 0.0
 
 
-def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path: Path) -> None:
-    port = free_port()
+def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(
+    tmp_path: Path, port: int
+) -> None:
     process = _start(["serve", "--port", str(port)], tmp_path)
     url = f"http://127.0.0.1:{port}"
     settings = Settings.load(data_dir=tmp_path)
@@ -115,9 +115,8 @@ def test_the_worker_runs_in_its_own_process_and_comes_back_when_killed(tmp_path:
     assert "Traceback" not in output
 
 
-def test_a_server_killed_outright_takes_its_worker_down(tmp_path: Path) -> None:
+def test_a_server_killed_outright_takes_its_worker_down(tmp_path: Path, port: int) -> None:
     """SIGKILL leaves no time to stop the worker: the kernel signals it (PR_SET_PDEATHSIG)."""
-    port = free_port()
     process = _start(["serve", "--port", str(port)], tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,7 +5,9 @@ write to the real stderr, and a command that does not fail must not hang the tes
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tailorbot.api.server import free_port
+from tailorbot.api.server import free_port, held_port
 from tests.cli.support import one_error_line
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")
@@ -63,6 +65,36 @@ def test_serve_with_a_control_variant_the_kb_lacks_refuses_to_start(tmp_path: Pa
 def test_serve_on_a_port_in_use_names_it(tmp_path: Path, busy_port: int) -> None:
     args = ["serve", "--port", str(busy_port), "--worker", "none", "--data-dir", str(tmp_path)]
     _one_line_error(_run(args), f"127.0.0.1:{busy_port}")
+
+
+def test_serve_keeps_its_port_from_the_check_until_it_listens(tmp_path: Path) -> None:
+    """While ``serve`` prepares (here: its log accepts the connection and never answers),
+    its port stays bound, so that no other socket of the machine is given it: released
+    after the check, it was taken in a benchmark's run by a socket bound meanwhile, and
+    uvicorn could not listen. A bind without ``SO_REUSEADDR`` is refused meanwhile, once the
+    test's own hold on the port (kept until serve has bound it) is gone."""
+    holder = held_port()
+    port = holder.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts, never answers
+        log_url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0?socket_timeout=5"
+        args = ["serve", "--port", str(port), "--worker", "none", "--data-dir", str(tmp_path)]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TAILORBOT_")}
+        env = {**clean, "TAILORBOT_LOG_URL": log_url}
+        serve = subprocess.Popen(
+            [TAILORBOT, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            # serve's log client connects in its start checks, after the port's check
+            ready, _, _ = select.select([silent], [], [], LIMIT_S)
+            assert ready, "serve never connected to its log"
+            holder.close()
+            with socket.socket() as other, pytest.raises(OSError) as refused:
+                other.bind(("127.0.0.1", port))
+            assert refused.value.errno == errno.EADDRINUSE
+        finally:
+            holder.close()
+            _, stderr = serve.communicate(timeout=LIMIT_S)
+    _one_line_error(subprocess.CompletedProcess(args, serve.returncode, "", stderr), "log")
 
 
 def test_serve_on_an_unknown_host_names_it(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-from tailorbot.api.server import free_port
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
 from tests.helpers import http, listening_sockets, wait_until
@@ -49,9 +48,8 @@ def _wait_for_the_applied_event(port: int, what: str) -> None:
     wait_until(applied, what, limit_s=30)
 
 
-def test_standalone_worker_exposes_what_it_applied(tmp_path: Path) -> None:
+def test_standalone_worker_exposes_what_it_applied(tmp_path: Path, port: int) -> None:
     runtime = _runtime_with_one_event(tmp_path)
-    port = free_port()
     # the API's host is public here; the worker's metrics must stay on loopback by default
     env = {**os.environ, "TAILORBOT_HOST": "0.0.0.0"}
     proc = subprocess.Popen(

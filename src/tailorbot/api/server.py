@@ -28,9 +28,38 @@ from tailorbot.config import Settings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, released at once: another socket may take it before it is used (see
+    :func:`held_port` for a port that is kept)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def held_port(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free port of ``host`` that keeps it for a server started next:
+    close it once that server listens. While it is open the kernel gives the port to no
+    other socket, neither a bind to port 0 nor an outgoing connection's local port (a port
+    from :func:`free_port` was taken so, by another process or by ``tailorbot serve``'s own
+    sockets, before the server bound it). It does not listen, and a server that binds with
+    ``SO_REUSEADDR`` as uvicorn does (and ``socket.create_server`` on Unix) listens beside it.
+
+    >>> holder = held_port()
+    >>> port = holder.getsockname()[1]
+    >>> with socket.socket() as other:  # no SO_REUSEADDR: refused
+    ...     other.bind(("127.0.0.1", port))
+    Traceback (most recent call last):
+    OSError: [Errno 98] Address already in use
+    >>> server = socket.create_server(("127.0.0.1", port))
+    >>> holder.close(); server.close()
+    """
+    holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, 0))
+    except OSError:
+        holder.close()
+        raise
+    return holder
 
 
 class EmbeddedServer:
@@ -96,7 +125,11 @@ class ServerProcess:
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
         self.settings = settings
         self.host = host
-        self.port = port or free_port(host)
+        self._holder: socket.socket | None = None
+        if not port:  # a port of our choosing, kept until the server listens (held_port)
+            self._holder = held_port(host)
+            port = int(self._holder.getsockname()[1])
+        self.port = port
         self.url = f"http://{self.host}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -114,18 +147,29 @@ class ServerProcess:
             "--log-level",
             "warning",
         ]
-        self._proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+        try:
+            self._proc = proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+            self._wait_healthy(proc, timeout_s)
+        finally:
+            self._release_port()
+        return self
+
+    def _release_port(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder.close()
+
+    def _wait_healthy(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         # One client for the polls: httpx.get builds a client (and its TLS context) per call,
         # ~25 ms of CPU, half a core at this pace taken from the server that is starting.
         with httpx.Client(timeout=1) as client:
             while True:
-                if self._proc.poll() is not None:
-                    code = self._proc.returncode
-                    raise RuntimeError(f"the API server exited with status {code}")
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the API server exited with status {proc.returncode}")
                 try:
                     if client.get(self.url + "/healthz").status_code == 200:
-                        return self
+                        return
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
@@ -136,6 +180,7 @@ class ServerProcess:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        self._release_port()
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return

@@ -66,11 +66,17 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
         runtime.stop()
 
 
-def _check_listen(host: str, port: int, what: str) -> None:
-    """Bind ``host:port`` once and release it: uvicorn (or the metrics server) binds only
-    after the start, and its failure was a few log lines and exit status 3."""
+def _held_listen(host: str, port: int, what: str) -> Any:
+    """``host:port`` bound now and held until the caller closes the socket (one line and
+    exit status 1 when it cannot be bound). uvicorn (or the metrics server) binds only after
+    the start, and its failure was a few log lines and exit status 3. Held, not released:
+    while a socket is bound to the port, the kernel gives it to no other socket, neither a
+    bind to port 0 (the stream worker's metrics socket, bound meanwhile) nor an outgoing
+    connection's local port; a released port was taken so in a benchmark's run. The held
+    socket does not listen, and ``SO_REUSEADDR`` on both lets the server bind and listen
+    beside it."""
     try:
-        _bound(host, port).close()
+        return _bound(host, port)
     except OSError as exc:
         fail(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}")
 
@@ -118,15 +124,22 @@ def serve(
     ] = WorkerMode.process,
 ) -> None:
     """Serve the HTTP API, with a stream worker in a process of its own."""
-    import uvicorn
-
-    from tailorbot.telemetry.logs import configure_logging
-
     settings = load_settings(config, host=host, port=port, data_dir=data_dir)
     log_level = (log_level or settings.log_level).lower()
     if log_level not in LOG_LEVELS:
         fail(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    _check_listen(settings.host, settings.port, "--host/--port")
+    held = _held_listen(settings.host, settings.port, "--host/--port")
+    try:
+        _serve(settings, workers, log_level, worker_mode)
+    finally:
+        held.close()
+
+
+def _serve(settings: Settings, workers: int, log_level: str, worker_mode: WorkerMode) -> None:
+    import uvicorn
+
+    from tailorbot.telemetry.logs import configure_logging
+
     _preflight(settings, kb=True)
     configure_logging(settings, level=log_level)  # once it will serve (not for a failed start)
     supervised = None
@@ -263,9 +276,11 @@ def worker(
         fail("--member-id: must not be empty")
     if metrics_port is not None and metrics_fd is not None:
         fail("--metrics-port and --metrics-fd: give one of them")
-    if metrics_port is not None:
-        _check_listen(metrics_host, metrics_port, "--metrics-host/--metrics-port")
-    metrics_socket = _inherited_socket(metrics_fd) if metrics_fd is not None else None
+    metrics_socket = None
+    if metrics_port is not None:  # bound now, listening once the worker runs
+        metrics_socket = _held_listen(metrics_host, metrics_port, "--metrics-host/--metrics-port")
+    elif metrics_fd is not None:
+        metrics_socket = _inherited_socket(metrics_fd)
     _preflight(settings)  # as serve does: a down backend is one line, not endless retries
     runtime = Runtime(settings, tracing=Tracing.from_env())  # tracing only with OTEL_* set
     configure_logging(settings)
@@ -275,16 +290,10 @@ def worker(
     archiver = runtime.archive_worker(member_id)  # a group of its own: the same name is free
     try:
         if metrics_socket is not None:
+            if metrics_port is not None:
+                metrics_socket.listen()
             host, port = metrics_socket.getsockname()[:2]
             where = f"{host}:{port}"
-        elif metrics_port is not None:
-            try:
-                metrics_socket = _bound(metrics_host, metrics_port)
-                metrics_socket.listen()
-            except OSError as exc:  # taken since the check: still one line, runtime stopped
-                fail(f"--metrics-port: cannot listen on {metrics_host}:{metrics_port}: {exc}")
-            where = f"{metrics_host}:{metrics_port}"
-        if metrics_socket is not None:
             from tailorbot.telemetry.worker_metrics import serve_exposition
 
             serve_exposition(metrics_socket, runtime.metrics.registry)
