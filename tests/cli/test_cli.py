@@ -14,7 +14,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tailorbot.api.server import free_port, held_port
+from tailorbot.api.server import held_port
 from tailorbot.cli import app
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime
@@ -184,10 +184,10 @@ def test_features_of_an_unknown_user(server: str) -> None:
     assert "HTTP 404: no features for user 'nobody-here'" in result.output
 
 
-def test_client_commands_explain_an_unreachable_server(tmp_path: Path) -> None:
+def test_client_commands_explain_an_unreachable_server(tmp_path: Path, port: int) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(orjson.dumps(message()) + b"\n")
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{port}"  # held, never listening: nothing can answer there
     replay = runner.invoke(app, ["replay", str(path), "--url", url])
     assert replay.exit_code == 1 and f"error: cannot reach {url}/v1/events" in replay.output
     features = runner.invoke(app, ["features", "u1", "--url", url])

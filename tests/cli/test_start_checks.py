@@ -49,15 +49,17 @@ def busy_port() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
-def test_serve_with_a_missing_kb_dir_refuses_to_start(tmp_path: Path) -> None:
+def test_serve_with_a_missing_kb_dir_refuses_to_start(tmp_path: Path, port: int) -> None:
     missing = str(tmp_path / "nonexistent")
-    args = ["serve", "--port", str(free_port()), "--worker", "none"]
+    args = ["serve", "--port", str(port), "--worker", "none"]
     result = _run([*args, "--data-dir", str(tmp_path)], TAILORBOT_KB_DIR=missing)
     _one_line_error(result, "knowledge base", missing)
 
 
-def test_serve_with_a_control_variant_the_kb_lacks_refuses_to_start(tmp_path: Path) -> None:
-    args = ["serve", "--port", str(free_port()), "--worker", "none", "--data-dir", str(tmp_path)]
+def test_serve_with_a_control_variant_the_kb_lacks_refuses_to_start(
+    tmp_path: Path, port: int
+) -> None:
+    args = ["serve", "--port", str(port), "--worker", "none", "--data-dir", str(tmp_path)]
     result = _run(args, TAILORBOT_CONTROL_VARIANT="concize")  # a typo of the KB's "concise"
     _one_line_error(result, "control_variant 'concize'", "concise, step_by_step, empathetic")
 
