@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tailorbot.api.server import held_port
+from tailorbot._ports import held_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

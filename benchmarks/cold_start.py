@@ -25,7 +25,7 @@ import httpx
 from _harness import machine
 from personalize import ensure_model
 
-from tailorbot.api.server import held_port
+from tailorbot._ports import held_port
 
 
 def one_start(model_dir: Path) -> dict[str, float]:

@@ -97,7 +97,7 @@ from cpu import (
 from feedback_load import FeedbackStream, add_share_option, personalize_load
 from loadgen import LoadResult
 
-from tailorbot.api.server import held_port
+from tailorbot._ports import held_port
 from tailorbot.config import Settings
 from tailorbot.models import registry
 from tailorbot.models.intent import default_dataset, train_intent_model

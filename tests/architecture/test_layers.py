@@ -41,6 +41,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_lazy",
             "_heap",
             "_priority",
+            "_ports",  # a TCP port held for a server (cli/serve.py, api/server.py)
             "_tallies",  # the per-request Prometheus figures (metrics.py)
             "compiled",  # finds the C extension
             "_native",  # the C extension (built from csrc/)

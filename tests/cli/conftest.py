@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tailorbot.api.server import held_port
+from tailorbot._ports import held_port
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tailorbot.api.server import held_port
+from tailorbot._ports import held_port
 from tailorbot.cli import app
 from tailorbot.config import Settings
 from tailorbot.runtime import Runtime

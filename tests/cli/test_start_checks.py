@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tailorbot.api.server import free_port, held_port
+from tailorbot._ports import held_port
+from tailorbot.api.server import free_port
 from tests.cli.support import one_error_line
 
 TAILORBOT = str(Path(sys.executable).parent / "tailorbot")

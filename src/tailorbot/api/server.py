@@ -23,43 +23,17 @@ import time
 import httpx
 import uvicorn
 
+from tailorbot._ports import held_port
 from tailorbot.api.app import create_app
 from tailorbot.config import Settings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free now, released at once: another socket may take it before it is used (see
-    :func:`held_port` for a port that is kept)."""
+    :func:`tailorbot._ports.held_port` for a port that is kept)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def held_port(host: str = "127.0.0.1") -> socket.socket:
-    """A socket bound to a free port of ``host`` that keeps it for a server started next:
-    close it once that server listens. While it is open the kernel gives the port to no
-    other socket, neither a bind to port 0 nor an outgoing connection's local port (a port
-    from :func:`free_port` was taken so, by another process or by ``tailorbot serve``'s own
-    sockets, before the server bound it). It does not listen, and a server that binds with
-    ``SO_REUSEADDR`` as uvicorn does (and ``socket.create_server`` on Unix) listens beside it.
-
-    >>> holder = held_port()
-    >>> port = holder.getsockname()[1]
-    >>> with socket.socket() as other:  # no SO_REUSEADDR: refused
-    ...     other.bind(("127.0.0.1", port))
-    Traceback (most recent call last):
-    OSError: [Errno 98] Address already in use
-    >>> server = socket.create_server(("127.0.0.1", port))
-    >>> holder.close(); server.close()
-    """
-    holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind((host, 0))
-    except OSError:
-        holder.close()
-        raise
-    return holder
 
 
 class EmbeddedServer:

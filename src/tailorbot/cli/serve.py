@@ -5,12 +5,14 @@ from __future__ import annotations
 import enum
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tailorbot._ports import held_port
 from tailorbot.cli.common import (
     ConfigOption,
     DataDirOption,
@@ -66,37 +68,16 @@ def _preflight(settings: Settings, *, kb: bool = False) -> None:
         runtime.stop()
 
 
-def _held_listen(host: str, port: int, what: str) -> Any:
-    """``host:port`` bound now and held until the caller closes the socket (one line and
-    exit status 1 when it cannot be bound). uvicorn (or the metrics server) binds only after
-    the start, and its failure was a few log lines and exit status 3. Held, not released:
-    while a socket is bound to the port, the kernel gives it to no other socket, neither a
-    bind to port 0 (the stream worker's metrics socket, bound meanwhile) nor an outgoing
-    connection's local port; a released port was taken so in a benchmark's run. The held
-    socket does not listen, and ``SO_REUSEADDR`` on both lets the server bind and listen
-    beside it."""
+def _held_listen(host: str, port: int, what: str) -> socket.socket:
+    """``host:port`` bound now (one line and exit status 1 when it cannot be) and held until
+    the caller closes the socket: uvicorn (or the metrics server) binds only after the
+    start, and its failure was a few log lines and exit status 3; released after the check,
+    the port was taken in a benchmark's run by a socket bound meanwhile (see
+    :func:`~tailorbot._ports.held_port`)."""
     try:
-        return _bound(host, port)
+        return held_port(host, port)
     except OSError as exc:
         fail(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}")
-
-
-def _bound(host: str, port: int) -> Any:
-    """A TCP socket bound to ``host:port`` (its first address), ``SO_REUSEADDR`` as uvicorn
-    binds; :class:`OSError` when it cannot be."""
-    import socket
-
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    bound = socket.socket(family, kind, proto)
-    try:
-        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        bound.bind(address)
-    except OSError:
-        bound.close()
-        raise
-    return bound
 
 
 @reports_errors
