@@ -19,7 +19,6 @@ from tailorbot.client import (
     TailorbotError,
     UnavailableError,
 )
-from tailorbot.config import Settings
 from tailorbot.services.decisions.schemas import (
     ExperimentReport,
     FeedbackResponse,
@@ -33,24 +32,12 @@ CARD = "my new card has still not arrived"
 KEY = "client-test-key"
 
 
-def serving(settings: Settings) -> EmbeddedServer:
-    """A started server. ``free_port`` can race with another process taking the port before
-    uvicorn binds it (this machine is shared): a failed start is retried on a new port."""
-    for attempt in range(3):
-        try:
-            return EmbeddedServer(settings).start()
-        except RuntimeError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with the small intent model and an in-process stream worker."""
     data_dir = tmp_path_factory.mktemp("client")
     save_model(data_dir)
-    running = serving(settings_for(data_dir, run_worker_in_server=True))
+    running = EmbeddedServer(settings_for(data_dir, run_worker_in_server=True)).start()
     yield running.url
     running.stop()
 
@@ -60,7 +47,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with an API key and no intent model yet."""
     data_dir = tmp_path_factory.mktemp("guarded")
     settings = settings_for(data_dir, api_key=KEY, run_worker_in_server=False)
-    running = serving(settings)
+    running = EmbeddedServer(settings).start()
     yield running.url
     running.stop()
 

@@ -46,9 +46,7 @@ class EmbeddedServer:
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
         self.settings = settings
         self.host = host
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = held_port(host, port)  # uvicorn listens on it
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://{self.host}:{self.port}"
         self.app = create_app(settings)
