@@ -240,10 +240,8 @@ def tailorbot_server(
             proc = subprocess.Popen(args, env=full_env, stdout=sink, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            try:
+            with holder:  # released once the server listens (or failed to)
                 wait_ready(url + "/healthz", proc, log)
-            finally:
-                holder.close()
             wait_worker(url, proc)
             yield url, url, proc.pid
         finally:

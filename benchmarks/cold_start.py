@@ -42,10 +42,8 @@ def one_start(model_dir: Path) -> dict[str, float]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            try:
+            with holder:  # released once the server listens (or failed to)
                 healthy = _first_ok(lambda: httpx.get(url + "/healthz", timeout=1), started, proc)
-            finally:
-                holder.close()
             body = {"user_id": "u1", "session_id": "s1", "message": "my card has not arrived"}
             answered = _first_ok(
                 lambda: httpx.post(url + "/v1/personalize", json=body, timeout=30), started, proc

@@ -175,10 +175,8 @@ def reference_server(workers: int) -> contextlib.AbstractContextManager[tuple[st
             stderr=subprocess.PIPE,
         )
         try:
-            try:
+            with holder:  # released once the server listens (or failed to)
                 wait_ready(f"http://127.0.0.1:{port}/docs", proc)
-            finally:
-                holder.close()
             yield f"http://127.0.0.1:{port}", proc.pid
         finally:
             proc.terminate()

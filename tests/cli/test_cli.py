@@ -81,10 +81,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = _start(["serve", "--port", str(port)], tmp_path_factory.mktemp("serve"))
     url = f"http://127.0.0.1:{port}"
     try:
-        try:
+        with holder:  # released once the server listens (or failed to)
             wait_until(lambda: _healthy(url) or process.poll() is not None, "the server", START_S)
-        finally:
-            holder.close()
         assert process.poll() is None, _stop(process)[1]
         yield url
     finally:
