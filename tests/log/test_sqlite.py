@@ -82,14 +82,65 @@ def test_reopening_with_another_partition_count_is_refused(tmp_path: Path) -> No
         open_sqlite_log(tmp_path / "other.db", partitions=0)
 
 
+# The layout of a log file made before each partition had a table of its own.
+LEGACY_LAYOUT = """
+CREATE TABLE log_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE partitions (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+CREATE TABLE records (
+    partition INTEGER NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (partition, offset)
+) WITHOUT ROWID;
+CREATE TABLE group_offsets (
+    grp TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (grp, partition)
+) WITHOUT ROWID;
+INSERT INTO log_meta VALUES ('partitions', '2');
+INSERT INTO partitions VALUES (0, 5), (1, 3);
+INSERT INTO records VALUES (0, 3, 'u1', CAST('a' AS BLOB)), (0, 4, 'u2', CAST('b' AS BLOB)),
+    (1, 0, 'u3', CAST('c' AS BLOB)), (1, 1, 'u3', CAST('d' AS BLOB)),
+    (1, 2, 'u4', CAST('e' AS BLOB));
+INSERT INTO group_offsets VALUES ('features', 0, 4);
+"""
+
+
+def test_a_file_with_the_earlier_layout_keeps_its_records_offsets_and_groups(
+    tmp_path: Path,
+) -> None:
+    """A log made by an earlier release (one table for every partition's records; the first
+    three offsets of partition 0 trimmed) opens with each record at its offset, the next
+    offsets and the groups' commits as they were, and the old table gone."""
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        conn.executescript(LEGACY_LAYOUT)
+    log = open_sqlite_log(tmp_path / "log.db", partitions=2)
+    assert [(r.offset, r.key, r.value) for r in log.read_all(0)] == [
+        (3, "u1", b"a"),
+        (4, "u2", b"b"),
+    ]
+    assert [(r.offset, r.value) for r in log.read_all(1)] == [(0, b"c"), (1, b"d"), (2, b"e")]
+    assert log.end_offsets() == {0: 5, 1: 3}
+    assert log.committed("features") == {0: 4, 1: 0}
+    p = log.partition_for("u9")
+    assert log.append([("u9", b"new")]) == [(p, {0: 5, 1: 3}[p])]
+    log.close()
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "records" not in tables and {"records_0", "records_1"} <= tables
+    reopened = open_sqlite_log(tmp_path / "log.db", partitions=2)  # nothing left to move
+    assert len(reopened.read_all(p)) == {0: 3, 1: 4}[p]
+    reopened.close()
+
+
 def test_a_batch_that_fails_midway_leaves_nothing_behind(tmp_path: Path) -> None:
     log = open_sqlite_log(tmp_path / "log.db")
-    # A real failure inside SQLite on the second record of the batch.
+    # A real failure inside SQLite on the second record of the batch (whose partition's table
+    # may be written after the others').
     with sqlite3.connect(tmp_path / "log.db") as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.value = CAST('boom' AS BLOB) "
-            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
-        )
+        for p in range(4):
+            conn.execute(
+                f"CREATE TRIGGER refuse_{p} BEFORE INSERT ON records_{p} "
+                "WHEN NEW.value = CAST('boom' AS BLOB) "
+                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+            )
     with pytest.raises(LogError, match="refused by trigger"):
         log.append([("u1", b"fine"), ("u2", b"boom"), ("u3", b"fine")])
     assert log.end_offsets() == dict.fromkeys(range(4), 0)
