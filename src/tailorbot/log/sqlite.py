@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS group_members (
 # A partition's records (made by _init_partitions: the partition count is the file's), the
 # offset the rowid. A file from before kept every partition's in one table, LEGACY_RECORDS.
 RECORDS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS records_{p} "
+    "CREATE TABLE IF NOT EXISTS {table} "
     "(offset INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB NOT NULL)"
 )
 LEGACY_RECORDS = "records"
@@ -152,18 +152,18 @@ class SqliteEventLog(EventLog):
                     f"{self.num_partitions}: users would change partitions; open it with "
                     f"partitions={row[0]} (TAILORBOT_PARTITIONS) or start a new log file"
                 )
-            for p in range(self.num_partitions):
-                conn.execute(RECORDS_TABLE.format(p=p))
             legacy = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEGACY_RECORDS,)
             ).fetchone()
-            if legacy is not None:  # a file from before: its records moved, in this transaction
-                for p, table in enumerate(self._tables):
+            for p, table in enumerate(self._tables):
+                conn.execute(RECORDS_TABLE.format(table=table))
+                if legacy is not None:  # a file from before: its records moved, in this transaction
                     conn.execute(
                         f"INSERT INTO {table} SELECT offset, key, value FROM {LEGACY_RECORDS} "
                         "WHERE partition = ?",
                         (p,),
                     )
+            if legacy is not None:
                 conn.execute(f"DROP TABLE {LEGACY_RECORDS}")
 
     # --- writing ---------------------------------------------------------------------
