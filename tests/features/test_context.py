@@ -20,8 +20,9 @@ from tailorbot.features.context import (
     feature_names,
     request_features,
 )
+from tailorbot.features.context_vector import CONTEXT_KEYS
 from tailorbot.features.segment_memory import SegmentVariantStats
-from tailorbot.features.view import CONTEXT_KEYS, feature_view
+from tailorbot.features.view import feature_view
 from tailorbot.services.decisions.schemas import PersonalizeContext, PersonalizeRequest
 from tests.services.decisions.conftest import WAIT_S, ask, runtime_of
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tailorbot.compiled import native
 from tailorbot.features import memory as memory_module
-from tailorbot.features.memory import _DECAY, memory_in_python, memory_view
+from tailorbot.features.memory import DECAY_PER_S, memory_in_python, memory_view
 from tailorbot.features.params import RETENTION_S
 from tests.stream.eventgen import DAY, T0, event_streams, state_of
 
@@ -23,7 +23,8 @@ needs_build = pytest.mark.skipif(compiled is None, reason="tailorbot._native was
 
 def _compiled(state: dict, now: float) -> object:
     totals = state["outcome_totals"]
-    return compiled(state["outcomes"], totals["v"], totals["a"], now, now - RETENTION_S, _DECAY)
+    oldest = now - RETENTION_S
+    return compiled(state["outcomes"], totals["v"], totals["a"], now, oldest, DECAY_PER_S)
 
 
 def _both(state: dict, now: float) -> tuple[object, object]:
@@ -172,7 +173,7 @@ def test_a_collection_that_changes_the_state_mid_pass_leaves_it_sound(threshold:
     gc.callbacks.append(callback)
     try:
         gc.set_threshold(threshold)
-        got = compiled(outcomes, totals["v"], totals["a"], T0, T0 - RETENTION_S, _DECAY)
+        got = compiled(outcomes, totals["v"], totals["a"], T0, T0 - RETENTION_S, DECAY_PER_S)
     finally:
         gc.set_threshold(*old)
         gc.callbacks.remove(callback)

@@ -9,15 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailorbot.features import sessions as sess
+from tailorbot.features.context_vector import CONTEXT_KEYS, context_vector
 from tailorbot.features.params import FeatureParams
 from tailorbot.features.state import apply_event, new_state, recompute
-from tailorbot.features.view import (
-    CONTEXT_KEYS,
-    COUNTER_VIEW_KEYS,
-    context_vector,
-    counter_view,
-    feature_view,
-)
+from tailorbot.features.view import COUNTER_VIEW_KEYS, counter_view, feature_view
 from tailorbot.store.base import FeatureRecord
 from tests.stream.eventgen import DAY, T0, event_streams, make_event, state_of
 

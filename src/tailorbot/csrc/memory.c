@@ -239,7 +239,7 @@ PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS) {
             goto done;
         }
         ts = PyFloat_AS_DOUBLE(f[0]);
-        /* the same operations as math.exp((ts - now) * _DECAY) in the same order */
+        /* the same operations as math.exp((ts - now) * DECAY_PER_S) in the same order */
         double weight = (oldest < ts && ts <= now) ? exp((ts - now) * decay) : 0.0;
         if (PyUnicode_GET_LENGTH(f[1]) > 0) {
             count(&variants, f[1], reward, weight);

@@ -110,6 +110,19 @@ static PyMethodDef module_methods[] = {
      "``rate_window`` counted, most frequent first, ties by name. None for what the Python "
      "path (features/view.py) must read: a value that is not a float, an intent that is "
      "neither None nor an exact str, a pair of another kind, a container subclass."},
+    {"feature_view", FASTCALL(feature_view),
+     "feature_view(state, record, profile, now, personalized, constants, rules) -> tuple | "
+     "None\n\nA user's feature view as of ``now`` (features/view.py): (the view, the "
+     "sessions' resolutions or None). With resolutions the user has article activity, and "
+     "the view's article lists are None for the caller to fill. ``record`` (None or a "
+     "FeatureRecord) gives the user's id and times, ``profile`` (None or a dict) the "
+     "profile's keys; ``constants`` is (the view's names, the event windows' widths, the "
+     "session windows', the rate window, the memory's retention in seconds and its decay "
+     "per second, the default tier, the default language), ``rules`` the segment rules' "
+     "(at-risk CSAT, at-risk streak, VIP tiers, frequent sessions in 7 days, how long a "
+     "user is new, the segments' names). None for what the Python reference "
+     "(view_in_python) must read: a missing key, or a value of a type the stream worker or "
+     "the profile store does not write."},
     {"slot_layout", FASTCALL(slot_layout),
      "slot_layout(cls, names) -> capsule\n\nWhere each of ``names`` is among the slots of "
      "``cls``, a class of object slots alone (none inherited, no ``__dict__``), for "

@@ -26,6 +26,8 @@
  *              language_scores_ascii: the same for ASCII text, its DFA packed smaller
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   messages.c message_features: the feature view's windows' counts and intents in one call
+ *   view.c     feature_view: the feature view's part read from the state in one call, with
+ *              the passes of messages.c, sessions.c and memory.c
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
@@ -147,6 +149,7 @@ Py_ssize_t float_bisect_right(PyObject *const *items, Py_ssize_t n, double x);
 int window_counts_of(PyObject *sorted_ts, double now, const double *widths, Py_ssize_t windows,
                      Py_ssize_t *counts);
 PyObject *message_features(PyObject *module, FASTCALL_ARGS);
+PyObject *feature_view(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

@@ -19,8 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tailorbot.features.context_vector import CONTEXT_KEYS, TIER_KEYS, context_vector
 from tailorbot.features.segment_memory import SegmentVariantStats
-from tailorbot.features.view import CONTEXT_KEYS, TIER_KEYS, context_vector
 
 # Per candidate variant (cb_explore_adf-style action features), each in [0, 1]:
 # own_reward: the customer's recency-weighted mean reward with the variant, shrunk towards the

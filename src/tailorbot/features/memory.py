@@ -35,7 +35,7 @@ from tailorbot.features.params import DAY_S, RETENTION_S
 
 HALF_LIFE_S = 7 * DAY_S  # the weight of an outcome halves every week
 MAX_OUTCOMES = 200  # retained outcomes per user; the oldest beyond are folded early
-_DECAY = math.log(2.0) / HALF_LIFE_S
+DECAY_PER_S = math.log(2.0) / HALF_LIFE_S  # an outcome weighs exp(-age_s * DECAY_PER_S)
 MAX_KEYS = 200  # variants, and articles, in the folded totals (the smallest count goes)
 
 # Outcome fields.
@@ -126,7 +126,7 @@ def memory_view(state: Mapping[str, Any], now: float) -> dict[str, Any]:
     if compiled is not None:
         # None: a value of a type the stream worker does not write (or an int now, which
         # Python compares exactly); Python reads it
-        found = compiled(outcomes, totals["v"], totals["a"], now, now - RETENTION_S, _DECAY)
+        found = compiled(outcomes, totals["v"], totals["a"], now, now - RETENTION_S, DECAY_PER_S)
     if found is None:
         found = memory_in_python(outcomes, totals, now)
     return {"variant_rewards": found[0], "article_rewards": found[1]}
@@ -142,7 +142,7 @@ def memory_in_python(
     by_article: dict[str, list[float]] = {k: [v[0], v[1], 0.0, 0.0] for k, v in totals["a"].items()}
     oldest = now - RETENTION_S
     for ts, variant, article, reward in outcomes:
-        weight = math.exp((ts - now) * _DECAY) if oldest < ts <= now else 0.0
+        weight = math.exp((ts - now) * DECAY_PER_S) if oldest < ts <= now else 0.0
         if variant:
             _count(by_variant, variant, reward, weight)
         if article:

@@ -1,4 +1,4 @@
-"""The served feature view of one user, and the bandit's small numeric context.
+"""The served feature view of one user.
 
 :func:`feature_view` turns a stored state (plus the user's profile) into the JSON-ready record
 served by ``GET /v1/users/{id}/features`` and read by the decision service. Windowed features
@@ -14,21 +14,17 @@ are evaluated *as of* ``now``; docs/features.md defines every field exactly.
 >>> view = feature_view(record, {"tier": "gold"}, now=1767263400.0)  # 10:30Z
 >>> view["events_1h"], view["events_24h"], view["recent_intents"], view["segment"]
 (1, 1, ['card_arrival'], 'vip')
->>> sorted(context_vector(view).items())[:3]
-[('bias', 1.0), ('csat', 0.5), ('csat_known', 0.0)]
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from tailorbot.compiled import native
 from tailorbot.events.profile import consents_to_personalization
-from tailorbot.features.memory import memory_view
-from tailorbot.features.params import DAY_S
+from tailorbot.features.memory import DECAY_PER_S, memory_view
+from tailorbot.features.params import RETENTION_S
 from tailorbot.features.segments import SEGMENTS, SegmentRules
 from tailorbot.features.session_summary import session_summary
 from tailorbot.features.state import ewma, new_state
@@ -61,8 +57,115 @@ def feature_view(
     feature reads as for a user without events.
     """
     personalized, state = _consented_state(record, profile)
+    compiled = getattr(native(), "feature_view", None)  # None: not built, or before
+    # None: a value of a type the stream worker (or the profile store) does not write, or
+    # rules of a subclass: the Python reference reads them
+    found = None
+    if compiled is not None and type(rules) is SegmentRules:
+        values = _DEFAULT_RULE_VALUES if rules is DEFAULT_RULES else _rule_values(rules)
+        found = compiled(state, record, profile, now, personalized, _CONSTANTS, values)
+    if found is None:
+        return view_in_python(record, state, profile, now, personalized, rules)
+    view: dict[str, Any] = found[0]
+    if found[1] is not None:  # the user's article lists: left to Python (sorting them)
+        (
+            view["articles_viewed"],
+            view["articles_helpful"],
+            view["articles_unhelpful"],
+            view["articles_resolved"],
+            view["articles_resolved_by_intent"],
+        ) = _article_features(state, found[1])
+    return view
+
+
+# The view's keys, in its order: what view_in_python writes, and the compiled feature_view
+# (csrc/view.c) in one call.
+VIEW_NAMES = (
+    "user_id",
+    "as_of",
+    "personalization",
+    "events_total",
+    *(f"events_{name}" for name in EVENT_WINDOWS),
+    "customer_messages_total",
+    *(f"customer_messages_{name}" for name in EVENT_WINDOWS),
+    "first_seen",
+    "last_event_time",
+    "time_since_last_contact_s",
+    "recent_intents",
+    "intent_counts_30d",
+    "top_intent_30d",
+    "last_bot_message",
+    "csat_count",
+    "csat_avg",
+    "csat_ewma",
+    *(f"sessions_{name}" for name in SESSION_WINDOWS),
+    "resolution_rate_30d",
+    "handoff_rate_30d",
+    "unresolved_streak",
+    "avg_session_length_s_30d",
+    "articles_viewed",
+    "articles_helpful",
+    "articles_unhelpful",
+    "articles_resolved",
+    "articles_resolved_by_intent",
+    "variant_rewards",
+    "article_rewards",
+    "preferred_channel",
+    "late_events",
+    "history_capped",
+    "name",
+    "tier",
+    "language",
+    "region",
+    "products",
+    "attributes",
+    "segments",
+    "segment",
+    "state_event_time",
+    "state_updated_at",
+)
+DEFAULT_LANGUAGE = "en"  # a profile without a language
+# What the compiled feature_view reads besides the user (its order is view.c's).
+_CONSTANTS = (
+    VIEW_NAMES,
+    EVENT_WIDTHS,
+    SESSION_WIDTHS,
+    RATE_WINDOW_S,
+    float(RETENTION_S),
+    DECAY_PER_S,
+    DEFAULT_TIER,
+    DEFAULT_LANGUAGE,
+)
+
+
+def _rule_values(rules: SegmentRules) -> tuple[Any, ...]:
+    """The segment rules' thresholds as the compiled feature_view reads them (view.c)."""
+    return (
+        rules.at_risk_csat,
+        rules.at_risk_unresolved_streak,
+        rules.vip_tiers,
+        rules.frequent_sessions_7d,
+        rules.new_for_s,
+        SEGMENTS,
+    )
+
+
+_DEFAULT_RULE_VALUES = _rule_values(DEFAULT_RULES)
+
+
+def view_in_python(
+    record: FeatureRecord | None,
+    state: dict[str, Any],
+    profile: Mapping[str, Any] | None,
+    now: float,
+    personalized: bool,
+    rules: SegmentRules = DEFAULT_RULES,
+) -> dict[str, Any]:
+    """The view of ``state`` (the record's, or a new one without consent) as of ``now``: the
+    reference the compiled ``feature_view`` is tested against, and the pass for what it
+    does not read."""
     # Filled key by key, in the documented order: CPython 3.11 builds a dict display this
-    # large as sub-dicts merged into one, at twice the cost (this runs on every decision).
+    # large as sub-dicts merged into one, at twice the cost.
     view: dict[str, Any] = {}
     view["user_id"] = record.user_id if record is not None else None
     view["as_of"] = now
@@ -113,7 +216,7 @@ def feature_view(
     profile = profile or {}
     view["name"] = profile.get("name")
     view["tier"] = profile.get("tier", DEFAULT_TIER)
-    view["language"] = profile.get("language", "en")
+    view["language"] = profile.get("language", DEFAULT_LANGUAGE)
     view["region"] = profile.get("region")
     view["products"] = list(profile.get("products", []))
     view["attributes"] = dict(profile.get("attributes", {}))
@@ -295,66 +398,3 @@ def _preferred_channel(channels: Mapping[str, list[float]]) -> str | None:
 
 def _tier(profile: Mapping[str, Any] | None) -> str:
     return (profile or {}).get("tier", DEFAULT_TIER)
-
-
-# --- the bandit's context -----------------------------------------------------------------
-
-TIER_GROUPS = ("standard", "vip", "other")
-SEGMENT_KEYS = tuple((s, f"segment_{s}") for s in SEGMENTS)
-TIER_KEYS = tuple((t, f"tier_{t}") for t in TIER_GROUPS)
-CONTEXT_KEYS: tuple[str, ...] = (
-    "bias",
-    "events_24h_log",
-    "sessions_30d_log",
-    "recency",
-    "csat",
-    "csat_known",
-    "resolution_rate",
-    "handoff_rate",
-    *(key for _, key in SEGMENT_KEYS),
-    *(key for _, key in TIER_KEYS),
-)
-# log1p(count) is divided by log1p(cap) and clipped to 1.
-EVENTS_24H_CAP = 50
-SESSIONS_30D_CAP = 30
-RECENCY_SCALE_S = 7 * DAY_S
-
-
-def context_vector(
-    view: Mapping[str, Any], rules: SegmentRules = DEFAULT_RULES
-) -> dict[str, float]:
-    """A fixed set of features in [0, 1], keyed by :data:`CONTEXT_KEYS` (in that order)."""
-    csat = view["csat_ewma"]
-    resolution = view["resolution_rate_30d"]
-    handoff = view["handoff_rate_30d"]
-    since = view["time_since_last_contact_s"]
-    tier = view.get("tier")
-    tier_group = (
-        "vip" if rules.is_vip_tier(tier) else ("standard" if tier == "standard" else "other")
-    )
-    vector = {
-        "bias": 1.0,
-        "events_24h_log": _log_scaled(view["events_24h"], EVENTS_24H_CAP),
-        "sessions_30d_log": _log_scaled(view["sessions_30d"], SESSIONS_30D_CAP),
-        "recency": 0.0 if since is None else math.exp(-since / RECENCY_SCALE_S),
-        "csat": 0.5 if csat is None else (csat - 1.0) / 4.0,
-        "csat_known": 0.0 if csat is None else 1.0,
-        "resolution_rate": 0.5 if resolution is None else float(resolution),
-        "handoff_rate": 0.0 if handoff is None else float(handoff),
-    }
-    vector.update(_one_hot(tuple(view["segments"]), tier_group))
-    return vector
-
-
-def _log_scaled(count: float, cap: float) -> float:
-    return min(1.0, math.log1p(max(0.0, count)) / math.log1p(cap))
-
-
-@functools.lru_cache(maxsize=1024)  # a few segment combinations times three tier groups
-def _one_hot(matched: tuple[str, ...], tier_group: str) -> dict[str, float]:
-    """The context's segment and tier-group indicators, in :data:`CONTEXT_KEYS` order: made
-    once per combination (two loops over them were a fifth of the context's cost). Shared:
-    copied into each vector, never changed."""
-    out = {key: 1.0 if segment in matched else 0.0 for segment, key in SEGMENT_KEYS}
-    out.update((key, 1.0 if group == tier_group else 0.0) for group, key in TIER_KEYS)
-    return out

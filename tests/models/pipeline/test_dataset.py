@@ -85,8 +85,9 @@ def _features_from(events: list[dict[str, Any]], now: float) -> dict[str, Any]:
     """The features recomputed from scratch out of ``events`` only, read at ``now``."""
     import json
 
+    from tailorbot.features.context_vector import context_vector
     from tailorbot.features.state import recompute
-    from tailorbot.features.view import context_vector, feature_view
+    from tailorbot.features.view import feature_view
     from tailorbot.models.pipeline.dataset import ROW_FEATURES
     from tailorbot.store.base import FeatureRecord
 

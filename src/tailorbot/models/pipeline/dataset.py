@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tailorbot.events.profile import consents_to_analytics
+from tailorbot.features.context_vector import context_vector
 from tailorbot.features.params import DAY_S, FeatureParams
 from tailorbot.features.state import apply_outcome, new_state
-from tailorbot.features.view import context_vector, feature_view
+from tailorbot.features.view import feature_view
 from tailorbot.models.intent.dataset import MISSING_FIELDS, DatasetError, read_jsonl
 from tailorbot.models.pipeline.labels import LabelIndex
 from tailorbot.store.base import FeatureRecord
