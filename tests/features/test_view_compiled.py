@@ -87,7 +87,7 @@ def test_the_compiled_view_is_the_python_reference(events: list[dict], data: st.
     for state in (applied, stored):
         found = call(state, now, profile)
         assert found is not None
-        assert list(found[0]) == list(VIEW_NAMES)
+        assert list(found) == list(VIEW_NAMES)
         same(*views(state, now, profile))
     # a view without a record: no state, no user
     got = feature_view(None, profile, now)
@@ -142,6 +142,50 @@ def test_each_part_read_from_a_state_is_the_references() -> None:
         "article activity": _state(
             views={"kb-2": now - 9.0, "kb-1": now - 9.0}, feedback={"kb-3": [now - 3.0, False]}
         ),
+        "articles resolved, kept and live": _state(
+            views={"kb-1": now - 50.0, "kb-4": now - 9.0, "kb-2": now - 20.0},
+            feedback={
+                "kb-2": [now - 3.0, True],
+                "kb-1": [now - 4.0, True],
+                "kb-5": [now - 5.0, False],
+            },
+            resolved={
+                "lost_card": {"kb-1": 2, "kb-2": 1},
+                "": {"kb-2": 2},
+                "card_arrival": {"kb-3": 1},
+            },
+            sessions={
+                "s1": [
+                    now - DAY,
+                    now - DAY + 60.0,
+                    None,
+                    None,
+                    now - DAY,
+                    "lost_card",
+                    None,
+                    True,
+                    "kb-2",
+                    0,
+                ],
+                "s2": [
+                    now - 2 * DAY,
+                    now - 2 * DAY,
+                    None,
+                    None,
+                    now - 2 * DAY,
+                    None,
+                    None,
+                    True,
+                    "kb-6",
+                    0,
+                ],
+            },
+        ),  # fmt: skip
+        "articles resolved live only": _state(
+            sessions={
+                "s1": [now - DAY, now - DAY, None, None, now - DAY, "a", None, True, "kb-1", 0]
+            },
+        ),  # fmt: skip
         "a history cut": _state(cut_cap=now - 50 * DAY, late=4),
     }
     for name, state in states.items():
@@ -150,10 +194,10 @@ def test_each_part_read_from_a_state_is_the_references() -> None:
             assert got == want, name
             assert orjson.dumps(got) == orjson.dumps(want), name
     found = call(states["article activity"], now)
-    assert found is not None and found[1] == {}  # the article lists left to the caller
-    assert found[0]["articles_viewed"] is None
-    assert call(states["channels tied on events"], now)[0]["preferred_channel"] == "chat"
-    assert call(states["ratings folded from no EWMA (an int kept)"], now)[0]["csat_ewma"] == 4
+    assert found["articles_viewed"] == ["kb-1", "kb-2"]  # viewed at once: by id
+    assert found["articles_unhelpful"] == ["kb-3"]
+    assert call(states["channels tied on events"], now)["preferred_channel"] == "chat"
+    assert call(states["ratings folded from no EWMA (an int kept)"], now)["csat_ewma"] == 4
     # the reference for the two: a tie of events broken by name
     tied = states["channels tied on events"]
     assert view_in_python(None, tied, None, now, True)["preferred_channel"] == "chat"
@@ -172,6 +216,8 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
         "an int bot time": _state(cm_ts=[now - 5.0], cm_intent=[None], bot=[int(now), "s", "?"]),
         "a count beyond a double": _state(csat_n=1, csat_sum=2**60),
         "a float count": _state(csat_n=1.0, csat_sum=2.0),
+        "a vote that is no bool": _state(feedback={"kb-1": [now, 1]}),
+        "a resolved count that is no int": _state(resolved={"a": {"kb-1": 1.0}}),
         "an int message time": _state(ts=[now - 1.0, int(now)]),
     }
     for name, state in answered.items():
@@ -205,6 +251,7 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
         "a rating of one item": (_state(alpha=0.5, ratings=[[now]]), IndexError),
         "a session of another shape": (_state(sessions={"s1": ["x"]}), IndexError),
         "an outcome of another shape": (_state(outcomes=[[now, "a"]]), ValueError),
+        "a view time that is no number": (_state(views={"kb-1": "today"}), TypeError),
     }
     for name, (state, error) in raising.items():
         assert call(state, now) is None, name

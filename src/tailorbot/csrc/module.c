@@ -111,10 +111,8 @@ static PyMethodDef module_methods[] = {
      "path (features/view.py) must read: a value that is not a float, an intent that is "
      "neither None nor an exact str, a pair of another kind, a container subclass."},
     {"feature_view", FASTCALL(feature_view),
-     "feature_view(state, record, profile, now, personalized, constants, rules) -> tuple | "
-     "None\n\nA user's feature view as of ``now`` (features/view.py): (the view, the "
-     "sessions' resolutions or None). With resolutions the user has article activity, and "
-     "the view's article lists are None for the caller to fill. ``record`` (None or a "
+     "feature_view(state, record, profile, now, personalized, constants, rules) -> dict | "
+     "None\n\nA user's feature view as of ``now`` (features/view.py). ``record`` (None or a "
      "FeatureRecord) gives the user's id and times, ``profile`` (None or a dict) the "
      "profile's keys; ``constants`` is (the view's names, the event windows' widths, the "
      "session windows', the rate window, the memory's retention in seconds and its decay "

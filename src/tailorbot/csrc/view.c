@@ -1,10 +1,9 @@
 /* The feature view in one call (features/view.py, feature_view): every key, made by the same
  * passes as the Python reference (view_in_python) in the same order, the compiled passes
  * over the messages, the sessions and the memory (messages.c, sessions.c, memory.c) called
- * directly. Two parts are left to the caller: the article lists of a user with article
- * activity (placeholders, and the sessions' resolutions handed back for them: sorting them
- * costs as much here as in Python), and anything of a type the stream worker or the profile
- * store does not write (None: the Python reference reads it, or raises). */
+ * directly, the other parts made in view_parts.c and view_articles.c. Anything of a type the
+ * stream worker or the profile store does not write is left to the Python reference (None:
+ * it reads it, or raises). */
 #include "view.h"
 
 /* state[key] as a new reference; NULL with no error set when it is missing */
@@ -72,7 +71,7 @@ PyObject *feature_view(PyObject *module, FASTCALL_ARGS) {
         v[k] = held(state, k);
     }
     PyObject *view = NULL, *result = NULL, *messages = NULL, *sessions = NULL,
-             *memory = NULL, *live = NULL, *oldest = NULL, *totals = NULL;
+             *memory = NULL, *articles = NULL, *oldest = NULL, *totals = NULL;
     PyObject *made[9] = {NULL}; /* the view's values made before it: see below */
     enum { M_BOT, M_EWMA, M_CHANNEL, M_CSAT_AVG, M_PRODUCTS, M_ATTRIBUTES, M_SEGMENTS,
            M_TIER, M_MEAN };
@@ -160,9 +159,15 @@ PyObject *feature_view(PyObject *module, FASTCALL_ARGS) {
             goto done;
         }
     }
-    live = Py_NewRef(PyTuple_GET_ITEM(sessions, 5)); /* the sessions' resolutions */
-    int articles = PyDict_GET_SIZE(v[K_VIEWS]) > 0 || PyDict_GET_SIZE(v[K_FEEDBACK]) > 0 ||
-                   PyDict_GET_SIZE(v[K_RESOLVED]) > 0 || PyDict_GET_SIZE(live) > 0;
+    PyObject *live = PyTuple_GET_ITEM(sessions, 5); /* the sessions' resolutions */
+    /* a user without article activity (most users): five empty lists, nothing sorted */
+    if (PyDict_GET_SIZE(v[K_VIEWS]) > 0 || PyDict_GET_SIZE(v[K_FEEDBACK]) > 0 ||
+        PyDict_GET_SIZE(v[K_RESOLVED]) > 0 || PyDict_GET_SIZE(live) > 0) {
+        articles = article_lists(v[K_VIEWS], v[K_FEEDBACK], v[K_RESOLVED], live);
+        if (articles == NULL) {
+            goto done;
+        }
+    }
     /* the values that may leave the view to Python, made before it (NULL with no error
      * set: Python's to read) */
     if ((made[M_BOT] = unanswered_bot_message(v[K_BOT], v[K_CM_TS])) == NULL ||
@@ -228,12 +233,15 @@ PyObject *feature_view(PyObject *module, FASTCALL_ARGS) {
         put(view, names, &at, Py_NewRef(PyTuple_GET_ITEM(sessions, 2))) < 0 ||
         put(view, names, &at, Py_NewRef(PyTuple_GET_ITEM(sessions, 3))) < 0 ||
         put(view, names, &at, Py_NewRef(made[M_MEAN])) < 0;
-    /* the articles: empty for a user without article activity, else the caller's */
-    for (int k = 0; !failed && k < 4; k++) {
-        failed = put(view, names, &at, articles ? Py_NewRef(none) : PyList_New(0)) < 0;
+    /* the article lists: empty ones for a user without article activity */
+    for (int k = 0; !failed && k < 5; k++) {
+        PyObject *list = articles != NULL ? Py_NewRef(PyTuple_GET_ITEM(articles, k))
+                         : k < 4          ? PyList_New(0)
+                                          : PyDict_New();
+        failed = put(view, names, &at, list) < 0;
     }
     failed =
-        failed || put(view, names, &at, articles ? Py_NewRef(none) : PyDict_New()) < 0 ||
+        failed ||
         put(view, names, &at,
             memory != NULL ? Py_NewRef(PyTuple_GET_ITEM(memory, 0)) : PyDict_New()) < 0 ||
         put(view, names, &at,
@@ -252,7 +260,7 @@ PyObject *feature_view(PyObject *module, FASTCALL_ARGS) {
         put(view, names, &at, Py_NewRef(v[K_EVENT_TIME] ? v[K_EVENT_TIME] : none)) < 0 ||
         put(view, names, &at, Py_NewRef(v[K_UPDATED_AT] ? v[K_UPDATED_AT] : none)) < 0;
     if (!failed) {
-        result = PyTuple_Pack(2, view, articles ? live : none);
+        result = Py_NewRef(view);
     }
 done:
     if (result == NULL && !PyErr_Occurred()) { /* what the Python path reads, or raises on */
@@ -262,7 +270,7 @@ done:
     Py_XDECREF(messages);
     Py_XDECREF(sessions);
     Py_XDECREF(memory);
-    Py_XDECREF(live);
+    Py_XDECREF(articles);
     Py_XDECREF(oldest);
     Py_XDECREF(totals);
     for (int k = 0; k < 9; k++) {

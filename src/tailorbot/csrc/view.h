@@ -1,5 +1,5 @@
-/* The feature view's compiled call (view.c) and the parts it makes (view_parts.c): the names
- * they read and the parts' signatures. */
+/* The feature view's compiled call (view.c) and the parts it makes (view_parts.c,
+ * view_articles.c): the names they read and the parts' signatures. */
 #ifndef TAILORBOT_VIEW_H
 #define TAILORBOT_VIEW_H
 
@@ -48,5 +48,9 @@ PyObject *profile_value(PyObject *profile, int key, PyObject *fallback);
  * references in `out`, 0; -1 with no error set for another type (Python's path converts
  * it), or with an error set */
 int profile_copies(PyObject *profile, PyObject **out);
+/* the view's five article lists (view_articles.c) from the state's views, feedback and
+ * resolved counts and the live sessions' resolutions: a new tuple, NULL with no error set
+ * for what the Python path reads */
+PyObject *article_lists(PyObject *views, PyObject *feedback, PyObject *kept, PyObject *live);
 
 #endif

@@ -66,16 +66,7 @@ def feature_view(
         found = compiled(state, record, profile, now, personalized, _CONSTANTS, values)
     if found is None:
         return view_in_python(record, state, profile, now, personalized, rules)
-    view: dict[str, Any] = found[0]
-    if found[1] is not None:  # the user's article lists: left to Python (sorting them)
-        (
-            view["articles_viewed"],
-            view["articles_helpful"],
-            view["articles_unhelpful"],
-            view["articles_resolved"],
-            view["articles_resolved_by_intent"],
-        ) = _article_features(state, found[1])
-    return view
+    return found
 
 
 # The view's keys, in its order: what view_in_python writes, and the compiled feature_view
