@@ -121,6 +121,12 @@ static PyMethodDef module_methods[] = {
      "user is new, the segments' names). None for what the Python reference "
      "(view_in_python) must read: a missing key, or a value of a type the stream worker or "
      "the profile store does not write."},
+    {"user_context", FASTCALL(user_context),
+     "user_context(cls, view) -> tuple | None\n\nThe recommender's UserContext of a feature "
+     "view (models/recommend/base.py), an instance of ``cls`` (a tuple subclass) built from "
+     "its fields without its ``__new__``. None for an empty view or one the Python path "
+     "must read: another mapping, a text that is not an exact str, article ids that are not "
+     "a list of exact str, a personalization that is not a bool."},
     {"slot_layout", FASTCALL(slot_layout),
      "slot_layout(cls, names) -> capsule\n\nWhere each of ``names`` is among the slots of "
      "``cls``, a class of object slots alone (none inherited, no ``__dict__``), for "

@@ -26,8 +26,10 @@
  *              language_scores_ascii: the same for ASCII text, its DFA packed smaller
  *   windows.c  window_counts: a sorted timestamp list's counts in event-time windows
  *   messages.c message_features: the feature view's windows' counts and intents in one call
- *   view.c     feature_view: the feature view's part read from the state in one call, with
- *              the passes of messages.c, sessions.c and memory.c
+ *   view.c     feature_view: the feature view in one call, with the passes of messages.c,
+ *              sessions.c and memory.c; its other parts in view_parts.c and view_articles.c
+ *              (their names and signatures in view.h)
+ *   user_context.c user_context: the recommender's slice of a feature view in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
@@ -150,6 +152,7 @@ int window_counts_of(PyObject *sorted_ts, double now, const double *widths, Py_s
                      Py_ssize_t *counts);
 PyObject *message_features(PyObject *module, FASTCALL_ARGS);
 PyObject *feature_view(PyObject *module, FASTCALL_ARGS);
+PyObject *user_context(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

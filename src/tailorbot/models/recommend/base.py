@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from tailorbot.compiled import native
+
 # The empty mapping the recommenders share as a default and an answer: read, never changed.
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
@@ -67,6 +69,15 @@ class UserContext(NamedTuple):
         ``session_intent`` is the intent of the user's latest customer message, the issue a
         resolution or an article vote that follows it is about.
         """
+        compiled = getattr(native(), "user_context", None)  # None: not built, or before
+        # None: an empty view, or a value of a type the feature view does not make
+        found = compiled(cls, view) if compiled is not None and view is not None else None
+        return found if found is not None else cls.from_view_in_python(view)
+
+    @classmethod
+    def from_view_in_python(cls, view: Mapping[str, Any] | None) -> UserContext:
+        """:meth:`from_view` in Python: the reference the compiled ``user_context``
+        (csrc/user_context.c) is tested against, and the path for what it does not read."""
         if not view:
             return cls()
         recent = view.get("recent_intents") or []
