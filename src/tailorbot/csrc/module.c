@@ -127,6 +127,12 @@ static PyMethodDef module_methods[] = {
      "its fields without its ``__new__``. None for an empty view or one the Python path "
      "must read: another mapping, a text that is not an exact str, article ids that are not "
      "a list of exact str, a personalization that is not a bool."},
+    {"context_vector", FASTCALL(context_vector),
+     "context_vector(view, vip_tiers, constants) -> dict | None\n\nThe bandit's context of "
+     "a feature view (features/context_vector.py): ``constants`` is (its keys, the segments, "
+     "the tier groups, the caps of the events' and the sessions' counts and the recency "
+     "scale, floats). None for what the Python reference must read: a missing key, a value "
+     "that is not of the type the feature view makes."},
     {"slot_layout", FASTCALL(slot_layout),
      "slot_layout(cls, names) -> capsule\n\nWhere each of ``names`` is among the slots of "
      "``cls``, a class of object slots alone (none inherited, no ``__dict__``), for "

@@ -30,6 +30,7 @@
  *              sessions.c and memory.c; its other parts in view_parts.c and view_articles.c
  *              (their names and signatures in view.h)
  *   user_context.c user_context: the recommender's slice of a feature view in one call
+ *   context.c  context_vector: the bandit's numeric context of a feature view in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
@@ -153,6 +154,7 @@ int window_counts_of(PyObject *sorted_ts, double now, const double *widths, Py_s
 PyObject *message_features(PyObject *module, FASTCALL_ARGS);
 PyObject *feature_view(PyObject *module, FASTCALL_ARGS);
 PyObject *user_context(PyObject *module, FASTCALL_ARGS);
+PyObject *context_vector(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tailorbot.compiled import native
 from tailorbot.features.params import DAY_S
 from tailorbot.features.segments import SEGMENTS, SegmentRules
 
@@ -42,12 +43,36 @@ CONTEXT_KEYS: tuple[str, ...] = (
 EVENTS_24H_CAP = 50
 SESSIONS_30D_CAP = 30
 RECENCY_SCALE_S = 7 * DAY_S
+# What the compiled context_vector reads besides the view (its order is context.c's).
+_CONSTANTS = (
+    CONTEXT_KEYS,
+    SEGMENTS,
+    TIER_GROUPS,
+    float(EVENTS_24H_CAP),
+    float(SESSIONS_30D_CAP),
+    RECENCY_SCALE_S,
+)
 
 
 def context_vector(
     view: Mapping[str, Any], rules: SegmentRules = DEFAULT_RULES
 ) -> dict[str, float]:
     """A fixed set of features in [0, 1], keyed by :data:`CONTEXT_KEYS` (in that order)."""
+    compiled = getattr(native(), "context_vector", None)  # None: not built, or before
+    # None: a value of a type the feature view does not make, or rules of a subclass
+    found = (
+        compiled(view, rules.vip_tiers, _CONSTANTS)
+        if compiled is not None and type(rules) is SegmentRules
+        else None
+    )
+    return found if found is not None else context_vector_in_python(view, rules)
+
+
+def context_vector_in_python(
+    view: Mapping[str, Any], rules: SegmentRules = DEFAULT_RULES
+) -> dict[str, float]:
+    """:func:`context_vector` in Python: the reference the compiled ``context_vector``
+    (csrc/context.c) is tested against, and the pass for what it does not read."""
     csat = view["csat_ewma"]
     resolution = view["resolution_rate_30d"]
     handoff = view["handoff_rate_30d"]
