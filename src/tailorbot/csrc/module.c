@@ -133,6 +133,13 @@ static PyMethodDef module_methods[] = {
      "the tier groups, the caps of the events' and the sessions' counts and the recency "
      "scale, floats). None for what the Python reference must read: a missing key, a value "
      "that is not of the type the feature view makes."},
+    {"answer_payload", FASTCALL(answer_payload),
+     "answer_payload(decision, prediction, cited, segment, consent, timings) -> dict | None"
+     "\n\nThe personalize answer as JSON-ready data (services/decisions/records.py): the "
+     "decision (its record and text), the intent prediction, the cited articles as "
+     "(recommendation, url, snippet), the user's segment, the consent (a bool) and the "
+     "timings. None for a part of another shape than the decision service makes: the "
+     "Python path reads it."},
     {"slot_layout", FASTCALL(slot_layout),
      "slot_layout(cls, names) -> capsule\n\nWhere each of ``names`` is among the slots of "
      "``cls``, a class of object slots alone (none inherited, no ``__dict__``), for "

@@ -31,6 +31,7 @@
  *              (their names and signatures in view.h)
  *   user_context.c user_context: the recommender's slice of a feature view in one call
  *   context.c  context_vector: the bandit's numeric context of a feature view in one call
+ *   payload.c  answer_payload: the personalize answer as JSON-ready data in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
@@ -155,6 +156,7 @@ PyObject *message_features(PyObject *module, FASTCALL_ARGS);
 PyObject *feature_view(PyObject *module, FASTCALL_ARGS);
 PyObject *user_context(PyObject *module, FASTCALL_ARGS);
 PyObject *context_vector(PyObject *module, FASTCALL_ARGS);
+PyObject *answer_payload(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,
                    double *mean, double *width);

@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
+from tailorbot.compiled import native
 from tailorbot.events.codec import now_iso
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.events.schema import EVENT_ADAPTER, Message, checked_event, new_event_id
@@ -70,7 +71,28 @@ def personalize_payload(
 ) -> dict[str, Any]:
     """The answer in :class:`PersonalizeResponse`'s JSON shape, built as plain data: the hot
     route writes it as it is (a dozen nested pydantic models cost more than the bandit);
-    :meth:`DecisionService.personalize` validates it into the model for every other caller."""
+    :meth:`DecisionService.personalize` validates it into the model for every other caller.
+    Made in one compiled call where the extension is built (``csrc/payload.c``)."""
+    compiled = getattr(native(), "answer_payload", None)  # None: not built, or before
+    if compiled is not None:
+        segment = view["segment"] if view is not None else None
+        consent = consents_to_personalization(profile)
+        found = compiled(decision, prediction, articles, segment, consent, timings)
+        if found is not None:  # None: a part of another shape, which Python reads
+            return cast(dict[str, Any], found)
+    return payload_in_python(decision, prediction, articles, view, profile, timings)
+
+
+def payload_in_python(
+    decision: dict[str, Any],
+    prediction: Any,
+    articles: list[tuple[Any, str | None, str]],
+    view: Mapping[str, Any] | None,
+    profile: Mapping[str, Any] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """:func:`personalize_payload` in Python: the reference the compiled ``answer_payload``
+    is tested against, and the path for what it does not read."""
     record = decision["record"]
     return {
         "decision_id": record["decision_id"],
