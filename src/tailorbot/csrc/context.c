@@ -1,5 +1,7 @@
-/* context_vector: the bandit's numeric context of a feature view (features/context_vector.py)
- * in one call, the same operations in the same order as its Python reference. */
+/* The bandit's inputs from a feature view, each in one call with the same operations in the
+ * same order as its Python reference: context_vector (features/context_vector.py), its
+ * numeric context; action_features (features/context.py), the customer's memory of each
+ * offered variant. */
 #include "native.h"
 
 /* the view's keys read, interned once */
@@ -15,6 +17,7 @@ static PyObject *keys[N_KEYS];
 /* the constants' items: see context_vector in module.c */
 enum { C_NAMES, C_SEGMENTS, C_TIER_GROUPS, C_EVENTS_CAP, C_SESSIONS_CAP, C_RECENCY, N_CONSTANTS };
 enum { N_SEGMENTS = 5, N_GROUPS = 3, N_VALUES = 8 + N_SEGMENTS + N_GROUPS };
+enum { MOST_VARIANTS = 64 }; /* a template's variants action_features reads; more: Python's */
 
 /* a float, or an int a double holds exactly, as a double; 0 for another type */
 static int number(PyObject *value, double *out) {
@@ -152,6 +155,95 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
             Py_CLEAR(out);
         }
         Py_XDECREF(value);
+    }
+    return out;
+}
+
+/* action_features(view, variants, priors, names, prior_weight): see module.c */
+PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
+    (void)module;
+    static PyObject *rewards_key = NULL, *mean_key = NULL, *weight_key = NULL;
+    if (!arity("action_features", nargs, 5) ||
+        (rewards_key == NULL &&
+         (rewards_key = PyUnicode_InternFromString("variant_rewards")) == NULL) ||
+        (mean_key == NULL && (mean_key = PyUnicode_InternFromString("recent_mean")) == NULL) ||
+        (weight_key == NULL &&
+         (weight_key = PyUnicode_InternFromString("recent_weight")) == NULL)) {
+        return NULL;
+    }
+    PyObject *view = args[0], *variants = args[1], *priors = args[2], *names = args[3];
+    if (!PyDict_CheckExact(view) || !(PyList_CheckExact(variants) || PyTuple_CheckExact(variants)) ||
+        !PyTuple_CheckExact(priors) ||
+        PyTuple_GET_SIZE(priors) != PySequence_Fast_GET_SIZE(variants) ||
+        !PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) != 3 ||
+        !PyFloat_CheckExact(args[4])) {
+        Py_RETURN_NONE;
+    }
+    double held = PyFloat_AS_DOUBLE(args[4]); /* the prior's weight in pseudo-outcomes */
+    /* `view.get("variant_rewards") or {}`: a dict (empty when missing or None) */
+    PyObject *memory = PyDict_GetItemWithError(view, rewards_key);
+    if (memory == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (memory != NULL && memory != Py_None && !PyDict_CheckExact(memory)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(variants);
+    PyObject **offered = PySequence_Fast_ITEMS(variants);
+    double figures[3 * MOST_VARIANTS]; /* read first: nothing below runs Python code */
+    if (n > MOST_VARIANTS) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *variant = offered[i], *prior = PyTuple_GET_ITEM(priors, i);
+        double weight = 0.0, mean, p;
+        if (!PyUnicode_CheckExact(variant) || !number(prior, &p)) {
+            Py_RETURN_NONE;
+        }
+        /* `memory.get(variant) or {}`, its recent mean and (with one) its recent weight */
+        PyObject *own = memory == NULL || memory == Py_None
+                            ? NULL
+                            : PyDict_GetItemWithError(memory, variant);
+        if (own == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (own != NULL && own != Py_None && !PyDict_CheckExact(own)) {
+            Py_RETURN_NONE;
+        }
+        PyObject *recent = own == NULL || own == Py_None ? NULL
+                                                         : PyDict_GetItemWithError(own, mean_key);
+        if (recent == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (recent == NULL || recent == Py_None) {
+            mean = p;
+        } else {
+            PyObject *w = PyDict_GetItemWithError(own, weight_key);
+            if (w == NULL || !number(w, &weight) || !number(recent, &mean)) {
+                if (PyErr_Occurred()) {
+                    return NULL;
+                }
+                Py_RETURN_NONE; /* a missing weight raises there: the Python path's */
+            }
+        }
+        figures[3 * i] = (weight * mean + held * p) / (weight + held);
+        figures[3 * i + 1] = weight / (weight + held);
+        figures[3 * i + 2] = p;
+    }
+    PyObject *out = _PyDict_NewPresized(n); /* see view.c */
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *one = _PyDict_NewPresized(3);
+        for (int k = 0; one != NULL && k < 3; k++) {
+            PyObject *value = PyFloat_FromDouble(figures[3 * i + k]);
+            if (value == NULL || PyDict_SetItem(one, PyTuple_GET_ITEM(names, k), value) < 0) {
+                Py_CLEAR(one);
+            }
+            Py_XDECREF(value);
+        }
+        if (one == NULL || PyDict_SetItem(out, offered[i], one) < 0) {
+            Py_CLEAR(out);
+        }
+        Py_XDECREF(one);
     }
     return out;
 }

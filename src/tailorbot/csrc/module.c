@@ -133,6 +133,13 @@ static PyMethodDef module_methods[] = {
      "the tier groups, the caps of the events' and the sessions' counts and the recency "
      "scale, floats). None for what the Python reference must read: a missing key, a value "
      "that is not of the type the feature view makes."},
+    {"action_features", FASTCALL(action_features),
+     "action_features(view, variants, priors, names, prior_weight) -> dict | None\n\nPer "
+     "offered variant, the customer's memory of it as the bandit's action features "
+     "(features/context.py): ``names`` the three features' keys, ``priors`` each variant's "
+     "segment prior, ``prior_weight`` its weight in pseudo-outcomes. None for what the "
+     "Python reference must read: a value of another type, a missing recent weight, more "
+     "than 64 variants."},
     {"answer_payload", FASTCALL(answer_payload),
      "answer_payload(decision, prediction, cited, segment, consent, timings) -> dict | None"
      "\n\nThe personalize answer as JSON-ready data (services/decisions/records.py): the "

@@ -30,7 +30,8 @@
  *              sessions.c and memory.c; its other parts in view_parts.c and view_articles.c
  *              (their names and signatures in view.h)
  *   user_context.c user_context: the recommender's slice of a feature view in one call
- *   context.c  context_vector: the bandit's numeric context of a feature view in one call
+ *   context.c  context_vector: the bandit's numeric context of a feature view in one call;
+ *              action_features: the customer's memory of each offered variant in one call
  *   payload.c  answer_payload: the personalize answer as JSON-ready data in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
@@ -156,6 +157,7 @@ PyObject *message_features(PyObject *module, FASTCALL_ARGS);
 PyObject *feature_view(PyObject *module, FASTCALL_ARGS);
 PyObject *user_context(PyObject *module, FASTCALL_ARGS);
 PyObject *context_vector(PyObject *module, FASTCALL_ARGS);
+PyObject *action_features(PyObject *module, FASTCALL_ARGS);
 PyObject *answer_payload(PyObject *module, FASTCALL_ARGS);
 /* a linear bandit arm's `x . theta` and `sqrt(max(x A^-1 x, 0))`, x of d values */
 void linear_moment(const double *x, const double *a, const double *t, Py_ssize_t d,

@@ -17,8 +17,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from tailorbot.compiled import native
 from tailorbot.features.context_vector import CONTEXT_KEYS, TIER_KEYS, context_vector
 from tailorbot.features.segment_memory import SegmentVariantStats
 
@@ -144,6 +145,23 @@ def action_features(
     """
     if view is None:
         return {variant: {} for variant in variants}
+    compiled = getattr(native(), "action_features", None)  # None: not built, or before
+    if compiled is not None:
+        priors = segments.priors(view.get("segment"), variants)
+        found = compiled(view, variants, priors, ACTION_KEYS, OWN_PRIOR_WEIGHT)
+        if found is not None:  # None: a value of a type the feature view does not make
+            return cast(dict[str, dict[str, float]], found)
+    return action_features_in_python(view, variants, segments)
+
+
+def action_features_in_python(
+    view: Mapping[str, Any],
+    variants: Sequence[str],
+    segments: SegmentVariantStats = NO_SEGMENT_STATS,
+) -> dict[str, dict[str, float]]:
+    """:func:`action_features` of a view in Python: the reference the compiled
+    ``action_features`` (csrc/context.c) is tested against, and the path for what it does
+    not read."""
     memory = view.get("variant_rewards") or {}
     segment = view.get("segment")
     out: dict[str, dict[str, float]] = {}

@@ -13,7 +13,7 @@ segment is smoothed towards its mean over all customers, and that towards 0.5, b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tailorbot.features.memory import ALL_SEGMENTS
 
@@ -31,6 +31,7 @@ class SegmentVariantStats:
         # mean() of each (segment, variant) asked, as the statistics are immutable once
         # built: every decision asks for each variant offered in the user's segment
         self._means: dict[tuple[str | None, str], float] = {}
+        self._priors: dict[tuple[str | None, tuple[str, ...]], tuple[float, ...]] = {}
 
     @classmethod
     def from_counters(
@@ -54,6 +55,18 @@ class SegmentVariantStats:
             if len(self._means) >= MAX_MEANS:  # segments come from profiles: bound the keys
                 self._means.clear()
             self._means[key] = found
+        return found
+
+    def priors(self, segment: str | None, variants: Sequence[str]) -> tuple[float, ...]:
+        """:meth:`mean` of each of ``variants`` in ``segment``, remembered per segment and
+        variants as the means are (a decision asks for a template's variants at once)."""
+        key = (segment, tuple(variants))
+        found = self._priors.get(key)
+        if found is None:
+            found = tuple(self.mean(segment, variant) for variant in variants)
+            if len(self._priors) >= MAX_MEANS:
+                self._priors.clear()
+            self._priors[key] = found
         return found
 
     def _mean(self, segment: str | None, variant: str) -> float:
