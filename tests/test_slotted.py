@@ -122,8 +122,13 @@ def test_the_builder_refuses_what_it_cannot_build_without_init() -> None:
         x: int
 
     @dataclasses.dataclass(slots=True)
-    class NotFrozen:
+    class Guarded:
         x: int
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if value is None:
+                raise ValueError(name)
+            object.__setattr__(self, name, value)
 
     @dataclasses.dataclass(frozen=True, slots=True)
     class Checked:
@@ -138,6 +143,18 @@ def test_the_builder_refuses_what_it_cannot_build_without_init() -> None:
         x: int
         y: int = dataclasses.field(init=False, default=0)
 
-    for cls in (NoSlots, NotFrozen, Checked, Derived, int):
-        with pytest.raises(TypeError, match="not a frozen dataclass of slots alone"):
+    for cls in (NoSlots, Guarded, Checked, Derived, int):
+        with pytest.raises(TypeError, match="not a dataclass of slots alone that __init__ fills"):
             slotted_builder(cls)
+
+
+def test_a_dataclass_that_is_not_frozen_is_built_as_its_init_builds_it() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        x: int
+        y: list[int] = dataclasses.field(default_factory=list)
+
+    built = slotted_builder(Mutable)(1, [2])
+    assert built == Mutable(1, [2]) and type(built) is Mutable
+    built.x = 5  # still mutable
+    assert built.x == 5

@@ -38,11 +38,11 @@ def native() -> ModuleType | None:
 
 
 def slotted_builder(cls: type[T]) -> Callable[..., T]:
-    """What builds ``cls``, a frozen and slotted dataclass, from all its fields' values in
-    order: the compiled ``build_slotted`` (the slots set directly, where the dataclass's
-    ``__init__`` sets them one ``object.__setattr__`` call each), else ``cls`` itself.
-    :class:`TypeError` for a class it cannot build so: one with a ``__post_init__``, a field
-    left out of ``__init__``, or slots that are not its fields in order.
+    """What builds ``cls``, a slotted dataclass, from all its fields' values in order: the
+    compiled ``build_slotted`` (the slots set directly, where the dataclass's ``__init__``
+    sets them one attribute at a time), else ``cls`` itself. :class:`TypeError` for a class
+    it cannot build so: one with a ``__post_init__`` or (not frozen) a ``__setattr__`` of its
+    own, a field left out of ``__init__``, or slots that are not its fields in order.
 
     >>> @dataclasses.dataclass(frozen=True, slots=True)
     ... class Pair:
@@ -56,13 +56,13 @@ def slotted_builder(cls: type[T]) -> Callable[..., T]:
     names = tuple(field.name for field in fields)
     if (
         params is None
-        or not params.frozen
+        or (not params.frozen and cls.__setattr__ is not object.__setattr__)
         or hasattr(cls, "__post_init__")
         or not all(field.init for field in fields)
         or getattr(cls, "__slots__", None) != names
         or cls.__bases__ != (object,)
     ):
-        raise TypeError(f"{cls.__name__} is not a frozen dataclass of slots alone")
+        raise TypeError(f"{cls.__name__} is not a dataclass of slots alone that __init__ fills")
     compiled = native()
     if compiled is None or not hasattr(compiled, "build_slotted"):
         return cls

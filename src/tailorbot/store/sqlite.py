@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ import orjson
 
 from tailorbot._backends import positive_float, typed_options
 from tailorbot._sqlite import SqliteFile, VersionedCache, execute_rows, parse_sqlite_url
+from tailorbot.compiled import slotted_builder
 from tailorbot.config import READ_CACHE_BYTES
 from tailorbot.events.erasure import user_digest
 from tailorbot.store.base import (
@@ -231,10 +233,23 @@ class SqliteUserReader:
 
     def __call__(self, user_id: str) -> ProfileAndRecord:
         with self.file.read() as conn:
-            profile, *record = conn.execute(SELECT_USER, (user_id,)).fetchone()
+            profile, blob, partition, offset, event_time, updated_at, version = conn.execute(
+                SELECT_USER, (user_id,)
+            ).fetchone()
         return (
             None if profile is None else orjson.loads(profile),
-            None if record[0] is None else _served((user_id, *record)),
+            None
+            if blob is None
+            else _record_builder()(
+                user_id,
+                decode_served(blob),
+                partition,
+                offset,
+                event_time,
+                updated_at,
+                version,
+                None,
+            ),  # fmt: skip
         )
 
 
@@ -418,8 +433,8 @@ def _select_in(file: SqliteFile, query: str, keys: list[str]) -> list[tuple[Any,
         return select_in(conn, query, keys)
 
 
-def _served(row: tuple[Any, ...]) -> FeatureRecord:
-    """The record of a row, its state without the dedupe ids (a decision's read)."""
-    user_id, blob, partition, offset, event_time, updated_at, version = row
-    state = decode_served(blob)
-    return FeatureRecord(user_id, state, partition, offset, event_time, updated_at, version)
+@functools.cache
+def _record_builder() -> Callable[..., FeatureRecord]:
+    """What builds a decision's record, every field given (``dedupe`` None): its slots set
+    without the dataclass's ``__init__`` (compiled.slotted_builder)."""
+    return slotted_builder(FeatureRecord)
