@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailorbot.compiled import native
 from tailorbot.features.context import (
     ACTION_KEYS,
     OWN_PRIOR_WEIGHT,
@@ -17,13 +16,10 @@ from tailorbot.features.context import (
 )
 from tailorbot.features.segment_memory import SegmentVariantStats
 from tailorbot.features.view import feature_view
-from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import T0, VARIANTS, event_streams, state_of
+from tests.native_support import loops, needs_build
+from tests.stream.eventgen import T0, VARIANTS, event_streams, record_of
 
-compiled = getattr(native(), "action_features", None)
-needs_build = pytest.mark.skipif(
-    compiled is None, reason="the extension is not built here (tests/test_native.py requires it)"
-)
+compiled = getattr(loops, "action_features", None)  # None: not built (see native_support)
 STATS = SegmentVariantStats.from_counters(
     {
         "vip|concise|n": 4,
@@ -58,8 +54,7 @@ def same(view: dict, variants: object, stats: SegmentVariantStats = STATS) -> di
 def test_the_compiled_features_of_any_view_are_the_python_reference(
     events: list[dict], hours: int, variants: list[str], tier: str | None
 ) -> None:
-    record = FeatureRecord("u1", state_of(events), partition=0, offset=0, event_time=T0,
-                           updated_at=T0)  # fmt: skip
+    record = record_of(events)
     view = feature_view(record, {"tier": tier} if tier else None, T0 + hours * 3600)
     priors = STATS.priors(view["segment"], variants)
     assert compiled(view, variants, priors, ACTION_KEYS, OWN_PRIOR_WEIGHT) is not None

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailorbot.compiled import native
 from tailorbot.features import context_vector as module
 from tailorbot.features.context_vector import (
     CONTEXT_KEYS,
@@ -17,13 +16,10 @@ from tailorbot.features.context_vector import (
 )
 from tailorbot.features.segments import SegmentRules
 from tailorbot.features.view import feature_view
-from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import T0, event_streams, state_of
+from tests.native_support import loops, needs_build
+from tests.stream.eventgen import T0, event_streams, record_of
 
-compiled = getattr(native(), "context_vector", None)
-needs_build = pytest.mark.skipif(
-    compiled is None, reason="the extension is not built here (tests/test_native.py requires it)"
-)
+compiled = getattr(loops, "context_vector", None)  # None: not built (see native_support)
 TIERS = (None, "standard", "GOLD", "silver", "")
 
 
@@ -44,8 +40,7 @@ def same(view: dict, rules: SegmentRules = module.DEFAULT_RULES) -> dict:
 def test_the_compiled_context_of_any_view_is_the_python_reference(
     events: list[dict], hours: int, tier: str | None
 ) -> None:
-    record = FeatureRecord("u1", state_of(events), partition=0, offset=0, event_time=T0,
-                           updated_at=T0)  # fmt: skip
+    record = record_of(events)
     view = feature_view(record, {"tier": tier} if tier is not None else None, T0 + hours * 3600)
     assert compiled(view, module.DEFAULT_RULES.vip_tiers, module._CONSTANTS) is not None
     same(view)

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailorbot.compiled import native
 from tailorbot.features import view as view_module
 from tailorbot.features.segments import SegmentRules
 from tailorbot.features.state import new_state
@@ -25,13 +24,10 @@ from tailorbot.features.view import (
     view_in_python,
 )
 from tailorbot.store.base import FeatureRecord
+from tests.native_support import loops, needs_build
 from tests.stream.eventgen import DAY, T0, event_streams, state_of
 
-loops = native()
-compiled = getattr(loops, "feature_view", None)
-needs_build = pytest.mark.skipif(
-    compiled is None, reason="the extension is not built here (tests/test_native.py requires it)"
-)
+compiled = getattr(loops, "feature_view", None)  # None: not built (see native_support)
 PROFILES = (
     None,
     {},

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tailorbot.features.state import apply_event, new_state
+from tailorbot.store.base import FeatureRecord
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400.0
@@ -28,6 +29,13 @@ def state_of(events: list[dict]) -> dict[str, Any]:
     for event in events:
         apply_event(state, event, None)
     return state
+
+
+def record_of(events: list[dict]) -> FeatureRecord:
+    """:func:`state_of` ``events`` as a feature record of user ``u1`` (what a view reads)."""
+    return FeatureRecord(
+        "u1", state_of(events), partition=0, offset=0, event_time=T0, updated_at=T0
+    )
 
 
 def iso(ts: float) -> str:

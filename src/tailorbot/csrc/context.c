@@ -19,24 +19,6 @@ enum { C_NAMES, C_SEGMENTS, C_TIER_GROUPS, C_EVENTS_CAP, C_SESSIONS_CAP, C_RECEN
 enum { N_SEGMENTS = 5, N_GROUPS = 3, N_VALUES = 8 + N_SEGMENTS + N_GROUPS };
 enum { MOST_VARIANTS = 64 }; /* a template's variants action_features reads; more: Python's */
 
-/* a float, or an int a double holds exactly, as a double; 0 for another type */
-static int number(PyObject *value, double *out) {
-    if (PyFloat_CheckExact(value)) {
-        *out = PyFloat_AS_DOUBLE(value);
-        return 1;
-    }
-    if (!PyLong_CheckExact(value)) {
-        return 0;
-    }
-    int overflow = 0;
-    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || n > (1LL << 53) || n < -(1LL << 53)) {
-        return 0;
-    }
-    *out = (double)n;
-    return 1;
-}
-
 /* min(1.0, log1p(max(0.0, count)) / log1p(cap)) */
 static double log_scaled(double count, double cap) {
     double scaled = log1p(count > 0.0 ? count : 0.0) / log1p(cap);
@@ -75,17 +57,17 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
     }
     double values[N_VALUES], x;
     values[0] = 1.0;
-    if (!number(v[K_EVENTS], &x)) {
+    if (!exact_double(v[K_EVENTS], &x)) {
         Py_RETURN_NONE;
     }
     values[1] = log_scaled(x, PyFloat_AS_DOUBLE(c[C_EVENTS_CAP]));
-    if (!number(v[K_SESSIONS], &x)) {
+    if (!exact_double(v[K_SESSIONS], &x)) {
         Py_RETURN_NONE;
     }
     values[2] = log_scaled(x, PyFloat_AS_DOUBLE(c[C_SESSIONS_CAP]));
     if (v[K_SINCE] == Py_None) {
         values[3] = 0.0;
-    } else if (number(v[K_SINCE], &x)) {
+    } else if (exact_double(v[K_SINCE], &x)) {
         values[3] = exp(-x / PyFloat_AS_DOUBLE(c[C_RECENCY]));
     } else {
         Py_RETURN_NONE;
@@ -93,7 +75,7 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
     if (v[K_CSAT] == Py_None) {
         values[4] = 0.5;
         values[5] = 0.0;
-    } else if (number(v[K_CSAT], &x)) {
+    } else if (exact_double(v[K_CSAT], &x)) {
         values[4] = (x - 1.0) / 4.0;
         values[5] = 1.0;
     } else {
@@ -101,12 +83,12 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
     }
     if (v[K_RESOLUTION] == Py_None) {
         values[6] = 0.5;
-    } else if (!number(v[K_RESOLUTION], &values[6])) {
+    } else if (!exact_double(v[K_RESOLUTION], &values[6])) {
         Py_RETURN_NONE;
     }
     if (v[K_HANDOFF] == Py_None) {
         values[7] = 0.0;
-    } else if (!number(v[K_HANDOFF], &values[7])) {
+    } else if (!exact_double(v[K_HANDOFF], &values[7])) {
         Py_RETURN_NONE;
     }
     PyObject *matched = v[K_SEGMENTS], *tier = v[K_TIER] != NULL ? v[K_TIER] : Py_None;
@@ -197,7 +179,7 @@ PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *variant = offered[i], *prior = PyTuple_GET_ITEM(priors, i);
         double weight = 0.0, mean, p;
-        if (!PyUnicode_CheckExact(variant) || !number(prior, &p)) {
+        if (!PyUnicode_CheckExact(variant) || !exact_double(prior, &p)) {
             Py_RETURN_NONE;
         }
         /* `memory.get(variant) or {}`, its recent mean and (with one) its recent weight */
@@ -219,7 +201,7 @@ PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
             mean = p;
         } else {
             PyObject *w = PyDict_GetItemWithError(own, weight_key);
-            if (w == NULL || !number(w, &weight) || !number(recent, &mean)) {
+            if (w == NULL || !exact_double(w, &weight) || !exact_double(recent, &mean)) {
                 if (PyErr_Occurred()) {
                     return NULL;
                 }

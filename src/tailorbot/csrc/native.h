@@ -88,6 +88,25 @@ static inline float half_to_float(uint16_t h) {
     return scaled;
 }
 
+/* a float, or an int a double holds exactly (|n| <= 2^53), as a double: 0 for anything else
+ * (a bool, a subclass, a larger int: the Python paths compare those exactly themselves) */
+static inline int exact_double(PyObject *value, double *out) {
+    if (PyFloat_CheckExact(value)) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return 1;
+    }
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || n > (1LL << 53) || n < -(1LL << 53)) {
+        return 0; /* no error is set for an exact int */
+    }
+    *out = (double)n;
+    return 1;
+}
+
 /* a C-contiguous view of `obj` as `ndim`-d values of struct code `code` (ValueError naming
  * `name` otherwise) */
 int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,

@@ -23,10 +23,8 @@ enum { C_NAMES, C_EVENT_WIDTHS, C_SESSION_WIDTHS, C_RATE_WINDOW, C_RETENTION, C_
        C_LANGUAGE, N_CONSTANTS };
 /* the segment rules' items: see feature_view in module.c */
 enum { R_CSAT, R_STREAK, R_VIP_TIERS, R_FREQUENT, R_NEW_FOR, R_SEGMENTS, N_RULES };
-#define EXACT_INTS 9007199254740992.0 /* 2^53: every int below converts to a double exactly */
+#define EXACT_INTS 9007199254740992.0 /* 2^53: every int up to it converts to a double exactly */
 
-/* a float, or an int a double holds exactly, as a double: 0 for anything else */
-int exact_double(PyObject *value, double *out);
 /* features.state.ewma(start, alpha, ratings), alpha a float: a new reference, NULL with no
  * error set for what the Python path reads (a rating of another shape or type) */
 PyObject *ewma_of(PyObject *start, double alpha, PyObject *ratings);

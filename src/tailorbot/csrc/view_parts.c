@@ -12,24 +12,6 @@ const char *const VIEW_KEYS[N_KEYS] = {
 };
 PyObject *view_keys[N_KEYS];
 
-int exact_double(PyObject *value, double *out) {
-    if (PyFloat_CheckExact(value)) {
-        *out = PyFloat_AS_DOUBLE(value);
-        return 1;
-    }
-    if (!PyLong_CheckExact(value)) {
-        return 0;
-    }
-    int overflow = 0;
-    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || (n == -1 && PyErr_Occurred()) || n > EXACT_INTS || n < -EXACT_INTS) {
-        PyErr_Clear(); /* not an error: the Python path compares it */
-        return 0;
-    }
-    *out = (double)n;
-    return 1;
-}
-
 PyObject *ewma_of(PyObject *start, double alpha, PyObject *ratings) {
     PyObject *kept = start; /* the value while no arithmetic made a float of it */
     double value = 0.0;

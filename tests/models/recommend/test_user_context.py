@@ -9,16 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailorbot.compiled import native
 from tailorbot.features.view import feature_view
 from tailorbot.models.recommend.base import UserContext
-from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import T0, event_streams, state_of
+from tests.native_support import loops, needs_build
+from tests.stream.eventgen import T0, event_streams, record_of
 
-compiled = getattr(native(), "user_context", None)
-needs_build = pytest.mark.skipif(
-    compiled is None, reason="the extension is not built here (tests/test_native.py requires it)"
-)
+compiled = getattr(loops, "user_context", None)  # None: not built (see native_support)
 
 
 def same(view: object) -> UserContext:
@@ -41,8 +37,7 @@ def same(view: object) -> UserContext:
 def test_the_compiled_context_of_any_view_is_the_python_reference(
     events: list[dict], hours: int, tier: str | None
 ) -> None:
-    record = FeatureRecord("u1", state_of(events), partition=0, offset=0, event_time=T0,
-                           updated_at=T0)  # fmt: skip
+    record = record_of(events)
     view = feature_view(record, {"tier": tier} if tier is not None else None, T0 + hours * 3600)
     assert compiled(UserContext, view) is not None
     same(view)

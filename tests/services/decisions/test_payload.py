@@ -11,16 +11,13 @@ import numpy as np
 import orjson
 import pytest
 
-from tailorbot.compiled import native
 from tailorbot.services.decisions import records
 from tailorbot.services.decisions.schemas import PersonalizeRequest
 from tailorbot.services.decisions.service import DecisionService
+from tests.native_support import loops, needs_build
 from tests.services.decisions.conftest import CARD_MESSAGE, OUT_OF_SCOPE_MESSAGES
 
-compiled = getattr(native(), "answer_payload", None)
-needs_build = pytest.mark.skipif(
-    compiled is None, reason="the extension is not built here (tests/test_native.py requires it)"
-)
+compiled = getattr(loops, "answer_payload", None)  # None: not built (see native_support)
 
 
 def kept_arguments(
