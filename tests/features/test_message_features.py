@@ -19,7 +19,7 @@ from tailorbot.features.view import (
     message_features_in_python,
 )
 from tailorbot.store.base import FeatureRecord
-from tests.stream.eventgen import DAY, T0, event_streams, state_of
+from tests.stream.eventgen import DAY, T0, event_streams, state_of, state_with
 
 loops = native()
 compiled = getattr(loops, "message_features", None)
@@ -54,26 +54,20 @@ def test_the_compiled_features_are_the_python_reference(
     assert list(found[3].items()) == list(want[3].items())
 
 
-def _state(**values: object) -> dict:
-    state = new_state()
-    state.update(values)
-    return state
-
-
 @needs_build
 def test_empty_and_missing_intents_are_not_counted_and_ties_rank_by_name() -> None:
     now = T0 + 10 * DAY
     times = [now - 40 * DAY, now - 3 * DAY, now - 2 * DAY, now - DAY, now - 1.0, now, now + 5.0]
     names = ["old", "b", None, "a", "", "b", "future"]
-    state = _state(cm_ts=times, cm_intent=names, intents=[[now - 1.0, "a"], (now, "b")])
+    state = state_with(cm_ts=times, cm_intent=names, intents=[[now - 1.0, "a"], (now, "b")])
     found, want = both(state, now)
     assert found == want
     assert list(found[3].items()) == [("b", 2), ("a", 1)]
     assert found[2] == ["a", "b"]  # a pair may be a tuple
-    tied = _state(cm_ts=times[1:4], cm_intent=["zeta", None, "alpha"])
+    tied = state_with(cm_ts=times[1:4], cm_intent=["zeta", None, "alpha"])
     assert list(compiled(tied, now, EVENT_WIDTHS, RATE_WINDOW_S)[3]) == ["alpha", "zeta"]
     # the intents' list shorter than the times': the slice stops at its end
-    short = _state(cm_ts=times, cm_intent=names[:3])
+    short = state_with(cm_ts=times, cm_intent=names[:3])
     assert both(short, now)[0] == both(short, now)[1]
 
 
@@ -87,19 +81,19 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
         pass
 
     answered = [
-        _state(ts=[now - 1.0, int(now)]),  # an int compared exactly by bisect
-        _state(cm_ts=[now - 1.0], cm_intent=[7]),  # an intent that is no str
-        _state(cm_ts=[now - 1.0], cm_intent=["a"], intents=Times()),
-        _state(cm_ts=Times([now - 1.0]), cm_intent=["a"]),
+        state_with(ts=[now - 1.0, int(now)]),  # an int compared exactly by bisect
+        state_with(cm_ts=[now - 1.0], cm_intent=[7]),  # an intent that is no str
+        state_with(cm_ts=[now - 1.0], cm_intent=["a"], intents=Times()),
+        state_with(cm_ts=Times([now - 1.0]), cm_intent=["a"]),
     ]
     for state in answered:
         assert compiled(state, now, EVENT_WIDTHS, RATE_WINDOW_S) is None
         message_features_in_python(state, now)  # read by the Python path
-    assert compiled(_state(), int(now), EVENT_WIDTHS, RATE_WINDOW_S) is None
-    assert compiled(_state(), now, tuple(int(w) for w in EVENT_WIDTHS), RATE_WINDOW_S) is None
+    assert compiled(state_with(), int(now), EVENT_WIDTHS, RATE_WINDOW_S) is None
+    assert compiled(state_with(), now, tuple(int(w) for w in EVENT_WIDTHS), RATE_WINDOW_S) is None
     assert compiled([], now, EVENT_WIDTHS, RATE_WINDOW_S) is None
     raising = {
-        "intents": (_state(intents=[[now, "a", "extra"]]), ValueError),
+        "intents": (state_with(intents=[[now, "a", "extra"]]), ValueError),
         "missing": ({k: v for k, v in new_state().items() if k != "cm_intent"}, KeyError),
     }
     for state, error in raising.values():

@@ -25,7 +25,7 @@ from tailorbot.features.view import (
 )
 from tailorbot.store.base import FeatureRecord
 from tests.native_support import loops, needs_build
-from tests.stream.eventgen import DAY, T0, event_streams, state_of
+from tests.stream.eventgen import DAY, T0, event_streams, state_of, state_with
 
 compiled = getattr(loops, "feature_view", None)  # None: not built (see native_support)
 PROFILES = (
@@ -90,55 +90,49 @@ def test_the_compiled_view_is_the_python_reference(events: list[dict], data: st.
     assert list(got) == list(VIEW_NAMES) and got["user_id"] is None
 
 
-def _state(**values: object) -> dict:
-    state = new_state()
-    state.update(values)
-    return state
-
-
 @needs_build
 def test_each_part_read_from_a_state_is_the_references() -> None:
     now = T0 + 10 * DAY
     states = {
-        "the bot's message unanswered": _state(
+        "the bot's message unanswered": state_with(
             cm_ts=[now - 60.0], cm_intent=[None], bot=[now - 30.0, "s1", "Which card?"]
         ),
-        "the bot's message answered": _state(
+        "the bot's message answered": state_with(
             cm_ts=[now - 60.0, now - 10.0], cm_intent=[None, "a"], bot=[now - 30.0, "s1", "?"]
         ),
-        "a bot's message and no customer's": _state(bot=[now - 30.0, "s1", "Hi"]),
-        "channels tied on events": _state(
+        "a bot's message and no customer's": state_with(bot=[now - 30.0, "s1", "Hi"]),
+        "channels tied on events": state_with(
             channels={"email": [3, now - 5.0], "chat": [3, now - 5.0], "app": [2, now]}
         ),
-        "channels by events, then the newest": _state(
+        "channels by events, then the newest": state_with(
             channels={"email": [2, now - 5.0], "chat": [2, now - 1.0], "app": [1, now]}
         ),
-        "ratings folded from no EWMA (an int kept)": _state(
+        "ratings folded from no EWMA (an int kept)": state_with(
             alpha=0.3, ratings=[[now - 5.0, 4]], csat_n=1, csat_sum=4
         ),
-        "ratings folded onto an EWMA": _state(
+        "ratings folded onto an EWMA": state_with(
             alpha=0.3,
             ewma=2.5,
             ratings=[[now - 5.0, 4], [now - 2.0, 1]],
             csat_n=3,
             csat_sum=7.5,
         ),
-        "an EWMA and no rating left": _state(alpha=0.3, ewma=4, csat_n=2, csat_sum=9),
-        "outcomes and totals": _state(
+        "an EWMA and no rating left": state_with(alpha=0.3, ewma=4, csat_n=2, csat_sum=9),
+        "outcomes and totals": state_with(
             outcomes=[[now - DAY, "concise", "kb-1", 1.0], [now - 40 * DAY, "", "kb-2", 0.0]],
             outcome_totals={"v": {"concise": [2, 1.5]}, "a": {}},
         ),
         "totals without outcomes": {
-            **_state(outcome_totals={"v": {}, "a": {"kb-1": [1, 1.0]}}),
+            **state_with(outcome_totals={"v": {}, "a": {"kb-1": [1, 1.0]}}),
             "outcomes": [],
         },
         "no memory keys (a record older than them)": {
             k: v for k, v in new_state().items() if k not in ("outcomes", "outcome_totals")
         },
-        "article activity": _state(
+        "article activity": state_with(
             views={"kb-2": now - 9.0, "kb-1": now - 9.0}, feedback={"kb-3": [now - 3.0, False]}
         ),
-        "articles resolved, kept and live": _state(
+        "articles resolved, kept and live": state_with(
             views={"kb-1": now - 50.0, "kb-4": now - 9.0, "kb-2": now - 20.0},
             feedback={
                 "kb-2": [now - 3.0, True],
@@ -177,12 +171,12 @@ def test_each_part_read_from_a_state_is_the_references() -> None:
                 ],
             },
         ),  # fmt: skip
-        "articles resolved live only": _state(
+        "articles resolved live only": state_with(
             sessions={
                 "s1": [now - DAY, now - DAY, None, None, now - DAY, "a", None, True, "kb-1", 0]
             },
         ),  # fmt: skip
-        "a history cut": _state(cut_cap=now - 50 * DAY, late=4),
+        "a history cut": state_with(cut_cap=now - 50 * DAY, late=4),
     }
     for name, state in states.items():
         for profile in PROFILES:
@@ -205,33 +199,35 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
     # (or raises) as it always did.
     now = T0 + 10 * DAY
     answered = {
-        "an int newest": _state(newest=int(now), first=int(now)),
-        "an int alpha": _state(alpha=1, ratings=[[now, 3]]),
-        "a bool score": _state(alpha=0.5, ratings=[[now, True]]),
-        "a channel as a tuple": _state(channels={"a": (1, now), "b": [2, now]}),
-        "an int bot time": _state(cm_ts=[now - 5.0], cm_intent=[None], bot=[int(now), "s", "?"]),
-        "a count beyond a double": _state(csat_n=1, csat_sum=2**60),
-        "a float count": _state(csat_n=1.0, csat_sum=2.0),
-        "a vote that is no bool": _state(feedback={"kb-1": [now, 1]}),
-        "a resolved count that is no int": _state(resolved={"a": {"kb-1": 1.0}}),
-        "an int message time": _state(ts=[now - 1.0, int(now)]),
+        "an int newest": state_with(newest=int(now), first=int(now)),
+        "an int alpha": state_with(alpha=1, ratings=[[now, 3]]),
+        "a bool score": state_with(alpha=0.5, ratings=[[now, True]]),
+        "a channel as a tuple": state_with(channels={"a": (1, now), "b": [2, now]}),
+        "an int bot time": state_with(
+            cm_ts=[now - 5.0], cm_intent=[None], bot=[int(now), "s", "?"]
+        ),
+        "a count beyond a double": state_with(csat_n=1, csat_sum=2**60),
+        "a float count": state_with(csat_n=1.0, csat_sum=2.0),
+        "a vote that is no bool": state_with(feedback={"kb-1": [now, 1]}),
+        "a resolved count that is no int": state_with(resolved={"a": {"kb-1": 1.0}}),
+        "an int message time": state_with(ts=[now - 1.0, int(now)]),
     }
     for name, state in answered.items():
         assert call(state, now) is None, name
         got, want = views(state, now, None)
         assert got == want, name
-    assert call(_state(), int(now)) is None  # a time that is not a float
-    assert call(_state(), now) is not None
+    assert call(state_with(), int(now)) is None  # a time that is not a float
+    assert call(state_with(), now) is not None
     odd_profiles = {
         "a tier that is no str": {"tier": 3},
         "products as a tuple": {"products": ("card",)},
         "attributes of another mapping": {"attributes": SimpleNamespace()},
     }
     for name, profile in odd_profiles.items():
-        assert call(_state(), now, profile) is None, name
+        assert call(state_with(), now, profile) is None, name
         if name == "products as a tuple":  # the others raise, on the Python path as before
-            same(*views(_state(), now, profile))
-    record = FeatureRecord("u1", _state(), partition=0, offset=0, event_time=T0, updated_at=T0)
+            same(*views(state_with(), now, profile))
+    record = FeatureRecord("u1", state_with(), partition=0, offset=0, event_time=T0, updated_at=T0)
     with pytest.raises(AttributeError):
         feature_view(record, {"tier": 3}, now)
     missing = {k: v for k, v in new_state().items() if k != "late"}
@@ -241,13 +237,13 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
         feature_view(record, None, now)
     raising = {
         "totals without their articles'": (
-            _state(outcome_totals={"v": {}}, outcomes=[[now, "a", "", 1.0]]),
+            state_with(outcome_totals={"v": {}}, outcomes=[[now, "a", "", 1.0]]),
             KeyError,
         ),
-        "a rating of one item": (_state(alpha=0.5, ratings=[[now]]), IndexError),
-        "a session of another shape": (_state(sessions={"s1": ["x"]}), IndexError),
-        "an outcome of another shape": (_state(outcomes=[[now, "a"]]), ValueError),
-        "a view time that is no number": (_state(views={"kb-1": "today"}), TypeError),
+        "a rating of one item": (state_with(alpha=0.5, ratings=[[now]]), IndexError),
+        "a session of another shape": (state_with(sessions={"s1": ["x"]}), IndexError),
+        "an outcome of another shape": (state_with(outcomes=[[now, "a"]]), ValueError),
+        "a view time that is no number": (state_with(views={"kb-1": "today"}), TypeError),
     }
     for name, (state, error) in raising.items():
         assert call(state, now) is None, name
@@ -258,7 +254,7 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
 @needs_build
 def test_other_segment_rules_and_profiles() -> None:
     now = T0 + 10 * DAY
-    state = _state(
+    state = state_with(
         first=now - 2 * DAY, csat_n=1, csat_sum=3, ewma=3.0, alpha=0.3, ratings=[],
         sessions={"s1": [now - DAY, now - DAY + 60.0, None, None, now - DAY, "a", None,
                          False, None, 0]},

@@ -31,6 +31,13 @@ def state_of(events: list[dict]) -> dict[str, Any]:
     return state
 
 
+def state_with(**values: Any) -> dict[str, Any]:
+    """A new state with ``values`` in place of its own (a state the tests make by hand)."""
+    state = new_state()
+    state.update(values)
+    return state
+
+
 def record_of(events: list[dict]) -> FeatureRecord:
     """:func:`state_of` ``events`` as a feature record of user ``u1`` (what a view reads)."""
     return FeatureRecord(
