@@ -44,7 +44,7 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
         !PyFloat_CheckExact(c[C_SESSIONS_CAP]) || !PyFloat_CheckExact(c[C_RECENCY])) {
         Py_RETURN_NONE;
     }
-    PyObject *v[K_LOWER]; /* the view's values, borrowed: nothing below runs Python code */
+    PyObject *v[K_LOWER]; /* the view's values, borrowed: read before any allocation */
     for (int k = 0; k < K_LOWER; k++) {
         v[k] = PyDict_GetItemWithError(view, keys[k]);
         /* view[key] but for the tier (view.get): a missing one is Python's KeyError */
@@ -113,15 +113,19 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
     /* the tier's group: "vip" for a VIP tier (any case), "standard", else "other" */
     PyObject *group = keys[K_OTHER];
     if (tier != Py_None) {
+        Py_INCREF(tier); /* held: lower() allocates, which may run a collection */
         PyObject *lowered = PyObject_CallMethodNoArgs(tier, keys[K_LOWER]);
         int vip = lowered == NULL ? -1 : PySet_Contains(vip_tiers, lowered);
         Py_XDECREF(lowered);
+        if (vip >= 0) {
+            group = vip                                                ? keys[K_VIP]
+                    : PyUnicode_Compare(tier, keys[K_STANDARD]) == 0 ? keys[K_STANDARD]
+                                                                     : keys[K_OTHER];
+        }
+        Py_DECREF(tier);
         if (vip < 0) {
             return NULL;
         }
-        group = vip                                                ? keys[K_VIP]
-                : PyUnicode_Compare(tier, keys[K_STANDARD]) == 0 ? keys[K_STANDARD]
-                                                                 : keys[K_OTHER];
     }
     for (int g = 0; g < N_GROUPS; g++) {
         PyObject *name = PyTuple_GET_ITEM(c[C_TIER_GROUPS], g);

@@ -4,8 +4,11 @@
  * by id), from the state's views, votes and resolved counts and the live sessions'. */
 #include "view.h"
 
+/* The dicts read are held by the caller; what is read out of them is held here across each
+ * allocation, which may run a collection whose finalizers could change them. */
+
 typedef struct {
-    PyObject *id; /* an exact str, borrowed from a dict the caller holds */
+    PyObject *id; /* an exact str, held */
     double key;   /* sorted by it ascending, then by id */
 } Keyed;
 
@@ -31,7 +34,7 @@ static PyObject *by_number(PyObject *table) {
             goto done;
         }
         items[i].key = -items[i].key;
-        items[i++].id = id;
+        items[i++].id = Py_NewRef(id);
     }
     qsort(items, (size_t)i, sizeof(Keyed), by_key_then_id);
     out = PyList_New(i);
@@ -39,6 +42,9 @@ static PyObject *by_number(PyObject *table) {
         PyList_SET_ITEM(out, k, Py_NewRef(items[k].id));
     }
 done:
+    for (Py_ssize_t k = 0; k < i; k++) {
+        Py_DECREF(items[k].id);
+    }
     PyMem_Free(items);
     return out;
 }
@@ -77,12 +83,16 @@ static int add_counts(PyObject *counts, PyObject *add) {
         if (!PyUnicode_CheckExact(id) || !PyLong_CheckExact(n)) {
             return -1;
         }
+        Py_INCREF(id);
+        Py_INCREF(n);
         PyObject *had = PyDict_GetItemWithError(counts, id);
         PyObject *sum = had != NULL          ? PyNumber_Add(had, n)
                         : PyErr_Occurred() ? NULL
                                            : Py_NewRef(n);
         int failed = sum == NULL || PyDict_SetItem(counts, id, sum) < 0;
         Py_XDECREF(sum);
+        Py_DECREF(id);
+        Py_DECREF(n);
         if (failed) {
             return -1;
         }
@@ -104,17 +114,19 @@ static PyObject *resolved_counts(PyObject *kept, PyObject *live) {
                 Py_CLEAR(out);
                 break;
             }
+            Py_INCREF(intent);
+            Py_INCREF(counts);
+            int failed = 0;
             if (into == NULL) {
                 PyObject *made = PyDict_New();
-                if (made == NULL || PyDict_SetItem(out, intent, made) < 0) {
-                    Py_XDECREF(made);
-                    Py_CLEAR(out);
-                    break;
-                }
+                failed = made == NULL || PyDict_SetItem(out, intent, made) < 0;
                 into = made;
-                Py_DECREF(made); /* held by `out` */
+                Py_XDECREF(made); /* held by `out` */
             }
-            if (add_counts(into, counts) < 0) {
+            failed = failed || add_counts(into, counts) < 0;
+            Py_DECREF(intent);
+            Py_DECREF(counts);
+            if (failed) {
                 Py_CLEAR(out);
                 break;
             }

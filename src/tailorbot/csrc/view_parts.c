@@ -188,9 +188,13 @@ int profile_copies(PyObject *profile, PyObject **out) {
         (attributes != NULL && !PyDict_CheckExact(attributes))) {
         return -1;
     }
+    Py_XINCREF(products); /* held: the copies allocate, which may run a collection */
+    Py_XINCREF(attributes);
     out[0] = products == NULL ? PyList_New(0)
                               : PyList_GetSlice(products, 0, PyList_GET_SIZE(products));
     out[1] = out[0] == NULL ? NULL : attributes == NULL ? PyDict_New() : PyDict_Copy(attributes);
+    Py_XDECREF(products);
+    Py_XDECREF(attributes);
     if (out[1] == NULL) {
         Py_CLEAR(out[0]);
         return -1;
