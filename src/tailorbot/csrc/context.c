@@ -134,7 +134,7 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
         }
         values[8 + N_SEGMENTS + g] = PyUnicode_Compare(name, group) == 0 ? 1.0 : 0.0;
     }
-    PyObject *out = _PyDict_NewPresized(N_VALUES); /* see view.c */
+    PyObject *out = NEW_SIZED_DICT(N_VALUES);
     for (int k = 0; out != NULL && k < N_VALUES; k++) {
         PyObject *value = PyFloat_FromDouble(values[k]);
         if (value == NULL || PyDict_SetItem(out, PyTuple_GET_ITEM(c[C_NAMES], k), value) < 0) {
@@ -216,9 +216,9 @@ PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
         figures[3 * i + 1] = weight / (weight + held);
         figures[3 * i + 2] = p;
     }
-    PyObject *out = _PyDict_NewPresized(n); /* see view.c */
+    PyObject *out = NEW_SIZED_DICT(n);
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        PyObject *one = _PyDict_NewPresized(3);
+        PyObject *one = NEW_SIZED_DICT(3);
         for (int k = 0; one != NULL && k < 3; k++) {
             PyObject *value = PyFloat_FromDouble(figures[3 * i + k]);
             if (value == NULL || PyDict_SetItem(one, PyTuple_GET_ITEM(names, k), value) < 0) {

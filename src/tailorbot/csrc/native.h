@@ -88,6 +88,15 @@ static inline float half_to_float(uint16_t h) {
     return scaled;
 }
 
+/* A new dict sized for `n` items at once (grown from empty, a view of 49 keys was resized four
+ * times): CPython's own call, exported since 3.6 and in the headers through 3.13; a plain
+ * dict where a later version no longer offers it. */
+#if PY_VERSION_HEX < 0x030E0000
+#define NEW_SIZED_DICT(n) _PyDict_NewPresized(n)
+#else
+#define NEW_SIZED_DICT(n) PyDict_New()
+#endif
+
 /* a float, or an int a double holds exactly (|n| <= 2^53), as a double: 0 for anything else
  * (a bool, a subclass, a larger int: the Python paths compare those exactly themselves) */
 static inline int exact_double(PyObject *value, double *out) {

@@ -41,7 +41,7 @@ static PyObject *dict_of(int n, const int *names, PyObject **values) {
         failed = failed || values[k] == NULL;
     }
     if (!failed) {
-        out = _PyDict_NewPresized(n); /* see view.c */
+        out = NEW_SIZED_DICT(n);
     }
     for (int k = 0; out != NULL && k < n; k++) {
         if (PyDict_SetItem(out, keys[names[k]], values[k]) < 0) {

@@ -202,9 +202,7 @@ PyObject *feature_view(PyObject *module, FASTCALL_ARGS) {
         top = first_intent; /* the most frequent: next(iter(ranked), None) */
     }
     PyObject *none = Py_None;
-    /* sized for every name at once (CPython's own call, exported since 3.6 and still in
-     * 3.13's headers): grown from empty, the dict was resized four times */
-    view = _PyDict_NewPresized(N_NAMES);
+    view = NEW_SIZED_DICT(N_NAMES);
     Py_ssize_t at = 0;
     /* in VIEW_NAMES' order; each put steals its value, and stops at the first failure */
     int failed =
