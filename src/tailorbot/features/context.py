@@ -22,6 +22,7 @@ from typing import Any, cast
 from tailorbot.compiled import native
 from tailorbot.features.context_vector import CONTEXT_KEYS, TIER_KEYS, context_vector
 from tailorbot.features.segment_memory import SegmentVariantStats
+from tailorbot.features.view import DEFAULT_LANGUAGE
 
 # Per candidate variant (cb_explore_adf-style action features), each in [0, 1]:
 # own_reward: the customer's recency-weighted mean reward with the variant, shrunk towards the
@@ -34,7 +35,6 @@ NO_SEGMENT_STATS = SegmentVariantStats()
 
 # Support channels every deployment knows; any other channel reads 0 on all four.
 CHANNELS = ("chat", "email", "voice", "messaging")
-DEFAULT_LANGUAGE = "en"  # the profile's default language (events.profile.UserProfile)
 CHANNEL_KEYS = tuple((c, f"channel_{c}") for c in CHANNELS)
 REQUEST_KEYS = (*(key for _, key in CHANNEL_KEYS), "language_non_default")
 # What the A/B control's bandit sees: the conversation's channel and language and the

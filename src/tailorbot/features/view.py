@@ -115,7 +115,7 @@ VIEW_NAMES = (
     "state_event_time",
     "state_updated_at",
 )
-DEFAULT_LANGUAGE = "en"  # a profile without a language
+DEFAULT_LANGUAGE = "en"  # a profile without a language (events.profile.UserProfile's default)
 # What the compiled feature_view reads besides the user (its order is view.c's).
 _CONSTANTS = (
     VIEW_NAMES,
