@@ -7,11 +7,12 @@
 /* the view's keys read, interned once */
 enum {
     K_CSAT, K_RESOLUTION, K_HANDOFF, K_SINCE, K_TIER, K_EVENTS, K_SESSIONS, K_SEGMENTS,
-    K_LOWER, K_STANDARD, K_VIP, K_OTHER, N_KEYS
+    K_LOWER, K_STANDARD, K_VIP, K_OTHER, K_REWARDS, K_RECENT_MEAN, K_RECENT_WEIGHT, N_KEYS
 };
 static const char *const KEYS[] = {
     "csat_ewma", "resolution_rate_30d", "handoff_rate_30d", "time_since_last_contact_s",
     "tier", "events_24h", "sessions_30d", "segments", "lower", "standard", "vip", "other",
+    "variant_rewards", "recent_mean", "recent_weight",
 };
 static PyObject *keys[N_KEYS];
 /* the constants' items: see context_vector in module.c */
@@ -148,13 +149,7 @@ PyObject *context_vector(PyObject *module, FASTCALL_ARGS) {
 /* action_features(view, variants, priors, names, prior_weight): see module.c */
 PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
     (void)module;
-    static PyObject *rewards_key = NULL, *mean_key = NULL, *weight_key = NULL;
-    if (!arity("action_features", nargs, 5) ||
-        (rewards_key == NULL &&
-         (rewards_key = PyUnicode_InternFromString("variant_rewards")) == NULL) ||
-        (mean_key == NULL && (mean_key = PyUnicode_InternFromString("recent_mean")) == NULL) ||
-        (weight_key == NULL &&
-         (weight_key = PyUnicode_InternFromString("recent_weight")) == NULL)) {
+    if (!arity("action_features", nargs, 5) || intern_names(keys, KEYS, N_KEYS) < 0) {
         return NULL;
     }
     PyObject *view = args[0], *variants = args[1], *priors = args[2], *names = args[3];
@@ -167,7 +162,7 @@ PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
     }
     double held = PyFloat_AS_DOUBLE(args[4]); /* the prior's weight in pseudo-outcomes */
     /* `view.get("variant_rewards") or {}`: a dict (empty when missing or None) */
-    PyObject *memory = PyDict_GetItemWithError(view, rewards_key);
+    PyObject *memory = PyDict_GetItemWithError(view, keys[K_REWARDS]);
     if (memory == NULL && PyErr_Occurred()) {
         return NULL;
     }
@@ -197,14 +192,14 @@ PyObject *action_features(PyObject *module, FASTCALL_ARGS) {
             Py_RETURN_NONE;
         }
         PyObject *recent = own == NULL || own == Py_None ? NULL
-                                                         : PyDict_GetItemWithError(own, mean_key);
+                                                         : PyDict_GetItemWithError(own, keys[K_RECENT_MEAN]);
         if (recent == NULL && PyErr_Occurred()) {
             return NULL;
         }
         if (recent == NULL || recent == Py_None) {
             mean = p;
         } else {
-            PyObject *w = PyDict_GetItemWithError(own, weight_key);
+            PyObject *w = PyDict_GetItemWithError(own, keys[K_RECENT_WEIGHT]);
             if (w == NULL || !exact_double(w, &weight) || !exact_double(recent, &mean)) {
                 if (PyErr_Occurred()) {
                     return NULL;

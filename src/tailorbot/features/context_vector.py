@@ -20,9 +20,7 @@ from typing import Any
 
 from tailorbot.compiled import native
 from tailorbot.features.params import DAY_S
-from tailorbot.features.segments import SEGMENTS, SegmentRules
-
-DEFAULT_RULES = SegmentRules()
+from tailorbot.features.segments import DEFAULT_RULES, SEGMENTS, SegmentRules
 
 TIER_GROUPS = ("standard", "vip", "other")
 SEGMENT_KEYS = tuple((s, f"segment_{s}") for s in SEGMENTS)

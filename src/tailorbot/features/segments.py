@@ -65,3 +65,6 @@ class SegmentRules:
     def segment(self, view: Mapping[str, Any]) -> str:
         """The primary segment: the first match in :data:`SEGMENTS` order."""
         return self.segments(view)[0]
+
+
+DEFAULT_RULES = SegmentRules()  # the documented thresholds (docs/features.md, "Segments")

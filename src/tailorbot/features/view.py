@@ -25,7 +25,7 @@ from tailorbot.compiled import native
 from tailorbot.events.profile import consents_to_personalization
 from tailorbot.features.memory import DECAY_PER_S, memory_view
 from tailorbot.features.params import RETENTION_S
-from tailorbot.features.segments import SEGMENTS, SegmentRules
+from tailorbot.features.segments import DEFAULT_RULES, SEGMENTS, SegmentRules
 from tailorbot.features.session_summary import session_summary
 from tailorbot.features.state import ewma, new_state
 from tailorbot.features.windows import (
@@ -36,7 +36,6 @@ from tailorbot.features.windows import (
 )
 from tailorbot.store.base import FeatureRecord
 
-DEFAULT_RULES = SegmentRules()
 DEFAULT_TIER = "standard"  # a profile without a tier
 RATE_WINDOW_S = SESSION_WINDOWS["30d"]
 # the view names its windows' counts one by one (events_1h...): unpacking these widths

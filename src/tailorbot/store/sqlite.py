@@ -249,7 +249,7 @@ class SqliteUserReader:
                 updated_at,
                 version,
                 None,
-            ),  # fmt: skip
+            ),
         )
 
 
