@@ -41,6 +41,16 @@ static PyMethodDef module_methods[] = {
      "links, similar, popularity); weights: the 8 in hybrid.SIGNAL_ORDER). None when a "
      "weight or a signal's value is not a float, an id not a str, or matches, relevant or "
      "on_intent not an exact dict or set: the Python path reads those."},
+    {"article_reasons", FASTCALL(article_reasons),
+     "article_reasons(weighted, terms, words, worded, word_one, extra, minimum, mentioned) "
+     "-> list[str] | None\n\nThe reasons of one recommended article, strongest first "
+     "(ReasonWriter.reasons_in_python): of its ``weighted`` signals those whose "
+     "absolute value reaches ``minimum``, the text signal worded from the first "
+     "``mentioned`` of the message's ``words`` ((word, term) pairs) whose term is in the "
+     "article's ``terms``, any other read from ``worded`` or, when it is not there, from "
+     "``word_one(name, *extra)`` (None: no text). None when a value is not a float, a name "
+     "or a word not a str, or a container not of its exact type: the Python path reads "
+     "those."},
     {"softmax_top", FASTCALL(softmax_top),
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

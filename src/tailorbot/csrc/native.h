@@ -15,6 +15,7 @@
  *   bandit.c   arm_moments: the offered arms' rows and moments in one call
  *   ucb.c      ucb_select: LinUCB's choice among the offered arms in one call
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
+ *   reasons.c  article_reasons: a recommended article's reasons, worded and ordered
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's);
@@ -44,8 +45,9 @@
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
  * it), so a scorer's scratch arrays are its current call's; no Python code runs inside a
  * loop (containers are checked or copied first), and the arrays read are held by buffer
- * views. Three calls run Python code they are given: stemmed_terms' and message_terms'
- * `stem` on each word (a cache miss runs the stemmer) and ucb_select's `draw`, last. The
+ * views. Four calls run Python code they are given: stemmed_terms' and message_terms'
+ * `stem` on each word (a cache miss runs the stemmer), ucb_select's `draw`, last, and
+ * article_reasons' `word_one` for a signal it does not word itself, after its loops. The
  * interpreter may switch threads there, as on their Python paths; they keep no scratch but
  * their own locals.
  */
@@ -163,6 +165,7 @@ int offered_rows(PyObject *context, PyObject *index, PyObject *arms, PyObject *a
                  Py_ssize_t n, Py_ssize_t d, double *rows);
 int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, double *width);
 PyObject *score_articles(PyObject *module, FASTCALL_ARGS);
+PyObject *article_reasons(PyObject *module, FASTCALL_ARGS);
 PyObject *session_summary(PyObject *module, FASTCALL_ARGS);
 PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS);
 PyObject *window_counts(PyObject *module, FASTCALL_ARGS);

@@ -13,7 +13,9 @@ from tailorbot.models.recommend import hybrid as hybrid_module
 from tailorbot.models.recommend import text as text_module
 from tailorbot.models.recommend.base import UserContext
 from tailorbot.models.recommend.collaborative import CollaborativeStats
+from tailorbot.models.recommend.evidence import Evidence
 from tailorbot.models.recommend.hybrid import DEFAULT_WEIGHTS, TEXT_CANDIDATES, HybridRecommender
+from tailorbot.models.recommend.reasons import ReasonWriter
 
 KB = KnowledgeBase(
     [
@@ -314,7 +316,7 @@ def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPat
         pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
     import random
 
-    from tailorbot.models.recommend import hybrid as hybrid_module
+    from tailorbot.models.recommend import reasons as reasons_module
     from tailorbot.models.recommend.item_knn import ItemKNN
 
     kb = load_kb(default_kb_dir())
@@ -368,6 +370,7 @@ def test_compiled_scoring_ranks_as_the_python_path(monkeypatch: pytest.MonkeyPat
     want = []
     with monkeypatch.context() as patch:
         patch.setattr(hybrid_module, "native", lambda: None)
+        patch.setattr(reasons_module, "native", lambda: None)
         for ranker in rankers:
             want.append([ranker.recommend(*call, k=k) for call in calls for k in sizes])
     got = [[ranker.recommend(*call, k=k) for call in calls for k in sizes] for ranker in rankers]
@@ -561,7 +564,7 @@ def test_reasons_worded_once_follow_the_statistics_as_they_grow() -> None:
             assert [(r.article_id, r.reasons) for r in answer] == [
                 (r.article_id, r.reasons) for r in fresh
             ], step
-            worded = max(worded, len(served._worded))
+            worded = max(worded, len(served._writer._worded))
     assert worded > 0, "evidence was worded"
     # The same evidence again: the very texts worded before.
     shared = [
@@ -582,17 +585,17 @@ def test_reasons_worded_once_follow_the_statistics_as_they_grow() -> None:
 def test_reasons_go_strongest_first_ties_in_the_signals_order() -> None:
     """Each signal that matters (its weighted value's size at least REASON_MIN, either
     sign) is worded; the strongest first, and equal ones in the signals' order."""
-    recommender = HybridRecommender(KB)
+    writer = ReasonWriter(KB)
     user = UserContext.from_view(
         view(tier="gold", articles_resolved_by_intent={"card_arrival": ["kb-card-arrival"]})
     )
     words = text_module.message_words("my card has not arrived yet")
     links = {"kb-card-arrival": (0.4, "kb-exchange-rate")}
-    evidence = hybrid_module._Evidence(links=links)
+    evidence = Evidence(links=links)
 
     def reasons(weighted: dict[str, float]) -> list[str]:
-        return recommender._reasons(
-            "kb-card-arrival", weighted, user, words, "card_arrival", 0.8, evidence, {}
+        return writer.reasons(
+            "kb-card-arrival", weighted, user, words, "card_arrival", 0.8, evidence, None, {}
         )
 
     mentions = "your message mentions card, arrived"
@@ -607,9 +610,9 @@ def test_reasons_go_strongest_first_ties_in_the_signals_order() -> None:
     weak = {"text": 0.0999, "intent": float("nan"), "history": -0.05, "popularity": 0.1}
     assert reasons(weak) == [popular]
     # worded only where there is something to say: no shared word, no evidence, no model
-    elsewhere = recommender._reasons(
-        "kb-exchange-rate", tied, user, words, "card_arrival", 0.8, evidence, {}
+    elsewhere = writer.reasons(
+        "kb-exchange-rate", tied, user, words, "card_arrival", 0.8, evidence, None, {}
     )
     assert elsewhere == [intent, "you found it helpful before", popular]
-    assert recommender._reasons("kb-card-arrival", {"item_knn": 0.9}, user, words, None, 0.8,
-                                evidence, {}) == []  # fmt: skip
+    assert writer.reasons("kb-card-arrival", {"item_knn": 0.9}, user, words, None, 0.8,
+                          evidence, None, {}) == []  # fmt: skip

@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from tailorbot.kb.loader import default_kb_dir, load_kb
 from tailorbot.models.intent.dataset import bundled_dataset
 from tailorbot.models.recommend import text as text_module
-from tailorbot.models.recommend.hybrid import _document
 from tailorbot.models.recommend.text import (
     STOP_WORDS,
     BM25Index,
+    article_document,
     stem,
     terms_in_python,
     tokenize,
@@ -174,7 +174,9 @@ def test_the_documents_sharing_words_are_among_the_matches(
         pytest.skip("the extension is not built here (tests/test_native.py requires it in CI)")
     if not compiled:
         monkeypatch.setattr(text_module, "native", lambda: None)
-    index = BM25Index().fit((a.id, _document(a, 2)) for a in load_kb(default_kb_dir()).articles)
+    index = BM25Index().fit(
+        (a.id, article_document(a, 2)) for a in load_kb(default_kb_dir()).articles
+    )
     messages = [*bundled_dataset("banking77", "test").texts[::10], "", "the of and", "xyzzy"]
     found_shared = 0
     for message in messages:

@@ -37,22 +37,21 @@ by article id, so the ranking is deterministic.
 
 from __future__ import annotations
 
-import heapq
 import math
-import operator
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from tailorbot.compiled import native
 from tailorbot.models.recommend.base import (
-    EMPTY_MAPPING,
     Recommendation,
     Recommender,
     UserContext,
 )
-from tailorbot.models.recommend.collaborative import ALL, ArticleEvidence, CollaborativeStats
+from tailorbot.models.recommend.collaborative import CollaborativeStats
+from tailorbot.models.recommend.evidence import Evidence
 from tailorbot.models.recommend.item_knn import ItemKNN
-from tailorbot.models.recommend.text import BM25Index, terms_and_words, tokenize
+from tailorbot.models.recommend.reasons import ReasonWriter
+from tailorbot.models.recommend.text import BM25Index, article_document, terms_and_words
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "text": 1.0,
@@ -90,15 +89,7 @@ TEXT_CANDIDATES = 20
 # at least this many distinct content words with the message (fewer when the message has
 # fewer): one shared word is coincidence, not evidence enough to outrank the intent's own.
 MIN_SHARED_TERMS = 2
-# Collaborative-filtering candidates: the articles most similar to the user's basket.
-CF_CANDIDATES = 10
-WORDED_MAX = 4096  # evidence objects whose worded texts a recommender remembers
-# A signal is named among the reasons when its weighted contribution reaches this.
-REASON_MIN = 0.1
-MENTIONED_WORDS = 4  # the message's words a text reason names at most
 _NONE: frozenset[str] = frozenset()
-_FIRST = operator.itemgetter(0)
-_SCORE_THEN_ID = operator.itemgetter(1, 0)  # (score, id) of an (id, score) item, in C
 
 
 class HybridRecommender(Recommender):
@@ -140,16 +131,13 @@ class HybridRecommender(Recommender):
         self.cf = cf
         self._weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self._weight_row = tuple(self._weights[name] for name in SIGNAL_ORDER)
-        self._terms = {a.id: frozenset(tokenize(_document(a, 1))) for a in kb.articles}
         self._on_intent: Mapping[str, frozenset[str]] = kb.article_ids_by_intent
         self._articles: Mapping[str, Any] = kb.articles_by_id  # kb.article() without the call
         self._for_all = frozenset(  # articles whose audience is everyone
             a.id for a in kb.articles if not a.audience.tiers and not a.audience.languages
         )
-        self._index = BM25Index().fit((a.id, _document(a, title_boost)) for a in kb.articles)
-        # _evidence_texts's: (id of an evidence object, intent) -> (it, its two texts)
-        self._worded: dict[tuple[int, str | None], tuple[ArticleEvidence, str | None, str | None]]
-        self._worded = {}
+        self._index = BM25Index().fit((a.id, article_document(a, title_boost)) for a in kb.articles)
+        self._writer = ReasonWriter(kb)
 
     @classmethod
     def intent_only(cls, kb: Any) -> HybridRecommender:
@@ -179,7 +167,7 @@ class HybridRecommender(Recommender):
         user = UserContext.from_view(user_view)
         tier = tier or user.tier
         language = language or user.language
-        evidence = _Evidence.gather(self.stats, self.cf, user, intent, self._weights)
+        evidence = Evidence.gather(self.stats, self.cf, user, intent, self._weights)
         terms, words = terms_and_words(message)  # words: the reasons' (below)
         matches: Mapping[str, float] = {}
         shared: set[str] = set()
@@ -228,18 +216,20 @@ class HybridRecommender(Recommender):
             # further. sorted()[:k] is what heapq.nsmallest(k) returns.
             ranked.sort()
         worded: dict[str, str] = {}  # the reasons' texts every article of this answer shares
+        reasons, cf = self._writer.reasons, self.cf
         return [
             Recommendation(
                 article_id,
                 article.title,
                 round(-negative, 6),
-                self._reasons(
-                    article_id, weighted, user, words, intent, intent_confidence, evidence, worded
+                reasons(
+                    article_id, weighted, user, words, intent, intent_confidence, evidence, cf,
+                    worded,
                 ),
                 weighted,
             )
             for negative, article_id, article, weighted in ranked[:k]
-        ]
+        ]  # fmt: skip
 
     def _candidates(
         self,
@@ -248,7 +238,7 @@ class HybridRecommender(Recommender):
         relevant: set[str],
         intent: str | None,
         on_intent: frozenset[str],
-        evidence: _Evidence,
+        evidence: Evidence,
     ) -> set[str]:
         """The best relevant text matches and the articles with a signal about this issue
         (``on_intent``: the intent's own, collaborative rates, co-occurrence, the user's
@@ -279,7 +269,7 @@ class HybridRecommender(Recommender):
         text: Mapping[str, float],
         on_intent: frozenset[str],
         confidence: float,
-        evidence: _Evidence,
+        evidence: Evidence,
     ) -> dict[str, float]:
         """Every signal of one article times its weight, in the order of the table above, the
         zero products left out (numbers only: reasons are worded for the top ``k`` alone).
@@ -323,153 +313,3 @@ class HybridRecommender(Recommender):
         if popular is not None and (product := weights["popularity"] * popular):
             out["popularity"] = product
         return out
-
-    def _reasons(
-        self,
-        article_id: str,
-        weighted: Mapping[str, float],
-        user: UserContext,
-        words: list[tuple[str, str]],
-        intent: str | None,
-        confidence: float,
-        evidence: _Evidence,
-        worded: dict[str, str],
-    ) -> list[str]:
-        """The signals that mattered (weighted contribution >= REASON_MIN), strongest first.
-        ``worded``: the texts that are the same for every article of one answer, worded for
-        the first that needs them."""
-        # One pass over the signals in their order (SIGNALS: the scoring's, both paths), each
-        # that mattered worded on the spot; a sort by strength that keeps that order for
-        # ties. A dict of the strong ones first, then a test of each name, cost 42 % more.
-        reasons: list[tuple[float, str]] = []
-        for name, value in weighted.items():
-            strength = abs(value)
-            if not strength >= REASON_MIN:
-                continue
-            text: str | None = None
-            if name == "text":
-                terms = self._terms[article_id]
-                matched: list[str] = []
-                for word, stemmed in words:
-                    if stemmed in terms:
-                        matched.append(word)
-                        if len(matched) == MENTIONED_WORDS:
-                            break
-                if matched:
-                    text = "your message mentions " + ", ".join(matched)
-            elif name == "intent":
-                text = worded.get("intent")
-                if text is None:
-                    text = worded["intent"] = f"matches intent {intent} ({confidence:.2f})"
-            elif name == "history":
-                if intent and article_id in user.resolved_by_intent.get(intent, ()):
-                    text = f"it resolved your {intent} issue before"
-                else:
-                    text = "you found it helpful before"
-            elif name == "segment_resolution_rate" or name == "segment_helpfulness":
-                found = evidence.rates.get(article_id)
-                if found is not None:
-                    resolved, helpful = self._evidence_texts(found, intent)
-                    text = resolved if name == "segment_resolution_rate" else helpful
-            elif name == "cooccurrence":
-                link = evidence.links.get(article_id)
-                if link is not None:
-                    partner = self.kb.article(link[1])
-                    title = partner.title if partner is not None else link[1]
-                    text = f'helped customers who also found "{title}" helpful'
-            elif name == "item_knn":
-                if self.cf is not None:
-                    partner_id = self.cf.best_link(article_id, user.basket())
-                    partner = self.kb.article(partner_id) if partner_id else None
-                    if partner is not None:
-                        text = f'customers who used "{partner.title}" also used it'
-            elif name == "popularity":
-                text = worded.get("popularity")
-                if text is None:
-                    groups = user.cohorts()
-                    text = worded["popularity"] = (
-                        f"popular with {_who(groups[0] if groups else ALL)}"
-                    )
-            if text is not None:
-                reasons.append((-strength, text))
-        if len(reasons) > 1:
-            reasons.sort(key=_FIRST)  # stable: equal contributions keep the signals' order
-        return [text for _, text in reasons]
-
-    def _evidence_texts(
-        self, found: ArticleEvidence, intent: str | None
-    ) -> tuple[str | None, str | None]:
-        """The worded resolution rate and helpfulness of one article's evidence (None:
-        nothing to say). Remembered per evidence object: the statistics share one evidence
-        map per intent and groups with every decision until they change (a rebuild carries
-        the unchanged ones), and wording its numbers was a fifth of the reasons' cost. Kept
-        with the object itself, so an id reused by another object never reads an old text."""
-        key = (id(found), intent)
-        hit = self._worded.get(key)
-        if hit is not None and hit[0] is found:
-            return hit[1], hit[2]
-        rate, votes = found.resolution, found.feedback
-        resolved = helpful = None
-        if rate.hits > 0 and rate.trials > 0:
-            share = f"{rate.hits / rate.trials:.0%} ({rate.hits:g} of {rate.trials:g})"
-            resolved = f"resolved {share} of {_who(rate.group)}' {intent} issues"
-        if votes.hits > 0:
-            helpful = f"{_who(votes.group)} found it helpful ({votes.hits:g} net votes)"
-        elif votes.hits < 0:
-            helpful = f"{_who(votes.group)} found it unhelpful"
-        if len(self._worded) >= WORDED_MAX:  # bounded: intents x groups x articles
-            self._worded.clear()
-        self._worded[key] = (found, resolved, helpful)
-        return resolved, helpful
-
-
-class _Evidence(NamedTuple):
-    """Collaborative evidence for one request, gathered once for all articles (a named
-    tuple: built for every decision, in a third of a frozen dataclass's time)."""
-
-    rates: Mapping[str, ArticleEvidence] = EMPTY_MAPPING
-    links: Mapping[str, tuple[float, str]] = EMPTY_MAPPING
-    popularity: Mapping[str, float] = EMPTY_MAPPING
-    similar: Mapping[str, float] = EMPTY_MAPPING  # item-kNN scores
-
-    @classmethod
-    def gather(
-        cls,
-        stats: CollaborativeStats | None,
-        cf: ItemKNN | None,
-        user: UserContext,
-        intent: str | None,
-        weights: Mapping[str, float],
-    ) -> _Evidence:
-        similar: Mapping[str, float] = EMPTY_MAPPING
-        if cf is not None and user.personalized and weights["item_knn"]:
-            scores = cf.scores(user.basket())
-            # The strongest few: the tail cannot reach the top k, and each costs a scoring.
-            best = heapq.nlargest(CF_CANDIDATES, scores.items(), key=_SCORE_THEN_ID)
-            similar = dict(best)
-        if stats is None:
-            return cls(similar=similar)
-        groups = user.cohorts()
-        wants_rates = intent and (
-            weights["segment_resolution_rate"] or weights["segment_helpfulness"]
-        )
-        wants_links = user.personalized and weights["cooccurrence"]
-        return cls(
-            stats.evidence(intent, groups) if wants_rates and intent else EMPTY_MAPPING,
-            stats.cooccurrence_map(user.helped()) if wants_links else EMPTY_MAPPING,
-            stats.popularity_map(groups) if weights["popularity"] else EMPTY_MAPPING,
-            similar,
-        )
-
-
-def _document(article: Any, title_boost: int) -> str:
-    """The indexed text: the title (``title_boost`` times), body, troubleshooting steps, tags."""
-    parts = [article.title] * max(1, title_boost) + [article.body, *article.steps, *article.tags]
-    return " ".join(parts)
-
-
-def _who(group: tuple[str, str]) -> str:
-    kind, value = group
-    if kind in ("tier", "segment"):
-        return f"similar {value.replace('_', ' ')} customers"
-    return "all customers"

@@ -77,6 +77,13 @@ def stem(word: str) -> str:
     return word
 
 
+def article_document(article: Any, title_boost: int) -> str:
+    """An article's indexed text: the title (``title_boost`` times), body, troubleshooting
+    steps, tags."""
+    parts = [article.title] * max(1, title_boost) + [article.body, *article.steps, *article.tags]
+    return " ".join(parts)
+
+
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of ``text`` (underscores split words: "card_arrival").
 
