@@ -51,6 +51,13 @@ static PyMethodDef module_methods[] = {
      "``word_one(name, *extra)`` (None: no text). None when a value is not a float, a name "
      "or a word not a str, or a container not of its exact type: the Python path reads "
      "those."},
+    {"top_similar", FASTCALL(top_similar),
+     "top_similar(neighbours, basket, n) -> dict[str, float] | None\n\nItem-kNN's ``n`` "
+     "best articles for ``basket`` (ItemKNN.most_similar_in_python): each article's "
+     "similarities to the basket's (``neighbours``: article -> {neighbour: similarity}) "
+     "summed as ItemKNN.scores sums them, clipped to 1, best first by (score, id). None when "
+     "a list is not an exact dict, an id not a str or a similarity not a float or a NaN: the "
+     "Python path reads those."},
     {"softmax_top", FASTCALL(softmax_top),
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

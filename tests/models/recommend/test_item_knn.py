@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailorbot.kb.model import Article, KnowledgeBase
 from tailorbot.log import open_log
@@ -11,6 +14,7 @@ from tailorbot.models.recommend import HybridRecommender
 from tailorbot.models.recommend.cf_training import CFLoader, save_cf, train_from_log
 from tailorbot.models.recommend.item_knn import ItemKNN, interactions_from_events
 from tests.models.recommend.test_evaluation import START, session_events, write
+from tests.native_support import loops, needs_build
 
 
 def test_similarity_follows_shared_users_and_is_shrunk_when_few_share() -> None:
@@ -83,3 +87,53 @@ def test_train_from_log_then_hot_load_the_newest_version(tmp_path: Path) -> None
         model.neighbours_of("kb-express-courier")
     )
     assert loader.poll() is None  # unchanged: nothing reloaded
+
+
+compiled = getattr(loops, "top_similar", None)  # None: not built (see native_support)
+ARTICLES = [f"a{i}" for i in range(12)]
+similarities = st.one_of(
+    st.sampled_from([0.0, -0.0, 0.25, 0.5, 0.75, 1.0]), st.floats(-2.0, 2.0, width=32)
+)
+
+
+@needs_build
+@settings(max_examples=300, deadline=None)
+@given(
+    lists=st.dictionaries(
+        st.sampled_from(ARTICLES),
+        st.dictionaries(st.sampled_from(ARTICLES), similarities, max_size=8),
+        max_size=8,
+    ),
+    basket=st.lists(st.sampled_from(ARTICLES), max_size=6),
+    n=st.integers(0, 14),
+)
+def test_the_compiled_best_neighbours_are_the_python_reference(
+    lists: dict, basket: list[str], n: int
+) -> None:
+    """The same articles in the same order with the same floats, ties cut by id."""
+    knn = ItemKNN()
+    knn._neighbours = lists
+    for make in (list, frozenset, iter):  # each basket walked as set() walks it
+        want = knn.most_similar_in_python(make(basket), n)
+        assert list(compiled(lists, make(basket), n).items()) == list(want.items())
+    assert knn.most_similar(basket, n) == knn.most_similar_in_python(basket, n)
+
+
+@needs_build
+def test_what_the_python_path_must_read_is_left_to_it() -> None:
+    knn = ItemKNN()
+    others = {
+        "an int similarity": {"a": {"b": 1}},
+        "a NaN": {"a": {"b": math.nan}},
+        "a list that is no dict": {"a": [("b", 0.5)]},
+        "an id that is no str": {"a": {7: 0.5}},
+    }
+    for name, lists in others.items():
+        assert compiled(lists, ["a"], 3) is None, name
+        knn._neighbours = lists
+        if name != "a list that is no dict":  # the Python path reads the rest
+            knn.most_similar(["a"], 3)
+    assert compiled({"a": {"b": 0.5}}, ["a"], -1) is None
+    assert compiled({}, ["a"], 3) == {}
+    with pytest.raises(TypeError):
+        compiled({"a": {"b": 0.5}}, 5, 3)  # a basket must be iterable, as set() needs

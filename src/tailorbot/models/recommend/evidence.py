@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import heapq
-import operator
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -23,7 +21,6 @@ from tailorbot.models.recommend.item_knn import ItemKNN
 
 # Collaborative-filtering candidates: the articles most similar to the user's basket.
 CF_CANDIDATES = 10
-_SCORE_THEN_ID = operator.itemgetter(1, 0)  # (score, id) of an (id, score) item, in C
 
 
 class Evidence(NamedTuple):
@@ -48,10 +45,8 @@ class Evidence(NamedTuple):
         signals ``weights`` counts (a zero weight: not gathered)."""
         similar: Mapping[str, float] = EMPTY_MAPPING
         if cf is not None and user.personalized and weights["item_knn"]:
-            scores = cf.scores(user.basket())
             # The strongest few: the tail cannot reach the top k, and each costs a scoring.
-            best = heapq.nlargest(CF_CANDIDATES, scores.items(), key=_SCORE_THEN_ID)
-            similar = dict(best)
+            similar = cf.most_similar(user.basket(), CF_CANDIDATES)
         if stats is None:
             return cls(similar=similar)
         groups = user.cohorts()
