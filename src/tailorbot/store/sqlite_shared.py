@@ -12,7 +12,6 @@ ValueError: counter deltas must be finite numbers; not so for ['arm-a/n']
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -89,10 +88,12 @@ class SqliteDecisionStore(SqliteConcern, DecisionStore):
         with self.file.write() as conn:
             # In the write transaction, so no erasure lands between this read and the write.
             erased = dict(select_in(conn, SELECT_ERASURE_TIMES, list(set(digests.values()))))
+            # A record's time is read only for a user erased before: almost none is.
             rows = [
                 (d, u, dumps(record), now)
                 for d, u, record in decisions
-                if erased.get(digests[u], -math.inf) <= decision_made_at(record)
+                if (erased_at := erased.get(digests[u])) is None
+                or erased_at <= decision_made_at(record)
             ]
             conn.executemany(
                 "INSERT INTO decisions VALUES (?, ?, ?, NULL, ?) ON CONFLICT (decision_id) "
