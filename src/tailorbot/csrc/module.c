@@ -58,6 +58,13 @@ static PyMethodDef module_methods[] = {
      "summed as ItemKNN.scores sums them, clipped to 1, best first by (score, id). None when "
      "a list is not an exact dict, an id not a str or a similarity not a float or a NaN: the "
      "Python path reads those."},
+    {"checked_model", FASTCALL(checked_model),
+     "checked_model(model, values, names, slots) -> instance | None\n\n``model``'s "
+     "instance holding ``values`` as they are (events.schema.checked_event_in_python): "
+     "``model.__new__(model)``, then ``object.__setattr__`` of the 4 ``slots`` to "
+     "``values`` itself, ``set(values)``, None and None. None when ``values`` is not an "
+     "exact dict whose keys are exactly the frozenset ``names``: the Python path refuses "
+     "it."},
     {"softmax_top", FASTCALL(softmax_top),
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

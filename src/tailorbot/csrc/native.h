@@ -17,6 +17,7 @@
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   reasons.c  article_reasons: a recommended article's reasons, worded and ordered
  *   similar.c  top_similar: item-kNN's best articles for a user's basket
+ *   checked.c  checked_model: an event model holding values checked already
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's);
@@ -168,6 +169,7 @@ int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, d
 PyObject *score_articles(PyObject *module, FASTCALL_ARGS);
 PyObject *article_reasons(PyObject *module, FASTCALL_ARGS);
 PyObject *top_similar(PyObject *module, FASTCALL_ARGS);
+PyObject *checked_model(PyObject *module, FASTCALL_ARGS);
 PyObject *session_summary(PyObject *module, FASTCALL_ARGS);
 PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS);
 PyObject *window_counts(PyObject *module, FASTCALL_ARGS);

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import (
     AwareDatetime,
@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from tailorbot.compiled import native
 from tailorbot.events.identifiers import Identifier
 from tailorbot.events.random_hex import RandomHex
 from tailorbot.events.values import free_pairs_problem, without_nul
@@ -302,7 +303,8 @@ def checked_event(model: type[E], values: dict[str, Any]) -> E:
     type and value validation would leave (an aware datetime in UTC, free text without
     U+0000); tests hold the result to :data:`EVENT_ADAPTER`'s. It sets what
     ``BaseModel.model_construct`` sets, without that method's loop over the fields (a test
-    pins ``BaseModel``'s slots to these four).
+    pins ``BaseModel``'s slots to :data:`MODEL_SLOTS`), in one compiled call where the
+    extension is built.
 
     >>> event = checked_event(SessionEnded, {
     ...     "event_id": "e1", "user_id": "u1", "session_id": "s1",
@@ -312,14 +314,29 @@ def checked_event(model: type[E], values: dict[str, Any]) -> E:
     >>> event == EVENT_ADAPTER.validate_python(raw)
     True
     """
+    loops = native()
+    if loops is not None:
+        built = loops.checked_model(model, values, _field_names(model), MODEL_SLOTS)
+        if built is not None:
+            return cast(E, built)
+    return checked_event_in_python(model, values)
+
+
+# What BaseModel.model_construct sets on an instance: its fields' dict, the names of the
+# fields set, no extra fields, no private attributes (in this order: checked_model's).
+MODEL_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+
+
+def checked_event_in_python(model: type[E], values: dict[str, Any]) -> E:
+    """:func:`checked_event` in Python: the reference the compiled ``checked_model``
+    (csrc/checked.c) is tested against, and the path that refuses values that are not
+    exactly the model's fields."""
     if values.keys() != _field_names(model):
         raise ValueError(f"a checked {model.__name__} needs exactly its fields, not {list(values)}")
     event = model.__new__(model)
     set_slot = object.__setattr__  # the models are frozen
-    set_slot(event, "__dict__", values)
-    set_slot(event, "__pydantic_fields_set__", set(values))
-    set_slot(event, "__pydantic_extra__", None)
-    set_slot(event, "__pydantic_private__", None)
+    for slot, value in zip(MODEL_SLOTS, (values, set(values), None, None), strict=True):
+        set_slot(event, slot, value)
     return event
 
 
