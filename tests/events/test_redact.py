@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailorbot.config import Settings
-from tailorbot.events.redact import Redactor, iban_valid, luhn_valid
+from tailorbot.events.redact import CLEAN_KEYS_MAX, Redactor, iban_valid, luhn_valid
 from tailorbot.events.schema import EVENT_ADAPTER
 
 REDACTOR = Redactor()
@@ -266,6 +266,18 @@ def test_metadata_keys_are_redacted_too() -> None:
     )
     redacted = REDACTOR.redact_event(event)
     assert redacted.metadata == {"<EMAIL>": "vip", "<PHONE>": 1, "plan": "gold"}
+
+
+def test_only_keys_without_pii_are_remembered_and_each_event_is_redacted_alike() -> None:
+    redactor = Redactor()
+    metadata = {"jane@example.com": "vip", "plan": "gold", "decision_id": "x"}
+    first = redactor.redact_event(_event(type="session_started", metadata=metadata)).metadata
+    again = redactor.redact_event(_event(type="session_started", metadata=metadata)).metadata
+    assert first == again == {"<EMAIL>": "vip", "plan": "gold", "decision_id": "x"}
+    assert redactor._clean_keys == {"plan", "decision_id"}  # never the key with an email
+    for n in range(CLEAN_KEYS_MAX + 10):  # bounded: more keys are redacted, not remembered
+        redactor.redact_event(_event(type="session_started", metadata={f"k{n}": 1}))
+    assert len(redactor._clean_keys) == CLEAN_KEYS_MAX
 
 
 def test_keys_that_redact_to_the_same_placeholder_are_all_kept() -> None:

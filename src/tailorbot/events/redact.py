@@ -42,6 +42,7 @@ from tailorbot.events.schema import FREE_TEXT_FIELDS, EventBase, MetadataValue
 __all__ = ["PLACEHOLDERS", "Redactor", "iban_valid", "luhn_valid"]
 
 _CARD_MIN_DIGITS = 13  # an integer metadata value shorter than this cannot be a card
+CLEAN_KEYS_MAX = 4096  # metadata keys a redactor remembers as holding no PII
 
 
 def _splice(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
@@ -107,6 +108,10 @@ class Redactor:
         self._rules = tuple(rule for kind, rule in RULES if kind in wanted)
         self._recognizers = self.recognizers if enabled else ()
         self._active = bool(self._rules or self._recognizers)
+        # Metadata keys in which nothing was found: a bot sends the same few with every
+        # event. Only those, which the log keeps as they are anyway: a key redaction
+        # changed (PII in it) is redacted again each time, never held here.
+        self._clean_keys: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> Redactor:
@@ -165,9 +170,15 @@ class Redactor:
         """The redacted metadata, or ``None`` when nothing in it changed."""
         redacted: dict[str, MetadataValue] = {}
         changed = False
+        clean = self._clean_keys
         for key, value in metadata.items():
             new_value = self._redact_value(value)
-            new_key = self.redact(key)
+            if key in clean:
+                new_key = key
+            else:
+                new_key = self.redact(key)
+                if new_key == key and len(clean) < CLEAN_KEYS_MAX:  # keys come from clients
+                    clean.add(key)
             if new_key != key:
                 new_key = _free_key(new_key, redacted, metadata)
             changed = changed or new_key != key or new_value is not value
