@@ -162,6 +162,12 @@ class Metrics:
         self._children: dict[tuple[str, str | None, str, str], tuple[Any, Any, Any]] = {}
         self._feedback_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._outcomes: dict[str, Any] = {}  # two outcomes
+        # the unlabelled figures of every decision, their children kept as the labelled ones
+        self._decision_figures = (
+            self.intent_confidence.labels(),
+            self.message_chars.labels(),
+            self.bandit_explorations.labels(),
+        )
 
     def _health_metrics(self, r: CollectorRegistry) -> None:
         """Model and data health: the drift inputs, fallbacks, the bandit, outcomes by arm."""
@@ -259,8 +265,9 @@ class Metrics:
         *,
         explored: bool,
     ) -> None:
-        """Count one decision for the health figures (a few counter increments; the labelled
-        children are cached, since ``labels()`` costs more than the increment)."""
+        """Count one decision for the health figures (a few counter increments; the children
+        are kept, since ``labels()`` costs more than the increment, and an unlabelled
+        figure's own ``observe`` is a call more)."""
         children = self._children
         key = (intent, fallback, arm, variant)
         cached = children.get(key)
@@ -277,10 +284,11 @@ class Metrics:
         if fallback_child is not None:
             fallback_child.inc()
         variant_child.inc()
-        self.intent_confidence.observe(confidence)
-        self.message_chars.observe(message_chars)
+        confidences, lengths, explorations = self._decision_figures
+        confidences.observe(confidence)
+        lengths.observe(message_chars)
         if explored:
-            self.bandit_explorations.inc()
+            explorations.inc()
 
     def observe_feedback(self, arm: str, rating: int | None, resolved: bool | None) -> None:
         """Count one feedback's outcome (labelled children cached, as in
