@@ -217,8 +217,9 @@ class HybridRecommender(Recommender):
             ranked.sort()
         worded: dict[str, str] = {}  # the reasons' texts every article of this answer shares
         reasons, cf = self._writer.reasons, self.cf
+        # every field, in their order: tuple.__new__ skips the generated __new__'s keywords
         return [
-            Recommendation(
+            tuple.__new__(Recommendation, (
                 article_id,
                 article.title,
                 round(-negative, 6),
@@ -227,7 +228,7 @@ class HybridRecommender(Recommender):
                     worded,
                 ),
                 weighted,
-            )
+            ))
             for negative, article_id, article, weighted in ranked[:k]
         ]  # fmt: skip
 
