@@ -19,6 +19,8 @@ from tests.helpers import bandit_updates
 from tests.services.decisions.conftest import ask, runtime_of, tell
 
 CARD_MESSAGE = "my new card has still not arrived"
+# Experiment("ab1", holdout=0.3)'s arms of user-0 ... user-7, as the code before made them
+PINNED_ARMS = ["personalized"] * 7 + ["control"]
 
 
 def contains(estimate: MeanEstimate, value: float) -> bool:
@@ -45,6 +47,20 @@ def test_the_split_is_stable_and_follows_the_holdout() -> None:
     assert other != arms, "each experiment splits users afresh"
     assert {Experiment("x", 0.0).arm_for(u) for u in users} == {"personalized"}
     assert {Experiment("x", 1.0).arm_for(u) for u in users} == {"control"}
+
+
+def test_the_split_is_the_one_every_version_made() -> None:
+    """A running experiment keeps its users' arms across upgrades: the hash is blake2b (8
+    bytes) of the name, a NUL and the id, whichever way it is fed."""
+    import hashlib
+
+    experiment = Experiment("ab1", holdout=0.3)
+    for user in ("user-1", "", "ü-ßer", "x" * 300):
+        key = f"ab1\x00{user}".encode()
+        want = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+        assert experiment._hash(user) == want
+    # pinned values: a change of the hash would move users between arms
+    assert [experiment.assigned_arm(f"user-{i}") for i in range(8)] == PINNED_ARMS
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -85,13 +85,18 @@ class Experiment:
         if buckets < 2:
             raise ValueError(f"buckets must be >= 2, got {buckets!r}")
         self.namespace = f"experiment:{name}"
+        # the hash of the key's first part, copied for each id: the state after the name
+        # costs a copy, where a new hash parsed its arguments again (the same digest)
+        self._name_hashed = hashlib.blake2b(f"{name}\x00".encode(), digest_size=8)
 
     def _hash(self, user_id: str) -> int:
         # A cryptographic hash: CRC32, used before, is linear, so two experiments' names gave
         # the same (or the exact opposite) split of ids of one length, and consecutive ids
         # fell into blocks far from the holdout share. The key separates name and id.
-        key = f"{self.name}\x00{user_id}".encode()
-        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+        # (blake2b of f"{name}\x00{user_id}", 8 bytes: a hash grows by update as if fed at once)
+        hashed = self._name_hashed.copy()
+        hashed.update(user_id.encode())
+        return int.from_bytes(hashed.digest(), "big")
 
     def assigned_arm(self, user_id: str) -> str:
         """The arm the user belongs to once the experiment runs."""
