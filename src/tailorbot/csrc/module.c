@@ -65,6 +65,14 @@ static PyMethodDef module_methods[] = {
      "``values`` itself, ``set(values)``, None and None. None when ``values`` is not an "
      "exact dict whose keys are exactly the frozenset ``names``: the Python path refuses "
      "it."},
+    {"fill_template", FASTCALL(fill_template),
+     "fill_template(pieces, context, defaults, builtins, max_chars) -> str | None\n\n"
+     "A template's ``pieces`` (kb.render._pieces: literal text, and ``(name,)`` for a "
+     "placeholder) joined, each placeholder the first non-empty of ``context[name]`` and "
+     "``defaults[name]``, each made one line of at most ``max_chars`` characters "
+     "(``\" \".join(str(value).split())[:max_chars]``, None as empty), else "
+     "``builtins.get(name, \"\")`` (kb.render.render). None when a mapping is not an exact "
+     "dict or a piece of another shape: the Python path reads those."},
     {"softmax_top", FASTCALL(softmax_top),
      "softmax_top(scores, temperature, k) -> list[tuple[int, float]]\n\nThe ``k`` (at most "
      "16) most probable classes of ``softmax(scores / temperature)``, best first, ties to "

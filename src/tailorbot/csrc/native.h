@@ -18,6 +18,7 @@
  *   reasons.c  article_reasons: a recommended article's reasons, worded and ordered
  *   similar.c  top_similar: item-kNN's best articles for a user's basket
  *   checked.c  checked_model: an event model holding values checked already
+ *   render.c   fill_template: a response template's placeholders filled
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
  *              cached_piece_ids: a text's token ids from its pieces' kept ids;
  *              unknown_words: a text's words a vocabulary lacks (the typo corrector's);
@@ -170,6 +171,7 @@ PyObject *score_articles(PyObject *module, FASTCALL_ARGS);
 PyObject *article_reasons(PyObject *module, FASTCALL_ARGS);
 PyObject *top_similar(PyObject *module, FASTCALL_ARGS);
 PyObject *checked_model(PyObject *module, FASTCALL_ARGS);
+PyObject *fill_template(PyObject *module, FASTCALL_ARGS);
 PyObject *session_summary(PyObject *module, FASTCALL_ARGS);
 PyObject *memory_summaries(PyObject *module, FASTCALL_ARGS);
 PyObject *window_counts(PyObject *module, FASTCALL_ARGS);

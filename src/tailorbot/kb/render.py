@@ -25,6 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from functools import lru_cache
+from typing import cast
+
+from tailorbot.compiled import native
 
 PLACEHOLDERS: dict[str, str] = {
     "name": "there",
@@ -80,11 +83,26 @@ def render(
     defaults: Mapping[str, str] | None = None,
 ) -> str:
     """Fill ``template_variant`` from ``context``, else ``defaults``, else the built-in
-    defaults; never raises for missing values."""
+    defaults; never raises for missing values. In one compiled call where the extension is
+    built (None from it: a mapping of another type, which Python reads)."""
     context = context or {}
     defaults = defaults or {}
+    pieces = _pieces(template_variant)
+    loops = native()
+    if loops is not None:
+        found = loops.fill_template(pieces, context, defaults, PLACEHOLDERS, MAX_VALUE_CHARS)
+        if found is not None:
+            return cast(str, found)
+    return filled_in_python(pieces, context, defaults)
+
+
+def filled_in_python(
+    pieces: tuple[str | tuple[str], ...], context: Mapping[str, object], defaults: Mapping[str, str]
+) -> str:
+    """:func:`render`'s filling in Python: the reference the compiled ``fill_template``
+    (csrc/render.c) is tested against."""
     out = []
-    for piece in _pieces(template_variant):
+    for piece in pieces:
         if type(piece) is str:
             out.append(piece)
             continue
