@@ -46,7 +46,8 @@ PyObject *checked_model(PyObject *module, FASTCALL_ARGS) {
     if (instance == NULL) {
         return NULL;
     }
-    PyObject *fields_set = PySet_New(values); /* set(values) */
+    /* set(values): the same names, copied from the frozenset's table at once */
+    PyObject *fields_set = PySet_New(names);
     if (fields_set == NULL) {
         Py_DECREF(instance);
         return NULL;
