@@ -38,15 +38,24 @@ static int word_pairs(PyObject *words) {
 static PyObject *mentions(PyObject *terms, PyObject *words, Py_ssize_t most) {
     PyObject *matched[MOST_MENTIONED];
     Py_ssize_t n = 0;
-    /* no object is made in this loop: a set of str finds a str without running Python */
+    /* each pair held while the set is asked: a set holding other objects than str may run
+     * their __eq__, which may change the list */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words) && n < most; i++) {
-        PyObject *pair = PyList_GET_ITEM(words, i);
-        int found = PySet_Contains(terms, PyTuple_GET_ITEM(pair, 1));
-        if (found < 0) {
-            return NULL;
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(words, i));
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) { /* changed so */
+            Py_DECREF(pair);
+            continue;
         }
-        if (found) {
-            matched[n++] = PyTuple_GET_ITEM(pair, 0);
+        int found = PySet_Contains(terms, PyTuple_GET_ITEM(pair, 1));
+        if (found > 0) {
+            matched[n++] = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        }
+        Py_DECREF(pair);
+        if (found < 0) {
+            for (Py_ssize_t k = 0; k < n; k++) {
+                Py_DECREF(matched[k]);
+            }
+            return NULL;
         }
     }
     if (n == 0) {
@@ -54,11 +63,13 @@ static PyObject *mentions(PyObject *terms, PyObject *words, Py_ssize_t most) {
     }
     PyObject *list = PyList_New(n);
     if (list == NULL) {
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_DECREF(matched[k]);
+        }
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(matched[i]);
-        PyList_SET_ITEM(list, i, matched[i]);
+        PyList_SET_ITEM(list, i, matched[i]); /* the reference held above */
     }
     PyObject *joined = PyUnicode_Join(separator, list);
     Py_DECREF(list);
@@ -145,12 +156,9 @@ PyObject *article_reasons(PyObject *module, FASTCALL_ARGS) {
         }
         double strength = fabs(PyFloat_AS_DOUBLE(value));
         if (strength >= minimum) { /* a NaN is not */
-            strong[n].name = key;
+            strong[n].name = Py_NewRef(key);
             strong[n++].strength = strength;
         }
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(strong[i].name);
     }
     /* the words first: the callbacks below may change the list */
     for (Py_ssize_t i = 0; i < n; i++) {

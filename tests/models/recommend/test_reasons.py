@@ -5,6 +5,7 @@ remembered for the answer, the same signals handed to the callback."""
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -110,6 +111,13 @@ def test_what_the_python_path_must_read_is_left_to_it() -> None:
     for name, (weighted, terms, pairs, worded) in others.items():
         assert compiled(weighted, terms, pairs, worded, Recorded(), ("a1", worded),
                         REASON_MIN, MENTIONED_WORDS) is None, name  # fmt: skip
+    # a value left to Python after strong ones: what was held is let go, nothing more
+    name, other = "text", "intent"
+    held = sys.getrefcount(name), sys.getrefcount(other)
+    for _ in range(1000):
+        assert compiled({name: 0.5, other: 0.9, "history": 1}, TERMS, words, {}, Recorded(),
+                        ("a1", {}), REASON_MIN, MENTIONED_WORDS) is None  # fmt: skip
+    assert (sys.getrefcount(name), sys.getrefcount(other)) == held
     for mentioned in (0, 17):
         assert compiled({"text": 0.5}, TERMS, words, {}, Recorded(), ({},), REASON_MIN,
                         mentioned) is None  # fmt: skip
