@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from tailorbot.compiled import native
 from tailorbot.features.context_vector import CONTEXT_KEYS, TIER_KEYS, context_vector
@@ -150,7 +150,9 @@ def action_features(
         priors = segments.priors(view.get("segment"), variants)
         found = compiled(view, variants, priors, ACTION_KEYS, OWN_PRIOR_WEIGHT)
         if found is not None:  # None: a value of a type the feature view does not make
-            return cast(dict[str, dict[str, float]], found)
+            # Annotated, not cast(): that builds the alias at every call (1,600 instructions).
+            features: dict[str, dict[str, float]] = found
+            return features
     return action_features_in_python(view, variants, segments)
 
 
