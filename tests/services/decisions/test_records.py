@@ -59,6 +59,14 @@ def _request(user_id: str, session_id: str, text: str, channel: str) -> Personal
         return None
 
 
+def _event(decision_id: str, request: PersonalizeRequest, prediction: Any, at: str) -> dict:
+    """The message event a decision on ``request`` logs."""
+    return message_event(
+        decision_id, request.user_id, request.session_id, request.context.channel,
+        request.message, prediction, at,
+    )  # fmt: skip
+
+
 def _door(event: dict[str, Any]) -> Any:
     """What the door's validation makes of ``event``, or None where it refuses it."""
     try:
@@ -76,7 +84,7 @@ def test_a_checked_message_is_the_doors_event_or_left_to_the_door(
     if request is None:
         return
     prediction = SimpleNamespace(name=intent, confidence=confidence)
-    event = message_event(new_event_id(), request, prediction, now_iso())
+    event = _event(new_event_id(), request, prediction, now_iso())
     checked = checked_message(dict(event))
     validated = _door(event)
     if checked is None:  # left to the door: it may take it, but the checked path may not
@@ -95,12 +103,12 @@ def test_the_door_s_refusals_are_left_to_it() -> None:
     request = PersonalizeRequest(user_id="u1", session_id="s1", message="hi")
     for name, confidence in (("card arrival", 0.5), ("ok", math.nan), ("ok", 1.5)):
         prediction = SimpleNamespace(name=name, confidence=confidence)
-        event = message_event(new_event_id(), request, prediction, now_iso())
+        event = _event(new_event_id(), request, prediction, now_iso())
         assert checked_message(event) is None
         assert _door(event) is None
     # a str subclass (numpy's str_): the door makes a str of it, the checked path leaves it
     subclassed = SimpleNamespace(name=type("Name", (str,), {})("card_arrival"), confidence=0.5)
-    assert checked_message(message_event(new_event_id(), request, subclassed, now_iso())) is None
+    assert checked_message(_event(new_event_id(), request, subclassed, now_iso())) is None
 
 
 def test_a_checked_event_sets_what_model_construct_sets() -> None:
@@ -121,7 +129,7 @@ def test_a_checked_event_sets_what_model_construct_sets() -> None:
 def test_a_checked_event_needs_exactly_its_fields(change: str) -> None:
     request = PersonalizeRequest(user_id="u1", session_id="s1", message="hi")
     event = checked_message(
-        message_event("d1", request, SimpleNamespace(name="x", confidence=0.5), now_iso())
+        _event("d1", request, SimpleNamespace(name="x", confidence=0.5), now_iso())
     )
     assert event is not None
     values = dict(event.__dict__)
@@ -136,7 +144,7 @@ def test_a_checked_event_needs_exactly_its_fields(change: str) -> None:
 def _checked(received_at: str) -> Message:
     request = PersonalizeRequest(user_id="u1", session_id="s1", message="mail jo@example.com")
     prediction = SimpleNamespace(name="card_arrival", confidence=0.5)
-    event = checked_message(message_event(new_event_id(), request, prediction, received_at))
+    event = checked_message(_event(new_event_id(), request, prediction, received_at))
     assert event is not None
     return event
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from tailorbot.events.codec import decode_event
 from tailorbot.kb import default_kb_dir, load_kb
+from tailorbot.kb.model import KnowledgeBase, ResponseTemplate, Variants
 from tailorbot.models.recommend.base import Recommendation
 from tailorbot.services.decisions.responses import ResponseComposer
 from tests.services.decisions.conftest import ask, runtime_of, tell
@@ -72,3 +73,17 @@ def test_the_feedback_events_credit_the_variant_and_the_reply_article(service: A
             "article": record["reply_article"],
             "arm": record["arm"],
         }
+
+
+def test_the_product_is_the_request_s_else_the_profile_s_first() -> None:
+    variants = Variants(concise="About your {product}.", empathetic="x", step_by_step="y")
+    template = ResponseTemplate(id="t-product", default=True, variants=variants)
+    composer = ResponseComposer(KnowledgeBase([], [template]))
+    profile = {"products": ["savings account", "card"]}
+    assert composer.render(template, "concise", None, profile, "card", []) == "About your card."
+    for unnamed in (None, ""):  # not named by the request: the profile's first
+        text = composer.render(template, "concise", None, profile, unnamed, [])
+        assert text == "About your savings account."
+    neutral = composer.render(template, "concise", None, None, None, [])
+    assert neutral == composer.render(template, "concise", None, {"products": []}, "", [])
+    assert "{product}" not in neutral

@@ -79,16 +79,19 @@ class ResponseComposer:
         variant: str,
         view: Mapping[str, Any] | None,
         profile: Mapping[str, Any] | None,
-        context: Any,
+        product: str | None,
         articles: Sequence[Any],
         reply_article: Any | None = None,
     ) -> str:
-        """``reply_article`` (default: the first of ``articles``) fills ``{article_title}``."""
+        """``product``: the one the request names (else the profile's first fills
+        ``{product}``); ``reply_article`` (default: the first of ``articles``) fills
+        ``{article_title}``."""
         profile = profile or {}
         if reply_article is None and articles:
             reply_article = articles[0]
-        products = profile.get("products") or []
-        product = getattr(context, "product", None) or (products[0] if products else None)
+        if not product:
+            products = profile.get("products") or []
+            product = products[0] if products else None
         last_title = None
         if view is not None and view.get("articles_viewed"):
             last = self.kb.article(view["articles_viewed"][0])

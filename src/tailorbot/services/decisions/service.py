@@ -86,6 +86,9 @@ class DecisionService:
         self.recorder = recorder
         self.stores = stores
         self.settings = settings
+        # read for every decision: out of the (frozen) settings once, as plain attributes
+        self._max_text_chars = settings.max_text_chars
+        self._recommendations = settings.recommendations
         self.experiment = experiment
         self.metrics = metrics if metrics is not None else Metrics()
         self.archive = archive
@@ -147,7 +150,7 @@ class DecisionService:
         reader = self.stores.async_user_reader
         if reader is None:
             return None
-        self._check_length(request)
+        self._check_lengths(request.message, request.last_bot_message)
         received_at = now_iso()  # before the user is read: see message_event
         started = time.perf_counter()
         with backend_errors():
@@ -164,36 +167,48 @@ class DecisionService:
     ) -> dict[str, Any]:
         """:meth:`personalize`'s answer as JSON-ready data (what the lean route writes);
         ``user``: the user as :meth:`read_user_ahead` read them (else read here)."""
-        self._check_length(request)
+        # The request's fields read once: a pydantic model's attribute reads are never
+        # specialized (some 400 instructions each), and a decision used each several times.
+        user_id, session_id, message = request.user_id, request.session_id, request.message
+        bot_message, asked = request.last_bot_message, request.context
+        channel, language, product = asked.channel, asked.language, asked.product
+        self._check_lengths(message, bot_message)
         # Before the user is read: see message_event.
         received_at = user.received_at if user is not None else now_iso()
         read_s = user.read_s if user is not None else 0.0  # the read made ahead, if any
         clock = time.perf_counter
         started = clock()
         models = self.models  # one set for the whole decision, even across a hot swap
-        prediction = models.intent.predict_one(request.message)
+        prediction = models.intent.predict_one(message)
         intent_done = clock()
 
-        profile, view = self._read_user(request.user_id, user)
-        turn = Turn(request.session_id, request.message, request.last_bot_message)
+        profile, view = self._read_user(user_id, user)
+        turn = Turn(session_id, message, bot_message)
         prediction = self.conversation.apply(prediction, turn, view, models.intent)
         features_done = clock()
 
-        arm = self.experiment.arm_for(request.user_id)
+        arm = self.experiment.arm_for(user_id)
         personalized = arm == PERSONALIZED_ARM
         recommend_from = clock()
-        articles = self._articles(request, prediction, view, profile, personalized, models)
+        articles = self._articles(
+            message, language, prediction, view, profile, personalized, models
+        )
         recommend_done = clock()
 
         template = self._template(template_id, prediction, models)
+        asked_for = (user_id, session_id, channel, language, product)
         decision = self._decide(
-            request, prediction, view, profile, arm, articles, template, models, received_at
+            asked_for, prediction, view, profile, arm, articles, template, models, received_at
         )
         response_done = clock()
 
-        self._record(request, prediction, decision["record"], received_at, message_event_id)
+        record = decision["record"]
+        event = message_event(
+            record["decision_id"], user_id, session_id, channel, message, prediction, received_at
+        )
+        self._record(event, prediction, record, message_event_id)
         record_done = clock()
-        self._observe(request, decision)
+        self._observe(len(message), decision)
         timings = _timings(
             intent_done - started, features_done - intent_done + read_s,
             recommend_done - recommend_from, response_done - recommend_done,
@@ -219,7 +234,8 @@ class DecisionService:
 
     def _articles(
         self,
-        request: PersonalizeRequest,
+        message: str,
+        language: str | None,
         prediction: Any,
         view: Mapping[str, Any] | None,
         profile: Mapping[str, Any] | None,
@@ -233,18 +249,18 @@ class DecisionService:
             return []
         return models.recommenders.recommend(
             view,
-            request.message,
+            message,
             prediction.name,
             prediction.confidence,
-            k=self.settings.recommendations,
+            k=self._recommendations,
             personalized=personalized,
             tier=(profile or {}).get("tier"),
-            language=request.context.language or (profile or {}).get("language"),
+            language=language or (profile or {}).get("language"),
         )
 
     def _decide(
         self,
-        request: PersonalizeRequest,
+        asked: tuple[str, str, str, str | None, str | None],
         prediction: Any,
         view: Mapping[str, Any] | None,
         profile: Mapping[str, Any] | None,
@@ -254,18 +270,19 @@ class DecisionService:
         models: DecisionModels,
         received_at: str,
     ) -> dict[str, Any]:
-        """The response variant (bandit or control), its text and the decision record."""
+        """The response variant (bandit or control), its text and the decision record;
+        ``asked``: the request's user, session, channel, language and product."""
         fallback = prediction.fallback
-        asked = {"channel": request.context.channel, "language": request.context.language}
-        context = decision_context(view, profile, models.attributes, asked)
+        user_id, session_id, channel, language, product = asked
+        context = decision_context(
+            view, profile, models.attributes, {"channel": channel, "language": language}
+        )
         variants = template.variants.names
         variant, propensity, context, explored = self._variant(arm, view, context, variants, models)
         about = models.composer.reply_article(template, prediction.name, articles)
-        text = models.composer.render(
-            template, variant, view, profile, request.context, articles, about
-        )
+        text = models.composer.render(template, variant, view, profile, product, articles, about)
         record = decision_record(
-            request.user_id, request.session_id, request.context.channel, template.id,
+            user_id, session_id, channel, template.id,
             (variant, propensity, context), arm, view is not None and arm == PERSONALIZED_ARM,
             models.versions,
             {
@@ -313,15 +330,13 @@ class DecisionService:
 
     def _record(
         self,
-        request: PersonalizeRequest,
+        event: dict[str, Any],
         prediction: Any,
         record: dict,
-        received_at: str,
         message_event_id: str | None = None,
     ) -> None:
         # Queued: the recorder appends the message event, then stores the decision, in a
         # batch with others (see recorder.py for what a crash can lose).
-        event = message_event(record["decision_id"], request, prediction, received_at)
         if message_event_id is not None:
             event["event_id"] = message_event_id  # the caller's own id: the door checks it
             self.recorder.record(record, event)
@@ -362,24 +377,23 @@ class DecisionService:
                 self.archive.put("decision", record)
         return {**record, "text": text}
 
-    def _observe(self, request: PersonalizeRequest, decision: dict[str, Any]) -> None:
+    def _observe(self, message_chars: int, decision: dict[str, Any]) -> None:
         """The decision's health figures: intent, confidence, length (drift), fallback, variant."""
         record = decision["record"]
         self.metrics.observe_decision(
             record["intent"],
             record["confidence"],
-            len(request.message),
+            message_chars,
             record["fallback"],
             record["arm"],
             record["variant"],
             explored=decision["explored"],
         )
 
-    def _check_length(self, request: PersonalizeRequest) -> None:
+    def _check_lengths(self, message: str, bot_message: str | None) -> None:
         """413 before anything is predicted or stored (the message event would be refused)."""
-        limit = self.settings.max_text_chars
-        for name in ("message", "last_bot_message"):
-            check_text_length(name, getattr(request, name), limit)
+        check_text_length("message", message, self._max_text_chars)
+        check_text_length("last_bot_message", bot_message, self._max_text_chars)
 
     def _control_choice(
         self, variants: list[str], models: DecisionModels, context: Mapping[str, float]
