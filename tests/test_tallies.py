@@ -3,13 +3,18 @@ prometheus_client's own for the same calls, and no count is lost to threads."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import sys
 import threading
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -20,6 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from tailorbot import _tallies as tallies
 from tailorbot._tallies import TalliedCounter, TalliedHistogram
 
 THREADS, ROUNDS = 4, 2000
@@ -165,3 +171,91 @@ def test_refusals_are_prometheus_clients() -> None:
         TalliedHistogram("tb_unsorted", "Unsorted", buckets=(2.0, 1.0))
     with pytest.raises(ValueError, match="finite bucket"):
         TalliedHistogram("tb_no_buckets", "None", buckets=(float("inf"),))
+
+
+# --- the compiled children (csrc/tallies.c) against the Python ones -----------------------
+
+AMOUNTS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.fractions(max_denominator=7),
+    st.decimals(allow_nan=False, places=2, min_value=-5, max_value=5),
+)
+
+
+def _python_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children made from here on are the Python ones."""
+    monkeypatch.setattr(tallies, "native", lambda: None)
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - the refusal itself is compared
+        return (type(exc), str(exc))
+
+
+def _rows(tally: Any) -> list[tuple[Any, list[float]]]:
+    return [(key, [("nan" if v != v else v) for v in row]) for key, row in tally.summed().items()]
+
+
+def test_the_project_s_children_are_compiled_where_it_is_built() -> None:
+    if tallies.native() is None:
+        pytest.skip("the extension is not built here (required under CI: test_native.py)")
+    assert type(TalliedCounter("tb_c", "C", ["k"]).labels("a")).__name__ == "TallyCounter"
+    assert type(TalliedHistogram("tb_h", "H", buckets=(1.0,))._unlabelled()).__name__ == (
+        "TallyHistogram"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["inc", "observe"]), st.sampled_from("ab"), AMOUNTS)),
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=6),
+)
+def test_compiled_children_count_as_the_python_ones(
+    calls: list[tuple[str, str, Any]], bounds: list[float]
+) -> None:
+    if tallies.native() is None:
+        pytest.skip("the extension is not built here (required under CI: test_native.py)")
+    bounds = sorted(bounds)
+    made = []
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            if not compiled:
+                _python_children(patch)
+            counter = TalliedCounter("tb_d", "D", ["k"])
+            histogram = TalliedHistogram("tb_dh", "DH", ["k"], buckets=bounds)
+            outcomes = []
+            for method, key, amount in calls:
+                child = (counter if method == "inc" else histogram).labels(key)
+                outcomes.append(_outcome(functools.partial(getattr(child, method), amount)))
+            made.append((outcomes, _rows(counter._tally), _rows(histogram._tally)))
+    assert made[0] == made[1]
+
+
+def test_a_compiled_child_counts_each_thread_in_its_own_row() -> None:
+    """A thread's ident is reused once it ended: its counts must reach the kept rows, and
+    a new thread must count in rows of its own."""
+    counter = TalliedCounter("tb_threads", "Threads")
+    histogram = TalliedHistogram("tb_threads_h", "Threads", buckets=(1.0,))
+    child, observed = counter._unlabelled(), histogram._unlabelled()
+    for n in range(1, 40):
+        thread = threading.Thread(target=lambda n=n: (child.inc(n), observed.observe(0.5)))
+        thread.start()
+        thread.join()
+        child.inc()  # this thread's row, between the others'
+    assert counter._tally.summed() == {(): [sum(range(1, 40)) + 39.0]}
+    assert histogram._tally.summed() == {(): [39.0, 0.0, 19.5]}
+
+
+def test_a_compiled_child_holds_no_reference_it_does_not_own() -> None:
+    counter = TalliedCounter("tb_refs", "Refs", ["k"])
+    child = counter.labels("a")
+    child.inc()
+    (row,) = [r for rows in [counter._tally.local.rows] for r in rows.values()]
+    before = sys.getrefcount(row), sys.getrefcount(child)
+    for amount in (1, 2.5, True, Fraction(1, 3), -1.0, float("nan")):
+        _outcome(lambda amount=amount: child.inc(amount))
+    assert (sys.getrefcount(row), sys.getrefcount(child)) == before

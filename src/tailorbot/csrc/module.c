@@ -198,24 +198,26 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&NgramScorerType) < 0 || PyType_Ready(&TermIndexType) < 0) {
-        return NULL;
+    PyTypeObject *types[] = {&NgramScorerType, &TermIndexType, &TallyCounterType,
+                             &TallyHistogramType};
+    const char *names[] = {"NgramScorer", "TermIndex", "TallyCounter", "TallyHistogram"};
+    enum { TYPES = sizeof types / sizeof types[0] };
+    for (int i = 0; i < TYPES; i++) {
+        if (PyType_Ready(types[i]) < 0) {
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&NgramScorerType);
-    if (PyModule_AddObject(module, "NgramScorer", (PyObject *)&NgramScorerType) < 0) {
-        Py_DECREF(&NgramScorerType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&TermIndexType);
-    if (PyModule_AddObject(module, "TermIndex", (PyObject *)&TermIndexType) < 0) {
-        Py_DECREF(&TermIndexType);
-        Py_DECREF(module);
-        return NULL;
+    for (int i = 0; i < TYPES; i++) {
+        Py_INCREF(types[i]);
+        if (PyModule_AddObject(module, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(types[i]);
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }

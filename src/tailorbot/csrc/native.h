@@ -39,6 +39,8 @@
  *   payload.c  answer_payload: the personalize answer as JSON-ready data in one call
  *   vectors.c  sums over coefficient rows, compiled for AVX2 too
  *   arrays.c   typed views of numpy arrays through the buffer protocol (no numpy headers)
+ *   tallies.c  TallyCounter, TallyHistogram: the per-thread Prometheus figures' inc and
+ *              observe (_tallies.py's children), handing what they do not add to Python
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
  *              __init__, its fields written into their slots
  *   args.c     the arguments of the module's functions, as the array a call hands over,
@@ -48,11 +50,12 @@
  * The GIL is held throughout: no call lets another thread run (test_serving.py probes
  * it), so a scorer's scratch arrays are its current call's; no Python code runs inside a
  * loop (containers are checked or copied first), and the arrays read are held by buffer
- * views. Four calls run Python code they are given: stemmed_terms' and message_terms'
- * `stem` on each word (a cache miss runs the stemmer), ucb_select's `draw`, last, and
- * article_reasons' `word_one` for a signal it does not word itself, after its loops. The
- * interpreter may switch threads there, as on their Python paths; they keep no scratch but
- * their own locals.
+ * views. Some calls run Python code they are given: stemmed_terms' and message_terms'
+ * `stem` on each word (a cache miss runs the stemmer), ucb_select's `draw`, last,
+ * article_reasons' `word_one` for a signal it does not word itself, after its loops, and the
+ * tally children's `fallback`, instead of adding anything themselves. The interpreter may
+ * switch threads there, as on their Python paths; they keep no scratch but their own
+ * locals.
  */
 #ifndef TAILORBOT_NATIVE_H
 #define TAILORBOT_NATIVE_H
@@ -128,6 +131,8 @@ int get_array(PyObject *obj, Py_buffer *view, int writable, char code, int ndim,
 
 extern PyTypeObject NgramScorerType;
 extern PyTypeObject TermIndexType;
+extern PyTypeObject TallyCounterType;
+extern PyTypeObject TallyHistogramType;
 
 /* The arguments of a METH_FASTCALL function (args.c), the module's calling convention: a
  * call hands over its argument array as it is, where METH_VARARGS packs a tuple that
