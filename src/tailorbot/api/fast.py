@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tailorbot.api.deps import API_KEY_HEADER, api_key_refusal, get_decider_of
 from tailorbot.api.errors import response_for_error, validation_response
 from tailorbot.api.offload import run_feedback, run_personalize
-from tailorbot.api.responses import OrjsonResponse
+from tailorbot.api.responses import JsonAnswer
 from tailorbot.services.decisions.schemas import FeedbackRequest, PersonalizeRequest
 
 PATH = "/v1/personalize"
@@ -93,7 +93,7 @@ class FastPersonalize(LeanPost):
 
     async def answer(self, app: Any, decider: Any, request: PersonalizeRequest) -> Any:
         # On the decision pool (or the loop itself): the decision reads the stores.
-        return OrjsonResponse(await run_personalize(app.state, decider, request))
+        return JsonAnswer(await run_personalize(app.state, decider, request))
 
 
 class FastFeedback(LeanPost):
@@ -105,7 +105,7 @@ class FastFeedback(LeanPost):
     async def answer(self, app: Any, decider: Any, request: FeedbackRequest) -> Any:
         # Off the event loop, in a batch with the others (it writes twice).
         answer = await run_feedback(app.state, decider, request)
-        return OrjsonResponse(answer.model_dump(mode="json"))
+        return JsonAnswer(answer.model_dump(mode="json"))
 
 
 async def authorized_body(scope: Scope, receive: Receive) -> bytes:
