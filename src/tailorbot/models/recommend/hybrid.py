@@ -90,6 +90,8 @@ TEXT_CANDIDATES = 20
 # fewer): one shared word is coincidence, not evidence enough to outrank the intent's own.
 MIN_SHARED_TERMS = 2
 _NONE: frozenset[str] = frozenset()
+# tuple.__new__ read once: its lookup on the type is never specialized (three a decision)
+_new_tuple = tuple.__new__
 
 
 class HybridRecommender(Recommender):
@@ -219,7 +221,7 @@ class HybridRecommender(Recommender):
         reasons, cf = self._writer.reasons, self.cf
         # every field, in their order: tuple.__new__ skips the generated __new__'s keywords
         return [
-            tuple.__new__(Recommendation, (
+            _new_tuple(Recommendation, (
                 article_id,
                 article.title,
                 round(-negative, 6),
