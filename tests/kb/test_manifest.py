@@ -132,3 +132,29 @@ def test_demo_kb_speaks_for_tailor_bank() -> None:
     assert fallback is not None
     text = kb.render(fallback, "concise", {"name": "Ada"})
     assert "Tailor Bank" in text and "{" not in text
+
+
+def test_a_rendered_variant_is_the_template_s_own_text_for_each_template_object(
+    tmp_path: Path,
+) -> None:
+    """KnowledgeBase.render remembers each template's variant texts: by the template object,
+    so another template under the same id (a reload's) renders its own text."""
+    (tmp_path / "kb.yaml").write_text(MANIFEST)
+    kb = load_kb(tmp_path)
+    profile = {"name": "Ada", "region": "Lisbon"}
+    for template in kb.templates:
+        for variant in template.variants.names:
+            for _ in range(2):  # remembered the second time
+                assert kb.render(template, variant, {"name": "Bo"}, profile) == template.render(
+                    variant,
+                    {**kb.placeholder_values(profile), "name": "Bo"},
+                    kb.manifest.defaults(),
+                )
+    template = kb.template_for("roaming")
+    reworded = ResponseTemplate(
+        id=template.id, default=True, variants=Variants(concise="Now {name}.", warm="x")
+    )
+    assert kb.render(reworded, "concise", {"name": "Ada"}) == "Now Ada."
+    assert kb.render(template, "concise", {"name": "Ada"}).startswith("Tailor Telecom: your")
+    with pytest.raises(ValueError, match="unknown variant 'loud'"):
+        kb.render(template, "loud", {})

@@ -50,6 +50,7 @@ VARIANT_NAME = re.compile(VARIANT_PATTERN)
 NO_ARTICLE_INTENTS = frozenset({"out_of_scope", *BUILTIN_INTENTS})
 FALLBACK_TEMPLATE_ID = "fallback"
 SNIPPET_CHARS = 300
+VARIANT_TEXTS_MAX = 4096  # the (template, variant) texts a knowledge base remembers
 KNOWN_PLACEHOLDERS = "known_placeholders"  # validation-context key: the KB's placeholder names
 
 _MARKDOWN = re.compile(r"[*_`#>\[\]]|\(https?://[^)]*\)")
@@ -182,6 +183,9 @@ class KnowledgeBase:
         self.sources = dict(sources or {})  # "article:<id>" / "template:<id>" -> file name
         self._articles = {a.id: a for a in self.articles}
         self._defaults = self.manifest.defaults()  # the manifest is frozen
+        self._own_placeholders = bool(self.manifest.placeholders)
+        # (id of a template, variant) -> (the template, the variant's text): see render
+        self._variant_texts: dict[tuple[int, str], tuple[ResponseTemplate, str]] = {}
         # article id -> (url, snippet): worked out once, cited on every decision
         self._citations: dict[str, tuple[str | None, str]] = {}
         self._templates = {t.id: t for t in self.templates}
@@ -251,9 +255,20 @@ class KnowledgeBase:
         profile: Mapping[str, Any] | None = None,
     ) -> str:
         """Render with this KB's brand and placeholders: ``context`` (built-in placeholders)
-        wins over the profile's values, which win over the KB's defaults."""
-        values = {**self.placeholder_values(profile), **context}
-        return template.render(variant, values, self._defaults)
+        wins over the profile's values, which win over the KB's defaults.
+
+        ``template.render``'s text, its variant's text remembered per template object (a
+        template is frozen): every decision renders one, and reading it through the
+        template's pydantic fields took more than filling it in."""
+        values = {**self.manifest.values(profile), **context} if self._own_placeholders else context
+        key = (id(template), variant)
+        found = self._variant_texts.get(key)
+        if found is None or found[0] is not template:  # an id may be another object's later
+            found = (template, template.variants.text(variant))  # ValueError: no such variant
+            if len(self._variant_texts) >= VARIANT_TEXTS_MAX:  # bounded: templates x variants
+                self._variant_texts.clear()
+            self._variant_texts[key] = found
+        return render(found[1], values, self._defaults)
 
     def template(self, template_id: str) -> ResponseTemplate | None:
         return self._templates.get(template_id)
