@@ -96,7 +96,8 @@ static void Tally_dealloc(Tally *self) {
  * not of that shape (the Python child makes or reads it). */
 static PyObject *thread_row(Tally *self) {
     uint64_t thread = PyThreadState_GetID(PyThreadState_Get());
-    if (self->row != NULL && self->thread == thread && PyList_GET_SIZE(self->row) == self->width) {
+    if (self->row != NULL && self->thread == thread &&
+        PyList_GET_SIZE(self->row) == self->width) {
         Py_INCREF(self->row); /* the same list for as long as the thread lives */
         return self->row;
     }
