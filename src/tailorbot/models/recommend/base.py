@@ -109,11 +109,12 @@ class UserContext(NamedTuple):
 
     def cohorts(self) -> list[tuple[str, str]]:
         """``(kind, value)`` groups of similar customers: the tier and the segment."""
+        tier, segment = self.tier, self.segment  # each named-tuple read is a lookup
         out = []
-        if self.tier:
-            out.append(("tier", self.tier))
-        if self.segment:
-            out.append(("segment", self.segment))
+        if tier:
+            out.append(("tier", tier))
+        if segment:
+            out.append(("segment", segment))
         return out
 
 
