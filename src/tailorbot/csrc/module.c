@@ -58,6 +58,14 @@ static PyMethodDef module_methods[] = {
      "summed as ItemKNN.scores sums them, clipped to 1, best first by (score, id). None when "
      "a list is not an exact dict, an id not a str or a similarity not a float or a NaN: the "
      "Python path reads those."},
+    {"intent_evidence", FASTCALL(intent_evidence),
+     "intent_evidence(entries, articles, prior_strength, rate_type, evidence_type, all_group) "
+     "-> dict | None\n\nEach of ``articles``' evidence for an intent "
+     "(CollaborativeStats.evidence_in_python): ``entries`` the (group, issues, article -> "
+     "counts) of all customers, then of each group, an evidence an ``evidence_type`` of two "
+     "``rate_type`` (rate, group, hits, trials), all customers' group ``all_group``. None "
+     "when a count or an issue count is not a finite float, a table not a dict or a "
+     "defaultdict, an id not a str, or a denominator zero: the Python path reads those."},
     {"checked_model", FASTCALL(checked_model),
      "checked_model(model, values, names, slots) -> instance | None\n\n``model``'s "
      "instance holding ``values`` as they are (events.schema.checked_event_in_python): "

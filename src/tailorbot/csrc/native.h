@@ -17,6 +17,7 @@
  *   scoring.c  score_articles: the recommender's candidates, weighted and summed
  *   reasons.c  article_reasons: a recommended article's reasons, worded and ordered
  *   similar.c  top_similar: item-kNN's best articles for a user's basket
+ *   evidence.c intent_evidence: an intent's collaborative evidence, every article's
  *   checked.c  checked_model: an event model holding values checked already
  *   render.c   fill_template: a response template's placeholders filled
  *   words.c    word_runs: a text's words by scikit-learn's word pattern, no regex;
@@ -175,6 +176,7 @@ int pair_moment(PyObject *pair, const double *row, Py_ssize_t d, double *mean, d
 PyObject *score_articles(PyObject *module, FASTCALL_ARGS);
 PyObject *article_reasons(PyObject *module, FASTCALL_ARGS);
 PyObject *top_similar(PyObject *module, FASTCALL_ARGS);
+PyObject *intent_evidence(PyObject *module, FASTCALL_ARGS);
 PyObject *checked_model(PyObject *module, FASTCALL_ARGS);
 PyObject *fill_template(PyObject *module, FASTCALL_ARGS);
 PyObject *session_summary(PyObject *module, FASTCALL_ARGS);

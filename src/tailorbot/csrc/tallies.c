@@ -45,8 +45,20 @@ static int Tally_init_common(Tally *self, PyObject *local, PyObject *key, PyObje
     return 0;
 }
 
+/* keywords are refused, as PyArg_ParseTupleAndKeywords would refuse names it does not know */
+static int no_keywords(const char *name, PyObject *kwds) {
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", name);
+        return 0;
+    }
+    return 1;
+}
+
 static int TallyCounter_init(Tally *self, PyObject *args, PyObject *kwds) {
     PyObject *local, *key, *fallback;
+    if (!no_keywords("TallyCounter", kwds)) {
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "OOO:TallyCounter", &local, &key, &fallback)) {
         return -1;
     }
@@ -56,6 +68,9 @@ static int TallyCounter_init(Tally *self, PyObject *args, PyObject *kwds) {
 
 static int TallyHistogram_init(Tally *self, PyObject *args, PyObject *kwds) {
     PyObject *local, *key, *bounds, *fallback;
+    if (!no_keywords("TallyHistogram", kwds)) {
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "OOO!O:TallyHistogram", &local, &key, &PyTuple_Type, &bounds,
                           &fallback)) {
         return -1;

@@ -2,17 +2,22 @@ from __future__ import annotations
 
 import random
 import statistics
+import sys
+from collections import defaultdict
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tailorbot.compiled import native
 from tailorbot.models.recommend.collaborative import (
     ALL,
     NAMESPACES,
     NS_COOC,
     NS_INTENT,
     NS_SEGMENT_INTENT,
+    ArticleEvidence,
     CollaborativeStats,
     GroupRate,
     deltas_for_event,
@@ -447,3 +452,94 @@ def test_statistics_grown_second_by_second_equal_a_fresh_build_and_leave_the_ser
         rebuilt = CollaborativeStats.from_counters(fell, previous=served)
         assert rebuilt._owned is None, change
         assert parts(rebuilt) == parts(CollaborativeStats.from_counters(fell)), change
+
+
+# --- an intent's evidence in one compiled call (csrc/evidence.c) --------------------------
+
+_COUNT = st.one_of(
+    st.sampled_from([0.0, 1.0, 2.0, 3.0, -1.0, 0.5]),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+)
+
+
+def _compiled_evidence() -> Any:
+    found = getattr(native(), "intent_evidence", None)
+    if found is None:
+        pytest.skip("the extension is not built here (required under CI: test_native.py)")
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tables=st.lists(
+        st.tuples(
+            _COUNT.filter(lambda v: v >= 0.0),
+            st.dictionaries(
+                st.sampled_from(["kb-a", "kb-b", "kb-c", "kb-é"]),
+                st.dictionaries(st.sampled_from(["res", "up", "down", "view", "other"]), _COUNT),
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    m=st.sampled_from([0.5, 2.0, 5.0, 1e-9, 3]),
+    as_default=st.booleans(),
+)
+def test_compiled_evidence_is_the_python_one(
+    tables: list[tuple[float, dict[str, dict[str, float]]]], m: float, as_default: bool
+) -> None:
+    compiled = _compiled_evidence()
+    stats = CollaborativeStats(prior_strength=m)
+    groups = [ALL, ("tier", "gold"), ("segment", "vip"), ("tier", "standard")]
+    entries = [
+        (
+            groups[k],
+            issues,
+            defaultdict(lambda: defaultdict(float), table) if as_default else table,
+        )
+        for k, (issues, table) in enumerate(tables)
+    ]
+    articles = sorted(set().union(*(table for _, _, table in entries)))
+    try:
+        expected = stats.evidence_in_python(entries, articles)
+    except ZeroDivisionError:  # the compiled call leaves it to Python, which raises it
+        assert compiled(entries, articles, m, GroupRate, ArticleEvidence, ALL) is None
+        return
+    found = compiled(entries, articles, m, GroupRate, ArticleEvidence, ALL)
+    assert found == expected
+    assert list(found) == list(expected)
+    assert all(type(e) is ArticleEvidence and type(e[0]) is GroupRate for e in found.values())
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"res": 1},  # an int count
+        {"res": float("nan")},
+        {"up": float("inf")},
+        {"res": True},
+    ],
+)
+def test_counts_the_counters_never_hold_are_left_to_python(odd: dict[str, Any]) -> None:
+    compiled = _compiled_evidence()
+    entries = [(ALL, 3.0, {"kb-a": {"res": 1.0}, "kb-b": odd})]
+    assert compiled(entries, ["kb-a", "kb-b"], 5.0, GroupRate, ArticleEvidence, ALL) is None
+    ints = [(ALL, 3, {"kb-a": {"res": 1.0}})]  # an int issue count
+    assert compiled(ints, ["kb-a"], 5.0, GroupRate, ArticleEvidence, ALL) is None
+    stats = CollaborativeStats.from_counters(
+        {NS_INTENT: {"i|issues": 3.0, "i|kb-a|res": 1.0}, NS_SEGMENT_INTENT: {}, NS_COOC: {}}
+    )
+    assert stats.evidence("i", []) == stats.evidence_in_python(stats._entries("i", []), ["kb-a"])
+
+
+def test_compiled_evidence_holds_no_reference_it_does_not_own() -> None:
+    compiled = _compiled_evidence()
+    gold = ("tier", "gold")
+    counts = {"res": 2.0, "up": 1.0}
+    entries = [(ALL, 4.0, {"kb-a": counts}), (gold, 2.0, {"kb-a": {"res": 1.0}})]
+    before = [sys.getrefcount(o) for o in (gold, counts, ALL, entries[0][2])]
+    for _ in range(50):
+        found = compiled(entries, ["kb-a"], 5.0, GroupRate, ArticleEvidence, ALL)
+    assert found["kb-a"].resolution.group is gold
+    del found
+    assert [sys.getrefcount(o) for o in (gold, counts, ALL, entries[0][2])] == before

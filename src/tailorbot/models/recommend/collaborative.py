@@ -41,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from tailorbot.compiled import native
 from tailorbot.models.recommend.base import EMPTY_MAPPING, UserContext
 
 NS_INTENT = "recs:intent"
@@ -385,8 +386,24 @@ class CollaborativeStats:
         if found is None:
             entries = self._entries(intent, groups)
             articles = sorted(set().union(*(per_article for _, _, per_article in entries)))
-            found = self._remember(key, {a: self._evidence(a, entries) for a in articles})
+            compiled = getattr(native(), "intent_evidence", None)  # None: not built, or before
+            computed = None  # None from it: a value of a type the counters do not hold
+            if compiled is not None:
+                computed = compiled(
+                    entries, articles, self.prior_strength, GroupRate, ArticleEvidence, ALL
+                )
+            if computed is None:
+                computed = self.evidence_in_python(entries, articles)
+            found = self._remember(key, computed)
         return found
+
+    def evidence_in_python(
+        self, entries: list[tuple[Group, float, Any]], articles: list[str]
+    ) -> dict[str, ArticleEvidence]:
+        """:meth:`evidence`'s answer for ``articles`` in Python (``entries``: _entries'):
+        the reference the compiled ``intent_evidence`` (csrc/evidence.c) is tested against,
+        and the path for what it does not read."""
+        return {a: self._evidence(a, entries) for a in articles}
 
     def resolution_rate(self, intent: str, article: str, groups: Iterable[Group]) -> GroupRate:
         """Share of ``intent`` issues the article resolved, for these groups of customers.
