@@ -259,3 +259,31 @@ def test_a_compiled_child_holds_no_reference_it_does_not_own() -> None:
     for amount in (1, 2.5, True, Fraction(1, 3), -1.0, float("nan")):
         _outcome(lambda amount=amount: child.inc(amount))
     assert (sys.getrefcount(row), sys.getrefcount(child)) == before
+
+
+def test_a_compiled_child_made_without_init_refuses_to_count() -> None:
+    if tallies.native() is None:
+        pytest.skip("the extension is not built here (required under CI: test_native.py)")
+    for child_type, method in ((tallies.native().TallyCounter, "inc"),
+                               (tallies.native().TallyHistogram, "observe")):  # fmt: skip
+        bare = child_type.__new__(child_type)
+        with pytest.raises(TypeError, match="without __init__"):
+            getattr(bare, method)(1.0)
+        with pytest.raises(TypeError, match="without __init__"):
+            getattr(bare, method)(amount=1.0)
+
+
+def test_bucket_bounds_the_histogram_takes_count_alike_in_both_children() -> None:
+    """A NaN bound passes the histogram's order check, as prometheus_client's: both children
+    take it, and probe the bounds as bisect_left does."""
+    amounts = (0.5, 1.0, 2.0, float("nan"), 7.0, -3)
+    rows = []
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            if not compiled:
+                _python_children(patch)
+            histogram = TalliedHistogram("tb_nan", "NaN", buckets=(1.0, float("nan"), 5.0))
+            for amount in amounts:
+                histogram.observe(amount)
+            rows.append(_rows(histogram._tally))
+    assert rows[0] == rows[1]

@@ -11,11 +11,25 @@ enum { RES, UP, DOWN, VIEW, N_COUNTS, MAX_ENTRIES = 16 };
 static PyObject *count_names[N_COUNTS];
 static const char *const COUNT_TEXTS[N_COUNTS] = {"res", "up", "down", "view"};
 
+static PyObject *defaultdict_type = NULL; /* collections.defaultdict, found once */
+
 /* a mapping the statistics make: a dict, or a collections.defaultdict (whose `get` is the
  * dict's: a missing key is not made) */
 static int stats_mapping(PyObject *obj) {
-    return PyDict_CheckExact(obj) ||
-           (PyDict_Check(obj) && strcmp(Py_TYPE(obj)->tp_name, "collections.defaultdict") == 0);
+    return PyDict_CheckExact(obj) || (PyObject *)Py_TYPE(obj) == defaultdict_type;
+}
+
+static int find_defaultdict(void) {
+    if (defaultdict_type != NULL) {
+        return 0;
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) {
+        return -1;
+    }
+    defaultdict_type = PyObject_GetAttrString(collections, "defaultdict");
+    Py_DECREF(collections);
+    return defaultdict_type == NULL ? -1 : 0;
 }
 
 /* a finite exact float as a double; 0 for anything else (the Python path reads those) */
@@ -70,6 +84,9 @@ static PyObject *filled(PyObject *type, PyObject **fields, Py_ssize_t n) {
         } else {
             Py_XDECREF(fields[k]);
         }
+    }
+    if (made != NULL) {
+        tuple_made(made);
     }
     return made;
 }
@@ -154,7 +171,7 @@ static int article_rates(const double counts[][N_COUNTS], const double *issues, 
 PyObject *intent_evidence(PyObject *module, FASTCALL_ARGS) {
     (void)module;
     if (!arity("intent_evidence", nargs, 6) ||
-        intern_names(count_names, COUNT_TEXTS, N_COUNTS) < 0) {
+        intern_names(count_names, COUNT_TEXTS, N_COUNTS) < 0 || find_defaultdict() < 0) {
         return NULL;
     }
     PyObject *entries = args[0], *articles = args[1], *rate_type = args[3];

@@ -106,6 +106,18 @@ static inline float half_to_float(uint16_t h) {
 #define NEW_SIZED_DICT(n) PyDict_New()
 #endif
 
+/* A tuple subclass's instance from `tp_alloc` (zeroed), as tuple.__new__ leaves it once its
+ * items are set: from Python 3.14 a tuple keeps its hash, -1 until it is first computed,
+ * which tuple.__new__ sets and a zeroed allocation would leave at 0 (every such tuple would
+ * hash to 0 while an equal one hashes to its items' hash). */
+static inline void tuple_made(PyObject *made) {
+#if PY_VERSION_HEX >= 0x030E0000
+    ((PyTupleObject *)made)->ob_hash = -1;
+#else
+    (void)made;
+#endif
+}
+
 /* a float, or an int a double holds exactly (|n| <= 2^53), as a double: 0 for anything else
  * (a bool, a subclass, a larger int: the Python paths compare those exactly themselves) */
 static inline int exact_double(PyObject *value, double *out) {

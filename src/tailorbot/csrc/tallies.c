@@ -17,10 +17,11 @@ typedef struct {
     PyObject *fallback; /* the Python child's method */
     Py_ssize_t width;   /* a row's length: 1 for a counter; the buckets, +Inf, sum */
     double *bounds;     /* a histogram's finite bucket bounds, ascending (width - 2) */
-    /* The row found last, and the thread it is of (its thread state's id: unique in the
-     * process, where a thread's ident is reused once it ended). One thread counts almost
-     * every figure (a server's decisions are made on one): reading `local.rows` took more
-     * than the rest of the call. */
+    /* The row found last, and the thread it is of (its thread state's id: never reused in
+     * the interpreter, where a thread's ident is reused once it ended). One thread counts
+     * almost every figure (a server's decisions are made on one): reading `local.rows` took
+     * more than the rest of the call. Greenlets sharing a thread (gevent's per-greenlet
+     * threading.local) are not told apart: tailorbot serves on threads and asyncio. */
     uint64_t thread;
     PyObject *row;
 } Tally;
@@ -59,11 +60,12 @@ static int TallyCounter_init(Tally *self, PyObject *args, PyObject *kwds) {
     if (!no_keywords("TallyCounter", kwds)) {
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "OOO:TallyCounter", &local, &key, &fallback)) {
+    if (!PyArg_ParseTuple(args, "OOO:TallyCounter", &local, &key, &fallback) ||
+        Tally_init_common(self, local, key, fallback) < 0) {
         return -1;
     }
     self->width = 1;
-    return Tally_init_common(self, local, key, fallback);
+    return 0;
 }
 
 static int TallyHistogram_init(Tally *self, PyObject *args, PyObject *kwds) {
@@ -76,25 +78,30 @@ static int TallyHistogram_init(Tally *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(bounds);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyFloat_CheckExact(PyTuple_GET_ITEM(bounds, i))) {
+            PyErr_SetString(PyExc_TypeError, "bucket bounds must be floats");
+            return -1;
+        }
+    }
+    /* no order is checked: the histogram checked it, and bucket_of probes as bisect_left
+     * does whatever the order (a NaN bound included) */
     double *copied = PyMem_Malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     if (copied == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *bound = PyTuple_GET_ITEM(bounds, i);
-        if (!PyFloat_CheckExact(bound) ||
-            (i > 0 && !(copied[i - 1] <= PyFloat_AS_DOUBLE(bound)))) {
-            PyMem_Free(copied);
-            PyErr_SetString(PyExc_ValueError, "bucket bounds must be ascending floats");
-            return -1;
-        }
-        copied[i] = PyFloat_AS_DOUBLE(bound);
+        copied[i] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(bounds, i));
+    }
+    if (Tally_init_common(self, local, key, fallback) < 0) { /* checked before any change */
+        PyMem_Free(copied);
+        return -1;
     }
     PyMem_Free(self->bounds);
     self->bounds = copied;
     self->width = n + 2;
-    return Tally_init_common(self, local, key, fallback);
+    return 0;
 }
 
 static void Tally_dealloc(Tally *self) {
@@ -156,9 +163,21 @@ static PyObject *handed_over(Tally *self, PyObject *const *args, size_t nargsf,
     return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
 }
 
+/* 0 with a TypeError for a child made without __init__ (Tally.__new__ alone) */
+static int initialized(const Tally *self) {
+    if (self->fallback == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a tally child made without __init__");
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *TallyCounter_inc(Tally *self, PyObject *const *args, Py_ssize_t nargs,
                                   PyObject *kwnames) {
     double amount = 1.0;
+    if (!initialized(self)) {
+        return NULL;
+    }
     if (kwnames != NULL || nargs > 1 || (nargs == 1 && !exact_double(args[0], &amount)) ||
         !(amount >= 0.0)) {
         return handed_over(self, args, (size_t)nargs, kwnames);
@@ -196,6 +215,9 @@ static Py_ssize_t bucket_of(const Tally *self, double amount) {
 static PyObject *TallyHistogram_observe(Tally *self, PyObject *const *args, Py_ssize_t nargs,
                                         PyObject *kwnames) {
     double amount;
+    if (!initialized(self)) {
+        return NULL;
+    }
     if (kwnames != NULL || nargs != 1 || !exact_double(args[0], &amount)) {
         return handed_over(self, args, (size_t)nargs, kwnames);
     }

@@ -110,6 +110,9 @@ PyObject *user_context(PyObject *module, FASTCALL_ARGS) {
         PyTuple_SET_ITEM(result, k, fields[k]);
         fields[k] = NULL;
     }
+    if (result != NULL) {
+        tuple_made(result);
+    }
 done:
     if (result == NULL && !PyErr_Occurred()) {
         result = Py_NewRef(Py_None);
