@@ -67,36 +67,12 @@ static int article_counts(PyObject *table, PyObject *article, double *counts) {
     return 1;
 }
 
-/* `type`(fields...) for a tuple subclass, built as tuple.__new__ builds it; steals every
- * field, even on failure (NULL: a field or the tuple could not be made) */
-static PyObject *filled(PyObject *type, PyObject **fields, Py_ssize_t n) {
-    PyObject *made = NULL;
-    int complete = 1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        complete = complete && fields[k] != NULL;
-    }
-    if (complete) {
-        made = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, n);
-    }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (made != NULL) {
-            PyTuple_SET_ITEM(made, k, fields[k]);
-        } else {
-            Py_XDECREF(fields[k]);
-        }
-    }
-    if (made != NULL) {
-        tuple_made(made);
-    }
-    return made;
-}
-
 /* GroupRate(rate, group, hits, trials) */
 static PyObject *group_rate(PyObject *type, double rate, PyObject *group, double hits,
                             double trials) {
     PyObject *fields[4] = {PyFloat_FromDouble(rate), Py_NewRef(group), PyFloat_FromDouble(hits),
                            PyFloat_FromDouble(trials)};
-    return filled(type, fields, 4);
+    return tuple_of(type, fields, 4);
 }
 
 static int tuple_type(PyObject *type) {
@@ -233,7 +209,7 @@ PyObject *intent_evidence(PyObject *module, FASTCALL_ARGS) {
                        feedback.group > 0 ? groups[feedback.group] : all_group, feedback.hits,
                        feedback.trials),
         };
-        PyObject *evidence = filled(evidence_type, rates, 2);
+        PyObject *evidence = tuple_of(evidence_type, rates, 2);
         if (evidence == NULL || PyDict_SetItem(out, article, evidence) < 0) {
             Py_XDECREF(evidence);
             readable = -1;

@@ -43,7 +43,7 @@
  *   tallies.c  TallyCounter, TallyHistogram: the per-thread Prometheus figures' inc and
  *              observe (_tallies.py's children), handing what they do not add to Python
  *   slotted.c  slot_layout, build_slotted: a frozen dataclass's instance without its
- *              __init__, its fields written into their slots
+ *              __init__, its fields written into their slots; tuple_of, a named tuple's
  *   args.c     the arguments of the module's functions, as the array a call hands over,
  *              and the names they read, interned once
  *   module.c   the module
@@ -105,18 +105,6 @@ static inline float half_to_float(uint16_t h) {
 #else
 #define NEW_SIZED_DICT(n) PyDict_New()
 #endif
-
-/* A tuple subclass's instance from `tp_alloc` (zeroed), as tuple.__new__ leaves it once its
- * items are set: from Python 3.14 a tuple keeps its hash, -1 until it is first computed,
- * which tuple.__new__ sets and a zeroed allocation would leave at 0 (every such tuple would
- * hash to 0 while an equal one hashes to its items' hash). */
-static inline void tuple_made(PyObject *made) {
-#if PY_VERSION_HEX >= 0x030E0000
-    ((PyTupleObject *)made)->ob_hash = -1;
-#else
-    (void)made;
-#endif
-}
 
 /* a float, or an int a double holds exactly (|n| <= 2^53), as a double: 0 for anything else
  * (a bool, a subclass, a larger int: the Python paths compare those exactly themselves) */
@@ -223,6 +211,10 @@ PyObject *index_value_pair(Py_ssize_t index, double value);
 PyObject *softmax_top(PyObject *module, FASTCALL_ARGS);
 PyObject *language_scores(PyObject *module, FASTCALL_ARGS);
 PyObject *language_scores_ascii(PyObject *module, FASTCALL_ARGS);
+/* `type`(*fields) for `type` a tuple subclass (a named tuple), as tuple.__new__ builds it,
+ * without the intermediate tuple (slotted.c); steals every field, even on failure (NULL: a
+ * field was NULL, or the instance could not be made) */
+PyObject *tuple_of(PyObject *type, PyObject **fields, Py_ssize_t n);
 PyObject *slot_layout(PyObject *module, FASTCALL_ARGS);
 PyObject *build_slotted(PyObject *module, FASTCALL_ARGS);
 

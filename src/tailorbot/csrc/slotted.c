@@ -128,3 +128,29 @@ PyObject *build_slotted(PyObject *module, FASTCALL_ARGS) {
     }
     return made;
 }
+
+PyObject *tuple_of(PyObject *type, PyObject **fields, Py_ssize_t n) {
+    PyObject *made = NULL;
+    int complete = 1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        complete = complete && fields[k] != NULL;
+    }
+    if (complete) {
+        made = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, n); /* zeroed */
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (made != NULL) {
+            PyTuple_SET_ITEM(made, k, fields[k]);
+        } else {
+            Py_XDECREF(fields[k]);
+        }
+    }
+#if PY_VERSION_HEX >= 0x030E0000
+    /* From 3.14 a tuple keeps its hash, -1 until first computed: tuple.__new__ sets it, and
+     * left at the allocation's 0 every such tuple would hash to 0 */
+    if (made != NULL) {
+        ((PyTupleObject *)made)->ob_hash = -1;
+    }
+#endif
+    return made;
+}

@@ -104,14 +104,9 @@ PyObject *user_context(PyObject *module, FASTCALL_ARGS) {
         (fields[9] = lists_as_tuples(v[K_RESOLVED_BY_INTENT])) == NULL) {
         goto done;
     }
-    /* tuple.__new__(cls, fields) without the intermediate tuple: the subclass's own slots */
-    result = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, N_FIELDS);
-    for (int k = 0; result != NULL && k < N_FIELDS; k++) {
-        PyTuple_SET_ITEM(result, k, fields[k]);
+    result = tuple_of(cls, fields, N_FIELDS); /* it took the fields, made or not */
+    for (int k = 0; k < N_FIELDS; k++) {
         fields[k] = NULL;
-    }
-    if (result != NULL) {
-        tuple_made(result);
     }
 done:
     if (result == NULL && !PyErr_Occurred()) {
